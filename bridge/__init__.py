@@ -1,0 +1,3 @@
+"""The mail ⇄ SMS bridge."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,131 @@
+"""The transport protocol: how dispatch reaches an SMSC and how an SMSC reaches us.
+
+A transport translates its own errors at the edge: it raises `TemporaryFailure`
+(throttled, queue full, not bound, timeout: try again later or on another route)
+or `PermanentFailure` (bad destination, rejected: give up), never a foreign
+exception. Receipts and inbound messages are handed to the `Inbox`; the
+transport acknowledges them to the SMSC only after the inbox call returned,
+because the inbox returns once the row is committed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+Encoding = Literal["gsm7", "ucs2"]
+
+
+class TransportError(Exception):
+    """Base of the errors a transport raises from `submit`."""
+
+    def __init__(self, reason: str, *, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code  # e.g. the SMPP command_status, when there is one
+
+
+class TemporaryFailure(TransportError):
+    """Try again later (or on the next transport of the route)."""
+
+
+class PermanentFailure(TransportError):
+    """The SMSC refused the message for good; retrying cannot help."""
+
+
+class InboxUnavailable(Exception):
+    """The inbox could not store an item; the transport must answer a transient error."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSms:
+    """One MT order as a transport sees it: the text is split by the transport."""
+
+    order_id: str
+    destination: str  # E.164 with '+'
+    source: str  # sender id: alphanumeric, short code or E.164 number
+    text: str
+    encoding: Encoding
+    want_receipt: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What the SMSC answered: one message id per part, in part order."""
+
+    transport: str
+    message_ids: tuple[str, ...]
+
+
+class ReceiptState(enum.StrEnum):
+    """SMPP 3.4 message_state values, by name (section 5.2.28)."""
+
+    ENROUTE = "enroute"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+    UNDELIVERABLE = "undeliverable"
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (ReceiptState.ENROUTE, ReceiptState.ACCEPTED, ReceiptState.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One delivery receipt as received (after parsing TLVs, then the text)."""
+
+    transport: str
+    message_id: str  # the SMSC's id of the part this receipt is about
+    state: ReceiptState
+    error_code: str = ""
+    done_at: datetime | None = None
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSms:
+    """One MO SMS (already reassembled when it came in several parts)."""
+
+    transport: str
+    source: str  # E.164 with '+' where the TON says international
+    destination: str
+    text: str
+    encoding: Encoding
+    parts: int = 1
+    smsc_fields: dict[str, str] = field(default_factory=dict)
+
+
+class Inbox(Protocol):
+    """Where transports hand over what the SMSC sends us."""
+
+    async def on_message(self, sms: InboundSms) -> None:
+        """Return once the inbound row is committed; raise InboxUnavailable otherwise."""
+        ...
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        """Return once the receipt row is committed; raise InboxUnavailable otherwise."""
+        ...
+
+
+class Transport(Protocol):
+    """A way to reach an SMSC."""
+
+    name: str
+
+    async def start(self, inbox: Inbox) -> None:
+        """Connect and bind (in the background), then feed `inbox`."""
+        ...
+
+    async def submit(self, sms: OutboundSms) -> SubmitResult:
+        """Submit every part; raise TemporaryFailure or PermanentFailure on error."""
+        ...
+
+    async def stop(self) -> None:
+        """Unbind and close."""
+        ...
