@@ -1,0 +1,81 @@
+"""MO text decoding: (data_coding, payload octets, UDH IEs) -> (text, encoding).
+
+Pure. Called after reassembly, on the joined payload, so that an ESC pair or a UTF-16
+surrogate pair split across parts still decodes. National language shift IEs (0x24
+single shift, 0x25 locking shift) select GSM-7 tables when the text engine has them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, Literal
+
+from bridge.smpp.udh import InformationElement
+from bridge.text.gsm7 import decode_gsm7
+from bridge.transports.base import Encoding
+
+IE_SINGLE_SHIFT: Final = 0x24
+IE_LOCKING_SHIFT: Final = 0x25
+
+Dcs0Alphabet = Literal["gsm7", "latin1", "ascii"]
+
+log: Final = logging.getLogger(__name__)
+
+
+def _alphabet(data_coding: int) -> str:
+    """'gsm7', 'ucs2', 'latin1', 'ascii' or '8bit' for a data_coding octet."""
+    if data_coding == 0x00:
+        return "default"
+    if data_coding == 0x01:
+        return "ascii"
+    if data_coding == 0x03:
+        return "latin1"
+    if data_coding == 0x08:
+        return "ucs2"
+    if data_coding in (0x02, 0x04):
+        return "8bit"
+    group = data_coding & 0xF0
+    if group == 0xF0:  # data coding / message class group: bit 2 = 8-bit data
+        return "8bit" if data_coding & 0x04 else "gsm7"
+    if group <= 0x30 or group in (0xC0, 0xD0, 0xE0):
+        if group == 0xE0:
+            return "ucs2"
+        if group in (0xC0, 0xD0):
+            return "gsm7"
+        if data_coding & 0x20:  # compressed: we cannot decode it, show the octets
+            return "8bit"
+        return {0x00: "gsm7", 0x04: "8bit", 0x08: "ucs2"}.get(data_coding & 0x0C, "8bit")
+    return "8bit"
+
+
+def _gsm7(payload: bytes, ies: tuple[InformationElement, ...]) -> str:
+    single = next((ie.data[0] for ie in ies if ie.iei == IE_SINGLE_SHIFT and ie.data), None)
+    locking = next((ie.data[0] for ie in ies if ie.iei == IE_LOCKING_SHIFT and ie.data), None)
+    if single or locking:
+        try:
+            return decode_gsm7(payload, single_shift=single, locking_shift=locking)
+        except Exception as exc:  # unknown language id or tables not available
+            log.warning("national language table %s/%s not usable: %s", single, locking, exc)
+    return decode_gsm7(payload)
+
+
+def decode_mo(
+    data_coding: int,
+    payload: bytes,
+    ies: tuple[InformationElement, ...] = (),
+    *,
+    dcs0: Dcs0Alphabet = "gsm7",
+) -> tuple[str, Encoding]:
+    """The text a handset would show, and which of our two encodings it counts as."""
+    alphabet = _alphabet(data_coding)
+    if alphabet == "default":
+        alphabet = dcs0
+    if alphabet == "ucs2":
+        if len(payload) % 2:
+            payload = payload[:-1]
+        return payload.decode("utf-16-be", errors="replace"), "ucs2"
+    if alphabet == "gsm7":
+        return _gsm7(payload, ies), "gsm7"
+    if alphabet == "ascii":
+        return payload.decode("ascii", errors="replace"), "gsm7"
+    return payload.decode("latin-1"), "gsm7"  # latin1 and undecodable 8-bit data

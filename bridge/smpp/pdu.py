@@ -1,0 +1,487 @@
+"""SMPP 3.4 PDU codec: frozen dataclasses for the PDUs we speak, and bytes <-> PDU.
+
+Wire format: a 16-octet header (command_length, command_id, command_status,
+sequence_number, all big-endian uint32), then the body: C-octet strings, single octets
+and, at the end, TLVs (tag uint16, length uint16, value). `short_message` is raw bytes
+and may contain 0x00 ('@' in GSM-7), so it is never treated as a C-string. Unknown
+TLVs are kept; unknown command ids decode to `UnknownPdu` instead of failing.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from bridge.smpp import constants as c
+
+HEADER: Final = struct.Struct(">IIII")
+HEADER_SIZE: Final = 16
+MAX_PDU_SIZE: Final = 70_000  # 64 KiB message_payload plus the rest; anything bigger is junk
+
+
+class PduError(Exception):
+    """A PDU could not be decoded; `status` is the command_status to answer with."""
+
+    def __init__(self, reason: str, status: int = c.ESME_RINVMSGLEN) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Tlv:
+    """One optional parameter: tag and raw value."""
+
+    tag: int
+    value: bytes
+
+
+Tlvs = tuple[Tlv, ...]
+
+
+def find_tlv(tlvs: Tlvs, tag: int) -> bytes | None:
+    """The value of the first TLV with `tag`, or None."""
+    for tlv in tlvs:
+        if tlv.tag == tag:
+            return tlv.value
+    return None
+
+
+# --- PDU classes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """bind_transmitter / bind_receiver / bind_transceiver (see `command_id`)."""
+
+    command_id: int
+    sequence: int
+    system_id: str
+    password: str
+    system_type: str = ""
+    interface_version: int = c.INTERFACE_VERSION
+    addr_ton: int = 0
+    addr_npi: int = 0
+    address_range: str = ""
+    status: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BindResp:
+    """The answer to a bind; `command_id` is the bind's id | 0x80000000."""
+
+    command_id: int
+    sequence: int
+    status: int = 0
+    system_id: str = ""
+    tlvs: Tlvs = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _ShortMessage:
+    sequence: int
+    source_addr: str
+    destination_addr: str
+    short_message: bytes = b""
+    service_type: str = ""
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    dest_addr_ton: int = 0
+    dest_addr_npi: int = 0
+    esm_class: int = 0
+    protocol_id: int = 0
+    priority_flag: int = 0
+    schedule_delivery_time: str = ""
+    validity_period: str = ""
+    registered_delivery: int = 0
+    replace_if_present_flag: int = 0
+    data_coding: int = 0
+    sm_default_msg_id: int = 0
+    tlvs: Tlvs = ()
+    status: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitSm(_ShortMessage):
+    """submit_sm: ESME -> SMSC."""
+
+    command_id: ClassVar[int] = c.SUBMIT_SM
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverSm(_ShortMessage):
+    """deliver_sm: SMSC -> ESME (MO or delivery receipt)."""
+
+    command_id: ClassVar[int] = c.DELIVER_SM
+
+
+@dataclass(frozen=True, slots=True)
+class DataSm:
+    """data_sm: either direction; the text (if any) is in the message_payload TLV."""
+
+    command_id: ClassVar[int] = c.DATA_SM
+    sequence: int
+    source_addr: str
+    destination_addr: str
+    service_type: str = ""
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    dest_addr_ton: int = 0
+    dest_addr_npi: int = 0
+    esm_class: int = 0
+    registered_delivery: int = 0
+    data_coding: int = 0
+    tlvs: Tlvs = ()
+    status: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _MessageIdResp:
+    sequence: int
+    status: int = 0
+    message_id: str = ""
+    tlvs: Tlvs = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitSmResp(_MessageIdResp):
+    """submit_sm_resp: carries the SMSC's message id on success."""
+
+    command_id: ClassVar[int] = c.SUBMIT_SM_RESP
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverSmResp(_MessageIdResp):
+    """deliver_sm_resp: message_id is unused (empty) in SMPP 3.4."""
+
+    command_id: ClassVar[int] = c.DELIVER_SM_RESP
+
+
+@dataclass(frozen=True, slots=True)
+class DataSmResp(_MessageIdResp):
+    """data_sm_resp."""
+
+    command_id: ClassVar[int] = c.DATA_SM_RESP
+
+
+@dataclass(frozen=True, slots=True)
+class _HeaderOnly:
+    sequence: int
+    status: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EnquireLink(_HeaderOnly):
+    """enquire_link: keep-alive probe."""
+
+    command_id: ClassVar[int] = c.ENQUIRE_LINK
+
+
+@dataclass(frozen=True, slots=True)
+class EnquireLinkResp(_HeaderOnly):
+    """enquire_link_resp."""
+
+    command_id: ClassVar[int] = c.ENQUIRE_LINK_RESP
+
+
+@dataclass(frozen=True, slots=True)
+class Unbind(_HeaderOnly):
+    """unbind: the sender is about to close the session."""
+
+    command_id: ClassVar[int] = c.UNBIND
+
+
+@dataclass(frozen=True, slots=True)
+class UnbindResp(_HeaderOnly):
+    """unbind_resp."""
+
+    command_id: ClassVar[int] = c.UNBIND_RESP
+
+
+@dataclass(frozen=True, slots=True)
+class GenericNack(_HeaderOnly):
+    """generic_nack: the peer could not even parse our PDU (status says why)."""
+
+    command_id: ClassVar[int] = c.GENERIC_NACK
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownPdu:
+    """Any command id we do not model (outbind, query_sm, alert_notification, ...)."""
+
+    command_id: int
+    sequence: int
+    status: int = 0
+    body: bytes = b""
+
+
+Pdu = (
+    Bind
+    | BindResp
+    | SubmitSm
+    | DeliverSm
+    | DataSm
+    | SubmitSmResp
+    | DeliverSmResp
+    | DataSmResp
+    | EnquireLink
+    | EnquireLinkResp
+    | Unbind
+    | UnbindResp
+    | GenericNack
+    | UnknownPdu
+)
+
+
+def is_response(command_id: int) -> bool:
+    return bool(command_id & c.RESP_BIT)
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def _cstr(text: str) -> bytes:
+    return text.encode("latin-1") + b"\0"
+
+
+def _tlv_bytes(tlvs: Tlvs) -> bytes:
+    if not tlvs:
+        return b""
+    return b"".join(struct.pack(">HH", t.tag, len(t.value)) + t.value for t in tlvs)
+
+
+def _body_bind(p: Bind) -> bytes:
+    return b"".join(
+        (
+            _cstr(p.system_id),
+            _cstr(p.password),
+            _cstr(p.system_type),
+            bytes((p.interface_version, p.addr_ton, p.addr_npi)),
+            _cstr(p.address_range),
+        )
+    )
+
+
+def _body_bind_resp(p: BindResp) -> bytes:
+    return _cstr(p.system_id) + _tlv_bytes(p.tlvs)
+
+
+def _body_short_message(p: _ShortMessage) -> bytes:
+    sm = p.short_message
+    if len(sm) > 254:
+        raise ValueError(f"short_message is {len(sm)} octets; at most 254 fit (use TLV 0x0424)")
+    return b"".join(
+        (
+            _cstr(p.service_type),
+            bytes((p.source_addr_ton, p.source_addr_npi)),
+            _cstr(p.source_addr),
+            bytes((p.dest_addr_ton, p.dest_addr_npi)),
+            _cstr(p.destination_addr),
+            bytes((p.esm_class, p.protocol_id, p.priority_flag)),
+            _cstr(p.schedule_delivery_time),
+            _cstr(p.validity_period),
+            bytes(
+                (
+                    p.registered_delivery,
+                    p.replace_if_present_flag,
+                    p.data_coding,
+                    p.sm_default_msg_id,
+                    len(sm),
+                )
+            ),
+            sm,
+            _tlv_bytes(p.tlvs),
+        )
+    )
+
+
+def _body_data_sm(p: DataSm) -> bytes:
+    return b"".join(
+        (
+            _cstr(p.service_type),
+            bytes((p.source_addr_ton, p.source_addr_npi)),
+            _cstr(p.source_addr),
+            bytes((p.dest_addr_ton, p.dest_addr_npi)),
+            _cstr(p.destination_addr),
+            bytes((p.esm_class, p.registered_delivery, p.data_coding)),
+            _tlv_bytes(p.tlvs),
+        )
+    )
+
+
+def _body_message_id_resp(p: _MessageIdResp) -> bytes:
+    return _cstr(p.message_id) + _tlv_bytes(p.tlvs)
+
+
+def _body_empty(p: _HeaderOnly) -> bytes:
+    return b""
+
+
+_ENCODERS: Final[dict[type, Callable[[object], bytes]]] = {
+    Bind: _body_bind,  # type: ignore[dict-item]
+    BindResp: _body_bind_resp,  # type: ignore[dict-item]
+    SubmitSm: _body_short_message,  # type: ignore[dict-item]
+    DeliverSm: _body_short_message,  # type: ignore[dict-item]
+    DataSm: _body_data_sm,  # type: ignore[dict-item]
+    SubmitSmResp: _body_message_id_resp,  # type: ignore[dict-item]
+    DeliverSmResp: _body_message_id_resp,  # type: ignore[dict-item]
+    DataSmResp: _body_message_id_resp,  # type: ignore[dict-item]
+    EnquireLink: _body_empty,  # type: ignore[dict-item]
+    EnquireLinkResp: _body_empty,  # type: ignore[dict-item]
+    Unbind: _body_empty,  # type: ignore[dict-item]
+    UnbindResp: _body_empty,  # type: ignore[dict-item]
+    GenericNack: _body_empty,  # type: ignore[dict-item]
+}
+
+
+def encode(pdu: Pdu, sequence: int | None = None) -> bytes:
+    """The complete PDU on the wire; `sequence` overrides `pdu.sequence` when given."""
+    body = pdu.body if isinstance(pdu, UnknownPdu) else _ENCODERS[type(pdu)](pdu)
+    seq = pdu.sequence if sequence is None else sequence
+    return HEADER.pack(HEADER_SIZE + len(body), pdu.command_id, pdu.status, seq) + body
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+class _Reader:
+    """A cursor over one PDU body."""
+
+    __slots__ = ("body", "pos")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.pos = 0
+
+    def cstr(self) -> str:
+        body, pos = self.body, self.pos
+        end = body.find(b"\0", pos)
+        if end < 0:  # tolerate a missing terminator at the very end of a body
+            if pos >= len(body):
+                return ""
+            end = len(body)
+            self.pos = end
+        else:
+            self.pos = end + 1
+        return body[pos:end].decode("latin-1")
+
+    def octet(self) -> int:
+        pos = self.pos
+        if pos >= len(self.body):
+            raise PduError(f"body ends at octet {pos}, a mandatory field is missing")
+        self.pos = pos + 1
+        return self.body[pos]
+
+    def take(self, n: int) -> bytes:
+        pos = self.pos
+        if pos + n > len(self.body):
+            raise PduError(f"short_message of {n} octets runs past the end of the body")
+        self.pos = pos + n
+        return self.body[pos : pos + n]
+
+    def tlvs(self) -> Tlvs:
+        body, pos, end = self.body, self.pos, len(self.body)
+        out: list[Tlv] = []
+        while pos + 4 <= end:
+            tag, length = struct.unpack_from(">HH", body, pos)
+            pos += 4
+            out.append(Tlv(tag, body[pos : pos + length]))  # a truncated last TLV is kept short
+            pos += length
+        self.pos = end
+        return tuple(out)
+
+
+def _decode_short_message(r: _Reader) -> dict[str, object]:
+    f: dict[str, object] = {"service_type": r.cstr()}
+    f["source_addr_ton"] = r.octet()
+    f["source_addr_npi"] = r.octet()
+    f["source_addr"] = r.cstr()
+    f["dest_addr_ton"] = r.octet()
+    f["dest_addr_npi"] = r.octet()
+    f["destination_addr"] = r.cstr()
+    f["esm_class"] = r.octet()
+    f["protocol_id"] = r.octet()
+    f["priority_flag"] = r.octet()
+    f["schedule_delivery_time"] = r.cstr()
+    f["validity_period"] = r.cstr()
+    f["registered_delivery"] = r.octet()
+    f["replace_if_present_flag"] = r.octet()
+    f["data_coding"] = r.octet()
+    f["sm_default_msg_id"] = r.octet()
+    f["short_message"] = r.take(r.octet())
+    f["tlvs"] = r.tlvs()
+    return f
+
+
+def decode_body(command_id: int, status: int, sequence: int, body: bytes) -> Pdu:
+    """Decode one PDU from its header fields and body; raises `PduError` on a bad body."""
+    r = _Reader(body)
+    if command_id == c.SUBMIT_SM_RESP or command_id == c.DELIVER_SM_RESP:
+        cls = SubmitSmResp if command_id == c.SUBMIT_SM_RESP else DeliverSmResp
+        return cls(sequence, status, r.cstr(), r.tlvs())
+    if command_id == c.SUBMIT_SM or command_id == c.DELIVER_SM:
+        sm_cls = SubmitSm if command_id == c.SUBMIT_SM else DeliverSm
+        return sm_cls(sequence=sequence, status=status, **_decode_short_message(r))  # type: ignore[arg-type]
+    if command_id == c.ENQUIRE_LINK:
+        return EnquireLink(sequence, status)
+    if command_id == c.ENQUIRE_LINK_RESP:
+        return EnquireLinkResp(sequence, status)
+    if command_id == c.DATA_SM:
+        return DataSm(
+            sequence=sequence,
+            status=status,
+            service_type=r.cstr(),
+            source_addr_ton=r.octet(),
+            source_addr_npi=r.octet(),
+            source_addr=r.cstr(),
+            dest_addr_ton=r.octet(),
+            dest_addr_npi=r.octet(),
+            destination_addr=r.cstr(),
+            esm_class=r.octet(),
+            registered_delivery=r.octet(),
+            data_coding=r.octet(),
+            tlvs=r.tlvs(),
+        )
+    if command_id == c.DATA_SM_RESP:
+        return DataSmResp(sequence, status, r.cstr(), r.tlvs())
+    if command_id in c.BIND_COMMANDS:
+        return Bind(
+            command_id=command_id,
+            sequence=sequence,
+            status=status,
+            system_id=r.cstr(),
+            password=r.cstr(),
+            system_type=r.cstr(),
+            interface_version=r.octet(),
+            addr_ton=r.octet(),
+            addr_npi=r.octet(),
+            address_range=r.cstr(),
+        )
+    if command_id & ~c.RESP_BIT in c.BIND_COMMANDS and command_id & c.RESP_BIT:
+        return BindResp(command_id, sequence, status, r.cstr(), r.tlvs())
+    if command_id == c.UNBIND:
+        return Unbind(sequence, status)
+    if command_id == c.UNBIND_RESP:
+        return UnbindResp(sequence, status)
+    if command_id == c.GENERIC_NACK:
+        return GenericNack(sequence, status)
+    return UnknownPdu(command_id, sequence, status, body)
+
+
+def decode_header(header: bytes) -> tuple[int, int, int, int]:
+    """(command_length, command_id, command_status, sequence); checks the length is sane."""
+    length, command_id, status, sequence = HEADER.unpack(header)
+    if length < HEADER_SIZE or length > MAX_PDU_SIZE:
+        raise PduError(f"command_length {length} is out of range", c.ESME_RINVCMDLEN)
+    return length, command_id, status, sequence
+
+
+def decode(data: bytes) -> Pdu:
+    """Decode one complete PDU (header and body); the length must match command_length."""
+    if len(data) < HEADER_SIZE:
+        raise PduError(f"{len(data)} octets are too short for a PDU header", c.ESME_RINVCMDLEN)
+    length, command_id, status, sequence = decode_header(data[:HEADER_SIZE])
+    if length != len(data):
+        raise PduError(f"command_length {length} but {len(data)} octets", c.ESME_RINVCMDLEN)
+    return decode_body(command_id, status, sequence, data[HEADER_SIZE:])
