@@ -1,0 +1,95 @@
+"""Charset decoding that survives wrong or missing labels, for bodies and RFC 2047 headers."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from email.errors import HeaderParseError
+from email.header import decode_header
+
+# labels mail clients use that Python's codec registry does not know (or knows worse)
+_ALIASES = {
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "ks_c_5601-1987": "cp949",
+    "ks_c_5601": "cp949",
+    "windows-874": "cp874",
+    "x-sjis": "shift_jis",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "x-mac-roman": "mac_roman",
+    "macintosh": "mac_roman",
+    "unicode-1-1-utf-7": "utf-7",
+    "utf8": "utf-8",
+}
+# single-byte labels that senders (SAP, old gateways) put on UTF-8 text
+_WESTERN = {"iso8859_1", "latin_1", "iso8859_15", "cp1252", "ascii", "iso8859_2", "cp1250"}
+_FOLD = re.compile(r"\r?\n[ \t]*")
+_SURROGATES = re.compile("[\udc80-\udcff]")
+
+
+def codec_name(label: str | None) -> str | None:
+    """Python's codec name for a MIME charset label, or None when unknown."""
+    if not label:
+        return None
+    label = label.strip().strip('"').lower()
+    label = _ALIASES.get(label, label)
+    try:
+        return codecs.lookup(label).name.replace("-", "_")
+    except LookupError:
+        return None
+
+
+def decode_bytes(data: bytes, label: str | None) -> str:
+    """Decode text bytes: the label, then UTF-8, then cp1252, then Latin-1 (never fails).
+
+    Text labelled with a Western single-byte charset (or US-ASCII) that is valid UTF-8 and
+    not plain ASCII is decoded as UTF-8: a wrong label is far likelier than Latin-1 bytes
+    that happen to form UTF-8 sequences.
+    """
+    if data.isascii():
+        return data.decode("ascii")
+    name = codec_name(label)
+    order: list[str] = []
+    if name and name not in _WESTERN:
+        order.append(name)
+    order.append("utf-8")
+    if name in _WESTERN and name != "ascii":
+        order.append(name)
+    order += ["cp1252", "latin-1"]
+    for codec in order:
+        try:
+            return data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("latin-1")  # pragma: no cover - latin-1 decodes every byte
+
+
+def undo_surrogateescape(value: str) -> str:
+    """Raw 8-bit header bytes (kept as surrogate escapes by the parser) decoded as text."""
+    if _SURROGATES.search(value) is None:
+        return value
+    return decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+
+
+def decode_header_value(value: str | None) -> str:
+    """Unfold and decode an RFC 2047 header value; bad charsets and raw 8-bit survive."""
+    if not value:
+        return ""
+    value = undo_surrogateescape(_FOLD.sub(" ", str(value)))
+    if "=?" not in value:
+        return value.strip()
+    try:
+        chunks = decode_header(value)
+    except (HeaderParseError, ValueError, UnicodeError):
+        return value.strip()
+    out: list[str] = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        elif charset is None:
+            out.append(chunk.decode("raw-unicode-escape", "replace"))
+        else:
+            out.append(decode_bytes(chunk, charset))
+    return "".join(out).strip()

@@ -1,0 +1,134 @@
+"""GSM 03.38 alphabet: the default 7-bit table, its extension table, septet counting and codec.
+
+Payloads are *unpacked*: one septet per octet, as SMPP carries GSM-7 (the SMSC packs).
+'@' is 0x00, so a payload is never a C string. 0x09 is drawn as 'Ç' (ETSI table); 'ç' is
+accepted on input and encoded to 0x09 as well. National language shift tables (inbound
+only) live in `shift_tables`.
+"""
+
+from __future__ import annotations
+
+ESC = 0x1B
+
+# TS 23.038 §6.2.1, index = septet value; 0x1B is the escape to the extension table.
+BASIC_TABLE = (
+    "@£$¥èéùìòÇ\nØø\rÅå"
+    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
+    " !\"#¤%&'()*+,-./"
+    "0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmno"
+    "pqrstuvwxyzäöñüà"
+)
+assert len(BASIC_TABLE) == 128
+
+# TS 23.038 §6.2.1.1: septet after ESC -> character (each costs 2 septets).
+EXTENSION_TABLE: dict[int, str] = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
+
+_BASIC_ENCODE: dict[str, int] = {ch: i for i, ch in enumerate(BASIC_TABLE) if i != ESC}
+_BASIC_ENCODE["ç"] = 0x09  # Unicode's GSM0338.TXT maps 0x09 to 'ç'; accept both on input
+_EXT_ENCODE: dict[str, int] = {ch: code for code, ch in EXTENSION_TABLE.items()}
+
+#: character -> its encoded septets (1 or 2 octets, unpacked)
+ENCODE_MAP: dict[str, bytes] = {ch: bytes((v,)) for ch, v in _BASIC_ENCODE.items()}
+ENCODE_MAP.update({ch: bytes((ESC, v)) for ch, v in _EXT_ENCODE.items()})
+
+#: every character GSM-7 can carry (basic + extension, plus 'ç')
+GSM7_CHARS: frozenset[str] = frozenset(ENCODE_MAP)
+#: characters that cost two septets
+EXTENSION_CHARS: frozenset[str] = frozenset(_EXT_ENCODE)
+
+
+class Gsm7EncodeError(ValueError):
+    """Raised by `encode_gsm7` when the text holds characters GSM-7 cannot carry."""
+
+    def __init__(self, chars: list[str]) -> None:
+        super().__init__("not in the GSM 03.38 alphabet: " + ", ".join(map(repr, chars)))
+        self.chars = chars
+
+
+def is_gsm7(text: str) -> bool:
+    """True when every character of `text` exists in the basic or extension table."""
+    return GSM7_CHARS.issuperset(text)
+
+
+def non_gsm7_chars(text: str) -> list[str]:
+    """The distinct characters GSM-7 cannot carry, in order of first appearance."""
+    if GSM7_CHARS.issuperset(text):
+        return []
+    return list(dict.fromkeys(ch for ch in text if ch not in GSM7_CHARS))
+
+
+def gsm7_units(text: str) -> int:
+    """Septets `text` needs: 1 per basic character, 2 per extension character.
+
+    Raises `Gsm7EncodeError` for characters outside GSM-7.
+    """
+    bad = non_gsm7_chars(text)
+    if bad:
+        raise Gsm7EncodeError(bad)
+    return len(text) + sum(text.count(ch) for ch in EXTENSION_CHARS)
+
+
+def encode_gsm7(text: str) -> bytes:
+    """Encode to unpacked septets (one per octet, ESC pairs for extension characters)."""
+    try:
+        return b"".join([ENCODE_MAP[ch] for ch in text])
+    except KeyError:
+        raise Gsm7EncodeError(non_gsm7_chars(text)) from None
+
+
+def septet_codes(text: str) -> list[bytes]:
+    """Per character, its encoded septets; used by the splitter to keep ESC pairs together."""
+    try:
+        return [ENCODE_MAP[ch] for ch in text]
+    except KeyError:
+        raise Gsm7EncodeError(non_gsm7_chars(text)) from None
+
+
+def decode_gsm7(
+    data: bytes, *, single_shift: int | None = None, locking_shift: int | None = None
+) -> str:
+    """Decode unpacked septets (the top bit of each octet is ignored).
+
+    ESC + a code the extension table does not define shows the basic character (TS 23.038
+    §6.2.1.1); ESC ESC shows a space; a lone trailing ESC is dropped. `single_shift` and
+    `locking_shift` select national language tables (TS 23.038 Annex A, language ids 1
+    Turkish, 2 Spanish, 3 Portuguese) as announced by UDH IE 0x24 / 0x25 of an MO message.
+    """
+    basic: str = BASIC_TABLE
+    ext: dict[int, str] = EXTENSION_TABLE
+    if single_shift or locking_shift:
+        from bridge.text.shift_tables import locking_table, single_table
+
+        if locking_shift:
+            basic = locking_table(locking_shift)
+        if single_shift:
+            ext = single_table(single_shift)
+    out: list[str] = []
+    escaped = False
+    for octet in data:
+        code = octet & 0x7F
+        if escaped:
+            escaped = False
+            if code == ESC:
+                out.append(" ")
+            else:
+                out.append(ext.get(code) or basic[code])
+        elif code == ESC:
+            escaped = True
+        else:
+            out.append(basic[code])
+    return "".join(out)
