@@ -1,0 +1,110 @@
+"""Receipt detection and parsing: TLVs first, tolerant text, never an exception."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.smpp import constants as c
+from bridge.smpp.pdu import Tlv
+from bridge.smpp.receipt import is_receipt, parse_date, parse_receipt
+from bridge.transports.base import ReceiptState
+
+STD = (
+    b"id:1000 sub:001 dlvrd:001 submit date:2611051200 done date:2611051201 "
+    b"stat:DELIVRD err:000 text:Hello"
+)
+TLVS = (Tlv(c.TLV_RECEIPTED_MESSAGE_ID, b"abc\x00"), Tlv(c.TLV_MESSAGE_STATE, b"\x05"))
+
+
+def parse(sm: bytes, esm_class: int = 0x04, tlvs: tuple[Tlv, ...] = ()):  # type: ignore[no-untyped-def]
+    return parse_receipt("t", esm_class=esm_class, tlvs=tlvs, short_message=sm)
+
+
+def test_standard_text() -> None:
+    r = parse(STD)
+    assert r is not None
+    assert (r.message_id, r.state, r.error_code) == ("1000", ReceiptState.DELIVERED, "000")
+    assert r.done_at == datetime(2026, 11, 5, 12, 1, tzinfo=UTC)
+    assert r.transport == "t"
+    assert r.raw.startswith("id:1000")
+
+
+def test_tlv_only() -> None:
+    r = parse(b"", esm_class=0, tlvs=TLVS)
+    assert r is not None
+    assert (r.message_id, r.state) == ("abc", ReceiptState.UNDELIVERABLE)
+
+
+def test_tlvs_win_over_text() -> None:
+    r = parse(STD, tlvs=TLVS)
+    assert r is not None
+    assert (r.message_id, r.state) == ("abc", ReceiptState.UNDELIVERABLE)
+    assert r.error_code == "000"
+
+
+def test_text_only_without_esm_class() -> None:
+    r = parse(STD, esm_class=0)
+    assert r is not None and r.state is ReceiptState.DELIVERED
+
+
+def test_twelve_digit_dates_hex_id_capital_text_alnum_err() -> None:
+    sm = (
+        b"id:7f3a9c0b sub:001 dlvrd:000 submit date:261105120033 done date:261105120145 "
+        b"stat:UNDELIV err:E0A Text:Hi there"
+    )
+    r = parse(sm)
+    assert r is not None
+    assert (r.message_id, r.state, r.error_code) == ("7f3a9c0b", ReceiptState.UNDELIVERABLE, "E0A")
+    assert r.done_at == datetime(2026, 11, 5, 12, 1, 45, tzinfo=UTC)
+
+
+def test_missing_text_field_and_lowercase_stat() -> None:
+    r = parse(b"id:42 sub:001 dlvrd:001 submit date:2611051200 done date:2611051201 stat:expired")
+    assert r is not None and r.state is ReceiptState.EXPIRED
+    assert r.error_code == ""
+
+
+@pytest.mark.parametrize(
+    ("word", "state"),
+    [
+        ("DELIVRD", ReceiptState.DELIVERED),
+        ("EXPIRED", ReceiptState.EXPIRED),
+        ("DELETED", ReceiptState.DELETED),
+        ("UNDELIV", ReceiptState.UNDELIVERABLE),
+        ("ACCEPTD", ReceiptState.ACCEPTED),
+        ("UNKNOWN", ReceiptState.UNKNOWN),
+        ("REJECTD", ReceiptState.REJECTED),
+        ("ENROUTE", ReceiptState.ENROUTE),
+        ("WHATEVER", ReceiptState.UNKNOWN),
+    ],
+)
+def test_stat_words(word: str, state: ReceiptState) -> None:
+    r = parse(f"id:1 stat:{word} err:0".encode())
+    assert r is not None and r.state is state
+
+
+def test_bad_date_is_none_not_an_error() -> None:
+    r = parse(b"id:1 done date:2613451299 stat:DELIVRD")
+    assert r is not None and r.done_at is None
+    assert parse_date("12345") is None
+
+
+def test_not_a_receipt() -> None:
+    assert not is_receipt(0, (), b"Hello, see you at 5")
+    assert parse(b"Hello", esm_class=0) is None
+    assert parse(b"id:1 stat:DELIVRD", esm_class=0x40) is None  # UDH MO is never a text receipt
+
+
+def test_receipt_without_id_is_none() -> None:
+    assert is_receipt(0x04, (), b"garbage")
+    assert parse(b"garbage") is None
+
+
+@given(st.binary(max_size=300), st.integers(0, 255))
+def test_garbage_never_raises(sm: bytes, esm: int) -> None:
+    parse(sm, esm_class=esm)
+    parse(b"id:" + sm, esm_class=esm, tlvs=(Tlv(c.TLV_MESSAGE_STATE, sm[:1]),))
