@@ -1,0 +1,295 @@
+"""Pure: turn one directory entry's raw attribute values into a clean `SourceUser`.
+
+Covers the attribute mapping (with the AD and OpenLDAP presets), `objectGUID`
+decoding, `proxyAddresses` parsing, E.164 normalisation of mobile numbers, the
+enabled flag (AD `userAccountControl` bit 2, an attribute, or a filter) and the
+validation of sender IDs and cost centres. Invalid values are reported as
+`Problem`s, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import phonenumbers
+
+from dirsync.model import Problem, SourceUser
+
+EnabledMode = Literal["uac", "always", "attribute", "filter"]
+IdFormat = Literal["guid", "text"]
+AliasFormat = Literal["proxy", "plain"]
+
+UAC_ACCOUNTDISABLE = 0x2
+ADDRESS_RE = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+SENDER_ID_RE = re.compile(r"^(?:[A-Za-z0-9 .&_\-]{1,11}|\+?[0-9]{1,15})$")
+MAX_COST_CENTRE = 70
+MAX_DISPLAY_NAME = 256
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeMap:
+    """Which directory attribute feeds which user field (names are case-insensitive)."""
+
+    id: str
+    id_format: IdFormat
+    mail: str
+    aliases: tuple[str, ...]
+    aliases_format: AliasFormat
+    mobile: tuple[str, ...]
+    display_name: tuple[str, ...]
+    sender_id: str | None
+    cost_centre: str | None
+    member_of: str | None
+    enabled: EnabledMode
+    enabled_attribute: str | None = None
+    disabled_values: tuple[str, ...] = ()
+    enabled_filter: str | None = None
+    extra: tuple[str, ...] = field(default=())
+
+    def attributes(self) -> list[str]:
+        """Every attribute a user search must request (operational ones included)."""
+        names: list[str] = [self.id, self.mail, *self.aliases, *self.mobile, *self.display_name]
+        for optional in (self.sender_id, self.cost_centre, self.member_of):
+            if optional:
+                names.append(optional)
+        if self.enabled in ("uac", "attribute") and self.enabled_attribute:
+            names.append(self.enabled_attribute)
+        names.extend(self.extra)
+        seen: dict[str, str] = {}
+        for n in names:
+            seen.setdefault(n.lower(), n)
+        return list(seen.values())
+
+
+PRESETS: dict[str, AttributeMap] = {
+    "ad": AttributeMap(
+        id="objectGUID",
+        id_format="guid",
+        mail="mail",
+        aliases=("proxyAddresses",),
+        aliases_format="proxy",
+        mobile=("mobile", "otherMobile"),
+        display_name=("displayName", "cn"),
+        sender_id="extensionAttribute1",
+        cost_centre="department",
+        member_of="memberOf",
+        enabled="uac",
+        enabled_attribute="userAccountControl",
+    ),
+    "openldap": AttributeMap(
+        id="entryUUID",
+        id_format="text",
+        mail="mail",
+        aliases=("mail",),
+        aliases_format="plain",
+        mobile=("mobile",),
+        display_name=("displayName", "cn"),
+        sender_id=None,
+        cost_centre="departmentNumber",
+        member_of=None,
+        enabled="always",
+    ),
+}
+
+PRESET_FILTERS: dict[str, str] = {
+    "ad": "(&(objectCategory=person)(objectClass=user))",
+    "openldap": "(objectClass=inetOrgPerson)",
+}
+PRESET_GROUP_FILTERS: dict[str, str] = {
+    "ad": "(objectClass=group)",
+    "openldap": "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+}
+
+RawAttributes = Mapping[str, Sequence[bytes]]
+
+
+def lower_keys(raw: Mapping[str, Sequence[bytes]]) -> dict[str, Sequence[bytes]]:
+    """Attribute names compared case-insensitively, as LDAP does."""
+    return {k.lower(): v for k, v in raw.items()}
+
+
+def texts(attrs: Mapping[str, Sequence[bytes]], name: str) -> list[str]:
+    """The non-empty string values of one attribute (UTF-8, surrounding space stripped)."""
+    out: list[str] = []
+    for v in attrs.get(name.lower(), ()):
+        s = v.decode("utf-8", "replace").strip() if isinstance(v, bytes) else str(v).strip()
+        if s:
+            out.append(s)
+    return out
+
+
+def first_text(attrs: Mapping[str, Sequence[bytes]], names: Sequence[str]) -> str | None:
+    for n in names:
+        values = texts(attrs, n)
+        if values:
+            return values[0]
+    return None
+
+
+def decode_id(values: Sequence[bytes], fmt: IdFormat) -> str | None:
+    """The stable id in canonical form: a lower-case UUID for `objectGUID`/`entryUUID`."""
+    if not values:
+        return None
+    raw = values[0]
+    if fmt == "guid":
+        if isinstance(raw, bytes) and len(raw) == 16:
+            return str(uuid.UUID(bytes_le=raw))
+        text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+        try:
+            return str(uuid.UUID(text.strip("{} ")))
+        except ValueError:
+            return None
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    text = text.strip()
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text or None
+
+
+def clean_address(value: str) -> str | None:
+    """A lower-cased mail address, or None when it does not look like one."""
+    addr = value.strip().lower()
+    return addr if ADDRESS_RE.match(addr) else None
+
+
+def parse_proxy_addresses(values: Sequence[str]) -> tuple[str | None, list[str]]:
+    """(primary from `SMTP:`, secondaries from `smtp:`); other types (X500:, SIP:) ignored."""
+    primary: str | None = None
+    secondary: list[str] = []
+    for v in values:
+        kind, sep, addr = v.partition(":")
+        if not sep or kind.lower() != "smtp":
+            continue
+        if kind == "SMTP" and primary is None:
+            primary = addr
+        else:
+            secondary.append(addr)
+    return primary, secondary
+
+
+def normalise_mobile(value: str, region: str | None) -> str | None:
+    """E.164 (`+4917012345678`) or None when the number is not valid; never guessed."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_enabled(attrs: Mapping[str, Sequence[bytes]], amap: AttributeMap) -> bool:
+    """The enabled flag for the `uac` / `attribute` / `always` modes (`filter` is the caller's)."""
+    if amap.enabled == "uac":
+        raw = first_text(attrs, [amap.enabled_attribute or "userAccountControl"])
+        if raw is None:
+            return True
+        try:
+            return not int(raw) & UAC_ACCOUNTDISABLE
+        except ValueError:
+            return True
+    if amap.enabled == "attribute" and amap.enabled_attribute:
+        values = [v.lower() for v in texts(attrs, amap.enabled_attribute)]
+        if not amap.disabled_values:
+            return not values  # present means disabled (e.g. pwdAccountLockedTime)
+        bad = {d.lower() for d in amap.disabled_values}
+        return not any(v in bad for v in values)
+    return True
+
+
+def map_entry(
+    ref: str,
+    raw: Mapping[str, Sequence[bytes]],
+    amap: AttributeMap,
+    *,
+    region: str | None,
+    profile: str | None = None,
+    enabled: bool | None = None,
+) -> tuple[SourceUser | None, list[Problem]]:
+    """Map one entry; None (with a problem) when it lacks a usable id or primary mail."""
+    attrs = lower_keys(raw)
+    problems: list[Problem] = []
+    external_id = decode_id(attrs.get(amap.id.lower(), ()), amap.id_format)
+    if external_id is None:
+        return None, [Problem(ref, f"no usable {amap.id}; user skipped")]
+
+    alias_values: list[str] = []
+    for name in amap.aliases:
+        alias_values.extend(texts(attrs, name))
+    mails = texts(attrs, amap.mail)
+    proxy_primary: str | None = None
+    if amap.aliases_format == "proxy":
+        proxy_primary, alias_values = parse_proxy_addresses(alias_values)
+    primary_raw = mails[0] if mails else proxy_primary
+    if primary_raw is None:
+        return None, [Problem(ref, f"no {amap.mail}; user skipped")]
+    primary = clean_address(primary_raw)
+    if primary is None:
+        return None, [Problem(ref, f"invalid mail address {primary_raw!r}; user skipped")]
+    candidates = mails[1:] + alias_values
+    if proxy_primary is not None:
+        candidates.append(proxy_primary)
+    aliases: set[str] = set()
+    for value in candidates:
+        addr = clean_address(value)
+        if addr is None:
+            problems.append(Problem(ref, f"invalid alias address {value!r} ignored"))
+        elif addr != primary:
+            aliases.add(addr)
+
+    keep: set[str] = set()
+    mobile: str | None = None
+    mobile_raw = first_text(attrs, amap.mobile)
+    if mobile_raw is not None:
+        mobile = normalise_mobile(mobile_raw, region)
+        if mobile is None:
+            problems.append(Problem(ref, f"invalid mobile number {mobile_raw!r}; left unchanged"))
+            keep.add("mobile")
+
+    sender_id = first_text(attrs, [amap.sender_id]) if amap.sender_id else None
+    if sender_id is not None and not SENDER_ID_RE.match(sender_id):
+        problems.append(
+            Problem(
+                ref,
+                f"invalid sender ID {sender_id!r} (up to 11 letters/digits or 15 digits); "
+                "left unchanged",
+            )
+        )
+        sender_id = None
+        keep.add("sender_id")
+
+    cost_centre = first_text(attrs, [amap.cost_centre]) if amap.cost_centre else None
+    if cost_centre is not None and (
+        len(cost_centre) > MAX_COST_CENTRE or not cost_centre.isprintable()
+    ):
+        problems.append(
+            Problem(ref, f"cost centre longer than {MAX_COST_CENTRE} characters; left unchanged")
+        )
+        cost_centre = None
+        keep.add("cost_centre")
+
+    display_name = (first_text(attrs, amap.display_name) or "")[:MAX_DISPLAY_NAME]
+    user = SourceUser(
+        external_id=external_id,
+        address=primary,
+        aliases=frozenset(aliases),
+        display_name=display_name,
+        mobile=mobile,
+        sender_id=sender_id,
+        cost_centre=cost_centre,
+        profile=profile,
+        enabled=is_enabled(attrs, amap) if enabled is None else enabled,
+        ref=ref,
+        keep=frozenset(keep),
+    )
+    return user, problems
+
+
+def with_overrides(base: AttributeMap, **overrides: object) -> AttributeMap:
+    """The preset with some fields replaced (the config's `[mapping]` table)."""
+    return replace(base, **overrides)  # type: ignore[arg-type]
