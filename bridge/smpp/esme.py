@@ -1,0 +1,249 @@
+"""ESME client: connect, bind, keep the bind alive (enquire_link) and reconnect with backoff.
+
+`Esme.start()` runs a background loop: connect -> bind -> serve until the connection
+ends -> wait (capped exponential backoff with jitter) -> again. A refused bind (wrong
+password, unknown system_id) is logged clearly and retried slowly. `request()` sends a
+PDU on the current bound session or raises `NotBound` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from dataclasses import dataclass
+from typing import Final
+
+from bridge.smpp import constants as c
+from bridge.smpp.pdu import Bind, BindResp, EnquireLink, GenericNack, Pdu, Unbind
+from bridge.smpp.session import RequestHandler, SessionError, SmppSession
+
+log: Final = logging.getLogger(__name__)
+
+BIND_TYPES: Final[dict[str, int]] = {
+    "transceiver": c.BIND_TRANSCEIVER,
+    "transmitter": c.BIND_TRANSMITTER,
+    "receiver": c.BIND_RECEIVER,
+}
+
+
+class NotBound(Exception):
+    """There is no bound session right now (the reason says why, e.g. the last bind error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EsmeSettings:
+    """Everything the ESME needs to reach and bind to one SMSC."""
+
+    host: str
+    port: int
+    system_id: str
+    password: str
+    system_type: str = ""
+    bind_type: str = "transceiver"  # transceiver | transmitter | receiver
+    addr_ton: int = 0
+    addr_npi: int = 0
+    address_range: str = ""
+    window: int = 10
+    response_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    enquire_link_interval: float = 30.0
+    enquire_link_timeout: float = 10.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    bind_failure_min: float = 10.0  # first wait after a refused bind: do not hammer the SMSC
+    tls: bool = False
+    tls_verify: bool = True
+
+
+def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
+    """Capped exponential backoff with jitter: within [d/2, d], d = min(high, low * 2**attempt)."""
+    ceiling = min(high, low * float(1 << min(attempt, 30)))
+    return ceiling * (0.5 + rng.random() / 2)
+
+
+class Esme:
+    """A self-healing bind to one SMSC."""
+
+    def __init__(
+        self,
+        settings: EsmeSettings,
+        handler: RequestHandler,
+        *,
+        name: str = "smpp",
+        rng: random.Random | None = None,
+    ) -> None:
+        if settings.bind_type not in BIND_TYPES:
+            raise ValueError(f"bind_type must be one of {sorted(BIND_TYPES)}")
+        self.settings = settings
+        self.name = name
+        self._handler = handler
+        self._rng = rng or random.Random()
+        self._session: SmppSession | None = None
+        self._bound = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last_error = "not connected yet"
+        self.binds = 0  # how many times we got bound (tests and metrics)
+
+    # --- public -----------------------------------------------------------------------------
+
+    @property
+    def bound(self) -> bool:
+        return self._session is not None and not self._session.closed and self._bound.is_set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"esme-{self.name}")
+
+    async def wait_bound(self, within: float) -> bool:
+        """True once bound (within `within` seconds)."""
+        if self.bound:
+            return True
+        try:
+            await asyncio.wait_for(self._bound.wait(), within)
+        except TimeoutError:
+            return False
+        return self.bound
+
+    async def request(self, pdu: Pdu, *, response_timeout: float | None = None) -> Pdu:
+        """Send on the bound session; NotBound when there is none, SessionError on loss."""
+        session = self._session
+        if session is None or session.closed or not self._bound.is_set():
+            raise NotBound(f"{self.name}: not bound ({self.last_error})")
+        return await session.request(pdu, response_timeout=response_timeout)
+
+    async def stop(self) -> None:
+        """Unbind cleanly (short wait for unbind_resp), close and end the loop."""
+        self._stopping.set()
+        session = self._session
+        if session is not None and not session.closed and self._bound.is_set():
+            self._bound.clear()
+            with contextlib.suppress(SessionError, OSError):
+                await session.request(Unbind(0), response_timeout=2.0, use_window=False)
+        if session is not None:
+            await session.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def _sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            refused = False
+            try:
+                refused = await self._connect_and_serve()
+                if self.binds and self._bound.is_set():
+                    attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the loop die
+                self.last_error = f"unexpected error: {exc!r}"
+                log.exception("%s: ESME loop error", self.name)
+            finally:
+                self._bound.clear()
+                session, self._session = self._session, None
+                if session is not None:
+                    await session.close()
+            if self._stopping.is_set():
+                break
+            s = self.settings
+            low = max(s.bind_failure_min, s.reconnect_min) if refused else s.reconnect_min
+            delay = backoff_delay(attempt, low, s.reconnect_max, self._rng)
+            attempt += 1
+            log.info("%s: reconnecting in %.1f s (%s)", self.name, delay, self.last_error)
+            await self._sleep(delay)
+
+    async def _connect_and_serve(self) -> bool:
+        """One connection's life; returns True when the bind was refused by the SMSC."""
+        s = self.settings
+        ctx: ssl.SSLContext | None = None
+        if s.tls:
+            ctx = ssl.create_default_context()
+            if not s.tls_verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(s.host, s.port, ssl=ctx), s.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            self.last_error = f"cannot connect to {s.host}:{s.port}: {exc or 'timeout'}"
+            log.warning("%s: %s", self.name, self.last_error)
+            return False
+        session = SmppSession(
+            reader,
+            writer,
+            self._handler,
+            window=s.window,
+            response_timeout=s.response_timeout,
+            name=self.name,
+        )
+        self._session = session
+        reader_task = asyncio.create_task(session.run())
+        try:
+            bind = Bind(
+                BIND_TYPES[s.bind_type],
+                0,
+                s.system_id,
+                s.password,
+                s.system_type,
+                addr_ton=s.addr_ton,
+                addr_npi=s.addr_npi,
+                address_range=s.address_range,
+            )
+            try:
+                resp = await session.request(bind, use_window=False)
+            except SessionError as exc:
+                self.last_error = f"bind got no answer: {exc}"
+                log.warning("%s: %s", self.name, self.last_error)
+                return False
+            if not isinstance(resp, BindResp | GenericNack) or resp.status != c.ESME_ROK:
+                status = resp.status if resp.status else c.ESME_RBINDFAIL
+                hint = " - check system_id/password" if status in c.CREDENTIAL_STATUSES else ""
+                self.last_error = f"bind refused: {c.status_name(status)}{hint}"
+                log.error(
+                    "%s: %s as %r at %s:%d", self.name, self.last_error, s.system_id, s.host, s.port
+                )
+                return True
+            self.binds += 1
+            self.last_error = "connection lost"
+            self._bound.set()
+            log.info("%s: bound to %s:%d as %r", self.name, s.host, s.port, s.system_id)
+            keepalive = asyncio.create_task(self._keepalive(session))
+            try:
+                await session.wait_closed()
+            finally:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keepalive
+            self.last_error = f"connection lost: {session.close_reason}"
+            log.warning("%s: %s", self.name, self.last_error)
+            return False
+        finally:
+            reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader_task
+
+    async def _keepalive(self, session: SmppSession) -> None:
+        s = self.settings
+        while not session.closed:
+            await asyncio.sleep(s.enquire_link_interval)
+            try:
+                await session.request(
+                    EnquireLink(0), response_timeout=s.enquire_link_timeout, use_window=False
+                )
+            except SessionError as exc:
+                log.warning("%s: enquire_link failed (%s); reconnecting", self.name, exc)
+                session.abort("enquire_link unanswered")
+                return

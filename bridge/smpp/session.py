@@ -1,0 +1,245 @@
+"""One SMPP connection over asyncio streams: framing, sequence numbers, window, dispatch.
+
+Used by both sides (our ESME and the sandbox SMSC). Outgoing requests take a window
+slot (`asyncio.Semaphore`) and wait for the response with the same sequence number; a
+response timeout drops the connection, because the outcome of the request is unknown
+and resending blindly would duplicate SMS. Incoming enquire_link and unbind are answered
+here; every other incoming request is handed to the `handler` in its own task (so a slow
+inbox never blocks submit responses), and the handler's answer is written back. An
+exception in the handler is logged and answered with ESME_RX_T_APPN; it never ends the
+session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from bridge.smpp import constants as c
+from bridge.smpp.pdu import (
+    HEADER_SIZE,
+    DataSm,
+    DataSmResp,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    Pdu,
+    PduError,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    decode_body,
+    decode_header,
+    encode,
+    is_response,
+)
+
+RequestHandler = Callable[[Pdu], Awaitable[Pdu | None]]
+
+log: Final = logging.getLogger(__name__)
+
+
+class SessionError(Exception):
+    """Base of the errors a session raises from `request`."""
+
+
+class ConnectionLost(SessionError):
+    """The connection closed before the response arrived (outcome unknown)."""
+
+
+class ResponseTimeout(SessionError):
+    """No response in time; the connection has been dropped (outcome unknown)."""
+
+
+def error_response(pdu: Pdu, status: int) -> Pdu:
+    """The response to `pdu` that carries `status` (generic_nack for unmodelled requests)."""
+    if isinstance(pdu, DeliverSm):
+        return DeliverSmResp(pdu.sequence, status)
+    if isinstance(pdu, SubmitSm):
+        return SubmitSmResp(pdu.sequence, status)
+    if isinstance(pdu, DataSm):
+        return DataSmResp(pdu.sequence, status)
+    return GenericNack(pdu.sequence, status)
+
+
+class SmppSession:
+    """A framed SMPP connection; call `run()` (the read loop) in a task."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        handler: RequestHandler,
+        *,
+        window: int = 10,
+        response_timeout: float = 30.0,
+        name: str = "smpp",
+    ) -> None:
+        self.name = name
+        self._reader = reader
+        self._writer = writer
+        self._handler = handler
+        self._window = asyncio.Semaphore(window)
+        self._response_timeout = response_timeout
+        self._pending: dict[int, asyncio.Future[Pdu]] = {}
+        self._next_seq = 1
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+        self.close_reason = ""
+        self.peer_unbound = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def next_sequence(self) -> int:
+        seq = self._next_seq
+        self._next_seq = seq + 1 if seq < 0x7FFFFFFF else 1
+        return seq
+
+    # --- outgoing ---------------------------------------------------------------------------
+
+    async def request(
+        self, pdu: Pdu, *, response_timeout: float | None = None, use_window: bool = True
+    ) -> Pdu:
+        """Send a request and return its response PDU (which may carry an error status).
+
+        Raises ConnectionLost or ResponseTimeout; on timeout the connection is dropped.
+        """
+        if use_window:
+            await self._window.acquire()
+        try:
+            if self._closed.is_set():
+                raise ConnectionLost(f"{self.name}: connection closed ({self.close_reason})")
+            seq = self.next_sequence()
+            fut: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
+            self._pending[seq] = fut
+            try:
+                self._writer.write(encode(pdu, seq))
+                await self._writer.drain()
+                wait = self._response_timeout if response_timeout is None else response_timeout
+                return await asyncio.wait_for(fut, wait)
+            except TimeoutError:
+                self.abort(f"no response to seq {seq} in time")
+                raise ResponseTimeout(
+                    f"{self.name}: no response to 0x{pdu.command_id:08X} seq {seq}"
+                ) from None
+            except (ConnectionError, OSError) as exc:
+                self.abort(f"write failed: {exc}")
+                raise ConnectionLost(f"{self.name}: {exc}") from exc
+            finally:
+                self._pending.pop(seq, None)
+        finally:
+            if use_window:
+                self._window.release()
+
+    def send(self, pdu: Pdu) -> None:
+        """Write a PDU (a response, or a request whose answer we do not wait for)."""
+        if self._closed.is_set():
+            return
+        try:
+            self._writer.write(encode(pdu))
+        except (ConnectionError, OSError, RuntimeError) as exc:
+            self.abort(f"write failed: {exc}")
+
+    # --- incoming ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read and dispatch PDUs until the connection ends; then fail what is pending."""
+        reader = self._reader
+        try:
+            while not self._closed.is_set():
+                header = await reader.readexactly(HEADER_SIZE)
+                length, command_id, status, seq = decode_header(header)
+                body = await reader.readexactly(length - HEADER_SIZE) if length > 16 else b""
+                self._dispatch(command_id, status, seq, body)
+        except asyncio.IncompleteReadError:
+            self._finish("peer closed the connection")
+        except PduError as exc:  # bad framing: we cannot find the next PDU, so give up
+            self.send(GenericNack(0, exc.status))
+            self._finish(f"bad framing: {exc}")
+        except (ConnectionError, OSError) as exc:
+            self._finish(f"connection error: {exc}")
+        except asyncio.CancelledError:
+            self._finish("cancelled")
+            raise
+        finally:
+            self._finish("read loop ended")
+
+    def _dispatch(self, command_id: int, status: int, seq: int, body: bytes) -> None:
+        try:
+            pdu = decode_body(command_id, status, seq, body)
+        except PduError as exc:
+            log.warning("%s: undecodable PDU 0x%08X seq %d: %s", self.name, command_id, seq, exc)
+            if is_response(command_id):
+                fut = self._pending.get(seq)
+                if fut is not None and not fut.done():
+                    fut.set_result(GenericNack(seq, exc.status))
+            else:
+                self.send(GenericNack(seq, exc.status))
+            return
+        if is_response(command_id):
+            fut = self._pending.get(seq)
+            if fut is not None and not fut.done():
+                fut.set_result(pdu)
+            elif isinstance(pdu, GenericNack) and seq == 0:
+                log.warning("%s: generic_nack without sequence, status 0x%02X", self.name, status)
+            else:
+                log.debug("%s: response to unknown seq %d (late?)", self.name, seq)
+            return
+        if isinstance(pdu, EnquireLink):
+            self.send(EnquireLinkResp(seq))
+        elif isinstance(pdu, Unbind):
+            self.peer_unbound = True
+            self.send(UnbindResp(seq))
+            self.abort("peer unbound")
+        else:
+            task = asyncio.create_task(self._handle(pdu))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, pdu: Pdu) -> None:
+        try:
+            response = await self._handler(pdu)
+        except Exception:
+            log.exception("%s: handler failed for 0x%08X", self.name, pdu.command_id)
+            response = error_response(pdu, c.ESME_RX_T_APPN)
+        if response is not None:
+            self.send(response)
+
+    # --- closing ----------------------------------------------------------------------------
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection now; pending requests fail with ConnectionLost."""
+        self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self.close_reason = reason
+        self._closed.set()
+        for seq, fut in list(self._pending.items()):
+            if not fut.done():
+                fut.set_exception(ConnectionLost(f"{self.name}: {reason} (seq {seq})"))
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+    async def close(self, *, cancel_handlers: bool = True) -> None:
+        """Close the connection and wait for handler tasks to end."""
+        self._finish("closed by us")
+        if cancel_handlers:
+            for task in list(self._tasks):
+                task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()

@@ -1,0 +1,456 @@
+"""The sandbox SMSC: an in-process SMPP server that plays the phone network for `make run`.
+
+The bridge binds to it with SmppTransport over real TCP (system_id/password checked).
+Every MT SMS is reassembled and appended, as a phone would show it, to a JSON-lines
+inbox file; each part gets a delivery receipt after `receipt_delay`. A second kind of
+bind, system_id "phone" (any password), injects MO: its submit_sm is delivered to the
+bridge as deliver_sm (split with UDH when long), and the phone's submit_sm_resp carries
+the bridge's deliver_sm_resp status. `read_inbox` and `send_mo` are the CLI's helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Literal
+
+from bridge.smpp import constants as c
+from bridge.smpp.address import address_in, source_address
+from bridge.smpp.mo import decode_mo
+from bridge.smpp.pdu import (
+    Bind,
+    BindResp,
+    DeliverSm,
+    DeliverSmResp,
+    GenericNack,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Tlv,
+    Unbind,
+    find_tlv,
+)
+from bridge.smpp.reassembly import Reassembler
+from bridge.smpp.session import SessionError, SmppSession
+from bridge.smpp.udh import InformationElement, UdhError, concat_udh, find_concat, split_udh
+from bridge.text.gsm7 import is_gsm7
+from bridge.text.sms import split_sms
+
+log: Final = logging.getLogger(__name__)
+PHONE_SYSTEM_ID: Final = "phone"
+
+
+class SandboxError(Exception):
+    """A sandbox helper could not do what was asked (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SandboxConfig:
+    """Where the sandbox listens, whom it lets bind, what receipts it sends, where SMS land."""
+
+    inbox_path: Path
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = "bridge"
+    password: str = "sandbox"
+    receipt: Literal["delivered", "failed", "none"] = "delivered"
+    receipt_delay: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSms:
+    """One SMS as the destination phone shows it."""
+
+    destination: str
+    source: str
+    text: str
+    parts: int
+    encoding: str
+    received_at: datetime
+    message_ids: tuple[str, ...] = ()
+
+
+@dataclass(eq=False)
+class _Conn:
+    session: SmppSession | None = None
+    kind: Literal["", "bridge", "phone"] = ""
+    can_receive: bool = False
+    part_ids: dict[tuple[str, str, int, int], dict[int, str]] = field(default_factory=dict)
+
+
+def _stamp(t: datetime) -> str:
+    return t.strftime("%y%m%d%H%M")
+
+
+class SandboxSmsc:
+    """The sandbox SMSC server; `await start()`, then `port` is the bound port."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self._server: asyncio.Server | None = None
+        self._conns: set[_Conn] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+        self._id_prefix = datetime.now(UTC).strftime("%y%m%d%H%M%S")
+        self._reassembler = Reassembler(timeout=3600.0)
+        self._changed = asyncio.Event()
+        self._release = asyncio.Event()
+        self._holding = False
+        # What happened, for tests and the CLI: newest last.
+        self.delivered: list[SandboxSms] = []
+        self.deliver_statuses: list[int] = []
+        self.bind_failures: list[str] = []
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self.config.port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self.config.inbox_path.parent.mkdir(parents=True, exist_ok=True)
+        self._server = await asyncio.start_server(
+            self._on_connect, self.config.host, self.config.port
+        )
+        log.info("sandbox SMSC listening on %s:%d", self.config.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.drop_connections()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # --- fault injection (tests, outage drills) --------------------------------------------
+
+    def hold_responses(self) -> None:
+        """Stop answering submit_sm from the bridge until `drop_connections()`."""
+        self._holding = True
+        self._release.clear()
+
+    def drop_connections(self) -> None:
+        """Close every session at once, like a crashed SMSC; held submits stay unanswered."""
+        self._holding = False
+        for conn in list(self._conns):
+            if conn.session is not None:
+                conn.session.abort("sandbox dropped the connection")
+        self._release.set()
+
+    async def wait_until(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
+        """Wait until `predicate()` holds (re-checked on every sandbox event)."""
+
+        async def _wait() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), within)
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    # --- connections ----------------------------------------------------------------------
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Conn()
+
+        async def handler(pdu: Pdu) -> Pdu | None:
+            return await self._on_request(conn, pdu)
+
+        conn.session = SmppSession(reader, writer, handler, name="sandbox", response_timeout=10.0)
+        self._conns.add(conn)
+        try:
+            await conn.session.run()
+        finally:
+            self._conns.discard(conn)
+            await conn.session.close()
+            self._notify()
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_request(self, conn: _Conn, pdu: Pdu) -> Pdu | None:
+        if isinstance(pdu, Bind):
+            return self._on_bind(conn, pdu)
+        if not conn.kind:
+            return GenericNack(pdu.sequence, c.ESME_RINVBNDSTS)
+        if isinstance(pdu, SubmitSm):
+            if conn.kind == "phone":
+                return await self._on_phone_submit(pdu)
+            return await self._on_bridge_submit(conn, pdu)
+        return GenericNack(pdu.sequence, c.ESME_RINVCMDID)
+
+    def _on_bind(self, conn: _Conn, pdu: Bind) -> Pdu | None:
+        resp_id = pdu.command_id | c.RESP_BIT
+        if conn.kind:
+            return BindResp(resp_id, pdu.sequence, c.ESME_RALYBND)
+        cfg = self.config
+        if pdu.system_id == PHONE_SYSTEM_ID:
+            conn.kind = "phone"
+        elif pdu.system_id == cfg.system_id and pdu.password == cfg.password:
+            conn.kind = "bridge"
+            conn.can_receive = pdu.command_id != c.BIND_TRANSMITTER
+        else:
+            status = c.ESME_RINVPASWD if pdu.system_id == cfg.system_id else c.ESME_RINVSYSID
+            self.bind_failures.append(f"{pdu.system_id}: {c.status_name(status)}")
+            log.warning("sandbox: refused bind of %r (%s)", pdu.system_id, c.status_name(status))
+            assert conn.session is not None
+            conn.session.send(BindResp(resp_id, pdu.sequence, status))
+            conn.session.abort("bind refused")
+            self._notify()
+            return None
+        self._notify()
+        return BindResp(resp_id, pdu.sequence, c.ESME_ROK, "sandbox")
+
+    # --- MT: bridge -> phone --------------------------------------------------------------
+
+    async def _on_bridge_submit(self, conn: _Conn, pdu: SubmitSm) -> Pdu | None:
+        if self._holding:
+            await self._release.wait()
+            return None
+        message_id = f"{self._id_prefix}{next(self._ids):06d}"
+        now = datetime.now(UTC)
+        source = address_in(pdu.source_addr_ton, pdu.source_addr)
+        destination = address_in(pdu.dest_addr_ton, pdu.destination_addr)
+        ies: tuple[InformationElement, ...] = ()
+        payload = pdu.short_message or find_tlv(pdu.tlvs, c.TLV_MESSAGE_PAYLOAD) or b""
+        if pdu.esm_class & c.ESM_UDHI:
+            try:
+                ies, payload = split_udh(payload)
+            except UdhError as exc:
+                return SubmitSmResp(pdu.sequence, c.ESME_RINVESMCLASS, f"bad UDH: {exc}"[:64])
+        concat = find_concat(ies)
+        if concat is not None and concat.total > 1:
+            key = (source, destination, concat.ref, concat.total)
+            conn.part_ids.setdefault(key, {})[concat.seq] = message_id
+            done = self._reassembler.add(key, concat.seq, payload, pdu.data_coding, 0.0)
+            if done is not None:
+                self._reassembler.discard(key)
+                ids = conn.part_ids.pop(key, {})
+                text, enc = decode_mo(pdu.data_coding, done.payload, ies)
+                parts = tuple(ids.get(i, "") for i in range(1, concat.total + 1))
+                self._store(SandboxSms(destination, source, text, concat.total, enc, now, parts))
+        else:
+            text, enc = decode_mo(pdu.data_coding, payload, ies)
+            self._store(SandboxSms(destination, source, text, 1, enc, now, (message_id,)))
+        if pdu.registered_delivery & 0x01 and self.config.receipt != "none":
+            part_text, _ = decode_mo(pdu.data_coding, payload, ies)
+            self._spawn(self._send_receipt(conn, pdu, message_id, now, part_text))
+        return SubmitSmResp(pdu.sequence, c.ESME_ROK, message_id)
+
+    def _store(self, sms: SandboxSms) -> None:
+        self.delivered.append(sms)
+        line = {
+            "time": sms.received_at.isoformat(),
+            "destination": sms.destination,
+            "source": sms.source,
+            "text": sms.text,
+            "parts": sms.parts,
+            "encoding": sms.encoding,
+            "message_ids": list(sms.message_ids),
+        }
+        with self.config.inbox_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            fh.flush()
+        log.info("sandbox: SMS to %s from %s (%d parts)", sms.destination, sms.source, sms.parts)
+        self._notify()
+
+    async def _send_receipt(
+        self, conn: _Conn, pdu: SubmitSm, message_id: str, submitted: datetime, text: str
+    ) -> None:
+        await asyncio.sleep(self.config.receipt_delay)
+        delivered = self.config.receipt == "delivered"
+        stat, state, err = ("DELIVRD", 2, "000") if delivered else ("UNDELIV", 5, "001")
+        snippet = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text[:20])
+        body = (
+            f"id:{message_id} sub:001 dlvrd:{'001' if delivered else '000'} "
+            f"submit date:{_stamp(submitted)} done date:{_stamp(datetime.now(UTC))} "
+            f"stat:{stat} err:{err} text:{snippet}"
+        )
+        receipt = DeliverSm(
+            0,
+            pdu.destination_addr,
+            pdu.source_addr,
+            body.encode("ascii"),
+            source_addr_ton=pdu.dest_addr_ton,
+            source_addr_npi=pdu.dest_addr_npi,
+            dest_addr_ton=pdu.source_addr_ton,
+            dest_addr_npi=pdu.source_addr_npi,
+            esm_class=c.ESM_TYPE_DELIVERY_RECEIPT,
+            tlvs=(
+                Tlv(c.TLV_RECEIPTED_MESSAGE_ID, message_id.encode("ascii") + b"\0"),
+                Tlv(c.TLV_MESSAGE_STATE, bytes((state,))),
+            ),
+        )
+        session = conn.session if conn.session and not conn.session.closed else None
+        session = session if conn.can_receive else None
+        await self._deliver(receipt, session)
+
+    async def _deliver(self, pdu: DeliverSm, session: SmppSession | None = None) -> int:
+        """Send one deliver_sm to `session` or any bound bridge; the deliver_sm_resp status."""
+        if session is None:
+            targets = [
+                x.session
+                for x in self._conns
+                if x.kind == "bridge" and x.can_receive and x.session and not x.session.closed
+            ]
+            if not targets:
+                log.warning("sandbox: no bridge bound to receive a deliver_sm; dropped")
+                return c.ESME_RSYSERR
+            session = targets[0]
+        try:
+            resp = await session.request(pdu)
+        except SessionError as exc:
+            log.warning("sandbox: deliver_sm not answered: %s", exc)
+            status = c.ESME_RSYSERR
+        else:
+            status = (
+                resp.status if isinstance(resp, DeliverSmResp | GenericNack) else c.ESME_RSYSERR
+            )
+        self.deliver_statuses.append(status)
+        self._notify()
+        return status
+
+    # --- MO: phone -> bridge --------------------------------------------------------------
+
+    async def _on_phone_submit(self, pdu: SubmitSm) -> Pdu:
+        sm = pdu.short_message or find_tlv(pdu.tlvs, c.TLV_MESSAGE_PAYLOAD) or b""
+        text, _ = decode_mo(pdu.data_coding, sm)
+        phone = address_in(pdu.source_addr_ton, pdu.source_addr)
+        service = address_in(pdu.dest_addr_ton, pdu.destination_addr)
+        status = await self.deliver_mo(phone, service, text)
+        message_id = f"{self._id_prefix}{next(self._ids):06d}" if status == c.ESME_ROK else ""
+        return SubmitSmResp(pdu.sequence, status, message_id)
+
+    async def deliver_mo(self, source: str, destination: str, text: str) -> int:
+        """Deliver `text` typed on phone `source` to the bridge; the first non-zero status."""
+        segments = split_sms(text, "gsm7" if is_gsm7(text) else "ucs2")
+        total = len(segments.payloads)
+        src = source_address(source)
+        dst = source_address(destination)
+        ref = next(self._ids) & 0xFF
+        for seq, payload in enumerate(segments.payloads, 1):
+            udh = concat_udh(ref, total, seq) if total > 1 else b""
+            status = await self._deliver(
+                DeliverSm(
+                    0,
+                    src.addr,
+                    dst.addr,
+                    udh + payload,
+                    source_addr_ton=src.ton,
+                    source_addr_npi=src.npi,
+                    dest_addr_ton=dst.ton,
+                    dest_addr_npi=dst.npi,
+                    esm_class=c.ESM_UDHI if total > 1 else 0,
+                    data_coding=segments.data_coding,
+                )
+            )
+            if status != c.ESME_ROK:
+                return status
+        return c.ESME_ROK
+
+
+# --- CLI helpers ------------------------------------------------------------------------------
+
+
+def _norm(number: str) -> str:
+    return number.strip().replace(" ", "").lstrip("+")
+
+
+def read_inbox(path: Path, to: str | None = None) -> list[SandboxSms]:
+    """The SMS in the sandbox inbox file (oldest first), only those to `to` when given."""
+    if not path.exists():
+        return []
+    out: list[SandboxSms] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                d = json.loads(line)
+                sms = SandboxSms(
+                    destination=str(d["destination"]),
+                    source=str(d["source"]),
+                    text=str(d["text"]),
+                    parts=int(d["parts"]),
+                    encoding=str(d["encoding"]),
+                    received_at=datetime.fromisoformat(d["time"]),
+                    message_ids=tuple(str(x) for x in d.get("message_ids", ())),
+                )
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line or a hand edit: skip it
+            if to is None or _norm(sms.destination) == _norm(to):
+                out.append(sms)
+    return out
+
+
+async def send_mo(
+    host: str, port: int, source: str, destination: str | None, text: str, inbox_path: Path
+) -> str:
+    """Type `text` on phone `source` and send it; without `destination`, reply to the last
+    sender of an SMS to `source` (like a phone's Reply button). Returns the message id."""
+    if destination is None:
+        received = read_inbox(inbox_path, to=source)
+        if not received:
+            raise SandboxError(
+                f"phone {source} has received no SMS in {inbox_path}, so there is nothing to "
+                "reply to; give the destination (the bridge's number or sender id) explicitly"
+            )
+        destination = received[-1].source
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10.0)
+    except (OSError, TimeoutError) as exc:
+        raise SandboxError(f"cannot reach the sandbox SMSC at {host}:{port}: {exc}") from exc
+
+    async def refuse(pdu: Pdu) -> Pdu | None:
+        return GenericNack(pdu.sequence, c.ESME_RINVCMDID)
+
+    session = SmppSession(reader, writer, refuse, name="phone", response_timeout=30.0)
+    reader_task = asyncio.create_task(session.run())
+    try:
+        bind = await session.request(Bind(c.BIND_TRANSMITTER, 0, PHONE_SYSTEM_ID, ""))
+        if bind.status != c.ESME_ROK:
+            raise SandboxError(f"the sandbox refused the phone bind: {c.status_name(bind.status)}")
+        src = source_address(source)
+        dst = source_address(destination)
+        resp = await session.request(
+            SubmitSm(
+                0,
+                src.addr,
+                dst.addr,
+                b"",
+                source_addr_ton=src.ton,
+                source_addr_npi=src.npi,
+                dest_addr_ton=dst.ton,
+                dest_addr_npi=dst.npi,
+                data_coding=0x08,
+                tlvs=(Tlv(c.TLV_MESSAGE_PAYLOAD, text.encode("utf-16-be")),),
+            )
+        )
+        if resp.status == c.ESME_RSYSERR:
+            raise SandboxError("no bridge is bound to the sandbox SMSC to receive the SMS")
+        if resp.status == c.ESME_RX_T_APPN:
+            raise SandboxError("the bridge answered ESME_RX_T_APPN: it could not store the SMS")
+        if resp.status != c.ESME_ROK or not isinstance(resp, SubmitSmResp):
+            raise SandboxError(f"the SMS was refused: {c.status_name(resp.status)}")
+        with contextlib.suppress(SessionError):
+            await session.request(Unbind(0), response_timeout=2.0)
+        return resp.message_id
+    except SessionError as exc:
+        raise SandboxError(f"the sandbox SMSC did not answer: {exc}") from exc
+    finally:
+        await session.close()
+        reader_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader_task

@@ -1,0 +1,166 @@
+"""SmppTransport against real SMSC peers over TCP: smpp34's Server and our sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bridge.smpp import constants as c
+from bridge.transports.base import (
+    OutboundSms,
+    PermanentFailure,
+    ReceiptState,
+    TemporaryFailure,
+)
+from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
+from bridge.transports.smpp import SmppConfig, SmppTransport
+from tests.peers.smpp34_peer import RecordingInbox, running_smpp34_peer
+
+
+@dataclass
+class Peer:
+    """What the shared tests need from either SMSC."""
+
+    kind: str
+    port: int
+    system_id: str
+    password: str
+    submitted_parts: Callable[[], list[bytes]]
+    wait_until: Callable[..., object]
+
+
+def config(port: int, **kw: object) -> SmppConfig:
+    base: dict[str, object] = {
+        "name": "smsc-a",
+        "host": "127.0.0.1",
+        "port": port,
+        "system_id": "bridge",
+        "password": "sandbox",
+        "reconnect_min": 0.05,
+        "reconnect_max": 0.2,
+        "bind_failure_min": 0.2,
+        "response_timeout": 5.0,
+    }
+    base.update(kw)
+    return SmppConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["smpp34", "sandbox"])
+async def peer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Peer]:
+    if request.param == "smpp34":
+        async with running_smpp34_peer() as p:
+            yield Peer(
+                "smpp34",
+                p.port,
+                "bridge",
+                "sandbox",
+                lambda: [ev.short_message for ev in p.submits],
+                p.wait_until,
+            )
+    else:
+        sandbox = SandboxSmsc(
+            SandboxConfig(inbox_path=tmp_path / "inbox.jsonl", port=0, receipt_delay=0.0)
+        )
+        await sandbox.start()
+        try:
+            yield Peer(
+                "sandbox",
+                sandbox.port,
+                "bridge",
+                "sandbox",
+                lambda: [sms.text.encode() for sms in sandbox.delivered],
+                sandbox.wait_until,
+            )
+        finally:
+            await sandbox.stop()
+
+
+@pytest.fixture
+async def started() -> AsyncIterator[list[SmppTransport]]:
+    transports: list[SmppTransport] = []
+    yield transports
+    for t in transports:
+        await t.stop()
+
+
+async def start(t: SmppTransport, inbox: RecordingInbox, started: list[SmppTransport]) -> None:
+    started.append(t)
+    await t.start(inbox)
+    assert await t.wait_bound(5.0), t.last_error
+
+
+async def test_single_submit_and_receipt(peer: Peer, started: list[SmppTransport]) -> None:
+    inbox = RecordingInbox()
+    t = SmppTransport(config(peer.port))
+    await start(t, inbox, started)
+    result = await t.submit(OutboundSms("o-1", "+4915112345678", "Bridge", "Hello @ home", "gsm7"))
+    assert result.transport == "smsc-a"
+    assert len(result.message_ids) == 1 and result.message_ids[0]
+    await inbox.wait_until(lambda: len(inbox.receipts) == 1)
+    receipt = inbox.receipts[0]
+    assert receipt.message_id == result.message_ids[0]
+    assert receipt.state is ReceiptState.DELIVERED
+    assert receipt.transport == "smsc-a"
+
+
+async def test_three_part_udh_submit(peer: Peer, started: list[SmppTransport]) -> None:
+    inbox = RecordingInbox()
+    t = SmppTransport(config(peer.port))
+    await start(t, inbox, started)
+    text = "".join(f"{i:03d} " for i in range(100))[:400]  # 400 septets -> 3 parts
+    result = await t.submit(OutboundSms("o-3", "+4915112345678", "+4930123456", text, "gsm7"))
+    assert len(result.message_ids) == 3 and len(set(result.message_ids)) == 3
+    await inbox.wait_until(lambda: len(inbox.receipts) == 3)
+    assert {r.message_id for r in inbox.receipts} == set(result.message_ids)
+    if peer.kind == "smpp34":
+        parts = peer.submitted_parts()
+        assert [p[:3] for p in parts] == [b"\x05\x00\x03"] * 3
+        assert {p[3] for p in parts} == {parts[0][3]}  # one reference for all parts
+        assert [p[4:6] for p in parts] == [b"\x03\x01", b"\x03\x02", b"\x03\x03"]
+        assert b"".join(p[6:] for p in parts) == text.encode("ascii")
+    else:
+        assert peer.submitted_parts() == [text.encode()]
+
+
+async def test_ucs2_submit(peer: Peer, started: list[SmppTransport]) -> None:
+    inbox = RecordingInbox()
+    t = SmppTransport(config(peer.port))
+    await start(t, inbox, started)
+    result = await t.submit(OutboundSms("o-u", "+4915112345678", "Bridge", "Привет 😀", "ucs2"))
+    assert len(result.message_ids) == 1
+    await inbox.wait_until(lambda: len(inbox.receipts) == 1)
+
+
+async def test_rejections_map_to_our_errors(started: list[SmppTransport]) -> None:
+    async with running_smpp34_peer() as p:
+        p.reject["4915100000058"] = c.ESME_RTHROTTLED
+        p.reject["4915100000014"] = c.ESME_RMSGQFUL
+        p.reject["4915100000011"] = c.ESME_RINVDSTADR
+        t = SmppTransport(config(p.port))
+        await start(t, RecordingInbox(), started)
+        with pytest.raises(TemporaryFailure) as temp:
+            await t.submit(OutboundSms("o-t", "+4915100000058", "Bridge", "hi", "gsm7"))
+        assert temp.value.code == c.ESME_RTHROTTLED
+        with pytest.raises(TemporaryFailure) as full:
+            await t.submit(OutboundSms("o-q", "+4915100000014", "Bridge", "hi", "gsm7"))
+        assert full.value.code == c.ESME_RMSGQFUL
+        with pytest.raises(PermanentFailure) as perm:
+            await t.submit(OutboundSms("o-p", "+4915100000011", "Bridge", "hi", "gsm7"))
+        assert perm.value.code == c.ESME_RINVDSTADR
+        assert "o-p" in perm.value.reason
+        # the bind survived all of it
+        ok = await t.submit(OutboundSms("o-ok", "+4915112345678", "Bridge", "hi", "gsm7"))
+        assert ok.message_ids
+
+
+async def test_not_bound_is_a_quick_temporary_failure(started: list[SmppTransport]) -> None:
+    from tests.peers.smpp34_peer import free_port
+
+    t = SmppTransport(config(free_port(), bind_wait=0.1))  # nobody listens there
+    started.append(t)
+    await t.start(RecordingInbox())
+    with pytest.raises(TemporaryFailure, match="not bound"):
+        await t.submit(OutboundSms("o-n", "+4915112345678", "Bridge", "hi", "gsm7"))
