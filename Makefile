@@ -1,0 +1,44 @@
+# mailsms — the two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: run test lint bench test-deps clean help
+
+help:
+	@echo "make run    install (into $(VENV)) and start the bridge on the embedded default"
+	@echo "make test   install test dependencies (Python and Debian packages) and run the tests"
+	@echo "make lint   ruff + mypy --strict"
+	@echo "make bench  benchmarks (SMTP intake vs bare aiosmtpd, text engine, ...)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/mailsms serve
+
+test-deps:
+	@scripts/test-deps.sh
+
+test: $(VENV)/.dev-installed test-deps
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check bridge dirsync tests bench
+	$(BIN)/ruff format --check bridge dirsync tests bench
+	$(BIN)/mypy
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,209 @@
+"""The composition root: build every component from the settings, run them, stop them gracefully.
+
+`Bridge.start()` opens and migrates the database (checking its durability settings),
+starts the sandbox SMSC when enabled, binds the transports, starts the workers and
+finally opens the SMTP listener; `Bridge.stop()` closes in the reverse order, so
+nothing that was acknowledged is lost. `run()` is what `mailsms serve` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiosmtpd.smtp import SMTP
+
+from bridge.dispatch import Dispatcher
+from bridge.inbound.inbox import StoreInbox
+from bridge.intake.handler import IntakeHandler
+from bridge.mailer import Mailer
+from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.routing import Route
+from bridge.settings import Settings, SmscSettings
+from bridge.store import db
+from bridge.store.admin import ensure_demo
+from bridge.store.inbound import route_inbound
+from bridge.store.models import utcnow
+from bridge.store.receipts import apply_receipts
+from bridge.store.store import Store, run_sync
+from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
+from bridge.transports.smpp import SmppConfig, SmppTransport
+from bridge.worker import Worker
+
+log = logging.getLogger("bridge")
+
+TRANSPORTS = {"smpp": SmppTransport}
+REPLY_WINDOW = 7 * 24 * 3600.0
+RECEIPT_ORPHAN_AFTER = 3 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the running bridge listens (ports are real even when 0 was configured)."""
+
+    smtp: tuple[str, int]
+    sandbox: tuple[str, int] | None
+
+
+class Bridge:
+    def __init__(self, settings: Settings, *, templates: Path = DEFAULT_TEMPLATES) -> None:
+        self.settings = settings
+        self.templates = templates
+        self.store: Store | None = None
+        self.sandbox: SandboxSmsc | None = None
+        self.transports: dict[str, SmppTransport] = {}
+        self.workers: dict[str, Worker] = {}
+        self.handler: IntakeHandler | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> Endpoints:
+        s = self.settings
+        engine = db.open_engine(s.database_url)
+        durability = await asyncio.to_thread(self._prepare_database, engine)
+        log.info("database ready: %s", durability)
+        store = self.store = Store(engine)
+
+        sandbox_at = None
+        if s.sandbox.enabled:
+            self.sandbox = SandboxSmsc(
+                SandboxConfig(
+                    host=s.sandbox.host,
+                    port=s.sandbox.port,
+                    system_id=s.sandbox.system_id,
+                    password=s.sandbox.password,
+                    receipt=s.sandbox.receipt,
+                    receipt_delay=s.sandbox.receipt_delay,
+                    inbox_path=s.sandbox.inbox,
+                )
+            )
+            await self.sandbox.start()
+            sandbox_at = (s.sandbox.host, self.sandbox.port)
+            log.info("sandbox SMSC listening on %s:%d (phones' inbox: %s)", *sandbox_at, s.sandbox.inbox)
+
+        for smsc in s.smsc:
+            port = self.sandbox.port if self.sandbox and smsc.name == "sandbox" else smsc.port
+            self.transports[smsc.name] = TRANSPORTS["smpp"](self._smpp_config(smsc, port))
+
+        renderer = Renderer(
+            self.templates,
+            from_address=s.mailer.from_address,
+            from_name=s.mailer.from_name,
+            hostname=s.smtp.hostname,
+        )
+        mailer = Mailer(s.mailer, store, renderer)
+        w_mail = self._worker("mailer", mailer.step, s.mailer.poll_interval)
+        dispatcher = Dispatcher(
+            s.dispatch,
+            store,
+            self.transports,
+            [Route(r.prefix, r.transports) for r in s.routes],
+            on_final=w_mail.wake,
+        )
+        w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
+
+        async def receipts_step() -> int:
+            result = await store.call(apply_receipts, utcnow(), 500, RECEIPT_ORPHAN_AFTER)
+            if result.finished_orders:
+                w_mail.wake()
+            return result.applied
+
+        async def inbound_step() -> int:
+            result = await store.call(route_inbound, utcnow(), 200, REPLY_WINDOW, s.smtp.domains[0])
+            if result.notified:
+                w_mail.wake()
+            return result.notified + result.unroutable
+
+        w_receipts = self._worker("receipts", receipts_step, 1.0)
+        w_inbound = self._worker("inbound", inbound_step, 1.0)
+        dispatcher.on_submitted = w_receipts.wake
+
+        inbox = StoreInbox(store, on_receipt=w_receipts.wake, on_message=w_inbound.wake)
+        for transport in self.transports.values():
+            await transport.start(inbox)
+        for worker in self.workers.values():
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
+
+        self.handler = IntakeHandler(
+            s.smtp, s.defaults.model_dump(), store, on_accepted=w_dispatch.wake
+        )
+        handler = self.handler
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(
+                handler,
+                hostname=s.smtp.hostname,
+                ident="mailsms ESMTP",
+                data_size_limit=s.smtp.data_size_limit,
+                enable_SMTPUTF8=True,
+                decode_data=False,
+            ),
+            host=s.smtp.host,
+            port=s.smtp.port,
+        )
+        sock = self._server.sockets[0].getsockname()
+        log.info("SMTP intake listening on %s:%d for domains %s", sock[0], sock[1], ", ".join(s.smtp.domains))
+        return Endpoints(smtp=(sock[0], sock[1]), sandbox=sandbox_at)
+
+    def _prepare_database(self, engine: db.Engine) -> str:
+        durability = db.check_durability(engine)
+        db.upgrade(engine)
+        if self.settings.demo and run_sync(engine, ensure_demo):
+            log.info("new database: created demo customer and user demo@example.com (demo = true)")
+        return durability
+
+    def _worker(self, name: str, step: object, poll: float) -> Worker:
+        worker = Worker(name, step, poll)  # type: ignore[arg-type]
+        self.workers[name] = worker
+        return worker
+
+    @staticmethod
+    def _smpp_config(smsc: SmscSettings, port: int) -> SmppConfig:
+        return SmppConfig(
+            name=smsc.name,
+            host=smsc.host,
+            port=port,
+            system_id=smsc.system_id,
+            password=smsc.password,
+            system_type=smsc.system_type,
+            window=smsc.window,
+            enquire_link_interval=smsc.enquire_link_interval,
+            response_timeout=smsc.response_timeout,
+            reconnect_max=smsc.reconnect_max,
+        )
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting, let in-flight mails finish, then stop workers, transports and store."""
+        if self._server is not None:
+            self._server.close()
+            deadline = asyncio.get_running_loop().time() + grace
+            while self.handler and self.handler.in_flight and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for transport in self.transports.values():
+            await transport.stop()
+        if self.sandbox is not None:
+            await self.sandbox.stop()
+        if self.store is not None:
+            await self.store.close()
+        log.info("stopped")
+
+
+async def run(settings: Settings) -> None:
+    """Run the bridge until SIGINT or SIGTERM."""
+    bridge = Bridge(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await bridge.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await bridge.stop()

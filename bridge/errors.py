@@ -1,0 +1,135 @@
+"""The bridge's error tree and the one table of SMTP replies.
+
+    BridgeError
+    ├── Reject              refuse now, inside the SMTP dialogue (5xx or 4xx reply)
+    ├── TemporaryFailure    our side cannot do it now; the peer keeps the item (4xx / transient)
+    └── PermanentFailure    the item can never succeed (order failed, notice failed)
+
+Every SMTP reply the listener sends comes from `REPLIES`: a kind names the situation,
+the table gives the code, the enhanced status code (RFC 3463) and a sentence that
+tells the sender what to do. Foreign exceptions are translated at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One SMTP reply: basic code, enhanced status code, text."""
+
+    code: int
+    status: str
+    text: str
+
+    def render(self, **values: object) -> str:
+        """The reply line as aiosmtpd sends it, with `{placeholders}` filled in."""
+        text = self.text.format(**values) if values else self.text
+        return f"{self.code} {self.status} {text}"
+
+
+REPLIES: dict[str, Reply] = {
+    # success
+    "queued": Reply(250, "2.0.0", "Ok: queued as {mail_id}"),
+    "sender_ok": Reply(250, "2.1.0", "Sender ok"),
+    "recipient_ok": Reply(250, "2.1.5", "Recipient ok"),
+    # temporary: the client keeps the mail and retries
+    "storage_failure": Reply(
+        451, "4.3.0", "Temporary storage failure; the mail was not accepted, please retry later"
+    ),
+    "internal_error": Reply(
+        451, "4.3.0", "Temporary internal error; the mail was not accepted, please retry later"
+    ),
+    "shutting_down": Reply(
+        421, "4.3.2", "Service shutting down; please retry later (nothing of yours was lost)"
+    ),
+    "too_many_recipients": Reply(
+        452, "4.5.3", "Too many recipients; send the remaining recipients in another mail"
+    ),
+    # permanent: the client must change something
+    "unknown_sender": Reply(
+        550,
+        "5.7.1",
+        "Sender <{sender}> is not allowed to send SMS through this bridge; "
+        "ask your administrator to add you as a user",
+    ),
+    "disabled_sender": Reply(
+        550,
+        "5.7.1",
+        "Sender <{sender}> is disabled for SMS; ask your administrator to enable you",
+    ),
+    "null_sender": Reply(
+        550,
+        "5.7.1",
+        "Mail from the null sender cannot become an SMS; send from a user address",
+    ),
+    "bad_recipient": Reply(
+        550,
+        "5.1.3",
+        "<{recipient}> is not a mobile number; write the number in international "
+        "form, e.g. +491701234567@{domain}",
+    ),
+    "unknown_domain": Reply(
+        550,
+        "5.1.2",
+        "Domain of <{recipient}> is not served here; use <number>@{domain}",
+    ),
+    "no_recipients": Reply(554, "5.5.1", "No valid recipients; add at least one <number>@{domain}"),
+    "no_text": Reply(
+        550, "5.6.0", "The mail contains no text to send; write the SMS text in the body or subject"
+    ),
+    "mime_too_complex": Reply(
+        554, "5.6.0", "The mail cannot be read as SMS text ({reason}); send a plain text mail"
+    ),
+    "bad_encoding": Reply(
+        550,
+        "5.6.7",
+        "The text contains characters that cannot be sent under this account's "
+        "encoding policy ({detail}); remove them or ask for UCS-2",
+    ),
+    "too_long": Reply(552, "5.3.4", "The text is too long for SMS ({detail}); shorten it"),
+    "message_too_big": Reply(
+        552, "5.3.4", "Message too big for this bridge (limit {limit} bytes); shorten it"
+    ),
+}
+
+
+def reply(kind: str, **values: object) -> str:
+    """The rendered reply line for `kind`; an unknown kind is a programming error."""
+    return REPLIES[kind].render(**values)
+
+
+class BridgeError(Exception):
+    """Base of the bridge's own errors."""
+
+
+class Reject(BridgeError):
+    """Refuse inside the SMTP dialogue with the reply of `kind`."""
+
+    def __init__(self, kind: str, **values: object) -> None:
+        super().__init__(kind)
+        if kind not in REPLIES:
+            raise KeyError(f"no SMTP reply for kind {kind!r}")
+        self.kind = kind
+        self.values = values
+
+    @property
+    def reply(self) -> str:
+        return REPLIES[self.kind].render(**self.values)
+
+
+class TemporaryFailure(BridgeError):
+    """Our side cannot do it now; the item is kept and tried again."""
+
+
+class PermanentFailure(BridgeError):
+    """The item can never succeed."""
+
+
+class StorageUnavailable(TemporaryFailure):
+    """The database could not be reached or refused the write."""
+
+
+class ConfigError(BridgeError):
+    """Invalid settings: the message names the key and what is expected."""

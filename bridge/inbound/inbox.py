@@ -1,0 +1,49 @@
+"""The inbox transports hand receipts and inbound SMS to: commit the row, then return.
+
+The transport acknowledges to the SMSC only after these calls returned; when the
+store is unavailable they raise `InboxUnavailable`, and the transport answers a
+transient status so the SMSC delivers again later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bridge.errors import StorageUnavailable
+from bridge.store.inbound import insert_inbound
+from bridge.store.models import utcnow
+from bridge.store.receipts import insert_receipt
+from bridge.store.store import Store
+from bridge.transports.base import InboundSms, InboxUnavailable, Receipt
+
+log = logging.getLogger("bridge.inbound")
+
+
+class StoreInbox:
+    def __init__(
+        self,
+        store: Store,
+        on_receipt: Callable[[], None] = lambda: None,
+        on_message: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self._on_receipt = on_receipt
+        self._on_message = on_message
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        try:
+            await self.store.call(insert_receipt, receipt, utcnow())
+        except StorageUnavailable as exc:
+            log.error("receipt %s from %s not stored: %s", receipt.message_id, receipt.transport, exc)
+            raise InboxUnavailable(str(exc)) from exc
+        self._on_receipt()
+
+    async def on_message(self, sms: InboundSms) -> None:
+        try:
+            inbound_id = await self.store.call(insert_inbound, sms, utcnow())
+        except StorageUnavailable as exc:
+            log.error("inbound SMS from %s not stored: %s", sms.source, exc)
+            raise InboxUnavailable(str(exc)) from exc
+        log.info("inbound %s: from %s to %s, %d part(s) stored", inbound_id, sms.source, sms.destination, sms.parts)
+        self._on_message()

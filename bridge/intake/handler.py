@@ -1,0 +1,194 @@
+"""The SMTP intake: aiosmtpd hooks that check sender and recipients and queue each mail's orders.
+
+MAIL checks the envelope sender (an enabled user), RCPT parses each recipient
+into an E.164 mobile number, DATA turns the mail into SMS text and commits the mail
+with one order per recipient; `250 … queued as <mail id>` is sent only after that
+commit returned. Every reply comes from `bridge.errors.REPLIES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from bridge.errors import Reject, StorageUnavailable, reply
+from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
+from bridge.intake.compose import compose_text
+from bridge.policy import Policy, resolve
+from bridge.settings import SmtpSettings
+from bridge.store.intake import NewMail, NewOrder, Sender, find_sender
+from bridge.store.models import utcnow
+from bridge.store.store import Store
+from bridge.text.mime import MimeTooComplex, extract
+
+log = logging.getLogger("bridge.intake")
+
+_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
+
+
+def new_mail_id() -> str:
+    """A short, time-ordered, unique-enough id ("queued as"), like a Postfix queue id."""
+    n = (time.time_ns() // 1_000_000) << 24 | secrets.randbits(24)
+    out = []
+    while n:
+        n, r = divmod(n, len(_ALPHABET))
+        out.append(_ALPHABET[r])
+    return "".join(reversed(out))
+
+
+@dataclass
+class Transaction:
+    """What the hooks learn during one SMTP transaction."""
+
+    sender: Sender
+    policy: Policy
+    recipients: list[Recipient] = field(default_factory=list)
+
+
+class IntakeHandler:
+    """aiosmtpd handler; one instance serves every session."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        defaults: dict[str, Any],
+        store: Store,
+        on_accepted: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.defaults = defaults
+        self.store = store
+        self.on_accepted = on_accepted
+        self.in_flight = 0
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        try:
+            transaction = await self._check_sender(address)
+        except Reject as rej:
+            log.info("MAIL from=<%s> client=%s refused: %s", address, session.peer, rej.kind)
+            return rej.reply
+        except StorageUnavailable as exc:
+            log.error("MAIL from=<%s>: storage unavailable: %s", address, exc)
+            return reply("storage_failure")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.bridge = transaction
+        return reply("sender_ok")
+
+    async def _check_sender(self, address: str) -> Transaction:
+        if not address:
+            raise Reject("null_sender")
+        sender = await self.store.call(find_sender, address)
+        if sender is None:
+            raise Reject("unknown_sender", sender=address)
+        if not sender.enabled or not sender.customer_enabled:
+            raise Reject("disabled_sender", sender=address)
+        policy = resolve(
+            self.defaults, sender.customer_settings, sender.profile_settings, sender.user_settings
+        )
+        return Transaction(sender=sender, policy=policy)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        transaction: Transaction = envelope.bridge
+        if len(transaction.recipients) >= self.settings.max_recipients:
+            return reply("too_many_recipients")
+        try:
+            recipient = parse_recipient(
+                address, self.settings.domains, transaction.policy.default_country
+            )
+        except RecipientError as err:
+            log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, err.kind)
+            return reply(err.kind, recipient=address, domain=self.settings.domains[0])
+        transaction.recipients.append(recipient)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return reply("recipient_ok")
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        transaction: Transaction = envelope.bridge
+        raw: bytes = envelope.original_content or envelope.content
+        mail_id = new_mail_id()
+        self.in_flight += 1
+        try:
+            mail = await self._build(mail_id, transaction, raw, session, envelope.mail_from)
+            await self.store.accept(mail)
+        except Reject as rej:
+            log.info("%s: from=<%s> refused: %s", mail_id, envelope.mail_from, rej.reply)
+            return rej.reply
+        except StorageUnavailable as exc:
+            log.error("%s: from=<%s> not accepted, storage unavailable: %s", mail_id, envelope.mail_from, exc)
+            return reply("storage_failure")
+        finally:
+            self.in_flight -= 1
+        log.info(
+            "%s: from=<%s> to=%s orders=%d parts=%d accepted",
+            mail_id,
+            envelope.mail_from,
+            ",".join(r.msisdn for r in transaction.recipients),
+            len(mail.orders),
+            mail.orders[0].parts if mail.orders else 0,
+        )
+        self.on_accepted()
+        return reply("queued", mail_id=mail_id)
+
+    async def _build(
+        self, mail_id: str, transaction: Transaction, raw: bytes, session: Any, mail_from: str
+    ) -> NewMail:
+        if len(raw) > self.settings.parse_in_thread_above:
+            text = await asyncio.to_thread(_extract, raw)
+        else:
+            text = _extract(raw)
+        policy = transaction.policy
+        sms = compose_text(text, policy)
+        now = utcnow()
+        expires_at = now + timedelta(seconds=policy.validity)
+        policy_values = policy.as_dict()
+        orders = tuple(
+            NewOrder(
+                id=f"{mail_id}.{n}",
+                recipient=rcpt.msisdn,
+                rcpt_address=rcpt.address,
+                sender_id=policy.sender_id,
+                text=sms.text,
+                encoding=sms.encoding,
+                parts=sms.parts,
+                priority=1 if policy.priority == "express" else 0,
+                expires_at=expires_at,
+                policy=policy_values,
+            )
+            for n, rcpt in enumerate(transaction.recipients, start=1)
+        )
+        peer = session.peer
+        return NewMail(
+            id=mail_id,
+            received_at=now,
+            envelope_from=mail_from,
+            user_id=transaction.sender.user_id,
+            client_addr=str(peer[0]) if isinstance(peer, tuple) else str(peer or ""),
+            helo=str(session.host_name or ""),
+            message_id=text.message_id or "",
+            subject=text.subject[:998],
+            raw=raw,
+            orders=orders,
+        )
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("unexpected error in the SMTP session", exc_info=error)
+        return reply("internal_error")
+
+
+def _extract(raw: bytes) -> Any:
+    try:
+        return extract(raw)
+    except MimeTooComplex as exc:
+        raise Reject("mime_too_complex", reason=str(exc)) from exc

@@ -1,0 +1,56 @@
+"""Notice rendering: a Jinja template pair (.txt + .html, plus .subject) into one e-mail.
+
+Templates live in `templates/` (a base layout and one pair per notice kind) and run
+in a sandboxed Jinja environment with autoescaping for HTML, so customer templates
+cannot reach Python internals and SMS text cannot inject markup. Notices about a mail
+carry `In-Reply-To`/`References` to its Message-ID (so they thread under it) and
+`Auto-Submitted: auto-replied` (so auto-responders do not answer them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+class Renderer:
+    def __init__(self, templates: Path, *, from_address: str, from_name: str, hostname: str) -> None:
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(templates)),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.from_address = from_address
+        self.from_name = from_name
+        self.hostname = hostname
+
+    def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
+        subject = self.env.get_template(f"{kind}.subject").render(context).strip()
+        text = self.env.get_template(f"{kind}.txt").render(context)
+        html = self.env.get_template(f"{kind}.html").render(context)
+        msg = EmailMessage()
+        msg["From"] = formataddr((self.from_name, self.from_address))
+        msg["To"] = formataddr((str(context.get("to_name") or ""), recipient))
+        msg["Subject"] = " ".join(subject.split())
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain=self.hostname)
+        msg["Auto-Submitted"] = "auto-replied"
+        reply_to = context.get("reply_to")
+        if reply_to:
+            msg["Reply-To"] = str(reply_to)
+        original = str(context.get("in_reply_to") or "").strip()
+        if original:
+            msg["In-Reply-To"] = original
+            msg["References"] = original
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        return msg

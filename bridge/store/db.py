@@ -1,0 +1,104 @@
+"""Database connections: the engine, SQLite's durability pragmas, and migrations.
+
+SQLite (the embedded default) runs in WAL mode with `synchronous=FULL` on every
+connection, so a commit is on disk when it returns; `check_durability` verifies it
+at start. PostgreSQL keeps its own `synchronous_commit=on` default, which is checked too.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from bridge.errors import ConfigError
+
+log = logging.getLogger("bridge.store")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def open_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine for `url`; SQLite gets its directory created and its pragmas set."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 5.0},
+            pool_size=pool_size,
+            max_overflow=0,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+    raise ConfigError(
+        f"database_url: expected sqlite:///path or postgresql://…, got {parsed.drivername!r}"
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def check_durability(engine: Engine) -> str:
+    """Verify the commit guarantees the bridge relies on; return a one-line summary."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            mode = conn.execute(text("PRAGMA journal_mode")).scalar()
+            sync = conn.execute(text("PRAGMA synchronous")).scalar()
+            if str(mode).lower() != "wal" or int(sync or 0) < 2:
+                raise ConfigError(
+                    f"database_url: SQLite must run with journal_mode=WAL and synchronous=FULL, "
+                    f"found journal_mode={mode} synchronous={sync}"
+                )
+            return "sqlite journal_mode=wal synchronous=full"
+        setting = conn.execute(text("SHOW synchronous_commit")).scalar()
+        if str(setting).lower() not in ("on", "remote_write", "remote_apply"):
+            raise ConfigError(
+                f"database_url: PostgreSQL must run with synchronous_commit=on, found {setting}"
+            )
+        return f"postgresql synchronous_commit={setting}"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every pending migration (idempotent)."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except Exception:
+            return None
+        return str(row[0]) if row else None

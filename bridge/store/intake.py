@@ -1,0 +1,163 @@
+"""Store functions for the SMTP intake: who the sender is, and writing a mail with its orders.
+
+The insert uses SQLAlchemy Core `executemany` (an ORM object per row costs several
+times more CPU than the SQLite write itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from bridge.store.models import Alias, Customer, Mail, Order, OrderEvent, Profile, User
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """An envelope sender as the intake needs it: identity plus its settings levels."""
+
+    user_id: int
+    customer_id: int
+    address: str
+    display_name: str
+    enabled: bool
+    customer_enabled: bool
+    customer_settings: dict[str, Any]
+    profile_settings: dict[str, Any]
+    user_settings: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    id: str
+    recipient: str
+    rcpt_address: str
+    sender_id: str
+    text: str
+    encoding: str
+    parts: int
+    priority: int
+    expires_at: datetime
+    policy: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMail:
+    id: str
+    received_at: datetime
+    envelope_from: str
+    user_id: int
+    client_addr: str
+    helo: str
+    message_id: str
+    subject: str
+    raw: bytes
+    orders: tuple[NewOrder, ...] = field(default=())
+
+
+_user = User.__table__  # type: ignore[attr-defined]
+_alias = Alias.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+_profile = Profile.__table__  # type: ignore[attr-defined]
+_mail = Mail.__table__  # type: ignore[attr-defined]
+_order = Order.__table__  # type: ignore[attr-defined]
+_event = OrderEvent.__table__  # type: ignore[attr-defined]
+
+
+def find_sender(conn: Connection, address: str) -> Sender | None:
+    """The user whose address or alias is `address` (case-insensitive), or None."""
+    address = address.lower()
+    user_id = conn.execute(select(_user.c.id).where(_user.c.address == address)).scalar()
+    if user_id is None:
+        user_id = conn.execute(
+            select(_alias.c.user_id).where(_alias.c.address == address)
+        ).scalar()
+    if user_id is None:
+        return None
+    row = conn.execute(
+        select(
+            _user.c.id,
+            _user.c.customer_id,
+            _user.c.address,
+            _user.c.display_name,
+            _user.c.enabled,
+            _user.c.settings,
+            _customer.c.enabled.label("customer_enabled"),
+            _customer.c.settings.label("customer_settings"),
+            _profile.c.settings.label("profile_settings"),
+        )
+        .select_from(_user.join(_customer).outerjoin(_profile, _user.c.profile_id == _profile.c.id))
+        .where(_user.c.id == user_id)
+    ).one()
+    return Sender(
+        user_id=row.id,
+        customer_id=row.customer_id,
+        address=row.address,
+        display_name=row.display_name,
+        enabled=row.enabled,
+        customer_enabled=row.customer_enabled,
+        customer_settings=row.customer_settings or {},
+        profile_settings=row.profile_settings or {},
+        user_settings=row.settings or {},
+    )
+
+
+def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
+    """Insert mails, their orders and the orders' first history lines."""
+    conn.execute(
+        insert(_mail),
+        [
+            {
+                "id": m.id,
+                "received_at": m.received_at,
+                "envelope_from": m.envelope_from,
+                "user_id": m.user_id,
+                "client_addr": m.client_addr,
+                "helo": m.helo,
+                "message_id": m.message_id,
+                "subject": m.subject,
+                "size": len(m.raw),
+                "raw": m.raw,
+            }
+            for m in mails
+        ],
+    )
+    orders = [(m, o) for m in mails for o in m.orders]
+    if not orders:
+        return
+    conn.execute(
+        insert(_order),
+        [
+            {
+                "id": o.id,
+                "mail_id": m.id,
+                "user_id": m.user_id,
+                "recipient": o.recipient,
+                "rcpt_address": o.rcpt_address,
+                "sender_id": o.sender_id,
+                "text": o.text,
+                "encoding": o.encoding,
+                "parts": o.parts,
+                "status": "queued",
+                "priority": o.priority,
+                "attempts": 0,
+                "next_attempt_at": m.received_at,
+                "created_at": m.received_at,
+                "updated_at": m.received_at,
+                "expires_at": o.expires_at,
+                "error": "",
+                "policy": o.policy,
+            }
+            for m, o in orders
+        ],
+    )
+    conn.execute(
+        insert(_event),
+        [
+            {"order_id": o.id, "at": m.received_at, "event": "queued", "detail": f"from {m.envelope_from}"}
+            for m, o in orders
+        ],
+    )

@@ -1,0 +1,234 @@
+"""The bridge's tables: every row the bridge keeps, and the status words of each queue.
+
+Times are timezone-aware UTC datetimes (`utcnow()`); SQLModel stores them as UTC on
+SQLite and PostgreSQL alike and refuses naive ones.
+Every queue table (`order`, `receipt`, `inbound`, `notice`) has `status` and
+`next_attempt_at`; workers claim due rows (see `bridge/store/queues.py`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, as the aware UTC datetime all tables store."""
+    return datetime.now(UTC)
+
+
+class OrderStatus(enum.StrEnum):
+    QUEUED = "queued"  # accepted, waiting for dispatch
+    DEFERRED = "deferred"  # a temporary failure; next_attempt_at says when again
+    SUBMITTED = "submitted"  # every part accepted by the SMSC
+    DELIVERED = "delivered"  # every part delivered (final)
+    UNDELIVERABLE = "undeliverable"  # a part failed on the network (final)
+    EXPIRED = "expired"  # retried for too long (final)
+    FAILED = "failed"  # the SMSC refused it for good (final)
+    HELD = "held"  # an unexpected error; waits for an operator (traceback in `error`)
+
+
+FINAL_ORDER_STATUSES = frozenset(
+    {
+        OrderStatus.DELIVERED,
+        OrderStatus.UNDELIVERABLE,
+        OrderStatus.EXPIRED,
+        OrderStatus.FAILED,
+    }
+)
+
+
+class ReceiptStatus(enum.StrEnum):
+    NEW = "new"  # stored and acknowledged, not yet linked to a part
+    APPLIED = "applied"  # linked; its part and order moved forward
+    ORPHAN = "orphan"  # no part matched within the receipt TTL (kept, logged)
+
+
+class InboundStatus(enum.StrEnum):
+    RECEIVED = "received"  # stored and acknowledged, not yet routed
+    NOTIFIED = "notified"  # a notice was queued for it
+    UNROUTABLE = "unroutable"  # nobody to give it to (kept, logged)
+    HELD = "held"
+
+
+class NoticeStatus(enum.StrEnum):
+    QUEUED = "queued"
+    DEFERRED = "deferred"
+    SENT = "sent"
+    FAILED = "failed"
+    HELD = "held"
+
+
+class Customer(SQLModel, table=True):
+    """A company using the bridge; the top of the settings cascade."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    enabled: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Profile(SQLModel, table=True):
+    """A named group of settings inside a customer (e.g. "sales", "sap")."""
+
+    __table_args__ = (UniqueConstraint("customer_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class User(SQLModel, table=True):
+    """A mail address that may send SMS, with its own settings."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    profile_id: int | None = Field(default=None, foreign_key="profile.id")
+    address: str = Field(unique=True, index=True)  # lower-cased envelope address
+    display_name: str = ""
+    mobile: str | None = None
+    enabled: bool = True
+    origin: str = "manual"  # manual | dirsync | demo
+    external_id: str | None = Field(default=None, index=True)  # the directory's stable id
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    disabled_at: datetime | None = None
+
+
+class Alias(SQLModel, table=True):
+    """Another envelope address a user may send from."""
+
+    address: str = Field(primary_key=True)  # lower-cased
+    user_id: int = Field(foreign_key="user.id", index=True)
+
+
+class Mail(SQLModel, table=True):
+    """One accepted SMTP transaction; its id is the "queued as" id."""
+
+    id: str = Field(primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow)
+    envelope_from: str
+    user_id: int = Field(foreign_key="user.id", index=True)
+    client_addr: str = ""
+    helo: str = ""
+    message_id: str = ""
+    subject: str = ""
+    size: int = 0
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Order(SQLModel, table=True):
+    """One MT request: one mail × one recipient number (E.164)."""
+
+    __tablename__ = "order"
+    __table_args__ = (Index("ix_order_due", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True)  # <mail id>.<n>
+    mail_id: str = Field(foreign_key="mail.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    recipient: str = Field(index=True)  # E.164 with '+'
+    rcpt_address: str  # the envelope address exactly as the client wrote it
+    sender_id: str
+    text: str
+    encoding: str  # gsm7 | ucs2
+    parts: int
+    status: str = OrderStatus.QUEUED
+    priority: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    final_at: datetime | None = None
+    transport: str | None = None
+    error: str = ""
+    policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class OrderEvent(SQLModel, table=True):
+    """One line of an order's history: why each attempt happened and how it ended."""
+
+    __tablename__ = "order_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="order.id", index=True)
+    at: datetime = Field(default_factory=utcnow)
+    event: str
+    detail: str = ""
+
+
+class Part(SQLModel, table=True):
+    """One SMS segment of an order, with the SMSC's message id."""
+
+    __table_args__ = (UniqueConstraint("transport", "smsc_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="order.id", index=True)
+    seq: int
+    transport: str
+    smsc_id: str
+    state: str = "submitted"  # submitted, or a ReceiptState value
+    error_code: str = ""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Receipt(SQLModel, table=True):
+    """One delivery receipt exactly as received, before it is applied."""
+
+    __table_args__ = (Index("ix_receipt_due", "status", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    transport: str
+    smsc_id: str
+    state: str
+    error_code: str = ""
+    done_at: datetime | None = None
+    raw: str = ""
+    received_at: datetime = Field(default_factory=utcnow)
+    status: str = ReceiptStatus.NEW
+    part_id: int | None = None
+
+
+class Inbound(SQLModel, table=True):
+    """One MO SMS (after reassembly)."""
+
+    __table_args__ = (Index("ix_inbound_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    transport: str
+    source: str = Field(index=True)
+    destination: str
+    text: str
+    encoding: str
+    parts: int = 1
+    received_at: datetime = Field(default_factory=utcnow)
+    status: str = InboundStatus.RECEIVED
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    order_id: str | None = None  # the order this answers, when the reply rule found one
+    error: str = ""
+
+
+class Notice(SQLModel, table=True):
+    """One message the bridge sends out (status mail, DSN, SMS2Mail, HTTP push)."""
+
+    __table_args__ = (Index("ix_notice_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # status | sms2mail | ...
+    recipient: str
+    order_id: str | None = Field(default=None, index=True)
+    inbound_id: int | None = None
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = NoticeStatus.QUEUED
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    error: str = ""

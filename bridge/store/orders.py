@@ -1,0 +1,210 @@
+"""Store functions for the order queue: claim due orders, record each attempt's outcome.
+
+Claiming takes a lease: the claimed rows get `next_attempt_at = now + lease` and
+`attempts + 1` in the claiming transaction, so no other worker (or instance) takes
+them while the submit runs, and a crash simply lets the lease run out: the order is
+due again (a rare duplicate SMS beats a lost one). On PostgreSQL the claim uses
+`FOR UPDATE SKIP LOCKED`, so several instances share one queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from bridge.store.models import FINAL_ORDER_STATUSES, Mail, Order, OrderEvent, Part, User
+from bridge.store.notices import queue_status_notice
+
+_order = Order.__table__  # type: ignore[attr-defined]
+_event = OrderEvent.__table__  # type: ignore[attr-defined]
+_part = Part.__table__  # type: ignore[attr-defined]
+_mail = Mail.__table__  # type: ignore[attr-defined]
+_user = User.__table__  # type: ignore[attr-defined]
+_OPEN = ("queued", "deferred")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderWork:
+    """A claimed order, as dispatch needs it."""
+
+    id: str
+    recipient: str
+    sender_id: str
+    text: str
+    encoding: str
+    attempts: int
+    created_at: datetime
+    expires_at: datetime | None
+    policy: dict[str, Any]
+
+
+def claim_orders(conn: Connection, now: datetime, limit: int, lease: float) -> list[OrderWork]:
+    """Claim up to `limit` due orders, express first, then oldest due first."""
+    query = (
+        select(_order)
+        .where(_order.c.status.in_(_OPEN), _order.c.next_attempt_at <= now)
+        .order_by(_order.c.priority.desc(), _order.c.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    conn.execute(
+        update(_order)
+        .where(_order.c.id.in_(ids))
+        .values(
+            next_attempt_at=now + timedelta(seconds=lease),
+            attempts=_order.c.attempts + 1,
+            updated_at=now,
+        )
+    )
+    return [
+        OrderWork(
+            id=r.id,
+            recipient=r.recipient,
+            sender_id=r.sender_id,
+            text=r.text,
+            encoding=r.encoding,
+            attempts=r.attempts + 1,
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            policy=r.policy or {},
+        )
+        for r in rows
+    ]
+
+
+def _event_row(order_id: str, at: datetime, event: str, detail: str) -> dict[str, Any]:
+    return {"order_id": order_id, "at": at, "event": event, "detail": detail[:2000]}
+
+
+def record_submitted(
+    conn: Connection, order_id: str, now: datetime, transport: str, message_ids: tuple[str, ...]
+) -> None:
+    """All parts were accepted by the SMSC: store them and mark the order submitted."""
+    conn.execute(
+        insert(_part),
+        [
+            {
+                "order_id": order_id,
+                "seq": seq,
+                "transport": transport,
+                "smsc_id": smsc_id,
+                "state": "submitted",
+                "error_code": "",
+                "updated_at": now,
+            }
+            for seq, smsc_id in enumerate(message_ids, start=1)
+        ],
+    )
+    conn.execute(
+        update(_order)
+        .where(_order.c.id == order_id, _order.c.status.in_(_OPEN))
+        .values(
+            status="submitted",
+            transport=transport,
+            parts=len(message_ids),
+            updated_at=now,
+            error="",
+        )
+    )
+    conn.execute(
+        insert(_event),
+        [_event_row(order_id, now, "submitted", f"via {transport}, ids {','.join(message_ids)}")],
+    )
+
+
+def record_deferred(
+    conn: Connection, order_id: str, now: datetime, next_at: datetime, reason: str
+) -> None:
+    """A temporary failure: try again at `next_at`."""
+    conn.execute(
+        update(_order)
+        .where(_order.c.id == order_id, _order.c.status.in_(_OPEN))
+        .values(status="deferred", next_attempt_at=next_at, updated_at=now, error=reason[:2000])
+    )
+    conn.execute(
+        insert(_event),
+        [_event_row(order_id, now, "deferred", f"{reason}; next attempt {next_at:%Y-%m-%d %H:%M:%S}Z")],
+    )
+
+
+def record_final(conn: Connection, order_id: str, now: datetime, status: str, reason: str) -> bool:
+    """Move an open or submitted order to a final status (once) and queue its notice."""
+    if status not in FINAL_ORDER_STATUSES:
+        raise ValueError(f"{status!r} is not a final order status")
+    result = conn.execute(
+        update(_order)
+        .where(_order.c.id == order_id, _order.c.status.notin_(list(FINAL_ORDER_STATUSES)))
+        .values(status=status, final_at=now, updated_at=now, error=reason[:2000])
+    )
+    if result.rowcount == 0:
+        return False
+    conn.execute(insert(_event), [_event_row(order_id, now, status, reason)])
+    queue_status_notice(conn, order_id, now)
+    return True
+
+
+def record_held(conn: Connection, order_id: str, now: datetime, error: str) -> None:
+    """An unexpected error: park the order for an operator, keeping the traceback."""
+    conn.execute(
+        update(_order)
+        .where(_order.c.id == order_id, _order.c.status.in_(_OPEN))
+        .values(status="held", updated_at=now, error=error[-4000:])
+    )
+    conn.execute(insert(_event), [_event_row(order_id, now, "held", error.splitlines()[-1] if error else "")])
+
+
+def release_held(conn: Connection, order_id: str, now: datetime) -> bool:
+    """Put a held order back in the queue (after an operator fixed the cause)."""
+    result = conn.execute(
+        update(_order)
+        .where(_order.c.id == order_id, _order.c.status == "held")
+        .values(status="queued", next_attempt_at=now, updated_at=now)
+    )
+    if result.rowcount:
+        conn.execute(insert(_event), [_event_row(order_id, now, "released", "by operator")])
+    return bool(result.rowcount)
+
+
+def order_history(conn: Connection, order_id: str) -> list[tuple[datetime, str, str]]:
+    rows = conn.execute(
+        select(_event.c.at, _event.c.event, _event.c.detail)
+        .where(_event.c.order_id == order_id)
+        .order_by(_event.c.id)
+    ).all()
+    return [(r.at, r.event, r.detail) for r in rows]
+
+
+def list_orders(conn: Connection, status: str | None, limit: int) -> list[dict[str, Any]]:
+    query = (
+        select(
+            _order.c.id,
+            _order.c.status,
+            _order.c.recipient,
+            _order.c.parts,
+            _order.c.attempts,
+            _order.c.created_at,
+            _order.c.error,
+            _user.c.address.label("sender"),
+        )
+        .select_from(_order.join(_user, _order.c.user_id == _user.c.id))
+        .order_by(_order.c.created_at.desc(), _order.c.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(_order.c.status == status)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def count_by_status(conn: Connection) -> dict[str, int]:
+    from sqlalchemy import func
+
+    rows = conn.execute(select(_order.c.status, func.count()).group_by(_order.c.status)).all()
+    return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,86 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL throwaway server), settings with port 0."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from bridge.settings import Settings, load_settings
+from bridge.store.db import open_engine, upgrade
+from bridge.store.store import Store
+from tests.peers.postgres import throwaway_postgres
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    with throwaway_postgres() as url:
+        yield url
+
+
+def _fresh_postgres(server_url: str) -> str:
+    name = f"t{next(_db_counter)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite in tmp_path, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    else:
+        url = _fresh_postgres(request.getfixturevalue("postgres_server"))
+    engine = open_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = open_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    st = Store(open_engine(database_url))
+    yield st
+    await st.close()
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """The embedded default, but every port 0 and every path inside tmp_path."""
+    text_ = f"""
+database_url = "sqlite:///{tmp_path / 'bridge.db'}"
+demo = true
+[smtp]
+port = 0
+[sandbox]
+enabled = true
+port = 0
+receipt_delay = 0.05
+inbox = "{tmp_path / 'sandbox' / 'inbox.jsonl'}"
+[mailer]
+mode = "maildir"
+maildir = "{tmp_path / 'maildir'}"
+poll_interval = 0.2
+[dispatch]
+poll_interval = 0.2
+retry_min = 1.0
+"""
+    path = tmp_path / "bridge.toml"
+    path.write_text(text_, encoding="utf-8")
+    settings = load_settings(path, environ={})
+    return settings.model_copy(update=overrides) if overrides else settings

@@ -1,0 +1,188 @@
+"""The store on a real database (SQLite and a throwaway PostgreSQL): queues move as designed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine, select
+
+from bridge.store import orders as order_sql
+from bridge.store.admin import add_customer, add_user
+from bridge.store.inbound import insert_inbound, route_inbound
+from bridge.store.intake import NewMail, NewOrder, find_sender
+from bridge.store.models import Notice, Order, Part, Receipt, utcnow
+from bridge.store.notices import claim_notices
+from bridge.store.receipts import apply_receipts, insert_receipt
+from bridge.store.store import Store, run_sync
+from bridge.transports.base import InboundSms, ReceiptState
+from bridge.transports.base import Receipt as ReceiptValue
+
+
+def _seed(engine: Engine, notify: str = "all") -> int:
+    run_sync(engine, add_customer, "acme", {"default_country": "DE"})
+    return run_sync(engine, add_user, "Alice@Example.com", "acme", settings={"notify": notify})
+
+
+def _mail(user_id: int, mail_id: str = "M1", recipients: int = 1, parts: int = 1) -> NewMail:
+    now = utcnow()
+    return NewMail(
+        id=mail_id,
+        received_at=now,
+        envelope_from="alice@example.com",
+        user_id=user_id,
+        client_addr="127.0.0.1",
+        helo="client",
+        message_id=f"<{mail_id}@client>",
+        subject="Hi",
+        raw=b"Subject: Hi\r\n\r\nHello\r\n",
+        orders=tuple(
+            NewOrder(
+                id=f"{mail_id}.{n}",
+                recipient=f"+4917012345{n:02d}",
+                rcpt_address=f"+4917012345{n:02d}@eu.rsms.net",
+                sender_id="ACME",
+                text="Hello",
+                encoding="gsm7",
+                parts=parts,
+                priority=0,
+                expires_at=now + timedelta(days=2),
+                policy={"notify": "all"},
+            )
+            for n in range(1, recipients + 1)
+        ),
+    )
+
+
+def _rows(engine: Engine, model: type, **where: object) -> list:
+    table = model.__table__  # type: ignore[attr-defined]
+    query = select(table)
+    for key, value in where.items():
+        query = query.where(table.c[key] == value)
+    with engine.connect() as conn:
+        return list(conn.execute(query))
+
+
+async def test_sender_lookup_is_case_insensitive(engine: Engine, store: Store) -> None:
+    user_id = _seed(engine)
+    sender = await store.call(find_sender, "ALICE@example.COM")
+    assert sender is not None and sender.user_id == user_id and sender.enabled
+    assert sender.user_settings == {"notify": "all"}
+    assert await store.call(find_sender, "bob@example.com") is None
+
+
+async def test_group_commit_writes_every_mail_and_order(engine: Engine, store: Store) -> None:
+    import asyncio
+
+    user_id = _seed(engine)
+    await asyncio.gather(*(store.accept(_mail(user_id, f"M{i}", recipients=2)) for i in range(20)))
+    assert len(_rows(engine, Order)) == 40
+    assert store.batches < 20  # mails queued during a commit went into the next one together
+
+
+async def test_a_failing_mail_does_not_fail_its_batch_neighbours(engine: Engine, store: Store) -> None:
+    import asyncio
+
+    import pytest
+
+    from bridge.errors import StorageUnavailable
+
+    user_id = _seed(engine)
+    await store.accept(_mail(user_id, "DUP"))
+    results = await asyncio.gather(
+        store.accept(_mail(user_id, "DUP")),  # primary key collision
+        store.accept(_mail(user_id, "OK1")),
+        store.accept(_mail(user_id, "OK2")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StorageUnavailable)
+    assert results[1] is None and results[2] is None
+    assert {r.mail_id for r in _rows(engine, Order)} == {"DUP", "OK1", "OK2"}
+    with pytest.raises(StorageUnavailable):
+        await store.accept(_mail(user_id, "DUP"))
+
+
+async def test_claim_takes_a_lease_and_submitted_receipts_finish_the_order(
+    engine: Engine, store: Store
+) -> None:
+    user_id = _seed(engine)
+    await store.accept(_mail(user_id, parts=2))
+    now = utcnow()
+    claimed = await store.call(order_sql.claim_orders, now, 10, 60.0)
+    assert [o.id for o in claimed] == ["M1.1"] and claimed[0].attempts == 1
+    assert await store.call(order_sql.claim_orders, now, 10, 60.0) == []  # leased
+    # A receipt for part 2 arrives before submit_sm_resp was recorded: it waits.
+    await store.call(insert_receipt, ReceiptValue("smsc", "id-2", ReceiptState.DELIVERED), now)
+    assert (await store.call(apply_receipts, now, 100, 3600.0)).applied == 0
+    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("id-1", "id-2"))
+    result = await store.call(apply_receipts, now, 100, 3600.0)
+    assert result.applied == 1 and result.finished_orders == ()
+    assert _rows(engine, Order)[0].status == "submitted"  # part 1 not yet delivered
+    await store.call(insert_receipt, ReceiptValue("smsc", "id-1", ReceiptState.DELIVERED), now)
+    result = await store.call(apply_receipts, now, 100, 3600.0)
+    assert result.finished_orders == ("M1.1",)
+    assert _rows(engine, Order)[0].status == "delivered"
+    notices = await store.call(claim_notices, utcnow(), 10, 60.0)
+    assert [(n.kind, n.recipient, n.context["status"]) for n in notices] == [
+        ("status", "alice@example.com", "delivered")
+    ]
+    assert notices[0].context["in_reply_to"] == "<M1@client>"
+
+
+async def test_status_never_regresses_and_duplicates_are_harmless(engine: Engine, store: Store) -> None:
+    user_id = _seed(engine)
+    await store.accept(_mail(user_id))
+    now = utcnow()
+    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("a1",))
+    for state in (ReceiptState.UNDELIVERABLE, ReceiptState.DELIVERED, ReceiptState.ENROUTE):
+        await store.call(insert_receipt, ReceiptValue("smsc", "a1", state), now)
+    await store.call(apply_receipts, now, 100, 3600.0)
+    assert _rows(engine, Order)[0].status == "undeliverable"
+    assert _rows(engine, Part)[0].state == "undeliverable"
+    assert all(r.status == "applied" for r in _rows(engine, Receipt))
+    assert len(_rows(engine, Notice)) == 1  # one notice, not three
+
+
+async def test_unmatched_receipt_becomes_orphan_after_ttl(engine: Engine, store: Store) -> None:
+    _seed(engine)
+    now = utcnow()
+    await store.call(insert_receipt, ReceiptValue("smsc", "nobody", ReceiptState.DELIVERED), now)
+    later = now + timedelta(seconds=10)
+    assert (await store.call(apply_receipts, later, 100, 5.0)).orphaned == 1
+    assert _rows(engine, Receipt)[0].status == "orphan"
+
+
+async def test_deferred_final_and_held_orders(engine: Engine, store: Store) -> None:
+    user_id = _seed(engine, notify="failures")
+    await store.accept(_mail(user_id, recipients=3))
+    now = utcnow()
+    await store.call(order_sql.record_deferred, "M1.1", now, now + timedelta(seconds=30), "throttled")
+    await store.call(order_sql.record_final, "M1.2", now, "failed", "smsc: invalid destination")
+    await store.call(order_sql.record_held, "M1.3", now, "Traceback...\nRuntimeError: boom")
+    status = {r.id: (r.status, r.error) for r in _rows(engine, Order)}
+    assert status["M1.1"] == ("deferred", "throttled")
+    assert status["M1.2"] == ("failed", "smsc: invalid destination")
+    assert status["M1.3"][0] == "held" and "RuntimeError: boom" in status["M1.3"][1]
+    assert await store.call(order_sql.claim_orders, now, 10, 60.0) == []  # deferred is not yet due
+    due = await store.call(order_sql.claim_orders, now + timedelta(seconds=31), 10, 60.0)
+    assert [o.id for o in due] == ["M1.1"]
+    history = await store.call(order_sql.order_history, "M1.1")
+    assert [event for _, event, _ in history] == ["queued", "deferred"]
+    assert await store.call(order_sql.release_held, "M1.3", now)
+    assert {r.id: r.status for r in _rows(engine, Order)}["M1.3"] == "queued"
+
+
+async def test_inbound_goes_to_the_user_who_last_texted_the_number(engine: Engine, store: Store) -> None:
+    user_id = _seed(engine)
+    await store.accept(_mail(user_id))
+    now = utcnow()
+    sms = InboundSms("smsc", source="+491701234501", destination="MailSMS", text="Yes", encoding="gsm7")
+    stranger = InboundSms("smsc", source="+491709999999", destination="MailSMS", text="?", encoding="gsm7")
+    await store.call(insert_inbound, sms, now)
+    await store.call(insert_inbound, stranger, now)
+    routed = await store.call(route_inbound, now, 10, 7 * 86400.0, "eu.rsms.net")
+    assert (routed.notified, routed.unroutable) == (1, 1)
+    notices = await store.call(claim_notices, utcnow(), 10, 60.0)
+    assert len(notices) == 1
+    ctx = notices[0].context
+    assert notices[0].kind == "sms2mail" and notices[0].recipient == "alice@example.com"
+    assert ctx["reply_to"] == "+491701234501@eu.rsms.net" and ctx["in_reply_to"] == "<M1@client>"
