@@ -158,8 +158,11 @@ class Esme:
             if self._stopping.is_set():
                 break
             s = self.settings
-            low = max(s.bind_failure_min, s.reconnect_min) if refused else s.reconnect_min
-            delay = backoff_delay(attempt, low, s.reconnect_max, self._rng)
+            if refused:  # wrong credentials will not fix themselves within a second
+                low = max(s.bind_failure_min, s.reconnect_min)
+                delay = backoff_delay(attempt, low, max(low, s.reconnect_max), self._rng)
+            else:
+                delay = backoff_delay(attempt, s.reconnect_min, s.reconnect_max, self._rng)
             attempt += 1
             log.info("%s: reconnecting in %.1f s (%s)", self.name, delay, self.last_error)
             await self._sleep(delay)
@@ -188,6 +191,7 @@ class Esme:
             window=s.window,
             response_timeout=s.response_timeout,
             name=self.name,
+            on_close=self._bound.clear,
         )
         self._session = session
         reader_task = asyncio.create_task(session.run())

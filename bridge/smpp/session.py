@@ -80,8 +80,10 @@ class SmppSession:
         window: int = 10,
         response_timeout: float = 30.0,
         name: str = "smpp",
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_close = on_close
         self._reader = reader
         self._writer = writer
         self._handler = handler
@@ -227,6 +229,8 @@ class SmppSession:
             return
         self.close_reason = reason
         self._closed.set()
+        if self._on_close is not None:
+            self._on_close()
         for seq, fut in list(self._pending.items()):
             if not fut.done():
                 fut.set_exception(ConnectionLost(f"{self.name}: {reason} (seq {seq})"))

@@ -62,6 +62,8 @@ class SandboxConfig:
     password: str = "sandbox"
     receipt: Literal["delivered", "failed", "none"] = "delivered"
     receipt_delay: float = 0.2
+    redeliver_delay: float = 5.0  # a receipt answered with a temporary error is sent again
+    redeliver_attempts: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +297,12 @@ class SandboxSmsc:
                 Tlv(c.TLV_MESSAGE_STATE, bytes((state,))),
             ),
         )
-        session = conn.session if conn.session and not conn.session.closed else None
-        session = session if conn.can_receive else None
-        await self._deliver(receipt, session)
+        for _ in range(1 + max(0, self.config.redeliver_attempts)):
+            session = conn.session if conn.session and not conn.session.closed else None
+            status = await self._deliver(receipt, session if conn.can_receive else None)
+            if not c.is_temporary(status):
+                return
+            await asyncio.sleep(self.config.redeliver_delay)
 
     async def _deliver(self, pdu: DeliverSm, session: SmppSession | None = None) -> int:
         """Send one deliver_sm to `session` or any bound bridge; the deliver_sm_resp status."""

@@ -1,0 +1,264 @@
+"""The sandbox SMSC with our SmppTransport over TCP: inbox file, MO injection, faults."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bridge.smpp import constants as c
+from bridge.smpp.esme import Esme, EsmeSettings
+from bridge.smpp.pdu import Bind, BindResp, Pdu, decode, encode
+from bridge.transports.base import OutboundSms, ReceiptState, TemporaryFailure
+from bridge.transports.sandbox import (
+    SandboxConfig,
+    SandboxError,
+    SandboxSmsc,
+    read_inbox,
+    send_mo,
+)
+from bridge.transports.smpp import SmppConfig, SmppTransport
+from tests.peers.smpp34_peer import RecordingInbox
+
+PHONE = "+4915112345678"
+
+
+def cfg(port: int, **kw: object) -> SmppConfig:
+    base: dict[str, object] = {
+        "name": "sandbox",
+        "host": "127.0.0.1",
+        "port": port,
+        "system_id": "bridge",
+        "password": "sandbox",
+        "reconnect_min": 0.05,
+        "reconnect_max": 0.2,
+        "bind_failure_min": 0.2,
+        "response_timeout": 5.0,
+    }
+    base.update(kw)
+    return SmppConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[SandboxSmsc]:
+    s = SandboxSmsc(SandboxConfig(inbox_path=tmp_path / "sub" / "inbox.jsonl", port=0))
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+async def transports() -> AsyncIterator[list[SmppTransport]]:
+    ts: list[SmppTransport] = []
+    yield ts
+    for t in ts:
+        await t.stop()
+
+
+async def bound(
+    sandbox: SandboxSmsc, ts: list[SmppTransport], inbox: RecordingInbox, **kw: object
+) -> SmppTransport:
+    t = SmppTransport(cfg(sandbox.port, **kw))
+    ts.append(t)
+    await t.start(inbox)
+    assert await t.wait_bound(5.0), t.last_error
+    return t
+
+
+async def test_mt_lands_in_inbox_file_as_the_phone_shows_it(
+    sandbox: SandboxSmsc, transports: list[SmppTransport]
+) -> None:
+    inbox = RecordingInbox()
+    t = await bound(sandbox, transports, inbox)
+    long_text = "Grüße aus der Zentrale: {Lager} €5 " * 8  # GSM-7 with escapes, 3 parts
+    res = await t.submit(OutboundSms("o-1", PHONE, "Bridge", long_text, "gsm7"))
+    await t.submit(OutboundSms("o-2", PHONE, "Bridge", "Привет 😀", "ucs2"))
+    await inbox.wait_until(lambda: len(inbox.receipts) == len(res.message_ids) + 1)
+    got = read_inbox(sandbox.config.inbox_path, to=PHONE)
+    assert [(s.text, s.parts, s.encoding) for s in got] == [
+        (long_text, len(res.message_ids), "gsm7"),
+        ("Привет 😀", 1, "ucs2"),
+    ]
+    assert got[0].message_ids == res.message_ids
+    assert got[0].source == "Bridge" and got[0].destination == PHONE
+    assert read_inbox(sandbox.config.inbox_path, to="+4900") == []
+    assert all(r.state is ReceiptState.DELIVERED for r in inbox.receipts)
+
+
+async def test_failed_receipts(tmp_path: Path, transports: list[SmppTransport]) -> None:
+    s = SandboxSmsc(SandboxConfig(inbox_path=tmp_path / "i.jsonl", port=0, receipt="failed"))
+    await s.start()
+    try:
+        inbox = RecordingInbox()
+        t = await bound(s, transports, inbox)
+        await t.submit(OutboundSms("o-f", PHONE, "Bridge", "hi", "gsm7"))
+        await inbox.wait_until(lambda: len(inbox.receipts) == 1)
+        assert inbox.receipts[0].state is ReceiptState.UNDELIVERABLE
+    finally:
+        await s.stop()
+
+
+async def test_inbox_failure_answers_0x64_and_session_stays_up(
+    sandbox: SandboxSmsc, transports: list[SmppTransport]
+) -> None:
+    inbox = RecordingInbox(fail_next=1)
+    t = await bound(sandbox, transports, inbox)
+    await t.submit(OutboundSms("o-1", PHONE, "Bridge", "first", "gsm7"))
+    await sandbox.wait_until(lambda: c.ESME_RX_T_APPN in sandbox.deliver_statuses)
+    assert inbox.failures == 1 and inbox.receipts == []
+    assert t.bound
+    res = await t.submit(OutboundSms("o-2", PHONE, "Bridge", "second", "gsm7"))
+    await sandbox.wait_until(lambda: len(sandbox.deliver_statuses) == 2)
+    assert sandbox.deliver_statuses == [c.ESME_RX_T_APPN, c.ESME_ROK]
+    assert [r.message_id for r in inbox.receipts] == list(res.message_ids)
+
+
+async def test_mo_injection_reaches_the_inbox(
+    sandbox: SandboxSmsc, transports: list[SmppTransport]
+) -> None:
+    inbox = RecordingInbox()
+    await bound(sandbox, transports, inbox)
+    long_mo = "Bitte rufen Sie mich an, es geht um den Auftrag 4711. " * 6  # 3 parts
+    await send_mo("127.0.0.1", sandbox.port, PHONE, "+4930123456", long_mo, Path("/nonexistent"))
+    await send_mo("127.0.0.1", sandbox.port, PHONE, "12345", "Ja 👍 @home", Path("/nonexistent"))
+    await inbox.wait_until(lambda: len(inbox.messages) == 2)
+    first, second = inbox.messages
+    assert (first.source, first.destination, first.text, first.parts) == (
+        PHONE,
+        "+4930123456",
+        long_mo,
+        3,
+    )
+    assert first.encoding == "gsm7"
+    assert (second.destination, second.text, second.encoding) == ("12345", "Ja 👍 @home", "ucs2")
+
+
+async def test_mo_inbox_failure_reaches_the_phone(
+    sandbox: SandboxSmsc, transports: list[SmppTransport]
+) -> None:
+    inbox = RecordingInbox(fail_next=1)
+    await bound(sandbox, transports, inbox)
+    with pytest.raises(SandboxError, match="could not store"):
+        await send_mo("127.0.0.1", sandbox.port, PHONE, "12345", "hello", Path("/x"))
+    await send_mo("127.0.0.1", sandbox.port, PHONE, "12345", "hello again", Path("/x"))
+    assert [m.text for m in inbox.messages] == ["hello again"]
+
+
+async def test_reply_without_destination_picks_the_last_sender(
+    sandbox: SandboxSmsc, transports: list[SmppTransport]
+) -> None:
+    inbox = RecordingInbox()
+    t = await bound(sandbox, transports, inbox)
+    path = sandbox.config.inbox_path
+    with pytest.raises(SandboxError, match="nothing to reply to"):
+        await send_mo("127.0.0.1", sandbox.port, PHONE, None, "hi?", path)
+    await t.submit(OutboundSms("o-1", PHONE, "Alpha", "from alpha", "gsm7"))
+    await t.submit(OutboundSms("o-2", "+4917000000000", "Gamma", "other phone", "gsm7"))
+    await t.submit(OutboundSms("o-3", PHONE, "+4930999", "from a number", "gsm7"))
+    await send_mo("127.0.0.1", sandbox.port, PHONE, None, "my reply", path)
+    await inbox.wait_until(lambda: len(inbox.messages) == 1)
+    assert inbox.messages[0].destination == "+4930999"
+    assert inbox.messages[0].text == "my reply"
+
+
+async def test_send_mo_without_bridge_is_a_clear_error(sandbox: SandboxSmsc) -> None:
+    with pytest.raises(SandboxError, match="no bridge is bound"):
+        await send_mo("127.0.0.1", sandbox.port, PHONE, "12345", "anyone?", Path("/x"))
+
+
+async def test_wrong_password_is_a_clear_slow_retried_failure(
+    sandbox: SandboxSmsc, transports: list[SmppTransport]
+) -> None:
+    t = SmppTransport(cfg(sandbox.port, password="wrong", bind_wait=1.0, bind_failure_min=30.0))
+    transports.append(t)
+    await t.start(RecordingInbox())
+    await sandbox.wait_until(lambda: len(sandbox.bind_failures) >= 1)
+    with pytest.raises(TemporaryFailure, match="ESME_RINVPASWD") as err:
+        await t.submit(OutboundSms("o-1", PHONE, "Bridge", "hi", "gsm7"))
+    assert "password" in err.value.reason
+    assert len(sandbox.bind_failures) == 1  # the next try is >= 15 s away, not every second
+
+
+async def test_response_timeout_drops_and_reconnects(
+    sandbox: SandboxSmsc, transports: list[SmppTransport]
+) -> None:
+    inbox = RecordingInbox()
+    t = await bound(sandbox, transports, inbox, response_timeout=0.3)
+    sandbox.hold_responses()
+    with pytest.raises(TemporaryFailure, match=r"no response \(unknown outcome\)"):
+        await t.submit(OutboundSms("o-1", PHONE, "Bridge", "lost?", "gsm7"))
+    sandbox.drop_connections()  # release the held handler; the bridge already hung up
+    assert await t.wait_bound(5.0)
+    res = await t.submit(OutboundSms("o-2", PHONE, "Bridge", "after reconnect", "gsm7"))
+    assert res.message_ids
+
+
+async def test_peer_disconnect_mid_window(
+    sandbox: SandboxSmsc, transports: list[SmppTransport]
+) -> None:
+    inbox = RecordingInbox()
+    t = await bound(sandbox, transports, inbox)
+    sandbox.hold_responses()
+    pending = [
+        asyncio.create_task(t.submit(OutboundSms(f"o-{i}", PHONE, "Bridge", "x", "gsm7")))
+        for i in range(5)
+    ]
+    await asyncio.sleep(0)  # let the tasks send; the SMSC holds them
+    sandbox.drop_connections()
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    assert all(isinstance(r, TemporaryFailure) for r in results), results
+    assert all("unknown outcome" in r.reason for r in results if isinstance(r, TemporaryFailure))
+    assert await t.wait_bound(5.0)
+    res = await t.submit(OutboundSms("o-next", PHONE, "Bridge", "works again", "gsm7"))
+    assert res.message_ids
+
+
+async def test_unanswered_enquire_link_reconnects() -> None:
+    """A peer that binds us but never answers enquire_link: we drop it and bind again."""
+    binds = 0
+    two_binds = asyncio.Event()
+
+    async def mute_after_bind(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal binds
+        try:
+            while True:
+                header = await reader.readexactly(16)
+                body = await reader.readexactly(int.from_bytes(header[:4], "big") - 16)
+                pdu: Pdu = decode(header + body)
+                if isinstance(pdu, Bind):
+                    binds += 1
+                    writer.write(encode(BindResp(pdu.command_id | c.RESP_BIT, pdu.sequence)))
+                    if binds >= 2:
+                        two_binds.set()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(mute_after_bind, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def refuse(pdu: Pdu) -> Pdu | None:
+        return None
+
+    esme = Esme(
+        EsmeSettings(
+            "127.0.0.1",
+            port,
+            "bridge",
+            "pw",
+            enquire_link_interval=0.05,
+            enquire_link_timeout=0.1,
+            reconnect_min=0.01,
+            reconnect_max=0.05,
+        ),
+        refuse,
+    )
+    await esme.start()
+    try:
+        await asyncio.wait_for(two_binds.wait(), 5.0)
+        assert "enquire_link" in esme.last_error or esme.binds >= 1
+    finally:
+        await esme.stop()
+        server.close()
+        await server.wait_closed()
