@@ -232,7 +232,8 @@ class Esme:
                 with contextlib.suppress(asyncio.CancelledError):
                     await keepalive
             self.last_error = f"connection lost: {session.close_reason}"
-            log.warning("%s: %s", self.name, self.last_error)
+            if not self._stopping.is_set():
+                log.warning("%s: %s", self.name, self.last_error)
             return False
         finally:
             reader_task.cancel()

@@ -164,3 +164,47 @@ async def test_not_bound_is_a_quick_temporary_failure(started: list[SmppTranspor
     await t.start(RecordingInbox())
     with pytest.raises(TemporaryFailure, match="not bound"):
         await t.submit(OutboundSms("o-n", "+4915112345678", "Bridge", "hi", "gsm7"))
+
+
+async def test_mo_parts_last_first_from_smpp34_are_reassembled(
+    started: list[SmppTransport],
+) -> None:
+    """smpp34 (an independent encoder) pushes a 3-part MO, last part first, mixed IE orders."""
+    import smpp34  # type: ignore[import-untyped]
+
+    async with running_smpp34_peer() as p:
+        inbox = RecordingInbox()
+        t = SmppTransport(config(p.port))
+        await start(t, inbox, started)
+        await p.wait_until(lambda: len(p.esmes) == 1)
+        esme = next(iter(p.esmes.values()))
+        text = "€" + "x" * 151 + "{" + "y" * 150 + "}end"  # ESC pairs at part boundaries
+        septets = text.replace("€", "\x1be").replace("{", "\x1b(").replace("}", "\x1b)")
+        raw = septets.encode("ascii")
+        chunks = [raw[:152], raw[152:304], raw[304:]]
+        udhs = [
+            bytes([0x08, 0x24, 0x01, 0x00, 0x00, 0x03, 0x42, 0x03, 0x01]),  # [0x24, 0x00]
+            bytes([0x05, 0x00, 0x03, 0x42, 0x03, 0x02]),
+            bytes([0x0B, 0x05, 0x04, 0x0B, 0x84, 0x23, 0xF0, 0x00, 0x03, 0x42, 0x03, 0x03]),
+        ]
+        for i in (2, 0, 1):
+            resp = await esme.deliver_sm(
+                "12345",
+                udhs[i] + chunks[i],
+                source_addr="4915112345678",
+                source_addr_ton=1,
+                source_addr_npi=1,
+                dest_addr_ton=0,
+                esm_class=0x40,
+                data_coding=0,
+            )
+            assert resp.command_status == smpp34.ESME_ROK
+        await inbox.wait_until(lambda: len(inbox.messages) == 1)
+        mo = inbox.messages[0]
+        assert (mo.source, mo.destination, mo.parts, mo.encoding) == (
+            "+4915112345678",
+            "12345",
+            3,
+            "gsm7",
+        )
+        assert mo.text == text
