@@ -55,24 +55,27 @@ class _Walk:
     max_parts: int
     parts: int = 0
     attachments: int = 0
+    max_chars: int = 200_000
     texts: dict[int, str] = field(default_factory=dict)  # id(part) -> decoded text
 
     def text(self, part: Message) -> str:
         key = id(part)
         if key not in self.texts:
-            self.texts[key] = _leaf_text(part)
+            self.texts[key] = _leaf_text(part, self.max_chars)
         return self.texts[key]
 
 
 _Leaves = list[tuple[str, Message]]  # (kind "plain"/"html", the leaf part)
 
 
-def _leaf_text(part: Message) -> str:
+def _leaf_text(part: Message, max_chars: int) -> str:
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
     text = _NEWLINES.sub("\n", decode_bytes(data, part.get_content_charset()))
     if part.get_content_subtype() == "html":
-        return html_to_text(text)
+        # markup is at least half of typical mail HTML: convert no more than needed
+        return html_to_text(text[: 2 * max_chars + 1])
+    text = text[: max_chars + 1]
     if str(part.get_param("format") or "").lower() == "flowed":
         delsp = str(part.get_param("delsp") or "").lower() == "yes"
         text = unflow(text, delsp=delsp)
@@ -144,7 +147,7 @@ def extract(
         msg = _PARSER.parsebytes(raw)
     except RecursionError:  # pragma: no cover - the pre-scan stops this first
         raise MimeTooComplex("the mail nests MIME parts too deeply to parse") from None
-    walk = _Walk(max_depth, max_parts)
+    walk = _Walk(max_depth, max_parts, max_chars=max_body_chars)
     texts = [walk.text(part) for _, part in _walk(msg, walk, 0)]
     body = "\n\n".join(t.strip("\n") for t in texts if t.strip()).strip()
     truncated = len(body) > max_body_chars

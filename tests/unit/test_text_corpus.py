@@ -24,7 +24,9 @@ def _meta(eml: Path) -> dict[str, Any]:
 def _rules(meta: dict[str, Any]) -> ComposeRules:
     kwargs = dict(meta.get("compose", {}))
     if "clean" in kwargs:
-        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs["clean"].items()}
+        clean: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in kwargs["clean"].items()
+        }
         kwargs["clean"] = CleanRules(**clean)
     return ComposeRules(**kwargs)
 

@@ -101,3 +101,39 @@ def test_one_megabyte_body() -> None:
     assert time.perf_counter() - start < 2.0
     assert mail.body.startswith("lorem ipsum") and len(mail.body) == 200_000
     assert mail.body_truncated
+
+
+def test_message_rfc822_bomb_rejected_before_parsing() -> None:
+    raw = b"".join(b"Content-Type: message/rfc822\r\n\r\n" for _ in range(5000)) + b"\r\nhi\r\n"
+    start = time.perf_counter()
+    with pytest.raises(MimeTooComplex):
+        extract(raw)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_too_many_parts() -> None:
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(150))
+    raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n"
+    with pytest.raises(MimeTooComplex):
+        extract(raw)
+
+
+def test_forwarded_mail_attachment_counted_not_used() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=M\r\n\r\n--M\r\n"
+        b"Content-Type: text/plain\r\n\r\nsee attached\r\n--M\r\n"
+        b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--M--\r\n"
+    )
+    mail = extract(raw)
+    assert mail.body == "see attached" and mail.attachments == 1
+
+
+def test_missing_headers_and_empty_mail() -> None:
+    mail = extract(b"\r\n")
+    assert mail.subject == "" and mail.body == "" and mail.message_id is None
+    assert mail.from_header == "" and mail.received_count == 0
+
+
+def test_broken_encoded_word_charset_survives() -> None:
+    mail = extract(b"Subject: =?x-bogus?q?Hallo_Welt?= =?utf-8?q?=E2=82=AC?=\r\n\r\nb\r\n")
+    assert mail.subject.endswith("€") and "Hallo" in mail.subject
