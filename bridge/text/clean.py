@@ -58,8 +58,8 @@ DEFAULT_DISCLAIMERS = (
 )
 _SEPARATOR_TAIL = re.compile(r"(?:\n[ \t]*[-_=*~]{3,}[ \t]*)+\s*$")
 _SEPARATOR_HEAD = re.compile(r"^(?:[ \t]*[-_=*~]{3,}[ \t]*\n)+")
-_TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
-_BLANK_RUNS = re.compile(r"\n[ \t]*(?:\n[ \t]*)+\n")
+_TRAILING_SPACE = re.compile(r"[^\S\n]+$", re.MULTILINE)
+_BLANK_RUNS = re.compile(r"\n[^\S\n]*(?:\n[^\S\n]*)+\n")
 _SPACE_RUNS = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
 
 

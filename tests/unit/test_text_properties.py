@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.text import TextRejected, decode_gsm7, plan_sms, split_sms
+from bridge.text import MimeTooComplex, TextRejected, decode_gsm7, extract, plan_sms, split_sms
+from bridge.text.clean import CleanRules, clean
 from bridge.text.gsm7 import BASIC_TABLE, EXTENSION_TABLE
 from bridge.text.sms import SINGLE_LIMIT, part_limit
 from bridge.transports.base import Encoding
@@ -93,3 +94,22 @@ def test_plan_then_split_decodes_to_planned_text(
     _check_parts(seg.payloads, plan.encoding, ref16)
     for before, after in plan.replaced:
         assert before not in plan.text or before in after
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=2000))
+def test_extract_survives_any_bytes(raw: bytes) -> None:
+    try:
+        mail = extract(b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + raw)
+    except MimeTooComplex:
+        return
+    assert "\r" not in mail.body and mail.body == mail.body.strip()
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=1500))
+def test_clean_never_raises_and_normalises(body: str) -> None:
+    result = clean(body, CleanRules(end_markers=("##",)))
+    assert result.text == result.text.strip()
+    assert all(line == line.rstrip() for line in result.text.split("\n"))
+    assert "\n\n\n" not in result.text
