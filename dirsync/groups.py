@@ -14,28 +14,37 @@ from dataclasses import dataclass
 
 
 def normalise_dn(dn: str) -> str:
-    """A DN in a comparable form: RDNs trimmed, attribute names and values lower-cased."""
-    parts: list[str] = []
-    current: list[str] = []
-    escaped = False
-    for ch in dn:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            current.append(ch)
-            escaped = True
-        elif ch in ",;":
-            parts.append("".join(current))
-            current = []
+    """A DN in a comparable form: escapes decoded (`\\28` = `(`), RDNs trimmed, lower-cased."""
+    rdns: list[str] = []
+    current = bytearray()
+    i = 0
+    raw = dn.encode("utf-8")
+    while i < len(raw):
+        ch = raw[i : i + 1]
+        if ch == b"\\" and i + 1 < len(raw):
+            pair = raw[i + 1 : i + 3]
+            if len(pair) == 2 and all(c in b"0123456789abcdefABCDEF" for c in pair):
+                current.append(int(pair, 16))
+                i += 3
+                continue
+            current += raw[i + 1 : i + 2]  # an escaped special character, kept literally
+            i += 2
+            continue
+        if ch in (b",", b";"):
+            rdns.append(_rdn(current))
+            current = bytearray()
         else:
-            current.append(ch)
-    parts.append("".join(current))
-    out = []
-    for rdn in parts:
-        name, sep, value = rdn.partition("=")
-        out.append(f"{name.strip().lower()}{sep}{value.strip().lower()}")
-    return ",".join(out)
+            current += ch
+        i += 1
+    rdns.append(_rdn(current))
+    return ",".join(rdns)
+
+
+def _rdn(value: bytearray) -> str:
+    text = value.decode("utf-8", "replace")
+    name, sep, val = text.partition("=")
+    val = "".join("\\" + c if c in ',+"\\<>;=' else c for c in val.strip())
+    return f"{name.strip().lower()}{sep}{val.lower()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,342 @@
+"""dirsync's own settings: read `dirsync.toml` once and validate every key and value.
+
+Any invalid key or value raises `ConfigError` with one line naming the key and what is
+expected. `examples/dirsync/dirsync.toml` documents every key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from bridge.errors import ConfigError
+from dirsync.exclusions import Exclusions
+from dirsync.groups import ProfileRule
+from dirsync.mapping import (
+    PRESET_FILTERS,
+    PRESET_GROUP_FILTERS,
+    PRESETS,
+    AttributeMap,
+    with_overrides,
+)
+from dirsync.safety import Limits
+
+DEFAULT_DATABASE_URL = "sqlite:///var/bridge.db"
+Scope = Literal["subtree", "one"]
+
+
+@dataclass(frozen=True, slots=True)
+class LdapConfig:
+    url: str
+    bind_dn: str
+    password_env: str | None = None
+    password_file: Path | None = None
+    starttls: bool = False
+    ca_file: Path | None = None
+    tls_verify: bool = True
+    tls_hostname: str | None = None
+    allow_plaintext: bool = False
+    connect_timeout: float = 10.0
+    timeout: float = 60.0
+    preset: str = "ad"
+    base_dns: tuple[str, ...] = ()
+    filter: str = ""
+    scope: Scope = "subtree"
+    page_size: int = 500
+    group_base_dns: tuple[str, ...] = ()
+    group_filter: str = ""
+    mapping: AttributeMap = field(default_factory=lambda: PRESETS["ad"])
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    mail_to: tuple[str, ...] = ()
+    mail_from: str = "dirsync@localhost"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    when: Literal["always", "changes", "failure"] = "changes"
+    log_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DirsyncConfig:
+    customer: str
+    database_url: str = DEFAULT_DATABASE_URL
+    default_country: str | None = None
+    ldap: LdapConfig | None = None
+    profiles: tuple[ProfileRule, ...] = ()
+    default_profile: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    exclusions: Exclusions = field(default_factory=Exclusions)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    lock_stale_minutes: int = 120
+
+
+class _Table:
+    """Pops typed values out of one TOML table; leftover keys are errors."""
+
+    def __init__(self, data: dict[str, Any], prefix: str) -> None:
+        self.data, self.prefix = dict(data), prefix
+
+    def _fail(self, key: str, expected: str, value: object) -> ConfigError:
+        return ConfigError(f"{self.prefix}{key}: expected {expected}, got {value!r}")
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self.prefix}{key}: required, expected text")
+            return default
+        value = self.data.pop(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self._fail(key, "non-empty text", value)
+        return value.strip()
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key, default)
+        if value not in choices:
+            raise self._fail(key, "one of " + ", ".join(choices), value)
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.pop(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false", value)
+        return value
+
+    def number(self, key: str, default: float, lo: float, hi: float, *, integer: bool) -> float:
+        value = self.data.pop(key, default)
+        ok = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok or not lo <= value <= hi:
+            kind = "an integer" if integer else "a number"
+            raise self._fail(key, f"{kind} from {lo:g} to {hi:g}", value)
+        return float(value)
+
+    def texts(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.data.pop(key, list(default))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self._fail(key, "a list of non-empty texts", value)
+        return tuple(cast(list[str], value))
+
+    def table(self, key: str) -> _Table:
+        value = self.data.pop(key, {})
+        if not isinstance(value, dict):
+            raise self._fail(key, "a table", value)
+        return _Table(value, f"{self.prefix}{key}.")
+
+    def done(self) -> None:
+        if self.data:
+            key = sorted(self.data)[0]
+            raise ConfigError(f"{self.prefix}{key}: unknown key")
+
+
+def load_config(path: Path, **overrides: Any) -> DirsyncConfig:
+    """Read and validate `path`; `overrides` (e.g. database_url) win over the file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_config(data)
+
+
+def parse_config(data: dict[str, Any]) -> DirsyncConfig:
+    top = _Table(data, "")
+    customer = cast(str, top.text("customer", required=True))
+    database_url = cast(str, top.text("database_url", DEFAULT_DATABASE_URL))
+    country = top.text("default_country")
+    if country is not None and not re.fullmatch(r"[A-Za-z]{2}", country):
+        raise ConfigError(f"default_country: expected a 2-letter ISO code, got {country!r}")
+    stale = int(top.number("lock_stale_minutes", 120, 1, 10_080, integer=True))
+    ldap = _ldap(top.table("ldap")) if "ldap" in top.data else None
+    rules = _profiles(top.data.pop("profiles", []))
+    default_profile = top.text("default_profile")
+    limits = _limits(top.table("safety"))
+    exclusions = _exclusions(top.table("exclude"))
+    report = _report(top.table("report"))
+    top.done()
+    return DirsyncConfig(
+        customer=customer,
+        database_url=database_url,
+        default_country=country.upper() if country else None,
+        ldap=ldap,
+        profiles=rules,
+        default_profile=default_profile,
+        limits=limits,
+        exclusions=exclusions,
+        report=report,
+        lock_stale_minutes=stale,
+    )
+
+
+def _ldap(t: _Table) -> LdapConfig:
+    url = cast(str, t.text("url", required=True))
+    if not re.fullmatch(r"ldaps?://[^/\s]+/?", url):
+        raise ConfigError(
+            f"ldap.url: expected ldap://host[:port] or ldaps://host[:port], got {url!r}"
+        )
+    bind_dn = cast(str, t.text("bind_dn", required=True))
+    password_env, password_file = t.text("password_env"), t.text("password_file")
+    if (password_env is None) == (password_file is None):
+        raise ConfigError("ldap.password_env / ldap.password_file: expected exactly one of them")
+    starttls = t.flag("starttls", False)
+    allow_plaintext = t.flag("allow_plaintext", False)
+    if url.startswith("ldap://") and not starttls and not allow_plaintext:
+        raise ConfigError(
+            "ldap.starttls: expected true for an ldap:// url (or ldaps://, or "
+            "allow_plaintext = true for a test directory)"
+        )
+    ca_file = t.text("ca_file")
+    preset = t.choice("preset", "ad", tuple(PRESETS))
+    scope = t.choice("scope", "subtree", ("subtree", "one"))
+    base_dns = t.texts("base_dns")
+    if not base_dns:
+        raise ConfigError("ldap.base_dns: required, expected a list of DNs")
+    cfg = LdapConfig(
+        url=url,
+        bind_dn=bind_dn,
+        password_env=password_env,
+        password_file=Path(password_file) if password_file else None,
+        starttls=starttls,
+        ca_file=Path(ca_file) if ca_file else None,
+        tls_verify=t.flag("tls_verify", True),
+        tls_hostname=t.text("tls_hostname"),
+        allow_plaintext=allow_plaintext,
+        connect_timeout=t.number("connect_timeout", 10, 1, 300, integer=False),
+        timeout=t.number("timeout", 60, 1, 3600, integer=False),
+        preset=preset,
+        base_dns=base_dns,
+        filter=_filter(t, "filter", PRESET_FILTERS[preset]),
+        scope=cast(Scope, scope),
+        page_size=int(t.number("page_size", 500, 1, 1000, integer=True)),
+        group_base_dns=t.texts("group_base_dns", base_dns),
+        group_filter=_filter(t, "group_filter", PRESET_GROUP_FILTERS[preset]),
+        mapping=_mapping(t.table("mapping"), PRESETS[preset]),
+    )
+    t.done()
+    return cfg
+
+
+def _filter(t: _Table, key: str, default: str) -> str:
+    value = cast(str, t.text(key, default))
+    if not check_filter(value):
+        raise ConfigError(f"ldap.{key}: expected a valid LDAP filter in parentheses, got {value!r}")
+    return value
+
+
+def check_filter(value: str) -> bool:
+    """Parse a configured filter once at start-up (balanced, ldap3 accepts it)."""
+    from ldap3.core.exceptions import LDAPInvalidFilterError
+    from ldap3.operation.search import parse_filter
+
+    if not (value.startswith("(") and value.endswith(")")):
+        return False
+    try:
+        parse_filter(
+            value, None, auto_escape=False, auto_encode=True, validator=None, check_names=False
+        )
+    except (LDAPInvalidFilterError, IndexError, ValueError, AttributeError, TypeError):
+        return False  # ldap3's parser fails in several ways on unbalanced input
+    return True
+
+
+_MAP_TEXT = ("id", "mail", "sender_id", "cost_centre", "member_of", "enabled_attribute")
+_MAP_LIST = ("aliases", "mobile", "display_name", "disabled_values", "extra")
+
+
+def _mapping(t: _Table, base: AttributeMap) -> AttributeMap:
+    changes: dict[str, object] = {}
+    for key in _MAP_TEXT:
+        if key in t.data:
+            value = t.data[key]
+            if value == "" and key in ("sender_id", "cost_centre", "member_of"):
+                t.data.pop(key)
+                changes[key] = None  # "" switches the field off
+            else:
+                changes[key] = t.text(key)
+    for key in _MAP_LIST:
+        if key in t.data:
+            changes[key] = t.texts(key)
+    if "id_format" in t.data:
+        changes["id_format"] = t.choice("id_format", "guid", ("guid", "text"))
+    if "aliases_format" in t.data:
+        changes["aliases_format"] = t.choice("aliases_format", "proxy", ("proxy", "plain"))
+    if "enabled" in t.data:
+        changes["enabled"] = t.choice("enabled", "uac", ("uac", "always", "attribute", "filter"))
+    if "enabled_filter" in t.data:
+        changes["enabled_filter"] = _filter(t, "enabled_filter", "")
+    t.done()
+    amap = with_overrides(base, **changes)
+    if amap.enabled == "filter" and not amap.enabled_filter:
+        raise ConfigError('ldap.mapping.enabled_filter: required when enabled = "filter"')
+    if amap.enabled == "attribute" and not amap.enabled_attribute:
+        raise ConfigError('ldap.mapping.enabled_attribute: required when enabled = "attribute"')
+    return amap
+
+
+def _profiles(value: object) -> tuple[ProfileRule, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"profiles: expected [[profiles]] tables, got {value!r}")
+    rules = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ConfigError(f"profiles[{i}]: expected a table with group and profile")
+        t = _Table(item, f"profiles[{i}].")
+        rules.append(
+            ProfileRule(
+                cast(str, t.text("group", required=True)),
+                cast(str, t.text("profile", required=True)),
+            )
+        )
+        t.done()
+    return tuple(rules)
+
+
+def _limits(t: _Table) -> Limits:
+    limits = Limits(
+        min_users=int(t.number("min_users", 1, 1, 10_000_000, integer=True)),
+        max_disable_count=int(t.number("max_disable_count", 50, 0, 10_000_000, integer=True)),
+        max_disable_percent=t.number("max_disable_percent", 10, 0, 100, integer=False),
+        retention_days=int(t.number("retention_days", 90, 0, 36_500, integer=True)),
+    )
+    t.done()
+    return limits
+
+
+def _exclusions(t: _Table) -> Exclusions:
+    patterns = t.texts("address_patterns")
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ConfigError(
+                f"exclude.address_patterns: invalid regular expression {p!r} ({exc})"
+            ) from exc
+    excl = Exclusions.build(t.texts("addresses"), t.texts("ids"), patterns)
+    t.done()
+    return excl
+
+
+def _report(t: _Table) -> ReportConfig:
+    log_file = t.text("log_file")
+    cfg = ReportConfig(
+        mail_to=t.texts("mail_to"),
+        mail_from=cast(str, t.text("mail_from", "dirsync@localhost")),
+        smtp_host=cast(str, t.text("smtp_host", "localhost")),
+        smtp_port=int(t.number("smtp_port", 25, 1, 65535, integer=True)),
+        smtp_starttls=t.flag("smtp_starttls", False),
+        when=cast(
+            Literal["always", "changes", "failure"],
+            t.choice("when", "changes", ("always", "changes", "failure")),
+        ),
+        log_file=Path(log_file) if log_file else None,
+    )
+    t.done()
+    return cfg

@@ -1,0 +1,227 @@
+"""Read users (and the groups for profile rules) from LDAP / AD with ldap3, read-only.
+
+ldap3 reports a search cut short by a size, time or admin limit as success (and its
+paged search just stops), so the result code is checked after every search: anything
+but success raises `DirectoryError` and the run aborts before planning. Filters only
+contain admin-configured text, parsed at start-up; no directory or user value is ever
+put into a filter (group nesting is resolved from `member` values, not by searching).
+Bind, TLS and network failures become one-line `DirectoryError`s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+with warnings.catch_warnings():  # ldap3 2.9.1 + pyasn1 >= 0.6.1: "tagMap is deprecated"
+    warnings.filterwarnings("ignore", "(tag|type)Map is deprecated", DeprecationWarning)
+    from ldap3 import LEVEL, NONE, SUBTREE, Connection, Server, Tls
+    from ldap3.core import exceptions as lx
+
+from bridge.errors import ConfigError
+from dirsync.config import LdapConfig
+from dirsync.groups import ProfileResolver, ProfileRule
+from dirsync.mapping import decode_id, lower_keys, map_entry, texts
+from dirsync.model import Problem, SourceUser
+
+Progress = Callable[[int], None]
+
+
+class DirectoryError(Exception):
+    """The directory could not be read completely; the message is one line for the admin."""
+
+
+@dataclass(slots=True)
+class ReadResult:
+    users: list[SourceUser] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read_password(cfg: LdapConfig) -> str:
+    """The bind password from the environment variable or file; never from the command line."""
+    if cfg.password_env:
+        value = os.environ.get(cfg.password_env)
+        if value is None:
+            raise ConfigError(
+                f"ldap.password_env: environment variable {cfg.password_env} is unset"
+            )
+        return value
+    assert cfg.password_file is not None
+    try:
+        return cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"ldap.password_file: cannot read {cfg.password_file} ({exc.strerror})"
+        ) from exc
+
+
+def connect(cfg: LdapConfig, password: str) -> Connection:
+    """An open, bound, read-only connection (StartTLS before the bind when configured)."""
+    parts = urlsplit(cfg.url)
+    use_ssl = parts.scheme == "ldaps"
+    host = parts.hostname or ""
+    port = parts.port or (636 if use_ssl else 389)
+    tls = None
+    if use_ssl or cfg.starttls:
+        tls = Tls(
+            validate=ssl.CERT_REQUIRED if cfg.tls_verify else ssl.CERT_NONE,
+            ca_certs_file=str(cfg.ca_file) if cfg.ca_file else None,
+            valid_names=[cfg.tls_hostname] if cfg.tls_hostname else None,
+            version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    server = Server(
+        host, port=port, use_ssl=use_ssl, tls=tls, get_info=NONE,
+        connect_timeout=max(1, int(cfg.connect_timeout)),
+    )  # fmt: skip
+    conn = Connection(
+        server,
+        user=cfg.bind_dn,
+        password=password,
+        read_only=True,
+        auto_referrals=False,
+        raise_exceptions=True,
+        receive_timeout=max(1, int(cfg.timeout)),
+    )
+    where = f"{cfg.url}"
+    try:
+        conn.open()
+        if cfg.starttls:
+            conn.start_tls()
+        conn.bind()
+    except lx.LDAPInvalidCredentialsResult as exc:
+        raise DirectoryError(f"bind as {cfg.bind_dn} failed: invalid credentials") from exc
+    except lx.LDAPStartTLSError as exc:
+        raise DirectoryError(f"StartTLS with {where} failed: {_short(exc)}") from exc
+    except lx.LDAPSocketOpenError as exc:
+        text = _short(exc)
+        kind = (
+            "TLS handshake with"
+            if "certificate" in text.lower() or "ssl" in text.lower()
+            else "cannot connect to"
+        )
+        raise DirectoryError(f"{kind} {where}: {text}") from exc
+    except lx.LDAPOperationResult as exc:
+        raise DirectoryError(f"bind as {cfg.bind_dn} failed: {exc.description}") from exc
+    except lx.LDAPException as exc:
+        raise DirectoryError(f"{where}: {_short(exc)}") from exc
+    if not conn.bound:
+        raise DirectoryError(f"bind as {cfg.bind_dn} failed: {conn.result.get('description')}")
+    return conn
+
+
+def paged(
+    conn: Connection, cfg: LdapConfig, base: str, flt: str, attributes: Sequence[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(dn, raw attributes) of every entry; raises DirectoryError unless the search succeeded."""
+    scope = SUBTREE if cfg.scope == "subtree" else LEVEL
+    try:
+        for item in conn.extend.standard.paged_search(
+            base, flt, scope, attributes=list(attributes), paged_size=cfg.page_size,
+            time_limit=int(cfg.timeout), generator=True,
+        ):  # fmt: skip
+            if item.get("type") == "searchResEntry":
+                yield item["dn"], item["raw_attributes"]
+    except lx.LDAPOperationResult as exc:
+        raise DirectoryError(f"search of {base} failed: {exc.description} ({exc.result})") from exc
+    except lx.LDAPException as exc:
+        raise DirectoryError(f"search of {base} failed: {_short(exc)}") from exc
+    result = conn.result or {}
+    if result.get("result") != 0:  # sizeLimitExceeded & co. arrive as "success" otherwise
+        raise DirectoryError(
+            f"search of {base} ended with {result.get('description')} ({result.get('result')}): "
+            "the answer may be incomplete, nothing changed"
+        )
+
+
+def read_groups(conn: Connection, cfg: LdapConfig) -> dict[str, list[str]]:
+    """Every group under the group bases with its direct `member` DNs."""
+    members: dict[str, list[str]] = {}
+    for base in cfg.group_base_dns:
+        for dn, raw in paged(conn, cfg, base, cfg.group_filter, ["member"]):
+            members[dn] = texts(lower_keys(raw), "member")
+    return members
+
+
+def read_enabled_ids(conn: Connection, cfg: LdapConfig) -> set[str]:
+    """Ids of the users matching `enabled_filter` (mapping.enabled = "filter")."""
+    amap = cfg.mapping
+    flt = f"(&{cfg.filter}{amap.enabled_filter})"
+    ids: set[str] = set()
+    for base in cfg.base_dns:
+        for _, raw in paged(conn, cfg, base, flt, [amap.id]):
+            i = decode_id(lower_keys(raw).get(amap.id.lower(), ()), amap.id_format)
+            if i:
+                ids.add(i)
+    return ids
+
+
+def read_directory(
+    cfg: LdapConfig,
+    password: str,
+    *,
+    region: str | None,
+    rules: Sequence[ProfileRule] = (),
+    default_profile: str | None = None,
+    progress: Progress | None = None,
+) -> ReadResult:
+    """One full read: groups (if there are profile rules), then all users, page by page."""
+    conn = connect(cfg, password)
+    try:
+        return _read(conn, cfg, region, rules, default_profile, progress)
+    finally:
+        with contextlib.suppress(lx.LDAPException):
+            conn.unbind()
+
+
+def _read(
+    conn: Connection,
+    cfg: LdapConfig,
+    region: str | None,
+    rules: Sequence[ProfileRule],
+    default_profile: str | None,
+    progress: Progress | None,
+) -> ReadResult:
+    amap = cfg.mapping
+    result = ReadResult()
+    resolver = ProfileResolver(rules, read_groups(conn, cfg) if rules else {}, default_profile)
+    for group in resolver.missing_groups:
+        result.problems.append(Problem(group, "profile rule group not found or empty"))
+    enabled_ids = read_enabled_ids(conn, cfg) if amap.enabled == "filter" else None
+    seen: set[str] = set()
+    count = 0
+    for base in cfg.base_dns:
+        for dn, raw in paged(conn, cfg, base, cfg.filter, amap.attributes()):
+            if dn.lower() in seen:  # overlapping base DNs
+                continue
+            seen.add(dn.lower())
+            attrs = lower_keys(raw)
+            member_of = texts(attrs, amap.member_of) if amap.member_of else []
+            user, problems = map_entry(
+                dn, attrs, amap, region=region, profile=resolver.profile_for(dn, member_of)
+            )
+            if user is not None and enabled_ids is not None:
+                user = _with_enabled(user, user.external_id in enabled_ids)
+            if user is not None:
+                result.users.append(user)
+            result.problems.extend(problems)
+            count += 1
+            if progress is not None and count % 1000 == 0:
+                progress(count)
+    if progress is not None:
+        progress(count)
+    return result
+
+
+def _with_enabled(user: SourceUser, enabled: bool) -> SourceUser:
+    return user if user.enabled == enabled else replace(user, enabled=enabled)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__

@@ -1,0 +1,171 @@
+"""Report one run: the summary line, the plan listing, and the admin mail (templates/).
+
+The mail uses `templates/dirsync_report.{txt,html}` (the HTML extends `base.html`)
+and goes straight to the configured SMTP relay with `smtplib`, so a run whose
+database is unusable can still report its failure.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any, TextIO
+
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+
+from dirsync.config import ReportConfig
+from dirsync.model import ChangeKind, Plan
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+MAIL_LIST_LIMIT = 200  # lines per section in the mail; the run record keeps up to DETAIL_LIMIT
+DETAIL_LIMIT = 1000
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one run ended; `status` is applied | unchanged | dry_run | refused | failed."""
+
+    customer: str
+    source: str
+    status: str
+    message: str = ""
+    plan: Plan | None = None
+    run_id: int | None = None
+    seconds: float = 0.0
+    deleted: int = 0
+    retired: int = 0
+    exit_code: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def all_counts(self) -> dict[str, int]:
+        counts = self.plan.counts() if self.plan is not None else {}
+        counts.update(self.counts)
+        if self.retired:
+            counts["deleted"] = self.deleted
+            counts["retired"] = self.retired
+        return counts
+
+
+def summary_line(o: Outcome) -> str:
+    """The one log line per run."""
+    counts = " ".join(f"{k}={v}" for k, v in o.all_counts().items())
+    line = f"dirsync customer={o.customer} source={o.source} status={o.status}"
+    if counts:
+        line += " " + counts
+    line += f" in {o.seconds:.2f}s"
+    if o.run_id is not None:
+        line += f" run={o.run_id}"
+    if o.status in ("refused", "failed") and o.message:
+        line += f": {o.message}"
+    return line
+
+
+def plan_lines(plan: Plan, limit: int | None = None) -> list[str]:
+    """The change report: adds, updates (before → after), disables, deletes, then problems."""
+    lines: list[str] = []
+    for kind in (ChangeKind.ADD, ChangeKind.UPDATE, ChangeKind.DISABLE, ChangeKind.DELETE):
+        changes = plan.of_kind(kind)
+        shown = changes if limit is None else changes[:limit]
+        lines.extend(c.describe() for c in shown)
+        if len(shown) < len(changes):
+            lines.append(f"… and {len(changes) - len(shown)} more {kind.value}s")
+    problems = plan.problems if limit is None else plan.problems[:limit]
+    lines.extend(f"problem {p.describe()}" for p in problems)
+    if len(problems) < len(plan.problems):
+        lines.append(f"… and {len(plan.problems) - len(problems)} more problems")
+    return lines
+
+
+def print_plan(plan: Plan, out: TextIO) -> None:
+    for line in plan_lines(plan):
+        out.write(line + "\n")
+
+
+def should_mail(cfg: ReportConfig, o: Outcome) -> bool:
+    if not cfg.mail_to:
+        return False
+    failed = o.status in ("refused", "failed")
+    if cfg.when == "failure":
+        return failed
+    if cfg.when == "changes":
+        return failed or o.status == "applied" or bool(o.plan and o.plan.problems)
+    return o.status != "dry_run"
+
+
+def render(o: Outcome, templates: Path = TEMPLATES) -> tuple[str, str, str]:
+    """(subject, text, html) of the admin report."""
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(templates)),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    context = _context(o)
+    subject = f"dirsync {o.customer}: {o.status}"
+    if o.status in ("applied", "unchanged") and o.plan is not None:
+        c = context["counts"]
+        subject += f" (+{c['added']} ~{c['updated']} -{c['disabled']})"
+    text = env.get_template("dirsync_report.txt").render(context)
+    html = env.get_template("dirsync_report.html").render(context)
+    return subject, text, html
+
+
+def _context(o: Outcome) -> dict[str, Any]:
+    plan = o.plan or Plan()
+    sections: list[tuple[str, Sequence[str]]] = []
+    for kind, title in (
+        (ChangeKind.ADD, "Added"),
+        (ChangeKind.UPDATE, "Updated"),
+        (ChangeKind.DISABLE, "Disabled (not in the directory any more)"),
+        (ChangeKind.DELETE, "Deleted after the retention period"),
+    ):
+        changes = plan.of_kind(kind)
+        lines = [c.describe() for c in changes[:MAIL_LIST_LIMIT]]
+        if len(changes) > MAIL_LIST_LIMIT:
+            lines.append(f"… and {len(changes) - MAIL_LIST_LIMIT} more")
+        if lines:
+            sections.append((title, lines))
+    problems = [p.describe() for p in plan.problems[:MAIL_LIST_LIMIT]]
+    if len(plan.problems) > MAIL_LIST_LIMIT:
+        problems.append(f"… and {len(plan.problems) - MAIL_LIST_LIMIT} more")
+    return {
+        "customer": o.customer,
+        "source": o.source,
+        "status": o.status,
+        "message": o.message,
+        "summary": summary_line(o),
+        "counts": {**Plan().counts(), **o.all_counts()},
+        "sections": sections,
+        "problems": problems,
+        "run_id": o.run_id,
+        "seconds": f"{o.seconds:.2f}",
+    }
+
+
+def send_mail(cfg: ReportConfig, o: Outcome, templates: Path = TEMPLATES) -> None:
+    """Send the report to `mail_to` through the relay; raises OSError/SMTPException."""
+    subject, text, html = render(o, templates)
+    msg = EmailMessage()
+    msg["From"] = cfg.mail_from
+    msg["To"] = ", ".join(cfg.mail_to)
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain=cfg.mail_from.rpartition("@")[2] or None)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=30) as smtp:
+        if cfg.smtp_starttls:
+            smtp.starttls()
+        smtp.send_message(msg)
+
+
+def append_log(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
