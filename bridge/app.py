@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP
+from sqlalchemy import Engine
 
 from bridge.dispatch import Dispatcher
 from bridge.inbound.inbox import StoreInbox
@@ -82,7 +83,9 @@ class Bridge:
             )
             await self.sandbox.start()
             sandbox_at = (s.sandbox.host, self.sandbox.port)
-            log.info("sandbox SMSC listening on %s:%d (phones' inbox: %s)", *sandbox_at, s.sandbox.inbox)
+            log.info(
+                "sandbox SMSC listening on %s:%d (phones' inbox: %s)", *sandbox_at, s.sandbox.inbox
+            )
 
         for smsc in s.smsc:
             port = self.sandbox.port if self.sandbox and smsc.name == "sandbox" else smsc.port
@@ -128,7 +131,11 @@ class Bridge:
             self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
 
         self.handler = IntakeHandler(
-            s.smtp, s.defaults.model_dump(), store, on_accepted=w_dispatch.wake
+            s.smtp,
+            s.defaults.model_dump(),
+            store,
+            on_accepted=w_dispatch.wake,
+            on_notice=w_mail.wake,
         )
         handler = self.handler
         loop = asyncio.get_running_loop()
@@ -145,10 +152,15 @@ class Bridge:
             port=s.smtp.port,
         )
         sock = self._server.sockets[0].getsockname()
-        log.info("SMTP intake listening on %s:%d for domains %s", sock[0], sock[1], ", ".join(s.smtp.domains))
+        log.info(
+            "SMTP intake listening on %s:%d for domains %s",
+            sock[0],
+            sock[1],
+            ", ".join(s.smtp.domains),
+        )
         return Endpoints(smtp=(sock[0], sock[1]), sandbox=sandbox_at)
 
-    def _prepare_database(self, engine: db.Engine) -> str:
+    def _prepare_database(self, engine: Engine) -> str:
         durability = db.check_durability(engine)
         db.upgrade(engine)
         if self.settings.demo and run_sync(engine, ensure_demo):
@@ -179,9 +191,8 @@ class Bridge:
         """Stop accepting, let in-flight mails finish, then stop workers, transports and store."""
         if self._server is not None:
             self._server.close()
-            deadline = asyncio.get_running_loop().time() + grace
-            while self.handler and self.handler.in_flight and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.05)
+            if self.handler is not None:
+                await self.handler.drained(grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,4 +1,6 @@
-"""The `mailsms` command: serve the bridge and administer it (db, customers, users, orders, sandbox).
+"""The `mailsms` command: serve the bridge and administer it.
+
+Subcommands cover the database, customers, users, orders and the sandbox SMSC.
 
 Every command takes `-c/--config FILE`; without it the embedded default applies
 (SQLite in `var/`, the sandbox SMSC, notices to `var/maildir/`).
@@ -15,25 +17,42 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Engine
 
 from bridge import __version__
 from bridge.errors import ConfigError
+from bridge.policy import PolicyError
 from bridge.settings import Settings, load_settings
 from bridge.store import db
 from bridge.store import orders as order_sql
-from bridge.store.admin import AdminError, add_customer, add_user, list_customers, list_users, set_user_enabled
+from bridge.store.admin import (
+    AdminError,
+    add_customer,
+    add_user,
+    list_customers,
+    list_users,
+    set_user_enabled,
+)
 from bridge.store.store import run_sync
 
 app = typer.Typer(
-    help="E-mail ⇄ SMS bridge: mail to <number>@<domain> becomes an SMS; receipts and replies come back by mail.",
+    help=(
+        "E-mail ⇄ SMS bridge: mail to <number>@<domain> becomes an SMS; "
+        "receipts and replies come back by mail."
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
 config_app = typer.Typer(help="Show configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-customer_app = typer.Typer(help="Customers (companies; the top of the settings cascade).", no_args_is_help=True)
+customer_app = typer.Typer(
+    help="Customers (companies; the top of the settings cascade).", no_args_is_help=True
+)
 user_app = typer.Typer(help="Users: the mail addresses that may send SMS.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="The built-in sandbox SMSC: see what phones received, text the bridge.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="The built-in sandbox SMSC: see what phones received, text the bridge.",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(customer_app, name="customer")
@@ -42,7 +61,13 @@ app.add_typer(sandbox_app, name="sandbox")
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Settings file (TOML). Default: the embedded default (SQLite, sandbox SMSC).", exists=True, dir_okay=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings file (TOML). Default: the embedded default (SQLite, sandbox SMSC).",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 
 
@@ -54,7 +79,7 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _engine(config: Path | None) -> db.Engine:
+def _engine(config: Path | None) -> Engine:
     settings = _settings(config)
     engine = db.open_engine(settings.database_url)
     db.upgrade(engine)
@@ -68,7 +93,11 @@ def _fail(message: str) -> None:
 
 @app.command()
 def serve(config: ConfigOpt = None) -> None:
-    """Run the bridge in the foreground: SMTP intake, dispatch, receipts, notices (Ctrl-C stops it)."""
+    """Run the bridge in the foreground (Ctrl-C stops it).
+
+    SMTP intake, dispatch to the SMSC, receipts, inbound SMS and notices; the database
+    is migrated first. Without -c: SQLite in var/, the sandbox SMSC, notices in var/maildir/.
+    """
     from bridge.app import run
 
     settings = _settings(config)
@@ -95,7 +124,9 @@ def version() -> None:
 @config_app.command("example")
 def config_example() -> None:
     """Print a fully commented example settings file (also in examples/bridge.toml)."""
-    typer.echo(resources.files("bridge").joinpath("example.toml").read_text(encoding="utf-8"), nl=False)
+    typer.echo(
+        resources.files("bridge").joinpath("example.toml").read_text(encoding="utf-8"), nl=False
+    )
 
 
 @config_app.command("check")
@@ -114,8 +145,12 @@ def db_upgrade(config: ConfigOpt = None) -> None:
 @customer_app.command("add")
 def customer_add(
     name: str,
-    country: Annotated[str, typer.Option(help="Default country for national numbers (ISO code).")] = "DE",
-    sender_id: Annotated[str | None, typer.Option(help="Default sender ID for this customer's SMS.")] = None,
+    country: Annotated[
+        str, typer.Option(help="Default country for national numbers (ISO code).")
+    ] = "DE",
+    sender_id: Annotated[
+        str | None, typer.Option(help="Default sender ID for this customer's SMS.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Add a customer."""
@@ -133,7 +168,10 @@ def customer_add(
 def customer_list(config: ConfigOpt = None) -> None:
     """List customers with their number of users."""
     for c in run_sync(_engine(config), list_customers):
-        typer.echo(f"{c.name:<24} {'enabled' if c.enabled else 'disabled':<9} users={c.users:<6} {json.dumps(c.settings)}")
+        typer.echo(
+            f"{c.name:<24} {'enabled' if c.enabled else 'disabled':<9} "
+            f"users={c.users:<6} {json.dumps(c.settings)}"
+        )
 
 
 @user_app.command("add")
@@ -193,7 +231,15 @@ def user_enable(address: str, config: ConfigOpt = None) -> None:
 
 @app.command()
 def orders(
-    status: Annotated[str | None, typer.Option(help="Only orders in this status (queued, deferred, submitted, delivered, undeliverable, expired, failed, held).")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Only orders in this status (queued, deferred, submitted, delivered, "
+                "undeliverable, expired, failed, held)."
+            )
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
     show: Annotated[str | None, typer.Option(help="Print the history of this order id.")] = None,
     config: ConfigOpt = None,
@@ -215,6 +261,72 @@ def orders(
         )
 
 
+@app.command()
+def preview(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The mail as a .eml file, or - to read it from stdin.", allow_dash=True
+        ),
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="Recipient number, for the national format.")
+    ] = "+491701234567",
+    sender: Annotated[
+        str | None,
+        typer.Option("--sender", help="Apply this user's settings (default: the defaults)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a setting for this mail, e.g. --set replacement=smart."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show exactly what a mail would become as SMS, without sending anything.
+
+    Prints the text after cleaning (and what was removed), the encoding, replaced
+    characters, the number of parts and where the text is split.
+    """
+    from bridge.intake.compose import preview_context
+    from bridge.policy import resolve
+    from bridge.store.intake import find_sender
+    from bridge.text.errors import MimeTooComplex
+    from bridge.text.mime import extract
+
+    settings = _settings(config)
+    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    levels: list[dict[str, Any]] = [{}, {}, {}]
+    if sender:
+        found = run_sync(_engine(config), find_sender, sender)
+        if found is None:
+            _fail(f"no user {sender}; see `mailsms user list`")
+        assert found is not None
+        levels = [found.customer_settings, found.profile_settings, found.user_settings]
+    overrides: dict[str, Any] = {}
+    for item in set_ or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            _fail(f"--set {item}: expected NAME=VALUE")
+        overrides[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    try:
+        policy = resolve(settings.defaults.model_dump(), levels[0], levels[1], levels[2], overrides)
+    except PolicyError as exc:
+        _fail(str(exc))
+        return
+    try:
+        mail = extract(raw)
+    except MimeTooComplex as exc:
+        _fail(f"the bridge would refuse this mail (554 5.6.0): {exc}")
+        return
+    ctx = preview_context(raw, policy, to, mail)
+    from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+
+    renderer = Renderer(DEFAULT_TEMPLATES, from_address="-", from_name="-", hostname="-")
+    typer.echo(renderer.render_text("preview", ctx), nl=False)
+
+
 @sandbox_app.command("inbox")
 def sandbox_inbox(
     to: Annotated[str | None, typer.Option("--to", help="Only SMS to this number.")] = None,
@@ -228,15 +340,28 @@ def sandbox_inbox(
     if not messages:
         typer.echo("no SMS received" + (f" by {to}" if to else ""))
     for m in messages:
-        typer.echo(f"{m.received_at}  to {m.destination}  from {m.source}  {m.parts} part(s) {m.encoding}")
+        typer.echo(
+            f"{m.received_at}  to {m.destination}  from {m.source}  {m.parts} part(s) {m.encoding}"
+        )
         typer.echo(f"    {m.text}")
 
 
 @sandbox_app.command("send")
 def sandbox_send(
     text: str,
-    source: Annotated[str, typer.Option("--from", help="The phone number that texts (e.g. +491701234567).")],
-    to: Annotated[str | None, typer.Option("--to", help="The bridge number it texts; default: whoever last texted this phone (like a phone's Reply button).")] = None,
+    source: Annotated[
+        str, typer.Option("--from", help="The phone number that texts (e.g. +491701234567).")
+    ],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help=(
+                "The bridge number it texts; default: whoever last texted this phone "
+                "(like a phone's Reply button)."
+            ),
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Text the bridge from a sandbox phone (an MO SMS) while `mailsms serve` runs."""
@@ -246,7 +371,16 @@ def sandbox_send(
     if not settings.sandbox.enabled:
         _fail("the sandbox is not enabled in these settings ([sandbox] enabled = true)")
     try:
-        asyncio.run(send_mo(settings.sandbox.host, settings.sandbox.port, source, to, text, settings.sandbox.inbox))
+        asyncio.run(
+            send_mo(
+                settings.sandbox.host,
+                settings.sandbox.port,
+                source,
+                to,
+                text,
+                settings.sandbox.inbox,
+            )
+        )
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(f"sent from {source}")

@@ -91,7 +91,12 @@ class Dispatcher:
     async def _submit(self, order: OrderWork) -> Outcome:
         now = utcnow()
         if order.expires_at is not None and now >= order.expires_at:
-            return Outcome(order.id, "final", status="expired", reason="validity period ran out before submission")
+            return Outcome(
+                order.id,
+                "final",
+                status="expired",
+                reason="validity period ran out before submission",
+            )
         names = choose(order.recipient, self.routes)
         sms = OutboundSms(
             order_id=order.id,
@@ -108,7 +113,13 @@ class Dispatcher:
                 errors.append(f"{name}: {exc.reason}")
                 continue
             except PermanentFailure as exc:
-                return Outcome(order.id, "final", transport=name, status="failed", reason=f"{name}: {exc.reason}")
+                return Outcome(
+                    order.id,
+                    "final",
+                    transport=name,
+                    status="failed",
+                    reason=f"{name}: {exc.reason}",
+                )
             return Outcome(order.id, "submitted", transport=name, message_ids=result.message_ids)
         reason = "; ".join(errors) or f"no route for {order.recipient}"
         next_at = next_attempt(
@@ -120,7 +131,12 @@ class Dispatcher:
             expires_at=order.expires_at,
         )
         if next_at is None:
-            return Outcome(order.id, "final", status="expired", reason=f"gave up after {order.attempts} attempts: {reason}")
+            return Outcome(
+                order.id,
+                "final",
+                status="expired",
+                reason=f"gave up after {order.attempts} attempts: {reason}",
+            )
         return Outcome(order.id, "deferred", reason=reason, next_at=next_at)
 
 
@@ -139,7 +155,13 @@ def record_outcomes(conn: Connection, now: datetime, outcomes: Sequence[Outcome]
 
 def _log_outcome(o: Outcome) -> None:
     if o.kind == "submitted":
-        log.info("%s: submitted via %s, %d part(s), ids %s", o.order_id, o.transport, len(o.message_ids), ",".join(o.message_ids))
+        log.info(
+            "%s: submitted via %s, %d part(s), ids %s",
+            o.order_id,
+            o.transport,
+            len(o.message_ids),
+            ",".join(o.message_ids),
+        )
     elif o.kind == "deferred":
         log.warning("%s: deferred until %s: %s", o.order_id, o.next_at, o.reason)
     elif o.kind == "final":

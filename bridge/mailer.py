@@ -60,27 +60,51 @@ class Mailer:
             return
         except Exception:
             tb = traceback.format_exc()
-            log.error("notice %s (%s to %s) held after an unexpected error:\n%s", notice.id, notice.kind, notice.recipient, tb)
+            log.error(
+                "notice %s (%s to %s) held after an unexpected error:\n%s",
+                notice.id,
+                notice.kind,
+                notice.recipient,
+                tb,
+            )
             await self.store.call(notice_sql.record_notice, notice.id, utcnow(), "held", tb)
             return
         await self.store.call(notice_sql.record_notice, notice.id, utcnow(), "sent")
         log.info(
             "notice %s: %s for %s sent to <%s>",
-            notice.id, notice.kind, notice.context.get("order_id", "-"), notice.recipient,
+            notice.id,
+            notice.kind,
+            notice.context.get("order_id", "-"),
+            notice.recipient,
         )
 
     async def _failed(self, notice: NoticeWork, reason: str, permanent: bool) -> None:
         now = utcnow()
-        next_at = None if permanent else next_attempt(
-            notice.created_at, now,
-            minimum=self.settings.retry_min, maximum=self.settings.retry_max, lifetime=self.settings.lifetime,
+        next_at = (
+            None
+            if permanent
+            else next_attempt(
+                notice.created_at,
+                now,
+                minimum=self.settings.retry_min,
+                maximum=self.settings.retry_max,
+                lifetime=self.settings.lifetime,
+            )
         )
         if next_at is None:
             log.error("notice %s to <%s> failed: %s", notice.id, notice.recipient, reason)
             await self.store.call(notice_sql.record_notice, notice.id, now, "failed", reason)
         else:
-            log.warning("notice %s to <%s> deferred until %s: %s", notice.id, notice.recipient, next_at, reason)
-            await self.store.call(notice_sql.record_notice, notice.id, now, "deferred", reason, next_at)
+            log.warning(
+                "notice %s to <%s> deferred until %s: %s",
+                notice.id,
+                notice.recipient,
+                next_at,
+                reason,
+            )
+            await self.store.call(
+                notice_sql.record_notice, notice.id, now, "deferred", reason, next_at
+            )
 
     async def deliver(self, message: EmailMessage, recipient: str) -> None:
         if self.settings.mode == "maildir":
@@ -100,9 +124,13 @@ class Mailer:
                 timeout=s.timeout,
             )
         except aiosmtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"relay answered {exc.code} {exc.message}", permanent=exc.code >= 500) from exc
+            raise DeliveryError(
+                f"relay answered {exc.code} {exc.message}", permanent=exc.code >= 500
+            ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise DeliveryError(f"relay {s.relay_host}:{s.relay_port}: {exc}", permanent=False) from exc
+            raise DeliveryError(
+                f"relay {s.relay_host}:{s.relay_port}: {exc}", permanent=False
+            ) from exc
 
 
 def write_maildir(root: Path, data: bytes) -> Path:

@@ -12,6 +12,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 Notify = Literal["none", "failures", "all"]
+CLEANING_RULES = (
+    "quotes",
+    "quoted_lines",
+    "signature",
+    "mobile_signature",
+    "disclaimers",
+    "whitespace",
+    "collapse_spaces",
+)
+_LISTS = ("cleaning", "end_markers", "strip_strings")
 LEVELS = ("default", "customer", "profile", "user", "mail")
 
 
@@ -30,6 +40,10 @@ class Policy:
     validity: float = 172_800.0
     cost_centre: str = ""
     priority: str = "normal"
+    subject_separator: str = "\n"
+    cleaning: tuple[str, ...] = CLEANING_RULES
+    end_markers: tuple[str, ...] = ()
+    strip_strings: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,6 +74,15 @@ def check_setting(name: str, value: Any) -> Any:
         if value not in _CHOICES[name]:
             raise PolicyError(f"{name}: expected one of {', '.join(_CHOICES[name])}, got {value!r}")
         return value
+    if name in _LISTS:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise PolicyError(f"{name}: expected a list of strings, got {value!r}")
+        unknown = [v for v in value if name == "cleaning" and v not in CLEANING_RULES]
+        if unknown:
+            raise PolicyError(
+                f"cleaning: unknown rules {unknown}; known: {', '.join(CLEANING_RULES)}"
+            )
+        return tuple(value)
     if name == "max_parts":
         if not isinstance(value, int) or not 1 <= value <= 255:
             raise PolicyError(f"max_parts: expected an integer from 1 to 255, got {value!r}")

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bridge.errors import ConfigError
+from bridge.policy import CLEANING_RULES, PolicyError, check_setting
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
@@ -138,6 +139,19 @@ class DefaultsSettings(_Section):
     overflow: Literal["truncate", "reject"] = "reject"
     subject_policy: Literal["body", "subject", "subject_body"] = "body"
     validity: Annotated[float, Field(gt=0)] = 172_800.0
+    subject_separator: str = "\n"
+    cleaning: tuple[str, ...] = CLEANING_RULES
+    end_markers: tuple[str, ...] = ()
+    strip_strings: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _valid_policy_values(self) -> DefaultsSettings:
+        for name, value in self.model_dump().items():
+            try:
+                check_setting(name, value)
+            except PolicyError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
 
 class Settings(_Section):
@@ -162,7 +176,9 @@ class Settings(_Section):
         if not self.smsc:
             raise ValueError("smsc: expected at least one [[smsc]] (or [sandbox] enabled = true)")
         if not self.routes or self.routes[-1].prefix != "":
-            raise ValueError('routes: the last [[routes]] must have prefix = "" (the default route)')
+            raise ValueError(
+                'routes: the last [[routes]] must have prefix = "" (the default route)'
+            )
         for route in self.routes:
             unknown = [t for t in route.transports if t not in names]
             if unknown or not route.transports:

@@ -1,4 +1,4 @@
-"""The one loop every worker shares: run a step until it finds nothing, then wait for a wake-up or the poll tick.
+"""The one loop every worker shares: step until idle, then wait for a wake-up or the poll tick.
 
 A step claims due rows, handles them and commits, and returns how many it handled.
 Producers call `wake()` after their commit; the poll tick covers deferred rows,
@@ -9,6 +9,7 @@ tick: the rows it claimed stay in the database, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -43,7 +44,5 @@ class Worker:
             if handled:
                 await asyncio.sleep(0)  # let the SMTP sessions run between batches
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except TimeoutError:
-                pass

@@ -63,7 +63,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """The embedded default, but every port 0 and every path inside tmp_path."""
     text_ = f"""
-database_url = "sqlite:///{tmp_path / 'bridge.db'}"
+database_url = "sqlite:///{tmp_path / "bridge.db"}"
 demo = true
 [smtp]
 port = 0
@@ -71,10 +71,10 @@ port = 0
 enabled = true
 port = 0
 receipt_delay = 0.05
-inbox = "{tmp_path / 'sandbox' / 'inbox.jsonl'}"
+inbox = "{tmp_path / "sandbox" / "inbox.jsonl"}"
 [mailer]
 mode = "maildir"
-maildir = "{tmp_path / 'maildir'}"
+maildir = "{tmp_path / "maildir"}"
 poll_interval = 0.2
 [dispatch]
 poll_interval = 0.2

@@ -35,7 +35,9 @@ class StoreInbox:
         try:
             await self.store.call(insert_receipt, receipt, utcnow())
         except StorageUnavailable as exc:
-            log.error("receipt %s from %s not stored: %s", receipt.message_id, receipt.transport, exc)
+            log.error(
+                "receipt %s from %s not stored: %s", receipt.message_id, receipt.transport, exc
+            )
             raise InboxUnavailable(str(exc)) from exc
         self._on_receipt()
 
@@ -45,5 +47,11 @@ class StoreInbox:
         except StorageUnavailable as exc:
             log.error("inbound SMS from %s not stored: %s", sms.source, exc)
             raise InboxUnavailable(str(exc)) from exc
-        log.info("inbound %s: from %s to %s, %d part(s) stored", inbound_id, sms.source, sms.destination, sms.parts)
+        log.info(
+            "inbound %s: from %s to %s, %d part(s) stored",
+            inbound_id,
+            sms.source,
+            sms.destination,
+            sms.parts,
+        )
         self._on_message()

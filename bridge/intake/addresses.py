@@ -3,6 +3,7 @@
 Pure code. The local part may be written `+491701234567`, `00491701234567`,
 `491701234567` or nationally `01701234567` (with the customer's default country),
 with `-`, `.`, `/`, `(`, `)` or spaces (in a quoted local part) as separators.
+`preview+<number>@<domain>` asks for a preview of the SMS instead of sending it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+PREVIEW_PREFIX = "preview+"
 _SEPARATORS = re.compile(r"[\s\-./()]")
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
@@ -24,6 +26,7 @@ class Recipient:
     msisdn: str
     address: str
     domain: str
+    preview: bool = False  # preview+<msisdn>@domain: show what would be sent, send nothing
 
 
 class RecipientError(ValueError):
@@ -72,7 +75,10 @@ def parse_recipient(address: str, domains: tuple[str, ...], default_country: str
     local, domain = split_address(address)
     if domain not in domains:
         raise RecipientError("unknown_domain", address)
+    preview = local.lower().startswith(PREVIEW_PREFIX)
+    if preview:
+        local = local[len(PREVIEW_PREFIX) :]
     msisdn = normalise_msisdn(local, default_country)
     if msisdn is None:
         raise RecipientError("bad_recipient", address)
-    return Recipient(msisdn=msisdn, address=address, domain=domain)
+    return Recipient(msisdn=msisdn, address=address, domain=domain, preview=preview)

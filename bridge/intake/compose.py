@@ -1,42 +1,79 @@
 """From the mail's text to the planned SMS under the order's policy, or the reason to refuse.
 
-Pure code: the subject policy, then the text engine's planning (encoding, replacement,
-parts); its refusals become `Reject`s with the matching SMTP reply.
+Pure code: the policy chooses the text engine's rules (cleaning, subject policy,
+encoding, replacement, parts); the engine's refusals become `Reject`s carrying the
+matching SMTP reply.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from bridge.errors import Reject
 from bridge.policy import Policy
+from bridge.text.clean import CleanRules
+from bridge.text.compose import ComposeRules
 from bridge.text.errors import TextRejected
 from bridge.text.mime import MailText
-from bridge.text.sms import SmsPlan, plan_sms
-
-_REJECT_KINDS = {"bad_encoding": "bad_encoding", "too_long": "too_long", "no_text": "no_text"}
+from bridge.text.pipeline import Rendered, SmsPolicy, preview, render_mail
 
 
-def pick_text(mail: MailText, subject_policy: str) -> str:
-    """Body, subject, or both, per policy; an empty body falls back to the subject."""
-    body = mail.body.strip()
-    subject = mail.subject.strip()
-    if subject_policy == "subject":
-        return subject or body
-    if subject_policy == "subject_body" and subject and body:
-        return f"{subject}: {body}"
-    return body or subject
+def compose_rules(policy: Policy) -> ComposeRules:
+    on = set(policy.cleaning)
+    return ComposeRules(
+        subject=policy.subject_policy,  # type: ignore[arg-type]
+        separator=policy.subject_separator,
+        clean=CleanRules(
+            quotes="quotes" in on,
+            quoted_lines="quoted_lines" in on,
+            signature="signature" in on,
+            mobile_signature="mobile_signature" in on,
+            disclaimers="disclaimers" in on,
+            whitespace="whitespace" in on,
+            collapse_spaces="collapse_spaces" in on,
+            end_markers=policy.end_markers,
+            strip_strings=policy.strip_strings,
+        ),
+    )
 
 
-def compose_text(mail: MailText, policy: Policy) -> SmsPlan:
-    text = pick_text(mail, policy.subject_policy)
-    if not text:
-        raise Reject("no_text")
+def sms_policy(policy: Policy) -> SmsPolicy:
+    return SmsPolicy(
+        encoding=policy.encoding,  # type: ignore[arg-type]
+        replacement=policy.replacement,  # type: ignore[arg-type]
+        max_parts=policy.max_parts,
+        overflow=policy.overflow,  # type: ignore[arg-type]
+    )
+
+
+def compose_text(mail: MailText, policy: Policy) -> Rendered:
+    """The rendered SMS for `mail`, or Reject (no_text, bad_encoding, too_long)."""
     try:
-        return plan_sms(
-            text,
-            encoding=policy.encoding,  # type: ignore[arg-type]
-            replacement=policy.replacement,  # type: ignore[arg-type]
-            max_parts=policy.max_parts,
-            overflow=policy.overflow,  # type: ignore[arg-type]
-        )
+        return render_mail(mail, compose_rules(policy), sms_policy(policy))
     except TextRejected as exc:
-        raise Reject(_REJECT_KINDS.get(exc.kind, "no_text"), detail=exc.detail) from exc
+        raise Reject(exc.kind, detail=exc.detail) from exc
+
+
+def preview_context(raw: bytes, policy: Policy, msisdn: str, mail: MailText) -> dict[str, Any]:
+    """Everything the preview notice shows: cleaning, encoding, replacements, split points."""
+    pv = preview(raw, compose_rules(policy), sms_policy(policy))
+    return {
+        "msisdn": msisdn,
+        "subject": mail.subject,
+        "in_reply_to": mail.message_id or "",
+        "body": pv.body,
+        "text": pv.text,
+        "removed": list(pv.removed),
+        "source": pv.source,
+        "attachments": pv.attachments,
+        "sms_text": pv.sms_text,
+        "encoding": pv.encoding or "",
+        "replaced": [list(pair) for pair in pv.replaced],
+        "units": pv.units,
+        "parts": pv.parts,
+        "part_texts": list(pv.part_texts),
+        "truncated": pv.truncated,
+        "rejected": list(pv.rejected) if pv.rejected else [],
+        "sender_id": policy.sender_id,
+        "max_parts": policy.max_parts,
+    }

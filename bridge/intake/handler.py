@@ -19,13 +19,14 @@ from typing import Any
 
 from bridge.errors import Reject, StorageUnavailable, reply
 from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
-from bridge.intake.compose import compose_text
+from bridge.intake.compose import compose_text, preview_context
 from bridge.policy import Policy, resolve
 from bridge.settings import SmtpSettings
-from bridge.store.intake import NewMail, NewOrder, Sender, find_sender
+from bridge.store.intake import NewMail, NewNotice, NewOrder, Sender, find_sender
 from bridge.store.models import utcnow
 from bridge.store.store import Store
-from bridge.text.mime import MimeTooComplex, extract
+from bridge.text.errors import MimeTooComplex
+from bridge.text.mime import extract
 
 log = logging.getLogger("bridge.intake")
 
@@ -60,12 +61,16 @@ class IntakeHandler:
         defaults: dict[str, Any],
         store: Store,
         on_accepted: Callable[[], None] = lambda: None,
+        on_notice: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.defaults = defaults
         self.store = store
         self.on_accepted = on_accepted
+        self.on_notice = on_notice
         self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
@@ -119,6 +124,7 @@ class IntakeHandler:
         raw: bytes = envelope.original_content or envelope.content
         mail_id = new_mail_id()
         self.in_flight += 1
+        self._idle.clear()
         try:
             mail = await self._build(mail_id, transaction, raw, session, envelope.mail_from)
             await self.store.accept(mail)
@@ -126,19 +132,30 @@ class IntakeHandler:
             log.info("%s: from=<%s> refused: %s", mail_id, envelope.mail_from, rej.reply)
             return rej.reply
         except StorageUnavailable as exc:
-            log.error("%s: from=<%s> not accepted, storage unavailable: %s", mail_id, envelope.mail_from, exc)
+            log.error(
+                "%s: from=<%s> not accepted, storage unavailable: %s",
+                mail_id,
+                envelope.mail_from,
+                exc,
+            )
             return reply("storage_failure")
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
         log.info(
-            "%s: from=<%s> to=%s orders=%d parts=%d accepted",
+            "%s: from=<%s> to=%s orders=%d parts=%d previews=%d accepted",
             mail_id,
             envelope.mail_from,
             ",".join(r.msisdn for r in transaction.recipients),
             len(mail.orders),
             mail.orders[0].parts if mail.orders else 0,
+            len(mail.notices),
         )
-        self.on_accepted()
+        if mail.orders:
+            self.on_accepted()
+        if mail.notices:
+            self.on_notice()
         return reply("queued", mail_id=mail_id)
 
     async def _build(
@@ -149,24 +166,32 @@ class IntakeHandler:
         else:
             text = _extract(raw)
         policy = transaction.policy
-        sms = compose_text(text, policy)
+        real = [r for r in transaction.recipients if not r.preview]
         now = utcnow()
-        expires_at = now + timedelta(seconds=policy.validity)
-        policy_values = policy.as_dict()
-        orders = tuple(
-            NewOrder(
-                id=f"{mail_id}.{n}",
-                recipient=rcpt.msisdn,
-                rcpt_address=rcpt.address,
-                sender_id=policy.sender_id,
-                text=sms.text,
-                encoding=sms.encoding,
-                parts=sms.parts,
-                priority=1 if policy.priority == "express" else 0,
-                expires_at=expires_at,
-                policy=policy_values,
+        orders: tuple[NewOrder, ...] = ()
+        if real:
+            sms = compose_text(text, policy).plan
+            expires_at = now + timedelta(seconds=policy.validity)
+            policy_values = policy.as_dict()
+            orders = tuple(
+                NewOrder(
+                    id=f"{mail_id}.{n}",
+                    recipient=rcpt.msisdn,
+                    rcpt_address=rcpt.address,
+                    sender_id=policy.sender_id,
+                    text=sms.text,
+                    encoding=sms.encoding,
+                    parts=sms.parts,
+                    priority=1 if policy.priority == "express" else 0,
+                    expires_at=expires_at,
+                    policy=policy_values,
+                )
+                for n, rcpt in enumerate(real, start=1)
             )
-            for n, rcpt in enumerate(transaction.recipients, start=1)
+        notices = tuple(
+            NewNotice("preview", mail_from, preview_context(raw, policy, rcpt.msisdn, text))
+            for rcpt in transaction.recipients
+            if rcpt.preview
         )
         peer = session.peer
         return NewMail(
@@ -180,7 +205,16 @@ class IntakeHandler:
             subject=text.subject[:998],
             raw=raw,
             orders=orders,
+            notices=notices,
         )
+
+    async def drained(self, within: float) -> bool:
+        """Wait until no DATA is being processed (or `within` seconds passed)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+        except TimeoutError:
+            return False
+        return True
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("unexpected error in the SMTP session", exc_info=error)

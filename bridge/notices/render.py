@@ -22,7 +22,9 @@ DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 class Renderer:
-    def __init__(self, templates: Path, *, from_address: str, from_name: str, hostname: str) -> None:
+    def __init__(
+        self, templates: Path, *, from_address: str, from_name: str, hostname: str
+    ) -> None:
         self.env = SandboxedEnvironment(
             loader=FileSystemLoader(str(templates)),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -32,6 +34,10 @@ class Renderer:
         self.from_address = from_address
         self.from_name = from_name
         self.hostname = hostname
+
+    def render_text(self, kind: str, context: Mapping[str, Any]) -> str:
+        """Only the plain-text body of a notice (for the terminal)."""
+        return self.env.get_template(f"{kind}.txt").render(context)
 
     def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
         subject = self.env.get_template(f"{kind}.subject").render(context).strip()

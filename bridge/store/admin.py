@@ -49,7 +49,9 @@ def add_customer(conn: Connection, name: str, settings: dict[str, Any]) -> int:
     result = conn.execute(
         insert(_customer).values(name=name, enabled=True, settings=settings, created_at=utcnow())
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def list_customers(conn: Connection) -> list[CustomerRow]:
@@ -78,7 +80,9 @@ def add_user(
     address = address.lower()
     customer_id = conn.execute(select(_customer.c.id).where(_customer.c.name == customer)).scalar()
     if customer_id is None:
-        raise AdminError(f"no customer {customer!r}; create it with `mailsms customer add {customer}`")
+        raise AdminError(
+            f"no customer {customer!r}; create it with `mailsms customer add {customer}`"
+        )
     if conn.execute(select(_user.c.id).where(_user.c.address == address)).first():
         raise AdminError(f"user {address} exists already")
     now = utcnow()
@@ -94,7 +98,9 @@ def add_user(
             updated_at=now,
         )
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def set_user_enabled(conn: Connection, address: str, enabled: bool) -> None:

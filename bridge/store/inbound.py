@@ -51,7 +51,9 @@ class Routed:
     unroutable: int
 
 
-def route_inbound(conn: Connection, now: datetime, limit: int, reply_window: float, domain: str) -> Routed:
+def route_inbound(
+    conn: Connection, now: datetime, limit: int, reply_window: float, domain: str
+) -> Routed:
     rows = conn.execute(
         select(_inbound)
         .where(_inbound.c.status == "received", _inbound.c.next_attempt_at <= now)
@@ -85,9 +87,15 @@ def route_inbound(conn: Connection, now: datetime, limit: int, reply_window: flo
             conn.execute(
                 update(_inbound)
                 .where(_inbound.c.id == r.id)
-                .values(status="unroutable", error="no order to this number within the reply window")
+                .values(
+                    status="unroutable", error="no order to this number within the reply window"
+                )
             )
-            log.warning("inbound %s from %s: nobody texted this number recently; kept as unroutable", r.id, r.source)
+            log.warning(
+                "inbound %s from %s: nobody texted this number recently; kept as unroutable",
+                r.id,
+                r.source,
+            )
             unroutable += 1
             continue
         context = {
@@ -103,9 +111,13 @@ def route_inbound(conn: Connection, now: datetime, limit: int, reply_window: flo
             "reply_to": f"{r.source}@{domain}",
             "to_name": last.display_name,
         }
-        queue_notice(conn, "sms2mail", last.address, context, now, inbound_id=r.id, order_id=last.id)
+        queue_notice(
+            conn, "sms2mail", last.address, context, now, inbound_id=r.id, order_id=last.id
+        )
         conn.execute(
-            update(_inbound).where(_inbound.c.id == r.id).values(status="notified", order_id=last.id)
+            update(_inbound)
+            .where(_inbound.c.id == r.id)
+            .values(status="notified", order_id=last.id)
         )
         notified += 1
     return Routed(notified, unroutable)

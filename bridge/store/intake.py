@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from bridge.store.models import Alias, Customer, Mail, Order, OrderEvent, Profile, User
+from bridge.store.models import Alias, Customer, Mail, Notice, Order, OrderEvent, Profile, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,13 @@ class NewOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class NewNotice:
+    kind: str
+    recipient: str
+    context: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class NewMail:
     id: str
     received_at: datetime
@@ -56,6 +63,7 @@ class NewMail:
     subject: str
     raw: bytes
     orders: tuple[NewOrder, ...] = field(default=())
+    notices: tuple[NewNotice, ...] = field(default=())
 
 
 _user = User.__table__  # type: ignore[attr-defined]
@@ -65,6 +73,7 @@ _profile = Profile.__table__  # type: ignore[attr-defined]
 _mail = Mail.__table__  # type: ignore[attr-defined]
 _order = Order.__table__  # type: ignore[attr-defined]
 _event = OrderEvent.__table__  # type: ignore[attr-defined]
+_notice = Notice.__table__  # type: ignore[attr-defined]
 
 
 def find_sender(conn: Connection, address: str) -> Sender | None:
@@ -72,9 +81,7 @@ def find_sender(conn: Connection, address: str) -> Sender | None:
     address = address.lower()
     user_id = conn.execute(select(_user.c.id).where(_user.c.address == address)).scalar()
     if user_id is None:
-        user_id = conn.execute(
-            select(_alias.c.user_id).where(_alias.c.address == address)
-        ).scalar()
+        user_id = conn.execute(select(_alias.c.user_id).where(_alias.c.address == address)).scalar()
     if user_id is None:
         return None
     row = conn.execute(
@@ -125,6 +132,24 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
             for m in mails
         ],
     )
+    notices = [(m, n) for m in mails for n in m.notices]
+    if notices:
+        conn.execute(
+            insert(_notice),
+            [
+                {
+                    "kind": n.kind,
+                    "recipient": n.recipient,
+                    "context": n.context,
+                    "status": "queued",
+                    "attempts": 0,
+                    "next_attempt_at": m.received_at,
+                    "created_at": m.received_at,
+                    "error": "",
+                }
+                for m, n in notices
+            ],
+        )
     orders = [(m, o) for m in mails for o in m.orders]
     if not orders:
         return
@@ -157,7 +182,12 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
     conn.execute(
         insert(_event),
         [
-            {"order_id": o.id, "at": m.received_at, "event": "queued", "detail": f"from {m.envelope_from}"}
+            {
+                "order_id": o.id,
+                "at": m.received_at,
+                "event": "queued",
+                "detail": f"from {m.envelope_from}",
+            }
             for m, o in orders
         ],
     )

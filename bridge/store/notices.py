@@ -85,7 +85,12 @@ def queue_status_notice(conn: Connection, order_id: str, now: datetime) -> int |
 
 
 def queue_notice(
-    conn: Connection, kind: str, recipient: str, context: dict[str, Any], now: datetime, **links: Any
+    conn: Connection,
+    kind: str,
+    recipient: str,
+    context: dict[str, Any],
+    now: datetime,
+    **links: Any,
 ) -> int:
     """Queue any notice (sms2mail, …) with its complete template context."""
     result = conn.execute(
@@ -139,7 +144,11 @@ def claim_notices(conn: Connection, now: datetime, limit: int, lease: float) -> 
 
 
 def record_notice(
-    conn: Connection, notice_id: int, now: datetime, status: str, error: str = "",
+    conn: Connection,
+    notice_id: int,
+    now: datetime,
+    status: str,
+    error: str = "",
     next_at: datetime | None = None,
 ) -> None:
     """Record a send attempt: sent, deferred (with next_at), failed or held."""
@@ -149,5 +158,7 @@ def record_notice(
     if next_at is not None:
         values["next_attempt_at"] = next_at
     conn.execute(
-        update(_notice).where(_notice.c.id == notice_id, _notice.c.status.in_(_OPEN)).values(**values)
+        update(_notice)
+        .where(_notice.c.id == notice_id, _notice.c.status.in_(_OPEN))
+        .values(**values)
     )

@@ -131,7 +131,11 @@ def record_deferred(
     )
     conn.execute(
         insert(_event),
-        [_event_row(order_id, now, "deferred", f"{reason}; next attempt {next_at:%Y-%m-%d %H:%M:%S}Z")],
+        [
+            _event_row(
+                order_id, now, "deferred", f"{reason}; next attempt {next_at:%Y-%m-%d %H:%M:%S}Z"
+            )
+        ],
     )
 
 
@@ -158,7 +162,9 @@ def record_held(conn: Connection, order_id: str, now: datetime, error: str) -> N
         .where(_order.c.id == order_id, _order.c.status.in_(_OPEN))
         .values(status="held", updated_at=now, error=error[-4000:])
     )
-    conn.execute(insert(_event), [_event_row(order_id, now, "held", error.splitlines()[-1] if error else "")])
+    conn.execute(
+        insert(_event), [_event_row(order_id, now, "held", error.splitlines()[-1] if error else "")]
+    )
 
 
 def release_held(conn: Connection, order_id: str, now: datetime) -> bool:

@@ -64,7 +64,12 @@ def apply_receipts(conn: Connection, now: datetime, limit: int, orphan_after: fl
         if part is None:
             if r.received_at <= now - timedelta(seconds=orphan_after):
                 conn.execute(update(_receipt).where(_receipt.c.id == r.id).values(status="orphan"))
-                log.warning("receipt %s from %s for unknown message id %s: orphaned", r.id, r.transport, r.smsc_id)
+                log.warning(
+                    "receipt %s from %s for unknown message id %s: orphaned",
+                    r.id,
+                    r.transport,
+                    r.smsc_id,
+                )
                 orphaned += 1
             continue
         new_state = next_part_state(part.state, r.state)
@@ -93,12 +98,16 @@ def apply_receipts(conn: Connection, now: datetime, limit: int, orphan_after: fl
 
 
 def _settle_order(conn: Connection, order_id: str, now: datetime) -> bool:
-    order = conn.execute(select(_order.c.status, _order.c.parts).where(_order.c.id == order_id)).one()
+    order = conn.execute(
+        select(_order.c.status, _order.c.parts).where(_order.c.id == order_id)
+    ).one()
     if order.status != "submitted":
         return False
     states = conn.execute(select(_part.c.state).where(_part.c.order_id == order_id)).scalars().all()
     outcome = order_outcome(states, order.parts)
     if outcome is None:
         return False
-    reason = "every part delivered" if outcome == "delivered" else "the network could not deliver a part"
+    reason = (
+        "every part delivered" if outcome == "delivered" else "the network could not deliver a part"
+    )
     return record_final(conn, order_id, now, outcome, reason)

@@ -13,6 +13,7 @@ commit ended"); each caller's future resolves only after that commit returned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +50,9 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transaction, fn, args, kwargs)
 
-    def _transaction(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    def _transaction(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
         try:
             with self.engine.begin() as conn:
                 return fn(conn, *args, **kwargs)
@@ -76,7 +79,9 @@ class Store:
                 del self._pending[: self._max_batch]
                 await self._commit_batch(batch)
 
-    async def _commit_batch(self, batch: list[tuple[intake_sql.NewMail, asyncio.Future[None]]]) -> None:
+    async def _commit_batch(
+        self, batch: list[tuple[intake_sql.NewMail, asyncio.Future[None]]]
+    ) -> None:
         self.batches += 1
         try:
             await self.call(intake_sql.insert_mails, [mail for mail, _ in batch])
@@ -85,7 +90,9 @@ class Store:
                 _settle(batch[0][1], exc)
                 return
             # One bad mail must not fail the others: commit them one by one.
-            log.warning("group commit of %d mails failed (%s); retrying one by one", len(batch), exc)
+            log.warning(
+                "group commit of %d mails failed (%s); retrying one by one", len(batch), exc
+            )
             for mail, future in batch:
                 try:
                     await self.call(intake_sql.insert_mails, [mail])
@@ -100,10 +107,8 @@ class Store:
     async def close(self) -> None:
         if self._committer is not None:
             self._committer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._committer
-            except asyncio.CancelledError:
-                pass
         for _, future in self._pending:
             _settle(future, StorageUnavailable("store closed"))
         self._pending.clear()

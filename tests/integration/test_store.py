@@ -79,7 +79,9 @@ async def test_group_commit_writes_every_mail_and_order(engine: Engine, store: S
     assert store.batches < 20  # mails queued during a commit went into the next one together
 
 
-async def test_a_failing_mail_does_not_fail_its_batch_neighbours(engine: Engine, store: Store) -> None:
+async def test_a_failing_mail_does_not_fail_its_batch_neighbours(
+    engine: Engine, store: Store
+) -> None:
     import asyncio
 
     import pytest
@@ -128,7 +130,9 @@ async def test_claim_takes_a_lease_and_submitted_receipts_finish_the_order(
     assert notices[0].context["in_reply_to"] == "<M1@client>"
 
 
-async def test_status_never_regresses_and_duplicates_are_harmless(engine: Engine, store: Store) -> None:
+async def test_status_never_regresses_and_duplicates_are_harmless(
+    engine: Engine, store: Store
+) -> None:
     user_id = _seed(engine)
     await store.accept(_mail(user_id))
     now = utcnow()
@@ -155,7 +159,9 @@ async def test_deferred_final_and_held_orders(engine: Engine, store: Store) -> N
     user_id = _seed(engine, notify="failures")
     await store.accept(_mail(user_id, recipients=3))
     now = utcnow()
-    await store.call(order_sql.record_deferred, "M1.1", now, now + timedelta(seconds=30), "throttled")
+    await store.call(
+        order_sql.record_deferred, "M1.1", now, now + timedelta(seconds=30), "throttled"
+    )
     await store.call(order_sql.record_final, "M1.2", now, "failed", "smsc: invalid destination")
     await store.call(order_sql.record_held, "M1.3", now, "Traceback...\nRuntimeError: boom")
     status = {r.id: (r.status, r.error) for r in _rows(engine, Order)}
@@ -171,12 +177,18 @@ async def test_deferred_final_and_held_orders(engine: Engine, store: Store) -> N
     assert {r.id: r.status for r in _rows(engine, Order)}["M1.3"] == "queued"
 
 
-async def test_inbound_goes_to_the_user_who_last_texted_the_number(engine: Engine, store: Store) -> None:
+async def test_inbound_goes_to_the_user_who_last_texted_the_number(
+    engine: Engine, store: Store
+) -> None:
     user_id = _seed(engine)
     await store.accept(_mail(user_id))
     now = utcnow()
-    sms = InboundSms("smsc", source="+491701234501", destination="MailSMS", text="Yes", encoding="gsm7")
-    stranger = InboundSms("smsc", source="+491709999999", destination="MailSMS", text="?", encoding="gsm7")
+    sms = InboundSms(
+        "smsc", source="+491701234501", destination="MailSMS", text="Yes", encoding="gsm7"
+    )
+    stranger = InboundSms(
+        "smsc", source="+491709999999", destination="MailSMS", text="?", encoding="gsm7"
+    )
     await store.call(insert_inbound, sms, now)
     await store.call(insert_inbound, stranger, now)
     routed = await store.call(route_inbound, now, 10, 7 * 86400.0, "eu.rsms.net")

@@ -48,10 +48,30 @@ def throwaway_postgres() -> Iterator[str]:
     port = _free_port()
     run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True)  # noqa: E731
     try:
-        run(_bin("initdb"), "-D", str(data), "-U", "mailsms", "-A", "trust", "--no-sync", "-E", "UTF8")
         run(
-            _bin("pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(base / "log"), "start",
-            "-o", f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} -c fsync=off",
+            _bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "mailsms",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        run(
+            _bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(base / "log"),
+            "start",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} -c fsync=off",
         )
         try:
             run(_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mailsms", "mailsms")

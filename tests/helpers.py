@@ -1,0 +1,100 @@
+"""Test helpers: a running bridge, an SMTP sink, waiting on conditions with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope
+
+from bridge.app import Bridge, Endpoints
+from bridge.settings import Settings
+
+
+async def wait_for(predicate: Callable[[], Any], within: float = 5.0, every: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within} s: {predicate}")
+        await asyncio.sleep(every)
+
+
+@asynccontextmanager
+async def running_bridge(settings: Settings) -> AsyncIterator[tuple[Bridge, Endpoints]]:
+    bridge = Bridge(settings)
+    endpoints = await bridge.start()
+    try:
+        yield bridge, endpoints
+    finally:
+        await bridge.stop(grace=2.0)
+
+
+def make_mail(
+    to: str = "+491701234567@eu.rsms.net",
+    body: str = "Hello from the bridge",
+    sender: str = "demo@example.com",
+    subject: str = "test",
+    message_id: str = "<original-1@client.example>",
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def maildir_messages(root: Path) -> list[email.message.EmailMessage]:
+    new = root / "new"
+    if not new.is_dir():
+        return []
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for p in sorted(new.iterdir())
+    ]
+
+
+class SinkHandler:
+    """An aiosmtpd handler that records every mail; `reply` can make it refuse."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.reply = "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        if self.reply.startswith("250"):
+            self.envelopes.append(envelope)
+        return self.reply
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        return [
+            email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[arg-type,misc]
+            for e in self.envelopes
+        ]
+
+
+@asynccontextmanager
+async def smtp_sink() -> AsyncIterator[tuple[SinkHandler, int]]:
+    """A real aiosmtpd server on 127.0.0.1, port 0, in the test's own loop."""
+    handler = SinkHandler()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="sink.test"), host="127.0.0.1", port=0
+    )
+    try:
+        yield handler, server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()

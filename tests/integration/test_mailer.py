@@ -1,0 +1,119 @@
+"""The mailer against a real aiosmtpd sink: rendering, threading, retry on 4xx, fail on 5xx."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from bridge.mailer import Mailer
+from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.settings import MailerSettings
+from bridge.store.models import Notice, utcnow
+from bridge.store.notices import queue_notice
+from bridge.store.store import Store, run_sync
+from tests.helpers import smtp_sink
+
+CONTEXT = {
+    "order_id": "ABC.1",
+    "mail_id": "ABC",
+    "status": "undeliverable",
+    "recipient": "+491701234567",
+    "sender_id": "ACME",
+    "text": "Meeting at 3 <b>sharp</b> & on time",
+    "encoding": "gsm7",
+    "parts": 1,
+    "attempts": 1,
+    "error": "the network could not deliver a part",
+    "received_at": "2026-11-22 10:00:00 UTC",
+    "final_at": "2026-11-22 10:00:05 UTC",
+    "subject": "Meeting",
+    "in_reply_to": "<orig@client.example>",
+    "to_name": "Alice",
+    "cost_centre": "4711",
+}
+
+
+def _mailer(store: Store, port: int, tmp_path: Path, **kw: object) -> Mailer:
+    settings = MailerSettings(
+        mode="smtp",
+        relay_port=port,
+        starttls="off",
+        from_address="bridge@example.com",
+        retry_min=60.0,
+        maildir=tmp_path / "md",
+        **kw,  # type: ignore[arg-type]
+    )
+    renderer = Renderer(
+        DEFAULT_TEMPLATES,
+        from_address="bridge@example.com",
+        from_name="SMS Bridge",
+        hostname="bridge.test",
+    )
+    return Mailer(settings, store, renderer)
+
+
+def _status(engine: Engine) -> list[tuple[str, str]]:
+    table = Notice.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        return [(r.status, r.error) for r in conn.execute(select(table))]
+
+
+async def test_status_mail_reaches_the_relay_threaded_and_escaped(
+    engine: Engine, store: Store, tmp_path: Path
+) -> None:
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    async with smtp_sink() as (sink, port):
+        assert await _mailer(store, port, tmp_path).step() == 1
+    [envelope] = sink.envelopes
+    assert envelope.mail_from == "bridge@example.com" and envelope.rcpt_tos == ["alice@example.com"]
+    [msg] = sink.messages()
+    assert msg["In-Reply-To"] == "<orig@client.example>" == msg["References"]
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert "not delivered" in msg["Subject"] and "+491701234567" in msg["Subject"]
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Meeting at 3 <b>sharp</b> & on time" in text
+    assert "Meeting at 3 &lt;b&gt;sharp&lt;/b&gt; &amp; on time" in html and "<b>sharp" not in html
+    assert _status(engine) == [("sent", "")]
+
+
+async def test_temporary_refusal_defers_and_permanent_fails(
+    engine: Engine, store: Store, tmp_path: Path
+) -> None:
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    async with smtp_sink() as (sink, port):
+        sink.reply = "451 4.3.0 try later"
+        mailer = _mailer(store, port, tmp_path)
+        assert await mailer.step() == 1
+        [(status, error)] = _status(engine)
+        assert status == "deferred" and "451" in error
+        assert await mailer.step() == 0  # not due again before the backoff
+    run_sync(engine, queue_notice, "status", "bob@example.com", CONTEXT, utcnow())
+    async with smtp_sink() as (sink, port):
+        sink.reply = "550 5.1.1 no such user"
+        assert await _mailer(store, port, tmp_path).step() == 1
+    assert ("failed", "relay answered 550 5.1.1 no such user") in _status(engine)
+
+
+async def test_unreachable_relay_defers(engine: Engine, store: Store, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    assert await _mailer(store, port, tmp_path, timeout=5.0).step() == 1
+    [(status, _)] = _status(engine)
+    assert status == "deferred"
+
+
+async def test_maildir_mode_writes_new_files(engine: Engine, store: Store, tmp_path: Path) -> None:
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    mailer = _mailer(store, 1, tmp_path)
+    mailer.settings = mailer.settings.model_copy(update={"mode": "maildir"})
+    assert await mailer.step() == 1
+    files = list((tmp_path / "md" / "new").iterdir())
+    assert len(files) == 1 and b"In-Reply-To: <orig@client.example>" in files[0].read_bytes()
+    assert list((tmp_path / "md" / "tmp").iterdir()) == []

@@ -1,0 +1,48 @@
+"""Recipient parsing: every common spelling of a mobile number, and clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.intake.addresses import RecipientError, normalise_msisdn, parse_recipient
+
+DOMAINS = ("eu.rsms.net", "sms.example.com")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "+491701234567@eu.rsms.net",
+        "00491701234567@eu.rsms.net",
+        "491701234567@eu.rsms.net",
+        "01701234567@eu.rsms.net",
+        "0170-123-4567@EU.RSMS.NET",
+        "0170.1234567@sms.example.com",
+        '"+49 170 1234567"@eu.rsms.net',
+        "<+491701234567@eu.rsms.net>",
+    ],
+)
+def test_spellings_of_one_number(address: str) -> None:
+    assert parse_recipient(address, DOMAINS, "DE").msisdn == "+491701234567"
+
+
+def test_national_number_uses_the_default_country() -> None:
+    assert normalise_msisdn("0612345678", "NL") == "+31612345678"
+    assert normalise_msisdn("07911123456", "GB") == "+447911123456"
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("hello@eu.rsms.net", "bad_recipient"),
+        ("+4930123456@eu.rsms.net", "bad_recipient"),  # a landline cannot receive SMS
+        ("+49170@eu.rsms.net", "bad_recipient"),
+        ("+491701234567@elsewhere.example", "unknown_domain"),
+        ("no-at-sign", "bad_recipient"),
+        ("@eu.rsms.net", "bad_recipient"),
+    ],
+)
+def test_refusals_name_the_reason(address: str, kind: str) -> None:
+    with pytest.raises(RecipientError) as err:
+        parse_recipient(address, DOMAINS, "DE")
+    assert err.value.kind == kind

@@ -1,0 +1,77 @@
+"""The reply table and settings validation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import REPLIES, ConfigError, Reject, reply
+from bridge.settings import load_settings
+
+VALUES = {
+    "mail_id": "X1",
+    "sender": "a@b",
+    "recipient": "x@y",
+    "domain": "eu.rsms.net",
+    "reason": "r",
+    "detail": "d",
+    "limit": 10,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REPLIES))
+def test_every_reply_has_matching_codes_and_renders(kind: str) -> None:
+    r = REPLIES[kind]
+    assert str(r.code)[0] == r.status[0], "basic and enhanced code disagree"
+    line = reply(kind, **VALUES)
+    assert re.fullmatch(r"\d{3} \d\.\d{1,3}\.\d{1,3} \S.*", line)
+    if r.code >= 400:
+        assert ";" in r.text or r.code == 421 or "retry" in r.text, "a refusal says what to do"
+
+
+def test_reject_carries_its_reply() -> None:
+    assert Reject("unknown_sender", sender="x@y").reply.startswith("550 5.7.1 Sender <x@y>")
+    with pytest.raises(KeyError):
+        Reject("no_such_kind")
+
+
+def test_embedded_default_has_sandbox_route_and_demo() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.demo and settings.sandbox.enabled
+    assert [s.name for s in settings.smsc] == ["sandbox"]
+    assert settings.routes[-1].prefix == ""
+
+
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "bridge.toml"
+    settings = load_settings(example, environ={"MAILSMS_SMSC_A_PASSWORD": "s3cret"})
+    assert settings.smsc[0].password == "s3cret"
+    assert not settings.demo
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[smtp]\nport = "abc"\n', "smtp.port: Input should be a valid integer"),
+        ("colour = 1\n", "colour: unknown setting"),
+        ("[smtp]\ndomains = []\n", "domains: expected at least one domain"),
+        ('[[smsc]]\nname="a"\nsystem_id="x"\n', 'the last [[routes]] must have prefix = ""'),
+        ('[[smsc]]\nname="a"\nsystem_id="x"\npassword_env="NOPE"\n', "NOPE is not set"),
+        ("[smtp\n", "not valid TOML"),
+    ],
+)
+def test_invalid_settings_stop_with_one_line_naming_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_database_url_from_environment(tmp_path: Path) -> None:
+    settings = load_settings(None, environ={"MAILSMS_DATABASE_URL": "sqlite:///x.db"})
+    assert settings.database_url == "sqlite:///x.db"
