@@ -1,0 +1,280 @@
+"""A bounded, raw asyncio SMTP load generator (loopback only; no SMTP library).
+
+Sends ~576-byte text/plain mails, one recipient each (`+49170NNNNNNN@<domain>`), over
+C concurrent connections and prints one JSON line: mails accepted (250 after DATA),
+errors (any other reply, or a broken connection), mails/s and latency percentiles.
+
+  reuse   one connection per worker: banner, EHLO once, then MAIL/RCPT/DATA per mail;
+          latency = MAIL sent -> 250 after the data.
+  permsg  per mail: connect, banner, EHLO, MAIL, RCPT, DATA, QUIT, close;
+          latency = connect -> 250 after the data.
+
+Bounded by --n mails and --duration seconds, whichever comes first; workers still
+busy 30 s after the deadline are cancelled. Rate = accepted / (start -> last 250).
+
+  python bench/loadgen.py --port 30025 --mode reuse --conc 64 --n 100000 --duration 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+HOST = "127.0.0.1"
+GRACE_S = 30.0
+BODY = (
+    "Alarm: disk usage on host db-{host:05d} reached 91% (threshold 90%). "
+    "Please check the volume /var/lib/data and rotate old logs. "
+    "This text is sent as SMS by the mail-to-SMS bridge; keep it short. "
+    "Ticket INC{ticket:07d} opened automatically, severity 2, team storage-ops. "
+    "Reply STOP to pause alerts for 1 hour."
+)
+
+
+class SmtpReplyError(Exception):
+    """The server answered something other than what the dialogue expects."""
+
+
+def recipient(i: int, domain: str) -> str:
+    """A valid German mobile number (0170 + 7 digits) at the bridge's domain."""
+    return f"+49170{i % 10_000_000:07d}@{domain}"
+
+
+def message(i: int, sender: str, rcpt: str) -> bytes:
+    """A ~576-byte text/plain mail (8 header fields, ~300-byte body), CRLF, dot-safe."""
+    headers = (
+        f"From: Monitor <{sender}>\r\n"
+        f"To: <{rcpt}>\r\n"
+        f"Subject: Alert {i}\r\n"
+        "Date: Sat, 22 Nov 2025 15:00:00 +0000\r\n"
+        f"Message-ID: <{os.getpid()}.{i}@monitor.example.org>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 7bit\r\n"
+        "\r\n"
+    )
+    body = BODY.format(host=i % 100_000, ticket=i % 10_000_000)
+    return (headers + body + "\r\n").encode("ascii")
+
+
+async def expect(reader: asyncio.StreamReader, code: int) -> None:
+    """Read one (possibly multi-line) reply; raise unless its code is `code`."""
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("connection closed by the server")
+        if line[3:4] != b"-":
+            if line[:3] != str(code).encode():
+                raise SmtpReplyError(line.decode("ascii", "replace").strip()[:200])
+            return
+
+
+@dataclass
+class Stats:
+    """Shared by all workers of one run (single-threaded: no locks needed)."""
+
+    remaining: int
+    deadline: float
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    replies: dict[str, int] = field(default_factory=dict)
+    last_ok: float | None = None
+    next_id: int = 0
+
+    def take(self) -> int:
+        """The next mail's number, or -1 when the count or the time is used up."""
+        if self.remaining <= 0 or time.perf_counter() >= self.deadline:
+            return -1
+        self.remaining -= 1
+        self.next_id += 1
+        return self.next_id
+
+    def error(self, exc: BaseException) -> None:
+        self.errors += 1
+        key = type(exc).__name__ if not isinstance(exc, SmtpReplyError) else str(exc)[:3]
+        self.replies[key] = self.replies.get(key, 0) + 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(f"{type(exc).__name__}: {exc}"[:200])
+
+
+@dataclass(frozen=True)
+class Job:
+    port: int
+    mode: str
+    conc: int
+    sender: str
+    domain: str
+    id_base: int
+
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def connect(port: int) -> Conn:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    await expect(reader, 220)
+    writer.write(b"EHLO loadgen.example\r\n")
+    await expect(reader, 250)
+    return reader, writer
+
+
+async def transaction(conn: Conn, job: Job, i: int) -> None:
+    reader, writer = conn
+    n = job.id_base + i
+    rcpt = recipient(n, job.domain)
+    writer.write(f"MAIL FROM:<{job.sender}>\r\n".encode())
+    await expect(reader, 250)
+    writer.write(f"RCPT TO:<{rcpt}>\r\n".encode())
+    await expect(reader, 250)
+    writer.write(b"DATA\r\n")
+    await expect(reader, 354)
+    writer.write(message(n, job.sender, rcpt) + b".\r\n")
+    await expect(reader, 250)
+
+
+async def close(conn: Conn, *, quit_first: bool = True) -> None:
+    reader, writer = conn
+    try:
+        if quit_first:
+            writer.write(b"QUIT\r\n")
+            await expect(reader, 221)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def worker_reuse(st: Stats, job: Job) -> None:
+    pc = time.perf_counter
+    conn: Conn | None = None
+    while (i := st.take()) >= 0:
+        try:
+            if conn is None:
+                conn = await connect(job.port)
+            t0 = pc()
+            await transaction(conn, job, i)
+        except SmtpReplyError as exc:  # a refusal: reset the transaction, keep the connection
+            st.error(exc)
+            if conn is not None:
+                try:
+                    conn[1].write(b"RSET\r\n")
+                    await expect(conn[0], 250)
+                except (OSError, SmtpReplyError):
+                    await close(conn, quit_first=False)
+                    conn = None
+            continue
+        except OSError as exc:
+            st.error(exc)
+            if conn is not None:
+                await close(conn, quit_first=False)
+                conn = None
+            continue
+        t1 = pc()
+        st.latencies.append(t1 - t0)
+        st.last_ok = t1
+    if conn is not None:
+        try:
+            await close(conn)
+        except (OSError, SmtpReplyError) as exc:
+            st.error(exc)
+
+
+async def worker_permsg(st: Stats, job: Job) -> None:
+    pc = time.perf_counter
+    while (i := st.take()) >= 0:
+        t0 = pc()
+        conn: Conn | None = None
+        try:
+            conn = await connect(job.port)
+            await transaction(conn, job, i)
+            t1 = pc()
+            await close(conn)
+        except (OSError, SmtpReplyError) as exc:
+            st.error(exc)
+            if conn is not None:
+                await close(conn, quit_first=False)
+            continue
+        st.latencies.append(t1 - t0)
+        st.last_ok = pc()
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list (None when empty)."""
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, round(q * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v * 1e3, 3)
+
+
+async def run(job: Job, n: int, duration: float) -> dict[str, Any]:
+    """One bounded run; returns the result record."""
+    t_start = time.perf_counter()
+    st = Stats(remaining=n, deadline=t_start + duration)
+    worker = worker_reuse if job.mode == "reuse" else worker_permsg
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    tasks = [asyncio.create_task(worker(st, job)) for _ in range(job.conc)]
+    _, pending = await asyncio.wait(tasks, timeout=duration + GRACE_S)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    wall = (st.last_ok or time.perf_counter()) - t_start
+    lat = sorted(st.latencies)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {
+        "mode": job.mode,
+        "conc": job.conc,
+        "port": job.port,
+        "ok": len(lat),
+        "errors": st.errors,
+        "error_replies": st.replies,
+        "error_samples": st.error_samples,
+        "hung_workers": len(pending),
+        "wall_s": round(wall, 4),
+        "mails_per_s": round(len(lat) / wall, 1) if wall > 0 else 0.0,
+        "p50_ms": _ms(percentile(lat, 0.50)),
+        "p99_ms": _ms(percentile(lat, 0.99)),
+        "max_ms": _ms(lat[-1] if lat else None),
+        "client_cpu_util": round(cpu / wall, 3) if wall > 0 else None,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mode", choices=["reuse", "permsg"], default="reuse")
+    p.add_argument("--conc", type=int, default=64)
+    p.add_argument("--n", type=int, default=100_000, help="at most this many mails")
+    p.add_argument("--duration", type=float, default=3.0, help="at most this many seconds")
+    p.add_argument("--sender", default="demo@example.com")
+    p.add_argument("--domain", default="eu.rsms.net")
+    p.add_argument("--id-base", type=int, default=0, help="offset for numbers and Message-IDs")
+    a = p.parse_args()
+    if not 1024 <= a.port <= 65535:
+        p.error("--port: expected an unprivileged port on 127.0.0.1")
+    job = Job(
+        port=a.port,
+        mode=a.mode,
+        conc=max(1, min(a.conc, 512)),
+        sender=a.sender,
+        domain=a.domain,
+        id_base=a.id_base,
+    )
+    result = asyncio.run(run(job, max(0, min(a.n, 1_000_000)), max(0.1, min(a.duration, 120.0))))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

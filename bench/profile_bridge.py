@@ -1,0 +1,189 @@
+"""Run `mailsms` under cProfile in every thread, and summarise the result per mail.
+
+  python bench/profile_bridge.py OUTDIR serve -c bridge.toml    # profile until SIGTERM
+
+`python -m cProfile` sees only the main thread, but the bridge commits and queries
+on its database thread; here every thread gets its own profiler (wall-clock timer),
+and each writes `OUTDIR/<thread>.prof` at exit. `summarize()` merges them and charges
+the time to code areas and to the bridge's entry points, in microseconds per mail.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+# Time in these functions is waiting for work (event loop, idle executor threads).
+IDLE = (
+    ("", "<method 'poll' of 'select.epoll' objects>"),
+    ("", "<method 'acquire' of '_thread.lock' objects>"),
+    ("", "<method 'get' of '_queue.SimpleQueue' objects>"),
+)
+
+# (label, file path fragment, function name): cumulative time per mail.
+ENTRY_POINTS = (
+    ("aiosmtpd _getaddr (parse MAIL/RCPT args)", "aiosmtpd/smtp.py", "_getaddr"),
+    ("intake handle_MAIL (main thread part)", "bridge/intake/handler.py", "handle_MAIL"),
+    ("  find_sender (db thread)", "bridge/store/intake.py", "find_sender"),
+    ("intake handle_RCPT", "bridge/intake/handler.py", "handle_RCPT"),
+    ("intake handle_DATA (main thread part)", "bridge/intake/handler.py", "handle_DATA"),
+    ("  text.mime.extract (MIME parse)", "bridge/text/mime.py", "extract"),
+    ("  compose_text (SMS text plan)", "bridge/intake/compose.py", "compose_text"),
+    ("  insert_mails (group commit, db thread)", "bridge/store/intake.py", "insert_mails"),
+    ("dispatch step (main thread part)", "bridge/dispatch.py", "step"),
+    ("  claim_orders (db thread)", "bridge/store/orders.py", "claim_orders"),
+    ("  record_outcomes (db thread)", "bridge/dispatch.py", "record_outcomes"),
+    ("  SmppTransport.submit", "bridge/transports/smpp.py", "submit"),
+    ("sandbox SMSC: submit_sm handling", "bridge/transports/sandbox.py", "_on_bridge_submit"),
+    ("sandbox SMSC: inbox write", "bridge/transports/sandbox.py", "_store"),
+    ("sandbox SMSC: send receipt", "bridge/transports/sandbox.py", "_send_receipt"),
+    ("receipts: on_receipt (insert)", "bridge/inbound/inbox.py", "on_receipt"),
+    ("receipts: apply_receipts (db thread)", "bridge/store/receipts.py", "apply_receipts"),
+    ("notices: Mailer.step", "bridge/mailer.py", "step"),
+    ("  Renderer.render (Jinja)", "bridge/notices/render.py", "render"),
+    ("  write_maildir", "bridge/mailer.py", "write_maildir"),
+    ("sqlite3 commit (fsync)", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
+    ("socket send", "", "<method 'send' of '_socket.socket' objects>"),
+)
+
+# Own time charged to an area by the function's file (first match wins).
+AREAS = (
+    ("bridge/intake", "bridge.intake"),
+    ("bridge/text", "bridge.text"),
+    ("bridge/store", "bridge.store (SQL building)"),
+    ("bridge/smpp", "bridge.smpp (PDU codec, session)"),
+    ("bridge/transports/sandbox", "sandbox SMSC"),
+    ("bridge/", "bridge (other)"),
+    ("sqlalchemy", "SQLAlchemy"),
+    ("aiosmtpd", "aiosmtpd"),
+    ("email/", "stdlib email"),
+    ("jinja2", "Jinja2"),
+    ("asyncio", "asyncio"),
+    ("logging", "logging"),
+    ("phonenumbers", "phonenumbers"),
+    ("pydantic", "pydantic"),
+)
+C_AREAS = (
+    ("sqlite3", "sqlite3 (C: execute, commit/fsync)"),
+    ("_socket", "socket calls (C)"),
+    ("select.epoll", "epoll (busy part)"),
+)
+
+_profiles: list[tuple[str, cProfile.Profile]] = []
+
+
+def _thread_hook(frame: FrameType, event: str, arg: Any) -> None:
+    """First profile event in a new thread: replace this hook by a cProfile profiler."""
+    prof = cProfile.Profile()
+    _profiles.append((threading.current_thread().name, prof))
+    prof.enable()
+
+
+def run(outdir: Path, argv: list[str]) -> None:
+    from bridge.cli import main as cli_main
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    threading.setprofile(_thread_hook)
+    main_prof = cProfile.Profile()
+    sys.argv = ["mailsms", *argv]
+    main_prof.enable()
+    try:
+        cli_main()
+    except SystemExit:
+        pass
+    finally:
+        main_prof.disable()
+        threading.setprofile(None)
+        main_prof.dump_stats(outdir / "MainThread.prof")
+        for n, (name, prof) in enumerate(_profiles):
+            prof.dump_stats(outdir / f"{name or 'thread'}-{n}.prof")
+
+
+def _area(file: str, func: str) -> str:
+    if file == "~":  # a C function: name it by its type or module
+        for frag, label in C_AREAS:
+            if frag in func:
+                return label
+        return "other C calls"
+    for frag, label in AREAS:
+        if frag in file:
+            return label
+    return "other Python"
+
+
+def summarize(outdir: Path, mails: int, top: int = 15) -> dict[str, Any]:
+    """Merge the per-thread profiles; time per mail by area, entry point and function."""
+    files = sorted(outdir.glob("*.prof"))
+    if not files or mails <= 0:
+        return {"error": f"no profiles in {outdir} or no mails"}
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]]
+    merged = pstats.Stats(str(files[0]))
+    for f in files[1:]:
+        merged.add(str(f))
+    raw = merged.stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in raw.values())
+    idle = sum(v[2] for k, v in raw.items() if (k[0], k[2]) in IDLE)
+    busy = max(total - idle, 1e-9)
+    per_mail = 1e6 / mails
+
+    areas: dict[str, float] = {}
+    for (file, _line, func), v in raw.items():
+        if (file, func) in IDLE:
+            continue
+        label = _area(file, func)
+        areas[label] = areas.get(label, 0.0) + v[2]
+
+    def cum(frag: str, func: str) -> float:
+        return sum(v[3] for k, v in raw.items() if k[2] == func and frag in k[0])
+
+    own = sorted(
+        ((k, v) for k, v in raw.items() if (k[0], k[2]) not in IDLE),
+        key=lambda kv: kv[1][2],
+        reverse=True,
+    )[:top]
+    return {
+        "mails": mails,
+        "threads": [f.stem for f in files],
+        "busy_s": round(busy, 3),
+        "idle_s": round(idle, 3),
+        "busy_us_per_mail": round(busy * per_mail, 1),
+        "areas": [
+            {"area": a, "us_per_mail": round(t * per_mail, 1), "pct": round(100 * t / busy, 1)}
+            for a, t in sorted(areas.items(), key=lambda kv: kv[1], reverse=True)
+        ],
+        "entry_points": [
+            {
+                "what": label,
+                "us_per_mail": round(cum(frag, func) * per_mail, 1),
+                "pct": round(100 * cum(frag, func) / busy, 1),
+            }
+            for label, frag, func in ENTRY_POINTS
+        ],
+        "top_own": [
+            {
+                "function": f"{_short(k[0])}:{k[1]}({k[2]})",
+                "calls_per_mail": round(v[1] / mails, 2),
+                "us_per_mail": round(v[2] * per_mail, 1),
+                "pct": round(100 * v[2] / busy, 1),
+            }
+            for k, v in own
+        ],
+    }
+
+
+def _short(file: str) -> str:
+    for marker in ("site-packages/", "python3.11/", "/main/"):
+        if marker in file:
+            return file.split(marker, 1)[1]
+    return file
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit("usage: profile_bridge.py OUTDIR serve -c bridge.toml")
+    run(Path(sys.argv[1]), sys.argv[2:])

@@ -1,0 +1,553 @@
+"""`make bench`: the bridge's SMTP intake against a bare aiosmtpd, measured in the same run.
+
+Servers: (a) `bare` - aiosmtpd whose handler only returns 250 (bench/servers.py);
+(b) `bridge` - `mailsms serve` with the sandbox SMSC sending delivery receipts, SQLite
+and a Maildir in a temp dir; `bridge_norcpt` - the same with receipt = "none".
+All run at once, pinned to CPU 1; the load generator (bench/loadgen.py) runs on CPU 0.
+For every cell (mode, C) the variants run back to back, order rotated per rep; the
+servers not being measured are paused (SIGSTOP), so a bridge working off its queue
+cannot take CPU 1 from the one measured. Reported: median mails/s, p50/p99 and server
+CPU per mail per variant, the paired ratio bridge/bare (median and min..max of the
+per-rep ratios), rows in the bridge's `order` table vs the 250s it gave (durability),
+the time to drain the queue after the load, and a profile of the bridge under load.
+Then bench/text_bench.py and bench/dirsync_bench.py run, when present.
+
+  .venv/bin/python bench/run.py [--only smtp|text|dirsync] [--reps 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import profile_bridge
+import servers
+from servers import Server
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+MAILSMS = str(Path(PY).parent / "mailsms")
+TWO_CPUS = (os.cpu_count() or 1) >= 2
+SERVER_CPU = 1 if TWO_CPUS else None
+CLIENT_CPU = 0 if TWO_CPUS else None
+WARMUP = 300
+HOOKS = {"text": HERE / "text_bench.py", "dirsync": HERE / "dirsync_bench.py"}
+HOOK_TIMEOUT = 90.0
+TARGET = 0.25  # issue 2: bridge/bare with reused connections, C=64
+
+
+def loadgen(
+    port: int, mode: str, conc: int, n: int, duration: float, id_base: int
+) -> dict[str, Any]:
+    cmd = servers.pinned(
+        [
+            PY,
+            str(HERE / "loadgen.py"),
+            *("--port", str(port), "--mode", mode, "--conc", str(conc)),
+            *("--n", str(n), "--duration", str(duration), "--id-base", str(id_base)),
+            *("--sender", "demo@example.com", "--domain", servers.DOMAIN),
+        ],
+        CLIENT_CPU,
+    )
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"load generator failed ({out.returncode}): {out.stderr[-500:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+@dataclass
+class Variant:
+    name: str
+    server: Server
+    db: Path | None = None  # the bridge's SQLite file
+    workdir: Path | None = None
+    receipt: str = ""  # the sandbox's receipt mode ("" for bare)
+    acked: int = 0  # 250s received in total (warm-up included)
+    runs: int = 0
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    out: TextIO
+    variants: dict[str, Variant] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+
+    def run_load(self, v: Variant, mode: str, conc: int, n: int, duration: float) -> dict[str, Any]:
+        """One load run against `v` with every other server paused."""
+        for other in self.variants.values():
+            if other is not v:
+                other.server.pause()
+        v.server.resume()
+        v.runs += 1
+        c0, s0 = v.server.cpu_seconds(), cpu_stat()
+        r = loadgen(v.server.port, mode, conc, n, duration, id_base=v.runs * 200_000)
+        cpu, s1 = v.server.cpu_seconds() - c0, cpu_stat()
+        v.acked += int(r["ok"])
+        wall = float(r["wall_s"]) or 1.0
+        r["server_cpu_util"] = round(cpu / wall, 3)
+        r["server_us_per_mail"] = round(cpu / max(1, int(r["ok"])) * 1e6, 1)
+        # the server's CPU: busy beyond the server itself (softirq, foreign load) and steal
+        k = f"cpu{SERVER_CPU}" if SERVER_CPU is not None else "cpu"
+        if k in s0 and k in s1:
+            busy = (s1[k][0] - s0[k][0]) / wall
+            r["server_cpu_other"] = round(busy - cpu / wall, 3)
+            r["server_cpu_steal"] = round((s1[k][1] - s0[k][1]) / wall, 3)
+        return r
+
+
+def cpu_stat() -> dict[str, tuple[float, float]]:
+    """{"cpu1": (busy seconds, steal seconds), ...} from /proc/stat (busy excludes steal)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    res: dict[str, tuple[float, float]] = {}
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if not line.startswith("cpu"):
+                    break
+                key, *vals = line.split()
+                v = [int(x) for x in vals]
+                res[key] = ((v[0] + v[1] + v[2] + v[5] + v[6]) / hz, v[7] / hz)
+    except (OSError, IndexError, ValueError):
+        pass
+    return res
+
+
+def bridge_variant(name: str, receipt: str, root: Path) -> Variant:
+    workdir = root / name
+    workdir.mkdir()
+    smtp_port, sandbox_port = servers.free_port(), servers.free_port()
+    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt)
+    server = servers.start(name, [MAILSMS, "serve", "-c", str(cfg)], smtp_port, workdir, SERVER_CPU)
+    return Variant(name, server, db=workdir / "bridge.db", workdir=workdir, receipt=receipt)
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def status_counts(db: Path) -> dict[str, int]:
+    """Orders by status, plus notices still to send as "notices_open"."""
+    counts = {
+        str(s): int(n) for s, n in query(db, 'SELECT status, count(*) FROM "order" GROUP BY 1')
+    }
+    sql = "SELECT count(*) FROM notice WHERE status IN ('queued', 'deferred')"
+    counts["notices_open"] = int(query(db, sql)[0][0])
+    return counts
+
+
+@contextmanager
+def terminated_on_signal() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so that `finally` stops the servers."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# --- the SMTP benchmark --------------------------------------------------------------
+
+
+def smtp_bench(args: argparse.Namespace, out: TextIO) -> None:
+    with tempfile.TemporaryDirectory(prefix="mailsms-bench-") as tmp:
+        root = Path(tmp)
+        b = Bench(args, out)
+        t0 = time.monotonic()
+        try:
+            port = servers.free_port()
+            bare_cmd = [PY, str(HERE / "servers.py"), "--port", str(port), "--lifetime", "900"]
+            b.variants["bare"] = Variant(
+                "bare", servers.start("bare", bare_cmd, port, root, SERVER_CPU)
+            )
+            for receipt in args.receipts:
+                name = "bridge" if receipt == "delivered" else f"bridge_{receipt}"
+                b.variants[name] = bridge_variant(name, receipt, root)
+            for v in b.variants.values():
+                servers.wait_ready(v.server)
+            print(
+                f"servers up in {time.monotonic() - t0:.1f} s; warm-up {WARMUP} mails each",
+                flush=True,
+            )
+            for v in b.variants.values():
+                b.run_load(v, "reuse", 8, WARMUP, 10.0)
+            matrix(b)
+            for v in b.variants.values():
+                if v.db is not None:
+                    drain(b, v)
+        finally:
+            for v in b.variants.values():
+                servers.stop(v.server)
+        for v in b.variants.values():
+            if v.db is not None:
+                durability(b, v)
+        summarize(b)
+        if not args.no_profile:
+            profile(b, root)
+
+
+def matrix(b: Bench) -> None:
+    a = b.args
+    names = list(b.variants)
+    for rep in range(1, a.reps + 1):
+        for mode in a.modes:
+            for conc in a.conc:
+                k = (rep - 1) % len(names)
+                for name in names[k:] + names[:k]:
+                    r = b.run_load(b.variants[name], mode, conc, a.n, a.duration)
+                    r.update(kind="run", variant=name, rep=rep, ts=time.time())
+                    b.emit(r)
+                    print(
+                        f"rep {rep} {mode:6} C={conc:<3} {name:14} {r['mails_per_s']:8.1f} mails/s"
+                        f"  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms"
+                        f"  server {r['server_cpu_util']:.2f} core,"
+                        f" {r['server_us_per_mail']:.0f} µs/mail"
+                        f"  other on its CPU {r.get('server_cpu_other', 0):.2f}"
+                        f"  client {r['client_cpu_util']:.2f}  errors {r['errors']}",
+                        flush=True,
+                    )
+
+
+def drain(b: Bench, v: Variant) -> None:
+    """Resume only `v` and time how long its queue takes to empty (bounded)."""
+    assert v.db is not None
+    for other in b.variants.values():
+        if other is not v:
+            other.server.pause()
+    v.server.resume()
+    t0 = time.monotonic()
+    start = status_counts(v.db)
+    open_start = start.get("queued", 0) + start.get("deferred", 0)
+    t_dispatched: float | None = None
+    t_final: float | None = None
+    counts = start
+    while time.monotonic() - t0 < b.args.drain:
+        counts = status_counts(v.db)
+        now = time.monotonic() - t0
+        if counts.get("queued", 0) + counts.get("deferred", 0) == 0 and t_dispatched is None:
+            t_dispatched = now
+        if t_dispatched is not None and (
+            v.receipt != "delivered"
+            or counts.get("submitted", 0) + counts.get("notices_open", 0) == 0
+        ):
+            t_final = now
+            break
+        time.sleep(0.25)
+    elapsed = time.monotonic() - t0
+    open_end = counts.get("queued", 0) + counts.get("deferred", 0)
+    assert v.workdir is not None
+    notices = len(list((v.workdir / "maildir" / "new").glob("*")))
+    rec = {
+        "kind": "drain",
+        "variant": v.name,
+        "at_start": start,
+        "at_end": counts,
+        "seconds": round(elapsed, 2),
+        "all_submitted_after_s": None if t_dispatched is None else round(t_dispatched, 2),
+        "all_final_after_s": None if t_final is None else round(t_final, 2),
+        "dispatched_per_s": round((open_start - open_end) / elapsed, 1) if elapsed > 0 else None,
+        "notices_in_maildir": notices,
+    }
+    b.emit(rec)
+
+
+def durability(b: Bench, v: Variant) -> None:
+    assert v.db is not None
+    rows = int(query(v.db, 'SELECT count(*) FROM "order"')[0][0])
+    mails = int(query(v.db, "SELECT count(*) FROM mail")[0][0])
+    b.emit(
+        {
+            "kind": "durability",
+            "variant": v.name,
+            "acked_250": v.acked,
+            "order_rows": rows,
+            "mail_rows": mails,
+            "ok": rows == v.acked,
+        }
+    )
+
+
+# --- summary -------------------------------------------------------------------------
+
+
+def _med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(b: Bench) -> None:
+    runs = [r for r in b.records if r.get("kind") == "run"]
+    print("\n== SMTP intake: medians over reps (mails/s = accepted / (start -> last 250)) ==")
+    head = f"{'cell':14} {'variant':14} {'mails/s':>8} {'min..max':>15} {'p50 ms':>8}"
+    print(head + f" {'p99 ms':>8} {'srv µs/mail':>11} {'srv core':>8} {'other':>6} {'errors':>6}")
+    for mode in b.args.modes:
+        for conc in b.args.conc:
+            cell = f"{mode} C={conc}"
+            for name in b.variants:
+                rs = [r for r in runs if (r["mode"], r["conc"], r["variant"]) == (mode, conc, name)]
+                if not rs:
+                    continue
+                rates = [float(r["mails_per_s"]) for r in rs]
+                s = {
+                    "kind": "summary",
+                    "mode": mode,
+                    "conc": conc,
+                    "variant": name,
+                    "n": len(rs),
+                    "mails_per_s": round(_med(rates), 1),
+                    "min": min(rates),
+                    "max": max(rates),
+                    "p50_ms": round(_med([float(r["p50_ms"] or 0) for r in rs]), 2),
+                    "p99_ms": round(_med([float(r["p99_ms"] or 0) for r in rs]), 2),
+                    "server_us_per_mail": round(_med([float(r["server_us_per_mail"]) for r in rs])),
+                    "server_cpu_util": round(_med([float(r["server_cpu_util"]) for r in rs]), 2),
+                    "server_cpu_other": round(
+                        _med([float(r.get("server_cpu_other", 0.0)) for r in rs]), 2
+                    ),
+                    "errors": sum(int(r["errors"]) for r in rs),
+                }
+                b.emit(s)
+                print(
+                    f"{cell:14} {name:14} {s['mails_per_s']:8,.0f} "
+                    f"{f'{min(rates):,.0f}..{max(rates):,.0f}':>15} {s['p50_ms']:8.1f} "
+                    f"{s['p99_ms']:8.1f} {s['server_us_per_mail']:11,} "
+                    f"{s['server_cpu_util']:8.2f} {s['server_cpu_other']:6.2f} {s['errors']:6}"
+                )
+                cell = ""
+    print(
+        "(srv core: the server process's CPU in cores; other: the rest of its CPU's busy time"
+        " - softirq, foreign load)"
+    )
+    print("\n== paired ratio variant/bare (median and min..max of the per-rep ratios) ==")
+    for mode in b.args.modes:
+        for conc in b.args.conc:
+            for name in b.variants:
+                if name == "bare":
+                    continue
+                ratios = []
+                for rep in range(1, b.args.reps + 1):
+                    got = {
+                        r["variant"]: float(r["mails_per_s"])
+                        for r in runs
+                        if (r["mode"], r["conc"], r["rep"]) == (mode, conc, rep)
+                    }
+                    if got.get("bare") and name in got:
+                        ratios.append(got[name] / got["bare"])
+                if not ratios:
+                    continue
+                med = _med(ratios)
+                verdict = ""
+                if (mode, conc, name) == ("reuse", 64, "bridge"):
+                    verdict = f"  target ≥ {TARGET}: {'met' if med >= TARGET else 'NOT met'}"
+                b.emit(
+                    {
+                        "kind": "ratio",
+                        "mode": mode,
+                        "conc": conc,
+                        "variant": name,
+                        "ratio": round(med, 3),
+                        "min": round(min(ratios), 3),
+                        "max": round(max(ratios), 3),
+                        "n": len(ratios),
+                    }
+                )
+                print(
+                    f"{mode:6} C={conc:<3} {name + '/bare':20} {med:.3f}"
+                    f" ({min(ratios):.3f}..{max(ratios):.3f}){verdict}"
+                )
+    print("\n== durability: every 250 backed by a committed order row ==")
+    for r in b.records:
+        if r.get("kind") == "durability":
+            print(
+                f'{r["variant"]:14} 250s received {r["acked_250"]:,}  rows in "order"'
+                f" {r['order_rows']:,}  (mail rows {r['mail_rows']:,})"
+                f"  -> {'OK, equal' if r['ok'] else 'MISMATCH'}"
+            )
+    print(f"\n== drain after the load (bounded at {b.args.drain:.0f} s each; informational) ==")
+    for r in b.records:
+        if r.get("kind") == "drain":
+            print(
+                f"{r['variant']:14} at start {r['at_start']}\n{'':14} after {r['seconds']} s"
+                f" {r['at_end']}; all submitted after {r['all_submitted_after_s']} s,"
+                f" all final after {r['all_final_after_s']} s;"
+                f" {r['dispatched_per_s']} orders/s dispatched; notices {r['notices_in_maildir']:,}"
+            )
+
+
+# --- the profile ---------------------------------------------------------------------
+
+
+def profile(b: Bench, root: Path) -> None:
+    """Profile the bridge (receipts delivered) under reuse C=64, then let it work off
+    its queue (bounded) so that dispatch, receipts and notices are in the profile too."""
+    workdir = root / "profile"
+    workdir.mkdir()
+    smtp_port, sandbox_port = servers.free_port(), servers.free_port()
+    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, "delivered")
+    profdir = workdir / "prof"
+    cmd = [PY, str(HERE / "profile_bridge.py"), str(profdir), "serve", "-c", str(cfg)]
+    server = servers.start("profile", cmd, smtp_port, workdir, SERVER_CPU)
+    v = Variant("profile", server, db=workdir / "bridge.db", workdir=workdir, receipt="delivered")
+    print("\n== profile: bridge under cProfile (all threads), reuse C=64 ==", flush=True)
+    b.variants = {"profile": v}
+    drained: dict[str, Any] = {}
+    try:
+        servers.wait_ready(v.server)
+        r = b.run_load(v, "reuse", 64, b.args.profile_mails, b.args.duration)
+        drain(b, v)
+        drained = b.records[-1]
+    finally:
+        code = servers.stop(v.server, timeout=60)
+    summary = profile_bridge.summarize(profdir, v.acked)
+    summary.update(kind="profile", load=r, drain=drained, exit_code=code)
+    b.emit(summary)
+    if "error" in summary:
+        print(f"profile failed: {summary['error']} {v.server.log_tail()}")
+        return
+    print(
+        f"{v.acked:,} mails (warm-up none; {r['mails_per_s']:.0f} mails/s under the profiler);"
+        f" queue drained: {drained.get('all_final_after_s') is not None};"
+        f" busy {summary['busy_s']} s = {summary['busy_us_per_mail']:,} µs/mail (all threads,"
+        " profiler overhead included; compare shares, not absolutes)"
+    )
+    print("\nown time by area:                          µs/mail   share")
+    for a in summary["areas"][:14]:
+        print(f"  {a['area']:40} {a['us_per_mail']:8,.0f} {a['pct']:6.1f}%")
+    print("\nentry points (cumulative, own thread):      µs/mail   share")
+    for e in summary["entry_points"]:
+        print(f"  {e['what']:40} {e['us_per_mail']:8,.0f} {e['pct']:6.1f}%")
+    print(f"\n{'top functions by own time:':66} calls/mail µs/mail share")
+    for f in summary["top_own"]:
+        print(
+            f"  {f['function'][:64]:64} {f['calls_per_mail']:6.1f} {f['us_per_mail']:7,.0f}"
+            f" {f['pct']:5.1f}%"
+        )
+
+
+# --- other benchmarks ----------------------------------------------------------------
+
+
+def hook(name: str, out: TextIO) -> None:
+    path = HOOKS[name]
+    print(f"\n== {name}: {path.relative_to(ROOT)} ==", flush=True)
+    if not path.exists():
+        print("not present (skipped)")
+        out.write(json.dumps({"kind": "hook", "name": name, "present": False}) + "\n")
+        return
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [PY, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=HOOK_TIMEOUT
+        )
+        rc: int | None = proc.returncode
+        text = proc.stdout + (f"\n[stderr]\n{proc.stderr}" if proc.stderr.strip() else "")
+    except subprocess.TimeoutExpired as exc:
+        rc = None
+        text = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        text += f"\n[timed out after {HOOK_TIMEOUT:.0f} s]"
+    print(text.rstrip())
+    elapsed = round(time.monotonic() - t0, 1)
+    print(f"[{name}: exit {rc}, {elapsed} s]")
+    out.write(
+        json.dumps({"kind": "hook", "name": name, "present": True, "rc": rc, "s": elapsed}) + "\n"
+    )
+
+
+def meta() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "kind": "meta",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "commit": commit,
+        "pinned": TWO_CPUS,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--only", choices=["smtp", "text", "dirsync"], help="run just this benchmark")
+    p.add_argument("--reps", type=int, default=3, help="repetitions per cell (default 3)")
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
+    p.add_argument("--n", type=int, default=100_000, help="at most this many mails per run")
+    p.add_argument("--conc", default="64,8", help="concurrencies (default 64,8)")
+    p.add_argument("--modes", default="reuse,permsg", help="connection modes (default both)")
+    p.add_argument("--receipts", default="delivered,none", help="bridge variants by receipt mode")
+    p.add_argument("--drain", type=float, default=25.0, help="max seconds to wait for a drain")
+    p.add_argument("--profile-mails", type=int, default=1500, help="mails in the profiled run")
+    p.add_argument("--no-profile", action="store_true", help="skip the profiled run")
+    p.add_argument("--quick", action="store_true", help="1 rep, reuse+permsg C=64 only, no profile")
+    a = p.parse_args()
+    a.conc = [max(1, min(int(c), 512)) for c in a.conc.split(",")]
+    a.modes = [m for m in a.modes.split(",") if m in ("reuse", "permsg")]
+    a.receipts = [r for r in a.receipts.split(",") if r in ("delivered", "none", "failed")]
+    a.reps = max(1, min(a.reps, 10))
+    a.duration = max(0.5, min(a.duration, 30.0))
+    if a.quick:
+        a.reps, a.conc, a.no_profile, a.receipts = 1, [64], True, ["delivered"]
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = results / f"bench_{stamp}.jsonl"
+    t0 = time.monotonic()
+    with open(path, "w") as out, terminated_on_signal():
+        info = meta()
+        out.write(json.dumps(info) + "\n")
+        print(
+            f"mailsms bench {info['date']} commit {info['commit']}: {info['cpus']} CPUs"
+            f" ({info['cpu_model']}), Python {info['python']}; servers on CPU {SERVER_CPU},"
+            f" load generator on CPU {CLIENT_CPU}",
+            flush=True,
+        )
+        if a.only in (None, "smtp"):
+            smtp_bench(a, out)
+        for name in ("text", "dirsync"):
+            if a.only in (None, name):
+                hook(name, out)
+    print(f"\nresults: {path.relative_to(ROOT)}  ({time.monotonic() - t0:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    main()

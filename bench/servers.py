@@ -1,0 +1,195 @@
+"""The servers under test, and starting, waiting for and stopping them as processes.
+
+Run as a script, this is server (a): a bare aiosmtpd whose handler only returns 250,
+on the event loop's own `create_server` (as the bridge does), `server_hostname` set.
+It stops on SIGTERM/SIGINT, or by itself after --lifetime seconds.
+
+  python bench/servers.py --port 30025
+
+Server (b) is the bridge: `bridge_config()` writes its settings file into a temp dir
+(SQLite, sandbox SMSC, maildir there) and `start()` runs `mailsms serve -c` on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+HOSTNAME = "bench.localdomain"
+DOMAIN = "eu.rsms.net"
+
+
+class Bare:
+    """aiosmtpd handler: accept everything, store nothing."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 2.0.0 Ok"
+
+
+async def serve_bare(port: int, lifetime: float) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    loop = asyncio.get_running_loop()
+    handler = Bare()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname=HOSTNAME, ident="bare ESMTP", decode_data=False),
+        host=HOST,
+        port=port,
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), lifetime)
+    server.close()
+
+
+# --- processes -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that is free right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    """`cmd` under `taskset -c cpu` when taskset exists and a CPU is given."""
+    if cpu is None or shutil.which("taskset") is None:
+        return cmd
+    return ["taskset", "-c", str(cpu), *cmd]
+
+
+@dataclass
+class Server:
+    """A server process under test (taskset execs, so the PID is the server's)."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process (all threads) so far, from /proc."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def pause(self) -> None:
+        """SIGSTOP: an idle bridge still dispatches its backlog; keep it off the CPU."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def log_tail(self, chars: int = 600) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def start(name: str, cmd: list[str], port: int, workdir: Path, cpu: int | None) -> Server:
+    log = workdir / f"{name}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            pinned(cmd, cpu), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    return Server(name=name, port=port, proc=proc, log=log)
+
+
+def wait_ready(server: Server, timeout: float = 30.0) -> None:
+    """Poll the port until the server greets with 220 (deadline `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.proc.returncode}: {server.log_tail()}"
+            )
+        try:
+            with socket.create_connection((HOST, server.port), timeout=2) as c:
+                banner = c.recv(512)
+                c.sendall(b"QUIT\r\n")
+                c.recv(512)
+            if banner.startswith(b"220"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not answer on port {server.port} in {timeout:.0f} s")
+
+
+def stop(server: Server, timeout: float = 20.0) -> int | None:
+    """SIGCONT + SIGTERM, wait, then SIGKILL; returns the exit code."""
+    if server.proc.poll() is None:
+        server.resume()
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(5)
+    return server.proc.returncode
+
+
+# --- the bridge ----------------------------------------------------------------------
+
+
+def bridge_config(workdir: Path, smtp_port: int, sandbox_port: int, receipt: str) -> Path:
+    """Write a bridge.toml for the benchmark into `workdir` and return its path."""
+    path = workdir / "bridge.toml"
+    path.write_text(
+        f"""# written by bench/servers.py
+database_url = "sqlite:///{workdir / "bridge.db"}"
+demo = true
+log_level = "WARNING"
+
+[smtp]
+host = "{HOST}"
+port = {smtp_port}
+hostname = "{HOSTNAME}"
+domains = ["{DOMAIN}"]
+
+[sandbox]
+enabled = true
+host = "{HOST}"
+port = {sandbox_port}
+receipt = "{receipt}"
+inbox = "{workdir / "sandbox" / "inbox.jsonl"}"
+
+[mailer]
+mode = "maildir"
+maildir = "{workdir / "maildir"}"
+"""
+    )
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="A bare aiosmtpd server that answers 250 to all.")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--lifetime", type=float, default=900.0, help="exit after this many seconds")
+    a = p.parse_args()
+    asyncio.run(serve_bare(a.port, a.lifetime))
+
+
+if __name__ == "__main__":
+    main()
