@@ -1,0 +1,263 @@
+"""dirsync's CSV import, dry run, command line, report mail and retention, on SQLite."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session
+
+from bridge.store.db import open_engine, upgrade
+from bridge.store.models import Alias, Customer, Mail, Profile, User, utcnow
+from bridge.store.sync_models import SyncRun
+from dirsync.command import dirsync_command
+from dirsync.config import parse_config
+from dirsync.csv_source import CsvFormatError, parse_csv
+from dirsync.run import EXIT_CONFIG, EXIT_FAILED, EXIT_REFUSED, run_sync
+from tests.peers.slapd import free_port
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "dirsync"
+HEADER = "external_id,email,aliases,mobile,display_name,sender_id,cost_centre,profile,enabled"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    eng = open_engine(url)
+    upgrade(eng)
+    with Session(eng) as s, s.begin():
+        customer = Customer(name="acme", settings={"default_country": "DE"})
+        s.add(customer)
+        s.flush()
+        assert customer.id is not None
+        for name in ("sales", "standard"):
+            s.add(Profile(customer_id=customer.id, name=name))
+    eng.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    return open_engine(db_url)
+
+
+def cfg(**extra: object):  # type: ignore[no-untyped-def]
+    return parse_config({"customer": "acme", **extra})
+
+
+def csv_file(tmp_path: Path, rows: list[str], name: str = "u.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([HEADER, *rows, f"#END,{len(rows)}"]) + "\n")
+    return path
+
+
+def rows(engine: Engine) -> dict[str, User]:
+    with Session(engine) as s:
+        out = {u.address: u for u in s.execute(select(User)).scalars()}
+        s.expunge_all()
+    return out
+
+
+def test_csv_import_maps_and_validates(tmp_path: Path, engine: Engine) -> None:
+    outcome = run_sync(cfg(), engine, csv=DATA / "users.csv")
+    assert outcome.status == "applied", outcome.message
+    users = rows(engine)
+    assert set(users) == {
+        "anna.alpha@corp.example",
+        "bert.beta@corp.example",
+        "dora.delta@corp.example",
+    }
+    anna = users["anna.alpha@corp.example"]
+    assert anna.settings == {"sender_id": "CORP", "cost_centre": "CC-4711"} and anna.enabled
+    assert anna.mobile == "+491701111111" and anna.external_id == "emp-0001"
+    assert users["dora.delta@corp.example"].external_id == "dora.delta@corp.example"
+    with Session(engine) as s:
+        got = {a.address for a in s.execute(select(Alias)).scalars()}
+    assert got == {"anna@legacy.example", "a.alpha@corp.example"}
+    assert outcome.plan is not None
+    assert [p.ref for p in outcome.plan.problems] == ["users.csv line 4"]  # carl's mobile "12"
+    again = run_sync(cfg(), engine, csv=DATA / "users.csv")
+    assert again.status == "unchanged"
+
+
+def test_csv_format_errors_reject_the_whole_file(tmp_path: Path, engine: Engine) -> None:
+    good = (DATA / "users.csv").read_text()
+    cut = "\n".join(good.splitlines()[:3]) + "\n"
+    with pytest.raises(CsvFormatError, match="#END"):
+        parse_csv(cut, name="x.csv", region="DE")
+    with pytest.raises(CsvFormatError, match="says 9 rows"):
+        parse_csv(good.replace("#END,4", "#END,9"), name="x.csv", region="DE")
+    with pytest.raises(CsvFormatError, match="header"):
+        parse_csv(good.replace("external_id,email", "email,external_id"), name="x.csv", region="DE")
+    with pytest.raises(CsvFormatError, match="columns"):
+        parse_csv(f"{HEADER}\na,b@c.example\n#END,1\n", name="x.csv", region="DE")
+    path = tmp_path / "cut.csv"
+    path.write_text(cut)
+    outcome = run_sync(cfg(), engine, csv=path)
+    assert outcome.exit_code == EXIT_FAILED and "truncated" in outcome.message
+    assert rows(engine) == {}
+
+
+def test_unknown_profile_is_reported_not_applied(tmp_path: Path, engine: Engine) -> None:
+    path = csv_file(tmp_path, ["e1,a@corp.example,,,A,,,nosuch,yes"])
+    outcome = run_sync(cfg(), engine, csv=path)
+    assert outcome.status == "applied" and rows(engine)["a@corp.example"].profile_id is None
+    assert outcome.plan is not None and "unknown profile" in outcome.plan.problems[0].message
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    tmp_path: Path, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_sync(cfg(), engine, csv=csv_file(tmp_path, ["e1,a@corp.example,,0170 1111111,A,,,,yes"]))
+    changed = csv_file(
+        tmp_path, ["e1,a@corp.example,,0170 2222222,A,,,,yes", "e2,b@corp.example,,,B,,,,yes"]
+    )
+    conf = tmp_path / "dirsync.toml"
+    conf.write_text('customer = "acme"\n')
+    url = str(engine.url)
+    assert dirsync_command(conf, changed, True, False, url, False) == 0
+    out = capsys.readouterr().out
+    assert "add     b@corp.example [e2]" in out
+    assert "mobile: +491701111111 → +491702222222" in out
+    assert rows(engine)["a@corp.example"].mobile == "+491701111111" and len(rows(engine)) == 1
+    with Session(engine) as s:
+        assert len(s.execute(select(SyncRun)).scalars().all()) == 1  # only the first real run
+
+
+def test_command_is_quiet_off_a_terminal_and_explains_failures(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "dirsync.toml"
+    conf.write_text('customer = "acme"\nlog_file = "x"\n')
+    assert dirsync_command(conf, DATA / "users.csv", False, False, db_url, False) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dirsync: log_file: unknown key"]
+    conf.write_text(f'customer = "acme"\n[report]\nlog_file = "{tmp_path / "dirsync.log"}"\n')
+    assert dirsync_command(conf, DATA / "users.csv", False, False, db_url, False) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    log = (tmp_path / "dirsync.log").read_text()
+    assert "status=applied" in log and "added=3" in log
+    conf.write_text('customer = "nobody"\n')
+    assert dirsync_command(conf, DATA / "users.csv", False, False, db_url, False) == EXIT_CONFIG
+    assert (
+        capsys.readouterr().err.strip()
+        == "dirsync: failed: customer: 'nobody' does not exist in the database"
+    )
+
+
+def test_config_errors_name_the_key() -> None:
+    from bridge.errors import ConfigError
+
+    cases = {
+        "ldap.page_size": {"ldap": {"url": "ldaps://dc", "bind_dn": "x", "password_env": "P",
+                                    "base_dns": ["dc=x"], "page_size": 5000}},
+        "ldap.starttls": {"ldap": {"url": "ldap://dc", "bind_dn": "x", "password_env": "P",
+                                   "base_dns": ["dc=x"]}},
+        "ldap.password_env": {"ldap": {"url": "ldaps://dc", "bind_dn": "x", "base_dns": ["dc=x"]}},
+        "ldap.preset": {"ldap": {"url": "ldaps://dc", "bind_dn": "x", "password_env": "P",
+                                 "base_dns": ["dc=x"], "preset": "novell"}},
+        "ldap.mapping.colour": {"ldap": {"url": "ldaps://dc", "bind_dn": "x", "password_env": "P",
+                                         "base_dns": ["dc=x"], "mapping": {"colour": "x"}}},
+        "safety.max_disable_percent": {"safety": {"max_disable_percent": 150}},
+        "exclude.address_patterns": {"exclude": {"address_patterns": ["(("]}},
+        "profiles[0].profile": {"profiles": [{"group": "cn=x"}]},
+        "report.when": {"report": {"when": "sometimes"}},
+    }  # fmt: skip
+    for key, data in cases.items():
+        with pytest.raises(ConfigError) as err:
+            cfg(**data)
+        assert str(err.value).startswith(key), (key, str(err.value))
+        assert "\n" not in str(err.value)
+
+
+def test_mass_disable_cap_and_report_mail(tmp_path: Path, engine: Engine) -> None:
+    received: list[bytes] = []
+
+    class Sink:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            received.append(envelope.content)  # type: ignore[attr-defined]
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        report = {"mail_to": ["admin@corp.example"], "smtp_host": "127.0.0.1", "smtp_port": port}
+        config = cfg(report=report, safety={"max_disable_count": 2})
+        many = [f"e{i},u{i}@corp.example,,,U{i},,,,yes" for i in range(10)]
+        from dirsync.command import register  # noqa: F401  (import check only)
+        from dirsync.report import send_mail, should_mail
+
+        first = run_sync(config, engine, csv=csv_file(tmp_path, many))
+        assert should_mail(config.report, first)
+        send_mail(config.report, first)
+        refused = run_sync(config, engine, csv=csv_file(tmp_path, many[:7]))
+        assert refused.exit_code == EXIT_REFUSED and "max_disable_count=2" in refused.message
+        send_mail(config.report, refused)
+    finally:
+        controller.stop()
+    assert len(received) == 2
+    mail = message_from_bytes(received[1])
+    assert mail["Subject"] == "dirsync acme: refused"
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mail.walk()
+             if not p.is_multipart()}  # fmt: skip
+    assert "--allow-mass-changes" in parts["text/plain"]
+    assert "disable u7@corp.example [e7]" in parts["text/plain"]
+    assert "<!DOCTYPE html>" in parts["text/html"] and "refused" in parts["text/html"]
+    assert all(u.enabled for u in rows(engine).values())
+
+
+def test_retention_deletes_or_retires_old_disabled_rows(tmp_path: Path, engine: Engine) -> None:
+    two = csv_file(
+        tmp_path,
+        [
+            "e1,a@corp.example,x@corp.example,,A,,,,yes",
+            "e2,b@corp.example,,,B,,,,yes",
+            "e3,c@corp.example,,,C,,,,yes",
+        ],
+    )
+    config = cfg(safety={"max_disable_percent": 100, "retention_days": 30})
+    assert run_sync(config, engine, csv=two).status == "applied"
+    users = rows(engine)
+    with Session(engine) as s, s.begin():
+        s.add(
+            Mail(
+                id="m1",
+                envelope_from="b@corp.example",
+                user_id=users["b@corp.example"].id or 0,
+                raw=b"",
+            )
+        )
+    only_c = csv_file(tmp_path, ["e3,c@corp.example,,,C,,,,yes"])
+    assert run_sync(config, engine, csv=only_c).plan.counts()["disabled"] == 2  # type: ignore[union-attr]
+    assert run_sync(config, engine, csv=only_c).status == "unchanged"  # retention not reached
+    with Session(engine) as s, s.begin():
+        s.execute(
+            update(User)
+            .values(disabled_at=utcnow() - timedelta(days=31))
+            .where(User.enabled.is_(False))  # type: ignore[attr-defined]
+        )
+    outcome = run_sync(config, engine, csv=only_c)
+    assert outcome.status == "applied" and (outcome.deleted, outcome.retired) == (1, 1)
+    left = rows(engine)
+    assert set(left) == {"c@corp.example", f"b@corp.example#retired-{users['b@corp.example'].id}"}
+    with Session(engine) as s:
+        assert s.execute(select(Alias)).scalars().all() == []
+    # the released address can be given to a new directory user
+    back = csv_file(tmp_path, ["e3,c@corp.example,,,C,,,,yes", "e9,b@corp.example,,,B2,,,,yes"])
+    assert run_sync(config, engine, csv=back).status == "applied"
+    assert rows(engine)["b@corp.example"].external_id == "e9"
+
+
+def test_csv_needs_no_ldap_table_but_ldap_does(tmp_path: Path, db_url: str) -> None:
+    conf = tmp_path / "dirsync.toml"
+    conf.write_text('customer = "acme"\n')
+    assert dirsync_command(conf, None, False, False, db_url, False) == EXIT_CONFIG
+    shutil.copy(DATA / "users.csv", tmp_path / "users.csv")
+    assert dirsync_command(conf, tmp_path / "users.csv", False, False, db_url, False) == 0
