@@ -13,16 +13,17 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from bridge.errors import Reject, StorageUnavailable, reply
-from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
+from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.compose import compose_text, preview_context
-from bridge.policy import Policy, resolve
+from bridge.intake.rules import RCPT_RULES
+from bridge.intake.transaction import Transaction
+from bridge.policy import resolve
 from bridge.settings import SmtpSettings
-from bridge.store.intake import NewMail, NewNotice, NewOrder, Sender, find_sender
+from bridge.store.intake import NewMail, NewNotice, NewOrder, find_sender
 from bridge.store.models import utcnow
 from bridge.store.store import Store
 from bridge.text.errors import MimeTooComplex
@@ -41,15 +42,6 @@ def new_mail_id() -> str:
         n, r = divmod(n, len(_ALPHABET))
         out.append(_ALPHABET[r])
     return "".join(reversed(out))
-
-
-@dataclass
-class Transaction:
-    """What the hooks learn during one SMTP transaction."""
-
-    sender: Sender
-    policy: Policy
-    recipients: list[Recipient] = field(default_factory=list)
 
 
 class IntakeHandler:
@@ -114,6 +106,15 @@ class IntakeHandler:
         except RecipientError as err:
             log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, err.kind)
             return reply(err.kind, recipient=address, domain=self.settings.domains[0])
+        try:
+            for rule in RCPT_RULES:
+                await rule(self.store, transaction, recipient)
+        except Reject as rej:
+            log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, rej.kind)
+            return rej.reply
+        except StorageUnavailable as exc:
+            log.error("RCPT to=<%s>: storage unavailable: %s", address, exc)
+            return reply("storage_failure")
         transaction.recipients.append(recipient)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)

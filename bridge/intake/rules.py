@@ -1,0 +1,19 @@
+"""The recipient rules: the explicit, ordered list of checks every accepted RCPT passes.
+
+A rule is `async def rule(store, transaction, recipient) -> None` and refuses by
+raising `Reject(kind, …)`; the handler answers with that kind's reply from the one
+reply table. Rules run after the address was parsed into an E.164 number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bridge.intake.addresses import Recipient
+from bridge.intake.transaction import Transaction
+from bridge.store.store import Store
+
+RcptRule = Callable[[Store, Transaction, Recipient], Awaitable[None]]
+
+# In order; each entry is one function, added by the feature that needs it.
+RCPT_RULES: tuple[RcptRule, ...] = ()
