@@ -184,37 +184,44 @@ def smtp_bench(args: argparse.Namespace, out: TextIO) -> None:
     with tempfile.TemporaryDirectory(prefix="mailsms-bench-") as tmp:
         root = Path(tmp)
         b = Bench(args, out)
-        t0 = time.monotonic()
-        try:
-            port = servers.free_port()
-            bare_cmd = [PY, str(HERE / "servers.py"), "--port", str(port), "--lifetime", "900"]
-            b.variants["bare"] = Variant(
-                "bare", servers.start("bare", bare_cmd, port, root, SERVER_CPU)
-            )
-            for receipt in args.receipts:
-                name = "bridge" if receipt == "delivered" else f"bridge_{receipt}"
-                b.variants[name] = bridge_variant(name, receipt, root)
-            for v in b.variants.values():
-                servers.wait_ready(v.server)
-            print(
-                f"servers up in {time.monotonic() - t0:.1f} s; warm-up {WARMUP} mails each",
-                flush=True,
-            )
-            for v in b.variants.values():
-                b.run_load(v, "reuse", 8, WARMUP, 10.0)
-            matrix(b)
-            for v in b.variants.values():
-                if v.db is not None:
-                    drain(b, v)
-        finally:
-            for v in b.variants.values():
-                servers.stop(v.server)
+        if args.only != "profile":
+            comparison(b, root)
+        if args.only == "profile" or not args.no_profile:
+            profile(b, root)
+
+
+def comparison(b: Bench, root: Path) -> None:
+    """bare and the bridge variants side by side; durability and drain of each bridge."""
+    args = b.args
+    t0 = time.monotonic()
+    try:
+        port = servers.free_port()
+        bare_cmd = [PY, str(HERE / "servers.py"), "--port", str(port), "--lifetime", "900"]
+        b.variants["bare"] = Variant(
+            "bare", servers.start("bare", bare_cmd, port, root, SERVER_CPU)
+        )
+        for receipt in args.receipts:
+            name = "bridge" if receipt == "delivered" else f"bridge_{receipt}"
+            b.variants[name] = bridge_variant(name, receipt, root)
+        for v in b.variants.values():
+            servers.wait_ready(v.server)
+        print(
+            f"servers up in {time.monotonic() - t0:.1f} s; warm-up {WARMUP} mails each",
+            flush=True,
+        )
+        for v in b.variants.values():
+            b.run_load(v, "reuse", 8, WARMUP, 10.0)
+        matrix(b)
         for v in b.variants.values():
             if v.db is not None:
-                durability(b, v)
-        summarize(b)
-        if not args.no_profile:
-            profile(b, root)
+                drain(b, v)
+    finally:
+        for v in b.variants.values():
+            servers.stop(v.server)
+    for v in b.variants.values():
+        if v.db is not None:
+            durability(b, v)
+    summarize(b)
 
 
 def matrix(b: Bench) -> None:
@@ -440,6 +447,7 @@ def profile(b: Bench, root: Path) -> None:
         f" busy {summary['busy_s']} s = {summary['busy_us_per_mail']:,} µs/mail (all threads,"
         " profiler overhead included; compare shares, not absolutes)"
     )
+    print("\nbusy time by thread (µs/mail):", summary["threads"])
     print("\nown time by area:                          µs/mail   share")
     for a in summary["areas"][:14]:
         print(f"  {a['area']:40} {a['us_per_mail']:8,.0f} {a['pct']:6.1f}%")
@@ -508,7 +516,11 @@ def meta() -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--only", choices=["smtp", "text", "dirsync"], help="run just this benchmark")
+    p.add_argument(
+        "--only",
+        choices=["smtp", "profile", "text", "dirsync"],
+        help="run just this benchmark (profile: only the profiled bridge run)",
+    )
     p.add_argument("--reps", type=int, default=3, help="repetitions per cell (default 3)")
     p.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
     p.add_argument("--n", type=int, default=100_000, help="at most this many mails per run")
@@ -541,7 +553,7 @@ def main() -> None:
             f" load generator on CPU {CLIENT_CPU}",
             flush=True,
         )
-        if a.only in (None, "smtp"):
+        if a.only in (None, "smtp", "profile"):
             smtp_bench(a, out)
         for name in ("text", "dirsync"):
             if a.only in (None, name):
