@@ -116,6 +116,10 @@ class Bench:
             busy = (s1[k][0] - s0[k][0]) / wall
             r["server_cpu_other"] = round(busy - cpu / wall, 3)
             r["server_cpu_steal"] = round((s1[k][1] - s0[k][1]) / wall, 3)
+        k = f"cpu{CLIENT_CPU}"
+        if CLIENT_CPU is not None and k in s0 and k in s1:
+            busy = (s1[k][0] - s0[k][0]) / wall
+            r["client_cpu_other"] = round(busy - float(r["client_cpu_util"] or 0), 3)
         return r
 
 
@@ -241,7 +245,8 @@ def matrix(b: Bench) -> None:
                         f"  server {r['server_cpu_util']:.2f} core,"
                         f" {r['server_us_per_mail']:.0f} µs/mail"
                         f"  other on its CPU {r.get('server_cpu_other', 0):.2f}"
-                        f"  client {r['client_cpu_util']:.2f}  errors {r['errors']}",
+                        f"  client {r['client_cpu_util']:.2f}"
+                        f" (other {r.get('client_cpu_other', 0):.2f})  errors {r['errors']}",
                         flush=True,
                     )
 
