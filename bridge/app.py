@@ -19,14 +19,16 @@ from sqlalchemy import Engine
 
 from bridge.dispatch import Dispatcher
 from bridge.inbound.inbox import StoreInbox
+from bridge.inbound.lists import export_due
+from bridge.inbound.service import InboundService
 from bridge.intake.handler import IntakeHandler
 from bridge.mailer import Mailer
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.push.worker import Pusher
 from bridge.routing import Route
 from bridge.settings import Settings, SmscSettings
 from bridge.store import db
 from bridge.store.admin import ensure_demo
-from bridge.store.inbound import route_inbound
 from bridge.store.models import utcnow
 from bridge.store.receipts import apply_receipts
 from bridge.store.store import Store, run_sync
@@ -37,7 +39,6 @@ from bridge.worker import Worker
 log = logging.getLogger("bridge")
 
 TRANSPORTS = {"smpp": SmppTransport}
-REPLY_WINDOW = 7 * 24 * 3600.0
 RECEIPT_ORPHAN_AFTER = 3 * 24 * 3600.0
 
 
@@ -96,6 +97,7 @@ class Bridge:
             from_address=s.mailer.from_address,
             from_name=s.mailer.from_name,
             hostname=s.smtp.hostname,
+            customer_templates=s.inbound.customer_templates,
         )
         mailer = Mailer(s.mailer, store, renderer)
         w_mail = self._worker("mailer", mailer.step, s.mailer.poll_interval)
@@ -114,14 +116,27 @@ class Bridge:
                 w_mail.wake()
             return result.applied
 
-        async def inbound_step() -> int:
-            result = await store.call(route_inbound, utcnow(), 200, REPLY_WINDOW, s.smtp.domains[0])
-            if result.notified:
+        pusher = Pusher(s.push, store, s.inbound.postmaster, on_notice=w_mail.wake)
+        w_push = self._worker("push", pusher.step, s.push.poll_interval)
+        inbound = InboundService(
+            s.inbound,
+            s.push,
+            store,
+            renderer.templates,
+            s.smtp.domains[0],
+            on_notice=w_mail.wake,
+            on_order=w_dispatch.wake,
+            on_push=w_push.wake,
+        )
+
+        async def lists_step() -> int:
+            if await store.call(export_due, utcnow()):
                 w_mail.wake()
-            return result.notified + result.unroutable
+            return 0  # the next check is the next tick
 
         w_receipts = self._worker("receipts", receipts_step, 1.0)
-        w_inbound = self._worker("inbound", inbound_step, 1.0)
+        w_inbound = self._worker("inbound", inbound.step, s.inbound.poll_interval)
+        self._worker("lists", lists_step, s.inbound.list_check_interval)
         dispatcher.on_submitted = w_receipts.wake
 
         inbox = StoreInbox(store, on_receipt=w_receipts.wake, on_message=w_inbound.wake)

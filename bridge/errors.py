@@ -89,6 +89,12 @@ REPLIES: dict[str, Reply] = {
         "encoding policy ({detail}); remove them or ask for UCS-2",
     ),
     "too_long": Reply(552, "5.3.4", "The text is too long for SMS ({detail}); shorten it"),
+    "opted_out": Reply(
+        550,
+        "5.7.1",
+        "{recipient} has opted out (texted STOP) and gets no SMS from your company; "
+        "they can opt in again by texting START",
+    ),
     "message_too_big": Reply(
         552, "5.3.4", "Message too big for this bridge (limit {limit} bytes); shorten it"
     ),

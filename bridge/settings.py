@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bridge.errors import ConfigError
+from bridge.inbound.keywords import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS
 from bridge.policy import CLEANING_RULES, PolicyError, check_setting
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -154,6 +155,37 @@ class DefaultsSettings(_Section):
         return self
 
 
+class InboundSettings(_Section):
+    """Inbound services: SMS2Mail reply window, STOP keywords, auto-reply limit, templates."""
+
+    reply_window: Seconds = 604_800.0
+    poll_interval: Seconds = 1.0
+    postmaster: str = ""
+    stop_keywords: tuple[str, ...] = DEFAULT_STOP_KEYWORDS
+    start_keywords: tuple[str, ...] = DEFAULT_START_KEYWORDS
+    stop_confirmation: str = (
+        "You have opted out and will get no more SMS from this service. Reply START to opt in."
+    )
+    start_confirmation: str = "You have opted in again. Reply STOP to opt out."
+    autoreply_interval: Seconds = 600.0
+    customer_templates: Path | None = None
+    list_check_interval: Seconds = 60.0
+
+
+class PushSettings(_Section):
+    """HTTP push of inbound SMS to customer URLs: timeouts, retries, the SSRF allow-list."""
+
+    timeout: Seconds = 10.0
+    concurrency: Annotated[int, Field(ge=1, le=100)] = 4
+    poll_interval: Seconds = 1.0
+    retry_min: Seconds = 30.0
+    retry_max: Seconds = 900.0
+    give_up_after: Seconds = 86_400.0
+    allow_hosts: tuple[str, ...] = ()
+    allow_http: bool = False
+    max_response_bytes: Annotated[int, Field(ge=0)] = 65_536
+
+
 class Settings(_Section):
     """The whole configuration."""
 
@@ -167,6 +199,8 @@ class Settings(_Section):
     dispatch: DispatchSettings = DispatchSettings()
     mailer: MailerSettings = MailerSettings()
     defaults: DefaultsSettings = DefaultsSettings()
+    inbound: InboundSettings = InboundSettings()
+    push: PushSettings = PushSettings()
 
     @model_validator(mode="after")
     def _check_routes(self) -> Settings:

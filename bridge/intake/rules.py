@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bridge.intake.addresses import Recipient
+from bridge.intake.stoplist import opted_out
 from bridge.intake.transaction import Transaction
 from bridge.store.store import Store
 
 RcptRule = Callable[[Store, Transaction, Recipient], Awaitable[None]]
 
 # In order; each entry is one function, added by the feature that needs it.
-RCPT_RULES: tuple[RcptRule, ...] = ()
+RCPT_RULES: tuple[RcptRule, ...] = (opted_out,)

@@ -15,22 +15,23 @@ from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
+from bridge.notices.overrides import Templates
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 class Renderer:
     def __init__(
-        self, templates: Path, *, from_address: str, from_name: str, hostname: str
+        self,
+        templates: Path,
+        *,
+        from_address: str,
+        from_name: str,
+        hostname: str,
+        customer_templates: Path | None = None,
     ) -> None:
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(templates)),
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            undefined=StrictUndefined,
-            keep_trailing_newline=True,
-        )
+        self.templates = Templates(templates, customer_templates)
+        self.env = self.templates.default
         self.from_address = from_address
         self.from_name = from_name
         self.hostname = hostname
@@ -40,11 +41,13 @@ class Renderer:
         return self.env.get_template(f"{kind}.txt").render(context)
 
     def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
-        subject = self.env.get_template(f"{kind}.subject").render(context).strip()
-        text = self.env.get_template(f"{kind}.txt").render(context)
-        html = self.env.get_template(f"{kind}.html").render(context)
+        env = self.templates.env(str(context.get("customer") or ""))
+        subject = env.get_template(f"{kind}.subject").render(context).strip()
+        text = env.get_template(f"{kind}.txt").render(context)
+        html = env.get_template(f"{kind}.html").render(context)
         msg = EmailMessage()
-        msg["From"] = formataddr((self.from_name, self.from_address))
+        from_name = " ".join(str(context.get("from_name") or self.from_name).split())
+        msg["From"] = formataddr((from_name, self.from_address))
         msg["To"] = formataddr((str(context.get("to_name") or ""), recipient))
         msg["Subject"] = " ".join(subject.split())
         msg["Date"] = formatdate(localtime=False)
@@ -56,7 +59,12 @@ class Renderer:
         original = str(context.get("in_reply_to") or "").strip()
         if original:
             msg["In-Reply-To"] = original
-            msg["References"] = original
+            msg["References"] = " ".join(str(context.get("references") or original).split())
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
+        for att in context.get("attachments") or ():
+            maintype, _, subtype = str(att["mimetype"]).partition("/")
+            msg.add_attachment(
+                str(att["content"]).encode(), maintype, subtype, filename=str(att["filename"])
+            )
         return msg

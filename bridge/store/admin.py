@@ -17,6 +17,7 @@ _user = User.__table__  # type: ignore[attr-defined]
 
 DEMO_CUSTOMER = "demo"
 DEMO_USER = "demo@example.com"
+DEMO_NUMBER = "+4915550000001"
 
 
 class AdminError(ValueError):
@@ -132,7 +133,8 @@ def ensure_demo(conn: Connection) -> bool:
     """On a database without customers, create the demo customer and demo@example.com."""
     if conn.execute(select(func.count()).select_from(_customer)).scalar():
         return False
-    add_customer(conn, DEMO_CUSTOMER, {"default_country": "DE"})
+    # The demo's sender is a (sandbox) long number, so phones can answer it (SMS2Mail).
+    add_customer(conn, DEMO_CUSTOMER, {"default_country": "DE", "sender_id": DEMO_NUMBER})
     add_user(
         conn,
         DEMO_USER,

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from bridge.store.inbound import record_order_assignment
 from bridge.store.models import FINAL_ORDER_STATUSES, Mail, Order, OrderEvent, Part, User
 from bridge.store.notices import queue_status_notice
 
@@ -118,6 +119,7 @@ def record_submitted(
         insert(_event),
         [_event_row(order_id, now, "submitted", f"via {transport}, ids {','.join(message_ids)}")],
     )
+    record_order_assignment(conn, order_id, now)  # replies from the recipient come back here
 
 
 def record_deferred(

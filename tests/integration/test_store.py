@@ -8,9 +8,13 @@ from sqlalchemy import Engine, select
 
 from bridge.store import orders as order_sql
 from bridge.store.admin import add_customer, add_user
-from bridge.store.inbound import insert_inbound, route_inbound
+from bridge.inbound.service import InboundService
+from bridge.notices.overrides import Templates
+from bridge.notices.render import DEFAULT_TEMPLATES
+from bridge.settings import InboundSettings, PushSettings
+from bridge.store.inbound import insert_inbound
 from bridge.store.intake import NewMail, NewOrder, find_sender
-from bridge.store.models import Notice, Order, Part, Receipt, utcnow
+from bridge.store.models import Inbound, Notice, Order, Part, Receipt, utcnow
 from bridge.store.notices import claim_notices
 from bridge.store.receipts import apply_receipts, insert_receipt
 from bridge.store.store import Store, run_sync
@@ -183,16 +187,21 @@ async def test_inbound_goes_to_the_user_who_last_texted_the_number(
     user_id = _seed(engine)
     await store.accept(_mail(user_id))
     now = utcnow()
+    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("id-1",))
     sms = InboundSms(
-        "smsc", source="+491701234501", destination="MailSMS", text="Yes", encoding="gsm7"
+        "smsc", source="+491701234501", destination="ACME", text="Yes", encoding="gsm7"
     )
     stranger = InboundSms(
-        "smsc", source="+491709999999", destination="MailSMS", text="?", encoding="gsm7"
+        "smsc", source="+491709999999", destination="ACME", text="?", encoding="gsm7"
     )
     await store.call(insert_inbound, sms, now)
     await store.call(insert_inbound, stranger, now)
-    routed = await store.call(route_inbound, now, 10, 7 * 86400.0, "eu.rsms.net")
-    assert (routed.notified, routed.unroutable) == (1, 1)
+    service = InboundService(
+        InboundSettings(), PushSettings(), store, Templates(DEFAULT_TEMPLATES), "eu.rsms.net"
+    )
+    assert await service.step() == 2
+    statuses = [r.status for r in _rows(engine, Inbound)]
+    assert statuses == ["notified", "unroutable"]
     notices = await store.call(claim_notices, utcnow(), 10, 60.0)
     assert len(notices) == 1
     ctx = notices[0].context

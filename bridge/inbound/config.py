@@ -1,0 +1,154 @@
+"""The numbers file (`mailsms inbound apply numbers.toml`): customers, numbers, keywords, actions.
+
+Pure code: TOML text → validated, frozen models, or `NumbersError` naming the key.
+Actions are a tagged union on `type`; a number's `actions` run for every message unless a
+keyword matches, whose `actions` replace them. The stored form of a number is `config`
+(actions and keywords as plain JSON), parsed back with `parse_number_config`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+Sharing = Literal["dedicated", "prefix", "keyword", "dynamic"]
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_NUMBER = re.compile(r"^\+?\d{3,17}$")
+
+
+class NumbersError(ValueError):
+    """The numbers file is invalid; the message names the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sms2MailAction(_Model):
+    type: Literal["sms2mail"] = "sms2mail"
+    mode: Literal["dynamic", "static"] = "dynamic"
+    to: tuple[str, ...] = ()
+
+
+class AutoReplyAction(_Model):
+    type: Literal["autoreply"] = "autoreply"
+    text: str = ""  # a Jinja template string; empty: templates/autoreply.txt
+    min_interval: float | None = None  # seconds; default [inbound] autoreply_interval
+
+
+class ListAction(_Model):
+    type: Literal["list"] = "list"
+    list: str
+    op: Literal["join", "leave"] = "join"
+
+
+class StopAction(_Model):
+    type: Literal["stop", "start"] = "stop"
+
+
+class PushAction(_Model):
+    type: Literal["push"] = "push"
+    url: str
+    method: Literal["POST", "PUT"] = "POST"
+    auth: Literal["none", "basic", "bearer", "hmac"] = "none"
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    secret: str = ""
+    signature_header: str = "X-Mailsms-Signature"
+    headers: dict[str, str] = Field(default_factory=dict)
+    format: Literal["json", "xml", "kv"] = "json"
+
+
+Action = Annotated[
+    Sms2MailAction | AutoReplyAction | ListAction | StopAction | PushAction,
+    Field(discriminator="type"),
+]
+_ACTIONS: TypeAdapter[list[Action]] = TypeAdapter(list[Action])
+
+
+class KeywordConfig(_Model):
+    keyword: str
+    aliases: tuple[str, ...] = ()
+    actions: tuple[Action, ...]
+
+
+class NumberConfig(_Model):
+    number: str
+    customer: str
+    sharing: Sharing = "dedicated"
+    fallback: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = (Sms2MailAction(),)
+    keyword: tuple[KeywordConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> NumberConfig:
+        if not _NUMBER.fullmatch(self.number):
+            raise ValueError(f"number {self.number!r}: expected digits, e.g. +4915550000001")
+        if self.sharing == "keyword" and not self.keyword:
+            raise ValueError(f"number {self.number}: sharing = 'keyword' needs [[number.keyword]]")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON kept in `inbound_number.config`."""
+        return {
+            "actions": [a.model_dump() for a in self.actions],
+            "keywords": [k.model_dump() for k in self.keyword],
+        }
+
+
+class ListConfig(_Model):
+    name: str
+    export_to: tuple[str, ...] = ()
+    export_at: str = "06:00"
+    export_mode: Literal["full", "changes"] = "changes"
+    only_if_changed: bool = True
+
+    @model_validator(mode="after")
+    def _time(self) -> ListConfig:
+        if not _TIME.fullmatch(self.export_at):
+            raise ValueError(f"list {self.name}: export_at expects HH:MM (UTC)")
+        return self
+
+
+class CustomerConfig(_Model):
+    name: str
+    postmaster: str = ""
+    admin: str = ""
+    stop_scope: Literal["global", "service"] = "global"
+    list: tuple[ListConfig, ...] = ()
+
+
+class NumbersFile(_Model):
+    customer: tuple[CustomerConfig, ...] = ()
+    number: tuple[NumberConfig, ...] = ()
+
+
+def parse_numbers(text: str) -> NumbersFile:
+    """Parse and validate a numbers file."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise NumbersError(f"not valid TOML: {exc}") from None
+    try:
+        parsed = NumbersFile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise NumbersError(f"{key}: {str(err['msg']).removeprefix('Value error, ')}") from None
+    seen = {(n.number, n.customer) for n in parsed.number}
+    if len(seen) != len(parsed.number):
+        raise NumbersError("number: the same number is listed twice for one customer")
+    return parsed
+
+
+def parse_actions(data: Any) -> tuple[Action, ...]:
+    """Actions as stored (JSON) back into models."""
+    return tuple(_ACTIONS.validate_python(data or []))
+
+
+def parse_keywords(data: Any) -> tuple[KeywordConfig, ...]:
+    return tuple(KeywordConfig.model_validate(k) for k in data or [])

@@ -1,0 +1,79 @@
+"""Which customer and which actions an inbound SMS gets: number, sharing mode and keyword.
+
+Pure code. Candidates are the number rows whose number equals the destination, else the
+prefix rows the destination starts with (longest first). Among them a matching keyword
+wins (keyword-shared numbers), then the customer of the reply assignment (dynamic
+sharing), then the first dedicated or prefix row. A matching keyword's actions replace the
+number's default actions. An unconfigured destination gets dynamic SMS2Mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.inbound.config import Action, KeywordConfig, Sms2MailAction
+from bridge.inbound.keywords import first_word, matches
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRow:
+    """One configured inbound number as routing needs it."""
+
+    id: int
+    number: str
+    customer_id: int
+    sharing: str
+    fallback: tuple[str, ...]
+    actions: tuple[Action, ...]
+    keywords: tuple[KeywordConfig, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The routing decision for one message."""
+
+    row: NumberRow | None  # None: the destination is not configured
+    customer_id: int | None
+    keyword: str  # the matched keyword ("" for the default actions)
+    actions: tuple[Action, ...]
+
+    @property
+    def fallback(self) -> tuple[str, ...]:
+        return self.row.fallback if self.row else ()
+
+
+UNCONFIGURED_ACTIONS: tuple[Action, ...] = (Sms2MailAction(),)
+
+
+def candidates(rows: tuple[NumberRow, ...], destination: str) -> tuple[NumberRow, ...]:
+    exact = tuple(r for r in rows if r.number == destination)
+    if exact:
+        return exact
+    prefixed = [r for r in rows if r.sharing == "prefix" and destination.startswith(r.number)]
+    prefixed.sort(key=lambda r: (-len(r.number), r.id))
+    return tuple(prefixed)
+
+
+def _keyword(row: NumberRow, word: str) -> KeywordConfig | None:
+    for kw in row.keywords:
+        if matches(word, kw.keyword, kw.aliases):
+            return kw
+    return None
+
+
+def choose(
+    rows: tuple[NumberRow, ...], destination: str, text: str, assigned_customer: int | None
+) -> Choice:
+    """The number row, customer and actions for a message `text` to `destination`."""
+    found = candidates(rows, destination)
+    if not found:
+        return Choice(None, assigned_customer, "", UNCONFIGURED_ACTIONS)
+    word = first_word(text)
+    for row in found:
+        kw = _keyword(row, word)
+        if kw is not None:
+            return Choice(row, row.customer_id, kw.keyword, kw.actions)
+    chosen = next((r for r in found if r.customer_id == assigned_customer), None)
+    if chosen is None:
+        chosen = next((r for r in found if r.sharing in ("dedicated", "prefix")), found[0])
+    return Choice(chosen, chosen.customer_id, "", chosen.actions)

@@ -1,0 +1,125 @@
+"""The inbound step: route each stored MO (number, keyword, STOP/START) and run its actions.
+
+Every message is handled in its own transaction: routing reads, the actions' writes and
+the row's new status commit together, so a crash re-runs the message rather than losing
+it. STOP/START keywords (the whole message, several languages) come first and replace
+any other action. A message whose actions reached nobody goes to the number's fallback
+addresses or the customer's postmaster; `unroutable` only when no address exists at all.
+An unexpected error holds the message (status `held`, traceback kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from bridge.errors import StorageUnavailable
+from bridge.inbound.actions import Actions, Effects, Message
+from bridge.inbound.config import Sms2MailAction, StopAction
+from bridge.inbound.keywords import whole_message_keyword
+from bridge.inbound.routing import choose
+from bridge.notices.overrides import Templates
+from bridge.settings import InboundSettings, PushSettings
+from bridge.store import inbound as inbound_sql
+from bridge.store.inbound_actions import is_stopped
+from bridge.store.models import utcnow
+from bridge.store.store import Store
+
+log = logging.getLogger("bridge.inbound")
+
+
+class InboundService:
+    def __init__(
+        self,
+        settings: InboundSettings,
+        push: PushSettings,
+        store: Store,
+        templates: Templates,
+        domain: str,
+        *,
+        on_notice: Callable[[], None] = lambda: None,
+        on_order: Callable[[], None] = lambda: None,
+        on_push: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.actions = Actions(settings, push, templates, domain)
+        self._wake = (on_notice, on_order, on_push)
+
+    async def step(self) -> int:
+        ids = await self.store.call(inbound_sql.due_inbound, utcnow(), 100)
+        for inbound_id in ids:
+            try:
+                fx = await self.store.call(self.handle, inbound_id, utcnow())
+            except StorageUnavailable:
+                raise  # the worker retries the step; the message stays `received`
+            except Exception:
+                tb = traceback.format_exc()
+                log.error("inbound %s held after an unexpected error:\n%s", inbound_id, tb)
+                await self.store.call(inbound_sql.mark_inbound, inbound_id, "held", tb)
+                continue
+            if fx is None:
+                continue
+            for count, wake in zip((fx.notices, fx.orders, fx.pushes), self._wake, strict=True):
+                if count:
+                    wake()
+        return len(ids)
+
+    def handle(self, conn: Connection, inbound_id: int, now: datetime) -> Effects | None:
+        """Route and act on one message, in the caller's transaction."""
+        row = inbound_sql.load_inbound(conn, inbound_id)
+        if row is None:
+            return None
+        s = self.settings
+        rows = inbound_sql.numbers_for(conn, row.destination)
+        assigned = inbound_sql.assignments_for(
+            conn, row.source, row.destination, now, None, s.reply_window
+        )
+        choice = choose(
+            rows, row.destination, row.text, assigned[0].customer_id if assigned else None
+        )
+        customer = inbound_sql.customer_inbound(conn, choice.customer_id)
+        msg = Message(row, choice, customer)
+        actions = choice.actions
+        if whole_message_keyword(row.text, s.stop_keywords):
+            actions = (StopAction(type="stop"),)
+        elif whole_message_keyword(row.text, s.start_keywords) and is_stopped(
+            conn, customer.id if customer else 0, row.source, (row.destination,)
+        ):  # "Yes" from someone who never opted out is an ordinary answer
+            actions = (StopAction(type="start"),)
+        fx = Effects()
+        for action in actions:
+            self.actions.run(conn, msg, action, now, fx)
+        if not (fx.notices or fx.pushes or fx.handled):
+            # The actions reached nobody (e.g. a rate-limited auto-reply): never silent.
+            self.actions.sms2mail(conn, msg, Sms2MailAction(mode="static"), now, fx)
+        if fx.notices or fx.pushes or fx.handled:
+            status = "notified" if fx.notices else "handled"
+            inbound_sql.mark_inbound(conn, row.id, status, "; ".join(fx.notes), fx.order_id)
+            log.info(
+                "inbound %s from %s to %s: %s (keyword %r) -> %d mail(s), %d SMS, %d push(es)%s",
+                row.id,
+                row.source,
+                row.destination,
+                msg.customer_name or "no customer",
+                choice.keyword,
+                fx.notices,
+                fx.orders,
+                fx.pushes,
+                f"; {'; '.join(fx.notes)}" if fx.notes else "",
+            )
+        else:
+            reason = "; ".join(fx.notes) or "no action reached anyone"
+            inbound_sql.mark_inbound(conn, row.id, "unroutable", reason)
+            log.warning(
+                "inbound %s from %s to %s: nobody to give it to (%s); kept as unroutable",
+                row.id,
+                row.source,
+                row.destination,
+                reason,
+            )
+        return fx

@@ -1,0 +1,1 @@
+"""HTTP push (SMS2Applications): inbound SMS POSTed or PUT to customer URLs, safely."""

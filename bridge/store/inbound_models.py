@@ -1,0 +1,150 @@
+"""The inbound services' tables: numbers, reply assignments, stop list, lists, auto-replies, push.
+
+Registered on `SQLModel.metadata` when the inbound store modules import this module;
+created by migration 0004. Times are aware UTC datetimes, as everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from bridge.store.models import utcnow
+
+
+class InboundCustomer(SQLModel, table=True):
+    """A customer's inbound settings: where mail with nowhere else to go and admin notices go."""
+
+    __tablename__ = "inbound_customer"
+
+    customer_id: int = Field(primary_key=True, foreign_key="customer.id")
+    postmaster: str = ""
+    admin: str = ""
+    stop_scope: str = "global"  # global | service (per inbound number)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundNumber(SQLModel, table=True):
+    """One inbound number (or number prefix) of a customer, with its actions (`config`)."""
+
+    __tablename__ = "inbound_number"
+    __table_args__ = (UniqueConstraint("number", "customer_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(index=True)  # E.164 long code, short code, or a prefix (sharing=prefix)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    sharing: str = "dedicated"  # dedicated | prefix | keyword | dynamic
+    fallback: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ReplyAssignment(SQLModel, table=True):
+    """Who last texted this number from which of our numbers (dynamic SMS2Mail, reply by mail)."""
+
+    __tablename__ = "reply_assignment"
+    __table_args__ = (Index("ix_reply_assignment_msisdn", "msisdn", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    msisdn: str  # the texter, E.164
+    sender_id: str  # our number / sender id used towards them
+    customer_id: int = Field(index=True)
+    user_id: int = Field(index=True)
+    address: str
+    origin: str = "order"  # order (an SMS was submitted) | sms2mail (a mail was sent)
+    order_id: str | None = None
+    message_id: str = ""
+    subject: str = ""
+    text: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(default_factory=utcnow)
+
+
+class StopEntry(SQLModel, table=True):
+    """A number that opted out, for one customer (0 = every customer), globally or per service."""
+
+    __tablename__ = "stop_entry"
+    __table_args__ = (UniqueConstraint("customer_id", "msisdn", "service"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(index=True)
+    msisdn: str = Field(index=True)
+    service: str = ""  # "" = every number of the customer; else the inbound number
+    origin: str = "sms"  # sms | cli
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AutoReplyLog(SQLModel, table=True):
+    """When a number last auto-replied to a sender (the rate limit that prevents loops)."""
+
+    __tablename__ = "autoreply_log"
+
+    number: str = Field(primary_key=True)
+    msisdn: str = Field(primary_key=True)
+    last_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundList(SQLModel, table=True):
+    """A named list senders join by keyword, and how its daily export is mailed."""
+
+    __tablename__ = "inbound_list"
+    __table_args__ = (UniqueConstraint("customer_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    name: str
+    export_to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    export_at: str = "06:00"  # HH:MM UTC
+    export_mode: str = "changes"  # full | changes
+    only_if_changed: bool = True
+    last_export_at: datetime | None = None
+
+
+class ListMember(SQLModel, table=True):
+    """One number on a list (status member or left; kept for the change report)."""
+
+    __tablename__ = "list_member"
+    __table_args__ = (UniqueConstraint("list_id", "msisdn"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(foreign_key="inbound_list.id", index=True)
+    msisdn: str
+    status: str = "member"  # member | left
+    joined_at: datetime = Field(default_factory=utcnow)
+    changed_at: datetime = Field(default_factory=utcnow)
+
+
+class PushDelivery(SQLModel, table=True):
+    """One HTTP push of an inbound SMS to a customer URL: a queue row with retries."""
+
+    __tablename__ = "push_delivery"
+    __table_args__ = (Index("ix_push_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(index=True)
+    inbound_id: int | None = None
+    target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    body: str = ""
+    content_type: str = "application/json"
+    status: str = "queued"  # queued | deferred | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    give_up_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    error: str = ""
+
+
+INBOUND_TABLES = (
+    InboundCustomer,
+    InboundNumber,
+    ReplyAssignment,
+    StopEntry,
+    AutoReplyLog,
+    InboundList,
+    ListMember,
+    PushDelivery,
+)
