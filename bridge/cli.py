@@ -387,4 +387,7 @@ def sandbox_send(
 
 
 def main() -> None:
+    from bridge.cli_inbound import register as register_inbound
+
+    register_inbound(app)
     app()
