@@ -98,6 +98,32 @@ REPLIES: dict[str, Reply] = {
     "message_too_big": Reply(
         552, "5.3.4", "Message too big for this bridge (limit {limit} bytes); shorten it"
     ),
+    # settings cascade, per-mail overrides, lists (issue 8)
+    "rate_limited": Reply(
+        452, "4.7.1", "Sending limit reached ({detail}); send the remaining recipients later"
+    ),
+    "country_not_allowed": Reply(
+        550,
+        "5.7.1",
+        "<{recipient}>: SMS to country {country} are not allowed for your account; "
+        "ask your administrator to add it to allowed_countries",
+    ),
+    "override_refused": Reply(
+        550,
+        "5.7.1",
+        "{origin} sets {setting}, which your account may not change per mail "
+        "(allowed: {allowed}); remove it or ask your administrator",
+    ),
+    "bad_override": Reply(550, "5.6.0", "{origin} is not valid: {detail}; correct it and resend"),
+    "unknown_placeholder": Reply(
+        550,
+        "5.6.0",
+        "The text uses the unknown placeholder {{{name}}}; list {list} knows {known}; "
+        "correct the placeholder and resend",
+    ),
+    "empty_list": Reply(
+        550, "5.1.1", "The list <{recipient}> has no members; add members, then resend"
+    ),
 }
 
 

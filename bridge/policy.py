@@ -3,26 +3,42 @@
 Pure code. Each level is a plain mapping of setting names to values (the JSON
 `settings` column of the customer, profile and user rows; the per-mail overrides);
 the most specific level that sets a value wins, and `Policy.sources` records which.
+Single values are validated by `bridge.policy_values`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-Notify = Literal["none", "failures", "all"]
-CLEANING_RULES = (
-    "quotes",
-    "quoted_lines",
-    "signature",
-    "mobile_signature",
-    "disclaimers",
-    "whitespace",
-    "collapse_spaces",
+from bridge.policy_values import (
+    CLEANING_RULES,
+    NOTIFY_CHANNELS,
+    OVERRIDABLE,
+    PolicyError,
+    check_value,
+    sender_id_kind,
 )
-_LISTS = ("cleaning", "end_markers", "strip_strings")
+
+Notify = Literal["none", "failures", "all"]
 LEVELS = ("default", "customer", "profile", "user", "mail")
+# Settings only the operator (defaults) or the customer may set.
+CUSTOMER_ONLY = frozenset({"mail_overrides", "report_recipients"})
+
+__all__ = [
+    "CLEANING_RULES",
+    "CUSTOMER_ONLY",
+    "LEVELS",
+    "NOTIFY_CHANNELS",
+    "OVERRIDABLE",
+    "SETTING_NAMES",
+    "Policy",
+    "PolicyError",
+    "check_setting",
+    "resolve",
+    "sender_id_kind",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,60 +60,46 @@ class Policy:
     cleaning: tuple[str, ...] = CLEANING_RULES
     end_markers: tuple[str, ...] = ()
     strip_strings: tuple[str, ...] = ()
+    notify_channel: tuple[str, ...] = ("html",)  # html status mail, dsn, http push
+    notify_address: str = ""  # status mails go here instead of the sender
+    allowed_countries: tuple[str, ...] = ()  # ISO codes; empty: every country
+    rate_per_minute: int = 0  # orders per user and minute; 0: no limit
+    rate_per_day: int = 0  # orders per user and day; 0: no limit
+    quiet_hours: str = ""  # "21:00-08:00" in the recipient's local time; "": none
+    timezone: str = "UTC"  # how send_at times without an offset are read
+    flash: bool = False  # class-0 SMS shown on the display
+    send_at: str = ""  # ISO UTC time; the order waits until then
+    mail_overrides: tuple[str, ...] = (
+        "priority",
+        "validity",
+        "notify",
+        "cost_centre",
+        "max_parts",
+        "send_at",
+        "flash",
+    )
+    report_recipients: tuple[str, ...] = ()  # monthly report addresses (customer level)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The values (without sources), e.g. for the order's `policy` column."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
 
+    def source(self, name: str) -> str:
+        """The level `name` came from ("default" when no level set it)."""
+        return self.sources.get(name, "default")
+
 
 SETTING_NAMES = tuple(f.name for f in fields(Policy) if f.name != "sources")
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "notify": ("none", "failures", "all"),
-    "encoding": ("auto", "gsm7", "ucs2"),
-    "replacement": ("ucs2", "smart", "simple", "reject"),
-    "overflow": ("truncate", "reject"),
-    "subject_policy": ("body", "subject", "subject_body"),
-    "priority": ("normal", "express"),
-}
 
 
-class PolicyError(ValueError):
-    """A stored or given setting has an invalid value; the message says which and why."""
-
-
-def check_setting(name: str, value: Any) -> Any:
-    """Validate one setting value; return it normalised or raise PolicyError."""
+def check_setting(name: str, value: Any, level: str = "default") -> Any:
+    """Validate one setting value at `level`; return it normalised or raise PolicyError."""
     if name not in SETTING_NAMES:
         raise PolicyError(f"unknown setting {name!r}; known: {', '.join(SETTING_NAMES)}")
-    if name in _CHOICES:
-        if value not in _CHOICES[name]:
-            raise PolicyError(f"{name}: expected one of {', '.join(_CHOICES[name])}, got {value!r}")
-        return value
-    if name in _LISTS:
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise PolicyError(f"{name}: expected a list of strings, got {value!r}")
-        unknown = [v for v in value if name == "cleaning" and v not in CLEANING_RULES]
-        if unknown:
-            raise PolicyError(
-                f"cleaning: unknown rules {unknown}; known: {', '.join(CLEANING_RULES)}"
-            )
-        return tuple(value)
-    if name == "max_parts":
-        if not isinstance(value, int) or not 1 <= value <= 255:
-            raise PolicyError(f"max_parts: expected an integer from 1 to 255, got {value!r}")
-        return value
-    if name == "validity":
-        if not isinstance(value, int | float) or value <= 0:
-            raise PolicyError(f"validity: expected seconds > 0, got {value!r}")
-        return float(value)
-    if name == "default_country":
-        if not isinstance(value, str) or len(value) != 2 or not value.isalpha():
-            raise PolicyError(f"default_country: expected a 2-letter ISO code, got {value!r}")
-        return value.upper()
-    if not isinstance(value, str):
-        raise PolicyError(f"{name}: expected text, got {value!r}")
-    return value
+    if name in CUSTOMER_ONLY and level not in ("default", "customer"):
+        raise PolicyError(f"{name}: can only be set for a customer, not for a {level}")
+    return check_value(name, value)
 
 
 def resolve(
@@ -112,7 +114,23 @@ def resolve(
     sources: dict[str, str] = {}
     for level, settings in zip(LEVELS, (defaults, customer, profile, user, mail), strict=True):
         for name, value in (settings or {}).items():
-            if name in SETTING_NAMES and value is not None:
-                values[name] = check_setting(name, value)
-                sources[name] = level
+            if name not in SETTING_NAMES or value is None:
+                continue
+            if name in CUSTOMER_ONLY and level not in ("default", "customer"):
+                continue
+            values[name] = check_value(name, value)
+            sources[name] = level
     return Policy(**values, sources=sources)
+
+
+def describe(policy: Policy) -> list[tuple[str, Any, str]]:
+    """(name, value, source level) for every setting, in declaration order."""
+    return [(name, getattr(policy, name), policy.source(name)) for name in SETTING_NAMES]
+
+
+def with_mail_level(policy: Policy, mail: Mapping[str, Any]) -> Policy:
+    """`policy` with the per-mail level on top (values already checked)."""
+    if not mail:
+        return policy
+    sources = {**policy.sources, **dict.fromkeys(mail, "mail")}
+    return replace(policy, **mail, sources=sources)

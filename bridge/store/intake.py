@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from bridge.store.lists import insert_list_mails
 from bridge.store.models import Alias, Customer, Mail, Notice, Order, OrderEvent, Profile, User
 
 
@@ -42,6 +43,7 @@ class NewOrder:
     priority: int
     expires_at: datetime
     policy: dict[str, Any]
+    next_attempt_at: datetime | None = None  # later than the mail: send_at, quiet hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class NewMail:
     raw: bytes
     orders: tuple[NewOrder, ...] = field(default=())
     notices: tuple[NewNotice, ...] = field(default=())
+    list_mail: dict[str, Any] | None = None  # a list_mail row when it went to lists
 
 
 _user = User.__table__  # type: ignore[attr-defined]
@@ -132,6 +135,7 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
             for m in mails
         ],
     )
+    insert_list_mails(conn, [{"mail_id": m.id, **m.list_mail} for m in mails if m.list_mail])
     notices = [(m, n) for m in mails for n in m.notices]
     if notices:
         conn.execute(
@@ -169,7 +173,7 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
                 "status": "queued",
                 "priority": o.priority,
                 "attempts": 0,
-                "next_attempt_at": m.received_at,
+                "next_attempt_at": o.next_attempt_at or m.received_at,
                 "created_at": m.received_at,
                 "updated_at": m.received_at,
                 "expires_at": o.expires_at,

@@ -1,0 +1,115 @@
+"""Per-mail overrides: `X-SMS-*` headers and `[token]`s in the subject, limited by the customer.
+
+Pure code. `read_overrides(raw, subject)` finds what the mail asks for (and the subject
+with the tokens removed); `check_overrides` refuses what the customer does not allow
+(`override_refused`) or what is not a valid value (`bad_override`) with a `Reject`, so
+the sender learns it in the SMTP dialogue. Recognised subject tokens: `[express]`,
+`[normal]`, `[flash]`, `[from:ACME]`, `[at:2026-12-01 09:00]`, `[validity:2h]`,
+`[notify:all]`, `[cc:4711]`, `[parts:3]`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any
+
+from bridge.errors import Reject
+from bridge.policy import Policy, PolicyError, check_setting, with_mail_level
+from bridge.policy_values import parse_send_at
+from bridge.text.mime import MailText
+
+HEADERS = {
+    "x-sms-sender": "sender_id",
+    "x-sms-priority": "priority",
+    "x-sms-validity": "validity",
+    "x-sms-notify": "notify",
+    "x-sms-cost-centre": "cost_centre",
+    "x-sms-cost-center": "cost_centre",
+    "x-sms-max-parts": "max_parts",
+    "x-sms-send-at": "send_at",
+    "x-sms-flash": "flash",
+}
+FLAGS = {
+    "express": ("priority", "express"),
+    "normal": ("priority", "normal"),
+    "flash": ("flash", True),
+}
+VALUED = {
+    "from": "sender_id",
+    "at": "send_at",
+    "validity": "validity",
+    "notify": "notify",
+    "cc": "cost_centre",
+    "parts": "max_parts",
+}
+_TOKEN = re.compile(r"\[\s*([A-Za-z]+)\s*(?::\s*([^\]]*?)\s*)?\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """What one mail asks for: setting → (value, where it was written)."""
+
+    values: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    subject: str = ""  # the subject without the recognised tokens
+    tokens_removed: bool = False
+
+
+def _tokens(subject: str, found: dict[str, tuple[Any, str]]) -> str:
+    def take(match: re.Match[str]) -> str:
+        word, value = match[1].lower(), match[2]
+        if value is None and word in FLAGS:
+            name, flag_value = FLAGS[word]
+            found[name] = (flag_value, f"subject token [{match[1]}]")
+            return ""
+        if value is not None and word in VALUED:
+            found[VALUED[word]] = (value, f"subject token [{match[0][1:-1]}]")
+            return ""
+        return match[0]  # "[EXTERNAL]" and the like stay
+
+    return " ".join(_TOKEN.sub(take, subject).split())
+
+
+def read_overrides(raw: bytes, subject: str) -> Overrides:
+    """The overrides a mail asks for, from its headers and its subject tokens."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    found: dict[str, tuple[Any, str]] = {}
+    for name, value in headers.items():
+        setting = HEADERS.get(name.lower())
+        if setting is not None:
+            found[setting] = (" ".join(str(value).split()), f"header {name}")
+    cleaned = _tokens(subject, found)
+    return Overrides(found, cleaned, cleaned != subject)
+
+
+def check_overrides(overrides: Overrides, policy: Policy) -> dict[str, Any]:
+    """The mail level of the cascade, or Reject when an override is not allowed or invalid."""
+    level: dict[str, Any] = {}
+    for name, (value, origin) in overrides.values.items():
+        if name not in policy.mail_overrides:
+            raise Reject(
+                "override_refused",
+                origin=origin,
+                setting=name,
+                allowed=", ".join(policy.mail_overrides) or "none",
+            )
+        try:
+            if name == "send_at":
+                value = parse_send_at(value, policy.timezone)
+            level[name] = check_setting(name, value, "mail")
+        except PolicyError as exc:
+            raise Reject("bad_override", origin=origin, detail=str(exc)) from None
+    return level
+
+
+def apply_overrides(raw: bytes, mail: MailText, policy: Policy) -> tuple[MailText, Policy]:
+    """The mail without its subject tokens, and the policy with the mail's overrides."""
+    found = read_overrides(raw, mail.subject)
+    if not found.values:
+        return mail, policy
+    level = check_overrides(found, policy)
+    if found.tokens_removed:
+        mail = replace(mail, subject=found.subject)
+    return mail, with_mail_level(policy, level)

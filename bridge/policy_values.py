@@ -1,0 +1,239 @@
+"""Validation of single setting values: each setting's rule, and text → value for the CLI.
+
+Pure code (no database, no sockets). `check_value(name, value)` returns the value
+normalised (tuples for lists, upper-case country codes, seconds as float, send_at as
+an ISO UTC string) or raises `PolicyError` with a sentence saying what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+CLEANING_RULES = (
+    "quotes",
+    "quoted_lines",
+    "signature",
+    "mobile_signature",
+    "disclaimers",
+    "whitespace",
+    "collapse_spaces",
+)
+NOTIFY_CHANNELS = ("html", "dsn", "push")
+# What a mail may override (headers / subject tokens), if the customer allows it.
+OVERRIDABLE = (
+    "sender_id",
+    "priority",
+    "validity",
+    "notify",
+    "cost_centre",
+    "max_parts",
+    "send_at",
+    "flash",
+)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "notify": ("none", "failures", "all"),
+    "encoding": ("auto", "gsm7", "ucs2"),
+    "replacement": ("ucs2", "smart", "simple", "reject"),
+    "overflow": ("truncate", "reject"),
+    "subject_policy": ("body", "subject", "subject_body"),
+    "priority": ("normal", "express"),
+}
+TEXT_LISTS = ("cleaning", "end_markers", "strip_strings", "report_recipients")
+_ALNUM_SENDER = re.compile(r"[A-Za-z0-9]{1,11}")
+_NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,15}")
+_QUIET = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.IGNORECASE)
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class PolicyError(ValueError):
+    """A stored or given setting has an invalid value; the message says which and why."""
+
+
+def sender_id_kind(value: str) -> str:
+    """ "alphanumeric", "short_code" (≤ 8 digits) or "international" (a number)."""
+    if value.isdigit() and len(value) <= 8:
+        return "short_code"
+    if _NUMERIC_SENDER.fullmatch(value):
+        return "international"
+    return "alphanumeric"
+
+
+def check_sender_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(f"sender_id: expected text, got {value!r}")
+    if _NUMERIC_SENDER.fullmatch(value):
+        return value
+    if _ALNUM_SENDER.fullmatch(value) and any(c.isalpha() for c in value):
+        return value
+    raise PolicyError(
+        f"sender_id: {value!r} is not a valid sender ID; use up to 11 letters and digits "
+        "with at least one letter (no spaces or special characters), a short code, or a "
+        "number of up to 15 digits"
+    )
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or text like "3600", "90m", "2h", "1d"; PolicyError if not."""
+    if isinstance(value, bool):
+        raise PolicyError(f"validity: expected seconds or e.g. '2h', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.fullmatch(str(value).strip())
+        if not match:
+            raise PolicyError(
+                f"validity: expected seconds or e.g. '30m', '2h', '1d', got {value!r}"
+            )
+        seconds = float(match[1]) * _UNIT[match[2].lower()]
+    if seconds <= 0:
+        raise PolicyError(f"validity: expected seconds > 0, got {value!r}")
+    return seconds
+
+
+def parse_send_at(value: Any, zone: str = "UTC") -> str:
+    """An ISO UTC string from an ISO date-time; a naive one is taken in time zone `zone`."""
+    if value in ("", None):
+        return ""
+    if isinstance(value, datetime):
+        when = value
+    else:
+        try:
+            when = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise PolicyError(
+                f"send_at: expected a date and time like '2026-12-01 09:00', got {value!r}"
+            ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(check_timezone(zone)))
+    return when.astimezone(UTC).isoformat()
+
+
+def check_timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyError(
+            f"timezone: expected an IANA zone like 'Europe/Berlin', got {value!r}"
+        ) from None
+    return str(value)
+
+
+def quiet_window(value: str) -> tuple[int, int] | None:
+    """("HH:MM-HH:MM") → (start, end) in minutes after midnight; "" → None."""
+    if not value:
+        return None
+    match = _QUIET.fullmatch(value)
+    if not match:
+        raise PolicyError(f"quiet_hours: expected 'HH:MM-HH:MM' like '21:00-08:00', got {value!r}")
+    start = int(match[1]) * 60 + int(match[2])
+    end = int(match[3]) * 60 + int(match[4])
+    if start == end:
+        raise PolicyError(f"quiet_hours: start and end are the same ({value!r})")
+    return start, end
+
+
+def _text_list(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise PolicyError(f"{name}: expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _subset(name: str, value: Any, known: tuple[str, ...]) -> tuple[str, ...]:
+    items = _text_list(name, value)
+    unknown = [v for v in items if v not in known]
+    if unknown:
+        raise PolicyError(f"{name}: unknown values {unknown}; known: {', '.join(known)}")
+    return items
+
+
+def _count(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise PolicyError(f"{name}: expected an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, str) and value.lower() in (
+        "true",
+        "yes",
+        "on",
+        "1",
+        "false",
+        "no",
+        "off",
+        "0",
+    ):
+        return value.lower() in ("true", "yes", "on", "1")
+    if not isinstance(value, bool):
+        raise PolicyError(f"{name}: expected true or false, got {value!r}")
+    return value
+
+
+def _country(value: Any, name: str = "default_country") -> str:
+    if not isinstance(value, str) or len(value) != 2 or not value.isalpha():
+        raise PolicyError(f"{name}: expected a 2-letter ISO code, got {value!r}")
+    return value.upper()
+
+
+def check_value(name: str, value: Any) -> Any:
+    """Validate one setting value (known name) and return it normalised."""
+    if name in CHOICES:
+        if value not in CHOICES[name]:
+            raise PolicyError(f"{name}: expected one of {', '.join(CHOICES[name])}, got {value!r}")
+        return value
+    if name == "cleaning":
+        return _subset(name, value, CLEANING_RULES)
+    if name == "notify_channel":
+        channels = _subset(name, value, NOTIFY_CHANNELS)
+        if not channels:
+            raise PolicyError("notify_channel: expected at least one of html, dsn, push")
+        return channels
+    if name == "mail_overrides":
+        return _subset(name, value, OVERRIDABLE)
+    if name in TEXT_LISTS:
+        return _text_list(name, value)
+    if name == "allowed_countries":
+        return tuple(_country(c, name) for c in _text_list(name, value))
+    if name == "sender_id":
+        return check_sender_id(value)
+    if name == "max_parts":
+        return _count(name, value, 1, 255)
+    if name in ("rate_per_minute", "rate_per_day"):
+        return _count(name, value, 0, 10_000_000)
+    if name == "validity":
+        return parse_duration(value)
+    if name == "default_country":
+        return _country(value)
+    if name == "flash":
+        return _flag(name, value)
+    if name == "send_at":
+        return parse_send_at(value) if value else ""
+    if name == "timezone":
+        return check_timezone(value)
+    if not isinstance(value, str):
+        raise PolicyError(f"{name}: expected text, got {value!r}")
+    if name == "quiet_hours":
+        quiet_window(value)
+    if name == "notify_address" and value and "@" not in value:
+        raise PolicyError(f"notify_address: expected a mail address, got {value!r}")
+    return value
+
+
+def parse_text(name: str, text: str) -> Any:
+    """A value typed on the command line → the value to check (lists comma-separated)."""
+    text = text.strip()
+    if name in ("max_parts", "rate_per_minute", "rate_per_day") and text.isdigit():
+        return int(text)
+    if name in ("cleaning", "notify_channel", "mail_overrides", "allowed_countries", *TEXT_LISTS):
+        return [v.strip() for v in text.split(",") if v.strip()]
+    if name == "subject_separator":
+        return text.encode().decode("unicode_escape")
+    return text
