@@ -79,6 +79,8 @@ class ProfileResolver:
         return [root for root, _, closure in self._rules if not closure]
 
     def profile_for(self, dn: str, member_of: Iterable[str] = ()) -> str | None:
+        if not self._rules:
+            return self.default
         user = normalise_dn(dn)
         direct = {normalise_dn(g) for g in member_of}
         for root, profile, closure in self._rules:

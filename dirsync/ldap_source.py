@@ -112,7 +112,39 @@ def connect(cfg: LdapConfig, password: str) -> Connection:
         raise DirectoryError(f"{where}: {_short(exc)}") from exc
     if not conn.bound:
         raise DirectoryError(f"bind as {cfg.bind_dn} failed: {conn.result.get('description')}")
+    _lean_entries(conn)
     return conn
+
+
+def _lean_entries(conn: Connection) -> None:
+    """Decode search entries to raw bytes only (this connection, not ldap3 as a whole).
+
+    ldap3 decodes every value twice (raw and "formatted"), which costs more than half of
+    a 100,000-user read; dirsync only uses the raw values. Everything that is not a plain
+    search entry still goes through ldap3's own decoder. `attributes` mirrors the raw
+    dict so ldap3's range and empty-attribute handling keep working.
+    """
+    strategy = conn.strategy
+    original = strategy.decode_response_fast
+
+    def decode(message: dict[str, Any]) -> dict[str, Any]:
+        if message["protocolOp"] != 4 or message["controls"]:
+            return original(message)  # type: ignore[no-any-return]
+        payload = message["payload"]
+        raw: dict[str, list[bytes]] = {}
+        for attribute in payload[1][3]:
+            values = attribute[3][1][3]
+            raw[bytes(attribute[3][0][3]).decode("utf-8")] = (
+                [bytes(v[3]) for v in values] if values else []
+            )
+        return {
+            "type": "searchResEntry",
+            "dn": bytes(payload[0][3]).decode("utf-8", "replace"),
+            "raw_attributes": raw,
+            "attributes": dict(raw),
+        }
+
+    strategy.decode_response_fast = decode
 
 
 def paged(
@@ -203,7 +235,12 @@ def _read(
             attrs = lower_keys(raw)
             member_of = texts(attrs, amap.member_of) if amap.member_of else []
             user, problems = map_entry(
-                dn, attrs, amap, region=region, profile=resolver.profile_for(dn, member_of)
+                dn,
+                attrs,
+                amap,
+                region=region,
+                profile=resolver.profile_for(dn, member_of),
+                keep_ref=False,
             )
             if user is not None and enabled_ids is not None:
                 user = _with_enabled(user, user.external_id in enabled_ids)

@@ -10,6 +10,7 @@ validation of sender IDs and cost centres. Invalid values are reported as
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -210,8 +211,13 @@ def map_entry(
     region: str | None,
     profile: str | None = None,
     enabled: bool | None = None,
+    keep_ref: bool = True,
 ) -> tuple[SourceUser | None, list[Problem]]:
-    """Map one entry; None (with a problem) when it lacks a usable id or primary mail."""
+    """Map one entry; None (with a problem) when it lacks a usable id or primary mail.
+
+    `keep_ref=False` leaves `ref` empty on the user (100,000 DNs cost memory); problems
+    found here still name the DN, and the planner names users by their address.
+    """
     attrs = lower_keys(raw)
     problems: list[Problem] = []
     external_id = decode_id(attrs.get(amap.id.lower(), ()), amap.id_format)
@@ -274,6 +280,9 @@ def map_entry(
         keep.add("cost_centre")
 
     display_name = (first_text(attrs, amap.display_name) or "")[:MAX_DISPLAY_NAME]
+    # few distinct values across many users: share one string object each
+    sender_id = sys.intern(sender_id) if sender_id else sender_id
+    cost_centre = sys.intern(cost_centre) if cost_centre else cost_centre
     user = SourceUser(
         external_id=external_id,
         address=primary,
@@ -284,7 +293,7 @@ def map_entry(
         cost_centre=cost_centre,
         profile=profile,
         enabled=is_enabled(attrs, amap) if enabled is None else enabled,
-        ref=ref,
+        ref=ref if keep_ref else "",
         keep=frozenset(keep),
     )
     return user, problems

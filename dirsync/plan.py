@@ -14,7 +14,6 @@ Rules (docs/dirsync.md explains them for admins):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -89,15 +88,17 @@ def make_plan(
     for tier in (enabled_tier, disabled_tier):
         _assign(tier, plan, unavailable, winners, conflicted, blocked, aliases_of)
 
-    lost = winners.keys() | conflicted
+    def lost(addr: str) -> bool:
+        return addr in winners or addr in conflicted
+
     for s in rows:
         match = users.get(s.external_id)
         if match is not None and match.external_id not in blocked:
             fields = _diff(s, match, aliases_of[match.external_id])
             _emit(plan, ChangeKind.UPDATE, s, fields, "")
             continue
-        address = retired_address(s.address, s.id) if s.address in lost else s.address
-        aliases = s.aliases - lost
+        address = retired_address(s.address, s.id) if lost(s.address) else s.address
+        aliases = frozenset(a for a in s.aliases if not lost(a)) if s.aliases else s.aliases
         release = _fields(s, address=address, aliases=aliases)
         if match is not None:
             fields = release + _fields(s, enabled=False)
@@ -115,6 +116,7 @@ def make_plan(
         else:
             _emit(plan, ChangeKind.UPDATE, s, release, "address released")
 
+    winners.clear()  # not needed any more; frees 200,000 entries before the last check
     for u in enabled_tier:
         if u.external_id not in stored_by_id and u.external_id not in blocked:
             plan.changes.append(
@@ -140,14 +142,22 @@ def _assign(
     aliases_of: dict[str, frozenset[str]],
 ) -> None:
     """Hand out the addresses one tier claims; record conflicts and blocked users."""
-    claims: dict[str, list[SourceUser]] = defaultdict(list)
+    first: dict[str, SourceUser] = {}  # one claimant per address; lists only for conflicts
+    several: dict[str, list[SourceUser]] = {}
     for u in tier:
         for addr in (u.address, *u.aliases):
-            if addr not in unavailable and addr not in winners and addr not in conflicted:
-                claims[addr].append(u)
-    for addr in sorted(a for a, who in claims.items() if len(who) > 1):
-        who = claims[addr]
-        refs = ", ".join(w.ref or w.external_id for w in who[:5])
+            if addr in unavailable or addr in winners or addr in conflicted:
+                continue
+            if addr not in first:
+                first[addr] = u
+            elif addr in several:
+                several[addr].append(u)
+            else:
+                several[addr] = [first[addr], u]
+    del first
+    for addr in sorted(several):
+        who = several[addr]
+        refs = ", ".join(w.ref or w.address for w in who[:5])
         plan.problems.append(
             Problem(addr, f"claimed by {len(who)} users ({refs}); assigned to none of them")
         )
@@ -159,7 +169,7 @@ def _assign(
         elif a in unavailable or a in winners:
             owner = unavailable.get(a, "another directory user")
             blocked[u.external_id] = f"address {a} belongs to {owner}"
-            plan.problems.append(Problem(u.ref or u.external_id, blocked[u.external_id]))
+            plan.problems.append(Problem(u.ref or u.address, blocked[u.external_id]))
         if u.external_id in blocked:
             continue
         kept: set[str] = set()
@@ -169,14 +179,14 @@ def _assign(
             if alias in unavailable or alias in winners:
                 owner = unavailable.get(alias, "another directory user")
                 plan.problems.append(
-                    Problem(u.ref or u.external_id, f"alias {alias} belongs to {owner}; ignored")
+                    Problem(u.ref or u.address, f"alias {alias} belongs to {owner}; ignored")
                 )
                 continue
             kept.add(alias)
         winners[a] = u.external_id
         for alias in kept:
             winners[alias] = u.external_id
-        aliases_of[u.external_id] = frozenset(kept)
+        aliases_of[u.external_id] = u.aliases if len(kept) == len(u.aliases) else frozenset(kept)
 
 
 def _fields(s: StoredUser, **after: object) -> tuple[FieldChange, ...]:

@@ -123,7 +123,7 @@ def run_sync(
                 return outcome  # nothing was written; the empty transaction just ends
             if progress and not plan.empty:
                 progress(f"applying {len(plan.changes)} changes")
-            result = store.apply_plan(session, customer, plan, state, started)
+            result = store.apply_plan(session, customer, plan, started)
             outcome.deleted, outcome.retired = result.deleted, result.retired
             outcome.status = "applied" if not plan.empty else "unchanged"
             outcome.seconds = time.monotonic() - t0

@@ -7,6 +7,7 @@ the state written against). Bulk Core statements keep 100,000-user runs fast.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +20,12 @@ from sqlmodel import Session
 
 from bridge.store.models import Alias, Customer, Mail, Profile, User
 from bridge.store.sync_models import DirsyncLock, SyncRun
-from dirsync.model import Change, ChangeKind, Plan, StoredUser
+from dirsync.model import SETTINGS_KEYS, Change, ChangeKind, Plan, StoredUser
 from dirsync.plan import retired_address
 
 ORIGIN = "dirsync"
 CHUNK = 500
+INSERT_CHUNK = 5000
 
 U = User.__table__  # type: ignore[attr-defined]
 A = Alias.__table__  # type: ignore[attr-defined]
@@ -45,7 +47,6 @@ class DirectoryState:
 
     stored: list[StoredUser] = field(default_factory=list)
     taken: dict[str, str] = field(default_factory=dict)  # address → who holds it
-    settings: dict[int, dict[str, Any]] = field(default_factory=dict)  # user id → settings
 
 
 @dataclass(slots=True)
@@ -83,9 +84,12 @@ def begin_run(session: Session, lock_name: str) -> None:
 def load_state(session: Session, customer: CustomerInfo) -> DirectoryState:
     """Owned rows (origin dirsync, this customer) and the addresses held by all other rows."""
     names = {pid: name for name, pid in customer.profiles.items()}
-    aliases: dict[int, set[str]] = defaultdict(set)
-    for address, user_id in session.execute(select(A.c.address, A.c.user_id)):
-        aliases[user_id].add(address)
+    aliases: dict[int, list[str]] = defaultdict(list)
+    stream = {"yield_per": 2000}
+    for address, user_id in session.execute(
+        select(A.c.address, A.c.user_id).execution_options(**stream)
+    ):
+        aliases[user_id].append(address)
     state = DirectoryState()
     columns = [
         U.c.id,
@@ -100,7 +104,8 @@ def load_state(session: Session, customer: CustomerInfo) -> DirectoryState:
         U.c.profile_id,
         U.c.disabled_at,
     ]
-    for r in session.execute(select(*columns)):
+    empty: frozenset[str] = frozenset()
+    for r in session.execute(select(*columns).execution_options(**stream)):
         owned = r.origin == ORIGIN and r.customer_id == customer.id and r.external_id
         if not owned:
             who = f"user {r.id} ({r.origin}, customer {r.customer_id})"
@@ -108,18 +113,18 @@ def load_state(session: Session, customer: CustomerInfo) -> DirectoryState:
             for a in aliases.get(r.id, ()):
                 state.taken[a] = who
             continue
-        settings = dict(r.settings or {})
-        state.settings[r.id] = settings
+        settings = r.settings or {}
+        own = aliases.pop(r.id, None)
         state.stored.append(
             StoredUser(
                 id=r.id,
                 external_id=r.external_id,
                 address=r.address,
-                aliases=frozenset(aliases.get(r.id, ())),
+                aliases=frozenset(own) if own else empty,
                 display_name=r.display_name,
                 mobile=r.mobile,
-                sender_id=settings.get("sender_id"),
-                cost_centre=settings.get("cost_centre"),
+                sender_id=_intern(settings.get("sender_id")),
+                cost_centre=_intern(settings.get("cost_centre")),
                 profile=names.get(r.profile_id) if r.profile_id is not None else None,
                 enabled=bool(r.enabled),
                 disabled_at=r.disabled_at,
@@ -128,9 +133,11 @@ def load_state(session: Session, customer: CustomerInfo) -> DirectoryState:
     return state
 
 
-def apply_plan(
-    session: Session, customer: CustomerInfo, plan: Plan, state: DirectoryState, now: datetime
-) -> ApplyResult:
+def _intern(value: object) -> str | None:
+    return sys.intern(value) if isinstance(value, str) else None
+
+
+def apply_plan(session: Session, customer: CustomerInfo, plan: Plan, now: datetime) -> ApplyResult:
     """Write the plan: deletes, alias removals, address moves, field updates, adds, aliases."""
     result = ApplyResult()
     deletes = [c for c in plan.changes if c.kind is ChangeKind.DELETE and c.user_id is not None]
@@ -178,17 +185,12 @@ def apply_plan(
         _executemany(session, [{"b_id": uid, "address": f"~dirsync-{uid}"} for uid, _ in moves])
         _executemany(session, [{"b_id": uid, "address": addr} for uid, addr in moves])
 
-    rows = [_update_values(c, customer, state, now) for c in edits]
+    settings = _settings_of(
+        session, [c.user_id for c in edits if c.user_id is not None and _touches_settings(c)]
+    )
+    rows = [_update_values(c, customer, settings, now) for c in edits]
     _executemany(session, [r for r in rows if len(r) > 1])
 
-    if adds:
-        session.execute(insert(U), [_insert_values(c, customer, now) for c in adds])
-        ext_ids = session.execute(
-            select(U.c.external_id, U.c.id).where(
-                U.c.customer_id == customer.id, U.c.origin == ORIGIN
-            )
-        ).all()
-        id_of = {e: i for e, i in ext_ids}
     new_aliases = [
         {"address": a, "user_id": c.user_id}
         for c in edits
@@ -196,13 +198,30 @@ def apply_plan(
         if f.name == "aliases"
         for a in sorted(_set(f.after) - _set(f.before))
     ]
-    for c in adds:
-        assert c.user is not None
-        new_aliases.extend(
-            {"address": a, "user_id": id_of[c.external_id]} for a in sorted(c.user.aliases)
-        )
     if new_aliases:
         session.execute(insert(A), new_aliases)
+    for start in range(0, len(adds), INSERT_CHUNK):  # chunks keep the peak memory flat
+        batch = adds[start : start + INSERT_CHUNK]
+        session.execute(insert(U), [_insert_values(c, customer, now) for c in batch])
+        wanted = [c.external_id for c in batch if c.user is not None and c.user.aliases]
+        id_of: dict[str, int] = {}
+        for chunk in _chunks(wanted):
+            found = session.execute(
+                select(U.c.external_id, U.c.id).where(
+                    U.c.customer_id == customer.id,
+                    U.c.origin == ORIGIN,
+                    U.c.external_id.in_(chunk),
+                )
+            )
+            id_of.update((e, i) for e, i in found)
+        rows = [
+            {"address": a, "user_id": id_of[c.external_id]}
+            for c in batch
+            if c.user is not None
+            for a in sorted(c.user.aliases)
+        ]
+        if rows:
+            session.execute(insert(A), rows)
     return result
 
 
@@ -257,19 +276,32 @@ def release_lock(engine: Engine, name: str, holder: str) -> None:
         )
 
 
+def _touches_settings(c: Change) -> bool:
+    return any(f.name in SETTINGS_KEYS for f in c.fields)
+
+
+def _settings_of(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Current settings of the rows whose sender_id / cost_centre change (other keys stay)."""
+    out: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(ids):
+        for uid, settings in session.execute(select(U.c.id, U.c.settings).where(U.c.id.in_(chunk))):
+            out[uid] = dict(settings or {})
+    return out
+
+
 def _update_values(
-    c: Change, customer: CustomerInfo, state: DirectoryState, now: datetime
+    c: Change, customer: CustomerInfo, current: dict[int, dict[str, Any]], now: datetime
 ) -> dict[str, Any]:
     assert c.user_id is not None
     values: dict[str, Any] = {"b_id": c.user_id}
-    settings = dict(state.settings.get(c.user_id, {}))
+    settings = dict(current.get(c.user_id, {}))
     settings_changed = False
     for f in c.fields:
         if f.name in ("display_name", "mobile"):
             values[f.name] = f.after
         elif f.name == "profile":
             values["profile_id"] = _profile_id(customer, f.after)
-        elif f.name in ("sender_id", "cost_centre"):
+        elif f.name in SETTINGS_KEYS:
             settings_changed = True
             if f.after is None:
                 settings.pop(f.name, None)
@@ -327,6 +359,6 @@ def _set(value: object) -> frozenset[str]:
     return value if isinstance(value, frozenset) else frozenset()
 
 
-def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), CHUNK):
         yield items[i : i + CHUNK]
