@@ -19,6 +19,8 @@ from typing import Any
 from bridge.errors import Reject, StorageUnavailable, reply
 from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.compose import compose_text, preview_context
+from bridge.intake.listing import accept_list, fan_out_lists, scheduled
+from bridge.intake.overrides import apply_overrides
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.transaction import Transaction
 from bridge.policy import resolve
@@ -99,6 +101,14 @@ class IntakeHandler:
         transaction: Transaction = envelope.bridge
         if len(transaction.recipients) >= self.settings.max_recipients:
             return reply("too_many_recipients")
+        try:  # <list>@<domain> before number parsing (issue 8)
+            listed = await accept_list(
+                self.store, transaction, envelope, address, self.settings.domains
+            )
+        except StorageUnavailable:
+            return reply("storage_failure")
+        if listed is not None:
+            return listed
         try:
             recipient = parse_recipient(
                 address, self.settings.domains, transaction.policy.default_country
@@ -166,7 +176,7 @@ class IntakeHandler:
             text = await asyncio.to_thread(_extract, raw)
         else:
             text = _extract(raw)
-        policy = transaction.policy
+        text, policy = apply_overrides(raw, text, transaction.policy)  # per-mail (issue 8)
         real = [r for r in transaction.recipients if not r.preview]
         now = utcnow()
         orders: tuple[NewOrder, ...] = ()
@@ -189,6 +199,10 @@ class IntakeHandler:
                 )
                 for n, rcpt in enumerate(real, start=1)
             )
+            orders = scheduled(orders, policy, now)
+        orders, list_mail = await fan_out_lists(
+            self.store, mail_id, transaction, policy, text, orders, now
+        )
         notices = tuple(
             NewNotice("preview", mail_from, preview_context(raw, policy, rcpt.msisdn, text))
             for rcpt in transaction.recipients
@@ -207,6 +221,7 @@ class IntakeHandler:
             raw=raw,
             orders=orders,
             notices=notices,
+            list_mail=list_mail,
         )
 
     async def drained(self, within: float) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bridge.intake.addresses import Recipient
+from bridge.intake.countries import allowed_country
+from bridge.intake.ratelimit import rate_limit
 from bridge.intake.stoplist import opted_out
 from bridge.intake.transaction import Transaction
 from bridge.store.store import Store
@@ -17,4 +19,8 @@ from bridge.store.store import Store
 RcptRule = Callable[[Store, Transaction, Recipient], Awaitable[None]]
 
 # In order; each entry is one function, added by the feature that needs it.
-RCPT_RULES: tuple[RcptRule, ...] = (opted_out,)
+RCPT_RULES: tuple[RcptRule, ...] = (
+    allowed_country,
+    rate_limit,
+    opted_out,
+)

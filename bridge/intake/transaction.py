@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from bridge.intake.addresses import Recipient
 from bridge.policy import Policy
@@ -16,3 +17,4 @@ class Transaction:
     sender: Sender
     policy: Policy
     recipients: list[Recipient] = field(default_factory=list)
+    lists: list[Any] = field(default_factory=list)  # fanout.ListTarget: list recipients

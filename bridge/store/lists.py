@@ -189,12 +189,15 @@ def remove_members(conn: Connection, list_id: int, msisdns: Sequence[str]) -> in
     return int(result.rowcount or 0)
 
 
-def list_members(conn: Connection, list_id: int, customer_id: int = 0) -> list[Member]:
-    """Every member (by number) with its stop-list flag for the list's customer."""
+def list_members(
+    conn: Connection, list_id: int, customer_id: int = 0, services: tuple[str, ...] = ()
+) -> list[Member]:
+    """Every member with its stop-list flag (the customer's or every customer's stop list,
+    globally or for one of `services`, as `inbound_actions.is_stopped` reads it)."""
     stopped = exists().where(
         _stop.c.msisdn == _member.c.msisdn,
         or_(_stop.c.customer_id == customer_id, _stop.c.customer_id == 0),
-        _stop.c.service == "",
+        _stop.c.service.in_(("", *services)),
     )
     rows = conn.execute(
         select(

@@ -34,6 +34,12 @@ def wants_notice(notify: str, status: str) -> bool:
 
 def queue_status_notice(conn: Connection, order_id: str, now: datetime) -> int | None:
     """Queue the status mail for a finished order if its policy asks for one."""
+    from bridge.store import lists  # lists imports this module
+
+    mail_id = conn.execute(select(_order.c.mail_id).where(_order.c.id == order_id)).scalar()
+    if mail_id is not None and lists.is_list_mail(conn, mail_id):
+        lists.queue_list_report(conn, mail_id, now)  # one cumulative report, not one per order
+        return None
     row = conn.execute(
         select(
             _order,
@@ -70,7 +76,7 @@ def queue_status_notice(conn: Connection, order_id: str, now: datetime) -> int |
     result = conn.execute(
         insert(_notice).values(
             kind="status",
-            recipient=row.envelope_from,
+            recipient=policy.get("notify_address") or row.envelope_from,
             order_id=row.id,
             context=context,
             status="queued",

@@ -1,0 +1,98 @@
+"""Lists and schedules in the intake: list recipients at RCPT, list fan-out and send times at DATA.
+
+`accept_list` answers a RCPT to `<list>@<domain>` (the list of the sender's customer);
+`fan_out_lists` turns the mail's list recipients into personalised orders (members
+and stop-list flags read in one query); `scheduled` moves direct orders to their
+`send_at` / end of quiet hours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from bridge.errors import Reject, reply
+from bridge.intake.addresses import PREVIEW_PREFIX, RecipientError, split_address
+from bridge.intake.compose import compose_rules
+from bridge.intake.fanout import ListTarget, fan_out
+from bridge.intake.ratelimit import check_rate
+from bridge.intake.schedule import schedule
+from bridge.intake.transaction import Transaction
+from bridge.policy import Policy
+from bridge.store.intake import NewOrder
+from bridge.store.lists import Member, find_list, list_members
+from bridge.store.store import Store
+from bridge.text.compose import compose
+from bridge.text.mime import MailText
+
+_LIST_NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+
+
+async def accept_list(
+    store: Store, transaction: Transaction, envelope: Any, address: str, domains: tuple[str, ...]
+) -> str | None:
+    """The RCPT reply when `address` names a list of the sender's customer, else None."""
+    try:
+        local, domain = split_address(address)
+    except RecipientError:
+        return None
+    name = local.lower()
+    if domain not in domains or name.startswith(PREVIEW_PREFIX) or not _LIST_NAME.fullmatch(name):
+        return None
+    info = await store.call(find_list, transaction.sender.customer_id, name)
+    if info is None:
+        return None
+    try:
+        if info.members == 0:
+            raise Reject("empty_list", recipient=address)
+        await check_rate(store, transaction, info.members)
+    except Reject as rej:
+        return rej.reply
+    transaction.lists.append(ListTarget(info, address))
+    envelope.rcpt_tos.append(address)
+    return reply("recipient_ok")
+
+
+async def fan_out_lists(
+    store: Store,
+    mail_id: str,
+    transaction: Transaction,
+    policy: Policy,
+    mail: MailText,
+    orders: Sequence[NewOrder],
+    now: datetime,
+) -> tuple[tuple[NewOrder, ...], dict[str, Any] | None]:
+    """The mail's orders plus one per list member, and the mail's `list_mail` row (or None)."""
+    if not transaction.lists:
+        return tuple(orders), None
+    targets: list[tuple[ListTarget, list[Member]]] = []
+    for target in transaction.lists:
+        members = await store.call(
+            list_members, target.info.id, target.info.customer_id, (policy.sender_id,)
+        )
+        targets.append((target, members))
+    template = compose(mail, compose_rules(policy)).text
+    if not template.strip():
+        raise Reject("no_text")
+    added, skipped = fan_out(mail_id, len(orders) + 1, template, policy, targets, now)
+    row = {
+        "lists": [t.info.name for t in transaction.lists],
+        "members": sum(len(m) for _, m in targets),
+        "skipped": skipped,
+        "reported_at": None,
+    }
+    return (*orders, *added), row
+
+
+def scheduled(orders: Sequence[NewOrder], policy: Policy, now: datetime) -> tuple[NewOrder, ...]:
+    """Direct orders moved to `send_at` or the end of the recipient's quiet hours."""
+    if not policy.send_at and not policy.quiet_hours:
+        return tuple(orders)
+    out = []
+    for order in orders:
+        next_at, expires_at = schedule(policy, order.recipient, now)
+        out.append(replace(order, next_attempt_at=next_at, expires_at=expires_at))
+    return tuple(out)
