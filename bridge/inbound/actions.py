@@ -43,7 +43,7 @@ class Effects:
     notices: int = 0
     orders: int = 0
     pushes: int = 0
-    handled: bool = False  # a STOP/START or list action took care of the message
+    handled: bool = False  # STOP/START, a list or a sent auto-reply took care of it
     notes: list[str] = field(default_factory=list)
     order_id: str | None = None
 
@@ -200,6 +200,7 @@ class Actions:
         else:
             text = self.templates.render("autoreply.txt", context, msg.customer_name)
         self._system_sms(conn, msg, text.strip(), "autoreply", now, fx)
+        fx.handled = True  # answered; a rate-limited auto-reply leaves it to a person
 
     def stop(
         self, conn: Connection, msg: Message, opt_out: bool, now: datetime, fx: Effects

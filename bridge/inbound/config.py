@@ -95,8 +95,8 @@ class NumberConfig(_Model):
     def stored(self) -> dict[str, Any]:
         """The JSON kept in `inbound_number.config`."""
         return {
-            "actions": [a.model_dump() for a in self.actions],
-            "keywords": [k.model_dump() for k in self.keyword],
+            "actions": [a.model_dump(mode="json") for a in self.actions],
+            "keywords": [k.model_dump(mode="json") for k in self.keyword],
         }
 
 

@@ -1,0 +1,102 @@
+"""Inbound step against the store: fallback and postmaster, auto-reply rate limit, lists export."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from bridge.inbound.config import parse_numbers
+from bridge.inbound.lists import export_due
+from bridge.inbound.service import InboundService
+from bridge.notices.overrides import Templates
+from bridge.notices.render import DEFAULT_TEMPLATES
+from bridge.settings import InboundSettings, PushSettings
+from bridge.store.admin import add_customer
+from bridge.store.inbound import insert_inbound
+from bridge.store.inbound_admin import apply_numbers
+from bridge.store.models import Inbound, Notice, Order
+from bridge.store.store import Store, run_sync
+from bridge.transports.base import InboundSms
+
+NUMBERS = """
+[[customer]]
+name = "acme"
+postmaster = "postmaster@acme.example"
+
+[[customer.list]]
+name = "news"
+export_to = ["marketing@acme.example"]
+export_at = "06:00"
+export_mode = "full"
+
+[[number]]
+number = "+4915550000002"
+customer = "acme"
+actions = [{type = "sms2mail"}]
+
+[[number.keyword]]
+keyword = "INFO"
+actions = [{type = "autoreply", text = "Open 9-17, {{ source }}"}]
+
+[[number.keyword]]
+keyword = "NEWS"
+aliases = ["NEWSLETTER"]
+actions = [{type = "list", list = "news"}]
+
+[[number]]
+number = "+4915550000003"
+customer = "acme"
+fallback = ["desk@acme.example"]
+"""
+
+
+def _rows(engine: Engine, table: type) -> list:  # type: ignore[type-arg]
+    with engine.connect() as conn:
+        return list(conn.execute(select(table.__table__)))  # type: ignore[attr-defined]
+
+
+async def _deliver(store: Store, service: InboundService, to: str, text: str, at: datetime) -> str:
+    sms = InboundSms("smsc", source="+491701234567", destination=to, text=text, encoding="gsm7")
+    inbound_id = await store.call(insert_inbound, sms, at)
+    await store.call(service.handle, inbound_id, at)
+    [row] = [r for r in _rows(store.engine, Inbound) if r.id == inbound_id]
+    return str(row.status)
+
+
+async def test_fallback_autoreply_limit_and_list_export(engine: Engine, store: Store) -> None:
+    run_sync(engine, add_customer, "acme", {})
+    report = run_sync(engine, apply_numbers, parse_numbers(NUMBERS))
+    assert len(report.added) == 4
+    again = run_sync(engine, apply_numbers, parse_numbers(NUMBERS))
+    assert not (again.added or again.changed or again.removed)  # idempotent
+    service = InboundService(
+        InboundSettings(), PushSettings(), store, Templates(DEFAULT_TEMPLATES), "eu.rsms.net"
+    )
+    t0 = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    # Nobody texted this sender: the customer's postmaster, or the number's fallback.
+    assert await _deliver(store, service, "+4915550000002", "hello?", t0) == "notified"
+    assert await _deliver(store, service, "+4915550000003", "hello?", t0) == "notified"
+    notices = [(n.kind, n.recipient) for n in _rows(engine, Notice)]
+    assert notices == [
+        ("sms2mail", "postmaster@acme.example"),
+        ("sms2mail", "desk@acme.example"),
+    ]
+    # Auto-reply at most once per interval per sender; the limited one still reaches a person.
+    assert await _deliver(store, service, "+4915550000002", "info", t0) == "handled"
+    later = t0 + timedelta(minutes=1)
+    assert await _deliver(store, service, "+4915550000002", "Info?", later) == "notified"
+    replies = [o for o in _rows(engine, Order) if o.text.startswith("Open")]
+    assert [(o.sender_id, o.recipient, o.text) for o in replies] == [
+        ("+4915550000002", "+491701234567", "Open 9-17, +491701234567")
+    ]
+    assert await _deliver(store, service, "+4915550000002", "INFO", t0 + timedelta(minutes=11))
+    assert len([o for o in _rows(engine, Order) if o.text.startswith("Open")]) == 2
+    # Lists: join by keyword alias; the daily export mails a CSV once, at its time.
+    assert await _deliver(store, service, "+4915550000002", "newsletter", t0) == "handled"
+    assert await store.call(export_due, t0) == 1  # never exported: due at once
+    assert await store.call(export_due, t0 + timedelta(minutes=5)) == 0
+    assert await store.call(export_due, t0 + timedelta(hours=2)) == 0  # nothing changed
+    exports = [n for n in _rows(engine, Notice) if n.kind == "list_export"]
+    assert exports[0].recipient == "marketing@acme.example"
+    assert "+491701234567" in exports[0].context["attachments"][0]["content"]
