@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -233,8 +234,10 @@ def _filter(t: _Table, key: str, default: str) -> str:
 
 def check_filter(value: str) -> bool:
     """Parse a configured filter once at start-up (balanced, ldap3 accepts it)."""
-    from ldap3.core.exceptions import LDAPInvalidFilterError
-    from ldap3.operation.search import parse_filter
+    with warnings.catch_warnings():  # ldap3 2.9.1 + pyasn1 >= 0.6.1: "tagMap is deprecated"
+        warnings.filterwarnings("ignore", "(tag|type)Map is deprecated", DeprecationWarning)
+        from ldap3.core.exceptions import LDAPInvalidFilterError
+        from ldap3.operation.search import parse_filter
 
     if not (value.startswith("(") and value.endswith(")")):
         return False
