@@ -10,9 +10,9 @@ cannot take CPU 1 from the one measured. Reported: median mails/s, p50/p99 and s
 CPU per mail per variant, the paired ratio bridge/bare (median and min..max of the
 per-rep ratios), rows in the bridge's `order` table vs the 250s it gave (durability),
 the time to drain the queue after the load, and a profile of the bridge under load.
-Then bench/text_bench.py and bench/dirsync_bench.py run, when present.
+Then bench/text_bench.py, bench/smpp_bench.py and bench/dirsync_bench.py run, when present.
 
-  .venv/bin/python bench/run.py [--only smtp|text|dirsync] [--reps 3] [--quick]
+  .venv/bin/python bench/run.py [--only smtp|profile|text|smpp|dirsync] [--reps 3] [--quick]
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ TWO_CPUS = (os.cpu_count() or 1) >= 2
 SERVER_CPU = 1 if TWO_CPUS else None
 CLIENT_CPU = 0 if TWO_CPUS else None
 WARMUP = 300
-HOOKS = {"text": HERE / "text_bench.py", "dirsync": HERE / "dirsync_bench.py"}
+HOOKS = {
+    "text": HERE / "text_bench.py",
+    "smpp": HERE / "smpp_bench.py",
+    "dirsync": HERE / "dirsync_bench.py",
+}
 HOOK_TIMEOUT = 90.0
 TARGET = 0.25  # issue 2: bridge/bare with reused connections, C=64
 
@@ -366,15 +370,20 @@ def summarize(b: Bench) -> None:
             for name in b.variants:
                 if name == "bare":
                     continue
-                ratios = []
+                ratios, cpu_ratios = [], []
                 for rep in range(1, b.args.reps + 1):
                     got = {
-                        r["variant"]: float(r["mails_per_s"])
+                        r["variant"]: r
                         for r in runs
                         if (r["mode"], r["conc"], r["rep"]) == (mode, conc, rep)
                     }
-                    if got.get("bare") and name in got:
-                        ratios.append(got[name] / got["bare"])
+                    if "bare" in got and name in got and got["bare"]["mails_per_s"]:
+                        bare, var = got["bare"], got[name]
+                        ratios.append(float(var["mails_per_s"]) / float(bare["mails_per_s"]))
+                        if var["server_us_per_mail"]:
+                            cpu_ratios.append(
+                                float(bare["server_us_per_mail"]) / float(var["server_us_per_mail"])
+                            )
                 if not ratios:
                     continue
                 med = _med(ratios)
@@ -391,11 +400,13 @@ def summarize(b: Bench) -> None:
                         "min": round(min(ratios), 3),
                         "max": round(max(ratios), 3),
                         "n": len(ratios),
+                        "cpu_ratio": round(_med(cpu_ratios), 3),
                     }
                 )
                 print(
                     f"{mode:6} C={conc:<3} {name + '/bare':20} {med:.3f}"
-                    f" ({min(ratios):.3f}..{max(ratios):.3f}){verdict}"
+                    f" ({min(ratios):.3f}..{max(ratios):.3f})"
+                    f"  by server CPU per mail {_med(cpu_ratios):.3f}{verdict}"
                 )
     print("\n== durability: every 250 backed by a committed order row ==")
     for r in b.records:
@@ -523,7 +534,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
         "--only",
-        choices=["smtp", "profile", "text", "dirsync"],
+        choices=["smtp", "profile", *HOOKS],
         help="run just this benchmark (profile: only the profiled bridge run)",
     )
     p.add_argument("--reps", type=int, default=3, help="repetitions per cell (default 3)")
@@ -560,7 +571,7 @@ def main() -> None:
         )
         if a.only in (None, "smtp", "profile"):
             smtp_bench(a, out)
-        for name in ("text", "dirsync"):
+        for name in HOOKS:
             if a.only in (None, name):
                 hook(name, out)
     print(f"\nresults: {path.relative_to(ROOT)}  ({time.monotonic() - t0:.0f} s in all)")
