@@ -261,3 +261,30 @@ def test_csv_needs_no_ldap_table_but_ldap_does(tmp_path: Path, db_url: str) -> N
     assert dirsync_command(conf, None, False, False, db_url, False) == EXIT_CONFIG
     shutil.copy(DATA / "users.csv", tmp_path / "users.csv")
     assert dirsync_command(conf, tmp_path / "users.csv", False, False, db_url, False) == 0
+
+
+def test_register_adds_the_typer_command(tmp_path: Path, db_url: str) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from dirsync.command import register
+
+    app = typer.Typer()
+
+    @app.command()
+    def other() -> None:  # a second command, so Typer keeps sub-command names
+        pass
+
+    register(app)
+    runner = CliRunner()
+    result = runner.invoke(app, ["dirsync", "--help"])
+    assert result.exit_code == 0
+    for option in ("--config", "--csv", "--dry-run", "--allow-mass-changes", "--database-url"):
+        assert option in result.output
+    conf = tmp_path / "dirsync.toml"
+    conf.write_text('customer = "acme"\n')
+    args = ["dirsync", "-c", str(conf), "--csv", str(DATA / "users.csv"), "--database-url", db_url]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, [*args, "--dry-run"]).exit_code == 0
+    bad = runner.invoke(app, ["dirsync", "-c", str(tmp_path / "missing.toml")])
+    assert bad.exit_code == EXIT_CONFIG
