@@ -14,23 +14,28 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiosmtpd.smtp import SMTP
 from sqlalchemy import Engine
 
 from bridge.dispatch import Dispatcher
 from bridge.inbound.inbox import StoreInbox
 from bridge.inbound.lists import export_due
 from bridge.inbound.service import InboundService
+from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import IntakeHandler
+from bridge.intake.listener import start_listener
+from bridge.intake.server import Shared
 from bridge.mailer import Mailer
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.push.worker import Pusher
+from bridge.report_jobs import ReportJobs
 from bridge.routing import Route
 from bridge.settings import Settings, SmscSettings
 from bridge.store import db
 from bridge.store.admin import ensure_demo
+from bridge.store.dsn import queue_delay_dsns
 from bridge.store.models import utcnow
 from bridge.store.receipts import apply_receipts
+from bridge.store.smpp import StoreMoParts
 from bridge.store.store import Store, run_sync
 from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
 from bridge.transports.smpp import SmppConfig, SmppTransport
@@ -60,6 +65,8 @@ class Bridge:
         self.workers: dict[str, Worker] = {}
         self.handler: IntakeHandler | None = None
         self._server: asyncio.Server | None = None
+        self._shared: Shared | None = None
+        self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> Endpoints:
@@ -90,7 +97,9 @@ class Bridge:
 
         for smsc in s.smsc:
             port = self.sandbox.port if self.sandbox and smsc.name == "sandbox" else smsc.port
-            self.transports[smsc.name] = TRANSPORTS["smpp"](self._smpp_config(smsc, port))
+            self.transports[smsc.name] = TRANSPORTS["smpp"](
+                self._smpp_config(smsc, port), mo_parts=StoreMoParts(store)
+            )
 
         renderer = Renderer(
             self.templates,
@@ -134,9 +143,26 @@ class Bridge:
                 w_mail.wake()
             return 0  # the next check is the next tick
 
+        async def delay_dsn_step() -> int:
+            queued = await store.call(queue_delay_dsns, utcnow(), s.smtp.dsn_delay_after, 200)
+            if queued:
+                w_mail.wake()
+            return queued
+
+        backpressure = Backpressure(
+            store,
+            high_water=s.smtp.queue_high_water,
+            min_free_mb=s.smtp.min_free_disk_mb,
+            disk=db.sqlite_directory(s.database_url),
+        )
+        await backpressure.refresh()
+        self._worker("backpressure", backpressure.refresh, 2.0)
+        self._worker("delay-dsn", delay_dsn_step, 60.0)
         w_receipts = self._worker("receipts", receipts_step, 1.0)
         w_inbound = self._worker("inbound", inbound.step, s.inbound.poll_interval)
         self._worker("lists", lists_step, s.inbound.list_check_interval)
+        jobs = ReportJobs(s.reports, store, on_queued=w_mail.wake)
+        self._worker("reports", jobs.step, s.reports.check_interval)
         dispatcher.on_submitted = w_receipts.wake
 
         inbox = StoreInbox(store, on_receipt=w_receipts.wake, on_message=w_inbound.wake)
@@ -151,21 +177,9 @@ class Bridge:
             store,
             on_accepted=w_dispatch.wake,
             on_notice=w_mail.wake,
+            backpressure=backpressure,
         )
-        handler = self.handler
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(
-                handler,
-                hostname=s.smtp.hostname,
-                ident="mailsms ESMTP",
-                data_size_limit=s.smtp.data_size_limit,
-                enable_SMTPUTF8=True,
-                decode_data=False,
-            ),
-            host=s.smtp.host,
-            port=s.smtp.port,
-        )
+        self._server, self._shared = await start_listener(s.smtp, self.handler, store)
         sock = self._server.sockets[0].getsockname()
         log.info(
             "SMTP intake listening on %s:%d for domains %s",
@@ -200,14 +214,53 @@ class Bridge:
             enquire_link_interval=smsc.enquire_link_interval,
             response_timeout=smsc.response_timeout,
             reconnect_max=smsc.reconnect_max,
+            bind_type=smsc.bind_type,
+            binds=smsc.binds,
+            rate=smsc.rate,
+            smsc_rate=smsc.smsc_rate,
+            burst=smsc.burst,
+            throttle_pause_min=smsc.throttle_pause_min,
+            throttle_pause_max=smsc.throttle_pause_max,
+            throttle_retries=smsc.throttle_retries,
+            bind_failure_min=smsc.bind_failure_min,
+            tls=smsc.tls,
+            tls_verify=smsc.tls_verify,
+            tls_ca_file=smsc.tls_ca_file,
+            service_type=smsc.service_type,
+            default_alphabet=smsc.default_alphabet,
+            gsm7_packed=smsc.gsm7_packed,
+            concat=smsc.concat,
+            max_short_message=smsc.max_short_message,
+            submit_id_base=smsc.submit_id_base,
+            receipt_id_base=smsc.receipt_id_base,
+            text_receipts=smsc.text_receipts,
+            validity_format=smsc.validity_format,
+            resubmit_marker=smsc.resubmit_marker,
+            source_ton=smsc.source_ton,
+            source_npi=smsc.source_npi,
+            mo_reassembly_timeout=smsc.mo_reassembly_timeout,
+            stats_interval=smsc.stats_interval,
         )
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop accepting, let in-flight mails finish, then stop workers, transports and store."""
+    async def stop(self, grace: float = 10.0, linger: float = 0.5) -> None:
+        """Stop accepting, let in-flight mails finish, then stop workers, transports and store.
+
+        While stopping, new sessions and new commands are answered `421 4.3.2`
+        (for at least `linger` seconds); a mail whose DATA is being committed
+        finishes first (for at most `grace` seconds). Calling it twice is harmless.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if self._shared is not None:
+            self._shared.stopping = True
+        if self.handler is not None:
+            await self.handler.drained(grace)
         if self._server is not None:
+            await asyncio.sleep(max(0.0, linger - (loop.time() - started)))
             self._server.close()
-            if self.handler is not None:
-                await self.handler.drained(grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

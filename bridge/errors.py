@@ -47,6 +47,78 @@ REPLIES: dict[str, Reply] = {
     "too_many_recipients": Reply(
         452, "4.5.3", "Too many recipients; send the remaining recipients in another mail"
     ),
+    "queue_full": Reply(
+        452, "4.3.1", "Too many SMS are waiting to be sent ({detail}); please retry later"
+    ),
+    "too_many_connections": Reply(421, "4.7.0", "{detail}; please retry later"),
+    "tls_required": Reply(530, "5.7.0", "Must issue a STARTTLS command first"),
+    "auth_requires_tls": Reply(
+        538, "5.7.11", "Encryption required for requested authentication mechanism; use STARTTLS"
+    ),
+    "auth_failed": Reply(
+        535, "5.7.8", "Authentication credentials invalid; check user and password"
+    ),
+    "bad_dsn_param": Reply(501, "5.5.4", "Invalid DSN parameter: {detail}"),
+    "line_too_long": Reply(
+        500,
+        "5.5.2",
+        "Line too long (at most 998 characters, RFC 5321); wrap the text or use quoted-printable",
+    ),
+    "command_too_long": Reply(500, "5.5.2", "Command line too long; shorten the command"),
+    "bare_line_ending": Reply(
+        550,
+        "5.5.2",
+        "Message refused: it contains a {detail}; lines must end with CRLF (a mail server "
+        "that rewrites line endings is needed in between)",
+    ),
+    "auto_submitted": Reply(
+        550,
+        "5.7.1",
+        "This mail is not sent as SMS because {detail}; automatic replies could loop",
+    ),
+    "mail_loop": Reply(554, "5.4.6", "Mail loop detected: {detail}; check your mail routing"),
+    "client_not_allowed": Reply(
+        550,
+        "5.7.1",
+        "Client address {ip} may not send for <{sender}>; send through your company's mail "
+        "server or ask your administrator to allow this network",
+    ),
+    "not_your_account": Reply(
+        550,
+        "5.7.1",
+        "Sender <{sender}> is not a user of the account you authenticated as; "
+        "send from an address of that account",
+    ),
+    "unsupported_service": Reply(
+        550,
+        "5.1.3",
+        "<{recipient}>: {detail}= addresses are not served here; this bridge sends SMS, "
+        "write SMS=+491701234567@{domain} or +491701234567@{domain}",
+    ),
+    "premium_refused": Reply(
+        550,
+        "5.7.1",
+        "<{recipient}> is a premium-rate or shared-cost number; this account may not send "
+        "to such numbers (ask your administrator)",
+    ),
+    "short_code_refused": Reply(
+        550,
+        "5.7.1",
+        "<{recipient}> is a short code; this account may not send to short codes "
+        "(ask your administrator)",
+    ),
+    "sequential_refused": Reply(
+        550,
+        "5.7.1",
+        "<{recipient}> continues a run of {detail} consecutive numbers (SMS pumping "
+        "protection); ask your administrator if these recipients are genuine",
+    ),
+    "domain_reserved": Reply(
+        550,
+        "5.7.1",
+        "<{recipient}>: the domain {domain} belongs to another account; "
+        "use a domain of your own account",
+    ),
     # permanent: the client must change something
     "unknown_sender": Reply(
         550,

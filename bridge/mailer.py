@@ -15,11 +15,12 @@ import secrets
 import socket
 import time
 import traceback
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 
 import aiosmtplib
 
+from bridge.notices.dsn import build_dsn
 from bridge.notices.render import Renderer
 from bridge.retry import next_attempt
 from bridge.settings import MailerSettings
@@ -53,8 +54,16 @@ class Mailer:
 
     async def _send(self, notice: NoticeWork) -> None:
         try:
-            message = self.renderer.render(notice.kind, notice.recipient, notice.context)
-            await self.deliver(message, notice.recipient)
+            sender = self.settings.from_address
+            message: Message
+            if notice.kind == "dsn":
+                sender = ""  # the null reverse-path: nobody answers a DSN (RFC 3461)
+                message = build_dsn(
+                    notice.context, reporting_mta=self.renderer.hostname, recipient=notice.recipient
+                )
+            else:
+                message = self.renderer.render(notice.kind, notice.recipient, notice.context)
+            await self.deliver(message, notice.recipient, sender)
         except DeliveryError as exc:
             await self._failed(notice, str(exc), exc.permanent)
             return
@@ -106,7 +115,7 @@ class Mailer:
                 notice_sql.record_notice, notice.id, now, "deferred", reason, next_at
             )
 
-    async def deliver(self, message: EmailMessage, recipient: str) -> None:
+    async def deliver(self, message: Message, recipient: str, sender: str) -> None:
         if self.settings.mode == "maildir":
             await asyncio.to_thread(write_maildir, self.settings.maildir, message.as_bytes())
             return
@@ -114,7 +123,7 @@ class Mailer:
         try:
             await aiosmtplib.send(
                 message,
-                sender=s.from_address,
+                sender=sender,
                 recipients=[recipient],
                 hostname=s.relay_host,
                 port=s.relay_port,

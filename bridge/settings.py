@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bridge.errors import ConfigError
 from bridge.inbound.keywords import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS
+from bridge.intake.access import check_cidrs
 from bridge.policy import CLEANING_RULES, PolicyError, check_setting
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -53,12 +54,44 @@ class SmtpSettings(_Section):
     data_size_limit: Annotated[int, Field(ge=1024)] = 1_048_576
     max_recipients: Annotated[int, Field(ge=1, le=10_000)] = 100
     parse_in_thread_above: Annotated[int, Field(ge=0)] = 65_536
+    domain_customers: dict[str, str] = {}
+    # TLS (STARTTLS): a certificate chain and key turn it on.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = True
+    plaintext_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # Sessions and connections.
+    timeout: Seconds = 120.0
+    command_call_limit: dict[str, int] = {"NOOP": 20, "RSET": 20, "*": 100}
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    max_connections_per_ip: Annotated[int, Field(ge=1)] = 50
+    max_connections_per_ip_per_minute: Annotated[int, Field(ge=1)] = 600
+    # Content hygiene.
+    bare_line_endings: Literal["reject", "normalize"] = "reject"
+    normalize_networks: tuple[str, ...] = ()
+    max_received: Annotated[int, Field(ge=2)] = 30
+    dedupe_window: Annotated[float, Field(ge=0)] = 86_400.0
+    # Backpressure: 452 4.3.1 at MAIL above these marks.
+    queue_high_water: Annotated[int, Field(ge=1)] = 200_000
+    min_free_disk_mb: Annotated[int, Field(ge=0)] = 200
+    # DSN (RFC 3461/3464).
+    dsn_delay_after: Seconds = 14_400.0
 
     @model_validator(mode="after")
     def _domains_lower(self) -> SmtpSettings:
         if not self.domains:
             raise ValueError("domains: expected at least one domain, e.g. ['eu.rsms.net']")
         object.__setattr__(self, "domains", tuple(d.lower().strip() for d in self.domains))
+        object.__setattr__(
+            self, "domain_customers", {d.lower(): c for d, c in self.domain_customers.items()}
+        )
+        unknown = [d for d in self.domain_customers if d not in self.domains]
+        if unknown:
+            raise ValueError(f"domain_customers: {unknown} are not in domains {list(self.domains)}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (certificate chain and key) or neither")
+        check_cidrs(self.plaintext_networks)
+        check_cidrs(self.normalize_networks)
         return self
 
 
@@ -88,6 +121,34 @@ class SmscSettings(_Section):
     enquire_link_interval: Seconds = 30.0
     response_timeout: Seconds = 30.0
     reconnect_max: Seconds = 60.0
+    # binds and flow control (docs/smpp.md)
+    bind_type: Literal["transceiver", "transmitter", "receiver", "pair"] = "transceiver"
+    binds: Annotated[int, Field(ge=1, le=32)] = 1
+    rate: Annotated[float, Field(ge=0)] = 0.0  # submit_sm/s per bind, 0 = unlimited
+    smsc_rate: Annotated[float, Field(ge=0)] = 0.0  # over all binds, 0 = unlimited
+    burst: Annotated[float, Field(ge=1)] = 1.0
+    throttle_pause_min: Seconds = 1.0
+    throttle_pause_max: Seconds = 60.0
+    throttle_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    bind_failure_min: Seconds = 10.0
+    tls: bool = False
+    tls_verify: bool = True
+    tls_ca_file: str = ""
+    # encoding and receipts
+    service_type: str = ""
+    default_alphabet: Literal["gsm7", "latin1", "ascii"] = "gsm7"
+    gsm7_packed: bool = False
+    concat: Literal["udh8", "udh16", "sar", "payload"] = "udh8"
+    max_short_message: Annotated[int, Field(ge=20, le=254)] = 254
+    submit_id_base: Literal["text", "dec", "hex"] = "text"
+    receipt_id_base: Literal["text", "dec", "hex"] = "text"
+    text_receipts: bool = True
+    validity_format: Literal["relative", "absolute", "none"] = "relative"
+    resubmit_marker: Literal["none", "replace_if_present"] = "none"
+    source_ton: Annotated[int, Field(ge=0, le=6)] | None = None
+    source_npi: Annotated[int, Field(ge=0, le=18)] | None = None
+    mo_reassembly_timeout: Seconds = 1800.0
+    stats_interval: Annotated[float, Field(ge=0)] = 60.0
 
 
 class RouteSettings(_Section):
@@ -95,6 +156,13 @@ class RouteSettings(_Section):
 
     prefix: str
     transports: tuple[str, ...]
+
+    @model_validator(mode="after")
+    def _digits(self) -> RouteSettings:
+        digits = self.prefix.removeprefix("+")
+        if digits and not (digits.isascii() and digits.isdigit()):
+            raise ValueError(f"routes: prefix {self.prefix!r} must be digits (a leading + is ok)")
+        return self
 
 
 class DispatchSettings(_Section):
@@ -106,6 +174,9 @@ class DispatchSettings(_Section):
     retry_min: Seconds = 30.0
     retry_max: Seconds = 900.0
     lifetime: Seconds = 172_800.0
+    # after a response timeout / lost connection: send again (SMSC duplicate marker where
+    # configured) or hold the order for an operator
+    on_unknown_outcome: Literal["resubmit", "hold"] = "resubmit"
 
 
 class MailerSettings(_Section):
@@ -144,6 +215,25 @@ class DefaultsSettings(_Section):
     cleaning: tuple[str, ...] = CLEANING_RULES
     end_markers: tuple[str, ...] = ()
     strip_strings: tuple[str, ...] = ()
+    cost_centre: str = ""
+    priority: Literal["normal", "express"] = "normal"
+    notify_channel: tuple[str, ...] = ("html",)
+    notify_address: str = ""
+    allowed_countries: tuple[str, ...] = ()
+    rate_per_minute: Annotated[int, Field(ge=0)] = 0
+    rate_per_day: Annotated[int, Field(ge=0)] = 0
+    quiet_hours: str = ""
+    timezone: str = "UTC"
+    flash: bool = False
+    mail_overrides: tuple[str, ...] = (
+        "priority",
+        "validity",
+        "notify",
+        "cost_centre",
+        "max_parts",
+        "send_at",
+        "flash",
+    )
 
     @model_validator(mode="after")
     def _valid_policy_values(self) -> DefaultsSettings:
@@ -153,6 +243,17 @@ class DefaultsSettings(_Section):
             except PolicyError as exc:
                 raise ValueError(str(exc)) from None
         return self
+
+
+class ReportSettings(_Section):
+    """Order reporting: how long orders are kept, and the monthly report archive."""
+
+    retention_days: Annotated[int, Field(ge=1)] = 92
+    text_retention_days: Annotated[int, Field(ge=0)] = 0
+    monthly: bool = True
+    monthly_archive_months: Annotated[int, Field(ge=1)] = 6
+    monthly_recipients: tuple[str, ...] = ()
+    check_interval: Seconds = 3600.0
 
 
 class InboundSettings(_Section):
@@ -201,6 +302,7 @@ class Settings(_Section):
     defaults: DefaultsSettings = DefaultsSettings()
     inbound: InboundSettings = InboundSettings()
     push: PushSettings = PushSettings()
+    reports: ReportSettings = ReportSettings()
 
     @model_validator(mode="after")
     def _check_routes(self) -> Settings:

@@ -53,7 +53,7 @@ def make_mail(
     msg["Subject"] = subject
     msg["Message-ID"] = message_id
     msg.set_content(body)
-    return msg.as_bytes()
+    return msg.as_bytes(policy=email.policy.SMTP)
 
 
 def maildir_messages(root: Path) -> list[email.message.EmailMessage]:

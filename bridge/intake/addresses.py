@@ -1,8 +1,10 @@
-"""Recipient addresses: `<msisdn>@<domain>` to an E.164 mobile number, or the reason why not.
+"""Recipient addresses: `<msisdn>@<domain>` to an E.164 number, or the reason why not.
 
 Pure code. The local part may be written `+491701234567`, `00491701234567`,
 `491701234567` or nationally `01701234567` (with the customer's default country),
-with `-`, `.`, `/`, `(`, `)` or spaces (in a quoted local part) as separators.
+with `-`, `.`, `/`, `(`, `)` or spaces (in a quoted local part) as separators, and
+with SAPconnect's service prefix `SMS=+491701234567`. Only ASCII digits count: no
+`%`-hacks, `!`-paths, source routes or look-alike digits get through.
 `preview+<number>@<domain>` asks for a preview of the SMS instead of sending it.
 """
 
@@ -12,62 +14,94 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType
+from phonenumbers import NumberParseException, PhoneNumberType, shortnumberinfo
 
 PREVIEW_PREFIX = "preview+"
-_SEPARATORS = re.compile(r"[\s\-./()]")
+SMS_SERVICES = frozenset({"SMS", "PAG", "PAGER"})
+_SEPARATORS = re.compile(r"[ \-./()]")
+_SERVICE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]{0,9})=(.*)$")
+_NUMBER = re.compile(r"\+?[0-9]{3,17}", re.ASCII)
+_DOMAIN = re.compile(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+_PREMIUM_TYPES = frozenset({PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST})
 
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """A parsed recipient: the number in E.164 and the address exactly as written."""
+    """A parsed recipient: the number, the address exactly as written, and its kind."""
 
-    msisdn: str
+    msisdn: str  # E.164 with '+', or the digits of a short code
     address: str
     domain: str
     preview: bool = False  # preview+<msisdn>@domain: show what would be sent, send nothing
+    kind: str = "mobile"  # mobile | premium | short_code
+    service: str = ""  # SAPconnect service prefix ("SMS" in SMS=+49…@domain), if any
+    notify: tuple[str, ...] | None = None  # RFC 3461 NOTIFY as given
+    orcpt: str | None = None  # RFC 3461 ORCPT as given
 
 
 class RecipientError(ValueError):
     """Why an address is not an SMS recipient: `kind` is a reply kind of errors.REPLIES."""
 
-    def __init__(self, kind: str, address: str) -> None:
+    def __init__(self, kind: str, address: str, detail: str = "") -> None:
         super().__init__(kind)
         self.kind = kind
         self.address = address
+        self.detail = detail
 
 
 def split_address(address: str) -> tuple[str, str]:
     """Local part and lower-cased domain; a quoted local part loses its quotes."""
-    local, at, domain = address.strip().strip("<>").rpartition("@")
-    if not at or not local or not domain:
+    address = address.strip()
+    if address.startswith("<") and address.endswith(">"):
+        address = address[1:-1]
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or "@" in local.strip('"'):
         raise RecipientError("bad_recipient", address)
     if len(local) >= 2 and local[0] == '"' and local[-1] == '"':
         local = local[1:-1]
-    return local, domain.lower()
+    domain = domain.lower()
+    if not _DOMAIN.match(domain):
+        raise RecipientError("bad_recipient", address)
+    return local, domain
 
 
-def normalise_msisdn(text: str, default_country: str) -> str | None:
-    """E.164 (`+` and digits) for a mobile number written in any common form, else None."""
+def classify_number(text: str, default_country: str) -> tuple[str, str] | None:
+    """(E.164 or short-code digits, kind) for a number written in any common form, else None."""
     digits = _SEPARATORS.sub("", text)
-    if not digits:
+    if not _NUMBER.fullmatch(digits):
+        return None
+    region = default_country.upper()
+    if not digits.startswith(("+", "0")) and len(digits) <= 6:
+        short = phonenumbers.parse(digits, region)
+        if shortnumberinfo.is_valid_short_number_for_region(short, region):
+            return digits, "short_code"
         return None
     if digits.startswith("00"):
         digits = "+" + digits[2:]
-    elif not digits.startswith("+") and not digits.startswith("0"):
+    elif not digits.startswith(("+", "0")):
         digits = "+" + digits  # 491701234567: international without a prefix
-    if not re.fullmatch(r"\+?\d{3,17}", digits):
-        return None
     try:
-        number = phonenumbers.parse(digits, default_country.upper())
+        number = phonenumbers.parse(digits, region)
     except NumberParseException:
         return None
     if not phonenumbers.is_valid_number(number):
         return None
-    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    kind = phonenumbers.number_type(number)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if kind in _MOBILE_TYPES:
+        return e164, "mobile"
+    if kind in _PREMIUM_TYPES:
+        return e164, "premium"
+    return None
+
+
+def normalise_msisdn(text: str, default_country: str) -> str | None:
+    """E.164 (`+` and digits) for a mobile number written in any common form, else None."""
+    found = classify_number(text, default_country)
+    return found[0] if found and found[1] == "mobile" else None
 
 
 def parse_recipient(address: str, domains: tuple[str, ...], default_country: str) -> Recipient:
@@ -78,7 +112,17 @@ def parse_recipient(address: str, domains: tuple[str, ...], default_country: str
     preview = local.lower().startswith(PREVIEW_PREFIX)
     if preview:
         local = local[len(PREVIEW_PREFIX) :]
-    msisdn = normalise_msisdn(local, default_country)
-    if msisdn is None:
+    service = ""
+    match = _SERVICE.match(local)
+    if match:
+        service = match.group(1).upper()
+        if service not in SMS_SERVICES:
+            raise RecipientError("unsupported_service", address, detail=service)
+        local = match.group(2)
+    found = classify_number(local, default_country)
+    if found is None:
         raise RecipientError("bad_recipient", address)
-    return Recipient(msisdn=msisdn, address=address, domain=domain, preview=preview)
+    msisdn, kind = found
+    return Recipient(
+        msisdn=msisdn, address=address, domain=domain, preview=preview, kind=kind, service=service
+    )

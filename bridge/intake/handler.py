@@ -13,18 +13,25 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from bridge.errors import Reject, StorageUnavailable, reply
-from bridge.intake.addresses import RecipientError, parse_recipient
+from bridge.intake.access import CustomerAccess, Networks
+from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
+from bridge.intake.backpressure import Backpressure
 from bridge.intake.compose import compose_text, preview_context
+from bridge.intake.dsn_params import MailDsn, RcptDsn
+from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
 from bridge.intake.listing import accept_list, fan_out_lists, scheduled
 from bridge.intake.overrides import apply_overrides
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.transaction import Transaction
 from bridge.policy import resolve
 from bridge.settings import SmtpSettings
+from bridge.store.inbound import conversation_orders
 from bridge.store.intake import NewMail, NewNotice, NewOrder, find_sender
 from bridge.store.models import utcnow
 from bridge.store.store import Store
@@ -56,8 +63,11 @@ class IntakeHandler:
         store: Store,
         on_accepted: Callable[[], None] = lambda: None,
         on_notice: Callable[[], None] = lambda: None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self.settings = settings
+        self.backpressure = backpressure
+        self._normalize_networks = Networks(settings.normalize_networks)
         self.defaults = defaults
         self.store = store
         self.on_accepted = on_accepted
@@ -66,11 +76,23 @@ class IntakeHandler:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-DSN", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
         try:
+            if self.backpressure is not None:
+                busy = self.backpressure.reason()
+                if busy is not None:
+                    raise Reject("queue_full", detail=busy)
             transaction = await self._check_sender(address)
+            self._check_access(server, session, transaction)
+            transaction.dsn = getattr(server, "mail_dsn", None) or MailDsn()
         except Reject as rej:
             log.info("MAIL from=<%s> client=%s refused: %s", address, session.peer, rej.kind)
             return rej.reply
@@ -93,7 +115,23 @@ class IntakeHandler:
         policy = resolve(
             self.defaults, sender.customer_settings, sender.profile_settings, sender.user_settings
         )
-        return Transaction(sender=sender, policy=policy)
+        return Transaction(
+            sender=sender, policy=policy, access=customer_access(sender.customer_settings)
+        )
+
+    def _check_access(self, server: Any, session: Any, transaction: Transaction) -> None:
+        """The customer's client networks, its TLS rule, and the AUTH identity's customer."""
+        ip = getattr(server, "client_ip", "") or _peer_ip(session)
+        transaction.client_ip = ip
+        sender = transaction.sender
+        access = transaction.access
+        if access.networks and ip not in networks(access.networks):
+            raise Reject("client_not_allowed", ip=ip, sender=sender.address)
+        if access.require_tls and not getattr(server, "is_tls", False):
+            raise Reject("tls_required")
+        auth_customer = getattr(server, "auth_customer_id", None)
+        if auth_customer is not None and auth_customer != sender.customer_id:
+            raise Reject("not_your_account", sender=sender.address)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -115,7 +153,16 @@ class IntakeHandler:
             )
         except RecipientError as err:
             log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, err.kind)
-            return reply(err.kind, recipient=address, domain=self.settings.domains[0])
+            return reply(
+                err.kind, recipient=address, domain=self.settings.domains[0], detail=err.detail
+            )
+        rcpt_dsn = getattr(server, "rcpt_dsn", None) or RcptDsn()
+        recipient = replace(recipient, notify=rcpt_dsn.notify, orcpt=rcpt_dsn.orcpt)
+        try:
+            self._check_destination(transaction, recipient)
+        except Reject as rej:
+            log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, rej.kind)
+            return rej.reply
         try:
             for rule in RCPT_RULES:
                 await rule(self.store, transaction, recipient)
@@ -130,6 +177,21 @@ class IntakeHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return reply("recipient_ok")
 
+    def _check_destination(self, transaction: Transaction, recipient: Recipient) -> None:
+        """Domains reserved for a customer, premium numbers, short codes, number runs."""
+        owner = self.settings.domain_customers.get(recipient.domain)
+        if owner is not None and owner != transaction.sender.customer_name:
+            raise Reject("domain_reserved", recipient=recipient.address, domain=recipient.domain)
+        access = transaction.access
+        if recipient.kind == "premium" and not access.premium:
+            raise Reject("premium_refused", recipient=recipient.address)
+        if recipient.kind == "short_code" and not access.short_codes:
+            raise Reject("short_code_refused", recipient=recipient.address)
+        if access.sequential_run:
+            run = sequential_run([r.msisdn for r in transaction.recipients], recipient.msisdn)
+            if run >= access.sequential_run:
+                raise Reject("sequential_refused", recipient=recipient.address, detail=run)
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         transaction: Transaction = envelope.bridge
         raw: bytes = envelope.original_content or envelope.content
@@ -137,8 +199,9 @@ class IntakeHandler:
         self.in_flight += 1
         self._idle.clear()
         try:
+            raw = self._check_line_endings(raw, transaction.client_ip)
             mail = await self._build(mail_id, transaction, raw, session, envelope.mail_from)
-            await self.store.accept(mail)
+            accepted_id = await self.store.accept(mail)
         except Reject as rej:
             log.info("%s: from=<%s> refused: %s", mail_id, envelope.mail_from, rej.reply)
             return rej.reply
@@ -154,6 +217,14 @@ class IntakeHandler:
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()
+        if accepted_id != mail_id:
+            log.info(
+                "%s: from=<%s> is a copy of %s (same Message-ID and envelope): nothing new queued",
+                mail_id,
+                envelope.mail_from,
+                accepted_id,
+            )
+            return reply("queued", mail_id=accepted_id)
         log.info(
             "%s: from=<%s> to=%s orders=%d parts=%d previews=%d accepted",
             mail_id,
@@ -169,6 +240,16 @@ class IntakeHandler:
             self.on_notice()
         return reply("queued", mail_id=mail_id)
 
+    def _check_line_endings(self, raw: bytes, client_ip: str) -> bytes:
+        """Refuse (or, for trusted networks, repair) bare CR, bare LF and NUL."""
+        found = bare_line_ending(raw)
+        if found is None:
+            return raw
+        if self.settings.bare_line_endings == "normalize" or client_ip in self._normalize_networks:
+            log.info("client %s sent a %s; line endings normalised", client_ip, found)
+            return normalise_line_endings(raw)
+        raise Reject("bare_line_ending", detail=found)
+
     async def _build(
         self, mail_id: str, transaction: Transaction, raw: bytes, session: Any, mail_from: str
     ) -> NewMail:
@@ -176,6 +257,14 @@ class IntakeHandler:
             text = await asyncio.to_thread(_extract, raw)
         else:
             text = _extract(raw)
+        loop = loop_reason(text, self.settings.max_received)
+        if loop is not None:
+            kind = (
+                "mail_loop"
+                if text.received_count >= self.settings.max_received
+                else "auto_submitted"
+            )
+            raise Reject(kind, detail=loop)
         text, policy = apply_overrides(raw, text, transaction.policy)  # per-mail (issue 8)
         real = [r for r in transaction.recipients if not r.preview]
         now = utcnow()
@@ -196,10 +285,15 @@ class IntakeHandler:
                     priority=1 if policy.priority == "express" else 0,
                     expires_at=expires_at,
                     policy=policy_values,
+                    dsn_notify=",".join(rcpt.notify) if rcpt.notify else None,
+                    dsn_orcpt=rcpt.orcpt,
                 )
                 for n, rcpt in enumerate(real, start=1)
             )
             orders = scheduled(orders, policy, now)
+            orders = await self.store.call(  # replies keep the conversation's sender number
+                conversation_orders, transaction.sender.user_id, orders, now
+            )
         orders, list_mail = await fan_out_lists(
             self.store, mail_id, transaction, policy, text, orders, now
         )
@@ -222,6 +316,12 @@ class IntakeHandler:
             orders=orders,
             notices=notices,
             list_mail=list_mail,
+            dsn_ret=transaction.dsn.ret,
+            dsn_envid=transaction.dsn.envid,
+            dedupe_key=dedupe_key(
+                text.message_id, mail_from, [r.address for r in transaction.recipients]
+            ),
+            dedupe_since=now - timedelta(seconds=self.settings.dedupe_window),
         )
 
     async def drained(self, within: float) -> bool:
@@ -242,3 +342,36 @@ def _extract(raw: bytes) -> Any:
         return extract(raw)
     except MimeTooComplex as exc:
         raise Reject("mime_too_complex", reason=str(exc)) from exc
+
+
+@lru_cache(maxsize=256)
+def networks(cidrs: tuple[str, ...]) -> Networks:
+    return Networks(cidrs)
+
+
+def customer_access(settings: dict[str, Any]) -> CustomerAccess:
+    try:
+        return CustomerAccess.from_settings(settings)
+    except (ValueError, TypeError) as exc:
+        log.error("customer access settings are invalid (%s); treated as a temporary fault", exc)
+        raise StorageUnavailable(f"invalid customer access settings: {exc}") from exc
+
+
+def sequential_run(numbers: list[str], new: str) -> int:
+    """Length of the run of consecutive numbers (same length) that `new` would extend."""
+    if not new.lstrip("+").isdigit():
+        return 1
+    have = {int(n.lstrip("+")) for n in numbers if n.lstrip("+").isdigit() and len(n) == len(new)}
+    value = int(new.lstrip("+"))
+    low = value
+    while low - 1 in have:
+        low -= 1
+    high = value
+    while high + 1 in have:
+        high += 1
+    return high - low + 1
+
+
+def _peer_ip(session: Any) -> str:
+    peer = getattr(session, "peer", None)
+    return str(peer[0]) if isinstance(peer, tuple) else ""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.intake.access import CustomerAccess
 from bridge.intake.addresses import Recipient
+from bridge.intake.dsn_params import MailDsn
 from bridge.policy import Policy
 from bridge.store.intake import Sender
 
@@ -17,4 +19,7 @@ class Transaction:
     sender: Sender
     policy: Policy
     recipients: list[Recipient] = field(default_factory=list)
+    access: CustomerAccess = field(default_factory=CustomerAccess)
+    dsn: MailDsn = field(default_factory=MailDsn)
+    client_ip: str = ""
     lists: list[Any] = field(default_factory=list)  # fanout.ListTarget: list recipients

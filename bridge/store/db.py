@@ -27,6 +27,18 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_directory(url: str) -> Path | None:
+    """The directory of a SQLite database file (for free-space checks), else None."""
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return None
+    return Path(parsed.database).resolve().parent
+
+
 def open_engine(url: str, *, pool_size: int = 5) -> Engine:
     """An engine for `url`; SQLite gets its directory created and its pragmas set."""
     parsed = make_url(url)

@@ -22,6 +22,7 @@ class Sender:
 
     user_id: int
     customer_id: int
+    customer_name: str
     address: str
     display_name: str
     enabled: bool
@@ -44,6 +45,8 @@ class NewOrder:
     expires_at: datetime
     policy: dict[str, Any]
     next_attempt_at: datetime | None = None  # later than the mail: send_at, quiet hours
+    dsn_notify: str | None = None  # RFC 3461 NOTIFY as received
+    dsn_orcpt: str | None = None  # RFC 3461 ORCPT as received
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,10 @@ class NewMail:
     orders: tuple[NewOrder, ...] = field(default=())
     notices: tuple[NewNotice, ...] = field(default=())
     list_mail: dict[str, Any] | None = None  # a list_mail row when it went to lists
+    dsn_ret: str | None = None
+    dsn_envid: str | None = None
+    dedupe_key: str | None = None  # equal for the same mail delivered twice
+    dedupe_since: datetime | None = None  # look for an earlier copy received after this
 
 
 _user = User.__table__  # type: ignore[attr-defined]
@@ -96,6 +103,7 @@ def find_sender(conn: Connection, address: str) -> Sender | None:
             _user.c.enabled,
             _user.c.settings,
             _customer.c.enabled.label("customer_enabled"),
+            _customer.c.name.label("customer_name"),
             _customer.c.settings.label("customer_settings"),
             _profile.c.settings.label("profile_settings"),
         )
@@ -105,6 +113,7 @@ def find_sender(conn: Connection, address: str) -> Sender | None:
     return Sender(
         user_id=row.id,
         customer_id=row.customer_id,
+        customer_name=row.customer_name,
         address=row.address,
         display_name=row.display_name,
         enabled=row.enabled,
@@ -115,8 +124,32 @@ def find_sender(conn: Connection, address: str) -> Sender | None:
     )
 
 
-def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
-    """Insert mails, their orders and the orders' first history lines."""
+def find_duplicate(conn: Connection, mail: NewMail) -> str | None:
+    """The id of an earlier copy of this mail within the dedupe window, if any."""
+    if mail.dedupe_key is None or mail.dedupe_since is None:
+        return None
+    found = conn.execute(
+        select(_mail.c.id)
+        .where(_mail.c.dedupe_key == mail.dedupe_key, _mail.c.received_at >= mail.dedupe_since)
+        .limit(1)
+    ).scalar()
+    return str(found) if found is not None else None
+
+
+def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
+    """Insert mails, their orders and the orders' first history lines.
+
+    Returns {mail id: id of the earlier copy} for mails that were duplicates and
+    therefore not inserted again (their 250 names the earlier copy).
+    """
+    duplicates: dict[str, str] = {}
+    for m in mails:
+        earlier = find_duplicate(conn, m)
+        if earlier is not None:
+            duplicates[m.id] = earlier
+    mails = [m for m in mails if m.id not in duplicates]
+    if not mails:
+        return duplicates
     conn.execute(
         insert(_mail),
         [
@@ -131,6 +164,9 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
                 "subject": m.subject,
                 "size": len(m.raw),
                 "raw": m.raw,
+                "dsn_ret": m.dsn_ret,
+                "dsn_envid": m.dsn_envid,
+                "dedupe_key": m.dedupe_key,
             }
             for m in mails
         ],
@@ -156,7 +192,7 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
         )
     orders = [(m, o) for m in mails for o in m.orders]
     if not orders:
-        return
+        return duplicates
     conn.execute(
         insert(_order),
         [
@@ -179,6 +215,9 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
                 "expires_at": o.expires_at,
                 "error": "",
                 "policy": o.policy,
+                "dsn_notify": o.dsn_notify,
+                "dsn_orcpt": o.dsn_orcpt,
+                "delay_notified": False,
             }
             for m, o in orders
         ],
@@ -195,3 +234,4 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> None:
             for m, o in orders
         ],
     )
+    return duplicates

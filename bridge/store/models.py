@@ -122,6 +122,9 @@ class Mail(SQLModel, table=True):
     subject: str = ""
     size: int = 0
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    dsn_ret: str | None = None  # RFC 3461 RET (FULL | HDRS) as received
+    dsn_envid: str | None = None  # RFC 3461 ENVID, xtext-decoded
+    dedupe_key: str | None = Field(default=None, index=True)  # same mail delivered twice
 
 
 class Order(SQLModel, table=True):
@@ -150,6 +153,9 @@ class Order(SQLModel, table=True):
     transport: str | None = None
     error: str = ""
     policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dsn_notify: str | None = None  # RFC 3461 NOTIFY as received (e.g. "SUCCESS,FAILURE")
+    dsn_orcpt: str | None = None  # RFC 3461 ORCPT as received
+    delay_notified: bool = False  # a DELAY DSN was sent
 
 
 class OrderEvent(SQLModel, table=True):

@@ -53,6 +53,8 @@ def queue_status_notice(conn: Connection, order_id: str, now: datetime) -> int |
         .where(_order.c.id == order_id)
     ).one()
     policy = row.policy or {}
+    if "html" not in (policy.get("notify_channel") or ("html",)):
+        return None
     if not wants_notice(str(policy.get("notify", "failures")), row.status):
         return None
     context: dict[str, Any] = {

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from bridge.store.dsn import queue_final_dsn
 from bridge.store.inbound import record_order_assignment
 from bridge.store.models import FINAL_ORDER_STATUSES, Mail, Order, OrderEvent, Part, User
 from bridge.store.notices import queue_status_notice
@@ -40,6 +41,8 @@ class OrderWork:
     created_at: datetime
     expires_at: datetime | None
     policy: dict[str, Any]
+    priority: int = 0
+    error: str = ""  # why the previous attempt did not succeed ("" on the first)
 
 
 def claim_orders(conn: Connection, now: datetime, limit: int, lease: float) -> list[OrderWork]:
@@ -76,6 +79,8 @@ def claim_orders(conn: Connection, now: datetime, limit: int, lease: float) -> l
             created_at=r.created_at,
             expires_at=r.expires_at,
             policy=r.policy or {},
+            priority=r.priority,
+            error=r.error or "",
         )
         for r in rows
     ]
@@ -154,6 +159,7 @@ def record_final(conn: Connection, order_id: str, now: datetime, status: str, re
         return False
     conn.execute(insert(_event), [_event_row(order_id, now, status, reason)])
     queue_status_notice(conn, order_id, now)
+    queue_final_dsn(conn, order_id, now)
     return True
 
 

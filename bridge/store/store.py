@@ -40,7 +40,7 @@ class Store:
             threads = 1 if engine.dialect.name == "sqlite" else 4
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
         self._max_batch = max_batch
-        self._pending: list[tuple[intake_sql.NewMail, asyncio.Future[None]]] = []
+        self._pending: list[tuple[intake_sql.NewMail, asyncio.Future[str]]] = []
         self._wakeup = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self.batches = 0
@@ -61,14 +61,18 @@ class Store:
         except OSError as exc:  # e.g. the database directory vanished
             raise StorageUnavailable(str(exc)) from exc
 
-    async def accept(self, mail: intake_sql.NewMail) -> None:
-        """Commit a mail and its orders; returns only once they are durable."""
+    async def accept(self, mail: intake_sql.NewMail) -> str:
+        """Commit a mail and its orders; returns, once they are durable, the mail's id.
+
+        For the same mail delivered twice within its dedupe window nothing new is
+        written, and the id returned is the earlier copy's.
+        """
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_loop(), name="group-commit")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((mail, future))
         self._wakeup.set()
-        await future
+        return await future
 
     async def _commit_loop(self) -> None:
         while True:
@@ -80,11 +84,11 @@ class Store:
                 await self._commit_batch(batch)
 
     async def _commit_batch(
-        self, batch: list[tuple[intake_sql.NewMail, asyncio.Future[None]]]
+        self, batch: list[tuple[intake_sql.NewMail, asyncio.Future[str]]]
     ) -> None:
         self.batches += 1
         try:
-            await self.call(intake_sql.insert_mails, [mail for mail, _ in batch])
+            duplicates = await self.call(intake_sql.insert_mails, [mail for mail, _ in batch])
         except StorageUnavailable as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
@@ -95,14 +99,14 @@ class Store:
             )
             for mail, future in batch:
                 try:
-                    await self.call(intake_sql.insert_mails, [mail])
-                except StorageUnavailable as single:
-                    _settle(future, single)
+                    single = await self.call(intake_sql.insert_mails, [mail])
+                except StorageUnavailable as error:
+                    _settle(future, error)
                 else:
-                    _settle(future, None)
+                    _settle(future, single.get(mail.id, mail.id))
             return
-        for _, future in batch:
-            _settle(future, None)
+        for mail, future in batch:
+            _settle(future, duplicates.get(mail.id, mail.id))
 
     async def close(self) -> None:
         if self._committer is not None:
@@ -116,13 +120,13 @@ class Store:
         self.engine.dispose()
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[str], outcome: str | BaseException) -> None:
     if future.done():
         return
-    if error is None:
-        future.set_result(None)
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
     else:
-        future.set_exception(error)
+        future.set_result(outcome)
 
 
 def _describe(exc: SQLAlchemyError) -> str:

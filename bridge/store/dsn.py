@@ -1,0 +1,133 @@
+"""Store functions for delivery status notifications (RFC 3464): which orders get one, and when.
+
+A client that asked with NOTIFY gets exactly the DSNs it asked for (SUCCESS,
+FAILURE, DELAY; NEVER: none), whatever the profile says about HTML status mails.
+Without NOTIFY, the order's policy decides: DSNs are sent when its `notify_channel`
+includes "dsn", for the events its `notify` level covers. The notice context carries
+everything the DSN builder needs, including the original header block (RET=HDRS,
+the default) or the whole original mail (RET=FULL).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from bridge.store.models import Mail, Order
+from bridge.store.notices import queue_notice
+
+_order = Order.__table__  # type: ignore[attr-defined]
+_mail = Mail.__table__  # type: ignore[attr-defined]
+
+# Final order status -> (DSN event, Action, Status).
+_FINAL = {
+    "delivered": ("SUCCESS", "delivered", "2.0.0"),
+    "undeliverable": ("FAILURE", "failed", "5.0.0"),
+    "failed": ("FAILURE", "failed", "5.0.0"),
+    "expired": ("FAILURE", "failed", "5.4.7"),
+}
+
+
+def dsn_wanted(notify: str | None, policy: dict[str, Any], event: str) -> bool:
+    """Does this order get a DSN for `event` (SUCCESS, FAILURE or DELAY)?"""
+    if notify:
+        return event in notify.upper().split(",")
+    channel = policy.get("notify_channel") or ("html",)
+    if "dsn" not in channel:
+        return False
+    level = policy.get("notify", "failures")
+    return level == "all" if event == "SUCCESS" else level in ("failures", "all")
+
+
+def _original(raw: bytes, ret: str | None) -> str:
+    if ret != "FULL":
+        end = raw.find(b"\r\n\r\n")
+        raw = raw if end < 0 else raw[: end + 2]
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _queue(
+    conn: Connection,
+    order_id: str,
+    now: datetime,
+    event: str,
+    action: str,
+    status: str,
+    diagnostic: str,
+) -> int | None:
+    row = conn.execute(
+        select(
+            _order,
+            _mail.c.envelope_from,
+            _mail.c.received_at,
+            _mail.c.message_id.label("mail_message_id"),
+            _mail.c.subject,
+            _mail.c.raw,
+            _mail.c.dsn_ret,
+            _mail.c.dsn_envid,
+        )
+        .select_from(_order.join(_mail))
+        .where(_order.c.id == order_id)
+    ).one()
+    if not row.envelope_from or not dsn_wanted(row.dsn_notify, row.policy or {}, event):
+        return None
+    context = {
+        "order_id": row.id,
+        "mail_id": row.mail_id,
+        "event": event,
+        "action": action,
+        "status": status,
+        "diagnostic": diagnostic,
+        "envid": row.dsn_envid or "",
+        "orcpt": row.dsn_orcpt or "",
+        "final_recipient": row.rcpt_address,
+        "msisdn": row.recipient,
+        "arrival_date": format_datetime(row.received_at),
+        "last_attempt_date": format_datetime(now),
+        "in_reply_to": row.mail_message_id,
+        "subject": row.subject,
+        "text": row.text,
+        "ret": row.dsn_ret or "HDRS",
+        "original": _original(row.raw, row.dsn_ret),
+    }
+    return queue_notice(conn, "dsn", row.envelope_from, context, now, order_id=row.id)
+
+
+def queue_final_dsn(conn: Connection, order_id: str, now: datetime) -> int | None:
+    """Queue the success or failure DSN of a finished order, if one is wanted."""
+    row = conn.execute(select(_order.c.status, _order.c.error).where(_order.c.id == order_id)).one()
+    if row.status not in _FINAL:
+        return None
+    event, action, status = _FINAL[row.status]
+    detail = "delivered to the handset" if event == "SUCCESS" else row.error or row.status
+    diagnostic = f"X-SMPP; {detail}"
+    return _queue(conn, order_id, now, event, action, status, diagnostic)
+
+
+def queue_delay_dsns(conn: Connection, now: datetime, delay_after: float, limit: int) -> int:
+    """Queue one DELAY DSN for each order deferred longer than `delay_after` seconds."""
+    rows = conn.execute(
+        select(_order.c.id, _order.c.error)
+        .where(
+            _order.c.status == "deferred",
+            _order.c.delay_notified.is_(False),
+            _order.c.created_at <= now - timedelta(seconds=delay_after),
+        )
+        .limit(limit)
+    ).all()
+    for r in rows:
+        conn.execute(update(_order).where(_order.c.id == r.id).values(delay_notified=True))
+        _queue(
+            conn,
+            r.id,
+            now,
+            "DELAY",
+            "delayed",
+            "4.4.7",
+            f"X-SMPP; deferred: {r.error or 'not yet accepted'}",
+        )
+    return len(rows)

@@ -1,0 +1,56 @@
+"""A raw SMTP client for probes that well-behaved clients cannot send (smuggling, floods)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+
+class RawSmtp:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, host: str, port: int, *, local: str | None = None) -> RawSmtp:
+        reader, writer = await asyncio.open_connection(
+            host, port, local_addr=(local, 0) if local else None
+        )
+        client = cls(reader, writer)
+        return client
+
+    async def read_reply(self, timeout: float = 5.0) -> str:
+        """One whole (possibly multi-line) reply; '' when the server closed."""
+        lines = []
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not line:
+                return "".join(lines)
+            text = line.decode("utf-8", "replace")
+            lines.append(text)
+            if text[3:4] != "-":
+                return "".join(lines)
+
+    async def maybe_reply(self, timeout: float) -> str:
+        """A reply if one comes within `timeout` seconds, else ''."""
+        try:
+            return await self.read_reply(timeout)
+        except TimeoutError:
+            return ""
+
+    async def send(self, data: str | bytes) -> None:
+        self.writer.write(data.encode() if isinstance(data, str) else data)
+        await self.writer.drain()
+
+    async def command(self, line: str, timeout: float = 5.0) -> str:
+        await self.send(line + "\r\n")
+        return await self.read_reply(timeout)
+
+    async def starttls(self, context: ssl.SSLContext, server_hostname: str = "localhost") -> None:
+        await self.writer.start_tls(context, server_hostname=server_hostname)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await self.writer.wait_closed()
