@@ -56,6 +56,7 @@ class EsmeSettings:
     bind_failure_min: float = 10.0  # first wait after a refused bind: do not hammer the SMSC
     tls: bool = False
     tls_verify: bool = True
+    tls_ca_file: str = ""  # CA bundle for the SMSC's certificate ("" = the system's)
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -172,7 +173,7 @@ class Esme:
         s = self.settings
         ctx: ssl.SSLContext | None = None
         if s.tls:
-            ctx = ssl.create_default_context()
+            ctx = ssl.create_default_context(cafile=s.tls_ca_file or None)
             if not s.tls_verify:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE

@@ -48,6 +48,12 @@ def _alphabet(data_coding: int) -> str:
     return "8bit"
 
 
+def alphabet_of(data_coding: int, dcs0: Dcs0Alphabet = "gsm7") -> str:
+    """'gsm7', 'ucs2', 'latin1', 'ascii' or '8bit': how to read a payload with this DCS."""
+    alphabet = _alphabet(data_coding)
+    return dcs0 if alphabet == "default" else alphabet
+
+
 def _gsm7(payload: bytes, ies: tuple[InformationElement, ...]) -> str:
     single = next((ie.data[0] for ie in ies if ie.iei == IE_SINGLE_SHIFT and ie.data), None)
     locking = next((ie.data[0] for ie in ies if ie.iei == IE_LOCKING_SHIFT and ie.data), None)

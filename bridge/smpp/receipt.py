@@ -44,7 +44,7 @@ STAT_WORDS: Final[dict[str, ReceiptState]] = {
 }
 
 # Each field is looked up on its own so that order, extra fields and a missing `text:` are fine.
-_ID: Final = re.compile(r"(?:^|\s)id:\s*([^\s]+)", re.IGNORECASE)
+_ID: Final = re.compile(r"(?:^|\s)id:\s*([^\s:]+)(?=\s|$)", re.IGNORECASE)
 _STAT: Final = re.compile(r"\bstat:\s*([A-Za-z_]+)", re.IGNORECASE)
 _ERR: Final = re.compile(r"\berr:\s*([0-9A-Za-z_-]+)", re.IGNORECASE)
 _DONE: Final = re.compile(r"\bdone\s+date:\s*(\d{10}(?:\d{2})?)\b", re.IGNORECASE)

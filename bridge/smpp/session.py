@@ -53,6 +53,10 @@ class ConnectionLost(SessionError):
     """The connection closed before the response arrived (outcome unknown)."""
 
 
+class NotSent(ConnectionLost):
+    """The connection was already closed; the request never left (outcome known: not sent)."""
+
+
 class ResponseTimeout(SessionError):
     """No response in time; the connection has been dropped (outcome unknown)."""
 
@@ -121,7 +125,7 @@ class SmppSession:
             await self._window.acquire()
         try:
             if self._closed.is_set():
-                raise ConnectionLost(f"{self.name}: connection closed ({self.close_reason})")
+                raise NotSent(f"{self.name}: connection closed ({self.close_reason})")
             seq = self.next_sequence()
             fut: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
             self._pending[seq] = fut
