@@ -21,10 +21,20 @@ Encoding = Literal["gsm7", "ucs2"]
 class TransportError(Exception):
     """Base of the errors a transport raises from `submit`."""
 
-    def __init__(self, reason: str, *, code: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: int | None = None,
+        kind: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code  # e.g. the SMPP command_status, when there is one
+        # why, in one word for the order history: throttled, not-bound, unknown-outcome, ...
+        self.kind = kind or ("temporary" if isinstance(self, TemporaryFailure) else "rejected")
+        self.retry_after = retry_after  # seconds, when the transport knows better than backoff
 
 
 class TemporaryFailure(TransportError):
@@ -49,6 +59,11 @@ class OutboundSms:
     text: str
     encoding: Encoding
     want_receipt: bool = True
+    validity: float | None = None  # seconds from now; None = the SMSC's default
+    flash: bool = False  # class 0: shown at once, not stored
+    priority: int = 0  # 0 normal; > 0 express (SMPP priority_flag)
+    schedule_at: datetime | None = None  # deliver at (SMSC-side scheduling)
+    resubmit: bool = False  # an earlier attempt may have reached the SMSC (unknown outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,47 @@ class InboundSms:
     encoding: Encoding
     parts: int = 1
     smsc_fields: dict[str, str] = field(default_factory=dict)
+
+
+MoKey = tuple[str, str, str, int, int]  # transport, source, destination, ref, total
+
+
+@dataclass(frozen=True, slots=True)
+class MoPart:
+    """One part of a concatenated MO, as kept until every part is there."""
+
+    transport: str
+    source: str
+    destination: str
+    ref: int
+    total: int
+    seq: int
+    data_coding: int
+    udh: bytes  # the part's whole UDH (national language IEs matter when decoding)
+    payload: bytes  # after the UDH; unpacked septets when the SMSC packs GSM-7
+
+    @property
+    def key(self) -> MoKey:
+        return (self.transport, self.source, self.destination, self.ref, self.total)
+
+
+class MoPartStore(Protocol):
+    """Keeps MO parts durably until their message is complete (or timed out)."""
+
+    async def add(self, part: MoPart) -> tuple[MoPart, ...] | None:
+        """Store the part (a repeat replaces it); every part, in order, once all are there.
+
+        Returns once the part is committed; raises InboxUnavailable otherwise.
+        """
+        ...
+
+    async def discard(self, key: MoKey) -> None:
+        """Forget a message whose joined text was handed to the inbox."""
+        ...
+
+    async def expired(self, transport: str, older_than: float) -> list[tuple[MoPart, ...]]:
+        """Incomplete messages whose first part is older than `older_than` seconds."""
+        ...
 
 
 class Inbox(Protocol):

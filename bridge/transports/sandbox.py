@@ -5,13 +5,13 @@ Every MT SMS is reassembled and appended, as a phone would show it, to a JSON-li
 inbox file; each part gets a delivery receipt after `receipt_delay`. A second kind of
 bind, system_id "phone" (any password), injects MO: its submit_sm is delivered to the
 bridge as deliver_sm (split with UDH when long), and the phone's submit_sm_resp carries
-the bridge's deliver_sm_resp status. `read_inbox` and `send_mo` are the CLI's helpers.
+the bridge's deliver_sm_resp status. The phone side (`read_inbox`, `send_mo`) lives in
+`sandbox_phone` and is re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -34,7 +34,6 @@ from bridge.smpp.pdu import (
     SubmitSm,
     SubmitSmResp,
     Tlv,
-    Unbind,
     find_tlv,
 )
 from bridge.smpp.reassembly import Reassembler
@@ -42,13 +41,25 @@ from bridge.smpp.session import SessionError, SmppSession
 from bridge.smpp.udh import InformationElement, UdhError, concat_udh, find_concat, split_udh
 from bridge.text.gsm7 import is_gsm7
 from bridge.text.sms import split_sms
+from bridge.transports.sandbox_phone import (  # re-exported: the CLI and tests import them here
+    PHONE_SYSTEM_ID,
+    SandboxError,
+    SandboxSms,
+    read_inbox,
+    send_mo,
+)
+
+__all__ = [
+    "PHONE_SYSTEM_ID",
+    "SandboxConfig",
+    "SandboxError",
+    "SandboxSms",
+    "SandboxSmsc",
+    "read_inbox",
+    "send_mo",
+]
 
 log: Final = logging.getLogger(__name__)
-PHONE_SYSTEM_ID: Final = "phone"
-
-
-class SandboxError(Exception):
-    """A sandbox helper could not do what was asked (the message says why)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,19 +75,6 @@ class SandboxConfig:
     receipt_delay: float = 0.2
     redeliver_delay: float = 5.0  # a receipt answered with a temporary error is sent again
     redeliver_attempts: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxSms:
-    """One SMS as the destination phone shows it."""
-
-    destination: str
-    source: str
-    text: str
-    parts: int
-    encoding: str
-    received_at: datetime
-    message_ids: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)
@@ -366,96 +364,3 @@ class SandboxSmsc:
             if status != c.ESME_ROK:
                 return status
         return c.ESME_ROK
-
-
-# --- CLI helpers ------------------------------------------------------------------------------
-
-
-def _norm(number: str) -> str:
-    return number.strip().replace(" ", "").lstrip("+")
-
-
-def read_inbox(path: Path, to: str | None = None) -> list[SandboxSms]:
-    """The SMS in the sandbox inbox file (oldest first), only those to `to` when given."""
-    if not path.exists():
-        return []
-    out: list[SandboxSms] = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                d = json.loads(line)
-                sms = SandboxSms(
-                    destination=str(d["destination"]),
-                    source=str(d["source"]),
-                    text=str(d["text"]),
-                    parts=int(d["parts"]),
-                    encoding=str(d["encoding"]),
-                    received_at=datetime.fromisoformat(d["time"]),
-                    message_ids=tuple(str(x) for x in d.get("message_ids", ())),
-                )
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line or a hand edit: skip it
-            if to is None or _norm(sms.destination) == _norm(to):
-                out.append(sms)
-    return out
-
-
-async def send_mo(
-    host: str, port: int, source: str, destination: str | None, text: str, inbox_path: Path
-) -> str:
-    """Type `text` on phone `source` and send it; without `destination`, reply to the last
-    sender of an SMS to `source` (like a phone's Reply button). Returns the message id."""
-    if destination is None:
-        received = read_inbox(inbox_path, to=source)
-        if not received:
-            raise SandboxError(
-                f"phone {source} has received no SMS in {inbox_path}, so there is nothing to "
-                "reply to; give the destination (the bridge's number or sender id) explicitly"
-            )
-        destination = received[-1].source
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10.0)
-    except (OSError, TimeoutError) as exc:
-        raise SandboxError(f"cannot reach the sandbox SMSC at {host}:{port}: {exc}") from exc
-
-    async def refuse(pdu: Pdu) -> Pdu | None:
-        return GenericNack(pdu.sequence, c.ESME_RINVCMDID)
-
-    session = SmppSession(reader, writer, refuse, name="phone", response_timeout=30.0)
-    reader_task = asyncio.create_task(session.run())
-    try:
-        bind = await session.request(Bind(c.BIND_TRANSMITTER, 0, PHONE_SYSTEM_ID, ""))
-        if bind.status != c.ESME_ROK:
-            raise SandboxError(f"the sandbox refused the phone bind: {c.status_name(bind.status)}")
-        src = source_address(source)
-        dst = source_address(destination)
-        resp = await session.request(
-            SubmitSm(
-                0,
-                src.addr,
-                dst.addr,
-                b"",
-                source_addr_ton=src.ton,
-                source_addr_npi=src.npi,
-                dest_addr_ton=dst.ton,
-                dest_addr_npi=dst.npi,
-                data_coding=0x08,
-                tlvs=(Tlv(c.TLV_MESSAGE_PAYLOAD, text.encode("utf-16-be")),),
-            )
-        )
-        if resp.status == c.ESME_RSYSERR:
-            raise SandboxError("no bridge is bound to the sandbox SMSC to receive the SMS")
-        if resp.status == c.ESME_RX_T_APPN:
-            raise SandboxError("the bridge answered ESME_RX_T_APPN: it could not store the SMS")
-        if resp.status != c.ESME_ROK or not isinstance(resp, SubmitSmResp):
-            raise SandboxError(f"the SMS was refused: {c.status_name(resp.status)}")
-        with contextlib.suppress(SessionError):
-            await session.request(Unbind(0), response_timeout=2.0)
-        return resp.message_id
-    except SessionError as exc:
-        raise SandboxError(f"the sandbox SMSC did not answer: {exc}") from exc
-    finally:
-        await session.close()
-        reader_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader_task

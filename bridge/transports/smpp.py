@@ -1,102 +1,52 @@
-"""The SMPP transport: OutboundSms -> submit_sm parts, deliver_sm/data_sm -> Inbox, errors -> ours.
+"""The SMPP transport: one SMSC over one or more binds; OutboundSms -> submit_sm parts.
 
-Uses our own asyncio SMPP layer (`bridge.smpp`). Receipts and single-part MO are
-acknowledged only after the inbox call returned (committed); an inbox failure is
-answered with ESME_RX_T_APPN (0x64) so the SMSC redelivers later, and the session keeps
-running. Parts of a concatenated MO are acked once buffered in memory; the joined
-message follows the same commit-then-ack rule for its last part (partial MO is not yet
-persisted: a restart loses buffered parts - a known follow-up).
+Submits go to the bound bind with the fewest requests in flight (window per bind, token
+buckets per bind and per SMSC). ESME_RTHROTTLED / ESME_RMSGQFUL pause the bind (doubling
+pause) and the *same* PDU is sent again after the pause, up to `throttle_retries` times;
+then the order is deferred (TemporaryFailure kind "throttled" with a retry hint), never
+failed. A response timeout or a lost connection after sending is an unknown outcome
+(kind "unknown-outcome"): dispatch resubmits per policy, with `replace_if_present_flag`
+as the duplicate marker when the SMSC setting asks for it. Message options (validity,
+schedule, priority, flash, source TON/NPI) are applied per part. Incoming PDUs are
+handled by `IncomingHandler`; partial MO waits in the `MoPartStore`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from dataclasses import dataclass
-from typing import Final, Literal
+from datetime import UTC, datetime
+from typing import Final
 
 from bridge.smpp import constants as c
-from bridge.smpp.address import address_in, destination_address, source_address
-from bridge.smpp.esme import Esme, EsmeSettings, NotBound
-from bridge.smpp.mo import Dcs0Alphabet, decode_mo
-from bridge.smpp.pdu import (
-    DataSm,
-    DataSmResp,
-    DeliverSm,
-    DeliverSmResp,
-    GenericNack,
-    Pdu,
-    SubmitSm,
-    SubmitSmResp,
-    find_tlv,
-)
-from bridge.smpp.reassembly import Reassembler
-from bridge.smpp.receipt import is_receipt, parse_receipt
-from bridge.smpp.session import ConnectionLost, ResponseTimeout
-from bridge.smpp.udh import InformationElement, UdhError, concat_udh, find_concat, sar_concat
-from bridge.smpp.udh import split_udh as split_udh_ies
-from bridge.text.sms import split_sms
+from bridge.smpp.address import destination_address, source_address
+from bridge.smpp.encoding import plan_parts
+from bridge.smpp.esme import NotBound
+from bridge.smpp.pdu import GenericNack, SubmitSm, SubmitSmResp
+from bridge.smpp.session import ConnectionLost, NotSent, ResponseTimeout
+from bridge.smpp.stats import BindReport, BindStats
+from bridge.smpp.throttle import TokenBucket
+from bridge.smpp.times import schedule_field, validity_field
 from bridge.transports.base import (
-    InboundSms,
     Inbox,
+    MoPartStore,
     OutboundSms,
     PermanentFailure,
     SubmitResult,
     TemporaryFailure,
 )
+from bridge.transports.mo_parts import MemoryMoParts
+from bridge.transports.smpp_bind import SmppBind
+from bridge.transports.smpp_config import SmppConfig, canonical_id
+from bridge.transports.smpp_incoming import IncomingHandler
+
+__all__ = ["SmppConfig", "SmppTransport", "failure_for"]
 
 log: Final = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SmppConfig:
-    """One SMPP bind, as the settings layer hands it over."""
-
-    name: str
-    host: str
-    port: int
-    system_id: str
-    password: str
-    system_type: str = ""
-    bind_type: Literal["transceiver", "transmitter", "receiver"] = "transceiver"
-    window: int = 10
-    enquire_link_interval: float = 30.0
-    enquire_link_timeout: float = 10.0
-    response_timeout: float = 30.0
-    connect_timeout: float = 10.0
-    reconnect_min: float = 1.0
-    reconnect_max: float = 60.0
-    bind_failure_min: float = 10.0
-    bind_wait: float = 5.0  # how long submit waits for a (re)bind before "not bound"
-    service_type: str = ""
-    udh_ref16: bool = False
-    dcs0_alphabet: Dcs0Alphabet = "gsm7"  # what data_coding 0x00 means on this SMSC (MO)
-    source_ton: int | None = None  # override the TON/NPI derived from the sender id
-    source_npi: int | None = None
-    mo_reassembly_timeout: float = 1800.0
-    tls: bool = False
-    tls_verify: bool = True
-
-    def esme_settings(self) -> EsmeSettings:
-        return EsmeSettings(
-            host=self.host,
-            port=self.port,
-            system_id=self.system_id,
-            password=self.password,
-            system_type=self.system_type,
-            bind_type=self.bind_type,
-            window=self.window,
-            response_timeout=self.response_timeout,
-            connect_timeout=self.connect_timeout,
-            enquire_link_interval=self.enquire_link_interval,
-            enquire_link_timeout=self.enquire_link_timeout,
-            reconnect_min=self.reconnect_min,
-            reconnect_max=self.reconnect_max,
-            bind_failure_min=self.bind_failure_min,
-            tls=self.tls,
-            tls_verify=self.tls_verify,
-        )
+THROTTLING: Final = frozenset({c.ESME_RTHROTTLED, c.ESME_RMSGQFUL})
+MAX_ALPHANUMERIC: Final = 11
 
 
 def failure_for(status: int, what: str) -> TemporaryFailure | PermanentFailure:
@@ -108,188 +58,214 @@ def failure_for(status: int, what: str) -> TemporaryFailure | PermanentFailure:
 
 
 class SmppTransport:
-    """A Transport over one self-healing SMPP bind."""
+    """A Transport over one SMSC's self-healing binds."""
 
-    def __init__(self, config: SmppConfig, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: SmppConfig,
+        *,
+        mo_parts: MoPartStore | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.name = config.name
         self.config = config
         self._rng = rng or random.Random()
-        self._esme = Esme(config.esme_settings(), self._on_request, name=config.name, rng=rng)
-        self._inbox: Inbox | None = None
-        self._reassembler = Reassembler(timeout=config.mo_reassembly_timeout)
+        self.mo_parts: MoPartStore = mo_parts if mo_parts is not None else MemoryMoParts()
+        smsc_bucket = TokenBucket(config.smsc_rate, config.burst)
+        self.handlers: list[IncomingHandler] = []
+        self.binds: list[SmppBind] = []
+        for i in range(1, max(1, config.binds) + 1):
+            stats = BindStats()
+            handler = IncomingHandler(config, self.mo_parts, stats)
+            name = config.name if config.binds <= 1 else f"{config.name}#{i}"
+            self.handlers.append(handler)
+            self.binds.append(SmppBind(config, name, handler, stats, smsc_bucket, self._rng))
         self._ref = self._rng.randrange(0x10000)
+        self._tasks: list[asyncio.Task[None]] = []
 
     # --- Transport protocol -----------------------------------------------------------------
 
     async def start(self, inbox: Inbox) -> None:
-        self._inbox = inbox
-        await self._esme.start()
+        for handler in self.handlers:
+            handler.inbox = inbox
+        for bind in self.binds:
+            await bind.start()
+        self._tasks.append(asyncio.create_task(self._sweep(inbox), name=f"{self.name}-mo-sweep"))
+        if self.config.stats_interval > 0:
+            self._tasks.append(asyncio.create_task(self._report(), name=f"{self.name}-stats"))
 
     async def stop(self) -> None:
-        await self._esme.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for bind in self.binds:
+            await bind.stop()
 
     @property
     def bound(self) -> bool:
-        return self._esme.bound
+        return any(b.bound for b in self.binds if b.can_submit)
+
+    available = bound  # dispatch skips a transport whose binds are all down
 
     @property
     def last_error(self) -> str:
-        return self._esme.last_error
+        return "; ".join(b.last_error for b in self.binds)
 
     async def wait_bound(self, within: float) -> bool:
-        return await self._esme.wait_bound(within)
+        if self.bound:
+            return True
+        waits = [asyncio.create_task(b.wait_bound(within)) for b in self.binds if b.can_submit]
+        if not waits:
+            return False
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        while not any(t.result() for t in done) and pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for t in pending:
+            t.cancel()
+        return self.bound
+
+    def reports(self) -> list[BindReport]:
+        """Per-bind state, window use, throughput and counters (for logs and metrics)."""
+        now = asyncio.get_running_loop().time()
+        return [b.report(now) for b in self.binds]
+
+    # --- submit -----------------------------------------------------------------------------
 
     def _next_ref(self) -> int:
         self._ref = (self._ref + 1) & 0xFFFF
-        return self._ref if self.config.udh_ref16 else self._ref & 0xFF
+        return self._ref if self.config.concat in ("udh16", "sar") else self._ref & 0xFF
 
-    async def submit(self, sms: OutboundSms) -> SubmitResult:
+    async def _pick(self) -> SmppBind:
+        if not self.bound and not await self.wait_bound(self.config.bind_wait):
+            raise TemporaryFailure(f"{self.name}: not bound ({self.last_error})", kind="not-bound")
+        now = asyncio.get_running_loop().time()
+        ready = [b for b in self.binds if b.can_submit and b.bound]
+        return min(ready, key=lambda b: (b.pause.remaining(now) > 0, b.stats.in_flight))
+
+    def _pdus(self, sms: OutboundSms) -> list[SubmitSm]:
         cfg = self.config
-        if not self._esme.bound and not await self._esme.wait_bound(cfg.bind_wait):
-            raise TemporaryFailure(f"{self.name}: not bound ({self._esme.last_error})")
+        src = source_address(sms.source)
+        if src.ton == c.TON_ALPHANUMERIC and len(src.addr) > MAX_ALPHANUMERIC:
+            raise PermanentFailure(f"sender id {sms.source!r} is longer than 11 characters")
+        dst = destination_address(sms.destination)
         try:
-            segments = split_sms(sms.text, sms.encoding, ref16=cfg.udh_ref16)
+            parts = plan_parts(
+                sms.text, sms.encoding, cfg.encoding, ref=self._next_ref(), flash=sms.flash
+            )
         except ValueError as exc:
             raise PermanentFailure(f"text cannot be sent as {sms.encoding}: {exc}") from exc
-        payloads = segments.payloads
-        total = len(payloads)
-        if total > 255:
-            raise PermanentFailure(f"text needs {total} parts; at most 255 can be concatenated")
-        src = source_address(sms.source)
-        dst = destination_address(sms.destination)
-        src_ton = src.ton if cfg.source_ton is None else cfg.source_ton
-        src_npi = src.npi if cfg.source_npi is None else cfg.source_npi
-        registered = 1 if sms.want_receipt else 0
-        ref = self._next_ref() if total > 1 else 0
-        esm_class = c.ESM_UDHI if total > 1 else 0
-        ids: list[str] = []
-        # Parts go one after another. If part k fails after parts 1..k-1 were accepted we
-        # raise anyway: dispatch resubmits the whole order, so the handset may see the early
-        # parts twice (a rare duplicate beats a lost or truncated message).
-        for seq, payload in enumerate(payloads, 1):
-            udh = concat_udh(ref, total, seq, ref16=cfg.udh_ref16) if total > 1 else b""
-            pdu = SubmitSm(
+        now = datetime.now(UTC)
+        validity = validity_field(sms.validity, now, cfg.validity_format)
+        schedule = schedule_field(sms.schedule_at, now)
+        replace = 1 if sms.resubmit and cfg.resubmit_marker == "replace_if_present" else 0
+        return [
+            SubmitSm(
                 0,
                 src.addr,
                 dst.addr,
-                udh + payload,
+                part.short_message,
                 service_type=cfg.service_type,
-                source_addr_ton=src_ton,
-                source_addr_npi=src_npi,
+                source_addr_ton=src.ton if cfg.source_ton is None else cfg.source_ton,
+                source_addr_npi=src.npi if cfg.source_npi is None else cfg.source_npi,
                 dest_addr_ton=dst.ton,
                 dest_addr_npi=dst.npi,
-                esm_class=esm_class,
-                registered_delivery=registered,
-                data_coding=segments.data_coding,
+                esm_class=part.esm_class,
+                priority_flag=min(3, max(0, sms.priority)),
+                schedule_delivery_time=schedule,
+                validity_period=validity,
+                registered_delivery=1 if sms.want_receipt else 0,
+                replace_if_present_flag=replace,
+                data_coding=part.data_coding,
+                tlvs=part.tlvs,
             )
+            for part in parts
+        ]
+
+    async def submit(self, sms: OutboundSms) -> SubmitResult:
+        pdus = self._pdus(sms)
+        bind = await self._pick()
+        total = len(pdus)
+        ids: list[str] = []
+        # Parts go one after another on one bind. If part k fails after parts 1..k-1 were
+        # accepted we raise anyway: dispatch resubmits the whole order, so the handset may
+        # see the early parts twice (a rare duplicate beats a lost or truncated message).
+        for seq, pdu in enumerate(pdus, 1):
             what = f"order {sms.order_id} part {seq}/{total}"
+            if ids:
+                what += f" (parts 1-{seq - 1} accepted as {','.join(ids)})"
+            resp = await self._submit_part(bind, pdu, what)
+            ids.append(canonical_id(resp.message_id, self.config.submit_id_base))
+        log.debug("%s: order %s submitted as %s", bind.name, sms.order_id, ids)
+        return SubmitResult(self.name, tuple(ids))
+
+    async def _submit_part(self, bind: SmppBind, pdu: SubmitSm, what: str) -> SubmitSmResp:
+        loop = asyncio.get_running_loop()
+        stats = bind.stats
+        status, pause = c.ESME_ROK, 0.0
+        for _ in range(max(0, self.config.throttle_retries) + 1):
             try:
-                resp = await self._esme.request(pdu)
-            except NotBound as exc:
-                raise TemporaryFailure(f"{what}: {exc}") from None
+                resp = await bind.send(pdu)
+            except (NotBound, NotSent) as exc:
+                raise TemporaryFailure(f"{what}: {exc}", kind="not-bound") from None
             except ResponseTimeout:
-                log.warning("%s: %s: no response, dropping the connection", self.name, what)
-                raise TemporaryFailure(f"{what}: no response (unknown outcome)") from None
-            except ConnectionLost as exc:
+                stats.timeouts += 1
+                log.warning("%s: %s: no response, dropping the connection", bind.name, what)
                 raise TemporaryFailure(
-                    f"{what}: connection lost (unknown outcome): {exc}"
+                    f"{what}: no response (unknown outcome)", kind="unknown-outcome"
+                ) from None
+            except ConnectionLost as exc:
+                stats.lost += 1
+                raise TemporaryFailure(
+                    f"{what}: connection lost (unknown outcome): {exc}", kind="unknown-outcome"
                 ) from None
             except (UnicodeEncodeError, ValueError) as exc:
                 raise PermanentFailure(f"{what}: cannot encode submit_sm: {exc}") from None
-            if isinstance(resp, GenericNack):
-                err = failure_for(resp.status or c.ESME_RSYSERR, f"{what}: generic_nack")
-                log.warning("%s: %s", self.name, err.reason)
-                raise err
-            if not isinstance(resp, SubmitSmResp):
-                raise TemporaryFailure(f"{what}: unexpected answer 0x{resp.command_id:08X}")
-            if resp.status != c.ESME_ROK:
-                err = failure_for(resp.status, what)
-                log.info("%s: %s rejected (%s)", self.name, what, c.status_name(resp.status))
-                raise err
-            ids.append(resp.message_id)
-        log.debug("%s: order %s submitted as %s", self.name, sms.order_id, ids)
-        return SubmitResult(self.name, tuple(ids))
-
-    # --- incoming -----------------------------------------------------------------------------
-
-    async def _on_request(self, pdu: Pdu) -> Pdu | None:
-        if isinstance(pdu, DeliverSm):
-            sm = pdu.short_message
-            if not sm:
-                sm = find_tlv(pdu.tlvs, c.TLV_MESSAGE_PAYLOAD) or b""
-            return DeliverSmResp(pdu.sequence, await self._on_incoming(pdu, sm))
-        if isinstance(pdu, DataSm):
-            sm = find_tlv(pdu.tlvs, c.TLV_MESSAGE_PAYLOAD) or b""
-            return DataSmResp(pdu.sequence, await self._on_incoming(pdu, sm))
-        log.warning("%s: unsupported request 0x%08X", self.name, pdu.command_id)
-        return GenericNack(pdu.sequence, c.ESME_RINVCMDID)
-
-    async def _on_incoming(self, pdu: DeliverSm | DataSm, sm: bytes) -> int:
-        """Hand a receipt or an MO to the inbox; the command_status to answer with."""
-        inbox = self._inbox
-        if inbox is None:
-            return c.ESME_RX_T_APPN
-        if is_receipt(pdu.esm_class, pdu.tlvs, sm):
-            receipt = parse_receipt(
-                self.name, esm_class=pdu.esm_class, tlvs=pdu.tlvs, short_message=sm
-            )
-            if receipt is None:  # no message id: nothing could ever be matched with it
-                log.warning("%s: receipt without message id ignored: %r", self.name, sm[:200])
-                return c.ESME_ROK
-            try:
-                await inbox.on_receipt(receipt)
-            except Exception as exc:
+            nack = isinstance(resp, GenericNack)
+            status = (resp.status or c.ESME_RSYSERR) if nack else resp.status
+            if status in THROTTLING:
+                stats.throttled += 1
+                pause = bind.pause.throttled(loop.time())
                 log.warning(
-                    "%s: receipt %s not stored (%s); answering 0x64",
-                    self.name,
-                    receipt.message_id,
-                    exc,
+                    "%s: %s: %s, bind paused %.1f s", bind.name, what, c.status_name(status), pause
                 )
-                return c.ESME_RX_T_APPN
-            return c.ESME_ROK
-        return await self._on_mo(pdu, sm, inbox)
-
-    async def _on_mo(self, pdu: DeliverSm | DataSm, sm: bytes, inbox: Inbox) -> int:
-        ies: tuple[InformationElement, ...] = ()
-        payload = sm
-        if pdu.esm_class & c.ESM_UDHI:
-            try:
-                ies, payload = split_udh_ies(sm)
-            except UdhError as exc:
-                log.warning("%s: MO with a malformed UDH, taken as text: %s", self.name, exc)
-        concat = find_concat(ies) if ies else sar_concat(pdu.tlvs)
-        source = address_in(pdu.source_addr_ton, pdu.source_addr)
-        destination = address_in(pdu.dest_addr_ton, pdu.destination_addr)
-        parts = 1
-        key = None
-        if concat is not None and concat.total > 1:
-            key = (source, destination, concat.ref, concat.total)
-            now = asyncio.get_running_loop().time()
-            done = self._reassembler.add(key, concat.seq, payload, pdu.data_coding, now)
-            if done is None:
-                return c.ESME_ROK  # buffered in memory only (see the module docstring)
-            payload, parts = done.payload, done.parts
-        text, encoding = decode_mo(pdu.data_coding, payload, ies, dcs0=self.config.dcs0_alphabet)
-        sms = InboundSms(
-            transport=self.name,
-            source=source,
-            destination=destination,
-            text=text,
-            encoding=encoding,
-            parts=parts,
-            smsc_fields={
-                "source_ton": str(pdu.source_addr_ton),
-                "source_npi": str(pdu.source_addr_npi),
-                "dest_ton": str(pdu.dest_addr_ton),
-                "data_coding": str(pdu.data_coding),
-                "service_type": pdu.service_type,
-            },
+                continue
+            if status != c.ESME_ROK or not isinstance(resp, SubmitSmResp):
+                stats.rejected += 1
+                err = failure_for(
+                    status or c.ESME_RSYSERR, f"{what}: {'generic_nack' if nack else 'rejected'}"
+                )
+                if nack:
+                    err.kind = "generic-nack"
+                log.info("%s: %s", bind.name, err.reason)
+                raise err
+            bind.pause.succeeded()
+            stats.submitted += 1
+            return resp
+        raise TemporaryFailure(
+            f"{what}: {c.status_name(status)} {self.config.throttle_retries + 1} times; "
+            f"bind paused {pause:.1f} s",
+            code=status,
+            kind="throttled",
+            retry_after=pause,
         )
-        try:
-            await inbox.on_message(sms)
-        except Exception as exc:
-            log.warning("%s: MO from %s not stored (%s); answering 0x64", self.name, source, exc)
-            return c.ESME_RX_T_APPN
-        if key is not None:
-            self._reassembler.discard(key)
-        return c.ESME_ROK
+
+    # --- background -------------------------------------------------------------------------
+
+    async def _sweep(self, inbox: Inbox) -> None:
+        """Deliver MO whose missing parts never came, with a gap marker (every timeout/4)."""
+        every = max(0.05, min(60.0, self.config.mo_reassembly_timeout / 4))
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.handlers[0].deliver_expired(inbox)
+            except Exception as exc:  # storage down: try again next round
+                log.warning("%s: MO reassembly sweep failed: %s", self.name, exc)
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.stats_interval)
+            for report in self.reports():
+                log.info("smpp bind %s", report.line())

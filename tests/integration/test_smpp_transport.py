@@ -139,14 +139,18 @@ async def test_rejections_map_to_our_errors(started: list[SmppTransport]) -> Non
         p.reject["4915100000058"] = c.ESME_RTHROTTLED
         p.reject["4915100000014"] = c.ESME_RMSGQFUL
         p.reject["4915100000011"] = c.ESME_RINVDSTADR
-        t = SmppTransport(config(p.port))
+        t = SmppTransport(config(p.port, throttle_pause_min=0.01, throttle_pause_max=0.04))
         await start(t, RecordingInbox(), started)
         with pytest.raises(TemporaryFailure) as temp:
             await t.submit(OutboundSms("o-t", "+4915100000058", "Bridge", "hi", "gsm7"))
         assert temp.value.code == c.ESME_RTHROTTLED
+        assert temp.value.kind == "throttled" and temp.value.retry_after
+        # the same PDU was offered three times (throttle_retries = 2), then the order defers
+        assert [ev.destination_addr for ev in p.submits].count("4915100000058") == 3
         with pytest.raises(TemporaryFailure) as full:
             await t.submit(OutboundSms("o-q", "+4915100000014", "Bridge", "hi", "gsm7"))
         assert full.value.code == c.ESME_RMSGQFUL
+        assert t.reports()[0].throttled == 6
         with pytest.raises(PermanentFailure) as perm:
             await t.submit(OutboundSms("o-p", "+4915100000011", "Bridge", "hi", "gsm7"))
         assert perm.value.code == c.ESME_RINVDSTADR

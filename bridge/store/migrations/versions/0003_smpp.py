@@ -7,6 +7,10 @@ Create Date: 2026-11-22
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
@@ -14,8 +18,25 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "mo_part",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("transport", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("destination", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("ref", sa.Integer(), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("data_coding", sa.Integer(), nullable=False),
+        sa.Column("udh", sa.LargeBinary(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("received_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("transport", "source", "destination", "ref", "total", "seq"),
+    )
+    op.create_index("ix_mo_part_age", "mo_part", ["transport", "received_at"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_mo_part_age", table_name="mo_part")
+    op.drop_table("mo_part")

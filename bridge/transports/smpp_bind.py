@@ -1,0 +1,93 @@
+"""One bind of an SMSC transport: its ESME(s), token buckets, throttle pause and counters.
+
+A bind is a transceiver, or a transmitter+receiver pair ("pair"). `send` waits while
+the bind is paused after throttling, then for a token of the bind's bucket and of
+the SMSC's shared bucket, then takes a window slot in the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from bridge.smpp.esme import Esme
+from bridge.smpp.pdu import Pdu
+from bridge.smpp.session import RequestHandler
+from bridge.smpp.stats import BindReport, BindStats
+from bridge.smpp.throttle import ThrottlePause, TokenBucket
+from bridge.transports.smpp_config import SmppConfig
+
+
+class SmppBind:
+    """One bind (or bind pair) to the SMSC."""
+
+    def __init__(
+        self,
+        config: SmppConfig,
+        name: str,
+        handler: RequestHandler,
+        stats: BindStats,
+        smsc_bucket: TokenBucket,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.window = config.window
+        pair = config.bind_type == "pair"
+        tx_type = "transmitter" if pair else config.bind_type
+        self.tx = Esme(config.esme_settings(tx_type), handler, name=name, rng=rng)
+        self.rx = (
+            Esme(config.esme_settings("receiver"), handler, name=f"{name}/rx", rng=rng)
+            if pair
+            else None
+        )
+        self.can_submit = tx_type != "receiver"
+        self.stats = stats
+        self.bucket = TokenBucket(config.rate, config.burst)
+        self.smsc_bucket = smsc_bucket
+        self.pause = ThrottlePause(config.throttle_pause_min, config.throttle_pause_max)
+
+    @property
+    def bound(self) -> bool:
+        return self.tx.bound
+
+    @property
+    def last_error(self) -> str:
+        return self.tx.last_error
+
+    def state(self, now: float) -> str:
+        if not self.tx.bound:
+            return "down"
+        return "paused" if self.pause.remaining(now) > 0 else "bound"
+
+    def report(self, now: float) -> BindReport:
+        return self.stats.snapshot(self.name, self.state(now), self.window, now, self.last_error)
+
+    async def start(self) -> None:
+        await self.tx.start()
+        if self.rx is not None:
+            await self.rx.start()
+
+    async def stop(self) -> None:
+        await self.tx.stop()
+        if self.rx is not None:
+            await self.rx.stop()
+
+    async def wait_bound(self, within: float) -> bool:
+        return await self.tx.wait_bound(within)
+
+    async def send(self, pdu: Pdu) -> Pdu:
+        """Send one request when pause, rate and window allow; its response."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        paused = self.pause.remaining(now)
+        if paused > 0:  # a throttling answer elsewhere paused this bind: wait it out first
+            await asyncio.sleep(paused)
+            now = loop.time()
+        delay = max(self.bucket.reserve(now), self.smsc_bucket.reserve(now))
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.stats.in_flight += 1
+        try:
+            return await self.tx.request(pdu)
+        finally:
+            self.stats.in_flight -= 1
