@@ -1,0 +1,232 @@
+"""The whole bridge against misbehaving SMSCs: every order ends correct, nothing is lost.
+
+Each test runs the real Bridge (SQLite, intake, dispatch, receipts) against the fault
+peer of tests/peers/smpp_fault.py and reads the outcome and the order history from the
+database. No sleeps: every wait is a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosmtplib
+
+from bridge.settings import Settings, load_settings
+from bridge.smpp import constants as c
+from tests.helpers import make_mail, running_bridge, wait_for
+from tests.peers.smpp_fault import Faults, mo_part, running_fault_smsc
+
+PHONES = ["+491701234561", "+491701234562", "+491701234563"]
+
+
+def settings_for(
+    tmp_path: Path, smscs: dict[str, int], routes: str = "", **smsc: object
+) -> Settings:
+    extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in smsc.items())
+    blocks = "".join(
+        f"""
+[[smsc]]
+name = "{name}"
+port = {port}
+system_id = "bridge"
+password = "pw"
+response_timeout = 0.5
+throttle_pause_min = 0.05
+throttle_pause_max = 0.2
+bind_failure_min = 0.2
+mo_reassembly_timeout = 60.0
+stats_interval = 0.5
+{extra}"""
+        for name, port in smscs.items()
+    )
+    routes = routes or f'[[routes]]\nprefix = ""\ntransports = {list(smscs)!r}\n'.replace("'", '"')
+    text = f"""
+database_url = "sqlite:///{tmp_path / "bridge.db"}"
+demo = true
+[smtp]
+port = 0
+[mailer]
+mode = "maildir"
+maildir = "{tmp_path / "maildir"}"
+poll_interval = 0.2
+[dispatch]
+poll_interval = 0.1
+retry_min = 0.3
+{blocks}
+{routes}"""
+    path = tmp_path / "bridge.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_settings(path, environ={})
+
+
+def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(tmp_path / "bridge.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def statuses(tmp_path: Path) -> dict[str, str]:
+    return {str(i): str(s) for i, s in rows(tmp_path, 'SELECT id, status FROM "order"')}
+
+
+def events(tmp_path: Path) -> list[str]:
+    return [str(e) for (e,) in rows(tmp_path, "SELECT event FROM order_event ORDER BY id")]
+
+
+async def send(smtp_at: tuple[str, int], to: list[str], body: str = "Hello") -> None:
+    async with aiosmtplib.SMTP(hostname=smtp_at[0], port=smtp_at[1]) as smtp:
+        await smtp.sendmail(
+            "demo@example.com", [f"{n}@eu.rsms.net" for n in to], make_mail(to[0], body)
+        )
+
+
+async def all_delivered(tmp_path: Path, n: int) -> None:
+    await wait_for(lambda: list(statuses(tmp_path).values()) == ["delivered"] * n, within=20)
+
+
+async def test_throttling_defers_and_then_delivers(tmp_path: Path) -> None:
+    async with (
+        running_fault_smsc(Faults(throttle=4)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port})) as (bridge, ep),
+    ):
+        await send(ep.smtp, PHONES[:1])
+        await all_delivered(tmp_path, 1)
+        assert bridge.transports["a"].reports()[0].throttled == 4
+    ev = events(tmp_path)
+    assert ev.count("throttled") == 1 and "deferred" in ev  # 3 throttles in attempt 1
+    assert ev.index("throttled") < ev.index("deferred") < ev.index("submitted")
+    assert ev[-1] == "delivered"
+
+
+async def test_no_response_is_unknown_outcome_and_resubmitted_with_marker(tmp_path: Path) -> None:
+    async with running_fault_smsc(Faults(silent=1)) as peer:
+        s = settings_for(tmp_path, {"a": peer.port}, resubmit_marker="replace_if_present")
+        async with running_bridge(s) as (_, ep):
+            await send(ep.smtp, PHONES[:1])
+            await all_delivered(tmp_path, 1)
+    assert [p.replace_if_present_flag for p in peer.submits] == [0, 1]
+    ev = events(tmp_path)
+    assert "unknown-outcome" in ev and ev[-1] == "delivered"
+    details = [str(d) for (d,) in rows(tmp_path, "SELECT detail FROM order_event")]
+    assert any("resubmit" in d for d in details)
+
+
+async def test_unknown_outcome_can_hold_for_an_operator(tmp_path: Path) -> None:
+    async with running_fault_smsc(Faults(silent=1)) as peer:
+        s = settings_for(tmp_path, {"a": peer.port})
+        s = s.model_copy(
+            update={"dispatch": s.dispatch.model_copy(update={"on_unknown_outcome": "hold"})}
+        )
+        async with running_bridge(s) as (_, ep):
+            await send(ep.smtp, PHONES[:1])
+            await wait_for(lambda: list(statuses(tmp_path).values()) == ["held"], within=10)
+
+
+async def test_generic_nack_defers_then_delivers(tmp_path: Path) -> None:
+    async with (
+        running_fault_smsc(Faults(nack=1)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port})) as (_, ep),
+    ):
+        await send(ep.smtp, PHONES[:1])
+        await all_delivered(tmp_path, 1)
+    assert "generic-nack" in events(tmp_path)
+
+
+async def test_permanent_generic_nack_fails_the_order(tmp_path: Path) -> None:
+    async with (
+        running_fault_smsc(Faults(nack=1, nack_status=c.ESME_RINVCMDID)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port})) as (_, ep),
+    ):
+        await send(ep.smtp, PHONES[:1])
+        await wait_for(lambda: list(statuses(tmp_path).values()) == ["failed"], within=10)
+
+
+async def test_disconnect_mid_window_loses_nothing(tmp_path: Path) -> None:
+    async with (
+        running_fault_smsc(Faults(drop_after=3)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port})) as (_, ep),
+    ):
+        await send(ep.smtp, PHONES)
+        await all_delivered(tmp_path, 3)
+        assert peer.binds >= 2
+    assert events(tmp_path).count("unknown-outcome") == 3
+
+
+async def test_receipt_before_response(tmp_path: Path) -> None:
+    async with (
+        running_fault_smsc(Faults(receipt_first=True)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port})) as (_, ep),
+    ):
+        await send(ep.smtp, PHONES[:2])
+        await all_delivered(tmp_path, 2)
+    assert set(peer.deliver_statuses) == {0}
+
+
+async def test_wrong_duplicate_and_regressing_receipts(tmp_path: Path) -> None:
+    async with (
+        running_fault_smsc(Faults(wrong_receipts=True)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port})) as (_, ep),
+    ):
+        await send(ep.smtp, PHONES[:1])
+        await all_delivered(tmp_path, 1)
+        await peer.wait_until(lambda: len(peer.deliver_statuses) == 6)
+        await wait_for(
+            lambda: rows(tmp_path, "SELECT count(*) FROM receipt WHERE status='applied'") == [(4,)]
+        )
+        unmatched = rows(tmp_path, "SELECT smsc_id FROM receipt WHERE status='new'")
+    assert set(peer.deliver_statuses) == {0}  # every receipt acknowledged, none crashed us
+    assert unmatched == [("999999",)]  # kept; orphaned after the receipt TTL
+    assert rows(tmp_path, "SELECT state FROM part") == [("delivered",)]
+    assert list(statuses(tmp_path).values()) == ["delivered"]
+
+
+async def test_three_part_mt_is_delivered_only_with_its_third_receipt(tmp_path: Path) -> None:
+    async with (
+        running_fault_smsc(Faults(hold_receipts=True)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port})) as (_, ep),
+    ):
+        await send(ep.smtp, PHONES[:1], body="Three parts. " * 32)
+        await wait_for(lambda: len(peer.held_receipts) == 3, within=10)
+        await wait_for(lambda: list(statuses(tmp_path).values()) == ["submitted"])
+        await peer.release_receipts(2)
+        await wait_for(
+            lambda: rows(tmp_path, "SELECT count(*) FROM part WHERE state='delivered'") == [(2,)]
+        )
+        assert list(statuses(tmp_path).values()) == ["submitted"]
+        await peer.release_receipts(1)
+        await all_delivered(tmp_path, 1)
+
+
+async def test_three_part_mo_last_first_survives_a_restart(tmp_path: Path) -> None:
+    text = "".join(f"{i:03d}," for i in range(110))[:440]  # 440 septets: 3 parts of 153
+    raw = text.encode("ascii")
+    chunks = [raw[:153], raw[153:306], raw[306:]]
+    async with running_fault_smsc() as peer:
+        s = settings_for(tmp_path, {"a": peer.port})
+        async with running_bridge(s):
+            await peer.wait_until(lambda: peer.sessions)
+            assert await peer.deliver(mo_part(7, 3, 3, chunks[2])) == 0
+            assert await peer.deliver(mo_part(7, 3, 1, chunks[0])) == 0
+        assert rows(tmp_path, "SELECT count(*) FROM mo_part") == [(2,)]  # kept across restart
+        async with running_bridge(s):
+            await peer.wait_until(lambda: any(not x.closed for x in peer.sessions))
+            assert await peer.deliver(mo_part(7, 3, 2, chunks[1])) == 0
+            await wait_for(lambda: rows(tmp_path, "SELECT text, parts FROM inbound"))
+    assert rows(tmp_path, "SELECT text, parts FROM inbound") == [(text, 3)]
+    assert rows(tmp_path, "SELECT count(*) FROM mo_part") == [(0,)]
+
+
+async def test_failover_to_the_next_smsc_and_skip_a_down_bind(tmp_path: Path) -> None:
+    async with running_fault_smsc(Faults(throttle=100)) as a, running_fault_smsc() as b:
+        s = settings_for(tmp_path, {"a": a.port, "b": b.port}, throttle_retries=0)
+        async with running_bridge(s) as (_, ep):
+            await send(ep.smtp, PHONES[:1])
+            await all_delivered(tmp_path, 1)
+            ev = events(tmp_path)
+            assert ev[:4] == ["queued", "attempt", "throttled", "failover"][: len(ev[:4])]
+            assert "failover" in ev and len(b.submits) == 1
+            await a.stop()  # SMSC a goes away: its bind is down, so it is skipped
+            await wait_for(lambda: not a.sessions)
+            await send(ep.smtp, PHONES[1:2])
+            await all_delivered(tmp_path, 2)
+            assert "skipped" in events(tmp_path) and len(b.submits) == 2
