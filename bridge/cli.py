@@ -388,6 +388,10 @@ def sandbox_send(
 
 def main() -> None:
     from bridge.cli_inbound import register as register_inbound
+    from bridge.cli_report import register as register_report
+    from bridge.cli_settings import register as register_settings
 
+    register_settings(app)
+    register_report(app)
     register_inbound(app)
     app()

@@ -104,8 +104,13 @@ def test_as_dict_is_json_for_the_order_column() -> None:
 
 @pytest.mark.parametrize(
     ("value", "kind"),
-    [("ACME", "alphanumeric"), ("Shop24", "alphanumeric"), ("12345", "short_code")]
-    + [("+491701234567", "international"), ("491701234567", "international")],
+    [
+        ("ACME", "alphanumeric"),
+        ("Shop24", "alphanumeric"),
+        ("12345", "short_code"),
+        ("+491701234567", "international"),
+        ("491701234567", "international"),
+    ],
 )
 def test_valid_sender_ids(value: str, kind: str) -> None:
     assert check_setting("sender_id", value) == value
