@@ -32,7 +32,8 @@ def test_pack_known_vector() -> None:
 @given(st.binary(max_size=200).map(lambda b: bytes(x & 0x7F for x in b)), st.integers(0, 6))
 def test_pack_round_trip(septets: bytes, fill: int) -> None:
     out = unpack_septets(pack_septets(septets, fill), fill)
-    assert out[: len(septets)] == septets
+    # packed GSM-7 cannot tell a final '@' (0x00) from 7 padding bits: the one ambiguity
+    assert out == septets or (out == septets[:-1] and septets[-1] == 0)
 
 
 def test_fill_bits() -> None:
