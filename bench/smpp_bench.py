@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.smpp import constants as c  # noqa: E402
-from bridge.smpp.pdu import Bind, BindResp, Pdu, SubmitSm, SubmitSmResp  # noqa: E402
-from bridge.smpp.session import SmppSession  # noqa: E402
-from bridge.transports.base import OutboundSms  # noqa: E402
-from bridge.transports.mo_parts import MemoryMoParts  # noqa: E402
-from bridge.transports.smpp import SmppConfig, SmppTransport  # noqa: E402
+from bridge.smpp import constants as c
+from bridge.smpp.pdu import Bind, BindResp, Pdu, SubmitSm, SubmitSmResp
+from bridge.smpp.session import SmppSession
+from bridge.transports.base import OutboundSms
+from bridge.transports.mo_parts import MemoryMoParts
+from bridge.transports.smpp import SmppConfig, SmppTransport
 
 GOAL = 5000.0
 
@@ -59,9 +59,7 @@ class _NoInbox:
 
 
 async def run_window(port: int, window: int, seconds: float) -> tuple[int, float]:
-    cfg = SmppConfig(
-        "bench", "127.0.0.1", port, "bench", "pw", window=window, stats_interval=0.0
-    )
+    cfg = SmppConfig("bench", "127.0.0.1", port, "bench", "pw", window=window, stats_interval=0.0)
     t = SmppTransport(cfg, mo_parts=MemoryMoParts())
     await t.start(_NoInbox())  # type: ignore[arg-type]
     assert await t.wait_bound(5.0), t.last_error
