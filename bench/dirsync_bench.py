@@ -42,8 +42,8 @@ sys.exit(dirsync_command(Path(sys.argv[1]), None, False, False, sys.argv[2], Fal
 """
 
 
-def run_child(conf: Path, url: str) -> tuple[int, float, float]:
-    """(exit status, seconds, peak RSS in MB) of one `dirsync` run in a child process."""
+def run_child(conf: Path, url: str) -> tuple[int, float, float, float]:
+    """(exit status, seconds, CPU seconds, peak RSS in MB) of one run in a child process."""
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(conf), url], cwd=ROOT)
     deadline = t0 + STEP_TIMEOUT_S
@@ -58,7 +58,8 @@ def run_child(conf: Path, url: str) -> tuple[int, float, float]:
             break
         time.sleep(0.05)  # polling the child's exit with a deadline
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, time.monotonic() - t0, usage.ru_maxrss / 1024.0
+    cpu = usage.ru_utime + usage.ru_stime
+    return proc.returncode, time.monotonic() - t0, cpu, usage.ru_maxrss / 1024.0
 
 
 def main() -> int:
@@ -94,14 +95,17 @@ def main() -> int:
         print(f"users: {args.users:,}  (LDIF written in {t_gen:.1f}s, slapadd {t_load:.1f}s)")
         ok = True
         for label in ("first run (adds all)", "second run (no-op)"):
-            code, seconds, rss = run_child(conf, url)
+            code, seconds, cpu, rss = run_child(conf, url)
             verdict = seconds <= TIME_LIMIT_S and rss <= RSS_LIMIT_MB and code == 0
             ok = ok and verdict
             print(
-                f"{label:<22} exit={code} time={seconds:6.2f}s (limit {TIME_LIMIT_S:.0f}s)  "
+                f"{label:<22} exit={code} time={seconds:6.2f}s (limit {TIME_LIMIT_S:.0f}s, "
+                f"CPU {cpu:5.2f}s)  "
                 f"peak RSS={rss:6.1f} MB (limit {RSS_LIMIT_MB:.0f} MB)  "
                 f"{'ok' if verdict else 'OVER LIMIT'}"
             )
+        load = os.getloadavg()[0]
+        print(f"load average {load:.1f} on {os.cpu_count()} CPUs (times grow with foreign load)")
         return 0 if ok else 1
     finally:
         server.stop()
