@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -153,9 +154,29 @@ def stop(server: Server, timeout: float = 20.0) -> int | None:
 # --- the bridge ----------------------------------------------------------------------
 
 
+# Per-client limits lifted for the benchmark (one client IP opens C connections and, in
+# permsg mode, hundreds per second); only the keys the installed bridge knows are written.
+BENCH_SMTP_LIMITS = {
+    "max_connections": 10_000,
+    "max_connections_per_ip": 10_000,
+    "max_connections_per_ip_per_minute": 10_000_000,
+}
+
+
+def smtp_limits() -> dict[str, int]:
+    """The entries of BENCH_SMTP_LIMITS that the bridge's [smtp] settings accept."""
+    try:
+        settings = importlib.import_module("bridge.settings")
+        known = set(getattr(settings.SmtpSettings, "model_fields", {}))
+    except (ImportError, AttributeError):
+        return {}
+    return {k: v for k, v in BENCH_SMTP_LIMITS.items() if k in known}
+
+
 def bridge_config(workdir: Path, smtp_port: int, sandbox_port: int, receipt: str) -> Path:
     """Write a bridge.toml for the benchmark into `workdir` and return its path."""
     path = workdir / "bridge.toml"
+    limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits().items())
     path.write_text(
         f"""# written by bench/servers.py
 database_url = "sqlite:///{workdir / "bridge.db"}"
@@ -167,7 +188,7 @@ host = "{HOST}"
 port = {smtp_port}
 hostname = "{HOSTNAME}"
 domains = ["{DOMAIN}"]
-
+{limits}
 [sandbox]
 enabled = true
 host = "{HOST}"
