@@ -7,6 +7,7 @@ BIN     = $(VENV)/bin
 
 help:
 	@echo "make run    install (into $(VENV)) and start the bridge on the embedded default"
+	@echo "            (make run CONFIG=bridge.toml: with a settings file)"
 	@echo "make test   install test dependencies (Python and Debian packages) and run the tests"
 	@echo "make lint   ruff + mypy --strict"
 	@echo "make bench  benchmarks (SMTP intake vs bare aiosmtpd, text engine, ...)"
@@ -24,7 +25,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
-	$(BIN)/mailsms serve
+	$(BIN)/mailsms serve $(if $(CONFIG),-c $(CONFIG))
 
 test-deps:
 	@scripts/test-deps.sh

@@ -58,7 +58,9 @@ REPLIES: dict[str, Reply] = {
     "auth_failed": Reply(
         535, "5.7.8", "Authentication credentials invalid; check user and password"
     ),
-    "bad_dsn_param": Reply(501, "5.5.4", "Invalid DSN parameter: {detail}"),
+    "bad_dsn_param": Reply(
+        501, "5.5.4", "Invalid DSN parameter: {detail}; correct it or leave the parameter out"
+    ),
     "line_too_long": Reply(
         500,
         "5.5.2",

@@ -1,9 +1,9 @@
 """RFC 3461 DSN parameters: NOTIFY and ORCPT on RCPT, RET and ENVID on MAIL, kept as received.
 
 Pure code. aiosmtpd upper-cases and rejects these parameters, so the listener takes
-them out of the raw command argument first (`split_params`); the values are kept
-exactly as the client wrote them (ENVID and ORCPT are echoed back in the DSN) and
-xtext-decoded where the RFC says so.
+them out of the raw command argument first (`split_params`). The values are stored
+exactly as the client wrote them; ENVID and ORCPT are xtext-decoded (RFC 3461 section 4)
+when they are echoed back in the DSN.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class DsnParamError(ValueError):
 @dataclass(frozen=True, slots=True)
 class MailDsn:
     ret: str | None = None  # "FULL" or "HDRS"
-    envid: str | None = None  # xtext-decoded
+    envid: str | None = None  # exactly as received (xtext); decode with xtext_decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,11 @@ class RcptDsn:
     notify: tuple[str, ...] | None = (
         None  # None = not given; ("NEVER",) or a subset of NOTIFY_VALUES
     )
-    orcpt: str | None = None  # "rfc822;addr" with the address xtext-decoded
+    orcpt: str | None = None  # "rfc822;addr" exactly as received (xtext)
+
+
+def xtext_encode(value: str) -> str:
+    return "".join(c if "!" <= c <= "~" and c not in "+=" else f"+{ord(c):02X}" for c in value)
 
 
 def xtext_decode(value: str) -> str:
@@ -63,7 +67,7 @@ def parse_mail_dsn(found: dict[str, str]) -> MailDsn:
     envid = found.get("ENVID")
     if envid is not None and (not envid or len(envid) > 100):
         raise DsnParamError("ENVID must be 1 to 100 characters")
-    return MailDsn(ret=ret.upper() if ret else None, envid=xtext_decode(envid) if envid else None)
+    return MailDsn(ret=ret.upper() if ret else None, envid=envid)
 
 
 def parse_rcpt_dsn(found: dict[str, str]) -> RcptDsn:
@@ -83,7 +87,6 @@ def parse_rcpt_dsn(found: dict[str, str]) -> RcptDsn:
         addr_type, semi, addr = orcpt.partition(";")
         if not semi or not addr_type or not addr:
             raise DsnParamError("ORCPT must be of the form rfc822;address")
-        orcpt = f"{addr_type};{xtext_decode(addr)}"
     return RcptDsn(notify=notify, orcpt=orcpt)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from bridge.intake.dsn_params import xtext_decode
 from bridge.store.models import Mail, Order
 from bridge.store.notices import queue_notice
 
@@ -30,6 +31,13 @@ _FINAL = {
     "failed": ("FAILURE", "failed", "5.0.0"),
     "expired": ("FAILURE", "failed", "5.4.7"),
 }
+
+
+def _decode_orcpt(orcpt: str | None) -> str:
+    if not orcpt:
+        return ""
+    addr_type, _, addr = orcpt.partition(";")
+    return f"{addr_type};{xtext_decode(addr)}"
 
 
 def dsn_wanted(notify: str | None, policy: dict[str, Any], event: str) -> bool:
@@ -82,8 +90,8 @@ def _queue(
         "action": action,
         "status": status,
         "diagnostic": diagnostic,
-        "envid": row.dsn_envid or "",
-        "orcpt": row.dsn_orcpt or "",
+        "envid": xtext_decode(row.dsn_envid) if row.dsn_envid else "",
+        "orcpt": _decode_orcpt(row.dsn_orcpt),
         "final_recipient": row.rcpt_address,
         "msisdn": row.recipient,
         "arrival_date": format_datetime(row.received_at),
