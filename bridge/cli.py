@@ -388,10 +388,14 @@ def sandbox_send(
 
 def main() -> None:
     from bridge.cli_inbound import register as register_inbound
+    from bridge.cli_intake import register as register_intake
     from bridge.cli_report import register as register_report
     from bridge.cli_settings import register as register_settings
+    from dirsync.command import register as register_dirsync
 
     register_settings(app)
     register_report(app)
     register_inbound(app)
+    register_intake(app)
+    register_dirsync(app)
     app()

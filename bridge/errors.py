@@ -149,7 +149,6 @@ REPLIES: dict[str, Reply] = {
         "5.1.2",
         "Domain of <{recipient}> is not served here; use <number>@{domain}",
     ),
-    "no_recipients": Reply(554, "5.5.1", "No valid recipients; add at least one <number>@{domain}"),
     "no_text": Reply(
         550, "5.6.0", "The mail contains no text to send; write the SMS text in the body or subject"
     ),

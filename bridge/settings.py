@@ -89,7 +89,7 @@ class SmtpSettings(_Section):
         if unknown:
             raise ValueError(f"domain_customers: {unknown} are not in domains {list(self.domains)}")
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key: give both (certificate chain and key) or neither")
+            raise ValueError("tls_cert and tls_key: give both (the certificate chain and its key)")
         check_cidrs(self.plaintext_networks)
         check_cidrs(self.normalize_networks)
         return self

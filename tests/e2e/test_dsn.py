@@ -1,12 +1,12 @@
-"""DSNs end to end: SAP's replay gets its report; NOTIFY, RET and DELAY are honoured; fields parse back."""
+"""DSNs end to end: SAP's replay gets its report; NOTIFY, RET and DELAY are honoured."""
 
 from __future__ import annotations
 
 import importlib.util
 import socket
 import sqlite3
-import sys
 import ssl
+import sys
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ async def test_notify_is_honoured(
     tmp_path: Path, receipt: str, notify: str, expected: tuple[str, str] | None
 ) -> None:
     async with smtp_sink() as (sink, port):
-        async with running_bridge(_plain(tmp_path, port, receipt=receipt)) as (bridge, ep):
+        async with running_bridge(_plain(tmp_path, port, receipt=receipt)) as (_, ep):
             assert (await _send(ep.smtp[1], " ENVID=E1", notify)).startswith("250")
             # The HTML status mail (demo@example.com asks for all) arrives in any case.
             await wait_for(

@@ -63,9 +63,9 @@ def test_cli_preview_shows_cleaning_encoding_replacements_and_parts(tmp_path: Pa
 
 async def test_preview_mail_comes_back_and_nothing_is_submitted(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    async with running_bridge(settings) as (bridge, ep):
+    async with running_bridge(settings) as (_, ep):
         async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
-            code, reply = await smtp.sendmail(
+            await smtp.sendmail(
                 "demo@example.com", ["preview+491701234567@eu.rsms.net"], make_mail(body=MAIL)
             )
         [notice] = await wait_for(lambda: maildir_messages(settings.mailer.maildir))

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, select
 
-from bridge.store import orders as order_sql
-from bridge.store.admin import add_customer, add_user
 from bridge.inbound.service import InboundService
 from bridge.notices.overrides import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
+from bridge.store import orders as order_sql
+from bridge.store.admin import add_customer, add_user
 from bridge.store.inbound import insert_inbound
 from bridge.store.intake import NewMail, NewOrder, find_sender
 from bridge.store.models import Inbound, Notice, Order, Part, Receipt, utcnow

@@ -71,7 +71,8 @@ def throwaway_postgres() -> Iterator[str]:
             str(base / "log"),
             "start",
             "-o",
-            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base} -c fsync=off",
+            f"-c listen_addresses=127.0.0.1 -c port={port} "
+            f"-c unix_socket_directories={base} -c fsync=off",
         )
         try:
             run(_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mailsms", "mailsms")

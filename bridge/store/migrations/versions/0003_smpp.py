@@ -8,7 +8,6 @@ Create Date: 2026-11-22
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0003"
@@ -21,16 +20,16 @@ def upgrade() -> None:
     op.create_table(
         "mo_part",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("transport", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("destination", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("transport", sa.String(), nullable=False),
+        sa.Column("source", sa.String(), nullable=False),
+        sa.Column("destination", sa.String(), nullable=False),
         sa.Column("ref", sa.Integer(), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("data_coding", sa.Integer(), nullable=False),
         sa.Column("udh", sa.LargeBinary(), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("received_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("transport", "source", "destination", "ref", "total", "seq"),
     )

@@ -8,7 +8,6 @@ Create Date: 2026-11-22
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0005"
@@ -16,8 +15,11 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_S = sqlmodel.sql.sqltypes.AutoString
-_T = sqlmodel.sql.sqltypes.UTCDateTime
+_S = sa.String
+
+
+def _T() -> sa.DateTime:
+    return sa.DateTime(timezone=True)
 
 
 def _col(name: str, type_: object, **kw: object) -> sa.Column:  # type: ignore[type-arg]

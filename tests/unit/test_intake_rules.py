@@ -1,0 +1,137 @@
+"""Pure intake rules: DSN parameters, hygiene, access, number runs, reply rewriting."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.intake.access import ConnectionLimiter, CustomerAccess, Networks
+from bridge.intake.dsn_params import (
+    DsnParamError,
+    parse_mail_dsn,
+    parse_rcpt_dsn,
+    split_params,
+    wants_dsn,
+    xtext_decode,
+    xtext_encode,
+)
+from bridge.intake.handler import sequential_run
+from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
+from bridge.intake.server import _rewrite
+from bridge.text.mime import MailText
+
+
+def test_split_params_keeps_case_and_leaves_the_rest_for_aiosmtpd() -> None:
+    arg, found = split_params("<a@b> ret=hdrs ENVID=Sap+2B1 SIZE=100", frozenset({"RET", "ENVID"}))
+    assert arg == "<a@b> SIZE=100"
+    assert found == {"RET": "hdrs", "ENVID": "Sap+2B1"}
+    assert split_params("<a@b>", frozenset({"RET"})) == ("<a@b>", {})
+
+
+def test_mail_and_rcpt_dsn_parameters() -> None:
+    assert parse_mail_dsn({"RET": "hdrs", "ENVID": "Sap+2B1"}).ret == "HDRS"
+    assert parse_mail_dsn({"ENVID": "Sap+2B1"}).envid == "Sap+2B1"  # stored as received
+    assert xtext_decode("Sap+2B1") == "Sap+1"
+    assert xtext_encode("SMS=+49") == "SMS+3D+2B49"
+    assert xtext_decode(xtext_encode("SMS=+49 x")) == "SMS=+49 x"
+    rcpt = parse_rcpt_dsn({"NOTIFY": "success,Failure", "ORCPT": "rfc822;SMS=+2B49@x"})
+    assert rcpt.notify == ("SUCCESS", "FAILURE") and rcpt.orcpt == "rfc822;SMS=+2B49@x"
+    assert parse_rcpt_dsn({"NOTIFY": "NEVER"}).notify == ("NEVER",)
+    for bad in ({"NOTIFY": "NEVER,SUCCESS"}, {"NOTIFY": "SOMETIMES"}, {"ORCPT": "no-type"}):
+        with pytest.raises(DsnParamError):
+            parse_rcpt_dsn(bad)
+    with pytest.raises(DsnParamError):
+        parse_mail_dsn({"RET": "ALL"})
+
+
+def test_wants_dsn_defaults_to_failure_only() -> None:
+    assert wants_dsn(None, "FAILURE") and not wants_dsn(None, "SUCCESS")
+    assert wants_dsn(("SUCCESS",), "SUCCESS") and not wants_dsn(("NEVER",), "FAILURE")
+
+
+@pytest.mark.parametrize(
+    ("raw", "found"),
+    [
+        (b"a\r\nb\r\n", None),
+        (b"a\nb\r\n", "bare LF"),
+        (b"a\rb\r\n", "bare CR"),
+        (b"a\r\n\x00\r\n", "NUL"),
+    ],
+)
+def test_bare_line_endings(raw: bytes, found: str | None) -> None:
+    assert bare_line_ending(raw) == found
+    assert bare_line_ending(normalise_line_endings(raw)) is None
+
+
+def _mail(**kw: object) -> MailText:
+    base: dict[str, object] = {
+        "subject": "s", "body": "b", "message_id": "<m@x>", "from_header": "a@b",
+        "auto_submitted": None, "precedence": None, "received_count": 1, "attachments": 0,
+    }  # fmt: skip
+    base.update(kw)
+    return MailText(**base)  # type: ignore[arg-type]
+
+
+def test_loop_reasons() -> None:
+    assert loop_reason(_mail(), 30) is None
+    assert loop_reason(_mail(auto_submitted="no"), 30) is None
+    assert "Auto-Submitted" in (loop_reason(_mail(auto_submitted="auto-replied"), 30) or "")
+    assert "Precedence" in (loop_reason(_mail(precedence="List"), 30) or "")
+    assert "mail servers" in (loop_reason(_mail(received_count=30), 30) or "")
+
+
+def test_dedupe_key_ignores_recipient_order_and_case() -> None:
+    a = dedupe_key("<m@x>", "A@b", ["+491@x", "+492@x"])
+    assert a == dedupe_key("<m@x>", "a@B", ["+492@X", "+491@x"])
+    assert a != dedupe_key("<m@x>", "a@b", ["+491@x"])
+    assert dedupe_key(None, "a@b", ["+491@x"]) is None
+
+
+def test_networks_and_connection_limits() -> None:
+    nets = Networks(["10.0.0.0/8", "::1/128"])
+    assert "10.1.2.3" in nets and "::1" in nets and "::ffff:10.0.0.1" in nets
+    assert "11.0.0.1" not in nets and "junk" not in nets
+    limiter = ConnectionLimiter(per_ip=2, per_ip_per_minute=3, total=100)
+    assert limiter.admit("1.1.1.1", now=0) is None
+    assert limiter.admit("1.1.1.1", now=0) is None
+    assert "too many connections from" in (limiter.admit("1.1.1.1", now=0) or "")
+    limiter.release("1.1.1.1")
+    assert limiter.admit("1.1.1.1", now=1) is None
+    limiter.release("1.1.1.1")
+    assert "per minute" in (limiter.admit("1.1.1.1", now=2) or "")
+    assert limiter.admit("1.1.1.1", now=61) is None
+
+
+def test_customer_access_is_validated() -> None:
+    access = CustomerAccess.from_settings({"access": {"networks": ["10.0.0.0/8"], "premium": True}})
+    assert access.networks == ("10.0.0.0/8",) and access.premium and not access.short_codes
+    assert CustomerAccess.from_settings({}) == CustomerAccess()
+    with pytest.raises(ValueError, match="not an IP network"):
+        CustomerAccess.from_settings({"access": {"networks": ["x"]}})
+    with pytest.raises(ValueError, match="unknown keys"):
+        CustomerAccess.from_settings({"access": {"colour": 1}})
+
+
+def test_sequential_run() -> None:
+    have = ["+491701234510", "+491701234511", "+491701234513"]
+    assert sequential_run(have, "+491701234512") == 4
+    assert sequential_run(have, "+491701234599") == 1
+    assert sequential_run([], "11880") == 1
+
+
+@pytest.mark.parametrize(
+    ("aiosmtpd", "ours"),
+    [
+        ("250 OK", "250 2.0.0 OK"),
+        ("221 Bye", "221 2.0.0 Bye"),
+        ("503 Error: need MAIL command", "503 5.5.1 Error: need MAIL command"),
+        (
+            "552 Error: Too much mail data",
+            "552 5.3.4 Message too big for this bridge (limit 99 bytes)",
+        ),
+        ("250 HELP", "250 HELP"),
+        ("220 host ESMTP", "220 host ESMTP"),
+        ("250 2.1.0 Sender ok", "250 2.1.0 Sender ok"),
+    ],
+)
+def test_aiosmtpd_replies_are_rewritten_into_the_table(aiosmtpd: str, ours: str) -> None:
+    assert _rewrite(aiosmtpd, 99).startswith(ours)
