@@ -51,6 +51,7 @@ HOOKS = {
     "text": HERE / "text_bench.py",
     "smpp": HERE / "smpp_bench.py",
     "dirsync": HERE / "dirsync_bench.py",
+    "lists": HERE / "lists_bench.py",
 }
 HOOK_TIMEOUT = 90.0
 TARGET = 0.25  # issue 2: bridge/bare with reused connections, C=64

@@ -22,10 +22,12 @@ from bridge.policy import Policy
 from bridge.store.intake import NewOrder
 from bridge.store.lists import ListInfo, Member
 from bridge.text.errors import TextRejected
+from bridge.text.gsm7 import BASIC_TABLE
 from bridge.text.sms import SmsPlan, plan_sms
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILTIN = ("first_name", "last_name", "name", "msisdn")
+_BASIC = frozenset(BASIC_TABLE) - {"\x1b"}  # one septet each, no escapes
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,23 +49,39 @@ def check_placeholders(text: str, info: ListInfo) -> None:
             raise Reject("unknown_placeholder", name=name, list=info.name, known=", ".join(known))
 
 
-def personalise(text: str, member: Member) -> str:
-    fields = member.fields or {}
-    values = {
-        "first_name": member.first_name,
-        "last_name": member.last_name,
-        "name": member.name,
-        "msisdn": member.msisdn,
-    }
+def _value(member: Member, key: str) -> str:
+    if key == "first_name":
+        return member.first_name
+    if key == "last_name":
+        return member.last_name
+    if key == "name":
+        return member.name
+    if key == "msisdn":
+        return member.msisdn
+    return str((member.fields or {}).get(key, ""))
 
-    def fill(match: re.Match[str]) -> str:
-        key = match[1]
-        return str(values[key] if key in values else fields.get(key, ""))
 
-    return PLACEHOLDER.sub(fill, text)
+def personalise(text: str, member: Member, pieces: list[str] | None = None) -> str:
+    """`text` with each placeholder filled from the member (`pieces`: text split once)."""
+    pieces = pieces if pieces is not None else PLACEHOLDER.split(text)
+    return "".join(p if i % 2 == 0 else _value(member, p) for i, p in enumerate(pieces))
+
+
+def _fast_plan(text: str, policy: Policy) -> SmsPlan | None:
+    """The plan of a text of basic GSM-7 characters only (the common case), else None."""
+    if policy.encoding == "ucs2" or not _BASIC.issuperset(text):
+        return None
+    units = len(text)
+    parts = 1 if units <= 160 else -(-units // 153)
+    if parts > policy.max_parts or not text.strip():
+        return None  # plan_sms refuses or truncates
+    return SmsPlan(text, "gsm7", units, parts, (), truncated=False)
 
 
 def _plan(text: str, policy: Policy) -> SmsPlan:
+    fast = _fast_plan(text, policy)
+    if fast is not None:
+        return fast
     p = sms_policy(policy)
     try:
         return plan_sms(
@@ -90,8 +108,9 @@ def fan_out(
     """Orders `<mail_id>.<first_n>…` for every member of every list, and the skipped ones."""
     for target, _ in targets:
         check_placeholders(template, target.info)
-    personal = bool(placeholders(template))
-    shared = None if personal else _plan(template, policy)
+    pieces = PLACEHOLDER.split(template)
+    shared = _plan(template, policy) if len(pieces) == 1 else None
+    timing = None if policy.quiet_hours else schedule(policy, "", now)  # same for everyone
     plans: dict[str, SmsPlan] = {}
     orders: list[NewOrder] = []
     skipped: list[dict[str, str]] = []
@@ -119,9 +138,9 @@ def fan_out(
             if shared is not None:
                 plan = shared
             else:
-                text = personalise(template, m)
+                text = personalise(template, m, pieces)
                 plan = plans.get(text) or plans.setdefault(text, _plan(text, policy))
-            next_at, expires_at = schedule(policy, m.msisdn, now)
+            next_at, expires_at = timing or schedule(policy, m.msisdn, now)
             orders.append(
                 NewOrder(
                     id=f"{mail_id}.{n}",

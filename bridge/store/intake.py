@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from bridge.store.bulk import bulk_insert
 from bridge.store.lists import insert_list_mails
 from bridge.store.models import Alias, Customer, Mail, Notice, Order, OrderEvent, Profile, User
 
@@ -193,8 +194,9 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     orders = [(m, o) for m in mails for o in m.orders]
     if not orders:
         return duplicates
-    conn.execute(
-        insert(_order),
+    bulk_insert(  # a list mail may carry 100,000 orders
+        conn,
+        _order,
         [
             {
                 "id": o.id,
@@ -222,8 +224,9 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
             for m, o in orders
         ],
     )
-    conn.execute(
-        insert(_event),
+    bulk_insert(  # a list mail may carry 100,000 orders
+        conn,
+        _event,
         [
             {
                 "order_id": o.id,

@@ -85,3 +85,17 @@ def test_an_unknown_placeholder_refuses_the_mail() -> None:
 
 def test_personalise_leaves_other_braces_alone() -> None:
     assert personalise("{name}: {{ x }} {", MEMBERS[0]) == "Anna Berg: {{ x }} {"
+
+
+@pytest.mark.parametrize("length", [1, 70, 160, 161, 306, 307, 459, 1530, 1531])
+@pytest.mark.parametrize("char", ["a", "@", "Ä"])
+def test_the_fast_gsm7_plan_equals_the_text_engine(length: int, char: str) -> None:
+    from bridge.intake.fanout import _fast_plan
+    from bridge.text.sms import plan_sms
+
+    text = (char + "b c") * (length // 4) + char * (length % 4)
+    policy = resolve({})
+    fast = _fast_plan(text, policy)
+    if fast is None:
+        return  # left to the engine (too long for max_parts)
+    assert fast == plan_sms(text, max_parts=policy.max_parts)
