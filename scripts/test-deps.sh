@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests' real peers need, only when they are missing:
-# slapd + ldap-utils (dirsync tests) and PostgreSQL (store tests on PostgreSQL).
+# slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA)
+# and PostgreSQL (store tests on PostgreSQL).
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,7 @@ have_pg() {
 }
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapwhoami >/dev/null 2>&1 || missing+=(ldap-utils)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -6,7 +6,14 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import bridge.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+# Importing the model modules registers their tables on SQLModel.metadata (autogenerate).
+import bridge.store.inbound_models
+import bridge.store.intake_models
+import bridge.store.lists_models
+import bridge.store.models
+import bridge.store.report_models
+import bridge.store.smpp_models
+import bridge.store.sync_models  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata
