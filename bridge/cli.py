@@ -365,7 +365,7 @@ def sandbox_send(
     config: ConfigOpt = None,
 ) -> None:
     """Text the bridge from a sandbox phone (an MO SMS) while `mailsms serve` runs."""
-    from bridge.transports.sandbox import send_mo
+    from bridge.transports.sandbox_phone import SandboxError, send_mo
 
     settings = _settings(config)
     if not settings.sandbox.enabled:
@@ -381,7 +381,7 @@ def sandbox_send(
                 settings.sandbox.inbox,
             )
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SandboxError) as exc:
         _fail(str(exc))
     typer.echo(f"sent from {source}")
 
