@@ -2,18 +2,23 @@
 
 The transport acknowledges to the SMSC only after these calls returned; when the
 store is unavailable they raise `InboxUnavailable`, and the transport answers a
-transient status so the SMSC delivers again later.
+transient status so the SMSC delivers again later. Rows arriving while the previous
+commit runs are committed together (`Store.grouped`); each call still returns only
+after its own row is committed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Connection
 
 from bridge.errors import StorageUnavailable
 from bridge.store.inbound import insert_inbound
 from bridge.store.models import utcnow
-from bridge.store.receipts import insert_receipt
+from bridge.store.receipts import insert_receipts
 from bridge.store.store import Store
 from bridge.transports.base import InboundSms, InboxUnavailable, Receipt
 
@@ -33,7 +38,7 @@ class StoreInbox:
 
     async def on_receipt(self, receipt: Receipt) -> None:
         try:
-            await self.store.call(insert_receipt, receipt, utcnow())
+            await self.store.grouped(_insert_receipts, (receipt, utcnow()))
         except StorageUnavailable as exc:
             log.error(
                 "receipt %s from %s not stored: %s", receipt.message_id, receipt.transport, exc
@@ -43,7 +48,7 @@ class StoreInbox:
 
     async def on_message(self, sms: InboundSms) -> None:
         try:
-            inbound_id = await self.store.call(insert_inbound, sms, utcnow())
+            inbound_id = await self.store.grouped(_insert_inbound, (sms, utcnow()))
         except StorageUnavailable as exc:
             log.error("inbound SMS from %s not stored: %s", sms.source, exc)
             raise InboxUnavailable(str(exc)) from exc
@@ -55,3 +60,12 @@ class StoreInbox:
             sms.parts,
         )
         self._on_message()
+
+
+def _insert_receipts(conn: Connection, items: list[tuple[Receipt, datetime]]) -> list[None]:
+    insert_receipts(conn, items)
+    return [None] * len(items)
+
+
+def _insert_inbound(conn: Connection, items: list[tuple[InboundSms, datetime]]) -> list[int]:
+    return [insert_inbound(conn, sms, at) for sms, at in items]

@@ -8,6 +8,7 @@ transient SMPP status. SQLite gets one thread (one writer); PostgreSQL several.
 `Store.accept` is the intake's commit: mails queue up while the previous commit runs
 and are written together in one transaction ("batch whatever is queued when the last
 commit ended"); each caller's future resolves only after that commit returned.
+`Store.grouped` does the same for any batch function (receipts, inbound SMS).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,6 +30,18 @@ log = logging.getLogger("bridge.store")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Item = TypeVar("Item")
+R = TypeVar("R")
+
+
+class _Group(Generic[Item, R]):
+    """Items queued for one batch function `fn(conn, items) -> one result per item`."""
+
+    def __init__(self, fn: Callable[[Connection, list[Item]], Sequence[R]]) -> None:
+        self.fn = fn
+        self.pending: list[tuple[Item, asyncio.Future[R]]] = []
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
 
 
 class Store:
@@ -40,9 +53,7 @@ class Store:
             threads = 1 if engine.dialect.name == "sqlite" else 4
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
         self._max_batch = max_batch
-        self._pending: list[tuple[intake_sql.NewMail, asyncio.Future[str]]] = []
-        self._wakeup = asyncio.Event()
-        self._committer: asyncio.Task[None] | None = None
+        self._groups: dict[Callable[..., Any], _Group[Any, Any]] = {}
         self.batches = 0
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -67,60 +78,78 @@ class Store:
         For the same mail delivered twice within its dedupe window nothing new is
         written, and the id returned is the earlier copy's.
         """
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_loop(), name="group-commit")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append((mail, future))
-        self._wakeup.set()
+        return await self.grouped(_insert_mails, mail)
+
+    async def grouped(self, fn: Callable[[Connection, list[Item]], Sequence[R]], item: Item) -> R:
+        """Group commit: run `fn(conn, items)` for `item` together with whatever else is
+        queued for `fn` when the previous commit ended; returns `item`'s result once that
+        transaction has committed. A failed batch is retried item by item, so one bad
+        item fails only its own caller."""
+        group: _Group[Item, R] | None = self._groups.get(fn)
+        if group is None:
+            group = self._groups[fn] = _Group(fn)
+        if group.task is None or group.task.done():
+            group.task = asyncio.create_task(self._commit_loop(group), name="group-commit")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        group.pending.append((item, future))
+        group.wakeup.set()
         return await future
 
-    async def _commit_loop(self) -> None:
+    async def _commit_loop(self, group: _Group[Item, R]) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                await self._commit_batch(batch)
+            await group.wakeup.wait()
+            group.wakeup.clear()
+            while group.pending:
+                batch = group.pending[: self._max_batch]
+                del group.pending[: self._max_batch]
+                await self._commit_batch(group.fn, batch)
 
     async def _commit_batch(
-        self, batch: list[tuple[intake_sql.NewMail, asyncio.Future[str]]]
+        self,
+        fn: Callable[[Connection, list[Item]], Sequence[R]],
+        batch: list[tuple[Item, asyncio.Future[R]]],
     ) -> None:
         self.batches += 1
         try:
-            duplicates = await self.call(intake_sql.insert_mails, [mail for mail, _ in batch])
+            results = await self.call(fn, [item for item, _ in batch])
         except StorageUnavailable as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
                 return
-            # One bad mail must not fail the others: commit them one by one.
+            # One bad item must not fail the others: commit them one by one.
             log.warning(
-                "group commit of %d mails failed (%s); retrying one by one", len(batch), exc
+                "group commit of %d items failed (%s); retrying one by one", len(batch), exc
             )
-            for mail, future in batch:
+            for item, future in batch:
                 try:
-                    single = await self.call(intake_sql.insert_mails, [mail])
+                    single = await self.call(fn, [item])
                 except StorageUnavailable as error:
                     _settle(future, error)
                 else:
-                    _settle(future, single.get(mail.id, mail.id))
+                    _settle(future, single[0])
             return
-        for mail, future in batch:
-            _settle(future, duplicates.get(mail.id, mail.id))
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result)
 
     async def close(self) -> None:
-        if self._committer is not None:
-            self._committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._committer
-        for _, future in self._pending:
-            _settle(future, StorageUnavailable("store closed"))
-        self._pending.clear()
+        for group in self._groups.values():
+            if group.task is not None:
+                group.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await group.task
+            for _, future in group.pending:
+                _settle(future, StorageUnavailable("store closed"))
+            group.pending.clear()
         self._executor.shutdown(wait=True)
         self.engine.dispose()
 
 
-def _settle(future: asyncio.Future[str], outcome: str | BaseException) -> None:
+def _insert_mails(conn: Connection, mails: list[intake_sql.NewMail]) -> list[str]:
+    duplicates = intake_sql.insert_mails(conn, mails)
+    return [duplicates.get(m.id, m.id) for m in mails]
+
+
+def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
     if future.done():
         return
     if isinstance(outcome, BaseException):

@@ -159,6 +159,26 @@ async def test_unmatched_receipt_becomes_orphan_after_ttl(engine: Engine, store:
     assert _rows(engine, Receipt)[0].status == "orphan"
 
 
+async def test_unmatched_receipts_do_not_starve_newer_matched_ones(
+    engine: Engine, store: Store
+) -> None:
+    user_id = _seed(engine)
+    await store.accept(_mail(user_id))
+    now = utcnow()
+    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("m1",))
+    for i in range(3):  # older than the matched one, and more than one batch
+        await store.call(
+            insert_receipt, ReceiptValue("smsc", f"early-{i}", ReceiptState.DELIVERED), now
+        )
+    await store.call(insert_receipt, ReceiptValue("smsc", "m1", ReceiptState.DELIVERED), now)
+    result = await store.call(apply_receipts, now, 2, 3600.0)
+    assert (result.applied, result.orphaned, result.finished_orders) == (1, 0, ("M1.1",))
+    assert [r.status for r in _rows(engine, Receipt)] == ["new", "new", "new", "applied"]
+    later = now + timedelta(seconds=10)
+    assert (await store.call(apply_receipts, later, 2, 5.0)).orphaned == 2  # a batch at a time
+    assert (await store.call(apply_receipts, later, 2, 5.0)).orphaned == 1
+
+
 async def test_deferred_final_and_held_orders(engine: Engine, store: Store) -> None:
     user_id = _seed(engine, notify="failures")
     await store.accept(_mail(user_id, recipients=3))
