@@ -3,7 +3,10 @@
 With `mode = "smtp"` each notice goes to the configured relay with aiosmtplib (STARTTLS
 off, opportunistic or required); a 4xx reply or a connection problem defers the notice
 with backoff, a 5xx fails it. With `mode = "maildir"` (the embedded default) each
-notice is written to `maildir/new/` through `tmp/` with fsync, as a local MTA would.
+notice is written to `maildir/new/` through `tmp/` with fsync, as a local MTA would:
+all notices of one step are written, each file fsync'd, renamed, and then the
+directory fsync'd once. Rendering and writing run in a worker thread, off the event
+loop; the outcomes of one step are recorded in one transaction, after delivery.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import secrets
 import socket
 import time
 import traceback
+from datetime import datetime
 from email.message import Message
 from pathlib import Path
 
@@ -26,7 +30,7 @@ from bridge.retry import next_attempt
 from bridge.settings import MailerSettings
 from bridge.store import notices as notice_sql
 from bridge.store.models import utcnow
-from bridge.store.notices import NoticeWork
+from bridge.store.notices import NoticeOutcome, NoticeWork
 from bridge.store.store import Store
 
 log = logging.getLogger("bridge.mailer")
@@ -36,6 +40,9 @@ class DeliveryError(Exception):
     def __init__(self, reason: str, *, permanent: bool) -> None:
         super().__init__(reason)
         self.permanent = permanent
+
+
+Result = None | str | DeliveryError  # sent | held (traceback) | refused or unreachable
 
 
 class Mailer:
@@ -48,50 +55,77 @@ class Mailer:
         claimed = await self.store.call(
             notice_sql.claim_notices, utcnow(), self.settings.concurrency, 300.0
         )
-        if claimed:
-            await asyncio.gather(*(self._send(n) for n in claimed))
+        if not claimed:
+            return 0
+        if self.settings.mode == "maildir":
+            results = await asyncio.to_thread(self._write_all, claimed)
+        else:
+            results = list(await asyncio.gather(*(self._send(n) for n in claimed)))
+        now = utcnow()
+        outcomes = [self._outcome(n, r, now) for n, r in zip(claimed, results, strict=True)]
+        await self.store.call(notice_sql.record_notices, now, outcomes)
         return len(claimed)
 
-    async def _send(self, notice: NoticeWork) -> None:
+    def _message(self, notice: NoticeWork) -> tuple[Message, str]:
+        """The notice as a message, and its envelope sender."""
+        if notice.kind == "dsn":  # the null reverse-path: nobody answers a DSN (RFC 3461)
+            return build_dsn(
+                notice.context, reporting_mta=self.renderer.hostname, recipient=notice.recipient
+            ), ""
+        message = self.renderer.render(notice.kind, notice.recipient, notice.context)
+        return message, self.settings.from_address
+
+    async def _send(self, notice: NoticeWork) -> Result:
         try:
-            sender = self.settings.from_address
-            message: Message
-            if notice.kind == "dsn":
-                sender = ""  # the null reverse-path: nobody answers a DSN (RFC 3461)
-                message = build_dsn(
-                    notice.context, reporting_mta=self.renderer.hostname, recipient=notice.recipient
-                )
-            else:
-                message = self.renderer.render(notice.kind, notice.recipient, notice.context)
+            message, sender = await asyncio.to_thread(self._message, notice)
             await self.deliver(message, notice.recipient, sender)
         except DeliveryError as exc:
-            await self._failed(notice, str(exc), exc.permanent)
-            return
+            return exc
+        except Exception:
+            return traceback.format_exc()
+        return None
+
+    def _write_all(self, notices: list[NoticeWork]) -> list[Result]:
+        """Render every notice and write them into the Maildir (in a worker thread)."""
+        results: list[Result] = []
+        data: list[bytes] = []
+        for notice in notices:
+            try:
+                message, _ = self._message(notice)
+                data.append(message.as_bytes())
+                results.append(None)
+            except Exception:
+                results.append(traceback.format_exc())
+        try:
+            write_maildir_batch(self.settings.maildir, data)
         except Exception:
             tb = traceback.format_exc()
+            return [tb if r is None else r for r in results]
+        return results
+
+    def _outcome(self, notice: NoticeWork, result: Result, now: datetime) -> NoticeOutcome:
+        if result is None:
+            log.info(
+                "notice %s: %s for %s sent to <%s>",
+                notice.id,
+                notice.kind,
+                notice.context.get("order_id", "-"),
+                notice.recipient,
+            )
+            return NoticeOutcome(notice.id, "sent")
+        if isinstance(result, str):
             log.error(
                 "notice %s (%s to %s) held after an unexpected error:\n%s",
                 notice.id,
                 notice.kind,
                 notice.recipient,
-                tb,
+                result,
             )
-            await self.store.call(notice_sql.record_notice, notice.id, utcnow(), "held", tb)
-            return
-        await self.store.call(notice_sql.record_notice, notice.id, utcnow(), "sent")
-        log.info(
-            "notice %s: %s for %s sent to <%s>",
-            notice.id,
-            notice.kind,
-            notice.context.get("order_id", "-"),
-            notice.recipient,
-        )
-
-    async def _failed(self, notice: NoticeWork, reason: str, permanent: bool) -> None:
-        now = utcnow()
+            return NoticeOutcome(notice.id, "held", result)
+        reason = str(result)
         next_at = (
             None
-            if permanent
+            if result.permanent
             else next_attempt(
                 notice.created_at,
                 now,
@@ -102,18 +136,11 @@ class Mailer:
         )
         if next_at is None:
             log.error("notice %s to <%s> failed: %s", notice.id, notice.recipient, reason)
-            await self.store.call(notice_sql.record_notice, notice.id, now, "failed", reason)
-        else:
-            log.warning(
-                "notice %s to <%s> deferred until %s: %s",
-                notice.id,
-                notice.recipient,
-                next_at,
-                reason,
-            )
-            await self.store.call(
-                notice_sql.record_notice, notice.id, now, "deferred", reason, next_at
-            )
+            return NoticeOutcome(notice.id, "failed", reason)
+        log.warning(
+            "notice %s to <%s> deferred until %s: %s", notice.id, notice.recipient, next_at, reason
+        )
+        return NoticeOutcome(notice.id, "deferred", reason, next_at)
 
     async def deliver(self, message: Message, recipient: str, sender: str) -> None:
         if self.settings.mode == "maildir":
@@ -142,21 +169,44 @@ class Mailer:
             ) from exc
 
 
+def _maildir(root: Path) -> None:
+    if not (root / "new").is_dir() or not (root / "tmp").is_dir() or not (root / "cur").is_dir():
+        for sub in ("tmp", "new", "cur"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _unique_name() -> str:
+    return f"{time.time():.6f}.P{os.getpid()}R{secrets.token_hex(6)}.{_HOST}"
+
+
+_HOST = socket.gethostname()
+
+
 def write_maildir(root: Path, data: bytes) -> Path:
     """Deliver one message into a Maildir (tmp/ → fsync → rename into new/)."""
-    for sub in ("tmp", "new", "cur"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    name = f"{time.time():.6f}.P{os.getpid()}R{secrets.token_hex(6)}.{socket.gethostname()}"
-    tmp = root / "tmp" / name
-    with open(tmp, "wb") as fh:
-        fh.write(data.replace(b"\r\n", b"\n"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    final = root / "new" / name
-    os.rename(tmp, final)
+    return write_maildir_batch(root, [data])[0]
+
+
+def write_maildir_batch(root: Path, messages: list[bytes]) -> list[Path]:
+    """Deliver messages into a Maildir: each through tmp/ with fsync, renamed into new/,
+    then one fsync of new/ for all of them (only after it are they delivered)."""
+    if not messages:
+        return []
+    _maildir(root)
+    finals: list[Path] = []
+    for data in messages:
+        name = _unique_name()
+        tmp = root / "tmp" / name
+        with open(tmp, "wb") as fh:
+            fh.write(data.replace(b"\r\n", b"\n"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        final = root / "new" / name
+        os.rename(tmp, final)
+        finals.append(final)
     fd = os.open(root / "new", os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return final
+    return finals

@@ -5,19 +5,27 @@ in a sandboxed Jinja environment with autoescaping for HTML, so customer templat
 cannot reach Python internals and SMS text cannot inject markup. Notices about a mail
 carry `In-Reply-To`/`References` to its Message-ID (so they thread under it) and
 `Auto-Submitted: auto-replied` (so auto-responders do not answer them).
+
+Compiled templates are kept per (customer, name) and checked against their files at most
+every `RECHECK` seconds (Jinja would stat every file on every render): an edited template
+is used from the next render after at most that long.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Template
+
 from bridge.notices.overrides import Templates
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+RECHECK = 5.0  # seconds between checks whether a template's file changed
 
 
 class Renderer:
@@ -35,16 +43,28 @@ class Renderer:
         self.from_address = from_address
         self.from_name = from_name
         self.hostname = hostname
+        self._compiled: dict[tuple[str, str], tuple[Template, float]] = {}
+
+    def template(self, customer: str, name: str) -> Template:
+        """The compiled template `name` for `customer` (its override or ours)."""
+        key = (customer, name)
+        now = time.monotonic()
+        hit = self._compiled.get(key)
+        if hit is not None and now - hit[1] < RECHECK:
+            return hit[0]
+        template = self.templates.env(customer).get_template(name)  # checks the file
+        self._compiled[key] = (template, now)
+        return template
 
     def render_text(self, kind: str, context: Mapping[str, Any]) -> str:
         """Only the plain-text body of a notice (for the terminal)."""
         return self.env.get_template(f"{kind}.txt").render(context)
 
     def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
-        env = self.templates.env(str(context.get("customer") or ""))
-        subject = env.get_template(f"{kind}.subject").render(context).strip()
-        text = env.get_template(f"{kind}.txt").render(context)
-        html = env.get_template(f"{kind}.html").render(context)
+        customer = str(context.get("customer") or "")
+        subject = self.template(customer, f"{kind}.subject").render(context).strip()
+        text = self.template(customer, f"{kind}.txt").render(context)
+        html = self.template(customer, f"{kind}.html").render(context)
         msg = EmailMessage()
         from_name = " ".join(str(context.get("from_name") or self.from_name).split())
         msg["From"] = formataddr((from_name, self.from_address))

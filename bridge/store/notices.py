@@ -6,18 +6,21 @@ it without further queries and a notice can be re-sent exactly as it was queued.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
+from bridge.store.lists_models import ListMail
 from bridge.store.models import Mail, Notice, Order, User
 
 _notice = Notice.__table__  # type: ignore[attr-defined]
 _order = Order.__table__  # type: ignore[attr-defined]
 _mail = Mail.__table__  # type: ignore[attr-defined]
 _user = User.__table__  # type: ignore[attr-defined]
+_list_mail = ListMail.__table__  # type: ignore[attr-defined]
 _OPEN = ("queued", "deferred")
 
 
@@ -32,26 +35,35 @@ def wants_notice(notify: str, status: str) -> bool:
     return notify == "failures" and status != "delivered"
 
 
+# One query (built once) for what a status notice needs, and whether the mail went to lists.
+_STATUS_ROW = (
+    select(
+        _order,
+        _mail.c.message_id.label("mail_message_id"),
+        _mail.c.subject.label("mail_subject"),
+        _mail.c.envelope_from,
+        _mail.c.received_at,
+        _user.c.display_name,
+        _list_mail.c.mail_id.label("list_mail_id"),
+    )
+    .select_from(
+        _order.join(_mail)
+        .join(_user, _order.c.user_id == _user.c.id)
+        .outerjoin(_list_mail, _list_mail.c.mail_id == _order.c.mail_id)
+    )
+    .where(_order.c.id == bindparam("order_id"))
+)
+_INSERT_NOTICE = insert(_notice)
+
+
 def queue_status_notice(conn: Connection, order_id: str, now: datetime) -> int | None:
     """Queue the status mail for a finished order if its policy asks for one."""
     from bridge.store import lists  # lists imports this module
 
-    mail_id = conn.execute(select(_order.c.mail_id).where(_order.c.id == order_id)).scalar()
-    if mail_id is not None and lists.is_list_mail(conn, mail_id):
-        lists.queue_list_report(conn, mail_id, now)  # one cumulative report, not one per order
+    row = conn.execute(_STATUS_ROW, {"order_id": order_id}).one()
+    if row.list_mail_id is not None:
+        lists.queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
         return None
-    row = conn.execute(
-        select(
-            _order,
-            _mail.c.message_id.label("mail_message_id"),
-            _mail.c.subject.label("mail_subject"),
-            _mail.c.envelope_from,
-            _mail.c.received_at,
-            _user.c.display_name,
-        )
-        .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
-        .where(_order.c.id == order_id)
-    ).one()
     policy = row.policy or {}
     if "html" not in (policy.get("notify_channel") or ("html",)):
         return None
@@ -76,17 +88,18 @@ def queue_status_notice(conn: Connection, order_id: str, now: datetime) -> int |
         "cost_centre": policy.get("cost_centre", ""),
     }
     result = conn.execute(
-        insert(_notice).values(
-            kind="status",
-            recipient=policy.get("notify_address") or row.envelope_from,
-            order_id=row.id,
-            context=context,
-            status="queued",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            error="",
-        )
+        _INSERT_NOTICE,
+        {
+            "kind": "status",
+            "recipient": policy.get("notify_address") or row.envelope_from,
+            "order_id": row.id,
+            "context": context,
+            "status": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "error": "",
+        },
     )
     key = result.inserted_primary_key
     return int(key[0]) if key else None
@@ -160,13 +173,59 @@ def record_notice(
     next_at: datetime | None = None,
 ) -> None:
     """Record a send attempt: sent, deferred (with next_at), failed or held."""
-    values: dict[str, Any] = {"status": status, "error": error[-4000:]}
-    if status == "sent":
+    record_notices(conn, now, [NoticeOutcome(notice_id, status, error, next_at)])
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeOutcome:
+    """How one send attempt ended: sent, deferred (with next_at), failed or held."""
+
+    notice_id: int
+    status: str
+    error: str = ""
+    next_at: datetime | None = None
+
+
+def _record_statement(**extra: Any) -> Any:
+    return (
+        update(_notice)
+        .where(_notice.c.id == bindparam("n_id"), _notice.c.status.in_(_OPEN))
+        .values(status=bindparam("n_status"), error=bindparam("n_error"), **extra)
+    )
+
+
+# Built once (statement building costs more CPU than the UPDATE): sent, rescheduled, other.
+_RECORD_SENT = _record_statement(sent_at=bindparam("n_at"))
+_RECORD_NEXT = _record_statement(next_attempt_at=bindparam("n_next"))
+_RECORD = _record_statement()
+
+
+def record_notices(conn: Connection, now: datetime, outcomes: Sequence[NoticeOutcome]) -> None:
+    """Record the send attempts of one mailer step (a few executemany statements)."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for o in outcomes:
+        row = {"n_id": o.notice_id, "n_status": o.status, "n_error": o.error[-4000:]}
+        if o.status == "sent" and o.next_at is not None:  # both: the general form
+            record_notice_values(conn, now, o)
+            continue
+        if o.status == "sent":
+            groups.setdefault(_RECORD_SENT, []).append({**row, "n_at": now})
+        elif o.next_at is not None:
+            groups.setdefault(_RECORD_NEXT, []).append({**row, "n_next": o.next_at})
+        else:
+            groups.setdefault(_RECORD, []).append(row)
+    for statement, rows in groups.items():
+        conn.execute(statement, rows)
+
+
+def record_notice_values(conn: Connection, now: datetime, o: NoticeOutcome) -> None:
+    values: dict[str, Any] = {"status": o.status, "error": o.error[-4000:]}
+    if o.status == "sent":
         values["sent_at"] = now
-    if next_at is not None:
-        values["next_attempt_at"] = next_at
+    if o.next_at is not None:
+        values["next_attempt_at"] = o.next_at
     conn.execute(
         update(_notice)
-        .where(_notice.c.id == notice_id, _notice.c.status.in_(_OPEN))
+        .where(_notice.c.id == o.notice_id, _notice.c.status.in_(_OPEN))
         .values(**values)
     )
