@@ -131,7 +131,10 @@ class Order(SQLModel, table=True):
     """One MT request: one mail × one recipient number (E.164)."""
 
     __tablename__ = "order"
-    __table_args__ = (Index("ix_order_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_order_due", "status", "next_attempt_at"),
+        Index("ix_order_created_at", "created_at"),  # reports and the purge look by time
+    )
 
     id: str = Field(primary_key=True)  # <mail id>.<n>
     mail_id: str = Field(foreign_key="mail.id", index=True)
