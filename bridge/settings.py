@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from bridge.errors import ConfigError
 from bridge.inbound.keywords import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS
 from bridge.intake.access import check_cidrs
-from bridge.policy import CLEANING_RULES, PolicyError, check_setting
+from bridge.policy import Policy, PolicyError, check_setting
 
+_POLICY = Policy()
 Port = Annotated[int, Field(ge=0, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
 
@@ -200,40 +201,36 @@ class MailerSettings(_Section):
 
 
 class DefaultsSettings(_Section):
-    """Values at the bottom of the settings cascade (below customer, profile and user)."""
+    """Values at the bottom of the settings cascade (below customer, profile and user).
 
-    sender_id: str = "MailSMS"
-    notify: Literal["none", "failures", "all"] = "failures"
-    default_country: Annotated[str, Field(min_length=2, max_length=2)] = "DE"
-    encoding: Literal["auto", "gsm7", "ucs2"] = "auto"
-    replacement: Literal["ucs2", "smart", "simple", "reject"] = "ucs2"
-    max_parts: Annotated[int, Field(ge=1, le=255)] = 10
-    overflow: Literal["truncate", "reject"] = "reject"
-    subject_policy: Literal["body", "subject", "subject_body"] = "body"
-    validity: Annotated[float, Field(gt=0)] = 172_800.0
-    subject_separator: str = "\n"
-    cleaning: tuple[str, ...] = CLEANING_RULES
-    end_markers: tuple[str, ...] = ()
-    strip_strings: tuple[str, ...] = ()
-    cost_centre: str = ""
-    priority: Literal["normal", "express"] = "normal"
-    notify_channel: tuple[str, ...] = ("html",)
-    notify_address: str = ""
-    allowed_countries: tuple[str, ...] = ()
-    rate_per_minute: Annotated[int, Field(ge=0)] = 0
-    rate_per_day: Annotated[int, Field(ge=0)] = 0
-    quiet_hours: str = ""
-    timezone: str = "UTC"
-    flash: bool = False
-    mail_overrides: tuple[str, ...] = (
-        "priority",
-        "validity",
-        "notify",
-        "cost_centre",
-        "max_parts",
-        "send_at",
-        "flash",
-    )
+    The defaults are Policy's own; every value is checked by the same rule that checks
+    it at the customer, profile and user levels (`bridge.policy_values`).
+    """
+
+    sender_id: str = _POLICY.sender_id
+    notify: str = _POLICY.notify
+    default_country: str = _POLICY.default_country
+    encoding: str = _POLICY.encoding
+    replacement: str = _POLICY.replacement
+    max_parts: int = _POLICY.max_parts
+    overflow: str = _POLICY.overflow
+    subject_policy: str = _POLICY.subject_policy
+    validity: float = _POLICY.validity
+    subject_separator: str = _POLICY.subject_separator
+    cleaning: tuple[str, ...] = _POLICY.cleaning
+    end_markers: tuple[str, ...] = _POLICY.end_markers
+    strip_strings: tuple[str, ...] = _POLICY.strip_strings
+    cost_centre: str = _POLICY.cost_centre
+    priority: str = _POLICY.priority
+    notify_channel: tuple[str, ...] = _POLICY.notify_channel
+    notify_address: str = _POLICY.notify_address
+    allowed_countries: tuple[str, ...] = _POLICY.allowed_countries
+    rate_per_minute: int = _POLICY.rate_per_minute
+    rate_per_day: int = _POLICY.rate_per_day
+    quiet_hours: str = _POLICY.quiet_hours
+    timezone: str = _POLICY.timezone
+    flash: bool = _POLICY.flash
+    mail_overrides: tuple[str, ...] = _POLICY.mail_overrides
 
     @model_validator(mode="after")
     def _valid_policy_values(self) -> DefaultsSettings:
