@@ -179,7 +179,7 @@ REPLIES: dict[str, Reply] = {
         550,
         "5.7.1",
         "<{recipient}>: SMS to country {country} are not allowed for your account; "
-        "ask your administrator to add it to allowed_countries",
+        "ask your administrator to allow it (allowed_countries / denied_countries)",
     ),
     "override_refused": Reply(
         550,

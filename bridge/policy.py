@@ -63,6 +63,7 @@ class Policy:
     notify_channel: tuple[str, ...] = ("html",)  # html status mail, dsn, http push
     notify_address: str = ""  # status mails go here instead of the sender
     allowed_countries: tuple[str, ...] = ()  # ISO codes; empty: every country
+    denied_countries: tuple[str, ...] = ()  # ISO codes never sent to (checked after allowed)
     rate_per_minute: int = 0  # orders per user and minute; 0: no limit
     rate_per_day: int = 0  # orders per user and day; 0: no limit
     quiet_hours: str = ""  # "21:00-08:00" in the recipient's local time; "": none

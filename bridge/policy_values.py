@@ -200,7 +200,7 @@ def check_value(name: str, value: Any) -> Any:
         return _subset(name, value, OVERRIDABLE)
     if name in TEXT_LISTS:
         return _text_list(name, value)
-    if name == "allowed_countries":
+    if name in ("allowed_countries", "denied_countries"):
         return tuple(_country(c, name) for c in _text_list(name, value))
     if name == "sender_id":
         return check_sender_id(value)
@@ -232,7 +232,14 @@ def parse_text(name: str, text: str) -> Any:
     text = text.strip()
     if name in ("max_parts", "rate_per_minute", "rate_per_day") and text.isdigit():
         return int(text)
-    if name in ("cleaning", "notify_channel", "mail_overrides", "allowed_countries", *TEXT_LISTS):
+    if name in (
+        "cleaning",
+        "notify_channel",
+        "mail_overrides",
+        "allowed_countries",
+        "denied_countries",
+        *TEXT_LISTS,
+    ):
         return [v.strip() for v in text.split(",") if v.strip()]
     if name == "subject_separator":
         return text.encode().decode("unicode_escape")

@@ -225,6 +225,7 @@ class DefaultsSettings(_Section):
     notify_channel: tuple[str, ...] = _POLICY.notify_channel
     notify_address: str = _POLICY.notify_address
     allowed_countries: tuple[str, ...] = _POLICY.allowed_countries
+    denied_countries: tuple[str, ...] = _POLICY.denied_countries
     rate_per_minute: int = _POLICY.rate_per_minute
     rate_per_day: int = _POLICY.rate_per_day
     quiet_hours: str = _POLICY.quiet_hours

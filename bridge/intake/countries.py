@@ -1,4 +1,4 @@
-"""The allowed-countries recipient rule: refuse numbers outside the policy's `allowed_countries`."""
+"""The country rule: refuse numbers outside `allowed_countries` or inside `denied_countries`."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ from bridge.intake.transaction import Transaction
 from bridge.store.store import Store
 
 
-def country_of(msisdn: str) -> str:
-    """The ISO region code of an E.164 number ("ZZ" when unknown)."""
+def country_of(msisdn: str, default_country: str = "ZZ") -> str:
+    """The ISO region code of an E.164 number; a short code is national (`default_country`)."""
+    if not msisdn.startswith("+"):
+        return default_country.upper()
     return phonenumbers.region_code_for_number(phonenumbers.parse(msisdn)) or "ZZ"
 
 
 async def allowed_country(store: Store, transaction: Transaction, recipient: Recipient) -> None:
-    """RCPT rule: with `allowed_countries` set, the number's country must be in it."""
-    allowed = transaction.policy.allowed_countries
-    if allowed and country_of(recipient.msisdn) not in allowed:
-        raise Reject(
-            "country_not_allowed", recipient=recipient.address, country=country_of(recipient.msisdn)
-        )
+    """RCPT rule: the number's country must be allowed (if a list is set) and not denied."""
+    policy = transaction.policy
+    country = country_of(recipient.msisdn, policy.default_country)
+    allowed = policy.allowed_countries
+    if (allowed and country not in allowed) or country in policy.denied_countries:
+        raise Reject("country_not_allowed", recipient=recipient.address, country=country)

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import phonenumbers
-
 from bridge.errors import Reject
 from bridge.intake.compose import sms_policy
+from bridge.intake.countries import country_of
 from bridge.intake.schedule import schedule
 from bridge.policy import Policy
 from bridge.store.intake import NewOrder
@@ -118,6 +117,7 @@ def fan_out(
     values = policy.as_dict()
     priority = 1 if policy.priority == "express" else 0
     allowed = set(policy.allowed_countries)
+    denied = set(policy.denied_countries)
     n = first_n
     for target, members in targets:
         for m in members:
@@ -127,10 +127,8 @@ def fan_out(
             if m.stopped:
                 skipped.append({"msisdn": m.msisdn, "name": m.name, "reason": "opted out (STOP)"})
                 continue
-            if (
-                allowed
-                and phonenumbers.region_code_for_number(phonenumbers.parse(m.msisdn)) not in allowed
-            ):
+            country = country_of(m.msisdn, policy.default_country)
+            if (allowed and country not in allowed) or country in denied:
                 skipped.append(
                     {"msisdn": m.msisdn, "name": m.name, "reason": "country not allowed"}
                 )

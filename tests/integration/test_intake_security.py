@@ -398,3 +398,25 @@ async def test_graceful_stop_answers_421_and_keeps_acknowledged_mail(tmp_path: P
         for client in (c, late):
             await client.close()
     assert len(_orders(tmp_path)) == 1
+
+
+async def test_denied_countries_and_short_codes_with_a_country_list(tmp_path: Path) -> None:
+    async with running_bridge(make_settings(tmp_path)) as (bridge, ep):
+        assert bridge.store is not None
+        settings = {
+            "default_country": "DE",
+            "denied_countries": ["GB"],
+            "allowed_countries": ["DE", "GB"],
+            "access": {"short_codes": True},
+        }
+        run_sync(bridge.store.engine, add_customer, "acme", settings)
+        run_sync(bridge.store.engine, add_user, "ops@acme.example", "acme")
+        c = await RawSmtp.connect(*ep.smtp)
+        await c.read_reply()
+        await c.command("EHLO acme")
+        await c.command("MAIL FROM:<ops@acme.example>")
+        gb = await c.command("RCPT TO:<+447400123456@eu.rsms.net>")
+        short = await c.command("RCPT TO:<11880@eu.rsms.net>")
+        await c.close()
+    assert gb.startswith("550 5.7.1") and "country GB" in gb
+    assert short.startswith("250"), short

@@ -135,3 +135,11 @@ def test_sequential_run() -> None:
 )
 def test_aiosmtpd_replies_are_rewritten_into_the_table(aiosmtpd: str, ours: str) -> None:
     assert _rewrite(aiosmtpd, 99).startswith(ours)
+
+
+def test_country_of_numbers_and_short_codes() -> None:
+    from bridge.intake.countries import country_of
+
+    assert country_of("+491701234567") == "DE"
+    assert country_of("+447400123456") == "GB"
+    assert country_of("11880", "de") == "DE"  # a short code is national

@@ -39,6 +39,7 @@ SAMPLES: dict[str, tuple[object, object]] = {
     "notify_channel": (["html", "dsn"], ("html", "dsn")),
     "notify_address": ("ops@acme.example", "ops@acme.example"),
     "allowed_countries": (["de", "AT"], ("DE", "AT")),
+    "denied_countries": (["ng"], ("NG",)),
     "rate_per_minute": (10, 10),
     "rate_per_day": (1000, 1000),
     "quiet_hours": ("21:00-08:00", "21:00-08:00"),
