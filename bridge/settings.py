@@ -188,6 +188,7 @@ class MailerSettings(_Section):
     relay_host: str = "127.0.0.1"
     relay_port: Port = 25
     starttls: Literal["off", "opportunistic", "required"] = "opportunistic"
+    tls_ca_file: Path | None = None
     username: str = ""
     password: str = ""
     from_address: str = "mailsms@localhost"

@@ -35,15 +35,16 @@ CONTEXT = {
 
 
 def _mailer(store: Store, port: int, tmp_path: Path, **kw: object) -> Mailer:
-    settings = MailerSettings(
-        mode="smtp",
-        relay_port=port,
-        starttls="off",
-        from_address="bridge@example.com",
-        retry_min=60.0,
-        maildir=tmp_path / "md",
-        **kw,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "mode": "smtp",
+        "relay_port": port,
+        "starttls": "off",
+        "from_address": "bridge@example.com",
+        "retry_min": 60.0,
+        "maildir": tmp_path / "md",
+        **kw,
+    }
+    settings = MailerSettings.model_validate(values)
     renderer = Renderer(
         DEFAULT_TEMPLATES,
         from_address="bridge@example.com",
@@ -117,3 +118,58 @@ async def test_maildir_mode_writes_new_files(engine: Engine, store: Store, tmp_p
     files = list((tmp_path / "md" / "new").iterdir())
     assert len(files) == 1 and b"In-Reply-To: <orig@client.example>" in files[0].read_bytes()
     assert list((tmp_path / "md" / "tmp").iterdir()) == []
+
+
+async def _tls_sink(context: object, handler: object) -> tuple[object, int]:
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="relay.test", tls_context=context, require_starttls=True),
+        host="127.0.0.1",
+        port=0,
+    )
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_t2_required_tls_never_falls_back_to_plaintext(
+    engine: Engine, store: Store, tmp_path: Path
+) -> None:
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    async with smtp_sink() as (sink, port):  # offers no STARTTLS
+        assert await _mailer(store, port, tmp_path, starttls="required").step() == 1
+    assert sink.envelopes == []
+    [(status, error)] = _status(engine)
+    assert status == "deferred" and "STARTTLS" in error
+
+
+async def test_t3_untrusted_relay_certificate_is_refused(
+    engine: Engine, store: Store, tmp_path: Path
+) -> None:
+    import ssl
+
+    import trustme
+
+    from tests.helpers import SinkHandler
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    handler = SinkHandler()
+    server, port = await _tls_sink(context, handler)
+    try:
+        run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+        assert await _mailer(store, port, tmp_path, starttls="required").step() == 1
+        assert handler.envelopes == []  # certificate not trusted: nothing sent
+        [(status, _)] = _status(engine)
+        assert status == "deferred"
+        ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        run_sync(engine, queue_notice, "status", "bob@example.com", CONTEXT, utcnow())
+        mailer = _mailer(store, port, tmp_path, starttls="required", tls_ca_file=ca_file)
+        assert await mailer.step() == 1
+        assert [e.rcpt_tos for e in handler.envelopes] == [["bob@example.com"]]
+    finally:
+        server.close()  # type: ignore[attr-defined]
