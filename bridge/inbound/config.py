@@ -119,6 +119,7 @@ class CustomerConfig(_Model):
     postmaster: str = ""
     admin: str = ""
     stop_scope: Literal["global", "service"] = "global"
+    status_push: PushAction | None = None  # where MT order statuses are pushed
     list: tuple[ListConfig, ...] = ()
 
 

@@ -59,7 +59,12 @@ def apply_numbers(conn: Connection, spec: NumbersFile, dry_run: bool = False) ->
 
     for c in spec.customer:
         cid = ids[c.name]
-        cvalues = {"postmaster": c.postmaster, "admin": c.admin, "stop_scope": c.stop_scope}
+        cvalues = {
+            "postmaster": c.postmaster,
+            "admin": c.admin,
+            "stop_scope": c.stop_scope,
+            "status_push": c.status_push.model_dump() if c.status_push else None,
+        }
         old = conn.execute(select(_icust).where(_icust.c.customer_id == cid)).first()
         label = f"customer {c.name}"
         if old is None:

@@ -24,6 +24,7 @@ class InboundCustomer(SQLModel, table=True):
     postmaster: str = ""
     admin: str = ""
     stop_scope: str = "global"  # global | service (per inbound number)
+    status_push: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow)
 
 

@@ -10,14 +10,17 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import aiosmtplib
+
 from bridge.inbound.config import parse_numbers
 from bridge.push.body import verify
 from bridge.settings import PushSettings
 from bridge.store.inbound_admin import apply_numbers
 from bridge.store.store import run_sync
+from bridge.store.tenants import change_setting
 from bridge.transports.sandbox import send_mo
 from tests.conftest import make_settings
-from tests.helpers import maildir_messages, running_bridge, wait_for
+from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 
 SECRET = "s3cret"
 
@@ -123,3 +126,40 @@ async def test_push_signed_retried_and_redirect_refused(tmp_path: Path) -> None:
             assert notice["To"].addresses[0].addr_spec == "admin@example.com"
             assert "redirects are not followed" in notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
             assert [r[1] for r in server.requests].count("/moved") == 1  # not followed, not retried
+
+
+async def test_order_status_is_pushed_when_the_policy_asks(tmp_path: Path) -> None:
+    push = PushSettings(allow_hosts=("127.0.0.1",), allow_http=True)
+    settings = make_settings(tmp_path, push=push)
+    with http_server() as server:
+        async with running_bridge(settings) as (bridge, ep):
+            assert bridge.store is not None
+            port = server.server_address[1]
+            spec = parse_numbers(
+                f"""
+[[customer]]
+name = "demo"
+[customer.status_push]
+url = "http://127.0.0.1:{port}/status"
+auth = "hmac"
+secret = "{SECRET}"
+"""
+            )
+            run_sync(bridge.store.engine, apply_numbers, spec)
+            run_sync(
+                bridge.store.engine,
+                change_setting,
+                "user",
+                "demo@example.com",
+                "notify_channel",
+                ["html", "push"],
+            )
+            async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
+                await smtp.sendmail("demo@example.com", ["+491701234567@eu.rsms.net"], make_mail())
+            await wait_for(lambda: server.requests, within=10)
+    method, path, headers, body = server.requests[0]
+    assert (method, path) == ("POST", "/status")
+    assert verify(SECRET, headers["X-Mailsms-Signature"], body, int(time.time()))
+    data = json.loads(body)
+    assert data["type"] == "order_status" and data["status"] == "delivered"
+    assert data["recipient"] == "+491701234567" and data["order_id"].endswith(".1")

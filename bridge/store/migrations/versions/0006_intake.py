@@ -1,4 +1,4 @@
-"""intake: DSN parameters, credentials, duplicate detection
+"""intake: DSN parameters, credentials, duplicate detection; order status push target
 
 Revision ID: 0006
 Revises: 0005
@@ -41,9 +41,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_credential_username", "credential", ["username"], unique=True)
     op.create_index("ix_credential_customer_id", "credential", ["customer_id"])
+    with op.batch_alter_table("inbound_customer") as batch:
+        batch.add_column(sa.Column("status_push", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("inbound_customer") as batch:
+        batch.drop_column("status_push")
     op.drop_index("ix_credential_customer_id", table_name="credential")
     op.drop_index("ix_credential_username", table_name="credential")
     op.drop_table("credential")

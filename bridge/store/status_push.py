@@ -1,0 +1,56 @@
+"""Store function for pushing an MT order's final status to the customer's status URL.
+
+When an order becomes final and its policy's `notify_channel` includes "push" (and its
+`notify` level covers the status), a push row is queued for the customer's
+`status_push` target (set in the numbers file); the push worker delivers it like an
+inbound push: guarded, signed, retried.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+
+from bridge.push.status import status_body
+from bridge.store.inbound_models import InboundCustomer
+from bridge.store.inbound_push import queue_push
+from bridge.store.models import Order, User
+from bridge.store.notices import wants_notice
+
+_order = Order.__table__  # type: ignore[attr-defined]
+_user = User.__table__  # type: ignore[attr-defined]
+_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
+
+GIVE_UP_AFTER = 86_400.0  # seconds, as [push] give_up_after's default
+
+
+def queue_status_push(conn: Connection, order_id: str, now: datetime) -> int | None:
+    row = conn.execute(
+        select(_order, _user.c.customer_id, _icust.c.status_push)
+        .select_from(
+            _order.join(_user, _order.c.user_id == _user.c.id).outerjoin(
+                _icust, _icust.c.customer_id == _user.c.customer_id
+            )
+        )
+        .where(_order.c.id == order_id)
+    ).one()
+    policy = row.policy or {}
+    if "push" not in (policy.get("notify_channel") or ()) or not row.status_push:
+        return None
+    if not wants_notice(str(policy.get("notify", "failures")), row.status):
+        return None
+    context = {
+        "order_id": row.id,
+        "mail_id": row.mail_id,
+        "status": row.status,
+        "recipient": row.recipient,
+        "sender_id": row.sender_id,
+        "parts": row.parts,
+        "error": row.error,
+        "final_at": (row.final_at or now).isoformat(),
+        "cost_centre": policy.get("cost_centre", ""),
+    }
+    target = dict(row.status_push)
+    body, content_type = status_body(str(target.get("format", "json")), context)
+    return queue_push(conn, row.customer_id, None, target, body, content_type, now, GIVE_UP_AFTER)
