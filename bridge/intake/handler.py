@@ -3,14 +3,14 @@
 MAIL checks the envelope sender (an enabled user), RCPT parses each recipient
 into an E.164 mobile number, DATA turns the mail into SMS text and commits the mail
 with one order per recipient; `250 … queued as <mail id>` is sent only after that
-commit returned. Every reply comes from `bridge.errors.REPLIES`.
+commit returned. Every reply comes from `bridge.errors.REPLIES`. Known senders come
+from a 5-second cache (`bridge.intake.senders`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,15 +24,17 @@ from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.compose import compose_text, preview_context
 from bridge.intake.dsn_params import MailDsn, RcptDsn
+from bridge.intake.entropy import random24
 from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
 from bridge.intake.listing import accept_list, fan_out_lists, scheduled
 from bridge.intake.overrides import apply_overrides
 from bridge.intake.rules import RCPT_RULES
+from bridge.intake.senders import SenderCache
 from bridge.intake.transaction import Transaction
 from bridge.policy import resolve
 from bridge.settings import SmtpSettings
 from bridge.store.inbound import conversation_orders
-from bridge.store.intake import NewMail, NewNotice, NewOrder, find_sender
+from bridge.store.intake import NewMail, NewNotice, NewOrder
 from bridge.store.models import utcnow
 from bridge.store.store import Store
 from bridge.text.errors import MimeTooComplex
@@ -45,7 +47,7 @@ _ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 
 def new_mail_id() -> str:
     """A short, time-ordered, unique-enough id ("queued as"), like a Postfix queue id."""
-    n = (time.time_ns() // 1_000_000) << 24 | secrets.randbits(24)
+    n = (time.time_ns() // 1_000_000) << 24 | random24()
     out = []
     while n:
         n, r = divmod(n, len(_ALPHABET))
@@ -73,6 +75,7 @@ class IntakeHandler:
         self.on_accepted = on_accepted
         self.on_notice = on_notice
         self.in_flight = 0
+        self.senders = SenderCache(store)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -107,7 +110,7 @@ class IntakeHandler:
     async def _check_sender(self, address: str) -> Transaction:
         if not address:
             raise Reject("null_sender")
-        sender = await self.store.call(find_sender, address)
+        sender = await self.senders.find(address)
         if sender is None:
             raise Reject("unknown_sender", sender=address)
         if not sender.enabled or not sender.customer_enabled:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from bridge.store.bulk import bulk_insert
 from bridge.store.lists import insert_list_mails
@@ -87,30 +87,39 @@ _event = OrderEvent.__table__  # type: ignore[attr-defined]
 _notice = Notice.__table__  # type: ignore[attr-defined]
 
 
+# One query, built once: the user by address, else by alias, with its settings levels.
+_SENDER = (
+    select(
+        _user.c.id,
+        _user.c.customer_id,
+        _user.c.address,
+        _user.c.display_name,
+        _user.c.enabled,
+        _user.c.settings,
+        _customer.c.enabled.label("customer_enabled"),
+        _customer.c.name.label("customer_name"),
+        _customer.c.settings.label("customer_settings"),
+        _profile.c.settings.label("profile_settings"),
+    )
+    .select_from(_user.join(_customer).outerjoin(_profile, _user.c.profile_id == _profile.c.id))
+    .where(
+        _user.c.id
+        == func.coalesce(
+            select(_user.c.id).where(_user.c.address == bindparam("address")).scalar_subquery(),
+            select(_alias.c.user_id)
+            .where(_alias.c.address == bindparam("address"))
+            .limit(1)
+            .scalar_subquery(),
+        )
+    )
+)
+
+
 def find_sender(conn: Connection, address: str) -> Sender | None:
     """The user whose address or alias is `address` (case-insensitive), or None."""
-    address = address.lower()
-    user_id = conn.execute(select(_user.c.id).where(_user.c.address == address)).scalar()
-    if user_id is None:
-        user_id = conn.execute(select(_alias.c.user_id).where(_alias.c.address == address)).scalar()
-    if user_id is None:
+    row = conn.execute(_SENDER, {"address": address.lower()}).first()
+    if row is None:
         return None
-    row = conn.execute(
-        select(
-            _user.c.id,
-            _user.c.customer_id,
-            _user.c.address,
-            _user.c.display_name,
-            _user.c.enabled,
-            _user.c.settings,
-            _customer.c.enabled.label("customer_enabled"),
-            _customer.c.name.label("customer_name"),
-            _customer.c.settings.label("customer_settings"),
-            _profile.c.settings.label("profile_settings"),
-        )
-        .select_from(_user.join(_customer).outerjoin(_profile, _user.c.profile_id == _profile.c.id))
-        .where(_user.c.id == user_id)
-    ).one()
     return Sender(
         user_id=row.id,
         customer_id=row.customer_id,
@@ -127,14 +136,29 @@ def find_sender(conn: Connection, address: str) -> Sender | None:
 
 def find_duplicate(conn: Connection, mail: NewMail) -> str | None:
     """The id of an earlier copy of this mail within the dedupe window, if any."""
-    if mail.dedupe_key is None or mail.dedupe_since is None:
-        return None
-    found = conn.execute(
-        select(_mail.c.id)
-        .where(_mail.c.dedupe_key == mail.dedupe_key, _mail.c.received_at >= mail.dedupe_since)
-        .limit(1)
-    ).scalar()
-    return str(found) if found is not None else None
+    return find_duplicates(conn, [mail]).get(mail.id)
+
+
+def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
+    """{mail id: id of an earlier copy within its dedupe window}, in one query for all."""
+    wanted = [m for m in mails if m.dedupe_key is not None and m.dedupe_since is not None]
+    if not wanted:
+        return {}
+    since = min(m.dedupe_since for m in wanted if m.dedupe_since is not None)
+    earlier: dict[str, list[tuple[datetime, str]]] = {}
+    for r in conn.execute(
+        select(_mail.c.id, _mail.c.dedupe_key, _mail.c.received_at)
+        .where(_mail.c.dedupe_key.in_({m.dedupe_key for m in wanted}), _mail.c.received_at >= since)
+        .order_by(_mail.c.received_at)
+    ):
+        earlier.setdefault(r.dedupe_key, []).append((r.received_at, str(r.id)))
+    found: dict[str, str] = {}
+    for m in wanted:
+        for received_at, mail_id in earlier.get(m.dedupe_key or "", ()):
+            if m.dedupe_since is not None and received_at >= m.dedupe_since:
+                found[m.id] = mail_id
+                break
+    return found
 
 
 def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
@@ -143,11 +167,7 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     Returns {mail id: id of the earlier copy} for mails that were duplicates and
     therefore not inserted again (their 250 names the earlier copy).
     """
-    duplicates: dict[str, str] = {}
-    for m in mails:
-        earlier = find_duplicate(conn, m)
-        if earlier is not None:
-            duplicates[m.id] = earlier
+    duplicates = find_duplicates(conn, mails)
     mails = [m for m in mails if m.id not in duplicates]
     if not mails:
         return duplicates
