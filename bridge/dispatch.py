@@ -222,12 +222,21 @@ def outbound_sms(order: OrderWork, now: datetime) -> OutboundSms:
 
 
 def record_outcomes(conn: Connection, now: datetime, outcomes: Sequence[Outcome]) -> None:
-    """Write every outcome of one dispatch step in one transaction."""
+    """Write every outcome of one dispatch step in one transaction (submitted ones batched)."""
+    order_sql.record_submitted_many(
+        conn,
+        now,
+        [
+            order_sql.Submitted(o.order_id, o.transport, o.message_ids, o.events)
+            for o in outcomes
+            if o.kind == "submitted"
+        ],
+    )
     for o in outcomes:
-        record_attempt_events(conn, o.order_id, now, o.events)
         if o.kind == "submitted":
-            order_sql.record_submitted(conn, o.order_id, now, o.transport, o.message_ids)
-        elif o.kind == "deferred" and o.next_at is not None:
+            continue
+        record_attempt_events(conn, o.order_id, now, o.events)
+        if o.kind == "deferred" and o.next_at is not None:
             order_sql.record_deferred(conn, o.order_id, now, o.next_at, o.reason)
         elif o.kind == "final":
             order_sql.record_final(conn, o.order_id, now, o.status, o.reason)
