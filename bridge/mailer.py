@@ -66,14 +66,17 @@ class Mailer:
         await self.store.call(notice_sql.record_notices, now, outcomes)
         return len(claimed)
 
-    def _message(self, notice: NoticeWork) -> tuple[Message, str]:
-        """The notice as a message, and its envelope sender."""
+    def _message(self, notice: NoticeWork) -> tuple[Message | bytes, str]:
+        """The notice as a message (as bytes when cheaper), and its envelope sender."""
         if notice.kind == "dsn":  # the null reverse-path: nobody answers a DSN (RFC 3461)
-            return build_dsn(
+            dsn = build_dsn(
                 notice.context, reporting_mta=self.renderer.hostname, recipient=notice.recipient
-            ), ""
-        message = self.renderer.render(notice.kind, notice.recipient, notice.context)
-        return message, self.settings.from_address
+            )
+            return dsn, ""
+        sender = self.settings.from_address
+        if not sender:  # aiosmtplib takes bytes only with a sender
+            return self.renderer.render(notice.kind, notice.recipient, notice.context), sender
+        return self.renderer.render_bytes(notice.kind, notice.recipient, notice.context), sender
 
     async def _send(self, notice: NoticeWork) -> Result:
         try:
@@ -91,8 +94,8 @@ class Mailer:
         data: list[bytes] = []
         for notice in notices:
             try:
-                message, _ = self._message(notice)
-                data.append(message.as_bytes())
+                message = self._message(notice)[0]
+                data.append(message if isinstance(message, bytes) else message.as_bytes())
                 results.append(None)
             except Exception:
                 results.append(traceback.format_exc())
@@ -142,9 +145,10 @@ class Mailer:
         )
         return NoticeOutcome(notice.id, "deferred", reason, next_at)
 
-    async def deliver(self, message: Message, recipient: str, sender: str) -> None:
+    async def deliver(self, message: Message | bytes, recipient: str, sender: str) -> None:
         if self.settings.mode == "maildir":
-            await asyncio.to_thread(write_maildir, self.settings.maildir, message.as_bytes())
+            data = message if isinstance(message, bytes) else message.as_bytes()
+            await asyncio.to_thread(write_maildir, self.settings.maildir, data)
             return
         s = self.settings
         try:

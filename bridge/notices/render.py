@@ -22,6 +22,7 @@ from typing import Any
 
 from jinja2 import Template
 
+from bridge.notices import fastmime
 from bridge.notices.overrides import Templates
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -60,16 +61,64 @@ class Renderer:
         """Only the plain-text body of a notice (for the terminal)."""
         return self.env.get_template(f"{kind}.txt").render(context)
 
-    def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
+    def _bodies(self, kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
         customer = str(context.get("customer") or "")
         subject = self.template(customer, f"{kind}.subject").render(context).strip()
         text = self.template(customer, f"{kind}.txt").render(context)
         html = self.template(customer, f"{kind}.html").render(context)
+        return " ".join(subject.split()), text, html
+
+    def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
+        return self._message(recipient, context, *self._bodies(kind, context))
+
+    def render_bytes(self, kind: str, recipient: str, context: Mapping[str, Any]) -> bytes:
+        """`render(...).as_bytes()`, built directly when the headers are simple (cheaper)."""
+        subject, text, html = self._bodies(kind, context)
+        fast = None if context.get("attachments") else self._fast(recipient, context, subject)
+        if fast is not None:
+            data = fastmime.alternative(fast, text, html)
+            if data is not None:
+                return data
+        return self._message(recipient, context, subject, text, html).as_bytes()
+
+    def _fast(
+        self, recipient: str, context: Mapping[str, Any], subject: str
+    ) -> list[tuple[str, str]] | None:
+        """The headers `_message` would write, when each is plain ASCII as given."""
+        from_name = " ".join(str(context.get("from_name") or self.from_name).split())
+        sender = fastmime.simple_address(from_name, self.from_address)
+        to = fastmime.simple_address(str(context.get("to_name") or ""), recipient)
+        if sender is None or to is None:
+            return None
+        headers = [
+            ("From", sender),
+            ("To", to),
+            ("Subject", subject),
+            ("Date", formatdate(localtime=False)),
+            ("Message-ID", make_msgid(domain=self.hostname)),
+            ("Auto-Submitted", "auto-replied"),
+        ]
+        reply_to = context.get("reply_to")
+        if reply_to:
+            if fastmime.simple_address("", str(reply_to)) is None:
+                return None
+            headers.append(("Reply-To", str(reply_to)))
+        original = str(context.get("in_reply_to") or "").strip()
+        if original:
+            headers.append(("In-Reply-To", original))
+            headers.append(
+                ("References", " ".join(str(context.get("references") or original).split()))
+            )
+        return headers
+
+    def _message(
+        self, recipient: str, context: Mapping[str, Any], subject: str, text: str, html: str
+    ) -> EmailMessage:
         msg = EmailMessage()
         from_name = " ".join(str(context.get("from_name") or self.from_name).split())
         msg["From"] = formataddr((from_name, self.from_address))
         msg["To"] = formataddr((str(context.get("to_name") or ""), recipient))
-        msg["Subject"] = " ".join(subject.split())
+        msg["Subject"] = subject
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain=self.hostname)
         msg["Auto-Submitted"] = "auto-replied"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from bridge.store.lists_models import ListMail
 from bridge.store.models import Mail, Notice, Order, User
@@ -189,7 +189,7 @@ class NoticeOutcome:
 def _record_statement(**extra: Any) -> Any:
     return (
         update(_notice)
-        .where(_notice.c.id == bindparam("n_id"), _notice.c.status.in_(_OPEN))
+        .where(_notice.c.id == bindparam("n_id"), or_(*(_notice.c.status == s for s in _OPEN)))
         .values(status=bindparam("n_status"), error=bindparam("n_error"), **extra)
     )
 
