@@ -33,7 +33,6 @@ from bridge.intake.senders import SenderCache
 from bridge.intake.transaction import Transaction
 from bridge.policy import resolve
 from bridge.settings import SmtpSettings
-from bridge.store.inbound import conversation_orders
 from bridge.store.intake import NewMail, NewNotice, NewOrder
 from bridge.store.models import utcnow
 from bridge.store.store import Store
@@ -293,10 +292,8 @@ class IntakeHandler:
                 )
                 for n, rcpt in enumerate(real, start=1)
             )
-            orders = scheduled(orders, policy, now)
-            orders = await self.store.call(  # replies keep the conversation's sender number
-                conversation_orders, transaction.sender.user_id, orders, now
-            )
+            orders = scheduled(orders, policy, now)  # sender numbers of conversations: at commit
+        direct = len(orders)
         orders, list_mail = await fan_out_lists(
             self.store, mail_id, transaction, policy, text, orders, now
         )
@@ -325,6 +322,7 @@ class IntakeHandler:
                 text.message_id, mail_from, [r.address for r in transaction.recipients]
             ),
             dedupe_since=now - timedelta(seconds=self.settings.dedupe_window),
+            conversation=direct,
         )
 
     async def drained(self, within: float) -> bool:

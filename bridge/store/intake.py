@@ -6,7 +6,7 @@ times more CPU than the SQLite write itself).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +75,7 @@ class NewMail:
     dsn_envid: str | None = None
     dedupe_key: str | None = None  # equal for the same mail delivered twice
     dedupe_since: datetime | None = None  # look for an earlier copy received after this
+    conversation: int = 0  # at commit, the first n orders keep a conversation's sender number
 
 
 _user = User.__table__  # type: ignore[attr-defined]
@@ -161,6 +162,16 @@ def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     return found
 
 
+def _in_conversation(conn: Connection, mail: NewMail) -> NewMail:
+    """Replies keep the conversation's sender number (looked up in the commit's transaction,
+    which saves the intake a database round trip per mail)."""
+    from bridge.store.inbound import conversation_orders  # inbound imports this module
+
+    n = mail.conversation
+    direct = conversation_orders(conn, mail.user_id, mail.orders[:n], mail.received_at)
+    return replace(mail, orders=direct + mail.orders[n:])
+
+
 def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     """Insert mails, their orders and the orders' first history lines.
 
@@ -171,6 +182,7 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     mails = [m for m in mails if m.id not in duplicates]
     if not mails:
         return duplicates
+    mails = [_in_conversation(conn, m) if m.conversation else m for m in mails]
     conn.execute(
         insert(_mail),
         [
