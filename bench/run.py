@@ -85,6 +85,7 @@ class Variant:
     db: Path | None = None  # the bridge's SQLite file
     workdir: Path | None = None
     receipt: str = ""  # the sandbox's receipt mode ("" for bare)
+    notify: str = "all"  # the demo user's `notify` setting
     acked: int = 0  # 250s received in total (warm-up included)
     runs: int = 0
 
@@ -145,13 +146,29 @@ def cpu_stat() -> dict[str, tuple[float, float]]:
     return res
 
 
-def bridge_variant(name: str, receipt: str, root: Path) -> Variant:
+def bridge_variant(
+    name: str, receipt: str, root: Path, notify: str = "all", code: str | None = None
+) -> Variant:
+    """A bridge; `code`: a checkout of another commit to run instead (PYTHONPATH)."""
     workdir = root / name
     workdir.mkdir()
     smtp_port, sandbox_port = servers.free_port(), servers.free_port()
     cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt)
-    server = servers.start(name, [MAILSMS, "serve", "-c", str(cfg)], smtp_port, workdir, SERVER_CPU)
-    return Variant(name, server, db=workdir / "bridge.db", workdir=workdir, receipt=receipt)
+    env = None if code is None else {"PYTHONPATH": code}
+    cmd = [MAILSMS, "serve", "-c", str(cfg)]
+    server = servers.start(name, cmd, smtp_port, workdir, SERVER_CPU, env=env)
+    v = Variant(name, server, db=workdir / "bridge.db", workdir=workdir, receipt=receipt)
+    v.notify = notify
+    return v
+
+
+def set_notify(v: Variant) -> None:
+    """The demo user gets notify = all; a production user rather has `failures`."""
+    if v.notify == "all" or v.workdir is None:
+        return
+    cmd = [MAILSMS, "settings", "set", "--user", "demo@example.com", "notify", v.notify]
+    cmd += ["-c", str(v.workdir / "bridge.toml")]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -209,11 +226,15 @@ def comparison(b: Bench, root: Path) -> None:
         b.variants["bare"] = Variant(
             "bare", servers.start("bare", bare_cmd, port, root, SERVER_CPU)
         )
-        for receipt in args.receipts:
-            name = "bridge" if receipt == "delivered" else f"bridge_{receipt}"
-            b.variants[name] = bridge_variant(name, receipt, root)
+        for prefix, code in [("", None)] + ([("base_", args.baseline)] if args.baseline else []):
+            for receipt in args.receipts:
+                for notify in args.notify if receipt == "delivered" else ["all"]:
+                    name = "bridge" if receipt == "delivered" else f"bridge_{receipt}"
+                    name = prefix + name + ("" if notify == "all" else "_fail")
+                    b.variants[name] = bridge_variant(name, receipt, root, notify, code)
         for v in b.variants.values():
             servers.wait_ready(v.server)
+            set_notify(v)
         print(
             f"servers up in {time.monotonic() - t0:.1f} s; warm-up {WARMUP} mails each",
             flush=True,
@@ -437,11 +458,12 @@ def profile(b: Bench, root: Path) -> None:
     workdir = root / "profile"
     workdir.mkdir()
     smtp_port, sandbox_port = servers.free_port(), servers.free_port()
-    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, "delivered")
+    receipt = b.args.profile_receipt
+    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt)
     profdir = workdir / "prof"
     cmd = [PY, str(HERE / "profile_bridge.py"), str(profdir), "serve", "-c", str(cfg)]
     server = servers.start("profile", cmd, smtp_port, workdir, SERVER_CPU)
-    v = Variant("profile", server, db=workdir / "bridge.db", workdir=workdir, receipt="delivered")
+    v = Variant("profile", server, db=workdir / "bridge.db", workdir=workdir, receipt=receipt)
     print("\n== profile: bridge under cProfile (all threads), reuse C=64 ==", flush=True)
     b.variants = {"profile": v}
     drained: dict[str, Any] = {}
@@ -544,14 +566,31 @@ def main() -> None:
     p.add_argument("--conc", default="64,8", help="concurrencies (default 64,8)")
     p.add_argument("--modes", default="reuse,permsg", help="connection modes (default both)")
     p.add_argument("--receipts", default="delivered,none", help="bridge variants by receipt mode")
+    p.add_argument(
+        "--notify",
+        default="all",
+        help="the demo user's notify for the receipts=delivered bridge: all (the demo's),"
+        " failures (a production user's; variant bridge_fail), or both: all,failures",
+    )
+    p.add_argument(
+        "--baseline",
+        help="a checkout of another commit (e.g. from `git archive`): its bridge runs as base_*",
+    )
     p.add_argument("--drain", type=float, default=25.0, help="max seconds to wait for a drain")
     p.add_argument("--profile-mails", type=int, default=1500, help="mails in the profiled run")
+    p.add_argument(
+        "--profile-receipt",
+        default="delivered",
+        choices=["delivered", "none"],
+        help="the profiled bridge's receipt mode (default delivered)",
+    )
     p.add_argument("--no-profile", action="store_true", help="skip the profiled run")
     p.add_argument("--quick", action="store_true", help="1 rep, reuse+permsg C=64 only, no profile")
     a = p.parse_args()
     a.conc = [max(1, min(int(c), 512)) for c in a.conc.split(",")]
     a.modes = [m for m in a.modes.split(",") if m in ("reuse", "permsg")]
     a.receipts = [r for r in a.receipts.split(",") if r in ("delivered", "none", "failed")]
+    a.notify = [n for n in a.notify.split(",") if n in ("all", "failures")] or ["all"]
     a.reps = max(1, min(a.reps, 10))
     a.duration = max(0.5, min(a.duration, 30.0))
     if a.quick:

@@ -108,11 +108,22 @@ class Server:
             return ""
 
 
-def start(name: str, cmd: list[str], port: int, workdir: Path, cpu: int | None) -> Server:
+def start(
+    name: str,
+    cmd: list[str],
+    port: int,
+    workdir: Path,
+    cpu: int | None,
+    env: dict[str, str] | None = None,
+) -> Server:
     log = workdir / f"{name}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            pinned(cmd, cpu), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            pinned(cmd, cpu),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else {**os.environ, **env},
         )
     return Server(name=name, port=port, proc=proc, log=log)
 
