@@ -182,18 +182,32 @@ def record_deferred(
     )
 
 
+_SET_FINAL = (  # built once, like _SET_SUBMITTED
+    update(_order)
+    .where(
+        _order.c.id == bindparam("f_id"),
+        *(_order.c.status != s for s in sorted(FINAL_ORDER_STATUSES)),
+    )
+    .values(
+        status=bindparam("f_status"),
+        final_at=bindparam("f_at"),
+        updated_at=bindparam("f_at"),
+        error=bindparam("f_error"),
+    )
+)
+
+
 def record_final(conn: Connection, order_id: str, now: datetime, status: str, reason: str) -> bool:
     """Move an open or submitted order to a final status (once) and queue its notice."""
     if status not in FINAL_ORDER_STATUSES:
         raise ValueError(f"{status!r} is not a final order status")
     result = conn.execute(
-        update(_order)
-        .where(_order.c.id == order_id, _order.c.status.notin_(list(FINAL_ORDER_STATUSES)))
-        .values(status=status, final_at=now, updated_at=now, error=reason[:2000])
+        _SET_FINAL,
+        {"f_id": order_id, "f_status": status, "f_at": now, "f_error": reason[:2000]},
     )
     if result.rowcount == 0:
         return False
-    conn.execute(insert(_event), [_event_row(order_id, now, status, reason)])
+    conn.execute(_INSERT_EVENT, [_event_row(order_id, now, status, reason)])
     queue_status_notice(conn, order_id, now)
     queue_final_dsn(conn, order_id, now)
     return True
