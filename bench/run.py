@@ -87,6 +87,7 @@ class Variant:
     receipt: str = ""  # the sandbox's receipt mode ("" for bare)
     notify: str = "all"  # the demo user's `notify` setting
     acked: int = 0  # 250s received in total (warm-up included)
+    cpu_s: float = 0.0  # server CPU seconds during its runs (warm-up included)
     runs: int = 0
 
 
@@ -113,6 +114,7 @@ class Bench:
         r = loadgen(v.server.port, mode, conc, n, duration, id_base=v.runs * 200_000)
         cpu, s1 = v.server.cpu_seconds() - c0, cpu_stat()
         v.acked += int(r["ok"])
+        v.cpu_s += cpu
         wall = float(r["wall_s"]) or 1.0
         r["server_cpu_util"] = round(cpu / wall, 3)
         r["server_us_per_mail"] = round(cpu / max(1, int(r["ok"])) * 1e6, 1)
@@ -284,7 +286,7 @@ def drain(b: Bench, v: Variant) -> None:
         if other is not v:
             other.server.pause()
     v.server.resume()
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), v.server.cpu_seconds()
     start = status_counts(v.db)
     open_start = start.get("queued", 0) + start.get("deferred", 0)
     t_dispatched: float | None = None
@@ -302,7 +304,7 @@ def drain(b: Bench, v: Variant) -> None:
             t_final = now
             break
         time.sleep(0.25)
-    elapsed = time.monotonic() - t0
+    elapsed, cpu = time.monotonic() - t0, v.server.cpu_seconds() - cpu0
     open_end = counts.get("queued", 0) + counts.get("deferred", 0)
     assert v.workdir is not None
     notices = len(list((v.workdir / "maildir" / "new").glob("*")))
@@ -316,6 +318,9 @@ def drain(b: Bench, v: Variant) -> None:
         "all_final_after_s": None if t_final is None else round(t_final, 2),
         "dispatched_per_s": round((open_start - open_end) / elapsed, 1) if elapsed > 0 else None,
         "notices_in_maildir": notices,
+        "cpu_s": round(cpu, 2),
+        "run_cpu_s": round(v.cpu_s, 2),  # during the measured runs (warm-up included)
+        "acked": v.acked,
     }
     b.emit(rec)
 
@@ -447,6 +452,12 @@ def summarize(b: Bench) -> None:
                 f" all final after {r['all_final_after_s']} s;"
                 f" {r['dispatched_per_s']} orders/s dispatched; notices {r['notices_in_maildir']:,}"
             )
+            if r["all_final_after_s"] is not None and r.get("acked"):
+                us = (r["cpu_s"] + r["run_cpu_s"]) / r["acked"] * 1e6
+                print(
+                    f"{'':14} end to end (runs + drain, all final): {us:,.0f} µs of server CPU"
+                    " per mail"
+                )
 
 
 # --- the profile ---------------------------------------------------------------------
