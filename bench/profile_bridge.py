@@ -46,8 +46,10 @@ ENTRY_POINTS = (
     ("receipts: on_receipt (insert)", "bridge/inbound/inbox.py", "on_receipt"),
     ("receipts: apply_receipts (db thread)", "bridge/store/receipts.py", "apply_receipts"),
     ("notices: Mailer.step", "bridge/mailer.py", "step"),
-    ("  Renderer.render (Jinja)", "bridge/notices/render.py", "render"),
+    ("  Renderer.render (Jinja + EmailMessage)", "bridge/notices/render.py", "render"),
+    ("  Renderer.render_bytes (Jinja + MIME)", "bridge/notices/render.py", "render_bytes"),
     ("  write_maildir", "bridge/mailer.py", "write_maildir"),
+    ("  write_maildir_batch (worker thread)", "bridge/mailer.py", "write_maildir_batch"),
     ("sqlite3 commit (fsync)", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
     ("socket send", "", "<method 'send' of '_socket.socket' objects>"),
 )

@@ -57,6 +57,8 @@ def _part(subtype: str, text: str, *, mime_version: bool) -> str:
 
 def _boundary(text: str) -> str:
     base = "=" * 15 + f"%0{_WIDTH}d" % random.randrange(sys.maxsize) + "=="
+    if "--" + base not in text:  # the common case, without compiling a pattern
+        return base
     b, n = base, 0
     while re.search("^--" + re.escape(b) + "(--)?$", text, re.MULTILINE):
         b, n = f"{base}.{n}", n + 1
