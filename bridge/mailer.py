@@ -159,6 +159,10 @@ class Mailer:
                 hostname=s.relay_host,
                 port=s.relay_port,
                 start_tls=None if s.starttls == "opportunistic" else s.starttls == "required",
+                # "required" means authenticated TLS: the relay's certificate is checked
+                # (against tls_ca_file when given); "opportunistic" only encrypts.
+                validate_certs=s.starttls == "required",
+                cert_bundle=str(s.tls_ca_file) if s.tls_ca_file else None,
                 username=s.username or None,
                 password=s.password or None,
                 timeout=s.timeout,

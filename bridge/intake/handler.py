@@ -319,7 +319,10 @@ class IntakeHandler:
             dsn_ret=transaction.dsn.ret,
             dsn_envid=transaction.dsn.envid,
             dedupe_key=dedupe_key(
-                text.message_id, mail_from, [r.address for r in transaction.recipients]
+                text.message_id,
+                mail_from,
+                [r.address for r in transaction.recipients]
+                + [target.address for target in transaction.lists],
             ),
             dedupe_since=now - timedelta(seconds=self.settings.dedupe_window),
             conversation=direct,

@@ -20,6 +20,7 @@ from bridge.store.dsn import queue_final_dsn
 from bridge.store.inbound import record_order_assignment
 from bridge.store.models import FINAL_ORDER_STATUSES, Mail, Order, OrderEvent, Part, User
 from bridge.store.notices import queue_status_notice
+from bridge.store.status_push import queue_status_push
 
 _order = Order.__table__  # type: ignore[attr-defined]
 _event = OrderEvent.__table__  # type: ignore[attr-defined]
@@ -210,6 +211,7 @@ def record_final(conn: Connection, order_id: str, now: datetime, status: str, re
     conn.execute(_INSERT_EVENT, [_event_row(order_id, now, status, reason)])
     queue_status_notice(conn, order_id, now)
     queue_final_dsn(conn, order_id, now)
+    queue_status_push(conn, order_id, now)
     return True
 
 
