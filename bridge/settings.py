@@ -63,7 +63,16 @@ class SmtpSettings(_Section):
     plaintext_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # Sessions and connections.
     timeout: Seconds = 120.0
-    command_call_limit: dict[str, int] = {"NOOP": 20, "RSET": 20, "*": 100}
+    # Junk commands are limited (NOOP keep-alive, probing); an MTA may send many mails
+    # over one connection, so MAIL/RCPT/DATA (under "*") have a high limit.
+    command_call_limit: dict[str, int] = {
+        "NOOP": 20,
+        "RSET": 1000,
+        "VRFY": 10,
+        "EXPN": 10,
+        "HELP": 10,
+        "*": 100_000,
+    }
     max_connections: Annotated[int, Field(ge=1)] = 1000
     max_connections_per_ip: Annotated[int, Field(ge=1)] = 50
     max_connections_per_ip_per_minute: Annotated[int, Field(ge=1)] = 600

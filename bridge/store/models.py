@@ -12,7 +12,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -31,6 +31,10 @@ class OrderStatus(enum.StrEnum):
     FAILED = "failed"  # the SMSC refused it for good (final)
     HELD = "held"  # an unexpected error; waits for an operator (traceback in `error`)
 
+
+# The SQL predicate of an open (claimable) order, written out so that the partial index
+# ix_order_open and the claim query match it literally.
+OPEN_ORDERS = "status IN ('queued', 'deferred')"
 
 FINAL_ORDER_STATUSES = frozenset(
     {
@@ -133,6 +137,14 @@ class Order(SQLModel, table=True):
     __tablename__ = "order"
     __table_args__ = (
         Index("ix_order_due", "status", "next_attempt_at"),
+        # Only open orders, in claiming order: a claim reads `limit` rows, whatever the backlog.
+        Index(
+            "ix_order_open",
+            "priority",
+            "next_attempt_at",
+            sqlite_where=text(OPEN_ORDERS),
+            postgresql_where=text(OPEN_ORDERS),
+        ),
         Index("ix_order_created_at", "created_at"),  # reports and the purge look by time
     )
 

@@ -227,3 +227,31 @@ async def test_inbound_goes_to_the_user_who_last_texted_the_number(
     ctx = notices[0].context
     assert notices[0].kind == "sms2mail" and notices[0].recipient == "alice@example.com"
     assert ctx["reply_to"] == "+491701234501@eu.rsms.net" and ctx["in_reply_to"] == "<M1@client>"
+
+
+async def test_claim_takes_express_first_and_reads_only_the_open_index(
+    engine: Engine, store: Store
+) -> None:
+    from sqlalchemy import text, update
+
+    user_id = _seed(engine)
+    await store.accept(_mail(user_id, recipients=3))
+    with engine.begin() as conn:
+        conn.execute(
+            update(Order.__table__).where(Order.__table__.c.id == "M1.3").values(priority=1)
+        )  # type: ignore[attr-defined]
+    claimed = await store.call(order_sql.claim_orders, utcnow(), 2, 60.0)
+    assert [o.id for o in claimed] == ["M1.3", "M1.1"]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            plan = " ".join(
+                str(r[3])
+                for r in conn.execute(
+                    text(
+                        'EXPLAIN QUERY PLAN SELECT id FROM "order" WHERE "order".status IN '
+                        "('queued', 'deferred') AND priority = 0 AND next_attempt_at <= '9999' "
+                        "ORDER BY next_attempt_at LIMIT 20"
+                    )
+                )
+            )
+        assert "ix_order_open" in plan and "TEMP B-TREE" not in plan

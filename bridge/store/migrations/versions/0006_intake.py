@@ -1,4 +1,4 @@
-"""intake: DSN parameters, credentials, duplicate detection; order status push target
+"""intake: DSN parameters, credentials, dedupe; status push target; open-order index
 
 Revision ID: 0006
 Revises: 0005
@@ -43,9 +43,18 @@ def upgrade() -> None:
     op.create_index("ix_credential_customer_id", "credential", ["customer_id"])
     with op.batch_alter_table("inbound_customer") as batch:
         batch.add_column(sa.Column("status_push", sa.JSON(), nullable=True))
+    open_orders = sa.text("status IN ('queued', 'deferred')")
+    op.create_index(
+        "ix_order_open",
+        "order",
+        ["priority", "next_attempt_at"],
+        sqlite_where=open_orders,
+        postgresql_where=open_orders,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_order_open", table_name="order")
     with op.batch_alter_table("inbound_customer") as batch:
         batch.drop_column("status_push")
     op.drop_index("ix_credential_customer_id", table_name="credential")
