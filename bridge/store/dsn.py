@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select, update
 
 from bridge.intake.dsn_params import xtext_decode
 from bridge.store.models import Mail, Order
-from bridge.store.notices import queue_notice
+from bridge.store.notices import FINAL_ROW, queue_notice
 
 _order = Order.__table__  # type: ignore[attr-defined]
 _mail = Mail.__table__  # type: ignore[attr-defined]
@@ -59,30 +59,12 @@ def _original(raw: bytes, ret: str | None) -> str:
 
 
 def _queue(
-    conn: Connection,
-    order_id: str,
-    now: datetime,
-    event: str,
-    action: str,
-    status: str,
-    diagnostic: str,
+    conn: Connection, row: Any, now: datetime, event: str, action: str, status: str, diagnostic: str
 ) -> int | None:
-    row = conn.execute(
-        select(
-            _order,
-            _mail.c.envelope_from,
-            _mail.c.received_at,
-            _mail.c.message_id.label("mail_message_id"),
-            _mail.c.subject,
-            _mail.c.raw,
-            _mail.c.dsn_ret,
-            _mail.c.dsn_envid,
-        )
-        .select_from(_order.join(_mail))
-        .where(_order.c.id == order_id)
-    ).one()
+    """Queue the DSN for `row` (an order row read with FINAL_ROW) if one is wanted."""
     if not row.envelope_from or not dsn_wanted(row.dsn_notify, row.policy or {}, event):
         return None
+    raw = conn.execute(select(_mail.c.raw).where(_mail.c.id == row.mail_id)).scalar_one()
     context = {
         "order_id": row.id,
         "mail_id": row.mail_id,
@@ -97,23 +79,21 @@ def _queue(
         "arrival_date": format_datetime(row.received_at),
         "last_attempt_date": format_datetime(now),
         "in_reply_to": row.mail_message_id,
-        "subject": row.subject,
+        "subject": row.mail_subject,
         "text": row.text,
         "ret": row.dsn_ret or "HDRS",
-        "original": _original(row.raw, row.dsn_ret),
+        "original": _original(raw, row.dsn_ret),
     }
     return queue_notice(conn, "dsn", row.envelope_from, context, now, order_id=row.id)
 
 
-def queue_final_dsn(conn: Connection, order_id: str, now: datetime) -> int | None:
-    """Queue the success or failure DSN of a finished order, if one is wanted."""
-    row = conn.execute(select(_order.c.status, _order.c.error).where(_order.c.id == order_id)).one()
+def queue_final_dsn_for(conn: Connection, row: Any, now: datetime) -> int | None:
+    """Queue the success or failure DSN of a finished order row, if one is wanted."""
     if row.status not in _FINAL:
         return None
     event, action, status = _FINAL[row.status]
     detail = "delivered to the handset" if event == "SUCCESS" else row.error or row.status
-    diagnostic = f"X-SMPP; {detail}"
-    return _queue(conn, order_id, now, event, action, status, diagnostic)
+    return _queue(conn, row, now, event, action, status, f"X-SMPP; {detail}")
 
 
 def queue_delay_dsns(conn: Connection, now: datetime, delay_after: float, limit: int) -> int:
@@ -129,9 +109,10 @@ def queue_delay_dsns(conn: Connection, now: datetime, delay_after: float, limit:
     ).all()
     for r in rows:
         conn.execute(update(_order).where(_order.c.id == r.id).values(delay_notified=True))
+        row = conn.execute(FINAL_ROW, {"order_id": r.id}).one()
         _queue(
             conn,
-            r.id,
+            row,
             now,
             "DELAY",
             "delayed",

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
+from bridge.store.inbound_models import InboundCustomer
 from bridge.store.lists_models import ListMail
 from bridge.store.models import Mail, Notice, Order, User
 
@@ -21,6 +22,7 @@ _order = Order.__table__  # type: ignore[attr-defined]
 _mail = Mail.__table__  # type: ignore[attr-defined]
 _user = User.__table__  # type: ignore[attr-defined]
 _list_mail = ListMail.__table__  # type: ignore[attr-defined]
+_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
 _OPEN = ("queued", "deferred")
 
 
@@ -36,31 +38,37 @@ def wants_notice(notify: str, status: str) -> bool:
 
 
 # One query (built once) for what a status notice needs, and whether the mail went to lists.
-_STATUS_ROW = (
+# It also carries what the DSN and the status push need, so a finished order costs one
+# read for all three (`bridge.store.final`).
+FINAL_ROW = (
     select(
         _order,
         _mail.c.message_id.label("mail_message_id"),
         _mail.c.subject.label("mail_subject"),
         _mail.c.envelope_from,
         _mail.c.received_at,
+        _mail.c.dsn_ret,
+        _mail.c.dsn_envid,
         _user.c.display_name,
+        _user.c.customer_id,
         _list_mail.c.mail_id.label("list_mail_id"),
+        _icust.c.status_push,
     )
     .select_from(
         _order.join(_mail)
         .join(_user, _order.c.user_id == _user.c.id)
         .outerjoin(_list_mail, _list_mail.c.mail_id == _order.c.mail_id)
+        .outerjoin(_icust, _icust.c.customer_id == _user.c.customer_id)
     )
     .where(_order.c.id == bindparam("order_id"))
 )
 _INSERT_NOTICE = insert(_notice)
 
 
-def queue_status_notice(conn: Connection, order_id: str, now: datetime) -> int | None:
-    """Queue the status mail for a finished order if its policy asks for one."""
+def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | None:
+    """The same, for an order row read with FINAL_ROW."""
     from bridge.store import lists  # lists imports this module
 
-    row = conn.execute(_STATUS_ROW, {"order_id": order_id}).one()
     if row.list_mail_id is not None:
         lists.queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
         return None

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, text, update
 
-from bridge.store.dsn import queue_final_dsn
+from bridge.store.dsn import queue_final_dsn_for
 from bridge.store.inbound import record_order_assignment
 from bridge.store.models import (
     FINAL_ORDER_STATUSES,
@@ -27,8 +27,8 @@ from bridge.store.models import (
     Part,
     User,
 )
-from bridge.store.notices import queue_status_notice
-from bridge.store.status_push import queue_status_push
+from bridge.store.notices import FINAL_ROW, queue_status_notice_for
+from bridge.store.status_push import queue_status_push_for
 
 _order = Order.__table__  # type: ignore[attr-defined]
 _event = OrderEvent.__table__  # type: ignore[attr-defined]
@@ -229,9 +229,10 @@ def record_final(conn: Connection, order_id: str, now: datetime, status: str, re
     if result.rowcount == 0:
         return False
     conn.execute(_INSERT_EVENT, [_event_row(order_id, now, status, reason)])
-    queue_status_notice(conn, order_id, now)
-    queue_final_dsn(conn, order_id, now)
-    queue_status_push(conn, order_id, now)
+    row = conn.execute(FINAL_ROW, {"order_id": order_id}).one()  # one read for all three
+    queue_status_notice_for(conn, row, now)
+    queue_final_dsn_for(conn, row, now)
+    queue_status_push_for(conn, row, now)
     return True
 
 

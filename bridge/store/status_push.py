@@ -9,32 +9,19 @@ inbound push: guarded, signed, retried.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from bridge.push.status import status_body
-from bridge.store.inbound_models import InboundCustomer
 from bridge.store.inbound_push import queue_push
-from bridge.store.models import Order, User
 from bridge.store.notices import wants_notice
-
-_order = Order.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
-_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
 
 GIVE_UP_AFTER = 86_400.0  # seconds, as [push] give_up_after's default
 
 
-def queue_status_push(conn: Connection, order_id: str, now: datetime) -> int | None:
-    row = conn.execute(
-        select(_order, _user.c.customer_id, _icust.c.status_push)
-        .select_from(
-            _order.join(_user, _order.c.user_id == _user.c.id).outerjoin(
-                _icust, _icust.c.customer_id == _user.c.customer_id
-            )
-        )
-        .where(_order.c.id == order_id)
-    ).one()
+def queue_status_push_for(conn: Connection, row: Any, now: datetime) -> int | None:
+    """The same, for an order row read with FINAL_ROW."""
     policy = row.policy or {}
     if "push" not in (policy.get("notify_channel") or ()) or not row.status_push:
         return None
