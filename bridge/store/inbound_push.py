@@ -11,9 +11,10 @@ from sqlalchemy import Connection, insert, select, update
 from bridge.store.inbound import customer_inbound
 from bridge.store.inbound_models import PushDelivery
 from bridge.store.notices import queue_notice
+from bridge.store.queue import OPEN, claim_due
 
 _push = PushDelivery.__table__  # type: ignore[attr-defined]
-_OPEN = ("queued", "deferred")
+_OPEN = OPEN
 
 
 def queue_push(
@@ -58,22 +59,7 @@ class PushWork:
 
 
 def claim_pushes(conn: Connection, now: datetime, limit: int, lease: float) -> list[PushWork]:
-    query = (
-        select(_push)
-        .where(_push.c.status.in_(_OPEN), _push.c.next_attempt_at <= now)
-        .order_by(_push.c.next_attempt_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = conn.execute(query).all()
-    if not rows:
-        return []
-    conn.execute(
-        update(_push)
-        .where(_push.c.id.in_([r.id for r in rows]))
-        .values(next_attempt_at=now + timedelta(seconds=lease), attempts=_push.c.attempts + 1)
-    )
+    rows = claim_due(conn, _push, now, limit, lease)
     return [
         PushWork(
             r.id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from bridge.store.inbound_models import InboundCustomer
 from bridge.store.lists_models import ListMail
 from bridge.store.models import Mail, Notice, Order, User
+from bridge.store.queue import OPEN, claim_due
 
 _notice = Notice.__table__  # type: ignore[attr-defined]
 _order = Order.__table__  # type: ignore[attr-defined]
@@ -23,7 +24,7 @@ _mail = Mail.__table__  # type: ignore[attr-defined]
 _user = User.__table__  # type: ignore[attr-defined]
 _list_mail = ListMail.__table__  # type: ignore[attr-defined]
 _icust = InboundCustomer.__table__  # type: ignore[attr-defined]
-_OPEN = ("queued", "deferred")
+_OPEN = OPEN
 
 
 def _iso(value: datetime | None) -> str:
@@ -150,22 +151,7 @@ class NoticeWork:
 
 
 def claim_notices(conn: Connection, now: datetime, limit: int, lease: float) -> list[NoticeWork]:
-    query = (
-        select(_notice)
-        .where(_notice.c.status.in_(_OPEN), _notice.c.next_attempt_at <= now)
-        .order_by(_notice.c.next_attempt_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = conn.execute(query).all()
-    if not rows:
-        return []
-    conn.execute(
-        update(_notice)
-        .where(_notice.c.id.in_([r.id for r in rows]))
-        .values(next_attempt_at=now + timedelta(seconds=lease), attempts=_notice.c.attempts + 1)
-    )
+    rows = claim_due(conn, _notice, now, limit, lease)
     return [
         NoticeWork(r.id, r.kind, r.recipient, r.context or {}, r.attempts + 1, r.created_at)
         for r in rows
