@@ -20,9 +20,10 @@ from typing import Any
 
 from bridge.errors import Reject, StorageUnavailable, reply
 from bridge.intake.access import CustomerAccess, Networks
-from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
+from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.compose import compose_text, preview_context
+from bridge.intake.destinations import check_destination
 from bridge.intake.dsn_params import MailDsn, RcptDsn
 from bridge.intake.entropy import random24
 from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
@@ -161,7 +162,7 @@ class IntakeHandler:
         rcpt_dsn = getattr(server, "rcpt_dsn", None) or RcptDsn()
         recipient = replace(recipient, notify=rcpt_dsn.notify, orcpt=rcpt_dsn.orcpt)
         try:
-            self._check_destination(transaction, recipient)
+            check_destination(self.settings.domain_customers, transaction, recipient)
         except Reject as rej:
             log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, rej.kind)
             return rej.reply
@@ -178,21 +179,6 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return reply("recipient_ok")
-
-    def _check_destination(self, transaction: Transaction, recipient: Recipient) -> None:
-        """Domains reserved for a customer, premium numbers, short codes, number runs."""
-        owner = self.settings.domain_customers.get(recipient.domain)
-        if owner is not None and owner != transaction.sender.customer_name:
-            raise Reject("domain_reserved", recipient=recipient.address, domain=recipient.domain)
-        access = transaction.access
-        if recipient.kind == "premium" and not access.premium:
-            raise Reject("premium_refused", recipient=recipient.address)
-        if recipient.kind == "short_code" and not access.short_codes:
-            raise Reject("short_code_refused", recipient=recipient.address)
-        if access.sequential_run:
-            run = sequential_run([r.msisdn for r in transaction.recipients], recipient.msisdn)
-            if run >= access.sequential_run:
-                raise Reject("sequential_refused", recipient=recipient.address, detail=run)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         transaction: Transaction = envelope.bridge
@@ -359,21 +345,6 @@ def customer_access(settings: dict[str, Any]) -> CustomerAccess:
     except (ValueError, TypeError) as exc:
         log.error("customer access settings are invalid (%s); treated as a temporary fault", exc)
         raise StorageUnavailable(f"invalid customer access settings: {exc}") from exc
-
-
-def sequential_run(numbers: list[str], new: str) -> int:
-    """Length of the run of consecutive numbers (same length) that `new` would extend."""
-    if not new.lstrip("+").isdigit():
-        return 1
-    have = {int(n.lstrip("+")) for n in numbers if n.lstrip("+").isdigit() and len(n) == len(new)}
-    value = int(new.lstrip("+"))
-    low = value
-    while low - 1 in have:
-        low -= 1
-    high = value
-    while high + 1 in have:
-        high += 1
-    return high - low + 1
 
 
 def _peer_ip(session: Any) -> str:

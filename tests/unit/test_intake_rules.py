@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.intake.access import ConnectionLimiter, CustomerAccess, Networks
+from bridge.intake.destinations import sequential_run
 from bridge.intake.dsn_params import (
     DsnParamError,
     parse_mail_dsn,
@@ -14,7 +15,6 @@ from bridge.intake.dsn_params import (
     xtext_decode,
     xtext_encode,
 )
-from bridge.intake.handler import sequential_run
 from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
 from bridge.intake.server import _rewrite
 from bridge.text.mime import MailText
