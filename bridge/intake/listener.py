@@ -82,5 +82,8 @@ async def start_listener(
         port=settings.port,
     )
     if context is None:
-        log.warning("no TLS certificate configured: STARTTLS and AUTH are not offered")
+        local = settings.host in ("127.0.0.1", "::1", "localhost")
+        (log.info if local else log.warning)(
+            "no TLS certificate configured ([smtp] tls_cert): STARTTLS and AUTH are not offered"
+        )
     return server, shared
