@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge import __version__
 from bridge.errors import ConfigError
@@ -80,9 +81,18 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _engine(config: Path | None) -> Engine:
+    """The migrated database of these settings, or a one-line error and exit status 1."""
     settings = _settings(config)
-    engine = db.open_engine(settings.database_url)
-    db.upgrade(engine)
+    try:
+        engine = db.open_engine(settings.database_url)
+        db.upgrade(engine)
+    except ConfigError as exc:
+        typer.echo(f"mailsms: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        typer.echo(f"mailsms: cannot open the database ({reason}); check database_url", err=True)
+        raise typer.Exit(1) from None
     return engine
 
 

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bridge.errors import ConfigError
 from bridge.inbound.keywords import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS
@@ -311,6 +318,14 @@ class Settings(_Section):
     inbound: InboundSettings = InboundSettings()
     push: PushSettings = PushSettings()
     reports: ReportSettings = ReportSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme not in ("sqlite", "postgresql"):
+            raise ValueError("expected sqlite:///path/bridge.db or postgresql://user@host/db")
+        return value
 
     @model_validator(mode="after")
     def _check_routes(self) -> Settings:

@@ -77,3 +77,25 @@ def test_every_reply_kind_is_used_by_the_code() -> None:
     )
     unused = [kind for kind in REPLIES if f'"{kind}"' not in code]
     assert unused == []
+
+
+def test_database_url_scheme_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text('database_url = "mysql://x/y"\n[sandbox]\nenabled = true\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="database_url: expected sqlite:///"):
+        load_settings(path, environ={})
+
+
+def test_admin_commands_report_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bridge.cli import app
+
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        'database_url = "postgresql://nobody@127.0.0.1:1/x"\n[sandbox]\nenabled = true\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["user", "list", "-c", str(path)])
+    assert result.exit_code == 1
+    assert "cannot open the database" in result.output and "Traceback" not in result.output
