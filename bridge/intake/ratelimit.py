@@ -33,7 +33,7 @@ async def check_rate(store: Store, transaction: Transaction, adding: int) -> Non
     ):
         if not limit:
             continue
-        sent = await store.call(
+        sent = await store.read(
             count_orders_since, transaction.sender.user_id, now - timedelta(seconds=seconds)
         )
         if sent + pending(transaction) + adding > limit:

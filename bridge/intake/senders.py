@@ -29,7 +29,7 @@ class SenderCache:
         hit = self._entries.get(key)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        sender = await self.store.call(find_sender, address)
+        sender = await self.store.read(find_sender, address)
         if sender is None:
             self._entries.pop(key, None)
             return None

@@ -19,5 +19,5 @@ async def opted_out(store: Store, transaction: Transaction, recipient: Recipient
     if recipient.preview:
         return
     services = (transaction.policy.sender_id,)
-    if await store.call(is_stopped, transaction.sender.customer_id, recipient.msisdn, services):
+    if await store.read(is_stopped, transaction.sender.customer_id, recipient.msisdn, services):
         raise Reject("opted_out", recipient=recipient.msisdn)
