@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from bridge.inbound.config import parse_actions, parse_keywords
 from bridge.inbound.routing import NumberRow
@@ -178,39 +178,56 @@ def assignments_for(
     return exact or _assignments(conn, msisdn, since, None, customer_id, ("order",))
 
 
+# Built once: these run for every submitted order and every accepted mail, and building
+# a statement costs several times more than the database answering it.
+_ASSIGNMENT_SOURCE = (
+    select(
+        _order.c.recipient,
+        _order.c.sender_id,
+        _order.c.user_id,
+        _order.c.text,
+        _user.c.customer_id,
+        _user.c.address,
+        _mail.c.message_id,
+        _mail.c.subject,
+    )
+    .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
+    .where(_order.c.id == bindparam("order_id"))
+)
+_INSERT_ASSIGNMENT = insert(_assign)
+_CONVERSATION_SENDER = (
+    select(_assign.c.sender_id)
+    .where(
+        _assign.c.user_id == bindparam("user_id"),
+        _assign.c.msisdn == bindparam("msisdn"),
+        _assign.c.created_at >= bindparam("since"),
+    )
+    .order_by(_assign.c.created_at.desc(), _assign.c.id.desc())
+    .limit(1)
+)
+
+
 def record_order_assignment(conn: Connection, order_id: str, now: datetime) -> None:
     """An order was submitted: its user now owns replies from its recipient (for a window)."""
-    r = conn.execute(
-        select(
-            _order.c.recipient,
-            _order.c.sender_id,
-            _order.c.user_id,
-            _order.c.text,
-            _user.c.customer_id,
-            _user.c.address,
-            _mail.c.message_id,
-            _mail.c.subject,
-        )
-        .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
-        .where(_order.c.id == order_id)
-    ).first()
+    r = conn.execute(_ASSIGNMENT_SOURCE, {"order_id": order_id}).first()
     if r is None or not r.address or r.address.endswith(".invalid"):
         return  # system SMS (confirmations, auto-replies) own no conversation
     conn.execute(
-        insert(_assign).values(
-            msisdn=r.recipient,
-            sender_id=r.sender_id,
-            customer_id=r.customer_id,
-            user_id=r.user_id,
-            address=r.address,
-            origin="order",
-            order_id=order_id,
-            message_id=r.message_id,
-            subject=r.subject[:998],
-            text=r.text[:480],
-            created_at=now,
-            expires_at=now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
-        )
+        _INSERT_ASSIGNMENT,
+        {
+            "msisdn": r.recipient,
+            "sender_id": r.sender_id,
+            "customer_id": r.customer_id,
+            "user_id": r.user_id,
+            "address": r.address,
+            "origin": "order",
+            "order_id": order_id,
+            "message_id": r.message_id,
+            "subject": r.subject[:998],
+            "text": r.text[:480],
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
+        },
     )
 
 
@@ -252,14 +269,7 @@ def conversation_sender(
     """The sender id of the user's newest conversation with `msisdn` in `window`, or None."""
     since = now - timedelta(seconds=window)
     value = conn.execute(
-        select(_assign.c.sender_id)
-        .where(
-            _assign.c.user_id == user_id,
-            _assign.c.msisdn == msisdn,
-            _assign.c.created_at >= since,
-        )
-        .order_by(_assign.c.created_at.desc(), _assign.c.id.desc())
-        .limit(1)
+        _CONVERSATION_SENDER, {"user_id": user_id, "msisdn": msisdn, "since": since}
     ).scalar()
     return str(value) if value else None
 
