@@ -15,7 +15,8 @@ from bridge.text.clean import CleanRules
 from bridge.text.compose import ComposeRules
 from bridge.text.errors import TextRejected
 from bridge.text.mime import MailText
-from bridge.text.pipeline import Rendered, SmsPolicy, preview, render_mail
+from bridge.text.pipeline import SmsPolicy, plan_mail, preview
+from bridge.text.sms import SmsPlan
 
 
 def compose_rules(policy: Policy) -> ComposeRules:
@@ -46,10 +47,10 @@ def sms_policy(policy: Policy) -> SmsPolicy:
     )
 
 
-def compose_text(mail: MailText, policy: Policy) -> Rendered:
-    """The rendered SMS for `mail`, or Reject (no_text, bad_encoding, too_long)."""
+def compose_text(mail: MailText, policy: Policy) -> SmsPlan:
+    """The planned SMS for `mail`, or Reject (no_text, bad_encoding, too_long)."""
     try:
-        return render_mail(mail, compose_rules(policy), sms_policy(policy))
+        return plan_mail(mail, compose_rules(policy), sms_policy(policy))[1]
     except TextRejected as exc:
         raise Reject(exc.kind, detail=exc.detail) from exc
 

@@ -258,7 +258,7 @@ class IntakeHandler:
         now = utcnow()
         orders: tuple[NewOrder, ...] = ()
         if real:
-            sms = compose_text(text, policy).plan
+            sms = compose_text(text, policy)
             expires_at = now + timedelta(seconds=policy.validity)
             policy_values = policy.as_dict()
             orders = tuple(

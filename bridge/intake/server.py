@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,8 @@ log = logging.getLogger("bridge.intake")
 
 Verifier = Callable[[str, str], Awaitable[int | None]]  # login, password -> customer id
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDR = re.compile(rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
 _MAIL_DSN = frozenset({"RET", "ENVID", "AUTH"})
 _RCPT_DSN = frozenset({"NOTIFY", "ORCPT"})
 # aiosmtpd's own reply texts -> the bridge's reply table (or an added enhanced code).
@@ -198,6 +201,20 @@ class BridgeSMTP(SMTP):
         if await self._refuse_if_stopping():
             return
         await super().smtp_DATA(arg)
+
+    # -- addresses: a fast path for the common `<local@domain>` form ------------
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parser, with the plain `<dot-atom@domain>` form done directly.
+
+        aiosmtpd parses MAIL/RCPT arguments with the stdlib's RFC 5322 header parser, a
+        third of its CPU per mail; plain addresses give the same result with one regex.
+        Anything else (quoted local parts, source routes, comments) goes to aiosmtpd.
+        """
+        match = _PLAIN_ADDR.match(arg)
+        if match is None or len(match.group(1).rpartition("@")[0]) > self.local_part_limit > 0:
+            result: tuple[str | None, str | None] = super()._getaddr(arg)
+            return result
+        return match.group(1), arg[match.end(1) + 1 :].lstrip()
 
     # -- AUTH: verified in a thread, failures counted per client address ------
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:

@@ -77,10 +77,10 @@ def render(
     return render_mail(mail, compose_rules, policy)
 
 
-def render_mail(
+def plan_mail(
     mail: MailText, compose_rules: ComposeRules | None = None, policy: SmsPolicy | None = None
-) -> Rendered:
-    """Compose, plan and split an extracted mail; raises TextRejected."""
+) -> tuple[Composed, SmsPlan]:
+    """Compose and plan an extracted mail (no split: the transport splits); raises TextRejected."""
     policy = policy or SmsPolicy()
     composed = compose(mail, compose_rules)
     plan = plan_sms(
@@ -93,6 +93,15 @@ def render_mail(
         truncate_at_word=policy.truncate_at_word,
         ref16=policy.ref16,
     )
+    return composed, plan
+
+
+def render_mail(
+    mail: MailText, compose_rules: ComposeRules | None = None, policy: SmsPolicy | None = None
+) -> Rendered:
+    """Compose, plan and split an extracted mail; raises TextRejected."""
+    policy = policy or SmsPolicy()
+    composed, plan = plan_mail(mail, compose_rules, policy)
     return Rendered(mail, composed, plan, split_sms(plan.text, plan.encoding, ref16=policy.ref16))
 
 

@@ -143,3 +143,33 @@ def test_country_of_numbers_and_short_codes() -> None:
     assert country_of("+491701234567") == "DE"
     assert country_of("+447400123456") == "GB"
     assert country_of("11880", "de") == "DE"  # a short code is national
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "<a@b.c>",
+        "<demo@example.com> SIZE=100",
+        " <SMS=+491701234567@eu.rsms.net> NOTIFY=SUCCESS",
+        "<a.b@c.d>  BODY=8BITMIME ",
+        "<a@b.c>\tX=1",
+        "<x%y@z.com>",
+        "<a..b@c.d>",
+        '<"x y"@c.d>',
+        "<@a,@b:c@d>",
+        "<a@b.c.>",
+        "<a(comment)@b.c>",
+        "<a@[1.2.3.4]>",
+        "a@b.c",
+        "<>",
+    ],
+)
+def test_fast_address_parsing_agrees_with_aiosmtpd(arg: str) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from bridge.intake.server import BridgeSMTP
+
+    theirs = SMTP.__new__(SMTP)
+    ours = BridgeSMTP.__new__(BridgeSMTP)
+    theirs.local_part_limit = ours.local_part_limit = 0
+    assert BridgeSMTP._getaddr(ours, arg) == SMTP._getaddr(theirs, arg)
