@@ -20,6 +20,8 @@ def country_of(msisdn: str, default_country: str = "ZZ") -> str:
 async def allowed_country(store: Store, transaction: Transaction, recipient: Recipient) -> None:
     """RCPT rule: the number's country must be allowed (if a list is set) and not denied."""
     policy = transaction.policy
+    if not policy.allowed_countries and not policy.denied_countries:
+        return  # no country lists: nothing to look up
     country = country_of(recipient.msisdn, policy.default_country)
     allowed = policy.allowed_countries
     if (allowed and country not in allowed) or country in policy.denied_countries:
