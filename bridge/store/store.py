@@ -145,7 +145,7 @@ class Store:
         self.batches += 1
         try:
             results = await self.call(fn, [item for item, _ in batch])
-        except StorageUnavailable as exc:
+        except Exception as exc:  # storage faults, and bugs: neither may leave a caller waiting
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
                 return
@@ -156,7 +156,7 @@ class Store:
             for item, future in batch:
                 try:
                     single = await self.call(fn, [item])
-                except StorageUnavailable as error:
+                except Exception as error:
                     _settle(future, error)
                 else:
                     _settle(future, single[0])

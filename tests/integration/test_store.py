@@ -255,3 +255,25 @@ async def test_claim_takes_express_first_and_reads_only_the_open_index(
                 )
             )
         assert "ix_order_open" in plan and "TEMP B-TREE" not in plan
+
+
+async def test_a_bug_in_one_grouped_item_fails_only_its_caller(store: Store) -> None:
+    """An unexpected exception must neither stall the group commit nor fail the others."""
+    import asyncio
+
+    import pytest
+
+    def batch(conn: object, items: list[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("unlucky item")
+        return [i * 2 for i in items]
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(store.grouped(batch, i) for i in (1, 13, 3)), return_exceptions=True),
+        timeout=10,
+    )
+    assert results[0] == 2 and results[2] == 6
+    assert isinstance(results[1], ValueError)
+    with pytest.raises(ValueError):
+        await asyncio.wait_for(store.grouped(batch, 13), timeout=10)
+    assert await asyncio.wait_for(store.grouped(batch, 5), timeout=10) == 10
