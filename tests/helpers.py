@@ -40,6 +40,27 @@ async def running_bridge(settings: Settings) -> AsyncIterator[tuple[Bridge, Endp
         await bridge.stop(grace=2.0)
 
 
+# The context of a status notice about a failed order, with text that needs escaping.
+STATUS_CONTEXT: dict[str, Any] = {
+    "order_id": "ABC.1",
+    "mail_id": "ABC",
+    "status": "undeliverable",
+    "recipient": "+491701234567",
+    "sender_id": "ACME",
+    "text": "Meeting at 3 <b>sharp</b> & on time",
+    "encoding": "gsm7",
+    "parts": 1,
+    "attempts": 1,
+    "error": "the network could not deliver a part",
+    "received_at": "2026-11-22 10:00:00 UTC",
+    "final_at": "2026-11-22 10:00:05 UTC",
+    "subject": "Meeting",
+    "in_reply_to": "<orig@client.example>",
+    "to_name": "Alice",
+    "cost_centre": "4711",
+}
+
+
 def make_mail(
     to: str = "+491701234567@eu.rsms.net",
     body: str = "Hello from the bridge",

@@ -12,26 +12,8 @@ from bridge.settings import MailerSettings
 from bridge.store.models import Notice, utcnow
 from bridge.store.notices import queue_notice
 from bridge.store.store import Store, run_sync
+from tests.helpers import STATUS_CONTEXT as CONTEXT
 from tests.helpers import smtp_sink
-
-CONTEXT = {
-    "order_id": "ABC.1",
-    "mail_id": "ABC",
-    "status": "undeliverable",
-    "recipient": "+491701234567",
-    "sender_id": "ACME",
-    "text": "Meeting at 3 <b>sharp</b> & on time",
-    "encoding": "gsm7",
-    "parts": 1,
-    "attempts": 1,
-    "error": "the network could not deliver a part",
-    "received_at": "2026-11-22 10:00:00 UTC",
-    "final_at": "2026-11-22 10:00:05 UTC",
-    "subject": "Meeting",
-    "in_reply_to": "<orig@client.example>",
-    "to_name": "Alice",
-    "cost_centre": "4711",
-}
 
 
 def _mailer(store: Store, port: int, tmp_path: Path, **kw: object) -> Mailer:

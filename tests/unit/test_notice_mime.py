@@ -9,25 +9,9 @@ import pytest
 
 from bridge.notices import fastmime
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from tests.helpers import STATUS_CONTEXT
 
-BASE: dict[str, Any] = {
-    "order_id": "ABC.1",
-    "mail_id": "ABC",
-    "status": "undeliverable",
-    "recipient": "+491701234567",
-    "sender_id": "ACME",
-    "text": "Meeting at 3 <b>sharp</b> & on time",
-    "encoding": "gsm7",
-    "parts": 1,
-    "attempts": 1,
-    "error": "the network could not deliver a part",
-    "received_at": "2026-11-22 10:00:00 UTC",
-    "final_at": "2026-11-22 10:00:05 UTC",
-    "subject": "Meeting",
-    "in_reply_to": "<orig@client.example>",
-    "to_name": "Alice",
-    "cost_centre": "4711",
-}
+BASE: dict[str, Any] = STATUS_CONTEXT
 CASES = [
     {},
     {"status": "delivered", "to_name": ""},
