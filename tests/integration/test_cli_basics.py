@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from bridge.cli import assemble
-from bridge.transports.sandbox_rules import Failure
+from bridge.transports.sandbox_rules import Failure, SandboxRule, read_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,3 +131,29 @@ def test_dirsync_elsewhere_names_the_missing_database_and_creates_none(elsewhere
     assert f"dirsync: no database at {elsewhere / 'var' / 'bridge.db'} " in result.output
     assert "database_url in the dirsync settings" in result.output
     assert not (elsewhere / "var").exists()
+
+
+def test_sandbox_rule_commands_write_the_rules_file_the_sandbox_reads(elsewhere: Path) -> None:
+    rules_file = elsewhere / "var" / "sandbox" / "rules.json"
+    assert _invoke("sandbox", "fail", "+491701234567", "--as", "expired").exit_code == 0
+    delayed = _invoke("sandbox", "delay", "+491701234567", "90")
+    assert delayed.exit_code == 0 and str(rules_file) in delayed.output
+    assert _invoke("sandbox", "fail", "+49 152*", "--as", "rejected").exit_code == 0
+    assert read_file(rules_file) == [
+        SandboxRule("+491701234567", Failure.EXPIRED, 90.0),
+        SandboxRule("+49152*", Failure.REJECTED, None),
+    ]
+    listed = _invoke("sandbox", "rules").output.splitlines()
+    assert listed[0].startswith("+491701234567") and "EXPIRED" in listed[0] and "90 s" in listed[0]
+    bad = _invoke("sandbox", "fail", "01701234567")
+    assert bad.exit_code == 1 and "expected an international number" in bad.output
+    assert _invoke("sandbox", "clear", "+49152*").output == "removed 1 rule(s)\n"
+    assert [r.number for r in read_file(rules_file)] == ["+491701234567"]
+    assert _invoke("sandbox", "clear").output == "removed 1 rule(s)\n"
+    assert read_file(rules_file) == []
+
+
+def test_sandbox_inbox_elsewhere_names_the_file_it_looked_for(elsewhere: Path) -> None:
+    result = _invoke("sandbox", "inbox")
+    assert result.exit_code == 0
+    assert f"there is no inbox {elsewhere / 'var' / 'sandbox' / 'inbox.jsonl'} yet" in result.output
