@@ -38,6 +38,7 @@ from bridge.store.receipts import apply_receipts
 from bridge.store.smpp import StoreMoParts
 from bridge.store.store import Store, run_sync
 from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
+from bridge.transports.sandbox_rules import make_rule
 from bridge.transports.smpp import SmppConfig, SmppTransport
 from bridge.worker import Worker
 
@@ -73,7 +74,7 @@ class Bridge:
         s = self.settings
         engine = db.open_engine(s.database_url)
         durability = await asyncio.to_thread(self._prepare_database, engine)
-        log.info("database ready: %s", durability)
+        log.info("database %s ready: %s", db.location(s.database_url), durability)
         store = self.store = Store(engine)
 
         sandbox_at = None
@@ -87,6 +88,8 @@ class Bridge:
                     receipt=s.sandbox.receipt,
                     receipt_delay=s.sandbox.receipt_delay,
                     inbox_path=s.sandbox.inbox,
+                    rules=tuple(make_rule(r.number, r.fail, r.delay) for r in s.sandbox.rules),
+                    rules_file=s.sandbox.rules_file,
                 )
             )
             await self.sandbox.start()

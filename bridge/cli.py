@@ -2,25 +2,27 @@
 
 Subcommands cover the database, customers, users, orders and the sandbox SMSC.
 
-Every command takes `-c/--config FILE`; without it the embedded default applies
-(SQLite in `var/`, the sandbox SMSC, notices to `var/maildir/`).
+Every command takes `-c/--config FILE` (or `MAILSMS_CONFIG=FILE`); without it the
+embedded default applies (SQLite in `var/`, the sandbox SMSC, notices to `var/maildir/`).
+`assemble()` puts the commands of every `cli_*` module together; help is plain text, so
+on/off flags read `--flag / --no-flag` and `[section]` names in help texts stay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sys
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from bridge import __version__
+from bridge import __version__, packaged
+from bridge.cli_db import CONFIG_ENV, admin_engine
 from bridge.errors import ConfigError
 from bridge.policy import PolicyError
 from bridge.settings import Settings, load_settings
@@ -43,6 +45,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a crash must not print passwords held in locals
 )
 config_app = typer.Typer(help="Show configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -50,15 +53,10 @@ customer_app = typer.Typer(
     help="Customers (companies; the top of the settings cascade).", no_args_is_help=True
 )
 user_app = typer.Typer(help="Users: the mail addresses that may send SMS.", no_args_is_help=True)
-sandbox_app = typer.Typer(
-    help="The built-in sandbox SMSC: see what phones received, text the bridge.",
-    no_args_is_help=True,
-)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(customer_app, name="customer")
 app.add_typer(user_app, name="user")
-app.add_typer(sandbox_app, name="sandbox")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -66,6 +64,7 @@ ConfigOpt = Annotated[
         "--config",
         "-c",
         help="Settings file (TOML). Default: the embedded default (SQLite, sandbox SMSC).",
+        envvar=CONFIG_ENV,
         exists=True,
         dir_okay=False,
     ),
@@ -80,23 +79,15 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _engine(config: Path | None) -> Engine:
-    """The migrated database of these settings, or a one-line error and exit status 1."""
-    settings = _settings(config)
-    try:
-        engine = db.open_engine(settings.database_url)
-        db.upgrade(engine)
-    except ConfigError as exc:
-        typer.echo(f"mailsms: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except (SQLAlchemyError, OSError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        typer.echo(f"mailsms: cannot open the database ({reason}); check database_url", err=True)
-        raise typer.Exit(1) from None
-    return engine
+def _engine(config: Path | None, *, create: bool = False) -> Engine:
+    """The migrated database of these settings, or a one-line error and exit status 1.
+
+    A missing SQLite database is created only with `create` (see `bridge.cli_db`).
+    """
+    return admin_engine(_settings(config), config, create=create)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"mailsms: {message}", err=True)
     raise typer.Exit(1)
 
@@ -111,6 +102,12 @@ def serve(config: ConfigOpt = None) -> None:
     from bridge.app import run
 
     settings = _settings(config)
+    lacking = packaged.missing()
+    if lacking:
+        _fail(
+            f"this installation of mailsms is incomplete ({lacking[0]} is missing); "
+            "reinstall it (pip install --force-reinstall mailsms)"
+        )
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -125,18 +122,34 @@ def serve(config: ConfigOpt = None) -> None:
         _fail(f"cannot start: {exc}")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mailsms {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
-    typer.echo(__version__)
+    _print_version(True)
 
 
 @config_app.command("example")
 def config_example() -> None:
     """Print a fully commented example settings file (also in examples/bridge.toml)."""
-    typer.echo(
-        resources.files("bridge").joinpath("example.toml").read_text(encoding="utf-8"), nl=False
-    )
+    typer.echo(packaged.EXAMPLE_CONFIG.read_text(encoding="utf-8"), nl=False)
 
 
 @config_app.command("check")
@@ -148,7 +161,7 @@ def config_check(config: ConfigOpt = None) -> None:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None) -> None:
     """Create or migrate the database schema to the newest version (serve does this too)."""
-    engine = _engine(config)
+    engine = _engine(config, create=True)
     typer.echo(f"database at revision {db.current_revision(engine)}: {db.check_durability(engine)}")
 
 
@@ -337,75 +350,34 @@ def preview(
     typer.echo(renderer.render_text("preview", ctx), nl=False)
 
 
-@sandbox_app.command("inbox")
-def sandbox_inbox(
-    to: Annotated[str | None, typer.Option("--to", help="Only SMS to this number.")] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """List the SMS the sandbox's phones received (number, text, parts, encoding)."""
-    from bridge.transports.sandbox import read_inbox
-
-    settings = _settings(config)
-    messages = read_inbox(settings.sandbox.inbox, to)
-    if not messages:
-        typer.echo("no SMS received" + (f" by {to}" if to else ""))
-    for m in messages:
-        typer.echo(
-            f"{m.received_at}  to {m.destination}  from {m.source}  {m.parts} part(s) {m.encoding}"
-        )
-        typer.echo(f"    {m.text}")
-
-
-@sandbox_app.command("send")
-def sandbox_send(
-    text: str,
-    source: Annotated[
-        str, typer.Option("--from", help="The phone number that texts (e.g. +491701234567).")
-    ],
-    to: Annotated[
-        str | None,
-        typer.Option(
-            "--to",
-            help=(
-                "The bridge number it texts; default: whoever last texted this phone "
-                "(like a phone's Reply button)."
-            ),
-        ),
-    ] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Text the bridge from a sandbox phone (an MO SMS) while `mailsms serve` runs."""
-    from bridge.transports.sandbox_phone import SandboxError, send_mo
-
-    settings = _settings(config)
-    if not settings.sandbox.enabled:
-        _fail("the sandbox is not enabled in these settings ([sandbox] enabled = true)")
-    try:
-        asyncio.run(
-            send_mo(
-                settings.sandbox.host,
-                settings.sandbox.port,
-                source,
-                to,
-                text,
-                settings.sandbox.inbox,
-            )
-        )
-    except (OSError, ValueError, SandboxError) as exc:
-        _fail(str(exc))
-    typer.echo(f"sent from {source}")
-
-
-def main() -> None:
+@functools.cache
+def assemble() -> typer.Typer:
+    """The whole `mailsms` command: this module's commands and every `cli_*` module's."""
     from bridge.cli_inbound import register as register_inbound
     from bridge.cli_intake import register as register_intake
     from bridge.cli_report import register as register_report
+    from bridge.cli_sandbox import register as register_sandbox
     from bridge.cli_settings import register as register_settings
     from dirsync.command import register as register_dirsync
 
+    register_sandbox(app)
     register_settings(app)
     register_report(app)
     register_inbound(app)
     register_intake(app)
     register_dirsync(app)
-    app()
+    _plain_help(app)
+    return app
+
+
+def _plain_help(group: typer.Typer) -> None:
+    """Help as click writes it, for `group` and every group below it (Rich's tables show
+    a flag as `<bool>` and read `[section]` in a help text as markup)."""
+    group.rich_markup_mode = None
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _plain_help(sub.typer_instance)
+
+
+def main() -> None:
+    assemble()()

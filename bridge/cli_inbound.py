@@ -13,11 +13,11 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import Engine
 
+from bridge.cli_db import CONFIG_ENV, admin_engine
 from bridge.errors import ConfigError
 from bridge.inbound.config import NumbersError, parse_numbers
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.settings import Settings, load_settings
-from bridge.store import db
 from bridge.store import inbound_actions as stop_sql
 from bridge.store.inbound_admin import NumbersApplyError, apply_numbers, customer_id, list_numbers
 from bridge.store.models import utcnow
@@ -25,7 +25,14 @@ from bridge.store.store import run_sync
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Settings file (TOML).", exists=True, dir_okay=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings file (TOML).",
+        envvar=CONFIG_ENV,
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 CustomerOpt = Annotated[str, typer.Option("--customer", help="The customer (see `customer list`).")]
 
@@ -84,9 +91,7 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _engine(config: Path | None) -> Engine:
-    engine = db.open_engine(_settings(config).database_url)
-    db.upgrade(engine)
-    return engine
+    return admin_engine(_settings(config), config)
 
 
 def _fail(message: str) -> None:

@@ -27,6 +27,7 @@ from bridge.errors import ConfigError
 from bridge.inbound.keywords import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS
 from bridge.intake.access import check_cidrs
 from bridge.policy import Policy, PolicyError, check_setting
+from bridge.transports.sandbox_rules import check_number
 
 _POLICY = Policy()
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -112,6 +113,19 @@ class SmtpSettings(_Section):
         return self
 
 
+class SandboxRuleSettings(_Section):
+    """One sandbox rule: fail and/or delay the SMS to a number or prefix (`sandbox_rules`)."""
+
+    number: str
+    fail: Literal["undeliverable", "expired", "rejected", "busy", "silent"] | None = None
+    delay: Annotated[float, Field(ge=0, le=604_800)] | None = None
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        return check_number(value)
+
+
 class SandboxSettings(_Section):
     """The built-in sandbox SMSC (a phone simulator for `make run` and demos)."""
 
@@ -123,6 +137,8 @@ class SandboxSettings(_Section):
     receipt: Literal["delivered", "failed", "none"] = "delivered"
     receipt_delay: Annotated[float, Field(ge=0)] = 0.2
     inbox: Path = Path("var/sandbox/inbox.jsonl")
+    rules: tuple[SandboxRuleSettings, ...] = ()
+    rules_file: Path = Path("var/sandbox/rules.json")
 
 
 class SmscSettings(_Section):
@@ -396,14 +412,18 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     if "MAILSMS_DATABASE_URL" in environ:
         data["database_url"] = environ["MAILSMS_DATABASE_URL"]
     try:
-        return Settings.model_validate(_with_sandbox(data))
+        data = _with_sandbox(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {_first_error(exc, ('sandbox',))}") from None
+    try:
+        return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_first_error(exc)}") from None
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError, within: tuple[str, ...] = ()) -> str:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    key = ".".join(str(p) for p in (*within, *err["loc"])) or "(top level)"
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return f"{key}: unknown setting (see `mailsms config example` for the valid keys)"

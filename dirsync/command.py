@@ -27,6 +27,7 @@ from typing import Annotated
 
 import typer
 
+from bridge.cli_db import missing_database
 from bridge.errors import ConfigError
 from bridge.store.db import open_engine
 from dirsync import report
@@ -65,6 +66,15 @@ def dirsync_command(
     progress = (
         (lambda text: print(f"\rdirsync: {text}\033[K", end="", file=sys.stderr)) if tty else None
     )
+    missing = missing_database(
+        cfg.database_url,
+        f"dirsync settings {config}",
+        "set database_url in the dirsync settings (or --database-url) to the bridge's "
+        "database; `mailsms db upgrade` creates a new one",
+    )
+    if missing is not None:
+        print(f"dirsync: {missing}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         engine = open_engine(cfg.database_url)
     except ConfigError as exc:

@@ -18,10 +18,11 @@ from typing import Any, TextIO
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from bridge import packaged
 from dirsync.config import ReportConfig
 from dirsync.model import ChangeKind, Plan
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES = packaged.TEMPLATES
 MAIL_LIST_LIMIT = 200  # lines per section in the mail; the run record keeps up to DETAIL_LIMIT
 DETAIL_LIMIT = 1000
 

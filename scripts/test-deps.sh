@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests' real peers need, only when they are missing:
-# slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA)
-# and PostgreSQL (store tests on PostgreSQL).
+# slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
+# PostgreSQL (store tests on PostgreSQL) and swaks (the README's commands, run as written).
 set -euo pipefail
 
 missing=()
@@ -13,6 +13,7 @@ command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapwhoami >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
+command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -22,10 +22,11 @@ from typing import Any
 
 from jinja2 import Template
 
+from bridge import packaged
 from bridge.notices import fastmime
 from bridge.notices.overrides import Templates
 
-DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+DEFAULT_TEMPLATES = packaged.TEMPLATES  # inside the installed package
 RECHECK = 5.0  # seconds between checks whether a template's file changed
 
 

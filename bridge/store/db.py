@@ -39,6 +39,23 @@ def sqlite_directory(url: str) -> Path | None:
     return Path(parsed.database).resolve().parent
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database as given (maybe relative), else None."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def location(url: str) -> str:
+    """Where `url` points, for messages: a SQLite file's absolute path, else the URL without
+    its password."""
+    file = sqlite_file(url)
+    if file is not None:
+        return str(file.resolve())
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def open_engine(url: str, *, pool_size: int = 5) -> Engine:
     """An engine for `url`; SQLite gets its directory created and its pragmas set."""
     parsed = make_url(url)

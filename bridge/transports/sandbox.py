@@ -2,7 +2,9 @@
 
 The bridge binds to it with SmppTransport over real TCP (system_id/password checked).
 Every MT SMS is reassembled and appended, as a phone would show it, to a JSON-lines
-inbox file; each part gets a delivery receipt after `receipt_delay`. A second kind of
+inbox file; each part gets a delivery receipt after `receipt_delay`. Rules
+(`sandbox_rules`) fail or delay the SMS to single numbers or prefixes: a failed SMS never
+reaches the phone's inbox, a delayed one reaches it with its receipt. A second kind of
 bind, system_id "phone" (any password), injects MO: its submit_sm is delivered to the
 bridge as deliver_sm (split with UDH when long), and the phone's submit_sm_resp carries
 the bridge's deliver_sm_resp status. The phone side (`read_inbox`, `send_mo`) lives in
@@ -16,7 +18,7 @@ import itertools
 import json
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
@@ -48,6 +50,7 @@ from bridge.transports.sandbox_phone import (  # re-exported: the CLI and tests 
     read_inbox,
     send_mo,
 )
+from bridge.transports.sandbox_rules import Failure, RuleBook, SandboxRule
 
 __all__ = [
     "PHONE_SYSTEM_ID",
@@ -75,6 +78,22 @@ class SandboxConfig:
     receipt_delay: float = 0.2
     redeliver_delay: float = 5.0  # a receipt answered with a temporary error is sent again
     redeliver_attempts: int = 3
+    rules: tuple[SandboxRule, ...] = ()  # per number or prefix: fail and/or delay
+    rules_file: Path | None = None  # more rules, re-read when it changes (the CLI writes it)
+
+
+_Receipt = Literal["delivered", "failed", "expired", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Fate:
+    """What happens to one SMS: the submit_sm_resp status, the receipt it gets and when,
+    and after how many seconds the phone shows it (None: never)."""
+
+    submit_status: int
+    receipt: _Receipt
+    receipt_delay: float
+    phone_delay: float | None
 
 
 @dataclass(eq=False)
@@ -83,6 +102,19 @@ class _Conn:
     kind: Literal["", "bridge", "phone"] = ""
     can_receive: bool = False
     part_ids: dict[tuple[str, str, int, int], dict[int, str]] = field(default_factory=dict)
+
+
+_RECEIPT_OF: Final[dict[Failure, _Receipt]] = {
+    Failure.UNDELIVERABLE: "failed",
+    Failure.EXPIRED: "expired",
+    Failure.SILENT: "none",
+}
+_RECEIPT_STATES: Final = {  # receipt -> (stat, message_state, err)
+    "delivered": ("DELIVRD", 2, "000"),
+    "failed": ("UNDELIV", 5, "001"),
+    "expired": ("EXPIRED", 3, "000"),
+    "none": ("UNKNOWN", 7, "000"),
+}
 
 
 def _stamp(t: datetime) -> str:
@@ -103,6 +135,7 @@ class SandboxSmsc:
         self._changed = asyncio.Event()
         self._release = asyncio.Event()
         self._holding = False
+        self.rules = RuleBook(config.rules, config.rules_file)
         # What happened, for tests and the CLI: newest last.
         self.delivered: list[SandboxSms] = []
         self.deliver_statuses: list[int] = []
@@ -225,6 +258,11 @@ class SandboxSmsc:
         now = datetime.now(UTC)
         source = address_in(pdu.source_addr_ton, pdu.source_addr)
         destination = address_in(pdu.dest_addr_ton, pdu.destination_addr)
+        fate = self._fate(destination)
+        if fate.submit_status != c.ESME_ROK:
+            log.info("sandbox: refused the SMS to %s by a rule", destination)
+            self._notify()
+            return SubmitSmResp(pdu.sequence, fate.submit_status)
         ies: tuple[InformationElement, ...] = ()
         payload = pdu.short_message or find_tlv(pdu.tlvs, c.TLV_MESSAGE_PAYLOAD) or b""
         if pdu.esm_class & c.ESM_UDHI:
@@ -242,14 +280,49 @@ class SandboxSmsc:
                 ids = conn.part_ids.pop(key, {})
                 text, enc = decode_mo(pdu.data_coding, done.payload, ies)
                 parts = tuple(ids.get(i, "") for i in range(1, concat.total + 1))
-                self._store(SandboxSms(destination, source, text, concat.total, enc, now, parts))
+                self._arrive(
+                    SandboxSms(destination, source, text, concat.total, enc, now, parts), fate
+                )
         else:
             text, enc = decode_mo(pdu.data_coding, payload, ies)
-            self._store(SandboxSms(destination, source, text, 1, enc, now, (message_id,)))
-        if pdu.registered_delivery & 0x01 and self.config.receipt != "none":
+            self._arrive(SandboxSms(destination, source, text, 1, enc, now, (message_id,)), fate)
+        if pdu.registered_delivery & 0x01 and fate.receipt != "none":
             part_text, _ = decode_mo(pdu.data_coding, payload, ies)
-            self._spawn(self._send_receipt(conn, pdu, message_id, now, part_text))
+            self._spawn(self._send_receipt(conn, pdu, message_id, now, part_text, fate))
         return SubmitSmResp(pdu.sequence, c.ESME_ROK, message_id)
+
+    def _fate(self, destination: str) -> _Fate:
+        """What the settings and the rules say happens to an SMS to `destination`."""
+        cfg = self.config
+        rule = self.rules.pick(destination)
+        fail = rule.fail if rule is not None else None
+        if fail is Failure.REJECTED:
+            return _Fate(c.ESME_RINVDSTADR, "none", 0.0, None)
+        if fail is Failure.BUSY:
+            return _Fate(c.ESME_RSYSERR, "none", 0.0, None)
+        late = rule.delay if rule is not None else None
+        receipt: _Receipt = _RECEIPT_OF[fail] if fail is not None else cfg.receipt
+        reaches = fail is None and cfg.receipt != "failed"
+        return _Fate(
+            c.ESME_ROK,
+            receipt,
+            cfg.receipt_delay if late is None else late,
+            (late or 0.0) if reaches else None,
+        )
+
+    def _arrive(self, sms: SandboxSms, fate: _Fate) -> None:
+        """The phone gets `sms` now, later, or (a failed SMS) never."""
+        if fate.phone_delay is None:
+            log.info("sandbox: SMS to %s not delivered (receipt %s)", sms.destination, fate.receipt)
+            self._notify()
+        elif fate.phone_delay > 0:
+            self._spawn(self._store_later(sms, fate.phone_delay))
+        else:
+            self._store(sms)
+
+    async def _store_later(self, sms: SandboxSms, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._store(replace(sms, received_at=datetime.now(UTC)))
 
     def _store(self, sms: SandboxSms) -> None:
         self.delivered.append(sms)
@@ -269,11 +342,17 @@ class SandboxSmsc:
         self._notify()
 
     async def _send_receipt(
-        self, conn: _Conn, pdu: SubmitSm, message_id: str, submitted: datetime, text: str
+        self,
+        conn: _Conn,
+        pdu: SubmitSm,
+        message_id: str,
+        submitted: datetime,
+        text: str,
+        fate: _Fate,
     ) -> None:
-        await asyncio.sleep(self.config.receipt_delay)
-        delivered = self.config.receipt == "delivered"
-        stat, state, err = ("DELIVRD", 2, "000") if delivered else ("UNDELIV", 5, "001")
+        await asyncio.sleep(fate.receipt_delay)
+        delivered = fate.receipt == "delivered"
+        stat, state, err = _RECEIPT_STATES[fate.receipt]
         snippet = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text[:20])
         body = (
             f"id:{message_id} sub:001 dlvrd:{'001' if delivered else '000'} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,12 @@ import pytest
 from bridge.smpp import constants as c
 from bridge.smpp.esme import Esme, EsmeSettings
 from bridge.smpp.pdu import Bind, BindResp, Pdu, decode, encode
-from bridge.transports.base import OutboundSms, ReceiptState, TemporaryFailure
+from bridge.transports.base import (
+    OutboundSms,
+    PermanentFailure,
+    ReceiptState,
+    TemporaryFailure,
+)
 from bridge.transports.sandbox import (
     SandboxConfig,
     SandboxError,
@@ -19,6 +25,7 @@ from bridge.transports.sandbox import (
     read_inbox,
     send_mo,
 )
+from bridge.transports.sandbox_rules import make_rule, write_file
 from bridge.transports.smpp import SmppConfig, SmppTransport
 from tests.peers.smpp34_peer import RecordingInbox
 
@@ -262,3 +269,70 @@ async def test_unanswered_enquire_link_reconnects() -> None:
         await esme.stop()
         server.close()
         await server.wait_closed()
+
+
+async def test_rules_fail_and_delay_single_numbers_others_are_delivered(
+    tmp_path: Path, transports: list[SmppTransport]
+) -> None:
+    """A settings rule and a rules-file rule, each for one number or prefix; the rest as usual."""
+    rules_file = tmp_path / "rules.json"
+    write_file(rules_file, [make_rule("+4915100000002", "expired")])
+    s = SandboxSmsc(
+        SandboxConfig(
+            inbox_path=tmp_path / "i.jsonl",
+            port=0,
+            receipt_delay=0.0,
+            rules=(make_rule("+4915100000001", "undeliverable"), make_rule("+49152*", "rejected")),
+            rules_file=rules_file,
+        )
+    )
+    await s.start()
+    try:
+        inbox = RecordingInbox()
+        t = await bound(s, transports, inbox)
+        ok = await t.submit(OutboundSms("o-ok", PHONE, "Bridge", "fine", "gsm7"))
+        undeliv = await t.submit(OutboundSms("o-u", "+4915100000001", "Bridge", "no", "gsm7"))
+        expired = await t.submit(OutboundSms("o-e", "+4915100000002", "Bridge", "late", "gsm7"))
+        with pytest.raises(PermanentFailure, match="ESME_RINVDSTADR"):
+            await t.submit(OutboundSms("o-r", "+4915212345678", "Bridge", "refused", "gsm7"))
+        await inbox.wait_until(lambda: len(inbox.receipts) == 3)
+        states = {r.message_id: r.state for r in inbox.receipts}
+        assert states[ok.message_ids[0]] is ReceiptState.DELIVERED
+        assert states[undeliv.message_ids[0]] is ReceiptState.UNDELIVERABLE
+        assert states[expired.message_ids[0]] is ReceiptState.EXPIRED
+        # Only the delivered SMS reached a phone.
+        assert [m.destination for m in read_inbox(s.config.inbox_path)] == [PHONE]
+    finally:
+        await s.stop()
+
+
+async def test_rules_file_changes_apply_to_the_next_sms(
+    tmp_path: Path, transports: list[SmppTransport]
+) -> None:
+    rules_file = tmp_path / "var" / "rules.json"
+    s = SandboxSmsc(
+        SandboxConfig(
+            inbox_path=tmp_path / "i.jsonl", port=0, receipt_delay=0.0, rules_file=rules_file
+        )
+    )
+    await s.start()
+    try:
+        inbox = RecordingInbox()
+        t = await bound(s, transports, inbox)
+        await t.submit(OutboundSms("o-1", PHONE, "Bridge", "first", "gsm7"))
+        write_file(rules_file, [make_rule(PHONE, "busy")])  # as `mailsms sandbox fail` does
+        with pytest.raises(TemporaryFailure, match="ESME_RSYSERR"):
+            await t.submit(OutboundSms("o-2", PHONE, "Bridge", "second", "gsm7"))
+        write_file(rules_file, [make_rule(PHONE, None, 0.5)])
+        before = datetime.now(UTC)
+        await t.submit(OutboundSms("o-3", PHONE, "Bridge", "third", "gsm7"))
+        await inbox.wait_until(lambda: len(inbox.receipts) == 2)
+        got = read_inbox(s.config.inbox_path)
+        assert [m.text for m in got] == ["first", "third"]
+        assert got[1].received_at - before >= timedelta(seconds=0.5)  # the phone got it late
+        rules_file.write_text("{not json", encoding="utf-8")  # a bad hand edit: ignored
+        await t.submit(OutboundSms("o-4", PHONE, "Bridge", "fourth", "gsm7"))
+        await inbox.wait_until(lambda: len(inbox.receipts) == 3)
+        assert read_inbox(s.config.inbox_path)[-1].text == "fourth"
+    finally:
+        await s.stop()

@@ -1,0 +1,159 @@
+"""The `mailsms` command itself: --version, readable help for every command, and which
+database a command uses when run from another directory."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from bridge.cli import assemble
+from bridge.transports.sandbox_rules import Failure, SandboxRule, read_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(assemble(), list(args), env=env)
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path below `command` (a click group or command, as Typer builds it)."""
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _commands(sub, (*path, name))
+    return found
+
+
+def test_version_is_the_project_version() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for args in (["--version"], ["version"]):
+        result = _invoke(*args)
+        assert result.exit_code == 0 and result.output == f"mailsms {version['version']}\n"
+
+
+def test_every_help_shows_flags_as_flags_and_keeps_brackets() -> None:
+    root = typer.main.get_command(assemble())
+    paths = _commands(root)
+    assert len(paths) > 40
+    for path in paths:
+        result = _invoke(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.output, (path, result.output)
+        command: Any = root
+        for name in path:
+            command = command.commands[name]
+        text = " ".join(result.output.split())
+        for param in command.params:
+            if getattr(param, "is_flag", False) and param.secondary_opts:
+                assert f"{param.opts[0]} / {param.secondary_opts[0]}" in text, (path, param)
+            help_text = " ".join((getattr(param, "help", None) or "").split())
+            for bracket in re.findall(r"\[[a-z_.]+\]", help_text):  # e.g. "[safety]"
+                assert bracket in text, (path, bracket)
+
+
+def test_sandbox_help_explains_failed_deliveries() -> None:
+    text = _invoke("sandbox", "--help").output
+    assert "mailsms sandbox fail +491701234567" in text and "sandbox delay" in text
+    assert all(f.value in text for f in Failure)
+    assert 'receipt = "failed"' in text
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory without a bridge in it, as the current directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILSMS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MAILSMS_CONFIG", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["customer", "list"],
+        ["user", "list"],
+        ["orders"],
+        ["login", "list"],
+        ["stoplist", "list", "--customer", "demo"],
+        ["settings", "show", "demo@example.com"],
+        ["report", "orders"],
+    ],
+)
+def test_admin_commands_elsewhere_name_the_missing_database_and_create_none(
+    elsewhere: Path, command: list[str]
+) -> None:
+    result = _invoke(*command)
+    assert result.exit_code == 1, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"mailsms: no database at {elsewhere / 'var' / 'bridge.db'} ")
+    assert "relative to the current directory" in first and "-c FILE" in first
+    assert not (elsewhere / "var").exists()
+
+
+def test_db_upgrade_creates_it_and_later_commands_name_it(elsewhere: Path) -> None:
+    created = _invoke("db", "upgrade")
+    assert created.exit_code == 0, created.output
+    where = f"mailsms: database {elsewhere / 'var' / 'bridge.db'}"
+    assert where in created.output
+    listed = _invoke("customer", "list")
+    assert listed.exit_code == 0 and listed.stderr.strip() == where
+
+
+def test_config_from_the_environment_points_at_the_database(
+    elsewhere: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = tmp_path_factory.mktemp("bridge-home")
+    config = home / "bridge.toml"
+    config.write_text(
+        f'database_url = "sqlite:///{home / "bridge.db"}"\n[sandbox]\nenabled = true\n',
+        encoding="utf-8",
+    )
+    missing = _invoke("customer", "list", env={"MAILSMS_CONFIG": str(config)})
+    assert missing.exit_code == 1
+    assert f"from settings file {config})" in missing.output  # absolute: no "relative to"
+    assert _invoke("db", "upgrade", env={"MAILSMS_CONFIG": str(config)}).exit_code == 0
+    listed = _invoke("customer", "list", env={"MAILSMS_CONFIG": str(config)})
+    assert listed.exit_code == 0 and listed.stderr == ""  # an absolute path needs no note
+    assert (home / "bridge.db").exists() and not (elsewhere / "var").exists()
+
+
+def test_dirsync_elsewhere_names_the_missing_database_and_creates_none(elsewhere: Path) -> None:
+    (elsewhere / "dirsync.toml").write_text('customer = "demo"\n', encoding="utf-8")
+    (elsewhere / "users.csv").write_text("email,name\na@b.example,A\n", encoding="utf-8")
+    result = _invoke("dirsync", "-c", "dirsync.toml", "--csv", "users.csv")
+    assert result.exit_code == 2, result.output
+    assert f"dirsync: no database at {elsewhere / 'var' / 'bridge.db'} " in result.output
+    assert "database_url in the dirsync settings" in result.output
+    assert not (elsewhere / "var").exists()
+
+
+def test_sandbox_rule_commands_write_the_rules_file_the_sandbox_reads(elsewhere: Path) -> None:
+    rules_file = elsewhere / "var" / "sandbox" / "rules.json"
+    assert _invoke("sandbox", "fail", "+491701234567", "--as", "expired").exit_code == 0
+    delayed = _invoke("sandbox", "delay", "+491701234567", "90")
+    assert delayed.exit_code == 0 and str(rules_file) in delayed.output
+    assert _invoke("sandbox", "fail", "+49 152*", "--as", "rejected").exit_code == 0
+    assert read_file(rules_file) == [
+        SandboxRule("+491701234567", Failure.EXPIRED, 90.0),
+        SandboxRule("+49152*", Failure.REJECTED, None),
+    ]
+    listed = _invoke("sandbox", "rules").output.splitlines()
+    assert listed[0].startswith("+491701234567") and "EXPIRED" in listed[0] and "90 s" in listed[0]
+    bad = _invoke("sandbox", "fail", "01701234567")
+    assert bad.exit_code == 1 and "expected an international number" in bad.output
+    assert _invoke("sandbox", "clear", "+49152*").output == "removed 1 rule(s)\n"
+    assert [r.number for r in read_file(rules_file)] == ["+491701234567"]
+    assert _invoke("sandbox", "clear").output == "removed 1 rule(s)\n"
+    assert read_file(rules_file) == []
+
+
+def test_sandbox_inbox_elsewhere_names_the_file_it_looked_for(elsewhere: Path) -> None:
+    result = _invoke("sandbox", "inbox")
+    assert result.exit_code == 0
+    assert f"there is no inbox {elsewhere / 'var' / 'sandbox' / 'inbox.jsonl'} yet" in result.output
