@@ -85,7 +85,7 @@ def _engine(config: Path | None) -> Engine:
     settings = _settings(config)
     try:
         engine = db.open_engine(settings.database_url)
-        db.upgrade(engine)
+        db.upgrade(engine, default_country=settings.defaults.default_country)
     except ConfigError as exc:
         typer.echo(f"mailsms: {exc}", err=True)
         raise typer.Exit(2) from None

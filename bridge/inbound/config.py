@@ -3,7 +3,10 @@
 Pure code: TOML text → validated, frozen models, or `NumbersError` naming the key.
 Actions are a tagged union on `type`; a number's `actions` run for every message unless a
 keyword matches, whose `actions` replace them. The stored form of a number is `config`
-(actions and keywords as plain JSON), parsed back with `parse_number_config`.
+(actions and keywords as plain JSON), parsed back with `parse_actions` /
+`parse_keywords`. Numbers are kept in one spelling (`+` and digits;
+`0049…` and bare international digits are rewritten), because incoming destinations
+arrive in E.164 whatever the SMSC sent; a national spelling (`0155…`) is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +15,17 @@ import re
 import tomllib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bridge.smpp.address import canonical_number
 
 Sharing = Literal["dedicated", "prefix", "keyword", "dynamic"]
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -84,10 +97,21 @@ class NumberConfig(_Model):
     actions: tuple[Action, ...] = (Sms2MailAction(),)
     keyword: tuple[KeywordConfig, ...] = ()
 
+    @field_validator("number")
+    @classmethod
+    def _one_spelling(cls, value: str) -> str:
+        value = value.strip()
+        if not _NUMBER.fullmatch(value):
+            raise ValueError(f"number {value!r}: expected digits, e.g. +4915550000001")
+        if value.startswith("0") and not value.startswith("00"):
+            raise ValueError(
+                f"number {value!r}: write it internationally, e.g. +4915550000001 "
+                "(incoming numbers are compared in international form)"
+            )
+        return canonical_number(value)
+
     @model_validator(mode="after")
     def _check(self) -> NumberConfig:
-        if not _NUMBER.fullmatch(self.number):
-            raise ValueError(f"number {self.number!r}: expected digits, e.g. +4915550000001")
         if self.sharing == "keyword" and not self.keyword:
             raise ValueError(f"number {self.number}: sharing = 'keyword' needs [[number.keyword]]")
         return self

@@ -1,10 +1,12 @@
 """Which customer and which actions an inbound SMS gets: number, sharing mode and keyword.
 
 Pure code. Candidates are the number rows whose number equals the destination, else the
-prefix rows the destination starts with (longest first). Among them a matching keyword
-wins (keyword-shared numbers), then the customer of the reply assignment (dynamic
-sharing), then the first dedicated or prefix row. A matching keyword's actions replace the
-number's default actions. An unconfigured destination gets dynamic SMS2Mail.
+prefix rows the destination starts with (longest first); numbers are compared in one
+spelling (`canonical_number`: `4915550000001`, `004915550000001` and `+4915550000001`
+are one number). Among them a matching keyword wins (keyword-shared numbers), then the
+customer of the reply assignment (dynamic sharing), then the first dedicated or prefix row. A
+matching keyword's actions replace the number's default actions. An unconfigured
+destination gets dynamic SMS2Mail.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from bridge.inbound.config import Action, KeywordConfig, Sms2MailAction
 from bridge.inbound.keywords import first_word, matches
+from bridge.smpp.address import canonical_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +48,25 @@ class Choice:
 UNCONFIGURED_ACTIONS: tuple[Action, ...] = (Sms2MailAction(),)
 
 
+def _digits(number: str) -> str:
+    return canonical_number(number).removeprefix("+")
+
+
+def serves(number: str, sharing: str, destination: str) -> bool:
+    """Does a configured number (a prefix when `sharing` is "prefix") take `destination`?"""
+    if sharing == "prefix":
+        return _digits(destination).startswith(_digits(number))
+    return canonical_number(number) == canonical_number(destination)
+
+
 def candidates(rows: tuple[NumberRow, ...], destination: str) -> tuple[NumberRow, ...]:
-    exact = tuple(r for r in rows if r.number == destination)
+    exact = tuple(r for r in rows if serves(r.number, "exact", destination))
     if exact:
         return exact
-    prefixed = [r for r in rows if r.sharing == "prefix" and destination.startswith(r.number)]
-    prefixed.sort(key=lambda r: (-len(r.number), r.id))
+    prefixed = [
+        r for r in rows if r.sharing == "prefix" and serves(r.number, "prefix", destination)
+    ]
+    prefixed.sort(key=lambda r: (-len(_digits(r.number)), r.id))
     return tuple(prefixed)
 
 

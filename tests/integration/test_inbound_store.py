@@ -14,6 +14,7 @@ from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
 from bridge.store.admin import add_customer
 from bridge.store.inbound import insert_inbound
+from bridge.store.inbound_actions import add_stop, is_stopped, list_stops, remove_stop
 from bridge.store.inbound_admin import apply_numbers
 from bridge.store.models import Inbound, Notice, Order
 from bridge.store.store import Store, run_sync
@@ -100,3 +101,19 @@ async def test_fallback_autoreply_limit_and_list_export(engine: Engine, store: S
     exports = [n for n in _rows(engine, Notice) if n.kind == "list_export"]
     assert exports[0].recipient == "marketing@acme.example"
     assert "+491701234567" in exports[0].context["attachments"][0]["content"]
+
+
+async def test_stop_list_has_one_spelling_per_number(engine: Engine, store: Store) -> None:
+    cid = run_sync(engine, add_customer, "acme", {})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert run_sync(engine, add_stop, cid, "491701234567", "4915550000001", now, "sms")
+    assert not run_sync(engine, add_stop, cid, "00491701234567", "+4915550000001", now, "cli")
+    assert [(r.msisdn, r.service) for r in run_sync(engine, list_stops)] == [
+        ("+491701234567", "+4915550000001")
+    ]
+    with engine.connect() as conn:
+        for spelling in ("+491701234567", "491701234567", "00491701234567"):
+            assert is_stopped(conn, cid, spelling, ("4915550000001",))
+            assert is_stopped(conn, cid, spelling, ("+4915550000001",))
+        assert not is_stopped(conn, cid, "+491701234567", ("ACME",))
+    assert run_sync(engine, remove_stop, cid, "491701234567", None) == 1

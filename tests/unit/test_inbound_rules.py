@@ -31,7 +31,13 @@ def test_first_word_is_case_and_accent_insensitive() -> None:
     assert first_word("") == ""
 
 
-def _row(id_: int, number: str, customer: int, sharing: str, keywords: str = "") -> NumberRow:
+def _row(
+    id_: int,
+    number: str,
+    customer: int,
+    sharing: str,
+    keywords: str = "",
+) -> NumberRow:
     spec = parse_numbers(
         f"""
 [[number]]
@@ -41,7 +47,7 @@ sharing = "{sharing}"
 {keywords}
 """
     ).number[0]
-    return NumberRow(id_, number, customer, sharing, (), spec.actions, spec.keyword)
+    return NumberRow(id_, spec.number, customer, sharing, (), spec.actions, spec.keyword)
 
 
 KW = """
@@ -67,6 +73,17 @@ def test_routing_dedicated_keyword_dynamic_prefix_and_unconfigured() -> None:
     assert nothing.actions == (Sms2MailAction(),)
 
 
+def test_numbers_are_compared_in_one_spelling() -> None:
+    row = _row(1, "004915550000001", 1, "dedicated")  # stored as +4915550000001
+    assert row.number == "+4915550000001"
+    bare = NumberRow(2, "4915550000001", 2, "dedicated", (), (), ())  # an older stored row
+    assert choose((row,), "+4915550000001", "hi", None).customer_id == 1
+    assert choose((bare,), "+4915550000001", "hi", None).customer_id == 2
+    prefix = NumberRow(3, "4915550", 3, "prefix", (), (), ())
+    assert choose((prefix,), "+4915550000099", "hi", None).customer_id == 3
+    assert choose((prefix,), "+4915560000099", "hi", None).row is None
+
+
 def test_numbers_file_is_validated() -> None:
     with pytest.raises(NumbersError, match="number"):
         parse_numbers('[[number]]\nnumber = "abc"\ncustomer = "x"\n')
@@ -74,6 +91,8 @@ def test_numbers_file_is_validated() -> None:
         parse_numbers('[[number]]\nnumber = "12345"\ncustomer = "x"\nsharing = "keyword"\n')
     with pytest.raises(NumbersError, match="type"):
         parse_numbers('[[number]]\nnumber = "12345"\ncustomer = "x"\nactions = [{type = "x"}]\n')
+    with pytest.raises(NumbersError, match="internationally"):
+        parse_numbers('[[number]]\nnumber = "015550000001"\ncustomer = "x"\n')
 
 
 @pytest.mark.parametrize(
