@@ -3,8 +3,8 @@
 Pure code: TOML text → validated, frozen models, or `NumbersError` naming the key.
 Actions are a tagged union on `type`; a number's `actions` run for every message unless a
 keyword matches, whose `actions` replace them. The stored form of a number is `config`
-(actions and keywords as plain JSON), parsed back with `parse_actions` /
-`parse_keywords`. Numbers are kept in one spelling (`+` and digits;
+(actions, keywords and `takes_unmatched` as plain JSON), parsed back with
+`parse_actions` / `parse_keywords`. Numbers are kept in one spelling (`+` and digits;
 `0049…` and bare international digits are rewritten), because incoming destinations
 arrive in E.164 whatever the SMSC sent; a national spelling (`0155…`) is refused.
 """
@@ -96,6 +96,8 @@ class NumberConfig(_Model):
     fallback: tuple[str, ...] = ()
     actions: tuple[Action, ...] = (Sms2MailAction(),)
     keyword: tuple[KeywordConfig, ...] = ()
+    # shared number: messages that match no keyword and no reply assignment come here
+    takes_unmatched: bool = False
 
     @field_validator("number")
     @classmethod
@@ -114,14 +116,22 @@ class NumberConfig(_Model):
     def _check(self) -> NumberConfig:
         if self.sharing == "keyword" and not self.keyword:
             raise ValueError(f"number {self.number}: sharing = 'keyword' needs [[number.keyword]]")
+        if self.takes_unmatched and self.sharing not in ("keyword", "dynamic"):
+            raise ValueError(
+                f"number {self.number}: takes_unmatched is for shared numbers "
+                "(sharing = 'keyword' or 'dynamic')"
+            )
         return self
 
     def stored(self) -> dict[str, Any]:
         """The JSON kept in `inbound_number.config`."""
-        return {
+        stored: dict[str, Any] = {
             "actions": [a.model_dump(mode="json") for a in self.actions],
             "keywords": [k.model_dump(mode="json") for k in self.keyword],
         }
+        if self.takes_unmatched:
+            stored["takes_unmatched"] = True
+        return stored
 
 
 class ListConfig(_Model):
@@ -167,6 +177,13 @@ def parse_numbers(text: str) -> NumbersFile:
     seen = {(n.number, n.customer) for n in parsed.number}
     if len(seen) != len(parsed.number):
         raise NumbersError("number: the same number is listed twice for one customer")
+    owners = [n.number for n in parsed.number if n.takes_unmatched]
+    twice = sorted({n for n in owners if owners.count(n) > 1})
+    if twice:
+        raise NumbersError(
+            f"number {twice[0]}: takes_unmatched is set for more than one customer; "
+            "unmatched messages must have one owner"
+        )
     return parsed
 
 

@@ -4,9 +4,15 @@ Pure code. Candidates are the number rows whose number equals the destination, e
 prefix rows the destination starts with (longest first); numbers are compared in one
 spelling (`canonical_number`: `4915550000001`, `004915550000001` and `+4915550000001`
 are one number). Among them a matching keyword wins (keyword-shared numbers), then the
-customer of the reply assignment (dynamic sharing), then the first dedicated or prefix row. A
-matching keyword's actions replace the number's default actions. An unconfigured
-destination gets dynamic SMS2Mail.
+customer of the reply assignment (dynamic sharing), then a dedicated or prefix row. A
+matching keyword's actions replace the number's default actions.
+
+A message on a shared number (`keyword` or `dynamic`) that matches no keyword and no
+live assignment belongs to nobody in particular: it goes to the number's own fallback,
+the row marked `takes_unmatched` (its default actions), else the operator's mailbox
+(`[inbound] postmaster`) — never to whichever customer happens to be first, because a
+customer must not read another customer's conversation. An unconfigured destination
+gets dynamic SMS2Mail.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from dataclasses import dataclass
 from bridge.inbound.config import Action, KeywordConfig, Sms2MailAction
 from bridge.inbound.keywords import first_word, matches
 from bridge.smpp.address import canonical_number
+
+SHARED = frozenset({"keyword", "dynamic"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +37,18 @@ class NumberRow:
     fallback: tuple[str, ...]
     actions: tuple[Action, ...]
     keywords: tuple[KeywordConfig, ...]
+    takes_unmatched: bool = False  # shared number: this customer gets what matches nobody
 
 
 @dataclass(frozen=True, slots=True)
 class Choice:
     """The routing decision for one message."""
 
-    row: NumberRow | None  # None: the destination is not configured
+    row: NumberRow | None  # None: the destination is not configured (or nobody's, see below)
     customer_id: int | None
     keyword: str  # the matched keyword ("" for the default actions)
     actions: tuple[Action, ...]
+    unmatched: bool = False  # a shared number, and neither a keyword nor an assignment matched
 
     @property
     def fallback(self) -> tuple[str, ...]:
@@ -46,6 +56,8 @@ class Choice:
 
 
 UNCONFIGURED_ACTIONS: tuple[Action, ...] = (Sms2MailAction(),)
+# To the operator's mailbox: no row, no customer, no addresses -> [inbound] postmaster.
+OPERATOR_ACTIONS: tuple[Action, ...] = (Sms2MailAction(mode="static"),)
 
 
 def _digits(number: str) -> str:
@@ -91,5 +103,10 @@ def choose(
             return Choice(row, row.customer_id, kw.keyword, kw.actions)
     chosen = next((r for r in found if r.customer_id == assigned_customer), None)
     if chosen is None:
-        chosen = next((r for r in found if r.sharing in ("dedicated", "prefix")), found[0])
-    return Choice(chosen, chosen.customer_id, "", chosen.actions)
+        chosen = next((r for r in found if r.sharing not in SHARED), None)
+    if chosen is not None:
+        return Choice(chosen, chosen.customer_id, "", chosen.actions)
+    owner = next((r for r in found if r.takes_unmatched), None)
+    if owner is not None:
+        return Choice(owner, owner.customer_id, "", owner.actions, unmatched=True)
+    return Choice(None, None, "", OPERATOR_ACTIONS, unmatched=True)

@@ -119,6 +119,7 @@ def numbers_for(conn: Connection, destination: str) -> tuple[NumberRow, ...]:
             tuple(r.fallback or ()),
             parse_actions((r.config or {}).get("actions")),
             parse_keywords((r.config or {}).get("keywords")),
+            bool((r.config or {}).get("takes_unmatched", False)),
         )
         for r in rows
         if serves(r.number, r.sharing, destination)

@@ -103,6 +103,80 @@ async def test_fallback_autoreply_limit_and_list_export(engine: Engine, store: S
     assert "+491701234567" in exports[0].context["attachments"][0]["content"]
 
 
+SHARED = """
+[[customer]]
+name = "acme"
+postmaster = "postmaster@acme.example"
+
+[[customer]]
+name = "globex"
+postmaster = "postmaster@globex.example"
+
+[[number]]
+number = "+4915550000005"
+customer = "acme"
+sharing = "keyword"
+fallback = ["desk@acme.example"]
+
+[[number.keyword]]
+keyword = "PIZZA"
+actions = [{type = "sms2mail", mode = "static", to = ["orders@acme.example"]}]
+
+[[number]]
+number = "+4915550000005"
+customer = "globex"
+sharing = "dynamic"
+fallback = ["desk@globex.example"]
+"""
+
+
+def _service(store: Store, postmaster: str = "") -> InboundService:
+    return InboundService(
+        InboundSettings(postmaster=postmaster),
+        PushSettings(),
+        store,
+        Templates(DEFAULT_TEMPLATES),
+        "eu.rsms.net",
+    )
+
+
+async def test_shared_number_unmatched_goes_to_the_operator_not_the_first_customer(
+    engine: Engine, store: Store
+) -> None:
+    acme = run_sync(engine, add_customer, "acme", {})
+    globex = run_sync(engine, add_customer, "globex", {})
+    run_sync(engine, apply_numbers, parse_numbers(SHARED))
+    t0 = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    # No operator mailbox: kept as unroutable and says why, but no customer reads it.
+    lonely = _service(store)
+    assert await _deliver(store, lonely, "+4915550000005", "is anyone there?", t0) == "unroutable"
+    [row] = _rows(engine, Inbound)
+    assert "shared number" in row.error and "takes_unmatched" in row.error
+    service = _service(store, "ops@bridge.example")
+    assert await _deliver(store, service, "+4915550000005", "hello?", t0) == "notified"
+    assert await _deliver(store, service, "+4915550000005", "pizza margherita", t0) == "notified"
+    notices = [(n.kind, n.recipient) for n in _rows(engine, Notice)]
+    assert notices == [("sms2mail", "ops@bridge.example"), ("sms2mail", "orders@acme.example")]
+    # Whose STOP is it? Nobody's in particular: the texter opts out of every customer.
+    assert await _deliver(store, service, "+4915550000005", "STOP", t0) == "handled"
+    with engine.connect() as conn:
+        assert is_stopped(conn, acme, "+491701234567", ())
+        assert is_stopped(conn, globex, "491701234567", ())
+
+
+async def test_shared_number_unmatched_goes_to_the_customer_that_takes_it(
+    engine: Engine, store: Store
+) -> None:
+    run_sync(engine, add_customer, "acme", {})
+    run_sync(engine, add_customer, "globex", {})
+    owned = SHARED.replace('fallback = ["desk@globex.example"]', "takes_unmatched = true")
+    run_sync(engine, apply_numbers, parse_numbers(owned))
+    t0 = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    service = _service(store, "ops@bridge.example")
+    assert await _deliver(store, service, "+4915550000005", "hello?", t0) == "notified"
+    assert [n.recipient for n in _rows(engine, Notice)] == ["postmaster@globex.example"]
+
+
 async def test_stop_list_has_one_spelling_per_number(engine: Engine, store: Store) -> None:
     cid = run_sync(engine, add_customer, "acme", {})
     now = datetime(2026, 1, 1, tzinfo=UTC)

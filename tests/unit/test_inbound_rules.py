@@ -37,6 +37,7 @@ def _row(
     customer: int,
     sharing: str,
     keywords: str = "",
+    takes_unmatched: bool = False,
 ) -> NumberRow:
     spec = parse_numbers(
         f"""
@@ -44,10 +45,13 @@ def _row(
 number = "{number}"
 customer = "c{customer}"
 sharing = "{sharing}"
+takes_unmatched = {str(takes_unmatched).lower()}
 {keywords}
 """
     ).number[0]
-    return NumberRow(id_, spec.number, customer, sharing, (), spec.actions, spec.keyword)
+    return NumberRow(
+        id_, spec.number, customer, sharing, (), spec.actions, spec.keyword, spec.takes_unmatched
+    )
 
 
 KW = """
@@ -73,6 +77,23 @@ def test_routing_dedicated_keyword_dynamic_prefix_and_unconfigured() -> None:
     assert nothing.actions == (Sms2MailAction(),)
 
 
+def test_shared_number_unmatched_goes_to_its_own_fallback_never_the_first_customer() -> None:
+    shared_a = _row(2, "12345", 2, "keyword", KW)
+    shared_b = _row(3, "12345", 3, "dynamic")
+    nobody = choose((shared_a, shared_b), "12345", "hello", None)
+    assert nobody.unmatched and nobody.row is None and nobody.customer_id is None
+    assert nobody.actions == (Sms2MailAction(mode="static"),)  # -> [inbound] postmaster
+    stranger = choose((shared_a, shared_b), "12345", "hello", 99)  # assigned elsewhere
+    assert stranger.unmatched and stranger.customer_id is None
+    owner = _row(4, "12345", 4, "dynamic", takes_unmatched=True)
+    taken = choose((shared_a, shared_b, owner), "12345", "hello", None)
+    assert (taken.unmatched, taken.customer_id, taken.row) == (True, 4, owner)
+    assert not choose((shared_a, shared_b, owner), "12345", "pizza", None).unmatched
+    assert choose((shared_a, shared_b, owner), "12345", "hi", 3).customer_id == 3
+    dedicated = _row(5, "+4915550000001", 5, "dedicated")
+    assert not choose((dedicated,), "+4915550000001", "hi", None).unmatched
+
+
 def test_numbers_are_compared_in_one_spelling() -> None:
     row = _row(1, "004915550000001", 1, "dedicated")  # stored as +4915550000001
     assert row.number == "+4915550000001"
@@ -93,6 +114,12 @@ def test_numbers_file_is_validated() -> None:
         parse_numbers('[[number]]\nnumber = "12345"\ncustomer = "x"\nactions = [{type = "x"}]\n')
     with pytest.raises(NumbersError, match="internationally"):
         parse_numbers('[[number]]\nnumber = "015550000001"\ncustomer = "x"\n')
+    with pytest.raises(NumbersError, match="shared numbers"):
+        parse_numbers('[[number]]\nnumber = "12345"\ncustomer = "x"\ntakes_unmatched = true\n')
+    two = '[[number]]\nnumber = "12345"\ncustomer = "{}"\nsharing = "dynamic"\n'
+    two += "takes_unmatched = true\n"
+    with pytest.raises(NumbersError, match="one owner"):
+        parse_numbers(two.format("x") + two.format("y"))
 
 
 @pytest.mark.parametrize(
