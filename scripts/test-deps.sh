@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests' real peers need, only when they are missing:
 # slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
-# PostgreSQL (store tests on PostgreSQL) and nodejs + npm (the node-smpp SMSC peer, whose
+# PostgreSQL (store tests on PostgreSQL), nodejs + npm (the node-smpp SMSC peer, whose
 # npm packages go into the git-ignored tests/peers/node_smpp/node_modules, pinned by
-# package-lock.json).
+# package-lock.json) and libnet-smpp-perl (the Net::SMPP SMSC peer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+perl -MNet::SMPP -e1 >/dev/null 2>&1 || missing+=(libnet-smpp-perl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   node_peer
