@@ -101,7 +101,8 @@ class Bridge:
         for smsc in s.smsc:
             port = self.sandbox.port if self.sandbox and smsc.name == "sandbox" else smsc.port
             self.transports[smsc.name] = TRANSPORTS["smpp"](
-                self._smpp_config(smsc, port), mo_parts=StoreMoParts(store)
+                self._smpp_config(smsc, port, s.defaults.default_country),
+                mo_parts=StoreMoParts(store),
             )
 
         renderer = Renderer(
@@ -194,7 +195,7 @@ class Bridge:
 
     def _prepare_database(self, engine: Engine) -> str:
         durability = db.check_durability(engine)
-        db.upgrade(engine)
+        db.upgrade(engine, default_country=self.settings.defaults.default_country)
         if self.settings.demo and run_sync(engine, ensure_demo):
             log.info("new database: created demo customer and user demo@example.com (demo = true)")
         return durability
@@ -205,7 +206,7 @@ class Bridge:
         return worker
 
     @staticmethod
-    def _smpp_config(smsc: SmscSettings, port: int) -> SmppConfig:
+    def _smpp_config(smsc: SmscSettings, port: int, default_country: str) -> SmppConfig:
         return SmppConfig(
             name=smsc.name,
             host=smsc.host,
@@ -241,6 +242,8 @@ class Bridge:
             resubmit_marker=smsc.resubmit_marker,
             source_ton=smsc.source_ton,
             source_npi=smsc.source_npi,
+            ton0=smsc.ton0,
+            country=smsc.country or default_country,
             mo_reassembly_timeout=smsc.mo_reassembly_timeout,
             stats_interval=smsc.stats_interval,
         )

@@ -64,7 +64,7 @@ def admin_engine(settings: Settings, config: Path | None, *, create: bool = Fals
         typer.echo(f"mailsms: database {db.location(url)}", err=True)
     try:
         engine = db.open_engine(url)
-        db.upgrade(engine)
+        db.upgrade(engine, default_country=settings.defaults.default_country)
     except ConfigError as exc:
         typer.echo(f"mailsms: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from bridge.cli_db import CONFIG_ENV, admin_engine
 from bridge.errors import ConfigError
 from bridge.inbound.config import NumbersError, parse_numbers
+from bridge.intake.addresses import classify_number
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.settings import Settings, load_settings
 from bridge.store import inbound_actions as stop_sql
@@ -99,6 +100,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _stop_number(number: str, config: Path | None) -> str:
+    """The stop list's spelling of NUMBER (E.164; national with [defaults] default_country)."""
+    found = classify_number(number, _settings(config).defaults.default_country)
+    if found is None:
+        _fail(f"{number!r} is not a phone number; write it internationally, e.g. +491701234567")
+    assert found is not None
+    return found[0]
+
+
 def _customer(engine: Engine, name: str) -> int:
     cid = run_sync(engine, customer_id, name)
     if cid is None:
@@ -161,6 +171,7 @@ def register(app: typer.Typer) -> None:
         """Put NUMBER on a customer's stop list (mail to it is refused at RCPT)."""
         engine = _engine(config)
         cid = _customer(engine, customer)
+        number = _stop_number(number, config)
         added = run_sync(engine, stop_sql.add_stop, cid, number, service, utcnow(), "cli")
         typer.echo(f"{number}: {'added' if added else 'already on the stop list'}")
 
@@ -168,6 +179,7 @@ def register(app: typer.Typer) -> None:
     def stop_remove(number: str, customer: CustomerOpt, config: ConfigOpt = None) -> None:
         """Take NUMBER off a customer's stop list (every service)."""
         engine = _engine(config)
+        number = _stop_number(number, config)
         removed = run_sync(engine, stop_sql.remove_stop, _customer(engine, customer), number, None)
         typer.echo(f"{number}: {removed} entr{'y' if removed == 1 else 'ies'} removed")
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -175,13 +176,24 @@ class SmscSettings(_Section):
     max_short_message: Annotated[int, Field(ge=20, le=254)] = 254
     submit_id_base: Literal["text", "dec", "hex"] = "text"
     receipt_id_base: Literal["text", "dec", "hex"] = "text"
-    text_receipts: bool = True
+    text_receipts: bool = False  # plain `id:… stat:…` text (no esm_class 0x04) is a receipt
     validity_format: Literal["relative", "absolute", "none"] = "relative"
     resubmit_marker: Literal["none", "replace_if_present"] = "none"
     source_ton: Annotated[int, Field(ge=0, le=6)] | None = None
     source_npi: Annotated[int, Field(ge=0, le=18)] | None = None
     mo_reassembly_timeout: Seconds = 1800.0
     stats_interval: Annotated[float, Field(ge=0)] = 60.0
+    # how incoming numbers are written (docs/smpp.md "Numbers from the SMSC")
+    ton0: Literal["auto", "international", "national"] = "auto"
+    country: str = ""  # the SMSC's country for national numbers; "" = [defaults] default_country
+
+    @field_validator("country")
+    @classmethod
+    def _check_country(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value and value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("expected an ISO 3166 country code such as DE, FR or GB")
+        return value
 
 
 class RouteSettings(_Section):

@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests' real peers need, only when they are missing:
 # slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
-# PostgreSQL (store tests on PostgreSQL) and swaks (the README's commands, run as written).
+# PostgreSQL (store tests on PostgreSQL), swaks (the README's commands, run as written),
+# nodejs + npm (the node-smpp SMSC peer, whose npm packages go into the git-ignored
+# tests/peers/node_smpp/node_modules, pinned by package-lock.json) and libnet-smpp-perl
+# (the Net::SMPP SMSC peer).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+node_peer() {
+  local dir=tests/peers/node_smpp
+  [ -f "$dir/node_modules/smpp/package.json" ] && return 0
+  echo "test-deps: installing the node SMSC peer's npm packages into $dir/node_modules"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
 
 missing=()
 have_pg() {
@@ -14,8 +25,12 @@ command -v ldapwhoami >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+perl -MNet::SMPP -e1 >/dev/null 2>&1 || missing+=(libnet-smpp-perl)
 
 if [ ${#missing[@]} -eq 0 ]; then
+  node_peer
   exit 0
 fi
 echo "test-deps: installing Debian packages: ${missing[*]}"
@@ -33,3 +48,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq || true
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+node_peer

@@ -3,7 +3,10 @@
 Pure code: TOML text → validated, frozen models, or `NumbersError` naming the key.
 Actions are a tagged union on `type`; a number's `actions` run for every message unless a
 keyword matches, whose `actions` replace them. The stored form of a number is `config`
-(actions and keywords as plain JSON), parsed back with `parse_number_config`.
+(actions, keywords and `takes_unmatched` as plain JSON), parsed back with
+`parse_actions` / `parse_keywords`. Numbers are kept in one spelling (`+` and digits;
+`0049…` and bare international digits are rewritten), because incoming destinations
+arrive in E.164 whatever the SMSC sent; a national spelling (`0155…`) is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +15,17 @@ import re
 import tomllib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bridge.smpp.address import canonical_number
 
 Sharing = Literal["dedicated", "prefix", "keyword", "dynamic"]
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -83,21 +96,42 @@ class NumberConfig(_Model):
     fallback: tuple[str, ...] = ()
     actions: tuple[Action, ...] = (Sms2MailAction(),)
     keyword: tuple[KeywordConfig, ...] = ()
+    # shared number: messages that match no keyword and no reply assignment come here
+    takes_unmatched: bool = False
+
+    @field_validator("number")
+    @classmethod
+    def _one_spelling(cls, value: str) -> str:
+        value = value.strip()
+        if not _NUMBER.fullmatch(value):
+            raise ValueError(f"number {value!r}: expected digits, e.g. +4915550000001")
+        if value.startswith("0") and not value.startswith("00"):
+            raise ValueError(
+                f"number {value!r}: write it internationally, e.g. +4915550000001 "
+                "(incoming numbers are compared in international form)"
+            )
+        return canonical_number(value)
 
     @model_validator(mode="after")
     def _check(self) -> NumberConfig:
-        if not _NUMBER.fullmatch(self.number):
-            raise ValueError(f"number {self.number!r}: expected digits, e.g. +4915550000001")
         if self.sharing == "keyword" and not self.keyword:
             raise ValueError(f"number {self.number}: sharing = 'keyword' needs [[number.keyword]]")
+        if self.takes_unmatched and self.sharing not in ("keyword", "dynamic"):
+            raise ValueError(
+                f"number {self.number}: takes_unmatched is for shared numbers "
+                "(sharing = 'keyword' or 'dynamic')"
+            )
         return self
 
     def stored(self) -> dict[str, Any]:
         """The JSON kept in `inbound_number.config`."""
-        return {
+        stored: dict[str, Any] = {
             "actions": [a.model_dump(mode="json") for a in self.actions],
             "keywords": [k.model_dump(mode="json") for k in self.keyword],
         }
+        if self.takes_unmatched:
+            stored["takes_unmatched"] = True
+        return stored
 
 
 class ListConfig(_Model):
@@ -143,6 +177,13 @@ def parse_numbers(text: str) -> NumbersFile:
     seen = {(n.number, n.customer) for n in parsed.number}
     if len(seen) != len(parsed.number):
         raise NumbersError("number: the same number is listed twice for one customer")
+    owners = [n.number for n in parsed.number if n.takes_unmatched]
+    twice = sorted({n for n in owners if owners.count(n) > 1})
+    if twice:
+        raise NumbersError(
+            f"number {twice[0]}: takes_unmatched is set for more than one customer; "
+            "unmatched messages must have one owner"
+        )
     return parsed
 
 

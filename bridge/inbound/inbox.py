@@ -1,5 +1,8 @@
 """The inbox transports hand receipts and inbound SMS to: commit the row, then return.
 
+A receipt that came as unmarked text (`on_text_receipt`) is kept as a receipt only
+when a part has its message id, else as an inbound SMS: a phone's text that looks
+like a receipt reaches a mailbox instead of vanishing among the receipts.
 The transport acknowledges to the SMSC only after these calls returned; when the
 store is unavailable they raise `InboxUnavailable`, and the transport answers a
 transient status so the SMSC delivers again later. Rows arriving while the previous
@@ -16,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from bridge.errors import StorageUnavailable
-from bridge.store.inbound import insert_inbound
+from bridge.store.inbound import insert_inbound, part_exists
 from bridge.store.models import utcnow
 from bridge.store.receipts import insert_receipts
 from bridge.store.store import Store
@@ -46,6 +49,18 @@ class StoreInbox:
             raise InboxUnavailable(str(exc)) from exc
         self._on_receipt()
 
+    async def on_text_receipt(self, receipt: Receipt, sms: InboundSms) -> bool:
+        try:
+            is_receipt = await self.store.call(_insert_text_receipt, receipt, sms, utcnow())
+        except StorageUnavailable as exc:
+            log.error("text from %s (a receipt?) not stored: %s", sms.source, exc)
+            raise InboxUnavailable(str(exc)) from exc
+        if is_receipt:
+            self._on_receipt()
+        else:
+            self._on_message()
+        return is_receipt
+
     async def on_message(self, sms: InboundSms) -> None:
         try:
             inbound_id = await self.store.grouped(_insert_inbound, (sms, utcnow()))
@@ -65,6 +80,24 @@ class StoreInbox:
 def _insert_receipts(conn: Connection, items: list[tuple[Receipt, datetime]]) -> list[None]:
     insert_receipts(conn, items)
     return [None] * len(items)
+
+
+def _insert_text_receipt(
+    conn: Connection, receipt: Receipt, sms: InboundSms, now: datetime
+) -> bool:
+    """A receipt if a part has its message id, else the inbound SMS; True for a receipt."""
+    if part_exists(conn, receipt.transport, receipt.message_id):
+        insert_receipts(conn, [(receipt, now)])
+        return True
+    inbound_id = insert_inbound(conn, sms, now)
+    log.warning(
+        "inbound %s: text from %s to %s reads like a receipt, but no part has id %r: an SMS",
+        inbound_id,
+        sms.source,
+        sms.destination,
+        receipt.message_id,
+    )
+    return False
 
 
 def _insert_inbound(conn: Connection, items: list[tuple[InboundSms, datetime]]) -> list[int]:

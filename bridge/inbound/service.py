@@ -3,9 +3,11 @@
 Every message is handled in its own transaction: routing reads, the actions' writes and
 the row's new status commit together, so a crash re-runs the message rather than losing
 it. STOP/START keywords (the whole message, several languages) come first and replace
-any other action. A message whose actions reached nobody goes to the number's fallback
-addresses or the customer's postmaster; `unroutable` only when no address exists at all.
-An unexpected error holds the message (status `held`, traceback kept).
+any other action; on a shared number where nothing tells whose conversation it is
+(`Choice.unmatched`), a STOP opts out of every customer. A message whose actions reached
+nobody goes to the number's fallback addresses or the customer's postmaster; `unroutable`
+only when no address exists at all. An unexpected error holds the message (status
+`held`, traceback kept).
 """
 
 from __future__ import annotations
@@ -85,12 +87,16 @@ class InboundService:
         customer = inbound_sql.customer_inbound(conn, choice.customer_id)
         msg = Message(row, choice, customer)
         actions = choice.actions
+        stop_msg = Message(row, choice, None) if choice.unmatched else msg
         if whole_message_keyword(row.text, s.stop_keywords):
-            actions = (StopAction(type="stop"),)
+            actions, msg = (StopAction(type="stop"),), stop_msg
         elif whole_message_keyword(row.text, s.start_keywords) and is_stopped(
-            conn, customer.id if customer else 0, row.source, (row.destination,)
+            conn,
+            stop_msg.customer.id if stop_msg.customer else 0,
+            row.source,
+            (row.destination,),
         ):  # "Yes" from someone who never opted out is an ordinary answer
-            actions = (StopAction(type="start"),)
+            actions, msg = (StopAction(type="start"),), stop_msg
         fx = Effects()
         for action in actions:
             self.actions.run(conn, msg, action, now, fx)
@@ -113,6 +119,11 @@ class InboundService:
                 f"; {'; '.join(fx.notes)}" if fx.notes else "",
             )
         else:
+            if choice.unmatched:
+                fx.notes.append(
+                    "shared number: no keyword and no reply assignment matched, and neither a "
+                    "customer with takes_unmatched nor [inbound] postmaster is configured"
+                )
             reason = "; ".join(fx.notes) or "no action reached anyone"
             inbound_sql.mark_inbound(conn, row.id, "unroutable", reason)
             log.warning(

@@ -3,7 +3,8 @@
 `550 5.7.1 <number> has opted out …` (reply kind `opted_out`): refused inside the SMTP
 dialogue, never accepted and dropped later. Entries count globally for the customer,
 for every customer (an opt-out with no known customer), or for the service number the
-SMS would be sent from.
+SMS would be sent from. Numbers are compared in one spelling (E.164, see
+`bridge.store.inbound_actions`), so every way of writing a stopped number is refused.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """ESME client: connect, bind, keep the bind alive (enquire_link) and reconnect with backoff.
 
 `Esme.start()` runs a background loop: connect -> bind -> serve until the connection
-ends -> wait (capped exponential backoff with jitter) -> again. A refused bind (wrong
-password, unknown system_id) is logged clearly and retried slowly. `request()` sends a
+ends -> wait (capped exponential backoff with jitter) -> again. The backoff grows only
+over attempts that did not get bound: after a successful bind it starts from the
+beginning, so a short SMSC restart costs `reconnect_min`, not the cap. A refused bind
+(wrong password, unknown system_id) is logged clearly and retried slowly. `request()` sends a
 PDU on the current bound session or raises `NotBound` at once.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
 import ssl
@@ -27,6 +30,14 @@ BIND_TYPES: Final[dict[str, int]] = {
     "transmitter": c.BIND_TRANSMITTER,
     "receiver": c.BIND_RECEIVER,
 }
+
+
+class Outcome(enum.Enum):
+    """How one connection attempt ended."""
+
+    FAILED = "failed"  # no connection, or no answer to the bind
+    REFUSED = "refused"  # the SMSC refused the bind
+    BOUND = "bound"  # bound, then the connection ended
 
 
 class NotBound(Exception):
@@ -88,6 +99,7 @@ class Esme:
         self._task: asyncio.Task[None] | None = None
         self.last_error = "not connected yet"
         self.binds = 0  # how many times we got bound (tests and metrics)
+        self.last_delay = 0.0  # the wait before the latest reconnect (logs, tests)
 
     # --- public -----------------------------------------------------------------------------
 
@@ -139,13 +151,11 @@ class Esme:
             await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _run(self) -> None:
-        attempt = 0
+        attempt = 0  # connection attempts since the last successful bind
         while not self._stopping.is_set():
-            refused = False
+            outcome = Outcome.FAILED
             try:
-                refused = await self._connect_and_serve()
-                if self.binds and self._bound.is_set():
-                    attempt = 0
+                outcome = await self._connect_and_serve()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let the loop die
@@ -158,18 +168,21 @@ class Esme:
                     await session.close()
             if self._stopping.is_set():
                 break
+            if outcome is Outcome.BOUND:
+                attempt = 0  # the link worked: a blip is not a reason to wait long
             s = self.settings
-            if refused:  # wrong credentials will not fix themselves within a second
+            if outcome is Outcome.REFUSED:  # wrong credentials will not fix themselves soon
                 low = max(s.bind_failure_min, s.reconnect_min)
                 delay = backoff_delay(attempt, low, max(low, s.reconnect_max), self._rng)
             else:
                 delay = backoff_delay(attempt, s.reconnect_min, s.reconnect_max, self._rng)
             attempt += 1
+            self.last_delay = delay
             log.info("%s: reconnecting in %.1f s (%s)", self.name, delay, self.last_error)
             await self._sleep(delay)
 
-    async def _connect_and_serve(self) -> bool:
-        """One connection's life; returns True when the bind was refused by the SMSC."""
+    async def _connect_and_serve(self) -> Outcome:
+        """One connection's life, and how it ended."""
         s = self.settings
         ctx: ssl.SSLContext | None = None
         if s.tls:
@@ -184,7 +197,7 @@ class Esme:
         except (OSError, TimeoutError) as exc:
             self.last_error = f"cannot connect to {s.host}:{s.port}: {exc or 'timeout'}"
             log.warning("%s: %s", self.name, self.last_error)
-            return False
+            return Outcome.FAILED
         session = SmppSession(
             reader,
             writer,
@@ -212,7 +225,7 @@ class Esme:
             except SessionError as exc:
                 self.last_error = f"bind got no answer: {exc}"
                 log.warning("%s: %s", self.name, self.last_error)
-                return False
+                return Outcome.FAILED
             if not isinstance(resp, BindResp | GenericNack) or resp.status != c.ESME_ROK:
                 status = resp.status if resp.status else c.ESME_RBINDFAIL
                 hint = " - check system_id/password" if status in c.CREDENTIAL_STATUSES else ""
@@ -220,7 +233,7 @@ class Esme:
                 log.error(
                     "%s: %s as %r at %s:%d", self.name, self.last_error, s.system_id, s.host, s.port
                 )
-                return True
+                return Outcome.REFUSED
             self.binds += 1
             self.last_error = "connection lost"
             self._bound.set()
@@ -235,7 +248,7 @@ class Esme:
             self.last_error = f"connection lost: {session.close_reason}"
             if not self._stopping.is_set():
                 log.warning("%s: %s", self.name, self.last_error)
-            return False
+            return Outcome.BOUND
         finally:
             reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

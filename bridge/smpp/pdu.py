@@ -15,6 +15,7 @@ from typing import Final
 
 from bridge.smpp import constants as c
 from bridge.smpp.pdu_types import (  # re-exported: import PDUs from here
+    AlertNotification,
     Bind,
     BindResp,
     DataSm,
@@ -132,6 +133,18 @@ def _body_empty(p: _HeaderOnly) -> bytes:
     return b""
 
 
+def _body_alert(p: AlertNotification) -> bytes:
+    return b"".join(
+        (
+            bytes((p.source_addr_ton, p.source_addr_npi)),
+            _cstr(p.source_addr),
+            bytes((p.esme_addr_ton, p.esme_addr_npi)),
+            _cstr(p.esme_addr),
+            _tlv_bytes(p.tlvs),
+        )
+    )
+
+
 _ENCODERS: Final[dict[type, Callable[[object], bytes]]] = {
     Bind: _body_bind,  # type: ignore[dict-item]
     BindResp: _body_bind_resp,  # type: ignore[dict-item]
@@ -146,6 +159,7 @@ _ENCODERS: Final[dict[type, Callable[[object], bytes]]] = {
     Unbind: _body_empty,  # type: ignore[dict-item]
     UnbindResp: _body_empty,  # type: ignore[dict-item]
     GenericNack: _body_empty,  # type: ignore[dict-item]
+    AlertNotification: _body_alert,  # type: ignore[dict-item]
 }
 
 
@@ -280,6 +294,18 @@ def decode_body(command_id: int, status: int, sequence: int, body: bytes) -> Pdu
         return UnbindResp(sequence, status)
     if command_id == c.GENERIC_NACK:
         return GenericNack(sequence, status)
+    if command_id == c.ALERT_NOTIFICATION:
+        return AlertNotification(
+            sequence=sequence,
+            status=status,
+            source_addr_ton=r.octet(),
+            source_addr_npi=r.octet(),
+            source_addr=r.cstr(),
+            esme_addr_ton=r.octet(),
+            esme_addr_npi=r.octet(),
+            esme_addr=r.cstr(),
+            tlvs=r.tlvs(),
+        )
     return UnknownPdu(command_id, sequence, status, body)
 
 
@@ -305,6 +331,7 @@ __all__ = [
     "HEADER",
     "HEADER_SIZE",
     "MAX_PDU_SIZE",
+    "AlertNotification",
     "Bind",
     "BindResp",
     "DataSm",

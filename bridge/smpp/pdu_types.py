@@ -189,8 +189,24 @@ class GenericNack(_HeaderOnly):
 
 
 @dataclass(frozen=True, slots=True)
+class AlertNotification:
+    """alert_notification: the SMSC says a handset is reachable again. It has no response."""
+
+    command_id: ClassVar[int] = c.ALERT_NOTIFICATION
+    sequence: int
+    source_addr: str = ""  # the handset
+    esme_addr: str = ""  # the address it had tried to reach us on
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    esme_addr_ton: int = 0
+    esme_addr_npi: int = 0
+    tlvs: Tlvs = ()
+    status: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownPdu:
-    """Any command id we do not model (outbind, query_sm, alert_notification, ...)."""
+    """Any command id we do not model (outbind, query_sm, cancel_sm, ...)."""
 
     command_id: int
     sequence: int
@@ -212,6 +228,7 @@ Pdu = (
     | Unbind
     | UnbindResp
     | GenericNack
+    | AlertNotification
     | UnknownPdu
 )
 

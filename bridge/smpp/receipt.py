@@ -1,10 +1,13 @@
 """Delivery receipt detection and parsing: deliver_sm/data_sm fields -> `Receipt` or None.
 
-Pure. Detection: esm_class type 0x04 (or 0x20, intermediate notification), OR a
-receipted_message_id / message_state TLV, OR text like `id:… stat:…`. Parsing takes the
-TLVs first, then the SMPP 3.4 Appendix B text, tolerantly: `text:`/`Text:` or none at
-all, 10- or 12-digit dates, hex or decimal ids, alphanumeric `err`. Nothing here raises
-on bad input; a receipt we cannot tie to a message id yields None.
+Pure. Detection: a receipt is *marked* by esm_class type 0x04 (or 0x20, intermediate
+notification) or a receipted_message_id / message_state TLV. Plain text in the SMPP 3.4
+Appendix B form (`id:… stat:DELIVRD …`, a known stat word, no UDH) is only a receipt
+candidate (`text_receipt`): a phone's SMS can read `ID: 4711 Stat: OK`, so the caller
+accepts text receipts only from SMSCs configured to send them. Parsing takes the TLVs
+first, then the text, tolerantly: `text:`/`Text:` or none at all, 10- or 12-digit
+dates, hex or decimal ids, alphanumeric `err`. Nothing here raises on bad input; a
+receipt we cannot tie to a message id yields None.
 """
 
 from __future__ import annotations
@@ -56,17 +59,28 @@ def _text(short_message: bytes) -> str:
     return short_message.decode("latin-1")
 
 
-def is_receipt(esm_class: int, tlvs: Tlvs, short_message: bytes) -> bool:
-    """Whether a deliver_sm/data_sm is a delivery receipt rather than an MO SMS."""
+def marked_receipt(esm_class: int, tlvs: Tlvs) -> bool:
+    """Whether the SMSC marked this deliver_sm/data_sm as a receipt (esm_class or TLVs)."""
     msg_type = esm_class & c.ESM_TYPE_MASK
     if msg_type in (c.ESM_TYPE_DELIVERY_RECEIPT, c.ESM_TYPE_INTERMEDIATE_NOTIFICATION):
         return True
-    for tlv in tlvs:
-        if tlv.tag in (c.TLV_RECEIPTED_MESSAGE_ID, c.TLV_MESSAGE_STATE):
-            return True
-    if esm_class & c.ESM_UDHI or not short_message.startswith((b"id:", b"ID:", b"Id:")):
+    return any(tlv.tag in (c.TLV_RECEIPTED_MESSAGE_ID, c.TLV_MESSAGE_STATE) for tlv in tlvs)
+
+
+def text_receipt(esm_class: int, short_message: bytes) -> bool:
+    """Whether unmarked text has the receipt form: `id:<id> … stat:<known word>`, no UDH."""
+    if esm_class & c.ESM_UDHI or short_message[:3].lower() != b"id:":
         return False
-    return _LOOKS_LIKE.search(_text(short_message)) is not None
+    text = _text(short_message)
+    if _LOOKS_LIKE.search(text) is None:
+        return False
+    m = _STAT.search(text)
+    return m is not None and m.group(1).upper() in STAT_WORDS
+
+
+def is_receipt(esm_class: int, tlvs: Tlvs, short_message: bytes) -> bool:
+    """Whether a deliver_sm/data_sm is a receipt: marked, or unmarked in the receipt form."""
+    return marked_receipt(esm_class, tlvs) or text_receipt(esm_class, short_message)
 
 
 def parse_date(digits: str) -> datetime | None:

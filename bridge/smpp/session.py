@@ -4,10 +4,11 @@ Used by both sides (our ESME and the sandbox SMSC). Outgoing requests take a win
 slot (`asyncio.Semaphore`) and wait for the response with the same sequence number; a
 response timeout drops the connection, because the outcome of the request is unknown
 and resending blindly would duplicate SMS. Incoming enquire_link and unbind are answered
-here; every other incoming request is handed to the `handler` in its own task (so a slow
-inbox never blocks submit responses), and the handler's answer is written back. An
-exception in the handler is logged and answered with ESME_RX_T_APPN; it never ends the
-session.
+here; alert_notification is logged and never answered (SMPP 3.4 defines no response to
+it, and a peer may count any answer as a protocol error). Every other incoming request
+is handed to the `handler` in its own task (so a slow inbox never blocks submit
+responses), and the handler's answer is written back. An exception in the handler is
+logged and answered with ESME_RX_T_APPN; it never ends the session.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Final
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import (
     HEADER_SIZE,
+    AlertNotification,
     DataSm,
     DataSmResp,
     DeliverSm,
@@ -190,7 +192,7 @@ class SmppSession:
                 fut = self._pending.get(seq)
                 if fut is not None and not fut.done():
                     fut.set_result(GenericNack(seq, exc.status))
-            else:
+            elif command_id != c.ALERT_NOTIFICATION:  # it has no response, not even a nack
                 self.send(GenericNack(seq, exc.status))
             return
         if is_response(command_id):
@@ -208,6 +210,13 @@ class SmppSession:
             self.peer_unbound = True
             self.send(UnbindResp(seq))
             self.abort("peer unbound")
+        elif isinstance(pdu, AlertNotification):
+            log.info(
+                "%s: alert_notification: %s is reachable again (for %s)",
+                self.name,
+                pdu.source_addr,
+                pdu.esme_addr,
+            )
         else:
             task = asyncio.create_task(self._handle(pdu))
             self._tasks.add(task)

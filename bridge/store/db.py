@@ -116,11 +116,16 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every pending migration (idempotent)."""
+def upgrade(engine: Engine, *, default_country: str = "DE") -> None:
+    """Apply every pending migration (idempotent).
+
+    `default_country` ([defaults] default_country) reads national numbers in data
+    migrations whose customer has no country of its own.
+    """
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["default_country"] = default_country
         command.upgrade(cfg, "head")
 
 

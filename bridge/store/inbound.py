@@ -17,14 +17,16 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from bridge.inbound.config import parse_actions, parse_keywords
-from bridge.inbound.routing import NumberRow
+from bridge.inbound.routing import NumberRow, serves
+from bridge.smpp.address import canonical_number
 from bridge.store.inbound_models import InboundCustomer, InboundNumber, ReplyAssignment
 from bridge.store.intake import NewOrder
-from bridge.store.models import Customer, Inbound, Mail, Order, User
+from bridge.store.models import Customer, Inbound, Mail, Order, Part, User
 from bridge.transports.base import InboundSms
 
 _inbound = Inbound.__table__  # type: ignore[attr-defined]
 _order = Order.__table__  # type: ignore[attr-defined]
+_part = Part.__table__  # type: ignore[attr-defined]
 _mail = Mail.__table__  # type: ignore[attr-defined]
 _user = User.__table__  # type: ignore[attr-defined]
 _customer = Customer.__table__  # type: ignore[attr-defined]
@@ -52,6 +54,18 @@ def insert_inbound(conn: Connection, sms: InboundSms, now: datetime) -> int:
     )
     key = result.inserted_primary_key
     return int(key[0]) if key else 0
+
+
+def part_exists(conn: Connection, transport: str, smsc_id: str) -> bool:
+    """Whether we submitted a part the SMSC gave this message id (a receipt can match it)."""
+    if not smsc_id:
+        return False
+    found = conn.execute(
+        select(_part.c.id)
+        .where(_part.c.transport == transport, _part.c.smsc_id == smsc_id)
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +119,10 @@ def numbers_for(conn: Connection, destination: str) -> tuple[NumberRow, ...]:
             tuple(r.fallback or ()),
             parse_actions((r.config or {}).get("actions")),
             parse_keywords((r.config or {}).get("keywords")),
+            bool((r.config or {}).get("takes_unmatched", False)),
         )
         for r in rows
-        if r.number == destination or (r.sharing == "prefix" and destination.startswith(r.number))
+        if serves(r.number, r.sharing, destination)
     )
 
 
@@ -138,13 +153,13 @@ def _assignments(
     query = (
         select(_assign, _user.c.display_name)
         .join(_user, _assign.c.user_id == _user.c.id)
-        .where(_assign.c.msisdn == msisdn, _assign.c.created_at >= since)
+        .where(_assign.c.msisdn == canonical_number(msisdn), _assign.c.created_at >= since)
         .where(_assign.c.origin.in_(origins))
         .order_by(_assign.c.created_at.desc(), _assign.c.id.desc())
         .limit(50)
     )
     if sender_id is not None:
-        query = query.where(_assign.c.sender_id == sender_id)
+        query = query.where(_assign.c.sender_id == canonical_number(sender_id))
     if customer_id is not None:
         query = query.where(_assign.c.customer_id == customer_id)
     return [
@@ -215,8 +230,8 @@ def record_order_assignment(conn: Connection, order_id: str, now: datetime) -> N
     conn.execute(
         _INSERT_ASSIGNMENT,
         {
-            "msisdn": r.recipient,
-            "sender_id": r.sender_id,
+            "msisdn": canonical_number(r.recipient),
+            "sender_id": canonical_number(r.sender_id),
             "customer_id": r.customer_id,
             "user_id": r.user_id,
             "address": r.address,
@@ -247,8 +262,8 @@ def record_conversation(
         return
     conn.execute(
         insert(_assign).values(
-            msisdn=msisdn,
-            sender_id=sender_id,
+            msisdn=canonical_number(msisdn),
+            sender_id=canonical_number(sender_id),
             customer_id=user.customer_id,
             user_id=user.id,
             address=address.lower(),
@@ -269,7 +284,8 @@ def conversation_sender(
     """The sender id of the user's newest conversation with `msisdn` in `window`, or None."""
     since = now - timedelta(seconds=window)
     value = conn.execute(
-        _CONVERSATION_SENDER, {"user_id": user_id, "msisdn": msisdn, "since": since}
+        _CONVERSATION_SENDER,
+        {"user_id": user_id, "msisdn": canonical_number(msisdn), "since": since},
     ).scalar()
     return str(value) if value else None
 

@@ -6,6 +6,10 @@ each customer gets one disabled system user `system+<customer id>@mailsms.invali
 (it cannot send mail: the intake refuses disabled senders), and every system SMS gets
 a synthetic mail row (id `S…`, empty envelope sender, the reason as `subject`). Their
 policy has `notify = "none"`, so no status mail is generated for them.
+
+The stop list keeps one spelling per number (`canonical_number`: E.164 for numbers, as
+the SMSC side delivers them); writes and lookups both go through it, so `491701234567`,
+`00491701234567` and `+491701234567` are one entry.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, text, update
 
+from bridge.smpp.address import canonical_number
 from bridge.store.inbound_models import AutoReplyLog, StopEntry
 from bridge.store.intake import NewMail, NewOrder, insert_mails
 from bridge.store.models import Customer, User
@@ -42,6 +47,7 @@ def add_stop(
     conn: Connection, customer_id: int, msisdn: str, service: str, now: datetime, origin: str
 ) -> bool:
     """Put `msisdn` on the stop list; False if it was on it already."""
+    msisdn, service = canonical_number(msisdn), canonical_number(service)
     exists = conn.execute(
         select(_stop.c.id).where(
             _stop.c.customer_id == customer_id,
@@ -61,6 +67,9 @@ def add_stop(
 
 def remove_stop(conn: Connection, customer_id: int, msisdn: str, service: str | None) -> int:
     """Take `msisdn` off the stop list (one service, or every entry when service is None)."""
+    msisdn = canonical_number(msisdn)
+    if service is not None:
+        service = canonical_number(service)
     query = delete(_stop).where(_stop.c.customer_id == customer_id, _stop.c.msisdn == msisdn)
     if service is not None:
         query = query.where(_stop.c.service == service)
@@ -77,9 +86,11 @@ _IS_STOPPED = text(
 
 def is_stopped(conn: Connection, customer_id: int, msisdn: str, services: tuple[str, ...]) -> bool:
     """Has `msisdn` opted out of this customer (globally, for any customer, or a service)?"""
+    msisdn = canonical_number(msisdn)
     for service in services or ("",):
         found = conn.execute(
-            _IS_STOPPED, {"customer": customer_id, "msisdn": msisdn, "service": service}
+            _IS_STOPPED,
+            {"customer": customer_id, "msisdn": msisdn, "service": canonical_number(service)},
         ).first()
         if found is not None:
             return True

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, column, delete, exists, func, insert, or_, select, table
 from sqlalchemy import update as sql_update
 
+from bridge.smpp.address import canonical_number
 from bridge.store.lists_models import DistributionList, DistributionMember, ListMail
 from bridge.store.models import Customer, Mail, Order, User, utcnow
 from bridge.store.notices import queue_notice
@@ -197,7 +198,7 @@ def list_members(
     stopped = exists().where(
         _stop.c.msisdn == _member.c.msisdn,
         or_(_stop.c.customer_id == customer_id, _stop.c.customer_id == 0),
-        _stop.c.service.in_(("", *services)),
+        _stop.c.service.in_(("", *(canonical_number(s) for s in services))),
     )
     rows = conn.execute(
         select(

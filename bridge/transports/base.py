@@ -108,8 +108,8 @@ class InboundSms:
     """One MO SMS (already reassembled when it came in several parts)."""
 
     transport: str
-    source: str  # E.164 with '+' where the TON says international
-    destination: str
+    source: str  # E.164 when a phone number (read with the SMSC's address rules), else as sent
+    destination: str  # likewise: our number in E.164, or a short code
     text: str
     encoding: Encoding
     parts: int = 1
@@ -166,6 +166,15 @@ class Inbox(Protocol):
 
     async def on_receipt(self, receipt: Receipt) -> None:
         """Return once the receipt row is committed; raise InboxUnavailable otherwise."""
+        ...
+
+    async def on_text_receipt(self, receipt: Receipt, sms: InboundSms) -> bool:
+        """A receipt that came as unmarked text, which a phone could have written too.
+
+        Kept as a receipt when a part with its message id exists (True), else as the
+        inbound SMS `sms` (False), so an unmatched one reaches a mailbox. Returns once
+        committed; raises InboxUnavailable otherwise.
+        """
         ...
 
 

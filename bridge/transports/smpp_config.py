@@ -2,7 +2,8 @@
 
 The settings layer builds it from `[[smsc]]` (bridge.app.Bridge._smpp_config); tests build
 it directly. Defaults are the safe ones: one transceiver bind, window 10, no rate limit,
-GSM-7 unpacked for data_coding 0, 8-bit-reference UDH, receipt ids compared as text.
+GSM-7 unpacked for data_coding 0, 8-bit-reference UDH, receipt ids compared as text,
+receipts only when marked as such (esm_class or TLVs), incoming TON 0 digits read `auto`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bridge.smpp.address import AddressRules, Ton0
 from bridge.smpp.encoding import Alphabet, Concatenation, EncodingOptions
 from bridge.smpp.esme import EsmeSettings
 
@@ -51,11 +53,13 @@ class SmppConfig:
     max_short_message: int = 254
     submit_id_base: IdBase = "text"  # submit_sm_resp ids: compare as text, or as numbers
     receipt_id_base: IdBase = "text"  # ids in receipt *text* (TLV ids use submit_id_base)
-    text_receipts: bool = True  # `id:… stat:…` text without esm_class 0x04 is a receipt
+    text_receipts: bool = False  # this SMSC sends receipts as plain `id:… stat:…` text
     validity_format: Literal["relative", "absolute", "none"] = "relative"
     resubmit_marker: Literal["none", "replace_if_present"] = "none"
     source_ton: int | None = None  # override the TON/NPI derived from the sender id
     source_npi: int | None = None
+    ton0: Ton0 = "auto"  # how to read incoming TON 0 (unknown) digits
+    country: str = ""  # the SMSC's country: national numbers (TON 2, leading 0) are its numbers
     mo_reassembly_timeout: float = 1800.0
     tls: bool = False
     tls_verify: bool = True
@@ -67,6 +71,10 @@ class SmppConfig:
         return EncodingOptions(
             self.default_alphabet, self.gsm7_packed, self.concat, self.max_short_message
         )
+
+    @property
+    def address_rules(self) -> AddressRules:
+        return AddressRules(self.ton0, self.country)
 
     def esme_settings(self, bind_type: str | None = None) -> EsmeSettings:
         return EsmeSettings(

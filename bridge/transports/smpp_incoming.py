@@ -1,7 +1,12 @@
 """What an SMSC sends us: deliver_sm / data_sm -> receipt or MO -> Inbox, then the ack status.
 
-Receipts: TLVs first, then the text (text without esm_class 0x04 only when the SMSC
-setting allows); ids made canonical per SMSC (hex vs decimal). MO: the UDH is walked
+Addresses: source and destination are read with the SMSC's address rules
+(`bridge.smpp.address.number_in`), so the rest of the bridge sees E.164 whatever TON and
+spelling the SMSC used. Receipts: marked ones (esm_class 0x04/0x20 or receipt TLVs),
+TLVs first, then the text. Unmarked text in the receipt form counts only on SMSCs with
+`text_receipts`, and even then the inbox keeps it as an SMS unless a part has its id;
+anything else (`ID: 4711 Stat: OK` from a phone) is an MO. Ids are made canonical per
+SMSC (hex vs decimal). MO: the UDH is walked
 for 8- and 16-bit concatenation IEs (SAR TLVs otherwise); a part is committed to the
 `MoPartStore` before it is acked, and once every part is there the message is decoded
 as a whole and handed to the inbox. `deliver_expired` hands over timed-out messages
@@ -17,14 +22,14 @@ from collections.abc import Sequence
 from typing import Final
 
 from bridge.smpp import constants as c
-from bridge.smpp.address import address_in
+from bridge.smpp.address import number_in
 from bridge.smpp.encoding import fill_bits_after, unpack_septets
 from bridge.smpp.mo import alphabet_of, decode_mo
 from bridge.smpp.pdu import DataSm, DataSmResp, DeliverSm, DeliverSmResp, GenericNack, Pdu, find_tlv
-from bridge.smpp.receipt import is_receipt, parse_receipt
+from bridge.smpp.receipt import marked_receipt, parse_receipt, text_receipt
 from bridge.smpp.stats import BindStats
-from bridge.smpp.udh import InformationElement, UdhError, find_concat, sar_concat, split_udh
-from bridge.transports.base import InboundSms, Inbox, MoPart, MoPartStore
+from bridge.smpp.udh import Concat, InformationElement, UdhError, find_concat, sar_concat, split_udh
+from bridge.transports.base import InboundSms, Inbox, MoPart, MoPartStore, Receipt
 from bridge.transports.mo_parts import join_parts
 from bridge.transports.smpp_config import SmppConfig, canonical_id
 
@@ -55,26 +60,31 @@ class IncomingHandler:
         log.warning("%s: unsupported request 0x%08X", self.name, pdu.command_id)
         return GenericNack(pdu.sequence, c.ESME_RINVCMDID)
 
-    def _is_receipt(self, pdu: DeliverSm | DataSm, sm: bytes) -> bool:
-        if not self.config.text_receipts:
-            return is_receipt(pdu.esm_class, pdu.tlvs, b"")
-        return is_receipt(pdu.esm_class, pdu.tlvs, sm)
-
     async def _incoming(self, pdu: DeliverSm | DataSm, sm: bytes) -> int:
         inbox = self.inbox
         if inbox is None:
             return c.ESME_RX_T_APPN
-        if not self._is_receipt(pdu, sm):
-            return await self._on_mo(pdu, sm, inbox)
+        if marked_receipt(pdu.esm_class, pdu.tlvs):
+            return await self._on_receipt(pdu, sm, inbox)
+        if self.config.text_receipts and text_receipt(pdu.esm_class, sm):
+            return await self._on_text_receipt(pdu, sm, inbox)
+        return await self._on_mo(pdu, sm, inbox)
+
+    def _receipt(self, pdu: DeliverSm | DataSm, sm: bytes) -> Receipt | None:
         receipt = parse_receipt(
             self.name, esm_class=pdu.esm_class | 0x04, tlvs=pdu.tlvs, short_message=sm
         )
+        if receipt is None:
+            return None
+        from_tlv = bool(find_tlv(pdu.tlvs, c.TLV_RECEIPTED_MESSAGE_ID))
+        base = self.config.submit_id_base if from_tlv else self.config.receipt_id_base
+        return dataclasses.replace(receipt, message_id=canonical_id(receipt.message_id, base))
+
+    async def _on_receipt(self, pdu: DeliverSm | DataSm, sm: bytes, inbox: Inbox) -> int:
+        receipt = self._receipt(pdu, sm)
         if receipt is None:  # no message id: nothing could ever be matched with it
             log.warning("%s: receipt without message id ignored: %r", self.name, sm[:200])
             return c.ESME_ROK
-        from_tlv = bool(find_tlv(pdu.tlvs, c.TLV_RECEIPTED_MESSAGE_ID))
-        base = self.config.submit_id_base if from_tlv else self.config.receipt_id_base
-        receipt = dataclasses.replace(receipt, message_id=canonical_id(receipt.message_id, base))
         try:
             await inbox.on_receipt(receipt)
         except Exception as exc:
@@ -85,7 +95,55 @@ class IncomingHandler:
         self.stats.receipts += 1
         return c.ESME_ROK
 
-    async def _on_mo(self, pdu: DeliverSm | DataSm, sm: bytes, inbox: Inbox) -> int:
+    async def _on_text_receipt(self, pdu: DeliverSm | DataSm, sm: bytes, inbox: Inbox) -> int:
+        """Unmarked receipt text: a receipt if a part has its id, else kept as the SMS it is."""
+        receipt = self._receipt(pdu, sm)
+        _, payload, _ = self._split(pdu, sm)
+        sms = self.compose((self._part(pdu, payload, b"", None),), self._fields(pdu))
+        try:
+            if receipt is not None and await inbox.on_text_receipt(receipt, sms):
+                self.stats.receipts += 1
+                return c.ESME_ROK
+            if receipt is None:
+                await inbox.on_message(sms)
+        except Exception as exc:
+            log.warning(
+                "%s: text from %s not stored (%s); answering 0x64", self.name, sms.source, exc
+            )
+            return c.ESME_RX_T_APPN
+        self.stats.mo += 1
+        return c.ESME_ROK
+
+    def _part(
+        self, pdu: DeliverSm | DataSm, payload: bytes, udh: bytes, concat: Concat | None
+    ) -> MoPart:
+        rules = self.config.address_rules
+        return MoPart(
+            self.name,
+            number_in(pdu.source_addr_ton, pdu.source_addr, rules),
+            number_in(pdu.dest_addr_ton, pdu.destination_addr, rules),
+            concat.ref if concat else 0,
+            concat.total if concat else 1,
+            concat.seq if concat else 1,
+            pdu.data_coding,
+            udh,
+            payload,
+        )
+
+    @staticmethod
+    def _fields(pdu: DeliverSm | DataSm) -> dict[str, str]:
+        return {
+            "source_ton": str(pdu.source_addr_ton),
+            "source_npi": str(pdu.source_addr_npi),
+            "dest_ton": str(pdu.dest_addr_ton),
+            "data_coding": str(pdu.data_coding),
+            "service_type": pdu.service_type,
+        }
+
+    def _split(
+        self, pdu: DeliverSm | DataSm, sm: bytes
+    ) -> tuple[tuple[InformationElement, ...], bytes, bytes]:
+        """(UDH IEs, payload, raw UDH) of an MO, with packed GSM-7 unpacked."""
         ies: tuple[InformationElement, ...] = ()
         payload, udh = sm, b""
         if pdu.esm_class & c.ESM_UDHI:
@@ -99,27 +157,14 @@ class IncomingHandler:
             and alphabet_of(pdu.data_coding, self.config.default_alphabet) == "gsm7"
         ):
             payload = unpack_septets(payload, fill_bits_after(len(udh)) if udh else 0)
+        return ies, payload, udh
+
+    async def _on_mo(self, pdu: DeliverSm | DataSm, sm: bytes, inbox: Inbox) -> int:
+        ies, payload, udh = self._split(pdu, sm)
         concat = find_concat(ies) if ies else sar_concat(pdu.tlvs)
-        source = address_in(pdu.source_addr_ton, pdu.source_addr)
-        destination = address_in(pdu.dest_addr_ton, pdu.destination_addr)
-        part = MoPart(
-            self.name,
-            source,
-            destination,
-            concat.ref if concat else 0,
-            concat.total if concat else 1,
-            concat.seq if concat else 1,
-            pdu.data_coding,
-            udh,
-            payload,
-        )
-        fields = {
-            "source_ton": str(pdu.source_addr_ton),
-            "source_npi": str(pdu.source_addr_npi),
-            "dest_ton": str(pdu.dest_addr_ton),
-            "data_coding": str(pdu.data_coding),
-            "service_type": pdu.service_type,
-        }
+        part = self._part(pdu, payload, udh, concat)
+        source = part.source
+        fields = self._fields(pdu)
         if concat is None or concat.total <= 1:
             return await self.deliver((part,), inbox, fields)
         try:
@@ -133,10 +178,8 @@ class IncomingHandler:
             return c.ESME_ROK  # committed; the rest will follow
         return await self.deliver(parts, inbox, fields)
 
-    async def deliver(
-        self, parts: Sequence[MoPart], inbox: Inbox, fields: dict[str, str] | None = None
-    ) -> int:
-        """Decode the parts as one message, hand it to the inbox, then forget the parts."""
+    def compose(self, parts: Sequence[MoPart], fields: dict[str, str] | None = None) -> InboundSms:
+        """Decode the parts (in seq order, some maybe missing) as one message."""
         first = parts[0]
         ies: tuple[InformationElement, ...] = ()
         if first.udh:
@@ -160,7 +203,7 @@ class IncomingHandler:
         smsc_fields = dict(fields or {"data_coding": str(first.data_coding)})
         if missing:
             smsc_fields["missing_parts"] = ",".join(map(str, missing))
-        sms = InboundSms(
+        return InboundSms(
             transport=self.name,
             source=first.source,
             destination=first.destination,
@@ -169,6 +212,13 @@ class IncomingHandler:
             parts=first.total,
             smsc_fields=smsc_fields,
         )
+
+    async def deliver(
+        self, parts: Sequence[MoPart], inbox: Inbox, fields: dict[str, str] | None = None
+    ) -> int:
+        """Decode the parts as one message, hand it to the inbox, then forget the parts."""
+        first = parts[0]
+        sms = self.compose(parts, fields)
         try:
             await inbox.on_message(sms)
         except Exception as exc:

@@ -7,6 +7,7 @@ database. No sleeps: every wait is a condition with a deadline.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from pathlib import Path
 
@@ -230,3 +231,22 @@ async def test_failover_to_the_next_smsc_and_skip_a_down_bind(tmp_path: Path) ->
             await send(ep.smtp, PHONES[1:2])
             await all_delivered(tmp_path, 2)
             assert "skipped" in events(tmp_path) and len(b.submits) == 2
+
+
+async def test_ton0_multipart_mo_and_an_alert_notification(tmp_path: Path) -> None:
+    """Parts of one MO with TON 0 digits are joined and stored under the E.164 number;
+    an alert_notification in between gets no answer and leaves the bind up."""
+    raw = ("".join(f"{i:03d}," for i in range(80))[:300]).encode("ascii")
+    async with running_fault_smsc() as peer:
+        async with running_bridge(settings_for(tmp_path, {"a": peer.port})):
+            await peer.wait_until(lambda: peer.sessions)
+            part = functools.partial(mo_part, 9, 2, source_ton=0, dest_ton=0)
+            assert await peer.deliver(part(1, raw[:153])) == 0
+            peer.alert("491701234567", "4930123456")
+            assert await peer.deliver(part(2, raw[153:])) == 0
+            await wait_for(lambda: rows(tmp_path, "SELECT source, destination, parts FROM inbound"))
+            assert [s.closed for s in peer.sessions] == [False]
+    assert rows(tmp_path, "SELECT source, destination, parts FROM inbound") == [
+        ("+491701234567", "+4930123456", 2)
+    ]
+    assert peer.binds == 1  # no reconnect: the alert did not upset the session

@@ -14,6 +14,7 @@ from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
 from bridge.store.admin import add_customer
 from bridge.store.inbound import insert_inbound
+from bridge.store.inbound_actions import add_stop, is_stopped, list_stops, remove_stop
 from bridge.store.inbound_admin import apply_numbers
 from bridge.store.models import Inbound, Notice, Order
 from bridge.store.store import Store, run_sync
@@ -100,3 +101,93 @@ async def test_fallback_autoreply_limit_and_list_export(engine: Engine, store: S
     exports = [n for n in _rows(engine, Notice) if n.kind == "list_export"]
     assert exports[0].recipient == "marketing@acme.example"
     assert "+491701234567" in exports[0].context["attachments"][0]["content"]
+
+
+SHARED = """
+[[customer]]
+name = "acme"
+postmaster = "postmaster@acme.example"
+
+[[customer]]
+name = "globex"
+postmaster = "postmaster@globex.example"
+
+[[number]]
+number = "+4915550000005"
+customer = "acme"
+sharing = "keyword"
+fallback = ["desk@acme.example"]
+
+[[number.keyword]]
+keyword = "PIZZA"
+actions = [{type = "sms2mail", mode = "static", to = ["orders@acme.example"]}]
+
+[[number]]
+number = "+4915550000005"
+customer = "globex"
+sharing = "dynamic"
+fallback = ["desk@globex.example"]
+"""
+
+
+def _service(store: Store, postmaster: str = "") -> InboundService:
+    return InboundService(
+        InboundSettings(postmaster=postmaster),
+        PushSettings(),
+        store,
+        Templates(DEFAULT_TEMPLATES),
+        "eu.rsms.net",
+    )
+
+
+async def test_shared_number_unmatched_goes_to_the_operator_not_the_first_customer(
+    engine: Engine, store: Store
+) -> None:
+    acme = run_sync(engine, add_customer, "acme", {})
+    globex = run_sync(engine, add_customer, "globex", {})
+    run_sync(engine, apply_numbers, parse_numbers(SHARED))
+    t0 = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    # No operator mailbox: kept as unroutable and says why, but no customer reads it.
+    lonely = _service(store)
+    assert await _deliver(store, lonely, "+4915550000005", "is anyone there?", t0) == "unroutable"
+    [row] = _rows(engine, Inbound)
+    assert "shared number" in row.error and "takes_unmatched" in row.error
+    service = _service(store, "ops@bridge.example")
+    assert await _deliver(store, service, "+4915550000005", "hello?", t0) == "notified"
+    assert await _deliver(store, service, "+4915550000005", "pizza margherita", t0) == "notified"
+    notices = [(n.kind, n.recipient) for n in _rows(engine, Notice)]
+    assert notices == [("sms2mail", "ops@bridge.example"), ("sms2mail", "orders@acme.example")]
+    # Whose STOP is it? Nobody's in particular: the texter opts out of every customer.
+    assert await _deliver(store, service, "+4915550000005", "STOP", t0) == "handled"
+    with engine.connect() as conn:
+        assert is_stopped(conn, acme, "+491701234567", ())
+        assert is_stopped(conn, globex, "491701234567", ())
+
+
+async def test_shared_number_unmatched_goes_to_the_customer_that_takes_it(
+    engine: Engine, store: Store
+) -> None:
+    run_sync(engine, add_customer, "acme", {})
+    run_sync(engine, add_customer, "globex", {})
+    owned = SHARED.replace('fallback = ["desk@globex.example"]', "takes_unmatched = true")
+    run_sync(engine, apply_numbers, parse_numbers(owned))
+    t0 = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    service = _service(store, "ops@bridge.example")
+    assert await _deliver(store, service, "+4915550000005", "hello?", t0) == "notified"
+    assert [n.recipient for n in _rows(engine, Notice)] == ["postmaster@globex.example"]
+
+
+async def test_stop_list_has_one_spelling_per_number(engine: Engine, store: Store) -> None:
+    cid = run_sync(engine, add_customer, "acme", {})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert run_sync(engine, add_stop, cid, "491701234567", "4915550000001", now, "sms")
+    assert not run_sync(engine, add_stop, cid, "00491701234567", "+4915550000001", now, "cli")
+    assert [(r.msisdn, r.service) for r in run_sync(engine, list_stops)] == [
+        ("+491701234567", "+4915550000001")
+    ]
+    with engine.connect() as conn:
+        for spelling in ("+491701234567", "491701234567", "00491701234567"):
+            assert is_stopped(conn, cid, spelling, ("4915550000001",))
+            assert is_stopped(conn, cid, spelling, ("+4915550000001",))
+        assert not is_stopped(conn, cid, "+491701234567", ("ACME",))
+    assert run_sync(engine, remove_stop, cid, "491701234567", None) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import command
 from sqlalchemy import Engine
 
@@ -23,4 +25,140 @@ def test_downgrade_and_upgrade_again(engine: Engine) -> None:
         command.downgrade(cfg, "base")
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0008"
+
+
+def test_numbers_stored_before_e164_reading_are_rewritten(engine: Engine) -> None:
+    """0008: stop list, assignments, list members, inbound rows and numbers in one spelling."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from bridge.store.inbound_models import (
+        AutoReplyLog,
+        InboundList,
+        InboundNumber,
+        ListMember,
+        ReplyAssignment,
+        StopEntry,
+    )
+    from bridge.store.models import Customer, Inbound, User
+    from bridge.store.smpp_models import MoPartRow
+
+    def t(model: type) -> Any:
+        return model.__table__  # type: ignore[attr-defined]
+
+    with engine.begin() as conn:
+        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        acme = conn.execute(
+            insert(t(Customer)).values(name="acme", enabled=True, settings={}, created_at=now)
+        ).inserted_primary_key[0]
+        vienna = conn.execute(
+            insert(t(Customer)).values(
+                name="vienna", enabled=True, settings={"default_country": "AT"}, created_at=now
+            )
+        ).inserted_primary_key[0]
+        user = conn.execute(
+            insert(t(User)).values(
+                customer_id=acme,
+                address="a@acme.example",
+                display_name="A",
+                enabled=True,
+                origin="cli",
+                settings={},
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        stop = {"origin": "sms", "created_at": now}
+        conn.execute(
+            insert(t(StopEntry)),
+            [
+                {"customer_id": acme, "msisdn": "491701234567", "service": "", **stop},
+                {"customer_id": acme, "msisdn": "+491701234567", "service": "", **stop},
+                {"customer_id": vienna, "msisdn": "06641234567", "service": "", **stop},
+                {"customer_id": 0, "msisdn": "00447700900123", "service": "4915550000001", **stop},
+                {"customer_id": acme, "msisdn": "80888", "service": "", **stop},
+            ],
+        )
+        conn.execute(
+            insert(t(ReplyAssignment)).values(
+                msisdn="491701234567",
+                sender_id="4915550000001",
+                customer_id=acme,
+                user_id=user,
+                address="a@acme.example",
+                origin="sms2mail",
+                created_at=now,
+                expires_at=now,
+            )
+        )
+        list_id = conn.execute(
+            insert(t(InboundList)).values(
+                customer_id=acme, name="news", export_to=[], export_at="06:00"
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            insert(t(ListMember)),
+            [
+                {"list_id": list_id, "msisdn": "+491701234567", "status": "member",
+                 "joined_at": now, "changed_at": now},
+                {"list_id": list_id, "msisdn": "491701234567", "status": "left",
+                 "joined_at": now, "changed_at": now + timedelta(days=1)},
+            ],
+        )  # fmt: skip
+        conn.execute(
+            insert(t(Inbound)),
+            [
+                {"transport": "s", "source": s, "destination": "4915550000001", "text": "x",
+                 "encoding": "gsm7", "received_at": now, "status": "notified",
+                 "next_attempt_at": now, "error": ""}
+                for s in ("491701234567", "ACME")
+            ],
+        )  # fmt: skip
+        conn.execute(
+            insert(t(InboundNumber)).values(
+                number="015550000009", customer_id=acme, fallback=[], config={}, updated_at=now
+            )
+        )
+        conn.execute(
+            insert(t(AutoReplyLog)).values(
+                number="4915550000001", msisdn="491701234567", last_at=now
+            )
+        )
+        conn.execute(
+            insert(t(MoPartRow)).values(
+                transport="s", source="491701234567", destination="12345", ref=1, total=2, seq=1,
+                data_coding=0, udh=b"", payload=b"x", received_at=now,
+            )
+        )  # fmt: skip
+
+    upgrade(engine, default_country="DE")
+
+    def rows(model: type, *cols: str) -> list[tuple[Any, ...]]:
+        table = t(model)
+        with engine.connect() as conn:
+            query = select(*(table.c[c] for c in cols)).order_by(*(table.c[c] for c in cols))
+            return [tuple(r) for r in conn.execute(query)]
+
+    assert rows(StopEntry, "customer_id", "msisdn", "service") == sorted(
+        [
+            (0, "+447700900123", "+4915550000001"),
+            (acme, "+491701234567", ""),
+            (acme, "80888", ""),  # a short code stays
+            (vienna, "+436641234567", ""),  # national, read with the customer's country
+        ]
+    )
+    assert rows(ReplyAssignment, "msisdn", "sender_id") == [("+491701234567", "+4915550000001")]
+    assert rows(ListMember, "msisdn", "status") == [("+491701234567", "left")]  # the newer
+    assert rows(Inbound, "source", "destination") == [
+        ("+491701234567", "+4915550000001"),
+        ("ACME", "+4915550000001"),
+    ]
+    assert rows(InboundNumber, "number") == [("+4915550000009",)]
+    assert rows(AutoReplyLog, "number", "msisdn") == [("+4915550000001", "+491701234567")]
+    assert rows(MoPartRow, "source", "destination") == [("+491701234567", "12345")]

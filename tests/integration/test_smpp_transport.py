@@ -212,3 +212,32 @@ async def test_mo_parts_last_first_from_smpp34_are_reassembled(
             "gsm7",
         )
         assert mo.text == text
+
+
+async def test_mo_from_smpp34_in_national_and_unknown_ton_is_e164(
+    started: list[SmppTransport],
+) -> None:
+    """smpp34 (an independent encoder) sends TON 2 national and TON 0 sources."""
+    async with running_smpp34_peer() as p:
+        inbox = RecordingInbox()
+        t = SmppTransport(config(p.port, country="DE"))
+        await start(t, inbox, started)
+        await p.wait_until(lambda: len(p.esmes) == 1)
+        esme = next(iter(p.esmes.values()))
+        for source, ton in (("1701234567", 2), ("00491701234567", 0), ("SHOP", 5)):
+            resp = await esme.deliver_sm(
+                "4915550000001",
+                b"hi",
+                source_addr=source,
+                source_addr_ton=ton,
+                source_addr_npi=1,
+                dest_addr_ton=0,
+                data_coding=0,
+            )
+            assert resp.command_status == 0
+        await inbox.wait_until(lambda: len(inbox.messages) == 3)
+        assert [(m.source, m.destination) for m in inbox.messages] == [
+            ("+491701234567", "+4915550000001"),
+            ("+491701234567", "+4915550000001"),
+            ("SHOP", "+4915550000001"),
+        ]

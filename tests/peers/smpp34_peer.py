@@ -53,6 +53,7 @@ class RecordingInbox:
 
     messages: list[InboundSms] = field(default_factory=list)
     receipts: list[Receipt] = field(default_factory=list)
+    known_ids: set[str] = field(default_factory=set)  # ids of "sent parts" (text receipts)
     fail_next: int = 0
     failures: int = 0
     _notifier: _Notifier = field(default_factory=_Notifier)
@@ -73,6 +74,16 @@ class RecordingInbox:
         self._maybe_fail()
         self.receipts.append(receipt)
         self._notifier.notify()
+
+    async def on_text_receipt(self, receipt: Receipt, sms: InboundSms) -> bool:
+        self._maybe_fail()
+        known = receipt.message_id in self.known_ids
+        if known:
+            self.receipts.append(receipt)
+        else:
+            self.messages.append(sms)
+        self._notifier.notify()
+        return known
 
     async def wait_until(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
         await self._notifier.wait_until(predicate, within)

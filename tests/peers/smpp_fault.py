@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import (
+    AlertNotification,
     Bind,
     BindResp,
     DeliverSm,
@@ -163,6 +164,11 @@ class FaultSmsc:
             await self.deliver(r)
         del self.held_receipts[:n]
 
+    def alert(self, source: str, esme: str) -> None:
+        """Send an alert_notification (it has no response) on the newest bound session."""
+        session = next(s for s in reversed(self.sessions) if not s.closed)
+        session.send(AlertNotification(session.next_sequence(), source, esme, 1, 1, 1, 1))
+
     async def deliver(self, pdu: DeliverSm, session: SmppSession | None = None) -> int:
         """Send a deliver_sm to `session` (or the newest bound one); the resp status."""
         session = session or next(s for s in reversed(self.sessions) if not s.closed)
@@ -197,11 +203,23 @@ def receipt(message_id: str, stat: str, state: int) -> DeliverSm:
 
 
 def mo_part(
-    ref: int, total: int, seq: int, payload: bytes, source: str = "491701234567"
+    ref: int,
+    total: int,
+    seq: int,
+    payload: bytes,
+    source: str = "491701234567",
+    source_ton: int = 1,
+    dest_ton: int = 1,
 ) -> DeliverSm:
     udh = bytes((0x05, 0x00, 0x03, ref, total, seq))
     return DeliverSm(
-        0, source, "4930123456", udh + payload, source_addr_ton=1, dest_addr_ton=1, esm_class=0x40
+        0,
+        source,
+        "4930123456",
+        udh + payload,
+        source_addr_ton=source_ton,
+        dest_addr_ton=dest_ton,
+        esm_class=0x40,
     )
 
 

@@ -31,17 +31,27 @@ def test_first_word_is_case_and_accent_insensitive() -> None:
     assert first_word("") == ""
 
 
-def _row(id_: int, number: str, customer: int, sharing: str, keywords: str = "") -> NumberRow:
+def _row(
+    id_: int,
+    number: str,
+    customer: int,
+    sharing: str,
+    keywords: str = "",
+    takes_unmatched: bool = False,
+) -> NumberRow:
     spec = parse_numbers(
         f"""
 [[number]]
 number = "{number}"
 customer = "c{customer}"
 sharing = "{sharing}"
+takes_unmatched = {str(takes_unmatched).lower()}
 {keywords}
 """
     ).number[0]
-    return NumberRow(id_, number, customer, sharing, (), spec.actions, spec.keyword)
+    return NumberRow(
+        id_, spec.number, customer, sharing, (), spec.actions, spec.keyword, spec.takes_unmatched
+    )
 
 
 KW = """
@@ -67,6 +77,34 @@ def test_routing_dedicated_keyword_dynamic_prefix_and_unconfigured() -> None:
     assert nothing.actions == (Sms2MailAction(),)
 
 
+def test_shared_number_unmatched_goes_to_its_own_fallback_never_the_first_customer() -> None:
+    shared_a = _row(2, "12345", 2, "keyword", KW)
+    shared_b = _row(3, "12345", 3, "dynamic")
+    nobody = choose((shared_a, shared_b), "12345", "hello", None)
+    assert nobody.unmatched and nobody.row is None and nobody.customer_id is None
+    assert nobody.actions == (Sms2MailAction(mode="static"),)  # -> [inbound] postmaster
+    stranger = choose((shared_a, shared_b), "12345", "hello", 99)  # assigned elsewhere
+    assert stranger.unmatched and stranger.customer_id is None
+    owner = _row(4, "12345", 4, "dynamic", takes_unmatched=True)
+    taken = choose((shared_a, shared_b, owner), "12345", "hello", None)
+    assert (taken.unmatched, taken.customer_id, taken.row) == (True, 4, owner)
+    assert not choose((shared_a, shared_b, owner), "12345", "pizza", None).unmatched
+    assert choose((shared_a, shared_b, owner), "12345", "hi", 3).customer_id == 3
+    dedicated = _row(5, "+4915550000001", 5, "dedicated")
+    assert not choose((dedicated,), "+4915550000001", "hi", None).unmatched
+
+
+def test_numbers_are_compared_in_one_spelling() -> None:
+    row = _row(1, "004915550000001", 1, "dedicated")  # stored as +4915550000001
+    assert row.number == "+4915550000001"
+    bare = NumberRow(2, "4915550000001", 2, "dedicated", (), (), ())  # an older stored row
+    assert choose((row,), "+4915550000001", "hi", None).customer_id == 1
+    assert choose((bare,), "+4915550000001", "hi", None).customer_id == 2
+    prefix = NumberRow(3, "4915550", 3, "prefix", (), (), ())
+    assert choose((prefix,), "+4915550000099", "hi", None).customer_id == 3
+    assert choose((prefix,), "+4915560000099", "hi", None).row is None
+
+
 def test_numbers_file_is_validated() -> None:
     with pytest.raises(NumbersError, match="number"):
         parse_numbers('[[number]]\nnumber = "abc"\ncustomer = "x"\n')
@@ -74,6 +112,14 @@ def test_numbers_file_is_validated() -> None:
         parse_numbers('[[number]]\nnumber = "12345"\ncustomer = "x"\nsharing = "keyword"\n')
     with pytest.raises(NumbersError, match="type"):
         parse_numbers('[[number]]\nnumber = "12345"\ncustomer = "x"\nactions = [{type = "x"}]\n')
+    with pytest.raises(NumbersError, match="internationally"):
+        parse_numbers('[[number]]\nnumber = "015550000001"\ncustomer = "x"\n')
+    with pytest.raises(NumbersError, match="shared numbers"):
+        parse_numbers('[[number]]\nnumber = "12345"\ncustomer = "x"\ntakes_unmatched = true\n')
+    two = '[[number]]\nnumber = "12345"\ncustomer = "{}"\nsharing = "dynamic"\n'
+    two += "takes_unmatched = true\n"
+    with pytest.raises(NumbersError, match="one owner"):
+        parse_numbers(two.format("x") + two.format("y"))
 
 
 @pytest.mark.parametrize(

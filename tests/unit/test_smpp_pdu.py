@@ -10,6 +10,7 @@ import smpp34  # type: ignore[import-untyped]
 
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import (
+    AlertNotification,
     Bind,
     BindResp,
     DataSm,
@@ -62,6 +63,16 @@ SAMPLES: list[Pdu] = [
     UnbindResp(12),
     GenericNack(13, c.ESME_RINVCMDID),
     UnknownPdu(c.QUERY_SM, 14, 0, b"1\x00\x00\x00\x00"),
+    AlertNotification(
+        15,
+        "491701234567",
+        "4915550000001",
+        1,
+        1,
+        1,
+        1,
+        (Tlv(c.TLV_MS_AVAILABILITY_STATUS, b"\x00"),),
+    ),
 ]
 
 
@@ -254,3 +265,21 @@ async def test_wire_capture_of_smpp34_client_bind_and_submit() -> None:
     assert (submit.source_addr_ton, submit.dest_addr_ton, submit.dest_addr_npi) == (5, 1, 1)
     assert submit.short_message == b"\x00hi"
     assert (submit.registered_delivery, submit.data_coding) == (1, 8)
+
+
+def test_alert_notification_bytes_as_smpp_3_4_lays_them_out() -> None:
+    """SMPP 3.4 section 4.12.1: ton, npi, source_addr, esme ton, npi, esme_addr, TLVs."""
+    body = b"\x01\x01491701234567\x00\x01\x014915550000001\x00" + b"\x04\x22\x00\x01\x02"
+    wire = struct.pack(">IIII", 16 + len(body), 0x102, 0, 3) + body
+    pdu = decode(wire)
+    assert pdu == AlertNotification(
+        3,
+        "491701234567",
+        "4915550000001",
+        1,
+        1,
+        1,
+        1,
+        (Tlv(c.TLV_MS_AVAILABILITY_STATUS, b"\x02"),),
+    )
+    assert encode(pdu) == wire

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import Tlv
-from bridge.smpp.receipt import is_receipt, parse_date, parse_receipt
+from bridge.smpp.receipt import (
+    is_receipt,
+    marked_receipt,
+    parse_date,
+    parse_receipt,
+    text_receipt,
+)
 from bridge.transports.base import ReceiptState
 
 STD = (
@@ -108,3 +114,25 @@ def test_receipt_without_id_is_none() -> None:
 def test_garbage_never_raises(sm: bytes, esm: int) -> None:
     parse(sm, esm_class=esm)
     parse(b"id:" + sm, esm_class=esm, tlvs=(Tlv(c.TLV_MESSAGE_STATE, sm[:1]),))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"ID: 4711 Stat: OK",  # a phone's SMS
+        b"id:4711 stat:fine thanks",
+        b"Id: 12 Stat: whatever",
+        b"id: stat:",
+    ],
+)
+def test_text_that_only_looks_like_a_receipt_is_not_one(text: bytes) -> None:
+    assert not text_receipt(0, text)
+    assert not is_receipt(0, (), text)
+
+
+def test_text_receipt_needs_the_form_and_a_known_stat_word() -> None:
+    assert text_receipt(0, STD)
+    assert text_receipt(0, b"ID:77 STAT:undeliv")
+    assert not text_receipt(0x40, STD)  # with a UDH it is an MO part
+    assert not marked_receipt(0, ())
+    assert marked_receipt(0x04, ()) and marked_receipt(0x20, ()) and marked_receipt(0, TLVS)
