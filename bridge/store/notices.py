@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from bridge.store.inbound_models import InboundCustomer
 from bridge.store.lists_models import ListMail
@@ -223,3 +223,40 @@ def record_notice_values(conn: Connection, now: datetime, o: NoticeOutcome) -> N
         .where(_notice.c.id == o.notice_id, _notice.c.status.in_(_OPEN))
         .values(**values)
     )
+
+
+def count_notices(conn: Connection) -> dict[tuple[str, str], int]:
+    """How many notices there are per (kind, status)."""
+    rows = conn.execute(
+        select(_notice.c.kind, _notice.c.status, func.count()).group_by(
+            _notice.c.kind, _notice.c.status
+        )
+    )
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def list_notices(
+    conn: Connection, status: str | None, limit: int, order_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest notices (of one status, or of one order), with their last error."""
+    query = (
+        select(
+            _notice.c.id,
+            _notice.c.kind,
+            _notice.c.recipient,
+            _notice.c.status,
+            _notice.c.attempts,
+            _notice.c.created_at,
+            _notice.c.sent_at,
+            _notice.c.next_attempt_at,
+            _notice.c.order_id,
+            _notice.c.error,
+        )
+        .order_by(_notice.c.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(_notice.c.status == status)
+    if order_id:
+        query = query.where(_notice.c.order_id == order_id)
+    return [dict(r._mapping) for r in conn.execute(query)]
