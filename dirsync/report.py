@@ -159,7 +159,9 @@ def send_mail(cfg: ReportConfig, o: Outcome, templates: Path = TEMPLATES) -> Non
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
-    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=30) as smtp:
+    with smtplib.SMTP(
+        cfg.smtp_host, cfg.smtp_port, local_hostname=cfg.ehlo_name, timeout=30
+    ) as smtp:
         if cfg.smtp_starttls:
             smtp.starttls()
         smtp.send_message(msg)
