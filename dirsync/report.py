@@ -105,6 +105,7 @@ def render(o: Outcome, templates: Path = TEMPLATES) -> tuple[str, str, str]:
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.globals["sender_name"] = "Directory sync"  # base.html's header
     context = _context(o)
     subject = f"dirsync {o.customer}: {o.status}"
     if o.status in ("applied", "unchanged") and o.plan is not None:

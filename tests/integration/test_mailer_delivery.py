@@ -71,7 +71,9 @@ def mailer(store: Store, tmp_path: Path, **kw: Any) -> Mailer:
 
 
 def queue(engine: Engine, recipient: str = "alice@example.com") -> int:
-    return run_sync(engine, queue_notice, "status", recipient, STATUS_CONTEXT, utcnow())
+    return run_sync(
+        engine, queue_notice, "status", recipient, STATUS_CONTEXT, utcnow(), customer=""
+    )
 
 
 def notices(engine: Engine) -> list[tuple[str, str]]:
