@@ -139,7 +139,7 @@ class TransportTable:
         mx_port: int = 25,
     ) -> None:
         self.default = Entry(("*",), "", tls, tls_match, ca_file)
-        self.tls = tls
+        self.tls = TlsLevel(tls)
         self.relay = relay
         self.mx_port = mx_port
         self._entries: dict[str, Entry] = {}

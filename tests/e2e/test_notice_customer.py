@@ -92,3 +92,31 @@ async def test_status_and_sms2mail_as_the_customer_sees_them(tmp_path: Path) -> 
         await send_mo(*ep.sandbox, PHONE, None, "OK", settings.sandbox.inbox)
         answers = await wait_for(lambda: sms2mail() if len(sms2mail()) == 2 else None, within=20)
         assert [a["Subject"] for a in answers] == [f"SMS from {PHONE}: Re: Meeting"] * 2
+
+
+async def test_relay_refusing_the_status_mail_recipient_fails_the_notice(tmp_path: Path) -> None:
+    """A relay's 550 5.1.1 for the status mail's recipient: the notice fails at once."""
+    import sqlite3
+
+    from tests.peers.smtp_relay import smtp_relay
+
+    reply = "550 5.1.1 <demo@example.com>: Recipient address rejected: User unknown"
+    async with smtp_relay(replies={"RCPT": reply}, fqdn_helo=True) as (relay, port):
+        settings = make_settings(tmp_path)
+        mailer = type(settings.mailer).model_validate(
+            settings.mailer.model_dump()
+            | {"mode": "smtp", "relay_port": port, "tls": "none", "ehlo_name": "gw.example"}
+        )
+        settings = settings.model_copy(update={"mailer": mailer})
+        async with running_bridge(settings) as (_, ep):
+            await _send(ep, "Meeting", "<m1@client.example>")
+
+            def notices() -> list[tuple[str, str]]:
+                with sqlite3.connect(tmp_path / "bridge.db") as conn:
+                    return conn.execute("SELECT status, error FROM notice").fetchall()
+
+            [(_, error)] = await wait_for(
+                lambda: [n for n in notices() if n[0] == "failed"], within=60
+            )
+    assert "550 5.1.1" in error and "User unknown" in error
+    assert [m.helo for m in relay.mails] == ["gw.example"]
