@@ -140,6 +140,7 @@ class Bridge:
             on_notice=w_mail.wake,
             on_order=w_dispatch.wake,
             on_push=w_push.wake,
+            default_timezone=s.defaults.timezone,
         )
 
         async def lists_step() -> int:

@@ -275,6 +275,11 @@ def orders(
             _fail(f"no order {show}")
         for at, event, detail in history:
             typer.echo(f"{at:%Y-%m-%d %H:%M:%S} {event:<13} {detail}")
+        from bridge.store.notices import list_notices
+
+        for n in reversed(run_sync(engine, list_notices, None, 50, show)):
+            reply = f": {n['error'].splitlines()[-1][:200]}" if n["error"] else ""
+            typer.echo(f"notice {n['id']} {n['kind']} to <{n['recipient']}> {n['status']}{reply}")
         return
     for o in run_sync(engine, order_sql.list_orders, status, limit):
         typer.echo(
@@ -355,6 +360,7 @@ def assemble() -> typer.Typer:
     """The whole `mailsms` command: this module's commands and every `cli_*` module's."""
     from bridge.cli_inbound import register as register_inbound
     from bridge.cli_intake import register as register_intake
+    from bridge.cli_notices import register as register_notices
     from bridge.cli_report import register as register_report
     from bridge.cli_sandbox import register as register_sandbox
     from bridge.cli_settings import register as register_settings
@@ -365,6 +371,7 @@ def assemble() -> typer.Typer:
     register_report(app)
     register_inbound(app)
     register_intake(app)
+    register_notices(app)
     register_dirsync(app)
     _plain_help(app)
     return app

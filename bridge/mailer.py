@@ -1,11 +1,12 @@
 """The notice worker: claim due notices, render them, hand them to the relay or the Maildir.
 
-With `mode = "smtp"` each notice goes to the configured relay with aiosmtplib (STARTTLS
-off, opportunistic or required); a 4xx reply or a connection problem defers the notice
-with backoff, a 5xx fails it. With `mode = "maildir"` (the embedded default) each
-notice is written to `maildir/new/` through `tmp/` with fsync, as a local MTA would:
-all notices of one step are written, each file fsync'd, renamed, and then the
-directory fsync'd once. Rendering and writing run in a worker thread, off the event
+With `mode = "smtp"` each notice goes out by the transport table's rules (per recipient
+domain: a relay or the domain's MX, and a TLS level; `bridge/notices/smtp_client.py`);
+a 4xx reply or a connection problem defers the notice with backoff, a 5xx to MAIL, RCPT
+or DATA fails it at once (`bridge/notices/refusals.py`). With `mode = "maildir"` (the
+embedded default) each notice is written to `maildir/new/` through `tmp/` with fsync,
+as a local MTA would: all notices of one step are written, each file fsync'd, renamed,
+and then the directory fsync'd once. Rendering and writing run in a worker thread, off the event
 loop; the outcomes of one step are recorded in one transaction, after delivery.
 """
 
@@ -18,14 +19,15 @@ import secrets
 import socket
 import time
 import traceback
+from collections import Counter
 from datetime import datetime
 from email.message import Message
+from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
-
-import aiosmtplib
 
 from bridge.notices.dsn import build_dsn
 from bridge.notices.render import Renderer
+from bridge.notices.smtp_client import DeliveryError, Login, SmtpClient
 from bridge.retry import next_attempt
 from bridge.settings import MailerSettings
 from bridge.store import notices as notice_sql
@@ -36,12 +38,6 @@ from bridge.store.store import Store
 log = logging.getLogger("bridge.mailer")
 
 
-class DeliveryError(Exception):
-    def __init__(self, reason: str, *, permanent: bool) -> None:
-        super().__init__(reason)
-        self.permanent = permanent
-
-
 Result = None | str | DeliveryError  # sent | held (traceback) | refused or unreachable
 
 
@@ -50,6 +46,15 @@ class Mailer:
         self.settings = settings
         self.store = store
         self.renderer = renderer
+        self.counts: Counter[str] = Counter()  # outcomes since start: sent, deferred, failed, held
+        s = settings
+        self.client = SmtpClient(
+            s.transport_table(),
+            ehlo_name=s.ehlo_name or renderer.hostname,
+            timeout=s.timeout,
+            login=Login(s.username, s.password) if s.username else None,
+            dns_servers=s.dns_servers,
+        )
 
     async def step(self) -> int:
         claimed = await self.store.call(
@@ -63,6 +68,7 @@ class Mailer:
             results = list(await asyncio.gather(*(self._send(n) for n in claimed)))
         now = utcnow()
         outcomes = [self._outcome(n, r, now) for n, r in zip(claimed, results, strict=True)]
+        self.counts.update(o.status for o in outcomes)
         await self.store.call(notice_sql.record_notices, now, outcomes)
         return len(claimed)
 
@@ -146,35 +152,12 @@ class Mailer:
         return NoticeOutcome(notice.id, "deferred", reason, next_at)
 
     async def deliver(self, message: Message | bytes, recipient: str, sender: str) -> None:
+        """Write one message into the Maildir, or send it by the transport table's rules."""
+        data = message if isinstance(message, bytes) else message.as_bytes(policy=SMTP_POLICY)
         if self.settings.mode == "maildir":
-            data = message if isinstance(message, bytes) else message.as_bytes()
             await asyncio.to_thread(write_maildir, self.settings.maildir, data)
             return
-        s = self.settings
-        try:
-            await aiosmtplib.send(
-                message,
-                sender=sender,
-                recipients=[recipient],
-                hostname=s.relay_host,
-                port=s.relay_port,
-                start_tls=None if s.starttls == "opportunistic" else s.starttls == "required",
-                # "required" means authenticated TLS: the relay's certificate is checked
-                # (against tls_ca_file when given); "opportunistic" only encrypts.
-                validate_certs=s.starttls == "required",
-                cert_bundle=str(s.tls_ca_file) if s.tls_ca_file else None,
-                username=s.username or None,
-                password=s.password or None,
-                timeout=s.timeout,
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"relay answered {exc.code} {exc.message}", permanent=exc.code >= 500
-            ) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise DeliveryError(
-                f"relay {s.relay_host}:{s.relay_port}: {exc}", permanent=False
-            ) from exc
+        await self.client.send(data, sender, recipient)
 
 
 def _maildir(root: Path) -> None:

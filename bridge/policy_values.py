@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bridge.mail_address import MailAddressError, check_mail_address
+
 CLEANING_RULES = (
     "quotes",
     "quoted_lines",
@@ -198,6 +200,8 @@ def check_value(name: str, value: Any) -> Any:
         return channels
     if name == "mail_overrides":
         return _subset(name, value, OVERRIDABLE)
+    if name == "report_recipients":
+        return tuple(_mail_address(name, v) for v in _text_list(name, value))
     if name in TEXT_LISTS:
         return _text_list(name, value)
     if name in ("allowed_countries", "denied_countries"):
@@ -222,9 +226,16 @@ def check_value(name: str, value: Any) -> Any:
         raise PolicyError(f"{name}: expected text, got {value!r}")
     if name == "quiet_hours":
         quiet_window(value)
-    if name == "notify_address" and value and "@" not in value:
-        raise PolicyError(f"notify_address: expected a mail address, got {value!r}")
+    if name == "notify_address" and value:
+        return _mail_address(name, value)
     return value
+
+
+def _mail_address(name: str, value: str) -> str:
+    try:
+        return check_mail_address(value)
+    except MailAddressError as exc:
+        raise PolicyError(f"{name}: {exc}") from None
 
 
 def parse_text(name: str, text: str) -> Any:

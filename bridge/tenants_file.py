@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.intake.addresses import normalise_msisdn
+from bridge.mail_address import MailAddress
 from bridge.policy import PolicyError, check_setting
 from bridge.store.lists import Member
 
@@ -71,7 +72,7 @@ class ProfileSpec(_Spec):
 
 
 class UserSpec(_Spec):
-    address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    address: MailAddress
     display_name: str = ""
     profile: str | None = None
     enabled: bool = True

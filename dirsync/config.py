@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 import tomllib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from bridge.errors import ConfigError
+from bridge.policy import Policy
+from bridge.settings import MailerSettings, SmtpSettings, load_settings
 from dirsync.exclusions import Exclusions
 from dirsync.groups import ProfileRule
 from dirsync.mapping import (
@@ -59,6 +61,7 @@ class ReportConfig:
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_starttls: bool = False
+    ehlo_name: str = SmtpSettings().hostname  # or the bridge's, with bridge_config
     when: Literal["always", "changes", "failure"] = "changes"
     log_file: Path | None = None
 
@@ -68,6 +71,9 @@ class DirsyncConfig:
     customer: str
     database_url: str = DEFAULT_DATABASE_URL
     default_country: str | None = None
+    # The bridge's [defaults] default_country (with bridge_config; else its built-in
+    # default): national numbers of a customer without its own default_country.
+    bridge_default_country: str = Policy().default_country
     ldap: LdapConfig | None = None
     profiles: tuple[ProfileRule, ...] = ()
     default_profile: str | None = None
@@ -145,7 +151,20 @@ def load_config(path: Path, **overrides: Any) -> DirsyncConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return parse_config(data)
+    bridge_config = data.pop("bridge_config", None)
+    if bridge_config is None:
+        return parse_config(data)
+    if not isinstance(bridge_config, str) or not bridge_config.strip():
+        raise ConfigError(
+            f"bridge_config: expected the bridge's settings file, got {bridge_config!r}"
+        )
+    bridge = load_settings(path.parent / bridge_config)
+    data.setdefault("database_url", bridge.database_url)
+    report = data.get("report")
+    if isinstance(report, dict) and "ehlo_name" not in report:
+        data["report"] = {**report, "ehlo_name": bridge.mailer.ehlo_name}
+    cfg = parse_config(data)
+    return replace(cfg, bridge_default_country=bridge.defaults.default_country)
 
 
 def parse_config(data: dict[str, Any]) -> DirsyncConfig:
@@ -335,6 +354,7 @@ def _report(t: _Table) -> ReportConfig:
         smtp_host=cast(str, t.text("smtp_host", "localhost")),
         smtp_port=int(t.number("smtp_port", 25, 1, 65535, integer=True)),
         smtp_starttls=t.flag("smtp_starttls", False),
+        ehlo_name=_ehlo_name(t),
         when=cast(
             Literal["always", "changes", "failure"],
             t.choice("when", "changes", ("always", "changes", "failure")),
@@ -343,3 +363,14 @@ def _report(t: _Table) -> ReportConfig:
     )
     t.done()
     return cfg
+
+
+def _ehlo_name(t: _Table) -> str:
+    name = cast(str, t.text("ehlo_name", SmtpSettings().hostname))
+    try:
+        MailerSettings(ehlo_name=name)
+    except ValueError:
+        raise ConfigError(
+            f"report.ehlo_name: expected a fully qualified host name, got {name!r}"
+        ) from None
+    return name

@@ -18,6 +18,7 @@ from typing import Literal
 
 import phonenumbers
 
+from bridge.mail_address import MailAddressError, check_mail_address
 from dirsync.model import Problem, SourceUser
 
 EnabledMode = Literal["uac", "always", "attribute", "filter"]
@@ -25,7 +26,6 @@ IdFormat = Literal["guid", "text"]
 AliasFormat = Literal["proxy", "plain"]
 
 UAC_ACCOUNTDISABLE = 0x2
-ADDRESS_RE = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
 SENDER_ID_RE = re.compile(r"^(?:[A-Za-z0-9 .&_\-]{1,11}|\+?[0-9]{1,15})$")
 MAX_COST_CENTRE = 70
 MAX_DISPLAY_NAME = 256
@@ -153,9 +153,11 @@ def decode_id(values: Sequence[bytes], fmt: IdFormat) -> str | None:
 
 
 def clean_address(value: str) -> str | None:
-    """A lower-cased mail address, or None when it does not look like one."""
-    addr = value.strip().lower()
-    return addr if ADDRESS_RE.match(addr) else None
+    """A lower-cased mail address, or None when it is not valid (`check_mail_address`)."""
+    try:
+        return check_mail_address(value)
+    except MailAddressError:
+        return None
 
 
 def parse_proxy_addresses(values: Sequence[str]) -> tuple[str | None, list[str]]:

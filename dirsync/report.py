@@ -106,6 +106,7 @@ def render(o: Outcome, templates: Path = TEMPLATES) -> tuple[str, str, str]:
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.globals["sender_name"] = "Directory sync"  # base.html's header
     context = _context(o)
     subject = f"dirsync {o.customer}: {o.status}"
     if o.status in ("applied", "unchanged") and o.plan is not None:
@@ -160,7 +161,9 @@ def send_mail(cfg: ReportConfig, o: Outcome, templates: Path = TEMPLATES) -> Non
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
-    with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=30) as smtp:
+    with smtplib.SMTP(
+        cfg.smtp_host, cfg.smtp_port, local_hostname=cfg.ehlo_name, timeout=30
+    ) as smtp:
         if cfg.smtp_starttls:
             smtp.starttls()
         smtp.send_message(msg)

@@ -117,7 +117,11 @@ def _run(
                 outcome.message = f"another dirsync run for {cfg.customer} is running ({busy})"
                 return outcome
             locked = True
-        region = cfg.default_country or customer.settings.get("default_country")
+        region = (
+            cfg.default_country
+            or customer.settings.get("default_country")
+            or cfg.bridge_default_country
+        )
         users, problems = _read(cfg, csv, region, progress)
         users, problems = _known_profiles(users, problems, set(customer.profiles))
         check_source(len(users), cfg.limits)

@@ -24,6 +24,8 @@ from bridge.inbound.config import (
 )
 from bridge.inbound.routing import Choice
 from bridge.notices.overrides import Templates
+from bridge.notices.subjects import reply_topic
+from bridge.notices.times import shown_time
 from bridge.push.body import render_body
 from bridge.settings import InboundSettings, PushSettings
 from bridge.store import inbound as inbound_sql
@@ -79,11 +81,13 @@ class Actions:
         push: PushSettings,
         templates: Templates,
         domain: str,
+        default_timezone: str = "UTC",
     ) -> None:
         self.settings = settings
         self.push = push
         self.templates = templates
         self.domain = domain
+        self.default_timezone = default_timezone
 
     def run(
         self, conn: Connection, msg: Message, action: Action, now: datetime, fx: Effects
@@ -111,8 +115,11 @@ class Actions:
         self, conn: Connection, msg: Message, action: Sms2MailAction, now: datetime, fx: Effects
     ) -> None:
         row = msg.row
+        zone = (msg.customer.timezone if msg.customer else "") or self.default_timezone
         context = msg.context()
         context |= {
+            "received_at": shown_time(row.received_at, zone),
+            "timezone": zone,
             "reply_to": f"{row.source}@{self.domain}",
             "from_name": f"SMS from {row.source}",
             "others": [],
@@ -137,11 +144,11 @@ class Actions:
                 context |= {
                     "order_id": winner.order_id or "",
                     "original_text": winner.text,
-                    "original_subject": winner.subject,
+                    "original_subject": reply_topic(winner.subject or ""),
                     "in_reply_to": winner.message_id,
                     "to_name": winner.display_name,
                     "others": others,
-                    "assigned_at": winner.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    "assigned_at": shown_time(winner.created_at, zone),
                 }
         if not recipients:
             recipients = self.last_resort(msg)
@@ -160,6 +167,7 @@ class Actions:
                 address,
                 context,
                 now,
+                customer=msg.customer_name,
                 inbound_id=row.id,
                 order_id=context["order_id"] or None,
             )

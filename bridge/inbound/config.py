@@ -27,6 +27,8 @@ from pydantic import (
 
 from bridge.smpp.address import canonical_number
 
+from bridge.mail_address import MailAddress, OptionalMailAddress
+
 Sharing = Literal["dedicated", "prefix", "keyword", "dynamic"]
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _NUMBER = re.compile(r"^\+?\d{3,17}$")
@@ -43,7 +45,7 @@ class _Model(BaseModel):
 class Sms2MailAction(_Model):
     type: Literal["sms2mail"] = "sms2mail"
     mode: Literal["dynamic", "static"] = "dynamic"
-    to: tuple[str, ...] = ()
+    to: tuple[MailAddress, ...] = ()
 
 
 class AutoReplyAction(_Model):
@@ -93,7 +95,7 @@ class NumberConfig(_Model):
     number: str
     customer: str
     sharing: Sharing = "dedicated"
-    fallback: tuple[str, ...] = ()
+    fallback: tuple[MailAddress, ...] = ()
     actions: tuple[Action, ...] = (Sms2MailAction(),)
     keyword: tuple[KeywordConfig, ...] = ()
     # shared number: messages that match no keyword and no reply assignment come here
@@ -136,7 +138,7 @@ class NumberConfig(_Model):
 
 class ListConfig(_Model):
     name: str
-    export_to: tuple[str, ...] = ()
+    export_to: tuple[MailAddress, ...] = ()
     export_at: str = "06:00"
     export_mode: Literal["full", "changes"] = "changes"
     only_if_changed: bool = True
@@ -150,8 +152,8 @@ class ListConfig(_Model):
 
 class CustomerConfig(_Model):
     name: str
-    postmaster: str = ""
-    admin: str = ""
+    postmaster: OptionalMailAddress = ""
+    admin: OptionalMailAddress = ""
     stop_scope: Literal["global", "service"] = "global"
     status_push: PushAction | None = None  # where MT order statuses are pushed
     list: tuple[ListConfig, ...] = ()

@@ -72,6 +72,6 @@ def export_due(conn: Connection, now: datetime) -> int:
             ],
         }
         for address in lst.export_to:
-            queue_notice(conn, "list_export", address, context, now)
+            queue_notice(conn, "list_export", address, context, now, customer=lst.customer)
             queued += 1
     return queued

@@ -46,10 +46,11 @@ class InboundService:
         on_notice: Callable[[], None] = lambda: None,
         on_order: Callable[[], None] = lambda: None,
         on_push: Callable[[], None] = lambda: None,
+        default_timezone: str = "UTC",
     ) -> None:
         self.settings = settings
         self.store = store
-        self.actions = Actions(settings, push, templates, domain)
+        self.actions = Actions(settings, push, templates, domain, default_timezone)
         self._wake = (on_notice, on_order, on_push)
 
     async def step(self) -> int:

@@ -284,7 +284,12 @@ class IntakeHandler:
             self.store, mail_id, transaction, policy, text, orders, now
         )
         notices = tuple(
-            NewNotice("preview", mail_from, preview_context(raw, policy, rcpt.msisdn, text))
+            NewNotice(
+                "preview",
+                mail_from,
+                preview_context(raw, policy, rcpt.msisdn, text),
+                transaction.sender.customer_name,
+            )
             for rcpt in transaction.recipients
             if rcpt.preview
         )

@@ -19,22 +19,32 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def _env(loader: BaseLoader) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def _env(loader: BaseLoader, names: Mapping[str, Any]) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
         loader=loader,
         autoescape=select_autoescape(enabled_extensions=("html", "xml"), default_for_string=False),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.globals.update(names)
+    return env
 
 
 class Templates:
     """Template environments: the bridge's own, or a customer's overriding it."""
 
-    def __init__(self, base: Path, customer_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        customer_root: Path | None = None,
+        *,
+        sender_name: str = "SMS Bridge",
+    ) -> None:
         self.base = base
         self.customer_root = customer_root
-        self.default = _env(FileSystemLoader(str(base)))
+        # Known to every template (base.html shows it in the header): the configured name.
+        self.names: dict[str, Any] = {"sender_name": sender_name}
+        self.default = _env(FileSystemLoader(str(base)), self.names)
         self._cache: dict[str, ImmutableSandboxedEnvironment] = {}
 
     def env(self, customer: str | None = None) -> ImmutableSandboxedEnvironment:
@@ -47,7 +57,8 @@ class Templates:
         env = self._cache.get(customer)
         if env is None:
             env = _env(
-                ChoiceLoader([FileSystemLoader(str(folder)), FileSystemLoader(str(self.base))])
+                ChoiceLoader([FileSystemLoader(str(folder)), FileSystemLoader(str(self.base))]),
+                self.names,
             )
             self._cache[customer] = env
         return env

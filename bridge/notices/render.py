@@ -40,7 +40,7 @@ class Renderer:
         hostname: str,
         customer_templates: Path | None = None,
     ) -> None:
-        self.templates = Templates(templates, customer_templates)
+        self.templates = Templates(templates, customer_templates, sender_name=from_name)
         self.env = self.templates.default
         self.from_address = from_address
         self.from_name = from_name

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from bridge.mail_address import MailAddressError, check_mail_address
 from bridge.store.models import Customer, User, utcnow
 
 _customer = Customer.__table__  # type: ignore[attr-defined]
@@ -78,7 +79,10 @@ def add_user(
     settings: dict[str, Any] | None = None,
     origin: str = "manual",
 ) -> int:
-    address = address.lower()
+    try:
+        address = check_mail_address(address)
+    except MailAddressError as exc:
+        raise AdminError(str(exc)) from None
     customer_id = conn.execute(select(_customer.c.id).where(_customer.c.name == customer)).scalar()
     if customer_id is None:
         raise AdminError(

@@ -84,7 +84,9 @@ def _queue(
         "ret": row.dsn_ret or "HDRS",
         "original": _original(raw, row.dsn_ret),
     }
-    return queue_notice(conn, "dsn", row.envelope_from, context, now, order_id=row.id)
+    return queue_notice(
+        conn, "dsn", row.envelope_from, context, now, customer=row.customer_name, order_id=row.id
+    )
 
 
 def queue_final_dsn_for(conn: Connection, row: Any, now: datetime) -> int | None:

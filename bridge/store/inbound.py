@@ -316,18 +316,24 @@ class CustomerInbound:
     postmaster: str
     admin: str
     stop_scope: str
+    timezone: str = ""  # the customer's own setting ("": the bridge's default)
 
 
 def customer_inbound(conn: Connection, customer_id: int | None) -> CustomerInbound | None:
     if customer_id is None:
         return None
     r = conn.execute(
-        select(_customer.c.id, _customer.c.name, _icust)
+        select(_customer.c.id, _customer.c.name, _customer.c.settings, _icust)
         .select_from(_customer.outerjoin(_icust, _icust.c.customer_id == _customer.c.id))
         .where(_customer.c.id == customer_id)
     ).first()
     if r is None:
         return None
     return CustomerInbound(
-        r.id, r.name, r.postmaster or "", r.admin or "", r.stop_scope or "global"
+        r.id,
+        r.name,
+        r.postmaster or "",
+        r.admin or "",
+        r.stop_scope or "global",
+        str((r.settings or {}).get("timezone") or ""),
     )

@@ -119,4 +119,12 @@ def fail_push(
         "customer": customer.name if customer else "",
         "created_at": row.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
-    queue_notice(conn, "push_failed", to, context, now, inbound_id=row.inbound_id)
+    queue_notice(
+        conn,
+        "push_failed",
+        to,
+        context,
+        now,
+        customer=context["customer"],
+        inbound_id=row.inbound_id,
+    )

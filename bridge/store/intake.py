@@ -55,6 +55,7 @@ class NewNotice:
     kind: str
     recipient: str
     context: dict[str, Any]
+    customer: str  # its templates render the notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +214,7 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
                 {
                     "kind": n.kind,
                     "recipient": n.recipient,
-                    "context": n.context,
+                    "context": {**n.context, "customer": n.customer},
                     "status": "queued",
                     "attempts": 0,
                     "next_attempt_at": m.received_at,

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, column, delete, exists, func, insert, or_, select, table
 from sqlalchemy import update as sql_update
 
+from bridge.notices.times import shown_time
 from bridge.smpp.address import canonical_number
 from bridge.store.lists_models import DistributionList, DistributionMember, ListMail
 from bridge.store.models import Customer, Mail, Order, User, utcnow
@@ -244,7 +245,7 @@ def queue_list_report(conn: Connection, mail_id: str, now: datetime) -> bool:
     )
     context, recipient = _report_context(conn, mail_id, lm.lists, lm.skipped or [])
     if context["notify"] != "none":
-        queue_notice(conn, "list_report", recipient, context, now)
+        queue_notice(conn, "list_report", recipient, context, now, customer=context["customer"])
     return True
 
 
@@ -264,8 +265,13 @@ def _report_context(
             _order.c.parts,
             _order.c.policy,
             _user.c.display_name,
+            _customer.c.name.label("customer"),
         )
-        .select_from(_order.join(_user, _order.c.user_id == _user.c.id))
+        .select_from(
+            _order.join(_user, _order.c.user_id == _user.c.id).join(
+                _customer, _customer.c.id == _user.c.customer_id
+            )
+        )
         .where(_order.c.mail_id == mail_id)
         .order_by(_order.c.created_at, _order.c.id)
     ).all()
@@ -281,11 +287,12 @@ def _report_context(
     for row in table_rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     context: dict[str, Any] = {
+        "customer": rows[0].customer if rows else "",
         "mail_id": mail_id,
         "lists": lists,
         "subject": mail.subject,
         "in_reply_to": mail.message_id,
-        "received_at": mail.received_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "received_at": shown_time(mail.received_at, (policy or {}).get("timezone")),
         "to_name": rows[0].display_name if rows else "",
         "total": len(table_rows),
         "counts": dict(sorted(counts.items())),

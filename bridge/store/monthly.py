@@ -52,7 +52,7 @@ def mail_monthly(
     """Queue the report mail to each recipient; how many were queued."""
     context = mail_context(summary, csv_text)
     for address in recipients:
-        queue_notice(conn, "monthly_report", address, context, now)
+        queue_notice(conn, "monthly_report", address, context, now, customer=summary["customer"])
     if recipients:
         sql.mark_mailed(conn, cid, summary["month"], now)
     return len(recipients)

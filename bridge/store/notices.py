@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
+from bridge.notices.times import shown_time
 from bridge.store.inbound_models import InboundCustomer
 from bridge.store.lists_models import ListMail
-from bridge.store.models import Mail, Notice, Order, User
+from bridge.store.models import Customer, Mail, Notice, Order, User
 from bridge.store.queue import OPEN, claim_due
 
 _notice = Notice.__table__  # type: ignore[attr-defined]
@@ -24,11 +25,8 @@ _mail = Mail.__table__  # type: ignore[attr-defined]
 _user = User.__table__  # type: ignore[attr-defined]
 _list_mail = ListMail.__table__  # type: ignore[attr-defined]
 _icust = InboundCustomer.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
 _OPEN = OPEN
-
-
-def _iso(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
 
 def wants_notice(notify: str, status: str) -> bool:
@@ -52,12 +50,14 @@ FINAL_ROW = (
         _mail.c.dsn_envid,
         _user.c.display_name,
         _user.c.customer_id,
+        _customer.c.name.label("customer_name"),
         _list_mail.c.mail_id.label("list_mail_id"),
         _icust.c.status_push,
     )
     .select_from(
         _order.join(_mail)
         .join(_user, _order.c.user_id == _user.c.id)
+        .join(_customer, _customer.c.id == _user.c.customer_id)
         .outerjoin(_list_mail, _list_mail.c.mail_id == _order.c.mail_id)
         .outerjoin(_icust, _icust.c.customer_id == _user.c.customer_id)
     )
@@ -78,7 +78,10 @@ def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | 
         return None
     if not wants_notice(str(policy.get("notify", "failures")), row.status):
         return None
+    zone = str(policy.get("timezone") or "UTC")  # the user's, else the customer's, else ours
     context: dict[str, Any] = {
+        "customer": row.customer_name,
+        "timezone": zone,
         "order_id": row.id,
         "mail_id": row.mail_id,
         "status": row.status,
@@ -89,8 +92,8 @@ def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | 
         "parts": row.parts,
         "attempts": row.attempts,
         "error": row.error,
-        "received_at": _iso(row.received_at),
-        "final_at": _iso(row.final_at or now),
+        "received_at": shown_time(row.received_at, zone),
+        "final_at": shown_time(row.final_at or now, zone),
         "subject": row.mail_subject,
         "in_reply_to": row.mail_message_id,
         "to_name": row.display_name,
@@ -120,14 +123,20 @@ def queue_notice(
     recipient: str,
     context: dict[str, Any],
     now: datetime,
+    *,
+    customer: str,
     **links: Any,
 ) -> int:
-    """Queue any notice (sms2mail, …) with its complete template context."""
+    """Queue any notice (sms2mail, …) with its complete template context.
+
+    `customer` (its name, "" for the bridge's own mails) picks the customer's templates
+    when the notice is rendered: every notice names it, so none can forget it.
+    """
     result = conn.execute(
         insert(_notice).values(
             kind=kind,
             recipient=recipient,
-            context=context,
+            context={**context, "customer": customer},
             status="queued",
             attempts=0,
             next_attempt_at=now,
@@ -223,3 +232,40 @@ def record_notice_values(conn: Connection, now: datetime, o: NoticeOutcome) -> N
         .where(_notice.c.id == o.notice_id, _notice.c.status.in_(_OPEN))
         .values(**values)
     )
+
+
+def count_notices(conn: Connection) -> dict[tuple[str, str], int]:
+    """How many notices there are per (kind, status)."""
+    rows = conn.execute(
+        select(_notice.c.kind, _notice.c.status, func.count()).group_by(
+            _notice.c.kind, _notice.c.status
+        )
+    )
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def list_notices(
+    conn: Connection, status: str | None, limit: int, order_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest notices (of one status, or of one order), with their last error."""
+    query = (
+        select(
+            _notice.c.id,
+            _notice.c.kind,
+            _notice.c.recipient,
+            _notice.c.status,
+            _notice.c.attempts,
+            _notice.c.created_at,
+            _notice.c.sent_at,
+            _notice.c.next_attempt_at,
+            _notice.c.order_id,
+            _notice.c.error,
+        )
+        .order_by(_notice.c.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(_notice.c.status == status)
+    if order_id:
+        query = query.where(_notice.c.order_id == order_id)
+    return [dict(r._mapping) for r in conn.execute(query)]

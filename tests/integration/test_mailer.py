@@ -45,7 +45,7 @@ def _status(engine: Engine) -> list[tuple[str, str]]:
 async def test_status_mail_reaches_the_relay_threaded_and_escaped(
     engine: Engine, store: Store, tmp_path: Path
 ) -> None:
-    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow(), customer="")
     async with smtp_sink() as (sink, port):
         assert await _mailer(store, port, tmp_path).step() == 1
     [envelope] = sink.envelopes
@@ -65,7 +65,7 @@ async def test_status_mail_reaches_the_relay_threaded_and_escaped(
 async def test_temporary_refusal_defers_and_permanent_fails(
     engine: Engine, store: Store, tmp_path: Path
 ) -> None:
-    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow(), customer="")
     async with smtp_sink() as (sink, port):
         sink.reply = "451 4.3.0 try later"
         mailer = _mailer(store, port, tmp_path)
@@ -73,11 +73,12 @@ async def test_temporary_refusal_defers_and_permanent_fails(
         [(status, error)] = _status(engine)
         assert status == "deferred" and "451" in error
         assert await mailer.step() == 0  # not due again before the backoff
-    run_sync(engine, queue_notice, "status", "bob@example.com", CONTEXT, utcnow())
+    run_sync(engine, queue_notice, "status", "bob@example.com", CONTEXT, utcnow(), customer="")
     async with smtp_sink() as (sink, port):
         sink.reply = "550 5.1.1 no such user"
         assert await _mailer(store, port, tmp_path).step() == 1
-    assert ("failed", "relay answered 550 5.1.1 no such user") in _status(engine)
+    [(status, error)] = [s for s in _status(engine) if s[0] != "deferred"]
+    assert status == "failed" and f"127.0.0.1:{port} answered 550 5.1.1 no such user" in error
 
 
 async def test_unreachable_relay_defers(engine: Engine, store: Store, tmp_path: Path) -> None:
@@ -86,14 +87,14 @@ async def test_unreachable_relay_defers(engine: Engine, store: Store, tmp_path: 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens there once closed
-    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow(), customer="")
     assert await _mailer(store, port, tmp_path, timeout=5.0).step() == 1
     [(status, _)] = _status(engine)
     assert status == "deferred"
 
 
 async def test_maildir_mode_writes_new_files(engine: Engine, store: Store, tmp_path: Path) -> None:
-    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow(), customer="")
     mailer = _mailer(store, 1, tmp_path)
     mailer.settings = mailer.settings.model_copy(update={"mode": "maildir"})
     assert await mailer.step() == 1
@@ -119,7 +120,7 @@ async def _tls_sink(context: object, handler: object) -> tuple[object, int]:
 async def test_t2_required_tls_never_falls_back_to_plaintext(
     engine: Engine, store: Store, tmp_path: Path
 ) -> None:
-    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+    run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow(), customer="")
     async with smtp_sink() as (sink, port):  # offers no STARTTLS
         assert await _mailer(store, port, tmp_path, starttls="required").step() == 1
     assert sink.envelopes == []
@@ -142,14 +143,16 @@ async def test_t3_untrusted_relay_certificate_is_refused(
     handler = SinkHandler()
     server, port = await _tls_sink(context, handler)
     try:
-        run_sync(engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow())
+        run_sync(
+            engine, queue_notice, "status", "alice@example.com", CONTEXT, utcnow(), customer=""
+        )
         assert await _mailer(store, port, tmp_path, starttls="required").step() == 1
         assert handler.envelopes == []  # certificate not trusted: nothing sent
         [(status, _)] = _status(engine)
         assert status == "deferred"
         ca_file = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))
-        run_sync(engine, queue_notice, "status", "bob@example.com", CONTEXT, utcnow())
+        run_sync(engine, queue_notice, "status", "bob@example.com", CONTEXT, utcnow(), customer="")
         mailer = _mailer(store, port, tmp_path, starttls="required", tls_ca_file=ca_file)
         assert await mailer.step() == 1
         assert [e.rcpt_tos for e in handler.envelopes] == [["bob@example.com"]]

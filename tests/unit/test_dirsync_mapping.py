@@ -168,7 +168,8 @@ def test_decode_id_forms() -> None:
 
 def test_clean_address() -> None:
     assert clean_address(" A@B.Example ") == "a@b.example"
-    assert clean_address("a@b") == "a@b"
+    assert clean_address("a@b") is None  # a domain needs a dot (email-validator's rule)
+    assert clean_address("anna@corp..example") is None
     assert clean_address("a b@c") is None
     assert clean_address("*)(uid=*") is None
 

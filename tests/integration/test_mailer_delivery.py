@@ -1,0 +1,391 @@
+"""The mailer against scripted relays: refusals by stage, EHLO name, TLS levels per domain.
+
+Every relay is a real aiosmtpd server on loopback (tests/peers/smtp_relay.py); STARTTLS
+uses certificates from a trustme CA that is not in the system's trust store.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from sqlalchemy import Engine, select
+
+from bridge.mailer import Mailer
+from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.settings import MailerSettings
+from bridge.store.db import open_engine, upgrade
+from bridge.store.models import Notice, utcnow
+from bridge.store.notices import queue_notice
+from bridge.store.store import Store, run_sync
+from tests.helpers import STATUS_CONTEXT
+from tests.peers.smtp_relay import smtp_relay
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Engine]:
+    engine = open_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+async def st(db: Engine) -> AsyncIterator[Store]:
+    store = Store(db)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
+
+
+def mailer(store: Store, tmp_path: Path, **kw: Any) -> Mailer:
+    values: dict[str, Any] = {
+        "mode": "smtp",
+        "tls": "none",
+        "from_address": "bridge@example.com",
+        "ehlo_name": "mailsms.example.com",
+        "timeout": 10.0,
+        **kw,
+    }
+    renderer = Renderer(
+        DEFAULT_TEMPLATES,
+        from_address="bridge@example.com",
+        from_name="SMS Bridge",
+        hostname="mailsms.example.com",
+    )
+    return Mailer(MailerSettings.model_validate(values), store, renderer)
+
+
+def queue(engine: Engine, recipient: str = "alice@example.com") -> int:
+    return run_sync(
+        engine, queue_notice, "status", recipient, STATUS_CONTEXT, utcnow(), customer=""
+    )
+
+
+def notices(engine: Engine) -> list[tuple[str, str]]:
+    table = Notice.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        return [(r.status, r.error) for r in conn.execute(select(table).order_by(table.c.id))]
+
+
+# --- 1. permanent refusals are permanent, at every stage -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "status"),
+    [
+        ("RCPT", "550 5.1.1 <alice@example.com>: Recipient address rejected", "failed"),
+        ("RCPT", "553 5.1.3 bad address syntax", "failed"),
+        ("RCPT", "450 4.2.0 <alice@example.com>: Greylisted, try again", "deferred"),
+        ("RCPT", "452 4.5.3 too many recipients", "deferred"),
+        ("MAIL", "550 5.7.1 sender rejected", "failed"),
+        ("MAIL", "451 4.3.0 try again later", "deferred"),
+        ("DATA", "554 5.6.0 message content rejected", "failed"),
+        ("DATA", "451 4.3.0 queue full", "deferred"),
+    ],
+)  # fmt: skip
+async def test_relay_replies_decide_by_code_at_every_stage(
+    db: Engine, st: Store, tmp_path: Path, stage: str, reply: str, status: str
+) -> None:
+    queue(db)
+    async with smtp_relay(replies={stage: reply}) as (relay, port):
+        assert await mailer(st, tmp_path, relay_port=port).step() == 1
+    [(got, error)] = notices(db)
+    assert got == status
+    assert reply.split(" ", 2)[1] in error and str(port) in error  # the reply, and who said it
+    assert relay.accepted == []
+
+
+async def test_permanent_refusal_is_shown_and_counted(
+    db: Engine, st: Store, tmp_path: Path
+) -> None:
+    from bridge.store.notices import count_notices, list_notices
+
+    queue(db)
+    queue(db, "bob@example.com")
+    async with smtp_relay(replies={"RCPT": "550 5.1.1 no such user"}) as (_, port):
+        m = mailer(st, tmp_path, relay_port=port)
+        assert await m.step() == 2
+    assert m.counts["failed"] == 2
+    assert run_sync(db, count_notices) == {("status", "failed"): 2}
+    listed = run_sync(db, list_notices, "failed", 10)
+    assert {n["recipient"] for n in listed} == {"alice@example.com", "bob@example.com"}
+    assert all("550 5.1.1 no such user" in n["error"] for n in listed)
+
+    import typer
+    from typer.testing import CliRunner
+
+    from bridge.cli_notices import register
+
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'database_url = "sqlite:///{tmp_path / "bridge.db"}"\n[sandbox]\nenabled = true\n'
+    )
+    app = typer.Typer()
+    register(app)
+    app.command("unused")(lambda: None)  # a group, so `notices` is a subcommand
+    result = CliRunner().invoke(app, ["notices", "--status", "failed", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("notices: 2 failed\n")
+    assert result.output.count("550 5.1.1 no such user") == 2
+
+
+# --- 3. the EHLO name ---------------------------------------------------------------------
+
+
+async def test_ehlo_name_defaults_to_the_smtp_hostname(
+    db: Engine, st: Store, tmp_path: Path
+) -> None:
+    """A Postfix with reject_non_fqdn_helo_hostname accepts the bridge's notices."""
+    from bridge.settings import Settings
+
+    settings = Settings.model_validate(
+        {
+            "smtp": {"hostname": "sms-gw.example.net"},
+            "sandbox": {"enabled": True},
+            "smsc": [{"name": "sandbox", "system_id": "x"}],
+            "routes": [{"prefix": "", "transports": ["sandbox"]}],
+            "mailer": {"mode": "smtp", "tls": "none"},
+        }
+    )
+    assert settings.mailer.ehlo_name == "sms-gw.example.net"
+    queue(db)
+    async with smtp_relay(fqdn_helo=True) as (relay, port):
+        m = mailer(st, tmp_path, relay_port=port, ehlo_name=settings.mailer.ehlo_name)
+        assert await m.step() == 1
+    assert [s.helo for s in relay.mails] == ["sms-gw.example.net"]
+    assert notices(db) == [("sent", "")]
+
+
+def test_ehlo_name_must_be_a_host_name(tmp_path: Path) -> None:
+    from bridge.errors import ConfigError
+    from bridge.settings import load_settings
+
+    path = tmp_path / "bridge.toml"
+    path.write_text('[sandbox]\nenabled = true\n[mailer]\nehlo_name = "bad name"\n')
+    with pytest.raises(ConfigError, match="ehlo_name: expected a fully qualified host name"):
+        load_settings(path, environ={})
+
+
+# --- 2. TLS levels ---------------------------------------------------------------------------
+
+
+async def test_encrypt_never_sends_in_plaintext(db: Engine, st: Store, tmp_path: Path) -> None:
+    queue(db)
+    async with smtp_relay() as (relay, port):  # no STARTTLS offered
+        m = mailer(st, tmp_path, relay_port=port, tls="encrypt")
+        assert await m.step() == 1
+    assert relay.mails == []  # not even MAIL FROM went over the wire
+    [(status, error)] = notices(db)
+    assert status == "deferred" and "no STARTTLS" in error and "encrypt" in error
+
+
+async def test_encrypt_per_domain_while_the_default_may_send_plaintext(
+    db: Engine, st: Store, tmp_path: Path
+) -> None:
+    queue(db, "alice@plain.example")
+    queue(db, "bob@bank.example")
+    async with smtp_relay() as (relay, port):
+        m = mailer(
+            st,
+            tmp_path,
+            relay_port=port,
+            tls="may",
+            delivery=[{"domains": ["bank.example", ".bank.example"], "tls": "encrypt"}],
+        )
+        assert await m.step() == 2
+    assert [e.rcpt_tos for e in relay.accepted] == [["alice@plain.example"]]
+    assert relay.encrypted == [False]
+    assert [s for s, _ in notices(db)] == ["sent", "deferred"]
+
+
+async def test_may_and_encrypt_use_starttls_without_checking_the_certificate(
+    db: Engine, st: Store, tmp_path: Path, ca: trustme.CA
+) -> None:
+    queue(db, "alice@example.com")
+    queue(db, "bob@bank.example")
+    tls = server_context(ca, "relay.test")
+    async with smtp_relay(tls=tls) as (relay, port):
+        m = mailer(
+            st,
+            tmp_path,
+            relay_port=port,
+            tls="may",
+            delivery=[{"domains": ["bank.example"], "tls": "encrypt"}],
+        )
+        assert await m.step() == 2
+    assert relay.encrypted == [True, True]
+    assert [s for s, _ in notices(db)] == ["sent", "sent"]
+
+
+async def test_none_never_starts_tls(db: Engine, st: Store, tmp_path: Path, ca: trustme.CA) -> None:
+    queue(db)
+    async with smtp_relay(tls=server_context(ca, "relay.test")) as (relay, port):
+        assert await mailer(st, tmp_path, relay_port=port, tls="none").step() == 1
+    assert relay.encrypted == [False]
+
+
+async def test_verify_refuses_an_untrusted_certificate_and_accepts_with_the_ca(
+    db: Engine, st: Store, tmp_path: Path, ca: trustme.CA
+) -> None:
+    queue(db)
+    tls = server_context(ca, "127.0.0.1")
+    async with smtp_relay(tls=tls) as (relay, port):
+        assert await mailer(st, tmp_path, relay_port=port, tls="verify").step() == 1
+        assert relay.mails == []
+        [(status, error)] = notices(db)
+        assert status == "deferred" and "certificate not trusted" in error
+
+        ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        queue(db, "bob@example.com")
+        m = mailer(st, tmp_path, relay_port=port, tls="verify", tls_ca_file=ca_file)
+        assert await m.step() == 1
+    assert [e.rcpt_tos for e in relay.accepted] == [["bob@example.com"]]
+    assert relay.encrypted == [True]
+
+
+async def test_verify_checks_the_relay_name(
+    db: Engine, st: Store, tmp_path: Path, ca: trustme.CA
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    queue(db)
+    async with smtp_relay(tls=server_context(ca, "other.test")) as (relay, port):
+        m = mailer(st, tmp_path, relay_port=port, tls="verify", tls_ca_file=ca_file)
+        assert await m.step() == 1
+    assert relay.mails == []
+    assert notices(db)[0][0] == "deferred"
+
+
+async def test_secure_matches_the_configured_names(
+    db: Engine, st: Store, tmp_path: Path, ca: trustme.CA
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    queue(db, "alice@partner.example")
+    queue(db, "bob@other.example")
+    # The relay is reached as 127.0.0.1; its certificate names mx.partner.example only.
+    async with smtp_relay(tls=server_context(ca, "mx.partner.example")) as (relay, port):
+        m = mailer(
+            st,
+            tmp_path,
+            relay_port=port,
+            tls_ca_file=ca_file,
+            delivery=[
+                {"domains": ["partner.example"], "tls": "secure",
+                 "tls_match": [".partner.example"]},
+                {"domains": ["other.example"], "tls": "secure", "tls_match": ["other.example"]},
+            ],
+        )  # fmt: skip
+        assert await m.step() == 2
+    assert [e.rcpt_tos for e in relay.accepted] == [["alice@partner.example"]]
+    [(sent, _), (deferred, error)] = notices(db)
+    assert sent == "sent" and deferred == "deferred"
+    assert "mx.partner.example" in error and "other.example" in error
+    assert [s.mail_from for s in relay.mails] == ["bridge@example.com"]
+
+
+async def test_per_domain_relay(db: Engine, st: Store, tmp_path: Path) -> None:
+    queue(db, "alice@example.com")
+    queue(db, "bob@partner.example")
+    async with smtp_relay() as (default, port), smtp_relay() as (partner, partner_port):
+        m = mailer(
+            st,
+            tmp_path,
+            relay_port=port,
+            delivery=[{"domains": ["partner.example"], "next_hop": f"127.0.0.1:{partner_port}"}],
+        )
+        assert await m.step() == 2
+    assert [e.rcpt_tos for e in default.accepted] == [["alice@example.com"]]
+    assert [e.rcpt_tos for e in partner.accepted] == [["bob@partner.example"]]
+
+
+# --- 2. MX delivery through a real DNS server on loopback ---------------------------------
+
+
+def zone() -> dict[str, list[tuple[str, str]]]:
+    return {
+        "partner.test": [("MX", "10 mx1.partner.test."), ("MX", "5 mx0.partner.test.")],
+        "mx0.partner.test": [("A", "127.0.0.2")],  # nothing listens there
+        "mx1.partner.test": [("A", "127.0.0.1")],
+        "nomail.test": [("MX", "0 .")],
+        "implicit.test": [("A", "127.0.0.1")],
+        "broken.test": [("MX", "10 mx.broken.test.")],
+    }
+
+
+async def test_mx_delivery_follows_preferences_and_checks_the_mx_name(
+    db: Engine, st: Store, tmp_path: Path, ca: trustme.CA
+) -> None:
+    from tests.peers.dns_server import dns_server, port_of
+
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    queue(db, "alice@partner.test")
+    queue(db, "bob@implicit.test")
+    tls = server_context(ca, "mx1.partner.test", "implicit.test")
+    async with dns_server(zone()) as dns, smtp_relay(tls=tls) as (relay, port):
+        m = mailer(
+            st,
+            tmp_path,
+            mx_port=port,
+            dns_servers=[f"127.0.0.1:{port_of(dns)}"],
+            tls_ca_file=ca_file,
+            delivery=[
+                {"domains": ["partner.test"], "next_hop": "mx", "tls": "verify"},
+                {"domains": ["*"], "next_hop": "mx", "tls": "secure"},
+            ],
+        )
+        assert await m.step() == 2
+    assert notices(db) == [("sent", ""), ("sent", "")]
+    assert sorted(e.rcpt_tos[0] for e in relay.accepted) == [
+        "alice@partner.test",
+        "bob@implicit.test",
+    ]
+    assert relay.encrypted == [True, True]
+    asked = [q for q in dns.queries if q[1] in ("MX", "A")]
+    assert asked.index(("mx0.partner.test", "A")) < asked.index(("mx1.partner.test", "A"))
+
+
+@pytest.mark.parametrize(
+    ("recipient", "status", "reason"),
+    [
+        ("a@nomail.test", "failed", "accepts no mail (null MX"),
+        ("a@missing.test", "failed", "no such domain"),
+        ("a@broken.test", "deferred", "no reachable mail host"),
+        ("a@servfail.test", "deferred", "DNS lookup of MX failed"),
+    ],
+)
+async def test_mx_lookup_failures(
+    db: Engine, st: Store, tmp_path: Path, recipient: str, status: str, reason: str
+) -> None:
+    from tests.peers.dns_server import dns_server, port_of
+
+    queue(db, recipient)
+    async with dns_server(zone(), servfail={"servfail.test"}) as dns:
+        m = mailer(
+            st,
+            tmp_path,
+            mx_port=1,
+            timeout=3.0,
+            dns_servers=[f"127.0.0.1:{port_of(dns)}"],
+            delivery=[{"domains": ["*"], "next_hop": "mx"}],
+        )
+        assert await m.step() == 1
+    [(got, error)] = notices(db)
+    assert got == status and reason in error

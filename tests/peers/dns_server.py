@@ -1,0 +1,79 @@
+"""A small authoritative DNS server on loopback (UDP, dnspython wire format) for MX tests.
+
+`zone` maps a name to its records, e.g. `{"partner.test": [("MX", "10 mx1.partner.test.")],
+"mx1.partner.test": [("A", "127.0.0.1")]}`. A name that is not in the zone gets NXDOMAIN,
+a name without records of the asked type an empty NOERROR answer, `servfail` names a
+SERVFAIL. Every question is recorded in `queries`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import cast
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+Zone = dict[str, list[tuple[str, str]]]
+
+
+@dataclass
+class DnsServer(asyncio.DatagramProtocol):
+    zone: Zone
+    servfail: set[str] = field(default_factory=set)
+    queries: list[tuple[str, str]] = field(default_factory=list)
+    transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        query = dns.message.from_wire(data)
+        response = self.answer(query)
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+    def answer(self, query: dns.message.Message) -> dns.message.Message:
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        name = question.name.to_text(omit_final_dot=True).lower()
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        self.queries.append((name, rdtype))
+        if name in self.servfail:
+            response.set_rcode(dns.rcode.SERVFAIL)
+            return response
+        if name not in self.zone:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+            return response
+        values = [v for t, v in self.zone[name] if t == rdtype]
+        if values:
+            response.answer.append(
+                dns.rrset.from_text_list(question.name, 300, dns.rdataclass.IN, rdtype, values)
+            )
+        return response
+
+
+@asynccontextmanager
+async def dns_server(zone: Zone, *, servfail: set[str] | None = None) -> AsyncIterator[DnsServer]:
+    """The server on 127.0.0.1 at a free UDP port (`server.port`)."""
+    loop = asyncio.get_running_loop()
+    server = DnsServer(zone, servfail or set())
+    transport, _ = await loop.create_datagram_endpoint(lambda: server, local_addr=("127.0.0.1", 0))
+    try:
+        yield server
+    finally:
+        transport.close()
+
+
+def port_of(server: DnsServer) -> int:
+    assert server.transport is not None
+    return int(server.transport.get_extra_info("sockname")[1])
