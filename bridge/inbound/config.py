@@ -25,9 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-from bridge.smpp.address import canonical_number
-
 from bridge.mail_address import MailAddress, OptionalMailAddress
+from bridge.smpp.address import canonical_number
 
 Sharing = Literal["dedicated", "prefix", "keyword", "dynamic"]
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
