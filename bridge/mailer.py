@@ -25,6 +25,7 @@ from pathlib import Path
 import aiosmtplib
 
 from bridge.notices.dsn import build_dsn
+from bridge.notices.headers import HeaderError
 from bridge.notices.render import Renderer
 from bridge.retry import next_attempt
 from bridge.settings import MailerSettings
@@ -84,6 +85,8 @@ class Mailer:
             await self.deliver(message, notice.recipient, sender)
         except DeliveryError as exc:
             return exc
+        except HeaderError as exc:  # an address no header may carry: refused, not held
+            return DeliveryError(str(exc), permanent=True)
         except Exception:
             return traceback.format_exc()
         return None
@@ -97,6 +100,8 @@ class Mailer:
                 message = self._message(notice)[0]
                 data.append(message if isinstance(message, bytes) else message.as_bytes())
                 results.append(None)
+            except HeaderError as exc:
+                results.append(DeliveryError(str(exc), permanent=True))
             except Exception:
                 results.append(traceback.format_exc())
         try:

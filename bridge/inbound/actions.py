@@ -23,6 +23,7 @@ from bridge.inbound.config import (
     StopAction,
 )
 from bridge.inbound.routing import Choice
+from bridge.notices import headers
 from bridge.notices.overrides import Templates
 from bridge.push.body import render_body
 from bridge.settings import InboundSettings, PushSettings
@@ -112,9 +113,12 @@ class Actions:
     ) -> None:
         row = msg.row
         context = msg.context()
+        sender = headers.sender_label(row.source)
         context |= {
-            "reply_to": f"{row.source}@{self.domain}",
-            "from_name": f"SMS from {row.source}",
+            "source": sender,
+            # only a number gets a reply address: an answer to it is sent as SMS
+            "reply_to": headers.number_address(row.source, self.domain) or "",
+            "from_name": f"SMS from {sender}",
             "others": [],
             "routed_by": action.mode,
         }
