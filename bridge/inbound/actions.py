@@ -209,21 +209,28 @@ class Actions:
     def stop(
         self, conn: Connection, msg: Message, opt_out: bool, now: datetime, fx: Effects
     ) -> None:
+        """Opt out (STOP) or in again (START); confirmed by SMS only when the state changed,
+        so a repeated STOP (or START) sends no second confirmation."""
         customer_id = msg.customer.id if msg.customer else 0
         scope = msg.customer.stop_scope if msg.customer else "global"
         service = msg.row.destination if scope == "service" else ""
+        fx.handled = True
         if opt_out:
-            act_sql.add_stop(conn, customer_id, msg.row.source, service, now, "sms")
-            log.info(
-                "inbound %s: %s opted out (customer %s)", msg.row.id, msg.row.source, customer_id
-            )
+            changed = act_sql.add_stop(conn, customer_id, msg.row.source, service, now, "sms")
+            what, unchanged = "opted out", "had opted out already"
             text = self.settings.stop_confirmation
         else:
-            act_sql.remove_stop(conn, customer_id, msg.row.source, service or None)
-            log.info("inbound %s: %s opted in again", msg.row.id, msg.row.source)
+            removed = act_sql.remove_stop(conn, customer_id, msg.row.source, service or None)
+            changed = removed > 0
+            what, unchanged = "opted in again", "had not opted out"
             text = self.settings.start_confirmation
-        fx.handled = True
-        self._system_sms(conn, msg, text, "stop" if opt_out else "start", now, fx)
+        reason = "stop" if opt_out else "start"
+        if not changed:
+            log.info("inbound %s: %s %s; no confirmation", msg.row.id, msg.row.source, unchanged)
+            fx.notes.append(f"{reason}: {unchanged}, no confirmation")
+            return
+        log.info("inbound %s: %s %s (customer %s)", msg.row.id, msg.row.source, what, customer_id)
+        self._system_sms(conn, msg, text, reason, now, fx)
 
     def list(
         self, conn: Connection, msg: Message, action: ListAction, now: datetime, fx: Effects
