@@ -25,6 +25,7 @@ from typing import Any
 from jinja2 import Template
 
 from bridge.notices import fastmime, headers
+from bridge.notices.limits import TemplateLimits
 from bridge.notices.overrides import Templates
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -41,8 +42,9 @@ class Renderer:
         from_name: str,
         hostname: str,
         customer_templates: Path | None = None,
+        template_limits: TemplateLimits | None = None,
     ) -> None:
-        self.templates = Templates(templates, customer_templates)
+        self.templates = Templates(templates, customer_templates, template_limits)
         self.env = self.templates.default
         self.from_address = from_address
         self.from_name = from_name
@@ -66,9 +68,10 @@ class Renderer:
 
     def _bodies(self, kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
         customer = str(context.get("customer") or "")
-        subject = self.template(customer, f"{kind}.subject").render(context).strip()
-        text = self.template(customer, f"{kind}.txt").render(context)
-        html = self.template(customer, f"{kind}.html").render(context)
+        run = self.templates.run  # a customer's template within its time and size limits
+        subject = run(self.template(customer, f"{kind}.subject"), context).strip()
+        text = run(self.template(customer, f"{kind}.txt"), context)
+        html = run(self.template(customer, f"{kind}.html"), context)
         return headers.text(subject, SUBJECT_LIMIT), text, html
 
     def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
