@@ -25,7 +25,9 @@ _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
 # Names email-validator refuses as "special use" that an intranet or a test setup does use
 # for its own mail (mailsms@localhost is the default sender; AD domains end in .local).
 _PRIVATE_TLDS = ("localhost", "local", "test", "invalid", "internal", "lan", "home.arpa")
-_PHRASE_DROP = frozenset('<>@"\\')
+_PHRASE_DROP = str.maketrans("", "", '<>@"\\')
+_PRINTABLE_ASCII = re.compile(r"[ -~]*")
+_CONTROL = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 TEXT_LIMIT = 200  # characters of one outside value in a header (a subject, a DSN field)
 NAME_LIMIT = 64  # characters of a display name
 SENDER_LIMIT = 21  # characters of an SMS sender shown (SMPP's source_addr field holds 20)
@@ -39,19 +41,19 @@ def text(value: object, limit: int = TEXT_LIMIT) -> str:
     """An unstructured header value: control, format and separator characters (CR, LF,
     NUL, bidi overrides …) become spaces, runs of white space one space, at most `limit`
     characters."""
-    out = []
-    for ch in str(value):
-        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
-            ch = " "
-        out.append(ch)
-    cleaned = " ".join("".join(out).split())
+    raw = str(value)
+    if not _PRINTABLE_ASCII.fullmatch(raw):  # the common case needs no character loop
+        raw = "".join(
+            " " if ch.isspace() or unicodedata.category(ch) in _CONTROL else ch for ch in raw
+        )
+    cleaned = " ".join(raw.split())
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
 
 
 def phrase(value: object) -> str:
     """A display name: `text` without `<`, `>`, `@`, quotes or backslashes, so a name can
     neither carry nor imitate an address."""
-    return text("".join(ch for ch in str(value) if ch not in _PHRASE_DROP), NAME_LIMIT)
+    return text(str(value).translate(_PHRASE_DROP), NAME_LIMIT)
 
 
 def _private_domain(domain: str) -> bool:
