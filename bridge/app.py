@@ -25,6 +25,7 @@ from bridge.intake.handler import IntakeHandler
 from bridge.intake.listener import start_listener
 from bridge.intake.server import Shared
 from bridge.mailer import Mailer
+from bridge.notices.limits import TemplateLimits
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.push.worker import Pusher
 from bridge.report_jobs import ReportJobs
@@ -111,6 +112,9 @@ class Bridge:
             from_name=s.mailer.from_name,
             hostname=s.smtp.hostname,
             customer_templates=s.inbound.customer_templates,
+            template_limits=TemplateLimits(
+                s.inbound.template_timeout, s.inbound.template_max_chars
+            ),
         )
         mailer = Mailer(s.mailer, store, renderer)
         w_mail = self._worker("mailer", mailer.step, s.mailer.poll_interval)

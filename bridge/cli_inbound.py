@@ -17,6 +17,7 @@ from bridge.cli_db import CONFIG_ENV, admin_engine
 from bridge.errors import ConfigError
 from bridge.inbound.config import NumbersError, parse_numbers
 from bridge.intake.addresses import classify_number
+from bridge.notices.limits import TemplateLimits
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.settings import Settings, load_settings
 from bridge.store import inbound_actions as stop_sql
@@ -234,6 +235,9 @@ def register(app: typer.Typer) -> None:
             from_name=settings.mailer.from_name,
             hostname=settings.smtp.hostname,
             customer_templates=settings.inbound.customer_templates,
+            template_limits=TemplateLimits(
+                settings.inbound.template_timeout, settings.inbound.template_max_chars
+            ),
         )
         message = renderer.render(name, "demo@example.com", context)
         if html:

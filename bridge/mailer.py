@@ -26,6 +26,7 @@ from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 from bridge.notices.dsn import build_dsn
+from bridge.notices.headers import HeaderError
 from bridge.notices.render import Renderer
 from bridge.notices.smtp_client import DeliveryError, Login, SmtpClient
 from bridge.retry import next_attempt
@@ -90,6 +91,8 @@ class Mailer:
             await self.deliver(message, notice.recipient, sender)
         except DeliveryError as exc:
             return exc
+        except HeaderError as exc:  # an address no header may carry: refused, not held
+            return DeliveryError(str(exc), permanent=True)
         except Exception:
             return traceback.format_exc()
         return None
@@ -103,6 +106,8 @@ class Mailer:
                 message = self._message(notice)[0]
                 data.append(message if isinstance(message, bytes) else message.as_bytes())
                 results.append(None)
+            except HeaderError as exc:
+                results.append(DeliveryError(str(exc), permanent=True))
             except Exception:
                 results.append(traceback.format_exc())
         try:

@@ -404,6 +404,9 @@ class InboundSettings(_Section):
     start_confirmation: str = "You have opted in again. Reply STOP to opt out."
     autoreply_interval: Seconds = 600.0
     customer_templates: Path | None = None
+    # one render of a customer's template (or an inline auto-reply text): time and size
+    template_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+    template_max_chars: Annotated[int, Field(ge=10_000)] = 5_000_000
     list_check_interval: Seconds = 60.0
 
 

@@ -62,6 +62,7 @@ class ReportConfig:
     smtp_port: int = 25
     smtp_starttls: bool = False
     ehlo_name: str = SmtpSettings().hostname  # or the bridge's, with bridge_config
+    smtp_ca_file: Path | None = None  # CA(s) of the relay's certificate; else the system's
     when: Literal["always", "changes", "failure"] = "changes"
     log_file: Path | None = None
 
@@ -348,6 +349,7 @@ def _exclusions(t: _Table) -> Exclusions:
 
 def _report(t: _Table) -> ReportConfig:
     log_file = t.text("log_file")
+    ca_file = t.text("smtp_ca_file")
     cfg = ReportConfig(
         mail_to=t.texts("mail_to"),
         mail_from=cast(str, t.text("mail_from", "dirsync@localhost")),
@@ -355,6 +357,7 @@ def _report(t: _Table) -> ReportConfig:
         smtp_port=int(t.number("smtp_port", 25, 1, 65535, integer=True)),
         smtp_starttls=t.flag("smtp_starttls", False),
         ehlo_name=_ehlo_name(t),
+        smtp_ca_file=Path(ca_file) if ca_file else None,
         when=cast(
             Literal["always", "changes", "failure"],
             t.choice("when", "changes", ("always", "changes", "failure")),

@@ -2,12 +2,15 @@
 
 The mail uses `templates/dirsync_report.{txt,html}` (the HTML extends `base.html`)
 and goes straight to the configured SMTP relay with `smtplib`, so a run whose
-database is unusable can still report its failure.
+database is unusable can still report its failure. With `smtp_starttls` the relay's
+certificate and host name are checked (against `smtp_ca_file`, else the system's CAs):
+`smtplib`'s own `starttls()` without a context would accept any certificate.
 """
 
 from __future__ import annotations
 
 import smtplib
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -165,8 +168,13 @@ def send_mail(cfg: ReportConfig, o: Outcome, templates: Path = TEMPLATES) -> Non
         cfg.smtp_host, cfg.smtp_port, local_hostname=cfg.ehlo_name, timeout=30
     ) as smtp:
         if cfg.smtp_starttls:
-            smtp.starttls()
+            smtp.starttls(context=tls_context(cfg))
         smtp.send_message(msg)
+
+
+def tls_context(cfg: ReportConfig) -> ssl.SSLContext:
+    """A client context that verifies the relay's certificate chain and host name."""
+    return ssl.create_default_context(cafile=str(cfg.smtp_ca_file) if cfg.smtp_ca_file else None)
 
 
 def append_log(path: Path, line: str) -> None:

@@ -23,6 +23,7 @@ from bridge.inbound.config import (
     StopAction,
 )
 from bridge.inbound.routing import Choice
+from bridge.notices import headers
 from bridge.notices.overrides import Templates
 from bridge.notices.subjects import reply_topic
 from bridge.notices.times import shown_time
@@ -117,11 +118,14 @@ class Actions:
         row = msg.row
         zone = (msg.customer.timezone if msg.customer else "") or self.default_timezone
         context = msg.context()
+        sender = headers.sender_label(row.source)
         context |= {
             "received_at": shown_time(row.received_at, zone),
             "timezone": zone,
-            "reply_to": f"{row.source}@{self.domain}",
-            "from_name": f"SMS from {row.source}",
+            "source": sender,
+            # only a number gets a reply address: an answer to it is sent as SMS
+            "reply_to": headers.number_address(row.source, self.domain) or "",
+            "from_name": f"SMS from {sender}",
             "others": [],
             "routed_by": action.mode,
         }
@@ -213,21 +217,28 @@ class Actions:
     def stop(
         self, conn: Connection, msg: Message, opt_out: bool, now: datetime, fx: Effects
     ) -> None:
+        """Opt out (STOP) or in again (START); confirmed by SMS only when the state changed,
+        so a repeated STOP (or START) sends no second confirmation."""
         customer_id = msg.customer.id if msg.customer else 0
         scope = msg.customer.stop_scope if msg.customer else "global"
         service = msg.row.destination if scope == "service" else ""
+        fx.handled = True
         if opt_out:
-            act_sql.add_stop(conn, customer_id, msg.row.source, service, now, "sms")
-            log.info(
-                "inbound %s: %s opted out (customer %s)", msg.row.id, msg.row.source, customer_id
-            )
+            changed = act_sql.add_stop(conn, customer_id, msg.row.source, service, now, "sms")
+            what, unchanged = "opted out", "had opted out already"
             text = self.settings.stop_confirmation
         else:
-            act_sql.remove_stop(conn, customer_id, msg.row.source, service or None)
-            log.info("inbound %s: %s opted in again", msg.row.id, msg.row.source)
+            removed = act_sql.remove_stop(conn, customer_id, msg.row.source, service or None)
+            changed = removed > 0
+            what, unchanged = "opted in again", "had not opted out"
             text = self.settings.start_confirmation
-        fx.handled = True
-        self._system_sms(conn, msg, text, "stop" if opt_out else "start", now, fx)
+        reason = "stop" if opt_out else "start"
+        if not changed:
+            log.info("inbound %s: %s %s; no confirmation", msg.row.id, msg.row.source, unchanged)
+            fx.notes.append(f"{reason}: {unchanged}, no confirmation")
+            return
+        log.info("inbound %s: %s %s (customer %s)", msg.row.id, msg.row.source, what, customer_id)
+        self._system_sms(conn, msg, text, reason, now, fx)
 
     def list(
         self, conn: Connection, msg: Message, action: ListAction, now: datetime, fx: Effects

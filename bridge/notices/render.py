@@ -4,7 +4,8 @@ Templates live in `templates/` (a base layout and one pair per notice kind) and 
 in a sandboxed Jinja environment with autoescaping for HTML, so customer templates
 cannot reach Python internals and SMS text cannot inject markup. Notices about a mail
 carry `In-Reply-To`/`References` to its Message-ID (so they thread under it) and
-`Auto-Submitted: auto-replied` (so auto-responders do not answer them).
+`Auto-Submitted: auto-replied` (so auto-responders do not answer them). Every header
+value comes through `headers` (checked addresses, cleaned names and subjects).
 
 Compiled templates are kept per (customer, name) and checked against their files at most
 every `RECHECK` seconds (Jinja would stat every file on every render): an edited template
@@ -15,19 +16,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Template
 
 from bridge import packaged
-from bridge.notices import fastmime
+from bridge.notices import fastmime, headers
+from bridge.notices.limits import TemplateLimits
 from bridge.notices.overrides import Templates
 
 DEFAULT_TEMPLATES = packaged.TEMPLATES  # inside the installed package
 RECHECK = 5.0  # seconds between checks whether a template's file changed
+SUBJECT_LIMIT = 250  # characters of a rendered subject
 
 
 class Renderer:
@@ -39,8 +43,11 @@ class Renderer:
         from_name: str,
         hostname: str,
         customer_templates: Path | None = None,
+        template_limits: TemplateLimits | None = None,
     ) -> None:
-        self.templates = Templates(templates, customer_templates, sender_name=from_name)
+        self.templates = Templates(
+            templates, customer_templates, template_limits, sender_name=from_name
+        )
         self.env = self.templates.default
         self.from_address = from_address
         self.from_name = from_name
@@ -64,10 +71,11 @@ class Renderer:
 
     def _bodies(self, kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
         customer = str(context.get("customer") or "")
-        subject = self.template(customer, f"{kind}.subject").render(context).strip()
-        text = self.template(customer, f"{kind}.txt").render(context)
-        html = self.template(customer, f"{kind}.html").render(context)
-        return " ".join(subject.split()), text, html
+        run = self.templates.run  # a customer's template within its time and size limits
+        subject = run(self.template(customer, f"{kind}.subject"), context).strip()
+        text = run(self.template(customer, f"{kind}.txt"), context)
+        html = run(self.template(customer, f"{kind}.html"), context)
+        return headers.text(subject, SUBJECT_LIMIT), text, html
 
     def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
         return self._message(recipient, context, *self._bodies(kind, context))
@@ -82,16 +90,27 @@ class Renderer:
                 return data
         return self._message(recipient, context, subject, text, html).as_bytes()
 
+    def _head(self, recipient: str, context: Mapping[str, Any]) -> _Head:
+        """The checked and cleaned header values of a notice (one place for every kind)."""
+        sender = headers.checked_mailbox(
+            context.get("from_name") or self.from_name, self.from_address
+        )
+        to = headers.checked_mailbox(context.get("to_name") or "", recipient)
+        reply_to = headers.mail_address(str(context.get("reply_to") or ""))
+        original = headers.msg_ids(context.get("in_reply_to"))[:1]
+        references = (headers.msg_ids(context.get("references")) or original) if original else []
+        return _Head(sender, to, reply_to, "".join(original), " ".join(references))
+
     def _fast(
         self, recipient: str, context: Mapping[str, Any], subject: str
     ) -> list[tuple[str, str]] | None:
         """The headers `_message` would write, when each is plain ASCII as given."""
-        from_name = " ".join(str(context.get("from_name") or self.from_name).split())
-        sender = fastmime.simple_address(from_name, self.from_address)
-        to = fastmime.simple_address(str(context.get("to_name") or ""), recipient)
+        head = self._head(recipient, context)
+        sender = fastmime.simple_address(head.sender.name, head.sender.address)
+        to = fastmime.simple_address(head.to.name, head.to.address)
         if sender is None or to is None:
             return None
-        headers = [
+        fields = [
             ("From", sender),
             ("To", to),
             ("Subject", subject),
@@ -99,37 +118,31 @@ class Renderer:
             ("Message-ID", make_msgid(domain=self.hostname)),
             ("Auto-Submitted", "auto-replied"),
         ]
-        reply_to = context.get("reply_to")
-        if reply_to:
-            if fastmime.simple_address("", str(reply_to)) is None:
+        if head.reply_to:
+            if fastmime.simple_address("", head.reply_to) is None:
                 return None
-            headers.append(("Reply-To", str(reply_to)))
-        original = str(context.get("in_reply_to") or "").strip()
-        if original:
-            headers.append(("In-Reply-To", original))
-            headers.append(
-                ("References", " ".join(str(context.get("references") or original).split()))
-            )
-        return headers
+            fields.append(("Reply-To", head.reply_to))
+        if head.in_reply_to:
+            fields.append(("In-Reply-To", head.in_reply_to))
+            fields.append(("References", head.references))
+        return fields
 
     def _message(
         self, recipient: str, context: Mapping[str, Any], subject: str, text: str, html: str
     ) -> EmailMessage:
+        head = self._head(recipient, context)
         msg = EmailMessage()
-        from_name = " ".join(str(context.get("from_name") or self.from_name).split())
-        msg["From"] = formataddr((from_name, self.from_address))
-        msg["To"] = formataddr((str(context.get("to_name") or ""), recipient))
+        msg["From"] = head.sender.formatted()
+        msg["To"] = head.to.formatted()
         msg["Subject"] = subject
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain=self.hostname)
         msg["Auto-Submitted"] = "auto-replied"
-        reply_to = context.get("reply_to")
-        if reply_to:
-            msg["Reply-To"] = str(reply_to)
-        original = str(context.get("in_reply_to") or "").strip()
-        if original:
-            msg["In-Reply-To"] = original
-            msg["References"] = " ".join(str(context.get("references") or original).split())
+        if head.reply_to:
+            msg["Reply-To"] = head.reply_to
+        if head.in_reply_to:
+            msg["In-Reply-To"] = head.in_reply_to
+            msg["References"] = head.references
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
         for att in context.get("attachments") or ():
@@ -138,3 +151,12 @@ class Renderer:
                 str(att["content"]).encode(), maintype, subtype, filename=str(att["filename"])
             )
         return msg
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    sender: headers.Mailbox
+    to: headers.Mailbox
+    reply_to: str | None
+    in_reply_to: str
+    references: str

@@ -2,7 +2,9 @@
 
 SQLite (the embedded default) runs in WAL mode with `synchronous=FULL` on every
 connection, so a commit is on disk when it returns; `check_durability` verifies it
-at start. PostgreSQL keeps its own `synchronous_commit=on` default, which is checked too.
+at start. PostgreSQL must run with its own defaults `synchronous_commit=on`, `fsync=on`
+and `full_page_writes=on` (without the last two a crash of the database server can lose
+or tear committed data); `check_durability` refuses to start otherwise.
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# PostgreSQL settings the bridge's "250 only after commit" rests on, and their safe values.
+_PG_SAFE = {
+    "synchronous_commit": ("on", "remote_write", "remote_apply"),
+    "fsync": ("on",),
+    "full_page_writes": ("on",),
+}
+
+
 def check_durability(engine: Engine) -> str:
     """Verify the commit guarantees the bridge relies on; return a one-line summary."""
     with engine.connect() as conn:
@@ -101,12 +111,15 @@ def check_durability(engine: Engine) -> str:
                     f"found journal_mode={mode} synchronous={sync}"
                 )
             return "sqlite journal_mode=wal synchronous=full"
-        setting = conn.execute(text("SHOW synchronous_commit")).scalar()
-        if str(setting).lower() not in ("on", "remote_write", "remote_apply"):
+        found = {name: str(conn.execute(text(f"SHOW {name}")).scalar()) for name in _PG_SAFE}
+        wrong = [f"{n}={v}" for n, v in found.items() if v.lower() not in _PG_SAFE[n]]
+        if wrong:
             raise ConfigError(
-                f"database_url: PostgreSQL must run with synchronous_commit=on, found {setting}"
+                "database_url: PostgreSQL must run with synchronous_commit=on, fsync=on and "
+                f"full_page_writes=on (a crash could lose acknowledged mail), found "
+                f"{', '.join(wrong)}; fix postgresql.conf (or ALTER SYSTEM / ALTER DATABASE)"
             )
-        return f"postgresql synchronous_commit={setting}"
+        return "postgresql " + " ".join(f"{n}={v}" for n, v in found.items())
 
 
 def alembic_config(url: str) -> Config:

@@ -103,7 +103,9 @@ def _walk(part: Message, walk: _Walk, depth: int) -> _Leaves:
         raise MimeTooComplex(f"the mail has more than {walk.max_parts} MIME parts")
     if depth > walk.max_depth:
         raise MimeTooComplex(f"the mail nests MIME parts deeper than {walk.max_depth} levels")
-    payload = part.get_payload()
+    # a leaf's payload is read only in `_leaf_text` (decode=True): the plain get_payload()
+    # of an 8-bit leaf decodes with the charset parameter and fails on odd ones (`üñí`)
+    payload = part.get_payload() if part.is_multipart() else None
     if part.get_content_maintype() == "multipart" and isinstance(payload, list):
         subs = [sub for sub in payload if isinstance(sub, Message)]
         subtype = part.get_content_subtype()

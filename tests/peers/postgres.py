@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,9 +35,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Fast and unsafe: a throwaway server needs no crash safety (the bridge itself refuses it).
+FAST = {"fsync": "off"}
+
+
 @contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """Yield a SQLAlchemy URL of a fresh, empty database on 127.0.0.1."""
+def throwaway_postgres(settings: Mapping[str, str] = FAST) -> Iterator[str]:
+    """Yield a SQLAlchemy URL of a fresh, empty database on 127.0.0.1 (server `settings`)."""
     as_user: list[str] = []
     if os.geteuid() == 0:
         as_user = ["runuser", "-u", "postgres", "--"]
@@ -71,8 +75,8 @@ def throwaway_postgres() -> Iterator[str]:
             str(base / "log"),
             "start",
             "-o",
-            f"-c listen_addresses=127.0.0.1 -c port={port} "
-            f"-c unix_socket_directories={base} -c fsync=off",
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={base}"
+            + "".join(f" -c {name}={value}" for name, value in settings.items()),
         )
         try:
             run(_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mailsms", "mailsms")

@@ -1,0 +1,148 @@
+"""Header values of the mails the bridge writes: checked addresses, cleaned names and texts.
+
+The one place where values from outside (an SMS sender, a directory display name, a
+mail's subject or Message-ID, DSN parameters, an SMSC's error text) become header
+values. Every address comes from `mail_address` (a mail address email-validator
+accepts, ASCII) or `number_address` (an E.164 number at a bridge domain); everything
+else passes `text`, `phrase`, `xtext` or `msg_ids`. So no CR, LF or other control
+character reaches a header (the notice is sent, not held), and no header names an
+address the bridge did not check (an alphanumeric SMS sender gets no reply address).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from email.utils import formataddr
+from functools import lru_cache
+
+from email_validator import EmailNotValidError, validate_email
+
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
+_MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
+# Names email-validator refuses as "special use" that an intranet or a test setup does use
+# for its own mail (mailsms@localhost is the default sender; AD domains end in .local).
+_PRIVATE_TLDS = ("localhost", "local", "test", "invalid", "internal", "lan", "home.arpa")
+_PHRASE_DROP = str.maketrans("", "", '<>@"\\')
+_PRINTABLE_ASCII = re.compile(r"[ -~]*")
+_CONTROL = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+TEXT_LIMIT = 200  # characters of one outside value in a header (a subject, a DSN field)
+NAME_LIMIT = 64  # characters of a display name
+SENDER_LIMIT = 21  # characters of an SMS sender shown (SMPP's source_addr field holds 20)
+
+
+class HeaderError(ValueError):
+    """An address that cannot be written into a header; the message says which."""
+
+
+def text(value: object, limit: int = TEXT_LIMIT) -> str:
+    """An unstructured header value: control, format and separator characters (CR, LF,
+    NUL, bidi overrides …) become spaces, runs of white space one space, at most `limit`
+    characters."""
+    raw = str(value)
+    if not _PRINTABLE_ASCII.fullmatch(raw):  # the common case needs no character loop
+        raw = "".join(
+            " " if ch.isspace() or unicodedata.category(ch) in _CONTROL else ch for ch in raw
+        )
+    cleaned = " ".join(raw.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
+
+
+def phrase(value: object) -> str:
+    """A display name: `text` without `<`, `>`, `@`, quotes or backslashes, so a name can
+    neither carry nor imitate an address."""
+    return text(str(value).translate(_PHRASE_DROP), NAME_LIMIT)
+
+
+def _private_domain(domain: str) -> bool:
+    domain = domain.lower().rstrip(".")
+    labels = domain.split(".")
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        return False
+    return any(domain == tld or domain.endswith("." + tld) for tld in _PRIVATE_TLDS)
+
+
+@lru_cache(maxsize=4096)
+def mail_address(address: str) -> str | None:
+    """`address` as an ASCII addr-spec if email-validator accepts it (no name, no brackets,
+    no quoted local part, no IP literal), else None."""
+    if not isinstance(address, str) or not address or len(address) > 254:
+        return None
+    local, at, domain = address.rpartition("@")
+    # a private domain is checked label by label; its local part by email-validator
+    check = f"{local}@example.com" if at and _private_domain(domain) else address
+    try:
+        valid = validate_email(
+            check, check_deliverability=False, allow_smtputf8=False, globally_deliverable=False
+        )
+    except EmailNotValidError:
+        return None
+    if check != address:
+        return f"{valid.local_part}@{domain.lower().rstrip('.')}"
+    return str(valid.ascii_email or valid.normalized)
+
+
+def is_e164(number: object) -> bool:
+    """`+` and 7 to 15 digits, the first not 0."""
+    return isinstance(number, str) and _E164.fullmatch(number) is not None
+
+
+def number_address(number: object, domain: str) -> str | None:
+    """`<number>@<domain>` for an E.164 number (a mail to it reaches that phone), else None
+    (an alphanumeric sender, a short code, anything else cannot be answered by mail)."""
+    if not is_e164(number):
+        return None
+    return mail_address(f"{number}@{domain}")
+
+
+def msg_ids(value: object) -> list[str]:
+    """The well-formed `<left@right>` message ids in `value` (In-Reply-To, References)."""
+    return _MSG_ID.findall(str(value or ""))
+
+
+def xtext(value: object, limit: int = 500) -> str:
+    """A DSN field from a client (ENVID, ORCPT address): as given when it is printable
+    ASCII, else xtext-encoded (RFC 3461 section 4: `+`, `=` and every character outside
+    `!`..`~`, e.g. CR and LF, as `+XX` of its UTF-8 bytes)."""
+    raw = str(value or "")
+    if all("!" <= ch <= "~" for ch in raw):
+        return raw[:limit]
+    return "".join(
+        ch if "!" <= ch <= "~" and ch not in "+=" else "".join(f"+{b:02X}" for b in ch.encode())
+        for ch in raw
+    )[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """A display name and a checked address (both safe to write as they are)."""
+
+    name: str
+    address: str
+
+    def formatted(self) -> str:
+        return formataddr((self.name, self.address))
+
+
+def checked_mailbox(name: object, address: str) -> Mailbox:
+    """The cleaned name and checked address; HeaderError if the address is not one."""
+    checked = mail_address(address)
+    if checked is None:
+        raise HeaderError(f"not a mail address the bridge writes into a header: {address!r}")
+    return Mailbox(phrase(name or ""), checked)
+
+
+def sender_label(source: object) -> str:
+    """How an SMS sender is shown in a notice: an E.164 number as it is; any other sender
+    (an alphanumeric name, a short code) as a `phrase`, so a sender like `<x@evil.example>`
+    can neither break a header nor pass for a mail address."""
+    if is_e164(source):
+        return str(source)
+    return phrase(source)[:SENDER_LIMIT] or "(no sender)"
+
+
+def mailbox(name: object, address: str) -> str:
+    """`"Name" <address>` for a checked address; HeaderError if the address is not one."""
+    return checked_mailbox(name, address).formatted()

@@ -1,0 +1,201 @@
+"""Real processes for the reliability tests: `mailsms serve`, a standalone SMSC, a load client.
+
+Each runs as its own OS process on 127.0.0.1, so a test can SIGKILL the bridge the way a
+power cut or the OOM killer would, while the client and the SMSC live on. Output of
+every process goes to a log file in the test's directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MAILSMS = str(Path(sys.executable).parent / "mailsms")
+HOST = "127.0.0.1"
+DOMAIN = "eu.rsms.net"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def bridge_config(workdir: Path, smtp_port: int, smsc: str, extra: str = "") -> Path:
+    """A bridge.toml in `workdir`: SQLite and Maildir there, SMTP on `smtp_port`.
+
+    `smsc` is either "sandbox:<port>" (the built-in sandbox SMSC inside the bridge) or
+    "external:<port>" (an SMSC process of its own, which outlives the bridge)."""
+    kind, _, port = smsc.partition(":")
+    if kind == "sandbox":
+        transport = f"""[sandbox]
+enabled = true
+host = "{HOST}"
+port = {port}
+receipt_delay = 0.05
+inbox = "{workdir / "sandbox" / "inbox.jsonl"}"
+"""
+    else:
+        transport = f"""[[smsc]]
+name = "smsc"
+host = "{HOST}"
+port = {port}
+system_id = "bridge"
+password = "sandbox"
+response_timeout = 5.0
+reconnect_max = 0.5
+bind_failure_min = 0.2
+
+[[routes]]
+prefix = ""
+transports = ["smsc"]
+"""
+    path = workdir / "bridge.toml"
+    path.write_text(
+        f"""database_url = "sqlite:///{workdir / "bridge.db"}"
+demo = true
+log_level = "INFO"
+
+[smtp]
+host = "{HOST}"
+port = {smtp_port}
+hostname = "reliability.localdomain"
+domains = ["{DOMAIN}"]
+max_connections_per_ip = 1000
+max_connections_per_ip_per_minute = 100000
+
+[mailer]
+mode = "maildir"
+maildir = "{workdir / "maildir"}"
+poll_interval = 0.2
+
+[dispatch]
+poll_interval = 0.1
+lease = 2.0
+retry_min = 0.5
+retry_max = 2.0
+
+{transport}
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@dataclass
+class Proc:
+    """A child process with its log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def kill9(self) -> int:
+        """SIGKILL, as a power cut or the OOM killer would; returns the exit status."""
+        self.popen.send_signal(signal.SIGKILL)
+        return self.popen.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM (a clean stop), then SIGKILL after `timeout`; returns the exit status."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                return self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        return self.popen.wait(10)
+
+
+def spawn(name: str, cmd: list[str], log: Path, *, stdout_pipe: bool = False) -> Proc:
+    out = open(log, "ab")  # noqa: SIM115  (the child keeps it; closed with the process)
+    try:
+        popen = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.PIPE if stdout_pipe else out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    finally:
+        out.close()
+    return Proc(name, popen, log)
+
+
+def start_bridge(config: Path, log: Path) -> Proc:
+    return spawn("bridge", [MAILSMS, "serve", "-c", str(config)], log)
+
+
+def wait_smtp_ready(proc: Proc, port: int, within: float = 60.0) -> None:
+    """Until the bridge greets with 220 on `port` (it migrates the database first)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise AssertionError(f"{proc.name} exited: {proc.log_text()[-2000:]}")
+        try:
+            with socket.create_connection((HOST, port), timeout=2) as c:
+                banner = c.recv(512)
+                c.sendall(b"QUIT\r\n")
+            if banner.startswith(b"220"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{proc.name} did not greet on {port} within {within} s")
+
+
+def start_smsc(inbox: Path, log: Path) -> tuple[Proc, int]:
+    """The standalone SMSC process; returns it and the port it listens on."""
+    proc = spawn(
+        "smsc",
+        [sys.executable, "-m", "tests.reliability.smsc_process", str(inbox)],
+        log,
+        stdout_pipe=True,
+    )
+    assert proc.popen.stdout is not None
+    line = proc.popen.stdout.readline().decode()
+    if not line.startswith("listening "):
+        raise AssertionError(f"SMSC did not start: {line!r} {proc.log_text()[-2000:]}")
+    return proc, int(line.split()[1])
+
+
+@dataclass
+class Acks:
+    """The client's record of acknowledged mails: number -> queued id (read as it grows)."""
+
+    path: Path
+    ids: dict[int, str] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)
+
+    def read(self) -> int:
+        try:
+            data = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith("\n"):
+                break  # being written
+            record = json.loads(line)
+            if "id" in record:
+                self.ids[int(record["i"])] = str(record["id"])
+            else:
+                self.refused[int(record["i"])] = str(record.get("reply"))
+        return len(self.ids)

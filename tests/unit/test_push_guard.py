@@ -1,0 +1,92 @@
+"""The SSRF guard decides on the address a connection really reaches, for every IPv6 form."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from bridge.push.guard import PushBlocked, check_address, effective_address, vet
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",  # IPv4-compatible (deprecated): loopback over IPv6
+        "::8.8.8.8",  # IPv4-compatible, even of a public address
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::ffff:8.8.8.8",
+        "::ffff:0:7f00:1",  # IPv4-translated ::ffff:0:a.b.c.d
+        "::ffff:0:808:808",
+        "64:ff9b::7f00:1",  # NAT64 well-known prefix to loopback
+        "64:ff9b::a9fe:a9fe",  # NAT64 to the cloud metadata address
+        "64:ff9b::a00:1",  # NAT64 to 10.0.0.1
+        "64:ff9b:1::7f00:1",  # NAT64 local-use prefix
+        "64:ff9b:1::808:808",
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:808:808::1",  # 6to4, even of a public address
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "fec0::1",  # site-local (deprecated)
+        "fc00::1",
+        "fd12:3456::1",
+        "fe80::1",
+        "fe80::1%1",
+        "ff02::1",
+        "100::1",
+        "2001:db8::1",
+        "3fff::1",
+        "::",
+        "::1",
+        "0.0.0.0",
+        "127.0.0.2",
+        "169.254.169.254",
+        "192.0.0.8",
+        "192.88.99.1",
+        "198.18.0.1",
+        "203.0.113.5",
+        "240.0.0.1",
+        "255.255.255.255",
+    ],
+)
+def test_every_form_of_a_non_public_destination_is_refused(address: str) -> None:
+    with pytest.raises(PushBlocked):
+        check_address(address)
+
+
+@pytest.mark.parametrize(
+    ("address", "canonical"),
+    [
+        ("8.8.8.8", "8.8.8.8"),
+        ("2606:4700:4700::1111", "2606:4700:4700::1111"),
+        ("2606:4700:4700:0:0:0:0:1111", "2606:4700:4700::1111"),
+        ("64:ff9b::808:808", "64:ff9b::808:808"),  # DNS64 answer for an IPv4-only public host
+    ],
+)
+def test_public_destinations_pass_in_canonical_form(address: str, canonical: str) -> None:
+    assert check_address(address) == canonical
+
+
+def test_nat64_is_judged_by_the_ipv4_address_it_embeds() -> None:
+    assert effective_address("64:ff9b::c000:221") == ipaddress.IPv4Address("192.0.2.33")
+    assert effective_address("2606:4700::1") == ipaddress.IPv6Address("2606:4700::1")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[::127.0.0.1]/",
+        "https://[64:ff9b::7f00:1]/",
+        "https://[64:ff9b:1::7f00:1]/",
+        "https://[::ffff:0:7f00:1]/",
+        "https://[fec0::1]/",
+        "https://[2002:7f00:1::]/",
+    ],
+)
+async def test_push_urls_with_embedded_loopback_are_refused_before_connecting(url: str) -> None:
+    with pytest.raises(PushBlocked):
+        await vet(url)
+
+
+async def test_vet_returns_the_checked_address_to_connect_to() -> None:
+    vetted = await vet("https://[2606:4700:4700:0:0:0:0:1111]:8443/hook?a=1")
+    assert (vetted.address, vetted.port, vetted.path) == ("2606:4700:4700::1111", 8443, "/hook?a=1")
