@@ -18,6 +18,7 @@ CLEANING_RULES = (
     "signature",
     "mobile_signature",
     "disclaimers",
+    "sign_off",
     "whitespace",
     "collapse_spaces",
 )
@@ -36,7 +37,7 @@ OVERRIDABLE = (
 CHOICES: dict[str, tuple[str, ...]] = {
     "notify": ("none", "failures", "all"),
     "encoding": ("auto", "gsm7", "ucs2"),
-    "replacement": ("ucs2", "smart", "simple", "reject"),
+    "replacement": ("typographic", "ucs2", "smart", "simple", "reject"),
     "overflow": ("truncate", "reject"),
     "subject_policy": ("body", "subject", "subject_body"),
     "priority": ("normal", "express"),
