@@ -152,6 +152,12 @@ REPLIES: dict[str, Reply] = {
     "no_text": Reply(
         550, "5.6.0", "The mail contains no text to send; write the SMS text in the body or subject"
     ),
+    "only_signature": Reply(
+        550,
+        "5.6.0",
+        "The mail contains no text to send: {detail}; write the SMS text above the "
+        "signature or in the subject",
+    ),
     "mime_too_complex": Reply(
         554, "5.6.0", "The mail cannot be read as SMS text ({reason}); send a plain text mail"
     ),
