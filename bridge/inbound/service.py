@@ -113,7 +113,7 @@ class InboundService:
                 f"; {'; '.join(fx.notes)}" if fx.notes else "",
             )
         else:
-            reason = "; ".join(fx.notes) or "no action reached anyone"
+            reason = "; ".join(dict.fromkeys(fx.notes)) or "no action reached anyone"  # once each
             inbound_sql.mark_inbound(conn, row.id, "unroutable", reason)
             log.warning(
                 "inbound %s from %s to %s: nobody to give it to (%s); kept as unroutable",
