@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from bridge.text.clean import CleanRules, clean
 from bridge.text.pipeline import bench_corpus, render
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus"
@@ -30,6 +31,18 @@ def _big_html_mail() -> bytes:
     return (
         "From: a@example.com\r\nSubject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html
     ).encode()
+
+
+def _hostile_bodies() -> dict[str, str]:
+    """Bodies shaped to make the cleaning rules backtrack or rescan (200 KB each)."""
+    bodies = {
+        "reply headers": "a\nOn 1 Jan, B wrote:\n> q\n\nb\n",
+        "dated 'On' lines": "On " + "1 " * 150 + "\n",
+        "separators": "-" * 30 + "\n" + "From: x\n" * 3 + "text\n",
+        "verb lines": "Bob wrote some things and then wrote:\nno quote\n",
+        "closing lines": "Best regards\nKarl Meier\n",
+    }
+    return {name: (unit * (200_000 // len(unit) + 1))[:200_000] for name, unit in bodies.items()}
 
 
 def main() -> int:
@@ -57,6 +70,12 @@ def main() -> int:
         render(big)
     took = (time.perf_counter() - start) / 3
     print(f"  one {len(big) // 1024} KB HTML mail: {took * 1000:.0f} ms")
+    worst = ("", 0.0)
+    for name, body in _hostile_bodies().items():
+        start = time.perf_counter()
+        clean(body, CleanRules())
+        worst = max(worst, (name, time.perf_counter() - start), key=lambda w: w[1])
+    print(f"  slowest hostile 200 KB body ({worst[0]}): {worst[1] * 1000:.0f} ms")
     return 0
 
 

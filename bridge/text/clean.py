@@ -12,6 +12,7 @@ at any line that starts with "Thanks," or "Best,".
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.text import signoff
@@ -47,7 +48,7 @@ _QUOTE_HEADERS = (
     # Outlook header block, after an optional separator line (a row of - or _, or
     # "-----Original Message-----"): From/Von/De … then Sent/Gesendet/Envoyé/Date … within
     # the next lines; it runs to the next blank line
-    r"(?:(?:[-_]{10,}|-{2,}[^\n]{0,40}-{2,})[ \t]*\n(?:[ \t]*\n)*[ \t]*)?"
+    r"(?:(?:[-_]{10,}|-{2,}[ \t]*[^\s-][^\n-]{0,40}-{2,})[ \t]*\n(?:[ \t]*\n)*[ \t]*)?"
     r"\*?(?:From|Von|De|Van|Da|Från|Fra|Od|Lähettäjä)\s?:\*?[^\n]*\n(?:[^\n]*\n){0,3}?"
     r"[ \t]*\*?(?:Sent|Gesendet|Envoyé|Enviado|Enviada|Date|Datum|Verzonden|Inviato|Data|"
     r"Skickat|Sendt|Wysłano|Lähetetty)\s?:[^\n]*(?:\n[ \t]*\S[^\n]*)*",
@@ -160,13 +161,6 @@ def _drop_all(
     return rest
 
 
-def _join(head: str, tail: str) -> str:
-    """head + tail as two paragraphs (head ends at a line start, tail starts at one)."""
-    if head.strip() and tail.strip():
-        return head + "\n" + tail
-    return head + tail
-
-
 def _attribution_at(text: str, pos: int) -> tuple[int, int] | None:
     """The first attribution (one line, or 2-3 lines starting with a dated one) from pos."""
     for m in _OPENING.finditer(text, pos):
@@ -183,16 +177,33 @@ def _attribution_at(text: str, pos: int) -> tuple[int, int] | None:
     return None
 
 
-def _next_header(text: str, pos: int) -> tuple[int, int] | None:
-    """Start and end of the first reply header at or after pos."""
-    spans = [_attribution_at(text, pos)]
-    m = QUOTE_HEADER.search(text, pos)
-    spans.append((m.start(), m.end()) if m else None)
-    if ">" in text:
-        m = ATTRIBUTION_BEFORE_QUOTE.search(text, pos)
-        spans.append((m.start(), m.end()) if m else None)
-    found = [span for span in spans if span is not None]
-    return min(found) if found else None
+def _span(match: re.Match[str] | None) -> tuple[int, int] | None:
+    return (match.start(), match.end()) if match else None
+
+
+class _Headers:
+    """The reply headers of one text, left to right; each finder scans the text about once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.finders: list[Callable[[int], tuple[int, int] | None]] = [
+            lambda pos: _attribution_at(text, pos),
+            lambda pos: _span(QUOTE_HEADER.search(text, pos)),
+        ]
+        if ">" in text:
+            self.finders.append(lambda pos: _span(ATTRIBUTION_BEFORE_QUOTE.search(text, pos)))
+        self.found: dict[int, tuple[int, int] | None] = {}
+
+    def next(self, pos: int) -> tuple[int, int] | None:
+        """Start and end of the first header at or after pos."""
+        spans = []
+        for n, find in enumerate(self.finders):
+            span = self.found.get(n, (-1, -1))
+            if span is not None and span[0] < pos:
+                span = self.found[n] = find(pos)
+            if span is not None:
+                spans.append(span)
+        return min(spans) if spans else None
 
 
 def _cut_quote(text: str, removed: list[str]) -> str:
@@ -200,25 +211,45 @@ def _cut_quote(text: str, removed: list[str]) -> str:
 
     A header followed by "> " lines (bottom-posting, interleaved answers) goes with those
     lines only. A header followed by unmarked text (Outlook, top-posting) is cut to the end,
-    unless it opens the mail: then only the header goes.
+    unless it opens the mail: then only the header goes. A body that is nothing but quotes
+    keeps them (without the first header).
     """
-    pos = 0
-    while (span := _next_header(text, pos)) is not None:
+    headers = _Headers(text)
+    mark = len(removed)
+    kept: list[str] = []  # the writer's pieces; a removal lies between each two
+    has_text, pos, first = False, 0, None
+    while (span := headers.next(pos)) is not None:
         start, end = span
+        first = first or span
+        before = text[pos:start]
+        kept.append(before)
+        has_text = has_text or bool(before.strip())
         block = _QUOTED_BLOCK.match(text, end)
         if block is not None:
-            rest = _join(text[:start], text[block.end() :])
-            if not rest.strip():  # nothing but a quote: keep the quote, drop its header
-                removed.append(text[start:end].strip())
-                return text[:start] + text[block.start() :].lstrip("\n")
             removed.append(text[start : block.end()].strip())
-            text, pos = rest, start
-            continue
-        if text[:start].strip():
-            return _cut_from(text, start, removed)
+            pos = block.end()
+        elif has_text:
+            removed.append(text[start:].strip())
+            pos = len(text)
+            break
+        else:
+            removed.append(text[start:end].strip())
+            pos = end
+    kept.append(text[pos:])
+    out: list[str] = []
+    has_text = False
+    for piece in kept:
+        filled = bool(piece.strip())
+        if has_text and filled:
+            out.append("\n")  # the removed quote separated two paragraphs
+        out.append(piece)
+        has_text = has_text or filled
+    if not has_text and first is not None:  # nothing but quotes: keep them
+        del removed[mark:]
+        start, end = first
         removed.append(text[start:end].strip())
-        text, pos = text[:start] + text[end:], start
-    return text
+        return text[:start] + text[end:].lstrip("\n")
+    return "".join(out)
 
 
 def _cut_disclaimer(text: str, patterns: tuple[str, ...], removed: list[str]) -> str:

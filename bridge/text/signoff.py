@@ -52,20 +52,27 @@ _THANKS = (
 _JOIN = r"(?:\s*(?:[,&+/]|and|und|et|en|y|e)\s*)"
 _WHERE = r"(?:\s+(?:from|aus|de|van|da|desde|an|to|vom|von|nach)(?:\s+[\w'’.-]+){1,3})?"
 _NAME_WORD = r"(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|[A-ZÀ-ÖØ-Þ]\.)"
-_NAME = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,3}}"
+_NAME_PARTICLE = r"(?:von|van|de|der|den|du|la|le|da|di|del|dos|das|ten|ter|zu|bin|al)"
+_NAME = rf"{_NAME_WORD}(?:[ \t]+(?:{_NAME_WORD}|{_NAME_PARTICLE})){{0,3}}"
 
 
-def _closing(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    one = "(?:" + "|".join(phrases) + ")"
+def _closing(lead: tuple[str, ...], main: tuple[str, ...]) -> re.Pattern[str]:
+    """A closing line: phrases in any case ("Danke und Gruß"), then at most a capitalised name.
+
+    The line holds one phrase of `main`, optionally after phrases of `lead`, optionally
+    followed by more phrases of either.
+    """
+    either = "(?i:" + "|".join(lead + main) + ")"
+    first = "(?i:" + "|".join(main) + ")"
+    before = f"(?:(?i:{'|'.join(lead)})(?i:{_JOIN}))*" if lead else ""
     return re.compile(
-        rf"^[ \t]*{one}(?:{_JOIN}{one})*{_WHERE}[ \t]*[,.!:;-]*(?:[ \t]*(?P<name>{_NAME}))?"
-        r"[ \t]*[,.!]*[ \t]*$",
-        re.IGNORECASE,
+        rf"^[ \t]*{before}{first}(?:(?i:{_JOIN}){either})*(?i:{_WHERE})[ \t]*[,.!:;-]*"
+        rf"(?:[ \t]*(?P<name>{_NAME}))?[ \t]*[,.!]*[ \t]*$"
     )
 
 
-FORMAL_CLOSING = _closing(_FORMAL)
-THANKS_CLOSING = _closing(_THANKS)
+FORMAL_CLOSING = _closing(_THANKS, _FORMAL)  # "Best regards", "Danke und Gruß"
+THANKS_CLOSING = _closing((), _THANKS)  # "Thanks", "Danke": a sign-off only with a name
 # "-Name", "-- Name", "– Name", "~Name", "/Name": a one-line sign-off (a single "-" needs no
 # space, so a "- item" list line is not one)
 DASH_SIGN_OFF = re.compile(rf"^[ \t]*(?:[-/](?=\S)|--[ \t]?|[–—~][ \t]?){_NAME}[ \t]*$")
@@ -152,7 +159,12 @@ def _is_signature_line(line: str) -> bool:
     return not (stripped.endswith(".") and len(words) >= 4 and len(words[-1]) > 4)
 
 
+_MAX_CLOSING = 100  # characters: a closing line with a name is short
+
+
 def _closing_kind(line: str) -> str | None:
+    if len(line) > _MAX_CLOSING:
+        return None
     if FORMAL_CLOSING.match(line):
         return "formal"
     if THANKS_CLOSING.match(line):

@@ -116,6 +116,7 @@ def test_a_separator_without_list_words_stays() -> None:
         ("Passt so.\n\n-- Tim", "Passt so."),
         ("will update you once I am available\n\n/John", "will update you once I am available"),
         ("Truck is late.\n\n~Anna\n", "Truck is late."),
+        ("Ik gebruik de Java API.\n\n-Maarten de Jong", "Ik gebruik de Java API."),
     ],
 )
 def test_dash_sign_offs_are_removed(body: str, expected: str | None) -> None:

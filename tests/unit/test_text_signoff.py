@@ -75,6 +75,9 @@ def test_the_earliest_closing_of_a_stack_starts_the_block() -> None:
         "Mit freundlichen Grüßen\nKarl Meier\nBitte rufen Sie mich zurück, es ist dringend.",
         "Thanks\nLager 3 ist voll",
         "Danke\nheute kein Versand",
+        "Danke für die schnelle Hilfe.",
+        "Thanks for the quick fix.",
+        "Merci pour tout, à demain.",
     ],
 )
 def test_closing_words_before_real_text_are_not_a_sign_off(text: str) -> None:
