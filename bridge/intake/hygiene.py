@@ -33,7 +33,8 @@ AUTO_MARKERS: tuple[AutoMarker, ...] = (
     AutoMarker("Auto-Submitted", _v(r"^(?!no\b)\S"), "an automatic message"),  # RFC 3834
     AutoMarker("Precedence", _v(r"^(?:auto[_-]?reply)\b"), "an automatic reply"),
     AutoMarker("Precedence", _v(r"^(?:bulk|junk|list)\b"), "bulk or list mail"),
-    AutoMarker("X-Precedence", _v(r"^(?:auto[_-]?reply|bulk|junk|list)\b"), "an automatic reply"),
+    AutoMarker("X-Precedence", _v(r"^(?:auto[_-]?reply)\b"), "an automatic reply"),
+    AutoMarker("X-Precedence", _v(r"^(?:bulk|junk|list)\b"), "bulk or list mail"),
     AutoMarker("X-Autoreply", _v(r"^(?!no\b|false\b)\S"), "an automatic reply"),
     AutoMarker("X-Autorespond", _ANY, "an automatic reply"),
     AutoMarker("X-Autoresponder", _ANY, "an automatic reply"),
