@@ -144,6 +144,18 @@ REPLIES: dict[str, Reply] = {
         "<{recipient}> is not a mobile number; write the number in international "
         "form, e.g. +491701234567@{domain}",
     ),
+    "not_mobile": Reply(
+        550,
+        "5.1.3",
+        "<{recipient}> is a {detail}, not a mobile number; SMS reach mobile phones only: "
+        "write the recipient's mobile number",
+    ),
+    "invalid_number": Reply(
+        550,
+        "5.1.3",
+        "<{recipient}> is not a valid phone number ({detail} has a wrong length or prefix); "
+        "check the digits",
+    ),
     "unknown_domain": Reply(
         550,
         "5.1.2",
@@ -151,6 +163,12 @@ REPLIES: dict[str, Reply] = {
     ),
     "no_text": Reply(
         550, "5.6.0", "The mail contains no text to send; write the SMS text in the body or subject"
+    ),
+    "only_signature": Reply(
+        550,
+        "5.6.0",
+        "The mail contains no text to send: {detail}; write the SMS text above the "
+        "signature or in the subject",
     ),
     "mime_too_complex": Reply(
         554, "5.6.0", "The mail cannot be read as SMS text ({reason}); send a plain text mail"

@@ -49,7 +49,7 @@ class Policy:
     notify: Notify = "failures"
     default_country: str = "DE"
     encoding: str = "auto"
-    replacement: str = "ucs2"
+    replacement: str = "typographic"
     max_parts: int = 10
     overflow: str = "reject"
     subject_policy: str = "body"

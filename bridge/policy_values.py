@@ -20,6 +20,7 @@ CLEANING_RULES = (
     "signature",
     "mobile_signature",
     "disclaimers",
+    "sign_off",
     "whitespace",
     "collapse_spaces",
 )
@@ -38,7 +39,7 @@ OVERRIDABLE = (
 CHOICES: dict[str, tuple[str, ...]] = {
     "notify": ("none", "failures", "all"),
     "encoding": ("auto", "gsm7", "ucs2"),
-    "replacement": ("ucs2", "smart", "simple", "reject"),
+    "replacement": ("typographic", "ucs2", "smart", "simple", "reject"),
     "overflow": ("truncate", "reject"),
     "subject_policy": ("body", "subject", "subject_body"),
     "priority": ("normal", "express"),

@@ -125,7 +125,7 @@ class InboundService:
                     "shared number: no keyword and no reply assignment matched, and neither a "
                     "customer with takes_unmatched nor [inbound] postmaster is configured"
                 )
-            reason = "; ".join(fx.notes) or "no action reached anyone"
+            reason = "; ".join(dict.fromkeys(fx.notes)) or "no action reached anyone"  # once each
             inbound_sql.mark_inbound(conn, row.id, "unroutable", reason)
             log.warning(
                 "inbound %s from %s to %s: nobody to give it to (%s); kept as unroutable",

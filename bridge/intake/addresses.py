@@ -26,6 +26,16 @@ _DOMAIN = re.compile(
 )
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 _PREMIUM_TYPES = frozenset({PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST})
+# what a valid number that no SMS reaches is, in the reply that refuses it
+_NOT_MOBILE = {
+    PhoneNumberType.FIXED_LINE: "landline",
+    PhoneNumberType.TOLL_FREE: "toll-free",
+    PhoneNumberType.VOIP: "VoIP",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "company (UAN)",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+    PhoneNumberType.PERSONAL_NUMBER: "personal forwarding",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +108,32 @@ def classify_number(text: str, default_country: str) -> tuple[str, str] | None:
     return None
 
 
+def why_not_a_recipient(text: str, default_country: str) -> tuple[str, str]:
+    """(reply kind, detail) for a local part `classify_number` refused.
+
+    A valid number that is not a mobile one ("+4930123456", a landline) is named as what it
+    is; a number written internationally that has no valid length or prefix is "not a valid
+    number"; anything else is asked for in international form.
+    """
+    digits = _SEPARATORS.sub("", text)
+    if not _NUMBER.fullmatch(digits):
+        return "bad_recipient", ""
+    international = digits.startswith(("+", "00"))
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    try:
+        number = phonenumbers.parse(digits, default_country.upper())
+    except NumberParseException:
+        return "bad_recipient", ""
+    shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    if phonenumbers.is_valid_number(number):
+        what = _NOT_MOBILE.get(phonenumbers.number_type(number), "non-mobile")
+        return "not_mobile", f"{what} number ({shown})"
+    if international:
+        return "invalid_number", shown
+    return "bad_recipient", ""
+
+
 def normalise_msisdn(text: str, default_country: str) -> str | None:
     """E.164 (`+` and digits) for a mobile number written in any common form, else None."""
     found = classify_number(text, default_country)
@@ -121,7 +157,8 @@ def parse_recipient(address: str, domains: tuple[str, ...], default_country: str
         local = match.group(2)
     found = classify_number(local, default_country)
     if found is None:
-        raise RecipientError("bad_recipient", address)
+        kind, detail = why_not_a_recipient(local, default_country)
+        raise RecipientError(kind, address, detail=detail)
     msisdn, kind = found
     return Recipient(
         msisdn=msisdn, address=address, domain=domain, preview=preview, kind=kind, service=service

@@ -30,6 +30,7 @@ def compose_rules(policy: Policy) -> ComposeRules:
             signature="signature" in on,
             mobile_signature="mobile_signature" in on,
             disclaimers="disclaimers" in on,
+            sign_off="sign_off" in on,
             whitespace="whitespace" in on,
             collapse_spaces="collapse_spaces" in on,
             end_markers=policy.end_markers,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-RejectKind = Literal["bad_encoding", "too_long", "no_text"]
+RejectKind = Literal["bad_encoding", "too_long", "no_text", "only_signature"]
 
 
 class TextRejected(Exception):
@@ -13,7 +13,9 @@ class TextRejected(Exception):
     `kind` is one of:
       * "bad_encoding" – characters outside GSM-7 under the `reject` policy (550 5.6.7);
       * "too_long"     – more parts than allowed under the `reject` overflow (552 5.3.4);
-      * "no_text"      – nothing left to send (550 5.6.0).
+      * "no_text"      – nothing left to send (550 5.6.0);
+      * "only_signature" – the body was only a signature or sign-off and there is no subject
+                         to send instead (550 5.6.0).
     `detail` is a sentence for the sender that says what to change.
     """
 

@@ -47,6 +47,7 @@ class MailText:
     received_count: int
     attachments: int  # parts ignored: attachments, inline images, winmail.dat, alternatives' media
     body_truncated: bool = False  # the body was longer than `max_body_chars` and was cut
+    headers: tuple[tuple[str, str], ...] = ()  # every top-level header field, raw (name, value)
 
 
 @dataclass
@@ -171,4 +172,5 @@ def extract(
         received_count=len(msg.get_all("Received") or []),
         attachments=walk.attachments,
         body_truncated=truncated,
+        headers=tuple((str(name), str(value)) for name, value in msg.items()),
     )

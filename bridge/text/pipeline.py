@@ -33,7 +33,7 @@ class SmsPolicy:
     """The resolved SMS settings of one order (see `plan_sms` for their meaning)."""
 
     encoding: EncodingChoice = "auto"
-    replacement: Replacement = "ucs2"
+    replacement: Replacement = "typographic"
     max_parts: int = 10
     overflow: Overflow = "reject"
     truncate_marker: str = "..."
@@ -83,6 +83,12 @@ def plan_mail(
     """Compose and plan an extracted mail (no split: the transport splits); raises TextRejected."""
     policy = policy or SmsPolicy()
     composed = compose(mail, compose_rules)
+    if not composed.text.strip() and composed.removed:
+        raise TextRejected(
+            "only_signature",
+            "the body holds nothing but a signature (or text the cleaning rules remove) "
+            "and the subject is empty",
+        )
     plan = plan_sms(
         composed.text,
         encoding=policy.encoding,

@@ -1,8 +1,10 @@
-"""Character replacement: map text outside GSM-7 to GSM-7 ("smart" and "simple" policies).
+"""Character replacement: map text outside GSM-7 to GSM-7 ("typographic", "smart", "simple").
 
 Lossless GSM-7 here is *strict*: 'ç' is carried by 0x09 but handsets show 'Ç', so the
 lossless policies ("ucs2", "reject") treat 'ç' as outside GSM-7, and the lossy policies
-("smart", "simple") replace it by 'Ç' and say so.
+("smart", "simple") replace it by 'Ç' and say so. "typographic" replaces only typography
+(quotes, dashes, ellipsis, bullets, special spaces, invisible characters) and never a
+letter: the words stay exactly as written.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ SMART_MAP: dict[str, str] = {
     "\u2029": "\n",
     "\u0085": "\n",
     "…": "...",
-    "•": "*",
+    **dict.fromkeys("•‣◦∙●▪■►▸", "-"),  # bullets: "- item", as plain-text lists are written
     "·": ".",
     "⁄": "/",
     "ç": "Ç",
@@ -62,6 +64,18 @@ def smart_char(ch: str) -> str | None:
     base = "".join(SMART_MAP.get(c, c) for c in decomposed if not unicodedata.combining(c))
     if base and base != ch and STRICT_GSM7.issuperset(base):
         return base
+    return None
+
+
+@lru_cache(maxsize=4096)
+def typographic_char(ch: str) -> str | None:
+    """The GSM-7 relative of a typographic character (punctuation, space, invisible, ™ © ®),
+    or None for a letter, digit or symbol, which must stay exactly as written."""
+    if ch in STRICT_GSM7:
+        return ch
+    category = unicodedata.category(ch)
+    if category[0] in "PZC" or (category[0] == "S" and ch in SMART_MAP):
+        return smart_char(ch)
     return None
 
 

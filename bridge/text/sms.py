@@ -1,7 +1,11 @@
 """SMS planning: choose the encoding, apply the replacement policy, split into parts, cap parts.
 
 Policies (`plan_sms`):
-  * replacement "ucs2" (default): lossless; text that GSM-7 cannot show exactly goes as UCS-2.
+  * replacement "typographic" (default): typography outside GSM-7 becomes its GSM-7 relative
+    (“ ” „ ’ → " ', – — → -, … → ..., • → -, NBSP and other spaces → space, soft hyphens and
+    zero-width characters dropped); if a letter or symbol outside GSM-7 remains (á, Ж, 😀,
+    °) the *original* text goes as UCS-2, so no word is ever changed.
+  * "ucs2": lossless; text that GSM-7 cannot show exactly goes as UCS-2.
   * "smart": characters outside GSM-7 become their nearest GSM-7 relatives (’ → ', – → -,
     … → ..., NBSP → space, á → a, ç → Ç; GSM-7's own é ü ñ Ä … are kept). If characters with
     no relative remain (emoji, CJK, Cyrillic) the *original* text goes as UCS-2 (nothing is
@@ -9,7 +13,7 @@ Policies (`plan_sms`):
   * "simple": characters outside GSM-7 become a space ('ç' → 'Ç'); always GSM-7.
   * "reject": text outside GSM-7 raises TextRejected("bad_encoding") naming the characters.
 encoding="ucs2" forces UCS-2 (no replacement); encoding="gsm7" forces GSM-7, and then the
-"ucs2" replacement policy behaves as "smart".
+"ucs2" and "typographic" replacement policies behave as "smart".
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from bridge.text.segment import split_ucs2_text
 from bridge.transports.base import Encoding
 
 EncodingChoice = Literal["auto", "gsm7", "ucs2"]
-Replacement = Literal["ucs2", "smart", "simple", "reject"]
+Replacement = Literal["typographic", "ucs2", "smart", "simple", "reject"]
 Overflow = Literal["truncate", "reject"]
 
 DATA_CODING: dict[Encoding, int] = {"gsm7": 0x00, "ucs2": 0x08}
@@ -117,7 +121,8 @@ def _choose(
     bad = replace.strict_non_gsm7(text)
     if not bad:
         return text, "gsm7", ()
-    policy = "smart" if replacement == "ucs2" and encoding == "gsm7" else replacement
+    lossless = ("ucs2", "typographic")
+    policy = "smart" if replacement in lossless and encoding == "gsm7" else replacement
     if policy == "ucs2":
         return text, "ucs2", ()
     if policy == "reject":
@@ -130,6 +135,12 @@ def _choose(
     mapping: dict[str, str] = {}
     if policy == "simple":
         mapping = {ch: replace.simple_char(ch) for ch in bad}
+    elif policy == "typographic":
+        for ch in bad:
+            rel = replace.typographic_char(ch)
+            if rel is None:  # a real letter or symbol: UCS-2 carries the text as written
+                return text, "ucs2", ()
+            mapping[ch] = rel
     else:
         for ch in bad:
             rel = replace.smart_char(ch)
@@ -173,7 +184,7 @@ def plan_sms(
     text: str,
     *,
     encoding: EncodingChoice = "auto",
-    replacement: Replacement = "ucs2",
+    replacement: Replacement = "typographic",
     max_parts: int = 10,
     overflow: Overflow = "reject",
     truncate_marker: str = "...",

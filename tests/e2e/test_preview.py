@@ -29,8 +29,15 @@ def test_cli_preview_shows_cleaning_encoding_replacements_and_parts(tmp_path: Pa
     runner = CliRunner()
     result = runner.invoke(app, ["preview", str(eml), "-c", str(config)])
     assert result.exit_code == 0, result.output
-    assert "Encoding:  UCS-2" in result.output
+    assert "Encoding:  GSM-7" in result.output  # typography replaced by default
     assert "On Mon, Bob wrote:" in result.output.split("Removed by the cleaning rules:")[1]
+    assert "Part 1/1:\nYes, I'll be there at 3 - see you... {ok}" in result.output
+
+    result = runner.invoke(
+        app, ["preview", str(eml), "-c", str(config), "--set", "replacement=ucs2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Encoding:  UCS-2" in result.output
     assert "Part 1/1:\nYes, I\u2019ll be there at 3 \u2014 see you\u2026 {ok}" in result.output
 
     result = runner.invoke(
@@ -69,7 +76,7 @@ async def test_preview_mail_comes_back_and_nothing_is_submitted(tmp_path: Path) 
                 "demo@example.com", ["preview+491701234567@eu.rsms.net"], make_mail(body=MAIL)
             )
         [notice] = await wait_for(lambda: maildir_messages(settings.mailer.maildir))
-        assert notice["Subject"].startswith("SMS preview for +491701234567: 1 part, UCS-2")
+        assert notice["Subject"].startswith("SMS preview for +491701234567: 1 part, GSM-7")
         assert notice["In-Reply-To"] == "<original-1@client.example>"
         html = notice.get_body(("html",)).get_content()
         assert "nothing was sent" in html and "On Mon, Bob wrote:" in html

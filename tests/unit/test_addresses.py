@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.errors import reply
 from bridge.intake.addresses import RecipientError, normalise_msisdn, parse_recipient
 
 DOMAINS = ("eu.rsms.net", "sms.example.com")
@@ -35,8 +36,12 @@ def test_national_number_uses_the_default_country() -> None:
     ("address", "kind"),
     [
         ("hello@eu.rsms.net", "bad_recipient"),
-        ("+4930123456@eu.rsms.net", "bad_recipient"),  # a landline cannot receive SMS
-        ("+49170@eu.rsms.net", "bad_recipient"),
+        ("+4930123456@eu.rsms.net", "not_mobile"),  # a landline cannot receive SMS
+        ("0049 30 123456@eu.rsms.net", "not_mobile"),
+        ("030-123456@eu.rsms.net", "not_mobile"),
+        ("+498001234567@eu.rsms.net", "not_mobile"),  # toll-free
+        ("+49170@eu.rsms.net", "invalid_number"),  # written internationally, too short
+        ("0170123@eu.rsms.net", "bad_recipient"),
         ("+491701234567@elsewhere.example", "unknown_domain"),
         ("no-at-sign", "bad_recipient"),
         ("@eu.rsms.net", "bad_recipient"),
@@ -46,3 +51,19 @@ def test_refusals_name_the_reason(address: str, kind: str) -> None:
     with pytest.raises(RecipientError) as err:
         parse_recipient(address, DOMAINS, "DE")
     assert err.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [
+        ("+4930123456@eu.rsms.net", "is a landline number (+49 30 123456), not a mobile number"),
+        ("+498001234567@eu.rsms.net", "is a toll-free number (+49 800 1234567), not a mobile"),
+        ("+49170123@eu.rsms.net", "is not a valid phone number (+49 170123 has a wrong length"),
+    ],
+)
+def test_a_number_written_internationally_is_told_what_is_wrong(address: str, says: str) -> None:
+    with pytest.raises(RecipientError) as err:
+        parse_recipient(address, DOMAINS, "DE")
+    text = reply(err.value.kind, recipient=address, domain="eu.rsms.net", detail=err.value.detail)
+    assert text.startswith("550 5.1.3 ") and says in text
+    assert "international form" not in text

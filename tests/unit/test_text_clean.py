@@ -48,12 +48,25 @@ def test_rules(body: str, expected: str) -> None:
 def test_bottom_posting_keeps_the_answer() -> None:
     result = clean("On Mon, Bob wrote:\n> question?\n\nanswer", ALL)
     assert result.text == "answer"
-    assert result.removed == ("On Mon, Bob wrote:", "> question?")
+    assert result.removed == ("On Mon, Bob wrote:\n> question?",)
 
 
-def test_rules_never_leave_nothing() -> None:
-    assert clean("-- \nonly a signature", ALL).text == "--\nonly a signature"
+def test_quote_rules_never_leave_nothing() -> None:
     assert clean("> all quoted", ALL).text == "> all quoted"
+    assert clean("On Mon, Bob wrote:\n> all quoted", ALL).text == "> all quoted"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "-- \nonly a signature",
+        "Sent from my iPhone",
+        "Mit freundlichen Grüßen\nKarl Meier\nLeitstand Nord\nTel. +49 30 1234567",
+        "Best regards,\nPeter",
+    ],
+)
+def test_a_body_that_is_only_a_signature_is_empty(body: str) -> None:
+    assert clean(body, ALL).text == ""
 
 
 def test_disclaimer_only_near_the_bottom_and_words_in_text_kept() -> None:
@@ -68,9 +81,10 @@ def test_each_rule_can_be_switched_off() -> None:
         signature=False,
         mobile_signature=False,
         disclaimers=False,
+        sign_off=False,
         whitespace=False,
     )
-    body = "x  \n\n\n-- \nsig\nSent from my iPhone\n> q\nOn Mon, Bob wrote:\n"
+    body = "x  \n\n\n-- \nsig\nSent from my iPhone\n> q\nOn Mon, Bob wrote:\n\nRegards\nBob\n"
     assert clean(body, off) == Cleaned(body, ())
 
 
@@ -91,8 +105,10 @@ def test_subject_policies() -> None:
 def test_empty_body_falls_back_to_subject() -> None:
     composed = compose(_mail("Auftrag 4711 freigegeben", "  \n"))
     assert composed.text == "Auftrag 4711 freigegeben" and composed.source == "subject"
-    composed = compose(_mail("x", "Sent from my iPhone"))
-    assert composed.text == "Sent from my iPhone"  # rule not applied: it would leave nothing
+    composed = compose(_mail("Server down", "Sent from my iPhone"))
+    assert composed.text == "Server down" and composed.source == "subject"
+    composed = compose(_mail("Re: Tor 4", "-- \nKarl Meier\nLeitstand Nord"))
+    assert composed.text == "Tor 4" and composed.source == "subject"
     assert compose(_mail("", "")).source == "none"
 
 

@@ -86,11 +86,38 @@ def test_flag_and_zwj_sequences_not_cut() -> None:
     assert first == "я" * 66
 
 
-def test_plan_default_switches_to_ucs2() -> None:
-    plan = plan_sms("Grüße “Max”")
+def test_plan_ucs2_policy_switches_to_ucs2() -> None:
+    plan = plan_sms("Grüße “Max”", replacement="ucs2")
     assert plan.encoding == "ucs2" and plan.replaced == () and plan.text == "Grüße “Max”"
-    assert plan_sms("Grüße Max").encoding == "gsm7"
-    assert plan_sms("garçon").encoding == "ucs2"  # 0x09 would show 'Ç': not lossless
+    assert plan_sms("Grüße Max", replacement="ucs2").encoding == "gsm7"
+    assert plan_sms("garçon", replacement="ucs2").encoding == "ucs2"  # 0x09 shows 'Ç'
+
+
+def test_plan_default_replaces_typography_only() -> None:
+    text = "„Tor 4“ – ‘zu’… Lager\u00a03 • Halle\u2009B\u00adC — “ok” ‹x› « y »"
+    plan = plan_sms(text)
+    assert plan.encoding == "gsm7"
+    assert plan.text == '"Tor 4" - \'zu\'... Lager 3 - Halle BC - "ok" \'x\' " y "'
+    assert ("–", "-") in plan.replaced and ("\u00a0", " ") in plan.replaced
+
+
+@pytest.mark.parametrize("letter", ["á", "ç", "ł", "Ж", "😀", "°", "½", "²"])
+def test_plan_default_sends_a_real_character_as_ucs2_unchanged(letter: str) -> None:
+    text = f"„Tor“ – {letter}"
+    plan = plan_sms(text)
+    assert plan.encoding == "ucs2" and plan.text == text and plan.replaced == ()
+
+
+def test_plan_default_forced_gsm7_behaves_as_smart() -> None:
+    plan = plan_sms("„Tor“ á 😀", encoding="gsm7")
+    assert plan.encoding == "gsm7" and plan.text == '"Tor" a ?'
+
+
+def test_typographic_outlook_text_costs_fewer_parts() -> None:
+    text = ("Die Anlage in Halle 3 meldet „Störung“ – bitte sofort prüfen… " * 3).strip()
+    assert plan_sms(text, replacement="ucs2").parts == 3
+    plan = plan_sms(text)
+    assert plan.encoding == "gsm7" and plan.parts == 2
 
 
 def test_plan_smart_keeps_gsm7_letters() -> None:
