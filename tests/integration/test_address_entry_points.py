@@ -30,6 +30,7 @@ def config(tmp_path: Path) -> Path:
 
 def test_cli_user_add(config: Path, tmp_path: Path) -> None:
     runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade", "-c", str(config)]).exit_code == 0
     assert runner.invoke(app, ["customer", "add", "acme", "-c", str(config)]).exit_code == 0
     bad = runner.invoke(app, ["user", "add", BAD, "--customer", "acme", "-c", str(config)])
     assert bad.exit_code == 1
