@@ -18,6 +18,7 @@ _user = User.__table__  # type: ignore[attr-defined]
 DEMO_CUSTOMER = "demo"
 DEMO_USER = "demo@example.com"
 DEMO_NUMBER = "+4915550000001"
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 class AdminError(ValueError):
@@ -134,7 +135,13 @@ def ensure_demo(conn: Connection) -> bool:
     if conn.execute(select(func.count()).select_from(_customer)).scalar():
         return False
     # The demo's sender is a (sandbox) long number, so phones can answer it (SMS2Mail).
-    add_customer(conn, DEMO_CUSTOMER, {"default_country": "DE", "sender_id": DEMO_NUMBER})
+    # Its users may send from this machine only (a customer needs client networks or AUTH).
+    settings = {
+        "default_country": "DE",
+        "sender_id": DEMO_NUMBER,
+        "access": {"networks": list(LOOPBACK)},
+    }
+    add_customer(conn, DEMO_CUSTOMER, settings)
     add_user(
         conn,
         DEMO_USER,
