@@ -131,8 +131,13 @@ def list_users(conn: Connection, customer: str | None = None) -> list[UserRow]:
 
 
 def ensure_demo(conn: Connection) -> bool:
-    """On a database without customers, create the demo customer and demo@example.com."""
+    """On a database without customers, create the demo customer and demo@example.com.
+
+    A demo customer created before customers needed client networks or AUTH gets this
+    machine's networks, so the demo stays usable on loopback (and only there).
+    """
     if conn.execute(select(func.count()).select_from(_customer)).scalar():
+        _demo_on_loopback(conn)
         return False
     # The demo's sender is a (sandbox) long number, so phones can answer it (SMS2Mail).
     # Its users may send from this machine only (a customer needs client networks or AUTH).
@@ -151,3 +156,23 @@ def ensure_demo(conn: Connection) -> bool:
         origin="demo",
     )
     return True
+
+
+def _demo_on_loopback(conn: Connection) -> None:
+    row = conn.execute(
+        select(_customer.c.id, _customer.c.settings)
+        .join(_user, _user.c.customer_id == _customer.c.id)
+        .where(
+            _customer.c.name == DEMO_CUSTOMER,
+            _user.c.address == DEMO_USER,
+            _user.c.origin == "demo",
+        )
+    ).first()
+    if row is None:
+        return
+    settings = dict(row.settings or {})
+    access = dict(settings.get("access") or {})
+    if "networks" in access:  # set on purpose (even to none): leave it
+        return
+    settings["access"] = {**access, "networks": list(LOOPBACK)}
+    conn.execute(update(_customer).where(_customer.c.id == row.id).values(settings=settings))

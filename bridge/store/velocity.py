@@ -2,16 +2,17 @@
 
 `hold_pumping(conn, mails)` runs inside the intake's commit transaction, before the
 mails are written. For each mail that carries a `VelocityCheck` it counts the distinct
-numbers the customer's orders went to within the window — per prefix of the mail's
-numbers, and over the watched prefixes — together with the earlier mails of the same
-commit. A mail that passes a limit gets its orders under that prefix (or to watched
-destinations) written as `held`, with the reason in `error`; they are not sent until
-an operator releases them (`mailsms held release`). The first hold of a customer
-within a window queues one `velocity_hold` notice to its admin (else its postmaster,
-else the bridge's postmaster) and logs a warning. Operators list, release or refuse
-held orders with `held_orders`, `release_orders` and `refuse_orders`.
-
-Each count is one range query on the `order.recipient` index, bounded by LIMIT.
+numbers the customer sent to within the window — per prefix of the mail's numbers,
+and over the watched prefixes — in `velocity_number` (one row per customer and number
+with the time it was last sent to, upserted here for every checked mail, so the mails
+of the same commit and of every instance count). A mail that passes a limit gets its
+orders under that prefix (or to watched destinations) written as `held`, with the
+reason in `error`; they are not sent until an operator releases them
+(`mailsms held release`). The first hold of a customer within a window queues one
+`velocity_hold` notice to its admin (else its postmaster, else the bridge's
+postmaster) and logs a warning. Operators list, release or refuse held orders with
+`held_orders`, `release_orders` and `refuse_orders`; `purge_numbers` forgets numbers
+not sent to for a day (the daily purge).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
+from bridge.store.intake_models import VelocityAlert, VelocityNumber
 from bridge.store.models import Customer, Order, User
 from bridge.store.notices import queue_notice
 from bridge.store.orders import record_final, release_held
@@ -35,81 +39,88 @@ log = logging.getLogger("bridge.intake")
 _order = Order.__table__  # type: ignore[attr-defined]
 _user = User.__table__  # type: ignore[attr-defined]
 _customer = Customer.__table__  # type: ignore[attr-defined]
+_number = VelocityNumber.__table__  # type: ignore[attr-defined]
+_alerts = VelocityAlert.__table__  # type: ignore[attr-defined]
 OPERATOR_REFUSED = "refused by the operator (SMS pumping suspected); not sent"
 
 
-def _of_customer(customer_id: int) -> ColumnElement[bool]:
-    """The order belongs to a user of the customer. (`user_id + 0`: not through the user_id
-    index, so the planner walks the recipient or status index, not all the customer's orders.)
-    """
-    users = select(_user.c.id).where(_user.c.customer_id == customer_id)
-    belongs: ColumnElement[bool] = (_order.c.user_id + 0).in_(users)
-    return belongs
+# Statements built once: the check runs in the intake's commit, for every mail.
+_NUMBERS = (
+    select(_number.c.number)
+    .where(
+        _number.c.customer_id == bindparam("customer_id"),
+        _number.c.number >= bindparam("low"),
+        _number.c.number < bindparam("high"),
+        _number.c.last_at >= bindparam("since"),
+    )
+    .limit(bindparam("limit"))
+)
+_UPSERT = {
+    name: dialect_insert(_number).on_conflict_do_update(
+        index_elements=["customer_id", "number"],
+        set_={"last_at": dialect_insert(_number).excluded.last_at},
+    )
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
+_ALERTED = select(_alerts.c.alerted_at).where(_alerts.c.customer_id == bindparam("customer_id"))
 
 
 def _numbers(
     conn: Connection, customer_id: int, prefix: str, since: datetime, limit: int
 ) -> set[str]:
-    """Up to `limit` distinct numbers starting with `prefix` the customer sent to since `since`."""
-    rows = conn.execute(
-        select(_order.c.recipient)
-        .distinct()
-        .where(
-            _order.c.recipient >= prefix,
-            _order.c.recipient < upper_bound(prefix),
-            _order.c.created_at >= since,
-            _of_customer(customer_id),
+    """Up to `limit` numbers starting with `prefix` the customer sent to since `since`."""
+    values = {
+        "customer_id": customer_id,
+        "low": prefix,
+        "high": upper_bound(prefix),
+        "since": since,
+        "limit": limit,
+    }
+    return {r[0] for r in conn.execute(_NUMBERS, values)}
+
+
+def _record(conn: Connection, customer_id: int, numbers: set[str], at: datetime) -> None:
+    """Remember that the customer sent to `numbers` at `at` (one row per number)."""
+    if numbers:
+        rows = [{"customer_id": customer_id, "number": n, "last_at": at} for n in numbers]
+        conn.execute(_UPSERT[conn.dialect.name], rows)
+
+
+def purge_numbers(conn: Connection, now: datetime) -> int:
+    """Forget the numbers no customer sent to for a day (longer than any window)."""
+    cut = now - timedelta(days=1)
+    conn.execute(delete(_alerts).where(_alerts.c.alerted_at < cut))
+    return int(conn.execute(delete(_number).where(_number.c.last_at < cut)).rowcount or 0)
+
+
+def _alert_due(conn: Connection, customer_id: int, now: datetime, window: float) -> bool:
+    """True (and the alert recorded) unless the customer was alerted within the window."""
+    last = conn.execute(_ALERTED, {"customer_id": customer_id}).scalar()
+    if last is not None and last > now - timedelta(seconds=window):
+        return False
+    if last is None:
+        conn.execute(insert(_alerts).values(customer_id=customer_id, alerted_at=now))
+    else:
+        conn.execute(
+            update(_alerts).where(_alerts.c.customer_id == customer_id).values(alerted_at=now)
         )
-        .limit(limit)
-    )
-    return {r[0] for r in rows}
-
-
-def _alerted(conn: Connection, customer_id: int, since: datetime) -> bool:
-    """Did the customer have orders held for pumping since `since` (so it was alerted)?"""
-    row = conn.execute(
-        select(_order.c.id)
-        .where(
-            _order.c.status == "held",
-            _order.c.created_at >= since,
-            _order.c.error.like(f"{HOLD_REASON}%"),
-            _of_customer(customer_id),
-        )
-        .limit(1)
-    ).first()
-    return row is not None
-
-
-class _Batch:
-    """Numbers of the commit's earlier mails, per customer and prefix (not yet in the table)."""
-
-    def __init__(self) -> None:
-        self.numbers: dict[tuple[int, str], set[str]] = {}
-        self.alerted: set[int] = set()
-
-    def seen(self, customer_id: int, prefix: str) -> set[str]:
-        return self.numbers.setdefault((customer_id, prefix), set())
+    return True
 
 
 def _over(
     conn: Connection, check: VelocityCheck, prefixes: tuple[str, ...], limit: int, mine: set[str],
-    since: datetime, batch: _Batch,
+    since: datetime,
 ) -> int:  # fmt: skip
-    """Distinct numbers under `prefixes` (table, commit, this mail), counted up to limit + 1."""
+    """Distinct numbers under `prefixes` (sent to before, and this mail's), up to limit + 1."""
     found = set(mine)
     for prefix in prefixes:
-        found |= batch.seen(check.customer_id, prefix)
-        if len(found) > limit:
-            break
         found |= _numbers(conn, check.customer_id, prefix, since, limit + 1)
         if len(found) > limit:
             break
     return len(found)
 
 
-def _reasons(
-    conn: Connection, mail: NewMail, check: VelocityCheck, batch: _Batch
-) -> dict[str, str]:
+def _reasons(conn: Connection, mail: NewMail, check: VelocityCheck) -> dict[str, str]:
     """{number of this mail: why its order is held} for the numbers past a limit."""
     since = mail.received_at - timedelta(seconds=check.window)
     direct = [o.recipient for o in mail.orders[: check.direct]]
@@ -120,7 +131,7 @@ def _reasons(
         for number in direct:
             groups.setdefault(prefix_of(number, check.suffix_digits), set()).add(number)
         for prefix, mine in groups.items():
-            count = _over(conn, check, (prefix,), check.numbers, mine, since, batch)
+            count = _over(conn, check, (prefix,), check.numbers, mine, since)
             if count > check.numbers:
                 reason = (
                     f"{HOLD_REASON}: more than {check.numbers} distinct numbers under "
@@ -130,9 +141,7 @@ def _reasons(
     if check.watch_numbers:
         mine = {n for n in direct if watched(n, check.watch_prefixes)}
         if mine:
-            count = _over(
-                conn, check, check.watch_prefixes, check.watch_numbers, mine, since, batch
-            )
+            count = _over(conn, check, check.watch_prefixes, check.watch_numbers, mine, since)
             if count > check.watch_numbers:
                 reason = (
                     f"{HOLD_REASON}: more than {check.watch_numbers} distinct numbers in "
@@ -141,16 +150,6 @@ def _reasons(
                 for number in mine:
                     held.setdefault(number, reason)
     return held
-
-
-def _remember(mail: NewMail, check: VelocityCheck, batch: _Batch) -> None:
-    for order in mail.orders[: check.direct]:
-        batch.seen(check.customer_id, prefix_of(order.recipient, check.suffix_digits)).add(
-            order.recipient
-        )
-        prefix = watched(order.recipient, check.watch_prefixes)
-        if prefix is not None:
-            batch.seen(check.customer_id, prefix).add(order.recipient)
 
 
 def _alert(
@@ -187,15 +186,15 @@ def _alert(
 
 def hold_pumping(conn: Connection, mails: list[NewMail]) -> list[NewMail]:
     """The mails with their pumping orders marked `held` (and the admins alerted)."""
-    batch = _Batch()
     out: list[NewMail] = []
     for mail in mails:
         check = mail.velocity
         if check is None:
             out.append(mail)
             continue
-        reasons = _reasons(conn, mail, check, batch)
-        _remember(mail, check, batch)
+        reasons = _reasons(conn, mail, check)
+        numbers = {o.recipient for o in mail.orders[: check.direct]}
+        _record(conn, check.customer_id, numbers, mail.received_at)
         if not reasons:
             out.append(mail)
             continue
@@ -206,10 +205,8 @@ def hold_pumping(conn: Connection, mails: list[NewMail]) -> list[NewMail]:
             for n, o in enumerate(mail.orders)
         )
         held = [o for o in orders if o.status == "held"]
-        since = mail.received_at - timedelta(seconds=check.window)
-        if check.customer_id not in batch.alerted and not _alerted(conn, check.customer_id, since):
+        if _alert_due(conn, check.customer_id, mail.received_at, check.window):
             _alert(conn, mail, check, held, mail.received_at)
-        batch.alerted.add(check.customer_id)
         out.append(dataclasses.replace(mail, orders=orders))
     return out
 

@@ -23,4 +23,4 @@ def test_downgrade_and_upgrade_again(engine: Engine) -> None:
         command.downgrade(cfg, "base")
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0009"

@@ -3,18 +3,26 @@ foreign countries are refused at RCPT."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
 
+from bridge.intake.access import CustomerAccess
+from bridge.intake.velocity import VelocityCheck
 from bridge.settings import Settings
 from bridge.store.access import set_access
 from bridge.store.admin import add_customer, add_user
-from bridge.store.store import run_sync
+from bridge.store.db import open_engine, upgrade
+from bridge.store.intake import NewMail, NewOrder
+from bridge.store.models import utcnow
+from bridge.store.store import Store, run_sync
+from bridge.store.velocity import held_orders, purge_numbers
 from bridge.transports.sandbox import read_inbox
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
@@ -150,3 +158,70 @@ async def test_a3_a_country_outside_the_customers_list_is_refused_at_rcpt(tmp_pa
         await c.close()
     assert nigeria.startswith("550 5.7.1") and "country NG" in nigeria, nigeria
     assert austria.startswith("250"), austria
+
+
+def _velocity_mail(user_id: int, mail_id: str, number: str) -> NewMail:
+    now = utcnow()
+    order = NewOrder(
+        id=f"{mail_id}.1",
+        recipient=number,
+        rcpt_address=f"{number}@eu.rsms.net",
+        sender_id="ACME",
+        text="Hello",
+        encoding="gsm7",
+        parts=1,
+        priority=0,
+        expires_at=now + timedelta(days=2),
+        policy={},
+    )
+    check = VelocityCheck.of(CustomerAccess(velocity_numbers=3), 1, "acme", 1, "noc@x.example")
+    return NewMail(
+        id=mail_id,
+        received_at=now,
+        envelope_from="ops@acme.example",
+        user_id=user_id,
+        client_addr="127.0.0.1",
+        helo="client",
+        message_id="",
+        subject="",
+        raw=b"Subject: x\r\n\r\nHello\r\n",
+        orders=(order,),
+        velocity=check,
+    )
+
+
+async def test_the_velocity_count_is_shared_through_the_database(store: Store) -> None:
+    """On SQLite and PostgreSQL alike: mails of one commit and of later commits count."""
+    engine = store.engine
+    run_sync(engine, add_customer, "acme", {"access": {"networks": ["127.0.0.0/8"]}})
+    user_id = run_sync(engine, add_user, "ops@acme.example", "acme")
+    mails = [_velocity_mail(user_id, f"V{n}", f"+4917012345{n:02d}") for n in range(6)]
+    await asyncio.gather(*(store.accept(m) for m in mails[:4]))  # (likely) one commit
+    await store.accept(mails[4])
+    # While the prefix is over its limit, its traffic is held, to numbers seen before too.
+    await store.accept(_velocity_mail(user_id, "V9", "+491701234500"))
+    await store.accept(mails[5])
+    rows = await store.call(held_orders, "acme", None)
+    assert sorted(r["recipient"] for r in rows) == [
+        "+491701234500",
+        "+491701234503",
+        "+491701234504",
+        "+491701234505",
+    ]
+    notices = await store.call(
+        lambda conn: conn.exec_driver_sql("SELECT kind, recipient FROM notice").all()
+    )
+    assert [tuple(n) for n in notices] == [("velocity_hold", "noc@x.example")]
+    assert await store.call(purge_numbers, utcnow() + timedelta(days=2)) == 6
+
+
+async def test_an_old_demo_customer_gets_loopback_networks(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    engine = open_engine(settings.database_url)
+    upgrade(engine)
+    run_sync(engine, add_customer, "demo", {"default_country": "DE"})  # as before networks
+    run_sync(engine, add_user, "demo@example.com", "demo", origin="demo")
+    engine.dispose()
+    async with running_bridge(settings) as (_, ep):
+        answer = await _send_one(ep.smtp[1], "+491701234567", 1)
+    assert answer.startswith("250 2.0.0"), answer
