@@ -99,8 +99,11 @@ def register(app: typer.Typer) -> None:
                 help="Client network (CIDR) allowed to send for this customer; repeatable."
             ),
         ] = None,
-        any_network: Annotated[
-            bool, typer.Option(help="Allow every client network again.")
+        no_networks: Annotated[
+            bool,
+            typer.Option(
+                "--no-networks", help="Remove the client networks: then only AUTH can send."
+            ),
         ] = False,
         require_tls: Annotated[
             bool | None, typer.Option(help="Refuse MAIL over plaintext for this customer (530).")
@@ -150,12 +153,14 @@ def register(app: typer.Typer) -> None:
 
         A customer's users may send from its client networks (--network) or after AUTH
         with one of its logins; --require-auth asks for AUTH even from its networks.
-        --any-network without a login means nobody can send for the customer.
+
+        With --no-networks and no login nobody can send for the customer; a network such
+        as 0.0.0.0/0 without --require-auth opens it to the world (and is warned about).
         """
         changes: dict[str, Any] = {}
         if network:
             changes["networks"] = list(network)
-        if any_network:
+        if no_networks:
             changes["networks"] = []
         if watch_prefix:
             changes["watch_prefixes"] = list(watch_prefix)
