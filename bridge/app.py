@@ -22,7 +22,7 @@ from bridge.inbound.lists import export_due
 from bridge.inbound.service import InboundService
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import IntakeHandler
-from bridge.intake.listener import start_listener
+from bridge.intake.listener import release_listener, start_listener
 from bridge.intake.server import Shared
 from bridge.mailer import Mailer
 from bridge.notices.limits import TemplateLimits
@@ -32,6 +32,7 @@ from bridge.report_jobs import ReportJobs
 from bridge.routing import Route
 from bridge.settings import Settings, SmscSettings
 from bridge.store import db
+from bridge.store.access import exposures
 from bridge.store.admin import ensure_demo
 from bridge.store.dsn import queue_delay_dsns
 from bridge.store.models import utcnow
@@ -187,6 +188,7 @@ class Bridge:
             on_accepted=w_dispatch.wake,
             on_notice=w_mail.wake,
             backpressure=backpressure,
+            alert_fallback=s.inbound.postmaster,
         )
         self._server, self._shared = await start_listener(s.smtp, self.handler, store)
         sock = self._server.sockets[0].getsockname()
@@ -203,6 +205,8 @@ class Bridge:
         db.upgrade(engine, default_country=self.settings.defaults.default_country)
         if self.settings.demo and run_sync(engine, ensure_demo):
             log.info("new database: created demo customer and user demo@example.com (demo = true)")
+        for name, warning in run_sync(engine, exposures):
+            log.warning("customer %s %s", name, warning)
         return durability
 
     def _worker(self, name: str, step: object, poll: float) -> Worker:
@@ -272,6 +276,8 @@ class Bridge:
         if self._server is not None:
             await asyncio.sleep(max(0.0, linger - (loop.time() - started)))
             self._server.close()
+        if self._shared is not None:
+            release_listener(self._shared)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from bridge import __version__, packaged
 from bridge.cli_db import CONFIG_ENV, admin_engine
 from bridge.errors import ConfigError
+from bridge.intake.access import check_cidrs
 from bridge.policy import PolicyError
 from bridge.settings import Settings, load_settings
 from bridge.store import db
@@ -154,8 +155,37 @@ def config_example() -> None:
 
 @config_app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
-    """Validate a settings file and print the effective settings as JSON."""
-    typer.echo(json.dumps(_settings(config).model_dump(mode="json"), indent=2))
+    """Validate a settings file and print the effective settings as JSON.
+
+    If the database exists, also warn (on stderr) about customers open to the world.
+    """
+    settings = _settings(config)
+    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+    for name, warning in _exposures(settings):
+        typer.echo(f"mailsms: warning: customer {name} {warning}", err=True)
+
+
+def _exposures(settings: Settings) -> list[tuple[str, str]]:
+    """Customers whose access rules need attention, if the database can be read as it is."""
+    from sqlalchemy.engine import make_url
+
+    from bridge.store.access import exposures
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").is_file():
+        return []  # no database yet: nothing to check (and nothing to create here)
+    try:
+        engine = db.open_engine(settings.database_url)
+        try:
+            if db.current_revision(engine) is None:
+                return []
+            return run_sync(engine, exposures)
+        finally:
+            engine.dispose()
+    except (ConfigError, SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        typer.echo(f"mailsms: customers not checked, database not readable ({reason})", err=True)
+        return []
 
 
 @db_app.command("upgrade")
@@ -174,17 +204,39 @@ def customer_add(
     sender_id: Annotated[
         str | None, typer.Option(help="Default sender ID for this customer's SMS.")
     ] = None,
+    network: Annotated[
+        list[str] | None,
+        typer.Option(help="Client network (CIDR) of its mail servers; repeatable."),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Add a customer."""
+    """Add a customer.
+
+    Its users can send only from its client networks (--network, or later
+    `mailsms customer access NAME --network CIDR`) or after SMTP AUTH with one of
+    its logins (`mailsms login add LOGIN --customer NAME`).
+    """
     settings: dict[str, Any] = {"default_country": country.upper()}
     if sender_id:
         settings["sender_id"] = sender_id
+    if network:
+        try:
+            settings["access"] = {"networks": list(check_cidrs(network))}
+        except ValueError as exc:
+            _fail(f"--network: {exc}")
     try:
         run_sync(_engine(config), add_customer, name, settings)
     except AdminError as exc:
         _fail(str(exc))
     typer.echo(f"customer {name} added")
+    if network:
+        typer.echo(f"its users may send from {', '.join(network)}")
+    else:
+        typer.echo(
+            "its users cannot send yet: allow its mail servers with "
+            f"`mailsms customer access {name} --network CIDR`, or add a login for SMTP "
+            f"AUTH with `mailsms login add LOGIN --customer {name}`"
+        )
 
 
 @customer_app.command("list")

@@ -1,4 +1,8 @@
-"""`mailsms login` and `mailsms customer access`: SMTP AUTH logins and who may connect how."""
+"""`mailsms login`, `mailsms customer access` and `mailsms held`: who may send how, held orders.
+
+`held` lists the orders held for review (SMS pumping protection, or after an
+unexpected error) and releases them for sending or refuses them for good.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from bridge.cli import ConfigOpt, _engine, customer_app
 from bridge.store.access import get_access, set_access
 from bridge.store.admin import AdminError
 from bridge.store.credentials import add_credential, list_credentials, set_credential_enabled
+from bridge.store.models import utcnow
 from bridge.store.store import run_sync
+from bridge.store.velocity import held_orders, refuse_orders, release_orders
 
 login_app = typer.Typer(
     help="SMTP AUTH logins (offered only after STARTTLS); each authorises one customer's senders.",
@@ -21,9 +27,17 @@ login_app = typer.Typer(
 )
 
 
+held_app = typer.Typer(
+    help="Orders held for review (SMS pumping protection, unexpected errors): list, release, "
+    "refuse.",
+    no_args_is_help=True,
+)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `login …` to `app` and `access` to its `customer` group."""
+    """Add `login …` and `held …` to `app` and `access` to its `customer` group."""
     app.add_typer(login_app, name="login")
+    app.add_typer(held_app, name="held")
 
     def fail(message: str) -> None:
         typer.echo(f"mailsms: {message}", err=True)
@@ -85,11 +99,18 @@ def register(app: typer.Typer) -> None:
                 help="Client network (CIDR) allowed to send for this customer; repeatable."
             ),
         ] = None,
-        any_network: Annotated[
-            bool, typer.Option(help="Allow every client network again.")
+        no_networks: Annotated[
+            bool,
+            typer.Option(
+                "--no-networks", help="Remove the client networks: then only AUTH can send."
+            ),
         ] = False,
         require_tls: Annotated[
             bool | None, typer.Option(help="Refuse MAIL over plaintext for this customer (530).")
+        ] = None,
+        require_auth: Annotated[
+            bool | None,
+            typer.Option(help="Require SMTP AUTH even from the client networks (530)."),
         ] = None,
         premium: Annotated[
             bool | None, typer.Option(help="Allow premium-rate / shared-cost destinations.")
@@ -101,19 +122,58 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(help="Refuse a mail to this many consecutive numbers (0: never)."),
         ] = None,
+        velocity_numbers: Annotated[
+            int | None,
+            typer.Option(
+                help="Hold orders when more distinct numbers than this share one prefix "
+                "within the velocity window (0: never)."
+            ),
+        ] = None,
+        velocity_window: Annotated[
+            float | None, typer.Option(help="The velocity window in seconds.")
+        ] = None,
+        velocity_suffix_digits: Annotated[
+            int | None,
+            typer.Option(help="The prefix is the number without this many last digits."),
+        ] = None,
+        watch_numbers: Annotated[
+            int | None,
+            typer.Option(
+                help="Hold orders when more distinct numbers than this go to watched "
+                "destinations within the window (0: never)."
+            ),
+        ] = None,
+        watch_prefix: Annotated[
+            list[str] | None,
+            typer.Option(help="A watched destination prefix such as +234; repeatable."),
+        ] = None,
         config: ConfigOpt = None,
     ) -> None:
-        """Show or change a customer's access rules."""
+        """Show or change a customer's access rules.
+
+        A customer's users may send from its client networks (--network) or after AUTH
+        with one of its logins; --require-auth asks for AUTH even from its networks.
+
+        With --no-networks and no login nobody can send for the customer; a network such
+        as 0.0.0.0/0 without --require-auth opens it to the world (and is warned about).
+        """
         changes: dict[str, Any] = {}
         if network:
             changes["networks"] = list(network)
-        if any_network:
+        if no_networks:
             changes["networks"] = []
+        if watch_prefix:
+            changes["watch_prefixes"] = list(watch_prefix)
         for key, value in (
             ("require_tls", require_tls),
+            ("require_auth", require_auth),
             ("premium", premium),
             ("short_codes", short_codes),
             ("sequential_run", sequential_run),
+            ("velocity_numbers", velocity_numbers),
+            ("velocity_window", velocity_window),
+            ("velocity_suffix_digits", velocity_suffix_digits),
+            ("watch_numbers", watch_numbers),
         ):
             if value is not None:
                 changes[key] = value
@@ -128,3 +188,53 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
             return
         typer.echo(json.dumps(access, indent=2, sort_keys=True))
+
+    @held_app.command("list")
+    def held_list(
+        customer: Annotated[str | None, typer.Option(help="Only this customer's orders.")] = None,
+        mail: Annotated[str | None, typer.Option(help="Only the orders of this mail id.")] = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        """List held orders with why they are held."""
+        rows = run_sync(_engine(config), held_orders, customer, mail)
+        if not rows:
+            typer.echo("no held orders")
+        for o in rows:
+            reason = (o["error"] or "").strip().splitlines()
+            typer.echo(
+                f"{o['id']:<18} {o['created_at']:%Y-%m-%d %H:%M:%S} {o['recipient']:<16} "
+                f"{o['customer']:<16} {o['sender']}  ({reason[-1][:100] if reason else ''})"
+            )
+
+    def _selected(
+        config: Path | None, ids: list[str] | None, customer: str | None, mail: str | None
+    ) -> list[str]:
+        """The held orders named by id and/or selected by customer and mail."""
+        if not ids and customer is None and mail is None:
+            fail("name order ids, or select with --customer or --mail")
+        found = [o["id"] for o in run_sync(_engine(config), held_orders, customer, mail)]
+        return [i for i in found if not ids or i in ids]
+
+    @held_app.command("release")
+    def held_release(
+        order_ids: Annotated[list[str] | None, typer.Argument(help="Order ids.")] = None,
+        customer: Annotated[str | None, typer.Option(help="All of this customer's.")] = None,
+        mail: Annotated[str | None, typer.Option(help="All of this mail's.")] = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        """Send held orders after all (they are queued again now)."""
+        ids = _selected(config, order_ids, customer, mail)
+        done = run_sync(_engine(config), release_orders, ids, utcnow())
+        typer.echo(f"{done} order(s) released")
+
+    @held_app.command("refuse")
+    def held_refuse(
+        order_ids: Annotated[list[str] | None, typer.Argument(help="Order ids.")] = None,
+        customer: Annotated[str | None, typer.Option(help="All of this customer's.")] = None,
+        mail: Annotated[str | None, typer.Option(help="All of this mail's.")] = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        """Never send held orders: they fail, and their senders get the usual notice."""
+        ids = _selected(config, order_ids, customer, mail)
+        done = run_sync(_engine(config), refuse_orders, ids, utcnow())
+        typer.echo(f"{done} order(s) refused")

@@ -52,6 +52,38 @@ REPLIES: dict[str, Reply] = {
     ),
     "too_many_connections": Reply(421, "4.7.0", "{detail}; please retry later"),
     "tls_required": Reply(530, "5.7.0", "Must issue a STARTTLS command first"),
+    "already_tls": Reply(503, "5.5.1", "TLS is already active; send EHLO, then MAIL"),
+    "tls_handshake_failed": Reply(
+        421, "4.7.0", "TLS handshake failed; check the client's TLS versions and ciphers"
+    ),
+    "auth_required": Reply(
+        530,
+        "5.7.0",
+        "Sender <{sender}> must authenticate (STARTTLS, then AUTH with a login of its "
+        "account) or send from one of its account's client networks; ask your administrator",
+    ),
+    "auth_locked": Reply(
+        421,
+        "4.7.0",
+        "Too many failed logins ({detail}); try again in {minutes} minutes",
+    ),
+    "bad_command_bytes": Reply(
+        501,
+        "5.5.2",
+        "The command contains {detail}; send commands, addresses and parameters as "
+        "UTF-8 text without control characters",
+    ),
+    "out_of_sync": Reply(
+        554,
+        "5.5.0",
+        "SMTP synchronisation error: commands were sent before the reply (PIPELINING is "
+        "not offered); send one command at a time and wait for each reply",
+    ),
+    "too_many_commands": Reply(
+        421,
+        "4.7.0",
+        "Too many commands without a mail ({limit}); closing, please reconnect to send",
+    ),
     "auth_requires_tls": Reply(
         538, "5.7.11", "Encryption required for requested authentication mechanism; use STARTTLS"
     ),
@@ -172,6 +204,12 @@ REPLIES: dict[str, Reply] = {
     ),
     "mime_too_complex": Reply(
         554, "5.6.0", "The mail cannot be read as SMS text ({reason}); send a plain text mail"
+    ),
+    "unreadable_mail": Reply(
+        554,
+        "5.6.0",
+        "The mail cannot be turned into an SMS ({detail}); send plain text (UTF-8) and "
+        "check its X-SMS headers and subject tokens",
     ),
     "bad_encoding": Reply(
         550,

@@ -50,6 +50,7 @@ _NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,15}")
 _QUIET = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.IGNORECASE)
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_VALIDITY = 30 * 86400.0  # no SMSC keeps an SMS longer; and dates stay computable
 
 
 class PolicyError(ValueError):
@@ -94,6 +95,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(match[1]) * _UNIT[match[2].lower()]
     if seconds <= 0:
         raise PolicyError(f"validity: expected seconds > 0, got {value!r}")
+    if not seconds <= MAX_VALIDITY:  # also NaN
+        raise PolicyError(f"validity: at most 30 days ({MAX_VALIDITY:.0f} s), got {value!r}")
     return seconds
 
 
@@ -112,7 +115,10 @@ def parse_send_at(value: Any, zone: str = "UTC") -> str:
             ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(check_timezone(zone)))
-    return when.astimezone(UTC).isoformat()
+    try:
+        return when.astimezone(UTC).isoformat()
+    except OverflowError:  # e.g. 9999-12-31 23:59 west of UTC
+        raise PolicyError(f"send_at: not a usable date, got {value!r}") from None
 
 
 def check_timezone(value: Any) -> str:

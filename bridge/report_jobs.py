@@ -16,6 +16,7 @@ from bridge.store.models import utcnow
 from bridge.store.monthly import monthly_due
 from bridge.store.reports import purge
 from bridge.store.store import Store
+from bridge.store.velocity import purge_numbers
 
 log = logging.getLogger("bridge.reports")
 
@@ -41,6 +42,7 @@ class ReportJobs:
             counts = await self.store.call(
                 purge, now, s.retention_days, s.text_retention_days, False
             )
+            await self.store.call(purge_numbers, now)  # SMS pumping check's recent numbers
             self.last_purge = now
             if any(counts.values()):
                 log.info(

@@ -93,6 +93,19 @@ class SmtpSettings(_Section):
         "HELP": 10,
         "*": 100_000,
     }
+    # A session that sends this many commands (other than RCPT and DATA) without a mail
+    # being accepted is closed with 421 (RSET/NOOP keep-alive, probing).
+    idle_command_limit: Annotated[int, Field(ge=1)] = 100
+    # AUTH failures, counted per client address and per login across sessions (in this
+    # process): the n-th failure within the window is answered after a delay that
+    # doubles from auth_failure_delay up to auth_failure_delay_max; at the limit the
+    # address or login is locked for auth_lockout seconds (421 4.7.0, logged).
+    auth_max_failures: Annotated[int, Field(ge=1)] = 10
+    auth_max_failures_per_login: Annotated[int, Field(ge=1)] = 20
+    auth_failure_window: Seconds = 600.0
+    auth_lockout: Seconds = 900.0
+    auth_failure_delay: Annotated[float, Field(ge=0)] = 0.5
+    auth_failure_delay_max: Annotated[float, Field(ge=0)] = 8.0
     max_connections: Annotated[int, Field(ge=1)] = 1000
     max_connections_per_ip: Annotated[int, Field(ge=1)] = 50
     max_connections_per_ip_per_minute: Annotated[int, Field(ge=1)] = 600

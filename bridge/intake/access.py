@@ -1,9 +1,15 @@
-"""Who may connect and how: client networks, TLS requirements, connection caps and rates.
+"""Who may connect and send how: client networks, TLS and AUTH rules, connection caps and rates.
 
 `Networks` answers "is this address in one of these CIDR blocks"; `ConnectionLimiter`
-counts open connections and new connections per minute per client address; and
-`CustomerAccess` reads a customer's access rules (allowed client networks, TLS
-required, which destination kinds are refused) from its settings.
+counts open connections and new connections per minute per client address;
+`CustomerAccess` reads a customer's access rules (client networks, TLS and AUTH
+required, which destination kinds are refused, SMS pumping limits) from its settings;
+`check_client` decides at MAIL whether a client may send for a sender of a customer,
+and `exposure` says when a customer's rules leave it open to the world (or closed).
+
+The model: a customer's users may send from its client networks AND, if it requires
+AUTH or has no client networks, only after AUTH with a login of that customer. A
+customer with neither client networks nor a login cannot send at all.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from bridge.errors import Reject
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -88,28 +97,133 @@ class ConnectionLimiter:
                 self.recent.pop(ip, None)
 
 
+# Calling codes of countries SMS pumping (IRSF) traffic often goes to (the list of
+# countries a large SMS provider keeps behind an extra switch): BD, IL, NG, PK, PS,
+# LK, AZ, TJ, OM, TN, DZ. A customer may replace it (`watch_prefixes`).
+WATCH_PREFIXES = (
+    "+880", "+972", "+234", "+92", "+970", "+94", "+994", "+992", "+968", "+216", "+213",
+)  # fmt: skip
+_ACCESS_KEYS = frozenset(
+    {
+        "networks",
+        "require_tls",
+        "require_auth",
+        "premium",
+        "short_codes",
+        "sequential_run",
+        "velocity_window",
+        "velocity_numbers",
+        "velocity_suffix_digits",
+        "watch_prefixes",
+        "watch_numbers",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerAccess:
     """A customer's access rules, from the `access` table of its settings."""
 
-    networks: tuple[str, ...] = ()  # client networks allowed to send (empty: any)
+    networks: tuple[str, ...] = ()  # client networks allowed to send (empty: AUTH only)
     require_tls: bool = False  # refuse MAIL over a plaintext session
+    require_auth: bool = False  # AUTH needed even from the client networks
     premium: bool = False  # allow premium-rate / shared-cost destinations
     short_codes: bool = False  # allow short codes as destinations
     sequential_run: int = 5  # refuse a mail to this many consecutive numbers (0: off)
+    # SMS pumping across mails: orders are held for review when, within velocity_window
+    # seconds, more than velocity_numbers distinct numbers share one prefix (the number
+    # without its last velocity_suffix_digits digits), or more than watch_numbers
+    # distinct numbers start with one of watch_prefixes. 0 turns a check off.
+    velocity_window: float = 600.0
+    velocity_numbers: int = 25
+    velocity_suffix_digits: int = 3
+    watch_prefixes: tuple[str, ...] = WATCH_PREFIXES
+    watch_numbers: int = 5
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> CustomerAccess:
         raw = settings.get("access") or {}
         if not isinstance(raw, Mapping):
             raise ValueError("access: expected a table")
-        unknown = set(raw) - {"networks", "require_tls", "premium", "short_codes", "sequential_run"}
+        unknown = set(raw) - _ACCESS_KEYS
         if unknown:
             raise ValueError(f"access: unknown keys {sorted(unknown)}")
-        return cls(
+        watch = tuple(str(p) for p in raw.get("watch_prefixes", WATCH_PREFIXES))
+        for prefix in watch:
+            if not (prefix.startswith("+") and prefix[1:].isascii() and prefix[1:].isdigit()):
+                raise ValueError(f"access: watch_prefixes: {prefix!r} is not like '+234'")
+        access = cls(
             networks=check_cidrs(raw.get("networks", ())),
             require_tls=bool(raw.get("require_tls", False)),
+            require_auth=bool(raw.get("require_auth", False)),
             premium=bool(raw.get("premium", False)),
             short_codes=bool(raw.get("short_codes", False)),
             sequential_run=int(raw.get("sequential_run", 5)),
+            velocity_window=float(raw.get("velocity_window", 600.0)),
+            velocity_numbers=int(raw.get("velocity_numbers", 25)),
+            velocity_suffix_digits=int(raw.get("velocity_suffix_digits", 3)),
+            watch_prefixes=watch,
+            watch_numbers=int(raw.get("watch_numbers", 5)),
         )
+        if not 1 <= access.velocity_window <= 86_400:
+            raise ValueError("access: velocity_window: expected 1 to 86400 seconds")
+        if not 1 <= access.velocity_suffix_digits <= 6:
+            raise ValueError("access: velocity_suffix_digits: expected 1 to 6")
+        if min(access.velocity_numbers, access.watch_numbers, access.sequential_run) < 0:
+            raise ValueError("access: velocity_numbers, watch_numbers, sequential_run: >= 0")
+        return access
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """What MAIL knows about the client: its address, TLS, and the customer AUTH proved."""
+
+    ip: str
+    tls: bool
+    auth_customer_id: int | None
+
+
+def check_client(access: CustomerAccess, client: Client, customer_id: int, sender: str) -> None:
+    """Reject unless `client` may send for `sender` of customer `customer_id`.
+
+    The same rules hold whatever the client greeted with (HELO or EHLO).
+    """
+    if client.auth_customer_id is not None and client.auth_customer_id != customer_id:
+        raise Reject("not_your_account", sender=sender)
+    if access.networks and client.ip not in _networks(access.networks):
+        raise Reject("client_not_allowed", ip=client.ip, sender=sender)
+    if access.require_tls and not client.tls:
+        raise Reject("tls_required")
+    if (access.require_auth or not access.networks) and client.auth_customer_id is None:
+        raise Reject("auth_required", sender=sender)
+
+
+@lru_cache(maxsize=256)
+def _networks(cidrs: tuple[str, ...]) -> Networks:
+    return Networks(cidrs)
+
+
+def _world_wide(cidr: str) -> bool:
+    """A network so wide that it is "anyone on the internet" (e.g. 0.0.0.0/0, ::/0)."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    wide = net.prefixlen < (8 if net.version == 4 else 16)
+    return wide and not (net.is_private or net.is_loopback)
+
+
+def exposure(access: CustomerAccess, logins: int) -> str | None:
+    """A warning when the rules leave the customer open to the world, or unable to send."""
+    if access.networks and not access.require_auth:
+        wide = [n for n in access.networks if _world_wide(n)]
+        if wide:
+            return (
+                f"open to the world: its client networks include {', '.join(wide)} and AUTH "
+                "is not required, so anyone who knows a user's address can send SMS as that "
+                "user; narrow the networks or set require_auth"
+            )
+    if not access.networks and logins == 0:
+        return (
+            "has no client networks and no login, so its users cannot send; add its mail "
+            "servers' networks (mailsms customer access NAME --network CIDR) or a login "
+            "(mailsms login add LOGIN --customer NAME)"
+        )
+    return None

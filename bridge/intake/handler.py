@@ -1,10 +1,13 @@
 """The SMTP intake: aiosmtpd hooks that check sender and recipients and queue each mail's orders.
 
-MAIL checks the envelope sender (an enabled user), RCPT parses each recipient
-into an E.164 mobile number, DATA turns the mail into SMS text and commits the mail
-with one order per recipient; `250 … queued as <mail id>` is sent only after that
-commit returned. Every reply comes from `bridge.errors.REPLIES`. Known senders come
-from a 5-second cache (`bridge.intake.senders`).
+MAIL checks the envelope sender (an enabled user) and whether this client may send
+for it (`access.check_client`), RCPT parses each recipient into an E.164 mobile
+number, DATA turns the mail into SMS text and commits the mail with one order per
+recipient; `250 … queued as <mail id>` is sent only after that commit returned.
+Every reply comes from `bridge.errors.REPLIES`. A fault of the client's input is
+always a 5xx (`_from_input`), a 4xx only ever means our own temporary fault
+(storage, backpressure). Known senders come from a 5-second cache
+(`bridge.intake.senders`); refusals are logged through a rate limiter.
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any
 
 from bridge.errors import Reject, StorageUnavailable, reply
-from bridge.intake.access import CustomerAccess, Networks
+from bridge.intake.access import Client, CustomerAccess, Networks, check_client
 from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.compose import compose_text, preview_context
@@ -28,10 +30,13 @@ from bridge.intake.dsn_params import MailDsn, RcptDsn
 from bridge.intake.entropy import random24
 from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
 from bridge.intake.listing import accept_list, fan_out_lists, scheduled
+from bridge.intake.lograte import LogLimiter
 from bridge.intake.overrides import apply_overrides
+from bridge.intake.ratelimit import pending
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.senders import SenderCache
 from bridge.intake.transaction import Transaction
+from bridge.intake.velocity import VelocityCheck
 from bridge.policy import resolve
 from bridge.settings import SmtpSettings
 from bridge.store.intake import NewMail, NewNotice, NewOrder
@@ -66,8 +71,11 @@ class IntakeHandler:
         on_accepted: Callable[[], None] = lambda: None,
         on_notice: Callable[[], None] = lambda: None,
         backpressure: Backpressure | None = None,
+        alert_fallback: str = "",
     ) -> None:
         self.settings = settings
+        self.alert_fallback = alert_fallback  # SMS pumping alerts without a customer admin
+        self.logs = LogLimiter(log, burst=30, total_burst=300)
         self.backpressure = backpressure
         self._normalize_networks = Networks(settings.normalize_networks)
         self.defaults = defaults
@@ -97,7 +105,16 @@ class IntakeHandler:
             self._check_access(server, session, transaction)
             transaction.dsn = getattr(server, "mail_dsn", None) or MailDsn()
         except Reject as rej:
-            log.info("MAIL from=<%s> client=%s refused: %s", address, session.peer, rej.kind)
+            ip = _peer_ip(session)
+            self.logs.event(
+                logging.INFO,
+                "mail",
+                ip,
+                "MAIL from=<%s> client=%s refused: %s",
+                address,
+                ip,
+                rej.kind,
+            )
             return rej.reply
         except StorageUnavailable as exc:
             log.error("MAIL from=<%s>: storage unavailable: %s", address, exc)
@@ -123,18 +140,16 @@ class IntakeHandler:
         )
 
     def _check_access(self, server: Any, session: Any, transaction: Transaction) -> None:
-        """The customer's client networks, its TLS rule, and the AUTH identity's customer."""
+        """Client networks, TLS and AUTH of the sender's customer (whatever the greeting)."""
         ip = getattr(server, "client_ip", "") or _peer_ip(session)
         transaction.client_ip = ip
+        client = Client(
+            ip=ip,
+            tls=bool(getattr(server, "is_tls", False)),
+            auth_customer_id=getattr(server, "auth_customer_id", None),
+        )
         sender = transaction.sender
-        access = transaction.access
-        if access.networks and ip not in networks(access.networks):
-            raise Reject("client_not_allowed", ip=ip, sender=sender.address)
-        if access.require_tls and not getattr(server, "is_tls", False):
-            raise Reject("tls_required")
-        auth_customer = getattr(server, "auth_customer_id", None)
-        if auth_customer is not None and auth_customer != sender.customer_id:
-            raise Reject("not_your_account", sender=sender.address)
+        check_client(transaction.access, client, sender.customer_id, sender.address)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -142,6 +157,10 @@ class IntakeHandler:
         transaction: Transaction = envelope.bridge
         if len(transaction.recipients) >= self.settings.max_recipients:
             return reply("too_many_recipients")
+        if self.backpressure is not None:
+            busy = self.backpressure.reason(pending(transaction) + 1)
+            if busy is not None:
+                return reply("queue_full", detail=busy)
         try:  # <list>@<domain> before number parsing (issue 8)
             listed = await accept_list(
                 self.store, transaction, envelope, address, self.settings.domains
@@ -155,22 +174,25 @@ class IntakeHandler:
                 address, self.settings.domains, transaction.policy.default_country
             )
         except RecipientError as err:
-            log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, err.kind)
+            self._refused("RCPT to=<%s> from=<%s> refused: %s", address, envelope, err.kind)
             return reply(
                 err.kind, recipient=address, domain=self.settings.domains[0], detail=err.detail
             )
+        except Exception as exc:  # the number parser failed on input it should refuse
+            self._refused("RCPT to=<%s> from=<%s> unreadable: %r", address, envelope, exc)
+            return reply("bad_recipient", recipient=address, domain=self.settings.domains[0])
         rcpt_dsn = getattr(server, "rcpt_dsn", None) or RcptDsn()
         recipient = replace(recipient, notify=rcpt_dsn.notify, orcpt=rcpt_dsn.orcpt)
         try:
             check_destination(self.settings.domain_customers, transaction, recipient)
         except Reject as rej:
-            log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, rej.kind)
+            self._refused("RCPT to=<%s> from=<%s> refused: %s", address, envelope, rej.kind)
             return rej.reply
         try:
             for rule in RCPT_RULES:
                 await rule(self.store, transaction, recipient)
         except Reject as rej:
-            log.info("RCPT to=<%s> from=<%s> refused: %s", address, envelope.mail_from, rej.kind)
+            self._refused("RCPT to=<%s> from=<%s> refused: %s", address, envelope, rej.kind)
             return rej.reply
         except StorageUnavailable as exc:
             log.error("RCPT to=<%s>: storage unavailable: %s", address, exc)
@@ -186,14 +208,26 @@ class IntakeHandler:
         mail_id = new_mail_id()
         self.in_flight += 1
         self._idle.clear()
+        reserved = 0
         try:
             raw = self._check_line_endings(raw, transaction.client_ip)
             mail = await self._build(mail_id, transaction, raw, session, envelope.mail_from)
+            reserved = self._reserve(len(mail.orders))
             accepted_id = await self.store.accept(mail)
         except Reject as rej:
-            log.info("%s: from=<%s> refused: %s", mail_id, envelope.mail_from, rej.reply)
+            self._settle(reserved, committed=False)
+            self.logs.event(
+                logging.INFO,
+                "data",
+                transaction.client_ip,
+                "%s: from=<%s> refused: %s",
+                mail_id,
+                envelope.mail_from,
+                rej.reply,
+            )
             return rej.reply
         except StorageUnavailable as exc:
+            self._settle(reserved, committed=False)
             log.error(
                 "%s: from=<%s> not accepted, storage unavailable: %s",
                 mail_id,
@@ -205,6 +239,7 @@ class IntakeHandler:
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()
+        self._settle(reserved, committed=accepted_id == mail_id)
         if accepted_id != mail_id:
             log.info(
                 "%s: from=<%s> is a copy of %s (same Message-ID and envelope): nothing new queued",
@@ -228,6 +263,24 @@ class IntakeHandler:
             self.on_notice()
         return reply("queued", mail_id=mail_id)
 
+    def _refused(self, msg: str, address: str, envelope: Any, why: object) -> None:
+        transaction: Transaction | None = getattr(envelope, "bridge", None)
+        ip = transaction.client_ip if transaction is not None else ""
+        self.logs.event(logging.INFO, "rcpt", ip, msg, address, envelope.mail_from, why)
+
+    def _reserve(self, orders: int) -> int:
+        """Count the mail's orders against the queue's high-water mark (or Reject)."""
+        if self.backpressure is None:
+            return 0
+        busy = self.backpressure.reserve(orders)
+        if busy is not None:
+            raise Reject("queue_full", detail=busy)
+        return orders
+
+    def _settle(self, reserved: int, *, committed: bool) -> None:
+        if self.backpressure is not None and reserved:
+            self.backpressure.settle(reserved, committed=committed)
+
     def _check_line_endings(self, raw: bytes, client_ip: str) -> bytes:
         """Refuse (or, for trusted networks, repair) bare CR, bare LF and NUL."""
         found = bare_line_ending(raw)
@@ -239,6 +292,34 @@ class IntakeHandler:
         raise Reject("bare_line_ending", detail=found)
 
     async def _build(
+        self, mail_id: str, transaction: Transaction, raw: bytes, session: Any, mail_from: str
+    ) -> NewMail:
+        try:
+            return await self._build_mail(mail_id, transaction, raw, session, mail_from)
+        except (Reject, StorageUnavailable):
+            raise
+        except Exception as exc:
+            raise self._from_input(mail_id, transaction.client_ip, exc) from exc
+
+    def _from_input(self, mail_id: str, client_ip: str, exc: Exception) -> Reject:
+        """A fault found while reading the mail is the mail's fault: a 5xx, never a 4xx.
+
+        Faults of decoding and of values (charsets, numbers, dates) are the refusal's
+        one log line; anything else may be a bug of ours and is logged with its
+        traceback as well (through the rate limiter).
+        """
+        if not isinstance(exc, UnicodeError | LookupError | ValueError | OverflowError):
+            self.logs.event(
+                logging.ERROR,
+                "unreadable",
+                client_ip,
+                "%s: unexpected error while reading the mail (refused with 554)",
+                mail_id,
+                exc_info=exc,
+            )
+        return Reject("unreadable_mail", detail=_describe(exc))
+
+    async def _build_mail(
         self, mail_id: str, transaction: Transaction, raw: bytes, session: Any, mail_from: str
     ) -> NewMail:
         if len(raw) > self.settings.parse_in_thread_above:
@@ -253,9 +334,9 @@ class IntakeHandler:
                 else "auto_submitted"
             )
             raise Reject(kind, detail=loop)
-        text, policy = apply_overrides(raw, text, transaction.policy)  # per-mail (issue 8)
-        real = [r for r in transaction.recipients if not r.preview]
         now = utcnow()
+        text, policy = apply_overrides(raw, text, transaction.policy, now)  # per mail
+        real = [r for r in transaction.recipients if not r.preview]
         orders: tuple[NewOrder, ...] = ()
         if real:
             sms = compose_text(text, policy)
@@ -317,6 +398,13 @@ class IntakeHandler:
             ),
             dedupe_since=now - timedelta(seconds=self.settings.dedupe_window),
             conversation=direct,
+            velocity=VelocityCheck.of(
+                transaction.access,
+                transaction.sender.customer_id,
+                transaction.sender.customer_name,
+                direct,
+                self.alert_fallback,
+            ),
         )
 
     async def drained(self, within: float) -> bool:
@@ -327,10 +415,6 @@ class IntakeHandler:
             return False
         return True
 
-    async def handle_exception(self, error: Exception) -> str:
-        log.exception("unexpected error in the SMTP session", exc_info=error)
-        return reply("internal_error")
-
 
 def _extract(raw: bytes) -> Any:
     try:
@@ -339,17 +423,22 @@ def _extract(raw: bytes) -> Any:
         raise Reject("mime_too_complex", reason=str(exc)) from exc
 
 
-@lru_cache(maxsize=256)
-def networks(cidrs: tuple[str, ...]) -> Networks:
-    return Networks(cidrs)
-
-
 def customer_access(settings: dict[str, Any]) -> CustomerAccess:
     try:
         return CustomerAccess.from_settings(settings)
     except (ValueError, TypeError) as exc:
         log.error("customer access settings are invalid (%s); treated as a temporary fault", exc)
         raise StorageUnavailable(f"invalid customer access settings: {exc}") from exc
+
+
+def _describe(exc: Exception) -> str:
+    """A short, single-line, ASCII description of a parsing fault for the reply."""
+    if isinstance(exc, UnicodeError):
+        text = f"its text cannot be decoded: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text[:120]
 
 
 def _peer_ip(session: Any) -> str:

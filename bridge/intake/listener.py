@@ -1,7 +1,8 @@
-"""The SMTP listener: TLS context, shared session state, AUTH verification, the server socket.
+"""The SMTP listener: shared session state, AUTH verification, the server socket.
 
-TLS is TLS 1.2 or newer with forward-secret AEAD ciphers only, from one configured
-certificate chain (no SNI dependence: SAP may send none).
+TLS comes from `bridge.intake.tls`; AUTH failures are counted across sessions
+(`authguard`); what clients make the listener log, including aiosmtpd's own lines,
+goes through one log-rate limiter (`lograte`).
 """
 
 from __future__ import annotations
@@ -11,26 +12,23 @@ import logging
 import ssl
 
 from bridge.intake.access import ConnectionLimiter, Networks
+from bridge.intake.authguard import AuthGuard, AuthLimits
 from bridge.intake.handler import IntakeHandler
+from bridge.intake.lograte import LogLimiter
 from bridge.intake.server import BridgeSMTP, Shared
+from bridge.intake.tls import server_context
 from bridge.settings import SmtpSettings
 from bridge.store.credentials import find_credential, verify_password
 from bridge.store.store import Store
 
 log = logging.getLogger("bridge.intake")
-
-CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
+AIOSMTPD_LOG = logging.getLogger("mail.log")
 
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     if settings.tls_cert is None or settings.tls_key is None:
         return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(CIPHERS)
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
-    return context
+    return server_context(str(settings.tls_cert), str(settings.tls_key))
 
 
 def make_verifier(store: Store) -> object:
@@ -50,6 +48,7 @@ async def start_listener(
     settings: SmtpSettings, handler: IntakeHandler, store: Store
 ) -> tuple[asyncio.Server, Shared]:
     context = tls_context(settings)
+    logs = LogLimiter(log)
     shared = Shared(
         limiter=ConnectionLimiter(
             settings.max_connections_per_ip,
@@ -61,7 +60,21 @@ async def start_listener(
         tls_on=context is not None,
         require_tls=settings.require_tls,
         verify=make_verifier(store),  # type: ignore[arg-type]
+        auth=AuthGuard(
+            AuthLimits(
+                max_failures=settings.auth_max_failures,
+                max_failures_per_login=settings.auth_max_failures_per_login,
+                window=settings.auth_failure_window,
+                lockout=settings.auth_lockout,
+                delay=settings.auth_failure_delay,
+                delay_max=settings.auth_failure_delay_max,
+            )
+        ),
+        logs=logs,
+        idle_command_limit=settings.idle_command_limit,
     )
+    shared.log_filter = logs.filter_for()
+    AIOSMTPD_LOG.addFilter(shared.log_filter)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: BridgeSMTP(
@@ -87,3 +100,10 @@ async def start_listener(
             "no TLS certificate configured ([smtp] tls_cert): STARTTLS and AUTH are not offered"
         )
     return server, shared
+
+
+def release_listener(shared: Shared) -> None:
+    """Undo what `start_listener` set up outside the server (the log filter)."""
+    if shared.log_filter is not None:
+        AIOSMTPD_LOG.removeFilter(shared.log_filter)
+        shared.log_filter = None

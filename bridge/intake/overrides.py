@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
@@ -45,6 +46,7 @@ VALUED = {
     "cc": "cost_centre",
     "parts": "max_parts",
 }
+SEND_AT_HORIZON = timedelta(days=366)  # a later send_at is a typo, not a plan
 _TOKEN = re.compile(r"\[\s*([A-Za-z]+)\s*(?::\s*([^\]]*?)\s*)?\]")
 
 
@@ -84,8 +86,11 @@ def read_overrides(raw: bytes, subject: str) -> Overrides:
     return Overrides(found, cleaned, cleaned != subject)
 
 
-def check_overrides(overrides: Overrides, policy: Policy) -> dict[str, Any]:
+def check_overrides(
+    overrides: Overrides, policy: Policy, now: datetime | None = None
+) -> dict[str, Any]:
     """The mail level of the cascade, or Reject when an override is not allowed or invalid."""
+    now = now or datetime.now(UTC)
     level: dict[str, Any] = {}
     for name, (value, origin) in overrides.values.items():
         if name not in policy.mail_overrides:
@@ -98,18 +103,22 @@ def check_overrides(overrides: Overrides, policy: Policy) -> dict[str, Any]:
         try:
             if name == "send_at":
                 value = parse_send_at(value, policy.timezone)
+                if value and datetime.fromisoformat(value) > now + SEND_AT_HORIZON:
+                    raise PolicyError(f"send_at: at most one year ahead, got {value[:10]}")
             level[name] = check_setting(name, value, "mail")
         except PolicyError as exc:
             raise Reject("bad_override", origin=origin, detail=str(exc)) from None
     return level
 
 
-def apply_overrides(raw: bytes, mail: MailText, policy: Policy) -> tuple[MailText, Policy]:
+def apply_overrides(
+    raw: bytes, mail: MailText, policy: Policy, now: datetime | None = None
+) -> tuple[MailText, Policy]:
     """The mail without its subject tokens, and the policy with the mail's overrides."""
     found = read_overrides(raw, mail.subject)
     if not found.values:
         return mail, policy
-    level = check_overrides(found, policy)
+    level = check_overrides(found, policy, now)
     if found.tokens_removed:
         mail = replace(mail, subject=found.subject)
     return mail, with_mail_level(policy, level)

@@ -1,28 +1,37 @@
 """The SMTP server protocol: aiosmtpd's SMTP, fitted to face company MTAs and SAP systems.
 
 On top of aiosmtpd it adds: DSN (RFC 3461) — advertised, and NOTIFY/ORCPT/RET/ENVID
-accepted and kept exactly as received; STARTTLS required for clients outside the
-plaintext networks; per-address connection caps and rates; SIZE checked at MAIL;
-AUTH verified off the event loop with a failure limit; a graceful stop that answers
-new sessions and commands with 421; and aiosmtpd's own replies rewritten into the
-bridge's reply table, with enhanced status codes.
+accepted and kept exactly as received; STARTTLS required at MAIL for clients outside
+the plaintext networks, whatever they greeted with (HELO or EHLO); per-address
+connection caps and rates; SIZE checked at MAIL; AUTH verified off the event loop,
+with failures counted per address and per login across sessions (`authguard`);
+a graceful stop that answers new sessions and commands with 421; and aiosmtpd's own
+replies rewritten into the bridge's reply table, with enhanced status codes.
+
+Every command passes one guard first (`_guarded`): input sent before the previous
+reply (no PIPELINING is offered) ends the session with 554 5.5.0; an argument with
+bytes that are not UTF-8, or with control characters, gets 501 5.5.2; and a session
+that sends more than `idle_command_limit` commands without a mail being accepted
+(RSET/NOOP keep-alive, probing) is closed with 421. What clients cause is logged
+through a rate limiter (`lograte`), as one line, never with a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
-from bridge.errors import reply
+from bridge.errors import StorageUnavailable, reply
 from bridge.intake.access import ConnectionLimiter, Networks
+from bridge.intake.authguard import AuthGuard, AuthLimits, Lockout
 from bridge.intake.dsn_params import (
     DsnParamError,
     MailDsn,
@@ -31,6 +40,7 @@ from bridge.intake.dsn_params import (
     parse_rcpt_dsn,
     split_params,
 )
+from bridge.intake.lograte import LogLimiter
 
 log = logging.getLogger("bridge.intake")
 
@@ -38,6 +48,10 @@ Verifier = Callable[[str, str], Awaitable[int | None]]  # login, password -> cus
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDR = re.compile(rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
+# Bytes that are not UTF-8 (decoded by aiosmtpd as lone surrogates) and control characters.
+_BAD_CHARS = re.compile(r"[\udc80-\udcff]|[\x00-\x08\x0a-\x1f\x7f]")
+# Commands that move a transaction forward; every other one counts as idle.
+_PROGRESS = frozenset({"RCPT", "DATA", "QUIT"})
 _MAIL_DSN = frozenset({"RET", "ENVID", "AUTH"})
 _RCPT_DSN = frozenset({"NOTIFY", "ORCPT"})
 # aiosmtpd's own reply texts -> the bridge's reply table (or an added enhanced code).
@@ -73,8 +87,14 @@ class Shared:
     require_tls: bool
     verify: Verifier | None = None
     stopping: bool = False
-    auth_failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
-    max_auth_failures: int = 10
+    auth: AuthGuard = field(default_factory=lambda: AuthGuard(AuthLimits()))
+    logs: LogLimiter = field(default_factory=lambda: LogLimiter(log))
+    idle_command_limit: int = 100
+    log_filter: logging.Filter | None = None  # on aiosmtpd's logger while listening
+
+    def needs_tls(self, ip: str, is_tls: bool) -> bool:
+        """Must this client STARTTLS before MAIL (the listener's own rule)?"""
+        return self.tls_on and self.require_tls and not is_tls and ip not in self.plaintext
 
 
 class BridgeSMTP(SMTP):
@@ -83,6 +103,11 @@ class BridgeSMTP(SMTP):
         self.shared = shared
         self._client_ip: str | None = None
         self._refused = False
+        self._idle_commands = 0  # commands since the last accepted mail (or the start)
+        self._close_after_reply = False
+        self._smtp_methods = {
+            name: self._guarded(name, method) for name, method in self._smtp_methods.items()
+        }
         # What this session learned, read by the intake handler (it gets `server`):
         self.mail_dsn = MailDsn()  # RET/ENVID of the current MAIL
         self.rcpt_dsn = RcptDsn()  # NOTIFY/ORCPT of the current RCPT
@@ -107,6 +132,10 @@ class BridgeSMTP(SMTP):
                 transport.close()
                 return
             self._client_ip = ip
+        else:
+            # STARTTLS done: forget what the plaintext session learned (RFC 3207, 4.2).
+            self.auth_customer_id = None
+            self.mail_dsn, self.rcpt_dsn = MailDsn(), RcptDsn()
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -141,6 +170,109 @@ class BridgeSMTP(SMTP):
             await super().push(_rewrite(status, self.shared.data_size_limit))
         else:
             await super().push(status)
+        if self._close_after_reply:
+            self._close()
+
+    def _event(self, level: int, kind: str, msg: str, *args: object) -> None:
+        """One log line about something this client did (rate-limited, no traceback)."""
+        self.shared.logs.event(level, kind, self.client_ip, msg, *args)
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__
+            self._event(
+                logging.INFO,
+                "tls-handshake",
+                "TLS handshake with %s failed: %s",
+                self.client_ip,
+                f"{type(cause).__name__}: {cause}" if cause else "connection closed",
+            )
+            return reply("tls_handshake_failed")  # aiosmtpd closes without sending it
+        self.shared.logs.event(
+            logging.ERROR,
+            "exception",
+            "",
+            "unexpected error in the SMTP session with %s",
+            self.client_ip,
+            exc_info=error,
+        )
+        return reply("internal_error")
+
+    # -- the guard every command passes ------------------------------------------
+    def _guarded(self, name: str, method: Callable[[str | None], Awaitable[None]]) -> Any:
+        async def run(arg: str | None) -> None:
+            if name != "QUIT" and self._pending_input():
+                await self._out_of_sync(name)
+                return
+            if name not in _PROGRESS:
+                self._idle_commands += 1
+                if self._idle_commands > self.shared.idle_command_limit:
+                    self._event(
+                        logging.INFO,
+                        "idle-commands",
+                        "client %s closed: %d commands without a mail",
+                        self.client_ip,
+                        self._idle_commands - 1,
+                    )
+                    self._close_after_reply = True
+                    await self.push(
+                        reply("too_many_commands", limit=self.shared.idle_command_limit)
+                    )
+                    return
+            bad = _bad_bytes(arg)
+            if bad is not None:
+                self._event(
+                    logging.INFO,
+                    "bad-bytes",
+                    "client %s: %s refused, it contains %s",
+                    self.client_ip,
+                    name,
+                    bad,
+                )
+                await self.push(reply("bad_command_bytes", detail=bad))
+                return
+            await method(arg)
+
+        # HELP reads aiosmtpd's syntax marks from the method (our overrides have none).
+        original = getattr(SMTP, f"smtp_{name}", method)
+        for mark in ("__smtp_syntax__", "__smtp_syntax_when__", "__smtp_syntax_extended__"):
+            if hasattr(original, mark):
+                setattr(run, mark, getattr(original, mark))
+        return run
+
+    def _pending_input(self) -> bytes:
+        """What the client sent after the command being answered (before our reply)."""
+        buffer = getattr(self._reader, "_buffer", b"")
+        return bytes(buffer) if buffer else b""
+
+    async def _out_of_sync(self, name: str) -> None:
+        self._event(
+            logging.INFO,
+            "out-of-sync",
+            "client %s closed: sent input before the reply to %s (no PIPELINING)",
+            self.client_ip,
+            name,
+        )
+        self._close_after_reply = True
+        await self.push(reply("out_of_sync"))
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        if command == "DATA":
+            pending = self._pending_input()
+            if pending and not b"QUIT\r\n".startswith(pending.upper()):
+                # A second transaction pipelined behind the data (no PIPELINING offered).
+                self._event(
+                    logging.INFO,
+                    "out-of-sync",
+                    "client %s closed: sent input before the reply to the mail data",
+                    self.client_ip,
+                )
+                self._close_after_reply = True
+                return reply("out_of_sync")
+        status = await super()._call_handler_hook(command, *args)
+        if command == "DATA" and isinstance(status, str) and status.startswith("250"):
+            self._idle_commands = 0
+        return status
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -158,15 +290,10 @@ class BridgeSMTP(SMTP):
         if await self._refuse_if_stopping():
             return
         self.mail_dsn = MailDsn()
+        if self.shared.needs_tls(self.client_ip, self.is_tls):  # HELO sessions as well
+            await self.push(reply("tls_required"))
+            return
         if arg is not None and self.session is not None and self.session.extended_smtp:
-            if (
-                self.shared.tls_on
-                and self.shared.require_tls
-                and not self.is_tls
-                and self.client_ip not in self.shared.plaintext
-            ):
-                await self.push(reply("tls_required"))
-                return
             arg, found = split_params(arg, _MAIL_DSN)
             try:
                 dsn = parse_mail_dsn(found)
@@ -202,6 +329,12 @@ class BridgeSMTP(SMTP):
             return
         await super().smtp_DATA(arg)
 
+    async def smtp_STARTTLS(self, arg: str | None) -> None:
+        if self.is_tls:  # a second TLS layer inside the first one
+            await self.push(reply("already_tls"))
+            return
+        await super().smtp_STARTTLS(arg)
+
     # -- addresses: a fast path for the common `<local@domain>` form ------------
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address parser, with the plain `<dot-atom@domain>` form done directly.
@@ -212,7 +345,10 @@ class BridgeSMTP(SMTP):
         """
         match = _PLAIN_ADDR.match(arg)
         if match is None or len(match.group(1).rpartition("@")[0]) > self.local_part_limit > 0:
-            result: tuple[str | None, str | None] = super()._getaddr(arg)
+            try:
+                result: tuple[str | None, str | None] = super()._getaddr(arg)
+            except Exception:  # the stdlib parser fails on some malformed input ("a@")
+                return None, None  # aiosmtpd answers "malformed address"
             return result
         return match.group(1), arg[match.end(1) + 1 :].lstrip()
 
@@ -231,24 +367,80 @@ class BridgeSMTP(SMTP):
         data = result.auth_data
         if result.success or not isinstance(data, LoginPassword) or self.shared.verify is None:
             return result
-        failures = self.shared.auth_failures[self.client_ip]
-        now = time.monotonic()
-        while failures and failures[0] <= now - 600:
-            failures.popleft()
-        if len(failures) >= self.shared.max_auth_failures:
-            log.warning("AUTH from %s refused: too many failed logins", self.client_ip)
-            await self.push(reply("too_many_connections", detail="Too many failed logins"))
-            self._close()
-            return AuthResult(success=False, handled=True)
+        ip = self.client_ip
         login = data.login.decode("utf-8", "replace")
-        customer_id = await self.shared.verify(login, data.password.decode("utf-8", "replace"))
+        key = login[:256]
+        guard = self.shared.auth
+        lockout = guard.begin(ip, key, time.monotonic())
+        if lockout is not None:
+            return await self._locked_out(lockout)
+        try:
+            customer_id = None
+            if _BAD_CHARS.search(login) is None and "\ufffd" not in login and len(login) <= 256:
+                password = data.password.decode("utf-8", "replace")
+                customer_id = await self.shared.verify(login, password)
+        except StorageUnavailable as exc:
+            guard.end(ip, key, time.monotonic(), ok=True)  # our fault: not counted
+            log.error("AUTH from %s: storage unavailable: %s", ip, exc)
+            return AuthResult(success=False, handled=False, message=reply("storage_failure"))
+        except BaseException:
+            guard.end(ip, key, time.monotonic(), ok=True)
+            raise
+        delay, started = guard.end(ip, key, time.monotonic(), ok=customer_id is not None)
         if customer_id is None:
-            failures.append(now)
-            log.warning("AUTH as %r from %s failed", login, self.client_ip)
+            if started is not None:
+                self.shared.logs.event(
+                    logging.WARNING,
+                    "auth-lockout",
+                    ip,
+                    "AUTH locked for %d s: the %s of client %s (login %r) had %d failed logins",
+                    started.seconds,
+                    started.subject,
+                    ip,
+                    login,
+                    self._limit(started),
+                )
+            else:
+                self._event(logging.WARNING, "auth-failed", "AUTH as %r from %s failed", login, ip)
+            await asyncio.sleep(delay)
             return AuthResult(success=False, handled=False, message=reply("auth_failed"))
         self.auth_customer_id = customer_id
-        log.info("AUTH as %r from %s succeeded", login, self.client_ip)
+        log.info("AUTH as %r from %s succeeded", login, ip)
         return AuthResult(success=True, auth_data=data)
+
+    def _limit(self, lockout: Lockout) -> int:
+        limits = self.shared.auth.limits
+        return (
+            limits.max_failures if lockout.subject == "address" else limits.max_failures_per_login
+        )
+
+    async def _locked_out(self, lockout: Lockout) -> AuthResult:
+        self._event(
+            logging.INFO,
+            "auth-locked",
+            "AUTH from %s refused: its %s is locked for %d more seconds",
+            self.client_ip,
+            lockout.subject,
+            lockout.seconds,
+        )
+        detail = "from this address" if lockout.subject == "address" else "for this login"
+        self._close_after_reply = True
+        await self.push(
+            reply("auth_locked", detail=detail, minutes=max(1, math.ceil(lockout.seconds / 60)))
+        )
+        return AuthResult(success=False, handled=True)
+
+
+def _bad_bytes(arg: str | None) -> str | None:
+    """What makes a command argument unacceptable (not UTF-8, control characters), or None."""
+    if not arg or (arg.isascii() and arg.isprintable()):
+        return None
+    match = _BAD_CHARS.search(arg)
+    if match is None:
+        return None
+    if "\udc80" <= match.group() <= "\udcff":
+        return "bytes that are not UTF-8"
+    return f"the control character {match.group()!r}"
 
 
 def _param(arg: str, name: str) -> str | None:

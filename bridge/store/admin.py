@@ -19,6 +19,7 @@ _user = User.__table__  # type: ignore[attr-defined]
 DEMO_CUSTOMER = "demo"
 DEMO_USER = "demo@example.com"
 DEMO_NUMBER = "+4915550000001"
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 class AdminError(ValueError):
@@ -134,11 +135,22 @@ def list_users(conn: Connection, customer: str | None = None) -> list[UserRow]:
 
 
 def ensure_demo(conn: Connection) -> bool:
-    """On a database without customers, create the demo customer and demo@example.com."""
+    """On a database without customers, create the demo customer and demo@example.com.
+
+    A demo customer created before customers needed client networks or AUTH gets this
+    machine's networks, so the demo stays usable on loopback (and only there).
+    """
     if conn.execute(select(func.count()).select_from(_customer)).scalar():
+        _demo_on_loopback(conn)
         return False
     # The demo's sender is a (sandbox) long number, so phones can answer it (SMS2Mail).
-    add_customer(conn, DEMO_CUSTOMER, {"default_country": "DE", "sender_id": DEMO_NUMBER})
+    # Its users may send from this machine only (a customer needs client networks or AUTH).
+    settings = {
+        "default_country": "DE",
+        "sender_id": DEMO_NUMBER,
+        "access": {"networks": list(LOOPBACK)},
+    }
+    add_customer(conn, DEMO_CUSTOMER, settings)
     add_user(
         conn,
         DEMO_USER,
@@ -148,3 +160,23 @@ def ensure_demo(conn: Connection) -> bool:
         origin="demo",
     )
     return True
+
+
+def _demo_on_loopback(conn: Connection) -> None:
+    row = conn.execute(
+        select(_customer.c.id, _customer.c.settings)
+        .join(_user, _user.c.customer_id == _customer.c.id)
+        .where(
+            _customer.c.name == DEMO_CUSTOMER,
+            _user.c.address == DEMO_USER,
+            _user.c.origin == "demo",
+        )
+    ).first()
+    if row is None:
+        return
+    settings = dict(row.settings or {})
+    access = dict(settings.get("access") or {})
+    if "networks" in access:  # set on purpose (even to none): leave it
+        return
+    settings["access"] = {**access, "networks": list(LOOPBACK)}
+    conn.execute(update(_customer).where(_customer.c.id == row.id).values(settings=settings))

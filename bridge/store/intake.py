@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select
 
+from bridge.intake.velocity import VelocityCheck
 from bridge.store.bulk import bulk_insert
 from bridge.store.lists import insert_list_mails
 from bridge.store.models import Alias, Customer, Mail, Notice, Order, OrderEvent, Profile, User
@@ -48,6 +49,8 @@ class NewOrder:
     next_attempt_at: datetime | None = None  # later than the mail: send_at, quiet hours
     dsn_notify: str | None = None  # RFC 3461 NOTIFY as received
     dsn_orcpt: str | None = None  # RFC 3461 ORCPT as received
+    status: str = "queued"  # or "held" (SMS pumping protection, bridge.store.velocity)
+    error: str = ""  # why it is held
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class NewMail:
     dedupe_key: str | None = None  # equal for the same mail delivered twice
     dedupe_since: datetime | None = None  # look for an earlier copy received after this
     conversation: int = 0  # at commit, the first n orders keep a conversation's sender number
+    velocity: VelocityCheck | None = None  # at commit, SMS pumping across mails
 
 
 _user = User.__table__  # type: ignore[attr-defined]
@@ -184,6 +188,10 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     if not mails:
         return duplicates
     mails = [_in_conversation(conn, m) if m.conversation else m for m in mails]
+    if any(m.velocity for m in mails):
+        from bridge.store.velocity import hold_pumping  # it imports this module's types
+
+        mails = hold_pumping(conn, mails)
     conn.execute(
         insert(_mail),
         [
@@ -241,14 +249,14 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
                 "text": o.text,
                 "encoding": o.encoding,
                 "parts": o.parts,
-                "status": "queued",
+                "status": o.status,
                 "priority": o.priority,
                 "attempts": 0,
                 "next_attempt_at": o.next_attempt_at or m.received_at,
                 "created_at": m.received_at,
                 "updated_at": m.received_at,
                 "expires_at": o.expires_at,
-                "error": "",
+                "error": o.error,
                 "policy": o.policy,
                 "dsn_notify": o.dsn_notify,
                 "dsn_orcpt": o.dsn_orcpt,
@@ -264,8 +272,8 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
             {
                 "order_id": o.id,
                 "at": m.received_at,
-                "event": "queued",
-                "detail": f"from {m.envelope_from}",
+                "event": o.status,
+                "detail": f"from {m.envelope_from}" + (f"; {o.error}" if o.error else ""),
             }
             for m, o in orders
         ],

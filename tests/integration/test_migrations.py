@@ -25,7 +25,7 @@ def test_downgrade_and_upgrade_again(engine: Engine) -> None:
         command.downgrade(cfg, "base")
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0008"
+    assert current_revision(engine) == "0009"
 
 
 def test_numbers_stored_before_e164_reading_are_rewritten(engine: Engine) -> None:

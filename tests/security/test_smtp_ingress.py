@@ -1,59 +1,23 @@
-"""The listener against the attack checklist (S1–S13, S18–S22, T1): real sockets, raw probes."""
+"""The listener against the attack checklist (S1, S3, S5, S6, S8, S9, S11, S12, S18–S22, T1, A2,
+A3, backpressure, graceful stop): real sockets, raw probes."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import ssl
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 import pytest
 import trustme
 
-from bridge.settings import Settings
 from bridge.store.admin import add_customer, add_user
 from bridge.store.credentials import add_credential
 from bridge.store.store import run_sync
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
+from tests.security.common import client_context, orders, tls_settings, with_smtp
 from tests.smtp_probe import RawSmtp
-
-
-def _orders(tmp_path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(tmp_path / "bridge.db") as conn:
-        return conn.execute('SELECT recipient, rcpt_address FROM "order" ORDER BY id').fetchall()
-
-
-def _smtp(settings: Settings, **changes: Any) -> Settings:
-    return settings.model_copy(update={"smtp": settings.smtp.model_copy(update=changes)})
-
-
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-def _tls_settings(tmp_path: Path, ca: trustme.CA, **changes: Any) -> Settings:
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_pem.write_to_path(str(key_file))
-    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    return _smtp(
-        make_settings(tmp_path),
-        tls_cert=cert_file,
-        tls_key=key_file,
-        plaintext_networks=("127.0.0.1/32",),
-        **changes,
-    )
-
-
-def _client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
-
 
 SMUGGLING = [
     b"\n.\n", b"\r.\r", b"\r.\n", b"\n.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r",
@@ -79,11 +43,11 @@ async def test_s1_smuggling_never_creates_a_second_mail(tmp_path: Path, sequence
         await c.close()
     assert first.startswith("550 5.5.2"), first  # bare CR/LF/NUL refused by default
     assert not any(r.startswith("250 2.0.0 Ok: queued") for r in rest)
-    assert all(rcpt != "+491709999999" for rcpt, _ in _orders(tmp_path))
+    assert all(rcpt != "+491709999999" for rcpt, _ in orders(tmp_path))
 
 
 async def test_bare_lf_is_repaired_for_trusted_networks(tmp_path: Path) -> None:
-    settings = _smtp(make_settings(tmp_path), normalize_networks=("127.0.0.1/32",))
+    settings = with_smtp(make_settings(tmp_path), normalize_networks=("127.0.0.1/32",))
     async with running_bridge(settings) as (_, ep):
         c = await RawSmtp.connect(*ep.smtp)
         await c.read_reply()
@@ -94,28 +58,38 @@ async def test_bare_lf_is_repaired_for_trusted_networks(tmp_path: Path) -> None:
         await c.send(b"Subject: x\n\nline one\nline two\r\n.\r\n")
         assert (await c.read_reply()).startswith("250 2.0.0")
         await c.close()
-    assert len(_orders(tmp_path)) == 1
+    assert len(orders(tmp_path)) == 1
 
 
-async def test_s3_starttls_injection_is_discarded(tmp_path: Path, ca: trustme.CA) -> None:
-    async with running_bridge(_tls_settings(tmp_path, ca)) as (_, ep):
+async def test_s3_starttls_injection_is_refused(tmp_path: Path, ca: trustme.CA) -> None:
+    """Commands sent behind STARTTLS are never run: the session ends before TLS starts."""
+    async with running_bridge(tls_settings(tmp_path, ca)) as (_, ep):
         c = await RawSmtp.connect(*ep.smtp)
         await c.read_reply()
         assert "STARTTLS" in await c.command("EHLO probe")
         await c.send("STARTTLS\r\nMAIL FROM:<demo@example.com>\r\n")
-        assert (await c.read_reply()).startswith("220")
-        await c.starttls(_client_context(ca))
-        with pytest.raises(TimeoutError):
-            await c.read_reply(timeout=0.5)  # the injected MAIL was never answered
+        assert (await c.read_reply()).startswith("554 5.5.0")  # input before the reply
+        assert await c.read_reply(timeout=5) == ""  # closed; the injected MAIL never ran
+        await c.close()
+
+
+async def test_s4_state_after_starttls_is_reset(tmp_path: Path, ca: trustme.CA) -> None:
+    async with running_bridge(tls_settings(tmp_path, ca)) as (_, ep):
+        c = await RawSmtp.connect(*ep.smtp, local="127.0.0.2")
+        await c.read_reply()
         await c.command("EHLO probe")
+        assert (await c.command("STARTTLS")).startswith("220")
+        await c.starttls(client_context(ca))
+        assert (await c.command("MAIL FROM:<demo@example.com>")).startswith("503")  # no EHLO
         assert (await c.command("RCPT TO:<+491701234567@eu.rsms.net>")).startswith("503")
         await c.close()
+    assert orders(tmp_path) == []
 
 
 async def test_s5_s6_tls_required_outside_plaintext_networks_and_auth_after_tls(
     tmp_path: Path, ca: trustme.CA
 ) -> None:
-    async with running_bridge(_tls_settings(tmp_path, ca)) as (bridge, ep):
+    async with running_bridge(tls_settings(tmp_path, ca)) as (bridge, ep):
         assert bridge.store is not None
         run_sync(bridge.store.engine, add_credential, "sap-prod", "demo", "s3cret-pw")
         # From 127.0.0.2 (not in plaintext_networks): plaintext MAIL gets 530, AUTH gets 538.
@@ -128,7 +102,7 @@ async def test_s5_s6_tls_required_outside_plaintext_networks_and_auth_after_tls(
         await c.close()
         # With STARTTLS (TLS 1.2+ only) the same client may authenticate and send.
         smtp = aiosmtplib.SMTP(
-            hostname=ep.smtp[0], port=ep.smtp[1], tls_context=_client_context(ca),
+            hostname=ep.smtp[0], port=ep.smtp[1], tls_context=client_context(ca),
             local_hostname="sap.example", source_address=("127.0.0.2", 0), start_tls=True,
         )  # fmt: skip
         await smtp.connect()
@@ -138,17 +112,17 @@ async def test_s5_s6_tls_required_outside_plaintext_networks_and_auth_after_tls(
         await smtp.login("sap-prod", "s3cret-pw")
         await smtp.sendmail("demo@example.com", ["+491701234567@eu.rsms.net"], make_mail())
         await smtp.quit()
-    assert len(_orders(tmp_path)) == 1
+    assert len(orders(tmp_path)) == 1
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 async def test_t1_old_tls_versions_are_refused(tmp_path: Path, ca: trustme.CA) -> None:
-    async with running_bridge(_tls_settings(tmp_path, ca)) as (_, ep):
+    async with running_bridge(tls_settings(tmp_path, ca)) as (_, ep):
         c = await RawSmtp.connect(*ep.smtp)
         await c.read_reply()
         await c.command("EHLO old-client")
         await c.command("STARTTLS")
-        old = _client_context(ca)
+        old = client_context(ca)
         old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
         old.maximum_version = ssl.TLSVersion.TLSv1_1
         old.set_ciphers("ALL:@SECLEVEL=0")
@@ -160,14 +134,14 @@ async def test_t1_old_tls_versions_are_refused(tmp_path: Path, ca: trustme.CA) -
 async def test_authenticated_login_only_covers_its_own_customer(
     tmp_path: Path, ca: trustme.CA
 ) -> None:
-    async with running_bridge(_tls_settings(tmp_path, ca)) as (bridge, ep):
+    async with running_bridge(tls_settings(tmp_path, ca)) as (bridge, ep):
         assert bridge.store is not None
         engine = bridge.store.engine
         run_sync(engine, add_customer, "other", {})
         run_sync(engine, add_user, "eve@other.example", "other")
         run_sync(engine, add_credential, "sap-prod", "demo", "s3cret-pw")
         smtp = aiosmtplib.SMTP(
-            hostname=ep.smtp[0], port=ep.smtp[1], tls_context=_client_context(ca), start_tls=True
+            hostname=ep.smtp[0], port=ep.smtp[1], tls_context=client_context(ca), start_tls=True
         )
         await smtp.connect()
         await smtp.login("sap-prod", "s3cret-pw")
@@ -199,7 +173,7 @@ async def test_s8_open_relay_tricks_get_550_at_rcpt(tmp_path: Path, rcpt: str) -
         answer = await c.command(f"RCPT TO:<{rcpt}>")
         await c.close()
     assert answer[:3] in ("550", "553", "501"), answer
-    assert _orders(tmp_path) == []
+    assert orders(tmp_path) == []
 
 
 async def test_s9_customer_network_allowlist(tmp_path: Path) -> None:
@@ -219,7 +193,7 @@ async def test_s9_customer_network_allowlist(tmp_path: Path) -> None:
 
 
 async def test_s11_size_at_mail_and_oversized_data(tmp_path: Path) -> None:
-    settings = _smtp(make_settings(tmp_path), data_size_limit=10_000)
+    settings = with_smtp(make_settings(tmp_path), data_size_limit=10_000)
     async with running_bridge(settings) as (_, ep):
         c = await RawSmtp.connect(*ep.smtp)
         await c.read_reply()
@@ -231,7 +205,7 @@ async def test_s11_size_at_mail_and_oversized_data(tmp_path: Path) -> None:
         await c.send(b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 300 + b".\r\n")
         assert (await c.read_reply()).startswith("552 5.3.4")
         await c.close()
-    assert _orders(tmp_path) == []
+    assert orders(tmp_path) == []
 
 
 async def test_s12_over_long_line(tmp_path: Path) -> None:
@@ -245,11 +219,11 @@ async def test_s12_over_long_line(tmp_path: Path) -> None:
         await c.send(b"Subject: long\r\n\r\n" + b"y" * 5000 + b"\r\n.\r\n")
         assert (await c.read_reply()).startswith("500 5.5.2")
         await c.close()
-    assert _orders(tmp_path) == []
+    assert orders(tmp_path) == []
 
 
 async def test_s18_connection_cap_per_address_spares_others(tmp_path: Path) -> None:
-    settings = _smtp(make_settings(tmp_path), max_connections_per_ip=5)
+    settings = with_smtp(make_settings(tmp_path), max_connections_per_ip=5)
     async with running_bridge(settings) as (_, ep):
         idle = [await RawSmtp.connect(*ep.smtp) for _ in range(5)]
         for c in idle:
@@ -264,7 +238,8 @@ async def test_s18_connection_cap_per_address_spares_others(tmp_path: Path) -> N
 
 
 async def test_s19_s20_s21_timeouts_call_limits_and_junk(tmp_path: Path) -> None:
-    settings = _smtp(make_settings(tmp_path), timeout=0.5, command_call_limit={"NOOP": 3, "*": 50})
+    limits = {"NOOP": 3, "*": 50}
+    settings = with_smtp(make_settings(tmp_path), timeout=0.5, command_call_limit=limits)
     async with running_bridge(settings) as (_, ep):
         slow = await RawSmtp.connect(*ep.smtp)
         await slow.read_reply()
@@ -304,7 +279,7 @@ async def test_s22_mail_loops_never_become_sms(tmp_path: Path, headers: str, sta
         await c.send(f"{headers}Subject: out of office\r\n\r\nI am away.\r\n.\r\n".encode())
         assert (await c.read_reply()).startswith(status)
         await c.close()
-    assert _orders(tmp_path) == []
+    assert orders(tmp_path) == []
 
 
 async def test_same_mail_twice_gives_one_set_of_orders(tmp_path: Path) -> None:
@@ -317,7 +292,7 @@ async def test_same_mail_twice_gives_one_set_of_orders(tmp_path: Path) -> None:
                 )
                 replies.append(message)
     assert replies[0] == replies[1] and "queued as" in replies[0]
-    assert len(_orders(tmp_path)) == 1
+    assert len(orders(tmp_path)) == 1
 
 
 @pytest.mark.parametrize(
@@ -397,7 +372,7 @@ async def test_graceful_stop_answers_421_and_keeps_acknowledged_mail(tmp_path: P
         await stopping
         for client in (c, late):
             await client.close()
-    assert len(_orders(tmp_path)) == 1
+    assert len(orders(tmp_path)) == 1
 
 
 async def test_denied_countries_and_short_codes_with_a_country_list(tmp_path: Path) -> None:
@@ -407,7 +382,7 @@ async def test_denied_countries_and_short_codes_with_a_country_list(tmp_path: Pa
             "default_country": "DE",
             "denied_countries": ["GB"],
             "allowed_countries": ["DE", "GB"],
-            "access": {"short_codes": True},
+            "access": {"short_codes": True, "networks": ["127.0.0.0/8"]},
         }
         run_sync(bridge.store.engine, add_customer, "acme", settings)
         run_sync(bridge.store.engine, add_user, "ops@acme.example", "acme")

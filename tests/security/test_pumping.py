@@ -1,0 +1,227 @@
+"""SMS abuse (A1–A3): pumping across mails is held and the admin alerted; premium numbers and
+foreign countries are refused at RCPT."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import phonenumbers
+import pytest
+from phonenumbers import PhoneNumberType
+
+from bridge.intake.access import CustomerAccess
+from bridge.intake.velocity import VelocityCheck
+from bridge.settings import Settings
+from bridge.store.access import set_access
+from bridge.store.admin import add_customer, add_user
+from bridge.store.db import open_engine, upgrade
+from bridge.store.intake import NewMail, NewOrder
+from bridge.store.models import utcnow
+from bridge.store.store import Store, run_sync
+from bridge.store.velocity import held_orders, purge_numbers
+from bridge.transports.sandbox import read_inbox
+from tests.conftest import make_settings
+from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
+from tests.security.common import greeted, order_rows
+
+MAILSMS = str(Path(sys.executable).parent / "mailsms")
+NOC = "noc@bridge.example"
+
+
+def _settings(tmp_path: Path) -> Settings:
+    settings = make_settings(tmp_path)
+    inbound = settings.inbound.model_copy(update={"postmaster": NOC})
+    return settings.model_copy(update={"inbound": inbound})
+
+
+async def _send_one(port: int, number: str, n: int) -> str:
+    c = await greeted("127.0.0.1", port)
+    await c.command("MAIL FROM:<demo@example.com>")
+    await c.command(f"RCPT TO:<{number}@eu.rsms.net>")
+    await c.command("DATA")
+    await c.send(make_mail(to=f"{number}@eu.rsms.net", message_id=f"<pump-{n}@x>") + b".\r\n")
+    answer = await c.read_reply()
+    await c.close()
+    return answer
+
+
+def _alerts(tmp_path: Path) -> list[str]:
+    return [
+        str(m["To"])
+        for m in maildir_messages(tmp_path / "maildir")
+        if str(m["Subject"]).startswith("SMS held for review")
+    ]
+
+
+def _mailsms(tmp_path: Path, *args: str) -> str:
+    done = subprocess.run(
+        [MAILSMS, *args, "-c", str(tmp_path / "bridge.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_a1_consecutive_numbers_across_mails_are_held_and_the_admin_alerted(
+    tmp_path: Path,
+) -> None:
+    async with running_bridge(_settings(tmp_path)) as (bridge, ep):
+        assert bridge.store is not None
+        run_sync(bridge.store.engine, set_access, "demo", {"velocity_numbers": 5})
+        numbers = [f"+4917012345{n:02d}" for n in range(8)]
+        answers = [await _send_one(ep.smtp[1], number, n) for n, number in enumerate(numbers)]
+        assert all(a.startswith("250 2.0.0") for a in answers), answers  # accepted, kept
+        rows = order_rows(tmp_path)
+        assert [s == "held" for _, s, _ in rows] == [False] * 5 + [True] * 3
+        assert all("SMS pumping protection" in error for _, s, error in rows if s == "held")
+        await wait_for(lambda: _alerts(tmp_path), within=10)
+        inbox = tmp_path / "sandbox" / "inbox.jsonl"
+        await wait_for(lambda: len(read_inbox(inbox, None)) == 5, within=10)
+        assert _alerts(tmp_path) == [NOC]  # one alert for the burst, not one per mail
+        assert {r[0] for r in rows if r[1] == "held"}.isdisjoint(
+            m.destination for m in read_inbox(inbox, None)
+        )
+        # The operator looks, releases one mail's orders and refuses the rest.
+        listed = _mailsms(tmp_path, "held", "list", "--customer", "demo")
+        assert "+491701234505" in listed and "SMS pumping protection" in listed
+        mail_id = answers[5].split()[-1]
+        assert "1 order(s) released" in _mailsms(tmp_path, "held", "release", "--mail", mail_id)
+        await wait_for(lambda: len(read_inbox(inbox, None)) == 6, within=10)
+        assert "2 order(s) refused" in _mailsms(tmp_path, "held", "refuse", "--customer", "demo")
+    statuses = [s for _, s, _ in order_rows(tmp_path)]
+    assert statuses.count("held") == 0 and statuses.count("failed") == 2
+
+
+async def test_a1_watched_destinations_across_mails_are_held(tmp_path: Path) -> None:
+    numbers = [
+        "+2348031000001", "+2348052000002", "+2347063000003", "+2348094000004",
+        "+2348105000005", "+2349016000006", "+2348127000007",
+    ]  # fmt: skip
+    async with running_bridge(_settings(tmp_path)) as (_, ep):
+        answers = [await _send_one(ep.smtp[1], number, n) for n, number in enumerate(numbers)]
+        assert all(a.startswith("250 2.0.0") for a in answers), answers
+        await wait_for(lambda: _alerts(tmp_path), within=10)
+    held = [(r, e) for r, s, e in order_rows(tmp_path) if s == "held"]
+    assert [r for r, _ in held] == numbers[5:]  # more than 5 in watched destinations
+    assert all("watched destinations" in e for _, e in held)
+
+
+async def test_velocity_limits_are_per_customer_and_can_be_turned_off(tmp_path: Path) -> None:
+    async with running_bridge(_settings(tmp_path)) as (bridge, ep):
+        assert bridge.store is not None
+        run_sync(bridge.store.engine, set_access, "demo", {"velocity_numbers": 0})
+        answers = [await _send_one(ep.smtp[1], f"+4917012345{n:02d}", n) for n in range(30)]
+    assert all(a.startswith("250") for a in answers)
+    assert [s for _, s, _ in order_rows(tmp_path)].count("held") == 0
+
+
+def _premium_examples() -> list[str]:
+    found = []
+    for region in ("DE", "AT", "CH", "GB", "FR", "IT", "ES", "US"):
+        example = phonenumbers.example_number_for_type(region, PhoneNumberType.PREMIUM_RATE)
+        if example is not None:
+            found.append(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
+    return found
+
+
+@pytest.mark.parametrize("number", _premium_examples())
+async def test_a2_premium_rate_numbers_of_each_region_are_refused_at_rcpt(
+    tmp_path: Path, number: str
+) -> None:
+    async with running_bridge(make_settings(tmp_path)) as (_, ep):
+        c = await greeted(*ep.smtp)
+        await c.command("MAIL FROM:<demo@example.com>")
+        answer = await c.command(f"RCPT TO:<{number}@eu.rsms.net>")
+        await c.close()
+    assert answer.startswith("550 5.7.1") and "premium-rate" in answer, answer
+
+
+async def test_a3_a_country_outside_the_customers_list_is_refused_at_rcpt(tmp_path: Path) -> None:
+    async with running_bridge(make_settings(tmp_path)) as (bridge, ep):
+        assert bridge.store is not None
+        settings = {
+            "allowed_countries": ["DE", "AT", "CH"],
+            "access": {"networks": ["127.0.0.1/32"]},
+        }
+        run_sync(bridge.store.engine, add_customer, "dach", settings)
+        run_sync(bridge.store.engine, add_user, "ops@dach.example", "dach")
+        c = await greeted(*ep.smtp)
+        await c.command("MAIL FROM:<ops@dach.example>")
+        nigeria = await c.command("RCPT TO:<+2348031234567@eu.rsms.net>")
+        austria = await c.command("RCPT TO:<+436641234567@eu.rsms.net>")
+        await c.close()
+    assert nigeria.startswith("550 5.7.1") and "country NG" in nigeria, nigeria
+    assert austria.startswith("250"), austria
+
+
+def _velocity_mail(user_id: int, mail_id: str, number: str) -> NewMail:
+    now = utcnow()
+    order = NewOrder(
+        id=f"{mail_id}.1",
+        recipient=number,
+        rcpt_address=f"{number}@eu.rsms.net",
+        sender_id="ACME",
+        text="Hello",
+        encoding="gsm7",
+        parts=1,
+        priority=0,
+        expires_at=now + timedelta(days=2),
+        policy={},
+    )
+    check = VelocityCheck.of(CustomerAccess(velocity_numbers=3), 1, "acme", 1, "noc@x.example")
+    return NewMail(
+        id=mail_id,
+        received_at=now,
+        envelope_from="ops@acme.example",
+        user_id=user_id,
+        client_addr="127.0.0.1",
+        helo="client",
+        message_id="",
+        subject="",
+        raw=b"Subject: x\r\n\r\nHello\r\n",
+        orders=(order,),
+        velocity=check,
+    )
+
+
+async def test_the_velocity_count_is_shared_through_the_database(store: Store) -> None:
+    """On SQLite and PostgreSQL alike: mails of one commit and of later commits count."""
+    engine = store.engine
+    run_sync(engine, add_customer, "acme", {"access": {"networks": ["127.0.0.0/8"]}})
+    user_id = run_sync(engine, add_user, "ops@acme.example", "acme")
+    mails = [_velocity_mail(user_id, f"V{n}", f"+4917012345{n:02d}") for n in range(6)]
+    await asyncio.gather(*(store.accept(m) for m in mails[:4]))  # (likely) one commit
+    await store.accept(mails[4])
+    # While the prefix is over its limit, its traffic is held, to numbers seen before too.
+    await store.accept(_velocity_mail(user_id, "V9", "+491701234500"))
+    await store.accept(mails[5])
+    rows = await store.call(held_orders, "acme", None)
+    assert sorted(r["recipient"] for r in rows) == [
+        "+491701234500",
+        "+491701234503",
+        "+491701234504",
+        "+491701234505",
+    ]
+    notices = await store.call(
+        lambda conn: conn.exec_driver_sql("SELECT kind, recipient FROM notice").all()
+    )
+    assert [tuple(n) for n in notices] == [("velocity_hold", "noc@x.example")]
+    assert await store.call(purge_numbers, utcnow() + timedelta(days=2)) == 6
+
+
+async def test_an_old_demo_customer_gets_loopback_networks(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    engine = open_engine(settings.database_url)
+    upgrade(engine)
+    run_sync(engine, add_customer, "demo", {"default_country": "DE"})  # as before networks
+    run_sync(engine, add_user, "demo@example.com", "demo", origin="demo")
+    engine.dispose()
+    async with running_bridge(settings) as (_, ep):
+        answer = await _send_one(ep.smtp[1], "+491701234567", 1)
+    assert answer.startswith("250 2.0.0"), answer
