@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge import __version__, packaged
 from bridge.cli_db import CONFIG_ENV, admin_engine
