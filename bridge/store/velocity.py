@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
+from bridge.notices.times import shown_time
 from bridge.store.intake_models import VelocityAlert, VelocityNumber
 from bridge.store.models import Customer, Order, User
 from bridge.store.notices import queue_notice
@@ -179,9 +180,9 @@ def _alert(
         "held": len(held),
         "numbers": sorted({o.recipient for o in held})[:20],
         "window_minutes": f"{check.window / 60:g}",
-        "received_at": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "received_at": shown_time(now, customer.timezone if customer else "UTC"),
     }
-    queue_notice(conn, "velocity_hold", to, context, now)
+    queue_notice(conn, "velocity_hold", to, context, now, customer=check.customer)
 
 
 def hold_pumping(conn: Connection, mails: list[NewMail]) -> list[NewMail]:
