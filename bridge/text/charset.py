@@ -25,6 +25,12 @@ _ALIASES = {
 }
 # single-byte labels that senders (SAP, old gateways) put on UTF-8 text
 _WESTERN = {"iso8859_1", "latin_1", "iso8859_15", "cp1252", "ascii", "iso8859_2", "cp1250"}
+# codecs Python knows that are not character sets of text (a mail labelled with one has
+# text in no known charset: `charset=idna` on 8-bit text is the mail's fault, not ours)
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "raw_unicode_escape", "unicode_escape", "undefined", "base64", "hex"}
+    | {"zlib", "bz2", "rot_13", "uu", "quopri"}
+)
 _FOLD = re.compile(r"\r?\n[ \t]*")
 _SURROGATES = re.compile("[\udc80-\udcff]")
 
@@ -36,9 +42,21 @@ def codec_name(label: str | None) -> str | None:
     label = label.strip().strip('"').lower()
     label = _ALIASES.get(label, label)
     try:
-        return codecs.lookup(label).name.replace("-", "_")
+        name = codecs.lookup(label).name.replace("-", "_")
     except LookupError:
         return None
+    return None if name in _NOT_CHARSETS else name
+
+
+def not_a_charset(label: str | None) -> bool:
+    """True for a label that names a codec which is no character set (`idna`, `base64`)."""
+    if not label:
+        return False
+    try:
+        info = codecs.lookup(_ALIASES.get(label.strip().strip('"').lower(), label.strip()))
+    except LookupError:
+        return False
+    return info.name.replace("-", "_") in _NOT_CHARSETS
 
 
 def decode_bytes(data: bytes, label: str | None) -> str:

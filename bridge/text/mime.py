@@ -14,7 +14,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
 
-from bridge.text.charset import decode_bytes, decode_header_value
+from bridge.text.charset import decode_bytes, decode_header_value, not_a_charset
 from bridge.text.errors import MimeTooComplex
 from bridge.text.flowed import unflow
 from bridge.text.html import html_to_text
@@ -72,7 +72,10 @@ _Leaves = list[tuple[str, Message]]  # (kind "plain"/"html", the leaf part)
 def _leaf_text(part: Message, max_chars: int) -> str:
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
-    text = _NEWLINES.sub("\n", decode_bytes(data, part.get_content_charset()))
+    label = part.get_content_charset()
+    if not data.isascii() and not_a_charset(label):
+        raise MimeTooComplex(f"its text is labelled charset={label}, which is no character set")
+    text = _NEWLINES.sub("\n", decode_bytes(data, label))
     if part.get_content_subtype() == "html":
         # markup is at least half of typical mail HTML: convert no more than needed
         return html_to_text(text[: 2 * max_chars + 1])

@@ -174,12 +174,21 @@ _command = st.one_of(
     st.just("RCPT TO:<+491701234567@eu.rsms.net>"),
     st.just("DATA"),
     st.sampled_from(["RSET", "NOOP", "HELP", "VRFY demo", "EXPN staff", "AUTH PLAIN AAAA"]),
+    st.sampled_from(  # bytes that are no UTF-8 (sent through surrogateescape)
+        [
+            "MAIL FROM:<\udcff@x>",
+            "RCPT TO:<+49\udcfe@eu.rsms.net>",
+            "MAIL FROM:<demo@example.com> ENVID=\udcff\udcfe",
+            "RCPT TO:<+491701234567@eu.rsms.net> ORCPT=rfc822;\udce9",
+            "VRFY a@",
+        ]
+    ),
     st.tuples(_verbs, _anything).map(lambda v: f"{v[0]} {v[1]}"),
     _anything,
 )
 
 _charsets = st.sampled_from(
-    ["utf-8", "us-ascii", "iso-8859-1", "windows-1252", "utf-16", "utf-7", "x-unknown", "", "üñí"]
+    ["", *"utf-8 us-ascii iso-8859-1 windows-1252 utf-16 utf-7 x-unknown üñí idna base64".split()]
 )
 _encodings = st.sampled_from(["7bit", "8bit", "base64", "quoted-printable", "binary", "x-uue", ""])
 _text = st.text(max_size=200)
@@ -226,10 +235,13 @@ def _mime(draw: st.DrawFn) -> bytes:
     extra = draw(
         st.lists(
             st.sampled_from(
-                [  # (out-of-range X-SMS-Validity / X-SMS-Send-At: tests/security's own probes)
+                [
                     b"X-SMS-Validity: 86400",
                     b"X-SMS-Validity: -5",
+                    b"X-SMS-Validity: 99999999999999999999",
                     b"X-SMS-Send-At: yesterday",
+                    b"X-SMS-Send-At: 9999-12-31T23:59:59-12:00",
+                    b"Subject: [validity:99999999999999999999] [at:0001-01-01T00:00+14:00] x",
                     b"X-SMS-Encoding: ucs2",
                     b"Auto-Submitted: auto-replied",
                     b"Precedence: bulk",

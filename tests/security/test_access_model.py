@@ -96,6 +96,7 @@ def _mailsms(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_customer_add_says_how_users_may_send_and_config_check_warns(tmp_path: Path) -> None:
     make_settings(tmp_path)  # writes tmp_path/bridge.toml
     config = tmp_path / "bridge.toml"
+    assert _mailsms(config, "db", "upgrade").returncode == 0
     added = _mailsms(config, "customer", "add", "acme")
     assert added.returncode == 0, added.stderr
     assert "cannot send yet" in added.stdout and "--network" in added.stdout
