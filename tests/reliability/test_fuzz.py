@@ -188,7 +188,19 @@ _command = st.one_of(
 )
 
 _charsets = st.sampled_from(
-    ["", *"utf-8 us-ascii iso-8859-1 windows-1252 utf-16 utf-7 x-unknown üñí idna base64".split()]
+    [
+        "utf-8",
+        "us-ascii",
+        "iso-8859-1",
+        "windows-1252",
+        "utf-16",
+        "utf-7",
+        "x-unknown",
+        "",
+        "üñí",
+        "idna",
+        "base64",
+    ]
 )
 _encodings = st.sampled_from(["7bit", "8bit", "base64", "quoted-printable", "binary", "x-uue", ""])
 _text = st.text(max_size=200)
