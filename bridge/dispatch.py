@@ -8,12 +8,14 @@ recorded as soon as it is known (`dispatch_record.py`): submitted with the SMSC'
 (whatever they are), deferred with Postfix-style backoff (sooner when throttled),
 failed, expired, or held.
 
-Room: an SMSC takes at most `limits.capacity` orders at a time (its windows); while it
-is full, the orders routed to it stay in the queue (the claim leaves them out), so a
-slow or silent SMSC holds only its own traffic. Sender rates: each sender id has a
-token bucket per SMSC (a long code about 1 SMS/s); an order whose token is due within
-`HOLD` seconds waits for it, a later one goes back to the queue until its token's time
-(without counting an attempt), so a busy sender never blocks another one.
+Room: an SMSC takes at most `limits.capacity` orders at a time (an SMPP transport four
+times its windows, so they stay busy while the next orders are claimed); until half of
+that is free again, the orders routed to it stay in the queue (the claim leaves them
+out). So a slow or silent SMSC holds only its own traffic, and claims come in batches.
+Sender rates: each sender id has a token bucket per SMSC (a long code about 1 SMS/s); an
+order whose token is due within `HOLD` seconds waits for it, a later one goes back to
+the queue until its token's time (without counting an attempt), so a busy sender never
+blocks another one.
 
 Every attempt leaves order_event lines saying why it happened and what each transport
 answered. After an unknown outcome (response timeout, connection lost) the order is
@@ -31,7 +33,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from bridge.dispatch_record import Outcome, Recorder
+from bridge.dispatch_record import Claim, Outcome, Recorder
 from bridge.dispatch_sms import (
     UNKNOWN_OUTCOME,
     UNKNOWN_PREFIX,
@@ -79,7 +81,9 @@ class Dispatcher:
         self.on_submitted = on_submitted
         self.wake: Callable[[], None] = lambda: None  # the worker's wake-up: room was freed
         self._tasks: dict[str, asyncio.Task[None]] = {}  # claimed orders, until recorded
+        self._limits = {name: t.limits for name, t in transports.items()}  # fixed per transport
         self._lane = dict.fromkeys(transports, 0)  # orders inside each transport's submit
+        self._recording = 0  # orders whose outcome is being recorded
         self._in_submit: dict[str, str] = {}  # order id -> transport, while submitting
         self._unrecorded: dict[str, tuple[str, datetime]] = {}  # -> (transport, submit start)
         self._buckets = SenderBuckets()
@@ -95,9 +99,7 @@ class Dispatcher:
         limit, skip = self._claim_plan()
         if limit <= 0:
             return 0
-        claimed = await self.store.call(
-            order_sql.claim_orders, utcnow(), limit, self.settings.lease, skip
-        )
+        claimed = await self.recorder.claim(Claim(limit, self.settings.lease, tuple(skip)))
         for order in claimed:
             if order.id in self._tasks:  # its lease ran out while its outcome is recorded
                 continue
@@ -107,15 +109,22 @@ class Dispatcher:
         return len(claimed)
 
     def _claim_plan(self) -> tuple[int, list[tuple[str, tuple[str, ...]]]]:
-        """How many orders to claim, and the routes whose first SMSC has no room."""
-        outside = len(self._tasks) - sum(self._lane.values())  # routing, waiting, recording
-        budget = self.settings.concurrency - outside
+        """How many orders to claim, and the routes whose first SMSC has no room.
+
+        An SMSC is claimed for once half of its room is free, so that claims come in
+        batches (each claim is a commit) while its windows stay busy with the rest.
+        """
+        # Orders between their claim and an SMSC (routing, waiting for a sender's token);
+        # the ones inside an SMSC's room or being recorded are bounded elsewhere.
+        waiting = len(self._tasks) - sum(self._lane.values()) - self._recording
+        budget = self.settings.concurrency - waiting
         skip: list[tuple[str, tuple[str, ...]]] = []
         room: dict[str, int] = {}
         for i, route in enumerate(self.routes):
             first = self._first_choice(route.transports)
-            free = self._room(first)
-            if free <= 0:
+            capacity = self._capacity(first)
+            free = capacity - self._lane[first]
+            if free < max(1, capacity // 2):
                 skip.append((route.digits, tuple(r.digits for r in self.routes[:i])))
             else:
                 room[first] = free
@@ -125,8 +134,11 @@ class Dispatcher:
         up = [n for n in names if _available(self.transports[n])]
         return (up or list(names))[0]
 
+    def _capacity(self, name: str) -> int:
+        return max(1, self._limits[name].capacity)
+
     def _room(self, name: str) -> int:
-        return max(1, self.transports[name].limits.capacity) - self._lane[name]
+        return self._capacity(name) - self._lane[name]
 
     # --- one order ------------------------------------------------------------------------
 
@@ -138,11 +150,17 @@ class Dispatcher:
                 raise
             except Exception:
                 outcome = Outcome(order.id, "held", reason=traceback.format_exc())
-            await self.recorder.record(outcome)
+            waiting = len(self._tasks) - sum(self._lane.values()) - self._recording
+            self._recording += 1
+            if waiting >= self.settings.concurrency:  # it held the last of the claim budget
+                self.wake()
+            try:
+                await self.recorder.record(outcome)
+            finally:
+                self._recording -= 1
         finally:
             self._tasks.pop(order.id, None)
             self._unrecorded.pop(order.id, None)
-            self.wake()
 
     async def _submit(self, order: OrderWork) -> Outcome:
         now = utcnow()
@@ -216,8 +234,10 @@ class Dispatcher:
             finally:
                 self._lane[name] -= 1
                 self._in_submit.pop(order.id, None)
-                self.wake()  # a window slot is free again
-            limits = self.transports[name].limits
+                capacity = self._capacity(name)
+                if capacity - self._lane[name] == max(1, capacity // 2):
+                    self.wake()  # half of this SMSC's room is free again: claim a batch
+            limits = self._limits[name]
             return Outcome(
                 order.id,
                 "submitted",
@@ -269,11 +289,13 @@ class Dispatcher:
 
     def _token_wait(self, order: OrderWork, name: str) -> float:
         """Seconds until the sender may send through `name` (its token is booked now)."""
+        rates = self._limits[name].rates
+        if rates.rate_for(order.sender_id) <= 0 and not self._booked:
+            return 0.0  # no rate for this sender (the common case): nothing to book
         now = asyncio.get_running_loop().time()
         booked = self._booked.pop(order.id, None)
         if booked is not None and booked[0] == name:
             return max(0.0, booked[1] - now)
-        rates = self.transports[name].limits.rates
         wait = self._buckets.reserve(name, order.sender_id, rates, now)
         if wait > HOLD:
             self._booked[order.id] = (name, now + wait)

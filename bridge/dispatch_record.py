@@ -4,7 +4,8 @@ Each order's outcome is recorded on its own as soon as its submit ended; outcome
 end while a commit runs are written together in the next one (`Store.grouped`), and
 when such a batch fails its outcomes are written one by one, so one bad outcome never
 undoes another. `record_outcomes` is the batch: submitted orders (parts, statuses,
-history, receipt deadline) in a few statements, then the rest. `Recorder` makes sure
+history, receipt deadline) in a few statements, then the rest, then the next claim when
+one is waiting (claims share the outcomes' commits). `Recorder` makes sure
 an accepted submit is recorded, whatever it takes, so that it is never sent twice.
 """
 
@@ -55,11 +56,25 @@ class Outcome:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A claim of due orders that shares the outcomes' group commit (one commit, not two)."""
+
+    limit: int
+    lease: float
+    skip: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
 def record_outcomes(
-    conn: Connection, outcomes: Sequence[Outcome], window: float, now: datetime | None = None
-) -> list[None]:
-    """Write the outcomes that ended while the previous commit ran, in one transaction."""
+    conn: Connection,
+    items: Sequence[Outcome | Claim],
+    window: float,
+    now: datetime | None = None,
+) -> list[list[order_sql.OrderWork] | None]:
+    """Write the outcomes that ended while the previous commit ran, then make the claims
+    queued with them, in one transaction; a claim's result is its orders."""
     now = now or utcnow()
+    outcomes = [o for o in items if isinstance(o, Outcome)]
     record_submitted_many(
         conn, now, [o.submitted() for o in outcomes if o.kind == "submitted"], window=window
     )
@@ -76,7 +91,12 @@ def record_outcomes(
             order_sql.record_final(conn, o.order_id, now, o.status, o.reason)
         else:
             order_sql.record_held(conn, o.order_id, now, o.reason)
-    return [None] * len(outcomes)
+    return [
+        order_sql.claim_orders(conn, now, i.limit, i.lease, i.skip)
+        if isinstance(i, Claim)
+        else None
+        for i in items
+    ]
 
 
 def log_outcome(o: Outcome) -> None:
@@ -118,6 +138,7 @@ class Recorder:
         self.window = window
         self.on_final = on_final
         self.on_submitted = on_submitted
+        self.unrecorded: dict[str, Outcome] = {}  # accepted submits waiting to be recorded
         # One function object, so that concurrent outcomes share group commits.
         self._batch = functools.partial(record_outcomes, window=window)
 
@@ -147,8 +168,20 @@ class Recorder:
                 outcome.transport,
                 delay,
             )
-            await asyncio.sleep(delay)
+            self.unrecorded[outcome.order_id] = outcome
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                log.error(
+                    "%s: accepted by %s as %s, but the bridge stopped before it was recorded: "
+                    "it is sent again when its lease runs out",
+                    outcome.order_id,
+                    outcome.transport,
+                    ",".join(i or '""' for i in outcome.message_ids),
+                )
+                raise
             delay = min(60.0, delay * 2)
+        self.unrecorded.pop(outcome.order_id, None)
         log_outcome(outcome)
         if outcome.kind == "final":
             self.on_final()
@@ -181,6 +214,12 @@ class Recorder:
         else:
             log.warning("%s: no longer waiting to be sent (gone or recorded)", outcome.order_id)
         return True
+
+    async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
+        """Claim due orders in the next group commit (with the outcomes ending meanwhile)."""
+        claimed = await self.store.grouped(self._batch, claim)
+        assert claimed is not None
+        return claimed
 
     async def record_cut(self, cut: Mapping[str, str]) -> None:
         """Orders whose submit was cut off by a stop (order id -> transport): unknown outcome."""

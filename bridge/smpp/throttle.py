@@ -10,6 +10,7 @@ pause, doubling on every further throttle up to a ceiling, reset by the next suc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from bridge.smpp import constants as c
@@ -73,16 +74,22 @@ class SenderRates:
     per_sender: tuple[tuple[str, float], ...] = ()
 
     def rate_for(self, sender: str) -> float:
-        key = sender_key(sender)
-        for name, rate in self.per_sender:
-            if sender_key(name) == key:
-                return rate
-        address = source_address(sender)
-        if address.ton == c.TON_ALPHANUMERIC:
-            return self.alphanumeric
-        if address.ton == c.TON_INTERNATIONAL:
-            return self.long_code
-        return self.short_code
+        return _rate_for(self, sender)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rate_for(rates: SenderRates, sender: str) -> float:
+    """`SenderRates.rate_for`, computed once per sender id (dispatch asks for every order)."""
+    key = sender_key(sender)
+    for name, rate in rates.per_sender:
+        if sender_key(name) == key:
+            return rate
+    address = source_address(sender)
+    if address.ton == c.TON_ALPHANUMERIC:
+        return rates.alphanumeric
+    if address.ton == c.TON_INTERNATIONAL:
+        return rates.long_code
+    return rates.short_code
 
 
 def sender_key(sender: str) -> str:

@@ -54,7 +54,7 @@ def part_rows(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """The part rows of one submitted order; empty ids and ids shared by its parts unmatchable."""
-    shared = Counter(message_ids)
+    shared = Counter(message_ids) if len(message_ids) > 1 else {}
     return [
         {
             "order_id": order_id,
@@ -65,7 +65,7 @@ def part_rows(
             "error_code": "",
             "updated_at": now,
             "submitted_at": submitted_at,
-            "matchable": bool(smsc_id) and shared[smsc_id] == 1,
+            "matchable": bool(smsc_id) and shared.get(smsc_id, 1) == 1,
         }
         for seq, smsc_id in enumerate(message_ids, start=1)
     ]

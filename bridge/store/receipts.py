@@ -26,10 +26,10 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, not_, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from bridge.inbound.receipts import SUBMITTED, next_part_state, order_outcome
 from bridge.store.models import Order, OrderEvent, OrderStatus, Part, Receipt
@@ -76,35 +76,26 @@ _NEWEST_PART = (
 )
 
 
-def _matched(hold: Mapping[str, datetime]) -> Any:
-    """New receipts with their part; a held transport's newer receipts wait."""
-    waiting = [
-        not_(and_(_receipt.c.transport == transport, _receipt.c.received_at >= since))
-        for transport, since in sorted(hold.items())
-    ]
-    return (
-        select(
-            _receipt.c.id,
-            _receipt.c.transport,
-            _receipt.c.smsc_id,
-            _receipt.c.state,
-            _receipt.c.error_code,
-            _receipt.c.received_at,
-            _part.c.id.label("part_id"),
-            _part.c.state.label("part_state"),
-            _part.c.order_id,
-            _part.c.seq,
-            _part.c.submitted_at,
-            _part.c.matchable,
-        )
-        .select_from(_receipt.join(_part, _part.c.id == _NEWEST_PART))
-        .where(_receipt.c.status == "new", *waiting)
-        .order_by(_receipt.c.id)
-        .limit(bindparam("limit"))
+_MATCHED = (  # new receipts with their part
+    select(
+        _receipt.c.id,
+        _receipt.c.transport,
+        _receipt.c.smsc_id,
+        _receipt.c.state,
+        _receipt.c.error_code,
+        _receipt.c.received_at,
+        _part.c.id.label("part_id"),
+        _part.c.state.label("part_state"),
+        _part.c.order_id,
+        _part.c.seq,
+        _part.c.submitted_at,
+        _part.c.matchable,
     )
-
-
-_MATCHED = _matched({})
+    .select_from(_receipt.join(_part, _part.c.id == _NEWEST_PART))
+    .where(_receipt.c.status == "new")
+    .order_by(_receipt.c.id)
+    .limit(bindparam("limit"))
+)
 _OLD_NEW = (
     select(_receipt.c.id, _receipt.c.transport, _receipt.c.smsc_id)
     .where(_receipt.c.status == "new", _receipt.c.received_at <= bindparam("cutoff"))
@@ -163,7 +154,8 @@ def apply_receipts(
     `hold`: transport -> the start of its oldest submit not yet recorded; its receipts
     received since then wait (their part may be the one being recorded).
     """
-    rows = conn.execute(_matched(hold) if hold else _MATCHED, {"limit": limit}).all()
+    rows = conn.execute(_MATCHED, {"limit": limit}).all()
+    held = hold or {}
     part_state: dict[int, str] = {}
     part_rows: dict[int, dict[str, Any]] = {}  # the last change per part
     events: list[dict[str, Any]] = []
@@ -171,6 +163,9 @@ def apply_receipts(
     applied: list[dict[str, Any]] = []
     unmatched: list[dict[str, Any]] = []
     for r in rows:
+        since = held.get(r.transport)
+        if since is not None and _aware(r.received_at) >= since:
+            continue  # a submit that began before it is being recorded: wait for it
         if (r.received_at - r.submitted_at).total_seconds() > window:
             continue  # only a part from long ago has this id: orphaned after the window
         if not r.matchable:
@@ -211,6 +206,10 @@ def apply_receipts(
     finished = _settle_orders(conn, list(orders), now)
     orphaned = _orphan(conn, now - timedelta(seconds=window), limit)
     return Applied(len(applied), orphaned, tuple(finished), len(unmatched))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _settle_orders(conn: Connection, order_ids: list[str], now: datetime) -> list[str]:

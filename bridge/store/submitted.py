@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, update
 
-from bridge.store.inbound import record_order_assignment
+from bridge.store.inbound import record_order_assignments
 from bridge.store.models import Order, OrderEvent, Part
 from bridge.store.parts import mark_reused_ids, part_rows, unmatchable_events
 
@@ -117,8 +117,8 @@ def record_submitted_many(
     ]
     events += [_event_row(order_id, now, "receipts", line) for order_id, line in notes]
     conn.execute(_INSERT_EVENT, events)
-    for o in orders:
-        record_order_assignment(conn, o.order_id, now)  # replies from the recipient come back here
+    # Replies from the recipients come back to these orders' senders.
+    record_order_assignments(conn, [o.order_id for o in orders], now)
 
 
 def record_submitted_bare(conn: Connection, o: Submitted, now: datetime, why: str) -> bool:

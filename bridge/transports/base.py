@@ -75,10 +75,12 @@ class OutboundSms:
 class TransportLimits:
     """What dispatch must know about a transport besides how to submit.
 
-    `capacity`: orders submitted at the same time (more wait in the queue, so a slow
-    SMSC holds only its own orders); `receipt_timeout`: seconds after submission after
-    which an order without a final report is "unconfirmed" (None: the end of the
-    order's validity plus `receipt_grace`); `rates`: each sender id's sending rate.
+    `capacity`: orders handed to it at the same time (more wait in the queue, so a slow
+    SMSC holds only its own orders; an SMPP transport takes four times its windows, so
+    they stay busy while dispatch claims the next batch); `receipt_timeout`: seconds
+    after submission after which an order without a final report is "unconfirmed"
+    (None: the end of the order's validity plus `receipt_grace`); `rates`: each sender
+    id's sending rate.
     """
 
     capacity: int = 10

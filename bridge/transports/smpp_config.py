@@ -74,10 +74,10 @@ class SmppConfig:
 
     @property
     def limits(self) -> TransportLimits:
-        """What dispatch needs: room (windows × binds), receipt timeout, sender rates."""
+        """What dispatch needs: room (4 × windows × binds), receipt timeout, sender rates."""
         binds = 0 if self.bind_type == "receiver" else max(1, self.binds)
         return TransportLimits(
-            capacity=max(1, self.window * binds),
+            capacity=max(1, 4 * self.window * binds),
             receipt_timeout=self.receipt_timeout,
             receipt_grace=self.receipt_grace,
             rates=SenderRates(

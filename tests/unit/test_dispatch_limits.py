@@ -77,8 +77,9 @@ def test_replace_if_present_only_where_it_cannot_replace_another_message(
     assert replace_marker(_sms(resubmit, may_replace), config, parts) is expected
 
 
-def test_config_limits_room_is_the_windows_of_submitting_binds() -> None:
-    assert SmppConfig("a", "h", 1, "x", "y", window=10, binds=3).limits.capacity == 30
+def test_config_limits_room_is_four_times_the_windows_of_submitting_binds() -> None:
+    assert SmppConfig("a", "h", 1, "x", "y", window=10, binds=3).limits.capacity == 120
+    assert SmppConfig("a", "h", 1, "x", "y", bind_type="receiver").limits.capacity == 1
     limits = SmppConfig("a", "h", 1, "x", "y", receipt_timeout=60.0, long_code_rate=2.0).limits
     assert (limits.receipt_timeout, limits.rates.long_code) == (60.0, 2.0)
 
