@@ -122,9 +122,16 @@ class Bridge:
         w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
         dispatcher.wake = w_dispatch.wake
 
+        sweep_at = 0.0  # receipt deadlines are looked at once a second, not every step
+
         async def receipts_step() -> int:
+            nonlocal sweep_at
             hold = dispatcher.receipt_hold()
-            result = await store.call(_receipts_round, s.dispatch.receipt_window, hold)
+            now = asyncio.get_running_loop().time()
+            sweep = now >= sweep_at
+            result = await store.call(_receipts_round, s.dispatch.receipt_window, hold, sweep)
+            if sweep and not result.unconfirmed:
+                sweep_at = now + 1.0
             if result.finished_orders:
                 w_mail.wake()
             return result.applied + result.unmatched + result.unconfirmed
@@ -285,11 +292,13 @@ class Bridge:
         log.info("stopped")
 
 
-def _receipts_round(conn: Connection, window: float, hold: dict[str, datetime]) -> Applied:
-    """One receipts step: apply receipts, then end orders whose receipt deadline passed."""
+def _receipts_round(
+    conn: Connection, window: float, hold: dict[str, datetime], sweep: bool
+) -> Applied:
+    """One receipts step: apply receipts, then (`sweep`) end orders past their deadline."""
     now = utcnow()
     result = apply_receipts(conn, now, 500, window, hold)
-    unconfirmed = finish_unconfirmed(conn, now, 200)
+    unconfirmed = finish_unconfirmed(conn, now, 200) if sweep else []
     if not unconfirmed:
         return result
     finished = (*result.finished_orders, *unconfirmed)

@@ -297,8 +297,9 @@ class Dispatcher:
         if booked is not None and booked[0] == name:
             return max(0.0, booked[1] - now)
         wait = self._buckets.reserve(name, order.sender_id, rates, now)
-        if wait > HOLD:
+        if wait > HOLD:  # parked until then: claim it again on time, not at the next poll
             self._booked[order.id] = (name, now + wait)
+            asyncio.get_running_loop().call_later(wait + 0.005, lambda: self.wake())
         return wait
 
     def _forget_old_bookings(self) -> None:
