@@ -88,9 +88,7 @@ class Dispatcher:
         self._unrecorded: dict[str, tuple[str, datetime]] = {}  # -> (transport, submit start)
         self._buckets = SenderBuckets()
         self._booked: dict[str, tuple[str, float]] = {}  # a parked order's token: (transport, t)
-        self.recorder = Recorder(
-            store, settings.receipt_window, lambda: self.on_final(), lambda: self.on_submitted()
-        )
+        self.recorder = Recorder(store, lambda: self.on_final(), lambda: self.on_submitted())
 
     # --- claiming -------------------------------------------------------------------------
 

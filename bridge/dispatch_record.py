@@ -12,7 +12,6 @@ an accepted submit is recorded, whatever it takes, so that it is never sent twic
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,16 +67,13 @@ class Claim:
 def record_outcomes(
     conn: Connection,
     items: Sequence[Outcome | Claim],
-    window: float,
     now: datetime | None = None,
 ) -> list[list[order_sql.OrderWork] | None]:
     """Write the outcomes that ended while the previous commit ran, then make the claims
     queued with them, in one transaction; a claim's result is its orders."""
     now = now or utcnow()
     outcomes = [o for o in items if isinstance(o, Outcome)]
-    record_submitted_many(
-        conn, now, [o.submitted() for o in outcomes if o.kind == "submitted"], window=window
-    )
+    record_submitted_many(conn, now, [o.submitted() for o in outcomes if o.kind == "submitted"])
     order_sql.record_parked(
         conn, [(o.order_id, o.next_at or now) for o in outcomes if o.kind == "parked"]
     )
@@ -130,24 +126,20 @@ class Recorder:
     def __init__(
         self,
         store: Store,
-        window: float,
         on_final: Callable[[], None],
         on_submitted: Callable[[], None],
     ) -> None:
         self.store = store
-        self.window = window
         self.on_final = on_final
         self.on_submitted = on_submitted
         self.unrecorded: dict[str, Outcome] = {}  # accepted submits waiting to be recorded
-        # One function object, so that concurrent outcomes share group commits.
-        self._batch = functools.partial(record_outcomes, window=window)
 
     async def record(self, outcome: Outcome) -> None:
         """Record the outcome; an accepted submit is retried until it holds (never resent)."""
         delay = 1.0
         while True:
             try:
-                await self.store.grouped(self._batch, outcome)
+                await self.store.grouped(record_outcomes, outcome)
                 break
             except Exception as exc:
                 if outcome.kind != "submitted":
@@ -217,7 +209,7 @@ class Recorder:
 
     async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
         """Claim due orders in the next group commit (with the outcomes ending meanwhile)."""
-        claimed = await self.store.grouped(self._batch, claim)
+        claimed = await self.store.grouped(record_outcomes, claim)
         assert claimed is not None
         return claimed
 
@@ -235,7 +227,7 @@ class Recorder:
             for order_id, name in cut.items()
         ]
         try:
-            await self.store.call(record_outcomes, outcomes, self.window)
+            await self.store.call(record_outcomes, outcomes)
         except Exception as exc:
             log.error("orders cut off by the stop not recorded (%s): tried again later", exc)
         log.warning("stopped while %d submit(s) waited for the SMSC: resubmitted later", len(cut))

@@ -8,9 +8,11 @@ tied to it:
 
 * an empty id cannot be matched;
 * an id several parts of one order share cannot say which part a receipt is about;
-* an id the SMSC gives to a new part while an older part (of another order, on the
+* an id the SMSC gave to a new part while an older part (of another order, on the
   same transport, within the receipt window) with that id still waits for its final
-  report: a receipt for it could be about either message, so neither is matched.
+  report: a receipt for it could be about either message, so neither is matched. This
+  is found when such a receipt comes (`REUSED_WHILE_OPEN` in the receipts query), so
+  recording a submit costs no extra query; from then on all those parts are unmatchable.
 
 Orders whose parts cannot be matched end by the receipt timeout ("unconfirmed"). Each
 such decision leaves an order_event line and a log line saying what happened.
@@ -24,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, exists, select, update
 
 from bridge.store.models import Part
 from bridge.transports.base import ReceiptState
@@ -34,12 +36,27 @@ log = logging.getLogger("bridge.dispatch")
 _part = Part.__table__  # type: ignore[attr-defined]
 FINAL_PART_STATES = tuple(sorted(s.value for s in ReceiptState if s.is_final))
 
-_OPEN_WITH_IDS = (  # built once: the older, still open parts holding one of these ids
-    select(_part.c.id, _part.c.order_id, _part.c.smsc_id).where(
+_older = _part.alias("older")
+# SQL, for a part row `_part`: another message (an older part of another order, on the
+# same transport, within the window) still waits for its final report with this id.
+REUSED_WHILE_OPEN = (
+    exists()
+    .where(
+        _older.c.transport == _part.c.transport,
+        _older.c.smsc_id == _part.c.smsc_id,
+        _older.c.order_id != _part.c.order_id,
+        _older.c.submitted_at <= _part.c.submitted_at,
+        _older.c.submitted_at >= bindparam("since"),
+        _older.c.state.notin_(FINAL_PART_STATES),
+    )
+    .correlate(_part)
+)
+_OPEN_HOLDERS = (  # the parts concerned: every open part with the id, up to the newest
+    select(_part.c.id, _part.c.order_id).where(
         _part.c.transport == bindparam("transport"),
-        _part.c.smsc_id.in_(bindparam("ids", expanding=True)),
+        _part.c.smsc_id == bindparam("smsc_id"),
         _part.c.submitted_at >= bindparam("since"),
-        _part.c.matchable.is_(True),
+        _part.c.submitted_at <= bindparam("upto"),
         _part.c.state.notin_(FINAL_PART_STATES),
     )
 )
@@ -89,47 +106,27 @@ def unmatchable_events(rows: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
     return lines
 
 
-def mark_reused_ids(
-    conn: Connection, rows: list[dict[str, Any]], since: datetime
+def mark_reused(
+    conn: Connection, transport: str, smsc_id: str, upto: datetime, since: datetime
 ) -> list[tuple[str, str]]:
-    """Mark new parts (and older open ones) whose id another open message holds.
+    """A receipt named an id several open messages hold: make all of them unmatchable.
 
-    `rows` are the part rows about to be inserted (changed in place); older parts in
-    the database are updated. Returns (order id, history line) for every order concerned.
+    Returns (order id, history line) for every order concerned, and logs what happened.
     """
-    lines: list[tuple[str, str]] = []
-    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        if r["matchable"]:
-            by_key.setdefault((r["transport"], r["smsc_id"]), []).append(r)
-    by_transport: dict[str, list[str]] = {}
-    for transport, smsc_id in by_key:
-        by_transport.setdefault(transport, []).append(smsc_id)
-    older: dict[tuple[str, str], list[Any]] = {}
-    for transport, ids in by_transport.items():
-        found = conn.execute(_OPEN_WITH_IDS, {"transport": transport, "ids": ids, "since": since})
-        for q in found:
-            older.setdefault((transport, q.smsc_id), []).append(q)
-    stale: list[dict[str, Any]] = []
-    for key, new in by_key.items():
-        old = older.get(key, [])
-        orders = {r["order_id"] for r in new} | {q.order_id for q in old}
-        if len(orders) < 2:
-            continue
-        for r in new:
-            r["matchable"] = False
-        stale += [{"p_id": q.id} for q in old]
-        transport, smsc_id = key
-        names = ", ".join(sorted(orders))
-        line = (
-            f"the SMSC gave message id {smsc_id!r} on {transport} to several messages "
-            f"still waiting for their report ({names}); receipts cannot be told apart"
-        )
-        log.warning("%s", line)
-        lines += [(order_id, line) for order_id in sorted(orders)]
-    if stale:
-        conn.execute(_UNMATCHABLE, stale)
-    return lines
+    holders = conn.execute(
+        _OPEN_HOLDERS,
+        {"transport": transport, "smsc_id": smsc_id, "since": since, "upto": upto},
+    ).all()
+    if not holders:
+        return []
+    conn.execute(_UNMATCHABLE, [{"p_id": h.id} for h in holders])
+    orders = sorted({h.order_id for h in holders})
+    line = (
+        f"the SMSC gave message id {smsc_id!r} on {transport} to several messages "
+        f"still waiting for their report ({', '.join(orders)}); receipts cannot be told apart"
+    )
+    log.warning("%s", line)
+    return [(order_id, line) for order_id in orders]
 
 
 def _ids(ids: Iterable[str]) -> str:

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from bridge.inbound.receipts import SUBMITTED, next_part_state, order_outcome
 from bridge.store.models import Order, OrderEvent, OrderStatus, Part, Receipt
 from bridge.store.orders import record_final
+from bridge.store.parts import REUSED_WHILE_OPEN, mark_reused
 from bridge.transports.base import Receipt as ReceiptValue
 
 log = logging.getLogger("bridge.receipts")
@@ -90,6 +91,7 @@ _MATCHED = (  # new receipts with their part
         _part.c.seq,
         _part.c.submitted_at,
         _part.c.matchable,
+        REUSED_WHILE_OPEN.label("reused"),
     )
     .select_from(_receipt.join(_part, _part.c.id == _NEWEST_PART))
     .where(_receipt.c.status == "new")
@@ -154,8 +156,10 @@ def apply_receipts(
     `hold`: transport -> the start of its oldest submit not yet recorded; its receipts
     received since then wait (their part may be the one being recorded).
     """
-    rows = conn.execute(_MATCHED, {"limit": limit}).all()
+    since = now - timedelta(seconds=window)
+    rows = conn.execute(_MATCHED, {"limit": limit, "since": since}).all()
     held = hold or {}
+    reused: set[tuple[str, str]] = set()
     part_state: dict[int, str] = {}
     part_rows: dict[int, dict[str, Any]] = {}  # the last change per part
     events: list[dict[str, Any]] = []
@@ -163,12 +167,18 @@ def apply_receipts(
     applied: list[dict[str, Any]] = []
     unmatched: list[dict[str, Any]] = []
     for r in rows:
-        since = held.get(r.transport)
-        if since is not None and _aware(r.received_at) >= since:
+        began = held.get(r.transport)
+        if began is not None and _aware(r.received_at) >= began:
             continue  # a submit that began before it is being recorded: wait for it
         if (r.received_at - r.submitted_at).total_seconds() > window:
             continue  # only a part from long ago has this id: orphaned after the window
-        if not r.matchable:
+        if r.reused and (r.transport, r.smsc_id) not in reused:
+            reused.add((r.transport, r.smsc_id))
+            notes = mark_reused(conn, r.transport, r.smsc_id, r.submitted_at, since)
+            events += [
+                {"order_id": o, "at": now, "event": "receipts", "detail": line} for o, line in notes
+            ]
+        if not r.matchable or r.reused:
             unmatched.append({"r_id": r.id, "r_status": "unmatched"})
             log.warning(
                 "receipt %s from %s for message id %r not applied: that id cannot be tied to "
@@ -198,13 +208,14 @@ def apply_receipts(
         orders[r.order_id] = None
     if part_rows:
         conn.execute(_SET_PART, list(part_rows.values()))
+    if events:
         conn.execute(_INSERT_EVENT, events)
     if applied:
         conn.execute(_SET_APPLIED, applied)
     if unmatched:
         conn.execute(_SET_STATUS, unmatched)
     finished = _settle_orders(conn, list(orders), now)
-    orphaned = _orphan(conn, now - timedelta(seconds=window), limit)
+    orphaned = _orphan(conn, since, limit)
     return Applied(len(applied), orphaned, tuple(finished), len(unmatched))
 
 

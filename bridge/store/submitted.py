@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, insert, or_, update
 
 from bridge.store.inbound import record_order_assignments
 from bridge.store.models import Order, OrderEvent, Part
-from bridge.store.parts import mark_reused_ids, part_rows, unmatchable_events
+from bridge.store.parts import part_rows, unmatchable_events
 
 _order = Order.__table__  # type: ignore[attr-defined]
 _event = OrderEvent.__table__  # type: ignore[attr-defined]
@@ -28,9 +28,6 @@ _OPEN = ("queued", "deferred")
 
 # Without a deadline from the transport: the default validity (48 h) plus one hour.
 DEFAULT_RECEIPT_WAIT = timedelta(hours=49)
-# Receipts are matched to parts submitted at most this long before them (the default
-# of [dispatch] receipt_window).
-DEFAULT_RECEIPT_WINDOW = 3 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +79,6 @@ def record_submitted_many(
     now: datetime,
     orders: Sequence[Submitted],
     receipt_due: datetime | None = None,
-    window: float = DEFAULT_RECEIPT_WINDOW,
 ) -> None:
     """Several submitted orders at once: parts, statuses and history in a few statements."""
     if not orders:
@@ -94,7 +90,6 @@ def record_submitted_many(
         for row in part_rows(o.order_id, o.transport, o.message_ids, o.submitted_at or now, now)
     ]
     notes = unmatchable_events(rows)
-    notes += mark_reused_ids(conn, rows, now - timedelta(seconds=window))
     if rows:
         conn.execute(_INSERT_PART, rows)
     conn.execute(
