@@ -9,12 +9,14 @@ nothing that was acknowledged is lost. `run()` is what `mailsms serve` calls.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from bridge.dispatch import Dispatcher
 from bridge.inbound.inbox import StoreInbox
@@ -36,7 +38,7 @@ from bridge.store.access import exposures
 from bridge.store.admin import ensure_demo
 from bridge.store.dsn import queue_delay_dsns
 from bridge.store.models import utcnow
-from bridge.store.receipts import apply_receipts
+from bridge.store.receipts import Applied, apply_receipts, finish_unconfirmed
 from bridge.store.smpp import StoreMoParts
 from bridge.store.store import Store, run_sync
 from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
@@ -47,7 +49,6 @@ from bridge.worker import Worker
 log = logging.getLogger("bridge")
 
 TRANSPORTS = {"smpp": SmppTransport}
-RECEIPT_ORPHAN_AFTER = 3 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class Bridge:
         self.sandbox: SandboxSmsc | None = None
         self.transports: dict[str, SmppTransport] = {}
         self.workers: dict[str, Worker] = {}
+        self.dispatcher: Dispatcher | None = None
         self.handler: IntakeHandler | None = None
         self._server: asyncio.Server | None = None
         self._shared: Shared | None = None
@@ -119,7 +121,7 @@ class Bridge:
         )
         mailer = Mailer(s.mailer, store, renderer)
         w_mail = self._worker("mailer", mailer.step, s.mailer.poll_interval)
-        dispatcher = Dispatcher(
+        dispatcher = self.dispatcher = Dispatcher(
             s.dispatch,
             store,
             self.transports,
@@ -127,12 +129,21 @@ class Bridge:
             on_final=w_mail.wake,
         )
         w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
+        dispatcher.wake = w_dispatch.wake
+
+        sweep_at = 0.0  # receipt deadlines are looked at once a second, not every step
 
         async def receipts_step() -> int:
-            result = await store.call(apply_receipts, utcnow(), 500, RECEIPT_ORPHAN_AFTER)
+            nonlocal sweep_at
+            hold = dispatcher.receipt_hold()
+            now = asyncio.get_running_loop().time()
+            sweep = now >= sweep_at
+            result = await store.call(_receipts_round, s.dispatch.receipt_window, hold, sweep)
+            if sweep and not result.unconfirmed:
+                sweep_at = now + 1.0
             if result.finished_orders:
                 w_mail.wake()
-            return result.applied
+            return result.applied + result.unmatched + result.unconfirmed
 
         pusher = Pusher(s.push, store, s.inbound.postmaster, on_notice=w_mail.wake)
         w_push = self._worker("push", pusher.step, s.push.poll_interval)
@@ -255,6 +266,12 @@ class Bridge:
             country=smsc.country or default_country,
             mo_reassembly_timeout=smsc.mo_reassembly_timeout,
             stats_interval=smsc.stats_interval,
+            receipt_timeout=smsc.receipt_timeout,
+            receipt_grace=smsc.receipt_grace,
+            long_code_rate=smsc.long_code_rate,
+            short_code_rate=smsc.short_code_rate,
+            alphanumeric_rate=smsc.alphanumeric_rate,
+            sender_rates=tuple(smsc.sender_rates.items()),
         )
 
     async def stop(self, grace: float = 10.0, linger: float = 0.5) -> None:
@@ -281,6 +298,8 @@ class Bridge:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.dispatcher is not None:  # running submits finish, or are recorded as unknown
+            await self.dispatcher.stop(grace)
         for transport in self.transports.values():
             await transport.stop()
         if self.sandbox is not None:
@@ -288,6 +307,19 @@ class Bridge:
         if self.store is not None:
             await self.store.close()
         log.info("stopped")
+
+
+def _receipts_round(
+    conn: Connection, window: float, hold: dict[str, datetime], sweep: bool
+) -> Applied:
+    """One receipts step: apply receipts, then (`sweep`) end orders past their deadline."""
+    now = utcnow()
+    result = apply_receipts(conn, now, 500, window, hold)
+    unconfirmed = finish_unconfirmed(conn, now, 200) if sweep else []
+    if not unconfirmed:
+        return result
+    finished = (*result.finished_orders, *unconfirmed)
+    return dataclasses.replace(result, finished_orders=finished, unconfirmed=len(unconfirmed))
 
 
 async def run(settings: Settings) -> None:

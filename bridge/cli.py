@@ -312,7 +312,7 @@ def orders(
         typer.Option(
             help=(
                 "Only orders in this status (queued, deferred, submitted, delivered, "
-                "undeliverable, expired, failed, held)."
+                "undeliverable, unconfirmed, expired, failed, held)."
             )
         ),
     ] = None,

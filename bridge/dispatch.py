@@ -1,15 +1,28 @@
-"""The MT worker: claim due orders, route them, submit them, record every outcome.
+"""The MT worker: claim due orders, route them, submit each on its own, record every outcome.
 
-One step claims up to `concurrency` due orders (express first; a lease keeps them),
-submits them concurrently through the first transport of their route that is bound (the
-next one on a temporary failure; a transport whose binds are down is skipped while
-another is up), and records all outcomes in one transaction: submitted with the SMSC's
-ids, deferred with Postfix-style backoff (sooner when throttled), failed, expired, or
-held. Every attempt leaves order_event lines saying why it happened and what each
-transport answered (throttled, not-bound, unknown-outcome, failover, ...). After an
-unknown outcome (response timeout, connection lost) the order is not sent through a
-second SMSC at once: it is deferred and resubmitted (marked, so the transport can set
-its duplicate marker) or held, per `on_unknown_outcome`. Nothing is dropped.
+A step claims as many due orders (express first; a lease keeps them) as the SMSCs have
+room for, and starts one task per order: each submit completes on its own, through the
+first transport of its route that is bound (the next one on a temporary failure; a
+transport whose binds are down is skipped while another is up), and its outcome is
+recorded as soon as it is known (`dispatch_record.py`): submitted with the SMSC's ids
+(whatever they are), deferred with Postfix-style backoff (sooner when throttled),
+failed, expired, or held.
+
+Room: an SMSC takes at most `limits.capacity` orders at a time (an SMPP transport four
+times its windows, so they stay busy while the next orders are claimed); until half of
+that is free again, the orders routed to it stay in the queue (the claim leaves them
+out). So a slow or silent SMSC holds only its own traffic, and claims come in batches.
+Sender rates: each sender id has a token bucket per SMSC (a long code about 1 SMS/s); an
+order whose token is due within `HOLD` seconds waits for it, a later one goes back to
+the queue until its token's time (without counting an attempt), so a busy sender never
+blocks another one.
+
+Every attempt leaves order_event lines saying why it happened and what each transport
+answered. After an unknown outcome (response timeout, connection lost) the order is
+not sent through a second SMSC at once: it is deferred and resubmitted (marked, so the
+transport can set its duplicate marker where that is safe) or held, per
+`on_unknown_outcome`. An SMS the SMSC accepted is never submitted again because its
+bookkeeping failed: the record is retried (last resort: the status alone) until it holds.
 """
 
 from __future__ import annotations
@@ -18,21 +31,25 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection
-
-from bridge.retry import next_attempt
+from bridge.dispatch_record import Claim, Outcome, Recorder
+from bridge.dispatch_sms import (
+    UNKNOWN_OUTCOME,
+    UNKNOWN_PREFIX,
+    attempt_line,
+    outbound_sms,
+    with_replace,
+)
+from bridge.retry import next_attempt, receipt_deadline
 from bridge.routing import Route, check_routes, choose
 from bridge.settings import DispatchSettings
+from bridge.smpp.throttle import SenderBuckets
 from bridge.store import orders as order_sql
 from bridge.store.models import utcnow
 from bridge.store.orders import OrderWork
-from bridge.store.smpp import record_attempt_events
 from bridge.store.store import Store
 from bridge.transports.base import (
-    OutboundSms,
     PermanentFailure,
     TemporaryFailure,
     Transport,
@@ -40,19 +57,9 @@ from bridge.transports.base import (
 
 log = logging.getLogger("bridge.dispatch")
 
+__all__ = ["Dispatcher", "Outcome", "outbound_sms"]
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one order in this attempt."""
-
-    order_id: str
-    kind: str  # submitted | deferred | final | held
-    transport: str = ""
-    message_ids: tuple[str, ...] = ()
-    status: str = ""  # the final status for kind == "final"
-    reason: str = ""
-    next_at: datetime | None = None
-    events: tuple[tuple[str, str], ...] = ()  # why this attempt, what each transport said
+HOLD = 1.0  # seconds: a sender token due sooner is waited for; later, the order is parked
 
 
 class Dispatcher:
@@ -72,52 +79,136 @@ class Dispatcher:
         self.routes = routes
         self.on_final = on_final
         self.on_submitted = on_submitted
+        self.wake: Callable[[], None] = lambda: None  # the worker's wake-up: room was freed
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # claimed orders, until recorded
+        self._limits = {name: t.limits for name, t in transports.items()}  # fixed per transport
+        self._lane = dict.fromkeys(transports, 0)  # orders inside each transport's submit
+        self._recording = 0  # orders whose outcome is being recorded
+        self._in_submit: dict[str, str] = {}  # order id -> transport, while submitting
+        self._unrecorded: dict[str, tuple[str, datetime]] = {}  # -> (transport, submit start)
+        self._buckets = SenderBuckets()
+        self._booked: dict[str, tuple[str, float]] = {}  # a parked order's token: (transport, t)
+        self.recorder = Recorder(store, lambda: self.on_final(), lambda: self.on_submitted())
+
+    # --- claiming -------------------------------------------------------------------------
 
     async def step(self) -> int:
-        now = utcnow()
-        claimed = await self.store.call(
-            order_sql.claim_orders, now, self.settings.concurrency, self.settings.lease
-        )
-        if not claimed:
+        """Claim what the SMSCs have room for and start each order's task."""
+        limit, skip = self._claim_plan()
+        if limit <= 0:
             return 0
-        outcomes = await asyncio.gather(*(self._attempt(order) for order in claimed))
-        await self.store.call(record_outcomes, utcnow(), outcomes)
-        for outcome in outcomes:
-            _log_outcome(outcome)
-        if any(o.kind == "final" for o in outcomes):
-            self.on_final()
-        if any(o.kind == "submitted" for o in outcomes):
-            self.on_submitted()
+        claimed = await self.recorder.claim(Claim(limit, self.settings.lease, tuple(skip)))
+        for order in claimed:
+            if order.id in self._tasks:  # its lease ran out while its outcome is recorded
+                continue
+            task = asyncio.create_task(self._run(order), name=f"dispatch-{order.id}")
+            self._tasks[order.id] = task
+        self._forget_old_bookings()
         return len(claimed)
 
-    async def _attempt(self, order: OrderWork) -> Outcome:
+    def _claim_plan(self) -> tuple[int, list[tuple[str, tuple[str, ...]]]]:
+        """How many orders to claim, and the routes whose first SMSC has no room.
+
+        An SMSC is claimed for once half of its room is free, so that claims come in
+        batches (each claim is a commit) while its windows stay busy with the rest.
+        """
+        # Orders between their claim and an SMSC (routing, waiting for a sender's token);
+        # the ones inside an SMSC's room or being recorded are bounded elsewhere.
+        waiting = len(self._tasks) - sum(self._lane.values()) - self._recording
+        budget = self.settings.concurrency - waiting
+        skip: list[tuple[str, tuple[str, ...]]] = []
+        room: dict[str, int] = {}
+        for i, route in enumerate(self.routes):
+            first = self._first_choice(route.transports)
+            capacity = self._capacity(first)
+            free = capacity - self._lane[first]
+            if free < max(1, capacity // 2):
+                skip.append((route.digits, tuple(r.digits for r in self.routes[:i])))
+            else:
+                room[first] = free
+        return min(budget, sum(room.values())), skip
+
+    def _first_choice(self, names: Sequence[str]) -> str:
+        up = [n for n in names if _available(self.transports[n])]
+        return (up or list(names))[0]
+
+    def _capacity(self, name: str) -> int:
+        return max(1, self._limits[name].capacity)
+
+    def _room(self, name: str) -> int:
+        return self._capacity(name) - self._lane[name]
+
+    # --- one order ------------------------------------------------------------------------
+
+    async def _run(self, order: OrderWork) -> None:
         try:
-            return await self._submit(order)
-        except Exception:
-            return Outcome(order.id, "held", reason=traceback.format_exc())
+            try:
+                outcome = await self._submit(order)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                outcome = Outcome(order.id, "held", reason=traceback.format_exc())
+            waiting = len(self._tasks) - sum(self._lane.values()) - self._recording
+            self._recording += 1
+            if waiting >= self.settings.concurrency:  # it held the last of the claim budget
+                self.wake()
+            try:
+                await self.recorder.record(outcome)
+            finally:
+                self._recording -= 1
+        finally:
+            self._tasks.pop(order.id, None)
+            self._unrecorded.pop(order.id, None)
 
     async def _submit(self, order: OrderWork) -> Outcome:
         now = utcnow()
-        events: list[tuple[str, str]] = [("attempt", _attempt_line(order))]
         if order.expires_at is not None and now >= order.expires_at:
             return Outcome(
                 order.id,
                 "final",
                 status="expired",
                 reason="validity period ran out before submission",
-                events=tuple(events),
+                events=(("attempt", attempt_line(order)),),
             )
-        sms = outbound_sms(order, now)
         names = choose(order.recipient, self.routes)
         up = [n for n in names if _available(self.transports[n])]
+        candidates = up or list(names)
+        if candidates:
+            first = candidates[0]
+            if self._room(first) <= 0:  # claimed together with others for the same SMSC
+                return Outcome(order.id, "parked", next_at=now, reason=f"{first} is full")
+            wait = self._token_wait(order, first)
+            if wait > HOLD:
+                return Outcome(
+                    order.id,
+                    "parked",
+                    next_at=now + timedelta(seconds=wait),
+                    reason=f"sender {order.sender_id} at its sending rate on {first}",
+                )
+            if wait > 0:
+                await asyncio.sleep(wait)
+        events: list[tuple[str, str]] = [("attempt", attempt_line(order))]
         if up:  # a bind that is down is skipped while another transport of the route is up
             events += [("skipped", f"{n}: not bound") for n in names if n not in up]
+        sms = outbound_sms(order, now)
+        if sms.resubmit:
+            pending = await self.store.call(
+                order_sql.others_pending, order.id, order.recipient, order.sender_id
+            )
+            sms = with_replace(sms, pending, events)
         errors: list[str] = []
         retry_hint: float | None = None
         unknown = False
-        for name in up or names:
+        for name in candidates:
             if errors:
                 events.append(("failover", f"trying {name} after {errors[-1]}"))
+                wait = self._token_wait(order, name)
+                if wait > 0:  # a failover is rare: wait for the sender's token here
+                    await asyncio.sleep(wait)
+            started = utcnow()
+            self._unrecorded[order.id] = (name, started)
+            self._in_submit[order.id] = name
+            self._lane[name] += 1
             try:
                 result = await self.transports[name].submit(sms)
             except TemporaryFailure as exc:
@@ -138,13 +229,37 @@ class Dispatcher:
                     reason=f"{name}: {exc.reason}",
                     events=tuple(events),
                 )
+            finally:
+                self._lane[name] -= 1
+                self._in_submit.pop(order.id, None)
+                capacity = self._capacity(name)
+                if capacity - self._lane[name] == max(1, capacity // 2):
+                    self.wake()  # half of this SMSC's room is free again: claim a batch
+            limits = self._limits[name]
             return Outcome(
                 order.id,
                 "submitted",
                 transport=name,
                 message_ids=result.message_ids,
                 events=tuple(events),
+                submitted_at=started,
+                receipt_due=receipt_deadline(
+                    started,
+                    order.expires_at,
+                    timeout=limits.receipt_timeout,
+                    grace=limits.receipt_grace,
+                ),
             )
+        return self._not_submitted(order, events, errors, retry_hint, unknown)
+
+    def _not_submitted(
+        self,
+        order: OrderWork,
+        events: list[tuple[str, str]],
+        errors: list[str],
+        retry_hint: float | None,
+        unknown: bool,
+    ) -> Outcome:
         reason = "; ".join(errors) or f"no route for {order.recipient}"
         if unknown:
             reason = f"{UNKNOWN_PREFIX}: {reason}"
@@ -170,92 +285,55 @@ class Dispatcher:
             next_at = min(next_at, utcnow() + timedelta(seconds=retry_hint))
         return Outcome(order.id, "deferred", reason=reason, next_at=next_at, events=tuple(events))
 
+    def _token_wait(self, order: OrderWork, name: str) -> float:
+        """Seconds until the sender may send through `name` (its token is booked now)."""
+        rates = self._limits[name].rates
+        if rates.rate_for(order.sender_id) <= 0 and not self._booked:
+            return 0.0  # no rate for this sender (the common case): nothing to book
+        now = asyncio.get_running_loop().time()
+        booked = self._booked.pop(order.id, None)
+        if booked is not None and booked[0] == name:
+            return max(0.0, booked[1] - now)
+        wait = self._buckets.reserve(name, order.sender_id, rates, now)
+        if wait > HOLD:  # parked until then: claim it again on time, not at the next poll
+            self._booked[order.id] = (name, now + wait)
+            asyncio.get_running_loop().call_later(wait + 0.005, lambda: self.wake())
+        return wait
 
-UNKNOWN_OUTCOME = "unknown-outcome"
-UNKNOWN_PREFIX = "unknown outcome"
+    def _forget_old_bookings(self) -> None:
+        if len(self._booked) < 10_000:
+            return
+        cutoff = asyncio.get_running_loop().time() - self.settings.lease
+        for order_id in [o for o, (_, at) in self._booked.items() if at < cutoff]:
+            del self._booked[order_id]
+
+    # --- receipts and stopping ------------------------------------------------------------
+
+    def receipt_hold(self) -> dict[str, datetime]:
+        """Per transport, the start of its oldest submit whose outcome is not recorded yet.
+
+        A receipt that arrived after that may be about the part being recorded, so the
+        receipts step lets it wait rather than match it to an older part with its id.
+        """
+        hold: dict[str, datetime] = {}
+        for name, started in self._unrecorded.values():
+            if name not in hold or started < hold[name]:
+                hold[name] = started
+        return hold
+
+    async def stop(self, grace: float) -> None:
+        """Let running submits finish (at most `grace` s); record the cut-off ones as unknown."""
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        cut = dict(self._in_submit)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if cut:
+            await self.recorder.record_cut(cut)
 
 
 def _available(transport: Transport) -> bool:
     return bool(getattr(transport, "available", True))
-
-
-def _attempt_line(order: OrderWork) -> str:
-    line = f"attempt {order.attempts}"
-    if order.error:
-        line += f" after: {order.error.splitlines()[-1][:300]}"
-    if order.error.startswith(UNKNOWN_PREFIX):
-        line += " (resubmit: the SMSC may already have it)"
-    return line
-
-
-def _send_at(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        log.warning("policy send_at %r is not an ISO time; sending now", value)
-        return None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def outbound_sms(order: OrderWork, now: datetime) -> OutboundSms:
-    """The transport's view of an order, with the message options from its policy."""
-    policy = order.policy
-    validity: float | None = None
-    if order.expires_at is not None:
-        validity = max(1.0, (order.expires_at - now).total_seconds())
-    elif isinstance(policy.get("validity"), int | float):
-        validity = float(policy["validity"])
-    return OutboundSms(
-        order_id=order.id,
-        destination=order.recipient,
-        source=order.sender_id,
-        text=order.text,
-        encoding="ucs2" if order.encoding == "ucs2" else "gsm7",
-        validity=validity,
-        flash=bool(policy.get("flash", False)),
-        priority=order.priority,
-        schedule_at=_send_at(policy.get("send_at")),
-        resubmit=order.error.startswith(UNKNOWN_PREFIX),
-    )
-
-
-def record_outcomes(conn: Connection, now: datetime, outcomes: Sequence[Outcome]) -> None:
-    """Write every outcome of one dispatch step in one transaction (submitted ones batched)."""
-    order_sql.record_submitted_many(
-        conn,
-        now,
-        [
-            order_sql.Submitted(o.order_id, o.transport, o.message_ids, o.events)
-            for o in outcomes
-            if o.kind == "submitted"
-        ],
-    )
-    for o in outcomes:
-        if o.kind == "submitted":
-            continue
-        record_attempt_events(conn, o.order_id, now, o.events)
-        if o.kind == "deferred" and o.next_at is not None:
-            order_sql.record_deferred(conn, o.order_id, now, o.next_at, o.reason)
-        elif o.kind == "final":
-            order_sql.record_final(conn, o.order_id, now, o.status, o.reason)
-        else:
-            order_sql.record_held(conn, o.order_id, now, o.reason)
-
-
-def _log_outcome(o: Outcome) -> None:
-    if o.kind == "submitted":
-        log.info(
-            "%s: submitted via %s, %d part(s), ids %s",
-            o.order_id,
-            o.transport,
-            len(o.message_ids),
-            ",".join(o.message_ids),
-        )
-    elif o.kind == "deferred":
-        log.warning("%s: deferred until %s: %s", o.order_id, o.next_at, o.reason)
-    elif o.kind == "final":
-        log.warning("%s: %s: %s", o.order_id, o.status, o.reason)
-    else:
-        log.error("%s: held after an unexpected error:\n%s", o.order_id, o.reason)

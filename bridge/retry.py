@@ -1,8 +1,9 @@
-"""When to try again: Postfix's age-doubling backoff with a floor, a ceiling and a lifetime.
+"""When to try again, and how long to wait for a receipt: backoff with a floor, ceiling, lifetime.
 
 Pure code. The wait before the next attempt is the item's age (doubling it), at least
 `minimum` and at most `maximum`; once the item is older than `lifetime` there is no
 next attempt and the caller gives up (order `expired`, notice `failed`).
+`receipt_deadline`: when a submitted order stops waiting for its final report.
 """
 
 from __future__ import annotations
@@ -31,3 +32,23 @@ def next_attempt(
     if now >= limit:
         return None
     return min(at, limit)
+
+
+def receipt_deadline(
+    submitted_at: datetime,
+    expires_at: datetime | None,
+    *,
+    timeout: float | None,
+    grace: float,
+    validity: float = 172_800.0,
+) -> datetime:
+    """Until when a submitted order waits for its final delivery report.
+
+    `timeout` seconds after submission when the SMSC sets one; else the end of the
+    order's validity (`expires_at`, or `validity` seconds after submission) plus `grace`:
+    the SMSC gives up on the message at the end of its validity and reports that.
+    """
+    if timeout is not None:
+        return submitted_at + timedelta(seconds=timeout)
+    end = expires_at if expires_at is not None else submitted_at + timedelta(seconds=validity)
+    return max(end, submitted_at) + timedelta(seconds=grace)

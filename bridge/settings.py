@@ -219,6 +219,16 @@ class SmscSettings(_Section):
             raise ValueError("expected an ISO 3166 country code such as DE, FR or GB")
         return value
 
+    # receipts: no final report this long after submission ends the order "unconfirmed"
+    # (unset: the end of the order's validity plus receipt_grace)
+    receipt_timeout: Seconds | None = None
+    receipt_grace: Annotated[float, Field(ge=0)] = 3600.0
+    # sending rate of each sender id on this SMSC, SMS/s (0 = no limit of its own)
+    long_code_rate: Annotated[float, Field(ge=0)] = 1.0
+    short_code_rate: Annotated[float, Field(ge=0)] = 0.0
+    alphanumeric_rate: Annotated[float, Field(ge=0)] = 0.0
+    sender_rates: dict[str, Annotated[float, Field(ge=0)]] = {}
+
 
 class RouteSettings(_Section):
     """Destination prefix → transports in failover order; the last route has prefix ''."""
@@ -246,6 +256,9 @@ class DispatchSettings(_Section):
     # after a response timeout / lost connection: send again (SMSC duplicate marker where
     # configured) or hold the order for an operator
     on_unknown_outcome: Literal["resubmit", "hold"] = "resubmit"
+    # receipts match parts submitted at most this long before them; unmatched receipts
+    # are kept as orphans after it (keep it above the longest validity + receipt grace)
+    receipt_window: Seconds = 259_200.0
 
 
 class MailDeliverySettings(_Section):
@@ -509,6 +522,7 @@ def _with_sandbox(data: dict[str, Any]) -> dict[str, Any]:
                 "port": sandbox.port,
                 "system_id": sandbox.system_id,
                 "password": sandbox.password,
+                "long_code_rate": 0.0,  # a simulator: no carrier limits a sender's rate
             }
         )
     data["smsc"] = smsc

@@ -1,14 +1,20 @@
-"""Throughput limits: a token bucket (msgs/s with a burst) and the back-off pause on throttling.
+"""Throughput limits: token buckets (msgs/s with a burst), the pause on throttling, sender rates.
 
 Pure: the clock is passed in. `TokenBucket.reserve(now)` books the next token and returns
 how long the caller must wait before sending (GCRA / virtual scheduling, O(1)); a rate of
 0 means unlimited. `ThrottlePause` is the bind's answer to ESME_RTHROTTLED / ESME_RMSGQFUL:
 pause, doubling on every further throttle up to a ceiling, reset by the next success.
+`SenderRates` / `SenderBuckets`: the sending rate of each sender id (a long code about
+1 SMS/s, short codes and alphanumeric senders as contracted), which dispatch applies.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+from bridge.smpp import constants as c
+from bridge.smpp.address import source_address
 
 
 class TokenBucket:
@@ -51,3 +57,66 @@ class ThrottlePause:
 
     def remaining(self, now: float) -> float:
         return max(0.0, self.until - now)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderRates:
+    """Submits per second one sender id may make on one SMSC (0 = no limit of its own).
+
+    By the kind of sender (a long code, i.e. a full number; a short code; an alphanumeric
+    name), unless `per_sender` names the sender id itself (written as it is configured;
+    `+49…`, `0049…` and `49…` are the same number).
+    """
+
+    long_code: float = 1.0
+    short_code: float = 0.0
+    alphanumeric: float = 0.0
+    per_sender: tuple[tuple[str, float], ...] = ()
+
+    def rate_for(self, sender: str) -> float:
+        return _rate_for(self, sender)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rate_for(rates: SenderRates, sender: str) -> float:
+    """`SenderRates.rate_for`, computed once per sender id (dispatch asks for every order)."""
+    key = sender_key(sender)
+    for name, rate in rates.per_sender:
+        if sender_key(name) == key:
+            return rate
+    address = source_address(sender)
+    if address.ton == c.TON_ALPHANUMERIC:
+        return rates.alphanumeric
+    if address.ton == c.TON_INTERNATIONAL:
+        return rates.long_code
+    return rates.short_code
+
+
+def sender_key(sender: str) -> str:
+    """One spelling per sender id: numbers as their digits, names as written."""
+    address = source_address(sender)
+    return address.addr if address.ton != c.TON_ALPHANUMERIC else sender.strip()
+
+
+class SenderBuckets:
+    """One token bucket per (transport, sender id), at the rate its `SenderRates` give.
+
+    `reserve` books the sender's next token and returns how long to wait for it, so
+    orders of one sender leave in the order they asked, at its rate, while every other
+    sender's orders are not delayed at all.
+    """
+
+    __slots__ = ("_buckets",)
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def reserve(self, transport: str, sender: str, rates: SenderRates, now: float) -> float:
+        rate = rates.rate_for(sender)
+        if rate <= 0:
+            return 0.0
+        key = (transport, sender_key(sender))
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[key] = TokenBucket(rate)
+        return bucket.reserve(now)

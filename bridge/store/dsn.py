@@ -30,6 +30,8 @@ _FINAL = {
     "undeliverable": ("FAILURE", "failed", "5.0.0"),
     "failed": ("FAILURE", "failed", "5.0.0"),
     "expired": ("FAILURE", "failed", "5.4.7"),
+    # Sent, but no delivery report came: handed to a network that reports no delivery.
+    "unconfirmed": ("SUCCESS", "relayed", "2.0.0"),
 }
 
 
@@ -94,7 +96,8 @@ def queue_final_dsn_for(conn: Connection, row: Any, now: datetime) -> int | None
     if row.status not in _FINAL:
         return None
     event, action, status = _FINAL[row.status]
-    detail = "delivered to the handset" if event == "SUCCESS" else row.error or row.status
+    delivered = row.status == "delivered"
+    detail = "delivered to the handset" if delivered else row.error or row.status
     return _queue(conn, row, now, event, action, status, f"X-SMPP; {detail}")
 
 

@@ -10,6 +10,7 @@ mail go out from the same number the conversation used.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -210,6 +211,11 @@ _ASSIGNMENT_SOURCE = (
     .where(_order.c.id == bindparam("order_id"))
 )
 _INSERT_ASSIGNMENT = insert(_assign)
+_ASSIGNMENT_SOURCES = (  # the same for the orders of one dispatch commit
+    select(_order.c.id, *_ASSIGNMENT_SOURCE.selected_columns)
+    .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
+    .where(_order.c.id.in_(bindparam("order_ids", expanding=True)))
+)
 _CONVERSATION_SENDER = (
     select(_assign.c.sender_id)
     .where(
@@ -244,6 +250,38 @@ def record_order_assignment(conn: Connection, order_id: str, now: datetime) -> N
             "expires_at": now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
         },
     )
+
+
+def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
+    """`record_order_assignment` for several submitted orders: one query, one insert."""
+    if not order_ids:
+        return
+    expires = now + timedelta(seconds=DEFAULT_REPLY_WINDOW)
+    position = {order_id: i for i, order_id in enumerate(order_ids)}
+    found = sorted(  # in the orders' order: the last one to a number owns its replies
+        conn.execute(_ASSIGNMENT_SOURCES, {"order_ids": list(order_ids)}),
+        key=lambda r: position[r.id],
+    )
+    rows = [
+        {
+            "msisdn": r.recipient,
+            "sender_id": r.sender_id,
+            "customer_id": r.customer_id,
+            "user_id": r.user_id,
+            "address": r.address,
+            "origin": "order",
+            "order_id": r.id,
+            "message_id": r.message_id,
+            "subject": r.subject[:998],
+            "text": r.text[:480],
+            "created_at": now,
+            "expires_at": expires,
+        }
+        for r in found
+        if r.address and not r.address.endswith(".invalid")  # system SMS own no conversation
+    ]
+    if rows:
+        conn.execute(_INSERT_ASSIGNMENT, rows)
 
 
 def record_conversation(

@@ -29,6 +29,9 @@ class OrderStatus(enum.StrEnum):
     UNDELIVERABLE = "undeliverable"  # a part failed on the network (final)
     EXPIRED = "expired"  # retried for too long (final)
     FAILED = "failed"  # the SMSC refused it for good (final)
+    # accepted by the SMSC, but no final delivery report came before the receipt timeout,
+    # or receipts cannot be tied to it (final: "sent, no delivery report")
+    UNCONFIRMED = "unconfirmed"
     HELD = "held"  # an unexpected error; waits for an operator (traceback in `error`)
 
 
@@ -42,6 +45,7 @@ FINAL_ORDER_STATUSES = frozenset(
         OrderStatus.UNDELIVERABLE,
         OrderStatus.EXPIRED,
         OrderStatus.FAILED,
+        OrderStatus.UNCONFIRMED,
     }
 )
 
@@ -49,7 +53,10 @@ FINAL_ORDER_STATUSES = frozenset(
 class ReceiptStatus(enum.StrEnum):
     NEW = "new"  # stored and acknowledged, not yet linked to a part
     APPLIED = "applied"  # linked; its part and order moved forward
-    ORPHAN = "orphan"  # no part matched within the receipt TTL (kept, logged)
+    ORPHAN = "orphan"  # no part matched within the receipt window (kept, logged)
+    # its id names a part receipts cannot be tied to (an empty id, one id for several
+    # parts, or an id the SMSC gave to two open messages): kept, logged, never applied
+    UNMATCHED = "unmatched"
 
 
 class InboundStatus(enum.StrEnum):
@@ -186,9 +193,15 @@ class OrderEvent(SQLModel, table=True):
 
 
 class Part(SQLModel, table=True):
-    """One SMS segment of an order, with the SMSC's message id."""
+    """One SMS segment of an order, with the SMSC's message id.
 
-    __table_args__ = (UniqueConstraint("transport", "smsc_id"),)
+    SMSC message ids are not unique (counters restart and wrap, some SMSCs answer ""
+    or one id for every part of a message), so a part is stored whatever id it got;
+    receipts are matched to the most recent part with their id on their transport
+    (`bridge/store/receipts.py`), and `matchable` is false where that cannot be right.
+    """
+
+    __table_args__ = (Index("ix_part_smsc", "transport", "smsc_id", "submitted_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(foreign_key="order.id", index=True)
@@ -198,6 +211,8 @@ class Part(SQLModel, table=True):
     state: str = "submitted"  # submitted, or a ReceiptState value
     error_code: str = ""
     updated_at: datetime = Field(default_factory=utcnow)
+    submitted_at: datetime = Field(default_factory=utcnow)  # when its submit_sm went out
+    matchable: bool = True  # false: receipts cannot be tied to it (see bridge/store/parts.py)
 
 
 class Receipt(SQLModel, table=True):

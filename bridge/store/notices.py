@@ -29,11 +29,16 @@ _customer = Customer.__table__  # type: ignore[attr-defined]
 _OPEN = OPEN
 
 
+# Final statuses that are not failures: delivered, and "unconfirmed" (sent, no delivery
+# report: nothing is known to have failed; a DSN says "relayed" for it).
+NOT_FAILED = frozenset({"delivered", "unconfirmed"})
+
+
 def wants_notice(notify: str, status: str) -> bool:
     """Does a user with this `notify` setting want a status mail for this final status?"""
     if notify == "all":
         return True
-    return notify == "failures" and status != "delivered"
+    return notify == "failures" and status not in NOT_FAILED
 
 
 # One query (built once) for what a status notice needs, and whether the mail went to lists.

@@ -14,25 +14,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, insert, not_, or_, select, text, update
 
 from bridge.store.dsn import queue_final_dsn_for
-from bridge.store.inbound import record_order_assignment
 from bridge.store.models import (
     FINAL_ORDER_STATUSES,
     OPEN_ORDERS,
     Mail,
     Order,
     OrderEvent,
-    Part,
     User,
 )
 from bridge.store.notices import FINAL_ROW, queue_status_notice_for
 from bridge.store.status_push import queue_status_push_for
+from bridge.store.submitted import Submitted, record_submitted, record_submitted_many
+
+__all__ = ["OrderWork", "Submitted", "record_submitted", "record_submitted_many"]
 
 _order = Order.__table__  # type: ignore[attr-defined]
 _event = OrderEvent.__table__  # type: ignore[attr-defined]
-_part = Part.__table__  # type: ignore[attr-defined]
 _mail = Mail.__table__  # type: ignore[attr-defined]
 _user = User.__table__  # type: ignore[attr-defined]
 _OPEN = ("queued", "deferred")
@@ -55,12 +55,22 @@ class OrderWork:
     error: str = ""  # why the previous attempt did not succeed ("" on the first)
 
 
-def claim_orders(conn: Connection, now: datetime, limit: int, lease: float) -> list[OrderWork]:
+def claim_orders(
+    conn: Connection,
+    now: datetime,
+    limit: int,
+    lease: float,
+    skip: Sequence[tuple[str, tuple[str, ...]]] = (),
+) -> list[OrderWork]:
     """Claim up to `limit` due orders, express first, then oldest due first.
 
     One query per priority (express 1, normal 0), each an in-order range scan of the
     partial index ix_order_open, so a claim costs the same with 10 or 100,000 waiting.
+    `skip` leaves out the orders of routes whose SMSC has no room now: each entry is a
+    route's prefix digits and the prefix digits of the routes before it (a number
+    belongs to the first route whose prefix it starts with).
     """
+    not_skipped = [not_(_route_match(prefix, earlier)) for prefix, earlier in skip]
     rows: list[Any] = []
     for priority in (1, 0):
         if len(rows) >= limit:
@@ -71,6 +81,7 @@ def claim_orders(conn: Connection, now: datetime, limit: int, lease: float) -> l
                 text(f'"order".{OPEN_ORDERS}'),
                 _order.c.priority == priority,
                 _order.c.next_attempt_at <= now,
+                *not_skipped,
             )
             .order_by(_order.c.next_attempt_at)
             .limit(limit - len(rows))
@@ -108,80 +119,48 @@ def claim_orders(conn: Connection, now: datetime, limit: int, lease: float) -> l
     ]
 
 
+def _route_match(prefix: str, earlier: tuple[str, ...]) -> Any:
+    """SQL: the recipient belongs to the route with `prefix` (and none of `earlier`)."""
+    match = _order.c.recipient.startswith("+" + prefix, autoescape=True)
+    if not earlier:
+        return match
+    return and_(match, *(~_order.c.recipient.startswith("+" + e, autoescape=True) for e in earlier))
+
+
 def _event_row(order_id: str, at: datetime, event: str, detail: str) -> dict[str, Any]:
     return {"order_id": order_id, "at": at, "event": event, "detail": detail[:2000]}
 
 
-def record_submitted(
-    conn: Connection, order_id: str, now: datetime, transport: str, message_ids: tuple[str, ...]
-) -> None:
-    """All parts were accepted by the SMSC: store them and mark the order submitted."""
-    record_submitted_many(conn, now, [Submitted(order_id, transport, message_ids)])
-
-
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """An order whose parts the SMSC accepted, with its history lines of this attempt."""
-
-    order_id: str
-    transport: str
-    message_ids: tuple[str, ...]
-    events: tuple[tuple[str, str], ...] = ()  # written before the "submitted" line
-
-
-_INSERT_PART = insert(_part)
-_INSERT_EVENT = insert(_event)
-_SET_SUBMITTED = (  # built once: statement building costs more CPU than the UPDATE
+_SET_PARKED = (  # built once: a parked order's claim did not count as an attempt
     update(_order)
-    .where(_order.c.id == bindparam("o_id"), or_(*(_order.c.status == s for s in _OPEN)))
-    .values(
-        status="submitted",
-        transport=bindparam("o_transport"),
-        parts=bindparam("o_parts"),
-        updated_at=bindparam("o_at"),
-        error="",
-    )
+    .where(_order.c.id == bindparam("k_id"), or_(*(_order.c.status == s for s in _OPEN)))
+    .values(next_attempt_at=bindparam("k_at"), attempts=_order.c.attempts - 1)
 )
 
 
-def record_submitted_many(conn: Connection, now: datetime, orders: Sequence[Submitted]) -> None:
-    """Several submitted orders at once: parts, statuses and history in a few statements."""
-    if not orders:
-        return
-    conn.execute(
-        _INSERT_PART,
-        [
-            {
-                "order_id": o.order_id,
-                "seq": seq,
-                "transport": o.transport,
-                "smsc_id": smsc_id,
-                "state": "submitted",
-                "error_code": "",
-                "updated_at": now,
-            }
-            for o in orders
-            for seq, smsc_id in enumerate(o.message_ids, start=1)
-        ],
-    )
-    conn.execute(
-        _SET_SUBMITTED,
-        [
-            {"o_id": o.order_id, "o_transport": o.transport, "o_parts": len(o.message_ids)}
-            | {"o_at": now}
-            for o in orders
-        ],
-    )
-    events = [_event_row(o.order_id, now, e, d) for o in orders for e, d in o.events]
-    events += [
-        _event_row(
-            o.order_id, now, "submitted", f"via {o.transport}, ids {','.join(o.message_ids)}"
+def record_parked(conn: Connection, parked: Sequence[tuple[str, datetime]]) -> None:
+    """Orders claimed but not attempted (their SMSC or sender rate had no room): due again
+    at the given time, and the claim does not count as an attempt."""
+    if parked:
+        conn.execute(_SET_PARKED, [{"k_id": order_id, "k_at": at} for order_id, at in parked])
+
+
+def others_pending(conn: Connection, order_id: str, recipient: str, sender_id: str) -> list[str]:
+    """Other orders from `sender_id` to `recipient` that an SMSC may still hold (not final).
+
+    A resubmit with replace_if_present_flag would replace such a message at the SMSC.
+    """
+    rows = conn.execute(
+        select(_order.c.id)
+        .where(
+            _order.c.recipient == recipient,
+            _order.c.sender_id == sender_id,
+            _order.c.id != order_id,
+            _order.c.status.notin_(sorted(FINAL_ORDER_STATUSES)),
         )
-        for o in orders
-    ]
-    conn.execute(_INSERT_EVENT, events)
-    for o in orders:
-        record_order_assignment(conn, o.order_id, now)  # replies from the recipient come back here
+        .limit(5)
+    ).all()
+    return [r.id for r in rows]
 
 
 def record_deferred(
@@ -203,6 +182,7 @@ def record_deferred(
     )
 
 
+_INSERT_EVENT = insert(_event)
 _SET_FINAL = (  # built once, like _SET_SUBMITTED
     update(_order)
     .where(

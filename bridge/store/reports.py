@@ -38,7 +38,7 @@ _profile = Profile.__table__  # type: ignore[attr-defined]
 _inbound = Inbound.__table__  # type: ignore[attr-defined]
 _list_mail = ListMail.__table__  # type: ignore[attr-defined]
 _monthly = MonthlyReport.__table__  # type: ignore[attr-defined]
-SENT = ("submitted", "delivered", "undeliverable")  # reached the network: billed
+SENT = ("submitted", "delivered", "undeliverable", "unconfirmed")  # reached the network: billed
 FAILED = ("undeliverable", "expired", "failed")
 _CHUNK = 500
 

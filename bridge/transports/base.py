@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from bridge.smpp.throttle import SenderRates
+
 Encoding = Literal["gsm7", "ucs2"]
 
 
@@ -64,6 +66,27 @@ class OutboundSms:
     priority: int = 0  # 0 normal; > 0 express (SMPP priority_flag)
     schedule_at: datetime | None = None  # deliver at (SMSC-side scheduling)
     resubmit: bool = False  # an earlier attempt may have reached the SMSC (unknown outcome)
+    # no other message from this sender to this number may still be at an SMSC, so a
+    # replace_if_present marker on a resubmit can only replace this order's own copy
+    may_replace: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLimits:
+    """What dispatch must know about a transport besides how to submit.
+
+    `capacity`: orders handed to it at the same time (more wait in the queue, so a slow
+    SMSC holds only its own orders; an SMPP transport takes four times its windows, so
+    they stay busy while dispatch claims the next batch); `receipt_timeout`: seconds
+    after submission after which an order without a final report is "unconfirmed"
+    (None: the end of the order's validity plus `receipt_grace`); `rates`: each sender
+    id's sending rate.
+    """
+
+    capacity: int = 10
+    receipt_timeout: float | None = None
+    receipt_grace: float = 3600.0
+    rates: SenderRates = field(default_factory=SenderRates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +205,11 @@ class Transport(Protocol):
     """A way to reach an SMSC."""
 
     name: str
+
+    @property
+    def limits(self) -> TransportLimits:
+        """Capacity, receipt timeout and sender rates (see TransportLimits)."""
+        ...
 
     async def start(self, inbox: Inbox) -> None:
         """Connect and bind (in the background), then feed `inbox`."""

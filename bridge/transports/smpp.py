@@ -6,9 +6,11 @@ pause) and the *same* PDU is sent again after the pause, up to `throttle_retries
 then the order is deferred (TemporaryFailure kind "throttled" with a retry hint), never
 failed. A response timeout or a lost connection after sending is an unknown outcome
 (kind "unknown-outcome"): dispatch resubmits per policy, with `replace_if_present_flag`
-as the duplicate marker when the SMSC setting asks for it. Message options (validity,
-schedule, priority, flash, source TON/NPI) are applied per part. Incoming PDUs are
-handled by `IncomingHandler`; partial MO waits in the `MoPartStore`.
+as the duplicate marker when the SMSC setting asks for it and it cannot replace another
+message (`replace_marker`). Message options (validity, schedule, priority, flash, source
+TON/NPI) are applied per part. Incoming PDUs are handled by `IncomingHandler`; partial MO
+waits in the `MoPartStore`. `limits` tells dispatch this SMSC's room (windows × binds),
+receipt timeout and sender rates.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from bridge.transports.base import (
     PermanentFailure,
     SubmitResult,
     TemporaryFailure,
+    TransportLimits,
 )
 from bridge.transports.mo_parts import MemoryMoParts
 from bridge.transports.smpp_bind import SmppBind
@@ -55,6 +58,23 @@ def failure_for(status: int, what: str) -> TemporaryFailure | PermanentFailure:
     if c.is_temporary(status):
         return TemporaryFailure(reason, code=status)
     return PermanentFailure(reason, code=status)
+
+
+def replace_marker(sms: OutboundSms, config: SmppConfig, parts: int) -> bool:
+    """Whether this submit carries replace_if_present_flag = 1 (the duplicate marker).
+
+    The SMSC replaces a message it still holds with the same source, destination and
+    service_type, whichever that is. So only a single-part resubmit after an unknown
+    outcome carries it (parts of one SMS would replace each other), only when the SMSC
+    setting asks for it, and only when dispatch found no other order from this sender
+    to this number that an SMSC may still hold (`may_replace`).
+    """
+    return (
+        config.resubmit_marker == "replace_if_present"
+        and sms.resubmit
+        and sms.may_replace
+        and parts == 1
+    )
 
 
 class SmppTransport:
@@ -81,6 +101,7 @@ class SmppTransport:
             self.handlers.append(handler)
             self.binds.append(SmppBind(config, name, handler, stats, smsc_bucket, self._rng))
         self._ref = self._rng.randrange(0x10000)
+        self._limits = config.limits
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- Transport protocol -----------------------------------------------------------------
@@ -109,6 +130,10 @@ class SmppTransport:
         return any(b.bound for b in self.binds if b.can_submit)
 
     available = bound  # dispatch skips a transport whose binds are all down
+
+    @property
+    def limits(self) -> TransportLimits:
+        return self._limits
 
     @property
     def last_error(self) -> str:
@@ -160,7 +185,7 @@ class SmppTransport:
         now = datetime.now(UTC)
         validity = validity_field(sms.validity, now, cfg.validity_format)
         schedule = schedule_field(sms.schedule_at, now)
-        replace = 1 if sms.resubmit and cfg.resubmit_marker == "replace_if_present" else 0
+        replace = 1 if replace_marker(sms, cfg, len(parts)) else 0
         return [
             SubmitSm(
                 0,

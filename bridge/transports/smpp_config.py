@@ -1,9 +1,11 @@
 """SmppConfig: everything one SMSC transport needs (binds, flow control, encoding, receipts).
 
 The settings layer builds it from `[[smsc]]` (bridge.app.Bridge._smpp_config); tests build
-it directly. Defaults are the safe ones: one transceiver bind, window 10, no rate limit,
-GSM-7 unpacked for data_coding 0, 8-bit-reference UDH, receipt ids compared as text,
-receipts only when marked as such (esm_class or TLVs), incoming TON 0 digits read `auto`.
+it directly. Defaults are the safe ones: one transceiver bind, window 10, no rate limit
+per bind, a long-code sender at 1 SMS/s, GSM-7 unpacked for data_coding 0, 8-bit-reference
+UDH, receipt ids compared as text, receipts only when marked as such (esm_class or TLVs),
+incoming TON 0 digits read `auto`, no replace_if_present marker, no final receipt by the
+end of the validity plus an hour: "unconfirmed".
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Literal
 from bridge.smpp.address import AddressRules, Ton0
 from bridge.smpp.encoding import Alphabet, Concatenation, EncodingOptions
 from bridge.smpp.esme import EsmeSettings
+from bridge.smpp.throttle import SenderRates
+from bridge.transports.base import TransportLimits
 
 BindType = Literal["transceiver", "transmitter", "receiver", "pair"]
 IdBase = Literal["text", "dec", "hex"]
@@ -65,6 +69,28 @@ class SmppConfig:
     tls_verify: bool = True
     tls_ca_file: str = ""
     stats_interval: float = 60.0  # seconds between per-bind log lines (0 = never)
+    receipt_timeout: float | None = None  # None: the order's validity end + receipt_grace
+    receipt_grace: float = 3600.0
+    long_code_rate: float = 1.0  # SMS/s per sender id on this SMSC (0 = no limit of its own)
+    short_code_rate: float = 0.0
+    alphanumeric_rate: float = 0.0
+    sender_rates: tuple[tuple[str, float], ...] = ()  # per sender id, before the kinds
+
+    @property
+    def limits(self) -> TransportLimits:
+        """What dispatch needs: room (4 × windows × binds), receipt timeout, sender rates."""
+        binds = 0 if self.bind_type == "receiver" else max(1, self.binds)
+        return TransportLimits(
+            capacity=max(1, 4 * self.window * binds),
+            receipt_timeout=self.receipt_timeout,
+            receipt_grace=self.receipt_grace,
+            rates=SenderRates(
+                self.long_code_rate,
+                self.short_code_rate,
+                self.alphanumeric_rate,
+                self.sender_rates,
+            ),
+        )
 
     @property
     def encoding(self) -> EncodingOptions:

@@ -8,6 +8,7 @@ database. No sleeps: every wait is a condition with a deadline.
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 from pathlib import Path
 
@@ -21,27 +22,52 @@ from tests.peers.smpp_fault import Faults, mo_part, running_fault_smsc
 PHONES = ["+491701234561", "+491701234562", "+491701234563"]
 
 
+SMSC_DEFAULTS: dict[str, object] = {
+    "response_timeout": 0.5,
+    "throttle_pause_min": 0.05,
+    "throttle_pause_max": 0.2,
+    "bind_failure_min": 0.2,
+    "mo_reassembly_timeout": 60.0,
+    "stats_interval": 0.5,
+    "long_code_rate": 0.0,  # the demo sender is a long code; rates have their own tests
+}
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        )
+    return repr(value)
+
+
 def settings_for(
-    tmp_path: Path, smscs: dict[str, int], routes: str = "", **smsc: object
+    tmp_path: Path,
+    smscs: dict[str, int],
+    routes: str = "",
+    dispatch: dict[str, object] | None = None,
+    per_smsc: dict[str, dict[str, object]] | None = None,
+    **smsc: object,
 ) -> Settings:
-    extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in smsc.items())
-    blocks = "".join(
-        f"""
+    def block(name: str, port: int) -> str:
+        values = {**SMSC_DEFAULTS, **smsc, **(per_smsc or {}).get(name, {})}
+        extra = "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
+        return f'''
 [[smsc]]
 name = "{name}"
 port = {port}
 system_id = "bridge"
 password = "pw"
-response_timeout = 0.5
-throttle_pause_min = 0.05
-throttle_pause_max = 0.2
-bind_failure_min = 0.2
-mo_reassembly_timeout = 60.0
-stats_interval = 0.5
-{extra}"""
-        for name, port in smscs.items()
-    )
+{extra}'''
+
+    blocks = "".join(block(name, port) for name, port in smscs.items())
     routes = routes or f'[[routes]]\nprefix = ""\ntransports = {list(smscs)!r}\n'.replace("'", '"')
+    dispatch_values = {"poll_interval": 0.1, "retry_min": 0.3, **(dispatch or {})}
+    dispatch_lines = "".join(f"{k} = {toml_value(v)}\n" for k, v in dispatch_values.items())
     text = f"""
 database_url = "sqlite:///{tmp_path / "bridge.db"}"
 demo = true
@@ -52,8 +78,7 @@ mode = "maildir"
 maildir = "{tmp_path / "maildir"}"
 poll_interval = 0.2
 [dispatch]
-poll_interval = 0.1
-retry_min = 0.3
+{dispatch_lines}
 {blocks}
 {routes}"""
     path = tmp_path / "bridge.toml"
@@ -250,3 +275,37 @@ async def test_ton0_multipart_mo_and_an_alert_notification(tmp_path: Path) -> No
         ("+491701234567", "+4930123456", 2)
     ]
     assert peer.binds == 1  # no reconnect: the alert did not upset the session
+
+
+async def test_a_resubmit_never_replaces_another_message_to_the_same_number(
+    tmp_path: Path,
+) -> None:
+    async with running_fault_smsc(Faults(hold_receipts=True)) as peer:
+        s = settings_for(tmp_path, {"a": peer.port}, resubmit_marker="replace_if_present")
+        async with running_bridge(s) as (_, ep):
+            async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
+                to = [f"{PHONES[0]}@eu.rsms.net"]
+                first = make_mail(PHONES[0], "The meeting is at 3", message_id="<r-1@client>")
+                await smtp.sendmail("demo@example.com", to, first)
+                await wait_for(lambda: list(statuses(tmp_path).values()) == ["submitted"])
+                peer.faults.silent = 1  # the next submit gets no answer: unknown outcome
+                second = make_mail(PHONES[0], "Parking is at gate B", message_id="<r-2@client>")
+                await smtp.sendmail("demo@example.com", to, second)
+            await peer.wait_until(lambda: len(peer.submits) == 3)
+            await wait_for(lambda: sorted(statuses(tmp_path).values()) == ["submitted"] * 2)
+    # The first message still waits at the SMSC (no final receipt): a replace_if_present
+    # resubmit of the second would have replaced it, so no marker is set.
+    assert [p.replace_if_present_flag for p in peer.submits] == [0, 0, 0]
+    details = [str(d) for (d,) in rows(tmp_path, "SELECT detail FROM order_event")]
+    assert any("no replace_if_present" in d for d in details)
+
+
+async def test_a_multi_part_resubmit_carries_no_replace_marker(tmp_path: Path) -> None:
+    async with running_fault_smsc(Faults(silent=1)) as peer:
+        s = settings_for(tmp_path, {"a": peer.port}, resubmit_marker="replace_if_present")
+        async with running_bridge(s) as (_, ep):
+            await send(ep.smtp, PHONES[:1], body="Three parts. " * 32)
+            await all_delivered(tmp_path, 1)
+    # Part 1 got no answer; then all three again. With the marker, each part would
+    # replace the one before it at the SMSC (same source, destination, service_type).
+    assert [p.replace_if_present_flag for p in peer.submits] == [0, 0, 0, 0]

@@ -1,8 +1,11 @@
-"""A misbehaving SMSC built on our codec: throttling, silence, generic_nack, odd receipts, drops.
+"""A misbehaving SMSC built on our codec: throttling, silence, generic_nack, odd receipts, drops,
+and the message ids real SMSCs give: a counter that restarts, "", one id for every part.
 
 Each behaviour is a counter or flag on `FaultSmsc`; the peer records every submit_sm
-and can push deliver_sm (MO parts, receipts) to the bound ESME. Binds on 127.0.0.1,
-port 0; any system_id/password is accepted.
+(with the time it arrived) and can push deliver_sm (MO parts, receipts) to the bound
+ESME. A receipt's `text:` carries the first 20 characters of its message, as SMPP 3.4
+Appendix B describes, so a test can tell which message a receipt was about. Binds on
+127.0.0.1, port 0; any system_id/password is accepted.
 """
 
 from __future__ import annotations
@@ -40,17 +43,23 @@ class Faults:
     wrong_receipts: bool = False  # also send receipts for unknown ids, garbage, regressions
     hold_receipts: bool = False  # keep receipts until `release_receipts`
     receipts: bool = True
+    final_receipts: bool = True  # False: only ACCEPTD receipts, never a final one
+    empty_ids: bool = False  # answer every submit_sm with message_id ""
+    one_id_per_message: bool = False  # every part of a concatenated SMS gets the same id
 
 
 @dataclass(eq=False)
 class FaultSmsc:
     faults: Faults = field(default_factory=Faults)
     submits: list[SubmitSm] = field(default_factory=list)
+    submit_times: list[float] = field(default_factory=list)  # loop time of each submit_sm
+    given_ids: list[str] = field(default_factory=list)  # message_id of each accepted submit
     deliver_statuses: list[int] = field(default_factory=list)
     held_receipts: list[DeliverSm] = field(default_factory=list)
     sessions: list[SmppSession] = field(default_factory=list)
     binds: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5001))
+    _message_ids: dict[tuple[str, int], str] = field(default_factory=dict)  # (dest, ref) -> id
     _server: asyncio.Server | None = None
     _held: list[asyncio.Future[None]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -63,6 +72,11 @@ class FaultSmsc:
 
     async def start(self, port: int = 0) -> None:
         self._server = await asyncio.start_server(self._on_connect, "127.0.0.1", port)
+
+    def restart_ids(self) -> None:
+        """The SMSC restarted its message id counter: ids given before are given again."""
+        self._ids = itertools.count(5001)
+        self._message_ids.clear()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -115,6 +129,7 @@ class FaultSmsc:
         if not isinstance(pdu, SubmitSm):
             return GenericNack(pdu.sequence, c.ESME_RINVCMDID)
         self.submits.append(pdu)
+        self.submit_times.append(asyncio.get_running_loop().time())
         self._changed.set()
         if f.throttle > 0:
             f.throttle -= 1
@@ -133,9 +148,12 @@ class FaultSmsc:
                 session.abort("fault peer: disconnect mid-window")
             await fut
             return None
-        message_id = str(next(self._ids))
+        message_id = self._message_id(pdu)
+        self.given_ids.append(message_id)
+        text = _text_of(pdu)
         if f.receipts and pdu.registered_delivery & 1:
-            receipts = [receipt(message_id, "DELIVRD", 2)]
+            final = ("DELIVRD", 2) if f.final_receipts else ("ACCEPTD", 6)
+            receipts = [receipt(message_id, *final, text=text)]
             if f.wrong_receipts:
                 receipts = [
                     receipt("999999", "DELIVRD", 2),  # an id we never gave out
@@ -153,6 +171,17 @@ class FaultSmsc:
             else:
                 self._spawn(self._send_all(receipts, session))
         return SubmitSmResp(pdu.sequence, 0, message_id)
+
+    def _message_id(self, pdu: SubmitSm) -> str:
+        if self.faults.empty_ids:
+            return ""
+        concat = _concat_ref(pdu)
+        if not self.faults.one_id_per_message or concat is None:
+            return str(next(self._ids))
+        key = (pdu.destination_addr, concat)
+        if key not in self._message_ids:
+            self._message_ids[key] = str(next(self._ids))
+        return self._message_ids[key]
 
     async def _send_all(self, pdus: list[DeliverSm], session: SmppSession) -> None:
         await asyncio.sleep(0)  # after our submit_sm_resp went out
@@ -183,10 +212,26 @@ class FaultSmsc:
         return status
 
 
-def receipt(message_id: str, stat: str, state: int) -> DeliverSm:
+def _concat_ref(pdu: SubmitSm) -> int | None:
+    """The 8-bit concatenation reference of a UDH part, else None."""
+    sm = pdu.short_message
+    if pdu.esm_class & c.ESM_UDHI and len(sm) >= 6 and sm[1] == 0x00:
+        return sm[3]
+    return None
+
+
+def _text_of(pdu: SubmitSm) -> str:
+    """The first 20 characters of the message (GSM-7 unpacked; ASCII text in the tests)."""
+    sm = pdu.short_message
+    if pdu.esm_class & c.ESM_UDHI and sm:
+        sm = sm[1 + sm[0] :]
+    return sm[:20].decode("latin-1")
+
+
+def receipt(message_id: str, stat: str, state: int, text: str = "") -> DeliverSm:
     text = (
         f"id:{message_id} sub:001 dlvrd:001 submit date:2611221200 done date:261122120001 "
-        f"stat:{stat} err:000 text:"
+        f"stat:{stat} err:000 text:{text}"
     )
     return DeliverSm(
         0,

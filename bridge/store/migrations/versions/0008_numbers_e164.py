@@ -12,7 +12,7 @@ collides with one already in E.164, the duplicate is removed (the stop list and 
 keep their entry). Data only; the downgrade leaves the rows in E.164.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-23
 """
 
@@ -26,7 +26,7 @@ from alembic import context, op
 from phonenumbers import NumberParseException, PhoneNumberType
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
