@@ -57,7 +57,8 @@ async def test_a_long_code_sends_at_its_rate_and_an_alphanumeric_sender_is_not_s
         s = settings_for(tmp_path, {"a": peer.port}, long_code_rate=rate)
         async with running_bridge(s) as (bridge, ep):
             assert bridge.store is not None
-            await bridge.store.call(add_customer, "shop", {"sender_id": "Shop"})
+            shop = {"sender_id": "Shop", "access": {"networks": ["127.0.0.0/8"]}}
+            await bridge.store.call(add_customer, "shop", shop)
             await bridge.store.call(add_user, "ops@shop.example", "shop")
             async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
                 for sender in ["demo@example.com"] * 10 + ["ops@shop.example"] * 10:

@@ -51,6 +51,7 @@ port = {port}
 system_id = "bridge"
 password = "sandbox"
 response_timeout = 5.0
+long_code_rate = 0  # the load comes from one long-code sender; this test is about durability
 reconnect_max = 0.5
 bind_failure_min = 0.2
 
