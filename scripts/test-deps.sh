@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests' real peers need, only when they are missing:
 # slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
-# PostgreSQL (store tests on PostgreSQL), swaks (the README's commands, run as written),
-# nodejs + npm (the node-smpp SMSC peer, whose npm packages go into the git-ignored
-# tests/peers/node_smpp/node_modules, pinned by package-lock.json) and libnet-smpp-perl
-# (the Net::SMPP SMSC peer).
+# PostgreSQL (store tests on PostgreSQL; pg_basebackup for the replicated pair), swaks
+# (the README's commands, run as written), nodejs + npm (the node-smpp SMSC peer and ESME
+# client, whose npm packages go into the git-ignored tests/peers/node_smpp/node_modules,
+# pinned by package-lock.json), libnet-smpp-perl (the Net::SMPP SMSC peer) and systemd
+# (systemd-analyze checks the shipped unit files offline; systemd need not be running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,9 @@ node_peer() {
 
 missing=()
 have_pg() {
-  command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+  command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 \
+    && command -v pg_basebackup >/dev/null 2>&1 && return 0
+  ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_basebackup >/dev/null 2>&1
 }
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapwhoami >/dev/null 2>&1 || missing+=(ldap-utils)
@@ -28,6 +30,7 @@ command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 perl -MNet::SMPP -e1 >/dev/null 2>&1 || missing+=(libnet-smpp-perl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 
 if [ ${#missing[@]} -eq 0 ]; then
   node_peer

@@ -2,7 +2,9 @@
 
 Each runs as its own OS process on 127.0.0.1, so a test can SIGKILL the bridge the way a
 power cut or the OOM killer would, while the client and the SMSC live on. Output of
-every process goes to a log file in the test's directory.
+every process goes to a log file in the test's directory. `running_instances` starts
+several bridges on one shared database (PostgreSQL), each with its own SMTP port,
+settings file, Maildir and log.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 MAILSMS = str(Path(sys.executable).parent / "mailsms")
@@ -29,11 +34,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bridge_config(workdir: Path, smtp_port: int, smsc: str, extra: str = "") -> Path:
-    """A bridge.toml in `workdir`: SQLite and Maildir there, SMTP on `smtp_port`.
+def bridge_config(
+    workdir: Path, smtp_port: int, smsc: str, extra: str = "", database_url: str | None = None
+) -> Path:
+    """A bridge.toml in `workdir`: SQLite (unless `database_url`) and Maildir there, SMTP on
+    `smtp_port`.
 
     `smsc` is either "sandbox:<port>" (the built-in sandbox SMSC inside the bridge) or
     "external:<port>" (an SMSC process of its own, which outlives the bridge)."""
+    database_url = database_url or f"sqlite:///{workdir / 'bridge.db'}"
     kind, _, port = smsc.partition(":")
     if kind == "sandbox":
         transport = f"""[sandbox]
@@ -61,7 +70,7 @@ transports = ["smsc"]
 """
     path = workdir / "bridge.toml"
     path.write_text(
-        f"""database_url = "sqlite:///{workdir / "bridge.db"}"
+        f"""database_url = "{database_url}"
 demo = true
 log_level = "INFO"
 
@@ -90,6 +99,19 @@ retry_max = 2.0
         encoding="utf-8",
     )
     return path
+
+
+def until(predicate: Callable[[], Any], within: float, what: str, *procs: Proc) -> Any:
+    """Poll `predicate` until it is truthy; fail after `within` s with the processes' logs."""
+    deadline = time.monotonic() + within
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {p.name}:\n{p.log_text()[-3000:]}" for p in procs)
+            raise AssertionError(f"not within {within} s: {what}\n{logs}")
+        time.sleep(0.05)
 
 
 @dataclass
@@ -141,8 +163,8 @@ def spawn(name: str, cmd: list[str], log: Path, *, stdout_pipe: bool = False) ->
     return Proc(name, popen, log)
 
 
-def start_bridge(config: Path, log: Path) -> Proc:
-    return spawn("bridge", [MAILSMS, "serve", "-c", str(config)], log)
+def start_bridge(config: Path, log: Path, name: str = "bridge") -> Proc:
+    return spawn(name, [MAILSMS, "serve", "-c", str(config)], log)
 
 
 def wait_smtp_ready(proc: Proc, port: int, within: float = 60.0) -> None:
@@ -200,3 +222,54 @@ class Acks:
             else:
                 self.refused[int(record["i"])] = str(record.get("reply"))
         return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One of several `mailsms serve` processes that share a database."""
+
+    name: str
+    workdir: Path  # its settings file, Maildir and log
+    smtp_port: int
+    config: Path
+    proc: Proc
+
+
+@contextmanager
+def running_instances(
+    root: Path,
+    database_url: str,
+    smsc: str | Sequence[str],
+    count: int = 2,
+    *,
+    together: bool = False,
+    extra: str = "",
+) -> Iterator[list[Instance]]:
+    """`count` bridges on `database_url`, each greeting on its own SMTP port; stopped
+    (SIGTERM) at the end.
+
+    `smsc` as in `bridge_config`, one for all or one per instance (give each its own
+    "sandbox:<port>"). By default the bridges start one after the other, so the first
+    migrates the database and creates the demo tenant; `together` starts them at once.
+    The database must keep the bridge's durability rules (tests.peers.postgres.DURABLE)."""
+    smscs = [smsc] * count if isinstance(smsc, str) else list(smsc)
+    if len(smscs) != count:
+        raise ValueError(f"{count} instances need {count} SMSC settings, got {len(smscs)}")
+    instances: list[Instance] = []
+    try:
+        for i, transport in enumerate(smscs, 1):
+            name = f"bridge-{i}"
+            workdir = root / name
+            workdir.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            config = bridge_config(workdir, port, transport, extra, database_url=database_url)
+            proc = start_bridge(config, workdir / "bridge.log", name)
+            instances.append(Instance(name, workdir, port, config, proc))
+            if not together:
+                wait_smtp_ready(proc, port)
+        for instance in instances:
+            wait_smtp_ready(instance.proc, instance.smtp_port)
+        yield instances
+    finally:
+        for instance in instances:
+            instance.proc.stop(10)
