@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session  # noqa: E402
 
-from bridge.store.db import open_engine, upgrade  # noqa: E402
-from bridge.store.models import Customer  # noqa: E402
+from bridge.db.engine import open_engine, upgrade  # noqa: E402
+from bridge.tenants.tables import Customer  # noqa: E402
 from tests.peers.slapd import SVC_PASSWORD, Slapd, write_ad_users_ldif  # noqa: E402
 
 TIME_LIMIT_S = 30.0

@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH=DIR comes first
 
 from bridge.app import Bridge
+from bridge.db.clock import utcnow
+from bridge.mt.mails import NewMail, NewOrder, find_sender
+from bridge.mt.orders import count_by_status
 from bridge.settings import load_settings
-from bridge.store.intake import NewMail, NewOrder, find_sender
-from bridge.store.models import utcnow
-from bridge.store.orders import count_by_status
 
 
 def _settings(workdir: Path, receipt: str) -> Path:

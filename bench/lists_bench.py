@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 import aiosmtplib  # noqa: E402
 
 from bridge.app import Bridge  # noqa: E402
-from bridge.store.admin import DEMO_CUSTOMER, DEMO_USER  # noqa: E402
-from bridge.store.db import open_engine  # noqa: E402
-from bridge.store.lists import Member, create_list, put_members  # noqa: E402
-from bridge.store.store import run_sync  # noqa: E402
+from bridge.db.engine import open_engine  # noqa: E402
+from bridge.db.store import run_sync  # noqa: E402
+from bridge.lists.store import Member, create_list, put_members  # noqa: E402
+from bridge.tenants.admin import DEMO_CUSTOMER, DEMO_USER  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.helpers import make_mail  # noqa: E402
 

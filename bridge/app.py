@@ -18,33 +18,33 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from bridge.dispatch import Dispatcher
+from bridge.db import engine as db
+from bridge.db.clock import utcnow
+from bridge.db.store import Store, run_sync
+from bridge.db.worker import Worker
 from bridge.inbound.inbox import StoreInbox
-from bridge.inbound.lists import export_due
+from bridge.inbound.mo_store import StoreMoParts
 from bridge.inbound.service import InboundService
+from bridge.intake.access_store import exposures
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import IntakeHandler
 from bridge.intake.listener import release_listener, start_listener
 from bridge.intake.server import Shared
-from bridge.mailer import Mailer
+from bridge.keyword_lists.export import export_due
+from bridge.mt.dispatch import Dispatcher
+from bridge.mt.receipts import Applied, apply_receipts, finish_unconfirmed
+from bridge.mt.routing import Route
+from bridge.notices.dsn_queue import queue_delay_dsns
 from bridge.notices.limits import TemplateLimits
+from bridge.notices.mailer import Mailer
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.push.worker import Pusher
-from bridge.report_jobs import ReportJobs
-from bridge.routing import Route
+from bridge.reports.jobs import ReportJobs
+from bridge.sandbox.rules import make_rule
+from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc
 from bridge.settings import Settings, SmscSettings
-from bridge.store import db
-from bridge.store.access import exposures
-from bridge.store.admin import ensure_demo
-from bridge.store.dsn import queue_delay_dsns
-from bridge.store.models import utcnow
-from bridge.store.receipts import Applied, apply_receipts, finish_unconfirmed
-from bridge.store.smpp import StoreMoParts
-from bridge.store.store import Store, run_sync
-from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
-from bridge.transports.sandbox_rules import make_rule
+from bridge.tenants.admin import ensure_demo
 from bridge.transports.smpp import SmppConfig, SmppTransport
-from bridge.worker import Worker
 
 log = logging.getLogger("bridge")
 

@@ -24,13 +24,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge import __version__, packaged
 from bridge.cli_db import CONFIG_ENV, admin_engine
+from bridge.db import engine as db
+from bridge.db.store import run_sync
 from bridge.errors import ConfigError
 from bridge.intake.access import check_cidrs
-from bridge.policy import PolicyError
+from bridge.mt import orders as order_sql
 from bridge.settings import Settings, load_settings
-from bridge.store import db
-from bridge.store import orders as order_sql
-from bridge.store.admin import (
+from bridge.tenants.admin import (
     AdminError,
     add_customer,
     add_user,
@@ -38,7 +38,7 @@ from bridge.store.admin import (
     list_users,
     set_user_enabled,
 )
-from bridge.store.store import run_sync
+from bridge.tenants.policy import PolicyError
 
 app = typer.Typer(
     help=(
@@ -170,7 +170,7 @@ def _exposures(settings: Settings) -> list[tuple[str, str]]:
     """Customers whose access rules need attention, if the database can be read as it is."""
     from sqlalchemy.engine import make_url
 
-    from bridge.store.access import exposures
+    from bridge.intake.access_store import exposures
 
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").is_file():
@@ -328,7 +328,7 @@ def orders(
             _fail(f"no order {show}")
         for at, event, detail in history:
             typer.echo(f"{at:%Y-%m-%d %H:%M:%S} {event:<13} {detail}")
-        from bridge.store.notices import list_notices
+        from bridge.notices.queue import list_notices
 
         for n in reversed(run_sync(engine, list_notices, None, 50, show)):
             reply = f": {n['error'].splitlines()[-1][:200]}" if n["error"] else ""
@@ -371,8 +371,8 @@ def preview(
     characters, the number of parts and where the text is split.
     """
     from bridge.intake.compose import preview_context
-    from bridge.policy import resolve
-    from bridge.store.intake import find_sender
+    from bridge.mt.mails import find_sender
+    from bridge.tenants.policy import resolve
     from bridge.text.errors import MimeTooComplex
     from bridge.text.mime import extract
 

@@ -18,9 +18,9 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from bridge.db import engine as db
 from bridge.errors import ConfigError
 from bridge.settings import Settings
-from bridge.store import db
 
 CONFIG_ENV = "MAILSMS_CONFIG"
 DATABASE_ENV = "MAILSMS_DATABASE_URL"

@@ -14,16 +14,16 @@ import typer
 from sqlalchemy import Engine
 
 from bridge.cli_db import CONFIG_ENV, admin_engine
+from bridge.db.clock import utcnow
+from bridge.db.store import run_sync
 from bridge.errors import ConfigError
+from bridge.inbound import actions_store as stop_sql
+from bridge.inbound.admin import NumbersApplyError, apply_numbers, customer_id, list_numbers
 from bridge.inbound.config import NumbersError, parse_numbers
 from bridge.intake.addresses import classify_number
 from bridge.notices.limits import TemplateLimits
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.settings import Settings, load_settings
-from bridge.store import inbound_actions as stop_sql
-from bridge.store.inbound_admin import NumbersApplyError, apply_numbers, customer_id, list_numbers
-from bridge.store.models import utcnow
-from bridge.store.store import run_sync
 
 ConfigOpt = Annotated[
     Path | None,

@@ -14,12 +14,12 @@ from typing import Annotated, Any
 import typer
 
 from bridge.cli import ConfigOpt, _engine, customer_app
-from bridge.store.access import get_access, set_access
-from bridge.store.admin import AdminError
-from bridge.store.credentials import add_credential, list_credentials, set_credential_enabled
-from bridge.store.models import utcnow
-from bridge.store.store import run_sync
-from bridge.store.velocity import held_orders, refuse_orders, release_orders
+from bridge.db.clock import utcnow
+from bridge.db.store import run_sync
+from bridge.intake.access_store import get_access, set_access
+from bridge.intake.velocity_store import held_orders, refuse_orders, release_orders
+from bridge.tenants.admin import AdminError
+from bridge.tenants.logins import add_credential, list_credentials, set_credential_enabled
 
 login_app = typer.Typer(
     help="SMTP AUTH logins (offered only after STARTTLS); each authorises one customer's senders.",

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 
 from bridge.cli import ConfigOpt, _engine
-from bridge.store import notices as notice_sql
-from bridge.store.store import run_sync
+from bridge.db.store import run_sync
+from bridge.notices import queue as notice_sql
 
 STATUSES = "queued, deferred, sent, failed, held"
 

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from bridge.cli import ConfigOpt, _engine, _fail, _settings
+from bridge.db.clock import utcnow
+from bridge.db.store import run_sync
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.reports import store as report_sql
+from bridge.reports.monthly_run import generate_monthly, mail_monthly, report_recipients
 from bridge.reports.orders import month_bounds, parse_when, to_csv, to_table
-from bridge.store import reports as report_sql
-from bridge.store.models import utcnow
-from bridge.store.monthly import generate_monthly, mail_monthly, report_recipients
-from bridge.store.store import run_sync
 
 report_app = typer.Typer(
     help="Reports: orders, the monthly report, retention.", no_args_is_help=True

@@ -14,8 +14,7 @@ from typing import Annotated
 import typer
 
 from bridge.cli import ConfigOpt, _fail, _settings
-from bridge.settings import Settings
-from bridge.transports.sandbox_rules import (
+from bridge.sandbox.rules import (
     FAILURE_HELP,
     Failure,
     RuleError,
@@ -26,6 +25,7 @@ from bridge.transports.sandbox_rules import (
     with_rule,
     write_file,
 )
+from bridge.settings import Settings
 
 HELP = f"""The built-in sandbox SMSC: what phones received, texting the bridge, failed deliveries.
 
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
     ) -> None:
         """List the SMS the sandbox's phones received (number, text, parts, encoding)."""
-        from bridge.transports.sandbox import read_inbox
+        from bridge.sandbox.smsc import read_inbox
 
         path = _settings(config).sandbox.inbox
         if not path.exists():
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
     ) -> None:
         """Text the bridge from a sandbox phone (an MO SMS) while `mailsms serve` runs."""
-        from bridge.transports.sandbox_phone import SandboxError, send_mo
+        from bridge.sandbox.phone import SandboxError, send_mo
 
         settings = _sandbox(config)
         try:

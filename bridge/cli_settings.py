@@ -14,10 +14,8 @@ from typing import Annotated, Any
 import typer
 
 from bridge.cli import ConfigOpt, _engine, _fail, _settings
-from bridge.policy import PolicyError, check_setting, describe, resolve
-from bridge.policy_values import parse_text
-from bridge.store.intake import find_sender
-from bridge.store.lists import (
+from bridge.db.store import run_sync
+from bridge.lists.store import (
     ListError,
     Member,
     create_list,
@@ -27,9 +25,11 @@ from bridge.store.lists import (
     put_members,
     remove_members,
 )
-from bridge.store.store import run_sync
-from bridge.store.tenants import apply_file, change_setting
-from bridge.tenants_file import TenantsError, load_tenants, parse_members_csv
+from bridge.mt.mails import find_sender
+from bridge.provision.apply import apply_file, change_setting
+from bridge.provision.file import TenantsError, load_tenants, parse_members_csv
+from bridge.tenants.policy import PolicyError, check_setting, describe, resolve
+from bridge.tenants.policy_values import parse_text
 
 settings_app = typer.Typer(
     help="The settings cascade: defaults → customer → profile → user → mail.",

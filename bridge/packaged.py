@@ -22,7 +22,7 @@ def _in_package(name: str) -> Path:
 
 TEMPLATES: Final = _in_package("templates")
 EXAMPLE_CONFIG: Final = _in_package("example.toml")
-MIGRATIONS: Final = _in_package("store/migrations")
+MIGRATIONS: Final = _in_package("db/migrations")
 
 # One file per kind of runtime file: when one of these is absent, its folder was not shipped.
 _PROBES: Final = (

@@ -38,8 +38,8 @@ from bridge.notices.transport_table import (
     check_domain_pattern,
     parse_next_hop,
 )
-from bridge.policy import Policy, PolicyError, check_setting
-from bridge.transports.sandbox_rules import check_number
+from bridge.sandbox.rules import check_number
+from bridge.tenants.policy import Policy, PolicyError, check_setting
 
 _POLICY = Policy()
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -366,7 +366,7 @@ class DefaultsSettings(_Section):
     """Values at the bottom of the settings cascade (below customer, profile and user).
 
     The defaults are Policy's own; every value is checked by the same rule that checks
-    it at the customer, profile and user levels (`bridge.policy_values`).
+    it at the customer, profile and user levels (`bridge.tenants.policy_values`).
     """
 
     sender_id: str = _POLICY.sender_id

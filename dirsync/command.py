@@ -28,8 +28,8 @@ from typing import Annotated
 import typer
 
 from bridge.cli_db import missing_database
+from bridge.db.engine import open_engine
 from bridge.errors import ConfigError
-from bridge.store.db import open_engine
 from dirsync import report
 from dirsync.config import DEFAULT_DATABASE_URL, DirsyncConfig, load_config
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, run_sync

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from bridge.errors import ConfigError
-from bridge.policy import Policy
 from bridge.settings import MailerSettings, SmtpSettings, load_settings
+from bridge.tenants.policy import Policy
 from dirsync.exclusions import Exclusions
 from dirsync.groups import ProfileRule
 from dirsync.mapping import (

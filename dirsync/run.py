@@ -23,10 +23,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from bridge.db.clock import utcnow
 from bridge.errors import ConfigError
-from bridge.store import directory as store
-from bridge.store.models import utcnow
-from bridge.store.sync_models import SyncRun
+from bridge.tenants import directory as store
+from bridge.tenants.directory_tables import SyncRun
 from dirsync import report
 from dirsync.config import DirsyncConfig
 from dirsync.csv_source import CsvFormatError, read_csv

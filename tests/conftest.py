@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from bridge.db.engine import open_engine, upgrade
+from bridge.db.store import Store
 from bridge.settings import Settings, load_settings
-from bridge.store.db import open_engine, upgrade
-from bridge.store.store import Store
 from tests.peers.postgres import throwaway_postgres
 
 _db_counter = itertools.count()

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from bridge.inbound import actions_store as act_sql
+from bridge.inbound import store as inbound_sql
 from bridge.inbound.config import (
     Action,
     AutoReplyAction,
@@ -23,18 +25,16 @@ from bridge.inbound.config import (
     StopAction,
 )
 from bridge.inbound.routing import Choice
+from bridge.inbound.store import CustomerInbound, InboundRow
+from bridge.keyword_lists import store as list_sql
 from bridge.notices import headers
 from bridge.notices.overrides import Templates
+from bridge.notices.queue import queue_notice
 from bridge.notices.subjects import reply_topic
 from bridge.notices.times import shown_time
 from bridge.push.body import render_body
+from bridge.push.queue import queue_push
 from bridge.settings import InboundSettings, PushSettings
-from bridge.store import inbound as inbound_sql
-from bridge.store import inbound_actions as act_sql
-from bridge.store import inbound_lists as list_sql
-from bridge.store.inbound import CustomerInbound, InboundRow
-from bridge.store.inbound_push import queue_push
-from bridge.store.notices import queue_notice
 
 log = logging.getLogger("bridge.inbound")
 

@@ -18,11 +18,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
-from bridge.store.inbound import insert_inbound, part_exists
-from bridge.store.models import utcnow
-from bridge.store.receipts import insert_receipts
-from bridge.store.store import Store
+from bridge.inbound.store import insert_inbound, part_exists
+from bridge.mt.receipts import insert_receipts
 from bridge.transports.base import InboundSms, InboxUnavailable, Receipt
 
 log = logging.getLogger("bridge.inbound")

@@ -19,17 +19,17 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
+from bridge.inbound import store as inbound_sql
 from bridge.inbound.actions import Actions, Effects, Message
+from bridge.inbound.actions_store import is_stopped
 from bridge.inbound.config import Sms2MailAction, StopAction
 from bridge.inbound.keywords import whole_message_keyword
 from bridge.inbound.routing import choose
 from bridge.notices.overrides import Templates
 from bridge.settings import InboundSettings, PushSettings
-from bridge.store import inbound as inbound_sql
-from bridge.store.inbound_actions import is_stopped
-from bridge.store.models import utcnow
-from bridge.store.store import Store
 
 log = logging.getLogger("bridge.inbound")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, func, select
 
-from bridge.store.models import Order
-from bridge.store.store import Store
+from bridge.db.store import Store
+from bridge.mt.tables import Order
 
 log = logging.getLogger("bridge.intake")
 _order = Order.__table__  # type: ignore[attr-defined]

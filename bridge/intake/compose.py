@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.errors import Reject
-from bridge.policy import Policy
+from bridge.tenants.policy import Policy
 from bridge.text.clean import CleanRules
 from bridge.text.compose import ComposeRules
 from bridge.text.errors import TextRejected

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import phonenumbers
 
+from bridge.db.store import Store
 from bridge.errors import Reject
 from bridge.intake.addresses import Recipient
 from bridge.intake.transaction import Transaction
-from bridge.store.store import Store
 
 
 def country_of(msisdn: str, default_country: str = "ZZ") -> str:

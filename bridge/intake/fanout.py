@@ -17,9 +17,9 @@ from bridge.errors import Reject
 from bridge.intake.compose import sms_policy
 from bridge.intake.countries import country_of
 from bridge.intake.schedule import schedule
-from bridge.policy import Policy
-from bridge.store.intake import NewOrder
-from bridge.store.lists import ListInfo, Member
+from bridge.lists.store import ListInfo, Member
+from bridge.mt.mails import NewOrder
+from bridge.tenants.policy import Policy
 from bridge.text.errors import TextRejected
 from bridge.text.gsm7 import BASIC_TABLE
 from bridge.text.sms import SmsPlan, plan_sms

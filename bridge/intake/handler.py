@@ -20,6 +20,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable, reply
 from bridge.intake.access import Client, CustomerAccess, Networks, check_client
 from bridge.intake.addresses import RecipientError, parse_recipient
@@ -37,11 +39,9 @@ from bridge.intake.rules import RCPT_RULES
 from bridge.intake.senders import SenderCache
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
-from bridge.policy import resolve
+from bridge.mt.mails import NewMail, NewNotice, NewOrder
 from bridge.settings import SmtpSettings
-from bridge.store.intake import NewMail, NewNotice, NewOrder
-from bridge.store.models import utcnow
-from bridge.store.store import Store
+from bridge.tenants.policy import resolve
 from bridge.text.errors import MimeTooComplex
 from bridge.text.mime import extract
 

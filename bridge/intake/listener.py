@@ -11,6 +11,7 @@ import asyncio
 import logging
 import ssl
 
+from bridge.db.store import Store
 from bridge.intake.access import ConnectionLimiter, Networks
 from bridge.intake.authguard import AuthGuard, AuthLimits
 from bridge.intake.handler import IntakeHandler
@@ -18,8 +19,7 @@ from bridge.intake.lograte import LogLimiter
 from bridge.intake.server import BridgeSMTP, Shared
 from bridge.intake.tls import server_context
 from bridge.settings import SmtpSettings
-from bridge.store.credentials import find_credential, verify_password
-from bridge.store.store import Store
+from bridge.tenants.logins import find_credential, verify_password
 
 log = logging.getLogger("bridge.intake")
 AIOSMTPD_LOG = logging.getLogger("mail.log")

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from bridge.db.store import Store
 from bridge.errors import Reject, reply
 from bridge.intake.addresses import PREVIEW_PREFIX, RecipientError, split_address
 from bridge.intake.compose import compose_rules
@@ -21,10 +22,9 @@ from bridge.intake.fanout import ListTarget, fan_out
 from bridge.intake.ratelimit import check_rate
 from bridge.intake.schedule import schedule
 from bridge.intake.transaction import Transaction
-from bridge.policy import Policy
-from bridge.store.intake import NewOrder
-from bridge.store.lists import Member, find_list, list_members
-from bridge.store.store import Store
+from bridge.lists.store import Member, find_list, list_members
+from bridge.mt.mails import NewOrder
+from bridge.tenants.policy import Policy
 from bridge.text.compose import compose
 from bridge.text.mime import MailText
 

@@ -18,8 +18,8 @@ from email.policy import compat32
 from typing import Any
 
 from bridge.errors import Reject
-from bridge.policy import Policy, PolicyError, check_setting, with_mail_level
-from bridge.policy_values import parse_send_at
+from bridge.tenants.policy import Policy, PolicyError, check_setting, with_mail_level
+from bridge.tenants.policy_values import parse_send_at
 from bridge.text.mime import MailText
 
 HEADERS = {

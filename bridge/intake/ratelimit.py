@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
 from bridge.errors import Reject
 from bridge.intake.addresses import Recipient
 from bridge.intake.transaction import Transaction
-from bridge.store.models import utcnow
-from bridge.store.reports import count_orders_since
-from bridge.store.store import Store
+from bridge.reports.store import count_orders_since
 
 
 def pending(transaction: Transaction) -> int:

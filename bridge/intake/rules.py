@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from bridge.db.store import Store
 from bridge.intake.addresses import Recipient
 from bridge.intake.countries import allowed_country
 from bridge.intake.ratelimit import rate_limit
 from bridge.intake.stoplist import opted_out
 from bridge.intake.transaction import Transaction
-from bridge.store.store import Store
 
 RcptRule = Callable[[Store, Transaction, Recipient], Awaitable[None]]
 

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import timezone as number_timezone
 
-from bridge.policy import Policy
-from bridge.policy_values import quiet_window
+from bridge.tenants.policy import Policy
+from bridge.tenants.policy_values import quiet_window
 
 
 def recipient_zone(msisdn: str, fallback: str = "UTC") -> ZoneInfo:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from bridge.store.intake import Sender, find_sender
-from bridge.store.store import Store
+from bridge.db.store import Store
+from bridge.mt.mails import Sender, find_sender
 
 SENDER_TTL = 5.0  # seconds
 MAX_ENTRIES = 10_000

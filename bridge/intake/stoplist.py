@@ -4,16 +4,16 @@
 dialogue, never accepted and dropped later. Entries count globally for the customer,
 for every customer (an opt-out with no known customer), or for the service number the
 SMS would be sent from. Numbers are compared in one spelling (E.164, see
-`bridge.store.inbound_actions`), so every way of writing a stopped number is refused.
+`bridge.inbound.actions_store`), so every way of writing a stopped number is refused.
 """
 
 from __future__ import annotations
 
+from bridge.db.store import Store
 from bridge.errors import Reject
+from bridge.inbound.actions_store import is_stopped
 from bridge.intake.addresses import Recipient
 from bridge.intake.transaction import Transaction
-from bridge.store.inbound_actions import is_stopped
-from bridge.store.store import Store
 
 
 async def opted_out(store: Store, transaction: Transaction, recipient: Recipient) -> None:

@@ -4,7 +4,7 @@ Pure code. A mail's direct orders are held for review (not sent) when, within th
 customer's window, more distinct numbers than allowed share one prefix (the number
 without its last digits: bursts to consecutive numbers of one range are the mark of
 SMS pumping), or go to watched destinations (calling codes pumping traffic often goes
-to). The counting itself runs in the commit's transaction (`bridge.store.velocity`),
+to). The counting itself runs in the commit's transaction (`bridge.intake.velocity_store`),
 so it sees every earlier mail of the customer, from every bridge instance.
 """
 

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import httpx
 
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
 from bridge.inbound.config import PushAction
+from bridge.push import queue as push_sql
 from bridge.push.body import sign
 from bridge.push.guard import PushBlocked, vet
 from bridge.retry import next_attempt
 from bridge.settings import PushSettings
-from bridge.store import inbound_push as push_sql
-from bridge.store.models import utcnow
-from bridge.store.store import Store
 
 log = logging.getLogger("bridge.push")
 _RETRY_STATUSES = frozenset({408, 425, 429})

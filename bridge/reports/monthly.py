@@ -1,6 +1,6 @@
 """The monthly report: per-user rows → totals by service and cost centre, CSV and mail context.
 
-Pure code. The rows come from `bridge.store.reports.monthly_rows` (one per service,
+Pure code. The rows come from `bridge.reports.store.monthly_rows` (one per service,
 cost centre and user, with orders / sent / parts / failed / received counts).
 """
 

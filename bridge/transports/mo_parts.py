@@ -1,7 +1,7 @@
 """Where MO parts wait for their siblings: in memory (tests, tools) or in the store (the bridge).
 
 `MemoryMoParts` implements `MoPartStore` without persistence; the running bridge hands
-the SMPP transport `bridge.store.smpp.StoreMoParts` instead, so parts already
+the SMPP transport `bridge.inbound.mo_store.StoreMoParts` instead, so parts already
 acknowledged to the SMSC survive a restart. `join_parts` turns the parts of one message
 into (payload runs, missing seqs) for decoding, in seq order.
 """

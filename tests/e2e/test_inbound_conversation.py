@@ -9,10 +9,10 @@ import aiosmtplib
 import pytest
 
 from bridge.app import Bridge, Endpoints
+from bridge.db.store import run_sync
+from bridge.sandbox.smsc import read_inbox, send_mo
 from bridge.settings import Settings
-from bridge.store.admin import add_user
-from bridge.store.store import run_sync
-from bridge.transports.sandbox import read_inbox, send_mo
+from bridge.tenants.admin import add_user
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import aiosmtplib
 
+from bridge.db.store import run_sync
+from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
+from bridge.provision.apply import change_setting
 from bridge.push.body import verify
+from bridge.sandbox.smsc import send_mo
 from bridge.settings import PushSettings
-from bridge.store.inbound_admin import apply_numbers
-from bridge.store.store import run_sync
-from bridge.store.tenants import change_setting
-from bridge.transports.sandbox import send_mo
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 

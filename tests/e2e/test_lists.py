@@ -7,14 +7,14 @@ from pathlib import Path
 
 import aiosmtplib
 
-from bridge.store.admin import DEMO_CUSTOMER
-from bridge.store.db import open_engine
-from bridge.store.inbound_actions import add_stop
-from bridge.store.lists import Member, create_list, put_members
-from bridge.store.models import utcnow
-from bridge.store.reports import customer_id
-from bridge.store.store import run_sync
-from bridge.transports.sandbox import read_inbox
+from bridge.db.clock import utcnow
+from bridge.db.engine import open_engine
+from bridge.db.store import run_sync
+from bridge.inbound.actions_store import add_stop
+from bridge.lists.store import Member, create_list, put_members
+from bridge.reports.store import customer_id
+from bridge.sandbox.smsc import read_inbox
+from bridge.tenants.admin import DEMO_CUSTOMER
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 

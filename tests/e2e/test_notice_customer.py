@@ -14,11 +14,11 @@ from pathlib import Path
 import aiosmtplib
 from sqlalchemy import update
 
-from bridge.store import db
-from bridge.store.admin import DEMO_CUSTOMER, DEMO_NUMBER, ensure_demo
-from bridge.store.models import Customer
-from bridge.store.store import run_sync
-from bridge.transports.sandbox import send_mo
+from bridge.db import engine as db
+from bridge.db.store import run_sync
+from bridge.sandbox.smsc import send_mo
+from bridge.tenants.admin import DEMO_CUSTOMER, DEMO_NUMBER, ensure_demo
+from bridge.tenants.tables import Customer
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 

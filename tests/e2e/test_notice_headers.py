@@ -12,8 +12,8 @@ import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
 
+from bridge.sandbox.smsc import send_mo
 from bridge.settings import Settings
-from bridge.transports.sandbox import send_mo
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, running_bridge, wait_for
 from tests.smtp_probe import RawSmtp

@@ -9,7 +9,7 @@ import aiosmtplib
 from typer.testing import CliRunner
 
 from bridge.cli import app
-from bridge.transports.sandbox import read_inbox
+from bridge.sandbox.smsc import read_inbox
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 

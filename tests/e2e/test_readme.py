@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bridge.transports.sandbox import read_inbox
+from bridge.sandbox.smsc import read_inbox
 from tests.e2e.processes import clean_env, served, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import aiosmtplib
 
+from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings, load_settings
-from bridge.transports.sandbox import read_inbox
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, smtp_sink, wait_for
 from tests.peers.smpp34_peer import Smpp34Peer, free_port
@@ -37,7 +37,7 @@ async def test_sandbox_round_trip_and_reply_by_sms(tmp_path: Path) -> None:
         assert set(_order_status(tmp_path).values()) == {"delivered"}
 
         # The phone answers (like its Reply button): the answer comes back as a mail.
-        from bridge.transports.sandbox import send_mo
+        from bridge.sandbox.smsc import send_mo
 
         assert ep.sandbox is not None
         await send_mo(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from bridge.store.admin import DEMO_NUMBER, add_customer, add_user
+from bridge.tenants.admin import DEMO_NUMBER, add_customer, add_user
 from tests.e2e.test_smpp_faults import send, settings_for, statuses
 from tests.helpers import make_mail, running_bridge, wait_for
 from tests.peers.smpp_fault import Faults, running_fault_smsc

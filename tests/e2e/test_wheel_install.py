@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from bridge.transports.sandbox import read_inbox
+from bridge.sandbox.smsc import read_inbox
 from tests.e2e.processes import clean_env, served, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +109,7 @@ def test_the_wheel_holds_every_runtime_file(wheel: Path) -> None:
         if p.is_file()
     }
     assert len(templates) > 20 and templates <= files
-    assert {"bridge/example.toml", "bridge/store/migrations/env.py"} <= files
+    assert {"bridge/example.toml", "bridge/db/migrations/env.py"} <= files
     assert files - names == set()
     assert not any(n.startswith(("tests/", "templates/", "examples/")) for n in names)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from bridge.store.intake import NewMail, NewOrder, insert_mails
-from bridge.store.store import run_sync
-from bridge.store.tenants import apply_file
-from bridge.tenants_file import load_tenants
+from bridge.db.store import run_sync
+from bridge.mt.mails import NewMail, NewOrder, insert_mails
+from bridge.provision.apply import apply_file
+from bridge.provision.file import load_tenants
 
 TENANTS = """
 [[customers]]

@@ -8,12 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from bridge.cli import app
+from bridge.db.engine import open_engine
+from bridge.db.store import run_sync
 from bridge.inbound.config import NumbersError, parse_numbers
-from bridge.policy import PolicyError, check_setting
-from bridge.store.admin import list_users
-from bridge.store.db import open_engine
-from bridge.store.store import run_sync
-from bridge.tenants_file import TenantsError, load_tenants
+from bridge.provision.file import TenantsError, load_tenants
+from bridge.tenants.admin import list_users
+from bridge.tenants.policy import PolicyError, check_setting
 from dirsync.csv_source import parse_csv
 
 BAD = "anna@corp..example"

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from bridge.cli import assemble
-from bridge.transports.sandbox_rules import Failure, SandboxRule, read_file
+from bridge.sandbox.rules import Failure, SandboxRule, read_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

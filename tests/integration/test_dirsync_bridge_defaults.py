@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from bridge.store.db import open_engine, upgrade
-from bridge.store.models import Customer, User
+from bridge.db.engine import open_engine, upgrade
+from bridge.tenants.tables import Customer, User
 from dirsync.config import load_config, parse_config
 from dirsync.report import Outcome, send_mail
 from dirsync.run import run_sync

@@ -12,9 +12,11 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
-from bridge.store.db import open_engine, upgrade
-from bridge.store.models import Alias, Customer, Mail, Profile, User, utcnow
-from bridge.store.sync_models import SyncRun
+from bridge.db.clock import utcnow
+from bridge.db.engine import open_engine, upgrade
+from bridge.mt.tables import Mail
+from bridge.tenants.directory_tables import SyncRun
+from bridge.tenants.tables import Alias, Customer, Profile, User
 from dirsync.command import dirsync_command
 from dirsync.config import parse_config
 from dirsync.csv_source import CsvFormatError, parse_csv

@@ -6,17 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
+from bridge.db.store import Store, run_sync
+from bridge.inbound.actions_store import is_stopped
+from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
 from bridge.inbound.service import InboundService
+from bridge.inbound.store import insert_inbound
+from bridge.inbound.tables import Inbound
+from bridge.mt.tables import Order
 from bridge.notices.overrides import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
-from bridge.store.admin import add_customer
-from bridge.store.inbound import insert_inbound
-from bridge.store.inbound_actions import is_stopped
-from bridge.store.inbound_admin import apply_numbers
-from bridge.store.models import Inbound, Order
-from bridge.store.store import Store, run_sync
+from bridge.tenants.admin import add_customer
 from bridge.transports.base import InboundSms
 
 PHONE = "+491701234567"

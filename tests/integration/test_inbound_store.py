@@ -6,18 +6,20 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
+from bridge.db.store import Store, run_sync
+from bridge.inbound.actions_store import add_stop, is_stopped, list_stops, remove_stop
+from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
-from bridge.inbound.lists import export_due
 from bridge.inbound.service import InboundService
+from bridge.inbound.store import insert_inbound
+from bridge.inbound.tables import Inbound
+from bridge.keyword_lists.export import export_due
+from bridge.mt.tables import Order
 from bridge.notices.overrides import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
+from bridge.notices.tables import Notice
 from bridge.settings import InboundSettings, PushSettings
-from bridge.store.admin import add_customer
-from bridge.store.inbound import insert_inbound
-from bridge.store.inbound_actions import add_stop, is_stopped, list_stops, remove_stop
-from bridge.store.inbound_admin import apply_numbers
-from bridge.store.models import Inbound, Notice, Order
-from bridge.store.store import Store, run_sync
+from bridge.tenants.admin import add_customer
 from bridge.transports.base import InboundSms
 
 NUMBERS = """

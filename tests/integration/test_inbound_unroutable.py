@@ -7,13 +7,14 @@ import logging
 import pytest
 from sqlalchemy import Engine, select
 
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
 from bridge.inbound.service import InboundService
+from bridge.inbound.store import insert_inbound
+from bridge.inbound.tables import Inbound
 from bridge.notices.overrides import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
-from bridge.store.inbound import insert_inbound
-from bridge.store.models import Inbound, utcnow
-from bridge.store.store import Store
 from bridge.transports.base import InboundSms
 
 

@@ -64,8 +64,8 @@ async def test_refusals_inside_the_dialogue(
 
 
 async def test_disabled_user_is_refused(tmp_path: Path) -> None:
-    from bridge.store.admin import set_user_enabled
-    from bridge.store.store import run_sync
+    from bridge.db.store import run_sync
+    from bridge.tenants.admin import set_user_enabled
 
     async with running_bridge(make_settings(tmp_path)) as (bridge, ep):
         assert bridge.store is not None

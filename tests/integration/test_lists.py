@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from bridge.store.admin import add_customer
-from bridge.store.inbound_actions import add_stop
-from bridge.store.lists import (
+from bridge.db.clock import utcnow
+from bridge.db.store import run_sync
+from bridge.inbound.actions_store import add_stop
+from bridge.lists.store import (
     ListError,
     Member,
     create_list,
@@ -15,9 +16,8 @@ from bridge.store.lists import (
     put_members,
     remove_members,
 )
-from bridge.store.models import utcnow
-from bridge.store.reports import customer_id
-from bridge.store.store import run_sync
+from bridge.reports.store import customer_id
+from bridge.tenants.admin import add_customer
 
 
 def _setup(engine: Engine) -> tuple[int, int]:

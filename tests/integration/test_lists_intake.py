@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import aiosmtplib
 import pytest
 
+from bridge.db.engine import open_engine
+from bridge.db.store import run_sync
+from bridge.lists.store import Member, create_list, put_members
+from bridge.provision.apply import change_setting
 from bridge.settings import Settings
-from bridge.store.admin import DEMO_CUSTOMER, DEMO_USER
-from bridge.store.db import open_engine
-from bridge.store.lists import Member, create_list, put_members
-from bridge.store.store import run_sync
-from bridge.store.tenants import change_setting
+from bridge.tenants.admin import DEMO_CUSTOMER, DEMO_USER
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from bridge.mailer import Mailer
+from bridge.db.clock import utcnow
+from bridge.db.store import Store, run_sync
+from bridge.notices.mailer import Mailer
+from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.notices.tables import Notice
 from bridge.settings import MailerSettings
-from bridge.store.models import Notice, utcnow
-from bridge.store.notices import queue_notice
-from bridge.store.store import Store, run_sync
 from tests.helpers import STATUS_CONTEXT as CONTEXT
 from tests.helpers import smtp_sink
 

@@ -15,13 +15,14 @@ import pytest
 import trustme
 from sqlalchemy import Engine, select
 
-from bridge.mailer import Mailer
+from bridge.db.clock import utcnow
+from bridge.db.engine import open_engine, upgrade
+from bridge.db.store import Store, run_sync
+from bridge.notices.mailer import Mailer
+from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.notices.tables import Notice
 from bridge.settings import MailerSettings
-from bridge.store.db import open_engine, upgrade
-from bridge.store.models import Notice, utcnow
-from bridge.store.notices import queue_notice
-from bridge.store.store import Store, run_sync
 from tests.helpers import STATUS_CONTEXT
 from tests.peers.smtp_relay import smtp_relay
 
@@ -113,7 +114,7 @@ async def test_relay_replies_decide_by_code_at_every_stage(
 async def test_permanent_refusal_is_shown_and_counted(
     db: Engine, st: Store, tmp_path: Path
 ) -> None:
-    from bridge.store.notices import count_notices, list_notices
+    from bridge.notices.queue import count_notices, list_notices
 
     queue(db)
     queue(db, "bob@example.com")

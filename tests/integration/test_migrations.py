@@ -8,7 +8,7 @@ from typing import Any
 from alembic import command
 from sqlalchemy import Engine, text
 
-from bridge.store.db import alembic_config, current_revision, upgrade
+from bridge.db.engine import alembic_config, current_revision, upgrade
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -33,16 +33,16 @@ def test_numbers_stored_before_e164_reading_are_rewritten(engine: Engine) -> Non
     """0008: stop list, assignments, list members, inbound rows and numbers in one spelling."""
     from sqlalchemy import insert, select
 
-    from bridge.store.inbound_models import (
+    from bridge.inbound.mo_tables import MoPartRow
+    from bridge.inbound.tables import (
         AutoReplyLog,
-        InboundList,
+        Inbound,
         InboundNumber,
-        ListMember,
         ReplyAssignment,
         StopEntry,
     )
-    from bridge.store.models import Customer, Inbound, User
-    from bridge.store.smpp_models import MoPartRow
+    from bridge.keyword_lists.tables import InboundList, ListMember
+    from bridge.tenants.tables import Customer, User
 
     def t(model: type) -> Any:
         return model.__table__  # type: ignore[attr-defined]

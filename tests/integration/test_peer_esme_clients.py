@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.transports.sandbox import SandboxConfig, SandboxSmsc, read_inbox, send_mo
+from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc, read_inbox, send_mo
 from tests.peers.esme import BindType, EsmeDriver, Unsupported, until
 from tests.peers.esme_clients import CLIENTS, open_esme
 from tests.peers.smpp_tap import SmppTap, tapped

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from bridge.db.store import run_sync
+from bridge.reports import store as sql
+from bridge.reports.monthly_run import monthly_due
 from bridge.reports.orders import month_bounds, months_before, previous_month, to_csv
-from bridge.store import reports as sql
-from bridge.store.monthly import monthly_due
-from bridge.store.store import run_sync
 from tests.integration.reports_seed import seed
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.sandbox.rules import make_rule, write_file
+from bridge.sandbox.smsc import SandboxConfig, SandboxError, SandboxSmsc, read_inbox, send_mo
 from bridge.smpp import constants as c
 from bridge.smpp.esme import Esme, EsmeSettings
 from bridge.smpp.pdu import Bind, BindResp, Pdu, decode, encode
@@ -18,14 +20,6 @@ from bridge.transports.base import (
     ReceiptState,
     TemporaryFailure,
 )
-from bridge.transports.sandbox import (
-    SandboxConfig,
-    SandboxError,
-    SandboxSmsc,
-    read_inbox,
-    send_mo,
-)
-from bridge.transports.sandbox_rules import make_rule, write_file
 from bridge.transports.smpp import SmppConfig, SmppTransport
 from tests.peers.smpp34_peer import RecordingInbox
 

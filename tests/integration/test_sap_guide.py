@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bridge.db.engine import open_engine
+from bridge.db.store import run_sync
 from bridge.intake.dsn_params import xtext_decode, xtext_encode
-from bridge.store.admin import list_customers, list_users
-from bridge.store.credentials import list_credentials
-from bridge.store.db import open_engine
-from bridge.store.store import run_sync
+from bridge.tenants.admin import list_customers, list_users
+from bridge.tenants.logins import list_credentials
 from tests.e2e.processes import clean_env
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sap_bc_smtp"

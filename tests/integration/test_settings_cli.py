@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from bridge.cli_report import register as register_report
 from bridge.cli_settings import register as register_settings
-from bridge.store.admin import ensure_demo
-from bridge.store.db import open_engine, upgrade
-from bridge.store.store import run_sync
+from bridge.db.engine import open_engine, upgrade
+from bridge.db.store import run_sync
+from bridge.tenants.admin import ensure_demo
 from tests.integration.reports_seed import seed
 
 MAILSMS = str(Path(sys.executable).parent / "mailsms")

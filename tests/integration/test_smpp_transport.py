@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc
 from bridge.smpp import constants as c
 from bridge.transports.base import (
     OutboundSms,
@@ -15,7 +16,6 @@ from bridge.transports.base import (
     ReceiptState,
     TemporaryFailure,
 )
-from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
 from bridge.transports.smpp import SmppConfig, SmppTransport
 from tests.peers.smpp34_peer import RecordingInbox, running_smpp34_peer
 

@@ -8,9 +8,9 @@ import typer
 from typer.testing import CliRunner
 
 from bridge.cli_inbound import register
-from bridge.store.admin import ensure_demo
-from bridge.store.db import open_engine, upgrade
-from bridge.store.store import run_sync
+from bridge.db.engine import open_engine, upgrade
+from bridge.db.store import run_sync
+from bridge.tenants.admin import ensure_demo
 
 
 def _run(config: Path, *args: str, code: int = 0) -> str:

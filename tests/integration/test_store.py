@@ -6,18 +6,21 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, select
 
+from bridge.db.clock import utcnow
+from bridge.db.store import Store, run_sync
 from bridge.inbound.service import InboundService
+from bridge.inbound.store import insert_inbound
+from bridge.inbound.tables import Inbound
+from bridge.mt import orders as order_sql
+from bridge.mt.mails import NewMail, NewOrder, find_sender
+from bridge.mt.receipts import apply_receipts, insert_receipt
+from bridge.mt.tables import Order, Part, Receipt
 from bridge.notices.overrides import Templates
+from bridge.notices.queue import claim_notices
 from bridge.notices.render import DEFAULT_TEMPLATES
+from bridge.notices.tables import Notice
 from bridge.settings import InboundSettings, PushSettings
-from bridge.store import orders as order_sql
-from bridge.store.admin import add_customer, add_user
-from bridge.store.inbound import insert_inbound
-from bridge.store.intake import NewMail, NewOrder, find_sender
-from bridge.store.models import Inbound, Notice, Order, Part, Receipt, utcnow
-from bridge.store.notices import claim_notices
-from bridge.store.receipts import apply_receipts, insert_receipt
-from bridge.store.store import Store, run_sync
+from bridge.tenants.admin import add_customer, add_user
 from bridge.transports.base import InboundSms, ReceiptState
 from bridge.transports.base import Receipt as ReceiptValue
 

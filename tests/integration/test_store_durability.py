@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from bridge.db.engine import check_durability, open_engine
 from bridge.errors import ConfigError
-from bridge.store.db import check_durability, open_engine
 from tests.helpers import wait_for
 from tests.peers.postgres import throwaway_postgres
 

@@ -9,12 +9,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from bridge.dispatch_record import Outcome, Recorder
-from bridge.store import orders as order_sql
-from bridge.store.models import Notice, Order, OrderEvent, Part, Receipt, utcnow
-from bridge.store.receipts import apply_receipts, finish_unconfirmed, insert_receipt
-from bridge.store.store import Store
-from bridge.store.submitted import Submitted, record_submitted_many
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
+from bridge.mt import orders as order_sql
+from bridge.mt.dispatch_record import Outcome, Recorder
+from bridge.mt.receipts import apply_receipts, finish_unconfirmed, insert_receipt
+from bridge.mt.submitted import Submitted, record_submitted_many
+from bridge.mt.tables import Order, OrderEvent, Part, Receipt
+from bridge.notices.tables import Notice
 from bridge.transports.base import Receipt as ReceiptValue
 from bridge.transports.base import ReceiptState
 from tests.integration.test_store import _mail, _rows, _seed

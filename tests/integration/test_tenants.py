@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from bridge.store.lists import get_list, list_members
-from bridge.store.store import run_sync
-from bridge.store.tenants import apply_file
-from bridge.tenants_file import TenantsError, load_tenants
+from bridge.db.store import run_sync
+from bridge.lists.store import get_list, list_members
+from bridge.provision.apply import apply_file
+from bridge.provision.file import TenantsError, load_tenants
 
 FILE = """
 [[customers]]

@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
+from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc
 
 
 async def main(inbox: Path) -> None:

@@ -14,12 +14,12 @@ import aiosmtplib
 import pytest
 import trustme
 
+from bridge.db.engine import open_engine, upgrade
+from bridge.db.store import run_sync
+from bridge.intake.access_store import set_access
 from bridge.settings import Settings
-from bridge.store.access import set_access
-from bridge.store.admin import add_customer, add_user
-from bridge.store.credentials import add_credential
-from bridge.store.db import open_engine, upgrade
-from bridge.store.store import run_sync
+from bridge.tenants.admin import add_customer, add_user
+from bridge.tenants.logins import add_credential
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
 from tests.security.common import client_context, greeted, orders, tls_settings
@@ -211,7 +211,7 @@ async def test_plaintext_session_gets_no_auth(tmp_path: Path, ca: trustme.CA) ->
 
 def test_demo_customer_sends_from_this_machine_only(tmp_path: Path) -> None:
     from bridge.intake.access import CustomerAccess
-    from bridge.store.admin import ensure_demo, list_customers
+    from bridge.tenants.admin import ensure_demo, list_customers
 
     settings = make_settings(tmp_path)
     engine = open_engine(settings.database_url)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from bridge.store.admin import add_customer, add_user
-from bridge.store.inbound_actions import add_stop
-from bridge.store.store import run_sync
+from bridge.db.store import run_sync
+from bridge.inbound.actions_store import add_stop
+from bridge.tenants.admin import add_customer, add_user
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
 from tests.security.common import greeted

@@ -13,17 +13,17 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
 
+from bridge.db.clock import utcnow
+from bridge.db.engine import open_engine, upgrade
+from bridge.db.store import Store, run_sync
 from bridge.intake.access import CustomerAccess
+from bridge.intake.access_store import set_access
 from bridge.intake.velocity import VelocityCheck
+from bridge.intake.velocity_store import held_orders, purge_numbers
+from bridge.mt.mails import NewMail, NewOrder
+from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings
-from bridge.store.access import set_access
-from bridge.store.admin import add_customer, add_user
-from bridge.store.db import open_engine, upgrade
-from bridge.store.intake import NewMail, NewOrder
-from bridge.store.models import utcnow
-from bridge.store.store import Store, run_sync
-from bridge.store.velocity import held_orders, purge_numbers
-from bridge.transports.sandbox import read_inbox
+from bridge.tenants.admin import add_customer, add_user
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 from tests.security.common import greeted, order_rows

@@ -11,9 +11,9 @@ import aiosmtplib
 import pytest
 import trustme
 
-from bridge.store.admin import add_customer, add_user
-from bridge.store.credentials import add_credential
-from bridge.store.store import run_sync
+from bridge.db.store import run_sync
+from bridge.tenants.admin import add_customer, add_user
+from bridge.tenants.logins import add_credential
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
 from tests.security.common import client_context, orders, tls_settings, with_smtp

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bridge.mt.parts import part_rows, unmatchable_events
 from bridge.retry import receipt_deadline
 from bridge.smpp.throttle import SenderBuckets, SenderRates, sender_key
-from bridge.store.parts import part_rows, unmatchable_events
 from bridge.transports.base import OutboundSms
 from bridge.transports.smpp import replace_marker
 from bridge.transports.smpp_config import SmppConfig

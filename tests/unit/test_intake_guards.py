@@ -16,8 +16,8 @@ from bridge.intake.lograte import LogLimiter
 from bridge.intake.overrides import apply_overrides
 from bridge.intake.server import _bad_bytes
 from bridge.intake.velocity import prefix_of, upper_bound, watched
-from bridge.policy import PolicyError, resolve
-from bridge.policy_values import parse_duration, parse_send_at
+from bridge.tenants.policy import PolicyError, resolve
+from bridge.tenants.policy_values import parse_duration, parse_send_at
 from bridge.text.mime import extract
 
 

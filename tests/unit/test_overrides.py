@@ -6,7 +6,7 @@ import pytest
 
 from bridge.errors import Reject
 from bridge.intake.overrides import apply_overrides, check_overrides, read_overrides
-from bridge.policy import resolve
+from bridge.tenants.policy import resolve
 from bridge.text.mime import extract
 from tests.helpers import make_mail
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.policy import PolicyError, check_setting, resolve
+from bridge.tenants.policy import PolicyError, check_setting, resolve
 
 
 def test_most_specific_level_wins_and_sources_are_recorded() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.policy import (
+from bridge.tenants.policy import (
     LEVELS,
     SETTING_NAMES,
     Policy,
@@ -17,7 +17,7 @@ from bridge.policy import (
     resolve,
     with_mail_level,
 )
-from bridge.policy_values import parse_duration, parse_send_at, parse_text, sender_id_kind
+from bridge.tenants.policy_values import parse_duration, parse_send_at, parse_text, sender_id_kind
 
 # One valid non-default value per setting (and what it becomes).
 SAMPLES: dict[str, tuple[object, object]] = {

@@ -9,8 +9,8 @@ import pytest
 from bridge.errors import Reject
 from bridge.intake.fanout import ListTarget, fan_out, personalise
 from bridge.intake.schedule import recipient_zone, schedule
-from bridge.policy import resolve
-from bridge.store.lists import ListInfo, Member
+from bridge.lists.store import ListInfo, Member
+from bridge.tenants.policy import resolve
 
 DE = "+491701234567"  # Europe/Berlin: UTC+1 in winter
 NOW = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)  # 22:30 in Berlin

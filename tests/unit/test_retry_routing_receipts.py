@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.inbound.receipts import next_part_state, order_outcome
+from bridge.mt.receipt_states import next_part_state, order_outcome
+from bridge.mt.routing import Route, choose
 from bridge.retry import next_attempt
-from bridge.routing import Route, choose
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.routing import Route, RouteError, check_routes, choose
+from bridge.mt.routing import Route, RouteError, check_routes, choose
 from bridge.smpp import constants as c
 from bridge.smpp.encoding import (
     EncodingOptions,

@@ -1,0 +1,206 @@
+"""The store: runs every database call on its own threads, and group-commits accepted mail.
+
+All SQL lives in the `bridge/db/` modules as plain functions taking a connection
+(`fn(conn, *args)`); `Store.call` runs one in a transaction on a database thread and
+translates database errors into `StorageUnavailable`, so callers answer 4xx or a
+transient SMPP status. SQLite gets one thread (one writer); PostgreSQL several.
+
+`Store.accept` is the intake's commit: mails queue up while the previous commit runs
+and are written together in one transaction ("batch whatever is queued when the last
+commit ended"); each caller's future resolves only after that commit returned.
+`Store.grouped` does the same for any batch function (receipts, inbound SMS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from bridge.errors import StorageUnavailable
+from bridge.mt import mails as intake_sql
+
+log = logging.getLogger("bridge.store")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Item = TypeVar("Item")
+R = TypeVar("R")
+
+
+class _Group(Generic[Item, R]):
+    """Items queued for one batch function `fn(conn, items) -> one result per item`."""
+
+    def __init__(self, fn: Callable[[Connection, list[Item]], Sequence[R]]) -> None:
+        self.fn = fn
+        self.pending: list[tuple[Item, asyncio.Future[R]]] = []
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class Store:
+    """Async access to the database for the running bridge."""
+
+    def __init__(self, engine: Engine, *, threads: int | None = None, max_batch: int = 512) -> None:
+        self.engine = engine
+        if threads is None:
+            threads = 1 if engine.dialect.name == "sqlite" else 4
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
+        self._max_batch = max_batch
+        self._groups: dict[Callable[..., Any], _Group[Any, Any]] = {}
+        self.batches = 0
+        self._reader: Connection | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, *args, **kwargs)` in one transaction on a database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transaction, fn, args, kwargs)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the read-only `fn(conn, *args)`: on SQLite right here, else like `call`.
+
+        For small indexed lookups on the SMTP hot path (a RCPT check). SQLite in WAL
+        mode never makes a reader wait for the writer, so the lookup costs tens of
+        microseconds on the event loop instead of a turn in the database thread's queue
+        behind commits. `fn` must not write.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return await self.call(fn, *args)
+        try:
+            if self._reader is None:
+                self._reader = self.engine.connect()
+                # Never hold the event loop for long: a read that would wait fails fast
+                # (StorageUnavailable, so the client gets a 4xx and retries).
+                self._reader.exec_driver_sql("PRAGMA busy_timeout = 100")
+                self._reader.commit()
+            with self._reader.begin():
+                return fn(self._reader, *args)
+        except SQLAlchemyError as exc:
+            self._drop_reader()
+            raise StorageUnavailable(_describe(exc)) from exc
+        except OSError as exc:
+            self._drop_reader()
+            raise StorageUnavailable(str(exc)) from exc
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            with contextlib.suppress(SQLAlchemyError):
+                reader.close()
+
+    def _transaction(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise StorageUnavailable(_describe(exc)) from exc
+        except OSError as exc:  # e.g. the database directory vanished
+            raise StorageUnavailable(str(exc)) from exc
+
+    async def accept(self, mail: intake_sql.NewMail) -> str:
+        """Commit a mail and its orders; returns, once they are durable, the mail's id.
+
+        For the same mail delivered twice within its dedupe window nothing new is
+        written, and the id returned is the earlier copy's.
+        """
+        return await self.grouped(_insert_mails, mail)
+
+    async def grouped(self, fn: Callable[[Connection, list[Item]], Sequence[R]], item: Item) -> R:
+        """Group commit: run `fn(conn, items)` for `item` together with whatever else is
+        queued for `fn` when the previous commit ended; returns `item`'s result once that
+        transaction has committed. A failed batch is retried item by item, so one bad
+        item fails only its own caller."""
+        group: _Group[Item, R] | None = self._groups.get(fn)
+        if group is None:
+            group = self._groups[fn] = _Group(fn)
+        if group.task is None or group.task.done():
+            group.task = asyncio.create_task(self._commit_loop(group), name="group-commit")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        group.pending.append((item, future))
+        group.wakeup.set()
+        return await future
+
+    async def _commit_loop(self, group: _Group[Item, R]) -> None:
+        while True:
+            await group.wakeup.wait()
+            group.wakeup.clear()
+            while group.pending:
+                batch = group.pending[: self._max_batch]
+                del group.pending[: self._max_batch]
+                await self._commit_batch(group.fn, batch)
+
+    async def _commit_batch(
+        self,
+        fn: Callable[[Connection, list[Item]], Sequence[R]],
+        batch: list[tuple[Item, asyncio.Future[R]]],
+    ) -> None:
+        self.batches += 1
+        try:
+            results = await self.call(fn, [item for item, _ in batch])
+        except Exception as exc:  # storage faults, and bugs: neither may leave a caller waiting
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            # One bad item must not fail the others: commit them one by one.
+            log.warning(
+                "group commit of %d items failed (%s); retrying one by one", len(batch), exc
+            )
+            for item, future in batch:
+                try:
+                    single = await self.call(fn, [item])
+                except Exception as error:
+                    _settle(future, error)
+                else:
+                    _settle(future, single[0])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result)
+
+    async def close(self) -> None:
+        for group in self._groups.values():
+            if group.task is not None:
+                group.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await group.task
+            for _, future in group.pending:
+                _settle(future, StorageUnavailable("store closed"))
+            group.pending.clear()
+        self._executor.shutdown(wait=True)
+        self._drop_reader()
+        self.engine.dispose()
+
+
+def _insert_mails(conn: Connection, mails: list[intake_sql.NewMail]) -> list[str]:
+    duplicates = intake_sql.insert_mails(conn, mails)
+    return [duplicates.get(m.id, m.id) for m in mails]
+
+
+def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return f"{type(orig or exc).__name__}: {orig or exc}".splitlines()[0][:300]
+
+
+def run_sync(engine: Engine, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn(conn, *args, **kwargs)` in one transaction, synchronously (CLI commands)."""
+    with engine.begin() as conn:
+        return fn(conn, *args, **kwargs)
+
+
+__all__ = ["Connection", "Store", "run_sync"]

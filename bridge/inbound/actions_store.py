@@ -1,0 +1,208 @@
+"""Store functions the inbound actions write through: stop list, auto-reply gate, system SMS.
+
+System SMS (STOP/START confirmations, auto-replies) are ordinary orders so dispatch,
+retries and receipts treat them like any other. An order needs a mail row and a user:
+each customer gets one disabled system user `system+<customer id>@mailsms.invalid`
+(it cannot send mail: the intake refuses disabled senders), and every system SMS gets
+a synthetic mail row (id `S…`, empty envelope sender, the reason as `subject`). Their
+policy has `notify = "none"`, so no status mail is generated for them.
+
+The stop list keeps one spelling per number (`canonical_number`: E.164 for numbers, as
+the SMSC side delivers them); writes and lookups both go through it, so `491701234567`,
+`00491701234567` and `+491701234567` are one entry.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, insert, select, text, update
+
+from bridge.inbound.tables import AutoReplyLog, StopEntry
+from bridge.mt.mails import NewMail, NewOrder, insert_mails
+from bridge.smpp.address import canonical_number
+from bridge.tenants.tables import Customer, User
+from bridge.text import TextRejected, plan_sms
+
+_stop = StopEntry.__table__  # type: ignore[attr-defined]
+_auto = AutoReplyLog.__table__  # type: ignore[attr-defined]
+_user = User.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+
+SYSTEM_CUSTOMER = "_system"
+
+
+@dataclass(frozen=True, slots=True)
+class StopRow:
+    customer: str
+    msisdn: str
+    service: str
+    origin: str
+    created_at: datetime
+
+
+def add_stop(
+    conn: Connection, customer_id: int, msisdn: str, service: str, now: datetime, origin: str
+) -> bool:
+    """Put `msisdn` on the stop list; False if it was on it already."""
+    msisdn, service = canonical_number(msisdn), canonical_number(service)
+    exists = conn.execute(
+        select(_stop.c.id).where(
+            _stop.c.customer_id == customer_id,
+            _stop.c.msisdn == msisdn,
+            _stop.c.service == service,
+        )
+    ).first()
+    if exists:
+        return False
+    conn.execute(
+        insert(_stop).values(
+            customer_id=customer_id, msisdn=msisdn, service=service, origin=origin, created_at=now
+        )
+    )
+    return True
+
+
+def remove_stop(conn: Connection, customer_id: int, msisdn: str, service: str | None) -> int:
+    """Take `msisdn` off the stop list (one service, or every entry when service is None)."""
+    msisdn = canonical_number(msisdn)
+    if service is not None:
+        service = canonical_number(service)
+    query = delete(_stop).where(_stop.c.customer_id == customer_id, _stop.c.msisdn == msisdn)
+    if service is not None:
+        query = query.where(_stop.c.service == service)
+    return int(conn.execute(query).rowcount or 0)
+
+
+# Built once: the intake asks this for every recipient, and building a statement costs
+# several times more than SQLite answering it.
+_IS_STOPPED = text(
+    "SELECT 1 FROM stop_entry WHERE customer_id IN (:customer, 0) AND msisdn = :msisdn "
+    "AND service IN ('', :service) LIMIT 1"
+)
+
+
+def is_stopped(conn: Connection, customer_id: int, msisdn: str, services: tuple[str, ...]) -> bool:
+    """Has `msisdn` opted out of this customer (globally, for any customer, or a service)?"""
+    msisdn = canonical_number(msisdn)
+    for service in services or ("",):
+        found = conn.execute(
+            _IS_STOPPED,
+            {"customer": customer_id, "msisdn": msisdn, "service": canonical_number(service)},
+        ).first()
+        if found is not None:
+            return True
+    return False
+
+
+def list_stops(conn: Connection, customer_id: int | None = None) -> list[StopRow]:
+    query = (
+        select(_stop, _customer.c.name)
+        .outerjoin(_customer, _customer.c.id == _stop.c.customer_id)
+        .order_by(_stop.c.created_at, _stop.c.id)
+    )
+    if customer_id is not None:
+        query = query.where(_stop.c.customer_id == customer_id)
+    return [
+        StopRow(r.name or "*", r.msisdn, r.service, r.origin, r.created_at)
+        for r in conn.execute(query)
+    ]
+
+
+def autoreply_allowed(
+    conn: Connection, number: str, msisdn: str, now: datetime, interval: float
+) -> bool:
+    """True (and the time recorded) if `number` did not auto-reply to `msisdn` lately."""
+    last = conn.execute(
+        select(_auto.c.last_at).where(_auto.c.number == number, _auto.c.msisdn == msisdn)
+    ).scalar()
+    if last is None:
+        conn.execute(insert(_auto).values(number=number, msisdn=msisdn, last_at=now))
+        return True
+    if last > now - timedelta(seconds=interval):
+        return False
+    conn.execute(
+        update(_auto).where(_auto.c.number == number, _auto.c.msisdn == msisdn).values(last_at=now)
+    )
+    return True
+
+
+def system_user(conn: Connection, customer_id: int | None, now: datetime) -> int:
+    """The disabled system user of a customer (created on first use)."""
+    if customer_id is None:
+        customer_id = conn.execute(
+            select(_customer.c.id).where(_customer.c.name == SYSTEM_CUSTOMER)
+        ).scalar()
+        if customer_id is None:
+            key = conn.execute(
+                insert(_customer).values(
+                    name=SYSTEM_CUSTOMER, enabled=False, settings={}, created_at=now
+                )
+            ).inserted_primary_key
+            assert key is not None
+            customer_id = int(key[0])
+    address = f"system+{customer_id}@mailsms.invalid"
+    user_id = conn.execute(select(_user.c.id).where(_user.c.address == address)).scalar()
+    if user_id is not None:
+        return int(user_id)
+    key = conn.execute(
+        insert(_user).values(
+            customer_id=customer_id,
+            address=address,
+            display_name="SMS bridge (system)",
+            enabled=False,
+            origin="system",
+            settings={},
+            created_at=now,
+            updated_at=now,
+        )
+    ).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def queue_system_sms(
+    conn: Connection,
+    customer_id: int | None,
+    sender_id: str,
+    recipient: str,
+    text: str,
+    reason: str,
+    now: datetime,
+    validity: float = 86_400.0,
+) -> str | None:
+    """Queue an SMS the bridge itself sends; returns the order id (None if there is no text)."""
+    try:
+        plan = plan_sms(text, max_parts=3, overflow="truncate")
+    except TextRejected:
+        return None
+    user_id = system_user(conn, customer_id, now)
+    mail_id = "S" + secrets.token_hex(8).upper()
+    order = NewOrder(
+        id=f"{mail_id}.1",
+        recipient=recipient,
+        rcpt_address=recipient,
+        sender_id=sender_id,
+        text=plan.text,
+        encoding=plan.encoding,
+        parts=plan.parts,
+        priority=1,
+        expires_at=now + timedelta(seconds=validity),
+        policy={"notify": "none", "origin": "system", "reason": reason},
+    )
+    mail = NewMail(
+        id=mail_id,
+        received_at=now,
+        envelope_from="",
+        user_id=user_id,
+        client_addr="",
+        helo="",
+        message_id="",
+        subject=reason[:998],
+        raw=f"system SMS: {reason}".encode(),
+        orders=(order,),
+    )
+    insert_mails(conn, [mail])
+    return order.id

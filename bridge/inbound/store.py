@@ -1,0 +1,378 @@
+"""Store functions for inbound SMS: keep each as received, load what routing needs, assignments.
+
+`insert_inbound` is all that happens before the SMSC gets its deliver_sm_resp.
+Reply assignments ("who last texted this number, from which of our numbers") are
+recorded when an order is submitted (`record_order_assignment`) and when an SMS2Mail
+mail goes to a user (`record_conversation`); `conversation_orders` lets a reply by
+mail go out from the same number the conversation used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from bridge.inbound.config import parse_actions, parse_keywords
+from bridge.inbound.routing import NumberRow, serves
+from bridge.inbound.tables import Inbound, InboundCustomer, InboundNumber, ReplyAssignment
+from bridge.mt.mails import NewOrder
+from bridge.mt.tables import Mail, Order, Part
+from bridge.smpp.address import canonical_number
+from bridge.tenants.tables import Customer, User
+from bridge.transports.base import InboundSms
+
+_inbound = Inbound.__table__  # type: ignore[attr-defined]
+_order = Order.__table__  # type: ignore[attr-defined]
+_part = Part.__table__  # type: ignore[attr-defined]
+_mail = Mail.__table__  # type: ignore[attr-defined]
+_user = User.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+_number = InboundNumber.__table__  # type: ignore[attr-defined]
+_assign = ReplyAssignment.__table__  # type: ignore[attr-defined]
+_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
+
+DEFAULT_REPLY_WINDOW = 7 * 24 * 3600.0  # `[inbound] reply_window`
+
+
+def insert_inbound(conn: Connection, sms: InboundSms, now: datetime) -> int:
+    result = conn.execute(
+        insert(_inbound).values(
+            transport=sms.transport,
+            source=sms.source,
+            destination=sms.destination,
+            text=sms.text,
+            encoding=sms.encoding,
+            parts=sms.parts,
+            received_at=now,
+            status="received",
+            next_attempt_at=now,
+            error="",
+        )
+    )
+    key = result.inserted_primary_key
+    return int(key[0]) if key else 0
+
+
+def part_exists(conn: Connection, transport: str, smsc_id: str) -> bool:
+    """Whether we submitted a part the SMSC gave this message id (a receipt can match it)."""
+    if not smsc_id:
+        return False
+    found = conn.execute(
+        select(_part.c.id)
+        .where(_part.c.transport == transport, _part.c.smsc_id == smsc_id)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRow:
+    id: int
+    source: str
+    destination: str
+    text: str
+    received_at: datetime
+
+
+def due_inbound(conn: Connection, now: datetime, limit: int) -> list[int]:
+    rows = conn.execute(
+        select(_inbound.c.id)
+        .where(_inbound.c.status == "received", _inbound.c.next_attempt_at <= now)
+        .order_by(_inbound.c.id)
+        .limit(limit)
+    ).all()
+    return [r.id for r in rows]
+
+
+def load_inbound(conn: Connection, inbound_id: int) -> InboundRow | None:
+    """The row, if it still waits for routing (another instance may have taken it)."""
+    query = select(_inbound).where(_inbound.c.id == inbound_id, _inbound.c.status == "received")
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    r = conn.execute(query).first()
+    if r is None:
+        return None
+    return InboundRow(r.id, r.source, r.destination, r.text, r.received_at)
+
+
+def mark_inbound(
+    conn: Connection, inbound_id: int, status: str, error: str = "", order_id: str | None = None
+) -> None:
+    values: dict[str, Any] = {"status": status, "error": error[-4000:]}
+    if order_id is not None:
+        values["order_id"] = order_id
+    conn.execute(update(_inbound).where(_inbound.c.id == inbound_id).values(**values))
+
+
+def numbers_for(conn: Connection, destination: str) -> tuple[NumberRow, ...]:
+    """Every configured number row that could take a message to `destination`."""
+    rows = conn.execute(select(_number).order_by(_number.c.id)).all()
+    return tuple(
+        NumberRow(
+            r.id,
+            r.number,
+            r.customer_id,
+            r.sharing,
+            tuple(r.fallback or ()),
+            parse_actions((r.config or {}).get("actions")),
+            parse_keywords((r.config or {}).get("keywords")),
+            bool((r.config or {}).get("takes_unmatched", False)),
+        )
+        for r in rows
+        if serves(r.number, r.sharing, destination)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A reply assignment: the user a texter's answer belongs to."""
+
+    customer_id: int
+    user_id: int
+    address: str
+    display_name: str
+    sender_id: str
+    order_id: str | None
+    message_id: str
+    subject: str
+    text: str
+    created_at: datetime
+
+
+def _assignments(
+    conn: Connection,
+    msisdn: str,
+    since: datetime,
+    sender_id: str | None,
+    customer_id: int | None,
+    origins: tuple[str, ...],
+) -> list[Assignment]:
+    query = (
+        select(_assign, _user.c.display_name)
+        .join(_user, _assign.c.user_id == _user.c.id)
+        .where(_assign.c.msisdn == canonical_number(msisdn), _assign.c.created_at >= since)
+        .where(_assign.c.origin.in_(origins))
+        .order_by(_assign.c.created_at.desc(), _assign.c.id.desc())
+        .limit(50)
+    )
+    if sender_id is not None:
+        query = query.where(_assign.c.sender_id == canonical_number(sender_id))
+    if customer_id is not None:
+        query = query.where(_assign.c.customer_id == customer_id)
+    return [
+        Assignment(
+            r.customer_id,
+            r.user_id,
+            r.address,
+            r.display_name,
+            r.sender_id,
+            r.order_id,
+            r.message_id,
+            r.subject,
+            r.text,
+            r.created_at,
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def assignments_for(
+    conn: Connection,
+    msisdn: str,
+    number: str,
+    now: datetime,
+    customer_id: int | None,
+    window: float = DEFAULT_REPLY_WINDOW,
+) -> list[Assignment]:
+    """Order assignments within `window` for a texter, newest first: to this number, else any."""
+    since = now - timedelta(seconds=window)
+    exact = _assignments(conn, msisdn, since, number, customer_id, ("order",))
+    return exact or _assignments(conn, msisdn, since, None, customer_id, ("order",))
+
+
+# Built once: these run for every submitted order and every accepted mail, and building
+# a statement costs several times more than the database answering it.
+_ASSIGNMENT_SOURCE = (
+    select(
+        _order.c.recipient,
+        _order.c.sender_id,
+        _order.c.user_id,
+        _order.c.text,
+        _user.c.customer_id,
+        _user.c.address,
+        _mail.c.message_id,
+        _mail.c.subject,
+    )
+    .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
+    .where(_order.c.id == bindparam("order_id"))
+)
+_INSERT_ASSIGNMENT = insert(_assign)
+_ASSIGNMENT_SOURCES = (  # the same for the orders of one dispatch commit
+    select(_order.c.id, *_ASSIGNMENT_SOURCE.selected_columns)
+    .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
+    .where(_order.c.id.in_(bindparam("order_ids", expanding=True)))
+)
+_CONVERSATION_SENDER = (
+    select(_assign.c.sender_id)
+    .where(
+        _assign.c.user_id == bindparam("user_id"),
+        _assign.c.msisdn == bindparam("msisdn"),
+        _assign.c.created_at >= bindparam("since"),
+    )
+    .order_by(_assign.c.created_at.desc(), _assign.c.id.desc())
+    .limit(1)
+)
+
+
+def record_order_assignment(conn: Connection, order_id: str, now: datetime) -> None:
+    """An order was submitted: its user now owns replies from its recipient (for a window)."""
+    r = conn.execute(_ASSIGNMENT_SOURCE, {"order_id": order_id}).first()
+    if r is None or not r.address or r.address.endswith(".invalid"):
+        return  # system SMS (confirmations, auto-replies) own no conversation
+    conn.execute(
+        _INSERT_ASSIGNMENT,
+        {
+            "msisdn": canonical_number(r.recipient),
+            "sender_id": canonical_number(r.sender_id),
+            "customer_id": r.customer_id,
+            "user_id": r.user_id,
+            "address": r.address,
+            "origin": "order",
+            "order_id": order_id,
+            "message_id": r.message_id,
+            "subject": r.subject[:998],
+            "text": r.text[:480],
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
+        },
+    )
+
+
+def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
+    """`record_order_assignment` for several submitted orders: one query, one insert."""
+    if not order_ids:
+        return
+    expires = now + timedelta(seconds=DEFAULT_REPLY_WINDOW)
+    position = {order_id: i for i, order_id in enumerate(order_ids)}
+    found = sorted(  # in the orders' order: the last one to a number owns its replies
+        conn.execute(_ASSIGNMENT_SOURCES, {"order_ids": list(order_ids)}),
+        key=lambda r: position[r.id],
+    )
+    rows = [
+        {
+            "msisdn": r.recipient,
+            "sender_id": r.sender_id,
+            "customer_id": r.customer_id,
+            "user_id": r.user_id,
+            "address": r.address,
+            "origin": "order",
+            "order_id": r.id,
+            "message_id": r.message_id,
+            "subject": r.subject[:998],
+            "text": r.text[:480],
+            "created_at": now,
+            "expires_at": expires,
+        }
+        for r in found
+        if r.address and not r.address.endswith(".invalid")  # system SMS own no conversation
+    ]
+    if rows:
+        conn.execute(_INSERT_ASSIGNMENT, rows)
+
+
+def record_conversation(
+    conn: Connection,
+    address: str,
+    msisdn: str,
+    sender_id: str,
+    now: datetime,
+    message_id: str = "",
+) -> None:
+    """An SMS2Mail mail went to `address`: a user's reply to it goes out from `sender_id`."""
+    user = conn.execute(
+        select(_user.c.id, _user.c.customer_id).where(_user.c.address == address.lower())
+    ).first()
+    if user is None:
+        return
+    conn.execute(
+        insert(_assign).values(
+            msisdn=canonical_number(msisdn),
+            sender_id=canonical_number(sender_id),
+            customer_id=user.customer_id,
+            user_id=user.id,
+            address=address.lower(),
+            origin="sms2mail",
+            order_id=None,
+            message_id=message_id,
+            subject="",
+            text="",
+            created_at=now,
+            expires_at=now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
+        )
+    )
+
+
+def conversation_sender(
+    conn: Connection, user_id: int, msisdn: str, now: datetime, window: float
+) -> str | None:
+    """The sender id of the user's newest conversation with `msisdn` in `window`, or None."""
+    since = now - timedelta(seconds=window)
+    value = conn.execute(
+        _CONVERSATION_SENDER,
+        {"user_id": user_id, "msisdn": canonical_number(msisdn), "since": since},
+    ).scalar()
+    return str(value) if value else None
+
+
+def conversation_orders(
+    conn: Connection,
+    user_id: int,
+    orders: tuple[NewOrder, ...],
+    now: datetime,
+    window: float = DEFAULT_REPLY_WINDOW,
+) -> tuple[NewOrder, ...]:
+    """The intake's orders, each sent from the number of the user's conversation, if any.
+
+    Called by the intake (`IntakeHandler._build`) before it commits a mail: a reply to an
+    SMS2Mail mail (or any mail to someone the user is texting with) keeps the sender number.
+    """
+    out = []
+    for order in orders:
+        sender = conversation_sender(conn, user_id, order.recipient, now, window)
+        out.append(dataclasses.replace(order, sender_id=sender) if sender else order)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInbound:
+    id: int
+    name: str
+    postmaster: str
+    admin: str
+    stop_scope: str
+    timezone: str = ""  # the customer's own setting ("": the bridge's default)
+
+
+def customer_inbound(conn: Connection, customer_id: int | None) -> CustomerInbound | None:
+    if customer_id is None:
+        return None
+    r = conn.execute(
+        select(_customer.c.id, _customer.c.name, _customer.c.settings, _icust)
+        .select_from(_customer.outerjoin(_icust, _icust.c.customer_id == _customer.c.id))
+        .where(_customer.c.id == customer_id)
+    ).first()
+    if r is None:
+        return None
+    return CustomerInbound(
+        r.id,
+        r.name,
+        r.postmaster or "",
+        r.admin or "",
+        r.stop_scope or "global",
+        str((r.settings or {}).get("timezone") or ""),
+    )

@@ -1,0 +1,254 @@
+"""SMS pumping across mails, decided in the commit: hold the orders, alert the customer's admin.
+
+`hold_pumping(conn, mails)` runs inside the intake's commit transaction, before the
+mails are written. For each mail that carries a `VelocityCheck` it counts the distinct
+numbers the customer sent to within the window — per prefix of the mail's numbers,
+and over the watched prefixes — in `velocity_number` (one row per customer and number
+with the time it was last sent to, upserted here for every checked mail, so the mails
+of the same commit and of every instance count). A mail that passes a limit gets its
+orders under that prefix (or to watched destinations) written as `held`, with the
+reason in `error`; they are not sent until an operator releases them
+(`mailsms held release`). The first hold of a customer within a window queues one
+`velocity_hold` notice to its admin (else its postmaster, else the bridge's
+postmaster) and logs a warning. Operators list, release or refuse held orders with
+`held_orders`, `release_orders` and `refuse_orders`; `purge_numbers` forgets numbers
+not sent to for a day (the daily purge).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bridge.intake.tables import VelocityAlert, VelocityNumber
+from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
+from bridge.mt.orders import record_final, release_held
+from bridge.mt.tables import Order
+from bridge.notices.queue import queue_notice
+from bridge.notices.times import shown_time
+from bridge.tenants.tables import Customer, User
+
+if TYPE_CHECKING:
+    from bridge.mt.mails import NewMail, NewOrder
+
+log = logging.getLogger("bridge.intake")
+_order = Order.__table__  # type: ignore[attr-defined]
+_user = User.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+_number = VelocityNumber.__table__  # type: ignore[attr-defined]
+_alerts = VelocityAlert.__table__  # type: ignore[attr-defined]
+OPERATOR_REFUSED = "refused by the operator (SMS pumping suspected); not sent"
+
+
+# Statements built once: the check runs in the intake's commit, for every mail.
+_NUMBERS = (
+    select(_number.c.number)
+    .where(
+        _number.c.customer_id == bindparam("customer_id"),
+        _number.c.number >= bindparam("low"),
+        _number.c.number < bindparam("high"),
+        _number.c.last_at >= bindparam("since"),
+    )
+    .limit(bindparam("limit"))
+)
+_UPSERT = {
+    name: dialect_insert(_number).on_conflict_do_update(
+        index_elements=["customer_id", "number"],
+        set_={"last_at": dialect_insert(_number).excluded.last_at},
+    )
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
+_ALERTED = select(_alerts.c.alerted_at).where(_alerts.c.customer_id == bindparam("customer_id"))
+
+
+def _numbers(
+    conn: Connection, customer_id: int, prefix: str, since: datetime, limit: int
+) -> set[str]:
+    """Up to `limit` numbers starting with `prefix` the customer sent to since `since`."""
+    values = {
+        "customer_id": customer_id,
+        "low": prefix,
+        "high": upper_bound(prefix),
+        "since": since,
+        "limit": limit,
+    }
+    return {r[0] for r in conn.execute(_NUMBERS, values)}
+
+
+def _record(conn: Connection, customer_id: int, numbers: set[str], at: datetime) -> None:
+    """Remember that the customer sent to `numbers` at `at` (one row per number)."""
+    if numbers:
+        rows = [{"customer_id": customer_id, "number": n, "last_at": at} for n in numbers]
+        conn.execute(_UPSERT[conn.dialect.name], rows)
+
+
+def purge_numbers(conn: Connection, now: datetime) -> int:
+    """Forget the numbers no customer sent to for a day (longer than any window)."""
+    cut = now - timedelta(days=1)
+    conn.execute(delete(_alerts).where(_alerts.c.alerted_at < cut))
+    return int(conn.execute(delete(_number).where(_number.c.last_at < cut)).rowcount or 0)
+
+
+def _alert_due(conn: Connection, customer_id: int, now: datetime, window: float) -> bool:
+    """True (and the alert recorded) unless the customer was alerted within the window."""
+    last = conn.execute(_ALERTED, {"customer_id": customer_id}).scalar()
+    if last is not None and last > now - timedelta(seconds=window):
+        return False
+    if last is None:
+        conn.execute(insert(_alerts).values(customer_id=customer_id, alerted_at=now))
+    else:
+        conn.execute(
+            update(_alerts).where(_alerts.c.customer_id == customer_id).values(alerted_at=now)
+        )
+    return True
+
+
+def _over(
+    conn: Connection, check: VelocityCheck, prefixes: tuple[str, ...], limit: int, mine: set[str],
+    since: datetime,
+) -> int:  # fmt: skip
+    """Distinct numbers under `prefixes` (sent to before, and this mail's), up to limit + 1."""
+    found = set(mine)
+    for prefix in prefixes:
+        found |= _numbers(conn, check.customer_id, prefix, since, limit + 1)
+        if len(found) > limit:
+            break
+    return len(found)
+
+
+def _reasons(conn: Connection, mail: NewMail, check: VelocityCheck) -> dict[str, str]:
+    """{number of this mail: why its order is held} for the numbers past a limit."""
+    since = mail.received_at - timedelta(seconds=check.window)
+    direct = [o.recipient for o in mail.orders[: check.direct]]
+    minutes = f"{check.window / 60:g} min"
+    held: dict[str, str] = {}
+    if check.numbers:
+        groups: dict[str, set[str]] = {}
+        for number in direct:
+            groups.setdefault(prefix_of(number, check.suffix_digits), set()).add(number)
+        for prefix, mine in groups.items():
+            count = _over(conn, check, (prefix,), check.numbers, mine, since)
+            if count > check.numbers:
+                reason = (
+                    f"{HOLD_REASON}: more than {check.numbers} distinct numbers under "
+                    f"{prefix}… within {minutes}"
+                )
+                held.update(dict.fromkeys(mine, reason))
+    if check.watch_numbers:
+        mine = {n for n in direct if watched(n, check.watch_prefixes)}
+        if mine:
+            count = _over(conn, check, check.watch_prefixes, check.watch_numbers, mine, since)
+            if count > check.watch_numbers:
+                reason = (
+                    f"{HOLD_REASON}: more than {check.watch_numbers} distinct numbers in "
+                    f"watched destinations ({', '.join(check.watch_prefixes)}) within {minutes}"
+                )
+                for number in mine:
+                    held.setdefault(number, reason)
+    return held
+
+
+def _alert(
+    conn: Connection, mail: NewMail, check: VelocityCheck, held: list[NewOrder], now: datetime
+) -> None:
+    from bridge.inbound.store import customer_inbound  # inbound imports the intake store
+
+    customer = customer_inbound(conn, check.customer_id)
+    to = (customer.admin or customer.postmaster) if customer else ""
+    to = to or check.alert_fallback
+    log.warning(
+        "%s: customer %s: %d order(s) held, %s; release with `mailsms held release --mail %s`%s",
+        mail.id,
+        check.customer,
+        len(held),
+        held[0].error.removeprefix(f"{HOLD_REASON}: "),
+        mail.id,
+        f"; alert to {to}" if to else " (no admin address to alert)",
+    )
+    if not to:
+        return
+    context = {
+        "customer": check.customer,
+        "mail_id": mail.id,
+        "sender": mail.envelope_from,
+        "reason": held[0].error,
+        "held": len(held),
+        "numbers": sorted({o.recipient for o in held})[:20],
+        "window_minutes": f"{check.window / 60:g}",
+        "received_at": shown_time(now, customer.timezone if customer else "UTC"),
+    }
+    queue_notice(conn, "velocity_hold", to, context, now, customer=check.customer)
+
+
+def hold_pumping(conn: Connection, mails: list[NewMail]) -> list[NewMail]:
+    """The mails with their pumping orders marked `held` (and the admins alerted)."""
+    out: list[NewMail] = []
+    for mail in mails:
+        check = mail.velocity
+        if check is None:
+            out.append(mail)
+            continue
+        reasons = _reasons(conn, mail, check)
+        numbers = {o.recipient for o in mail.orders[: check.direct]}
+        _record(conn, check.customer_id, numbers, mail.received_at)
+        if not reasons:
+            out.append(mail)
+            continue
+        orders = tuple(
+            dataclasses.replace(o, status="held", error=reasons[o.recipient])
+            if n < check.direct and o.recipient in reasons
+            else o
+            for n, o in enumerate(mail.orders)
+        )
+        held = [o for o in orders if o.status == "held"]
+        if _alert_due(conn, check.customer_id, mail.received_at, check.window):
+            _alert(conn, mail, check, held, mail.received_at)
+        out.append(dataclasses.replace(mail, orders=orders))
+    return out
+
+
+# -- operators: look at held orders, release them or refuse them ---------------------
+def held_orders(
+    conn: Connection, customer: str | None = None, mail_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Held orders (for SMS pumping or after an unexpected error), oldest first."""
+    query = (
+        select(
+            _order.c.id,
+            _order.c.created_at,
+            _order.c.recipient,
+            _order.c.error,
+            _user.c.address.label("sender"),
+            _customer.c.name.label("customer"),
+        )
+        .select_from(_order.join(_user, _user.c.id == _order.c.user_id).join(_customer))
+        .where(_order.c.status == "held")
+        .order_by(_order.c.created_at, _order.c.id)
+    )
+    if customer is not None:
+        query = query.where(_customer.c.name == customer)
+    if mail_id is not None:
+        query = query.where(_order.c.mail_id == mail_id)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def release_orders(conn: Connection, order_ids: list[str], now: datetime) -> int:
+    """Queue held orders for sending; how many were released."""
+    return sum(release_held(conn, order_id, now) for order_id in order_ids)
+
+
+def refuse_orders(conn: Connection, order_ids: list[str], now: datetime) -> int:
+    """Fail held orders for good (the sender gets the usual failure notice); how many."""
+    refused = 0
+    for order_id in order_ids:
+        if conn.execute(
+            select(_order.c.id).where(_order.c.id == order_id, _order.c.status == "held")
+        ).first():
+            refused += record_final(conn, order_id, now, "failed", OPERATOR_REFUSED)
+    return refused

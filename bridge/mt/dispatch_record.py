@@ -1,0 +1,233 @@
+"""Dispatch outcomes: what one attempt at an order ended with, and how it is written down.
+
+Each order's outcome is recorded on its own as soon as its submit ended; outcomes that
+end while a commit runs are written together in the next one (`Store.grouped`), and
+when such a batch fails its outcomes are written one by one, so one bad outcome never
+undoes another. `record_outcomes` is the batch: submitted orders (parts, statuses,
+history, receipt deadline) in a few statements, then the rest, then the next claim when
+one is waiting (claims share the outcomes' commits). `Recorder` makes sure
+an accepted submit is recorded, whatever it takes, so that it is never sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
+from bridge.inbound.mo_store import record_attempt_events
+from bridge.mt import orders as order_sql
+from bridge.mt.dispatch_sms import UNKNOWN_OUTCOME, UNKNOWN_PREFIX
+from bridge.mt.submitted import Submitted, record_submitted_bare, record_submitted_many
+
+log = logging.getLogger("bridge.mt.dispatch")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one order in this attempt."""
+
+    order_id: str
+    kind: str  # submitted | deferred | final | held | parked (not attempted: no room yet)
+    transport: str = ""
+    message_ids: tuple[str, ...] = ()
+    status: str = ""  # the final status for kind == "final"
+    reason: str = ""
+    next_at: datetime | None = None
+    events: tuple[tuple[str, str], ...] = ()  # why this attempt, what each transport said
+    submitted_at: datetime | None = None  # when the accepted submit began
+    receipt_due: datetime | None = None  # when waiting for its final report ends
+
+    def submitted(self) -> Submitted:
+        return Submitted(
+            self.order_id,
+            self.transport,
+            self.message_ids,
+            self.events,
+            self.submitted_at,
+            self.receipt_due,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A claim of due orders that shares the outcomes' group commit (one commit, not two)."""
+
+    limit: int
+    lease: float
+    skip: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def record_outcomes(
+    conn: Connection,
+    items: Sequence[Outcome | Claim],
+    now: datetime | None = None,
+) -> list[list[order_sql.OrderWork] | None]:
+    """Write the outcomes that ended while the previous commit ran, then make the claims
+    queued with them, in one transaction; a claim's result is its orders."""
+    now = now or utcnow()
+    outcomes = [o for o in items if isinstance(o, Outcome)]
+    record_submitted_many(conn, now, [o.submitted() for o in outcomes if o.kind == "submitted"])
+    order_sql.record_parked(
+        conn, [(o.order_id, o.next_at or now) for o in outcomes if o.kind == "parked"]
+    )
+    for o in outcomes:
+        if o.kind in ("submitted", "parked"):
+            continue
+        record_attempt_events(conn, o.order_id, now, o.events)
+        if o.kind == "deferred" and o.next_at is not None:
+            order_sql.record_deferred(conn, o.order_id, now, o.next_at, o.reason)
+        elif o.kind == "final":
+            order_sql.record_final(conn, o.order_id, now, o.status, o.reason)
+        else:
+            order_sql.record_held(conn, o.order_id, now, o.reason)
+    return [
+        order_sql.claim_orders(conn, now, i.limit, i.lease, i.skip)
+        if isinstance(i, Claim)
+        else None
+        for i in items
+    ]
+
+
+def log_outcome(o: Outcome) -> None:
+    if o.kind == "submitted":
+        log.info(
+            "%s: submitted via %s, %d part(s), ids %s",
+            o.order_id,
+            o.transport,
+            len(o.message_ids),
+            ",".join(i or '""' for i in o.message_ids),
+        )
+    elif o.kind == "parked":
+        log.debug("%s: waits until %s: %s", o.order_id, o.next_at, o.reason)
+    elif o.kind == "deferred":
+        log.warning("%s: deferred until %s: %s", o.order_id, o.next_at, o.reason)
+    elif o.kind == "final":
+        log.warning("%s: %s: %s", o.order_id, o.status, o.reason)
+    else:
+        log.error("%s: held after an unexpected error:\n%s", o.order_id, o.reason)
+
+
+class Recorder:
+    """Records each outcome as soon as it is known, in the group commit of its moment.
+
+    A batch that fails is written outcome by outcome (`Store.grouped`). When an
+    accepted submit still cannot be recorded, its status alone is written; when even
+    that fails (the database is down), it is tried again with backoff while the
+    dispatcher keeps the order, so it is never submitted a second time.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        on_final: Callable[[], None],
+        on_submitted: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.on_final = on_final
+        self.on_submitted = on_submitted
+        self.unrecorded: dict[str, Outcome] = {}  # accepted submits waiting to be recorded
+
+    async def record(self, outcome: Outcome) -> None:
+        """Record the outcome; an accepted submit is retried until it holds (never resent)."""
+        delay = 1.0
+        while True:
+            try:
+                await self.store.grouped(record_outcomes, outcome)
+                break
+            except Exception as exc:
+                if outcome.kind != "submitted":
+                    log.error(
+                        "%s: %s outcome not recorded (%s); the order is tried again when its "
+                        "lease runs out",
+                        outcome.order_id,
+                        outcome.kind,
+                        exc,
+                    )
+                    return
+                if await self._bare(outcome, exc):
+                    break
+            log.error(
+                "%s: accepted by %s but not recorded yet; trying again in %.0f s (it is not "
+                "sent again meanwhile)",
+                outcome.order_id,
+                outcome.transport,
+                delay,
+            )
+            self.unrecorded[outcome.order_id] = outcome
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                log.error(
+                    "%s: accepted by %s as %s, but the bridge stopped before it was recorded: "
+                    "it is sent again when its lease runs out",
+                    outcome.order_id,
+                    outcome.transport,
+                    ",".join(i or '""' for i in outcome.message_ids),
+                )
+                raise
+            delay = min(60.0, delay * 2)
+        self.unrecorded.pop(outcome.order_id, None)
+        log_outcome(outcome)
+        if outcome.kind == "final":
+            self.on_final()
+        elif outcome.kind == "submitted":
+            self.on_submitted()
+
+    async def _bare(self, outcome: Outcome, exc: Exception) -> bool:
+        """After the full record failed: the submitted status alone. True once it holds."""
+        ids = ",".join(i or '""' for i in outcome.message_ids)
+        log.error(
+            "%s: accepted by %s as %s, but recording its parts failed: %s",
+            outcome.order_id,
+            outcome.transport,
+            ids,
+            exc,
+        )
+        try:
+            done = await self.store.call(
+                record_submitted_bare, outcome.submitted(), utcnow(), f"{exc}"[:300]
+            )
+        except Exception as again:
+            log.error("%s: recording its submitted status failed too: %s", outcome.order_id, again)
+            return False
+        if done:
+            log.warning(
+                "%s: recorded as submitted without its parts (receipts for it cannot be "
+                "matched; the receipt timeout ends it)",
+                outcome.order_id,
+            )
+        else:
+            log.warning("%s: no longer waiting to be sent (gone or recorded)", outcome.order_id)
+        return True
+
+    async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
+        """Claim due orders in the next group commit (with the outcomes ending meanwhile)."""
+        claimed = await self.store.grouped(record_outcomes, claim)
+        assert claimed is not None
+        return claimed
+
+    async def record_cut(self, cut: Mapping[str, str]) -> None:
+        """Orders whose submit was cut off by a stop (order id -> transport): unknown outcome."""
+        now = utcnow()
+        outcomes = [
+            Outcome(
+                order_id,
+                "deferred",
+                reason=f"{UNKNOWN_PREFIX}: {name}: the bridge stopped before the SMSC answered",
+                next_at=now,
+                events=((UNKNOWN_OUTCOME, f"{name}: stopped while waiting for the answer"),),
+            )
+            for order_id, name in cut.items()
+        ]
+        try:
+            await self.store.call(record_outcomes, outcomes)
+        except Exception as exc:
+            log.error("orders cut off by the stop not recorded (%s): tried again later", exc)
+        log.warning("stopped while %d submit(s) waited for the SMSC: resubmitted later", len(cut))

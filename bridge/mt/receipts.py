@@ -1,0 +1,307 @@
+"""Store functions for receipts: keep each as received, then link it to its part and order.
+
+`insert_receipts` is all that happens before the SMSC gets its deliver_sm_resp.
+`apply_receipts` runs in the receipts step: it takes the oldest `new` receipts, matches
+each to the most recent part with its id on its transport that was submitted before
+the receipt arrived (SMSC ids are not unique: counters restart and wrap), moves parts
+and orders forward (never back) and queues the status notice when an order becomes
+final — set-based: a few statements per batch, not per receipt.
+
+* A receipt that arrives before its submit_sm_resp was recorded stays `new` until the
+  part exists. So that it cannot be matched to an older part with the same id in the
+  meantime, the receipts of a transport wait while a submit to it that began before
+  them is not recorded yet (`hold`, from the dispatcher).
+* A receipt whose part cannot be matched (empty, shared or reused id: `parts.py`)
+  becomes `unmatched`: kept and logged, never applied to another order.
+* A receipt without a part submitted within `window` before it becomes `orphan` after
+  `window` (kept, logged).
+* `finish_unconfirmed` ends the submitted orders whose receipt deadline
+  (`next_attempt_at`) has passed: "unconfirmed", with what is known (sent, no
+  delivery report; the parts' last reports), and the notices their policy asks for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from bridge.mt.orders import record_final
+from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
+from bridge.mt.receipt_states import SUBMITTED, next_part_state, order_outcome
+from bridge.mt.tables import Order, OrderEvent, OrderStatus, Part, Receipt
+from bridge.transports.base import Receipt as ReceiptValue
+
+log = logging.getLogger("bridge.receipts")
+
+_receipt = Receipt.__table__  # type: ignore[attr-defined]
+_part = Part.__table__  # type: ignore[attr-defined]
+_order = Order.__table__  # type: ignore[attr-defined]
+_event = OrderEvent.__table__  # type: ignore[attr-defined]
+
+# Built once: building a statement costs more CPU than SQLite running it.
+_INSERT = insert(_receipt)
+_SET_PART = (
+    update(_part)
+    .where(_part.c.id == bindparam("p_id"))
+    .values(
+        state=bindparam("p_state"), error_code=bindparam("p_error"), updated_at=bindparam("p_at")
+    )
+)
+_SET_APPLIED = (
+    update(_receipt)
+    .where(_receipt.c.id == bindparam("r_id"))
+    .values(status="applied", part_id=bindparam("r_part"))
+)
+_SET_STATUS = (
+    update(_receipt).where(_receipt.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
+)
+_INSERT_EVENT = insert(_event)
+# The most recent part with the receipt's id on its transport submitted before it arrived.
+_NEWEST_PART = (
+    select(_part.c.id)
+    .where(
+        _part.c.transport == _receipt.c.transport,
+        _part.c.smsc_id == _receipt.c.smsc_id,
+        _part.c.submitted_at <= _receipt.c.received_at,
+    )
+    .order_by(_part.c.submitted_at.desc(), _part.c.id.desc())
+    .limit(1)
+    .correlate(_receipt)
+    .scalar_subquery()
+)
+
+
+_MATCHED = (  # new receipts with their part
+    select(
+        _receipt.c.id,
+        _receipt.c.transport,
+        _receipt.c.smsc_id,
+        _receipt.c.state,
+        _receipt.c.error_code,
+        _receipt.c.received_at,
+        _part.c.id.label("part_id"),
+        _part.c.state.label("part_state"),
+        _part.c.order_id,
+        _part.c.seq,
+        _part.c.submitted_at,
+        _part.c.matchable,
+        REUSED_WHILE_OPEN.label("reused"),
+    )
+    .select_from(_receipt.join(_part, _part.c.id == _NEWEST_PART))
+    .where(_receipt.c.status == "new")
+    .order_by(_receipt.c.id)
+    .limit(bindparam("limit"))
+)
+_OLD_NEW = (
+    select(_receipt.c.id, _receipt.c.transport, _receipt.c.smsc_id)
+    .where(_receipt.c.status == "new", _receipt.c.received_at <= bindparam("cutoff"))
+    .order_by(_receipt.c.id)
+    .limit(bindparam("limit"))
+)
+_DUE_UNCONFIRMED = (
+    select(_order.c.id, _order.c.transport, _order.c.next_attempt_at)
+    .where(_order.c.status == OrderStatus.SUBMITTED, _order.c.next_attempt_at <= bindparam("now"))
+    .order_by(_order.c.next_attempt_at)
+    .limit(bindparam("limit"))
+)
+
+
+def _row(receipt: ReceiptValue, now: datetime) -> dict[str, Any]:
+    return {
+        "transport": receipt.transport,
+        "smsc_id": receipt.message_id,
+        "state": str(receipt.state),
+        "error_code": receipt.error_code,
+        "done_at": receipt.done_at,
+        "raw": receipt.raw[:2000],
+        "received_at": now,
+        "status": "new",
+    }
+
+
+def insert_receipt(conn: Connection, receipt: ReceiptValue, now: datetime) -> None:
+    conn.execute(_INSERT, [_row(receipt, now)])
+
+
+def insert_receipts(conn: Connection, receipts: Sequence[tuple[ReceiptValue, datetime]]) -> None:
+    """Several receipts in one statement (the inbox's group commit)."""
+    if receipts:
+        conn.execute(_INSERT, [_row(r, at) for r, at in receipts])
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    applied: int
+    orphaned: int
+    finished_orders: tuple[str, ...]
+    unmatched: int = 0
+    unconfirmed: int = 0
+
+
+def apply_receipts(
+    conn: Connection,
+    now: datetime,
+    limit: int,
+    window: float,
+    hold: Mapping[str, datetime] | None = None,
+) -> Applied:
+    """Apply up to `limit` new receipts; orphan the ones older than `window` seconds.
+
+    `hold`: transport -> the start of its oldest submit not yet recorded; its receipts
+    received since then wait (their part may be the one being recorded).
+    """
+    since = now - timedelta(seconds=window)
+    rows = conn.execute(_MATCHED, {"limit": limit, "since": since}).all()
+    held = hold or {}
+    reused: set[tuple[str, str]] = set()
+    part_state: dict[int, str] = {}
+    part_rows: dict[int, dict[str, Any]] = {}  # the last change per part
+    events: list[dict[str, Any]] = []
+    orders: dict[str, None] = {}  # touched orders, in order of appearance
+    applied: list[dict[str, Any]] = []
+    unmatched: list[dict[str, Any]] = []
+    for r in rows:
+        began = held.get(r.transport)
+        if began is not None and _aware(r.received_at) >= began:
+            continue  # a submit that began before it is being recorded: wait for it
+        if (r.received_at - r.submitted_at).total_seconds() > window:
+            continue  # only a part from long ago has this id: orphaned after the window
+        if r.reused and (r.transport, r.smsc_id) not in reused:
+            reused.add((r.transport, r.smsc_id))
+            notes = mark_reused(conn, r.transport, r.smsc_id, r.submitted_at, since)
+            events += [
+                {"order_id": o, "at": now, "event": "receipts", "detail": line} for o, line in notes
+            ]
+        if not r.matchable or r.reused:
+            unmatched.append({"r_id": r.id, "r_status": "unmatched"})
+            log.warning(
+                "receipt %s from %s for message id %r not applied: that id cannot be tied to "
+                "one message (order %s part %d)",
+                r.id,
+                r.transport,
+                r.smsc_id,
+                r.order_id,
+                r.seq,
+            )
+            continue
+        applied.append({"r_id": r.id, "r_part": r.part_id})
+        current = part_state.get(r.part_id, r.part_state)
+        new_state = next_part_state(current, r.state)
+        if new_state != current:
+            part_state[r.part_id] = new_state
+            part_rows[r.part_id] = {
+                "p_id": r.part_id,
+                "p_state": new_state,
+                "p_error": r.error_code,
+                "p_at": now,
+            }
+            detail = f"part {r.seq} ({r.smsc_id}): {r.state}"
+            if r.error_code:
+                detail += f" err {r.error_code}"
+            events.append({"order_id": r.order_id, "at": now, "event": "receipt", "detail": detail})
+        orders[r.order_id] = None
+    if part_rows:
+        conn.execute(_SET_PART, list(part_rows.values()))
+    if events:
+        conn.execute(_INSERT_EVENT, events)
+    if applied:
+        conn.execute(_SET_APPLIED, applied)
+    if unmatched:
+        conn.execute(_SET_STATUS, unmatched)
+    finished = _settle_orders(conn, list(orders), now)
+    orphaned = _orphan(conn, since, limit)
+    return Applied(len(applied), orphaned, tuple(finished), len(unmatched))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _settle_orders(conn: Connection, order_ids: list[str], now: datetime) -> list[str]:
+    """Finish the orders whose parts now say so; returns those that became final."""
+    if not order_ids:
+        return []
+    open_orders = {
+        r.id: r.parts
+        for r in conn.execute(
+            select(_order.c.id, _order.c.parts).where(
+                _order.c.id.in_(order_ids), _order.c.status == "submitted"
+            )
+        )
+    }
+    if not open_orders:
+        return []
+    states: dict[str, list[str]] = {}
+    for r in conn.execute(
+        select(_part.c.order_id, _part.c.state).where(_part.c.order_id.in_(list(open_orders)))
+    ):
+        states.setdefault(r.order_id, []).append(r.state)
+    finished: list[str] = []
+    for order_id in order_ids:
+        if order_id not in open_orders:
+            continue
+        outcome = order_outcome(states.get(order_id, []), open_orders[order_id])
+        if outcome is None:
+            continue
+        reason = (
+            "every part delivered"
+            if outcome == "delivered"
+            else "the network could not deliver a part"
+        )
+        if record_final(conn, order_id, now, outcome, reason):
+            finished.append(order_id)
+    return finished
+
+
+def _orphan(conn: Connection, cutoff: datetime, limit: int) -> int:
+    """Mark `new` receipts older than the window as orphans (no part matched them in time)."""
+    rows = conn.execute(_OLD_NEW, {"cutoff": cutoff, "limit": limit}).all()
+    if not rows:
+        return 0
+    conn.execute(
+        update(_receipt).where(_receipt.c.id.in_([r.id for r in rows])).values(status="orphan")
+    )
+    for r in rows:
+        log.warning(
+            "receipt %s from %s for unknown message id %s: orphaned", r.id, r.transport, r.smsc_id
+        )
+    return len(rows)
+
+
+def finish_unconfirmed(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """End submitted orders past their receipt deadline as "unconfirmed"; returns their ids."""
+    due = conn.execute(_DUE_UNCONFIRMED, {"now": now, "limit": limit}).all()
+    if not due:
+        return []
+    parts: dict[str, list[Any]] = {}
+    for p in conn.execute(
+        select(_part.c.order_id, _part.c.seq, _part.c.state, _part.c.matchable)
+        .where(_part.c.order_id.in_([o.id for o in due]))
+        .order_by(_part.c.order_id, _part.c.seq)
+    ):
+        parts.setdefault(p.order_id, []).append(p)
+    finished = []
+    for o in due:
+        reason = unconfirmed_reason(o.transport or "", parts.get(o.id, []))
+        if record_final(conn, o.id, now, OrderStatus.UNCONFIRMED, reason):
+            log.warning("%s: unconfirmed: %s", o.id, reason)
+            finished.append(o.id)
+    return finished
+
+
+def unconfirmed_reason(transport: str, parts: Sequence[Any]) -> str:
+    """What is known about an order that got no final report in time, in one line."""
+    head = f"sent via {transport}, no delivery report"
+    if not parts:
+        return f"{head} (its parts were not recorded)"
+    if not all(p.matchable for p in parts):
+        return f"{head}: the SMSC's message ids cannot be tied to receipts (empty or not unique)"
+    counts = Counter("without report" if p.state == SUBMITTED else str(p.state) for p in parts)
+    known = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    return f"{head} before the receipt timeout (parts: {known})"

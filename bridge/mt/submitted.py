@@ -1,0 +1,143 @@
+"""Store functions for orders the SMSC accepted: their parts, status, receipt deadline, history.
+
+An SMS the SMSC accepted is recorded as submitted whatever ids it got (`bridge/db/
+parts.py` says which parts receipts can be tied to). The order's `next_attempt_at`
+becomes its receipt deadline: when no final report has come by then, the receipts step
+ends it as "unconfirmed" (`bridge/mt/receipts.py`). `record_submitted_bare` is the
+last resort when the full record fails: the status alone, so that an accepted SMS is
+never submitted again because its bookkeeping failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, or_, update
+
+from bridge.inbound.store import record_order_assignments
+from bridge.mt.parts import part_rows, unmatchable_events
+from bridge.mt.tables import Order, OrderEvent, Part
+
+_order = Order.__table__  # type: ignore[attr-defined]
+_event = OrderEvent.__table__  # type: ignore[attr-defined]
+_part = Part.__table__  # type: ignore[attr-defined]
+_OPEN = ("queued", "deferred")
+
+# Without a deadline from the transport: the default validity (48 h) plus one hour.
+DEFAULT_RECEIPT_WAIT = timedelta(hours=49)
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """An order whose parts the SMSC accepted, with its history lines of this attempt."""
+
+    order_id: str
+    transport: str
+    message_ids: tuple[str, ...]
+    events: tuple[tuple[str, str], ...] = ()  # written before the "submitted" line
+    submitted_at: datetime | None = None  # when the submit began (default: when recorded)
+    receipt_due: datetime | None = None  # no final report by then: "unconfirmed"
+
+
+def _event_row(order_id: str, at: datetime, event: str, detail: str) -> dict[str, Any]:
+    return {"order_id": order_id, "at": at, "event": event, "detail": detail[:2000]}
+
+
+_INSERT_PART = insert(_part)
+_INSERT_EVENT = insert(_event)
+_SET_SUBMITTED = (  # built once: statement building costs more CPU than the UPDATE
+    update(_order)
+    .where(_order.c.id == bindparam("o_id"), or_(*(_order.c.status == s for s in _OPEN)))
+    .values(
+        status="submitted",
+        transport=bindparam("o_transport"),
+        parts=bindparam("o_parts"),
+        updated_at=bindparam("o_at"),
+        next_attempt_at=bindparam("o_due"),
+        error="",
+    )
+)
+
+
+def record_submitted(
+    conn: Connection,
+    order_id: str,
+    now: datetime,
+    transport: str,
+    message_ids: tuple[str, ...],
+    receipt_due: datetime | None = None,
+) -> None:
+    """All parts were accepted by the SMSC: store them and mark the order submitted."""
+    record_submitted_many(conn, now, [Submitted(order_id, transport, message_ids)], receipt_due)
+
+
+def record_submitted_many(
+    conn: Connection,
+    now: datetime,
+    orders: Sequence[Submitted],
+    receipt_due: datetime | None = None,
+) -> None:
+    """Several submitted orders at once: parts, statuses and history in a few statements."""
+    if not orders:
+        return
+    default_due = receipt_due or now + DEFAULT_RECEIPT_WAIT
+    rows = [
+        row
+        for o in orders
+        for row in part_rows(o.order_id, o.transport, o.message_ids, o.submitted_at or now, now)
+    ]
+    notes = unmatchable_events(rows)
+    if rows:
+        conn.execute(_INSERT_PART, rows)
+    conn.execute(
+        _SET_SUBMITTED,
+        [
+            {
+                "o_id": o.order_id,
+                "o_transport": o.transport,
+                "o_parts": len(o.message_ids),
+                "o_at": now,
+                "o_due": o.receipt_due or default_due,
+            }
+            for o in orders
+        ],
+    )
+    events = [_event_row(o.order_id, now, e, d) for o in orders for e, d in o.events]
+    events += [
+        _event_row(o.order_id, now, "submitted", f"via {o.transport}, {_ids(o.message_ids)}")
+        for o in orders
+    ]
+    events += [_event_row(order_id, now, "receipts", line) for order_id, line in notes]
+    conn.execute(_INSERT_EVENT, events)
+    # Replies from the recipients come back to these orders' senders.
+    record_order_assignments(conn, [o.order_id for o in orders], now)
+
+
+def record_submitted_bare(conn: Connection, o: Submitted, now: datetime, why: str) -> bool:
+    """The last resort: only the order's status (no parts), so it is never sent again.
+
+    Receipts for it cannot be matched (it has no parts); the receipt timeout ends it.
+    False when the order is no longer waiting to be sent (gone, or recorded already).
+    """
+    result = conn.execute(
+        _SET_SUBMITTED,
+        {
+            "o_id": o.order_id,
+            "o_transport": o.transport,
+            "o_parts": len(o.message_ids),
+            "o_at": now,
+            "o_due": o.receipt_due or now + DEFAULT_RECEIPT_WAIT,
+        },
+    )
+    if not result.rowcount:
+        return False
+    line = f"via {o.transport}, {_ids(o.message_ids)}; its parts could not be recorded: {why}"
+    conn.execute(_INSERT_EVENT, [_event_row(o.order_id, now, "submitted", line)])
+    return True
+
+
+def _ids(message_ids: Sequence[str]) -> str:
+    return "ids " + ",".join(i or '""' for i in message_ids)

@@ -1,0 +1,168 @@
+"""Mail-to-SMS tables: mails, orders and their history, parts, receipts; the order status words.
+
+Times are timezone-aware UTC datetimes (`utcnow()`); SQLModel stores them as UTC on
+SQLite and PostgreSQL alike and refuses naive ones. Every queue table has `status` and
+`next_attempt_at`; workers claim due rows with `bridge.db.queue`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, text
+from sqlmodel import Field, SQLModel
+
+from bridge.db.clock import utcnow
+
+
+class OrderStatus(enum.StrEnum):
+    QUEUED = "queued"  # accepted, waiting for dispatch
+    DEFERRED = "deferred"  # a temporary failure; next_attempt_at says when again
+    SUBMITTED = "submitted"  # every part accepted by the SMSC
+    DELIVERED = "delivered"  # every part delivered (final)
+    UNDELIVERABLE = "undeliverable"  # a part failed on the network (final)
+    EXPIRED = "expired"  # retried for too long (final)
+    FAILED = "failed"  # the SMSC refused it for good (final)
+    # accepted by the SMSC, but no final delivery report came before the receipt timeout,
+    # or receipts cannot be tied to it (final: "sent, no delivery report")
+    UNCONFIRMED = "unconfirmed"
+    HELD = "held"  # an unexpected error; waits for an operator (traceback in `error`)
+
+
+# The SQL predicate of an open (claimable) order, written out so that the partial index
+# ix_order_open and the claim query match it literally.
+OPEN_ORDERS = "status IN ('queued', 'deferred')"
+
+
+FINAL_ORDER_STATUSES = frozenset(
+    {
+        OrderStatus.DELIVERED,
+        OrderStatus.UNDELIVERABLE,
+        OrderStatus.EXPIRED,
+        OrderStatus.FAILED,
+        OrderStatus.UNCONFIRMED,
+    }
+)
+
+
+class ReceiptStatus(enum.StrEnum):
+    NEW = "new"  # stored and acknowledged, not yet linked to a part
+    APPLIED = "applied"  # linked; its part and order moved forward
+    ORPHAN = "orphan"  # no part matched within the receipt window (kept, logged)
+    # its id names a part receipts cannot be tied to (an empty id, one id for several
+    # parts, or an id the SMSC gave to two open messages): kept, logged, never applied
+    UNMATCHED = "unmatched"
+
+
+class Mail(SQLModel, table=True):
+    """One accepted SMTP transaction; its id is the "queued as" id."""
+
+    id: str = Field(primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow)
+    envelope_from: str
+    user_id: int = Field(foreign_key="user.id", index=True)
+    client_addr: str = ""
+    helo: str = ""
+    message_id: str = ""
+    subject: str = ""
+    size: int = 0
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    dsn_ret: str | None = None  # RFC 3461 RET (FULL | HDRS) as received
+    dsn_envid: str | None = None  # RFC 3461 ENVID, xtext-decoded
+    dedupe_key: str | None = Field(default=None, index=True)  # same mail delivered twice
+
+
+class Order(SQLModel, table=True):
+    """One MT request: one mail × one recipient number (E.164)."""
+
+    __tablename__ = "order"
+    __table_args__ = (
+        Index("ix_order_due", "status", "next_attempt_at"),
+        # Only open orders, in claiming order: a claim reads `limit` rows, whatever the backlog.
+        Index(
+            "ix_order_open",
+            "priority",
+            "next_attempt_at",
+            sqlite_where=text(OPEN_ORDERS),
+            postgresql_where=text(OPEN_ORDERS),
+        ),
+        Index("ix_order_created_at", "created_at"),  # reports and the purge look by time
+    )
+
+    id: str = Field(primary_key=True)  # <mail id>.<n>
+    mail_id: str = Field(foreign_key="mail.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    recipient: str = Field(index=True)  # E.164 with '+'
+    rcpt_address: str  # the envelope address exactly as the client wrote it
+    sender_id: str
+    text: str
+    encoding: str  # gsm7 | ucs2
+    parts: int
+    status: str = OrderStatus.QUEUED
+    priority: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    final_at: datetime | None = None
+    transport: str | None = None
+    error: str = ""
+    policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dsn_notify: str | None = None  # RFC 3461 NOTIFY as received (e.g. "SUCCESS,FAILURE")
+    dsn_orcpt: str | None = None  # RFC 3461 ORCPT as received
+    delay_notified: bool = False  # a DELAY DSN was sent
+
+
+class OrderEvent(SQLModel, table=True):
+    """One line of an order's history: why each attempt happened and how it ended."""
+
+    __tablename__ = "order_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="order.id", index=True)
+    at: datetime = Field(default_factory=utcnow)
+    event: str
+    detail: str = ""
+
+
+class Part(SQLModel, table=True):
+    """One SMS segment of an order, with the SMSC's message id.
+
+    SMSC message ids are not unique (counters restart and wrap, some SMSCs answer ""
+    or one id for every part of a message), so a part is stored whatever id it got;
+    receipts are matched to the most recent part with their id on their transport
+    (`bridge/mt/receipts.py`), and `matchable` is false where that cannot be right.
+    """
+
+    __table_args__ = (Index("ix_part_smsc", "transport", "smsc_id", "submitted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="order.id", index=True)
+    seq: int
+    transport: str
+    smsc_id: str
+    state: str = "submitted"  # submitted, or a ReceiptState value
+    error_code: str = ""
+    updated_at: datetime = Field(default_factory=utcnow)
+    submitted_at: datetime = Field(default_factory=utcnow)  # when its submit_sm went out
+    matchable: bool = True  # false: receipts cannot be tied to it (see bridge/mt/parts.py)
+
+
+class Receipt(SQLModel, table=True):
+    """One delivery receipt exactly as received, before it is applied."""
+
+    __table_args__ = (Index("ix_receipt_due", "status", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    transport: str
+    smsc_id: str
+    state: str
+    error_code: str = ""
+    done_at: datetime | None = None
+    raw: str = ""
+    received_at: datetime = Field(default_factory=utcnow)
+    status: str = ReceiptStatus.NEW
+    part_id: int | None = None

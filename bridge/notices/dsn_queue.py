@@ -1,0 +1,127 @@
+"""Store functions for delivery status notifications (RFC 3464): which orders get one, and when.
+
+A client that asked with NOTIFY gets exactly the DSNs it asked for (SUCCESS,
+FAILURE, DELAY; NEVER: none), whatever the profile says about HTML status mails.
+Without NOTIFY, the order's policy decides: DSNs are sent when its `notify_channel`
+includes "dsn", for the events its `notify` level covers. The notice context carries
+everything the DSN builder needs, including the original header block (RET=HDRS,
+the default) or the whole original mail (RET=FULL).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from bridge.intake.dsn_params import xtext_decode
+from bridge.mt.tables import Mail, Order
+from bridge.notices.queue import FINAL_ROW, queue_notice
+
+_order = Order.__table__  # type: ignore[attr-defined]
+_mail = Mail.__table__  # type: ignore[attr-defined]
+
+# Final order status -> (DSN event, Action, Status).
+_FINAL = {
+    "delivered": ("SUCCESS", "delivered", "2.0.0"),
+    "undeliverable": ("FAILURE", "failed", "5.0.0"),
+    "failed": ("FAILURE", "failed", "5.0.0"),
+    "expired": ("FAILURE", "failed", "5.4.7"),
+    # Sent, but no delivery report came: handed to a network that reports no delivery.
+    "unconfirmed": ("SUCCESS", "relayed", "2.0.0"),
+}
+
+
+def _decode_orcpt(orcpt: str | None) -> str:
+    if not orcpt:
+        return ""
+    addr_type, _, addr = orcpt.partition(";")
+    return f"{addr_type};{xtext_decode(addr)}"
+
+
+def dsn_wanted(notify: str | None, policy: dict[str, Any], event: str) -> bool:
+    """Does this order get a DSN for `event` (SUCCESS, FAILURE or DELAY)?"""
+    if notify:
+        return event in notify.upper().split(",")
+    channel = policy.get("notify_channel") or ("html",)
+    if "dsn" not in channel:
+        return False
+    level = policy.get("notify", "failures")
+    return level == "all" if event == "SUCCESS" else level in ("failures", "all")
+
+
+def _original(raw: bytes, ret: str | None) -> str:
+    if ret != "FULL":
+        end = raw.find(b"\r\n\r\n")
+        raw = raw if end < 0 else raw[: end + 2]
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _queue(
+    conn: Connection, row: Any, now: datetime, event: str, action: str, status: str, diagnostic: str
+) -> int | None:
+    """Queue the DSN for `row` (an order row read with FINAL_ROW) if one is wanted."""
+    if not row.envelope_from or not dsn_wanted(row.dsn_notify, row.policy or {}, event):
+        return None
+    raw = conn.execute(select(_mail.c.raw).where(_mail.c.id == row.mail_id)).scalar_one()
+    context = {
+        "order_id": row.id,
+        "mail_id": row.mail_id,
+        "event": event,
+        "action": action,
+        "status": status,
+        "diagnostic": diagnostic,
+        "envid": xtext_decode(row.dsn_envid) if row.dsn_envid else "",
+        "orcpt": _decode_orcpt(row.dsn_orcpt),
+        "final_recipient": row.rcpt_address,
+        "msisdn": row.recipient,
+        "arrival_date": format_datetime(row.received_at),
+        "last_attempt_date": format_datetime(now),
+        "in_reply_to": row.mail_message_id,
+        "subject": row.mail_subject,
+        "text": row.text,
+        "ret": row.dsn_ret or "HDRS",
+        "original": _original(raw, row.dsn_ret),
+    }
+    return queue_notice(
+        conn, "dsn", row.envelope_from, context, now, customer=row.customer_name, order_id=row.id
+    )
+
+
+def queue_final_dsn_for(conn: Connection, row: Any, now: datetime) -> int | None:
+    """Queue the success or failure DSN of a finished order row, if one is wanted."""
+    if row.status not in _FINAL:
+        return None
+    event, action, status = _FINAL[row.status]
+    delivered = row.status == "delivered"
+    detail = "delivered to the handset" if delivered else row.error or row.status
+    return _queue(conn, row, now, event, action, status, f"X-SMPP; {detail}")
+
+
+def queue_delay_dsns(conn: Connection, now: datetime, delay_after: float, limit: int) -> int:
+    """Queue one DELAY DSN for each order deferred longer than `delay_after` seconds."""
+    rows = conn.execute(
+        select(_order.c.id, _order.c.error)
+        .where(
+            _order.c.status == "deferred",
+            _order.c.delay_notified.is_(False),
+            _order.c.created_at <= now - timedelta(seconds=delay_after),
+        )
+        .limit(limit)
+    ).all()
+    for r in rows:
+        conn.execute(update(_order).where(_order.c.id == r.id).values(delay_notified=True))
+        row = conn.execute(FINAL_ROW, {"order_id": r.id}).one()
+        _queue(
+            conn,
+            row,
+            now,
+            "DELAY",
+            "delayed",
+            "4.4.7",
+            f"X-SMPP; deferred: {r.error or 'not yet accepted'}",
+        )
+    return len(rows)

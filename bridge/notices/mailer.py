@@ -1,0 +1,208 @@
+"""The notice worker: claim due notices, render them, hand them to the relay or the Maildir.
+
+With `mode = "smtp"` each notice goes out by the transport table's rules (per recipient
+domain: a relay or the domain's MX, and a TLS level; `bridge/notices/smtp_client.py`);
+a 4xx reply or a connection problem defers the notice with backoff, a 5xx to MAIL, RCPT
+or DATA fails it at once (`bridge/notices/refusals.py`). With `mode = "maildir"` (the
+embedded default) each notice is written to `maildir/new/` through `tmp/` with fsync,
+as a local MTA would: all notices of one step are written, each file fsync'd, renamed,
+and then the directory fsync'd once. Rendering and writing run in a worker thread, off the event
+loop; the outcomes of one step are recorded in one transaction, after delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+import traceback
+from collections import Counter
+from datetime import datetime
+from email.message import Message
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
+from bridge.notices import queue as notice_sql
+from bridge.notices.dsn import build_dsn
+from bridge.notices.headers import HeaderError
+from bridge.notices.queue import NoticeOutcome, NoticeWork
+from bridge.notices.render import Renderer
+from bridge.notices.smtp_client import DeliveryError, Login, SmtpClient
+from bridge.retry import next_attempt
+from bridge.settings import MailerSettings
+
+log = logging.getLogger("bridge.notices.mailer")
+
+
+Result = None | str | DeliveryError  # sent | held (traceback) | refused or unreachable
+
+
+class Mailer:
+    def __init__(self, settings: MailerSettings, store: Store, renderer: Renderer) -> None:
+        self.settings = settings
+        self.store = store
+        self.renderer = renderer
+        self.counts: Counter[str] = Counter()  # outcomes since start: sent, deferred, failed, held
+        s = settings
+        self.client = SmtpClient(
+            s.transport_table(),
+            ehlo_name=s.ehlo_name or renderer.hostname,
+            timeout=s.timeout,
+            login=Login(s.username, s.password) if s.username else None,
+            dns_servers=s.dns_servers,
+        )
+
+    async def step(self) -> int:
+        claimed = await self.store.call(
+            notice_sql.claim_notices, utcnow(), self.settings.concurrency, 300.0
+        )
+        if not claimed:
+            return 0
+        if self.settings.mode == "maildir":
+            results = await asyncio.to_thread(self._write_all, claimed)
+        else:
+            results = list(await asyncio.gather(*(self._send(n) for n in claimed)))
+        now = utcnow()
+        outcomes = [self._outcome(n, r, now) for n, r in zip(claimed, results, strict=True)]
+        self.counts.update(o.status for o in outcomes)
+        await self.store.call(notice_sql.record_notices, now, outcomes)
+        return len(claimed)
+
+    def _message(self, notice: NoticeWork) -> tuple[Message | bytes, str]:
+        """The notice as a message (as bytes when cheaper), and its envelope sender."""
+        if notice.kind == "dsn":  # the null reverse-path: nobody answers a DSN (RFC 3461)
+            dsn = build_dsn(
+                notice.context, reporting_mta=self.renderer.hostname, recipient=notice.recipient
+            )
+            return dsn, ""
+        sender = self.settings.from_address
+        if not sender:  # aiosmtplib takes bytes only with a sender
+            return self.renderer.render(notice.kind, notice.recipient, notice.context), sender
+        return self.renderer.render_bytes(notice.kind, notice.recipient, notice.context), sender
+
+    async def _send(self, notice: NoticeWork) -> Result:
+        try:
+            message, sender = await asyncio.to_thread(self._message, notice)
+            await self.deliver(message, notice.recipient, sender)
+        except DeliveryError as exc:
+            return exc
+        except HeaderError as exc:  # an address no header may carry: refused, not held
+            return DeliveryError(str(exc), permanent=True)
+        except Exception:
+            return traceback.format_exc()
+        return None
+
+    def _write_all(self, notices: list[NoticeWork]) -> list[Result]:
+        """Render every notice and write them into the Maildir (in a worker thread)."""
+        results: list[Result] = []
+        data: list[bytes] = []
+        for notice in notices:
+            try:
+                message = self._message(notice)[0]
+                data.append(message if isinstance(message, bytes) else message.as_bytes())
+                results.append(None)
+            except HeaderError as exc:
+                results.append(DeliveryError(str(exc), permanent=True))
+            except Exception:
+                results.append(traceback.format_exc())
+        try:
+            write_maildir_batch(self.settings.maildir, data)
+        except Exception:
+            tb = traceback.format_exc()
+            return [tb if r is None else r for r in results]
+        return results
+
+    def _outcome(self, notice: NoticeWork, result: Result, now: datetime) -> NoticeOutcome:
+        if result is None:
+            log.info(
+                "notice %s: %s for %s sent to <%s>",
+                notice.id,
+                notice.kind,
+                notice.context.get("order_id", "-"),
+                notice.recipient,
+            )
+            return NoticeOutcome(notice.id, "sent")
+        if isinstance(result, str):
+            log.error(
+                "notice %s (%s to %s) held after an unexpected error:\n%s",
+                notice.id,
+                notice.kind,
+                notice.recipient,
+                result,
+            )
+            return NoticeOutcome(notice.id, "held", result)
+        reason = str(result)
+        next_at = (
+            None
+            if result.permanent
+            else next_attempt(
+                notice.created_at,
+                now,
+                minimum=self.settings.retry_min,
+                maximum=self.settings.retry_max,
+                lifetime=self.settings.lifetime,
+            )
+        )
+        if next_at is None:
+            log.error("notice %s to <%s> failed: %s", notice.id, notice.recipient, reason)
+            return NoticeOutcome(notice.id, "failed", reason)
+        log.warning(
+            "notice %s to <%s> deferred until %s: %s", notice.id, notice.recipient, next_at, reason
+        )
+        return NoticeOutcome(notice.id, "deferred", reason, next_at)
+
+    async def deliver(self, message: Message | bytes, recipient: str, sender: str) -> None:
+        """Write one message into the Maildir, or send it by the transport table's rules."""
+        data = message if isinstance(message, bytes) else message.as_bytes(policy=SMTP_POLICY)
+        if self.settings.mode == "maildir":
+            await asyncio.to_thread(write_maildir, self.settings.maildir, data)
+            return
+        await self.client.send(data, sender, recipient)
+
+
+def _maildir(root: Path) -> None:
+    if not (root / "new").is_dir() or not (root / "tmp").is_dir() or not (root / "cur").is_dir():
+        for sub in ("tmp", "new", "cur"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _unique_name() -> str:
+    return f"{time.time():.6f}.P{os.getpid()}R{secrets.token_hex(6)}.{_HOST}"
+
+
+_HOST = socket.gethostname()
+
+
+def write_maildir(root: Path, data: bytes) -> Path:
+    """Deliver one message into a Maildir (tmp/ → fsync → rename into new/)."""
+    return write_maildir_batch(root, [data])[0]
+
+
+def write_maildir_batch(root: Path, messages: list[bytes]) -> list[Path]:
+    """Deliver messages into a Maildir: each through tmp/ with fsync, renamed into new/,
+    then one fsync of new/ for all of them (only after it are they delivered)."""
+    if not messages:
+        return []
+    _maildir(root)
+    finals: list[Path] = []
+    for data in messages:
+        name = _unique_name()
+        tmp = root / "tmp" / name
+        with open(tmp, "wb") as fh:
+            fh.write(data.replace(b"\r\n", b"\n"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        final = root / "new" / name
+        os.rename(tmp, final)
+        finals.append(final)
+    fd = os.open(root / "new", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return finals

@@ -1,0 +1,278 @@
+"""Store functions for the notice queue: queue status mails, claim due notices, record outcomes.
+
+A notice row holds everything its template needs (`context`), so the mailer renders
+it without further queries and a notice can be re-sent exactly as it was queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+
+from bridge.db.queue import OPEN, claim_due
+from bridge.inbound.tables import InboundCustomer
+from bridge.lists.tables import ListMail
+from bridge.mt.tables import Mail, Order
+from bridge.notices.tables import Notice
+from bridge.notices.times import shown_time
+from bridge.tenants.tables import Customer, User
+
+_notice = Notice.__table__  # type: ignore[attr-defined]
+_order = Order.__table__  # type: ignore[attr-defined]
+_mail = Mail.__table__  # type: ignore[attr-defined]
+_user = User.__table__  # type: ignore[attr-defined]
+_list_mail = ListMail.__table__  # type: ignore[attr-defined]
+_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+_OPEN = OPEN
+
+
+# Final statuses that are not failures: delivered, and "unconfirmed" (sent, no delivery
+# report: nothing is known to have failed; a DSN says "relayed" for it).
+NOT_FAILED = frozenset({"delivered", "unconfirmed"})
+
+
+def wants_notice(notify: str, status: str) -> bool:
+    """Does a user with this `notify` setting want a status mail for this final status?"""
+    if notify == "all":
+        return True
+    return notify == "failures" and status not in NOT_FAILED
+
+
+# One query (built once) for what a status notice needs, and whether the mail went to lists.
+# It also carries what the DSN and the status push need, so a finished order costs one
+# read for all three (`bridge.store.final`).
+FINAL_ROW = (
+    select(
+        _order,
+        _mail.c.message_id.label("mail_message_id"),
+        _mail.c.subject.label("mail_subject"),
+        _mail.c.envelope_from,
+        _mail.c.received_at,
+        _mail.c.dsn_ret,
+        _mail.c.dsn_envid,
+        _user.c.display_name,
+        _user.c.customer_id,
+        _customer.c.name.label("customer_name"),
+        _list_mail.c.mail_id.label("list_mail_id"),
+        _icust.c.status_push,
+    )
+    .select_from(
+        _order.join(_mail)
+        .join(_user, _order.c.user_id == _user.c.id)
+        .join(_customer, _customer.c.id == _user.c.customer_id)
+        .outerjoin(_list_mail, _list_mail.c.mail_id == _order.c.mail_id)
+        .outerjoin(_icust, _icust.c.customer_id == _user.c.customer_id)
+    )
+    .where(_order.c.id == bindparam("order_id"))
+)
+_INSERT_NOTICE = insert(_notice)
+
+
+def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | None:
+    """The same, for an order row read with FINAL_ROW."""
+    from bridge.lists import store as lists  # lists imports this module
+
+    if row.list_mail_id is not None:
+        lists.queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
+        return None
+    policy = row.policy or {}
+    if "html" not in (policy.get("notify_channel") or ("html",)):
+        return None
+    if not wants_notice(str(policy.get("notify", "failures")), row.status):
+        return None
+    zone = str(policy.get("timezone") or "UTC")  # the user's, else the customer's, else ours
+    context: dict[str, Any] = {
+        "customer": row.customer_name,
+        "timezone": zone,
+        "order_id": row.id,
+        "mail_id": row.mail_id,
+        "status": row.status,
+        "recipient": row.recipient,
+        "sender_id": row.sender_id,
+        "text": row.text,
+        "encoding": row.encoding,
+        "parts": row.parts,
+        "attempts": row.attempts,
+        "error": row.error,
+        "received_at": shown_time(row.received_at, zone),
+        "final_at": shown_time(row.final_at or now, zone),
+        "subject": row.mail_subject,
+        "in_reply_to": row.mail_message_id,
+        "to_name": row.display_name,
+        "cost_centre": policy.get("cost_centre", ""),
+    }
+    result = conn.execute(
+        _INSERT_NOTICE,
+        {
+            "kind": "status",
+            "recipient": policy.get("notify_address") or row.envelope_from,
+            "order_id": row.id,
+            "context": context,
+            "status": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "error": "",
+        },
+    )
+    key = result.inserted_primary_key
+    return int(key[0]) if key else None
+
+
+def queue_notice(
+    conn: Connection,
+    kind: str,
+    recipient: str,
+    context: dict[str, Any],
+    now: datetime,
+    *,
+    customer: str,
+    **links: Any,
+) -> int:
+    """Queue any notice (sms2mail, …) with its complete template context.
+
+    `customer` (its name, "" for the bridge's own mails) picks the customer's templates
+    when the notice is rendered: every notice names it, so none can forget it.
+    """
+    result = conn.execute(
+        insert(_notice).values(
+            kind=kind,
+            recipient=recipient,
+            context={**context, "customer": customer},
+            status="queued",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            error="",
+            **links,
+        )
+    )
+    key = result.inserted_primary_key
+    return int(key[0]) if key else 0
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeWork:
+    id: int
+    kind: str
+    recipient: str
+    context: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+def claim_notices(conn: Connection, now: datetime, limit: int, lease: float) -> list[NoticeWork]:
+    rows = claim_due(conn, _notice, now, limit, lease)
+    return [
+        NoticeWork(r.id, r.kind, r.recipient, r.context or {}, r.attempts + 1, r.created_at)
+        for r in rows
+    ]
+
+
+def record_notice(
+    conn: Connection,
+    notice_id: int,
+    now: datetime,
+    status: str,
+    error: str = "",
+    next_at: datetime | None = None,
+) -> None:
+    """Record a send attempt: sent, deferred (with next_at), failed or held."""
+    record_notices(conn, now, [NoticeOutcome(notice_id, status, error, next_at)])
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeOutcome:
+    """How one send attempt ended: sent, deferred (with next_at), failed or held."""
+
+    notice_id: int
+    status: str
+    error: str = ""
+    next_at: datetime | None = None
+
+
+def _record_statement(**extra: Any) -> Any:
+    return (
+        update(_notice)
+        .where(_notice.c.id == bindparam("n_id"), or_(*(_notice.c.status == s for s in _OPEN)))
+        .values(status=bindparam("n_status"), error=bindparam("n_error"), **extra)
+    )
+
+
+# Built once (statement building costs more CPU than the UPDATE): sent, rescheduled, other.
+_RECORD_SENT = _record_statement(sent_at=bindparam("n_at"))
+_RECORD_NEXT = _record_statement(next_attempt_at=bindparam("n_next"))
+_RECORD = _record_statement()
+
+
+def record_notices(conn: Connection, now: datetime, outcomes: Sequence[NoticeOutcome]) -> None:
+    """Record the send attempts of one mailer step (a few executemany statements)."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for o in outcomes:
+        row = {"n_id": o.notice_id, "n_status": o.status, "n_error": o.error[-4000:]}
+        if o.status == "sent" and o.next_at is not None:  # both: the general form
+            record_notice_values(conn, now, o)
+            continue
+        if o.status == "sent":
+            groups.setdefault(_RECORD_SENT, []).append({**row, "n_at": now})
+        elif o.next_at is not None:
+            groups.setdefault(_RECORD_NEXT, []).append({**row, "n_next": o.next_at})
+        else:
+            groups.setdefault(_RECORD, []).append(row)
+    for statement, rows in groups.items():
+        conn.execute(statement, rows)
+
+
+def record_notice_values(conn: Connection, now: datetime, o: NoticeOutcome) -> None:
+    values: dict[str, Any] = {"status": o.status, "error": o.error[-4000:]}
+    if o.status == "sent":
+        values["sent_at"] = now
+    if o.next_at is not None:
+        values["next_attempt_at"] = o.next_at
+    conn.execute(
+        update(_notice)
+        .where(_notice.c.id == o.notice_id, _notice.c.status.in_(_OPEN))
+        .values(**values)
+    )
+
+
+def count_notices(conn: Connection) -> dict[tuple[str, str], int]:
+    """How many notices there are per (kind, status)."""
+    rows = conn.execute(
+        select(_notice.c.kind, _notice.c.status, func.count()).group_by(
+            _notice.c.kind, _notice.c.status
+        )
+    )
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def list_notices(
+    conn: Connection, status: str | None, limit: int, order_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest notices (of one status, or of one order), with their last error."""
+    query = (
+        select(
+            _notice.c.id,
+            _notice.c.kind,
+            _notice.c.recipient,
+            _notice.c.status,
+            _notice.c.attempts,
+            _notice.c.created_at,
+            _notice.c.sent_at,
+            _notice.c.next_attempt_at,
+            _notice.c.order_id,
+            _notice.c.error,
+        )
+        .order_by(_notice.c.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(_notice.c.status == status)
+    if order_id:
+        query = query.where(_notice.c.order_id == order_id)
+    return [dict(r._mapping) for r in conn.execute(query)]

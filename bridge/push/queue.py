@@ -1,0 +1,130 @@
+"""Store functions for the HTTP push queue: queue a push, claim due pushes, record outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from bridge.db.queue import OPEN, claim_due
+from bridge.inbound.store import customer_inbound
+from bridge.notices.queue import queue_notice
+from bridge.push.tables import PushDelivery
+
+_push = PushDelivery.__table__  # type: ignore[attr-defined]
+_OPEN = OPEN
+
+
+def queue_push(
+    conn: Connection,
+    customer_id: int,
+    inbound_id: int | None,
+    target: dict[str, Any],
+    body: str,
+    content_type: str,
+    now: datetime,
+    give_up_after: float,
+) -> int:
+    key = conn.execute(
+        insert(_push).values(
+            customer_id=customer_id,
+            inbound_id=inbound_id,
+            target=target,
+            body=body,
+            content_type=content_type,
+            status="queued",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            give_up_at=now + timedelta(seconds=give_up_after),
+            error="",
+        )
+    ).inserted_primary_key
+    return int(key[0]) if key else 0
+
+
+@dataclass(frozen=True, slots=True)
+class PushWork:
+    id: int
+    customer_id: int
+    inbound_id: int | None
+    target: dict[str, Any]
+    body: str
+    content_type: str
+    attempts: int
+    created_at: datetime
+    give_up_at: datetime
+
+
+def claim_pushes(conn: Connection, now: datetime, limit: int, lease: float) -> list[PushWork]:
+    rows = claim_due(conn, _push, now, limit, lease)
+    return [
+        PushWork(
+            r.id,
+            r.customer_id,
+            r.inbound_id,
+            r.target or {},
+            r.body,
+            r.content_type,
+            r.attempts + 1,
+            r.created_at,
+            r.give_up_at,
+        )
+        for r in rows
+    ]
+
+
+def record_push(
+    conn: Connection,
+    push_id: int,
+    now: datetime,
+    status: str,
+    error: str = "",
+    next_at: datetime | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status, "error": error[-2000:]}
+    if status == "sent":
+        values["sent_at"] = now
+    if next_at is not None:
+        values["next_attempt_at"] = next_at
+    conn.execute(
+        update(_push).where(_push.c.id == push_id, _push.c.status.in_(_OPEN)).values(**values)
+    )
+
+
+def push_status(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(_push).order_by(_push.c.id)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def fail_push(
+    conn: Connection, push_id: int, now: datetime, error: str, url: str, fallback_admin: str
+) -> None:
+    """Give a push up and tell the customer's admin (else postmaster, else `fallback_admin`)."""
+    record_push(conn, push_id, now, "failed", error)
+    row = conn.execute(select(_push).where(_push.c.id == push_id)).one()
+    customer = customer_inbound(conn, row.customer_id)
+    to = (customer.admin or customer.postmaster) if customer else ""
+    to = to or fallback_admin
+    if not to:
+        return
+    context = {
+        "push_id": push_id,
+        "url": url,
+        "error": error,
+        "attempts": row.attempts,
+        "inbound_id": row.inbound_id,
+        "customer": customer.name if customer else "",
+        "created_at": row.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
+    queue_notice(
+        conn,
+        "push_failed",
+        to,
+        context,
+        now,
+        customer=context["customer"],
+        inbound_id=row.inbound_id,
+    )

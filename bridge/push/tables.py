@@ -1,0 +1,32 @@
+"""The HTTP push queue's table: one row per push delivery."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from bridge.db.clock import utcnow
+
+
+class PushDelivery(SQLModel, table=True):
+    """One HTTP push of an inbound SMS to a customer URL: a queue row with retries."""
+
+    __tablename__ = "push_delivery"
+    __table_args__ = (Index("ix_push_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(index=True)
+    inbound_id: int | None = None
+    target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    body: str = ""
+    content_type: str = "application/json"
+    status: str = "queued"  # queued | deferred | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    give_up_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    error: str = ""

@@ -1,0 +1,293 @@
+"""Store functions for outbound reporting: find orders, count them per month, purge old rows.
+
+`query_orders` serves `mailsms report orders`; `monthly_rows` gives the month's counts
+per service (profile), cost centre and user for the monthly archive (`monthly_report`);
+`purge` applies the retention: message text first (if a shorter text retention is
+set), whole orders with their history later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, case, delete, func, insert, not_, select, update
+
+from bridge.inbound.tables import Inbound
+from bridge.lists.tables import ListMail
+from bridge.mt.tables import FINAL_ORDER_STATUSES, Mail, Order, OrderEvent, Part
+from bridge.reports.tables import MonthlyReport
+from bridge.tenants.tables import Customer, Profile, User
+
+_order = Order.__table__  # type: ignore[attr-defined]
+_event = OrderEvent.__table__  # type: ignore[attr-defined]
+_part = Part.__table__  # type: ignore[attr-defined]
+_mail = Mail.__table__  # type: ignore[attr-defined]
+_user = User.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+_profile = Profile.__table__  # type: ignore[attr-defined]
+_inbound = Inbound.__table__  # type: ignore[attr-defined]
+_list_mail = ListMail.__table__  # type: ignore[attr-defined]
+_monthly = MonthlyReport.__table__  # type: ignore[attr-defined]
+SENT = ("submitted", "delivered", "undeliverable", "unconfirmed")  # reached the network: billed
+FAILED = ("undeliverable", "expired", "failed")
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """`mailsms report orders` filters; None means "any"."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    customer: str | None = None
+    profile: str | None = None
+    user: str | None = None
+    recipient: str | None = None
+    status: str | None = None
+    cost_centre: str | None = None
+    mail_id: str | None = None
+    limit: int | None = None
+
+
+def _cost_centre() -> Any:
+    return func.coalesce(_order.c.policy["cost_centre"].as_string(), "")
+
+
+def count_orders_since(conn: Connection, user_id: int, since: datetime) -> int:
+    """The user's orders created since `since` (rate limits)."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(_order)
+            .where(_order.c.user_id == user_id, _order.c.created_at >= since)
+        ).scalar()
+        or 0
+    )
+
+
+def query_orders(conn: Connection, f: OrderFilter) -> list[dict[str, Any]]:
+    """Orders matching every given filter, oldest first."""
+    query = (
+        select(
+            _order.c.id,
+            _order.c.created_at,
+            _order.c.final_at,
+            _order.c.status,
+            _order.c.recipient,
+            _user.c.address.label("user"),
+            _customer.c.name.label("customer"),
+            func.coalesce(_profile.c.name, "").label("profile"),
+            _cost_centre().label("cost_centre"),
+            _order.c.sender_id,
+            _order.c.parts,
+            _order.c.attempts,
+            _order.c.error,
+            _order.c.text,
+        )
+        .select_from(
+            _order.join(_user, _order.c.user_id == _user.c.id)
+            .join(_customer, _user.c.customer_id == _customer.c.id)
+            .outerjoin(_profile, _user.c.profile_id == _profile.c.id)
+        )
+        .order_by(_order.c.created_at, _order.c.id)
+    )
+    if f.since is not None:
+        query = query.where(_order.c.created_at >= f.since)
+    if f.until is not None:
+        query = query.where(_order.c.created_at < f.until)
+    if f.customer is not None:
+        query = query.where(_customer.c.name == f.customer)
+    if f.profile is not None:
+        query = query.where(_profile.c.name == f.profile)
+    if f.user is not None:
+        query = query.where(_user.c.address == f.user.lower())
+    if f.recipient is not None:
+        query = query.where(_order.c.recipient == f.recipient)
+    if f.status is not None:
+        query = query.where(_order.c.status == f.status)
+    if f.cost_centre is not None:
+        query = query.where(_cost_centre() == f.cost_centre)
+    if f.mail_id is not None:
+        query = query.where(_order.c.mail_id == f.mail_id)
+    if f.limit:
+        query = query.limit(f.limit)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def monthly_rows(
+    conn: Connection, customer_id: int, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Counts per (service, cost centre, user) for orders created in [start, end)."""
+    sent = case((_order.c.status.in_(SENT), 1), else_=0)
+    failed = case((_order.c.status.in_(FAILED), 1), else_=0)
+    service = func.coalesce(_profile.c.name, "")
+    cost_centre = _cost_centre()
+    rows = conn.execute(
+        select(
+            service.label("service"),
+            cost_centre.label("cost_centre"),
+            _user.c.address.label("user"),
+            func.count().label("orders"),
+            func.sum(sent).label("sent"),
+            func.sum(sent * _order.c.parts).label("parts"),
+            func.sum(failed).label("failed"),
+        )
+        .select_from(
+            _order.join(_user, _order.c.user_id == _user.c.id).outerjoin(
+                _profile, _user.c.profile_id == _profile.c.id
+            )
+        )
+        .where(
+            _user.c.customer_id == customer_id,
+            _order.c.created_at >= start,
+            _order.c.created_at < end,
+        )
+        .group_by(service, cost_centre, _user.c.address)
+    ).all()
+    out = {
+        (r.service, r.cost_centre, r.user): {
+            **r._mapping,
+            "sent": int(r.sent or 0),
+            "parts": int(r.parts or 0),
+            "failed": int(r.failed or 0),
+            "received": 0,
+        }
+        for r in rows
+    }
+    received = conn.execute(
+        select(
+            service.label("service"),
+            cost_centre.label("cost_centre"),
+            _user.c.address.label("user"),
+            func.count().label("n"),
+        )
+        .select_from(
+            _inbound.join(_order, _inbound.c.order_id == _order.c.id)
+            .join(_user, _order.c.user_id == _user.c.id)
+            .outerjoin(_profile, _user.c.profile_id == _profile.c.id)
+        )
+        .where(
+            _user.c.customer_id == customer_id,
+            _inbound.c.received_at >= start,
+            _inbound.c.received_at < end,
+        )
+        .group_by(service, cost_centre, _user.c.address)
+    ).all()
+    for r in received:
+        key = (r.service, r.cost_centre, r.user)
+        row = out.setdefault(
+            key,
+            {"service": key[0], "cost_centre": key[1], "user": key[2], "orders": 0}
+            | {"sent": 0, "parts": 0, "failed": 0, "received": 0},
+        )
+        row["received"] = int(r.n)
+    return [out[k] for k in sorted(out)]
+
+
+def customers(conn: Connection) -> list[tuple[int, str]]:
+    return [(r.id, r.name) for r in conn.execute(select(_customer.c.id, _customer.c.name))]
+
+
+def customer_id(conn: Connection, name: str) -> int | None:
+    cid = conn.execute(select(_customer.c.id).where(_customer.c.name == name)).scalar()
+    return None if cid is None else int(cid)
+
+
+def save_monthly(
+    conn: Connection,
+    cid: int,
+    month: str,
+    summary: dict[str, Any],
+    csv_text: str,
+    now: datetime,
+) -> None:
+    """Store (or replace) the archived report of `cid` for `month`."""
+    conn.execute(delete(_monthly).where(_monthly.c.customer_id == cid, _monthly.c.month == month))
+    conn.execute(
+        insert(_monthly).values(
+            customer_id=cid, month=month, generated_at=now, summary=summary, csv=csv_text
+        )
+    )
+
+
+def get_monthly(conn: Connection, cid: int, month: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(_monthly).where(_monthly.c.customer_id == cid, _monthly.c.month == month)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def mark_mailed(conn: Connection, cid: int, month: str, now: datetime) -> None:
+    conn.execute(
+        update(_monthly)
+        .where(_monthly.c.customer_id == cid, _monthly.c.month == month)
+        .values(mailed_at=now)
+    )
+
+
+def purge_monthly(conn: Connection, oldest_month: str) -> int:
+    """Drop archived reports of months before `oldest_month` ("YYYY-MM" sorts as text)."""
+    return int(conn.execute(delete(_monthly).where(_monthly.c.month < oldest_month)).rowcount or 0)
+
+
+def purge(
+    conn: Connection, now: datetime, retention_days: int, text_days: int = 0, dry_run: bool = False
+) -> dict[str, int]:
+    """Blank old texts, then delete final orders (parts, history, mails) past retention."""
+    final = list(FINAL_ORDER_STATUSES)
+    counts = {"texts": 0, "orders": 0, "mails": 0}
+    if text_days and text_days < retention_days:
+        text_cut = now - timedelta(days=text_days)
+        old_text = (_order.c.created_at < text_cut, _order.c.status.in_(final), _order.c.text != "")
+        if dry_run:
+            counts["texts"] = _count(conn, _order, *old_text)
+        else:
+            counts["texts"] = int(
+                conn.execute(update(_order).where(*old_text).values(text="")).rowcount or 0
+            )
+            conn.execute(
+                update(_mail)
+                .where(_mail.c.received_at < text_cut, _mail.c.size > 0)
+                .where(
+                    not_(
+                        _mail.c.id.in_(
+                            select(_order.c.mail_id).where(_order.c.status.notin_(final))
+                        )
+                    )
+                )
+                .values(raw=b"", subject="", size=0)
+            )
+    cut = now - timedelta(days=retention_days)
+    ids = list(
+        conn.execute(
+            select(_order.c.id).where(_order.c.created_at < cut, _order.c.status.in_(final))
+        ).scalars()
+    )
+    counts["orders"] = len(ids)
+    if dry_run:
+        counts["mails"] = _count(conn, _mail, _mail.c.received_at < cut)
+        return counts
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        conn.execute(delete(_part).where(_part.c.order_id.in_(chunk)))
+        conn.execute(delete(_event).where(_event.c.order_id.in_(chunk)))
+        conn.execute(delete(_order).where(_order.c.id.in_(chunk)))
+    orphans = list(
+        conn.execute(
+            select(_mail.c.id).where(
+                _mail.c.received_at < cut, not_(_mail.c.id.in_(select(_order.c.mail_id)))
+            )
+        ).scalars()
+    )
+    for i in range(0, len(orphans), _CHUNK):
+        chunk = orphans[i : i + _CHUNK]
+        conn.execute(delete(_list_mail).where(_list_mail.c.mail_id.in_(chunk)))
+        conn.execute(delete(_mail).where(_mail.c.id.in_(chunk)))
+    counts["mails"] = len(orphans)
+    return counts
+
+
+def _count(conn: Connection, tbl: Any, *where: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(tbl).where(*where)).scalar() or 0)
