@@ -25,9 +25,11 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH=DIR come
 
 from bridge.app import Bridge
 from bridge.db.clock import utcnow
-from bridge.mt.mails import NewMail, NewOrder, find_sender
+from bridge.intake.commit import IntakeMail, accept
+from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.orders import count_by_status
 from bridge.settings import load_settings
+from bridge.tenants.senders import find_sender
 
 
 def _settings(workdir: Path, receipt: str) -> Path:
@@ -94,7 +96,9 @@ async def run(orders: int, receipt: str, limit: float) -> None:
             sender = await store.call(find_sender, "demo@example.com")
             assert sender is not None
             start, cpu = time.perf_counter(), time.process_time()
-            await asyncio.gather(*(store.accept(_mail(sender.user_id, n)) for n in range(orders)))
+            await asyncio.gather(
+                *(accept(store, IntakeMail(_mail(sender.user_id, n))) for n in range(orders))
+            )
             queued = time.perf_counter() - start
             done = ("submitted",) if receipt == "none" else ("delivered",)
             counts: dict[str, int] = {}

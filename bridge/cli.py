@@ -371,8 +371,8 @@ def preview(
     characters, the number of parts and where the text is split.
     """
     from bridge.intake.compose import preview_context
-    from bridge.mt.mails import find_sender
     from bridge.tenants.policy import resolve
+    from bridge.tenants.senders import find_sender
     from bridge.text.errors import MimeTooComplex
     from bridge.text.mime import extract
 

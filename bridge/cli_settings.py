@@ -25,11 +25,11 @@ from bridge.lists.store import (
     put_members,
     remove_members,
 )
-from bridge.mt.mails import find_sender
 from bridge.provision.apply import apply_file, change_setting
 from bridge.provision.file import TenantsError, load_tenants, parse_members_csv
 from bridge.tenants.policy import PolicyError, check_setting, describe, resolve
 from bridge.tenants.policy_values import parse_text
+from bridge.tenants.senders import find_sender
 
 settings_app = typer.Typer(
     help="The settings cascade: defaults → customer → profile → user → mail.",

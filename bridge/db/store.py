@@ -1,14 +1,15 @@
-"""The store: runs every database call on its own threads, and group-commits accepted mail.
+"""The store: runs every database call on its own threads, and group-commits batches.
 
-All SQL lives in the `bridge/db/` modules as plain functions taking a connection
+SQL lives in each domain's modules as plain functions taking a connection
 (`fn(conn, *args)`); `Store.call` runs one in a transaction on a database thread and
 translates database errors into `StorageUnavailable`, so callers answer 4xx or a
 transient SMPP status. SQLite gets one thread (one writer); PostgreSQL several.
 
-`Store.accept` is the intake's commit: mails queue up while the previous commit runs
-and are written together in one transaction ("batch whatever is queued when the last
-commit ended"); each caller's future resolves only after that commit returned.
-`Store.grouped` does the same for any batch function (receipts, inbound SMS).
+`Store.grouped` is the group commit: items queue up while the previous commit of their
+batch function runs and are written together in one transaction ("batch whatever is
+queued when the last commit ended"); each caller's future resolves only after that
+commit returned. The intake's commit (`bridge.intake.commit.accept`), receipts and
+inbound SMS all go through it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.errors import StorageUnavailable
-from bridge.mt import mails as intake_sql
 
 log = logging.getLogger("bridge.store")
 
@@ -105,14 +105,6 @@ class Store:
         except OSError as exc:  # e.g. the database directory vanished
             raise StorageUnavailable(str(exc)) from exc
 
-    async def accept(self, mail: intake_sql.NewMail) -> str:
-        """Commit a mail and its orders; returns, once they are durable, the mail's id.
-
-        For the same mail delivered twice within its dedupe window nothing new is
-        written, and the id returned is the earlier copy's.
-        """
-        return await self.grouped(_insert_mails, mail)
-
     async def grouped(self, fn: Callable[[Connection, list[Item]], Sequence[R]], item: Item) -> R:
         """Group commit: run `fn(conn, items)` for `item` together with whatever else is
         queued for `fn` when the previous commit ended; returns `item`'s result once that
@@ -176,11 +168,6 @@ class Store:
         self._executor.shutdown(wait=True)
         self._drop_reader()
         self.engine.dispose()
-
-
-def _insert_mails(conn: Connection, mails: list[intake_sql.NewMail]) -> list[str]:
-    duplicates = intake_sql.insert_mails(conn, mails)
-    return [duplicates.get(m.id, m.id) for m in mails]
 
 
 def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:

@@ -26,6 +26,7 @@ from bridge.errors import Reject, StorageUnavailable, reply
 from bridge.intake.access import Client, CustomerAccess, Networks, check_client
 from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
+from bridge.intake.commit import IntakeMail, accept
 from bridge.intake.compose import compose_text, preview_context
 from bridge.intake.destinations import check_destination
 from bridge.intake.dsn_params import MailDsn, RcptDsn
@@ -39,7 +40,8 @@ from bridge.intake.rules import RCPT_RULES
 from bridge.intake.senders import SenderCache
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
-from bridge.mt.mails import NewMail, NewNotice, NewOrder
+from bridge.mt.mails import NewMail, NewOrder
+from bridge.notices.queue import NewNotice
 from bridge.settings import SmtpSettings
 from bridge.tenants.policy import resolve
 from bridge.text.errors import MimeTooComplex
@@ -212,8 +214,8 @@ class IntakeHandler:
         try:
             raw = self._check_line_endings(raw, transaction.client_ip)
             mail = await self._build(mail_id, transaction, raw, session, envelope.mail_from)
-            reserved = self._reserve(len(mail.orders))
-            accepted_id = await self.store.accept(mail)
+            reserved = self._reserve(len(mail.mail.orders))
+            accepted_id = await accept(self.store, mail)
         except Reject as rej:
             self._settle(reserved, committed=False)
             self.logs.event(
@@ -253,11 +255,11 @@ class IntakeHandler:
             mail_id,
             envelope.mail_from,
             ",".join(r.msisdn for r in transaction.recipients),
-            len(mail.orders),
-            mail.orders[0].parts if mail.orders else 0,
+            len(mail.mail.orders),
+            mail.mail.orders[0].parts if mail.mail.orders else 0,
             len(mail.notices),
         )
-        if mail.orders:
+        if mail.mail.orders:
             self.on_accepted()
         if mail.notices:
             self.on_notice()
@@ -293,7 +295,7 @@ class IntakeHandler:
 
     async def _build(
         self, mail_id: str, transaction: Transaction, raw: bytes, session: Any, mail_from: str
-    ) -> NewMail:
+    ) -> IntakeMail:
         try:
             return await self._build_mail(mail_id, transaction, raw, session, mail_from)
         except (Reject, StorageUnavailable):
@@ -321,7 +323,7 @@ class IntakeHandler:
 
     async def _build_mail(
         self, mail_id: str, transaction: Transaction, raw: bytes, session: Any, mail_from: str
-    ) -> NewMail:
+    ) -> IntakeMail:
         if len(raw) > self.settings.parse_in_thread_above:
             text = await asyncio.to_thread(_extract, raw)
         else:
@@ -375,7 +377,7 @@ class IntakeHandler:
             if rcpt.preview
         )
         peer = session.peer
-        return NewMail(
+        new = NewMail(
             id=mail_id,
             received_at=now,
             envelope_from=mail_from,
@@ -386,8 +388,6 @@ class IntakeHandler:
             subject=text.subject[:998],
             raw=raw,
             orders=orders,
-            notices=notices,
-            list_mail=list_mail,
             dsn_ret=transaction.dsn.ret,
             dsn_envid=transaction.dsn.envid,
             dedupe_key=dedupe_key(
@@ -397,6 +397,11 @@ class IntakeHandler:
                 + [target.address for target in transaction.lists],
             ),
             dedupe_since=now - timedelta(seconds=self.settings.dedupe_window),
+        )
+        return IntakeMail(
+            new,
+            notices=notices,
+            list_mail=list_mail,
             conversation=direct,
             velocity=VelocityCheck.of(
                 transaction.access,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from bridge.db.store import Store
-from bridge.mt.mails import Sender, find_sender
+from bridge.tenants.senders import Sender, find_sender
 
 SENDER_TTL = 5.0  # seconds
 MAX_ENTRIES = 10_000

@@ -8,8 +8,8 @@ from typing import Any
 from bridge.intake.access import CustomerAccess
 from bridge.intake.addresses import Recipient
 from bridge.intake.dsn_params import MailDsn
-from bridge.mt.mails import Sender
 from bridge.tenants.policy import Policy
+from bridge.tenants.senders import Sender
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,14 +28,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.intake.tables import VelocityAlert, VelocityNumber
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
+from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.orders import record_final, release_held
 from bridge.mt.tables import Order
 from bridge.notices.queue import queue_notice
 from bridge.notices.times import shown_time
 from bridge.tenants.tables import Customer, User
-
-if TYPE_CHECKING:
-    from bridge.mt.mails import NewMail, NewOrder
 
 log = logging.getLogger("bridge.intake")
 _order = Order.__table__  # type: ignore[attr-defined]
@@ -186,31 +184,23 @@ def _alert(
     queue_notice(conn, "velocity_hold", to, context, now, customer=check.customer)
 
 
-def hold_pumping(conn: Connection, mails: list[NewMail]) -> list[NewMail]:
-    """The mails with their pumping orders marked `held` (and the admins alerted)."""
-    out: list[NewMail] = []
-    for mail in mails:
-        check = mail.velocity
-        if check is None:
-            out.append(mail)
-            continue
-        reasons = _reasons(conn, mail, check)
-        numbers = {o.recipient for o in mail.orders[: check.direct]}
-        _record(conn, check.customer_id, numbers, mail.received_at)
-        if not reasons:
-            out.append(mail)
-            continue
-        orders = tuple(
-            dataclasses.replace(o, status="held", error=reasons[o.recipient])
-            if n < check.direct and o.recipient in reasons
-            else o
-            for n, o in enumerate(mail.orders)
-        )
-        held = [o for o in orders if o.status == "held"]
-        if _alert_due(conn, check.customer_id, mail.received_at, check.window):
-            _alert(conn, mail, check, held, mail.received_at)
-        out.append(dataclasses.replace(mail, orders=orders))
-    return out
+def hold_pumping(conn: Connection, mail: NewMail, check: VelocityCheck) -> tuple[NewOrder, ...]:
+    """The mail's orders with its pumping orders marked `held` (and the admins alerted)."""
+    reasons = _reasons(conn, mail, check)
+    numbers = {o.recipient for o in mail.orders[: check.direct]}
+    _record(conn, check.customer_id, numbers, mail.received_at)
+    if not reasons:
+        return mail.orders
+    orders = tuple(
+        dataclasses.replace(o, status="held", error=reasons[o.recipient])
+        if n < check.direct and o.recipient in reasons
+        else o
+        for n, o in enumerate(mail.orders)
+    )
+    held = [o for o in orders if o.status == "held"]
+    if _alert_due(conn, check.customer_id, mail.received_at, check.window):
+        _alert(conn, mail, check, held, mail.received_at)
+    return orders
 
 
 # -- operators: look at held orders, release them or refuse them ---------------------

@@ -1,39 +1,22 @@
-"""Store functions for the SMTP intake: who the sender is, and writing a mail with its orders.
+"""Mails and their orders as written: one mail with its orders and their first history lines.
 
-The insert uses SQLAlchemy Core `executemany` (an ORM object per row costs several
-times more CPU than the SQLite write itself).
+Every way in (the SMTP intake, system SMS of the inbound services) writes through
+`insert_mails`; what else a front door writes in the same transaction (lists, notices,
+holds) is its own step list (`bridge.intake.commit`). The insert uses SQLAlchemy Core
+`executemany` (an ORM object per row costs several times more CPU than the SQLite write
+itself).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import Connection, insert, select
 
 from bridge.db.bulk import bulk_insert
-from bridge.intake.velocity import VelocityCheck
-from bridge.lists.store import insert_list_mails
 from bridge.mt.tables import Mail, Order, OrderEvent
-from bridge.notices.tables import Notice
-from bridge.tenants.tables import Alias, Customer, Profile, User
-
-
-@dataclass(frozen=True, slots=True)
-class Sender:
-    """An envelope sender as the intake needs it: identity plus its settings levels."""
-
-    user_id: int
-    customer_id: int
-    customer_name: str
-    address: str
-    display_name: str
-    enabled: bool
-    customer_enabled: bool
-    customer_settings: dict[str, Any]
-    profile_settings: dict[str, Any]
-    user_settings: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +39,6 @@ class NewOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class NewNotice:
-    kind: str
-    recipient: str
-    context: dict[str, Any]
-    customer: str  # its templates render the notice
-
-
-@dataclass(frozen=True, slots=True)
 class NewMail:
     id: str
     received_at: datetime
@@ -75,71 +50,15 @@ class NewMail:
     subject: str
     raw: bytes
     orders: tuple[NewOrder, ...] = field(default=())
-    notices: tuple[NewNotice, ...] = field(default=())
-    list_mail: dict[str, Any] | None = None  # a list_mail row when it went to lists
     dsn_ret: str | None = None
     dsn_envid: str | None = None
     dedupe_key: str | None = None  # equal for the same mail delivered twice
     dedupe_since: datetime | None = None  # look for an earlier copy received after this
-    conversation: int = 0  # at commit, the first n orders keep a conversation's sender number
-    velocity: VelocityCheck | None = None  # at commit, SMS pumping across mails
 
 
-_user = User.__table__  # type: ignore[attr-defined]
-_alias = Alias.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_profile = Profile.__table__  # type: ignore[attr-defined]
 _mail = Mail.__table__  # type: ignore[attr-defined]
 _order = Order.__table__  # type: ignore[attr-defined]
 _event = OrderEvent.__table__  # type: ignore[attr-defined]
-_notice = Notice.__table__  # type: ignore[attr-defined]
-
-
-# One query, built once: the user by address, else by alias, with its settings levels.
-_SENDER = (
-    select(
-        _user.c.id,
-        _user.c.customer_id,
-        _user.c.address,
-        _user.c.display_name,
-        _user.c.enabled,
-        _user.c.settings,
-        _customer.c.enabled.label("customer_enabled"),
-        _customer.c.name.label("customer_name"),
-        _customer.c.settings.label("customer_settings"),
-        _profile.c.settings.label("profile_settings"),
-    )
-    .select_from(_user.join(_customer).outerjoin(_profile, _user.c.profile_id == _profile.c.id))
-    .where(
-        _user.c.id
-        == func.coalesce(
-            select(_user.c.id).where(_user.c.address == bindparam("address")).scalar_subquery(),
-            select(_alias.c.user_id)
-            .where(_alias.c.address == bindparam("address"))
-            .limit(1)
-            .scalar_subquery(),
-        )
-    )
-)
-
-
-def find_sender(conn: Connection, address: str) -> Sender | None:
-    """The user whose address or alias is `address` (case-insensitive), or None."""
-    row = conn.execute(_SENDER, {"address": address.lower()}).first()
-    if row is None:
-        return None
-    return Sender(
-        user_id=row.id,
-        customer_id=row.customer_id,
-        customer_name=row.customer_name,
-        address=row.address,
-        display_name=row.display_name,
-        enabled=row.enabled,
-        customer_enabled=row.customer_enabled,
-        customer_settings=row.customer_settings or {},
-        profile_settings=row.profile_settings or {},
-        user_settings=row.settings or {},
-    )
 
 
 def find_duplicate(conn: Connection, mail: NewMail) -> str | None:
@@ -169,31 +88,19 @@ def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     return found
 
 
-def _in_conversation(conn: Connection, mail: NewMail) -> NewMail:
-    """Replies keep the conversation's sender number (looked up in the commit's transaction,
-    which saves the intake a database round trip per mail)."""
-    from bridge.inbound.store import conversation_orders  # inbound imports this module
-
-    n = mail.conversation
-    direct = conversation_orders(conn, mail.user_id, mail.orders[:n], mail.received_at)
-    return replace(mail, orders=direct + mail.orders[n:])
-
-
-def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
+def insert_mails(
+    conn: Connection, mails: list[NewMail], *, checked: bool = False
+) -> dict[str, str]:
     """Insert mails, their orders and the orders' first history lines.
 
     Returns {mail id: id of the earlier copy} for mails that were duplicates and
-    therefore not inserted again (their 250 names the earlier copy).
+    therefore not inserted again (their 250 names the earlier copy); with `checked`
+    the caller has set duplicates aside already.
     """
-    duplicates = find_duplicates(conn, mails)
+    duplicates = {} if checked else find_duplicates(conn, mails)
     mails = [m for m in mails if m.id not in duplicates]
     if not mails:
         return duplicates
-    mails = [_in_conversation(conn, m) if m.conversation else m for m in mails]
-    if any(m.velocity for m in mails):
-        from bridge.intake.velocity_store import hold_pumping  # it imports this module's types
-
-        mails = hold_pumping(conn, mails)
     conn.execute(
         insert(_mail),
         [
@@ -215,25 +122,6 @@ def insert_mails(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
             for m in mails
         ],
     )
-    insert_list_mails(conn, [{"mail_id": m.id, **m.list_mail} for m in mails if m.list_mail])
-    notices = [(m, n) for m in mails for n in m.notices]
-    if notices:
-        conn.execute(
-            insert(_notice),
-            [
-                {
-                    "kind": n.kind,
-                    "recipient": n.recipient,
-                    "context": {**n.context, "customer": n.customer},
-                    "status": "queued",
-                    "attempts": 0,
-                    "next_attempt_at": m.received_at,
-                    "created_at": m.received_at,
-                    "error": "",
-                }
-                for m, n in notices
-            ],
-        )
     orders = [(m, o) for m in mails for o in m.orders]
     if not orders:
         return duplicates

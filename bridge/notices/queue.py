@@ -124,6 +124,37 @@ def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | 
     return int(key[0]) if key else None
 
 
+@dataclass(frozen=True, slots=True)
+class NewNotice:
+    """A notice written in the same transaction as what caused it (a preview of a mail)."""
+
+    kind: str
+    recipient: str
+    context: dict[str, Any]
+    customer: str  # its templates render the notice
+
+
+def queue_notices(conn: Connection, notices: Sequence[NewNotice], now: datetime) -> None:
+    """Queue several notices in one statement (the intake's commit)."""
+    if notices:
+        conn.execute(
+            _INSERT_NOTICE,
+            [
+                {
+                    "kind": n.kind,
+                    "recipient": n.recipient,
+                    "context": {**n.context, "customer": n.customer},
+                    "status": "queued",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "error": "",
+                }
+                for n in notices
+            ],
+        )
+
+
 def queue_notice(
     conn: Connection,
     kind: str,

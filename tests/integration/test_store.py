@@ -11,8 +11,9 @@ from bridge.db.store import Store, run_sync
 from bridge.inbound.service import InboundService
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
+from bridge.intake.commit import IntakeMail, accept
 from bridge.mt import orders as order_sql
-from bridge.mt.mails import NewMail, NewOrder, find_sender
+from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.receipts import apply_receipts, insert_receipt
 from bridge.mt.tables import Order, Part, Receipt
 from bridge.notices.overrides import Templates
@@ -21,6 +22,7 @@ from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.notices.tables import Notice
 from bridge.settings import InboundSettings, PushSettings
 from bridge.tenants.admin import add_customer, add_user
+from bridge.tenants.senders import find_sender
 from bridge.transports.base import InboundSms, ReceiptState
 from bridge.transports.base import Receipt as ReceiptValue
 
@@ -81,7 +83,9 @@ async def test_group_commit_writes_every_mail_and_order(engine: Engine, store: S
     import asyncio
 
     user_id = _seed(engine)
-    await asyncio.gather(*(store.accept(_mail(user_id, f"M{i}", recipients=2)) for i in range(20)))
+    await asyncio.gather(
+        *(accept(store, IntakeMail(_mail(user_id, f"M{i}", recipients=2))) for i in range(20))
+    )
     assert len(_rows(engine, Order)) == 40
     assert store.batches < 20  # mails queued during a commit went into the next one together
 
@@ -96,25 +100,25 @@ async def test_a_failing_mail_does_not_fail_its_batch_neighbours(
     from bridge.errors import StorageUnavailable
 
     user_id = _seed(engine)
-    await store.accept(_mail(user_id, "DUP"))
+    await accept(store, IntakeMail(_mail(user_id, "DUP")))
     results = await asyncio.gather(
-        store.accept(_mail(user_id, "DUP")),  # primary key collision
-        store.accept(_mail(user_id, "OK1")),
-        store.accept(_mail(user_id, "OK2")),
+        accept(store, IntakeMail(_mail(user_id, "DUP"))),  # primary key collision
+        accept(store, IntakeMail(_mail(user_id, "OK1"))),
+        accept(store, IntakeMail(_mail(user_id, "OK2"))),
         return_exceptions=True,
     )
     assert isinstance(results[0], StorageUnavailable)
     assert results[1:] == ["OK1", "OK2"]
     assert {r.mail_id for r in _rows(engine, Order)} == {"DUP", "OK1", "OK2"}
     with pytest.raises(StorageUnavailable):
-        await store.accept(_mail(user_id, "DUP"))
+        await accept(store, IntakeMail(_mail(user_id, "DUP")))
 
 
 async def test_claim_takes_a_lease_and_submitted_receipts_finish_the_order(
     engine: Engine, store: Store
 ) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id, parts=2))
+    await accept(store, IntakeMail(_mail(user_id, parts=2)))
     now = utcnow()
     claimed = await store.call(order_sql.claim_orders, now, 10, 60.0)
     assert [o.id for o in claimed] == ["M1.1"] and claimed[0].attempts == 1
@@ -141,7 +145,7 @@ async def test_status_never_regresses_and_duplicates_are_harmless(
     engine: Engine, store: Store
 ) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id))
+    await accept(store, IntakeMail(_mail(user_id)))
     now = utcnow()
     await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("a1",))
     for state in (ReceiptState.UNDELIVERABLE, ReceiptState.DELIVERED, ReceiptState.ENROUTE):
@@ -166,7 +170,7 @@ async def test_unmatched_receipts_do_not_starve_newer_matched_ones(
     engine: Engine, store: Store
 ) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id))
+    await accept(store, IntakeMail(_mail(user_id)))
     now = utcnow()
     await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("m1",))
     for i in range(3):  # older than the matched one, and more than one batch
@@ -184,7 +188,7 @@ async def test_unmatched_receipts_do_not_starve_newer_matched_ones(
 
 async def test_deferred_final_and_held_orders(engine: Engine, store: Store) -> None:
     user_id = _seed(engine, notify="failures")
-    await store.accept(_mail(user_id, recipients=3))
+    await accept(store, IntakeMail(_mail(user_id, recipients=3)))
     now = utcnow()
     await store.call(
         order_sql.record_deferred, "M1.1", now, now + timedelta(seconds=30), "throttled"
@@ -208,7 +212,7 @@ async def test_inbound_goes_to_the_user_who_last_texted_the_number(
     engine: Engine, store: Store
 ) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id))
+    await accept(store, IntakeMail(_mail(user_id)))
     now = utcnow()
     await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("id-1",))
     sms = InboundSms(
@@ -238,7 +242,7 @@ async def test_claim_takes_express_first_and_reads_only_the_open_index(
     from sqlalchemy import text, update
 
     user_id = _seed(engine)
-    await store.accept(_mail(user_id, recipients=3))
+    await accept(store, IntakeMail(_mail(user_id, recipients=3)))
     with engine.begin() as conn:
         conn.execute(
             update(Order.__table__).where(Order.__table__.c.id == "M1.3").values(priority=1)

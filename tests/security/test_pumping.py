@@ -18,6 +18,7 @@ from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import Store, run_sync
 from bridge.intake.access import CustomerAccess
 from bridge.intake.access_store import set_access
+from bridge.intake.commit import IntakeMail, accept
 from bridge.intake.velocity import VelocityCheck
 from bridge.intake.velocity_store import held_orders, purge_numbers
 from bridge.mt.mails import NewMail, NewOrder
@@ -160,7 +161,7 @@ async def test_a3_a_country_outside_the_customers_list_is_refused_at_rcpt(tmp_pa
     assert austria.startswith("250"), austria
 
 
-def _velocity_mail(user_id: int, mail_id: str, number: str) -> NewMail:
+def _velocity_mail(user_id: int, mail_id: str, number: str) -> IntakeMail:
     now = utcnow()
     order = NewOrder(
         id=f"{mail_id}.1",
@@ -175,7 +176,7 @@ def _velocity_mail(user_id: int, mail_id: str, number: str) -> NewMail:
         policy={},
     )
     check = VelocityCheck.of(CustomerAccess(velocity_numbers=3), 1, "acme", 1, "noc@x.example")
-    return NewMail(
+    mail = NewMail(
         id=mail_id,
         received_at=now,
         envelope_from="ops@acme.example",
@@ -186,8 +187,8 @@ def _velocity_mail(user_id: int, mail_id: str, number: str) -> NewMail:
         subject="",
         raw=b"Subject: x\r\n\r\nHello\r\n",
         orders=(order,),
-        velocity=check,
     )
+    return IntakeMail(mail, velocity=check)
 
 
 async def test_the_velocity_count_is_shared_through_the_database(store: Store) -> None:
@@ -196,11 +197,11 @@ async def test_the_velocity_count_is_shared_through_the_database(store: Store) -
     run_sync(engine, add_customer, "acme", {"access": {"networks": ["127.0.0.0/8"]}})
     user_id = run_sync(engine, add_user, "ops@acme.example", "acme")
     mails = [_velocity_mail(user_id, f"V{n}", f"+4917012345{n:02d}") for n in range(6)]
-    await asyncio.gather(*(store.accept(m) for m in mails[:4]))  # (likely) one commit
-    await store.accept(mails[4])
+    await asyncio.gather(*(accept(store, m) for m in mails[:4]))  # (likely) one commit
+    await accept(store, mails[4])
     # While the prefix is over its limit, its traffic is held, to numbers seen before too.
-    await store.accept(_velocity_mail(user_id, "V9", "+491701234500"))
-    await store.accept(mails[5])
+    await accept(store, _velocity_mail(user_id, "V9", "+491701234500"))
+    await accept(store, mails[5])
     rows = await store.call(held_orders, "acme", None)
     assert sorted(r["recipient"] for r in rows) == [
         "+491701234500",

@@ -1,0 +1,109 @@
+"""The intake's commit: what one accepted mail writes, as an explicit list of steps.
+
+A mail from the SMTP intake is written in one transaction, group-committed with the
+other mails of the moment (`Store.grouped`), before its `250`:
+
+1. duplicates: a mail delivered twice within its dedupe window is not written again
+   (its `250` names the earlier copy);
+2. conversations: replies keep the conversation's sender number (inbound's reply
+   assignments, read in the same transaction: no extra round trip per mail);
+3. SMS pumping: orders over the customer's velocity limits are held, the admins alerted;
+4. the mail, its orders and their first history lines (`bridge.mt.mails`);
+5. the list mail record, when the mail went to distribution lists;
+6. the notices the mail itself asks for (previews).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Connection
+
+from bridge.db.store import Store
+from bridge.inbound.store import conversation_orders
+from bridge.intake.velocity import VelocityCheck
+from bridge.intake.velocity_store import hold_pumping
+from bridge.lists.store import insert_list_mails
+from bridge.mt.mails import NewMail, find_duplicates, insert_mails
+from bridge.notices.queue import NewNotice, queue_notices
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeMail:
+    """A mail as the SMTP intake accepted it: the mail with its orders, and what else it writes."""
+
+    mail: NewMail
+    notices: tuple[NewNotice, ...] = field(default=())
+    list_mail: dict[str, Any] | None = None  # a list_mail row when it went to lists
+    conversation: int = 0  # the first n orders keep a conversation's sender number
+    velocity: VelocityCheck | None = None  # SMS pumping across mails
+
+    @property
+    def id(self) -> str:
+        return self.mail.id
+
+
+def _in_conversation(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
+    out = []
+    for m in mails:
+        if m.conversation:
+            n, mail = m.conversation, m.mail
+            direct = conversation_orders(conn, mail.user_id, mail.orders[:n], mail.received_at)
+            m = replace(m, mail=replace(mail, orders=direct + mail.orders[n:]))
+        out.append(m)
+    return out
+
+
+def _hold_pumping(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
+    if not any(m.velocity for m in mails):
+        return mails
+    return [
+        replace(m, mail=replace(m.mail, orders=hold_pumping(conn, m.mail, m.velocity)))
+        if m.velocity
+        else m
+        for m in mails
+    ]
+
+
+def _insert(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
+    insert_mails(conn, [m.mail for m in mails], checked=True)
+    return mails
+
+
+def _list_mails(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
+    insert_list_mails(conn, [{"mail_id": m.id, **m.list_mail} for m in mails if m.list_mail])
+    return mails
+
+
+def _notices(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
+    for m in mails:
+        queue_notices(conn, m.notices, m.mail.received_at)
+    return mails
+
+
+Step = Callable[[Connection, list[IntakeMail]], list[IntakeMail]]
+
+# The steps of the commit after the duplicates are set aside, in order.
+COMMIT_STEPS: tuple[Step, ...] = (_in_conversation, _hold_pumping, _insert, _list_mails, _notices)
+
+
+def commit_mails(conn: Connection, mails: list[IntakeMail]) -> list[str]:
+    """Write the mails (one transaction); per mail its id, or the earlier copy's id."""
+    duplicates = find_duplicates(conn, [m.mail for m in mails])
+    fresh = [m for m in mails if m.id not in duplicates]
+    for step in COMMIT_STEPS:
+        if not fresh:
+            break
+        fresh = step(conn, fresh)
+    return [duplicates.get(m.id, m.id) for m in mails]
+
+
+async def accept(store: Store, mail: IntakeMail) -> str:
+    """Commit a mail and its orders; returns, once they are durable, the mail's id.
+
+    For the same mail delivered twice within its dedupe window nothing new is written,
+    and the id returned is the earlier copy's.
+    """
+    return await store.grouped(commit_mails, mail)
