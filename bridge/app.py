@@ -34,10 +34,11 @@ from bridge.keyword_lists.export import export_due
 from bridge.mt.dispatch import Dispatcher
 from bridge.mt.receipts import Applied, apply_receipts, finish_unconfirmed
 from bridge.mt.routing import Route
-from bridge.notices.dsn_queue import queue_delay_dsns
 from bridge.notices.limits import TemplateLimits
 from bridge.notices.mailer import Mailer
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.outcomes.dsn import queue_delay_dsns
+from bridge.outcomes.steps import STEPS
 from bridge.push.worker import Pusher
 from bridge.reports.jobs import ReportJobs
 from bridge.sandbox.rules import make_rule
@@ -126,6 +127,7 @@ class Bridge:
             store,
             self.transports,
             [Route(r.prefix, r.transports) for r in s.routes],
+            steps=STEPS,
             on_final=w_mail.wake,
         )
         w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
@@ -314,8 +316,8 @@ def _receipts_round(
 ) -> Applied:
     """One receipts step: apply receipts, then (`sweep`) end orders past their deadline."""
     now = utcnow()
-    result = apply_receipts(conn, now, 500, window, hold)
-    unconfirmed = finish_unconfirmed(conn, now, 200) if sweep else []
+    result = apply_receipts(conn, now, 500, window, hold, steps=STEPS)
+    unconfirmed = finish_unconfirmed(conn, now, 200, steps=STEPS) if sweep else []
     if not unconfirmed:
         return result
     finished = (*result.finished_orders, *unconfirmed)

@@ -18,6 +18,7 @@ from bridge.db.clock import utcnow
 from bridge.db.store import run_sync
 from bridge.intake.access_store import get_access, set_access
 from bridge.intake.velocity_store import held_orders, refuse_orders, release_orders
+from bridge.outcomes.steps import STEPS
 from bridge.tenants.admin import AdminError
 from bridge.tenants.logins import add_credential, list_credentials, set_credential_enabled
 
@@ -236,5 +237,5 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Never send held orders: they fail, and their senders get the usual notice."""
         ids = _selected(config, order_ids, customer, mail)
-        done = run_sync(_engine(config), refuse_orders, ids, utcnow())
+        done = run_sync(_engine(config), refuse_orders, ids, utcnow(), steps=STEPS)
         typer.echo(f"{done} order(s) refused")

@@ -1,16 +1,13 @@
-"""Store functions of the SMPP layer: persisted MO parts, and the per-attempt order history.
+"""Store functions for MO parts: kept until their concatenated message is complete.
 
 `add_mo_part` commits one part (a redelivered part replaces its copy) and returns every
 part of its message once all are there; the transport acknowledges the deliver_sm only
 after that commit. `StoreMoParts` is the async `MoPartStore` the running bridge hands
-to its SMPP transports. `record_attempt_events` writes the order_event lines that say
-why an attempt happened and what each transport answered (throttled, not bound,
-unknown outcome, failover ...).
+to its SMPP transports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,12 +17,10 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
 from bridge.inbound.mo_tables import MoPartRow
-from bridge.mt.tables import OrderEvent
 from bridge.transports.base import InboxUnavailable, MoKey, MoPart
 from bridge.transports.mo_parts import complete
 
 _mo = MoPartRow.__table__  # type: ignore[attr-defined]
-_event = OrderEvent.__table__  # type: ignore[attr-defined]
 
 
 def _key_filter(key: MoKey) -> Any:
@@ -86,17 +81,6 @@ def expired_mo(conn: Connection, transport: str, before: datetime) -> list[tuple
 
 def count_mo_parts(conn: Connection) -> int:
     return len(conn.execute(select(_mo.c.id)).all())
-
-
-def record_attempt_events(
-    conn: Connection, order_id: str, now: datetime, events: Sequence[tuple[str, str]]
-) -> None:
-    """Append (event, detail) lines to the order's history."""
-    if events:
-        conn.execute(
-            insert(_event),
-            [{"order_id": order_id, "at": now, "event": e, "detail": d[:2000]} for e, d in events],
-        )
 
 
 class StoreMoParts:

@@ -30,6 +30,7 @@ from bridge.intake.tables import VelocityAlert, VelocityNumber
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.orders import record_final, release_held
+from bridge.mt.steps import Steps
 from bridge.mt.tables import Order
 from bridge.notices.queue import queue_notice
 from bridge.notices.times import shown_time
@@ -233,12 +234,12 @@ def release_orders(conn: Connection, order_ids: list[str], now: datetime) -> int
     return sum(release_held(conn, order_id, now) for order_id in order_ids)
 
 
-def refuse_orders(conn: Connection, order_ids: list[str], now: datetime) -> int:
+def refuse_orders(conn: Connection, order_ids: list[str], now: datetime, *, steps: Steps) -> int:
     """Fail held orders for good (the sender gets the usual failure notice); how many."""
     refused = 0
     for order_id in order_ids:
         if conn.execute(
             select(_order.c.id).where(_order.c.id == order_id, _order.c.status == "held")
         ).first():
-            refused += record_final(conn, order_id, now, "failed", OPERATOR_REFUSED)
+            refused += record_final(conn, order_id, now, "failed", OPERATOR_REFUSED, steps=steps)
     return refused

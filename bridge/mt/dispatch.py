@@ -46,6 +46,7 @@ from bridge.mt.dispatch_sms import (
 )
 from bridge.mt.orders import OrderWork
 from bridge.mt.routing import Route, check_routes, choose
+from bridge.mt.steps import Steps
 from bridge.retry import next_attempt, receipt_deadline
 from bridge.settings import DispatchSettings
 from bridge.smpp.throttle import SenderBuckets
@@ -69,6 +70,8 @@ class Dispatcher:
         store: Store,
         transports: Mapping[str, Transport],
         routes: Sequence[Route],
+        *,
+        steps: Steps,
         on_final: Callable[[], None] = lambda: None,
         on_submitted: Callable[[], None] = lambda: None,
     ) -> None:
@@ -88,7 +91,7 @@ class Dispatcher:
         self._unrecorded: dict[str, tuple[str, datetime]] = {}  # -> (transport, submit start)
         self._buckets = SenderBuckets()
         self._booked: dict[str, tuple[str, float]] = {}  # a parked order's token: (transport, t)
-        self.recorder = Recorder(store, lambda: self.on_final(), lambda: self.on_submitted())
+        self.recorder = Recorder(store, lambda: self.on_final(), lambda: self.on_submitted(), steps)
 
     # --- claiming -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ an accepted submit is recorded, whatever it takes, so that it is never sent twic
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ from sqlalchemy import Connection
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
-from bridge.inbound.mo_store import record_attempt_events
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_sms import UNKNOWN_OUTCOME, UNKNOWN_PREFIX
+from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted_bare, record_submitted_many
 
 log = logging.getLogger("bridge.mt.dispatch")
@@ -68,23 +69,26 @@ def record_outcomes(
     conn: Connection,
     items: Sequence[Outcome | Claim],
     now: datetime | None = None,
+    *,
+    steps: Steps,
 ) -> list[list[order_sql.OrderWork] | None]:
     """Write the outcomes that ended while the previous commit ran, then make the claims
     queued with them, in one transaction; a claim's result is its orders."""
     now = now or utcnow()
     outcomes = [o for o in items if isinstance(o, Outcome)]
-    record_submitted_many(conn, now, [o.submitted() for o in outcomes if o.kind == "submitted"])
+    submitted = [o.submitted() for o in outcomes if o.kind == "submitted"]
+    record_submitted_many(conn, now, submitted, steps=steps)
     order_sql.record_parked(
         conn, [(o.order_id, o.next_at or now) for o in outcomes if o.kind == "parked"]
     )
     for o in outcomes:
         if o.kind in ("submitted", "parked"):
             continue
-        record_attempt_events(conn, o.order_id, now, o.events)
+        order_sql.record_attempt_events(conn, o.order_id, now, o.events)
         if o.kind == "deferred" and o.next_at is not None:
             order_sql.record_deferred(conn, o.order_id, now, o.next_at, o.reason)
         elif o.kind == "final":
-            order_sql.record_final(conn, o.order_id, now, o.status, o.reason)
+            order_sql.record_final(conn, o.order_id, now, o.status, o.reason, steps=steps)
         else:
             order_sql.record_held(conn, o.order_id, now, o.reason)
     return [
@@ -128,8 +132,10 @@ class Recorder:
         store: Store,
         on_final: Callable[[], None],
         on_submitted: Callable[[], None],
+        steps: Steps,
     ) -> None:
         self.store = store
+        self._record = functools.partial(record_outcomes, steps=steps)  # one group for all
         self.on_final = on_final
         self.on_submitted = on_submitted
         self.unrecorded: dict[str, Outcome] = {}  # accepted submits waiting to be recorded
@@ -139,7 +145,7 @@ class Recorder:
         delay = 1.0
         while True:
             try:
-                await self.store.grouped(record_outcomes, outcome)
+                await self.store.grouped(self._record, outcome)
                 break
             except Exception as exc:
                 if outcome.kind != "submitted":
@@ -209,7 +215,7 @@ class Recorder:
 
     async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
         """Claim due orders in the next group commit (with the outcomes ending meanwhile)."""
-        claimed = await self.store.grouped(record_outcomes, claim)
+        claimed = await self.store.grouped(self._record, claim)
         assert claimed is not None
         return claimed
 
@@ -227,7 +233,7 @@ class Recorder:
             for order_id, name in cut.items()
         ]
         try:
-            await self.store.call(record_outcomes, outcomes)
+            await self.store.call(self._record, outcomes)
         except Exception as exc:
             log.error("orders cut off by the stop not recorded (%s): tried again later", exc)
         log.warning("stopped while %d submit(s) waited for the SMSC: resubmitted later", len(cut))

@@ -16,11 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, not_, or_, select, text, update
 
+from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted, record_submitted_many
 from bridge.mt.tables import FINAL_ORDER_STATUSES, OPEN_ORDERS, Mail, Order, OrderEvent
-from bridge.notices.dsn_queue import queue_final_dsn_for
-from bridge.notices.queue import FINAL_ROW, queue_status_notice_for
-from bridge.push.status_queue import queue_status_push_for
 from bridge.tenants.tables import User
 
 __all__ = ["OrderWork", "Submitted", "record_submitted", "record_submitted_many"]
@@ -192,8 +190,10 @@ _SET_FINAL = (  # built once, like _SET_SUBMITTED
 )
 
 
-def record_final(conn: Connection, order_id: str, now: datetime, status: str, reason: str) -> bool:
-    """Move an open or submitted order to a final status (once) and queue its notice."""
+def record_final(
+    conn: Connection, order_id: str, now: datetime, status: str, reason: str, *, steps: Steps
+) -> bool:
+    """Move an open or submitted order to a final status (once) and run the final `steps`."""
     if status not in FINAL_ORDER_STATUSES:
         raise ValueError(f"{status!r} is not a final order status")
     result = conn.execute(
@@ -203,11 +203,20 @@ def record_final(conn: Connection, order_id: str, now: datetime, status: str, re
     if result.rowcount == 0:
         return False
     conn.execute(_INSERT_EVENT, [_event_row(order_id, now, status, reason)])
-    row = conn.execute(FINAL_ROW, {"order_id": order_id}).one()  # one read for all three
-    queue_status_notice_for(conn, row, now)
-    queue_final_dsn_for(conn, row, now)
-    queue_status_push_for(conn, row, now)
+    steps.run_final(conn, order_id, now)
     return True
+
+
+def record_attempt_events(
+    conn: Connection, order_id: str, now: datetime, events: Sequence[tuple[str, str]]
+) -> None:
+    """Append (event, detail) lines to the order's history: why an attempt happened and what
+    each transport answered (throttled, not bound, unknown outcome, failover ...)."""
+    if events:
+        conn.execute(
+            insert(_event),
+            [{"order_id": order_id, "at": now, "event": e, "detail": d[:2000]} for e, d in events],
+        )
 
 
 def record_held(conn: Connection, order_id: str, now: datetime, error: str) -> None:

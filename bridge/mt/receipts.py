@@ -34,6 +34,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from bridge.mt.orders import record_final
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
 from bridge.mt.receipt_states import SUBMITTED, next_part_state, order_outcome
+from bridge.mt.steps import Steps
 from bridge.mt.tables import Order, OrderEvent, OrderStatus, Part, Receipt
 from bridge.transports.base import Receipt as ReceiptValue
 
@@ -150,6 +151,8 @@ def apply_receipts(
     limit: int,
     window: float,
     hold: Mapping[str, datetime] | None = None,
+    *,
+    steps: Steps,
 ) -> Applied:
     """Apply up to `limit` new receipts; orphan the ones older than `window` seconds.
 
@@ -214,7 +217,7 @@ def apply_receipts(
         conn.execute(_SET_APPLIED, applied)
     if unmatched:
         conn.execute(_SET_STATUS, unmatched)
-    finished = _settle_orders(conn, list(orders), now)
+    finished = _settle_orders(conn, list(orders), now, steps)
     orphaned = _orphan(conn, since, limit)
     return Applied(len(applied), orphaned, tuple(finished), len(unmatched))
 
@@ -223,7 +226,9 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _settle_orders(conn: Connection, order_ids: list[str], now: datetime) -> list[str]:
+def _settle_orders(
+    conn: Connection, order_ids: list[str], now: datetime, steps: Steps
+) -> list[str]:
     """Finish the orders whose parts now say so; returns those that became final."""
     if not order_ids:
         return []
@@ -254,7 +259,7 @@ def _settle_orders(conn: Connection, order_ids: list[str], now: datetime) -> lis
             if outcome == "delivered"
             else "the network could not deliver a part"
         )
-        if record_final(conn, order_id, now, outcome, reason):
+        if record_final(conn, order_id, now, outcome, reason, steps=steps):
             finished.append(order_id)
     return finished
 
@@ -274,7 +279,7 @@ def _orphan(conn: Connection, cutoff: datetime, limit: int) -> int:
     return len(rows)
 
 
-def finish_unconfirmed(conn: Connection, now: datetime, limit: int) -> list[str]:
+def finish_unconfirmed(conn: Connection, now: datetime, limit: int, *, steps: Steps) -> list[str]:
     """End submitted orders past their receipt deadline as "unconfirmed"; returns their ids."""
     due = conn.execute(_DUE_UNCONFIRMED, {"now": now, "limit": limit}).all()
     if not due:
@@ -289,7 +294,7 @@ def finish_unconfirmed(conn: Connection, now: datetime, limit: int) -> list[str]
     finished = []
     for o in due:
         reason = unconfirmed_reason(o.transport or "", parts.get(o.id, []))
-        if record_final(conn, o.id, now, OrderStatus.UNCONFIRMED, reason):
+        if record_final(conn, o.id, now, OrderStatus.UNCONFIRMED, reason, steps=steps):
             log.warning("%s: unconfirmed: %s", o.id, reason)
             finished.append(o.id)
     return finished

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, update
 
-from bridge.inbound.store import record_order_assignments
 from bridge.mt.parts import part_rows, unmatchable_events
+from bridge.mt.steps import Steps
 from bridge.mt.tables import Order, OrderEvent, Part
 
 _order = Order.__table__  # type: ignore[attr-defined]
@@ -69,9 +69,13 @@ def record_submitted(
     transport: str,
     message_ids: tuple[str, ...],
     receipt_due: datetime | None = None,
+    *,
+    steps: Steps,
 ) -> None:
     """All parts were accepted by the SMSC: store them and mark the order submitted."""
-    record_submitted_many(conn, now, [Submitted(order_id, transport, message_ids)], receipt_due)
+    record_submitted_many(
+        conn, now, [Submitted(order_id, transport, message_ids)], receipt_due, steps=steps
+    )
 
 
 def record_submitted_many(
@@ -79,8 +83,11 @@ def record_submitted_many(
     now: datetime,
     orders: Sequence[Submitted],
     receipt_due: datetime | None = None,
+    *,
+    steps: Steps,
 ) -> None:
-    """Several submitted orders at once: parts, statuses and history in a few statements."""
+    """Several submitted orders at once: parts, statuses and history in a few statements,
+    then the submitted `steps` (reply assignments)."""
     if not orders:
         return
     default_due = receipt_due or now + DEFAULT_RECEIPT_WAIT
@@ -112,8 +119,7 @@ def record_submitted_many(
     ]
     events += [_event_row(order_id, now, "receipts", line) for order_id, line in notes]
     conn.execute(_INSERT_EVENT, events)
-    # Replies from the recipients come back to these orders' senders.
-    record_order_assignments(conn, [o.order_id for o in orders], now)
+    steps.run_submitted(conn, [o.order_id for o in orders], now)
 
 
 def record_submitted_bare(conn: Connection, o: Submitted, now: datetime, why: str) -> bool:

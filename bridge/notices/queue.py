@@ -14,20 +14,10 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from bridge.db.queue import OPEN, claim_due
-from bridge.inbound.tables import InboundCustomer
-from bridge.lists.tables import ListMail
-from bridge.mt.tables import Mail, Order
 from bridge.notices.tables import Notice
 from bridge.notices.times import shown_time
-from bridge.tenants.tables import Customer, User
 
 _notice = Notice.__table__  # type: ignore[attr-defined]
-_order = Order.__table__  # type: ignore[attr-defined]
-_mail = Mail.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
-_list_mail = ListMail.__table__  # type: ignore[attr-defined]
-_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
 _OPEN = OPEN
 
 
@@ -43,43 +33,11 @@ def wants_notice(notify: str, status: str) -> bool:
     return notify == "failures" and status not in NOT_FAILED
 
 
-# One query (built once) for what a status notice needs, and whether the mail went to lists.
-# It also carries what the DSN and the status push need, so a finished order costs one
-# read for all three (`bridge.store.final`).
-FINAL_ROW = (
-    select(
-        _order,
-        _mail.c.message_id.label("mail_message_id"),
-        _mail.c.subject.label("mail_subject"),
-        _mail.c.envelope_from,
-        _mail.c.received_at,
-        _mail.c.dsn_ret,
-        _mail.c.dsn_envid,
-        _user.c.display_name,
-        _user.c.customer_id,
-        _customer.c.name.label("customer_name"),
-        _list_mail.c.mail_id.label("list_mail_id"),
-        _icust.c.status_push,
-    )
-    .select_from(
-        _order.join(_mail)
-        .join(_user, _order.c.user_id == _user.c.id)
-        .join(_customer, _customer.c.id == _user.c.customer_id)
-        .outerjoin(_list_mail, _list_mail.c.mail_id == _order.c.mail_id)
-        .outerjoin(_icust, _icust.c.customer_id == _user.c.customer_id)
-    )
-    .where(_order.c.id == bindparam("order_id"))
-)
 _INSERT_NOTICE = insert(_notice)
 
 
 def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | None:
-    """The same, for an order row read with FINAL_ROW."""
-    from bridge.lists import store as lists  # lists imports this module
-
-    if row.list_mail_id is not None:
-        lists.queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
-        return None
+    """Queue the status mail of a final order (a row read with `bridge.outcomes.final_row`)."""
     policy = row.policy or {}
     if "html" not in (policy.get("notify_channel") or ("html",)):
         return None

@@ -20,6 +20,7 @@ from bridge.notices.overrides import Templates
 from bridge.notices.queue import claim_notices
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.notices.tables import Notice
+from bridge.outcomes.steps import STEPS
 from bridge.settings import InboundSettings, PushSettings
 from bridge.tenants.admin import add_customer, add_user
 from bridge.tenants.senders import find_sender
@@ -125,13 +126,13 @@ async def test_claim_takes_a_lease_and_submitted_receipts_finish_the_order(
     assert await store.call(order_sql.claim_orders, now, 10, 60.0) == []  # leased
     # A receipt for part 2 arrives before submit_sm_resp was recorded: it waits.
     await store.call(insert_receipt, ReceiptValue("smsc", "id-2", ReceiptState.DELIVERED), now)
-    assert (await store.call(apply_receipts, now, 100, 3600.0)).applied == 0
-    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("id-1", "id-2"))
-    result = await store.call(apply_receipts, now, 100, 3600.0)
+    assert (await store.call(apply_receipts, now, 100, 3600.0, steps=STEPS)).applied == 0
+    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("id-1", "id-2"), steps=STEPS)
+    result = await store.call(apply_receipts, now, 100, 3600.0, steps=STEPS)
     assert result.applied == 1 and result.finished_orders == ()
     assert _rows(engine, Order)[0].status == "submitted"  # part 1 not yet delivered
     await store.call(insert_receipt, ReceiptValue("smsc", "id-1", ReceiptState.DELIVERED), now)
-    result = await store.call(apply_receipts, now, 100, 3600.0)
+    result = await store.call(apply_receipts, now, 100, 3600.0, steps=STEPS)
     assert result.finished_orders == ("M1.1",)
     assert _rows(engine, Order)[0].status == "delivered"
     notices = await store.call(claim_notices, utcnow(), 10, 60.0)
@@ -147,10 +148,10 @@ async def test_status_never_regresses_and_duplicates_are_harmless(
     user_id = _seed(engine)
     await accept(store, IntakeMail(_mail(user_id)))
     now = utcnow()
-    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("a1",))
+    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("a1",), steps=STEPS)
     for state in (ReceiptState.UNDELIVERABLE, ReceiptState.DELIVERED, ReceiptState.ENROUTE):
         await store.call(insert_receipt, ReceiptValue("smsc", "a1", state), now)
-    await store.call(apply_receipts, now, 100, 3600.0)
+    await store.call(apply_receipts, now, 100, 3600.0, steps=STEPS)
     assert _rows(engine, Order)[0].status == "undeliverable"
     assert _rows(engine, Part)[0].state == "undeliverable"
     assert all(r.status == "applied" for r in _rows(engine, Receipt))
@@ -162,7 +163,7 @@ async def test_unmatched_receipt_becomes_orphan_after_ttl(engine: Engine, store:
     now = utcnow()
     await store.call(insert_receipt, ReceiptValue("smsc", "nobody", ReceiptState.DELIVERED), now)
     later = now + timedelta(seconds=10)
-    assert (await store.call(apply_receipts, later, 100, 5.0)).orphaned == 1
+    assert (await store.call(apply_receipts, later, 100, 5.0, steps=STEPS)).orphaned == 1
     assert _rows(engine, Receipt)[0].status == "orphan"
 
 
@@ -172,18 +173,20 @@ async def test_unmatched_receipts_do_not_starve_newer_matched_ones(
     user_id = _seed(engine)
     await accept(store, IntakeMail(_mail(user_id)))
     now = utcnow()
-    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("m1",))
+    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("m1",), steps=STEPS)
     for i in range(3):  # older than the matched one, and more than one batch
         await store.call(
             insert_receipt, ReceiptValue("smsc", f"early-{i}", ReceiptState.DELIVERED), now
         )
     await store.call(insert_receipt, ReceiptValue("smsc", "m1", ReceiptState.DELIVERED), now)
-    result = await store.call(apply_receipts, now, 2, 3600.0)
+    result = await store.call(apply_receipts, now, 2, 3600.0, steps=STEPS)
     assert (result.applied, result.orphaned, result.finished_orders) == (1, 0, ("M1.1",))
     assert [r.status for r in _rows(engine, Receipt)] == ["new", "new", "new", "applied"]
     later = now + timedelta(seconds=10)
-    assert (await store.call(apply_receipts, later, 2, 5.0)).orphaned == 2  # a batch at a time
-    assert (await store.call(apply_receipts, later, 2, 5.0)).orphaned == 1
+    assert (
+        await store.call(apply_receipts, later, 2, 5.0, steps=STEPS)
+    ).orphaned == 2  # a batch at a time
+    assert (await store.call(apply_receipts, later, 2, 5.0, steps=STEPS)).orphaned == 1
 
 
 async def test_deferred_final_and_held_orders(engine: Engine, store: Store) -> None:
@@ -193,7 +196,9 @@ async def test_deferred_final_and_held_orders(engine: Engine, store: Store) -> N
     await store.call(
         order_sql.record_deferred, "M1.1", now, now + timedelta(seconds=30), "throttled"
     )
-    await store.call(order_sql.record_final, "M1.2", now, "failed", "smsc: invalid destination")
+    await store.call(
+        order_sql.record_final, "M1.2", now, "failed", "smsc: invalid destination", steps=STEPS
+    )
     await store.call(order_sql.record_held, "M1.3", now, "Traceback...\nRuntimeError: boom")
     status = {r.id: (r.status, r.error) for r in _rows(engine, Order)}
     assert status["M1.1"] == ("deferred", "throttled")
@@ -214,7 +219,7 @@ async def test_inbound_goes_to_the_user_who_last_texted_the_number(
     user_id = _seed(engine)
     await accept(store, IntakeMail(_mail(user_id)))
     now = utcnow()
-    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("id-1",))
+    await store.call(order_sql.record_submitted, "M1.1", now, "smsc", ("id-1",), steps=STEPS)
     sms = InboundSms(
         "smsc", source="+491701234501", destination="ACME", text="Yes", encoding="gsm7"
     )

@@ -11,12 +11,14 @@ from sqlalchemy import Engine, update
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
+from bridge.intake.commit import IntakeMail, accept
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_record import Outcome, Recorder
 from bridge.mt.receipts import apply_receipts, finish_unconfirmed, insert_receipt
 from bridge.mt.submitted import Submitted, record_submitted_many
 from bridge.mt.tables import Order, OrderEvent, Part, Receipt
 from bridge.notices.tables import Notice
+from bridge.outcomes.steps import STEPS
 from bridge.transports.base import Receipt as ReceiptValue
 from bridge.transports.base import ReceiptState
 from tests.integration.test_store import _mail, _rows, _seed
@@ -41,18 +43,18 @@ async def test_a_restarted_counter_receipt_goes_to_the_most_recent_part_before_i
     engine: Engine, store: Store
 ) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id, recipients=3))
+    await accept(store, IntakeMail(_mail(user_id, recipients=3)))
     t0 = utcnow()
     t1, t2, t3 = (t0 + timedelta(seconds=s) for s in (10, 20, 30))
     # Yesterday's message got "7" and is still under way; the SMSC restarted its counter.
-    await store.call(record_submitted_many, t0, [_submitted("M1.1", ("7",), t0)])
+    await store.call(record_submitted_many, t0, [_submitted("M1.1", ("7",), t0)], steps=STEPS)
     await store.call(insert_receipt, _receipt("7", ReceiptState.DELIVERED), t1)
-    await store.call(apply_receipts, t1, 100, WINDOW)
+    await store.call(apply_receipts, t1, 100, WINDOW, steps=STEPS)
     assert _statuses(engine)["M1.1"] == "delivered"
     # Now "7" goes to another message: the order M1.1 is final, so nothing is ambiguous.
-    await store.call(record_submitted_many, t2, [_submitted("M1.2", ("7",), t2)])
+    await store.call(record_submitted_many, t2, [_submitted("M1.2", ("7",), t2)], steps=STEPS)
     await store.call(insert_receipt, _receipt("7", ReceiptState.UNDELIVERABLE), t3)
-    await store.call(apply_receipts, t3, 100, WINDOW)
+    await store.call(apply_receipts, t3, 100, WINDOW, steps=STEPS)
     assert _statuses(engine) == {"M1.1": "delivered", "M1.2": "undeliverable", "M1.3": "queued"}
     applied = {r.id: r.part_id for r in _rows(engine, Receipt)}
     parts = {p.id: p.order_id for p in _rows(engine, Part)}
@@ -63,20 +65,21 @@ async def test_an_id_given_to_two_open_messages_matches_neither(
     engine: Engine, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id, recipients=3))
+    await accept(store, IntakeMail(_mail(user_id, recipients=3)))
     t0 = utcnow()
-    await store.call(record_submitted_many, t0, [_submitted("M1.1", ("5001",), t0)])
+    await store.call(record_submitted_many, t0, [_submitted("M1.1", ("5001",), t0)], steps=STEPS)
     t1 = t0 + timedelta(seconds=5)  # M1.1 still waits for its report: "5001" is reused
     await store.call(
         record_submitted_many,
         t1,
         [_submitted("M1.2", ("5001",), t1), _submitted("M1.3", ("5002",), t1)],
+        steps=STEPS,
     )
     t2 = t1 + timedelta(seconds=1)
     await store.call(insert_receipt, _receipt("5001"), t2)
     await store.call(insert_receipt, _receipt("5002"), t2)
     with caplog.at_level(logging.WARNING):
-        result = await store.call(apply_receipts, t2, 100, WINDOW)
+        result = await store.call(apply_receipts, t2, 100, WINDOW, steps=STEPS)
     assert "receipts cannot be told apart" in caplog.text
     assert (result.applied, result.unmatched) == (1, 1)
     assert sorted(r.status for r in _rows(engine, Receipt)) == ["applied", "unmatched"]
@@ -87,24 +90,24 @@ async def test_an_id_given_to_two_open_messages_matches_neither(
     assert sorted(notes) == ["M1.1", "M1.2"]
     # A later receipt for "5001" is not guessed either; the receipt timeout decides.
     await store.call(insert_receipt, _receipt("5001"), t2 + timedelta(seconds=1))
-    assert (await store.call(apply_receipts, t2, 100, WINDOW)).unmatched == 1
+    assert (await store.call(apply_receipts, t2, 100, WINDOW, steps=STEPS)).unmatched == 1
 
 
 async def test_a_receipt_waits_while_a_submit_that_began_before_it_is_recorded(
     engine: Engine, store: Store
 ) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id, recipients=2))
+    await accept(store, IntakeMail(_mail(user_id, recipients=2)))
     t0 = utcnow()
-    await store.call(record_submitted_many, t0, [_submitted("M1.1", ("9",), t0)])
-    await store.call(apply_receipts, t0, 100, WINDOW)
+    await store.call(record_submitted_many, t0, [_submitted("M1.1", ("9",), t0)], steps=STEPS)
+    await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)
     t1 = t0 + timedelta(seconds=10)  # a submit began; the SMSC reused "9" for it ...
     t2 = t1 + timedelta(milliseconds=5)  # ... and its receipt came before its response
     await store.call(insert_receipt, _receipt("9"), t2)
-    held = await store.call(apply_receipts, t2, 100, WINDOW, {"smsc": t1})
+    held = await store.call(apply_receipts, t2, 100, WINDOW, {"smsc": t1}, steps=STEPS)
     assert held.applied == 0 and _statuses(engine)["M1.1"] == "submitted"
-    await store.call(record_submitted_many, t2, [_submitted("M1.2", ("9",), t1)])
-    await store.call(apply_receipts, t2, 100, WINDOW)
+    await store.call(record_submitted_many, t2, [_submitted("M1.2", ("9",), t1)], steps=STEPS)
+    await store.call(apply_receipts, t2, 100, WINDOW, steps=STEPS)
     # Both held "9" while waiting for a report: the receipt cannot say whose it is.
     assert [r.status for r in _rows(engine, Receipt)] == ["unmatched"]
     assert _statuses(engine) == {"M1.1": "submitted", "M1.2": "submitted"}
@@ -114,8 +117,8 @@ async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_a
     engine: Engine, store: Store
 ) -> None:
     user_all = _seed(engine, notify="all")
-    await store.accept(_mail(user_all, "MA", recipients=2))
-    await store.accept(_mail(user_all, "MF", recipients=1))
+    await accept(store, IntakeMail(_mail(user_all, "MA", recipients=2)))
+    await accept(store, IntakeMail(_mail(user_all, "MF", recipients=1)))
     table = Order.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:  # this order's policy: status mails for failures only
         conn.execute(
@@ -130,12 +133,16 @@ async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_a
         Submitted("MA.2", "smsc", ("",), submitted_at=t0, receipt_due=due),
         Submitted("MF.1", "smsc", ("4",), submitted_at=t0, receipt_due=due),
     ]
-    await store.call(record_submitted_many, t0, batch)
+    await store.call(record_submitted_many, t0, batch, steps=STEPS)
     await store.call(insert_receipt, _receipt("1"), t0)
     await store.call(insert_receipt, _receipt("2", ReceiptState.ACCEPTED), t0)
-    await store.call(apply_receipts, t0, 100, WINDOW)
-    assert await store.call(finish_unconfirmed, due - timedelta(seconds=1), 100) == []
-    assert sorted(await store.call(finish_unconfirmed, due, 100)) == ["MA.1", "MA.2", "MF.1"]
+    await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)
+    assert await store.call(finish_unconfirmed, due - timedelta(seconds=1), 100, steps=STEPS) == []
+    assert sorted(await store.call(finish_unconfirmed, due, 100, steps=STEPS)) == [
+        "MA.1",
+        "MA.2",
+        "MF.1",
+    ]
     orders = {r.id: (r.status, r.error) for r in _rows(engine, Order)}
     assert {s for s, _ in orders.values()} == {"unconfirmed"}
     assert "no delivery report" in orders["MA.1"][1]
@@ -149,12 +156,14 @@ async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_a
         ("status", "MA.2", None),
         ("dsn", "MF.1", "relayed"),
     }
-    assert await store.call(finish_unconfirmed, due + timedelta(hours=1), 100) == []  # once
+    assert (
+        await store.call(finish_unconfirmed, due + timedelta(hours=1), 100, steps=STEPS) == []
+    )  # once
 
 
 async def test_claims_leave_out_the_routes_whose_smsc_is_full(engine: Engine, store: Store) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id, recipients=3))  # +4917012345 01..03
+    await accept(store, IntakeMail(_mail(user_id, recipients=3)))  # +4917012345 01..03
     with engine.begin() as conn:
         table = Order.__table__  # type: ignore[attr-defined]
         conn.execute(update(table).where(table.c.id == "M1.2").values(recipient="+43664123456"))
@@ -173,9 +182,9 @@ async def test_one_outcome_that_cannot_be_recorded_loses_no_other(
     engine: Engine, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     user_id = _seed(engine)
-    await store.accept(_mail(user_id, recipients=2))
+    await accept(store, IntakeMail(_mail(user_id, recipients=2)))
     await store.call(order_sql.claim_orders, utcnow(), 10, 60.0)
-    recorder = Recorder(store, lambda: None, lambda: None)
+    recorder = Recorder(store, lambda: None, lambda: None, STEPS)
     now = utcnow()
     good = Outcome("M1.1", "submitted", "smsc", ("11",), submitted_at=now, receipt_due=now)
     gone = Outcome("M9.1", "submitted", "smsc", ("12",), submitted_at=now, receipt_due=now)

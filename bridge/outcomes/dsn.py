@@ -19,7 +19,8 @@ from sqlalchemy import Connection, select, update
 
 from bridge.intake.dsn_params import xtext_decode
 from bridge.mt.tables import Mail, Order
-from bridge.notices.queue import FINAL_ROW, queue_notice
+from bridge.notices.queue import queue_notice
+from bridge.outcomes.final_row import FINAL_ROW
 
 _order = Order.__table__  # type: ignore[attr-defined]
 _mail = Mail.__table__  # type: ignore[attr-defined]

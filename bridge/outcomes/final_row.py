@@ -1,0 +1,43 @@
+"""What the steps of a final order read: the order with its mail, user, customer, list mail and
+status push target, in one query built once (one read for every step, not one each)."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, select
+
+from bridge.inbound.tables import InboundCustomer
+from bridge.lists.tables import ListMail
+from bridge.mt.tables import Mail, Order
+from bridge.tenants.tables import Customer, User
+
+_order = Order.__table__  # type: ignore[attr-defined]
+_mail = Mail.__table__  # type: ignore[attr-defined]
+_user = User.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+_list_mail = ListMail.__table__  # type: ignore[attr-defined]
+_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
+
+FINAL_ROW = (
+    select(
+        _order,
+        _mail.c.message_id.label("mail_message_id"),
+        _mail.c.subject.label("mail_subject"),
+        _mail.c.envelope_from,
+        _mail.c.received_at,
+        _mail.c.dsn_ret,
+        _mail.c.dsn_envid,
+        _user.c.display_name,
+        _user.c.customer_id,
+        _customer.c.name.label("customer_name"),
+        _list_mail.c.mail_id.label("list_mail_id"),
+        _icust.c.status_push,
+    )
+    .select_from(
+        _order.join(_mail)
+        .join(_user, _order.c.user_id == _user.c.id)
+        .join(_customer, _customer.c.id == _user.c.customer_id)
+        .outerjoin(_list_mail, _list_mail.c.mail_id == _order.c.mail_id)
+        .outerjoin(_icust, _icust.c.customer_id == _user.c.customer_id)
+    )
+    .where(_order.c.id == bindparam("order_id"))
+)

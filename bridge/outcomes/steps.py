@@ -1,0 +1,41 @@
+"""The steps that follow an order's submit and its final status, written out as lists.
+
+When an order becomes final (delivered, failed, expired, unconfirmed ...), in the same
+transaction as its status, once:
+
+1. the status mail to the sender, or, for a mail to distribution lists, the one
+   cumulative list report once all its orders are final;
+2. the DSN the client asked for (RFC 3461 NOTIFY) or its policy wants;
+3. the status push to the customer's status URL, when its policy asks for one.
+
+When orders are submitted: their reply assignments (replies from the recipients come
+back to the sender of the order: dynamic SMS2Mail).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from bridge.inbound.store import record_order_assignments
+from bridge.lists.store import queue_list_report
+from bridge.mt.steps import Steps
+from bridge.notices.queue import queue_status_notice_for
+from bridge.outcomes.dsn import queue_final_dsn_for
+from bridge.outcomes.final_row import FINAL_ROW
+from bridge.outcomes.status_push import queue_status_push_for
+
+
+def final_notices(conn: Connection, order_id: str, now: datetime) -> None:
+    """Steps 1-3, from one read of the order and what belongs to it."""
+    row = conn.execute(FINAL_ROW, {"order_id": order_id}).one()
+    if row.list_mail_id is not None:
+        queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
+    else:
+        queue_status_notice_for(conn, row, now)
+    queue_final_dsn_for(conn, row, now)
+    queue_status_push_for(conn, row, now)
+
+
+STEPS = Steps(final=(final_notices,), submitted=(record_order_assignments,))
