@@ -25,11 +25,13 @@ from bridge.db.worker import Worker
 from bridge.inbound.inbox import StoreInbox
 from bridge.inbound.mo_store import StoreMoParts
 from bridge.inbound.service import InboundService
+from bridge.inbound.store import alert_contact
 from bridge.intake.access_store import exposures
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import IntakeHandler
 from bridge.intake.listener import release_listener, start_listener
 from bridge.intake.server import Shared
+from bridge.jobs import ReportJobs
 from bridge.keyword_lists.export import export_due
 from bridge.mt.dispatch import Dispatcher
 from bridge.mt.receipts import Applied, apply_receipts, finish_unconfirmed
@@ -40,7 +42,6 @@ from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.outcomes.dsn import queue_delay_dsns
 from bridge.outcomes.steps import STEPS
 from bridge.push.worker import Pusher
-from bridge.reports.jobs import ReportJobs
 from bridge.sandbox.rules import make_rule
 from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc
 from bridge.settings import Settings, SmscSettings
@@ -147,7 +148,7 @@ class Bridge:
                 w_mail.wake()
             return result.applied + result.unmatched + result.unconfirmed
 
-        pusher = Pusher(s.push, store, s.inbound.postmaster, on_notice=w_mail.wake)
+        pusher = Pusher(s.push, store, alert_contact, s.inbound.postmaster, on_notice=w_mail.wake)
         w_push = self._worker("push", pusher.step, s.push.poll_interval)
         inbound = InboundService(
             s.inbound,

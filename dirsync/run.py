@@ -25,9 +25,8 @@ from sqlmodel import Session
 
 from bridge.db.clock import utcnow
 from bridge.errors import ConfigError
-from bridge.tenants import directory as store
 from bridge.tenants.directory_tables import SyncRun
-from dirsync import report
+from dirsync import report, store
 from dirsync.config import DirsyncConfig
 from dirsync.csv_source import CsvFormatError, read_csv
 from dirsync.ldap_source import DirectoryError, read_directory, read_password

@@ -20,7 +20,6 @@ from bridge.inbound.config import (
     Action,
     AutoReplyAction,
     ListAction,
-    PushAction,
     Sms2MailAction,
     StopAction,
 )
@@ -34,6 +33,7 @@ from bridge.notices.subjects import reply_topic
 from bridge.notices.times import shown_time
 from bridge.push.body import render_body
 from bridge.push.queue import queue_push
+from bridge.push.target import PushAction
 from bridge.settings import InboundSettings, PushSettings
 
 log = logging.getLogger("bridge.inbound")

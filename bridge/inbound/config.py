@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from bridge.mail_address import MailAddress, OptionalMailAddress
+from bridge.push.target import PushAction
 from bridge.smpp.address import canonical_number
 
 Sharing = Literal["dedicated", "prefix", "keyword", "dynamic"]
@@ -61,20 +62,6 @@ class ListAction(_Model):
 
 class StopAction(_Model):
     type: Literal["stop", "start"] = "stop"
-
-
-class PushAction(_Model):
-    type: Literal["push"] = "push"
-    url: str
-    method: Literal["POST", "PUT"] = "POST"
-    auth: Literal["none", "basic", "bearer", "hmac"] = "none"
-    username: str = ""
-    password: str = ""
-    token: str = ""
-    secret: str = ""
-    signature_header: str = "X-Mailsms-Signature"
-    headers: dict[str, str] = Field(default_factory=dict)
-    format: Literal["json", "xml", "kv"] = "json"
 
 
 Action = Annotated[

@@ -376,3 +376,11 @@ def customer_inbound(conn: Connection, customer_id: int | None) -> CustomerInbou
         r.stop_scope or "global",
         str((r.settings or {}).get("timezone") or ""),
     )
+
+
+def alert_contact(conn: Connection, customer_id: int | None) -> tuple[str, str] | None:
+    """The customer's name and the address its alerts go to (admin, else postmaster)."""
+    customer = customer_inbound(conn, customer_id)
+    if customer is None:
+        return None
+    return customer.name, customer.admin or customer.postmaster

@@ -14,7 +14,7 @@ from bridge.db.store import Store
 from bridge.errors import Reject
 from bridge.intake.addresses import Recipient
 from bridge.intake.transaction import Transaction
-from bridge.reports.store import count_orders_since
+from bridge.mt.orders import count_orders_since
 
 
 def pending(transaction: Transaction) -> int:

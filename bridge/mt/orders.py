@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, not_, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, select, text, update
 
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted, record_submitted_many
@@ -274,7 +274,17 @@ def list_orders(conn: Connection, status: str | None, limit: int) -> list[dict[s
 
 
 def count_by_status(conn: Connection) -> dict[str, int]:
-    from sqlalchemy import func
-
     rows = conn.execute(select(_order.c.status, func.count()).group_by(_order.c.status)).all()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def count_orders_since(conn: Connection, user_id: int, since: datetime) -> int:
+    """The user's orders created since `since` (rate limits)."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(_order)
+            .where(_order.c.user_id == user_id, _order.c.created_at >= since)
+        ).scalar()
+        or 0
+    )

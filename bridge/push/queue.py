@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,7 +10,6 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from bridge.db.queue import OPEN, claim_due
-from bridge.inbound.store import customer_inbound
 from bridge.notices.queue import queue_notice
 from bridge.push.tables import PushDelivery
 
@@ -99,14 +99,23 @@ def push_status(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
+# (conn, customer id) -> (the customer's name, the address its alerts go to), or None
+Contacts = Callable[[Connection, int | None], tuple[str, str] | None]
+
+
 def fail_push(
-    conn: Connection, push_id: int, now: datetime, error: str, url: str, fallback_admin: str
+    conn: Connection,
+    push_id: int,
+    now: datetime,
+    error: str,
+    url: str,
+    fallback_admin: str,
+    contacts: Contacts,
 ) -> None:
     """Give a push up and tell the customer's admin (else postmaster, else `fallback_admin`)."""
     record_push(conn, push_id, now, "failed", error)
     row = conn.execute(select(_push).where(_push.c.id == push_id)).one()
-    customer = customer_inbound(conn, row.customer_id)
-    to = (customer.admin or customer.postmaster) if customer else ""
+    name, to = contacts(conn, row.customer_id) or ("", "")
     to = to or fallback_admin
     if not to:
         return
@@ -116,7 +125,7 @@ def fail_push(
         "error": error,
         "attempts": row.attempts,
         "inbound_id": row.inbound_id,
-        "customer": customer.name if customer else "",
+        "customer": name,
         "created_at": row.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
     queue_notice(

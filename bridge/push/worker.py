@@ -19,10 +19,10 @@ import httpx
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
-from bridge.inbound.config import PushAction
 from bridge.push import queue as push_sql
 from bridge.push.body import sign
 from bridge.push.guard import PushBlocked, vet
+from bridge.push.target import PushAction
 from bridge.retry import next_attempt
 from bridge.settings import PushSettings
 
@@ -42,6 +42,7 @@ class Pusher:
         self,
         settings: PushSettings,
         store: Store,
+        contacts: push_sql.Contacts,
         fallback_admin: str = "",
         on_notice: object = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -49,6 +50,7 @@ class Pusher:
         self.settings = settings
         self.store = store
         self.fallback_admin = fallback_admin
+        self.contacts = contacts  # whom a push given up on is reported to
         self._on_notice = on_notice
         self._transport = transport
 
@@ -88,7 +90,13 @@ class Pusher:
             return
         log.error("push %s to %s failed: %s", work.id, action.url, outcome.detail)
         await self.store.call(
-            push_sql.fail_push, work.id, now, outcome.detail, action.url, self.fallback_admin
+            push_sql.fail_push,
+            work.id,
+            now,
+            outcome.detail,
+            action.url,
+            self.fallback_admin,
+            self.contacts,
         )
         if callable(self._on_notice):
             self._on_notice()

@@ -55,18 +55,6 @@ def _cost_centre() -> Any:
     return func.coalesce(_order.c.policy["cost_centre"].as_string(), "")
 
 
-def count_orders_since(conn: Connection, user_id: int, since: datetime) -> int:
-    """The user's orders created since `since` (rate limits)."""
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(_order)
-            .where(_order.c.user_id == user_id, _order.c.created_at >= since)
-        ).scalar()
-        or 0
-    )
-
-
 def query_orders(conn: Connection, f: OrderFilter) -> list[dict[str, Any]]:
     """Orders matching every given filter, oldest first."""
     query = (

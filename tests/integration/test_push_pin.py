@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
 
-from bridge.inbound.config import PushAction
+from bridge.push.target import PushAction
 from bridge.push.worker import Pusher
 from bridge.settings import PushSettings
 
@@ -44,7 +44,8 @@ def _server() -> Iterator[_Server]:
 
 
 def _pusher(**settings: Any) -> Pusher:
-    return Pusher(PushSettings(allow_http=True, timeout=5.0, **settings), store=None)  # type: ignore[arg-type]
+    settings_ = PushSettings(allow_http=True, timeout=5.0, **settings)
+    return Pusher(settings_, store=None, contacts=lambda conn, customer: None)  # type: ignore[arg-type]
 
 
 async def test_the_request_goes_to_the_vetted_address_with_the_name_as_host() -> None:

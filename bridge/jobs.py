@@ -1,4 +1,4 @@
-"""The reporting jobs of the running bridge: the daily purge and the monthly report run.
+"""The housekeeping jobs of the running bridge: the daily purge and the monthly report run.
 
 One worker step (every `reports.check_interval` seconds) purges once a day and, at
 the start of a month, generates, archives and mails the previous month's reports.
