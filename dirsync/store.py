@@ -18,6 +18,7 @@ from sqlalchemy import Engine, bindparam, delete, insert, inspect, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from bridge.db.tables import table
 from bridge.mt.tables import Mail
 from bridge.tenants.directory_tables import DirsyncLock, SyncRun
 from bridge.tenants.tables import Alias, Customer, Profile, User
@@ -28,10 +29,10 @@ ORIGIN = "dirsync"
 CHUNK = 500
 INSERT_CHUNK = 5000
 
-U = User.__table__  # type: ignore[attr-defined]
-A = Alias.__table__  # type: ignore[attr-defined]
-P = Profile.__table__  # type: ignore[attr-defined]
-M = Mail.__table__  # type: ignore[attr-defined]
+U = table(User)
+A = table(Alias)
+P = table(Profile)
+M = table(Mail)
 
 
 @dataclass(frozen=True, slots=True)

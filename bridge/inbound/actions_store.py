@@ -20,16 +20,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, text, update
 
+from bridge.db.tables import table
 from bridge.inbound.tables import AutoReplyLog, StopEntry
 from bridge.mt.mails import NewMail, NewOrder, insert_mails
 from bridge.smpp.address import canonical_number
 from bridge.tenants.tables import Customer, User
 from bridge.text import TextRejected, plan_sms
 
-_stop = StopEntry.__table__  # type: ignore[attr-defined]
-_auto = AutoReplyLog.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
+_stop = table(StopEntry)
+_auto = table(AutoReplyLog)
+_user = table(User)
+_customer = table(Customer)
 
 SYSTEM_CUSTOMER = "_system"
 

@@ -14,16 +14,17 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from bridge.db.clock import utcnow
+from bridge.db.tables import table
 from bridge.inbound.config import NumbersFile
 from bridge.inbound.tables import InboundCustomer, InboundNumber
 from bridge.keyword_lists.tables import InboundList, ListMember
 from bridge.tenants.tables import Customer
 
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
-_number = InboundNumber.__table__  # type: ignore[attr-defined]
-_list = InboundList.__table__  # type: ignore[attr-defined]
-_member = ListMember.__table__  # type: ignore[attr-defined]
+_customer = table(Customer)
+_icust = table(InboundCustomer)
+_number = table(InboundNumber)
+_list = table(InboundList)
+_member = table(ListMember)
 
 
 class NumbersApplyError(ValueError):

@@ -15,12 +15,13 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
+from bridge.db.tables import table
 from bridge.errors import StorageUnavailable
 from bridge.inbound.mo_tables import MoPartRow
 from bridge.transports.base import InboxUnavailable, MoKey, MoPart
 from bridge.transports.mo_parts import complete
 
-_mo = MoPartRow.__table__  # type: ignore[attr-defined]
+_mo = table(MoPartRow)
 
 
 def _key_filter(key: MoKey) -> Any:

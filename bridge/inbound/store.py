@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from bridge.db.tables import table
 from bridge.inbound.config import parse_actions, parse_keywords
 from bridge.inbound.routing import NumberRow, serves
 from bridge.inbound.tables import Inbound, InboundCustomer, InboundNumber, ReplyAssignment
@@ -26,15 +27,15 @@ from bridge.smpp.address import canonical_number
 from bridge.tenants.tables import Customer, User
 from bridge.transports.base import InboundSms
 
-_inbound = Inbound.__table__  # type: ignore[attr-defined]
-_order = Order.__table__  # type: ignore[attr-defined]
-_part = Part.__table__  # type: ignore[attr-defined]
-_mail = Mail.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_number = InboundNumber.__table__  # type: ignore[attr-defined]
-_assign = ReplyAssignment.__table__  # type: ignore[attr-defined]
-_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
+_inbound = table(Inbound)
+_order = table(Order)
+_part = table(Part)
+_mail = table(Mail)
+_user = table(User)
+_customer = table(Customer)
+_number = table(InboundNumber)
+_assign = table(ReplyAssignment)
+_icust = table(InboundCustomer)
 
 DEFAULT_REPLY_WINDOW = 7 * 24 * 3600.0  # `[inbound] reply_window`
 

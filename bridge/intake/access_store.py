@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
+from bridge.db.tables import table
 from bridge.intake.access import CustomerAccess, exposure
 from bridge.tenants.admin import AdminError
 from bridge.tenants.tables import Credential, Customer
 
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_credential = Credential.__table__  # type: ignore[attr-defined]
+_customer = table(Customer)
+_credential = table(Credential)
 
 
 def exposures(conn: Connection) -> list[tuple[str, str]]:

@@ -17,10 +17,11 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select
 
 from bridge.db.store import Store
+from bridge.db.tables import table
 from bridge.mt.tables import Order
 
 log = logging.getLogger("bridge.intake")
-_order = Order.__table__  # type: ignore[attr-defined]
+_order = table(Order)
 
 
 def queue_depth(conn: Connection) -> int:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bridge.db.tables import table
 from bridge.intake.tables import VelocityAlert, VelocityNumber
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
 from bridge.mt.mails import NewMail, NewOrder
@@ -37,11 +38,11 @@ from bridge.notices.times import shown_time
 from bridge.tenants.tables import Customer, User
 
 log = logging.getLogger("bridge.intake")
-_order = Order.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_number = VelocityNumber.__table__  # type: ignore[attr-defined]
-_alerts = VelocityAlert.__table__  # type: ignore[attr-defined]
+_order = table(Order)
+_user = table(User)
+_customer = table(Customer)
+_number = table(VelocityNumber)
+_alerts = table(VelocityAlert)
 OPERATOR_REFUSED = "refused by the operator (SMS pumping suspected); not sent"
 
 

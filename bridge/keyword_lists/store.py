@@ -10,12 +10,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from bridge.db.tables import table
 from bridge.keyword_lists.tables import InboundList, ListMember
 from bridge.tenants.tables import Customer
 
-_list = InboundList.__table__  # type: ignore[attr-defined]
-_member = ListMember.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
+_list = table(InboundList)
+_member = table(ListMember)
+_customer = table(Customer)
 
 
 def list_id(conn: Connection, customer_id: int, name: str, now: datetime) -> int:

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, column, delete, exists, func, insert, or_, select, table
+from sqlalchemy import Connection, and_, column, delete, exists, func, insert, or_, select
+from sqlalchemy import table as table_clause
 from sqlalchemy import update as sql_update
 
 from bridge.db.clock import utcnow
+from bridge.db.tables import table
 from bridge.lists.tables import DistributionList, DistributionMember, ListMail
 from bridge.mt.tables import Mail, Order
 from bridge.notices.queue import queue_notice
@@ -24,15 +26,15 @@ from bridge.notices.times import shown_time
 from bridge.smpp.address import canonical_number
 from bridge.tenants.tables import Customer, User
 
-_list = DistributionList.__table__  # type: ignore[attr-defined]
-_member = DistributionMember.__table__  # type: ignore[attr-defined]
-_list_mail = ListMail.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_order = Order.__table__  # type: ignore[attr-defined]
-_mail = Mail.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
+_list = table(DistributionList)
+_member = table(DistributionMember)
+_list_mail = table(ListMail)
+_customer = table(Customer)
+_order = table(Order)
+_mail = table(Mail)
+_user = table(User)
 # The inbound services' stop list (migration 0004); customer_id 0 means every customer.
-_stop = table("stop_entry", column("customer_id"), column("msisdn"), column("service"))
+_stop = table_clause("stop_entry", column("customer_id"), column("msisdn"), column("service"))
 BATCH = 5000
 REPORT_ROWS = 1000  # per-recipient rows in the report mail; the CSV report has them all
 

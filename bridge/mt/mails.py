@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from bridge.db.bulk import bulk_insert
+from bridge.db.tables import table
 from bridge.mt.tables import Mail, Order, OrderEvent
 
 
@@ -56,9 +57,9 @@ class NewMail:
     dedupe_since: datetime | None = None  # look for an earlier copy received after this
 
 
-_mail = Mail.__table__  # type: ignore[attr-defined]
-_order = Order.__table__  # type: ignore[attr-defined]
-_event = OrderEvent.__table__  # type: ignore[attr-defined]
+_mail = table(Mail)
+_order = table(Order)
+_event = table(OrderEvent)
 
 
 def find_duplicate(conn: Connection, mail: NewMail) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, select, text, update
 
+from bridge.db.tables import table
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted, record_submitted_many
 from bridge.mt.tables import FINAL_ORDER_STATUSES, OPEN_ORDERS, Mail, Order, OrderEvent
@@ -23,10 +24,10 @@ from bridge.tenants.tables import User
 
 __all__ = ["OrderWork", "Submitted", "record_submitted", "record_submitted_many"]
 
-_order = Order.__table__  # type: ignore[attr-defined]
-_event = OrderEvent.__table__  # type: ignore[attr-defined]
-_mail = Mail.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
+_order = table(Order)
+_event = table(OrderEvent)
+_mail = table(Mail)
+_user = table(User)
 _OPEN = ("queued", "deferred")
 
 

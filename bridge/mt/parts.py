@@ -28,12 +28,13 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, select, update
 
+from bridge.db.tables import table
 from bridge.mt.tables import Part
 from bridge.transports.base import ReceiptState
 
 log = logging.getLogger("bridge.mt.dispatch")
 
-_part = Part.__table__  # type: ignore[attr-defined]
+_part = table(Part)
 FINAL_PART_STATES = tuple(sorted(s.value for s in ReceiptState if s.is_final))
 
 _older = _part.alias("older")

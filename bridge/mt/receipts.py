@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from bridge.db.tables import table
 from bridge.mt.orders import record_final
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
 from bridge.mt.receipt_states import SUBMITTED, next_part_state, order_outcome
@@ -40,10 +41,10 @@ from bridge.transports.base import Receipt as ReceiptValue
 
 log = logging.getLogger("bridge.receipts")
 
-_receipt = Receipt.__table__  # type: ignore[attr-defined]
-_part = Part.__table__  # type: ignore[attr-defined]
-_order = Order.__table__  # type: ignore[attr-defined]
-_event = OrderEvent.__table__  # type: ignore[attr-defined]
+_receipt = table(Receipt)
+_part = table(Part)
+_order = table(Order)
+_event = table(OrderEvent)
 
 # Built once: building a statement costs more CPU than SQLite running it.
 _INSERT = insert(_receipt)

@@ -17,13 +17,14 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, update
 
+from bridge.db.tables import table
 from bridge.mt.parts import part_rows, unmatchable_events
 from bridge.mt.steps import Steps
 from bridge.mt.tables import Order, OrderEvent, Part
 
-_order = Order.__table__  # type: ignore[attr-defined]
-_event = OrderEvent.__table__  # type: ignore[attr-defined]
-_part = Part.__table__  # type: ignore[attr-defined]
+_order = table(Order)
+_event = table(OrderEvent)
+_part = table(Part)
 _OPEN = ("queued", "deferred")
 
 # Without a deadline from the transport: the default validity (48 h) plus one hour.

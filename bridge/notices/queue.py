@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from bridge.db.queue import OPEN, claim_due
+from bridge.db.tables import table
 from bridge.notices.tables import Notice
 from bridge.notices.times import shown_time
 
-_notice = Notice.__table__  # type: ignore[attr-defined]
+_notice = table(Notice)
 _OPEN = OPEN
 
 

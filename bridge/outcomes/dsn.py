@@ -17,13 +17,14 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from bridge.db.tables import table
 from bridge.intake.dsn_params import xtext_decode
 from bridge.mt.tables import Mail, Order
 from bridge.notices.queue import queue_notice
 from bridge.outcomes.final_row import FINAL_ROW
 
-_order = Order.__table__  # type: ignore[attr-defined]
-_mail = Mail.__table__  # type: ignore[attr-defined]
+_order = table(Order)
+_mail = table(Mail)
 
 # Final order status -> (DSN event, Action, Status).
 _FINAL = {

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
+from bridge.db.tables import table
 from bridge.inbound.tables import InboundCustomer
 from bridge.lists.tables import ListMail
 from bridge.mt.tables import Mail, Order
 from bridge.tenants.tables import Customer, User
 
-_order = Order.__table__  # type: ignore[attr-defined]
-_mail = Mail.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_list_mail = ListMail.__table__  # type: ignore[attr-defined]
-_icust = InboundCustomer.__table__  # type: ignore[attr-defined]
+_order = table(Order)
+_mail = table(Mail)
+_user = table(User)
+_customer = table(Customer)
+_list_mail = table(ListMail)
+_icust = table(InboundCustomer)
 
 FINAL_ROW = (
     select(

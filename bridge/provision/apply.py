@@ -13,13 +13,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from bridge.db.clock import utcnow
+from bridge.db.tables import table
 from bridge.lists.store import Member, create_list, find_list, put_members, update_list
 from bridge.provision.file import CustomerSpec, TenantsError, TenantsSpec
 from bridge.tenants.tables import Customer, Profile, User
 
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_profile = Profile.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
+_customer = table(Customer)
+_profile = table(Profile)
+_user = table(User)
 
 Members = dict[tuple[str, str], list[Member] | None]
 

@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from bridge.db.queue import OPEN, claim_due
+from bridge.db.tables import table
 from bridge.notices.queue import queue_notice
 from bridge.push.tables import PushDelivery
 
-_push = PushDelivery.__table__  # type: ignore[attr-defined]
+_push = table(PushDelivery)
 _OPEN = OPEN
 
 

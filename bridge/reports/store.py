@@ -14,22 +14,23 @@ from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, insert, not_, select, update
 
+from bridge.db.tables import table
 from bridge.inbound.tables import Inbound
 from bridge.lists.tables import ListMail
 from bridge.mt.tables import FINAL_ORDER_STATUSES, Mail, Order, OrderEvent, Part
 from bridge.reports.tables import MonthlyReport
 from bridge.tenants.tables import Customer, Profile, User
 
-_order = Order.__table__  # type: ignore[attr-defined]
-_event = OrderEvent.__table__  # type: ignore[attr-defined]
-_part = Part.__table__  # type: ignore[attr-defined]
-_mail = Mail.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_profile = Profile.__table__  # type: ignore[attr-defined]
-_inbound = Inbound.__table__  # type: ignore[attr-defined]
-_list_mail = ListMail.__table__  # type: ignore[attr-defined]
-_monthly = MonthlyReport.__table__  # type: ignore[attr-defined]
+_order = table(Order)
+_event = table(OrderEvent)
+_part = table(Part)
+_mail = table(Mail)
+_user = table(User)
+_customer = table(Customer)
+_profile = table(Profile)
+_inbound = table(Inbound)
+_list_mail = table(ListMail)
+_monthly = table(MonthlyReport)
 SENT = ("submitted", "delivered", "undeliverable", "unconfirmed")  # reached the network: billed
 FAILED = ("undeliverable", "expired", "failed")
 _CHUNK = 500

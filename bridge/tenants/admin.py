@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from bridge.db.clock import utcnow
+from bridge.db.tables import table
 from bridge.mail_address import MailAddressError, check_mail_address
 from bridge.tenants.tables import Customer, User
 
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_user = User.__table__  # type: ignore[attr-defined]
+_customer = table(Customer)
+_user = table(User)
 
 DEMO_CUSTOMER = "demo"
 DEMO_USER = "demo@example.com"

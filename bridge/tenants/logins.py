@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 
 from bridge.db.clock import utcnow
+from bridge.db.tables import table
 from bridge.tenants.admin import AdminError
 from bridge.tenants.tables import Credential, Customer
 
-_credential = Credential.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
+_credential = table(Credential)
+_customer = table(Customer)
 _N, _R, _P = 2**14, 8, 1
 
 

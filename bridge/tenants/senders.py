@@ -7,12 +7,13 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 
+from bridge.db.tables import table
 from bridge.tenants.tables import Alias, Customer, Profile, User
 
-_user = User.__table__  # type: ignore[attr-defined]
-_alias = Alias.__table__  # type: ignore[attr-defined]
-_customer = Customer.__table__  # type: ignore[attr-defined]
-_profile = Profile.__table__  # type: ignore[attr-defined]
+_user = table(User)
+_alias = table(Alias)
+_customer = table(Customer)
+_profile = table(Profile)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from sqlalchemy import update
 
 from bridge.db import engine as db
 from bridge.db.store import run_sync
+from bridge.db.tables import table
 from bridge.sandbox.smsc import send_mo
 from bridge.tenants.admin import DEMO_CUSTOMER, DEMO_NUMBER, ensure_demo
 from bridge.tenants.tables import Customer
@@ -33,8 +34,8 @@ def _prepare(tmp_path: Path) -> Path:
     run_sync(engine, ensure_demo)
     with engine.begin() as conn:
         conn.execute(
-            update(Customer.__table__)  # type: ignore[attr-defined]
-            .where(Customer.__table__.c.name == DEMO_CUSTOMER)  # type: ignore[attr-defined]
+            update(table(Customer))
+            .where(table(Customer).c.name == DEMO_CUSTOMER)
             .values(settings={"default_country": "DE", "sender_id": DEMO_NUMBER,
                               "timezone": "Europe/Berlin"})
         )  # fmt: skip

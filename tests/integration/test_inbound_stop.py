@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 
 from bridge.db.store import Store, run_sync
+from bridge.db.tables import table
 from bridge.inbound.actions_store import is_stopped
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
@@ -48,8 +49,8 @@ async def test_a_repeated_stop_or_start_is_confirmed_once(engine: Engine, store:
         inbound_id = await store.call(insert_inbound, sms, t0 + timedelta(seconds=i))
         await store.call(service.handle, inbound_id, t0 + timedelta(seconds=i))
     with engine.connect() as conn:
-        texts = [o.text for o in conn.execute(select(Order.__table__).order_by("created_at"))]  # type: ignore[attr-defined]
-        inbound = Inbound.__table__  # type: ignore[attr-defined]
+        texts = [o.text for o in conn.execute(select(table(Order)).order_by("created_at"))]
+        inbound = table(Inbound)
         statuses = [r.status for r in conn.execute(select(inbound).order_by(inbound.c.id))]
         stopped = is_stopped(conn, 1, PHONE, (NUMBER,))
     assert texts == [

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 
 from bridge.db.store import Store, run_sync
+from bridge.db.tables import table as table_of
 from bridge.inbound.actions_store import add_stop, is_stopped, list_stops, remove_stop
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
@@ -56,7 +57,7 @@ fallback = ["desk@acme.example"]
 
 def _rows(engine: Engine, table: type) -> list:  # type: ignore[type-arg]
     with engine.connect() as conn:
-        return list(conn.execute(select(table.__table__)))  # type: ignore[attr-defined]
+        return list(conn.execute(select(table_of(table))))
 
 
 async def _deliver(store: Store, service: InboundService, to: str, text: str, at: datetime) -> str:

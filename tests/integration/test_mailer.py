@@ -8,6 +8,7 @@ from sqlalchemy import Engine, select
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store, run_sync
+from bridge.db.tables import table
 from bridge.notices.mailer import Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
@@ -38,9 +39,9 @@ def _mailer(store: Store, port: int, tmp_path: Path, **kw: object) -> Mailer:
 
 
 def _status(engine: Engine) -> list[tuple[str, str]]:
-    table = Notice.__table__  # type: ignore[attr-defined]
+    notice_t = table(Notice)
     with engine.connect() as conn:
-        return [(r.status, r.error) for r in conn.execute(select(table))]
+        return [(r.status, r.error) for r in conn.execute(select(notice_t))]
 
 
 async def test_status_mail_reaches_the_relay_threaded_and_escaped(

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import Store, run_sync
+from bridge.db.tables import table
 from bridge.notices.mailer import Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
@@ -78,9 +79,9 @@ def queue(engine: Engine, recipient: str = "alice@example.com") -> int:
 
 
 def notices(engine: Engine) -> list[tuple[str, str]]:
-    table = Notice.__table__  # type: ignore[attr-defined]
+    notice_t = table(Notice)
     with engine.connect() as conn:
-        return [(r.status, r.error) for r in conn.execute(select(table).order_by(table.c.id))]
+        return [(r.status, r.error) for r in conn.execute(select(notice_t).order_by(notice_t.c.id))]
 
 
 # --- 1. permanent refusals are permanent, at every stage -------------------------------

@@ -9,6 +9,7 @@ from alembic import command
 from sqlalchemy import Engine, text
 
 from bridge.db.engine import alembic_config, current_revision, upgrade
+from bridge.db.tables import table
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -45,7 +46,7 @@ def test_numbers_stored_before_e164_reading_are_rewritten(engine: Engine) -> Non
     from bridge.tenants.tables import Customer, User
 
     def t(model: type) -> Any:
-        return model.__table__  # type: ignore[attr-defined]
+        return table(model)
 
     with engine.begin() as conn:
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, select
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store, run_sync
+from bridge.db.tables import table
 from bridge.inbound.service import InboundService
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
@@ -64,10 +65,10 @@ def _mail(user_id: int, mail_id: str = "M1", recipients: int = 1, parts: int = 1
 
 
 def _rows(engine: Engine, model: type, **where: object) -> list:
-    table = model.__table__  # type: ignore[attr-defined]
-    query = select(table)
+    core = table(model)
+    query = select(core)
     for key, value in where.items():
-        query = query.where(table.c[key] == value)
+        query = query.where(core.c[key] == value)
     with engine.connect() as conn:
         return list(conn.execute(query))
 
@@ -249,9 +250,7 @@ async def test_claim_takes_express_first_and_reads_only_the_open_index(
     user_id = _seed(engine)
     await accept(store, IntakeMail(_mail(user_id, recipients=3)))
     with engine.begin() as conn:
-        conn.execute(
-            update(Order.__table__).where(Order.__table__.c.id == "M1.3").values(priority=1)
-        )  # type: ignore[attr-defined]
+        conn.execute(update(table(Order)).where(table(Order).c.id == "M1.3").values(priority=1))  # type: ignore[attr-defined]
     claimed = await store.call(order_sql.claim_orders, utcnow(), 2, 60.0)
     assert [o.id for o in claimed] == ["M1.3", "M1.1"]
     if engine.dialect.name == "sqlite":

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, update
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
+from bridge.db.tables import table
 from bridge.intake.commit import IntakeMail, accept
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_record import Outcome, Recorder
@@ -119,11 +120,11 @@ async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_a
     user_all = _seed(engine, notify="all")
     await accept(store, IntakeMail(_mail(user_all, "MA", recipients=2)))
     await accept(store, IntakeMail(_mail(user_all, "MF", recipients=1)))
-    table = Order.__table__  # type: ignore[attr-defined]
+    orders_t = table(Order)
     with engine.begin() as conn:  # this order's policy: status mails for failures only
         conn.execute(
-            update(table)
-            .where(table.c.mail_id == "MF")
+            update(orders_t)
+            .where(orders_t.c.mail_id == "MF")
             .values(policy={"notify": "failures"}, dsn_notify="SUCCESS,FAILURE")
         )
     t0 = utcnow()
@@ -165,8 +166,10 @@ async def test_claims_leave_out_the_routes_whose_smsc_is_full(engine: Engine, st
     user_id = _seed(engine)
     await accept(store, IntakeMail(_mail(user_id, recipients=3)))  # +4917012345 01..03
     with engine.begin() as conn:
-        table = Order.__table__  # type: ignore[attr-defined]
-        conn.execute(update(table).where(table.c.id == "M1.2").values(recipient="+43664123456"))
+        orders_t = table(Order)
+        conn.execute(
+            update(orders_t).where(orders_t.c.id == "M1.2").values(recipient="+43664123456")
+        )
     now = utcnow()
     # Routes: "+43" first, then the default; the default route's SMSC is full.
     claimed = await store.call(order_sql.claim_orders, now, 10, 60.0, [("", ("43",))])
