@@ -9,7 +9,7 @@ help:
 	@echo "make run    install (into $(VENV)) and start the bridge on the embedded default"
 	@echo "            (make run CONFIG=bridge.toml: with a settings file)"
 	@echo "make test   install test dependencies (Python and Debian packages) and run the tests"
-	@echo "make lint   ruff + mypy --strict"
+	@echo "make lint   ruff + mypy --strict + the layering contracts (import-linter)"
 	@echo "make bench  benchmarks (SMTP intake vs bare aiosmtpd, text engine, ...)"
 
 $(BIN)/python:
@@ -37,6 +37,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check bridge dirsync tests bench
 	$(BIN)/ruff format --check bridge dirsync tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/run.py

@@ -8,11 +8,9 @@ when they are echoed back in the DSN.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
-_XTEXT = re.compile(r"\+([0-9A-Fa-f]{2})")
 
 
 class DsnParamError(ValueError):
@@ -31,14 +29,6 @@ class RcptDsn:
         None  # None = not given; ("NEVER",) or a subset of NOTIFY_VALUES
     )
     orcpt: str | None = None  # "rfc822;addr" exactly as received (xtext)
-
-
-def xtext_encode(value: str) -> str:
-    return "".join(c if "!" <= c <= "~" and c not in "+=" else f"+{ord(c):02X}" for c in value)
-
-
-def xtext_decode(value: str) -> str:
-    return _XTEXT.sub(lambda m: chr(int(m.group(1), 16)), value)
 
 
 def split_params(arg: str, names: frozenset[str]) -> tuple[str, dict[str, str]]:

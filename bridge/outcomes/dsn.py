@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from bridge.db.tables import table
-from bridge.intake.dsn_params import xtext_decode
 from bridge.mt.tables import Mail, Order
 from bridge.notices.queue import queue_notice
+from bridge.notices.xtext import xtext_decode
 from bridge.outcomes.final_row import FINAL_ROW
 
 _order = table(Order)

@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.db.engine import open_engine
 from bridge.db.store import run_sync
-from bridge.intake.dsn_params import xtext_decode, xtext_encode
+from bridge.notices.xtext import xtext_decode, xtext_encode
 from bridge.tenants.admin import list_customers, list_users
 from bridge.tenants.logins import list_credentials
 from tests.e2e.processes import clean_env
