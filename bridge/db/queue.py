@@ -1,40 +1,74 @@
-"""Claiming due rows of a queue table (notice, push_delivery): the lease every worker takes.
+"""Claiming due rows of a queue table: the one lease every worker takes (orders, notices,
+pushes, inbound SMS).
 
-A claim selects due rows (`status` open and `next_attempt_at` reached), oldest due first,
-and in the same transaction moves their `next_attempt_at` forward by the lease and counts
-the attempt; on PostgreSQL the select skips rows other instances hold (`SKIP LOCKED`).
-A crash lets the lease run out and the rows are due again. (Orders use their own claim:
-express first, through a partial index; see `bridge.mt.orders.claim_orders`.)
+A queue is a table with `status` and `next_attempt_at`. A claim selects due rows (open and
+`next_attempt_at` reached), lane by lane (express orders before normal ones), oldest due
+first, and in the same transaction moves their `next_attempt_at` forward by the lease (and
+counts the attempt where the table counts them); on PostgreSQL the select skips rows other
+instances hold (`SKIP LOCKED`). The work runs outside the transaction; a crash lets the
+lease run out and the rows are due again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Table, TextClause, select, true, update
 
 OPEN = ("queued", "deferred")
 
 
-def claim_due(
-    conn: Connection, table: Table, now: datetime, limit: int, lease: float
-) -> Sequence[Row[Any]]:
-    """Claim up to `limit` due rows of `table`; each row shows its attempts before this one."""
-    query = (
-        select(table)
-        .where(table.c.status.in_(OPEN), table.c.next_attempt_at <= now)
-        .order_by(table.c.next_attempt_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = conn.execute(query).all()
-    if rows:
-        conn.execute(
-            update(table)
-            .where(table.c.id.in_([r.id for r in rows]))
-            .values(next_attempt_at=now + timedelta(seconds=lease), attempts=table.c.attempts + 1)
+@dataclass(frozen=True)
+class Queue:
+    """How to claim from one queue table."""
+
+    table: Table
+    # The open rows: for a table with a partial index, its predicate written the same way.
+    open: ColumnElement[bool] | TextClause
+    # Claimed one after the other until `limit` rows are found (e.g. express, then normal).
+    lanes: tuple[ColumnElement[bool], ...] = (true(),)
+    counts_attempts: bool = True  # the claim counts the attempt in `attempts`
+    touch: tuple[str, ...] = field(default=())  # time columns the claim also sets to now
+
+
+def open_queue(table: Table, **options: Any) -> Queue:
+    """A queue whose open rows are the `queued` and `deferred` ones."""
+    return Queue(table, table.c.status.in_(OPEN), **options)
+
+
+def claim(
+    conn: Connection,
+    queue: Queue,
+    now: datetime,
+    limit: int,
+    lease: float,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> list[Row[Any]]:
+    """Claim up to `limit` due rows; each row shows its attempts before this one.
+
+    `where` narrows this claim (dispatch leaves out routes whose SMSC has no room).
+    """
+    t = queue.table
+    rows: list[Row[Any]] = []
+    for lane in queue.lanes:
+        if len(rows) >= limit:
+            break
+        query = (
+            select(t)
+            .where(queue.open, lane, t.c.next_attempt_at <= now, *where)
+            .order_by(t.c.next_attempt_at)
+            .limit(limit - len(rows))
         )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows.extend(conn.execute(query).all())
+    if rows:
+        values: dict[str, Any] = {"next_attempt_at": now + timedelta(seconds=lease)}
+        if queue.counts_attempts:
+            values["attempts"] = t.c.attempts + 1
+        values.update(dict.fromkeys(queue.touch, now))
+        conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(**values))
     return rows

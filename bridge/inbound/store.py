@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from bridge.db.queue import Queue, claim
 from bridge.db.tables import table
 from bridge.inbound.config import parse_actions, parse_keywords
 from bridge.inbound.routing import NumberRow, serves
@@ -28,6 +29,9 @@ from bridge.tenants.tables import Customer, User
 from bridge.transports.base import InboundSms
 
 _inbound = table(Inbound)
+# Received SMS wait for routing; a claim leases them for INBOUND_LEASE seconds.
+_QUEUE = Queue(_inbound, _inbound.c.status == "received", counts_attempts=False)
+INBOUND_LEASE = 30.0
 _order = table(Order)
 _part = table(Part)
 _mail = table(Mail)
@@ -81,13 +85,8 @@ class InboundRow:
 
 
 def due_inbound(conn: Connection, now: datetime, limit: int) -> list[int]:
-    rows = conn.execute(
-        select(_inbound.c.id)
-        .where(_inbound.c.status == "received", _inbound.c.next_attempt_at <= now)
-        .order_by(_inbound.c.id)
-        .limit(limit)
-    ).all()
-    return [r.id for r in rows]
+    """Claim due inbound SMS for routing (leased: another instance leaves them alone)."""
+    return [r.id for r in claim(conn, _QUEUE, now, limit, INBOUND_LEASE)]
 
 
 def load_inbound(conn: Connection, inbound_id: int) -> InboundRow | None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, select, text, update
 
+from bridge.db.queue import Queue, claim
 from bridge.db.tables import table
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted, record_submitted_many
@@ -29,6 +30,14 @@ _event = table(OrderEvent)
 _mail = table(Mail)
 _user = table(User)
 _OPEN = ("queued", "deferred")
+# Open orders by the predicate of the partial index ix_order_open, written literally so the
+# planner uses it; express (priority 1) first: each lane is an in-order range scan.
+_QUEUE = Queue(
+    _order,
+    text(f'"order".{OPEN_ORDERS}'),
+    lanes=(_order.c.priority == 1, _order.c.priority == 0),
+    touch=("updated_at",),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,36 +73,7 @@ def claim_orders(
     belongs to the first route whose prefix it starts with).
     """
     not_skipped = [not_(_route_match(prefix, earlier)) for prefix, earlier in skip]
-    rows: list[Any] = []
-    for priority in (1, 0):
-        if len(rows) >= limit:
-            break
-        query = (
-            select(_order)
-            .where(
-                text(f'"order".{OPEN_ORDERS}'),
-                _order.c.priority == priority,
-                _order.c.next_attempt_at <= now,
-                *not_skipped,
-            )
-            .order_by(_order.c.next_attempt_at)
-            .limit(limit - len(rows))
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows.extend(conn.execute(query).all())
-    if not rows:
-        return []
-    ids = [r.id for r in rows]
-    conn.execute(
-        update(_order)
-        .where(_order.c.id.in_(ids))
-        .values(
-            next_attempt_at=now + timedelta(seconds=lease),
-            attempts=_order.c.attempts + 1,
-            updated_at=now,
-        )
-    )
+    rows = claim(conn, _QUEUE, now, limit, lease, not_skipped)
     return [
         OrderWork(
             id=r.id,

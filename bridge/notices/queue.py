@@ -13,13 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
-from bridge.db.queue import OPEN, claim_due
+from bridge.db.queue import OPEN, claim, open_queue
 from bridge.db.tables import table
 from bridge.notices.tables import Notice
 from bridge.notices.times import shown_time
 
 _notice = table(Notice)
 _OPEN = OPEN
+_QUEUE = open_queue(_notice)
 
 
 # Final statuses that are not failures: delivered, and "unconfirmed" (sent, no delivery
@@ -157,7 +158,7 @@ class NoticeWork:
 
 
 def claim_notices(conn: Connection, now: datetime, limit: int, lease: float) -> list[NoticeWork]:
-    rows = claim_due(conn, _notice, now, limit, lease)
+    rows = claim(conn, _QUEUE, now, limit, lease)
     return [
         NoticeWork(r.id, r.kind, r.recipient, r.context or {}, r.attempts + 1, r.created_at)
         for r in rows

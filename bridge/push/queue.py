@@ -9,13 +9,14 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from bridge.db.queue import OPEN, claim_due
+from bridge.db.queue import OPEN, claim, open_queue
 from bridge.db.tables import table
 from bridge.notices.queue import queue_notice
 from bridge.push.tables import PushDelivery
 
 _push = table(PushDelivery)
 _OPEN = OPEN
+_QUEUE = open_queue(_push)
 
 
 def queue_push(
@@ -60,7 +61,7 @@ class PushWork:
 
 
 def claim_pushes(conn: Connection, now: datetime, limit: int, lease: float) -> list[PushWork]:
-    rows = claim_due(conn, _push, now, limit, lease)
+    rows = claim(conn, _QUEUE, now, limit, lease)
     return [
         PushWork(
             r.id,
