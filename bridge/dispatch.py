@@ -49,11 +49,7 @@ from bridge.store import orders as order_sql
 from bridge.store.models import utcnow
 from bridge.store.orders import OrderWork
 from bridge.store.store import Store
-from bridge.transports.base import (
-    PermanentFailure,
-    TemporaryFailure,
-    Transport,
-)
+from bridge.transports.base import PermanentFailure, TemporaryFailure, Transport
 
 log = logging.getLogger("bridge.dispatch")
 

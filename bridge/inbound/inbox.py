@@ -23,7 +23,8 @@ from bridge.store.inbound import insert_inbound, part_exists
 from bridge.store.models import utcnow
 from bridge.store.receipts import insert_receipts
 from bridge.store.store import Store
-from bridge.transports.base import InboundSms, InboxUnavailable, Receipt
+from bridge.transports.base import InboxUnavailable
+from bridge.values import InboundSms, Receipt
 
 log = logging.getLogger("bridge.inbound")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge.transports.base import ReceiptState
+from bridge.values import ReceiptState
 
 SUBMITTED = "submitted"
 _RANK = {SUBMITTED: 0, "enroute": 1, "accepted": 1, "unknown": 1}

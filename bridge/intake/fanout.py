@@ -21,7 +21,7 @@ from bridge.policy import Policy
 from bridge.store.intake import NewOrder
 from bridge.store.lists import ListInfo, Member
 from bridge.text.errors import TextRejected
-from bridge.text.gsm7 import BASIC_TABLE
+from bridge.text.shift_tables import BASIC_TABLE
 from bridge.text.sms import SmsPlan, plan_sms
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -23,7 +23,7 @@ from bridge.smpp.address import canonical_number
 from bridge.store.inbound_models import InboundCustomer, InboundNumber, ReplyAssignment
 from bridge.store.intake import NewOrder
 from bridge.store.models import Customer, Inbound, Mail, Order, Part, User
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 _inbound = Inbound.__table__  # type: ignore[attr-defined]
 _order = Order.__table__  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, select, update
 
 from bridge.store.models import Part
-from bridge.transports.base import ReceiptState
+from bridge.values import ReceiptState
 
 log = logging.getLogger("bridge.dispatch")
 

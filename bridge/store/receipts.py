@@ -35,7 +35,7 @@ from bridge.inbound.receipts import SUBMITTED, next_part_state, order_outcome
 from bridge.store.models import Order, OrderEvent, OrderStatus, Part, Receipt
 from bridge.store.orders import record_final
 from bridge.store.parts import REUSED_WHILE_OPEN, mark_reused
-from bridge.transports.base import Receipt as ReceiptValue
+from bridge.values import Receipt as ReceiptValue
 
 log = logging.getLogger("bridge.receipts")
 

@@ -20,8 +20,9 @@ from bridge.errors import StorageUnavailable
 from bridge.store.models import OrderEvent, utcnow
 from bridge.store.smpp_models import MoPartRow
 from bridge.store.store import Store
-from bridge.transports.base import InboxUnavailable, MoKey, MoPart
+from bridge.transports.base import InboxUnavailable
 from bridge.transports.mo_parts import complete
+from bridge.values import MoKey, MoPart
 
 _mo = MoPartRow.__table__  # type: ignore[attr-defined]
 _event = OrderEvent.__table__  # type: ignore[attr-defined]

@@ -34,9 +34,7 @@ from bridge.smpp.times import schedule_field, validity_field
 from bridge.transports.base import (
     Inbox,
     MoPartStore,
-    OutboundSms,
     PermanentFailure,
-    SubmitResult,
     TemporaryFailure,
     TransportLimits,
 )
@@ -44,6 +42,7 @@ from bridge.transports.mo_parts import MemoryMoParts
 from bridge.transports.smpp_bind import SmppBind
 from bridge.transports.smpp_config import SmppConfig, canonical_id
 from bridge.transports.smpp_incoming import IncomingHandler
+from bridge.values import OutboundSms, SubmitResult
 
 __all__ = ["SmppConfig", "SmppTransport", "failure_for"]
 

@@ -17,7 +17,7 @@ from bridge.store.inbound_actions import is_stopped
 from bridge.store.inbound_admin import apply_numbers
 from bridge.store.models import Inbound, Order
 from bridge.store.store import Store, run_sync
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 PHONE = "+491701234567"
 NUMBER = "+4915550000002"

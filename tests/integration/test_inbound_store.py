@@ -18,7 +18,7 @@ from bridge.store.inbound_actions import add_stop, is_stopped, list_stops, remov
 from bridge.store.inbound_admin import apply_numbers
 from bridge.store.models import Inbound, Notice, Order
 from bridge.store.store import Store, run_sync
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 NUMBERS = """
 [[customer]]

@@ -14,7 +14,7 @@ from bridge.settings import InboundSettings, PushSettings
 from bridge.store.inbound import insert_inbound
 from bridge.store.models import Inbound, utcnow
 from bridge.store.store import Store
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 
 async def test_unroutable_reason_is_stated_once(

@@ -12,12 +12,7 @@ import pytest
 from bridge.smpp import constants as c
 from bridge.smpp.esme import Esme, EsmeSettings
 from bridge.smpp.pdu import Bind, BindResp, Pdu, decode, encode
-from bridge.transports.base import (
-    OutboundSms,
-    PermanentFailure,
-    ReceiptState,
-    TemporaryFailure,
-)
+from bridge.transports.base import PermanentFailure, TemporaryFailure
 from bridge.transports.sandbox import (
     SandboxConfig,
     SandboxError,
@@ -27,6 +22,7 @@ from bridge.transports.sandbox import (
 )
 from bridge.transports.sandbox_rules import make_rule, write_file
 from bridge.transports.smpp import SmppConfig, SmppTransport
+from bridge.values import OutboundSms, ReceiptState
 from tests.peers.smpp34_peer import RecordingInbox
 
 PHONE = "+4915112345678"

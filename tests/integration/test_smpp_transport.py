@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 
 from bridge.smpp import constants as c
-from bridge.transports.base import (
-    OutboundSms,
-    PermanentFailure,
-    ReceiptState,
-    TemporaryFailure,
-)
+from bridge.transports.base import PermanentFailure, TemporaryFailure
 from bridge.transports.sandbox import SandboxConfig, SandboxSmsc
 from bridge.transports.smpp import SmppConfig, SmppTransport
+from bridge.values import OutboundSms, ReceiptState
 from tests.peers.smpp34_peer import RecordingInbox, running_smpp34_peer
 
 

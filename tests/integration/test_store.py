@@ -18,8 +18,8 @@ from bridge.store.models import Inbound, Notice, Order, Part, Receipt, utcnow
 from bridge.store.notices import claim_notices
 from bridge.store.receipts import apply_receipts, insert_receipt
 from bridge.store.store import Store, run_sync
-from bridge.transports.base import InboundSms, ReceiptState
-from bridge.transports.base import Receipt as ReceiptValue
+from bridge.values import InboundSms, ReceiptState
+from bridge.values import Receipt as ReceiptValue
 
 
 def _seed(engine: Engine, notify: str = "all") -> int:

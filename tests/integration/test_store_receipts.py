@@ -15,8 +15,8 @@ from bridge.store.models import Notice, Order, OrderEvent, Part, Receipt, utcnow
 from bridge.store.receipts import apply_receipts, finish_unconfirmed, insert_receipt
 from bridge.store.store import Store
 from bridge.store.submitted import Submitted, record_submitted_many
-from bridge.transports.base import Receipt as ReceiptValue
-from bridge.transports.base import ReceiptState
+from bridge.values import Receipt as ReceiptValue
+from bridge.values import ReceiptState
 from tests.integration.test_store import _mail, _rows, _seed
 
 DELIVERED = ReceiptState.DELIVERED
