@@ -49,7 +49,7 @@ from bridge.store import orders as order_sql
 from bridge.store.models import utcnow
 from bridge.store.orders import OrderWork
 from bridge.store.store import Store
-from bridge.transports.base import PermanentFailure, TemporaryFailure, Transport
+from bridge.transports.base import Transport, TransportPermanentFailure, TransportTemporaryFailure
 
 log = logging.getLogger("bridge.dispatch")
 
@@ -207,7 +207,7 @@ class Dispatcher:
             self._lane[name] += 1
             try:
                 result = await self.transports[name].submit(sms)
-            except TemporaryFailure as exc:
+            except TransportTemporaryFailure as exc:
                 events.append((exc.kind, f"{name}: {exc.reason}"))
                 errors.append(f"{name}: {exc.reason}")
                 if exc.retry_after is not None:
@@ -216,7 +216,7 @@ class Dispatcher:
                     unknown = True  # the SMSC may have it: no second SMSC right now
                     break
                 continue
-            except PermanentFailure as exc:
+            except TransportPermanentFailure as exc:
                 return Outcome(
                     order.id,
                     "final",

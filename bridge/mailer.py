@@ -28,7 +28,7 @@ from pathlib import Path
 from bridge.notices.dsn import build_dsn
 from bridge.notices.headers import HeaderError
 from bridge.notices.render import Renderer
-from bridge.notices.smtp_client import DeliveryError, Login, SmtpClient
+from bridge.notices.smtp_client import DeliveryError, DeliveryFailed, Login, SmtpClient
 from bridge.retry import next_attempt
 from bridge.settings import MailerSettings
 from bridge.store import notices as notice_sql
@@ -92,7 +92,7 @@ class Mailer:
         except DeliveryError as exc:
             return exc
         except HeaderError as exc:  # an address no header may carry: refused, not held
-            return DeliveryError(str(exc), permanent=True)
+            return DeliveryFailed(str(exc))
         except Exception:
             return traceback.format_exc()
         return None
@@ -107,7 +107,7 @@ class Mailer:
                 data.append(message if isinstance(message, bytes) else message.as_bytes())
                 results.append(None)
             except HeaderError as exc:
-                results.append(DeliveryError(str(exc), permanent=True))
+                results.append(DeliveryFailed(str(exc)))
             except Exception:
                 results.append(traceback.format_exc())
         try:
@@ -139,7 +139,7 @@ class Mailer:
         reason = str(result)
         next_at = (
             None
-            if result.permanent
+            if isinstance(result, DeliveryFailed)
             else next_attempt(
                 notice.created_at,
                 now,

@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bridge.errors import InputError
 from bridge.intake.addresses import normalise_msisdn
 from bridge.mail_address import MailAddress
 from bridge.policy import PolicyError, check_setting
@@ -39,7 +40,7 @@ from bridge.store.lists import Member
 NUMBER_COLUMNS = ("msisdn", "number", "mobile", "phone")
 
 
-class TenantsError(ValueError):
+class TenantsError(InputError, ValueError):
     """The file is not valid; `problems` has one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bridge.errors import InputError
+
 NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 _XTEXT = re.compile(r"\+([0-9A-Fa-f]{2})")
 
 
-class DsnParamError(ValueError):
+class DsnParamError(InputError, ValueError):
     """A DSN parameter is malformed; the message says which and how."""
 
 

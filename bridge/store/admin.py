@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from bridge.errors import InputError
 from bridge.mail_address import MailAddressError, check_mail_address
 from bridge.store.models import Customer, User, utcnow
 
@@ -22,7 +23,7 @@ DEMO_NUMBER = "+4915550000001"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
-class AdminError(ValueError):
+class AdminError(InputError, ValueError):
     """An administrative request that cannot be carried out; the message says why."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from bridge.errors import InputError
 from bridge.inbound.config import NumbersFile
 from bridge.store.inbound_models import InboundCustomer, InboundList, InboundNumber, ListMember
 from bridge.store.models import Customer, utcnow
@@ -24,7 +25,7 @@ _list = InboundList.__table__  # type: ignore[attr-defined]
 _member = ListMember.__table__  # type: ignore[attr-defined]
 
 
-class NumbersApplyError(ValueError):
+class NumbersApplyError(InputError, ValueError):
     """The file names something the database does not have (e.g. an unknown customer)."""
 
 

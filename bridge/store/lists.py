@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, column, delete, exists, func, insert, or_, select, table
 from sqlalchemy import update as sql_update
 
+from bridge.errors import InputError
 from bridge.notices.times import shown_time
 from bridge.smpp.address import canonical_number
 from bridge.store.lists_models import DistributionList, DistributionMember, ListMail
@@ -35,7 +36,7 @@ BATCH = 5000
 REPORT_ROWS = 1000  # per-recipient rows in the report mail; the CSV report has them all
 
 
-class ListError(ValueError):
+class ListError(InputError, ValueError):
     """A list request that cannot be carried out; the message says why."""
 
 

@@ -9,6 +9,7 @@ live in `shift_tables`.
 
 from __future__ import annotations
 
+from bridge.errors import InputError
 from bridge.text.shift_tables import BASIC_TABLE, EXTENSION_TABLE, locking_table, single_table
 
 ESC = 0x1B
@@ -27,7 +28,7 @@ GSM7_CHARS: frozenset[str] = frozenset(ENCODE_MAP)
 EXTENSION_CHARS: frozenset[str] = frozenset(_EXT_ENCODE)
 
 
-class Gsm7EncodeError(ValueError):
+class Gsm7EncodeError(InputError, ValueError):
     """Raised by `encode_gsm7` when the text holds characters GSM-7 cannot carry."""
 
     def __init__(self, chars: list[str]) -> None:

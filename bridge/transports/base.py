@@ -3,9 +3,9 @@
 The values that cross it (`OutboundSms`, `Receipt`, `InboundSms`, ...) are in
 `bridge.values`.
 
-A transport translates its own errors at the edge: it raises `TemporaryFailure`
+A transport translates its own errors at the edge: it raises `TransportTemporaryFailure`
 (throttled, queue full, not bound, timeout: try again later or on another route)
-or `PermanentFailure` (bad destination, rejected: give up), never a foreign
+or `TransportPermanentFailure` (bad destination, rejected: give up), never a foreign
 exception. Receipts and inbound messages are handed to the `Inbox`; the
 transport acknowledges them to the SMSC only after the inbox call returned,
 because the inbox returns once the row is committed.
@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bridge.errors import BridgeError, PermanentFailure, TemporaryFailure
 from bridge.smpp.throttle import SenderRates
 from bridge.values import InboundSms, MoKey, MoPart, OutboundSms, Receipt, SubmitResult
 
 
-class TransportError(Exception):
-    """Base of the errors a transport raises from `submit`."""
+class TransportError(BridgeError):
+    """Base of the errors a transport raises from `submit`: one of the two below."""
 
     def __init__(
         self,
@@ -39,15 +40,15 @@ class TransportError(Exception):
         self.retry_after = retry_after  # seconds, when the transport knows better than backoff
 
 
-class TemporaryFailure(TransportError):
+class TransportTemporaryFailure(TransportError, TemporaryFailure):
     """Try again later (or on the next transport of the route)."""
 
 
-class PermanentFailure(TransportError):
+class TransportPermanentFailure(TransportError, PermanentFailure):
     """The SMSC refused the message for good; retrying cannot help."""
 
 
-class InboxUnavailable(Exception):
+class InboxUnavailable(TemporaryFailure):
     """The inbox could not store an item; the transport must answer a transient error."""
 
 
@@ -124,7 +125,7 @@ class Transport(Protocol):
         ...
 
     async def submit(self, sms: OutboundSms) -> SubmitResult:
-        """Submit every part; raise TemporaryFailure or PermanentFailure on error."""
+        """Submit every part; raise TransportTemporaryFailure or TransportPermanentFailure."""
         ...
 
     async def stop(self) -> None:
