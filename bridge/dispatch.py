@@ -33,7 +33,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from bridge.dispatch_record import Claim, Outcome, Recorder
+from bridge.dispatch_record import Claim, Outcome, OutcomeKind, Recorder
 from bridge.dispatch_sms import (
     UNKNOWN_OUTCOME,
     UNKNOWN_PREFIX,
@@ -46,7 +46,7 @@ from bridge.routing import Route, check_routes, choose
 from bridge.settings import DispatchSettings
 from bridge.smpp.throttle import SenderBuckets
 from bridge.store import orders as order_sql
-from bridge.store.models import utcnow
+from bridge.store.models import OrderStatus, utcnow
 from bridge.store.orders import OrderWork
 from bridge.store.store import Store
 from bridge.transports.base import Transport, TransportPermanentFailure, TransportTemporaryFailure
@@ -143,7 +143,7 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                outcome = Outcome(order.id, "held", reason=traceback.format_exc())
+                outcome = Outcome(order.id, OutcomeKind.HELD, reason=traceback.format_exc())
             waiting = len(self._tasks) - sum(self._lane.values()) - self._recording
             self._recording += 1
             if waiting >= self.settings.concurrency:  # it held the last of the claim budget
@@ -161,8 +161,8 @@ class Dispatcher:
         if order.expires_at is not None and now >= order.expires_at:
             return Outcome(
                 order.id,
-                "final",
-                status="expired",
+                OutcomeKind.FINAL,
+                status=OrderStatus.EXPIRED,
                 reason="validity period ran out before submission",
                 events=(("attempt", attempt_line(order)),),
             )
@@ -172,12 +172,12 @@ class Dispatcher:
         if candidates:
             first = candidates[0]
             if self._room(first) <= 0:  # claimed together with others for the same SMSC
-                return Outcome(order.id, "parked", next_at=now, reason=f"{first} is full")
+                return Outcome(order.id, OutcomeKind.PARKED, next_at=now, reason=f"{first} is full")
             wait = self._token_wait(order, first)
             if wait > HOLD:
                 return Outcome(
                     order.id,
-                    "parked",
+                    OutcomeKind.PARKED,
                     next_at=now + timedelta(seconds=wait),
                     reason=f"sender {order.sender_id} at its sending rate on {first}",
                 )
@@ -219,9 +219,9 @@ class Dispatcher:
             except TransportPermanentFailure as exc:
                 return Outcome(
                     order.id,
-                    "final",
+                    OutcomeKind.FINAL,
                     transport=name,
-                    status="failed",
+                    status=OrderStatus.FAILED,
                     reason=f"{name}: {exc.reason}",
                     events=tuple(events),
                 )
@@ -234,7 +234,7 @@ class Dispatcher:
             limits = self._limits[name]
             return Outcome(
                 order.id,
-                "submitted",
+                OutcomeKind.SUBMITTED,
                 transport=name,
                 message_ids=result.message_ids,
                 events=tuple(events),
@@ -260,7 +260,7 @@ class Dispatcher:
         if unknown:
             reason = f"{UNKNOWN_PREFIX}: {reason}"
             if self.settings.on_unknown_outcome == "hold":
-                return Outcome(order.id, "held", reason=reason, events=tuple(events))
+                return Outcome(order.id, OutcomeKind.HELD, reason=reason, events=tuple(events))
         next_at = next_attempt(
             order.created_at,
             utcnow(),
@@ -272,14 +272,16 @@ class Dispatcher:
         if next_at is None:
             return Outcome(
                 order.id,
-                "final",
-                status="expired",
+                OutcomeKind.FINAL,
+                status=OrderStatus.EXPIRED,
                 reason=f"gave up after {order.attempts} attempts: {reason}",
                 events=tuple(events),
             )
         if retry_hint is not None:  # throttled: come back when the bind's pause is over
             next_at = min(next_at, utcnow() + timedelta(seconds=retry_hint))
-        return Outcome(order.id, "deferred", reason=reason, next_at=next_at, events=tuple(events))
+        return Outcome(
+            order.id, OutcomeKind.DEFERRED, reason=reason, next_at=next_at, events=tuple(events)
+        )
 
     def _token_wait(self, order: OrderWork, name: str) -> float:
         """Seconds until the sender may send through `name` (its token is booked now)."""

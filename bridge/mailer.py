@@ -32,7 +32,7 @@ from bridge.notices.smtp_client import DeliveryError, DeliveryFailed, Login, Smt
 from bridge.retry import next_attempt
 from bridge.settings import MailerSettings
 from bridge.store import notices as notice_sql
-from bridge.store.models import utcnow
+from bridge.store.models import NoticeStatus, utcnow
 from bridge.store.notices import NoticeOutcome, NoticeWork
 from bridge.store.store import Store
 
@@ -126,7 +126,7 @@ class Mailer:
                 notice.context.get("order_id", "-"),
                 notice.recipient,
             )
-            return NoticeOutcome(notice.id, "sent")
+            return NoticeOutcome(notice.id, NoticeStatus.SENT)
         if isinstance(result, str):
             log.error(
                 "notice %s (%s to %s) held after an unexpected error:\n%s",
@@ -135,7 +135,7 @@ class Mailer:
                 notice.recipient,
                 result,
             )
-            return NoticeOutcome(notice.id, "held", result)
+            return NoticeOutcome(notice.id, NoticeStatus.HELD, result)
         reason = str(result)
         next_at = (
             None
@@ -150,11 +150,11 @@ class Mailer:
         )
         if next_at is None:
             log.error("notice %s to <%s> failed: %s", notice.id, notice.recipient, reason)
-            return NoticeOutcome(notice.id, "failed", reason)
+            return NoticeOutcome(notice.id, NoticeStatus.FAILED, reason)
         log.warning(
             "notice %s to <%s> deferred until %s: %s", notice.id, notice.recipient, next_at, reason
         )
-        return NoticeOutcome(notice.id, "deferred", reason, next_at)
+        return NoticeOutcome(notice.id, NoticeStatus.DEFERRED, reason, next_at)
 
     async def deliver(self, message: Message | bytes, recipient: str, sender: str) -> None:
         """Write one message into the Maildir, or send it by the transport table's rules."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, func, select
 
-from bridge.store.models import Order
+from bridge.store.models import Order, OrderStatus
 from bridge.store.store import Store
 
 log = logging.getLogger("bridge.intake")
@@ -25,7 +25,9 @@ _order = Order.__table__  # type: ignore[attr-defined]
 
 def queue_depth(conn: Connection) -> int:
     query = (
-        select(func.count()).select_from(_order).where(_order.c.status.in_(["queued", "deferred"]))
+        select(func.count())
+        .select_from(_order)
+        .where(_order.c.status.in_([OrderStatus.QUEUED, OrderStatus.DEFERRED]))
     )
     return int(conn.execute(query).scalar() or 0)
 

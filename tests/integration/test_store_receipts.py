@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from bridge.dispatch_record import Outcome, Recorder
+from bridge.dispatch_record import Outcome, OutcomeKind, Recorder
 from bridge.store import orders as order_sql
 from bridge.store.models import Notice, Order, OrderEvent, Part, Receipt, utcnow
 from bridge.store.receipts import apply_receipts, finish_unconfirmed, insert_receipt
@@ -175,9 +175,13 @@ async def test_one_outcome_that_cannot_be_recorded_loses_no_other(
     await store.call(order_sql.claim_orders, utcnow(), 10, 60.0)
     recorder = Recorder(store, lambda: None, lambda: None)
     now = utcnow()
-    good = Outcome("M1.1", "submitted", "smsc", ("11",), submitted_at=now, receipt_due=now)
-    gone = Outcome("M9.1", "submitted", "smsc", ("12",), submitted_at=now, receipt_due=now)
-    deferred = Outcome("M1.2", "deferred", reason="throttled", next_at=now)
+    good = Outcome(
+        "M1.1", OutcomeKind.SUBMITTED, "smsc", ("11",), submitted_at=now, receipt_due=now
+    )
+    gone = Outcome(
+        "M9.1", OutcomeKind.SUBMITTED, "smsc", ("12",), submitted_at=now, receipt_due=now
+    )
+    deferred = Outcome("M1.2", OutcomeKind.DEFERRED, reason="throttled", next_at=now)
     with caplog.at_level(logging.WARNING):
         await asyncio.gather(*(recorder.record(o) for o in (gone, good, deferred)))
     # The part of an order that no longer exists cannot be stored; the others are.
