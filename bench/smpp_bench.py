@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import Bind, BindResp, Pdu, SubmitSm, SubmitSmResp
 from bridge.smpp.session import SmppSession
-from bridge.transports.base import OutboundSms
 from bridge.transports.mo_parts import MemoryMoParts
 from bridge.transports.smpp import SmppConfig, SmppTransport
+from bridge.values import OutboundSms
 
 GOAL = 5000.0
 

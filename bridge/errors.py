@@ -1,9 +1,26 @@
 """The bridge's error tree and the one table of SMTP replies.
 
+Every exception the bridge and dirsync define derives from `BridgeError`, on the branch
+that says what kind of failure it is:
+
     BridgeError
-    ├── Reject              refuse now, inside the SMTP dialogue (5xx or 4xx reply)
-    ├── TemporaryFailure    our side cannot do it now; the peer keeps the item (4xx / transient)
-    └── PermanentFailure    the item can never succeed (order failed, notice failed)
+    ├── InputError          a fault of the input (a mail, an address, a file, a command's
+    │   │                   argument, a peer's PDU): retrying the same input cannot help,
+    │   │                   the message says what to change
+    │   └── Reject          refuse inside the SMTP dialogue with a reply from REPLIES
+    │                       (5xx: change the mail; 4xx: a limit is reached, retry later)
+    ├── ConfigError         invalid settings: the message names the key and what is expected
+    ├── TemporaryFailure    our side or a peer cannot do it now: the item is kept and tried
+    │                       again (StorageUnavailable → SMTP 4xx, SMPP ESME_RX_T_APPN)
+    └── PermanentFailure    the item can never succeed: the order or notice fails
+
+A module's own errors sit on these branches (`RecipientError` and `TextRejected` are
+input errors, `smpp.session.SessionError` is temporary, ...). Where one kind of failure
+can be either temporary or permanent, the module has a base (`TransportError`,
+`DnsFailure`, `DeliveryError`) with one subclass on each branch, and raises the one that
+applies, so a caller decides by class. Some input errors also derive from `ValueError`,
+because callers (pydantic validators among them) catch them as one. docs/architecture.md
+("Errors") lists every class; tests/unit/test_error_tree.py checks that none is left out.
 
 Every SMTP reply the listener sends comes from `REPLIES`: a kind names the situation,
 the table gives the code, the enhanced status code (RFC 3463) and a sentence that
@@ -265,7 +282,11 @@ class BridgeError(Exception):
     """Base of the bridge's own errors."""
 
 
-class Reject(BridgeError):
+class InputError(BridgeError):
+    """A fault of the input: the same input fails again; the message says what to change."""
+
+
+class Reject(InputError):
     """Refuse inside the SMTP dialogue with the reply of `kind`."""
 
     def __init__(self, kind: str, **values: object) -> None:
@@ -281,7 +302,7 @@ class Reject(BridgeError):
 
 
 class TemporaryFailure(BridgeError):
-    """Our side cannot do it now; the item is kept and tried again."""
+    """Our side or a peer cannot do it now; the item is kept and tried again."""
 
 
 class PermanentFailure(BridgeError):

@@ -19,6 +19,8 @@ from typing import Annotated
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator
 
+from bridge.errors import InputError
+
 # Plain ASCII addresses email-validator accepts unchanged (apart from case): dot-atoms of
 # letters, digits and _+- ; domain labels without "--" (no IDNA forms); an alphabetic TLD
 # that is not a special-use name.
@@ -28,7 +30,7 @@ _PLAIN = re.compile(
 _SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
 
 
-class MailAddressError(ValueError):
+class MailAddressError(InputError, ValueError):
     """Not a valid mail address; the message says why."""
 
 

@@ -18,6 +18,7 @@ import io
 import re
 from pathlib import Path
 
+from bridge.errors import InputError
 from dirsync.mapping import (
     MAX_COST_CENTRE,
     MAX_DISPLAY_NAME,
@@ -43,7 +44,7 @@ TRUE = {"", "yes", "y", "true", "1", "enabled"}
 FALSE = {"no", "n", "false", "0", "disabled"}
 
 
-class CsvFormatError(Exception):
+class CsvFormatError(InputError):
     """The file does not follow the format; nothing is imported. One line for the admin."""
 
 

@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # ldap3 2.9.1 + pyasn1 >= 0.6.1: "tagMap is dep
     from ldap3 import LEVEL, NONE, SUBTREE, Connection, Server, Tls
     from ldap3.core import exceptions as lx
 
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, TemporaryFailure
 from dirsync.config import LdapConfig
 from dirsync.groups import ProfileResolver, ProfileRule
 from dirsync.mapping import decode_id, lower_keys, map_entry, texts
@@ -33,7 +33,7 @@ from dirsync.model import Problem, SourceUser
 Progress = Callable[[int], None]
 
 
-class DirectoryError(Exception):
+class DirectoryError(TemporaryFailure):
     """The directory could not be read completely; the message is one line for the admin."""
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from bridge.errors import PermanentFailure
 from dirsync.exclusions import Exclusions
 from dirsync.model import (
     Change,
@@ -31,7 +32,7 @@ from dirsync.model import (
 RETIRED_MARK = "#retired-"
 
 
-class PlanError(Exception):
+class PlanError(PermanentFailure):
     """The plan would break an invariant (a bug, never a data problem): nothing is written."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.errors import InputError
 from dirsync.model import Plan
 
 
@@ -22,7 +23,7 @@ class Limits:
     retention_days: int = 90
 
 
-class Refused(Exception):
+class Refused(InputError):
     """The run was refused by a safety check; `kind` is "min_users" or "mass_change"."""
 
     def __init__(self, kind: str, message: str) -> None:

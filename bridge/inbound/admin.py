@@ -15,6 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from bridge.db.clock import utcnow
 from bridge.db.tables import table
+from bridge.errors import InputError
 from bridge.inbound.config import NumbersFile
 from bridge.inbound.tables import InboundCustomer, InboundNumber
 from bridge.keyword_lists.tables import InboundList, ListMember
@@ -27,7 +28,7 @@ _list = table(InboundList)
 _member = table(ListMember)
 
 
-class NumbersApplyError(ValueError):
+class NumbersApplyError(InputError, ValueError):
     """The file names something the database does not have (e.g. an unknown customer)."""
 
 

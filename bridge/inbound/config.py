@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.errors import InputError
 from bridge.mail_address import MailAddress, OptionalMailAddress
 from bridge.push.target import PushAction
 from bridge.smpp.address import canonical_number
@@ -34,7 +35,7 @@ _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _NUMBER = re.compile(r"^\+?\d{3,17}$")
 
 
-class NumbersError(ValueError):
+class NumbersError(InputError, ValueError):
     """The numbers file is invalid; the message names the key."""
 
 

@@ -23,7 +23,8 @@ from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
 from bridge.inbound.store import insert_inbound, part_exists
 from bridge.mt.receipts import insert_receipts
-from bridge.transports.base import InboundSms, InboxUnavailable, Receipt
+from bridge.transports.base import InboxUnavailable
+from bridge.values import InboundSms, Receipt
 
 log = logging.getLogger("bridge.inbound")
 

@@ -18,8 +18,9 @@ from bridge.db.store import Store
 from bridge.db.tables import table
 from bridge.errors import StorageUnavailable
 from bridge.inbound.mo_tables import MoPartRow
-from bridge.transports.base import InboxUnavailable, MoKey, MoPart
+from bridge.transports.base import InboxUnavailable
 from bridge.transports.mo_parts import complete
+from bridge.values import MoKey, MoPart
 
 _mo = table(MoPartRow)
 

@@ -28,6 +28,7 @@ from bridge.inbound.actions_store import is_stopped
 from bridge.inbound.config import Sms2MailAction, StopAction
 from bridge.inbound.keywords import whole_message_keyword
 from bridge.inbound.routing import choose
+from bridge.inbound.tables import InboundStatus
 from bridge.notices.overrides import Templates
 from bridge.settings import InboundSettings, PushSettings
 
@@ -63,7 +64,7 @@ class InboundService:
             except Exception:
                 tb = traceback.format_exc()
                 log.error("inbound %s held after an unexpected error:\n%s", inbound_id, tb)
-                await self.store.call(inbound_sql.mark_inbound, inbound_id, "held", tb)
+                await self.store.call(inbound_sql.mark_inbound, inbound_id, InboundStatus.HELD, tb)
                 continue
             if fx is None:
                 continue
@@ -126,7 +127,7 @@ class InboundService:
                     "customer with takes_unmatched nor [inbound] postmaster is configured"
                 )
             reason = "; ".join(dict.fromkeys(fx.notes)) or "no action reached anyone"  # once each
-            inbound_sql.mark_inbound(conn, row.id, "unroutable", reason)
+            inbound_sql.mark_inbound(conn, row.id, InboundStatus.UNROUTABLE, reason)
             log.warning(
                 "inbound %s from %s to %s: nobody to give it to (%s); kept as unroutable",
                 row.id,

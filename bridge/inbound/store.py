@@ -26,7 +26,7 @@ from bridge.mt.mails import NewOrder
 from bridge.mt.tables import Mail, Order, Part
 from bridge.smpp.address import canonical_number
 from bridge.tenants.tables import Customer, User
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 _inbound = table(Inbound)
 # Received SMS wait for routing; a claim leases them for INBOUND_LEASE seconds.

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, shortnumberinfo
 
+from bridge.errors import InputError
+
 PREVIEW_PREFIX = "preview+"
 SMS_SERVICES = frozenset({"SMS", "PAG", "PAGER"})
 _SEPARATORS = re.compile(r"[ \-./()]")
@@ -52,7 +54,7 @@ class Recipient:
     orcpt: str | None = None  # RFC 3461 ORCPT as given
 
 
-class RecipientError(ValueError):
+class RecipientError(InputError, ValueError):
     """Why an address is not an SMS recipient: `kind` is a reply kind of errors.REPLIES."""
 
     def __init__(self, kind: str, address: str, detail: str = "") -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 
 from bridge.db.store import Store
 from bridge.db.tables import table
-from bridge.mt.tables import Order
+from bridge.mt.tables import Order, OrderStatus
 
 log = logging.getLogger("bridge.intake")
 _order = table(Order)
@@ -26,7 +26,9 @@ _order = table(Order)
 
 def queue_depth(conn: Connection) -> int:
     query = (
-        select(func.count()).select_from(_order).where(_order.c.status.in_(["queued", "deferred"]))
+        select(func.count())
+        .select_from(_order)
+        .where(_order.c.status.in_([OrderStatus.QUEUED, OrderStatus.DEFERRED]))
     )
     return int(conn.execute(query).scalar() or 0)
 

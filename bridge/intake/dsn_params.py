@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.errors import InputError
+
 NOTIFY_VALUES = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 
 
-class DsnParamError(ValueError):
+class DsnParamError(InputError, ValueError):
     """A DSN parameter is malformed; the message says which and how."""
 
 

@@ -21,7 +21,7 @@ from bridge.lists.store import ListInfo, Member
 from bridge.mt.mails import NewOrder
 from bridge.tenants.policy import Policy
 from bridge.text.errors import TextRejected
-from bridge.text.gsm7 import BASIC_TABLE
+from bridge.text.shift_tables import BASIC_TABLE
 from bridge.text.sms import SmsPlan, plan_sms
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

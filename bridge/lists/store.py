@@ -19,6 +19,7 @@ from sqlalchemy import update as sql_update
 
 from bridge.db.clock import utcnow
 from bridge.db.tables import table
+from bridge.errors import InputError
 from bridge.lists.tables import DistributionList, DistributionMember, ListMail
 from bridge.mt.tables import Mail, Order
 from bridge.notices.queue import queue_notice
@@ -39,7 +40,7 @@ BATCH = 5000
 REPORT_ROWS = 1000  # per-recipient rows in the report mail; the CSV report has them all
 
 
-class ListError(ValueError):
+class ListError(InputError, ValueError):
     """A list request that cannot be carried out; the message says why."""
 
 

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.mt import orders as order_sql
-from bridge.mt.dispatch_record import Claim, Outcome, Recorder
+from bridge.mt.dispatch_record import Claim, Outcome, OutcomeKind, Recorder
 from bridge.mt.dispatch_sms import (
     UNKNOWN_OUTCOME,
     UNKNOWN_PREFIX,
@@ -47,14 +47,11 @@ from bridge.mt.dispatch_sms import (
 from bridge.mt.orders import OrderWork
 from bridge.mt.routing import Route, check_routes, choose
 from bridge.mt.steps import Steps
+from bridge.mt.tables import OrderStatus
 from bridge.retry import next_attempt, receipt_deadline
 from bridge.settings import DispatchSettings
 from bridge.smpp.throttle import SenderBuckets
-from bridge.transports.base import (
-    PermanentFailure,
-    TemporaryFailure,
-    Transport,
-)
+from bridge.transports.base import Transport, TransportPermanentFailure, TransportTemporaryFailure
 
 log = logging.getLogger("bridge.mt.dispatch")
 
@@ -150,7 +147,7 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                outcome = Outcome(order.id, "held", reason=traceback.format_exc())
+                outcome = Outcome(order.id, OutcomeKind.HELD, reason=traceback.format_exc())
             waiting = len(self._tasks) - sum(self._lane.values()) - self._recording
             self._recording += 1
             if waiting >= self.settings.concurrency:  # it held the last of the claim budget
@@ -168,8 +165,8 @@ class Dispatcher:
         if order.expires_at is not None and now >= order.expires_at:
             return Outcome(
                 order.id,
-                "final",
-                status="expired",
+                OutcomeKind.FINAL,
+                status=OrderStatus.EXPIRED,
                 reason="validity period ran out before submission",
                 events=(("attempt", attempt_line(order)),),
             )
@@ -179,12 +176,12 @@ class Dispatcher:
         if candidates:
             first = candidates[0]
             if self._room(first) <= 0:  # claimed together with others for the same SMSC
-                return Outcome(order.id, "parked", next_at=now, reason=f"{first} is full")
+                return Outcome(order.id, OutcomeKind.PARKED, next_at=now, reason=f"{first} is full")
             wait = self._token_wait(order, first)
             if wait > HOLD:
                 return Outcome(
                     order.id,
-                    "parked",
+                    OutcomeKind.PARKED,
                     next_at=now + timedelta(seconds=wait),
                     reason=f"sender {order.sender_id} at its sending rate on {first}",
                 )
@@ -214,7 +211,7 @@ class Dispatcher:
             self._lane[name] += 1
             try:
                 result = await self.transports[name].submit(sms)
-            except TemporaryFailure as exc:
+            except TransportTemporaryFailure as exc:
                 events.append((exc.kind, f"{name}: {exc.reason}"))
                 errors.append(f"{name}: {exc.reason}")
                 if exc.retry_after is not None:
@@ -223,12 +220,12 @@ class Dispatcher:
                     unknown = True  # the SMSC may have it: no second SMSC right now
                     break
                 continue
-            except PermanentFailure as exc:
+            except TransportPermanentFailure as exc:
                 return Outcome(
                     order.id,
-                    "final",
+                    OutcomeKind.FINAL,
                     transport=name,
-                    status="failed",
+                    status=OrderStatus.FAILED,
                     reason=f"{name}: {exc.reason}",
                     events=tuple(events),
                 )
@@ -241,7 +238,7 @@ class Dispatcher:
             limits = self._limits[name]
             return Outcome(
                 order.id,
-                "submitted",
+                OutcomeKind.SUBMITTED,
                 transport=name,
                 message_ids=result.message_ids,
                 events=tuple(events),
@@ -267,7 +264,7 @@ class Dispatcher:
         if unknown:
             reason = f"{UNKNOWN_PREFIX}: {reason}"
             if self.settings.on_unknown_outcome == "hold":
-                return Outcome(order.id, "held", reason=reason, events=tuple(events))
+                return Outcome(order.id, OutcomeKind.HELD, reason=reason, events=tuple(events))
         next_at = next_attempt(
             order.created_at,
             utcnow(),
@@ -279,14 +276,16 @@ class Dispatcher:
         if next_at is None:
             return Outcome(
                 order.id,
-                "final",
-                status="expired",
+                OutcomeKind.FINAL,
+                status=OrderStatus.EXPIRED,
                 reason=f"gave up after {order.attempts} attempts: {reason}",
                 events=tuple(events),
             )
         if retry_hint is not None:  # throttled: come back when the bind's pause is over
             next_at = min(next_at, utcnow() + timedelta(seconds=retry_hint))
-        return Outcome(order.id, "deferred", reason=reason, next_at=next_at, events=tuple(events))
+        return Outcome(
+            order.id, OutcomeKind.DEFERRED, reason=reason, next_at=next_at, events=tuple(events)
+        )
 
     def _token_wait(self, order: OrderWork, name: str) -> float:
         """Seconds until the sender may send through `name` (its token is booked now)."""

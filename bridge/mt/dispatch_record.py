@@ -12,6 +12,7 @@ an accepted submit is recorded, whatever it takes, so that it is never sent twic
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -26,8 +27,19 @@ from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_sms import UNKNOWN_OUTCOME, UNKNOWN_PREFIX
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted_bare, record_submitted_many
+from bridge.mt.tables import OrderStatus
 
 log = logging.getLogger("bridge.mt.dispatch")
+
+
+class OutcomeKind(enum.StrEnum):
+    """How one attempt at an order ended."""
+
+    SUBMITTED = "submitted"  # the SMSC accepted every part
+    DEFERRED = "deferred"  # a temporary failure: due again at `next_at`
+    FINAL = "final"  # failed or expired for good: `status` says which
+    HELD = "held"  # an unexpected error: waits for an operator
+    PARKED = "parked"  # not attempted: no room at the SMSC yet, or the sender's rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +47,10 @@ class Outcome:
     """What happened to one order in this attempt."""
 
     order_id: str
-    kind: str  # submitted | deferred | final | held | parked (not attempted: no room yet)
+    kind: OutcomeKind
     transport: str = ""
     message_ids: tuple[str, ...] = ()
-    status: str = ""  # the final status for kind == "final"
+    status: OrderStatus | None = None  # the final status for kind FINAL
     reason: str = ""
     next_at: datetime | None = None
     events: tuple[tuple[str, str], ...] = ()  # why this attempt, what each transport said
@@ -76,19 +88,19 @@ def record_outcomes(
     queued with them, in one transaction; a claim's result is its orders."""
     now = now or utcnow()
     outcomes = [o for o in items if isinstance(o, Outcome)]
-    submitted = [o.submitted() for o in outcomes if o.kind == "submitted"]
+    submitted = [o.submitted() for o in outcomes if o.kind == OutcomeKind.SUBMITTED]
     record_submitted_many(conn, now, submitted, steps=steps)
     order_sql.record_parked(
-        conn, [(o.order_id, o.next_at or now) for o in outcomes if o.kind == "parked"]
+        conn, [(o.order_id, o.next_at or now) for o in outcomes if o.kind == OutcomeKind.PARKED]
     )
     for o in outcomes:
-        if o.kind in ("submitted", "parked"):
+        if o.kind in (OutcomeKind.SUBMITTED, OutcomeKind.PARKED):
             continue
         order_sql.record_attempt_events(conn, o.order_id, now, o.events)
-        if o.kind == "deferred" and o.next_at is not None:
+        if o.kind == OutcomeKind.DEFERRED and o.next_at is not None:
             order_sql.record_deferred(conn, o.order_id, now, o.next_at, o.reason)
-        elif o.kind == "final":
-            order_sql.record_final(conn, o.order_id, now, o.status, o.reason, steps=steps)
+        elif o.kind == OutcomeKind.FINAL:
+            order_sql.record_final(conn, o.order_id, now, o.status or "", o.reason, steps=steps)
         else:
             order_sql.record_held(conn, o.order_id, now, o.reason)
     return [
@@ -100,7 +112,7 @@ def record_outcomes(
 
 
 def log_outcome(o: Outcome) -> None:
-    if o.kind == "submitted":
+    if o.kind == OutcomeKind.SUBMITTED:
         log.info(
             "%s: submitted via %s, %d part(s), ids %s",
             o.order_id,
@@ -108,11 +120,11 @@ def log_outcome(o: Outcome) -> None:
             len(o.message_ids),
             ",".join(i or '""' for i in o.message_ids),
         )
-    elif o.kind == "parked":
+    elif o.kind == OutcomeKind.PARKED:
         log.debug("%s: waits until %s: %s", o.order_id, o.next_at, o.reason)
-    elif o.kind == "deferred":
+    elif o.kind == OutcomeKind.DEFERRED:
         log.warning("%s: deferred until %s: %s", o.order_id, o.next_at, o.reason)
-    elif o.kind == "final":
+    elif o.kind == OutcomeKind.FINAL:
         log.warning("%s: %s: %s", o.order_id, o.status, o.reason)
     else:
         log.error("%s: held after an unexpected error:\n%s", o.order_id, o.reason)
@@ -148,7 +160,7 @@ class Recorder:
                 await self.store.grouped(self._record, outcome)
                 break
             except Exception as exc:
-                if outcome.kind != "submitted":
+                if outcome.kind != OutcomeKind.SUBMITTED:
                     log.error(
                         "%s: %s outcome not recorded (%s); the order is tried again when its "
                         "lease runs out",
@@ -181,9 +193,9 @@ class Recorder:
             delay = min(60.0, delay * 2)
         self.unrecorded.pop(outcome.order_id, None)
         log_outcome(outcome)
-        if outcome.kind == "final":
+        if outcome.kind == OutcomeKind.FINAL:
             self.on_final()
-        elif outcome.kind == "submitted":
+        elif outcome.kind == OutcomeKind.SUBMITTED:
             self.on_submitted()
 
     async def _bare(self, outcome: Outcome, exc: Exception) -> bool:
@@ -225,7 +237,7 @@ class Recorder:
         outcomes = [
             Outcome(
                 order_id,
-                "deferred",
+                OutcomeKind.DEFERRED,
                 reason=f"{UNKNOWN_PREFIX}: {name}: the bridge stopped before the SMSC answered",
                 next_at=now,
                 events=((UNKNOWN_OUTCOME, f"{name}: stopped while waiting for the answer"),),

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bridge.mt.orders import OrderWork
-from bridge.transports.base import OutboundSms
+from bridge.values import OutboundSms
 
 log = logging.getLogger("bridge.mt.dispatch")
 

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, bindparam, exists, select, update
 
 from bridge.db.tables import table
 from bridge.mt.tables import Part
-from bridge.transports.base import ReceiptState
+from bridge.values import ReceiptState
 
 log = logging.getLogger("bridge.mt.dispatch")
 

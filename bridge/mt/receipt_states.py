@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge.transports.base import ReceiptState
+from bridge.values import ReceiptState
 
 SUBMITTED = "submitted"
-_RANK = {SUBMITTED: 0, "enroute": 1, "accepted": 1, "unknown": 1}
+_RANK = {SUBMITTED: 0, ReceiptState.ENROUTE: 1, ReceiptState.ACCEPTED: 1, ReceiptState.UNKNOWN: 1}
 FINAL_FAILURES = frozenset(
     {ReceiptState.EXPIRED, ReceiptState.DELETED, ReceiptState.UNDELIVERABLE, ReceiptState.REJECTED}
 )

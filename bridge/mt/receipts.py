@@ -37,7 +37,7 @@ from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
 from bridge.mt.receipt_states import SUBMITTED, next_part_state, order_outcome
 from bridge.mt.steps import Steps
 from bridge.mt.tables import Order, OrderEvent, OrderStatus, Part, Receipt
-from bridge.transports.base import Receipt as ReceiptValue
+from bridge.values import Receipt as ReceiptValue
 
 log = logging.getLogger("bridge.receipts")
 

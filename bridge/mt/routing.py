@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from bridge.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -22,7 +24,7 @@ class Route:
         return self.prefix.lstrip("+")
 
 
-class RouteError(ValueError):
+class RouteError(ConfigError, ValueError):
     """The route table cannot work as written (the message names the route)."""
 
 

@@ -19,6 +19,8 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
+from bridge.errors import InputError
+
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
 _MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
@@ -33,7 +35,7 @@ NAME_LIMIT = 64  # characters of a display name
 SENDER_LIMIT = 21  # characters of an SMS sender shown (SMPP's source_addr field holds 20)
 
 
-class HeaderError(ValueError):
+class HeaderError(InputError, ValueError):
     """An address that cannot be written into a header; the message says which."""
 
 

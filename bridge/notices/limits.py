@@ -34,13 +34,15 @@ from jinja2.nodes import Concat, EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bridge.errors import InputError
+
 _PERCENT_WIDTH = re.compile(r"%[-#0 +]*(\d*)(?:\.(\d*))?")
 _BRACE_FIELD = re.compile(r"\{[^{}]*\}")
 _WIDTH_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate"})
 _STR_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
-class TemplateLimitError(SecurityError):
+class TemplateLimitError(SecurityError, InputError):
     """A template went over its time or size limit; the message says which."""
 
 

@@ -32,7 +32,8 @@ from bridge.notices.dsn import build_dsn
 from bridge.notices.headers import HeaderError
 from bridge.notices.queue import NoticeOutcome, NoticeWork
 from bridge.notices.render import Renderer
-from bridge.notices.smtp_client import DeliveryError, Login, SmtpClient
+from bridge.notices.smtp_client import DeliveryError, DeliveryFailed, Login, SmtpClient
+from bridge.notices.tables import NoticeStatus
 from bridge.retry import next_attempt
 from bridge.settings import MailerSettings
 
@@ -92,7 +93,7 @@ class Mailer:
         except DeliveryError as exc:
             return exc
         except HeaderError as exc:  # an address no header may carry: refused, not held
-            return DeliveryError(str(exc), permanent=True)
+            return DeliveryFailed(str(exc))
         except Exception:
             return traceback.format_exc()
         return None
@@ -107,7 +108,7 @@ class Mailer:
                 data.append(message if isinstance(message, bytes) else message.as_bytes())
                 results.append(None)
             except HeaderError as exc:
-                results.append(DeliveryError(str(exc), permanent=True))
+                results.append(DeliveryFailed(str(exc)))
             except Exception:
                 results.append(traceback.format_exc())
         try:
@@ -126,7 +127,7 @@ class Mailer:
                 notice.context.get("order_id", "-"),
                 notice.recipient,
             )
-            return NoticeOutcome(notice.id, "sent")
+            return NoticeOutcome(notice.id, NoticeStatus.SENT)
         if isinstance(result, str):
             log.error(
                 "notice %s (%s to %s) held after an unexpected error:\n%s",
@@ -135,11 +136,11 @@ class Mailer:
                 notice.recipient,
                 result,
             )
-            return NoticeOutcome(notice.id, "held", result)
+            return NoticeOutcome(notice.id, NoticeStatus.HELD, result)
         reason = str(result)
         next_at = (
             None
-            if result.permanent
+            if isinstance(result, DeliveryFailed)
             else next_attempt(
                 notice.created_at,
                 now,
@@ -150,11 +151,11 @@ class Mailer:
         )
         if next_at is None:
             log.error("notice %s to <%s> failed: %s", notice.id, notice.recipient, reason)
-            return NoticeOutcome(notice.id, "failed", reason)
+            return NoticeOutcome(notice.id, NoticeStatus.FAILED, reason)
         log.warning(
             "notice %s to <%s> deferred until %s: %s", notice.id, notice.recipient, next_at, reason
         )
-        return NoticeOutcome(notice.id, "deferred", reason, next_at)
+        return NoticeOutcome(notice.id, NoticeStatus.DEFERRED, reason, next_at)
 
     async def deliver(self, message: Message | bytes, recipient: str, sender: str) -> None:
         """Write one message into the Maildir, or send it by the transport table's rules."""

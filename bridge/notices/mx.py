@@ -3,8 +3,9 @@
 `mx_targets(resolver, domain)` gives the hosts to try, best preference first (hosts of
 equal preference in random order), each with its addresses (A, then AAAA), looked up
 with the same resolver. No MX record: the domain itself (implicit MX). A domain that
-does not exist or publishes a null MX ("accepts no mail") is a permanent failure;
-a DNS server failure or timeout is temporary.
+does not exist or publishes a null MX ("accepts no mail") is a permanent failure
+(`DnsPermanentFailure`); a DNS server failure or timeout is temporary
+(`DnsTemporaryFailure`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ import dns.nameserver
 import dns.rdtypes.ANY.MX
 import dns.resolver
 
+from bridge.errors import BridgeError, PermanentFailure, TemporaryFailure
+
 MAX_ADDRESSES = 5  # addresses tried per delivery (Postfix: smtp_mx_address_limit)
 
 
-class DnsFailure(Exception):
-    """The MX lookup failed; `permanent` when the domain cannot receive mail at all."""
+class DnsFailure(BridgeError):
+    """The MX lookup failed: one of the two below."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
-        super().__init__(reason)
-        self.permanent = permanent
+
+class DnsTemporaryFailure(DnsFailure, TemporaryFailure):
+    """A DNS server failed or timed out, or no mail host could be looked up: try later."""
+
+
+class DnsPermanentFailure(DnsFailure, PermanentFailure):
+    """The name does not exist, or the domain accepts no mail (null MX)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +79,11 @@ async def _query(
     except dns.resolver.NoAnswer:
         return None
     except dns.resolver.NXDOMAIN as exc:
-        raise DnsFailure(f"{name}: no such domain in DNS", permanent=True) from exc
+        raise DnsPermanentFailure(f"{name}: no such domain in DNS") from exc
     except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
-        raise DnsFailure(f"{name}: DNS lookup of {rdtype} failed: {exc}", permanent=False) from exc
+        raise DnsTemporaryFailure(f"{name}: DNS lookup of {rdtype} failed: {exc}") from exc
     except dns.exception.DNSException as exc:
-        raise DnsFailure(f"{name}: DNS lookup of {rdtype} failed: {exc}", permanent=False) from exc
+        raise DnsTemporaryFailure(f"{name}: DNS lookup of {rdtype} failed: {exc}") from exc
 
 
 async def mx_hosts(resolver: dns.asyncresolver.Resolver, domain: str) -> list[str]:
@@ -86,7 +93,7 @@ async def mx_hosts(resolver: dns.asyncresolver.Resolver, domain: str) -> list[st
         return [domain]
     records = [r for r in answer if isinstance(r, dns.rdtypes.ANY.MX.MX)]
     if len(records) == 1 and records[0].exchange == dns.name.root:
-        raise DnsFailure(f"{domain} accepts no mail (null MX, RFC 7505)", permanent=True)
+        raise DnsPermanentFailure(f"{domain} accepts no mail (null MX, RFC 7505)")
     by_preference: dict[int, list[str]] = {}
     for r in records:
         if r.exchange != dns.name.root:
@@ -97,7 +104,7 @@ async def mx_hosts(resolver: dns.asyncresolver.Resolver, domain: str) -> list[st
         random.shuffle(group)
         hosts.extend(group)
     if not hosts:
-        raise DnsFailure(f"{domain} accepts no mail (null MX, RFC 7505)", permanent=True)
+        raise DnsPermanentFailure(f"{domain} accepts no mail (null MX, RFC 7505)")
     return hosts
 
 
@@ -107,9 +114,9 @@ async def addresses(resolver: dns.asyncresolver.Resolver, host: str) -> list[str
     for rdtype in ("A", "AAAA"):
         try:
             answer = await _query(resolver, host, rdtype)
-        except DnsFailure as exc:
-            if exc.permanent:
-                return found  # the MX host name does not exist: try the next host
+        except DnsPermanentFailure:
+            return found  # the MX host name does not exist: try the next host
+        except DnsFailure:
             if found:
                 break
             raise
@@ -119,7 +126,7 @@ async def addresses(resolver: dns.asyncresolver.Resolver, host: str) -> list[str
 
 
 async def mx_targets(resolver: dns.asyncresolver.Resolver, domain: str) -> list[Target]:
-    """Up to MAX_ADDRESSES (host, address) pairs to try in order; DnsFailure if none."""
+    """Up to MAX_ADDRESSES (host, address) pairs to try in order; DnsTemporaryFailure if none."""
     targets: list[Target] = []
     errors: list[str] = []
     for host in await mx_hosts(resolver, domain):
@@ -134,7 +141,5 @@ async def mx_targets(resolver: dns.asyncresolver.Resolver, domain: str) -> list[
         if len(targets) >= MAX_ADDRESSES:
             break
     if not targets:
-        raise DnsFailure(
-            f"no reachable mail host for {domain}: {'; '.join(errors)}", permanent=False
-        )
+        raise DnsTemporaryFailure(f"no reachable mail host for {domain}: {'; '.join(errors)}")
     return targets[:MAX_ADDRESSES]

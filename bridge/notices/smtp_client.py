@@ -19,17 +19,23 @@ from pathlib import Path
 import aiosmtplib
 from dns.asyncresolver import Resolver
 
+from bridge.errors import BridgeError, PermanentFailure, TemporaryFailure
 from bridge.notices import mx
 from bridge.notices.refusals import Refusal, classify
 from bridge.notices.transport_table import Delivery, TlsLevel, TransportTable, names_match
 
 
-class DeliveryError(Exception):
-    """A delivery attempt failed: `permanent` fails the notice, otherwise it is retried."""
+class DeliveryError(BridgeError):
+    """A delivery attempt failed: one of the two below."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
-        super().__init__(reason)
-        self.permanent = permanent
+
+class DeliveryDeferred(DeliveryError, TemporaryFailure):
+    """The notice is retried (a 4xx reply, no connection, a TLS failure, a DNS timeout)."""
+
+
+class DeliveryFailed(DeliveryError, PermanentFailure):
+    """The notice fails at once: a 5xx reply to EHLO, MAIL, RCPT or DATA, a domain that
+    takes no mail, an address no header may carry."""
 
 
 class _Failed(Exception):
@@ -72,14 +78,16 @@ class SmtpClient:
         return self._resolver
 
     async def send(self, data: bytes, sender: str, recipient: str) -> None:
-        """Deliver `data`; raises DeliveryError (permanent or temporary)."""
+        """Deliver `data`; raises DeliveryDeferred or DeliveryFailed."""
         delivery = self.table.lookup(recipient)
         hop = delivery.hop
         if hop.mx:
             try:
                 found = await mx.mx_targets(self.resolver(), hop.host)
+            except mx.DnsPermanentFailure as exc:
+                raise DeliveryFailed(str(exc)) from exc
             except mx.DnsFailure as exc:
-                raise DeliveryError(str(exc), permanent=exc.permanent) from exc
+                raise DeliveryDeferred(str(exc)) from exc
             targets = [(t.address, t.host) for t in found]
         else:
             targets = [(hop.host, hop.host)]
@@ -97,12 +105,12 @@ class SmtpClient:
                         return
                     except _Failed as again:
                         exc = again
-                if exc.refusal.permanent or exc.after_mail:
-                    raise DeliveryError(
-                        exc.refusal.reason, permanent=exc.refusal.permanent
-                    ) from exc
+                if exc.refusal.permanent:
+                    raise DeliveryFailed(exc.refusal.reason) from exc
+                if exc.after_mail:
+                    raise DeliveryDeferred(exc.refusal.reason) from exc
                 reasons.append(exc.refusal.reason)
-        raise DeliveryError("; ".join(reasons), permanent=False)
+        raise DeliveryDeferred("; ".join(reasons))
 
     async def _session(
         self,

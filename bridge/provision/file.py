@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bridge.errors import InputError
 from bridge.intake.addresses import normalise_msisdn
 from bridge.lists.store import Member
 from bridge.mail_address import MailAddress
@@ -39,7 +40,7 @@ from bridge.tenants.policy import PolicyError, check_setting
 NUMBER_COLUMNS = ("msisdn", "number", "mobile", "phone")
 
 
-class TenantsError(ValueError):
+class TenantsError(InputError, ValueError):
     """The file is not valid; `problems` has one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:

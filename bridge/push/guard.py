@@ -24,11 +24,13 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bridge.errors import InputError
+
 _IPV4_ODD = re.compile(r"^(0x[0-9a-f]+|\d+)(\.(0x[0-9a-f]+|\d+)){0,3}$", re.IGNORECASE)
 _METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 
 
-class PushBlocked(ValueError):
+class PushBlocked(InputError, ValueError):
     """The URL is refused by the SSRF guard; the message says why."""
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+from bridge.errors import PermanentFailure
 from bridge.smpp import constants as c
 from bridge.smpp.address import source_address
 from bridge.smpp.pdu import Bind, GenericNack, Pdu, SubmitSm, SubmitSmResp, Tlv, Unbind
@@ -23,7 +24,7 @@ from bridge.smpp.session import SessionError, SmppSession
 PHONE_SYSTEM_ID: Final = "phone"
 
 
-class SandboxError(Exception):
+class SandboxError(PermanentFailure):
     """A sandbox helper could not do what was asked (the message says why)."""
 
 

@@ -23,6 +23,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
+from bridge.errors import InputError
+
 log: Final = logging.getLogger(__name__)
 
 _PATTERN: Final = re.compile(r"\+[0-9]{1,15}\*?")
@@ -47,7 +49,7 @@ FAILURE_HELP: Final = {
 }
 
 
-class RuleError(ValueError):
+class RuleError(InputError, ValueError):
     """A rule or a rules file is not valid (the message says how to fix it)."""
 
 

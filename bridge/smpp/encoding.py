@@ -18,7 +18,7 @@ from bridge.smpp.pdu_types import Tlv
 from bridge.smpp.udh import concat_udh
 from bridge.text.gsm7 import ESC, encode_gsm7
 from bridge.text.segment import split_ucs2_text
-from bridge.transports.base import Encoding
+from bridge.values import Encoding
 
 Alphabet = Literal["gsm7", "latin1", "ascii"]
 Concatenation = Literal["udh8", "udh16", "sar", "payload"]

@@ -19,6 +19,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Final
 
+from bridge.errors import TemporaryFailure
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import Bind, BindResp, EnquireLink, GenericNack, Pdu, Unbind
 from bridge.smpp.session import RequestHandler, SessionError, SmppSession
@@ -40,7 +41,7 @@ class Outcome(enum.Enum):
     BOUND = "bound"  # bound, then the connection ended
 
 
-class NotBound(Exception):
+class NotBound(TemporaryFailure):
     """There is no bound session right now (the reason says why, e.g. the last bind error)."""
 
 

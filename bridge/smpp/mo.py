@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 from bridge.smpp.udh import InformationElement
 from bridge.text.gsm7 import decode_gsm7
-from bridge.transports.base import Encoding
+from bridge.values import Encoding
 
 IE_SINGLE_SHIFT: Final = 0x24
 IE_LOCKING_SHIFT: Final = 0x25

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
+from bridge.errors import InputError
 from bridge.smpp import constants as c
 from bridge.smpp.pdu_types import (  # re-exported: import PDUs from here
     AlertNotification,
@@ -45,7 +46,7 @@ HEADER_SIZE: Final = 16
 MAX_PDU_SIZE: Final = 70_000  # 64 KiB message_payload plus the rest; anything bigger is junk
 
 
-class PduError(Exception):
+class PduError(InputError):
     """A PDU could not be decoded; `status` is the command_status to answer with."""
 
     def __init__(self, reason: str, status: int = c.ESME_RINVMSGLEN) -> None:

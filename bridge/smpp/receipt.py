@@ -18,7 +18,7 @@ from typing import Final
 
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import Tlvs, find_tlv
-from bridge.transports.base import Receipt, ReceiptState
+from bridge.values import Receipt, ReceiptState
 
 MESSAGE_STATES: Final[dict[int, ReceiptState]] = {
     1: ReceiptState.ENROUTE,

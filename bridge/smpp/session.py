@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from bridge.errors import TemporaryFailure
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import (
     HEADER_SIZE,
@@ -47,7 +48,7 @@ RequestHandler = Callable[[Pdu], Awaitable[Pdu | None]]
 log: Final = logging.getLogger(__name__)
 
 
-class SessionError(Exception):
+class SessionError(TemporaryFailure):
     """Base of the errors a session raises from `request`."""
 
 

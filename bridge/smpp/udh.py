@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.errors import InputError
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import Tlvs, find_tlv
 
@@ -16,7 +17,7 @@ IE_CONCAT_8BIT = 0x00
 IE_CONCAT_16BIT = 0x08
 
 
-class UdhError(ValueError):
+class UdhError(InputError, ValueError):
     """The UDH length or an IE length runs past the data."""
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from bridge.db.clock import utcnow
 from bridge.db.tables import table
+from bridge.errors import InputError
 from bridge.mail_address import MailAddressError, check_mail_address
 from bridge.tenants.tables import Customer, User
 
@@ -24,7 +25,7 @@ DEMO_NUMBER = "+4915550000001"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
-class AdminError(ValueError):
+class AdminError(InputError, ValueError):
     """An administrative request that cannot be carried out; the message says why."""
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bridge.errors import InputError
 from bridge.mail_address import MailAddressError, check_mail_address
 
 CLEANING_RULES = (
@@ -53,7 +54,7 @@ _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_VALIDITY = 30 * 86400.0  # no SMSC keeps an SMS longer; and dates stay computable
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError, ValueError):
     """A stored or given setting has an invalid value; the message says which and why."""
 
 

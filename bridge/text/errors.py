@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+from bridge.errors import InputError
+
 RejectKind = Literal["bad_encoding", "too_long", "no_text", "only_signature"]
 
 
-class TextRejected(Exception):
+class TextRejected(InputError):
     """The mail's text cannot become an SMS under the given policy.
 
     `kind` is one of:
@@ -25,7 +27,7 @@ class TextRejected(Exception):
         self.detail = detail
 
 
-class MimeTooComplex(Exception):
+class MimeTooComplex(InputError):
     """The mail exceeds a structural limit (nesting depth, number of parts, size): 554 5.6.0."""
 
     kind: Literal["too_complex"] = "too_complex"

@@ -1,41 +1,18 @@
-"""GSM 03.38 alphabet: the default 7-bit table, its extension table, septet counting and codec.
+"""GSM 03.38 alphabet: septet counting and the GSM-7 codec.
 
 Payloads are *unpacked*: one septet per octet, as SMPP carries GSM-7 (the SMSC packs).
 '@' is 0x00, so a payload is never a C string. 0x09 is drawn as 'Ç' (ETSI table); 'ç' is
-accepted on input and encoded to 0x09 as well. National language shift tables (inbound
-only) live in `shift_tables`.
+accepted on input and encoded to 0x09 as well. The tables themselves (the default
+alphabet, its extension table and the national language shift tables, inbound only)
+live in `shift_tables`.
 """
 
 from __future__ import annotations
 
+from bridge.errors import InputError
+from bridge.text.shift_tables import BASIC_TABLE, EXTENSION_TABLE, locking_table, single_table
+
 ESC = 0x1B
-
-# TS 23.038 §6.2.1, index = septet value; 0x1B is the escape to the extension table.
-BASIC_TABLE = (
-    "@£$¥èéùìòÇ\nØø\rÅå"
-    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
-    " !\"#¤%&'()*+,-./"
-    "0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNO"
-    "PQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmno"
-    "pqrstuvwxyzäöñüà"
-)
-assert len(BASIC_TABLE) == 128
-
-# TS 23.038 §6.2.1.1: septet after ESC -> character (each costs 2 septets).
-EXTENSION_TABLE: dict[int, str] = {
-    0x0A: "\f",
-    0x14: "^",
-    0x28: "{",
-    0x29: "}",
-    0x2F: "\\",
-    0x3C: "[",
-    0x3D: "~",
-    0x3E: "]",
-    0x40: "|",
-    0x65: "€",
-}
 
 _BASIC_ENCODE: dict[str, int] = {ch: i for i, ch in enumerate(BASIC_TABLE) if i != ESC}
 _BASIC_ENCODE["ç"] = 0x09  # Unicode's GSM0338.TXT maps 0x09 to 'ç'; accept both on input
@@ -51,7 +28,7 @@ GSM7_CHARS: frozenset[str] = frozenset(ENCODE_MAP)
 EXTENSION_CHARS: frozenset[str] = frozenset(_EXT_ENCODE)
 
 
-class Gsm7EncodeError(ValueError):
+class Gsm7EncodeError(InputError, ValueError):
     """Raised by `encode_gsm7` when the text holds characters GSM-7 cannot carry."""
 
     def __init__(self, chars: list[str]) -> None:
@@ -110,13 +87,10 @@ def decode_gsm7(
     """
     basic: str = BASIC_TABLE
     ext: dict[int, str] = EXTENSION_TABLE
-    if single_shift or locking_shift:
-        from bridge.text.shift_tables import locking_table, single_table
-
-        if locking_shift:
-            basic = locking_table(locking_shift)
-        if single_shift:
-            ext = single_table(single_shift)
+    if locking_shift:
+        basic = locking_table(locking_shift)
+    if single_shift:
+        ext = single_table(single_shift)
     out: list[str] = []
     escaped = False
     for octet in data:

@@ -25,7 +25,7 @@ from bridge.text.sms import (
     plan_sms,
     split_sms,
 )
-from bridge.transports.base import Encoding
+from bridge.values import Encoding
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""National language shift tables (TS 23.038 Annex A) for decoding inbound GSM-7 only.
+"""The GSM 03.38 character tables: default alphabet, extension table, national shift tables.
+
+The default alphabet and its extension table (TS 23.038 §6.2.1) serve sending and
+receiving; the national language shift tables (Annex A) serve decoding inbound GSM-7
+only. The codec that reads them is `bridge.text.gsm7`.
 
 Language ids: 1 Turkish (locking + single shift), 2 Spanish (single shift only),
 3 Portuguese (locking + single shift). An MO message announces them with UDH IE 0x25
@@ -12,7 +16,32 @@ licensed `gsmcodecs` 1.0.0 charmaps (tests/unit/test_text_shift.py holds the vec
 
 from __future__ import annotations
 
-from bridge.text.gsm7 import BASIC_TABLE, EXTENSION_TABLE
+# TS 23.038 §6.2.1, index = septet value; 0x1B is the escape to the extension table.
+BASIC_TABLE = (
+    "@£$¥èéùìòÇ\nØø\rÅå"
+    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
+    " !\"#¤%&'()*+,-./"
+    "0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmno"
+    "pqrstuvwxyzäöñüà"
+)
+assert len(BASIC_TABLE) == 128
+
+# TS 23.038 §6.2.1.1: septet after ESC -> character (each costs 2 septets).
+EXTENSION_TABLE: dict[int, str] = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
 
 _LOCKING_TURKISH = (
     "@£$¥€éùıòÇ\nĞğ\rÅå"

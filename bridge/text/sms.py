@@ -26,7 +26,7 @@ from bridge.text import replace
 from bridge.text.errors import TextRejected
 from bridge.text.gsm7 import ESC, encode_gsm7
 from bridge.text.segment import split_ucs2_text
-from bridge.transports.base import Encoding
+from bridge.values import Encoding
 
 EncodingChoice = Literal["auto", "gsm7", "ucs2"]
 Replacement = Literal["typographic", "ucs2", "smart", "simple", "reject"]

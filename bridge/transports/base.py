@@ -1,8 +1,11 @@
 """The transport protocol: how dispatch reaches an SMSC and how an SMSC reaches us.
 
-A transport translates its own errors at the edge: it raises `TemporaryFailure`
+The values that cross it (`OutboundSms`, `Receipt`, `InboundSms`, ...) are in
+`bridge.values`.
+
+A transport translates its own errors at the edge: it raises `TransportTemporaryFailure`
 (throttled, queue full, not bound, timeout: try again later or on another route)
-or `PermanentFailure` (bad destination, rejected: give up), never a foreign
+or `TransportPermanentFailure` (bad destination, rejected: give up), never a foreign
 exception. Receipts and inbound messages are handed to the `Inbox`; the
 transport acknowledges them to the SMSC only after the inbox call returned,
 because the inbox returns once the row is committed.
@@ -10,18 +13,16 @@ because the inbox returns once the row is committed.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
+from bridge.errors import BridgeError, PermanentFailure, TemporaryFailure
 from bridge.smpp.throttle import SenderRates
+from bridge.values import InboundSms, MoKey, MoPart, OutboundSms, Receipt, SubmitResult
 
-Encoding = Literal["gsm7", "ucs2"]
 
-
-class TransportError(Exception):
-    """Base of the errors a transport raises from `submit`."""
+class TransportError(BridgeError):
+    """Base of the errors a transport raises from `submit`: one of the two below."""
 
     def __init__(
         self,
@@ -39,36 +40,16 @@ class TransportError(Exception):
         self.retry_after = retry_after  # seconds, when the transport knows better than backoff
 
 
-class TemporaryFailure(TransportError):
+class TransportTemporaryFailure(TransportError, TemporaryFailure):
     """Try again later (or on the next transport of the route)."""
 
 
-class PermanentFailure(TransportError):
+class TransportPermanentFailure(TransportError, PermanentFailure):
     """The SMSC refused the message for good; retrying cannot help."""
 
 
-class InboxUnavailable(Exception):
+class InboxUnavailable(TemporaryFailure):
     """The inbox could not store an item; the transport must answer a transient error."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundSms:
-    """One MT order as a transport sees it: the text is split by the transport."""
-
-    order_id: str
-    destination: str  # E.164 with '+'
-    source: str  # sender id: alphanumeric, short code or E.164 number
-    text: str
-    encoding: Encoding
-    want_receipt: bool = True
-    validity: float | None = None  # seconds from now; None = the SMSC's default
-    flash: bool = False  # class 0: shown at once, not stored
-    priority: int = 0  # 0 normal; > 0 express (SMPP priority_flag)
-    schedule_at: datetime | None = None  # deliver at (SMSC-side scheduling)
-    resubmit: bool = False  # an earlier attempt may have reached the SMSC (unknown outcome)
-    # no other message from this sender to this number may still be at an SMSC, so a
-    # replace_if_present marker on a resubmit can only replace this order's own copy
-    may_replace: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,78 +68,6 @@ class TransportLimits:
     receipt_timeout: float | None = None
     receipt_grace: float = 3600.0
     rates: SenderRates = field(default_factory=SenderRates)
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    """What the SMSC answered: one message id per part, in part order."""
-
-    transport: str
-    message_ids: tuple[str, ...]
-
-
-class ReceiptState(enum.StrEnum):
-    """SMPP 3.4 message_state values, by name (section 5.2.28)."""
-
-    ENROUTE = "enroute"
-    DELIVERED = "delivered"
-    EXPIRED = "expired"
-    DELETED = "deleted"
-    UNDELIVERABLE = "undeliverable"
-    ACCEPTED = "accepted"
-    UNKNOWN = "unknown"
-    REJECTED = "rejected"
-
-    @property
-    def is_final(self) -> bool:
-        return self not in (ReceiptState.ENROUTE, ReceiptState.ACCEPTED, ReceiptState.UNKNOWN)
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """One delivery receipt as received (after parsing TLVs, then the text)."""
-
-    transport: str
-    message_id: str  # the SMSC's id of the part this receipt is about
-    state: ReceiptState
-    error_code: str = ""
-    done_at: datetime | None = None
-    raw: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class InboundSms:
-    """One MO SMS (already reassembled when it came in several parts)."""
-
-    transport: str
-    source: str  # E.164 when a phone number (read with the SMSC's address rules), else as sent
-    destination: str  # likewise: our number in E.164, or a short code
-    text: str
-    encoding: Encoding
-    parts: int = 1
-    smsc_fields: dict[str, str] = field(default_factory=dict)
-
-
-MoKey = tuple[str, str, str, int, int]  # transport, source, destination, ref, total
-
-
-@dataclass(frozen=True, slots=True)
-class MoPart:
-    """One part of a concatenated MO, as kept until every part is there."""
-
-    transport: str
-    source: str
-    destination: str
-    ref: int
-    total: int
-    seq: int
-    data_coding: int
-    udh: bytes  # the part's whole UDH (national language IEs matter when decoding)
-    payload: bytes  # after the UDH; unpacked septets when the SMSC packs GSM-7
-
-    @property
-    def key(self) -> MoKey:
-        return (self.transport, self.source, self.destination, self.ref, self.total)
 
 
 class MoPartStore(Protocol):
@@ -216,7 +125,7 @@ class Transport(Protocol):
         ...
 
     async def submit(self, sms: OutboundSms) -> SubmitResult:
-        """Submit every part; raise TemporaryFailure or PermanentFailure on error."""
+        """Submit every part; raise TransportTemporaryFailure or TransportPermanentFailure."""
         ...
 
     async def stop(self) -> None:

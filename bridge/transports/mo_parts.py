@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from bridge.transports.base import MoKey, MoPart
+from bridge.values import MoKey, MoPart
 
 
 def complete(parts: Sequence[MoPart], total: int) -> tuple[MoPart, ...] | None:

@@ -3,7 +3,7 @@
 Submits go to the bound bind with the fewest requests in flight (window per bind, token
 buckets per bind and per SMSC). ESME_RTHROTTLED / ESME_RMSGQFUL pause the bind (doubling
 pause) and the *same* PDU is sent again after the pause, up to `throttle_retries` times;
-then the order is deferred (TemporaryFailure kind "throttled" with a retry hint), never
+then the order is deferred (TransportTemporaryFailure kind "throttled" with a retry hint), never
 failed. A response timeout or a lost connection after sending is an unknown outcome
 (kind "unknown-outcome"): dispatch resubmits per policy, with `replace_if_present_flag`
 as the duplicate marker when the SMSC setting asks for it and it cannot replace another
@@ -34,16 +34,15 @@ from bridge.smpp.times import schedule_field, validity_field
 from bridge.transports.base import (
     Inbox,
     MoPartStore,
-    OutboundSms,
-    PermanentFailure,
-    SubmitResult,
-    TemporaryFailure,
     TransportLimits,
+    TransportPermanentFailure,
+    TransportTemporaryFailure,
 )
 from bridge.transports.mo_parts import MemoryMoParts
 from bridge.transports.smpp_bind import SmppBind
 from bridge.transports.smpp_config import SmppConfig, canonical_id
 from bridge.transports.smpp_incoming import IncomingHandler
+from bridge.values import OutboundSms, SubmitResult
 
 __all__ = ["SmppConfig", "SmppTransport", "failure_for"]
 
@@ -52,12 +51,12 @@ THROTTLING: Final = frozenset({c.ESME_RTHROTTLED, c.ESME_RMSGQFUL})
 MAX_ALPHANUMERIC: Final = 11
 
 
-def failure_for(status: int, what: str) -> TemporaryFailure | PermanentFailure:
+def failure_for(status: int, what: str) -> TransportTemporaryFailure | TransportPermanentFailure:
     """Our error for a non-zero command_status, via the one temporary/permanent table."""
     reason = f"{what}: {c.status_name(status)}"
     if c.is_temporary(status):
-        return TemporaryFailure(reason, code=status)
-    return PermanentFailure(reason, code=status)
+        return TransportTemporaryFailure(reason, code=status)
+    return TransportPermanentFailure(reason, code=status)
 
 
 def replace_marker(sms: OutboundSms, config: SmppConfig, parts: int) -> bool:
@@ -165,7 +164,9 @@ class SmppTransport:
 
     async def _pick(self) -> SmppBind:
         if not self.bound and not await self.wait_bound(self.config.bind_wait):
-            raise TemporaryFailure(f"{self.name}: not bound ({self.last_error})", kind="not-bound")
+            raise TransportTemporaryFailure(
+                f"{self.name}: not bound ({self.last_error})", kind="not-bound"
+            )
         now = asyncio.get_running_loop().time()
         ready = [b for b in self.binds if b.can_submit and b.bound]
         return min(ready, key=lambda b: (b.pause.remaining(now) > 0, b.stats.in_flight))
@@ -174,14 +175,18 @@ class SmppTransport:
         cfg = self.config
         src = source_address(sms.source)
         if src.ton == c.TON_ALPHANUMERIC and len(src.addr) > MAX_ALPHANUMERIC:
-            raise PermanentFailure(f"sender id {sms.source!r} is longer than 11 characters")
+            raise TransportPermanentFailure(
+                f"sender id {sms.source!r} is longer than 11 characters"
+            )
         dst = destination_address(sms.destination)
         try:
             parts = plan_parts(
                 sms.text, sms.encoding, cfg.encoding, ref=self._next_ref(), flash=sms.flash
             )
         except ValueError as exc:
-            raise PermanentFailure(f"text cannot be sent as {sms.encoding}: {exc}") from exc
+            raise TransportPermanentFailure(
+                f"text cannot be sent as {sms.encoding}: {exc}"
+            ) from exc
         now = datetime.now(UTC)
         validity = validity_field(sms.validity, now, cfg.validity_format)
         schedule = schedule_field(sms.schedule_at, now)
@@ -234,20 +239,20 @@ class SmppTransport:
             try:
                 resp = await bind.send(pdu)
             except (NotBound, NotSent) as exc:
-                raise TemporaryFailure(f"{what}: {exc}", kind="not-bound") from None
+                raise TransportTemporaryFailure(f"{what}: {exc}", kind="not-bound") from None
             except ResponseTimeout:
                 stats.timeouts += 1
                 log.warning("%s: %s: no response, dropping the connection", bind.name, what)
-                raise TemporaryFailure(
+                raise TransportTemporaryFailure(
                     f"{what}: no response (unknown outcome)", kind="unknown-outcome"
                 ) from None
             except ConnectionLost as exc:
                 stats.lost += 1
-                raise TemporaryFailure(
+                raise TransportTemporaryFailure(
                     f"{what}: connection lost (unknown outcome): {exc}", kind="unknown-outcome"
                 ) from None
             except (UnicodeEncodeError, ValueError) as exc:
-                raise PermanentFailure(f"{what}: cannot encode submit_sm: {exc}") from None
+                raise TransportPermanentFailure(f"{what}: cannot encode submit_sm: {exc}") from None
             nack = isinstance(resp, GenericNack)
             status = (resp.status or c.ESME_RSYSERR) if nack else resp.status
             if status in THROTTLING:
@@ -269,7 +274,7 @@ class SmppTransport:
             bind.pause.succeeded()
             stats.submitted += 1
             return resp
-        raise TemporaryFailure(
+        raise TransportTemporaryFailure(
             f"{what}: {c.status_name(status)} {self.config.throttle_retries + 1} times; "
             f"bind paused {pause:.1f} s",
             code=status,

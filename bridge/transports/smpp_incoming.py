@@ -29,9 +29,10 @@ from bridge.smpp.pdu import DataSm, DataSmResp, DeliverSm, DeliverSmResp, Generi
 from bridge.smpp.receipt import marked_receipt, parse_receipt, text_receipt
 from bridge.smpp.stats import BindStats
 from bridge.smpp.udh import Concat, InformationElement, UdhError, find_concat, sar_concat, split_udh
-from bridge.transports.base import InboundSms, Inbox, MoPart, MoPartStore, Receipt
+from bridge.transports.base import Inbox, MoPartStore
 from bridge.transports.mo_parts import join_parts
 from bridge.transports.smpp_config import SmppConfig, canonical_id
+from bridge.values import InboundSms, MoPart, Receipt
 
 log: Final = logging.getLogger("bridge.transports.smpp")
 

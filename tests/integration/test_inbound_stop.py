@@ -19,7 +19,7 @@ from bridge.notices.overrides import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
 from bridge.tenants.admin import add_customer
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 PHONE = "+491701234567"
 NUMBER = "+4915550000002"

@@ -21,7 +21,7 @@ from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.notices.tables import Notice
 from bridge.settings import InboundSettings, PushSettings
 from bridge.tenants.admin import add_customer
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 NUMBERS = """
 [[customer]]

@@ -15,7 +15,7 @@ from bridge.inbound.tables import Inbound
 from bridge.notices.overrides import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 
 async def test_unroutable_reason_is_stated_once(

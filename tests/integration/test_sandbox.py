@@ -14,13 +14,9 @@ from bridge.sandbox.smsc import SandboxConfig, SandboxError, SandboxSmsc, read_i
 from bridge.smpp import constants as c
 from bridge.smpp.esme import Esme, EsmeSettings
 from bridge.smpp.pdu import Bind, BindResp, Pdu, decode, encode
-from bridge.transports.base import (
-    OutboundSms,
-    PermanentFailure,
-    ReceiptState,
-    TemporaryFailure,
-)
+from bridge.transports.base import TransportPermanentFailure, TransportTemporaryFailure
 from bridge.transports.smpp import SmppConfig, SmppTransport
+from bridge.values import OutboundSms, ReceiptState
 from tests.peers.smpp34_peer import RecordingInbox
 
 PHONE = "+4915112345678"
@@ -176,7 +172,7 @@ async def test_wrong_password_is_a_clear_slow_retried_failure(
     transports.append(t)
     await t.start(RecordingInbox())
     await sandbox.wait_until(lambda: len(sandbox.bind_failures) >= 1)
-    with pytest.raises(TemporaryFailure, match="ESME_RINVPASWD") as err:
+    with pytest.raises(TransportTemporaryFailure, match="ESME_RINVPASWD") as err:
         await t.submit(OutboundSms("o-1", PHONE, "Bridge", "hi", "gsm7"))
     assert "password" in err.value.reason
     assert len(sandbox.bind_failures) == 1  # the next try is >= 15 s away, not every second
@@ -188,7 +184,7 @@ async def test_response_timeout_drops_and_reconnects(
     inbox = RecordingInbox()
     t = await bound(sandbox, transports, inbox, response_timeout=0.3)
     sandbox.hold_responses()
-    with pytest.raises(TemporaryFailure, match=r"no response \(unknown outcome\)"):
+    with pytest.raises(TransportTemporaryFailure, match=r"no response \(unknown outcome\)"):
         await t.submit(OutboundSms("o-1", PHONE, "Bridge", "lost?", "gsm7"))
     sandbox.drop_connections()  # release the held handler; the bridge already hung up
     assert await t.wait_bound(5.0)
@@ -209,8 +205,10 @@ async def test_peer_disconnect_mid_window(
     await asyncio.sleep(0)  # let the tasks send; the SMSC holds them
     sandbox.drop_connections()
     results = await asyncio.gather(*pending, return_exceptions=True)
-    assert all(isinstance(r, TemporaryFailure) for r in results), results
-    assert all("unknown outcome" in r.reason for r in results if isinstance(r, TemporaryFailure))
+    assert all(isinstance(r, TransportTemporaryFailure) for r in results), results
+    assert all(
+        "unknown outcome" in r.reason for r in results if isinstance(r, TransportTemporaryFailure)
+    )
     assert await t.wait_bound(5.0)
     res = await t.submit(OutboundSms("o-next", PHONE, "Bridge", "works again", "gsm7"))
     assert res.message_ids
@@ -287,7 +285,7 @@ async def test_rules_fail_and_delay_single_numbers_others_are_delivered(
         ok = await t.submit(OutboundSms("o-ok", PHONE, "Bridge", "fine", "gsm7"))
         undeliv = await t.submit(OutboundSms("o-u", "+4915100000001", "Bridge", "no", "gsm7"))
         expired = await t.submit(OutboundSms("o-e", "+4915100000002", "Bridge", "late", "gsm7"))
-        with pytest.raises(PermanentFailure, match="ESME_RINVDSTADR"):
+        with pytest.raises(TransportPermanentFailure, match="ESME_RINVDSTADR"):
             await t.submit(OutboundSms("o-r", "+4915212345678", "Bridge", "refused", "gsm7"))
         await inbox.wait_until(lambda: len(inbox.receipts) == 3)
         states = {r.message_id: r.state for r in inbox.receipts}
@@ -315,7 +313,7 @@ async def test_rules_file_changes_apply_to_the_next_sms(
         t = await bound(s, transports, inbox)
         await t.submit(OutboundSms("o-1", PHONE, "Bridge", "first", "gsm7"))
         write_file(rules_file, [make_rule(PHONE, "busy")])  # as `mailsms sandbox fail` does
-        with pytest.raises(TemporaryFailure, match="ESME_RSYSERR"):
+        with pytest.raises(TransportTemporaryFailure, match="ESME_RSYSERR"):
             await t.submit(OutboundSms("o-2", PHONE, "Bridge", "second", "gsm7"))
         write_file(rules_file, [make_rule(PHONE, None, 0.5)])
         before = datetime.now(UTC)

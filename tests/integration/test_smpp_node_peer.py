@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bridge.transports.base import OutboundSms, ReceiptState
 from bridge.transports.smpp import SmppConfig, SmppTransport
+from bridge.values import OutboundSms, ReceiptState
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
 from tests.peers.smpp34_peer import RecordingInbox
 

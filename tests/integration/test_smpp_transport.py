@@ -10,13 +10,9 @@ import pytest
 
 from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc
 from bridge.smpp import constants as c
-from bridge.transports.base import (
-    OutboundSms,
-    PermanentFailure,
-    ReceiptState,
-    TemporaryFailure,
-)
+from bridge.transports.base import TransportPermanentFailure, TransportTemporaryFailure
 from bridge.transports.smpp import SmppConfig, SmppTransport
+from bridge.values import OutboundSms, ReceiptState
 from tests.peers.smpp34_peer import RecordingInbox, running_smpp34_peer
 
 
@@ -141,17 +137,17 @@ async def test_rejections_map_to_our_errors(started: list[SmppTransport]) -> Non
         p.reject["4915100000011"] = c.ESME_RINVDSTADR
         t = SmppTransport(config(p.port, throttle_pause_min=0.01, throttle_pause_max=0.04))
         await start(t, RecordingInbox(), started)
-        with pytest.raises(TemporaryFailure) as temp:
+        with pytest.raises(TransportTemporaryFailure) as temp:
             await t.submit(OutboundSms("o-t", "+4915100000058", "Bridge", "hi", "gsm7"))
         assert temp.value.code == c.ESME_RTHROTTLED
         assert temp.value.kind == "throttled" and temp.value.retry_after
         # the same PDU was offered three times (throttle_retries = 2), then the order defers
         assert [ev.destination_addr for ev in p.submits].count("4915100000058") == 3
-        with pytest.raises(TemporaryFailure) as full:
+        with pytest.raises(TransportTemporaryFailure) as full:
             await t.submit(OutboundSms("o-q", "+4915100000014", "Bridge", "hi", "gsm7"))
         assert full.value.code == c.ESME_RMSGQFUL
         assert t.reports()[0].throttled == 6
-        with pytest.raises(PermanentFailure) as perm:
+        with pytest.raises(TransportPermanentFailure) as perm:
             await t.submit(OutboundSms("o-p", "+4915100000011", "Bridge", "hi", "gsm7"))
         assert perm.value.code == c.ESME_RINVDSTADR
         assert "o-p" in perm.value.reason
@@ -166,7 +162,7 @@ async def test_not_bound_is_a_quick_temporary_failure(started: list[SmppTranspor
     t = SmppTransport(config(free_port(), bind_wait=0.1))  # nobody listens there
     started.append(t)
     await t.start(RecordingInbox())
-    with pytest.raises(TemporaryFailure, match="not bound"):
+    with pytest.raises(TransportTemporaryFailure, match="not bound"):
         await t.submit(OutboundSms("o-n", "+4915112345678", "Bridge", "hi", "gsm7"))
 
 

@@ -25,8 +25,8 @@ from bridge.outcomes.steps import STEPS
 from bridge.settings import InboundSettings, PushSettings
 from bridge.tenants.admin import add_customer, add_user
 from bridge.tenants.senders import find_sender
-from bridge.transports.base import InboundSms, ReceiptState
-from bridge.transports.base import Receipt as ReceiptValue
+from bridge.values import InboundSms, ReceiptState
+from bridge.values import Receipt as ReceiptValue
 
 
 def _seed(engine: Engine, notify: str = "all") -> int:

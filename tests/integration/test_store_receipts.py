@@ -14,14 +14,14 @@ from bridge.db.store import Store
 from bridge.db.tables import table
 from bridge.intake.commit import IntakeMail, accept
 from bridge.mt import orders as order_sql
-from bridge.mt.dispatch_record import Outcome, Recorder
+from bridge.mt.dispatch_record import Outcome, OutcomeKind, Recorder
 from bridge.mt.receipts import apply_receipts, finish_unconfirmed, insert_receipt
 from bridge.mt.submitted import Submitted, record_submitted_many
 from bridge.mt.tables import Order, OrderEvent, Part, Receipt
 from bridge.notices.tables import Notice
 from bridge.outcomes.steps import STEPS
-from bridge.transports.base import Receipt as ReceiptValue
-from bridge.transports.base import ReceiptState
+from bridge.values import Receipt as ReceiptValue
+from bridge.values import ReceiptState
 from tests.integration.test_store import _mail, _rows, _seed
 
 DELIVERED = ReceiptState.DELIVERED
@@ -189,9 +189,13 @@ async def test_one_outcome_that_cannot_be_recorded_loses_no_other(
     await store.call(order_sql.claim_orders, utcnow(), 10, 60.0)
     recorder = Recorder(store, lambda: None, lambda: None, STEPS)
     now = utcnow()
-    good = Outcome("M1.1", "submitted", "smsc", ("11",), submitted_at=now, receipt_due=now)
-    gone = Outcome("M9.1", "submitted", "smsc", ("12",), submitted_at=now, receipt_due=now)
-    deferred = Outcome("M1.2", "deferred", reason="throttled", next_at=now)
+    good = Outcome(
+        "M1.1", OutcomeKind.SUBMITTED, "smsc", ("11",), submitted_at=now, receipt_due=now
+    )
+    gone = Outcome(
+        "M9.1", OutcomeKind.SUBMITTED, "smsc", ("12",), submitted_at=now, receipt_due=now
+    )
+    deferred = Outcome("M1.2", OutcomeKind.DEFERRED, reason="throttled", next_at=now)
     with caplog.at_level(logging.WARNING):
         await asyncio.gather(*(recorder.record(o) for o in (gone, good, deferred)))
     # The part of an order that no longer exists cannot be stored; the others are.

@@ -20,7 +20,8 @@ from typing import Any
 
 import smpp34  # type: ignore[import-untyped]
 
-from bridge.transports.base import InboundSms, InboxUnavailable, Receipt
+from bridge.transports.base import InboxUnavailable
+from bridge.values import InboundSms, Receipt
 
 
 def free_port() -> int:

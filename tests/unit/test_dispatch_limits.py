@@ -9,9 +9,9 @@ import pytest
 from bridge.mt.parts import part_rows, unmatchable_events
 from bridge.retry import receipt_deadline
 from bridge.smpp.throttle import SenderBuckets, SenderRates, sender_key
-from bridge.transports.base import OutboundSms
 from bridge.transports.smpp import replace_marker
 from bridge.transports.smpp_config import SmppConfig
+from bridge.values import OutboundSms
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

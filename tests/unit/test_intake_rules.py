@@ -12,11 +12,10 @@ from bridge.intake.dsn_params import (
     parse_rcpt_dsn,
     split_params,
     wants_dsn,
-    xtext_decode,
-    xtext_encode,
 )
 from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
 from bridge.intake.server import _rewrite
+from bridge.notices.xtext import xtext_decode, xtext_encode
 from bridge.text.mime import MailText
 
 

@@ -17,7 +17,7 @@ from bridge.smpp.receipt import (
     parse_receipt,
     text_receipt,
 )
-from bridge.transports.base import ReceiptState
+from bridge.values import ReceiptState
 
 STD = (
     b"id:1000 sub:001 dlvrd:001 submit date:2611051200 done date:2611051201 "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bridge.text import decode_gsm7, encode_gsm7, gsm7_units, is_gsm7, non_gsm7_chars
-from bridge.text.gsm7 import BASIC_TABLE, EXTENSION_TABLE, Gsm7EncodeError
+from bridge.text.gsm7 import Gsm7EncodeError
+from bridge.text.shift_tables import BASIC_TABLE, EXTENSION_TABLE
 
 
 def test_at_pound_dollar_yen_round_trip_through_zero_bytes() -> None:

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from bridge.text import MimeTooComplex, TextRejected, decode_gsm7, extract, plan_sms, split_sms
 from bridge.text.clean import CleanRules, clean
-from bridge.text.gsm7 import BASIC_TABLE, EXTENSION_TABLE
+from bridge.text.shift_tables import BASIC_TABLE, EXTENSION_TABLE
 from bridge.text.sms import SINGLE_LIMIT, part_limit
-from bridge.transports.base import Encoding
+from bridge.values import Encoding
 
 GSM_CHARS = [c for c in BASIC_TABLE if c != "\x1b"] + list(EXTENSION_TABLE.values())
 gsm_text = st.text(alphabet=st.sampled_from(GSM_CHARS), max_size=800)
