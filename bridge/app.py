@@ -39,7 +39,7 @@ from bridge.mt.routing import Route
 from bridge.notices.limits import TemplateLimits
 from bridge.notices.mailer import Mailer
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
-from bridge.outcomes.dsn import queue_delay_dsns
+from bridge.outcomes.dsn_queue import queue_delay_dsns
 from bridge.outcomes.steps import STEPS
 from bridge.push.worker import Pusher
 from bridge.sandbox.rules import make_rule

@@ -370,7 +370,7 @@ def preview(
     Prints the text after cleaning (and what was removed), the encoding, replaced
     characters, the number of parts and where the text is split.
     """
-    from bridge.intake.compose import preview_context
+    from bridge.intake.sms_plan import preview_context
     from bridge.tenants.policy import resolve
     from bridge.tenants.senders import find_sender
     from bridge.text.errors import MimeTooComplex

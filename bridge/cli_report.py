@@ -13,7 +13,7 @@ from bridge.db.store import run_sync
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.reports import store as report_sql
 from bridge.reports.monthly_run import generate_monthly, mail_monthly, report_recipients
-from bridge.reports.orders import month_bounds, parse_when, to_csv, to_table
+from bridge.reports.order_report import month_bounds, parse_when, to_csv, to_table
 
 report_app = typer.Typer(
     help="Reports: orders, the monthly report, retention.", no_args_is_help=True

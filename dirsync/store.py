@@ -18,7 +18,7 @@ from sqlalchemy import Engine, bindparam, delete, insert, inspect, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.mt.tables import Mail
 from bridge.tenants.directory_tables import DirsyncLock, SyncRun
 from bridge.tenants.tables import Alias, Customer, Profile, User

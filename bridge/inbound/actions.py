@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from bridge.inbound import actions_store as act_sql
 from bridge.inbound import store as inbound_sql
+from bridge.inbound.choice import Choice
 from bridge.inbound.config import (
     Action,
     AutoReplyAction,
@@ -23,14 +24,13 @@ from bridge.inbound.config import (
     Sms2MailAction,
     StopAction,
 )
-from bridge.inbound.routing import Choice
 from bridge.inbound.store import CustomerInbound, InboundRow
 from bridge.keyword_lists import store as list_sql
 from bridge.notices import headers
-from bridge.notices.overrides import Templates
+from bridge.notices.customer_templates import Templates
 from bridge.notices.queue import queue_notice
+from bridge.notices.shown_time import shown_time
 from bridge.notices.subjects import reply_topic
-from bridge.notices.times import shown_time
 from bridge.push.body import render_body
 from bridge.push.queue import queue_push
 from bridge.push.target import PushAction

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, text, update
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.inbound.tables import AutoReplyLog, StopEntry
 from bridge.mt.mails import NewMail, NewOrder, insert_mails
 from bridge.smpp.address import canonical_number

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from bridge.db.clock import utcnow
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.errors import InputError
 from bridge.inbound.config import NumbersFile
 from bridge.inbound.tables import InboundCustomer, InboundNumber

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from bridge.db.clock import utcnow
+from bridge.db.core import table
 from bridge.db.store import Store
-from bridge.db.tables import table
 from bridge.errors import StorageUnavailable
 from bridge.inbound.mo_tables import MoPartRow
 from bridge.transports.base import InboxUnavailable

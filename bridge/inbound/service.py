@@ -25,11 +25,11 @@ from bridge.errors import StorageUnavailable
 from bridge.inbound import store as inbound_sql
 from bridge.inbound.actions import Actions, Effects, Message
 from bridge.inbound.actions_store import is_stopped
+from bridge.inbound.choice import choose
 from bridge.inbound.config import Sms2MailAction, StopAction
 from bridge.inbound.keywords import whole_message_keyword
-from bridge.inbound.routing import choose
 from bridge.inbound.tables import InboundStatus
-from bridge.notices.overrides import Templates
+from bridge.notices.customer_templates import Templates
 from bridge.settings import InboundSettings, PushSettings
 
 log = logging.getLogger("bridge.inbound")

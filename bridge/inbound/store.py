@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from bridge.db.core import table
 from bridge.db.queue import Queue, claim
-from bridge.db.tables import table
+from bridge.inbound.choice import NumberRow, serves
 from bridge.inbound.config import parse_actions, parse_keywords
-from bridge.inbound.routing import NumberRow, serves
 from bridge.inbound.tables import Inbound, InboundCustomer, InboundNumber, ReplyAssignment
 from bridge.mt.mails import NewOrder
 from bridge.mt.tables import Mail, Order, Part

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.intake.access import CustomerAccess, exposure
 from bridge.tenants.admin import AdminError
 from bridge.tenants.tables import Credential, Customer

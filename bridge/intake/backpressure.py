@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, func, select
 
+from bridge.db.core import table
 from bridge.db.store import Store
-from bridge.db.tables import table
 from bridge.mt.tables import Order, OrderStatus
 
 log = logging.getLogger("bridge.intake")

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bridge.errors import Reject
-from bridge.intake.compose import sms_policy
 from bridge.intake.countries import country_of
 from bridge.intake.schedule import schedule
+from bridge.intake.sms_plan import sms_policy
 from bridge.lists.store import ListInfo, Member
 from bridge.mt.mails import NewOrder
 from bridge.tenants.policy import Policy

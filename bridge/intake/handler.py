@@ -7,7 +7,7 @@ recipient; `250 … queued as <mail id>` is sent only after that commit returned
 Every reply comes from `bridge.errors.REPLIES`. A fault of the client's input is
 always a 5xx (`_from_input`), a 4xx only ever means our own temporary fault
 (storage, backpressure). Known senders come from a 5-second cache
-(`bridge.intake.senders`); refusals are logged through a rate limiter.
+(`bridge.intake.sender_cache`); refusals are logged through a rate limiter.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from bridge.intake.access import Client, CustomerAccess, Networks, check_client
 from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.commit import IntakeMail, accept
-from bridge.intake.compose import compose_text, preview_context
 from bridge.intake.destinations import check_destination
 from bridge.intake.dsn_params import MailDsn, RcptDsn
 from bridge.intake.entropy import random24
@@ -37,7 +36,8 @@ from bridge.intake.lograte import LogLimiter
 from bridge.intake.overrides import apply_overrides
 from bridge.intake.ratelimit import pending
 from bridge.intake.rules import RCPT_RULES
-from bridge.intake.senders import SenderCache
+from bridge.intake.sender_cache import SenderCache
+from bridge.intake.sms_plan import compose_text, preview_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.mt.mails import NewMail, NewOrder

@@ -17,10 +17,10 @@ from typing import Any
 from bridge.db.store import Store
 from bridge.errors import Reject, reply
 from bridge.intake.addresses import PREVIEW_PREFIX, RecipientError, split_address
-from bridge.intake.compose import compose_rules
 from bridge.intake.fanout import ListTarget, fan_out
 from bridge.intake.ratelimit import check_rate
 from bridge.intake.schedule import schedule
+from bridge.intake.sms_plan import compose_rules
 from bridge.intake.transaction import Transaction
 from bridge.lists.store import Member, find_list, list_members
 from bridge.mt.mails import NewOrder

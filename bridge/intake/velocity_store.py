@@ -26,7 +26,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.intake.tables import VelocityAlert, VelocityNumber
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
 from bridge.mt.mails import NewMail, NewOrder
@@ -34,7 +34,7 @@ from bridge.mt.orders import record_final, release_held
 from bridge.mt.steps import Steps
 from bridge.mt.tables import Order
 from bridge.notices.queue import queue_notice
-from bridge.notices.times import shown_time
+from bridge.notices.shown_time import shown_time
 from bridge.tenants.tables import Customer, User
 
 log = logging.getLogger("bridge.intake")

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.keyword_lists.tables import InboundList, ListMember
 from bridge.tenants.tables import Customer
 

@@ -18,12 +18,12 @@ from sqlalchemy import table as table_clause
 from sqlalchemy import update as sql_update
 
 from bridge.db.clock import utcnow
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.errors import InputError
 from bridge.lists.tables import DistributionList, DistributionMember, ListMail
 from bridge.mt.tables import Mail, Order
 from bridge.notices.queue import queue_notice
-from bridge.notices.times import shown_time
+from bridge.notices.shown_time import shown_time
 from bridge.smpp.address import canonical_number
 from bridge.tenants.tables import Customer, User
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from bridge.db.bulk import bulk_insert
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.mt.tables import Mail, Order, OrderEvent
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, select, text, update
 
+from bridge.db.core import table
 from bridge.db.queue import Queue, claim
-from bridge.db.tables import table
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted, record_submitted_many
 from bridge.mt.tables import FINAL_ORDER_STATUSES, OPEN_ORDERS, Mail, Order, OrderEvent

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, select, update
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.mt.tables import Part
 from bridge.values import ReceiptState
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.mt.orders import record_final
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
 from bridge.mt.receipt_states import SUBMITTED, next_part_state, order_outcome

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, update
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.mt.parts import part_rows, unmatchable_events
 from bridge.mt.steps import Steps
 from bridge.mt.tables import Order, OrderEvent, Part

@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
+from bridge.db.core import table
 from bridge.db.queue import OPEN, claim, open_queue
-from bridge.db.tables import table
+from bridge.notices.shown_time import shown_time
 from bridge.notices.tables import Notice
-from bridge.notices.times import shown_time
 
 _notice = table(Notice)
 _OPEN = OPEN

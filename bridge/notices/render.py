@@ -26,8 +26,8 @@ from jinja2 import Template
 
 from bridge import packaged
 from bridge.notices import fastmime, headers
+from bridge.notices.customer_templates import Templates
 from bridge.notices.limits import TemplateLimits
-from bridge.notices.overrides import Templates
 
 DEFAULT_TEMPLATES = packaged.TEMPLATES  # inside the installed package
 RECHECK = 5.0  # seconds between checks whether a template's file changed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.inbound.tables import InboundCustomer
 from bridge.lists.tables import ListMail
 from bridge.mt.tables import Mail, Order

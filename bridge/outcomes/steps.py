@@ -22,7 +22,7 @@ from bridge.inbound.store import record_order_assignments
 from bridge.lists.store import queue_list_report
 from bridge.mt.steps import Steps
 from bridge.notices.queue import queue_status_notice_for
-from bridge.outcomes.dsn import queue_final_dsn_for
+from bridge.outcomes.dsn_queue import queue_final_dsn_for
 from bridge.outcomes.final_row import FINAL_ROW
 from bridge.outcomes.status_push import queue_status_push_for
 

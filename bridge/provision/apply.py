@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from bridge.db.clock import utcnow
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.lists.store import Member, create_list, find_list, put_members, update_list
 from bridge.provision.file import CustomerSpec, TenantsError, TenantsSpec
 from bridge.tenants.tables import Customer, Profile, User

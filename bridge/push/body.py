@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.notices.overrides import Templates
+from bridge.notices.customer_templates import Templates
 
 CONTENT_TYPES = {
     "json": "application/json",

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from bridge.db.core import table
 from bridge.db.queue import OPEN, claim, open_queue
-from bridge.db.tables import table
 from bridge.notices.queue import queue_notice
 from bridge.push.tables import PushDelivery
 

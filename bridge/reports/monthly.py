@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bridge.reports.orders import to_csv
+from bridge.reports.order_report import to_csv
 
 COUNTS = ("orders", "sent", "parts", "failed", "received")
 CSV_COLUMNS = ("service", "cost_centre", "user", *COUNTS)

@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.notices.queue import queue_notice
 from bridge.reports import store as sql
 from bridge.reports.monthly import mail_context, monthly_csv, summarise
-from bridge.reports.orders import month_bounds, months_before, previous_month
+from bridge.reports.order_report import month_bounds, months_before, previous_month
 from bridge.tenants.tables import Customer
 
 _customer = table(Customer)

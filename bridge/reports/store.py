@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, insert, not_, select, update
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.inbound.tables import Inbound
 from bridge.lists.tables import ListMail
 from bridge.mt.tables import FINAL_ORDER_STATUSES, Mail, Order, OrderEvent, Part

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from bridge.db.clock import utcnow
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.errors import InputError
 from bridge.mail_address import MailAddressError, check_mail_address
 from bridge.tenants.tables import Customer, User

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 
 from bridge.db.clock import utcnow
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.tenants.admin import AdminError
 from bridge.tenants.tables import Credential, Customer
 

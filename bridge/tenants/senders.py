@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.tenants.tables import Alias, Customer, Profile, User
 
 _user = table(User)

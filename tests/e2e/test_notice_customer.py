@@ -15,8 +15,8 @@ import aiosmtplib
 from sqlalchemy import update
 
 from bridge.db import engine as db
+from bridge.db.core import table
 from bridge.db.store import run_sync
-from bridge.db.tables import table
 from bridge.sandbox.smsc import send_mo
 from bridge.tenants.admin import DEMO_CUSTOMER, DEMO_NUMBER, ensure_demo
 from bridge.tenants.tables import Customer

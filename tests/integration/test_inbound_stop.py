@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
+from bridge.db.core import table
 from bridge.db.store import Store, run_sync
-from bridge.db.tables import table
 from bridge.inbound.actions_store import is_stopped
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
@@ -15,7 +15,7 @@ from bridge.inbound.service import InboundService
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
 from bridge.mt.tables import Order
-from bridge.notices.overrides import Templates
+from bridge.notices.customer_templates import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
 from bridge.tenants.admin import add_customer

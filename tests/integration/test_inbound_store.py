@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
+from bridge.db.core import table as table_of
 from bridge.db.store import Store, run_sync
-from bridge.db.tables import table as table_of
 from bridge.inbound.actions_store import add_stop, is_stopped, list_stops, remove_stop
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
@@ -16,7 +16,7 @@ from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
 from bridge.keyword_lists.export import export_due
 from bridge.mt.tables import Order
-from bridge.notices.overrides import Templates
+from bridge.notices.customer_templates import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.notices.tables import Notice
 from bridge.settings import InboundSettings, PushSettings

@@ -12,7 +12,7 @@ from bridge.db.store import Store
 from bridge.inbound.service import InboundService
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
-from bridge.notices.overrides import Templates
+from bridge.notices.customer_templates import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.settings import InboundSettings, PushSettings
 from bridge.values import InboundSms

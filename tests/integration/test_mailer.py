@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from bridge.db.clock import utcnow
+from bridge.db.core import table
 from bridge.db.store import Store, run_sync
-from bridge.db.tables import table
 from bridge.notices.mailer import Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer

@@ -16,9 +16,9 @@ import trustme
 from sqlalchemy import Engine, select
 
 from bridge.db.clock import utcnow
+from bridge.db.core import table
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import Store, run_sync
-from bridge.db.tables import table
 from bridge.notices.mailer import Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer

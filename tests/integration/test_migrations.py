@@ -8,8 +8,8 @@ from typing import Any
 from alembic import command
 from sqlalchemy import Engine, text
 
+from bridge.db.core import table
 from bridge.db.engine import alembic_config, current_revision, upgrade
-from bridge.db.tables import table
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from bridge.db.store import run_sync
 from bridge.reports import store as sql
 from bridge.reports.monthly_run import monthly_due
-from bridge.reports.orders import month_bounds, months_before, previous_month, to_csv
+from bridge.reports.order_report import month_bounds, months_before, previous_month, to_csv
 from tests.integration.reports_seed import seed
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
-from bridge.reports.orders import month_bounds, previous_month
+from bridge.reports.order_report import month_bounds, previous_month
 from bridge.settings import ReportSettings
 from tests.conftest import make_settings
 from tests.helpers import running_bridge, smtp_sink, wait_for

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import Engine, select
 
 from bridge.db.clock import utcnow
+from bridge.db.core import table
 from bridge.db.store import Store, run_sync
-from bridge.db.tables import table
 from bridge.inbound.service import InboundService
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
@@ -17,7 +17,7 @@ from bridge.mt import orders as order_sql
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.receipts import apply_receipts, insert_receipt
 from bridge.mt.tables import Order, Part, Receipt
-from bridge.notices.overrides import Templates
+from bridge.notices.customer_templates import Templates
 from bridge.notices.queue import claim_notices
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.notices.tables import Notice

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, update
 
 from bridge.db.clock import utcnow
+from bridge.db.core import table
 from bridge.db.store import Store
-from bridge.db.tables import table
 from bridge.intake.commit import IntakeMail, accept
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_record import Outcome, OutcomeKind, Recorder

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from jinja2.exceptions import SecurityError
 
+from bridge.inbound.choice import NumberRow, choose
 from bridge.inbound.config import NumbersError, Sms2MailAction, StopAction, parse_numbers
 from bridge.inbound.keywords import DEFAULT_STOP_KEYWORDS, first_word, whole_message_keyword
-from bridge.inbound.routing import NumberRow, choose
-from bridge.notices.overrides import Templates
+from bridge.notices.customer_templates import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.push.body import sign, verify
 from bridge.push.guard import PushBlocked, check_address, parse_target, vet

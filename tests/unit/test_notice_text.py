@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bridge.notices.shown_time import shown_time
 from bridge.notices.subjects import reply_topic
-from bridge.notices.times import shown_time
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.notices.customer_templates import Templates
 from bridge.notices.limits import TemplateLimitError, TemplateLimits
-from bridge.notices.overrides import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from tests.helpers import STATUS_CONTEXT
 

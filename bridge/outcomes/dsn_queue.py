@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from bridge.db.tables import table
+from bridge.db.core import table
 from bridge.mt.tables import Mail, Order
 from bridge.notices.queue import queue_notice
 from bridge.notices.xtext import xtext_decode
