@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.cli.common import CONFIG_ENV, POINT_AT_IT, missing_database, origin, outdated_schema
 from bridge.errors import ConfigError
@@ -48,8 +49,9 @@ log = logging.getLogger("dirsync")
 
 SUMMARY = "Sync users from LDAP / Active Directory (or a CSV file); cron-safe."
 HELP = {
-    "config": "The bridge's settings file (TOML), with a [dirsync] table; see "
-    "examples/dirsync/bridge-dirsync.toml. Default: the embedded default.",
+    "config": "The bridge's settings file (TOML) with a [dirsync] table, see "
+    "examples/dirsync/bridge-dirsync.toml (a separate dirsync settings file is still read, "
+    "deprecated).",
     "csv": "Import this CSV file (fixed format, see docs/dirsync.md) instead of the directory.",
     "dry_run": "Print the planned changes (with before → after) and change nothing.",
     "allow_mass_changes": "Accept more disables than the [safety] caps allow, for this run only.",
@@ -86,7 +88,11 @@ def dirsync_command(
     except ConfigError as exc:
         print(f"dirsync: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    outdated = outdated_schema(engine)
+    try:
+        outdated = outdated_schema(engine)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        outdated = f"cannot open the database ({reason}); check database_url"
     if outdated is not None:
         engine.dispose()
         print(f"dirsync: {outdated}", file=sys.stderr)

@@ -14,6 +14,8 @@ import typer
 
 from bridge.cli.common import ConfigOpt, fail, read_settings
 from bridge.settings import Settings
+from bridge.transports.sandbox import read_inbox
+from bridge.transports.sandbox_phone import SandboxError, send_mo
 from bridge.transports.sandbox_rules import (
     FAILURE_HELP,
     Failure,
@@ -85,8 +87,6 @@ def sandbox_inbox(
     config: ConfigOpt = None,
 ) -> None:
     """List the SMS the sandbox's phones received (number, text, parts, encoding)."""
-    from bridge.transports.sandbox import read_inbox
-
     path = read_settings(config).sandbox.inbox
     if not path.exists():
         typer.echo(
@@ -123,8 +123,6 @@ def sandbox_send(
     config: ConfigOpt = None,
 ) -> None:
     """Text the bridge from a sandbox phone (an MO SMS) while `mailsms serve` runs."""
-    from bridge.transports.sandbox_phone import SandboxError, send_mo
-
     settings = _sandbox(config)
     try:
         asyncio.run(
