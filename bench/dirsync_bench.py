@@ -37,7 +37,7 @@ STEP_TIMEOUT_S = 180.0
 CHILD = """
 import sys
 from pathlib import Path
-from dirsync.command import dirsync_command
+from bridge.cli.dirsync import dirsync_command
 sys.exit(dirsync_command(Path(sys.argv[1]), None, False, False, sys.argv[2], False))
 """
 
@@ -86,9 +86,10 @@ def main() -> int:
             s.add(Customer(name="bench", settings={"default_country": "DE"}))
         engine.dispose()
         (work / "pw").write_text(SVC_PASSWORD)
-        conf = work / "dirsync.toml"
+        conf = work / "bridge.toml"
         conf.write_text(
-            'customer = "bench"\n[ldap]\n'
+            f'database_url = "{url}"\n[sandbox]\nenabled = true\n'
+            '[dirsync]\ncustomer = "bench"\n[dirsync.ldap]\n'
             f'url = "{server.url}"\nbind_dn = "{server.svc_dn}"\npassword_file = "{work / "pw"}"\n'
             'allow_plaintext = true\nbase_dns = ["ou=Staff,dc=corp,dc=example"]\npage_size = 1000\n'
         )

@@ -466,6 +466,9 @@ class Settings(_Section):
     inbound: InboundSettings = InboundSettings()
     push: PushSettings = PushSettings()
     reports: ReportSettings = ReportSettings()
+    # `mailsms dirsync`'s settings, validated by dirsync (dirsync/config.py) when it runs
+    # and by `mailsms config check`; the bridge itself does not read them.
+    dirsync: dict[str, Any] | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -1,7 +1,11 @@
-"""dirsync's own settings: read `dirsync.toml` once and validate every key and value.
+"""dirsync's settings: the `[dirsync]` table of the bridge's settings file, read once with
+every key and value validated.
 
-Any invalid key or value raises `ConfigError` with one line naming the key and what is
-expected. `examples/dirsync/dirsync.toml` documents every key.
+`from_settings` reads the table out of the bridge's settings (its database_url, [defaults]
+default_country and EHLO name apply). `load_config` still reads a separate dirsync
+settings file (deprecated; `separate_file` tells one from the bridge's file). Any invalid
+key or value raises `ConfigError` with one line naming the key and what is expected.
+`examples/dirsync/bridge-dirsync.toml` documents every key.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from bridge.errors import ConfigError
-from bridge.settings import MailerSettings, SmtpSettings, load_settings
+from bridge.settings import MailerSettings, Settings, SmtpSettings, load_settings
 from bridge.tenants.policy import Policy
 from dirsync.exclusions import Exclusions
 from dirsync.groups import ProfileRule
@@ -28,6 +32,13 @@ from dirsync.mapping import (
 from dirsync.safety import Limits
 
 DEFAULT_DATABASE_URL = "sqlite:///var/bridge.db"
+MOVE_INTO_BRIDGE_SETTINGS = (
+    "a separate dirsync settings file is deprecated: move its keys into a [dirsync] table "
+    "of the bridge's settings file ([ldap] becomes [dirsync.ldap], [[profiles]] "
+    "[[dirsync.profiles]], likewise [safety], [exclude] and [report]; drop database_url and "
+    "bridge_config, the bridge's own settings apply) and run `mailsms dirsync -c "
+    "BRIDGE_SETTINGS_FILE`; see docs/dirsync.md"
+)
 Scope = Literal["subtree", "one"]
 
 
@@ -143,14 +154,48 @@ class _Table:
             raise ConfigError(f"{self.prefix}{key}: unknown key")
 
 
-def load_config(path: Path, **overrides: Any) -> DirsyncConfig:
-    """Read and validate `path`; `overrides` (e.g. database_url) win over the file."""
+def _read(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+
+
+def separate_file(path: Path) -> bool:
+    """Whether `path` is a separate dirsync settings file (`customer` at its top, no
+    [dirsync] table) rather than the bridge's settings file."""
+    data = _read(path)
+    return "dirsync" not in data and "customer" in data
+
+
+def from_settings(settings: Settings, where: str, **overrides: Any) -> DirsyncConfig:
+    """The `[dirsync]` table of the bridge's `settings` (read from `where`), validated;
+    `overrides` (e.g. database_url) win over the settings."""
+    if settings.dirsync is None:
+        raise ConfigError(
+            f"{where}: no [dirsync] table; add one (see examples/dirsync/bridge-dirsync.toml) "
+            "or give the settings file that has it with -c FILE"
+        )
+    data = dict(settings.dirsync)
+    for key in ("database_url", "bridge_config"):
+        if key in data:
+            raise ConfigError(
+                f"{where}: dirsync.{key}: not in [dirsync]; the bridge's own settings apply "
+                "(its database_url, or --database-url)"
+            )
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return _with_bridge(data, settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: dirsync.{exc}") from None
+
+
+def load_config(path: Path, **overrides: Any) -> DirsyncConfig:
+    """Read and validate a separate dirsync settings file (deprecated); `overrides` (e.g.
+    database_url) win over the file."""
+    data = _read(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     bridge_config = data.pop("bridge_config", None)
     if bridge_config is None:
@@ -159,7 +204,12 @@ def load_config(path: Path, **overrides: Any) -> DirsyncConfig:
         raise ConfigError(
             f"bridge_config: expected the bridge's settings file, got {bridge_config!r}"
         )
-    bridge = load_settings(path.parent / bridge_config)
+    return _with_bridge(data, load_settings(path.parent / bridge_config))
+
+
+def _with_bridge(data: dict[str, Any], bridge: Settings) -> DirsyncConfig:
+    """dirsync's settings `data` completed from the bridge's: its database (unless `data`
+    names one), the EHLO name of the report mail, [defaults] default_country."""
     data.setdefault("database_url", bridge.database_url)
     report = data.get("report")
     if isinstance(report, dict) and "ehlo_name" not in report:

@@ -15,6 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -23,6 +24,8 @@ from bridge.errors import ConfigError
 log = logging.getLogger("bridge.store")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# PostgreSQL advisory lock held while migrating: instances starting together migrate in turn.
+MIGRATION_LOCK = 0x6D61696C736D73  # "mailsms"
 
 
 def is_sqlite(url: str) -> bool:
@@ -130,16 +133,24 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(engine: Engine, *, default_country: str = "DE") -> None:
-    """Apply every pending migration (idempotent).
+    """Apply every pending migration (idempotent); on PostgreSQL under an advisory lock, so
+    several instances starting together migrate one after the other.
 
     `default_country` ([defaults] default_country) reads national numbers in data
     migrations whose customer has no country of its own.
     """
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # released when the migration commits
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         cfg.attributes["default_country"] = default_country
         command.upgrade(cfg, "head")
+
+
+def head_revision() -> str | None:
+    """The newest revision this version of the bridge knows."""
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,5 +1,6 @@
-"""The `mailsms` command itself: --version, readable help for every command, and which
-database a command uses when run from another directory."""
+"""The `mailsms` command itself: --version, readable help for every command, which
+database a command uses when run from another directory, and that only `serve` and
+`db upgrade` migrate it."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from typing import Any
 
 import pytest
 import typer
+from alembic import command as alembic
 from typer.testing import CliRunner, Result
 
-from bridge.cli import assemble
+from bridge.cli import app
+from bridge.db.engine import alembic_config, current_revision, head_revision, open_engine, upgrade
 from bridge.sandbox.rules import Failure, SandboxRule, read_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(assemble(), list(args), env=env)
+    return CliRunner().invoke(app, list(args), env=env)
 
 
 def _commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -38,7 +41,7 @@ def test_version_is_the_project_version() -> None:
 
 
 def test_every_help_shows_flags_as_flags_and_keeps_brackets() -> None:
-    root = typer.main.get_command(assemble())
+    root = typer.main.get_command(app)
     paths = _commands(root)
     assert len(paths) > 40
     for path in paths:
@@ -121,6 +124,63 @@ def test_config_from_the_environment_points_at_the_database(
     listed = _invoke("customer", "list", env={"MAILSMS_CONFIG": str(config)})
     assert listed.exit_code == 0 and listed.stderr == ""  # an absolute path needs no note
     assert (home / "bridge.db").exists() and not (elsewhere / "var").exists()
+
+
+ADMIN_COMMANDS = [
+    ["customer", "list"],
+    ["customer", "access", "demo"],
+    ["user", "list"],
+    ["login", "list"],
+    ["orders"],
+    ["orders", "release", "M1.1"],
+    ["held", "list"],
+    ["notices"],
+    ["stoplist", "list"],
+    ["inbound", "list"],
+    ["settings", "show", "demo@example.com"],
+    ["list", "show", "--customer", "demo"],
+    ["report", "orders"],
+]
+
+
+def test_only_db_upgrade_migrates_other_commands_say_to_run_it(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'database_url = "sqlite:///{tmp_path / "bridge.db"}"\n[sandbox]\nenabled = true\n'
+        '[dirsync]\ncustomer = "demo"\n',
+        encoding="utf-8",
+    )
+    engine = open_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
+    with engine.connect():
+        pass  # a database file without a schema
+    empty = _invoke("customer", "list", "-c", str(config))
+    assert empty.exit_code == 1 and empty.output == (
+        f"mailsms: the database {tmp_path / 'bridge.db'} has no schema yet; "
+        "run `mailsms db upgrade`\n"
+    )
+    upgrade(engine)
+    with engine.begin() as conn:
+        cfg = alembic_config(str(engine.url))
+        cfg.attributes["connection"] = conn
+        alembic.downgrade(cfg, "-1")  # as left by the previous version of mailsms
+    older = current_revision(engine)
+    assert older is not None and older != head_revision()
+    expected = (
+        f"the database {tmp_path / 'bridge.db'} is at schema revision {older}, this version "
+        f"of mailsms needs {head_revision()}; run `mailsms db upgrade`\n"
+    )
+    for args in ADMIN_COMMANDS:
+        result = _invoke(*args, "-c", str(config))
+        assert (result.exit_code, result.output) == (1, f"mailsms: {expected}"), args
+    users = tmp_path / "users.csv"
+    users.write_text("email,name\na@b.example,A\n", encoding="utf-8")
+    synced = _invoke("dirsync", "-c", str(config), "--csv", str(users))
+    assert (synced.exit_code, synced.output) == (1, f"dirsync: {expected}")
+    assert current_revision(engine) == older  # nothing migrated it
+    upgraded = _invoke("db", "upgrade", "-c", str(config))
+    assert upgraded.exit_code == 0 and f"database at revision {head_revision()}" in upgraded.output
+    assert _invoke("customer", "list", "-c", str(config)).exit_code == 0
+    engine.dispose()
 
 
 def test_dirsync_elsewhere_names_the_missing_database_and_creates_none(elsewhere: Path) -> None:

@@ -10,8 +10,9 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bridge.db.engine import open_engine, upgrade
+from bridge.settings import load_settings
 from bridge.tenants.tables import Customer, User
-from dirsync.config import load_config, parse_config
+from dirsync.config import from_settings, load_config, parse_config
 from dirsync.report import Outcome, send_mail
 from dirsync.run import run_sync
 from tests.peers.smtp_relay import smtp_relay
@@ -59,6 +60,24 @@ def test_bridge_config_gives_default_country_database_and_ehlo_name(
         'customer = "acme"\nbridge_config = "bridge.toml"\n[report]\nmail_to = ["a@corp.example"]\n'
     )
     cfg = load_config(tmp_path / "dirsync.toml")
+    assert cfg.database_url == f"sqlite:///{tmp_path / 'bridge.db'}"
+    assert cfg.bridge_default_country == "AT" and cfg.report.ehlo_name == "sms.corp.example"
+    csv = _csv(tmp_path, "1,anna@corp.example,,0664 1234567,Anna,,,,true")
+    assert run_sync(cfg, engine, csv=csv).status == "applied"
+    assert _mobiles(engine) == {"anna@corp.example": "+436641234567"}
+
+
+def test_the_dirsync_table_takes_them_from_its_own_settings_file(
+    tmp_path: Path, engine: Engine
+) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        f'database_url = "sqlite:///{tmp_path / "bridge.db"}"\n'
+        '[smtp]\nhostname = "sms.corp.example"\n[sandbox]\nenabled = true\n'
+        '[defaults]\ndefault_country = "AT"\n'
+        '[dirsync]\ncustomer = "acme"\n[dirsync.report]\nmail_to = ["a@corp.example"]\n'
+    )
+    cfg = from_settings(load_settings(path, environ={}), str(path))
     assert cfg.database_url == f"sqlite:///{tmp_path / 'bridge.db'}"
     assert cfg.bridge_default_country == "AT" and cfg.report.ehlo_name == "sms.corp.example"
     csv = _csv(tmp_path, "1,anna@corp.example,,0664 1234567,Anna,,,,true")

@@ -11,13 +11,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
+from typer.testing import CliRunner
 
+from bridge.cli import app
+from bridge.cli.dirsync import dirsync_command
 from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
 from bridge.mt.tables import Mail
 from bridge.tenants.directory_tables import SyncRun
 from bridge.tenants.tables import Alias, Customer, Profile, User
-from dirsync.command import dirsync_command
 from dirsync.config import parse_config
 from dirsync.csv_source import CsvFormatError, parse_csv
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, EXIT_REFUSED, run_sync
@@ -50,6 +52,13 @@ def engine(db_url: str) -> Engine:
 
 def cfg(**extra: object):  # type: ignore[no-untyped-def]
     return parse_config({"customer": "acme", **extra})
+
+
+def settings_file(tmp_path: Path, db_url: str, dirsync: str) -> Path:
+    """The bridge's settings file with `dirsync` as its [dirsync] table (and sub-tables)."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(f'database_url = "{db_url}"\n[sandbox]\nenabled = true\n{dirsync}')
+    return path
 
 
 def csv_file(tmp_path: Path, rows: list[str], name: str = "u.csv") -> Path:
@@ -119,10 +128,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     changed = csv_file(
         tmp_path, ["e1,a@corp.example,,0170 2222222,A,,,,yes", "e2,b@corp.example,,,B,,,,yes"]
     )
-    conf = tmp_path / "dirsync.toml"
-    conf.write_text('customer = "acme"\n')
     url = str(engine.url)
-    assert dirsync_command(conf, changed, True, False, url, False) == 0
+    conf = settings_file(tmp_path, url, '[dirsync]\ncustomer = "acme"\n')
+    assert dirsync_command(conf, changed, True, False, None, False) == 0
     out = capsys.readouterr().out
     assert "add     b@corp.example [e2]" in out
     assert "mobile: +491701111111 → +491702222222" in out
@@ -134,19 +142,23 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
 def test_command_is_quiet_off_a_terminal_and_explains_failures(
     tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    conf = tmp_path / "dirsync.toml"
-    conf.write_text('customer = "acme"\nlog_file = "x"\n')
-    assert dirsync_command(conf, DATA / "users.csv", False, False, db_url, False) == EXIT_CONFIG
+    conf = settings_file(tmp_path, db_url, '[dirsync]\ncustomer = "acme"\nlog_file = "x"\n')
+    assert dirsync_command(conf, DATA / "users.csv", False, False, None, False) == EXIT_CONFIG
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["dirsync: log_file: unknown key"]
-    conf.write_text(f'customer = "acme"\n[report]\nlog_file = "{tmp_path / "dirsync.log"}"\n')
-    assert dirsync_command(conf, DATA / "users.csv", False, False, db_url, False) == 0
+    assert err == [f"dirsync: {conf}: dirsync.log_file: unknown key"]
+    log_file = tmp_path / "dirsync.log"
+    settings_file(
+        tmp_path,
+        db_url,
+        f'[dirsync]\ncustomer = "acme"\n[dirsync.report]\nlog_file = "{log_file}"\n',
+    )
+    assert dirsync_command(conf, DATA / "users.csv", False, False, None, False) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
-    log = (tmp_path / "dirsync.log").read_text()
+    log = log_file.read_text()
     assert "status=applied" in log and "added=3" in log
-    conf.write_text('customer = "nobody"\n')
-    assert dirsync_command(conf, DATA / "users.csv", False, False, db_url, False) == EXIT_CONFIG
+    settings_file(tmp_path, db_url, '[dirsync]\ncustomer = "nobody"\n')
+    assert dirsync_command(conf, DATA / "users.csv", False, False, None, False) == EXIT_CONFIG
     assert (
         capsys.readouterr().err.strip()
         == "dirsync: failed: customer: 'nobody' does not exist in the database"
@@ -193,7 +205,6 @@ def test_mass_disable_cap_and_report_mail(tmp_path: Path, engine: Engine) -> Non
         report = {"mail_to": ["admin@corp.example"], "smtp_host": "127.0.0.1", "smtp_port": port}
         config = cfg(report=report, safety={"max_disable_count": 2})
         many = [f"e{i},u{i}@corp.example,,,U{i},,,,yes" for i in range(10)]
-        from dirsync.command import register  # noqa: F401  (import check only)
         from dirsync.report import send_mail, should_mail
 
         first = run_sync(config, engine, csv=csv_file(tmp_path, many))
@@ -257,36 +268,71 @@ def test_retention_deletes_or_retires_old_disabled_rows(tmp_path: Path, engine: 
     assert rows(engine)["b@corp.example"].external_id == "e9"
 
 
-def test_csv_needs_no_ldap_table_but_ldap_does(tmp_path: Path, db_url: str) -> None:
-    conf = tmp_path / "dirsync.toml"
-    conf.write_text('customer = "acme"\n')
-    assert dirsync_command(conf, None, False, False, db_url, False) == EXIT_CONFIG
+def test_csv_needs_no_ldap_table_but_ldap_does(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = settings_file(tmp_path, db_url, '[dirsync]\ncustomer = "acme"\n')
+    assert dirsync_command(conf, None, False, False, None, False) == EXIT_CONFIG
+    assert capsys.readouterr().err == (
+        f"dirsync: no [dirsync.ldap] table in {conf}; add one or pass --csv FILE\n"
+    )
     shutil.copy(DATA / "users.csv", tmp_path / "users.csv")
-    assert dirsync_command(conf, tmp_path / "users.csv", False, False, db_url, False) == 0
+    assert dirsync_command(conf, tmp_path / "users.csv", False, False, None, False) == 0
 
 
-def test_register_adds_the_typer_command(tmp_path: Path, db_url: str) -> None:
-    import typer
-    from typer.testing import CliRunner
-
-    from dirsync.command import register
-
-    app = typer.Typer()
-
-    @app.command()
-    def other() -> None:  # a second command, so Typer keeps sub-command names
-        pass
-
-    register(app)
+def test_the_mailsms_command_reads_the_dirsync_table_of_the_settings_file(
+    tmp_path: Path, db_url: str
+) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["dirsync", "--help"])
     assert result.exit_code == 0
     for option in ("--config", "--csv", "--dry-run", "--allow-mass-changes", "--database-url"):
         assert option in result.output
-    conf = tmp_path / "dirsync.toml"
-    conf.write_text('customer = "acme"\n')
-    args = ["dirsync", "-c", str(conf), "--csv", str(DATA / "users.csv"), "--database-url", db_url]
+    conf = settings_file(tmp_path, db_url, '[dirsync]\ncustomer = "acme"\n')
+    args = ["dirsync", "-c", str(conf), "--csv", str(DATA / "users.csv")]
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0 and "add     " in dry.stdout and dry.stderr == ""
     assert runner.invoke(app, args).exit_code == 0
-    assert runner.invoke(app, [*args, "--dry-run"]).exit_code == 0
+    with Session(open_engine(db_url)) as s:
+        assert len(s.execute(select(User)).scalars().all()) == 3
+    # the same file as every other command's -c, also through MAILSMS_CONFIG
+    listed = runner.invoke(app, ["user", "list", "-c", str(conf)])
+    assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == 3
+    from_env = runner.invoke(app, args[:1] + args[3:], env={"MAILSMS_CONFIG": str(conf)})
+    assert from_env.exit_code == 0, from_env.output
     bad = runner.invoke(app, ["dirsync", "-c", str(tmp_path / "missing.toml")])
     assert bad.exit_code == EXIT_CONFIG
+
+
+def test_settings_without_a_dirsync_table_say_how_to_add_one(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = settings_file(tmp_path, db_url, "")
+    assert dirsync_command(conf, DATA / "users.csv", False, False, None, False) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith(f"dirsync: {conf}: no [dirsync] table; add one (see examples/dirsync/")
+    for key in ("database_url", "bridge_config"):
+        settings_file(tmp_path, db_url, f'[dirsync]\ncustomer = "acme"\n{key} = "x"\n')
+        assert dirsync_command(conf, DATA / "users.csv", False, False, None, False) == EXIT_CONFIG
+        assert f"dirsync.{key}: not in [dirsync]; the bridge's own settings apply" in (
+            capsys.readouterr().err
+        )
+    checked = CliRunner().invoke(app, ["config", "check", "-c", str(conf)])
+    assert checked.exit_code == 2 and "dirsync.bridge_config: not in [dirsync]" in checked.stderr
+
+
+def test_a_separate_dirsync_file_still_works_with_a_deprecation_warning(
+    tmp_path: Path, db_url: str
+) -> None:
+    conf = tmp_path / "dirsync.toml"
+    conf.write_text('customer = "acme"\n')
+    runner = CliRunner()
+    args = ["dirsync", "-c", str(conf), "--csv", str(DATA / "users.csv"), "--database-url", db_url]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    warning = result.stderr.splitlines()
+    assert len(warning) == 1 and warning[0].startswith(f"dirsync: warning: {conf}: a separate")
+    assert "[dirsync.ldap]" in warning[0] and "mailsms dirsync -c" in warning[0]
+    assert runner.invoke(app, [*args, "--dry-run"]).exit_code == 0
+    with Session(open_engine(db_url)) as s:
+        assert len(s.execute(select(User)).scalars().all()) == 3

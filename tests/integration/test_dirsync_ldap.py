@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from bridge.cli.dirsync import dirsync_command
 from bridge.db.engine import open_engine, upgrade
 from bridge.tenants.directory_tables import DirsyncLock, SyncRun
 from bridge.tenants.tables import Alias, Customer, Profile, User
-from dirsync.command import dirsync_command
 from dirsync.config import DirsyncConfig, parse_config
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_REFUSED, run_sync
 from tests.peers.slapd import (

@@ -128,18 +128,14 @@ async def test_permanent_refusal_is_shown_and_counted(
     assert {n["recipient"] for n in listed} == {"alice@example.com", "bob@example.com"}
     assert all("550 5.1.1 no such user" in n["error"] for n in listed)
 
-    import typer
     from typer.testing import CliRunner
 
-    from bridge.cli_notices import register
+    from bridge.cli import app
 
     config = tmp_path / "bridge.toml"
     config.write_text(
         f'database_url = "sqlite:///{tmp_path / "bridge.db"}"\n[sandbox]\nenabled = true\n'
     )
-    app = typer.Typer()
-    register(app)
-    app.command("unused")(lambda: None)  # a group, so `notices` is a subcommand
     result = CliRunner().invoke(app, ["notices", "--status", "failed", "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("notices: 2 failed\n")

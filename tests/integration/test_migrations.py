@@ -1,15 +1,18 @@
-"""Migrations: they build exactly the schema the models describe, and run twice harmlessly."""
+"""Migrations: they build exactly the schema the models describe, run twice harmlessly, and
+several instances starting together on PostgreSQL migrate one after the other."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from alembic import command
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from bridge.db.core import table
-from bridge.db.engine import alembic_config, current_revision, upgrade
+from bridge.db.engine import alembic_config, current_revision, head_revision, open_engine, upgrade
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -239,3 +242,36 @@ def _aware(value: object) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@pytest.mark.postgres
+def test_instances_starting_together_migrate_one_after_the_other(postgres_server: str) -> None:
+    """Four bridges start at once on a new PostgreSQL database: the advisory lock lets one
+    migrate while the others wait, then they find the schema at head and change nothing."""
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE together"))
+    admin.dispose()
+    url = postgres_server.rsplit("/", 1)[0] + "/together"
+    engines = [open_engine(url) for _ in range(4)]
+    start = threading.Barrier(len(engines))
+    failures: list[BaseException] = []
+
+    def migrate(engine: Engine) -> None:
+        start.wait()
+        try:
+            upgrade(engine)
+        except Exception as exc:  # collected: each instance must succeed
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    with engines[0].connect() as conn:
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert versions == [head_revision()]
+    for engine in engines:
+        engine.dispose()

@@ -9,11 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from bridge.cli_report import register as register_report
-from bridge.cli_settings import register as register_settings
+from bridge.cli import app
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import run_sync
 from bridge.tenants.admin import ensure_demo
@@ -39,9 +37,6 @@ def config(tmp_path: Path) -> Path:
 
 
 def _run(config: Path, *args: str) -> str:
-    app = typer.Typer()
-    register_settings(app)
-    register_report(app)
     result = CliRunner().invoke(app, [*args, "-c", str(config)])
     assert result.exit_code == 0, result.output
     return result.output
@@ -67,8 +62,6 @@ def test_settings_show_set_unset_name_the_source(config: Path) -> None:
 
 
 def test_settings_set_refuses_invalid_values(config: Path) -> None:
-    app = typer.Typer()
-    register_settings(app)
     result = CliRunner().invoke(
         app,
         [

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
 from typer.testing import CliRunner
 
-from bridge.cli_inbound import register
+from bridge.cli import app
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import run_sync
 from bridge.tenants.admin import ensure_demo
 
 
 def _run(config: Path, *args: str, code: int = 0) -> str:
-    app = typer.Typer()
-    register(app)
     result = CliRunner().invoke(app, [*args, "-c", str(config)])
     assert result.exit_code == code, result.output
     return result.output

@@ -9,7 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from bridge.cli import assemble
+from bridge.cli import app
 from bridge.settings import EMBEDDED_DEFAULT, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,5 +67,5 @@ def test_header_states_the_embedded_default() -> None:
 
 def test_the_two_copies_and_the_command_agree() -> None:
     assert (ROOT / "examples" / "bridge.toml").read_text(encoding="utf-8") == EXAMPLE
-    result = CliRunner().invoke(assemble(), ["config", "example"])
+    result = CliRunner().invoke(app, ["config", "example"])
     assert result.exit_code == 0 and result.output == EXAMPLE

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bridge.cli import ConfigOpt, _engine, _fail, _settings
+from bridge.cli.common import ConfigOpt, fail, open_database, read_settings
 from bridge.db.clock import utcnow
 from bridge.db.store import run_sync
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
@@ -15,14 +15,12 @@ from bridge.reports import store as report_sql
 from bridge.reports.monthly_run import generate_monthly, mail_monthly, report_recipients
 from bridge.reports.order_report import month_bounds, parse_when, to_csv, to_table
 
-report_app = typer.Typer(
-    help="Reports: orders, the monthly report, retention.", no_args_is_help=True
-)
+app = typer.Typer(help="Reports: orders, the monthly report, retention.", no_args_is_help=True)
 
 Opt = typer.Option
 
 
-@report_app.command("orders")
+@app.command("orders")
 def report_orders(
     since: Annotated[
         str | None, Opt(help="From (UTC): 2026-10-01, '2026-10-01 08:00' or 7d / 12h ago.")
@@ -42,7 +40,7 @@ def report_orders(
 ) -> None:
     """List the orders that match every filter, oldest first (default period: all kept)."""
     if fmt not in ("table", "csv"):
-        _fail("--format: expected table or csv")
+        fail("--format: expected table or csv")
     start: datetime | None = None
     end: datetime | None = None
     try:
@@ -51,7 +49,7 @@ def report_orders(
         start = parse_when(since) if since else start
         end = parse_when(until) if until else end
     except ValueError as exc:
-        _fail(f"period: {exc}")
+        fail(f"period: {exc}")
     filters = report_sql.OrderFilter(
         since=start,
         until=end,
@@ -64,11 +62,11 @@ def report_orders(
         mail_id=mail,
         limit=limit,
     )
-    rows = run_sync(_engine(config), report_sql.query_orders, filters)
+    rows = run_sync(open_database(config), report_sql.query_orders, filters)
     typer.echo(to_csv(rows) if fmt == "csv" else to_table(rows), nl=False)
 
 
-@report_app.command("monthly")
+@app.command("monthly")
 def report_monthly(
     customer: Annotated[str, Opt(help="The customer.")],
     month: Annotated[str, Opt(help="The month, YYYY-MM.")],
@@ -78,16 +76,15 @@ def report_monthly(
     config: ConfigOpt = None,
 ) -> None:
     """(Re)generate or view the monthly report of a customer."""
-    settings = _settings(config)
-    engine = _engine(config)
+    settings = read_settings(config)
+    engine = open_database(config)
     try:
         month_bounds(month)
     except ValueError:
-        _fail(f"--month: expected YYYY-MM, got {month!r}")
+        fail(f"--month: expected YYYY-MM, got {month!r}")
     cid = run_sync(engine, report_sql.customer_id, customer)
     if cid is None:
-        _fail(f"no customer {customer!r}; see `mailsms customer list`")
-        return
+        fail(f"no customer {customer!r}; see `mailsms customer list`")
     archived = None if regenerate else run_sync(engine, report_sql.get_monthly, cid, month)
     if archived is None:
         summary, csv_text = run_sync(engine, generate_monthly, cid, customer, month, utcnow())
@@ -96,7 +93,7 @@ def report_monthly(
     if send:
         recipients = run_sync(engine, report_recipients, cid, settings.reports.monthly_recipients)
         if not recipients:
-            _fail("no report recipients: set [reports] monthly_recipients or report_recipients")
+            fail("no report recipients: set [reports] monthly_recipients or report_recipients")
         run_sync(engine, mail_monthly, cid, summary, csv_text, recipients, utcnow())
         typer.echo(f"queued for {', '.join(recipients)} (sent by the running bridge)")
     if csv:
@@ -106,15 +103,15 @@ def report_monthly(
     typer.echo(renderer.render_text("monthly_report", summary), nl=False)
 
 
-@report_app.command("purge")
+@app.command("purge")
 def report_purge(
     dry_run: Annotated[bool, Opt("--dry-run", help="Count only, delete nothing.")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Apply the retention now (the running bridge does it daily)."""
-    r = _settings(config).reports
+    r = read_settings(config).reports
     counts = run_sync(
-        _engine(config),
+        open_database(config),
         report_sql.purge,
         utcnow(),
         r.retention_days,
@@ -126,8 +123,3 @@ def report_purge(
         f"{verb}: {counts['orders']} orders, {counts['mails']} mails, "
         f"texts of {counts['texts']} orders"
     )
-
-
-def register(app: typer.Typer) -> None:
-    """Add `report` to the `mailsms` command."""
-    app.add_typer(report_app, name="report")

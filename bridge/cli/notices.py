@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from bridge.cli import ConfigOpt, _engine
+from bridge.cli.common import ConfigOpt, open_database
 from bridge.db.store import run_sync
 from bridge.notices import queue as notice_sql
 
@@ -27,7 +27,7 @@ def notices(
     config: ConfigOpt = None,
 ) -> None:
     """List recent notices with the relay's last reply, and count them per kind and status."""
-    engine = _engine(config)
+    engine = open_database(config)
     counts = run_sync(engine, notice_sql.count_notices)
     totals: dict[str, int] = {}
     for (_, state), count in counts.items():
@@ -49,7 +49,3 @@ def notices(
         )
         if n["error"] and n["status"] != "sent":
             typer.echo(f"         {n['error'].splitlines()[-1][:300]}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("notices")(notices)

@@ -1,0 +1,79 @@
+"""`mailsms login add|list|disable|enable`: SMTP AUTH logins, each for one customer's senders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.db.store import run_sync
+from bridge.tenants.admin import AdminError
+from bridge.tenants.logins import add_credential, list_credentials, set_credential_enabled
+
+MIN_PASSWORD = 10
+
+app = typer.Typer(
+    help="SMTP AUTH logins (offered only after STARTTLS); each authorises one customer's senders.",
+    no_args_is_help=True,
+)
+
+
+@app.command("add")
+def login_add(
+    username: str,
+    customer: Annotated[str, typer.Option(help="The customer whose senders this login may use.")],
+    password_env: Annotated[
+        str | None, typer.Option(help="Read the password from this environment variable.")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="Read the password from this file.", exists=True)
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Add a login; the password is stored as an scrypt hash (prompted for by default)."""
+    if password_env:
+        if password_env not in os.environ:
+            fail(f"environment variable {password_env} is not set")
+        password = os.environ[password_env]
+    elif password_file:
+        password = password_file.read_text(encoding="utf-8").strip()
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        fail(f"the password must have at least {MIN_PASSWORD} characters")
+    try:
+        run_sync(open_database(config), add_credential, username, customer, password)
+    except AdminError as exc:
+        fail(str(exc))
+    typer.echo(f"login {username} added for customer {customer}")
+
+
+@app.command("list")
+def login_list(config: ConfigOpt = None) -> None:
+    """List logins and their customers."""
+    for c in run_sync(open_database(config), list_credentials):
+        state = "enabled" if c.enabled else "disabled"
+        typer.echo(f"{c.username:<32} {c.customer:<20} {state}")
+
+
+@app.command("disable")
+def login_disable(username: str, config: ConfigOpt = None) -> None:
+    """Disable a login (AUTH with it fails from now on)."""
+    try:
+        run_sync(open_database(config), set_credential_enabled, username, False)
+    except AdminError as exc:
+        fail(str(exc))
+    typer.echo(f"login {username} disabled")
+
+
+@app.command("enable")
+def login_enable(username: str, config: ConfigOpt = None) -> None:
+    """Enable a disabled login again (with the password it had)."""
+    try:
+        run_sync(open_database(config), set_credential_enabled, username, True)
+    except AdminError as exc:
+        fail(str(exc))
+    typer.echo(f"login {username} enabled")

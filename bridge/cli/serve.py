@@ -1,0 +1,42 @@
+"""`mailsms serve`: run the bridge in the foreground; it migrates the database first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from bridge import packaged
+from bridge.cli.common import ConfigOpt, fail, read_settings
+from bridge.errors import ConfigError
+
+
+def serve(config: ConfigOpt = None) -> None:
+    """Run the bridge in the foreground (Ctrl-C stops it).
+
+    SMTP intake, dispatch to the SMSC, receipts, inbound SMS and notices; the database
+    is migrated first. Without -c: SQLite in var/, the sandbox SMSC, notices in var/maildir/.
+    """
+    # Imported here, not at the top: the whole bridge takes about a second to import, which
+    # every other command would pay for nothing.
+    from bridge.app import run
+
+    settings = read_settings(config)
+    lacking = packaged.missing()
+    if lacking:
+        fail(
+            f"this installation of mailsms is incomplete ({lacking[0]} is missing); "
+            "reinstall it (pip install --force-reinstall mailsms)"
+        )
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    try:
+        asyncio.run(run(settings))
+    except ConfigError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot start: {exc}")
