@@ -123,7 +123,8 @@ def apply(
 ) -> None:
     """Bring customers, profiles, users and lists to the state a tenants file describes."""
     try:
-        spec, members = load_tenants(file)
+        country = read_settings(config).defaults.default_country
+        spec, members = load_tenants(file, default_country=country)
         changes = apply_file(open_database(config), spec, members, dry_run)
     except TenantsError as exc:
         for problem in exc.problems:

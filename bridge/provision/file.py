@@ -153,7 +153,9 @@ def _members(
     return out
 
 
-def load_tenants(path: Path) -> tuple[TenantsSpec, dict[tuple[str, str], list[Member] | None]]:
+def load_tenants(
+    path: Path, *, default_country: str
+) -> tuple[TenantsSpec, dict[tuple[str, str], list[Member] | None]]:
     """The validated file and each list's members ((customer, list) → members or None)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -172,7 +174,8 @@ def load_tenants(path: Path) -> tuple[TenantsSpec, dict[tuple[str, str], list[Me
     for c in spec.customers:
         where = f"customers[{c.name}]"
         _check_settings(where, c.settings, "customer", problems)
-        country = str(c.settings.get("default_country", "DE"))
+        # national numbers in list CSVs: the customer's country, else the bridge's default
+        country = str(c.settings.get("default_country") or default_country)
         names = {p.name for p in c.profiles}
         for p in c.profiles:
             _check_settings(f"{where}.profiles[{p.name}]", p.settings, "profile", problems)

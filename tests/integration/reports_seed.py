@@ -50,7 +50,7 @@ ORDERS = [
 def seed(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "tenants.toml"
     path.write_text(TENANTS, encoding="utf-8")
-    spec, members = load_tenants(path)
+    spec, members = load_tenants(path, default_country="DE")
     apply_file(engine, spec, members, dry_run=False)
     with engine.connect() as conn:
         users = dict(conn.execute(text('SELECT address, id FROM "user"')).all())

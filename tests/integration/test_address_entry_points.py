@@ -59,7 +59,7 @@ def test_tenants_file(tmp_path: Path, toml: str, problem: str) -> None:
     path = tmp_path / "tenants.toml"
     path.write_text('[[customers]]\nname = "acme"\n' + toml)
     with pytest.raises(TenantsError) as caught:
-        load_tenants(path)
+        load_tenants(path, default_country="DE")
     assert problem in "\n".join(caught.value.problems)
 
 

@@ -143,3 +143,25 @@ def test_mailsms_itself_shows_sources_and_failed_orders(config: Path) -> None:
     ).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["id"], r["status"]) for r in rows] == [("M2.1", "failed"), ("M5.1", "failed")]
+
+
+def test_apply_reads_national_list_numbers_in_the_bridges_country(
+    config: Path, tmp_path: Path
+) -> None:
+    """A tenants file whose customer names no country reads `0664…` as the bridge's
+    `[defaults] default_country` says (here Austria), as `list import` does."""
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "[defaults]\n", '[defaults]\ndefault_country = "AT"\n'
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "crew.csv").write_text("msisdn,first_name\n0664 1234567,Eva\n", encoding="utf-8")
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(
+        '[[customers]]\nname = "alpine"\n[[customers.lists]]\nname = "crew"\n'
+        'members_csv = "crew.csv"\n',
+        encoding="utf-8",
+    )
+    _run(config, "apply", str(tenants))
+    assert "+436641234567" in _run(config, "list", "members", "crew", "--customer", "alpine")

@@ -36,7 +36,7 @@ def _apply(engine: Engine, tmp_path: Path, body: str, dry_run: bool = False) -> 
     (tmp_path / "team.csv").write_text(CSV, encoding="utf-8")
     path = tmp_path / "tenants.toml"
     path.write_text(body, encoding="utf-8")
-    spec, members = load_tenants(path)
+    spec, members = load_tenants(path, default_country="DE")
     return apply_file(engine, spec, members, dry_run)
 
 
