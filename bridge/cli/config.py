@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from bridge import packaged
 from bridge.cli.common import ConfigOpt, fail, outdated_schema, read_settings
@@ -30,7 +31,7 @@ def config_example() -> None:
 @app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
     """Validate a settings file (its [dirsync] table too) and print the effective settings
-    as JSON.
+    as JSON (passwords, secrets and tokens shown as "********").
 
     If the database exists, also warn (on stderr) about customers open to the world.
     """
@@ -40,9 +41,30 @@ def config_check(config: ConfigOpt = None) -> None:
             from_settings(settings, str(config))
         except ConfigError as exc:
             fail(str(exc), 2)
-    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+    typer.echo(json.dumps(redacted(settings.model_dump(mode="json")), indent=2))
     for name, warning in _exposures(settings):
         typer.echo(f"mailsms: warning: customer {name} {warning}", err=True)
+
+
+SECRET_WORDS = ("password", "secret", "token")
+HIDDEN = "********"
+
+
+def redacted(value: Any, key: str = "") -> Any:
+    """The settings as JSON data with every secret hidden: values of keys naming a password,
+    secret or token, and the password inside a database URL."""
+    if isinstance(value, dict):
+        return {k: redacted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, key) for v in value]
+    if isinstance(value, str) and value and any(w in key.lower() for w in SECRET_WORDS):
+        return HIDDEN
+    if isinstance(value, str) and key.lower().endswith("url") and "://" in value:
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except ArgumentError:
+            return value
+    return value
 
 
 def _exposures(settings: Settings) -> list[tuple[str, str]]:

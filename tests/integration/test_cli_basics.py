@@ -217,3 +217,26 @@ def test_sandbox_inbox_elsewhere_names_the_file_it_looked_for(elsewhere: Path) -
     result = _invoke("sandbox", "inbox")
     assert result.exit_code == 0
     assert f"there is no inbox {elsewhere / 'var' / 'sandbox' / 'inbox.jsonl'} yet" in result.output
+
+
+def test_config_check_hides_every_secret(tmp_path: Path) -> None:
+    """`config check` prints the effective settings, never a password, secret or token:
+    not an SMSC's, the relay's, the sandbox's, nor the one in a database URL (dirsync's
+    come only from the environment or a file)."""
+    secrets = ["smsc-pass-1", "relay-pass-2", "db-pass-3", "sandbox-pass-4"]
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f'database_url = "postgresql+psycopg://bridge:{secrets[2]}@db.example/bridge"\n'
+        f'[mailer]\nmode = "smtp"\nrelay_host = "relay.example"\npassword = "{secrets[1]}"\n'
+        'username = "bridge"\n'
+        '[[smsc]]\nname = "operator"\nhost = "smsc.example"\nport = 2775\n'
+        f'system_id = "bridge"\npassword = "{secrets[0]}"\n'
+        '[[routes]]\nprefix = ""\ntransports = ["operator"]\n'
+        f'[sandbox]\nenabled = false\npassword = "{secrets[3]}"\n',
+        encoding="utf-8",
+    )
+    result = _invoke("config", "check", "-c", str(config))
+    assert result.exit_code == 0, result.output
+    assert "********" in result.output and "bridge:***@db.example" in result.output
+    for secret in secrets:
+        assert secret not in result.output
