@@ -17,11 +17,13 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.db import engine as db
 from bridge.db.clock import utcnow
 from bridge.db.store import Store, run_sync
 from bridge.db.worker import Worker
+from bridge.errors import StorageUnavailable
 from bridge.inbound.inbox import StoreInbox
 from bridge.inbound.mo_store import StoreMoParts
 from bridge.inbound.service import InboundService
@@ -79,7 +81,14 @@ class Bridge:
     async def start(self) -> Endpoints:
         s = self.settings
         engine = db.open_engine(s.database_url)
-        durability = await asyncio.to_thread(self._prepare_database, engine)
+        try:
+            durability = await asyncio.to_thread(self._prepare_database, engine)
+        except SQLAlchemyError as exc:  # unreachable, refused, wrong password, ...
+            engine.dispose()
+            first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StorageUnavailable(
+                f"database {db.location(s.database_url)} unavailable: {first}"
+            ) from exc
         log.info("database %s ready: %s", db.location(s.database_url), durability)
         store = self.store = Store(engine)
 

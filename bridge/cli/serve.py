@@ -8,7 +8,7 @@ import sys
 
 from bridge import packaged
 from bridge.cli.common import ConfigOpt, fail, read_settings
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, StorageUnavailable
 
 
 def serve(config: ConfigOpt = None) -> None:
@@ -38,5 +38,7 @@ def serve(config: ConfigOpt = None) -> None:
         asyncio.run(run(settings))
     except ConfigError as exc:
         fail(str(exc))
+    except StorageUnavailable as exc:
+        fail(f"cannot start: {exc} (is it running and reachable with these credentials?)")
     except OSError as exc:
         fail(f"cannot start: {exc}")

@@ -17,7 +17,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.engine import make_url as _make_url
+from sqlalchemy.exc import ArgumentError
 
 from bridge.errors import ConfigError
 
@@ -28,13 +30,25 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x6D61696C736D73  # "mailsms"
 
 
+def parse_url(url: str) -> URL:
+    """`database_url` read, or a ConfigError that says how to write it."""
+    try:
+        return _make_url(url)
+    except (ValueError, ArgumentError) as exc:
+        raise ConfigError(
+            f"database_url: cannot read it ({exc}); write sqlite:///path or "
+            "postgresql://user:password@host:port/dbname — several PostgreSQL hosts go in the "
+            "query: postgresql://user:password@/dbname?host=h1:5432&host=h2:5432"
+        ) from None
+
+
 def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+    return parse_url(url).get_backend_name() == "sqlite"
 
 
 def sqlite_directory(url: str) -> Path | None:
     """The directory of a SQLite database file (for free-space checks), else None."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if (
         parsed.get_backend_name() != "sqlite"
         or not parsed.database
@@ -46,7 +60,7 @@ def sqlite_directory(url: str) -> Path | None:
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite database as given (maybe relative), else None."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
@@ -58,12 +72,12 @@ def location(url: str) -> str:
     file = sqlite_file(url)
     if file is not None:
         return str(file.resolve())
-    return make_url(url).render_as_string(hide_password=True)
+    return parse_url(url).render_as_string(hide_password=True)
 
 
 def open_engine(url: str, *, pool_size: int = 5) -> Engine:
     """An engine for `url`; SQLite gets its directory created and its pragmas set."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":

@@ -240,3 +240,27 @@ def test_config_check_hides_every_secret(tmp_path: Path) -> None:
     assert "********" in result.output and "bridge:***@db.example" in result.output
     for secret in secrets:
         assert secret not in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # nothing listens on port 1: one line naming the database (without its password)
+        (
+            "postgresql://bridge:pw-1@127.0.0.1:1/bridge",
+            "bridge:***@127.0.0.1:1/bridge unavailable",
+        ),
+        # libpq's host list in the netloc: say how to write several hosts
+        ("postgresql://bridge:pw-1@h1:5432,h2:5432/bridge", "?host=h1:5432&host=h2:5432"),
+    ],
+)
+def test_serve_names_a_database_it_cannot_use_in_one_line(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(f'database_url = "{url}"\n[sandbox]\nenabled = true\n', encoding="utf-8")
+    result = _invoke("serve", "-c", str(config))
+    assert result.exit_code == 1
+    assert expected in result.output and "Traceback" not in result.output
+    assert "pw-1" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
