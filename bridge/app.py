@@ -42,8 +42,9 @@ from bridge.push.worker import Pusher
 from bridge.reports.jobs import ReportJobs
 from bridge.sandbox.rules import make_rule
 from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc
-from bridge.settings import Settings, SmscSettings
+from bridge.settings import Settings
 from bridge.tenants.admin import ensure_demo
+from bridge.transports.settings import SmscSettings
 from bridge.transports.smpp import SmppConfig, SmppTransport
 
 log = logging.getLogger("bridge")

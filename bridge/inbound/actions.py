@@ -25,6 +25,7 @@ from bridge.inbound.config import (
     StopAction,
 )
 from bridge.inbound.routing import Choice
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import CustomerInbound, InboundRow
 from bridge.keyword_lists import store as list_sql
 from bridge.notices import headers
@@ -34,7 +35,7 @@ from bridge.notices.subjects import reply_topic
 from bridge.notices.times import shown_time
 from bridge.push.body import render_body
 from bridge.push.queue import queue_push
-from bridge.settings import InboundSettings, PushSettings
+from bridge.push.settings import PushSettings
 
 log = logging.getLogger("bridge.inbound")
 

@@ -28,8 +28,9 @@ from bridge.inbound.actions_store import is_stopped
 from bridge.inbound.config import Sms2MailAction, StopAction
 from bridge.inbound.keywords import whole_message_keyword
 from bridge.inbound.routing import choose
+from bridge.inbound.settings import InboundSettings
 from bridge.notices.overrides import Templates
-from bridge.settings import InboundSettings, PushSettings
+from bridge.push.settings import PushSettings
 
 log = logging.getLogger("bridge.inbound")
 

@@ -37,10 +37,10 @@ from bridge.intake.overrides import apply_overrides
 from bridge.intake.ratelimit import pending
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.senders import SenderCache
+from bridge.intake.settings import SmtpSettings
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.mt.mails import NewMail, NewNotice, NewOrder
-from bridge.settings import SmtpSettings
 from bridge.tenants.policy import resolve
 from bridge.text.errors import MimeTooComplex
 from bridge.text.mime import extract

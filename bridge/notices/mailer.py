@@ -32,9 +32,9 @@ from bridge.notices.dsn import build_dsn
 from bridge.notices.headers import HeaderError
 from bridge.notices.queue import NoticeOutcome, NoticeWork
 from bridge.notices.render import Renderer
+from bridge.notices.settings import MailerSettings
 from bridge.notices.smtp_client import DeliveryError, Login, SmtpClient
 from bridge.retry import next_attempt
-from bridge.settings import MailerSettings
 
 log = logging.getLogger("bridge.notices.mailer")
 

@@ -9,8 +9,8 @@ from threading import Thread
 from typing import Any
 
 from bridge.inbound.config import PushAction
+from bridge.push.settings import PushSettings
 from bridge.push.worker import Pusher
-from bridge.settings import PushSettings
 
 
 class _Server(ThreadingHTTPServer):

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 from bridge.db.clock import utcnow
 from bridge.db.store import Store, run_sync
 from bridge.inbound.service import InboundService
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
 from bridge.mt import orders as order_sql
@@ -19,7 +20,7 @@ from bridge.notices.overrides import Templates
 from bridge.notices.queue import claim_notices
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.notices.tables import Notice
-from bridge.settings import InboundSettings, PushSettings
+from bridge.push.settings import PushSettings
 from bridge.tenants.admin import add_customer, add_user
 from bridge.transports.base import InboundSms, ReceiptState
 from bridge.transports.base import Receipt as ReceiptValue
