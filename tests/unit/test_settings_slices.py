@@ -5,6 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from bridge.settings import Settings
+from bridge.transports.settings import SmscSettings
+from bridge.transports.smpp_config import SmppConfig
+
 BRIDGE = Path(__file__).resolve().parents[2] / "bridge"
 COMPOSITION = {"cli"}  # the command package builds the app from the whole configuration
 
@@ -30,3 +34,11 @@ def test_no_domain_imports_the_whole_settings() -> None:
         if "bridge.settings" in _imports(path)
     ]
     assert offenders == []
+
+
+def test_the_smsc_table_is_declared_once() -> None:
+    """The transport's config is the [[smsc]] table plus timings the file does not set."""
+    assert Settings.model_fields["smsc"].annotation == tuple[SmscSettings, ...]
+    assert issubclass(SmppConfig, SmscSettings)
+    extra = set(SmppConfig.model_fields) - set(SmscSettings.model_fields)
+    assert extra == {"enquire_link_timeout", "connect_timeout", "reconnect_min", "bind_wait"}
