@@ -183,8 +183,9 @@ def smtp_limits() -> dict[str, int | str]:
     """The entries of BENCH_SMTP_LIMITS that the bridge's [smtp] settings accept."""
     try:
         settings = importlib.import_module("bridge.settings")
-        known = set(getattr(settings.SmtpSettings, "model_fields", {}))
-    except (ImportError, AttributeError):
+        smtp = settings.Settings.model_fields["smtp"].annotation
+        known = set(getattr(smtp, "model_fields", {}))
+    except (ImportError, AttributeError, KeyError):
         return {}
     limits: dict[str, int | str] = {k: v for k, v in BENCH_SMTP_LIMITS.items() if k in known}
     if "command_call_limit" in known:

@@ -59,7 +59,15 @@ class _NoInbox:
 
 
 async def run_window(port: int, window: int, seconds: float) -> tuple[int, float]:
-    cfg = SmppConfig("bench", "127.0.0.1", port, "bench", "pw", window=window, stats_interval=0.0)
+    cfg = SmppConfig(
+        name="bench",
+        host="127.0.0.1",
+        port=port,
+        system_id="bench",
+        password="pw",
+        window=window,
+        stats_interval=0.0,
+    )
     t = SmppTransport(cfg, mo_parts=MemoryMoParts())
     await t.start(_NoInbox())  # type: ignore[arg-type]
     assert await t.wait_bound(5.0), t.last_error

@@ -44,9 +44,8 @@ from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.outcomes.dsn_queue import queue_delay_dsns
 from bridge.outcomes.steps import STEPS
 from bridge.push.worker import Pusher
-from bridge.sandbox.rules import make_rule
-from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc
-from bridge.settings import Settings, SmscSettings
+from bridge.sandbox.smsc import SandboxSmsc
+from bridge.settings import Settings
 from bridge.tenants.admin import ensure_demo
 from bridge.transports.smpp import SmppConfig, SmppTransport
 
@@ -94,19 +93,7 @@ class Bridge:
 
         sandbox_at = None
         if s.sandbox.enabled:
-            self.sandbox = SandboxSmsc(
-                SandboxConfig(
-                    host=s.sandbox.host,
-                    port=s.sandbox.port,
-                    system_id=s.sandbox.system_id,
-                    password=s.sandbox.password,
-                    receipt=s.sandbox.receipt,
-                    receipt_delay=s.sandbox.receipt_delay,
-                    inbox_path=s.sandbox.inbox,
-                    rules=tuple(make_rule(r.number, r.fail, r.delay) for r in s.sandbox.rules),
-                    rules_file=s.sandbox.rules_file,
-                )
-            )
+            self.sandbox = SandboxSmsc(s.sandbox.config())
             await self.sandbox.start()
             sandbox_at = (s.sandbox.host, self.sandbox.port)
             log.info(
@@ -115,9 +102,9 @@ class Bridge:
 
         for smsc in s.smsc:
             port = self.sandbox.port if self.sandbox and smsc.name == "sandbox" else smsc.port
+            country = smsc.country or s.defaults.default_country
             self.transports[smsc.name] = TRANSPORTS["smpp"](
-                self._smpp_config(smsc, port, s.defaults.default_country),
-                mo_parts=StoreMoParts(store),
+                SmppConfig.of(smsc, port=port, country=country), mo_parts=StoreMoParts(store)
             )
 
         renderer = Renderer(
@@ -236,55 +223,6 @@ class Bridge:
         worker = Worker(name, step, poll)  # type: ignore[arg-type]
         self.workers[name] = worker
         return worker
-
-    @staticmethod
-    def _smpp_config(smsc: SmscSettings, port: int, default_country: str) -> SmppConfig:
-        return SmppConfig(
-            name=smsc.name,
-            host=smsc.host,
-            port=port,
-            system_id=smsc.system_id,
-            password=smsc.password,
-            system_type=smsc.system_type,
-            window=smsc.window,
-            enquire_link_interval=smsc.enquire_link_interval,
-            response_timeout=smsc.response_timeout,
-            reconnect_max=smsc.reconnect_max,
-            bind_type=smsc.bind_type,
-            binds=smsc.binds,
-            rate=smsc.rate,
-            smsc_rate=smsc.smsc_rate,
-            burst=smsc.burst,
-            throttle_pause_min=smsc.throttle_pause_min,
-            throttle_pause_max=smsc.throttle_pause_max,
-            throttle_retries=smsc.throttle_retries,
-            bind_failure_min=smsc.bind_failure_min,
-            tls=smsc.tls,
-            tls_verify=smsc.tls_verify,
-            tls_ca_file=smsc.tls_ca_file,
-            service_type=smsc.service_type,
-            default_alphabet=smsc.default_alphabet,
-            gsm7_packed=smsc.gsm7_packed,
-            concat=smsc.concat,
-            max_short_message=smsc.max_short_message,
-            submit_id_base=smsc.submit_id_base,
-            receipt_id_base=smsc.receipt_id_base,
-            text_receipts=smsc.text_receipts,
-            validity_format=smsc.validity_format,
-            resubmit_marker=smsc.resubmit_marker,
-            source_ton=smsc.source_ton,
-            source_npi=smsc.source_npi,
-            ton0=smsc.ton0,
-            country=smsc.country or default_country,
-            mo_reassembly_timeout=smsc.mo_reassembly_timeout,
-            stats_interval=smsc.stats_interval,
-            receipt_timeout=smsc.receipt_timeout,
-            receipt_grace=smsc.receipt_grace,
-            long_code_rate=smsc.long_code_rate,
-            short_code_rate=smsc.short_code_rate,
-            alphanumeric_rate=smsc.alphanumeric_rate,
-            sender_rates=tuple(smsc.sender_rates.items()),
-        )
 
     async def stop(self, grace: float = 10.0, linger: float = 0.5) -> None:
         """Stop accepting, let in-flight mails finish, then stop workers, transports and store.

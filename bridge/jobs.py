@@ -15,8 +15,8 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.intake.velocity_store import purge_numbers
 from bridge.reports.monthly_run import monthly_due
+from bridge.reports.settings import ReportSettings
 from bridge.reports.store import purge
-from bridge.settings import ReportSettings
 
 log = logging.getLogger("bridge.reports")
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from bridge.errors import ConfigError
-from bridge.settings import MailerSettings, Settings, SmtpSettings, load_settings
+from bridge.intake.settings import SmtpSettings
+from bridge.notices.settings import MailerSettings
+from bridge.settings import Settings, load_settings
 from bridge.tenants.policy import Policy
 from dirsync.exclusions import Exclusions
 from dirsync.groups import ProfileRule

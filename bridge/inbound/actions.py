@@ -24,6 +24,7 @@ from bridge.inbound.config import (
     Sms2MailAction,
     StopAction,
 )
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import CustomerInbound, InboundRow
 from bridge.keyword_lists import store as list_sql
 from bridge.notices import headers
@@ -33,8 +34,8 @@ from bridge.notices.shown_time import shown_time
 from bridge.notices.subjects import reply_topic
 from bridge.push.body import render_body
 from bridge.push.queue import queue_push
+from bridge.push.settings import PushSettings
 from bridge.push.target import PushAction
-from bridge.settings import InboundSettings, PushSettings
 
 log = logging.getLogger("bridge.inbound")
 

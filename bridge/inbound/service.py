@@ -28,9 +28,10 @@ from bridge.inbound.actions_store import is_stopped
 from bridge.inbound.choice import choose
 from bridge.inbound.config import Sms2MailAction, StopAction
 from bridge.inbound.keywords import whole_message_keyword
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.tables import InboundStatus
 from bridge.notices.customer_templates import Templates
-from bridge.settings import InboundSettings, PushSettings
+from bridge.push.settings import PushSettings
 
 log = logging.getLogger("bridge.inbound")
 

@@ -37,12 +37,12 @@ from bridge.intake.overrides import apply_overrides
 from bridge.intake.ratelimit import pending
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
+from bridge.intake.settings import SmtpSettings
 from bridge.intake.sms_plan import compose_text, preview_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.notices.queue import NewNotice
-from bridge.settings import SmtpSettings
 from bridge.tenants.policy import resolve
 from bridge.text.errors import MimeTooComplex
 from bridge.text.mime import extract

@@ -17,8 +17,8 @@ from bridge.intake.authguard import AuthGuard, AuthLimits
 from bridge.intake.handler import IntakeHandler
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.server import BridgeSMTP, Shared
+from bridge.intake.settings import SmtpSettings
 from bridge.intake.tls import server_context
-from bridge.settings import SmtpSettings
 from bridge.tenants.logins import find_credential, verify_password
 
 log = logging.getLogger("bridge.intake")

@@ -32,10 +32,10 @@ from bridge.notices.dsn import build_dsn
 from bridge.notices.headers import HeaderError
 from bridge.notices.queue import NoticeOutcome, NoticeWork
 from bridge.notices.render import Renderer
+from bridge.notices.settings import MailerSettings
 from bridge.notices.smtp_client import DeliveryError, DeliveryFailed, Login, SmtpClient
 from bridge.notices.tables import NoticeStatus
 from bridge.retry import next_attempt
-from bridge.settings import MailerSettings
 
 log = logging.getLogger("bridge.notices.mailer")
 

@@ -22,9 +22,9 @@ from bridge.db.store import Store
 from bridge.push import queue as push_sql
 from bridge.push.body import sign
 from bridge.push.guard import PushBlocked, vet
+from bridge.push.settings import PushSettings
 from bridge.push.target import PushAction
 from bridge.retry import next_attempt
-from bridge.settings import PushSettings
 
 log = logging.getLogger("bridge.push")
 _RETRY_STATUSES = frozenset({408, 425, 429})

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final, Literal
 
 from bridge.sandbox.phone import (  # re-exported: the CLI and tests import them here
@@ -30,7 +29,8 @@ from bridge.sandbox.phone import (  # re-exported: the CLI and tests import them
     read_inbox,
     send_mo,
 )
-from bridge.sandbox.rules import Failure, RuleBook, SandboxRule
+from bridge.sandbox.rules import Failure, RuleBook
+from bridge.sandbox.settings import SandboxConfig
 from bridge.smpp import constants as c
 from bridge.smpp.address import address_in, source_address
 from bridge.smpp.mo import decode_mo
@@ -63,23 +63,6 @@ __all__ = [
 ]
 
 log: Final = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SandboxConfig:
-    """Where the sandbox listens, whom it lets bind, what receipts it sends, where SMS land."""
-
-    inbox_path: Path
-    host: str = "127.0.0.1"
-    port: int = 2775
-    system_id: str = "bridge"
-    password: str = "sandbox"
-    receipt: Literal["delivered", "failed", "none"] = "delivered"
-    receipt_delay: float = 0.2
-    redeliver_delay: float = 5.0  # a receipt answered with a temporary error is sent again
-    redeliver_attempts: int = 3
-    rules: tuple[SandboxRule, ...] = ()  # per number or prefix: fail and/or delay
-    rules_file: Path | None = None  # more rules, re-read when it changes (the CLI writes it)
 
 
 _Receipt = Literal["delivered", "failed", "expired", "none"]

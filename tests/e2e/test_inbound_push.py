@@ -17,8 +17,8 @@ from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
 from bridge.provision.apply import change_setting
 from bridge.push.body import verify
+from bridge.push.settings import PushSettings
 from bridge.sandbox.smsc import send_mo
-from bridge.settings import PushSettings
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 

@@ -12,12 +12,13 @@ from bridge.inbound.actions_store import is_stopped
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
 from bridge.inbound.service import InboundService
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
 from bridge.mt.tables import Order
 from bridge.notices.customer_templates import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
-from bridge.settings import InboundSettings, PushSettings
+from bridge.push.settings import PushSettings
 from bridge.tenants.admin import add_customer
 from bridge.values import InboundSms
 

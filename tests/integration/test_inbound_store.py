@@ -12,6 +12,7 @@ from bridge.inbound.actions_store import add_stop, is_stopped, list_stops, remov
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
 from bridge.inbound.service import InboundService
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
 from bridge.keyword_lists.export import export_due
@@ -19,7 +20,7 @@ from bridge.mt.tables import Order
 from bridge.notices.customer_templates import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.notices.tables import Notice
-from bridge.settings import InboundSettings, PushSettings
+from bridge.push.settings import PushSettings
 from bridge.tenants.admin import add_customer
 from bridge.values import InboundSms
 

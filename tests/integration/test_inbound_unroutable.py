@@ -10,12 +10,13 @@ from sqlalchemy import Engine, select
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.inbound.service import InboundService
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
 from bridge.notices.customer_templates import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
-from bridge.settings import InboundSettings, PushSettings
-from bridge.values import InboundSms
+from bridge.push.settings import PushSettings
+from bridge.transports.base import InboundSms
 
 
 async def test_unroutable_reason_is_stated_once(

@@ -22,8 +22,8 @@ from bridge.db.store import Store, run_sync
 from bridge.notices.mailer import Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.notices.settings import MailerSettings
 from bridge.notices.tables import Notice
-from bridge.settings import MailerSettings
 from tests.helpers import STATUS_CONTEXT
 from tests.peers.smtp_relay import smtp_relay
 

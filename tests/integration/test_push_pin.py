@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
 
-from bridge.push.target import PushAction
+from bridge.inbound.config import PushAction
+from bridge.push.settings import PushSettings
 from bridge.push.worker import Pusher
-from bridge.settings import PushSettings
 
 
 class _Server(ThreadingHTTPServer):

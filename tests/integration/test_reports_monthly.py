@@ -10,7 +10,7 @@ from sqlalchemy import text
 from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
 from bridge.reports.order_report import month_bounds, previous_month
-from bridge.settings import ReportSettings
+from bridge.reports.settings import ReportSettings
 from tests.conftest import make_settings
 from tests.helpers import running_bridge, smtp_sink, wait_for
 from tests.integration.reports_seed import seed

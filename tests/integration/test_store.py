@@ -10,6 +10,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.store import Store, run_sync
 from bridge.inbound.service import InboundService
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
 from bridge.intake.commit import IntakeMail, accept
@@ -22,7 +23,7 @@ from bridge.notices.queue import claim_notices
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.notices.tables import Notice
 from bridge.outcomes.steps import STEPS
-from bridge.settings import InboundSettings, PushSettings
+from bridge.push.settings import PushSettings
 from bridge.tenants.admin import add_customer, add_user
 from bridge.tenants.senders import find_sender
 from bridge.values import InboundSms, ReceiptState

@@ -73,14 +73,20 @@ def _sms(resubmit: bool, may_replace: bool) -> OutboundSms:
 def test_replace_if_present_only_where_it_cannot_replace_another_message(
     marker: str, resubmit: bool, may_replace: bool, parts: int, expected: bool
 ) -> None:
-    config = SmppConfig("a", "127.0.0.1", 1, "x", "y", resubmit_marker=marker)  # type: ignore[arg-type]
+    config = _config(resubmit_marker=marker)
     assert replace_marker(_sms(resubmit, may_replace), config, parts) is expected
 
 
+def _config(**changes: object) -> SmppConfig:
+    return SmppConfig.model_validate(
+        {"name": "a", "host": "127.0.0.1", "port": 1, "system_id": "x", "password": "y", **changes}
+    )
+
+
 def test_config_limits_room_is_four_times_the_windows_of_submitting_binds() -> None:
-    assert SmppConfig("a", "h", 1, "x", "y", window=10, binds=3).limits.capacity == 120
-    assert SmppConfig("a", "h", 1, "x", "y", bind_type="receiver").limits.capacity == 1
-    limits = SmppConfig("a", "h", 1, "x", "y", receipt_timeout=60.0, long_code_rate=2.0).limits
+    assert _config(window=10, binds=3).limits.capacity == 120
+    assert _config(bind_type="receiver").limits.capacity == 1
+    limits = _config(receipt_timeout=60.0, long_code_rate=2.0).limits
     assert (limits.receipt_timeout, limits.rates.long_code) == (60.0, 2.0)
 
 

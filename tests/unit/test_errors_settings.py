@@ -51,6 +51,8 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
         ("[smtp]\ndomains = []\n", "domains: expected at least one domain"),
         ('[[smsc]]\nname="a"\nsystem_id="x"\n', 'the last [[routes]] must have prefix = ""'),
         ('[[smsc]]\nname="a"\nsystem_id="x"\npassword_env="NOPE"\n', "NOPE is not set"),
+        # the transport's own timings (SmppConfig) are not [[smsc]] settings
+        ('[[smsc]]\nname="a"\nsystem_id="x"\nbind_wait=1\n', "smsc.0.bind_wait: unknown setting"),
         ("[smtp\n", "not valid TOML"),
     ],
 )

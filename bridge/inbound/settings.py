@@ -1,0 +1,31 @@
+"""The `[inbound]` table: reply window, STOP/START keywords, auto-replies, customer templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from bridge.inbound.keywords import DEFAULT_START_KEYWORDS, DEFAULT_STOP_KEYWORDS
+from bridge.sections import Seconds, Section
+
+
+class InboundSettings(Section):
+    """Inbound services: SMS2Mail reply window, STOP keywords, auto-reply limit, templates."""
+
+    reply_window: Seconds = 604_800.0
+    poll_interval: Seconds = 1.0
+    postmaster: str = ""
+    stop_keywords: tuple[str, ...] = DEFAULT_STOP_KEYWORDS
+    start_keywords: tuple[str, ...] = DEFAULT_START_KEYWORDS
+    stop_confirmation: str = (
+        "You have opted out and will get no more SMS from this service. Reply START to opt in."
+    )
+    start_confirmation: str = "You have opted in again. Reply STOP to opt out."
+    autoreply_interval: Seconds = 600.0
+    customer_templates: Path | None = None
+    # one render of a customer's template (or an inline auto-reply text): time and size
+    template_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+    template_max_chars: Annotated[int, Field(ge=10_000)] = 5_000_000
+    list_check_interval: Seconds = 60.0

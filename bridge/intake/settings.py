@@ -1,0 +1,86 @@
+"""The `[smtp]` table: the SMTP listener (intake), its TLS, limits, hygiene and backpressure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from bridge.intake.access import check_cidrs
+from bridge.sections import Port, Seconds, Section
+
+
+class SmtpSettings(Section):
+    """The SMTP listener (intake)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 2525
+    hostname: str = "mailsms.localdomain"
+    domains: tuple[str, ...] = ("eu.rsms.net",)
+    data_size_limit: Annotated[int, Field(ge=1024)] = 1_048_576
+    max_recipients: Annotated[int, Field(ge=1, le=10_000)] = 100
+    parse_in_thread_above: Annotated[int, Field(ge=0)] = 65_536
+    domain_customers: dict[str, str] = Field(default={})  # pydantic copies it per instance
+    # TLS (STARTTLS): a certificate chain and key turn it on.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = True
+    plaintext_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # Sessions and connections.
+    timeout: Seconds = 120.0
+    # Junk commands are limited (NOOP keep-alive, probing); an MTA may send many mails
+    # over one connection, so MAIL/RCPT/DATA (under "*") have a high limit.
+    command_call_limit: dict[str, int] = Field(
+        default={
+            "NOOP": 20,
+            "RSET": 1000,
+            "VRFY": 10,
+            "EXPN": 10,
+            "HELP": 10,
+            "*": 100_000,
+        }
+    )
+    # A session that sends this many commands (other than RCPT and DATA) without a mail
+    # being accepted is closed with 421 (RSET/NOOP keep-alive, probing).
+    idle_command_limit: Annotated[int, Field(ge=1)] = 100
+    # AUTH failures, counted per client address and per login across sessions (in this
+    # process): the n-th failure within the window is answered after a delay that
+    # doubles from auth_failure_delay up to auth_failure_delay_max; at the limit the
+    # address or login is locked for auth_lockout seconds (421 4.7.0, logged).
+    auth_max_failures: Annotated[int, Field(ge=1)] = 10
+    auth_max_failures_per_login: Annotated[int, Field(ge=1)] = 20
+    auth_failure_window: Seconds = 600.0
+    auth_lockout: Seconds = 900.0
+    auth_failure_delay: Annotated[float, Field(ge=0)] = 0.5
+    auth_failure_delay_max: Annotated[float, Field(ge=0)] = 8.0
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    max_connections_per_ip: Annotated[int, Field(ge=1)] = 50
+    max_connections_per_ip_per_minute: Annotated[int, Field(ge=1)] = 600
+    # Content hygiene.
+    bare_line_endings: Literal["reject", "normalize"] = "reject"
+    normalize_networks: tuple[str, ...] = ()
+    max_received: Annotated[int, Field(ge=2)] = 30
+    dedupe_window: Annotated[float, Field(ge=0)] = 86_400.0
+    # Backpressure: 452 4.3.1 at MAIL above these marks.
+    queue_high_water: Annotated[int, Field(ge=1)] = 200_000
+    min_free_disk_mb: Annotated[int, Field(ge=0)] = 200
+    # DSN (RFC 3461/3464).
+    dsn_delay_after: Seconds = 14_400.0
+
+    @model_validator(mode="after")
+    def _domains_lower(self) -> SmtpSettings:
+        if not self.domains:
+            raise ValueError("domains: expected at least one domain, e.g. ['eu.rsms.net']")
+        object.__setattr__(self, "domains", tuple(d.lower().strip() for d in self.domains))
+        object.__setattr__(
+            self, "domain_customers", {d.lower(): c for d, c in self.domain_customers.items()}
+        )
+        unknown = [d for d in self.domain_customers if d not in self.domains]
+        if unknown:
+            raise ValueError(f"domain_customers: {unknown} are not in domains {list(self.domains)}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (the certificate chain and its key)")
+        check_cidrs(self.plaintext_networks)
+        check_cidrs(self.normalize_networks)
+        return self

@@ -1,0 +1,122 @@
+"""The `[mailer]` table: where notices go (a Maildir, a relay or the MX), per-domain next hops."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from bridge.notices.transport_table import (
+    MX,
+    Entry,
+    Hop,
+    TlsLevel,
+    TransportTable,
+    check_domain_pattern,
+    parse_next_hop,
+)
+from bridge.sections import Port, Seconds, Section
+
+
+class MailDeliverySettings(Section):
+    """One row of the mailer's transport table: domains → next hop and TLS level."""
+
+    domains: tuple[str, ...]
+    next_hop: str = ""  # "": the [mailer] relay; "mx": the domain's MX; "host:port": a relay
+    tls: TlsLevel | None = None  # None: the [mailer] tls level
+    tls_match: tuple[str, ...] = ()
+    tls_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MailDeliverySettings:
+        if not self.domains:
+            raise ValueError("domains: expected at least one domain, .domain or *")
+        for pattern in self.domains:
+            check_domain_pattern(pattern)
+        if self.next_hop.strip() and self.next_hop.strip().lower() != MX:
+            parse_next_hop(self.next_hop)
+        return self
+
+    def entry(self) -> Entry:
+        return Entry(self.domains, self.next_hop, self.tls, self.tls_match, self.tls_ca_file)
+
+
+_LEGACY_STARTTLS = {"off": "none", "opportunistic": "may", "required": "verify"}
+
+
+class MailerSettings(Section):
+    """Where notices go: a local Maildir (embedded default) or over SMTP (relay or MX)."""
+
+    mode: Literal["maildir", "smtp"] = "maildir"
+    maildir: Path = Path("var/maildir")
+    relay_host: str = "127.0.0.1"
+    relay_port: Port = 25
+    tls: TlsLevel = TlsLevel.MAY
+    tls_match: tuple[str, ...] = ()
+    tls_ca_file: Path | None = None
+    ehlo_name: str = ""  # "": [smtp] hostname
+    mx_port: Port = 25
+    dns_servers: tuple[str, ...] = ()  # (): the system's resolver
+    delivery: tuple[MailDeliverySettings, ...] = ()
+    username: str = ""
+    password: str = ""
+    from_address: str = "mailsms@localhost"
+    from_name: str = "SMS Bridge"
+    timeout: Seconds = 30.0
+    concurrency: Annotated[int, Field(ge=1, le=100)] = 4
+    poll_interval: Seconds = 1.0
+    retry_min: Seconds = 60.0
+    retry_max: Seconds = 3600.0
+    lifetime: Seconds = 432_000.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_starttls(cls, data: Any) -> Any:
+        """The older spelling `starttls = off|opportunistic|required` → `tls`."""
+        if isinstance(data, dict) and "starttls" in data:
+            data = dict(data)
+            value = data.pop("starttls")
+            if value not in _LEGACY_STARTTLS:
+                raise ValueError(
+                    f"starttls: expected off, opportunistic or required, got {value!r} "
+                    "(or use tls = none, may, encrypt, verify or secure)"
+                )
+            data.setdefault("tls", _LEGACY_STARTTLS[value])
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> MailerSettings:
+        parse_next_hop(f"[{self.relay_host}]" if ":" in self.relay_host else self.relay_host)
+        if self.ehlo_name and not _EHLO_NAME.fullmatch(self.ehlo_name):
+            raise ValueError(
+                f"ehlo_name: expected a fully qualified host name (mail.example.com) or an "
+                f"address literal ([192.0.2.1]), got {self.ehlo_name!r}"
+            )
+        for server in self.dns_servers:
+            try:
+                ipaddress.ip_address(server.rpartition(":")[0].strip("[]") or server)
+            except ValueError:
+                raise ValueError(
+                    f"dns_servers: expected an IP address with an optional :port, got {server!r}"
+                ) from None
+        return self
+
+    def transport_table(self) -> TransportTable:
+        return TransportTable(
+            [d.entry() for d in self.delivery],
+            relay=Hop(self.relay_host.lower(), self.relay_port),
+            tls=self.tls,
+            tls_match=self.tls_match,
+            ca_file=self.tls_ca_file,
+            mx_port=self.mx_port,
+        )
+
+
+# A host name with at least one dot, or an address literal ([192.0.2.1], [IPv6:…]).
+_EHLO_NAME = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?\.?|\[[0-9.]+\]|\[IPv6:[0-9A-Fa-f:.]+\]"
+)
