@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +63,67 @@ class Endpoints:
     sandbox: tuple[str, int] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Wakeups:
+    """Wake-ups of the workers that other components hand work to."""
+
+    mail: Callable[[], None]
+    dispatch: Callable[[], None]
+    receipts: Callable[[], None]
+    inbound: Callable[[], None]
+
+
+class _Receipts:
+    """The receipts step: apply receipts; once a second, end orders past their deadline."""
+
+    def __init__(
+        self, store: Store, dispatcher: Dispatcher, window: float, on_final: Callable[[], None]
+    ) -> None:
+        self.store, self.dispatcher, self.window, self.on_final = (
+            store,
+            dispatcher,
+            window,
+            on_final,
+        )
+        self.sweep_at = 0.0  # receipt deadlines are looked at once a second, not every step
+
+    async def step(self) -> int:
+        hold = self.dispatcher.receipt_hold()
+        now = asyncio.get_running_loop().time()
+        sweep = now >= self.sweep_at
+        result = await self.store.call(_receipts_round, self.window, hold, sweep)
+        if sweep and not result.unconfirmed:
+            self.sweep_at = now + 1.0
+        if result.finished_orders:
+            self.on_final()
+        return result.applied + result.unmatched + result.unconfirmed
+
+
+class _ListExports:
+    """The keyword lists' daily exports (each mailed when due)."""
+
+    def __init__(self, store: Store, on_queued: Callable[[], None]) -> None:
+        self.store, self.on_queued = store, on_queued
+
+    async def step(self) -> int:
+        if await self.store.call(export_due, utcnow()):
+            self.on_queued()
+        return 0  # the next check is the next tick
+
+
+class _DelayDsns:
+    """DELAY DSNs for orders deferred longer than `dsn_delay_after`."""
+
+    def __init__(self, store: Store, after: float, on_queued: Callable[[], None]) -> None:
+        self.store, self.after, self.on_queued = store, after, on_queued
+
+    async def step(self) -> int:
+        queued = await self.store.call(queue_delay_dsns, utcnow(), self.after, 200)
+        if queued:
+            self.on_queued()
+        return queued
+
+
 class Bridge:
     def __init__(self, settings: Settings, *, templates: Path = DEFAULT_TEMPLATES) -> None:
         self.settings = settings
@@ -78,28 +140,55 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> Endpoints:
+        """Open the database, start the sandbox, the transports, the workers and the intake."""
+        store = self.store = await self._open_store()
+        sandbox_at = await self._start_sandbox()
+        self._build_transports(store)
         s = self.settings
-        engine = db.open_engine(s.database_url)
+        backpressure = Backpressure(
+            store,
+            high_water=s.smtp.queue_high_water,
+            min_free_mb=s.smtp.min_free_disk_mb,
+            disk=db.sqlite_directory(s.database_url),
+        )
+        await backpressure.refresh()
+        wake = self._build_workers(store, backpressure)
+        inbox = StoreInbox(store, on_receipt=wake.receipts, on_message=wake.inbound)
+        for transport in self.transports.values():
+            await transport.start(inbox)
+        for worker in self.workers.values():
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
+        smtp = await self._start_intake(store, backpressure, wake)
+        return Endpoints(smtp=smtp, sandbox=sandbox_at)
+
+    async def _open_store(self) -> Store:
+        url = self.settings.database_url
+        engine = db.open_engine(url)
         try:
             durability = await asyncio.to_thread(self._prepare_database, engine)
         except SQLAlchemyError as exc:  # unreachable, refused, wrong password, ...
             engine.dispose()
             first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise StorageUnavailable(
-                f"database {db.location(s.database_url)} unavailable: {first}"
-            ) from exc
-        log.info("database %s ready: %s", db.location(s.database_url), durability)
-        store = self.store = Store(engine)
+            raise StorageUnavailable(f"database {db.location(url)} unavailable: {first}") from exc
+        log.info("database %s ready: %s", db.location(url), durability)
+        return Store(engine)
 
-        sandbox_at = None
-        if s.sandbox.enabled:
-            self.sandbox = SandboxSmsc(s.sandbox.config())
-            await self.sandbox.start()
-            sandbox_at = (s.sandbox.host, self.sandbox.port)
-            log.info(
-                "sandbox SMSC listening on %s:%d (phones' inbox: %s)", *sandbox_at, s.sandbox.inbox
-            )
+    async def _start_sandbox(self) -> tuple[str, int] | None:
+        s = self.settings.sandbox
+        if not s.enabled:
+            return None
+        self.sandbox = SandboxSmsc(s.config())
+        await self.sandbox.start()
+        log.info(
+            "sandbox SMSC listening on %s:%d (phones' inbox: %s)",
+            s.host,
+            self.sandbox.port,
+            s.inbox,
+        )
+        return (s.host, self.sandbox.port)
 
+    def _build_transports(self, store: Store) -> None:
+        s = self.settings
         for smsc in s.smsc:
             port = self.sandbox.port if self.sandbox and smsc.name == "sandbox" else smsc.port
             country = smsc.country or s.defaults.default_country
@@ -107,7 +196,9 @@ class Bridge:
                 SmppConfig.of(smsc, port=port, country=country), mo_parts=StoreMoParts(store)
             )
 
-        renderer = Renderer(
+    def _renderer(self) -> Renderer:
+        s = self.settings
+        return Renderer(
             self.templates,
             from_address=s.mailer.from_address,
             from_name=s.mailer.from_name,
@@ -117,8 +208,14 @@ class Bridge:
                 s.inbound.template_timeout, s.inbound.template_max_chars
             ),
         )
-        mailer = Mailer(s.mailer, store, renderer)
-        w_mail = self._worker("mailer", mailer.step, s.mailer.poll_interval)
+
+    def _build_workers(self, store: Store, backpressure: Backpressure) -> Wakeups:
+        """Every worker, wired so that what one queues wakes the one that takes it."""
+        s = self.settings
+        renderer = self._renderer()
+        w_mail = self._worker(
+            "mailer", Mailer(s.mailer, store, renderer).step, s.mailer.poll_interval
+        )
         dispatcher = self.dispatcher = Dispatcher(
             s.dispatch,
             store,
@@ -129,21 +226,6 @@ class Bridge:
         )
         w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
         dispatcher.wake = w_dispatch.wake
-
-        sweep_at = 0.0  # receipt deadlines are looked at once a second, not every step
-
-        async def receipts_step() -> int:
-            nonlocal sweep_at
-            hold = dispatcher.receipt_hold()
-            now = asyncio.get_running_loop().time()
-            sweep = now >= sweep_at
-            result = await store.call(_receipts_round, s.dispatch.receipt_window, hold, sweep)
-            if sweep and not result.unconfirmed:
-                sweep_at = now + 1.0
-            if result.finished_orders:
-                w_mail.wake()
-            return result.applied + result.unmatched + result.unconfirmed
-
         pusher = Pusher(s.push, store, alert_contact, s.inbound.postmaster, on_notice=w_mail.wake)
         w_push = self._worker("push", pusher.step, s.push.poll_interval)
         inbound = InboundService(
@@ -157,46 +239,29 @@ class Bridge:
             on_push=w_push.wake,
             default_timezone=s.defaults.timezone,
         )
-
-        async def lists_step() -> int:
-            if await store.call(export_due, utcnow()):
-                w_mail.wake()
-            return 0  # the next check is the next tick
-
-        async def delay_dsn_step() -> int:
-            queued = await store.call(queue_delay_dsns, utcnow(), s.smtp.dsn_delay_after, 200)
-            if queued:
-                w_mail.wake()
-            return queued
-
-        backpressure = Backpressure(
-            store,
-            high_water=s.smtp.queue_high_water,
-            min_free_mb=s.smtp.min_free_disk_mb,
-            disk=db.sqlite_directory(s.database_url),
-        )
-        await backpressure.refresh()
+        delay_dsns = _DelayDsns(store, s.smtp.dsn_delay_after, w_mail.wake)
+        receipts = _Receipts(store, dispatcher, s.dispatch.receipt_window, w_mail.wake)
+        lists = _ListExports(store, w_mail.wake)
         self._worker("backpressure", backpressure.refresh, 2.0)
-        self._worker("delay-dsn", delay_dsn_step, 60.0)
-        w_receipts = self._worker("receipts", receipts_step, 1.0)
+        self._worker("delay-dsn", delay_dsns.step, 60.0)
+        w_receipts = self._worker("receipts", receipts.step, 1.0)
         w_inbound = self._worker("inbound", inbound.step, s.inbound.poll_interval)
-        self._worker("lists", lists_step, s.inbound.list_check_interval)
+        self._worker("lists", lists.step, s.inbound.list_check_interval)
         jobs = ReportJobs(s.reports, store, on_queued=w_mail.wake)
         self._worker("reports", jobs.step, s.reports.check_interval)
         dispatcher.on_submitted = w_receipts.wake
+        return Wakeups(w_mail.wake, w_dispatch.wake, w_receipts.wake, w_inbound.wake)
 
-        inbox = StoreInbox(store, on_receipt=w_receipts.wake, on_message=w_inbound.wake)
-        for transport in self.transports.values():
-            await transport.start(inbox)
-        for worker in self.workers.values():
-            self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
-
+    async def _start_intake(
+        self, store: Store, backpressure: Backpressure, wake: Wakeups
+    ) -> tuple[str, int]:
+        s = self.settings
         self.handler = IntakeHandler(
             s.smtp,
             s.defaults.model_dump(),
             store,
-            on_accepted=w_dispatch.wake,
-            on_notice=w_mail.wake,
+            on_accepted=wake.dispatch,
+            on_notice=wake.mail,
             backpressure=backpressure,
             alert_fallback=s.inbound.postmaster,
         )
@@ -208,7 +273,7 @@ class Bridge:
             sock[1],
             ", ".join(s.smtp.domains),
         )
-        return Endpoints(smtp=(sock[0], sock[1]), sandbox=sandbox_at)
+        return (sock[0], sock[1])
 
     def _prepare_database(self, engine: Engine) -> str:
         durability = db.check_durability(engine)
