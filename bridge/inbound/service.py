@@ -28,7 +28,7 @@ from bridge.inbound.actions_store import is_stopped
 from bridge.inbound.config import Sms2MailAction, StopAction
 from bridge.inbound.keywords import whole_message_keyword
 from bridge.inbound.routing import choose
-from bridge.inbound.tables import InboundStatus
+from bridge.inbound.status import InboundStatus
 from bridge.notices.overrides import Templates
 from bridge.settings import InboundSettings, PushSettings
 
@@ -106,7 +106,7 @@ class InboundService:
             # The actions reached nobody (e.g. a rate-limited auto-reply): never silent.
             self.actions.sms2mail(conn, msg, Sms2MailAction(mode="static"), now, fx)
         if fx.notices or fx.pushes or fx.handled:
-            status = "notified" if fx.notices else "handled"
+            status = InboundStatus.NOTIFIED if fx.notices else InboundStatus.HANDLED
             inbound_sql.mark_inbound(conn, row.id, status, "; ".join(fx.notes), fx.order_id)
             log.info(
                 "inbound %s from %s to %s: %s (keyword %r) -> %d mail(s), %d SMS, %d push(es)%s",

@@ -21,6 +21,7 @@ from bridge.db.queue import Queue, claim
 from bridge.db.tables import table
 from bridge.inbound.config import parse_actions, parse_keywords
 from bridge.inbound.routing import NumberRow, serves
+from bridge.inbound.status import InboundStatus
 from bridge.inbound.tables import Inbound, InboundCustomer, InboundNumber, ReplyAssignment
 from bridge.mt.mails import NewOrder
 from bridge.mt.tables import Mail, Order, Part
@@ -30,7 +31,7 @@ from bridge.values import InboundSms
 
 _inbound = table(Inbound)
 # Received SMS wait for routing; a claim leases them for INBOUND_LEASE seconds.
-_QUEUE = Queue(_inbound, _inbound.c.status == "received", counts_attempts=False)
+_QUEUE = Queue(_inbound, _inbound.c.status == InboundStatus.RECEIVED, counts_attempts=False)
 INBOUND_LEASE = 30.0
 _order = table(Order)
 _part = table(Part)
@@ -54,7 +55,7 @@ def insert_inbound(conn: Connection, sms: InboundSms, now: datetime) -> int:
             encoding=sms.encoding,
             parts=sms.parts,
             received_at=now,
-            status="received",
+            status=InboundStatus.RECEIVED,
             next_attempt_at=now,
             error="",
         )
@@ -91,7 +92,9 @@ def due_inbound(conn: Connection, now: datetime, limit: int) -> list[int]:
 
 def load_inbound(conn: Connection, inbound_id: int) -> InboundRow | None:
     """The row, if it still waits for routing (another instance may have taken it)."""
-    query = select(_inbound).where(_inbound.c.id == inbound_id, _inbound.c.status == "received")
+    query = select(_inbound).where(
+        _inbound.c.id == inbound_id, _inbound.c.status == InboundStatus.RECEIVED
+    )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     r = conn.execute(query).first()
@@ -101,7 +104,11 @@ def load_inbound(conn: Connection, inbound_id: int) -> InboundRow | None:
 
 
 def mark_inbound(
-    conn: Connection, inbound_id: int, status: str, error: str = "", order_id: str | None = None
+    conn: Connection,
+    inbound_id: int,
+    status: InboundStatus,
+    error: str = "",
+    order_id: str | None = None,
 ) -> None:
     values: dict[str, Any] = {"status": status, "error": error[-4000:]}
     if order_id is not None:

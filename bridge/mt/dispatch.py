@@ -46,8 +46,8 @@ from bridge.mt.dispatch_sms import (
 )
 from bridge.mt.orders import OrderWork
 from bridge.mt.routing import Route, check_routes, choose
+from bridge.mt.status import OrderStatus
 from bridge.mt.steps import Steps
-from bridge.mt.tables import OrderStatus
 from bridge.retry import next_attempt, receipt_deadline
 from bridge.settings import DispatchSettings
 from bridge.smpp.throttle import SenderBuckets

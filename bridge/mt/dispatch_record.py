@@ -25,9 +25,9 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_sms import UNKNOWN_OUTCOME, UNKNOWN_PREFIX
+from bridge.mt.status import OrderStatus
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted_bare, record_submitted_many
-from bridge.mt.tables import OrderStatus
 
 log = logging.getLogger("bridge.mt.dispatch")
 

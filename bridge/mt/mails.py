@@ -17,6 +17,7 @@ from sqlalchemy import Connection, insert, select
 
 from bridge.db.bulk import bulk_insert
 from bridge.db.tables import table
+from bridge.mt.status import OrderStatus
 from bridge.mt.tables import Mail, Order, OrderEvent
 
 
@@ -35,7 +36,8 @@ class NewOrder:
     next_attempt_at: datetime | None = None  # later than the mail: send_at, quiet hours
     dsn_notify: str | None = None  # RFC 3461 NOTIFY as received
     dsn_orcpt: str | None = None  # RFC 3461 ORCPT as received
-    status: str = "queued"  # or "held" (SMS pumping protection, bridge.intake.velocity_store)
+    # or held (SMS pumping protection, bridge.intake.velocity_store)
+    status: OrderStatus = OrderStatus.QUEUED
     error: str = ""  # why it is held
 
 
