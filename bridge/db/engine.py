@@ -25,10 +25,6 @@ log = logging.getLogger("bridge.store")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def sqlite_directory(url: str) -> Path | None:
     """The directory of a SQLite database file (for free-space checks), else None."""
     parsed = make_url(url)

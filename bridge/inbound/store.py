@@ -2,7 +2,7 @@
 
 `insert_inbound` is all that happens before the SMSC gets its deliver_sm_resp.
 Reply assignments ("who last texted this number, from which of our numbers") are
-recorded when an order is submitted (`record_order_assignment`) and when an SMS2Mail
+recorded when orders are submitted (`record_order_assignments`) and when an SMS2Mail
 mail goes to a user (`record_conversation`); `conversation_orders` lets a reply by
 mail go out from the same number the conversation used.
 """
@@ -236,32 +236,9 @@ _CONVERSATION_SENDER = (
 )
 
 
-def record_order_assignment(conn: Connection, order_id: str, now: datetime) -> None:
-    """An order was submitted: its user now owns replies from its recipient (for a window)."""
-    r = conn.execute(_ASSIGNMENT_SOURCE, {"order_id": order_id}).first()
-    if r is None or not r.address or r.address.endswith(".invalid"):
-        return  # system SMS (confirmations, auto-replies) own no conversation
-    conn.execute(
-        _INSERT_ASSIGNMENT,
-        {
-            "msisdn": canonical_number(r.recipient),
-            "sender_id": canonical_number(r.sender_id),
-            "customer_id": r.customer_id,
-            "user_id": r.user_id,
-            "address": r.address,
-            "origin": "order",
-            "order_id": order_id,
-            "message_id": r.message_id,
-            "subject": r.subject[:998],
-            "text": r.text[:480],
-            "created_at": now,
-            "expires_at": now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
-        },
-    )
-
-
 def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
-    """`record_order_assignment` for several submitted orders: one query, one insert."""
+    """Submitted orders: each one's user now owns replies from its recipient (for a window);
+    one query, one insert."""
     if not order_ids:
         return
     expires = now + timedelta(seconds=DEFAULT_REPLY_WINDOW)
@@ -298,7 +275,6 @@ def record_conversation(
     msisdn: str,
     sender_id: str,
     now: datetime,
-    message_id: str = "",
 ) -> None:
     """An SMS2Mail mail went to `address`: a user's reply to it goes out from `sender_id`."""
     user = conn.execute(
@@ -315,7 +291,7 @@ def record_conversation(
             address=address.lower(),
             origin="sms2mail",
             order_id=None,
-            message_id=message_id,
+            message_id="",
             subject="",
             text="",
             created_at=now,

@@ -306,10 +306,3 @@ def _report_context(
     }
     recipient = (policy or {}).get("notify_address") or mail.envelope_from
     return context, str(recipient)
-
-
-def is_list_mail(conn: Connection, mail_id: str) -> bool:
-    return (
-        conn.execute(select(_list_mail.c.mail_id).where(_list_mail.c.mail_id == mail_id)).first()
-        is not None
-    )

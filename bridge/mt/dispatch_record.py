@@ -80,13 +80,12 @@ class Claim:
 def record_outcomes(
     conn: Connection,
     items: Sequence[Outcome | Claim],
-    now: datetime | None = None,
     *,
     steps: Steps,
 ) -> list[list[order_sql.OrderWork] | None]:
     """Write the outcomes that ended while the previous commit ran, then make the claims
     queued with them, in one transaction; a claim's result is its orders."""
-    now = now or utcnow()
+    now = utcnow()
     outcomes = [o for o in items if isinstance(o, Outcome)]
     submitted = [o.submitted() for o in outcomes if o.kind == OutcomeKind.SUBMITTED]
     record_submitted_many(conn, now, submitted, steps=steps)

@@ -64,11 +64,6 @@ _order = table(Order)
 _event = table(OrderEvent)
 
 
-def find_duplicate(conn: Connection, mail: NewMail) -> str | None:
-    """The id of an earlier copy of this mail within the dedupe window, if any."""
-    return find_duplicates(conn, [mail]).get(mail.id)
-
-
 def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     """{mail id: id of an earlier copy within its dedupe window}, in one query for all."""
     wanted = [m for m in mails if m.dedupe_key is not None and m.dedupe_since is not None]

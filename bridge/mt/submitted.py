@@ -71,21 +71,17 @@ def record_submitted(
     now: datetime,
     transport: str,
     message_ids: tuple[str, ...],
-    receipt_due: datetime | None = None,
     *,
     steps: Steps,
 ) -> None:
     """All parts were accepted by the SMSC: store them and mark the order submitted."""
-    record_submitted_many(
-        conn, now, [Submitted(order_id, transport, message_ids)], receipt_due, steps=steps
-    )
+    record_submitted_many(conn, now, [Submitted(order_id, transport, message_ids)], steps=steps)
 
 
 def record_submitted_many(
     conn: Connection,
     now: datetime,
     orders: Sequence[Submitted],
-    receipt_due: datetime | None = None,
     *,
     steps: Steps,
 ) -> None:
@@ -93,7 +89,7 @@ def record_submitted_many(
     then the submitted `steps` (reply assignments)."""
     if not orders:
         return
-    default_due = receipt_due or now + DEFAULT_RECEIPT_WAIT
+    default_due = now + DEFAULT_RECEIPT_WAIT
     rows = [
         row
         for o in orders

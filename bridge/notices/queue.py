@@ -166,18 +166,6 @@ def claim_notices(conn: Connection, now: datetime, limit: int, lease: float) -> 
     ]
 
 
-def record_notice(
-    conn: Connection,
-    notice_id: int,
-    now: datetime,
-    status: NoticeStatus,
-    error: str = "",
-    next_at: datetime | None = None,
-) -> None:
-    """Record a send attempt: sent, deferred (with next_at), failed or held."""
-    record_notices(conn, now, [NoticeOutcome(notice_id, status, error, next_at)])
-
-
 @dataclass(frozen=True, slots=True)
 class NoticeOutcome:
     """How one send attempt ended: sent, deferred (with next_at), failed or held."""
@@ -210,9 +198,6 @@ def record_notices(conn: Connection, now: datetime, outcomes: Sequence[NoticeOut
     groups: dict[Any, list[dict[str, Any]]] = {}
     for o in outcomes:
         row = {"n_id": o.notice_id, "n_status": o.status, "n_error": o.error[-4000:]}
-        if o.status == NoticeStatus.SENT and o.next_at is not None:  # both: the general form
-            record_notice_values(conn, now, o)
-            continue
         if o.status == NoticeStatus.SENT:
             groups.setdefault(_RECORD_SENT, []).append({**row, "n_at": now})
         elif o.next_at is not None:
@@ -221,19 +206,6 @@ def record_notices(conn: Connection, now: datetime, outcomes: Sequence[NoticeOut
             groups.setdefault(_RECORD, []).append(row)
     for statement, rows in groups.items():
         conn.execute(statement, rows)
-
-
-def record_notice_values(conn: Connection, now: datetime, o: NoticeOutcome) -> None:
-    values: dict[str, Any] = {"status": o.status, "error": o.error[-4000:]}
-    if o.status == NoticeStatus.SENT:
-        values["sent_at"] = now
-    if o.next_at is not None:
-        values["next_attempt_at"] = o.next_at
-    conn.execute(
-        update(_notice)
-        .where(_notice.c.id == o.notice_id, _notice.c.status.in_(OPEN_NOTICE_STATUSES))
-        .values(**values)
-    )
 
 
 def count_notices(conn: Connection) -> dict[tuple[str, str], int]:

@@ -98,11 +98,6 @@ def record_push(
     )
 
 
-def push_status(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(_push).order_by(_push.c.id)).all()
-    return [dict(r._mapping) for r in rows]
-
-
 # (conn, customer id) -> (the customer's name, the address its alerts go to), or None
 Contacts = Callable[[Connection, int | None], tuple[str, str] | None]
 
