@@ -105,8 +105,6 @@ PRESET_GROUP_FILTERS: dict[str, str] = {
     "openldap": "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
 }
 
-RawAttributes = Mapping[str, Sequence[bytes]]
-
 
 def lower_keys(raw: Mapping[str, Sequence[bytes]]) -> dict[str, Sequence[bytes]]:
     """Attribute names compared case-insensitively, as LDAP does."""

@@ -10,18 +10,6 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# The fields dirsync manages on a user row; everything else on the row is left alone.
-SYNCED_FIELDS = (
-    "address",
-    "aliases",
-    "display_name",
-    "mobile",
-    "profile",
-    "sender_id",
-    "cost_centre",
-    "enabled",
-)
-
 # Keys of `User.settings` that dirsync owns; other keys are preserved.
 SETTINGS_KEYS = ("sender_id", "cost_centre")
 

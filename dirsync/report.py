@@ -22,6 +22,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from bridge import packaged
+from bridge.tenants.sync_status import SYNC_FAILURES, SyncRunStatus
 from dirsync.config import ReportConfig
 from dirsync.model import ChangeKind, Plan
 
@@ -32,11 +33,11 @@ DETAIL_LIMIT = 1000
 
 @dataclass(slots=True)
 class Outcome:
-    """How one run ended; `status` is applied | unchanged | dry_run | refused | failed."""
+    """How one run ended."""
 
     customer: str
     source: str
-    status: str
+    status: SyncRunStatus
     message: str = ""
     plan: Plan | None = None
     run_id: int | None = None
@@ -64,7 +65,7 @@ def summary_line(o: Outcome) -> str:
     line += f" in {o.seconds:.2f}s"
     if o.run_id is not None:
         line += f" run={o.run_id}"
-    if o.status in ("refused", "failed") and o.message:
+    if o.status in SYNC_FAILURES and o.message:
         line += f": {o.message}"
     return line
 
@@ -93,12 +94,12 @@ def print_plan(plan: Plan, out: TextIO) -> None:
 def should_mail(cfg: ReportConfig, o: Outcome) -> bool:
     if not cfg.mail_to:
         return False
-    failed = o.status in ("refused", "failed")
+    failed = o.status in SYNC_FAILURES
     if cfg.when == "failure":
         return failed
     if cfg.when == "changes":
-        return failed or o.status == "applied" or bool(o.plan and o.plan.problems)
-    return o.status != "dry_run"
+        return failed or o.status == SyncRunStatus.APPLIED or bool(o.plan and o.plan.problems)
+    return o.status != SyncRunStatus.DRY_RUN
 
 
 def render(o: Outcome, templates: Path = TEMPLATES) -> tuple[str, str, str]:
@@ -112,7 +113,7 @@ def render(o: Outcome, templates: Path = TEMPLATES) -> tuple[str, str, str]:
     env.globals["sender_name"] = "Directory sync"  # base.html's header
     context = _context(o)
     subject = f"dirsync {o.customer}: {o.status}"
-    if o.status in ("applied", "unchanged") and o.plan is not None:
+    if o.status in (SyncRunStatus.APPLIED, SyncRunStatus.UNCHANGED) and o.plan is not None:
         c = context["counts"]
         subject += f" (+{c['added']} ~{c['updated']} -{c['disabled']})"
     text = env.get_template("dirsync_report.txt").render(context)

@@ -26,6 +26,7 @@ from sqlmodel import Session
 from bridge.db.clock import utcnow
 from bridge.errors import ConfigError
 from bridge.tenants.directory_tables import SyncRun
+from bridge.tenants.sync_status import SYNC_FAILURES, SyncRunStatus
 from dirsync import report, store
 from dirsync.config import DirsyncConfig
 from dirsync.csv_source import CsvFormatError, read_csv
@@ -97,7 +98,7 @@ def _run(
     started = utcnow() if now is None else now
     t0 = time.monotonic()
     source = "csv" if csv is not None else "ldap"
-    outcome = report.Outcome(cfg.customer, source, "failed")
+    outcome = report.Outcome(cfg.customer, source, SyncRunStatus.FAILED)
     holder = holder_id()
     locked = False
     try:
@@ -142,7 +143,7 @@ def _run(
             outcome.plan = plan
             check_plan(plan, cfg.limits, allow_mass_changes=allow_mass_changes)
             if dry_run:
-                outcome.status = "dry_run"
+                outcome.status = SyncRunStatus.DRY_RUN
                 if out is not None:
                     report.print_plan(plan, out)
                 return outcome  # nothing was written; the empty transaction just ends
@@ -150,11 +151,15 @@ def _run(
                 progress(f"applying {len(plan.changes)} changes")
             result = store.apply_plan(session, customer, plan, started)
             outcome.deleted, outcome.retired = result.deleted, result.retired
-            outcome.status = "applied" if not plan.empty else "unchanged"
+            outcome.status = SyncRunStatus.UNCHANGED if plan.empty else SyncRunStatus.APPLIED
             outcome.seconds = time.monotonic() - t0
             outcome.run_id = store.record_run(session, _record(outcome, started, dry_run))
     except Refused as exc:
-        outcome.status, outcome.message, outcome.exit_code = "refused", str(exc), EXIT_REFUSED
+        outcome.status, outcome.message, outcome.exit_code = (
+            SyncRunStatus.REFUSED,
+            str(exc),
+            EXIT_REFUSED,
+        )
         if exc.kind == "mass_change" and outcome.plan is not None and out is not None:
             report.print_plan(outcome.plan, out)
     except ConfigError as exc:
@@ -171,7 +176,7 @@ def _run(
                 store.release_lock(engine, cfg.customer, holder)
             except SQLAlchemyError as exc:  # the stale-lock rule frees it later
                 log.warning("dirsync: could not release the lock: %s", exc)
-    if outcome.status in ("refused", "failed") and outcome.exit_code != EXIT_LOCKED:
+    if outcome.status in SYNC_FAILURES and outcome.exit_code != EXIT_LOCKED:
         # if the database is what failed, the log line and the mail still report it
         with contextlib.suppress(SQLAlchemyError):
             outcome.run_id = store.record_run_alone(engine, _record(outcome, started, dry_run))

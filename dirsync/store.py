@@ -240,19 +240,6 @@ def record_run_alone(engine: Engine, run: SyncRun) -> int:
         return record_run(session, run)
 
 
-def last_runs(engine: Engine, customer: str, limit: int = 10) -> list[SyncRun]:
-    with Session(engine) as session:
-        stmt = (
-            select(SyncRun)
-            .where(SyncRun.customer == customer)  # type: ignore[arg-type]
-            .order_by(SyncRun.id.desc())  # type: ignore[union-attr]
-            .limit(limit)
-        )
-        runs = list(session.execute(stmt).scalars())
-        session.expunge_all()
-        return runs
-
-
 def acquire_lock(
     engine: Engine, name: str, holder: str, now: datetime, is_stale: Callable[[str, datetime], bool]
 ) -> str | None:

@@ -14,6 +14,7 @@ import typer
 from bridge.cli.common import ConfigOpt, open_database
 from bridge.db.store import run_sync
 from bridge.notices import queue as notice_sql
+from bridge.notices.status import NoticeStatus
 
 STATUSES = "queued, deferred, sent, failed, held"
 
@@ -47,5 +48,5 @@ def notices(
             f"{when:%Y-%m-%d %H:%M:%S} <{n['recipient']}>"
             + (f" order={n['order_id']}" if n["order_id"] else "")
         )
-        if n["error"] and n["status"] != "sent":
+        if n["error"] and n["status"] != NoticeStatus.SENT:
             typer.echo(f"         {n['error'].splitlines()[-1][:300]}")

@@ -42,10 +42,6 @@ def parse_url(url: str) -> URL:
         ) from None
 
 
-def is_sqlite(url: str) -> bool:
-    return parse_url(url).get_backend_name() == "sqlite"
-
-
 def sqlite_directory(url: str) -> Path | None:
     """The directory of a SQLite database file (for free-space checks), else None."""
     parsed = parse_url(url)

@@ -18,8 +18,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Table, TextClause, select, true, update
 
-OPEN = ("queued", "deferred")
-
 
 @dataclass(frozen=True)
 class Queue:
@@ -32,11 +30,6 @@ class Queue:
     lanes: tuple[ColumnElement[bool], ...] = (true(),)
     counts_attempts: bool = True  # the claim counts the attempt in `attempts`
     touch: tuple[str, ...] = field(default=())  # time columns the claim also sets to now
-
-
-def open_queue(table: Table, **options: Any) -> Queue:
-    """A queue whose open rows are the `queued` and `deferred` ones."""
-    return Queue(table, table.c.status.in_(OPEN), **options)
 
 
 def claim(

@@ -81,10 +81,6 @@ def expired_mo(conn: Connection, transport: str, before: datetime) -> list[tuple
     ]
 
 
-def count_mo_parts(conn: Connection) -> int:
-    return len(conn.execute(select(_mo.c.id)).all())
-
-
 class StoreMoParts:
     """`MoPartStore` on the bridge's database."""
 

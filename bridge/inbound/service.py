@@ -29,7 +29,7 @@ from bridge.inbound.choice import choose
 from bridge.inbound.config import Sms2MailAction, StopAction
 from bridge.inbound.keywords import whole_message_keyword
 from bridge.inbound.settings import InboundSettings
-from bridge.inbound.tables import InboundStatus
+from bridge.inbound.status import InboundStatus
 from bridge.notices.customer_templates import Templates
 from bridge.push.settings import PushSettings
 
@@ -107,7 +107,7 @@ class InboundService:
             # The actions reached nobody (e.g. a rate-limited auto-reply): never silent.
             self.actions.sms2mail(conn, msg, Sms2MailAction(mode="static"), now, fx)
         if fx.notices or fx.pushes or fx.handled:
-            status = "notified" if fx.notices else "handled"
+            status = InboundStatus.NOTIFIED if fx.notices else InboundStatus.HANDLED
             inbound_sql.mark_inbound(conn, row.id, status, "; ".join(fx.notes), fx.order_id)
             log.info(
                 "inbound %s from %s to %s: %s (keyword %r) -> %d mail(s), %d SMS, %d push(es)%s",

@@ -2,7 +2,7 @@
 
 `insert_inbound` is all that happens before the SMSC gets its deliver_sm_resp.
 Reply assignments ("who last texted this number, from which of our numbers") are
-recorded when an order is submitted (`record_order_assignment`) and when an SMS2Mail
+recorded when orders are submitted (`record_order_assignments`) and when an SMS2Mail
 mail goes to a user (`record_conversation`); `conversation_orders` lets a reply by
 mail go out from the same number the conversation used.
 """
@@ -21,6 +21,7 @@ from bridge.db.core import table
 from bridge.db.queue import Queue, claim
 from bridge.inbound.choice import NumberRow, serves
 from bridge.inbound.config import parse_actions, parse_keywords
+from bridge.inbound.status import InboundStatus
 from bridge.inbound.tables import Inbound, InboundCustomer, InboundNumber, ReplyAssignment
 from bridge.mt.mails import NewOrder
 from bridge.mt.tables import Mail, Order, Part
@@ -30,7 +31,7 @@ from bridge.values import InboundSms
 
 _inbound = table(Inbound)
 # Received SMS wait for routing; a claim leases them for INBOUND_LEASE seconds.
-_QUEUE = Queue(_inbound, _inbound.c.status == "received", counts_attempts=False)
+_QUEUE = Queue(_inbound, _inbound.c.status == InboundStatus.RECEIVED, counts_attempts=False)
 INBOUND_LEASE = 30.0
 _order = table(Order)
 _part = table(Part)
@@ -54,7 +55,7 @@ def insert_inbound(conn: Connection, sms: InboundSms, now: datetime) -> int:
             encoding=sms.encoding,
             parts=sms.parts,
             received_at=now,
-            status="received",
+            status=InboundStatus.RECEIVED,
             next_attempt_at=now,
             error="",
         )
@@ -91,7 +92,9 @@ def due_inbound(conn: Connection, now: datetime, limit: int) -> list[int]:
 
 def load_inbound(conn: Connection, inbound_id: int) -> InboundRow | None:
     """The row, if it still waits for routing (another instance may have taken it)."""
-    query = select(_inbound).where(_inbound.c.id == inbound_id, _inbound.c.status == "received")
+    query = select(_inbound).where(
+        _inbound.c.id == inbound_id, _inbound.c.status == InboundStatus.RECEIVED
+    )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     r = conn.execute(query).first()
@@ -101,7 +104,11 @@ def load_inbound(conn: Connection, inbound_id: int) -> InboundRow | None:
 
 
 def mark_inbound(
-    conn: Connection, inbound_id: int, status: str, error: str = "", order_id: str | None = None
+    conn: Connection,
+    inbound_id: int,
+    status: InboundStatus,
+    error: str = "",
+    order_id: str | None = None,
 ) -> None:
     values: dict[str, Any] = {"status": status, "error": error[-4000:]}
     if order_id is not None:
@@ -229,32 +236,9 @@ _CONVERSATION_SENDER = (
 )
 
 
-def record_order_assignment(conn: Connection, order_id: str, now: datetime) -> None:
-    """An order was submitted: its user now owns replies from its recipient (for a window)."""
-    r = conn.execute(_ASSIGNMENT_SOURCE, {"order_id": order_id}).first()
-    if r is None or not r.address or r.address.endswith(".invalid"):
-        return  # system SMS (confirmations, auto-replies) own no conversation
-    conn.execute(
-        _INSERT_ASSIGNMENT,
-        {
-            "msisdn": canonical_number(r.recipient),
-            "sender_id": canonical_number(r.sender_id),
-            "customer_id": r.customer_id,
-            "user_id": r.user_id,
-            "address": r.address,
-            "origin": "order",
-            "order_id": order_id,
-            "message_id": r.message_id,
-            "subject": r.subject[:998],
-            "text": r.text[:480],
-            "created_at": now,
-            "expires_at": now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
-        },
-    )
-
-
 def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
-    """`record_order_assignment` for several submitted orders: one query, one insert."""
+    """Submitted orders: each one's user now owns replies from its recipient (for a window);
+    one query, one insert."""
     if not order_ids:
         return
     expires = now + timedelta(seconds=DEFAULT_REPLY_WINDOW)
@@ -291,7 +275,6 @@ def record_conversation(
     msisdn: str,
     sender_id: str,
     now: datetime,
-    message_id: str = "",
 ) -> None:
     """An SMS2Mail mail went to `address`: a user's reply to it goes out from `sender_id`."""
     user = conn.execute(
@@ -308,7 +291,7 @@ def record_conversation(
             address=address.lower(),
             origin="sms2mail",
             order_id=None,
-            message_id=message_id,
+            message_id="",
             subject="",
             text="",
             created_at=now,

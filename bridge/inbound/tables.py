@@ -4,7 +4,6 @@ the stop list and the auto-reply log.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -12,13 +11,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bridge.db.clock import utcnow
-
-
-class InboundStatus(enum.StrEnum):
-    RECEIVED = "received"  # stored and acknowledged, not yet routed
-    NOTIFIED = "notified"  # a notice was queued for it
-    UNROUTABLE = "unroutable"  # nobody to give it to (kept, logged)
-    HELD = "held"
+from bridge.inbound.status import InboundStatus
 
 
 class Inbound(SQLModel, table=True):

@@ -18,18 +18,15 @@ from sqlalchemy import Connection, func, select
 
 from bridge.db.core import table
 from bridge.db.store import Store
-from bridge.mt.tables import Order, OrderStatus
+from bridge.mt.status import OPEN_ORDER_STATUSES
+from bridge.mt.tables import Order
 
 log = logging.getLogger("bridge.intake")
 _order = table(Order)
 
 
 def queue_depth(conn: Connection) -> int:
-    query = (
-        select(func.count())
-        .select_from(_order)
-        .where(_order.c.status.in_([OrderStatus.QUEUED, OrderStatus.DEFERRED]))
-    )
+    query = select(func.count()).select_from(_order).where(_order.c.status.in_(OPEN_ORDER_STATUSES))
     return int(conn.execute(query).scalar() or 0)
 
 

@@ -31,6 +31,7 @@ from bridge.intake.tables import VelocityAlert, VelocityNumber
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.orders import record_final, release_held
+from bridge.mt.status import OrderStatus
 from bridge.mt.steps import Steps
 from bridge.mt.tables import Order
 from bridge.notices.queue import queue_notice
@@ -194,12 +195,12 @@ def hold_pumping(conn: Connection, mail: NewMail, check: VelocityCheck) -> tuple
     if not reasons:
         return mail.orders
     orders = tuple(
-        dataclasses.replace(o, status="held", error=reasons[o.recipient])
+        dataclasses.replace(o, status=OrderStatus.HELD, error=reasons[o.recipient])
         if n < check.direct and o.recipient in reasons
         else o
         for n, o in enumerate(mail.orders)
     )
-    held = [o for o in orders if o.status == "held"]
+    held = [o for o in orders if o.status == OrderStatus.HELD]
     if _alert_due(conn, check.customer_id, mail.received_at, check.window):
         _alert(conn, mail, check, held, mail.received_at)
     return orders
@@ -220,7 +221,7 @@ def held_orders(
             _customer.c.name.label("customer"),
         )
         .select_from(_order.join(_user, _user.c.id == _order.c.user_id).join(_customer))
-        .where(_order.c.status == "held")
+        .where(_order.c.status == OrderStatus.HELD)
         .order_by(_order.c.created_at, _order.c.id)
     )
     if customer is not None:
@@ -240,7 +241,9 @@ def refuse_orders(conn: Connection, order_ids: list[str], now: datetime, *, step
     refused = 0
     for order_id in order_ids:
         if conn.execute(
-            select(_order.c.id).where(_order.c.id == order_id, _order.c.status == "held")
+            select(_order.c.id).where(_order.c.id == order_id, _order.c.status == OrderStatus.HELD)
         ).first():
-            refused += record_final(conn, order_id, now, "failed", OPERATOR_REFUSED, steps=steps)
+            refused += record_final(
+                conn, order_id, now, OrderStatus.FAILED, OPERATOR_REFUSED, steps=steps
+            )
     return refused

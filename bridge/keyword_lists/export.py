@@ -13,6 +13,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import Connection
 
 from bridge.keyword_lists import store as list_sql
+from bridge.keyword_lists.status import MemberStatus
 from bridge.keyword_lists.store import ListRow, MemberRow
 from bridge.notices.queue import queue_notice
 
@@ -58,9 +59,9 @@ def export_due(conn: Connection, now: datetime) -> int:
             "list": lst.name,
             "mode": lst.export_mode,
             "since": since.strftime("%Y-%m-%d %H:%M UTC") if since else "",
-            "members": sum(1 for m in everyone if m.status == "member"),
-            "joined": sum(1 for m in changes if m.status == "member"),
-            "left": sum(1 for m in changes if m.status == "left"),
+            "members": sum(1 for m in everyone if m.status == MemberStatus.MEMBER),
+            "joined": sum(1 for m in changes if m.status == MemberStatus.MEMBER),
+            "left": sum(1 for m in changes if m.status == MemberStatus.LEFT),
             "rows": [{"msisdn": r.msisdn, "status": r.status} for r in rows[:50]],
             "more": max(0, len(rows) - 50),
             "attachments": [

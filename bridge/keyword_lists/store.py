@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 
 from bridge.db.core import table
+from bridge.keyword_lists.status import MemberStatus
 from bridge.keyword_lists.tables import InboundList, ListMember
 from bridge.tenants.tables import Customer
 
@@ -48,13 +49,17 @@ def set_membership(conn: Connection, lid: int, msisdn: str, join: bool, now: dat
             _member.c.list_id == lid, _member.c.msisdn == msisdn
         )
     ).first()
-    wanted = "member" if join else "left"
+    wanted = MemberStatus.MEMBER if join else MemberStatus.LEFT
     if row is None:
         if not join:
             return False
         conn.execute(
             insert(_member).values(
-                list_id=lid, msisdn=msisdn, status="member", joined_at=now, changed_at=now
+                list_id=lid,
+                msisdn=msisdn,
+                status=MemberStatus.MEMBER,
+                joined_at=now,
+                changed_at=now,
             )
         )
         return True
@@ -83,7 +88,7 @@ class ListRow:
 @dataclass(frozen=True, slots=True)
 class MemberRow:
     msisdn: str
-    status: str
+    status: MemberStatus
     joined_at: datetime
     changed_at: datetime
 
@@ -114,7 +119,7 @@ def members(conn: Connection, lid: int) -> list[MemberRow]:
     rows = conn.execute(
         select(_member).where(_member.c.list_id == lid).order_by(_member.c.msisdn)
     ).all()
-    return [MemberRow(r.msisdn, r.status, r.joined_at, r.changed_at) for r in rows]
+    return [MemberRow(r.msisdn, MemberStatus(r.status), r.joined_at, r.changed_at) for r in rows]
 
 
 def mark_exported(conn: Connection, lid: int, now: datetime) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bridge.db.clock import utcnow
+from bridge.keyword_lists.status import MemberStatus
 
 
 class InboundList(SQLModel, table=True):
@@ -35,6 +36,6 @@ class ListMember(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     list_id: int = Field(foreign_key="inbound_list.id", index=True)
     msisdn: str
-    status: str = "member"  # member | left
+    status: str = MemberStatus.MEMBER
     joined_at: datetime = Field(default_factory=utcnow)
     changed_at: datetime = Field(default_factory=utcnow)

@@ -21,6 +21,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.errors import InputError
 from bridge.lists.tables import DistributionList, DistributionMember, ListMail
+from bridge.mt.status import FINAL_ORDER_STATUSES
 from bridge.mt.tables import Mail, Order
 from bridge.notices.queue import queue_notice
 from bridge.notices.shown_time import shown_time
@@ -234,8 +235,6 @@ def queue_list_report(conn: Connection, mail_id: str, now: datetime) -> bool:
     lm = conn.execute(query).first()
     if lm is None or lm.reported_at is not None:
         return False
-    from bridge.mt.tables import FINAL_ORDER_STATUSES
-
     open_orders = conn.execute(
         select(func.count())
         .select_from(_order)
@@ -307,10 +306,3 @@ def _report_context(
     }
     recipient = (policy or {}).get("notify_address") or mail.envelope_from
     return context, str(recipient)
-
-
-def is_list_mail(conn: Connection, mail_id: str) -> bool:
-    return (
-        conn.execute(select(_list_mail.c.mail_id).where(_list_mail.c.mail_id == mail_id)).first()
-        is not None
-    )

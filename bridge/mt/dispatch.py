@@ -47,8 +47,8 @@ from bridge.mt.dispatch_sms import (
 from bridge.mt.orders import OrderWork
 from bridge.mt.routing import Route, check_routes, choose
 from bridge.mt.settings import DispatchSettings
+from bridge.mt.status import OrderStatus
 from bridge.mt.steps import Steps
-from bridge.mt.tables import OrderStatus
 from bridge.retry import next_attempt, receipt_deadline
 from bridge.smpp.throttle import SenderBuckets
 from bridge.transports.base import Transport, TransportPermanentFailure, TransportTemporaryFailure

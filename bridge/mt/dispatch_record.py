@@ -25,9 +25,9 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_sms import UNKNOWN_OUTCOME, UNKNOWN_PREFIX
+from bridge.mt.status import OrderStatus
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted_bare, record_submitted_many
-from bridge.mt.tables import OrderStatus
 
 log = logging.getLogger("bridge.mt.dispatch")
 
@@ -80,13 +80,12 @@ class Claim:
 def record_outcomes(
     conn: Connection,
     items: Sequence[Outcome | Claim],
-    now: datetime | None = None,
     *,
     steps: Steps,
 ) -> list[list[order_sql.OrderWork] | None]:
     """Write the outcomes that ended while the previous commit ran, then make the claims
     queued with them, in one transaction; a claim's result is its orders."""
-    now = now or utcnow()
+    now = utcnow()
     outcomes = [o for o in items if isinstance(o, Outcome)]
     submitted = [o.submitted() for o in outcomes if o.kind == OutcomeKind.SUBMITTED]
     record_submitted_many(conn, now, submitted, steps=steps)

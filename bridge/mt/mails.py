@@ -17,6 +17,7 @@ from sqlalchemy import Connection, insert, select
 
 from bridge.db.bulk import bulk_insert
 from bridge.db.core import table
+from bridge.mt.status import OrderStatus
 from bridge.mt.tables import Mail, Order, OrderEvent
 
 
@@ -35,7 +36,8 @@ class NewOrder:
     next_attempt_at: datetime | None = None  # later than the mail: send_at, quiet hours
     dsn_notify: str | None = None  # RFC 3461 NOTIFY as received
     dsn_orcpt: str | None = None  # RFC 3461 ORCPT as received
-    status: str = "queued"  # or "held" (SMS pumping protection, bridge.intake.velocity_store)
+    # or held (SMS pumping protection, bridge.intake.velocity_store)
+    status: OrderStatus = OrderStatus.QUEUED
     error: str = ""  # why it is held
 
 
@@ -60,11 +62,6 @@ class NewMail:
 _mail = table(Mail)
 _order = table(Order)
 _event = table(OrderEvent)
-
-
-def find_duplicate(conn: Connection, mail: NewMail) -> str | None:
-    """The id of an earlier copy of this mail within the dedupe window, if any."""
-    return find_duplicates(conn, [mail]).get(mail.id)
 
 
 def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:

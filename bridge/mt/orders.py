@@ -18,9 +18,10 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, sel
 
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
+from bridge.mt.status import FINAL_ORDER_STATUSES, OPEN_ORDER_STATUSES, OrderStatus
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted, record_submitted_many
-from bridge.mt.tables import FINAL_ORDER_STATUSES, OPEN_ORDERS, Mail, Order, OrderEvent
+from bridge.mt.tables import OPEN_ORDERS, Mail, Order, OrderEvent
 from bridge.tenants.tables import User
 
 __all__ = ["OrderWork", "Submitted", "record_submitted", "record_submitted_many"]
@@ -29,7 +30,6 @@ _order = table(Order)
 _event = table(OrderEvent)
 _mail = table(Mail)
 _user = table(User)
-_OPEN = ("queued", "deferred")
 # Open orders by the predicate of the partial index ix_order_open, written literally so the
 # planner uses it; express (priority 1) first: each lane is an in-order range scan.
 _QUEUE = Queue(
@@ -106,7 +106,9 @@ def _event_row(order_id: str, at: datetime, event: str, detail: str) -> dict[str
 
 _SET_PARKED = (  # built once: a parked order's claim did not count as an attempt
     update(_order)
-    .where(_order.c.id == bindparam("k_id"), or_(*(_order.c.status == s for s in _OPEN)))
+    .where(
+        _order.c.id == bindparam("k_id"), or_(*(_order.c.status == s for s in OPEN_ORDER_STATUSES))
+    )
     .values(next_attempt_at=bindparam("k_at"), attempts=_order.c.attempts - 1)
 )
 
@@ -142,14 +144,22 @@ def record_deferred(
     """A temporary failure: try again at `next_at`."""
     conn.execute(
         update(_order)
-        .where(_order.c.id == order_id, _order.c.status.in_(_OPEN))
-        .values(status="deferred", next_attempt_at=next_at, updated_at=now, error=reason[:2000])
+        .where(_order.c.id == order_id, _order.c.status.in_(OPEN_ORDER_STATUSES))
+        .values(
+            status=OrderStatus.DEFERRED,
+            next_attempt_at=next_at,
+            updated_at=now,
+            error=reason[:2000],
+        )
     )
     conn.execute(
         insert(_event),
         [
             _event_row(
-                order_id, now, "deferred", f"{reason}; next attempt {next_at:%Y-%m-%d %H:%M:%S}Z"
+                order_id,
+                now,
+                OrderStatus.DEFERRED,
+                f"{reason}; next attempt {next_at:%Y-%m-%d %H:%M:%S}Z",
             )
         ],
     )
@@ -204,11 +214,12 @@ def record_held(conn: Connection, order_id: str, now: datetime, error: str) -> N
     """An unexpected error: park the order for an operator, keeping the traceback."""
     conn.execute(
         update(_order)
-        .where(_order.c.id == order_id, _order.c.status.in_(_OPEN))
-        .values(status="held", updated_at=now, error=error[-4000:])
+        .where(_order.c.id == order_id, _order.c.status.in_(OPEN_ORDER_STATUSES))
+        .values(status=OrderStatus.HELD, updated_at=now, error=error[-4000:])
     )
     conn.execute(
-        insert(_event), [_event_row(order_id, now, "held", error.splitlines()[-1] if error else "")]
+        insert(_event),
+        [_event_row(order_id, now, OrderStatus.HELD, error.splitlines()[-1] if error else "")],
     )
 
 
@@ -216,8 +227,8 @@ def release_held(conn: Connection, order_id: str, now: datetime) -> bool:
     """Put a held order back in the queue (after an operator fixed the cause)."""
     result = conn.execute(
         update(_order)
-        .where(_order.c.id == order_id, _order.c.status == "held")
-        .values(status="queued", next_attempt_at=now, updated_at=now)
+        .where(_order.c.id == order_id, _order.c.status == OrderStatus.HELD)
+        .values(status=OrderStatus.QUEUED, next_attempt_at=now, updated_at=now)
     )
     if result.rowcount:
         conn.execute(insert(_event), [_event_row(order_id, now, "released", "by operator")])

@@ -29,13 +29,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, select, update
 
 from bridge.db.core import table
+from bridge.mt.status import PartState
 from bridge.mt.tables import Part
-from bridge.values import ReceiptState
 
 log = logging.getLogger("bridge.mt.dispatch")
 
 _part = table(Part)
-FINAL_PART_STATES = tuple(sorted(s.value for s in ReceiptState if s.is_final))
+FINAL_PART_STATES = tuple(sorted(s.value for s in PartState if s.is_final))
 
 _older = _part.alias("older")
 # SQL, for a part row `_part`: another message (an older part of another order, on the
@@ -79,7 +79,7 @@ def part_rows(
             "seq": seq,
             "transport": transport,
             "smsc_id": smsc_id,
-            "state": "submitted",
+            "state": PartState.SUBMITTED,
             "error_code": "",
             "updated_at": now,
             "submitted_at": submitted_at,

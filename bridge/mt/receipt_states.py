@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge.values import ReceiptState
+from bridge.mt.status import OrderStatus, PartState
 
-SUBMITTED = "submitted"
-_RANK = {SUBMITTED: 0, ReceiptState.ENROUTE: 1, ReceiptState.ACCEPTED: 1, ReceiptState.UNKNOWN: 1}
+_RANK: dict[str, int] = {
+    PartState.SUBMITTED: 0,
+    PartState.ENROUTE: 1,
+    PartState.ACCEPTED: 1,
+    PartState.UNKNOWN: 1,
+}
 FINAL_FAILURES = frozenset(
-    {ReceiptState.EXPIRED, ReceiptState.DELETED, ReceiptState.UNDELIVERABLE, ReceiptState.REJECTED}
+    {PartState.EXPIRED, PartState.DELETED, PartState.UNDELIVERABLE, PartState.REJECTED}
 )
 
 
@@ -32,11 +36,11 @@ def next_part_state(current: str, received: str) -> str:
     return received if _RANK[received] >= _RANK[current] else current
 
 
-def order_outcome(part_states: Iterable[str], expected_parts: int) -> str | None:
-    """'delivered', 'undeliverable', or None while the order is still under way."""
+def order_outcome(part_states: Iterable[str], expected_parts: int) -> OrderStatus | None:
+    """Delivered, undeliverable, or None while the order is still under way."""
     states = list(part_states)
     if any(s in FINAL_FAILURES for s in states):
-        return "undeliverable"
-    if len(states) >= expected_parts and all(s == ReceiptState.DELIVERED for s in states):
-        return "delivered"
+        return OrderStatus.UNDELIVERABLE
+    if len(states) >= expected_parts and all(s == PartState.DELIVERED for s in states):
+        return OrderStatus.DELIVERED
     return None

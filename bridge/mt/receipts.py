@@ -34,9 +34,10 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from bridge.db.core import table
 from bridge.mt.orders import record_final
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
-from bridge.mt.receipt_states import SUBMITTED, next_part_state, order_outcome
+from bridge.mt.receipt_states import next_part_state, order_outcome
+from bridge.mt.status import OrderStatus, PartState, ReceiptStatus
 from bridge.mt.steps import Steps
-from bridge.mt.tables import Order, OrderEvent, OrderStatus, Part, Receipt
+from bridge.mt.tables import Order, OrderEvent, Part, Receipt
 from bridge.values import Receipt as ReceiptValue
 
 log = logging.getLogger("bridge.receipts")
@@ -58,7 +59,7 @@ _SET_PART = (
 _SET_APPLIED = (
     update(_receipt)
     .where(_receipt.c.id == bindparam("r_id"))
-    .values(status="applied", part_id=bindparam("r_part"))
+    .values(status=ReceiptStatus.APPLIED, part_id=bindparam("r_part"))
 )
 _SET_STATUS = (
     update(_receipt).where(_receipt.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
@@ -96,13 +97,13 @@ _MATCHED = (  # new receipts with their part
         REUSED_WHILE_OPEN.label("reused"),
     )
     .select_from(_receipt.join(_part, _part.c.id == _NEWEST_PART))
-    .where(_receipt.c.status == "new")
+    .where(_receipt.c.status == ReceiptStatus.NEW)
     .order_by(_receipt.c.id)
     .limit(bindparam("limit"))
 )
 _OLD_NEW = (
     select(_receipt.c.id, _receipt.c.transport, _receipt.c.smsc_id)
-    .where(_receipt.c.status == "new", _receipt.c.received_at <= bindparam("cutoff"))
+    .where(_receipt.c.status == ReceiptStatus.NEW, _receipt.c.received_at <= bindparam("cutoff"))
     .order_by(_receipt.c.id)
     .limit(bindparam("limit"))
 )
@@ -123,7 +124,7 @@ def _row(receipt: ReceiptValue, now: datetime) -> dict[str, Any]:
         "done_at": receipt.done_at,
         "raw": receipt.raw[:2000],
         "received_at": now,
-        "status": "new",
+        "status": ReceiptStatus.NEW,
     }
 
 
@@ -183,7 +184,7 @@ def apply_receipts(
                 {"order_id": o, "at": now, "event": "receipts", "detail": line} for o, line in notes
             ]
         if not r.matchable or r.reused:
-            unmatched.append({"r_id": r.id, "r_status": "unmatched"})
+            unmatched.append({"r_id": r.id, "r_status": ReceiptStatus.UNMATCHED})
             log.warning(
                 "receipt %s from %s for message id %r not applied: that id cannot be tied to "
                 "one message (order %s part %d)",
@@ -237,7 +238,7 @@ def _settle_orders(
         r.id: r.parts
         for r in conn.execute(
             select(_order.c.id, _order.c.parts).where(
-                _order.c.id.in_(order_ids), _order.c.status == "submitted"
+                _order.c.id.in_(order_ids), _order.c.status == OrderStatus.SUBMITTED
             )
         )
     }
@@ -257,7 +258,7 @@ def _settle_orders(
             continue
         reason = (
             "every part delivered"
-            if outcome == "delivered"
+            if outcome == OrderStatus.DELIVERED
             else "the network could not deliver a part"
         )
         if record_final(conn, order_id, now, outcome, reason, steps=steps):
@@ -271,7 +272,9 @@ def _orphan(conn: Connection, cutoff: datetime, limit: int) -> int:
     if not rows:
         return 0
     conn.execute(
-        update(_receipt).where(_receipt.c.id.in_([r.id for r in rows])).values(status="orphan")
+        update(_receipt)
+        .where(_receipt.c.id.in_([r.id for r in rows]))
+        .values(status=ReceiptStatus.ORPHAN)
     )
     for r in rows:
         log.warning(
@@ -308,6 +311,8 @@ def unconfirmed_reason(transport: str, parts: Sequence[Any]) -> str:
         return f"{head} (its parts were not recorded)"
     if not all(p.matchable for p in parts):
         return f"{head}: the SMSC's message ids cannot be tied to receipts (empty or not unique)"
-    counts = Counter("without report" if p.state == SUBMITTED else str(p.state) for p in parts)
+    counts = Counter(
+        "without report" if p.state == PartState.SUBMITTED else str(p.state) for p in parts
+    )
     known = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return f"{head} before the receipt timeout (parts: {known})"

@@ -19,13 +19,13 @@ from sqlalchemy import Connection, bindparam, insert, or_, update
 
 from bridge.db.core import table
 from bridge.mt.parts import part_rows, unmatchable_events
+from bridge.mt.status import OPEN_ORDER_STATUSES, OrderStatus
 from bridge.mt.steps import Steps
 from bridge.mt.tables import Order, OrderEvent, Part
 
 _order = table(Order)
 _event = table(OrderEvent)
 _part = table(Part)
-_OPEN = ("queued", "deferred")
 
 # Without a deadline from the transport: the default validity (48 h) plus one hour.
 DEFAULT_RECEIPT_WAIT = timedelta(hours=49)
@@ -51,9 +51,11 @@ _INSERT_PART = insert(_part)
 _INSERT_EVENT = insert(_event)
 _SET_SUBMITTED = (  # built once: statement building costs more CPU than the UPDATE
     update(_order)
-    .where(_order.c.id == bindparam("o_id"), or_(*(_order.c.status == s for s in _OPEN)))
+    .where(
+        _order.c.id == bindparam("o_id"), or_(*(_order.c.status == s for s in OPEN_ORDER_STATUSES))
+    )
     .values(
-        status="submitted",
+        status=OrderStatus.SUBMITTED,
         transport=bindparam("o_transport"),
         parts=bindparam("o_parts"),
         updated_at=bindparam("o_at"),
@@ -69,21 +71,17 @@ def record_submitted(
     now: datetime,
     transport: str,
     message_ids: tuple[str, ...],
-    receipt_due: datetime | None = None,
     *,
     steps: Steps,
 ) -> None:
     """All parts were accepted by the SMSC: store them and mark the order submitted."""
-    record_submitted_many(
-        conn, now, [Submitted(order_id, transport, message_ids)], receipt_due, steps=steps
-    )
+    record_submitted_many(conn, now, [Submitted(order_id, transport, message_ids)], steps=steps)
 
 
 def record_submitted_many(
     conn: Connection,
     now: datetime,
     orders: Sequence[Submitted],
-    receipt_due: datetime | None = None,
     *,
     steps: Steps,
 ) -> None:
@@ -91,7 +89,7 @@ def record_submitted_many(
     then the submitted `steps` (reply assignments)."""
     if not orders:
         return
-    default_due = receipt_due or now + DEFAULT_RECEIPT_WAIT
+    default_due = now + DEFAULT_RECEIPT_WAIT
     rows = [
         row
         for o in orders
@@ -115,7 +113,9 @@ def record_submitted_many(
     )
     events = [_event_row(o.order_id, now, e, d) for o in orders for e, d in o.events]
     events += [
-        _event_row(o.order_id, now, "submitted", f"via {o.transport}, {_ids(o.message_ids)}")
+        _event_row(
+            o.order_id, now, OrderStatus.SUBMITTED, f"via {o.transport}, {_ids(o.message_ids)}"
+        )
         for o in orders
     ]
     events += [_event_row(order_id, now, "receipts", line) for order_id, line in notes]
@@ -142,7 +142,7 @@ def record_submitted_bare(conn: Connection, o: Submitted, now: datetime, why: st
     if not result.rowcount:
         return False
     line = f"via {o.transport}, {_ids(o.message_ids)}; its parts could not be recorded: {why}"
-    conn.execute(_INSERT_EVENT, [_event_row(o.order_id, now, "submitted", line)])
+    conn.execute(_INSERT_EVENT, [_event_row(o.order_id, now, OrderStatus.SUBMITTED, line)])
     return True
 
 

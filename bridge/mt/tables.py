@@ -1,4 +1,4 @@
-"""Mail-to-SMS tables: mails, orders and their history, parts, receipts; the order status words.
+"""Mail-to-SMS tables: mails, orders and their history, parts, receipts.
 
 Times are timezone-aware UTC datetimes (`utcnow()`); SQLModel stores them as UTC on
 SQLite and PostgreSQL alike and refuses naive ones. Every queue table has `status` and
@@ -7,7 +7,6 @@ SQLite and PostgreSQL alike and refuses naive ones. Every queue table has `statu
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -15,45 +14,11 @@ from sqlalchemy import JSON, Column, Index, LargeBinary, text
 from sqlmodel import Field, SQLModel
 
 from bridge.db.clock import utcnow
-
-
-class OrderStatus(enum.StrEnum):
-    QUEUED = "queued"  # accepted, waiting for dispatch
-    DEFERRED = "deferred"  # a temporary failure; next_attempt_at says when again
-    SUBMITTED = "submitted"  # every part accepted by the SMSC
-    DELIVERED = "delivered"  # every part delivered (final)
-    UNDELIVERABLE = "undeliverable"  # a part failed on the network (final)
-    EXPIRED = "expired"  # retried for too long (final)
-    FAILED = "failed"  # the SMSC refused it for good (final)
-    # accepted by the SMSC, but no final delivery report came before the receipt timeout,
-    # or receipts cannot be tied to it (final: "sent, no delivery report")
-    UNCONFIRMED = "unconfirmed"
-    HELD = "held"  # an unexpected error; waits for an operator (traceback in `error`)
-
+from bridge.mt.status import OrderStatus, PartState, ReceiptStatus
 
 # The SQL predicate of an open (claimable) order, written out so that the partial index
 # ix_order_open and the claim query match it literally.
 OPEN_ORDERS = "status IN ('queued', 'deferred')"
-
-
-FINAL_ORDER_STATUSES = frozenset(
-    {
-        OrderStatus.DELIVERED,
-        OrderStatus.UNDELIVERABLE,
-        OrderStatus.EXPIRED,
-        OrderStatus.FAILED,
-        OrderStatus.UNCONFIRMED,
-    }
-)
-
-
-class ReceiptStatus(enum.StrEnum):
-    NEW = "new"  # stored and acknowledged, not yet linked to a part
-    APPLIED = "applied"  # linked; its part and order moved forward
-    ORPHAN = "orphan"  # no part matched within the receipt window (kept, logged)
-    # its id names a part receipts cannot be tied to (an empty id, one id for several
-    # parts, or an id the SMSC gave to two open messages): kept, logged, never applied
-    UNMATCHED = "unmatched"
 
 
 class Mail(SQLModel, table=True):
@@ -144,7 +109,7 @@ class Part(SQLModel, table=True):
     seq: int
     transport: str
     smsc_id: str
-    state: str = "submitted"  # submitted, or a ReceiptState value
+    state: str = PartState.SUBMITTED
     error_code: str = ""
     updated_at: datetime = Field(default_factory=utcnow)
     submitted_at: datetime = Field(default_factory=utcnow)  # when its submit_sm went out

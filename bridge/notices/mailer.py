@@ -34,7 +34,7 @@ from bridge.notices.queue import NoticeOutcome, NoticeWork
 from bridge.notices.render import Renderer
 from bridge.notices.settings import MailerSettings
 from bridge.notices.smtp_client import DeliveryError, DeliveryFailed, Login, SmtpClient
-from bridge.notices.tables import NoticeStatus
+from bridge.notices.status import NoticeStatus
 from bridge.retry import next_attempt
 
 log = logging.getLogger("bridge.notices.mailer")

@@ -14,18 +14,19 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from bridge.db.core import table
-from bridge.db.queue import OPEN, claim, open_queue
+from bridge.db.queue import Queue, claim
+from bridge.mt.status import OrderStatus
 from bridge.notices.shown_time import shown_time
+from bridge.notices.status import OPEN_NOTICE_STATUSES, NoticeStatus
 from bridge.notices.tables import Notice
 
 _notice = table(Notice)
-_OPEN = OPEN
-_QUEUE = open_queue(_notice)
+_QUEUE = Queue(_notice, _notice.c.status.in_(OPEN_NOTICE_STATUSES))
 
 
 # Final statuses that are not failures: delivered, and "unconfirmed" (sent, no delivery
 # report: nothing is known to have failed; a DSN says "relayed" for it).
-NOT_FAILED = frozenset({"delivered", "unconfirmed"})
+NOT_FAILED = frozenset({OrderStatus.DELIVERED, OrderStatus.UNCONFIRMED})
 
 
 def wants_notice(notify: str, status: str) -> bool:
@@ -73,7 +74,7 @@ def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | 
             "recipient": policy.get("notify_address") or row.envelope_from,
             "order_id": row.id,
             "context": context,
-            "status": "queued",
+            "status": NoticeStatus.QUEUED,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
@@ -104,7 +105,7 @@ def queue_notices(conn: Connection, notices: Sequence[NewNotice], now: datetime)
                     "kind": n.kind,
                     "recipient": n.recipient,
                     "context": {**n.context, "customer": n.customer},
-                    "status": "queued",
+                    "status": NoticeStatus.QUEUED,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "created_at": now,
@@ -135,7 +136,7 @@ def queue_notice(
             kind=kind,
             recipient=recipient,
             context={**context, "customer": customer},
-            status="queued",
+            status=NoticeStatus.QUEUED,
             attempts=0,
             next_attempt_at=now,
             created_at=now,
@@ -165,24 +166,12 @@ def claim_notices(conn: Connection, now: datetime, limit: int, lease: float) -> 
     ]
 
 
-def record_notice(
-    conn: Connection,
-    notice_id: int,
-    now: datetime,
-    status: str,
-    error: str = "",
-    next_at: datetime | None = None,
-) -> None:
-    """Record a send attempt: sent, deferred (with next_at), failed or held."""
-    record_notices(conn, now, [NoticeOutcome(notice_id, status, error, next_at)])
-
-
 @dataclass(frozen=True, slots=True)
 class NoticeOutcome:
     """How one send attempt ended: sent, deferred (with next_at), failed or held."""
 
     notice_id: int
-    status: str
+    status: NoticeStatus
     error: str = ""
     next_at: datetime | None = None
 
@@ -190,7 +179,10 @@ class NoticeOutcome:
 def _record_statement(**extra: Any) -> Any:
     return (
         update(_notice)
-        .where(_notice.c.id == bindparam("n_id"), or_(*(_notice.c.status == s for s in _OPEN)))
+        .where(
+            _notice.c.id == bindparam("n_id"),
+            or_(*(_notice.c.status == s for s in OPEN_NOTICE_STATUSES)),
+        )
         .values(status=bindparam("n_status"), error=bindparam("n_error"), **extra)
     )
 
@@ -206,10 +198,7 @@ def record_notices(conn: Connection, now: datetime, outcomes: Sequence[NoticeOut
     groups: dict[Any, list[dict[str, Any]]] = {}
     for o in outcomes:
         row = {"n_id": o.notice_id, "n_status": o.status, "n_error": o.error[-4000:]}
-        if o.status == "sent" and o.next_at is not None:  # both: the general form
-            record_notice_values(conn, now, o)
-            continue
-        if o.status == "sent":
+        if o.status == NoticeStatus.SENT:
             groups.setdefault(_RECORD_SENT, []).append({**row, "n_at": now})
         elif o.next_at is not None:
             groups.setdefault(_RECORD_NEXT, []).append({**row, "n_next": o.next_at})
@@ -217,19 +206,6 @@ def record_notices(conn: Connection, now: datetime, outcomes: Sequence[NoticeOut
             groups.setdefault(_RECORD, []).append(row)
     for statement, rows in groups.items():
         conn.execute(statement, rows)
-
-
-def record_notice_values(conn: Connection, now: datetime, o: NoticeOutcome) -> None:
-    values: dict[str, Any] = {"status": o.status, "error": o.error[-4000:]}
-    if o.status == "sent":
-        values["sent_at"] = now
-    if o.next_at is not None:
-        values["next_attempt_at"] = o.next_at
-    conn.execute(
-        update(_notice)
-        .where(_notice.c.id == o.notice_id, _notice.c.status.in_(_OPEN))
-        .values(**values)
-    )
 
 
 def count_notices(conn: Connection) -> dict[tuple[str, str], int]:

@@ -1,8 +1,7 @@
-"""The notice queue's table: every mail, DSN and report the bridge sends, and its status words."""
+"""The notice queue's table: every mail, DSN and report the bridge sends."""
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -10,14 +9,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from bridge.db.clock import utcnow
-
-
-class NoticeStatus(enum.StrEnum):
-    QUEUED = "queued"
-    DEFERRED = "deferred"
-    SENT = "sent"
-    FAILED = "failed"
-    HELD = "held"
+from bridge.notices.status import NoticeStatus
 
 
 class Notice(SQLModel, table=True):

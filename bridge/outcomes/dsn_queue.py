@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from bridge.db.core import table
+from bridge.mt.status import OrderStatus
 from bridge.mt.tables import Mail, Order
 from bridge.notices.queue import queue_notice
 from bridge.notices.xtext import xtext_decode
@@ -27,13 +28,13 @@ _order = table(Order)
 _mail = table(Mail)
 
 # Final order status -> (DSN event, Action, Status).
-_FINAL = {
-    "delivered": ("SUCCESS", "delivered", "2.0.0"),
-    "undeliverable": ("FAILURE", "failed", "5.0.0"),
-    "failed": ("FAILURE", "failed", "5.0.0"),
-    "expired": ("FAILURE", "failed", "5.4.7"),
+_FINAL: dict[str, tuple[str, str, str]] = {
+    OrderStatus.DELIVERED: ("SUCCESS", "delivered", "2.0.0"),
+    OrderStatus.UNDELIVERABLE: ("FAILURE", "failed", "5.0.0"),
+    OrderStatus.FAILED: ("FAILURE", "failed", "5.0.0"),
+    OrderStatus.EXPIRED: ("FAILURE", "failed", "5.4.7"),
     # Sent, but no delivery report came: handed to a network that reports no delivery.
-    "unconfirmed": ("SUCCESS", "relayed", "2.0.0"),
+    OrderStatus.UNCONFIRMED: ("SUCCESS", "relayed", "2.0.0"),
 }
 
 
@@ -98,7 +99,7 @@ def queue_final_dsn_for(conn: Connection, row: Any, now: datetime) -> int | None
     if row.status not in _FINAL:
         return None
     event, action, status = _FINAL[row.status]
-    delivered = row.status == "delivered"
+    delivered = row.status == OrderStatus.DELIVERED
     detail = "delivered to the handset" if delivered else row.error or row.status
     return _queue(conn, row, now, event, action, status, f"X-SMPP; {detail}")
 
@@ -108,7 +109,7 @@ def queue_delay_dsns(conn: Connection, now: datetime, delay_after: float, limit:
     rows = conn.execute(
         select(_order.c.id, _order.c.error)
         .where(
-            _order.c.status == "deferred",
+            _order.c.status == OrderStatus.DEFERRED,
             _order.c.delay_notified.is_(False),
             _order.c.created_at <= now - timedelta(seconds=delay_after),
         )

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from bridge.db.core import table
-from bridge.db.queue import OPEN, claim, open_queue
+from bridge.db.queue import Queue, claim
 from bridge.notices.queue import queue_notice
+from bridge.push.delivery_status import OPEN_PUSH_STATUSES, PushStatus
 from bridge.push.tables import PushDelivery
 
 _push = table(PushDelivery)
-_OPEN = OPEN
-_QUEUE = open_queue(_push)
+_QUEUE = Queue(_push, _push.c.status.in_(OPEN_PUSH_STATUSES))
 
 
 def queue_push(
@@ -36,7 +36,7 @@ def queue_push(
             target=target,
             body=body,
             content_type=content_type,
-            status="queued",
+            status=PushStatus.QUEUED,
             attempts=0,
             next_attempt_at=now,
             created_at=now,
@@ -82,23 +82,20 @@ def record_push(
     conn: Connection,
     push_id: int,
     now: datetime,
-    status: str,
+    status: PushStatus,
     error: str = "",
     next_at: datetime | None = None,
 ) -> None:
     values: dict[str, Any] = {"status": status, "error": error[-2000:]}
-    if status == "sent":
+    if status == PushStatus.SENT:
         values["sent_at"] = now
     if next_at is not None:
         values["next_attempt_at"] = next_at
     conn.execute(
-        update(_push).where(_push.c.id == push_id, _push.c.status.in_(_OPEN)).values(**values)
+        update(_push)
+        .where(_push.c.id == push_id, _push.c.status.in_(OPEN_PUSH_STATUSES))
+        .values(**values)
     )
-
-
-def push_status(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(_push).order_by(_push.c.id)).all()
-    return [dict(r._mapping) for r in rows]
 
 
 # (conn, customer id) -> (the customer's name, the address its alerts go to), or None
@@ -115,7 +112,7 @@ def fail_push(
     contacts: Contacts,
 ) -> None:
     """Give a push up and tell the customer's admin (else postmaster, else `fallback_admin`)."""
-    record_push(conn, push_id, now, "failed", error)
+    record_push(conn, push_id, now, PushStatus.FAILED, error)
     row = conn.execute(select(_push).where(_push.c.id == push_id)).one()
     name, to = contacts(conn, row.customer_id) or ("", "")
     to = to or fallback_admin

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from bridge.db.clock import utcnow
+from bridge.push.delivery_status import PushStatus
 
 
 class PushDelivery(SQLModel, table=True):
@@ -23,7 +24,7 @@ class PushDelivery(SQLModel, table=True):
     target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     body: str = ""
     content_type: str = "application/json"
-    status: str = "queued"  # queued | deferred | sent | failed
+    status: str = PushStatus.QUEUED
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)

@@ -21,6 +21,7 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.push import queue as push_sql
 from bridge.push.body import sign
+from bridge.push.delivery_status import PushStatus
 from bridge.push.guard import PushBlocked, vet
 from bridge.push.settings import PushSettings
 from bridge.push.target import PushAction
@@ -71,7 +72,9 @@ class Pusher:
         now = utcnow()
         if outcome.ok:
             log.info("push %s to %s: %s", work.id, action.url, outcome.detail)
-            await self.store.call(push_sql.record_push, work.id, now, "sent", outcome.detail)
+            await self.store.call(
+                push_sql.record_push, work.id, now, PushStatus.SENT, outcome.detail
+            )
             return
         next_at = None
         if outcome.retry:
@@ -85,7 +88,7 @@ class Pusher:
         if next_at is not None:
             log.warning("push %s to %s deferred: %s", work.id, action.url, outcome.detail)
             await self.store.call(
-                push_sql.record_push, work.id, now, "deferred", outcome.detail, next_at
+                push_sql.record_push, work.id, now, PushStatus.DEFERRED, outcome.detail, next_at
             )
             return
         log.error("push %s to %s failed: %s", work.id, action.url, outcome.detail)

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, case, delete, func, insert, not_, select, upd
 from bridge.db.core import table
 from bridge.inbound.tables import Inbound
 from bridge.lists.tables import ListMail
-from bridge.mt.tables import FINAL_ORDER_STATUSES, Mail, Order, OrderEvent, Part
+from bridge.mt.status import FINAL_ORDER_STATUSES, OrderStatus
+from bridge.mt.tables import Mail, Order, OrderEvent, Part
 from bridge.reports.tables import MonthlyReport
 from bridge.tenants.tables import Customer, Profile, User
 
@@ -31,8 +32,14 @@ _profile = table(Profile)
 _inbound = table(Inbound)
 _list_mail = table(ListMail)
 _monthly = table(MonthlyReport)
-SENT = ("submitted", "delivered", "undeliverable", "unconfirmed")  # reached the network: billed
-FAILED = ("undeliverable", "expired", "failed")
+# Reached the network: billed.
+SENT = (
+    OrderStatus.SUBMITTED,
+    OrderStatus.DELIVERED,
+    OrderStatus.UNDELIVERABLE,
+    OrderStatus.UNCONFIRMED,
+)
+FAILED = (OrderStatus.UNDELIVERABLE, OrderStatus.EXPIRED, OrderStatus.FAILED)
 _CHUNK = 500
 
 

@@ -27,7 +27,6 @@ from bridge.smpp import constants as c
 
 SHORT_CODE_MAX_DIGITS = 8
 Ton0 = Literal["auto", "international", "national"]
-TON0_MODES: Final[tuple[Ton0, ...]] = ("auto", "international", "national")
 _NUMBER: Final = re.compile(r"\+?[0-9]{1,20}", re.ASCII)
 _MOBILE: Final = frozenset(
     {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}

@@ -100,7 +100,6 @@ class Esme:
         self._task: asyncio.Task[None] | None = None
         self.last_error = "not connected yet"
         self.binds = 0  # how many times we got bound (tests and metrics)
-        self.last_delay = 0.0  # the wait before the latest reconnect (logs, tests)
 
     # --- public -----------------------------------------------------------------------------
 
@@ -178,7 +177,6 @@ class Esme:
             else:
                 delay = backoff_delay(attempt, s.reconnect_min, s.reconnect_max, self._rng)
             attempt += 1
-            self.last_delay = delay
             log.info("%s: reconnecting in %.1f s (%s)", self.name, delay, self.last_error)
             await self._sleep(delay)
 

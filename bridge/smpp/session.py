@@ -101,7 +101,6 @@ class SmppSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         self.close_reason = ""
-        self.peer_unbound = False
 
     @property
     def closed(self) -> bool:
@@ -208,7 +207,6 @@ class SmppSession:
         if isinstance(pdu, EnquireLink):
             self.send(EnquireLinkResp(seq))
         elif isinstance(pdu, Unbind):
-            self.peer_unbound = True
             self.send(UnbindResp(seq))
             self.abort("peer unbound")
         elif isinstance(pdu, AlertNotification):
@@ -251,12 +249,11 @@ class SmppSession:
         with contextlib.suppress(Exception):
             self._writer.close()
 
-    async def close(self, *, cancel_handlers: bool = True) -> None:
-        """Close the connection and wait for handler tasks to end."""
+    async def close(self) -> None:
+        """Close the connection; cancel the handler tasks and wait for them to end."""
         self._finish("closed by us")
-        if cancel_handlers:
-            for task in list(self._tasks):
-                task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):

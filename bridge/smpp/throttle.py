@@ -46,9 +46,9 @@ class ThrottlePause:
     until: float = 0.0
     current: float = 0.0
 
-    def throttled(self, now: float, hint: float | None = None) -> float:
+    def throttled(self, now: float) -> float:
         """Record one throttling answer; the length of the pause that starts now."""
-        self.current = min(self.maximum, max(self.minimum, self.current * 2, hint or 0.0))
+        self.current = min(self.maximum, max(self.minimum, self.current * 2))
         self.until = max(self.until, now + self.current)
         return self.current
 

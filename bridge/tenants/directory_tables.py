@@ -22,7 +22,7 @@ class SyncRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     customer: str = Field(index=True)
     source: str  # ldap | csv
-    status: str  # applied | unchanged | dry_run | refused | failed
+    status: str  # a SyncRunStatus (bridge/tenants/sync_status.py)
     dry_run: bool = False
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime = Field(default_factory=utcnow)

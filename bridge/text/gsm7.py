@@ -67,14 +67,6 @@ def encode_gsm7(text: str) -> bytes:
         raise Gsm7EncodeError(non_gsm7_chars(text)) from None
 
 
-def septet_codes(text: str) -> list[bytes]:
-    """Per character, its encoded septets; used by the splitter to keep ESC pairs together."""
-    try:
-        return [ENCODE_MAP[ch] for ch in text]
-    except KeyError:
-        raise Gsm7EncodeError(non_gsm7_chars(text)) from None
-
-
 def decode_gsm7(
     data: bytes, *, single_shift: int | None = None, locking_shift: int | None = None
 ) -> str:

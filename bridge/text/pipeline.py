@@ -209,8 +209,6 @@ def bench_corpus(
     raws: Sequence[bytes],
     *,
     rounds: int = 10,
-    compose_rules: ComposeRules | None = None,
-    policy: SmsPolicy | None = None,
 ) -> BenchResult:
     """Time parse + clean + encode + split over `raws`, `rounds` times (CPU only, no I/O)."""
     rejected = 0
@@ -218,7 +216,7 @@ def bench_corpus(
     for _ in range(rounds):
         for raw in raws:
             try:
-                render(raw, compose_rules, policy)
+                render(raw)
             except (TextRejected, MimeTooComplex):
                 rejected += 1
     return BenchResult(len(raws) * rounds, time.perf_counter() - start, rejected)

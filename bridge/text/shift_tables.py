@@ -145,7 +145,6 @@ _SINGLE_PORTUGUESE: dict[int, str] = {
 
 _LOCKING: dict[int, str] = {1: _LOCKING_TURKISH, 3: _LOCKING_PORTUGUESE}
 _SINGLE: dict[int, dict[int, str]] = {1: _SINGLE_TURKISH, 2: _SINGLE_SPANISH, 3: _SINGLE_PORTUGUESE}
-LANGUAGES: dict[int, str] = {1: "Turkish", 2: "Spanish", 3: "Portuguese"}
 
 
 def locking_table(lang: int) -> str:

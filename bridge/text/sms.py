@@ -32,7 +32,6 @@ EncodingChoice = Literal["auto", "gsm7", "ucs2"]
 Replacement = Literal["typographic", "ucs2", "smart", "simple", "reject"]
 Overflow = Literal["truncate", "reject"]
 
-DATA_CODING: dict[Encoding, int] = {"gsm7": 0x00, "ucs2": 0x08}
 SINGLE_LIMIT: dict[Encoding, int] = {"gsm7": 160, "ucs2": 70}
 _PART_LIMIT: dict[tuple[Encoding, bool], int] = {
     ("gsm7", False): 153,
