@@ -264,6 +264,7 @@ class Bridge:
             on_notice=wake.mail,
             backpressure=backpressure,
             alert_fallback=s.inbound.postmaster,
+            reply_window=s.inbound.reply_window,
         )
         self._server, self._shared = await start_listener(s.smtp, self.handler, store)
         sock = self._server.sockets[0].getsockname()

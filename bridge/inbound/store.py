@@ -317,7 +317,7 @@ def conversation_orders(
     user_id: int,
     orders: tuple[NewOrder, ...],
     now: datetime,
-    window: float = DEFAULT_REPLY_WINDOW,
+    window: float,
 ) -> tuple[NewOrder, ...]:
     """The intake's orders, each sent from the number of the user's conversation, if any.
 

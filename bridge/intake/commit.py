@@ -31,13 +31,22 @@ from bridge.notices.queue import NewNotice, queue_notices
 
 
 @dataclass(frozen=True, slots=True)
+class Conversation:
+    """The mail's first `orders` orders keep the sender number of a conversation the user
+    had with their recipient within `window` seconds (`[inbound] reply_window`)."""
+
+    orders: int
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
 class IntakeMail:
     """A mail as the SMTP intake accepted it: the mail with its orders, and what else it writes."""
 
     mail: NewMail
     notices: tuple[NewNotice, ...] = field(default=())
     list_mail: dict[str, Any] | None = None  # a list_mail row when it went to lists
-    conversation: int = 0  # the first n orders keep a conversation's sender number
+    conversation: Conversation | None = None
     velocity: VelocityCheck | None = None  # SMS pumping across mails
 
     @property
@@ -48,9 +57,11 @@ class IntakeMail:
 def _in_conversation(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
     out = []
     for m in mails:
-        if m.conversation:
-            n, mail = m.conversation, m.mail
-            direct = conversation_orders(conn, mail.user_id, mail.orders[:n], mail.received_at)
+        if m.conversation is not None and m.conversation.orders:
+            n, mail = m.conversation.orders, m.mail
+            direct = conversation_orders(
+                conn, mail.user_id, mail.orders[:n], mail.received_at, m.conversation.window
+            )
             m = replace(m, mail=replace(mail, orders=direct + mail.orders[n:]))
         out.append(m)
     return out

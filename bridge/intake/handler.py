@@ -23,10 +23,11 @@ from typing import Any
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable, reply
+from bridge.inbound.store import DEFAULT_REPLY_WINDOW
 from bridge.intake.access import Client, CustomerAccess, Networks, check_client
 from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
-from bridge.intake.commit import IntakeMail, accept
+from bridge.intake.commit import Conversation, IntakeMail, accept
 from bridge.intake.destinations import check_destination
 from bridge.intake.dsn_params import MailDsn, RcptDsn
 from bridge.intake.entropy import random24
@@ -74,8 +75,10 @@ class IntakeHandler:
         on_notice: Callable[[], None] = lambda: None,
         backpressure: Backpressure | None = None,
         alert_fallback: str = "",
+        reply_window: float = DEFAULT_REPLY_WINDOW,
     ) -> None:
         self.settings = settings
+        self.reply_window = reply_window  # `[inbound] reply_window`: conversations' sender number
         self.alert_fallback = alert_fallback  # SMS pumping alerts without a customer admin
         self.logs = LogLimiter(log, burst=30, total_burst=300)
         self.backpressure = backpressure
@@ -402,7 +405,7 @@ class IntakeHandler:
             new,
             notices=notices,
             list_mail=list_mail,
-            conversation=direct,
+            conversation=Conversation(direct, self.reply_window),
             velocity=VelocityCheck.of(
                 transaction.access,
                 transaction.sender.customer_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, select
 
 from bridge.db.clock import utcnow
@@ -11,9 +12,9 @@ from bridge.db.core import table
 from bridge.db.store import Store, run_sync
 from bridge.inbound.service import InboundService
 from bridge.inbound.settings import InboundSettings
-from bridge.inbound.store import insert_inbound
+from bridge.inbound.store import insert_inbound, record_conversation
 from bridge.inbound.tables import Inbound
-from bridge.intake.commit import IntakeMail, accept
+from bridge.intake.commit import Conversation, IntakeMail, accept
 from bridge.mt import orders as order_sql
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.receipts import apply_receipts, insert_receipt
@@ -289,3 +290,24 @@ async def test_a_bug_in_one_grouped_item_fails_only_its_caller(store: Store) -> 
     with pytest.raises(ValueError):
         await asyncio.wait_for(store.grouped(batch, 13), timeout=10)
     assert await asyncio.wait_for(store.grouped(batch, 5), timeout=10) == 10
+
+
+@pytest.mark.parametrize(("window", "sender"), [(3600.0, "ACME"), (86_400.0, "+4915712345678")])
+async def test_a_reply_keeps_the_conversations_number_within_the_reply_window(
+    engine: Engine, store: Store, window: float, sender: str
+) -> None:
+    """The conversation (an SMS2Mail mail two hours ago) counts within `[inbound]
+    reply_window` only: with one hour the order keeps its own sender, with a day the
+    conversation's number."""
+    user_id = _seed(engine)
+    two_hours_ago = utcnow() - timedelta(hours=2)
+    run_sync(
+        engine,
+        record_conversation,
+        "alice@example.com",
+        "+491701234501",
+        "+4915712345678",
+        two_hours_ago,
+    )
+    await accept(store, IntakeMail(_mail(user_id), conversation=Conversation(1, window)))
+    assert [r.sender_id for r in _rows(engine, Order)] == [sender]
