@@ -7,6 +7,8 @@ again when it changes: a rule applies to the next SMS, without a restart.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +27,8 @@ from bridge.sandbox.rules import (
     with_rule,
     write_file,
 )
-from bridge.sandbox.smsc import read_inbox
+from bridge.sandbox.settings import SandboxConfig
+from bridge.sandbox.smsc import SandboxSmsc, read_inbox
 from bridge.settings import Settings
 
 HELP = f"""The built-in sandbox SMSC: what phones received, texting the bridge, failed deliveries.
@@ -38,6 +41,8 @@ HELP = f"""The built-in sandbox SMSC: what phones received, texting the bridge, 
   mailsms sandbox delay +491701234567 600        this phone gets its SMS 10 minutes late
   mailsms sandbox rules                          the rules in force
   mailsms sandbox clear [NUMBER]                 back to normal delivery
+  mailsms sandbox serve [--port 2775]            the sandbox SMSC on its own, for a bridge
+                                                 whose [[smsc]] points at it
 
 \b
 How an SMS fails (fail --as):
@@ -211,3 +216,52 @@ def sandbox_clear(
             f"the settings file's rules for {', '.join(configured)} stay in force: "
             "remove them from [[sandbox.rules]] and restart the bridge"
         )
+
+
+@app.command("serve")
+def sandbox_serve(
+    config: ConfigOpt = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Listen here (default: [sandbox] host).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", help="Listen on this port (default: [sandbox] port; 0: any free one)."
+        ),
+    ] = None,
+) -> None:
+    """Run the sandbox SMSC on its own, without a bridge, until Ctrl-C or SIGTERM.
+
+    An SMPP server that accepts binds with [sandbox] system_id/password, writes every SMS
+    to the phones' inbox and sends delivery receipts, as inside `mailsms serve`. Point a
+    bridge at it with an [[smsc]] table (host, port, system_id, password) and [sandbox]
+    enabled = false, e.g. to measure the bridge without the SMSC's work, or to share one
+    sandbox between several bridges. `sandbox inbox|fail|delay|rules|clear` work the same.
+    """
+    cfg = read_settings(config).sandbox.config()
+    if host is not None:
+        cfg = dataclasses.replace(cfg, host=host)
+    if port is not None:
+        cfg = dataclasses.replace(cfg, port=port)
+    try:
+        asyncio.run(_serve(cfg))
+    except OSError as exc:
+        fail(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}")
+
+
+async def _serve(cfg: SandboxConfig) -> None:
+    smsc = SandboxSmsc(cfg)
+    await smsc.start()
+    typer.echo(
+        f"sandbox SMSC listening on {cfg.host}:{smsc.port} (system_id {cfg.system_id}; "
+        f"phones' inbox: {cfg.inbox_path})"
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await smsc.stop()
