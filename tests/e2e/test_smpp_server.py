@@ -16,6 +16,7 @@ from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
 from bridge.sandbox.smsc import read_inbox, send_mo
 from bridge.smpp_outbox.queue import pending_count
+from bridge.smpp_server.accounts import set_limits
 from bridge.smpp_server.settings import SmppServerSettings
 from tests.conftest import make_settings
 from tests.helpers import running_bridge, wait_for
@@ -106,7 +107,11 @@ async def test_mo_reaches_the_bound_client_and_waits_for_the_bind(tmp_path: Path
             await send_mo(*ep.sandbox, PHONE, "+4915550000009", "first", Path("x"))
             await until(lambda: [d for d in esme.deliveries if not d.is_receipt], within=10)
             [mo] = [d for d in esme.deliveries if not d.is_receipt]
-            assert (mo.text, mo.source, mo.destination) == ("first", "491701234567", "4915550000009")
+            assert (mo.text, mo.source, mo.destination) == (
+                "first",
+                "491701234567",
+                "4915550000009",
+            )
         # no client bound: the MO waits in the outbox
         await send_mo(*ep.sandbox, PHONE, "+4915550000009", "second", Path("x"))
         await wait_for(lambda: run_sync(bridge.store.engine, pending_count, "demo") == 1)  # type: ignore[union-attr]
@@ -115,3 +120,35 @@ async def test_mo_reaches_the_bound_client_and_waits_for_the_bind(tmp_path: Path
             await until(lambda: [d for d in esme.deliveries if not d.is_receipt], within=10)
             assert [d.text for d in esme.deliveries] == ["second"]
         assert run_sync(bridge.store.engine, pending_count, "demo") == 0
+
+
+async def test_throttled_over_the_accounts_throughput(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    async with running_bridge(settings) as (bridge, ep):  # type: ignore[arg-type]
+        assert bridge.store is not None and ep.smpp is not None
+        run_sync(bridge.store.engine, lambda conn: set_limits(conn, "demo", throughput=1.0))
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.TRANSMITTER, "demo", "demo")).ok
+            [first] = await esme.submit("+4915550000001", PHONE, "one")
+            [second] = await esme.submit("+4915550000001", PHONE, "two")
+            assert (first.status, second.status) == (0, 0x58)  # ESME_RTHROTTLED: retry later
+
+
+async def test_restart_mid_session_nothing_lost(tmp_path: Path) -> None:
+    """A receipt that came while the client had only a transmitter bind survives a restart
+    of the bridge: the client binds again as receiver and gets it, with the id it was given."""
+    settings = _settings(tmp_path)
+    async with running_bridge(settings) as (bridge, ep):  # type: ignore[arg-type]
+        assert bridge.store is not None and ep.smpp is not None
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.TRANSMITTER, "demo", "demo")).ok
+            [result] = await esme.submit("+4915550000001", PHONE, "before the restart")
+            assert result.status == 0
+            engine = bridge.store.engine
+            await wait_for(lambda: run_sync(engine, pending_count, "demo") == 1, within=10)
+    async with running_bridge(settings) as (_, ep):  # type: ignore[arg-type]
+        assert ep.smpp is not None
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.RECEIVER, "demo", "demo")).ok
+            await until(lambda: [d for d in esme.deliveries if d.is_receipt], within=10)
+            assert [d.receipted_message_id for d in esme.deliveries] == [result.message_id]
