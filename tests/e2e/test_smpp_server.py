@@ -45,7 +45,7 @@ def _settings(tmp_path: Path) -> object:
 
 async def test_done_when_smpplib_submits_and_gets_the_receipt(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    async with running_bridge(settings) as (bridge, ep):  # type: ignore[arg-type]
+    async with running_bridge(settings) as (_, ep):  # type: ignore[arg-type]
         assert ep.smpp is not None
         async with open_esme("smpplib", *ep.smpp) as esme:
             assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
