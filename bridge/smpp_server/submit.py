@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from bridge.errors import InputError
 from bridge.smpp import constants as c
 from bridge.smpp.mo import decode_mo
 from bridge.smpp.pdu import SubmitSm, find_tlv
@@ -21,7 +22,7 @@ from bridge.smpp.udh import Concat, UdhError, find_concat, sar_concat, split_udh
 _TIME_LEN: Final = 16
 
 
-class SubmitRefused(ValueError):
+class SubmitRefused(InputError, ValueError):
     """The submit_sm cannot be taken; `status` is the command_status to answer."""
 
     def __init__(self, status: int, reason: str) -> None:
