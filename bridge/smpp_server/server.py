@@ -6,9 +6,9 @@ an order of the account's user through the mail pipeline's pieces: the user's po
 the recipient rules of the SMTP intake (countries, rate limits, stop list), the
 account's sender ids, and the same mail/order rows (`orders.commit_submits`, group
 committed). `submit_sm_resp` carries our message id (the order id) only after the
-commit; a storage fault is answered ESME_RSYSERR, which clients retry. The parts of a
-concatenated message (UDH or sar_* TLVs) are held until the last one is in, then become
-one order with its parts, and every part is answered with that order's id. A bound
+commit; a storage fault is answered ESME_RSYSERR, which clients retry. Each part of a
+concatenated message (UDH or sar_* TLVs) is committed as it comes and answered with the
+message id of the whole; the last part makes the one order of all of them. A bound
 receiver or transceiver gets the account's outbox (receipts, MO SMS) as deliver_sm, in
 order per message, retried with backoff until answered ESME_ROK.
 """
@@ -21,7 +21,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
@@ -53,13 +53,15 @@ from bridge.smpp_outbox.queue import OutboxItem, mark_retry, mark_sent, take_due
 from bridge.smpp_server.accounts import Account, find_account
 from bridge.smpp_server.orders import (
     MESSAGE_STATES,
+    PartOf,
+    Submit,
     cancel_order,
     commit_submits,
+    drop_stale_parts,
     order_state,
 )
 from bridge.smpp_server.settings import SmppServerSettings
 from bridge.smpp_server.submit import (
-    Part,
     ReadPart,
     SubmitRefused,
     read_part,
@@ -104,22 +106,12 @@ class _Rate:
 
 
 @dataclass(eq=False)
-class _Message:
-    """The parts of one concatenated message, held until the last one is in."""
-
-    total: int
-    parts: dict[int, tuple[SubmitSm, ReadPart]] = field(default_factory=dict)
-    done: asyncio.Future[tuple[int, str]] | None = None
-
-
-@dataclass(eq=False)
 class _Client:
     ip: str
     session: SmppSession | None = None
     account: Account | None = None
     bind: str = ""
     outstanding: int = 0
-    messages: dict[tuple[str, str, int, int], _Message] = field(default_factory=dict)
 
     @property
     def can_submit(self) -> bool:
@@ -225,9 +217,6 @@ class SmppServer:
             await client.session.run()
         finally:
             self._clients.discard(client)
-            for message in client.messages.values():
-                if message.done is not None and not message.done.done():
-                    message.done.set_result((c.ESME_RSYSERR, ""))
             await client.session.close()
             if client.account is not None:
                 log.info(
@@ -326,45 +315,11 @@ class SmppServer:
         return SubmitSmResp(pdu.sequence, status, message_id if status == c.ESME_ROK else "")
 
     async def _take(self, client: _Client, account: Account, pdu: SubmitSm) -> tuple[int, str]:
+        if not self._rates[account.system_id].take():
+            return c.ESME_RTHROTTLED, ""
         try:
             read = read_part(pdu)
-        except SubmitRefused as exc:
-            return exc.status, ""
-        if read.concat is None:
-            if not self._rates[account.system_id].take():
-                return c.ESME_RTHROTTLED, ""
-            return await self._order(client, account, pdu, [read])
-        concat = read.concat
-        key = (pdu.source_addr, pdu.destination_addr, concat.ref, concat.total)
-        message = client.messages.get(key)
-        if message is None:
-            if not self._rates[account.system_id].take():
-                return c.ESME_RTHROTTLED, ""
-            message = client.messages[key] = _Message(concat.total)
-            message.done = asyncio.get_running_loop().create_future()
-        message.parts[concat.seq] = (pdu, read)
-        done = message.done
-        assert done is not None
-        if len(message.parts) < message.total:
-            try:
-                return await asyncio.wait_for(asyncio.shield(done), self.settings.part_wait)
-            except TimeoutError:
-                client.messages.pop(key, None)
-                if not done.done():
-                    done.set_result((c.ESME_RSUBMITFAIL, ""))
-                return c.ESME_RSUBMITFAIL, ""
-        client.messages.pop(key, None)
-        ordered = [message.parts[i] for i in sorted(message.parts)]
-        result = await self._order(client, account, ordered[0][0], [r for _, r in ordered])
-        if not done.done():
-            done.set_result(result)
-        return result
-
-    async def _order(
-        self, client: _Client, account: Account, pdu: SubmitSm, parts: list[ReadPart]
-    ) -> tuple[int, str]:
-        try:
-            mail = await self._build(client, account, pdu, parts)
+            mail = await self._build(client, account, pdu, read)
         except SubmitRefused as exc:
             log.info(
                 "SMPP %s: submit_sm refused: %s (%s)",
@@ -374,30 +329,42 @@ class SmppServer:
             )
             return exc.status, ""
         except StorageUnavailable as exc:
-            log.error(
-                "SMPP %s: submit_sm not taken, storage unavailable: %s", account.system_id, exc
-            )
+            log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
             return c.ESME_RSYSERR, ""
-        try:
-            order_id: str = await self.store.grouped(commit_submits, mail)
-        except StorageUnavailable as exc:
-            log.error(
-                "SMPP %s: submit_sm not taken, storage unavailable: %s", account.system_id, exc
+        part_of = None
+        if read.concat is not None:
+            concat = read.concat
+            part_of = PartOf(
+                account.system_id,
+                f"{pdu.source_addr}|{pdu.destination_addr}|{concat.ref}|{concat.total}",
+                concat.seq,
+                concat.total,
+                read.part.stored(),
+                read.part.text,
+                read.part.encoding,
             )
+        try:
+            message_id: str = await self.store.grouped(commit_submits, Submit(mail, part_of))
+        except StorageUnavailable as exc:
+            log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
             return c.ESME_RSYSERR, ""
         self.accepted += 1
+        what = (
+            f"part {part_of.seq}/{part_of.total}" if part_of else f"{mail.orders[0].parts} part(s)"
+        )
         log.info(
-            "%s: SMPP %s to=%s parts=%d accepted",
-            order_id,
+            "%s: SMPP %s to=%s %s accepted",
+            message_id,
             account.system_id,
             mail.orders[0].recipient,
-            mail.orders[0].parts,
+            what,
         )
-        self.on_accepted()
-        return c.ESME_ROK, order_id
+        if part_of is None or part_of.seq == part_of.total:
+            self.on_accepted()
+        return c.ESME_ROK, message_id
 
     async def _build(
-        self, client: _Client, account: Account, pdu: SubmitSm, reads: list[ReadPart]
+        self, client: _Client, account: Account, pdu: SubmitSm, read: ReadPart
     ) -> NewMail:
         sender = await self.senders.find(account.user)
         if sender is None or not sender.enabled or not sender.customer_enabled:
@@ -436,10 +403,7 @@ class SmppServer:
             expires = now + timedelta(seconds=policy.validity)
         if expires <= now:
             raise SubmitRefused(c.ESME_RINVEXPIRY, "validity_period is in the past")
-        parts: list[Part] = [r.part for r in reads]
-        text = "".join(p.text for p in parts)
-        encoding = "ucs2" if any(p.encoding == "ucs2" for p in parts) else "gsm7"
-        count = len(parts)
+        text, encoding, count = read.part.text, read.part.encoding, 1
         values = policy.as_dict()
         values.update(
             notify="none",  # the client learns outcomes from our receipts
@@ -456,11 +420,11 @@ class SmppServer:
                 "dest_npi": pdu.dest_addr_npi,
             },
         )
-        if reads[0].payload:  # one text in message_payload: split like a mail's text
+        if read.payload:  # one text in message_payload: split like a mail's text
             with contextlib.suppress(ValueError):
                 count = len(split_sms(text, encoding).payloads)  # type: ignore[arg-type]
         else:  # as sent: dispatch submits these octets unchanged
-            values["smpp_parts"] = [p.stored() for p in parts]
+            values["smpp_parts"] = [read.part.stored()]
         mail_id = new_mail_id()
         order = NewOrder(
             id=f"{mail_id}.1",
@@ -524,11 +488,25 @@ class SmppServer:
 
     # --- the outbox: receipts and MO to receivers ------------------------------------------
 
+    async def _drop_stale_parts(self) -> None:
+        before = utcnow() - timedelta(seconds=self.settings.part_wait)
+        for mail_id in await self.store.call(drop_stale_parts, before):
+            log.warning(
+                "%s.1: SMPP message incomplete after %.0f s; its parts are dropped",
+                mail_id,
+                self.settings.part_wait,
+            )
+
     async def _outbox_loop(self) -> None:
+        sweep_at = 0.0
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.outbox_interval)
             self._wake.clear()
+            if time.monotonic() >= sweep_at:
+                sweep_at = time.monotonic() + 60.0
+                with contextlib.suppress(StorageUnavailable):
+                    await self._drop_stale_parts()
             receivers: dict[str, list[_Client]] = {}
             for x in self._clients:
                 if x.account and x.can_receive and x.session and not x.session.closed:

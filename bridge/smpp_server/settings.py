@@ -24,7 +24,7 @@ class SmppServerSettings(Section):
     outbox_interval: Seconds = 0.2  # how often bound receivers look for receipts and MO
     retry_delay: Seconds = 5.0  # after a deliver_sm_resp error; doubles up to retry_max
     retry_max: Seconds = 600.0
-    part_wait: Seconds = 60.0  # how long the parts of a concatenated SMS wait for the rest
+    part_wait: Seconds = 600.0  # how long the parts of a concatenated SMS wait for the rest
     demo_password: Annotated[str, Field(min_length=1)] = "demo"  # the demo account (demo = true)
 
     @model_validator(mode="after")

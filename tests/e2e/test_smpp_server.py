@@ -73,9 +73,9 @@ async def test_bind_refusals(tmp_path: Path, client: str) -> None:
             assert not unknown.ok and unknown.status in (None, 0x0F)
 
 
-# smpp34 waits for each part's submit_sm_resp before it sends the next: the bridge answers
-# the parts of a concatenated message only once they are all in (docs/smpp_server.md).
-@pytest.mark.parametrize("client", ["smpplib", "node"])
+# smpp34 waits for each part's submit_sm_resp before it sends the next; smpplib and node
+# send all parts at once: each part is committed and answered as it comes.
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_long_and_ucs2_presplit_messages_are_one_order_each(
     tmp_path: Path, client: str
 ) -> None:

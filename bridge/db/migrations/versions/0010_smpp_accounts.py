@@ -1,4 +1,4 @@
-"""smpp accounts: the SMPP server's accounts and its outbox (receipts and MO to clients' binds)
+"""smpp accounts: the SMPP server's accounts, unfinished messages' parts, the outbox to clients
 
 Revision ID: 0010_smpp_accounts
 Revises: 0009
@@ -37,6 +37,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_smpp_account_customer_id", "smpp_account", ["customer_id"])
     op.create_table(
+        "smpp_part",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("system_id", sa.String(), nullable=False),
+        sa.Column("part_key", sa.String(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("mail_id", sa.String(), nullable=False),
+        sa.Column("part", sa.JSON(), nullable=False),
+        sa.Column("text", sa.String(), nullable=False),
+        sa.Column("encoding", sa.String(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_smpp_part_key", "smpp_part", ["system_id", "part_key"])
+    op.create_table(
         "smpp_outbox",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("system_id", sa.String(), nullable=False),
@@ -57,5 +72,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_smpp_outbox_due", table_name="smpp_outbox")
     op.drop_table("smpp_outbox")
+    op.drop_index("ix_smpp_part_key", table_name="smpp_part")
+    op.drop_table("smpp_part")
     op.drop_index("ix_smpp_account_customer_id", table_name="smpp_account")
     op.drop_table("smpp_account")
