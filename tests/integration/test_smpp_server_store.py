@@ -3,7 +3,6 @@ in order per message, query_sm and cancel_sm on the account's own orders only.""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
