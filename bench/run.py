@@ -13,7 +13,8 @@ the time to drain the queue after the load, and a profile of the bridge under lo
 Then bench/text_bench.py, bench/smpp_bench.py, bench/smpp_server_bench.py and
 bench/dirsync_bench.py run, when present.
 
-  .venv/bin/python bench/run.py [--only smtp|profile|text|smpp|smpp_server|dirsync] [--reps 3] [--quick]
+  .venv/bin/python bench/run.py [--only smtp|profile|text|smpp|smpp_server|dirsync]
+                                [--reps 3] [--quick]
 """
 
 from __future__ import annotations

@@ -63,8 +63,16 @@ async def run_window(port: int, window: int, seconds: float) -> tuple[int, int, 
     assert isinstance(resp, BindResp) and resp.status == 0, resp
     ok = refused = 0
     stop_at = 0.0
-    pdu = SubmitSm(0, "4915550000001", "491701234567", b"benchmark message",
-                   source_addr_ton=1, source_addr_npi=1, dest_addr_ton=1, dest_addr_npi=1)  # fmt: skip
+    pdu = SubmitSm(
+        0,
+        "4915550000001",
+        "491701234567",
+        b"benchmark message",
+        source_addr_ton=1,
+        source_addr_npi=1,
+        dest_addr_ton=1,
+        dest_addr_npi=1,
+    )
 
     async def worker() -> None:
         nonlocal ok, refused
