@@ -15,6 +15,7 @@ from bridge.db.store import run_sync
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
 from bridge.sandbox.smsc import read_inbox, send_mo
+from bridge.settings import Settings
 from bridge.smpp_outbox.queue import pending_count
 from bridge.smpp_server.accounts import set_limits
 from bridge.smpp_server.settings import SmppServerSettings
@@ -39,19 +40,19 @@ system_id = "demo"
 PHONE = "+491701234567"
 
 
-def _settings(tmp_path: Path) -> object:
+def _settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, smpp_server=SmppServerSettings(enabled=True, port=0))
 
 
 async def test_done_when_smpplib_submits_and_gets_the_receipt(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    async with running_bridge(settings) as (_, ep):  # type: ignore[arg-type]
+    async with running_bridge(settings) as (_, ep):
         assert ep.smpp is not None
         async with open_esme("smpplib", *ep.smpp) as esme:
             assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
             [result] = await esme.submit("+4915550000001", PHONE, "hello")
             assert result.status == 0 and result.message_id.endswith(".1")
-            inbox = settings.sandbox.config().inbox_path  # type: ignore[attr-defined]
+            inbox = settings.sandbox.config().inbox_path
             [sms] = await wait_for(lambda: read_inbox(inbox, to=PHONE), within=10)
             assert sms.text == "hello"
             await until(lambda: [d for d in esme.deliveries if d.is_receipt], within=15)
@@ -63,7 +64,7 @@ async def test_done_when_smpplib_submits_and_gets_the_receipt(tmp_path: Path) ->
 
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_bind_refusals(tmp_path: Path, client: str) -> None:
-    async with running_bridge(_settings(tmp_path)) as (_, ep):  # type: ignore[arg-type]
+    async with running_bridge(_settings(tmp_path)) as (_, ep):
         assert ep.smpp is not None
         async with open_esme(client, *ep.smpp) as esme:
             bad = await esme.bind(BindType.TRANSCEIVER, "demo", "wrong")
@@ -82,7 +83,7 @@ async def test_long_and_ucs2_presplit_messages_are_one_order_each(
     settings = _settings(tmp_path)
     long_text = "Lorem ipsum dolor sit amet, " * 8  # 224 septets: two parts
     ucs2_text = "Grüße aus Köln ☺ " * 6  # 102 UTF-16 units: two parts
-    async with running_bridge(settings) as (_, ep):  # type: ignore[arg-type]
+    async with running_bridge(settings) as (_, ep):
         assert ep.smpp is not None
         async with open_esme(client, *ep.smpp) as esme:
             assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
@@ -91,7 +92,7 @@ async def test_long_and_ucs2_presplit_messages_are_one_order_each(
             for results in (first, second):
                 assert len(results) == 2 and {r.status for r in results} == {0}
                 assert len({r.message_id for r in results}) == 1  # one order
-            inbox = settings.sandbox.config().inbox_path  # type: ignore[attr-defined]
+            inbox = settings.sandbox.config().inbox_path
             got = await wait_for(lambda: (s := read_inbox(inbox, to=PHONE)) and len(s) == 2 and s)
             assert sorted(s.text for s in got) == sorted([long_text, ucs2_text])
             assert {s.parts for s in got} == {2}
@@ -99,7 +100,7 @@ async def test_long_and_ucs2_presplit_messages_are_one_order_each(
 
 async def test_mo_reaches_the_bound_client_and_waits_for_the_bind(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    async with running_bridge(settings) as (bridge, ep):  # type: ignore[arg-type]
+    async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None and ep.smpp is not None and ep.sandbox is not None
         run_sync(bridge.store.engine, apply_numbers, parse_numbers(NUMBERS))
         async with open_esme("smpplib", *ep.smpp) as esme:
@@ -114,7 +115,8 @@ async def test_mo_reaches_the_bound_client_and_waits_for_the_bind(tmp_path: Path
             )
         # no client bound: the MO waits in the outbox
         await send_mo(*ep.sandbox, PHONE, "+4915550000009", "second", Path("x"))
-        await wait_for(lambda: run_sync(bridge.store.engine, pending_count, "demo") == 1)  # type: ignore[union-attr]
+        engine = bridge.store.engine
+        await wait_for(lambda: run_sync(engine, pending_count, "demo") == 1)
         async with open_esme("smpplib", *ep.smpp) as esme:
             assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
             await until(lambda: [d for d in esme.deliveries if not d.is_receipt], within=10)
@@ -124,7 +126,7 @@ async def test_mo_reaches_the_bound_client_and_waits_for_the_bind(tmp_path: Path
 
 async def test_throttled_over_the_accounts_throughput(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    async with running_bridge(settings) as (bridge, ep):  # type: ignore[arg-type]
+    async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None and ep.smpp is not None
         run_sync(bridge.store.engine, lambda conn: set_limits(conn, "demo", throughput=1.0))
         async with open_esme("smpplib", *ep.smpp) as esme:
@@ -138,7 +140,7 @@ async def test_restart_mid_session_nothing_lost(tmp_path: Path) -> None:
     """A receipt that came while the client had only a transmitter bind survives a restart
     of the bridge: the client binds again as receiver and gets it, with the id it was given."""
     settings = _settings(tmp_path)
-    async with running_bridge(settings) as (bridge, ep):  # type: ignore[arg-type]
+    async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None and ep.smpp is not None
         async with open_esme("smpplib", *ep.smpp) as esme:
             assert (await esme.bind(BindType.TRANSMITTER, "demo", "demo")).ok
@@ -146,9 +148,29 @@ async def test_restart_mid_session_nothing_lost(tmp_path: Path) -> None:
             assert result.status == 0
             engine = bridge.store.engine
             await wait_for(lambda: run_sync(engine, pending_count, "demo") == 1, within=10)
-    async with running_bridge(settings) as (_, ep):  # type: ignore[arg-type]
+    async with running_bridge(settings) as (_, ep):
         assert ep.smpp is not None
         async with open_esme("smpplib", *ep.smpp) as esme:
             assert (await esme.bind(BindType.RECEIVER, "demo", "demo")).ok
             await until(lambda: [d for d in esme.deliveries if d.is_receipt], within=10)
             assert [d.receipted_message_id for d in esme.deliveries] == [result.message_id]
+
+
+async def test_a_refused_deliver_sm_is_retried(tmp_path: Path) -> None:
+    smpp = SmppServerSettings(enabled=True, port=0, retry_delay=0.3)
+    settings = make_settings(tmp_path, smpp_server=smpp)
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None and ep.sandbox is not None
+        run_sync(bridge.store.engine, apply_numbers, parse_numbers(NUMBERS))
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            await esme.answer_deliveries_with(0x08)  # ESME_RSYSERR: try again later
+            assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
+            await send_mo(*ep.sandbox, PHONE, "+4915550000009", "retry me", Path("x"))
+            await until(lambda: esme.deliveries, within=10)
+            await esme.answer_deliveries_with(0)
+            await until(lambda: [d for d in esme.deliveries if d.answered == 0], within=10)
+            assert [(d.text, d.answered) for d in esme.deliveries] == [
+                ("retry me", 0x08),
+                ("retry me", 0),
+            ]
+        assert run_sync(bridge.store.engine, pending_count, "demo") == 0

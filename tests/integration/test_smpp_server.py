@@ -96,15 +96,15 @@ async def test_binds_refused_by_password_network_type_and_count(store: Store) ->
 
 
 async def test_protocol_basics(store: Store) -> None:
-    async with _server(store) as server, _client(server.port) as (session, writer):
+    async with _server(store) as server, _client(server.port) as (session, _):
         early = await session.request(_submit())
         assert isinstance(early, SubmitSmResp) and early.status == c.ESME_RINVBNDSTS
         assert await _bind(session, "demo", "demo", c.BIND_TRANSCEIVER) == 0
         assert isinstance(await session.request(EnquireLink(0)), EnquireLinkResp)
         nack = await session.request(UnknownPdu(0x00000099, 0))
         assert isinstance(nack, GenericNack) and nack.status == c.ESME_RINVCMDID
-        bad_source = await session.request(_submit(source="4915559999999"))
-        assert isinstance(bad_source, SubmitSmResp) and bad_source.status == 0  # demo: any
+        any_source = await session.request(_submit(source="4915559999999"))
+        assert isinstance(any_source, SubmitSmResp) and any_source.status == 0  # demo: any
         landline = await session.request(_submit(dest="49301234567"))
         assert isinstance(landline, SubmitSmResp) and landline.status == c.ESME_RINVDSTADR
         ok = await session.request(_submit())
