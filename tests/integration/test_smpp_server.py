@@ -1,11 +1,16 @@
 """The SMPP server on the wire, with a raw client session: bind refusals, window, sender ids,
-query_sm, cancel_sm, replace_sm, generic_nack, enquire_link and unbind, submit before bind."""
+query_sm, cancel_sm, replace_sm, generic_nack, enquire_link and unbind, submit before bind, TLS."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trustme
 
 from bridge.db.engine import upgrade
 from bridge.db.store import Store, run_sync
@@ -24,7 +29,7 @@ from bridge.smpp.pdu import (
     UnknownPdu,
     encode,
 )
-from bridge.smpp.session import SmppSession
+from bridge.smpp.session import SessionError, SmppSession
 from bridge.smpp_server.accounts import add_account, ensure_demo_account
 from bridge.smpp_server.server import SmppServer
 from bridge.smpp_server.settings import SmppServerSettings
@@ -36,7 +41,9 @@ async def _nothing(pdu: Pdu) -> Pdu | None:
 
 
 @asynccontextmanager
-async def _server(store: Store) -> AsyncIterator[SmppServer]:
+async def _server(
+    store: Store, settings: SmppServerSettings | None = None
+) -> AsyncIterator[SmppServer]:
     upgrade(store.engine)
     run_sync(store.engine, ensure_demo)
     run_sync(store.engine, ensure_demo_account, "demo")
@@ -45,7 +52,7 @@ async def _server(store: Store) -> AsyncIterator[SmppServer]:
     run_sync(store.engine, lambda conn: add_account(
         conn, "rx", "demo@example.com", "pw", networks=("127.0.0.1",), bind_types=("receiver",),
         window=2, max_binds=1, senders=("ACME",)))  # fmt: skip
-    server = SmppServer(SmppServerSettings(enabled=True, port=0), {}, store)
+    server = SmppServer(settings or SmppServerSettings(enabled=True, port=0), {}, store)
     await server.start()
     try:
         yield server
@@ -161,3 +168,31 @@ def _statuses(session: SmppSession) -> list[int]:
 
     session._dispatch = spy  # type: ignore[method-assign]
     return seen
+
+
+async def test_smpp_over_tls(store: Store, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    settings = SmppServerSettings(enabled=True, port=0, tls_cert=cert_file, tls_key=key_file)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with _server(store, settings) as server:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=context, server_hostname="127.0.0.1"
+        )
+        session = SmppSession(reader, writer, _nothing, response_timeout=5.0)
+        task = asyncio.create_task(session.run())
+        try:
+            assert await _bind(session, "demo", "demo", c.BIND_TRANSCEIVER) == 0
+            ok = await session.request(_submit())
+            assert isinstance(ok, SubmitSmResp) and ok.status == 0 and ok.message_id
+        finally:
+            await session.close()
+            task.cancel()
+        # a plaintext client gets no SMPP answer from the TLS port: the connection ends
+        async with _client(server.port) as (plain, _):
+            with pytest.raises(SessionError):
+                await _bind(plain, "demo", "demo", c.BIND_TRANSCEIVER)
