@@ -121,14 +121,15 @@ async def test_mo_reaches_the_bound_client_and_waits_for_the_bind(tmp_path: Path
             assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
             await until(lambda: [d for d in esme.deliveries if not d.is_receipt], within=10)
             assert [d.text for d in esme.deliveries] == ["second"]
-        assert run_sync(bridge.store.engine, pending_count, "demo") == 0
+        engine = bridge.store.engine  # answered ESME_ROK: marked sent right after
+        await wait_for(lambda: run_sync(engine, pending_count, "demo") == 0)
 
 
 async def test_throttled_over_the_accounts_throughput(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None and ep.smpp is not None
-        run_sync(bridge.store.engine, lambda conn: set_limits(conn, "demo", throughput=1.0))
+        run_sync(bridge.store.engine, lambda conn: set_limits(conn, "demo", throughput=0.1))
         async with open_esme("smpplib", *ep.smpp) as esme:
             assert (await esme.bind(BindType.TRANSMITTER, "demo", "demo")).ok
             [first] = await esme.submit("+4915550000001", PHONE, "one")
@@ -173,4 +174,5 @@ async def test_a_refused_deliver_sm_is_retried(tmp_path: Path) -> None:
                 ("retry me", 0x08),
                 ("retry me", 0),
             ]
-        assert run_sync(bridge.store.engine, pending_count, "demo") == 0
+        engine = bridge.store.engine  # answered ESME_ROK: marked sent right after
+        await wait_for(lambda: run_sync(engine, pending_count, "demo") == 0)
