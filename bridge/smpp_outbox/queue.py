@@ -222,24 +222,27 @@ def take_due(
     conn: Connection, system_id: str, now: datetime, limit: int, lease: float
 ) -> list[OutboxItem]:
     """Rows `system_id`'s binds may send now (the oldest unsent one per key), leased."""
-    rows = conn.execute(
+    queued = (_outbox.c.system_id == system_id, _outbox.c.status == "queued")
+    due = conn.execute(
         select(_outbox)
-        .where(_outbox.c.system_id == system_id, _outbox.c.status == "queued")
+        .where(*queued, _outbox.c.next_attempt_at <= now)
         .order_by(_outbox.c.id)
         .limit(limit * 4)
     ).all()
-    seen: set[str] = set()
-    items: list[OutboxItem] = []
-    for r in rows:
-        if r.message_key in seen:
-            continue
-        seen.add(r.message_key)  # a later row of this key waits for this one
-        if r.next_attempt_at <= now and len(items) < limit:
-            items.append(
-                OutboxItem(
-                    r.id, r.system_id, r.kind, r.message_key, OutboxPdu.of(r.pdu), r.attempts
-                )
-            )
+    if not due:
+        return []
+    first = dict(
+        conn.execute(  # a row waits while an earlier row of its key is unsent
+            select(_outbox.c.message_key, func.min(_outbox.c.id))
+            .where(*queued, _outbox.c.message_key.in_({r.message_key for r in due}))
+            .group_by(_outbox.c.message_key)
+        ).all()
+    )
+    items = [
+        OutboxItem(r.id, r.system_id, r.kind, r.message_key, OutboxPdu.of(r.pdu), r.attempts)
+        for r in due
+        if first.get(r.message_key) == r.id
+    ][:limit]
     if items:
         conn.execute(
             update(_outbox)
