@@ -10,9 +10,11 @@ cannot take CPU 1 from the one measured. Reported: median mails/s, p50/p99 and s
 CPU per mail per variant, the paired ratio bridge/bare (median and min..max of the
 per-rep ratios), rows in the bridge's `order` table vs the 250s it gave (durability),
 the time to drain the queue after the load, and a profile of the bridge under load.
-Then bench/text_bench.py, bench/smpp_bench.py and bench/dirsync_bench.py run, when present.
+Then bench/text_bench.py, bench/smpp_bench.py, bench/smpp_server_bench.py and
+bench/dirsync_bench.py run, when present.
 
-  .venv/bin/python bench/run.py [--only smtp|profile|text|smpp|dirsync] [--reps 3] [--quick]
+  .venv/bin/python bench/run.py [--only smtp|profile|text|smpp|smpp_server|dirsync]
+                                [--reps 3] [--quick]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ WARMUP = 300
 HOOKS = {
     "text": HERE / "text_bench.py",
     "smpp": HERE / "smpp_bench.py",
+    "smpp_server": HERE / "smpp_server_bench.py",
     "dirsync": HERE / "dirsync_bench.py",
     "lists": HERE / "lists_bench.py",
 }

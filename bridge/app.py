@@ -47,6 +47,8 @@ from bridge.outcomes.steps import STEPS
 from bridge.push.worker import Pusher
 from bridge.sandbox.smsc import SandboxSmsc
 from bridge.settings import Settings
+from bridge.smpp_server.accounts import ensure_demo_account
+from bridge.smpp_server.server import SmppServer
 from bridge.tenants.admin import ensure_demo
 from bridge.transports.smpp import SmppConfig, SmppTransport
 
@@ -61,6 +63,7 @@ class Endpoints:
 
     smtp: tuple[str, int]
     sandbox: tuple[str, int] | None
+    smpp: tuple[str, int] | None = None  # the SMPP server, when enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,7 @@ class Bridge:
         self.workers: dict[str, Worker] = {}
         self.dispatcher: Dispatcher | None = None
         self.handler: IntakeHandler | None = None
+        self.smpp_server: SmppServer | None = None
         self._server: asyncio.Server | None = None
         self._shared: Shared | None = None
         self._stopped = False
@@ -158,8 +162,18 @@ class Bridge:
             await transport.start(inbox)
         for worker in self.workers.values():
             self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
+        smpp = await self._start_smpp_server(store, wake)
         smtp = await self._start_intake(store, backpressure, wake)
-        return Endpoints(smtp=smtp, sandbox=sandbox_at)
+        return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp)
+
+    async def _start_smpp_server(self, store: Store, wake: Wakeups) -> tuple[str, int] | None:
+        s = self.settings
+        if not s.smpp_server.enabled:
+            return None
+        self.smpp_server = SmppServer(
+            s.smpp_server, s.defaults.model_dump(), store, on_accepted=wake.dispatch
+        )
+        return await self.smpp_server.start()
 
     async def _open_store(self) -> Store:
         url = self.settings.database_url
@@ -281,6 +295,10 @@ class Bridge:
         db.upgrade(engine, default_country=self.settings.defaults.default_country)
         if self.settings.demo and run_sync(engine, ensure_demo):
             log.info("new database: created demo customer and user demo@example.com (demo = true)")
+        s = self.settings
+        demo_smpp = s.demo and s.smpp_server.enabled
+        if demo_smpp and run_sync(engine, ensure_demo_account, s.smpp_server.demo_password):
+            log.info("created SMPP account demo for demo@example.com (loopback only)")
         for name, warning in run_sync(engine, exposures):
             log.warning("customer %s %s", name, warning)
         return durability
@@ -311,6 +329,8 @@ class Bridge:
             self._server.close()
         if self._shared is not None:
             release_listener(self._shared)
+        if self.smpp_server is not None:
+            await self.smpp_server.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

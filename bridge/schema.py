@@ -18,6 +18,8 @@ import bridge.mt.tables
 import bridge.notices.tables
 import bridge.push.tables
 import bridge.reports.tables
+import bridge.smpp_outbox.tables
+import bridge.smpp_server.tables
 import bridge.tenants.directory_tables
 import bridge.tenants.tables  # noqa: F401
 

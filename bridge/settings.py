@@ -5,7 +5,8 @@ each component its slice. Each domain declares its own table (`bridge/<domain>/s
 on `bridge.sections.Section`); this module composes them into `Settings`, checks what
 spans tables (routes name known transports), adds the sandbox as a transport, and
 resolves secrets. With no file the embedded default applies: SQLite in `var/`, the
-sandbox SMSC, notices to `var/maildir/`, and a demo user. An invalid key or value raises
+sandbox SMSC, notices to `var/maildir/`, a demo user, and the SMPP server on
+127.0.0.1:2776 with the demo account. An invalid key or value raises
 `ConfigError` with one line naming the key and what is expected.
 """
 
@@ -28,6 +29,7 @@ from bridge.push.settings import PushSettings
 from bridge.reports.settings import ReportSettings
 from bridge.sandbox.settings import SandboxSettings
 from bridge.sections import Section
+from bridge.smpp_server.settings import SmppServerSettings
 from bridge.tenants.settings import DefaultsSettings
 from bridge.transports.settings import SmscSettings
 
@@ -54,6 +56,7 @@ class Settings(Section):
     demo: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     smtp: SmtpSettings = SmtpSettings()
+    smpp_server: SmppServerSettings = SmppServerSettings()
     sandbox: SandboxSettings = SandboxSettings()
     smsc: tuple[SmscSettings, ...] = ()
     routes: tuple[RouteSettings, ...] = ()
@@ -104,7 +107,11 @@ class Settings(Section):
         return self
 
 
-EMBEDDED_DEFAULT: dict[str, Any] = {"demo": True, "sandbox": {"enabled": True}}
+EMBEDDED_DEFAULT: dict[str, Any] = {
+    "demo": True,
+    "sandbox": {"enabled": True},
+    "smpp_server": {"enabled": True},
+}
 
 
 def _with_sandbox(data: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,9 @@ class OutboundSms:
     # no other message from this sender to this number may still be at an SMSC, so a
     # replace_if_present marker on a resubmit can only replace this order's own copy
     may_replace: bool = False
+    # parts already encoded and split by the sender (an SMPP client): (short_message with
+    # its UDH, esm_class, data_coding) each, submitted as they are instead of `text`
+    segments: tuple[tuple[bytes, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from bridge.cli import (
     sandbox,
     serve,
     settings,
+    smpp_accounts,
     users,
 )
 
@@ -84,6 +85,7 @@ app.add_typer(inbound.inbound_app, name="inbound")
 app.add_typer(inbound.stop_app, name="stoplist")
 app.add_typer(inbound.templates_app, name="templates")
 app.add_typer(logins.app, name="login")
+app.add_typer(smpp_accounts.app, name="smpp-account")
 app.add_typer(orders.held_app, name="held")
 app.command("notices")(notices.notices)
 app.command("dirsync", help=dirsync.SUMMARY)(dirsync.dirsync)

@@ -1,4 +1,4 @@
-"""The inbound actions: SMS2Mail, auto-reply, STOP/START, list join/leave, HTTP push.
+"""The inbound actions: SMS2Mail, auto-reply, STOP/START, list join/leave, HTTP push, SMPP.
 
 Each action runs inside the inbound message's one transaction (`conn`), writing only
 through store functions: notices, orders, stop-list rows, list rows and push rows are
@@ -21,6 +21,7 @@ from bridge.inbound.config import (
     Action,
     AutoReplyAction,
     ListAction,
+    SmppAction,
     Sms2MailAction,
     StopAction,
 )
@@ -36,6 +37,7 @@ from bridge.push.body import render_body
 from bridge.push.queue import queue_push
 from bridge.push.settings import PushSettings
 from bridge.push.target import PushAction
+from bridge.smpp_outbox.queue import queue_mo
 
 log = logging.getLogger("bridge.inbound")
 
@@ -104,6 +106,8 @@ class Actions:
             self.list(conn, msg, action, now, fx)
         elif isinstance(action, PushAction):
             self.push_sms(conn, msg, action, now, fx)
+        elif isinstance(action, SmppAction):
+            self.smpp(conn, msg, action, now, fx)
 
     def last_resort(self, msg: Message) -> tuple[str, ...]:
         """The number's fallback addresses, else the customer's postmaster, else the bridge's."""
@@ -270,3 +274,12 @@ class Actions:
             self.push.give_up_after,
         )
         fx.pushes += 1
+
+    def smpp(
+        self, conn: Connection, msg: Message, action: SmppAction, now: datetime, fx: Effects
+    ) -> None:
+        """SMS to SMPP: kept in the SMPP outbox until the account's client takes it."""
+        row = msg.row
+        parts = queue_mo(conn, action.system_id, row.source, row.destination, row.text, row.id, now)
+        fx.handled = True
+        fx.notes.append(f"smpp {action.system_id}: {parts} part(s) queued")

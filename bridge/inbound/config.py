@@ -65,8 +65,15 @@ class StopAction(_Model):
     type: Literal["stop", "start"] = "stop"
 
 
+class SmppAction(_Model):
+    """SMS to SMPP: the message goes to this SMPP account's bind as deliver_sm."""
+
+    type: Literal["smpp"] = "smpp"
+    system_id: Annotated[str, Field(min_length=1, max_length=15)]
+
+
 Action = Annotated[
-    Sms2MailAction | AutoReplyAction | ListAction | StopAction | PushAction,
+    Sms2MailAction | AutoReplyAction | ListAction | StopAction | PushAction | SmppAction,
     Field(discriminator="type"),
 ]
 _ACTIONS: TypeAdapter[list[Action]] = TypeAdapter(list[Action])

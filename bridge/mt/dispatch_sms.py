@@ -78,4 +78,12 @@ def outbound_sms(order: OrderWork, now: datetime) -> OutboundSms:
         priority=order.priority,
         schedule_at=_send_at(policy.get("send_at")),
         resubmit=order.error.startswith(UNKNOWN_PREFIX),
+        segments=_segments(policy.get("smpp_parts")),
     )
+
+
+def _segments(value: object) -> tuple[tuple[bytes, int, int], ...]:
+    """Parts an SMPP client sent already split and encoded (hex, esm_class, data_coding)."""
+    if not isinstance(value, list):
+        return ()
+    return tuple((bytes.fromhex(str(sm)), int(esm), int(dc)) for sm, esm, dc in value)

@@ -6,7 +6,9 @@ transaction as its status, once:
 1. the status mail to the sender, or, for a mail to distribution lists, the one
    cumulative list report once all its orders are final;
 2. the DSN the client asked for (RFC 3461 NOTIFY) or its policy wants;
-3. the status push to the customer's status URL, when its policy asks for one.
+3. the status push to the customer's status URL, when its policy asks for one;
+4. the SMPP receipt (deliver_sm) to the client's bind, for an order that came in over
+   SMPP with registered_delivery set (kept in the SMPP outbox until a bind takes it).
 
 When orders are submitted: their reply assignments (replies from the recipients come
 back to the sender of the order: dynamic SMS2Mail).
@@ -25,10 +27,11 @@ from bridge.notices.queue import queue_status_notice_for
 from bridge.outcomes.dsn_queue import queue_final_dsn_for
 from bridge.outcomes.final_row import FINAL_ROW
 from bridge.outcomes.status_push import queue_status_push_for
+from bridge.smpp_outbox.queue import queue_receipt_for
 
 
 def final_notices(conn: Connection, order_id: str, now: datetime) -> None:
-    """Steps 1-3, from one read of the order and what belongs to it."""
+    """Steps 1-4, from one read of the order and what belongs to it."""
     row = conn.execute(FINAL_ROW, {"order_id": order_id}).one()
     if row.list_mail_id is not None:
         queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
@@ -36,6 +39,7 @@ def final_notices(conn: Connection, order_id: str, now: datetime) -> None:
         queue_status_notice_for(conn, row, now)
     queue_final_dsn_for(conn, row, now)
     queue_status_push_for(conn, row, now)
+    queue_receipt_for(conn, row, now)
 
 
 STEPS = Steps(final=(final_notices,), submitted=(record_order_assignments,))

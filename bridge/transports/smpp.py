@@ -24,7 +24,7 @@ from typing import Final
 
 from bridge.smpp import constants as c
 from bridge.smpp.address import destination_address, source_address
-from bridge.smpp.encoding import plan_parts
+from bridge.smpp.encoding import MtPart, plan_parts
 from bridge.smpp.esme import NotBound
 from bridge.smpp.pdu import GenericNack, SubmitSm, SubmitSmResp
 from bridge.smpp.session import ConnectionLost, NotSent, ResponseTimeout
@@ -180,8 +180,12 @@ class SmppTransport:
             )
         dst = destination_address(sms.destination)
         try:
-            parts = plan_parts(
-                sms.text, sms.encoding, cfg.encoding, ref=self._next_ref(), flash=sms.flash
+            parts = (
+                tuple(MtPart(sm, esm, dc) for sm, esm, dc in sms.segments)
+                if sms.segments
+                else plan_parts(
+                    sms.text, sms.encoding, cfg.encoding, ref=self._next_ref(), flash=sms.flash
+                )
             )
         except ValueError as exc:
             raise TransportPermanentFailure(

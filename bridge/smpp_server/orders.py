@@ -1,0 +1,157 @@
+"""What the SMPP server writes and reads of orders: commit submits, query_sm, cancel_sm.
+
+`commit_submits` is the group-committed write of submit_sm (`Store.grouped`): each
+message becomes a mail with one order through `bridge.mt.mails.insert_mails`, the same
+rows the SMTP intake writes, so dispatch, routing, receipts and reports treat it alike.
+A part of a concatenated message is kept as a row (`SmppPart`) and answered with the
+message id its first part got; the last part makes the order of all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, delete, insert, select
+
+from bridge.db.core import table
+from bridge.mt.mails import NewMail, insert_mails
+from bridge.mt.orders import record_final
+from bridge.mt.tables import Order
+from bridge.outcomes.steps import STEPS
+from bridge.smpp_server.tables import SmppPart
+
+_order = table(Order)
+_part = table(SmppPart)
+
+# An order's status -> SMPP 3.4 message_state (query_sm_resp).
+MESSAGE_STATES: Final[dict[str, int]] = {
+    "queued": 1,
+    "deferred": 1,
+    "submitted": 1,
+    "held": 1,
+    "delivered": 2,
+    "expired": 3,
+    "undeliverable": 5,
+    "unconfirmed": 7,
+    "failed": 8,
+}
+CANCELLABLE: Final = ("queued", "deferred", "held")
+
+
+@dataclass(frozen=True, slots=True)
+class PartOf:
+    """Where a submit_sm belongs in a concatenated message, and its part as sent."""
+
+    system_id: str
+    key: str  # source|destination|reference|total
+    seq: int
+    total: int
+    part: list[object]  # [short_message hex, esm_class, data_coding]
+    text: str
+    encoding: str
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """One submit_sm to write: a whole message, or one part of one (`part_of`), whose
+    `mail` then is the message as this part would make it."""
+
+    mail: NewMail
+    part_of: PartOf | None = None
+
+
+def commit_submits(conn: Connection, submits: list[Submit]) -> list[str]:
+    """Write the submits (one transaction); per submit the message id to answer with."""
+    ids = []
+    for s in submits:
+        if s.part_of is None:
+            insert_mails(conn, [s.mail], checked=True)
+            ids.append(s.mail.orders[0].id)
+        else:
+            ids.append(_commit_part(conn, s.mail, s.part_of))
+    return ids
+
+
+def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> str:
+    where = (_part.c.system_id == p.system_id, _part.c.part_key == p.key)
+    rows = {r.seq: r for r in conn.execute(select(_part).where(*where))}
+    mail_id = next(iter(rows.values())).mail_id if rows else mail.id
+    if p.seq not in rows:  # a part sent again (its answer was lost) keeps the first copy
+        conn.execute(
+            insert(_part).values(
+                system_id=p.system_id,
+                part_key=p.key,
+                seq=p.seq,
+                total=p.total,
+                mail_id=mail_id,
+                part=p.part,
+                text=p.text,
+                encoding=p.encoding,
+                created_at=mail.received_at,
+            )
+        )
+        rows = {r.seq: r for r in conn.execute(select(_part).where(*where))}
+    if set(rows) != set(range(1, p.total + 1)):
+        return f"{mail_id}.1"
+    parts = [rows[i] for i in range(1, p.total + 1)]
+    order = mail.orders[0]
+    policy = {**order.policy, "smpp_parts": [r.part for r in parts]}
+    order = replace(
+        order,
+        id=f"{mail_id}.1",
+        text="".join(r.text for r in parts),
+        encoding="ucs2" if any(r.encoding == "ucs2" for r in parts) else "gsm7",
+        parts=len(parts),
+        policy=policy,
+    )
+    insert_mails(conn, [replace(mail, id=mail_id, orders=(order,))], checked=True)
+    conn.execute(delete(_part).where(*where))
+    return order.id
+
+
+def drop_stale_parts(conn: Connection, before: datetime) -> list[str]:
+    """Forget parts whose message did not complete in time; the message ids they had."""
+    stale = sorted(
+        {
+            str(r.mail_id)
+            for r in conn.execute(select(_part.c.mail_id).where(_part.c.created_at < before))
+        }
+    )
+    if stale:
+        conn.execute(delete(_part).where(_part.c.mail_id.in_(stale)))
+    return stale
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    status: str
+    updated_at: datetime
+    final: bool
+
+
+def _own(policy: Any, system_id: str) -> bool:
+    smpp = (policy or {}).get("smpp") if isinstance(policy, dict) else None
+    return isinstance(smpp, dict) and smpp.get("system_id") == system_id
+
+
+def order_state(conn: Connection, order_id: str, system_id: str) -> OrderState | None:
+    """The state of an order this account submitted (None: not one of its orders)."""
+    r = conn.execute(
+        select(_order.c.status, _order.c.updated_at, _order.c.policy).where(_order.c.id == order_id)
+    ).first()
+    if r is None or not _own(r.policy, system_id):
+        return None
+    final = MESSAGE_STATES.get(r.status, 1) != 1
+    return OrderState(r.status, r.updated_at, final)
+
+
+def cancel_order(conn: Connection, order_id: str, system_id: str, now: datetime) -> bool:
+    """End an order of this account that has not been submitted yet (cancel_sm)."""
+    r = conn.execute(
+        select(_order.c.status, _order.c.policy).where(_order.c.id == order_id)
+    ).first()
+    if r is None or not _own(r.policy, system_id) or r.status not in CANCELLABLE:
+        return False
+    return record_final(conn, order_id, now, "failed", "cancelled by the SMPP client", steps=STEPS)

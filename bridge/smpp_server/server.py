@@ -1,0 +1,580 @@
+"""The SMPP server: customers' applications bind, submit SMS, and receive receipts and MO.
+
+Binds are checked against the account (`accounts.py`): system_id, scrypt password
+(verified in a thread), client network, bind type, number of binds. A submit_sm becomes
+an order of the account's user through the mail pipeline's pieces: the user's policy,
+the recipient rules of the SMTP intake (countries, rate limits, stop list), the
+account's sender ids, and the same mail/order rows (`orders.commit_submits`, group
+committed). `submit_sm_resp` carries our message id (the order id) only after the
+commit; a storage fault is answered ESME_RSYSERR, which clients retry. Each part of a
+concatenated message (UDH or sar_* TLVs) is committed as it comes and answered with the
+message id of the whole; the last part makes the one order of all of them. A bound
+receiver or transceiver gets the account's outbox (receipts, MO SMS) as deliver_sm, in
+order per message, retried with backoff until answered ESME_ROK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
+from bridge.errors import Reject, StorageUnavailable
+from bridge.intake.addresses import Recipient, classify_number
+from bridge.intake.handler import customer_access, new_mail_id
+from bridge.intake.rules import RCPT_RULES
+from bridge.intake.sender_cache import SenderCache
+from bridge.intake.transaction import Transaction
+from bridge.mt.mails import NewMail, NewOrder
+from bridge.smpp import constants as c
+from bridge.smpp.address import address_in
+from bridge.smpp.pdu import (
+    Bind,
+    BindResp,
+    DeliverSm,
+    DeliverSmResp,
+    GenericNack,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Tlv,
+    UnknownPdu,
+)
+from bridge.smpp.session import SessionError, SmppSession
+from bridge.smpp_outbox.queue import OutboxItem, mark_retry, mark_sent, take_due
+from bridge.smpp_server.accounts import Account, find_account
+from bridge.smpp_server.orders import (
+    MESSAGE_STATES,
+    PartOf,
+    Submit,
+    cancel_order,
+    commit_submits,
+    drop_stale_parts,
+    order_state,
+)
+from bridge.smpp_server.settings import SmppServerSettings
+from bridge.smpp_server.submit import (
+    ReadPart,
+    SubmitRefused,
+    read_part,
+    sender_allowed,
+    smpp_time,
+)
+from bridge.tenants.logins import verify_password
+from bridge.tenants.policy import resolve
+from bridge.text.sms import split_sms
+
+log = logging.getLogger("bridge.smpp_server")
+
+_BIND_NAMES: Final = {
+    c.BIND_TRANSMITTER: "transmitter",
+    c.BIND_RECEIVER: "receiver",
+    c.BIND_TRANSCEIVER: "transceiver",
+}
+_QUERY_SM_RESP: Final = c.QUERY_SM | c.RESP_BIT
+_CANCEL_SM_RESP: Final = c.CANCEL_SM | c.RESP_BIT
+_REPLACE_SM_RESP: Final = c.REPLACE_SM | c.RESP_BIT
+_REJECT_STATUS: Final = {"rate_limited": c.ESME_RTHROTTLED}
+
+
+class _Rate:
+    """Submits per second over all binds of an account: a bucket that refuses, never waits."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = max(1.0, rate)
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(max(1.0, self.rate), self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+@dataclass(eq=False)
+class _Client:
+    ip: str
+    session: SmppSession | None = None
+    account: Account | None = None
+    bind: str = ""
+    outstanding: int = 0
+
+    @property
+    def can_submit(self) -> bool:
+        return self.bind in ("transmitter", "transceiver")
+
+    @property
+    def can_receive(self) -> bool:
+        return self.bind in ("receiver", "transceiver")
+
+
+class SmppServer:
+    """The listener; `await start()`, then `port` is the bound port."""
+
+    def __init__(
+        self,
+        settings: SmppServerSettings,
+        defaults: dict[str, Any],
+        store: Store,
+        on_accepted: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.defaults = defaults
+        self.store = store
+        self.on_accepted = on_accepted
+        self.senders = SenderCache(store)
+        self._server: asyncio.Server | None = None
+        self._clients: set[_Client] = set()
+        self._rates: dict[str, _Rate] = {}
+        self._wake = asyncio.Event()
+        self._outbox_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.accepted = 0  # submit_sm answered with a message id (for the benchmark)
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self.settings.port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def _tls(self) -> ssl.SSLContext | None:
+        s = self.settings
+        if s.tls_cert is None or s.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(s.tls_cert, s.tls_key)
+        return context
+
+    async def start(self) -> tuple[str, int]:
+        s = self.settings
+        self._server = await asyncio.start_server(self._on_connect, s.host, s.port, ssl=self._tls())
+        self._outbox_task = asyncio.create_task(self._outbox_loop(), name="smpp-server-outbox")
+        log.info(
+            "SMPP server listening on %s:%d%s", s.host, self.port, " (TLS)" if self._tls() else ""
+        )
+        return (s.host, self.port)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        for client in list(self._clients):
+            if client.session is not None:
+                client.session.abort("server stopping")
+        if self._outbox_task is not None:
+            self._outbox_task.cancel()
+            await asyncio.gather(self._outbox_task, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5.0)
+            self._server = None
+
+    def wake(self) -> None:
+        """Something was queued for the binds (a receipt, an MO): look now."""
+        self._wake.set()
+
+    def bound(self, system_id: str) -> int:
+        """How many binds of `system_id` are up (tests, the log)."""
+        return sum(
+            1
+            for x in self._clients
+            if x.account and x.account.system_id == system_id and x.session and not x.session.closed
+        )
+
+    # --- connections ----------------------------------------------------------------------
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        client = _Client(ip=str(peer[0]) if isinstance(peer, tuple) else "")
+
+        async def handler(pdu: Pdu) -> Pdu | None:
+            return await self._on_request(client, pdu)
+
+        client.session = SmppSession(
+            reader,
+            writer,
+            handler,
+            name=f"smpp-server {client.ip}",
+            response_timeout=self.settings.response_timeout,
+        )
+        self._clients.add(client)
+        try:
+            await client.session.run()
+        finally:
+            self._clients.discard(client)
+            await client.session.close()
+            if client.account is not None:
+                log.info(
+                    "SMPP %s (%s) unbound: %s",
+                    client.account.system_id,
+                    client.bind,
+                    client.session.close_reason,
+                )
+
+    async def _on_request(self, client: _Client, pdu: Pdu) -> Pdu | None:
+        if isinstance(pdu, Bind):
+            return await self._bind(client, pdu)
+        if client.account is None:
+            if isinstance(pdu, SubmitSm):
+                return SubmitSmResp(pdu.sequence, c.ESME_RINVBNDSTS)
+            return GenericNack(pdu.sequence, c.ESME_RINVBNDSTS)
+        if isinstance(pdu, SubmitSm):
+            if not client.can_submit:
+                return SubmitSmResp(pdu.sequence, c.ESME_RINVBNDSTS)
+            return await self._submit(client, pdu)
+        if isinstance(pdu, UnknownPdu):
+            if pdu.command_id == c.QUERY_SM:
+                return await self._query(client, pdu)
+            if pdu.command_id == c.CANCEL_SM:
+                return await self._cancel(client, pdu)
+            if pdu.command_id == c.REPLACE_SM:  # our orders are not replaceable in place
+                return UnknownPdu(_REPLACE_SM_RESP, pdu.sequence, c.ESME_RREPLACEFAIL)
+        return GenericNack(pdu.sequence, c.ESME_RINVCMDID)
+
+    # --- bind -----------------------------------------------------------------------------
+
+    async def _bind(self, client: _Client, pdu: Bind) -> Pdu | None:
+        resp_id = pdu.command_id | c.RESP_BIT
+        if client.account is not None:
+            return BindResp(resp_id, pdu.sequence, c.ESME_RALYBND)
+        status, account = await self._check_bind(client, pdu)
+        if status != c.ESME_ROK or account is None:
+            log.warning(
+                "SMPP bind of %r from %s refused: %s",
+                pdu.system_id,
+                client.ip,
+                c.status_name(status),
+            )
+            assert client.session is not None
+            client.session.send(BindResp(resp_id, pdu.sequence, status))
+            client.session.abort("bind refused")
+            return None
+        client.account = account
+        client.bind = _BIND_NAMES[pdu.command_id]
+        self._rates.setdefault(
+            account.system_id, _Rate(account.throughput)
+        ).rate = account.throughput
+        log.info("SMPP %s bound as %s from %s", account.system_id, client.bind, client.ip)
+        if client.can_receive:
+            self.wake()
+        return BindResp(
+            resp_id,
+            pdu.sequence,
+            c.ESME_ROK,
+            self.settings.system_id,
+            tlvs=(Tlv(c.TLV_SC_INTERFACE_VERSION, bytes((c.INTERFACE_VERSION,))),),
+        )
+
+    async def _check_bind(self, client: _Client, pdu: Bind) -> tuple[int, Account | None]:
+        try:
+            account = await self.store.read(find_account, pdu.system_id)
+        except StorageUnavailable:
+            return c.ESME_RSYSERR, None
+        if account is None or not account.enabled:
+            return c.ESME_RINVSYSID, None
+        if not await asyncio.to_thread(verify_password, pdu.password, account.password_hash):
+            return c.ESME_RINVPASWD, None
+        if not account.allows_network(client.ip):
+            return c.ESME_RBINDFAIL, None
+        if _BIND_NAMES[pdu.command_id] not in account.bind_types:
+            return c.ESME_RBINDFAIL, None
+        if self.bound_binds(account.system_id) >= account.max_binds:
+            return c.ESME_RBINDFAIL, None
+        return c.ESME_ROK, account
+
+    def bound_binds(self, system_id: str) -> int:
+        return sum(1 for x in self._clients if x.account and x.account.system_id == system_id)
+
+    # --- submit ---------------------------------------------------------------------------
+
+    async def _submit(self, client: _Client, pdu: SubmitSm) -> Pdu:
+        account = client.account
+        assert account is not None
+        if client.outstanding >= account.window:
+            return SubmitSmResp(pdu.sequence, c.ESME_RTHROTTLED)
+        client.outstanding += 1
+        try:
+            status, message_id = await self._take(client, account, pdu)
+        finally:
+            client.outstanding -= 1
+        return SubmitSmResp(pdu.sequence, status, message_id if status == c.ESME_ROK else "")
+
+    async def _take(self, client: _Client, account: Account, pdu: SubmitSm) -> tuple[int, str]:
+        if not self._rates[account.system_id].take():
+            return c.ESME_RTHROTTLED, ""
+        try:
+            read = read_part(pdu)
+            mail = await self._build(client, account, pdu, read)
+        except SubmitRefused as exc:
+            log.info(
+                "SMPP %s: submit_sm refused: %s (%s)",
+                account.system_id,
+                exc,
+                c.status_name(exc.status),
+            )
+            return exc.status, ""
+        except StorageUnavailable as exc:
+            log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
+            return c.ESME_RSYSERR, ""
+        part_of = None
+        if read.concat is not None:
+            concat = read.concat
+            part_of = PartOf(
+                account.system_id,
+                f"{pdu.source_addr}|{pdu.destination_addr}|{concat.ref}|{concat.total}",
+                concat.seq,
+                concat.total,
+                read.part.stored(),
+                read.part.text,
+                read.part.encoding,
+            )
+        try:
+            message_id: str = await self.store.grouped(commit_submits, Submit(mail, part_of))
+        except StorageUnavailable as exc:
+            log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
+            return c.ESME_RSYSERR, ""
+        self.accepted += 1
+        what = (
+            f"part {part_of.seq}/{part_of.total}" if part_of else f"{mail.orders[0].parts} part(s)"
+        )
+        log.info(
+            "%s: SMPP %s to=%s %s accepted",
+            message_id,
+            account.system_id,
+            mail.orders[0].recipient,
+            what,
+        )
+        if part_of is None or part_of.seq == part_of.total:
+            self.on_accepted()
+        return c.ESME_ROK, message_id
+
+    async def _build(
+        self, client: _Client, account: Account, pdu: SubmitSm, read: ReadPart
+    ) -> NewMail:
+        sender = await self.senders.find(account.user)
+        if sender is None or not sender.enabled or not sender.customer_enabled:
+            raise SubmitRefused(c.ESME_RSUBMITFAIL, f"user {account.user} is disabled")
+        policy = resolve(
+            self.defaults, sender.customer_settings, sender.profile_settings, sender.user_settings
+        )
+        destination = address_in(pdu.dest_addr_ton, pdu.destination_addr)
+        found = classify_number(destination, policy.default_country)
+        if found is None or found[1] == "premium":
+            raise SubmitRefused(c.ESME_RINVDSTADR, f"{destination!r} is not a mobile number")
+        msisdn, kind = found
+        source = address_in(pdu.source_addr_ton, pdu.source_addr) or policy.sender_id
+        if not sender_allowed(source, account.senders, policy.sender_id):
+            raise SubmitRefused(c.ESME_RINVSRCADR, f"sender {source!r} is not allowed")
+        recipient = Recipient(msisdn=msisdn, address=msisdn, domain="", kind=kind)
+        transaction = Transaction(
+            sender=sender, policy=policy, access=customer_access(sender.customer_settings)
+        )
+        transaction.client_ip = client.ip
+        try:
+            for rule in RCPT_RULES:
+                await rule(self.store, transaction, recipient)
+        except Reject as rej:
+            raise SubmitRefused(_REJECT_STATUS.get(rej.kind, c.ESME_RINVDSTADR), rej.kind) from None
+        now = utcnow()
+        try:
+            expires = smpp_time(pdu.validity_period, now)
+        except ValueError as exc:
+            raise SubmitRefused(c.ESME_RINVEXPIRY, str(exc)) from None
+        try:
+            at = smpp_time(pdu.schedule_delivery_time, now)
+        except ValueError as exc:
+            raise SubmitRefused(c.ESME_RINVSCHED, str(exc)) from None
+        if expires is None:
+            expires = now + timedelta(seconds=policy.validity)
+        if expires <= now:
+            raise SubmitRefused(c.ESME_RINVEXPIRY, "validity_period is in the past")
+        text, encoding, count = read.part.text, read.part.encoding, 1
+        values = policy.as_dict()
+        values.update(
+            notify="none",  # the client learns outcomes from our receipts
+            notify_channel=[],
+            send_at="",
+            smpp={
+                "system_id": account.system_id,
+                "registered_delivery": pdu.registered_delivery,
+                "source": pdu.source_addr,
+                "source_ton": pdu.source_addr_ton,
+                "source_npi": pdu.source_addr_npi,
+                "destination": pdu.destination_addr,
+                "dest_ton": pdu.dest_addr_ton,
+                "dest_npi": pdu.dest_addr_npi,
+            },
+        )
+        if read.payload:  # one text in message_payload: split like a mail's text
+            with contextlib.suppress(ValueError):
+                count = len(split_sms(text, encoding).payloads)  # type: ignore[arg-type]
+        else:  # as sent: dispatch submits these octets unchanged
+            values["smpp_parts"] = [read.part.stored()]
+        mail_id = new_mail_id()
+        order = NewOrder(
+            id=f"{mail_id}.1",
+            recipient=msisdn,
+            rcpt_address=f"smpp:{destination}",
+            sender_id=source,
+            text=text,
+            encoding=encoding,
+            parts=count,
+            priority=1 if pdu.priority_flag else 0,
+            expires_at=expires,
+            policy=values,
+            next_attempt_at=at if at is not None and at > now else None,
+        )
+        return NewMail(
+            id=mail_id,
+            received_at=now,
+            envelope_from=sender.address,
+            user_id=sender.user_id,
+            client_addr=client.ip,
+            helo=f"smpp:{account.system_id}",
+            message_id="",
+            subject="",
+            raw=b"",
+            orders=(order,),
+        )
+
+    # --- query_sm, cancel_sm ----------------------------------------------------------------
+
+    async def _query(self, client: _Client, pdu: UnknownPdu) -> Pdu:
+        assert client.account is not None
+        message_id = pdu.body.split(b"\0", 1)[0].decode("latin-1")
+        try:
+            state = await self.store.read(order_state, message_id, client.account.system_id)
+        except StorageUnavailable:
+            return UnknownPdu(_QUERY_SM_RESP, pdu.sequence, c.ESME_RSYSERR)
+        if state is None:
+            return UnknownPdu(_QUERY_SM_RESP, pdu.sequence, c.ESME_RINVMSGID)
+        final = state.updated_at.strftime("%y%m%d%H%M%S") + "000+" if state.final else ""
+        body = (
+            message_id.encode("latin-1")
+            + b"\0"
+            + final.encode("ascii")
+            + b"\0"
+            + bytes((MESSAGE_STATES.get(state.status, 1), 0))
+        )
+        return UnknownPdu(_QUERY_SM_RESP, pdu.sequence, c.ESME_ROK, body)
+
+    async def _cancel(self, client: _Client, pdu: UnknownPdu) -> Pdu:
+        assert client.account is not None
+        fields = pdu.body.split(b"\0", 2)  # service_type, message_id, ...
+        message_id = fields[1].decode("latin-1") if len(fields) > 1 else ""
+        try:
+            done = await self.store.call(
+                cancel_order, message_id, client.account.system_id, utcnow()
+            )
+        except StorageUnavailable:
+            return UnknownPdu(_CANCEL_SM_RESP, pdu.sequence, c.ESME_RSYSERR)
+        self.wake()
+        return UnknownPdu(_CANCEL_SM_RESP, pdu.sequence, c.ESME_ROK if done else c.ESME_RCANCELFAIL)
+
+    # --- the outbox: receipts and MO to receivers ------------------------------------------
+
+    async def _drop_stale_parts(self) -> None:
+        before = utcnow() - timedelta(seconds=self.settings.part_wait)
+        for mail_id in await self.store.call(drop_stale_parts, before):
+            log.warning(
+                "%s.1: SMPP message incomplete after %.0f s; its parts are dropped",
+                mail_id,
+                self.settings.part_wait,
+            )
+
+    async def _outbox_loop(self) -> None:
+        sweep_at = 0.0
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.outbox_interval)
+            self._wake.clear()
+            if time.monotonic() >= sweep_at:
+                sweep_at = time.monotonic() + 60.0
+                with contextlib.suppress(StorageUnavailable):
+                    await self._drop_stale_parts()
+            receivers: dict[str, list[_Client]] = {}
+            for x in self._clients:
+                if x.account and x.can_receive and x.session and not x.session.closed:
+                    receivers.setdefault(x.account.system_id, []).append(x)
+            for system_id, clients in receivers.items():
+                try:
+                    await self._deliver_due(system_id, clients)
+                except StorageUnavailable as exc:
+                    log.warning("SMPP outbox of %s: storage unavailable: %s", system_id, exc)
+                except Exception:
+                    log.exception("SMPP outbox of %s failed", system_id)
+
+    async def _deliver_due(self, system_id: str, clients: list[_Client]) -> None:
+        window = max(1, min(x.account.window for x in clients if x.account))
+        lease = self.settings.response_timeout + 5.0
+        items = await self.store.call(take_due, system_id, utcnow(), window * len(clients), lease)
+        if not items:
+            return
+        results = await asyncio.gather(
+            *(self._deliver(clients[i % len(clients)], item) for i, item in enumerate(items))
+        )
+        sent = [
+            item.id for item, status in zip(items, results, strict=True) if status == c.ESME_ROK
+        ]
+        now = utcnow()
+
+        def record(conn: Any) -> None:
+            mark_sent(conn, sent, now)
+            for item, status in zip(items, results, strict=True):
+                if status != c.ESME_ROK:
+                    delay = min(
+                        self.settings.retry_max,
+                        self.settings.retry_delay * 2 ** max(0, item.attempts),
+                    )
+                    mark_retry(conn, item.id, now + timedelta(seconds=delay), c.status_name(status))
+
+        await self.store.call(record)
+        if len(sent) == len(items):
+            self.wake()  # there may be more (the next part of a message)
+
+    async def _deliver(self, client: _Client, item: OutboxItem) -> int:
+        p = item.pdu
+        pdu = DeliverSm(
+            0,
+            p.source,
+            p.destination,
+            p.short_message,
+            source_addr_ton=p.source_ton,
+            source_addr_npi=p.source_npi,
+            dest_addr_ton=p.dest_ton,
+            dest_addr_npi=p.dest_npi,
+            esm_class=p.esm_class,
+            data_coding=p.data_coding,
+            tlvs=tuple(Tlv(tag, value) for tag, value in p.tlvs),
+        )
+        assert client.session is not None
+        try:
+            resp = await client.session.request(pdu)
+        except SessionError as exc:
+            log.info("SMPP %s: deliver_sm %s not answered: %s", item.system_id, item.id, exc)
+            return c.ESME_RSYSERR
+        if isinstance(resp, DeliverSmResp | GenericNack):
+            if resp.status != c.ESME_ROK:
+                log.info(
+                    "SMPP %s: deliver_sm %s answered %s; retried later",
+                    item.system_id,
+                    item.id,
+                    c.status_name(resp.status),
+                )
+            return resp.status
+        return c.ESME_RSYSERR

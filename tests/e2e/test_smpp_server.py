@@ -1,0 +1,178 @@
+"""The bridge as an SMPP server, driven by SMPP clients we did not write (tests/peers/esme*.py).
+
+A client binds with the demo account, submits, the sandbox phone shows the SMS and the
+client gets our receipt with the message id it was given; an MO to a number with the
+inbound action `smpp` reaches a bound client, and waits for the bind when none is up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.db.store import run_sync
+from bridge.inbound.admin import apply_numbers
+from bridge.inbound.config import parse_numbers
+from bridge.sandbox.smsc import read_inbox, send_mo
+from bridge.settings import Settings
+from bridge.smpp_outbox.queue import pending_count
+from bridge.smpp_server.accounts import set_limits
+from bridge.smpp_server.settings import SmppServerSettings
+from tests.conftest import make_settings
+from tests.helpers import running_bridge, wait_for
+from tests.peers.esme import BindType, until
+from tests.peers.esme_clients import CLIENTS, open_esme
+
+NUMBERS = """
+[[customer]]
+name = "demo"
+
+[[number]]
+number = "+4915550000009"
+customer = "demo"
+
+[[number.actions]]
+type = "smpp"
+system_id = "demo"
+"""
+
+PHONE = "+491701234567"
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, smpp_server=SmppServerSettings(enabled=True, port=0))
+
+
+async def test_done_when_smpplib_submits_and_gets_the_receipt(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    async with running_bridge(settings) as (_, ep):
+        assert ep.smpp is not None
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
+            [result] = await esme.submit("+4915550000001", PHONE, "hello")
+            assert result.status == 0 and result.message_id.endswith(".1")
+            inbox = settings.sandbox.config().inbox_path
+            [sms] = await wait_for(lambda: read_inbox(inbox, to=PHONE), within=10)
+            assert sms.text == "hello"
+            await until(lambda: [d for d in esme.deliveries if d.is_receipt], within=15)
+            [receipt] = [d for d in esme.deliveries if d.is_receipt]
+            assert receipt.receipted_message_id == result.message_id
+            assert b"stat:DELIVRD" in receipt.short_message
+            assert receipt.tlv(0x0427) == bytes((2,))
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_bind_refusals(tmp_path: Path, client: str) -> None:
+    async with running_bridge(_settings(tmp_path)) as (_, ep):
+        assert ep.smpp is not None
+        async with open_esme(client, *ep.smpp) as esme:
+            bad = await esme.bind(BindType.TRANSCEIVER, "demo", "wrong")
+            assert not bad.ok and bad.status in (None, 0x0E)
+        async with open_esme(client, *ep.smpp) as esme:
+            unknown = await esme.bind(BindType.TRANSMITTER, "nobody", "demo")
+            assert not unknown.ok and unknown.status in (None, 0x0F)
+
+
+# smpp34 waits for each part's submit_sm_resp before it sends the next; smpplib and node
+# send all parts at once: each part is committed and answered as it comes.
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_long_and_ucs2_presplit_messages_are_one_order_each(
+    tmp_path: Path, client: str
+) -> None:
+    settings = _settings(tmp_path)
+    long_text = "Lorem ipsum dolor sit amet, " * 8  # 224 septets: two parts
+    ucs2_text = "Grüße aus Köln ☺ " * 6  # 102 UTF-16 units: two parts
+    async with running_bridge(settings) as (_, ep):
+        assert ep.smpp is not None
+        async with open_esme(client, *ep.smpp) as esme:
+            assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
+            first = await esme.submit("+4915550000001", PHONE, long_text)
+            second = await esme.submit("+4915550000001", PHONE, ucs2_text, ucs2=True)
+            for results in (first, second):
+                assert len(results) == 2 and {r.status for r in results} == {0}
+                assert len({r.message_id for r in results}) == 1  # one order
+            inbox = settings.sandbox.config().inbox_path
+            got = await wait_for(lambda: (s := read_inbox(inbox, to=PHONE)) and len(s) == 2 and s)
+            assert sorted(s.text for s in got) == sorted([long_text, ucs2_text])
+            assert {s.parts for s in got} == {2}
+
+
+async def test_mo_reaches_the_bound_client_and_waits_for_the_bind(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None and ep.sandbox is not None
+        run_sync(bridge.store.engine, apply_numbers, parse_numbers(NUMBERS))
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.RECEIVER, "demo", "demo")).ok
+            await send_mo(*ep.sandbox, PHONE, "+4915550000009", "first", Path("x"))
+            await until(lambda: [d for d in esme.deliveries if not d.is_receipt], within=10)
+            [mo] = [d for d in esme.deliveries if not d.is_receipt]
+            assert (mo.text, mo.source, mo.destination) == (
+                "first",
+                "491701234567",
+                "4915550000009",
+            )
+        # no client bound: the MO waits in the outbox
+        await send_mo(*ep.sandbox, PHONE, "+4915550000009", "second", Path("x"))
+        engine = bridge.store.engine
+        await wait_for(lambda: run_sync(engine, pending_count, "demo") == 1)
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
+            await until(lambda: [d for d in esme.deliveries if not d.is_receipt], within=10)
+            assert [d.text for d in esme.deliveries] == ["second"]
+        engine = bridge.store.engine  # answered ESME_ROK: marked sent right after
+        await wait_for(lambda: run_sync(engine, pending_count, "demo") == 0)
+
+
+async def test_throttled_over_the_accounts_throughput(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None
+        run_sync(bridge.store.engine, lambda conn: set_limits(conn, "demo", throughput=0.1))
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.TRANSMITTER, "demo", "demo")).ok
+            [first] = await esme.submit("+4915550000001", PHONE, "one")
+            [second] = await esme.submit("+4915550000001", PHONE, "two")
+            assert (first.status, second.status) == (0, 0x58)  # ESME_RTHROTTLED: retry later
+
+
+async def test_restart_mid_session_nothing_lost(tmp_path: Path) -> None:
+    """A receipt that came while the client had only a transmitter bind survives a restart
+    of the bridge: the client binds again as receiver and gets it, with the id it was given."""
+    settings = _settings(tmp_path)
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.TRANSMITTER, "demo", "demo")).ok
+            [result] = await esme.submit("+4915550000001", PHONE, "before the restart")
+            assert result.status == 0
+            engine = bridge.store.engine
+            await wait_for(lambda: run_sync(engine, pending_count, "demo") == 1, within=10)
+    async with running_bridge(settings) as (_, ep):
+        assert ep.smpp is not None
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.RECEIVER, "demo", "demo")).ok
+            await until(lambda: [d for d in esme.deliveries if d.is_receipt], within=10)
+            assert [d.receipted_message_id for d in esme.deliveries] == [result.message_id]
+
+
+async def test_a_refused_deliver_sm_is_retried(tmp_path: Path) -> None:
+    smpp = SmppServerSettings(enabled=True, port=0, retry_delay=0.3)
+    settings = make_settings(tmp_path, smpp_server=smpp)
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None and ep.sandbox is not None
+        run_sync(bridge.store.engine, apply_numbers, parse_numbers(NUMBERS))
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            await esme.answer_deliveries_with(0x08)  # ESME_RSYSERR: try again later
+            assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
+            await send_mo(*ep.sandbox, PHONE, "+4915550000009", "retry me", Path("x"))
+            await until(lambda: esme.deliveries, within=10)
+            await esme.answer_deliveries_with(0)
+            await until(lambda: [d for d in esme.deliveries if d.answered == 0], within=10)
+            assert [(d.text, d.answered) for d in esme.deliveries] == [
+                ("retry me", 0x08),
+                ("retry me", 0),
+            ]
+        engine = bridge.store.engine  # answered ESME_ROK: marked sent right after
+        await wait_for(lambda: run_sync(engine, pending_count, "demo") == 0)

@@ -1,0 +1,93 @@
+"""The SMPP server's writes on SQLite and PostgreSQL: parts made into one order, the outbox
+in order per message, query_sm and cancel_sm on the account's own orders only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from bridge.db.core import table
+from bridge.db.engine import upgrade
+from bridge.db.store import run_sync
+from bridge.mt.mails import NewMail, NewOrder
+from bridge.mt.tables import Order
+from bridge.smpp_outbox.queue import mark_sent, pending_count, queue_mo, take_due
+from bridge.smpp_server.orders import (
+    PartOf,
+    Submit,
+    cancel_order,
+    commit_submits,
+    drop_stale_parts,
+    order_state,
+)
+from bridge.tenants.admin import ensure_demo
+from bridge.tenants.senders import find_sender
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+_order = table(Order)
+
+
+def _mail(engine: Engine, mail_id: str) -> NewMail:
+    sender = run_sync(engine, find_sender, "demo@example.com")
+    assert sender is not None
+    order = NewOrder(
+        id=f"{mail_id}.1",
+        recipient="+491701234567",
+        rcpt_address="smpp:+491701234567",
+        sender_id="ACME",
+        text="?",
+        encoding="gsm7",
+        parts=1,
+        priority=0,
+        expires_at=NOW + timedelta(days=1),
+        policy={"notify": "none", "smpp": {"system_id": "app1"}},
+    )
+    return NewMail(mail_id, NOW, sender.address, sender.user_id, "127.0.0.1", "smpp:app1", "",
+                   "", b"", orders=(order,))  # fmt: skip
+
+
+def _part(seq: int, text: str) -> PartOf:
+    return PartOf("app1", "ACME|491701234567|7|2", seq, 2, [text.encode().hex(), 0x40, 0], text,
+                  "gsm7")  # fmt: skip
+
+
+def test_parts_become_one_order_with_the_first_parts_id(engine: Engine) -> None:
+    upgrade(engine)
+    run_sync(engine, ensure_demo)
+    first = run_sync(engine, commit_submits, [Submit(_mail(engine, "M1"), _part(1, "Hello "))])
+    again = run_sync(engine, commit_submits, [Submit(_mail(engine, "M2"), _part(1, "Hello "))])
+    assert first == again == ["M1.1"]  # a part sent twice keeps its id
+    assert run_sync(engine, order_state, "M1.1", "app1") is None  # not an order yet
+    last = run_sync(engine, commit_submits, [Submit(_mail(engine, "M3"), _part(2, "world"))])
+    assert last == ["M1.1"]
+    with engine.connect() as conn:
+        row = conn.execute(select(_order).where(_order.c.id == "M1.1")).one()
+    assert (row.text, row.parts, len(row.policy["smpp_parts"])) == ("Hello world", 2, 2)
+    state = run_sync(engine, order_state, "M1.1", "app1")
+    assert state is not None and state.status == "queued"
+    assert run_sync(engine, order_state, "M1.1", "other") is None  # not its order
+    assert not run_sync(engine, cancel_order, "M1.1", "other", NOW)
+    assert run_sync(engine, cancel_order, "M1.1", "app1", NOW)
+    assert not run_sync(engine, cancel_order, "M1.1", "app1", NOW)  # final already
+    stale = run_sync(engine, commit_submits, [Submit(_mail(engine, "M4"), _part(1, "lost"))])
+    assert run_sync(engine, drop_stale_parts, NOW + timedelta(seconds=1)) == ["M4"]
+    assert stale == ["M4.1"]
+
+
+def test_outbox_goes_in_order_per_message(engine: Engine) -> None:
+    upgrade(engine)
+    text = "x" * 200  # two parts
+    run_sync(engine, lambda conn: queue_mo(conn, "app1", "+491701234567", "+4915550000009",
+                                           text, 5, NOW))  # fmt: skip
+    run_sync(engine, lambda conn: queue_mo(conn, "app1", "+491701234567", "+4915550000009",
+                                           "short", 6, NOW))  # fmt: skip
+    assert run_sync(engine, pending_count, "app1") == 3
+    due = run_sync(engine, take_due, "app1", NOW, 10, 30.0)
+    assert [i.message_key for i in due] == ["mo:5", "mo:6"]  # not the second part of mo:5 yet
+    assert run_sync(engine, take_due, "app1", NOW, 10, 30.0) == []  # leased
+    run_sync(engine, mark_sent, [due[0].id], NOW)
+    later = run_sync(engine, take_due, "app1", NOW + timedelta(seconds=31), 10, 30.0)
+    assert [i.message_key for i in later] == ["mo:5", "mo:6"]  # part 2, and mo:6 again
+    assert later[0].pdu.short_message[:6] == bytes((5, 0, 3, 5, 2, 2))
+    assert run_sync(engine, take_due, "other", NOW, 10, 30.0) == []
