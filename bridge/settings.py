@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import ValidationError, field_validator, model_validator
 
 from bridge.errors import ConfigError
+from bridge.http.settings import HttpSettings
 from bridge.inbound.settings import InboundSettings
 from bridge.intake.settings import SmtpSettings
 from bridge.mt.settings import DispatchSettings, RouteSettings
@@ -53,6 +54,7 @@ class Settings(Section):
     database_url: str = "sqlite:///var/bridge.db"
     demo: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     smtp: SmtpSettings = SmtpSettings()
     sandbox: SandboxSettings = SandboxSettings()
     smsc: tuple[SmscSettings, ...] = ()
@@ -63,6 +65,7 @@ class Settings(Section):
     inbound: InboundSettings = InboundSettings()
     push: PushSettings = PushSettings()
     reports: ReportSettings = ReportSettings()
+    http: HttpSettings = HttpSettings()
     # `mailsms dirsync`'s settings, validated by dirsync (dirsync/config.py) when it runs
     # and by `mailsms config check`; the bridge itself does not read them.
     dirsync: dict[str, Any] | None = None
@@ -104,7 +107,11 @@ class Settings(Section):
         return self
 
 
-EMBEDDED_DEFAULT: dict[str, Any] = {"demo": True, "sandbox": {"enabled": True}}
+EMBEDDED_DEFAULT: dict[str, Any] = {
+    "demo": True,
+    "sandbox": {"enabled": True},
+    "http": {"enabled": True},  # health, readiness and metrics on 127.0.0.1:8025
+}
 
 
 def _with_sandbox(data: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from bridge import logcontext
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable, reply
@@ -41,6 +42,7 @@ from bridge.intake.settings import SmtpSettings
 from bridge.intake.sms_plan import compose_text, preview_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
+from bridge.metrics import Metrics
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.notices.queue import NewNotice
 from bridge.tenants.policy import resolve
@@ -74,8 +76,10 @@ class IntakeHandler:
         on_notice: Callable[[], None] = lambda: None,
         backpressure: Backpressure | None = None,
         alert_fallback: str = "",
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics.unregistered()
         self.alert_fallback = alert_fallback  # SMS pumping alerts without a customer admin
         self.logs = LogLimiter(log, burst=30, total_burst=300)
         self.backpressure = backpressure
@@ -98,12 +102,14 @@ class IntakeHandler:
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
+        logcontext.set_fields(mail_id=None, customer=None)  # a new transaction in the session
         try:
             if self.backpressure is not None:
                 busy = self.backpressure.reason()
                 if busy is not None:
                     raise Reject("queue_full", detail=busy)
             transaction = await self._check_sender(address)
+            logcontext.set_fields(customer=transaction.sender.customer_name)
             self._check_access(server, session, transaction)
             transaction.dsn = getattr(server, "mail_dsn", None) or MailDsn()
         except Reject as rej:
@@ -208,6 +214,7 @@ class IntakeHandler:
         transaction: Transaction = envelope.bridge
         raw: bytes = envelope.original_content or envelope.content
         mail_id = new_mail_id()
+        logcontext.set_fields(mail_id=mail_id)
         self.in_flight += 1
         self._idle.clear()
         reserved = 0
@@ -259,6 +266,8 @@ class IntakeHandler:
             mail.mail.orders[0].parts if mail.mail.orders else 0,
             len(mail.notices),
         )
+        self.metrics.mails_accepted.inc()
+        self.metrics.orders_accepted.inc(len(mail.mail.orders))
         if mail.mail.orders:
             self.on_accepted()
         if mail.notices:

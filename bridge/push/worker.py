@@ -19,6 +19,7 @@ import httpx
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
+from bridge.metrics import Metrics
 from bridge.push import queue as push_sql
 from bridge.push.body import sign
 from bridge.push.guard import PushBlocked, vet
@@ -46,8 +47,10 @@ class Pusher:
         fallback_admin: str = "",
         on_notice: object = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics.unregistered()
         self.store = store
         self.fallback_admin = fallback_admin
         self.contacts = contacts  # whom a push given up on is reported to
@@ -72,6 +75,7 @@ class Pusher:
         if outcome.ok:
             log.info("push %s to %s: %s", work.id, action.url, outcome.detail)
             await self.store.call(push_sql.record_push, work.id, now, "sent", outcome.detail)
+            self.metrics.push_deliveries.labels("sent").inc()
             return
         next_at = None
         if outcome.retry:
@@ -87,6 +91,7 @@ class Pusher:
             await self.store.call(
                 push_sql.record_push, work.id, now, "deferred", outcome.detail, next_at
             )
+            self.metrics.push_deliveries.labels("deferred").inc()
             return
         log.error("push %s to %s failed: %s", work.id, action.url, outcome.detail)
         await self.store.call(
@@ -98,6 +103,7 @@ class Pusher:
             self.fallback_admin,
             self.contacts,
         )
+        self.metrics.push_deliveries.labels("failed").inc()
         if callable(self._on_notice):
             self._on_notice()
 
