@@ -70,13 +70,13 @@ def formatter(fmt: LogFormat) -> logging.Formatter:
 
 
 def configure(level: str, fmt: LogFormat, stream: TextIO | None = None) -> logging.Handler:
-    """Log to stderr (or `stream`) in `fmt` at `level`; returns the handler it installed."""
+    """Log to stderr (or `stream`) in `fmt` at `level`, as `logging.basicConfig` does.
+
+    Like basicConfig, it leaves a root logger alone that already has handlers (a host
+    that embeds the bridge chose its own). Returns the handler it made.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(fmt))
     handler.addFilter(ContextFilter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
+    logging.basicConfig(level=level, handlers=[handler])
     return handler
