@@ -155,7 +155,7 @@ class Bridge:
         self._shared: Shared | None = None
         self.http: HttpServer | None = None
         self.registry = CollectorRegistry()
-        self.metrics = Metrics.on(self.registry)
+        self.metrics = Metrics.on(self.registry, max_customers=settings.http.customer_labels)
         self.steps = counted_steps(self.metrics)
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []

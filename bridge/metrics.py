@@ -7,15 +7,18 @@ memory: nothing here reads the database. What is read at scrape time (queue dept
 oldest due order, dirsync runs, the SMPP binds) is collected by `bridge/http/scrape.py`.
 A component built without metrics (tests, CLI commands) gets `Metrics.unregistered()`,
 on a registry of its own that nobody scrapes. Labels are bounded: code classes,
-enhanced status codes, statuses, kinds, actions and SMSC names, never addresses or ids.
+enhanced status codes, statuses, kinds, actions and SMSC names, never addresses or ids;
+customer names only up to `max_customers` of them (the first seen), the rest as "other".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+OTHER = "other"  # the customer label once the named ones are used up
 
 # Seconds from accepted to submitted, and from submitted to a final status (receipts can
 # take hours, an SMSC's store-and-forward days).
@@ -42,13 +45,26 @@ class Metrics:
     push_deliveries: Counter
     submit_seconds: Histogram
     final_seconds: Histogram
+    customer_orders: Counter
+    max_customers: int = 100
+    _customers: set[str] = field(default_factory=set)
+
+    def customer(self, name: str) -> str:
+        """The label for customer `name`: itself, or "other" once `max_customers` are named."""
+        if name in self._customers:
+            return name
+        if len(self._customers) < self.max_customers:
+            self._customers.add(name)
+            return name
+        return OTHER
 
     @classmethod
-    def on(cls, registry: CollectorRegistry) -> Metrics:
+    def on(cls, registry: CollectorRegistry, *, max_customers: int = 100) -> Metrics:
         """Create every metric on `registry`."""
         r = registry
         return cls(
             registry=r,
+            max_customers=max_customers,
             smtp_sessions=Counter(
                 "mailsms_smtp_sessions",
                 "SMTP connections, by result (open, or refused at connect).",
@@ -126,6 +142,13 @@ class Metrics:
                 "mailsms_order_final_seconds",
                 "Seconds from an order's submission to its final status.",
                 buckets=FINAL_BUCKETS,
+                registry=r,
+            ),
+            customer_orders=Counter(
+                "mailsms_customer_orders_accepted",
+                "Orders accepted per customer (the first max_customers names; the rest as "
+                '"other").',
+                ["customer"],
                 registry=r,
             ),
         )

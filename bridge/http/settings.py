@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from bridge.sections import Seconds, Section
 
@@ -32,6 +33,8 @@ class HttpSettings(Section):
     check_timeout: Seconds = 2.0
     # Seconds the scrape-time queries (queue depths, dirsync runs) may take.
     scrape_timeout: Seconds = 5.0
+    # Customers named in the per-customer metrics (the first seen); the rest count as "other".
+    customer_labels: Annotated[int, Field(ge=0, le=10_000)] = 100
 
     @model_validator(mode="after")
     def _check(self) -> HttpSettings:

@@ -268,6 +268,8 @@ class IntakeHandler:
         )
         self.metrics.mails_accepted.inc()
         self.metrics.orders_accepted.inc(len(mail.mail.orders))
+        customer = self.metrics.customer(transaction.sender.customer_name)
+        self.metrics.customer_orders.labels(customer).inc(len(mail.mail.orders))
         if mail.mail.orders:
             self.on_accepted()
         if mail.notices:

@@ -84,6 +84,7 @@ async def test_metrics_show_the_mail_the_order_the_submit_the_receipt_and_the_no
     assert value(found, "mailsms_smtp_replies_total", code_class="2xx", reason="2.0.0") >= 1
     assert value(found, "mailsms_mails_accepted_total") == 1
     assert value(found, "mailsms_orders_accepted_total") == 1
+    assert value(found, "mailsms_customer_orders_accepted_total", customer="demo") == 1
     assert value(found, "mailsms_orders_submitted_total", smsc="sandbox") == 1
     assert value(found, "mailsms_dispatch_outcomes_total", outcome="submitted") == 1
     assert value(found, "mailsms_smpp_submit_sm_total", smsc="sandbox", bind="sandbox") == 1
