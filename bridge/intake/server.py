@@ -96,12 +96,17 @@ class Shared:
     idle_command_limit: int = 100
     log_filter: logging.Filter | None = None  # on aiosmtpd's logger while listening
     metrics: Metrics = field(default_factory=Metrics.unregistered)
+    _replies: dict[tuple[str, str], Any] = field(default_factory=dict)  # label → child counter
 
     def count_reply(self, status: str) -> None:
         """Count one reply by code class and reason (its enhanced code, else its code)."""
         code, enhanced = status[:3], status[4:].split(" ", 1)[0]
         reason = enhanced if _ENHANCED_CODE.fullmatch(enhanced) else code
-        self.metrics.smtp_replies.labels(f"{code[:1]}xx", reason).inc()
+        child = self._replies.get((code, reason))
+        if child is None:  # the few distinct replies, looked up once each
+            child = self.metrics.smtp_replies.labels(f"{code[:1]}xx", reason)
+            self._replies[(code, reason)] = child
+        child.inc()
 
     def needs_tls(self, ip: str, is_tls: bool) -> bool:
         """Must this client STARTTLS before MAIL (the listener's own rule)?"""
