@@ -1,9 +1,11 @@
 """The composition root: build every component from the settings, run them, stop them gracefully.
 
 `Bridge.start()` opens and migrates the database (checking its durability settings),
-starts the sandbox SMSC when enabled, binds the transports, starts the workers and
-finally opens the SMTP listener; `Bridge.stop()` closes in the reverse order, so
-nothing that was acknowledged is lost. `run()` is what `mailsms serve` calls.
+starts the sandbox SMSC when enabled, binds the transports, starts the workers, opens
+the SMTP listener and finally the HTTP listener (health, readiness, metrics);
+`Bridge.stop()` closes in the reverse order, so nothing that was acknowledged is lost.
+The metrics live on a registry of this bridge's own (`self.registry`), handed to the
+components that count. `run()` is what `mailsms serve` calls.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,6 +28,11 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store, run_sync
 from bridge.db.worker import Worker
 from bridge.errors import StorageUnavailable
+from bridge.http import checks
+from bridge.http.app import build_app
+from bridge.http.health import health_routes
+from bridge.http.scrape import DatabaseCollector, SmppCollector, metrics_route
+from bridge.http.server import HttpServer
 from bridge.inbound.inbox import StoreInbox
 from bridge.inbound.mo_store import StoreMoParts
 from bridge.inbound.service import InboundService
@@ -36,14 +44,16 @@ from bridge.intake.listener import release_listener, start_listener
 from bridge.intake.server import Shared
 from bridge.jobs import ReportJobs
 from bridge.keyword_lists.export import export_due
+from bridge.metrics import Metrics
 from bridge.mt.dispatch import Dispatcher
 from bridge.mt.receipts import Applied, apply_receipts, finish_unconfirmed
 from bridge.mt.routing import Route
+from bridge.mt.steps import Steps
 from bridge.notices.limits import TemplateLimits
 from bridge.notices.mailer import Mailer
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.outcomes.dsn_queue import queue_delay_dsns
-from bridge.outcomes.steps import STEPS
+from bridge.outcomes.steps import steps as counted_steps
 from bridge.push.worker import Pusher
 from bridge.sandbox.smsc import SandboxSmsc
 from bridge.settings import Settings
@@ -64,6 +74,7 @@ class Endpoints:
     smtp: tuple[str, int]
     sandbox: tuple[str, int] | None
     smpp: tuple[str, int] | None = None  # the SMPP server, when enabled
+    http: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,12 @@ class _Receipts:
     """The receipts step: apply receipts; once a second, end orders past their deadline."""
 
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, window: float, on_final: Callable[[], None]
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        window: float,
+        on_final: Callable[[], None],
+        steps: Steps,
     ) -> None:
         self.store, self.dispatcher, self.window, self.on_final = (
             store,
@@ -88,13 +104,14 @@ class _Receipts:
             window,
             on_final,
         )
+        self.steps = steps
         self.sweep_at = 0.0  # receipt deadlines are looked at once a second, not every step
 
     async def step(self) -> int:
         hold = self.dispatcher.receipt_hold()
         now = asyncio.get_running_loop().time()
         sweep = now >= self.sweep_at
-        result = await self.store.call(_receipts_round, self.window, hold, sweep)
+        result = await self.store.call(_receipts_round, self.window, hold, sweep, self.steps)
         if sweep and not result.unconfirmed:
             self.sweep_at = now + 1.0
         if result.finished_orders:
@@ -140,6 +157,10 @@ class Bridge:
         self.smpp_server: SmppServer | None = None
         self._server: asyncio.Server | None = None
         self._shared: Shared | None = None
+        self.http: HttpServer | None = None
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics.on(self.registry, max_customers=settings.http.customer_labels)
+        self.steps = counted_steps(self.metrics)
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -157,14 +178,17 @@ class Bridge:
         )
         await backpressure.refresh()
         wake = self._build_workers(store, backpressure)
-        inbox = StoreInbox(store, on_receipt=wake.receipts, on_message=wake.inbound)
+        inbox = StoreInbox(
+            store, on_receipt=wake.receipts, on_message=wake.inbound, metrics=self.metrics
+        )
         for transport in self.transports.values():
             await transport.start(inbox)
         for worker in self.workers.values():
             self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
         smpp = await self._start_smpp_server(store, wake)
         smtp = await self._start_intake(store, backpressure, wake)
-        return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp)
+        http = await self._start_http(store, backpressure)
+        return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
 
     async def _start_smpp_server(self, store: Store, wake: Wakeups) -> tuple[str, int] | None:
         s = self.settings
@@ -228,19 +252,27 @@ class Bridge:
         s = self.settings
         renderer = self._renderer()
         w_mail = self._worker(
-            "mailer", Mailer(s.mailer, store, renderer).step, s.mailer.poll_interval
+            "mailer", Mailer(s.mailer, store, renderer, self.metrics).step, s.mailer.poll_interval
         )
         dispatcher = self.dispatcher = Dispatcher(
             s.dispatch,
             store,
             self.transports,
             [Route(r.prefix, r.transports) for r in s.routes],
-            steps=STEPS,
+            steps=self.steps,
             on_final=w_mail.wake,
+            metrics=self.metrics,
         )
         w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
         dispatcher.wake = w_dispatch.wake
-        pusher = Pusher(s.push, store, alert_contact, s.inbound.postmaster, on_notice=w_mail.wake)
+        pusher = Pusher(
+            s.push,
+            store,
+            alert_contact,
+            s.inbound.postmaster,
+            on_notice=w_mail.wake,
+            metrics=self.metrics,
+        )
         w_push = self._worker("push", pusher.step, s.push.poll_interval)
         inbound = InboundService(
             s.inbound,
@@ -252,9 +284,10 @@ class Bridge:
             on_order=w_dispatch.wake,
             on_push=w_push.wake,
             default_timezone=s.defaults.timezone,
+            metrics=self.metrics,
         )
         delay_dsns = _DelayDsns(store, s.smtp.dsn_delay_after, w_mail.wake)
-        receipts = _Receipts(store, dispatcher, s.dispatch.receipt_window, w_mail.wake)
+        receipts = _Receipts(store, dispatcher, s.dispatch.receipt_window, w_mail.wake, self.steps)
         lists = _ListExports(store, w_mail.wake)
         self._worker("backpressure", backpressure.refresh, 2.0)
         self._worker("delay-dsn", delay_dsns.step, 60.0)
@@ -279,6 +312,7 @@ class Bridge:
             backpressure=backpressure,
             alert_fallback=s.inbound.postmaster,
             reply_window=s.inbound.reply_window,
+            metrics=self.metrics,
         )
         self._server, self._shared = await start_listener(s.smtp, self.handler, store)
         sock = self._server.sockets[0].getsockname()
@@ -289,6 +323,32 @@ class Bridge:
             ", ".join(s.smtp.domains),
         )
         return (sock[0], sock[1])
+
+    async def _start_http(self, store: Store, backpressure: Backpressure) -> tuple[str, int] | None:
+        """The HTTP listener: /healthz, /readyz (the checks below), /metrics."""
+        s = self.settings.http
+        if not s.enabled:
+            return None
+        database = DatabaseCollector(store, s.scrape_timeout)
+        self.registry.register(database)
+        self.registry.register(SmppCollector(self.transports))
+        ready = [
+            checks.database(store),
+            checks.smsc(self.transports),
+            checks.smtp(lambda: self._server, lambda: self._stopped),
+            checks.queues(backpressure),
+        ]
+        routes = [*health_routes(ready, s.check_timeout), metrics_route(self.registry, database)]
+        self.http = HttpServer(s, build_app(routes))
+        host, port = await self.http.start()
+        scheme = "https" if s.tls_cert else "http"
+        log.info(
+            "HTTP listening on %s://%s:%d (/healthz, /readyz, /metrics)",
+            scheme,
+            f"[{host}]" if ":" in host else host,
+            port,
+        )
+        return (host, port)
 
     def _prepare_database(self, engine: Engine) -> str:
         durability = db.check_durability(engine)
@@ -331,6 +391,8 @@ class Bridge:
             release_listener(self._shared)
         if self.smpp_server is not None:
             await self.smpp_server.stop()
+        if self.http is not None:
+            await self.http.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -346,12 +408,12 @@ class Bridge:
 
 
 def _receipts_round(
-    conn: Connection, window: float, hold: dict[str, datetime], sweep: bool
+    conn: Connection, window: float, hold: dict[str, datetime], sweep: bool, steps: Steps
 ) -> Applied:
     """One receipts step: apply receipts, then (`sweep`) end orders past their deadline."""
     now = utcnow()
-    result = apply_receipts(conn, now, 500, window, hold, steps=STEPS)
-    unconfirmed = finish_unconfirmed(conn, now, 200, steps=STEPS) if sweep else []
+    result = apply_receipts(conn, now, 500, window, hold, steps=steps)
+    unconfirmed = finish_unconfirmed(conn, now, 200, steps=steps) if sweep else []
     if not unconfirmed:
         return result
     finished = (*result.finished_orders, *unconfirmed)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import ValidationError, field_validator, model_validator
 
 from bridge.errors import ConfigError
+from bridge.http.settings import HttpSettings
 from bridge.inbound.settings import InboundSettings
 from bridge.intake.settings import SmtpSettings
 from bridge.mt.settings import DispatchSettings, RouteSettings
@@ -55,6 +56,7 @@ class Settings(Section):
     database_url: str = "sqlite:///var/bridge.db"
     demo: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     smtp: SmtpSettings = SmtpSettings()
     smpp_server: SmppServerSettings = SmppServerSettings()
     sandbox: SandboxSettings = SandboxSettings()
@@ -66,6 +68,7 @@ class Settings(Section):
     inbound: InboundSettings = InboundSettings()
     push: PushSettings = PushSettings()
     reports: ReportSettings = ReportSettings()
+    http: HttpSettings = HttpSettings()
     # `mailsms dirsync`'s settings, validated by dirsync (dirsync/config.py) when it runs
     # and by `mailsms config check`; the bridge itself does not read them.
     dirsync: dict[str, Any] | None = None
@@ -111,6 +114,7 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
     "demo": True,
     "sandbox": {"enabled": True},
     "smpp_server": {"enabled": True},
+    "http": {"enabled": True},  # health, readiness and metrics on 127.0.0.1:8025
 }
 
 

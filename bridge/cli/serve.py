@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 
-from bridge import packaged
+from bridge import logcontext, packaged
 from bridge.cli.common import ConfigOpt, fail, read_settings
 from bridge.errors import ConfigError, StorageUnavailable
 
@@ -28,12 +28,9 @@ def serve(config: ConfigOpt = None) -> None:
             f"this installation of mailsms is incomplete ({lacking[0]} is missing); "
             "reinstall it (pip install --force-reinstall mailsms)"
         )
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logcontext.configure(settings.log_level, settings.log_format, sys.stderr)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # "Started server process"
     try:
         asyncio.run(run(settings))
     except ConfigError as exc:

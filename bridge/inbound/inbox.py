@@ -22,6 +22,7 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
 from bridge.inbound.store import insert_inbound, part_exists
+from bridge.metrics import Metrics
 from bridge.mt.receipts import insert_receipts
 from bridge.transports.base import InboxUnavailable
 from bridge.values import InboundSms, Receipt
@@ -35,8 +36,10 @@ class StoreInbox:
         store: Store,
         on_receipt: Callable[[], None] = lambda: None,
         on_message: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics.unregistered()
         self._on_receipt = on_receipt
         self._on_message = on_message
 
@@ -48,6 +51,7 @@ class StoreInbox:
                 "receipt %s from %s not stored: %s", receipt.message_id, receipt.transport, exc
             )
             raise InboxUnavailable(str(exc)) from exc
+        self.metrics.receipts.labels(receipt.transport, receipt.state.value).inc()
         self._on_receipt()
 
     async def on_text_receipt(self, receipt: Receipt, sms: InboundSms) -> bool:
@@ -57,8 +61,10 @@ class StoreInbox:
             log.error("text from %s (a receipt?) not stored: %s", sms.source, exc)
             raise InboxUnavailable(str(exc)) from exc
         if is_receipt:
+            self.metrics.receipts.labels(receipt.transport, receipt.state.value).inc()
             self._on_receipt()
         else:
+            self.metrics.inbound_sms.labels(sms.transport).inc()
             self._on_message()
         return is_receipt
 
@@ -75,6 +81,7 @@ class StoreInbox:
             sms.destination,
             sms.parts,
         )
+        self.metrics.inbound_sms.labels(sms.transport).inc()
         self._on_message()
 
 

@@ -30,6 +30,7 @@ from bridge.inbound.config import Sms2MailAction, StopAction
 from bridge.inbound.keywords import whole_message_keyword
 from bridge.inbound.settings import InboundSettings
 from bridge.inbound.status import InboundStatus
+from bridge.metrics import Metrics
 from bridge.notices.customer_templates import Templates
 from bridge.push.settings import PushSettings
 
@@ -49,8 +50,10 @@ class InboundService:
         on_order: Callable[[], None] = lambda: None,
         on_push: Callable[[], None] = lambda: None,
         default_timezone: str = "UTC",
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics.unregistered()
         self.store = store
         self.actions = Actions(settings, push, templates, domain, default_timezone)
         self._wake = (on_notice, on_order, on_push)
@@ -103,9 +106,11 @@ class InboundService:
         fx = Effects()
         for action in actions:
             self.actions.run(conn, msg, action, now, fx)
+            self.metrics.inbound_actions.labels(action.type).inc()
         if not (fx.notices or fx.pushes or fx.handled):
             # The actions reached nobody (e.g. a rate-limited auto-reply): never silent.
             self.actions.sms2mail(conn, msg, Sms2MailAction(mode="static"), now, fx)
+            self.metrics.inbound_actions.labels("sms2mail").inc()
         if fx.notices or fx.pushes or fx.handled:
             status = InboundStatus.NOTIFIED if fx.notices else InboundStatus.HANDLED
             inbound_sql.mark_inbound(conn, row.id, status, "; ".join(fx.notes), fx.order_id)
@@ -128,6 +133,7 @@ class InboundService:
                     "customer with takes_unmatched nor [inbound] postmaster is configured"
                 )
             reason = "; ".join(dict.fromkeys(fx.notes)) or "no action reached anyone"  # once each
+            self.metrics.inbound_actions.labels("unroutable").inc()
             inbound_sql.mark_inbound(conn, row.id, InboundStatus.UNROUTABLE, reason)
             log.warning(
                 "inbound %s from %s to %s: nobody to give it to (%s); kept as unroutable",

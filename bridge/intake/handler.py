@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from bridge import logcontext
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable, reply
@@ -42,6 +43,7 @@ from bridge.intake.settings import SmtpSettings
 from bridge.intake.sms_plan import compose_text, preview_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
+from bridge.metrics import Metrics
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.notices.queue import NewNotice
 from bridge.tenants.policy import resolve
@@ -76,9 +78,11 @@ class IntakeHandler:
         backpressure: Backpressure | None = None,
         alert_fallback: str = "",
         reply_window: float = DEFAULT_REPLY_WINDOW,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.reply_window = reply_window  # `[inbound] reply_window`: conversations' sender number
+        self.metrics = metrics or Metrics.unregistered()
         self.alert_fallback = alert_fallback  # SMS pumping alerts without a customer admin
         self.logs = LogLimiter(log, burst=30, total_burst=300)
         self.backpressure = backpressure
@@ -101,12 +105,14 @@ class IntakeHandler:
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
+        logcontext.set_fields(mail_id=None, customer=None)  # a new transaction in the session
         try:
             if self.backpressure is not None:
                 busy = self.backpressure.reason()
                 if busy is not None:
                     raise Reject("queue_full", detail=busy)
             transaction = await self._check_sender(address)
+            logcontext.set_fields(customer=transaction.sender.customer_name)
             self._check_access(server, session, transaction)
             transaction.dsn = getattr(server, "mail_dsn", None) or MailDsn()
         except Reject as rej:
@@ -211,6 +217,7 @@ class IntakeHandler:
         transaction: Transaction = envelope.bridge
         raw: bytes = envelope.original_content or envelope.content
         mail_id = new_mail_id()
+        logcontext.set_fields(mail_id=mail_id)
         self.in_flight += 1
         self._idle.clear()
         reserved = 0
@@ -262,6 +269,10 @@ class IntakeHandler:
             mail.mail.orders[0].parts if mail.mail.orders else 0,
             len(mail.notices),
         )
+        self.metrics.mails_accepted.inc()
+        self.metrics.orders_accepted.inc(len(mail.mail.orders))
+        customer = self.metrics.customer(transaction.sender.customer_name)
+        self.metrics.customer_orders.labels(customer).inc(len(mail.mail.orders))
         if mail.mail.orders:
             self.on_accepted()
         if mail.notices:

@@ -72,6 +72,7 @@ async def start_listener(
         ),
         logs=logs,
         idle_command_limit=settings.idle_command_limit,
+        metrics=handler.metrics,
     )
     shared.log_filter = logs.filter_for()
     AIOSMTPD_LOG.addFilter(shared.log_filter)

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import math
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
+from bridge import logcontext
 from bridge.errors import StorageUnavailable, reply
 from bridge.intake.access import ConnectionLimiter, Networks
 from bridge.intake.authguard import AuthGuard, AuthLimits, Lockout
@@ -41,6 +43,7 @@ from bridge.intake.dsn_params import (
     split_params,
 )
 from bridge.intake.lograte import LogLimiter
+from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.intake")
 
@@ -62,6 +65,7 @@ _REWRITE: dict[str, str] = {
     "530 Must issue a STARTTLS command first": "tls_required",
     "538 5.7.11 Encryption required for requested authentication mechanism": "auth_requires_tls",
 }
+_ENHANCED_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _ENHANCED = {
     "250": "2.0.0",
     "221": "2.0.0",
@@ -91,6 +95,18 @@ class Shared:
     logs: LogLimiter = field(default_factory=lambda: LogLimiter(log))
     idle_command_limit: int = 100
     log_filter: logging.Filter | None = None  # on aiosmtpd's logger while listening
+    metrics: Metrics = field(default_factory=Metrics.unregistered)
+    _replies: dict[tuple[str, str], Any] = field(default_factory=dict)  # label → child counter
+
+    def count_reply(self, status: str) -> None:
+        """Count one reply by code class and reason (its enhanced code, else its code)."""
+        code, enhanced = status[:3], status[4:].split(" ", 1)[0]
+        reason = enhanced if _ENHANCED_CODE.fullmatch(enhanced) else code
+        child = self._replies.get((code, reason))
+        if child is None:  # the few distinct replies, looked up once each
+            child = self.metrics.smtp_replies.labels(f"{code[:1]}xx", reason)
+            self._replies[(code, reason)] = child
+        child.inc()
 
     def needs_tls(self, ip: str, is_tls: bool) -> bool:
         """Must this client STARTTLS before MAIL (the listener's own rule)?"""
@@ -116,6 +132,8 @@ class BridgeSMTP(SMTP):
     # -- connections -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None and self.transport is None:
+            # Every line of this session carries its id (the session's task inherits it).
+            logcontext.set_fields(session=secrets.token_hex(4), mail_id=None, customer=None)
             peer = transport.get_extra_info("peername")
             ip = str(peer[0]) if isinstance(peer, tuple) else "unknown"
             refusal = "shutting_down" if self.shared.stopping else None
@@ -127,11 +145,15 @@ class BridgeSMTP(SMTP):
             if refusal is not None:
                 log.warning("connection from %s refused: %s", ip, detail or refusal)
                 self._refused = True
+                self.shared.metrics.smtp_sessions.labels("refused").inc()
+                refused = reply(refusal, detail=detail)
+                self.shared.count_reply(refused)
                 assert isinstance(transport, asyncio.WriteTransport)
-                transport.write(reply(refusal, detail=detail).encode() + b"\r\n")
+                transport.write(refused.encode() + b"\r\n")
                 transport.close()
                 return
             self._client_ip = ip
+            self.shared.metrics.smtp_sessions.labels("open").inc()
         else:
             # STARTTLS done: forget what the plaintext session learned (RFC 3207, 4.2).
             self.auth_customer_id = None
@@ -167,7 +189,10 @@ class BridgeSMTP(SMTP):
     # -- replies ---------------------------------------------------------------
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
-            await super().push(_rewrite(status, self.shared.data_size_limit))
+            status = _rewrite(status, self.shared.data_size_limit)
+            if status[3:4] != "-" and not status.startswith("334"):  # one count per reply
+                self.shared.count_reply(status)
+            await super().push(status)
         else:
             await super().push(status)
         if self._close_after_reply:

@@ -33,8 +33,10 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from bridge import logcontext
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
+from bridge.metrics import Metrics, elapsed
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_record import Claim, Outcome, OutcomeKind, Recorder
 from bridge.mt.dispatch_sms import (
@@ -71,8 +73,10 @@ class Dispatcher:
         steps: Steps,
         on_final: Callable[[], None] = lambda: None,
         on_submitted: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics.unregistered()
         self.store = store
         self.transports = transports
         check_routes(routes, transports)
@@ -141,6 +145,8 @@ class Dispatcher:
     # --- one order ------------------------------------------------------------------------
 
     async def _run(self, order: OrderWork) -> None:
+        # This task's log lines are about this order (and the SMSC it is tried on).
+        logcontext.set_fields(order_id=order.id, mail_id=order.id.rpartition(".")[0] or None)
         try:
             try:
                 outcome = await self._submit(order)
@@ -156,9 +162,18 @@ class Dispatcher:
                 await self.recorder.record(outcome)
             finally:
                 self._recording -= 1
+            self._count(order, outcome)
         finally:
             self._tasks.pop(order.id, None)
             self._unrecorded.pop(order.id, None)
+
+    def _count(self, order: OrderWork, outcome: Outcome) -> None:
+        m = self.metrics
+        m.dispatch_outcomes.labels(outcome.kind.value).inc()
+        if outcome.kind is OutcomeKind.SUBMITTED:
+            m.orders_submitted.labels(outcome.transport).inc()
+            if outcome.submitted_at is not None:
+                m.submit_seconds.observe(elapsed(order.created_at, outcome.submitted_at))
 
     async def _submit(self, order: OrderWork) -> Outcome:
         now = utcnow()
@@ -205,6 +220,7 @@ class Dispatcher:
                 wait = self._token_wait(order, name)
                 if wait > 0:  # a failover is rare: wait for the sender's token here
                     await asyncio.sleep(wait)
+            logcontext.set_fields(smsc=name)
             started = utcnow()
             self._unrecorded[order.id] = (name, started)
             self._in_submit[order.id] = name

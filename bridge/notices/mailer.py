@@ -25,8 +25,10 @@ from email.message import Message
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
+from bridge import logcontext
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
+from bridge.metrics import Metrics
 from bridge.notices import queue as notice_sql
 from bridge.notices.dsn import build_dsn
 from bridge.notices.headers import HeaderError
@@ -44,8 +46,15 @@ Result = None | str | DeliveryError  # sent | held (traceback) | refused or unre
 
 
 class Mailer:
-    def __init__(self, settings: MailerSettings, store: Store, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        settings: MailerSettings,
+        store: Store,
+        renderer: Renderer,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics.unregistered()
         self.store = store
         self.renderer = renderer
         self.counts: Counter[str] = Counter()  # outcomes since start: sent, deferred, failed, held
@@ -69,9 +78,11 @@ class Mailer:
         else:
             results = list(await asyncio.gather(*(self._send(n) for n in claimed)))
         now = utcnow()
-        outcomes = [self._outcome(n, r, now) for n, r in zip(claimed, results, strict=True)]
+        outcomes = [self._logged(n, r, now) for n, r in zip(claimed, results, strict=True)]
         self.counts.update(o.status for o in outcomes)
         await self.store.call(notice_sql.record_notices, now, outcomes)
+        for notice, outcome in zip(claimed, outcomes, strict=True):
+            self.metrics.notices.labels(notice.kind, outcome.status).inc()
         return len(claimed)
 
     def _message(self, notice: NoticeWork) -> tuple[Message | bytes, str]:
@@ -87,6 +98,7 @@ class Mailer:
         return self.renderer.render_bytes(notice.kind, notice.recipient, notice.context), sender
 
     async def _send(self, notice: NoticeWork) -> Result:
+        logcontext.set_fields(**_fields(notice))  # this task's lines are about this notice
         try:
             message, sender = await asyncio.to_thread(self._message, notice)
             await self.deliver(message, notice.recipient, sender)
@@ -117,6 +129,11 @@ class Mailer:
             tb = traceback.format_exc()
             return [tb if r is None else r for r in results]
         return results
+
+    def _logged(self, notice: NoticeWork, result: Result, now: datetime) -> NoticeOutcome:
+        """The outcome, its log line carrying the notice's (and its order's) ids."""
+        with logcontext.fields(**_fields(notice)):
+            return self._outcome(notice, result, now)
 
     def _outcome(self, notice: NoticeWork, result: Result, now: datetime) -> NoticeOutcome:
         if result is None:
@@ -164,6 +181,17 @@ class Mailer:
             await asyncio.to_thread(write_maildir, self.settings.maildir, data)
             return
         await self.client.send(data, sender, recipient)
+
+
+def _fields(notice: NoticeWork) -> dict[str, str | None]:
+    """The log fields of a notice: its id, and the order and mail it is about, if any."""
+    order_id = notice.context.get("order_id")
+    mail_id = notice.context.get("mail_id")
+    return {
+        "notice_id": str(notice.id),
+        "order_id": str(order_id) if order_id else None,
+        "mail_id": str(mail_id) if mail_id else None,
+    }
 
 
 def _maildir(root: Path) -> None:

@@ -3,15 +3,16 @@ status push target, in one query built once (one read for every step, not one ea
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from bridge.db.core import table
 from bridge.inbound.tables import InboundCustomer
 from bridge.lists.tables import ListMail
-from bridge.mt.tables import Mail, Order
+from bridge.mt.tables import Mail, Order, Part
 from bridge.tenants.tables import Customer, User
 
 _order = table(Order)
+_part = table(Part)
 _mail = table(Mail)
 _user = table(User)
 _customer = table(Customer)
@@ -32,6 +33,11 @@ FINAL_ROW = (
         _customer.c.name.label("customer_name"),
         _list_mail.c.mail_id.label("list_mail_id"),
         _icust.c.status_push,
+        # when its first part went out (None: never submitted), for the submit→final time
+        select(func.min(_part.c.submitted_at))
+        .where(_part.c.order_id == _order.c.id)
+        .scalar_subquery()
+        .label("first_submitted_at"),
     )
     .select_from(
         _order.join(_mail)

@@ -12,6 +12,10 @@ transaction as its status, once:
 
 When orders are submitted: their reply assignments (replies from the recipients come
 back to the sender of the order: dynamic SMS2Mail).
+
+`steps(metrics)` is the same list, with each final order also counted by status and
+timed from its first submit (from the same read; a transaction that rolls back after
+it has counted the order once too often).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy import Connection
 
 from bridge.inbound.store import record_order_assignments
 from bridge.lists.store import queue_list_report
+from bridge.metrics import Metrics, elapsed
 from bridge.mt.steps import Steps
 from bridge.notices.queue import queue_status_notice_for
 from bridge.outcomes.dsn_queue import queue_final_dsn_for
@@ -30,9 +35,15 @@ from bridge.outcomes.status_push import queue_status_push_for
 from bridge.smpp_outbox.queue import queue_receipt_for
 
 
-def final_notices(conn: Connection, order_id: str, now: datetime) -> None:
+def final_notices(
+    conn: Connection, order_id: str, now: datetime, metrics: Metrics | None = None
+) -> None:
     """Steps 1-4, from one read of the order and what belongs to it."""
     row = conn.execute(FINAL_ROW, {"order_id": order_id}).one()
+    if metrics is not None:
+        metrics.orders_final.labels(row.status).inc()
+        if row.first_submitted_at is not None:
+            metrics.final_seconds.observe(elapsed(row.first_submitted_at, row.final_at or now))
     if row.list_mail_id is not None:
         queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
     else:
@@ -43,3 +54,12 @@ def final_notices(conn: Connection, order_id: str, now: datetime) -> None:
 
 
 STEPS = Steps(final=(final_notices,), submitted=(record_order_assignments,))
+
+
+def steps(metrics: Metrics) -> Steps:
+    """STEPS, counting each final order on `metrics`."""
+
+    def counted_final_notices(conn: Connection, order_id: str, now: datetime) -> None:
+        final_notices(conn, order_id, now, metrics)
+
+    return Steps(final=(counted_final_notices,), submitted=STEPS.submitted)

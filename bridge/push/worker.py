@@ -19,6 +19,7 @@ import httpx
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
+from bridge.metrics import Metrics
 from bridge.push import queue as push_sql
 from bridge.push.body import sign
 from bridge.push.delivery_status import PushStatus
@@ -47,8 +48,10 @@ class Pusher:
         fallback_admin: str = "",
         on_notice: object = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics.unregistered()
         self.store = store
         self.fallback_admin = fallback_admin
         self.contacts = contacts  # whom a push given up on is reported to
@@ -75,6 +78,7 @@ class Pusher:
             await self.store.call(
                 push_sql.record_push, work.id, now, PushStatus.SENT, outcome.detail
             )
+            self.metrics.push_deliveries.labels(PushStatus.SENT).inc()
             return
         next_at = None
         if outcome.retry:
@@ -90,6 +94,7 @@ class Pusher:
             await self.store.call(
                 push_sql.record_push, work.id, now, PushStatus.DEFERRED, outcome.detail, next_at
             )
+            self.metrics.push_deliveries.labels(PushStatus.DEFERRED).inc()
             return
         log.error("push %s to %s failed: %s", work.id, action.url, outcome.detail)
         await self.store.call(
@@ -101,6 +106,7 @@ class Pusher:
             self.fallback_admin,
             self.contacts,
         )
+        self.metrics.push_deliveries.labels(PushStatus.FAILED).inc()
         if callable(self._on_notice):
             self._on_notice()
 

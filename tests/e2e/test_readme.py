@@ -1,8 +1,8 @@
 """The README's first steps, run as written: `make run`, then its swaks, mailsms, ls and
 Python commands in a second "terminal", with the real swaks.
 
-The only change to a command is the port: the bridge listens on a free port (port 0 in
-its settings) instead of 2525, so the test runs beside anything else on the machine.
+The only change to a command is the port: the bridge listens on free ports (port 0 in
+its settings) instead of 2525 and 8025, so the test runs beside anything else on the machine.
 The bridge is started with `make run CONFIG=…`; the commands run in a directory whose
 `.venv` is this venv, with MAILSMS_CONFIG naming the same settings (and the sandbox's
 real port), and their output is checked against what the README's comments promise.
@@ -45,13 +45,14 @@ def _block(marker: str) -> list[str]:
 class Terminal:
     """The second terminal: runs README commands in `cwd` and reads what they leave there."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], smtp_port: int) -> None:
-        self.cwd, self.env, self.smtp_port = cwd, env, smtp_port
+    def __init__(self, cwd: Path, env: dict[str, str], smtp_port: int, http_port: int) -> None:
+        self.cwd, self.env, self.smtp_port, self.http_port = cwd, env, smtp_port, http_port
 
     def run(self, command: str) -> str:
         command = command.replace("127.0.0.1:2525", f"127.0.0.1:{self.smtp_port}")
+        command = command.replace("127.0.0.1:8025", f"127.0.0.1:{self.http_port}")
         command = command.replace('SMTP("127.0.0.1", 2525)', f'SMTP("127.0.0.1", {self.smtp_port})')
-        assert "2525" not in command, f"a spelling of the port this test does not know: {command}"
+        assert "2525" not in command and "8025" not in command, f"a port spelling: {command}"
         done = subprocess.run(
             ["bash", "-c", command],
             cwd=self.cwd,
@@ -114,6 +115,9 @@ inbox = "{var / "sandbox" / "inbox.jsonl"}"
 rules_file = "{var / "sandbox" / "rules.json"}"
 [mailer]
 maildir = "{var / "maildir"}"
+[http]
+enabled = true
+listen = "127.0.0.1:0"
 """
     (tmp_path / "serve.toml").write_text(settings.format(port=0), encoding="utf-8")
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
@@ -122,7 +126,13 @@ maildir = "{var / "maildir"}"
     with served(make, tmp_path, clean_env()) as bridge:
         cli = tmp_path / "cli.toml"
         cli.write_text(settings.format(port=bridge.sandbox_port), encoding="utf-8")
-        term = Terminal(tmp_path, clean_env(MAILSMS_CONFIG=str(cli)), bridge.smtp_port)
+        http = wait_until(
+            lambda: re.search(r"HTTP listening on http://127\.0\.0\.1:(\d+)", bridge.log()),
+            what="the HTTP listener",
+        )
+        term = Terminal(
+            tmp_path, clean_env(MAILSMS_CONFIG=str(cli)), bridge.smtp_port, int(http[1])
+        )
 
         first_steps: list[Step] = [
             ("swaks ", None, lambda out: "250 2.0.0 Ok: queued as" in out),
@@ -139,6 +149,27 @@ maildir = "{var / "maildir"}"
         (python,) = _block("smtplib.SMTP(")
         term.run(python)
         wait_until(lambda: len(term.sms()) == 2, what="the Python one-liner's SMS")
+
+        # Two mails, two SMS submitted, two receipts, two status mails and the SMS2Mail
+        # mail of the answer: the counters say so.
+        def counted(out: str) -> bool:
+            return all(
+                line in out.splitlines()
+                for line in (
+                    "mailsms_mails_accepted_total 2.0",
+                    "mailsms_orders_accepted_total 2.0",
+                    'mailsms_orders_submitted_total{smsc="sandbox"} 2.0',
+                    'mailsms_receipts_total{smsc="sandbox",state="delivered"} 2.0',
+                    'mailsms_notices_total{kind="status",result="sent"} 2.0',
+                )
+            )
+
+        monitoring_steps: list[Step] = [
+            ("curl -s 127.0.0.1:8025/metrics",
+             lambda t: counted(t.run("curl -s 127.0.0.1:8025/metrics")), counted),
+            ("curl -s 127.0.0.1:8025/readyz", None, lambda out: '"status":"ready"' in out),
+        ]  # fmt: skip
+        _walk(term, _block("8025/metrics"), monitoring_steps)
 
         failure_steps: list[Step] = [
             (".venv/bin/mailsms sandbox fail +491701234567", None, lambda out: PHONE in out),

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -78,12 +79,15 @@ def test_bridge_unit_verifies(tmp_path: Path) -> None:
     assert _verify(tmp_path, {"mailsms.service": unit}, "mailsms.service") == ""
 
 
-def test_bridge_unit_with_its_health_check_enabled_verifies(tmp_path: Path) -> None:
-    """The commented ExecStartPost health check is valid once uncommented."""
+def test_bridge_unit_is_started_once_healthz_answers_where_the_settings_listen() -> None:
+    """Type=exec, then the health check on the address the packaged settings give [http]."""
     unit = BRIDGE_UNIT.read_text(encoding="utf-8")
-    enabled = unit.replace("#ExecStartPost=", "ExecStartPost=")
-    assert enabled.count("\nExecStartPost=/usr/bin/curl ") == 1
-    assert _verify(tmp_path, {"mailsms.service": enabled}, "mailsms.service") == ""
+    assert "\nType=exec\n" in unit
+    [check] = re.findall(r"^ExecStartPost=(/usr/bin/curl .*)$", unit, re.MULTILINE)
+    http = tomllib.loads(PACKAGED_SETTINGS.read_text(encoding="utf-8"))["http"]
+    assert http["enabled"] is True
+    assert check.endswith(f" http://{http['listen']}/healthz")
+    assert "--fail" in check and "--retry" in check
 
 
 @pytest.mark.parametrize("name", ["mailsms-dirsync.service", "mailsms-dirsync.timer"])
@@ -117,6 +121,8 @@ def test_units_share_one_install(tmp_path: Path) -> None:
     assert "Environment=MAILSMS_CONFIG=/etc/mailsms/bridge.toml" in bridge
     assert "MAILSMS_CONFIG=/etc/mailsms/bridge.toml" in docker
     assert "python -m venv /opt/mailsms/.venv" in docker
+    healthcheck = re.search(r"^HEALTHCHECK .*\n\s+CMD .*(http://[0-9.:]+/healthz)", docker, re.M)
+    assert healthcheck is not None and healthcheck[1] == "http://127.0.0.1:8025/healthz"
     copy = r"^COPY .*examples/systemd/bridge.toml /etc/mailsms/bridge.toml$"
     assert re.search(copy, docker, re.MULTILINE)
 
@@ -168,4 +174,5 @@ def test_packaged_settings_are_valid_and_keep_state_in_var_lib(tmp_path: Path) -
     ]
     assert all(p.startswith("/var/lib/mailsms/") for p in paths), paths
     assert [s["name"] for s in settings["smsc"]] == ["operator-a"]
+    assert settings["http"]["enabled"] is True
     assert list(tmp_path.iterdir()) == []  # checking wrote nothing

@@ -56,7 +56,7 @@ def test_header_states_the_embedded_default() -> None:
         for k, v in EMBEDDED_DEFAULT.items()
         for kk, vv in (v.items() if isinstance(v, dict) else [(None, v)])
     }
-    assert _listed("with these three changes") == flat
+    assert _listed("with these changes") == flat
     sandbox = Settings.model_fields["sandbox"].default
     mailer = Settings.model_fields["mailer"].default
     url = Settings.model_fields["database_url"].default

@@ -1,0 +1,72 @@
+"""The HTTP listener: uvicorn's server, run as a task on the bridge's own event loop.
+
+The socket is bound here (so a port in use is an `OSError` at start, a port 0 is
+real once started) and handed to uvicorn; the bridge keeps its own SIGINT/SIGTERM
+handling (uvicorn's is switched off). `stop()` closes the listener and lets running
+requests finish for at most `grace` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from bridge.http.settings import HttpSettings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: the bridge stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    def __init__(self, settings: HttpSettings, app: ASGIApp, *, grace: float = 2.0) -> None:
+        self.settings = settings
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+            timeout_graceful_shutdown=max(1, round(grace)),
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+        self.address: tuple[str, int] | None = None
+
+    async def start(self) -> tuple[str, int]:
+        """Bind, start serving; the address it listens on."""
+        s = self.settings
+        family = socket.AF_INET6 if ":" in s.host else socket.AF_INET
+        sock = socket.create_server((s.host, s.port), family=family, reuse_port=False)
+        sock.setblocking(False)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http")
+        while not self._server.started:
+            if self._task.done():  # the TLS files could not be read, ...
+                sock.close()
+                self._task.result()
+                raise OSError(f"HTTP listener on {s.listen} did not start")
+            await asyncio.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        self.address = (str(host), int(port))
+        return self.address
+
+    async def stop(self) -> None:
+        """Stop accepting, let running requests finish (a few seconds at most)."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
