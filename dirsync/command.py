@@ -20,6 +20,7 @@ safety check, 4 another run holds the lock. On failure one line goes to stderr.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ import typer
 
 from bridge.cli_db import missing_database
 from bridge.errors import ConfigError
+from bridge.notices.headers import HeaderError
+from bridge.notices.smtp_client import DeliveryError
 from bridge.store.db import open_engine
 from dirsync import report
 from dirsync.config import DEFAULT_DATABASE_URL, DirsyncConfig, load_config
@@ -103,8 +106,8 @@ def dirsync_command(
             log.warning("dirsync: cannot write %s: %s", cfg.report.log_file, exc)
     if report.should_mail(cfg.report, outcome):
         try:
-            report.send_mail(cfg.report, outcome)
-        except (OSError, Exception) as exc:  # smtplib raises many kinds; a report must not crash
+            asyncio.run(report.send_mail(cfg.report, outcome))
+        except (DeliveryError, HeaderError) as exc:  # a report that fails must not crash
             log.warning("dirsync: report mail not sent: %s", exc)
     if outcome.exit_code:
         print(f"dirsync: {outcome.status}: {outcome.message}", file=sys.stderr)

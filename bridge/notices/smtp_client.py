@@ -84,6 +84,7 @@ class SmtpClient:
         else:
             targets = [(hop.host, hop.host)]
         reasons: list[str] = []
+        last: _Failed | None = None
         for address, name in targets:
             try:
                 await self._session(address, name, hop.port, delivery, data, sender, recipient)
@@ -102,7 +103,8 @@ class SmtpClient:
                         exc.refusal.reason, permanent=exc.refusal.permanent
                     ) from exc
                 reasons.append(exc.refusal.reason)
-        raise DeliveryError("; ".join(reasons), permanent=False)
+                last = exc
+        raise DeliveryError("; ".join(reasons), permanent=False) from last
 
     async def _session(
         self,
