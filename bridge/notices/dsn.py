@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from bridge.notices import headers, mime
@@ -39,7 +39,7 @@ def _orcpt(value: str) -> str:
     return f"{headers.text(addr_type, 20)};{headers.xtext(address)}"
 
 
-def build_dsn(context: Mapping[str, Any], *, reporting_mta: str, recipient: str) -> EmailMessage:
+def build_dsn(context: Mapping[str, Any], *, reporting_mta: str, recipient: str) -> Message:
     """The DSN message for one order (one recipient of the original mail)."""
     event = str(context["event"])
     final_recipient = headers.text(context["final_recipient"])

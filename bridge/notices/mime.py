@@ -11,13 +11,15 @@ texts through `headers`), so no caller can write an unchecked one. Every message
 its fields in one order: From, To, Subject, Date, Message-ID, Auto-Submitted, then
 Reply-To, In-Reply-To and References when there are such, then the MIME fields.
 
-The stdlib's `EmailMessage` writes the messages. For the common notice — no attachments,
-headers that `EmailMessage` would write back unchanged (printable ASCII, no folding,
-plain names) — `alternative` writes the same bytes directly: building an `EmailMessage`
-parses and re-folds every header and costs ≈ 10× as much (bench/notice_bench.py; the
-figures are in bench/README.md). The transfer encoding of each part is still the
-stdlib's choice, and only public stdlib API is used (tests/unit/test_notice_mime.py
-compares the bytes with `alternative_message`'s, for generated texts too).
+The stdlib's email package writes every message, and only its public API is used. Each
+body part is filled by its content manager (`_part`), which chooses the transfer
+encoding. A notice is an `EmailMessage` (it encodes a display name or subject that is
+not ASCII); the common notice — no attachments, headers that `EmailMessage` writes back
+unchanged (printable ASCII, no folding, plain names) — is written directly as the same
+bytes, since building an `EmailMessage` parses and re-folds every header and costs ≈ 10×
+as much (bench/notice_bench.py, figures in bench/README.md; tests/unit/test_notice_mime.py
+compares the bytes, for generated texts too). A DSN is a compat32 message (ASCII header
+values; never RFC 2047 encoded words in its fields).
 """
 
 from __future__ import annotations
@@ -38,10 +40,7 @@ from bridge.mail_address import header_address
 from bridge.notices import headers
 
 SUBJECT_LIMIT = 250  # characters of a subject
-# Header values from parsed or outside text (an original mail's headers, a DSN field) are
-# written as they are: refolding would turn a long ENVID into RFC 2047 encoded words.
-POLICY = policy.default.clone(refold_source="none")
-_MAX_LINE = 78  # POLICY.max_line_length: a longer header line would be folded
+_MAX_LINE = 78  # policy.default.max_line_length: a longer header line would be folded
 # What EmailMessage writes back unchanged: printable ASCII words, one space between them.
 _PLAIN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
@@ -125,7 +124,7 @@ def _fields(h: Head) -> list[tuple[str, str]]:
 
 
 def _message(fields: Sequence[tuple[str, str]]) -> EmailMessage:
-    msg = EmailMessage(policy=POLICY)
+    msg = EmailMessage(policy=policy.default)
     for name, value in fields:
         msg[name] = value
     return msg
@@ -182,7 +181,8 @@ def _part(content: str | Message, subtype: str) -> MIMEPart:
 
     The part is a compat32 one: its header fields stay plain strings instead of parsed
     objects (≈ 12 µs instead of ≈ 500 µs for a notice's HTML). The choice depends only on
-    the line length (78) and on 8bit being allowed, which compat32 shares with POLICY.
+    the line length (78) and on 8bit being allowed, which compat32 shares with
+    policy.default.
     """
     part = MIMEPart(policy=policy.compat32)
     raw_data_manager.set_content(part, content, subtype)
@@ -222,7 +222,7 @@ def _direct_alternative(fields: Sequence[tuple[str, str]], text: str, html: str)
 
 
 def _fields_block(pairs: Sequence[tuple[str, str]]) -> Message:
-    """One block of delivery-status fields (empty values left out), written as given."""
+    """One block of delivery-status fields (empty values left out)."""
     block = Message(policy=policy.compat32)
     for name, value in pairs:
         if value:
@@ -238,10 +238,17 @@ def delivery_report(
     original: bytes,
     *,
     full: bool,
-) -> EmailMessage:
+) -> Message:
     """An RFC 3464 report: the human-readable text, the message/delivery-status fields,
-    and the original mail (`full`) or its header block (text/rfc822-headers)."""
-    report = _message(_fields(h))
+    and the original mail (`full`) or its header block (text/rfc822-headers).
+
+    A compat32 message like its parts: its header values are ASCII and need no parsed
+    header objects (an `EmailMessage` costs ≈ 3× as much), and compat32 folds long
+    values at spaces, never into RFC 2047 encoded words (a DSN field is not a text).
+    """
+    report = Message(policy=policy.compat32)
+    for name, value in _fields(h):
+        report[name] = value
     report["MIME-Version"] = "1.0"
     report["Content-Type"] = "multipart/report; report-type=delivery-status"
     status = Message(policy=policy.compat32)
