@@ -1,4 +1,4 @@
-"""Mail addresses that enter the bridge from outside: one check (email-validator) for all.
+"""Mail addresses: one check (email-validator) for every address from outside and in a header.
 
 Pure code. The CLI (`user add`, `settings set notify_address …`), the tenants file, the
 numbers file, dirsync (LDAP and CSV) and the settings cascade all call
@@ -9,11 +9,17 @@ in IDNA (A-label) form, everything lower-cased (addresses are matched lower-case
 Most addresses are plain (`anna.alpha@corp.example`): a strict pattern accepts those
 directly with the result email-validator gives (tests/unit/test_mail_address.py checks
 the two agree); everything else goes through email-validator itself.
+
+`header_address` is the same check for an address the bridge writes into a header of a
+mail it builds (its sender, a notice's recipient, a reply address): it also accepts
+the private names an intranet uses for its own mail (`mailsms@localhost`, `.local`), and
+keeps the local part's case, since the address is written, not matched.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
@@ -28,6 +34,10 @@ _PLAIN = re.compile(
     r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 )
 _SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
+# Names email-validator refuses as "special use" that an intranet or a test setup does use
+# for its own mail (mailsms@localhost is the default sender; AD domains end in .local).
+_PRIVATE_TLDS = ("localhost", "local", "test", "invalid", "internal", "lan", "home.arpa")
 
 
 class MailAddressError(InputError, ValueError):
@@ -56,6 +66,35 @@ def check_mail_address(value: str) -> str:
     except EmailNotValidError as exc:
         raise MailAddressError(f"{value!r} is not a valid mail address: {exc}") from None
     return str(result.ascii_email or result.normalized).lower()
+
+
+def _private_domain(domain: str) -> bool:
+    domain = domain.lower().rstrip(".")
+    labels = domain.split(".")
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        return False
+    return any(domain == tld or domain.endswith("." + tld) for tld in _PRIVATE_TLDS)
+
+
+@lru_cache(maxsize=4096)
+def header_address(address: str) -> str | None:
+    """`address` as an ASCII addr-spec if email-validator accepts it (no name, no brackets,
+    no quoted local part, no IP literal; a private domain checked label by label), else
+    None."""
+    if not isinstance(address, str) or not address or len(address) > 254:
+        return None
+    local, at, domain = address.rpartition("@")
+    # a private domain is checked label by label; its local part by email-validator
+    check = f"{local}@example.com" if at and _private_domain(domain) else address
+    try:
+        valid = validate_email(
+            check, check_deliverability=False, allow_smtputf8=False, globally_deliverable=False
+        )
+    except EmailNotValidError:
+        return None
+    if check != address:
+        return f"{valid.local_part}@{domain.lower().rstrip('.')}"
+    return str(valid.ascii_email or valid.normalized)
 
 
 def _optional(value: str) -> str:

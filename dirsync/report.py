@@ -1,20 +1,17 @@
 """Report one run: the summary line, the plan listing, and the admin mail (templates/).
 
-The mail uses `templates/dirsync_report.{txt,html}` (the HTML extends `base.html`)
-and goes straight to the configured SMTP relay with `smtplib`, so a run whose
-database is unusable can still report its failure. With `smtp_starttls` the relay's
-certificate and host name are checked (against `smtp_ca_file`, else the system's CAs):
-`smtplib`'s own `starttls()` without a context would accept any certificate.
+The mail uses `templates/dirsync_report.{txt,html}` (the HTML extends `base.html`),
+is built by `bridge.notices.mime` and goes straight to the configured SMTP relay through
+the mailer's SMTP client (`bridge.notices.smtp_client`), so a run whose database is
+unusable can still report its failure. With `smtp_starttls` the relay is a hop of TLS
+level `verify`: STARTTLS is required and the relay's certificate chain and host name are
+checked (against `smtp_ca_file`, else the system's CAs) before anything is sent.
 """
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +19,9 @@ from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from bridge import packaged
+from bridge.notices import mime
+from bridge.notices.smtp_client import DeliveryDeferred, DeliveryError, SmtpClient
+from bridge.notices.transport_table import Hop, TlsLevel, TransportTable
 from bridge.tenants.sync_status import SYNC_FAILURES, SyncRunStatus
 from dirsync.config import ReportConfig
 from dirsync.model import ChangeKind, Plan
@@ -29,6 +29,7 @@ from dirsync.model import ChangeKind, Plan
 TEMPLATES = packaged.TEMPLATES
 MAIL_LIST_LIMIT = 200  # lines per section in the mail; the run record keeps up to DETAIL_LIMIT
 DETAIL_LIMIT = 1000
+SMTP_TIMEOUT = 30.0  # seconds per step of the SMTP session
 
 
 @dataclass(slots=True)
@@ -153,29 +154,41 @@ def _context(o: Outcome) -> dict[str, Any]:
     }
 
 
-def send_mail(cfg: ReportConfig, o: Outcome, templates: Path = TEMPLATES) -> None:
-    """Send the report to `mail_to` through the relay; raises OSError/SMTPException."""
+async def send_mail(cfg: ReportConfig, o: Outcome, templates: Path = TEMPLATES) -> None:
+    """Send the report to each of `mail_to` through the relay; DeliveryError if it did not
+    reach one of them, HeaderError if `mail_from` or `mail_to` is not a mail address."""
     subject, text, html = render(o, templates)
-    msg = EmailMessage()
-    msg["From"] = cfg.mail_from
-    msg["To"] = ", ".join(cfg.mail_to)
-    msg["Subject"] = subject
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain=cfg.mail_from.rpartition("@")[2] or None)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
-    with smtplib.SMTP(
-        cfg.smtp_host, cfg.smtp_port, local_hostname=cfg.ehlo_name, timeout=30
-    ) as smtp:
-        if cfg.smtp_starttls:
-            smtp.starttls(context=tls_context(cfg))
-        smtp.send_message(msg)
+    head = mime.head(
+        ("", cfg.mail_from),
+        [("", address) for address in cfg.mail_to],
+        subject,
+        domain=cfg.mail_from.rpartition("@")[2],
+        auto_submitted=mime.AutoSubmitted.GENERATED,
+    )
+    data = mime.alternative(head, text, html)
+    client = relay_client(cfg)
+    failed: list[tuple[str, DeliveryError]] = []
+    for to in head.to:
+        try:
+            await client.send(data, head.sender.address, to.address)
+        except DeliveryError as exc:
+            failed.append((to.address, exc))
+    if failed:
+        reason = "; ".join(f"<{address}>: {exc}" for address, exc in failed)
+        raise DeliveryDeferred(reason) from failed[0][1]
 
 
-def tls_context(cfg: ReportConfig) -> ssl.SSLContext:
-    """A client context that verifies the relay's certificate chain and host name."""
-    return ssl.create_default_context(cafile=str(cfg.smtp_ca_file) if cfg.smtp_ca_file else None)
+def relay_client(cfg: ReportConfig) -> SmtpClient:
+    """The mailer's SMTP client with one hop, the relay: TLS level `verify` with
+    `smtp_starttls` (STARTTLS required, certificate chain and host name checked), else
+    `none`; no login."""
+    table = TransportTable(
+        (),
+        relay=Hop(cfg.smtp_host, cfg.smtp_port),
+        tls=TlsLevel.VERIFY if cfg.smtp_starttls else TlsLevel.NONE,
+        ca_file=cfg.smtp_ca_file,
+    )
+    return SmtpClient(table, ehlo_name=cfg.ehlo_name, timeout=SMTP_TIMEOUT)
 
 
 def append_log(path: Path, line: str) -> None:

@@ -23,6 +23,7 @@ On failure one line goes to stderr.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -34,6 +35,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bridge.cli.common import CONFIG_ENV, POINT_AT_IT, missing_database, origin, outdated_schema
 from bridge.db.engine import open_engine
 from bridge.errors import ConfigError
+from bridge.notices.headers import HeaderError
+from bridge.notices.smtp_client import DeliveryError
 from bridge.settings import load_settings
 from dirsync import report
 from dirsync.config import (
@@ -120,8 +123,8 @@ def dirsync_command(
             log.warning("dirsync: cannot write %s: %s", cfg.report.log_file, exc)
     if report.should_mail(cfg.report, outcome):
         try:
-            report.send_mail(cfg.report, outcome)
-        except (OSError, Exception) as exc:  # smtplib raises many kinds; a report must not crash
+            asyncio.run(report.send_mail(cfg.report, outcome))
+        except (DeliveryError, HeaderError) as exc:  # a report that fails must not crash
             log.warning("dirsync: report mail not sent: %s", exc)
     if outcome.exit_code:
         print(f"dirsync: {outcome.status}: {outcome.message}", file=sys.stderr)

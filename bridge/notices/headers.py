@@ -2,9 +2,9 @@
 
 The one place where values from outside (an SMS sender, a directory display name, a
 mail's subject or Message-ID, DSN parameters, an SMSC's error text) become header
-values. Every address comes from `mail_address` (a mail address email-validator
-accepts, ASCII) or `number_address` (an E.164 number at a bridge domain); everything
-else passes `text`, `phrase`, `xtext` or `msg_ids`. So no CR, LF or other control
+values. Every address passes `bridge.mail_address.header_address` (the bridge's one
+address check, ASCII), also in `number_address` (an E.164 number at a bridge domain);
+everything else passes `text`, `phrase`, `xtext` or `msg_ids`. So no CR, LF or other control
 character reaches a header (the notice is sent, not held), and no header names an
 address the bridge did not check (an alphanumeric SMS sender gets no reply address).
 """
@@ -15,18 +15,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from email.utils import formataddr
-from functools import lru_cache
-
-from email_validator import EmailNotValidError, validate_email
 
 from bridge.errors import InputError
+from bridge.mail_address import header_address
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
 _MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
-# Names email-validator refuses as "special use" that an intranet or a test setup does use
-# for its own mail (mailsms@localhost is the default sender; AD domains end in .local).
-_PRIVATE_TLDS = ("localhost", "local", "test", "invalid", "internal", "lan", "home.arpa")
 _PHRASE_DROP = str.maketrans("", "", '<>@"\\')
 _PRINTABLE_ASCII = re.compile(r"[ -~]*")
 _CONTROL = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
@@ -58,34 +52,6 @@ def phrase(value: object) -> str:
     return text(str(value).translate(_PHRASE_DROP), NAME_LIMIT)
 
 
-def _private_domain(domain: str) -> bool:
-    domain = domain.lower().rstrip(".")
-    labels = domain.split(".")
-    if not all(_LABEL.fullmatch(label) for label in labels):
-        return False
-    return any(domain == tld or domain.endswith("." + tld) for tld in _PRIVATE_TLDS)
-
-
-@lru_cache(maxsize=4096)
-def mail_address(address: str) -> str | None:
-    """`address` as an ASCII addr-spec if email-validator accepts it (no name, no brackets,
-    no quoted local part, no IP literal), else None."""
-    if not isinstance(address, str) or not address or len(address) > 254:
-        return None
-    local, at, domain = address.rpartition("@")
-    # a private domain is checked label by label; its local part by email-validator
-    check = f"{local}@example.com" if at and _private_domain(domain) else address
-    try:
-        valid = validate_email(
-            check, check_deliverability=False, allow_smtputf8=False, globally_deliverable=False
-        )
-    except EmailNotValidError:
-        return None
-    if check != address:
-        return f"{valid.local_part}@{domain.lower().rstrip('.')}"
-    return str(valid.ascii_email or valid.normalized)
-
-
 def is_e164(number: object) -> bool:
     """`+` and 7 to 15 digits, the first not 0."""
     return isinstance(number, str) and _E164.fullmatch(number) is not None
@@ -96,7 +62,7 @@ def number_address(number: object, domain: str) -> str | None:
     (an alphanumeric sender, a short code, anything else cannot be answered by mail)."""
     if not is_e164(number):
         return None
-    return mail_address(f"{number}@{domain}")
+    return header_address(f"{number}@{domain}")
 
 
 def msg_ids(value: object) -> list[str]:
@@ -130,7 +96,7 @@ class Mailbox:
 
 def checked_mailbox(name: object, address: str) -> Mailbox:
     """The cleaned name and checked address; HeaderError if the address is not one."""
-    checked = mail_address(address)
+    checked = header_address(address)
     if checked is None:
         raise HeaderError(f"not a mail address the bridge writes into a header: {address!r}")
     return Mailbox(phrase(name or ""), checked)
@@ -143,8 +109,3 @@ def sender_label(source: object) -> str:
     if is_e164(source):
         return str(source)
     return phrase(source)[:SENDER_LIMIT] or "(no sender)"
-
-
-def mailbox(name: object, address: str) -> str:
-    """`"Name" <address>` for a checked address; HeaderError if the address is not one."""
-    return checked_mailbox(name, address).formatted()

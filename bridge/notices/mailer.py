@@ -21,8 +21,6 @@ import time
 import traceback
 from collections import Counter
 from datetime import datetime
-from email.message import Message
-from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 from bridge import logcontext
@@ -85,23 +83,21 @@ class Mailer:
             self.metrics.notices.labels(notice.kind, outcome.status).inc()
         return len(claimed)
 
-    def _message(self, notice: NoticeWork) -> tuple[Message | bytes, str]:
-        """The notice as a message (as bytes when cheaper), and its envelope sender."""
+    def _message(self, notice: NoticeWork) -> tuple[bytes, str]:
+        """The notice as the bytes of a mail, and its envelope sender."""
         if notice.kind == "dsn":  # the null reverse-path: nobody answers a DSN (RFC 3461)
             dsn = build_dsn(
                 notice.context, reporting_mta=self.renderer.hostname, recipient=notice.recipient
             )
-            return dsn, ""
-        sender = self.settings.from_address
-        if not sender:  # aiosmtplib takes bytes only with a sender
-            return self.renderer.render(notice.kind, notice.recipient, notice.context), sender
-        return self.renderer.render_bytes(notice.kind, notice.recipient, notice.context), sender
+            return dsn.as_bytes(), ""
+        data = self.renderer.render_bytes(notice.kind, notice.recipient, notice.context)
+        return data, self.settings.from_address
 
     async def _send(self, notice: NoticeWork) -> Result:
         logcontext.set_fields(**_fields(notice))  # this task's lines are about this notice
         try:
-            message, sender = await asyncio.to_thread(self._message, notice)
-            await self.deliver(message, notice.recipient, sender)
+            data, sender = await asyncio.to_thread(self._message, notice)
+            await self.deliver(data, notice.recipient, sender)
         except DeliveryError as exc:
             return exc
         except HeaderError as exc:  # an address no header may carry: refused, not held
@@ -116,8 +112,7 @@ class Mailer:
         data: list[bytes] = []
         for notice in notices:
             try:
-                message = self._message(notice)[0]
-                data.append(message if isinstance(message, bytes) else message.as_bytes())
+                data.append(self._message(notice)[0])
                 results.append(None)
             except HeaderError as exc:
                 results.append(DeliveryFailed(str(exc)))
@@ -174,9 +169,8 @@ class Mailer:
         )
         return NoticeOutcome(notice.id, NoticeStatus.DEFERRED, reason, next_at)
 
-    async def deliver(self, message: Message | bytes, recipient: str, sender: str) -> None:
+    async def deliver(self, data: bytes, recipient: str, sender: str) -> None:
         """Write one message into the Maildir, or send it by the transport table's rules."""
-        data = message if isinstance(message, bytes) else message.as_bytes(policy=SMTP_POLICY)
         if self.settings.mode == "maildir":
             await asyncio.to_thread(write_maildir, self.settings.maildir, data)
             return

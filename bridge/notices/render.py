@@ -4,8 +4,8 @@ Templates live in `templates/` (a base layout and one pair per notice kind) and 
 in a sandboxed Jinja environment with autoescaping for HTML, so customer templates
 cannot reach Python internals and SMS text cannot inject markup. Notices about a mail
 carry `In-Reply-To`/`References` to its Message-ID (so they thread under it) and
-`Auto-Submitted: auto-replied` (so auto-responders do not answer them). Every header
-value comes through `headers` (checked addresses, cleaned names and subjects).
+`Auto-Submitted: auto-replied` (so auto-responders do not answer them). The message is
+built by `mime` (which checks every header value).
 
 Compiled templates are kept per (customer, name) and checked against their files at most
 every `RECHECK` seconds (Jinja would stat every file on every render): an edited template
@@ -16,22 +16,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Template
 
 from bridge import packaged
-from bridge.notices import fastmime, headers
+from bridge.notices import mime
 from bridge.notices.customer_templates import Templates
 from bridge.notices.limits import TemplateLimits
 
 DEFAULT_TEMPLATES = packaged.TEMPLATES  # inside the installed package
 RECHECK = 5.0  # seconds between checks whether a template's file changed
-SUBJECT_LIMIT = 250  # characters of a rendered subject
 
 
 class Renderer:
@@ -75,88 +72,35 @@ class Renderer:
         subject = run(self.template(customer, f"{kind}.subject"), context).strip()
         text = run(self.template(customer, f"{kind}.txt"), context)
         html = run(self.template(customer, f"{kind}.html"), context)
-        return headers.text(subject, SUBJECT_LIMIT), text, html
+        return subject, text, html
 
     def render(self, kind: str, recipient: str, context: Mapping[str, Any]) -> EmailMessage:
-        return self._message(recipient, context, *self._bodies(kind, context))
+        """The notice as an `EmailMessage` (for a preview; `render_bytes` is what is sent)."""
+        subject, text, html = self._bodies(kind, context)
+        head = self._head(recipient, context, subject)
+        return mime.alternative_message(head, text, html, _attachments(context))
 
     def render_bytes(self, kind: str, recipient: str, context: Mapping[str, Any]) -> bytes:
-        """`render(...).as_bytes()`, built directly when the headers are simple (cheaper)."""
+        """The notice as the bytes of a mail (`bridge.notices.mime`)."""
         subject, text, html = self._bodies(kind, context)
-        fast = None if context.get("attachments") else self._fast(recipient, context, subject)
-        if fast is not None:
-            data = fastmime.alternative(fast, text, html)
-            if data is not None:
-                return data
-        return self._message(recipient, context, subject, text, html).as_bytes()
+        head = self._head(recipient, context, subject)
+        return mime.alternative(head, text, html, _attachments(context))
 
-    def _head(self, recipient: str, context: Mapping[str, Any]) -> _Head:
-        """The checked and cleaned header values of a notice (one place for every kind)."""
-        sender = headers.checked_mailbox(
-            context.get("from_name") or self.from_name, self.from_address
+    def _head(self, recipient: str, context: Mapping[str, Any], subject: str) -> mime.Head:
+        """The checked header values of a notice (one place for every kind)."""
+        return mime.head(
+            (context.get("from_name") or self.from_name, self.from_address),
+            [(context.get("to_name") or "", recipient)],
+            subject,
+            domain=self.hostname,
+            reply_to=context.get("reply_to"),
+            in_reply_to=context.get("in_reply_to"),
+            references=context.get("references"),
         )
-        to = headers.checked_mailbox(context.get("to_name") or "", recipient)
-        reply_to = headers.mail_address(str(context.get("reply_to") or ""))
-        original = headers.msg_ids(context.get("in_reply_to"))[:1]
-        references = (headers.msg_ids(context.get("references")) or original) if original else []
-        return _Head(sender, to, reply_to, "".join(original), " ".join(references))
-
-    def _fast(
-        self, recipient: str, context: Mapping[str, Any], subject: str
-    ) -> list[tuple[str, str]] | None:
-        """The headers `_message` would write, when each is plain ASCII as given."""
-        head = self._head(recipient, context)
-        sender = fastmime.simple_address(head.sender.name, head.sender.address)
-        to = fastmime.simple_address(head.to.name, head.to.address)
-        if sender is None or to is None:
-            return None
-        fields = [
-            ("From", sender),
-            ("To", to),
-            ("Subject", subject),
-            ("Date", formatdate(localtime=False)),
-            ("Message-ID", make_msgid(domain=self.hostname)),
-            ("Auto-Submitted", "auto-replied"),
-        ]
-        if head.reply_to:
-            if fastmime.simple_address("", head.reply_to) is None:
-                return None
-            fields.append(("Reply-To", head.reply_to))
-        if head.in_reply_to:
-            fields.append(("In-Reply-To", head.in_reply_to))
-            fields.append(("References", head.references))
-        return fields
-
-    def _message(
-        self, recipient: str, context: Mapping[str, Any], subject: str, text: str, html: str
-    ) -> EmailMessage:
-        head = self._head(recipient, context)
-        msg = EmailMessage()
-        msg["From"] = head.sender.formatted()
-        msg["To"] = head.to.formatted()
-        msg["Subject"] = subject
-        msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain=self.hostname)
-        msg["Auto-Submitted"] = "auto-replied"
-        if head.reply_to:
-            msg["Reply-To"] = head.reply_to
-        if head.in_reply_to:
-            msg["In-Reply-To"] = head.in_reply_to
-            msg["References"] = head.references
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-        for att in context.get("attachments") or ():
-            maintype, _, subtype = str(att["mimetype"]).partition("/")
-            msg.add_attachment(
-                str(att["content"]).encode(), maintype, subtype, filename=str(att["filename"])
-            )
-        return msg
 
 
-@dataclass(frozen=True, slots=True)
-class _Head:
-    sender: headers.Mailbox
-    to: headers.Mailbox
-    reply_to: str | None
-    in_reply_to: str
-    references: str
+def _attachments(context: Mapping[str, Any]) -> tuple[mime.Attachment, ...]:
+    return tuple(
+        mime.Attachment(str(a["filename"]), str(a["mimetype"]), str(a["content"]))
+        for a in context.get("attachments") or ()
+    )

@@ -92,6 +92,7 @@ class SmtpClient:
         else:
             targets = [(hop.host, hop.host)]
         reasons: list[str] = []
+        last: _Failed | None = None
         for address, name in targets:
             try:
                 await self._session(address, name, hop.port, delivery, data, sender, recipient)
@@ -110,7 +111,8 @@ class SmtpClient:
                 if exc.after_mail:
                     raise DeliveryDeferred(exc.refusal.reason) from exc
                 reasons.append(exc.refusal.reason)
-        raise DeliveryDeferred("; ".join(reasons))
+                last = exc
+        raise DeliveryDeferred("; ".join(reasons)) from last
 
     async def _session(
         self,

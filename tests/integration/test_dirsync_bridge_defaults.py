@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -94,6 +93,6 @@ async def test_report_mail_greets_with_a_fully_qualified_name(tmp_path: Path) ->
                            "smtp_port": port},
             }
         )  # fmt: skip
-        await asyncio.to_thread(send_mail, cfg.report, Outcome("acme", "csv", "failed", "x"))
+        await send_mail(cfg.report, Outcome("acme", "csv", "failed", "x"))
     assert [m.helo for m in relay.mails] == ["mailsms.localdomain"]
     assert [e.rcpt_tos for e in relay.accepted] == [["admin@corp.example"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from datetime import timedelta
 from email import message_from_bytes
@@ -209,10 +210,10 @@ def test_mass_disable_cap_and_report_mail(tmp_path: Path, engine: Engine) -> Non
 
         first = run_sync(config, engine, csv=csv_file(tmp_path, many))
         assert should_mail(config.report, first)
-        send_mail(config.report, first)
+        asyncio.run(send_mail(config.report, first))
         refused = run_sync(config, engine, csv=csv_file(tmp_path, many[:7]))
         assert refused.exit_code == EXIT_REFUSED and "max_disable_count=2" in refused.message
-        send_mail(config.report, refused)
+        asyncio.run(send_mail(config.report, refused))
     finally:
         controller.stop()
     assert len(received) == 2

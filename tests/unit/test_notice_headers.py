@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bridge.mail_address import header_address
 from bridge.notices import headers
 from bridge.notices.dsn import build_dsn
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
@@ -214,7 +215,7 @@ def test_printable_dsn_parameters_stay_as_given() -> None:
     ],
 )
 def test_mail_address(address: str, expected: str | None) -> None:
-    assert headers.mail_address(address) == expected
+    assert header_address(address) == expected
 
 
 @pytest.mark.parametrize(

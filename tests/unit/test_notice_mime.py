@@ -1,13 +1,18 @@
-"""The direct notice builder writes exactly the bytes `EmailMessage` would, or steps aside."""
+"""The one MIME builder: the direct notice bytes equal `EmailMessage`'s, or it steps aside."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bridge.notices import fastmime
+from bridge.notices import mime
+from bridge.notices.headers import HeaderError
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from tests.helpers import STATUS_CONTEXT
 
@@ -45,9 +50,125 @@ def test_direct_bytes_equal_email_message_bytes(extra: dict[str, Any]) -> None:
     assert _normalise(fast) == _normalise(slow)
 
 
-def test_headers_that_need_encoding_or_folding_are_not_built_directly() -> None:
-    assert fastmime.alternative([("Subject", "Grüße")], "a", "b") is None
-    assert fastmime.alternative([("Subject", "x" * 80)], "a", "b") is None
-    assert fastmime.alternative([("Subject", "=?utf-8?q?x?=")], "a", "b") is None
-    assert fastmime.simple_address("Doe, John", "j@example.com") is None
-    assert fastmime.simple_address("John Doe", "j@example.com") == "John Doe <j@example.com>"
+def _head(**fields: Any) -> mime.Head:
+    values: dict[str, Any] = {
+        "sender": ("SMS Bridge", "bridge@example.com"),
+        "to": [("John Doe", "j@example.com")],
+        "subject": "Hello",
+        "domain": "h.t",
+    } | fields
+    return mime.head(**values)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"subject": "Grüße"},
+        {"subject": "x" * 80},
+        {"subject": "=?utf-8?q?x?="},
+        {"to": [("Doe, John", "j@example.com")]},
+        {"to": [("Jürgen", "j@example.com")]},
+        {"reply_to": "o'brien@example.com"},
+    ],
+)
+def test_headers_that_need_quoting_encoding_or_folding_are_not_written_directly(
+    fields: dict[str, Any],
+) -> None:
+    h = _head(**fields)
+    assert not mime._plain_head(h, mime._fields(h))
+
+
+@pytest.mark.parametrize(
+    ("fields", "text", "html"),
+    [
+        ({}, "short lines\n", "<p>x</p>"),
+        ({"to": [("", "a@example.com"), ("Bob", "b@example.com")]}, "Grüße\n", "<p>ü</p>"),
+        ({"reply_to": "+491701234567@eu.rsms.net"}, "", "x" * 200),
+        ({"in_reply_to": "<a@b.example>"}, "ü" * 100, "line\r\nbreaks\rof every kind\n"),
+        ({}, "--===============\nlooks like a boundary\n", "<p>" + "é " * 60 + "</p>"),
+    ],
+)
+def test_direct_bytes_of_any_head_and_body_equal_email_message_bytes(
+    fields: dict[str, Any], text: str, html: str
+) -> None:
+    h = _head(**fields)
+    assert mime._plain_head(h, mime._fields(h))
+    slow = mime.alternative_message(h, text, html).as_bytes()
+    assert _normalise(mime.alternative(h, text, html)) == _normalise(slow)
+
+
+# Lines short and long, ASCII and not, every kind of line break, boundary look-alikes.
+_LINE = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=120),
+    st.text("ab =.-\t", max_size=100),
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=70, max_size=200),
+    st.text('abcdefgh <>="ü€', min_size=60, max_size=200),
+    st.sampled_from(["--===============", "From here", ".", "=?utf-8?q?x?=", "ü" * 40]),
+)
+_BODY = st.lists(_LINE, max_size=12).flatmap(
+    lambda lines: st.sampled_from(["\n", "\r\n", "\r"]).map(lambda nl: nl.join(lines))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_BODY, html=_BODY)
+def test_direct_bytes_of_any_text_equal_email_message_bytes(text: str, html: str) -> None:
+    h = _head()
+    slow = mime.alternative_message(h, text, html).as_bytes()
+    assert _normalise(mime.alternative(h, text, html)) == _normalise(slow)
+
+
+def test_checked_head_values() -> None:
+    h = _head(
+        sender=("SMS <x@evil.example>", "bridge@example.com"),
+        subject="a\r\nBcc: x@evil.example",
+        reply_to="<x@evil.example>@eu.rsms.net",
+        in_reply_to="<m1@client.example>\r\nBcc: x@evil.example",
+    )
+    assert h.sender.name == "SMS xevil.example"
+    assert h.subject == "a Bcc: x@evil.example"
+    assert h.reply_to == ""
+    assert h.in_reply_to == h.references == "<m1@client.example>"
+    with pytest.raises(HeaderError):
+        _head(to=[("", "a@b.example>\r\nRCPT TO:<x@evil.example")])
+
+
+def _unfolded(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_a_delivery_report_writes_its_fields_and_the_original_without_encoded_words(
+    full: bool,
+) -> None:
+    envid = "SAP" + "4711" * 30  # longer than a line
+    long_header = "y " * 50
+    original = f"Subject: alarm\r\nX-Long: {long_header}\r\n\r\n".encode()
+    if full:
+        original += b"Pump P-101\r\n"
+    report = mime.delivery_report(
+        _head(),
+        "Your SMS could not be delivered.",
+        [("Reporting-MTA", "dns; h.t"), ("Original-Envelope-Id", envid)],
+        [("Final-Recipient", "rfc822; x@h.t"), ("Diagnostic-Code", "")],
+        original,
+        full=full,
+    )
+    data = report.as_bytes()
+    assert b"=?" not in data  # a DSN field is not a text: never RFC 2047 encoded
+    parsed = email.message_from_bytes(data, policy=email.policy.compat32)
+    parts = parsed.get_payload()
+    assert [p.get_content_type() for p in parts] == [
+        "text/plain",
+        "message/delivery-status",
+        "message/rfc822" if full else "text/rfc822-headers",
+    ]
+    per_message, per_recipient = parts[1].get_payload()
+    assert _unfolded(per_message["Original-Envelope-Id"]) == envid
+    assert "Diagnostic-Code" not in per_recipient  # empty fields are left out
+    if full:  # the original mail as it came
+        returned = parts[2].get_payload(0)
+        assert _unfolded(returned["X-Long"]) == long_header.strip()
+        assert returned.get_payload() == "Pump P-101\n"
+    else:
+        assert f"X-Long: {long_header}" in parts[2].get_payload(decode=True).decode()

@@ -1,0 +1,215 @@
+"""Notice benchmark: what building a notice's MIME message costs, and notices/s end to end.
+
+Two figures, both in this process:
+
+* **build**: µs per message for `Renderer.render_bytes` (Jinja ×3 + the MIME message as
+  bytes) of a status mail with plain ASCII headers (the common case), one whose display
+  name needs RFC 2047 encoding, and an SMS-to-mail notice; and for a DSN as bytes.
+* **drain**: the whole bridge (SQLite in a temp dir, notices into a Maildir, as `make
+  bench` runs it) with `--notices` status mails (or DSNs, `--kind dsn`) queued at once:
+  the time until every one is sent (claimed, rendered, written with fsync, recorded), as
+  notices/s, and the process's CPU µs per notice.
+
+Run it against another commit's code with PYTHONPATH=DIR (e.g. unpacked with `git
+archive <commit> bridge templates | tar -x -C DIR`) to compare, in the same run.
+
+  .venv/bin/python bench/notice_bench.py [--notices 2000] [--kind status|dsn] [--reps 3]
+                                         [--only build|drain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH=DIR comes first
+
+from bridge.app import Bridge
+from bridge.db.clock import utcnow
+from bridge.notices.mailer import Mailer
+from bridge.notices.queue import NoticeWork, count_notices, queue_notice
+from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.settings import MailerSettings, load_settings
+
+STATUS: dict[str, Any] = {
+    "order_id": "ABC.1",
+    "mail_id": "ABC",
+    "status": "delivered",
+    "recipient": "+491701234567",
+    "sender_id": "ACME",
+    "text": "Pump P-101 pressure high, please check",
+    "encoding": "gsm7",
+    "parts": 1,
+    "attempts": 1,
+    "error": "",
+    "received_at": "2026-11-22 10:00:00 UTC",
+    "final_at": "2026-11-22 10:00:05 UTC",
+    "subject": "Alarm",
+    "in_reply_to": "<orig@client.example>",
+    "to_name": "Alice",
+    "cost_centre": "4711",
+}
+SMS2MAIL: dict[str, Any] = {
+    "inbound_id": 1,
+    "source": "+491701234567",
+    "destination": "+4915550000001",
+    "text": "On my way",
+    "keyword": "",
+    "customer": "",
+    "received_at": "2026-11-22 10:00:00 UTC",
+    "reply_to": "+491701234567@eu.rsms.net",
+    "from_name": "SMS from +491701234567",
+    "others": [],
+    "routed_by": "reply",
+    "original_text": "Pump P-101 pressure high",
+    "original_subject": "Alarm",
+    "order_id": "ABC.1",
+    "in_reply_to": "<orig@client.example>",
+}
+DSN: dict[str, Any] = {
+    "event": "FAILURE",
+    "final_recipient": "SMS=+491701234567@eu.rsms.net",
+    "msisdn": "+491701234567",
+    "diagnostic": "X-SMPP; the network could not deliver a part",
+    "order_id": "ABC.1",
+    "action": "failed",
+    "status": "5.0.0",
+    "envid": "SAP4711",
+    "orcpt": "rfc822;SMS=+491701234567@eu.rsms.net",
+    "arrival_date": "Sun, 22 Nov 2026 10:00:00 +0000",
+    "last_attempt_date": "Sun, 22 Nov 2026 10:00:05 +0000",
+    "in_reply_to": "<orig@client.example>",
+    "ret": "HDRS",
+    "original": base64.b64encode(
+        b"From: sap@corp.example\r\nTo: SMS=+491701234567@eu.rsms.net\r\n"
+        b"Subject: PM order 4711\r\nMessage-ID: <orig@client.example>\r\n\r\n"
+    ).decode(),
+}
+RECIPIENT = "alice@corp.example"
+
+
+def _per_call_us(fn: Callable[[], object], n: int) -> float:
+    for _ in range(min(200, n)):
+        fn()
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def build(n: int, reps: int) -> None:
+    renderer = Renderer(
+        DEFAULT_TEMPLATES,
+        from_address="sms@bridge.example",
+        from_name="SMS Bridge",
+        hostname="bridge.example",
+    )
+    mailer = Mailer(MailerSettings(mode="maildir"), None, renderer)  # type: ignore[arg-type]
+    dsn = NoticeWork(1, "dsn", RECIPIENT, DSN, 1, utcnow())
+
+    def dsn_bytes() -> bytes:
+        message = mailer._message(dsn)[0]
+        return message if isinstance(message, bytes) else message.as_bytes()
+
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("status, ASCII headers", lambda: renderer.render_bytes("status", RECIPIENT, STATUS)),
+        (
+            "status, encoded name",
+            lambda: renderer.render_bytes("status", RECIPIENT, STATUS | {"to_name": "Jürgen"}),
+        ),
+        ("sms2mail", lambda: renderer.render_bytes("sms2mail", RECIPIENT, SMS2MAIL)),
+        ("dsn (RET=HDRS)", dsn_bytes),
+    ]
+    for name, fn in cases:
+        runs = [_per_call_us(fn, n) for _ in range(reps)]
+        print(f"build {name:<22} {statistics.median(runs):8,.0f} µs per message "
+              f"(min {min(runs):,.0f}, {reps} reps of {n})")  # fmt: skip
+
+
+def _settings(workdir: Path) -> Path:
+    path = workdir / "bridge.toml"
+    path.write_text(
+        f"""database_url = "sqlite:///{workdir / "bridge.db"}"
+log_level = "WARNING"
+[smtp]
+port = 0
+[sandbox]
+enabled = true
+port = 0
+receipt = "none"
+inbox = "{workdir / "inbox.jsonl"}"
+[mailer]
+mode = "maildir"
+maildir = "{workdir / "maildir"}"
+poll_interval = 0.05
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _queue(conn: Any, kind: str, count: int) -> None:
+    now = utcnow()
+    base = STATUS if kind == "status" else DSN
+    for i in range(count):
+        context = base | {"order_id": f"B{i:07d}.1", "mail_id": f"B{i:07d}"}
+        queue_notice(conn, kind, RECIPIENT, context, now, customer="")
+
+
+async def drain(kind: str, count: int, limit: float) -> tuple[float, float]:
+    """(notices/s, CPU µs per notice) for `count` notices of `kind` queued at once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bridge = Bridge(load_settings(_settings(Path(tmp)), environ={}))
+        await bridge.start()
+        store = bridge.store
+        assert store is not None
+        try:
+            start, cpu = time.perf_counter(), time.process_time()
+            await store.call(_queue, kind, count)
+            sent = 0
+            while time.perf_counter() - start < limit:
+                sent = (await store.call(count_notices)).get((kind, "sent"), 0)
+                if sent == count:
+                    break
+                await asyncio.sleep(0.02)
+            took = time.perf_counter() - start
+            cpu = time.process_time() - cpu
+        finally:
+            await bridge.stop(grace=1.0, linger=0.0)
+        if sent != count:
+            raise SystemExit(f"only {sent} of {count} notices sent in {limit:.0f} s")
+        return count / took, cpu / count * 1e6
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--notices", type=int, default=2000, help="notices queued at once")
+    p.add_argument("--kind", choices=("status", "dsn"), default="status", help="what to drain")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--build-n", type=int, default=500, help="messages per build repetition")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--only", choices=("build", "drain"))
+    a = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if a.only != "drain":
+        build(a.build_n, a.reps)
+    if a.only != "build":
+        runs = [asyncio.run(drain(a.kind, a.notices, a.timeout)) for _ in range(a.reps)]
+        rates = [r for r, _ in runs]
+        cpus = [c for _, c in runs]
+        print(f"drain {a.notices} {a.kind} notices: {statistics.median(rates):,.0f} notices/s "
+              f"({min(rates):,.0f}..{max(rates):,.0f}), "
+              f"{statistics.median(cpus):,.0f} µs CPU per notice ({a.reps} reps)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Every mail the bridge writes is built here: a checked `Head`, then one of two bodies.
+
+* `alternative`: a notice or report, text/plain + text/html (multipart/alternative),
+  inside multipart/mixed when it has attachments (status mails, SMS-to-mail, list and
+  monthly reports, the dirsync report);
+* `delivery_report`: an RFC 3464 multipart/report (bridge/notices/dsn.py says what
+  goes into it).
+
+`head()` checks every header value (addresses through `bridge.mail_address`, names and
+texts through `headers`), so no caller can write an unchecked one. Every message has
+its fields in one order: From, To, Subject, Date, Message-ID, Auto-Submitted, then
+Reply-To, In-Reply-To and References when there are such, then the MIME fields.
+
+The stdlib's email package writes every message, and only its public API is used. Each
+body part is filled by its content manager (`_part`), which chooses the transfer
+encoding. A notice is an `EmailMessage` (it encodes a display name or subject that is
+not ASCII); the common notice — no attachments, headers that `EmailMessage` writes back
+unchanged (printable ASCII, no folding, plain names) — is written directly as the same
+bytes, since building an `EmailMessage` parses and re-folds every header and costs ≈ 10×
+as much (bench/notice_bench.py, figures in bench/README.md; tests/unit/test_notice_mime.py
+compares the bytes, for generated texts too). A DSN is a compat32 message (ASCII header
+values; never RFC 2047 encoded words in its fields).
+"""
+
+from __future__ import annotations
+
+import email
+import random
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email import policy
+from email.contentmanager import raw_data_manager
+from email.message import EmailMessage, Message, MIMEPart
+from email.utils import formatdate, make_msgid
+from enum import StrEnum
+
+from bridge.mail_address import header_address
+from bridge.notices import headers
+
+SUBJECT_LIMIT = 250  # characters of a subject
+_MAX_LINE = 78  # policy.default.max_line_length: a longer header line would be folded
+# What EmailMessage writes back unchanged: printable ASCII words, one space between them.
+_PLAIN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.+_-]+@[A-Za-z0-9.-]+")
+_BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))  # the width EmailMessage's boundaries have
+
+
+class AutoSubmitted(StrEnum):
+    """RFC 3834: why nobody wrote the mail by hand (auto-responders do not answer it)."""
+
+    REPLIED = "auto-replied"  # about a mail someone sent (a status mail, a DSN)
+    GENERATED = "auto-generated"  # on its own (the dirsync report)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The header values of one message, each checked (make it with `head()`)."""
+
+    sender: headers.Mailbox
+    to: tuple[headers.Mailbox, ...]
+    subject: str
+    domain: str  # the right-hand side of the Message-ID
+    auto_submitted: AutoSubmitted
+    reply_to: str
+    in_reply_to: str
+    references: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    mimetype: str  # maintype/subtype
+    content: str  # written as UTF-8
+
+
+def head(
+    sender: tuple[object, str],
+    to: Sequence[tuple[object, str]],
+    subject: object,
+    *,
+    domain: str,
+    auto_submitted: AutoSubmitted = AutoSubmitted.REPLIED,
+    reply_to: object = "",
+    in_reply_to: object = "",
+    references: object = "",
+) -> Head:
+    """The checked head: `sender` and `to` as (display name, address) pairs (HeaderError
+    if an address is not one), the subject cleaned and cut to SUBJECT_LIMIT characters,
+    a `reply_to` that is not an address left out; `in_reply_to` names the mail this one
+    is about (its first Message-ID), `references` its thread (default: that Message-ID)."""
+    original = headers.msg_ids(in_reply_to)[:1]
+    thread = (headers.msg_ids(references) or original) if original else []
+    return Head(
+        sender=headers.checked_mailbox(*sender),
+        to=tuple(headers.checked_mailbox(name, address) for name, address in to),
+        subject=headers.text(subject, SUBJECT_LIMIT),
+        domain=domain,
+        auto_submitted=auto_submitted,
+        reply_to=header_address(str(reply_to or "")) or "",
+        in_reply_to="".join(original),
+        references=" ".join(thread),
+    )
+
+
+def _fields(h: Head) -> list[tuple[str, str]]:
+    """The header fields of a message with this head, in their order."""
+    fields = [
+        ("From", h.sender.formatted()),
+        ("To", ", ".join(m.formatted() for m in h.to)),
+        ("Subject", h.subject),
+        ("Date", formatdate(localtime=False)),
+        ("Message-ID", make_msgid(domain=h.domain)),
+        ("Auto-Submitted", h.auto_submitted.value),
+    ]
+    if h.reply_to:
+        fields.append(("Reply-To", h.reply_to))
+    if h.in_reply_to:
+        fields.append(("In-Reply-To", h.in_reply_to))
+        fields.append(("References", h.references))
+    return fields
+
+
+def _message(fields: Sequence[tuple[str, str]]) -> EmailMessage:
+    msg = EmailMessage(policy=policy.default)
+    for name, value in fields:
+        msg[name] = value
+    return msg
+
+
+def alternative_message(
+    h: Head, text: str, html: str, attachments: Sequence[Attachment] = ()
+) -> EmailMessage:
+    """The notice as an `EmailMessage` (text/plain + text/html, then the attachments)."""
+    return _alternative_message(_fields(h), text, html, attachments)
+
+
+def _alternative_message(
+    fields: Sequence[tuple[str, str]], text: str, html: str, attachments: Sequence[Attachment]
+) -> EmailMessage:
+    msg = _message(fields)
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    for att in attachments:
+        maintype, _, subtype = att.mimetype.partition("/")
+        msg.add_attachment(att.content.encode(), maintype, subtype, filename=att.filename)
+    return msg
+
+
+def alternative(h: Head, text: str, html: str, attachments: Sequence[Attachment] = ()) -> bytes:
+    """The notice as bytes (LF line ends): written directly when its headers are plain."""
+    fields = _fields(h)
+    if not attachments and _plain_head(h, fields):
+        return _direct_alternative(fields, text, html)
+    return _alternative_message(fields, text, html, attachments).as_bytes()
+
+
+def _plain_head(h: Head, fields: Sequence[tuple[str, str]]) -> bool:
+    """Would EmailMessage write every field exactly as given (no quoting, encoding or folding)?"""
+    mailboxes = (h.sender, *h.to)
+    if not all(_PLAIN_ADDRESS.fullmatch(m.address) for m in mailboxes):
+        return False
+    if not all(not m.name or _PLAIN_NAME.fullmatch(m.name) for m in mailboxes):
+        return False
+    if h.reply_to and not _PLAIN_ADDRESS.fullmatch(h.reply_to):
+        return False
+    return all(
+        len(name) + 2 + len(value) <= _MAX_LINE
+        and "=?" not in value
+        and _PLAIN_VALUE.fullmatch(value) is not None
+        for name, value in fields
+    )
+
+
+def _part(content: str | Message, subtype: str) -> MIMEPart:
+    """A body part filled by the stdlib's content manager (`set_content`), which chooses
+    the transfer encoding: for text 7bit or 8bit when every line fits in 78 bytes, else
+    quoted-printable or base64, whichever is shorter.
+
+    The part is a compat32 one: its header fields stay plain strings instead of parsed
+    objects (≈ 12 µs instead of ≈ 500 µs for a notice's HTML). The choice depends only on
+    the line length (78) and on 8bit being allowed, which compat32 shares with
+    policy.default.
+    """
+    part = MIMEPart(policy=policy.compat32)
+    raw_data_manager.set_content(part, content, subtype)
+    return part
+
+
+def _text_part(subtype: str, text: str, *, mime_version: bool) -> bytes:
+    """A UTF-8 text part as `EmailMessage.set_content(text)` writes it."""
+    part = _part(text, subtype)
+    cte = part["Content-Transfer-Encoding"]
+    body = str(part.get_payload()).encode("utf-8")  # an 8bit payload comes back as text
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\nContent-Transfer-Encoding: {cte}\n'
+    if mime_version:  # as EmailMessage writes the part add_alternative adds
+        head += "MIME-Version: 1.0\n"
+    return head.encode("ascii") + b"\n" + body
+
+
+def _boundary(parts: bytes) -> str:
+    """A boundary like EmailMessage's, not found in the parts."""
+    while True:
+        boundary = "=" * 15 + f"{random.randrange(sys.maxsize):0{_BOUNDARY_DIGITS}d}" + "=="
+        if b"--" + boundary.encode("ascii") not in parts:
+            return boundary
+
+
+def _direct_alternative(fields: Sequence[tuple[str, str]], text: str, html: str) -> bytes:
+    """The bytes `_alternative_message(fields, text, html, ()).as_bytes()` gives."""
+    plain = _text_part("plain", text, mime_version=False)
+    rich = _text_part("html", html, mime_version=True)
+    boundary = _boundary(plain + rich)
+    head = "".join(f"{name}: {value}\n" for name, value in fields)
+    head += f'MIME-Version: 1.0\nContent-Type: multipart/alternative;\n boundary="{boundary}"\n'
+    mark = f"\n--{boundary}\n".encode("ascii")
+    return b"".join(
+        (head.encode("ascii"), mark, plain, mark, rich, f"\n--{boundary}--\n".encode("ascii"))
+    )
+
+
+def _fields_block(pairs: Sequence[tuple[str, str]]) -> Message:
+    """One block of delivery-status fields (empty values left out)."""
+    block = Message(policy=policy.compat32)
+    for name, value in pairs:
+        if value:
+            block[name] = value
+    return block
+
+
+def delivery_report(
+    h: Head,
+    human: str,
+    per_message: Sequence[tuple[str, str]],
+    per_recipient: Sequence[tuple[str, str]],
+    original: bytes,
+    *,
+    full: bool,
+) -> Message:
+    """An RFC 3464 report: the human-readable text, the message/delivery-status fields,
+    and the original mail (`full`) or its header block (text/rfc822-headers).
+
+    A compat32 message like its parts: its header values are ASCII and need no parsed
+    header objects (an `EmailMessage` costs ≈ 3× as much), and compat32 folds long
+    values at spaces, never into RFC 2047 encoded words (a DSN field is not a text).
+    """
+    report = Message(policy=policy.compat32)
+    for name, value in _fields(h):
+        report[name] = value
+    report["MIME-Version"] = "1.0"
+    report["Content-Type"] = "multipart/report; report-type=delivery-status"
+    status = Message(policy=policy.compat32)
+    status["Content-Type"] = "message/delivery-status"
+    status.set_payload([_fields_block(per_message), _fields_block(per_recipient)])
+    if full:
+        returned = _part(email.message_from_bytes(original, policy=policy.compat32), "rfc822")
+    else:
+        block = original.decode("utf-8", "replace").replace("\r\n", "\n")
+        returned = _part(block, "rfc822-headers")
+    report.set_payload([_part(human, "plain"), status, returned])
+    return report
