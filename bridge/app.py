@@ -278,7 +278,7 @@ class Bridge:
     def _prepare_database(self, engine: Engine) -> str:
         durability = db.check_durability(engine)
         db.upgrade(engine, default_country=self.settings.defaults.default_country)
-        if self.settings.demo and run_sync(engine, ensure_demo):
+        if self.settings.demo and db.run_at_start_up(engine, ensure_demo):
             log.info("new database: created demo customer and user demo@example.com (demo = true)")
         for name, warning in run_sync(engine, exposures):
             log.warning("customer %s %s", name, warning)
