@@ -48,6 +48,7 @@ from bridge.push.worker import Pusher
 from bridge.sandbox.smsc import SandboxSmsc
 from bridge.settings import Settings
 from bridge.tenants.admin import ensure_demo
+from bridge.transports.bind_stats import StoreBindStats
 from bridge.transports.smpp import SmppConfig, SmppTransport
 
 log = logging.getLogger("bridge")
@@ -189,11 +190,14 @@ class Bridge:
 
     def _build_transports(self, store: Store) -> None:
         s = self.settings
+        bind_stats = StoreBindStats(store)  # one writer for this process's binds
         for smsc in s.smsc:
             port = self.sandbox.port if self.sandbox and smsc.name == "sandbox" else smsc.port
             country = smsc.country or s.defaults.default_country
             self.transports[smsc.name] = TRANSPORTS["smpp"](
-                SmppConfig.of(smsc, port=port, country=country), mo_parts=StoreMoParts(store)
+                SmppConfig.of(smsc, port=port, country=country),
+                mo_parts=StoreMoParts(store),
+                stats_sink=bind_stats,
             )
 
     def _renderer(self) -> Renderer:

@@ -19,6 +19,7 @@ import bridge.notices.tables
 import bridge.push.tables
 import bridge.reports.tables
 import bridge.tenants.directory_tables
-import bridge.tenants.tables  # noqa: F401
+import bridge.tenants.tables
+import bridge.transports.tables  # noqa: F401
 
 METADATA = SQLModel.metadata

@@ -30,6 +30,7 @@ from bridge.cli import (
     sandbox,
     serve,
     settings,
+    smsc,
     users,
 )
 
@@ -86,7 +87,8 @@ app.add_typer(inbound.templates_app, name="templates")
 app.add_typer(logins.app, name="login")
 app.add_typer(orders.held_app, name="held")
 app.command("notices")(notices.notices)
-app.command("dirsync", help=dirsync.SUMMARY)(dirsync.dirsync)
+app.add_typer(dirsync.app, name="dirsync")
+app.add_typer(smsc.app, name="smsc")
 
 
 def _plain_help(group: typer.Typer) -> None:
