@@ -39,6 +39,7 @@ class SpreadingSmsc(SandboxSmsc):
         self._turn = itertools.count()
 
     def _bound(self) -> list[SmppSession]:
+        """The open binds of bridges that receive deliver_sm."""
         return [
             x.session
             for x in self._conns
@@ -47,8 +48,11 @@ class SpreadingSmsc(SandboxSmsc):
 
     async def _deliver(self, pdu: DeliverSm, session: SmppSession | None = None) -> int:
         bound = self._bound()
-        others = [s for s in bound if s is not session] or bound
-        target = others[next(self._turn) % len(others)] if others else None
+        if session is not None:  # a receipt: to another bind than the submitter's
+            others = [s for s in bound if s is not session] or bound
+            target = others[0] if others else None
+        else:  # an MO: to the bound bridges in turn
+            target = bound[next(self._turn) % len(bound)] if bound else None
         status = await super()._deliver(pdu, target)
         peer = _peer_port(target) if target is not None else None
         line = {

@@ -150,7 +150,7 @@ def test_bridges_follow_a_promoted_standby_and_lose_no_acknowledged_mail(tmp_pat
         assert summary["refused"] == summary["failed"] == 0, acks.refused
         assert summary["acked"] == len(acks.ids) >= 2 * STEP
         acked.update(acks.ids)
-    assert any(s["retries"] for s in summaries)  # the failover was felt by the clients
+    assert all(reconnected)  # both lost the database for a while, and carried on
 
     stored = {str(m[1]): str(m[0]) for m in mails}
     assert len(stored) == len(mails)  # no mail stored twice
@@ -165,4 +165,5 @@ def test_bridges_follow_a_promoted_standby_and_lose_no_acknowledged_mail(tmp_pat
     assert wanted <= set(phones)
     twice = sum(n - 1 for number, n in phones.items() if number in wanted)
     assert twice <= 2 * CONCURRENCY, twice
-    print(f"sent twice: {twice}; bridges that saw the database go away: {reconnected}")
+    retries = [s["retries"] for s in summaries]
+    print(f"sent twice: {twice}; client retries: {retries}")

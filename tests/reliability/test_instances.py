@@ -132,6 +132,12 @@ def test_two_instances_share_the_work_and_survive_a_kill_9(tmp_path: Path) -> No
                         *procs,
                     )
                     # MO while both are bound: replies from phones that got an SMS.
+                    until(
+                        lambda: len({p["destination"] for p in _jsonl(inbox)}) >= MOS,
+                        60,
+                        f"{MOS} phones reached",
+                        *procs,
+                    )
                     phones = sorted({p["destination"] for p in _jsonl(inbox)})[:MOS]
                     for phone in phones:
                         _reply(smsc_port, phone, inbox)
