@@ -148,7 +148,10 @@ def inbound_messages(
     ] = None,
     number: Annotated[
         str | None,
-        typer.Option(help="Only SMS from this phone or to this inbound number."),
+        typer.Option(
+            help="Only SMS from this phone or to this inbound number (national numbers read "
+            "with [defaults] default_country; a short code as written)."
+        ),
     ] = None,
     since: Annotated[
         str | None,
@@ -162,11 +165,9 @@ def inbound_messages(
     if status is not None and status not in STATUSES:
         fail(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
     found = number
-    if number is not None:
+    if number is not None:  # E.164 when it reads as a phone number, else as given (short code)
         spelled = classify_number(number, read_settings(config).defaults.default_country)
-        if spelled is None:
-            fail(f"--number {number!r} is not a phone number; write it like +491701234567")
-        found = spelled[0]
+        found = spelled[0] if spelled is not None else number.strip()
     engine = open_database(config)
     rows = run_sync(
         engine, list_messages, status=status, number=found, since=_since(since), limit=limit

@@ -158,6 +158,8 @@ async def test_inbound_messages_lists_received_sms_with_filters(tmp_path: Path) 
     assert by_number.output.splitlines() == [newest]
     national = _invoke(config, "inbound", "messages", "--number", "015559999999")
     assert national.output.splitlines() == [newest]  # read with [defaults] default_country
+    short = _invoke(config, "inbound", "messages", "--number", "ACME")  # as written
+    assert (short.exit_code, short.output) == (0, "no inbound SMS match\n")
     by_status = _invoke(config, "inbound", "messages", "--status", unrouted)
     assert newest in by_status.output.splitlines()
     assert _invoke(config, "inbound", "messages", "--limit", "1").output.splitlines() == [newest]
