@@ -60,6 +60,7 @@ from bridge.settings import Settings
 from bridge.smpp_server.accounts import ensure_demo_account
 from bridge.smpp_server.server import SmppServer
 from bridge.tenants.admin import ensure_demo
+from bridge.transports.bind_stats import StoreBindStats
 from bridge.transports.smpp import SmppConfig, SmppTransport
 
 log = logging.getLogger("bridge")
@@ -227,11 +228,14 @@ class Bridge:
 
     def _build_transports(self, store: Store) -> None:
         s = self.settings
+        bind_stats = StoreBindStats(store)  # one writer for this process's binds
         for smsc in s.smsc:
             port = self.sandbox.port if self.sandbox and smsc.name == "sandbox" else smsc.port
             country = smsc.country or s.defaults.default_country
             self.transports[smsc.name] = TRANSPORTS["smpp"](
-                SmppConfig.of(smsc, port=port, country=country), mo_parts=StoreMoParts(store)
+                SmppConfig.of(smsc, port=port, country=country),
+                mo_parts=StoreMoParts(store),
+                stats_sink=bind_stats,
             )
 
     def _renderer(self) -> Renderer:
@@ -353,7 +357,7 @@ class Bridge:
     def _prepare_database(self, engine: Engine) -> str:
         durability = db.check_durability(engine)
         db.upgrade(engine, default_country=self.settings.defaults.default_country)
-        if self.settings.demo and run_sync(engine, ensure_demo):
+        if self.settings.demo and db.run_at_start_up(engine, ensure_demo):
             log.info("new database: created demo customer and user demo@example.com (demo = true)")
         s = self.settings
         demo_smpp = s.demo and s.smpp_server.enabled

@@ -313,5 +313,10 @@ class StorageUnavailable(TemporaryFailure):
     """The database could not be reached or refused the write."""
 
 
+class StorageUnreachable(StorageUnavailable):
+    """The database could not be reached (connection lost, no server taking writes during a
+    failover, SQLite locked): the same write may well succeed when tried again."""
+
+
 class ConfigError(BridgeError):
     """Invalid settings: the message names the key and what is expected."""

@@ -21,6 +21,7 @@ import bridge.reports.tables
 import bridge.smpp_outbox.tables
 import bridge.smpp_server.tables
 import bridge.tenants.directory_tables
-import bridge.tenants.tables  # noqa: F401
+import bridge.tenants.tables
+import bridge.transports.tables  # noqa: F401
 
 METADATA = SQLModel.metadata

@@ -31,6 +31,7 @@ from bridge.cli import (
     serve,
     settings,
     smpp_accounts,
+    smsc,
     users,
 )
 
@@ -88,7 +89,8 @@ app.add_typer(logins.app, name="login")
 app.add_typer(smpp_accounts.app, name="smpp-account")
 app.add_typer(orders.held_app, name="held")
 app.command("notices")(notices.notices)
-app.command("dirsync", help=dirsync.SUMMARY)(dirsync.dirsync)
+app.add_typer(dirsync.app, name="dirsync")
+app.add_typer(smsc.app, name="smsc")
 
 
 def _plain_help(group: typer.Typer) -> None:

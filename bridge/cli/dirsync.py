@@ -1,4 +1,5 @@
-"""`mailsms dirsync`: options, logging, progress on a terminal, exit status.
+"""`mailsms dirsync`: options, logging, progress on a terminal, exit status; `mailsms dirsync
+runs` lists the record of past runs.
 
 Options:
 
@@ -32,12 +33,22 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.cli.common import CONFIG_ENV, POINT_AT_IT, missing_database, origin, outdated_schema
+from bridge.cli.common import (
+    CONFIG_ENV,
+    POINT_AT_IT,
+    ConfigOpt,
+    missing_database,
+    open_database,
+    origin,
+    outdated_schema,
+)
 from bridge.db.engine import open_engine
+from bridge.db.store import run_sync as run_in
 from bridge.errors import ConfigError
 from bridge.notices.headers import HeaderError
 from bridge.notices.smtp_client import DeliveryError
 from bridge.settings import load_settings
+from bridge.tenants.sync_runs import list_runs
 from dirsync import report
 from dirsync.config import (
     MOVE_INTO_BRIDGE_SETTINGS,
@@ -163,7 +174,12 @@ def _setup_logging(verbose: bool) -> None:
     log.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+app = typer.Typer(invoke_without_command=True)
+
+
+@app.callback(help=SUMMARY)
 def dirsync(
+    ctx: typer.Context,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -185,6 +201,38 @@ def dirsync(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=HELP["verbose"])] = False,
 ) -> None:
+    """Sync users from LDAP / Active Directory (or a CSV file); `dirsync runs` lists past runs."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = config  # `dirsync -c FILE runs` as well as `dirsync runs -c FILE`
+        return
     code = dirsync_command(config, csv, dry_run, allow_mass_changes, database_url, verbose)
     if code:
         raise typer.Exit(code)
+
+
+@app.command("runs")
+def dirsync_runs(
+    ctx: typer.Context,
+    customer: Annotated[str | None, typer.Option(help="Only this customer's runs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
+    details: Annotated[
+        bool, typer.Option("--details", help="Also each run's details (refusals, problems).")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List past sync runs, newest first: when, source, result, counts and summary."""
+    engine = open_database(config if config is not None else ctx.obj)
+    runs = run_in(engine, list_runs, customer=customer, limit=limit)
+    if not runs:
+        typer.echo("no dirsync runs recorded")
+    for r in runs:
+        counts = " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
+        took = (r.finished_at - r.started_at).total_seconds()
+        typer.echo(
+            f"{r.id:<5} {r.started_at:%Y-%m-%d %H:%M:%S} {r.customer:<12} {r.source:<4} "
+            f"{r.status:<9}{' (dry run)' if r.dry_run else ''} {took:.1f} s {counts}"
+            + (f"  {r.message}" if r.message else "")
+        )
+        if details:
+            for line in r.details:
+                typer.echo(f"      {line}")

@@ -1,10 +1,12 @@
-"""`mailsms inbound apply|list`, `stoplist add|remove|list|export` and `templates render`:
-inbound numbers, the stop list, and notice templates with sample data."""
+"""`mailsms inbound apply|list|messages|lists|members`, `stoplist add|remove|list|export` and
+`templates render`: inbound numbers, the received SMS (unroutable ones too), keyword lists
+and their members, the stop list, and notice templates with sample data."""
 
 from __future__ import annotations
 
 import csv
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +19,9 @@ from bridge.db.store import run_sync
 from bridge.inbound import actions_store as stop_sql
 from bridge.inbound.admin import NumbersApplyError, apply_numbers, customer_id, list_numbers
 from bridge.inbound.config import NumbersError, parse_numbers
+from bridge.inbound.listing import STATUSES, list_messages
 from bridge.intake.addresses import classify_number
+from bridge.keyword_lists.store import all_lists, members
 from bridge.notices.limits import TemplateLimits
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 
@@ -122,6 +126,108 @@ def inbound_list(config: ConfigOpt = None) -> None:
         typer.echo(
             f"{r.number:<16} {r.customer:<12} {r.sharing:<9} actions={','.join(r.actions)}"
             f" keywords={','.join(r.keywords) or '-'} fallback={','.join(r.fallback) or '-'}"
+        )
+
+
+def _since(value: str | None) -> datetime | None:
+    """--since: an ISO date or date-time (UTC when it names no offset)."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail(f"--since {value!r}: expected a date or date-time like 2026-12-01 or 2026-12-01T09:00")
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+@inbound_app.command("messages")
+def inbound_messages(
+    status: Annotated[
+        str | None,
+        typer.Option(help=f"Only SMS in this status ({', '.join(STATUSES)})."),
+    ] = None,
+    number: Annotated[
+        str | None,
+        typer.Option(
+            help="Only SMS from this phone or to this inbound number (national numbers read "
+            "with [defaults] default_country; a short code as written)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only SMS received at or after this time (ISO, UTC by default)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
+    config: ConfigOpt = None,
+) -> None:
+    """List received SMS (MO), newest first, with their status: notified, unroutable (nobody
+    to give it to), held (an error, see the reason) or received (not yet routed)."""
+    if status is not None and status not in STATUSES:
+        fail(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
+    found = number
+    if number is not None:  # E.164 when it reads as a phone number, else as given (short code)
+        spelled = classify_number(number, read_settings(config).defaults.default_country)
+        found = spelled[0] if spelled is not None else number.strip()
+    engine = open_database(config)
+    rows = run_sync(
+        engine, list_messages, status=status, number=found, since=_since(since), limit=limit
+    )
+    if not rows:
+        typer.echo("no inbound SMS match")
+    for r in rows:
+        text = r.text.replace("\n", " ")
+        text = text if len(text) <= 60 else text[:59] + "…"
+        why = f"  ({r.error.strip().splitlines()[-1][:100]})" if r.error.strip() else ""
+        answer = f" reply-to={r.order_id}" if r.order_id else ""
+        typer.echo(
+            f"{r.id:<6} {r.received_at:%Y-%m-%d %H:%M:%S} {r.status:<10} {r.source:<16} -> "
+            f"{r.destination:<16} parts={r.parts}{answer} {text!r}{why}"
+        )
+
+
+@inbound_app.command("lists")
+def inbound_lists(
+    customer: Annotated[str | None, typer.Option("--customer")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List the keyword lists (senders join and leave by SMS) with their member counts."""
+    engine = open_database(config)
+    lists = [x for x in run_sync(engine, all_lists) if customer is None or x.customer == customer]
+    if not lists:
+        typer.echo("no keyword lists (see `mailsms inbound apply`)")
+    for x in lists:
+        rows = run_sync(engine, members, x.id)
+        joined = sum(1 for m in rows if m.status == "member")
+        exported = f"{x.last_export_at:%Y-%m-%d %H:%M}" if x.last_export_at else "never"
+        typer.echo(
+            f"{x.customer:<12} {x.name:<16} members={joined} left={len(rows) - joined} "
+            f"export={x.export_mode}@{x.export_at} to={','.join(x.export_to) or '-'} "
+            f"last export={exported}"
+        )
+
+
+@inbound_app.command("members")
+def inbound_members(
+    name: Annotated[str, typer.Argument(help="The keyword list (see `mailsms inbound lists`).")],
+    customer: CustomerOpt,
+    everyone: Annotated[
+        bool, typer.Option("--all", help="Also numbers that left the list.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List the numbers on keyword list NAME (joined by SMS), with when they joined."""
+    engine = open_database(config)
+    found = [x for x in run_sync(engine, all_lists) if x.customer == customer and x.name == name]
+    if not found:
+        _customer(engine, customer)
+        fail(f"customer {customer} has no keyword list {name!r}; see `mailsms inbound lists`")
+    rows = [m for m in run_sync(engine, members, found[0].id) if everyone or m.status == "member"]
+    if not rows:
+        typer.echo(f"{name}: no members")
+    for m in rows:
+        typer.echo(
+            f"{m.msisdn:<16} {m.status:<7} joined {m.joined_at:%Y-%m-%d %H:%M} "
+            f"changed {m.changed_at:%Y-%m-%d %H:%M}"
         )
 
 

@@ -1,5 +1,5 @@
-"""`mailsms orders` and `mailsms held`: list orders, show one's history, and decide about
-held orders.
+"""`mailsms orders` and `mailsms held`: list orders, show one's history (and, for a waiting
+order, when it is due and why), and decide about held orders.
 
 An order is held for SMS pumping protection, after an unexpected error (its traceback
 kept) or after an unknown outcome at the SMSC (`on_unknown_outcome = "hold"`); the
@@ -22,6 +22,7 @@ from bridge.db.store import run_sync
 from bridge.intake.velocity import HOLD_REASON
 from bridge.intake.velocity_store import held_orders, refuse_orders, release_orders
 from bridge.mt import orders as order_sql
+from bridge.mt.waiting import order_row, waiting
 from bridge.notices.queue import list_notices
 from bridge.outcomes.steps import STEPS
 
@@ -50,7 +51,13 @@ def orders(
         ),
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
-    show: Annotated[str | None, typer.Option(help="Print the history of this order id.")] = None,
+    show: Annotated[
+        str | None,
+        typer.Option(
+            help="Print the history of this order id and, while it waits, when it is due and "
+            "why (send_at, quiet hours, throttled, deferred after an error, held)."
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """List recent orders, or show one order's history; release or retry held orders."""
@@ -75,6 +82,11 @@ def _show(engine: Engine, order_id: str) -> None:
         fail(f"no order {order_id}")
     for at, event, detail in history:
         typer.echo(f"{at:%Y-%m-%d %H:%M:%S} {event:<13} {detail}")
+    order = run_sync(engine, order_row, order_id)
+    now = utcnow()
+    wait = waiting(order, history, now) if order is not None else None
+    if wait is not None:
+        typer.echo(wait.line(now))
     for n in reversed(run_sync(engine, list_notices, None, 50, order_id)):
         reply = f": {n['error'].splitlines()[-1][:200]}" if n["error"] else ""
         typer.echo(f"notice {n['id']} {n['kind']} to <{n['recipient']}> {n['status']}{reply}")

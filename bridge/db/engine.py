@@ -10,13 +10,14 @@ or tear committed data); `check_durability` refuses to start otherwise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url as _make_url
 from sqlalchemy.exc import ArgumentError
@@ -24,6 +25,7 @@ from sqlalchemy.exc import ArgumentError
 from bridge.errors import ConfigError
 
 log = logging.getLogger("bridge.store")
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # PostgreSQL advisory lock held while migrating: instances starting together migrate in turn.
@@ -151,11 +153,24 @@ def upgrade(engine: Engine, *, default_country: str = "DE") -> None:
     """
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # released when the migration commits
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        _lock_start_up(conn)
         cfg.attributes["connection"] = conn
         cfg.attributes["default_country"] = default_country
         command.upgrade(cfg, "head")
+
+
+def run_at_start_up(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    """Run `fn(conn)` in one transaction under the migration lock (on PostgreSQL), so a
+    start-up step that reads, then writes (create the demo customer on an empty database)
+    runs once when several instances start together."""
+    with engine.begin() as conn:
+        _lock_start_up(conn)
+        return fn(conn)
+
+
+def _lock_start_up(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":  # released when the transaction ends
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
 
 def head_revision() -> str | None:

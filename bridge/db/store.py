@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from bridge.errors import StorageUnavailable
+from bridge.errors import StorageUnavailable, StorageUnreachable
 
 log = logging.getLogger("bridge.store")
 
@@ -83,7 +83,7 @@ class Store:
                 return fn(self._reader, *args)
         except SQLAlchemyError as exc:
             self._drop_reader()
-            raise StorageUnavailable(_describe(exc)) from exc
+            raise _storage_error(exc) from exc
         except OSError as exc:
             self._drop_reader()
             raise StorageUnavailable(str(exc)) from exc
@@ -101,7 +101,7 @@ class Store:
             with self.engine.begin() as conn:
                 return fn(conn, *args, **kwargs)
         except SQLAlchemyError as exc:
-            raise StorageUnavailable(_describe(exc)) from exc
+            raise _storage_error(exc) from exc
         except OSError as exc:  # e.g. the database directory vanished
             raise StorageUnavailable(str(exc)) from exc
 
@@ -177,6 +177,15 @@ def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+def _storage_error(exc: SQLAlchemyError) -> StorageUnavailable:
+    """StorageUnreachable for a lost or refused connection (worth the same write again),
+    else StorageUnavailable (the write itself failed: a constraint, a bug)."""
+    unreachable = isinstance(exc, OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+    return (StorageUnreachable if unreachable else StorageUnavailable)(_describe(exc))
 
 
 def _describe(exc: SQLAlchemyError) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
+from bridge.errors import StorageUnreachable
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_sms import UNKNOWN_OUTCOME, UNKNOWN_PREFIX
 from bridge.mt.status import OrderStatus
@@ -134,8 +135,9 @@ class Recorder:
 
     A batch that fails is written outcome by outcome (`Store.grouped`). When an
     accepted submit still cannot be recorded, its status alone is written; when even
-    that fails (the database is down), it is tried again with backoff while the
-    dispatcher keeps the order, so it is never submitted a second time.
+    that fails, or the database cannot be reached at all (a failover), the whole record
+    is tried again with backoff while the dispatcher keeps the order, so it is never
+    submitted a second time and keeps its parts (receipts still match it).
     """
 
     def __init__(
@@ -168,7 +170,15 @@ class Recorder:
                         exc,
                     )
                     return
-                if await self._bare(outcome, exc):
+                if isinstance(exc, StorageUnreachable):  # a failover, a lost connection
+                    log.error(
+                        "%s: accepted by %s as %s, but the database is unreachable: %s",
+                        outcome.order_id,
+                        outcome.transport,
+                        ",".join(i or '""' for i in outcome.message_ids),
+                        exc,
+                    )
+                elif await self._bare(outcome, exc):
                     break
             log.error(
                 "%s: accepted by %s but not recorded yet; trying again in %.0f s (it is not "

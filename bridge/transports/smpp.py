@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
 from bridge.smpp import constants as c
 from bridge.smpp.address import destination_address, source_address
@@ -76,6 +77,12 @@ def replace_marker(sms: OutboundSms, config: SmppConfig, parts: int) -> bool:
     )
 
 
+class BindStatsSink(Protocol):
+    """Where the per-bind counters go every `stats_interval` (bridge/transports/bind_stats.py)."""
+
+    async def record(self, smsc: str, reports: Sequence[BindReport]) -> None: ...
+
+
 class SmppTransport:
     """A Transport over one SMSC's self-healing binds."""
 
@@ -84,10 +91,12 @@ class SmppTransport:
         config: SmppConfig,
         *,
         mo_parts: MoPartStore | None = None,
+        stats_sink: BindStatsSink | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
+        self._stats_sink = stats_sink
         self._rng = rng or random.Random()
         self.mo_parts: MoPartStore = mo_parts if mo_parts is not None else MemoryMoParts()
         smsc_bucket = TokenBucket(config.smsc_rate, config.burst)
@@ -301,5 +310,11 @@ class SmppTransport:
     async def _report(self) -> None:
         while True:
             await asyncio.sleep(self.config.stats_interval)
-            for report in self.reports():
+            reports = self.reports()
+            for report in reports:
                 log.info("smpp bind %s", report.line())
+            if self._stats_sink is not None:
+                try:
+                    await self._stats_sink.record(self.name, reports)
+                except Exception as exc:  # storage down: the next snapshot replaces it
+                    log.warning("%s: bind statistics not stored: %s", self.name, exc)

@@ -121,8 +121,11 @@ async def test_released_and_retried_orders_are_sent(tmp_path: Path) -> None:
     assert _statuses(tmp_path) == {"M1.1": "queued", "M1.2": "queued", "M1.3": "queued"}
     again = _invoke(config, "orders", "release", "M1.3")
     assert again.exit_code == 1 and "order M1.3 is not held" in again.output
-    history = _invoke(config, "orders", "--show", "M1.1").output.splitlines()
+    *history, wait = _invoke(config, "orders", "--show", "M1.1").output.splitlines()
     assert [line.split()[2] for line in history] == ["queued", "held", "released"]
+    assert wait.startswith("waiting: due since ") and wait.endswith(
+        ": due now, waiting for a dispatcher"
+    )
     assert "no held orders" in _invoke(config, "held", "list").output
 
     async with running_bridge(settings):

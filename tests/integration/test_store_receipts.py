@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
+from bridge.db.engine import open_engine
 from bridge.db.store import Store
 from bridge.intake.commit import IntakeMail, accept
 from bridge.mt import orders as order_sql
@@ -203,3 +206,53 @@ async def test_one_outcome_that_cannot_be_recorded_loses_no_other(
     assert "storage unavailable" not in caplog.text
     assert _statuses(engine) == {"M1.1": "submitted", "M1.2": "deferred"}
     assert [(p.order_id, p.smsc_id) for p in _rows(engine, Part)] == [("M1.1", "11")]
+
+
+class _FailoverStore(Store):
+    """The real store, whose next group commit meets a database that cannot be reached (as
+    during a failover): it goes to a PostgreSQL port where nothing listens, so the kernel
+    raises its own error for a refused connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]  # free once closed: nothing listens there
+        self._down = Store(open_engine(f"postgresql://mailsms@127.0.0.1:{port}/mailsms"))
+        self.unreachable = 0  # group commits that go there
+
+    async def grouped(self, fn: Any, item: Any) -> Any:
+        if self.unreachable:
+            self.unreachable -= 1
+            return await self._down.grouped(fn, item)
+        return await super().grouped(fn, item)
+
+    async def close(self) -> None:
+        await self._down.close()
+        await super().close()
+
+
+async def test_an_accepted_submit_keeps_its_parts_when_the_database_was_unreachable(
+    engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recording only the submitted status is for a record that cannot be written; when the
+    database could not be reached, the whole record is tried again, so receipts match."""
+    user_id = _seed(engine)
+    store = _FailoverStore(open_engine(database_url))
+    try:
+        await accept(store, IntakeMail(_mail(user_id, recipients=1)))
+        await store.call(order_sql.claim_orders, utcnow(), 10, 60.0)
+        recorder = Recorder(store, lambda: None, lambda: None, STEPS)
+        now = utcnow()
+        accepted = Outcome(
+            "M1.1", OutcomeKind.SUBMITTED, "smsc", ("31",), submitted_at=now, receipt_due=now
+        )
+        store.unreachable = 1  # the recording of the accepted submit meets the failover
+        with caplog.at_level(logging.WARNING):
+            await asyncio.wait_for(recorder.record(accepted), 30)
+    finally:
+        await store.close()
+    assert "M1.1: accepted by smsc as 31, but the database is unreachable" in caplog.text
+    assert "without its parts" not in caplog.text
+    assert _statuses(engine) == {"M1.1": "submitted"}
+    assert [(p.order_id, p.smsc_id) for p in _rows(engine, Part)] == [("M1.1", "31")]

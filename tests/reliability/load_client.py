@@ -7,7 +7,8 @@ committed into the same queued id); a 5xx is recorded as refused. Every final an
 appended to the `--acks` file as one JSON line, flushed at once:
 `{"i": 7, "id": "<queued id>"}` or `{"i": 7, "reply": "<5xx reply>"}`.
 
-New mails start until `--max-mails` are sent, `--duration` seconds have passed or the
+Mails are numbered from `--first` (another client uses another range). New mails start
+until `--max-mails` are sent, `--duration` seconds have passed or the
 `--stop-file` exists; mails already started are finished (each given up after
 `--give-up` seconds of retrying). Prints a JSON summary at the end.
 
@@ -100,18 +101,22 @@ class Client:
     def __init__(self, args: argparse.Namespace, out: IO[str]) -> None:
         self.args = args
         self.out = out
-        self.next = 0
+        self.first = args.first
+        self.next = args.first - 1
         self.deadline = time.monotonic() + args.duration
         self.acked = self.refused = self.failed = self.retries = 0
 
     def take(self) -> int | None:
         a = self.args
-        if self.next >= a.max_mails or time.monotonic() > self.deadline:
+        if self.started() >= a.max_mails or time.monotonic() > self.deadline:
             return None
         if a.stop_file and Path(a.stop_file).exists():
             return None
         self.next += 1
         return self.next
+
+    def started(self) -> int:
+        return self.next - (self.first - 1)
 
     def record(self, entry: dict[str, object]) -> None:
         self.out.write(json.dumps(entry) + "\n")
@@ -157,7 +162,7 @@ async def main(args: argparse.Namespace, out: IO[str]) -> dict[str, int]:
     client = Client(args, out)
     await asyncio.gather(*(client.worker() for _ in range(args.conc)))
     return {
-        "started": client.next,
+        "started": client.started(),
         "acked": client.acked,
         "refused": client.refused,
         "failed": client.failed,
@@ -169,6 +174,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--acks", required=True)
+    p.add_argument("--first", type=int, default=1)
     p.add_argument("--conc", type=int, default=4)
     p.add_argument("--max-mails", type=int, default=2000)
     p.add_argument("--duration", type=float, default=120.0)

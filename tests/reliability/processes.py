@@ -185,11 +185,14 @@ def wait_smtp_ready(proc: Proc, port: int, within: float = 60.0) -> None:
     raise AssertionError(f"{proc.name} did not greet on {port} within {within} s")
 
 
-def start_smsc(inbox: Path, log: Path) -> tuple[Proc, int]:
-    """The standalone SMSC process; returns it and the port it listens on."""
+def start_smsc(inbox: Path, log: Path, *, spread: bool = False) -> tuple[Proc, int]:
+    """The standalone SMSC process; returns it and the port it listens on.
+
+    `spread`: deliver_sm go to another bind than the submitter's (`smsc_process --spread`)."""
+    options = ["--spread"] if spread else []
     proc = spawn(
         "smsc",
-        [sys.executable, "-m", "tests.reliability.smsc_process", str(inbox)],
+        [sys.executable, "-m", "tests.reliability.smsc_process", str(inbox), *options],
         log,
         stdout_pipe=True,
     )

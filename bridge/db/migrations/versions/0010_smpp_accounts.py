@@ -1,6 +1,6 @@
 """smpp accounts: the SMPP server's accounts, unfinished messages' parts, the outbox to clients
 
-Revision ID: 0010_smpp_accounts
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_smpp_accounts"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
