@@ -211,7 +211,8 @@ async def test_the_database_check_fails_with_the_reason_when_the_database_refuse
         await store.close()
     assert not ok
     error = body["checks"]["database"]["error"]  # type: ignore[index]
-    assert error.startswith("StorageUnavailable: ") and "server closed the connection" in error
+    # the connection, not a write, failed: the store says so (StorageUnreachable)
+    assert error.startswith("StorageUnreachable: ") and "server closed the connection" in error
 
 
 def test_unknown_paths_are_404_json(tmp_path: Path) -> None:
