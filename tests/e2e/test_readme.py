@@ -177,7 +177,8 @@ listen = "127.0.0.1:0"
 
         api_steps: list[Step] = [
             (".venv/bin/mailsms api-key add my-app --customer demo", None, lambda out: out == ""),
-            ("curl -s -H", None, lambda out: '"orders":[{"id":"' in out and '"status":"queued"' in out),
+            ("curl -s -H", None,
+             lambda out: '"orders":[{"id":"' in out and '"status":"queued"' in out),
             (".venv/bin/mailsms sandbox inbox", lambda t: "hi" in t.sms(), lambda out: "hi" in out),
             ("curl -s -H", status_delivered,
              lambda out: '"status":"delivered"' in out.split("},{")[0]),
