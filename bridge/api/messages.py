@@ -39,10 +39,12 @@ from bridge.intake.sms_plan import compose_text, preview_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.mt.mails import NewMail
+from bridge.mt.tables import Order
 from bridge.tenants.policy import resolve, with_mail_level
 from bridge.text.mime import MailText, extract
 
 _idem = table(ApiIdempotency)
+_order = table(Order)
 
 # JSON field -> policy setting (the per-mail options the mail interface has).
 OPTIONS: Final = {
@@ -293,6 +295,14 @@ def commit_with_answer(
         if earlier is not None:  # a concurrent retry committed first
             return earlier
     commit_mails(conn, [mail])
+    # As written: the SMS-pumping check may have held orders.
+    written = dict(
+        conn.execute(select(_order.c.id, _order.c.status).where(_order.c.mail_id == mail.id)).all()
+    )
+    body = {
+        **body,
+        "orders": [{**o, "status": written.get(o["id"], o["status"])} for o in body["orders"]],
+    }
     answer = Sent(201, body)
     if idem_key is not None:
         conn.execute(
