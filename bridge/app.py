@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from bridge.api.messages import MessageService
+from bridge.api.routes import Api
 from bridge.db import engine as db
 from bridge.db.clock import utcnow
 from bridge.db.store import Store, run_sync
@@ -188,7 +190,7 @@ class Bridge:
             self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
         smpp = await self._start_smpp_server(store, wake)
         smtp = await self._start_intake(store, backpressure, wake)
-        http = await self._start_http(store, backpressure)
+        http = await self._start_http(store, backpressure, wake)
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
 
     async def _start_smpp_server(self, store: Store, wake: Wakeups) -> tuple[str, int] | None:
@@ -328,8 +330,10 @@ class Bridge:
         )
         return (sock[0], sock[1])
 
-    async def _start_http(self, store: Store, backpressure: Backpressure) -> tuple[str, int] | None:
-        """The HTTP listener: /healthz, /readyz (the checks below), /metrics."""
+    async def _start_http(
+        self, store: Store, backpressure: Backpressure, wake: Wakeups
+    ) -> tuple[str, int] | None:
+        """The HTTP listener: /healthz, /readyz (the checks below), /metrics, the REST API."""
         s = self.settings.http
         if not s.enabled:
             return None
@@ -342,12 +346,24 @@ class Bridge:
             checks.smtp(lambda: self._server, lambda: self._stopped),
             checks.queues(backpressure),
         ]
-        routes = [*health_routes(ready, s.check_timeout), metrics_route(self.registry, database)]
+        service = MessageService(
+            store,
+            self.settings.defaults.model_dump(),
+            self.settings.smtp.domains,
+            self.settings.smtp.max_recipients,
+            self.settings.inbound.reply_window,
+        )
+        api = Api(service, self.metrics, backpressure, on_accepted=wake.dispatch)
+        routes = [
+            *health_routes(ready, s.check_timeout),
+            metrics_route(self.registry, database),
+            *api.routes(),
+        ]
         self.http = HttpServer(s, build_app(routes))
         host, port = await self.http.start()
         scheme = "https" if s.tls_cert else "http"
         log.info(
-            "HTTP listening on %s://%s:%d (/healthz, /readyz, /metrics)",
+            "HTTP listening on %s://%s:%d (/healthz, /readyz, /metrics, /api/v1)",
             scheme,
             f"[{host}]" if ":" in host else host,
             port,

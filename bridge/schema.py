@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+import bridge.api.tables
 import bridge.inbound.mo_tables
 import bridge.inbound.tables
 import bridge.intake.tables

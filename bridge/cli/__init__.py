@@ -16,6 +16,7 @@ import typer
 
 from bridge import __version__
 from bridge.cli import (
+    api_keys,
     config,
     customers,
     database,
@@ -87,6 +88,7 @@ app.add_typer(inbound.stop_app, name="stoplist")
 app.add_typer(inbound.templates_app, name="templates")
 app.add_typer(logins.app, name="login")
 app.add_typer(smpp_accounts.app, name="smpp-account")
+app.add_typer(api_keys.app, name="api-key")
 app.add_typer(orders.held_app, name="held")
 app.command("notices")(notices.notices)
 app.add_typer(dirsync.app, name="dirsync")

@@ -30,10 +30,11 @@ from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.commit import Conversation, IntakeMail, accept
 from bridge.intake.destinations import check_destination
+from bridge.intake.direct import direct_orders
 from bridge.intake.dsn_params import MailDsn, RcptDsn
 from bridge.intake.entropy import random24
 from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
-from bridge.intake.listing import accept_list, fan_out_lists, scheduled
+from bridge.intake.listing import accept_list, fan_out_lists
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.overrides import apply_overrides
 from bridge.intake.ratelimit import pending
@@ -355,27 +356,7 @@ class IntakeHandler:
         real = [r for r in transaction.recipients if not r.preview]
         orders: tuple[NewOrder, ...] = ()
         if real:
-            sms = compose_text(text, policy)
-            expires_at = now + timedelta(seconds=policy.validity)
-            policy_values = policy.as_dict()
-            orders = tuple(
-                NewOrder(
-                    id=f"{mail_id}.{n}",
-                    recipient=rcpt.msisdn,
-                    rcpt_address=rcpt.address,
-                    sender_id=policy.sender_id,
-                    text=sms.text,
-                    encoding=sms.encoding,
-                    parts=sms.parts,
-                    priority=1 if policy.priority == "express" else 0,
-                    expires_at=expires_at,
-                    policy=policy_values,
-                    dsn_notify=",".join(rcpt.notify) if rcpt.notify else None,
-                    dsn_orcpt=rcpt.orcpt,
-                )
-                for n, rcpt in enumerate(real, start=1)
-            )
-            orders = scheduled(orders, policy, now)  # sender numbers of conversations: at commit
+            orders = direct_orders(mail_id, real, compose_text(text, policy), policy, now)
         direct = len(orders)
         orders, list_mail = await fan_out_lists(
             self.store, mail_id, transaction, policy, text, orders, now

@@ -29,6 +29,9 @@ class OrderStatus(enum.StrEnum):
 # Claimable: a dispatcher may take it (bridge/db/queue.py calls these the open statuses).
 OPEN_ORDER_STATUSES = (OrderStatus.QUEUED, OrderStatus.DEFERRED)
 
+# Not yet handed to an SMSC: a client may still cancel it (SMPP cancel_sm, the REST API).
+CANCELLABLE_ORDER_STATUSES = (OrderStatus.QUEUED, OrderStatus.DEFERRED, OrderStatus.HELD)
+
 FINAL_ORDER_STATUSES = frozenset(
     {
         OrderStatus.DELIVERED,

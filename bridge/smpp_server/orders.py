@@ -18,6 +18,7 @@ from sqlalchemy import Connection, delete, insert, select
 from bridge.db.core import table
 from bridge.mt.mails import NewMail, insert_mails
 from bridge.mt.orders import record_final
+from bridge.mt.status import CANCELLABLE_ORDER_STATUSES
 from bridge.mt.tables import Order
 from bridge.outcomes.steps import STEPS
 from bridge.smpp_server.tables import SmppPart
@@ -37,7 +38,7 @@ MESSAGE_STATES: Final[dict[str, int]] = {
     "unconfirmed": 7,
     "failed": 8,
 }
-CANCELLABLE: Final = ("queued", "deferred", "held")
+CANCELLABLE: Final = CANCELLABLE_ORDER_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

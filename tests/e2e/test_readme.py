@@ -144,7 +144,7 @@ listen = "127.0.0.1:0"
             ("ls var/maildir/new/", lambda t: any("Yes, 3pm works" in x for x in t.texts()),
              lambda out: len(out.split()) == 2),
         ]  # fmt: skip
-        _walk(term, _block("sandbox inbox"), first_steps)
+        _walk(term, _block("sandbox send"), first_steps)
 
         (python,) = _block("smtplib.SMTP(")
         term.run(python)
@@ -171,6 +171,21 @@ listen = "127.0.0.1:0"
         ]  # fmt: skip
         _walk(term, _block("8025/metrics"), monitoring_steps)
 
+        def status_delivered(t: Terminal) -> bool:
+            out = t.run(_block("api-key add")[-1])
+            return '"status":"delivered"' in out.split("},{")[0]
+
+        api_steps: list[Step] = [
+            (".venv/bin/mailsms api-key add my-app --customer demo", None, lambda out: out == ""),
+            ("curl -s -H", None,
+             lambda out: '"orders":[{"id":"' in out and '"status":"queued"' in out),
+            (".venv/bin/mailsms sandbox inbox", lambda t: "hi" in t.sms(), lambda out: "hi" in out),
+            ("curl -s -H", status_delivered,
+             lambda out: '"status":"delivered"' in out.split("},{")[0]),
+        ]  # fmt: skip
+        _walk(term, _block("api-key add"), api_steps)
+        assert (tmp_path / "var" / "api-key").read_text().startswith("msk_")
+
         failure_steps: list[Step] = [
             (".venv/bin/mailsms sandbox fail +491701234567", None, lambda out: PHONE in out),
             ("swaks ", None, lambda out: "250 2.0.0 Ok: queued as" in out),
@@ -180,8 +195,8 @@ listen = "127.0.0.1:0"
             (".venv/bin/mailsms sandbox clear", None, lambda out: "removed 1 rule(s)" in out),
         ]  # fmt: skip
         _walk(term, _block("sandbox fail"), failure_steps)
-        # The phone got the first mail's SMS and the one-liner's, not the failed one.
-        assert term.sms() == ["Hello from the bridge", "Hello from the bridge"]
+        # The phone got the first mail's SMS, the one-liner's and the API's, not the failed one.
+        assert term.sms() == ["Hello from the bridge", "Hello from the bridge", "hi"]
     # Stopped like Ctrl-C stops `make run`: the bridge finishes cleanly.
     assert bridge.log().rstrip().endswith("bridge: stopped"), bridge.log()
     assert "Traceback" not in bridge.log()

@@ -1,0 +1,318 @@
+"""POST /api/v1/messages and its preview: a JSON request read as a mail, through the mail's pieces.
+
+The request's text becomes the body of a plain text mail (`as_mail`), so the text engine
+treats it exactly as the body of a mail; its options are the per-mail overrides of the
+policy cascade (`bridge.intake.overrides.check_overrides`, origin "field <name>"),
+limited by the customer's `mail_overrides`; each number passes the SMTP intake's
+recipient parsing and its recipient rules (countries, rate limits, stop list); the
+orders are built by `bridge.intake.direct.direct_orders` and written by the intake's
+commit (`bridge.intake.commit.commit_mails`) in one transaction with the
+Idempotency-Key's answer. Refusals are `Reject`s of the one reply table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from typing import Any, Final
+
+from sqlalchemy import Connection, insert, select
+
+from bridge.api.keys import KeyRow
+from bridge.api.tables import ApiIdempotency
+from bridge.db.clock import utcnow
+from bridge.db.core import table
+from bridge.db.store import Store
+from bridge.errors import InputError, Reject
+from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
+from bridge.intake.commit import Conversation, IntakeMail, commit_mails
+from bridge.intake.direct import direct_orders
+from bridge.intake.handler import customer_access, new_mail_id
+from bridge.intake.overrides import Overrides, check_overrides
+from bridge.intake.rules import RCPT_RULES
+from bridge.intake.sender_cache import SenderCache
+from bridge.intake.sms_plan import compose_text, preview_context
+from bridge.intake.transaction import Transaction
+from bridge.intake.velocity import VelocityCheck
+from bridge.mt.mails import NewMail
+from bridge.mt.tables import Order
+from bridge.tenants.policy import resolve, with_mail_level
+from bridge.text.mime import MailText, extract
+
+_idem = table(ApiIdempotency)
+_order = table(Order)
+
+# JSON field -> policy setting (the per-mail options the mail interface has).
+OPTIONS: Final = {
+    "sender_id": "sender_id",
+    "priority": "priority",
+    "validity": "validity",
+    "encoding": "encoding",
+    "replacement": "replacement",
+    "max_parts": "max_parts",
+    "notify": "notify",
+    "cost_centre": "cost_centre",
+    "send_at": "send_at",
+    "flash": "flash",
+}
+MAX_TEXT: Final = 10_000
+
+
+class BadRequest(InputError):
+    """The request is not a valid message request; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRequest:
+    """A checked request: numbers, text, and the options asked for."""
+
+    to: tuple[str, ...]
+    text: str
+    options: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        body = json.dumps([self.to, self.text, self.options], sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def read_request(body: Any, max_recipients: int) -> MessageRequest:
+    """The request from a JSON body, or BadRequest naming the field."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object with 'to' and 'text'")
+    unknown = sorted(set(body) - {"to", "text", *OPTIONS})
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {', '.join(unknown)}; known: to, text, {', '.join(OPTIONS)}"
+        )
+    to = body.get("to")
+    if isinstance(to, str):
+        to = [to]
+    if not isinstance(to, list) or not to or not all(isinstance(n, str) and n for n in to):
+        raise BadRequest("'to': a list of phone numbers, e.g. [\"+491701234567\"]")
+    if len(to) > max_recipients:
+        raise BadRequest(
+            f"'to': at most {max_recipients} numbers per request; send the rest in another one"
+        )
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("'text': the SMS text, a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"'text': at most {MAX_TEXT} characters")
+    options = {k: v for k, v in body.items() if k in OPTIONS and v is not None}
+    for k, v in options.items():
+        if not isinstance(v, str | int | float | bool):
+            raise BadRequest(f"'{k}': a string or a number")
+    return MessageRequest(tuple(to), text, options)
+
+
+def as_mail(text: str) -> tuple[bytes, MailText]:
+    """The text as the body of a plain text mail (UTF-8), and what the text engine reads of it."""
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = ""
+    message.set_content(text, charset="utf-8", cte="base64")
+    raw = bytes(message)
+    return raw, extract(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What the API answers after the commit."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False  # the answer kept for an Idempotency-Key, nothing new written
+
+
+class MessageService:
+    """Builds and commits the orders of message requests for the keys' users."""
+
+    def __init__(
+        self,
+        store: Store,
+        defaults: dict[str, Any],
+        domains: tuple[str, ...],
+        max_recipients: int,
+        reply_window: float,
+    ) -> None:
+        self.store = store
+        self.defaults = defaults
+        self.domains = domains
+        self.max_recipients = max_recipients
+        self.reply_window = reply_window
+        self.senders = SenderCache(store)
+
+    async def transaction(self, key: KeyRow, client_ip: str) -> Transaction:
+        sender = await self.senders.find(key.user)
+        if sender is None:
+            raise Reject("unknown_sender", sender=key.user)
+        if not sender.enabled or not sender.customer_enabled:
+            raise Reject("disabled_sender", sender=key.user)
+        policy = resolve(
+            self.defaults, sender.customer_settings, sender.profile_settings, sender.user_settings
+        )
+        t = Transaction(
+            sender=sender, policy=policy, access=customer_access(sender.customer_settings)
+        )
+        t.client_ip = client_ip
+        return t
+
+    def _with_options(self, t: Transaction, request: MessageRequest, now: datetime) -> None:
+        found = {
+            OPTIONS[k]: (str(v).lower() if isinstance(v, bool) else str(v), f"field {k}")
+            for k, v in request.options.items()
+        }
+        if found:
+            level = check_overrides(Overrides(found), t.policy, now)
+            t.policy = with_mail_level(t.policy, level)
+
+    def _recipient(self, t: Transaction, number: str) -> Recipient:
+        address = f"{number.strip()}@{self.domains[0]}"
+        try:
+            return parse_recipient(address, self.domains, t.policy.default_country)
+        except RecipientError as err:
+            raise Reject(
+                err.kind, recipient=address, domain=self.domains[0], detail=err.detail
+            ) from None
+
+    async def build(
+        self, key: KeyRow, request: MessageRequest, client_ip: str
+    ) -> tuple[IntakeMail, Transaction]:
+        """The mail with one order per number, or Reject with the SMTP reply's kind."""
+        now = utcnow()
+        t = await self.transaction(key, client_ip)
+        self._with_options(t, request, now)
+        for number in request.to:
+            recipient = self._recipient(t, number)
+            for rule in RCPT_RULES:
+                await rule(self.store, t, recipient)
+            t.recipients.append(recipient)
+        raw, text = as_mail(request.text)
+        mail_id = new_mail_id()
+        orders = direct_orders(mail_id, t.recipients, compose_text(text, t.policy), t.policy, now)
+        mail = NewMail(
+            id=mail_id,
+            received_at=now,
+            envelope_from=t.sender.address,
+            user_id=t.sender.user_id,
+            client_addr=client_ip,
+            helo=f"api:{key.name}",
+            message_id="",
+            subject="",
+            raw=raw,
+            orders=orders,
+        )
+        return (
+            IntakeMail(
+                mail,
+                conversation=Conversation(len(orders), self.reply_window),
+                velocity=VelocityCheck.of(
+                    t.access, t.sender.customer_id, t.sender.customer_name, len(orders), ""
+                ),
+            ),
+            t,
+        )
+
+    async def preview(self, key: KeyRow, request: MessageRequest, client_ip: str) -> dict[str, Any]:
+        """What the request would send: parts, encoding, replaced characters (nothing written)."""
+        t = await self.transaction(key, client_ip)
+        self._with_options(t, request, utcnow())
+        numbers = [self._recipient(t, n).msisdn for n in request.to]
+        raw, text = as_mail(request.text)
+        shown = preview_context(raw, t.policy, numbers[0], text)
+        rejected = shown["rejected"]
+        return {
+            "to": numbers,
+            "sender_id": shown["sender_id"],
+            "text": shown["sms_text"],
+            "encoding": shown["encoding"],
+            "units": shown["units"],
+            "parts": shown["parts"],
+            "part_texts": shown["part_texts"],
+            "replaced": [{"from": a, "to": b} for a, b in shown["replaced"]],
+            "truncated": shown["truncated"],
+            "max_parts": shown["max_parts"],
+            "removed": shown["removed"],
+            "refused": {"reason": rejected[0], "detail": rejected[1]} if rejected else None,
+            "orders": len(numbers),
+        }
+
+    async def send(
+        self, key: KeyRow, request: MessageRequest, client_ip: str, idempotency_key: str | None
+    ) -> Sent:
+        """Commit the orders (with the Idempotency-Key's answer); the answer to give."""
+        if idempotency_key is not None:
+            earlier = await self.store.read(
+                find_answer, key.customer_id, idempotency_key, request.digest
+            )
+            if earlier is not None:
+                return earlier
+        mail, _ = await self.build(key, request, client_ip)
+        body = {
+            "mail_id": mail.id,
+            "orders": [
+                {"id": o.id, "to": o.recipient, "status": "queued", "parts": o.parts}
+                for o in mail.mail.orders
+            ],
+        }
+        return await self.store.call(
+            commit_with_answer, mail, key.customer_id, idempotency_key, request.digest, body
+        )
+
+
+class IdempotencyMismatch(InputError):
+    """The Idempotency-Key was used before for a different request."""
+
+
+def find_answer(conn: Connection, customer_id: int, idem_key: str, digest: str) -> Sent | None:
+    row = conn.execute(
+        select(_idem.c.request_hash, _idem.c.status, _idem.c.body).where(
+            _idem.c.customer_id == customer_id, _idem.c.idem_key == idem_key
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != digest:
+        raise IdempotencyMismatch(idem_key)
+    return Sent(row.status, dict(row.body), replayed=True)
+
+
+def commit_with_answer(
+    conn: Connection,
+    mail: IntakeMail,
+    customer_id: int,
+    idem_key: str | None,
+    digest: str,
+    body: dict[str, Any],
+) -> Sent:
+    """One transaction: the mail and its orders, and the answer kept for the key."""
+    if idem_key is not None:
+        earlier = find_answer(conn, customer_id, idem_key, digest)
+        if earlier is not None:  # a concurrent retry committed first
+            return earlier
+    commit_mails(conn, [mail])
+    # As written: the SMS-pumping check may have held orders.
+    written = dict(
+        conn.execute(select(_order.c.id, _order.c.status).where(_order.c.mail_id == mail.id)).all()
+    )
+    body = {
+        **body,
+        "orders": [{**o, "status": written.get(o["id"], o["status"])} for o in body["orders"]],
+    }
+    answer = Sent(201, body)
+    if idem_key is not None:
+        conn.execute(
+            insert(_idem).values(
+                customer_id=customer_id,
+                idem_key=idem_key,
+                request_hash=digest,
+                status=answer.status,
+                body=body,
+                created_at=mail.mail.received_at,
+            )
+        )
+    return answer

@@ -1,0 +1,297 @@
+"""The REST API's routes (`/api/v1`): authentication by API key, then send, status, stop list.
+
+Every route but the OpenAPI document needs `Authorization: Bearer <key>`; the key
+decides the customer (every query is scoped to it) and the user whose policy applies.
+Errors are application/problem+json (`bridge.api.problems`); a storage fault is a 503
+with Retry-After, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bridge.api import problems
+from bridge.api.keys import KeyRow, check_token
+from bridge.api.messages import (
+    BadRequest,
+    IdempotencyMismatch,
+    MessageService,
+    Sent,
+    read_request,
+)
+from bridge.api.openapi import document
+from bridge.api.queries import MAX_LIMIT, CancelResult, OrderFilter, cancel, get_order, list_orders
+from bridge.db.clock import utcnow
+from bridge.db.store import Store
+from bridge.errors import Reject, StorageUnavailable
+from bridge.inbound.actions_store import add_stop, list_stops, remove_stop
+from bridge.intake.addresses import classify_number
+from bridge.intake.backpressure import Backpressure
+from bridge.metrics import Metrics
+from bridge.mt.status import OrderStatus
+
+log = logging.getLogger("bridge.api")
+
+PREFIX: Final = "/api/v1"
+MAX_BODY: Final = 64 * 1024
+Handler = Callable[[Request, KeyRow], Awaitable[Response]]
+
+
+class Api:
+    """The API's handlers over one store; `routes()` is what the HTTP app mounts."""
+
+    def __init__(
+        self,
+        service: MessageService,
+        metrics: Metrics | None = None,
+        backpressure: Backpressure | None = None,
+        on_accepted: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.service = service
+        self.store: Store = service.store
+        self.metrics = metrics or Metrics.unregistered()
+        self.backpressure = backpressure
+        self.on_accepted = on_accepted
+
+    def routes(self) -> list[BaseRoute]:
+        guard = self._guard
+        return [
+            Route(f"{PREFIX}/openapi.json", self.openapi, methods=["GET"]),
+            Route(f"{PREFIX}/messages", guard(self.send), methods=["POST"]),
+            Route(f"{PREFIX}/messages", guard(self.list), methods=["GET"]),
+            Route(f"{PREFIX}/messages/preview", guard(self.preview), methods=["POST"]),
+            Route(f"{PREFIX}/messages/{{id}}", guard(self.get), methods=["GET"]),
+            Route(f"{PREFIX}/messages/{{id}}", guard(self.cancel), methods=["DELETE"]),
+            Route(f"{PREFIX}/stoplist", guard(self.stoplist), methods=["GET"]),
+            Route(f"{PREFIX}/stoplist", guard(self.stop_add), methods=["POST"]),
+            Route(f"{PREFIX}/stoplist/{{msisdn}}", guard(self.stop_remove), methods=["DELETE"]),
+        ]
+
+    # --- authentication, the common faults -------------------------------------------------
+
+    def _guard(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return _unauthorized("send the API key as 'Authorization: Bearer <key>'")
+            try:
+                key = await self.store.read(check_token, token.strip())
+                if key is None:
+                    return _unauthorized(
+                        "the API key is unknown or revoked; create one with `mailsms api-key add`"
+                    )
+                ip = request.client.host if request.client else ""
+                if not key.allows(ip):
+                    return problems.problem(
+                        403,
+                        "client_not_allowed",
+                        "Client not allowed",
+                        f"API key {key.name!r} may not be used from {ip}; use it from one of "
+                        "its networks or ask your administrator",
+                    )
+                return await handler(request, key)
+            except Reject as rej:
+                return problems.from_reject(rej)
+            except BadRequest as exc:
+                return problems.bad_request(str(exc))
+            except IdempotencyMismatch as exc:
+                return problems.problem(
+                    422,
+                    "idempotency_key_reused",
+                    "Idempotency-Key reused",
+                    f"Idempotency-Key {exc}: used before for a different request; use a new "
+                    "key for a new message",
+                )
+            except StorageUnavailable as exc:
+                log.error("%s %s: storage unavailable: %s", request.method, request.url.path, exc)
+                return problems.from_reply("storage_failure")
+
+        return endpoint
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(document())
+
+    # --- messages ---------------------------------------------------------------------------
+
+    async def _body(self, request: Request) -> Any:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the body is not JSON ({exc}); send application/json") from None
+
+    async def send(self, request: Request, key: KeyRow) -> Response:
+        body = read_request(await self._body(request), self.service.max_recipients)
+        idem = request.headers.get("idempotency-key")
+        if idem is not None and not 1 <= len(idem) <= 255:
+            raise BadRequest("Idempotency-Key: 1 to 255 characters, e.g. a UUID")
+        ip = request.client.host if request.client else ""
+        reserved = 0
+        if self.backpressure is not None:
+            busy = self.backpressure.reserve(len(body.to))
+            if busy is not None:
+                raise Reject("queue_full", detail=busy)
+            reserved = len(body.to)
+        try:
+            sent = await self.service.send(key, body, ip, idem)
+        except BaseException:
+            if self.backpressure is not None and reserved:
+                self.backpressure.settle(reserved, committed=False)
+            raise
+        if self.backpressure is not None and reserved:
+            self.backpressure.settle(reserved, committed=not sent.replayed)
+        return self._sent(key, sent)
+
+    def _sent(self, key: KeyRow, sent: Sent) -> Response:
+        orders = sent.body.get("orders", [])
+        if not sent.replayed:
+            log.info(
+                "%s: API key %s (%s) to=%s orders=%d accepted",
+                sent.body["mail_id"],
+                key.name,
+                key.customer,
+                ",".join(o["to"] for o in orders),
+                len(orders),
+            )
+            self.metrics.mails_accepted.inc()
+            self.metrics.orders_accepted.inc(len(orders))
+            customer = self.metrics.customer(key.customer)
+            self.metrics.customer_orders.labels(customer).inc(len(orders))
+            self.on_accepted()
+        location = f"{PREFIX}/messages/{orders[0]['id']}" if orders else None
+        headers = {"Location": location} if location else {}
+        if sent.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(sent.body, status_code=sent.status, headers=headers)
+
+    async def preview(self, request: Request, key: KeyRow) -> Response:
+        body = read_request(await self._body(request), self.service.max_recipients)
+        ip = request.client.host if request.client else ""
+        return JSONResponse(await self.service.preview(key, body, ip))
+
+    async def get(self, request: Request, key: KeyRow) -> Response:
+        order_id = request.path_params["id"]
+        found = await self.store.read(get_order, key.customer_id, order_id)
+        if found is None:
+            return problems.not_found(f"message {order_id}")
+        return JSONResponse(found)
+
+    async def list(self, request: Request, key: KeyRow) -> Response:
+        f = _filter(request)
+        rows = await self.store.read(list_orders, key.customer_id, f)
+        more = len(rows) == f.limit
+        return JSONResponse({"messages": rows, "next": rows[-1]["id"] if more else None})
+
+    async def cancel(self, request: Request, key: KeyRow) -> Response:
+        order_id = request.path_params["id"]
+        done = await self.store.call(cancel, key.customer_id, order_id, utcnow())
+        if done is CancelResult.NOT_FOUND:
+            return problems.not_found(f"message {order_id}")
+        if done is CancelResult.TOO_LATE:
+            return problems.problem(
+                409,
+                "not_cancellable",
+                "Not cancellable",
+                f"message {order_id} was handed to the SMSC already or is final; "
+                "only queued, deferred or held messages can be cancelled",
+            )
+        found = await self.store.read(get_order, key.customer_id, order_id)
+        return JSONResponse(found)
+
+    # --- the stop list ----------------------------------------------------------------------
+
+    async def stoplist(self, request: Request, key: KeyRow) -> Response:
+        rows = await self.store.read(list_stops, key.customer_id)
+        return JSONResponse(
+            {
+                "entries": [
+                    {
+                        "msisdn": r.msisdn,
+                        "service": r.service or None,
+                        "origin": r.origin,
+                        "created_at": r.created_at.isoformat(),
+                    }
+                    for r in rows
+                ]
+            }
+        )
+
+    async def _number(self, key: KeyRow, text: str) -> str:
+        t = await self.service.transaction(key, "")
+        found = classify_number(text, t.policy.default_country)
+        if found is None:
+            raise BadRequest(f"{text!r} is not a phone number; write it as +491701234567")
+        return found[0]
+
+    async def stop_add(self, request: Request, key: KeyRow) -> Response:
+        body = await self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("msisdn"), str):
+            raise BadRequest('the body must be {"msisdn": "+491701234567"}')
+        service = body.get("service") or ""
+        if not isinstance(service, str):
+            raise BadRequest("'service': the inbound number the entry is for, or leave it out")
+        msisdn = await self._number(key, body["msisdn"])
+        added = await self.store.call(add_stop, key.customer_id, msisdn, service, utcnow(), "api")
+        return JSONResponse(
+            {"msisdn": msisdn, "service": service or None, "added": added},
+            status_code=201 if added else 200,
+        )
+
+    async def stop_remove(self, request: Request, key: KeyRow) -> Response:
+        msisdn = await self._number(key, request.path_params["msisdn"])
+        removed = await self.store.call(remove_stop, key.customer_id, msisdn, None)
+        if not removed:
+            return problems.not_found(f"stop list entry {msisdn}")
+        return Response(status_code=204)
+
+
+def _unauthorized(detail: str) -> Response:
+    response = problems.problem(401, "unauthorized", "Unauthorized", detail)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="mailsms"'
+    return response
+
+
+def _time(request: Request, name: str) -> datetime | None:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{name}: an ISO 8601 time, e.g. 2026-12-01T00:00:00Z") from None
+    if at.tzinfo is None:
+        raise BadRequest(f"{name}: give the time zone, e.g. 2026-12-01T00:00:00Z")
+    return at
+
+
+def _filter(request: Request) -> OrderFilter:
+    q = request.query_params
+    status = q.get("status") or None
+    if status is not None and status not in set(OrderStatus):
+        raise BadRequest(f"status: one of {', '.join(s.value for s in OrderStatus)}")
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit: 1 to {MAX_LIMIT}")
+    return OrderFilter(
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+        recipient=q.get("recipient") or None,
+        status=status,
+        cost_centre=q.get("cost_centre") or None,
+        user=q.get("user") or None,
+        limit=limit,
+        after=q.get("after") or None,
+    )
