@@ -5,7 +5,9 @@ is the whole bridge (SMPP binds, sandbox, SMPP server, HTTP, every queue worker)
 accepts SMTP; children 1..N-1 only accept SMTP. All listen on the same port with
 SO_REUSEPORT, so the kernel spreads the connections; what they accept is committed to
 the database, where child 0's workers find it (woken at once over a datagram socket
-pair). SIGTERM or SIGINT to the parent stops every child gracefully (each finishes its
+pair). On SQLite the processes take turns at the one write lock (WAL, busy timeout: a
+transaction takes the lock at its first write and waits for it); PostgreSQL lets them
+write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each finishes its
 in-flight mails); a child that exits on its own is logged, the others are stopped and
 the parent exits with status 1, so that the service manager restarts the whole bridge.
 """
@@ -23,7 +25,6 @@ from types import FrameType
 
 from bridge.app import Share, prepare_database, run_forever
 from bridge.db import engine as db
-from bridge.errors import ConfigError
 from bridge.settings import Settings
 
 log = logging.getLogger("bridge")
@@ -31,19 +32,8 @@ log = logging.getLogger("bridge")
 STOP_TIMEOUT = 30.0  # seconds a child has after SIGTERM (grace for in-flight mails + stop)
 
 
-def check(settings: Settings) -> None:
-    """Refuse what several processes cannot do (raises ConfigError)."""
-    if settings.server.processes > 1 and settings.database_url.startswith("sqlite"):
-        raise ConfigError(
-            "[server] processes > 1 needs PostgreSQL: on SQLite the processes' write"
-            " transactions fail with 'database is locked' instead of waiting for each other;"
-            " set processes = 1 or use a postgresql:// database_url"
-        )
-
-
 def serve(settings: Settings) -> int:
     """Run `[server] processes` bridge processes until SIGTERM/SIGINT; returns the exit status."""
-    check(settings)
     count = settings.server.processes
     engine = db.open_engine(settings.database_url)
     try:

@@ -17,7 +17,7 @@ def serve(config: ConfigOpt = None) -> None:
 
     SMTP intake, dispatch to the SMSC, receipts, inbound SMS and notices; the database
     is migrated first. Without -c: SQLite in var/, the sandbox SMSC, notices in var/maildir/.
-    With [server] processes = N, N processes accept SMTP on one port (PostgreSQL only).
+    With [server] processes = N, N processes accept SMTP on one port.
     """
     # Imported here, not at the top: the whole bridge takes about a second to import, which
     # every other command would pay for nothing.

@@ -82,12 +82,30 @@ def _children(log: Path) -> set[int]:
     return {int(m[1]) for m in LISTENING.finditer(log.read_text(errors="replace"))}
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
-def test_two_processes_share_the_port_and_the_queue(tmp_path: Path, event_loop: str) -> None:
+@contextmanager
+def _database(kind: str, tmp: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'bridge.db'}"
+    else:
+        with throwaway_postgres({}) as url:
+            yield url
+
+
+@pytest.mark.parametrize(
+    ("database", "event_loop"),
+    [
+        pytest.param("postgresql", "asyncio", marks=pytest.mark.postgres),
+        pytest.param("postgresql", "uvloop", marks=pytest.mark.postgres),
+        ("sqlite", "asyncio"),
+    ],
+)
+def test_two_processes_share_the_port_and_the_queue(
+    tmp_path: Path, database: str, event_loop: str
+) -> None:
     port = _free_port()
     log = tmp_path / "serve.log"
-    with throwaway_postgres({}) as url, _serving(_config(tmp_path, url, port, event_loop), log) as p:
+    config = lambda url: _config(tmp_path, url, port, event_loop)  # noqa: E731
+    with _database(database, tmp_path) as url, _serving(config(url), log) as p:
         _wait("both processes listening", lambda: len(_children(log)) == 2)
         children = _children(log)
         by_pid: dict[int, set[str]] = {}
@@ -140,13 +158,3 @@ def test_a_child_that_dies_stops_the_bridge_with_status_1(tmp_path: Path) -> Non
         text_ = log.read_text()
         assert f"process {victim} " in text_ and "stopping the others" in text_
         assert not _alive(other)
-
-
-def test_several_processes_on_sqlite_are_refused(tmp_path: Path) -> None:
-    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", _free_port())
-    out = subprocess.run(
-        [MAILSMS, "serve", "-c", str(config)], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode != 0
-    assert "processes > 1 needs PostgreSQL" in out.stderr
-    assert "Traceback" not in out.stderr
