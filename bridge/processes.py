@@ -96,6 +96,8 @@ def _watch(children: list[BaseProcess], stopping: list[int]) -> int:
     sentinels = {c.sentinel: c for c in children}
     while not stopping:
         for ready in wait(list(sentinels), timeout=0.5):
+            if stopping:  # systemd signals the whole control group: the children stop too
+                break
             child = sentinels[ready]  # type: ignore[index]
             child.join()
             log.error(

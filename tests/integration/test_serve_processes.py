@@ -158,3 +158,14 @@ def test_a_child_that_dies_stops_the_bridge_with_status_1(tmp_path: Path) -> Non
         text_ = log.read_text()
         assert f"process {victim} " in text_ and "stopping the others" in text_
         assert not _alive(other)
+
+
+def test_sigterm_to_every_process_as_systemd_sends_it_is_a_clean_stop(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", _free_port())
+    with _serving(config, log) as p:
+        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        for pid in (p.pid, *_children(log)):  # KillMode=control-group: all at once
+            os.kill(pid, signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()[-2000:]
+        assert "stopping the others" not in log.read_text()
