@@ -169,3 +169,16 @@ def test_sigterm_to_every_process_as_systemd_sends_it_is_a_clean_stop(tmp_path: 
             os.kill(pid, signal.SIGTERM)
         assert p.wait(60) == 0, log.read_text()[-2000:]
         assert "stopping the others" not in log.read_text()
+
+
+def test_a_port_in_use_is_one_line_and_no_process_left(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", port)
+        out = subprocess.run(
+            [MAILSMS, "serve", "-c", str(config)], capture_output=True, text=True, timeout=60
+        )
+    assert out.returncode != 0
+    assert "cannot start" in out.stderr and "Traceback" not in out.stderr
