@@ -150,10 +150,11 @@ class _DelayDsns:
 class Share:
     """This process's part of a bridge run by several processes (`[server] processes`).
 
-    Process 0 is the bridge as one process is, listening with SO_REUSEPORT; the others
-    only accept SMTP on the same port and commit what they accept. `wake` is one end of
-    a datagram socket pair: the others send `WAKE_DISPATCH` or `WAKE_MAIL` on it when
-    they queued an order or a notice, process 0 reads them and wakes its workers.
+    The first process (index 0) is the bridge as one process is, listening with
+    SO_REUSEPORT; the others only accept SMTP on the same port and commit what they
+    accept. `wake` is one end of a datagram socket pair: the others send `WAKE_DISPATCH`
+    or `WAKE_MAIL` on it when they queued an order or a notice, the first reads them and
+    wakes its workers.
     """
 
     index: int
@@ -228,7 +229,7 @@ class Bridge:
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
 
     async def _start_intake_only(self, share: Share) -> Endpoints:
-        """A process other than the first: SMTP only; process 0 dispatches what it queues."""
+        """A process other than the first: SMTP only; the first dispatches what it queues."""
         s = self.settings
         store = self.store = Store(db.open_engine(s.database_url))
         backpressure = Backpressure(
@@ -243,7 +244,7 @@ class Bridge:
 
         def sender(what: bytes) -> Callable[[], None]:
             def send() -> None:
-                # A full socket buffer means process 0 has wakeups pending already.
+                # A full socket buffer means the first process has wake-ups pending already.
                 with contextlib.suppress(BlockingIOError, InterruptedError):
                     share.wake.send(what)
 
@@ -254,7 +255,7 @@ class Bridge:
         return Endpoints(smtp=smtp, sandbox=None)
 
     def _listen_for_wakeups(self, share: Share, wake: Wakeups) -> None:
-        """Process 0: wake the dispatcher or the mailer when another process asks."""
+        """The first process: wake the dispatcher or the mailer when another one asks."""
         share.wake.setblocking(False)
 
         def readable() -> None:

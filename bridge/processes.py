@@ -1,10 +1,10 @@
 """`[server] processes = N`: start N bridge processes on one SMTP port, watch them, stop them.
 
-The parent migrates the database, then forks N children (`bridge.app.Share`): child 0
+The parent migrates the database, then forks N children (`bridge.app.Share`): the first
 is the whole bridge (SMPP binds, sandbox, SMPP server, HTTP, every queue worker) and
-accepts SMTP; children 1..N-1 only accept SMTP. All listen on the same port with
+accepts SMTP; the others only accept SMTP. All listen on the same port with
 SO_REUSEPORT, so the kernel spreads the connections; what they accept is committed to
-the database, where child 0's workers find it (woken at once over a datagram socket
+the database, where the first child's workers find it (woken at once over a datagram socket
 pair). On SQLite the processes take turns at the one write lock (WAL, busy timeout: a
 transaction takes the lock at its first write and waits for it); PostgreSQL lets them
 write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each finishes its
