@@ -11,6 +11,9 @@ errors (any other reply, or a broken connection), mails/s and latency percentile
 
 Bounded by --n mails and --duration seconds, whichever comes first; workers still
 busy 30 s after the deadline are cancelled. Rate = accepted / (start -> last 250).
+With --rate R the load is offered at a constant R mails/s (mail k is not sent before
+start + k/R; "late" counts mails sent more than 100 ms after their time, which means
+the C connections could not keep up with R); without it, as fast as C connections go.
 
   python bench/loadgen.py --port 30025 --mode reuse --conc 64 --n 100000 --duration 3
 """
@@ -90,14 +93,29 @@ class Stats:
     replies: dict[str, int] = field(default_factory=dict)
     last_ok: float | None = None
     next_id: int = 0
+    rate: float = 0.0  # mails/s offered; 0: as fast as the connections go
+    start: float = 0.0
+    late: int = 0
 
     def take(self) -> int:
         """The next mail's number, or -1 when the count or the time is used up."""
         if self.remaining <= 0 or time.perf_counter() >= self.deadline:
             return -1
+        if self.rate and self.start + self.next_id / self.rate >= self.deadline:
+            return -1
         self.remaining -= 1
         self.next_id += 1
         return self.next_id
+
+    async def pace(self, i: int) -> None:
+        """With a rate: wait until mail `i`'s time (start + (i-1)/rate)."""
+        if not self.rate:
+            return
+        delay = self.start + (i - 1) / self.rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.1:
+            self.late += 1
 
     def error(self, exc: BaseException) -> None:
         self.errors += 1
@@ -158,6 +176,7 @@ async def worker_reuse(st: Stats, job: Job) -> None:
     pc = time.perf_counter
     conn: Conn | None = None
     while (i := st.take()) >= 0:
+        await st.pace(i)
         try:
             if conn is None:
                 conn = await connect(job.port)
@@ -192,6 +211,7 @@ async def worker_reuse(st: Stats, job: Job) -> None:
 async def worker_permsg(st: Stats, job: Job) -> None:
     pc = time.perf_counter
     while (i := st.take()) >= 0:
+        await st.pace(i)
         t0 = pc()
         conn: Conn | None = None
         try:
@@ -220,10 +240,10 @@ def _ms(v: float | None) -> float | None:
     return None if v is None else round(v * 1e3, 3)
 
 
-async def run(job: Job, n: int, duration: float) -> dict[str, Any]:
+async def run(job: Job, n: int, duration: float, rate: float = 0.0) -> dict[str, Any]:
     """One bounded run; returns the result record."""
     t_start = time.perf_counter()
-    st = Stats(remaining=n, deadline=t_start + duration)
+    st = Stats(remaining=n, deadline=t_start + duration, rate=rate, start=t_start)
     worker = worker_reuse if job.mode == "reuse" else worker_permsg
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     tasks = [asyncio.create_task(worker(st, job)) for _ in range(job.conc)]
@@ -250,6 +270,8 @@ async def run(job: Job, n: int, duration: float) -> dict[str, Any]:
         "p99_ms": _ms(percentile(lat, 0.99)),
         "max_ms": _ms(lat[-1] if lat else None),
         "client_cpu_util": round(cpu / wall, 3) if wall > 0 else None,
+        "offered_per_s": rate or None,
+        "late": st.late,
     }
 
 
@@ -263,6 +285,7 @@ def main() -> None:
     p.add_argument("--sender", default="demo@example.com")
     p.add_argument("--domain", default="eu.rsms.net")
     p.add_argument("--id-base", type=int, default=0, help="offset for numbers and Message-IDs")
+    p.add_argument("--rate", type=float, default=0.0, help="offer this many mails/s (0: max)")
     p.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],
@@ -280,7 +303,8 @@ def main() -> None:
         domain=a.domain,
         id_base=a.id_base,
     )
-    coro = run(job, max(0, min(a.n, 1_000_000)), max(0.1, min(a.duration, 120.0)))
+    duration = max(0.1, min(a.duration, 900.0))
+    coro = run(job, max(0, min(a.n, 1_000_000)), duration, max(0.0, a.rate))
     loop = a.loop
     if loop == "auto":
         loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"

@@ -10,10 +10,14 @@ cannot take CPU 1 from the one measured. Reported: median mails/s, p50/p99 and s
 CPU per mail per variant, the paired ratio bridge/bare (median and min..max of the
 per-rep ratios), rows in the bridge's `order` table vs the 250s it gave (durability),
 the time to drain the queue after the load, and a profile of the bridge under load.
-Then bench/text_bench.py, bench/smpp_bench.py, bench/smpp_server_bench.py,
-bench/dirsync_bench.py, bench/lists_bench.py and bench/notice_bench.py run, when present.
+Then the end-to-end benchmark (bench/e2e.py: the SMSC as `mailsms sandbox serve` in
+its own process, bridge CPU per mail until every order is final, a sustained offered
+load, processes = 1 vs 2), then bench/text_bench.py, bench/smpp_bench.py,
+bench/smpp_server_bench.py, bench/dirsync_bench.py, bench/lists_bench.py and
+bench/notice_bench.py run, when present.
 
-  .venv/bin/python bench/run.py [--only smtp|profile|text|smpp|smpp_server|dirsync|lists|notices]
+  .venv/bin/python bench/run.py [--only smtp|profile|e2e|text|smpp|smpp_server|dirsync|
+                                 lists|notices]
                                 [--reps 3] [--quick]
 """
 
@@ -37,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import e2e
 import profile_bridge
 import servers
 from servers import Server
@@ -62,7 +67,7 @@ TARGET = 0.25  # issue 2: bridge/bare with reused connections, C=64
 
 
 def loadgen(
-    port: int, mode: str, conc: int, n: int, duration: float, id_base: int
+    port: int, mode: str, conc: int, n: int, duration: float, id_base: int, rate: float = 0.0
 ) -> dict[str, Any]:
     cmd = servers.pinned(
         [
@@ -71,6 +76,7 @@ def loadgen(
             *("--port", str(port), "--mode", mode, "--conc", str(conc)),
             *("--n", str(n), "--duration", str(duration), "--id-base", str(id_base)),
             *("--sender", "demo@example.com", "--domain", servers.DOMAIN),
+            *(("--rate", str(rate)) if rate else ()),
         ],
         CLIENT_CPU,
     )
@@ -595,7 +601,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
         "--only",
-        choices=["smtp", "profile", *HOOKS],
+        choices=["smtp", "profile", "e2e", *HOOKS],
         help="run just this benchmark (profile: only the profiled bridge run)",
     )
     p.add_argument("--reps", type=int, default=3, help="repetitions per cell (default 3)")
@@ -623,7 +629,34 @@ def main() -> None:
         help="the profiled bridge's receipt mode (default delivered)",
     )
     p.add_argument("--no-profile", action="store_true", help="skip the profiled run")
-    p.add_argument("--quick", action="store_true", help="1 rep, reuse+permsg C=64 only, no profile")
+    p.add_argument(
+        "--e2e-variants",
+        default="sqlite,sqlite2,pg1,pg2",
+        help="end-to-end variants: sqlite, sqlite2 (1 or 2 processes), pg1, pg2 (PostgreSQL)",
+    )
+    p.add_argument("--e2e-mails", type=int, default=5000, help="mails in the end-to-end burst")
+    p.add_argument(
+        "--e2e-notify",
+        default="failures",
+        choices=["all", "failures"],
+        help="the demo user's notify",
+    )
+    p.add_argument(
+        "--e2e-loop", default="asyncio", choices=["asyncio", "uvloop"], help="[server] event_loop"
+    )
+    p.add_argument(
+        "--sustain", type=float, default=90.0, help="seconds of constant offered load (default 90)"
+    )
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="offered mails/s (default: 60%% of the burst's)"
+    )
+    p.add_argument("--settle", type=float, default=15.0, help="max s after the load to all final")
+    p.add_argument("--drain-e2e", type=float, default=180.0, help="max s for a burst to be final")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 rep, reuse+permsg C=64 only, no profile; end to end: 1,500 mails, 20 s sustained",
+    )
     a = p.parse_args()
     a.conc = [max(1, min(int(c), 512)) for c in a.conc.split(",")]
     a.modes = [m for m in a.modes.split(",") if m in ("reuse", "permsg")]
@@ -631,8 +664,13 @@ def main() -> None:
     a.notify = [n for n in a.notify.split(",") if n in ("all", "failures")] or ["all"]
     a.reps = max(1, min(a.reps, 10))
     a.duration = max(0.5, min(a.duration, 30.0))
+    a.e2e_variants = [
+        v for v in a.e2e_variants.split(",") if v in ("sqlite", "sqlite2", "pg1", "pg2")
+    ]
+    a.sustain = max(5.0, min(a.sustain, 900.0))
     if a.quick:
         a.reps, a.conc, a.no_profile, a.receipts = 1, [64], True, ["delivered"]
+        a.e2e_mails, a.sustain = min(a.e2e_mails, 1500), min(a.sustain, 20.0)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -649,6 +687,8 @@ def main() -> None:
         )
         if a.only in (None, "smtp", "profile"):
             smtp_bench(a, out)
+        if a.only in (None, "e2e"):
+            e2e.run(a, out, loadgen)
         for name in HOOKS:
             if a.only in (None, name):
                 hook(name, out)

@@ -67,8 +67,8 @@ def free_port() -> int:
         return port
 
 
-def pinned(cmd: list[str], cpu: int | None) -> list[str]:
-    """`cmd` under `taskset -c cpu` when taskset exists and a CPU is given."""
+def pinned(cmd: list[str], cpu: int | str | None) -> list[str]:
+    """`cmd` under `taskset -c cpu` when taskset exists and a CPU (or list: "0,1") is given."""
     if cpu is None or shutil.which("taskset") is None:
         return cmd
     return ["taskset", "-c", str(cpu), *cmd]
@@ -113,7 +113,7 @@ def start(
     cmd: list[str],
     port: int,
     workdir: Path,
-    cpu: int | None,
+    cpu: int | str | None,
     env: dict[str, str] | None = None,
 ) -> Server:
     log = workdir / f"{name}.log"
@@ -215,6 +215,75 @@ host = "{HOST}"
 port = {sandbox_port}
 receipt = "{receipt}"
 inbox = "{workdir / "sandbox" / "inbox.jsonl"}"
+
+[mailer]
+mode = "maildir"
+maildir = "{workdir / "maildir"}"
+"""
+    )
+    return path
+
+
+def smsc_config(workdir: Path) -> Path:
+    """Settings for `mailsms sandbox serve`: the end-to-end benchmark's SMSC, receipts on."""
+    path = workdir / "smsc.toml"
+    path.write_text(
+        f"""# written by bench/servers.py
+[sandbox]
+enabled = true
+system_id = "bench"
+password = "bench"
+receipt = "delivered"
+receipt_delay = 0.05
+inbox = "{workdir / "phones.jsonl"}"
+"""
+    )
+    return path
+
+
+def e2e_config(
+    workdir: Path,
+    smtp_port: int,
+    smsc_port: int,
+    database_url: str,
+    processes: int = 1,
+    event_loop: str = "asyncio",
+) -> Path:
+    """A bridge.toml bound to the standalone SMSC (no sandbox inside the bridge).
+
+    [server] is written only when it differs from the default, so that a baseline
+    checkout from before [server] existed reads the file too."""
+    path = workdir / "bridge.toml"
+    limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits().items())
+    server = ""
+    if processes != 1 or event_loop != "asyncio":
+        server = f'[server]\nprocesses = {processes}\nevent_loop = "{event_loop}"\n'
+    path.write_text(
+        f"""# written by bench/servers.py
+database_url = "{database_url}"
+demo = true
+log_level = "WARNING"
+{server}
+[smtp]
+host = "{HOST}"
+port = {smtp_port}
+hostname = "{HOSTNAME}"
+domains = ["{DOMAIN}"]
+{limits}
+[sandbox]
+enabled = false
+
+[[smsc]]
+name = "smsc"
+host = "{HOST}"
+port = {smsc_port}
+system_id = "bench"
+password = "bench"
+long_code_rate = 0.0
+
+[[routes]]
+prefix = ""
+transports = ["smsc"]
 
 [mailer]
 mode = "maildir"

@@ -11,9 +11,11 @@ components that count. `run()` is what `mailsms serve` calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +31,7 @@ from bridge.db import engine as db
 from bridge.db.clock import utcnow
 from bridge.db.store import Store, run_sync
 from bridge.db.worker import Worker
-from bridge.errors import StorageUnavailable
+from bridge.errors import ConfigError, StorageUnavailable
 from bridge.http import checks
 from bridge.http.app import build_app
 from bridge.http.health import health_routes
@@ -147,9 +149,41 @@ class _DelayDsns:
         return queued
 
 
+@dataclass(frozen=True)
+class Share:
+    """This process's part of a bridge run by several processes (`[server] processes`).
+
+    The first process (index 0) is the bridge as one process is, listening with
+    SO_REUSEPORT; the others only accept SMTP on the same port and commit what they
+    accept. `wake` is one end of a datagram socket pair: the others send `WAKE_DISPATCH`
+    or `WAKE_MAIL` on it when they queued an order or a notice, the first reads them and
+    wakes its workers.
+    """
+
+    index: int
+    count: int
+    wake: socket.socket
+
+    @property
+    def owner(self) -> bool:
+        """Owns the SMPP binds, the sandbox, the SMPP server, HTTP and the queue workers."""
+        return self.index == 0
+
+
+WAKE_DISPATCH = b"d"
+WAKE_MAIL = b"m"
+
+
 class Bridge:
-    def __init__(self, settings: Settings, *, templates: Path = DEFAULT_TEMPLATES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        templates: Path = DEFAULT_TEMPLATES,
+        share: Share | None = None,
+    ) -> None:
         self.settings = settings
+        self.share = share
         self.templates = templates
         self.store: Store | None = None
         self.sandbox: SandboxSmsc | None = None
@@ -169,6 +203,8 @@ class Bridge:
 
     async def start(self) -> Endpoints:
         """Open the database, start the sandbox, the transports, the workers and the intake."""
+        if self.share is not None and not self.share.owner:
+            return await self._start_intake_only(self.share)
         store = self.store = await self._open_store()
         sandbox_at = await self._start_sandbox()
         self._build_transports(store)
@@ -189,9 +225,53 @@ class Bridge:
         for worker in self.workers.values():
             self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
         smpp = await self._start_smpp_server(store, wake)
+        if self.share is not None:
+            self._listen_for_wakeups(self.share, wake)
         smtp = await self._start_intake(store, backpressure, wake)
         http = await self._start_http(store, backpressure, wake)
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
+
+    async def _start_intake_only(self, share: Share) -> Endpoints:
+        """A process other than the first: SMTP only; the first dispatches what it queues."""
+        s = self.settings
+        store = self.store = Store(db.open_engine(s.database_url))
+        backpressure = Backpressure(
+            store,
+            high_water=s.smtp.queue_high_water,
+            min_free_mb=s.smtp.min_free_disk_mb,
+            disk=db.sqlite_directory(s.database_url),
+        )
+        await backpressure.refresh()
+        worker = self._worker("backpressure", backpressure.refresh, 2.0)
+        self._tasks.append(asyncio.create_task(worker.run(), name="worker-backpressure"))
+
+        def sender(what: bytes) -> Callable[[], None]:
+            def send() -> None:
+                # A full socket buffer means the first process has wake-ups pending already.
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    share.wake.send(what)
+
+            return send
+
+        wake = Wakeups(sender(WAKE_MAIL), sender(WAKE_DISPATCH), lambda: None, lambda: None)
+        smtp = await self._start_intake(store, backpressure, wake)
+        return Endpoints(smtp=smtp, sandbox=None)
+
+    def _listen_for_wakeups(self, share: Share, wake: Wakeups) -> None:
+        """The first process: wake the dispatcher or the mailer when another one asks."""
+        share.wake.setblocking(False)
+
+        def readable() -> None:
+            what = set()
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                for _ in range(1024):
+                    what.add(share.wake.recv(16))
+            if WAKE_DISPATCH in what:
+                wake.dispatch()
+            if WAKE_MAIL in what:
+                wake.mail()
+
+        asyncio.get_running_loop().add_reader(share.wake.fileno(), readable)
 
     async def _start_smpp_server(self, store: Store, wake: Wakeups) -> tuple[str, int] | None:
         s = self.settings
@@ -320,13 +400,17 @@ class Bridge:
             reply_window=s.inbound.reply_window,
             metrics=self.metrics,
         )
-        self._server, self._shared = await start_listener(s.smtp, self.handler, store)
+        self._server, self._shared = await start_listener(
+            s.smtp, self.handler, store, reuse_port=self.share is not None
+        )
         sock = self._server.sockets[0].getsockname()
+        share = self.share
         log.info(
-            "SMTP intake listening on %s:%d for domains %s",
+            "SMTP intake listening on %s:%d for domains %s%s",
             sock[0],
             sock[1],
             ", ".join(s.smtp.domains),
+            "" if share is None else f" (process {share.index + 1} of {share.count})",
         )
         return (sock[0], sock[1])
 
@@ -371,17 +455,7 @@ class Bridge:
         return (host, port)
 
     def _prepare_database(self, engine: Engine) -> str:
-        durability = db.check_durability(engine)
-        db.upgrade(engine, default_country=self.settings.defaults.default_country)
-        if self.settings.demo and db.run_at_start_up(engine, ensure_demo):
-            log.info("new database: created demo customer and user demo@example.com (demo = true)")
-        s = self.settings
-        demo_smpp = s.demo and s.smpp_server.enabled
-        if demo_smpp and run_sync(engine, ensure_demo_account, s.smpp_server.demo_password):
-            log.info("created SMPP account demo for demo@example.com (loopback only)")
-        for name, warning in run_sync(engine, exposures):
-            log.warning("customer %s %s", name, warning)
-        return durability
+        return prepare_database(self.settings, engine)
 
     def _worker(self, name: str, step: object, poll: float) -> Worker:
         worker = Worker(name, step, poll)  # type: ignore[arg-type]
@@ -422,9 +496,47 @@ class Bridge:
             await transport.stop()
         if self.sandbox is not None:
             await self.sandbox.stop()
+        if self.share is not None and self.share.owner:
+            asyncio.get_running_loop().remove_reader(self.share.wake.fileno())
         if self.store is not None:
             await self.store.close()
         log.info("stopped")
+
+
+def prepare_database(settings: Settings, engine: Engine) -> str:
+    """Check durability, migrate, create the demo tenant; returns the durability found."""
+    durability = db.check_durability(engine)
+    db.upgrade(engine, default_country=settings.defaults.default_country)
+    if settings.demo and db.run_at_start_up(engine, ensure_demo):
+        log.info("new database: created demo customer and user demo@example.com (demo = true)")
+    demo_smpp = settings.demo and settings.smpp_server.enabled
+    password = settings.smpp_server.demo_password
+    if demo_smpp and db.run_at_start_up(engine, lambda c: ensure_demo_account(c, password)):
+        log.info("created SMPP account demo for demo@example.com (loopback only)")
+    for name, warning in run_sync(engine, exposures):
+        log.warning("customer %s %s", name, warning)
+    return durability
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `[server] event_loop` names (None: asyncio's own)."""
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        raise ConfigError(
+            '[server] event_loop = "uvloop": uvloop is not installed; install it'
+            " (pip install 'mailsms[uvloop]') or set event_loop = \"asyncio\""
+        ) from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_forever(settings: Settings, share: Share | None = None) -> None:
+    """Run the bridge (or this process's share of it) on the configured event loop."""
+    with asyncio.Runner(loop_factory=loop_factory(settings.server.event_loop)) as runner:
+        runner.run(run(settings, share))
 
 
 def _receipts_round(
@@ -440,9 +552,9 @@ def _receipts_round(
     return dataclasses.replace(result, finished_orders=finished, unconfirmed=len(unconfirmed))
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, share: Share | None = None) -> None:
     """Run the bridge until SIGINT or SIGTERM."""
-    bridge = Bridge(settings)
+    bridge = Bridge(settings, share=share)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -24,6 +24,8 @@ FIELDS: Final = ("mail_id", "order_id", "notice_id", "session", "customer", "sms
 _VARS: Final = {name: ContextVar[str | None](f"log_{name}", default=None) for name in FIELDS}
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# With [server] processes > 1: which process wrote the line.
+TEXT_FORMAT_PID: Final = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 LogFormat = Literal["text", "json"]
 
 
@@ -59,24 +61,27 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def formatter(fmt: LogFormat) -> logging.Formatter:
+def formatter(fmt: LogFormat, with_pid: bool = False) -> logging.Formatter:
+    """`with_pid`: each line names the process that wrote it (text; JSON: field `process`)."""
     if fmt == "json":
         return JsonFormatter(
-            "%(levelname)s %(name)s %(message)s",
+            "%(levelname)s %(name)s %(message)s" + (" %(process)d" if with_pid else ""),
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp="time",  # ISO 8601, UTC
         )
-    return logging.Formatter(TEXT_FORMAT)
+    return logging.Formatter(TEXT_FORMAT_PID if with_pid else TEXT_FORMAT)
 
 
-def configure(level: str, fmt: LogFormat, stream: TextIO | None = None) -> logging.Handler:
+def configure(
+    level: str, fmt: LogFormat, stream: TextIO | None = None, *, with_pid: bool = False
+) -> logging.Handler:
     """Log to stderr (or `stream`) in `fmt` at `level`, as `logging.basicConfig` does.
 
     Like basicConfig, it leaves a root logger alone that already has handlers (a host
     that embeds the bridge chose its own). Returns the handler it made.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter(fmt))
+    handler.setFormatter(formatter(fmt, with_pid))
     handler.addFilter(ContextFilter())
     logging.basicConfig(level=level, handlers=[handler])
     return handler

@@ -16,9 +16,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bridge.errors import ConfigError
 from bridge.http.settings import HttpSettings
@@ -50,6 +50,15 @@ def _resolve_secret(section: dict[str, Any], where: str, environ: Mapping[str, s
             raise ConfigError(f"{where}.password_file: cannot read {file}: {exc.strerror}") from exc
 
 
+class ServerSettings(Section):
+    """[server]: how many processes serve, and on which event loop (docs/operations.md)."""
+
+    # Processes accepting SMTP on one port (SO_REUSEPORT); the first also owns the SMPP
+    # binds, the sandbox, the SMPP server, the HTTP listener and every queue worker.
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+
+
 class Settings(Section):
     """The whole configuration."""
 
@@ -69,6 +78,7 @@ class Settings(Section):
     push: PushSettings = PushSettings()
     reports: ReportSettings = ReportSettings()
     http: HttpSettings = HttpSettings()
+    server: ServerSettings = ServerSettings()
     # `mailsms dirsync`'s settings, validated by dirsync (dirsync/config.py) when it runs
     # and by `mailsms config check`; the bridge itself does not read them.
     dirsync: dict[str, Any] | None = None

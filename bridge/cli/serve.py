@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
+
+import typer
 
 from bridge import logcontext, packaged
 from bridge.cli.common import ConfigOpt, fail, read_settings
@@ -16,10 +17,12 @@ def serve(config: ConfigOpt = None) -> None:
 
     SMTP intake, dispatch to the SMSC, receipts, inbound SMS and notices; the database
     is migrated first. Without -c: SQLite in var/, the sandbox SMSC, notices in var/maildir/.
+    With [server] processes = N, N processes accept SMTP on one port.
     """
     # Imported here, not at the top: the whole bridge takes about a second to import, which
     # every other command would pay for nothing.
-    from bridge.app import run
+    from bridge import processes
+    from bridge.app import run_forever
 
     settings = read_settings(config)
     lacking = packaged.missing()
@@ -28,11 +31,17 @@ def serve(config: ConfigOpt = None) -> None:
             f"this installation of mailsms is incomplete ({lacking[0]} is missing); "
             "reinstall it (pip install --force-reinstall mailsms)"
         )
-    logcontext.configure(settings.log_level, settings.log_format, sys.stderr)
+    several = settings.server.processes > 1
+    logcontext.configure(settings.log_level, settings.log_format, sys.stderr, with_pid=several)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # "Started server process"
     try:
-        asyncio.run(run(settings))
+        if several:
+            status = processes.serve(settings)
+            if status:
+                raise typer.Exit(status)
+        else:
+            run_forever(settings)
     except ConfigError as exc:
         fail(str(exc))
     except StorageUnavailable as exc:

@@ -45,8 +45,10 @@ def make_verifier(store: Store) -> object:
 
 
 async def start_listener(
-    settings: SmtpSettings, handler: IntakeHandler, store: Store
+    settings: SmtpSettings, handler: IntakeHandler, store: Store, *, reuse_port: bool = False
 ) -> tuple[asyncio.Server, Shared]:
+    """Listen for SMTP; `reuse_port`: several processes listen on the same port
+    (SO_REUSEPORT, the kernel spreads the connections among them)."""
     context = tls_context(settings)
     logs = LogLimiter(log)
     shared = Shared(
@@ -94,6 +96,7 @@ async def start_listener(
         ),
         host=settings.host,
         port=settings.port,
+        reuse_port=reuse_port or None,
     )
     if context is None:
         local = settings.host in ("127.0.0.1", "::1", "localhost")

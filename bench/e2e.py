@@ -1,0 +1,457 @@
+"""`bench/run.py --only e2e`: the bridge end to end, against an SMSC in a process of its own.
+
+The SMSC is `mailsms sandbox serve` (receipts delivered after 50 ms), pinned with the
+load generator (and PostgreSQL, when a variant uses it) to CPU 0; a bridge with one
+process runs on CPU 1, a bridge with `[server] processes = 2` on both CPUs (the whole
+box). So the bridge's CPU is the bridge's work: not the SMSC's submit handling, inbox
+writes and receipts. Per variant, one after the other (the others are not running):
+
+1. burst: M mails as fast as reuse C=64 goes, then wait until every order is final;
+   bridge CPU (parent and children, from /proc) from the first mail to the last final
+   status / M = µs of bridge CPU per mail END TO END (accepted → submitted → receipt →
+   final), and M / that time = the end-to-end rate of the burst.
+2. sustained: a constant offered load (--rate, default 60 % of the burst's end-to-end
+   rate) for --sustain seconds; every second: RSS of the bridge's processes (VmRSS), the
+   orders accepted and not yet final. Afterwards: did the queue keep up (accepted =
+   submitted = final within --settle seconds after the load ends), p50/p99 from accepted
+   (the order's created_at) to submit_sm (its 'submitted' event), RSS first/last/max.
+3. durability: the 250s received = the rows in "order".
+
+Variants: sqlite and sqlite2 (1 and 2 processes), pg1 and pg2 (PostgreSQL, 1 and 2
+processes, a throwaway server from tests/peers/postgres.py), base_sqlite with --baseline
+(a checkout of another commit, one process, run with PYTHONPATH; the SMSC is ours).
+A bare aiosmtpd on CPU 1, measured in the same run, gives the intake ratio of each burst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import servers
+from servers import Server
+from sqlalchemy import Engine, create_engine, text
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+MAILSMS = str(Path(PY).parent / "mailsms")
+TWO_CPUS = (os.cpu_count() or 1) >= 2
+PEER_CPU = 0 if TWO_CPUS else None  # SMSC, load generator, PostgreSQL
+BRIDGE_CPU = 1 if TWO_CPUS else None
+BOX = "0,1" if TWO_CPUS else None
+FINAL = ("delivered", "undeliverable", "expired", "failed", "unconfirmed", "held")
+
+Loadgen = Callable[..., dict[str, Any]]
+
+
+@dataclass
+class E2e:
+    name: str
+    processes: int
+    url: str
+    workdir: Path
+    bridge: Server
+    smsc: Server
+    engine: Engine
+    acked: int = 0
+    runs: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pids(server: Server) -> list[int]:
+    """The server's process and its children (the bridge's processes with processes > 1)."""
+    parent = server.proc.pid
+    found = [parent]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent:
+            found.append(int(entry))
+    return found
+
+
+def cpu_seconds(procs: list[int]) -> float:
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in procs:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / hz
+    return total
+
+
+def rss_mb(procs: list[int]) -> float:
+    total = 0
+    for pid in procs:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(text('SELECT status, count(*) FROM "order" GROUP BY status')).all()
+        submitted = conn.execute(
+            text("SELECT count(DISTINCT order_id) FROM order_event WHERE event = 'submitted'")
+        ).scalar()
+    by = {str(s): int(n) for s, n in rows}
+    return {
+        "accepted": sum(by.values()),
+        "submitted": int(submitted or 0),
+        "final": sum(n for s, n in by.items() if s in FINAL),
+        "open": by.get("queued", 0) + by.get("deferred", 0),
+    }
+
+
+def _dt(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def submit_latency(engine: Engine, ids_from: int) -> dict[str, float | None]:
+    """p50/p99 (ms) from an order's created_at to its first 'submitted' event, for the
+    orders whose numbers come from the run that started at `ids_from`."""
+    sql = text(
+        'SELECT o.created_at, min(e.at) FROM "order" o JOIN order_event e'
+        " ON e.order_id = o.id AND e.event = 'submitted'"
+        " WHERE o.recipient >= :low GROUP BY o.id, o.created_at"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(sql, {"low": f"+49170{ids_from % 10_000_000:07d}"}).all()
+    lat = sorted((_dt(b) - _dt(a)).total_seconds() * 1e3 for a, b in rows)
+    if not lat:
+        return {"p50_ms": None, "p99_ms": None, "n": 0}
+    return {
+        "p50_ms": round(lat[len(lat) // 2], 1),
+        "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
+        "n": len(lat),
+    }
+
+
+def wait_final(v: E2e, bound: float) -> tuple[float | None, dict[str, int]]:
+    """Seconds until accepted = submitted = final (None: not within `bound`)."""
+    t0 = time.monotonic()
+    c = counts(v.engine)
+    while time.monotonic() - t0 < bound:
+        c = counts(v.engine)
+        if c["accepted"] == c["final"] == c["submitted"] and c["accepted"] >= v.acked:
+            return time.monotonic() - t0, c
+        time.sleep(0.2)
+    return None, c
+
+
+def burst(v: E2e, loadgen: Loadgen, mails: int, bound: float) -> dict[str, Any]:
+    procs = pids(v.bridge)
+    v.runs += 1
+    c0, t0 = cpu_seconds(procs), time.monotonic()
+    r = loadgen(v.bridge.port, "reuse", 64, mails, 60.0, id_base=v.runs * 1_000_000)
+    v.acked += int(r["ok"])
+    waited, c = wait_final(v, bound)
+    wall = time.monotonic() - t0
+    cpu = cpu_seconds(pids(v.bridge)) - c0
+    rec = {
+        "kind": "e2e_burst",
+        "variant": v.name,
+        "processes": v.processes,
+        "intake_per_s": r["mails_per_s"],
+        "accepted": r["ok"],
+        "errors": r["errors"],
+        "all_final": waited is not None,
+        "e2e_s": round(wall, 2),
+        "e2e_per_s": round(int(r["ok"]) / wall, 1) if waited is not None else None,
+        "bridge_cpu_s": round(cpu, 2),
+        "bridge_us_per_mail": round(cpu / max(1, int(r["ok"])) * 1e6),
+        "smsc_cpu_s": round(v.smsc.cpu_seconds(), 2),
+        "counts": c,
+        **submit_latency(v.engine, v.runs * 1_000_000),
+    }
+    return rec
+
+
+def sustained(
+    v: E2e, rate: float, seconds: float, settle: float, loadgen_cmd: Callable[..., list[str]]
+) -> dict[str, Any]:
+    v.runs += 1
+    id_base = v.runs * 1_000_000
+    cmd = loadgen_cmd(v.bridge.port, rate, seconds, id_base)
+    procs = pids(v.bridge)
+    c0, t0 = cpu_seconds(procs), time.monotonic()
+    gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples: list[dict[str, Any]] = []
+    while gen.poll() is None:
+        time.sleep(1.0)
+        c = counts(v.engine)
+        samples.append(
+            {
+                "t": round(time.monotonic() - t0, 1),
+                "rss_mb": rss_mb(pids(v.bridge)),
+                "backlog": c["accepted"] - c["final"],
+                "unsubmitted": c["accepted"] - c["submitted"],
+            }
+        )
+    out, err = gen.communicate()
+    lines = out.strip().splitlines()
+    if gen.returncode != 0 or not lines:
+        raise RuntimeError(f"load generator failed ({gen.returncode}): {err[-500:]}")
+    r = json.loads(lines[-1])
+    v.acked += int(r["ok"])
+    load_s = time.monotonic() - t0
+    backlog_end = samples[-1]["backlog"] if samples else None
+    waited, c = wait_final(v, settle)
+    cpu = cpu_seconds(pids(v.bridge)) - c0
+    third = max(1, len(samples) // 3)
+    first = statistics.median(s["backlog"] for s in samples[:third]) if samples else 0
+    last = statistics.median(s["backlog"] for s in samples[-third:]) if samples else 0
+    rss = [s["rss_mb"] for s in samples]
+    return {
+        "kind": "e2e_sustained",
+        "variant": v.name,
+        "processes": v.processes,
+        "offered_per_s": rate,
+        "seconds": round(load_s, 1),
+        "accepted": r["ok"],
+        "accepted_per_s": round(int(r["ok"]) / max(0.1, load_s), 1),
+        "errors": r["errors"],
+        "late": r.get("late"),
+        "intake_p99_ms": r["p99_ms"],
+        "backlog_first_third": first,
+        "backlog_last_third": last,
+        "backlog_at_end_of_load": backlog_end,
+        "final_within_settle_s": None if waited is None else round(waited, 1),
+        "kept_up": waited is not None and c["accepted"] == c["submitted"] == c["final"],
+        "bridge_us_per_mail": round(cpu / max(1, int(r["ok"])) * 1e6),
+        "rss_mb_first": rss[0] if rss else None,
+        "rss_mb_last": rss[-1] if rss else None,
+        "rss_mb_max": max(rss) if rss else None,
+        "counts": c,
+        "samples": samples,
+        **submit_latency(v.engine, id_base),
+    }
+
+
+@contextmanager
+def postgres() -> Iterator[str | None]:
+    """A throwaway PostgreSQL (safe durability settings) pinned to the peer CPU, or None."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from tests.peers.postgres import throwaway_postgres
+    except ImportError as exc:
+        print(f"PostgreSQL variants skipped: {exc}")
+        yield None
+        return
+    try:
+        with throwaway_postgres({}) as url:
+            pin_postgres(url)
+            yield url
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"PostgreSQL variants skipped: {exc}")
+        yield None
+
+
+def pin_postgres(url: str) -> None:
+    """Pin the postmaster and its processes to the peer CPU (new backends inherit it)."""
+    if PEER_CPU is None:
+        return
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"postgres") and port.encode() in b" ".join(cmdline):
+            subprocess.run(["taskset", "-p", "-c", str(PEER_CPU), entry], capture_output=True)
+            for child in pids_of(int(entry)):
+                subprocess.run(
+                    ["taskset", "-p", "-c", str(PEER_CPU), str(child)], capture_output=True
+                )
+
+
+def pids_of(parent: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == parent:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def start_variant(
+    name: str, root: Path, url: str | None, processes: int, code: str | None, loop: str
+) -> E2e:
+    workdir = root / name
+    workdir.mkdir()
+    smsc_port, smtp_port = servers.free_port(), servers.free_port()
+    smsc_cmd = [MAILSMS, "sandbox", "serve", "-c", str(servers.smsc_config(workdir))]
+    smsc = servers.start(
+        f"{name}_smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, PEER_CPU
+    )
+    url = url or f"sqlite:///{workdir / 'bridge.db'}"
+    cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop)
+    env = None if code is None else {"PYTHONPATH": code}
+    cpu = BRIDGE_CPU if processes == 1 else BOX
+    bridge = servers.start(name, [MAILSMS, "serve", "-c", str(cfg)], smtp_port, workdir, cpu, env)
+    return E2e(name, processes, url, workdir, bridge, smsc, create_engine(url))
+
+
+def prepare(v: E2e, notify: str) -> None:
+    servers.wait_ready(v.bridge, timeout=60)
+    cfg = str(v.workdir / "bridge.toml")
+    cmds = [[MAILSMS, "customer", "access", "demo", "--velocity-numbers", "0", "-c", cfg]]
+    if notify != "all":
+        cmds.append(
+            [MAILSMS, "settings", "set", "--user", "demo@example.com", "notify", notify, "-c", cfg]
+        )
+    for cmd in cmds:
+        subprocess.run(cmd, check=not v.name.startswith("base_"), capture_output=True, timeout=60)
+
+
+def stop_variant(v: E2e) -> dict[str, Any]:
+    code = servers.stop(v.bridge, timeout=60)
+    servers.stop(v.smsc)
+    rows = counts(v.engine)["accepted"]
+    v.engine.dispose()
+    return {
+        "kind": "e2e_durability",
+        "variant": v.name,
+        "acked_250": v.acked,
+        "order_rows": rows,
+        "ok": rows == v.acked,
+        "exit_code": code,
+    }
+
+
+def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
+    """Every variant in turn (one at a time on the box); prints the summary."""
+    records: list[dict[str, Any]] = []
+
+    def emit(rec: dict[str, Any]) -> None:
+        records.append(rec)
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+
+    def loadgen_cmd(port: int, rate: float, seconds: float, id_base: int) -> list[str]:
+        return servers.pinned(
+            [
+                PY,
+                str(HERE / "loadgen.py"),
+                *("--port", str(port), "--mode", "reuse", "--conc", "64", "--n", "1000000"),
+                *("--duration", str(seconds), "--id-base", str(id_base), "--rate", str(rate)),
+                *("--sender", "demo@example.com", "--domain", servers.DOMAIN),
+            ],
+            PEER_CPU,
+        )
+
+    wanted = a.e2e_variants
+    print(
+        f"\n== end to end: SMSC = `mailsms sandbox serve` on CPU {PEER_CPU} with the load"
+        f" generator; bridge (1 process) on CPU {BRIDGE_CPU}, (2 processes) on CPUs {BOX};"
+        f" burst {a.e2e_mails} mails, sustained {a.sustain:.0f} s, notify = {a.e2e_notify} ==",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="mailsms-e2e-") as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        port = servers.free_port()
+        bare_cmd = [PY, str(HERE / "servers.py"), "--port", str(port), "--lifetime", "3600"]
+        bare = servers.start("bare", bare_cmd, port, root, BRIDGE_CPU)
+        try:
+            servers.wait_ready(bare)
+            bare.pause()
+        except RuntimeError:
+            servers.stop(bare)
+            raise
+        pg: str | None = None
+        if any(w.startswith("pg") for w in wanted):
+            pg = stack.enter_context(postgres())
+        plan: list[tuple[str, str | None, int, str | None]] = []
+        for w in wanted:
+            if w in ("sqlite", "sqlite2"):
+                plan.append((w, None, 2 if w == "sqlite2" else 1, None))
+            elif w in ("pg1", "pg2") and pg is not None:
+                plan.append((w, pg, int(w[2]), None))
+        if a.baseline:
+            plan.append(("base_sqlite", None, 1, a.baseline))
+        for name, url, processes, code in plan:
+            if url is not None and url.startswith("postgresql"):
+                reset_postgres(url)
+            v = start_variant(name, root, url, processes, code, a.e2e_loop)
+            try:
+                prepare(v, a.e2e_notify)
+                bare.resume()
+                b = loadgen(bare.port, "reuse", 64, a.e2e_mails, 60.0, id_base=0)
+                bare.pause()
+                rec = burst(v, loadgen, a.e2e_mails, a.drain_e2e)
+                rec["bare_per_s"] = b["mails_per_s"]
+                rec["ratio_to_bare"] = round(rec["intake_per_s"] / b["mails_per_s"], 3)
+                emit(rec)
+                print(
+                    f"{name:12} burst: intake {rec['intake_per_s']:,.0f}/s"
+                    f" ({rec['ratio_to_bare']:.2f} × bare {b['mails_per_s']:,.0f}/s),"
+                    f" all final: {rec['all_final']} after {rec['e2e_s']} s ="
+                    f" {rec['e2e_per_s']} mails/s end to end;"
+                    f" bridge {rec['bridge_us_per_mail']:,} µs CPU/mail end to end;"
+                    f" accepted→submit_sm p50 {rec['p50_ms']} p99 {rec['p99_ms']} ms",
+                    flush=True,
+                )
+                rate = a.rate or max(10.0, round(0.6 * (rec["e2e_per_s"] or 100.0)))
+                s = sustained(v, rate, a.sustain, a.settle, loadgen_cmd)
+                emit(s)
+                print(
+                    f"{'':12} sustained {rate:,.0f}/s offered for {s['seconds']} s:"
+                    f" accepted {s['accepted']:,} ({s['accepted_per_s']:,.0f}/s, late {s['late']},"
+                    f" errors {s['errors']}); backlog first/last third {s['backlog_first_third']}"
+                    f"/{s['backlog_last_third']}, at end {s['backlog_at_end_of_load']};"
+                    f" kept up (accepted = submitted = final within {a.settle:.0f} s):"
+                    f" {s['kept_up']}; bridge {s['bridge_us_per_mail']:,} µs CPU/mail;"
+                    f" accepted→submit_sm p50 {s['p50_ms']} p99 {s['p99_ms']} ms;"
+                    f" RSS {s['rss_mb_first']} → {s['rss_mb_last']} MB (max {s['rss_mb_max']})",
+                    flush=True,
+                )
+            finally:
+                d = stop_variant(v)
+                emit(d)
+                print(
+                    f"{'':12} durability: 250s {d['acked_250']:,}, order rows {d['order_rows']:,}"
+                    f" -> {'OK, equal' if d['ok'] else 'MISMATCH'}; exit {d['exit_code']}",
+                    flush=True,
+                )
+        servers.stop(bare)
+
+
+def reset_postgres(url: str) -> None:
+    """Each PostgreSQL variant starts on an empty schema."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()

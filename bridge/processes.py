@@ -1,0 +1,142 @@
+"""`[server] processes = N`: start N bridge processes on one SMTP port, watch them, stop them.
+
+The parent migrates the database, then forks N children (`bridge.app.Share`): the first
+is the whole bridge (SMPP binds, sandbox, SMPP server, HTTP, every queue worker) and
+accepts SMTP; the others only accept SMTP. All listen on the same port with
+SO_REUSEPORT, so the kernel spreads the connections; what they accept is committed to
+the database, where the first child's workers find it (woken at once over a datagram socket
+pair). On SQLite the processes take turns at the one write lock (WAL, busy timeout: a
+transaction takes the lock at its first write and waits for it); PostgreSQL lets them
+write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each finishes its
+in-flight mails); a child that exits on its own is logged, the others are stopped and
+the parent exits with status 1, so that the service manager restarts the whole bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from bridge.app import Share, loop_factory, prepare_database, run_forever
+from bridge.db import engine as db
+from bridge.errors import ConfigError, StorageUnavailable
+from bridge.settings import Settings
+
+log = logging.getLogger("bridge")
+
+STOP_TIMEOUT = 30.0  # seconds a child has after SIGTERM (grace for in-flight mails + stop)
+
+
+def serve(settings: Settings) -> int:
+    """Run `[server] processes` bridge processes until SIGTERM/SIGINT; returns the exit status."""
+    count = settings.server.processes
+    loop_factory(settings.server.event_loop)  # uvloop missing: one line now, not N tracebacks
+    engine = db.open_engine(settings.database_url)
+    try:
+        prepare_database(settings, engine)
+    finally:
+        engine.dispose()
+    reserved = _reserve(settings.smtp.host, settings.smtp.port)
+    port = reserved.getsockname()[1]
+    smtp = settings.smtp.model_copy(update={"port": port})
+    settings = settings.model_copy(update={"smtp": smtp})
+    wake_owner, wake_others = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    wake_others.setblocking(False)
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    context = multiprocessing.get_context("fork")
+    children: list[BaseProcess] = []
+    try:
+        for index in range(count):
+            share = Share(index, count, wake_owner if index == 0 else wake_others)
+            child = context.Process(
+                target=_child, args=(settings, share), name=f"mailsms-{index + 1}", daemon=False
+            )
+            child.start()
+            children.append(child)
+        log.info(
+            "started %d processes on SMTP port %d: %s",
+            count,
+            port,
+            ", ".join(str(c.pid) for c in children),
+        )
+        status = _watch(children, stopping)
+    finally:
+        for c in children:
+            if c.is_alive() and c.pid is not None:
+                os.kill(c.pid, signal.SIGTERM)
+        for c in children:
+            c.join(STOP_TIMEOUT)
+            if c.is_alive():
+                log.error("process %d did not stop in %.0f s: killed", c.pid, STOP_TIMEOUT)
+                c.kill()
+                c.join()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        reserved.close()
+        wake_owner.close()
+        wake_others.close()
+    failed = [c for c in children if c.exitcode != 0]
+    for c in failed:
+        if status == 0:
+            log.error("process %d exited with status %s while stopping", c.pid, c.exitcode)
+    return 1 if status or failed else 0
+
+
+def _watch(children: list[BaseProcess], stopping: list[int]) -> int:
+    """Wait for a stop signal (0) or a child's own exit (1, after logging it)."""
+    sentinels = {c.sentinel: c for c in children}
+    while not stopping:
+        for ready in wait(list(sentinels), timeout=0.5):
+            if stopping:  # systemd signals the whole control group: the children stop too
+                break
+            child = sentinels[ready]  # type: ignore[index]
+            child.join()
+            log.error(
+                "process %d (%s) exited with status %s: stopping the others",
+                child.pid,
+                child.name,
+                child.exitcode,
+            )
+            return 1
+    log.info("stopping %d processes", len(children))
+    return 0
+
+
+def _reserve(host: str, port: int) -> socket.socket:
+    """Bind (not listen) host:port with SO_REUSEPORT: port 0 becomes one port for all
+    children, and the port stays ours while they start."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _child(settings: Settings, share: Share) -> None:
+    """One child: the parent's signal handlers off, then the bridge's share until SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run_forever(settings, share)
+    except (ConfigError, StorageUnavailable, OSError) as exc:
+        log.error("process %d cannot run: %s", share.index + 1, exc)
+        raise SystemExit(1) from None
+    except Exception:
+        log.exception("process %d failed", share.index + 1)
+        raise SystemExit(1) from None

@@ -1,0 +1,184 @@
+"""`[server] processes = 2`: two processes accept SMTP on one port, one dispatches, all stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bridge.sandbox.phone import read_inbox
+from tests.helpers import make_mail
+from tests.peers.postgres import throwaway_postgres
+
+MAILSMS = str(Path(sys.executable).parent / "mailsms")
+ACCEPTED = re.compile(r"\[(\d+)\] bridge\.intake: \S+: from=<[^>]*> to=(\+\d+) .*accepted")
+LISTENING = re.compile(r"\[(\d+)\] bridge: SMTP intake listening on \S+ .*\(process \d of 2\)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _config(tmp: Path, database_url: str, port: int, event_loop: str = "asyncio") -> Path:
+    path = tmp / "bridge.toml"
+    path.write_text(
+        f'database_url = "{database_url}"\ndemo = true\nlog_level = "INFO"\n'
+        f'[server]\nprocesses = 2\nevent_loop = "{event_loop}"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nmax_connections_per_ip_per_minute = 100000\n'
+        f'[sandbox]\nenabled = true\nport = 0\ninbox = "{tmp / "inbox.jsonl"}"\n'
+        f'[mailer]\nmode = "maildir"\nmaildir = "{tmp / "maildir"}"\n'
+        "[dispatch]\npoll_interval = 30\n",  # an order sent at once was woken, not polled
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextmanager
+def _serving(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [MAILSMS, "serve", "-c", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _wait(what: str, check: object, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {within} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _children(log: Path) -> set[int]:
+    return {int(m[1]) for m in LISTENING.finditer(log.read_text(errors="replace"))}
+
+
+@contextmanager
+def _database(kind: str, tmp: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'bridge.db'}"
+    else:
+        with throwaway_postgres({}) as url:
+            yield url
+
+
+@pytest.mark.parametrize(
+    ("database", "event_loop"),
+    [
+        pytest.param("postgresql", "asyncio", marks=pytest.mark.postgres),
+        pytest.param("postgresql", "uvloop", marks=pytest.mark.postgres),
+        ("sqlite", "asyncio"),
+    ],
+)
+def test_two_processes_share_the_port_and_the_queue(
+    tmp_path: Path, database: str, event_loop: str
+) -> None:
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    config = lambda url: _config(tmp_path, url, port, event_loop)  # noqa: E731
+    with _database(database, tmp_path) as url, _serving(config(url), log) as p:
+        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        children = _children(log)
+        by_pid: dict[int, set[str]] = {}
+        sent: list[str] = []
+        for i in range(300):  # one connection per mail, until both processes took some
+            number = f"+4917012{i:05d}"
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                smtp.sendmail(
+                    "demo@example.com",
+                    [f"{number}@eu.rsms.net"],
+                    make_mail(to=f"{number}@eu.rsms.net", message_id=f"<m{i}@client.example>"),
+                )
+            sent.append(number)
+            if i % 10 == 9:
+                by_pid = {}
+                for m in ACCEPTED.finditer(log.read_text(errors="replace")):
+                    by_pid.setdefault(int(m[1]), set()).add(m[2])
+                if len(by_pid) == 2:
+                    break
+        assert set(by_pid) == children, log.read_text()[-2000:]
+        assert set().union(*by_pid.values()) == set(sent)
+        inbox = tmp_path / "inbox.jsonl"
+        # every order submitted once (dispatch is polled every 30 s: these were woken)
+        _wait("every SMS at the sandbox", lambda: len(read_inbox(inbox)) >= len(sent), 20)
+        assert sorted(sms.destination for sms in read_inbox(inbox)) == sorted(sent)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            orders = conn.execute(text('SELECT count(*) FROM "order"')).scalar()
+            submits = conn.execute(
+                text("SELECT count(*) FROM order_event WHERE event = 'submitted'")
+            ).scalar()
+        engine.dispose()
+        assert orders == len(sent)
+        assert submits == len(sent)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()[-2000:]
+        assert not [pid for pid in children if _alive(pid)]
+        assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.postgres
+def test_a_child_that_dies_stops_the_bridge_with_status_1(tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with throwaway_postgres({}) as url, _serving(_config(tmp_path, url, port), log) as p:
+        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        victim, other = sorted(_children(log))
+        os.kill(victim, signal.SIGKILL)
+        assert p.wait(60) == 1
+        text_ = log.read_text()
+        assert f"process {victim} " in text_ and "stopping the others" in text_
+        assert not _alive(other)
+
+
+def test_sigterm_to_every_process_as_systemd_sends_it_is_a_clean_stop(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", _free_port())
+    with _serving(config, log) as p:
+        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        for pid in (p.pid, *_children(log)):  # KillMode=control-group: all at once
+            os.kill(pid, signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()[-2000:]
+        assert "stopping the others" not in log.read_text()
+
+
+def test_a_port_in_use_is_one_line_and_no_process_left(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", port)
+        out = subprocess.run(
+            [MAILSMS, "serve", "-c", str(config)], capture_output=True, text=True, timeout=60
+        )
+    assert out.returncode != 0
+    assert "cannot start" in out.stderr and "Traceback" not in out.stderr
