@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from sqlalchemy import Connection, insert, select, update
 from bridge.api.tables import ApiKey
 from bridge.db.clock import utcnow
 from bridge.db.core import table
-from bridge.tenants.admin import AdminError
+from bridge.intake.access import networks_of
+from bridge.tenants.admin import AdminError, check_networks
 from bridge.tenants.tables import Customer, User
 
 _key = table(ApiKey)
@@ -51,31 +51,11 @@ class KeyRow:
 
     def allows(self, ip: str) -> bool:
         """No networks: any client; else the client's address must be inside one."""
-        if not self.networks:
-            return True
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in ipaddress.ip_network(n, strict=False) for n in self.networks)
+        return not self.networks or ip in networks_of(tuple(self.networks))
 
 
 def _digest(token: str, salt: str) -> str:
     return hmac.new(bytes.fromhex(salt), token.encode(), hashlib.sha256).hexdigest()
-
-
-def _networks(networks: Sequence[str]) -> list[str]:
-    out = []
-    for n in networks:
-        try:
-            out.append(str(ipaddress.ip_network(n.strip(), strict=False)))
-        except ValueError:
-            raise AdminError(
-                f"network {n!r}: expected an address or CIDR, e.g. 192.0.2.0/24"
-            ) from None
-    return out
 
 
 def add_key(
@@ -121,7 +101,7 @@ def add_key(
             name=name,
             salt=salt,
             key_hash=_digest(token, salt),
-            networks=_networks(networks),
+            networks=list(check_networks(networks)),
             created_at=utcnow(),
         )
     )

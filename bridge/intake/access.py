@@ -190,7 +190,7 @@ def check_client(access: CustomerAccess, client: Client, customer_id: int, sende
     """
     if client.auth_customer_id is not None and client.auth_customer_id != customer_id:
         raise Reject("not_your_account", sender=sender)
-    if access.networks and client.ip not in _networks(access.networks):
+    if access.networks and client.ip not in networks_of(access.networks):
         raise Reject("client_not_allowed", ip=client.ip, sender=sender)
     if access.require_tls and not client.tls:
         raise Reject("tls_required")
@@ -199,7 +199,7 @@ def check_client(access: CustomerAccess, client: Client, customer_id: int, sende
 
 
 @lru_cache(maxsize=256)
-def _networks(cidrs: tuple[str, ...]) -> Networks:
+def networks_of(cidrs: tuple[str, ...]) -> Networks:
     return Networks(cidrs)
 
 

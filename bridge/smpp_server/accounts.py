@@ -8,7 +8,6 @@ applies to its SMS, and its orders show in that user's reports.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -17,8 +16,9 @@ from sqlalchemy import Connection, insert, select, update
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
+from bridge.intake.access import networks_of
 from bridge.smpp_server.tables import SmppAccount
-from bridge.tenants.admin import DEMO_USER, AdminError
+from bridge.tenants.admin import DEMO_USER, AdminError, check_networks
 from bridge.tenants.logins import hash_password
 from bridge.tenants.tables import Customer, User
 
@@ -52,25 +52,7 @@ class Account:
 
     def allows_network(self, ip: str) -> bool:
         """Is a client at `ip` inside the account's networks (none listed: nobody is)?"""
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in ipaddress.ip_network(n, strict=False) for n in self.networks)
-
-
-def check_networks(networks: Sequence[str]) -> tuple[str, ...]:
-    out = []
-    for n in networks:
-        try:
-            out.append(str(ipaddress.ip_network(n.strip(), strict=False)))
-        except ValueError:
-            raise AdminError(
-                f"network {n!r}: expected an address or CIDR, e.g. 192.0.2.0/24"
-            ) from None
-    return tuple(out)
+        return ip in networks_of(tuple(self.networks))
 
 
 def _select() -> object:

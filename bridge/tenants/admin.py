@@ -5,6 +5,8 @@ Used by the CLI and by start-up; everything here is a small, explicit query.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,3 +185,16 @@ def _demo_on_loopback(conn: Connection) -> None:
         return
     settings["access"] = {**access, "networks": list(LOOPBACK)}
     conn.execute(update(_customer).where(_customer.c.id == row.id).values(settings=settings))
+
+
+def check_networks(networks: Sequence[str]) -> tuple[str, ...]:
+    """Client networks given by an administrator, normalised (AdminError names a bad one)."""
+    out = []
+    for n in networks:
+        try:
+            out.append(str(ipaddress.ip_network(n.strip(), strict=False)))
+        except ValueError:
+            raise AdminError(
+                f"network {n!r}: expected an address or CIDR, e.g. 192.0.2.0/24"
+            ) from None
+    return tuple(out)
