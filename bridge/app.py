@@ -208,14 +208,7 @@ class Bridge:
         store = self.store = await self._open_store()
         sandbox_at = await self._start_sandbox()
         self._build_transports(store)
-        s = self.settings
-        backpressure = Backpressure(
-            store,
-            high_water=s.smtp.queue_high_water,
-            min_free_mb=s.smtp.min_free_disk_mb,
-            disk=db.sqlite_directory(s.database_url),
-        )
-        await backpressure.refresh()
+        backpressure = await self._backpressure(store)
         wake = self._build_workers(store, backpressure)
         inbox = StoreInbox(
             store, on_receipt=wake.receipts, on_message=wake.inbound, metrics=self.metrics
@@ -231,10 +224,9 @@ class Bridge:
         http = await self._start_http(store, backpressure, wake)
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
 
-    async def _start_intake_only(self, share: Share) -> Endpoints:
-        """A process other than the first: SMTP only; the first dispatches what it queues."""
+    async def _backpressure(self, store: Store) -> Backpressure:
+        """The queue's high-water mark and the database disk's free space, read once now."""
         s = self.settings
-        store = self.store = Store(db.open_engine(s.database_url))
         backpressure = Backpressure(
             store,
             high_water=s.smtp.queue_high_water,
@@ -242,6 +234,13 @@ class Bridge:
             disk=db.sqlite_directory(s.database_url),
         )
         await backpressure.refresh()
+        return backpressure
+
+    async def _start_intake_only(self, share: Share) -> Endpoints:
+        """A process other than the first: SMTP only; the first dispatches what it queues."""
+        s = self.settings
+        store = self.store = Store(db.open_engine(s.database_url))
+        backpressure = await self._backpressure(store)
         worker = self._worker("backpressure", backpressure.refresh, 2.0)
         self._tasks.append(asyncio.create_task(worker.run(), name="worker-backpressure"))
 
