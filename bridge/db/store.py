@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,7 +61,9 @@ class Store:
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in one transaction on a database thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, fn, args, kwargs)
+        # The caller's context goes along: log lines on the database thread keep its fields.
+        run = contextvars.copy_context().run
+        return await loop.run_in_executor(self._executor, run, self._transaction, fn, args, kwargs)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run the read-only `fn(conn, *args)`: on SQLite right here, else like `call`.
