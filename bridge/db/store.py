@@ -117,7 +117,11 @@ class Store:
         if group is None:
             group = self._groups[fn] = _Group(fn)
         if group.task is None or group.task.done():
-            group.task = asyncio.create_task(self._commit_loop(group), name="group-commit")
+            # An empty context: a batch holds many callers' items, so its log lines carry no
+            # one caller's fields (the first caller's would be wrong for the rest).
+            group.task = asyncio.create_task(
+                self._commit_loop(group), name="group-commit", context=contextvars.Context()
+            )
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         group.pending.append((item, future))
         group.wakeup.set()

@@ -27,14 +27,21 @@ async def test_a_database_call_keeps_the_callers_log_fields(tmp_path: Path) -> N
     def record(conn: Connection) -> None:
         logger.info("recorded on the database thread")
 
+    def batch(conn: Connection, items: list[str]) -> list[str]:
+        logger.info("a batch of %d", len(items))
+        return items
+
     store = Store(open_engine(f"sqlite:///{tmp_path / 'bridge.db'}"))
     try:
         with logcontext.fields(order_id="ABC.1", mail_id="ABC", smsc="operator"):
             await store.call(record)
         await store.call(record)  # outside: no fields
+        with logcontext.fields(mail_id="FIRST"):  # a group commit is nobody's in particular
+            await store.grouped(batch, "one")
     finally:
         await store.close()
         logger.removeHandler(handler)
-    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    inside, outside, grouped = (json.loads(line) for line in stream.getvalue().splitlines())
     assert (inside["order_id"], inside["mail_id"], inside["smsc"]) == ("ABC.1", "ABC", "operator")
     assert not set(logcontext.FIELDS) & set(outside)
+    assert grouped["message"] == "a batch of 1" and not set(logcontext.FIELDS) & set(grouped)
