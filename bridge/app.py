@@ -58,6 +58,8 @@ from bridge.notices.mailer import Mailer
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.outcomes.dsn_queue import queue_delay_dsns
 from bridge.outcomes.steps import steps as counted_steps
+from bridge.portal.accounts import ensure_demo_admin
+from bridge.portal.web import Portal
 from bridge.push.worker import Pusher
 from bridge.sandbox.smsc import SandboxSmsc
 from bridge.settings import Settings
@@ -442,14 +444,17 @@ class Bridge:
             metrics_route(self.registry, database),
             *api.routes(),
         ]
+        if self.settings.portal.enabled:
+            routes += Portal(store, self.settings.portal, https=s.tls_cert is not None).routes()
         self.http = HttpServer(s, build_app(routes))
         host, port = await self.http.start()
         scheme = "https" if s.tls_cert else "http"
         log.info(
-            "HTTP listening on %s://%s:%d (/healthz, /readyz, /metrics, /api/v1)",
+            "HTTP listening on %s://%s:%d (/healthz, /readyz, /metrics, /api/v1%s)",
             scheme,
             f"[{host}]" if ":" in host else host,
             port,
+            ", /portal/" if self.settings.portal.enabled else "",
         )
         return (host, port)
 
@@ -512,6 +517,10 @@ def prepare_database(settings: Settings, engine: Engine) -> str:
     password = settings.smpp_server.demo_password
     if demo_smpp and db.run_at_start_up(engine, lambda c: ensure_demo_account(c, password)):
         log.info("created SMPP account demo for demo@example.com (loopback only)")
+    if settings.demo and settings.http.enabled and settings.portal.enabled:
+        portal_password = settings.portal.demo_password
+        if db.run_at_start_up(engine, lambda c: ensure_demo_admin(c, portal_password)):
+            log.info("created portal account admin for the demo customer")
     for name, warning in run_sync(engine, exposures):
         log.warning("customer %s %s", name, warning)
     return durability

@@ -23,12 +23,14 @@ def _in_package(name: str) -> Path:
 TEMPLATES: Final = _in_package("templates")
 EXAMPLE_CONFIG: Final = _in_package("example.toml")
 MIGRATIONS: Final = _in_package("db/migrations")
+LOCALE: Final = _in_package("locale")
 
 # One file per kind of runtime file: when one of these is absent, its folder was not shipped.
 _PROBES: Final = (
     TEMPLATES / "base.html",
     TEMPLATES / "status.txt",
     TEMPLATES / "push" / "body.json",
+    TEMPLATES / "portal" / "base.html",
     EXAMPLE_CONFIG,
     MIGRATIONS / "env.py",
     MIGRATIONS / "versions" / "0001_initial_schema.py",

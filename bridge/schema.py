@@ -17,6 +17,7 @@ import bridge.keyword_lists.tables
 import bridge.lists.tables
 import bridge.mt.tables
 import bridge.notices.tables
+import bridge.portal.tables
 import bridge.push.tables
 import bridge.reports.tables
 import bridge.smpp_outbox.tables

@@ -26,6 +26,7 @@ from bridge.inbound.settings import InboundSettings
 from bridge.intake.settings import SmtpSettings
 from bridge.mt.settings import DispatchSettings, RouteSettings
 from bridge.notices.settings import MailerSettings
+from bridge.portal.settings import PortalSettings
 from bridge.push.settings import PushSettings
 from bridge.reports.settings import ReportSettings
 from bridge.sandbox.settings import SandboxSettings
@@ -78,6 +79,7 @@ class Settings(Section):
     push: PushSettings = PushSettings()
     reports: ReportSettings = ReportSettings()
     http: HttpSettings = HttpSettings()
+    portal: PortalSettings = PortalSettings()
     server: ServerSettings = ServerSettings()
     # `mailsms dirsync`'s settings, validated by dirsync (dirsync/config.py) when it runs
     # and by `mailsms config check`; the bridge itself does not read them.

@@ -5,7 +5,9 @@
 # (the README's commands, run as written), nodejs + npm (the node-smpp SMSC peer and ESME
 # client, whose npm packages go into the git-ignored tests/peers/node_smpp/node_modules,
 # pinned by package-lock.json), libnet-smpp-perl (the Net::SMPP SMSC peer) and systemd
-# (systemd-analyze checks the shipped unit files offline; systemd need not be running).
+# (systemd-analyze checks the shipped unit files offline; systemd need not be running) and
+# chromium (the portal's browser tests drive Debian's Chromium through Playwright; no
+# browser is downloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,7 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 perl -MNet::SMPP -e1 >/dev/null 2>&1 || missing+=(libnet-smpp-perl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   node_peer

@@ -26,6 +26,7 @@ from bridge.cli import (
     logins,
     notices,
     orders,
+    portal_accounts,
     preview,
     report,
     sandbox,
@@ -89,6 +90,7 @@ app.add_typer(inbound.templates_app, name="templates")
 app.add_typer(logins.app, name="login")
 app.add_typer(smpp_accounts.app, name="smpp-account")
 app.add_typer(api_keys.app, name="api-key")
+app.add_typer(portal_accounts.app, name="portal-account")
 app.add_typer(orders.held_app, name="held")
 app.command("notices")(notices.notices)
 app.add_typer(dirsync.app, name="dirsync")

@@ -1,0 +1,112 @@
+"""`mailsms portal-account add|list|disable|enable|password`: who may log in to the portal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.db.store import run_sync
+from bridge.portal.accounts import add_account, list_accounts, set_enabled, set_password
+from bridge.portal.status import Role
+from bridge.tenants.admin import AdminError
+
+app = typer.Typer(
+    help="Portal accounts: operators (every customer) and customer admins (one customer).",
+    no_args_is_help=True,
+)
+
+PasswordEnv = Annotated[
+    str | None, typer.Option(help="Read the password from this environment variable.")
+]
+PasswordFile = Annotated[
+    Path | None, typer.Option(help="Read the password from this file.", exists=True)
+]
+
+
+def _password(password_env: str | None, password_file: Path | None) -> str:
+    if password_env:
+        if password_env not in os.environ:
+            fail(f"environment variable {password_env} is not set")
+        return os.environ[password_env]
+    if password_file:
+        return password_file.read_text(encoding="utf-8").strip()
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@app.command("add")
+def account_add(
+    username: str,
+    role: Annotated[
+        Role,
+        typer.Option(help="operator: every customer; customer_admin: the one --customer."),
+    ] = Role.CUSTOMER_ADMIN,
+    customer: Annotated[
+        str | None, typer.Option(help="The customer a customer admin administers.")
+    ] = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Add an account; the password (10 characters or more) is stored as an scrypt hash.
+
+    Without --password-env or --password-file the password is prompted for, so scripts
+    pass it through the environment: `PW=… mailsms portal-account add anna --customer
+    acme --password-env PW`.
+    """
+    password = _password(password_env, password_file)
+    try:
+        run_sync(open_database(config), add_account, username, role, customer, password)
+    except AdminError as exc:
+        fail(str(exc))
+    whose = "every customer" if role is Role.OPERATOR else f"customer {customer}"
+    typer.echo(f"portal account {username.strip().lower()} added ({role.value}, {whose})")
+
+
+@app.command("list")
+def account_list(config: ConfigOpt = None) -> None:
+    """List portal accounts: role, customer, state and last login."""
+    for a in run_sync(open_database(config), list_accounts):
+        state = "enabled" if a.enabled else "disabled"
+        last = a.last_login_at.isoformat(timespec="seconds") if a.last_login_at else "never"
+        who = a.customer or "*"
+        typer.echo(f"{a.username:<32} {a.role.value:<15} {who:<20} {state:<9} last login {last}")
+
+
+@app.command("disable")
+def account_disable(username: str, config: ConfigOpt = None) -> None:
+    """Disable an account; its sessions end at once."""
+    try:
+        run_sync(open_database(config), set_enabled, username, False)
+    except AdminError as exc:
+        fail(str(exc))
+    typer.echo(f"portal account {username} disabled")
+
+
+@app.command("enable")
+def account_enable(username: str, config: ConfigOpt = None) -> None:
+    """Enable a disabled account again (and lift a lockout)."""
+    try:
+        run_sync(open_database(config), set_enabled, username, True)
+    except AdminError as exc:
+        fail(str(exc))
+    typer.echo(f"portal account {username} enabled")
+
+
+@app.command("password")
+def account_password(
+    username: str,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a new password; this lifts a lockout and ends the account's sessions."""
+    password = _password(password_env, password_file)
+    try:
+        run_sync(open_database(config), set_password, username, password)
+    except AdminError as exc:
+        fail(str(exc))
+    typer.echo(f"portal account {username} has a new password")

@@ -1,0 +1,1 @@
+"""The administration portal: server-rendered HTML pages on the bridge's HTTP listener."""

@@ -1,0 +1,25 @@
+"""The `[portal]` table: the administration portal on the HTTP listener, sessions, demo login."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from bridge.sections import Seconds, Section
+
+
+class PortalSettings(Section):
+    """The portal at /portal/ (served only when `[http]` is enabled)."""
+
+    enabled: bool = True
+    # A session ends after this long without a request, and after `session_lifetime` anyway.
+    session_idle: Seconds = 1800.0
+    session_lifetime: Seconds = 43200.0
+    # The Secure flag on the session cookie: "auto" sets it when [http] serves HTTPS;
+    # "yes" behind a TLS-terminating proxy.
+    secure_cookie: Literal["auto", "yes", "no"] = "auto"
+    # The portal's language: a gettext catalog in bridge/locale/ (English is built in).
+    language: Annotated[str, Field(pattern=r"^[a-z]{2}(_[A-Z]{2})?$")] = "en"
+    # With demo = true (the embedded default): the account "admin" for the demo customer.
+    demo_password: Annotated[str, Field(min_length=10)] = "demo-portal"
