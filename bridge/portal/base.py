@@ -18,6 +18,7 @@ from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import jinja2
+from sqlalchemy import Connection
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -28,6 +29,7 @@ from bridge.errors import InputError, StorageUnavailable
 from bridge.portal.i18n import Translations
 from bridge.portal.sessions import find_session
 from bridge.portal.viewer import Viewer
+from bridge.tenants.admin import list_customers
 
 log = logging.getLogger("bridge.portal")
 
@@ -61,6 +63,25 @@ class NotFound(InputError):
 
 class Forbidden(InputError):
     """The viewer's role may not do this (e.g. a customer admin on an operator's page)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The customer a page shows: a customer admin's own; an operator's choice or all."""
+
+    customer_id: int | None  # None: every customer (operators only)
+    customer: str | None
+    choices: tuple[str, ...]  # the operator's customer chooser (empty for a customer admin)
+
+    def query(self) -> str:
+        """The query string that keeps this choice on links (`?customer=acme`, or "")."""
+        return (
+            "" if self.customer is None or not self.choices else f"customer={quote(self.customer)}"
+        )
+
+
+def _customers(conn: Connection) -> list[tuple[int, str]]:
+    return [(c.id, c.name) for c in list_customers(conn)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +246,21 @@ class Pages:
                 )
 
         return endpoint
+
+    async def scope(self, request: Request, viewer: Viewer) -> Scope:
+        """The customer this request shows: `?customer=<name>` for an operator (absent: all;
+        unknown: NotFound); always its own for a customer admin, whatever was asked."""
+        if not viewer.operator:
+            return Scope(viewer.customer_id, viewer.customer, ())
+        customers = await self.store.call(_customers)
+        names = tuple(name for _, name in customers)
+        wanted = request.query_params.get("customer") or None
+        if wanted is None:
+            return Scope(None, None, names)
+        for cid, name in customers:
+            if name == wanted:
+                return Scope(cid, name, names)
+        raise NotFound(self._("There is no customer of that name."))
 
     # --- answers ------------------------------------------------------------------------------
 
