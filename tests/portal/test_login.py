@@ -138,3 +138,12 @@ async def test_static_files_are_served_and_nothing_else(tmp_path: Path) -> None:
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
         for name in ("..%2Fbase.html", "base.html", "%2E%2E%2F%2E%2E%2Fexample.toml"):
             assert (await web.get(f"/portal/static/{name}")).status_code == 404
+
+
+async def test_the_readmes_demo_login_works_on_the_embedded_default(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    password = PortalSettings().demo_password
+    assert f"log in as **`admin`** with the password **`{password}`**" in readme
+    async with portal(tmp_path, portal=PortalSettings()) as run, run.client() as web:
+        await login(web, "admin", password)
+        assert "administrator of demo" in (await web.get("/portal/")).text
