@@ -10,7 +10,9 @@ from bridge.portal.accounts import set_enabled
 from bridge.portal.base import CSP
 from bridge.portal.settings import PortalSettings
 from bridge.portal.status import FREE_FAILURES
-from tests.portal.harness import PASSWORD, hidden_fields, login, portal
+from tests.portal.harness import PASSWORD, ROOT, hidden_fields, login, portal
+
+README = ROOT / "README.md"
 
 
 async def test_a_login_opens_a_session_with_a_safe_cookie_and_headers(tmp_path: Path) -> None:
@@ -141,7 +143,7 @@ async def test_static_files_are_served_and_nothing_else(tmp_path: Path) -> None:
 
 
 async def test_the_readmes_demo_login_works_on_the_embedded_default(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = README.read_text(encoding="utf-8")
     password = PortalSettings().demo_password
     assert f"log in as **`admin`** with the password **`{password}`**" in readme
     async with portal(tmp_path, portal=PortalSettings()) as run, run.client() as web:
