@@ -2,7 +2,8 @@
 
 The cookie holds a random token; the table holds its SHA-256, so a copy of the database
 opens no session. A session ends after `idle` without a request, after `lifetime` in
-any case, at logout, and when its account is disabled or gets a new password.
+any case, at logout, and when its account is disabled or gets a new password; ended
+sessions are deleted at the next login (of anyone).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from bridge.portal import accounts
 from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
 from bridge.portal.i18n import environment, translations
 from bridge.portal.pages import dashboard
-from bridge.portal.sessions import Opened, end_session, open_session
+from bridge.portal.sessions import Opened, end_session, open_session, purge_sessions
 from bridge.portal.settings import PortalSettings
 from bridge.portal.viewer import Viewer
 from bridge.tenants.logins import verify_password
@@ -176,6 +176,7 @@ class Portal:
         lifetime = self.pages.lifetime
 
         def login(conn: Connection) -> Opened:
+            purge_sessions(conn, now, self.pages.idle)  # the ended ones of every account
             accounts.record_success(conn, account.id, now)
             return open_session(conn, account.id, now, lifetime)
 

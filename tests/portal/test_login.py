@@ -149,3 +149,18 @@ async def test_the_readmes_demo_login_works_on_the_embedded_default(tmp_path: Pa
     async with portal(tmp_path, portal=PortalSettings()) as run, run.client() as web:
         await login(web, "admin", password)
         assert "administrator of demo" in (await web.get("/portal/")).text
+
+
+async def test_ended_sessions_are_deleted_at_the_next_login(tmp_path: Path) -> None:
+    settings = PortalSettings(demo_password=PASSWORD, session_idle=1.0)
+    async with portal(tmp_path, portal=settings) as run, run.client() as web:
+        await login(web, "admin")
+        await asyncio.sleep(1.2)
+        async with run.client() as other:
+            await login(other, "ops")
+        assert run.bridge.store is not None
+        rows = run_sync(
+            run.bridge.store.engine,
+            lambda c: c.exec_driver_sql("SELECT count(*) FROM portal_session").scalar(),
+        )
+        assert rows == 1  # the idle one of admin is gone, ops' own is there
