@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge import __version__
+from bridge.inbound.status import InboundRoute, InboundStatus
 from bridge.mt.status import OrderStatus
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -136,6 +137,25 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/inbound": {
+                "get": {
+                    "summary": "The SMS the customer's numbers and keywords received, newest "
+                    "first, filtered and paged.",
+                    "parameters": [
+                        _q("since", "Received at or after (ISO time with zone).", _TIME),
+                        _q("until", "Received before (ISO time with zone).", _TIME),
+                        _q("from", "The texter's number, e.g. +491701234567."),
+                        _q("to", "The customer's number it was sent to."),
+                        _q("limit", "Page size (1-500, default 50).", {"type": "integer"}),
+                        _q("after", "The last id of the previous page (its `next`)."),
+                    ],
+                    "responses": {
+                        "200": {"description": "A page.", "content": _json("InboundPage")},
+                        "400": _PROBLEM,
+                        "401": _PROBLEM,
+                    },
+                },
+            },
             "/stoplist": {
                 "get": {
                     "summary": "The customer's stop list.",
@@ -256,6 +276,37 @@ def document() -> dict[str, Any]:
                         "part_texts": {"type": "array", "items": _STR},
                         "replaced": {"type": "array", "items": {"type": "object"}},
                         "refused": {"type": ["object", "null"]},
+                    },
+                },
+                "InboundPage": {
+                    "type": "object",
+                    "properties": {
+                        "inbound": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Inbound"},
+                        },
+                        "next": {"type": ["string", "null"]},
+                    },
+                },
+                "Inbound": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "from": _STR,
+                        "to": _STR,
+                        "text": _STR,
+                        "parts": {"type": "integer"},
+                        "received_at": _TIME,
+                        "status": {
+                            "type": "string",
+                            "enum": [s.value for s in InboundStatus],
+                        },
+                        "route": {
+                            "type": "string",
+                            "enum": [r.value for r in InboundRoute],
+                            "description": "How the SMS found the customer.",
+                        },
+                        "keyword": {"type": ["string", "null"]},
                     },
                 },
                 "StopList": {

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bridge.api import problems
+from bridge.api.inbound import InboundFilter, list_inbound
 from bridge.api.keys import KeyRow, check_token
 from bridge.api.messages import (
     BadRequest,
@@ -37,6 +38,7 @@ from bridge.intake.addresses import classify_number
 from bridge.intake.backpressure import Backpressure
 from bridge.metrics import Metrics
 from bridge.mt.status import OrderStatus
+from bridge.smpp.address import canonical_number
 
 log = logging.getLogger("bridge.api")
 
@@ -70,6 +72,7 @@ class Api:
             Route(f"{PREFIX}/messages/preview", guard(self.preview), methods=["POST"]),
             Route(f"{PREFIX}/messages/{{id}}", guard(self.get), methods=["GET"]),
             Route(f"{PREFIX}/messages/{{id}}", guard(self.cancel), methods=["DELETE"]),
+            Route(f"{PREFIX}/inbound", guard(self.inbound), methods=["GET"]),
             Route(f"{PREFIX}/stoplist", guard(self.stoplist), methods=["GET"]),
             Route(f"{PREFIX}/stoplist", guard(self.stop_add), methods=["POST"]),
             Route(f"{PREFIX}/stoplist/{{msisdn}}", guard(self.stop_remove), methods=["DELETE"]),
@@ -208,6 +211,14 @@ class Api:
         found = await self.store.read(get_order, key.customer_id, order_id)
         return JSONResponse(found)
 
+    # --- inbound SMS -----------------------------------------------------------------------
+
+    async def inbound(self, request: Request, key: KeyRow) -> Response:
+        f = _inbound_filter(request)
+        rows = await self.store.read(list_inbound, key.customer_id, f)
+        more = len(rows) == f.limit
+        return JSONResponse({"inbound": rows, "next": str(rows[-1]["id"]) if more else None})
+
     # --- the stop list ----------------------------------------------------------------------
 
     async def stoplist(self, request: Request, key: KeyRow) -> Response:
@@ -274,17 +285,22 @@ def _time(request: Request, name: str) -> datetime | None:
     return at
 
 
+def _limit(request: Request) -> int:
+    try:
+        limit = int(request.query_params.get("limit", "50"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit: 1 to {MAX_LIMIT}")
+    return limit
+
+
 def _filter(request: Request) -> OrderFilter:
     q = request.query_params
     status = q.get("status") or None
     if status is not None and status not in set(OrderStatus):
         raise BadRequest(f"status: one of {', '.join(s.value for s in OrderStatus)}")
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"limit: 1 to {MAX_LIMIT}")
+    limit = _limit(request)
     return OrderFilter(
         since=_time(request, "since"),
         until=_time(request, "until"),
@@ -294,4 +310,20 @@ def _filter(request: Request) -> OrderFilter:
         user=q.get("user") or None,
         limit=limit,
         after=q.get("after") or None,
+    )
+
+
+def _inbound_filter(request: Request) -> InboundFilter:
+    q = request.query_params
+    after = q.get("after") or None
+    if after is not None and not after.isdigit():
+        raise BadRequest("after: the `next` of the previous page (a number)")
+    source, destination = q.get("from") or None, q.get("to") or None
+    return InboundFilter(
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+        source=canonical_number(source) if source else None,
+        destination=canonical_number(destination) if destination else None,
+        limit=_limit(request),
+        after=int(after) if after is not None else None,
     )
