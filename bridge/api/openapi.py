@@ -220,7 +220,13 @@ def document() -> dict[str, Any]:
                     "required": ["to", "text"],
                     "additionalProperties": False,
                     "properties": {
-                        "to": {"type": "array", "items": _STR, "minItems": 1},
+                        "to": {
+                            "type": "array",
+                            "items": _STR,
+                            "minItems": 1,
+                            "description": "Numbers, or names of the customer's distribution "
+                            "lists (`team` or `team@<domain>`).",
+                        },
                         "text": {"type": "string", "minLength": 1},
                         **_OPTIONS,
                     },

@@ -139,19 +139,22 @@ class Api:
         if idem is not None and not 1 <= len(idem) <= 255:
             raise BadRequest("Idempotency-Key: 1 to 255 characters, e.g. a UUID")
         ip = request.client.host if request.client else ""
-        reserved = 0
+        earlier = await self.service.replay(key, body, idem)
+        if earlier is not None:
+            return self._sent(key, earlier)
+        mail, _ = await self.service.build(key, body, ip)
+        reserved = len(mail.mail.orders)  # list members included
         if self.backpressure is not None:
-            busy = self.backpressure.reserve(len(body.to))
+            busy = self.backpressure.reserve(reserved)
             if busy is not None:
                 raise Reject("queue_full", detail=busy)
-            reserved = len(body.to)
         try:
-            sent = await self.service.send(key, body, ip, idem)
+            sent = await self.service.commit(key, body, mail, idem)
         except BaseException:
-            if self.backpressure is not None and reserved:
+            if self.backpressure is not None:
                 self.backpressure.settle(reserved, committed=False)
             raise
-        if self.backpressure is not None and reserved:
+        if self.backpressure is not None:
             self.backpressure.settle(reserved, committed=not sent.replayed)
         return self._sent(key, sent)
 
