@@ -158,9 +158,24 @@ def document() -> dict[str, Any]:
             },
             "/stoplist": {
                 "get": {
-                    "summary": "The customer's stop list.",
+                    "summary": "The customer's stop list (format=csv: a CSV download).",
+                    "parameters": [
+                        _q(
+                            "format",
+                            "json (default) or csv: a header line, then msisdn, service, "
+                            "origin, created_at per entry.",
+                            {"type": "string", "enum": ["json", "csv"]},
+                        )
+                    ],
                     "responses": {
-                        "200": {"description": "Entries.", "content": _json("StopList")},
+                        "200": {
+                            "description": "Entries.",
+                            "content": {
+                                **_json("StopList"),
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        "400": _PROBLEM,
                         "401": _PROBLEM,
                     },
                 },

@@ -8,6 +8,8 @@ with Retry-After, never a traceback.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -44,6 +46,7 @@ log = logging.getLogger("bridge.api")
 
 PREFIX: Final = "/api/v1"
 MAX_BODY: Final = 64 * 1024
+STOPLIST_CSV_HEADER: Final = ("msisdn", "service", "origin", "created_at")
 Handler = Callable[[Request, KeyRow], Awaitable[Response]]
 
 
@@ -225,7 +228,21 @@ class Api:
     # --- the stop list ----------------------------------------------------------------------
 
     async def stoplist(self, request: Request, key: KeyRow) -> Response:
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise BadRequest("format: json (the default) or csv")
         rows = await self.store.read(list_stops, key.customer_id)
+        if fmt == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\r\n")
+            writer.writerow(STOPLIST_CSV_HEADER)
+            for r in rows:
+                writer.writerow([r.msisdn, r.service, r.origin, r.created_at.isoformat()])
+            return Response(
+                out.getvalue(),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": 'attachment; filename="stoplist.csv"'},
+            )
         return JSONResponse(
             {
                 "entries": [
