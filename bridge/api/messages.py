@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any, Final
@@ -118,6 +119,23 @@ def as_mail(text: str) -> tuple[bytes, MailText]:
     message.set_content(text, charset="utf-8", cte="base64")
     raw = bytes(message)
     return raw, extract(raw)
+
+
+def cost(price_per_part: str, parts: int, orders: int) -> dict[str, Any] | None:
+    """What `orders` SMS of `parts` parts cost at the policy's `price_per_part` (None: no price).
+
+    One price per part whatever the destination: the `price_per_part` setting
+    ("0.075 EUR", set for the customer or in [defaults]).
+    """
+    if not price_per_part:
+        return None
+    amount, currency = price_per_part.split()
+    return {
+        "amount": str(Decimal(amount) * parts * orders),
+        "currency": currency,
+        "price_per_part": amount,
+        "parts": parts * orders,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +276,7 @@ class MessageService:
         raw, text = as_mail(request.text)
         shown = preview_context(raw, t.policy, numbers[0] if numbers else "", text)
         rejected = shown["rejected"]
+        orders = len(numbers) + sum(entry["members"] for entry in lists)
         return {
             "to": numbers,
             "sender_id": shown["sender_id"],
@@ -272,7 +291,8 @@ class MessageService:
             "removed": shown["removed"],
             "refused": {"reason": rejected[0], "detail": rejected[1]} if rejected else None,
             "lists": lists,
-            "orders": len(numbers) + sum(entry["members"] for entry in lists),
+            "orders": orders,
+            "cost": None if rejected else cost(t.policy.price_per_part, shown["parts"], orders),
         }
 
     async def replay(

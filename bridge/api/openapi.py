@@ -106,7 +106,7 @@ def document() -> dict[str, Any]:
             },
             "/messages/preview": {
                 "post": {
-                    "summary": "Dry run: parts, encoding, replaced characters; nothing is sent.",
+                    "summary": "Dry run: parts, encoding, replacements, cost; nothing is sent.",
                     "requestBody": {"required": True, "content": _json("MessageRequest")},
                     "responses": {
                         "200": {"description": "The preview.", "content": _json("Preview")},
@@ -297,6 +297,19 @@ def document() -> dict[str, Any]:
                         "part_texts": {"type": "array", "items": _STR},
                         "replaced": {"type": "array", "items": {"type": "object"}},
                         "refused": {"type": ["object", "null"]},
+                        "lists": {"type": "array", "items": {"type": "object"}},
+                        "orders": {"type": "integer"},
+                        "cost": {
+                            "type": ["object", "null"],
+                            "description": "parts x orders x the customer's price_per_part; "
+                            "null without a price.",
+                            "properties": {
+                                "amount": _STR,
+                                "currency": _STR,
+                                "price_per_part": _STR,
+                                "parts": {"type": "integer"},
+                            },
+                        },
                     },
                 },
                 "InboundPage": {
