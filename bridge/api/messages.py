@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from bridge.api.keys import KeyRow
 from bridge.api.tables import ApiIdempotency
@@ -331,6 +331,15 @@ class MessageService:
 
 class IdempotencyMismatch(InputError):
     """The Idempotency-Key was used before for a different request."""
+
+
+ANSWER_KEPT: Final = timedelta(days=1)  # how long an Idempotency-Key's answer is kept
+
+
+def purge_answers(conn: Connection, now: datetime) -> int:
+    """Delete the Idempotency-Key answers older than ANSWER_KEPT (the daily purge)."""
+    result = conn.execute(delete(_idem).where(_idem.c.created_at < now - ANSWER_KEPT))
+    return int(result.rowcount or 0)
 
 
 def find_answer(conn: Connection, customer_id: int, idem_key: str, digest: str) -> Sent | None:
