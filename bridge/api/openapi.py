@@ -10,6 +10,7 @@ from typing import Any
 from bridge import __version__
 from bridge.inbound.status import InboundRoute, InboundStatus
 from bridge.mt.status import OrderStatus
+from bridge.push.template import DEFAULT_FIELDS, FORMATS, MAX_FIELDS, PushKind
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -20,6 +21,13 @@ _TIME = {"type": "string", "format": "date-time"}
 
 def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "description": description, "schema": schema or _STR}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.-]*$"
 
 
 def _json(ref: str) -> dict[str, Any]:
@@ -153,6 +161,50 @@ def document() -> dict[str, Any]:
                         "200": {"description": "A page.", "content": _json("InboundPage")},
                         "400": _PROBLEM,
                         "401": _PROBLEM,
+                    },
+                },
+            },
+            "/push-template": {
+                "get": {
+                    "summary": "The customer's push template (null: today's bodies).",
+                    "responses": {
+                        "200": {"description": "The template.", "content": _json("TemplateAnswer")},
+                        "401": _PROBLEM,
+                    },
+                },
+                "put": {
+                    "summary": "Check and store the push template; pushes queued from now on "
+                    "use it. The answer previews it.",
+                    "requestBody": {"required": True, "content": _json("PushTemplate")},
+                    "responses": {
+                        "200": {"description": "Stored.", "content": _json("TemplateAnswer")},
+                        "400": _PROBLEM,
+                        "401": _PROBLEM,
+                        "422": _PROBLEM,
+                    },
+                },
+                "delete": {
+                    "summary": "Remove the push template: pushes get today's bodies again.",
+                    "responses": {
+                        "204": {"description": "Removed."},
+                        "401": _PROBLEM,
+                        "404": _PROBLEM,
+                    },
+                },
+            },
+            "/push-template/preview": {
+                "post": {
+                    "summary": "The status and inbound bodies a template makes, with sample "
+                    "values; nothing is stored.",
+                    "requestBody": {"required": True, "content": _json("PushTemplate")},
+                    "responses": {
+                        "200": {
+                            "description": "Each kind's body (null: today's).",
+                            "content": _json("TemplatePreview"),
+                        },
+                        "400": _PROBLEM,
+                        "401": _PROBLEM,
+                        "422": _PROBLEM,
                     },
                 },
             },
@@ -341,6 +393,73 @@ def document() -> dict[str, Any]:
                             "description": "How the SMS found the customer.",
                         },
                         "keyword": {"type": ["string", "null"]},
+                    },
+                },
+                "PushTemplate": {
+                    "type": "object",
+                    "description": "Per kind of push, the body's fields in order: a default "
+                    "field (optionally renamed) or a custom field with a constant value.",
+                    "additionalProperties": False,
+                    "properties": {
+                        "format": {"type": "string", "enum": list(FORMATS)},
+                        **{
+                            kind.value: {"$ref": "#/components/schemas/KindTemplate"}
+                            for kind in PushKind
+                        },
+                    },
+                },
+                "KindTemplate": {
+                    "type": "object",
+                    "required": ["fields"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "root": {"type": "string", "description": "The XML root element."},
+                        "fields": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_FIELDS,
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "field": {
+                                        "type": "string",
+                                        "description": "A default field: status: "
+                                        + ", ".join(DEFAULT_FIELDS[PushKind.STATUS])
+                                        + "; inbound: "
+                                        + ", ".join(DEFAULT_FIELDS[PushKind.INBOUND])
+                                        + ".",
+                                    },
+                                    "name": {
+                                        "type": "string",
+                                        "pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$",
+                                    },
+                                    "value": {"type": ["string", "number", "boolean"]},
+                                },
+                            },
+                        },
+                    },
+                },
+                "TemplateAnswer": {
+                    "type": "object",
+                    "properties": {
+                        "template": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/PushTemplate"},
+                                {"type": "null"},
+                            ]
+                        },
+                        "preview": {"$ref": "#/components/schemas/TemplatePreview"},
+                    },
+                },
+                "TemplatePreview": {
+                    "type": "object",
+                    "properties": {
+                        kind.value: {
+                            "type": ["object", "null"],
+                            "properties": {"content_type": _STR, "body": _STR},
+                        }
+                        for kind in PushKind
                     },
                 },
                 "StopList": {

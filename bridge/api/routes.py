@@ -1,4 +1,5 @@
-"""The REST API's routes (`/api/v1`): authentication by API key, then send, status, stop list.
+"""The REST API's routes (`/api/v1`): authentication by API key, then send, status, inbound,
+stop list, push template.
 
 Every route but the OpenAPI document needs `Authorization: Bearer <key>`; the key
 decides the customer (every query is scoped to it) and the user whose policy applies.
@@ -40,6 +41,8 @@ from bridge.intake.addresses import classify_number
 from bridge.intake.backpressure import Backpressure
 from bridge.metrics import Metrics
 from bridge.mt.status import OrderStatus
+from bridge.push.template import PushTemplate, PushTemplateError, parse_template, preview
+from bridge.push.templates_store import get_template, remove_template, set_template
 from bridge.smpp.address import canonical_number
 
 log = logging.getLogger("bridge.api")
@@ -76,6 +79,12 @@ class Api:
             Route(f"{PREFIX}/messages/{{id}}", guard(self.get), methods=["GET"]),
             Route(f"{PREFIX}/messages/{{id}}", guard(self.cancel), methods=["DELETE"]),
             Route(f"{PREFIX}/inbound", guard(self.inbound), methods=["GET"]),
+            Route(f"{PREFIX}/push-template", guard(self.template_get), methods=["GET"]),
+            Route(f"{PREFIX}/push-template", guard(self.template_put), methods=["PUT"]),
+            Route(f"{PREFIX}/push-template", guard(self.template_delete), methods=["DELETE"]),
+            Route(
+                f"{PREFIX}/push-template/preview", guard(self.template_preview), methods=["POST"]
+            ),
             Route(f"{PREFIX}/stoplist", guard(self.stoplist), methods=["GET"]),
             Route(f"{PREFIX}/stoplist", guard(self.stop_add), methods=["POST"]),
             Route(f"{PREFIX}/stoplist/{{msisdn}}", guard(self.stop_remove), methods=["DELETE"]),
@@ -224,6 +233,43 @@ class Api:
         rows = await self.store.read(list_inbound, key.customer_id, f)
         more = len(rows) == f.limit
         return JSONResponse({"inbound": rows, "next": str(rows[-1]["id"]) if more else None})
+
+    # --- the push template -----------------------------------------------------------------
+
+    async def _template(self, request: Request) -> PushTemplate | Response:
+        try:
+            return parse_template(await self._body(request))
+        except PushTemplateError as exc:
+            return problems.problem(
+                422,
+                "invalid_push_template",
+                "Invalid push template",
+                f"the push template is not valid: {exc}",
+                errors=list(exc.problems),
+            )
+
+    async def template_get(self, request: Request, key: KeyRow) -> Response:
+        found = await self.store.read(get_template, key.customer_id)
+        return JSONResponse({"template": found.as_data() if found is not None else None})
+
+    async def template_put(self, request: Request, key: KeyRow) -> Response:
+        template = await self._template(request)
+        if isinstance(template, Response):
+            return template
+        await self.store.call(set_template, key.customer_id, template, utcnow())
+        log.info("push template of %s set through API key %s", key.customer, key.name)
+        return JSONResponse({"template": template.as_data(), "preview": preview(template)})
+
+    async def template_delete(self, request: Request, key: KeyRow) -> Response:
+        if not await self.store.call(remove_template, key.customer_id):
+            return problems.not_found("a push template")
+        return Response(status_code=204)
+
+    async def template_preview(self, request: Request, key: KeyRow) -> Response:
+        template = await self._template(request)
+        if isinstance(template, Response):
+            return template
+        return JSONResponse(preview(template))
 
     # --- the stop list ----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from bridge.cli import (
     notices,
     orders,
     preview,
+    push_templates,
     report,
     sandbox,
     serve,
@@ -89,6 +90,7 @@ app.add_typer(inbound.templates_app, name="templates")
 app.add_typer(logins.app, name="login")
 app.add_typer(smpp_accounts.app, name="smpp-account")
 app.add_typer(api_keys.app, name="api-key")
+app.add_typer(push_templates.app, name="push-template")
 app.add_typer(orders.held_app, name="held")
 app.command("notices")(notices.notices)
 app.add_typer(dirsync.app, name="dirsync")

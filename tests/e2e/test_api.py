@@ -47,8 +47,10 @@ class Api_:
 
 
 @asynccontextmanager
-async def api(tmp_path: Path) -> AsyncIterator[Api_]:
-    settings = make_settings(tmp_path, http=HttpSettings(enabled=True, listen="127.0.0.1:0"))
+async def api(tmp_path: Path, **overrides: Any) -> AsyncIterator[Api_]:
+    settings = make_settings(
+        tmp_path, http=HttpSettings(enabled=True, listen="127.0.0.1:0"), **overrides
+    )
     async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None and ep.http is not None and ep.sandbox is not None
 
