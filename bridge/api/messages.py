@@ -266,10 +266,10 @@ class MessageService:
         lists: list[dict[str, Any]] = []
         for to in request.to:
             address = self._list_address(to)
-            info = address and await named_list(
-                self.store, t.sender.customer_id, address, self.domains
-            )
-            if info:
+            info = None
+            if address is not None:
+                info = await named_list(self.store, t.sender.customer_id, address, self.domains)
+            if info is not None:
                 lists.append({"name": info.name, "members": info.members})
             else:
                 numbers.append(self._recipient(t, to).msisdn)
