@@ -15,9 +15,9 @@ def test_each_way_of_routing_is_named() -> None:
     owner = _row(5, "12345", 5, "dynamic", takes_unmatched=True)
 
     def route(
-        rows: tuple[object, ...], to: str, text: str, assigned: int | None
-    ) -> tuple[object, ...]:
-        c = choose(rows, to, text, assigned)  # type: ignore[arg-type]
+        rows: tuple[NumberRow, ...], to: str, text: str, assigned: int | None
+    ) -> tuple[int | None, InboundRoute]:
+        c = choose(rows, to, text, assigned)
         return c.customer_id, c.route
 
     assert route((dedicated,), "+4915550000001", "hi", None) == (1, InboundRoute.NUMBER)
