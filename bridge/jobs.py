@@ -1,6 +1,7 @@
 """The housekeeping jobs of the running bridge: the daily purge and the monthly report run.
 
-One worker step (every `reports.check_interval` seconds) purges once a day and, at
+One worker step (every `reports.check_interval` seconds) purges once a day (old orders
+and texts, the SMS pumping check's numbers, the REST API's Idempotency-Key answers) and, at
 the start of a month, generates, archives and mails the previous month's reports.
 The step always returns 0, so the worker waits for its tick between runs.
 """
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bridge.api.messages import purge_answers
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.intake.velocity_store import purge_numbers
@@ -43,6 +45,9 @@ class ReportJobs:
                 purge, now, s.retention_days, s.text_retention_days, False
             )
             await self.store.call(purge_numbers, now)  # SMS pumping check's recent numbers
+            answers = await self.store.call(purge_answers, now)  # the REST API's, after a day
+            if answers:
+                log.info("purge: %d Idempotency-Key answers of the REST API deleted", answers)
             self.last_purge = now
             if any(counts.values()):
                 log.info(

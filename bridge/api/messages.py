@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from bridge.api.keys import KeyRow
 from bridge.api.tables import ApiIdempotency
@@ -32,13 +33,14 @@ from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
 from bridge.intake.commit import Conversation, IntakeMail, commit_mails
 from bridge.intake.direct import direct_orders
 from bridge.intake.handler import customer_access, new_mail_id
+from bridge.intake.listing import add_list_target, fan_out_lists, named_list
 from bridge.intake.overrides import Overrides, check_overrides
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
 from bridge.intake.sms_plan import compose_text, preview_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
-from bridge.mt.mails import NewMail
+from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.tables import Order
 from bridge.tenants.policy import resolve, with_mail_level
 from bridge.text.mime import MailText, extract
@@ -119,6 +121,23 @@ def as_mail(text: str) -> tuple[bytes, MailText]:
     return raw, extract(raw)
 
 
+def cost(price_per_part: str, parts: int, orders: int) -> dict[str, Any] | None:
+    """What `orders` SMS of `parts` parts cost at the policy's `price_per_part` (None: no price).
+
+    One price per part whatever the destination: the `price_per_part` setting
+    ("0.075 EUR", set for the customer or in [defaults]).
+    """
+    if not price_per_part:
+        return None
+    amount, currency = price_per_part.split()
+    return {
+        "amount": str(Decimal(amount) * parts * orders),
+        "currency": currency,
+        "price_per_part": amount,
+        "parts": parts * orders,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
     """What the API answers after the commit."""
@@ -179,21 +198,42 @@ class MessageService:
                 err.kind, recipient=address, domain=self.domains[0], detail=err.detail
             ) from None
 
-    async def build(
-        self, key: KeyRow, request: MessageRequest, client_ip: str
-    ) -> tuple[IntakeMail, Transaction]:
-        """The mail with one order per number, or Reject with the SMTP reply's kind."""
-        now = utcnow()
-        t = await self.transaction(key, client_ip)
-        self._with_options(t, request, now)
-        for number in request.to:
-            recipient = self._recipient(t, number)
+    def _list_address(self, to: str) -> str | None:
+        """The address a `to` entry names a list by (`staff` or `staff@<domain>`), else None."""
+        if "@" in to:
+            return to.strip()
+        name = to.strip()
+        return f"{name}@{self.domains[0]}" if name[:1].isalpha() else None
+
+    async def _recipients(self, t: Transaction, request: MessageRequest) -> None:
+        """Each `to` entry as the SMTP intake's RCPT takes it: a list of the customer (the
+        intake's `add_list_target`), else a number through the recipient rules."""
+        for to in request.to:
+            address = self._list_address(to)
+            if address is not None and await add_list_target(self.store, t, address, self.domains):
+                continue
+            recipient = self._recipient(t, to)
             for rule in RCPT_RULES:
                 await rule(self.store, t, recipient)
             t.recipients.append(recipient)
+
+    async def build(
+        self, key: KeyRow, request: MessageRequest, client_ip: str
+    ) -> tuple[IntakeMail, Transaction]:
+        """The mail with one order per number and list member, or Reject with the SMTP
+        reply's kind; lists fan out through the intake's `fan_out_lists`, as for mail."""
+        now = utcnow()
+        t = await self.transaction(key, client_ip)
+        self._with_options(t, request, now)
+        await self._recipients(t, request)
         raw, text = as_mail(request.text)
         mail_id = new_mail_id()
-        orders = direct_orders(mail_id, t.recipients, compose_text(text, t.policy), t.policy, now)
+        orders: tuple[NewOrder, ...] = ()
+        if t.recipients:
+            sms = compose_text(text, t.policy)
+            orders = direct_orders(mail_id, t.recipients, sms, t.policy, now)
+        direct = len(orders)
+        orders, list_mail = await fan_out_lists(self.store, mail_id, t, t.policy, text, orders, now)
         mail = NewMail(
             id=mail_id,
             received_at=now,
@@ -209,9 +249,10 @@ class MessageService:
         return (
             IntakeMail(
                 mail,
-                conversation=Conversation(len(orders), self.reply_window),
+                list_mail=list_mail,
+                conversation=Conversation(direct, self.reply_window),
                 velocity=VelocityCheck.of(
-                    t.access, t.sender.customer_id, t.sender.customer_name, len(orders), ""
+                    t.access, t.sender.customer_id, t.sender.customer_name, direct, ""
                 ),
             ),
             t,
@@ -221,10 +262,21 @@ class MessageService:
         """What the request would send: parts, encoding, replaced characters (nothing written)."""
         t = await self.transaction(key, client_ip)
         self._with_options(t, request, utcnow())
-        numbers = [self._recipient(t, n).msisdn for n in request.to]
+        numbers: list[str] = []
+        lists: list[dict[str, Any]] = []
+        for to in request.to:
+            address = self._list_address(to)
+            info = None
+            if address is not None:
+                info = await named_list(self.store, t.sender.customer_id, address, self.domains)
+            if info is not None:
+                lists.append({"name": info.name, "members": info.members})
+            else:
+                numbers.append(self._recipient(t, to).msisdn)
         raw, text = as_mail(request.text)
-        shown = preview_context(raw, t.policy, numbers[0], text)
+        shown = preview_context(raw, t.policy, numbers[0] if numbers else "", text)
         rejected = shown["rejected"]
+        orders = len(numbers) + sum(entry["members"] for entry in lists)
         return {
             "to": numbers,
             "sender_id": shown["sender_id"],
@@ -238,20 +290,33 @@ class MessageService:
             "max_parts": shown["max_parts"],
             "removed": shown["removed"],
             "refused": {"reason": rejected[0], "detail": rejected[1]} if rejected else None,
-            "orders": len(numbers),
+            "lists": lists,
+            "orders": orders,
+            "cost": None if rejected else cost(t.policy.price_per_part, shown["parts"], orders),
         }
+
+    async def replay(
+        self, key: KeyRow, request: MessageRequest, idempotency_key: str | None
+    ) -> Sent | None:
+        """The answer kept for the Idempotency-Key, if this request was answered before."""
+        if idempotency_key is None:
+            return None
+        return await self.store.read(find_answer, key.customer_id, idempotency_key, request.digest)
 
     async def send(
         self, key: KeyRow, request: MessageRequest, client_ip: str, idempotency_key: str | None
     ) -> Sent:
         """Commit the orders (with the Idempotency-Key's answer); the answer to give."""
-        if idempotency_key is not None:
-            earlier = await self.store.read(
-                find_answer, key.customer_id, idempotency_key, request.digest
-            )
-            if earlier is not None:
-                return earlier
+        earlier = await self.replay(key, request, idempotency_key)
+        if earlier is not None:
+            return earlier
         mail, _ = await self.build(key, request, client_ip)
+        return await self.commit(key, request, mail, idempotency_key)
+
+    async def commit(
+        self, key: KeyRow, request: MessageRequest, mail: IntakeMail, idempotency_key: str | None
+    ) -> Sent:
+        """Write a built mail and its orders with the Idempotency-Key's answer (one transaction)."""
         body = {
             "mail_id": mail.id,
             "orders": [
@@ -266,6 +331,15 @@ class MessageService:
 
 class IdempotencyMismatch(InputError):
     """The Idempotency-Key was used before for a different request."""
+
+
+ANSWER_KEPT: Final = timedelta(days=1)  # how long an Idempotency-Key's answer is kept
+
+
+def purge_answers(conn: Connection, now: datetime) -> int:
+    """Delete the Idempotency-Key answers older than ANSWER_KEPT (the daily purge)."""
+    result = conn.execute(delete(_idem).where(_idem.c.created_at < now - ANSWER_KEPT))
+    return int(result.rowcount or 0)
 
 
 def find_answer(conn: Connection, customer_id: int, idem_key: str, digest: str) -> Sent | None:

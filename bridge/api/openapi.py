@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from bridge import __version__
+from bridge.inbound.status import InboundRoute, InboundStatus
 from bridge.mt.status import OrderStatus
+from bridge.push.template import DEFAULT_FIELDS, FORMATS, MAX_FIELDS, PushKind
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -19,6 +21,13 @@ _TIME = {"type": "string", "format": "date-time"}
 
 def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "description": description, "schema": schema or _STR}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.-]*$"
 
 
 def _json(ref: str) -> dict[str, Any]:
@@ -105,7 +114,7 @@ def document() -> dict[str, Any]:
             },
             "/messages/preview": {
                 "post": {
-                    "summary": "Dry run: parts, encoding, replaced characters; nothing is sent.",
+                    "summary": "Dry run: parts, encoding, replacements, cost; nothing is sent.",
                     "requestBody": {"required": True, "content": _json("MessageRequest")},
                     "responses": {
                         "200": {"description": "The preview.", "content": _json("Preview")},
@@ -136,11 +145,89 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/inbound": {
+                "get": {
+                    "summary": "The SMS the customer's numbers and keywords received, newest "
+                    "first, filtered and paged.",
+                    "parameters": [
+                        _q("since", "Received at or after (ISO time with zone).", _TIME),
+                        _q("until", "Received before (ISO time with zone).", _TIME),
+                        _q("from", "The texter's number, e.g. +491701234567."),
+                        _q("to", "The customer's number it was sent to."),
+                        _q("limit", "Page size (1-500, default 50).", {"type": "integer"}),
+                        _q("after", "The last id of the previous page (its `next`)."),
+                    ],
+                    "responses": {
+                        "200": {"description": "A page.", "content": _json("InboundPage")},
+                        "400": _PROBLEM,
+                        "401": _PROBLEM,
+                    },
+                },
+            },
+            "/push-template": {
+                "get": {
+                    "summary": "The customer's push template (null: today's bodies).",
+                    "responses": {
+                        "200": {"description": "The template.", "content": _json("TemplateAnswer")},
+                        "401": _PROBLEM,
+                    },
+                },
+                "put": {
+                    "summary": "Check and store the push template; pushes queued from now on "
+                    "use it. The answer previews it.",
+                    "requestBody": {"required": True, "content": _json("PushTemplate")},
+                    "responses": {
+                        "200": {"description": "Stored.", "content": _json("TemplateAnswer")},
+                        "400": _PROBLEM,
+                        "401": _PROBLEM,
+                        "422": _PROBLEM,
+                    },
+                },
+                "delete": {
+                    "summary": "Remove the push template: pushes get today's bodies again.",
+                    "responses": {
+                        "204": {"description": "Removed."},
+                        "401": _PROBLEM,
+                        "404": _PROBLEM,
+                    },
+                },
+            },
+            "/push-template/preview": {
+                "post": {
+                    "summary": "The status and inbound bodies a template makes, with sample "
+                    "values; nothing is stored.",
+                    "requestBody": {"required": True, "content": _json("PushTemplate")},
+                    "responses": {
+                        "200": {
+                            "description": "Each kind's body (null: today's).",
+                            "content": _json("TemplatePreview"),
+                        },
+                        "400": _PROBLEM,
+                        "401": _PROBLEM,
+                        "422": _PROBLEM,
+                    },
+                },
+            },
             "/stoplist": {
                 "get": {
-                    "summary": "The customer's stop list.",
+                    "summary": "The customer's stop list (format=csv: a CSV download).",
+                    "parameters": [
+                        _q(
+                            "format",
+                            "json (default) or csv: a header line, then msisdn, service, "
+                            "origin, created_at per entry.",
+                            {"type": "string", "enum": ["json", "csv"]},
+                        )
+                    ],
                     "responses": {
-                        "200": {"description": "Entries.", "content": _json("StopList")},
+                        "200": {
+                            "description": "Entries.",
+                            "content": {
+                                **_json("StopList"),
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        "400": _PROBLEM,
                         "401": _PROBLEM,
                     },
                 },
@@ -200,7 +287,13 @@ def document() -> dict[str, Any]:
                     "required": ["to", "text"],
                     "additionalProperties": False,
                     "properties": {
-                        "to": {"type": "array", "items": _STR, "minItems": 1},
+                        "to": {
+                            "type": "array",
+                            "items": _STR,
+                            "minItems": 1,
+                            "description": "Numbers, or names of the customer's distribution "
+                            "lists (`team` or `team@<domain>`).",
+                        },
                         "text": {"type": "string", "minLength": 1},
                         **_OPTIONS,
                     },
@@ -256,6 +349,117 @@ def document() -> dict[str, Any]:
                         "part_texts": {"type": "array", "items": _STR},
                         "replaced": {"type": "array", "items": {"type": "object"}},
                         "refused": {"type": ["object", "null"]},
+                        "lists": {"type": "array", "items": {"type": "object"}},
+                        "orders": {"type": "integer"},
+                        "cost": {
+                            "type": ["object", "null"],
+                            "description": "parts x orders x the customer's price_per_part; "
+                            "null without a price.",
+                            "properties": {
+                                "amount": _STR,
+                                "currency": _STR,
+                                "price_per_part": _STR,
+                                "parts": {"type": "integer"},
+                            },
+                        },
+                    },
+                },
+                "InboundPage": {
+                    "type": "object",
+                    "properties": {
+                        "inbound": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Inbound"},
+                        },
+                        "next": {"type": ["string", "null"]},
+                    },
+                },
+                "Inbound": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "from": _STR,
+                        "to": _STR,
+                        "text": _STR,
+                        "parts": {"type": "integer"},
+                        "received_at": _TIME,
+                        "status": {
+                            "type": "string",
+                            "enum": [s.value for s in InboundStatus],
+                        },
+                        "route": {
+                            "type": "string",
+                            "enum": [r.value for r in InboundRoute],
+                            "description": "How the SMS found the customer.",
+                        },
+                        "keyword": {"type": ["string", "null"]},
+                    },
+                },
+                "PushTemplate": {
+                    "type": "object",
+                    "description": "Per kind of push, the body's fields in order: a default "
+                    "field (optionally renamed) or a custom field with a constant value.",
+                    "additionalProperties": False,
+                    "properties": {
+                        "format": {"type": "string", "enum": list(FORMATS)},
+                        **{
+                            kind.value: {"$ref": "#/components/schemas/KindTemplate"}
+                            for kind in PushKind
+                        },
+                    },
+                },
+                "KindTemplate": {
+                    "type": "object",
+                    "required": ["fields"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "root": {"type": "string", "description": "The XML root element."},
+                        "fields": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_FIELDS,
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "field": {
+                                        "type": "string",
+                                        "description": "A default field: status: "
+                                        + ", ".join(DEFAULT_FIELDS[PushKind.STATUS])
+                                        + "; inbound: "
+                                        + ", ".join(DEFAULT_FIELDS[PushKind.INBOUND])
+                                        + ".",
+                                    },
+                                    "name": {
+                                        "type": "string",
+                                        "pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$",
+                                    },
+                                    "value": {"type": ["string", "number", "boolean"]},
+                                },
+                            },
+                        },
+                    },
+                },
+                "TemplateAnswer": {
+                    "type": "object",
+                    "properties": {
+                        "template": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/PushTemplate"},
+                                {"type": "null"},
+                            ]
+                        },
+                        "preview": {"$ref": "#/components/schemas/TemplatePreview"},
+                    },
+                },
+                "TemplatePreview": {
+                    "type": "object",
+                    "properties": {
+                        kind.value: {
+                            "type": ["object", "null"],
+                            "properties": {"content_type": _STR, "body": _STR},
+                        }
+                        for kind in PushKind
                     },
                 },
                 "StopList": {

@@ -1,4 +1,5 @@
-"""The REST API's routes (`/api/v1`): authentication by API key, then send, status, stop list.
+"""The REST API's routes (`/api/v1`): authentication by API key, then send, status, inbound,
+stop list, push template.
 
 Every route but the OpenAPI document needs `Authorization: Bearer <key>`; the key
 decides the customer (every query is scoped to it) and the user whose policy applies.
@@ -8,6 +9,8 @@ with Retry-After, never a traceback.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bridge.api import problems
+from bridge.api.inbound import InboundFilter, list_inbound
 from bridge.api.keys import KeyRow, check_token
 from bridge.api.messages import (
     BadRequest,
@@ -37,11 +41,15 @@ from bridge.intake.addresses import classify_number
 from bridge.intake.backpressure import Backpressure
 from bridge.metrics import Metrics
 from bridge.mt.status import OrderStatus
+from bridge.push.template import PushTemplate, PushTemplateError, parse_template, preview
+from bridge.push.templates_store import get_template, remove_template, set_template
+from bridge.smpp.address import canonical_number
 
 log = logging.getLogger("bridge.api")
 
 PREFIX: Final = "/api/v1"
 MAX_BODY: Final = 64 * 1024
+STOPLIST_CSV_HEADER: Final = ("msisdn", "service", "origin", "created_at")
 Handler = Callable[[Request, KeyRow], Awaitable[Response]]
 
 
@@ -70,6 +78,13 @@ class Api:
             Route(f"{PREFIX}/messages/preview", guard(self.preview), methods=["POST"]),
             Route(f"{PREFIX}/messages/{{id}}", guard(self.get), methods=["GET"]),
             Route(f"{PREFIX}/messages/{{id}}", guard(self.cancel), methods=["DELETE"]),
+            Route(f"{PREFIX}/inbound", guard(self.inbound), methods=["GET"]),
+            Route(f"{PREFIX}/push-template", guard(self.template_get), methods=["GET"]),
+            Route(f"{PREFIX}/push-template", guard(self.template_put), methods=["PUT"]),
+            Route(f"{PREFIX}/push-template", guard(self.template_delete), methods=["DELETE"]),
+            Route(
+                f"{PREFIX}/push-template/preview", guard(self.template_preview), methods=["POST"]
+            ),
             Route(f"{PREFIX}/stoplist", guard(self.stoplist), methods=["GET"]),
             Route(f"{PREFIX}/stoplist", guard(self.stop_add), methods=["POST"]),
             Route(f"{PREFIX}/stoplist/{{msisdn}}", guard(self.stop_remove), methods=["DELETE"]),
@@ -136,19 +151,22 @@ class Api:
         if idem is not None and not 1 <= len(idem) <= 255:
             raise BadRequest("Idempotency-Key: 1 to 255 characters, e.g. a UUID")
         ip = request.client.host if request.client else ""
-        reserved = 0
+        earlier = await self.service.replay(key, body, idem)
+        if earlier is not None:
+            return self._sent(key, earlier)
+        mail, _ = await self.service.build(key, body, ip)
+        reserved = len(mail.mail.orders)  # list members included
         if self.backpressure is not None:
-            busy = self.backpressure.reserve(len(body.to))
+            busy = self.backpressure.reserve(reserved)
             if busy is not None:
                 raise Reject("queue_full", detail=busy)
-            reserved = len(body.to)
         try:
-            sent = await self.service.send(key, body, ip, idem)
+            sent = await self.service.commit(key, body, mail, idem)
         except BaseException:
-            if self.backpressure is not None and reserved:
+            if self.backpressure is not None:
                 self.backpressure.settle(reserved, committed=False)
             raise
-        if self.backpressure is not None and reserved:
+        if self.backpressure is not None:
             self.backpressure.settle(reserved, committed=not sent.replayed)
         return self._sent(key, sent)
 
@@ -208,10 +226,69 @@ class Api:
         found = await self.store.read(get_order, key.customer_id, order_id)
         return JSONResponse(found)
 
+    # --- inbound SMS -----------------------------------------------------------------------
+
+    async def inbound(self, request: Request, key: KeyRow) -> Response:
+        f = _inbound_filter(request)
+        rows = await self.store.read(list_inbound, key.customer_id, f)
+        more = len(rows) == f.limit
+        return JSONResponse({"inbound": rows, "next": str(rows[-1]["id"]) if more else None})
+
+    # --- the push template -----------------------------------------------------------------
+
+    async def _template(self, request: Request) -> PushTemplate | Response:
+        try:
+            return parse_template(await self._body(request))
+        except PushTemplateError as exc:
+            return problems.problem(
+                422,
+                "invalid_push_template",
+                "Invalid push template",
+                f"the push template is not valid: {exc}",
+                errors=list(exc.problems),
+            )
+
+    async def template_get(self, request: Request, key: KeyRow) -> Response:
+        found = await self.store.read(get_template, key.customer_id)
+        return JSONResponse({"template": found.as_data() if found is not None else None})
+
+    async def template_put(self, request: Request, key: KeyRow) -> Response:
+        template = await self._template(request)
+        if isinstance(template, Response):
+            return template
+        await self.store.call(set_template, key.customer_id, template, utcnow())
+        log.info("push template of %s set through API key %s", key.customer, key.name)
+        return JSONResponse({"template": template.as_data(), "preview": preview(template)})
+
+    async def template_delete(self, request: Request, key: KeyRow) -> Response:
+        if not await self.store.call(remove_template, key.customer_id):
+            return problems.not_found("a push template")
+        return Response(status_code=204)
+
+    async def template_preview(self, request: Request, key: KeyRow) -> Response:
+        template = await self._template(request)
+        if isinstance(template, Response):
+            return template
+        return JSONResponse(preview(template))
+
     # --- the stop list ----------------------------------------------------------------------
 
     async def stoplist(self, request: Request, key: KeyRow) -> Response:
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise BadRequest("format: json (the default) or csv")
         rows = await self.store.read(list_stops, key.customer_id)
+        if fmt == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\r\n")
+            writer.writerow(STOPLIST_CSV_HEADER)
+            for r in rows:
+                writer.writerow([r.msisdn, r.service, r.origin, r.created_at.isoformat()])
+            return Response(
+                out.getvalue(),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": 'attachment; filename="stoplist.csv"'},
+            )
         return JSONResponse(
             {
                 "entries": [
@@ -274,17 +351,22 @@ def _time(request: Request, name: str) -> datetime | None:
     return at
 
 
+def _limit(request: Request) -> int:
+    try:
+        limit = int(request.query_params.get("limit", "50"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit: 1 to {MAX_LIMIT}")
+    return limit
+
+
 def _filter(request: Request) -> OrderFilter:
     q = request.query_params
     status = q.get("status") or None
     if status is not None and status not in set(OrderStatus):
         raise BadRequest(f"status: one of {', '.join(s.value for s in OrderStatus)}")
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"limit: 1 to {MAX_LIMIT}")
+    limit = _limit(request)
     return OrderFilter(
         since=_time(request, "since"),
         until=_time(request, "until"),
@@ -294,4 +376,20 @@ def _filter(request: Request) -> OrderFilter:
         user=q.get("user") or None,
         limit=limit,
         after=q.get("after") or None,
+    )
+
+
+def _inbound_filter(request: Request) -> InboundFilter:
+    q = request.query_params
+    after = q.get("after") or None
+    if after is not None and not after.isdigit():
+        raise BadRequest("after: the `next` of the previous page (a number)")
+    source, destination = q.get("from") or None, q.get("to") or None
+    return InboundFilter(
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+        source=canonical_number(source) if source else None,
+        destination=canonical_number(destination) if destination else None,
+        limit=_limit(request),
+        after=int(after) if after is not None else None,
     )

@@ -28,6 +28,7 @@ from bridge.cli import (
     orders,
     portal_accounts,
     preview,
+    push_templates,
     report,
     sandbox,
     serve,
@@ -91,6 +92,7 @@ app.add_typer(logins.app, name="login")
 app.add_typer(smpp_accounts.app, name="smpp-account")
 app.add_typer(api_keys.app, name="api-key")
 app.add_typer(portal_accounts.app, name="portal-account")
+app.add_typer(push_templates.app, name="push-template")
 app.add_typer(orders.held_app, name="held")
 app.command("notices")(notices.notices)
 app.add_typer(dirsync.app, name="dirsync")

@@ -34,7 +34,7 @@ from bridge.notices.queue import queue_notice
 from bridge.notices.shown_time import shown_time
 from bridge.notices.subjects import reply_topic
 from bridge.push.body import render_body
-from bridge.push.queue import queue_push
+from bridge.push.queue import PushFields, queue_push
 from bridge.push.settings import PushSettings
 from bridge.push.target import PushAction
 from bridge.smpp_outbox.queue import queue_mo
@@ -259,9 +259,8 @@ class Actions:
     def push_sms(
         self, conn: Connection, msg: Message, action: PushAction, now: datetime, fx: Effects
     ) -> None:
-        body, content_type = render_body(
-            self.templates, action.format, msg.context(), msg.customer_name
-        )
+        context = msg.context()
+        body, content_type = render_body(self.templates, action.format, context, msg.customer_name)
         customer_id = msg.customer.id if msg.customer else 0
         queue_push(
             conn,
@@ -272,6 +271,7 @@ class Actions:
             content_type,
             now,
             self.push.give_up_after,
+            PushFields.inbound(context),  # the customer's push template, if it has one
         )
         fx.pushes += 1
 

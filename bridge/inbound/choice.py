@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from bridge.inbound.config import Action, KeywordConfig, Sms2MailAction
 from bridge.inbound.keywords import first_word, matches
+from bridge.inbound.status import InboundRoute
 from bridge.smpp.address import canonical_number
 
 SHARED = frozenset({"keyword", "dynamic"})
@@ -49,6 +50,7 @@ class Choice:
     keyword: str  # the matched keyword ("" for the default actions)
     actions: tuple[Action, ...]
     unmatched: bool = False  # a shared number, and neither a keyword nor an assignment matched
+    route: InboundRoute = InboundRoute.NUMBER  # how the customer was found (stored on the row)
 
     @property
     def fallback(self) -> tuple[str, ...]:
@@ -95,18 +97,28 @@ def choose(
     """The number row, customer and actions for a message `text` to `destination`."""
     found = candidates(rows, destination)
     if not found:
-        return Choice(None, assigned_customer, "", UNCONFIGURED_ACTIONS)
+        route = InboundRoute.UNCONFIGURED if assigned_customer is None else InboundRoute.REPLY
+        return Choice(None, assigned_customer, "", UNCONFIGURED_ACTIONS, route=route)
     word = first_word(text)
     for row in found:
         kw = _keyword(row, word)
         if kw is not None:
-            return Choice(row, row.customer_id, kw.keyword, kw.actions)
+            return Choice(row, row.customer_id, kw.keyword, kw.actions, route=InboundRoute.KEYWORD)
     chosen = next((r for r in found if r.customer_id == assigned_customer), None)
+    if chosen is not None and chosen.sharing in SHARED:
+        return Choice(chosen, chosen.customer_id, "", chosen.actions, route=InboundRoute.REPLY)
     if chosen is None:
         chosen = next((r for r in found if r.sharing not in SHARED), None)
     if chosen is not None:
         return Choice(chosen, chosen.customer_id, "", chosen.actions)
     owner = next((r for r in found if r.takes_unmatched), None)
     if owner is not None:
-        return Choice(owner, owner.customer_id, "", owner.actions, unmatched=True)
-    return Choice(None, None, "", OPERATOR_ACTIONS, unmatched=True)
+        return Choice(
+            owner,
+            owner.customer_id,
+            "",
+            owner.actions,
+            unmatched=True,
+            route=InboundRoute.UNMATCHED,
+        )
+    return Choice(None, None, "", OPERATOR_ACTIONS, unmatched=True, route=InboundRoute.OPERATOR)

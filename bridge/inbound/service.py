@@ -90,6 +90,7 @@ class InboundService:
         choice = choose(
             rows, row.destination, row.text, assigned[0].customer_id if assigned else None
         )
+        inbound_sql.record_route(conn, row.id, choice.customer_id, choice.route, choice.keyword)
         customer = inbound_sql.customer_inbound(conn, choice.customer_id)
         msg = Message(row, choice, customer)
         actions = choice.actions

@@ -116,6 +116,17 @@ def mark_inbound(
     conn.execute(update(_inbound).where(_inbound.c.id == inbound_id).values(**values))
 
 
+def record_route(
+    conn: Connection, inbound_id: int, customer_id: int | None, route: str, keyword: str
+) -> None:
+    """Whose the message is (None: nobody's) and how it was routed, in the routing transaction."""
+    conn.execute(
+        update(_inbound)
+        .where(_inbound.c.id == inbound_id)
+        .values(customer_id=customer_id, route=route, keyword=keyword)
+    )
+
+
 def numbers_for(conn: Connection, destination: str) -> tuple[NumberRow, ...]:
     """Every configured number row that could take a message to `destination`."""
     rows = conn.execute(select(_number).order_by(_number.c.id)).all()

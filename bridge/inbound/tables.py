@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bridge.db.clock import utcnow
@@ -15,9 +15,16 @@ from bridge.inbound.status import InboundStatus
 
 
 class Inbound(SQLModel, table=True):
-    """One MO SMS (after reassembly)."""
+    """One MO SMS (after reassembly); `customer_id` and `route` are set when it is routed.
 
-    __table_args__ = (Index("ix_inbound_due", "status", "next_attempt_at"),)
+    `customer_id` is the customer whose number or keyword took the message (None: nobody's,
+    e.g. unmatched on a shared number, or not routed yet); only that customer sees it.
+    """
+
+    __table_args__ = (
+        Index("ix_inbound_due", "status", "next_attempt_at"),
+        Index("ix_inbound_customer", "customer_id", "received_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     transport: str
@@ -31,6 +38,10 @@ class Inbound(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow)
     order_id: str | None = None  # the order this answers, when the reply rule found one
     error: str = ""
+    customer_id: int | None = None  # whose number/keyword took it (set when routed)
+    # How it was routed (an InboundRoute; "" until routed) and the keyword that matched.
+    route: str = Field(default="", sa_column=Column(String, nullable=False, server_default=""))
+    keyword: str = Field(default="", sa_column=Column(String, nullable=False, server_default=""))
 
 
 class InboundCustomer(SQLModel, table=True):

@@ -1,6 +1,7 @@
 """Lists and schedules in the intake: list recipients at RCPT, list fan-out and send times at DATA.
 
-`accept_list` answers a RCPT to `<list>@<domain>` (the list of the sender's customer);
+`accept_list` answers a RCPT to `<list>@<domain>` (the list of the sender's customer,
+found by `add_list_target`, which the REST API calls for a list in `to` as well);
 `fan_out_lists` turns the mail's list recipients into personalised orders (members
 and stop-list flags read in one query); `scheduled` moves direct orders to their
 `send_at` / end of quiet hours.
@@ -22,7 +23,7 @@ from bridge.intake.ratelimit import check_rate
 from bridge.intake.schedule import schedule
 from bridge.intake.sms_plan import compose_rules
 from bridge.intake.transaction import Transaction
-from bridge.lists.store import Member, find_list, list_members
+from bridge.lists.store import ListInfo, Member, find_list, list_members
 from bridge.mt.mails import NewOrder
 from bridge.tenants.policy import Policy
 from bridge.text.compose import compose
@@ -31,10 +32,10 @@ from bridge.text.mime import MailText
 _LIST_NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
 
 
-async def accept_list(
-    store: Store, transaction: Transaction, envelope: Any, address: str, domains: tuple[str, ...]
-) -> str | None:
-    """The RCPT reply when `address` names a list of the sender's customer, else None."""
+async def named_list(
+    store: Store, customer_id: int, address: str, domains: tuple[str, ...]
+) -> ListInfo | None:
+    """The customer's list `address` (`<list>@<domain>`) names, else None."""
     try:
         local, domain = split_address(address)
     except RecipientError:
@@ -42,16 +43,37 @@ async def accept_list(
     name = local.lower()
     if domain not in domains or name.startswith(PREVIEW_PREFIX) or not _LIST_NAME.fullmatch(name):
         return None
-    info = await store.call(find_list, transaction.sender.customer_id, name)
+    return await store.call(find_list, customer_id, name)
+
+
+async def add_list_target(
+    store: Store, transaction: Transaction, address: str, domains: tuple[str, ...]
+) -> bool:
+    """Add the list `address` names (of the sender's customer) to the transaction's lists.
+
+    False when `address` names no list; Reject when the list is empty or its members would
+    pass the sender's rate limits. Every front door that sends to lists calls this, then
+    `fan_out_lists` with the message.
+    """
+    info = await named_list(store, transaction.sender.customer_id, address, domains)
     if info is None:
-        return None
+        return False
+    if info.members == 0:
+        raise Reject("empty_list", recipient=address)
+    await check_rate(store, transaction, info.members)
+    transaction.lists.append(ListTarget(info, address))
+    return True
+
+
+async def accept_list(
+    store: Store, transaction: Transaction, envelope: Any, address: str, domains: tuple[str, ...]
+) -> str | None:
+    """The RCPT reply when `address` names a list of the sender's customer, else None."""
     try:
-        if info.members == 0:
-            raise Reject("empty_list", recipient=address)
-        await check_rate(store, transaction, info.members)
+        if not await add_list_target(store, transaction, address, domains):
+            return None
     except Reject as rej:
         return rej.reply
-    transaction.lists.append(ListTarget(info, address))
     envelope.rcpt_tos.append(address)
     return reply("recipient_ok")
 

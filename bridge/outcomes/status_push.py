@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from bridge.notices.queue import wants_notice
-from bridge.push.queue import queue_push
+from bridge.push.queue import PushFields, queue_push
 from bridge.push.status import status_body
 
 GIVE_UP_AFTER = 86_400.0  # seconds, as [push] give_up_after's default
@@ -40,4 +40,7 @@ def queue_status_push_for(conn: Connection, row: Any, now: datetime) -> int | No
     }
     target = dict(row.status_push)
     body, content_type = status_body(str(target.get("format", "json")), context)
-    return queue_push(conn, row.customer_id, None, target, body, content_type, now, GIVE_UP_AFTER)
+    fields = PushFields.status(context)  # the customer's push template, if it has one
+    return queue_push(
+        conn, row.customer_id, None, target, body, content_type, now, GIVE_UP_AFTER, fields
+    )

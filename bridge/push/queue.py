@@ -1,8 +1,9 @@
-"""Store functions for the HTTP push queue: queue a push, claim due pushes, record outcomes."""
+"""Store functions for the HTTP push queue: queue a push (its body by the customer's push
+template when one is set), claim due pushes, record outcomes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,9 +15,27 @@ from bridge.db.queue import Queue, claim
 from bridge.notices.queue import queue_notice
 from bridge.push.delivery_status import OPEN_PUSH_STATUSES, PushStatus
 from bridge.push.tables import PushDelivery
+from bridge.push.template import PushKind, inbound_values, render, status_values
+from bridge.push.templates_store import get_template
 
 _push = table(PushDelivery)
 _QUEUE = Queue(_push, _push.c.status.in_(OPEN_PUSH_STATUSES))
+
+
+@dataclass(frozen=True, slots=True)
+class PushFields:
+    """A push's default fields by canonical name, for the customer's push template."""
+
+    kind: PushKind
+    values: Mapping[str, Any]
+
+    @classmethod
+    def status(cls, context: Mapping[str, Any]) -> PushFields:
+        return cls(PushKind.STATUS, status_values(context))
+
+    @classmethod
+    def inbound(cls, context: Mapping[str, Any]) -> PushFields:
+        return cls(PushKind.INBOUND, inbound_values(context))
 
 
 def queue_push(
@@ -28,7 +47,15 @@ def queue_push(
     content_type: str,
     now: datetime,
     give_up_after: float,
+    fields: PushFields | None = None,
 ) -> int:
+    """Queue a push of `body`; with `fields`, the customer's push template (when it has
+    one for the kind) builds the body instead. The row keeps the exact body sent."""
+    if fields is not None and customer_id:
+        template = get_template(conn, customer_id)
+        built = render(template, fields.kind, fields.values) if template is not None else None
+        if built is not None:
+            body, content_type = built
     key = conn.execute(
         insert(_push).values(
             customer_id=customer_id,

@@ -1,4 +1,4 @@
-"""The HTTP push queue's table: one row per push delivery."""
+"""The HTTP push tables: one row per push delivery, and the customers' push templates."""
 
 from __future__ import annotations
 
@@ -31,3 +31,13 @@ class PushDelivery(SQLModel, table=True):
     give_up_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
     error: str = ""
+
+
+class PushTemplateRow(SQLModel, table=True):
+    """A customer's push template (`bridge.push.template`), stored as its checked data."""
+
+    __tablename__ = "push_template"
+
+    customer_id: int = Field(primary_key=True, foreign_key="customer.id")
+    template: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -24,7 +24,7 @@ from bridge.tenants.policy_values import (
 Notify = Literal["none", "failures", "all"]
 LEVELS = ("default", "customer", "profile", "user", "mail")
 # Settings only the operator (defaults) or the customer may set.
-CUSTOMER_ONLY = frozenset({"mail_overrides", "report_recipients"})
+CUSTOMER_ONLY = frozenset({"mail_overrides", "report_recipients", "price_per_part"})
 
 __all__ = [
     "CLEANING_RULES",
@@ -80,6 +80,7 @@ class Policy:
         "flash",
     )
     report_recipients: tuple[str, ...] = ()  # monthly report addresses (customer level)
+    price_per_part: str = ""  # "0.075 EUR": what one SMS part costs (customer level); "": none
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:

@@ -236,7 +236,23 @@ def check_value(name: str, value: Any) -> Any:
         quiet_window(value)
     if name == "notify_address" and value:
         return _mail_address(name, value)
+    if name == "price_per_part" and value:
+        return check_price(value)
     return value
+
+
+_PRICE = re.compile(r"(\d{1,9}(?:\.\d{1,6})?)\s+([A-Z]{3})")
+
+
+def check_price(value: str) -> str:
+    """A price per SMS part: an amount and an ISO 4217 currency code, e.g. "0.075 EUR"."""
+    m = _PRICE.fullmatch(value.strip())
+    if m is None:
+        raise PolicyError(
+            f"price_per_part: {value!r} is not a price; write the amount per SMS part and "
+            'the currency code, e.g. "0.075 EUR" (up to 6 decimals), or "" for none'
+        )
+    return f"{m[1]} {m[2]}"
 
 
 def _mail_address(name: str, value: str) -> str:

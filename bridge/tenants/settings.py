@@ -42,6 +42,7 @@ class DefaultsSettings(Section):
     timezone: str = _POLICY.timezone
     flash: bool = _POLICY.flash
     mail_overrides: tuple[str, ...] = _POLICY.mail_overrides
+    price_per_part: str = _POLICY.price_per_part
 
     @model_validator(mode="after")
     def _valid_policy_values(self) -> DefaultsSettings:

@@ -43,13 +43,16 @@ class Api_:
     demo: dict[str, str]  # Authorization header of demo's key
     acme: dict[str, str]  # ... of acme's key (rate limit: 2 SMS per minute)
     smtp: tuple[str, int]
+    sandbox: tuple[str, int]  # the sandbox SMSC (its phones send MO SMS)
 
 
 @asynccontextmanager
-async def api(tmp_path: Path) -> AsyncIterator[Api_]:
-    settings = make_settings(tmp_path, http=HttpSettings(enabled=True, listen="127.0.0.1:0"))
+async def api(tmp_path: Path, **overrides: Any) -> AsyncIterator[Api_]:
+    settings = make_settings(
+        tmp_path, http=HttpSettings(enabled=True, listen="127.0.0.1:0"), **overrides
+    )
     async with running_bridge(settings) as (bridge, ep):
-        assert bridge.store is not None and ep.http is not None
+        assert bridge.store is not None and ep.http is not None and ep.sandbox is not None
 
         def setup(conn: Any) -> tuple[str, str]:
             add_customer(conn, "acme", {"default_country": "DE"})
@@ -65,6 +68,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api_]:
                 {"Authorization": f"Bearer {demo}"},
                 {"Authorization": f"Bearer {acme}"},
                 ep.smtp,
+                ep.sandbox,
             )
 
 

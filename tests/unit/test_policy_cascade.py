@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.tenants.policy import (
+    CUSTOMER_ONLY,
     LEVELS,
     SETTING_NAMES,
     Policy,
@@ -48,6 +49,7 @@ SAMPLES: dict[str, tuple[object, object]] = {
     "send_at": ("2026-12-01T09:00:00+01:00", "2026-12-01T08:00:00+00:00"),
     "mail_overrides": (["priority"], ("priority",)),
     "report_recipients": (["boss@acme.example"], ("boss@acme.example",)),
+    "price_per_part": ("0.075  EUR", "0.075 EUR"),
 }
 
 
@@ -62,7 +64,7 @@ def test_each_setting_at_each_level(name: str, level: str) -> None:
     levels: list[dict[str, object]] = [{} for _ in LEVELS]
     levels[LEVELS.index(level)] = {name: value}
     policy = resolve(*levels)
-    if name in ("mail_overrides", "report_recipients") and level not in ("default", "customer"):
+    if name in CUSTOMER_ONLY and level not in ("default", "customer"):
         # customer-only settings are ignored below the customer
         assert getattr(policy, name) == getattr(Policy(), name)
         assert policy.source(name) == "default"
@@ -142,6 +144,9 @@ def test_invalid_sender_ids_say_what_is_allowed(value: str) -> None:
         ("validity", 0, "seconds > 0"),
         ("mail_overrides", ["rate_per_day"], "unknown values"),
         ("notify_address", "nobody", "mail address"),
+        ("price_per_part", "0.075", "currency code"),
+        ("price_per_part", "7.5 cents", "currency code"),
+        ("price_per_part", 0.075, "expected text"),
     ],
 )
 def test_invalid_values_are_refused(name: str, value: object, message: str) -> None:
