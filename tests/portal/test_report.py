@@ -13,6 +13,7 @@ import io
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +34,7 @@ from bridge.sandbox.rules import Failure, SandboxRule, write_file
 from bridge.settings import Settings
 from bridge.tenants.admin import LOOPBACK, add_user
 from tests.conftest import make_settings
-from tests.helpers import make_mail, wait_for
+from tests.helpers import wait_for
 from tests.portal.harness import PortalRun, login, portal
 
 FAILING = "+4917099"  # the sandbox refuses these numbers (submit_sm: ESME_RINVDSTADR)
@@ -85,20 +86,24 @@ _QUEUED_AS = re.compile(r"queued as (\S+)")
 _sent = 0
 
 
-async def send(run: PortalRun, sender: str, numbers: Sequence[str], body: str) -> str:
-    """Send one mail over SMTP from `sender` to `numbers`; its mail id."""
+async def send(
+    run: PortalRun, sender: str, numbers: Sequence[str], body: str, **headers: str
+) -> str:
+    """Send one mail over SMTP from `sender` to `numbers` (extra headers: X_SMS_Send_At=…
+    for X-SMS-Send-At); its mail id."""
     global _sent
     _sent += 1
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = f"{numbers[0]}@eu.rsms.net"
+    msg["Subject"] = "report test"
+    msg["Message-ID"] = f"<report-{_sent}-{utcnow().timestamp()}@test>"
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
     async with aiosmtplib.SMTP(hostname=run.smtp[0], port=run.smtp[1]) as smtp:
-        _, reply = await smtp.sendmail(
-            sender,
-            [f"{n}@eu.rsms.net" for n in numbers],
-            make_mail(
-                to=f"{numbers[0]}@eu.rsms.net",
-                sender=sender,
-                body=body,
-                message_id=f"<report-{_sent}-{utcnow().timestamp()}@test>",
-            ),
+        _, reply = await smtp.send_message(
+            msg, sender=sender, recipients=[f"{n}@eu.rsms.net" for n in numbers]
         )
     found = _QUEUED_AS.search(reply)
     assert found, reply
@@ -208,7 +213,7 @@ async def test_filters_the_csv_and_the_timeline_stay_inside_the_customer(tmp_pat
         await login(web, "acme-admin")
         for order_id in (ids[ok], ids[bad], "no-such.1"):
             r = await web.get(f"/portal/orders/{order_id}")
-            assert r.status_code == 404 and "There is no order" in r.text
+            assert r.status_code == 404 and "There is no such order" in r.text
         assert (await web.get(f"/portal/orders/{ids[anna]}")).status_code == 200
         for params in ({}, {"customer": "demo"}, {"from": week_ago}):
             r = await web.get("/portal/report", params=params)

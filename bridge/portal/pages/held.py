@@ -65,8 +65,10 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 unknown = [i for i in ids if i not in mine]
                 if unknown:
                     raise NotFound(
-                        _("There is no held order %(id)s (it may have been released or refused).")
-                        % {"id": unknown[0]}
+                        _(
+                            "There is no such held order (it may have been released or "
+                            "refused already). Reload the page and choose again."
+                        )
                     )
                 chosen = [mine[i] for i in dict.fromkeys(ids)]
                 if action == "retry" and (first := next(filter(pumping, chosen), None)):
@@ -96,7 +98,12 @@ def routes(pages: Pages) -> list[BaseRoute]:
             {
                 "scope": scope,
                 "rows": [
-                    {**o, "reason": last_line(o["error"]), "pumping": pumping(o)} for o in rows
+                    {
+                        **o,
+                        "reason": last_line(o["error"]).removeprefix(f"{HOLD_REASON}: "),
+                        "pumping": pumping(o),
+                    }
+                    for o in rows
                 ],
                 "notice": done_sentence(request.query_params.get("done") or ""),
                 "error": error,

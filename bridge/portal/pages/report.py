@@ -320,8 +320,8 @@ def routes(pages: Pages, retention_days: int) -> list[BaseRoute]:
         found = await pages.store.call(order_detail, scope.customer_id, order_id[:64])
         if found is None:
             raise NotFound(
-                _("There is no order %(id)s (or it is older than %(days)d days).")
-                % {"id": order_id[:64], "days": retention_days}
+                _("There is no such order (or it is older than %(days)d days).")
+                % {"days": retention_days}
             )
         return pages.render(
             request,
