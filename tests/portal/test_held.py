@@ -102,6 +102,8 @@ async def test_held_orders_are_decided_by_their_own_customer_only(tmp_path: Path
         mail_id = await send(run, "demo@example.com", [LATER], "later", X_SMS_Send_At=later)
         [(broken, status)] = run_sync(engine, orders_of, mail_id)
         assert status == "queued"
+        page = await web.get(f"/portal/orders/{broken}")
+        assert "Waiting:" in page.text and "scheduled (send_at)" in page.text
         error = "Traceback (most recent call last):\n  …\nRuntimeError: the disk is gone"
         run_sync(engine, record_held, broken, utcnow(), error)
         page = await web.get("/portal/held")

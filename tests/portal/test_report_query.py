@@ -3,11 +3,15 @@ SQLite and PostgreSQL: scoped to a customer, keyset pages both ways, one order's
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
-from bridge.db.store import run_sync
+from bridge.db.store import Store, run_sync
+from bridge.portal.pages.report import csv_lines
 from bridge.provision.apply import apply_file
 from bridge.provision.file import load_tenants
 from bridge.reports import store as sql
@@ -89,3 +93,17 @@ def test_one_orders_detail_belongs_to_its_customer(engine: Engine, tmp_path: Pat
     # a service of the same name at another customer does not widen acme's report
     rows = run_sync(engine, sql.query_orders, sql.OrderFilter(customer_id=other, profile="sales"))
     assert rows == []
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 8, 1000])
+async def test_the_csv_continues_chunk_after_chunk(
+    store: Store, tmp_path: Path, chunk: int
+) -> None:
+    seed(store.engine, tmp_path)
+    acme = run_sync(store.engine, sql.customer_id, "acme")
+    query = sql.OrderFilter(customer_id=acme, newest_first=True)
+    expected = _ids(run_sync(store.engine, sql.query_orders, query))
+    text = "".join([part async for part in csv_lines(store, query, chunk)])
+    assert text.startswith("\ufeffcreated_at,id,customer,")
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert [r["id"] for r in rows] == expected and len(expected) == 8

@@ -28,7 +28,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from bridge.db.clock import utcnow
+from bridge.db.store import Store
 from bridge.mt.status import OrderStatus
+from bridge.mt.waiting import order_row, waiting
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
 from bridge.portal.queries_report import profile_names
 from bridge.portal.viewer import Viewer
@@ -225,6 +227,20 @@ def csv_line(row: Mapping[str, Any]) -> str:
     return out.getvalue()
 
 
+async def csv_lines(store: Store, query: OrderFilter, chunk: int) -> AsyncIterator[str]:
+    """The CSV download: its header, then every order `query` finds, `chunk` rows per
+    database call (each call continues after the last order of the one before)."""
+    yield "\ufeff" + ",".join(CSV_COLUMNS) + "\r\n"
+    query = replace(query, limit=chunk)
+    while True:
+        rows = await store.call(query_orders, query)
+        if rows:
+            yield "".join(csv_line(r) for r in rows)
+        if len(rows) < chunk:
+            return
+        query = replace(query, after=rows[-1]["id"])
+
+
 def routes(pages: Pages, retention_days: int) -> list[BaseRoute]:
     _ = pages._
 
@@ -293,23 +309,11 @@ def routes(pages: Pages, retention_days: int) -> list[BaseRoute]:
         if read.errors:
             return pages.error_page(request, viewer, 400, " ".join(read.errors))
         f = read.filters
-        first = replace(f.query(scope), limit=CSV_CHUNK)
-
-        async def lines() -> AsyncIterator[str]:
-            yield "\ufeff" + ",".join(CSV_COLUMNS) + "\r\n"
-            query = first
-            while True:
-                rows = await pages.store.call(query_orders, query)
-                if rows:
-                    yield "".join(csv_line(r) for r in rows)
-                if len(rows) < CSV_CHUNK:
-                    return
-                query = replace(query, after=rows[-1]["id"])
 
         who = _FILENAME.sub("_", scope.customer or "all")
         name = f"orders-{who}-{f.start.isoformat()}-{f.end.isoformat()}.csv"
         return StreamingResponse(
-            lines(),
+            csv_lines(pages.store, f.query(scope), CSV_CHUNK),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
@@ -323,6 +327,9 @@ def routes(pages: Pages, retention_days: int) -> list[BaseRoute]:
                 _("There is no such order (or it is older than %(days)d days).")
                 % {"days": retention_days}
             )
+        row = await pages.store.call(order_row, found["id"])
+        now = utcnow()
+        wait = waiting(row, found["history"], now) if row is not None else None
         return pages.render(
             request,
             viewer,
@@ -330,6 +337,7 @@ def routes(pages: Pages, retention_days: int) -> list[BaseRoute]:
             {
                 "scope": scope,
                 "o": found,
+                "waiting": wait.line(now).removeprefix("waiting: ") if wait else "",
                 "error": last_line(found["error"]),
                 "statuses": status_labels(_),
                 "utc": utc,
