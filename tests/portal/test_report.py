@@ -224,9 +224,11 @@ async def test_filters_the_csv_and_the_timeline_stay_inside_the_customer(tmp_pat
         assert ids_in(r.text) == [ids[ben]]
         r = await web.get("/portal/report", params={"cost_centre": "4711"})
         assert ids_in(r.text) == [ids[ben]]
-        # a page mark of demo's order does not page acme's list
-        r = await web.get("/portal/report", params={"after": ids[ok]})
-        assert set(ids_in(r.text)) == {ids[anna], ids[ben]}
+        # a page mark of demo's order does not page acme's list: the top of it
+        for params in ({"after": ids[ok]}, {"before": ids[ok]}):
+            r = await web.get("/portal/report", params=params)
+            assert set(ids_in(r.text)) == {ids[anna], ids[ben]}, params
+            assert 'rel="prev"' not in r.text
 
         # The operator sees both customers, or chooses one.
         web.cookies.clear()
@@ -291,6 +293,9 @@ async def test_pages_of_fifty_newest_first_and_the_csv_holds_all(tmp_path: Path)
         assert prev_url
         back = await web.get(prev_url[1].replace("&amp;", "&"))
         assert ids_in(back.text) == newest_first[:50] and 'rel="prev"' not in back.text
+        for params in ({"after": "nonsense.1"}, {"before": "nonsense.1"}, {"after": "x" * 99}):
+            r = await web.get("/portal/report", params=params)
+            assert ids_in(r.text) == newest_first[:50] and 'rel="prev"' not in r.text, params
         rows = parse_csv((await web.get("/portal/report.csv")).content)
         assert [r["id"] for r in rows] == newest_first
 

@@ -248,25 +248,34 @@ def routes(pages: Pages, retention_days: int) -> list[BaseRoute]:
         now = utcnow()
         return now.date(), (now - timedelta(days=retention_days)).date() + timedelta(days=1)
 
+    async def mark(scope: Scope, order_id: str | None) -> str | None:
+        """A page mark (an order id) if it is an order of the scope; else None (the top)."""
+        if not order_id or len(order_id) > 64:
+            return None
+        found = await pages.store.call(
+            query_orders, OrderFilter(customer_id=scope.customer_id, order_id=order_id)
+        )
+        return order_id if found else None
+
     async def report(request: Request, viewer: Viewer) -> Response:
         scope = await pages.scope(request, viewer)
         today, oldest = period()
         read = read_filters(request.query_params, today, oldest, _)
         f = read.filters
-        q = request.query_params
-        after, before = q.get("after") or None, q.get("before") or None
         rows: list[dict[str, Any]] = []
         prev_url = next_url = None
         if not read.errors:
             query = f.query(scope)
+            after = await mark(scope, request.query_params.get("after"))
+            before = await mark(scope, request.query_params.get("before"))
             if before:  # the page before: the next PAGE rows the other way round
-                query = replace(query, newest_first=False, after=before[:64], limit=PAGE + 1)
+                query = replace(query, newest_first=False, after=before, limit=PAGE + 1)
                 found = await pages.store.call(query_orders, query)
                 rows = list(reversed(found[:PAGE]))
                 newer = len(found) > PAGE
                 older = bool(rows)
             else:
-                query = replace(query, after=after[:64] if after else None, limit=PAGE + 1)
+                query = replace(query, after=after, limit=PAGE + 1)
                 found = await pages.store.call(query_orders, query)
                 rows = found[:PAGE]
                 newer = bool(after) and bool(rows)
