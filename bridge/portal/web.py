@@ -29,10 +29,11 @@ from bridge.packaged import TEMPLATES
 from bridge.portal import accounts
 from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
 from bridge.portal.i18n import environment, translations
-from bridge.portal.pages import dashboard
+from bridge.portal.pages import dashboard, held, report
 from bridge.portal.sessions import Opened, end_session, open_session, purge_sessions
 from bridge.portal.settings import PortalSettings
 from bridge.portal.viewer import Viewer
+from bridge.reports.settings import ReportSettings
 from bridge.tenants.logins import verify_password
 
 log = logging.getLogger("bridge.portal")
@@ -47,7 +48,14 @@ STATIC: Final = {
 class Portal:
     """The portal over one store; `routes()` is what the HTTP app mounts."""
 
-    def __init__(self, store: Store, settings: PortalSettings, *, https: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: PortalSettings,
+        *,
+        https: bool,
+        reports: ReportSettings | None = None,
+    ) -> None:
         tr = translations(settings.language)
         secure = {"auto": https, "yes": True, "no": False}[settings.secure_cookie]
         self.pages = Pages(
@@ -60,6 +68,7 @@ class Portal:
             lifetime=timedelta(seconds=settings.session_lifetime),
         )
         self.store = store
+        self.reports = reports or ReportSettings()  # the retention the report page states
         self._static = {
             name: (TEMPLATES / "portal" / "static" / name).read_bytes()
             for name in STATIC
@@ -75,6 +84,8 @@ class Portal:
             Route(f"{PREFIX}/static/{{name}}", self.static, methods=["GET"]),
             Route(PREFIX, lambda r: p.redirect(f"{PREFIX}/"), methods=["GET"]),
             *dashboard.routes(p),
+            *report.routes(p, self.reports.retention_days),
+            *held.routes(p),
         ]
         p.paths.update(r.path for r in routes if isinstance(r, Route))
         return routes

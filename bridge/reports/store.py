@@ -1,6 +1,9 @@
 """Store functions for outbound reporting: find orders, count them per month, purge old rows.
 
-`query_orders` serves `mailsms report orders`; `monthly_rows` gives the month's counts
+`query_orders` serves `mailsms report orders`, the REST API's message list and the
+portal's outbound report (scoped to a customer, paged by order id); `order_detail` gives
+one order with its parts and history (the API's message status, the portal's order
+page); `monthly_rows` gives the month's counts
 per service (profile), cost centre and user for the monthly archive (`monthly_report`);
 `purge` applies the retention: message text first (if a shorter text retention is
 set), whole orders with their history later.
@@ -17,6 +20,7 @@ from sqlalchemy import Connection, case, delete, func, insert, not_, select, upd
 from bridge.db.core import table
 from bridge.inbound.tables import Inbound
 from bridge.lists.tables import ListMail
+from bridge.mt.orders import order_history
 from bridge.mt.status import FINAL_ORDER_STATUSES, OrderStatus
 from bridge.mt.tables import Mail, Order, OrderEvent, Part
 from bridge.reports.tables import MonthlyReport
@@ -45,50 +49,96 @@ _CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class OrderFilter:
-    """`mailsms report orders` filters; None means "any"."""
+    """Which orders a report lists; None means "any".
+
+    `customer_id` scopes a customer's own view (an order of another customer is never
+    listed); `after` continues a list after that order id, in the list's order (oldest
+    first, or newest first with `newest_first`).
+    """
 
     since: datetime | None = None
     until: datetime | None = None
     customer: str | None = None
+    customer_id: int | None = None
     profile: str | None = None
     user: str | None = None
     recipient: str | None = None
     status: str | None = None
     cost_centre: str | None = None
     mail_id: str | None = None
+    order_id: str | None = None
     limit: int | None = None
+    after: str | None = None
+    newest_first: bool = False
 
 
 def _cost_centre() -> Any:
     return func.coalesce(_order.c.policy["cost_centre"].as_string(), "")
 
 
-def query_orders(conn: Connection, f: OrderFilter) -> list[dict[str, Any]]:
-    """Orders matching every given filter, oldest first."""
-    query = (
-        select(
-            _order.c.id,
-            _order.c.created_at,
-            _order.c.final_at,
-            _order.c.status,
-            _order.c.recipient,
-            _user.c.address.label("user"),
-            _customer.c.name.label("customer"),
-            func.coalesce(_profile.c.name, "").label("profile"),
-            _cost_centre().label("cost_centre"),
-            _order.c.sender_id,
-            _order.c.parts,
-            _order.c.attempts,
-            _order.c.error,
-            _order.c.text,
-        )
-        .select_from(
-            _order.join(_user, _order.c.user_id == _user.c.id)
-            .join(_customer, _user.c.customer_id == _customer.c.id)
-            .outerjoin(_profile, _user.c.profile_id == _profile.c.id)
-        )
-        .order_by(_order.c.created_at, _order.c.id)
+def _select() -> Any:
+    return select(
+        _order.c.id,
+        _order.c.mail_id,
+        _order.c.created_at,
+        _order.c.updated_at,
+        _order.c.final_at,
+        _order.c.expires_at,
+        _order.c.next_attempt_at,
+        _order.c.status,
+        _order.c.recipient,
+        _user.c.address.label("user"),
+        _customer.c.id.label("customer_id"),
+        _customer.c.name.label("customer"),
+        func.coalesce(_profile.c.name, "").label("profile"),
+        _cost_centre().label("cost_centre"),
+        _order.c.sender_id,
+        _order.c.encoding,
+        _order.c.priority,
+        _order.c.parts,
+        _order.c.attempts,
+        _order.c.error,
+        _order.c.text,
+    ).select_from(
+        _order.join(_user, _order.c.user_id == _user.c.id)
+        .join(_customer, _user.c.customer_id == _customer.c.id)
+        .outerjoin(_profile, _user.c.profile_id == _profile.c.id)
     )
+
+
+def _after(conn: Connection, f: OrderFilter) -> Any:
+    """The condition "after order `f.after` in the list's order", or None when that order is
+    not in the list's scope (a page mark from another customer starts at the top)."""
+    mark_query = (
+        select(_order.c.created_at)
+        .join(_user, _user.c.id == _order.c.user_id)
+        .where(_order.c.id == f.after)
+    )
+    if f.customer_id is not None:
+        mark_query = mark_query.where(_user.c.customer_id == f.customer_id)
+    mark = conn.execute(mark_query).scalar_one_or_none()
+    if mark is None:
+        return None
+    if f.newest_first:
+        return (_order.c.created_at < mark) | (
+            (_order.c.created_at == mark) & (_order.c.id < f.after)
+        )
+    return (_order.c.created_at > mark) | ((_order.c.created_at == mark) & (_order.c.id > f.after))
+
+
+def query_orders(conn: Connection, f: OrderFilter) -> list[dict[str, Any]]:
+    """Orders matching every given filter, oldest first (or newest first)."""
+    query = _select()
+    if f.newest_first:
+        query = query.order_by(_order.c.created_at.desc(), _order.c.id.desc())
+    else:
+        query = query.order_by(_order.c.created_at, _order.c.id)
+    if f.customer_id is not None:
+        query = query.where(_user.c.customer_id == f.customer_id)
+    if f.order_id is not None:
+        query = query.where(_order.c.id == f.order_id)
+    if f.after is not None and (after := _after(conn, f)) is not None:
+        query = query.where(after)
     if f.since is not None:
         query = query.where(_order.c.created_at >= f.since)
     if f.until is not None:
@@ -110,6 +160,24 @@ def query_orders(conn: Connection, f: OrderFilter) -> list[dict[str, Any]]:
     if f.limit:
         query = query.limit(f.limit)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def order_detail(conn: Connection, customer_id: int | None, order_id: str) -> dict[str, Any] | None:
+    """One order as `query_orders` lists it, with its parts and history (oldest first);
+    None when there is no such order, or it is not of `customer_id` (None: any customer)."""
+    rows = query_orders(conn, OrderFilter(customer_id=customer_id, order_id=order_id))
+    if not rows:
+        return None
+    parts = conn.execute(
+        select(_part.c.seq, _part.c.state, _part.c.error_code, _part.c.submitted_at)
+        .where(_part.c.order_id == order_id)
+        .order_by(_part.c.seq, _part.c.id)
+    ).all()
+    return {
+        **rows[0],
+        "part_states": [dict(p._mapping) for p in parts],
+        "history": order_history(conn, order_id),
+    }
 
 
 def monthly_rows(
