@@ -25,6 +25,7 @@ TOP: Final = 30  # room for the legend
 BOTTOM: Final = 34  # room for the x axis labels
 MAX_X_LABELS: Final = 10
 MAX_TICKS: Final = 5
+MAX_BAR: Final = 48  # a bar is never wider than this, however few the categories
 
 
 class Kind(StrEnum):
@@ -146,11 +147,12 @@ def bar_chart(
     *,
     height: int = HEIGHT,
 ) -> Chart:
-    """Grouped bars: per category one bar per series, heights scaled to the axis top."""
+    """Grouped bars: per category one bar per series, heights scaled to the axis top,
+    each group centred in its category's band."""
     _check(categories, labels, series)
     top, ticks, band, plot = _axis(categories, labels, series, height)
-    inner = band * 0.8
-    width = inner / max(1, len(series))
+    width = min(band * 0.8 / max(1, len(series)), MAX_BAR)
+    group = width * len(series)
     bars = []
     for i, category in enumerate(categories):
         for j, s in enumerate(series):
@@ -161,7 +163,7 @@ def bar_chart(
                     s.key,
                     category,
                     value,
-                    LEFT + band * i + band * 0.1 + width * j,
+                    LEFT + band * i + (band - group) / 2 + width * j,
                     height - BOTTOM - h,
                     width,
                     h,

@@ -9,8 +9,12 @@ import pytest
 from bridge.portal.charts import (
     BOTTOM,
     HEIGHT,
+    LEFT,
+    MAX_BAR,
     MAX_X_LABELS,
+    RIGHT,
     TOP,
+    WIDTH,
     Kind,
     Series,
     bar_chart,
@@ -102,6 +106,16 @@ def test_the_svg_is_titled_described_and_labels_its_axes() -> None:
     ]
     assert bars[1].find("s:title", NS).text == "Sent, 12-02: 3"  # type: ignore[union-attr]
     assert root.find(".//s:text[@class='no-data']", NS) is None
+
+
+def test_bars_of_few_categories_keep_a_bar_width_and_sit_centred() -> None:
+    chart = bar_chart(
+        "t", "d", ("gsm7", "ucs2"), ("GSM-7", "UCS-2"), [Series("p", "P", "#1", (3, 1))]
+    )
+    band = (WIDTH - LEFT - RIGHT) / 2
+    for i, b in enumerate(chart.bars):
+        assert b.width == MAX_BAR
+        assert b.x + b.width / 2 == pytest.approx(LEFT + band * (i + 0.5))
 
 
 def test_many_days_show_at_most_ten_x_labels() -> None:
