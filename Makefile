@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test lint bench test-deps clean help
+.PHONY: run test lint bench test-deps clean help messages
 
 help:
 	@echo "make run    install (into $(VENV)) and start the bridge on the embedded default"
@@ -11,6 +11,7 @@ help:
 	@echo "make test   install test dependencies (Python and Debian packages) and run the tests"
 	@echo "make lint   ruff + mypy --strict + the layering contracts (import-linter)"
 	@echo "make bench  benchmarks (SMTP intake vs bare aiosmtpd, text engine, ...)"
+	@echo "make messages  extract the portal's strings to bridge/locale/mailsms.pot (babel.cfg)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,13 @@ lint: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/run.py
+
+# The portal's translatable strings (babel.cfg); translators start from the .pot:
+# pybabel init -D mailsms -i bridge/locale/mailsms.pot -d bridge/locale -l de
+messages: $(VENV)/.dev-installed
+	mkdir -p bridge/locale
+	$(BIN)/pybabel extract -F babel.cfg -k NavItem:2 --project mailsms \
+		--copyright-holder "the mailsms authors" --sort-by-file -o bridge/locale/mailsms.pot .
 
 clean:
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -450,6 +450,7 @@ class Bridge:
                 self.settings.portal,
                 https=s.tls_cert is not None,
                 reports=self.settings.reports,
+                defaults=self.settings.defaults.model_dump(),
             ).routes()
         self.http = HttpServer(s, build_app(routes))
         host, port = await self.http.start()

@@ -149,8 +149,10 @@ class Pages:
         secure_cookie: bool,
         idle: timedelta,
         lifetime: timedelta,
+        defaults: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
+        self.defaults: Mapping[str, Any] = dict(defaults or {})  # [defaults]: the policy's base
         self.env = env
         self.translations = translations
         self.https = https

@@ -14,8 +14,9 @@ import asyncio
 import hmac
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Connection
 from starlette.requests import Request
@@ -29,7 +30,7 @@ from bridge.packaged import TEMPLATES
 from bridge.portal import accounts
 from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
 from bridge.portal.i18n import environment, translations
-from bridge.portal.pages import dashboard, held, report
+from bridge.portal.pages import archive, dashboard, held, preview, report
 from bridge.portal.sessions import Opened, end_session, open_session, purge_sessions
 from bridge.portal.settings import PortalSettings
 from bridge.portal.viewer import Viewer
@@ -55,6 +56,7 @@ class Portal:
         *,
         https: bool,
         reports: ReportSettings | None = None,
+        defaults: Mapping[str, Any] | None = None,  # [defaults], for the policy a page shows
     ) -> None:
         tr = translations(settings.language)
         secure = {"auto": https, "yes": True, "no": False}[settings.secure_cookie]
@@ -66,6 +68,7 @@ class Portal:
             secure_cookie=secure,
             idle=timedelta(seconds=settings.session_idle),
             lifetime=timedelta(seconds=settings.session_lifetime),
+            defaults=defaults,
         )
         self.store = store
         self.reports = reports or ReportSettings()  # the retention the report page states
@@ -86,6 +89,8 @@ class Portal:
             *dashboard.routes(p),
             *report.routes(p, self.reports.retention_days),
             *held.routes(p),
+            *archive.routes(p),
+            *preview.routes(p),
         ]
         p.paths.update(r.path for r in routes if isinstance(r, Route))
         return routes

@@ -1,0 +1,162 @@
+"""The dashboard's counts: orders per day by status and encoding, inbound SMS per day.
+
+Read-only queries for `/portal/` (`bridge/portal/pages/dashboard.py`), scoped to one
+customer or (operators) all. Days are UTC days of `created_at` (orders) and
+`received_at` (inbound). An order counts as *sent* once it reached the network, as
+*failed* when it finally did not get through (the monthly report's words,
+`bridge/reports/store.py`); parts are counted for sent orders (what is billed).
+
+Inbound rows do not name a customer: `inbound_per_day` is the one place that decides
+which inbound SMS a customer sees — those to its dedicated or prefix numbers (a number
+shared by keyword or dynamically may serve other customers too, so it is not counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from bridge.db.core import table
+from bridge.inbound.choice import serves
+from bridge.inbound.tables import Inbound, InboundNumber
+from bridge.mt.status import OrderStatus
+from bridge.mt.tables import Order
+from bridge.reports.store import FAILED, SENT
+from bridge.tenants.tables import User
+
+_order = table(Order)
+_user = table(User)
+_inbound = table(Inbound)
+_number = table(InboundNumber)
+
+# Numbers a customer holds alone: inbound to them is the customer's.
+OWN_SHARING = ("dedicated", "prefix")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Whole UTC days, `first` to `last` inclusive."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.first.year, self.first.month, self.first.day, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        nxt = self.last + timedelta(days=1)
+        return datetime(nxt.year, nxt.month, nxt.day, tzinfo=UTC)
+
+    def days(self) -> tuple[str, ...]:
+        n = (self.last - self.first).days + 1
+        return tuple((self.first + timedelta(days=i)).isoformat() for i in range(n))
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    orders: int = 0
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardCounts:
+    days: tuple[str, ...]
+    per_day: Mapping[str, DayCounts]
+    parts_by_encoding: Mapping[str, int]  # "gsm7" / "ucs2" → parts of sent orders
+    inbound_per_day: Mapping[str, int]
+
+    def total(self) -> DayCounts:
+        rows = self.per_day.values()
+        return DayCounts(
+            sum(r.orders for r in rows),
+            sum(r.sent for r in rows),
+            sum(r.delivered for r in rows),
+            sum(r.failed for r in rows),
+        )
+
+
+def _day(value: Any) -> str:
+    """func.date() gives a string on SQLite and a date on PostgreSQL: "YYYY-MM-DD"."""
+    return str(value)[:10]
+
+
+def orders_per_day(
+    conn: Connection, customer_id: int | None, period: Period
+) -> tuple[dict[str, DayCounts], dict[str, int]]:
+    """(counts per day, parts of sent orders per encoding) of the customer's orders (None: all)."""
+    day = func.date(_order.c.created_at)
+    query = (
+        select(
+            day.label("day"),
+            _order.c.status,
+            _order.c.encoding,
+            func.count().label("n"),
+            func.coalesce(func.sum(_order.c.parts), 0).label("parts"),
+        )
+        .where(_order.c.created_at >= period.start, _order.c.created_at < period.end)
+        .group_by(day, _order.c.status, _order.c.encoding)
+    )
+    if customer_id is not None:
+        query = query.select_from(_order.join(_user, _order.c.user_id == _user.c.id)).where(
+            _user.c.customer_id == customer_id
+        )
+    per_day: dict[str, dict[str, int]] = {}
+    parts: dict[str, int] = {}
+    for r in conn.execute(query):
+        counts = per_day.setdefault(_day(r.day), dict.fromkeys(("o", "s", "d", "f"), 0))
+        n = int(r.n)
+        counts["o"] += n
+        if r.status in SENT:
+            counts["s"] += n
+            parts[r.encoding] = parts.get(r.encoding, 0) + int(r.parts)
+        if r.status == OrderStatus.DELIVERED:
+            counts["d"] += n
+        if r.status in FAILED:
+            counts["f"] += n
+    return (
+        {k: DayCounts(v["o"], v["s"], v["d"], v["f"]) for k, v in per_day.items()},
+        parts,
+    )
+
+
+def inbound_per_day(conn: Connection, customer_id: int | None, period: Period) -> dict[str, int]:
+    """Inbound SMS per day: all (None), or those to the customer's own numbers."""
+    day = func.date(_inbound.c.received_at)
+    rows = conn.execute(
+        select(day.label("day"), _inbound.c.destination, func.count().label("n"))
+        .where(_inbound.c.received_at >= period.start, _inbound.c.received_at < period.end)
+        .group_by(day, _inbound.c.destination)
+    ).all()
+    own: list[tuple[str, str]] = []
+    if customer_id is not None:
+        own = [
+            (r.number, r.sharing)
+            for r in conn.execute(
+                select(_number.c.number, _number.c.sharing).where(
+                    _number.c.customer_id == customer_id, _number.c.sharing.in_(OWN_SHARING)
+                )
+            )
+        ]
+    out: dict[str, int] = {}
+    for r in rows:
+        if customer_id is not None and not any(
+            serves(number, sharing, r.destination) for number, sharing in own
+        ):
+            continue
+        out[_day(r.day)] = out.get(_day(r.day), 0) + int(r.n)
+    return out
+
+
+def dashboard_counts(conn: Connection, customer_id: int | None, period: Period) -> DashboardCounts:
+    per_day, parts = orders_per_day(conn, customer_id, period)
+    return DashboardCounts(
+        period.days(), per_day, parts, inbound_per_day(conn, customer_id, period)
+    )
