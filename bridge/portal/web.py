@@ -14,8 +14,9 @@ import asyncio
 import hmac
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Connection
 from starlette.requests import Request
@@ -47,7 +48,14 @@ STATIC: Final = {
 class Portal:
     """The portal over one store; `routes()` is what the HTTP app mounts."""
 
-    def __init__(self, store: Store, settings: PortalSettings, *, https: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: PortalSettings,
+        *,
+        https: bool,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
         tr = translations(settings.language)
         secure = {"auto": https, "yes": True, "no": False}[settings.secure_cookie]
         self.pages = Pages(
@@ -58,6 +66,7 @@ class Portal:
             secure_cookie=secure,
             idle=timedelta(seconds=settings.session_idle),
             lifetime=timedelta(seconds=settings.session_lifetime),
+            defaults=defaults,
         )
         self.store = store
         self._static = {
