@@ -32,6 +32,7 @@ from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
 from bridge.portal.i18n import environment, translations
 from bridge.portal.pages import dashboard
 from bridge.portal.pages import lists as list_pages
+from bridge.portal.pages import numbers as number_pages
 from bridge.portal.sessions import Opened, end_session, open_session
 from bridge.portal.settings import PortalSettings
 from bridge.portal.viewer import Viewer
@@ -86,6 +87,7 @@ class Portal:
             Route(PREFIX, lambda r: p.redirect(f"{PREFIX}/"), methods=["GET"]),
             *dashboard.routes(p),
             *list_pages.routes(p),
+            *number_pages.routes(p),
         ]
         p.paths.update(r.path for r in routes if isinstance(r, Route))
         return routes
