@@ -33,6 +33,7 @@ from bridge.portal.i18n import environment, translations
 from bridge.portal.pages import dashboard
 from bridge.portal.pages import lists as list_pages
 from bridge.portal.pages import numbers as number_pages
+from bridge.portal.pages import stoplist as stoplist_pages
 from bridge.portal.sessions import Opened, end_session, open_session
 from bridge.portal.settings import PortalSettings
 from bridge.portal.viewer import Viewer
@@ -87,6 +88,7 @@ class Portal:
             Route(PREFIX, lambda r: p.redirect(f"{PREFIX}/"), methods=["GET"]),
             *dashboard.routes(p),
             *list_pages.routes(p),
+            *stoplist_pages.routes(p),
             *number_pages.routes(p),
         ]
         p.paths.update(r.path for r in routes if isinstance(r, Route))
