@@ -10,6 +10,7 @@ return gets a leading ', except a plain E.164 number, which is digits after the 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -27,6 +28,7 @@ from bridge.intake.addresses import classify_number
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
 from bridge.portal.queries_lists import customer_settings
 from bridge.portal.queries_numbers import numbers_of
+from bridge.portal.queries_stoplist import stops_page
 from bridge.portal.viewer import Viewer
 from bridge.smpp.address import canonical_number
 from bridge.tenants.policy import resolve
@@ -57,12 +59,26 @@ def _with(path: str, scope: Scope, **params: str) -> str:
     return path + ("?" + "&".join(query) if query else "")
 
 
-def _search(rows: list[StopRow], search: str) -> list[StopRow]:
-    """Entries whose number contains the digits searched for (spaces, dashes ignored)."""
-    digits = re.sub(r"[^0-9]", "", search)
-    if not digits:
-        return rows
-    return [r for r in rows if digits in r.msisdn]
+def _digits(search: str) -> str:
+    """What a search matches in a number: its digits (spaces, dashes, a + ignored)."""
+    return re.sub(r"[^0-9]", "", search)
+
+
+def _csv(rows: list[StopRow], search: str, every_customer: bool) -> str:
+    """The export: msisdn, service, origin, created_at (customer first for every customer)."""
+    digits = _digits(search)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    header = ["msisdn", "service", "origin", "created_at"]
+    writer.writerow(["customer", *header] if every_customer else header)
+    for r in rows:
+        if digits and digits not in r.msisdn:
+            continue
+        cells = [r.msisdn, r.service, r.origin, r.created_at.isoformat()]
+        if every_customer:
+            cells.insert(0, r.customer)
+        writer.writerow([csv_cell(c) for c in cells])
+    return out.getvalue()
 
 
 def routes(pages: Pages) -> list[BaseRoute]:
@@ -90,9 +106,9 @@ def routes(pages: Pages) -> list[BaseRoute]:
             page = max(1, int(request.query_params.get("page", "1")))
         except ValueError:
             page = 1
-        rows = _search(await pages.store.call(list_stops, scope.customer_id), search)
-        rows.reverse()  # newest first
-        shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        found = await pages.store.call(
+            stops_page, scope.customer_id, _digits(search), (page - 1) * PAGE_SIZE, PAGE_SIZE
+        )
         extra = {"q": search} if search else {}
         numbers = (
             await pages.store.call(numbers_of, scope.customer_id)
@@ -106,8 +122,8 @@ def routes(pages: Pages) -> list[BaseRoute]:
             "stoplist.html",
             {
                 "scope": scope,
-                "rows": shown,
-                "total": len(rows),
+                "rows": found.rows,
+                "total": found.total,
                 "search": search,
                 "services": sorted({n.number for n in numbers}),
                 "notice": _(done) if done else "",
@@ -115,7 +131,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "prev_url": _with(PATH, scope, page=str(page - 1), **extra) if page > 1 else None,
                 "next_url": (
                     _with(PATH, scope, page=str(page + 1), **extra)
-                    if page * PAGE_SIZE < len(rows)
+                    if page * PAGE_SIZE < found.total
                     else None
                 ),
             },
@@ -159,20 +175,12 @@ def routes(pages: Pages) -> list[BaseRoute]:
     async def export(request: Request, viewer: Viewer) -> Response:
         scope = await pages.scope(request, viewer)
         search = request.query_params.get("q", "").strip()[:40]
-        rows = _search(await pages.store.call(list_stops, scope.customer_id), search)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        header = ["msisdn", "service", "origin", "created_at"]
-        writer.writerow(header if scope.customer_id is not None else ["customer", *header])
-        for r in rows:
-            cells = [r.msisdn, r.service, r.origin, r.created_at.isoformat()]
-            if scope.customer_id is None:
-                cells.insert(0, r.customer)
-            writer.writerow([csv_cell(c) for c in cells])
+        rows = await pages.store.call(list_stops, scope.customer_id)  # as `stoplist export`
+        content = await asyncio.to_thread(_csv, rows, search, scope.customer_id is None)
         who = re.sub(r"[^A-Za-z0-9._-]", "_", scope.customer or "all")
         name = f"stoplist-{who}-{utcnow():%Y%m%d}.csv"
         return Response(
-            out.getvalue(),
+            content,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
