@@ -76,6 +76,7 @@ async def test_a_members_csv_with_a_bad_line_in_the_browser(tmp_path: Path) -> N
         await page.get_by_role("button", name="Create the list").click()
         await page.wait_for_url("**/portal/lists/*?done=created")
         assert "The list was created." in await page.inner_text("p.notice")
+        list_url = page.url.split("?")[0]
 
         content = (
             "msisdn,first_name,last_name,city\n"
@@ -100,6 +101,14 @@ async def test_a_members_csv_with_a_bad_line_in_the_browser(tmp_path: Path) -> N
         await page.goto(f"{run.base}/portal/lists")
         assert "team" in await page.inner_text("table.lists")
         await screenshot(page, "lists", "lists")
+
+        # another customer's admin gets "not found" for the list's address
+        other = await b.new_page()
+        await browser_login(other, run.base, "acme-admin")
+        answer = await other.goto(list_url)
+        assert answer is not None and answer.status == 404
+        assert "There is no such distribution list." in await other.inner_text("main")
+        assert "+491701111111" not in await other.content()
 
 
 async def test_the_numbers_page_in_the_browser(tmp_path: Path) -> None:

@@ -185,7 +185,12 @@ async def test_a_customer_admin_cannot_reach_another_customers_lists(tmp_path: P
         assert "crew" in page.text and "team" not in page.text
         own = await web.get(f"/portal/lists/{acme_id}")
         assert own.status_code == 200 and "+491709999999" in own.text
-        for url in (f"/portal/lists/{demo_id}", f"/portal/lists/{demo_id}?customer=demo"):
+        assert (await web.get(f"/portal/lists/{acme_id}/import")).status_code == 200
+        for url in (
+            f"/portal/lists/{demo_id}",
+            f"/portal/lists/{demo_id}?customer=demo",
+            f"/portal/lists/{demo_id}/import",
+        ):
             r = await web.get(url)
             assert r.status_code == 404 and "+491701234567" not in r.text
         for path, data in (

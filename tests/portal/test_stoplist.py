@@ -13,6 +13,7 @@ from bridge.inbound.actions_store import StopRow, add_stop, list_stops
 from bridge.inbound.admin import apply_numbers, customer_id
 from bridge.inbound.config import parse_numbers
 from bridge.portal.pages.stoplist import csv_cell
+from bridge.tenants.admin import add_customer
 from tests.portal.harness import PortalRun, login, portal
 
 NUMBERS = """
@@ -199,3 +200,9 @@ async def test_an_operator_picks_the_customer_to_change(tmp_path: Path) -> None:
         assert r.headers["location"] == "/portal/stoplist?done=added&customer=acme"
         assert ("+491707777777", "") in _stops(run, acme)
         assert (await web.get("/portal/stoplist?customer=nobody")).status_code == 404
+        # a national number is read with the chosen customer's country
+        uk = run_sync(_engine(run), add_customer, "uk", {"default_country": "GB"})
+        r = await web.post(
+            "/portal/stoplist?customer=uk", data={"csrf": csrf, "msisdn": "07911 123456"}
+        )
+        assert r.status_code == 303 and _stops(run, uk) == [("+447911123456", "")]

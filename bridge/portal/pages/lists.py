@@ -256,4 +256,6 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route(f"{PATH}/{{id:int}}/members", pages.page(add_member), methods=["POST"]),
         Route(f"{PATH}/{{id:int}}/remove", pages.page(remove_member), methods=["POST"]),
         Route(f"{PATH}/{{id:int}}/import", pages.page(import_csv), methods=["POST"]),
+        # the address bar after an import: a reload or a bookmark shows the list
+        Route(f"{PATH}/{{id:int}}/import", pages.page(show), methods=["GET"]),
     ]
