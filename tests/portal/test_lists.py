@@ -130,6 +130,8 @@ async def test_bad_input_gets_a_page_with_a_sentence(tmp_path: Path) -> None:
         )
         assert r.status_code == 404 and "not a member of this list" in r.text
         assert (await web.get("/portal/lists/999999")).status_code == 404
+        assert (await web.get(f"/portal/lists/{'9' * 30}")).status_code == 404
+        assert (await web.get(f"/portal/lists/{demo_id}?page={'9' * 30}")).status_code == 200
         assert (await web.get(f"/portal/lists/{demo_id}?page=x&q=%25")).status_code == 200
 
 

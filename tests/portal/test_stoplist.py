@@ -105,6 +105,7 @@ async def test_bad_numbers_get_a_page_with_a_sentence(tmp_path: Path) -> None:
         assert r.status_code == 404 and "not on your stop list" in r.text
         assert _stops(run, demo) == before
         assert (await web.get("/portal/stoplist?page=-3&q=%00")).status_code == 200
+        assert (await web.get(f"/portal/stoplist?page={'9' * 30}")).status_code == 200
 
 
 async def test_a_customer_admin_cannot_touch_another_customers_entries(tmp_path: Path) -> None:

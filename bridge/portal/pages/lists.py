@@ -38,6 +38,7 @@ from bridge.provision.file import LIST_NAME, TenantsError, read_members_csv
 from bridge.tenants.policy import resolve
 
 PATH: Final = f"{PREFIX}/lists"
+MAX_PAGE: Final = 100_000  # a larger page number is a typo (and an offset SQL refuses)
 PAGE_SIZE: Final = 100
 MAX_CSV_BYTES: Final = 20 * 1024 * 1024  # ~400,000 members
 MAX_PROBLEMS_SHOWN: Final = 100
@@ -73,7 +74,12 @@ def routes(pages: Pages) -> list[BaseRoute]:
 
     async def the_list(request: Request, viewer: Viewer) -> tuple[Scope, ListView]:
         scope = await pages.scope(request, viewer)
-        lst = await pages.store.call(list_of, request.path_params["id"], scope.customer_id)
+        list_id: int = request.path_params["id"]
+        lst = (
+            await pages.store.call(list_of, list_id, scope.customer_id)
+            if list_id < 2**63
+            else None  # not a database integer
+        )
         if lst is None or not viewer.may_see(lst.customer_id):
             raise NotFound(_("There is no such distribution list."))
         return scope, lst
@@ -133,7 +139,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
     ) -> Response:
         search = request.query_params.get("q", "").strip()[:64]
         try:
-            page = max(1, int(request.query_params.get("page", "1")))
+            page = min(max(1, int(request.query_params.get("page", "1"))), MAX_PAGE)
         except ValueError:
             page = 1
         found = await pages.store.call(members_page, lst, search, (page - 1) * PAGE_SIZE, PAGE_SIZE)

@@ -34,6 +34,7 @@ from bridge.smpp.address import canonical_number
 from bridge.tenants.policy import resolve
 
 PATH: Final = f"{PREFIX}/stoplist"
+MAX_PAGE: Final = 100_000  # a larger page number is a typo (and an offset SQL refuses)
 PAGE_SIZE: Final = 200
 _E164: Final = re.compile(r"\+[0-9]{1,17}")
 _FORMULA: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -103,7 +104,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         scope = await pages.scope(request, viewer)
         search = request.query_params.get("q", "").strip()[:40]
         try:
-            page = max(1, int(request.query_params.get("page", "1")))
+            page = min(max(1, int(request.query_params.get("page", "1"))), MAX_PAGE)
         except ValueError:
             page = 1
         found = await pages.store.call(
