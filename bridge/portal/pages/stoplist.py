@@ -1,11 +1,12 @@
 """The stop list: the customer's opted-out numbers, search, add, remove and a CSV export.
 
-The same functions as `mailsms stoplist` and the REST API (`add_stop`, `list_stops`,
-`remove_stop`), and the same reading of a number (`classify_number` with the customer's
-`default_country`), so an entry made here refuses mail to the number at RCPT exactly like
-one from a STOP SMS. A customer admin sees and changes only its own customer's entries;
-the export is written formula-safe (a cell starting with = + - @, a tab or a carriage
-return gets a leading ', except a plain E.164 number, which is digits after the +).
+The same functions as `mailsms stoplist` and the REST API (`add_stop`, `remove_stop`, and
+`list_stops` for the export; a page of the table is one query, `queries_stoplist`), and
+the same reading of a number (`classify_number` with the customer's `default_country`),
+so an entry made here refuses mail to the number at RCPT exactly like one from a STOP
+SMS. A customer admin sees and changes only its own customer's entries; the export is
+written formula-safe (a cell starting with = + - @, a tab or a carriage return gets a
+leading ', except a plain E.164 number, which is digits after the +).
 """
 
 from __future__ import annotations
