@@ -31,6 +31,9 @@ from bridge.portal import accounts
 from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
 from bridge.portal.i18n import environment, translations
 from bridge.portal.pages import archive, dashboard, held, preview, report
+from bridge.portal.pages import lists as list_pages
+from bridge.portal.pages import numbers as number_pages
+from bridge.portal.pages import stoplist as stoplist_pages
 from bridge.portal.sessions import Opened, end_session, open_session, purge_sessions
 from bridge.portal.settings import PortalSettings
 from bridge.portal.viewer import Viewer
@@ -91,6 +94,9 @@ class Portal:
             *held.routes(p),
             *archive.routes(p),
             *preview.routes(p),
+            *list_pages.routes(p),
+            *stoplist_pages.routes(p),
+            *number_pages.routes(p),
         ]
         p.paths.update(r.path for r in routes if isinstance(r, Route))
         return routes

@@ -38,6 +38,7 @@ from bridge.mail_address import MailAddress
 from bridge.tenants.policy import PolicyError, check_setting
 
 NUMBER_COLUMNS = ("msisdn", "number", "mobile", "phone")
+LIST_NAME = r"^[a-z][a-z0-9._-]{0,63}$"  # a list is mailed as <name>@<domain>
 
 
 class TenantsError(InputError, ValueError):
@@ -60,7 +61,7 @@ class MemberSpec(_Spec):
 
 
 class ListSpec(_Spec):
-    name: str = Field(pattern=r"^[a-z][a-z0-9._-]{0,63}$")
+    name: str = Field(pattern=LIST_NAME)
     description: str = ""
     fields: list[str] = Field(default_factory=list)
     members: list[MemberSpec] | None = None
@@ -102,7 +103,19 @@ def _check_settings(where: str, settings: dict[str, Any], level: str, problems: 
 
 
 def parse_members_csv(text: str, default_country: str, where: str = "CSV") -> list[Member]:
-    """Members from a CSV with a header row (msisdn/number/mobile/phone, first_name, …)."""
+    """Members from a CSV with a header row (msisdn/number/mobile/phone, first_name, …);
+    TenantsError with one line per bad row when any row is bad."""
+    members, problems = read_members_csv(text, default_country, where)
+    if problems:
+        raise TenantsError(problems)
+    return members
+
+
+def read_members_csv(
+    text: str, default_country: str, where: str = "CSV"
+) -> tuple[list[Member], list[str]]:
+    """The good rows' members and one problem line per bad row (the portal imports the
+    good ones and shows the rest); TenantsError when the file has no number column."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in reader.fieldnames or []]
     number_col = next((c for c in NUMBER_COLUMNS if c in header), None)
@@ -110,8 +123,13 @@ def parse_members_csv(text: str, default_country: str, where: str = "CSV") -> li
         raise TenantsError([f"{where}: no number column (one of {', '.join(NUMBER_COLUMNS)})"])
     problems: list[str] = []
     members: list[Member] = []
-    for line, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise TenantsError([f"{where} line {reader.line_num}: not CSV: {exc}"]) from None
+    for line, raw in enumerate(rows, start=2):
+        # cells past the header's columns (key None) have no name: ignored
+        row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
         msisdn = normalise_msisdn(row.get(number_col, ""), default_country)
         if msisdn is None:
             problems.append(f"{where} line {line}: {row.get(number_col)!r} is not a mobile number")
@@ -124,9 +142,7 @@ def parse_members_csv(text: str, default_country: str, where: str = "CSV") -> li
         members.append(
             Member(msisdn, row.get("first_name", ""), row.get("last_name", ""), extra or {})
         )
-    if problems:
-        raise TenantsError(problems)
-    return members
+    return members, problems
 
 
 def _members(
