@@ -445,7 +445,12 @@ class Bridge:
             *api.routes(),
         ]
         if self.settings.portal.enabled:
-            routes += Portal(store, self.settings.portal, https=s.tls_cert is not None).routes()
+            routes += Portal(
+                store,
+                self.settings.portal,
+                https=s.tls_cert is not None,
+                defaults=self.settings.defaults.model_dump(),
+            ).routes()
         self.http = HttpServer(s, build_app(routes))
         host, port = await self.http.start()
         scheme = "https" if s.tls_cert else "http"

@@ -149,8 +149,10 @@ class Pages:
         secure_cookie: bool,
         idle: timedelta,
         lifetime: timedelta,
+        defaults: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
+        self.defaults: Mapping[str, Any] = defaults or {}  # [defaults]: the cascade's bottom
         self.env = env
         self.translations = translations
         self.https = https

@@ -14,8 +14,9 @@ import asyncio
 import hmac
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Connection
 from starlette.requests import Request
@@ -29,7 +30,9 @@ from bridge.packaged import TEMPLATES
 from bridge.portal import accounts
 from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
 from bridge.portal.i18n import environment, translations
-from bridge.portal.pages import dashboard
+from bridge.portal.pages import access, api_keys, dashboard, users
+from bridge.portal.pages import accounts as accounts_page
+from bridge.portal.pages import settings as settings_page
 from bridge.portal.sessions import Opened, end_session, open_session
 from bridge.portal.settings import PortalSettings
 from bridge.portal.viewer import Viewer
@@ -47,7 +50,14 @@ STATIC: Final = {
 class Portal:
     """The portal over one store; `routes()` is what the HTTP app mounts."""
 
-    def __init__(self, store: Store, settings: PortalSettings, *, https: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: PortalSettings,
+        *,
+        https: bool,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
         tr = translations(settings.language)
         secure = {"auto": https, "yes": True, "no": False}[settings.secure_cookie]
         self.pages = Pages(
@@ -58,6 +68,7 @@ class Portal:
             secure_cookie=secure,
             idle=timedelta(seconds=settings.session_idle),
             lifetime=timedelta(seconds=settings.session_lifetime),
+            defaults=defaults,
         )
         self.store = store
         self._static = {
@@ -75,6 +86,11 @@ class Portal:
             Route(f"{PREFIX}/static/{{name}}", self.static, methods=["GET"]),
             Route(PREFIX, lambda r: p.redirect(f"{PREFIX}/"), methods=["GET"]),
             *dashboard.routes(p),
+            *settings_page.routes(p),
+            *users.routes(p),
+            *access.routes(p),
+            *api_keys.routes(p),
+            *accounts_page.routes(p),
         ]
         p.paths.update(r.path for r in routes if isinstance(r, Route))
         return routes
