@@ -113,12 +113,14 @@ def find_users(
     if customer_id is not None:
         query = query.where(_user.c.customer_id == customer_id)
     if search:
-        like = f"%{search.lower()}%"
+        text = search.lower()  # addresses are stored lower-cased; % and _ match themselves
         query = query.where(
             or_(
-                _user.c.address.like(like),
-                func.lower(_user.c.display_name).like(like),
-                _user.c.id.in_(select(_alias.c.user_id).where(_alias.c.address.like(like))),
+                _user.c.address.contains(text, autoescape=True),
+                func.lower(_user.c.display_name).contains(text, autoescape=True),
+                _user.c.id.in_(
+                    select(_alias.c.user_id).where(_alias.c.address.contains(text, autoescape=True))
+                ),
             )
         )
     return [

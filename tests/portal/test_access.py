@@ -146,7 +146,7 @@ async def test_an_operator_needs_a_customer_to_change_things(tmp_path: Path) -> 
         page = await web.get("/portal/access")
         assert "Choose a customer to add a login" in page.text
         r = await web.post("/portal/access/rules", data={"csrf": csrf, "networks": "10.0.0.0/8"})
-        assert r.status_code == 404 and "Choose a customer first" in r.text
+        assert r.status_code == 400 and "Choose a customer first" in r.text
         r = await web.post(
             "/portal/access/logins?customer=acme",
             data={"csrf": csrf, "username": "acme-smtp", "password": GOOD, "password_again": GOOD},

@@ -97,6 +97,8 @@ async def test_another_customers_keys_are_out_of_reach(tmp_path: Path) -> None:
             page = await ops.get("/portal/api-keys")
             assert "demo-app" in page.text and "mine" in page.text
             assert "Choose a customer to create a key." in page.text
+            r = await ops.post("/portal/api-keys", data={"csrf": ops_csrf, "name": "x"})
+            assert r.status_code == 400 and "Choose a customer first" in r.text
             r = await ops.post(
                 f"/portal/api-keys/{demo_key.key_id}/revoke", data={"csrf": ops_csrf}
             )

@@ -147,7 +147,7 @@ async def test_an_operator_chooses_the_customer(tmp_path: Path) -> None:
         page = await web.get("/portal/settings")
         assert page.status_code == 200 and "Choose a customer" in page.text
         r = await _set(web, csrf, key="notify", value="all")
-        assert r.status_code == 404 and "Choose a customer first" in r.text
+        assert r.status_code == 400 and "Choose a customer first" in r.text
         page = await web.get("/portal/settings", params={"customer": "acme"})
         assert _effective(page.text, "default_country") == ("DE", "customer")
         assert (await web.get("/portal/settings", params={"customer": "nosuch"})).status_code == 404
@@ -224,3 +224,47 @@ async def test_a_post_without_the_csrf_token_changes_nothing(tmp_path: Path) -> 
         assert "sender_id" not in _user_settings(run, "demo@example.com")
         web.cookies.clear()
         assert (await web.get("/portal/settings")).status_code == 303
+
+
+async def test_odd_input_on_every_route_is_a_page_with_a_sentence(tmp_path: Path) -> None:
+    """Missing, repeated, over-long or strange fields: a 4xx page, never a 500."""
+    async with portal(tmp_path) as run, run.client() as web:
+        csrf = await login(web, "admin")
+        uid = _user_id(run, "demo@example.com")
+        odd: list[dict[str, Any]] = [
+            {},
+            {"key": "sender_id"},
+            {"key": "\x00", "value": "\x00", "action": "set"},
+            {"key": ["notify", "flash"], "value": ["a", "b"], "action": "set"},
+            {"user": "99999999999999999999", "key": "notify", "value": "all", "action": "set"},
+            {"profile": "../x", "key": "notify", "action": "unset"},
+            {"key": "validity", "value": "1e999", "action": "set"},
+            {"key": "send_at", "value": "9999-12-31T23:59:59-23:00", "action": "set"},
+            {"address": "x" * 5000, "username": "\u202e" * 10, "password": "p" * 5000},
+            {"name": "\x00", "networks": "::/200", "user": "x" * 300},
+        ]
+        for path in (
+            "/portal/settings",
+            f"/portal/users/{uid}/aliases/add",
+            f"/portal/users/{uid}/aliases/remove",
+            "/portal/access/logins",
+            "/portal/access/rules",
+            "/portal/api-keys",
+            "/portal/accounts",
+            "/portal/accounts/1/password",
+        ):
+            for fields in odd:
+                r = await web.post(path, data={"csrf": csrf, **fields})
+                assert r.status_code < 500, (path, fields, r.text)
+                if r.status_code >= 400:
+                    assert 'role="alert"' in r.text, (path, fields)
+        for path in (
+            "/portal/settings?user=-1",
+            "/portal/settings?profile=%00",
+            "/portal/settings?address=%00",
+            "/portal/users?page=99999999999&q=%25%25_",
+            "/portal/users/-1",
+            "/portal/users/" + "9" * 40,
+        ):
+            r = await web.get(path)
+            assert r.status_code < 500, (path, r.text)

@@ -43,6 +43,8 @@ async def test_the_list_shows_the_customers_users_and_searches(tmp_path: Path) -
         assert "sales1@example.com" in found.text and "sales2@example.com" not in found.text
         none = await web.get("/portal/users", params={"q": "nobody"})
         assert "No user matches." in none.text
+        wildcard = await web.get("/portal/users", params={"q": "%_"})
+        assert "No user matches." in wildcard.text  # no LIKE wildcards from the search box
         # ?customer=acme is ignored for a customer admin.
         other = await web.get("/portal/users", params={"customer": "acme"})
         assert "anna@acme.example" not in other.text and "demo@example.com" in other.text
@@ -103,6 +105,8 @@ async def test_aliases_are_added_and_removed_with_the_address_check(tmp_path: Pa
         assert _sender_id(run, "demo.other@example.com") == uid
         page = await web.get(f"/portal/users/{uid}")
         assert "demo.other@example.com" in page.text
+        found = await web.get("/portal/users", params={"q": "demo.other"})  # found by its alias
+        assert f'href="/portal/users/{uid}"' in found.text
         for address, sentence in (
             ("not an address", "An email address must have an @-sign."),
             ("demo.other@example.com", "is an alias already"),

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bridge.errors import InputError
 from bridge.intake.access import CustomerAccess, exposure
 from bridge.intake.access_store import get_access, set_access
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
@@ -112,7 +113,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
 
     def need_customer(scope: Scope) -> str:
         if scope.customer is None:
-            raise NotFound(_("Choose a customer first: logins and rules belong to one."))
+            raise InputError(_("Choose a customer first: logins and rules belong to one."))
         return scope.customer
 
     async def add_login(request: Request, viewer: Viewer) -> Response:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bridge.api.keys import KeyRow, add_key, list_keys, revoke_key
+from bridge.errors import InputError
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
 from bridge.portal.viewer import Viewer
 from bridge.tenants.admin import AdminError, UserRow, list_users
@@ -80,7 +81,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
     async def create(request: Request, viewer: Viewer) -> Response:
         scope = await pages.scope(request, viewer)
         if scope.customer is None:
-            raise NotFound(_("Choose a customer first: a key belongs to one."))
+            raise InputError(_("Choose a customer first: a key belongs to one."))
         customer = scope.customer
         form = await pages.form(request)
         name = str(form.get("name") or "").strip()

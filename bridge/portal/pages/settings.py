@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bridge.errors import InputError
 from bridge.portal.base import PREFIX, Forbidden, NotFound, Pages, Scope
 from bridge.portal.queries_settings import (
     ProfileItem,
@@ -53,7 +54,7 @@ OPERATOR_ONLY: Final = frozenset(
     {"rate_per_minute", "rate_per_day", "allowed_countries", "denied_countries"}
 )
 DONE: Final = {
-    "set": "The setting is saved; the next mail uses it.",
+    "set": "The setting is saved; new mails use it within a few seconds.",
     "unset": "The setting is removed from this level; the level above applies again.",
 }
 
@@ -226,9 +227,12 @@ def routes(pages: Pages) -> list[BaseRoute]:
         level: Level | None,
         *,
         error: str = "",
+        typed: tuple[str, str] = ("", ""),
         status: int = 200,
     ) -> Response:
         table, problem = rows(level, viewer) if level is not None else ([], "")
+        if typed[0]:  # a refused value stays in its field, to be corrected
+            table = [replace(r, here=typed[1]) if r.name == typed[0] else r for r in table]
         done = request.query_params.get("done", "")
         return pages.render(
             request,
@@ -263,7 +267,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
     async def change(request: Request, viewer: Viewer) -> Response:
         scope = await pages.scope(request, viewer)
         if scope.customer_id is None:
-            raise NotFound(_("Choose a customer first: its settings are changed, not all."))
+            raise InputError(_("Choose a customer first: its settings are changed, not all."))
         form: FormData = await pages.form(request)
 
         def field(name: str) -> str:
@@ -295,7 +299,15 @@ def routes(pages: Pages) -> list[BaseRoute]:
             level = await level_of(
                 scope, level.profile.name if level.profile else None, field("user") or None
             )
-            return render(request, viewer, scope, level, error=str(exc), status=400)
+            return render(
+                request,
+                viewer,
+                scope,
+                level,
+                error=str(exc),
+                typed=(key, field("value")[:2000]) if action == "set" else ("", ""),
+                status=400,
+            )
         return pages.redirect(url(scope, level, done=action))
 
     return [
