@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Connection, insert, select, update
 
+from bridge.db.core import table
 from bridge.db.store import run_sync
 from bridge.tenants.senders import find_sender
+from bridge.tenants.tables import Customer, Profile, User
 from tests.portal.harness import PortalRun, login, portal
 
 
@@ -268,3 +271,58 @@ async def test_odd_input_on_every_route_is_a_page_with_a_sentence(tmp_path: Path
         ):
             r = await web.get(path)
             assert r.status_code < 500, (path, r.text)
+
+
+async def test_a_profile_level_sits_between_customer_and_user(tmp_path: Path) -> None:
+    async with portal(tmp_path) as run, run.client() as web:
+        assert run.bridge.store is not None
+
+        def with_profile(conn: Connection) -> None:
+            profile, user = table(Profile), table(User)
+            cid = conn.execute(select(table(Customer).c.id).where(table(Customer).c.name == "demo"))
+            pid = conn.execute(
+                insert(profile).values(customer_id=cid.scalar_one(), name="sales", settings={})
+            ).inserted_primary_key
+            assert pid is not None
+            conn.execute(
+                update(user).where(user.c.address == "demo@example.com").values(profile_id=pid[0])
+            )
+
+        run_sync(run.bridge.store.engine, with_profile)
+        csrf = await login(web, "admin")
+        page = await web.get("/portal/settings")
+        assert 'href="/portal/settings?profile=sales"' in page.text
+        r = await _set(
+            web,
+            csrf,
+            url="/portal/settings?profile=sales",
+            profile="sales",
+            key="encoding",
+            value="ucs2",
+        )
+        assert (
+            r.status_code == 303
+            and r.headers["location"] == "/portal/settings?profile=sales&done=set"
+        )
+        profile_page = await web.get(r.headers["location"])
+        assert "Settings of profile sales" in profile_page.text
+        assert _effective(profile_page.text, "encoding") == ("ucs2", "profile")
+        user_page = await web.get(
+            "/portal/settings", params={"user": _user_id(run, "demo@example.com")}
+        )
+        assert "Profile: sales." in user_page.text
+        assert _effective(user_page.text, "encoding") == ("ucs2", "profile")
+        r = await _set(web, csrf, profile="sales", key="mail_overrides", value="priority")
+        assert (
+            r.status_code == 400 and "can only be set for a customer, not for a profile" in r.text
+        )
+        # acme's admin cannot reach demo's profile.
+        async with run.client() as acme:
+            acme_csrf = await login(acme, "acme-admin")
+            assert (
+                await acme.get("/portal/settings", params={"profile": "sales"})
+            ).status_code == 404
+            r = await _set(acme, acme_csrf, profile="sales", key="encoding", value="gsm7")
+            assert r.status_code == 404
+        profile_page = await web.get("/portal/settings", params={"profile": "sales"})
+        assert _effective(profile_page.text, "encoding") == ("ucs2", "profile")
