@@ -109,6 +109,8 @@ async def test_bad_values_are_refused_with_the_cli_sentence(tmp_path: Path) -> N
             ({"key": "cleaning", "value": "quotes,nonsense"}, "cleaning: unknown values"),
             ({"key": "no_such", "value": "1"}, "unknown setting &#39;no_such&#39;"),
             ({"key": "quiet_hours", "value": "25:00-08:00"}, "quiet_hours: expected"),
+            ({"key": "subject_separator", "value": "\\x"}, "has a broken escape"),
+            ({"key": "max_parts", "value": "9" * 5000}, "expected an integer from 1 to 255"),
             # Customer-only settings cannot be set for a user (check_setting's rule).
             (
                 {"key": "report_recipients", "value": "a@b.example"},
