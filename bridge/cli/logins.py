@@ -11,9 +11,12 @@ import typer
 from bridge.cli.common import ConfigOpt, fail, open_database
 from bridge.db.store import run_sync
 from bridge.tenants.admin import AdminError
-from bridge.tenants.logins import add_credential, list_credentials, set_credential_enabled
-
-MIN_PASSWORD = 10
+from bridge.tenants.logins import (
+    add_credential,
+    check_login_password,
+    list_credentials,
+    set_credential_enabled,
+)
 
 app = typer.Typer(
     help="SMTP AUTH logins (offered only after STARTTLS); each authorises one customer's senders.",
@@ -42,9 +45,8 @@ def login_add(
         password = password_file.read_text(encoding="utf-8").strip()
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < MIN_PASSWORD:
-        fail(f"the password must have at least {MIN_PASSWORD} characters")
     try:
+        check_login_password(password)
         run_sync(open_database(config), add_credential, username, customer, password)
     except AdminError as exc:
         fail(str(exc))

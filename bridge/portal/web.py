@@ -30,9 +30,11 @@ from bridge.packaged import TEMPLATES
 from bridge.portal import accounts
 from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
 from bridge.portal.i18n import environment, translations
-from bridge.portal.pages import archive, dashboard, held, preview, report
+from bridge.portal.pages import access, api_keys, archive, dashboard, held, preview, report, users
+from bridge.portal.pages import accounts as accounts_page
 from bridge.portal.pages import lists as list_pages
 from bridge.portal.pages import numbers as number_pages
+from bridge.portal.pages import settings as settings_page
 from bridge.portal.pages import stoplist as stoplist_pages
 from bridge.portal.sessions import Opened, end_session, open_session, purge_sessions
 from bridge.portal.settings import PortalSettings
@@ -97,6 +99,11 @@ class Portal:
             *list_pages.routes(p),
             *stoplist_pages.routes(p),
             *number_pages.routes(p),
+            *settings_page.routes(p),
+            *users.routes(p),
+            *access.routes(p),
+            *api_keys.routes(p),
+            *accounts_page.routes(p),
         ]
         p.paths.update(r.path for r in routes if isinstance(r, Route))
         return routes

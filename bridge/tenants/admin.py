@@ -10,16 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.errors import InputError
 from bridge.mail_address import MailAddressError, check_mail_address
-from bridge.tenants.tables import Customer, User
+from bridge.tenants.tables import Alias, Customer, User
 
 _customer = table(Customer)
 _user = table(User)
+_alias = table(Alias)
 
 DEMO_CUSTOMER = "demo"
 DEMO_USER = "demo@example.com"
@@ -198,3 +199,33 @@ def check_networks(networks: Sequence[str]) -> tuple[str, ...]:
                 f"network {n!r}: expected an address or CIDR, e.g. 192.0.2.0/24"
             ) from None
     return tuple(out)
+
+
+def list_aliases(conn: Connection, user_id: int) -> list[str]:
+    """The other envelope addresses a user may send from, sorted."""
+    rows = conn.execute(
+        select(_alias.c.address).where(_alias.c.user_id == user_id).order_by(_alias.c.address)
+    )
+    return [str(r[0]) for r in rows]
+
+
+def add_alias(conn: Connection, user_id: int, address: str) -> str:
+    """Let the user send from `address` too; the address normalised (AdminError says why not)."""
+    try:
+        address = check_mail_address(address)
+    except MailAddressError as exc:
+        raise AdminError(str(exc)) from None
+    if conn.execute(select(_user.c.id).where(_user.c.address == address)).first():
+        raise AdminError(f"{address} is a user's own address; an alias must be another address")
+    if conn.execute(select(_alias.c.user_id).where(_alias.c.address == address)).first():
+        raise AdminError(f"{address} is an alias already (of this or another user)")
+    conn.execute(insert(_alias).values(address=address, user_id=user_id))
+    return address
+
+
+def remove_alias(conn: Connection, user_id: int, address: str) -> None:
+    result = conn.execute(
+        delete(_alias).where(_alias.c.user_id == user_id, _alias.c.address == address.lower())
+    )
+    if result.rowcount == 0:
+        raise AdminError(f"{address} is not an alias of this user")

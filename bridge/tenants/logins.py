@@ -23,6 +23,13 @@ from bridge.tenants.tables import Credential, Customer
 _credential = table(Credential)
 _customer = table(Customer)
 _N, _R, _P = 2**14, 8, 1
+MIN_PASSWORD = 10
+
+
+def check_login_password(password: str) -> None:
+    """A new login's password: long enough (AdminError says how long)."""
+    if len(password) < MIN_PASSWORD:
+        raise AdminError(f"the password must have at least {MIN_PASSWORD} characters")
 
 
 def hash_password(password: str) -> str:

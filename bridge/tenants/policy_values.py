@@ -163,8 +163,9 @@ def _subset(name: str, value: Any, known: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _count(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    digits = value.strip() if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+        value = int(digits)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise PolicyError(f"{name}: expected an integer from {low} to {high}, got {value!r}")
     return value
@@ -265,8 +266,9 @@ def _mail_address(name: str, value: str) -> str:
 def parse_text(name: str, text: str) -> Any:
     """A value typed on the command line → the value to check (lists comma-separated)."""
     text = text.strip()
-    if name in ("max_parts", "rate_per_minute", "rate_per_day") and text.isdigit():
-        return int(text)
+    counts = ("max_parts", "rate_per_minute", "rate_per_day")
+    if name in counts and text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)  # other text is refused by the check, with the reason
     if name in (
         "cleaning",
         "notify_channel",
@@ -277,5 +279,10 @@ def parse_text(name: str, text: str) -> Any:
     ):
         return [v.strip() for v in text.split(",") if v.strip()]
     if name == "subject_separator":
-        return text.encode().decode("unicode_escape")
+        try:  # backslash escapes such as \n; other characters stay as they are
+            return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        except UnicodeDecodeError:
+            raise PolicyError(
+                f"subject_separator: {text!r} has a broken escape; write e.g. '\\n' or ' - '"
+            ) from None
     return text

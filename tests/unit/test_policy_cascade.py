@@ -168,3 +168,12 @@ def test_durations_send_at_and_command_line_text() -> None:
     assert parse_text("cleaning", "quotes, signature") == ["quotes", "signature"]
     assert parse_text("max_parts", "4") == 4
     assert parse_text("subject_separator", "\\n") == "\n"
+    assert parse_text("subject_separator", "\\n – ") == "\n –"  # stripped, not mangled
+    with pytest.raises(PolicyError, match="has a broken escape"):
+        parse_text("subject_separator", "\\x")
+    with pytest.raises(PolicyError, match="expected an integer from 1 to 255"):
+        check_setting("max_parts", parse_text("max_parts", "9" * 5000))
+    with pytest.raises(PolicyError, match="expected an integer from 0 to 10000000"):
+        check_setting("rate_per_day", "9" * 5000)
+    with pytest.raises(PolicyError, match="expected an integer from 1 to 255"):
+        check_setting("max_parts", parse_text("max_parts", "²"))  # a digit int() refuses
