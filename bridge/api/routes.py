@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bridge.api import problems
-from bridge.api.inbound import InboundFilter, list_inbound
+from bridge.inbound.customer_list import InboundFilter, list_inbound
 from bridge.api.keys import KeyRow, check_token
 from bridge.api.messages import (
     BadRequest,

@@ -6,9 +6,9 @@ customer or (operators) all. Days are UTC days of `created_at` (orders) and
 *failed* when it finally did not get through (the monthly report's words,
 `bridge/reports/store.py`); parts are counted for sent orders (what is billed).
 
-Inbound rows do not name a customer: `inbound_per_day` is the one place that decides
-which inbound SMS a customer sees — those to its dedicated or prefix numbers (a number
-shared by keyword or dynamically may serve other customers too, so it is not counted).
+An inbound SMS counts for the customer recorded on its row when it was routed (whose
+number, keyword or reply assignment took it), as the REST API's inbound list shows it;
+an SMS that matched nobody, or arrived before that column existed, counts for no customer.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from bridge.db.core import table
-from bridge.inbound.choice import serves
-from bridge.inbound.tables import Inbound, InboundNumber
+from bridge.inbound.tables import Inbound
 from bridge.mt.status import OrderStatus
 from bridge.mt.tables import Order
 from bridge.reports.store import FAILED, SENT
@@ -31,10 +30,8 @@ from bridge.tenants.tables import User
 _order = table(Order)
 _user = table(User)
 _inbound = table(Inbound)
-_number = table(InboundNumber)
 
 # Numbers a customer holds alone: inbound to them is the customer's.
-OWN_SHARING = ("dedicated", "prefix")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,31 +125,17 @@ def orders_per_day(
 
 
 def inbound_per_day(conn: Connection, customer_id: int | None, period: Period) -> dict[str, int]:
-    """Inbound SMS per day: all (None), or those to the customer's own numbers."""
+    """Inbound SMS per day: all (None), or those the customer's numbers and keywords took
+    (the row's customer, recorded when it was routed: `inbound.record_route`)."""
     day = func.date(_inbound.c.received_at)
-    rows = conn.execute(
-        select(day.label("day"), _inbound.c.destination, func.count().label("n"))
+    query = (
+        select(day.label("day"), func.count().label("n"))
         .where(_inbound.c.received_at >= period.start, _inbound.c.received_at < period.end)
-        .group_by(day, _inbound.c.destination)
-    ).all()
-    own: list[tuple[str, str]] = []
+        .group_by(day)
+    )
     if customer_id is not None:
-        own = [
-            (r.number, r.sharing)
-            for r in conn.execute(
-                select(_number.c.number, _number.c.sharing).where(
-                    _number.c.customer_id == customer_id, _number.c.sharing.in_(OWN_SHARING)
-                )
-            )
-        ]
-    out: dict[str, int] = {}
-    for r in rows:
-        if customer_id is not None and not any(
-            serves(number, sharing, r.destination) for number, sharing in own
-        ):
-            continue
-        out[_day(r.day)] = out.get(_day(r.day), 0) + int(r.n)
-    return out
+        query = query.where(_inbound.c.customer_id == customer_id)
+    return {_day(r.day): int(r.n) for r in conn.execute(query)}
 
 
 def dashboard_counts(conn: Connection, customer_id: int | None, period: Period) -> DashboardCounts:

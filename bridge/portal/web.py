@@ -30,7 +30,17 @@ from bridge.packaged import TEMPLATES
 from bridge.portal import accounts
 from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
 from bridge.portal.i18n import environment, translations
-from bridge.portal.pages import access, api_keys, archive, dashboard, held, preview, report, users
+from bridge.portal.pages import (
+    access,
+    api_keys,
+    archive,
+    dashboard,
+    held,
+    inbound,
+    preview,
+    report,
+    users,
+)
 from bridge.portal.pages import accounts as accounts_page
 from bridge.portal.pages import lists as list_pages
 from bridge.portal.pages import numbers as number_pages
@@ -99,6 +109,7 @@ class Portal:
             *list_pages.routes(p),
             *stoplist_pages.routes(p),
             *number_pages.routes(p),
+            *inbound.routes(p),
             *settings_page.routes(p),
             *users.routes(p),
             *access.routes(p),

@@ -147,14 +147,14 @@ async def test_each_viewer_counts_only_its_customers_sms(tmp_path: Path) -> None
             assert c["Delivery rate"] == "100.0 %" and c["Inbound"] == "1"
             assert bars(page, "sent")[today] == 1 and bars(page, "delivered")[today] == 1
             assert len(bars(page, "sent")) == 30  # the default period: 30 days
-            assert points(page)[today] == 1  # only the MO to acme's own number
-            assert "on your own numbers" in page
+            assert points(page)[today] == 1  # only the MO acme's number took
+            assert "whose number, keyword or conversation took them" in page
             # Asking for another customer changes nothing for a customer admin.
             other = (await acme.get("/portal/", params={"customer": "demo"})).text
             assert cards(other) == c and "<select" not in other
 
             c = cards((await demo.get("/portal/")).text)
-            assert (c["Orders"], c["Sent"], c["Delivered"], c["Inbound"]) == ("2", "2", "2", "0")
+            assert (c["Orders"], c["Sent"], c["Delivered"], c["Inbound"]) == ("2", "2", "2", "1")
 
             page = (await ops.get("/portal/")).text
             c = cards(page)

@@ -11,7 +11,7 @@ from bridge.db.core import table
 from bridge.db.store import run_sync
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
-from bridge.inbound.store import insert_inbound
+from bridge.inbound.store import insert_inbound, record_route
 from bridge.mt.status import OrderStatus
 from bridge.mt.tables import Mail, Order
 from bridge.portal.queries_dashboard import DayCounts, Period, dashboard_counts
@@ -82,16 +82,18 @@ def seed(conn: object) -> tuple[int, int]:
             )
         )  # fmt: skip
     apply_numbers(conn, parse_numbers(NUMBERS))  # type: ignore[arg-type]
-    for destination, received in (
-        ("+4915550000010", at(2, 8)),  # acme's dedicated number
-        ("004915550000010", at(2, 9)),  # the same number, written with 00
-        ("+4915550002777", at(3, 8)),  # under acme's prefix
-        ("+4915550000030", at(3, 9)),  # a keyword (shared) number: nobody's own
-        ("+4915550000040", at(3, 10)),  # globex's
-        ("+4915550000099", at(1, 10)),  # no one's
+    for destination, received, owner, route in (
+        ("+4915550000010", at(2, 8), acme, "number"),  # acme's dedicated number
+        ("004915550000010", at(2, 9), acme, "number"),  # the same number, written with 00
+        ("+4915550002777", at(3, 8), acme, "number"),  # under acme's prefix
+        ("+4915550000030", at(3, 9), acme, "keyword"),  # acme's keyword on a shared number
+        ("+4915550000031", at(3, 9), None, "unmatched"),  # a shared number, no keyword
+        ("+4915550000040", at(3, 10), globex, "number"),  # globex's
+        ("+4915550000099", at(1, 10), None, "operator"),  # no one's
     ):
         sms = InboundSms("smsc", "+491701234567", destination, "hi", "gsm7")
-        insert_inbound(conn, sms, received)  # type: ignore[arg-type]
+        inbound_id = insert_inbound(conn, sms, received)  # type: ignore[arg-type]
+        record_route(conn, inbound_id, owner, route, "")  # as the routing step records it
     return acme, globex
 
 
@@ -117,11 +119,11 @@ def test_orders_fall_into_utc_days_by_status_and_encoding(engine: Engine) -> Non
     assert run_sync(engine, dashboard_counts, globex, PERIOD).total() == DayCounts(1, 1, 1, 0)
 
 
-def test_a_customer_sees_inbound_on_its_own_numbers_an_operator_all(engine: Engine) -> None:
+def test_a_customer_sees_the_inbound_it_took_an_operator_all(engine: Engine) -> None:
     acme, globex = run_sync(engine, seed)
     acme_in = run_sync(engine, dashboard_counts, acme, PERIOD).inbound_per_day
-    assert dict(acme_in) == {"2026-11-02": 2, "2026-11-03": 1}
+    assert dict(acme_in) == {"2026-11-02": 2, "2026-11-03": 2}
     globex_in = run_sync(engine, dashboard_counts, globex, PERIOD).inbound_per_day
     assert dict(globex_in) == {"2026-11-03": 1}
     everyone = run_sync(engine, dashboard_counts, None, PERIOD).inbound_per_day
-    assert dict(everyone) == {"2026-11-01": 1, "2026-11-02": 2, "2026-11-03": 3}
+    assert dict(everyone) == {"2026-11-01": 1, "2026-11-02": 2, "2026-11-03": 4}

@@ -1,4 +1,4 @@
-"""What the REST API shows of a customer's inbound SMS: only the rows its numbers took.
+"""A customer's inbound SMS as the REST API and the portal list them: only the rows it took.
 
 An inbound row belongs to the customer recorded when it was routed (`inbound.customer_id`,
 set by the inbound step: the customer whose number, keyword or reply assignment took it).
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, true
 
 from bridge.db.core import table
 from bridge.inbound.tables import Inbound
@@ -46,9 +46,13 @@ def _item(r: Any) -> dict[str, Any]:
     }
 
 
-def list_inbound(conn: Connection, customer_id: int, f: InboundFilter) -> list[dict[str, Any]]:
-    """The customer's inbound SMS matching `f`, newest first, at most `f.limit`."""
-    query = select(_inbound).where(_inbound.c.customer_id == customer_id)
+def list_inbound(
+    conn: Connection, customer_id: int | None, f: InboundFilter
+) -> list[dict[str, Any]]:
+    """The customer's inbound SMS matching `f`, newest first, at most `f.limit`
+    (`customer_id` None: every customer's and nobody's, for an operator)."""
+    scope = _inbound.c.customer_id == customer_id if customer_id is not None else true()
+    query = select(_inbound).where(scope)
     if f.since is not None:
         query = query.where(_inbound.c.received_at >= f.since)
     if f.until is not None:
@@ -60,7 +64,7 @@ def list_inbound(conn: Connection, customer_id: int, f: InboundFilter) -> list[d
     if f.after is not None:
         mark = conn.execute(
             select(_inbound.c.received_at).where(
-                _inbound.c.id == f.after, _inbound.c.customer_id == customer_id
+                _inbound.c.id == f.after, scope
             )
         ).scalar_one_or_none()
         if mark is not None:
