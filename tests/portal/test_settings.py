@@ -131,8 +131,9 @@ async def test_bad_values_are_refused_with_the_cli_sentence(tmp_path: Path) -> N
 async def test_operator_limits_are_for_operators_only(tmp_path: Path) -> None:
     async with portal(tmp_path) as run, run.client() as web:
         csrf = await login(web, "admin")
-        r = await _set(web, csrf, key="rate_per_day", value="100000")
-        assert r.status_code == 403 and "ask your provider" in r.text
+        for key, value in (("rate_per_day", "100000"), ("price_per_part", "0.001 EUR")):
+            r = await _set(web, csrf, key=key, value=value)
+            assert r.status_code == 403 and "ask your provider" in r.text
         page = await web.get("/portal/settings")
         assert 'name="key" value="rate_per_day"' not in page.text
         async with run.client() as ops:

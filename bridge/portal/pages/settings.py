@@ -48,10 +48,10 @@ from bridge.tenants.senders import find_sender
 log = logging.getLogger("bridge.portal")
 
 PATH: Final = f"{PREFIX}/settings"
-# Limits the operator sets for a customer: a customer admin sees them, only an operator
-# changes them (at any level, since a lower level would override the customer's).
+# Limits and prices the operator sets for a customer: a customer admin sees them, only an
+# operator changes them (at any level, since a lower level would override the customer's).
 OPERATOR_ONLY: Final = frozenset(
-    {"rate_per_minute", "rate_per_day", "allowed_countries", "denied_countries"}
+    {"rate_per_minute", "rate_per_day", "allowed_countries", "denied_countries", "price_per_part"}
 )
 DONE: Final = {
     "set": "The setting is saved; new mails use it within a few seconds.",
