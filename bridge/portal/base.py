@@ -39,6 +39,7 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 # Forms are small; CSV uploads (list members) are the largest thing a page accepts.
 MAX_FORM_FIELDS: Final = 1000
 MAX_FORM_FILES: Final = 1
+MAX_ID: Final = 2**63  # the largest id a BIGINT column (and SQLite's INTEGER) holds, plus one
 
 CSP: Final = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
@@ -227,6 +228,10 @@ class Pages:
                         403,
                         self._(NO_CSRF),
                     )
+                if any(  # an {id:int} beyond what a database column holds is no row
+                    isinstance(v, int) and not 0 <= v < MAX_ID for v in request.path_params.values()
+                ):
+                    raise NotFound(self._("Not found."))
                 if operator_only and not viewer.operator:
                     raise Forbidden(self._("This page is for operators only."))
                 return self.secure(await handler(request, viewer))
