@@ -649,6 +649,11 @@ def main() -> None:
         "--e2e-loop", default="asyncio", choices=["asyncio", "uvloop"], help="[server] event_loop"
     )
     p.add_argument(
+        "--e2e-profile",
+        action="store_true",
+        help="run the end-to-end bridges under cProfile (all threads; figures then inflated)",
+    )
+    p.add_argument(
         "--sustain", type=float, default=90.0, help="seconds of constant offered load (default 90)"
     )
     p.add_argument(
