@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -54,6 +55,9 @@ from bridge.text.mime import extract
 log = logging.getLogger("bridge.intake")
 
 _ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
+# Every override header is X-SMS-*: a mail without the word (most mails) and without a "["
+# in its subject asks for nothing, and its headers need not be parsed a second time.
+_OVERRIDE_HEADER = re.compile(rb"x-sms-", re.IGNORECASE)
 
 
 def new_mail_id() -> str:
@@ -352,7 +356,9 @@ class IntakeHandler:
             )
             raise Reject(kind, detail=loop)
         now = utcnow()
-        text, policy = apply_overrides(raw, text, transaction.policy, now)  # per mail
+        policy = transaction.policy
+        if "[" in text.subject or _OVERRIDE_HEADER.search(raw) is not None:
+            text, policy = apply_overrides(raw, text, policy, now)  # per mail
         real = [r for r in transaction.recipients if not r.preview]
         orders: tuple[NewOrder, ...] = ()
         if real:
