@@ -117,8 +117,8 @@ class _Receipts:
         now = asyncio.get_running_loop().time()
         sweep = now >= self.sweep_at
         result = await self.store.call(_receipts_round, self.window, hold, sweep, self.steps)
-        if sweep and not result.unconfirmed:
-            self.sweep_at = now + 1.0
+        if sweep and not result.unconfirmed and result.orphaned < RECEIPTS_BATCH:
+            self.sweep_at = now + 1.0  # else more are waiting: sweep again next step
         if result.finished_orders:
             self.on_final()
         return result.applied + result.unmatched + result.unconfirmed
@@ -175,6 +175,7 @@ class Share:
         return self.index == 0
 
 
+RECEIPTS_BATCH = 500  # receipts applied (and orphaned) per receipts step at most
 WAKE_DISPATCH = b"d"
 WAKE_MAIL = b"m"
 WAKE_INBOUND = b"i"
@@ -593,9 +594,10 @@ def run_forever(settings: Settings, share: Share | None = None) -> None:
 def _receipts_round(
     conn: Connection, window: float, hold: dict[str, datetime], sweep: bool, steps: Steps
 ) -> Applied:
-    """One receipts step: apply receipts, then (`sweep`) end orders past their deadline."""
+    """One receipts step: apply receipts, then (`sweep`, once a second) orphan receipts past
+    the window and end orders past their deadline."""
     now = utcnow()
-    result = apply_receipts(conn, now, 500, window, hold, steps=steps)
+    result = apply_receipts(conn, now, RECEIPTS_BATCH, window, hold, steps=steps, orphan=sweep)
     unconfirmed = finish_unconfirmed(conn, now, 200, steps=steps) if sweep else []
     if not unconfirmed:
         return result
