@@ -40,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import profile_bridge
 import servers
 from servers import Server
 from sqlalchemy import Engine, create_engine, text
@@ -307,7 +308,13 @@ def pids_of(parent: int) -> list[int]:
 
 
 def start_variant(
-    name: str, root: Path, url: str | None, processes: int, code: str | None, loop: str
+    name: str,
+    root: Path,
+    url: str | None,
+    processes: int,
+    code: str | None,
+    loop: str,
+    profile: Path | None = None,
 ) -> E2e:
     workdir = root / name
     workdir.mkdir()
@@ -320,7 +327,10 @@ def start_variant(
     cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop)
     env = None if code is None else {"PYTHONPATH": code}
     cpu = BRIDGE_CPU if processes == 1 else BOX
-    bridge = servers.start(name, [MAILSMS, "serve", "-c", str(cfg)], smtp_port, workdir, cpu, env)
+    cmd = [MAILSMS, "serve", "-c", str(cfg)]
+    if profile is not None:  # cProfile in every thread (bench/profile_bridge.py)
+        cmd = [PY, str(HERE / "profile_bridge.py"), str(profile / name), *cmd[1:]]
+    bridge = servers.start(name, cmd, smtp_port, workdir, cpu, env)
     return E2e(name, processes, url, workdir, bridge, smsc, create_engine(url))
 
 
@@ -404,7 +414,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
         for name, url, processes, code in plan:
             if url is not None and url.startswith("postgresql"):
                 reset_postgres(url)
-            v = start_variant(name, root, url, processes, code, a.e2e_loop)
+            profile = Path(out.name).with_suffix(".e2e-prof.d") if a.e2e_profile else None
+            v = start_variant(name, root, url, processes, code, a.e2e_loop, profile)
             try:
                 prepare(v, a.e2e_notify)
                 bare.resume()
@@ -440,12 +451,34 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
             finally:
                 d = stop_variant(v)
                 emit(d)
+                if profile is not None:
+                    show_profile(profile / name, d["acked_250"], emit)
                 print(
                     f"{'':12} durability: 250s {d['acked_250']:,}, order rows {d['order_rows']:,}"
                     f" -> {'OK, equal' if d['ok'] else 'MISMATCH'}; exit {d['exit_code']}",
                     flush=True,
                 )
         servers.stop(bare)
+
+
+def show_profile(profdir: Path, mails: int, emit: Callable[[dict[str, Any]], None]) -> None:
+    """The profiled variant's busy time per mail by area and entry point (compare shares)."""
+    summary = profile_bridge.summarize(profdir, mails)
+    summary.update(kind="e2e_profile", profiles=str(profdir))
+    emit(summary)
+    if "error" in summary:
+        print(f"{'':12} profile: {summary['error']}")
+        return
+    print(f"{'':12} profile ({profdir}): {summary['busy_us_per_mail']:,} µs/mail busy under")
+    print(f"{'':12} the profiler, by thread {summary['threads']}")
+    for e in summary["entry_points"]:
+        if e["us_per_mail"]:
+            print(f"{'':14}{e['what']:40} {e['us_per_mail']:8,.0f} {e['pct']:6.1f}%")
+    for f in summary["top_own"]:
+        print(
+            f"{'':14}{f['function'][:64]:64} {f['calls_per_mail']:6.1f}"
+            f" {f['us_per_mail']:7,.0f} {f['pct']:5.1f}%"
+        )
 
 
 def reset_postgres(url: str) -> None:

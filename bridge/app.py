@@ -119,8 +119,8 @@ class _Receipts:
         now = asyncio.get_running_loop().time()
         sweep = now >= self.sweep_at
         result = await self.store.call(_receipts_round, self.window, hold, sweep, self.steps)
-        if sweep and not result.unconfirmed:
-            self.sweep_at = now + 1.0
+        if sweep and not result.unconfirmed and result.orphaned < RECEIPTS_BATCH:
+            self.sweep_at = now + 1.0  # else more are waiting: sweep again next step
         if result.finished_orders:
             self.on_final()
         return result.applied + result.unmatched + result.unconfirmed
@@ -156,10 +156,15 @@ class Share:
     """This process's part of a bridge run by several processes (`[server] processes`).
 
     The first process (index 0) is the bridge as one process is, listening with
-    SO_REUSEPORT; the others only accept SMTP on the same port and commit what they
-    accept. `wake` is one end of a datagram socket pair: the others send `WAKE_DISPATCH`
-    or `WAKE_MAIL` on it when they queued an order or a notice, the first reads them and
-    wakes its workers.
+    SO_REUSEPORT; the others accept SMTP on the same port, commit what they accept, and
+    share the queues that need no SMPP bind: notices (status mails, DSNs), status pushes
+    and inbound SMS routing, claimed through the one lease (`bridge.db.queue.claim`).
+    Dispatch (it needs the binds) and receipts (matched against the dispatcher's
+    submits in flight), DELAY DSNs, list exports and reports stay with the first.
+    `wake` is one end of a datagram socket pair: the others send `WAKE_DISPATCH` on it
+    when they queued an order, the first reads it and wakes its dispatcher; the first
+    sends `WAKE_MAIL` or `WAKE_INBOUND` the other way when it queued a notice or received
+    an inbound SMS, and whichever of the others reads it first takes a share of the work.
     """
 
     index: int
@@ -172,8 +177,44 @@ class Share:
         return self.index == 0
 
 
+RECEIPTS_BATCH = 500  # receipts applied (and orphaned) per receipts step at most
 WAKE_DISPATCH = b"d"
 WAKE_MAIL = b"m"
+WAKE_INBOUND = b"i"
+
+
+def _poster(sock: socket.socket, what: bytes) -> Callable[[], None]:
+    """A wake-up sent over the socket pair (never blocks; a full buffer has wake-ups already)."""
+
+    def post() -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError, ConnectionRefusedError):
+            sock.send(what)
+
+    return post
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def wake() -> None:
+        first()
+        second()
+
+    return wake
+
+
+def _on_wakeups(sock: socket.socket, wakes: dict[bytes, Callable[[], None]]) -> None:
+    """Read the wake-ups arriving on `sock` and call the matching wakes."""
+    sock.setblocking(False)
+
+    def readable() -> None:
+        what = set()
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            for _ in range(1024):
+                what.add(sock.recv(16))
+        for key, wake in wakes.items():
+            if key in what:
+                wake()
+
+    asyncio.get_running_loop().add_reader(sock.fileno(), readable)
 
 
 class Bridge:
@@ -221,7 +262,7 @@ class Bridge:
             self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
         smpp = await self._start_smpp_server(store, wake)
         if self.share is not None:
-            self._listen_for_wakeups(self.share, wake)
+            _on_wakeups(self.share.wake, {WAKE_DISPATCH: wake.dispatch})
         smtp = await self._start_intake(store, backpressure, wake)
         http = await self._start_http(store, backpressure, wake)
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
@@ -239,40 +280,17 @@ class Bridge:
         return backpressure
 
     async def _start_intake_only(self, share: Share) -> Endpoints:
-        """A process other than the first: SMTP only; the first dispatches what it queues."""
+        """A process other than the first: SMTP, and its share of the queues without binds."""
         s = self.settings
         store = self.store = Store(db.open_engine(s.database_url))
         backpressure = await self._backpressure(store)
-        worker = self._worker("backpressure", backpressure.refresh, 2.0)
-        self._tasks.append(asyncio.create_task(worker.run(), name="worker-backpressure"))
-
-        def sender(what: bytes) -> Callable[[], None]:
-            def send() -> None:
-                # A full socket buffer means the first process has wake-ups pending already.
-                with contextlib.suppress(BlockingIOError, InterruptedError):
-                    share.wake.send(what)
-
-            return send
-
-        wake = Wakeups(sender(WAKE_MAIL), sender(WAKE_DISPATCH), lambda: None, lambda: None)
+        to_owner = _poster(share.wake, WAKE_DISPATCH)
+        wake = self._build_shared_workers(store, backpressure, to_owner)
+        for worker in self.workers.values():
+            self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
+        _on_wakeups(share.wake, {WAKE_MAIL: wake.mail, WAKE_INBOUND: wake.inbound})
         smtp = await self._start_intake(store, backpressure, wake)
         return Endpoints(smtp=smtp, sandbox=None)
-
-    def _listen_for_wakeups(self, share: Share, wake: Wakeups) -> None:
-        """The first process: wake the dispatcher or the mailer when another one asks."""
-        share.wake.setblocking(False)
-
-        def readable() -> None:
-            what = set()
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                for _ in range(1024):
-                    what.add(share.wake.recv(16))
-            if WAKE_DISPATCH in what:
-                wake.dispatch()
-            if WAKE_MAIL in what:
-                wake.mail()
-
-        asyncio.get_running_loop().add_reader(share.wake.fileno(), readable)
 
     async def _start_smpp_server(self, store: Store, wake: Wakeups) -> tuple[str, int] | None:
         s = self.settings
@@ -334,30 +352,34 @@ class Bridge:
             ),
         )
 
-    def _build_workers(self, store: Store, backpressure: Backpressure) -> Wakeups:
-        """Every worker, wired so that what one queues wakes the one that takes it."""
+    def _build_shared_workers(
+        self, store: Store, backpressure: Backpressure, dispatch: Callable[[], None]
+    ) -> Wakeups:
+        """A process other than the first: the workers that need no SMPP bind (notices,
+        pushes, inbound routing); orders it queues wake the first process's dispatcher."""
         s = self.settings
         renderer = self._renderer()
         w_mail = self._worker(
             "mailer", Mailer(s.mailer, store, renderer, self.metrics).step, s.mailer.poll_interval
         )
-        dispatcher = self.dispatcher = Dispatcher(
-            s.dispatch,
-            store,
-            self.transports,
-            [Route(r.prefix, r.transports) for r in s.routes],
-            steps=self.steps,
-            on_final=w_mail.wake,
-            metrics=self.metrics,
-        )
-        w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
-        dispatcher.wake = w_dispatch.wake
+        _, w_inbound = self._push_and_inbound(store, renderer, w_mail.wake, dispatch)
+        self._worker("backpressure", backpressure.refresh, 2.0)
+        return Wakeups(w_mail.wake, dispatch, lambda: None, w_inbound.wake)
+
+    def _push_and_inbound(
+        self,
+        store: Store,
+        renderer: Renderer,
+        mail: Callable[[], None],
+        dispatch: Callable[[], None],
+    ) -> tuple[Worker, Worker]:
+        s = self.settings
         pusher = Pusher(
             s.push,
             store,
             alert_contact,
             s.inbound.postmaster,
-            on_notice=w_mail.wake,
+            on_notice=mail,
             metrics=self.metrics,
         )
         w_push = self._worker("push", pusher.step, s.push.poll_interval)
@@ -367,24 +389,55 @@ class Bridge:
             store,
             renderer.templates,
             s.smtp.domains[0],
-            on_notice=w_mail.wake,
-            on_order=w_dispatch.wake,
+            on_notice=mail,
+            on_order=dispatch,
             on_push=w_push.wake,
             default_timezone=s.defaults.timezone,
             metrics=self.metrics,
         )
-        delay_dsns = _DelayDsns(store, s.smtp.dsn_delay_after, w_mail.wake)
-        receipts = _Receipts(store, dispatcher, s.dispatch.receipt_window, w_mail.wake, self.steps)
-        lists = _ListExports(store, w_mail.wake)
+        w_inbound = self._worker("inbound", inbound.step, s.inbound.poll_interval)
+        return w_push, w_inbound
+
+    def _build_workers(self, store: Store, backpressure: Backpressure) -> Wakeups:
+        """Every worker, wired so that what one queues wakes the one that takes it."""
+        s = self.settings
+        renderer = self._renderer()
+        w_mail = self._worker(
+            "mailer", Mailer(s.mailer, store, renderer, self.metrics).step, s.mailer.poll_interval
+        )
+        mail, inbound = w_mail.wake, self._shared_wake(WAKE_INBOUND)
+        if (others := self._shared_wake(WAKE_MAIL)) is not None:  # a notice: theirs too
+            mail = _both(w_mail.wake, others)
+        dispatcher = self.dispatcher = Dispatcher(
+            s.dispatch,
+            store,
+            self.transports,
+            [Route(r.prefix, r.transports) for r in s.routes],
+            steps=self.steps,
+            on_final=mail,
+            metrics=self.metrics,
+        )
+        w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
+        dispatcher.wake = w_dispatch.wake
+        _, w_inbound = self._push_and_inbound(store, renderer, mail, w_dispatch.wake)
+        delay_dsns = _DelayDsns(store, s.smtp.dsn_delay_after, mail)
+        receipts = _Receipts(store, dispatcher, s.dispatch.receipt_window, mail, self.steps)
+        lists = _ListExports(store, mail)
         self._worker("backpressure", backpressure.refresh, 2.0)
         self._worker("delay-dsn", delay_dsns.step, 60.0)
         w_receipts = self._worker("receipts", receipts.step, 1.0)
-        w_inbound = self._worker("inbound", inbound.step, s.inbound.poll_interval)
         self._worker("lists", lists.step, s.inbound.list_check_interval)
-        jobs = ReportJobs(s.reports, store, on_queued=w_mail.wake)
+        jobs = ReportJobs(s.reports, store, on_queued=mail)
         self._worker("reports", jobs.step, s.reports.check_interval)
         dispatcher.on_submitted = w_receipts.wake
-        return Wakeups(w_mail.wake, w_dispatch.wake, w_receipts.wake, w_inbound.wake)
+        on_inbound = w_inbound.wake if inbound is None else _both(w_inbound.wake, inbound)
+        return Wakeups(mail, w_dispatch.wake, w_receipts.wake, on_inbound)
+
+    def _shared_wake(self, what: bytes) -> Callable[[], None] | None:
+        """The first of several processes: a wake-up for the others' workers, else None."""
+        if self.share is None or self.share.count < 2:
+            return None
+        return _poster(self.share.wake, what)
 
     async def _start_intake(
         self, store: Store, backpressure: Backpressure, wake: Wakeups
@@ -506,7 +559,7 @@ class Bridge:
             await transport.stop()
         if self.sandbox is not None:
             await self.sandbox.stop()
-        if self.share is not None and self.share.owner:
+        if self.share is not None:
             asyncio.get_running_loop().remove_reader(self.share.wake.fileno())
         if self.store is not None:
             await self.store.close()
@@ -556,9 +609,10 @@ def run_forever(settings: Settings, share: Share | None = None) -> None:
 def _receipts_round(
     conn: Connection, window: float, hold: dict[str, datetime], sweep: bool, steps: Steps
 ) -> Applied:
-    """One receipts step: apply receipts, then (`sweep`) end orders past their deadline."""
+    """One receipts step: apply receipts, then (`sweep`, once a second) orphan receipts past
+    the window and end orders past their deadline."""
     now = utcnow()
-    result = apply_receipts(conn, now, 500, window, hold, steps=steps)
+    result = apply_receipts(conn, now, RECEIPTS_BATCH, window, hold, steps=steps, orphan=sweep)
     unconfirmed = finish_unconfirmed(conn, now, 200, steps=steps) if sweep else []
     if not unconfirmed:
         return result

@@ -2,10 +2,12 @@
 
 The parent migrates the database, then forks N children (`bridge.app.Share`): the first
 is the whole bridge (SMPP binds, sandbox, SMPP server, HTTP, every queue worker) and
-accepts SMTP; the others only accept SMTP. All listen on the same port with
-SO_REUSEPORT, so the kernel spreads the connections; what they accept is committed to
-the database, where the first child's workers find it (woken at once over a datagram socket
-pair). On SQLite the processes take turns at the one write lock (WAL, busy timeout: a
+accepts SMTP; the others accept SMTP and share the queues that need no bind (notices,
+pushes, inbound SMS). All listen on the same port with SO_REUSEPORT, so the kernel
+spreads the connections; what they accept is committed to the database, where the first
+child's dispatcher finds it (woken at once over a datagram socket pair, which also
+carries the first child's wake-ups for the others' mailers and inbound workers). On
+SQLite the processes take turns at the one write lock (WAL, busy timeout: a
 transaction takes the lock at its first write and waits for it); PostgreSQL lets them
 write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each finishes its
 in-flight mails); a child that exits on its own is logged, the others are stopped and

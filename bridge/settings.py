@@ -54,8 +54,9 @@ def _resolve_secret(section: dict[str, Any], where: str, environ: Mapping[str, s
 class ServerSettings(Section):
     """[server]: how many processes serve, and on which event loop (docs/operations.md)."""
 
-    # Processes accepting SMTP on one port (SO_REUSEPORT); the first also owns the SMPP
-    # binds, the sandbox, the SMPP server, the HTTP listener and every queue worker.
+    # Processes accepting SMTP on one port (SO_REUSEPORT), all working the notice, push
+    # and inbound queues; the first also owns the SMPP binds, the sandbox, the SMPP
+    # server, the HTTP listener, dispatch and receipts.
     processes: Annotated[int, Field(ge=1, le=64)] = 1
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 

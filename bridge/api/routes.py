@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bridge.api import problems
-from bridge.inbound.customer_list import InboundFilter, list_inbound
 from bridge.api.keys import KeyRow, check_token
 from bridge.api.messages import (
     BadRequest,
@@ -37,6 +36,7 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable
 from bridge.inbound.actions_store import add_stop, list_stops, remove_stop
+from bridge.inbound.customer_list import InboundFilter, list_inbound
 from bridge.intake.addresses import classify_number
 from bridge.intake.backpressure import Backpressure
 from bridge.metrics import Metrics

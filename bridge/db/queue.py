@@ -4,9 +4,16 @@ pushes, inbound SMS).
 A queue is a table with `status` and `next_attempt_at`. A claim selects due rows (open and
 `next_attempt_at` reached), lane by lane (express orders before normal ones), oldest due
 first, and in the same transaction moves their `next_attempt_at` forward by the lease (and
-counts the attempt where the table counts them); on PostgreSQL the select skips rows other
-instances hold (`SKIP LOCKED`). The work runs outside the transaction; a crash lets the
-lease run out and the rows are due again.
+counts the attempt where the table counts them). The move is conditional: only rows still
+open and still due are moved, and only those are returned, so two claimers never both
+get a row while its lease runs — on PostgreSQL the select also skips rows other
+instances hold (`SKIP LOCKED`); on SQLite, where several processes of one bridge share
+the file and the select runs before the write lock is taken, the condition is what keeps
+a row that another process claimed in between out of this claim. The work runs outside
+the transaction; a crash lets the lease run out and the rows are due again.
+
+Statements are built once per queue, lane and dialect (building one costs more CPU than
+running it); a claim narrowed by `where` builds its own.
 """
 
 from __future__ import annotations
@@ -16,7 +23,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, TextClause, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Executable,
+    Row,
+    Table,
+    TextClause,
+    bindparam,
+    select,
+    true,
+    update,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +48,44 @@ class Queue:
     lanes: tuple[ColumnElement[bool], ...] = (true(),)
     counts_attempts: bool = True  # the claim counts the attempt in `attempts`
     touch: tuple[str, ...] = field(default=())  # time columns the claim also sets to now
+    # Statements built once: (lane index or "take", dialect) -> statement.
+    _built: dict[tuple[int | str, str], Executable] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+
+
+def _select(
+    queue: Queue, lane: ColumnElement[bool], dialect: str, where: Sequence[ColumnElement[bool]]
+) -> Executable:
+    t = queue.table
+    query = (
+        select(t)
+        .where(queue.open, lane, t.c.next_attempt_at <= bindparam("now"), *where)
+        .order_by(t.c.next_attempt_at)
+        .limit(bindparam("limit"))
+    )
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return query
+
+
+def _take(queue: Queue) -> Executable:
+    """Lease the selected rows that are still open and due; returns the ids it leased."""
+    t = queue.table
+    values: dict[str, Any] = {"next_attempt_at": bindparam("until")}
+    if queue.counts_attempts:
+        values["attempts"] = t.c.attempts + 1
+    values.update(dict.fromkeys(queue.touch, bindparam("now")))
+    return (
+        update(t)
+        .where(
+            t.c.id.in_(bindparam("ids", expanding=True)),
+            queue.open,
+            t.c.next_attempt_at <= bindparam("now"),
+        )
+        .values(**values)
+        .returning(t.c.id)
+    )
 
 
 def claim(
@@ -44,24 +100,24 @@ def claim(
 
     `where` narrows this claim (dispatch leaves out routes whose SMSC has no room).
     """
-    t = queue.table
+    dialect = conn.dialect.name
     rows: list[Row[Any]] = []
-    for lane in queue.lanes:
+    for n, lane in enumerate(queue.lanes):
         if len(rows) >= limit:
             break
-        query = (
-            select(t)
-            .where(queue.open, lane, t.c.next_attempt_at <= now, *where)
-            .order_by(t.c.next_attempt_at)
-            .limit(limit - len(rows))
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows.extend(conn.execute(query).all())
-    if rows:
-        values: dict[str, Any] = {"next_attempt_at": now + timedelta(seconds=lease)}
-        if queue.counts_attempts:
-            values["attempts"] = t.c.attempts + 1
-        values.update(dict.fromkeys(queue.touch, now))
-        conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(**values))
+        query = None if where else queue._built.get((n, dialect))
+        if query is None:
+            query = _select(queue, lane, dialect, where)
+            if not where:
+                queue._built[(n, dialect)] = query
+        rows.extend(conn.execute(query, {"now": now, "limit": limit - len(rows)}).all())
+    if not rows:
+        return rows
+    take = queue._built.get(("take", dialect))
+    if take is None:
+        take = queue._built[("take", dialect)] = _take(queue)
+    params = {"ids": [r.id for r in rows], "now": now, "until": now + timedelta(seconds=lease)}
+    taken = {r[0] for r in conn.execute(take, params)}
+    if len(taken) < len(rows):  # another process claimed some of them since the select
+        rows = [r for r in rows if r.id in taken]
     return rows

@@ -63,9 +63,7 @@ def list_inbound(
         query = query.where(_inbound.c.destination == f.destination)
     if f.after is not None:
         mark = conn.execute(
-            select(_inbound.c.received_at).where(
-                _inbound.c.id == f.after, scope
-            )
+            select(_inbound.c.received_at).where(_inbound.c.id == f.after, scope)
         ).scalar_one_or_none()
         if mark is not None:
             query = query.where(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -47,13 +48,18 @@ from bridge.intake.velocity import VelocityCheck
 from bridge.metrics import Metrics
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.notices.queue import NewNotice
-from bridge.tenants.policy import resolve
+from bridge.tenants.policy import Policy, resolve
+from bridge.tenants.senders import Sender
 from bridge.text.errors import MimeTooComplex
 from bridge.text.mime import extract
 
 log = logging.getLogger("bridge.intake")
 
 _ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
+MAX_RESOLVED = 10_000  # senders whose policy and access are kept
+# Every override header is X-SMS-*: a mail without the word (most mails) and without a "["
+# in its subject asks for nothing, and its headers need not be parsed a second time.
+_OVERRIDE_HEADER = re.compile(rb"x-sms-", re.IGNORECASE)
 
 
 def new_mail_id() -> str:
@@ -94,6 +100,10 @@ class IntakeHandler:
         self.on_notice = on_notice
         self.in_flight = 0
         self.senders = SenderCache(store)
+        # A cached sender's resolved policy and access, built once per sender row read
+        # (not per MAIL): id(sender) -> (sender, policy, access); the sender row is kept,
+        # so its id stays its own while it is in here.
+        self._resolved: dict[int, tuple[Sender, Policy, CustomerAccess]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -144,12 +154,22 @@ class IntakeHandler:
             raise Reject("unknown_sender", sender=address)
         if not sender.enabled or not sender.customer_enabled:
             raise Reject("disabled_sender", sender=address)
-        policy = resolve(
-            self.defaults, sender.customer_settings, sender.profile_settings, sender.user_settings
-        )
-        return Transaction(
-            sender=sender, policy=policy, access=customer_access(sender.customer_settings)
-        )
+        hit = self._resolved.get(id(sender))
+        if hit is None or hit[0] is not sender:
+            policy = resolve(
+                self.defaults,
+                sender.customer_settings,
+                sender.profile_settings,
+                sender.user_settings,
+            )
+            if len(self._resolved) >= MAX_RESOLVED:  # senders read again replace theirs
+                self._resolved.clear()
+            hit = self._resolved[id(sender)] = (
+                sender,
+                policy,
+                customer_access(sender.customer_settings),
+            )
+        return Transaction(sender=sender, policy=hit[1], access=hit[2])
 
     def _check_access(self, server: Any, session: Any, transaction: Transaction) -> None:
         """Client networks, TLS and AUTH of the sender's customer (whatever the greeting)."""
@@ -352,7 +372,9 @@ class IntakeHandler:
             )
             raise Reject(kind, detail=loop)
         now = utcnow()
-        text, policy = apply_overrides(raw, text, transaction.policy, now)  # per mail
+        policy = transaction.policy
+        if "[" in text.subject or _OVERRIDE_HEADER.search(raw) is not None:
+            text, policy = apply_overrides(raw, text, policy, now)  # per mail
         real = [r for r in transaction.recipients if not r.preview]
         orders: tuple[NewOrder, ...] = ()
         if real:

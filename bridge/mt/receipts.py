@@ -107,6 +107,13 @@ _OLD_NEW = (
     .order_by(_receipt.c.id)
     .limit(bindparam("limit"))
 )
+_OPEN_ORDERS = select(_order.c.id, _order.c.parts).where(  # the touched orders still open
+    _order.c.id.in_(bindparam("ids", expanding=True)),
+    _order.c.status == OrderStatus.SUBMITTED,
+)
+_PART_STATES = select(_part.c.order_id, _part.c.state).where(
+    _part.c.order_id.in_(bindparam("ids", expanding=True))
+)
 _DUE_UNCONFIRMED = (
     select(_order.c.id, _order.c.transport, _order.c.next_attempt_at)
     .where(_order.c.status == OrderStatus.SUBMITTED, _order.c.next_attempt_at <= bindparam("now"))
@@ -155,11 +162,13 @@ def apply_receipts(
     hold: Mapping[str, datetime] | None = None,
     *,
     steps: Steps,
+    orphan: bool = True,
 ) -> Applied:
     """Apply up to `limit` new receipts; orphan the ones older than `window` seconds.
 
     `hold`: transport -> the start of its oldest submit not yet recorded; its receipts
-    received since then wait (their part may be the one being recorded).
+    received since then wait (their part may be the one being recorded). `orphan`: look
+    for receipts to orphan too (the running bridge does it once a second, not every round).
     """
     since = now - timedelta(seconds=window)
     rows = conn.execute(_MATCHED, {"limit": limit, "since": since}).all()
@@ -220,7 +229,7 @@ def apply_receipts(
     if unmatched:
         conn.execute(_SET_STATUS, unmatched)
     finished = _settle_orders(conn, list(orders), now, steps)
-    orphaned = _orphan(conn, since, limit)
+    orphaned = _orphan(conn, since, limit) if orphan else 0
     return Applied(len(applied), orphaned, tuple(finished), len(unmatched))
 
 
@@ -234,20 +243,11 @@ def _settle_orders(
     """Finish the orders whose parts now say so; returns those that became final."""
     if not order_ids:
         return []
-    open_orders = {
-        r.id: r.parts
-        for r in conn.execute(
-            select(_order.c.id, _order.c.parts).where(
-                _order.c.id.in_(order_ids), _order.c.status == OrderStatus.SUBMITTED
-            )
-        )
-    }
+    open_orders = {r.id: r.parts for r in conn.execute(_OPEN_ORDERS, {"ids": order_ids})}
     if not open_orders:
         return []
     states: dict[str, list[str]] = {}
-    for r in conn.execute(
-        select(_part.c.order_id, _part.c.state).where(_part.c.order_id.in_(list(open_orders)))
-    ):
+    for r in conn.execute(_PART_STATES, {"ids": list(open_orders)}):
         states.setdefault(r.order_id, []).append(r.state)
     finished: list[str] = []
     for order_id in order_ids:

@@ -43,6 +43,11 @@ log = logging.getLogger("bridge.notices.mailer")
 Result = None | str | DeliveryError  # sent | held (traceback) | refused or unreachable
 
 
+# Notices a Maildir step claims, writes (one fsync of new/ for all) and records at least:
+# one claim and one record commit per batch instead of per `concurrency` notices.
+MAILDIR_BATCH = 32
+
+
 class Mailer:
     def __init__(
         self,
@@ -66,9 +71,10 @@ class Mailer:
         )
 
     async def step(self) -> int:
-        claimed = await self.store.call(
-            notice_sql.claim_notices, utcnow(), self.settings.concurrency, 300.0
-        )
+        limit = self.settings.concurrency
+        if self.settings.mode == "maildir":  # written one after the other: batch the commits
+            limit = max(limit, MAILDIR_BATCH)
+        claimed = await self.store.call(notice_sql.claim_notices, utcnow(), limit, 300.0)
         if not claimed:
             return 0
         if self.settings.mode == "maildir":

@@ -101,6 +101,9 @@ class SmppSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         self.close_reason = ""
+        # PDUs written in one turn of the event loop leave in one write (one send(2)):
+        # a batch of submits, the responses to a batch of receipts.
+        self._out: list[bytes] = []
 
     @property
     def closed(self) -> bool:
@@ -132,7 +135,7 @@ class SmppSession:
             fut: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
             self._pending[seq] = fut
             try:
-                self._writer.write(encode(pdu, seq))
+                self._write(encode(pdu, seq))
                 await self._writer.drain()
                 wait = self._response_timeout if response_timeout is None else response_timeout
                 return await asyncio.wait_for(fut, wait)
@@ -154,8 +157,21 @@ class SmppSession:
         """Write a PDU (a response, or a request whose answer we do not wait for)."""
         if self._closed.is_set():
             return
+        self._write(encode(pdu))
+
+    def _write(self, data: bytes) -> None:
+        """Queue `data` for the write at the end of this turn of the event loop."""
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
         try:
-            self._writer.write(encode(pdu))
+            self._writer.write(data)
         except (ConnectionError, OSError, RuntimeError) as exc:
             self.abort(f"write failed: {exc}")
 
@@ -241,6 +257,8 @@ class SmppSession:
             return
         self.close_reason = reason
         self._closed.set()
+        with contextlib.suppress(Exception):
+            self._flush()  # what was written before the close leaves before it (unbind_resp)
         if self._on_close is not None:
             self._on_close()
         for seq, fut in list(self._pending.items()):

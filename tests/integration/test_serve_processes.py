@@ -56,9 +56,13 @@ def _serving(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        if proc.poll() is None:  # SIGTERM first: the parent stops its children (SIGKILL would not)
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 def _wait(what: str, check: object, within: float = 30.0) -> None:
@@ -143,6 +147,46 @@ def test_two_processes_share_the_port_and_the_queue(
         p.send_signal(signal.SIGTERM)
         assert p.wait(60) == 0, log.read_text()[-2000:]
         assert not [pid for pid in children if _alive(pid)]
+        assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize(
+    "database", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"]
+)
+def test_the_other_process_takes_a_share_of_the_status_mails_and_none_twice(
+    tmp_path: Path, database: str
+) -> None:
+    """Receipts make status mails in the first process (the demo user wants one for every
+    SMS); both processes' mailers claim them (a Maildir file's name carries the pid of the
+    process that wrote it), and each is written once."""
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    maildir = tmp_path / "maildir" / "new"
+    mails = 120
+    with _database(database, tmp_path) as url, _serving(_config(tmp_path, url, port), log) as p:
+        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        children = _children(log)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            for i in range(mails):
+                to = f"+4917013{i % 20:05d}@eu.rsms.net"  # under the pumping check's 25
+                smtp.sendmail("demo@example.com", [to], make_mail(to=to, message_id=f"<s{i}@c>"))
+        files = lambda: list(maildir.iterdir()) if maildir.is_dir() else []  # noqa: E731
+        _wait("a status mail for every SMS", lambda: len(files()) >= mails, 60)
+        time.sleep(1.5)  # a notice written twice would show up by now (lease 300 s)
+        writers = {int(re.search(r"\.P(\d+)R", f.name)[1]) for f in files()}  # type: ignore[index]
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            notices = conn.execute(
+                text("SELECT status, count(*) FROM notice GROUP BY status")
+            ).all()
+            attempts = conn.execute(text("SELECT max(attempts) FROM notice")).scalar()
+        engine.dispose()
+        assert len(files()) == mails  # each once
+        assert [tuple(r) for r in notices] == [("sent", mails)]
+        assert attempts == 1  # never claimed twice
+        assert writers == children, (writers, children)  # both took a share
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()[-2000:]
         assert "Traceback" not in log.read_text()
 
 

@@ -311,3 +311,41 @@ async def test_a_reply_keeps_the_conversations_number_within_the_reply_window(
     )
     await accept(store, IntakeMail(_mail(user_id), conversation=Conversation(1, window)))
     assert [r.sender_id for r in _rows(engine, Order)] == [sender]
+
+
+def test_a_row_claimed_by_another_process_meanwhile_is_not_claimed_twice(
+    engine: Engine, database_url: str
+) -> None:
+    """Two engines on one database (two processes of one bridge): the second claims the
+    order between the first's select and its lease update; the first gets nothing."""
+    from sqlalchemy import event
+
+    from bridge.db.engine import open_engine
+
+    user_id = _seed(engine)
+    run_sync(engine, _accept_sync, _mail(user_id))
+    other = open_engine(database_url)
+    now = utcnow()
+    won: list[list[str]] = []
+
+    def before(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE") and not won:
+            won.append([o.id for o in run_sync(other, order_sql.claim_orders, now, 10, 60.0)])
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        mine = [o.id for o in run_sync(engine, order_sql.claim_orders, now, 10, 60.0)]
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        other.dispose()
+    # SQLite: the other took it (its select ran first); the lease update leaves it out.
+    # PostgreSQL: the first select locked it, the other's SKIP LOCKED passed it by.
+    assert sorted([*won[0], *mine]) == ["M1.1"]
+    assert (won[0] if engine.dialect.name == "sqlite" else mine) == ["M1.1"]
+    assert _rows(engine, Order)[0].attempts == 1  # counted once
+
+
+def _accept_sync(conn: object, mail: NewMail) -> None:
+    from bridge.mt.mails import insert_mails
+
+    insert_mails(conn, [mail])  # type: ignore[arg-type]
