@@ -9,8 +9,6 @@ with Retry-After, never a traceback.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -44,6 +42,7 @@ from bridge.mt.status import OrderStatus
 from bridge.push.template import PushTemplate, PushTemplateError, parse_template, preview
 from bridge.push.templates_store import get_template, remove_template, set_template
 from bridge.smpp.address import canonical_number
+from bridge.spreadsheet import csv_line
 
 log = logging.getLogger("bridge.api")
 
@@ -279,13 +278,11 @@ class Api:
             raise BadRequest("format: json (the default) or csv")
         rows = await self.store.read(list_stops, key.customer_id)
         if fmt == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\r\n")
-            writer.writerow(STOPLIST_CSV_HEADER)
+            lines = [csv_line(STOPLIST_CSV_HEADER)]
             for r in rows:
-                writer.writerow([r.msisdn, r.service, r.origin, r.created_at.isoformat()])
+                lines.append(csv_line([r.msisdn, r.service, r.origin, r.created_at.isoformat()]))
             return Response(
-                out.getvalue(),
+                "".join(lines),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": 'attachment; filename="stoplist.csv"'},
             )

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from sqlalchemy import Connection
@@ -79,6 +79,12 @@ class Scope:
         return (
             "" if self.customer is None or not self.choices else f"customer={quote(self.customer)}"
         )
+
+    def query_string(self, **params: str) -> str:
+        """`?customer=…&name=value…`: a link that keeps this choice ("" with nothing to keep)."""
+        query = {"customer": self.customer} if self.choices and self.customer else {}
+        query.update(params)
+        return "?" + urlencode(query) if query else ""
 
 
 def _customers(conn: Connection) -> list[tuple[int, str]]:

@@ -14,10 +14,10 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.store import run_sync
 from bridge.notices.tables import Notice
-from bridge.portal.pages.archive import safe_csv
 from bridge.reports.monthly_run import generate_monthly
 from bridge.reports.store import customer_id
 from bridge.reports.tables import MonthlyReport
+from bridge.spreadsheet import safe_csv
 from bridge.tenants.tables import Customer
 from tests.helpers import maildir_messages, wait_for
 from tests.portal.harness import PortalRun, login, portal

@@ -12,7 +12,7 @@ from bridge.db.store import run_sync
 from bridge.inbound.actions_store import StopRow, add_stop, list_stops
 from bridge.inbound.admin import apply_numbers, customer_id
 from bridge.inbound.config import parse_numbers
-from bridge.portal.pages.stoplist import csv_cell
+from bridge.spreadsheet import safe_cell as csv_cell
 from bridge.tenants.admin import add_customer
 from tests.portal.harness import PortalRun, login, portal
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, Final
-from urllib.parse import urlencode
 
 from sqlalchemy import Connection
 from starlette.requests import Request
@@ -48,11 +47,6 @@ def _networks(text: str) -> list[str]:
 
 def routes(pages: Pages) -> list[BaseRoute]:
     _ = pages._
-
-    def keep(scope: Scope, **extra: str) -> str:
-        query = {"customer": scope.customer} if scope.choices and scope.customer else {}
-        query.update(extra)
-        return "?" + urlencode(query) if query else ""
 
     def render(
         request: Request,
@@ -90,7 +84,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "rules": rules,
                 "networks_text": "\n".join(rules.networks) if rules else "",
                 "warning": warning,
-                "keep": keep(scope),
+                "keep": scope.query_string(),
                 "notice": _(DONE[done]) if done in DONE and not error else "",
                 "error": error,
                 "form": form or {},
@@ -148,7 +142,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 status=400,
             )
         log.info("portal: %s: login %s added for %s", viewer.username, username, customer)
-        return pages.redirect(PATH + keep(scope, done="login-added"))
+        return pages.redirect(PATH + scope.query_string(done="login-added"))
 
     async def toggle_login(request: Request, viewer: Viewer) -> Response:
         scope = await pages.scope(request, viewer)
@@ -165,7 +159,9 @@ def routes(pages: Pages) -> list[BaseRoute]:
             item.username,
             "enabled" if on else "disabled",
         )
-        return pages.redirect(PATH + keep(scope, done="login-enabled" if on else "login-disabled"))
+        return pages.redirect(
+            PATH + scope.query_string(done="login-enabled" if on else "login-disabled")
+        )
 
     async def save_rules(request: Request, viewer: Viewer) -> Response:
         scope = await pages.scope(request, viewer)
@@ -191,7 +187,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 status=400,
             )
         log.info("portal: %s: access rules of %s: %s", viewer.username, customer, changes)
-        return pages.redirect(PATH + keep(scope, done="rules"))
+        return pages.redirect(PATH + scope.query_string(done="rules"))
 
     return [
         Route(PATH, pages.page(show), methods=["GET"]),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from typing import Final
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,11 +43,6 @@ DONE: Final = {
 def routes(pages: Pages) -> list[BaseRoute]:
     _ = pages._
 
-    def keep(scope: Scope, **extra: str) -> str:
-        query = {"customer": scope.customer} if scope.choices and scope.customer else {}
-        query.update(extra)
-        return "?" + urlencode(query) if query else ""
-
     async def visible(viewer: Viewer, scope: Scope) -> list[AccountRow]:
         """The accounts this viewer may see: an operator's choice, an admin's customer's."""
         if viewer.operator:
@@ -73,7 +67,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             {
                 "scope": scope,
                 "accounts": await visible(viewer, scope),
-                "keep": keep(scope),
+                "keep": scope.query_string(),
                 "notice": _(DONE[done]) if done in DONE and not error else "",
                 "error": error,
                 "form": form or {},
@@ -118,7 +112,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 status=400,
             )
         log.info("portal: %s: portal account %s (%s) added", viewer.username, username, role_text)
-        return pages.redirect(PATH + keep(scope, done="added"))
+        return pages.redirect(PATH + scope.query_string(done="added"))
 
     async def target(request: Request, viewer: Viewer) -> tuple[Scope, AccountRow]:
         scope = await pages.scope(request, viewer)
@@ -141,7 +135,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             account.username,
             "enabled" if on else "disabled",
         )
-        return pages.redirect(PATH + keep(scope, done="enabled" if on else "disabled"))
+        return pages.redirect(PATH + scope.query_string(done="enabled" if on else "disabled"))
 
     async def password(request: Request, viewer: Viewer) -> Response:
         scope, account = await target(request, viewer)
@@ -154,7 +148,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         except AdminError as exc:
             return await render(request, viewer, scope, error=str(exc), status=400)
         log.info("portal: %s: password of portal account %s set", viewer.username, account.username)
-        return pages.redirect(PATH + keep(scope, done="password"))
+        return pages.redirect(PATH + scope.query_string(done="password"))
 
     return [
         Route(PATH, pages.page(show), methods=["GET"]),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from typing import Final
-from urllib.parse import urlencode
 
 from sqlalchemy import Connection
 from starlette.requests import Request
@@ -34,11 +33,6 @@ def _networks(text: str) -> list[str]:
 
 def routes(pages: Pages) -> list[BaseRoute]:
     _ = pages._
-
-    def keep(scope: Scope, **extra: str) -> str:
-        query = {"customer": scope.customer} if scope.choices and scope.customer else {}
-        query.update(extra)
-        return "?" + urlencode(query) if query else ""
 
     async def state(scope: Scope) -> tuple[list[KeyRow], list[UserRow]]:
         def load(conn: Connection) -> tuple[list[KeyRow], list[UserRow]]:
@@ -67,7 +61,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "scope": scope,
                 "keys": keys,
                 "users": users,
-                "keep": keep(scope),
+                "keep": scope.query_string(),
                 "notice": _(DONE[done]) if done in DONE and not error else "",
                 "error": error,
                 "form": form or {},
@@ -110,7 +104,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "name": name,
                 "customer": customer,
                 "token": token,
-                "keep": keep(scope),
+                "keep": scope.query_string(),
             },
         )
 
@@ -125,7 +119,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         log.info(
             "portal: %s: API key %r of %s revoked", viewer.username, found.name, found.customer
         )
-        return pages.redirect(PATH + keep(scope, done="revoked"))
+        return pages.redirect(PATH + scope.query_string(done="revoked"))
 
     return [
         Route(PATH, pages.page(show), methods=["GET"]),

@@ -9,8 +9,6 @@ again, through the monthly run's own notice path, to the customer's
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Final
 
 from starlette.requests import Request
@@ -22,18 +20,9 @@ from bridge.portal.base import PREFIX, NotFound, Pages, Scope
 from bridge.portal.queries_archive import Archived, find_archived, list_archived, resend
 from bridge.portal.viewer import Viewer
 from bridge.reports.monthly_run import report_recipients
+from bridge.spreadsheet import safe_csv
 
 PATH: Final = f"{PREFIX}/archive"
-FORMULA: Final = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_csv(text: str) -> str:
-    """The CSV with every cell that a spreadsheet would run as a formula quoted by a '."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    for row in csv.reader(io.StringIO(text)):
-        writer.writerow(["'" + c if c.startswith(FORMULA) else c for c in row])
-    return out.getvalue()
 
 
 def routes(pages: Pages) -> list[BaseRoute]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from bridge.errors import InputError
 from bridge.inbound.customer_list import InboundFilter, list_inbound
-from bridge.portal.base import PREFIX, Pages, Scope
+from bridge.portal.base import PREFIX, Pages
 from bridge.portal.viewer import Viewer
 from bridge.smpp.address import canonical_number
 
@@ -58,11 +57,8 @@ def _number(value: str, name: str, pages: Pages) -> str | None:
     return canonical_number(value)  # 0049… and 49… as the rows store them: +49…
 
 
-def _link(scope: Scope, params: dict[str, str]) -> str:
-    query = [urlencode({k: v for k, v in params.items() if v})]
-    if scope.query():
-        query.append(scope.query())
-    return PATH + "?" + "&".join(q for q in query if q)
+def _filled(params: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in params.items() if v}
 
 
 def routes(pages: Pages) -> list[BaseRoute]:
@@ -86,9 +82,11 @@ def routes(pages: Pages) -> list[BaseRoute]:
         rows = await pages.store.call(list_inbound, scope.customer_id, f)
         kept = {k: q.get(k, "") for k in ("since", "until", "from", "to")}
         next_url = (
-            _link(scope, {**kept, "after": str(rows[-1]["id"])}) if len(rows) == PAGE else None
+            PATH + scope.query_string(**_filled(kept), after=str(rows[-1]["id"]))
+            if len(rows) == PAGE
+            else None
         )
-        first_url = _link(scope, kept) if after is not None else None
+        first_url = PATH + scope.query_string(**_filled(kept)) if after is not None else None
         return pages.render(
             request,
             viewer,

@@ -15,7 +15,6 @@ import csv
 import io
 import re
 from typing import Final
-from urllib.parse import urlencode
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -50,14 +49,6 @@ DONE: Final = {
     "added": "The member was added (or, if the number was on the list already, updated).",
     "removed": "The member was removed.",
 }
-
-
-def _with(path: str, scope: Scope, **params: str) -> str:
-    """A link to `path` with `params` that keeps an operator's customer choice."""
-    query = [urlencode(params)] if params else []
-    if scope.query():
-        query.append(scope.query())
-    return path + ("?" + "&".join(query) if query else "")
 
 
 def _text(form: FormData, name: str, limit: int = 200) -> str:
@@ -122,7 +113,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         list_id = await pages.store.call(
             create_list, scope.customer, name, fields, description
         )  # ListError (an InputError): the name is taken
-        return pages.redirect(_with(f"{PATH}/{list_id}", scope, done="created"))
+        return pages.redirect(f"{PATH}/{list_id}" + scope.query_string(done="created"))
 
     async def show(request: Request, viewer: Viewer) -> Response:
         scope, lst = await the_list(request, viewer)
@@ -145,9 +136,9 @@ def routes(pages: Pages) -> list[BaseRoute]:
         found = await pages.store.call(members_page, lst, search, (page - 1) * PAGE_SIZE, PAGE_SIZE)
         here = f"{PATH}/{lst.id}"
         extra = {"q": search} if search else {}
-        prev_url = _with(here, scope, page=str(page - 1), **extra) if page > 1 else None
+        prev_url = here + scope.query_string(page=str(page - 1), **extra) if page > 1 else None
         more = page * PAGE_SIZE < found.total
-        next_url = _with(here, scope, page=str(page + 1), **extra) if more else None
+        next_url = here + scope.query_string(page=str(page + 1), **extra) if more else None
         done = DONE.get(request.query_params.get("done", ""), "")
         return pages.render(
             request,
@@ -161,7 +152,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "search": search,
                 "prev_url": prev_url,
                 "next_url": next_url,
-                "here": _with(here, scope),
+                "here": here + scope.query_string(),
                 "notice": _(done) if done else "",
                 "result": result,
             },
@@ -192,7 +183,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 )
             )
         await pages.store.call(put_members, lst.id, members)
-        return pages.redirect(_with(f"{PATH}/{lst.id}", scope, done="added"))
+        return pages.redirect(f"{PATH}/{lst.id}" + scope.query_string(done="added"))
 
     async def remove_member(request: Request, viewer: Viewer) -> Response:
         scope, lst = await the_list(request, viewer)
@@ -202,7 +193,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         removed = await pages.store.call(remove_members, lst.id, [msisdn]) if msisdn else 0
         if not removed:
             raise NotFound(_("That number is not a member of this list."))
-        return pages.redirect(_with(f"{PATH}/{lst.id}", scope, done="removed"))
+        return pages.redirect(f"{PATH}/{lst.id}" + scope.query_string(done="removed"))
 
     async def import_csv(request: Request, viewer: Viewer) -> Response:
         scope, lst = await the_list(request, viewer)

@@ -35,6 +35,7 @@ from bridge.portal.base import PREFIX, NotFound, Pages, Scope
 from bridge.portal.queries_report import profile_names
 from bridge.portal.viewer import Viewer
 from bridge.reports.store import OrderFilter, order_detail, query_orders
+from bridge.spreadsheet import safe_cell
 
 PAGE: Final = 50  # rows per page of the table
 CSV_CHUNK: Final = 5000  # rows per database call while the CSV streams (each call sorts)
@@ -42,7 +43,6 @@ DEFAULT_DAYS: Final = 7
 SHORT_TEXT: Final = 40  # characters of the text the table shows
 MAX_FIELD: Final = 254  # the longest filter value taken (a mail address)
 _NUMBER: Final = re.compile(r"\+[1-9][0-9]{5,14}")
-_FORMULA: Final = ("=", "+", "-", "@", "\t", "\r")
 _FILENAME: Final = re.compile(r"[^A-Za-z0-9._-]")
 
 CSV_COLUMNS: Final = (
@@ -74,11 +74,6 @@ def last_line(error: str | None) -> str:
     """An order's error in one line (a held order's may be a whole traceback)."""
     lines = (error or "").strip().splitlines()
     return lines[-1][:200] if lines else ""
-
-
-def safe_cell(value: str) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (a leading ' before = + - @)."""
-    return "'" + value if value.startswith(_FORMULA) else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ import csv
 import io
 import re
 from typing import Final
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,33 +31,18 @@ from bridge.portal.queries_numbers import numbers_of
 from bridge.portal.queries_stoplist import stops_page
 from bridge.portal.viewer import Viewer
 from bridge.smpp.address import canonical_number
+from bridge.spreadsheet import safe_cell
 from bridge.tenants.policy import resolve
 
 PATH: Final = f"{PREFIX}/stoplist"
 MAX_PAGE: Final = 100_000  # a larger page number is a typo (and an offset SQL refuses)
 PAGE_SIZE: Final = 200
-_E164: Final = re.compile(r"\+[0-9]{1,17}")
-_FORMULA: Final = ("=", "+", "-", "@", "\t", "\r")
 
 DONE: Final = {
     "added": "The number is on the stop list now: mail to it is refused.",
     "already": "The number was on the stop list already.",
     "removed": "The number is off the stop list: it gets SMS again.",
 }
-
-
-def csv_cell(value: str) -> str:
-    """A CSV cell a spreadsheet will not run as a formula."""
-    if value.startswith(_FORMULA) and not _E164.fullmatch(value):
-        return "'" + value
-    return value
-
-
-def _with(path: str, scope: Scope, **params: str) -> str:
-    query = [urlencode(params)] if params else []
-    if scope.query():
-        query.append(scope.query())
-    return path + ("?" + "&".join(query) if query else "")
 
 
 def _digits(search: str) -> str:
@@ -79,7 +63,7 @@ def _csv(rows: list[StopRow], search: str, every_customer: bool) -> str:
         cells = [r.msisdn, r.service, r.origin, r.created_at.isoformat()]
         if every_customer:
             cells.insert(0, r.customer)
-        writer.writerow([csv_cell(c) for c in cells])
+        writer.writerow([safe_cell(c) for c in cells])
     return out.getvalue()
 
 
@@ -129,10 +113,12 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "search": search,
                 "services": sorted({n.number for n in numbers}),
                 "notice": _(done) if done else "",
-                "export_url": _with(f"{PATH}/export", scope, **extra),
-                "prev_url": _with(PATH, scope, page=str(page - 1), **extra) if page > 1 else None,
+                "export_url": f"{PATH}/export" + scope.query_string(**extra),
+                "prev_url": PATH + scope.query_string(page=str(page - 1), **extra)
+                if page > 1
+                else None,
                 "next_url": (
-                    _with(PATH, scope, page=str(page + 1), **extra)
+                    PATH + scope.query_string(page=str(page + 1), **extra)
                     if page * PAGE_SIZE < found.total
                     else None
                 ),
@@ -154,7 +140,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                     _("Choose one of your inbound numbers, or every number, for the entry.")
                 )
         added = await pages.store.call(add_stop, cid, msisdn, service, utcnow(), "portal")
-        return pages.redirect(_with(PATH, scope, done="added" if added else "already"))
+        return pages.redirect(PATH + scope.query_string(done="added" if added else "already"))
 
     async def remove(request: Request, viewer: Viewer) -> Response:
         scope = await pages.scope(request, viewer)
@@ -172,7 +158,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         removed = await pages.store.call(remove_stop, cid, msisdn, which)
         if not removed:
             raise NotFound(_("That number is not on your stop list."))
-        return pages.redirect(_with(PATH, scope, done="removed"))
+        return pages.redirect(PATH + scope.query_string(done="removed"))
 
     async def export(request: Request, viewer: Viewer) -> Response:
         scope = await pages.scope(request, viewer)

@@ -37,11 +37,6 @@ DONE: Final = {
 def routes(pages: Pages) -> list[BaseRoute]:
     _ = pages._
 
-    def keep(scope: Scope, **extra: str) -> str:
-        query = {"customer": scope.customer} if scope.choices and scope.customer else {}
-        query.update(extra)
-        return "?" + urlencode(query) if query else ""
-
     async def user_of(request: Request, viewer: Viewer) -> tuple[Scope, UserDetail]:
         scope = await pages.scope(request, viewer)
         raw = request.path_params["user_id"]
@@ -70,9 +65,11 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "scope": scope,
                 "users": found[:PAGE_SIZE],
                 "search": search,
-                "keep": keep(scope),
-                "prev_url": PATH + keep(scope, **nav, page=str(page - 1)) if page > 1 else None,
-                "next_url": PATH + keep(scope, **nav, page=str(page + 1)) if more else None,
+                "keep": scope.query_string(),
+                "prev_url": PATH + scope.query_string(**nav, page=str(page - 1))
+                if page > 1
+                else None,
+                "next_url": PATH + scope.query_string(**nav, page=str(page + 1)) if more else None,
             },
         )
 
@@ -96,7 +93,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             {
                 "scope": scope,
                 "user": user,
-                "keep": keep(scope),
+                "keep": scope.query_string(),
                 "settings_url": f"{PREFIX}/settings?{urlencode(settings_query)}",
                 "notice": _(DONE[done]) if done in DONE and not error else "",
                 "error": error,
@@ -116,7 +113,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             "portal: %s: user %s %s", viewer.username, user.address, "enabled" if on else "disabled"
         )
         return pages.redirect(
-            f"{PATH}/{user.id}{keep(scope, done='enabled' if on else 'disabled')}"
+            f"{PATH}/{user.id}{scope.query_string(done='enabled' if on else 'disabled')}"
         )
 
     async def alias(request: Request, viewer: Viewer) -> Response:
@@ -149,7 +146,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             "added" if adding else "removed",
         )
         done = "alias-added" if adding else "alias-removed"
-        return pages.redirect(f"{PATH}/{user.id}{keep(scope, done=done)}")
+        return pages.redirect(f"{PATH}/{user.id}{scope.query_string(done=done)}")
 
     return [
         Route(PATH, pages.page(listing), methods=["GET"]),
