@@ -181,10 +181,10 @@ async def test_resend_mails_the_report_to_the_customers_recipients(tmp_path: Pat
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_get_a_quote() -> None:
-    text = "service,cost_centre,user,orders\n,=HYPERLINK(1),a@b.example,2\n@x,+1,-2,3\n"
+    text = "service,cost_centre,user,orders\n,=HYPERLINK(1),a@b.example,2\n@x,+1+1,-2,+4917\n"
     rows = list(csv.reader(io.StringIO(safe_csv(text))))
     assert rows == [
         ["service", "cost_centre", "user", "orders"],
         ["", "'=HYPERLINK(1)", "a@b.example", "2"],
-        ["'@x", "'+1", "'-2", "3"],
+        ["'@x", "'+1+1", "'-2", "+4917"],  # a plain number stays a number
     ]

@@ -77,7 +77,7 @@ def test_the_catalog_template_is_current() -> None:
 class Visible(HTMLParser):
     """Visible text nodes and labelling attributes of an HTML page (or template)."""
 
-    SKIP: ClassVar = {"textarea", "pre", "script", "style"}
+    SKIP: ClassVar = {"textarea", "pre", "code", "script", "style"}  # code: literal syntax
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -89,8 +89,8 @@ class Visible(HTMLParser):
             self.skipping += 1
         a = dict(attrs)
         self.found += [a[k] or "" for k in LABELLING if k in a]
-        if tag in ("input", "button") and a.get("type") in ("submit", "button"):
-            self.found.append(a.get("value") or "")
+        if tag == "input" and a.get("type") in ("submit", "button"):  # a <button> shows its
+            self.found.append(a.get("value") or "")  # content; its value is only sent
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self.SKIP:
@@ -171,9 +171,15 @@ def test_the_template_checks_catch_untranslated_words() -> None:
         "<p>Hello {{ name }}</p>",
         '<nav aria-label="Main">{{ _("x") }}</nav>',
         '<input type="submit" value="Send">',
+        '<button type="submit">Send</button>',
     ):
         assert [t for t in visible(literal_markup(env, bad)) if words_left(t)], bad
-    for good in ('<p>{{ _("Hello") }} {{ name }}</p>', "<p>{% trans %}Hello{% endtrans %}</p>"):
+    for good in (
+        '<p>{{ _("Hello") }} {{ name }}</p>',
+        "<p>{% trans %}Hello{% endtrans %}</p>",
+        '<button name="action" value="release">{{ _("Release") }}</button>',
+        "<p>{{ _('Send the header') }} <code>Authorization: Bearer</code></p>",
+    ):
         assert not [t for t in visible(literal_markup(env, good)) if words_left(t)], good
     for bad in ('{{ "Sent" }}', '{{ a or "none" }}', '{{ "yes" if a else "no" }}'):
         assert printed_constants(env.parse(bad)), bad
