@@ -39,6 +39,7 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 # Forms are small; CSV uploads (list members) are the largest thing a page accepts.
 MAX_FORM_FIELDS: Final = 1000
 MAX_FORM_FILES: Final = 1
+MAX_BODY: Final = 25 * 1024 * 1024  # a whole form, a members CSV (20 MB) or an .eml upload
 MAX_ID: Final = 2**63  # the largest id a BIGINT column (and SQLite's INTEGER) holds, plus one
 
 CSP: Final = (
@@ -60,6 +61,10 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 class NotFound(InputError):
     """The object asked for does not exist, or belongs to a customer the viewer may not see."""
+
+
+class TooLarge(InputError):
+    """A posted form larger than the portal takes (MAX_BODY), refused before it is read."""
 
 
 class Forbidden(InputError):
@@ -188,6 +193,15 @@ class Pages:
         return urlsplit(source).netloc == host
 
     async def form(self, request: Request) -> FormData:
+        """The posted form, refused before it is read when it is larger than MAX_BODY."""
+        length = request.headers.get("content-length", "")
+        if not length.isdigit():  # chunked: its size is unknown (browsers always send one)
+            raise TooLarge(self._("Send the form with its length (Content-Length)."))
+        if int(length) > MAX_BODY:
+            raise TooLarge(
+                self._("The upload is larger than %(mb)d MB; split it into smaller files.")
+                % {"mb": MAX_BODY // (1024 * 1024)}
+            )
         return await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
 
     async def csrf_ok(self, request: Request, expected: str) -> bool:
@@ -245,6 +259,8 @@ class Pages:
                 return self.error_page(request, viewer, 404, str(exc) or self._("Not found."))
             except Forbidden as exc:
                 return self.error_page(request, viewer, 403, str(exc))
+            except TooLarge as exc:
+                return self.error_page(request, viewer, 413, str(exc))
             except InputError as exc:
                 return self.error_page(request, viewer, 400, str(exc))
             except StorageUnavailable as exc:

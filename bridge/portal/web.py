@@ -28,7 +28,7 @@ from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
 from bridge.packaged import TEMPLATES
 from bridge.portal import accounts
-from bridge.portal.base import COOKIE, PREFIX, Pages, safe_next
+from bridge.portal.base import COOKIE, PREFIX, Pages, TooLarge, safe_next
 from bridge.portal.i18n import environment, translations
 from bridge.portal.pages import (
     access,
@@ -164,7 +164,10 @@ class Portal:
 
     async def login(self, request: Request) -> Response:
         _ = self.pages._
-        form = await self.pages.form(request)
+        try:
+            form = await self.pages.form(request)
+        except TooLarge as exc:
+            return self._login_page(request, error=str(exc), status=413)
         username = str(form.get("username") or "").strip()[:128]
         password = str(form.get("password") or "")[:1024]
         token = str(form.get("login_token") or "")

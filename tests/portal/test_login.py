@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bridge.db.store import run_sync
 from bridge.portal.accounts import set_enabled
-from bridge.portal.base import CSP
+from bridge.portal.base import CSP, MAX_BODY
 from bridge.portal.settings import PortalSettings
 from bridge.portal.status import FREE_FAILURES
 from tests.portal.harness import PASSWORD, ROOT, hidden_fields, login, portal
@@ -164,3 +165,30 @@ async def test_ended_sessions_are_deleted_at_the_next_login(tmp_path: Path) -> N
             lambda c: c.exec_driver_sql("SELECT count(*) FROM portal_session").scalar(),
         )
         assert rows == 1  # the idle one of admin is gone, ops' own is there
+
+
+async def test_a_form_larger_than_the_portal_takes_is_refused_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    async with portal(tmp_path) as run, run.client() as web:
+        csrf = await login(web, "admin")
+        big = b"x" * (MAX_BODY + 1)
+        r = await web.post(
+            "/portal/preview",
+            content=b"csrf=" + csrf.encode() + b"&text=" + big,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 413 and "larger than 25 MB" in r.text
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"csrf=" + csrf.encode()
+
+        r = await web.post(
+            "/portal/logout",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 413 and "Content-Length" in r.text
+        assert (await web.get("/portal/")).status_code == 200  # still logged in
+        r = await web.post("/portal/login", content=big)
+        assert r.status_code == 413 and "larger than 25 MB" in r.text
