@@ -44,7 +44,7 @@ _user = table(User)
 _customer = table(Customer)
 _number = table(VelocityNumber)
 _alerts = table(VelocityAlert)
-OPERATOR_REFUSED = "refused by the operator (SMS pumping suspected); not sent"
+OPERATOR = "the operator"
 
 
 # Statements built once: the check runs in the intake's commit, for every mail.
@@ -231,19 +231,23 @@ def held_orders(
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def release_orders(conn: Connection, order_ids: list[str], now: datetime) -> int:
-    """Queue held orders for sending; how many were released."""
-    return sum(release_held(conn, order_id, now) for order_id in order_ids)
+def release_orders(
+    conn: Connection, order_ids: list[str], now: datetime, by: str = "operator"
+) -> int:
+    """Queue held orders for sending; how many were released (`by` whom, for the history)."""
+    return sum(release_held(conn, order_id, now, by) for order_id in order_ids)
 
 
-def refuse_orders(conn: Connection, order_ids: list[str], now: datetime, *, steps: Steps) -> int:
-    """Fail held orders for good (the sender gets the usual failure notice); how many."""
+def refuse_orders(
+    conn: Connection, order_ids: list[str], now: datetime, *, steps: Steps, by: str = OPERATOR
+) -> int:
+    """Fail held orders for good (the sender gets the usual failure notice, which names
+    `by`: who refused); how many."""
+    reason = f"refused by {by} (SMS pumping suspected); not sent"
     refused = 0
     for order_id in order_ids:
         if conn.execute(
             select(_order.c.id).where(_order.c.id == order_id, _order.c.status == OrderStatus.HELD)
         ).first():
-            refused += record_final(
-                conn, order_id, now, OrderStatus.FAILED, OPERATOR_REFUSED, steps=steps
-            )
+            refused += record_final(conn, order_id, now, OrderStatus.FAILED, reason, steps=steps)
     return refused

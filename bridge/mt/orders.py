@@ -223,15 +223,16 @@ def record_held(conn: Connection, order_id: str, now: datetime, error: str) -> N
     )
 
 
-def release_held(conn: Connection, order_id: str, now: datetime) -> bool:
-    """Put a held order back in the queue (after an operator fixed the cause)."""
+def release_held(conn: Connection, order_id: str, now: datetime, by: str = "operator") -> bool:
+    """Put a held order back in the queue (after an operator fixed the cause); `by` who,
+    for its history."""
     result = conn.execute(
         update(_order)
         .where(_order.c.id == order_id, _order.c.status == OrderStatus.HELD)
         .values(status=OrderStatus.QUEUED, next_attempt_at=now, updated_at=now)
     )
     if result.rowcount:
-        conn.execute(insert(_event), [_event_row(order_id, now, "released", "by operator")])
+        conn.execute(insert(_event), [_event_row(order_id, now, "released", f"by {by}")])
     return bool(result.rowcount)
 
 

@@ -91,12 +91,16 @@ async def test_held_orders_are_decided_by_their_own_customer_only(tmp_path: Path
         assert sorted(held_ids(done.text)) == demo[1:]
         inbox = run.settings.sandbox.inbox
         await wait_for(lambda: read_inbox(inbox, DEMO_NUMBERS[0]), within=10)
+        history = (await web.get(f"/portal/orders/{demo[0]}")).text
+        assert "by portal account admin" in history  # who released it
         # Refuse two: they fail for good.
         r = await web.post(
             "/portal/held", data={"action": "refuse", "order": demo[1:3], "csrf": csrf}
         )
         assert r.status_code == 303 and r.headers["location"] == "/portal/held?done=refused"
         assert run_sync(engine, statuses, demo[1:3]) == dict.fromkeys(demo[1:3], "failed")
+        refused = (await web.get(f"/portal/orders/{demo[1]}")).text
+        assert "refused by your administrator (SMS pumping suspected)" in refused
         # An order held after an unexpected error (as the dispatcher holds one): retried.
         later = (utcnow() + timedelta(days=1)).isoformat(timespec="minutes")
         mail_id = await send(run, "demo@example.com", [LATER], "later", X_SMS_Send_At=later)

@@ -78,10 +78,14 @@ def routes(pages: Pages) -> list[BaseRoute]:
                     ) % {"id": first["id"]}
                 else:
                     order_ids = [o["id"] for o in chosen]
-                    if action == "refuse":
-                        n = await pages.store.call(refuse_orders, order_ids, utcnow(), steps=STEPS)
-                    else:
-                        n = await pages.store.call(release_orders, order_ids, utcnow())
+                    if action == "refuse":  # the sender reads who refused in its notice
+                        by = "the operator" if viewer.operator else "your administrator"
+                        n = await pages.store.call(
+                            refuse_orders, order_ids, utcnow(), steps=STEPS, by=by
+                        )
+                    else:  # the order's history says which portal account released it
+                        who = f"portal account {viewer.username}"
+                        n = await pages.store.call(release_orders, order_ids, utcnow(), who)
                     log.info(
                         "portal: %s %s %d held order(s): %s",
                         viewer.username,
