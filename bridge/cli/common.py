@@ -52,6 +52,27 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+PasswordEnv = Annotated[
+    str | None, typer.Option(help="Read the password from this environment variable.")
+]
+PasswordFile = Annotated[
+    Path | None, typer.Option(help="Read the password from this file.", exists=True)
+]
+
+
+def read_password(
+    password_env: str | None, password_file: Path | None, prompt: str = "Password"
+) -> str:
+    """The password from --password-env, --password-file, or else asked for twice."""
+    if password_env:
+        if password_env not in os.environ:
+            fail(f"environment variable {password_env} is not set")
+        return os.environ[password_env]
+    if password_file:
+        return password_file.read_text(encoding="utf-8").strip()
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
 def read_settings(config: Path | None) -> Settings:
     """The settings of `-c FILE` (or the embedded default), or one line and exit status 2."""
     try:

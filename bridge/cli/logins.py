@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.cli.common import (
+    ConfigOpt,
+    PasswordEnv,
+    PasswordFile,
+    fail,
+    open_database,
+    read_password,
+)
 from bridge.db.store import run_sync
 from bridge.tenants.admin import AdminError
 from bridge.tenants.logins import (
@@ -28,23 +33,12 @@ app = typer.Typer(
 def login_add(
     username: str,
     customer: Annotated[str, typer.Option(help="The customer whose senders this login may use.")],
-    password_env: Annotated[
-        str | None, typer.Option(help="Read the password from this environment variable.")
-    ] = None,
-    password_file: Annotated[
-        Path | None, typer.Option(help="Read the password from this file.", exists=True)
-    ] = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
     config: ConfigOpt = None,
 ) -> None:
     """Add a login; the password is stored as an scrypt hash (prompted for by default)."""
-    if password_env:
-        if password_env not in os.environ:
-            fail(f"environment variable {password_env} is not set")
-        password = os.environ[password_env]
-    elif password_file:
-        password = password_file.read_text(encoding="utf-8").strip()
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = read_password(password_env, password_file)
     try:
         check_login_password(password)
         run_sync(open_database(config), add_credential, username, customer, password)

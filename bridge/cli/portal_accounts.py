@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.cli.common import (
+    ConfigOpt,
+    PasswordEnv,
+    PasswordFile,
+    fail,
+    open_database,
+    read_password,
+)
 from bridge.db.store import run_sync
 from bridge.portal.accounts import add_account, list_accounts, set_enabled, set_password
 from bridge.portal.status import Role
@@ -18,23 +23,6 @@ app = typer.Typer(
     help="Portal accounts: operators (every customer) and customer admins (one customer).",
     no_args_is_help=True,
 )
-
-PasswordEnv = Annotated[
-    str | None, typer.Option(help="Read the password from this environment variable.")
-]
-PasswordFile = Annotated[
-    Path | None, typer.Option(help="Read the password from this file.", exists=True)
-]
-
-
-def _password(password_env: str | None, password_file: Path | None) -> str:
-    if password_env:
-        if password_env not in os.environ:
-            fail(f"environment variable {password_env} is not set")
-        return os.environ[password_env]
-    if password_file:
-        return password_file.read_text(encoding="utf-8").strip()
-    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @app.command("add")
@@ -57,7 +45,7 @@ def account_add(
     pass it through the environment: `PW=… mailsms portal-account add anna --customer
     acme --password-env PW`.
     """
-    password = _password(password_env, password_file)
+    password = read_password(password_env, password_file)
     try:
         run_sync(open_database(config), add_account, username, role, customer, password)
     except AdminError as exc:
@@ -104,7 +92,7 @@ def account_password(
     config: ConfigOpt = None,
 ) -> None:
     """Set a new password; this lifts a lockout and ends the account's sessions."""
-    password = _password(password_env, password_file)
+    password = read_password(password_env, password_file)
     try:
         run_sync(open_database(config), set_password, username, password)
     except AdminError as exc:

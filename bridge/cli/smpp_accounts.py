@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.cli.common import (
+    ConfigOpt,
+    PasswordEnv,
+    PasswordFile,
+    fail,
+    open_database,
+    read_password,
+)
 from bridge.db.store import run_sync
 from bridge.smpp_outbox.queue import pending_count
 from bridge.smpp_server.accounts import (
@@ -25,26 +30,6 @@ app = typer.Typer(
     help="SMPP accounts: customers' applications bind to the SMPP server with them.",
     no_args_is_help=True,
 )
-
-
-def _password(password_env: str | None, password_file: Path | None) -> str:
-    if password_env:
-        if password_env not in os.environ:
-            fail(f"environment variable {password_env} is not set")
-        return os.environ[password_env]
-    if password_file:
-        return password_file.read_text(encoding="utf-8").strip()
-    return str(
-        typer.prompt("Password (at most 8 characters)", hide_input=True, confirmation_prompt=True)
-    )
-
-
-PasswordEnv = Annotated[
-    str | None, typer.Option(help="Read the password from this environment variable.")
-]
-PasswordFile = Annotated[
-    Path | None, typer.Option(help="Read the password from this file.", exists=True)
-]
 
 
 @app.command("add")
@@ -72,7 +57,7 @@ def account_add(
     config: ConfigOpt = None,
 ) -> None:
     """Add an account; the password is stored as an scrypt hash (prompted for by default)."""
-    password = _password(password_env, password_file)
+    password = read_password(password_env, password_file, "Password (at most 8 characters)")
     try:
         run_sync(
             open_database(config),
@@ -137,7 +122,7 @@ def account_password(
     config: ConfigOpt = None,
 ) -> None:
     """Set a new password."""
-    password = _password(password_env, password_file)
+    password = read_password(password_env, password_file, "Password (at most 8 characters)")
     try:
         run_sync(open_database(config), set_password, system_id, password)
     except AdminError as exc:
