@@ -194,8 +194,31 @@ def record_final(
     if result.rowcount == 0:
         return False
     conn.execute(_INSERT_EVENT, [_event_row(order_id, now, status, reason)])
-    steps.run_final(conn, order_id, now)
+    steps.run_final(conn, [order_id], now)
     return True
+
+
+def record_final_many(
+    conn: Connection, finals: Sequence[tuple[str, str, str]], now: datetime, *, steps: Steps
+) -> list[str]:
+    """`record_final` for several (order id, status, reason): one history insert and one run
+    of the final `steps` for all that became final here; returns their ids, in order."""
+    done: list[str] = []
+    events: list[dict[str, Any]] = []
+    for order_id, status, reason in finals:
+        if status not in FINAL_ORDER_STATUSES:
+            raise ValueError(f"{status!r} is not a final order status")
+        result = conn.execute(
+            _SET_FINAL,
+            {"f_id": order_id, "f_status": status, "f_at": now, "f_error": reason[:2000]},
+        )
+        if result.rowcount:  # per order: another transaction may have finished it already
+            done.append(order_id)
+            events.append(_event_row(order_id, now, status, reason))
+    if events:
+        conn.execute(_INSERT_EVENT, events)
+    steps.run_final(conn, done, now)
+    return done
 
 
 def record_attempt_events(
