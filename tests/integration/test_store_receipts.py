@@ -154,6 +154,12 @@ async def test_orders_final_in_one_round_are_read_once_and_each_gets_its_own_sta
     assert finals == [("M1.1", "delivered"), ("M1.2", "undeliverable"), ("M1.3", "delivered")]
     notices = sorted((n.order_id, n.context["status"]) for n in _rows(engine, Notice))
     assert notices == [("M1.1", "delivered"), ("M1.2", "undeliverable"), ("M1.3", "delivered")]
+    # An order already final is left as it is; the others of the batch are finished.
+    again = [("M1.1", "failed", "cancelled"), ("M1.4", "failed", "cancelled")]
+    assert await store.call(order_sql.record_final_many, again, t0, steps=STEPS) == ["M1.4"]
+    assert _statuses(engine)["M1.1"] == "delivered"
+    assert len(_rows(engine, Notice)) == 4
+    assert [e.order_id for e in _rows(engine, OrderEvent, event="failed")] == ["M1.4"]
 
 
 async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_asked_for(
