@@ -26,7 +26,7 @@ from bridge.inbound.store import conversation_orders
 from bridge.intake.velocity import VelocityCheck
 from bridge.intake.velocity_store import hold_pumping
 from bridge.lists.store import insert_list_mails
-from bridge.mt.mails import NewMail, find_duplicates, insert_mails
+from bridge.mt.mails import NewMail, NewOrder, find_duplicates, insert_mails
 from bridge.notices.queue import NewNotice, queue_notices
 
 
@@ -54,6 +54,17 @@ class IntakeMail:
         return self.mail.id
 
 
+def _with_orders(m: IntakeMail, orders: tuple[NewOrder, ...]) -> IntakeMail:
+    """`m` with these orders; `m` itself when they are the same objects (the usual case: no
+    conversation, no pumping), so the mail is not copied twice per step for nothing."""
+    if orders is m.mail.orders or (
+        len(orders) == len(m.mail.orders)
+        and all(a is b for a, b in zip(orders, m.mail.orders, strict=True))
+    ):
+        return m
+    return replace(m, mail=replace(m.mail, orders=orders))
+
+
 def _in_conversation(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
     out = []
     for m in mails:
@@ -62,7 +73,7 @@ def _in_conversation(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMa
             direct = conversation_orders(
                 conn, mail.user_id, mail.orders[:n], mail.received_at, m.conversation.window
             )
-            m = replace(m, mail=replace(mail, orders=direct + mail.orders[n:]))
+            m = _with_orders(m, direct + mail.orders[n:])
         out.append(m)
     return out
 
@@ -71,10 +82,7 @@ def _hold_pumping(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]
     if not any(m.velocity for m in mails):
         return mails
     return [
-        replace(m, mail=replace(m.mail, orders=hold_pumping(conn, m.mail, m.velocity)))
-        if m.velocity
-        else m
-        for m in mails
+        _with_orders(m, hold_pumping(conn, m.mail, m.velocity)) if m.velocity else m for m in mails
     ]
 
 

@@ -194,8 +194,52 @@ def record_final(
     if result.rowcount == 0:
         return False
     conn.execute(_INSERT_EVENT, [_event_row(order_id, now, status, reason)])
-    steps.run_final(conn, order_id, now)
+    steps.run_final(conn, [order_id], now)
     return True
+
+
+_SET_FINAL_MANY = (  # built once: the orders of one status and reason, those still open
+    update(_order)
+    .where(
+        _order.c.id.in_(bindparam("f_ids", expanding=True)),
+        *(_order.c.status != s for s in sorted(FINAL_ORDER_STATUSES)),
+    )
+    .values(
+        status=bindparam("f_status"),
+        final_at=bindparam("f_at"),
+        updated_at=bindparam("f_at"),
+        error=bindparam("f_error"),
+    )
+    .returning(_order.c.id)
+)
+
+
+def record_final_many(
+    conn: Connection, finals: Sequence[tuple[str, str, str]], now: datetime, *, steps: Steps
+) -> list[str]:
+    """`record_final` for several (order id, status, reason): one update per status and
+    reason (only the orders not final yet: another transaction may have finished one), one
+    history insert and one run of the final `steps`; returns the ids it finished, in order."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for order_id, status, reason in finals:
+        if status not in FINAL_ORDER_STATUSES:
+            raise ValueError(f"{status!r} is not a final order status")
+        groups.setdefault((status, reason), []).append(order_id)
+    finished: set[str] = set()
+    for (status, reason), ids in groups.items():
+        result = conn.execute(
+            _SET_FINAL_MANY,
+            {"f_ids": ids, "f_status": status, "f_at": now, "f_error": reason[:2000]},
+        )
+        finished.update(result.scalars())
+    done = [order_id for order_id, _, _ in finals if order_id in finished]
+    if done:
+        conn.execute(
+            _INSERT_EVENT,
+            [_event_row(i, now, status, reason) for i, status, reason in finals if i in finished],
+        )
+    steps.run_final(conn, done, now)
+    return done
 
 
 def record_attempt_events(

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from bridge.db.core import table
-from bridge.mt.orders import record_final
+from bridge.mt.orders import record_final_many
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
 from bridge.mt.receipt_states import next_part_state, order_outcome
 from bridge.mt.status import OrderStatus, PartState, ReceiptStatus
@@ -249,7 +249,7 @@ def _settle_orders(
     states: dict[str, list[str]] = {}
     for r in conn.execute(_PART_STATES, {"ids": list(open_orders)}):
         states.setdefault(r.order_id, []).append(r.state)
-    finished: list[str] = []
+    finals: list[tuple[str, str, str]] = []
     for order_id in order_ids:
         if order_id not in open_orders:
             continue
@@ -261,9 +261,8 @@ def _settle_orders(
             if outcome == OrderStatus.DELIVERED
             else "the network could not deliver a part"
         )
-        if record_final(conn, order_id, now, outcome, reason, steps=steps):
-            finished.append(order_id)
-    return finished
+        finals.append((order_id, outcome, reason))
+    return record_final_many(conn, finals, now, steps=steps)
 
 
 def _orphan(conn: Connection, cutoff: datetime, limit: int) -> int:
@@ -295,12 +294,12 @@ def finish_unconfirmed(conn: Connection, now: datetime, limit: int, *, steps: St
         .order_by(_part.c.order_id, _part.c.seq)
     ):
         parts.setdefault(p.order_id, []).append(p)
-    finished = []
-    for o in due:
-        reason = unconfirmed_reason(o.transport or "", parts.get(o.id, []))
-        if record_final(conn, o.id, now, OrderStatus.UNCONFIRMED, reason, steps=steps):
-            log.warning("%s: unconfirmed: %s", o.id, reason)
-            finished.append(o.id)
+    reasons = {o.id: unconfirmed_reason(o.transport or "", parts.get(o.id, [])) for o in due}
+    finished = record_final_many(
+        conn, [(i, OrderStatus.UNCONFIRMED, r) for i, r in reasons.items()], now, steps=steps
+    )
+    for order_id in finished:
+        log.warning("%s: unconfirmed: %s", order_id, reasons[order_id])
     return finished
 
 

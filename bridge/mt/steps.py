@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-OnFinal = Callable[[Connection, str, datetime], None]  # (conn, order id, now)
+OnFinal = Callable[[Connection, Sequence[str], datetime], None]  # (conn, order ids, now)
 OnSubmitted = Callable[[Connection, Sequence[str], datetime], None]  # (conn, order ids, now)
 
 
@@ -25,9 +25,11 @@ class Steps:
     final: tuple[OnFinal, ...] = ()
     submitted: tuple[OnSubmitted, ...] = ()
 
-    def run_final(self, conn: Connection, order_id: str, now: datetime) -> None:
-        for step in self.final:
-            step(conn, order_id, now)
+    def run_final(self, conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
+        """The final steps of orders that became final in this transaction, in one call each."""
+        if order_ids:
+            for step in self.final:
+                step(conn, order_ids, now)
 
     def run_submitted(self, conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
         if order_ids:

@@ -1,9 +1,12 @@
 """What the steps of a final order read: the order with its mail, user, customer, list mail and
-status push target, in one query built once (one read for every step, not one each)."""
+status push target, in one query built once (one read for every step, not one each; and one
+for all the orders that became final in one transaction: FINAL_ROWS)."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from typing import Any
+
+from sqlalchemy import Select, bindparam, func, select
 
 from bridge.db.core import table
 from bridge.inbound.tables import InboundCustomer
@@ -19,32 +22,33 @@ _customer = table(Customer)
 _list_mail = table(ListMail)
 _icust = table(InboundCustomer)
 
-FINAL_ROW = (
-    select(
-        _order,
-        _mail.c.message_id.label("mail_message_id"),
-        _mail.c.subject.label("mail_subject"),
-        _mail.c.envelope_from,
-        _mail.c.received_at,
-        _mail.c.dsn_ret,
-        _mail.c.dsn_envid,
-        _user.c.display_name,
-        _user.c.customer_id,
-        _customer.c.name.label("customer_name"),
-        _list_mail.c.mail_id.label("list_mail_id"),
-        _icust.c.status_push,
-        # when its first part went out (None: never submitted), for the submit→final time
-        select(func.min(_part.c.submitted_at))
-        .where(_part.c.order_id == _order.c.id)
-        .scalar_subquery()
-        .label("first_submitted_at"),
-    )
-    .select_from(
-        _order.join(_mail)
-        .join(_user, _order.c.user_id == _user.c.id)
-        .join(_customer, _customer.c.id == _user.c.customer_id)
-        .outerjoin(_list_mail, _list_mail.c.mail_id == _order.c.mail_id)
-        .outerjoin(_icust, _icust.c.customer_id == _user.c.customer_id)
-    )
-    .where(_order.c.id == bindparam("order_id"))
+_FINAL = select(
+    _order,
+    _mail.c.message_id.label("mail_message_id"),
+    _mail.c.subject.label("mail_subject"),
+    _mail.c.envelope_from,
+    _mail.c.received_at,
+    _mail.c.dsn_ret,
+    _mail.c.dsn_envid,
+    _user.c.display_name,
+    _user.c.customer_id,
+    _customer.c.name.label("customer_name"),
+    _list_mail.c.mail_id.label("list_mail_id"),
+    _icust.c.status_push,
+    # when its first part went out (None: never submitted), for the submit→final time
+    select(func.min(_part.c.submitted_at))
+    .where(_part.c.order_id == _order.c.id)
+    .scalar_subquery()
+    .label("first_submitted_at"),
+).select_from(
+    _order.join(_mail)
+    .join(_user, _order.c.user_id == _user.c.id)
+    .join(_customer, _customer.c.id == _user.c.customer_id)
+    .outerjoin(_list_mail, _list_mail.c.mail_id == _order.c.mail_id)
+    .outerjoin(_icust, _icust.c.customer_id == _user.c.customer_id)
 )
+
+# One order: {"order_id": ...}.
+FINAL_ROW: Select[Any] = _FINAL.where(_order.c.id == bindparam("order_id"))
+# Several orders: {"order_ids": [...]} (rows in no particular order).
+FINAL_ROWS: Select[Any] = _FINAL.where(_order.c.id.in_(bindparam("order_ids", expanding=True)))

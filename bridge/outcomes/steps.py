@@ -1,7 +1,7 @@
 """The steps that follow an order's submit and its final status, written out as lists.
 
 When an order becomes final (delivered, failed, expired, unconfirmed ...), in the same
-transaction as its status, once:
+transaction as its status, once (the orders that became final together: from one read):
 
 1. the status mail to the sender, or, for a mail to distribution lists, the one
    cumulative list report once all its orders are final;
@@ -20,7 +20,9 @@ it has counted the order once too often).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -30,16 +32,22 @@ from bridge.metrics import Metrics, elapsed
 from bridge.mt.steps import Steps
 from bridge.notices.queue import queue_status_notice_for
 from bridge.outcomes.dsn_queue import queue_final_dsn_for
-from bridge.outcomes.final_row import FINAL_ROW
+from bridge.outcomes.final_row import FINAL_ROWS
 from bridge.outcomes.status_push import queue_status_push_for
 from bridge.smpp_outbox.queue import queue_receipt_for
 
 
 def final_notices(
-    conn: Connection, order_id: str, now: datetime, metrics: Metrics | None = None
+    conn: Connection, order_ids: Sequence[str], now: datetime, metrics: Metrics | None = None
 ) -> None:
-    """Steps 1-4, from one read of the order and what belongs to it."""
-    row = conn.execute(FINAL_ROW, {"order_id": order_id}).one()
+    """Steps 1-4 for each order, in the given order, from one read of the orders and what
+    belongs to them."""
+    rows = {r.id: r for r in conn.execute(FINAL_ROWS, {"order_ids": list(order_ids)})}
+    for order_id in order_ids:
+        _final_notices(conn, rows[order_id], now, metrics)
+
+
+def _final_notices(conn: Connection, row: Any, now: datetime, metrics: Metrics | None) -> None:
     if metrics is not None:
         metrics.orders_final.labels(row.status).inc()
         if row.first_submitted_at is not None:
@@ -59,7 +67,7 @@ STEPS = Steps(final=(final_notices,), submitted=(record_order_assignments,))
 def steps(metrics: Metrics) -> Steps:
     """STEPS, counting each final order on `metrics`."""
 
-    def counted_final_notices(conn: Connection, order_id: str, now: datetime) -> None:
-        final_notices(conn, order_id, now, metrics)
+    def counted_final_notices(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
+        final_notices(conn, order_ids, now, metrics)
 
     return Steps(final=(counted_final_notices,), submitted=STEPS.submitted)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, event, update
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
@@ -115,6 +115,51 @@ async def test_a_receipt_waits_while_a_submit_that_began_before_it_is_recorded(
     # Both held "9" while waiting for a report: the receipt cannot say whose it is.
     assert [r.status for r in _rows(engine, Receipt)] == ["unmatched"]
     assert _statuses(engine) == {"M1.1": "submitted", "M1.2": "submitted"}
+
+
+async def test_orders_final_in_one_round_are_read_once_and_each_gets_its_own_status_mail(
+    engine: Engine, store: Store
+) -> None:
+    user_id = _seed(engine)
+    await accept(store, IntakeMail(_mail(user_id, recipients=4)))
+    t0 = utcnow()
+    batch = [_submitted(f"M1.{n}", (f"60{n}",), t0) for n in range(1, 5)]
+    await store.call(record_submitted_many, t0, batch, steps=STEPS)
+    for n, state in ((1, DELIVERED), (2, ReceiptState.UNDELIVERABLE), (3, DELIVERED)):
+        await store.call(insert_receipt, _receipt(f"60{n}", state), t0)
+    final_reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "first_submitted_at" in statement:  # the final steps' read (outcomes.final_row)
+            final_reads.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)  # the store's engine too
+    try:
+        result = await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert result.finished_orders == ("M1.1", "M1.2", "M1.3")
+    assert len(final_reads) == 1  # one read for the three, not one each
+    assert _statuses(engine) == {
+        "M1.1": "delivered",
+        "M1.2": "undeliverable",
+        "M1.3": "delivered",
+        "M1.4": "submitted",
+    }
+    finals = sorted(
+        (e.order_id, e.event)
+        for e in _rows(engine, OrderEvent)
+        if e.event in ("delivered", "undeliverable")
+    )
+    assert finals == [("M1.1", "delivered"), ("M1.2", "undeliverable"), ("M1.3", "delivered")]
+    notices = sorted((n.order_id, n.context["status"]) for n in _rows(engine, Notice))
+    assert notices == [("M1.1", "delivered"), ("M1.2", "undeliverable"), ("M1.3", "delivered")]
+    # An order already final is left as it is; the others of the batch are finished.
+    again = [("M1.1", "failed", "cancelled"), ("M1.4", "failed", "cancelled")]
+    assert await store.call(order_sql.record_final_many, again, t0, steps=STEPS) == ["M1.4"]
+    assert _statuses(engine)["M1.1"] == "delivered"
+    assert len(_rows(engine, Notice)) == 4
+    assert [e.order_id for e in _rows(engine, OrderEvent, event="failed")] == ["M1.4"]
 
 
 async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_asked_for(
