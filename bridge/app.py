@@ -4,8 +4,9 @@
 starts the sandbox SMSC when enabled, binds the transports, starts the workers, opens
 the SMTP listener and finally the HTTP listener (health, readiness, metrics);
 `Bridge.stop()` closes in the reverse order, so nothing that was acknowledged is lost.
-The metrics live on a registry of this bridge's own (`self.registry`), handed to the
-components that count. `run()` is what `mailsms serve` calls.
+The metrics live on a registry of this bridge's own (`self.registry`, what /metrics
+exposes: `bridge.metrics.process_metrics`), handed to the components that count.
+`run()` is what `mailsms serve` calls.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,7 +48,7 @@ from bridge.intake.listener import release_listener, start_listener
 from bridge.intake.server import Shared
 from bridge.jobs import ReportJobs
 from bridge.keyword_lists.export import export_due
-from bridge.metrics import Metrics
+from bridge.metrics import process_metrics
 from bridge.mt.dispatch import Dispatcher
 from bridge.mt.receipts import Applied, apply_receipts, finish_unconfirmed
 from bridge.mt.routing import Route
@@ -238,8 +238,7 @@ class Bridge:
         self._server: asyncio.Server | None = None
         self._shared: Shared | None = None
         self.http: HttpServer | None = None
-        self.registry = CollectorRegistry()
-        self.metrics = Metrics.on(self.registry, max_customers=settings.http.customer_labels)
+        self.registry, self.metrics = process_metrics(settings.http.customer_labels)
         self.steps = counted_steps(self.metrics)
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []

@@ -23,11 +23,13 @@ import signal
 import socket
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
 from bridge.app import Share, loop_factory, prepare_database, run_forever
 from bridge.db import engine as db
 from bridge.errors import ConfigError, StorageUnavailable
+from bridge.metrics import MetricFiles, count_in_files
 from bridge.settings import Settings
 
 log = logging.getLogger("bridge")
@@ -58,11 +60,15 @@ def serve(settings: Settings) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     context = multiprocessing.get_context("fork")
     children: list[BaseProcess] = []
+    files = MetricFiles.fresh()  # the run's counters, one set of files per child
     try:
         for index in range(count):
             share = Share(index, count, wake_owner if index == 0 else wake_others)
             child = context.Process(
-                target=_child, args=(settings, share), name=f"mailsms-{index + 1}", daemon=False
+                target=_child,
+                args=(settings, share, files.directory),
+                name=f"mailsms-{index + 1}",
+                daemon=False,
             )
             child.start()
             children.append(child)
@@ -72,7 +78,7 @@ def serve(settings: Settings) -> int:
             port,
             ", ".join(str(c.pid) for c in children),
         )
-        status = _watch(children, stopping)
+        status = _watch(children, stopping, files)
     finally:
         for c in children:
             if c.is_alive() and c.pid is not None:
@@ -86,6 +92,7 @@ def serve(settings: Settings) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
         reserved.close()
+        files.remove()
         wake_owner.close()
         wake_others.close()
     failed = [c for c in children if c.exitcode != 0]
@@ -95,7 +102,7 @@ def serve(settings: Settings) -> int:
     return 1 if status or failed else 0
 
 
-def _watch(children: list[BaseProcess], stopping: list[int]) -> int:
+def _watch(children: list[BaseProcess], stopping: list[int], files: MetricFiles) -> int:
     """Wait for a stop signal (0) or a child's own exit (1, after logging it)."""
     sentinels = {c.sentinel: c for c in children}
     while not stopping:
@@ -104,6 +111,7 @@ def _watch(children: list[BaseProcess], stopping: list[int]) -> int:
                 break
             child = sentinels[ready]  # type: ignore[index]
             child.join()
+            files.dead(child.pid or 0)
             log.error(
                 "process %d (%s) exited with status %s: stopping the others",
                 child.pid,
@@ -130,8 +138,9 @@ def _reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _child(settings: Settings, share: Share) -> None:
+def _child(settings: Settings, share: Share, metrics: Path) -> None:
     """One child: the parent's signal handlers off, then the bridge's share until SIGTERM."""
+    count_in_files(metrics)  # before the bridge makes its metrics (bridge.metrics)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
