@@ -1,10 +1,14 @@
-"""`/metrics`: what is counted in memory (`bridge.metrics`), plus what is read at scrape time.
+"""`/metrics`: what is counted (`bridge.metrics`), plus what is read at scrape time.
+
+What is counted comes from this process's memory or, with `[server] processes = N`, from
+every process's files, summed (the registry `bridge.metrics.process_metrics` gives).
 
 At scrape time, and only then: the queue depths by queue and status, the age of the
 oldest due order and each customer's last dirsync run come from a few indexed queries
 in one transaction (`read_snapshot`, with a timeout: a slow database gives the previous
 figures and `mailsms_scrape_ok 0`, not a hanging scrape); the SMPP binds' state, window
-and counters are read from the transports' memory (`SmppCollector`).
+and counters are read from the transports' memory (`SmppCollector`). Both run in the
+process that serves HTTP (the first), so they stay out of the files: nothing to sum.
 """
 
 from __future__ import annotations
