@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -35,6 +36,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+log = logging.getLogger("bridge")
 
 OTHER = "other"  # the customer label once the named ones are used up
 FILES_ENV = "PROMETHEUS_MULTIPROC_DIR"  # where prometheus_client's multiprocess mode counts
@@ -68,7 +71,10 @@ class CustomerLabels:
         if self._full:
             return OTHER
         if self.shared is not None:
-            self._named.update(_claim(self.shared, name, self.limit))
+            try:
+                self._named.update(_claim(self.shared, name, self.limit))
+            except (OSError, ValueError) as exc:  # a label never costs a mail: no more names
+                log.warning("metrics: customer labels: %s cannot be read: %s", self.shared, exc)
             if name in self._named:
                 return name
         elif len(self._named) < self.limit:

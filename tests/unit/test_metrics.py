@@ -101,3 +101,12 @@ def test_one_process_counts_in_memory() -> None:
     metrics.mails_accepted.inc()
     assert registry.get_sample_value("mailsms_mails_accepted_total") == 1
     assert metrics.registry is registry
+
+
+def test_an_unreadable_names_file_costs_labels_not_mails(tmp_path: Path) -> None:
+    broken = tmp_path / CUSTOMER_NAMES
+    broken.write_text('"acme"\n{not json\n', encoding="utf-8")
+    m = Metrics.on(CollectorRegistry(), max_customers=5, shared_names=broken)
+    assert [m.customer("acme"), m.customer("beta")] == [OTHER, OTHER]
+    gone = Metrics.on(CollectorRegistry(), shared_names=tmp_path / "no" / CUSTOMER_NAMES)
+    assert gone.customer("acme") == OTHER
