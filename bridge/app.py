@@ -113,17 +113,25 @@ class _Receipts:
         )
         self.steps = steps
         self.sweep_at = 0.0  # receipt deadlines are looked at once a second, not every step
+        self.full = False  # the last round hit a limit: more may be waiting
 
     async def step(self) -> int:
         hold = self.dispatcher.receipt_hold()
         now = asyncio.get_running_loop().time()
         sweep = now >= self.sweep_at
         result = await self.store.call(_receipts_round, self.window, hold, sweep, self.steps)
-        if sweep and not result.unconfirmed and result.orphaned < RECEIPTS_BATCH:
+        more_to_sweep = bool(result.unconfirmed) or result.orphaned >= RECEIPTS_BATCH
+        if sweep and not more_to_sweep:
             self.sweep_at = now + 1.0  # else more are waiting: sweep again next step
+        self.full = result.applied + result.unmatched >= RECEIPTS_BATCH or more_to_sweep
         if result.finished_orders:
             self.on_final()
         return result.applied + result.unmatched + result.unconfirmed
+
+    def more(self) -> bool:
+        """Step again at once only after a full round; else the next receipt wakes it
+        (a receipt held for a submit being recorded: the record's wake-up)."""
+        return self.full
 
 
 class _ListExports:
@@ -178,17 +186,33 @@ class Share:
 
 
 RECEIPTS_BATCH = 500  # receipts applied (and orphaned) per receipts step at most
+# Seconds a wake-up of the receipts and notice workers waits, so that the receipts (the
+# notices) arriving meanwhile are applied (sent) in the same step: one transaction for
+# many instead of one each. Neither delays a submit (dispatch is woken at once); a final
+# status or a status mail comes that much later.
+RECEIPTS_SETTLE = 0.05
+NOTICES_SETTLE = 0.1
 WAKE_DISPATCH = b"d"
 WAKE_MAIL = b"m"
 WAKE_INBOUND = b"i"
 
 
 def _poster(sock: socket.socket, what: bytes) -> Callable[[], None]:
-    """A wake-up sent over the socket pair (never blocks; a full buffer has wake-ups already)."""
+    """A wake-up sent over the socket pair (never blocks; a full buffer has wake-ups already),
+    once per turn of the event loop however often it is asked for in that turn."""
+    pending = False
 
-    def post() -> None:
+    def send() -> None:
+        nonlocal pending
+        pending = False
         with contextlib.suppress(BlockingIOError, InterruptedError, ConnectionRefusedError):
             sock.send(what)
+
+    def post() -> None:
+        nonlocal pending
+        if not pending:
+            pending = True
+            asyncio.get_running_loop().call_soon(send)
 
     return post
 
@@ -360,7 +384,10 @@ class Bridge:
         s = self.settings
         renderer = self._renderer()
         w_mail = self._worker(
-            "mailer", Mailer(s.mailer, store, renderer, self.metrics).step, s.mailer.poll_interval
+            "mailer",
+            Mailer(s.mailer, store, renderer, self.metrics).step,
+            s.mailer.poll_interval,
+            settle=NOTICES_SETTLE,
         )
         _, w_inbound = self._push_and_inbound(store, renderer, w_mail.wake, dispatch)
         self._worker("backpressure", backpressure.refresh, 2.0)
@@ -403,7 +430,10 @@ class Bridge:
         s = self.settings
         renderer = self._renderer()
         w_mail = self._worker(
-            "mailer", Mailer(s.mailer, store, renderer, self.metrics).step, s.mailer.poll_interval
+            "mailer",
+            Mailer(s.mailer, store, renderer, self.metrics).step,
+            s.mailer.poll_interval,
+            settle=NOTICES_SETTLE,
         )
         mail, inbound = w_mail.wake, self._shared_wake(WAKE_INBOUND)
         if (others := self._shared_wake(WAKE_MAIL)) is not None:  # a notice: theirs too
@@ -425,7 +455,9 @@ class Bridge:
         lists = _ListExports(store, mail)
         self._worker("backpressure", backpressure.refresh, 2.0)
         self._worker("delay-dsn", delay_dsns.step, 60.0)
-        w_receipts = self._worker("receipts", receipts.step, 1.0)
+        w_receipts = self._worker(
+            "receipts", receipts.step, 1.0, more=receipts.more, settle=RECEIPTS_SETTLE
+        )
         self._worker("lists", lists.step, s.inbound.list_check_interval)
         jobs = ReportJobs(s.reports, store, on_queued=mail)
         self._worker("reports", jobs.step, s.reports.check_interval)
@@ -520,8 +552,16 @@ class Bridge:
     def _prepare_database(self, engine: Engine) -> str:
         return prepare_database(self.settings, engine)
 
-    def _worker(self, name: str, step: object, poll: float) -> Worker:
-        worker = Worker(name, step, poll)  # type: ignore[arg-type]
+    def _worker(
+        self,
+        name: str,
+        step: object,
+        poll: float,
+        *,
+        more: Callable[[], bool] | None = None,
+        settle: float = 0.0,
+    ) -> Worker:
+        worker = Worker(name, step, poll, more=more, settle=settle)  # type: ignore[arg-type]
         self.workers[name] = worker
         return worker
 
