@@ -17,8 +17,10 @@ writes and receipts. Per variant, one after the other (the others are not runnin
    (the order's created_at) to submit_sm (its 'submitted' event), RSS first/last/max.
 3. durability: the 250s received = the rows in "order".
 
-Variants: sqlite and sqlite2 (1 and 2 processes), pg1 and pg2 (PostgreSQL, 1 and 2
-processes, a throwaway server from tests/peers/postgres.py), base_sqlite with --baseline
+Variants: sqlite and sqlite2 (1 and 2 processes; with 2 the binds' process takes no SMTP),
+sqlite2all (2 processes, both taking SMTP: `first_process_smtp = "yes"`), pg1 and pg2
+(PostgreSQL, 1 and 2 processes, a throwaway server from tests/peers/postgres.py),
+base_sqlite with --baseline
 (a checkout of another commit, one process, run with PYTHONPATH; the SMSC is ours).
 A bare aiosmtpd on CPU 1, measured in the same run, gives the intake ratio of each burst.
 """
@@ -352,6 +354,7 @@ def start_variant(
     code: str | None,
     loop: str,
     profile: Path | None = None,
+    first_smtp: str = "auto",
 ) -> E2e:
     workdir = root / name
     workdir.mkdir()
@@ -361,7 +364,7 @@ def start_variant(
         f"{name}_smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, PEER_CPU
     )
     url = url or f"sqlite:///{workdir / 'bridge.db'}"
-    cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop)
+    cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop, first_smtp)
     env = None if code is None else {"PYTHONPATH": code}
     cpu = BRIDGE_CPU if processes == 1 else BOX
     cmd = [MAILSMS, "serve", "-c", str(cfg)]
@@ -442,8 +445,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
             pg = stack.enter_context(postgres())
         plan: list[tuple[str, str | None, int, str | None]] = []
         for w in wanted:
-            if w in ("sqlite", "sqlite2"):
-                plan.append((w, None, 2 if w == "sqlite2" else 1, None))
+            if w in ("sqlite", "sqlite2", "sqlite2all"):
+                plan.append((w, None, 1 if w == "sqlite" else 2, None))
             elif w in ("pg1", "pg2") and pg is not None:
                 plan.append((w, pg, int(w[2]), None))
         if a.baseline:
@@ -452,7 +455,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
             if url is not None and url.startswith("postgresql"):
                 reset_postgres(url)
             profile = Path(out.name).with_suffix(".e2e-prof.d") if a.e2e_profile else None
-            v = start_variant(name, root, url, processes, code, a.e2e_loop, profile)
+            first_smtp = "yes" if name == "sqlite2all" else "auto"
+            v = start_variant(name, root, url, processes, code, a.e2e_loop, profile, first_smtp)
             try:
                 prepare(v, a.e2e_notify)
                 bare.resume()

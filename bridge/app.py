@@ -34,7 +34,7 @@ from bridge.db.worker import Worker
 from bridge.errors import ConfigError, StorageUnavailable
 from bridge.http import checks
 from bridge.http.app import build_app
-from bridge.http.health import health_routes
+from bridge.http.health import Check, health_routes
 from bridge.http.scrape import DatabaseCollector, SmppCollector, metrics_route
 from bridge.http.server import HttpServer
 from bridge.inbound.inbox import StoreInbox
@@ -163,10 +163,13 @@ class _DelayDsns:
 class Share:
     """This process's part of a bridge run by several processes (`[server] processes`).
 
-    The first process (index 0) is the bridge as one process is, listening with
-    SO_REUSEPORT; the others accept SMTP on the same port, commit what they accept, and
-    share the queues that need no SMPP bind: notices (status mails, DSNs), status pushes
-    and inbound SMS routing, claimed through the one lease (`bridge.db.queue.claim`).
+    The first process (index 0) is the bridge as one process is: the SMPP binds, dispatch,
+    receipts, the HTTP listener; it accepts SMTP too only when `smtp` says so (`[server]
+    first_process_smtp`: by default not, with two processes or more, so that the larger
+    part of the work per mail, dispatch and receipts, has its core). The others accept
+    SMTP on the same port (SO_REUSEPORT), commit what they accept, and share the queues
+    that need no SMPP bind: notices (status mails, DSNs), status pushes and inbound SMS
+    routing, claimed through the one lease (`bridge.db.queue.claim`).
     Dispatch (it needs the binds) and receipts (matched against the dispatcher's
     submits in flight), DELAY DSNs, list exports and reports stay with the first.
     `wake` is one end of a datagram socket pair: the others send `WAKE_DISPATCH` on it
@@ -178,6 +181,7 @@ class Share:
     index: int
     count: int
     wake: socket.socket
+    smtp: bool = True  # this process accepts SMTP
 
     @property
     def owner(self) -> bool:
@@ -287,7 +291,16 @@ class Bridge:
         smpp = await self._start_smpp_server(store, wake)
         if self.share is not None:
             _on_wakeups(self.share.wake, {WAKE_DISPATCH: wake.dispatch})
-        smtp = await self._start_intake(store, backpressure, wake)
+        if self.share is None or self.share.smtp:
+            smtp = await self._start_intake(store, backpressure, wake)
+        else:
+            smtp = (self.settings.smtp.host, self.settings.smtp.port)
+            log.info(
+                "process 1 of %d: SMPP binds, dispatch and receipts; SMTP on port %d is "
+                "accepted by the other processes",
+                self.share.count,
+                smtp[1],
+            )
         http = await self._start_http(store, backpressure, wake)
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
 
@@ -513,7 +526,7 @@ class Bridge:
         ready = [
             checks.database(store),
             checks.smsc(self.transports),
-            checks.smtp(lambda: self._server, lambda: self._stopped),
+            self._smtp_check(),
             checks.queues(backpressure),
         ]
         service = MessageService(
@@ -548,6 +561,18 @@ class Bridge:
             ", /portal/" if self.settings.portal.enabled else "",
         )
         return (host, port)
+
+    def _smtp_check(self) -> Check:
+        """The SMTP listener is open; in a first process that accepts no SMTP (the others'
+        listeners are watched by the parent: one that exits stops the bridge), only that
+        the bridge is not stopping."""
+        if self.share is None or self.share.smtp:
+            return checks.smtp(lambda: self._server, lambda: self._stopped)
+
+        async def probe() -> str | None:
+            return "the bridge is stopping" if self._stopped else None
+
+        return Check("smtp", probe)
 
     def _prepare_database(self, engine: Engine) -> str:
         return prepare_database(self.settings, engine)
