@@ -262,7 +262,6 @@ def sustained(
     busy = busy_by_process(by0, procs, time.monotonic() - t0)
     if phase:
         v.bridge.proc.send_signal(signal.SIGUSR2)
-        time.sleep(1.0)
     third = max(1, len(samples) // 3)
     first = statistics.median(s["backlog"] for s in samples[:third]) if samples else 0
     last = statistics.median(s["backlog"] for s in samples[-third:]) if samples else 0
@@ -493,6 +492,10 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                 )
                 if profile is not None:
                     phase = profile / name / "phase"
+                    for _ in range(150):  # counters.json is written last (seconds on a busy box)
+                        if (phase / "counters.json").exists():
+                            break
+                        time.sleep(0.1)
                     show_profile(phase, int(s["accepted"]), emit, "sustained phase")
                     show_counters(phase, int(s["accepted"]), emit)
             finally:
