@@ -17,8 +17,10 @@ writes and receipts. Per variant, one after the other (the others are not runnin
    (the order's created_at) to submit_sm (its 'submitted' event), RSS first/last/max.
 3. durability: the 250s received = the rows in "order".
 
-Variants: sqlite and sqlite2 (1 and 2 processes), pg1 and pg2 (PostgreSQL, 1 and 2
-processes, a throwaway server from tests/peers/postgres.py), base_sqlite with --baseline
+Variants: sqlite and sqlite2 (1 and 2 processes; with 2 the binds' process takes no SMTP),
+sqlite2all (2 processes, both taking SMTP: `first_process_smtp = "yes"`), pg1 and pg2
+(PostgreSQL, 1 and 2 processes, a throwaway server from tests/peers/postgres.py),
+base_sqlite with --baseline
 (a checkout of another commit, one process, run with PYTHONPATH; the SMSC is ours).
 A bare aiosmtpd on CPU 1, measured in the same run, gives the intake ratio of each burst.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -102,6 +105,26 @@ def cpu_seconds(procs: list[int]) -> float:
     return total
 
 
+def cpu_by_process(procs: list[int]) -> dict[int, float]:
+    hz = os.sysconf("SC_CLK_TCK")
+    by: dict[int, float] = {}
+    for pid in procs:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        by[pid] = (int(fields[11]) + int(fields[12])) / hz
+    return by
+
+
+def busy_by_process(before: dict[int, float], procs: list[int], wall: float) -> list[float]:
+    """Each process's share of one CPU since `before` (parent first, then children by pid)."""
+    after = cpu_by_process(procs)
+    order = [procs[0], *sorted(procs[1:])]
+    return [round((after.get(p, 0.0) - before.get(p, 0.0)) / max(wall, 1e-3), 2) for p in order]
+
+
 def rss_mb(procs: list[int]) -> float:
     total = 0
     for pid in procs:
@@ -169,7 +192,7 @@ def wait_final(v: E2e, bound: float) -> tuple[float | None, dict[str, int]]:
 def burst(v: E2e, loadgen: Loadgen, mails: int, bound: float) -> dict[str, Any]:
     procs = pids(v.bridge)
     v.runs += 1
-    c0, t0 = cpu_seconds(procs), time.monotonic()
+    c0, t0, by0 = cpu_seconds(procs), time.monotonic(), cpu_by_process(procs)
     r = loadgen(v.bridge.port, "reuse", 64, mails, 60.0, id_base=v.runs * 1_000_000)
     v.acked += int(r["ok"])
     waited, c = wait_final(v, bound)
@@ -187,6 +210,7 @@ def burst(v: E2e, loadgen: Loadgen, mails: int, bound: float) -> dict[str, Any]:
         "e2e_per_s": round(int(r["ok"]) / wall, 1) if waited is not None else None,
         "bridge_cpu_s": round(cpu, 2),
         "bridge_us_per_mail": round(cpu / max(1, int(r["ok"])) * 1e6),
+        "busy_by_process": busy_by_process(by0, procs, wall),
         "smsc_cpu_s": round(v.smsc.cpu_seconds(), 2),
         "counts": c,
         **submit_latency(v.engine, v.runs * 1_000_000),
@@ -195,13 +219,23 @@ def burst(v: E2e, loadgen: Loadgen, mails: int, bound: float) -> dict[str, Any]:
 
 
 def sustained(
-    v: E2e, rate: float, seconds: float, settle: float, loadgen_cmd: Callable[..., list[str]]
+    v: E2e,
+    rate: float,
+    seconds: float,
+    settle: float,
+    loadgen_cmd: Callable[..., list[str]],
+    phase: bool = False,
 ) -> dict[str, Any]:
+    """`phase`: the bridge runs under profile_bridge.py; profile this phase alone
+    (SIGUSR1 before the load, SIGUSR2 once all is final: OUTDIR/phase/)."""
     v.runs += 1
     id_base = v.runs * 1_000_000
     cmd = loadgen_cmd(v.bridge.port, rate, seconds, id_base)
     procs = pids(v.bridge)
-    c0, t0 = cpu_seconds(procs), time.monotonic()
+    if phase:
+        v.bridge.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.2)
+    c0, t0, by0 = cpu_seconds(procs), time.monotonic(), cpu_by_process(procs)
     gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples: list[dict[str, Any]] = []
     while gen.poll() is None:
@@ -225,6 +259,9 @@ def sustained(
     backlog_end = samples[-1]["backlog"] if samples else None
     waited, c = wait_final(v, settle)
     cpu = cpu_seconds(pids(v.bridge)) - c0
+    busy = busy_by_process(by0, procs, time.monotonic() - t0)
+    if phase:
+        v.bridge.proc.send_signal(signal.SIGUSR2)
     third = max(1, len(samples) // 3)
     first = statistics.median(s["backlog"] for s in samples[:third]) if samples else 0
     last = statistics.median(s["backlog"] for s in samples[-third:]) if samples else 0
@@ -246,6 +283,7 @@ def sustained(
         "final_within_settle_s": None if waited is None else round(waited, 1),
         "kept_up": waited is not None and c["accepted"] == c["submitted"] == c["final"],
         "bridge_us_per_mail": round(cpu / max(1, int(r["ok"])) * 1e6),
+        "busy_by_process": busy,
         "rss_mb_first": rss[0] if rss else None,
         "rss_mb_last": rss[-1] if rss else None,
         "rss_mb_max": max(rss) if rss else None,
@@ -315,6 +353,7 @@ def start_variant(
     code: str | None,
     loop: str,
     profile: Path | None = None,
+    first_smtp: str = "auto",
 ) -> E2e:
     workdir = root / name
     workdir.mkdir()
@@ -324,7 +363,7 @@ def start_variant(
         f"{name}_smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, PEER_CPU
     )
     url = url or f"sqlite:///{workdir / 'bridge.db'}"
-    cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop)
+    cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop, first_smtp)
     env = None if code is None else {"PYTHONPATH": code}
     cpu = BRIDGE_CPU if processes == 1 else BOX
     cmd = [MAILSMS, "serve", "-c", str(cfg)]
@@ -405,8 +444,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
             pg = stack.enter_context(postgres())
         plan: list[tuple[str, str | None, int, str | None]] = []
         for w in wanted:
-            if w in ("sqlite", "sqlite2"):
-                plan.append((w, None, 2 if w == "sqlite2" else 1, None))
+            if w in ("sqlite", "sqlite2", "sqlite2all"):
+                plan.append((w, None, 1 if w == "sqlite" else 2, None))
             elif w in ("pg1", "pg2") and pg is not None:
                 plan.append((w, pg, int(w[2]), None))
         if a.baseline:
@@ -415,7 +454,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
             if url is not None and url.startswith("postgresql"):
                 reset_postgres(url)
             profile = Path(out.name).with_suffix(".e2e-prof.d") if a.e2e_profile else None
-            v = start_variant(name, root, url, processes, code, a.e2e_loop, profile)
+            first_smtp = "yes" if name == "sqlite2all" else "auto"
+            v = start_variant(name, root, url, processes, code, a.e2e_loop, profile, first_smtp)
             try:
                 prepare(v, a.e2e_notify)
                 bare.resume()
@@ -431,11 +471,12 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" all final: {rec['all_final']} after {rec['e2e_s']} s ="
                     f" {rec['e2e_per_s']} mails/s end to end;"
                     f" bridge {rec['bridge_us_per_mail']:,} µs CPU/mail end to end;"
-                    f" accepted→submit_sm p50 {rec['p50_ms']} p99 {rec['p99_ms']} ms",
+                    f" accepted→submit_sm p50 {rec['p50_ms']} p99 {rec['p99_ms']} ms;"
+                    f" busy per process {busy_text(rec['busy_by_process'])}",
                     flush=True,
                 )
                 rate = a.rate or max(10.0, round(0.6 * (rec["e2e_per_s"] or 100.0)))
-                s = sustained(v, rate, a.sustain, a.settle, loadgen_cmd)
+                s = sustained(v, rate, a.sustain, a.settle, loadgen_cmd, profile is not None)
                 emit(s)
                 print(
                     f"{'':12} sustained {rate:,.0f}/s offered for {s['seconds']} s:"
@@ -445,9 +486,18 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" kept up (accepted = submitted = final within {a.settle:.0f} s):"
                     f" {s['kept_up']}; bridge {s['bridge_us_per_mail']:,} µs CPU/mail;"
                     f" accepted→submit_sm p50 {s['p50_ms']} p99 {s['p99_ms']} ms;"
-                    f" RSS {s['rss_mb_first']} → {s['rss_mb_last']} MB (max {s['rss_mb_max']})",
+                    f" RSS {s['rss_mb_first']} → {s['rss_mb_last']} MB (max {s['rss_mb_max']});"
+                    f" busy per process {busy_text(s['busy_by_process'])}",
                     flush=True,
                 )
+                if profile is not None:
+                    phase = profile / name / "phase"
+                    for _ in range(150):  # counters.json is written last (seconds on a busy box)
+                        if (phase / "counters.json").exists():
+                            break
+                        time.sleep(0.1)
+                    show_profile(phase, int(s["accepted"]), emit, "sustained phase")
+                    show_counters(phase, int(s["accepted"]), emit)
             finally:
                 d = stop_variant(v)
                 emit(d)
@@ -461,15 +511,42 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
         servers.stop(bare)
 
 
-def show_profile(profdir: Path, mails: int, emit: Callable[[dict[str, Any]], None]) -> None:
+def busy_text(busy: list[float]) -> str:
+    """Parent first; with one process that is the bridge itself."""
+    if len(busy) == 1:
+        return f"{busy[0]:.2f}"
+    return f"parent {busy[0]:.2f}, " + ", ".join(
+        f"#{n} {b:.2f}" for n, b in enumerate(busy[1:], start=1)
+    )
+
+
+def show_counters(phase: Path, mails: int, emit: Callable[[dict[str, Any]], None]) -> None:
+    """Per mail of the phase: each worker's steps, empty steps, wake-ups; store calls."""
+    try:
+        found = json.loads((phase / "counters.json").read_text())
+    except (OSError, ValueError):
+        print(f"{'':12} counters: none in {phase}")
+        return
+    emit({"kind": "e2e_counters", "mails": mails, "counters": found})
+    for what, values in sorted(found.items()):
+        if any(values.values()):
+            per = ", ".join(f"{k} {n / max(1, mails):.3f}" for k, n in values.items())
+            print(f"{'':14}{what:24} per mail: {per}")
+
+
+def show_profile(
+    profdir: Path, mails: int, emit: Callable[[dict[str, Any]], None], what: str = "whole run"
+) -> None:
     """The profiled variant's busy time per mail by area and entry point (compare shares)."""
     summary = profile_bridge.summarize(profdir, mails)
-    summary.update(kind="e2e_profile", profiles=str(profdir))
+    summary.update(kind="e2e_profile", profiles=str(profdir), phase=what)
     emit(summary)
     if "error" in summary:
         print(f"{'':12} profile: {summary['error']}")
         return
-    print(f"{'':12} profile ({profdir}): {summary['busy_us_per_mail']:,} µs/mail busy under")
+    print(
+        f"{'':12} profile, {what} ({profdir}): {summary['busy_us_per_mail']:,} µs/mail busy under"
+    )
     print(f"{'':12} the profiler, by thread {summary['threads']}")
     for e in summary["entry_points"]:
         if e["us_per_mail"]:

@@ -7,14 +7,23 @@ on its database thread; here every thread gets its own profiler (wall-clock time
 the thread's CPU time with MAILSMS_PROFILE_CLOCK=cpu),
 and each writes `OUTDIR/<thread>.prof` at exit. `summarize()` merges them and charges
 the time to code areas and to the bridge's entry points, in microseconds per mail.
+
+One phase alone: SIGUSR1 clears every thread's profile (the phase starts), SIGUSR2 writes
+what was profiled since into `OUTDIR/phase/` (the profiles go on until exit), with
+`counters.json`: each worker's steps, steps that found nothing and wake-ups, and the
+store's calls and group commits, found on the live objects.
 """
 
 from __future__ import annotations
 
 import cProfile
+import gc
 import importlib
+import json
+import marshal
 import os
 import pstats
+import signal
 import sys
 import threading
 import time
@@ -100,6 +109,63 @@ def _thread_hook(frame: FrameType, event: str, arg: Any) -> None:
     prof.enable()
 
 
+def _counters() -> dict[str, dict[str, int]]:
+    """The live workers' and stores' counters (bridge.db.worker.Worker, bridge.db.store.Store)."""
+    worker = getattr(sys.modules.get("bridge.db.worker"), "Worker", None)
+    store = getattr(sys.modules.get("bridge.db.store"), "Store", None)
+    found: dict[str, dict[str, int]] = {}
+    if worker is None or store is None:
+        return found
+    for obj in gc.get_objects():
+        counts = getattr(obj, "counts", None) if isinstance(obj, worker | store) else None
+        if not isinstance(counts, dict):
+            continue  # code from before the counters
+        found["store" if isinstance(obj, store) else f"worker {obj.name}"] = dict(counts)
+    return found
+
+
+def _phase_signals(outdir: Path, main_prof: cProfile.Profile) -> None:
+    """SIGUSR1: clear every profile and note the counters; SIGUSR2: write the phase."""
+    start: dict[str, dict[str, int]] = {}
+
+    def begin(_signum: int, _frame: FrameType | None) -> None:
+        try:
+            _begin()
+        except Exception as exc:  # never into the bridge's event loop
+            print(f"profile_bridge: phase start failed: {exc!r}", file=sys.stderr)
+
+    def end(_signum: int, _frame: FrameType | None) -> None:
+        try:
+            _end()
+        except Exception as exc:
+            print(f"profile_bridge: phase end failed: {exc!r}", file=sys.stderr)
+
+    def _begin() -> None:
+        start.clear()
+        start.update(_counters())  # before the clear: its own cost stays out of the phase
+        for prof in [main_prof, *(p for _, p in _profiles)]:
+            prof.clear()
+
+    def _end() -> None:
+        phase = outdir / "phase"
+        phase.mkdir(parents=True, exist_ok=True)
+        for n, (name, prof) in enumerate([("MainThread", main_prof), *_profiles]):
+            prof.snapshot_stats()  # unlike create_stats, leaves the profiler running
+            if not prof.stats:  # type: ignore[attr-defined]
+                continue  # idle all phase long (pstats cannot read an empty file)
+            with open(phase / f"{name or 'thread'}-{n}.prof", "wb") as f:
+                marshal.dump(prof.stats, f)  # type: ignore[attr-defined]
+        now = _counters()
+        delta = {
+            what: {k: v - start.get(what, {}).get(k, 0) for k, v in values.items()}
+            for what, values in now.items()
+        }
+        (phase / "counters.json").write_text(json.dumps(delta, indent=1))
+
+    signal.signal(signal.SIGUSR1, begin)
+    signal.signal(signal.SIGUSR2, end)
+
+
 def run(outdir: Path, argv: list[str]) -> None:
     # imported by name: this file type-checks on its own, whatever state bridge/ is in
     cli = importlib.import_module("bridge.cli")
@@ -107,6 +173,7 @@ def run(outdir: Path, argv: list[str]) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     threading.setprofile(_thread_hook)
     main_prof = _profiler()
+    _phase_signals(outdir, main_prof)
     sys.argv = ["mailsms", *argv]
     main_prof.enable()
     try:

@@ -636,7 +636,8 @@ def main() -> None:
     p.add_argument(
         "--e2e-variants",
         default="sqlite,sqlite2,pg1,pg2",
-        help="end-to-end variants: sqlite, sqlite2 (1 or 2 processes), pg1, pg2 (PostgreSQL)",
+        help="end-to-end variants: sqlite, sqlite2 (1 or 2 processes), sqlite2all (2, both"
+        " taking SMTP), pg1, pg2 (PostgreSQL)",
     )
     p.add_argument("--e2e-mails", type=int, default=5000, help="mails in the end-to-end burst")
     p.add_argument(
@@ -674,7 +675,9 @@ def main() -> None:
     a.reps = max(1, min(a.reps, 10))
     a.duration = max(0.5, min(a.duration, 30.0))
     a.e2e_variants = [
-        v for v in a.e2e_variants.split(",") if v in ("sqlite", "sqlite2", "pg1", "pg2")
+        v
+        for v in a.e2e_variants.split(",")
+        if v in ("sqlite", "sqlite2", "sqlite2all", "pg1", "pg2")
     ]
     a.sustain = max(5.0, min(a.sustain, 900.0))
     if a.quick:

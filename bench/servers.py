@@ -248,6 +248,7 @@ def e2e_config(
     database_url: str,
     processes: int = 1,
     event_loop: str = "asyncio",
+    first_process_smtp: str = "auto",
 ) -> Path:
     """A bridge.toml bound to the standalone SMSC (no sandbox inside the bridge).
 
@@ -258,6 +259,8 @@ def e2e_config(
     server = ""
     if processes != 1 or event_loop != "asyncio":
         server = f'[server]\nprocesses = {processes}\nevent_loop = "{event_loop}"\n'
+    if first_process_smtp != "auto":
+        server += f'first_process_smtp = "{first_process_smtp}"\n'
     path.write_text(
         f"""# written by bench/servers.py
 database_url = "{database_url}"

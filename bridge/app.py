@@ -34,7 +34,7 @@ from bridge.db.worker import Worker
 from bridge.errors import ConfigError, StorageUnavailable
 from bridge.http import checks
 from bridge.http.app import build_app
-from bridge.http.health import health_routes
+from bridge.http.health import Check, health_routes
 from bridge.http.scrape import DatabaseCollector, SmppCollector, metrics_route
 from bridge.http.server import HttpServer
 from bridge.inbound.inbox import StoreInbox
@@ -113,17 +113,25 @@ class _Receipts:
         )
         self.steps = steps
         self.sweep_at = 0.0  # receipt deadlines are looked at once a second, not every step
+        self.full = False  # the last round hit a limit: more may be waiting
 
     async def step(self) -> int:
         hold = self.dispatcher.receipt_hold()
         now = asyncio.get_running_loop().time()
         sweep = now >= self.sweep_at
         result = await self.store.call(_receipts_round, self.window, hold, sweep, self.steps)
-        if sweep and not result.unconfirmed and result.orphaned < RECEIPTS_BATCH:
+        more_to_sweep = bool(result.unconfirmed) or result.orphaned >= RECEIPTS_BATCH
+        if sweep and not more_to_sweep:
             self.sweep_at = now + 1.0  # else more are waiting: sweep again next step
+        self.full = result.applied + result.unmatched >= RECEIPTS_BATCH or more_to_sweep
         if result.finished_orders:
             self.on_final()
         return result.applied + result.unmatched + result.unconfirmed
+
+    def more(self) -> bool:
+        """Step again at once only after a full round; else the next receipt wakes it
+        (a receipt held for a submit being recorded: the record's wake-up)."""
+        return self.full
 
 
 class _ListExports:
@@ -155,10 +163,13 @@ class _DelayDsns:
 class Share:
     """This process's part of a bridge run by several processes (`[server] processes`).
 
-    The first process (index 0) is the bridge as one process is, listening with
-    SO_REUSEPORT; the others accept SMTP on the same port, commit what they accept, and
-    share the queues that need no SMPP bind: notices (status mails, DSNs), status pushes
-    and inbound SMS routing, claimed through the one lease (`bridge.db.queue.claim`).
+    The first process (index 0) is the bridge as one process is: the SMPP binds, dispatch,
+    receipts, the HTTP listener; it accepts SMTP too only when `smtp` says so (`[server]
+    first_process_smtp`: by default not, with two processes or more, so that the larger
+    part of the work per mail, dispatch and receipts, has its core). The others accept
+    SMTP on the same port (SO_REUSEPORT), commit what they accept, and share the queues
+    that need no SMPP bind: notices (status mails, DSNs), status pushes and inbound SMS
+    routing, claimed through the one lease (`bridge.db.queue.claim`).
     Dispatch (it needs the binds) and receipts (matched against the dispatcher's
     submits in flight), DELAY DSNs, list exports and reports stay with the first.
     `wake` is one end of a datagram socket pair: the others send `WAKE_DISPATCH` on it
@@ -170,6 +181,7 @@ class Share:
     index: int
     count: int
     wake: socket.socket
+    smtp: bool = True  # this process accepts SMTP
 
     @property
     def owner(self) -> bool:
@@ -178,17 +190,33 @@ class Share:
 
 
 RECEIPTS_BATCH = 500  # receipts applied (and orphaned) per receipts step at most
+# Seconds a wake-up of the receipts and notice workers waits, so that the receipts (the
+# notices) arriving meanwhile are applied (sent) in the same step: one transaction for
+# many instead of one each. Neither delays a submit (dispatch is woken at once); a final
+# status or a status mail comes that much later.
+RECEIPTS_SETTLE = 0.05
+NOTICES_SETTLE = 0.1
 WAKE_DISPATCH = b"d"
 WAKE_MAIL = b"m"
 WAKE_INBOUND = b"i"
 
 
 def _poster(sock: socket.socket, what: bytes) -> Callable[[], None]:
-    """A wake-up sent over the socket pair (never blocks; a full buffer has wake-ups already)."""
+    """A wake-up sent over the socket pair (never blocks; a full buffer has wake-ups already),
+    once per turn of the event loop however often it is asked for in that turn."""
+    pending = False
 
-    def post() -> None:
+    def send() -> None:
+        nonlocal pending
+        pending = False
         with contextlib.suppress(BlockingIOError, InterruptedError, ConnectionRefusedError):
             sock.send(what)
+
+    def post() -> None:
+        nonlocal pending
+        if not pending:
+            pending = True
+            asyncio.get_running_loop().call_soon(send)
 
     return post
 
@@ -262,7 +290,16 @@ class Bridge:
         smpp = await self._start_smpp_server(store, wake)
         if self.share is not None:
             _on_wakeups(self.share.wake, {WAKE_DISPATCH: wake.dispatch})
-        smtp = await self._start_intake(store, backpressure, wake)
+        if self.share is None or self.share.smtp:
+            smtp = await self._start_intake(store, backpressure, wake)
+        else:
+            smtp = (self.settings.smtp.host, self.settings.smtp.port)
+            log.info(
+                "process 1 of %d: SMPP binds, dispatch and receipts; SMTP on port %d is "
+                "accepted by the other processes",
+                self.share.count,
+                smtp[1],
+            )
         http = await self._start_http(store, backpressure, wake)
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
 
@@ -359,7 +396,10 @@ class Bridge:
         s = self.settings
         renderer = self._renderer()
         w_mail = self._worker(
-            "mailer", Mailer(s.mailer, store, renderer, self.metrics).step, s.mailer.poll_interval
+            "mailer",
+            Mailer(s.mailer, store, renderer, self.metrics).step,
+            s.mailer.poll_interval,
+            settle=NOTICES_SETTLE,
         )
         _, w_inbound = self._push_and_inbound(store, renderer, w_mail.wake, dispatch)
         self._worker("backpressure", backpressure.refresh, 2.0)
@@ -402,7 +442,10 @@ class Bridge:
         s = self.settings
         renderer = self._renderer()
         w_mail = self._worker(
-            "mailer", Mailer(s.mailer, store, renderer, self.metrics).step, s.mailer.poll_interval
+            "mailer",
+            Mailer(s.mailer, store, renderer, self.metrics).step,
+            s.mailer.poll_interval,
+            settle=NOTICES_SETTLE,
         )
         mail, inbound = w_mail.wake, self._shared_wake(WAKE_INBOUND)
         if (others := self._shared_wake(WAKE_MAIL)) is not None:  # a notice: theirs too
@@ -424,7 +467,9 @@ class Bridge:
         lists = _ListExports(store, mail)
         self._worker("backpressure", backpressure.refresh, 2.0)
         self._worker("delay-dsn", delay_dsns.step, 60.0)
-        w_receipts = self._worker("receipts", receipts.step, 1.0)
+        w_receipts = self._worker(
+            "receipts", receipts.step, 1.0, more=receipts.more, settle=RECEIPTS_SETTLE
+        )
         self._worker("lists", lists.step, s.inbound.list_check_interval)
         jobs = ReportJobs(s.reports, store, on_queued=mail)
         self._worker("reports", jobs.step, s.reports.check_interval)
@@ -480,7 +525,7 @@ class Bridge:
         ready = [
             checks.database(store),
             checks.smsc(self.transports),
-            checks.smtp(lambda: self._server, lambda: self._stopped),
+            self._smtp_check(),
             checks.queues(backpressure),
         ]
         service = MessageService(
@@ -516,11 +561,31 @@ class Bridge:
         )
         return (host, port)
 
+    def _smtp_check(self) -> Check:
+        """The SMTP listener is open; in a first process that accepts no SMTP (the others'
+        listeners are watched by the parent: one that exits stops the bridge), only that
+        the bridge is not stopping."""
+        if self.share is None or self.share.smtp:
+            return checks.smtp(lambda: self._server, lambda: self._stopped)
+
+        async def probe() -> str | None:
+            return "the bridge is stopping" if self._stopped else None
+
+        return Check("smtp", probe)
+
     def _prepare_database(self, engine: Engine) -> str:
         return prepare_database(self.settings, engine)
 
-    def _worker(self, name: str, step: object, poll: float) -> Worker:
-        worker = Worker(name, step, poll)  # type: ignore[arg-type]
+    def _worker(
+        self,
+        name: str,
+        step: object,
+        poll: float,
+        *,
+        more: Callable[[], bool] | None = None,
+        settle: float = 0.0,
+    ) -> Worker:
+        worker = Worker(name, step, poll, more=more, settle=settle)  # type: ignore[arg-type]
         self.workers[name] = worker
         return worker
 

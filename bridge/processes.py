@@ -2,11 +2,13 @@
 
 The parent migrates the database, then forks N children (`bridge.app.Share`): the first
 is the whole bridge (SMPP binds, sandbox, SMPP server, HTTP, every queue worker) and
-accepts SMTP; the others accept SMTP and share the queues that need no bind (notices,
-pushes, inbound SMS). All listen on the same port with SO_REUSEPORT, so the kernel
-spreads the connections; what they accept is committed to the database, where the first
-child's dispatcher finds it (woken at once over a datagram socket pair, which also
-carries the first child's wake-ups for the others' mailers and inbound workers). On
+accepts SMTP only with `first_process_smtp = "yes"` (by default, "auto", it does not:
+dispatch and receipts, the larger part of the work per mail, get its core); the others
+accept SMTP and share the queues that need no bind (notices, pushes, inbound SMS). They
+listen on the same port with SO_REUSEPORT, so the kernel spreads the connections; what
+they accept is committed to the database, where the first child's dispatcher finds it
+(woken at once over a datagram socket pair, which also carries the first child's
+wake-ups for the others' mailers and inbound workers). On
 SQLite the processes take turns at the one write lock (WAL, busy timeout: a
 transaction takes the lock at its first write and waits for it); PostgreSQL lets them
 write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each finishes its
@@ -50,6 +52,7 @@ def serve(settings: Settings) -> int:
     port = reserved.getsockname()[1]
     smtp = settings.smtp.model_copy(update={"port": port})
     settings = settings.model_copy(update={"smtp": smtp})
+    first_smtp = first_accepts_smtp(settings.server.first_process_smtp, count)
     wake_owner, wake_others = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     wake_others.setblocking(False)
     stopping: list[int] = []
@@ -63,7 +66,10 @@ def serve(settings: Settings) -> int:
     files = MetricFiles.fresh()  # the run's counters, one set of files per child
     try:
         for index in range(count):
-            share = Share(index, count, wake_owner if index == 0 else wake_others)
+            if index == 0:
+                share = Share(index, count, wake_owner, smtp=first_smtp)
+            else:
+                share = Share(index, count, wake_others)
             child = context.Process(
                 target=_child,
                 args=(settings, share, files.directory),
@@ -100,6 +106,13 @@ def serve(settings: Settings) -> int:
         if status == 0:
             log.error("process %d exited with status %s while stopping", c.pid, c.exitcode)
     return 1 if status or failed else 0
+
+
+def first_accepts_smtp(setting: str, count: int) -> bool:
+    """`[server] first_process_smtp`: "auto" is yes for one process, no for several."""
+    if setting == "auto":
+        return count == 1
+    return setting == "yes"
 
 
 def _watch(children: list[BaseProcess], stopping: list[int], files: MetricFiles) -> int:

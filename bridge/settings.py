@@ -54,11 +54,22 @@ def _resolve_secret(section: dict[str, Any], where: str, environ: Mapping[str, s
 class ServerSettings(Section):
     """[server]: how many processes serve, and on which event loop (docs/operations.md)."""
 
-    # Processes accepting SMTP on one port (SO_REUSEPORT), all working the notice, push
-    # and inbound queues; the first also owns the SMPP binds, the sandbox, the SMPP
-    # server, the HTTP listener, dispatch and receipts.
+    # Processes on one SMTP port (SO_REUSEPORT), all working the notice, push and inbound
+    # queues; the first also owns the SMPP binds, the sandbox, the SMPP server, the HTTP
+    # listener, dispatch and receipts.
     processes: Annotated[int, Field(ge=1, le=64)] = 1
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+    # Whether the first process accepts SMTP too: "auto" (only when it is the only one).
+    first_process_smtp: Literal["auto", "yes", "no"] = "auto"
+
+    @model_validator(mode="after")
+    def _someone_accepts_smtp(self) -> ServerSettings:
+        if self.processes == 1 and self.first_process_smtp == "no":
+            raise ValueError(
+                'first_process_smtp = "no" needs processes >= 2 (else no process accepts '
+                'SMTP); set "auto"'
+            )
+        return self
 
 
 class Settings(Section):

@@ -56,10 +56,13 @@ class Store:
         self._max_batch = max_batch
         self._groups: dict[Callable[..., Any], _Group[Any, Any]] = {}
         self.batches = 0
+        # calls run on a database thread, group commits, items they carried
+        self.counts = {"calls": 0, "batches": 0, "batched_items": 0}
         self._reader: Connection | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in one transaction on a database thread."""
+        self.counts["calls"] += 1
         loop = asyncio.get_running_loop()
         # The caller's context goes along: log lines on the database thread keep its fields.
         run = contextvars.copy_context().run
@@ -142,6 +145,8 @@ class Store:
         batch: list[tuple[Item, asyncio.Future[R]]],
     ) -> None:
         self.batches += 1
+        self.counts["batches"] += 1
+        self.counts["batched_items"] += len(batch)
         try:
             results = await self.call(fn, [item for item, _ in batch])
         except Exception as exc:  # storage faults, and bugs: neither may leave a caller waiting

@@ -57,7 +57,8 @@ def _config(tmp: Path, database_url: str, smtp: int, http: int) -> Path:
     path = tmp / "bridge.toml"
     path.write_text(
         f'database_url = "{database_url}"\ndemo = true\nlog_level = "INFO"\n'
-        "[server]\nprocesses = 2\n"
+        # Both processes take SMTP, so that both count mails and the sum is seen.
+        '[server]\nprocesses = 2\nfirst_process_smtp = "yes"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {smtp}\nmax_connections_per_ip_per_minute = 100000\n'
         f'[http]\nenabled = true\nlisten = "127.0.0.1:{http}"\n'
         f'[sandbox]\nenabled = true\nport = 0\ninbox = "{tmp / "inbox.jsonl"}"\n'

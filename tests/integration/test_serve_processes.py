@@ -1,4 +1,8 @@
-"""`[server] processes = 2`: two processes accept SMTP on one port, one dispatches, all stop."""
+"""`[server] processes = 2`: SMTP on one port, one process dispatches, all stop.
+
+By default (`first_process_smtp = "auto"`) the first process, which owns the binds,
+accepts no SMTP and the other one accepts all; with "yes" both accept (the kernel
+spreads the connections)."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from tests.peers.postgres import throwaway_postgres
 MAILSMS = str(Path(sys.executable).parent / "mailsms")
 ACCEPTED = re.compile(r"\[(\d+)\] bridge\.intake: \S+: from=<[^>]*> to=(\+\d+) .*accepted")
 LISTENING = re.compile(r"\[(\d+)\] bridge: SMTP intake listening on \S+ .*\(process \d of 2\)")
+BINDS_ONLY = re.compile(r"\[(\d+)\] bridge: process 1 of 2: SMPP binds, dispatch and receipts;")
 
 
 def _free_port() -> int:
@@ -33,11 +38,14 @@ def _free_port() -> int:
         return port
 
 
-def _config(tmp: Path, database_url: str, port: int, event_loop: str = "asyncio") -> Path:
+def _config(
+    tmp: Path, database_url: str, port: int, event_loop: str = "asyncio", first_smtp: str = "yes"
+) -> Path:
     path = tmp / "bridge.toml"
     path.write_text(
         f'database_url = "{database_url}"\ndemo = true\nlog_level = "INFO"\n'
         f'[server]\nprocesses = 2\nevent_loop = "{event_loop}"\n'
+        f'first_process_smtp = "{first_smtp}"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nmax_connections_per_ip_per_minute = 100000\n'
         f'[sandbox]\nenabled = true\nport = 0\ninbox = "{tmp / "inbox.jsonl"}"\n'
         f'[mailer]\nmode = "maildir"\nmaildir = "{tmp / "maildir"}"\n'
@@ -136,11 +144,18 @@ def test_two_processes_share_the_port_and_the_queue(
         _wait("every SMS at the sandbox", lambda: len(read_inbox(inbox)) >= len(sent), 20)
         assert sorted(sms.destination for sms in read_inbox(inbox)) == sorted(sent)
         engine = create_engine(url)
-        with engine.connect() as conn:
-            orders = conn.execute(text('SELECT count(*) FROM "order"')).scalar()
-            submits = conn.execute(
-                text("SELECT count(*) FROM order_event WHERE event = 'submitted'")
-            ).scalar()
+
+        def counts() -> tuple[int, int]:
+            with engine.connect() as conn:
+                orders = conn.execute(text('SELECT count(*) FROM "order"')).scalar()
+                submits = conn.execute(
+                    text("SELECT count(*) FROM order_event WHERE event = 'submitted'")
+                ).scalar()
+            return int(orders or 0), int(submits or 0)
+
+        # an SMS reaches the sandbox before its submit is recorded: wait for the records
+        _wait("every submit recorded", lambda: counts()[1] >= len(sent), 10)
+        orders, submits = counts()
         engine.dispose()
         assert orders == len(sent)
         assert submits == len(sent)
@@ -226,3 +241,72 @@ def test_a_port_in_use_is_one_line_and_no_process_left(tmp_path: Path) -> None:
         )
     assert out.returncode != 0
     assert "cannot start" in out.stderr and "Traceback" not in out.stderr
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The sockets listening on TCP `port` (state 0A in /proc/net/tcp), by inode."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+            found.add(fields[9])
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def test_by_default_the_binds_process_takes_no_smtp_and_mail_still_flows(tmp_path: Path) -> None:
+    """The first process (binds, dispatch, receipts) holds no SMTP listener with
+    processes = 2 and first_process_smtp = "auto": every mail is accepted by the other
+    process, and the first one's dispatcher, woken over the socket pair, sends it."""
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    url = f"sqlite:///{tmp_path / 'bridge.db'}"
+    config = _config(tmp_path, url, port, first_smtp="auto")
+    with _serving(config, log) as p:
+        binds = lambda: {int(m[1]) for m in BINDS_ONLY.finditer(log.read_text())}  # noqa: E731
+        _wait("the SMTP process listening", lambda: len(_children(log)) == 1)
+        _wait("the binds process started", lambda: len(binds()) == 1)
+        (first,), (other,) = binds(), _children(log)
+        listeners = _listening_inodes(port)
+        assert listeners and listeners <= _socket_inodes(other)
+        assert not listeners & _socket_inodes(first)
+        sent = [f"+4917014{i:05d}" for i in range(20)]  # under the pumping check's 25
+        for number in sent:  # one connection each: the kernel could pick any listener
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                to = f"{number}@eu.rsms.net"
+                smtp.sendmail("demo@example.com", [to], make_mail(to=to))
+        accepted = {int(m[1]) for m in ACCEPTED.finditer(log.read_text())}
+        assert accepted == {other}
+        inbox = tmp_path / "inbox.jsonl"
+        _wait("every SMS at the sandbox", lambda: len(read_inbox(inbox)) >= len(sent), 20)
+        assert sorted(sms.destination for sms in read_inbox(inbox)) == sorted(sent)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()[-2000:]
+        assert not _alive(first) and not _alive(other)
+        assert "Traceback" not in log.read_text()
+
+
+def test_first_process_smtp_no_with_one_process_is_refused_with_a_sentence(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", _free_port())
+    config.write_text(
+        config.read_text().replace("processes = 2", "processes = 1").replace('"yes"', '"no"')
+    )
+    out = subprocess.run(
+        [MAILSMS, "serve", "-c", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert 'first_process_smtp = "no" needs processes >= 2' in out.stderr
+    assert "Traceback" not in out.stderr
