@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, bindparam, insert, select
 
 from bridge.db.bulk import bulk_insert
 from bridge.db.core import table
@@ -67,6 +67,17 @@ _order = table(Order)
 _event = table(OrderEvent)
 
 
+# Built once: the intake's group commit asks it for every batch.
+_EARLIER_COPIES = (
+    select(_mail.c.id, _mail.c.dedupe_key, _mail.c.received_at)
+    .where(
+        _mail.c.dedupe_key.in_(bindparam("keys", expanding=True)),
+        _mail.c.received_at >= bindparam("since"),
+    )
+    .order_by(_mail.c.received_at)
+)
+
+
 def _insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` with SQLAlchemy's executemany: the same stored values as `bulk_insert`."""
     conn.execute(insert(table), rows)
@@ -79,11 +90,8 @@ def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
         return {}
     since = min(m.dedupe_since for m in wanted if m.dedupe_since is not None)
     earlier: dict[str, list[tuple[datetime, str]]] = {}
-    for r in conn.execute(
-        select(_mail.c.id, _mail.c.dedupe_key, _mail.c.received_at)
-        .where(_mail.c.dedupe_key.in_({m.dedupe_key for m in wanted}), _mail.c.received_at >= since)
-        .order_by(_mail.c.received_at)
-    ):
+    keys = list({m.dedupe_key for m in wanted})
+    for r in conn.execute(_EARLIER_COPIES, {"keys": keys, "since": since}):
         earlier.setdefault(r.dedupe_key, []).append((r.received_at, str(r.id)))
     found: dict[str, str] = {}
     for m in wanted:

@@ -92,3 +92,46 @@ def test_the_executemany_and_the_bulk_insert_store_the_same(
     few_rows, bulk_rows = _rows(engine, "F"), _rows(engine, "B")
     assert len(few_rows) == 2 * sum(len(m.orders) for m in few)
     assert few_rows == bulk_rows
+
+
+def _copy(mail_id: str, user_id: int, key: str | None, at: datetime, window: float) -> NewMail:
+    return NewMail(
+        id=mail_id,
+        received_at=at,
+        envelope_from="demo@example.com",
+        user_id=user_id,
+        client_addr="127.0.0.1",
+        helo="client.example",
+        message_id="<m@client.example>",
+        subject="Tor 4",
+        raw=b"Subject: Tor 4\r\n\r\nbody\r\n",
+        dedupe_key=key,
+        dedupe_since=at - timedelta(seconds=window),
+    )
+
+
+def test_a_copy_names_the_earliest_copy_within_its_own_window(engine: Engine) -> None:
+    run_sync(engine, add_customer, "acme", {})
+    user_id = run_sync(engine, add_user, "demo@example.com", "acme")
+    stored = [
+        _copy("A1", user_id, "k1", T0, 60),
+        _copy("A2", user_id, "k1", T0 + timedelta(seconds=100), 60),
+        _copy("B1", user_id, "k2", T0 + timedelta(seconds=50), 60),
+        _copy("C1", user_id, None, T0, 60),
+    ]
+    assert run_sync(engine, insert_mails, stored) == {}
+    later = T0 + timedelta(seconds=130)
+    asked = [
+        _copy("N1", user_id, "k1", later, 60),  # A2 is 30 s before
+        _copy("N2", user_id, "k1", later, 3600),  # A1 is the earliest in an hour
+        _copy("N3", user_id, "k2", later, 60),  # B1 is 80 s before: not within a minute
+        _copy("N4", user_id, "k2", later, 80),  # exactly at the window's start: counts
+        _copy("N5", user_id, "k3", later, 3600),  # no copy
+        _copy("N6", user_id, None, later, 3600),  # no Message-ID: never a copy
+    ]
+    found = run_sync(engine, mails.find_duplicates, asked)
+    assert found == {"N1": "A2", "N2": "A1", "N4": "B1"}
+    assert run_sync(engine, insert_mails, asked) == found  # and those are not written again
+    with engine.connect() as conn:
+        ids = conn.execute(text("SELECT id FROM mail ORDER BY id")).scalars().all()
+    assert ids == ["A1", "A2", "B1", "C1", "N3", "N5", "N6"]
