@@ -216,7 +216,8 @@ class IntakeHandler:
             self._refused("RCPT to=<%s> from=<%s> unreadable: %r", address, envelope, exc)
             return reply("bad_recipient", recipient=address, domain=self.settings.domains[0])
         rcpt_dsn = getattr(server, "rcpt_dsn", None) or RcptDsn()
-        recipient = replace(recipient, notify=rcpt_dsn.notify, orcpt=rcpt_dsn.orcpt)
+        if rcpt_dsn.notify is not None or rcpt_dsn.orcpt is not None:  # else as parsed
+            recipient = replace(recipient, notify=rcpt_dsn.notify, orcpt=rcpt_dsn.orcpt)
         try:
             check_destination(self.settings.domain_customers, transaction, recipient)
         except Reject as rej:
