@@ -99,15 +99,16 @@ def classify_number(text: str, default_country: str) -> tuple[str, str] | None:
         number = phonenumbers.parse(digits, region)
     except NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
-        return None
+    # number_type is UNKNOWN exactly when is_valid_number is False (both match the number
+    # against its own region's patterns): one call instead of both
     kind = phonenumbers.number_type(number)
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if kind in _MOBILE_TYPES:
-        return e164, "mobile"
-    if kind in _PREMIUM_TYPES:
-        return e164, "premium"
-    return None
+        what = "mobile"
+    elif kind in _PREMIUM_TYPES:
+        what = "premium"
+    else:  # invalid (UNKNOWN), landline, toll-free, VoIP, …
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), what
 
 
 def why_not_a_recipient(text: str, default_country: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from bridge.intake.addresses import Recipient
 from bridge.intake.listing import scheduled
@@ -23,10 +24,16 @@ def direct_orders(
     sms: SmsPlan,
     policy: Policy,
     now: datetime,
+    policy_values: dict[str, Any] | None = None,
 ) -> tuple[NewOrder, ...]:
-    """`<mail id>.<n>` per recipient, moved to send_at or past quiet hours where asked."""
+    """`<mail id>.<n>` per recipient, moved to send_at or past quiet hours where asked.
+
+    `policy_values` is `policy.as_dict()` when the caller has it already (made once per
+    sender); the orders share it, so it must not be changed.
+    """
     expires_at = now + timedelta(seconds=policy.validity)
-    policy_values = policy.as_dict()
+    if policy_values is None:
+        policy_values = policy.as_dict()
     orders = tuple(
         NewOrder(
             id=f"{mail_id}.{n}",

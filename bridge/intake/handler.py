@@ -100,10 +100,11 @@ class IntakeHandler:
         self.on_notice = on_notice
         self.in_flight = 0
         self.senders = SenderCache(store)
-        # A cached sender's resolved policy and access, built once per sender row read
-        # (not per MAIL): id(sender) -> (sender, policy, access); the sender row is kept,
-        # so its id stays its own while it is in here.
-        self._resolved: dict[int, tuple[Sender, Policy, CustomerAccess]] = {}
+        # A cached sender's resolved policy (with its values for the orders) and access,
+        # built once per sender row read (not per MAIL): id(sender) -> (sender, policy,
+        # access, policy values); the sender row is kept, so its id stays its own while
+        # it is in here.
+        self._resolved: dict[int, tuple[Sender, Policy, CustomerAccess, dict[str, Any]]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -168,8 +169,9 @@ class IntakeHandler:
                 sender,
                 policy,
                 customer_access(sender.customer_settings),
+                policy.as_dict(),
             )
-        return Transaction(sender=sender, policy=hit[1], access=hit[2])
+        return Transaction(sender=sender, policy=hit[1], access=hit[2], policy_values=hit[3])
 
     def _check_access(self, server: Any, session: Any, transaction: Transaction) -> None:
         """Client networks, TLS and AUTH of the sender's customer (whatever the greeting)."""
@@ -214,7 +216,8 @@ class IntakeHandler:
             self._refused("RCPT to=<%s> from=<%s> unreadable: %r", address, envelope, exc)
             return reply("bad_recipient", recipient=address, domain=self.settings.domains[0])
         rcpt_dsn = getattr(server, "rcpt_dsn", None) or RcptDsn()
-        recipient = replace(recipient, notify=rcpt_dsn.notify, orcpt=rcpt_dsn.orcpt)
+        if rcpt_dsn.notify is not None or rcpt_dsn.orcpt is not None:  # else as parsed
+            recipient = replace(recipient, notify=rcpt_dsn.notify, orcpt=rcpt_dsn.orcpt)
         try:
             check_destination(self.settings.domain_customers, transaction, recipient)
         except Reject as rej:
@@ -378,7 +381,9 @@ class IntakeHandler:
         real = [r for r in transaction.recipients if not r.preview]
         orders: tuple[NewOrder, ...] = ()
         if real:
-            orders = direct_orders(mail_id, real, compose_text(text, policy), policy, now)
+            values = transaction.policy_values if policy is transaction.policy else None
+            sms = compose_text(text, policy)
+            orders = direct_orders(mail_id, real, sms, policy, now, policy_values=values)
         direct = len(orders)
         orders, list_mail = await fan_out_lists(
             self.store, mail_id, transaction, policy, text, orders, now

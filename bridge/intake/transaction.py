@@ -23,3 +23,6 @@ class Transaction:
     dsn: MailDsn = field(default_factory=MailDsn)
     client_ip: str = ""
     lists: list[Any] = field(default_factory=list)  # fanout.ListTarget: list recipients
+    # `policy.as_dict()`, made once per sender (not per mail) and shared by its orders:
+    # read only, like the orders that carry it
+    policy_values: dict[str, Any] | None = None

@@ -292,7 +292,7 @@ def normalise_whitespace(text: str, *, collapse_spaces: bool = True) -> str:
     """Trailing spaces off, runs of blank lines → one, optional space runs → one; strip."""
     text = _TRAILING_SPACE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _BLANK_RUNS.sub("\n\n", text)
-    if collapse_spaces:
+    if collapse_spaces and ("  " in text or "\t" in text):  # no run of two without either
         text = _SPACE_RUNS.sub(" ", text)
     return text.strip()
 
@@ -317,7 +317,7 @@ def clean(body: str, rules: CleanRules) -> Cleaned:
             text = text[:at]
     if rules.quotes:
         text = _cut_quote(text, removed)
-    if rules.quoted_lines:
+    if rules.quoted_lines and ">" in text:  # every quoted line has one
         text = _drop_all(QUOTED_LINE, text, removed)
     if rules.signature:
         m = SIGNATURE_DELIMITER.search(text)

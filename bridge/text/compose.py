@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bridge.text.clean import CleanRules, clean, normalise_whitespace
@@ -55,6 +55,17 @@ class _State:
     removed: tuple[str, ...] = ()
     source: Source = "none"
 
+    # the changed copies, spelled out (dataclasses.replace costs ~3 µs per call)
+    def with_subject(self, subject: str) -> _State:
+        return _State(subject, self.body, self.text, self.removed, self.source)
+
+    def with_body(self, body: str, removed: tuple[str, ...]) -> _State:
+        return _State(self.subject, body, self.text, removed, self.source)
+
+    def with_text(self, text: str, source: Source | None = None) -> _State:
+        source = self.source if source is None else source
+        return _State(self.subject, self.body, text, self.removed, source)
+
 
 Stage = Callable[[_State, ComposeRules], _State]
 
@@ -63,32 +74,32 @@ def _stage_subject_prefixes(state: _State, rules: ComposeRules) -> _State:
     subject = " ".join(state.subject.split())
     if rules.strip_subject_prefixes:
         subject = _PREFIX.sub("", subject)
-    return replace(state, subject=subject)
+    return state.with_subject(subject)
 
 
 def _stage_clean(state: _State, rules: ComposeRules) -> _State:
     cleaned = clean(state.body, rules.clean)
-    return replace(state, body=cleaned.text, removed=state.removed + cleaned.removed)
+    return state.with_body(cleaned.text, state.removed + cleaned.removed)
 
 
 def _stage_subject_policy(state: _State, rules: ComposeRules) -> _State:
     subject, body = state.subject, state.body
     if rules.subject == "subject" and subject:
-        return replace(state, text=subject, source="subject")
+        return state.with_text(subject, "subject")
     if not body.strip():  # empty body (SAP sends the text as subject only): use the subject
-        return replace(state, text=subject, source="subject" if subject else "none")
+        return state.with_text(subject, "subject" if subject else "none")
     if rules.subject == "subject_body" and subject:
         if body.startswith(subject):  # some gateways repeat the subject as first line
-            return replace(state, text=body, source="body")
-        return replace(state, text=subject + rules.separator + body, source="subject_body")
-    return replace(state, text=body, source="body")
+            return state.with_text(body, "body")
+        return state.with_text(subject + rules.separator + body, "subject_body")
+    return state.with_text(body, "body")
 
 
 def _stage_whitespace(state: _State, rules: ComposeRules) -> _State:
     if not rules.clean.whitespace:
-        return replace(state, text=state.text.strip())
+        return state.with_text(state.text.strip())
     collapse = rules.clean.collapse_spaces
-    return replace(state, text=normalise_whitespace(state.text, collapse_spaces=collapse))
+    return state.with_text(normalise_whitespace(state.text, collapse_spaces=collapse))
 
 
 STAGES: tuple[tuple[str, Stage], ...] = (

@@ -22,6 +22,9 @@ _EXT_ENCODE: dict[str, int] = {ch: code for code, ch in EXTENSION_TABLE.items()}
 ENCODE_MAP: dict[str, bytes] = {ch: bytes((v,)) for ch, v in _BASIC_ENCODE.items()}
 ENCODE_MAP.update({ch: bytes((ESC, v)) for ch, v in _EXT_ENCODE.items()})
 
+# the same as str.translate's table: each septet as the Latin-1 character of its code
+_TRANSLATE: dict[int, str] = {ord(ch): code.decode("latin-1") for ch, code in ENCODE_MAP.items()}
+
 #: every character GSM-7 can carry (basic + extension, plus 'ç')
 GSM7_CHARS: frozenset[str] = frozenset(ENCODE_MAP)
 #: characters that cost two septets
@@ -61,10 +64,10 @@ def gsm7_units(text: str) -> int:
 
 def encode_gsm7(text: str) -> bytes:
     """Encode to unpacked septets (one per octet, ESC pairs for extension characters)."""
-    try:
-        return b"".join([ENCODE_MAP[ch] for ch in text])
-    except KeyError:
-        raise Gsm7EncodeError(non_gsm7_chars(text)) from None
+    if not GSM7_CHARS.issuperset(text):
+        raise Gsm7EncodeError(non_gsm7_chars(text))
+    # every character is in the table, so each becomes its septet(s): the bytes of ENCODE_MAP
+    return text.translate(_TRANSLATE).encode("latin-1")
 
 
 def decode_gsm7(

@@ -4,10 +4,14 @@ Fast path: the stdlib parser with the compat32 policy (≈20× cheaper than poli
 headers decoded here (RFC 2047, raw 8-bit), charsets decoded with fallbacks. text/plain is
 preferred; HTML is converted; attachments, inline images and winmail.dat are counted, not
 used. Structural limits are checked *before* parsing (the parser recurses per nesting level).
+The common mail - one text/plain part, no Content-Disposition, not base64 - is read
+without the parser (`_plain`): its headers are split exactly as compat32 splits them and
+its body is the bytes after the blank line; anything else takes the parser.
 """
 
 from __future__ import annotations
 
+import quopri
 import re
 from dataclasses import dataclass, field
 from email.message import Message
@@ -22,6 +26,22 @@ from bridge.text.html import html_to_text
 # a header line that opens a nested entity: each costs the parser one recursion level
 _CONTAINER = re.compile(rb"(?im)^content-type:[ \t]*(?:\r?\n[ \t]+)?(?:multipart|message)/")
 _NEWLINES = re.compile(r"\r\n?")
+# The header section the parser reads as header fields and a blank line: each line a
+# field name (compat32's: printable ASCII but ":") and ":", or a continuation, ending in
+# LF or CRLF. A bare CR, a "From " line, a line without a colon: not matched (the parser).
+_HEADER_SECTION = re.compile(r"(?:[!-9;-~]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*)*\r?\n")
+# one field: name, and the value as compat32 keeps it (leading blanks of the first line
+# dropped, continuation lines joined with their line breaks, the last line break dropped)
+_FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n")
+# a Content-Type that is text/plain with nothing but charset/format/delsp tokens
+_PLAIN_TYPE = re.compile(
+    r"[ \t]*text/plain[ \t]*"
+    r"((?:;[ \t]*(?:charset|format|delsp)=(\"?)[A-Za-z0-9_.:+-]+\2[ \t]*)*)",
+    re.IGNORECASE,
+)
+_PLAIN_PARAM = re.compile(r";[ \t]*([A-Za-z]+)=\"?([A-Za-z0-9_.:+-]+)")
+# what get_payload(decode=True) decodes other than quoted-printable: the parser's job
+_PARSER_ENCODINGS = frozenset({"base64", "x-uuencode", "uuencode", "uue", "x-uue"})
 
 
 class _RawHeaders(Compat32):
@@ -73,17 +93,73 @@ def _leaf_text(part: Message, max_chars: int) -> str:
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
     label = part.get_content_charset()
+    subtype = part.get_content_subtype()
+    flowed = subtype != "html" and str(part.get_param("format") or "").lower() == "flowed"
+    delsp = flowed and str(part.get_param("delsp") or "").lower() == "yes"
+    return _decoded(data, label, subtype, flowed, delsp, max_chars)
+
+
+def _decoded(
+    data: bytes, label: str | None, subtype: str, flowed: bool, delsp: bool, max_chars: int
+) -> str:
+    """A text part's text: decoded, line breaks as LF, HTML converted, format=flowed undone."""
     if not data.isascii() and not_a_charset(label):
         raise MimeTooComplex(f"its text is labelled charset={label}, which is no character set")
     text = _NEWLINES.sub("\n", decode_bytes(data, label))
-    if part.get_content_subtype() == "html":
+    if subtype == "html":
         # markup is at least half of typical mail HTML: convert no more than needed
         return html_to_text(text[: 2 * max_chars + 1])
     text = text[: max_chars + 1]
-    if str(part.get_param("format") or "").lower() == "flowed":
-        delsp = str(part.get_param("delsp") or "").lower() == "yes"
+    if flowed:
         text = unflow(text, delsp=delsp)
     return text
+
+
+_Fields = list[tuple[str, str]]
+
+
+def _plain(raw: bytes, max_chars: int) -> tuple[_Fields, str] | None:
+    """(header fields, body text) of a single text/plain mail, exactly as the parser reads
+    them; None for any other mail (multipart, base64, a Content-Disposition, odd headers)."""
+    head = _HEADER_SECTION.match(raw.decode("ascii", "surrogateescape"))
+    if head is None:
+        return None
+    fields = [(m[1], m[2]) for m in _FIELD.finditer(head.group(), 0, head.end())]
+    ctype = cte = None
+    for name, value in fields:
+        lower = name.lower()
+        if lower == "content-type":
+            ctype = value if ctype is None else ctype
+        elif lower == "content-transfer-encoding":
+            cte = value if cte is None else cte
+        elif lower == "content-disposition":
+            return None  # attachment or filename: the parser decides
+    params: dict[str, str] = {}
+    if ctype is not None:
+        typed = _PLAIN_TYPE.fullmatch(ctype)
+        if typed is None:
+            return None
+        for m in _PLAIN_PARAM.finditer(typed[1]):
+            key = m[1].lower()
+            if key in params:
+                return None  # a repeated parameter: the parser decides which counts
+            params[key] = m[2]
+    cte = (cte or "").lower()
+    if cte in _PARSER_ENCODINGS:
+        return None
+    data = raw[head.end() :]
+    if cte == "quoted-printable":
+        data = quopri.decodestring(data)
+    charset = params.get("charset")
+    text = _decoded(
+        data,
+        None if charset is None else charset.lower(),
+        "plain",
+        params.get("format", "").lower() == "flowed",
+        params.get("delsp", "").lower() == "yes",
+        max_chars,
+    )
+    return fields, text
 
 
 def _is_body_text(part: Message) -> bool:
@@ -149,31 +225,51 @@ def extract(
     longer than `max_body_chars` is cut there (`body_truncated`); no SMS can use more.
     """
     _prescan(raw, max_depth, max_parts)
-    try:
-        msg = _PARSER.parsebytes(raw)
-    except RecursionError:  # pragma: no cover - the pre-scan stops this first
-        raise MimeTooComplex("the mail nests MIME parts too deeply to parse") from None
-    walk = _Walk(max_depth, max_parts, max_chars=max_body_chars)
-    texts = [walk.text(part) for _, part in _walk(msg, walk, 0)]
+    plain = _plain(raw, max_body_chars) if max_parts >= 1 and max_depth >= 0 else None
+    if plain is not None:
+        fields, body_texts = plain
+        texts, attachments = [body_texts], 0
+    else:
+        fields, texts, attachments = _parsed(raw, max_depth, max_parts, max_body_chars)
     body = "\n\n".join(t.strip("\n") for t in texts if t.strip()).strip()
     truncated = len(body) > max_body_chars
     if truncated:
         body = body[:max_body_chars].rstrip()
+    first: dict[str, str] = {}
+    received = 0
+    for name, value in fields:
+        lower = name.lower()
+        if lower not in first:
+            first[lower] = value
+        received += lower == "received"
 
     def header(name: str) -> str | None:
-        value = msg.get(name)
+        value = first.get(name)
         return None if value is None else decode_header_value(value)
 
-    msgid = header("Message-ID")
+    msgid = header("message-id")
     return MailText(
-        subject=header("Subject") or "",
+        subject=header("subject") or "",
         body=body,
         message_id=msgid or None,
-        from_header=header("From") or "",
-        auto_submitted=header("Auto-Submitted"),
-        precedence=header("Precedence"),
-        received_count=len(msg.get_all("Received") or []),
-        attachments=walk.attachments,
+        from_header=header("from") or "",
+        auto_submitted=header("auto-submitted"),
+        precedence=header("precedence"),
+        received_count=received,
+        attachments=attachments,
         body_truncated=truncated,
-        headers=tuple((str(name), str(value)) for name, value in msg.items()),
+        headers=tuple(fields),
     )
+
+
+def _parsed(
+    raw: bytes, max_depth: int, max_parts: int, max_chars: int
+) -> tuple[_Fields, list[str], int]:
+    """(header fields, body texts, attachments) through the stdlib parser: any mail."""
+    try:
+        msg = _PARSER.parsebytes(raw)
+    except RecursionError:  # pragma: no cover - the pre-scan stops this first
+        raise MimeTooComplex("the mail nests MIME parts too deeply to parse") from None
+    walk = _Walk(max_depth, max_parts, max_chars=max_chars)
+    texts = [walk.text(part) for _, part in _walk(msg, walk, 0)]
+    return [(str(name), str(value)) for name, value in msg.items()], texts, walk.attachments

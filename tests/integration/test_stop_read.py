@@ -1,0 +1,72 @@
+"""The stop-list read the intake makes for every recipient: its answers, freshness and faults."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, text
+
+from bridge.db.engine import open_engine
+from bridge.db.store import Store, run_sync
+from bridge.errors import StorageUnavailable, StorageUnreachable
+from bridge.inbound.actions_store import add_stop, is_stopped
+from bridge.tenants.admin import add_customer
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+NUMBERS = ("+491701234567", "+491701234568")
+SERVICES = ("", "+4915550000001", "ACME")
+
+
+async def test_every_kind_of_entry_is_answered_as_the_rules_say(
+    engine: Engine, store: Store
+) -> None:
+    acme = run_sync(engine, add_customer, "acme", {})
+    globex = run_sync(engine, add_customer, "globex", {})
+    # acme: a global stop for the first number, a service stop for the second;
+    # every customer (0): the first number for the ACME service only
+    entries = [
+        (acme, NUMBERS[0], ""),
+        (acme, NUMBERS[1], "+4915550000001"),
+        (0, NUMBERS[0], "ACME"),
+    ]
+    for customer, number, service in entries:
+        assert run_sync(engine, add_stop, customer, number, service, NOW, "cli")
+    for customer, number, services in itertools.product(
+        (acme, globex), NUMBERS, [(), ("",), ("ACME",), ("+4915550000001",), ("X", "ACME")]
+    ):
+        want = any(
+            c in (customer, 0) and n == number and s in ("", *(services or ("",)))
+            for c, n, s in entries
+        )
+        assert await store.read(is_stopped, customer, number, services) == want
+        spelled = "00" + number[1:]
+        assert await store.read(is_stopped, customer, spelled, services) == want
+
+
+async def test_an_entry_another_process_adds_counts_at_the_next_read(
+    database_url: str, store: Store
+) -> None:
+    other = open_engine(database_url)  # the CLI, or another bridge process
+    try:
+        acme = run_sync(other, add_customer, "acme", {})
+        assert not await store.read(is_stopped, acme, NUMBERS[0], ("ACME",))
+        run_sync(other, add_stop, acme, NUMBERS[0], "", NOW, "cli")
+        assert await store.read(is_stopped, acme, NUMBERS[0], ("ACME",))
+    finally:
+        other.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_database_fault_is_a_storage_fault_not_a_crash(
+    engine: Engine, store: Store
+) -> None:
+    acme = run_sync(engine, add_customer, "acme", {})
+    assert not await store.read(is_stopped, acme, NUMBERS[0], ("ACME",))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE stop_entry"))
+    with pytest.raises(StorageUnavailable) as raised:
+        await store.read(is_stopped, acme, NUMBERS[0], ("ACME",))
+    assert isinstance(raised.value, StorageUnreachable)  # as SQLAlchemy's OperationalError was
+    assert "no such table" in str(raised.value)
