@@ -3,19 +3,18 @@
 `insert_inbound` is all that happens before the SMSC gets its deliver_sm_resp.
 Reply assignments ("who last texted this number, from which of our numbers") are
 recorded when orders are submitted (`record_order_assignments`) and when an SMS2Mail
-mail goes to a user (`record_conversation`); `conversation_orders` lets a reply by
+mail goes to a user (`record_conversation`); `conversation_senders` lets a reply by
 mail go out from the same number the conversation used.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
@@ -23,7 +22,6 @@ from bridge.inbound.choice import NumberRow, serves
 from bridge.inbound.config import parse_actions, parse_keywords
 from bridge.inbound.status import InboundStatus
 from bridge.inbound.tables import Inbound, InboundCustomer, InboundNumber, ReplyAssignment
-from bridge.mt.mails import NewOrder
 from bridge.mt.tables import Mail, Order, Part
 from bridge.smpp.address import canonical_number
 from bridge.tenants.tables import Customer, User
@@ -235,16 +233,32 @@ _ASSIGNMENT_SOURCES = (  # the same for the orders of one dispatch commit
     .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
     .where(_order.c.id.in_(bindparam("order_ids", expanding=True)))
 )
-_CONVERSATION_SENDER = (
-    select(_assign.c.sender_id)
+# The newest assignment of each (user, number) asked for, since the earliest time asked
+# (the pairs' users and numbers are given as two lists: the index on (msisdn, created_at)
+# serves it; pairs nobody asked for are ignored by the caller).
+_RANKED = (
+    select(
+        _assign.c.user_id,
+        _assign.c.msisdn,
+        _assign.c.sender_id,
+        _assign.c.created_at,
+        func.row_number()
+        .over(
+            partition_by=(_assign.c.user_id, _assign.c.msisdn),
+            order_by=(_assign.c.created_at.desc(), _assign.c.id.desc()),
+        )
+        .label("rank"),
+    )
     .where(
-        _assign.c.user_id == bindparam("user_id"),
-        _assign.c.msisdn == bindparam("msisdn"),
+        _assign.c.msisdn.in_(bindparam("numbers", expanding=True)),
+        _assign.c.user_id.in_(bindparam("users", expanding=True)),
         _assign.c.created_at >= bindparam("since"),
     )
-    .order_by(_assign.c.created_at.desc(), _assign.c.id.desc())
-    .limit(1)
+    .subquery()
 )
+_NEWEST_CONVERSATIONS = select(
+    _RANKED.c.user_id, _RANKED.c.msisdn, _RANKED.c.sender_id, _RANKED.c.created_at
+).where(_RANKED.c.rank == 1)
 
 
 def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
@@ -311,35 +325,42 @@ def record_conversation(
     )
 
 
-def conversation_sender(
-    conn: Connection, user_id: int, msisdn: str, now: datetime, window: float
-) -> str | None:
-    """The sender id of the user's newest conversation with `msisdn` in `window`, or None."""
-    since = now - timedelta(seconds=window)
-    value = conn.execute(
-        _CONVERSATION_SENDER,
-        {"user_id": user_id, "msisdn": canonical_number(msisdn), "since": since},
-    ).scalar()
-    return str(value) if value else None
+def conversation_senders(
+    conn: Connection, wanted: Sequence[tuple[int, str, datetime]]
+) -> list[str | None]:
+    """For each `(user_id, msisdn, since)`: the sender id of the user's newest conversation
+    with `msisdn` begun at or after `since`, or None — one query for all of them.
 
-
-def conversation_orders(
-    conn: Connection,
-    user_id: int,
-    orders: tuple[NewOrder, ...],
-    now: datetime,
-    window: float,
-) -> tuple[NewOrder, ...]:
-    """The intake's orders, each sent from the number of the user's conversation, if any.
-
-    Called by the intake (`IntakeHandler._build`) before it commits a mail: a reply to an
-    SMS2Mail mail (or any mail to someone the user is texting with) keeps the sender number.
+    The intake's commit asks for every order of a group commit at once (`bridge.intake.
+    commit`): a reply to an SMS2Mail mail, or any mail to someone the user is texting with,
+    keeps the conversation's sender number. The query takes the newest assignment of each
+    (user, number) since the earliest `since`; an order whose own `since` is later than
+    that newest one has no conversation in its window (nothing newer exists).
     """
-    out = []
-    for order in orders:
-        sender = conversation_sender(conn, user_id, order.recipient, now, window)
-        out.append(dataclasses.replace(order, sender_id=sender) if sender else order)
-    return tuple(out)
+    if not wanted:
+        return []
+    asks = [(user_id, canonical_number(msisdn), _aware(since)) for user_id, msisdn, since in wanted]
+    newest: dict[tuple[int, str], tuple[datetime, str]] = {}
+    rows = conn.execute(
+        _NEWEST_CONVERSATIONS,
+        {
+            "users": sorted({a[0] for a in asks}),
+            "numbers": sorted({a[1] for a in asks}),
+            "since": min(a[2] for a in asks),
+        },
+    )
+    for r in rows:
+        newest[(r.user_id, r.msisdn)] = (_aware(r.created_at), str(r.sender_id or ""))
+    out: list[str | None] = []
+    for user_id, msisdn, since in asks:
+        found = newest.get((user_id, msisdn))
+        out.append((found[1] or None) if found is not None and found[0] >= since else None)
+    return out
+
+
+def _aware(at: datetime) -> datetime:
+    """A time as the database gives it back (SQLite: naive, meaning UTC) made comparable."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

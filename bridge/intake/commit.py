@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 
 from bridge.db.store import Store
-from bridge.inbound.store import conversation_orders
+from bridge.inbound.store import conversation_senders
 from bridge.intake.velocity import VelocityCheck
 from bridge.intake.velocity_store import hold_pumping
 from bridge.lists.store import insert_list_mails
@@ -66,14 +67,27 @@ def _with_orders(m: IntakeMail, orders: tuple[NewOrder, ...]) -> IntakeMail:
 
 
 def _in_conversation(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
+    """Each mail's first `conversation.orders` orders sent from the number of the user's
+    conversation with their recipient, if any: one query for the whole group commit."""
+    asking = [m for m in mails if m.conversation is not None and m.conversation.orders]
+    if not asking:
+        return mails
+    wanted = [
+        (m.mail.user_id, order.recipient, m.mail.received_at - timedelta(seconds=c.window))
+        for m in asking
+        if (c := m.conversation) is not None
+        for order in m.mail.orders[: c.orders]
+    ]
+    senders = iter(conversation_senders(conn, wanted))
     out = []
     for m in mails:
         if m.conversation is not None and m.conversation.orders:
-            n, mail = m.conversation.orders, m.mail
-            direct = conversation_orders(
-                conn, mail.user_id, mail.orders[:n], mail.received_at, m.conversation.window
+            n, orders = m.conversation.orders, m.mail.orders
+            direct = tuple(
+                replace(order, sender_id=sender) if (sender := next(senders)) else order
+                for order in orders[:n]
             )
-            m = _with_orders(m, direct + mail.orders[n:])
+            m = _with_orders(m, direct + orders[n:])
         out.append(m)
     return out
 

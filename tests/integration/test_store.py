@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -311,6 +313,67 @@ async def test_a_reply_keeps_the_conversations_number_within_the_reply_window(
     )
     await accept(store, IntakeMail(_mail(user_id), conversation=Conversation(1, window)))
     assert [r.sender_id for r in _rows(engine, Order)] == [sender]
+
+
+async def test_a_group_commit_reads_every_mails_conversations_in_one_query(
+    engine: Engine, store: Store
+) -> None:
+    """Four mails committed together (two users; recipients with a conversation, with
+    none, with one only the other user had, with one older than its mail's window):
+    each order gets what a read of its own would give, the newest conversation per
+    user and number, and the reply assignments are read once for all of them."""
+    from sqlalchemy import event
+
+    alice = _seed(engine)
+    bob = run_sync(engine, add_user, "bob@example.com", "acme")
+    now = utcnow()
+    talks = [  # (address, texter, our number, hours ago)
+        ("alice@example.com", "+491701234501", "+4915700000001", 30),
+        ("alice@example.com", "+491701234501", "+4915700000002", 3),  # newer: this one
+        ("bob@example.com", "+491701234502", "+4915700000003", 1),  # bob's, not alice's
+        ("alice@example.com", "+491701234503", "+4915700000004", 5),  # beyond 1 h window
+        ("bob@example.com", "+491701234503", "+4915700000005", 2),
+    ]
+    for address, texter, number, hours in talks:
+        run_sync(engine, record_conversation, address, texter, number, now - timedelta(hours=hours))
+
+    def mail(user_id: int, mail_id: str, texters: tuple[str, ...]) -> NewMail:
+        m = _mail(user_id, mail_id, recipients=len(texters))
+        orders = tuple(
+            replace(o, recipient=t, rcpt_address=f"{t}@eu.rsms.net")
+            for o, t in zip(m.orders, texters, strict=True)
+        )
+        return replace(m, orders=orders)
+
+    day, hour = Conversation(2, 86_400.0), Conversation(1, 3600.0)
+    mails = [
+        IntakeMail(mail(alice, "A1", ("+491701234501", "+491701234502")), conversation=day),
+        IntakeMail(mail(bob, "B1", ("+491701234502", "+491701234503")), conversation=day),
+        IntakeMail(mail(alice, "A2", ("+491701234503",)), conversation=hour),
+        IntakeMail(mail(bob, "B2", ("+491701234503", "+491701234501")), conversation=hour),
+    ]
+    reads: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "reply_assignment" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        await asyncio.gather(*(accept(store, m) for m in mails))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    senders = {r.id: r.sender_id for r in _rows(engine, Order)}
+    assert senders == {
+        "A1.1": "+4915700000002",  # the newest of alice's two with +…501
+        "A1.2": "ACME",  # only bob texts +…502
+        "B1.1": "+4915700000003",
+        "B1.2": "+4915700000005",
+        "A2.1": "ACME",  # alice's +…503 conversation is 5 h old, the window 1 h
+        "B2.1": "ACME",  # bob's +…503 one is 2 h old
+        "B2.2": "ACME",  # beyond the mail's own orders with a conversation (1 of 2)
+    }
+    assert len(reads) == 1, reads
 
 
 def test_a_row_claimed_by_another_process_meanwhile_is_not_claimed_twice(
