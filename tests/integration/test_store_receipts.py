@@ -212,6 +212,43 @@ async def test_a_receipts_round_reads_its_orders_with_their_parts_once_and_write
     assert _statuses(engine)["M1.3"] == "submitted"
 
 
+async def test_status_mails_of_one_round_go_in_one_insert_in_the_order_they_were_queued(
+    engine: Engine, store: Store
+) -> None:
+    user_id = _seed(engine)  # notify = all: a status mail for every final order
+    await accept(store, IntakeMail(_mail(user_id, recipients=4)))
+    with engine.begin() as conn:  # M1.2's client asked for DSNs (RFC 3461 NOTIFY)
+        conn.execute(
+            update(table(Order)).where(table(Order).c.id == "M1.2").values(dsn_notify="SUCCESS")
+        )
+    t0 = utcnow()
+    batch = [_submitted(f"M1.{n}", (f"80{n}",), t0) for n in range(1, 5)]
+    await store.call(record_submitted_many, t0, batch, steps=STEPS)
+    for n in range(1, 5):
+        await store.call(insert_receipt, _receipt(f"80{n}"), t0)
+    inserts: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO NOTICE"):
+            inserts.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)  # the store's engine too
+    try:
+        result = await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert result.finished_orders == ("M1.1", "M1.2", "M1.3", "M1.4")
+    notices = [(n.order_id, n.kind) for n in sorted(_rows(engine, Notice), key=lambda n: n.id)]
+    assert notices == [
+        ("M1.1", "status"),
+        ("M1.2", "status"),
+        ("M1.2", "dsn"),
+        ("M1.3", "status"),
+        ("M1.4", "status"),
+    ]
+    assert len(inserts) == 3  # M1.1 + M1.2's status mails, M1.2's DSN, M1.3 + M1.4's
+
+
 async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_asked_for(
     engine: Engine, store: Store
 ) -> None:
