@@ -210,10 +210,10 @@ def _utf8_body(text: str) -> tuple[str, bytes]:
     if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
         chunks = range(0, len(body), _B64_CHUNK)
         return "base64", b"".join(binascii.b2a_base64(body[i : i + _B64_CHUNK]) for i in chunks)
-    if len(lines) <= 10:
-        return "quoted-printable", sniff_qp.encode("ascii")
-    qp = quoprimime.body_encode(body.decode("latin-1"), _MAX_BODY_LINE)
-    return "quoted-printable", qp.encode("ascii")
+    if len(lines) > 10:  # lines are encoded one by one: the first ten are done already
+        rest = b"\n".join(lines[10:]) + b"\n"
+        sniff_qp += quoprimime.body_encode(rest.decode("latin-1"), _MAX_BODY_LINE)
+    return "quoted-printable", sniff_qp.encode("ascii")
 
 
 def _text_part(subtype: str, text: str, *, mime_version: bool) -> bytes:
