@@ -11,16 +11,17 @@ texts through `headers`), so no caller can write an unchecked one. Every message
 its fields in one order: From, To, Subject, Date, Message-ID, Auto-Submitted, then
 Reply-To, In-Reply-To and References when there are such, then the MIME fields.
 
-The stdlib's email package writes every message. Each body part is filled by its
-content manager (`_part`), which chooses the transfer encoding; the direct notice's text
-parts take the same steps without building a part (`_utf8_body`, with the package's
-`quoprimime` encoder; the tests compare both on generated texts). A notice is an `EmailMessage` (it encodes a display name or subject that is
-not ASCII); the common notice — no attachments, headers that `EmailMessage` writes back
-unchanged (printable ASCII, no folding, plain names) — is written directly as the same
-bytes, since building an `EmailMessage` parses and re-folds every header and costs ≈ 10×
-as much (bench/notice_bench.py, figures in bench/README.md; tests/unit/test_notice_mime.py
-compares the bytes, for generated texts too). A DSN is a compat32 message (ASCII header
-values; never RFC 2047 encoded words in its fields).
+The stdlib's email package writes every message. Each body part is filled by its content
+manager (`_part`), which chooses the transfer encoding; the direct notice's text parts
+take the same steps without building a part (`_utf8_body`, with the package's `quoprimime`
+encoder; the tests compare both on generated texts). A notice is an `EmailMessage` (it
+encodes a display name or subject that is not ASCII); the common notice — no attachments,
+headers that `EmailMessage` writes back unchanged (printable ASCII, no folding, plain
+names) — is written directly as the same bytes, since building an `EmailMessage` parses
+and re-folds every header and costs ≈ 10× as much (bench/notice_bench.py, figures in
+bench/README.md; tests/unit/test_notice_mime.py compares the bytes, for generated texts
+too). A DSN is a compat32 message (ASCII header values; never RFC 2047 encoded words in
+its fields).
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def _part(content: str | Message, subtype: str) -> MIMEPart:
     return part
 
 
-_MAX_BODY_LINE = policy.compat32.max_line_length  # 78, as policy.default
+_MAX_BODY_LINE = 78  # policy.compat32.max_line_length, as policy.default's
 _B64_CHUNK = _MAX_BODY_LINE // 4 * 3
 
 

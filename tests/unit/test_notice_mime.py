@@ -193,6 +193,7 @@ def _content_manager_body(text: str) -> tuple[str, bytes]:
     ],
 )
 def test_the_text_part_body_is_the_content_managers(text: str, cte: str) -> None:
+    assert email.policy.compat32.max_line_length == mime._MAX_BODY_LINE
     assert mime._utf8_body(text) == _content_manager_body(text)
     assert mime._utf8_body(text)[0] == cte
 
