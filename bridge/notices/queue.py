@@ -81,15 +81,6 @@ def status_notice_row(row: Any, now: datetime) -> dict[str, Any] | None:
     }
 
 
-def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | None:
-    """Queue the status mail of a final order (a row read with `bridge.outcomes.final_row`)."""
-    notice = status_notice_row(row, now)
-    if notice is None:
-        return None
-    key = conn.execute(_INSERT_NOTICE, notice).inserted_primary_key
-    return int(key[0]) if key else None
-
-
 def queue_status_notices(conn: Connection, notices: Sequence[dict[str, Any]]) -> None:
     """Queue several status mails (rows from `status_notice_row`) in one statement, in order."""
     if notices:
