@@ -215,11 +215,19 @@ _SET_FINAL_MANY = (  # built once: the orders of one status and reason, those st
 
 
 def record_final_many(
-    conn: Connection, finals: Sequence[tuple[str, str, str]], now: datetime, *, steps: Steps
+    conn: Connection,
+    finals: Sequence[tuple[str, str, str]],
+    now: datetime,
+    *,
+    steps: Steps,
+    history: Sequence[dict[str, Any]] = (),
 ) -> list[str]:
     """`record_final` for several (order id, status, reason): one update per status and
     reason (only the orders not final yet: another transaction may have finished one), one
-    history insert and one run of the final `steps`; returns the ids it finished, in order."""
+    history insert and one run of the final `steps`; returns the ids it finished, in order.
+
+    `history`: order_event rows the caller has for this moment (a receipts round's lines),
+    written in the same insert, before the final lines."""
     groups: dict[tuple[str, str], list[str]] = {}
     for order_id, status, reason in finals:
         if status not in FINAL_ORDER_STATUSES:
@@ -233,11 +241,10 @@ def record_final_many(
         )
         finished.update(result.scalars())
     done = [order_id for order_id, _, _ in finals if order_id in finished]
-    if done:
-        conn.execute(
-            _INSERT_EVENT,
-            [_event_row(i, now, status, reason) for i, status, reason in finals if i in finished],
-        )
+    rows = list(history)
+    rows += [_event_row(i, now, status, reason) for i, status, reason in finals if i in finished]
+    if rows:
+        conn.execute(_INSERT_EVENT, rows)
     steps.run_final(conn, done, now)
     return done
 

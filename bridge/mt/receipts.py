@@ -107,12 +107,13 @@ _OLD_NEW = (
     .order_by(_receipt.c.id)
     .limit(bindparam("limit"))
 )
-_OPEN_ORDERS = select(_order.c.id, _order.c.parts).where(  # the touched orders still open
-    _order.c.id.in_(bindparam("ids", expanding=True)),
-    _order.c.status == OrderStatus.SUBMITTED,
-)
-_PART_STATES = select(_part.c.order_id, _part.c.state).where(
-    _part.c.order_id.in_(bindparam("ids", expanding=True))
+_OPEN_PARTS = (  # the touched orders still open, each with its parts' states (one read)
+    select(_order.c.id, _order.c.parts, _part.c.state)
+    .select_from(_order.outerjoin(_part, _part.c.order_id == _order.c.id))
+    .where(
+        _order.c.id.in_(bindparam("ids", expanding=True)),
+        _order.c.status == OrderStatus.SUBMITTED,
+    )
 )
 _DUE_UNCONFIRMED = (
     select(_order.c.id, _order.c.transport, _order.c.next_attempt_at)
@@ -222,13 +223,12 @@ def apply_receipts(
         orders[r.order_id] = None
     if part_rows:
         conn.execute(_SET_PART, list(part_rows.values()))
-    if events:
-        conn.execute(_INSERT_EVENT, events)
     if applied:
         conn.execute(_SET_APPLIED, applied)
     if unmatched:
         conn.execute(_SET_STATUS, unmatched)
-    finished = _settle_orders(conn, list(orders), now, steps)
+    # The round's history lines go in with the final lines of the orders it finishes.
+    finished = _settle_orders(conn, list(orders), now, steps, events)
     orphaned = _orphan(conn, since, limit) if orphan else 0
     return Applied(len(applied), orphaned, tuple(finished), len(unmatched))
 
@@ -238,17 +238,24 @@ def _aware(value: datetime) -> datetime:
 
 
 def _settle_orders(
-    conn: Connection, order_ids: list[str], now: datetime, steps: Steps
+    conn: Connection,
+    order_ids: list[str],
+    now: datetime,
+    steps: Steps,
+    history: list[dict[str, Any]],
 ) -> list[str]:
-    """Finish the orders whose parts now say so; returns those that became final."""
+    """Finish the orders whose parts now say so, writing `history` (the round's order_event
+    rows) before their final lines; returns those that became final."""
     if not order_ids:
+        if history:
+            conn.execute(_INSERT_EVENT, history)
         return []
-    open_orders = {r.id: r.parts for r in conn.execute(_OPEN_ORDERS, {"ids": order_ids})}
-    if not open_orders:
-        return []
+    open_orders: dict[str, int] = {}
     states: dict[str, list[str]] = {}
-    for r in conn.execute(_PART_STATES, {"ids": list(open_orders)}):
-        states.setdefault(r.order_id, []).append(r.state)
+    for r in conn.execute(_OPEN_PARTS, {"ids": order_ids}):
+        open_orders[r.id] = r.parts
+        if r.state is not None:  # an order without part rows has none
+            states.setdefault(r.id, []).append(r.state)
     finals: list[tuple[str, str, str]] = []
     for order_id in order_ids:
         if order_id not in open_orders:
@@ -262,7 +269,7 @@ def _settle_orders(
             else "the network could not deliver a part"
         )
         finals.append((order_id, outcome, reason))
-    return record_final_many(conn, finals, now, steps=steps)
+    return record_final_many(conn, finals, now, steps=steps, history=history)
 
 
 def _orphan(conn: Connection, cutoff: datetime, limit: int) -> int:

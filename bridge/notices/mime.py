@@ -11,26 +11,29 @@ texts through `headers`), so no caller can write an unchecked one. Every message
 its fields in one order: From, To, Subject, Date, Message-ID, Auto-Submitted, then
 Reply-To, In-Reply-To and References when there are such, then the MIME fields.
 
-The stdlib's email package writes every message, and only its public API is used. Each
-body part is filled by its content manager (`_part`), which chooses the transfer
-encoding. A notice is an `EmailMessage` (it encodes a display name or subject that is
-not ASCII); the common notice — no attachments, headers that `EmailMessage` writes back
-unchanged (printable ASCII, no folding, plain names) — is written directly as the same
-bytes, since building an `EmailMessage` parses and re-folds every header and costs ≈ 10×
-as much (bench/notice_bench.py, figures in bench/README.md; tests/unit/test_notice_mime.py
-compares the bytes, for generated texts too). A DSN is a compat32 message (ASCII header
-values; never RFC 2047 encoded words in its fields).
+The stdlib's email package writes every message. Each body part is filled by its content
+manager (`_part`), which chooses the transfer encoding; the direct notice's text parts
+take the same steps without building a part (`_utf8_body`, with the package's `quoprimime`
+encoder; the tests compare both on generated texts). A notice is an `EmailMessage` (it
+encodes a display name or subject that is not ASCII); the common notice — no attachments,
+headers that `EmailMessage` writes back unchanged (printable ASCII, no folding, plain
+names) — is written directly as the same bytes, since building an `EmailMessage` parses
+and re-folds every header and costs ≈ 10× as much (bench/notice_bench.py, figures in
+bench/README.md; tests/unit/test_notice_mime.py compares the bytes, for generated texts
+too). A DSN is a compat32 message (ASCII header values; never RFC 2047 encoded words in
+its fields).
 """
 
 from __future__ import annotations
 
+import binascii
 import email
 import random
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email import policy
+from email import policy, quoprimime
 from email.contentmanager import raw_data_manager
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import formatdate, make_msgid
@@ -189,11 +192,34 @@ def _part(content: str | Message, subtype: str) -> MIMEPart:
     return part
 
 
+_MAX_BODY_LINE = 78  # policy.compat32.max_line_length, as policy.default's
+_B64_CHUNK = _MAX_BODY_LINE // 4 * 3
+
+
+def _utf8_body(text: str) -> tuple[str, bytes]:
+    """(transfer encoding, body) of a UTF-8 text part, as the content manager chooses and
+    writes them for a policy with 8bit allowed and "\\n" line ends (`_part`): 7bit or 8bit
+    when every line fits in 78 bytes, else quoted-printable or base64, whichever the first
+    ten lines say is shorter. The same steps without building a part (its header fields
+    cost twice the encoding); tests/unit/test_notice_mime.py compares both."""
+    lines = text.encode("utf-8").splitlines()
+    body = b"\n".join(lines) + b"\n"
+    if max(map(len, lines), default=0) <= _MAX_BODY_LINE:
+        return ("7bit" if body.isascii() else "8bit"), body
+    sniff = b"\n".join(lines[:10]) + b"\n"
+    sniff_qp = quoprimime.body_encode(sniff.decode("latin-1"), _MAX_BODY_LINE)
+    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+        chunks = range(0, len(body), _B64_CHUNK)
+        return "base64", b"".join(binascii.b2a_base64(body[i : i + _B64_CHUNK]) for i in chunks)
+    if len(lines) > 10:  # lines are encoded one by one: the first ten are done already
+        rest = b"\n".join(lines[10:]) + b"\n"
+        sniff_qp += quoprimime.body_encode(rest.decode("latin-1"), _MAX_BODY_LINE)
+    return "quoted-printable", sniff_qp.encode("ascii")
+
+
 def _text_part(subtype: str, text: str, *, mime_version: bool) -> bytes:
     """A UTF-8 text part as `EmailMessage.set_content(text)` writes it."""
-    part = _part(text, subtype)
-    cte = part["Content-Transfer-Encoding"]
-    body = str(part.get_payload()).encode("utf-8")  # an 8bit payload comes back as text
+    cte, body = _utf8_body(text)
     head = f'Content-Type: text/{subtype}; charset="utf-8"\nContent-Transfer-Encoding: {cte}\n'
     if mime_version:  # as EmailMessage writes the part add_alternative adds
         head += "MIME-Version: 1.0\n"

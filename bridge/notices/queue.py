@@ -39,8 +39,9 @@ def wants_notice(notify: str, status: str) -> bool:
 _INSERT_NOTICE = insert(_notice)
 
 
-def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | None:
-    """Queue the status mail of a final order (a row read with `bridge.outcomes.final_row`)."""
+def status_notice_row(row: Any, now: datetime) -> dict[str, Any] | None:
+    """The notice row of a final order's status mail (`row` read with
+    `bridge.outcomes.final_row`), or None when its policy wants none."""
     policy = row.policy or {}
     if "html" not in (policy.get("notify_channel") or ("html",)):
         return None
@@ -67,22 +68,23 @@ def queue_status_notice_for(conn: Connection, row: Any, now: datetime) -> int | 
         "to_name": row.display_name,
         "cost_centre": policy.get("cost_centre", ""),
     }
-    result = conn.execute(
-        _INSERT_NOTICE,
-        {
-            "kind": "status",
-            "recipient": policy.get("notify_address") or row.envelope_from,
-            "order_id": row.id,
-            "context": context,
-            "status": NoticeStatus.QUEUED,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "error": "",
-        },
-    )
-    key = result.inserted_primary_key
-    return int(key[0]) if key else None
+    return {
+        "kind": "status",
+        "recipient": policy.get("notify_address") or row.envelope_from,
+        "order_id": row.id,
+        "context": context,
+        "status": NoticeStatus.QUEUED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "error": "",
+    }
+
+
+def queue_status_notices(conn: Connection, notices: Sequence[dict[str, Any]]) -> None:
+    """Queue several status mails (rows from `status_notice_row`) in one statement, in order."""
+    if notices:
+        conn.execute(_INSERT_NOTICE, list(notices))
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,15 @@ def _queue(
     )
 
 
+def final_dsn_wanted(row: Any) -> bool:
+    """Does this finished order row get a success or failure DSN?"""
+    if row.status not in _FINAL:
+        return False
+    return bool(row.envelope_from) and dsn_wanted(
+        row.dsn_notify, row.policy or {}, _FINAL[row.status][0]
+    )
+
+
 def queue_final_dsn_for(conn: Connection, row: Any, now: datetime) -> int | None:
     """Queue the success or failure DSN of a finished order row, if one is wanted."""
     if row.status not in _FINAL:

@@ -30,8 +30,8 @@ from bridge.inbound.store import record_order_assignments
 from bridge.lists.store import queue_list_report
 from bridge.metrics import Metrics, elapsed
 from bridge.mt.steps import Steps
-from bridge.notices.queue import queue_status_notice_for
-from bridge.outcomes.dsn_queue import queue_final_dsn_for
+from bridge.notices.queue import queue_status_notices, status_notice_row
+from bridge.outcomes.dsn_queue import final_dsn_wanted, queue_final_dsn_for
 from bridge.outcomes.final_row import FINAL_ROWS
 from bridge.outcomes.status_push import queue_status_push_for
 from bridge.smpp_outbox.queue import queue_receipt_for
@@ -43,22 +43,31 @@ def final_notices(
     """Steps 1-4 for each order, in the given order, from one read of the orders and what
     belongs to them."""
     rows = {r.id: r for r in conn.execute(FINAL_ROWS, {"order_ids": list(order_ids)})}
+    # Status mails wait here and go in with one insert; the other notices (list report,
+    # DSN) insert on their own, so whatever comes before them is written first: the
+    # notices keep the order in which they were queued one by one.
+    status_mails: list[dict[str, Any]] = []
     for order_id in order_ids:
-        _final_notices(conn, rows[order_id], now, metrics)
-
-
-def _final_notices(conn: Connection, row: Any, now: datetime, metrics: Metrics | None) -> None:
-    if metrics is not None:
-        metrics.orders_final.labels(row.status).inc()
-        if row.first_submitted_at is not None:
-            metrics.final_seconds.observe(elapsed(row.first_submitted_at, row.final_at or now))
-    if row.list_mail_id is not None:
-        queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
-    else:
-        queue_status_notice_for(conn, row, now)
-    queue_final_dsn_for(conn, row, now)
-    queue_status_push_for(conn, row, now)
-    queue_receipt_for(conn, row, now)
+        row = rows[order_id]
+        if metrics is not None:
+            metrics.orders_final.labels(row.status).inc()
+            if row.first_submitted_at is not None:
+                metrics.final_seconds.observe(elapsed(row.first_submitted_at, row.final_at or now))
+        if row.list_mail_id is not None:
+            queue_status_notices(conn, status_mails)
+            status_mails.clear()
+            queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
+        else:
+            notice = status_notice_row(row, now)
+            if notice is not None:
+                status_mails.append(notice)
+        if final_dsn_wanted(row):
+            queue_status_notices(conn, status_mails)
+            status_mails.clear()
+            queue_final_dsn_for(conn, row, now)
+        queue_status_push_for(conn, row, now)
+        queue_receipt_for(conn, row, now)
+    queue_status_notices(conn, status_mails)
 
 
 STEPS = Steps(final=(final_notices,), submitted=(record_order_assignments,))

@@ -243,15 +243,71 @@ def _decode_short_message(r: _Reader) -> dict[str, object]:
     return f
 
 
+def _short_message_fast(
+    cls: type[SubmitSm] | type[DeliverSm], sequence: int, status: int, body: bytes
+) -> SubmitSm | DeliverSm | None:
+    """submit_sm / deliver_sm in one pass over a well-formed body; None for anything odd
+    (a missing terminator or field, a short_message past the end: `_Reader` decides)."""
+    find = body.find
+    try:
+        e1 = find(b"\0")
+        e2 = find(b"\0", e1 + 3)
+        e3 = find(b"\0", e2 + 3)
+        e4 = find(b"\0", e3 + 4)
+        e5 = find(b"\0", e4 + 1)
+        if e1 < 0 or e2 < 0 or e3 < 0 or e4 < 0 or e5 < 0:
+            return None
+        length = body[e5 + 5]
+        start = e5 + 6
+        if start + length > len(body):
+            return None
+        tlvs: Tlvs = ()
+        if start + length < len(body):
+            r = _Reader(body)
+            r.pos = start + length
+            tlvs = r.tlvs()
+        return cls(
+            sequence,
+            body[e1 + 3 : e2].decode("latin-1"),
+            body[e2 + 3 : e3].decode("latin-1"),
+            body[start : start + length],
+            body[:e1].decode("latin-1"),
+            body[e1 + 1],
+            body[e1 + 2],
+            body[e2 + 1],
+            body[e2 + 2],
+            body[e3 + 1],
+            body[e3 + 2],
+            body[e3 + 3],
+            body[e3 + 4 : e4].decode("latin-1"),
+            body[e4 + 1 : e5].decode("latin-1"),
+            body[e5 + 1],
+            body[e5 + 2],
+            body[e5 + 3],
+            body[e5 + 4],
+            tlvs,
+            status,
+        )
+    except IndexError:
+        return None
+
+
 def decode_body(command_id: int, status: int, sequence: int, body: bytes) -> Pdu:
     """Decode one PDU from its header fields and body; raises `PduError` on a bad body."""
-    r = _Reader(body)
     if command_id == c.SUBMIT_SM_RESP or command_id == c.DELIVER_SM_RESP:
         cls = SubmitSmResp if command_id == c.SUBMIT_SM_RESP else DeliverSmResp
+        end = body.find(b"\0")
+        if end >= 0 and end + 1 == len(body):  # the usual body: the message id alone
+            return cls(sequence, status, body[:end].decode("latin-1"))
+        r = _Reader(body)
         return cls(sequence, status, r.cstr(), r.tlvs())
     if command_id == c.SUBMIT_SM or command_id == c.DELIVER_SM:
         sm_cls = SubmitSm if command_id == c.SUBMIT_SM else DeliverSm
-        return sm_cls(sequence=sequence, status=status, **_decode_short_message(r))  # type: ignore[arg-type]
+        fast = _short_message_fast(sm_cls, sequence, status, body)
+        if fast is not None:
+            return fast
+        return sm_cls(sequence=sequence, status=status, **_decode_short_message(_Reader(body)))  # type: ignore[arg-type]
+    r = _Reader(body)
     if command_id == c.ENQUIRE_LINK:
         return EnquireLink(sequence, status)
     if command_id == c.ENQUIRE_LINK_RESP:

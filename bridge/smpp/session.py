@@ -75,6 +75,12 @@ def error_response(pdu: Pdu, status: int) -> Pdu:
     return GenericNack(pdu.sequence, status)
 
 
+def _expire(fut: asyncio.Future[Pdu]) -> None:
+    """A request's response timeout: its waiter gets TimeoutError (unless answered)."""
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class SmppSession:
     """A framed SMPP connection; call `run()` (the read loop) in a task."""
 
@@ -132,13 +138,18 @@ class SmppSession:
             if self._closed.is_set():
                 raise NotSent(f"{self.name}: connection closed ({self.close_reason})")
             seq = self.next_sequence()
-            fut: asyncio.Future[Pdu] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[Pdu] = loop.create_future()
             self._pending[seq] = fut
+            timer: asyncio.TimerHandle | None = None
             try:
                 self._write(encode(pdu, seq))
                 await self._writer.drain()
                 wait = self._response_timeout if response_timeout is None else response_timeout
-                return await asyncio.wait_for(fut, wait)
+                # One timer on the future itself (asyncio.wait_for would wrap it in another
+                # future and callbacks on every request): the answer usually comes first.
+                timer = loop.call_later(wait, _expire, fut)
+                return await fut
             except TimeoutError:
                 self.abort(f"no response to seq {seq} in time")
                 raise ResponseTimeout(
@@ -148,6 +159,8 @@ class SmppSession:
                 self.abort(f"write failed: {exc}")
                 raise ConnectionLost(f"{self.name}: {exc}") from exc
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self._pending.pop(seq, None)
         finally:
             if use_window:

@@ -79,7 +79,10 @@ class IncomingHandler:
             return None
         from_tlv = bool(find_tlv(pdu.tlvs, c.TLV_RECEIPTED_MESSAGE_ID))
         base = self.config.submit_id_base if from_tlv else self.config.receipt_id_base
-        return dataclasses.replace(receipt, message_id=canonical_id(receipt.message_id, base))
+        message_id = canonical_id(receipt.message_id, base)
+        if message_id == receipt.message_id:  # the usual case: no copy
+            return receipt
+        return dataclasses.replace(receipt, message_id=message_id)
 
     async def _on_receipt(self, pdu: DeliverSm | DataSm, sm: bytes, inbox: Inbox) -> int:
         receipt = self._receipt(pdu, sm)

@@ -162,6 +162,93 @@ async def test_orders_final_in_one_round_are_read_once_and_each_gets_its_own_sta
     assert [e.order_id for e in _rows(engine, OrderEvent, event="failed")] == ["M1.4"]
 
 
+async def test_a_receipts_round_reads_its_orders_with_their_parts_once_and_writes_history_once(
+    engine: Engine, store: Store
+) -> None:
+    user_id = _seed(engine)
+    await accept(store, IntakeMail(_mail(user_id, recipients=3)))
+    t0 = utcnow()
+    batch = [_submitted("M1.1", ("701", "702"), t0), _submitted("M1.2", ("703",), t0)]
+    batch.append(_submitted("M1.3", ("704",), t0))
+    await store.call(record_submitted_many, t0, batch, steps=STEPS)
+    for message_id, state in (
+        ("701", DELIVERED),
+        ("702", ReceiptState.ENROUTE),
+        ("703", DELIVERED),
+        ("704", ReceiptState.ENROUTE),
+    ):
+        await store.call(insert_receipt, _receipt(message_id, state), t0)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(Engine, "before_cursor_execute", count)  # the store's engine too
+    try:
+        result = await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS, orphan=False)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert result.applied == 4 and result.finished_orders == ("M1.2",)
+    # Reads: the new receipts with their parts, the touched orders with their parts'
+    # states (one read, was one for the orders and one for the states), the final row.
+    assert len([s for s in statements if s.startswith("select")]) == 3
+    # The round's receipt lines and the final line: one insert (was one for each).
+    assert len([s for s in statements if s.startswith("insert into order_event")]) == 1
+    events = sorted(_rows(engine, OrderEvent), key=lambda e: e.id)
+    history = [(e.order_id, e.event, e.detail) for e in events]
+    assert history[-5:] == [
+        ("M1.1", "receipt", "part 1 (701): delivered"),
+        ("M1.1", "receipt", "part 2 (702): enroute"),
+        ("M1.2", "receipt", "part 1 (703): delivered"),
+        ("M1.3", "receipt", "part 1 (704): enroute"),
+        ("M1.2", "delivered", "every part delivered"),
+    ]
+    assert _statuses(engine) == {"M1.1": "submitted", "M1.2": "delivered", "M1.3": "submitted"}
+    # A round that finishes nothing still writes its lines.
+    await store.call(insert_receipt, _receipt("704", ReceiptState.ACCEPTED), t0)
+    assert (await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)).finished_orders == ()
+    last = max(_rows(engine, OrderEvent), key=lambda e: e.id)
+    assert (last.order_id, last.event, last.detail) == ("M1.3", "receipt", "part 1 (704): accepted")
+    assert _statuses(engine)["M1.3"] == "submitted"
+
+
+async def test_status_mails_of_one_round_go_in_one_insert_in_the_order_they_were_queued(
+    engine: Engine, store: Store
+) -> None:
+    user_id = _seed(engine)  # notify = all: a status mail for every final order
+    await accept(store, IntakeMail(_mail(user_id, recipients=4)))
+    with engine.begin() as conn:  # M1.2's client asked for DSNs (RFC 3461 NOTIFY)
+        conn.execute(
+            update(table(Order)).where(table(Order).c.id == "M1.2").values(dsn_notify="SUCCESS")
+        )
+    t0 = utcnow()
+    batch = [_submitted(f"M1.{n}", (f"80{n}",), t0) for n in range(1, 5)]
+    await store.call(record_submitted_many, t0, batch, steps=STEPS)
+    for n in range(1, 5):
+        await store.call(insert_receipt, _receipt(f"80{n}"), t0)
+    inserts: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO NOTICE"):
+            inserts.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)  # the store's engine too
+    try:
+        result = await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert result.finished_orders == ("M1.1", "M1.2", "M1.3", "M1.4")
+    notices = [(n.order_id, n.kind) for n in sorted(_rows(engine, Notice), key=lambda n: n.id)]
+    assert notices == [
+        ("M1.1", "status"),
+        ("M1.2", "status"),
+        ("M1.2", "dsn"),
+        ("M1.3", "status"),
+        ("M1.4", "status"),
+    ]
+    assert len(inserts) == 3  # M1.1 + M1.2's status mails, M1.2's DSN, M1.3 + M1.4's
+
+
 async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_asked_for(
     engine: Engine, store: Store
 ) -> None:

@@ -172,3 +172,33 @@ def test_a_delivery_report_writes_its_fields_and_the_original_without_encoded_wo
         assert returned.get_payload() == "Pump P-101\n"
     else:
         assert f"X-Long: {long_header}" in parts[2].get_payload(decode=True).decode()
+
+
+def _content_manager_body(text: str) -> tuple[str, bytes]:
+    part = mime._part(text, "plain")
+    return str(part["Content-Transfer-Encoding"]), str(part.get_payload()).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "cte"),
+    [
+        ("", "7bit"),
+        ("short\nlines\n", "7bit"),
+        ("Grüße\n" * 3, "8bit"),
+        ("x" * 79, "quoted-printable"),
+        ("long line " * 20 + "\n" + "more\n" * 15, "quoted-printable"),  # over ten lines
+        ("ü" * 60, "base64"),
+        (("€" * 30 + "\n") * 12 + "tail", "base64"),
+        ("trailing space \nand tab\t\n" + "ab " * 40, "quoted-printable"),
+    ],
+)
+def test_the_text_part_body_is_the_content_managers(text: str, cte: str) -> None:
+    assert email.policy.compat32.max_line_length == mime._MAX_BODY_LINE
+    assert mime._utf8_body(text) == _content_manager_body(text)
+    assert mime._utf8_body(text)[0] == cte
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(_LINE, max_size=25).map("\n".join))
+def test_the_text_part_body_of_any_text_is_the_content_managers(text: str) -> None:
+    assert mime._utf8_body(text) == _content_manager_body(text)

@@ -28,7 +28,10 @@ from bridge.smpp.pdu import (
     Unbind,
     UnbindResp,
     UnknownPdu,
+    _decode_short_message,
+    _Reader,
     decode,
+    decode_body,
     encode,
 )
 
@@ -283,3 +286,65 @@ def test_alert_notification_bytes_as_smpp_3_4_lays_them_out() -> None:
         (Tlv(c.TLV_MS_AVAILABILITY_STATUS, b"\x02"),),
     )
     assert encode(pdu) == wire
+
+
+def _reader_decode(command_id: int, body: bytes) -> object:
+    """What the field-by-field reader makes of a body: the PDU, or the PduError's text."""
+    r = _Reader(body)
+    try:
+        if command_id in (c.SUBMIT_SM_RESP, c.DELIVER_SM_RESP):
+            resp = SubmitSmResp if command_id == c.SUBMIT_SM_RESP else DeliverSmResp
+            return resp(5, 0, r.cstr(), r.tlvs())
+        cls = SubmitSm if command_id == c.SUBMIT_SM else DeliverSm
+        return cls(sequence=5, status=0, **_decode_short_message(r))  # type: ignore[arg-type]
+    except PduError as exc:
+        return f"error: {exc}"
+
+
+def _body_decode(command_id: int, body: bytes) -> object:
+    try:
+        return decode_body(command_id, 0, 5, body)
+    except PduError as exc:
+        return f"error: {exc}"
+
+
+SHORT_MESSAGES: list[Pdu] = [
+    SAMPLES[5],  # every field set, NULs inside short_message, two TLVs
+    DeliverSm(9, "4915112345678", "12345", b"", esm_class=4),
+    DeliverSm(
+        3,
+        "+41790000000",
+        "Sender",
+        b"id:0A1B2C3D sub:001 dlvrd:001 submit date:2612022130 done date:2612022130 "
+        b"stat:DELIVRD err:000 text:hello",
+        esm_class=4,
+        tlvs=(Tlv(c.TLV_RECEIPTED_MESSAGE_ID, b"0A1B2C3D\x00"), Tlv(c.TLV_MESSAGE_STATE, b"\x02")),
+    ),
+    SubmitSm(
+        1,
+        "",
+        "",
+        b"\x00" * 254,
+        schedule_delivery_time="261202213000000+",
+        validity_period="000001000000000R",
+    ),
+    SubmitSm(2, "A", "B", b"x", tlvs=(Tlv(c.TLV_MESSAGE_PAYLOAD, b""),)),
+]
+
+
+@pytest.mark.parametrize("pdu", SHORT_MESSAGES, ids=lambda p: type(p).__name__)
+def test_the_one_pass_decode_equals_the_field_reader_on_every_cut_and_extension(pdu: Pdu) -> None:
+    body = encode(pdu)[16:]
+    odd = [body[:n] for n in range(len(body))]  # every truncation
+    odd += [body + b"\x00", body + b"\x01\x02\x03", body + b"\x00\x00\x00\x05ab"]
+    odd += [body.replace(b"\x00", b"\x01", k) for k in range(1, 6)]  # missing terminators
+    for cut in [body, *odd]:
+        assert _body_decode(pdu.command_id, cut) == _reader_decode(pdu.command_id, cut), cut
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"\x00", b"abc123\x00", b"abc", b"id\x00\x04\x27\x00\x01\x02", b"a\x00b"]
+)
+def test_the_one_pass_response_decode_equals_the_field_reader(body: bytes) -> None:
+    for command_id in (c.SUBMIT_SM_RESP, c.DELIVER_SM_RESP):
+        assert _body_decode(command_id, body) == _reader_decode(command_id, body)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.smpp import constants as c
-from bridge.smpp.pdu import Tlv
+from bridge.smpp.pdu import DeliverSm, Tlv
 from bridge.smpp.receipt import (
     is_receipt,
     marked_receipt,
@@ -17,6 +18,10 @@ from bridge.smpp.receipt import (
     parse_receipt,
     text_receipt,
 )
+from bridge.smpp.stats import BindStats
+from bridge.transports.base import MoPartStore
+from bridge.transports.smpp_config import SmppConfig
+from bridge.transports.smpp_incoming import IncomingHandler
 from bridge.values import ReceiptState
 
 STD = (
@@ -136,3 +141,31 @@ def test_text_receipt_needs_the_form_and_a_known_stat_word() -> None:
     assert not text_receipt(0x40, STD)  # with a UDH it is an MO part
     assert not marked_receipt(0, ())
     assert marked_receipt(0x04, ()) and marked_receipt(0x20, ()) and marked_receipt(0, TLVS)
+
+
+@pytest.mark.parametrize(
+    ("base", "text_id", "expected"),
+    [
+        ("text", "0A1B", "0A1B"),
+        ("hex", "0A1B", "2587"),
+        ("dec", "007", "7"),
+        ("hex", "xyz", "xyz"),
+    ],
+)
+def test_a_bind_reads_a_receipt_text_id_in_its_configured_base(
+    base: str, text_id: str, expected: str
+) -> None:
+    config = SmppConfig(
+        name="smsc-a", host="127.0.0.1", port=1, system_id="b", password="p", receipt_id_base=base
+    )  # type: ignore[arg-type]
+    handler = IncomingHandler(config, cast(MoPartStore, None), BindStats())
+    sm = f"id:{text_id} sub:001 dlvrd:001 submit date:2612022130 done date:2612022131 "
+    sm += "stat:DELIVRD err:000"
+    pdu = DeliverSm(1, "+41790000000", "Sender", sm.encode(), esm_class=4)
+    receipt = handler._receipt(pdu, pdu.short_message)
+    assert receipt is not None
+    assert (receipt.message_id, receipt.state, receipt.transport) == (
+        expected,
+        "delivered",
+        "smsc-a",
+    )
