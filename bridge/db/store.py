@@ -9,7 +9,12 @@ transient SMPP status. SQLite gets one thread (one writer); PostgreSQL several.
 batch function runs and are written together in one transaction ("batch whatever is
 queued when the last commit ended"); each caller's future resolves only after that
 commit returned. The intake's commit (`bridge.intake.commit.accept`), receipts and
-inbound SMS all go through it.
+inbound SMS all go through it. With one database thread (SQLite: one writer, so commits
+never overlap anyway) the batches of different functions queued at the same moment go
+into one transaction too, one commit (and one fsync) for all of them; a joint commit that
+fails is retried function by function, and then item by item, so one bad item still fails
+only its own caller. With several threads (PostgreSQL) each function keeps a commit loop
+of its own, and their transactions run side by side.
 """
 
 from __future__ import annotations
@@ -41,6 +46,13 @@ class _Group(Generic[Item, R]):
     def __init__(self, fn: Callable[[Connection, list[Item]], Sequence[R]]) -> None:
         self.fn = fn
         self.pending: list[tuple[Item, asyncio.Future[R]]] = []
+
+
+class _Lane:
+    """Groups committed by one loop: every group with one database thread, else one each."""
+
+    def __init__(self) -> None:
+        self.groups: list[_Group[Any, Any]] = []
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -54,7 +66,8 @@ class Store:
             threads = 1 if engine.dialect.name == "sqlite" else 4
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
         self._max_batch = max_batch
-        self._groups: dict[Callable[..., Any], _Group[Any, Any]] = {}
+        self._groups: dict[Callable[..., Any], tuple[_Group[Any, Any], _Lane]] = {}
+        self._shared_lane = _Lane() if threads == 1 else None  # one writer: commit together
         self.batches = 0
         # calls run on a database thread, group commits, items they carried
         self.counts = {"calls": 0, "batches": 0, "batched_items": 0}
@@ -113,31 +126,64 @@ class Store:
 
     async def grouped(self, fn: Callable[[Connection, list[Item]], Sequence[R]], item: Item) -> R:
         """Group commit: run `fn(conn, items)` for `item` together with whatever else is
-        queued for `fn` when the previous commit ended; returns `item`'s result once that
-        transaction has committed. A failed batch is retried item by item, so one bad
-        item fails only its own caller."""
-        group: _Group[Item, R] | None = self._groups.get(fn)
-        if group is None:
-            group = self._groups[fn] = _Group(fn)
-        if group.task is None or group.task.done():
+        queued for `fn` (and, with one database thread, for the other batch functions) when
+        the previous commit ended; returns `item`'s result once that transaction has
+        committed. A failed batch is retried item by item, so one bad item fails only its
+        own caller."""
+        found = self._groups.get(fn)
+        if found is None:
+            lane = self._shared_lane if self._shared_lane is not None else _Lane()
+            group: _Group[Item, R] = _Group(fn)
+            lane.groups.append(group)
+            found = self._groups[fn] = (group, lane)
+        group, lane = found
+        if lane.task is None or lane.task.done():
             # An empty context: a batch holds many callers' items, so its log lines carry no
             # one caller's fields (the first caller's would be wrong for the rest).
-            group.task = asyncio.create_task(
-                self._commit_loop(group), name="group-commit", context=contextvars.Context()
+            lane.task = asyncio.create_task(
+                self._commit_loop(lane), name="group-commit", context=contextvars.Context()
             )
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         group.pending.append((item, future))
-        group.wakeup.set()
+        lane.wakeup.set()
         return await future
 
-    async def _commit_loop(self, group: _Group[Item, R]) -> None:
+    async def _commit_loop(self, lane: _Lane) -> None:
         while True:
-            await group.wakeup.wait()
-            group.wakeup.clear()
-            while group.pending:
-                batch = group.pending[: self._max_batch]
-                del group.pending[: self._max_batch]
+            await lane.wakeup.wait()
+            lane.wakeup.clear()
+            while True:
+                batches = [(g, self._take(g)) for g in lane.groups if g.pending]
+                if not batches:
+                    break
+                if len(batches) == 1:
+                    await self._commit_batch(batches[0][0].fn, batches[0][1])
+                else:
+                    await self._commit_together(batches)
+
+    def _take(self, group: _Group[Item, R]) -> list[tuple[Item, asyncio.Future[R]]]:
+        batch = group.pending[: self._max_batch]
+        del group.pending[: self._max_batch]
+        return batch
+
+    async def _commit_together(
+        self, batches: list[tuple[_Group[Any, Any], list[tuple[Any, asyncio.Future[Any]]]]]
+    ) -> None:
+        """The batches of several functions in one transaction; if it fails, each on its own."""
+        self.batches += 1
+        self.counts["batches"] += 1
+        self.counts["batched_items"] += sum(len(b) for _, b in batches)
+        work = [(g.fn, [item for item, _ in b]) for g, b in batches]
+        try:
+            results = await self.call(_run_batches, work)
+        except Exception as exc:  # storage faults, and bugs: each function again on its own
+            log.info("joint group commit failed (%s); committing each kind on its own", exc)
+            for group, batch in batches:
                 await self._commit_batch(group.fn, batch)
+            return
+        for (_, batch), result in zip(batches, results, strict=True):
+            for (_, future), value in zip(batch, result, strict=True):
+                _settle(future, value)
 
     async def _commit_batch(
         self,
@@ -169,17 +215,26 @@ class Store:
             _settle(future, result)
 
     async def close(self) -> None:
-        for group in self._groups.values():
-            if group.task is not None:
-                group.task.cancel()
+        lanes = {id(lane): lane for _, lane in self._groups.values()}
+        for lane in lanes.values():
+            if lane.task is not None:
+                lane.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await group.task
+                    await lane.task
+        for group, _ in self._groups.values():
             for _, future in group.pending:
                 _settle(future, StorageUnavailable("store closed"))
             group.pending.clear()
         self._executor.shutdown(wait=True)
         self._drop_reader()
         self.engine.dispose()
+
+
+def _run_batches(
+    conn: Connection, work: list[tuple[Callable[[Connection, list[Any]], Sequence[Any]], list[Any]]]
+) -> list[Sequence[Any]]:
+    """Each batch function on its items, in one transaction (the caller's)."""
+    return [fn(conn, items) for fn, items in work]
 
 
 def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:

@@ -1,0 +1,101 @@
+"""The group commit across batch functions: with one database thread (SQLite's one writer)
+the batches of different functions queued together share one transaction and one commit;
+a failure in one of them costs the others nothing and writes nothing twice. With several
+threads (PostgreSQL's default) each function keeps its own transactions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import Connection, Engine, event, text
+
+from bridge.db.engine import open_engine
+from bridge.db.store import Store
+
+Batch = Callable[[Connection, list[int]], list[int]]
+
+
+def _keep(table: str, fail_on: int | None = None) -> Batch:
+    """A batch function writing each item into `table` (raising for `fail_on`)."""
+
+    def write(conn: Connection, items: list[int]) -> list[int]:
+        for i in items:
+            conn.execute(text(f"INSERT INTO {table} (k) VALUES (:k)"), {"k": i})
+            if i == fail_on:
+                raise ValueError(f"item {i} is refused")
+        return [i * 10 for i in items]
+
+    write.__name__ = f"write_{table}"
+    return write
+
+
+@pytest.fixture
+def tables(engine: Engine) -> Iterator[Engine]:
+    with engine.begin() as conn:
+        for name in ("joint_a", "joint_b"):
+            conn.execute(text(f"CREATE TABLE {name} (k INTEGER NOT NULL)"))
+    yield engine
+
+
+def _rows(engine: Engine, table: str) -> list[int]:
+    with engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(text(f"SELECT k FROM {table}")))
+
+
+async def _together(store: Store, calls: list[tuple[Batch, int]]) -> list[object]:
+    return await asyncio.wait_for(
+        asyncio.gather(*(store.grouped(fn, i) for fn, i in calls), return_exceptions=True),
+        timeout=10,
+    )
+
+
+async def test_with_one_database_thread_two_functions_share_one_commit(
+    tables: Engine, database_url: str
+) -> None:
+    store = Store(open_engine(database_url), threads=1)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    a, b = _keep("joint_a"), _keep("joint_b")
+    try:
+        results = await _together(store, [(a, 1), (b, 2), (a, 3), (b, 4)])
+    finally:
+        await store.close()
+    assert results == [10, 20, 30, 40]
+    assert _rows(tables, "joint_a") == [1, 3] and _rows(tables, "joint_b") == [2, 4]
+    assert len(commits) == 1  # one transaction for both functions' batches
+
+
+async def test_a_failing_item_fails_only_its_caller_and_nothing_is_written_twice(
+    tables: Engine, database_url: str
+) -> None:
+    """The joint transaction is rolled back (joint_a's rows too), each function is
+    committed on its own, the failing one item by item: every good item once."""
+    store = Store(open_engine(database_url), threads=1)
+    a, b = _keep("joint_a"), _keep("joint_b", fail_on=13)
+    try:
+        results = await _together(store, [(a, 1), (b, 13), (a, 3), (b, 4)])
+        after = await _together(store, [(a, 5), (b, 6)])  # the loop goes on
+    finally:
+        await store.close()
+    assert results[0] == 10 and results[2] == 30 and results[3] == 40
+    assert isinstance(results[1], ValueError)
+    assert after == [50, 60]
+    assert _rows(tables, "joint_a") == [1, 3, 5]
+    assert _rows(tables, "joint_b") == [4, 6]
+
+
+async def test_with_several_database_threads_each_function_commits_on_its_own(
+    tables: Engine, database_url: str
+) -> None:
+    store = Store(open_engine(database_url), threads=2)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    a, b = _keep("joint_a"), _keep("joint_b")
+    try:
+        results = await _together(store, [(a, 1), (b, 2)])
+    finally:
+        await store.close()
+    assert results == [10, 20]
+    assert len(commits) == 2
