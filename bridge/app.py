@@ -124,7 +124,7 @@ class _Receipts:
         if sweep and not more_to_sweep:
             self.sweep_at = now + 1.0  # else more are waiting: sweep again next step
         self.full = result.applied + result.unmatched >= RECEIPTS_BATCH or more_to_sweep
-        if result.finished_orders:
+        if result.notices:  # a final order that queued no notice leaves the mailer alone
             self.on_final()
         return result.applied + result.unmatched + result.unconfirmed
 
@@ -459,7 +459,9 @@ class Bridge:
             on_final=mail,
             metrics=self.metrics,
         )
-        w_dispatch = self._worker("dispatch", dispatcher.step, s.dispatch.poll_interval)
+        w_dispatch = self._worker(
+            "dispatch", dispatcher.step, s.dispatch.poll_interval, more=dispatcher.more
+        )
         dispatcher.wake = w_dispatch.wake
         _, w_inbound = self._push_and_inbound(store, renderer, mail, w_dispatch.wake)
         delay_dsns = _DelayDsns(store, s.smtp.dsn_delay_after, mail)
@@ -677,11 +679,14 @@ def _receipts_round(
     the window and end orders past their deadline."""
     now = utcnow()
     result = apply_receipts(conn, now, RECEIPTS_BATCH, window, hold, steps=steps, orphan=sweep)
-    unconfirmed = finish_unconfirmed(conn, now, 200, steps=steps) if sweep else []
-    if not unconfirmed:
+    if not sweep or not (unconfirmed := finish_unconfirmed(conn, now, 200, steps=steps)).ids:
         return result
-    finished = (*result.finished_orders, *unconfirmed)
-    return dataclasses.replace(result, finished_orders=finished, unconfirmed=len(unconfirmed))
+    return dataclasses.replace(
+        result,
+        finished_orders=(*result.finished_orders, *unconfirmed.ids),
+        unconfirmed=len(unconfirmed.ids),
+        notices=result.notices + unconfirmed.notices,
+    )
 
 
 async def run(settings: Settings, share: Share | None = None) -> None:

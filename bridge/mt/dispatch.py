@@ -71,7 +71,7 @@ class Dispatcher:
         routes: Sequence[Route],
         *,
         steps: Steps,
-        on_final: Callable[[], None] = lambda: None,
+        on_final: Callable[[], None] = lambda: None,  # a final outcome queued a notice
         on_submitted: Callable[[], None] = lambda: None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -84,6 +84,8 @@ class Dispatcher:
         self.on_final = on_final
         self.on_submitted = on_submitted
         self.wake: Callable[[], None] = lambda: None  # the worker's wake-up: room was freed
+        self._filled = False  # the last claim took as many orders as it asked for
+        self._skipped: tuple[str, ...] = ()  # the SMSCs the last claim left out (no room)
         self._tasks: dict[str, asyncio.Task[None]] = {}  # claimed orders, until recorded
         self._limits = {name: t.limits for name, t in transports.items()}  # fixed per transport
         self._lane = dict.fromkeys(transports, 0)  # orders inside each transport's submit
@@ -98,10 +100,12 @@ class Dispatcher:
 
     async def step(self) -> int:
         """Claim what the SMSCs have room for and start each order's task."""
-        limit, skip = self._claim_plan()
+        limit, skip, self._skipped = self._claim_plan()
+        self._filled = False
         if limit <= 0:
             return 0
         claimed = await self.recorder.claim(Claim(limit, self.settings.lease, tuple(skip)))
+        self._filled = len(claimed) >= limit
         for order in claimed:
             if order.id in self._tasks:  # its lease ran out while its outcome is recorded
                 continue
@@ -110,8 +114,21 @@ class Dispatcher:
         self._forget_old_bookings()
         return len(claimed)
 
-    def _claim_plan(self) -> tuple[int, list[tuple[str, tuple[str, ...]]]]:
-        """How many orders to claim, and the routes whose first SMSC has no room.
+    def more(self) -> bool:
+        """Whether a claim right after the last one can find something: the last claim took
+        as many orders as it asked for (more may be due), or an SMSC it left out for want of
+        room has room now. Else the worker waits: the rest comes with a wake-up (a new order,
+        half of an SMSC's room freed, the claim budget freed, a sender's token due) or the
+        poll tick (deferred orders, leases run out), as after a claim that found nothing.
+
+        The re-step after a full claim comes after the new orders' tasks started (the
+        worker yields first), so that the next plan counts them in their SMSC's room."""
+        return self._filled or any(
+            self._room(name) >= max(1, self._capacity(name) // 2) for name in self._skipped
+        )
+
+    def _claim_plan(self) -> tuple[int, list[tuple[str, tuple[str, ...]]], tuple[str, ...]]:
+        """How many orders to claim, the routes whose first SMSC has no room, and those SMSCs.
 
         An SMSC is claimed for once half of its room is free, so that claims come in
         batches (each claim is a commit) while its windows stay busy with the rest.
@@ -121,6 +138,7 @@ class Dispatcher:
         waiting = len(self._tasks) - sum(self._lane.values()) - self._recording
         budget = self.settings.concurrency - waiting
         skip: list[tuple[str, tuple[str, ...]]] = []
+        full: dict[str, None] = {}
         room: dict[str, int] = {}
         for i, route in enumerate(self.routes):
             first = self._first_choice(route.transports)
@@ -128,9 +146,10 @@ class Dispatcher:
             free = capacity - self._lane[first]
             if free < max(1, capacity // 2):
                 skip.append((route.digits, tuple(r.digits for r in self.routes[:i])))
+                full[first] = None
             else:
                 room[first] = free
-        return min(budget, sum(room.values())), skip
+        return min(budget, sum(room.values())), skip, tuple(full)
 
     def _first_choice(self, names: Sequence[str]) -> str:
         up = [n for n in names if _available(self.transports[n])]

@@ -83,9 +83,10 @@ def record_outcomes(
     items: Sequence[Outcome | Claim],
     *,
     steps: Steps,
-) -> list[list[order_sql.OrderWork] | None]:
+) -> list[list[order_sql.OrderWork] | int]:
     """Write the outcomes that ended while the previous commit ran, then make the claims
-    queued with them, in one transaction; a claim's result is its orders."""
+    queued with them, in one transaction; a claim's result is its orders, an outcome's
+    the number of notices its final steps queued (0 unless it made the order final)."""
     now = utcnow()
     outcomes = [o for o in items if isinstance(o, Outcome)]
     submitted = [o.submitted() for o in outcomes if o.kind == OutcomeKind.SUBMITTED]
@@ -93,6 +94,7 @@ def record_outcomes(
     order_sql.record_parked(
         conn, [(o.order_id, o.next_at or now) for o in outcomes if o.kind == OutcomeKind.PARKED]
     )
+    notices: dict[str, int] = {}
     for o in outcomes:
         if o.kind in (OutcomeKind.SUBMITTED, OutcomeKind.PARKED):
             continue
@@ -100,13 +102,16 @@ def record_outcomes(
         if o.kind == OutcomeKind.DEFERRED and o.next_at is not None:
             order_sql.record_deferred(conn, o.order_id, now, o.next_at, o.reason)
         elif o.kind == OutcomeKind.FINAL:
-            order_sql.record_final(conn, o.order_id, now, o.status or "", o.reason, steps=steps)
+            final = (o.order_id, o.status or "", o.reason)
+            notices[o.order_id] = order_sql.record_final_many(
+                conn, [final], now, steps=steps
+            ).notices
         else:
             order_sql.record_held(conn, o.order_id, now, o.reason)
     return [
         order_sql.claim_orders(conn, now, i.limit, i.lease, i.skip)
         if isinstance(i, Claim)
-        else None
+        else notices.get(i.order_id, 0)
         for i in items
     ]
 
@@ -156,9 +161,10 @@ class Recorder:
     async def record(self, outcome: Outcome) -> None:
         """Record the outcome; an accepted submit is retried until it holds (never resent)."""
         delay = 1.0
+        notices: int | list[order_sql.OrderWork] = 0  # queued by its final steps
         while True:
             try:
-                await self.store.grouped(self._record, outcome)
+                notices = await self.store.grouped(self._record, outcome)
                 break
             except Exception as exc:
                 if outcome.kind != OutcomeKind.SUBMITTED:
@@ -202,8 +208,8 @@ class Recorder:
             delay = min(60.0, delay * 2)
         self.unrecorded.pop(outcome.order_id, None)
         log_outcome(outcome)
-        if outcome.kind == OutcomeKind.FINAL:
-            self.on_final()
+        if outcome.kind == OutcomeKind.FINAL and notices:
+            self.on_final()  # the final steps queued a notice: the mailer has work
         elif outcome.kind == OutcomeKind.SUBMITTED:
             self.on_submitted()
 
@@ -237,7 +243,7 @@ class Recorder:
     async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
         """Claim due orders in the next group commit (with the outcomes ending meanwhile)."""
         claimed = await self.store.grouped(self._record, claim)
-        assert claimed is not None
+        assert isinstance(claimed, list)
         return claimed
 
     async def record_cut(self, cut: Mapping[str, str]) -> None:

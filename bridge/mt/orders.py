@@ -181,6 +181,15 @@ _SET_FINAL = (  # built once, like _SET_SUBMITTED
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The orders that became final in one call, and how many notices their final steps
+    queued (status mails, DSNs, list reports: the mailer has work only when there are some)."""
+
+    ids: tuple[str, ...] = ()
+    notices: int = 0
+
+
 def record_final(
     conn: Connection, order_id: str, now: datetime, status: str, reason: str, *, steps: Steps
 ) -> bool:
@@ -221,10 +230,11 @@ def record_final_many(
     *,
     steps: Steps,
     history: Sequence[dict[str, Any]] = (),
-) -> list[str]:
+) -> Finished:
     """`record_final` for several (order id, status, reason): one update per status and
     reason (only the orders not final yet: another transaction may have finished one), one
-    history insert and one run of the final `steps`; returns the ids it finished, in order.
+    history insert and one run of the final `steps`; returns the ids it finished, in order,
+    with the number of notices the final steps queued.
 
     `history`: order_event rows the caller has for this moment (a receipts round's lines),
     written in the same insert, before the final lines."""
@@ -245,8 +255,7 @@ def record_final_many(
     rows += [_event_row(i, now, status, reason) for i, status, reason in finals if i in finished]
     if rows:
         conn.execute(_INSERT_EVENT, rows)
-    steps.run_final(conn, done, now)
-    return done
+    return Finished(tuple(done), steps.run_final(conn, done, now))
 
 
 def record_attempt_events(

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from bridge.db.core import table
-from bridge.mt.orders import record_final_many
+from bridge.mt.orders import Finished, record_final_many
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
 from bridge.mt.receipt_states import next_part_state, order_outcome
 from bridge.mt.status import OrderStatus, PartState, ReceiptStatus
@@ -153,6 +153,7 @@ class Applied:
     finished_orders: tuple[str, ...]
     unmatched: int = 0
     unconfirmed: int = 0
+    notices: int = 0  # queued by the final steps of the finished orders
 
 
 def apply_receipts(
@@ -230,7 +231,7 @@ def apply_receipts(
     # The round's history lines go in with the final lines of the orders it finishes.
     finished = _settle_orders(conn, list(orders), now, steps, events)
     orphaned = _orphan(conn, since, limit) if orphan else 0
-    return Applied(len(applied), orphaned, tuple(finished), len(unmatched))
+    return Applied(len(applied), orphaned, finished.ids, len(unmatched), 0, finished.notices)
 
 
 def _aware(value: datetime) -> datetime:
@@ -243,13 +244,13 @@ def _settle_orders(
     now: datetime,
     steps: Steps,
     history: list[dict[str, Any]],
-) -> list[str]:
+) -> Finished:
     """Finish the orders whose parts now say so, writing `history` (the round's order_event
     rows) before their final lines; returns those that became final."""
     if not order_ids:
         if history:
             conn.execute(_INSERT_EVENT, history)
-        return []
+        return Finished()
     open_orders: dict[str, int] = {}
     states: dict[str, list[str]] = {}
     for r in conn.execute(_OPEN_PARTS, {"ids": order_ids}):
@@ -289,11 +290,12 @@ def _orphan(conn: Connection, cutoff: datetime, limit: int) -> int:
     return len(rows)
 
 
-def finish_unconfirmed(conn: Connection, now: datetime, limit: int, *, steps: Steps) -> list[str]:
-    """End submitted orders past their receipt deadline as "unconfirmed"; returns their ids."""
+def finish_unconfirmed(conn: Connection, now: datetime, limit: int, *, steps: Steps) -> Finished:
+    """End submitted orders past their receipt deadline as "unconfirmed"; returns their ids
+    (and how many notices their final steps queued)."""
     due = conn.execute(_DUE_UNCONFIRMED, {"now": now, "limit": limit}).all()
     if not due:
-        return []
+        return Finished()
     parts: dict[str, list[Any]] = {}
     for p in conn.execute(
         select(_part.c.order_id, _part.c.seq, _part.c.state, _part.c.matchable)
@@ -305,7 +307,7 @@ def finish_unconfirmed(conn: Connection, now: datetime, limit: int, *, steps: St
     finished = record_final_many(
         conn, [(i, OrderStatus.UNCONFIRMED, r) for i, r in reasons.items()], now, steps=steps
     )
-    for order_id in finished:
+    for order_id in finished.ids:
         log.warning("%s: unconfirmed: %s", order_id, reasons[order_id])
     return finished
 

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-OnFinal = Callable[[Connection, Sequence[str], datetime], None]  # (conn, order ids, now)
+# (conn, order ids, now) -> how many notices (mails) it queued
+OnFinal = Callable[[Connection, Sequence[str], datetime], int]
 OnSubmitted = Callable[[Connection, Sequence[str], datetime], None]  # (conn, order ids, now)
 
 
@@ -25,11 +26,12 @@ class Steps:
     final: tuple[OnFinal, ...] = ()
     submitted: tuple[OnSubmitted, ...] = ()
 
-    def run_final(self, conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
-        """The final steps of orders that became final in this transaction, in one call each."""
-        if order_ids:
-            for step in self.final:
-                step(conn, order_ids, now)
+    def run_final(self, conn: Connection, order_ids: Sequence[str], now: datetime) -> int:
+        """The final steps of orders that became final in this transaction, in one call each;
+        returns how many notices they queued (the mailer is woken only when there are some)."""
+        if not order_ids:
+            return 0
+        return sum(step(conn, order_ids, now) for step in self.final)
 
     def run_submitted(self, conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
         if order_ids:

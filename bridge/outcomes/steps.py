@@ -39,14 +39,15 @@ from bridge.smpp_outbox.queue import queue_receipt_for
 
 def final_notices(
     conn: Connection, order_ids: Sequence[str], now: datetime, metrics: Metrics | None = None
-) -> None:
+) -> int:
     """Steps 1-4 for each order, in the given order, from one read of the orders and what
-    belongs to them."""
+    belongs to them; returns how many notices (status mails, list reports, DSNs) it queued."""
     rows = {r.id: r for r in conn.execute(FINAL_ROWS, {"order_ids": list(order_ids)})}
     # Status mails wait here and go in with one insert; the other notices (list report,
     # DSN) insert on their own, so whatever comes before them is written first: the
     # notices keep the order in which they were queued one by one.
     status_mails: list[dict[str, Any]] = []
+    queued = 0
     for order_id in order_ids:
         row = rows[order_id]
         if metrics is not None:
@@ -54,20 +55,25 @@ def final_notices(
             if row.first_submitted_at is not None:
                 metrics.final_seconds.observe(elapsed(row.first_submitted_at, row.final_at or now))
         if row.list_mail_id is not None:
+            queued += len(status_mails)
             queue_status_notices(conn, status_mails)
             status_mails.clear()
-            queue_list_report(conn, row.mail_id, now)  # one cumulative report, not one per order
+            # one cumulative report, not one per order (counted once reported: a report
+            # with notify = none queues nothing, and waking the mailer for it is harmless)
+            queued += queue_list_report(conn, row.mail_id, now)
         else:
             notice = status_notice_row(row, now)
             if notice is not None:
                 status_mails.append(notice)
         if final_dsn_wanted(row):
+            queued += len(status_mails)
             queue_status_notices(conn, status_mails)
             status_mails.clear()
-            queue_final_dsn_for(conn, row, now)
+            queued += queue_final_dsn_for(conn, row, now) is not None
         queue_status_push_for(conn, row, now)
         queue_receipt_for(conn, row, now)
     queue_status_notices(conn, status_mails)
+    return queued + len(status_mails)
 
 
 STEPS = Steps(final=(final_notices,), submitted=(record_order_assignments,))
@@ -76,7 +82,7 @@ STEPS = Steps(final=(final_notices,), submitted=(record_order_assignments,))
 def steps(metrics: Metrics) -> Steps:
     """STEPS, counting each final order on `metrics`."""
 
-    def counted_final_notices(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
-        final_notices(conn, order_ids, now, metrics)
+    def counted_final_notices(conn: Connection, order_ids: Sequence[str], now: datetime) -> int:
+        return final_notices(conn, order_ids, now, metrics)
 
     return Steps(final=(counted_final_notices,), submitted=STEPS.submitted)

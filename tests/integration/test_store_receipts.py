@@ -139,6 +139,7 @@ async def test_orders_final_in_one_round_are_read_once_and_each_gets_its_own_sta
     finally:
         event.remove(Engine, "before_cursor_execute", count)
     assert result.finished_orders == ("M1.1", "M1.2", "M1.3")
+    assert result.notices == 3  # a status mail each (notify = all)
     assert len(final_reads) == 1  # one read for the three, not one each
     assert _statuses(engine) == {
         "M1.1": "delivered",
@@ -156,7 +157,8 @@ async def test_orders_final_in_one_round_are_read_once_and_each_gets_its_own_sta
     assert notices == [("M1.1", "delivered"), ("M1.2", "undeliverable"), ("M1.3", "delivered")]
     # An order already final is left as it is; the others of the batch are finished.
     again = [("M1.1", "failed", "cancelled"), ("M1.4", "failed", "cancelled")]
-    assert await store.call(order_sql.record_final_many, again, t0, steps=STEPS) == ["M1.4"]
+    finished = await store.call(order_sql.record_final_many, again, t0, steps=STEPS)
+    assert finished == order_sql.Finished(("M1.4",), notices=1)  # its status mail
     assert _statuses(engine)["M1.1"] == "delivered"
     assert len(_rows(engine, Notice)) == 4
     assert [e.order_id for e in _rows(engine, OrderEvent, event="failed")] == ["M1.4"]
@@ -273,12 +275,11 @@ async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_a
     await store.call(insert_receipt, _receipt("1"), t0)
     await store.call(insert_receipt, _receipt("2", ReceiptState.ACCEPTED), t0)
     await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)
-    assert await store.call(finish_unconfirmed, due - timedelta(seconds=1), 100, steps=STEPS) == []
-    assert sorted(await store.call(finish_unconfirmed, due, 100, steps=STEPS)) == [
-        "MA.1",
-        "MA.2",
-        "MF.1",
-    ]
+    early = await store.call(finish_unconfirmed, due - timedelta(seconds=1), 100, steps=STEPS)
+    assert early == order_sql.Finished()
+    finished = await store.call(finish_unconfirmed, due, 100, steps=STEPS)
+    assert sorted(finished.ids) == ["MA.1", "MA.2", "MF.1"]
+    assert finished.notices == 3  # the three notices below
     orders = {r.id: (r.status, r.error) for r in _rows(engine, Order)}
     assert {s for s, _ in orders.values()} == {"unconfirmed"}
     assert "no delivery report" in orders["MA.1"][1]
@@ -293,8 +294,8 @@ async def test_no_final_report_by_the_deadline_is_unconfirmed_with_the_notices_a
         ("dsn", "MF.1", "relayed"),
     }
     assert (
-        await store.call(finish_unconfirmed, due + timedelta(hours=1), 100, steps=STEPS) == []
-    )  # once
+        await store.call(finish_unconfirmed, due + timedelta(hours=1), 100, steps=STEPS)
+    ).ids == ()  # once
 
 
 async def test_claims_leave_out_the_routes_whose_smsc_is_full(engine: Engine, store: Store) -> None:
