@@ -37,6 +37,15 @@ def wait_until(predicate: Callable[[], T], within: float = 20.0, what: str = "")
         time.sleep(0.05)
 
 
+def alive(pid: int) -> bool:
+    """Is process `pid` still there (a child of a stopped bridge must not be)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without anything that would put the checkout on sys.path."""
     env = {

@@ -17,9 +17,8 @@ import smtplib
 import socket
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from bridge.metrics import (
     process_metrics,
 )
 from bridge.sandbox.phone import read_inbox
+from tests.e2e.processes import alive, wait_until
 from tests.helpers import make_mail
 from tests.peers.postgres import throwaway_postgres
 
@@ -86,23 +86,6 @@ def _serving(config: Path, log: Path, tmpdir: Path) -> Iterator[subprocess.Popen
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-
-
-def _wait(what: str, check: Callable[[], object], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {within} s")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _children(log: Path, after: int = 0) -> dict[int, int]:
@@ -175,21 +158,24 @@ def test_metrics_count_what_every_process_did(tmp_path: Path, database: str) -> 
         _database(database, tmp_path) as url,
         _serving(_config(tmp_path, url, smtp, http), log, tmpdir) as p,
     ):
-        _wait("both processes listening", lambda: len(_children(log)) == 2)
-        _wait("HTTP listening", lambda: _http_up(http))
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
+        wait_until(lambda: _http_up(http), 30, "HTTP listening")
         pids = set(_children(log).values())
         sent = _send_until_both_accepted(smtp, log, pids, "m")
         n = len(sent)
         # Receipts make a status mail for every SMS (the demo user wants them); the
         # mailers of both processes claim them.
-        _wait("every SMS at the sandbox", lambda: len(read_inbox(tmp_path / "inbox.jsonl")) >= n)
+        wait_until(
+            lambda: len(read_inbox(tmp_path / "inbox.jsonl")) >= n, 30, "every SMS at the sandbox"
+        )
         files = lambda: list(maildir.iterdir()) if maildir.is_dir() else []  # noqa: E731
-        _wait("a status mail for every SMS", lambda: len(files()) >= n, 60)
-        _wait(
-            "the status mails counted",
+        wait_until(lambda: len(files()) >= n, 60, "a status mail for every SMS")
+        wait_until(
             lambda: (
                 _value(_scrape(http)[1], "mailsms_notices_total", kind="status", result="sent") >= n
             ),
+            30,
+            "the status mails counted",
         )
         text, found = _scrape(http)
         (directory,) = _metric_dirs(tmpdir)
@@ -232,8 +218,8 @@ def test_a_killed_child_leaves_no_files_and_a_new_run_counts_afresh(tmp_path: Pa
     config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", smtp, http)
 
     with _serving(config, log, tmpdir) as p:  # run 1: the second child is killed
-        _wait("both processes listening", lambda: len(_children(log)) == 2)
-        _wait("HTTP listening", lambda: _http_up(http))
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
+        wait_until(lambda: _http_up(http), 30, "HTTP listening")
         children = _children(log)
         first = _send_until_both_accepted(smtp, log, set(children.values()), "a")
         assert _value(_scrape(http)[1], "mailsms_mails_accepted_total") == len(first)
@@ -244,8 +230,8 @@ def test_a_killed_child_leaves_no_files_and_a_new_run_counts_afresh(tmp_path: Pa
 
     start = log.stat().st_size
     with _serving(config, log, tmpdir) as p:  # run 2: the whole bridge killed at once
-        _wait("both processes listening", lambda: len(_children(log, start)) == 2)
-        _wait("HTTP listening", lambda: _http_up(http))
+        wait_until(lambda: len(_children(log, start)) == 2, 30, "both processes listening")
+        wait_until(lambda: _http_up(http), 30, "HTTP listening")
         children = _children(log, start)
         assert _value(_scrape(http)[1], "mailsms_mails_accepted_total") == 0  # afresh
         second = _send_until_both_accepted(smtp, log, set(children.values()), "b", start)
@@ -254,13 +240,13 @@ def test_a_killed_child_leaves_no_files_and_a_new_run_counts_afresh(tmp_path: Pa
         for pid in (p.pid, *children.values()):  # as an OOM kill or a power cut would
             os.kill(pid, signal.SIGKILL)
         p.wait(10)
-        _wait("every process gone", lambda: not any(_alive(c) for c in children.values()))
+        wait_until(lambda: not any(alive(c) for c in children.values()), 30, "every process gone")
     assert _metric_dirs(tmpdir) == [left]  # nobody was left to remove it
 
     start = log.stat().st_size
     with _serving(config, log, tmpdir) as p:  # run 3: starts without the last run's files
-        _wait("both processes listening", lambda: len(_children(log, start)) == 2)
-        _wait("HTTP listening", lambda: _http_up(http))
+        wait_until(lambda: len(_children(log, start)) == 2, 30, "both processes listening")
+        wait_until(lambda: _http_up(http), 30, "HTTP listening")
         (now,) = _metric_dirs(tmpdir)
         assert now != left
         children = _children(log, start)

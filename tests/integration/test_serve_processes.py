@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bridge.sandbox.phone import read_inbox
+from tests.e2e.processes import alive, wait_until
 from tests.helpers import make_mail
 from tests.peers.postgres import throwaway_postgres
 
@@ -73,23 +74,6 @@ def _serving(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
                 proc.wait(10)
 
 
-def _wait(what: str, check: object, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {within} s")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _children(log: Path) -> set[int]:
     return {int(m[1]) for m in LISTENING.finditer(log.read_text(errors="replace"))}
 
@@ -118,7 +102,7 @@ def test_two_processes_share_the_port_and_the_queue(
     log = tmp_path / "serve.log"
     config = lambda url: _config(tmp_path, url, port, event_loop)  # noqa: E731
     with _database(database, tmp_path) as url, _serving(config(url), log) as p:
-        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
         children = _children(log)
         by_pid: dict[int, set[str]] = {}
         sent: list[str] = []
@@ -141,7 +125,7 @@ def test_two_processes_share_the_port_and_the_queue(
         assert set().union(*by_pid.values()) == set(sent)
         inbox = tmp_path / "inbox.jsonl"
         # every order submitted once (dispatch is polled every 30 s: these were woken)
-        _wait("every SMS at the sandbox", lambda: len(read_inbox(inbox)) >= len(sent), 20)
+        wait_until(lambda: len(read_inbox(inbox)) >= len(sent), 20, "every SMS at the sandbox")
         assert sorted(sms.destination for sms in read_inbox(inbox)) == sorted(sent)
         engine = create_engine(url)
 
@@ -154,14 +138,14 @@ def test_two_processes_share_the_port_and_the_queue(
             return int(orders or 0), int(submits or 0)
 
         # an SMS reaches the sandbox before its submit is recorded: wait for the records
-        _wait("every submit recorded", lambda: counts()[1] >= len(sent), 10)
+        wait_until(lambda: counts()[1] >= len(sent), 10, "every submit recorded")
         orders, submits = counts()
         engine.dispose()
         assert orders == len(sent)
         assert submits == len(sent)
         p.send_signal(signal.SIGTERM)
         assert p.wait(60) == 0, log.read_text()[-2000:]
-        assert not [pid for pid in children if _alive(pid)]
+        assert not [pid for pid in children if alive(pid)]
         assert "Traceback" not in log.read_text()
 
 
@@ -179,14 +163,14 @@ def test_the_other_process_takes_a_share_of_the_status_mails_and_none_twice(
     maildir = tmp_path / "maildir" / "new"
     mails = 120
     with _database(database, tmp_path) as url, _serving(_config(tmp_path, url, port), log) as p:
-        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
         children = _children(log)
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
             for i in range(mails):
                 to = f"+4917013{i % 20:05d}@eu.rsms.net"  # under the pumping check's 25
                 smtp.sendmail("demo@example.com", [to], make_mail(to=to, message_id=f"<s{i}@c>"))
         files = lambda: list(maildir.iterdir()) if maildir.is_dir() else []  # noqa: E731
-        _wait("a status mail for every SMS", lambda: len(files()) >= mails, 60)
+        wait_until(lambda: len(files()) >= mails, 60, "a status mail for every SMS")
         time.sleep(1.5)  # a notice written twice would show up by now (lease 300 s)
         writers = {int(re.search(r"\.P(\d+)R", f.name)[1]) for f in files()}  # type: ignore[index]
         engine = create_engine(url)
@@ -210,20 +194,20 @@ def test_a_child_that_dies_stops_the_bridge_with_status_1(tmp_path: Path) -> Non
     port = _free_port()
     log = tmp_path / "serve.log"
     with throwaway_postgres({}) as url, _serving(_config(tmp_path, url, port), log) as p:
-        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
         victim, other = sorted(_children(log))
         os.kill(victim, signal.SIGKILL)
         assert p.wait(60) == 1
         text_ = log.read_text()
         assert f"process {victim} " in text_ and "stopping the others" in text_
-        assert not _alive(other)
+        assert not alive(other)
 
 
 def test_sigterm_to_every_process_as_systemd_sends_it_is_a_clean_stop(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", _free_port())
     with _serving(config, log) as p:
-        _wait("both processes listening", lambda: len(_children(log)) == 2)
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
         for pid in (p.pid, *_children(log)):  # KillMode=control-group: all at once
             os.kill(pid, signal.SIGTERM)
         assert p.wait(60) == 0, log.read_text()[-2000:]
@@ -275,8 +259,8 @@ def test_by_default_the_binds_process_takes_no_smtp_and_mail_still_flows(tmp_pat
     config = _config(tmp_path, url, port, first_smtp="auto")
     with _serving(config, log) as p:
         binds = lambda: {int(m[1]) for m in BINDS_ONLY.finditer(log.read_text())}  # noqa: E731
-        _wait("the SMTP process listening", lambda: len(_children(log)) == 1)
-        _wait("the binds process started", lambda: len(binds()) == 1)
+        wait_until(lambda: len(_children(log)) == 1, 30, "the SMTP process listening")
+        wait_until(lambda: len(binds()) == 1, 30, "the binds process started")
         (first,), (other,) = binds(), _children(log)
         listeners = _listening_inodes(port)
         assert listeners and listeners <= _socket_inodes(other)
@@ -289,11 +273,11 @@ def test_by_default_the_binds_process_takes_no_smtp_and_mail_still_flows(tmp_pat
         accepted = {int(m[1]) for m in ACCEPTED.finditer(log.read_text())}
         assert accepted == {other}
         inbox = tmp_path / "inbox.jsonl"
-        _wait("every SMS at the sandbox", lambda: len(read_inbox(inbox)) >= len(sent), 20)
+        wait_until(lambda: len(read_inbox(inbox)) >= len(sent), 20, "every SMS at the sandbox")
         assert sorted(sms.destination for sms in read_inbox(inbox)) == sorted(sent)
         p.send_signal(signal.SIGTERM)
         assert p.wait(60) == 0, log.read_text()[-2000:]
-        assert not _alive(first) and not _alive(other)
+        assert not alive(first) and not alive(other)
         assert "Traceback" not in log.read_text()
 
 
