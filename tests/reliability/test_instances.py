@@ -48,6 +48,9 @@ from tests.reliability.processes import (
 pytestmark = pytest.mark.postgres
 
 STEP = 40  # acknowledged mails per client before the kill, and after it
+# Mails per client at most: far more than a client sends before the kill, so that the
+# survivor's client still has mails to send after it (a fast bridge took 1,000 first).
+MAX_MAILS = 20_000
 CONCURRENCY = 20  # the dispatch default: orders one bridge has in flight at one time
 MOS = 6  # MO SMS sent while both bridges are bound
 FIRST = (1, 5_000_001)  # the two clients' first mail numbers (their ranges never meet)
@@ -76,7 +79,7 @@ def _client(tmp: Path, name: str, port: int, first: int, give_up: float) -> tupl
         [
             sys.executable, "-m", "tests.reliability.load_client", "--port", str(port),
             "--acks", str(acks.path), "--first", str(first), "--conc", "3",
-            "--max-mails", "1000", "--duration", "150", "--give-up", str(give_up),
+            "--max-mails", str(MAX_MAILS), "--duration", "150", "--give-up", str(give_up),
             "--stop-file", str(tmp / f"stop-{name}"),
         ],
         tmp / f"{name}.log",
@@ -150,6 +153,7 @@ def test_two_instances_share_the_work_and_survive_a_kill_9(tmp_path: Path) -> No
                     pair[0].proc.kill9()
                     summary_one = _finish(tmp_path, one[0])
                     target = two[1].read() + STEP
+                    assert target <= MAX_MAILS, "the client ran out of mails before the kill"
                     until(
                         lambda: two[1].read() >= target,
                         90,
