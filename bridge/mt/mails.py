@@ -9,12 +9,11 @@ itself).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from bridge.db.bulk import bulk_insert
 from bridge.db.core import table
@@ -60,8 +59,6 @@ class NewMail:
     dedupe_since: datetime | None = None  # look for an earlier copy received after this
 
 
-BULK_FROM = 40  # orders from which `bulk_insert` costs less per row (SQLite, measured)
-
 _mail = table(Mail)
 _order = table(Order)
 _event = table(OrderEvent)
@@ -76,11 +73,6 @@ _EARLIER_COPIES = (
     )
     .order_by(_mail.c.received_at)
 )
-
-
-def _insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows` with SQLAlchemy's executemany: the same stored values as `bulk_insert`."""
-    conn.execute(insert(table), rows)
 
 
 def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
@@ -139,11 +131,7 @@ def insert_mails(
     orders = [(m, o) for m in mails for o in m.orders]
     if not orders:
         return duplicates
-    # A list mail may carry 100,000 orders: `bulk_insert`. It compiles its statement on
-    # every call (about 160 µs on SQLite), which a few rows never win back; the intake's
-    # group commit of a handful of mails goes through SQLAlchemy's cached statement.
-    insert_rows = bulk_insert if len(orders) >= BULK_FROM else _insert_rows
-    insert_rows(
+    bulk_insert(  # a list mail may carry 100,000 orders
         conn,
         _order,
         [
@@ -173,7 +161,7 @@ def insert_mails(
             for m, o in orders
         ],
     )
-    insert_rows(
+    bulk_insert(  # a list mail may carry 100,000 orders
         conn,
         _event,
         [

@@ -1,4 +1,5 @@
-"""insert_mails stores the same values whichever way its rows go to the database."""
+"""insert_mails stores what SQLAlchemy's own insert stores (its rows go through
+`bridge.db.bulk.bulk_insert`, whose statement is compiled once per column set)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, Table, insert, text
 
 import bridge.mt.mails as mails
 from bridge.db.store import run_sync
@@ -78,20 +79,25 @@ def _rows(engine: Engine, prefix: str) -> list[tuple[Any, ...]]:
     ]
 
 
-@pytest.mark.parametrize("count", [1, 5, 14])
-def test_the_executemany_and_the_bulk_insert_store_the_same(
+@pytest.mark.parametrize("count", [1, 5, 14, 40])
+def test_the_bulk_insert_stores_what_sqlalchemys_insert_stores(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> None:
     run_sync(engine, add_customer, "acme", {})
     user_id = run_sync(engine, add_user, "demo@example.com", "acme")
-    few = _mails("F", user_id, count)
-    assert sum(len(m.orders) for m in few) < mails.BULK_FROM  # SQLAlchemy's executemany
-    run_sync(engine, insert_mails, few)
-    monkeypatch.setattr(mails, "BULK_FROM", 1)  # the bulk insert
-    run_sync(engine, insert_mails, _mails("B", user_id, count))
-    few_rows, bulk_rows = _rows(engine, "F"), _rows(engine, "B")
-    assert len(few_rows) == 2 * sum(len(m.orders) for m in few)
-    assert few_rows == bulk_rows
+    bulk = _mails("B", user_id, count)
+    run_sync(engine, insert_mails, bulk)  # bulk_insert, its plan compiled once and kept
+    run_sync(engine, insert_mails, _mails("K", user_id, count))  # the kept plan again
+    monkeypatch.setattr(mails, "bulk_insert", _sqlalchemy_insert)
+    run_sync(engine, insert_mails, _mails("R", user_id, count))
+    bulk_rows, again, reference = _rows(engine, "B"), _rows(engine, "K"), _rows(engine, "R")
+    assert len(reference) == 2 * sum(len(m.orders) for m in bulk)
+    assert bulk_rows == reference
+    assert again == reference
+
+
+def _sqlalchemy_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(table), rows)
 
 
 def _copy(mail_id: str, user_id: int, key: str | None, at: datetime, window: float) -> NewMail:
