@@ -67,7 +67,7 @@ def _queue(
     conn: Connection, row: Any, now: datetime, event: str, action: str, status: str, diagnostic: str
 ) -> int | None:
     """Queue the DSN for `row` (an order row read with FINAL_ROW) if one is wanted."""
-    if not row.envelope_from or not dsn_wanted(row.dsn_notify, row.policy or {}, event):
+    if not _wanted(row, event):
         return None
     raw = conn.execute(select(_mail.c.raw).where(_mail.c.id == row.mail_id)).scalar_one()
     context = {
@@ -94,13 +94,14 @@ def _queue(
     )
 
 
+def _wanted(row: Any, event: str) -> bool:
+    """Does the sender of this order row (read with FINAL_ROW) want a DSN for `event`?"""
+    return bool(row.envelope_from) and dsn_wanted(row.dsn_notify, row.policy or {}, event)
+
+
 def final_dsn_wanted(row: Any) -> bool:
     """Does this finished order row get a success or failure DSN?"""
-    if row.status not in _FINAL:
-        return False
-    return bool(row.envelope_from) and dsn_wanted(
-        row.dsn_notify, row.policy or {}, _FINAL[row.status][0]
-    )
+    return row.status in _FINAL and _wanted(row, _FINAL[row.status][0])
 
 
 def queue_final_dsn_for(conn: Connection, row: Any, now: datetime) -> int | None:

@@ -47,6 +47,14 @@ def final_notices(
     # DSN) insert on their own, so whatever comes before them is written first: the
     # notices keep the order in which they were queued one by one.
     status_mails: list[dict[str, Any]] = []
+
+    def status_mails_now() -> int:
+        """The status mails waiting so far, inserted; how many."""
+        count = len(status_mails)
+        queue_status_notices(conn, status_mails)
+        status_mails.clear()
+        return count
+
     queued = 0
     for order_id in order_ids:
         row = rows[order_id]
@@ -55,25 +63,16 @@ def final_notices(
             if row.first_submitted_at is not None:
                 metrics.final_seconds.observe(elapsed(row.first_submitted_at, row.final_at or now))
         if row.list_mail_id is not None:
-            queued += len(status_mails)
-            queue_status_notices(conn, status_mails)
-            status_mails.clear()
             # one cumulative report, not one per order (counted once reported: a report
             # with notify = none queues nothing, and waking the mailer for it is harmless)
-            queued += queue_list_report(conn, row.mail_id, now)
-        else:
-            notice = status_notice_row(row, now)
-            if notice is not None:
-                status_mails.append(notice)
+            queued += status_mails_now() + queue_list_report(conn, row.mail_id, now)
+        elif (notice := status_notice_row(row, now)) is not None:
+            status_mails.append(notice)
         if final_dsn_wanted(row):
-            queued += len(status_mails)
-            queue_status_notices(conn, status_mails)
-            status_mails.clear()
-            queued += queue_final_dsn_for(conn, row, now) is not None
+            queued += status_mails_now() + (queue_final_dsn_for(conn, row, now) is not None)
         queue_status_push_for(conn, row, now)
         queue_receipt_for(conn, row, now)
-    queue_status_notices(conn, status_mails)
-    return queued + len(status_mails)
+    return queued + status_mails_now()
 
 
 STEPS = Steps(final=(final_notices,), submitted=(record_order_assignments,))
