@@ -329,6 +329,18 @@ SHORT_MESSAGES: list[Pdu] = [
         validity_period="000001000000000R",
     ),
     SubmitSm(2, "A", "B", b"x", tlvs=(Tlv(c.TLV_MESSAGE_PAYLOAD, b""),)),
+    # TON 0 / NPI 0 (unknown), as SMSCs send for national numbers: NUL octets beside the
+    # addresses, which a search for the addresses' terminators must step over
+    DeliverSm(
+        7,
+        "01701234567",
+        "4915550000001",
+        b"reply",
+        source_addr_ton=0,
+        source_addr_npi=0,
+        dest_addr_ton=0,
+        dest_addr_npi=0,
+    ),
 ]
 
 
