@@ -10,18 +10,21 @@ never submitted again because its bookkeeping failed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from bridge.db.core import table
 from bridge.mt.parts import part_rows, unmatchable_events
 from bridge.mt.status import OPEN_ORDER_STATUSES, OrderStatus
 from bridge.mt.steps import Steps
 from bridge.mt.tables import Order, OrderEvent, Part
+
+log = logging.getLogger("bridge.mt.dispatch")
 
 _order = table(Order)
 _event = table(OrderEvent)
@@ -84,21 +87,21 @@ def record_submitted_many(
     orders: Sequence[Submitted],
     *,
     steps: Steps,
-) -> None:
-    """Several submitted orders at once: parts, statuses and history in a few statements,
-    then the submitted `steps` (reply assignments)."""
+) -> list[str]:
+    """Several submitted orders at once: statuses, parts and history in a few statements,
+    then the submitted `steps` (reply assignments); returns the ids it recorded.
+
+    Only orders still waiting to be sent are recorded. A record can run twice: when the
+    connection is lost while its commit is under way (a failover), the commit may have
+    gone through although the bridge saw an error, and the record is tried again. That
+    second run must not store the parts again (an order with two open parts for one
+    SMS would never be delivered), so parts, history and steps follow the status update,
+    for the orders it moved.
+    """
     if not orders:
-        return
+        return []
     default_due = now + DEFAULT_RECEIPT_WAIT
-    rows = [
-        row
-        for o in orders
-        for row in part_rows(o.order_id, o.transport, o.message_ids, o.submitted_at or now, now)
-    ]
-    notes = unmatchable_events(rows)
-    if rows:
-        conn.execute(_INSERT_PART, rows)
-    conn.execute(
+    moved = conn.execute(
         _SET_SUBMITTED,
         [
             {
@@ -110,7 +113,19 @@ def record_submitted_many(
             }
             for o in orders
         ],
-    )
+    ).rowcount
+    if moved != len(orders):  # some were recorded before (or are gone): keep the ones moved
+        orders = _moved_now(conn, orders, now)
+        if not orders:
+            return []
+    rows = [
+        row
+        for o in orders
+        for row in part_rows(o.order_id, o.transport, o.message_ids, o.submitted_at or now, now)
+    ]
+    notes = unmatchable_events(rows)
+    if rows:
+        conn.execute(_INSERT_PART, rows)
     events = [_event_row(o.order_id, now, e, d) for o in orders for e, d in o.events]
     events += [
         _event_row(
@@ -120,7 +135,31 @@ def record_submitted_many(
     ]
     events += [_event_row(order_id, now, "receipts", line) for order_id, line in notes]
     conn.execute(_INSERT_EVENT, events)
-    steps.run_submitted(conn, [o.order_id for o in orders], now)
+    ids = [o.order_id for o in orders]
+    steps.run_submitted(conn, ids, now)
+    return ids
+
+
+def _moved_now(conn: Connection, orders: Sequence[Submitted], now: datetime) -> list[Submitted]:
+    """The orders the status update of this transaction moved (it stamped them `now`)."""
+    found = conn.execute(
+        select(_order.c.id).where(
+            _order.c.id.in_([o.order_id for o in orders]),
+            _order.c.status == OrderStatus.SUBMITTED,
+            _order.c.updated_at == now,
+        )
+    )
+    moved = set(found.scalars())
+    for o in orders:
+        if o.order_id not in moved:
+            log.warning(
+                "%s: accepted by %s as %s, but it no longer waits to be sent (recorded "
+                "already, or cancelled or deleted meanwhile): not recorded again",
+                o.order_id,
+                o.transport,
+                ",".join(i or '""' for i in o.message_ids),
+            )
+    return [o for o in orders if o.order_id in moved]
 
 
 def record_submitted_bare(conn: Connection, o: Submitted, now: datetime, why: str) -> bool:

@@ -15,6 +15,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.engine import open_engine
 from bridge.db.store import Store
+from bridge.errors import StorageUnreachable
 from bridge.intake.commit import IntakeMail, accept
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_record import Outcome, OutcomeKind, Recorder
@@ -331,14 +332,70 @@ async def test_one_outcome_that_cannot_be_recorded_loses_no_other(
     gone = Outcome(
         "M9.1", OutcomeKind.SUBMITTED, "smsc", ("12",), submitted_at=now, receipt_due=now
     )
+    # The history of an order that does not exist cannot be stored (a foreign key).
+    broken = Outcome(
+        "M9.2", OutcomeKind.DEFERRED, reason="x", next_at=now, events=(("attempt", "x"),)
+    )
     deferred = Outcome("M1.2", OutcomeKind.DEFERRED, reason="throttled", next_at=now)
     with caplog.at_level(logging.WARNING):
-        await asyncio.gather(*(recorder.record(o) for o in (gone, good, deferred)))
-    # The part of an order that no longer exists cannot be stored; the others are.
-    assert "M9.1: accepted by smsc as 12, but recording its parts failed" in caplog.text
+        await asyncio.gather(*(recorder.record(o) for o in (gone, broken, good, deferred)))
+    assert "M9.2: deferred outcome not recorded" in caplog.text
+    # An accepted submit whose order no longer waits is not recorded, and fails nothing.
+    assert "M9.1: accepted by smsc as 12, but it no longer waits to be sent" in caplog.text
+    assert "recording its parts failed" not in caplog.text
     assert "storage unavailable" not in caplog.text
     assert _statuses(engine) == {"M1.1": "submitted", "M1.2": "deferred"}
     assert [(p.order_id, p.smsc_id) for p in _rows(engine, Part)] == [("M1.1", "11")]
+
+
+class _LostAnswerStore(Store):
+    """The real store, whose next group commit goes through but whose answer is lost: the
+    connection dropped while COMMIT was under way (a failover), so the caller sees the
+    error of a lost connection although the rows are stored."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.lost = 0  # group commits whose answer is lost
+
+    async def grouped(self, fn: Any, item: Any) -> Any:
+        if not self.lost:
+            return await super().grouped(fn, item)
+        self.lost -= 1
+        await super().grouped(fn, item)
+        raise StorageUnreachable("OperationalError: server closed the connection unexpectedly")
+
+
+async def test_a_submit_whose_commit_went_through_unseen_is_recorded_once_and_delivered(
+    engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The record of an accepted submit is tried again after a lost connection; when its
+    first commit had gone through, the second must not store the parts again: an order
+    with two open parts for one SMS is never delivered (its receipt settles one)."""
+    user_id = _seed(engine)
+    store = _LostAnswerStore(open_engine(database_url))
+    try:
+        await accept(store, IntakeMail(_mail(user_id, recipients=1)))
+        await store.call(order_sql.claim_orders, utcnow(), 10, 60.0)
+        recorder = Recorder(store, lambda: None, lambda: None, STEPS)
+        now = utcnow()
+        due = now + timedelta(hours=1)
+        accepted = Outcome(
+            "M1.1", OutcomeKind.SUBMITTED, "smsc", ("41",), submitted_at=now, receipt_due=due
+        )
+        store.lost = 1
+        with caplog.at_level(logging.WARNING):
+            await asyncio.wait_for(recorder.record(accepted), 30)
+        later = utcnow()
+        await store.call(insert_receipt, _receipt("41"), later)
+        await store.call(apply_receipts, later, 100, WINDOW, steps=STEPS)
+    finally:
+        await store.close()
+    assert "M1.1: accepted by smsc as 41, but the database is unreachable" in caplog.text
+    assert [(p.order_id, p.smsc_id) for p in _rows(engine, Part)] == [("M1.1", "41")]
+    history = [e.event for e in _rows(engine, OrderEvent) if e.order_id == "M1.1"]
+    assert history.count("submitted") == 1
+    assert _statuses(engine) == {"M1.1": "delivered"}
+    assert "M1.1: accepted by smsc as 41, but it no longer waits to be sent" in caplog.text
 
 
 class _FailoverStore(Store):
