@@ -2,14 +2,24 @@
 
 SQLite (the embedded default) runs in WAL mode with `synchronous=FULL` on every
 connection, so a commit is on disk when it returns; `check_durability` verifies it
-at start. PostgreSQL must run with its own defaults `synchronous_commit=on`, `fsync=on`
-and `full_page_writes=on` (without the last two a crash of the database server can lose
+at start. The engine, not the sqlite3 driver, begins SQLite's transactions: with
+`BEGIN IMMEDIATE`, which takes the one write lock at once, so a transaction that reads
+and then writes sees no other process's commit in between (nor fails on its first write
+because of one), and the wait for the lock is ours: `BEGIN IMMEDIATE` tried again every
+0.2 to 1 ms for up to `LOCK_WAIT` seconds (SQLite's own busy handler sleeps 1, 2, 5, 10,
+... 100 ms between tries). Read-only work on a connection marked `deferred(conn)` begins
+`BEGIN` (DEFERRED) instead: no lock, and in WAL mode a reader never waits for the writer.
+
+PostgreSQL must run with its own defaults `synchronous_commit=on`, `fsync=on` and
+`full_page_writes=on` (without the last two a crash of the database server can lose
 or tear committed data); `check_durability` refuses to start otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,16 +30,28 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url as _make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from bridge.errors import ConfigError
 
 log = logging.getLogger("bridge.store")
 T = TypeVar("T")
+B = TypeVar("B", Connection, Engine)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # PostgreSQL advisory lock held while migrating: instances starting together migrate in turn.
 MIGRATION_LOCK = 0x6D61696C736D73  # "mailsms"
+
+# SQLite: how long a transaction waits for the write lock before it fails ("database is
+# locked": StorageUnavailable, so a 4xx or a transient SMPP status), and how long a statement
+# inside a transaction may wait (SQLite's busy handler; rare once the lock is held).
+LOCK_WAIT = 5.0
+_BUSY_TIMEOUT_MS = 5000
+# Pauses between tries of BEGIN IMMEDIATE: 0.2 ms, growing by a quarter up to 1 ms.
+_FIRST_PAUSE = 0.0002
+_MAX_PAUSE = 0.001
+# The execution option `deferred` sets: this connection's SQLite transactions begin DEFERRED.
+_BEGIN_DEFERRED = "mailsms_sqlite_deferred"
 
 
 def parse_url(url: str) -> URL:
@@ -87,6 +109,7 @@ def open_engine(url: str, *, pool_size: int = 5) -> Engine:
             max_overflow=0,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
@@ -97,13 +120,71 @@ def open_engine(url: str, *, pool_size: int = 5) -> Engine:
     )
 
 
+def deferred(bind: B) -> B:
+    """`bind` (a connection, or an engine whose connections) for read-only work: on SQLite
+    its transactions begin DEFERRED — they take no lock, and in WAL mode a reader never waits
+    for the writer. Elsewhere nothing changes. A write in such a transaction may fail at
+    once when another connection holds the write lock."""
+    return bind.execution_options(**{_BEGIN_DEFERRED: True})
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cursor.close()
+    # The driver begins no transaction of its own (it would begin DEFERRED, and only at the
+    # first INSERT/UPDATE/DELETE, leaving the reads before it outside the transaction):
+    # `_sqlite_begin` does, for every transaction SQLAlchemy begins.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Begin the transaction SQLAlchemy begins on `conn` (the "begin" event): IMMEDIATE,
+    waiting for the write lock in short steps; DEFERRED on a connection marked `deferred`."""
+    raw: Any = conn.connection.dbapi_connection
+    if conn.get_execution_options().get(_BEGIN_DEFERRED):
+        statement = "BEGIN"
+        try:
+            raw.execute(statement)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+        return
+    statement = "BEGIN IMMEDIATE"
+    try:
+        _begin_immediate(raw)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+
+
+def _begin_immediate(raw: sqlite3.Connection) -> None:
+    """`BEGIN IMMEDIATE` on `raw`, tried again after a short pause while another connection
+    holds the write lock, for up to `LOCK_WAIT` seconds; then the last "database is locked".
+
+    SQLite's busy handler is off for the tries (it would sleep up to 100 ms between its own
+    tries) and back on for the statements of the transaction."""
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = 0.0
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + LOCK_WAIT
+                elif now >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 1.25, _MAX_PAUSE)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 # PostgreSQL settings the bridge's "250 only after commit" rests on, and their safe values.
@@ -116,7 +197,7 @@ _PG_SAFE = {
 
 def check_durability(engine: Engine) -> str:
     """Verify the commit guarantees the bridge relies on; return a one-line summary."""
-    with engine.connect() as conn:
+    with deferred(engine.connect()) as conn:
         if engine.dialect.name == "sqlite":
             mode = conn.execute(text("PRAGMA journal_mode")).scalar()
             sync = conn.execute(text("PRAGMA synchronous")).scalar()
@@ -179,7 +260,7 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with deferred(engine.connect()) as conn:
         try:
             row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         except Exception:

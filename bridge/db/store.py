@@ -30,6 +30,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
+from bridge.db.engine import deferred
 from bridge.errors import StorageUnavailable, StorageUnreachable
 
 log = logging.getLogger("bridge.store")
@@ -93,7 +94,8 @@ class Store:
             return await self.call(fn, *args)
         try:
             if self._reader is None:
-                self._reader = self.engine.connect()
+                # Its transactions begin DEFERRED: a read takes no lock, never waits for the writer.
+                self._reader = deferred(self.engine.connect())
                 # Never hold the event loop for long: a read that would wait fails fast
                 # (StorageUnavailable, so the client gets a 4xx and retries).
                 self._reader.exec_driver_sql("PRAGMA busy_timeout = 100")
