@@ -7,8 +7,10 @@ at start. The engine, not the sqlite3 driver, begins SQLite's transactions: with
 and then writes sees no other process's commit in between (nor fails on its first write
 because of one), and the wait for the lock is ours: `BEGIN IMMEDIATE` tried again every
 0.2 to 1 ms for up to `LOCK_WAIT` seconds (SQLite's own busy handler sleeps 1, 2, 5, 10,
-... 100 ms between tries). Read-only work on a connection marked `deferred(conn)` begins
+... 100 ms between tries). The engine `deferred_engine` returns, for read-only work, begins
 `BEGIN` (DEFERRED) instead: no lock, and in WAL mode a reader never waits for the writer.
+The BEGIN is the dialect's (`_SQLite.do_begin`), not a "begin" event: an engine with
+events pays for them on every statement.
 
 PostgreSQL must run with its own defaults `synchronous_commit=on`, `fsync=on` and
 `full_page_writes=on` (without the last two a crash of the database server can lose
@@ -27,16 +29,17 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, PoolProxiedConnection, create_engine, event, text
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url as _make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError
 
 from bridge.errors import ConfigError
 
 log = logging.getLogger("bridge.store")
 T = TypeVar("T")
-B = TypeVar("B", Connection, Engine)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # PostgreSQL advisory lock held while migrating: instances starting together migrate in turn.
@@ -50,8 +53,11 @@ _BUSY_TIMEOUT_MS = 5000
 # Pauses between tries of BEGIN IMMEDIATE: 0.2 ms, growing by a quarter up to 1 ms.
 _FIRST_PAUSE = 0.0002
 _MAX_PAUSE = 0.001
-# The execution option `deferred` sets: this connection's SQLite transactions begin DEFERRED.
-_BEGIN_DEFERRED = "mailsms_sqlite_deferred"
+# A wait for the lock that begins this soon after the last try of another found it taken
+# continues that one (see `_SQLite._begin_immediate`).
+_WAITS_APART = 0.1
+# The dialect below, by its name in SQLAlchemy's registry: sqlite+mailsms:///path.
+_DRIVER = "mailsms"
 
 
 def parse_url(url: str) -> URL:
@@ -95,21 +101,23 @@ def location(url: str) -> str:
     return parse_url(url).render_as_string(hide_password=True)
 
 
-def open_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine for `url`; SQLite gets its directory created and its pragmas set."""
+def open_engine(url: str, *, pool_size: int = 5, deferred: bool = False) -> Engine:
+    """An engine for `url`; SQLite gets its directory created, its pragmas set and its
+    transactions begun IMMEDIATE (`deferred`: DEFERRED, for an engine that only reads)."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        registry.register(f"sqlite.{_DRIVER}", __name__, "_SQLite")
         engine = create_engine(
-            url,
+            parsed.set(drivername=f"sqlite+{_DRIVER}"),
             connect_args={"check_same_thread": False, "timeout": 5.0},
             pool_size=pool_size,
             max_overflow=0,
+            mailsms_deferred=deferred,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
@@ -120,12 +128,67 @@ def open_engine(url: str, *, pool_size: int = 5) -> Engine:
     )
 
 
-def deferred(bind: B) -> B:
-    """`bind` (a connection, or an engine whose connections) for read-only work: on SQLite
-    its transactions begin DEFERRED — they take no lock, and in WAL mode a reader never waits
-    for the writer. Elsewhere nothing changes. A write in such a transaction may fail at
-    once when another connection holds the write lock."""
-    return bind.execution_options(**{_BEGIN_DEFERRED: True})
+def deferred_engine(engine: Engine) -> Engine:
+    """A second engine on `engine`'s SQLite database, with a pool of one connection, whose
+    transactions begin DEFERRED: for read-only work, which then takes no lock and, in WAL
+    mode, never waits for the writer. A write in such a transaction fails at once when
+    another connection holds the write lock."""
+    return open_engine(engine.url.render_as_string(hide_password=False), pool_size=1, deferred=True)
+
+
+class _SQLite(SQLiteDialect_pysqlite):
+    """The sqlite3 driver with transactions begun by the engine: `BEGIN IMMEDIATE` (waiting
+    for the write lock in short steps), or `BEGIN` on an engine opened `deferred`."""
+
+    supports_statement_cache = True
+
+    def __init__(self, mailsms_deferred: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mailsms_deferred = mailsms_deferred
+        # When this engine's waits for the write lock began (none has got it since), and when
+        # one of them last found it taken.
+        self.locked_since: float | None = None
+        self.last_busy = 0.0
+
+    def do_begin(self, dbapi_connection: PoolProxiedConnection) -> None:
+        raw: Any = dbapi_connection.dbapi_connection
+        if self.mailsms_deferred:
+            raw.execute("BEGIN")
+        else:
+            self._begin_immediate(raw)
+
+    def _begin_immediate(self, raw: sqlite3.Connection) -> None:
+        """`BEGIN IMMEDIATE` on `raw`, tried again after a short pause while another
+        connection holds the write lock; then the last "database is locked".
+
+        The bound is `LOCK_WAIT` seconds from the first of this engine's waits that have
+        followed each other without a transaction getting the lock, not from this one's
+        start: transactions queued behind each other on the database thread fail once the
+        lock has been taken for that long, not each after a wait of its own (an SMTP commit
+        behind eight workers' steps would wait 45 s for its 451). SQLite's
+        busy handler is off for the tries (it would sleep up to 100 ms between its own) and
+        back on for the statements of the transaction."""
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            pause = _FIRST_PAUSE
+            while True:
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                    self.locked_since = None
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                    now = time.monotonic()
+                    if self.locked_since is None or now - self.last_busy > _WAITS_APART:
+                        self.locked_since = now  # a new wait, not the one before continued
+                    self.last_busy = now
+                    if now >= self.locked_since + LOCK_WAIT:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 1.25, _MAX_PAUSE)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -137,54 +200,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
     # The driver begins no transaction of its own (it would begin DEFERRED, and only at the
     # first INSERT/UPDATE/DELETE, leaving the reads before it outside the transaction):
-    # `_sqlite_begin` does, for every transaction SQLAlchemy begins.
+    # the dialect's `do_begin` does, for every transaction SQLAlchemy begins.
     dbapi_connection.isolation_level = None
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    """Begin the transaction SQLAlchemy begins on `conn` (the "begin" event): IMMEDIATE,
-    waiting for the write lock in short steps; DEFERRED on a connection marked `deferred`."""
-    raw: Any = conn.connection.dbapi_connection
-    if conn.get_execution_options().get(_BEGIN_DEFERRED):
-        statement = "BEGIN"
-        try:
-            raw.execute(statement)
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
-        return
-    statement = "BEGIN IMMEDIATE"
-    try:
-        _begin_immediate(raw)
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
-
-
-def _begin_immediate(raw: sqlite3.Connection) -> None:
-    """`BEGIN IMMEDIATE` on `raw`, tried again after a short pause while another connection
-    holds the write lock, for up to `LOCK_WAIT` seconds; then the last "database is locked".
-
-    SQLite's busy handler is off for the tries (it would sleep up to 100 ms between its own
-    tries) and back on for the statements of the transaction."""
-    raw.execute("PRAGMA busy_timeout=0")
-    try:
-        deadline = 0.0
-        pause = _FIRST_PAUSE
-        while True:
-            try:
-                raw.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise
-                now = time.monotonic()
-                if not deadline:
-                    deadline = now + LOCK_WAIT
-                elif now >= deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 1.25, _MAX_PAUSE)
-    finally:
-        raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 # PostgreSQL settings the bridge's "250 only after commit" rests on, and their safe values.
@@ -197,7 +214,7 @@ _PG_SAFE = {
 
 def check_durability(engine: Engine) -> str:
     """Verify the commit guarantees the bridge relies on; return a one-line summary."""
-    with deferred(engine.connect()) as conn:
+    with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             mode = conn.execute(text("PRAGMA journal_mode")).scalar()
             sync = conn.execute(text("PRAGMA synchronous")).scalar()
@@ -260,7 +277,7 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with deferred(engine.connect()) as conn:
+    with engine.connect() as conn:
         try:
             row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         except Exception:

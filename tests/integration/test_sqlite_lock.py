@@ -4,6 +4,7 @@ threads, each with its own connection to one database file."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import sqlite3
 import statistics
@@ -19,9 +20,9 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bridge.db.engine import LOCK_WAIT, deferred, head_revision, open_engine
+from bridge.db.engine import LOCK_WAIT, deferred_engine, head_revision, open_engine
 from bridge.db.store import Store, run_sync
-from bridge.errors import StorageUnavailable
+from bridge.errors import StorageUnavailable, StorageUnreachable
 
 ROUNDS = 60  # transactions per process
 
@@ -118,7 +119,7 @@ def test_two_processes_writing_after_reading_lose_nothing_and_never_fail(
 def test_a_transaction_holds_the_write_lock_from_its_begin(url: str) -> None:
     """A transaction that has only read so far already holds the write lock (another
     connection cannot begin a write), so nothing can be committed between its reads and
-    its writes; a `deferred` connection's read transaction holds none."""
+    its writes; a read transaction of a `deferred_engine` holds none."""
     engine = open_engine(url)
     other = _raw(url)
     try:
@@ -126,13 +127,15 @@ def test_a_transaction_holds_the_write_lock_from_its_begin(url: str) -> None:
             conn.execute(text("SELECT v FROM counter")).scalar_one()
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")
-        with deferred(engine.connect()) as conn, conn.begin():
+        reading = deferred_engine(engine)
+        with reading.connect() as conn, conn.begin():
             conn.execute(text("SELECT v FROM counter")).scalar_one()
             other.execute("BEGIN IMMEDIATE")  # free: the reader took no lock
             other.execute("UPDATE counter SET v = 7")
             other.execute("COMMIT")
             # its snapshot began with its first read: it still sees the value from then
             assert conn.execute(text("SELECT v FROM counter")).scalar_one() == 0
+        reading.dispose()
     finally:
         other.close()
         engine.dispose()
@@ -193,9 +196,18 @@ async def test_the_store_waits_for_the_lock_writes_and_gives_up_after_the_bound(
         with pytest.raises(StorageUnavailable, match="database is locked"):
             await store.call(_increment)
         waited = time.monotonic() - began
+        # Calls queued behind it on the database thread continue its wait: each fails at
+        # once, instead of after 5 s of its own (an SMTP commit behind the workers' steps).
+        began = time.monotonic()
+        queued = await asyncio.gather(
+            *(store.call(_increment) for _ in range(3)), return_exceptions=True
+        )
+        queued_waited = time.monotonic() - began
         holder.execute("ROLLBACK")
         holder.close()
         assert LOCK_WAIT <= waited < LOCK_WAIT + 1.5
+        assert [type(e) for e in queued] == [StorageUnreachable] * 3
+        assert queued_waited < 1.0
         await store.call(_increment)  # the lock free again: the same write goes through
         assert await store.read(_value) == 102
     finally:
