@@ -200,7 +200,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
     # The driver begins no transaction of its own (it would begin DEFERRED, and only at the
     # first INSERT/UPDATE/DELETE, leaving the reads before it outside the transaction):
-    # the dialect's `do_begin` does, for every transaction SQLAlchemy begins.
+    # the dialect's `do_begin` does, for every transaction SQLAlchemy begins. (Python 3.12+:
+    # `isolation_level` counts only under the legacy transaction control, kept explicitly
+    # should a later Python make another the default.)
+    legacy = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", None)
+    if legacy is not None:
+        dbapi_connection.autocommit = legacy
     dbapi_connection.isolation_level = None
 
 
