@@ -5,9 +5,11 @@ domain: a relay or the domain's MX, and a TLS level; `bridge/notices/smtp_client
 a 4xx reply or a connection problem defers the notice with backoff, a 5xx to MAIL, RCPT
 or DATA fails it at once (`bridge/notices/refusals.py`). With `mode = "maildir"` (the
 embedded default) each notice is written to `maildir/new/` through `tmp/` with fsync,
-as a local MTA would: all notices of one step are written, each file fsync'd, renamed,
-and then the directory fsync'd once. Rendering and writing run in a worker thread, off the event
-loop; the outcomes of one step are recorded in one transaction, after delivery.
+as a local MTA would: all notices of one step are written into `tmp/`, then each file
+fsync'd and renamed into `new/`, and then `new/` fsync'd once; a failed write or fsync
+puts none of the step's notices into `new/`. Rendering and writing run in a worker
+thread, off the event loop; the outcomes of one step are recorded in one transaction,
+after delivery.
 """
 
 from __future__ import annotations
@@ -218,9 +220,9 @@ def write_maildir_batch(root: Path, messages: list[bytes]) -> list[Path]:
     into new/, and one fsync of new/ for all of them (only after it are they delivered).
 
     All files are written before the first fsync, so the file system writes their data
-    together instead of one file per journal commit (≈ a fifth less CPU per notice,
-    bench/README.md). Nothing reaches new/ unless every file was written and fsync'd; on
-    an error the files in tmp/ are removed.
+    together instead of one file per journal commit (≈ 130 instead of ≈ 210 µs of CPU per
+    notice in batches of 32, bench/README.md). Nothing reaches new/ unless every file was
+    written and fsync'd; on an error the files in tmp/ are removed.
     """
     if not messages:
         return []

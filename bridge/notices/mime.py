@@ -14,7 +14,8 @@ Reply-To, In-Reply-To and References when there are such, then the MIME fields.
 The stdlib's email package writes every message. Each body part is filled by its content
 manager (`_part`), which chooses the transfer encoding; the direct notice's text parts
 take the same steps without building a part (`_utf8_body`, with the package's `quoprimime`
-encoder; the tests compare both on generated texts). A notice is an `EmailMessage` (it
+encoder, line by line, keeping the encoding of lines that recur such as a template's own;
+the tests compare both on generated texts). A notice is an `EmailMessage` (it
 encodes a display name or subject that is not ASCII); the common notice — no attachments,
 headers that `EmailMessage` writes back unchanged (printable ASCII, no folding, plain
 names) — is written directly as the same bytes, since building an `EmailMessage` parses
