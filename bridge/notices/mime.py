@@ -209,22 +209,20 @@ def _utf8_body(text: str) -> tuple[str, bytes]:
     if max(map(len, lines), default=0) <= _MAX_BODY_LINE:
         return ("7bit" if body.isascii() else "8bit"), body
     sniff = b"\n".join(lines[:10]) + b"\n"
-    sniff_qp = [_qp_line(line) for line in lines[:10]]
+    sniff_qp = _qp_lines(lines[:10])
     if sum(map(len, sniff_qp)) + len(sniff_qp) > len(binascii.b2a_base64(sniff)):
         chunks = range(0, len(body), _B64_CHUNK)
         return "base64", b"".join(binascii.b2a_base64(body[i : i + _B64_CHUNK]) for i in chunks)
-    encoded = sniff_qp + [_qp_line(line) for line in lines[10:]]
+    encoded = sniff_qp + _qp_lines(lines[10:])
     return "quoted-printable", b"\n".join(encoded) + b"\n"
 
 
-def _qp_line(line: bytes) -> bytes:
-    """One body line (no line break) quoted-printable encoded as `quoprimime.body_encode`
-    encodes it within a body: it encodes line by line, so a body's encoding is its lines'
-    joined by "\\n" (and one at the end). Lines up to `_KEPT_LINE` bytes are kept: the
-    template's own lines (most of a notice's HTML) recur in every notice."""
-    if len(line) > _KEPT_LINE:
-        return _encode_qp_line(line)
-    return _kept_qp_line(line)
+def _qp_lines(lines: Sequence[bytes]) -> list[bytes]:
+    """Body lines (no line breaks) quoted-printable encoded as `quoprimime.body_encode`
+    encodes them within a body: it encodes line by line, so a body's encoding is its
+    lines' joined by "\\n" (and one at the end). Lines up to `_KEPT_LINE` bytes are kept:
+    the template's own lines (most of a notice's HTML) recur in every notice."""
+    return [_kept_qp_line(x) if len(x) <= _KEPT_LINE else _encode_qp_line(x) for x in lines]
 
 
 _KEPT_LINE = 1000  # bytes: at most ≈ 2,048 × 4 kB of encoded lines are kept

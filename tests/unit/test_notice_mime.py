@@ -227,7 +227,7 @@ def _quoted_printable(text: str) -> bytes:
 def test_quoted_printable_from_kept_lines_is_the_whole_bodys_encoding(lines: list[str]) -> None:
     long_line = "=ü " * 400  # over _KEPT_LINE bytes: encoded, not kept
     for text in ("\n".join(lines), "\n".join([*lines, long_line, *lines])):
-        encoded = b"\n".join(mime._qp_line(line) for line in text.encode().splitlines()) + b"\n"
+        encoded = b"\n".join(mime._qp_lines(text.encode().splitlines())) + b"\n"
         assert encoded == _quoted_printable(text)
         assert mime._utf8_body(text) == _content_manager_body(text)  # lines kept by now
         assert mime._utf8_body(text) == _content_manager_body(text)
