@@ -61,12 +61,18 @@ ENTRY_POINTS = (
     ("sandbox SMSC: send receipt", "bridge/sandbox/smsc.py", "_send_receipt"),
     ("receipts: on_receipt (insert)", "bridge/inbound/inbox.py", "on_receipt"),
     ("receipts: apply_receipts (db thread)", "bridge/mt/receipts.py", "apply_receipts"),
+    ("  status mails queued (final steps)", "bridge/notices/queue.py", "queue_status_notices"),
     ("notices: Mailer.step", "bridge/notices/mailer.py", "step"),
+    ("  claim_notices (db thread)", "bridge/notices/queue.py", "claim_notices"),
     ("  Renderer.render (Jinja + EmailMessage)", "bridge/notices/render.py", "render"),
     ("  Renderer.render_bytes (Jinja + MIME)", "bridge/notices/render.py", "render_bytes"),
+    ("    Jinja: subject, text, HTML", "bridge/notices/render.py", "_bodies"),
+    ("    text parts' transfer encoding", "bridge/notices/mime.py", "_utf8_body"),
     ("  write_maildir", "bridge/notices/mailer.py", "write_maildir"),
     ("  write_maildir_batch (worker thread)", "bridge/notices/mailer.py", "write_maildir_batch"),
+    ("  record_notices (db thread)", "bridge/notices/queue.py", "record_notices"),
     ("sqlite3 commit (fsync)", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
+    ("file fsync (Maildir files and new/)", "", "<built-in method posix.fsync>"),
     ("socket send", "", "<method 'send' of '_socket.socket' objects>"),
 )
 

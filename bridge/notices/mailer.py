@@ -5,14 +5,17 @@ domain: a relay or the domain's MX, and a TLS level; `bridge/notices/smtp_client
 a 4xx reply or a connection problem defers the notice with backoff, a 5xx to MAIL, RCPT
 or DATA fails it at once (`bridge/notices/refusals.py`). With `mode = "maildir"` (the
 embedded default) each notice is written to `maildir/new/` through `tmp/` with fsync,
-as a local MTA would: all notices of one step are written, each file fsync'd, renamed,
-and then the directory fsync'd once. Rendering and writing run in a worker thread, off the event
-loop; the outcomes of one step are recorded in one transaction, after delivery.
+as a local MTA would: all notices of one step are written into `tmp/`, then each file
+fsync'd and renamed into `new/`, and then `new/` fsync'd once; a failed write or fsync
+puts none of the step's notices into `new/`. Rendering and writing run in a worker
+thread, off the event loop; the outcomes of one step are recorded in one transaction,
+after delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -213,25 +216,54 @@ def write_maildir(root: Path, data: bytes) -> Path:
 
 
 def write_maildir_batch(root: Path, messages: list[bytes]) -> list[Path]:
-    """Deliver messages into a Maildir: each through tmp/ with fsync, renamed into new/,
-    then one fsync of new/ for all of them (only after it are they delivered)."""
+    """Deliver messages into a Maildir: each written into tmp/, then each fsync'd, renamed
+    into new/, and one fsync of new/ for all of them (only after it are they delivered).
+
+    All files are written before the first fsync, so the file system writes their data
+    together instead of one file per journal commit (≈ 130 instead of ≈ 210 µs of CPU per
+    notice in batches of 32, bench/README.md). Nothing reaches new/ unless every file was
+    written and fsync'd; on an error the files in tmp/ are removed.
+    """
     if not messages:
         return []
     _maildir(root)
+    tmp, new = os.path.join(root, "tmp"), os.path.join(root, "new")
+    files: list[tuple[int, str]] = []  # (open descriptor, name) of each file in tmp/
+    try:
+        try:
+            for data in messages:
+                name = _unique_name()
+                fd = os.open(os.path.join(tmp, name), _CREATE, 0o666)
+                files.append((fd, name))
+                _write(fd, data.replace(b"\r\n", b"\n"))
+            for fd, _ in files:
+                os.fsync(fd)
+        finally:
+            for fd, _ in files:
+                os.close(fd)
+    except BaseException:
+        for _, name in files:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(tmp, name))
+        raise
     finals: list[Path] = []
-    for data in messages:
-        name = _unique_name()
-        tmp = root / "tmp" / name
-        with open(tmp, "wb") as fh:
-            fh.write(data.replace(b"\r\n", b"\n"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        final = root / "new" / name
-        os.rename(tmp, final)
-        finals.append(final)
-    fd = os.open(root / "new", os.O_RDONLY)
+    for _, name in files:
+        final = os.path.join(new, name)
+        os.rename(os.path.join(tmp, name), final)
+        finals.append(Path(final))
+    fd = os.open(new, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
     return finals
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC  # as open(path, "wb")
+
+
+def _write(fd: int, data: bytes) -> None:
+    """All of `data` (os.write may write less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -14,7 +14,8 @@ Reply-To, In-Reply-To and References when there are such, then the MIME fields.
 The stdlib's email package writes every message. Each body part is filled by its content
 manager (`_part`), which chooses the transfer encoding; the direct notice's text parts
 take the same steps without building a part (`_utf8_body`, with the package's `quoprimime`
-encoder; the tests compare both on generated texts). A notice is an `EmailMessage` (it
+encoder, line by line, keeping the encoding of lines that recur such as a template's own;
+the tests compare both on generated texts). A notice is an `EmailMessage` (it
 encodes a display name or subject that is not ASCII); the common notice — no attachments,
 headers that `EmailMessage` writes back unchanged (printable ASCII, no folding, plain
 names) — is written directly as the same bytes, since building an `EmailMessage` parses
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import binascii
 import email
+import functools
 import random
 import re
 import sys
@@ -207,14 +209,30 @@ def _utf8_body(text: str) -> tuple[str, bytes]:
     if max(map(len, lines), default=0) <= _MAX_BODY_LINE:
         return ("7bit" if body.isascii() else "8bit"), body
     sniff = b"\n".join(lines[:10]) + b"\n"
-    sniff_qp = quoprimime.body_encode(sniff.decode("latin-1"), _MAX_BODY_LINE)
-    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+    sniff_qp = _qp_lines(lines[:10])
+    if sum(map(len, sniff_qp)) + len(sniff_qp) > len(binascii.b2a_base64(sniff)):
         chunks = range(0, len(body), _B64_CHUNK)
         return "base64", b"".join(binascii.b2a_base64(body[i : i + _B64_CHUNK]) for i in chunks)
-    if len(lines) > 10:  # lines are encoded one by one: the first ten are done already
-        rest = b"\n".join(lines[10:]) + b"\n"
-        sniff_qp += quoprimime.body_encode(rest.decode("latin-1"), _MAX_BODY_LINE)
-    return "quoted-printable", sniff_qp.encode("ascii")
+    encoded = sniff_qp + _qp_lines(lines[10:])
+    return "quoted-printable", b"\n".join(encoded) + b"\n"
+
+
+def _qp_lines(lines: Sequence[bytes]) -> list[bytes]:
+    """Body lines (no line breaks) quoted-printable encoded as `quoprimime.body_encode`
+    encodes them within a body: it encodes line by line, so a body's encoding is its
+    lines' joined by "\\n" (and one at the end). Lines up to `_KEPT_LINE` bytes are kept:
+    the template's own lines (most of a notice's HTML) recur in every notice."""
+    return [_kept_qp_line(x) if len(x) <= _KEPT_LINE else _encode_qp_line(x) for x in lines]
+
+
+_KEPT_LINE = 1000  # bytes: at most ≈ 2,048 × 4 kB of encoded lines are kept
+
+
+def _encode_qp_line(line: bytes) -> bytes:
+    return quoprimime.body_encode(line.decode("latin-1"), _MAX_BODY_LINE).encode("ascii")
+
+
+_kept_qp_line = functools.lru_cache(maxsize=2048)(_encode_qp_line)
 
 
 def _text_part(subtype: str, text: str, *, mime_version: bool) -> bytes:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.store import Store, run_sync
-from bridge.notices.mailer import Mailer
+from bridge.notices.mailer import Mailer, write_maildir_batch
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.notices.settings import MailerSettings
@@ -103,6 +106,70 @@ async def test_maildir_mode_writes_new_files(engine: Engine, store: Store, tmp_p
     files = list((tmp_path / "md" / "new").iterdir())
     assert len(files) == 1 and b"In-Reply-To: <orig@client.example>" in files[0].read_bytes()
     assert list((tmp_path / "md" / "tmp").iterdir()) == []
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, calls: list[str], fail_fsync: int = 0) -> None:
+    """Record the Maildir writer's file writes, fsyncs and renames in order (the real
+    calls run); the `fail_fsync`-th fsync fails as a disk would (EIO)."""
+    real_write, real_fsync, real_rename = os.write, os.fsync, os.rename
+
+    def write(fd: int, data: bytes) -> int:
+        calls.append("write")
+        return real_write(fd, data)
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync")
+        if calls.count("fsync") == fail_fsync:
+            raise OSError(errno.EIO, "input/output error")
+        real_fsync(fd)
+
+    def rename(src: str, dst: str) -> None:
+        calls.append("rename")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+
+
+def test_a_maildir_batch_writes_every_file_before_the_first_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = [f"Subject: {i}\r\n\r\nbody {i}\r\n".encode() for i in range(5)]
+    calls: list[str] = []
+    _spy(monkeypatch, calls)
+    paths = write_maildir_batch(tmp_path / "md", messages)
+    # all written, then each fsync'd, then renamed into new/, then one fsync of new/
+    assert calls == ["write"] * 5 + ["fsync"] * 5 + ["rename"] * 5 + ["fsync"]
+    assert [p.parent for p in paths] == [tmp_path / "md" / "new"] * 5
+    assert [p.read_bytes() for p in paths] == [m.replace(b"\r\n", b"\n") for m in messages]
+    assert list((tmp_path / "md" / "tmp").iterdir()) == []
+
+
+def test_a_maildir_batch_whose_fsync_fails_delivers_none_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    _spy(monkeypatch, calls, fail_fsync=3)
+    with pytest.raises(OSError, match="input/output error"):
+        write_maildir_batch(tmp_path / "md", [b"Subject: x\n\nbody\n"] * 4)
+    # nothing in new/ (the step holds every notice of the batch: none is there twice)
+    assert list((tmp_path / "md" / "new").iterdir()) == []
+    assert list((tmp_path / "md" / "tmp").iterdir()) == []
+    assert "rename" not in calls
+
+
+async def test_a_maildir_step_whose_write_fails_holds_its_notices_and_delivers_none(
+    engine: Engine, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for address in ("alice@example.com", "bob@example.com", "carol@example.com"):
+        run_sync(engine, queue_notice, "status", address, CONTEXT, utcnow(), customer="")
+    mailer = _mailer(store, 1, tmp_path)
+    mailer.settings = mailer.settings.model_copy(update={"mode": "maildir"})
+    _spy(monkeypatch, [], fail_fsync=2)
+    assert await mailer.step() == 3
+    assert [s for s, _ in _status(engine)] == ["held"] * 3
+    assert list((tmp_path / "md" / "new").iterdir()) == []
 
 
 async def _tls_sink(context: object, handler: object) -> tuple[object, int]:

@@ -348,6 +348,13 @@ async def test_one_outcome_that_cannot_be_recorded_loses_no_other(
     assert [(p.order_id, p.smsc_id) for p in _rows(engine, Part)] == [("M1.1", "11")]
 
 
+async def _one_claimed_order(engine: Engine, store: Store) -> Recorder:
+    """One mail to one number (order M1.1) accepted and claimed; the dispatch's recorder."""
+    await accept(store, IntakeMail(_mail(_seed(engine), recipients=1)))
+    await store.call(order_sql.claim_orders, utcnow(), 10, 60.0)
+    return Recorder(store, lambda: None, lambda: None, STEPS)
+
+
 class _LostAnswerStore(Store):
     """The real store, whose next group commit goes through but whose answer is lost: the
     connection dropped while COMMIT was under way (a failover), so the caller sees the
@@ -371,12 +378,9 @@ async def test_a_submit_whose_commit_went_through_unseen_is_recorded_once_and_de
     """The record of an accepted submit is tried again after a lost connection; when its
     first commit had gone through, the second must not store the parts again: an order
     with two open parts for one SMS is never delivered (its receipt settles one)."""
-    user_id = _seed(engine)
     store = _LostAnswerStore(open_engine(database_url))
     try:
-        await accept(store, IntakeMail(_mail(user_id, recipients=1)))
-        await store.call(order_sql.claim_orders, utcnow(), 10, 60.0)
-        recorder = Recorder(store, lambda: None, lambda: None, STEPS)
+        recorder = await _one_claimed_order(engine, store)
         now = utcnow()
         due = now + timedelta(hours=1)
         accepted = Outcome(
@@ -427,12 +431,9 @@ async def test_an_accepted_submit_keeps_its_parts_when_the_database_was_unreacha
 ) -> None:
     """Recording only the submitted status is for a record that cannot be written; when the
     database could not be reached, the whole record is tried again, so receipts match."""
-    user_id = _seed(engine)
     store = _FailoverStore(open_engine(database_url))
     try:
-        await accept(store, IntakeMail(_mail(user_id, recipients=1)))
-        await store.call(order_sql.claim_orders, utcnow(), 10, 60.0)
-        recorder = Recorder(store, lambda: None, lambda: None, STEPS)
+        recorder = await _one_claimed_order(engine, store)
         now = utcnow()
         accepted = Outcome(
             "M1.1", OutcomeKind.SUBMITTED, "smsc", ("31",), submitted_at=now, receipt_due=now

@@ -5,18 +5,30 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from email import quoprimime
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.mt.status import FINAL_ORDER_STATUSES
 from bridge.notices import mime
 from bridge.notices.headers import HeaderError
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from tests.helpers import STATUS_CONTEXT
 
 BASE: dict[str, Any] = STATUS_CONTEXT
+SMS2MAIL_CONTEXT: dict[str, Any] = {
+    "source": "+491701234567",
+    "destination": "+4915550000001",
+    "keyword": "",
+    "reply_to": "+491701234567@eu.rsms.net",
+    "others": [],
+    "routed_by": "reply",
+    "original_text": "Pump P-101 pressure high",
+    "original_subject": "Alarm",
+}
 CASES = [
     {},
     {"status": "delivered", "to_name": ""},
@@ -202,3 +214,36 @@ def test_the_text_part_body_is_the_content_managers(text: str, cte: str) -> None
 @given(text=st.lists(_LINE, max_size=25).map("\n".join))
 def test_the_text_part_body_of_any_text_is_the_content_managers(text: str) -> None:
     assert mime._utf8_body(text) == _content_manager_body(text)
+
+
+def _quoted_printable(text: str) -> bytes:
+    """The whole body through `quoprimime.body_encode` at once (what `_part` writes)."""
+    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    return quoprimime.body_encode(body.decode("latin-1"), mime._MAX_BODY_LINE).encode("ascii")
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_LINE, min_size=1, max_size=25))
+def test_quoted_printable_from_kept_lines_is_the_whole_bodys_encoding(lines: list[str]) -> None:
+    long_line = "=ü " * 400  # over _KEPT_LINE bytes: encoded, not kept
+    for text in ("\n".join(lines), "\n".join([*lines, long_line, *lines])):
+        encoded = b"\n".join(mime._qp_lines(text.encode().splitlines())) + b"\n"
+        assert encoded == _quoted_printable(text)
+        assert mime._utf8_body(text) == _content_manager_body(text)  # lines kept by now
+        assert mime._utf8_body(text) == _content_manager_body(text)
+
+
+@pytest.mark.parametrize("status", sorted(FINAL_ORDER_STATUSES))
+@pytest.mark.parametrize("kind", ["status", "sms2mail"])
+def test_every_status_and_kind_rendered_twice_equals_email_message_bytes(
+    kind: str, status: str
+) -> None:
+    renderer = Renderer(
+        DEFAULT_TEMPLATES, from_address="bridge@example.com", from_name="SMS Bridge", hostname="h.t"
+    )
+    context = {**BASE, **SMS2MAIL_CONTEXT, "status": status, "to_name": ""}
+    for text in ("short", "a long SMS text " * 20, "Grüße " * 30):
+        slow = renderer.render(kind, "alice@example.com", {**context, "text": text}).as_bytes()
+        for _ in range(2):  # the second one from the kept lines
+            fast = renderer.render_bytes(kind, "alice@example.com", {**context, "text": text})
+            assert _normalise(fast) == _normalise(slow)
