@@ -29,7 +29,15 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, PoolProxiedConnection, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    PoolProxiedConnection,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
@@ -282,9 +290,10 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at; None when it has none yet. Any other fault
+    (a lock held too long, a lost server) is raised, not taken for a missing schema."""
     with engine.connect() as conn:
-        try:
-            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        except Exception:
+        if not inspect(conn).has_table("alembic_version"):
             return None
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         return str(row[0]) if row else None

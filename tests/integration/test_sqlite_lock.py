@@ -277,3 +277,30 @@ def test_migrations_and_cli_commands_run_while_another_process_writes(tmp_path: 
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM scratch")).scalar_one() == 0
     engine.dispose()
+
+
+def test_a_report_reads_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    """`mailsms report orders` only reads: it takes no lock, so it neither waits for the
+    running bridge's writes nor holds them back. Here the lock is held longer than a writer
+    would wait (`LOCK_WAIT`), and the report still answers."""
+    config = tmp_path / "bridge.toml"
+    database = tmp_path / "bridge.db"
+    config.write_text(
+        f'database_url = "sqlite:///{database}"\n[sandbox]\nenabled = true\n', encoding="utf-8"
+    )
+    assert _mailsms(config, "db", "upgrade").returncode == 0
+    holder = _raw(f"sqlite:///{database}")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE scratch (x)")
+    try:
+        started = time.monotonic()
+        report = _mailsms(config, "report", "orders")
+        took = time.monotonic() - started
+        # a writer would have waited LOCK_WAIT and failed with "database is locked"
+        added = _mailsms(config, "customer", "add", "acme", "--network", "192.0.2.0/24")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert report.returncode == 0, report.stderr
+    assert took < LOCK_WAIT, took
+    assert added.returncode != 0 and "locked" in (added.stdout + added.stderr).lower()
