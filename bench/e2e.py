@@ -20,8 +20,9 @@ writes and receipts. Per variant, one after the other (the others are not runnin
 Variants: sqlite and sqlite2 (1 and 2 processes; with 2 the binds' process takes no SMTP),
 sqlite2all (2 processes, both taking SMTP: `first_process_smtp = "yes"`), pg1 and pg2
 (PostgreSQL, 1 and 2 processes, a throwaway server from tests/peers/postgres.py),
-base_sqlite with --baseline
-(a checkout of another commit, one process, run with PYTHONPATH; the SMSC is ours).
+base_<variant> with --baseline for each SQLite variant asked for
+(a checkout of another commit, run with PYTHONPATH right after the variant of the same
+name; the SMSC is ours).
 A bare aiosmtpd on CPU 1, measured in the same run, gives the intake ratio of each burst.
 """
 
@@ -456,15 +457,15 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
         for w in wanted:
             if w in ("sqlite", "sqlite2", "sqlite2all"):
                 plan.append((w, None, 1 if w == "sqlite" else 2, None))
+                if a.baseline:  # each SQLite variant next to the baseline's
+                    plan.append((f"base_{w}", None, 1 if w == "sqlite" else 2, a.baseline))
             elif w in ("pg1", "pg2") and pg is not None:
                 plan.append((w, pg, int(w[2]), None))
-        if a.baseline:
-            plan.append(("base_sqlite", None, 1, a.baseline))
         for name, url, processes, code in plan:
             if url is not None and url.startswith("postgresql"):
                 reset_postgres(url)
             profile = Path(out.name).with_suffix(".e2e-prof.d") if a.e2e_profile else None
-            first_smtp = "yes" if name == "sqlite2all" else "auto"
+            first_smtp = "yes" if name.removeprefix("base_") == "sqlite2all" else "auto"
             v = start_variant(name, root, url, processes, code, a.e2e_loop, profile, first_smtp)
             try:
                 prepare(v, a.e2e_notify)

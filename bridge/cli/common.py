@@ -81,9 +81,13 @@ def read_settings(config: Path | None) -> Settings:
         fail(str(exc), 2)
 
 
-def open_database(config: Path | None) -> Engine:
-    """The database of these settings at the newest schema, or one line and an exit."""
-    return admin_engine(read_settings(config), config)
+def open_database(config: Path | None, *, read_only: bool = False) -> Engine:
+    """The database of these settings at the newest schema, or one line and an exit.
+
+    `read_only`: for a command that only reads. On SQLite its transactions then begin
+    DEFERRED and take no lock, so a long read (a report) never holds back the running
+    bridge's writes; a write in them fails."""
+    return admin_engine(read_settings(config), config, read_only=read_only)
 
 
 def origin(config: Path | None) -> str:
@@ -117,7 +121,9 @@ def outdated_schema(engine: Engine) -> str | None:
     )
 
 
-def admin_engine(settings: Settings, config: Path | None, *, create: bool = False) -> Engine:
+def admin_engine(
+    settings: Settings, config: Path | None, *, create: bool = False, read_only: bool = False
+) -> Engine:
     """The database of `settings` for an admin command, or one line and an exit.
 
     With `create` (only `mailsms db upgrade`) a missing database is created and migrated.
@@ -132,7 +138,7 @@ def admin_engine(settings: Settings, config: Path | None, *, create: bool = Fals
     if file is not None and not file.is_absolute():
         typer.echo(f"mailsms: database {db.location(url)}", err=True)
     try:
-        engine = db.open_engine(url)
+        engine = db.open_engine(url, deferred=read_only)
         if create:
             db.upgrade(engine, default_country=settings.defaults.default_country)
         else:
@@ -141,6 +147,11 @@ def admin_engine(settings: Settings, config: Path | None, *, create: bool = Fals
         fail(str(exc), 2)
     except (SQLAlchemyError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        if db.sqlite_file(url) is not None and "locked" in reason:
+            fail(
+                f"the database is busy ({reason}): another process has held its write lock "
+                f"for {db.LOCK_WAIT:.0f} s; try again"
+            )
         fail(f"cannot open the database ({reason}); check database_url")
     if problem is not None:
         engine.dispose()

@@ -62,7 +62,7 @@ def report_orders(
         mail_id=mail,
         limit=limit,
     )
-    rows = run_sync(open_database(config), report_sql.query_orders, filters)
+    rows = run_sync(open_database(config, read_only=True), report_sql.query_orders, filters)
     typer.echo(to_csv(rows) if fmt == "csv" else to_table(rows), nl=False)
 
 

@@ -2,14 +2,26 @@
 
 SQLite (the embedded default) runs in WAL mode with `synchronous=FULL` on every
 connection, so a commit is on disk when it returns; `check_durability` verifies it
-at start. PostgreSQL must run with its own defaults `synchronous_commit=on`, `fsync=on`
-and `full_page_writes=on` (without the last two a crash of the database server can lose
+at start. The engine, not the sqlite3 driver, begins SQLite's transactions: with
+`BEGIN IMMEDIATE`, which takes the one write lock at once, so a transaction that reads
+and then writes sees no other process's commit in between (nor fails on its first write
+because of one), and the wait for the lock is ours: `BEGIN IMMEDIATE` tried again every
+0.2 to 1 ms for up to `LOCK_WAIT` seconds (SQLite's own busy handler sleeps 1, 2, 5, 10,
+... 100 ms between tries). The engine `deferred_engine` returns, for read-only work, begins
+`BEGIN` (DEFERRED) instead: no lock, and in WAL mode a reader never waits for the writer.
+The BEGIN is the dialect's (`_SQLite.do_begin`), not a "begin" event: an engine with
+events pays for them on every statement.
+
+PostgreSQL must run with its own defaults `synchronous_commit=on`, `fsync=on` and
+`full_page_writes=on` (without the last two a crash of the database server can lose
 or tear committed data); `check_durability` refuses to start otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +29,17 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    PoolProxiedConnection,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url as _make_url
 from sqlalchemy.exc import ArgumentError
@@ -30,6 +52,20 @@ T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 # PostgreSQL advisory lock held while migrating: instances starting together migrate in turn.
 MIGRATION_LOCK = 0x6D61696C736D73  # "mailsms"
+
+# SQLite: how long a transaction waits for the write lock before it fails ("database is
+# locked": StorageUnavailable, so a 4xx or a transient SMPP status), and how long a statement
+# inside a transaction may wait (SQLite's busy handler; rare once the lock is held).
+LOCK_WAIT = 5.0
+_BUSY_TIMEOUT_MS = 5000
+# Pauses between tries of BEGIN IMMEDIATE: 0.2 ms, growing by a quarter up to 1 ms.
+_FIRST_PAUSE = 0.0002
+_MAX_PAUSE = 0.001
+# A wait for the lock that begins this soon after the last try of another found it taken
+# continues that one (see `_SQLite._begin_immediate`).
+_WAITS_APART = 0.1
+# The dialect below, by its name in SQLAlchemy's registry: sqlite+mailsms:///path.
+_DRIVER = "mailsms"
 
 
 def parse_url(url: str) -> URL:
@@ -73,18 +109,21 @@ def location(url: str) -> str:
     return parse_url(url).render_as_string(hide_password=True)
 
 
-def open_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine for `url`; SQLite gets its directory created and its pragmas set."""
+def open_engine(url: str, *, pool_size: int = 5, deferred: bool = False) -> Engine:
+    """An engine for `url`; SQLite gets its directory created, its pragmas set and its
+    transactions begun IMMEDIATE (`deferred`: DEFERRED, for an engine that only reads)."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        registry.register(f"sqlite.{_DRIVER}", __name__, "_SQLite")
         engine = create_engine(
-            url,
+            parsed.set(drivername=f"sqlite+{_DRIVER}"),
             connect_args={"check_same_thread": False, "timeout": 5.0},
             pool_size=pool_size,
             max_overflow=0,
+            mailsms_deferred=deferred,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -97,13 +136,85 @@ def open_engine(url: str, *, pool_size: int = 5) -> Engine:
     )
 
 
+def deferred_engine(engine: Engine) -> Engine:
+    """A second engine on `engine`'s SQLite database, with a pool of one connection, whose
+    transactions begin DEFERRED: for read-only work, which then takes no lock and, in WAL
+    mode, never waits for the writer. A write in such a transaction fails at once when
+    another connection holds the write lock."""
+    return open_engine(engine.url.render_as_string(hide_password=False), pool_size=1, deferred=True)
+
+
+class _SQLite(SQLiteDialect_pysqlite):
+    """The sqlite3 driver with transactions begun by the engine: `BEGIN IMMEDIATE` (waiting
+    for the write lock in short steps), or `BEGIN` on an engine opened `deferred`."""
+
+    supports_statement_cache = True
+
+    def __init__(self, mailsms_deferred: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mailsms_deferred = mailsms_deferred
+        # When this engine's waits for the write lock began (none has got it since), and when
+        # one of them last found it taken.
+        self.locked_since: float | None = None
+        self.last_busy = 0.0
+
+    def do_begin(self, dbapi_connection: PoolProxiedConnection) -> None:
+        raw: Any = dbapi_connection.dbapi_connection
+        if self.mailsms_deferred:
+            raw.execute("BEGIN")
+        else:
+            self._begin_immediate(raw)
+
+    def _begin_immediate(self, raw: sqlite3.Connection) -> None:
+        """`BEGIN IMMEDIATE` on `raw`, tried again after a short pause while another
+        connection holds the write lock; then the last "database is locked".
+
+        The bound is `LOCK_WAIT` seconds from the first of this engine's waits that have
+        followed each other without a transaction getting the lock, not from this one's
+        start: transactions queued behind each other on the database thread fail once the
+        lock has been taken for that long, not each after a wait of its own (an SMTP commit
+        behind eight workers' steps would wait 45 s for its 451). SQLite's
+        busy handler is off for the tries (it would sleep up to 100 ms between its own) and
+        back on for the statements of the transaction."""
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            pause = _FIRST_PAUSE
+            while True:
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                    self.locked_since = None
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                    now = time.monotonic()
+                    if self.locked_since is None or now - self.last_busy > _WAITS_APART:
+                        self.locked_since = now  # a new wait, not the one before continued
+                    self.last_busy = now
+                    if now >= self.locked_since + LOCK_WAIT:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 1.25, _MAX_PAUSE)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cursor.close()
+    # The driver begins no transaction of its own (it would begin DEFERRED, and only at the
+    # first INSERT/UPDATE/DELETE, leaving the reads before it outside the transaction):
+    # the dialect's `do_begin` does, for every transaction SQLAlchemy begins. (Python 3.12+:
+    # `isolation_level` counts only under the legacy transaction control, kept explicitly
+    # should a later Python make another the default.)
+    legacy = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", None)
+    if legacy is not None:
+        dbapi_connection.autocommit = legacy
+    dbapi_connection.isolation_level = None
 
 
 # PostgreSQL settings the bridge's "250 only after commit" rests on, and their safe values.
@@ -179,9 +290,10 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at; None when it has none yet. Any other fault
+    (a lock held too long, a lost server) is raised, not taken for a missing schema."""
     with engine.connect() as conn:
-        try:
-            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        except Exception:
+        if not inspect(conn).has_table("alembic_version"):
             return None
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         return str(row[0]) if row else None

@@ -30,6 +30,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
+from bridge.db.engine import deferred_engine
 from bridge.errors import StorageUnavailable, StorageUnreachable
 
 log = logging.getLogger("bridge.store")
@@ -72,6 +73,7 @@ class Store:
         # calls run on a database thread, group commits, items they carried
         self.counts = {"calls": 0, "batches": 0, "batched_items": 0}
         self._reader: Connection | None = None
+        self._read_engine: Engine | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in one transaction on a database thread."""
@@ -93,7 +95,9 @@ class Store:
             return await self.call(fn, *args)
         try:
             if self._reader is None:
-                self._reader = self.engine.connect()
+                if self._read_engine is None:  # DEFERRED: a read never waits for the writer
+                    self._read_engine = deferred_engine(self.engine)
+                self._reader = self._read_engine.connect()
                 # Never hold the event loop for long: a read that would wait fails fast
                 # (StorageUnavailable, so the client gets a 4xx and retries).
                 self._reader.exec_driver_sql("PRAGMA busy_timeout = 100")
@@ -227,6 +231,8 @@ class Store:
             group.pending.clear()
         self._executor.shutdown(wait=True)
         self._drop_reader()
+        if self._read_engine is not None:
+            self._read_engine.dispose()
         self.engine.dispose()
 
 

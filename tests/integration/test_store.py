@@ -380,7 +380,9 @@ def test_a_row_claimed_by_another_process_meanwhile_is_not_claimed_twice(
     engine: Engine, database_url: str
 ) -> None:
     """Two engines on one database (two processes of one bridge): the second claims the
-    order between the first's select and its lease update; the first gets nothing."""
+    order between the first's select and its lease update; only one gets it, once."""
+    import threading
+
     from sqlalchemy import event
 
     from bridge.db.engine import open_engine
@@ -390,21 +392,29 @@ def test_a_row_claimed_by_another_process_meanwhile_is_not_claimed_twice(
     other = open_engine(database_url)
     now = utcnow()
     won: list[list[str]] = []
+    racing: list[threading.Thread] = []
+
+    def claim_other() -> None:
+        won.append([o.id for o in run_sync(other, order_sql.claim_orders, now, 10, 60.0)])
 
     def before(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE") and not won:
-            won.append([o.id for o in run_sync(other, order_sql.claim_orders, now, 10, 60.0)])
+        if statement.lstrip().upper().startswith("UPDATE") and not racing:
+            racing.append(threading.Thread(target=claim_other))
+            racing[0].start()
+            racing[0].join(0.3)  # PostgreSQL: done; SQLite: waiting for the write lock
 
     event.listen(engine, "before_cursor_execute", before)
     try:
         mine = [o.id for o in run_sync(engine, order_sql.claim_orders, now, 10, 60.0)]
+        racing[0].join(10)
     finally:
         event.remove(engine, "before_cursor_execute", before)
         other.dispose()
-    # SQLite: the other took it (its select ran first); the lease update leaves it out.
-    # PostgreSQL: the first select locked it, the other's SKIP LOCKED passed it by.
-    assert sorted([*won[0], *mine]) == ["M1.1"]
-    assert (won[0] if engine.dialect.name == "sqlite" else mine) == ["M1.1"]
+    # SQLite: the first transaction holds the write lock from its BEGIN IMMEDIATE, so the
+    # other's claim waits and then finds the order leased. PostgreSQL: the first select
+    # locked it, the other's SKIP LOCKED passed it by.
+    assert won == [[]]
+    assert mine == ["M1.1"]
     assert _rows(engine, Order)[0].attempts == 1  # counted once
 
 
