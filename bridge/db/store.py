@@ -74,6 +74,12 @@ class Store:
         self.counts = {"calls": 0, "batches": 0, "batched_items": 0}
         self._reader: Connection | None = None
         self._read_engine: Engine | None = None
+        # PostgreSQL's reads: the same pool, each statement committed on its own
+        self._autocommit = (
+            engine
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in one transaction on a database thread."""
@@ -84,7 +90,8 @@ class Store:
         return await loop.run_in_executor(self._executor, run, self._transaction, fn, args, kwargs)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run the read-only `fn(conn, *args)`: on SQLite right here, else like `call`.
+        """Run the read-only `fn(conn, *args)`: on SQLite right here, else on a database
+        thread without a transaction (autocommit).
 
         For small indexed lookups on the SMTP hot path (a RCPT check). SQLite in WAL
         mode never makes a reader wait for the writer, so the lookup costs tens of
@@ -92,7 +99,10 @@ class Store:
         behind commits. `fn` must not write.
         """
         if self.engine.dialect.name != "sqlite":
-            return await self.call(fn, *args)
+            self.counts["calls"] += 1
+            loop = asyncio.get_running_loop()
+            run = contextvars.copy_context().run
+            return await loop.run_in_executor(self._executor, run, self._autocommit_read, fn, args)
         try:
             if self._reader is None:
                 if self._read_engine is None:  # DEFERRED: a read never waits for the writer
@@ -109,6 +119,18 @@ class Store:
             raise _storage_error(exc) from exc
         except OSError as exc:
             self._drop_reader()
+            raise StorageUnavailable(str(exc)) from exc
+
+    def _autocommit_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """`fn` with each statement on its own (PostgreSQL's autocommit): no BEGIN and no
+        COMMIT, two round trips fewer per lookup. For a read that is what the default
+        isolation (READ COMMITTED) gives inside a transaction too: a snapshot per statement."""
+        try:
+            with self._autocommit.connect() as conn:
+                return fn(conn, *args)
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from exc
+        except OSError as exc:
             raise StorageUnavailable(str(exc)) from exc
 
     def _drop_reader(self) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from psycopg import pq
+from sqlalchemy import Connection, Engine, select, text
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
+from bridge.db.engine import open_engine
 from bridge.db.store import Store, run_sync
 from bridge.inbound.service import InboundService
 from bridge.inbound.settings import InboundSettings
@@ -422,3 +426,28 @@ def _accept_sync(conn: object, mail: NewMail) -> None:
     from bridge.mt.mails import insert_mails
 
     insert_mails(conn, [mail])  # type: ignore[arg-type]
+
+
+def _two_clock_reads(conn: Connection) -> tuple[object, object, bool]:
+    """The server's clock read twice, 20 ms apart, and whether the server has a transaction
+    open after them."""
+    first = conn.execute(text("SELECT now()")).scalar_one()
+    time.sleep(0.02)
+    second = conn.execute(text("SELECT now()")).scalar_one()
+    raw: Any = conn.connection.dbapi_connection
+    return first, second, raw.info.transaction_status != pq.TransactionStatus.IDLE
+
+
+@pytest.mark.postgres
+async def test_a_read_on_postgresql_runs_each_statement_on_its_own(postgres_server: str) -> None:
+    """`Store.read` on PostgreSQL opens no transaction (no BEGIN, no COMMIT: two round
+    trips fewer per RCPT lookup): `now()`, which is the transaction's start inside one,
+    moves between its statements. A write through `call` still is one transaction."""
+    store = Store(open_engine(postgres_server))
+    try:
+        first, second, open_ = await store.read(_two_clock_reads)
+        assert second != first and not open_
+        first, second, open_ = await store.call(_two_clock_reads)
+        assert second == first and open_
+    finally:
+        await store.close()
