@@ -69,6 +69,11 @@ class Store:
         self._max_batch = max_batch
         self._groups: dict[Callable[..., Any], tuple[_Group[Any, Any], _Lane]] = {}
         self._shared_lane = _Lane() if threads == 1 else None  # one writer: commit together
+        # SQLite's one database thread keeps its connection between transactions (no pool
+        # checkout and return, with its rollback, per transaction); PostgreSQL's threads take
+        # theirs from the pool each time, which checks it first (a failover leaves dead ones).
+        self._keep = threads == 1 and engine.dialect.name == "sqlite"
+        self._writer: Connection | None = None
         self.batches = 0
         # calls run on a database thread, group commits, items they carried
         self.counts = {"calls": 0, "batches": 0, "batched_items": 0}
@@ -143,12 +148,25 @@ class Store:
         self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> T:
         try:
-            with self.engine.begin() as conn:
-                return fn(conn, *args, **kwargs)
+            if not self._keep:
+                with self.engine.begin() as conn:
+                    return fn(conn, *args, **kwargs)
+            if self._writer is None:
+                self._writer = self.engine.connect()
+            with self._writer.begin():
+                return fn(self._writer, *args, **kwargs)
         except SQLAlchemyError as exc:
+            self._drop_writer()  # the next transaction starts on a new connection
             raise _storage_error(exc) from exc
         except OSError as exc:  # e.g. the database directory vanished
+            self._drop_writer()
             raise StorageUnavailable(str(exc)) from exc
+
+    def _drop_writer(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            with contextlib.suppress(SQLAlchemyError):
+                writer.close()
 
     async def grouped(self, fn: Callable[[Connection, list[Item]], Sequence[R]], item: Item) -> R:
         """Group commit: run `fn(conn, items)` for `item` together with whatever else is
@@ -252,6 +270,7 @@ class Store:
                 _settle(future, StorageUnavailable("store closed"))
             group.pending.clear()
         self._executor.shutdown(wait=True)
+        self._drop_writer()
         self._drop_reader()
         if self._read_engine is not None:
             self._read_engine.dispose()

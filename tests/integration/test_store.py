@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.engine import open_engine
 from bridge.db.store import Store, run_sync
+from bridge.errors import StorageUnavailable
 from bridge.inbound.service import InboundService
 from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import insert_inbound, record_conversation
@@ -449,5 +451,37 @@ async def test_a_read_on_postgresql_runs_each_statement_on_its_own(postgres_serv
         assert second != first and not open_
         first, second, open_ = await store.call(_two_clock_reads)
         assert second == first and open_
+    finally:
+        await store.close()
+
+
+def _one(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT 1")).scalar_one())
+
+
+def _broken(conn: Connection) -> int:
+    return int(conn.execute(text("SELEC 1")).scalar_one())
+
+
+async def test_the_sqlite_writer_keeps_its_connection_and_takes_a_new_one_after_a_fault(
+    tmp_path: Path,
+) -> None:
+    """SQLite's one database thread runs its transactions on one connection (no pool
+    checkout and return per transaction); a database error drops it, and the next
+    transaction runs on a fresh one."""
+    from sqlalchemy import event
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'keep.db'}")
+    checkouts: list[object] = []
+    event.listen(engine, "checkout", lambda *a: checkouts.append(a[0]))
+    store = Store(engine)
+    try:
+        assert [await store.call(_one) for _ in range(5)] == [1] * 5
+        assert len(checkouts) == 1
+        with pytest.raises(StorageUnavailable):
+            await store.call(_broken)
+        assert await store.call(_one) == 1
+        assert await store.call(_one) == 1
+        assert len(checkouts) == 2
     finally:
         await store.close()
