@@ -247,7 +247,7 @@ class SmppSession:
             elif command_id != c.ALERT_NOTIFICATION:  # it has no response, not even a nack
                 self.send(GenericNack(seq, exc.status))
             return
-        if is_response(command_id):
+        if command_id & c.RESP_BIT:
             fut = self._pending.get(seq)
             if fut is not None and not fut.done():
                 fut.set_result(pdu)

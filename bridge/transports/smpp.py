@@ -138,6 +138,8 @@ class SmppTransport:
             name = config.name if config.binds <= 1 else f"{config.name}#{i}"
             self.handlers.append(handler)
             self.binds.append(SmppBind(config, name, handler, stats, smsc_bucket, self._rng))
+        self._submitters = [b for b in self.binds if b.can_submit]
+        self._encoding = config.encoding  # fixed per transport
         self._ref = self._rng.randrange(0x10000)
         self._limits = config.limits
         self._tasks: list[asyncio.Task[None]] = []
@@ -165,7 +167,7 @@ class SmppTransport:
 
     @property
     def bound(self) -> bool:
-        return any(b.bound for b in self.binds if b.can_submit)
+        return any(bind.tx.bound for bind in self._submitters)  # asked before every order
 
     available = bound  # dispatch skips a transport whose binds are all down
 
@@ -180,7 +182,7 @@ class SmppTransport:
     async def wait_bound(self, within: float) -> bool:
         if self.bound:
             return True
-        waits = [asyncio.create_task(b.wait_bound(within)) for b in self.binds if b.can_submit]
+        waits = [asyncio.create_task(b.wait_bound(within)) for b in self._submitters]
         if not waits:
             return False
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -202,12 +204,16 @@ class SmppTransport:
         return self._ref if self.config.concat in ("udh16", "sar") else self._ref & 0xFF
 
     async def _pick(self) -> SmppBind:
-        if not self.bound and not await self.wait_bound(self.config.bind_wait):
-            raise TransportTemporaryFailure(
-                f"{self.name}: not bound ({self.last_error})", kind="not-bound"
-            )
+        ready = [b for b in self._submitters if b.tx.bound]
+        if not ready:
+            if not await self.wait_bound(self.config.bind_wait):
+                raise TransportTemporaryFailure(
+                    f"{self.name}: not bound ({self.last_error})", kind="not-bound"
+                )
+            ready = [b for b in self._submitters if b.tx.bound]
+        if len(ready) == 1:
+            return ready[0]
         now = asyncio.get_running_loop().time()
-        ready = [b for b in self.binds if b.can_submit and b.bound]
         return min(ready, key=lambda b: (b.pause.remaining(now) > 0, b.stats.in_flight))
 
     def _plan(self, sms: OutboundSms) -> tuple[tuple[MtPart, ...], SharedFields]:
@@ -224,7 +230,7 @@ class SmppTransport:
                 tuple(MtPart(sm, esm, dc) for sm, esm, dc in sms.segments)
                 if sms.segments
                 else plan_parts(
-                    sms.text, sms.encoding, cfg.encoding, ref=self._next_ref(), flash=sms.flash
+                    sms.text, sms.encoding, self._encoding, ref=self._next_ref(), flash=sms.flash
                 )
             )
         except ValueError as exc:
