@@ -262,6 +262,21 @@ def encode(pdu: Pdu, sequence: int | None = None) -> bytes:
 
 # --- decoding -----------------------------------------------------------------------------------
 
+_TAG_LENGTH: Final = struct.Struct(">HH")
+
+
+def _tlvs(body: bytes, pos: int) -> Tlvs:
+    """The TLVs from `pos` to the end of `body` (a truncated last one is kept short)."""
+    end = len(body)
+    out: list[Tlv] = []
+    unpack = _TAG_LENGTH.unpack_from
+    while pos + 4 <= end:
+        tag, length = unpack(body, pos)
+        pos += 4
+        out.append(Tlv(tag, body[pos : pos + length]))
+        pos += length
+    return tuple(out)
+
 
 class _Reader:
     """A cursor over one PDU body."""
@@ -299,15 +314,9 @@ class _Reader:
         return self.body[pos : pos + n]
 
     def tlvs(self) -> Tlvs:
-        body, pos, end = self.body, self.pos, len(self.body)
-        out: list[Tlv] = []
-        while pos + 4 <= end:
-            tag, length = struct.unpack_from(">HH", body, pos)
-            pos += 4
-            out.append(Tlv(tag, body[pos : pos + length]))  # a truncated last TLV is kept short
-            pos += length
-        self.pos = end
-        return tuple(out)
+        tlvs = _tlvs(self.body, self.pos)
+        self.pos = len(self.body)
+        return tlvs
 
 
 def _decode_short_message(r: _Reader) -> dict[str, object]:
@@ -350,11 +359,7 @@ def _short_message_fast(
         start = e5 + 6
         if start + length > len(body):
             return None
-        tlvs: Tlvs = ()
-        if start + length < len(body):
-            r = _Reader(body)
-            r.pos = start + length
-            tlvs = r.tlvs()
+        tlvs = _tlvs(body, start + length) if start + length < len(body) else ()
         return cls(
             sequence,
             body[e1 + 3 : e2].decode("latin-1"),
