@@ -235,6 +235,10 @@ def _body_alert(p: AlertNotification) -> bytes:
     )
 
 
+def _body_as_given(p: UnknownPdu | EncodedSubmitSm) -> bytes:
+    return p.body
+
+
 _ENCODERS: Final[dict[type, Callable[[object], bytes]]] = {
     Bind: _body_bind,  # type: ignore[dict-item]
     BindResp: _body_bind_resp,  # type: ignore[dict-item]
@@ -250,12 +254,14 @@ _ENCODERS: Final[dict[type, Callable[[object], bytes]]] = {
     UnbindResp: _body_empty,  # type: ignore[dict-item]
     GenericNack: _body_empty,  # type: ignore[dict-item]
     AlertNotification: _body_alert,  # type: ignore[dict-item]
+    UnknownPdu: _body_as_given,  # type: ignore[dict-item]
+    EncodedSubmitSm: _body_as_given,  # type: ignore[dict-item]
 }
 
 
 def encode(pdu: Pdu, sequence: int | None = None) -> bytes:
     """The complete PDU on the wire; `sequence` overrides `pdu.sequence` when given."""
-    body = pdu.body if isinstance(pdu, UnknownPdu | EncodedSubmitSm) else _ENCODERS[type(pdu)](pdu)
+    body = _ENCODERS[type(pdu)](pdu)
     seq = pdu.sequence if sequence is None else sequence
     return HEADER.pack(HEADER_SIZE + len(body), pdu.command_id, pdu.status, seq) + body
 
