@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from bridge.errors import InputError
@@ -23,6 +24,7 @@ from bridge.smpp.pdu_types import (  # re-exported: import PDUs from here
     DataSmResp,
     DeliverSm,
     DeliverSmResp,
+    EncodedSubmitSm,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
@@ -83,33 +85,118 @@ def _body_bind_resp(p: BindResp) -> bytes:
     return _cstr(p.system_id) + _tlv_bytes(p.tlvs)
 
 
-def _body_short_message(p: _ShortMessage) -> bytes:
-    sm = p.short_message
+# submit_sm / deliver_sm after the addresses: esm_class, protocol_id, priority_flag,
+# schedule_delivery_time, validity_period, registered_delivery, replace_if_present_flag,
+# data_coding, sm_default_msg_id, sm_length, short_message, TLVs. One `%` makes the body.
+_SHORT_MESSAGE: Final = b"%b\0%c%c%b\0%c%c%b\0%c%c%c%b\0%b\0%c%c%c%c%c%b%b"
+
+
+def _check_length(sm: bytes) -> None:
     if len(sm) > 254:
         raise ValueError(f"short_message is {len(sm)} octets; at most 254 fit (use TLV 0x0424)")
-    return b"".join(
-        (
-            _cstr(p.service_type),
-            bytes((p.source_addr_ton, p.source_addr_npi)),
-            _cstr(p.source_addr),
-            bytes((p.dest_addr_ton, p.dest_addr_npi)),
-            _cstr(p.destination_addr),
-            bytes((p.esm_class, p.protocol_id, p.priority_flag)),
-            _cstr(p.schedule_delivery_time),
-            _cstr(p.validity_period),
-            bytes(
-                (
-                    p.registered_delivery,
-                    p.replace_if_present_flag,
-                    p.data_coding,
-                    p.sm_default_msg_id,
-                    len(sm),
-                )
-            ),
+
+
+def _body_short_message(p: _ShortMessage) -> bytes:
+    sm = p.short_message
+    _check_length(sm)
+    try:
+        return _SHORT_MESSAGE % (
+            p.service_type.encode("latin-1"),
+            p.source_addr_ton,
+            p.source_addr_npi,
+            p.source_addr.encode("latin-1"),
+            p.dest_addr_ton,
+            p.dest_addr_npi,
+            p.destination_addr.encode("latin-1"),
+            p.esm_class,
+            p.protocol_id,
+            p.priority_flag,
+            p.schedule_delivery_time.encode("latin-1"),
+            p.validity_period.encode("latin-1"),
+            p.registered_delivery,
+            p.replace_if_present_flag,
+            p.data_coding,
+            p.sm_default_msg_id,
+            len(sm),
             sm,
-            _tlv_bytes(p.tlvs),
+            _tlv_bytes(p.tlvs) if p.tlvs else b"",
         )
-    )
+    except OverflowError:  # an octet field out of range: the error bytes() gives
+        raise ValueError("bytes must be in range(0, 256)") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitSmTemplate:
+    """The submit_sm fields all parts of one SMS share, encoded once; `body` adds a part's.
+
+    `body(...)` is byte for byte `encode(SubmitSm(...))` without the header, for the same
+    fields: the transport encodes each part with it instead of building a `SubmitSm`.
+    """
+
+    head: bytes  # service_type .. destination_addr
+    middle: bytes  # protocol_id .. replace_if_present_flag (after esm_class)
+    sm_default_msg_id: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        source_addr: str,
+        destination_addr: str,
+        *,
+        service_type: str = "",
+        source_addr_ton: int = 0,
+        source_addr_npi: int = 0,
+        dest_addr_ton: int = 0,
+        dest_addr_npi: int = 0,
+        protocol_id: int = 0,
+        priority_flag: int = 0,
+        schedule_delivery_time: str = "",
+        validity_period: str = "",
+        registered_delivery: int = 0,
+        replace_if_present_flag: int = 0,
+        sm_default_msg_id: int = 0,
+    ) -> SubmitSmTemplate:
+        """Raises UnicodeEncodeError or ValueError as `encode` would for these fields."""
+        try:
+            head = b"%b\0%c%c%b\0%c%c%b\0" % (
+                service_type.encode("latin-1"),
+                source_addr_ton,
+                source_addr_npi,
+                source_addr.encode("latin-1"),
+                dest_addr_ton,
+                dest_addr_npi,
+                destination_addr.encode("latin-1"),
+            )
+            middle = b"%c%c%b\0%b\0%c%c" % (
+                protocol_id,
+                priority_flag,
+                schedule_delivery_time.encode("latin-1"),
+                validity_period.encode("latin-1"),
+                registered_delivery,
+                replace_if_present_flag,
+            )
+        except OverflowError:
+            raise ValueError("bytes must be in range(0, 256)") from None
+        if not 0 <= sm_default_msg_id <= 0xFF:
+            raise ValueError("bytes must be in range(0, 256)")
+        return cls(head, middle, sm_default_msg_id)
+
+    def body(self, esm_class: int, data_coding: int, short_message: bytes, tlvs: Tlvs) -> bytes:
+        """One part's submit_sm body; ValueError when its short_message does not fit."""
+        _check_length(short_message)
+        try:
+            return b"%b%c%b%c%c%c%b%b" % (
+                self.head,
+                esm_class,
+                self.middle,
+                data_coding,
+                self.sm_default_msg_id,
+                len(short_message),
+                short_message,
+                _tlv_bytes(tlvs) if tlvs else b"",
+            )
+        except OverflowError:
+            raise ValueError("bytes must be in range(0, 256)") from None
 
 
 def _body_data_sm(p: DataSm) -> bytes:
@@ -127,6 +214,8 @@ def _body_data_sm(p: DataSm) -> bytes:
 
 
 def _body_message_id_resp(p: _MessageIdResp) -> bytes:
+    if not p.tlvs:  # the usual answer: the message id alone (empty in a deliver_sm_resp)
+        return p.message_id.encode("latin-1") + b"\0" if p.message_id else b"\0"
     return _cstr(p.message_id) + _tlv_bytes(p.tlvs)
 
 
@@ -146,6 +235,10 @@ def _body_alert(p: AlertNotification) -> bytes:
     )
 
 
+def _body_as_given(p: UnknownPdu | EncodedSubmitSm) -> bytes:
+    return p.body
+
+
 _ENCODERS: Final[dict[type, Callable[[object], bytes]]] = {
     Bind: _body_bind,  # type: ignore[dict-item]
     BindResp: _body_bind_resp,  # type: ignore[dict-item]
@@ -161,17 +254,34 @@ _ENCODERS: Final[dict[type, Callable[[object], bytes]]] = {
     UnbindResp: _body_empty,  # type: ignore[dict-item]
     GenericNack: _body_empty,  # type: ignore[dict-item]
     AlertNotification: _body_alert,  # type: ignore[dict-item]
+    UnknownPdu: _body_as_given,  # type: ignore[dict-item]
+    EncodedSubmitSm: _body_as_given,  # type: ignore[dict-item]
 }
 
 
 def encode(pdu: Pdu, sequence: int | None = None) -> bytes:
     """The complete PDU on the wire; `sequence` overrides `pdu.sequence` when given."""
-    body = pdu.body if isinstance(pdu, UnknownPdu) else _ENCODERS[type(pdu)](pdu)
+    body = _ENCODERS[type(pdu)](pdu)
     seq = pdu.sequence if sequence is None else sequence
     return HEADER.pack(HEADER_SIZE + len(body), pdu.command_id, pdu.status, seq) + body
 
 
 # --- decoding -----------------------------------------------------------------------------------
+
+_TAG_LENGTH: Final = struct.Struct(">HH")
+
+
+def _tlvs(body: bytes, pos: int) -> Tlvs:
+    """The TLVs from `pos` to the end of `body` (a truncated last one is kept short)."""
+    end = len(body)
+    out: list[Tlv] = []
+    unpack = _TAG_LENGTH.unpack_from
+    while pos + 4 <= end:
+        tag, length = unpack(body, pos)
+        pos += 4
+        out.append(Tlv(tag, body[pos : pos + length]))
+        pos += length
+    return tuple(out)
 
 
 class _Reader:
@@ -210,15 +320,9 @@ class _Reader:
         return self.body[pos : pos + n]
 
     def tlvs(self) -> Tlvs:
-        body, pos, end = self.body, self.pos, len(self.body)
-        out: list[Tlv] = []
-        while pos + 4 <= end:
-            tag, length = struct.unpack_from(">HH", body, pos)
-            pos += 4
-            out.append(Tlv(tag, body[pos : pos + length]))  # a truncated last TLV is kept short
-            pos += length
-        self.pos = end
-        return tuple(out)
+        tlvs = _tlvs(self.body, self.pos)
+        self.pos = len(self.body)
+        return tlvs
 
 
 def _decode_short_message(r: _Reader) -> dict[str, object]:
@@ -261,11 +365,7 @@ def _short_message_fast(
         start = e5 + 6
         if start + length > len(body):
             return None
-        tlvs: Tlvs = ()
-        if start + length < len(body):
-            r = _Reader(body)
-            r.pos = start + length
-            tlvs = r.tlvs()
+        tlvs = _tlvs(body, start + length) if start + length < len(body) else ()
         return cls(
             sequence,
             body[e1 + 3 : e2].decode("latin-1"),
@@ -395,6 +495,7 @@ __all__ = [
     "DataSmResp",
     "DeliverSm",
     "DeliverSmResp",
+    "EncodedSubmitSm",
     "EnquireLink",
     "EnquireLinkResp",
     "GenericNack",
@@ -402,6 +503,7 @@ __all__ = [
     "PduError",
     "SubmitSm",
     "SubmitSmResp",
+    "SubmitSmTemplate",
     "Tlv",
     "Tlvs",
     "Unbind",

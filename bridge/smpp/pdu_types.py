@@ -99,6 +99,16 @@ class DeliverSm(_ShortMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedSubmitSm:
+    """submit_sm whose body is already encoded (`pdu.SubmitSmTemplate`): an MT part we send."""
+
+    command_id: ClassVar[int] = c.SUBMIT_SM
+    sequence: int
+    body: bytes
+    status: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DataSm:
     """data_sm: either direction; the text (if any) is in the message_payload TLV."""
 
@@ -218,6 +228,7 @@ Pdu = (
     Bind
     | BindResp
     | SubmitSm
+    | EncodedSubmitSm
     | DeliverSm
     | DataSm
     | SubmitSmResp

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -75,12 +76,6 @@ def error_response(pdu: Pdu, status: int) -> Pdu:
     return GenericNack(pdu.sequence, status)
 
 
-def _expire(fut: asyncio.Future[Pdu]) -> None:
-    """A request's response timeout: its waiter gets TimeoutError (unless answered)."""
-    if not fut.done():
-        fut.set_exception(TimeoutError())
-
-
 class SmppSession:
     """A framed SMPP connection; call `run()` (the read loop) in a task."""
 
@@ -103,6 +98,9 @@ class SmppSession:
         self._window = asyncio.Semaphore(window)
         self._response_timeout = response_timeout
         self._pending: dict[int, asyncio.Future[Pdu]] = {}
+        self._due: dict[int, float] = {}  # seq -> when its response is due (loop time)
+        self._timer: asyncio.TimerHandle | None = None  # at the earliest of `_due`
+        self._timer_at = 0.0
         self._next_seq = 1
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
@@ -141,14 +139,14 @@ class SmppSession:
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[Pdu] = loop.create_future()
             self._pending[seq] = fut
-            timer: asyncio.TimerHandle | None = None
             try:
                 self._write(encode(pdu, seq))
                 await self._writer.drain()
                 wait = self._response_timeout if response_timeout is None else response_timeout
-                # One timer on the future itself (asyncio.wait_for would wrap it in another
-                # future and callbacks on every request): the answer usually comes first.
-                timer = loop.call_later(wait, _expire, fut)
+                due = loop.time() + wait
+                self._due[seq] = due
+                if self._timer is None or due < self._timer_at:
+                    self._arm(loop, due)
                 return await fut
             except TimeoutError:
                 self.abort(f"no response to seq {seq} in time")
@@ -159,12 +157,37 @@ class SmppSession:
                 self.abort(f"write failed: {exc}")
                 raise ConnectionLost(f"{self.name}: {exc}") from exc
             finally:
-                if timer is not None:
-                    timer.cancel()
+                self._due.pop(seq, None)
                 self._pending.pop(seq, None)
         finally:
             if use_window:
                 self._window.release()
+
+    # Response timeouts: one timer per session, at the earliest deadline of the requests
+    # waiting (not one per request, which a window of answers would create and cancel by
+    # the thousand). When it fires, every request past its deadline gets TimeoutError,
+    # and it is set again for the next deadline.
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._expire_due)
+        self._timer_at = when
+
+    def _expire_due(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        following = math.inf
+        for seq, due in self._due.items():
+            if due <= now:
+                fut = self._pending.get(seq)
+                if fut is not None and not fut.done():
+                    fut.set_exception(TimeoutError())
+            elif due < following:
+                following = due
+        if following < math.inf and not self._closed.is_set():
+            self._arm(loop, following)
 
     def send(self, pdu: Pdu) -> None:
         """Write a PDU (a response, or a request whose answer we do not wait for)."""
@@ -224,7 +247,7 @@ class SmppSession:
             elif command_id != c.ALERT_NOTIFICATION:  # it has no response, not even a nack
                 self.send(GenericNack(seq, exc.status))
             return
-        if is_response(command_id):
+        if command_id & c.RESP_BIT:
             fut = self._pending.get(seq)
             if fut is not None and not fut.done():
                 fut.set_result(pdu)
@@ -270,6 +293,9 @@ class SmppSession:
             return
         self.close_reason = reason
         self._closed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         with contextlib.suppress(Exception):
             self._flush()  # what was written before the close leaves before it (unbind_resp)
         if self._on_close is not None:

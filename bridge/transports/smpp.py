@@ -21,13 +21,18 @@ import logging
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Final, Protocol, TypedDict
 
 from bridge.smpp import constants as c
 from bridge.smpp.address import destination_address, source_address
 from bridge.smpp.encoding import MtPart, plan_parts
 from bridge.smpp.esme import NotBound
-from bridge.smpp.pdu import GenericNack, SubmitSm, SubmitSmResp
+from bridge.smpp.pdu import (
+    EncodedSubmitSm,
+    GenericNack,
+    SubmitSmResp,
+    SubmitSmTemplate,
+)
 from bridge.smpp.session import ConnectionLost, NotSent, ResponseTimeout
 from bridge.smpp.stats import BindReport, BindStats
 from bridge.smpp.throttle import TokenBucket
@@ -77,6 +82,31 @@ def replace_marker(sms: OutboundSms, config: SmppConfig, parts: int) -> bool:
     )
 
 
+class SharedFields(TypedDict):
+    """The submit_sm fields all parts of one SMS share (`SubmitSmTemplate.of`'s arguments)."""
+
+    source_addr: str
+    destination_addr: str
+    service_type: str
+    source_addr_ton: int
+    source_addr_npi: int
+    dest_addr_ton: int
+    dest_addr_npi: int
+    priority_flag: int
+    schedule_delivery_time: str
+    validity_period: str
+    registered_delivery: int
+    replace_if_present_flag: int
+
+
+def _what(sms: OutboundSms, seq: int, total: int, ids: Sequence[str]) -> str:
+    """The part a log line or an error is about (made only when one is written)."""
+    what = f"order {sms.order_id} part {seq}/{total}"
+    if ids:
+        what += f" (parts 1-{seq - 1} accepted as {','.join(ids)})"
+    return what
+
+
 class BindStatsSink(Protocol):
     """Where the per-bind counters go every `stats_interval` (bridge/transports/bind_stats.py)."""
 
@@ -108,6 +138,8 @@ class SmppTransport:
             name = config.name if config.binds <= 1 else f"{config.name}#{i}"
             self.handlers.append(handler)
             self.binds.append(SmppBind(config, name, handler, stats, smsc_bucket, self._rng))
+        self._submitters = [b for b in self.binds if b.can_submit]
+        self._encoding = config.encoding  # fixed per transport
         self._ref = self._rng.randrange(0x10000)
         self._limits = config.limits
         self._tasks: list[asyncio.Task[None]] = []
@@ -135,7 +167,7 @@ class SmppTransport:
 
     @property
     def bound(self) -> bool:
-        return any(b.bound for b in self.binds if b.can_submit)
+        return any(bind.tx.bound for bind in self._submitters)  # asked before every order
 
     available = bound  # dispatch skips a transport whose binds are all down
 
@@ -150,7 +182,7 @@ class SmppTransport:
     async def wait_bound(self, within: float) -> bool:
         if self.bound:
             return True
-        waits = [asyncio.create_task(b.wait_bound(within)) for b in self.binds if b.can_submit]
+        waits = [asyncio.create_task(b.wait_bound(within)) for b in self._submitters]
         if not waits:
             return False
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -172,15 +204,20 @@ class SmppTransport:
         return self._ref if self.config.concat in ("udh16", "sar") else self._ref & 0xFF
 
     async def _pick(self) -> SmppBind:
-        if not self.bound and not await self.wait_bound(self.config.bind_wait):
-            raise TransportTemporaryFailure(
-                f"{self.name}: not bound ({self.last_error})", kind="not-bound"
-            )
+        ready = [b for b in self._submitters if b.tx.bound]
+        if not ready:
+            if not await self.wait_bound(self.config.bind_wait):
+                raise TransportTemporaryFailure(
+                    f"{self.name}: not bound ({self.last_error})", kind="not-bound"
+                )
+            ready = [b for b in self._submitters if b.tx.bound]
+        if len(ready) == 1:
+            return ready[0]
         now = asyncio.get_running_loop().time()
-        ready = [b for b in self.binds if b.can_submit and b.bound]
         return min(ready, key=lambda b: (b.pause.remaining(now) > 0, b.stats.in_flight))
 
-    def _pdus(self, sms: OutboundSms) -> list[SubmitSm]:
+    def _plan(self, sms: OutboundSms) -> tuple[tuple[MtPart, ...], SharedFields]:
+        """The parts of `sms` and the submit_sm fields they share."""
         cfg = self.config
         src = source_address(sms.source)
         if src.ton == c.TON_ALPHANUMERIC and len(src.addr) > MAX_ALPHANUMERIC:
@@ -193,7 +230,7 @@ class SmppTransport:
                 tuple(MtPart(sm, esm, dc) for sm, esm, dc in sms.segments)
                 if sms.segments
                 else plan_parts(
-                    sms.text, sms.encoding, cfg.encoding, ref=self._next_ref(), flash=sms.flash
+                    sms.text, sms.encoding, self._encoding, ref=self._next_ref(), flash=sms.flash
                 )
             )
         except ValueError as exc:
@@ -201,76 +238,90 @@ class SmppTransport:
                 f"text cannot be sent as {sms.encoding}: {exc}"
             ) from exc
         now = datetime.now(UTC)
-        validity = validity_field(sms.validity, now, cfg.validity_format)
-        schedule = schedule_field(sms.schedule_at, now)
-        replace = 1 if replace_marker(sms, cfg, len(parts)) else 0
-        return [
-            SubmitSm(
-                0,
-                src.addr,
-                dst.addr,
-                part.short_message,
-                service_type=cfg.service_type,
-                source_addr_ton=src.ton if cfg.source_ton is None else cfg.source_ton,
-                source_addr_npi=src.npi if cfg.source_npi is None else cfg.source_npi,
-                dest_addr_ton=dst.ton,
-                dest_addr_npi=dst.npi,
-                esm_class=part.esm_class,
-                priority_flag=min(3, max(0, sms.priority)),
-                schedule_delivery_time=schedule,
-                validity_period=validity,
-                registered_delivery=1 if sms.want_receipt else 0,
-                replace_if_present_flag=replace,
-                data_coding=part.data_coding,
-                tlvs=part.tlvs,
-            )
-            for part in parts
-        ]
+        fields: SharedFields = {
+            "source_addr": src.addr,
+            "destination_addr": dst.addr,
+            "service_type": cfg.service_type,
+            "source_addr_ton": src.ton if cfg.source_ton is None else cfg.source_ton,
+            "source_addr_npi": src.npi if cfg.source_npi is None else cfg.source_npi,
+            "dest_addr_ton": dst.ton,
+            "dest_addr_npi": dst.npi,
+            "priority_flag": min(3, max(0, sms.priority)),
+            "schedule_delivery_time": schedule_field(sms.schedule_at, now),
+            "validity_period": validity_field(sms.validity, now, cfg.validity_format),
+            "registered_delivery": 1 if sms.want_receipt else 0,
+            "replace_if_present_flag": 1 if replace_marker(sms, cfg, len(parts)) else 0,
+        }
+        return parts, fields
 
     async def submit(self, sms: OutboundSms) -> SubmitResult:
-        pdus = self._pdus(sms)
+        parts, fields = self._plan(sms)
         bind = await self._pick()
-        total = len(pdus)
+        total = len(parts)
         ids: list[str] = []
+        id_base = self.config.submit_id_base
+        template: SubmitSmTemplate | None = None
         # Parts go one after another on one bind. If part k fails after parts 1..k-1 were
         # accepted we raise anyway: dispatch resubmits the whole order, so the handset may
         # see the early parts twice (a rare duplicate beats a lost or truncated message).
-        for seq, pdu in enumerate(pdus, 1):
-            what = f"order {sms.order_id} part {seq}/{total}"
-            if ids:
-                what += f" (parts 1-{seq - 1} accepted as {','.join(ids)})"
-            resp = await self._submit_part(bind, pdu, what)
-            ids.append(canonical_id(resp.message_id, self.config.submit_id_base))
-        log.debug("%s: order %s submitted as %s", bind.name, sms.order_id, ids)
+        for seq, part in enumerate(parts, 1):
+            try:
+                if template is None:
+                    template = SubmitSmTemplate.of(**fields)
+                pdu = EncodedSubmitSm(
+                    0,
+                    template.body(part.esm_class, part.data_coding, part.short_message, part.tlvs),
+                )
+            except (UnicodeEncodeError, ValueError) as exc:
+                raise TransportPermanentFailure(
+                    f"{_what(sms, seq, total, ids)}: cannot encode submit_sm: {exc}"
+                ) from None
+            resp = await self._submit_part(bind, pdu, sms, seq, total, ids)
+            ids.append(canonical_id(resp.message_id, id_base))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: order %s submitted as %s", bind.name, sms.order_id, ids)
         return SubmitResult(self.name, tuple(ids))
 
-    async def _submit_part(self, bind: SmppBind, pdu: SubmitSm, what: str) -> SubmitSmResp:
-        loop = asyncio.get_running_loop()
+    async def _submit_part(
+        self,
+        bind: SmppBind,
+        pdu: EncodedSubmitSm,
+        sms: OutboundSms,
+        seq: int,
+        total: int,
+        ids: list[str],
+    ) -> SubmitSmResp:
         stats = bind.stats
         status, pause = c.ESME_ROK, 0.0
         for _ in range(max(0, self.config.throttle_retries) + 1):
             try:
                 resp = await bind.send(pdu)
             except (NotBound, NotSent) as exc:
+                what = _what(sms, seq, total, ids)
                 raise TransportTemporaryFailure(f"{what}: {exc}", kind="not-bound") from None
             except ResponseTimeout:
+                what = _what(sms, seq, total, ids)
                 stats.timeouts += 1
                 log.warning("%s: %s: no response, dropping the connection", bind.name, what)
                 raise TransportTemporaryFailure(
                     f"{what}: no response (unknown outcome)", kind="unknown-outcome"
                 ) from None
             except ConnectionLost as exc:
+                what = _what(sms, seq, total, ids)
                 stats.lost += 1
                 raise TransportTemporaryFailure(
                     f"{what}: connection lost (unknown outcome): {exc}", kind="unknown-outcome"
                 ) from None
-            except (UnicodeEncodeError, ValueError) as exc:
-                raise TransportPermanentFailure(f"{what}: cannot encode submit_sm: {exc}") from None
+            if resp.status == c.ESME_ROK and type(resp) is SubmitSmResp:  # the usual answer
+                bind.pause.succeeded()
+                stats.submitted += 1
+                return resp
+            what = _what(sms, seq, total, ids)  # the words for a log line or an error
             nack = isinstance(resp, GenericNack)
             status = (resp.status or c.ESME_RSYSERR) if nack else resp.status
             if status in THROTTLING:
                 stats.throttled += 1
-                pause = bind.pause.throttled(loop.time())
+                pause = bind.pause.throttled(asyncio.get_running_loop().time())
                 log.warning(
                     "%s: %s: %s, bind paused %.1f s", bind.name, what, c.status_name(status), pause
                 )
@@ -288,7 +339,8 @@ class SmppTransport:
             stats.submitted += 1
             return resp
         raise TransportTemporaryFailure(
-            f"{what}: {c.status_name(status)} {self.config.throttle_retries + 1} times; "
+            f"{_what(sms, seq, total, ids)}: {c.status_name(status)} "
+            f"{self.config.throttle_retries + 1} times; "
             f"bind paused {pause:.1f} s",
             code=status,
             kind="throttled",
