@@ -9,6 +9,8 @@ live in `shift_tables`.
 
 from __future__ import annotations
 
+import codecs
+
 from bridge.errors import InputError
 from bridge.text.shift_tables import BASIC_TABLE, EXTENSION_TABLE, locking_table, single_table
 
@@ -86,6 +88,9 @@ def decode_gsm7(
         basic = locking_table(locking_shift)
     if single_shift:
         ext = single_table(single_shift)
+    if b"\x1b" not in data and b"\x9b" not in data:  # no escape: one character per octet
+        # the table twice covers all 256 octets with their top bit ignored, in C
+        return codecs.charmap_decode(data, "strict", basic + basic)[0]
     out: list[str] = []
     escaped = False
     for octet in data:
