@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.text.errors import TextRejected
 from bridge.text.gsm7 import (
     ENCODE_MAP,
     GSM7_CHARS,
@@ -78,13 +79,12 @@ def test_checks_and_encoder_give_the_per_character_results() -> None:
 @pytest.mark.parametrize("max_parts", [1, 2, 3, 10])
 def test_plan_parts_are_the_split_parts(max_parts: int) -> None:
     checked = 0
-    for text in TEXTS:
+    for text in TEXTS[::5]:  # every fifth: the pairs would add nothing but time here
         for encoding in ("auto", "gsm7", "ucs2"):
             try:
                 plan = plan_sms(text, encoding=encoding, max_parts=max_parts, overflow="truncate")
-            except Exception as exc:  # noqa: BLE001 - the same refusal as before is all we need
-                assert type(exc).__name__ == "TextRejected", exc
+            except TextRejected:  # blank text: refused as before
                 continue
             assert plan.parts == split_sms(plan.text, plan.encoding).parts
             checked += 1
-    assert checked > 10_000
+    assert checked > 5_000
