@@ -42,7 +42,7 @@ from bridge.intake.ratelimit import pending
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
 from bridge.intake.settings import SmtpSettings
-from bridge.intake.sms_plan import compose_text, preview_context
+from bridge.intake.sms_plan import compose_text, preview_context, text_rules
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.metrics import Metrics
@@ -50,8 +50,10 @@ from bridge.mt.mails import NewMail, NewOrder
 from bridge.notices.queue import NewNotice
 from bridge.tenants.policy import Policy, resolve
 from bridge.tenants.senders import Sender
+from bridge.text.compose import ComposeRules
 from bridge.text.errors import MimeTooComplex
 from bridge.text.mime import extract
+from bridge.text.pipeline import SmsPolicy
 
 log = logging.getLogger("bridge.intake")
 
@@ -60,6 +62,9 @@ MAX_RESOLVED = 10_000  # senders whose policy and access are kept
 # Every override header is X-SMS-*: a mail without the word (most mails) and without a "["
 # in its subject asks for nothing, and its headers need not be parsed a second time.
 _OVERRIDE_HEADER = re.compile(rb"x-sms-", re.IGNORECASE)
+
+
+_Resolved = tuple[Sender, Policy, CustomerAccess, dict[str, Any], tuple[ComposeRules, SmsPolicy]]
 
 
 def new_mail_id() -> str:
@@ -100,11 +105,11 @@ class IntakeHandler:
         self.on_notice = on_notice
         self.in_flight = 0
         self.senders = SenderCache(store)
-        # A cached sender's resolved policy (with its values for the orders) and access,
-        # built once per sender row read (not per MAIL): id(sender) -> (sender, policy,
-        # access, policy values); the sender row is kept, so its id stays its own while
-        # it is in here.
-        self._resolved: dict[int, tuple[Sender, Policy, CustomerAccess, dict[str, Any]]] = {}
+        # A cached sender's resolved policy (with its values for the orders and its text
+        # rules) and access, built once per sender row read (not per MAIL): id(sender) ->
+        # (sender, policy, access, policy values, text rules); the sender row is kept, so
+        # its id stays its own while it is in here.
+        self._resolved: dict[int, _Resolved] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -170,8 +175,15 @@ class IntakeHandler:
                 policy,
                 customer_access(sender.customer_settings),
                 policy.as_dict(),
+                text_rules(policy),
             )
-        return Transaction(sender=sender, policy=hit[1], access=hit[2], policy_values=hit[3])
+        return Transaction(
+            sender=sender,
+            policy=hit[1],
+            access=hit[2],
+            policy_values=hit[3],
+            text_rules=hit[4],
+        )
 
     def _check_access(self, server: Any, session: Any, transaction: Transaction) -> None:
         """Client networks, TLS and AUTH of the sender's customer (whatever the greeting)."""
@@ -381,8 +393,9 @@ class IntakeHandler:
         real = [r for r in transaction.recipients if not r.preview]
         orders: tuple[NewOrder, ...] = ()
         if real:
-            values = transaction.policy_values if policy is transaction.policy else None
-            sms = compose_text(text, policy)
+            same = policy is transaction.policy  # no per-mail override
+            values = transaction.policy_values if same else None
+            sms = compose_text(text, policy, transaction.text_rules if same else None)
             orders = direct_orders(mail_id, real, sms, policy, now, policy_values=values)
         direct = len(orders)
         orders, list_mail = await fan_out_lists(

@@ -53,6 +53,8 @@ AUTO_MARKERS: tuple[AutoMarker, ...] = (
         needs_auto_subject=True,
     ),
 )
+# the header names of AUTO_MARKERS, lower-cased: a mail with none of them is not automatic
+_MARKER_HEADERS = frozenset(marker.header.lower() for marker in AUTO_MARKERS)
 # subjects auto-responders give their replies (Exchange, Outlook, Gmail, Lotus, common tools)
 AUTO_REPLY_SUBJECT = re.compile(
     r"^\s*(?:Automatic reply|Auto(?:matic)?[ -]?(?:reply|response)|Out of (?:the )?office|"
@@ -91,7 +93,11 @@ def automatic_reason(mail: MailText) -> str | None:
     """'it is … (Header: value)' when a marker of `AUTO_MARKERS` is on the mail, else None."""
     fields: dict[str, list[str]] = {}
     for name, value in _fields(mail):
-        fields.setdefault(name.lower(), []).append(value)
+        lower = name.lower()
+        if lower in _MARKER_HEADERS:  # only these are looked up
+            fields.setdefault(lower, []).append(value)
+    if not fields:
+        return None
     auto_subject: bool | None = None
     for marker in AUTO_MARKERS:
         for raw in fields.get(marker.header.lower(), ()):

@@ -30,18 +30,31 @@ from bridge.text.compose import compose
 from bridge.text.mime import MailText
 
 _LIST_NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+# what no list name starts with, seen before the address is split (its local part then
+# starts with it, or with the "<" or '"' that split_address would keep)
+_NOT_A_LIST_START = frozenset("+0123456789")
 
 
-async def named_list(
-    store: Store, customer_id: int, address: str, domains: tuple[str, ...]
-) -> ListInfo | None:
-    """The customer's list `address` (`<list>@<domain>`) names, else None."""
+def list_name(address: str, domains: tuple[str, ...]) -> str | None:
+    """The list name `address` is written as (`<list>@<domain>`), else None."""
+    if address.strip().lstrip('<"')[:1] in _NOT_A_LIST_START:
+        return None  # a number (most recipients): a list name starts with a letter
     try:
         local, domain = split_address(address)
     except RecipientError:
         return None
     name = local.lower()
     if domain not in domains or name.startswith(PREVIEW_PREFIX) or not _LIST_NAME.fullmatch(name):
+        return None
+    return name
+
+
+async def named_list(
+    store: Store, customer_id: int, address: str, domains: tuple[str, ...]
+) -> ListInfo | None:
+    """The customer's list `address` (`<list>@<domain>`) names, else None."""
+    name = list_name(address, domains)
+    if name is None:
         return None
     return await store.call(find_list, customer_id, name)
 

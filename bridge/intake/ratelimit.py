@@ -26,6 +26,8 @@ def pending(transaction: Transaction) -> int:
 async def check_rate(store: Store, transaction: Transaction, adding: int) -> None:
     """Reject("rate_limited") if `adding` more orders would pass a limit of the policy."""
     policy = transaction.policy
+    if not policy.rate_per_minute and not policy.rate_per_day:
+        return  # no limits: nothing to count
     now = utcnow()
     for limit, seconds, per in (
         (policy.rate_per_minute, 60, "minute"),

@@ -48,10 +48,21 @@ def sms_policy(policy: Policy) -> SmsPolicy:
     )
 
 
-def compose_text(mail: MailText, policy: Policy) -> SmsPlan:
-    """The planned SMS for `mail`, or Reject (no_text, bad_encoding, too_long)."""
+def text_rules(policy: Policy) -> tuple[ComposeRules, SmsPolicy]:
+    """The text engine's rules under `policy` (made once per sender, not per mail)."""
+    return compose_rules(policy), sms_policy(policy)
+
+
+def compose_text(
+    mail: MailText, policy: Policy, rules: tuple[ComposeRules, SmsPolicy] | None = None
+) -> SmsPlan:
+    """The planned SMS for `mail`, or Reject (no_text, bad_encoding, too_long).
+
+    `rules`: `text_rules(policy)` when the caller keeps them (else they are made here).
+    """
+    compose, sms = rules or text_rules(policy)
     try:
-        return plan_mail(mail, compose_rules(policy), sms_policy(policy))[1]
+        return plan_mail(mail, compose, sms)[1]
     except TextRejected as exc:
         raise Reject(exc.kind, detail=exc.detail) from exc
 

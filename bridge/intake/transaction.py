@@ -10,6 +10,8 @@ from bridge.intake.addresses import Recipient
 from bridge.intake.dsn_params import MailDsn
 from bridge.tenants.policy import Policy
 from bridge.tenants.senders import Sender
+from bridge.text.compose import ComposeRules
+from bridge.text.pipeline import SmsPolicy
 
 
 @dataclass
@@ -26,3 +28,5 @@ class Transaction:
     # `policy.as_dict()`, made once per sender (not per mail) and shared by its orders:
     # read only, like the orders that carry it
     policy_values: dict[str, Any] | None = None
+    # `sms_plan.text_rules(policy)`, made once per sender like `policy_values`
+    text_rules: tuple[ComposeRules, SmsPolicy] | None = None

@@ -109,7 +109,6 @@ LIST_FOOTER = re.compile(
 )
 _SEPARATOR_TAIL = re.compile(r"(?:\n[ \t]*[-_=*~]{3,}[ \t]*)+\s*$")
 _SEPARATOR_HEAD = re.compile(r"^(?:[ \t]*[-_=*~]{3,}[ \t]*\n)+")
-_TRAILING_SPACE = re.compile(r"[^\S\n]+$", re.MULTILINE)
 _BLANK_RUNS = re.compile(r"\n[^\S\n]*(?:\n[^\S\n]*)+\n")
 _SPACE_RUNS = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
 
@@ -290,7 +289,10 @@ def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
 
 def normalise_whitespace(text: str, *, collapse_spaces: bool = True) -> str:
     """Trailing spaces off, runs of blank lines → one, optional space runs → one; strip."""
-    text = _TRAILING_SPACE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # each line's trailing whitespace: what `[^\S\n]+$` (MULTILINE) removes, without a
+    # regex attempt at every space between two words
+    text = "\n".join([line.rstrip() for line in text.split("\n")])
     text = _BLANK_RUNS.sub("\n\n", text)
     if collapse_spaces and ("  " in text or "\t" in text):  # no run of two without either
         text = _SPACE_RUNS.sub(" ", text)

@@ -9,6 +9,8 @@ live in `shift_tables`.
 
 from __future__ import annotations
 
+import codecs
+
 from bridge.errors import InputError
 from bridge.text.shift_tables import BASIC_TABLE, EXTENSION_TABLE, locking_table, single_table
 
@@ -30,6 +32,18 @@ GSM7_CHARS: frozenset[str] = frozenset(ENCODE_MAP)
 #: characters that cost two septets
 EXTENSION_CHARS: frozenset[str] = frozenset(_EXT_ENCODE)
 
+# ASCII text (most mail) is checked and encoded by bytes.translate, in C, instead of a
+# set lookup and a dict translation per character: the ASCII characters GSM-7 carries
+# (deleting them from the text's bytes leaves the ones it does not), those of them that
+# are one septet, and the table from each of those to its septet.
+#: every ASCII character GSM-7 can carry, as bytes
+GSM7_ASCII: bytes = bytes(sorted(ord(ch) for ch in GSM7_CHARS if ch.isascii()))
+_ONE_SEPTET = {ord(ch): v[0] for ch, v in ENCODE_MAP.items() if ch.isascii() and len(v) == 1}
+_ASCII_ONE_SEPTET: bytes = bytes(sorted(_ONE_SEPTET))
+_ASCII_SEPTETS: bytes = bytes.maketrans(
+    _ASCII_ONE_SEPTET, bytes(_ONE_SEPTET[c] for c in _ASCII_ONE_SEPTET)
+)
+
 
 class Gsm7EncodeError(InputError, ValueError):
     """Raised by `encode_gsm7` when the text holds characters GSM-7 cannot carry."""
@@ -41,12 +55,14 @@ class Gsm7EncodeError(InputError, ValueError):
 
 def is_gsm7(text: str) -> bool:
     """True when every character of `text` exists in the basic or extension table."""
+    if text.isascii():
+        return not text.encode("ascii").translate(None, GSM7_ASCII)
     return GSM7_CHARS.issuperset(text)
 
 
 def non_gsm7_chars(text: str) -> list[str]:
     """The distinct characters GSM-7 cannot carry, in order of first appearance."""
-    if GSM7_CHARS.issuperset(text):
+    if is_gsm7(text):
         return []
     return list(dict.fromkeys(ch for ch in text if ch not in GSM7_CHARS))
 
@@ -64,6 +80,10 @@ def gsm7_units(text: str) -> int:
 
 def encode_gsm7(text: str) -> bytes:
     """Encode to unpacked septets (one per octet, ESC pairs for extension characters)."""
+    if text.isascii():
+        data = text.encode("ascii")
+        if not data.translate(None, _ASCII_ONE_SEPTET):  # one septet per character
+            return data.translate(_ASCII_SEPTETS)
     if not GSM7_CHARS.issuperset(text):
         raise Gsm7EncodeError(non_gsm7_chars(text))
     # every character is in the table, so each becomes its septet(s): the bytes of ENCODE_MAP
@@ -86,6 +106,9 @@ def decode_gsm7(
         basic = locking_table(locking_shift)
     if single_shift:
         ext = single_table(single_shift)
+    if b"\x1b" not in data and b"\x9b" not in data:  # no escape: one character per octet
+        # the table twice covers all 256 octets with their top bit ignored, in C
+        return codecs.charmap_decode(data, "strict", basic + basic)[0]
     out: list[str] = []
     escaped = False
     for octet in data:

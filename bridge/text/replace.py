@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 
-from bridge.text.gsm7 import GSM7_CHARS
+from bridge.text.gsm7 import GSM7_ASCII, GSM7_CHARS
 
 #: GSM-7 characters a handset shows exactly as written (0x09 is shown as 'Ç', not 'ç')
 STRICT_GSM7: frozenset[str] = GSM7_CHARS - {"ç"}
@@ -88,7 +88,10 @@ def simple_char(ch: str) -> str:
 
 def strict_non_gsm7(text: str) -> list[str]:
     """Distinct characters a handset would not show exactly under GSM-7, first-seen order."""
-    if STRICT_GSM7.issuperset(text):
+    if text.isascii():  # 'ç', the one difference to GSM-7, is not ASCII
+        if not text.encode("ascii").translate(None, GSM7_ASCII):
+            return []
+    elif STRICT_GSM7.issuperset(text):
         return []
     return list(dict.fromkeys(ch for ch in text if ch not in STRICT_GSM7))
 

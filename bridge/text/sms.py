@@ -197,7 +197,8 @@ def plan_sms(
     """
     if not 1 <= max_parts <= MAX_PARTS_LIMIT:
         raise ValueError(f"max_parts must be 1..{MAX_PARTS_LIMIT}, not {max_parts}")
-    text = _LONE_SURROGATE.sub("\ufffd", text)
+    if not text.isascii():  # ASCII holds no surrogate
+        text = _LONE_SURROGATE.sub("\ufffd", text)
     if not text.strip():
         raise TextRejected("no_text", "the mail has no text to send: write it in the body")
     text, enc, replaced = _choose(text, encoding, replacement)
@@ -205,8 +206,9 @@ def plan_sms(
         raise TextRejected("no_text", "no text is left after replacing unsupported characters")
     units = len(encode_gsm7(text)) if enc == "gsm7" else len(text.encode("utf-16-be")) // 2
     estimate = count_parts(units, enc, ref16=ref16)
-    # certainly too long: skip the exact split of a huge text
-    parts = estimate if estimate > max_parts + 1 else split_sms(text, enc, ref16=ref16).parts
+    # one part (the split gives one then), or certainly too long: skip the exact split
+    exact = 1 < estimate <= max_parts + 1
+    parts = split_sms(text, enc, ref16=ref16).parts if exact else estimate
     if parts <= max_parts:
         return SmsPlan(text, enc, units, parts, replaced, truncated=False)
     if overflow == "reject":

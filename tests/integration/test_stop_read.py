@@ -70,3 +70,31 @@ async def test_a_database_fault_is_a_storage_fault_not_a_crash(
         await store.read(is_stopped, acme, NUMBERS[0], ("ACME",))
     assert isinstance(raised.value, StorageUnreachable)  # as SQLAlchemy's OperationalError was
     assert "no such table" in str(raised.value)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_answers_from_one_search_of_the_number_index(
+    engine: Engine, store: Store
+) -> None:
+    """The number's entries of every customer are read, and only the matching one counts."""
+    from bridge.inbound.actions_store import _IS_STOPPED_SQLITE
+
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + _IS_STOPPED_SQLITE, (NUMBERS[0], 1, "ACME")
+        ).fetchall()
+    assert [row[3] for row in plan] == [
+        "SEARCH stop_entry USING INDEX ix_stop_entry_msisdn (msisdn=?)"
+    ]
+    customers = [run_sync(engine, add_customer, f"c{n}", {}) for n in range(12)]
+    for n, customer in enumerate(customers[1:]):  # the number stopped elsewhere, many ways
+        service = ("", "ACME", "+4915550000001")[n % 3]
+        assert run_sync(engine, add_stop, customer, NUMBERS[0], service, NOW, "cli")
+    mine = customers[0]
+    assert not await store.read(is_stopped, mine, NUMBERS[0], ("ACME",))
+    assert run_sync(engine, add_stop, mine, NUMBERS[0], "+4915550000001", NOW, "cli")
+    assert not await store.read(is_stopped, mine, NUMBERS[0], ("ACME",))
+    assert await store.read(is_stopped, mine, NUMBERS[0], ("+4915550000001",))
+    assert await store.read(is_stopped, customers[1], NUMBERS[0], ("X",))  # its "" entry
+    assert not await store.read(is_stopped, customers[2], NUMBERS[0], ("X",))
+    assert not await store.read(is_stopped, mine, NUMBERS[1], ("+4915550000001",))

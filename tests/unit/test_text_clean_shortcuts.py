@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 from bridge.text.clean import (
     _BLANK_RUNS,
     _SPACE_RUNS,
-    _TRAILING_SPACE,
     QUOTED_LINE,
     CleanRules,
     clean,
@@ -16,6 +16,7 @@ from bridge.text.clean import (
 )
 from bridge.text.mime import extract
 
+_TRAILING_SPACE = re.compile(r"[^\S\n]+$", re.MULTILINE)  # the one-regex form of the trim
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "data" / "corpus").glob("*.eml"))
 
 
