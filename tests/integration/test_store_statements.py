@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, insert, select
 
 from bridge.db.clock import utcnow
@@ -16,11 +17,19 @@ from bridge.db.core import table
 from bridge.db.store import run_sync
 from bridge.inbound.store import record_order_assignments
 from bridge.inbound.tables import ReplyAssignment
+from bridge.mt import orders as order_sql
+from bridge.mt import receipts
 from bridge.mt.mails import NewMail, insert_mails
-from bridge.mt.tables import Mail, Order
+from bridge.mt.receipts import apply_receipts, insert_receipt
+from bridge.mt.submitted import Submitted, record_submitted_many
+from bridge.mt.tables import Mail, Order, OrderEvent, Part, Receipt
+from bridge.notices.tables import Notice
+from bridge.outcomes.steps import STEPS
 from bridge.tenants.admin import add_customer
 from bridge.tenants.tables import User
-from tests.integration.test_store import _mail
+from bridge.values import Receipt as ReceiptValue
+from bridge.values import ReceiptState
+from tests.integration.test_store import _mail, _seed
 
 _assign = table(ReplyAssignment)
 _order = table(Order)
@@ -154,3 +163,103 @@ def test_reply_assignments_are_read_and_written_in_one_statement(engine: Engine)
 
     assert _stored_assignments(engine) == expected
     assert len(seen) == 1, seen
+
+
+def _snapshot(conn: Any) -> dict[str, Any]:
+    """What a receipts round leaves behind: orders, parts, receipts, history, notices."""
+    order, part, receipt = table(Order), table(Part), table(Receipt)
+    event_t, notice = table(OrderEvent), table(Notice)
+    return {
+        "orders": conn.execute(
+            select(order.c.id, order.c.status, order.c.error).order_by(order.c.id)
+        ).all(),
+        "parts": conn.execute(
+            select(part.c.order_id, part.c.seq, part.c.state, part.c.matchable).order_by(part.c.id)
+        ).all(),
+        "receipts": conn.execute(
+            select(receipt.c.smsc_id, receipt.c.status, receipt.c.part_id).order_by(receipt.c.id)
+        ).all(),
+        "history": conn.execute(
+            select(event_t.c.order_id, event_t.c.event, event_t.c.detail).order_by(event_t.c.id)
+        ).all(),
+        "notices": conn.execute(  # (ids: PostgreSQL's sequences do not roll back)
+            select(notice.c.kind, notice.c.order_id, notice.c.context).order_by(notice.c.id)
+        ).all(),
+    }
+
+
+def test_a_receipts_round_settles_its_orders_as_a_second_read_would(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round that read every part row of an order decides from what it read; one that saw
+    only some parts reads the states: both give exactly what reading every order again
+    gives (one part, several parts in one round or spread over rounds, a failure, a part
+    reported twice in one round, an order already final, parts sharing an id)."""
+    user_id = _seed(engine)  # notify = all: every final order queues a status mail
+    run_sync(engine, insert_mails, [_mail(user_id, recipients=10)])
+    t0 = utcnow()
+    sent = {  # order -> its parts' message ids
+        "M1.1": ("a1",),
+        "M1.2": ("b1", "b2"),
+        "M1.3": ("c1", "c2"),
+        "M1.4": ("d1", "d2"),
+        "M1.5": ("e1",),
+        "M1.6": ("f1", "f2"),
+        "M1.7": ("g1",),
+        "M1.8": ("h1",),
+        "M1.9": ("i1",),
+        "M1.10": ("j1", "j1"),
+    }
+    submitted = [Submitted(o, "smsc", ids, submitted_at=t0) for o, ids in sent.items()]
+    run_sync(engine, record_submitted_many, t0, submitted, steps=STEPS)
+    run_sync(engine, order_sql.record_final, "M1.9", t0, "expired", "too late", steps=STEPS)
+    t1 = t0 + timedelta(seconds=1)
+    run_sync(engine, insert_receipt, ReceiptValue("smsc", "d1", ReceiptState.DELIVERED), t1)
+    run_sync(engine, apply_receipts, t1, 100, 3600.0, steps=STEPS)  # an earlier round
+    t2 = t1 + timedelta(seconds=1)
+    for message_id, state in (
+        ("a1", ReceiptState.DELIVERED),  # one part: delivered
+        ("b2", ReceiptState.DELIVERED),
+        ("b1", ReceiptState.DELIVERED),  # both parts in this round: delivered
+        ("c1", ReceiptState.DELIVERED),  # one of two: still under way
+        ("d2", ReceiptState.DELIVERED),  # the other part came in the earlier round
+        ("e1", ReceiptState.UNDELIVERABLE),
+        ("f2", ReceiptState.UNDELIVERABLE),  # one of two failed: undeliverable
+        ("g1", ReceiptState.ENROUTE),
+        ("h1", ReceiptState.ENROUTE),
+        ("h1", ReceiptState.DELIVERED),  # reported twice in one round
+        ("i1", ReceiptState.DELIVERED),  # its order is final already
+        ("j1", ReceiptState.DELIVERED),  # both parts got one id: unmatched
+    ):
+        run_sync(engine, insert_receipt, ReceiptValue("smsc", message_id, state), t2)
+
+    def round_(read_again: bool) -> tuple[dict[str, Any], list[str]]:
+        if read_again:
+            monkeypatch.setattr(receipts._Known, "complete", lambda self: False)
+        with statements(engine) as seen, engine.connect() as conn, conn.begin() as tx:
+            applied = apply_receipts(conn, t2, 100, 3600.0, steps=STEPS)
+            found = {"applied": applied, **_snapshot(conn)}
+            tx.rollback()
+        monkeypatch.undo()
+        return found, seen
+
+    known, fast = round_(read_again=False)
+    read, slow = round_(read_again=True)
+    assert known == read
+    statuses = dict((r.id, r.status) for r in known["orders"])
+    assert statuses == {
+        "M1.1": "delivered",
+        "M1.2": "delivered",
+        "M1.3": "submitted",
+        "M1.4": "delivered",
+        "M1.5": "undeliverable",
+        "M1.6": "undeliverable",
+        "M1.7": "submitted",
+        "M1.8": "delivered",
+        "M1.9": "expired",
+        "M1.10": "submitted",
+    }
+    assert len(known["notices"]) == 6 + 1  # and M1.9's, final before the round
+    # The orders the round saw whole are not read again; the others are (one read).
+    reads = [s for s in fast if "left outer join part" in " ".join(s.split()).lower()]
+    assert len(reads) == 1 and len(slow) == len(fast)
