@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, String, bindparam, func, insert, literal, select, update
 
+from bridge.db.bulk import bulk_execute
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
 from bridge.inbound.choice import NumberRow, serves
@@ -289,7 +290,8 @@ def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: da
     if not order_ids:
         return
     expires = now + timedelta(seconds=DEFAULT_REPLY_WINDOW)
-    conn.execute(
+    bulk_execute(
+        conn,
         _ASSIGNMENT_OF_ORDER,
         [{"order_id": i, "created_at": now, "expires_at": expires} for i in order_ids],
     )

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from bridge.db.bulk import bulk_execute, bulk_insert
 from bridge.db.core import table
 from bridge.mt.orders import Finished, record_final_many
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
@@ -64,7 +65,6 @@ _SET_APPLIED = (
 _SET_STATUS = (
     update(_receipt).where(_receipt.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
 )
-_INSERT_EVENT = insert(_event)
 # The most recent part with the receipt's id on its transport submitted before it arrived.
 _NEWEST_PART = (
     select(_part.c.id)
@@ -153,8 +153,7 @@ def insert_receipt(conn: Connection, receipt: ReceiptValue, now: datetime) -> No
 
 def insert_receipts(conn: Connection, receipts: Sequence[tuple[ReceiptValue, datetime]]) -> None:
     """Several receipts in one statement (the inbox's group commit)."""
-    if receipts:
-        conn.execute(_INSERT, [_row(r, at) for r, at in receipts])
+    bulk_insert(conn, _receipt, [_row(r, at) for r, at in receipts])
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,12 +237,9 @@ def apply_receipts(
                 detail += f" err {r.error_code}"
             events.append({"order_id": r.order_id, "at": now, "event": "receipt", "detail": detail})
         orders[r.order_id] = None
-    if part_rows:
-        conn.execute(_SET_PART, list(part_rows.values()))
-    if applied:
-        conn.execute(_SET_APPLIED, applied)
-    if unmatched:
-        conn.execute(_SET_STATUS, unmatched)
+    bulk_execute(conn, _SET_PART, list(part_rows.values()))
+    bulk_execute(conn, _SET_APPLIED, applied)
+    bulk_execute(conn, _SET_STATUS, unmatched)
     # The round's history lines go in with the final lines of the orders it finishes.
     finished = _settle_orders(conn, list(orders), now, steps, events, known)
     orphaned = _orphan(conn, since, limit) if orphan else 0
@@ -283,8 +279,7 @@ def _settle_orders(
     `known`: orders whose every part row the round read (most SMS have one part), with
     their states: those are not read again."""
     if not order_ids:
-        if history:
-            conn.execute(_INSERT_EVENT, history)
+        bulk_insert(conn, _event, history)
         return Finished()
     open_orders: dict[str, int] = {}
     states: dict[str, list[str]] = {}
