@@ -10,7 +10,7 @@ due again (a rare duplicate SMS beats a lost one). On PostgreSQL the claim uses
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ _QUEUE = Queue(
     text(f'"order".{OPEN_ORDERS}'),
     lanes=(_order.c.priority == 1, _order.c.priority == 0),
     touch=("updated_at",),
+    columns=tuple(f.name for f in fields(OrderWork)),  # what dispatch needs, no more
 )
 
 

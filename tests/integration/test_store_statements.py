@@ -332,3 +332,29 @@ def _stored(conn: Any) -> list[Any]:
         *conn.execute(select(*columns).order_by(_assign.c.id)).all(),
         *conn.execute(select(table(Part)).order_by(table(Part).c.id)).all(),
     ]
+
+
+def test_a_claim_reads_the_columns_dispatch_needs_and_gives_what_a_full_read_gives(
+    engine: Engine,
+) -> None:
+    """Claimed orders carry the values of their rows (express first, then oldest due), read
+    without the columns dispatch does not use (each value read costs CPU)."""
+    from dataclasses import fields
+
+    user_id = _seed(engine)
+    mail = _mail(user_id, recipients=3)
+    orders = (replace(mail.orders[0], priority=1, policy={"notify": "all", "x": [1]}),)
+    run_sync(engine, insert_mails, [replace(mail, orders=orders + mail.orders[1:])])
+    now = utcnow()
+    with statements(engine) as seen:
+        claimed = run_sync(engine, order_sql.claim_orders, now, 10, 60.0)
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert reads and not any("final_at" in s or "rcpt_address" in s for s in reads)
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(_order))}
+    assert [o.id for o in claimed] == ["M1.1", "M1.2", "M1.3"]
+    for work in claimed:
+        row = rows[work.id]
+        for f in fields(work):
+            expected = row.attempts if f.name == "attempts" else getattr(row, f.name)
+            assert getattr(work, f.name) == expected, f.name
