@@ -48,6 +48,8 @@ class Queue:
     lanes: tuple[ColumnElement[bool], ...] = (true(),)
     counts_attempts: bool = True  # the claim counts the attempt in `attempts`
     touch: tuple[str, ...] = field(default=())  # time columns the claim also sets to now
+    # The columns a claim returns (with `id`); empty: all (each value read costs CPU).
+    columns: tuple[str, ...] = field(default=())
     # Statements built once: (lane index or "take", dialect) -> statement.
     _built: dict[tuple[int | str, str], Executable] = field(
         default_factory=dict, compare=False, hash=False, repr=False
@@ -58,8 +60,9 @@ def _select(
     queue: Queue, lane: ColumnElement[bool], dialect: str, where: Sequence[ColumnElement[bool]]
 ) -> Executable:
     t = queue.table
+    columns = [t.c.id, *(t.c[n] for n in queue.columns if n != "id")] if queue.columns else [t]
     query = (
-        select(t)
+        select(*columns)
         .where(queue.open, lane, t.c.next_attempt_at <= bindparam("now"), *where)
         .order_by(t.c.next_attempt_at)
         .limit(bindparam("limit"))

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, String, bindparam, func, insert, literal, select, update
 
+from bridge.db.bulk import bulk_execute
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
 from bridge.inbound.choice import NumberRow, serves
@@ -213,25 +214,46 @@ def assignments_for(
 
 # Built once: these run for every submitted order and every accepted mail, and building
 # a statement costs several times more than the database answering it.
-_ASSIGNMENT_SOURCE = (
+#
+# A submitted order's reply assignment, read and written by the database in one statement
+# (run once per order, in the orders' order: of two orders to one number, the later one
+# owns its replies). Orders of system users (an ".invalid" address) own no conversation.
+_ASSIGNMENT_OF_ORDER = insert(_assign).from_select(
+    [
+        "msisdn",
+        "sender_id",
+        "customer_id",
+        "user_id",
+        "address",
+        "origin",
+        "order_id",
+        "message_id",
+        "subject",
+        "text",
+        "created_at",
+        "expires_at",
+    ],
     select(
         _order.c.recipient,
         _order.c.sender_id,
-        _order.c.user_id,
-        _order.c.text,
         _user.c.customer_id,
+        _order.c.user_id,
         _user.c.address,
+        literal("order", String),
+        _order.c.id,
         _mail.c.message_id,
-        _mail.c.subject,
+        func.substr(_mail.c.subject, 1, 998),
+        func.substr(_order.c.text, 1, 480),
+        bindparam("created_at", type_=_assign.c.created_at.type),
+        bindparam("expires_at", type_=_assign.c.expires_at.type),
     )
     .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
-    .where(_order.c.id == bindparam("order_id"))
-)
-_INSERT_ASSIGNMENT = insert(_assign)
-_ASSIGNMENT_SOURCES = (  # the same for the orders of one dispatch commit
-    select(_order.c.id, *_ASSIGNMENT_SOURCE.selected_columns)
-    .select_from(_order.join(_mail).join(_user, _order.c.user_id == _user.c.id))
-    .where(_order.c.id.in_(bindparam("order_ids", expanding=True)))
+    .where(
+        _order.c.id == bindparam("order_id"),
+        _user.c.address != "",
+        # the address does not end with ".invalid" (LIKE ignores case on SQLite)
+        func.substr(_user.c.address, func.length(_user.c.address) - 7) != ".invalid",
+    ),
 )
 # The newest assignment of each (user, number) asked for, since the earliest time asked
 # (the pairs' users and numbers are given as two lists: the index on (msisdn, created_at)
@@ -263,35 +285,16 @@ _NEWEST_CONVERSATIONS = select(
 
 def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
     """Submitted orders: each one's user now owns replies from its recipient (for a window);
-    one query, one insert."""
+    one statement, run for each order in the given order (the last one to a number owns
+    its replies)."""
     if not order_ids:
         return
     expires = now + timedelta(seconds=DEFAULT_REPLY_WINDOW)
-    position = {order_id: i for i, order_id in enumerate(order_ids)}
-    found = sorted(  # in the orders' order: the last one to a number owns its replies
-        conn.execute(_ASSIGNMENT_SOURCES, {"order_ids": list(order_ids)}),
-        key=lambda r: position[r.id],
+    bulk_execute(
+        conn,
+        _ASSIGNMENT_OF_ORDER,
+        [{"order_id": i, "created_at": now, "expires_at": expires} for i in order_ids],
     )
-    rows = [
-        {
-            "msisdn": r.recipient,
-            "sender_id": r.sender_id,
-            "customer_id": r.customer_id,
-            "user_id": r.user_id,
-            "address": r.address,
-            "origin": "order",
-            "order_id": r.id,
-            "message_id": r.message_id,
-            "subject": r.subject[:998],
-            "text": r.text[:480],
-            "created_at": now,
-            "expires_at": expires,
-        }
-        for r in found
-        if r.address and not r.address.endswith(".invalid")  # system SMS own no conversation
-    ]
-    if rows:
-        conn.execute(_INSERT_ASSIGNMENT, rows)
 
 
 def record_conversation(

@@ -10,12 +10,13 @@ due again (a rare duplicate SMS beats a lost one). On PostgreSQL the claim uses
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, select, text, update
 
+from bridge.db.bulk import bulk_execute, bulk_insert
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
 from bridge.mt.status import FINAL_ORDER_STATUSES, OPEN_ORDER_STATUSES, OrderStatus
@@ -30,14 +31,6 @@ _order = table(Order)
 _event = table(OrderEvent)
 _mail = table(Mail)
 _user = table(User)
-# Open orders by the predicate of the partial index ix_order_open, written literally so the
-# planner uses it; express (priority 1) first: each lane is an in-order range scan.
-_QUEUE = Queue(
-    _order,
-    text(f'"order".{OPEN_ORDERS}'),
-    lanes=(_order.c.priority == 1, _order.c.priority == 0),
-    touch=("updated_at",),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +48,17 @@ class OrderWork:
     policy: dict[str, Any]
     priority: int = 0
     error: str = ""  # why the previous attempt did not succeed ("" on the first)
+
+
+# Open orders by the predicate of the partial index ix_order_open, written literally so the
+# planner uses it; express (priority 1) first: each lane is an in-order range scan.
+_QUEUE = Queue(
+    _order,
+    text(f'"order".{OPEN_ORDERS}'),
+    lanes=(_order.c.priority == 1, _order.c.priority == 0),
+    touch=("updated_at",),
+    columns=tuple(f.name for f in fields(OrderWork)),  # what dispatch needs, no more
+)
 
 
 def claim_orders(
@@ -116,8 +120,7 @@ _SET_PARKED = (  # built once: a parked order's claim did not count as an attemp
 def record_parked(conn: Connection, parked: Sequence[tuple[str, datetime]]) -> None:
     """Orders claimed but not attempted (their SMSC or sender rate had no room): due again
     at the given time, and the claim does not count as an attempt."""
-    if parked:
-        conn.execute(_SET_PARKED, [{"k_id": order_id, "k_at": at} for order_id, at in parked])
+    bulk_execute(conn, _SET_PARKED, [{"k_id": order_id, "k_at": at} for order_id, at in parked])
 
 
 def others_pending(conn: Connection, order_id: str, recipient: str, sender_id: str) -> list[str]:
@@ -253,8 +256,7 @@ def record_final_many(
     done = [order_id for order_id, _, _ in finals if order_id in finished]
     rows = list(history)
     rows += [_event_row(i, now, status, reason) for i, status, reason in finals if i in finished]
-    if rows:
-        conn.execute(_INSERT_EVENT, rows)
+    bulk_insert(conn, _event, rows)
     return Finished(tuple(done), steps.run_final(conn, done, now))
 
 

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from bridge.db.bulk import bulk_execute, bulk_insert
 from bridge.db.core import table
 from bridge.mt.orders import Finished, record_final_many
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
@@ -64,7 +65,6 @@ _SET_APPLIED = (
 _SET_STATUS = (
     update(_receipt).where(_receipt.c.id == bindparam("r_id")).values(status=bindparam("r_status"))
 )
-_INSERT_EVENT = insert(_event)
 # The most recent part with the receipt's id on its transport submitted before it arrived.
 _NEWEST_PART = (
     select(_part.c.id)
@@ -80,7 +80,8 @@ _NEWEST_PART = (
 )
 
 
-_MATCHED = (  # new receipts with their part
+_siblings = _part.alias("siblings")
+_MATCHED = (  # new receipts with their part, its order's status and how many parts it has
     select(
         _receipt.c.id,
         _receipt.c.transport,
@@ -95,8 +96,18 @@ _MATCHED = (  # new receipts with their part
         _part.c.submitted_at,
         _part.c.matchable,
         REUSED_WHILE_OPEN.label("reused"),
+        _order.c.status.label("order_status"),
+        _order.c.parts.label("order_parts"),
+        select(func.count())
+        .where(_siblings.c.order_id == _part.c.order_id)
+        .scalar_subquery()
+        .label("part_rows"),
     )
-    .select_from(_receipt.join(_part, _part.c.id == _NEWEST_PART))
+    .select_from(
+        _receipt.join(_part, _part.c.id == _NEWEST_PART).join(
+            _order, _order.c.id == _part.c.order_id
+        )
+    )
     .where(_receipt.c.status == ReceiptStatus.NEW)
     .order_by(_receipt.c.id)
     .limit(bindparam("limit"))
@@ -142,8 +153,7 @@ def insert_receipt(conn: Connection, receipt: ReceiptValue, now: datetime) -> No
 
 def insert_receipts(conn: Connection, receipts: Sequence[tuple[ReceiptValue, datetime]]) -> None:
     """Several receipts in one statement (the inbox's group commit)."""
-    if receipts:
-        conn.execute(_INSERT, [_row(r, at) for r, at in receipts])
+    bulk_insert(conn, _receipt, [_row(r, at) for r, at in receipts])
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +190,14 @@ def apply_receipts(
     part_rows: dict[int, dict[str, Any]] = {}  # the last change per part
     events: list[dict[str, Any]] = []
     orders: dict[str, None] = {}  # touched orders, in order of appearance
+    known: dict[str, _Known] = {}  # each order's parts read in this round
     applied: list[dict[str, Any]] = []
     unmatched: list[dict[str, Any]] = []
     for r in rows:
+        seen = known.get(r.order_id)
+        if seen is None:
+            seen = known[r.order_id] = _Known(r.order_status, r.order_parts, r.part_rows, {})
+        seen.states.setdefault(r.part_id, r.part_state)
         began = held.get(r.transport)
         if began is not None and _aware(r.received_at) >= began:
             continue  # a submit that began before it is being recorded: wait for it
@@ -210,7 +225,7 @@ def apply_receipts(
         current = part_state.get(r.part_id, r.part_state)
         new_state = next_part_state(current, r.state)
         if new_state != current:
-            part_state[r.part_id] = new_state
+            part_state[r.part_id] = seen.states[r.part_id] = new_state
             part_rows[r.part_id] = {
                 "p_id": r.part_id,
                 "p_state": new_state,
@@ -222,14 +237,11 @@ def apply_receipts(
                 detail += f" err {r.error_code}"
             events.append({"order_id": r.order_id, "at": now, "event": "receipt", "detail": detail})
         orders[r.order_id] = None
-    if part_rows:
-        conn.execute(_SET_PART, list(part_rows.values()))
-    if applied:
-        conn.execute(_SET_APPLIED, applied)
-    if unmatched:
-        conn.execute(_SET_STATUS, unmatched)
+    bulk_execute(conn, _SET_PART, list(part_rows.values()))
+    bulk_execute(conn, _SET_APPLIED, applied)
+    bulk_execute(conn, _SET_STATUS, unmatched)
     # The round's history lines go in with the final lines of the orders it finishes.
-    finished = _settle_orders(conn, list(orders), now, steps, events)
+    finished = _settle_orders(conn, list(orders), now, steps, events, known)
     orphaned = _orphan(conn, since, limit) if orphan else 0
     return Applied(len(applied), orphaned, finished.ids, len(unmatched), 0, finished.notices)
 
@@ -238,25 +250,52 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+@dataclass(slots=True)
+class _Known:
+    """An order as a receipts round read it: its status, its parts and part rows, and the
+    states of the part rows it read (after the round's receipts)."""
+
+    status: str
+    parts: int
+    rows: int
+    states: dict[int, str]
+
+    def complete(self) -> bool:
+        """Whether the round read every part row of the order (no need to read them again)."""
+        return len(self.states) == self.rows
+
+
 def _settle_orders(
     conn: Connection,
     order_ids: list[str],
     now: datetime,
     steps: Steps,
     history: list[dict[str, Any]],
+    known: Mapping[str, _Known] | None = None,
 ) -> Finished:
     """Finish the orders whose parts now say so, writing `history` (the round's order_event
-    rows) before their final lines; returns those that became final."""
+    rows) before their final lines; returns those that became final.
+
+    `known`: orders whose every part row the round read (most SMS have one part), with
+    their states: those are not read again."""
     if not order_ids:
-        if history:
-            conn.execute(_INSERT_EVENT, history)
+        bulk_insert(conn, _event, history)
         return Finished()
     open_orders: dict[str, int] = {}
     states: dict[str, list[str]] = {}
-    for r in conn.execute(_OPEN_PARTS, {"ids": order_ids}):
-        open_orders[r.id] = r.parts
-        if r.state is not None:  # an order without part rows has none
-            states.setdefault(r.id, []).append(r.state)
+    unknown = []
+    for order_id in order_ids:
+        seen = (known or {}).get(order_id)
+        if seen is None or not seen.complete():
+            unknown.append(order_id)
+        elif seen.status == OrderStatus.SUBMITTED:
+            open_orders[order_id] = seen.parts
+            states[order_id] = list(seen.states.values())
+    if unknown:
+        for r in conn.execute(_OPEN_PARTS, {"ids": unknown}):
+            open_orders[r.id] = r.parts
+            if r.state is not None:  # an order without part rows has none
+                states.setdefault(r.id, []).append(r.state)
     finals: list[tuple[str, str, str]] = []
     for order_id in order_ids:
         if order_id not in open_orders:

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
+from bridge.db.bulk import bulk_execute, bulk_insert
 from bridge.db.core import table
 from bridge.mt.parts import part_rows, unmatchable_events
 from bridge.mt.status import OPEN_ORDER_STATUSES, OrderStatus
@@ -50,7 +51,6 @@ def _event_row(order_id: str, at: datetime, event: str, detail: str) -> dict[str
     return {"order_id": order_id, "at": at, "event": event, "detail": detail[:2000]}
 
 
-_INSERT_PART = insert(_part)
 _INSERT_EVENT = insert(_event)
 _SET_SUBMITTED = (  # built once: statement building costs more CPU than the UPDATE
     update(_order)
@@ -101,7 +101,8 @@ def record_submitted_many(
     if not orders:
         return []
     default_due = now + DEFAULT_RECEIPT_WAIT
-    moved = conn.execute(
+    moved = bulk_execute(
+        conn,
         _SET_SUBMITTED,
         [
             {
@@ -113,7 +114,7 @@ def record_submitted_many(
             }
             for o in orders
         ],
-    ).rowcount
+    )
     if moved != len(orders):  # some were recorded before (or are gone): keep the ones moved
         orders = _moved_now(conn, orders, now)
         if not orders:
@@ -124,8 +125,7 @@ def record_submitted_many(
         for row in part_rows(o.order_id, o.transport, o.message_ids, o.submitted_at or now, now)
     ]
     notes = unmatchable_events(rows)
-    if rows:
-        conn.execute(_INSERT_PART, rows)
+    bulk_insert(conn, _part, rows)
     events = [_event_row(o.order_id, now, e, d) for o in orders for e, d in o.events]
     events += [
         _event_row(
@@ -134,7 +134,7 @@ def record_submitted_many(
         for o in orders
     ]
     events += [_event_row(order_id, now, "receipts", line) for order_id, line in notes]
-    conn.execute(_INSERT_EVENT, events)
+    bulk_insert(conn, _event, events)
     ids = [o.order_id for o in orders]
     steps.run_submitted(conn, ids, now)
     return ids
