@@ -294,3 +294,53 @@ def test_first_process_smtp_no_with_one_process_is_refused_with_a_sentence(
     assert out.returncode != 0
     assert 'first_process_smtp = "no" needs processes >= 2' in out.stderr
     assert "Traceback" not in out.stderr
+
+
+_GC_PROBE = """
+import gc, os
+_seen = set()
+def _probe(phase, info):
+    count = gc.get_freeze_count()
+    if phase == "stop" and count not in _seen:
+        _seen.add(count)
+        with open(os.environ["GC_PROBE_OUT"], "a") as out:
+            out.write(f"{os.getpid()} {count}\\n")
+gc.callbacks.append(_probe)
+"""
+
+
+def test_each_process_keeps_what_its_start_loaded_out_of_the_collectors_full_passes(
+    tmp_path: Path,
+) -> None:
+    """Once started, each bridge process freezes the objects its start made (`gc.freeze`):
+    a full collection, which walked them all and held the event loop ~100 ms at a time in
+    the middle of the traffic, then walks only what came after. Seen from inside each
+    process by a probe on the collector (a `sitecustomize` on PYTHONPATH)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "sitecustomize.py").write_text(_GC_PROBE, encoding="utf-8")
+    out = tmp_path / "gc.txt"
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONPATH": str(probe), "GC_PROBE_OUT": str(out)}
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", port)
+    with open(log, "wb") as logfile:
+        proc = subprocess.Popen(
+            [MAILSMS, "serve", "-c", str(config)], stdout=logfile, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
+        children = _children(log)
+
+        def frozen() -> set[int]:
+            for _ in range(5):  # some traffic, so that every process collects
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                    smtp.noop()
+            lines = out.read_text().split() if out.exists() else []
+            pairs = zip(lines[::2], lines[1::2], strict=True)
+            return {int(pid) for pid, count in pairs if int(count) > 0}
+
+        wait_until(lambda: children <= frozen(), 30, "every process froze its start")
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0, log.read_text()[-2000:]
