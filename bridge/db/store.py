@@ -88,11 +88,14 @@ class Store:
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in one transaction on a database thread."""
+        return await self._on_thread(self._transaction, fn, args, kwargs)
+
+    async def _on_thread(self, target: Callable[..., T], *args: Any) -> T:
         self.counts["calls"] += 1
         loop = asyncio.get_running_loop()
         # The caller's context goes along: log lines on the database thread keep its fields.
         run = contextvars.copy_context().run
-        return await loop.run_in_executor(self._executor, run, self._transaction, fn, args, kwargs)
+        return await loop.run_in_executor(self._executor, run, target, *args)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run the read-only `fn(conn, *args)`: on SQLite right here, else on a database
@@ -104,10 +107,7 @@ class Store:
         behind commits. `fn` must not write.
         """
         if self.engine.dialect.name != "sqlite":
-            self.counts["calls"] += 1
-            loop = asyncio.get_running_loop()
-            run = contextvars.copy_context().run
-            return await loop.run_in_executor(self._executor, run, self._autocommit_read, fn, args)
+            return await self._on_thread(self._autocommit_read, fn, args)
         try:
             if self._reader is None:
                 if self._read_engine is None:  # DEFERRED: a read never waits for the writer
@@ -119,12 +119,9 @@ class Store:
                 self._reader.commit()
             with self._reader.begin():
                 return fn(self._reader, *args)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             self._drop_reader()
-            raise _storage_error(exc) from exc
-        except OSError as exc:
-            self._drop_reader()
-            raise StorageUnavailable(str(exc)) from exc
+            raise _fault(exc) from exc
 
     def _autocommit_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         """`fn` with each statement on its own (PostgreSQL's autocommit): no BEGIN and no
@@ -133,10 +130,8 @@ class Store:
         try:
             with self._autocommit.connect() as conn:
                 return fn(conn, *args)
-        except SQLAlchemyError as exc:
-            raise _storage_error(exc) from exc
-        except OSError as exc:
-            raise StorageUnavailable(str(exc)) from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise _fault(exc) from exc
 
     def _drop_reader(self) -> None:
         if self._reader is not None:
@@ -155,12 +150,9 @@ class Store:
                 self._writer = self.engine.connect()
             with self._writer.begin():
                 return fn(self._writer, *args, **kwargs)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:  # OSError: e.g. the directory vanished
             self._drop_writer()  # the next transaction starts on a new connection
-            raise _storage_error(exc) from exc
-        except OSError as exc:  # e.g. the database directory vanished
-            self._drop_writer()
-            raise StorageUnavailable(str(exc)) from exc
+            raise _fault(exc) from exc
 
     def _drop_writer(self) -> None:
         if self._writer is not None:
@@ -293,9 +285,12 @@ def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
         future.set_result(outcome)
 
 
-def _storage_error(exc: SQLAlchemyError) -> StorageUnavailable:
-    """StorageUnreachable for a lost or refused connection (worth the same write again),
-    else StorageUnavailable (the write itself failed: a constraint, a bug)."""
+def _fault(exc: SQLAlchemyError | OSError) -> StorageUnavailable:
+    """What a database call's failure is for its caller: StorageUnreachable for a lost or
+    refused connection (worth the same write again), else StorageUnavailable (the write
+    itself failed: a constraint, a bug, a vanished directory)."""
+    if isinstance(exc, OSError):
+        return StorageUnavailable(str(exc))
     unreachable = isinstance(exc, OperationalError | InterfaceError) or bool(
         getattr(exc, "connection_invalidated", False)
     )
