@@ -85,52 +85,39 @@ def _body_bind_resp(p: BindResp) -> bytes:
     return _cstr(p.system_id) + _tlv_bytes(p.tlvs)
 
 
-# submit_sm / deliver_sm after the addresses: esm_class, protocol_id, priority_flag,
-# schedule_delivery_time, validity_period, registered_delivery, replace_if_present_flag,
-# data_coding, sm_default_msg_id, sm_length, short_message, TLVs. One `%` makes the body.
-_SHORT_MESSAGE: Final = b"%b\0%c%c%b\0%c%c%b\0%c%c%c%b\0%b\0%c%c%c%c%c%b%b"
-
-
 def _check_length(sm: bytes) -> None:
     if len(sm) > 254:
         raise ValueError(f"short_message is {len(sm)} octets; at most 254 fit (use TLV 0x0424)")
 
 
 def _body_short_message(p: _ShortMessage) -> bytes:
-    sm = p.short_message
-    _check_length(sm)
-    try:
-        return _SHORT_MESSAGE % (
-            p.service_type.encode("latin-1"),
-            p.source_addr_ton,
-            p.source_addr_npi,
-            p.source_addr.encode("latin-1"),
-            p.dest_addr_ton,
-            p.dest_addr_npi,
-            p.destination_addr.encode("latin-1"),
-            p.esm_class,
-            p.protocol_id,
-            p.priority_flag,
-            p.schedule_delivery_time.encode("latin-1"),
-            p.validity_period.encode("latin-1"),
-            p.registered_delivery,
-            p.replace_if_present_flag,
-            p.data_coding,
-            p.sm_default_msg_id,
-            len(sm),
-            sm,
-            _tlv_bytes(p.tlvs) if p.tlvs else b"",
-        )
-    except OverflowError:  # an octet field out of range: the error bytes() gives
-        raise ValueError("bytes must be in range(0, 256)") from None
+    """submit_sm and deliver_sm share their layout: the template's, for one part."""
+    template = SubmitSmTemplate.of(
+        p.source_addr,
+        p.destination_addr,
+        service_type=p.service_type,
+        source_addr_ton=p.source_addr_ton,
+        source_addr_npi=p.source_addr_npi,
+        dest_addr_ton=p.dest_addr_ton,
+        dest_addr_npi=p.dest_addr_npi,
+        protocol_id=p.protocol_id,
+        priority_flag=p.priority_flag,
+        schedule_delivery_time=p.schedule_delivery_time,
+        validity_period=p.validity_period,
+        registered_delivery=p.registered_delivery,
+        replace_if_present_flag=p.replace_if_present_flag,
+        sm_default_msg_id=p.sm_default_msg_id,
+    )
+    return template.body(p.esm_class, p.data_coding, p.short_message, p.tlvs)
 
 
 @dataclass(frozen=True, slots=True)
 class SubmitSmTemplate:
     """The submit_sm fields all parts of one SMS share, encoded once; `body` adds a part's.
 
-    `body(...)` is byte for byte `encode(SubmitSm(...))` without the header, for the same
-    fields: the transport encodes each part with it instead of building a `SubmitSm`.
+    The one place the short-message layout is written: `encode` makes every submit_sm and
+    deliver_sm body with it, and the transport encodes each part of an SMS with one
+    template instead of building a `SubmitSm` per part.
     """
 
     head: bytes  # service_type .. destination_addr
