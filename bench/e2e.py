@@ -443,6 +443,7 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
         root = Path(tmp)
         port = servers.free_port()
         bare_cmd = [PY, str(HERE / "servers.py"), "--port", str(port), "--lifetime", "3600"]
+        bare_cmd += ["--loop", a.loop]  # the same loop as the bridges: a fair ratio
         bare = servers.start("bare", bare_cmd, port, root, BRIDGE_CPU)
         try:
             servers.wait_ready(bare)
@@ -466,7 +467,7 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                 reset_postgres(url)
             profile = Path(out.name).with_suffix(".e2e-prof.d") if a.e2e_profile else None
             first_smtp = "yes" if name.removeprefix("base_") == "sqlite2all" else "auto"
-            v = start_variant(name, root, url, processes, code, a.e2e_loop, profile, first_smtp)
+            v = start_variant(name, root, url, processes, code, a.loop, profile, first_smtp)
             try:
                 prepare(v, a.e2e_notify)
                 bare.resume()

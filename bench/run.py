@@ -161,13 +161,18 @@ def cpu_stat() -> dict[str, tuple[float, float]]:
 
 
 def bridge_variant(
-    name: str, receipt: str, root: Path, notify: str = "all", code: str | None = None
+    name: str,
+    receipt: str,
+    root: Path,
+    notify: str = "all",
+    code: str | None = None,
+    loop: str = "uvloop",
 ) -> Variant:
     """A bridge; `code`: a checkout of another commit to run instead (PYTHONPATH)."""
     workdir = root / name
     workdir.mkdir()
     smtp_port, sandbox_port = servers.free_port(), servers.free_port()
-    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt)
+    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt, loop)
     env = None if code is None else {"PYTHONPATH": code}
     cmd = [MAILSMS, "serve", "-c", str(cfg)]
     server = servers.start(name, cmd, smtp_port, workdir, SERVER_CPU, env=env)
@@ -258,6 +263,7 @@ def comparison(b: Bench, root: Path) -> None:
     try:
         port = servers.free_port()
         bare_cmd = [PY, str(HERE / "servers.py"), "--port", str(port), "--lifetime", "900"]
+        bare_cmd += ["--loop", args.loop]  # the same loop as the bridges: a fair ratio
         b.variants["bare"] = Variant(
             "bare", servers.start("bare", bare_cmd, port, root, SERVER_CPU)
         )
@@ -266,7 +272,7 @@ def comparison(b: Bench, root: Path) -> None:
                 for notify in args.notify if receipt == "delivered" else ["all"]:
                     name = "bridge" if receipt == "delivered" else f"bridge_{receipt}"
                     name = prefix + name + ("" if notify == "all" else "_fail")
-                    b.variants[name] = bridge_variant(name, receipt, root, notify, code)
+                    b.variants[name] = bridge_variant(name, receipt, root, notify, code, args.loop)
         for v in b.variants.values():
             servers.wait_ready(v.server)
             set_notify(v)
@@ -504,7 +510,7 @@ def profile(b: Bench, root: Path) -> None:
     workdir.mkdir()
     smtp_port, sandbox_port = servers.free_port(), servers.free_port()
     receipt = b.args.profile_receipt
-    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt)
+    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt, b.args.loop)
     profdir = workdir / "prof"
     cmd = [PY, str(HERE / "profile_bridge.py"), str(profdir), "serve", "-c", str(cfg)]
     server = servers.start("profile", cmd, smtp_port, workdir, SERVER_CPU)
@@ -647,7 +653,13 @@ def main() -> None:
         help="the demo user's notify",
     )
     p.add_argument(
-        "--e2e-loop", default="asyncio", choices=["asyncio", "uvloop"], help="[server] event_loop"
+        "--loop",
+        "--e2e-loop",
+        dest="loop",
+        default="uvloop",
+        choices=["asyncio", "uvloop"],
+        help="[server] event_loop of every bridge (the baseline's too) and the loop of the bare"
+        ' aiosmtpd it is compared with (default uvloop, what event_loop = "auto" runs on)',
     )
     p.add_argument(
         "--e2e-profile",

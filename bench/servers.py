@@ -193,7 +193,9 @@ def smtp_limits() -> dict[str, int | str]:
     return limits
 
 
-def bridge_config(workdir: Path, smtp_port: int, sandbox_port: int, receipt: str) -> Path:
+def bridge_config(
+    workdir: Path, smtp_port: int, sandbox_port: int, receipt: str, event_loop: str = "uvloop"
+) -> Path:
     """Write a bridge.toml for the benchmark into `workdir` and return its path."""
     path = workdir / "bridge.toml"
     limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits().items())
@@ -202,6 +204,9 @@ def bridge_config(workdir: Path, smtp_port: int, sandbox_port: int, receipt: str
 database_url = "sqlite:///{workdir / "bridge.db"}"
 demo = true
 log_level = "WARNING"
+
+[server]
+event_loop = "{event_loop}"
 
 [smtp]
 host = "{HOST}"
@@ -247,18 +252,14 @@ def e2e_config(
     smsc_port: int,
     database_url: str,
     processes: int = 1,
-    event_loop: str = "asyncio",
+    event_loop: str = "uvloop",
     first_process_smtp: str = "auto",
 ) -> Path:
-    """A bridge.toml bound to the standalone SMSC (no sandbox inside the bridge).
-
-    [server] is written only when it differs from the default, so that a baseline
-    checkout from before [server] existed reads the file too."""
+    """A bridge.toml bound to the standalone SMSC (no sandbox inside the bridge). The event
+    loop is always named: a baseline checkout from before "auto" runs on the same one."""
     path = workdir / "bridge.toml"
     limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits().items())
-    server = ""
-    if processes != 1 or event_loop != "asyncio":
-        server = f'[server]\nprocesses = {processes}\nevent_loop = "{event_loop}"\n'
+    server = f'[server]\nprocesses = {processes}\nevent_loop = "{event_loop}"\n'
     if first_process_smtp != "auto":
         server += f'first_process_smtp = "{first_process_smtp}"\n'
     path.write_text(
@@ -300,8 +301,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description="A bare aiosmtpd server that answers 250 to all.")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--lifetime", type=float, default=900.0, help="exit after this many seconds")
+    p.add_argument(
+        "--loop", default="asyncio", choices=["asyncio", "uvloop"], help="its event loop"
+    )
     a = p.parse_args()
-    asyncio.run(serve_bare(a.port, a.lifetime))
+    if a.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve_bare(a.port, a.lifetime))
+    else:
+        asyncio.run(serve_bare(a.port, a.lifetime))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from sqlalchemy import Engine, create_engine, text
 
 from bridge.db.engine import open_engine, upgrade
@@ -16,6 +18,17 @@ from bridge.settings import Settings, load_settings
 from tests.peers.postgres import throwaway_postgres
 
 _db_counter = itertools.count()
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test runs on Python's own event loop; those marked `both_loops` (the SMTP
+    listener with STARTTLS, the SMPP layer, the mail client: what meets the network) run on
+    uvloop as well, the loop `mailsms serve` runs on by default."""
+    if item.get_closest_marker("both_loops") is None:
+        return {"asyncio": asyncio.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,15 @@ import sqlite3
 from pathlib import Path
 
 import aiosmtplib
+import pytest
 
 from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings, load_settings
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, smtp_sink, wait_for
 from tests.peers.smpp34_peer import Smpp34Peer, free_port
+
+pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
 
 
 def _order_status(tmp_path: Path) -> dict[str, str]:

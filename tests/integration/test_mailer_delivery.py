@@ -27,6 +27,8 @@ from bridge.notices.tables import Notice
 from tests.helpers import STATUS_CONTEXT
 from tests.peers.smtp_relay import smtp_relay
 
+pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Engine]:

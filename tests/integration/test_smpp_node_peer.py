@@ -17,6 +17,8 @@ from bridge.values import OutboundSms, ReceiptState
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
 from tests.peers.smpp34_peer import RecordingInbox
 
+pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+
 PHONE = "+491701234567"
 
 

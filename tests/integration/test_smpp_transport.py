@@ -15,6 +15,8 @@ from bridge.transports.smpp import SmppConfig, SmppTransport
 from bridge.values import OutboundSms, ReceiptState
 from tests.peers.smpp34_peer import RecordingInbox, running_smpp34_peer
 
+pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+
 
 @dataclass
 class Peer:

@@ -13,6 +13,8 @@ import trustme
 from tests.helpers import running_bridge
 from tests.security.common import tls_settings
 
+pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+
 
 async def _handshake(port: int, *args: str) -> tuple[bool, str]:
     """Does `openssl s_client -starttls smtp ARGS` complete a handshake with the listener?"""
