@@ -15,7 +15,9 @@ from typing import Annotated
 
 import typer
 
+from bridge.app import loop_factory
 from bridge.cli.common import ConfigOpt, fail, read_settings
+from bridge.errors import ConfigError
 from bridge.sandbox.phone import SandboxError, send_mo
 from bridge.sandbox.rules import (
     FAILURE_HELP,
@@ -240,13 +242,19 @@ def sandbox_serve(
     enabled = false, e.g. to measure the bridge without the SMSC's work, or to share one
     sandbox between several bridges. `sandbox inbox|fail|delay|rules|clear` work the same.
     """
-    cfg = read_settings(config).sandbox.config()
+    settings = read_settings(config)
+    cfg = settings.sandbox.config()
     if host is not None:
         cfg = dataclasses.replace(cfg, host=host)
     if port is not None:
         cfg = dataclasses.replace(cfg, port=port)
+    try:  # on the bridge's loop ([server] event_loop: uvloop where installed)
+        factory = loop_factory(settings.server.event_loop)
+    except ConfigError as exc:
+        fail(str(exc))
     try:
-        asyncio.run(_serve(cfg))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(cfg))
     except OSError as exc:
         fail(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}")
 
@@ -255,12 +263,12 @@ async def _serve(cfg: SandboxConfig) -> None:
     smsc = SandboxSmsc(cfg)
     await smsc.start()
     gc.freeze()  # what the start loaded stays: out of the collector's full passes (as serve)
+    loop = asyncio.get_running_loop()
     typer.echo(
         f"sandbox SMSC listening on {cfg.host}:{smsc.port} (system_id {cfg.system_id}; "
-        f"phones' inbox: {cfg.inbox_path})"
+        f"phones' inbox: {cfg.inbox_path}; event loop: {type(loop).__module__.partition('.')[0]})"
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
