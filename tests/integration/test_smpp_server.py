@@ -35,6 +35,8 @@ from bridge.smpp_server.server import SmppServer
 from bridge.smpp_server.settings import SmppServerSettings
 from bridge.tenants.admin import ensure_demo
 
+pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+
 
 async def _nothing(pdu: Pdu) -> Pdu | None:
     return None
