@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from bridge.sandbox.smsc import SandboxConfig, SandboxSmsc
 from bridge.smpp import constants as c
@@ -239,3 +243,66 @@ async def test_mo_from_smpp34_in_national_and_unknown_ton_is_e164(
             ("+491701234567", "+4915550000001"),
             ("SHOP", "+4915550000001"),
         ]
+
+
+@asynccontextmanager
+async def _tls_in_front_of(port: int, context: ssl.SSLContext) -> AsyncIterator[int]:
+    """A TLS terminator (what an SMSC's TLS port or stunnel does) in front of a plain SMPP
+    port on 127.0.0.1; yields its own port."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        inner_reader, inner_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer))
+
+    server = await asyncio.start_server(accepted, "127.0.0.1", 0, ssl=context)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_the_bind_runs_over_tls_and_checks_the_smscs_certificate(
+    tmp_path: Path, started: list[SmppTransport]
+) -> None:
+    """`tls = true`: submit and receipt over TLS, the SMSC's certificate checked against
+    `tls_ca_file`; a certificate of another CA is no bind, and the error says why."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    other_ca = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    sandbox = SandboxSmsc(
+        SandboxConfig(inbox_path=tmp_path / "inbox.jsonl", port=0, receipt_delay=0.0)
+    )
+    await sandbox.start()
+    try:
+        async with _tls_in_front_of(sandbox.port, server_context) as tls_port:
+            inbox = RecordingInbox()
+            t = SmppTransport(config(tls_port, tls=True, tls_ca_file=str(ca_file)))
+            await start(t, inbox, started)
+            result = await t.submit(OutboundSms("o-t", "+4915112345678", "Bridge", "Hi", "gsm7"))
+            await inbox.wait_until(lambda: len(inbox.receipts) == 1)
+            assert inbox.receipts[0].message_id == result.message_ids[0]
+            assert [sms.text for sms in sandbox.delivered] == ["Hi"]
+
+            untrusted = SmppTransport(
+                config(tls_port, name="smsc-b", tls=True, tls_ca_file=str(other_ca))
+            )
+            started.append(untrusted)
+            await untrusted.start(RecordingInbox())
+            assert not await untrusted.wait_bound(1.0)
+            assert "CERTIFICATE_VERIFY_FAILED" in untrusted.last_error, untrusted.last_error
+    finally:
+        await sandbox.stop()
