@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, shortnumberinfo
+from phonenumbers import (
+    NumberParseException,
+    PhoneNumberFormat,
+    PhoneNumberType,
+    re_util,
+    shortnumberinfo,
+)
 
 from bridge.intake.addresses import classify_number
 
@@ -94,3 +101,14 @@ def test_one_type_computation_gives_the_two_call_results() -> None:
         assert got == want, (text, country)
         found[want[1] if isinstance(want, tuple) and want[1] in found else None] += 1
     assert all(found.values()), found  # every outcome is covered
+
+
+def test_the_pattern_cache_gives_what_fresh_compilation_gives(monkeypatch: Any) -> None:
+    """With phonenumbers' pattern cache on (as every bridge process runs), the same results."""
+    spellings = _spellings()
+    monkeypatch.setattr(re_util, "_COMPILED_PATTERNS", None)  # off: re.compile each time
+    want = [_outcome(classify_number, text, country) for text, country in spellings]
+    monkeypatch.setattr(re_util, "_COMPILED_PATTERNS", {})  # on, empty
+    assert [_outcome(classify_number, t, c) for t, c in spellings] == want
+    assert len(re_util._COMPILED_PATTERNS) > 100  # it was used
+    assert [_outcome(classify_number, t, c) for t, c in spellings] == want  # and when warm
