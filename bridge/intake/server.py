@@ -19,15 +19,20 @@ through a rate limiter (`lograte`), as one line, never with a traceback.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import re
 import secrets
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, AnyStr
 
+import aiosmtpd
+from aiosmtpd import smtp as aiosmtpd_smtp
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from bridge import logcontext
@@ -78,6 +83,68 @@ _ENHANCED = {
     "555": "5.5.4",
     "421": "4.4.2",
 }
+# The aiosmtpd release whose SMTP.__init__ `BridgeSMTP._init_known` repeats (any other
+# release runs its own __init__ for every session).
+AIOSMTPD_KNOWN = "1.4.6"
+_SYNTAX_MARKS = ("__smtp_syntax__", "__smtp_syntax_when__", "__smtp_syntax_extended__")
+_KNOWN_OPTIONS = frozenset(
+    {
+        "data_size_limit",
+        "enable_SMTPUTF8",
+        "decode_data",
+        "hostname",
+        "ident",
+        "tls_context",
+        "require_starttls",
+        "auth_require_tls",
+        "timeout",
+        "command_call_limit",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What aiosmtpd's SMTP.__init__ finds by introspection, found once per handler.
+
+    aiosmtpd looks up, for every connection, its AUTH mechanisms (`inspect.getmembers` of
+    the session and of the handler), the handler's hooks (`dir`), the EHLO hook's form
+    (`inspect.signature`) and its SMTP commands (`dir`): about 100 µs per connection. The
+    names do not change from one session to the next, so they are found once, from the
+    first session built by aiosmtpd itself (`of`); the others bind the same names.
+    """
+
+    handler: Any  # the one handler (its hooks are bound methods of it)
+    auth: tuple[tuple[str, bool, str], ...]  # (mechanism, built in (on the session), attribute)
+    auth_line: str  # aiosmtpd's log line naming them
+    hooks: tuple[tuple[str, str], ...]  # (command, handler attribute)
+    ehlo_hook_ver: str | None
+    commands: tuple[tuple[str, str], ...]  # (command, session attribute)
+    marks: dict[str, tuple[tuple[str, Any], ...]]  # command -> aiosmtpd's HELP marks
+
+    @classmethod
+    def of(cls, session: SMTP, handler: Any) -> Lookups:
+        """The names as aiosmtpd's __init__ found them for `session` (built by it)."""
+        auth: dict[str, tuple[bool, str]] = {}
+        for obj in (session, handler):  # as SMTP.__init__ does, keeping the names
+            for name, member in inspect.getmembers(obj):
+                if name.startswith("auth_"):
+                    default = name.replace("auth_", "").replace("__", "-")
+                    key = getattr(member, "__auth_mechanism_name__", default)
+                    auth[key] = (obj is session, name)
+        commands = tuple((m.replace("smtp_", ""), m) for m in dir(session) if m.startswith("smtp_"))
+        return cls(
+            handler=handler,
+            auth=tuple((key, builtin, name) for key, (builtin, name) in auth.items()),
+            auth_line="Available AUTH mechanisms: "
+            + " ".join(m + "(builtin)" if b else m for m, (b, _) in sorted(auth.items())),
+            hooks=tuple(
+                (m.replace("handle_", ""), m) for m in dir(handler) if m.startswith("handle_")
+            ),
+            ehlo_hook_ver=session._ehlo_hook_ver,
+            commands=commands,
+            marks={command: _marks(command, getattr(session, name)) for command, name in commands},
+        )
 
 
 @dataclass
@@ -96,6 +163,7 @@ class Shared:
     idle_command_limit: int = 100
     log_filter: logging.Filter | None = None  # on aiosmtpd's logger while listening
     metrics: Metrics = field(default_factory=Metrics.unregistered)
+    lookups: Lookups | None = None  # aiosmtpd's introspection, done at the first session
     _replies: dict[tuple[str, str], Any] = field(default_factory=dict)  # label → child counter
 
     def count_reply(self, status: str) -> None:
@@ -115,19 +183,118 @@ class Shared:
 
 class BridgeSMTP(SMTP):
     def __init__(self, handler: Any, *, shared: Shared, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+        lookups = shared.lookups
+        if lookups is not None and lookups.handler is handler and _KNOWN_OPTIONS.issuperset(kwargs):
+            self._init_known(handler, lookups, **kwargs)
+        else:
+            super().__init__(handler, **kwargs)
+            if (
+                lookups is None
+                and aiosmtpd.__version__ == AIOSMTPD_KNOWN
+                and type(self) is BridgeSMTP
+                and self._ehlo_hook_ver != "old"  # aiosmtpd warns about that one each time
+            ):
+                shared.lookups = Lookups.of(self, handler)
         self.shared = shared
         self._client_ip: str | None = None
         self._refused = False
         self._idle_commands = 0  # commands since the last accepted mail (or the start)
         self._close_after_reply = False
+        marks = shared.lookups.marks if shared.lookups is not None else {}
         self._smtp_methods = {
-            name: self._guarded(name, method) for name, method in self._smtp_methods.items()
+            name: self._guarded(name, method, marks.get(name))
+            for name, method in self._smtp_methods.items()
         }
         # What this session learned, read by the intake handler (it gets `server`):
         self.mail_dsn = MailDsn()  # RET/ENVID of the current MAIL
         self.rcpt_dsn = RcptDsn()  # NOTIFY/ORCPT of the current RCPT
         self.auth_customer_id: int | None = None  # the customer AUTH proved
+
+    def _init_known(
+        self,
+        handler: Any,
+        lookups: Lookups,
+        *,
+        data_size_limit: int | None = aiosmtpd_smtp.DATA_SIZE_DEFAULT,
+        enable_SMTPUTF8: bool = False,
+        decode_data: bool = False,
+        hostname: str | None = None,
+        ident: str | None = None,
+        tls_context: Any = None,
+        require_starttls: bool = False,
+        auth_require_tls: bool = True,
+        timeout: float = 300,
+        command_call_limit: int | dict[str, int] | None = None,
+    ) -> None:
+        """aiosmtpd's SMTP.__init__ (release `AIOSMTPD_KNOWN`) for the options the listener
+        gives, step by step, with the names it looks up by introspection taken from `lookups`."""
+        self.__ident__ = ident or aiosmtpd_smtp.__ident__
+        self.loop = aiosmtpd_smtp.make_loop()
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=self.loop,
+        )
+        self.event_handler = handler
+        assert data_size_limit is None or isinstance(data_size_limit, int)
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = decode_data
+        self.command_size_limits.clear()
+        self.hostname = hostname if hostname else socket.getfqdn()
+        self.tls_context = tls_context
+        if tls_context:
+            if tls_context.verify_mode not in {ssl.CERT_NONE, ssl.CERT_OPTIONAL}:
+                aiosmtpd_smtp.log.warning(
+                    "tls_context.verify_mode not in {CERT_NONE, "
+                    "CERT_OPTIONAL}; this might cause client "
+                    "connection problems"
+                )
+            elif tls_context.check_hostname:
+                aiosmtpd_smtp.log.warning(
+                    "tls_context.check_hostname == True; "
+                    "this might cause client connection problems"
+                )
+        self.require_starttls = tls_context and require_starttls
+        self._timeout_duration = timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = auth_require_tls
+        self._proxy_timeout = None
+        self._auth_callback = aiosmtpd_smtp.login_always_fail
+        self._authenticator = None
+        self._auth_required = False
+        self._auth_methods = {
+            key: aiosmtpd_smtp._AuthMechAttr(getattr(self if builtin else handler, name), builtin)
+            for key, builtin, name in lookups.auth
+        }
+        aiosmtpd_smtp.log.info(lookups.auth_line)
+        self._handle_hooks = {command: getattr(handler, name) for command, name in lookups.hooks}
+        self._ehlo_hook_ver = lookups.ehlo_hook_ver
+        self._smtp_methods = {command: getattr(self, name) for command, name in lookups.commands}
+        if command_call_limit is None:
+            self._enforce_call_limit = False
+        else:
+            self._enforce_call_limit = True
+            if isinstance(command_call_limit, int):
+                self._call_limit_base = {}
+                self._call_limit_default = command_call_limit
+            elif isinstance(command_call_limit, dict):
+                if not all(map(aiosmtpd_smtp.is_int, command_call_limit.values())):
+                    raise TypeError("All command_call_limit values must be int")
+                self._call_limit_base = command_call_limit
+                self._call_limit_default = command_call_limit.get(
+                    "*", aiosmtpd_smtp.CALL_LIMIT_DEFAULT
+                )
+            else:
+                raise TypeError("command_call_limit must be int or Dict[str, int]")
 
     # -- connections -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -224,7 +391,12 @@ class BridgeSMTP(SMTP):
         return reply("internal_error")
 
     # -- the guard every command passes ------------------------------------------
-    def _guarded(self, name: str, method: Callable[[str | None], Awaitable[None]]) -> Any:
+    def _guarded(
+        self,
+        name: str,
+        method: Callable[[str | None], Awaitable[None]],
+        marks: tuple[tuple[str, Any], ...] | None = None,
+    ) -> Any:
         async def run(arg: str | None) -> None:
             if name != "QUIT" and self._pending_input():
                 await self._out_of_sync(name)
@@ -259,10 +431,8 @@ class BridgeSMTP(SMTP):
             await method(arg)
 
         # HELP reads aiosmtpd's syntax marks from the method (our overrides have none).
-        original = getattr(SMTP, f"smtp_{name}", method)
-        for mark in ("__smtp_syntax__", "__smtp_syntax_when__", "__smtp_syntax_extended__"):
-            if hasattr(original, mark):
-                setattr(run, mark, getattr(original, mark))
+        for mark, value in _marks(name, method) if marks is None else marks:
+            setattr(run, mark, value)
         return run
 
     def _pending_input(self) -> bytes:
@@ -454,6 +624,12 @@ class BridgeSMTP(SMTP):
             reply("auth_locked", detail=detail, minutes=max(1, math.ceil(lockout.seconds / 60)))
         )
         return AuthResult(success=False, handled=True)
+
+
+def _marks(name: str, method: object = None) -> tuple[tuple[str, Any], ...]:
+    """aiosmtpd's HELP marks of its command `name` (of `method` where aiosmtpd has none)."""
+    original = getattr(SMTP, f"smtp_{name}", method)
+    return tuple((m, getattr(original, m)) for m in _SYNTAX_MARKS if hasattr(original, m))
 
 
 def _bad_bytes(arg: str | None) -> str | None:
