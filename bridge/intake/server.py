@@ -8,7 +8,7 @@ with failures counted per address and per login across sessions (`authguard`);
 a graceful stop that answers new sessions and commands with 421; and aiosmtpd's own
 replies rewritten into the bridge's reply table, with enhanced status codes.
 
-Every command passes one guard first (`_guarded`): input sent before the previous
+Every command passes one guard first (`_guard`): input sent before the previous
 reply (no PIPELINING is offered) ends the session with 554 5.5.0; an argument with
 bytes that are not UTF-8, or with control characters, gets 501 5.5.2; and a session
 that sends more than `idle_command_limit` commands without a mail being accepted
@@ -29,6 +29,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import MethodType
 from typing import Any, AnyStr
 
 import aiosmtpd
@@ -120,7 +121,6 @@ class Lookups:
     hooks: tuple[tuple[str, str], ...]  # (command, handler attribute)
     ehlo_hook_ver: str | None
     commands: tuple[tuple[str, str], ...]  # (command, session attribute)
-    marks: dict[str, tuple[tuple[str, Any], ...]]  # command -> aiosmtpd's HELP marks
 
     @classmethod
     def of(cls, session: SMTP, handler: Any) -> Lookups:
@@ -143,7 +143,6 @@ class Lookups:
             ),
             ehlo_hook_ver=session._ehlo_hook_ver,
             commands=commands,
-            marks={command: _marks(command, getattr(session, name)) for command, name in commands},
         )
 
 
@@ -165,6 +164,15 @@ class Shared:
     metrics: Metrics = field(default_factory=Metrics.unregistered)
     lookups: Lookups | None = None  # aiosmtpd's introspection, done at the first session
     _replies: dict[tuple[str, str], Any] = field(default_factory=dict)  # label → child counter
+    _guards: dict[str, Guard] = field(default_factory=dict)  # command → its guard
+    _sessions: dict[str, Any] = field(default_factory=dict)  # result → child counter
+
+    def guard(self, name: str, method: object) -> Guard:
+        """The guard of command `name` (made once, with the HELP marks of `method`)."""
+        found = self._guards.get(name)
+        if found is None:
+            found = self._guards[name] = _guard(name, _marks(name, method))
+        return found
 
     def count_reply(self, status: str) -> None:
         """Count one reply by code class and reason (its enhanced code, else its code)."""
@@ -174,6 +182,13 @@ class Shared:
         if child is None:  # the few distinct replies, looked up once each
             child = self.metrics.smtp_replies.labels(f"{code[:1]}xx", reason)
             self._replies[(code, reason)] = child
+        child.inc()
+
+    def count_session(self, result: str) -> None:
+        """Count one connection: "open", or "refused" at connect."""
+        child = self._sessions.get(result)
+        if child is None:
+            child = self._sessions[result] = self.metrics.smtp_sessions.labels(result)
         child.inc()
 
     def needs_tls(self, ip: str, is_tls: bool) -> bool:
@@ -200,10 +215,11 @@ class BridgeSMTP(SMTP):
         self._refused = False
         self._idle_commands = 0  # commands since the last accepted mail (or the start)
         self._close_after_reply = False
-        marks = shared.lookups.marks if shared.lookups is not None else {}
+        # aiosmtpd calls `_smtp_methods`: each command's guard, which then calls the command
+        self._commands: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
         self._smtp_methods = {
-            name: self._guarded(name, method, marks.get(name))
-            for name, method in self._smtp_methods.items()
+            name: MethodType(shared.guard(name, method), self)
+            for name, method in self._commands.items()
         }
         # What this session learned, read by the intake handler (it gets `server`):
         self.mail_dsn = MailDsn()  # RET/ENVID of the current MAIL
@@ -312,7 +328,7 @@ class BridgeSMTP(SMTP):
             if refusal is not None:
                 log.warning("connection from %s refused: %s", ip, detail or refusal)
                 self._refused = True
-                self.shared.metrics.smtp_sessions.labels("refused").inc()
+                self.shared.count_session("refused")
                 refused = reply(refusal, detail=detail)
                 self.shared.count_reply(refused)
                 assert isinstance(transport, asyncio.WriteTransport)
@@ -320,7 +336,7 @@ class BridgeSMTP(SMTP):
                 transport.close()
                 return
             self._client_ip = ip
-            self.shared.metrics.smtp_sessions.labels("open").inc()
+            self.shared.count_session("open")
         else:
             # STARTTLS done: forget what the plaintext session learned (RFC 3207, 4.2).
             self.auth_customer_id = None
@@ -390,51 +406,7 @@ class BridgeSMTP(SMTP):
         )
         return reply("internal_error")
 
-    # -- the guard every command passes ------------------------------------------
-    def _guarded(
-        self,
-        name: str,
-        method: Callable[[str | None], Awaitable[None]],
-        marks: tuple[tuple[str, Any], ...] | None = None,
-    ) -> Any:
-        async def run(arg: str | None) -> None:
-            if name != "QUIT" and self._pending_input():
-                await self._out_of_sync(name)
-                return
-            if name not in _PROGRESS:
-                self._idle_commands += 1
-                if self._idle_commands > self.shared.idle_command_limit:
-                    self._event(
-                        logging.INFO,
-                        "idle-commands",
-                        "client %s closed: %d commands without a mail",
-                        self.client_ip,
-                        self._idle_commands - 1,
-                    )
-                    self._close_after_reply = True
-                    await self.push(
-                        reply("too_many_commands", limit=self.shared.idle_command_limit)
-                    )
-                    return
-            bad = _bad_bytes(arg)
-            if bad is not None:
-                self._event(
-                    logging.INFO,
-                    "bad-bytes",
-                    "client %s: %s refused, it contains %s",
-                    self.client_ip,
-                    name,
-                    bad,
-                )
-                await self.push(reply("bad_command_bytes", detail=bad))
-                return
-            await method(arg)
-
-        # HELP reads aiosmtpd's syntax marks from the method (our overrides have none).
-        for mark, value in _marks(name, method) if marks is None else marks:
-            setattr(run, mark, value)
-        return run
-
+    # -- the guard every command passes: see `_guard` --------------------------------
     def _pending_input(self) -> bytes:
         """What the client sent after the command being answered (before our reply)."""
         buffer = getattr(self._reader, "_buffer", b"")
@@ -624,6 +596,49 @@ class BridgeSMTP(SMTP):
             reply("auth_locked", detail=detail, minutes=max(1, math.ceil(lockout.seconds / 60)))
         )
         return AuthResult(success=False, handled=True)
+
+
+Guard = Callable[[BridgeSMTP, str | None], Awaitable[None]]
+
+
+def _guard(name: str, marks: tuple[tuple[str, Any], ...]) -> Guard:
+    """The guard of command `name`, which every session binds (`Shared.guard`)."""
+
+    async def run(self: BridgeSMTP, arg: str | None) -> None:
+        if name != "QUIT" and self._pending_input():
+            await self._out_of_sync(name)
+            return
+        if name not in _PROGRESS:
+            self._idle_commands += 1
+            if self._idle_commands > self.shared.idle_command_limit:
+                self._event(
+                    logging.INFO,
+                    "idle-commands",
+                    "client %s closed: %d commands without a mail",
+                    self.client_ip,
+                    self._idle_commands - 1,
+                )
+                self._close_after_reply = True
+                await self.push(reply("too_many_commands", limit=self.shared.idle_command_limit))
+                return
+        bad = _bad_bytes(arg)
+        if bad is not None:
+            self._event(
+                logging.INFO,
+                "bad-bytes",
+                "client %s: %s refused, it contains %s",
+                self.client_ip,
+                name,
+                bad,
+            )
+            await self.push(reply("bad_command_bytes", detail=bad))
+            return
+        await self._commands[name](arg)
+
+    # HELP reads aiosmtpd's syntax marks from the method (our overrides have none).
+    for mark, value in marks:
+        setattr(run, mark, value)
+    return run
 
 
 def _marks(name: str, method: object = None) -> tuple[tuple[str, Any], ...]:
