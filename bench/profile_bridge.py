@@ -41,6 +41,8 @@ IDLE = (
 # (label, file path fragment, function name): cumulative time per mail.
 ENTRY_POINTS = (
     ("aiosmtpd _getaddr (parse MAIL/RCPT args)", "aiosmtpd/smtp.py", "_getaddr"),
+    ("intake: an SMTP session built (per connection)", "bridge/intake/server.py", "__init__"),
+    ("intake: DATA's line-ending check", "bridge/intake/hygiene.py", "bare_line_ending"),
     ("intake handle_MAIL (main thread part)", "bridge/intake/handler.py", "handle_MAIL"),
     ("  find_sender (db thread)", "bridge/mt/mails.py", "find_sender"),
     ("intake handle_RCPT", "bridge/intake/handler.py", "handle_RCPT"),

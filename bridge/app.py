@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import phonenumbers
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -274,6 +275,7 @@ class Bridge:
 
     async def start(self) -> Endpoints:
         """Open the database, start the sandbox, the transports, the workers and the intake."""
+        phonenumbers.enable_pattern_cache()  # process-wide: its metadata patterns compiled once
         if self.share is not None and not self.share.owner:
             return await self._start_intake_only(self.share)
         store = self.store = await self._open_store()

@@ -112,6 +112,7 @@ class IntakeHandler:
         self._resolved: dict[int, _Resolved] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._customer_orders: dict[str, Any] = {}  # customer label -> its child counter
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -308,7 +309,12 @@ class IntakeHandler:
         self.metrics.mails_accepted.inc()
         self.metrics.orders_accepted.inc(len(mail.mail.orders))
         customer = self.metrics.customer(transaction.sender.customer_name)
-        self.metrics.customer_orders.labels(customer).inc(len(mail.mail.orders))
+        counter = self._customer_orders.get(customer)
+        if counter is None:  # at most [http] customer_labels + 1 labels, each looked up once
+            counter = self._customer_orders[customer] = self.metrics.customer_orders.labels(
+                customer
+            )
+        counter.inc(len(mail.mail.orders))
         if mail.mail.orders:
             self.on_accepted()
         if mail.notices:

@@ -8,7 +8,7 @@ with failures counted per address and per login across sessions (`authguard`);
 a graceful stop that answers new sessions and commands with 421; and aiosmtpd's own
 replies rewritten into the bridge's reply table, with enhanced status codes.
 
-Every command passes one guard first (`_guarded`): input sent before the previous
+Every command passes one guard first (`_guard`): input sent before the previous
 reply (no PIPELINING is offered) ends the session with 554 5.5.0; an argument with
 bytes that are not UTF-8, or with control characters, gets 501 5.5.2; and a session
 that sends more than `idle_command_limit` commands without a mail being accepted
@@ -19,15 +19,21 @@ through a rate limiter (`lograte`), as one line, never with a traceback.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import re
 import secrets
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import MethodType
 from typing import Any, AnyStr
 
+import aiosmtpd
+from aiosmtpd import smtp as aiosmtpd_smtp
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from bridge import logcontext
@@ -78,6 +84,66 @@ _ENHANCED = {
     "555": "5.5.4",
     "421": "4.4.2",
 }
+# The aiosmtpd release whose SMTP.__init__ `BridgeSMTP._init_known` repeats (any other
+# release runs its own __init__ for every session).
+AIOSMTPD_KNOWN = "1.4.6"
+_SYNTAX_MARKS = ("__smtp_syntax__", "__smtp_syntax_when__", "__smtp_syntax_extended__")
+_KNOWN_OPTIONS = frozenset(
+    {
+        "data_size_limit",
+        "enable_SMTPUTF8",
+        "decode_data",
+        "hostname",
+        "ident",
+        "tls_context",
+        "require_starttls",
+        "auth_require_tls",
+        "timeout",
+        "command_call_limit",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What aiosmtpd's SMTP.__init__ finds by introspection, found once per handler.
+
+    aiosmtpd looks up, for every connection, its AUTH mechanisms (`inspect.getmembers` of
+    the session and of the handler), the handler's hooks (`dir`), the EHLO hook's form
+    (`inspect.signature`) and its SMTP commands (`dir`): about 100 µs per connection. The
+    names do not change from one session to the next, so they are found once, from the
+    first session built by aiosmtpd itself (`of`); the others bind the same names.
+    """
+
+    handler: Any  # the one handler (its hooks are bound methods of it)
+    auth: tuple[tuple[str, bool, str], ...]  # (mechanism, built in (on the session), attribute)
+    auth_line: str  # aiosmtpd's log line naming them
+    hooks: tuple[tuple[str, str], ...]  # (command, handler attribute)
+    ehlo_hook_ver: str | None
+    commands: tuple[tuple[str, str], ...]  # (command, session attribute)
+
+    @classmethod
+    def of(cls, session: SMTP, handler: Any) -> Lookups:
+        """The names as aiosmtpd's __init__ found them for `session` (built by it)."""
+        auth: dict[str, tuple[bool, str]] = {}
+        for obj in (session, handler):  # as SMTP.__init__ does, keeping the names
+            for name, member in inspect.getmembers(obj):
+                if name.startswith("auth_"):
+                    default = name.replace("auth_", "").replace("__", "-")
+                    key = getattr(member, "__auth_mechanism_name__", default)
+                    auth[key] = (obj is session, name)
+        commands = tuple((m.replace("smtp_", ""), m) for m in dir(session) if m.startswith("smtp_"))
+        return cls(
+            handler=handler,
+            auth=tuple((key, builtin, name) for key, (builtin, name) in auth.items()),
+            auth_line="Available AUTH mechanisms: "
+            + " ".join(m + "(builtin)" if b else m for m, (b, _) in sorted(auth.items())),
+            hooks=tuple(
+                (m.replace("handle_", ""), m) for m in dir(handler) if m.startswith("handle_")
+            ),
+            ehlo_hook_ver=session._ehlo_hook_ver,
+            commands=commands,
+        )
 
 
 @dataclass
@@ -96,7 +162,17 @@ class Shared:
     idle_command_limit: int = 100
     log_filter: logging.Filter | None = None  # on aiosmtpd's logger while listening
     metrics: Metrics = field(default_factory=Metrics.unregistered)
+    lookups: Lookups | None = None  # aiosmtpd's introspection, done at the first session
     _replies: dict[tuple[str, str], Any] = field(default_factory=dict)  # label → child counter
+    _guards: dict[str, Guard] = field(default_factory=dict)  # command → its guard
+    _sessions: dict[str, Any] = field(default_factory=dict)  # result → child counter
+
+    def guard(self, name: str, method: object) -> Guard:
+        """The guard of command `name` (made once, with the HELP marks of `method`)."""
+        found = self._guards.get(name)
+        if found is None:
+            found = self._guards[name] = _guard(name, _marks(name, method))
+        return found
 
     def count_reply(self, status: str) -> None:
         """Count one reply by code class and reason (its enhanced code, else its code)."""
@@ -108,6 +184,13 @@ class Shared:
             self._replies[(code, reason)] = child
         child.inc()
 
+    def count_session(self, result: str) -> None:
+        """Count one connection: "open", or "refused" at connect."""
+        child = self._sessions.get(result)
+        if child is None:
+            child = self._sessions[result] = self.metrics.smtp_sessions.labels(result)
+        child.inc()
+
     def needs_tls(self, ip: str, is_tls: bool) -> bool:
         """Must this client STARTTLS before MAIL (the listener's own rule)?"""
         return self.tls_on and self.require_tls and not is_tls and ip not in self.plaintext
@@ -115,19 +198,119 @@ class Shared:
 
 class BridgeSMTP(SMTP):
     def __init__(self, handler: Any, *, shared: Shared, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+        lookups = shared.lookups
+        if lookups is not None and lookups.handler is handler and _KNOWN_OPTIONS.issuperset(kwargs):
+            self._init_known(handler, lookups, **kwargs)
+        else:
+            super().__init__(handler, **kwargs)
+            if (
+                lookups is None
+                and aiosmtpd.__version__ == AIOSMTPD_KNOWN
+                and type(self) is BridgeSMTP
+                and self._ehlo_hook_ver != "old"  # aiosmtpd warns about that one each time
+            ):
+                shared.lookups = Lookups.of(self, handler)
         self.shared = shared
         self._client_ip: str | None = None
         self._refused = False
         self._idle_commands = 0  # commands since the last accepted mail (or the start)
         self._close_after_reply = False
+        # aiosmtpd calls `_smtp_methods`: each command's guard, which then calls the command
+        self._commands: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
         self._smtp_methods = {
-            name: self._guarded(name, method) for name, method in self._smtp_methods.items()
+            name: MethodType(shared.guard(name, method), self)
+            for name, method in self._commands.items()
         }
         # What this session learned, read by the intake handler (it gets `server`):
         self.mail_dsn = MailDsn()  # RET/ENVID of the current MAIL
         self.rcpt_dsn = RcptDsn()  # NOTIFY/ORCPT of the current RCPT
         self.auth_customer_id: int | None = None  # the customer AUTH proved
+
+    def _init_known(
+        self,
+        handler: Any,
+        lookups: Lookups,
+        *,
+        data_size_limit: int | None = aiosmtpd_smtp.DATA_SIZE_DEFAULT,
+        enable_SMTPUTF8: bool = False,
+        decode_data: bool = False,
+        hostname: str | None = None,
+        ident: str | None = None,
+        tls_context: Any = None,
+        require_starttls: bool = False,
+        auth_require_tls: bool = True,
+        timeout: float = 300,
+        command_call_limit: int | dict[str, int] | None = None,
+    ) -> None:
+        """aiosmtpd's SMTP.__init__ (release `AIOSMTPD_KNOWN`) for the options the listener
+        gives, step by step, with the names it looks up by introspection taken from `lookups`."""
+        self.__ident__ = ident or aiosmtpd_smtp.__ident__
+        self.loop = aiosmtpd_smtp.make_loop()
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=self.loop,
+        )
+        self.event_handler = handler
+        assert data_size_limit is None or isinstance(data_size_limit, int)
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = decode_data
+        self.command_size_limits.clear()
+        self.hostname = hostname if hostname else socket.getfqdn()
+        self.tls_context = tls_context
+        if tls_context:
+            if tls_context.verify_mode not in {ssl.CERT_NONE, ssl.CERT_OPTIONAL}:
+                aiosmtpd_smtp.log.warning(
+                    "tls_context.verify_mode not in {CERT_NONE, "
+                    "CERT_OPTIONAL}; this might cause client "
+                    "connection problems"
+                )
+            elif tls_context.check_hostname:
+                aiosmtpd_smtp.log.warning(
+                    "tls_context.check_hostname == True; "
+                    "this might cause client connection problems"
+                )
+        self.require_starttls = tls_context and require_starttls
+        self._timeout_duration = timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = auth_require_tls
+        self._proxy_timeout = None
+        self._auth_callback = aiosmtpd_smtp.login_always_fail
+        self._authenticator = None
+        self._auth_required = False
+        self._auth_methods = {
+            key: aiosmtpd_smtp._AuthMechAttr(getattr(self if builtin else handler, name), builtin)
+            for key, builtin, name in lookups.auth
+        }
+        aiosmtpd_smtp.log.info(lookups.auth_line)
+        self._handle_hooks = {command: getattr(handler, name) for command, name in lookups.hooks}
+        self._ehlo_hook_ver = lookups.ehlo_hook_ver
+        self._smtp_methods = {command: getattr(self, name) for command, name in lookups.commands}
+        if command_call_limit is None:
+            self._enforce_call_limit = False
+        else:
+            self._enforce_call_limit = True
+            if isinstance(command_call_limit, int):
+                self._call_limit_base = {}
+                self._call_limit_default = command_call_limit
+            elif isinstance(command_call_limit, dict):
+                if not all(map(aiosmtpd_smtp.is_int, command_call_limit.values())):
+                    raise TypeError("All command_call_limit values must be int")
+                self._call_limit_base = command_call_limit
+                self._call_limit_default = command_call_limit.get(
+                    "*", aiosmtpd_smtp.CALL_LIMIT_DEFAULT
+                )
+            else:
+                raise TypeError("command_call_limit must be int or Dict[str, int]")
 
     # -- connections -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -145,7 +328,7 @@ class BridgeSMTP(SMTP):
             if refusal is not None:
                 log.warning("connection from %s refused: %s", ip, detail or refusal)
                 self._refused = True
-                self.shared.metrics.smtp_sessions.labels("refused").inc()
+                self.shared.count_session("refused")
                 refused = reply(refusal, detail=detail)
                 self.shared.count_reply(refused)
                 assert isinstance(transport, asyncio.WriteTransport)
@@ -153,7 +336,7 @@ class BridgeSMTP(SMTP):
                 transport.close()
                 return
             self._client_ip = ip
-            self.shared.metrics.smtp_sessions.labels("open").inc()
+            self.shared.count_session("open")
         else:
             # STARTTLS done: forget what the plaintext session learned (RFC 3207, 4.2).
             self.auth_customer_id = None
@@ -223,48 +406,7 @@ class BridgeSMTP(SMTP):
         )
         return reply("internal_error")
 
-    # -- the guard every command passes ------------------------------------------
-    def _guarded(self, name: str, method: Callable[[str | None], Awaitable[None]]) -> Any:
-        async def run(arg: str | None) -> None:
-            if name != "QUIT" and self._pending_input():
-                await self._out_of_sync(name)
-                return
-            if name not in _PROGRESS:
-                self._idle_commands += 1
-                if self._idle_commands > self.shared.idle_command_limit:
-                    self._event(
-                        logging.INFO,
-                        "idle-commands",
-                        "client %s closed: %d commands without a mail",
-                        self.client_ip,
-                        self._idle_commands - 1,
-                    )
-                    self._close_after_reply = True
-                    await self.push(
-                        reply("too_many_commands", limit=self.shared.idle_command_limit)
-                    )
-                    return
-            bad = _bad_bytes(arg)
-            if bad is not None:
-                self._event(
-                    logging.INFO,
-                    "bad-bytes",
-                    "client %s: %s refused, it contains %s",
-                    self.client_ip,
-                    name,
-                    bad,
-                )
-                await self.push(reply("bad_command_bytes", detail=bad))
-                return
-            await method(arg)
-
-        # HELP reads aiosmtpd's syntax marks from the method (our overrides have none).
-        original = getattr(SMTP, f"smtp_{name}", method)
-        for mark in ("__smtp_syntax__", "__smtp_syntax_when__", "__smtp_syntax_extended__"):
-            if hasattr(original, mark):
-                setattr(run, mark, getattr(original, mark))
-        return run
-
+    # -- the guard every command passes: see `_guard` --------------------------------
     def _pending_input(self) -> bytes:
         """What the client sent after the command being answered (before our reply)."""
         buffer = getattr(self._reader, "_buffer", b"")
@@ -454,6 +596,55 @@ class BridgeSMTP(SMTP):
             reply("auth_locked", detail=detail, minutes=max(1, math.ceil(lockout.seconds / 60)))
         )
         return AuthResult(success=False, handled=True)
+
+
+Guard = Callable[[BridgeSMTP, str | None], Awaitable[None]]
+
+
+def _guard(name: str, marks: tuple[tuple[str, Any], ...]) -> Guard:
+    """The guard of command `name`, which every session binds (`Shared.guard`)."""
+
+    async def run(self: BridgeSMTP, arg: str | None) -> None:
+        if name != "QUIT" and self._pending_input():
+            await self._out_of_sync(name)
+            return
+        if name not in _PROGRESS:
+            self._idle_commands += 1
+            if self._idle_commands > self.shared.idle_command_limit:
+                self._event(
+                    logging.INFO,
+                    "idle-commands",
+                    "client %s closed: %d commands without a mail",
+                    self.client_ip,
+                    self._idle_commands - 1,
+                )
+                self._close_after_reply = True
+                await self.push(reply("too_many_commands", limit=self.shared.idle_command_limit))
+                return
+        bad = _bad_bytes(arg)
+        if bad is not None:
+            self._event(
+                logging.INFO,
+                "bad-bytes",
+                "client %s: %s refused, it contains %s",
+                self.client_ip,
+                name,
+                bad,
+            )
+            await self.push(reply("bad_command_bytes", detail=bad))
+            return
+        await self._commands[name](arg)
+
+    # HELP reads aiosmtpd's syntax marks from the method (our overrides have none).
+    for mark, value in marks:
+        setattr(run, mark, value)
+    return run
+
+
+def _marks(name: str, method: object = None) -> tuple[tuple[str, Any], ...]:
+    """aiosmtpd's HELP marks of its command `name` (of `method` where aiosmtpd has none)."""
+    original = getattr(SMTP, f"smtp_{name}", method)
+    return tuple((m, getattr(original, m)) for m in _SYNTAX_MARKS if hasattr(original, m))
 
 
 def _bad_bytes(arg: str | None) -> str | None:

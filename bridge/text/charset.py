@@ -95,7 +95,10 @@ def decode_header_value(value: str | None) -> str:
     """Unfold and decode an RFC 2047 header value; bad charsets and raw 8-bit survive."""
     if not value:
         return ""
-    value = undo_surrogateescape(_FOLD.sub(" ", str(value)))
+    value = str(value)
+    if value.isascii() and "\n" not in value and "=?" not in value:
+        return value.strip()  # nothing to unfold, undo or decode (most values)
+    value = undo_surrogateescape(_FOLD.sub(" ", value))
     if "=?" not in value:
         return value.strip()
     try:

@@ -98,6 +98,8 @@ def _stage_subject_policy(state: _State, rules: ComposeRules) -> _State:
 def _stage_whitespace(state: _State, rules: ComposeRules) -> _State:
     if not rules.clean.whitespace:
         return state.with_text(state.text.strip())
+    if state.text is state.body:  # the cleaned body: `clean` normalised it with these rules
+        return state  # (normalising twice gives what once gives)
     collapse = rules.clean.collapse_spaces
     return state.with_text(normalise_whitespace(state.text, collapse_spaces=collapse))
 

@@ -207,6 +207,9 @@ def _walk(part: Message, walk: _Walk, depth: int) -> _Leaves:
 
 
 def _prescan(raw: bytes, max_depth: int, max_parts: int) -> None:
+    lowered = raw.lower()  # a container's type names one of these (the pattern's IGNORECASE)
+    if b"multipart/" not in lowered and b"message/" not in lowered:
+        return  # no container: nothing to count (most mails)
     limit = min(max_parts, max(max_depth, 1) * 50, 900)
     for count, _ in enumerate(_CONTAINER.finditer(raw), start=1):
         if count > limit:

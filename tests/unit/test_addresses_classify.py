@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType, shortnumberinfo
+from phonenumbers import (
+    NumberParseException,
+    PhoneNumberFormat,
+    PhoneNumberType,
+    re_util,
+    shortnumberinfo,
+)
 
-from bridge.intake.addresses import classify_number
+from bridge.intake.addresses import NUMBERS_KEPT, classify_number
 
 _MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 _PREMIUM = {PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST}
@@ -94,3 +101,28 @@ def test_one_type_computation_gives_the_two_call_results() -> None:
         assert got == want, (text, country)
         found[want[1] if isinstance(want, tuple) and want[1] in found else None] += 1
     assert all(found.values()), found  # every outcome is covered
+
+
+def test_the_pattern_cache_gives_what_fresh_compilation_gives(monkeypatch: Any) -> None:
+    """With phonenumbers' pattern cache on (as every bridge process runs), the same results."""
+    spellings = _spellings()
+    classify = classify_number.__wrapped__  # every spelling classified, none answered as kept
+    monkeypatch.setattr(re_util, "_COMPILED_PATTERNS", None)  # off: re.compile each time
+    want = [_outcome(classify, text, country) for text, country in spellings]
+    monkeypatch.setattr(re_util, "_COMPILED_PATTERNS", {})  # on, empty
+    assert [_outcome(classify, t, c) for t, c in spellings] == want
+    assert len(re_util._COMPILED_PATTERNS) > 100  # it was used
+    assert [_outcome(classify, t, c) for t, c in spellings] == want  # and when warm
+
+
+def test_kept_classifications_are_what_classifying_again_gives() -> None:
+    fresh = classify_number.__wrapped__  # the function without the kept answers
+    everything = _spellings()
+    for start in range(0, len(everything), NUMBERS_KEPT):  # each slice fits what is kept
+        spellings = everything[start : start + NUMBERS_KEPT]
+        classify_number.cache_clear()
+        first = [_outcome(classify_number, text, country) for text, country in spellings]
+        kept = [_outcome(classify_number, text, country) for text, country in spellings]
+        assert first == kept == [_outcome(fresh, text, country) for text, country in spellings]
+        info = classify_number.cache_info()
+        assert info.hits >= info.currsize > len(spellings) // 2  # answered from what was kept

@@ -1,5 +1,6 @@
 """The intake's shortcuts give what the full work gives: the list-name check before the
-split, the automatic-mail check of marker headers only, the remembered client networks."""
+split, the automatic-mail check of marker headers only, the remembered client networks, the
+line-ending check by counting."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 from bridge.intake.access import Networks, client_in
 from bridge.intake.addresses import PREVIEW_PREFIX, RecipientError, split_address
 from bridge.intake.hygiene import (
+    _BARE,
     _UNPRINTABLE,
     AUTO_MARKERS,
     AUTO_REPLY_SUBJECT,
     _fields,
     automatic_reason,
+    bare_line_ending,
+    normalise_line_endings,
 )
 from bridge.intake.listing import _LIST_NAME, list_name
 from bridge.text.charset import decode_header_value
@@ -168,3 +172,28 @@ def test_remembered_client_networks_answer_as_the_networks_do() -> None:
     for _ in range(2):  # the second round is answered from memory
         for networks, ip in itertools.product(cidrs, ips):
             assert client_in(networks, ip) == (ip in Networks(networks)), (networks, ip)
+
+
+def _bare_by_regex(raw: bytes) -> str | None:
+    """The first bare CR, bare LF or NUL as the pattern alone finds it (no counting first)."""
+    match = _BARE.search(raw)
+    return (
+        None
+        if match is None
+        else {b"\n": "bare LF", b"\r": "bare CR", b"\x00": "NUL"}[match.group()]
+    )
+
+
+def test_line_ending_faults_are_those_the_pattern_finds() -> None:
+    mails = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))]
+    mails += [normalise_line_endings(raw) for raw in mails]
+    rng = random.Random(18)
+    alphabet = [b"a", b"\r", b"\n", b"\r\n", b"\x00", b".", b"\r\r\n", b"\n\r"]
+    mails += [b"".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(20_000)]
+    mails += [b"".join(p) for n in range(4) for p in itertools.product(alphabet[:6], repeat=n)]
+    outcomes = {None: 0, "bare LF": 0, "bare CR": 0, "NUL": 0}
+    for raw in mails:
+        found = bare_line_ending(raw)
+        assert found == _bare_by_regex(raw), raw[:200]
+        outcomes[found] += 1
+    assert all(outcomes.values()), outcomes  # every answer is covered
