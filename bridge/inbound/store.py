@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, String, bindparam, func, insert, literal, select, update
 
+from bridge.db import prepared
 from bridge.db.bulk import bulk_execute
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
@@ -344,7 +345,8 @@ def conversation_senders(
         return []
     asks = [(user_id, canonical_number(msisdn), _aware(since)) for user_id, msisdn, since in wanted]
     newest: dict[tuple[int, str], tuple[datetime, str]] = {}
-    rows = conn.execute(
+    rows = prepared.fetch(
+        conn,
         _NEWEST_CONVERSATIONS,
         {
             "users": sorted({a[0] for a in asks}),
