@@ -33,11 +33,12 @@ import functools
 import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Dialect, Executable
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 Proc = Callable[[Any], Any] | None
 
@@ -69,6 +70,8 @@ def compile_plan(
         "postgresql",
     ):
         raise ValueError(f"no plan for {dialect.name} ({dialect.paramstyle})")
+    if not isinstance(statement, ClauseElement):
+        raise TypeError(f"not a statement: {statement!r}")
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     assert isinstance(compiled, SQLCompiler)
     binds = {name: bind for bind, name in compiled.bind_names.items()}
@@ -120,7 +123,7 @@ def compile_plan(
     result_columns = compiled._result_columns or []
     columns = tuple(c[0] for c in result_columns)
     results = tuple(c[3]._cached_result_processor(dialect, None) for c in result_columns)
-    row = namedtuple("Row", columns) if columns else None  # type: ignore[misc]
+    row = namedtuple("Row", columns) if columns else None
     if lists and not positional:
         raise ValueError(f"IN lists by size need positional parameters: {statement}")
     return Plan(
@@ -198,7 +201,7 @@ def drive(conn: Connection, sql: str, params: Any, *, many: bool = False) -> tup
     transaction; returns the raw rows and the row count."""
     if not conn.in_transaction() or conn._has_events or conn.engine._has_events:
         result = conn.exec_driver_sql(sql, params)
-        rows = list(result.fetchall()) if result.returns_rows else []
+        rows: list[Any] = list(result.fetchall()) if result.returns_rows else []
         return rows, result.rowcount
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
@@ -208,7 +211,8 @@ def drive(conn: Connection, sql: str, params: Any, *, many: bool = False) -> tup
             cursor.executemany(sql, params)
         else:
             cursor.execute(sql, params)
-        return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+        rows = cast("list[Any]", cursor.fetchall()) if cursor.description else []
+        return rows, cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi, cursor)
         if lost:

@@ -21,7 +21,12 @@ from bridge.db.core import table
 from bridge.db.queue import _select, _take
 from bridge.db.store import Store, run_sync
 from bridge.errors import StorageUnavailable
-from bridge.inbound.store import _NEWEST_CONVERSATIONS, conversation_senders
+from bridge.inbound.store import (
+    _ASSIGNMENTS,
+    _NEWEST_CONVERSATIONS,
+    assignments_for,
+    conversation_senders,
+)
 from bridge.mt import orders as order_sql
 from bridge.mt.mails import _EARLIER_COPIES, insert_mails
 from bridge.mt.receipts import _DUE_UNCONFIRMED, _MATCHED, _OLD_NEW, _OPEN_PARTS, insert_receipt
@@ -33,10 +38,17 @@ from bridge.outcomes.steps import STEPS
 from bridge.values import Receipt as ReceiptValue
 from bridge.values import ReceiptState
 from tests.integration.test_store import _mail, _seed
+from tests.integration.test_store_statements import statements
 
 _order = table(Order)
-LISTS = ([], ["M1.1"], ["M1.2", "M2.1"], ["M2.2", "nope", "M1.3"], ["M1.1", "M1.1", "M3.1"])
-LISTS += (["M1.1", "M1.2", "M1.3", "M2.1", "M2.2", "M3.1", "M3.2", "M3.3", "x"],)
+LISTS: tuple[list[str], ...] = (
+    [],
+    ["M1.1"],
+    ["M1.2", "M2.1"],
+    ["M2.2", "nope", "M1.3"],
+    ["M1.1", "M1.1", "M3.1"],
+    ["M1.1", "M1.2", "M1.3", "M2.1", "M2.2", "M3.1", "M3.2", "M3.3", "x"],
+)
 
 
 def _world(engine: Engine) -> dict[str, Any]:
@@ -172,11 +184,12 @@ def test_in_lists_do_not_make_a_statement_per_length(engine: Engine) -> None:
     _world(engine)
     far = utcnow() + timedelta(days=9)
     with engine.connect() as conn:
-        for statement, name, values in (
+        cases: tuple[tuple[Any, str, dict[str, Any]], ...] = (
             (_take(order_sql._QUEUE), "ids", {"now": far, "until": far}),
             (order_sql._SET_FINAL_MANY, "f_ids", {"f_status": "x", "f_at": far, "f_error": ""}),
             (FINAL_ROWS, "order_ids", {}),
-        ):
+        )
+        for statement, name, values in cases:
             for n in (1, 3, 4, 9):
                 values = {**values, name: [f"M{i % 3 + 1}.{i % 2 + 1}" for i in range(n)]}
                 expanded = statement.compile(dialect=engine.dialect).construct_expanded_state(
@@ -222,3 +235,45 @@ def test_conversation_senders_reads_what_it_read(engine: Engine) -> None:
     wanted += [(user_id, numbers[0], t0 + timedelta(hours=1)), (user_id + 7, numbers[0], t0)]
     found: Callable[..., list[str | None]] = conversation_senders
     assert run_sync(engine, found, wanted) == ["ACME", "ACME", None, None, None]
+
+
+def test_reply_assignment_reads_give_what_sqlalchemy_gives(engine: Engine) -> None:
+    """The inbound SMS's lookup of who a texter's answer belongs to, each way of narrowing
+    it, both ways; and `assignments_for` finds the submitted orders' assignments."""
+    world = _world(engine)
+    user_id, t0 = world["user_id"], world["t0"]
+    numbers = [o.recipient for o in _mail(user_id, "M1", recipients=3).orders]
+    with engine.connect() as conn, conn.begin():
+        for (by_sender, by_customer), query in _ASSIGNMENTS.items():
+            for msisdn in (*numbers, "+4917000000"):
+                for origins in (["order"], ["order", "sms2mail"], []):
+                    values: dict[str, Any] = {
+                        "msisdn": msisdn,
+                        "since": t0 - timedelta(hours=1),
+                        "origins": origins,
+                    }
+                    if by_sender:
+                        values["sender_id"] = "ACME"
+                    if by_customer:
+                        values["customer_id"] = 1
+                    _same(conn, query, values, ordered=True)
+        found = assignments_for(conn, numbers[0], "ACME", t0, 1)
+        assert [(a.order_id, a.sender_id) for a in found] == [("M3.1", "ACME"), ("M1.1", "ACME")]
+        assert assignments_for(conn, numbers[2], "ACME", t0, 1) == []
+
+
+def test_with_a_cursor_listener_the_same_statement_goes_through_sqlalchemy(
+    engine: Engine,
+) -> None:
+    """A connection with cursor events (a statement count) runs the plan's SQL through
+    SQLAlchemy's execution, so the listener sees it; the rows are the same."""
+    _world(engine)
+    values = {"order_ids": ["M1.1", "M2.2", "M3.1"]}
+    with engine.connect() as conn, conn.begin():
+        direct = prepared.fetch(conn, FINAL_ROWS, values)
+    with statements(engine) as seen, engine.connect() as conn, conn.begin():
+        listened = prepared.fetch(conn, FINAL_ROWS, values)
+    sql, _ = prepared.parameters(prepared.plan(FINAL_ROWS, engine.dialect, ("order_ids",)), values)
+    assert seen == [sql]
+    assert sorted(map(tuple, listened), key=repr) == sorted(map(tuple, direct), key=repr)
+    assert len(direct) == 3
