@@ -196,13 +196,17 @@ def parameters(plan: Plan, values: Mapping[str, Any]) -> tuple[str, Any]:
     return sql, tuple(out)
 
 
-def drive(conn: Connection, sql: str, params: Any, *, many: bool = False) -> tuple[list[Any], int]:
+def drive(
+    conn: Connection, sql: str, params: Any, *, many: bool = False, rows: bool = False
+) -> tuple[list[Any], int]:
     """Run `sql` with the driver's `params` (a list of them: `many`) in `conn`'s
-    transaction; returns the raw rows and the row count."""
+    transaction; returns the raw rows (`rows`: the statement returns some, read them) and
+    the row count. (The cursor's description is not asked for: psycopg builds it anew,
+    column by column, at each ask, and for a wide row that costs more than the rest.)"""
     if not conn.in_transaction() or conn._has_events or conn.engine._has_events:
         result = conn.exec_driver_sql(sql, params)
-        rows: list[Any] = list(result.fetchall()) if result.returns_rows else []
-        return rows, result.rowcount
+        found: list[Any] = list(result.fetchall()) if rows else []
+        return found, result.rowcount
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     cursor = dbapi.cursor()
@@ -211,8 +215,8 @@ def drive(conn: Connection, sql: str, params: Any, *, many: bool = False) -> tup
             cursor.executemany(sql, params)
         else:
             cursor.execute(sql, params)
-        rows = cast("list[Any]", cursor.fetchall()) if cursor.description else []
-        return rows, cursor.rowcount
+        found = cast("list[Any]", cursor.fetchall()) if rows else []
+        return found, cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi, cursor)
         if lost:
@@ -235,9 +239,9 @@ def fetch(conn: Connection, statement: Executable, values: Mapping[str, Any]) ->
     `conn.execute(statement, values).all()` gives them: tuples whose fields are named
     after the columns, read through the columns' types."""
     p = plan(statement, conn.dialect, tuple(values))
-    raw, _ = drive(conn, *parameters(p, values))
     if p.row is None:
         raise ValueError(f"returns no rows: {statement}")
+    raw, _ = drive(conn, *parameters(p, values), rows=True)
     make = p.row._make  # type: ignore[attr-defined]
     if not any(p.results):
         return [make(r) for r in raw]
