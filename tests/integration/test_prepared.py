@@ -33,6 +33,7 @@ from bridge.mt.receipts import _DUE_UNCONFIRMED, _MATCHED, _OLD_NEW, _OPEN_PARTS
 from bridge.mt.submitted import Submitted, record_submitted_many
 from bridge.mt.tables import Mail, Order, OrderEvent, Part, Receipt
 from bridge.notices.queue import _QUEUE as NOTICE_QUEUE
+from bridge.outcomes.dsn_queue import _RAW
 from bridge.outcomes.final_row import FINAL_ROWS
 from bridge.outcomes.steps import STEPS
 from bridge.values import Receipt as ReceiptValue
@@ -119,6 +120,8 @@ def test_the_reads_give_what_sqlalchemy_gives(engine: Engine) -> None:
             ordered=False,
         )
         assert len(rows) == 2  # M1.1 and M1.2 were submitted
+        for mail_id in ("M1", "M3", "nope"):
+            _same(conn, _RAW, {"mail_id": mail_id}, ordered=True)
         for keys in ([], ["k"], ["k", "l", "m"]):
             _same(conn, _EARLIER_COPIES, {"keys": keys, "since": t0}, ordered=True)
 
