@@ -6,7 +6,8 @@ step is its own transaction), `burst` for 50 at a time (full batches). Each run 
 fresh process on a fresh database (SQLite on /dev/shm unless --dir, or a throwaway
 PostgreSQL with --postgres); runs of this checkout and of --baseline alternate, and the
 medians of CPU µs per mail (user + system, the steps only) are printed with the
-statements and commits per mail.
+statements and commits per mail (counted in one more run of each, not timed: a cursor
+event listener sends the hot statements through SQLAlchemy's execution again).
 
     .venv/bin/python bench/db_life.py --baseline /tmp/base --mode low --mails 500 --reps 6
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent.parent
 
 
-def life(mode: str, mails: int, url: str) -> dict[str, object]:
+def life(mode: str, mails: int, url: str, count_statements: bool = False) -> dict[str, object]:
     """One run in this process (with whatever `bridge` is on the path)."""
     from sqlalchemy import event, text
 
@@ -85,8 +86,9 @@ def life(mode: str, mails: int, url: str) -> dict[str, object]:
     def count(key: str) -> None:
         counts[key] += 1
 
-    event.listen(engine, "before_cursor_execute", lambda *_: count("statements"))
-    event.listen(engine, "commit", lambda *_: count("commits"))
+    if count_statements:
+        event.listen(engine, "before_cursor_execute", lambda *_: count("statements"))
+        event.listen(engine, "commit", lambda *_: count("commits"))
     batch = 1 if mode == "low" else 50
     done = sent = 0
     start = time.process_time()
@@ -163,27 +165,36 @@ def main() -> None:
     p.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL, not SQLite")
     p.add_argument("--dir", default="/dev/shm", help="where the SQLite files go")
     p.add_argument("--one", help=argparse.SUPPRESS)  # a single run's database URL
+    p.add_argument("--count", action="store_true", help=argparse.SUPPRESS)  # that run counts
     a = p.parse_args()
     if a.one:
-        print(json.dumps(life(a.mode, a.mails, a.one)))
+        print(json.dumps(life(a.mode, a.mails, a.one, a.count)))
         return
     codes = [str(HERE)] + ([str(Path(a.baseline).resolve())] if a.baseline else [])
     results: dict[str, list[dict[str, object]]] = {c: [] for c in codes}
+    counted: dict[str, dict[str, object]] = {}
     with databases(a.postgres, a.dir) as urls:
+
+        def run(code: str, *extra: str) -> dict[str, object]:
+            one = ["--one", next(urls), "--mode", a.mode, "--mails", str(a.mails), *extra]
+            out = subprocess.run(
+                [sys.executable, __file__, *one],
+                env={**os.environ, "PYTHONPATH": code},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            found: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+            return found
+
         for _ in range(a.reps):
             for code in reversed(codes):  # the baseline first in each pair
-                one = ["--one", next(urls), "--mode", a.mode, "--mails", str(a.mails)]
-                out = subprocess.run(
-                    [sys.executable, __file__, *one],
-                    env={**os.environ, "PYTHONPATH": code},
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                results[code].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                results[code].append(run(code))
+        for code in codes:
+            counted[code] = run(code, "--count")
     for code, runs in results.items():
         us = [float(str(r["us_per_mail"])) for r in runs]
-        first = runs[0]
+        first = counted[code]
         print(
             f"{'postgresql' if a.postgres else 'sqlite'} {a.mode:5} {code}: "
             f"{statistics.median(us):,.0f} µs CPU/mail (median of {us}), "

@@ -88,6 +88,7 @@ ENTRY_POINTS = (
     ("  write_maildir_batch (worker thread)", "bridge/notices/mailer.py", "write_maildir_batch"),
     ("  record_notices (db thread)", "bridge/notices/queue.py", "record_notices"),
     ("statements run by bulk_insert / bulk_execute", "bridge/db/bulk.py", "_run"),
+    ("statements run by prepared.fetch (reads, RETURNING)", "bridge/db/prepared.py", "fetch"),
     ("sqlite3 commit (fsync)", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
     ("file fsync (Maildir files and new/)", "", "<built-in method posix.fsync>"),
     ("socket send", "", "<method 'send' of '_socket.socket' objects>"),

@@ -5,18 +5,21 @@ part and history rows, a receipt's part update).
 SQLAlchemy's executemany runs every bind processor for every row (datetime and JSON
 columns cost most) and prepares each execution again (compiled-cache lookup, parameter
 construction, a result object); here a statement is compiled once per dialect and
-parameter names, each bind processor runs once per distinct value object (a batch's
-rows share their times, a list mail's orders their policy dict), and the rows go to the
-driver's `executemany` directly. Same SQL and the same stored values as `conn.execute`.
+parameter names (`bridge.db.prepared`), each bind processor runs once per distinct value
+object (a batch's rows share their times, a list mail's orders their policy dict), and
+the rows go to the driver's `executemany` directly. Same SQL and the same stored values
+as `conn.execute`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, UpdateBase, insert
+
+from bridge.db.prepared import Plan, compile_plan, drive
 
 BATCH = 20_000
 
@@ -32,41 +35,21 @@ def _default(table: Table, name: str) -> Any:
 
 
 @functools.lru_cache(maxsize=64)  # a few tables, each with one or two column sets
-def _plan(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+def _plan(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> Plan:
     """The INSERT for `keys` compiled once per table, dialect and column set (compiling
-    costs more than inserting a few rows): its SQL, positional or not, its column names in
-    parameter order and their bind processors."""
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
-    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.params)
-    procs = [table.c[n].type._cached_bind_processor(dialect) for n in names]
-    return _Plan(str(compiled), compiled.positional, tuple(names), tuple(procs))
+    costs more than inserting a few rows); the columns the rows do not give take their
+    defaults (`_default`)."""
+    return compile_plan(insert(table), dialect, keys, defaults=True)
 
 
 @functools.lru_cache(maxsize=128)  # the statements built once in the domains' modules
-def _statement_plan(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+def _statement_plan(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]) -> Plan:
     """`statement` compiled once per dialect and parameter names, like `_plan`; the values
     its own bind parameters carry (a status it sets, the statuses it matches) are fixed."""
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-    binds = {name: bind for bind, name in compiled.bind_names.items()}
-    if (
-        compiled.effective_returning
-        or compiled.insert_prefetch
-        or compiled.update_prefetch
-        or any(b.expanding or b.literal_execute or b.callable for b in binds.values())
-    ):
-        raise ValueError(f"not for bulk_execute (defaults, RETURNING or IN lists): {statement}")
-    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.params)
-    fixed = {n: v for n, v in compiled.params.items() if n not in keys and not binds[n].required}
-    procs = [binds[n].type._cached_bind_processor(dialect) for n in names]
-    return _Plan(str(compiled), compiled.positional, tuple(names), tuple(procs), fixed)
-
-
-class _Plan(NamedTuple):
-    sql: str
-    positional: bool
-    names: tuple[str, ...]
-    procs: tuple[Callable[[Any], Any] | None, ...]
-    fixed: dict[str, Any] | None = None  # values for the names the rows do not give
+    plan = compile_plan(statement, dialect, keys)
+    if plan.columns or plan.lists or any(n not in keys and n not in plan.fixed for n in plan.names):
+        raise ValueError(f"not for bulk_execute (RETURNING or IN lists): {statement}")
+    return plan
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -85,11 +68,11 @@ def bulk_execute(conn: Connection, statement: UpdateBase, rows: Sequence[dict[st
     if not rows:
         return 0
     plan = _statement_plan(statement, conn.dialect, tuple(rows[0]))
-    return _run(conn, plan, plan.fixed or {}, rows)
+    return _run(conn, plan, plan.fixed, rows)
 
 
 def _run(
-    conn: Connection, plan: _Plan, fixed: dict[str, Any], rows: Sequence[dict[str, Any]]
+    conn: Connection, plan: Plan, fixed: dict[str, Any], rows: Sequence[dict[str, Any]]
 ) -> int:
     columns: list[list[Any]] = []
     for name, proc in zip(plan.names, plan.procs, strict=True):
@@ -109,5 +92,5 @@ def _run(
     )
     count = 0
     for start in range(0, len(params), BATCH):
-        count += conn.exec_driver_sql(plan.sql, params[start : start + BATCH]).rowcount
+        count += drive(conn, plan.sql, params[start : start + BATCH], many=True)[1]
     return count

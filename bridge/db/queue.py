@@ -13,7 +13,8 @@ a row that another process claimed in between out of this claim. The work runs o
 the transaction; a crash lets the lease run out and the rows are due again.
 
 Statements are built once per queue, lane and dialect (building one costs more CPU than
-running it); a claim narrowed by `where` builds its own.
+running it) and run on the driver (`bridge.db.prepared`); a claim narrowed by `where`
+builds its own select.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Executable,
-    Row,
     Table,
     TextClause,
     bindparam,
@@ -35,6 +35,8 @@ from sqlalchemy import (
     true,
     update,
 )
+
+from bridge.db import prepared
 
 
 @dataclass(frozen=True)
@@ -98,29 +100,31 @@ def claim(
     limit: int,
     lease: float,
     where: Sequence[ColumnElement[bool]] = (),
-) -> list[Row[Any]]:
+) -> list[Any]:
     """Claim up to `limit` due rows; each row shows its attempts before this one.
 
     `where` narrows this claim (dispatch leaves out routes whose SMSC has no room).
     """
     dialect = conn.dialect.name
-    rows: list[Row[Any]] = []
+    rows: list[Any] = []
     for n, lane in enumerate(queue.lanes):
         if len(rows) >= limit:
             break
-        query = None if where else queue._built.get((n, dialect))
+        values = {"now": now, "limit": limit - len(rows)}
+        if where:  # a statement of its own: not worth a plan
+            rows.extend(conn.execute(_select(queue, lane, dialect, where), values).all())
+            continue
+        query = queue._built.get((n, dialect))
         if query is None:
-            query = _select(queue, lane, dialect, where)
-            if not where:
-                queue._built[(n, dialect)] = query
-        rows.extend(conn.execute(query, {"now": now, "limit": limit - len(rows)}).all())
+            query = queue._built[(n, dialect)] = _select(queue, lane, dialect, where)
+        rows.extend(prepared.fetch(conn, query, values))
     if not rows:
         return rows
     take = queue._built.get(("take", dialect))
     if take is None:
         take = queue._built[("take", dialect)] = _take(queue)
     params = {"ids": [r.id for r in rows], "now": now, "until": now + timedelta(seconds=lease)}
-    taken = {r[0] for r in conn.execute(take, params)}
+    taken = {r[0] for r in prepared.fetch(conn, take, params)}
     if len(taken) < len(rows):  # another process claimed some of them since the select
         rows = [r for r in rows if r.id in taken]
     return rows

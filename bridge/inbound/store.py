@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, func, insert, literal, select, update
+from sqlalchemy import Connection, Select, String, bindparam, func, insert, literal, select, update
 
+from bridge.db import prepared
 from bridge.db.bulk import bulk_execute
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
@@ -161,6 +162,26 @@ class Assignment:
     created_at: datetime
 
 
+def _assignments_query(by_sender: bool, by_customer: bool) -> Select[Any]:
+    query = (
+        select(_assign, _user.c.display_name)
+        .join(_user, _assign.c.user_id == _user.c.id)
+        .where(_assign.c.msisdn == bindparam("msisdn"), _assign.c.created_at >= bindparam("since"))
+        .where(_assign.c.origin.in_(bindparam("origins", expanding=True)))
+        .order_by(_assign.c.created_at.desc(), _assign.c.id.desc())
+        .limit(50)
+    )
+    if by_sender:
+        query = query.where(_assign.c.sender_id == bindparam("sender_id"))
+    if by_customer:
+        query = query.where(_assign.c.customer_id == bindparam("customer_id"))
+    return query
+
+
+# Built once, one for each way of narrowing (every inbound SMS reads them).
+_ASSIGNMENTS = {(s, c): _assignments_query(s, c) for s in (False, True) for c in (False, True)}
+
+
 def _assignments(
     conn: Connection,
     msisdn: str,
@@ -169,18 +190,16 @@ def _assignments(
     customer_id: int | None,
     origins: tuple[str, ...],
 ) -> list[Assignment]:
-    query = (
-        select(_assign, _user.c.display_name)
-        .join(_user, _assign.c.user_id == _user.c.id)
-        .where(_assign.c.msisdn == canonical_number(msisdn), _assign.c.created_at >= since)
-        .where(_assign.c.origin.in_(origins))
-        .order_by(_assign.c.created_at.desc(), _assign.c.id.desc())
-        .limit(50)
-    )
+    values: dict[str, Any] = {
+        "msisdn": canonical_number(msisdn),
+        "since": since,
+        "origins": list(origins),
+    }
     if sender_id is not None:
-        query = query.where(_assign.c.sender_id == canonical_number(sender_id))
+        values["sender_id"] = canonical_number(sender_id)
     if customer_id is not None:
-        query = query.where(_assign.c.customer_id == customer_id)
+        values["customer_id"] = customer_id
+    query = _ASSIGNMENTS[(sender_id is not None, customer_id is not None)]
     return [
         Assignment(
             r.customer_id,
@@ -194,7 +213,7 @@ def _assignments(
             r.text,
             r.created_at,
         )
-        for r in conn.execute(query)
+        for r in prepared.fetch(conn, query, values)
     ]
 
 
@@ -344,7 +363,8 @@ def conversation_senders(
         return []
     asks = [(user_id, canonical_number(msisdn), _aware(since)) for user_id, msisdn, since in wanted]
     newest: dict[tuple[int, str], tuple[datetime, str]] = {}
-    rows = conn.execute(
+    rows = prepared.fetch(
+        conn,
         _NEWEST_CONVERSATIONS,
         {
             "users": sorted({a[0] for a in asks}),

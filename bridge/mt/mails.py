@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, select
 
+from bridge.db import prepared
 from bridge.db.bulk import bulk_insert
 from bridge.db.core import table
 from bridge.mt.status import OrderStatus
@@ -83,7 +84,7 @@ def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
     since = min(m.dedupe_since for m in wanted if m.dedupe_since is not None)
     earlier: dict[str, list[tuple[datetime, str]]] = {}
     keys = list({m.dedupe_key for m in wanted})
-    for r in conn.execute(_EARLIER_COPIES, {"keys": keys, "since": since}):
+    for r in prepared.fetch(conn, _EARLIER_COPIES, {"keys": keys, "since": since}):
         earlier.setdefault(r.dedupe_key, []).append((r.received_at, str(r.id)))
     found: dict[str, str] = {}
     for m in wanted:
@@ -107,8 +108,9 @@ def insert_mails(
     mails = [m for m in mails if m.id not in duplicates]
     if not mails:
         return duplicates
-    conn.execute(
-        insert(_mail),
+    bulk_insert(
+        conn,
+        _mail,
         [
             {
                 "id": m.id,

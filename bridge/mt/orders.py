@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, not_, or_, select, text, update
 
+from bridge.db import prepared
 from bridge.db.bulk import bulk_execute, bulk_insert
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
@@ -199,11 +200,8 @@ def record_final(
     """Move an open or submitted order to a final status (once) and run the final `steps`."""
     if status not in FINAL_ORDER_STATUSES:
         raise ValueError(f"{status!r} is not a final order status")
-    result = conn.execute(
-        _SET_FINAL,
-        {"f_id": order_id, "f_status": status, "f_at": now, "f_error": reason[:2000]},
-    )
-    if result.rowcount == 0:
+    values = {"f_id": order_id, "f_status": status, "f_at": now, "f_error": reason[:2000]}
+    if prepared.execute(conn, _SET_FINAL, values) == 0:
         return False
     conn.execute(_INSERT_EVENT, [_event_row(order_id, now, status, reason)])
     steps.run_final(conn, [order_id], now)
@@ -248,11 +246,8 @@ def record_final_many(
         groups.setdefault((status, reason), []).append(order_id)
     finished: set[str] = set()
     for (status, reason), ids in groups.items():
-        result = conn.execute(
-            _SET_FINAL_MANY,
-            {"f_ids": ids, "f_status": status, "f_at": now, "f_error": reason[:2000]},
-        )
-        finished.update(result.scalars())
+        values = {"f_ids": ids, "f_status": status, "f_at": now, "f_error": reason[:2000]}
+        finished.update(r.id for r in prepared.fetch(conn, _SET_FINAL_MANY, values))
     done = [order_id for order_id, _, _ in finals if order_id in finished]
     rows = list(history)
     rows += [_event_row(i, now, status, reason) for i, status, reason in finals if i in finished]

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from bridge.db import prepared
 from bridge.db.bulk import bulk_execute, bulk_insert
 from bridge.db.core import table
 from bridge.mt.orders import Finished, record_final_many
@@ -183,7 +184,7 @@ def apply_receipts(
     for receipts to orphan too (the running bridge does it once a second, not every round).
     """
     since = now - timedelta(seconds=window)
-    rows = conn.execute(_MATCHED, {"limit": limit, "since": since}).all()
+    rows = prepared.fetch(conn, _MATCHED, {"limit": limit, "since": since})
     held = hold or {}
     reused: set[tuple[str, str]] = set()
     part_state: dict[int, str] = {}
@@ -292,7 +293,7 @@ def _settle_orders(
             open_orders[order_id] = seen.parts
             states[order_id] = list(seen.states.values())
     if unknown:
-        for r in conn.execute(_OPEN_PARTS, {"ids": unknown}):
+        for r in prepared.fetch(conn, _OPEN_PARTS, {"ids": unknown}):
             open_orders[r.id] = r.parts
             if r.state is not None:  # an order without part rows has none
                 states.setdefault(r.id, []).append(r.state)
@@ -314,7 +315,7 @@ def _settle_orders(
 
 def _orphan(conn: Connection, cutoff: datetime, limit: int) -> int:
     """Mark `new` receipts older than the window as orphans (no part matched them in time)."""
-    rows = conn.execute(_OLD_NEW, {"cutoff": cutoff, "limit": limit}).all()
+    rows = prepared.fetch(conn, _OLD_NEW, {"cutoff": cutoff, "limit": limit})
     if not rows:
         return 0
     conn.execute(
@@ -332,7 +333,7 @@ def _orphan(conn: Connection, cutoff: datetime, limit: int) -> int:
 def finish_unconfirmed(conn: Connection, now: datetime, limit: int, *, steps: Steps) -> Finished:
     """End submitted orders past their receipt deadline as "unconfirmed"; returns their ids
     (and how many notices their final steps queued)."""
-    due = conn.execute(_DUE_UNCONFIRMED, {"now": now, "limit": limit}).all()
+    due = prepared.fetch(conn, _DUE_UNCONFIRMED, {"now": now, "limit": limit})
     if not due:
         return Finished()
     parts: dict[str, list[Any]] = {}

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
+from bridge.db import prepared
 from bridge.db.core import table
 from bridge.mt.status import OrderStatus
 from bridge.mt.tables import Mail, Order
@@ -26,6 +27,7 @@ from bridge.outcomes.final_row import FINAL_ROW
 
 _order = table(Order)
 _mail = table(Mail)
+_RAW = select(_mail.c.raw).where(_mail.c.id == bindparam("mail_id"))  # built once
 
 # Final order status -> (DSN event, Action, Status).
 _FINAL: dict[str, tuple[str, str, str]] = {
@@ -69,7 +71,7 @@ def _queue(
     """Queue the DSN for `row` (an order row read with FINAL_ROW) if one is wanted."""
     if not _wanted(row, event):
         return None
-    raw = conn.execute(select(_mail.c.raw).where(_mail.c.id == row.mail_id)).scalar_one()
+    [(raw,)] = prepared.fetch(conn, _RAW, {"mail_id": row.mail_id})
     context = {
         "order_id": row.id,
         "mail_id": row.mail_id,

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from bridge.db import prepared
 from bridge.inbound.store import record_order_assignments
 from bridge.lists.store import queue_list_report
 from bridge.metrics import Metrics, elapsed
@@ -42,7 +43,7 @@ def final_notices(
 ) -> int:
     """Steps 1-4 for each order, in the given order, from one read of the orders and what
     belongs to them; returns how many notices (status mails, list reports, DSNs) it queued."""
-    rows = {r.id: r for r in conn.execute(FINAL_ROWS, {"order_ids": list(order_ids)})}
+    rows = {r.id: r for r in prepared.fetch(conn, FINAL_ROWS, {"order_ids": list(order_ids)})}
     # Status mails wait here and go in with one insert; the other notices (list report,
     # DSN) insert on their own, so whatever comes before them is written first: the
     # notices keep the order in which they were queued one by one.

@@ -1,4 +1,4 @@
-"""insert_mails stores what SQLAlchemy's own insert stores (its rows go through
+"""insert_mails stores what SQLAlchemy's own insert stores (its mails and orders go through
 `bridge.db.bulk.bulk_insert`, whose statement is compiled once per column set)."""
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ def _mails(prefix: str, user_id: int, count: int) -> list[NewMail]:
 
 def _rows(engine: Engine, prefix: str) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT * FROM mail WHERE id LIKE :p ORDER BY id"), {"p": prefix + "%"}
+        ).all()
         orders = conn.execute(
             text('SELECT * FROM "order" WHERE id LIKE :p ORDER BY id'), {"p": prefix + "%"}
         ).all()
@@ -75,7 +78,7 @@ def _rows(engine: Engine, prefix: str) -> list[tuple[Any, ...]]:
     strip = len(prefix)
     return [
         tuple(v[strip:] if isinstance(v, str) and v.startswith(prefix) else v for v in row)
-        for row in [*orders, *events]
+        for row in [*stored, *orders, *events]
     ]
 
 
@@ -91,7 +94,7 @@ def test_the_bulk_insert_stores_what_sqlalchemys_insert_stores(
     monkeypatch.setattr(mails, "bulk_insert", _sqlalchemy_insert)
     run_sync(engine, insert_mails, _mails("R", user_id, count))
     bulk_rows, again, reference = _rows(engine, "B"), _rows(engine, "K"), _rows(engine, "R")
-    assert len(reference) == 2 * sum(len(m.orders) for m in bulk)
+    assert len(reference) == len(bulk) + 2 * sum(len(m.orders) for m in bulk)
     assert bulk_rows == reference
     assert again == reference
 
