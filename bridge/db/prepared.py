@@ -53,11 +53,11 @@ class Plan(NamedTuple):
     names: tuple[str, ...]  # the driver's parameters, in order
     procs: tuple[Proc, ...]  # each parameter's bind processor
     fixed: dict[str, Any]  # values for the names the caller does not give
-    columns: tuple[str, ...] = ()  # the names of the result's columns
-    results: tuple[Proc, ...] = ()  # each result column's result processor
-    row: type[tuple[Any, ...]] | None = None  # a result row: a tuple with named fields
-    lists: frozenset[str] = frozenset()  # IN lists written for their size at each run
-    sized: dict[tuple[int, ...], str] = {}  # noqa: RUF012 - the SQL by list sizes, filled as met
+    columns: tuple[str, ...]  # the names of the result's columns
+    results: tuple[Proc, ...]  # each result column's result processor
+    row: type[tuple[Any, ...]] | None  # a result row: a tuple with named fields
+    lists: frozenset[str]  # IN lists written for their size at each run
+    sized: dict[tuple[int, ...], str]  # the SQL by list sizes, filled as they are met
 
 
 def compile_plan(
