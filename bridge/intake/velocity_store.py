@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bridge.db.bulk import bulk_execute
 from bridge.db.core import table
 from bridge.intake.tables import VelocityAlert, VelocityNumber
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
@@ -86,7 +87,7 @@ def _record(conn: Connection, customer_id: int, numbers: set[str], at: datetime)
     """Remember that the customer sent to `numbers` at `at` (one row per number)."""
     if numbers:
         rows = [{"customer_id": customer_id, "number": n, "last_at": at} for n in numbers]
-        conn.execute(_UPSERT[conn.dialect.name], rows)
+        bulk_execute(conn, _UPSERT[conn.dialect.name], rows)  # compiled once, every mail
 
 
 def purge_numbers(conn: Connection, now: datetime) -> int:

@@ -20,7 +20,7 @@ from bridge.intake.access import CustomerAccess
 from bridge.intake.access_store import set_access
 from bridge.intake.commit import IntakeMail, accept
 from bridge.intake.velocity import VelocityCheck
-from bridge.intake.velocity_store import held_orders, purge_numbers
+from bridge.intake.velocity_store import _record, held_orders, purge_numbers
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings
@@ -226,3 +226,22 @@ async def test_an_old_demo_customer_gets_loopback_networks(tmp_path: Path) -> No
     async with running_bridge(settings) as (_, ep):
         answer = await _send_one(ep.smtp[1], "+491701234567", 1)
     assert answer.startswith("250 2.0.0"), answer
+
+
+async def test_recording_a_number_again_moves_its_last_time(store: Store) -> None:
+    """The per-mail upsert (compiled once, run on the driver): new numbers get a row, a
+    number sent to before gets the later time, on SQLite and PostgreSQL alike."""
+    customer_id = run_sync(store.engine, add_customer, "acme", {})
+    t1 = utcnow().replace(microsecond=0)
+    t2 = t1 + timedelta(minutes=3)
+    await store.call(_record, customer_id, {"+491701111111", "+491702222222"}, t1)
+    await store.call(_record, customer_id, {"+491701111111"}, t2)
+    rows = await store.call(
+        lambda conn: conn.exec_driver_sql(
+            "SELECT number, last_at FROM velocity_number ORDER BY number"
+        ).all()
+    )
+    assert [(number, str(at)[:19]) for number, at in rows] == [
+        ("+491701111111", str(t2)[:19]),
+        ("+491702222222", str(t1)[:19]),
+    ]
