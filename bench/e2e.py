@@ -467,7 +467,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                 reset_postgres(url)
             profile = Path(out.name).with_suffix(".e2e-prof.d") if a.e2e_profile else None
             first_smtp = "yes" if name.removeprefix("base_") == "sqlite2all" else "auto"
-            v = start_variant(name, root, url, processes, code, a.loop, profile, first_smtp)
+            loop = a.baseline_loop if code is not None and a.baseline_loop else a.loop
+            v = start_variant(name, root, url, processes, code, loop, profile, first_smtp)
             try:
                 prepare(v, a.e2e_notify)
                 bare.resume()
@@ -478,7 +479,7 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                 rec["ratio_to_bare"] = round(rec["intake_per_s"] / b["mails_per_s"], 3)
                 emit(rec)
                 print(
-                    f"{name:12} burst: intake {rec['intake_per_s']:,.0f}/s"
+                    f"{name:12} ({loop}) burst: intake {rec['intake_per_s']:,.0f}/s"
                     f" ({rec['ratio_to_bare']:.2f} × bare {b['mails_per_s']:,.0f}/s),"
                     f" all final: {rec['all_final']} after {rec['e2e_s']} s ="
                     f" {rec['e2e_per_s']} mails/s end to end;"

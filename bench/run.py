@@ -662,6 +662,12 @@ def main() -> None:
         ' aiosmtpd it is compared with (default uvloop, what event_loop = "auto" runs on)',
     )
     p.add_argument(
+        "--baseline-loop",
+        choices=["asyncio", "uvloop"],
+        help="the end-to-end baseline's event loop, when it differs from --loop (e.g. an old"
+        " release on its old default, asyncio, against this one on uvloop)",
+    )
+    p.add_argument(
         "--e2e-profile",
         action="store_true",
         help="run the end-to-end bridges under cProfile (all threads; figures then inflated)",
