@@ -166,7 +166,7 @@ def bridge_variant(
     root: Path,
     notify: str = "all",
     code: str | None = None,
-    loop: str = "uvloop",
+    loop: str = "asyncio",
 ) -> Variant:
     """A bridge; `code`: a checkout of another commit to run instead (PYTHONPATH)."""
     workdir = root / name
@@ -656,16 +656,16 @@ def main() -> None:
         "--loop",
         "--e2e-loop",
         dest="loop",
-        default="uvloop",
+        default="asyncio",
         choices=["asyncio", "uvloop"],
         help="[server] event_loop of every bridge (the baseline's too) and the loop of the bare"
-        ' aiosmtpd it is compared with (default uvloop, what event_loop = "auto" runs on)',
+        " aiosmtpd it is compared with (default asyncio, the bridge's default)",
     )
     p.add_argument(
         "--baseline-loop",
         choices=["asyncio", "uvloop"],
-        help="the end-to-end baseline's event loop, when it differs from --loop (e.g. an old"
-        " release on its old default, asyncio, against this one on uvloop)",
+        help="the end-to-end baseline's event loop, when it differs from --loop (e.g. this"
+        " code on both loops: --baseline <archive of HEAD> --loop uvloop --baseline-loop asyncio)",
     )
     p.add_argument(
         "--e2e-profile",

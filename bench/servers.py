@@ -194,7 +194,7 @@ def smtp_limits() -> dict[str, int | str]:
 
 
 def bridge_config(
-    workdir: Path, smtp_port: int, sandbox_port: int, receipt: str, event_loop: str = "uvloop"
+    workdir: Path, smtp_port: int, sandbox_port: int, receipt: str, event_loop: str = "asyncio"
 ) -> Path:
     """Write a bridge.toml for the benchmark into `workdir` and return its path."""
     path = workdir / "bridge.toml"
@@ -252,11 +252,11 @@ def e2e_config(
     smsc_port: int,
     database_url: str,
     processes: int = 1,
-    event_loop: str = "uvloop",
+    event_loop: str = "asyncio",
     first_process_smtp: str = "auto",
 ) -> Path:
     """A bridge.toml bound to the standalone SMSC (no sandbox inside the bridge). The event
-    loop is always named: a baseline checkout from before "auto" runs on the same one."""
+    loop is always named, so that a baseline checkout runs on the one asked for."""
     path = workdir / "bridge.toml"
     limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits().items())
     server = f'[server]\nprocesses = {processes}\nevent_loop = "{event_loop}"\n'

@@ -655,19 +655,15 @@ def prepare_database(settings: Settings, engine: Engine) -> str:
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop `[server] event_loop` names (None: asyncio's own). "auto" is uvloop
-    where it is installed (a dependency of mailsms on Linux and macOS: about a sixth less CPU
-    per mail end to end), else asyncio's; "uvloop" without it is a ConfigError."""
-    if name == "asyncio":
+    """The event loop `[server] event_loop` names (None: asyncio's own)."""
+    if name != "uvloop":
         return None
     try:
         import uvloop
     except ImportError:
-        if name == "auto":
-            return None
         raise ConfigError(
             '[server] event_loop = "uvloop": uvloop is not installed; install it'
-            ' (pip install uvloop) or set event_loop = "auto" or "asyncio"'
+            " (pip install 'mailsms[uvloop]') or set event_loop = \"asyncio\""
         ) from None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory

@@ -58,8 +58,7 @@ class ServerSettings(Section):
     # queues; the first also owns the SMPP binds, the sandbox, the SMPP server, the HTTP
     # listener, dispatch and receipts.
     processes: Annotated[int, Field(ge=1, le=64)] = 1
-    # "auto": uvloop where it is installed, else asyncio's own loop.
-    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # Whether the first process accepts SMTP too: "auto" (only when it is the only one).
     first_process_smtp: Literal["auto", "yes", "no"] = "auto"
 

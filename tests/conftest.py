@@ -25,7 +25,7 @@ def pytest_asyncio_loop_factories(
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Every async test runs on Python's own event loop; those marked `both_loops` (the SMTP
     listener with STARTTLS, the SMPP layer, the mail client: what meets the network) run on
-    uvloop as well, the loop `mailsms serve` runs on by default."""
+    uvloop as well (`[server] event_loop = "uvloop"`)."""
     if item.get_closest_marker("both_loops") is None:
         return {"asyncio": asyncio.new_event_loop}
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}

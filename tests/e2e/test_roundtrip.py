@@ -14,7 +14,7 @@ from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, smtp_sink, wait_for
 from tests.peers.smpp34_peer import Smpp34Peer, free_port
 
-pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
 
 def _order_status(tmp_path: Path) -> dict[str, str]:

@@ -24,7 +24,7 @@ from tests.helpers import running_bridge, wait_for
 from tests.peers.esme import BindType, until
 from tests.peers.esme_clients import CLIENTS, open_esme
 
-pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
 NUMBERS = """
 [[customer]]

@@ -27,7 +27,7 @@ from bridge.notices.tables import Notice
 from tests.helpers import STATUS_CONTEXT
 from tests.peers.smtp_relay import smtp_relay
 
-pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from bridge.values import OutboundSms, ReceiptState
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
 from tests.peers.smpp34_peer import RecordingInbox
 
-pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
 PHONE = "+491701234567"
 

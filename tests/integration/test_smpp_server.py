@@ -35,7 +35,7 @@ from bridge.smpp_server.server import SmppServer
 from bridge.smpp_server.settings import SmppServerSettings
 from bridge.tenants.admin import ensure_demo
 
-pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
 
 async def _nothing(pdu: Pdu) -> Pdu | None:

@@ -16,7 +16,7 @@ import pytest
 from bridge.smpp.pdu import EnquireLink, Pdu, SubmitSm, SubmitSmResp
 from bridge.smpp.session import ConnectionLost, ResponseTimeout, SmppSession
 
-pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
 SLACK = 1.0  # seconds a timeout may come late on a busy test machine
 

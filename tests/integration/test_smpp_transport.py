@@ -19,7 +19,7 @@ from bridge.transports.smpp import SmppConfig, SmppTransport
 from bridge.values import OutboundSms, ReceiptState
 from tests.peers.smpp34_peer import RecordingInbox, running_smpp34_peer
 
-pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import trustme
 from tests.helpers import running_bridge
 from tests.security.common import tls_settings
 
-pytestmark = pytest.mark.both_loops  # also on uvloop, the default of `mailsms serve`
+pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
 
 async def _handshake(port: int, *args: str) -> tuple[bool, str]:
