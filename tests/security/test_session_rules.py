@@ -125,8 +125,11 @@ async def _send(port: int, sender_ids: range) -> list[int]:
                     make_mail(message_id=f"<burst-{i}@x>"),
                 )
                 codes.append(250)
-            except aiosmtplib.SMTPResponseException as exc:
+            except aiosmtplib.SMTPResponseException as exc:  # at MAIL (or DATA)
                 codes.append(exc.code)
+                await smtp.rset()
+            except aiosmtplib.SMTPRecipientsRefused as exc:  # at RCPT: the mark was reached
+                codes.append(exc.recipients[0].code)  # between this session's MAIL and RCPT
                 await smtp.rset()
     return codes
 
