@@ -248,7 +248,7 @@ def sandbox_serve(
         cfg = dataclasses.replace(cfg, host=host)
     if port is not None:
         cfg = dataclasses.replace(cfg, port=port)
-    try:  # on the bridge's loop ([server] event_loop: uvloop where installed)
+    try:  # on the bridge's loop ([server] event_loop)
         factory = loop_factory(settings.server.event_loop)
     except ConfigError as exc:
         fail(str(exc))
