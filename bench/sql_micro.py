@@ -22,7 +22,7 @@ from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.queue import _select, _take
 from bridge.db.store import run_sync
-from bridge.inbound.store import _NEWEST_CONVERSATIONS
+from bridge.inbound.store import _NEWEST_CONVERSATIONS, newest_conversations_values
 from bridge.mt.mails import _EARLIER_COPIES, NewMail, NewOrder, insert_mails
 from bridge.mt.orders import _QUEUE, _SET_FINAL_MANY
 from bridge.mt.receipts import _MATCHED, _OPEN_PARTS
@@ -83,8 +83,10 @@ def main() -> None:
         "receipts: matched (none new)": (_MATCHED, {"limit": 100, "since": now}),
         "receipts: open parts": (_OPEN_PARTS, {"ids": ["M10.1"]}),
         "intake: conversation_senders": (
-            _NEWEST_CONVERSATIONS,
-            {"users": [user], "numbers": ["+491700000011"], "since": now - timedelta(days=7)},
+            _NEWEST_CONVERSATIONS["sqlite"],
+            newest_conversations_values(
+                "sqlite", [(user, "+491700000011")], now - timedelta(days=7)
+            ),
         ),
         "intake: earlier copies": (_EARLIER_COPIES, {"keys": ["k1"], "since": now}),
     }

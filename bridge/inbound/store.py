@@ -9,12 +9,25 @@ mail go out from the same number the conversation used.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from bridge.db import prepared
 from bridge.db.bulk import bulk_execute
@@ -274,32 +287,58 @@ _ASSIGNMENT_OF_ORDER = insert(_assign).from_select(
         func.substr(_user.c.address, func.length(_user.c.address) - 7) != ".invalid",
     ),
 )
-# The newest assignment of each (user, number) asked for, since the earliest time asked
-# (the pairs' users and numbers are given as two lists: the index on (msisdn, created_at)
-# serves it; pairs nobody asked for are ignored by the caller).
-_RANKED = (
-    select(
-        _assign.c.user_id,
-        _assign.c.msisdn,
-        _assign.c.sender_id,
-        _assign.c.created_at,
-        func.row_number()
-        .over(
-            partition_by=(_assign.c.user_id, _assign.c.msisdn),
-            order_by=(_assign.c.created_at.desc(), _assign.c.id.desc()),
+
+
+# The newest assignment of each (user, number) asked for, at or after the earliest time
+# asked: one `ORDER BY … LIMIT 1` per pair on the index (msisdn, user_id, created_at, id),
+# so the work is a seek per pair however many assignments a user or a number has (a
+# window over every row in the window grew with a user's history: 1.1 ms per commit with
+# 5,000 rows of one user, 4.4 ms with 20,000). The pairs come in as one parameter: a JSON
+# array on SQLite (`json_each`), two arrays on PostgreSQL (`unnest`).
+def _newest_of(pairs: Any) -> Select[Any]:
+    b = _assign.alias("b")
+    newest = (
+        select(b.c.id)
+        .where(
+            b.c.msisdn == pairs.c.msisdn,
+            b.c.user_id == pairs.c.user_id,
+            b.c.created_at >= bindparam("since"),
         )
-        .label("rank"),
+        .order_by(b.c.created_at.desc(), b.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    .where(
-        _assign.c.msisdn.in_(bindparam("numbers", expanding=True)),
-        _assign.c.user_id.in_(bindparam("users", expanding=True)),
-        _assign.c.created_at >= bindparam("since"),
-    )
-    .subquery()
-)
-_NEWEST_CONVERSATIONS = select(
-    _RANKED.c.user_id, _RANKED.c.msisdn, _RANKED.c.sender_id, _RANKED.c.created_at
-).where(_RANKED.c.rank == 1)
+    return select(
+        _assign.c.user_id, _assign.c.msisdn, _assign.c.sender_id, _assign.c.created_at
+    ).where(_assign.c.id.in_(select(newest).select_from(pairs)))
+
+
+_EACH = func.json_each(bindparam("pairs", type_=String)).table_valued("value").alias("p")
+_NEWEST_CONVERSATIONS: dict[str, Select[Any]] = {
+    "sqlite": _newest_of(
+        select(
+            func.json_extract(_EACH.c.value, "$[0]").label("user_id"),
+            func.json_extract(_EACH.c.value, "$[1]").label("msisdn"),
+        ).subquery("pairs")
+    ),
+    "postgresql": _newest_of(
+        func.unnest(
+            bindparam("users", type_=ARRAY(Integer)), bindparam("numbers", type_=ARRAY(String))
+        )
+        .table_valued("user_id", "msisdn")
+        .render_derived()
+        .alias("pairs")
+    ),
+}
+
+
+def newest_conversations_values(
+    dialect: str, pairs: Sequence[tuple[int, str]], since: datetime
+) -> dict[str, Any]:
+    """The parameters of `_NEWEST_CONVERSATIONS[dialect]` for these (user id, number) pairs."""
+    if dialect == "postgresql":
+        return {"users": [u for u, _ in pairs], "numbers": [n for _, n in pairs], "since": since}
+    return {"pairs": json.dumps(pairs), "since": since}
 
 
 def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: datetime) -> None:
@@ -356,21 +395,19 @@ def conversation_senders(
     The intake's commit asks for every order of a group commit at once (`bridge.intake.
     commit`): a reply to an SMS2Mail mail, or any mail to someone the user is texting with,
     keeps the conversation's sender number. The query takes the newest assignment of each
-    (user, number) since the earliest `since`; an order whose own `since` is later than
-    that newest one has no conversation in its window (nothing newer exists).
+    (user, number) since the earliest `since`, one index seek per pair; an order whose own
+    `since` is later than that newest one has no conversation in its window (nothing newer
+    exists).
     """
     if not wanted:
         return []
     asks = [(user_id, canonical_number(msisdn), _aware(since)) for user_id, msisdn, since in wanted]
     newest: dict[tuple[int, str], tuple[datetime, str]] = {}
+    dialect = conn.dialect.name
+    pairs = sorted({(a[0], a[1]) for a in asks})
+    since = min(a[2] for a in asks)
     rows = prepared.fetch(
-        conn,
-        _NEWEST_CONVERSATIONS,
-        {
-            "users": sorted({a[0] for a in asks}),
-            "numbers": sorted({a[1] for a in asks}),
-            "since": min(a[2] for a in asks),
-        },
+        conn, _NEWEST_CONVERSATIONS[dialect], newest_conversations_values(dialect, pairs, since)
     )
     for r in rows:
         newest[(r.user_id, r.msisdn)] = (_aware(r.created_at), str(r.sender_id or ""))

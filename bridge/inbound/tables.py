@@ -76,7 +76,11 @@ class ReplyAssignment(SQLModel, table=True):
     """Who last texted this number from which of our numbers (dynamic SMS2Mail, reply by mail)."""
 
     __tablename__ = "reply_assignment"
-    __table_args__ = (Index("ix_reply_assignment_msisdn", "msisdn", "created_at"),)
+    __table_args__ = (
+        Index("ix_reply_assignment_msisdn", "msisdn", "created_at"),
+        # a user's newest conversation with a number: one seek (bridge.inbound.store)
+        Index("ix_reply_assignment_conversation", "msisdn", "user_id", "created_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     msisdn: str  # the texter, E.164

@@ -26,6 +26,7 @@ from bridge.inbound.store import (
     _NEWEST_CONVERSATIONS,
     assignments_for,
     conversation_senders,
+    newest_conversations_values,
 )
 from bridge.mt import orders as order_sql
 from bridge.mt.mails import _EARLIER_COPIES, insert_mails
@@ -109,16 +110,17 @@ def test_the_reads_give_what_sqlalchemy_gives(engine: Engine) -> None:
                     rows = _same(conn, query, {"now": far, "limit": limit}, ordered=True)
                     assert queue is NOTICE_QUEUE or len(rows) == (1 if n == 0 else min(limit, 4))
         numbers = [o.recipient for o in _mail(user_id, "M1", recipients=3).orders]
-        for users in ([user_id], [user_id, user_id + 1], []):
+        dialect = conn.dialect.name
+        newest = _NEWEST_CONVERSATIONS[dialect]
+        for users in ([user_id], [user_id, user_id + 1]):
             for wanted in (numbers, numbers[:1], ["+4917000000"], []):
-                values = {"users": users, "numbers": wanted, "since": t0 - timedelta(days=1)}
-                _same(conn, _NEWEST_CONVERSATIONS, values, ordered=False)
-        rows = _same(
-            conn,
-            _NEWEST_CONVERSATIONS,
-            {"users": [user_id], "numbers": numbers, "since": t0 - timedelta(days=1)},
-            ordered=False,
+                pairs = [(u, n) for u in users for n in wanted]
+                values = newest_conversations_values(dialect, pairs, t0 - timedelta(days=1))
+                _same(conn, newest, values, ordered=False)
+        values = newest_conversations_values(
+            dialect, [(user_id, n) for n in numbers], t0 - timedelta(days=1)
         )
+        rows = _same(conn, newest, values, ordered=False)
         assert len(rows) == 2  # M1.1 and M1.2 were submitted
         for mail_id in ("M1", "M3", "nope"):
             _same(conn, _RAW, {"mail_id": mail_id}, ordered=True)
