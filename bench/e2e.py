@@ -14,7 +14,9 @@ writes and receipts. Per variant, one after the other (the others are not runnin
    rate) for --sustain seconds; every second: RSS of the bridge's processes (VmRSS), the
    orders accepted and not yet final. Afterwards: did the queue keep up (accepted =
    submitted = final within --settle seconds after the load ends), p50/p99 from accepted
-   (the order's created_at) to submit_sm (its 'submitted' event), RSS first/last/max.
+   (the order's created_at) to submit_sm (its 'submitted' event), RSS first/last/max,
+   and the bridge's CPU per order made final in the first and in the last third of the
+   load (a cost growing with the history in the database shows as a rise).
 3. durability: the 250s received = the rows in "order".
 
 Variants: sqlite and sqlite2 (1 and 2 processes; with 2 the binds' process takes no SMTP),
@@ -71,6 +73,7 @@ class E2e:
     bridge: Server
     smsc: Server
     engine: Engine
+    env: dict[str, str] | None = None  # the baseline's PYTHONPATH, for its commands too
     acked: int = 0
     runs: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -258,6 +261,8 @@ def sustained(
                 "rss_mb": rss_mb(pids(v.bridge)),
                 "backlog": c["accepted"] - c["final"],
                 "unsubmitted": c["accepted"] - c["submitted"],
+                "final": c["final"],
+                "cpu_s": round(cpu_seconds(pids(v.bridge)), 2),
             }
         )
     out, err = gen.communicate()
@@ -278,6 +283,10 @@ def sustained(
     last = statistics.median(s["backlog"] for s in samples[-third:]) if samples else 0
     rss = [s["rss_mb"] for s in samples]
     return {
+        # CPU per final order in the first and the last third of the load: a cost that
+        # grows with the history in the database shows as a rise
+        "us_per_mail_first_third": _cpu_per_final(samples[:third]),
+        "us_per_mail_last_third": _cpu_per_final(samples[-third:]),
         "kind": "e2e_sustained",
         "variant": v.name,
         "processes": v.processes,
@@ -302,6 +311,14 @@ def sustained(
         "samples": samples,
         **submit_latency(v.engine, id_base),
     }
+
+
+def _cpu_per_final(samples: list[dict[str, Any]]) -> int | None:
+    """µs of bridge CPU per order that became final between the first and the last sample."""
+    if len(samples) < 2 or samples[-1]["final"] <= samples[0]["final"]:
+        return None
+    cpu = samples[-1]["cpu_s"] - samples[0]["cpu_s"]
+    return round(cpu / (samples[-1]["final"] - samples[0]["final"]) * 1e6)
 
 
 @contextmanager
@@ -381,7 +398,7 @@ def start_variant(
     if profile is not None:  # cProfile in every thread (bench/profile_bridge.py)
         cmd = [PY, str(HERE / "profile_bridge.py"), str(profile / name), *cmd[1:]]
     bridge = servers.start(name, cmd, smtp_port, workdir, cpu, env)
-    return E2e(name, processes, url, workdir, bridge, smsc, create_engine(url))
+    return E2e(name, processes, url, workdir, bridge, smsc, create_engine(url), env)
 
 
 def prepare(v: E2e, notify: str) -> None:
@@ -392,8 +409,13 @@ def prepare(v: E2e, notify: str) -> None:
         cmds.append(
             [MAILSMS, "settings", "set", "--user", "demo@example.com", "notify", notify, "-c", cfg]
         )
+    # The baseline's commands run its own code: this checkout's would migrate its database
+    # to this checkout's schema under the running baseline.
+    env = None if v.env is None else {**os.environ, **v.env}
     for cmd in cmds:
-        subprocess.run(cmd, check=not v.name.startswith("base_"), capture_output=True, timeout=60)
+        subprocess.run(
+            cmd, check=not v.name.startswith("base_"), capture_output=True, timeout=60, env=env
+        )
 
 
 def stop_variant(v: E2e) -> dict[str, Any]:
@@ -498,7 +520,9 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" errors {s['errors']}); backlog first/last third {s['backlog_first_third']}"
                     f"/{s['backlog_last_third']}, at end {s['backlog_at_end_of_load']};"
                     f" kept up (accepted = submitted = final within {a.settle:.0f} s):"
-                    f" {s['kept_up']}; bridge {s['bridge_us_per_mail']:,} µs CPU/mail;"
+                    f" {s['kept_up']}; bridge {s['bridge_us_per_mail']:,} µs CPU/mail"
+                    f" (first/last third {s['us_per_mail_first_third']}"
+                    f"/{s['us_per_mail_last_third']});"
                     f" accepted→submit_sm p50 {s['p50_ms']} p99 {s['p99_ms']} ms"
                     f" (→ recorded p50 {s['rec_p50_ms']} p99 {s['rec_p99_ms']} ms);"
                     f" RSS {s['rss_mb_first']} → {s['rss_mb_last']} MB (max {s['rss_mb_max']});"
