@@ -371,7 +371,11 @@ def _probes(bridge: Bridge, tag: str, now: datetime) -> list[tuple[str, Probe]]:
         ("backpressure: queue_depth", queue_depth),
         ("intake: commit_mails", lambda c: commit_mails(c, [bridge.intake(m) for m in mails])),
         ("dispatch: claim_orders", claim),
-        ("dispatch: others_pending", lambda c: others_pending(c, "x", FEW[0], "+4989123456")),
+        ("dispatch: others_pending", lambda c: others_pending(c, "x", FEW[0], "ACME")),
+        (
+            "dispatch: others_pending (other)",  # none from this sender: the whole range
+            lambda c: others_pending(c, "x", FEW[0], "+4989123456"),
+        ),
         ("dispatch: record_outcomes", outcomes),
         ("receipts: insert_receipts", receipts),
         ("receipts: part_exists", lambda c: part_exists(c, "smsc", f"P{tag}2.1/0")),
