@@ -80,6 +80,8 @@ class ReplyAssignment(SQLModel, table=True):
         Index("ix_reply_assignment_msisdn", "msisdn", "created_at"),
         # a user's newest conversation with a number: one seek (bridge.inbound.store)
         Index("ix_reply_assignment_conversation", "msisdn", "user_id", "created_at", "id"),
+        # a texter's newest assignments from one of our numbers (an inbound SMS's reply)
+        Index("ix_reply_assignment_sender", "msisdn", "sender_id", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

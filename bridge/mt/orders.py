@@ -23,7 +23,7 @@ from bridge.db.queue import Queue, claim
 from bridge.mt.status import FINAL_ORDER_STATUSES, OPEN_ORDER_STATUSES, OrderStatus
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted, record_submitted_many
-from bridge.mt.tables import OPEN_ORDERS, Mail, Order, OrderEvent
+from bridge.mt.tables import OPEN_ORDERS, UNFINISHED_ORDERS, Mail, Order, OrderEvent
 from bridge.tenants.tables import User
 
 __all__ = ["OrderWork", "Submitted", "record_submitted", "record_submitted_many"]
@@ -124,22 +124,27 @@ def record_parked(conn: Connection, parked: Sequence[tuple[str, datetime]]) -> N
     bulk_execute(conn, _SET_PARKED, [{"k_id": order_id, "k_at": at} for order_id, at in parked])
 
 
+# Built once; the unfinished orders by the predicate of the partial index
+# ix_order_unfinished, written literally so the planner uses it (not the recipient's history).
+_OTHERS_PENDING = (
+    select(_order.c.id)
+    .where(
+        _order.c.recipient == bindparam("recipient"),
+        _order.c.sender_id == bindparam("sender_id"),
+        _order.c.id != bindparam("order_id"),
+        text(f'"order".{UNFINISHED_ORDERS}'),
+    )
+    .limit(5)
+)
+
+
 def others_pending(conn: Connection, order_id: str, recipient: str, sender_id: str) -> list[str]:
     """Other orders from `sender_id` to `recipient` that an SMSC may still hold (not final).
 
     A resubmit with replace_if_present_flag would replace such a message at the SMSC.
     """
-    rows = conn.execute(
-        select(_order.c.id)
-        .where(
-            _order.c.recipient == recipient,
-            _order.c.sender_id == sender_id,
-            _order.c.id != order_id,
-            _order.c.status.notin_(sorted(FINAL_ORDER_STATUSES)),
-        )
-        .limit(5)
-    ).all()
-    return [r.id for r in rows]
+    values = {"recipient": recipient, "sender_id": sender_id, "order_id": order_id}
+    return [r.id for r in conn.execute(_OTHERS_PENDING, values)]
 
 
 def record_deferred(

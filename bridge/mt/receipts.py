@@ -81,6 +81,11 @@ _NEWEST_PART = (
 )
 
 
+# New receipts oldest first, in the order of ix_receipt_due (status, received_at, then the
+# row id): the reads below take them from that index whether or not the database has
+# statistics. Ordered by id alone, SQLite with statistics (after ANALYZE) reads the whole
+# table in id order instead, every receipt ever kept, to find the few new ones.
+_ARRIVAL = (_receipt.c.received_at, _receipt.c.id)
 _siblings = _part.alias("siblings")
 _MATCHED = (  # new receipts with their part, its order's status and how many parts it has
     select(
@@ -110,13 +115,13 @@ _MATCHED = (  # new receipts with their part, its order's status and how many pa
         )
     )
     .where(_receipt.c.status == ReceiptStatus.NEW)
-    .order_by(_receipt.c.id)
+    .order_by(*_ARRIVAL)
     .limit(bindparam("limit"))
 )
 _OLD_NEW = (
     select(_receipt.c.id, _receipt.c.transport, _receipt.c.smsc_id)
     .where(_receipt.c.status == ReceiptStatus.NEW, _receipt.c.received_at <= bindparam("cutoff"))
-    .order_by(_receipt.c.id)
+    .order_by(*_ARRIVAL)
     .limit(bindparam("limit"))
 )
 _OPEN_PARTS = (  # the touched orders still open, each with its parts' states (one read)

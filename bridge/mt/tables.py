@@ -19,6 +19,8 @@ from bridge.mt.status import OrderStatus, PartState, ReceiptStatus
 # The SQL predicate of an open (claimable) order, written out so that the partial index
 # ix_order_open and the claim query match it literally.
 OPEN_ORDERS = "status IN ('queued', 'deferred')"
+# Not final: an SMSC may still hold the message (the statuses not in FINAL_ORDER_STATUSES).
+UNFINISHED_ORDERS = "status IN ('queued', 'deferred', 'submitted', 'held')"
 
 
 class Mail(SQLModel, table=True):
@@ -54,11 +56,21 @@ class Order(SQLModel, table=True):
             postgresql_where=text(OPEN_ORDERS),
         ),
         Index("ix_order_created_at", "created_at"),  # reports and the purge look by time
+        # a user's orders since a time (the rate limits): a range, not the user's history
+        Index("ix_order_user_created", "user_id", "created_at"),
+        # orders an SMSC may still hold, by recipient and sender (resubmit): the open ones only
+        Index(
+            "ix_order_unfinished",
+            "recipient",
+            "sender_id",
+            sqlite_where=text(UNFINISHED_ORDERS),
+            postgresql_where=text(UNFINISHED_ORDERS),
+        ),
     )
 
     id: str = Field(primary_key=True)  # <mail id>.<n>
     mail_id: str = Field(foreign_key="mail.id", index=True)
-    user_id: int = Field(foreign_key="user.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
     recipient: str = Field(index=True)  # E.164 with '+'
     rcpt_address: str  # the envelope address exactly as the client wrote it
     sender_id: str
