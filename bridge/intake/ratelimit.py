@@ -35,14 +35,15 @@ async def check_rate(store: Store, transaction: Transaction, adding: int) -> Non
     ):
         if not limit:
             continue
-        sent = await store.read(
-            count_orders_since, transaction.sender.user_id, now - timedelta(seconds=seconds)
-        )
+        since = now - timedelta(seconds=seconds)
+        # counted up to the limit + 1: enough to tell whether it is passed
+        sent = await store.read(count_orders_since, transaction.sender.user_id, since, limit + 1)
         if sent + pending(transaction) + adding > limit:
+            count = f"more than {limit}" if sent > limit else f"{sent}"
             raise Reject(
                 "rate_limited",
                 detail=f"at most {limit} SMS per {per} for <{transaction.sender.address}>, "
-                f"{sent} sent in the last {per}",
+                f"{count} sent in the last {per}",
             )
 
 

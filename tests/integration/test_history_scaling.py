@@ -363,9 +363,12 @@ def _probes(bridge: Bridge, tag: str, now: datetime) -> list[tuple[str, Probe]]:
         ("RCPT: find_sender", lambda c: find_sender(c, SENDER)),
         (
             "RCPT: rate per minute",
-            lambda c: count_orders_since(c, user, now - timedelta(seconds=60)),
+            lambda c: count_orders_since(c, user, now - timedelta(seconds=60), 101),
         ),
-        ("RCPT: rate per day", lambda c: count_orders_since(c, user, now - timedelta(days=1))),
+        (
+            "RCPT: rate per day",
+            lambda c: count_orders_since(c, user, now - timedelta(days=1), 10_001),
+        ),
         ("RCPT: is_stopped (recurring)", lambda c: is_stopped(c, customer, FEW[0], ("ACME",))),
         ("RCPT: is_stopped (new)", lambda c: is_stopped(c, customer, fresh, ("ACME",))),
         ("backpressure: queue_depth", queue_depth),
