@@ -235,12 +235,12 @@ def queue_list_report(conn: Connection, mail_id: str, now: datetime) -> bool:
     lm = conn.execute(query).first()
     if lm is None or lm.reported_at is not None:
         return False
-    open_orders = conn.execute(
-        select(func.count())
-        .select_from(_order)
+    unfinished = conn.execute(  # one is enough to wait
+        select(_order.c.id)
         .where(_order.c.mail_id == mail_id, _order.c.status.notin_(list(FINAL_ORDER_STATUSES)))
-    ).scalar()
-    if open_orders:
+        .limit(1)
+    ).first()
+    if unfinished is not None:
         return False
     conn.execute(
         sql_update(_list_mail)

@@ -57,6 +57,11 @@ def final_notices(
         return count
 
     queued = 0
+    # A list mail's report is looked at once per call, at its first order here: the
+    # statuses are written before these steps, so its other orders here would find the
+    # same (each look counts the mail's unfinished orders: once per order was quadratic
+    # in the list's size).
+    looked: set[str] = set()
     for order_id in order_ids:
         row = rows[order_id]
         if metrics is not None:
@@ -66,7 +71,9 @@ def final_notices(
         if row.list_mail_id is not None:
             # one cumulative report, not one per order (counted once reported: a report
             # with notify = none queues nothing, and waking the mailer for it is harmless)
-            queued += status_mails_now() + queue_list_report(conn, row.mail_id, now)
+            if row.mail_id not in looked:
+                looked.add(row.mail_id)
+                queued += status_mails_now() + queue_list_report(conn, row.mail_id, now)
         elif (notice := status_notice_row(row, now)) is not None:
             status_mails.append(notice)
         if final_dsn_wanted(row):
