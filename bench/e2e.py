@@ -16,7 +16,9 @@ writes and receipts. Per variant, one after the other (the others are not runnin
    submitted = final within --settle seconds after the load ends), p50/p99 from accepted
    (the order's created_at) to submit_sm (its 'submitted' event), RSS first/last/max,
    and the bridge's CPU per order made final in the first and in the last third of the
-   load (a cost growing with the history in the database shows as a rise).
+   load (a cost growing with the history in the database shows as a rise), and the event
+   loop threads' share of the bridge's CPU (the rest is the database threads: SQLite and
+   the store functions' Python, which a `py-spy --gil` profile under-samples).
 3. durability: the 250s received = the rows in "order".
 
 Variants: sqlite and sqlite2 (1 and 2 processes; with 2 the binds' process takes no SMTP),
@@ -120,6 +122,21 @@ def cpu_by_process(procs: list[int]) -> dict[int, float]:
             continue
         by[pid] = (int(fields[11]) + int(fields[12])) / hz
     return by
+
+
+def loop_thread_cpu(procs: list[int]) -> float:
+    """CPU seconds of the processes' main threads (each one's event loop; the database
+    threads and the default executor are the others)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in procs:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / hz
+    return total
 
 
 def busy_by_process(before: dict[int, float], procs: list[int], wall: float) -> list[float]:
@@ -250,6 +267,7 @@ def sustained(
         v.bridge.proc.send_signal(signal.SIGUSR1)
         time.sleep(0.2)
     c0, t0, by0 = cpu_seconds(procs), time.monotonic(), cpu_by_process(procs)
+    loop0 = loop_thread_cpu(procs)
     gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples: list[dict[str, Any]] = []
     while gen.poll() is None:
@@ -275,6 +293,7 @@ def sustained(
     backlog_end = samples[-1]["backlog"] if samples else None
     waited, c = wait_final(v, settle)
     cpu = cpu_seconds(pids(v.bridge)) - c0
+    loop_share = (loop_thread_cpu(procs) - loop0) / cpu if cpu > 0 else None
     busy = busy_by_process(by0, procs, time.monotonic() - t0)
     if phase:
         v.bridge.proc.send_signal(signal.SIGUSR2)
@@ -304,6 +323,8 @@ def sustained(
         "kept_up": waited is not None and c["accepted"] == c["submitted"] == c["final"],
         "bridge_us_per_mail": round(cpu / max(1, int(r["ok"])) * 1e6),
         "busy_by_process": busy,
+        # the event loops' threads' share of the bridge's CPU (the rest: database threads)
+        "loop_thread_share": None if loop_share is None else round(loop_share, 2),
         "rss_mb_first": rss[0] if rss else None,
         "rss_mb_last": rss[-1] if rss else None,
         "rss_mb_max": max(rss) if rss else None,
@@ -526,7 +547,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" accepted→submit_sm p50 {s['p50_ms']} p99 {s['p99_ms']} ms"
                     f" (→ recorded p50 {s['rec_p50_ms']} p99 {s['rec_p99_ms']} ms);"
                     f" RSS {s['rss_mb_first']} → {s['rss_mb_last']} MB (max {s['rss_mb_max']});"
-                    f" busy per process {busy_text(s['busy_by_process'])}",
+                    f" busy per process {busy_text(s['busy_by_process'])}"
+                    f" (the event loop threads' share of its CPU: {s['loop_thread_share']})",
                     flush=True,
                 )
                 if profile is not None:
