@@ -143,7 +143,13 @@ def _counters() -> dict[str, dict[str, int]]:
     found: dict[str, dict[str, int]] = {}
     if worker is None or store is None:
         return found
-    for obj in gc.get_objects():
+    # The bridge froze what its start made (gc.freeze): get_objects() leaves frozen objects
+    # out, and the store and the workers are among them. Unfrozen for the look, then
+    # frozen again (with what came since: the collector's full passes stay short).
+    gc.unfreeze()
+    objects = gc.get_objects()
+    gc.freeze()
+    for obj in objects:
         counts = getattr(obj, "counts", None) if isinstance(obj, worker | store) else None
         if not isinstance(counts, dict):
             continue  # code from before the counters
