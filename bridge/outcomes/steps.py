@@ -59,8 +59,8 @@ def final_notices(
     queued = 0
     # A list mail's report is looked at once per call, at its first order here: the
     # statuses are written before these steps, so its other orders here would find the
-    # same (each look counts the mail's unfinished orders: once per order was quadratic
-    # in the list's size).
+    # same (each look reads the mail's orders for an unfinished one: once per order was
+    # quadratic in the list's size).
     looked: set[str] = set()
     for order_id in order_ids:
         row = rows[order_id]
