@@ -32,7 +32,9 @@ def _finish_list_mail(engine: Engine, user_id: int, mail_id: str, members: int) 
     with engine.connect() as conn:
         ids = [r.id for r in conn.execute(select(_order.c.id).where(_order.c.mail_id == mail_id))]
     steps = 0
+    before = _reports(engine)
     for batch in (ids[: members // 2], ids[members // 2 :]):
+        assert _reports(engine) == before  # not while an order is open
         now = utcnow()
         with engine.begin() as conn:
             conn.execute(
@@ -46,7 +48,14 @@ def _finish_list_mail(engine: Engine, user_id: int, mail_id: str, members: int) 
                 steps = _sqlite_steps(conn, lambda b=batch, t=now: final_notices(conn, b, t))
             else:
                 final_notices(conn, batch, now)
+    assert _reports(engine) == before + 1  # once the last order is final
     return steps
+
+
+def _reports(engine: Engine) -> int:
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(_notice).where(_notice.c.kind == "list_report")
+        return int(conn.execute(query).scalar_one())
 
 
 def test_a_list_mails_final_orders_cost_linear_work_and_report_once(engine: Engine) -> None:
@@ -57,8 +66,4 @@ def test_a_list_mails_final_orders_cost_linear_work_and_report_once(engine: Engi
     # bigger B-trees; once per order the report's look alone made it about a hundred
     # (SQLite's steps; PostgreSQL runs the same statements)
     assert large <= 15 * small, (small, large)
-    with engine.connect() as conn:
-        reports = conn.execute(
-            select(func.count()).select_from(_notice).where(_notice.c.kind == "list_report")
-        ).scalar()
-    assert reports == 2  # one per list mail
+    assert _reports(engine) == 2  # one per list mail
