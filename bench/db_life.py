@@ -25,7 +25,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
@@ -33,6 +32,7 @@ HERE = Path(__file__).resolve().parent.parent
 
 def life(mode: str, mails: int, url: str, count_statements: bool = False) -> dict[str, object]:
     """One run in this process (with whatever `bridge` is on the path)."""
+    from rows import one_sms_mail
     from sqlalchemy import event, text
 
     import bridge
@@ -40,7 +40,7 @@ def life(mode: str, mails: int, url: str, count_statements: bool = False) -> dic
     from bridge.db.engine import open_engine, upgrade
     from bridge.db.store import run_sync
     from bridge.mt.dispatch_record import Claim, Outcome, OutcomeKind, record_outcomes
-    from bridge.mt.mails import NewMail, NewOrder, insert_mails
+    from bridge.mt.mails import insert_mails
     from bridge.mt.receipts import apply_receipts, insert_receipts
     from bridge.outcomes.steps import STEPS
     from bridge.tenants.admin import add_customer, add_user
@@ -50,35 +50,7 @@ def life(mode: str, mails: int, url: str, count_statements: bool = False) -> dic
     upgrade(engine)
     run_sync(engine, add_customer, "acme", {"default_country": "DE"})
     uid = run_sync(engine, add_user, "alice@example.com", "acme", settings={"notify": "failures"})
-    now = utcnow()
-    new = [
-        NewMail(
-            id=f"M{i}",
-            received_at=now,
-            envelope_from="alice@example.com",
-            user_id=uid,
-            client_addr="127.0.0.1",
-            helo="client",
-            message_id=f"<M{i}@client>",
-            subject="Hi",
-            raw=b"Subject: Hi\r\n\r\nHello\r\n",
-            orders=(
-                NewOrder(
-                    id=f"M{i}.1",
-                    recipient=f"+49170{i:07d}",
-                    rcpt_address=f"+49170{i:07d}@sms.example",
-                    sender_id="ACME",
-                    text="Hello",
-                    encoding="gsm7",
-                    parts=1,
-                    priority=0,
-                    expires_at=now + timedelta(days=2),
-                    policy={"notify": "failures"},
-                ),
-            ),
-        )
-        for i in range(mails)
-    ]
+    new = [one_sms_mail(uid, f"M{i}", f"+49170{i:07d}") for i in range(mails)]
     for k in range(0, mails, 500):
         run_sync(engine, insert_mails, new[k : k + 500])
     counts = {"statements": 0, "commits": 0}

@@ -18,15 +18,15 @@ import logging
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH=DIR comes first
 
+from rows import one_sms_mail
+
 from bridge.app import Bridge
-from bridge.db.clock import utcnow
 from bridge.intake.commit import IntakeMail, accept
-from bridge.mt.mails import NewMail, NewOrder
+from bridge.mt.mails import NewMail
 from bridge.mt.orders import count_by_status
 from bridge.settings import load_settings
 from bridge.tenants.senders import find_sender
@@ -56,31 +56,14 @@ maildir = "{workdir / "maildir"}"
 
 
 def _mail(user_id: int, n: int) -> NewMail:
-    now = utcnow()
-    return NewMail(
-        id=f"B{n:07d}",
-        received_at=now,
+    return one_sms_mail(
+        user_id,
+        f"B{n:07d}",
+        f"+49170{n:07d}",
+        notify="all",
         envelope_from="demo@example.com",
-        user_id=user_id,
-        client_addr="127.0.0.1",
-        helo="bench",
-        message_id=f"<b{n}@bench>",
-        subject="bench",
-        raw=b"Subject: bench\r\n\r\nbenchmark message\r\n",
-        orders=(
-            NewOrder(
-                id=f"B{n:07d}.1",
-                recipient=f"+49170{n:07d}",
-                rcpt_address=f"+49170{n:07d}@eu.rsms.net",
-                sender_id="+4915550000001",
-                text="benchmark message",
-                encoding="gsm7",
-                parts=1,
-                priority=0,
-                expires_at=now + timedelta(days=2),
-                policy={"notify": "all"},
-            ),
-        ),
+        sender_id="+4915550000001",
+        text="benchmark message",
     )
 
 

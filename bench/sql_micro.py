@@ -17,46 +17,19 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from rows import one_sms_mail
+
 from bridge.db import prepared
 from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.queue import _select, _take
 from bridge.db.store import run_sync
 from bridge.inbound.store import _NEWEST_CONVERSATIONS, newest_conversations_values
-from bridge.mt.mails import _EARLIER_COPIES, NewMail, NewOrder, insert_mails
+from bridge.mt.mails import _EARLIER_COPIES, insert_mails
 from bridge.mt.orders import _QUEUE, _SET_FINAL_MANY
 from bridge.mt.receipts import _MATCHED, _OPEN_PARTS
 from bridge.outcomes.final_row import FINAL_ROWS
 from bridge.tenants.admin import add_customer, add_user
-
-
-def _mail(user_id: int, n: int) -> NewMail:
-    now = utcnow()
-    return NewMail(
-        id=f"M{n}",
-        received_at=now,
-        envelope_from="alice@example.com",
-        user_id=user_id,
-        client_addr="127.0.0.1",
-        helo="client",
-        message_id=f"<M{n}@client>",
-        subject="Hi",
-        raw=b"Subject: Hi\r\n\r\nHello\r\n",
-        orders=(
-            NewOrder(
-                id=f"M{n}.1",
-                recipient=f"+49170{n:07d}",
-                rcpt_address=f"+49170{n:07d}@eu.rsms.net",
-                sender_id="ACME",
-                text="Hello",
-                encoding="gsm7",
-                parts=1,
-                priority=0,
-                expires_at=now + timedelta(days=2),
-                policy={"notify": "failures"},
-            ),
-        ),
-    )
 
 
 def main() -> None:
@@ -68,7 +41,9 @@ def main() -> None:
     upgrade(engine)
     run_sync(engine, add_customer, "acme", {"default_country": "DE"})
     user = run_sync(engine, add_user, "alice@example.com", "acme")
-    run_sync(engine, insert_mails, [_mail(user, n) for n in range(500)])
+    run_sync(
+        engine, insert_mails, [one_sms_mail(user, f"M{n}", f"+49170{n:07d}") for n in range(500)]
+    )
     now = utcnow()
     cases: dict[str, tuple[Any, dict[str, Any]]] = {
         "claim: take (UPDATE IN … RETURNING)": (
