@@ -347,4 +347,4 @@ def count_orders_since(conn: Connection, user_id: int, since: datetime, cap: int
     a limit is passed needs no more, and a sender of thousands a day is not counted in
     full at every RCPT)."""
     values = {"user_id": user_id, "since": since, "cap": cap}
-    return int(conn.execute(_COUNT_ORDERS_SINCE, values).scalar() or 0)
+    return int(prepared.fetch(conn, _COUNT_ORDERS_SINCE, values)[0][0] or 0)  # at each RCPT

@@ -126,6 +126,10 @@ def test_the_reads_give_what_sqlalchemy_gives(engine: Engine) -> None:
             _same(conn, _RAW, {"mail_id": mail_id}, ordered=True)
         for keys in ([], ["k"], ["k", "l", "m"]):
             _same(conn, _EARLIER_COPIES, {"keys": keys, "since": t0}, ordered=True)
+        for cap in (1, 2, 100):  # the rate limits' count, stopped at the cap
+            for since in (t0 - timedelta(days=1), far):
+                values = {"user_id": user_id, "since": since, "cap": cap}
+                _same(conn, order_sql._COUNT_ORDERS_SINCE, values, ordered=True)
 
 
 def _tables(conn: Connection) -> list[Any]:
