@@ -336,7 +336,11 @@ class Bridge:
         if not s.smpp_server.enabled:
             return None
         self.smpp_server = SmppServer(
-            s.smpp_server, s.defaults.model_dump(), store, on_accepted=wake.dispatch
+            s.smpp_server,
+            s.defaults.model_dump(),
+            store,
+            on_accepted=wake.dispatch,
+            wake_before_commit=self._claims_join(store),
         )
         return await self.smpp_server.start()
 
@@ -497,6 +501,7 @@ class Bridge:
             s.defaults.model_dump(),
             store,
             on_accepted=wake.dispatch,
+            wake_before_commit=self._claims_join(store),
             on_notice=wake.mail,
             backpressure=backpressure,
             alert_fallback=s.inbound.postmaster,
@@ -577,6 +582,12 @@ class Bridge:
             return "the bridge is stopping" if self._stopped else None
 
         return Check("smtp", probe)
+
+    def _claims_join(self, store: Store) -> bool:
+        """Whether the dispatcher, woken as a message is queued for its commit, claims its
+        orders in that same transaction (one database thread: `Store.joins_commits`). Else
+        (PostgreSQL, or the dispatcher in another process) it is woken once it committed."""
+        return store.joins_commits and self.dispatcher is not None
 
     def _prepare_database(self, engine: Engine) -> str:
         return prepare_database(self.settings, engine)

@@ -13,8 +13,13 @@ inbound SMS all go through it. With one database thread (SQLite: one writer, so 
 never overlap anyway) the batches of different functions queued at the same moment go
 into one transaction too, one commit (and one fsync) for all of them; a joint commit that
 fails is retried function by function, and then item by item, so one bad item still fails
-only its own caller. With several threads (PostgreSQL) each function keeps a commit loop
-of its own, and their transactions run side by side.
+only its own caller. A function queued `after_others` runs after the others in such a
+joint transaction, so that what it reads includes what they wrote: the dispatcher's claim
+joins the commit of the mail whose orders it claims (the intake wakes it as it queues
+the mail, `joins_commits`), one transaction where there were two. The commit loop lets
+one turn of the event loop pass before it takes a batch after a wake-up, so that work
+woken by the same event is queued by then. With several threads (PostgreSQL) each
+function keeps a commit loop of its own, and their transactions run side by side.
 """
 
 from __future__ import annotations
@@ -44,8 +49,11 @@ R = TypeVar("R")
 class _Group(Generic[Item, R]):
     """Items queued for one batch function `fn(conn, items) -> one result per item`."""
 
-    def __init__(self, fn: Callable[[Connection, list[Item]], Sequence[R]]) -> None:
+    def __init__(
+        self, fn: Callable[[Connection, list[Item]], Sequence[R]], after_others: bool
+    ) -> None:
         self.fn = fn
+        self.after_others = after_others
         self.pending: list[tuple[Item, asyncio.Future[R]]] = []
 
 
@@ -160,17 +168,32 @@ class Store:
             with contextlib.suppress(SQLAlchemyError):
                 writer.close()
 
-    async def grouped(self, fn: Callable[[Connection, list[Item]], Sequence[R]], item: Item) -> R:
+    @property
+    def joins_commits(self) -> bool:
+        """Whether the batches of different functions queued together commit together (one
+        database thread); then a function queued `after_others` sees their rows."""
+        return self._shared_lane is not None
+
+    async def grouped(
+        self,
+        fn: Callable[[Connection, list[Item]], Sequence[R]],
+        item: Item,
+        *,
+        after_others: bool = False,
+    ) -> R:
         """Group commit: run `fn(conn, items)` for `item` together with whatever else is
         queued for `fn` (and, with one database thread, for the other batch functions) when
         the previous commit ended; returns `item`'s result once that transaction has
         committed. A failed batch is retried item by item, so one bad item fails only its
-        own caller."""
+        own caller. `after_others` (fixed by a function's first call): in a transaction
+        shared with other functions, `fn` runs after them."""
         found = self._groups.get(fn)
         if found is None:
             lane = self._shared_lane if self._shared_lane is not None else _Lane()
-            group: _Group[Item, R] = _Group(fn)
-            lane.groups.append(group)
+            group: _Group[Item, R] = _Group(fn, after_others)
+            # the functions that read what the others write come last, in order of arrival
+            at = len(lane.groups) if after_others else _first_after(lane.groups)
+            lane.groups.insert(at, group)
             found = self._groups[fn] = (group, lane)
         group, lane = found
         if lane.task is None or lane.task.done():
@@ -187,6 +210,9 @@ class Store:
     async def _commit_loop(self, lane: _Lane) -> None:
         while True:
             await lane.wakeup.wait()
+            # One turn of the loop: work woken together with this wake-up (the dispatcher's
+            # claim, by the mail whose orders it claims) is queued by then, and joins.
+            await asyncio.sleep(0)
             lane.wakeup.clear()
             while True:
                 batches = [(g, self._take(g)) for g in lane.groups if g.pending]
@@ -267,6 +293,11 @@ class Store:
         if self._read_engine is not None:
             self._read_engine.dispose()
         self.engine.dispose()
+
+
+def _first_after(groups: list[_Group[Any, Any]]) -> int:
+    """Where a group that need not come last goes: before the first one that must."""
+    return next((i for i, g in enumerate(groups) if g.after_others), len(groups))
 
 
 def _run_batches(

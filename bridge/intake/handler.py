@@ -87,6 +87,7 @@ class IntakeHandler:
         store: Store,
         on_accepted: Callable[[], None] = lambda: None,
         on_notice: Callable[[], None] = lambda: None,
+        wake_before_commit: bool = False,
         backpressure: Backpressure | None = None,
         alert_fallback: str = "",
         reply_window: float = DEFAULT_REPLY_WINDOW,
@@ -101,7 +102,10 @@ class IntakeHandler:
         self._normalize_networks = Networks(settings.normalize_networks)
         self.defaults = defaults
         self.store = store
-        self.on_accepted = on_accepted
+        self.on_accepted = on_accepted  # wakes the dispatcher for a mail with orders
+        # ... as the mail is queued for its commit, not once it committed: the dispatcher's
+        # claim then joins that commit (where the store `joins_commits`)
+        self.wake_before_commit = wake_before_commit
         self.on_notice = on_notice
         self.in_flight = 0
         self.senders = SenderCache(store)
@@ -262,6 +266,8 @@ class IntakeHandler:
             raw = self._check_line_endings(raw, transaction.client_ip)
             mail = await self._build(mail_id, transaction, raw, session, envelope.mail_from)
             reserved = self._reserve(len(mail.mail.orders))
+            if mail.mail.orders and self.wake_before_commit:
+                self.on_accepted()
             accepted_id = await accept(self.store, mail)
         except Reject as rej:
             self._settle(reserved, committed=False)
@@ -315,7 +321,7 @@ class IntakeHandler:
                 customer
             )
         counter.inc(len(mail.mail.orders))
-        if mail.mail.orders:
+        if mail.mail.orders and not self.wake_before_commit:
             self.on_accepted()
         if mail.notices:
             self.on_notice()

@@ -5,7 +5,9 @@ end while a commit runs are written together in the next one (`Store.grouped`), 
 when such a batch fails its outcomes are written one by one, so one bad outcome never
 undoes another. `record_outcomes` is the batch: submitted orders (parts, statuses,
 history, receipt deadline) in a few statements, then the rest, then the next claim when
-one is waiting (claims share the outcomes' commits). `Recorder` makes sure
+one is waiting (claims share the outcomes' commits). In a commit shared with other
+functions (SQLite) the batch runs after them (`after_others`): a claim woken by a mail
+being committed claims its orders in the same transaction. `Recorder` makes sure
 an accepted submit is recorded, whatever it takes, so that it is never sent twice.
 """
 
@@ -164,7 +166,7 @@ class Recorder:
         notices: int | list[order_sql.OrderWork] = 0  # queued by its final steps
         while True:
             try:
-                notices = await self.store.grouped(self._record, outcome)
+                notices = await self.store.grouped(self._record, outcome, after_others=True)
                 break
             except Exception as exc:
                 if outcome.kind != OutcomeKind.SUBMITTED:
@@ -241,8 +243,9 @@ class Recorder:
         return True
 
     async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
-        """Claim due orders in the next group commit (with the outcomes ending meanwhile)."""
-        claimed = await self.store.grouped(self._record, claim)
+        """Claim due orders in the next group commit (with the outcomes ending meanwhile, and
+        after what the other functions of that commit write: the mails just accepted)."""
+        claimed = await self.store.grouped(self._record, claim, after_others=True)
         assert isinstance(claimed, list)
         return claimed
 

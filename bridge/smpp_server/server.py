@@ -131,11 +131,16 @@ class SmppServer:
         defaults: dict[str, Any],
         store: Store,
         on_accepted: Callable[[], None] = lambda: None,
+        wake_before_commit: bool = False,
     ) -> None:
         self.settings = settings
         self.defaults = defaults
         self.store = store
-        self.on_accepted = on_accepted
+        self.on_accepted = on_accepted  # wakes the dispatcher for a message taken whole
+        # ... a message in one PDU as it is queued for its commit (the dispatcher's claim
+        # joins that commit, where the store `joins_commits`); a concatenated one always
+        # once its last part committed
+        self.wake_before_commit = wake_before_commit
         self.senders = SenderCache(store)
         self._server: asyncio.Server | None = None
         self._clients: set[_Client] = set()
@@ -343,6 +348,9 @@ class SmppServer:
                 read.part.text,
                 read.part.encoding,
             )
+        early = part_of is None and self.wake_before_commit
+        if early:
+            self.on_accepted()
         try:
             message_id: str = await self.store.grouped(commit_submits, Submit(mail, part_of))
         except StorageUnavailable as exc:
@@ -359,7 +367,7 @@ class SmppServer:
             mail.orders[0].recipient,
             what,
         )
-        if part_of is None or part_of.seq == part_of.total:
+        if not early and (part_of is None or part_of.seq == part_of.total):
             self.on_accepted()
         return c.ESME_ROK, message_id
 

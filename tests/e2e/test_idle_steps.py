@@ -3,16 +3,22 @@
 The whole bridge against its sandbox SMSC, with both workers' poll ticks far away, so
 every step they run is one a claim or a wake-up asked for. Orders that come one by one
 are each claimed once (no second claim right after, which would find nothing while the
-first order is being submitted); delivered orders with notify = failures queue no notice,
-so they do not wake the mailer, while a failed order's status mail still goes out at once
-(well before the mailer's poll tick), from a receipt and from a rejected submit.
+first order is being submitted), in the transaction that commits their mail (SQLite's
+one writer: the claim, woken as the mail is queued, joins the mail's commit); delivered
+orders with notify = failures queue no notice, so they do not wake the mailer, while a
+failed order's status mail still goes out at once (well before the mailer's poll tick),
+from a receipt and from a rejected submit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
+from sqlalchemy import Engine, event
 
 from bridge.app import Bridge, Endpoints
 from bridge.settings import Settings, load_settings
@@ -66,22 +72,59 @@ poll_interval = 60.0
     return load_settings(path, environ={})
 
 
+@contextmanager
+def transactions() -> Iterator[list[list[str]]]:
+    """The statements of every transaction committed meanwhile, on any engine."""
+    done: list[list[str]] = []
+    running: dict[int, list[str]] = {}
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        running.setdefault(id(conn), []).append(sql)
+
+    def commit(conn: Any) -> None:
+        done.append(running.pop(id(conn), []))
+
+    def rollback(conn: Any) -> None:
+        running.pop(id(conn), None)
+
+    hooks = [("before_cursor_execute", statement), ("commit", commit), ("rollback", rollback)]
+    for name, fn in hooks:
+        event.listen(Engine, name, fn)
+    try:
+        yield done
+    finally:
+        for name, fn in hooks:
+            event.remove(Engine, name, fn)
+
+
+def _inserts_orders(sql: str) -> bool:
+    return sql.startswith('INSERT INTO "order" ')
+
+
+def _claims_orders(sql: str) -> bool:  # bridge.db.queue's lease of the selected rows
+    return sql.startswith('UPDATE "order" SET attempts=') and "next_attempt_at" in sql
+
+
 async def one_by_one(tmp_path: Path) -> dict[str, int]:
     """N orders, each sent once the one before was delivered: what the workers did."""
     settings = quiet_settings(tmp_path)
-    async with running_bridge(settings) as (bridge, ep):
-        await add_sender(bridge)
-        dispatch, mailer = bridge.workers["dispatch"], bridge.workers["mailer"]
-        await wait_for(lambda: dispatch.counts["steps"] >= 1)  # its first step, at start
-        before = dict(dispatch.counts), dict(mailer.counts)
-        for n in range(N):
-            await send(ep, f"+4917012340{n:02d}")
-            await wait_for(lambda n=n: list(statuses(tmp_path).values()).count("delivered") > n)
-        done = {
-            "claims": dispatch.counts["steps"] - before[0]["steps"],
-            "idle_claims": dispatch.counts["idle_steps"] - before[0]["idle_steps"],
-            "mailer_wakeups": mailer.counts["wakeups"] - before[1]["wakeups"],
-        }
+    with transactions() as committed:
+        async with running_bridge(settings) as (bridge, ep):
+            await add_sender(bridge)
+            dispatch, mailer = bridge.workers["dispatch"], bridge.workers["mailer"]
+            await wait_for(lambda: dispatch.counts["steps"] >= 1)  # its first step, at start
+            before = dict(dispatch.counts), dict(mailer.counts)
+            for n in range(N):
+                await send(ep, f"+4917012340{n:02d}")
+                await wait_for(lambda n=n: list(statuses(tmp_path).values()).count("delivered") > n)
+            done = {
+                "claims": dispatch.counts["steps"] - before[0]["steps"],
+                "idle_claims": dispatch.counts["idle_steps"] - before[0]["idle_steps"],
+                "mailer_wakeups": mailer.counts["wakeups"] - before[1]["wakeups"],
+            }
+    inserting = [t for t in committed if any(_inserts_orders(sql) for sql in t)]
+    done["orders_committed"] = len(inserting)
+    done["claimed_in_their_commit"] = sum(any(_claims_orders(sql) for sql in t) for t in inserting)
     assert list(statuses(tmp_path).values()) == ["delivered"] * N
     assert maildir_messages(settings.mailer.maildir) == []  # notify = failures
     return done
@@ -91,6 +134,16 @@ async def test_orders_one_by_one_are_claimed_once_each(tmp_path: Path) -> None:
     done = await one_by_one(tmp_path)
     # One claim per order (each came with its own wake-up), none that finds nothing.
     assert (done["claims"], done["idle_claims"]) == (N, 0)
+
+
+async def test_an_order_is_claimed_in_the_transaction_that_commits_its_mail(
+    tmp_path: Path,
+) -> None:
+    """One transaction fewer per order on SQLite: the intake wakes the dispatcher as it
+    queues the mail, and the claim (queued `after_others`) runs after the mail's insert in
+    the same commit, so it finds the new orders there."""
+    done = await one_by_one(tmp_path)
+    assert (done["orders_committed"], done["claimed_in_their_commit"]) == (N, N)
 
 
 async def test_delivered_orders_that_queue_no_notice_do_not_wake_the_mailer(

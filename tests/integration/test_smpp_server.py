@@ -7,10 +7,13 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
+from sqlalchemy import text
 
 from bridge.db.engine import upgrade
 from bridge.db.store import Store, run_sync
@@ -44,7 +47,7 @@ async def _nothing(pdu: Pdu) -> Pdu | None:
 
 @asynccontextmanager
 async def _server(
-    store: Store, settings: SmppServerSettings | None = None
+    store: Store, settings: SmppServerSettings | None = None, **options: Any
 ) -> AsyncIterator[SmppServer]:
     upgrade(store.engine)
     run_sync(store.engine, ensure_demo)
@@ -54,7 +57,7 @@ async def _server(
     run_sync(store.engine, lambda conn: add_account(
         conn, "rx", "demo@example.com", "pw", networks=("127.0.0.1",), bind_types=("receiver",),
         window=2, max_binds=1, senders=("ACME",)))  # fmt: skip
-    server = SmppServer(settings or SmppServerSettings(enabled=True, port=0), {}, store)
+    server = SmppServer(settings or SmppServerSettings(enabled=True, port=0), {}, store, **options)
     await server.start()
     try:
         yield server
@@ -102,6 +105,33 @@ async def test_binds_refused_by_password_network_type_and_count(store: Store) ->
             assert await _bind(first, "rx", "pw", c.BIND_RECEIVER) == c.ESME_RALYBND
             resp = await first.request(_submit())  # a receiver may not submit
             assert isinstance(resp, SubmitSmResp) and resp.status == c.ESME_RINVBNDSTS
+
+
+@pytest.mark.parametrize("before", [True, False])
+async def test_the_dispatcher_is_woken_before_or_after_the_commit(
+    store: Store, before: bool
+) -> None:
+    """`wake_before_commit` (SQLite, dispatcher in this process): a message in one PDU wakes
+    the dispatcher as it is queued, so its claim joins the commit; a concatenated one, and
+    every message without it, once the (last part's) commit is done."""
+    rows_at_wake: list[int] = []
+
+    def orders() -> int:
+        with store.engine.connect() as conn:
+            return int(conn.execute(text('SELECT count(*) FROM "order"')).scalar_one())
+
+    options = {"on_accepted": lambda: rows_at_wake.append(orders()), "wake_before_commit": before}
+    async with _server(store, **options) as server, _client(server.port) as (session, _):
+        assert await _bind(session, "demo", "demo", c.BIND_TRANSCEIVER) == 0
+        whole = await session.request(_submit())
+        assert isinstance(whole, SubmitSmResp) and whole.status == 0
+        for seq in (1, 2):
+            udh = bytes((5, 0, 3, 7, 2, seq))
+            part = replace(_submit(), short_message=udh + b"part", esm_class=0x40)
+            resp = await session.request(part)
+            assert isinstance(resp, SubmitSmResp) and resp.status == 0
+    # before: the whole message's row is not committed yet when the dispatcher is woken
+    assert rows_at_wake == ([0, 2] if before else [1, 2])
 
 
 async def test_protocol_basics(store: Store) -> None:

@@ -99,3 +99,71 @@ async def test_with_several_database_threads_each_function_commits_on_its_own(
         await store.close()
     assert results == [10, 20]
     assert len(commits) == 2
+
+
+def _count(table: str, seen: str) -> Batch:
+    """A batch function writing each item into `table` with the rows `seen` holds then."""
+
+    def write(conn: Connection, items: list[int]) -> list[int]:
+        n = conn.execute(text(f"SELECT count(*) FROM {seen}")).scalar_one()
+        for i in items:
+            conn.execute(text(f"INSERT INTO {table} (k) VALUES (:k)"), {"k": i})
+        return [n for _ in items]
+
+    write.__name__ = f"count_{seen}"
+    return write
+
+
+async def test_a_function_queued_after_others_sees_their_rows_whichever_came_first(
+    tables: Engine, database_url: str
+) -> None:
+    """The reader is queued first (and its group made first), the writer after it; in
+    their joint transaction the reader still runs last and counts the writer's row."""
+    store = Store(open_engine(database_url), threads=1)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    reader, writer = _count("joint_b", seen="joint_a"), _keep("joint_a")
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(store.grouped(reader, 1, after_others=True), store.grouped(writer, 2)),
+            timeout=10,
+        )
+    finally:
+        await store.close()
+    assert store.joins_commits
+    assert results == [1, 20]  # the reader saw the writer's row
+    assert len(commits) == 1
+
+
+async def test_work_woken_in_the_same_turn_joins_the_commit(
+    tables: Engine, database_url: str
+) -> None:
+    """A producer wakes a consumer and queues its row (as the intake wakes the dispatcher);
+    the consumer, with one more await before it queues its claim, still joins the
+    commit: the commit loop, idle until then, lets a turn of the loop pass first."""
+    store = Store(open_engine(database_url), threads=1)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    reader, writer = _count("joint_b", seen="joint_a"), _keep("joint_a")
+    woken = asyncio.Event()
+
+    async def consumer() -> int:
+        await woken.wait()
+        await asyncio.sleep(0)  # e.g. its worker's own bookkeeping
+        return await store.grouped(reader, 7, after_others=True)
+
+    async def producer() -> int:
+        woken.set()
+        return await store.grouped(writer, 3)
+
+    try:
+        assert await store.grouped(writer, 1) == 10  # the commit loop runs, and is idle now
+        commits.clear()
+        claim = asyncio.create_task(consumer())
+        await asyncio.sleep(0)  # the consumer waits for its wake-up
+        row = await asyncio.wait_for(producer(), timeout=10)
+        seen = await asyncio.wait_for(claim, timeout=10)
+    finally:
+        await store.close()
+    assert (row, seen) == (30, 2)
+    assert len(commits) == 1
