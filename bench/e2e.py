@@ -539,6 +539,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" (the event loop threads' share of its CPU: {s['loop_thread_share']})",
                     flush=True,
                 )
+                if a.curve:
+                    rate_curve(v, a.curve, a.curve_seconds, a.settle, loadgen_cmd, emit)
                 if profile is not None:
                     phase = profile / name / "phase"
                     for _ in range(150):  # counters.json is written last (seconds on a busy box)
@@ -558,6 +560,30 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     flush=True,
                 )
         servers.stop(bare)
+
+
+def rate_curve(
+    v: E2e,
+    rates: list[float],
+    seconds: float,
+    settle: float,
+    loadgen_cmd: Callable[..., list[str]],
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """The bridge's CPU per mail at each offered rate, one after the other on the same
+    bridge: at a low rate every mail goes through each stage alone (a transaction, a wake-up
+    and a turn of the event loop per step), at a high one the stages batch."""
+    cells = []
+    for rate in rates:
+        s = sustained(v, rate, seconds, settle, loadgen_cmd)
+        s["kind"] = "e2e_curve"
+        emit(s)
+        cells.append(
+            f"{rate:,.0f}/s {s['bridge_us_per_mail']:,} µs (busy"
+            f" {busy_text(s['busy_by_process'])}, p99 {s['p99_ms']} ms"
+            f"{'' if s['kept_up'] else ', fell behind'})"
+        )
+    print(f"{'':12} CPU per mail by offered rate: {'; '.join(cells)}", flush=True)
 
 
 def busy_text(busy: list[float]) -> str:

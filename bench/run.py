@@ -12,7 +12,8 @@ per-rep ratios), rows in the bridge's `order` table vs the 250s it gave (durabil
 the time to drain the queue after the load, and a profile of the bridge under load.
 Then the end-to-end benchmark (bench/e2e.py: the SMSC as `mailsms sandbox serve` in
 its own process, bridge CPU per mail until every order is final, a sustained offered
-load, processes = 1 vs 2), then bench/text_bench.py, bench/smpp_bench.py,
+load, processes = 1 vs 2; with --curve, the CPU per mail at each of several offered
+rates), then bench/text_bench.py, bench/smpp_bench.py,
 bench/smpp_server_bench.py, bench/dirsync_bench.py, bench/lists_bench.py and
 bench/notice_bench.py run, when present.
 
@@ -678,6 +679,13 @@ def main() -> None:
     p.add_argument(
         "--rate", type=float, default=0.0, help="offered mails/s (default: 60%% of the burst's)"
     )
+    p.add_argument(
+        "--curve",
+        default="",
+        help="after the sustained load, offer each of these mails/s (e.g. 25,50,100,200) for"
+        " --curve-seconds: the bridge's CPU per mail by offered rate",
+    )
+    p.add_argument("--curve-seconds", type=float, default=20.0, help="seconds per --curve rate")
     p.add_argument("--settle", type=float, default=15.0, help="max s after the load to all final")
     p.add_argument("--drain-e2e", type=float, default=180.0, help="max s for a burst to be final")
     p.add_argument(
@@ -698,6 +706,8 @@ def main() -> None:
         if v in ("sqlite", "sqlite2", "sqlite2all", "pg1", "pg2")
     ]
     a.sustain = max(5.0, min(a.sustain, 900.0))
+    a.curve = [max(1.0, min(float(r), 10_000.0)) for r in a.curve.split(",") if r.strip()]
+    a.curve_seconds = max(5.0, min(a.curve_seconds, 300.0))
     if a.quick:
         a.reps, a.conc, a.no_profile, a.receipts = 1, [64], True, ["delivered"]
         a.e2e_mails, a.sustain = min(a.e2e_mails, 1500), min(a.sustain, 20.0)
