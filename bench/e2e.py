@@ -584,6 +584,12 @@ def rate_curve(
             f"{'' if s['kept_up'] else ', fell behind'})"
         )
     print(f"{'':12} CPU per mail by offered rate: {'; '.join(cells)}", flush=True)
+    # The machine, for reading the low rates: short work after an idle gap costs more.
+    cpu = [] if BRIDGE_CPU is None else ["--cpu", str(BRIDGE_CPU)]
+    cold = subprocess.run(
+        [PY, str(HERE / "cold_wakeups.py"), *cpu], capture_output=True, text=True, timeout=120
+    )
+    print(f"{'':12} on the bridge's CPU, {cold.stdout.strip() or cold.stderr[-200:]}", flush=True)
 
 
 def busy_text(busy: list[float]) -> str:
