@@ -364,11 +364,11 @@ class _LostAnswerStore(Store):
         super().__init__(engine)
         self.lost = 0  # group commits whose answer is lost
 
-    async def grouped(self, fn: Any, item: Any) -> Any:
+    async def grouped(self, fn: Any, item: Any, *, after_others: bool = False) -> Any:
         if not self.lost:
-            return await super().grouped(fn, item)
+            return await super().grouped(fn, item, after_others=after_others)
         self.lost -= 1
-        await super().grouped(fn, item)
+        await super().grouped(fn, item, after_others=after_others)
         raise StorageUnreachable("OperationalError: server closed the connection unexpectedly")
 
 
@@ -415,11 +415,11 @@ class _FailoverStore(Store):
         self._down = Store(open_engine(f"postgresql://mailsms@127.0.0.1:{port}/mailsms"))
         self.unreachable = 0  # group commits that go there
 
-    async def grouped(self, fn: Any, item: Any) -> Any:
+    async def grouped(self, fn: Any, item: Any, *, after_others: bool = False) -> Any:
         if self.unreachable:
             self.unreachable -= 1
-            return await self._down.grouped(fn, item)
-        return await super().grouped(fn, item)
+            return await self._down.grouped(fn, item, after_others=after_others)
+        return await super().grouped(fn, item, after_others=after_others)
 
     async def close(self) -> None:
         await self._down.close()
