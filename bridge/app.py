@@ -47,6 +47,7 @@ from bridge.intake.access_store import exposures
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import IntakeHandler
 from bridge.intake.listener import release_listener, start_listener
+from bridge.intake.pacing import Pacer
 from bridge.intake.server import Shared
 from bridge.jobs import ReportJobs
 from bridge.keyword_lists.export import export_due
@@ -504,6 +505,7 @@ class Bridge:
             wake_before_commit=self._claims_join(store),
             on_notice=wake.mail,
             backpressure=backpressure,
+            pacer=Pacer(s.smtp.in_flow_busy, s.smtp.in_flow_delay, self.metrics),
             alert_fallback=s.inbound.postmaster,
             reply_window=s.inbound.reply_window,
             metrics=self.metrics,

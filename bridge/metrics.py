@@ -104,6 +104,8 @@ class Metrics:
     smtp_sessions: Counter
     smtp_replies: Counter
     mails_accepted: Counter
+    intake_paced: Counter
+    intake_paced_seconds: Counter
     orders_accepted: Counter
     dispatch_outcomes: Counter
     orders_submitted: Counter
@@ -149,6 +151,17 @@ class Metrics:
             ),
             mails_accepted=Counter(
                 "mailsms_mails_accepted", "Mails accepted (committed, then 250).", registry=r
+            ),
+            intake_paced=Counter(
+                "mailsms_intake_paced",
+                "New mails that waited before their MAIL was answered because this process "
+                "was busy ([smtp] in_flow_busy, in_flow_delay).",
+                registry=r,
+            ),
+            intake_paced_seconds=Counter(
+                "mailsms_intake_paced_seconds",
+                "Seconds new mails waited in all because this process was busy.",
+                registry=r,
             ),
             orders_accepted=Counter(
                 "mailsms_orders_accepted",

@@ -38,6 +38,7 @@ from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, nor
 from bridge.intake.listing import accept_list, fan_out_lists
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.overrides import apply_overrides
+from bridge.intake.pacing import Pacer
 from bridge.intake.ratelimit import pending
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
@@ -89,6 +90,7 @@ class IntakeHandler:
         on_notice: Callable[[], None] = lambda: None,
         wake_before_commit: bool = False,
         backpressure: Backpressure | None = None,
+        pacer: Pacer | None = None,
         alert_fallback: str = "",
         reply_window: float = DEFAULT_REPLY_WINDOW,
         metrics: Metrics | None = None,
@@ -99,6 +101,7 @@ class IntakeHandler:
         self.alert_fallback = alert_fallback  # SMS pumping alerts without a customer admin
         self.logs = LogLimiter(log, burst=30, total_burst=300)
         self.backpressure = backpressure
+        self.pacer = pacer  # a new mail's pause while this process is saturated
         self._normalize_networks = Networks(settings.normalize_networks)
         self.defaults = defaults
         self.store = store
@@ -128,6 +131,8 @@ class IntakeHandler:
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
         logcontext.set_fields(mail_id=None, customer=None)  # a new transaction in the session
+        if self.pacer is not None:
+            await self.pacer.pause()
         try:
             if self.backpressure is not None:
                 busy = self.backpressure.reason()

@@ -1,0 +1,145 @@
+"""Flow control at the door: while this process is saturated, a new mail waits before its
+MAIL is answered, so that the work already accepted keeps its share of the CPU.
+
+Why. One process's CPU is shared by the intake and the drain (submits, receipts, status
+mails). Over capacity, an SMTP intake with many connections takes whatever it is
+offered, while the SMSC's delivery receipts come through a window of a few deliver_sm,
+each answered only after our commit: the receipts get what is left, the final statuses
+fall minutes behind, and the SMSC holds a growing pile. Pausing new mail moves the
+backlog to where mail waits safely and visibly, the sending MTA's queue, and lets the
+bridge finish what it acknowledged (Postfix's `in_flow_delay`, keyed to the load here
+instead of to delivery tokens).
+
+The load (`CpuLoad`) is the larger of two shares, each smoothed over about a second: the
+process's CPU time (all its threads) per second of wall time divided by the CPUs it may
+run on, and the event loop thread's own CPU share (one interpreter cannot use more than
+one CPU for its Python, whatever the box has). At or below `in_flow_busy` nothing
+waits; above it a new mail waits in proportion, `in_flow_delay` at a full CPU
+(`pause_for`). The pause is proportional, not a gate, so the intake settles at the
+rate the rest of the work leaves room for instead of stopping and starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bridge.intake.lograte import LogLimiter
+from bridge.metrics import Metrics
+
+log = logging.getLogger("bridge.intake")
+
+SAMPLE_EVERY = 0.25  # seconds between two readings of the CPU clocks, at most one per MAIL
+HALF_LIFE = 0.5  # seconds: a reading's weight in the smoothed load halves in this time
+
+
+def pause_for(busy: float, above: float, most: float) -> float:
+    """Seconds a new mail waits at a load of `busy` (0 = idle, 1 = a full CPU): none up to
+    `above`, then in proportion, `most` at a full CPU and beyond."""
+    if most <= 0 or busy <= above:
+        return 0.0
+    return most * min(1.0, (busy - above) / (1.0 - above))
+
+
+@dataclass
+class Reading:
+    """The clocks at one moment: wall, the process's CPU (all threads), this thread's CPU."""
+
+    wall: float
+    process: float
+    thread: float
+
+
+def read_clocks() -> Reading:
+    """Now. Called on the event loop's thread, so `thread` is the loop's own CPU time."""
+    return Reading(time.monotonic(), time.process_time(), time.thread_time())
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. `taskset`), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this platform
+        return max(1, os.cpu_count() or 1)
+
+
+class CpuLoad:
+    """The process's load, smoothed: fold readings of the clocks into it with `update`."""
+
+    def __init__(self, cpus: int, half_life: float = HALF_LIFE) -> None:
+        self.cpus = max(1, cpus)
+        self.half_life = half_life
+        self.busy = 0.0
+        self.last: Reading | None = None
+
+    def update(self, now: Reading) -> float:
+        """Fold in the load since the previous reading; returns the smoothed load."""
+        last, self.last = self.last, now
+        if last is None:
+            return self.busy
+        wall = now.wall - last.wall
+        if wall <= 0:
+            self.last = last  # no time passed: keep the earlier reading
+            return self.busy
+        share = max(
+            (now.process - last.process) / wall / self.cpus, (now.thread - last.thread) / wall
+        )
+        weight = 1.0 - 0.5 ** (wall / self.half_life)
+        self.busy += (share - self.busy) * weight
+        return self.busy
+
+
+class Pacer:
+    """The pause before a new mail: reads the clocks (at most every `SAMPLE_EVERY`
+    seconds, on the loop's thread), waits what `pause_for` says, counts and logs it."""
+
+    def __init__(
+        self,
+        above: float,
+        most: float,
+        metrics: Metrics | None = None,
+        *,
+        load: CpuLoad | None = None,
+        clocks: Callable[[], Reading] = read_clocks,
+    ) -> None:
+        self.above, self.most = above, most
+        self.metrics = metrics or Metrics.unregistered()
+        self.load = load or CpuLoad(usable_cpus())
+        self.clocks = clocks
+        self.logs = LogLimiter(log, burst=1, total_burst=1, interval=60.0)
+
+    def current(self) -> float:
+        """The smoothed load, read afresh when the last reading is old enough."""
+        now = self.clocks()
+        last = self.load.last
+        if last is None or now.wall - last.wall >= SAMPLE_EVERY:
+            self.load.update(now)
+        return self.load.busy
+
+    async def pause(self) -> float:
+        """Wait as long as the load asks for; returns the seconds waited."""
+        if self.most <= 0:
+            return 0.0
+        busy = self.current()
+        delay = pause_for(busy, self.above, self.most)
+        if delay <= 0:
+            return 0.0
+        self.metrics.intake_paced.inc()
+        self.metrics.intake_paced_seconds.inc(delay)
+        self.logs.event(
+            logging.WARNING,
+            "paced",
+            "",
+            "intake paced: this process is busy (%.2f of its CPU, above in_flow_busy %.2f); "
+            "new mails wait up to %.1f s before MAIL is answered, so that the mail already "
+            "accepted is sent and its receipts taken in (mailsms_intake_paced counts them)",
+            busy,
+            self.above,
+            self.most,
+        )
+        await asyncio.sleep(delay)
+        return delay
