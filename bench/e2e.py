@@ -396,7 +396,7 @@ def start_variant(
         f"{name}_smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, PEER_CPU
     )
     url = url or f"sqlite:///{workdir / 'bridge.db'}"
-    cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop, first_smtp)
+    cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop, first_smtp, code)
     env = None if code is None else {"PYTHONPATH": code}
     cpu = BRIDGE_CPU if processes == 1 else BOX
     cmd = [MAILSMS, "serve", "-c", str(cfg)]

@@ -173,7 +173,7 @@ def bridge_variant(
     workdir = root / name
     workdir.mkdir()
     smtp_port, sandbox_port = servers.free_port(), servers.free_port()
-    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt, loop)
+    cfg = servers.bridge_config(workdir, smtp_port, sandbox_port, receipt, loop, code)
     env = None if code is None else {"PYTHONPATH": code}
     cmd = [MAILSMS, "serve", "-c", str(cfg)]
     server = servers.start(name, cmd, smtp_port, workdir, SERVER_CPU, env=env)

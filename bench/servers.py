@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,26 +179,43 @@ BENCH_SMTP_LIMITS = {
 BENCH_CALL_LIMIT = '{ NOOP = 20, RSET = 20, "*" = 10000000 }'
 
 
-def smtp_limits() -> dict[str, int | str]:
-    """The entries of BENCH_SMTP_LIMITS that the bridge's [smtp] settings accept."""
-    try:
-        settings = importlib.import_module("bridge.settings")
-        smtp = settings.Settings.model_fields["smtp"].annotation
-        known = set(getattr(smtp, "model_fields", {}))
-    except (ImportError, AttributeError, KeyError):
-        return {}
+def smtp_limits(code: str | None = None, flat_out: bool = False) -> dict[str, int | str]:
+    """The entries of BENCH_SMTP_LIMITS that the [smtp] settings of the bridge that will
+    run (this checkout, or the one at `code`, e.g. a baseline) accept.
+
+    `flat_out`: no flow control (`in_flow_delay = 0`) either. The intake benchmark measures
+    what the intake takes when the CPU is all its own; the flow control, which slows the
+    intake while the process is saturated so that the drain keeps its share, belongs to
+    the end-to-end benchmark, which runs with the bridge's defaults."""
+    ask = (
+        "from bridge.settings import Settings; "
+        "print(' '.join(Settings.model_fields['smtp'].annotation.model_fields))"
+    )
+    env = {**os.environ, "PYTHONPATH": code} if code else None
+    found = subprocess.run(  # in `code`: `-c` puts the working directory first on the path
+        [sys.executable, "-c", ask], capture_output=True, text=True, env=env, cwd=code, check=False
+    )
+    known = set(found.stdout.split()) if found.returncode == 0 else set()
     limits: dict[str, int | str] = {k: v for k, v in BENCH_SMTP_LIMITS.items() if k in known}
     if "command_call_limit" in known:
         limits["command_call_limit"] = BENCH_CALL_LIMIT
+    if flat_out and "in_flow_delay" in known:
+        limits["in_flow_delay"] = 0
     return limits
 
 
 def bridge_config(
-    workdir: Path, smtp_port: int, sandbox_port: int, receipt: str, event_loop: str = "asyncio"
+    workdir: Path,
+    smtp_port: int,
+    sandbox_port: int,
+    receipt: str,
+    event_loop: str = "asyncio",
+    code: str | None = None,
 ) -> Path:
-    """Write a bridge.toml for the benchmark into `workdir` and return its path."""
+    """Write a bridge.toml for the intake benchmark into `workdir` and return its path
+    (`code`: the checkout that will run it, when not this one)."""
     path = workdir / "bridge.toml"
-    limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits().items())
+    limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits(code, flat_out=True).items())
     path.write_text(
         f"""# written by bench/servers.py
 database_url = "sqlite:///{workdir / "bridge.db"}"
@@ -254,11 +271,12 @@ def e2e_config(
     processes: int = 1,
     event_loop: str = "asyncio",
     first_process_smtp: str = "auto",
+    code: str | None = None,
 ) -> Path:
     """A bridge.toml bound to the standalone SMSC (no sandbox inside the bridge). The event
     loop is always named, so that a baseline checkout runs on the one asked for."""
     path = workdir / "bridge.toml"
-    limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits().items())
+    limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits(code).items())
     server = f'[server]\nprocesses = {processes}\nevent_loop = "{event_loop}"\n'
     if first_process_smtp != "auto":
         server += f'first_process_smtp = "{first_process_smtp}"\n'
