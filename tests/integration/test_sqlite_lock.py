@@ -303,9 +303,9 @@ def test_migrations_and_cli_commands_run_while_another_process_writes(tmp_path: 
 
 def test_a_report_reads_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
     """`mailsms report orders` only reads: it takes no lock, so it neither waits for the
-    running bridge's writes nor holds them back. Here the lock is held longer than a writer
-    would wait (`LOCK_WAIT`), and the report still answers, no slower than with the lock free
-by as much as that wait."""
+    running bridge's writes nor holds them back. Here the lock is held longer than a
+    writer would wait (`LOCK_WAIT`), and the report still answers, no slower than with
+    the lock free by as much as that wait."""
     config = tmp_path / "bridge.toml"
     database = tmp_path / "bridge.db"
     config.write_text(
