@@ -13,16 +13,20 @@ instead of to delivery tokens).
 The load (`CpuLoad`) is the larger of two shares, each smoothed over about a second: the
 process's CPU time (all its threads) per second of wall time divided by the CPUs it may
 run on, and the event loop thread's own CPU share (one interpreter cannot use more than
-one CPU for its Python, whatever the box has). At or below `in_flow_busy` nothing
-waits; above it a new mail waits in proportion, `in_flow_delay` at a full CPU
-(`pause_for`). The pause is proportional, not a gate, so the intake settles at the
-rate the rest of the work leaves room for instead of stopping and starting.
+one CPU for its Python, whatever the box has). The pause (`next_pause`) is an integral
+controller: while the load is above `in_flow_busy` the pause grows, by a factor that
+goes with the excess and the time it lasts; below the mark it shrinks the same way, down
+to none; it never passes `in_flow_delay`. A CPU share cannot rise above a full CPU, so it cannot say
+how far over capacity the offer is; a pause that keeps growing while the process stays
+saturated finds the intake rate that leaves the mark's headroom (one tenth of the CPU,
+by default) to the rest of the work, however many connections the clients open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -35,14 +39,28 @@ log = logging.getLogger("bridge.intake")
 
 SAMPLE_EVERY = 0.25  # seconds between two readings of the CPU clocks, at most one per MAIL
 HALF_LIFE = 0.5  # seconds: a reading's weight in the smoothed load halves in this time
+# The pause's rate of change: it grows by a factor of e^(GAIN * excess) per second at a
+# load `excess` above the mark (0.1 over: x2.7 a second), and shrinks the same way below.
+# Relative, not absolute steps: the clients' rate goes with 1 / pause, so a step that
+# suits a pause of 20 ms (8 connections) would make one of 2 s (512) swing, and back.
+GAIN = 10.0
+FLOOR = 0.01  # seconds: the first pause, and the one below which there is none
 
 
-def pause_for(busy: float, above: float, most: float) -> float:
-    """Seconds a new mail waits at a load of `busy` (0 = idle, 1 = a full CPU): none up to
-    `above`, then in proportion, `most` at a full CPU and beyond."""
-    if most <= 0 or busy <= above:
+def next_pause(
+    pause: float, busy: float, above: float, most: float, seconds: float, gain: float = GAIN
+) -> float:
+    """The pause for a new mail after `seconds` at a load of `busy` (0 = idle, 1 = a full
+    CPU), from `pause` before: longer above the mark `above` (starting from `FLOOR`),
+    shorter below it (none once under `FLOOR`), never longer than `most`."""
+    if most <= 0:
         return 0.0
-    return most * min(1.0, (busy - above) / (1.0 - above))
+    if pause <= 0:
+        if busy <= above:
+            return 0.0
+        pause = FLOOR  # and grown for the time over the mark, as any pause
+    moved = pause * math.exp(gain * (busy - above) * max(0.0, seconds))
+    return 0.0 if moved < FLOOR else min(most, moved)
 
 
 @dataclass
@@ -95,7 +113,8 @@ class CpuLoad:
 
 class Pacer:
     """The pause before a new mail: reads the clocks (at most every `SAMPLE_EVERY`
-    seconds, on the loop's thread), waits what `pause_for` says, counts and logs it."""
+    seconds, on the loop's thread), moves the pause by `next_pause`, waits it, counts and
+    logs it."""
 
     def __init__(
         self,
@@ -110,22 +129,26 @@ class Pacer:
         self.metrics = metrics or Metrics.unregistered()
         self.load = load or CpuLoad(usable_cpus())
         self.clocks = clocks
+        self.delay = 0.0  # the pause a new mail waits now
         self.logs = LogLimiter(log, burst=1, total_burst=1, interval=60.0)
 
     def current(self) -> float:
-        """The smoothed load, read afresh when the last reading is old enough."""
+        """The pause for a new mail now, moved by the load since the last reading when
+        that reading is old enough."""
         now = self.clocks()
         last = self.load.last
         if last is None or now.wall - last.wall >= SAMPLE_EVERY:
-            self.load.update(now)
-        return self.load.busy
+            busy = self.load.update(now)
+            if last is not None:
+                seconds = now.wall - last.wall
+                self.delay = next_pause(self.delay, busy, self.above, self.most, seconds)
+        return self.delay
 
     async def pause(self) -> float:
         """Wait as long as the load asks for; returns the seconds waited."""
         if self.most <= 0:
             return 0.0
-        busy = self.current()
-        delay = pause_for(busy, self.above, self.most)
+        delay = self.current()
         if delay <= 0:
             return 0.0
         self.metrics.intake_paced.inc()
@@ -135,10 +158,12 @@ class Pacer:
             "paced",
             "",
             "intake paced: this process is busy (%.2f of its CPU, above in_flow_busy %.2f); "
-            "new mails wait up to %.1f s before MAIL is answered, so that the mail already "
-            "accepted is sent and its receipts taken in (mailsms_intake_paced counts them)",
-            busy,
+            "new mails wait %.2f s (at most in_flow_delay %.1f s) before MAIL is answered, "
+            "so that the mail already accepted is sent and its receipts taken in "
+            "(mailsms_intake_paced counts them)",
+            self.load.busy,
             self.above,
+            delay,
             self.most,
         )
         await asyncio.sleep(delay)

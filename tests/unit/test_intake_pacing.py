@@ -1,28 +1,57 @@
-"""The intake's flow control, pure parts: the pause by load, the smoothed load, the pacer's
-sampling (clocks given as readings; the sleep is real and short)."""
+"""The intake's flow control, pure parts: the pause by load (an integral controller), the
+smoothed load, the pacer's sampling (clocks given as readings; the sleep is real and short)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
-from bridge.intake.pacing import SAMPLE_EVERY, CpuLoad, Pacer, Reading, pause_for
+from bridge.intake.pacing import FLOOR, SAMPLE_EVERY, CpuLoad, Pacer, Reading, next_pause
 from bridge.metrics import Metrics
+
+E = math.e
 
 
 @pytest.mark.parametrize(
-    ("busy", "expected"),
-    [(0.0, 0.0), (0.5, 0.0), (0.9, 0.0), (0.95, 0.5), (0.99, 0.9), (1.0, 1.0), (1.7, 1.0)],
+    ("pause", "busy", "seconds", "expected"),
+    [
+        (0.0, 0.95, 1.0, FLOOR * E**0.5),  # over the mark: a first pause, grown as any
+        (0.0, 0.85, 1.0, 0.0),  # under it: none
+        (0.1, 1.0, 1.0, 0.1 * E),  # 0.1 over the mark for a second: x e^(10 * 0.1)
+        (0.1, 0.95, 0.5, 0.1 * E**0.25),  # it keeps growing while the excess lasts
+        (0.5, 1.0, 10.0, 1.0),  # never past the most
+        (0.5, 0.8, 0.5, 0.5 / E**0.5),  # below the mark it shrinks the same way
+        (0.1, 0.0, 1.0, 0.0),  # idle: gone once under FLOOR
+        (0.3, 0.9, 5.0, 0.3),  # at the mark: unchanged
+    ],
 )
-def test_a_new_mail_waits_in_proportion_to_the_load_above_the_mark(
-    busy: float, expected: float
+def test_the_pause_grows_while_the_load_is_above_the_mark_and_shrinks_below(
+    pause: float, busy: float, seconds: float, expected: float
 ) -> None:
-    assert pause_for(busy, 0.9, 1.0) == pytest.approx(expected)
+    assert next_pause(pause, busy, 0.9, 1.0, seconds, gain=10.0) == pytest.approx(expected)
 
 
 def test_no_pause_when_turned_off() -> None:
-    assert pause_for(1.0, 0.9, 0.0) == 0.0
+    assert next_pause(0.5, 1.0, 0.9, 0.0, 1.0) == 0.0
+
+
+def test_a_saturated_process_finds_the_pause_that_leaves_the_headroom() -> None:
+    """The controller against a simple model of a saturated process: C connections, each
+    mail costing 2 ms of CPU, the drain a fixed share. Whatever C and the drain, the pause
+    settles where the load is at the mark and stays there (flat out, without a pause, the
+    load is at a full CPU)."""
+    for connections in (8, 64, 512):
+        for drain in (0.3, 0.6):
+            pause, loads = 0.0, []
+            for _ in range(400):  # 100 s in readings of a quarter second
+                rate = connections / (pause + 0.01)  # mails/s the clients would send
+                busy = min(1.0, drain + rate * 0.002)  # at most a full CPU
+                pause = next_pause(pause, busy, 0.9, 5.0, 0.25)
+                loads.append(busy)
+            settled = loads[-40:]  # the last 10 s
+            assert min(settled) >= 0.88 and max(settled) <= 0.92, (connections, drain)
 
 
 def test_the_load_is_the_process_share_of_its_cpus_or_the_loop_thread_share() -> None:
@@ -63,19 +92,26 @@ class _Clocks:
 async def test_the_pacer_waits_counts_and_reads_the_clocks_at_most_every_sample() -> None:
     clocks = _Clocks()
     metrics = Metrics.unregistered()
-    pacer = Pacer(0.5, 0.2, metrics, load=CpuLoad(cpus=1, half_life=1e-9), clocks=clocks)
+    load = CpuLoad(cpus=1, half_life=1e-9)  # no smoothing: each reading is the load
+    pacer = Pacer(0.5, 1.0, metrics, load=load, clocks=clocks)
     assert await pacer.pause() == 0.0  # the first reading: no load known yet
-    clocks.busy_for(1.0, 1.0)  # a full CPU for a second
+    clocks.busy_for(0.04, 1.0)  # a full CPU for 40 ms...
+    assert await pacer.pause() == 0.0  # ... but too soon to read the clocks again
+    clocks.busy_for(SAMPLE_EVERY, 1.0)  # read now: 0.5 over the mark for 0.29 s
+    first = FLOOR * math.exp(10 * 0.5 * (0.04 + SAMPLE_EVERY))
     started = asyncio.get_running_loop().time()
-    assert await pacer.pause() == pytest.approx(0.2)
-    assert asyncio.get_running_loop().time() - started >= 0.19
-    assert metrics.intake_paced._value.get() == 1
-    assert metrics.intake_paced_seconds._value.get() == pytest.approx(0.2)
-    clocks.busy_for(SAMPLE_EVERY / 2, 0.0)  # idle, but too soon for a new reading
-    assert await pacer.pause() == pytest.approx(0.2)
-    clocks.busy_for(SAMPLE_EVERY, 0.0)  # idle long enough to be read: no pause
-    assert await pacer.pause() == 0.0
+    assert await pacer.pause() == pytest.approx(first)
+    assert asyncio.get_running_loop().time() - started >= first * 0.9
+    clocks.busy_for(0.5, 1.0)  # half a second more at a full CPU: x e^(10 * 0.5 * 0.5)
+    expected = first * math.exp(2.5)
+    assert await pacer.pause() == pytest.approx(expected)
     assert metrics.intake_paced._value.get() == 2
+    assert metrics.intake_paced_seconds._value.get() == pytest.approx(first + expected)
+    clocks.busy_for(SAMPLE_EVERY / 2, 0.0)  # idle, but too soon for a new reading
+    assert await pacer.pause() == pytest.approx(expected)
+    clocks.busy_for(1.0, 0.0)  # idle long enough to be read: 0.5 under, x e^-5: gone
+    assert await pacer.pause() == 0.0
+    assert metrics.intake_paced._value.get() == 3
 
 
 async def test_a_pacer_turned_off_reads_no_clock() -> None:
