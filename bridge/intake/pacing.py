@@ -63,7 +63,7 @@ def next_pause(
     return 0.0 if moved < FLOOR else min(most, moved)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reading:
     """The clocks at one moment: wall, the process's CPU (all threads), this thread's CPU."""
 
@@ -160,7 +160,7 @@ class Pacer:
             "intake paced: this process is busy (%.2f of its CPU, above in_flow_busy %.2f); "
             "new mails wait %.2f s (at most in_flow_delay %.1f s) before MAIL is answered, "
             "so that the mail already accepted is sent and its receipts taken in "
-            "(mailsms_intake_paced counts them)",
+            "(mailsms_intake_paced_total counts them)",
             self.load.busy,
             self.above,
             delay,
