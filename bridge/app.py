@@ -47,7 +47,7 @@ from bridge.intake.access_store import exposures
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import IntakeHandler
 from bridge.intake.listener import release_listener, start_listener
-from bridge.intake.pacing import Pacer
+from bridge.intake.pacing import SAMPLE_EVERY, OwnerLoad, Pacer, SharedLoad
 from bridge.intake.server import Shared
 from bridge.jobs import ReportJobs
 from bridge.keyword_lists.export import export_due
@@ -175,7 +175,9 @@ class Share:
     routing, claimed through the one lease (`bridge.db.queue.claim`).
     Dispatch (it needs the binds) and receipts (matched against the dispatcher's
     submits in flight), DELAY DSNs, list exports and reports stay with the first.
-    `wake` is one end of a datagram socket pair: the others send `WAKE_DISPATCH` on it
+    `load` is the first process's load, which it publishes four times a second and the
+    others' SMTP intakes pace by as well as by their own. `wake` is one end of a datagram
+    socket pair: the others send `WAKE_DISPATCH` on it
     when they queued an order, the first reads it and wakes its dispatcher; the first
     sends `WAKE_MAIL` or `WAKE_INBOUND` the other way when it queued a notice or received
     an inbound SMS, and whichever of the others reads it first takes a share of the work.
@@ -185,6 +187,9 @@ class Share:
     count: int
     wake: socket.socket
     smtp: bool = True  # this process accepts SMTP
+    # The first process's load, published by it for the others' flow control (a page
+    # shared by every process; `bridge/intake/pacing.py`). None: the others pace by their own.
+    load: SharedLoad | None = None
 
     @property
     def owner(self) -> bool:
@@ -411,6 +416,8 @@ class Bridge:
         )
         _, w_inbound = self._push_and_inbound(store, renderer, w_mail.wake, dispatch)
         self._worker("backpressure", backpressure.refresh, 2.0)
+        if self.share is not None and self.share.count > 1 and self.share.load is not None:
+            self._worker("load", OwnerLoad(self.share.load).step, SAMPLE_EVERY)
         return Wakeups(w_mail.wake, dispatch, lambda: None, w_inbound.wake)
 
     def _push_and_inbound(
@@ -476,6 +483,8 @@ class Bridge:
         receipts = _Receipts(store, dispatcher, s.dispatch.receipt_window, mail, self.steps)
         lists = _ListExports(store, mail)
         self._worker("backpressure", backpressure.refresh, 2.0)
+        if self.share is not None and self.share.count > 1 and self.share.load is not None:
+            self._worker("load", OwnerLoad(self.share.load).step, SAMPLE_EVERY)
         self._worker("delay-dsn", delay_dsns.step, 60.0)
         w_receipts = self._worker(
             "receipts", receipts.step, 1.0, more=receipts.more, settle=RECEIPTS_SETTLE
@@ -486,6 +495,10 @@ class Bridge:
         dispatcher.on_submitted = w_receipts.wake
         on_inbound = w_inbound.wake if inbound is None else _both(w_inbound.wake, inbound)
         return Wakeups(mail, w_dispatch.wake, w_receipts.wake, on_inbound)
+
+    def _owner_load(self) -> SharedLoad | None:
+        """For another process than the first: the first's load, to pace the intake by."""
+        return None if self.share is None or self.share.owner else self.share.load
 
     def _shared_wake(self, what: bytes) -> Callable[[], None] | None:
         """The first of several processes: a wake-up for the others' workers, else None."""
@@ -505,7 +518,9 @@ class Bridge:
             wake_before_commit=self._claims_join(store),
             on_notice=wake.mail,
             backpressure=backpressure,
-            pacer=Pacer(s.smtp.in_flow_busy, s.smtp.in_flow_delay, self.metrics),
+            pacer=Pacer(
+                s.smtp.in_flow_busy, s.smtp.in_flow_delay, self.metrics, owner=self._owner_load()
+            ),
             alert_fallback=s.inbound.postmaster,
             reply_window=s.inbound.reply_window,
             metrics=self.metrics,

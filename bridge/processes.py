@@ -8,7 +8,9 @@ accept SMTP and share the queues that need no bind (notices, pushes, inbound SMS
 listen on the same port with SO_REUSEPORT, so the kernel spreads the connections; what
 they accept is committed to the database, where the first child's dispatcher finds it
 (woken at once over a datagram socket pair, which also carries the first child's
-wake-ups for the others' mailers and inbound workers). On
+wake-ups for the others' mailers and inbound workers); the first child's load is
+published in a page they all share, so that the others' SMTP intakes give way when it is
+saturated (`bridge/intake/pacing.py`). On
 SQLite the processes take turns at the one write lock (WAL, busy timeout: a
 transaction takes the lock at its first write and waits for it); PostgreSQL lets them
 write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each finishes its
@@ -31,6 +33,7 @@ from types import FrameType
 from bridge.app import Share, loop_factory, prepare_database, run_forever
 from bridge.db import engine as db
 from bridge.errors import ConfigError, StorageUnavailable
+from bridge.intake.pacing import SharedLoad
 from bridge.metrics import MetricFiles, count_in_files
 from bridge.settings import Settings
 
@@ -55,6 +58,7 @@ def serve(settings: Settings) -> int:
     first_smtp = first_accepts_smtp(settings.server.first_process_smtp, count)
     wake_owner, wake_others = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     wake_others.setblocking(False)
+    load = SharedLoad()  # made before the fork: the same page in every child
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -67,9 +71,9 @@ def serve(settings: Settings) -> int:
     try:
         for index in range(count):
             if index == 0:
-                share = Share(index, count, wake_owner, smtp=first_smtp)
+                share = Share(index, count, wake_owner, smtp=first_smtp, load=load)
             else:
-                share = Share(index, count, wake_others)
+                share = Share(index, count, wake_others, load=load)
             child = context.Process(
                 target=_child,
                 args=(settings, share, files.directory),

@@ -20,6 +20,12 @@ to none; it never passes `in_flow_delay`. A CPU share cannot rise above a full C
 how far over capacity the offer is; a pause that keeps growing while the process stays
 saturated finds the intake rate that leaves the mark's headroom (one tenth of the CPU,
 by default) to the rest of the work, however many connections the clients open.
+
+With `[server] processes = N` the first process runs dispatch and receipts, and by
+default takes no SMTP: the drain that must keep its share is there, the intake in the
+others. So the first process publishes its load (`OwnerLoad.step`, four times a second)
+in a shared page (`SharedLoad`, an anonymous mapping the parent made before forking), and
+each SMTP process paces by the larger of its own load and the first's.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import mmap
 import os
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,6 +119,37 @@ class CpuLoad:
         return self.busy
 
 
+class SharedLoad:
+    """One process's smoothed load, written by it and read by the others: eight bytes of a
+    shared anonymous mapping (made before the fork, so every child has the same page).
+    An aligned eight-byte write is not torn on the platforms we run on; a reader sees the
+    value before or after."""
+
+    def __init__(self, page: mmap.mmap | None = None) -> None:
+        self.page = page if page is not None else mmap.mmap(-1, mmap.PAGESIZE)
+
+    def write(self, busy: float) -> None:
+        struct.pack_into("d", self.page, 0, busy)
+
+    def read(self) -> float:
+        return float(struct.unpack_from("d", self.page, 0)[0])
+
+
+class OwnerLoad:
+    """The first of several processes: its load, read four times a second (a worker step)
+    and published for the others' pacers."""
+
+    def __init__(self, shared: SharedLoad, clocks: Callable[[], Reading] = read_clocks) -> None:
+        self.shared = shared
+        self.clocks = clocks
+        self.load = CpuLoad(usable_cpus())
+
+    async def step(self) -> int:
+        """Read the clocks, publish the load; 0: nothing done that asks for another step."""
+        self.shared.write(self.load.update(self.clocks()))
+        return 0
+
+
 class Pacer:
     """The pause before a new mail: reads the clocks (at most every `SAMPLE_EVERY`
     seconds, on the loop's thread), moves the pause by `next_pause`, waits it, counts and
@@ -124,8 +163,10 @@ class Pacer:
         *,
         load: CpuLoad | None = None,
         clocks: Callable[[], Reading] = read_clocks,
+        owner: SharedLoad | None = None,
     ) -> None:
         self.above, self.most = above, most
+        self.owner = owner  # the first process's load, when this is another one
         self.metrics = metrics or Metrics.unregistered()
         self.load = load or CpuLoad(usable_cpus())
         self.clocks = clocks
@@ -139,10 +180,17 @@ class Pacer:
         last = self.load.last
         if last is None or now.wall - last.wall >= SAMPLE_EVERY:
             busy = self.load.update(now)
+            if self.owner is not None:
+                busy = max(busy, self.owner.read())
             if last is not None:
                 seconds = now.wall - last.wall
                 self.delay = next_pause(self.delay, busy, self.above, self.most, seconds)
         return self.delay
+
+    def busy(self) -> float:
+        """The load the pause follows: this process's, or the first's when that is higher."""
+        own = self.load.busy
+        return own if self.owner is None else max(own, self.owner.read())
 
     async def pause(self) -> float:
         """Wait as long as the load asks for; returns the seconds waited."""
@@ -157,11 +205,11 @@ class Pacer:
             logging.WARNING,
             "paced",
             "",
-            "intake paced: this process is busy (%.2f of its CPU, above in_flow_busy %.2f); "
+            "intake paced: the bridge is busy (%.2f of its CPU, above in_flow_busy %.2f); "
             "new mails wait %.2f s (at most in_flow_delay %.1f s) before MAIL is answered, "
             "so that the mail already accepted is sent and its receipts taken in "
             "(mailsms_intake_paced_total counts them)",
-            self.load.busy,
+            self.busy(),
             self.above,
             delay,
             self.most,

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiosmtplib
 
-from bridge.intake.pacing import usable_cpus
+from bridge.app import Bridge, Share
+from bridge.intake.pacing import SAMPLE_EVERY, SharedLoad, usable_cpus
+from bridge.settings import Settings
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
 
@@ -24,15 +29,30 @@ def _hog(stop: threading.Event) -> None:
         hashlib.sha256(data).digest()
 
 
+@contextmanager
+def _saturated() -> Iterator[None]:
+    """Every CPU this process may use busy, by threads doing real work outside the GIL."""
+    stop = threading.Event()
+    hogs = [threading.Thread(target=_hog, args=(stop,)) for _ in range(usable_cpus())]
+    for hog in hogs:
+        hog.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for hog in hogs:
+            hog.join()
+
+
+def _paced(settings: Settings, busy: float = 0.25) -> Settings:
+    smtp = settings.smtp.model_copy(update={"in_flow_busy": busy, "in_flow_delay": 0.6})
+    return settings.model_copy(update={"smtp": smtp})
+
+
 async def test_a_saturated_process_makes_new_mail_wait_and_an_idle_one_does_not(
     tmp_path: Path,
 ) -> None:
-    settings = make_settings(tmp_path)
-    settings = settings.model_copy(
-        update={
-            "smtp": settings.smtp.model_copy(update={"in_flow_busy": 0.25, "in_flow_delay": 0.6})
-        }
-    )
+    settings = _paced(make_settings(tmp_path))
     async with running_bridge(settings) as (bridge, ep):
         paced = bridge.metrics.intake_paced
         async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
@@ -41,20 +61,56 @@ async def test_a_saturated_process_makes_new_mail_wait_and_an_idle_one_does_not(
             await smtp.sendmail("demo@example.com", ["+491701234568@eu.rsms.net"], make_mail())
             assert paced._value.get() == 0
 
-            stop = threading.Event()
-            hogs = [threading.Thread(target=_hog, args=(stop,)) for _ in range(usable_cpus())]
-            for hog in hogs:
-                hog.start()
-            try:
+            with _saturated():
                 await asyncio.sleep(1.0)  # the load, read at the next MAIL, is the hogs' CPU
                 started = time.monotonic()
                 await smtp.mail("demo@example.com")
                 waited = time.monotonic() - started
-            finally:
-                stop.set()
-                for hog in hogs:
-                    hog.join()
             assert paced._value.get() == 1
             assert bridge.metrics.intake_paced_seconds._value.get() > 0.1
             assert waited > 0.1, waited
             await smtp.rset()
+
+
+async def test_the_first_of_several_processes_publishes_its_load_and_the_others_pace_by_it(
+    tmp_path: Path,
+) -> None:
+    """`[server] processes = 2` as the parent wires it (`bridge/processes.py`), both bridges
+    in this process: the first (binds, dispatch, receipts) publishes its real load in the
+    shared page; the other's SMTP intake, itself idle, paces new mail while the page says
+    the first is saturated, and no longer once it says the first is idle."""
+    owner_end, others_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    load = SharedLoad()
+    # the mark high: this process's own load (this test, both bridges) stays below it
+    settings = _paced(make_settings(tmp_path), busy=0.9)
+    first = Bridge(settings, share=Share(0, 2, owner_end, smtp=False, load=load))
+    other = Bridge(settings, share=Share(1, 2, others_end, load=load))
+    try:
+        await first.start()
+        ep = await other.start()
+        with _saturated():
+            await asyncio.sleep(1.0)
+            assert load.read() > 0.5  # the first's worker read the CPU the hogs used
+        await first.stop(grace=2.0)  # from here on the page says what this test writes
+        paced = other.metrics.intake_paced
+        async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
+            load.write(0.0)
+            await smtp.mail("demo@example.com")  # the other's first reading
+            await smtp.rset()
+            await asyncio.sleep(SAMPLE_EVERY)
+            load.write(1.0)  # the first saturated; the other idle
+            started = time.monotonic()
+            await smtp.mail("demo@example.com")
+            assert time.monotonic() - started >= 0.009  # at least the first pause (10 ms)
+            assert paced._value.get() == 1
+            await smtp.rset()
+            await asyncio.sleep(SAMPLE_EVERY)
+            load.write(0.0)  # the first idle again: the pause is gone at the next reading
+            await smtp.mail("demo@example.com")
+            assert paced._value.get() == 1
+            await smtp.rset()
+    finally:
+        await other.stop(grace=2.0)
+        await first.stop(grace=2.0)
+        owner_end.close()
+        others_end.close()

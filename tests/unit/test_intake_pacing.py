@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
 
 import pytest
 
-from bridge.intake.pacing import FLOOR, SAMPLE_EVERY, CpuLoad, Pacer, Reading, next_pause
+from bridge.intake.pacing import (
+    FLOOR,
+    SAMPLE_EVERY,
+    CpuLoad,
+    OwnerLoad,
+    Pacer,
+    Reading,
+    SharedLoad,
+    next_pause,
+)
 from bridge.metrics import Metrics
 
 E = math.e
@@ -119,3 +129,36 @@ async def test_a_pacer_turned_off_reads_no_clock() -> None:
     pacer = Pacer(0.5, 0.0, load=CpuLoad(cpus=1), clocks=clocks)
     assert await pacer.pause() == 0.0
     assert clocks.reads == 0
+
+
+def test_a_load_written_in_one_process_is_read_in_another() -> None:
+    """The first of several processes publishes its load in a page made before the fork."""
+    shared = SharedLoad()
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=shared.write, args=(0.97,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert shared.read() == pytest.approx(0.97)
+
+
+async def test_the_owner_publishes_its_load_at_each_step() -> None:
+    clocks = _Clocks()
+    shared = SharedLoad()
+    owner = OwnerLoad(shared, clocks)
+    owner.load = CpuLoad(cpus=1, half_life=1e-9)
+    assert await owner.step() == 0
+    clocks.busy_for(0.25, 0.95)
+    await owner.step()
+    assert shared.read() == pytest.approx(0.95)
+
+
+async def test_another_process_paces_by_the_first_ones_load_when_that_is_higher() -> None:
+    clocks = _Clocks()
+    shared = SharedLoad()
+    pacer = Pacer(0.9, 1.0, load=CpuLoad(cpus=1, half_life=1e-9), clocks=clocks, owner=shared)
+    assert await pacer.pause() == 0.0
+    clocks.busy_for(SAMPLE_EVERY, 0.1)  # this process idles ...
+    shared.write(1.0)  # ... the first is saturated
+    assert await pacer.pause() == pytest.approx(FLOOR * math.exp(10 * 0.1 * SAMPLE_EVERY))
+    assert pacer.busy() == 1.0
