@@ -112,7 +112,7 @@ class CpuLoad:
             self.last = last  # no time passed: keep the earlier reading
             return self.busy
         share = max(
-            (now.process - last.process) / wall / self.cpus, (now.thread - last.thread) / wall
+            0.0, (now.process - last.process) / wall / self.cpus, (now.thread - last.thread) / wall
         )
         weight = 1.0 - 0.5 ** (wall / self.half_life)
         self.busy += (share - self.busy) * weight

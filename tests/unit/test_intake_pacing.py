@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
+import time
 
 import pytest
 
@@ -18,6 +19,7 @@ from bridge.intake.pacing import (
     Reading,
     SharedLoad,
     next_pause,
+    read_clocks,
 )
 from bridge.metrics import Metrics
 
@@ -162,3 +164,20 @@ async def test_another_process_paces_by_the_first_ones_load_when_that_is_higher(
     shared.write(1.0)  # ... the first is saturated
     assert await pacer.pause() == pytest.approx(FLOOR * math.exp(10 * 0.1 * SAMPLE_EVERY))
     assert pacer.busy() == 1.0
+
+
+def test_a_load_never_falls_below_none() -> None:
+    load = CpuLoad(cpus=1, half_life=1e-9)
+    load.update(Reading(0.0, 5.0, 0.0))
+    assert load.update(Reading(1.0, 4.0, 0.0)) == 0.0  # a clock that went back
+
+
+def test_the_clocks_count_the_cpu_time_of_this_thread_and_process() -> None:
+    """A quarter second of CPU on this thread shows in this thread's reading and in the
+    process's."""
+    before, started = read_clocks(), time.thread_time()
+    while time.thread_time() - started < 0.25:
+        pass
+    after = read_clocks()
+    assert after.thread - before.thread >= 0.25
+    assert after.process - before.process >= 0.25
