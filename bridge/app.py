@@ -416,8 +416,6 @@ class Bridge:
         )
         _, w_inbound = self._push_and_inbound(store, renderer, w_mail.wake, dispatch)
         self._worker("backpressure", backpressure.refresh, 2.0)
-        if self.share is not None and self.share.count > 1 and self.share.load is not None:
-            self._worker("load", OwnerLoad(self.share.load).step, SAMPLE_EVERY)
         return Wakeups(w_mail.wake, dispatch, lambda: None, w_inbound.wake)
 
     def _push_and_inbound(
@@ -484,6 +482,7 @@ class Bridge:
         lists = _ListExports(store, mail)
         self._worker("backpressure", backpressure.refresh, 2.0)
         if self.share is not None and self.share.count > 1 and self.share.load is not None:
+            # the first of several processes publishes its load (the others only read it)
             self._worker("load", OwnerLoad(self.share.load).step, SAMPLE_EVERY)
         self._worker("delay-dsn", delay_dsns.step, 60.0)
         w_receipts = self._worker(

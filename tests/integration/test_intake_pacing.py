@@ -88,6 +88,8 @@ async def test_the_first_of_several_processes_publishes_its_load_and_the_others_
     try:
         await first.start()
         ep = await other.start()
+        # only the first writes the page: the other's own load must not overwrite it
+        assert "load" in first.workers and "load" not in other.workers
         with _saturated():
             await asyncio.sleep(1.0)
             assert load.read() > 0.5  # the first's worker read the CPU the hogs used
