@@ -179,29 +179,47 @@ BENCH_SMTP_LIMITS = {
 BENCH_CALL_LIMIT = '{ NOOP = 20, RSET = 20, "*" = 10000000 }'
 
 
-def smtp_limits(code: str | None = None, flat_out: bool = False) -> dict[str, int | str]:
-    """The entries of BENCH_SMTP_LIMITS that the [smtp] settings of the bridge that will
-    run (this checkout, or the one at `code`, e.g. a baseline) accept.
-
-    `flat_out`: no flow control (`in_flow_delay = 0`) either. The intake benchmark measures
-    what the intake takes when the CPU is all its own; the flow control, which slows the
-    intake while the process is saturated so that the drain keeps its share, belongs to
-    the end-to-end benchmark, which runs with the bridge's defaults."""
+def _known_keys(code: str | None) -> tuple[set[str], set[str]]:
+    """The keys of the [smtp] and [server] sections that the bridge at `code` (or this
+    checkout) accepts: read by that code itself, in a subprocess."""
     ask = (
         "from bridge.settings import Settings; "
-        "print(' '.join(Settings.model_fields['smtp'].annotation.model_fields))"
+        "f = Settings.model_fields; "
+        "print(' '.join(f['smtp'].annotation.model_fields)); "
+        "print(' '.join(f['server'].annotation.model_fields) if 'server' in f else '')"
     )
     env = {**os.environ, "PYTHONPATH": code} if code else None
     found = subprocess.run(  # in `code`: `-c` puts the working directory first on the path
         [sys.executable, "-c", ask], capture_output=True, text=True, env=env, cwd=code, check=False
     )
-    known = set(found.stdout.split()) if found.returncode == 0 else set()
+    if found.returncode != 0:
+        return set(), set()
+    smtp, _, server = found.stdout.partition("\n")
+    return set(smtp.split()), set(server.split())
+
+
+def smtp_limits(code: str | None = None, flat_out: bool = False) -> dict[str, int | str]:
+    """The entries of BENCH_SMTP_LIMITS that the [smtp] settings of the bridge that will
+    run (this checkout, or the one at `code`, e.g. a baseline) accept.
+
+    `flat_out`: no flow control (`in_flow_delay = 0`) either, where the code has it in
+    [smtp] (an older layout; see `flow_off`). The intake benchmark measures what the
+    intake takes when the CPU is all its own; the flow control, which slows the intake
+    while the process is saturated so that the drain keeps its share, belongs to the
+    end-to-end benchmark, which runs with the bridge's defaults."""
+    known, _ = _known_keys(code)
     limits: dict[str, int | str] = {k: v for k, v in BENCH_SMTP_LIMITS.items() if k in known}
     if "command_call_limit" in known:
         limits["command_call_limit"] = BENCH_CALL_LIMIT
     if flat_out and "in_flow_delay" in known:
         limits["in_flow_delay"] = 0
     return limits
+
+
+def flow_off(code: str | None = None) -> str:
+    """`in_flow_delay = 0` for the [server] section, where the code has it there, else ""."""
+    _, known = _known_keys(code)
+    return "in_flow_delay = 0\n" if "in_flow_delay" in known else ""
 
 
 def bridge_config(
@@ -224,7 +242,7 @@ log_level = "WARNING"
 
 [server]
 event_loop = "{event_loop}"
-
+{flow_off(code)}
 [smtp]
 host = "{HOST}"
 port = {smtp_port}

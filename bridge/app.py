@@ -276,6 +276,13 @@ class Bridge:
         self.http: HttpServer | None = None
         self.registry, self.metrics = process_metrics(settings.http.customer_labels)
         self.steps = counted_steps(self.metrics)
+        # one per process, for every door that takes new messages (SMTP, SMPP server, API)
+        self.pacer = Pacer(
+            settings.server.in_flow_busy,
+            settings.server.in_flow_delay,
+            self.metrics,
+            owner=self._owner_load(),
+        )
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -347,6 +354,7 @@ class Bridge:
             store,
             on_accepted=wake.dispatch,
             wake_before_commit=self._claims_join(store),
+            pacer=self.pacer,
         )
         return await self.smpp_server.start()
 
@@ -496,7 +504,7 @@ class Bridge:
         return Wakeups(mail, w_dispatch.wake, w_receipts.wake, on_inbound)
 
     def _owner_load(self) -> SharedLoad | None:
-        """For another process than the first: the first's load, to pace the intake by."""
+        """For another process than the first: the first's load, to pace new messages by."""
         return None if self.share is None or self.share.owner else self.share.load
 
     def _shared_wake(self, what: bytes) -> Callable[[], None] | None:
@@ -517,9 +525,7 @@ class Bridge:
             wake_before_commit=self._claims_join(store),
             on_notice=wake.mail,
             backpressure=backpressure,
-            pacer=Pacer(
-                s.smtp.in_flow_busy, s.smtp.in_flow_delay, self.metrics, owner=self._owner_load()
-            ),
+            pacer=self.pacer,
             alert_fallback=s.inbound.postmaster,
             reply_window=s.inbound.reply_window,
             metrics=self.metrics,
@@ -561,7 +567,7 @@ class Bridge:
             self.settings.smtp.max_recipients,
             self.settings.inbound.reply_window,
         )
-        api = Api(service, self.metrics, backpressure, on_accepted=wake.dispatch)
+        api = Api(service, self.metrics, backpressure, on_accepted=wake.dispatch, pacer=self.pacer)
         routes = [
             *health_routes(ready, s.check_timeout),
             metrics_route(self.registry, database),

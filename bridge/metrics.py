@@ -154,13 +154,15 @@ class Metrics:
             ),
             intake_paced=Counter(
                 "mailsms_intake_paced",
-                "New mails that waited before their MAIL was answered because this process "
-                "was busy ([smtp] in_flow_busy, in_flow_delay).",
+                "New messages that waited before they were taken because this process was "
+                "busy ([server] in_flow_busy, in_flow_delay), by door (smtp, smpp, api).",
+                ["door"],
                 registry=r,
             ),
             intake_paced_seconds=Counter(
                 "mailsms_intake_paced_seconds",
-                "Seconds new mails waited in all because this process was busy.",
+                "Seconds new messages waited in all because this process was busy, by door.",
+                ["door"],
                 registry=r,
             ),
             orders_accepted=Counter(

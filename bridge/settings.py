@@ -61,6 +61,15 @@ class ServerSettings(Section):
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # Whether the first process accepts SMTP too: "auto" (only when it is the only one).
     first_process_smtp: Literal["auto", "yes", "no"] = "auto"
+    # Flow control at every door (bridge/intake/pacing.py): while a process is busier
+    # than in_flow_busy (its share of the CPUs it may use, or its event loop's share of
+    # one CPU, smoothed over ~1 s), new work waits before it is taken: a mail before MAIL
+    # is answered, an SMPP submit_sm before it is read, a REST API send before its
+    # body is. The wait grows while the load stays above the mark and shrinks below it,
+    # never past in_flow_delay seconds. The work already accepted (submits, receipts,
+    # status mails) keeps its share; the excess waits at the client. 0 turns it off.
+    in_flow_delay: Annotated[float, Field(ge=0, le=60)] = 1.0
+    in_flow_busy: Annotated[float, Field(gt=0, lt=1)] = 0.9
 
     @model_validator(mode="after")
     def _someone_accepts_smtp(self) -> ServerSettings:

@@ -78,11 +78,12 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     text_ = f"""
 database_url = "sqlite:///{tmp_path / "bridge.db"}"
 demo = true
+[server]
+# no flow control: the tests' clients run in the bridge's process, so their CPU would
+# read as the bridge's load (tests/integration/test_intake_pacing.py turns it on)
+in_flow_delay = 0
 [smtp]
 port = 0
-# no flow control: the tests' SMTP clients run in the bridge's process, so their CPU
-# would read as the bridge's load (tests/integration/test_intake_pacing.py turns it on)
-in_flow_delay = 0
 [sandbox]
 enabled = true
 port = 0

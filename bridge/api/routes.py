@@ -37,6 +37,7 @@ from bridge.inbound.actions_store import add_stop, list_stops, remove_stop
 from bridge.inbound.customer_list import InboundFilter, list_inbound
 from bridge.intake.addresses import classify_number
 from bridge.intake.backpressure import Backpressure
+from bridge.intake.pacing import Door, Pacer
 from bridge.metrics import Metrics
 from bridge.mt.status import OrderStatus
 from bridge.push.template import PushTemplate, PushTemplateError, parse_template, preview
@@ -61,12 +62,14 @@ class Api:
         metrics: Metrics | None = None,
         backpressure: Backpressure | None = None,
         on_accepted: Callable[[], None] = lambda: None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.service = service
         self.store: Store = service.store
         self.metrics = metrics or Metrics.unregistered()
         self.backpressure = backpressure
         self.on_accepted = on_accepted
+        self.pacer = pacer  # a new send's pause while this process is saturated
 
     def routes(self) -> list[BaseRoute]:
         guard = self._guard
@@ -145,6 +148,8 @@ class Api:
             raise BadRequest(f"the body is not JSON ({exc}); send application/json") from None
 
     async def send(self, request: Request, key: KeyRow) -> Response:
+        if self.pacer is not None:
+            await self.pacer.pause(Door.API)
         body = read_request(await self._body(request), self.service.max_recipients)
         idem = request.headers.get("idempotency-key")
         if idem is not None and not 1 <= len(idem) <= 255:

@@ -38,7 +38,7 @@ from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, nor
 from bridge.intake.listing import accept_list, fan_out_lists
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.overrides import apply_overrides
-from bridge.intake.pacing import Pacer
+from bridge.intake.pacing import Door, Pacer
 from bridge.intake.ratelimit import pending
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
@@ -132,7 +132,7 @@ class IntakeHandler:
     ) -> str:
         logcontext.set_fields(mail_id=None, customer=None)  # a new transaction in the session
         if self.pacer is not None:
-            await self.pacer.pause()
+            await self.pacer.pause(Door.SMTP)
         try:
             if self.backpressure is not None:
                 busy = self.backpressure.reason()

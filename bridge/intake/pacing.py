@@ -1,5 +1,6 @@
-"""Flow control at the door: while this process is saturated, a new mail waits before its
-MAIL is answered, so that the work already accepted keeps its share of the CPU.
+"""Flow control at the doors: while this process is saturated, new work waits before it is
+taken (a mail before its MAIL is answered, an SMPP submit_sm, a REST API send), so that the
+work already accepted keeps its share of the CPU.
 
 Why. One process's CPU is shared by the intake and the drain (submits, receipts, status
 mails). Over capacity, an SMTP intake with many connections takes whatever it is
@@ -8,7 +9,9 @@ each answered only after our commit: the receipts get what is left, the final st
 fall minutes behind, and the SMSC holds a growing pile. Pausing new mail moves the
 backlog to where mail waits safely and visibly, the sending MTA's queue, and lets the
 bridge finish what it acknowledged (Postfix's `in_flow_delay`, keyed to the load here
-instead of to delivery tokens).
+instead of to delivery tokens). Every door that takes new messages in a process waits on
+that process's one `Pacer` (`Door`): an SMPP client's window, or an API client's
+connections, fill while their requests wait, and the client slows as a sending MTA does.
 
 The load (`CpuLoad`) is the larger of two shares, each smoothed over about a second: the
 process's CPU time (all its threads) per second of wall time divided by the CPUs it may
@@ -39,6 +42,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from bridge.intake.lograte import LogLimiter
 from bridge.metrics import Metrics
@@ -53,6 +57,26 @@ HALF_LIFE = 0.5  # seconds: a reading's weight in the smoothed load halves in th
 # suits a pause of 20 ms (8 connections) would make one of 2 s (512) swing, and back.
 GAIN = 10.0
 FLOOR = 0.01  # seconds: the first pause, and the one below which there is none
+
+
+class Door(StrEnum):
+    """Where new messages come into a process; each waits on the process's `Pacer`."""
+
+    SMTP = "smtp"  # before MAIL is answered
+    SMPP = "smpp"  # before a submit_sm is taken (the SMPP server)
+    API = "api"  # before a send is taken (the REST API)
+
+    @property
+    def waits(self) -> str:
+        """What waits, for the log line."""
+        return _WAITS[self]
+
+
+_WAITS: dict[Door, str] = {
+    Door.SMTP: "new mails wait %.2f s before MAIL is answered",
+    Door.SMPP: "new submit_sm wait %.2f s before they are taken, each in its window",
+    Door.API: "new API sends wait %.2f s before they are taken",
+}
 
 
 def next_pause(
@@ -192,23 +216,24 @@ class Pacer:
         own = self.load.busy
         return own if self.owner is None else max(own, self.owner.read())
 
-    async def pause(self) -> float:
+    async def pause(self, door: Door) -> float:
         """Wait as long as the load asks for; returns the seconds waited."""
         if self.most <= 0:
             return 0.0
         delay = self.current()
         if delay <= 0:
             return 0.0
-        self.metrics.intake_paced.inc()
-        self.metrics.intake_paced_seconds.inc(delay)
+        self.metrics.intake_paced.labels(door.value).inc()
+        self.metrics.intake_paced_seconds.labels(door.value).inc(delay)
         self.logs.event(
             logging.WARNING,
-            "paced",
+            f"paced {door.value}",
             "",
-            "intake paced: the bridge is busy (%.2f of its CPU, above in_flow_busy %.2f); "
-            "new mails wait %.2f s (at most in_flow_delay %.1f s) before MAIL is answered, "
-            "so that the mail already accepted is sent and its receipts taken in "
-            "(mailsms_intake_paced_total counts them)",
+            "%s paced: the bridge is busy (%.2f of its CPU, above in_flow_busy %.2f); "
+            + door.waits
+            + " (at most in_flow_delay %.1f s), so that the work already accepted is sent "
+            "and its receipts taken in (mailsms_intake_paced_total counts them)",
+            door.value.upper(),
             self.busy(),
             self.above,
             delay,

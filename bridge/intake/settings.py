@@ -65,14 +65,6 @@ class SmtpSettings(Section):
     # Backpressure: 452 4.3.1 at MAIL above these marks.
     queue_high_water: Annotated[int, Field(ge=1)] = 200_000
     min_free_disk_mb: Annotated[int, Field(ge=0)] = 200
-    # Flow control (bridge/intake/pacing.py): while this process is busier than
-    # in_flow_busy (its share of the CPUs it may use, or its event loop's share of one
-    # CPU, smoothed over ~1 s), a new mail waits before MAIL is answered; the wait grows
-    # while the load stays above the mark and shrinks below it, never past in_flow_delay
-    # seconds. The mail already accepted (submits, receipts, status mails) keeps its
-    # share; the excess waits in the sending MTA's queue. 0 turns it off.
-    in_flow_delay: Annotated[float, Field(ge=0, le=60)] = 1.0
-    in_flow_busy: Annotated[float, Field(gt=0, lt=1)] = 0.9
     # DSN (RFC 3461/3464).
     dsn_delay_after: Seconds = 14_400.0
 

@@ -30,6 +30,7 @@ from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable
 from bridge.intake.addresses import Recipient, classify_number
 from bridge.intake.handler import customer_access, new_mail_id
+from bridge.intake.pacing import Door, Pacer
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
 from bridge.intake.transaction import Transaction
@@ -132,8 +133,12 @@ class SmppServer:
         store: Store,
         on_accepted: Callable[[], None] = lambda: None,
         wake_before_commit: bool = False,
+        pacer: Pacer | None = None,
     ) -> None:
         self.settings = settings
+        # a new submit_sm's pause while this process is saturated: it holds a place in the
+        # client's window meanwhile, so a busy bridge slows its clients as a slow SMSC would
+        self.pacer = pacer
         self.defaults = defaults
         self.store = store
         self.on_accepted = on_accepted  # wakes the dispatcher for a message taken whole
@@ -314,6 +319,8 @@ class SmppServer:
             return SubmitSmResp(pdu.sequence, c.ESME_RTHROTTLED)
         client.outstanding += 1
         try:
+            if self.pacer is not None:
+                await self.pacer.pause(Door.SMPP)
             status, message_id = await self._take(client, account, pdu)
         finally:
             client.outstanding -= 1

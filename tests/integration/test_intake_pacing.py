@@ -1,7 +1,8 @@
-"""Flow control at the door, on a real bridge and a real SMTP client: while the bridge's
+"""Flow control at the doors, on a real bridge and real clients: while the bridge's
 process is saturated (here by threads hashing outside the GIL, real CPU work in the same
-process), a new mail waits before its MAIL is answered and is counted; when the process is
-idle, nothing waits."""
+process), a new mail waits before its MAIL is answered, a submit_sm from an SMPP client
+before it is taken, a REST API send before it is taken, each counted by door; when the
+process is idle, nothing waits."""
 
 from __future__ import annotations
 
@@ -15,12 +16,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiosmtplib
+import httpx
 
+from bridge.api.keys import add_key
 from bridge.app import Bridge, Share
-from bridge.intake.pacing import SAMPLE_EVERY, SharedLoad, usable_cpus
+from bridge.db.store import run_sync
+from bridge.http.settings import HttpSettings
+from bridge.intake.pacing import SAMPLE_EVERY, Door, SharedLoad, usable_cpus
+from bridge.metrics import Metrics
 from bridge.settings import Settings
+from bridge.smpp_server.settings import SmppServerSettings
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
+from tests.peers.esme import BindType
+from tests.peers.esme_clients import open_esme
 
 
 def _hog(stop: threading.Event) -> None:
@@ -45,8 +54,16 @@ def _saturated() -> Iterator[None]:
 
 
 def _paced(settings: Settings, busy: float = 0.25) -> Settings:
-    smtp = settings.smtp.model_copy(update={"in_flow_busy": busy, "in_flow_delay": 0.6})
-    return settings.model_copy(update={"smtp": smtp})
+    server = settings.server.model_copy(update={"in_flow_busy": busy, "in_flow_delay": 0.6})
+    return settings.model_copy(update={"server": server})
+
+
+def _count(metrics: Metrics, door: Door) -> float:
+    return float(metrics.intake_paced.labels(door.value)._value.get())
+
+
+def _seconds(metrics: Metrics, door: Door) -> float:
+    return float(metrics.intake_paced_seconds.labels(door.value)._value.get())
 
 
 async def test_a_saturated_process_makes_new_mail_wait_and_an_idle_one_does_not(
@@ -54,22 +71,76 @@ async def test_a_saturated_process_makes_new_mail_wait_and_an_idle_one_does_not(
 ) -> None:
     settings = _paced(make_settings(tmp_path))
     async with running_bridge(settings) as (bridge, ep):
-        paced = bridge.metrics.intake_paced
+        m = bridge.metrics
         async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
             await smtp.sendmail("demo@example.com", ["+491701234567@eu.rsms.net"], make_mail())
             await asyncio.sleep(0.6)  # idle since the first mail: no pause for the next
             await smtp.sendmail("demo@example.com", ["+491701234568@eu.rsms.net"], make_mail())
-            assert paced._value.get() == 0
+            assert _count(m, Door.SMTP) == 0
 
             with _saturated():
                 await asyncio.sleep(1.0)  # the load, read at the next MAIL, is the hogs' CPU
                 started = time.monotonic()
                 await smtp.mail("demo@example.com")
                 waited = time.monotonic() - started
-            assert paced._value.get() == 1
-            assert bridge.metrics.intake_paced_seconds._value.get() > 0.1
+            assert _count(m, Door.SMTP) == 1
+            assert _seconds(m, Door.SMTP) > 0.1
             assert waited > 0.1, waited
             await smtp.rset()
+
+
+async def test_a_saturated_process_makes_smpp_submits_and_api_sends_wait_too(
+    tmp_path: Path,
+) -> None:
+    """The SMPP server and the REST API wait on the same process's pacer: a client we did
+    not write (smpplib) gets its submit_sm answered late, an API client its 201 late; both
+    are taken (committed and answered as usual), and idle, neither waits."""
+    settings = _paced(
+        make_settings(
+            tmp_path,
+            smpp_server=SmppServerSettings(enabled=True, port=0),
+            http=HttpSettings(enabled=True, listen="127.0.0.1:0"),
+        )
+    )
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None and ep.http is not None
+        key = run_sync(bridge.store.engine, lambda conn: add_key(conn, "demo", "app"))
+        m = bridge.metrics
+        auth = {"Authorization": f"Bearer {key}"}
+        async with (
+            open_esme("smpplib", *ep.smpp) as esme,
+            httpx.AsyncClient(base_url=f"http://{ep.http[0]}:{ep.http[1]}") as api,
+        ):
+            assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
+
+            async def submit(to: str) -> float:
+                started = time.monotonic()
+                [result] = await esme.submit("+4915550000001", to, "hello")
+                assert result.status == 0, result
+                return time.monotonic() - started
+
+            async def send(to: str) -> float:
+                started = time.monotonic()
+                body = {"to": [to], "text": "hi"}
+                r = await api.post("/api/v1/messages", json=body, headers=auth)
+                assert r.status_code == 201, r.text
+                return time.monotonic() - started
+
+            await submit("+491701234567")
+            await send("+491701234568")
+            await asyncio.sleep(0.6)  # idle: nothing waits
+            await submit("+491701234569")
+            await send("+491701234570")
+            assert _count(m, Door.SMPP) == _count(m, Door.API) == 0
+
+            with _saturated():
+                await asyncio.sleep(1.0)
+                submitted = await submit("+491701234571")
+                sent = await send("+491701234572")
+            assert submitted > 0.1 and sent > 0.1, (submitted, sent)
+            assert _count(m, Door.SMPP) == _count(m, Door.API) == 1
+            assert _seconds(m, Door.SMPP) > 0.1 and _seconds(m, Door.API) > 0.1
+            assert _count(m, Door.SMTP) == 0
 
 
 async def test_the_first_of_several_processes_publishes_its_load_and_the_others_pace_by_it(
@@ -94,7 +165,7 @@ async def test_the_first_of_several_processes_publishes_its_load_and_the_others_
             await asyncio.sleep(1.0)
             assert load.read() > 0.5  # the first's worker read the CPU the hogs used
         await first.stop(grace=2.0)  # from here on the page says what this test writes
-        paced = other.metrics.intake_paced
+        m = other.metrics
         async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
             load.write(0.0)
             await smtp.mail("demo@example.com")  # the other's first reading
@@ -104,12 +175,12 @@ async def test_the_first_of_several_processes_publishes_its_load_and_the_others_
             started = time.monotonic()
             await smtp.mail("demo@example.com")
             assert time.monotonic() - started >= 0.009  # at least the first pause (10 ms)
-            assert paced._value.get() == 1
+            assert _count(m, Door.SMTP) == 1
             await smtp.rset()
             await asyncio.sleep(SAMPLE_EVERY)
             load.write(0.0)  # the first idle again: the pause is gone at the next reading
             await smtp.mail("demo@example.com")
-            assert paced._value.get() == 1
+            assert _count(m, Door.SMTP) == 1
             await smtp.rset()
     finally:
         await other.stop(grace=2.0)

@@ -14,6 +14,7 @@ from bridge.intake.pacing import (
     FLOOR,
     SAMPLE_EVERY,
     CpuLoad,
+    Door,
     OwnerLoad,
     Pacer,
     Reading,
@@ -102,34 +103,44 @@ class _Clocks:
 
 
 async def test_the_pacer_waits_counts_and_reads_the_clocks_at_most_every_sample() -> None:
+    """One pacer per process serves every door: the pause is the process's, the counts
+    are by door."""
     clocks = _Clocks()
     metrics = Metrics.unregistered()
     load = CpuLoad(cpus=1, half_life=1e-9)  # no smoothing: each reading is the load
     pacer = Pacer(0.5, 1.0, metrics, load=load, clocks=clocks)
-    assert await pacer.pause() == 0.0  # the first reading: no load known yet
+
+    def paced(door: Door) -> tuple[float, float]:
+        return (
+            metrics.intake_paced.labels(door.value)._value.get(),
+            metrics.intake_paced_seconds.labels(door.value)._value.get(),
+        )
+
+    assert await pacer.pause(Door.SMTP) == 0.0  # the first reading: no load known yet
     clocks.busy_for(0.04, 1.0)  # a full CPU for 40 ms...
-    assert await pacer.pause() == 0.0  # ... but too soon to read the clocks again
+    assert await pacer.pause(Door.SMTP) == 0.0  # ... but too soon to read the clocks again
     clocks.busy_for(SAMPLE_EVERY, 1.0)  # read now: 0.5 over the mark for 0.29 s
     first = FLOOR * math.exp(10 * 0.5 * (0.04 + SAMPLE_EVERY))
     started = asyncio.get_running_loop().time()
-    assert await pacer.pause() == pytest.approx(first)
+    assert await pacer.pause(Door.SMTP) == pytest.approx(first)
     assert asyncio.get_running_loop().time() - started >= first * 0.9
     clocks.busy_for(0.5, 1.0)  # half a second more at a full CPU: x e^(10 * 0.5 * 0.5)
     expected = first * math.exp(2.5)
-    assert await pacer.pause() == pytest.approx(expected)
-    assert metrics.intake_paced._value.get() == 2
-    assert metrics.intake_paced_seconds._value.get() == pytest.approx(first + expected)
+    assert await pacer.pause(Door.SMPP) == pytest.approx(expected)
+    assert paced(Door.SMTP) == pytest.approx((1, first))
+    assert paced(Door.SMPP) == pytest.approx((1, expected))
     clocks.busy_for(SAMPLE_EVERY / 2, 0.0)  # idle, but too soon for a new reading
-    assert await pacer.pause() == pytest.approx(expected)
+    assert await pacer.pause(Door.API) == pytest.approx(expected)
+    assert paced(Door.API) == pytest.approx((1, expected))
     clocks.busy_for(1.0, 0.0)  # idle long enough to be read: 0.5 under, x e^-5: gone
-    assert await pacer.pause() == 0.0
-    assert metrics.intake_paced._value.get() == 3
+    assert await pacer.pause(Door.SMTP) == 0.0
+    assert [paced(door)[0] for door in Door] == [1, 1, 1]
 
 
 async def test_a_pacer_turned_off_reads_no_clock() -> None:
     clocks = _Clocks()
     pacer = Pacer(0.5, 0.0, load=CpuLoad(cpus=1), clocks=clocks)
-    assert await pacer.pause() == 0.0
+    assert await pacer.pause(Door.SMTP) == 0.0
     assert clocks.reads == 0
 
 
@@ -159,10 +170,10 @@ async def test_another_process_paces_by_the_first_ones_load_when_that_is_higher(
     clocks = _Clocks()
     shared = SharedLoad()
     pacer = Pacer(0.9, 1.0, load=CpuLoad(cpus=1, half_life=1e-9), clocks=clocks, owner=shared)
-    assert await pacer.pause() == 0.0
+    assert await pacer.pause(Door.SMTP) == 0.0
     clocks.busy_for(SAMPLE_EVERY, 0.1)  # this process idles ...
     shared.write(1.0)  # ... the first is saturated
-    assert await pacer.pause() == pytest.approx(FLOOR * math.exp(10 * 0.1 * SAMPLE_EVERY))
+    assert await pacer.pause(Door.SMTP) == pytest.approx(FLOOR * math.exp(10 * 0.1 * SAMPLE_EVERY))
     assert pacer.busy() == 1.0
 
 
