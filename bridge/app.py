@@ -21,6 +21,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import phonenumbers
@@ -47,7 +48,16 @@ from bridge.intake.access_store import exposures
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import IntakeHandler
 from bridge.intake.listener import release_listener, start_listener
-from bridge.intake.pacing import SAMPLE_EVERY, OwnerLoad, Pacer, SharedLoad
+from bridge.intake.pacing import (
+    SAMPLE_EVERY,
+    SQLITE_COMMIT_WAIT,
+    CpuLoad,
+    OwnerLoad,
+    Pacer,
+    SharedLoad,
+    read_clocks,
+    usable_cpus,
+)
 from bridge.intake.server import Shared
 from bridge.jobs import ReportJobs
 from bridge.keyword_lists.export import export_due
@@ -276,13 +286,7 @@ class Bridge:
         self.http: HttpServer | None = None
         self.registry, self.metrics = process_metrics(settings.http.customer_labels)
         self.steps = counted_steps(self.metrics)
-        # one per process, for every door that takes new messages (SMTP, SMPP server, API)
-        self.pacer = Pacer(
-            settings.server.in_flow_busy,
-            settings.server.in_flow_delay,
-            self.metrics,
-            owner=self._owner_load(),
-        )
+        self.pacer: Pacer | None = None  # made with the store (`_pacer`)
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -292,6 +296,7 @@ class Bridge:
         if self.share is not None and not self.share.owner:
             return await self._start_intake_only(self.share)
         store = self.store = await self._open_store()
+        self.pacer = self._pacer(store)
         sandbox_at = await self._start_sandbox()
         self._build_transports(store)
         backpressure = await self._backpressure(store)
@@ -335,6 +340,7 @@ class Bridge:
         """A process other than the first: SMTP, and its share of the queues without binds."""
         s = self.settings
         store = self.store = Store(db.open_engine(s.database_url))
+        self.pacer = self._pacer(store)
         backpressure = await self._backpressure(store)
         to_owner = _poster(share.wake, WAKE_DISPATCH)
         wake = self._build_shared_workers(store, backpressure, to_owner)
@@ -491,7 +497,9 @@ class Bridge:
         self._worker("backpressure", backpressure.refresh, 2.0)
         if self.share is not None and self.share.count > 1 and self.share.load is not None:
             # the first of several processes publishes its load (the others only read it)
-            self._worker("load", OwnerLoad(self.share.load).step, SAMPLE_EVERY)
+            clocks = partial(read_clocks, store.waits)
+            owner = OwnerLoad(self.share.load, clocks, self._load(store))
+            self._worker("load", owner.step, SAMPLE_EVERY)
         self._worker("delay-dsn", delay_dsns.step, 60.0)
         w_receipts = self._worker(
             "receipts", receipts.step, 1.0, more=receipts.more, settle=RECEIPTS_SETTLE
@@ -502,6 +510,26 @@ class Bridge:
         dispatcher.on_submitted = w_receipts.wake
         on_inbound = w_inbound.wake if inbound is None else _both(w_inbound.wake, inbound)
         return Wakeups(mail, w_dispatch.wake, w_receipts.wake, on_inbound)
+
+    def _pacer(self, store: Store) -> Pacer:
+        """This process's one pacer, for every door that takes new messages (SMTP, the
+        SMPP server, the API)."""
+        s = self.settings.server
+        return Pacer(
+            s.in_flow_busy,
+            s.in_flow_delay,
+            self.metrics,
+            load=self._load(store),
+            clocks=partial(read_clocks, store.waits),
+            owner=self._owner_load(),
+        )
+
+    def _load(self, store: Store) -> CpuLoad:
+        """This process's load: its CPU, its loop's, its group commits' waits."""
+        slow = self.settings.server.in_flow_commit_wait
+        if slow is None:  # SQLite on a local disk: a commit is a millisecond or two
+            slow = SQLITE_COMMIT_WAIT if store.engine.dialect.name == "sqlite" else 0.0
+        return CpuLoad(usable_cpus(), slow_commit=slow)
 
     def _owner_load(self) -> SharedLoad | None:
         """For another process than the first: the first's load, to pace new messages by."""

@@ -64,12 +64,18 @@ class ServerSettings(Section):
     # Flow control at every door (bridge/intake/pacing.py): while a process is busier
     # than in_flow_busy (its share of the CPUs it may use, or its event loop's share of
     # one CPU, smoothed over ~1 s), new work waits before it is taken: a mail before MAIL
-    # is answered, an SMPP submit_sm before it is read, a REST API send before its
-    # body is. The wait grows while the load stays above the mark and shrinks below it,
-    # never past in_flow_delay seconds. The work already accepted (submits, receipts,
-    # status mails) keeps its share; the excess waits at the client. 0 turns it off.
+    # is answered, an SMPP submit_sm (in the client's window), a REST API send. The wait
+    # grows while the load stays above the mark and shrinks below it, never past
+    # in_flow_delay seconds. The work already accepted (submits, receipts, status mails)
+    # keeps its share; the excess waits at the client. 0 turns it off.
     in_flow_delay: Annotated[float, Field(ge=0, le=60)] = 1.0
     in_flow_busy: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    # ... and while its group commits wait (queued to committed) longer than
+    # in_flow_busy times this on average: a database that falls behind though the CPU has
+    # room (several processes on one SQLite file share its one write lock and disk).
+    # Unset: 0.025 s with SQLite, off (0) with PostgreSQL, whose commit time depends on
+    # the network and on synchronous replicas; set it above your usual commit time.
+    in_flow_commit_wait: float | None = Field(default=None, ge=0, le=60)
 
     @model_validator(mode="after")
     def _someone_accepts_smtp(self) -> ServerSettings:

@@ -8,7 +8,9 @@ transient SMPP status. SQLite gets one thread (one writer); PostgreSQL several.
 `Store.grouped` is the group commit: items queue up while the previous commit of their
 batch function runs and are written together in one transaction ("batch whatever is
 queued when the last commit ended"); each caller's future resolves only after that
-commit returned. The intake's commit (`bridge.intake.commit.accept`), receipts and
+commit returned. Their waits are summed (`waits`): while the database keeps up, a wait is
+a commit or two; when it falls behind, the waits grow (the intake's flow control reads
+them, `bridge/intake/pacing.py`). The intake's commit (`bridge.intake.commit.accept`), receipts and
 inbound SMS all go through it. With one database thread (SQLite: one writer, so commits
 never overlap anyway) the batches of different functions queued at the same moment go
 into one transaction too, one commit (and one fsync) for all of them; a joint commit that
@@ -28,6 +30,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -75,6 +78,9 @@ class Store:
             threads = 1 if engine.dialect.name == "sqlite" else 4
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
         self._max_batch = max_batch
+        # group commits: their callers' waits, from queued to committed, summed, and how many
+        self.commit_wait = 0.0
+        self.commits = 0
         self._groups: dict[Callable[..., Any], tuple[_Group[Any, Any], _Lane]] = {}
         self._shared_lane = _Lane() if threads == 1 else None  # one writer: commit together
         # SQLite's one database thread keeps its connection between transactions (no pool
@@ -205,7 +211,17 @@ class Store:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         group.pending.append((item, future))
         lane.wakeup.set()
-        return await future
+        queued = time.monotonic()
+        try:
+            return await future
+        finally:
+            self.commit_wait += time.monotonic() - queued
+            self.commits += 1
+
+    def waits(self) -> tuple[float, int]:
+        """The group commits' callers so far: their waits from queued to committed (the
+        database's queue, its lock, the disk), summed in seconds, and how many they were."""
+        return self.commit_wait, self.commits
 
     async def _commit_loop(self, lane: _Lane) -> None:
         while True:

@@ -13,10 +13,16 @@ instead of to delivery tokens). Every door that takes new messages in a process 
 that process's one `Pacer` (`Door`): an SMPP client's window, or an API client's
 connections, fill while their requests wait, and the client slows as a sending MTA does.
 
-The load (`CpuLoad`) is the larger of two shares, each smoothed over about a second: the
+The load (`CpuLoad`) is the largest of three shares, smoothed over about a second: the
 process's CPU time (all its threads) per second of wall time divided by the CPUs it may
-run on, and the event loop thread's own CPU share (one interpreter cannot use more than
-one CPU for its Python, whatever the box has). The pause (`next_pause`) is an integral
+run on; the event loop thread's own CPU share (one interpreter cannot use more than one
+CPU for its Python, whatever the box has); and the database's: the mean wait of the
+group commits since the last reading (queued to committed, `Store.waits`) over
+`in_flow_commit_wait`, at most 1. The third sees what CPU time does not: a database
+that falls behind while this process's CPU has room, e.g. with several processes on
+one SQLite file, where one write lock and one disk serve them all and a busy intake
+process makes the first's commits (its receipts, answered to the SMSC only once
+stored) wait. The pause (`next_pause`) is an integral
 controller: while the load is above `in_flow_busy` the pause grows, by a factor that
 goes with the excess and the time it lasts; below the mark it shrinks the same way, down
 to none; it never passes `in_flow_delay`. A CPU share cannot rise above a full CPU, so it cannot say
@@ -57,6 +63,14 @@ HALF_LIFE = 0.5  # seconds: a reading's weight in the smoothed load halves in th
 # suits a pause of 20 ms (8 connections) would make one of 2 s (512) swing, and back.
 GAIN = 10.0
 FLOOR = 0.01  # seconds: the first pause, and the one below which there is none
+# SQLite: a group commit's mean wait (queued to committed) that counts as a full load
+# ([server] in_flow_commit_wait; the mark is in_flow_busy times it: 22.5 ms by default).
+# Up to its capacity a one-process bridge on one CPU waits 2-12 ms; two processes over
+# capacity, 30-50 ms (bench/README.md).
+SQLITE_COMMIT_WAIT = 0.025
+# The fewest group commits between two readings whose mean wait counts: a lone commit
+# after an idle spell is slow (cold caches) without the database being behind.
+MIN_COMMITS = 8
 
 
 class Door(StrEnum):
@@ -97,16 +111,21 @@ def next_pause(
 
 @dataclass(frozen=True)
 class Reading:
-    """The clocks at one moment: wall, the process's CPU (all threads), this thread's CPU."""
+    """The clocks at one moment: wall, the process's CPU (all threads), this thread's CPU,
+    and the group commits' waits so far (`Store.waits`: seconds summed, how many)."""
 
     wall: float
     process: float
     thread: float
+    commit_wait: float = 0.0
+    commits: int = 0
 
 
-def read_clocks() -> Reading:
-    """Now. Called on the event loop's thread, so `thread` is the loop's own CPU time."""
-    return Reading(time.monotonic(), time.process_time(), time.thread_time())
+def read_clocks(waits: Callable[[], tuple[float, int]] | None = None) -> Reading:
+    """Now. Called on the event loop's thread, so `thread` is the loop's own CPU time;
+    `waits`: the store's group commits (`Store.waits`)."""
+    wait, commits = (0.0, 0) if waits is None else waits()
+    return Reading(time.monotonic(), time.process_time(), time.thread_time(), wait, commits)
 
 
 def usable_cpus() -> int:
@@ -120,9 +139,10 @@ def usable_cpus() -> int:
 class CpuLoad:
     """The process's load, smoothed: fold readings of the clocks into it with `update`."""
 
-    def __init__(self, cpus: int, half_life: float = HALF_LIFE) -> None:
+    def __init__(self, cpus: int, half_life: float = HALF_LIFE, slow_commit: float = 0.0) -> None:
         self.cpus = max(1, cpus)
         self.half_life = half_life
+        self.slow_commit = slow_commit  # a group commit's mean wait that is a full load; 0: off
         self.busy = 0.0
         self.last: Reading | None = None
 
@@ -136,11 +156,24 @@ class CpuLoad:
             self.last = last  # no time passed: keep the earlier reading
             return self.busy
         share = max(
-            0.0, (now.process - last.process) / wall / self.cpus, (now.thread - last.thread) / wall
+            0.0,
+            (now.process - last.process) / wall / self.cpus,
+            (now.thread - last.thread) / wall,
+            self.database(last, now),
         )
         weight = 1.0 - 0.5 ** (wall / self.half_life)
         self.busy += (share - self.busy) * weight
         return self.busy
+
+    def database(self, last: Reading, now: Reading) -> float:
+        """The database's share: the mean wait of the group commits between two readings
+        over `slow_commit`, at most 1; 0 with fewer than `MIN_COMMITS` between them, or
+        when off."""
+        commits = now.commits - last.commits
+        if self.slow_commit <= 0 or commits < MIN_COMMITS:
+            return 0.0
+        mean = (now.commit_wait - last.commit_wait) / commits
+        return min(1.0, max(0.0, mean / self.slow_commit))
 
 
 class SharedLoad:
@@ -163,10 +196,15 @@ class OwnerLoad:
     """The first of several processes: its load, read four times a second (a worker step)
     and published for the others' pacers."""
 
-    def __init__(self, shared: SharedLoad, clocks: Callable[[], Reading] = read_clocks) -> None:
+    def __init__(
+        self,
+        shared: SharedLoad,
+        clocks: Callable[[], Reading] = read_clocks,
+        load: CpuLoad | None = None,
+    ) -> None:
         self.shared = shared
         self.clocks = clocks
-        self.load = CpuLoad(usable_cpus())
+        self.load = load or CpuLoad(usable_cpus())
 
     async def step(self) -> int:
         """Read the clocks, publish the load; 0: nothing done that asks for another step."""

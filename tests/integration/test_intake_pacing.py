@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from bridge.api.keys import add_key
 from bridge.app import Bridge, Share
 from bridge.db.store import run_sync
 from bridge.http.settings import HttpSettings
-from bridge.intake.pacing import SAMPLE_EVERY, Door, SharedLoad, usable_cpus
+from bridge.intake.pacing import MIN_COMMITS, SAMPLE_EVERY, Door, SharedLoad, usable_cpus
 from bridge.metrics import Metrics
 from bridge.settings import Settings
 from bridge.smpp_server.settings import SmppServerSettings
@@ -53,8 +54,12 @@ def _saturated() -> Iterator[None]:
             hog.join()
 
 
-def _paced(settings: Settings, busy: float = 0.25) -> Settings:
-    server = settings.server.model_copy(update={"in_flow_busy": busy, "in_flow_delay": 0.6})
+def _paced(settings: Settings, busy: float = 0.25, commit_wait: float = 0.0) -> Settings:
+    """Flow control on, with a low mark (this process's own work, the tests' clients,
+    stays below it); by the CPU only unless `commit_wait` is given."""
+    server = settings.server.model_copy(
+        update={"in_flow_busy": busy, "in_flow_delay": 0.6, "in_flow_commit_wait": commit_wait}
+    )
     return settings.model_copy(update={"server": server})
 
 
@@ -141,6 +146,62 @@ async def test_a_saturated_process_makes_smpp_submits_and_api_sends_wait_too(
             assert _count(m, Door.SMPP) == _count(m, Door.API) == 1
             assert _seconds(m, Door.SMPP) > 0.1 and _seconds(m, Door.API) > 0.1
             assert _count(m, Door.SMTP) == 0
+
+
+@contextmanager
+def _write_lock_held(database: Path) -> Iterator[None]:
+    """Another connection (as another process would) holds SQLite's write lock."""
+    other = sqlite3.connect(database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+async def test_commits_that_wait_make_new_mail_wait_though_the_cpu_idles(tmp_path: Path) -> None:
+    """The database falling behind while the CPU has room (here: another connection holds
+    SQLite's write lock, as a second process would): mails accepted meanwhile waited for
+    their commits, so the next MAIL waits too; commits that do not wait pace nothing."""
+    # mark: commits waiting 12.5 ms on average (0.5 x 25 ms); the CPU stays below 0.5
+    settings = _paced(make_settings(tmp_path), busy=0.5, commit_wait=0.025)
+    rcpts = [[f"+49170123{n:04d}@eu.rsms.net"] for n in range(MIN_COMMITS)]
+
+    async def send_all() -> None:  # one commit each, in one group commit
+        await asyncio.gather(
+            *(
+                aiosmtplib.send(
+                    make_mail(),
+                    sender="demo@example.com",
+                    recipients=to,
+                    hostname=ep.smtp[0],
+                    port=ep.smtp[1],
+                )
+                for to in rcpts
+            )
+        )
+
+    async with running_bridge(settings) as (bridge, ep):
+        m = bridge.metrics
+        async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
+            await smtp.mail("demo@example.com")  # the first reading
+            await smtp.rset()
+            await send_all()  # commits that do not wait
+            await asyncio.sleep(SAMPLE_EVERY)
+            await smtp.mail("demo@example.com")
+            await smtp.rset()
+            assert _count(m, Door.SMTP) == 0
+
+            with _write_lock_held(tmp_path / "bridge.db"):
+                sending = asyncio.create_task(send_all())
+                await asyncio.sleep(1.0)  # the mails wait for their commit
+            await sending
+            started = time.monotonic()
+            await smtp.mail("demo@example.com")
+            assert time.monotonic() - started >= 0.009  # at least the first pause (10 ms)
+            assert _count(m, Door.SMTP) == 1
+            await smtp.rset()
 
 
 async def test_the_first_of_several_processes_publishes_its_load_and_the_others_pace_by_it(

@@ -300,6 +300,25 @@ async def test_a_bug_in_one_grouped_item_fails_only_its_caller(store: Store) -> 
     assert await asyncio.wait_for(store.grouped(batch, 5), timeout=10) == 10
 
 
+async def test_the_group_commits_waits_are_summed_per_caller(store: Store) -> None:
+    """`Store.waits`: every caller of a group commit, failed ones too, with its wait from
+    queued to committed (what the flow control reads: `bridge/intake/pacing.py`)."""
+
+    def slow(conn: object, items: list[int]) -> list[int]:
+        time.sleep(0.05)  # the database thread busy (a lock, the disk)
+        if 13 in items:
+            raise ValueError("unlucky item")
+        return items
+
+    assert store.waits() == (0.0, 0)
+    results = await asyncio.gather(
+        *(store.grouped(slow, i) for i in (1, 2, 13)), return_exceptions=True
+    )
+    waited, callers = store.waits()
+    assert callers == 3 and results[:2] == [1, 2]
+    assert waited >= 3 * 0.05
+
+
 @pytest.mark.parametrize(("window", "sender"), [(3600.0, "ACME"), (86_400.0, "+4915712345678")])
 async def test_a_reply_keeps_the_conversations_number_within_the_reply_window(
     engine: Engine, store: Store, window: float, sender: str

@@ -12,6 +12,7 @@ import pytest
 
 from bridge.intake.pacing import (
     FLOOR,
+    MIN_COMMITS,
     SAMPLE_EVERY,
     CpuLoad,
     Door,
@@ -192,3 +193,22 @@ def test_the_clocks_count_the_cpu_time_of_this_thread_and_process() -> None:
     after = read_clocks()
     assert after.thread - before.thread >= 0.25
     assert after.process - before.process >= 0.25
+
+
+def test_the_database_share_is_the_commits_mean_wait_over_the_slow_mark() -> None:
+    load = CpuLoad(cpus=1, half_life=1e-9, slow_commit=0.025)
+    start = Reading(0.0, 0.0, 0.0, commit_wait=1.0, commits=100)
+    # 40 commits waiting 10 ms on average, the CPU nearly idle: 0.4
+    load.update(start)
+    assert load.update(Reading(1.0, 0.05, 0.05, 1.4, 140)) == pytest.approx(0.4)
+    # 20 commits waiting 50 ms: a full load (at most 1), the CPU still idle
+    assert load.update(Reading(2.0, 0.1, 0.1, 2.4, 160)) == pytest.approx(1.0)
+    # too few commits to say (a lone slow one after an idle spell): only the CPU counts
+    few = Reading(3.0, 0.15, 0.15, 2.4 + 0.5 * (MIN_COMMITS - 1), 160 + MIN_COMMITS - 1)
+    assert load.update(few) == pytest.approx(0.05)
+
+
+def test_the_database_share_is_off_without_a_slow_mark() -> None:
+    load = CpuLoad(cpus=1, half_life=1e-9)  # slow_commit 0: PostgreSQL's default
+    load.update(Reading(0.0, 0.0, 0.0, 0.0, 0))
+    assert load.update(Reading(1.0, 0.05, 0.05, 50.0, 100)) == pytest.approx(0.05)
