@@ -22,11 +22,11 @@ group commits since the last reading (queued to committed, `Store.waits`) over
 that falls behind while this process's CPU has room, e.g. with several processes on
 one SQLite file, where one write lock and one disk serve them all and a busy intake
 process makes the first's commits (its receipts, answered to the SMSC only once
-stored) wait. The pause (`next_pause`) is an integral
-controller: while the load is above `in_flow_busy` the pause grows, by a factor that
-goes with the excess and the time it lasts; below the mark it shrinks the same way, down
-to none; it never passes `in_flow_delay`. A CPU share cannot rise above a full CPU, so it cannot say
-how far over capacity the offer is; a pause that keeps growing while the process stays
+stored) wait. The pause (`next_pause`) is an integral controller: while the load is
+above `in_flow_busy` the pause grows, by a factor that goes with the excess and the time
+it lasts; below the mark it shrinks the same way, down to none; it never passes
+`in_flow_delay`. A share cannot rise above 1, so it cannot say how far over capacity
+the offer is; a pause that keeps growing while the process stays
 saturated finds the intake rate that leaves the mark's headroom (one tenth of the CPU,
 by default) to the rest of the work, however many connections the clients open.
 
@@ -267,7 +267,8 @@ class Pacer:
             logging.WARNING,
             f"paced {door.value}",
             "",
-            "%s paced: the bridge is busy (%.2f of its CPU, above in_flow_busy %.2f); "
+            "%s paced: the bridge is busy (load %.2f, above in_flow_busy %.2f: its share of "
+            "the CPU, or its commits' mean wait over in_flow_commit_wait); "
             + door.waits
             + " (at most in_flow_delay %.1f s), so that the work already accepted is sent "
             "and its receipts taken in (mailsms_intake_paced_total counts them)",
