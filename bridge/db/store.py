@@ -10,8 +10,8 @@ batch function runs and are written together in one transaction ("batch whatever
 queued when the last commit ended"); each caller's future resolves only after that
 commit returned. Their waits are summed (`waits`): while the database keeps up, a wait is
 a commit or two; when it falls behind, the waits grow (the intake's flow control reads
-them, `bridge/intake/pacing.py`). The intake's commit (`bridge.intake.commit.accept`), receipts and
-inbound SMS all go through it. With one database thread (SQLite: one writer, so commits
+them, `bridge/intake/pacing.py`). The intake's commit (`bridge.intake.commit.accept`),
+receipts and inbound SMS all go through it. With one database thread (SQLite: one writer, so commits
 never overlap anyway) the batches of different functions queued at the same moment go
 into one transaction too, one commit (and one fsync) for all of them; a joint commit that
 fails is retried function by function, and then item by item, so one bad item still fails

@@ -164,8 +164,9 @@ async def test_commits_that_wait_make_new_mail_wait_though_the_cpu_idles(tmp_pat
     """The database falling behind while the CPU has room (here: another connection holds
     SQLite's write lock, as a second process would): mails accepted meanwhile waited for
     their commits, so the next MAIL waits too; commits that do not wait pace nothing."""
-    # mark: commits waiting 12.5 ms on average (0.5 x 25 ms); the CPU stays below 0.5
-    settings = _paced(make_settings(tmp_path), busy=0.5, commit_wait=0.025)
+    # mark: commits waiting 50 ms on average (0.5 x 100 ms; a slow disk's fsync stays
+    # below it), those behind the lock ~1 s; the CPU stays below 0.5
+    settings = _paced(make_settings(tmp_path), busy=0.5, commit_wait=0.1)
     rcpts = [[f"+49170123{n:04d}@eu.rsms.net"] for n in range(MIN_COMMITS)]
 
     async def send_all() -> None:  # one commit each, in one group commit
