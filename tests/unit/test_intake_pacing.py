@@ -4,6 +4,7 @@ smoothed load, the pacer's sampling (clocks given as readings; the sleep is real
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import multiprocessing
 import time
@@ -212,3 +213,16 @@ def test_the_database_share_is_off_without_a_slow_mark() -> None:
     load = CpuLoad(cpus=1, half_life=1e-9)  # slow_commit 0: PostgreSQL's default
     load.update(Reading(0.0, 0.0, 0.0, 0.0, 0))
     assert load.update(Reading(1.0, 0.05, 0.05, 50.0, 100)) == pytest.approx(0.05)
+
+
+async def test_the_warning_says_which_door_waits_and_why(caplog: pytest.LogCaptureFixture) -> None:
+    clocks = _Clocks()
+    pacer = Pacer(0.5, 1.0, load=CpuLoad(cpus=1, half_life=1e-9), clocks=clocks)
+    await pacer.pause(Door.SMPP)
+    clocks.busy_for(SAMPLE_EVERY, 1.0)
+    with caplog.at_level(logging.WARNING, logger="bridge.intake"):
+        assert await pacer.pause(Door.SMPP) > 0
+    [record] = caplog.records
+    line = record.getMessage()
+    assert line.startswith("SMPP paced: the bridge is busy (load 1.00, above in_flow_busy 0.50")
+    assert "new submit_sm wait 0.0" in line and "in_flow_commit_wait" in line
