@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -179,9 +180,10 @@ BENCH_SMTP_LIMITS = {
 BENCH_CALL_LIMIT = '{ NOOP = 20, RSET = 20, "*" = 10000000 }'
 
 
-def _known_keys(code: str | None) -> tuple[set[str], set[str]]:
+@functools.cache
+def _known_keys(code: str | None) -> tuple[frozenset[str], frozenset[str]]:
     """The keys of the [smtp] and [server] sections that the bridge at `code` (or this
-    checkout) accepts: read by that code itself, in a subprocess."""
+    checkout) accepts: read by that code itself, in a subprocess (once per checkout)."""
     ask = (
         "from bridge.settings import Settings; "
         "f = Settings.model_fields; "
@@ -193,9 +195,9 @@ def _known_keys(code: str | None) -> tuple[set[str], set[str]]:
         [sys.executable, "-c", ask], capture_output=True, text=True, env=env, cwd=code, check=False
     )
     if found.returncode != 0:
-        return set(), set()
+        return frozenset(), frozenset()
     smtp, _, server = found.stdout.partition("\n")
-    return set(smtp.split()), set(server.split())
+    return frozenset(smtp.split()), frozenset(server.split())
 
 
 def smtp_limits(code: str | None = None, flat_out: bool = False) -> dict[str, int | str]:

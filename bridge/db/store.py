@@ -8,20 +8,21 @@ transient SMPP status. SQLite gets one thread (one writer); PostgreSQL several.
 `Store.grouped` is the group commit: items queue up while the previous commit of their
 batch function runs and are written together in one transaction ("batch whatever is
 queued when the last commit ended"); each caller's future resolves only after that
-commit returned. Their waits are summed (`waits`): while the database keeps up, a wait is
-a commit or two; when it falls behind, the waits grow (the intake's flow control reads
-them, `bridge/intake/pacing.py`). The intake's commit (`bridge.intake.commit.accept`),
-receipts and inbound SMS all go through it. With one database thread (SQLite: one writer, so commits
-never overlap anyway) the batches of different functions queued at the same moment go
-into one transaction too, one commit (and one fsync) for all of them; a joint commit that
-fails is retried function by function, and then item by item, so one bad item still fails
-only its own caller. A function queued `after_others` runs after the others in such a
-joint transaction, so that what it reads includes what they wrote: the dispatcher's claim
-joins the commit of the mail whose orders it claims (the intake wakes it as it queues
-the mail, `joins_commits`), one transaction where there were two. The commit loop lets
-one turn of the event loop pass before it takes a batch after a wake-up, so that work
-woken by the same event is queued by then. With several threads (PostgreSQL) each
-function keeps a commit loop of its own, and their transactions run side by side.
+commit returned. Their waits are summed (`waits`): while the database keeps up, a wait
+is a commit or two; when it falls behind, the waits grow (the intake's flow control
+reads them, `bridge/intake/pacing.py`). The intake's commit
+(`bridge.intake.commit.accept`), receipts and inbound SMS all go through it. With one
+database thread (SQLite: one writer, so commits never overlap anyway) the batches of
+different functions queued at the same moment go into one transaction too, one commit
+(and one fsync) for all of them; a joint commit that fails is retried function by
+function, and then item by item, so one bad item still fails only its own caller. A
+function queued `after_others` runs after the others in such a joint transaction, so
+that what it reads includes what they wrote: the dispatcher's claim joins the commit of
+the mail whose orders it claims (the intake wakes it as it queues the mail,
+`joins_commits`), one transaction where there were two. The commit loop lets one turn of
+the event loop pass before it takes a batch after a wake-up, so that work woken by the
+same event is queued by then. With several threads (PostgreSQL) each function keeps a
+commit loop of its own, and their transactions run side by side.
 """
 
 from __future__ import annotations

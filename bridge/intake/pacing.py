@@ -26,9 +26,9 @@ stored) wait. The pause (`next_pause`) is an integral controller: while the load
 above `in_flow_busy` the pause grows, by a factor that goes with the excess and the time
 it lasts; below the mark it shrinks the same way, down to none; it never passes
 `in_flow_delay`. A share cannot rise above 1, so it cannot say how far over capacity
-the offer is; a pause that keeps growing while the process stays
-saturated finds the intake rate that leaves the mark's headroom (one tenth of the CPU,
-by default) to the rest of the work, however many connections the clients open.
+the offer is; a pause that keeps growing while the process stays saturated finds the
+intake rate that leaves the mark's headroom (one tenth of the CPU, by default) to the
+rest of the work, however many connections the clients open.
 
 With `[server] processes = N` the first process runs dispatch and receipts, and by
 default takes no SMTP: the drain that must keep its share is there, the intake in the
