@@ -24,9 +24,9 @@ writes and receipts. Per variant, one after the other (the others are not runnin
 Variants: sqlite and sqlite2 (1 and 2 processes; with 2 the binds' process takes no SMTP),
 sqlite2all (2 processes, both taking SMTP: `first_process_smtp = "yes"`), pg1 and pg2
 (PostgreSQL, 1 and 2 processes, a throwaway server from tests/peers/postgres.py),
-base_<variant> with --baseline for each SQLite variant asked for
-(a checkout of another commit, run with PYTHONPATH right after the variant of the same
-name; the SMSC is ours).
+base_<variant> with --baseline for each variant asked for (a checkout of another commit,
+run with PYTHONPATH right after the variant of the same name; the SMSC is ours; with
+PostgreSQL on the same server, its schema dropped and made anew before each).
 A bare aiosmtpd on CPU 1, measured in the same run, gives the intake ratio of each burst.
 """
 
@@ -489,10 +489,12 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
         for w in wanted:
             if w in ("sqlite", "sqlite2", "sqlite2all"):
                 plan.append((w, None, 1 if w == "sqlite" else 2, None))
-                if a.baseline:  # each SQLite variant next to the baseline's
+                if a.baseline:  # each variant next to the baseline's
                     plan.append((f"base_{w}", None, 1 if w == "sqlite" else 2, a.baseline))
             elif w in ("pg1", "pg2") and pg is not None:
                 plan.append((w, pg, int(w[2]), None))
+                if a.baseline:  # on the same server, its schema made anew for each
+                    plan.append((f"base_{w}", pg, int(w[2]), a.baseline))
         for name, url, processes, code in plan:
             if url is not None and url.startswith("postgresql"):
                 reset_postgres(url)
@@ -580,7 +582,8 @@ def rate_curve(
         emit(s)
         cells.append(
             f"{rate:,.0f}/s {s['bridge_us_per_mail']:,} µs (busy"
-            f" {busy_text(s['busy_by_process'])}, p99 {s['p99_ms']} ms"
+            f" {busy_text(s['busy_by_process'])}, p99 {s['p99_ms']} ms, accepted"
+            f" {s['accepted_per_s']:,.0f}/s, backlog {s['backlog_at_end_of_load']} at the end"
             f"{'' if s['kept_up'] else ', fell behind'})"
         )
     print(f"{'':12} CPU per mail by offered rate: {'; '.join(cells)}", flush=True)

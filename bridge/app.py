@@ -51,6 +51,7 @@ from bridge.intake.listener import release_listener, start_listener
 from bridge.intake.pacing import (
     SAMPLE_EVERY,
     SQLITE_COMMIT_WAIT,
+    CommitMark,
     CpuLoad,
     OwnerLoad,
     Pacer,
@@ -527,9 +528,10 @@ class Bridge:
     def _load(self, store: Store) -> CpuLoad:
         """This process's load: its CPU, its loop's, its group commits' waits."""
         slow = self.settings.server.in_flow_commit_wait
-        if slow is None:  # SQLite on a local disk: a commit is a millisecond or two
-            slow = SQLITE_COMMIT_WAIT if store.engine.dialect.name == "sqlite" else 0.0
-        return CpuLoad(usable_cpus(), slow_commit=slow)
+        if slow is None and store.engine.dialect.name == "sqlite":
+            slow = SQLITE_COMMIT_WAIT  # a local disk: a commit is a millisecond or two
+        # PostgreSQL, unset: relative to the usual wait (the network's, a replica's)
+        return CpuLoad(usable_cpus(), slow_commit=CommitMark(slow))
 
     def _owner_load(self) -> SharedLoad | None:
         """For another process than the first: the first's load, to pace new messages by."""

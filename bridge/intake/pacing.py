@@ -17,18 +17,23 @@ The load (`CpuLoad`) is the largest of three shares, smoothed over about a secon
 process's CPU time (all its threads) per second of wall time divided by the CPUs it may
 run on; the event loop thread's own CPU share (one interpreter cannot use more than one
 CPU for its Python, whatever the box has); and the database's: the mean wait of the
-group commits since the last reading (queued to committed, `Store.waits`) over
-`in_flow_commit_wait`, at most 1. The third sees what CPU time does not: a database
-that falls behind while this process's CPU has room, e.g. with several processes on
-one SQLite file, where one write lock and one disk serve them all and a busy intake
-process makes the first's commits (its receipts, answered to the SMSC only once
-stored) wait. The pause (`next_pause`) is an integral controller: while the load is
-above `in_flow_busy` the pause grows, by a factor that goes with the excess and the time
-it lasts; below the mark it shrinks the same way, down to none; it never passes
-`in_flow_delay`. A share cannot rise above 1, so it cannot say how far over capacity
-the offer is; a pause that keeps growing while the process stays saturated finds the
-intake rate that leaves the mark's headroom (one tenth of the CPU, by default) to the
-rest of the work, however many connections the clients open.
+group commits since the last reading (queued to committed, `Store.waits`) over a mark
+(`CommitMark`), at most 1. The third sees what CPU time does not: a database that falls
+behind while this process's CPU has room, e.g. with several processes on one SQLite
+file, where one write lock and one disk serve them all and a busy intake process makes
+the first's commits (its receipts, answered to the SMSC only once stored) wait; or a
+PostgreSQL server that runs short of CPU or disk. The mark is `in_flow_commit_wait`
+when set; unset, 25 ms with SQLite (a local file), and with PostgreSQL a multiple of
+the usual wait this process has seen (the network's round trips and a synchronous
+replica's make a commit take 1 ms on one host and tens of ms across sites, at any
+load: no one figure fits every server). The pause (`next_pause`) is an integral
+controller: while the load is above `in_flow_busy` the pause grows, by a factor that
+goes with the excess and the time it lasts; below the mark it shrinks the same way,
+down to none; it never passes `in_flow_delay`. A share cannot rise above 1, so it
+cannot say how far over capacity the offer is; a pause that keeps growing while the
+process stays saturated finds the intake rate that leaves the mark's headroom (one tenth
+of the CPU, by default) to the rest of the work, however many connections the clients
+open.
 
 With `[server] processes = N` the first process runs dispatch and receipts, and by
 default takes no SMTP: the drain that must keep its share is there, the intake in the
@@ -68,6 +73,16 @@ FLOOR = 0.01  # seconds: the first pause, and the one below which there is none
 # Up to its capacity a one-process bridge on one CPU waits 2-12 ms; two processes over
 # capacity, 30-50 ms (bench/README.md).
 SQLITE_COMMIT_WAIT = 0.025
+# PostgreSQL, in_flow_commit_wait unset: a mean wait of USUAL_RATIO times the usual one
+# counts as a full load, but never less than USUAL_LEAST. The usual wait is the lowest
+# mean wait of a reading seen; it may rise by a factor of two per USUAL_DOUBLING seconds
+# (a lasting change, such as a server moved further away, becomes the new usual one
+# within hours; an overload of minutes does not). Measured on one host (bench/README.md):
+# 2-5 ms while the bridge keeps up, 20-50 ms (the dispatching process) and 150-280 ms
+# (the SMTP process) while the queue grows.
+USUAL_RATIO = 8.0
+USUAL_LEAST = 0.010
+USUAL_DOUBLING = 3600.0
 # The fewest group commits between two readings whose mean wait counts: a lone commit
 # after an idle spell is slow (cold caches) without the database being behind.
 MIN_COMMITS = 8
@@ -136,13 +151,56 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class CpuLoad:
-    """The process's load, smoothed: fold readings of the clocks into it with `update`."""
+class CommitMark:
+    """The group commits' mean wait that counts as a full load: `fixed` (0: off), or,
+    with `fixed` None, `ratio` times the usual wait (at least `least`): the lowest mean
+    wait of a reading so far, allowed to rise by a factor of two per `doubling` seconds.
 
-    def __init__(self, cpus: int, half_life: float = HALF_LIFE, slow_commit: float = 0.0) -> None:
+    The first reading only sets the usual wait (its share is 1 / `ratio` at most): a
+    process that starts while the database is already behind learns that as usual, and
+    its CPU share paces it until the database has caught up once."""
+
+    def __init__(
+        self,
+        fixed: float | None,
+        ratio: float = USUAL_RATIO,
+        least: float = USUAL_LEAST,
+        doubling: float = USUAL_DOUBLING,
+    ) -> None:
+        self.fixed = fixed
+        self.ratio, self.least, self.doubling = ratio, least, doubling
+        self.usual: float | None = None  # the usual mean wait, once a reading has shown one
+
+    @property
+    def off(self) -> bool:
+        return self.fixed is not None and self.fixed <= 0
+
+    def mark(self, mean: float, seconds: float) -> float:
+        """The mark for a reading whose commits waited `mean` on average, `seconds` after
+        the previous reading; learns the usual wait from it."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.usual is None:
+            self.usual = mean
+        else:
+            risen = self.usual * 2.0 ** (max(0.0, seconds) / self.doubling)
+            self.usual = min(mean, risen)
+        return max(self.least, self.ratio * self.usual)
+
+
+class CpuLoad:
+    """The process's load, smoothed: fold readings of the clocks into it with `update`.
+    `slow_commit`: the group commits' mark (`CommitMark`), or a fixed one in seconds (0:
+    the database's share is off)."""
+
+    def __init__(
+        self, cpus: int, half_life: float = HALF_LIFE, slow_commit: float | CommitMark = 0.0
+    ) -> None:
         self.cpus = max(1, cpus)
         self.half_life = half_life
-        self.slow_commit = slow_commit  # a group commit's mean wait that is a full load; 0: off
+        self.commit_mark = (
+            slow_commit if isinstance(slow_commit, CommitMark) else CommitMark(slow_commit)
+        )
         self.busy = 0.0
         self.last: Reading | None = None
 
@@ -167,13 +225,14 @@ class CpuLoad:
 
     def database(self, last: Reading, now: Reading) -> float:
         """The database's share: the mean wait of the group commits between two readings
-        over `slow_commit`, at most 1; 0 with fewer than `MIN_COMMITS` between them, or
-        when off."""
+        over the mark (`CommitMark`), at most 1; 0 with fewer than `MIN_COMMITS` between
+        them, or when off."""
         commits = now.commits - last.commits
-        if self.slow_commit <= 0 or commits < MIN_COMMITS:
+        if self.commit_mark.off or commits < MIN_COMMITS:
             return 0.0
-        mean = (now.commit_wait - last.commit_wait) / commits
-        return min(1.0, max(0.0, mean / self.slow_commit))
+        mean = max(0.0, (now.commit_wait - last.commit_wait) / commits)
+        mark = self.commit_mark.mark(mean, now.wall - last.wall)
+        return min(1.0, mean / mark) if mark > 0 else 0.0
 
 
 class SharedLoad:
@@ -268,7 +327,7 @@ class Pacer:
             f"paced {door.value}",
             "",
             "%s paced: the bridge is busy (load %.2f, above in_flow_busy %.2f: its share of "
-            "the CPU, or its commits' mean wait over in_flow_commit_wait); "
+            "the CPU, or its commits' mean wait over their mark (in_flow_commit_wait)); "
             + door.waits
             + " (at most in_flow_delay %.1f s), so that the work already accepted is sent "
             "and its receipts taken in (mailsms_intake_paced_total counts them)",

@@ -12,12 +12,14 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import aiosmtplib
 import httpx
+import pytest
+from sqlalchemy import create_engine, text
 
 from bridge.api.keys import add_key
 from bridge.app import Bridge, Share
@@ -31,6 +33,7 @@ from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
 from tests.peers.esme import BindType
 from tests.peers.esme_clients import open_esme
+from tests.peers.postgres import throwaway_postgres
 
 
 def _hog(stop: threading.Event) -> None:
@@ -167,19 +170,44 @@ async def test_commits_that_wait_make_new_mail_wait_though_the_cpu_idles(tmp_pat
     # mark: commits waiting 50 ms on average (0.5 x 100 ms; a slow disk's fsync stays
     # below it), those behind the lock ~1 s; the CPU stays below 0.5
     settings = _paced(make_settings(tmp_path), busy=0.5, commit_wait=0.1)
-    rcpts = [[f"+49170123{n:04d}@eu.rsms.net"] for n in range(MIN_COMMITS)]
+    await _commits_wait_then_mail(settings, lambda: _write_lock_held(tmp_path / "bridge.db"))
 
-    async def send_all() -> None:  # one commit each, in one group commit
+
+@pytest.mark.postgres
+async def test_on_postgresql_commits_that_wait_longer_than_usual_pace_by_default(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL with `in_flow_commit_wait` unset: no fixed mark fits every server, so
+    the mark follows the usual wait this process saw (commits at idle), and commits that
+    wait far longer (another connection locks the table the intake writes) pace the next
+    MAIL; before, the database's share was off on PostgreSQL."""
+    with throwaway_postgres({}) as url:  # durable settings, as the bridge requires
+        settings = make_settings(tmp_path, database_url=url)
+        server = settings.server.model_copy(update={"in_flow_busy": 0.5, "in_flow_delay": 0.6})
+        assert server.in_flow_commit_wait is None
+        await _commits_wait_then_mail(
+            settings.model_copy(update={"server": server}), lambda: _table_locked(url, "mail")
+        )
+
+
+async def _commits_wait_then_mail(
+    settings: Settings, held: Callable[[], AbstractContextManager[None]]
+) -> None:
+    """Eight mails committed at once while the database keeps up, then the next MAIL is not
+    paced; eight more while `held()` makes their commit wait ~1 s, then it is."""
+
+    async def send_all(first: int) -> None:  # one commit each, in one group commit
+        # new recipients each time: a repeated mail is a duplicate, which writes nothing
         await asyncio.gather(
             *(
                 aiosmtplib.send(
                     make_mail(),
                     sender="demo@example.com",
-                    recipients=to,
+                    recipients=[f"+49170123{n:04d}@eu.rsms.net"],
                     hostname=ep.smtp[0],
                     port=ep.smtp[1],
                 )
-                for to in rcpts
+                for n in range(first, first + MIN_COMMITS)
             )
         )
 
@@ -188,14 +216,14 @@ async def test_commits_that_wait_make_new_mail_wait_though_the_cpu_idles(tmp_pat
         async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
             await smtp.mail("demo@example.com")  # the first reading
             await smtp.rset()
-            await send_all()  # commits that do not wait
+            await send_all(0)  # commits that do not wait
             await asyncio.sleep(SAMPLE_EVERY)
             await smtp.mail("demo@example.com")
             await smtp.rset()
             assert _count(m, Door.SMTP) == 0
 
-            with _write_lock_held(tmp_path / "bridge.db"):
-                sending = asyncio.create_task(send_all())
+            with held():
+                sending = asyncio.create_task(send_all(MIN_COMMITS))
                 await asyncio.sleep(1.0)  # the mails wait for their commit
             await sending
             started = time.monotonic()
@@ -203,6 +231,18 @@ async def test_commits_that_wait_make_new_mail_wait_though_the_cpu_idles(tmp_pat
             assert time.monotonic() - started >= 0.009  # at least the first pause (10 ms)
             assert _count(m, Door.SMTP) == 1
             await smtp.rset()
+
+
+@contextmanager
+def _table_locked(url: str, table: str) -> Iterator[None]:
+    """Another connection holds a lock on PostgreSQL's `table` that makes writes to it wait."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text(f'LOCK TABLE "{table}" IN EXCLUSIVE MODE'))
+            yield
+    finally:
+        engine.dispose()
 
 
 async def test_the_first_of_several_processes_publishes_its_load_and_the_others_pace_by_it(

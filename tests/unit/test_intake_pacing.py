@@ -15,6 +15,7 @@ from bridge.intake.pacing import (
     FLOOR,
     MIN_COMMITS,
     SAMPLE_EVERY,
+    CommitMark,
     CpuLoad,
     Door,
     OwnerLoad,
@@ -209,10 +210,43 @@ def test_the_database_share_is_the_commits_mean_wait_over_the_slow_mark() -> Non
     assert load.update(few) == pytest.approx(0.05)
 
 
-def test_the_database_share_is_off_without_a_slow_mark() -> None:
-    load = CpuLoad(cpus=1, half_life=1e-9)  # slow_commit 0: PostgreSQL's default
+def test_the_database_share_is_off_with_a_mark_of_zero() -> None:
+    load = CpuLoad(cpus=1, half_life=1e-9)  # slow_commit 0: in_flow_commit_wait = 0
     load.update(Reading(0.0, 0.0, 0.0, 0.0, 0))
     assert load.update(Reading(1.0, 0.05, 0.05, 50.0, 100)) == pytest.approx(0.05)
+
+
+def test_a_fixed_commit_mark_is_what_was_set() -> None:
+    mark = CommitMark(0.025)
+    assert not mark.off and mark.mark(0.5, 1.0) == mark.mark(0.001, 1.0) == 0.025
+    assert CommitMark(0.0).off and not CommitMark(None).off
+
+
+def test_a_relative_commit_mark_follows_the_usual_wait() -> None:
+    """The usual wait: the lowest mean wait seen, at once; it rises at most x2 per doubling."""
+    mark = CommitMark(None, ratio=8.0, least=0.010, doubling=100.0)
+    assert mark.mark(0.004, 1.0) == pytest.approx(0.032)  # first reading: 4 ms is usual
+    assert mark.mark(0.002, 1.0) == pytest.approx(0.016)  # lower: the new usual, at once
+    assert mark.mark(0.200, 1.0) == pytest.approx(8 * 0.002 * 2 ** (1 / 100))  # slow: barely
+    assert mark.usual == pytest.approx(0.002 * 2 ** (1 / 100))
+    assert mark.mark(0.200, 99.0) == pytest.approx(8 * 0.004)  # a doubling's time: x2
+    assert mark.mark(0.0001, 1.0) == 0.010  # never below the least
+
+
+def test_commits_far_slower_than_usual_are_a_full_load_on_a_relative_mark() -> None:
+    """PostgreSQL's default: 3 ms is usual here, so 40 ms is a full load and 6 ms is not;
+    a process that starts while the commits are slow learns that as usual (its CPU share
+    still counts)."""
+    load = CpuLoad(cpus=1, half_life=1e-9, slow_commit=CommitMark(None))
+    load.update(Reading(0.0, 0.0, 0.0, 0.0, 0))
+    assert load.update(Reading(1.0, 0.05, 0.05, 0.3, 100)) == pytest.approx(3 / 24)
+    assert load.update(Reading(2.0, 0.1, 0.1, 0.9, 200)) == pytest.approx(
+        6 / 24, rel=1e-3
+    )  # usual risen a little
+    assert load.update(Reading(3.0, 0.15, 0.15, 4.9, 300)) == pytest.approx(1.0)
+    started_slow = CpuLoad(cpus=1, half_life=1e-9, slow_commit=CommitMark(None))
+    started_slow.update(Reading(0.0, 0.0, 0.0, 0.0, 0))
+    assert started_slow.update(Reading(1.0, 0.05, 0.05, 4.0, 100)) == pytest.approx(1 / 8)
 
 
 async def test_the_warning_says_which_door_waits_and_why(caplog: pytest.LogCaptureFixture) -> None:
