@@ -18,7 +18,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -130,10 +130,16 @@ class _Receipts:
         self.full = False  # the last round hit a limit: more may be waiting
 
     async def step(self) -> int:
-        hold = self.dispatcher.receipt_hold()
         now = asyncio.get_running_loop().time()
         sweep = now >= self.sweep_at
-        result = await self.store.call(_receipts_round, self.window, hold, sweep, self.steps)
+        # In the next group commit, after what the others write in it (the receipts just
+        # received among them: one transaction, not one more); the hold as of its start.
+        result = await self.store.grouped(
+            _receipts_rounds,
+            _Round(self.window, sweep, self.steps),
+            after_others=True,
+            taken=self._held,
+        )
         more_to_sweep = bool(result.unconfirmed) or result.orphaned >= RECEIPTS_BATCH
         if sweep and not more_to_sweep:
             self.sweep_at = now + 1.0  # else more are waiting: sweep again next step
@@ -146,6 +152,23 @@ class _Receipts:
         """Step again at once only after a full round; else the next receipt wakes it
         (a receipt held for a submit being recorded: the record's wake-up)."""
         return self.full
+
+    def _held(self, rounds: list[_Round]) -> list[_Round]:
+        """The rounds with the dispatcher's hold as the transaction starts: a submit whose
+        outcome is in that transaction, or not yet recorded, still holds its receipts."""
+        hold = self.dispatcher.receipt_hold()
+        return [dataclasses.replace(r, hold=hold) for r in rounds]
+
+
+@dataclass(frozen=True, slots=True)
+class _Round:
+    """One receipts step's work: the receipt window, whether to sweep (orphans, receipt
+    deadlines), the final steps; `hold` set as its transaction starts (`_Receipts._held`)."""
+
+    window: float
+    sweep: bool
+    steps: Steps
+    hold: Mapping[str, datetime] = dataclasses.field(default_factory=dict)
 
 
 class _ListExports:
@@ -738,8 +761,13 @@ def run_forever(settings: Settings, share: Share | None = None) -> None:
         runner.run(run(settings, share))
 
 
+def _receipts_rounds(conn: Connection, rounds: list[_Round]) -> list[Applied]:
+    """The receipts steps queued for one group commit (one: there is one receipts worker)."""
+    return [_receipts_round(conn, r.window, r.hold, r.sweep, r.steps) for r in rounds]
+
+
 def _receipts_round(
-    conn: Connection, window: float, hold: dict[str, datetime], sweep: bool, steps: Steps
+    conn: Connection, window: float, hold: Mapping[str, datetime], sweep: bool, steps: Steps
 ) -> Applied:
     """One receipts step: apply receipts, then (`sweep`, once a second) orphan receipts past
     the window and end orders past their deadline."""

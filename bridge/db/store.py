@@ -19,9 +19,11 @@ function, and then item by item, so one bad item still fails only its own caller
 function queued `after_others` runs after the others in such a joint transaction, so
 that what it reads includes what they wrote: the dispatcher's claim joins the commit of
 the mail whose orders it claims (the intake wakes it as it queues the mail,
-`joins_commits`), one transaction where there were two. The commit loop lets one turn of
-the event loop pass before it takes a batch after a wake-up, so that work woken by the
-same event is queued by then. With several threads (PostgreSQL) each function keeps a
+`joins_commits`), one transaction where there were two; the receipts step's round shares
+the next commit too (with the receipts received meanwhile), its `taken` giving it the
+dispatcher's hold as that transaction starts. The commit loop lets one turn of the event
+loop pass before it takes a batch after a wake-up, so that work woken by the same event
+is queued by then. With several threads (PostgreSQL) each function keeps a
 commit loop of its own, and their transactions run side by side.
 """
 
@@ -51,13 +53,19 @@ R = TypeVar("R")
 
 
 class _Group(Generic[Item, R]):
-    """Items queued for one batch function `fn(conn, items) -> one result per item`."""
+    """Items queued for one batch function `fn(conn, items) -> one result per item`;
+    `taken(items)`, if given, runs on the event loop as a batch is taken and returns the
+    items `fn` gets (what only the loop knows, as of the transaction's start)."""
 
     def __init__(
-        self, fn: Callable[[Connection, list[Item]], Sequence[R]], after_others: bool
+        self,
+        fn: Callable[[Connection, list[Item]], Sequence[R]],
+        after_others: bool,
+        taken: Callable[[list[Item]], list[Item]] | None = None,
     ) -> None:
         self.fn = fn
         self.after_others = after_others
+        self.taken = taken
         self.pending: list[tuple[Item, asyncio.Future[R]]] = []
 
 
@@ -187,17 +195,20 @@ class Store:
         item: Item,
         *,
         after_others: bool = False,
+        taken: Callable[[list[Item]], list[Item]] | None = None,
     ) -> R:
         """Group commit: run `fn(conn, items)` for `item` together with whatever else is
         queued for `fn` (and, with one database thread, for the other batch functions) when
         the previous commit ended; returns `item`'s result once that transaction has
         committed. A failed batch is retried item by item, so one bad item fails only its
-        own caller. `after_others` (fixed by a function's first call): in a transaction
-        shared with other functions, `fn` runs after them."""
+        own caller. Fixed by a function's first call: `after_others`, in a transaction
+        shared with other functions `fn` runs after them; `taken(items)`, run on the event
+        loop as the batch is taken, gives the items `fn` gets instead (e.g. loop state
+        as of the transaction's start rather than of the call)."""
         found = self._groups.get(fn)
         if found is None:
             lane = self._shared_lane if self._shared_lane is not None else _Lane()
-            group: _Group[Item, R] = _Group(fn, after_others)
+            group: _Group[Item, R] = _Group(fn, after_others, taken)
             # the functions that read what the others write come last, in order of arrival
             at = len(lane.groups) if after_others else _first_after(lane.groups)
             lane.groups.insert(at, group)
@@ -232,9 +243,11 @@ class Store:
             await asyncio.sleep(0)
             lane.wakeup.clear()
             while True:
-                batches = [(g, self._take(g)) for g in lane.groups if g.pending]
-                if not batches:
+                batches = [(g, b) for g in lane.groups if g.pending and (b := self._take(g))]
+                if not batches and not any(g.pending for g in lane.groups):
                     break
+                if not batches:
+                    continue
                 if len(batches) == 1:
                     await self._commit_batch(batches[0][0].fn, batches[0][1])
                 else:
@@ -243,7 +256,15 @@ class Store:
     def _take(self, group: _Group[Item, R]) -> list[tuple[Item, asyncio.Future[R]]]:
         batch = group.pending[: self._max_batch]
         del group.pending[: self._max_batch]
-        return batch
+        if group.taken is None:
+            return batch
+        try:
+            items = group.taken([item for item, _ in batch])
+            return [(new, future) for new, (_, future) in zip(items, batch, strict=True)]
+        except Exception as exc:  # a bug: its callers learn it, the commit loop goes on
+            for _, future in batch:
+                _settle(future, exc)
+            return []
 
     async def _commit_together(
         self, batches: list[tuple[_Group[Any, Any], list[tuple[Any, asyncio.Future[Any]]]]]

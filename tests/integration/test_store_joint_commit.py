@@ -167,3 +167,46 @@ async def test_work_woken_in_the_same_turn_joins_the_commit(
         await store.close()
     assert (row, seen) == (30, 2)
     assert len(commits) == 1
+
+
+async def test_taken_gives_the_items_as_of_the_transactions_start(
+    tables: Engine, database_url: str
+) -> None:
+    """`taken` runs on the loop as the batch is taken: state changed between the call and
+    the commit's start reaches the function (the receipts round's hold); one that raises
+    fails only its own callers, and the commit loop goes on."""
+    store = Store(open_engine(database_url), threads=1)
+    state = {"now": "at the call"}
+    seen: list[str] = []
+
+    def batch(conn: Connection, items: list[str]) -> list[str]:
+        seen.extend(items)
+        return [item.upper() for item in items]
+
+    def taken(items: list[str]) -> list[str]:
+        if state["now"] == "broken":
+            raise RuntimeError("taken failed")
+        return [state["now"] for _ in items]
+
+    def slow(conn: Connection, items: list[int]) -> list[int]:
+        import time
+
+        time.sleep(0.1)  # the lane busy: the next batch is taken after this commit
+        return items
+
+    try:
+        busy = asyncio.create_task(store.grouped(slow, 1))
+        await asyncio.sleep(0.02)  # its commit is running
+        queued = asyncio.create_task(store.grouped(batch, "x", taken=taken))
+        await asyncio.sleep(0)
+        state["now"] = "as the commit starts"
+        assert await asyncio.wait_for(queued, timeout=10) == "AS THE COMMIT STARTS"
+        await busy
+        state["now"] = "broken"
+        with pytest.raises(RuntimeError, match="taken failed"):
+            await asyncio.wait_for(store.grouped(batch, "y"), timeout=10)
+        state["now"] = "fixed"
+        assert await asyncio.wait_for(store.grouped(batch, "z"), timeout=10) == "FIXED"
+    finally:
+        await store.close()
+    assert seen == ["as the commit starts", "fixed"]
