@@ -215,6 +215,7 @@ class BridgeSMTP(SMTP):
         self._refused = False
         self._idle_commands = 0  # commands since the last accepted mail (or the start)
         self._close_after_reply = False
+        self._continued: list[str] = []  # a multi-line reply's lines before its last
         # aiosmtpd calls `_smtp_methods`: each command's guard, which then calls the command
         self._commands: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
         self._smtp_methods = {
@@ -371,10 +372,18 @@ class BridgeSMTP(SMTP):
 
     # -- replies ---------------------------------------------------------------
     async def push(self, status: AnyStr) -> None:
+        """One reply line; the lines of a multi-line reply (EHLO's) wait for its last one
+        and go out with it in one write (one send, not one per line)."""
         if isinstance(status, str):
             status = _rewrite(status, self.shared.data_size_limit)
-            if status[3:4] != "-" and not status.startswith("334"):  # one count per reply
+            if status.rpartition("\n")[2][3:4] == "-":  # its last line says more follow
+                self._continued.append(status)
+                return
+            if not status.startswith("334"):  # one count per reply
                 self.shared.count_reply(status)
+            if self._continued:
+                status = "\r\n".join((*self._continued, status))
+                self._continued.clear()
             await super().push(status)
         else:
             await super().push(status)
