@@ -56,6 +56,7 @@ from bridge.intake.pacing import (
     OwnerLoad,
     Pacer,
     SharedLoad,
+    UsualWaits,
     read_clocks,
     usable_cpus,
 )
@@ -539,11 +540,15 @@ class Bridge:
         """This process's one pacer, for every door that takes new messages (SMTP, the
         SMPP server, the API)."""
         s = self.settings.server
+        load = self._load(store)
+        if s.in_flow_delay > 0 and load.commit_mark.relative:  # learn between messages too
+            usual = UsualWaits(load.commit_mark, store.waits)
+            self._worker("commit-waits", usual.step, 1.0)
         return Pacer(
             s.in_flow_busy,
             s.in_flow_delay,
             self.metrics,
-            load=self._load(store),
+            load=load,
             clocks=partial(read_clocks, store.waits),
             owner=self._owner_load(),
         )

@@ -78,8 +78,8 @@ SQLITE_COMMIT_WAIT = 0.025
 # mean wait of a reading seen; it may rise by a factor of two per USUAL_DOUBLING seconds
 # (a lasting change, such as a server moved further away, becomes the new usual one
 # within hours; an overload of minutes does not). Measured on one host (bench/README.md):
-# 2-5 ms while the bridge keeps up, 20-50 ms (the dispatching process) and 150-280 ms
-# (the SMTP process) while the queue grows.
+# one process 3-5 ms at 50/s, 8-38 ms near its capacity, 30-113 ms over it; of two, the
+# dispatching process 20-50 ms and the SMTP process 150-280 ms while the queue grew.
 USUAL_RATIO = 8.0
 USUAL_LEAST = 0.010
 USUAL_DOUBLING = 3600.0
@@ -158,7 +158,8 @@ class CommitMark:
 
     The first reading only sets the usual wait (its share is 1 / `ratio` at most): a
     process that starts while the database is already behind learns that as usual, and
-    its CPU share paces it until the database has caught up once."""
+    its CPU share paces it until the database has caught up once (`UsualWaits` also
+    learns between the doors' readings, e.g. while a burst drains)."""
 
     def __init__(
         self,
@@ -170,22 +171,60 @@ class CommitMark:
         self.fixed = fixed
         self.ratio, self.least, self.doubling = ratio, least, doubling
         self.usual: float | None = None  # the usual mean wait, once a reading has shown one
+        self.learned_at = 0.0  # when it last learned (monotonic seconds)
 
     @property
     def off(self) -> bool:
         return self.fixed is not None and self.fixed <= 0
 
-    def mark(self, mean: float, seconds: float) -> float:
-        """The mark for a reading whose commits waited `mean` on average, `seconds` after
-        the previous reading; learns the usual wait from it."""
+    @property
+    def relative(self) -> bool:
+        return self.fixed is None
+
+    def learn(self, mean: float, now: float) -> None:
+        """Fold in a mean wait seen at `now` (monotonic seconds): the usual wait follows a
+        lower one at once, a higher one by at most a factor of two per `doubling` seconds
+        since it last learned (whoever taught it: the readings, `UsualWaits`)."""
         if self.fixed is not None:
-            return self.fixed
+            return
         if self.usual is None:
             self.usual = mean
         else:
-            risen = self.usual * 2.0 ** (max(0.0, seconds) / self.doubling)
+            risen = self.usual * 2.0 ** (max(0.0, now - self.learned_at) / self.doubling)
             self.usual = min(mean, risen)
-        return max(self.least, self.ratio * self.usual)
+        self.learned_at = now
+
+    def mark(self, mean: float, now: float) -> float:
+        """The mark for a reading at `now` whose commits waited `mean` on average; learns
+        the usual wait from it first."""
+        if self.fixed is not None:
+            return self.fixed
+        self.learn(mean, now)
+        return max(self.least, self.ratio * (self.usual or 0.0))
+
+
+class UsualWaits:
+    """A worker's step (every second) for a relative `CommitMark`: the group commits' mean
+    wait since its last look, once at least `MIN_COMMITS` committed, taught to the mark.
+    The doors read the clocks only as messages come; a spell without new messages (a
+    burst's drain, a night of receipts) teaches the usual wait too."""
+
+    def __init__(
+        self,
+        mark: CommitMark,
+        waits: Callable[[], tuple[float, int]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.mark, self.waits, self.clock = mark, waits, clock
+        self.seen = waits()
+
+    async def step(self) -> int:
+        """0: nothing done that asks for another step at once."""
+        wait, commits = self.waits()
+        if commits - self.seen[1] >= MIN_COMMITS:
+            self.mark.learn((wait - self.seen[0]) / (commits - self.seen[1]), self.clock())
+            self.seen = (wait, commits)
+        return 0
 
 
 class CpuLoad:
@@ -231,7 +270,7 @@ class CpuLoad:
         if self.commit_mark.off or commits < MIN_COMMITS:
             return 0.0
         mean = max(0.0, (now.commit_wait - last.commit_wait) / commits)
-        mark = self.commit_mark.mark(mean, now.wall - last.wall)
+        mark = self.commit_mark.mark(mean, now.wall)
         return min(1.0, mean / mark) if mark > 0 else 0.0
 
 

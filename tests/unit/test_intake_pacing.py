@@ -22,6 +22,7 @@ from bridge.intake.pacing import (
     Pacer,
     Reading,
     SharedLoad,
+    UsualWaits,
     next_pause,
     read_clocks,
 )
@@ -223,14 +224,16 @@ def test_a_fixed_commit_mark_is_what_was_set() -> None:
 
 
 def test_a_relative_commit_mark_follows_the_usual_wait() -> None:
-    """The usual wait: the lowest mean wait seen, at once; it rises at most x2 per doubling."""
+    """The usual wait: the lowest mean wait seen, at once; it rises at most x2 per doubling
+    (of time since it last learned, whoever taught it)."""
     mark = CommitMark(None, ratio=8.0, least=0.010, doubling=100.0)
     assert mark.mark(0.004, 1.0) == pytest.approx(0.032)  # first reading: 4 ms is usual
-    assert mark.mark(0.002, 1.0) == pytest.approx(0.016)  # lower: the new usual, at once
-    assert mark.mark(0.200, 1.0) == pytest.approx(8 * 0.002 * 2 ** (1 / 100))  # slow: barely
+    assert mark.mark(0.002, 2.0) == pytest.approx(0.016)  # lower: the new usual, at once
+    assert mark.mark(0.200, 3.0) == pytest.approx(8 * 0.002 * 2 ** (1 / 100))  # slow: barely
     assert mark.usual == pytest.approx(0.002 * 2 ** (1 / 100))
-    assert mark.mark(0.200, 99.0) == pytest.approx(8 * 0.004)  # a doubling's time: x2
-    assert mark.mark(0.0001, 1.0) == 0.010  # never below the least
+    mark.learn(0.300, 52.0)  # taught between readings: half a doubling's time
+    assert mark.mark(0.200, 102.0) == pytest.approx(8 * 0.004)  # a doubling's time: x2
+    assert mark.mark(0.0001, 103.0) == 0.010  # never below the least
 
 
 def test_commits_far_slower_than_usual_are_a_full_load_on_a_relative_mark() -> None:
@@ -260,3 +263,23 @@ async def test_the_warning_says_which_door_waits_and_why(caplog: pytest.LogCaptu
     line = record.getMessage()
     assert line.startswith("SMPP paced: the bridge is busy (load 1.00, above in_flow_busy 0.50")
     assert "new submit_sm wait 0.0" in line and "in_flow_commit_wait" in line
+
+
+async def test_usual_waits_teaches_the_mark_between_the_doors_readings() -> None:
+    """No message comes (a burst drains): the commits since the last look teach the usual
+    wait once there are enough of them; a fixed mark learns nothing."""
+    waits = [(10.0, 100)]  # the store's running sums: seconds waited, commits
+    now = [0.0]
+    mark = CommitMark(None, doubling=3600.0)
+    usual = UsualWaits(mark, lambda: waits[0], lambda: now[0])
+    waits[0], now[0] = (10.0 + 0.07 * 20, 120), 1.0  # the burst: 70 ms
+    assert await usual.step() == 0 and mark.usual == pytest.approx(0.07)
+    waits[0], now[0] = (11.4 + 0.003 * (MIN_COMMITS - 1), 120 + MIN_COMMITS - 1), 2.0
+    await usual.step()  # too few to say: kept for the next look
+    assert mark.usual == pytest.approx(0.07)
+    waits[0], now[0] = (11.4 + 0.003 * (MIN_COMMITS + 2), 120 + MIN_COMMITS + 2), 3.0
+    await usual.step()  # its drain: 3 ms over the commits since the burst
+    assert mark.usual == pytest.approx(0.003)
+    fixed = CommitMark(0.025)
+    await UsualWaits(fixed, lambda: waits[0]).step()
+    assert fixed.usual is None
