@@ -75,7 +75,7 @@ class ServerSettings(Section):
     # room (several processes on one SQLite file share its one write lock and disk).
     # Unset: 0.025 s with SQLite; with PostgreSQL, whose commit time depends on the
     # network and on synchronous replicas, 8 times the usual wait this process has seen
-    # (its lowest, at least 10 ms). 0 turns this part off.
+    # (its lowest, at least 0.025 s). 0 turns this part off.
     in_flow_commit_wait: float | None = Field(default=None, ge=0, le=60)
 
     @model_validator(mode="after")
