@@ -768,17 +768,18 @@ def run_forever(settings: Settings, share: Share | None = None) -> None:
 
 def _receipts_rounds(conn: Connection, rounds: list[_Round]) -> list[Applied]:
     """The receipts steps queued for one group commit (one: there is one receipts worker)."""
-    return [_receipts_round(conn, r.window, r.hold, r.sweep, r.steps) for r in rounds]
+    return [_receipts_round(conn, r) for r in rounds]
 
 
-def _receipts_round(
-    conn: Connection, window: float, hold: Mapping[str, datetime], sweep: bool, steps: Steps
-) -> Applied:
+def _receipts_round(conn: Connection, r: _Round) -> Applied:
     """One receipts step: apply receipts, then (`sweep`, once a second) orphan receipts past
     the window and end orders past their deadline."""
     now = utcnow()
-    result = apply_receipts(conn, now, RECEIPTS_BATCH, window, hold, steps=steps, orphan=sweep)
-    if not sweep or not (unconfirmed := finish_unconfirmed(conn, now, 200, steps=steps)).ids:
+    steps = r.steps
+    result = apply_receipts(
+        conn, now, RECEIPTS_BATCH, r.window, r.hold, steps=steps, orphan=r.sweep
+    )
+    if not r.sweep or not (unconfirmed := finish_unconfirmed(conn, now, 200, steps=steps)).ids:
         return result
     return dataclasses.replace(
         result,

@@ -243,11 +243,12 @@ class Store:
             await asyncio.sleep(0)
             lane.wakeup.clear()
             while True:
-                batches = [(g, b) for g in lane.groups if g.pending and (b := self._take(g))]
-                if not batches and not any(g.pending for g in lane.groups):
-                    break
+                taken = [(g, self._take(g)) for g in lane.groups if g.pending]
+                batches = [(g, b) for g, b in taken if b]  # a failed `taken` leaves none
                 if not batches:
-                    continue
+                    if taken:
+                        continue  # what is still pending (beyond a batch) goes next
+                    break
                 if len(batches) == 1:
                     await self._commit_batch(batches[0][0].fn, batches[0][1])
                 else:

@@ -76,10 +76,10 @@ SQLITE_COMMIT_WAIT = 0.025
 # PostgreSQL, in_flow_commit_wait unset: a mean wait of USUAL_RATIO times the usual one
 # counts as a full load, but never less than USUAL_LEAST (SQLite's mark: with 10 ms, one
 # process on one host was paced at 50/s, a quarter of its capacity, by the mean waits of
-# single readings after idle spells). The usual wait is the lowest
-# mean wait of a reading seen; it may rise by a factor of two per USUAL_DOUBLING seconds
-# (a lasting change, such as a server moved further away, becomes the new usual one
-# within hours; an overload of minutes does not). Measured on one host (bench/README.md):
+# single readings after idle spells). The usual wait is the lowest mean wait of a reading
+# seen; it may rise by a factor of two per USUAL_DOUBLING seconds (a lasting change, such
+# as a server moved further away, becomes the new usual one within hours; an overload of
+# minutes does not). Measured on one host (bench/README.md):
 # one process 3-5 ms at 50/s, 8-38 ms near its capacity, 30-113 ms over it; of two, the
 # dispatching process 20-50 ms and the SMTP process 150-280 ms while the queue grew.
 USUAL_RATIO = 8.0
