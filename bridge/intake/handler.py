@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -37,7 +36,7 @@ from bridge.intake.entropy import random24
 from bridge.intake.hygiene import bare_line_ending, dedupe_key, loop_reason, normalise_line_endings
 from bridge.intake.listing import accept_list, fan_out_lists
 from bridge.intake.lograte import LogLimiter
-from bridge.intake.overrides import apply_overrides
+from bridge.intake.overrides import apply_overrides, may_override
 from bridge.intake.pacing import Door, Pacer
 from bridge.intake.ratelimit import pending
 from bridge.intake.rules import RCPT_RULES
@@ -60,10 +59,6 @@ log = logging.getLogger("bridge.intake")
 
 _ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 MAX_RESOLVED = 10_000  # senders whose policy and access are kept
-# Every override header is X-SMS-*: a mail without the word (most mails) and without a "["
-# in its subject asks for nothing, and its headers need not be parsed a second time.
-_OVERRIDE_HEADER = re.compile(rb"x-sms-", re.IGNORECASE)
-
 
 _Resolved = tuple[Sender, Policy, CustomerAccess, dict[str, Any], tuple[ComposeRules, SmsPolicy]]
 
@@ -405,7 +400,7 @@ class IntakeHandler:
             raise Reject(kind, detail=loop)
         now = utcnow()
         policy = transaction.policy
-        if "[" in text.subject or _OVERRIDE_HEADER.search(raw) is not None:
+        if may_override(raw, text.subject):
             text, policy = apply_overrides(raw, text, policy, now)  # per mail
         real = [r for r in transaction.recipients if not r.preview]
         orders: tuple[NewOrder, ...] = ()

@@ -74,6 +74,18 @@ def _tokens(subject: str, found: dict[str, tuple[Any, str]]) -> str:
     return " ".join(_TOKEN.sub(take, subject).split())
 
 
+def may_override(raw: bytes, subject: str) -> bool:
+    """Whether `read_overrides` can find anything: a `[` in the subject, or `x-sms-` (any
+    case) in the header section. A quick test for every mail: the header section is what
+    the parser reads as fields, and it ends at the first empty line, so the body (tens of
+    KB of HTML from some mail clients) is not searched."""
+    if "[" in subject:
+        return True
+    ends = [at for at in (raw.find(b"\n\r\n"), raw.find(b"\n\n")) if at >= 0]
+    head = raw[: min(ends)] if ends else raw
+    return b"x-sms-" in head.lower()
+
+
 def read_overrides(raw: bytes, subject: str) -> Overrides:
     """The overrides a mail asks for, from its headers and its subject tokens."""
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw)

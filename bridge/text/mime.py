@@ -211,6 +211,8 @@ def _prescan(raw: bytes, max_depth: int, max_parts: int) -> None:
     if b"multipart/" not in lowered and b"message/" not in lowered:
         return  # no container: nothing to count (most mails)
     limit = min(max_parts, max(max_depth, 1) * 50, 900)
+    if lowered.count(b"content-type:") <= limit:
+        return  # each container's line has one: no more than the limit (most multipart mail)
     for count, _ in enumerate(_CONTAINER.finditer(raw), start=1):
         if count > limit:
             raise MimeTooComplex(

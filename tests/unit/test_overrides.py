@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bridge.errors import Reject
-from bridge.intake.overrides import apply_overrides, check_overrides, read_overrides
+from bridge.intake.overrides import (
+    apply_overrides,
+    check_overrides,
+    may_override,
+    read_overrides,
+)
 from bridge.tenants.policy import resolve
 from bridge.text.mime import extract
 from tests.helpers import make_mail
@@ -75,3 +80,25 @@ def test_an_invalid_value_is_refused_with_how_to_fix_it(
         check_overrides(read_overrides(raw, subject), resolve({}))
     assert err.value.kind == "bad_override"
     assert err.value.reply.startswith("550 5.6.0") and detail in err.value.reply
+
+
+@pytest.mark.parametrize(
+    ("raw", "asks"),
+    [
+        (b"X-SMS-Priority: express\r\nSubject: a\r\n\r\nbody\r\n", True),
+        (b"Subject: a\r\nx-sms-sender:\r\n ACME\r\n\r\nbody\r\n", True),  # any case, folded
+        (b"Subject: a\r\nX-Sms-Flash: yes", True),  # no body: all of it is header section
+        (b"Subject: a\r\n\r\nX-SMS-Priority: express\r\n", False),  # in the body only
+        (b"Subject: a\r\n\r\n--b\r\nX-SMS-Flash: yes\r\n\r\nhi\r\n--b--\r\n", False),  # a part's
+        (b"Subject: a\n\nX-SMS-Priority: express\n", False),  # LF line ends
+        (b"X-Mailer: Outlook\r\nSubject: a\r\n\r\n" + b"<p>x-sms-</p>\r\n" * 500, False),
+    ],
+)
+def test_may_override_reads_only_the_header_section(raw: bytes, asks: bool) -> None:
+    assert may_override(raw, "a") is asks
+    # never false where the parser finds an override (what the quick test is for)
+    assert asks or not read_overrides(raw, "a").values
+
+
+def test_may_override_for_a_token_in_the_subject() -> None:
+    assert may_override(b"Subject: [express] a\r\n\r\n", "[express] a")
