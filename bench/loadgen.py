@@ -69,6 +69,42 @@ def message(i: int, sender: str, rcpt: str) -> bytes:
     return (headers + body + "\r\n").encode("ascii")
 
 
+def outlook_message(i: int, sender: str, rcpt: str) -> bytes:
+    """A ~50 KB mail as Outlook sends a short one: multipart/alternative, a five-line
+    text/plain part, and a quoted-printable text/html part that is mostly style sheet
+    and markup (~650 lines of ~75 characters), CRLF, dot-safe."""
+    head = (
+        f"From: Alice Example <{sender}>\r\nTo: <{rcpt}>\r\nSubject: Pump {i}\r\n"
+        "Date: Sat, 22 Nov 2025 15:00:00 +0000\r\n"
+        f"Message-ID: <{os.getpid()}.{i}@client.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/alternative; boundary="_000_"\r\n\r\n'
+    )
+    text = (
+        f"Pump P-{i % 1000} pressure high, please check.\r\n\r\nAlice Example\r\n"
+        "Operations, Example GmbH\r\n+49 30 1234567\r\n"
+    )
+    style = "".join(
+        f"p.MsoNormal{n}, li.MsoNormal{n}, div.MsoNormal{n} {{margin:0cm; font-size:11.0pt;=\r\n"
+        f' font-family:"Calibri",sans-serif; mso-fareast-language:EN-US;}}\r\n'
+        for n in range(320)
+    )
+    html = (
+        '<html xmlns:o=3D"urn:schemas-microsoft-com:office:office"><head>\r\n'
+        f'<style><!--\r\n{style}--></style></head><body lang=3D"DE">\r\n'
+        f'<div class=3D"WordSection1"><p class=3D"MsoNormal">{text.replace(chr(13) + chr(10), "<br>")}'
+        "</p></div></body></html>\r\n"
+    )
+    return (
+        head
+        + "--_000_\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        + text
+        + "\r\n--_000_\r\nContent-Type: text/html; charset=us-ascii\r\n"
+        + "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + html
+        + "\r\n--_000_--\r\n"
+    ).encode("ascii")
+
+
 async def expect(reader: asyncio.StreamReader, code: int) -> None:
     """Read one (possibly multi-line) reply; raise unless its code is `code`."""
     while True:

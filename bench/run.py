@@ -14,11 +14,11 @@ Then the end-to-end benchmark (bench/e2e.py: the SMSC as `mailsms sandbox serve`
 its own process, bridge CPU per mail until every order is final, a sustained offered
 load, processes = 1 vs 2; with --curve, the CPU per mail at each of several offered
 rates), then bench/text_bench.py, bench/smpp_bench.py,
-bench/smpp_server_bench.py, bench/dirsync_bench.py, bench/lists_bench.py and
-bench/notice_bench.py run, when present.
+bench/smpp_server_bench.py, bench/dirsync_bench.py, bench/lists_bench.py,
+bench/notice_bench.py and bench/data_bench.py run, when present.
 
   .venv/bin/python bench/run.py [--only smtp|profile|e2e|text|smpp|smpp_server|dirsync|
-                                 lists|notices]
+                                 lists|notices|data]
                                 [--reps 3] [--quick]
 """
 
@@ -63,6 +63,7 @@ HOOKS = {
     "dirsync": HERE / "dirsync_bench.py",
     "lists": HERE / "lists_bench.py",
     "notices": HERE / "notice_bench.py",
+    "data": HERE / "data_bench.py",
 }
 HOOK_TIMEOUT = 90.0
 TARGET = 0.25  # issue 2: bridge/bare with reused connections, C=64

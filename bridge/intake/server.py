@@ -34,7 +34,7 @@ from typing import Any, AnyStr
 
 import aiosmtpd
 from aiosmtpd import smtp as aiosmtpd_smtp
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from bridge import logcontext
 from bridge.errors import StorageUnavailable, reply
@@ -49,6 +49,7 @@ from bridge.intake.dsn_params import (
     split_params,
 )
 from bridge.intake.lograte import LogLimiter
+from bridge.intake.maildata import DataState, MailData, read_data
 from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.intake")
@@ -84,8 +85,8 @@ _ENHANCED = {
     "555": "5.5.4",
     "421": "4.4.2",
 }
-# The aiosmtpd release whose SMTP.__init__ `BridgeSMTP._init_known` repeats (any other
-# release runs its own __init__ for every session).
+# The aiosmtpd release whose SMTP.__init__ `BridgeSMTP._init_known` and whose DATA
+# command `DataInBlocks.smtp_DATA` repeat (any other release runs its own for every session).
 AIOSMTPD_KNOWN = "1.4.6"
 _SYNTAX_MARKS = ("__smtp_syntax__", "__smtp_syntax_when__", "__smtp_syntax_extended__")
 _KNOWN_OPTIONS = frozenset(
@@ -196,7 +197,58 @@ class Shared:
         return self.tls_on and self.require_tls and not is_tls and ip not in self.plaintext
 
 
-class BridgeSMTP(SMTP):
+class DataInBlocks(SMTP):
+    """aiosmtpd's SMTP with its DATA command reading the data in blocks of whole lines
+    (`MailData`), the same result as aiosmtpd's line-by-line loop in less CPU."""
+
+    @aiosmtpd_smtp.syntax("DATA")
+    async def smtp_DATA(self, arg: str | None) -> None:
+        """aiosmtpd's DATA (release `AIOSMTPD_KNOWN`, the bytes kept undecoded, a handler
+        with `handle_DATA`: the listener's settings), the data read by `_read_data`:
+        every whole line that has arrived at once instead of one line per await."""
+        if (
+            aiosmtpd.__version__ != AIOSMTPD_KNOWN
+            or self._decode_data
+            or "DATA" not in self._handle_hooks
+        ):
+            await super().smtp_DATA(arg)
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = await self._read_data()
+        if not data.ended:  # the connection went before the data's end: nothing to answer
+            return
+        # as aiosmtpd: a refusal only after the whole data is read (RFC 5321 4.2.5)
+        if data.state is DataState.TOO_LONG:
+            status: Any = "500 Line too long (see RFC5321 4.5.3.1.6)"
+        elif data.state is DataState.TOO_MUCH:
+            status = "552 Error: Too much mail data"
+        else:
+            self.envelope.content = self.envelope.original_content = data.content()
+            status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self) -> MailData:
+        data = MailData(self.line_length_limit, self.data_size_limit)
+        try:
+            await read_data(self._reader, data)
+        except asyncio.CancelledError:  # the connection went during the data
+            aiosmtpd_smtp.log.info("Connection lost during DATA")
+            self._writer.close()
+            raise
+        return data
+
+
+class BridgeSMTP(DataInBlocks):
     def __init__(self, handler: Any, *, shared: Shared, **kwargs: Any) -> None:
         lookups = shared.lookups
         if lookups is not None and lookups.handler is handler and _KNOWN_OPTIONS.issuperset(kwargs):
