@@ -88,10 +88,11 @@ def outlook_message(i: int, sender: str, rcpt: str) -> bytes:
         f' font-family:"Calibri",sans-serif; mso-fareast-language:EN-US;}}\r\n'
         for n in range(320)
     )
+    paragraph = text.replace("\r\n", "<br>")
     html = (
         '<html xmlns:o=3D"urn:schemas-microsoft-com:office:office"><head>\r\n'
         f'<style><!--\r\n{style}--></style></head><body lang=3D"DE">\r\n'
-        f'<div class=3D"WordSection1"><p class=3D"MsoNormal">{text.replace(chr(13) + chr(10), "<br>")}'
+        f'<div class=3D"WordSection1"><p class=3D"MsoNormal">{paragraph}'
         "</p></div></body></html>\r\n"
     )
     return (
