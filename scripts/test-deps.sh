@@ -2,7 +2,8 @@
 # Install the Debian packages the tests' real peers need, only when they are missing:
 # slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
 # PostgreSQL (store tests on PostgreSQL; pg_basebackup for the replicated pair), swaks
-# (the README's commands, run as written), nodejs + npm (the node-smpp SMSC peer and ESME
+# (the README's commands, run as written), msmtp (a mail client we did not write, sending
+# the text corpus to the listener), nodejs + npm (the node-smpp SMSC peer and ESME
 # client, whose npm packages go into the git-ignored tests/peers/node_smpp/node_modules,
 # pinned by package-lock.json), libnet-smpp-perl (the Net::SMPP SMSC peer) and systemd
 # (systemd-analyze checks the shipped unit files offline; systemd need not be running) and
@@ -29,6 +30,7 @@ command -v ldapwhoami >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+command -v msmtp >/dev/null 2>&1 || missing+=(msmtp)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 perl -MNet::SMPP -e1 >/dev/null 2>&1 || missing+=(libnet-smpp-perl)
