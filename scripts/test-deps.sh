@@ -3,7 +3,9 @@
 # slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
 # PostgreSQL (store tests on PostgreSQL; pg_basebackup for the replicated pair), swaks
 # (the README's commands, run as written), msmtp (a mail client we did not write, sending
-# the text corpus to the listener), nodejs + npm (the node-smpp SMSC peer and ESME
+# the text corpus to the listener), postfix (a throwaway instance relaying to the
+# listener; the package is told "No configuration" and its own daemon never starts),
+# nodejs + npm (the node-smpp SMSC peer and ESME
 # client, whose npm packages go into the git-ignored tests/peers/node_smpp/node_modules,
 # pinned by package-lock.json), libnet-smpp-perl (the Net::SMPP SMSC peer) and systemd
 # (systemd-analyze checks the shipped unit files offline; systemd need not be running) and
@@ -31,6 +33,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v msmtp >/dev/null 2>&1 || missing+=(msmtp)
+[ -x /usr/sbin/postfix ] || missing+=(postfix)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 perl -MNet::SMPP -e1 >/dev/null 2>&1 || missing+=(libnet-smpp-perl)
@@ -54,6 +57,9 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 export DEBIAN_FRONTEND=noninteractive
+if [[ " ${missing[*]} " == *" postfix "* ]] && command -v debconf-set-selections >/dev/null; then
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+fi
 $SUDO apt-get update -qq || true
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 node_peer

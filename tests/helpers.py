@@ -119,3 +119,26 @@ async def smtp_sink() -> AsyncIterator[tuple[SinkHandler, int]]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def outlook_mail() -> bytes:
+    """Short text (with a line that is a lone dot and one of two dots), then the HTML part
+    Outlook adds: a style sheet of ~1,400 lines, a quarter of them starting with a dot
+    (which the client must double and the server take off). LF line ends, as a file: the
+    clients that send it (msmtp, smtplib, aiosmtplib) write CRLF."""
+    rules = "".join(
+        f'.MsoRule{n}\n\t{{mso-style-priority:{n}; font-family:"Calibri",sans-serif;}}\n'
+        f"p.MsoNormal{n}, li.MsoNormal{n}\n\t{{margin:0cm; font-size:11.0pt;}}\n"
+        for n in range(350)
+    )
+    return (
+        "From: Alice Example <demo@example.com>\nSubject: Pumpe P-101\n"
+        "Message-ID: <outlook-1@client.example>\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/alternative; boundary="_000_"\n\n'
+        "--_000_\nContent-Type: text/plain; charset=us-ascii\n\n"
+        "Pump P-101 pressure high, please check.\n.\n..\n\n"
+        "--_000_\nContent-Type: text/html; charset=us-ascii\n\n"
+        f"<html><head><style><!--\n{rules}--></style></head><body>"
+        "<p>Pump P-101 pressure high, please check.</p></body></html>\n"
+        "--_000_--\n"
+    ).encode("ascii")

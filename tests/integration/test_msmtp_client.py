@@ -16,7 +16,7 @@ import aiosmtplib
 import pytest
 
 from tests.conftest import make_settings
-from tests.helpers import running_bridge
+from tests.helpers import outlook_mail, running_bridge
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 BY_LIBRARY = "+491701230001@eu.rsms.net"
@@ -24,31 +24,9 @@ BY_MSMTP = "+491701230002@eu.rsms.net"
 _REPLY = re.compile(r"server message: (\d{3})")
 
 
-def _outlook_mail() -> bytes:
-    """Short text (with a line that is a lone dot and one of two dots), then the HTML part
-    Outlook adds: a style sheet of ~1,400 lines, a quarter of them starting with a dot
-    (which the client must double and the server take off)."""
-    rules = "".join(
-        f'.MsoRule{n}\n\t{{mso-style-priority:{n}; font-family:"Calibri",sans-serif;}}\n'
-        f"p.MsoNormal{n}, li.MsoNormal{n}\n\t{{margin:0cm; font-size:11.0pt;}}\n"
-        for n in range(350)
-    )
-    return (
-        "From: Alice Example <demo@example.com>\nSubject: Pumpe P-101\n"
-        "Message-ID: <outlook-1@client.example>\nMIME-Version: 1.0\n"
-        'Content-Type: multipart/alternative; boundary="_000_"\n\n'
-        "--_000_\nContent-Type: text/plain; charset=us-ascii\n\n"
-        "Pump P-101 pressure high, please check.\n.\n..\n\n"
-        "--_000_\nContent-Type: text/html; charset=us-ascii\n\n"
-        f"<html><head><style><!--\n{rules}--></style></head><body>"
-        "<p>Pump P-101 pressure high, please check.</p></body></html>\n"
-        "--_000_--\n"
-    ).encode("ascii")
-
-
 def _mails() -> list[tuple[str, bytes]]:
     corpus = [(p.stem, p.read_bytes()) for p in sorted(CORPUS.glob("*.eml"))]
-    return [*corpus, ("outlook_50kb_style_sheet", _outlook_mail())]
+    return [*corpus, ("outlook_50kb_style_sheet", outlook_mail())]
 
 
 def _texts(db: Path) -> dict[str, str]:

@@ -1,0 +1,51 @@
+"""A real MTA in front of the bridge, as a company's is: a throwaway Postfix relays the
+bridge's domain to our listener. A 48 KB mail as Outlook sends it (a style sheet of
+dot-led lines) becomes the SMS it says; a recipient the bridge refuses with 550 is
+bounced by Postfix at once with our reply, not deferred and retried."""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_settings
+from tests.helpers import outlook_mail, running_bridge, wait_for
+from tests.peers.postfix import NOT_ROOT, throwaway_postfix
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason=NOT_ROOT)
+DOMAIN = "eu.rsms.net"
+
+
+def _texts(db: Path) -> dict[str, str]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute('SELECT recipient, text FROM "order"').fetchall())
+
+
+def _send(port: int, rcpt: str, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.sendmail("demo@example.com", [rcpt], raw)  # Postfix takes it for relaying
+
+
+async def test_postfix_relays_an_outlook_mail_and_bounces_our_550(tmp_path: Path) -> None:
+    async with running_bridge(make_settings(tmp_path)) as (_, ep):
+        with throwaway_postfix(ep.smtp[1], DOMAIN) as postfix:
+            _send(postfix.port, f"+491701230003@{DOMAIN}", outlook_mail())
+            texts = await wait_for(lambda: _texts(tmp_path / "bridge.db"), 30)
+            assert texts == {"+491701230003": "Pump P-101 pressure high, please check.\n.\n.."}
+            assert re.search(r"status=sent \(250 2\.0\.0 Ok: queued as \w+", postfix.log())
+
+            _send(postfix.port, f"+4930123456@{DOMAIN}", b"Subject: landline\r\n\r\nhello\r\n")
+            bounced = await wait_for(
+                lambda: re.search(
+                    r"to=<\+4930123456@eu\.rsms\.net>.*status=(\w+) (.*)", postfix.log()
+                ),
+                30,
+            )
+            assert bounced[1] == "bounced", postfix.log()[-2000:]
+            assert "550 5.1.3" in bounced[2] and "landline number" in bounced[2]
+    assert set(_texts(tmp_path / "bridge.db")) == {"+491701230003"}
