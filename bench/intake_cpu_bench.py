@@ -58,14 +58,14 @@ async def main(root: str, mails: int, clients: int, kind: str = "text") -> None:
     sys.path.insert(0, root)
     sys.path.insert(1, str(HERE))
     from loadgen import message, outlook_message
-
-    if kind == "outlook":
-        message = outlook_message
     from servers import e2e_config
 
     from bridge.app import Bridge
     from bridge.intake.access_store import set_access
     from bridge.settings import load_settings
+
+    if kind == "outlook":
+        message = outlook_message
 
     tmp = Path(tempfile.mkdtemp())
     # the end-to-end benchmark's bridge, its SMSC a closed port: the orders stay queued, so
