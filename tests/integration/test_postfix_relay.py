@@ -1,7 +1,8 @@
 """A real MTA in front of the bridge, as a company's is: a throwaway Postfix relays the
 bridge's domain to our listener. A 48 KB mail as Outlook sends it (a style sheet of
 dot-led lines) becomes the SMS it says; a recipient the bridge refuses with 550 is
-bounced by Postfix at once with our reply, not deferred and retried."""
+bounced by Postfix at once with our reply, not deferred and retried; and the status mail
+goes back through the same Postfix (the mailer's relay) to the sender's domain."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_settings
-from tests.helpers import outlook_mail, running_bridge, wait_for
-from tests.peers.postfix import NOT_ROOT, throwaway_postfix
+from tests.helpers import make_mail, outlook_mail, running_bridge, smtp_sink, wait_for
+from tests.peers.postfix import NOT_ROOT, free_port, throwaway_postfix
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason=NOT_ROOT)
 DOMAIN = "eu.rsms.net"
@@ -33,7 +34,7 @@ def _send(port: int, rcpt: str, raw: bytes) -> None:
 
 async def test_postfix_relays_an_outlook_mail_and_bounces_our_550(tmp_path: Path) -> None:
     async with running_bridge(make_settings(tmp_path)) as (_, ep):
-        with throwaway_postfix(ep.smtp[1], DOMAIN) as postfix:
+        with throwaway_postfix({DOMAIN: ep.smtp[1]}) as postfix:
             _send(postfix.port, f"+491701230003@{DOMAIN}", outlook_mail())
             texts = await wait_for(lambda: _texts(tmp_path / "bridge.db"), 30)
             assert texts == {"+491701230003": "Pump P-101 pressure high, please check.\n.\n.."}
@@ -49,3 +50,25 @@ async def test_postfix_relays_an_outlook_mail_and_bounces_our_550(tmp_path: Path
             assert bounced[1] == "bounced", postfix.log()[-2000:]
             assert "550 5.1.3" in bounced[2] and "landline number" in bounced[2]
     assert set(_texts(tmp_path / "bridge.db")) == {"+491701230003"}
+
+
+async def test_the_status_mail_goes_back_through_postfix(tmp_path: Path) -> None:
+    postfix_port = free_port()  # the mailer's relay, known before the bridge starts
+    async with smtp_sink() as (sink, sink_port):
+        settings = make_settings(tmp_path)
+        mailer = settings.mailer.model_copy(update={"mode": "smtp", "relay_port": postfix_port})
+        async with running_bridge(settings.model_copy(update={"mailer": mailer})) as (_, ep):
+            routes = {DOMAIN: ep.smtp[1], "example.com": sink_port}
+            with throwaway_postfix(routes, port=postfix_port) as postfix:
+                rcpt = f"+491701230004@{DOMAIN}"
+                _send(postfix.port, rcpt, make_mail(to=rcpt, message_id="<via-mta@client.example>"))
+                await wait_for(lambda: sink.envelopes, 30)
+                [envelope] = sink.envelopes
+                assert envelope.rcpt_tos == ["demo@example.com"]
+                [status] = sink.messages()
+                assert status["In-Reply-To"] == "<via-mta@client.example>"
+                assert "delivered" in status["Subject"], status["Subject"]
+                sent = re.findall(
+                    r"to=<([^>]+)>, relay=127\.0\.0\.1\S*, .*status=sent", postfix.log()
+                )
+                assert sorted(sent) == ["+491701230004@eu.rsms.net", "demo@example.com"]

@@ -1,13 +1,14 @@
-"""A throwaway Postfix (Debian's postfix package) on 127.0.0.1 that relays one domain to a
-given port: a company's MTA in front of the bridge, as Mail2SMS users have one.
+"""A throwaway Postfix (Debian's postfix package) on 127.0.0.1 that relays some domains,
+each to a port of its own: a company's MTA in front of the bridge (and behind its status
+mails), as Mail2SMS users have one.
 
 Its own configuration, queue and log in a fresh directory (`postfix -c DIR`), no chroot,
-no local delivery, no TLS; `mynetworks` = 127.0.0.0/8 may relay to the domain, and mail
-for it goes to `relay_transport = smtp:[127.0.0.1]:PORT`. Postfix's master runs as root
-and its daemons as the `postfix` user, so the tests need root (as `make test` in CI and
-in the project's containers; as another user they are skipped, saying so); stopped with
-`postfix stop`, then `abort` if still up. If Postfix is missing the tests FAIL (`make
-test` installs Debian's postfix).
+no local delivery, no TLS; `mynetworks` = 127.0.0.0/8 may relay to the domains, and mail
+for each goes to `smtp:[127.0.0.1]:PORT` (a `texthash` transport table). Postfix's master
+runs as root and its daemons as the `postfix` user, so the tests need root (as `make test`
+in CI and in the project's containers; as another user they are skipped, saying so);
+stopped with `postfix stop`, then `abort` if still up. If Postfix is missing the tests
+FAIL (`make test` installs Debian's postfix).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,8 @@ local_transport = error:no local delivery here
 alias_maps =
 alias_database =
 local_recipient_maps =
-relay_domains = {domain}
-relay_transport = smtp:[127.0.0.1]:{relay_port}
+relay_domains = {domains}
+transport_maps = texthash:{root}/etc/transport
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtp_tls_security_level = none
@@ -98,7 +99,7 @@ class Postfix:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -112,19 +113,24 @@ def _postfix(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def throwaway_postfix(relay_port: int, domain: str) -> Iterator[Postfix]:
-    """Postfix listening on a free port of 127.0.0.1, relaying `domain` to `relay_port`."""
+def throwaway_postfix(routes: Mapping[str, int], port: int | None = None) -> Iterator[Postfix]:
+    """Postfix listening on `port` of 127.0.0.1 (a free one by default), relaying each
+    domain of `routes` to its port there."""
     require_postfix()
     # the daemons run as `postfix`: the directory must be reachable by that user
     root = Path(tempfile.mkdtemp(prefix="mailsms-postfix-"))
     root.chmod(0o755)
-    port = _free_port()
+    port = port or free_port()
     (root / "etc").mkdir()
     (root / "queue").mkdir()
     (root / "data").mkdir()
     shutil.chown(root / "data", "postfix")
     (root / "etc" / "main.cf").write_text(
-        _MAIN.format(root=root, domain=domain, relay_port=relay_port), encoding="utf-8"
+        _MAIN.format(root=root, domains=", ".join(routes)), encoding="utf-8"
+    )
+    (root / "etc" / "transport").write_text(
+        "".join(f"{domain} smtp:[127.0.0.1]:{to}\n" for domain, to in routes.items()),
+        encoding="utf-8",
     )
     (root / "etc" / "master.cf").write_text(_MASTER.format(port=port), encoding="utf-8")
     try:
