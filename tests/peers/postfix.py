@@ -4,11 +4,12 @@ mails), as Mail2SMS users have one.
 
 Its own configuration, queue and log in a fresh directory (`postfix -c DIR`), no chroot,
 no local delivery, no TLS; `mynetworks` = 127.0.0.0/8 may relay to the domains, and mail
-for each goes to `smtp:[127.0.0.1]:PORT` (a `texthash` transport table). Postfix's master
-runs as root and its daemons as the `postfix` user, so the tests need root (as `make test`
-in CI and in the project's containers; as another user they are skipped, saying so);
-stopped with `postfix stop`, then `abort` if still up. If Postfix is missing the tests
-FAIL (`make test` installs Debian's postfix).
+for each goes to `smtp:[127.0.0.1]:PORT` (a `texthash` transport table); mail for any
+other domain (e.g. a bounce to the sender) fails at once, never leaving the machine.
+Postfix's master runs as root and its daemons as the `postfix` user, so the tests need
+root (as `make test` in CI and in the project's containers; as another user they are
+skipped, saying so); stopped with `postfix stop`, then `abort` if still up. If Postfix
+is missing the tests FAIL (`make test` installs Debian's postfix).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ mydomain = mta.test
 myorigin = mta.test
 mydestination =
 local_transport = error:no local delivery here
+default_transport = error:no delivery outside the test
 alias_maps =
 alias_database =
 local_recipient_maps =
