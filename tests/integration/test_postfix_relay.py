@@ -27,6 +27,12 @@ def _texts(db: Path) -> dict[str, str]:
         return dict(conn.execute('SELECT recipient, text FROM "order"').fetchall())
 
 
+def _sent(log: str, count: int) -> list[str]:
+    """The recipients the log says were sent, once it names `count` of them."""
+    sent = re.findall(r"to=<([^>]+)>, relay=127\.0\.0\.1\S*, .*status=sent", log)
+    return sent if len(sent) >= count else []
+
+
 def _send(port: int, rcpt: str, raw: bytes) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
         smtp.sendmail("demo@example.com", [rcpt], raw)  # Postfix takes it for relaying
@@ -38,7 +44,11 @@ async def test_postfix_relays_an_outlook_mail_and_bounces_our_550(tmp_path: Path
             _send(postfix.port, f"+491701230003@{DOMAIN}", outlook_mail())
             texts = await wait_for(lambda: _texts(tmp_path / "bridge.db"), 30)
             assert texts == {"+491701230003": "Pump P-101 pressure high, please check.\n.\n.."}
-            assert re.search(r"status=sent \(250 2\.0\.0 Ok: queued as \w+", postfix.log())
+            # postlogd writes the line after Postfix saw our 250, maybe after our commit
+            await wait_for(
+                lambda: re.search(r"status=sent \(250 2\.0\.0 Ok: queued as \w+", postfix.log()),
+                30,
+            )
 
             _send(postfix.port, f"+4930123456@{DOMAIN}", b"Subject: landline\r\n\r\nhello\r\n")
             bounced = await wait_for(
@@ -68,7 +78,5 @@ async def test_the_status_mail_goes_back_through_postfix(tmp_path: Path) -> None
                 [status] = sink.messages()
                 assert status["In-Reply-To"] == "<via-mta@client.example>"
                 assert "delivered" in status["Subject"], status["Subject"]
-                sent = re.findall(
-                    r"to=<([^>]+)>, relay=127\.0\.0\.1\S*, .*status=sent", postfix.log()
-                )
+                sent = await wait_for(lambda: _sent(postfix.log(), 2), 30)
                 assert sorted(sent) == ["+491701230004@eu.rsms.net", "demo@example.com"]

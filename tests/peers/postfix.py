@@ -96,7 +96,9 @@ class Postfix:
     root: Path
 
     def log(self) -> str:
-        """Its mail log so far (every daemon's lines)."""
+        """Its mail log so far (every daemon's lines). Written by postlogd from datagrams,
+        after the fact: a line about a delivery may come after the peer has seen it, so a
+        test polls for the line it expects (`wait_for`) rather than reading once."""
         path = self.root / "maillog"
         return path.read_text(errors="replace") if path.exists() else ""
 
