@@ -315,7 +315,12 @@ class OwnerLoad:
 class Pacer:
     """The pause before a new mail: reads the clocks (at most every `SAMPLE_EVERY`
     seconds, on the loop's thread), moves the pause by `next_pause`, waits it, counts and
-    logs it."""
+    logs it.
+
+    Between readings a message costs one look at `wall` (the clock of `Reading.wall`,
+    `time.monotonic` by default: no system call), not a reading: the CPU clocks are
+    system calls, the process's one sums every thread's time, and the commits' waits
+    take the store's lock."""
 
     def __init__(
         self,
@@ -325,28 +330,30 @@ class Pacer:
         *,
         load: CpuLoad | None = None,
         clocks: Callable[[], Reading] = read_clocks,
+        wall: Callable[[], float] = time.monotonic,
         owner: SharedLoad | None = None,
     ) -> None:
         self.above, self.most = above, most
         self.owner = owner  # the first process's load, when this is another one
         self.metrics = metrics or Metrics.unregistered()
         self.load = load or CpuLoad(usable_cpus())
-        self.clocks = clocks
+        self.clocks, self.wall = clocks, wall
         self.delay = 0.0  # the pause a new mail waits now
         self.logs = LogLimiter(log, burst=1, total_burst=1, interval=60.0)
 
     def current(self) -> float:
         """The pause for a new mail now, moved by the load since the last reading when
         that reading is old enough."""
-        now = self.clocks()
         last = self.load.last
-        if last is None or now.wall - last.wall >= SAMPLE_EVERY:
-            busy = self.load.update(now)
-            if self.owner is not None:
-                busy = max(busy, self.owner.read())
-            if last is not None:
-                seconds = now.wall - last.wall
-                self.delay = next_pause(self.delay, busy, self.above, self.most, seconds)
+        if last is not None and self.wall() - last.wall < SAMPLE_EVERY:
+            return self.delay
+        now = self.clocks()
+        busy = self.load.update(now)
+        if self.owner is not None:
+            busy = max(busy, self.owner.read())
+        if last is not None:
+            seconds = now.wall - last.wall
+            self.delay = next_pause(self.delay, busy, self.above, self.most, seconds)
         return self.delay
 
     def busy(self) -> float:

@@ -101,6 +101,9 @@ class _Clocks:
         self.reads += 1
         return self.now
 
+    def wall(self) -> float:  # the cheap look between readings (time.monotonic's place)
+        return self.now.wall
+
     def busy_for(self, seconds: float, share: float) -> None:
         n = self.now
         self.now = Reading(n.wall + seconds, n.process + seconds * share, n.thread)
@@ -112,7 +115,7 @@ async def test_the_pacer_waits_counts_and_reads_the_clocks_at_most_every_sample(
     clocks = _Clocks()
     metrics = Metrics.unregistered()
     load = CpuLoad(cpus=1, half_life=1e-9)  # no smoothing: each reading is the load
-    pacer = Pacer(0.5, 1.0, metrics, load=load, clocks=clocks)
+    pacer = Pacer(0.5, 1.0, metrics, load=load, clocks=clocks, wall=clocks.wall)
 
     def paced(door: Door) -> tuple[float, float]:
         return (
@@ -123,6 +126,7 @@ async def test_the_pacer_waits_counts_and_reads_the_clocks_at_most_every_sample(
     assert await pacer.pause(Door.SMTP) == 0.0  # the first reading: no load known yet
     clocks.busy_for(0.04, 1.0)  # a full CPU for 40 ms...
     assert await pacer.pause(Door.SMTP) == 0.0  # ... but too soon to read the clocks again
+    assert clocks.reads == 1  # between readings only the wall clock is looked at
     clocks.busy_for(SAMPLE_EVERY, 1.0)  # read now: 0.5 over the mark for 0.29 s
     first = FLOOR * math.exp(10 * 0.5 * (0.04 + SAMPLE_EVERY))
     started = asyncio.get_running_loop().time()
@@ -136,6 +140,7 @@ async def test_the_pacer_waits_counts_and_reads_the_clocks_at_most_every_sample(
     clocks.busy_for(SAMPLE_EVERY / 2, 0.0)  # idle, but too soon for a new reading
     assert await pacer.pause(Door.API) == pytest.approx(expected)
     assert paced(Door.API) == pytest.approx((1, expected))
+    assert clocks.reads == 3
     clocks.busy_for(1.0, 0.0)  # idle long enough to be read: 0.5 under, x e^-5: gone
     assert await pacer.pause(Door.SMTP) == 0.0
     assert [paced(door)[0] for door in Door] == [1, 1, 1]
@@ -143,7 +148,7 @@ async def test_the_pacer_waits_counts_and_reads_the_clocks_at_most_every_sample(
 
 async def test_a_pacer_turned_off_reads_no_clock() -> None:
     clocks = _Clocks()
-    pacer = Pacer(0.5, 0.0, load=CpuLoad(cpus=1), clocks=clocks)
+    pacer = Pacer(0.5, 0.0, load=CpuLoad(cpus=1), clocks=clocks, wall=clocks.wall)
     assert await pacer.pause(Door.SMTP) == 0.0
     assert clocks.reads == 0
 
@@ -173,7 +178,14 @@ async def test_the_owner_publishes_its_load_at_each_step() -> None:
 async def test_another_process_paces_by_the_first_ones_load_when_that_is_higher() -> None:
     clocks = _Clocks()
     shared = SharedLoad()
-    pacer = Pacer(0.9, 1.0, load=CpuLoad(cpus=1, half_life=1e-9), clocks=clocks, owner=shared)
+    pacer = Pacer(
+        0.9,
+        1.0,
+        load=CpuLoad(cpus=1, half_life=1e-9),
+        clocks=clocks,
+        wall=clocks.wall,
+        owner=shared,
+    )
     assert await pacer.pause(Door.SMTP) == 0.0
     clocks.busy_for(SAMPLE_EVERY, 0.1)  # this process idles ...
     shared.write(1.0)  # ... the first is saturated
@@ -257,7 +269,7 @@ def test_commits_far_slower_than_usual_are_a_full_load_on_a_relative_mark() -> N
 
 async def test_the_warning_says_which_door_waits_and_why(caplog: pytest.LogCaptureFixture) -> None:
     clocks = _Clocks()
-    pacer = Pacer(0.5, 1.0, load=CpuLoad(cpus=1, half_life=1e-9), clocks=clocks)
+    pacer = Pacer(0.5, 1.0, load=CpuLoad(cpus=1, half_life=1e-9), clocks=clocks, wall=clocks.wall)
     await pacer.pause(Door.SMPP)
     clocks.busy_for(SAMPLE_EVERY, 1.0)
     with caplog.at_level(logging.WARNING, logger="bridge.intake"):
