@@ -8,9 +8,13 @@
 # nodejs + npm (the node-smpp SMSC peer and ESME
 # client, whose npm packages go into the git-ignored tests/peers/node_smpp/node_modules,
 # pinned by package-lock.json), libnet-smpp-perl (the Net::SMPP SMSC peer) and systemd
-# (systemd-analyze checks the shipped unit files offline; systemd need not be running) and
+# (systemd-analyze checks the shipped unit files offline; systemd need not be running),
 # chromium (the portal's browser tests drive Debian's Chromium through Playwright; no
-# browser is downloaded).
+# browser is downloaded), and rabbitmq-server + redis-server + python3-venv (the Jasmin
+# SMS gateway peer: throwaway RabbitMQ and Redis, never the packages' own services, and
+# Jasmin in its own git-ignored virtualenv tests/peers/jasmin/venv, made with Debian's
+# python3 from the pinned tests/peers/jasmin/requirements.txt; wheels and pure-Python
+# sdists only, no compiler needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +23,16 @@ node_peer() {
   [ -f "$dir/node_modules/smpp/package.json" ] && return 0
   echo "test-deps: installing the node SMSC peer's npm packages into $dir/node_modules"
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+jasmin_peer() {
+  local dir=tests/peers/jasmin
+  cmp -s "$dir/requirements.txt" "$dir/venv/requirements.installed" && return 0
+  echo "test-deps: installing the Jasmin peer into $dir/venv"
+  rm -rf "$dir/venv"
+  /usr/bin/python3 -m venv "$dir/venv"
+  "$dir/venv/bin/pip" install -q --no-input --disable-pip-version-check -r "$dir/requirements.txt"
+  cp "$dir/requirements.txt" "$dir/venv/requirements.installed"
 }
 
 missing=()
@@ -39,9 +53,13 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 perl -MNet::SMPP -e1 >/dev/null 2>&1 || missing+=(libnet-smpp-perl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -eq 0 ]; then
   node_peer
+  jasmin_peer
   exit 0
 fi
 echo "test-deps: installing Debian packages: ${missing[*]}"
@@ -63,3 +81,4 @@ fi
 $SUDO apt-get update -qq || true
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 node_peer
+jasmin_peer
