@@ -10,7 +10,6 @@ MO route to the user who wrote, threaded to the mail.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
@@ -21,15 +20,8 @@ import pytest
 
 from bridge.settings import Settings, load_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
-from tests.peers.jasmin import (
-    PASSWORD,
-    USERNAME,
-    JasminStack,
-    connect_downstream,
-    disconnect_downstream,
-    throwaway_jasmin,
-)
-from tests.peers.node_smpp import NodeSmsc, running_node_smsc
+from tests.peers.jasmin import PASSWORD, USERNAME, JasminStack, node_behind, throwaway_jasmin
+from tests.peers.node_smpp import NodeSmsc
 
 PHONE = "+491701234567"
 LONG = " ".join(f"{i:03d}" for i in range(100))  # 399 characters: three GSM-7 parts
@@ -73,13 +65,8 @@ def jasmin() -> Iterator[JasminStack]:
 
 @pytest.fixture
 async def node(jasmin: JasminStack) -> AsyncIterator[NodeSmsc]:
-    async with running_node_smsc() as peer:
-        await asyncio.to_thread(connect_downstream, jasmin, peer.port)
-        try:
-            await peer.wait_until(lambda: peer.binds >= 1, within=30)
-            yield peer
-        finally:
-            await asyncio.to_thread(disconnect_downstream, jasmin)
+    async with node_behind(jasmin) as peer:
+        yield peer
 
 
 def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:

@@ -48,6 +48,7 @@ from tests.peers.jasmin import (
     JasminStack,
     connect_downstream,
     disconnect_downstream,
+    node_behind,
     throwaway_jasmin,
 )
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
@@ -84,14 +85,8 @@ def jasmin() -> Iterator[JasminStack]:
 
 @pytest.fixture
 async def node(jasmin: JasminStack) -> AsyncIterator[NodeSmsc]:
-    """A fresh node-smpp SMSC, Jasmin's `down` connector bound to it."""
-    async with running_node_smsc() as peer:
-        await asyncio.to_thread(connect_downstream, jasmin, peer.port)
-        try:
-            await peer.wait_until(lambda: peer.binds >= 1, within=30)
-            yield peer
-        finally:
-            await asyncio.to_thread(disconnect_downstream, jasmin)
+    async with node_behind(jasmin) as peer:
+        yield peer
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ tests FAIL, saying so (`make test` installs them); nothing is skipped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -50,10 +51,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.peers.node_smpp import NodeSmsc, running_node_smsc
 from tests.peers.postfix import free_port
 
 JASMIN_DIR = Path(__file__).parent / "jasmin"
@@ -550,6 +552,19 @@ def connect_downstream(stack: JasminStack, port: int) -> None:
 def disconnect_downstream(stack: JasminStack) -> None:
     with stack.jcli() as jcli:
         jcli.run(f"smppccm -0 {CONNECTOR}")
+
+
+@contextlib.asynccontextmanager
+async def node_behind(stack: JasminStack) -> AsyncIterator[NodeSmsc]:
+    """A fresh node-smpp SMSC with Jasmin's `down` connector bound to it; the connector
+    is stopped again at the end."""
+    async with running_node_smsc() as node:
+        await asyncio.to_thread(connect_downstream, stack, node.port)
+        try:
+            await node.wait_until(lambda: node.binds >= 1, within=30)
+            yield node
+        finally:
+            await asyncio.to_thread(disconnect_downstream, stack)
 
 
 def connector_list(stack: JasminStack) -> str:
