@@ -56,14 +56,18 @@ _QUOTE_HEADERS = (
 QUOTE_HEADER = re.compile(
     r"^[ \t]*(?:" + "|".join(_QUOTE_HEADERS) + ")", re.MULTILINE | re.IGNORECASE
 )
-# any line that ends like an attribution ("Bob <b@x> wrote:", "* Bob [2025-11-03]:") and is
-# directly followed by a "> " quote: mutt, mailing lists, clients in other languages
+# any line that ends like an attribution and is directly followed by a "> " quote: with a
+# verb ("Bob <b@x> wrote:"; mailing lists, clients in other languages), or without one but
+# with the writer's address in <> or a bracketed date ("* Bob <b@x> [2025-11-03 10:12]:",
+# mutt's `attribution` as its users set it)
 _VERBS = (
     r"wrote|writes|schrieb|schreibt|a écrit|escribió|ha scritto|schreef|escreveu|skrev|"
     r"napisał(?:\(a\))?|napsal(?:\(a\))?|kirjoitti|írta"
 )
+_ADDRESS_OR_DATE = r"<[^<>\s@]+@[^<>\s]+>|\[\d{4}-\d\d-\d\d\b[^\]\n]{0,40}\]"
 ATTRIBUTION_BEFORE_QUOTE = re.compile(
-    rf"^[ \t]*[^\s>][^\n]{{0,300}}\b(?:{_VERBS})\b[^\n]{{0,100}}:{_EOL}(?=\n(?:[ \t]*\n)*[ \t]*>)",
+    rf"^[ \t]*(?=[^\s>])[^\n]{{0,300}}(?:\b(?:{_VERBS})\b|{_ADDRESS_OR_DATE})[^\n]{{0,100}}:{_EOL}"
+    r"(?=\n(?:[ \t]*\n)*[ \t]*>)",
     re.MULTILINE | re.IGNORECASE,
 )
 # the rest of a header's line, blank lines, then "> " lines (blank lines between them too)

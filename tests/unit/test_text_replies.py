@@ -55,6 +55,11 @@ def test_quote_only_at_the_bottom_is_dropped_with_its_header() -> None:
         "ons 3 nov. 2025 kl. 10:12 skrev Bob <bob@example.com>:",
         "Dnia 3 listopada 2025 10:12 Bob <bob@example.com> napisał(a):",
         "* Bob Smith <bob@example.com> wrote:",
+        # no verb: mutt's `attribution` as users set it, with the address or a bracketed date
+        "* Bob Smith <bob@example.com> [2025-11-03 10:12]:",
+        "* Bob [2025-11-03]:",
+        "Bob Smith <bob@example.com>:",
+        "[2025-11-03 10:12] Bob:",
     ],
 )
 def test_attribution_forms_go_with_their_quote(header: str) -> None:
@@ -149,3 +154,15 @@ def test_no_false_cuts_of_real_text(text: str) -> None:
 def test_mobile_signature_is_short_words_only() -> None:
     assert _clean("Alarm\n\nSent from my Verizon Wireless BlackBerry") == "Alarm"
     assert _clean("Alarm\n\nGet Outlook for iOS<https://aka.example/o0ukef>") == "Alarm"
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Zu deiner Frage:", "Termine am 2025-11-03:", "Mail an bob@example.com:"],
+)
+def test_a_line_with_a_colon_above_a_quote_stays_without_an_address_or_bracketed_date(
+    line: str,
+) -> None:
+    """Only the quote goes: an introduction of the writer's own is no attribution."""
+    body = f"{line}\n> Ist Tor 4 offen?\n\nNein, Tor 4 ist zu.\n"
+    assert _clean(body) == f"{line}\n\nNein, Tor 4 ist zu."
