@@ -3,7 +3,9 @@
 # slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
 # PostgreSQL (store tests on PostgreSQL; pg_basebackup for the replicated pair), swaks
 # (the README's commands, run as written), msmtp (a mail client we did not write, sending
-# the text corpus to the listener), postfix (a throwaway instance relaying to the
+# the text corpus to the listener), mutt (the terminal mail client, run in batch mode with
+# a throwaway muttrc: its own MIME habits sending to the listener, and its reply to a
+# conversation mail texted back), postfix (a throwaway instance relaying to the
 # listener; the package is told "No configuration" and its own daemon never starts),
 # nodejs + npm (the node-smpp SMSC peer and ESME
 # client, whose npm packages go into the git-ignored tests/peers/node_smpp/node_modules,
@@ -47,6 +49,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v msmtp >/dev/null 2>&1 || missing+=(msmtp)
+command -v mutt >/dev/null 2>&1 || missing+=(mutt)
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
