@@ -7,6 +7,9 @@
 # a throwaway muttrc: its own MIME habits sending to the listener, and its reply to a
 # conversation mail texted back), postfix (a throwaway instance relaying to the
 # listener; the package is told "No configuration" and its own daemon never starts),
+# libsasl2-modules + sasl2-bin (that Postfix's SMTP AUTH: Cyrus SASL's PLAIN/LOGIN for its
+# client and smtpd, and saslpasswd2 for its smtpd's sasldb in the temp dir; sasl2-bin's
+# saslauthd never starts),
 # nodejs + npm (the node-smpp SMSC peer and ESME
 # client, whose npm packages go into the git-ignored tests/peers/node_smpp/node_modules,
 # pinned by package-lock.json), libnet-smpp-perl (the Net::SMPP SMSC peer) and systemd
@@ -51,6 +54,8 @@ command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v msmtp >/dev/null 2>&1 || missing+=(msmtp)
 command -v mutt >/dev/null 2>&1 || missing+=(mutt)
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
+compgen -G '/usr/lib/*/sasl2/libplain.so' >/dev/null || missing+=(libsasl2-modules)
+[ -x /usr/sbin/saslpasswd2 ] || missing+=(sasl2-bin)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 perl -MNet::SMPP -e1 >/dev/null 2>&1 || missing+=(libnet-smpp-perl)
