@@ -12,7 +12,8 @@ from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings, load_settings
 from tests.conftest import make_settings
 from tests.helpers import maildir_messages, make_mail, running_bridge, smtp_sink, wait_for
-from tests.peers.smpp34_peer import Smpp34Peer, free_port
+from tests.peers.net import free_port
+from tests.peers.smpp34_peer import Smpp34Peer
 
 pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 

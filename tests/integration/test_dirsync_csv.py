@@ -24,7 +24,7 @@ from bridge.tenants.tables import Alias, Customer, Profile, User
 from dirsync.config import parse_config
 from dirsync.csv_source import CsvFormatError, parse_csv
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, EXIT_REFUSED, run_sync
-from tests.peers.slapd import free_port
+from tests.peers.net import free_port
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dirsync"
 HEADER = "external_id,email,aliases,mobile,display_name,sender_id,cost_centre,profile,enabled"

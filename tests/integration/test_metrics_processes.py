@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -38,19 +37,13 @@ from bridge.metrics import (
 from bridge.sandbox.phone import read_inbox
 from tests.e2e.processes import alive, wait_until
 from tests.helpers import make_mail
+from tests.peers.net import free_port
 from tests.peers.postgres import throwaway_postgres
 
 MAILSMS = str(Path(sys.executable).parent / "mailsms")
 ACCEPTED = re.compile(r"\[(\d+)\] bridge\.intake: \S+: from=<[^>]*> to=(\+\d+) .*accepted")
 LISTENING = re.compile(r"\[(\d+)\] bridge: SMTP intake listening on \S+ .*\(process (\d) of 2\)")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _config(tmp: Path, database_url: str, smtp: int, http: int) -> Path:
@@ -150,7 +143,7 @@ def _database(kind: str, tmp: Path) -> Iterator[str]:
     "database", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"]
 )
 def test_metrics_count_what_every_process_did(tmp_path: Path, database: str) -> None:
-    smtp, http = _free_port(), _free_port()
+    smtp, http = free_port(), free_port()
     log, tmpdir = tmp_path / "serve.log", tmp_path / "tmp"
     tmpdir.mkdir()
     maildir = tmp_path / "maildir" / "new"
@@ -212,7 +205,7 @@ def test_a_killed_child_leaves_no_files_and_a_new_run_counts_afresh(tmp_path: Pa
     """A child killed stops the bridge (status 1): its directory goes. The bridge killed
     whole (parent included) leaves its directory; the next start removes it. A new run
     never counts what an earlier one did."""
-    smtp, http = _free_port(), _free_port()
+    smtp, http = free_port(), free_port()
     log, tmpdir = tmp_path / "serve.log", tmp_path / "tmp"
     tmpdir.mkdir()
     config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", smtp, http)

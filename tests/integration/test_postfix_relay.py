@@ -16,7 +16,8 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.helpers import make_mail, outlook_mail, running_bridge, smtp_sink, wait_for
-from tests.peers.postfix import NOT_ROOT, free_port, throwaway_postfix
+from tests.peers.net import free_port
+from tests.peers.postfix import NOT_ROOT, throwaway_postfix
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason=NOT_ROOT)
 DOMAIN = "eu.rsms.net"

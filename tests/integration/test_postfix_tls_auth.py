@@ -27,12 +27,12 @@ from bridge.tenants.admin import add_customer, add_user
 from bridge.tenants.logins import add_credential
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge, smtp_sink, wait_for
+from tests.peers.net import free_port
 from tests.peers.postfix import (
     NOT_ROOT,
     ClientTls,
     SaslLogin,
     ServerTls,
-    free_port,
     throwaway_postfix,
 )
 

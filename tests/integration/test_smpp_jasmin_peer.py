@@ -51,7 +51,7 @@ from tests.peers.jasmin import (
     node_behind,
     throwaway_jasmin,
 )
-from tests.peers.node_smpp import NodeSmsc, running_node_smsc
+from tests.peers.node_smpp import NodeSmsc, mo, running_node_smsc
 from tests.peers.smpp34_peer import RecordingInbox
 
 PHONE = "+491701234567"
@@ -111,20 +111,6 @@ async def wait(
         await peer.wait_until(predicate, within=within)
     except TimeoutError:
         pytest.fail(f"timed out; Jasmin's message log:\n{jasmin.log('messages')[-6000:]}")
-
-
-def mo(source: str, ton: int, text: object, **extra: object) -> dict[str, object]:
-    return {
-        "source_addr": source,
-        "source_addr_ton": ton,
-        "source_addr_npi": 1,
-        "destination_addr": "4915550000001",
-        "dest_addr_ton": 0,
-        "dest_addr_npi": 1,
-        "data_coding": 0,
-        "short_message": text,
-        **extra,
-    }
 
 
 def jasmin_receipt_text(

@@ -14,7 +14,7 @@ import pytest
 
 from bridge.transports.smpp import SmppConfig, SmppTransport
 from bridge.values import OutboundSms, ReceiptState
-from tests.peers.node_smpp import NodeSmsc, running_node_smsc
+from tests.peers.node_smpp import NodeSmsc, mo, running_node_smsc
 from tests.peers.smpp34_peer import RecordingInbox
 
 pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
@@ -55,20 +55,6 @@ async def bound(node: NodeSmsc) -> AsyncIterator[tuple[SmppTransport, RecordingI
         yield transport, inbox
     finally:
         await transport.stop()
-
-
-def mo(source: str, ton: int, text: str = "Hello", **extra: object) -> dict[str, object]:
-    return {
-        "source_addr": source,
-        "source_addr_ton": ton,
-        "source_addr_npi": 1,
-        "destination_addr": "4915550000001",
-        "dest_addr_ton": 0,
-        "dest_addr_npi": 1,
-        "data_coding": 0,
-        "short_message": text,
-        **extra,
-    }
 
 
 async def test_bind_and_short_submit_decoded_by_node_smpp_with_its_receipt(

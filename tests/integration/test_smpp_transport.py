@@ -163,7 +163,7 @@ async def test_rejections_map_to_our_errors(started: list[SmppTransport]) -> Non
 
 
 async def test_not_bound_is_a_quick_temporary_failure(started: list[SmppTransport]) -> None:
-    from tests.peers.smpp34_peer import free_port
+    from tests.peers.net import free_port
 
     t = SmppTransport(config(free_port(), bind_wait=0.1))  # nobody listens there
     started.append(t)

@@ -55,8 +55,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.peers.net import free_port, listening
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
-from tests.peers.postfix import free_port
 
 JASMIN_DIR = Path(__file__).parent / "jasmin"
 VENV = JASMIN_DIR / "venv"
@@ -296,19 +296,11 @@ class Jcli:
         return reply
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _wait_port(
     port: int, what: str, proc: subprocess.Popen[bytes], log: Path, within: float
 ) -> None:
     deadline = time.monotonic() + within
-    while not _listening(port):
+    while not listening(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
             state = f"exited {proc.returncode}" if proc.returncode is not None else "timed out"

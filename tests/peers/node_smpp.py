@@ -37,6 +37,22 @@ def ensure_installed() -> None:
     )
 
 
+def mo(source: str, ton: int, text: object = "Hello", **extra: object) -> dict[str, object]:
+    """The fields of an MO deliver_sm to the demo sender number (for `NodeSmsc.deliver_sm`):
+    `text` a string, or node-smpp's `{"udh_hex": ..., "message": ...}` for a part."""
+    return {
+        "source_addr": source,
+        "source_addr_ton": ton,
+        "source_addr_npi": 1,
+        "destination_addr": "4915550000001",
+        "dest_addr_ton": 0,
+        "dest_addr_npi": 1,
+        "data_coding": 0,
+        "short_message": text,
+        **extra,
+    }
+
+
 class NodeSmsc(ScriptSmsc):
     """The node-smpp SMSC."""
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from tests.peers.net import free_port, listening
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 MISSING = (
@@ -157,12 +158,6 @@ class Postfix:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _postfix(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
     # errors go to the log, and to stderr only on a terminal: the log is shown on failure
     return subprocess.run(
@@ -218,7 +213,7 @@ def throwaway_postfix(
     try:
         started = _postfix(root, "start")
         deadline = time.monotonic() + 20
-        while not _listening(port):
+        while not listening(port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"postfix did not start ({started.returncode}):\n{_log(root)}")
             time.sleep(0.05)
@@ -318,14 +313,6 @@ def _copy(source: Path, target: Path, mode: int = 0o644) -> Path:
     shutil.copyfile(source, target)
     target.chmod(mode)
     return target
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _master_up(root: Path) -> bool:

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import psycopg
 
+from tests.peers.net import free_port
+
 HOST = "127.0.0.1"
 USER = "mailsms"
 DATABASE = "mailsms"
@@ -44,12 +46,6 @@ def _bin(name: str) -> str:
             f"PostgreSQL's {name} not found; run `make test` (it installs Debian's postgresql)"
         )
     return candidates[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _as_user() -> list[str]:
@@ -195,7 +191,7 @@ def _workdir() -> Iterator[Path]:
 def throwaway_postgres(settings: Mapping[str, str] = FAST) -> Iterator[str]:
     """Yield a SQLAlchemy URL of a fresh, empty database on 127.0.0.1 (server `settings`)."""
     with _workdir() as base:
-        server = PgServer(base, "data", _free_port())
+        server = PgServer(base, "data", free_port())
         _initdb(server)
         server.start(settings)
         try:
@@ -296,8 +292,8 @@ def replicated_postgres(
     after the base backup, so the promoted standby does not wait for a standby of its own.
     """
     with _workdir() as base:
-        primary = PgServer(base, "primary", _free_port())
-        standby = PgServer(base, "standby", _free_port())
+        primary = PgServer(base, "primary", free_port())
+        standby = PgServer(base, "standby", free_port())
         _initdb(primary)
         primary.start(settings)
         started = [primary]

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.peers.net import free_port
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "dirsync"
 AD_SCHEMA = DATA / "ad-lite.schema"
@@ -38,12 +40,6 @@ MISSING = (
 def require_slapd() -> None:
     if not Path(SLAPD).exists() or not Path(SLAPADD).exists():
         raise RuntimeError(MISSING)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_test_ca(directory: Path, hostname: str = "127.0.0.1") -> tuple[Path, Path, Path]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +21,7 @@ import smpp34  # type: ignore[import-untyped]
 
 from bridge.transports.base import InboxUnavailable
 from bridge.values import InboundSms, Receipt
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.peers.net import free_port
 
 
 class _Notifier:

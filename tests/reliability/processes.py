@@ -22,16 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.peers.net import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 MAILSMS = str(Path(sys.executable).parent / "mailsms")
 HOST = "127.0.0.1"
 DOMAIN = "eu.rsms.net"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def bridge_config(

@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.peers.net import free_port
 from tests.reliability.processes import (
     HOST,
     Proc,
     bridge_config,
-    free_port,
     start_bridge,
     wait_smtp_ready,
 )

@@ -29,12 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.peers.net import free_port
 from tests.reliability.processes import (
     MAILSMS,
     Acks,
     Proc,
     bridge_config,
-    free_port,
     spawn,
     start_bridge,
     start_smsc,
