@@ -67,6 +67,7 @@ def life(mode: str, mails: int, url: str, count_statements: bool = False) -> dic
     while done < mails:
         at = utcnow()
         claimed = run_sync(engine, record_outcomes, [Claim(batch, 60.0)], steps=STEPS)[0]
+        assert isinstance(claimed, list)  # a claim's result is its orders
         if not claimed:
             break
         outcomes = []
@@ -90,7 +91,7 @@ def life(mode: str, mails: int, url: str, count_statements: bool = False) -> dic
         done += len(claimed)
     cpu = time.process_time() - start
     with engine.connect() as conn:
-        final = dict(
+        final: dict[str, int] = dict(
             conn.execute(text('SELECT status, count(*) FROM "order" GROUP BY status')).all()
         )
     engine.dispose()

@@ -322,8 +322,9 @@ def _cpu_per_final(samples: list[dict[str, Any]]) -> int | None:
     """µs of bridge CPU per order that became final between the first and the last sample."""
     if len(samples) < 2 or samples[-1]["final"] <= samples[0]["final"]:
         return None
-    cpu = samples[-1]["cpu_s"] - samples[0]["cpu_s"]
-    return round(cpu / (samples[-1]["final"] - samples[0]["final"]) * 1e6)
+    cpu: float = samples[-1]["cpu_s"] - samples[0]["cpu_s"]
+    finals: int = samples[-1]["final"] - samples[0]["final"]
+    return round(cpu / finals * 1e6)
 
 
 @contextmanager

@@ -38,7 +38,8 @@ from bridge.db.clock import utcnow
 from bridge.notices.mailer import Mailer
 from bridge.notices.queue import NoticeWork, count_notices, queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
-from bridge.settings import MailerSettings, load_settings
+from bridge.notices.settings import MailerSettings
+from bridge.settings import load_settings
 
 STATUS: dict[str, Any] = {
     "order_id": "ABC.1",

@@ -184,10 +184,10 @@ def _phase_signals(outdir: Path, main_prof: cProfile.Profile) -> None:
         phase.mkdir(parents=True, exist_ok=True)
         for n, (name, prof) in enumerate([("MainThread", main_prof), *_profiles]):
             prof.snapshot_stats()  # unlike create_stats, leaves the profiler running
-            if not prof.stats:  # type: ignore[attr-defined]
+            if not prof.stats:
                 continue  # idle all phase long (pstats cannot read an empty file)
             with open(phase / f"{name or 'thread'}-{n}.prof", "wb") as f:
-                marshal.dump(prof.stats, f)  # type: ignore[attr-defined]
+                marshal.dump(prof.stats, f)
         now = _counters()
         delta = {
             what: {k: v - start.get(what, {}).get(k, 0) for k, v in values.items()}

@@ -70,8 +70,8 @@ def main() -> None:
     print(f"{'statement':40s} {'conn.execute':>14s}   {'prepared':>11s}   (µs CPU per run)")
     with engine.connect() as conn, conn.begin():
         for name, (stmt, values) in cases.items():
-            old = _timed(lambda s=stmt, v=values: conn.execute(s, v).all(), args)
-            new = _timed(lambda s=stmt, v=values: prepared.fetch(conn, s, v), args)
+            old = _timed(lambda s=stmt, v=values: conn.execute(s, v).all(), args)  # type: ignore[misc]
+            new = _timed(lambda s=stmt, v=values: prepared.fetch(conn, s, v), args)  # type: ignore[misc]
             a = [tuple(r) for r in conn.execute(stmt, values).all()]
             b = [tuple(r) for r in prepared.fetch(conn, stmt, values)]
             assert a == b, (name, a, b)
@@ -80,7 +80,7 @@ def main() -> None:
 
 
 def _timed(fn: Callable[[], object], args: argparse.Namespace) -> float:
-    out = []
+    out: list[float] = []
     for _ in range(args.reps):
         t = time.process_time()
         for _ in range(args.n):

@@ -82,7 +82,7 @@ def maildir_messages(root: Path) -> list[email.message.EmailMessage]:
     if not new.is_dir():
         return []
     return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         for p in sorted(new.iterdir())
     ]
 
@@ -101,7 +101,7 @@ class SinkHandler:
 
     def messages(self) -> list[email.message.EmailMessage]:
         return [
-            email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[arg-type,misc]
+            email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[arg-type]
             for e in self.envelopes
         ]
 

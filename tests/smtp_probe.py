@@ -22,7 +22,7 @@ class RawSmtp:
 
     async def read_reply(self, timeout: float = 5.0) -> str:
         """One whole (possibly multi-line) reply; '' when the server closed."""
-        lines = []
+        lines: list[str] = []
         while True:
             line = await asyncio.wait_for(self.reader.readline(), timeout)
             if not line:

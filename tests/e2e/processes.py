@@ -25,7 +25,7 @@ _SMTP = re.compile(r"SMTP intake listening on [0-9.]+:([0-9]+)")
 _SANDBOX = re.compile(r"sandbox SMSC listening on [0-9.]+:([0-9]+)")
 
 
-def wait_until(predicate: Callable[[], T], within: float = 20.0, what: str = "") -> T:
+def wait_until(predicate: Callable[[], T | None], within: float = 20.0, what: str = "") -> T:
     """Poll `predicate` until it returns something truthy; fail after `within` seconds."""
     deadline = time.monotonic() + within
     while True:

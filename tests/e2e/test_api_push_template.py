@@ -26,7 +26,7 @@ from tests.e2e.test_inbound_push import SECRET, http_server
 from tests.helpers import wait_for
 
 PHONE = "+491701234567"
-TEMPLATE = {
+TEMPLATE: dict[str, Any] = {
     "format": "xml",
     "status": {
         "root": "orderStatus",

@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import ssl
 import sys
+from collections.abc import Sequence
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def _order_status(tmp_path: Path) -> str:
     return str(row[0]) if row else ""
 
 
-def _reports(messages: list[Message]) -> list[Message]:
+def _reports(messages: Sequence[Message]) -> list[Message]:
     return [m for m in messages if m.get_content_type() == "multipart/report"]
 
 

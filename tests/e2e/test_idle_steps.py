@@ -12,7 +12,7 @@ from a receipt and from a rejected submit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,11 @@ def transactions() -> Iterator[list[list[str]]]:
     def rollback(conn: Any) -> None:
         running.pop(id(conn), None)
 
-    hooks = [("before_cursor_execute", statement), ("commit", commit), ("rollback", rollback)]
+    hooks: list[tuple[str, Callable[..., None]]] = [
+        ("before_cursor_execute", statement),
+        ("commit", commit),
+        ("rollback", rollback),
+    ]
     for name, fn in hooks:
         event.listen(Engine, name, fn)
     try:
@@ -116,7 +120,7 @@ async def one_by_one(tmp_path: Path) -> dict[str, int]:
             before = dict(dispatch.counts), dict(mailer.counts)
             for n in range(N):
                 await send(ep, f"+4917012340{n:02d}")
-                await wait_for(lambda n=n: list(statuses(tmp_path).values()).count("delivered") > n)
+                await wait_for(lambda n=n: list(statuses(tmp_path).values()).count("delivered") > n)  # type: ignore[misc]
             done = {
                 "claims": dispatch.counts["steps"] - before[0]["steps"],
                 "idle_claims": dispatch.counts["idle_steps"] - before[0]["idle_steps"],

@@ -46,7 +46,7 @@ async def test_mo_to_mail_threaded_then_reply_by_mail_reaches_the_phone(tmp_path
         assert answer["In-Reply-To"] == "<original-1@client.example>"
         assert answer["References"] == "<original-1@client.example>"
         assert PHONE in str(answer["From"]) and PHONE in str(answer["Subject"])
-        html = answer.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        html = answer.get_body(("html",)).get_content()
         assert "Yes, 3pm works &lt;b&gt;" in html  # the SMS text is escaped
         # The user answers with their mail client: new text on top, the quote below.
         reply = EmailMessage()
@@ -105,7 +105,7 @@ async def test_two_users_race_for_one_number_newest_wins(tmp_path: Path) -> None
         [answer] = await wait_for(lambda: _sms2mail(settings))
         assert answer["To"].addresses[0].addr_spec == "bob@example.com"
         assert answer["In-Reply-To"] == "<bob@x>"
-        text = answer.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        text = answer.get_body(("plain",)).get_content()
         assert "demo@example.com also texted" in text and "newest" in text
 
 

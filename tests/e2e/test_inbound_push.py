@@ -124,7 +124,7 @@ async def test_push_signed_retried_and_redirect_refused(tmp_path: Path) -> None:
                 ]
             )
             assert notice["To"].addresses[0].addr_spec == "admin@example.com"
-            assert "redirects are not followed" in notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            assert "redirects are not followed" in notice.get_body(("plain",)).get_content()
             assert [r[1] for r in server.requests].count("/moved") == 1  # not followed, not retried
 
 

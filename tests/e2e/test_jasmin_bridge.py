@@ -108,7 +108,7 @@ async def test_mails_through_jasmin_end_delivered_once_and_a_reply_comes_back(
         assert all(len(str(i)) == 36 for (i,) in ids), ids
         assert rows(tmp_path, "SELECT count(*) FROM receipt") == [(4,)]
         for message_id in ("<short@client>", "<long@client>"):
-            [status] = await wait_for(lambda m=message_id: status_mails(settings, m), within=20)
+            [status] = await wait_for(lambda m=message_id: status_mails(settings, m), within=20)  # type: ignore[misc]
             assert "delivered" in str(status["Subject"]), status["Subject"]
 
         # the phone answers; Jasmin's MO route brings it to the bridge, to the user who wrote

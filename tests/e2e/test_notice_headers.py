@@ -11,6 +11,7 @@ import re
 import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
+from typing import cast
 
 from bridge.sandbox.smsc import send_mo
 from bridge.settings import Settings
@@ -61,7 +62,7 @@ async def test_sms_from_an_alphanumeric_address_like_sender(tmp_path: Path) -> N
         ]
         assert foreign == [], block
         assert mail["Reply-To"] is None and mail["Cc"] is None
-        text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        text = mail.get_body(("plain",)).get_content()
         assert "no reply address" in text
     assert {s for _, s in _statuses(tmp_path)} == {"sent"}
 
@@ -101,7 +102,7 @@ async def test_cr_lf_in_a_display_name_and_dsn_parameters_still_send_the_notices
     fields: dict[str, str] = {}
     for part in dsn.walk():
         if part.get_content_type() == "message/delivery-status":
-            for block in part.get_payload():  # type: ignore[union-attr]
+            for block in cast("list[EmailMessage]", part.get_payload()):
                 fields.update(block.items())
     assert fields["Original-Envelope-Id"] == "E1+0D+0ABcc:+20x@evil.example"
     assert fields["Original-Recipient"] == "rfc822;a+0D+0Ab@eu.rsms.net"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
+from typing import cast
 
 import aiosmtplib
 import pytest
@@ -100,5 +101,8 @@ async def test_one_id_for_every_part_each_sms_once_and_no_receipt_guessed(
     assert len(peer.submits) == 4  # three parts and one single SMS, once each
     assert len(set(peer.given_ids[:3])) == 1  # the long SMS's parts share one id
     receipts = rows(tmp_path, "SELECT status, count(*) FROM receipt GROUP BY status")
-    assert dict(receipts) == {"applied": 1, "unmatched": 3}  # the three are not guessed
+    assert dict(cast("list[tuple[str, int]]", receipts)) == {
+        "applied": 1,
+        "unmatched": 3,
+    }  # the three are not guessed
     no_receipt_on_another_order(tmp_path)

@@ -53,7 +53,7 @@ def seed(engine: Engine, tmp_path: Path) -> None:
     spec, members = load_tenants(path, default_country="DE")
     apply_file(engine, spec, members, dry_run=False)
     with engine.connect() as conn:
-        users = dict(conn.execute(text('SELECT address, id FROM "user"')).all())
+        users: dict[str, int] = dict(conn.execute(text('SELECT address, id FROM "user"')).all())
     mails = []
     for n, (user, _status, parts, cc, created) in enumerate(ORDERS, start=1):
         order = NewOrder(

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from bridge.db.engine import open_engine, upgrade
 from bridge.settings import load_settings
+from bridge.tenants.sync_status import SyncRunStatus
 from bridge.tenants.tables import Customer, User
 from dirsync.config import from_settings, load_config, parse_config
 from dirsync.report import Outcome, send_mail
@@ -93,6 +94,6 @@ async def test_report_mail_greets_with_a_fully_qualified_name(tmp_path: Path) ->
                            "smtp_port": port},
             }
         )  # fmt: skip
-        await send_mail(cfg.report, Outcome("acme", "csv", "failed", "x"))
+        await send_mail(cfg.report, Outcome("acme", "csv", SyncRunStatus.FAILED, "x"))
     assert [m.helo for m in relay.mails] == ["mailsms.localdomain"]
     assert [e.rcpt_tos for e in relay.accepted] == [["admin@corp.example"]]

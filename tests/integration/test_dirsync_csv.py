@@ -7,6 +7,7 @@ import shutil
 from datetime import timedelta
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -21,7 +22,7 @@ from bridge.db.engine import open_engine, upgrade
 from bridge.mt.tables import Mail
 from bridge.tenants.directory_tables import SyncRun
 from bridge.tenants.tables import Alias, Customer, Profile, User
-from dirsync.config import parse_config
+from dirsync.config import DirsyncConfig, parse_config
 from dirsync.csv_source import CsvFormatError, parse_csv
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, EXIT_REFUSED, run_sync
 from tests.peers.net import free_port
@@ -51,7 +52,7 @@ def engine(db_url: str) -> Engine:
     return open_engine(db_url)
 
 
-def cfg(**extra: object):  # type: ignore[no-untyped-def]
+def cfg(**extra: object) -> DirsyncConfig:
     return parse_config({"customer": "acme", **extra})
 
 
@@ -169,7 +170,7 @@ def test_command_is_quiet_off_a_terminal_and_explains_failures(
 def test_config_errors_name_the_key() -> None:
     from bridge.errors import ConfigError
 
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "ldap.page_size": {"ldap": {"url": "ldaps://dc", "bind_dn": "x", "password_env": "P",
                                     "base_dns": ["dc=x"], "page_size": 5000}},
         "ldap.starttls": {"ldap": {"url": "ldap://dc", "bind_dn": "x", "password_env": "P",
@@ -219,8 +220,8 @@ def test_mass_disable_cap_and_report_mail(tmp_path: Path, engine: Engine) -> Non
     assert len(received) == 2
     mail = message_from_bytes(received[1])
     assert mail["Subject"] == "dirsync acme: refused"
-    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mail.walk()
-             if not p.is_multipart()}  # fmt: skip
+    parts = {p.get_content_type(): cast(bytes, p.get_payload(decode=True)).decode()
+             for p in mail.walk() if not p.is_multipart()}  # fmt: skip
     assert "--allow-mass-changes" in parts["text/plain"]
     assert "disable u7@corp.example [e7]" in parts["text/plain"]
     assert "<!DOCTYPE html>" in parts["text/html"] and "refused" in parts["text/html"]

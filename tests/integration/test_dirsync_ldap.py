@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bridge.cli.dirsync import dirsync_command
 from bridge.db.engine import open_engine, upgrade
@@ -127,7 +127,9 @@ def test_done_when_2500_ad_users(tmp_path: Path, engine: Engine) -> None:
         assert allowed.status == "applied", allowed.message
         assert sum(1 for v in users(engine).values() if not v.enabled) == 1000 + 3
     with Session(engine) as s:
-        statuses = [r.status for r in s.execute(select(SyncRun).order_by(SyncRun.id)).scalars()]
+        statuses = [
+            r.status for r in s.execute(select(SyncRun).order_by(col(SyncRun.id))).scalars()
+        ]
     assert statuses == ["applied", "unchanged", "applied", "refused", "applied"]
 
 

@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 
 from bridge.notices.headers import HeaderError
 from bridge.notices.smtp_client import DeliveryError
+from bridge.tenants.sync_status import SyncRunStatus
 from dirsync.config import ReportConfig
 from dirsync.report import Outcome, send_mail
 from tests.peers.smtp_relay import smtp_relay
@@ -66,7 +67,9 @@ def _config(port: int, ca_file: Path | None) -> ReportConfig:
 
 
 def _outcome() -> Outcome:
-    return Outcome(customer="acme", source="ldap", status="failed", message="directory down")
+    return Outcome(
+        customer="acme", source="ldap", status=SyncRunStatus.FAILED, message="directory down"
+    )
 
 
 def _causes(exc: BaseException | None) -> list[BaseException]:

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
@@ -16,7 +17,7 @@ from bridge.inbound.tables import Inbound
 from bridge.notices.customer_templates import Templates
 from bridge.notices.render import DEFAULT_TEMPLATES
 from bridge.push.settings import PushSettings
-from bridge.transports.base import InboundSms
+from bridge.values import InboundSms
 
 
 async def test_unroutable_reason_is_stated_once(
@@ -30,7 +31,7 @@ async def test_unroutable_reason_is_stated_once(
     with caplog.at_level(logging.WARNING, logger="bridge.inbound"):
         assert await service.step() == 1
     with engine.connect() as conn:
-        status, error = conn.execute(select(Inbound.status, Inbound.error)).one()
+        status, error = conn.execute(select(col(Inbound.status), col(Inbound.error))).one()
     assert status == "unroutable"
     assert error and error.count(error.split(";")[0]) == 1, error
     lines = [r.getMessage() for r in caplog.records if "unroutable" in r.getMessage()]

@@ -45,7 +45,7 @@ def _finish_list_mail(engine: Engine, user_id: int, mail_id: str, members: int) 
             if engine.dialect.name != "sqlite":
                 final_notices(conn, batch, now)
             elif not steps:
-                steps = _sqlite_steps(conn, lambda b=batch, t=now: final_notices(conn, b, t))
+                steps = _sqlite_steps(conn, lambda b=batch, t=now: final_notices(conn, b, t))  # type: ignore[misc]
             else:
                 final_notices(conn, batch, now)
     assert _reports(engine) == before + 1  # once the last order is final

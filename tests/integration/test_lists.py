@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import Engine
 
 from bridge.db.clock import utcnow
@@ -58,11 +60,12 @@ def test_stop_flags_follow_the_stop_list(engine: Engine) -> None:
 
 def test_list_errors_name_the_fix(engine: Engine) -> None:
     _setup(engine)
-    for call, args, text in [
+    cases: list[tuple[Callable[..., object], tuple[str, str], str]] = [
         (create_list, ("acme", "team"), "exists already"),
         (create_list, ("nobody", "x"), "no customer"),
         (get_list, ("acme", "other"), "mailsms list add"),
-    ]:
+    ]
+    for call, args, text in cases:
         try:
             run_sync(engine, call, *args)
         except ListError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine, select
@@ -19,6 +20,9 @@ from bridge.notices.settings import MailerSettings
 from bridge.notices.tables import Notice
 from tests.helpers import STATUS_CONTEXT as CONTEXT
 from tests.helpers import smtp_sink
+
+if TYPE_CHECKING:
+    import ssl
 
 
 def _mailer(store: Store, port: int, tmp_path: Path, **kw: object) -> Mailer:
@@ -60,8 +64,10 @@ async def test_status_mail_reaches_the_relay_threaded_and_escaped(
     assert msg["Auto-Submitted"] == "auto-replied"
     assert "not delivered" in msg["Subject"] and "+491701234567" in msg["Subject"]
     assert msg.get_content_type() == "multipart/alternative"
-    text = msg.get_body(("plain",)).get_content()
-    html = msg.get_body(("html",)).get_content()
+    plain_part, html_part = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain_part is not None and html_part is not None
+    text = plain_part.get_content()
+    html = html_part.get_content()
     assert "Meeting at 3 <b>sharp</b> & on time" in text
     assert "Meeting at 3 &lt;b&gt;sharp&lt;/b&gt; &amp; on time" in html and "<b>sharp" not in html
     assert _status(engine) == [("sent", "")]
@@ -172,7 +178,7 @@ async def test_a_maildir_step_whose_write_fails_holds_its_notices_and_delivers_n
     assert list((tmp_path / "md" / "new").iterdir()) == []
 
 
-async def _tls_sink(context: object, handler: object) -> tuple[object, int]:
+async def _tls_sink(context: ssl.SSLContext, handler: object) -> tuple[object, int]:
     import asyncio
 
     from aiosmtpd.smtp import SMTP

@@ -161,7 +161,10 @@ def test_metrics_count_what_every_process_did(tmp_path: Path, database: str) -> 
         wait_until(
             lambda: len(read_inbox(tmp_path / "inbox.jsonl")) >= n, 30, "every SMS at the sandbox"
         )
-        files = lambda: list(maildir.iterdir()) if maildir.is_dir() else []  # noqa: E731
+
+        def files() -> list[Path]:
+            return list(maildir.iterdir()) if maildir.is_dir() else []
+
         wait_until(lambda: len(files()) >= n, 60, "a status mail for every SMS")
         wait_until(
             lambda: (

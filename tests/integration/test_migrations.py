@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import CursorResult, Engine, create_engine, text
 
 from bridge.db.core import table
 from bridge.db.engine import alembic_config, current_revision, head_revision, open_engine, upgrade
@@ -31,6 +31,13 @@ def test_downgrade_and_upgrade_again(engine: Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
     assert current_revision(engine) == "0017"
+
+
+def _pk(result: CursorResult[Any]) -> Any:
+    """The primary key of the one row an INSERT added."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return key[0]
 
 
 def test_numbers_stored_before_e164_reading_are_rewritten(engine: Engine) -> None:
@@ -57,26 +64,32 @@ def test_numbers_stored_before_e164_reading_are_rewritten(engine: Engine) -> Non
         command.downgrade(cfg, "0006")
     now = datetime(2026, 11, 1, tzinfo=UTC)
     with engine.begin() as conn:
-        acme = conn.execute(
-            insert(t(Customer)).values(name="acme", enabled=True, settings={}, created_at=now)
-        ).inserted_primary_key[0]
-        vienna = conn.execute(
-            insert(t(Customer)).values(
-                name="vienna", enabled=True, settings={"default_country": "AT"}, created_at=now
+        acme = _pk(
+            conn.execute(
+                insert(t(Customer)).values(name="acme", enabled=True, settings={}, created_at=now)
             )
-        ).inserted_primary_key[0]
-        user = conn.execute(
-            insert(t(User)).values(
-                customer_id=acme,
-                address="a@acme.example",
-                display_name="A",
-                enabled=True,
-                origin="cli",
-                settings={},
-                created_at=now,
-                updated_at=now,
+        )
+        vienna = _pk(
+            conn.execute(
+                insert(t(Customer)).values(
+                    name="vienna", enabled=True, settings={"default_country": "AT"}, created_at=now
+                )
             )
-        ).inserted_primary_key[0]
+        )
+        user = _pk(
+            conn.execute(
+                insert(t(User)).values(
+                    customer_id=acme,
+                    address="a@acme.example",
+                    display_name="A",
+                    enabled=True,
+                    origin="cli",
+                    settings={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        )
         stop = {"origin": "sms", "created_at": now}
         conn.execute(
             insert(t(StopEntry)),
@@ -100,11 +113,13 @@ def test_numbers_stored_before_e164_reading_are_rewritten(engine: Engine) -> Non
                 expires_at=now,
             )
         )
-        list_id = conn.execute(
-            insert(t(InboundList)).values(
-                customer_id=acme, name="news", export_to=[], export_at="06:00"
+        list_id = _pk(
+            conn.execute(
+                insert(t(InboundList)).values(
+                    customer_id=acme, name="news", export_to=[], export_at="06:00"
+                )
             )
-        ).inserted_primary_key[0]
+        )
         conn.execute(
             insert(t(ListMember)),
             [
@@ -223,7 +238,9 @@ def test_0007_keeps_parts_and_gives_waiting_orders_a_receipt_deadline(engine: En
         part = conn.execute(text("SELECT smsc_id, matchable, submitted_at FROM part")).one()
         assert part.smsc_id == "5001" and part.matchable
         assert _aware(part.submitted_at) == t
-        due = dict(conn.execute(text('SELECT id, next_attempt_at FROM "order"')).all())
+        due: dict[str, datetime] = dict(
+            conn.execute(text('SELECT id, next_attempt_at FROM "order"')).all()
+        )
         assert _aware(due["M.1"]) == t + timedelta(days=2, hours=1)  # validity + grace
         assert _aware(due["M.2"]) == t  # a queued order keeps its place
         # The same id may now be stored twice (an SMSC restarted its counter).

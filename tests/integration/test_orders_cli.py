@@ -18,6 +18,7 @@ from bridge.intake.commit import IntakeMail, accept
 from bridge.intake.velocity import HOLD_REASON
 from bridge.mt import orders as order_sql
 from bridge.mt.mails import NewMail, NewOrder
+from bridge.mt.status import OrderStatus
 from bridge.tenants.admin import ensure_demo
 from bridge.tenants.senders import find_sender
 from tests.conftest import make_settings
@@ -50,7 +51,7 @@ def _mail(user_id: int) -> NewMail:
             priority=0,
             expires_at=now + timedelta(days=2),
             policy={"notify": "none"},
-            status="held" if n == 3 else "queued",
+            status=OrderStatus.HELD if n == 3 else OrderStatus.QUEUED,
             error=PUMPING if n == 3 else "",
         )
         for n in (1, 2, 3)

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
 
-from bridge.inbound.config import PushAction
 from bridge.push.settings import PushSettings
+from bridge.push.target import PushAction
 from bridge.push.worker import Pusher
 
 

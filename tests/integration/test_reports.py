@@ -106,7 +106,7 @@ def test_purge_removes_texts_first_then_old_orders(engine: Engine, tmp_path: Pat
     assert dry == {"texts": 6, "orders": 0, "mails": 0}
     assert run_sync(engine, sql.purge, now, 92, 30) == dry
     with engine.connect() as conn:
-        texts = dict(conn.execute(text('SELECT id, text FROM "order"')).all())
+        texts: dict[str, str] = dict(conn.execute(text('SELECT id, text FROM "order"')).all())
     assert texts["M1.1"] == "" and texts["M8.1"] == "text 8"  # queued: kept
     later = datetime(2027, 2, 1, tzinfo=UTC)
     counts = run_sync(engine, sql.purge, later, 92)

@@ -42,7 +42,9 @@ async def test_monthly_report_is_mailed_at_the_start_of_the_month(tmp_path: Path
     assert set(by_rcpt) == {("ops@bridge.example",), ("acme-boss@acme.example",)}
     msg = by_rcpt[("ops@bridge.example",)]
     assert msg["Subject"] == f"SMS report {month} for acme: 3 sent, 6 parts, 5 failed"
-    html = msg.get_body(("html",)).get_content()
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
     assert "sales" in html and "4711" in html and "9000" in html
     [attachment] = list(msg.iter_attachments())
     assert attachment.get_filename() == f"sms-report-acme-{month}.csv"

@@ -35,7 +35,7 @@ def cfg(port: int, **kw: object) -> SmppConfig:
         "response_timeout": 5.0,
     }
     base.update(kw)
-    return SmppConfig(**base)  # type: ignore[arg-type]
+    return SmppConfig(**base)
 
 
 @pytest.fixture

@@ -100,7 +100,10 @@ def test_two_processes_share_the_port_and_the_queue(
 ) -> None:
     port = _free_port()
     log = tmp_path / "serve.log"
-    config = lambda url: _config(tmp_path, url, port, event_loop)  # noqa: E731
+
+    def config(url: str) -> Path:
+        return _config(tmp_path, url, port, event_loop)
+
     with _database(database, tmp_path) as url, _serving(config(url), log) as p:
         wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
         children = _children(log)
@@ -164,8 +167,13 @@ def test_the_other_process_takes_a_share_of_the_status_mails_and_none_twice(
     log = tmp_path / "serve.log"
     maildir = tmp_path / "maildir" / "new"
     mails = 0
-    files = lambda: list(maildir.iterdir()) if maildir.is_dir() else []  # noqa: E731
-    writers = lambda: {int(re.search(r"\.P(\d+)R", f.name)[1]) for f in files()}  # type: ignore[index]  # noqa: E731
+
+    def files() -> list[Path]:
+        return list(maildir.iterdir()) if maildir.is_dir() else []
+
+    def writers() -> set[int]:
+        return {int(re.search(r"\.P(\d+)R", f.name)[1]) for f in files()}  # type: ignore[index]
+
     with _database(database, tmp_path) as url, _serving(_config(tmp_path, url, port), log) as p:
         wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
         children = _children(log)
@@ -176,7 +184,7 @@ def test_the_other_process_takes_a_share_of_the_status_mails_and_none_twice(
                     mail = make_mail(to=to, message_id=f"<s{i}@c>")
                     smtp.sendmail("demo@example.com", [to], mail)
             mails += 60
-            wait_until(lambda n=mails: len(files()) >= n, 60, "a status mail for every SMS")
+            wait_until(lambda n=mails: len(files()) >= n, 60, "a status mail for every SMS")  # type: ignore[misc]
             if writers() == children:
                 break
         time.sleep(1.5)  # a notice written twice would show up by now (lease 300 s)
@@ -265,7 +273,10 @@ def test_by_default_the_binds_process_takes_no_smtp_and_mail_still_flows(tmp_pat
     url = f"sqlite:///{tmp_path / 'bridge.db'}"
     config = _config(tmp_path, url, port, first_smtp="auto")
     with _serving(config, log) as p:
-        binds = lambda: {int(m[1]) for m in BINDS_ONLY.finditer(log.read_text())}  # noqa: E731
+
+        def binds() -> set[int]:
+            return {int(m[1]) for m in BINDS_ONLY.finditer(log.read_text())}
+
         wait_until(lambda: len(_children(log)) == 1, 30, "the SMTP process listening")
         wait_until(lambda: len(binds()) == 1, 30, "the binds process started")
         (first,), (other,) = binds(), _children(log)

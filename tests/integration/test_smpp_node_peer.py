@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 
@@ -36,7 +37,7 @@ def config(port: int, **kw: object) -> SmppConfig:
         "country": "DE",
     }
     base.update(kw)
-    return SmppConfig(**base)  # type: ignore[arg-type]
+    return SmppConfig(**base)
 
 
 @pytest.fixture
@@ -219,7 +220,7 @@ async def test_backoff_starts_again_after_every_successful_bind(
     finally:
         await transport.stop()
     delays = [
-        float(r.args[1])  # type: ignore[index]
+        float(cast("tuple[float, ...]", r.args)[1])  # log.info(fmt, name, delay, error)
         for r in caplog.records
         if r.getMessage().startswith("node: reconnecting in")
     ]

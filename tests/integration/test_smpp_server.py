@@ -120,7 +120,10 @@ async def test_the_dispatcher_is_woken_before_or_after_the_commit(
         with store.engine.connect() as conn:
             return int(conn.execute(text('SELECT count(*) FROM "order"')).scalar_one())
 
-    options = {"on_accepted": lambda: rows_at_wake.append(orders()), "wake_before_commit": before}
+    options: dict[str, Any] = {
+        "on_accepted": lambda: rows_at_wake.append(orders()),
+        "wake_before_commit": before,
+    }
     async with _server(store, **options) as server, _client(server.port) as (session, _):
         assert await _bind(session, "demo", "demo", c.BIND_TRANSCEIVER) == 0
         whole = await session.request(_submit())

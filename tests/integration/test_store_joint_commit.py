@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import pytest
 from sqlalchemy import Connection, Engine, event, text
@@ -131,7 +132,7 @@ async def test_a_function_queued_after_others_sees_their_rows_whichever_came_fir
     finally:
         await store.close()
     assert store.joins_commits
-    assert results == [1, 20]  # the reader saw the writer's row
+    assert cast("list[int]", results) == [1, 20]  # the reader saw the writer's row
     assert len(commits) == 1
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Engine, event, update
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, event, update
 from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.engine import open_engine
-from bridge.db.store import Store
+from bridge.db.store import Connection, Store
 from bridge.errors import StorageUnreachable
 from bridge.intake.commit import IntakeMail, accept
 from bridge.mt import orders as order_sql
@@ -30,6 +31,9 @@ from tests.integration.test_store import _mail, _rows, _seed
 
 DELIVERED = ReceiptState.DELIVERED
 WINDOW = 3600.0
+
+Item = TypeVar("Item")
+R = TypeVar("R")
 
 
 def _submitted(order_id: str, ids: tuple[str, ...], at: object) -> Submitted:
@@ -364,9 +368,16 @@ class _LostAnswerStore(Store):
         super().__init__(engine)
         self.lost = 0  # group commits whose answer is lost
 
-    async def grouped(self, fn: Any, item: Any, *, after_others: bool = False) -> Any:
+    async def grouped(
+        self,
+        fn: Callable[[Connection, list[Item]], Sequence[R]],
+        item: Item,
+        *,
+        after_others: bool = False,
+        taken: Callable[[list[Item]], list[Item]] | None = None,
+    ) -> R:
         if not self.lost:
-            return await super().grouped(fn, item, after_others=after_others)
+            return await super().grouped(fn, item, after_others=after_others, taken=taken)
         self.lost -= 1
         await super().grouped(fn, item, after_others=after_others)
         raise StorageUnreachable("OperationalError: server closed the connection unexpectedly")
@@ -415,11 +426,18 @@ class _FailoverStore(Store):
         self._down = Store(open_engine(f"postgresql://mailsms@127.0.0.1:{port}/mailsms"))
         self.unreachable = 0  # group commits that go there
 
-    async def grouped(self, fn: Any, item: Any, *, after_others: bool = False) -> Any:
+    async def grouped(
+        self,
+        fn: Callable[[Connection, list[Item]], Sequence[R]],
+        item: Item,
+        *,
+        after_others: bool = False,
+        taken: Callable[[list[Item]], list[Item]] | None = None,
+    ) -> R:
         if self.unreachable:
             self.unreachable -= 1
-            return await self._down.grouped(fn, item, after_others=after_others)
-        return await super().grouped(fn, item, after_others=after_others)
+            return await self._down.grouped(fn, item, after_others=after_others, taken=taken)
+        return await super().grouped(fn, item, after_others=after_others, taken=taken)
 
     async def close(self) -> None:
         await self._down.close()

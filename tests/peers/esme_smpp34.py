@@ -13,7 +13,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import smpp34  # type: ignore[import-untyped]
+import smpp34
 
 from tests.peers.esme import (
     BindResult,

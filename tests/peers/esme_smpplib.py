@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import smpplib.client  # type: ignore[import-untyped]
-import smpplib.consts  # type: ignore[import-untyped]
-import smpplib.exceptions  # type: ignore[import-untyped]
-import smpplib.gsm  # type: ignore[import-untyped]
-import smpplib.smpp  # type: ignore[import-untyped]
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.gsm
+import smpplib.smpp
 
 from tests.peers.esme import BindResult, BindType, Delivery, SubmitResult, address
 

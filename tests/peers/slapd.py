@@ -21,8 +21,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.peers.net import free_port
+
+if TYPE_CHECKING:
+    import ldap3
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "dirsync"
@@ -52,7 +56,10 @@ def make_test_ca(directory: Path, hostname: str = "127.0.0.1") -> tuple[Path, Pa
     san = f"IP:{hostname}" if hostname.replace(".", "").isdigit() else f"DNS:{hostname}"
     ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+
+    def run(*a: str) -> None:
+        subprocess.run(["openssl", *a], check=True, capture_output=True)
+
     run(
         "req",
         "-x509",
@@ -206,7 +213,7 @@ class Slapd:
             proc.kill()
             proc.wait(10)
 
-    def admin(self):  # type: ignore[no-untyped-def]
+    def admin(self) -> ldap3.Connection:
         """An ldap3 connection bound as rootdn (ignores limits) for loading and changing data."""
         from ldap3 import Connection, Server
 

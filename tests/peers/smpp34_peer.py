@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import smpp34  # type: ignore[import-untyped]
+import smpp34
 
 from bridge.transports.base import InboxUnavailable
 from bridge.values import InboundSms, Receipt
@@ -153,8 +153,8 @@ class Smpp34Peer:
             source_addr_npi=1,
             esm_class=0x04,
             tlvs=[
-                smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, message_id.encode() + b"\0"),
-                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02"),
+                smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, message_id.encode() + b"\0"),  # type: ignore[attr-defined]
+                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02"),  # type: ignore[attr-defined]
             ],
         )
         self.receipt_results.append(resp.command_status)

@@ -71,7 +71,7 @@ class RelayHandler:
 
     def messages(self) -> list[EmailMessage]:
         return [
-            email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[arg-type,misc]
+            email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[arg-type]
             for e in self.accepted
         ]
 

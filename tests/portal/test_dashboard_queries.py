@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 
 from bridge.db.core import table
 from bridge.db.store import run_sync
@@ -51,11 +51,11 @@ def at(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, second, tzinfo=UTC)
 
 
-def seed(conn: object) -> tuple[int, int]:
-    acme = add_customer(conn, "acme", {})  # type: ignore[arg-type]
-    globex = add_customer(conn, "globex", {})  # type: ignore[arg-type]
-    anna = add_user(conn, "anna@acme.example", "acme")  # type: ignore[arg-type]
-    gus = add_user(conn, "gus@globex.example", "globex")  # type: ignore[arg-type]
+def seed(conn: Connection) -> tuple[int, int]:
+    acme = add_customer(conn, "acme", {})
+    globex = add_customer(conn, "globex", {})
+    anna = add_user(conn, "anna@acme.example", "acme")
+    gus = add_user(conn, "gus@globex.example", "globex")
     orders = [
         # (user, created, status, encoding, parts)
         (anna, at(1, 23, 59, 59), OrderStatus.DELIVERED, "gsm7", 1),
@@ -68,20 +68,20 @@ def seed(conn: object) -> tuple[int, int]:
         (anna, at(4, 0), OrderStatus.DELIVERED, "gsm7", 1),  # after the period
     ]
     for n, (user, created, status, encoding, parts) in enumerate(orders):
-        conn.execute(  # type: ignore[attr-defined]
+        conn.execute(
             insert(table(Mail)).values(
                 id=f"M{n}", received_at=created, envelope_from="x@example.com",
                 user_id=user, raw=b"",
             )
         )  # fmt: skip
-        conn.execute(  # type: ignore[attr-defined]
+        conn.execute(
             insert(table(Order)).values(
                 id=f"M{n}.1", mail_id=f"M{n}", user_id=user, recipient="+491701234567",
                 rcpt_address="+491701234567@eu.rsms.net", sender_id="ACME", text="hi",
                 encoding=encoding, parts=parts, status=status, created_at=created, policy={},
             )
         )  # fmt: skip
-    apply_numbers(conn, parse_numbers(NUMBERS))  # type: ignore[arg-type]
+    apply_numbers(conn, parse_numbers(NUMBERS))
     for destination, received, owner, route in (
         ("+4915550000010", at(2, 8), acme, "number"),  # acme's dedicated number
         ("004915550000010", at(2, 9), acme, "number"),  # the same number, written with 00
@@ -92,7 +92,7 @@ def seed(conn: object) -> tuple[int, int]:
         ("+4915550000099", at(1, 10), None, "operator"),  # no one's
     ):
         sms = InboundSms("smsc", "+491701234567", destination, "hi", "gsm7")
-        inbound_id = insert_inbound(conn, sms, received)  # type: ignore[arg-type]
+        inbound_id = insert_inbound(conn, sms, received)
         record_route(conn, inbound_id, owner, route, "")  # as the routing step records it
     return acme, globex
 

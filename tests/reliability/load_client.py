@@ -101,8 +101,8 @@ class Client:
     def __init__(self, args: argparse.Namespace, out: IO[str]) -> None:
         self.args = args
         self.out = out
-        self.first = args.first
-        self.next = args.first - 1
+        self.first: int = args.first
+        self.next: int = args.first - 1
         self.deadline = time.monotonic() + args.duration
         self.acked = self.refused = self.failed = self.retries = 0
 

@@ -6,7 +6,8 @@ import base64
 import email
 import email.policy
 import re
-from typing import Any
+from email.message import Message
+from typing import Any, cast
 
 import pytest
 
@@ -171,7 +172,7 @@ def _dsn_fields(context: dict[str, Any]) -> dict[str, str]:
     fields: dict[str, str] = {}
     for part in parsed.walk():
         if part.get_content_type() == "message/delivery-status":
-            for block in part.get_payload():
+            for block in cast("list[Message]", part.get_payload()):
                 fields.update(block.items())
     assert parsed["Bcc"] is None
     return fields

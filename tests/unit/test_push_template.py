@@ -31,7 +31,7 @@ STATUS = {
     "final_at": "2026-12-01T09:00:00+00:00",
     "cost_centre": "4711",
 }
-TEMPLATE = {
+TEMPLATE: dict[str, Any] = {
     "format": "json",
     "status": {
         "fields": [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 import pytest
 
@@ -13,8 +14,14 @@ from bridge.retry import next_attempt
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
+class _Backoff(TypedDict):
+    minimum: float
+    maximum: float
+    lifetime: float
+
+
 def test_backoff_doubles_with_age_between_floor_and_ceiling() -> None:
-    kw = {"minimum": 30.0, "maximum": 900.0, "lifetime": 86400.0}
+    kw: _Backoff = {"minimum": 30.0, "maximum": 900.0, "lifetime": 86400.0}
     assert next_attempt(T0, T0, **kw) == T0 + timedelta(seconds=30)
     now = T0 + timedelta(seconds=100)
     assert next_attempt(T0, now, **kw) == now + timedelta(seconds=100)
@@ -23,7 +30,7 @@ def test_backoff_doubles_with_age_between_floor_and_ceiling() -> None:
 
 
 def test_no_next_attempt_after_lifetime_or_expiry() -> None:
-    kw = {"minimum": 30.0, "maximum": 900.0, "lifetime": 3600.0}
+    kw: _Backoff = {"minimum": 30.0, "maximum": 900.0, "lifetime": 3600.0}
     assert next_attempt(T0, T0 + timedelta(hours=1), **kw) is None
     expires = T0 + timedelta(seconds=40)
     assert next_attempt(T0, T0 + timedelta(seconds=20), expires_at=expires, **kw) == expires

@@ -6,7 +6,7 @@ import asyncio
 import struct
 
 import pytest
-import smpp34  # type: ignore[import-untyped]
+import smpp34
 
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import (
@@ -179,8 +179,8 @@ def test_deliver_sm_bytes_match_smpp34() -> None:
         source_addr_npi=1,
         esm_class=0x04,
         tlvs=[
-            smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, b"2001\x00"),
-            smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02"),
+            smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, b"2001\x00"),  # type: ignore[attr-defined]
+            smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02"),  # type: ignore[attr-defined]
         ],
         sequence_number=5,
     ).encode()
@@ -196,6 +196,7 @@ def test_deliver_sm_bytes_match_smpp34() -> None:
     )
     assert encode(ours) == bytes(theirs)
     theirs_decoded = smpp34.decode(encode(ours))
+    assert isinstance(theirs_decoded, smpp34.DeliverSm)
     assert theirs_decoded.short_message == text
     assert theirs_decoded.esm_class == 0x04
 

@@ -157,7 +157,7 @@ def test_a_bind_reads_a_receipt_text_id_in_its_configured_base(
 ) -> None:
     config = SmppConfig(
         name="smsc-a", host="127.0.0.1", port=1, system_id="b", password="p", receipt_id_base=base
-    )  # type: ignore[arg-type]
+    )
     handler = IncomingHandler(config, cast(MoPartStore, None), BindStats())
     sm = f"id:{text_id} sub:001 dlvrd:001 submit date:2612022130 done date:2612022131 "
     sm += "stat:DELIVRD err:000"

@@ -247,7 +247,7 @@ def test_the_transport_encodes_every_part_as_the_codec_does(settings: dict[str, 
         port=1,
         system_id="b",
         password="p",
-        **settings,  # type: ignore[arg-type]
+        **settings,
     )
     transport = SmppTransport(config)
     for sms in SMS:
