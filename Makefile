@@ -9,7 +9,7 @@ help:
 	@echo "make run    install (into $(VENV)) and start the bridge on the embedded default"
 	@echo "            (make run CONFIG=bridge.toml: with a settings file)"
 	@echo "make test   install test dependencies (Python and Debian packages) and run the tests"
-	@echo "make lint   ruff + mypy --strict + the layering contracts (import-linter)"
+	@echo "make lint   ruff + mypy --strict (code, tests, benchmarks) + the layering contracts"
 	@echo "make bench  benchmarks (SMTP intake vs bare aiosmtpd, text engine, ...)"
 	@echo "make messages  extract the portal's strings to bridge/locale/mailsms.pot (babel.cfg)"
 
