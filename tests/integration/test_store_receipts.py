@@ -379,7 +379,7 @@ class _LostAnswerStore(Store):
         if not self.lost:
             return await super().grouped(fn, item, after_others=after_others, taken=taken)
         self.lost -= 1
-        await super().grouped(fn, item, after_others=after_others)
+        await super().grouped(fn, item, after_others=after_others, taken=taken)
         raise StorageUnreachable("OperationalError: server closed the connection unexpectedly")
 
 
