@@ -10,7 +10,6 @@ MO route to the user who wrote, threaded to the mail.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,43 +17,14 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from bridge.settings import Settings, load_settings
+from bridge.settings import Settings
+from tests.e2e.one_smsc import rows, settings_for
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 from tests.peers.jasmin import PASSWORD, USERNAME, JasminStack, node_behind, throwaway_jasmin
 from tests.peers.node_smpp import NodeSmsc
 
 PHONE = "+491701234567"
 LONG = " ".join(f"{i:03d}" for i in range(100))  # 399 characters: three GSM-7 parts
-
-
-def settings_for(tmp_path: Path, port: int) -> Settings:
-    text = f"""
-database_url = "sqlite:///{tmp_path / "bridge.db"}"
-demo = true
-[smtp]
-port = 0
-[mailer]
-mode = "maildir"
-maildir = "{tmp_path / "maildir"}"
-poll_interval = 0.2
-[dispatch]
-poll_interval = 0.1
-[inbound]
-poll_interval = 0.1
-[[smsc]]
-name = "jasmin"
-port = {port}
-system_id = "{USERNAME}"
-password = "{PASSWORD}"
-reconnect_max = 1.0
-stats_interval = 0
-[[routes]]
-prefix = ""
-transports = ["jasmin"]
-"""
-    path = tmp_path / "bridge.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_settings(path, environ={})
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +39,6 @@ async def node(jasmin: JasminStack) -> AsyncIterator[NodeSmsc]:
         yield peer
 
 
-def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(tmp_path / "bridge.db") as conn:
-        return conn.execute(sql).fetchall()
-
-
 def status_mails(settings: Settings, message_id: str) -> list[EmailMessage]:
     return [
         m
@@ -85,7 +50,9 @@ def status_mails(settings: Settings, message_id: str) -> list[EmailMessage]:
 async def test_mails_through_jasmin_end_delivered_once_and_a_reply_comes_back(
     tmp_path: Path, jasmin: JasminStack, node: NodeSmsc
 ) -> None:
-    settings = settings_for(tmp_path, jasmin.smpp_port)
+    settings = settings_for(
+        tmp_path, jasmin.smpp_port, name="jasmin", system_id=USERNAME, password=PASSWORD
+    )
     async with running_bridge(settings) as (_, ep):
         async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
             for body, message_id in (("Short one", "<short@client>"), (LONG, "<long@client>")):

@@ -8,8 +8,6 @@ demo@example.com). Waits are conditions with deadlines.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,44 +16,13 @@ import aiosmtplib
 import pytest
 
 from bridge.app import Endpoints
-from bridge.settings import Settings, load_settings
+from bridge.settings import Settings
+from tests.e2e.one_smsc import rows, settings_for
 from tests.helpers import maildir_messages, make_mail, running_bridge, wait_for
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
 
 PHONE = "+491701234567"
 NUMBER = "4915550000001"  # the demo sender, as the SMSC writes it with TON 0
-
-
-def settings_for(tmp_path: Path, port: int, **smsc: object) -> Settings:
-    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in smsc.items())
-    text = f"""
-database_url = "sqlite:///{tmp_path / "bridge.db"}"
-demo = true
-[smtp]
-port = 0
-[mailer]
-mode = "maildir"
-maildir = "{tmp_path / "maildir"}"
-poll_interval = 0.2
-[dispatch]
-poll_interval = 0.1
-[inbound]
-poll_interval = 0.1
-[[smsc]]
-name = "node"
-port = {port}
-system_id = "bridge"
-password = "pw"
-reconnect_max = 1.0
-stats_interval = 0
-{extra}
-[[routes]]
-prefix = ""
-transports = ["node"]
-"""
-    path = tmp_path / "bridge.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_settings(path, environ={})
 
 
 @pytest.fixture
@@ -94,11 +61,6 @@ def sms2mail(settings: Settings, text: str) -> list[EmailMessage]:
 
 def submitted_texts(node: NodeSmsc) -> list[str]:
     return [str(p["short_message"]["message"]) for p in node.submits]
-
-
-def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(tmp_path / "bridge.db") as conn:
-        return conn.execute(sql).fetchall()
 
 
 async def test_ton0_reply_reaches_its_user_and_ton0_stop_refuses_every_spelling(

@@ -52,7 +52,7 @@ from tests.peers.jasmin import (
     throwaway_jasmin,
 )
 from tests.peers.node_smpp import NodeSmsc, mo, running_node_smsc
-from tests.peers.smpp34_peer import RecordingInbox
+from tests.peers.smpp34_peer import RecordingInbox, bound_transport
 
 PHONE = "+491701234567"
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -93,14 +93,8 @@ async def node(jasmin: JasminStack) -> AsyncIterator[NodeSmsc]:
 async def bound(
     jasmin: JasminStack, node: NodeSmsc
 ) -> AsyncIterator[tuple[SmppTransport, RecordingInbox]]:
-    transport = SmppTransport(config(jasmin.smpp_port))
-    inbox = RecordingInbox()
-    await transport.start(inbox)
-    try:
-        assert await transport.wait_bound(10.0), transport.last_error
-        yield transport, inbox
-    finally:
-        await transport.stop()
+    async with bound_transport(config(jasmin.smpp_port)) as bound:
+        yield bound
 
 
 async def wait(
@@ -260,27 +254,23 @@ async def test_submit_is_answered_while_no_smsc_is_bound_and_sent_when_one_is(
     jasmin: JasminStack,
 ) -> None:
     """Store and forward: Jasmin's submit_sm_resp says nothing about the SMSC behind it."""
-    async with running_node_smsc() as node:
-        transport = SmppTransport(config(jasmin.smpp_port))
-        inbox = RecordingInbox()
-        await transport.start(inbox)
+    async with (
+        running_node_smsc() as node,
+        bound_transport(config(jasmin.smpp_port)) as (transport, inbox),
+    ):
+        sms = OutboundSms("o-q", PHONE, "Bridge", "queued", "gsm7")
+        result = await transport.submit(sms)  # the `down` connector is stopped
+        assert UUID4.fullmatch(result.message_ids[0])
+        assert node.binds == 0 and node.submits == []
+        await asyncio.to_thread(connect_downstream, jasmin, node.port)
         try:
-            assert await transport.wait_bound(10.0), transport.last_error
-            sms = OutboundSms("o-q", PHONE, "Bridge", "queued", "gsm7")
-            result = await transport.submit(sms)  # the `down` connector is stopped
-            assert UUID4.fullmatch(result.message_ids[0])
-            assert node.binds == 0 and node.submits == []
-            await asyncio.to_thread(connect_downstream, jasmin, node.port)
-            try:
-                await wait(jasmin, node, lambda: len(node.submits) == 1)
-                assert node.submits[0]["short_message"]["message"] == "queued"
-                await wait(jasmin, inbox, lambda: len(inbox.receipts) == 1)
-                assert inbox.receipts[0].message_id == result.message_ids[0]
-                assert inbox.receipts[0].state == ReceiptState.DELIVERED
-            finally:
-                await asyncio.to_thread(disconnect_downstream, jasmin)
+            await wait(jasmin, node, lambda: len(node.submits) == 1)
+            assert node.submits[0]["short_message"]["message"] == "queued"
+            await wait(jasmin, inbox, lambda: len(inbox.receipts) == 1)
+            assert inbox.receipts[0].message_id == result.message_ids[0]
+            assert inbox.receipts[0].state == ReceiptState.DELIVERED
         finally:
-            await transport.stop()
+            await asyncio.to_thread(disconnect_downstream, jasmin)
 
 
 @pytest.fixture
@@ -293,27 +283,20 @@ async def test_receipt_as_data_sm_with_only_tlvs(jasmin_data_sm: JasminStack) ->
     """Jasmin's `[dlr-thrower] dlr_pdu = data_sm`: the receipt is a data_sm with esm_class
     0x04, receipted_message_id and message_state, and no text at all."""
     jasmin = jasmin_data_sm
-    async with running_node_smsc() as node:
-        await asyncio.to_thread(connect_downstream, jasmin, node.port)
-        transport = SmppTransport(config(jasmin.smpp_port))
-        inbox = RecordingInbox()
-        await transport.start(inbox)
-        try:
-            assert await transport.wait_bound(10.0), transport.last_error
-            await wait(jasmin, node, lambda: node.binds >= 1, within=30)
-            sms = OutboundSms("o-d", PHONE, "Bridge", "receipt as data_sm", "gsm7")
-            result = await transport.submit(sms)
-            await wait(jasmin, node, lambda: len(node.submits) == 1)
-            await wait(jasmin, inbox, lambda: len(inbox.receipts) == 1)
-            [receipt] = inbox.receipts
-            assert (receipt.message_id, receipt.state) == (
-                result.message_ids[0],
-                ReceiptState.DELIVERED,
-            )
-            sent = jasmin.log("smpp-server")  # Jasmin logs every PDU it sends at DEBUG
-            assert "Sending PDU: PDU [command: CommandId.data_sm" in sent
-            assert "Sending PDU: PDU [command: CommandId.deliver_sm" not in sent
-            assert inbox.messages == []
-        finally:
-            await transport.stop()
-            await asyncio.to_thread(disconnect_downstream, jasmin)
+    async with (
+        node_behind(jasmin) as node,
+        bound_transport(config(jasmin.smpp_port)) as (transport, inbox),
+    ):
+        sms = OutboundSms("o-d", PHONE, "Bridge", "receipt as data_sm", "gsm7")
+        result = await transport.submit(sms)
+        await wait(jasmin, node, lambda: len(node.submits) == 1)
+        await wait(jasmin, inbox, lambda: len(inbox.receipts) == 1)
+        [receipt] = inbox.receipts
+        assert (receipt.message_id, receipt.state) == (
+            result.message_ids[0],
+            ReceiptState.DELIVERED,
+        )
+        sent = jasmin.log("smpp-server")  # Jasmin logs every PDU it sends at DEBUG
+        assert "Sending PDU: PDU [command: CommandId.data_sm" in sent
+        assert "Sending PDU: PDU [command: CommandId.deliver_sm" not in sent
+        assert inbox.messages == []

@@ -16,7 +16,7 @@ import pytest
 from bridge.transports.smpp import SmppConfig, SmppTransport
 from bridge.values import OutboundSms, ReceiptState
 from tests.peers.node_smpp import NodeSmsc, mo, running_node_smsc
-from tests.peers.smpp34_peer import RecordingInbox
+from tests.peers.smpp34_peer import RecordingInbox, bound_transport
 
 pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
@@ -48,14 +48,8 @@ async def node() -> AsyncIterator[NodeSmsc]:
 
 @pytest.fixture
 async def bound(node: NodeSmsc) -> AsyncIterator[tuple[SmppTransport, RecordingInbox]]:
-    transport = SmppTransport(config(node.port))
-    inbox = RecordingInbox()
-    await transport.start(inbox)
-    try:
-        assert await transport.wait_bound(10.0), transport.last_error
-        yield transport, inbox
-    finally:
-        await transport.stop()
+    async with bound_transport(config(node.port)) as bound:
+        yield bound
 
 
 async def test_bind_and_short_submit_decoded_by_node_smpp_with_its_receipt(

@@ -14,7 +14,7 @@ import pytest
 from bridge.transports.smpp import SmppConfig, SmppTransport
 from bridge.values import OutboundSms, ReceiptState
 from tests.peers.perl_smpp import PerlSmsc, running_perl_smsc
-from tests.peers.smpp34_peer import RecordingInbox
+from tests.peers.smpp34_peer import RecordingInbox, bound_transport
 
 PHONE = "+491701234567"
 
@@ -38,14 +38,8 @@ async def bound(perl: PerlSmsc) -> AsyncIterator[tuple[SmppTransport, RecordingI
         stats_interval=0.0,
         country="DE",
     )
-    transport = SmppTransport(config)
-    inbox = RecordingInbox()
-    await transport.start(inbox)
-    try:
-        assert await transport.wait_bound(10.0), transport.last_error
-        yield transport, inbox
-    finally:
-        await transport.stop()
+    async with bound_transport(config) as bound:
+        yield bound
 
 
 async def test_submit_as_net_smpp_reads_it_and_its_receipt(

@@ -20,6 +20,7 @@ from typing import Any
 import smpp34
 
 from bridge.transports.base import InboxUnavailable
+from bridge.transports.smpp import SmppConfig, SmppTransport
 from bridge.values import InboundSms, Receipt
 from tests.peers.net import free_port
 
@@ -169,3 +170,19 @@ async def running_smpp34_peer(*, receipts: bool = True) -> AsyncIterator[Smpp34P
         yield peer
     finally:
         await peer.stop()
+
+
+@contextlib.asynccontextmanager
+async def bound_transport(
+    config: SmppConfig, within: float = 10.0
+) -> AsyncIterator[tuple[SmppTransport, RecordingInbox]]:
+    """Our ESME bound with `config` (failing with its last error if it does not bind
+    within `within` seconds), recording what it receives; stopped at the end."""
+    transport = SmppTransport(config)
+    inbox = RecordingInbox()
+    await transport.start(inbox)
+    try:
+        assert await transport.wait_bound(within), transport.last_error
+        yield transport, inbox
+    finally:
+        await transport.stop()
