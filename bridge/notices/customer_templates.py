@@ -6,18 +6,24 @@ Every environment is an `ImmutableSandboxedEnvironment` (a template cannot reach
 internals nor mutate what it is given) with autoescaping for `.html` and `.xml`. A
 customer's environment (and inline texts such as an auto-reply's) is a
 `LimitedEnvironment`: each render has a time and an output-size limit (`limits.py`).
+
+Template files are checked for edits at most every `RECHECK` seconds (`RecheckingLoader`):
+Jinja would stat a template's file on every lookup, and a template's parent
+(`{% extends "base.html" %}`) is looked up on every render.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from jinja2 import (
     BaseLoader,
     ChoiceLoader,
+    Environment,
     FileSystemLoader,
     StrictUndefined,
     Template,
@@ -28,6 +34,34 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from bridge.notices.limits import LimitedEnvironment, TemplateLimits
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RECHECK = 5.0  # seconds between checks whether a template's file changed
+Clock = Callable[[], float]
+
+
+class RecheckingLoader(FileSystemLoader):
+    """Jinja's file loader, whose templates are compared with their files at most every
+    `recheck` seconds: an edited template is used from the first lookup after that."""
+
+    def __init__(self, folder: Path, *, recheck: float = RECHECK, clock: Clock) -> None:
+        super().__init__(str(folder))
+        self.recheck = recheck
+        self.clock = clock
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, unchanged = super().get_source(environment, template)
+        checked = self.clock()
+
+        def uptodate() -> bool:
+            nonlocal checked
+            now = self.clock()
+            if now - checked < self.recheck:
+                return True
+            checked = now  # two threads at once at worst both look: harmless
+            return unchanged()
+
+        return source, filename, uptodate
 
 
 def _options(loader: BaseLoader | None) -> dict[str, Any]:
@@ -56,14 +90,16 @@ class Templates:
         limits: TemplateLimits | None = None,
         *,
         sender_name: str = "SMS Bridge",
+        clock: Clock = time.monotonic,
     ) -> None:
         self.base = base
+        self.clock = clock
         self.customer_root = customer_root
         self.limits = limits or TemplateLimits()
         # Known to every template (base.html shows it in the header): the configured name.
         self.names: dict[str, Any] = {"sender_name": sender_name}
         self.default: ImmutableSandboxedEnvironment = _named(
-            ImmutableSandboxedEnvironment(**_options(FileSystemLoader(str(base)))), self.names
+            ImmutableSandboxedEnvironment(**_options(self._loader(base))), self.names
         )
         self.strings = LimitedEnvironment(self.limits, **_options(None))
         self._cache: dict[str, ImmutableSandboxedEnvironment] = {}
@@ -77,10 +113,13 @@ class Templates:
             return self.default
         env = self._cache.get(customer)
         if env is None:
-            loader = ChoiceLoader([FileSystemLoader(str(folder)), FileSystemLoader(str(self.base))])
+            loader = ChoiceLoader([self._loader(folder), self._loader(self.base)])
             env = _named(LimitedEnvironment(self.limits, **_options(loader)), self.names)
             self._cache[customer] = env
         return env
+
+    def _loader(self, folder: Path) -> RecheckingLoader:
+        return RecheckingLoader(folder, clock=self.clock)
 
     @staticmethod
     def run(template: Template, context: Mapping[str, Any]) -> str:

@@ -7,9 +7,9 @@ carry `In-Reply-To`/`References` to its Message-ID (so they thread under it) and
 `Auto-Submitted: auto-replied` (so auto-responders do not answer them). The message is
 built by `mime` (which checks every header value).
 
-Compiled templates are kept per (customer, name) and checked against their files at most
-every `RECHECK` seconds (Jinja would stat every file on every render): an edited template
-is used from the next render after at most that long.
+Compiled templates are kept per (customer, name) and looked up again at most every
+`RECHECK` seconds; their files (a parent's too) are checked as often (`customer_templates`):
+an edited template is used from the next render after at most that long.
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from jinja2 import Template
 
 from bridge import packaged
 from bridge.notices import mime
-from bridge.notices.customer_templates import Templates
+from bridge.notices.customer_templates import RECHECK, Clock, Templates
 from bridge.notices.limits import TemplateLimits
 
 DEFAULT_TEMPLATES = packaged.TEMPLATES  # inside the installed package
-RECHECK = 5.0  # seconds between checks whether a template's file changed
 
 
 class Renderer:
@@ -41,9 +40,10 @@ class Renderer:
         hostname: str,
         customer_templates: Path | None = None,
         template_limits: TemplateLimits | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.templates = Templates(
-            templates, customer_templates, template_limits, sender_name=from_name
+            templates, customer_templates, template_limits, sender_name=from_name, clock=clock
         )
         self.env = self.templates.default
         self.from_address = from_address
@@ -54,7 +54,7 @@ class Renderer:
     def template(self, customer: str, name: str) -> Template:
         """The compiled template `name` for `customer` (its override or ours)."""
         key = (customer, name)
-        now = time.monotonic()
+        now = self.templates.clock()
         hit = self._compiled.get(key)
         if hit is not None and now - hit[1] < RECHECK:
             return hit[0]
