@@ -14,21 +14,23 @@ Jinja would stat a template's file on every lookup, and a template's parent
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from jinja2 import (
     BaseLoader,
-    ChoiceLoader,
     Environment,
     FileSystemLoader,
     StrictUndefined,
     Template,
     select_autoescape,
 )
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.notices.limits import LimitedEnvironment, TemplateLimits
@@ -39,11 +41,13 @@ Clock = Callable[[], float]
 
 
 class RecheckingLoader(FileSystemLoader):
-    """Jinja's file loader, whose templates are compared with their files at most every
-    `recheck` seconds: an edited template is used from the first lookup after that."""
+    """Jinja's file loader over `folders` (the first that has a template's file wins),
+    whose templates are compared with the folders at most every `recheck` seconds: a file
+    edited, added to an earlier folder or removed is used from the first lookup after that
+    (Jinja's own check sees an edit only, and on every lookup)."""
 
-    def __init__(self, folder: Path, *, recheck: float = RECHECK, clock: Clock) -> None:
-        super().__init__(str(folder))
+    def __init__(self, folders: Sequence[Path], *, recheck: float = RECHECK, clock: Clock) -> None:
+        super().__init__([str(folder) for folder in folders])
         self.recheck = recheck
         self.clock = clock
 
@@ -59,9 +63,18 @@ class RecheckingLoader(FileSystemLoader):
             if now - checked < self.recheck:
                 return True
             checked = now  # two threads at once at worst both look: harmless
-            return unchanged()
+            return unchanged() and self._first(template) == filename
 
         return source, filename, uptodate
+
+    def _first(self, template: str) -> str | None:
+        """The file `get_source` would read for `template` now."""
+        pieces = split_template_path(template)
+        for folder in self.searchpath:
+            filename = posixpath.join(folder, *pieces)
+            if os.path.isfile(filename):
+                return os.path.normpath(filename)
+        return None
 
 
 def _options(loader: BaseLoader | None) -> dict[str, Any]:
@@ -113,13 +126,13 @@ class Templates:
             return self.default
         env = self._cache.get(customer)
         if env is None:
-            loader = ChoiceLoader([self._loader(folder), self._loader(self.base)])
+            loader = self._loader(folder, self.base)
             env = _named(LimitedEnvironment(self.limits, **_options(loader)), self.names)
             self._cache[customer] = env
         return env
 
-    def _loader(self, folder: Path) -> RecheckingLoader:
-        return RecheckingLoader(folder, clock=self.clock)
+    def _loader(self, *folders: Path) -> RecheckingLoader:
+        return RecheckingLoader(folders, clock=self.clock)
 
     @staticmethod
     def run(template: Template, context: Mapping[str, Any]) -> str:

@@ -105,3 +105,22 @@ def test_a_customers_edited_override_is_used_after_the_recheck(tmp_path: Path) -
     clock.now += RECHECK
     assert "ACME dispatch" in _html(renderer, "acme")
     assert "ACME dispatch" not in _html(renderer)  # another customer's mails: ours
+
+
+def test_an_override_added_to_a_customers_folder_is_used_and_a_removed_one_no_longer(
+    tmp_path: Path,
+) -> None:
+    """Jinja's own check compares the file it read only: a file added before it in the
+    search (the customer's folder before ours) went unseen until a restart."""
+    clock = Clock()
+    renderer, ours, acme = _renderer(tmp_path, clock)
+    assert "ACME dispatch" not in _html(renderer, "acme")  # acme's folder has no status.html
+    html = (ours / "status.html").read_text()
+    (acme / "status.html").write_text(
+        html.replace("{% block content %}", "{% block content %}ACME dispatch")
+    )
+    clock.now += RECHECK + 1
+    assert "ACME dispatch" in _html(renderer, "acme")
+    (acme / "status.html").unlink()
+    clock.now += RECHECK + 1
+    assert "ACME dispatch" not in _html(renderer, "acme")
