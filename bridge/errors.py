@@ -113,7 +113,8 @@ REPLIES: dict[str, Reply] = {
     "line_too_long": Reply(
         500,
         "5.5.2",
-        "Line too long (at most 998 characters, RFC 5321); wrap the text or use quoted-printable",
+        "Line too long (RFC 5321 allows 998 characters a line); wrap the text or use "
+        "quoted-printable",
     ),
     "command_too_long": Reply(500, "5.5.2", "Command line too long; shorten the command"),
     "bare_line_ending": Reply(

@@ -2,7 +2,8 @@
 # Install the Debian packages the tests' real peers need, only when they are missing:
 # slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
 # PostgreSQL (store tests on PostgreSQL; pg_basebackup for the replicated pair), swaks
-# (the README's commands, run as written), msmtp (a mail client we did not write, sending
+# (the README's commands, run as written, and a client with its own habits: HELO,
+# STARTTLS, AUTH, leaving mid-transaction) with libnet-ssleay-perl (swaks' STARTTLS), msmtp (a mail client we did not write, sending
 # the text corpus to the listener), mutt (the terminal mail client, run in batch mode with
 # a throwaway muttrc: its own MIME habits sending to the listener, and its reply to a
 # conversation mail texted back), postfix (a throwaway instance relaying to the
@@ -51,6 +52,7 @@ command -v ldapwhoami >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libnet-ssleay-perl)
 command -v msmtp >/dev/null 2>&1 || missing+=(msmtp)
 command -v mutt >/dev/null 2>&1 || missing+=(mutt)
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
