@@ -59,6 +59,8 @@ def test_renders_do_not_look_at_the_files(
     clock = Clock()
     renderer, _, _ = _renderer(tmp_path, clock)
     _html(renderer, customer)  # the first render reads the files
+    env = renderer.templates.env(customer)
+    read = [env.get_template(name) for name in ("status.html", "base.html")]
     looked: list[str] = []
     getmtime = os.path.getmtime
 
@@ -75,6 +77,8 @@ def test_renders_do_not_look_at_the_files(
     clock.now += RECHECK
     _html(renderer, customer)
     assert any(p.endswith("base.html") for p in looked), looked  # checked once due
+    # found unchanged: the templates as read, not read again
+    assert [env.get_template(name) for name in ("status.html", "base.html")] == read
 
 
 def test_an_edited_parent_is_used_after_the_recheck(tmp_path: Path) -> None:
