@@ -7,9 +7,10 @@ internals nor mutate what it is given) with autoescaping for `.html` and `.xml`.
 customer's environment (and inline texts such as an auto-reply's) is a
 `LimitedEnvironment`: each render has a time and an output-size limit (`limits.py`).
 
-Template files are checked for edits at most every `RECHECK` seconds (`RecheckingLoader`):
-Jinja would stat a template's file on every lookup, and a template's parent
-(`{% extends "base.html" %}`) is looked up on every render.
+Template files are checked at most every `RECHECK` seconds (`RecheckingLoader`): an edited,
+added or removed file is used from the first render after that. Jinja alone would stat a
+template's file on every lookup (a template's parent, `{% extends "base.html" %}`, is
+looked up on every render) and never notice a file added before it in the search.
 """
 
 from __future__ import annotations
