@@ -562,3 +562,91 @@ async def node_behind(stack: JasminStack) -> AsyncIterator[NodeSmsc]:
 def connector_list(stack: JasminStack) -> str:
     with stack.jcli() as jcli:
         return jcli.send("smppccm --list")
+
+
+# Jasmin as a customer's gateway in front of the bridge's SMPP server (the other way round
+# from the above): an SMPP client connector bound to the bridge, an HTTP user whose
+# messages are routed to it, and an MO route from it to an HTTP connector.
+
+
+def add_http_user(stack: JasminStack, username: str, password: str, gid: str) -> None:
+    """A group `gid` and a user in it (Jasmin's defaults: HTTP send allowed, no quotas)."""
+    with stack.jcli() as jcli:
+        jcli.run("group -a", f"gid {gid}", "ok")
+        jcli.run(
+            "user -a",
+            f"username {username}",
+            f"password {password}",
+            f"gid {gid}",
+            f"uid {username}",
+            "ok",
+        )
+
+
+def add_smpp_client(
+    stack: JasminStack,
+    cid: str,
+    port: int,
+    system_id: str,
+    password: str,
+    host: str = "127.0.0.1",
+    **options: str | int,
+) -> None:
+    """An SMPP client connector `cid` bound to `host:port` as `system_id`, logging into
+    Jasmin's log dir (`stack.log(cid)`), started at once. `options`: more jCli keys
+    (`elink_interval`, `con_loss_delay`, `src_ton`, ...); Jasmin's defaults otherwise."""
+    logs = stack.root / "jasmin" / "var" / "log" / "jasmin"
+    keys: dict[str, str | int] = {"logfile": str(logs / f"{cid}.log"), "loglevel": 10}
+    keys.update(options)
+    with stack.jcli() as jcli:
+        jcli.run(
+            "smppccm -a",
+            f"cid {cid}",
+            f"host {host}",
+            f"port {port}",
+            f"username {system_id}",
+            f"password {password}",
+            *(f"{k} {v}" for k, v in keys.items()),
+            "ok",
+        )
+        jcli.run(f"smppccm -1 {cid}")
+
+
+def route_mt_of_user(stack: JasminStack, uid: str, cid: str, order: int = 10) -> None:
+    """Send what user `uid` submits (HTTP or SMPP) to the SMPP client connector `cid`."""
+    with stack.jcli() as jcli:
+        jcli.run("filter -a", f"fid user_{uid}", "type UserFilter", f"uid {uid}", "ok")
+        jcli.run(
+            "mtrouter -a",
+            "type StaticMTRoute",
+            f"order {order}",
+            f"filters user_{uid}",
+            f"connector smppc({cid})",
+            "rate 0.00",
+            "ok",
+        )
+
+
+def route_mo_to_http(stack: JasminStack, cid: str, url: str, order: int = 10) -> None:
+    """Throw what the SMPP client connector `cid` receives (deliver_sm, not receipts) to
+    `url` by an HTTP connector (POST; the receiver must answer `ACK/Jasmin`)."""
+    with stack.jcli() as jcli:
+        jcli.run("filter -a", f"fid from_{cid}", "type ConnectorFilter", f"cid {cid}", "ok")
+        jcli.run("httpccm -a", f"cid http_{cid}", f"url {url}", "method POST", "ok")
+        jcli.run(
+            "morouter -a",
+            "type StaticMORoute",
+            f"order {order}",
+            f"filters from_{cid}",
+            f"connector http(http_{cid})",
+            "ok",
+        )
+
+
+def connector_status(stack: JasminStack, cid: str) -> str:
+    """The session state `smppccm --list` shows for `cid` (BOUND_TRX, NONE, ...)."""
+    for line in connector_list(stack).splitlines():
+        fields = line.lstrip("#").split()
+        if fields and fields[0] == cid:
+            return fields[2]
+    raise JcliError(f"no connector {cid!r} in {connector_list(stack)!r}")
