@@ -706,8 +706,8 @@ class Bridge:
             self._server.close()
         if self._shared is not None:
             release_listener(self._shared)
-        if self.smpp_server is not None:
-            await self.smpp_server.stop()
+        if self.smpp_server is not None:  # its binds unbound after their answers
+            await self.smpp_server.stop(grace)
         if self.http is not None:
             await self.http.stop()
         for task in self._tasks:

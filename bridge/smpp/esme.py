@@ -21,7 +21,7 @@ from typing import Final
 
 from bridge.errors import TemporaryFailure
 from bridge.smpp import constants as c
-from bridge.smpp.pdu import Bind, BindResp, EnquireLink, GenericNack, Pdu, Unbind
+from bridge.smpp.pdu import Bind, BindResp, EnquireLink, GenericNack, Pdu
 from bridge.smpp.session import RequestHandler, SessionError, SmppSession
 
 log: Final = logging.getLogger(__name__)
@@ -134,8 +134,7 @@ class Esme:
         session = self._session
         if session is not None and not session.closed and self._bound.is_set():
             self._bound.clear()
-            with contextlib.suppress(SessionError, OSError):
-                await session.request(Unbind(0), response_timeout=2.0, use_window=False)
+            await session.unbind()
         if session is not None:
             await session.close()
         if self._task is not None:

@@ -47,6 +47,7 @@ from bridge.smpp.pdu import (
 RequestHandler = Callable[[Pdu], Awaitable[Pdu | None]]
 
 log: Final = logging.getLogger(__name__)
+UNBIND_WAIT: Final = 2.0  # seconds a side that closes waits for the peer's unbind_resp
 
 
 class SessionError(TemporaryFailure):
@@ -283,6 +284,21 @@ class SmppSession:
             self.send(response)
 
     # --- closing ----------------------------------------------------------------------------
+
+    async def drain(self, within: float) -> None:
+        """Wait, at most `within` seconds, until the requests being handled have been
+        answered (e.g. each submit_sm after its commit)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=within)
+
+    async def unbind(self, wait: float = UNBIND_WAIT) -> None:
+        """Tell the peer this side is closing (`unbind`) and wait at most `wait` seconds
+        for its unbind_resp; a peer that has gone or does not answer is no fault here.
+        The caller closes the connection after it."""
+        if self.closed:
+            return
+        with contextlib.suppress(SessionError, OSError):
+            await self.request(Unbind(0), response_timeout=wait, use_window=False)
 
     def abort(self, reason: str) -> None:
         """Drop the connection now; pending requests fail with ConnectionLost."""

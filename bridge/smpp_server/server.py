@@ -179,20 +179,37 @@ class SmppServer:
         )
         return (s.host, self.port)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop as an SMSC does: no new connection and no new submit_sm (answered
+        ESME_RSYSERR, which clients retry); the outbox ends the round it is in (the
+        deliver_sm it sent get their answers recorded); each submit_sm being handled is
+        answered after its commit (for at most `grace` seconds); then each bound client
+        is told `unbind` (`UNBIND_WAIT` for its answer) and every connection closes. So a
+        client sees a clean unbind, not a lost connection, and is not left without the
+        answer to a message that was stored (which it would send again)."""
         self._stopping = True
         if self._server is not None:
             self._server.close()
-        for client in list(self._clients):
-            if client.session is not None:
-                client.session.abort("server stopping")
         if self._outbox_task is not None:
+            self._wake.set()  # its loop sees the stop now, not after `outbox_interval`
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._outbox_task), grace)
             self._outbox_task.cancel()
             await asyncio.gather(self._outbox_task, return_exceptions=True)
+        await asyncio.gather(*(self._part(client, grace) for client in list(self._clients)))
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)
             self._server = None
+
+    async def _part(self, client: _Client, grace: float) -> None:
+        session = client.session
+        if session is None or session.closed:
+            return
+        await session.drain(grace)
+        if client.account is not None:
+            await session.unbind()
+        session.abort("server stopping")
 
     def wake(self) -> None:
         """Something was queued for the binds (a receipt, an MO): look now."""
@@ -246,6 +263,8 @@ class SmppServer:
         if isinstance(pdu, SubmitSm):
             if not client.can_submit:
                 return SubmitSmResp(pdu.sequence, c.ESME_RINVBNDSTS)
+            if self._stopping:  # taken by another instance, or by this one after its start
+                return SubmitSmResp(pdu.sequence, c.ESME_RSYSERR)
             return await self._submit(client, pdu)
         if isinstance(pdu, UnknownPdu):
             if pdu.command_id == c.QUERY_SM:
@@ -518,6 +537,8 @@ class SmppServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.outbox_interval)
             self._wake.clear()
+            if self._stopping:
+                break
             if time.monotonic() >= sweep_at:
                 sweep_at = time.monotonic() + 60.0
                 with contextlib.suppress(StorageUnavailable):

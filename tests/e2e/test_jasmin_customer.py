@@ -35,8 +35,8 @@ in its connector log (`stack.log(cid)`, DEBUG):
   API's `long_content_split udh`) and sends all parts at once. The bridge answers each
   part with the id of the whole and makes one order, one SMS on the phone, one receipt;
 * enquire_link every `elink_interval` seconds (30 by default; 1 here, so that every test
-  sees some answered); when the connection drops (the bridge closes the TCP connection
-  on stop, without an unbind: Jasmin logs "Connection lost" as an ERROR) it reconnects
+  sees some answered); when the connection ends (the bridge unbinds on stop and Jasmin
+  answers; it still logs "Connection lost" as an ERROR, as for any end) it reconnects
   after `con_loss_delay` (10 s by default; 1 here) and binds again, and what the
   application sent meanwhile waits in Jasmin (retried every
   `submit_retrial_delay_smppc_not_ready`, 1 s here) and goes out after the bind;
@@ -441,6 +441,9 @@ async def test_jasmin_rebinds_after_a_bridge_restart_and_sends_on(
             ]
             log = jasmin.log(user)
             assert log.count("Bind succeeded") == 2, log[-4000:]
+            # each stop of the bridge unbound Jasmin first, and Jasmin answered
+            pdus = r"(?:received PDU|Sending PDU: PDU) \[command: CommandId\.(unbind(?:_resp)?),"
+            assert re.findall(pdus, log) == ["unbind", "unbind_resp"] * 2, log[-4000:]
             assert_clean_session(log)
     finally:
         await first_bridge.aclose()

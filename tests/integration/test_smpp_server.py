@@ -15,7 +15,7 @@ import pytest
 import trustme
 from sqlalchemy import text
 
-from bridge.db.engine import upgrade
+from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import Store, run_sync
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import (
@@ -231,3 +231,49 @@ async def test_smpp_over_tls(store: Store, tmp_path: Path) -> None:
         async with _client(server.port) as (plain, _):
             with pytest.raises(SessionError):
                 await _bind(plain, "demo", "demo", c.BIND_TRANSCEIVER)
+
+
+@asynccontextmanager
+async def _writes_held(store: Store) -> AsyncIterator[None]:
+    """Another connection holds what an insert into "order" needs (SQLite's write lock,
+    PostgreSQL's table lock) until the block ends: a commit meanwhile waits."""
+    holder = open_engine(store.engine.url.render_as_string(hide_password=False))
+    with holder.connect() as conn, conn.begin():  # SQLite: BEGIN IMMEDIATE
+        if holder.dialect.name == "postgresql":
+            conn.execute(text('LOCK TABLE "order" IN EXCLUSIVE MODE'))
+        yield
+    holder.dispose()
+
+
+async def test_stop_answers_the_submit_in_flight_then_unbinds(store: Store) -> None:
+    """A client bound while the server stops gets the answer to the submit_sm whose commit
+    was under way (its message stored), then an `unbind` (our session answers it and
+    records "peer unbound"), and a submit_sm after the stop began gets ESME_RSYSERR.
+    Before, the server dropped the connection: the stored message went unanswered."""
+    async with _server(store) as server, _client(server.port) as (session, _):
+        assert await _bind(session, "demo", "demo", c.BIND_TRANSCEIVER) == 0
+        async with _writes_held(store):
+            in_flight = asyncio.create_task(session.request(_submit(dest="491701230001")))
+            await asyncio.sleep(0.3)  # read and handled: its commit waits for the lock
+            assert not in_flight.done()
+            stopping = asyncio.create_task(server.stop())
+            await asyncio.sleep(0.1)
+            late = await session.request(_submit(dest="491701230002"))
+            assert isinstance(late, SubmitSmResp) and late.status == c.ESME_RSYSERR
+            assert not session.closed
+        answer = await asyncio.wait_for(in_flight, 10)
+        assert isinstance(answer, SubmitSmResp) and answer.status == 0 and answer.message_id
+        await asyncio.wait_for(session.wait_closed(), 10)
+        assert session.close_reason == "peer unbound"
+        await asyncio.wait_for(stopping, 10)
+    with store.engine.connect() as conn:
+        stored = conn.execute(text('SELECT recipient FROM "order"')).scalars().all()
+    assert stored == ["+491701230001"]
+
+
+async def test_stop_closes_a_connection_never_bound_without_unbind(store: Store) -> None:
+    async with _server(store) as server, _client(server.port) as (session, _):
+        await asyncio.sleep(0.1)  # accepted
+        await asyncio.wait_for(server.stop(), 10)
+        await asyncio.wait_for(session.wait_closed(), 10)
+        assert session.close_reason == "peer closed the connection"
