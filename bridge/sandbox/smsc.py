@@ -137,9 +137,15 @@ class SandboxSmsc:
         )
         log.info("sandbox SMSC listening on %s:%d", self.config.host, self.port)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop as an SMSC does: no new connection; each bound client gets the answers to
+        the submit_sm being handled (at most `grace` seconds), then an `unbind`, then the
+        connection closes (`drop_connections` is the crash). Receipts not yet sent are
+        dropped: the sandbox keeps nothing across a restart."""
         if self._server is not None:
             self._server.close()
+        if not self._holding:  # held submits stay unanswered, as when it crashes
+            await asyncio.gather(*(self._part(conn, grace) for conn in list(self._conns)))
         self.drop_connections()
         for task in list(self._tasks):
             task.cancel()
@@ -147,6 +153,15 @@ class SandboxSmsc:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+
+    @staticmethod
+    async def _part(conn: _Conn, grace: float) -> None:
+        session = conn.session
+        if session is None or session.closed:
+            return
+        await session.drain(grace)
+        if conn.kind:
+            await session.unbind()
 
     # --- fault injection (tests, outage drills) --------------------------------------------
 

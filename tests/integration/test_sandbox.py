@@ -14,6 +14,7 @@ from bridge.sandbox.smsc import SandboxConfig, SandboxError, SandboxSmsc, read_i
 from bridge.smpp import constants as c
 from bridge.smpp.esme import Esme, EsmeSettings
 from bridge.smpp.pdu import Bind, BindResp, Pdu, decode, encode
+from bridge.smpp.session import SmppSession
 from bridge.transports.base import TransportPermanentFailure, TransportTemporaryFailure
 from bridge.transports.smpp import SmppConfig, SmppTransport
 from bridge.values import OutboundSms, ReceiptState
@@ -328,3 +329,31 @@ async def test_rules_file_changes_apply_to_the_next_sms(
         assert read_inbox(s.config.inbox_path)[-1].text == "fourth"
     finally:
         await s.stop()
+
+
+async def test_stop_unbinds_each_bound_client(tmp_path: Path) -> None:
+    """`mailsms sandbox serve` stopped (Ctrl-C) under a bound bridge: an `unbind`, which
+    our session answers ("peer unbound"), not a dropped connection; a connection that
+    never bound is only closed."""
+    sandbox = SandboxSmsc(SandboxConfig(inbox_path=tmp_path / "inbox.jsonl", port=0))
+    await sandbox.start()
+    sessions: list[SmppSession] = []
+    reading: list[asyncio.Task[None]] = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection("127.0.0.1", sandbox.port)
+        session = SmppSession(reader, writer, _nothing, response_timeout=5.0)
+        sessions.append(session)
+        reading.append(asyncio.create_task(session.run()))
+    bound_one, never_bound = sessions
+    resp = await bound_one.request(Bind(c.BIND_TRANSCEIVER, 0, "bridge", "sandbox"))
+    assert isinstance(resp, BindResp) and resp.status == 0
+    await asyncio.wait_for(sandbox.stop(), 10)
+    for session in sessions:
+        await asyncio.wait_for(session.wait_closed(), 10)
+    await asyncio.gather(*reading)
+    assert bound_one.close_reason == "peer unbound"
+    assert never_bound.close_reason == "peer closed the connection"
+
+
+async def _nothing(pdu: Pdu) -> Pdu | None:
+    return None
