@@ -192,8 +192,7 @@ class SmppServer:
             self._server.close()
         if self._outbox_task is not None:
             self._wake.set()  # its loop sees the stop now, not after `outbox_interval`
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._outbox_task), grace)
+            await asyncio.wait({self._outbox_task}, timeout=grace)
             self._outbox_task.cancel()
             await asyncio.gather(self._outbox_task, return_exceptions=True)
         await asyncio.gather(*(self._part(client, grace) for client in list(self._clients)))
@@ -263,7 +262,7 @@ class SmppServer:
         if isinstance(pdu, SubmitSm):
             if not client.can_submit:
                 return SubmitSmResp(pdu.sequence, c.ESME_RINVBNDSTS)
-            if self._stopping:  # taken by another instance, or by this one after its start
+            if self._stopping:  # the client sends it again: after the restart, or elsewhere
                 return SubmitSmResp(pdu.sequence, c.ESME_RSYSERR)
             return await self._submit(client, pdu)
         if isinstance(pdu, UnknownPdu):
