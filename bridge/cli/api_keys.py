@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from bridge.api.keys import add_key, list_keys, revoke_key
-from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.cli.common import ConfigOpt, administer, open_database
 from bridge.db.store import run_sync
-from bridge.tenants.admin import AdminError
 
 app = typer.Typer(
     help="API keys: applications send SMS through the REST API (/api/v1) with them.",
@@ -32,13 +31,7 @@ def key_add(
     config: ConfigOpt = None,
 ) -> None:
     """Create a key and print it once: it is stored hashed and cannot be shown again."""
-    try:
-        token = run_sync(
-            open_database(config),
-            lambda conn: add_key(conn, customer, name, user, network or ()),
-        )
-    except AdminError as exc:
-        fail(str(exc))
+    token = administer(config, lambda conn: add_key(conn, customer, name, user, network or ()))
     typer.echo(token)
     typer.echo(
         f"API key {name!r} of {customer}: keep it now, it is not shown again "
@@ -68,8 +61,5 @@ def key_revoke(
     config: ConfigOpt = None,
 ) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    try:
-        run_sync(open_database(config), revoke_key, customer, name)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, revoke_key, customer, name)
     typer.echo(f"API key {name!r} of {customer} revoked")

@@ -14,16 +14,21 @@ such a command names the file it opened on stderr.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.db import engine as db
+from bridge.db.store import run_sync
 from bridge.errors import ConfigError
 from bridge.settings import Settings, load_settings
+from bridge.tenants.admin import AdminError
+
+T = TypeVar("T")
 
 CONFIG_ENV = "MAILSMS_CONFIG"
 DATABASE_ENV = "MAILSMS_DATABASE_URL"
@@ -88,6 +93,16 @@ def open_database(config: Path | None, *, read_only: bool = False) -> Engine:
     DEFERRED and take no lock, so a long read (a report) never holds back the running
     bridge's writes; a write in them fails."""
     return admin_engine(read_settings(config), config, read_only=read_only)
+
+
+def administer(config: Path | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn(conn, *args, **kwargs)` in one transaction on the database of these settings; a
+    request that cannot be carried out (`AdminError`: an unknown user, a name taken, ...)
+    stops the command with its sentence and exit status 1, nothing written."""
+    try:
+        return run_sync(open_database(config), fn, *args, **kwargs)
+    except AdminError as exc:
+        fail(str(exc))
 
 
 def origin(config: Path | None) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.cli.common import ConfigOpt, administer, fail, open_database
 from bridge.db.store import run_sync
 from bridge.intake.access import check_cidrs
 from bridge.intake.access_store import get_access, set_access
@@ -47,10 +47,7 @@ def customer_add(
             settings["access"] = {"networks": list(check_cidrs(network))}
         except ValueError as exc:
             fail(f"--network: {exc}")
-    try:
-        run_sync(open_database(config), add_customer, name, settings)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, add_customer, name, settings)
     typer.echo(f"customer {name} added")
     if network:
         typer.echo(f"its users may send from {', '.join(network)}")

@@ -10,6 +10,7 @@ from bridge.cli.common import (
     ConfigOpt,
     PasswordEnv,
     PasswordFile,
+    administer,
     fail,
     open_database,
     read_password,
@@ -58,18 +59,12 @@ def login_list(config: ConfigOpt = None) -> None:
 @app.command("disable")
 def login_disable(username: str, config: ConfigOpt = None) -> None:
     """Disable a login (AUTH with it fails from now on)."""
-    try:
-        run_sync(open_database(config), set_credential_enabled, username, False)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_credential_enabled, username, False)
     typer.echo(f"login {username} disabled")
 
 
 @app.command("enable")
 def login_enable(username: str, config: ConfigOpt = None) -> None:
     """Enable a disabled login again (with the password it had)."""
-    try:
-        run_sync(open_database(config), set_credential_enabled, username, True)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_credential_enabled, username, True)
     typer.echo(f"login {username} enabled")

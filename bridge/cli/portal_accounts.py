@@ -10,14 +10,13 @@ from bridge.cli.common import (
     ConfigOpt,
     PasswordEnv,
     PasswordFile,
-    fail,
+    administer,
     open_database,
     read_password,
 )
 from bridge.db.store import run_sync
 from bridge.portal.accounts import add_account, list_accounts, set_enabled, set_password
 from bridge.portal.status import Role
-from bridge.tenants.admin import AdminError
 
 app = typer.Typer(
     help="Portal accounts: operators (every customer) and customer admins (one customer).",
@@ -46,10 +45,7 @@ def account_add(
     acme --password-env PW`.
     """
     password = read_password(password_env, password_file)
-    try:
-        run_sync(open_database(config), add_account, username, role, customer, password)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, add_account, username, role, customer, password)
     whose = "every customer" if role is Role.OPERATOR else f"customer {customer}"
     typer.echo(f"portal account {username.strip().lower()} added ({role.value}, {whose})")
 
@@ -67,20 +63,14 @@ def account_list(config: ConfigOpt = None) -> None:
 @app.command("disable")
 def account_disable(username: str, config: ConfigOpt = None) -> None:
     """Disable an account; its sessions end at once."""
-    try:
-        run_sync(open_database(config), set_enabled, username, False)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_enabled, username, False)
     typer.echo(f"portal account {username} disabled")
 
 
 @app.command("enable")
 def account_enable(username: str, config: ConfigOpt = None) -> None:
     """Enable a disabled account again (and lift a lockout)."""
-    try:
-        run_sync(open_database(config), set_enabled, username, True)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_enabled, username, True)
     typer.echo(f"portal account {username} enabled")
 
 
@@ -93,8 +83,5 @@ def account_password(
 ) -> None:
     """Set a new password; this lifts a lockout and ends the account's sessions."""
     password = read_password(password_env, password_file)
-    try:
-        run_sync(open_database(config), set_password, username, password)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_password, username, password)
     typer.echo(f"portal account {username} has a new password")

@@ -9,9 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.cli.common import ConfigOpt, administer, fail
 from bridge.db.clock import utcnow
-from bridge.db.store import run_sync
 from bridge.push.template import PushTemplate, PushTemplateError, parse_template, preview
 from bridge.push.templates_store import (
     customer_id_of,
@@ -19,7 +18,6 @@ from bridge.push.templates_store import (
     remove_template,
     set_template,
 )
-from bridge.tenants.admin import AdminError
 
 app = typer.Typer(
     help="Push templates: the fields, names, order and format (json, xml, kv) of a "
@@ -72,10 +70,7 @@ def template_set(customer: CustomerOpt, file: FileOpt, config: ConfigOpt = None)
     def store(conn: Any) -> None:
         set_template(conn, customer_id_of(conn, customer), template, utcnow())
 
-    try:
-        run_sync(open_database(config), store)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, store)
     typer.echo(f"push template of {customer} set; pushes queued from now on use it")
     _preview(template)
 
@@ -83,12 +78,7 @@ def template_set(customer: CustomerOpt, file: FileOpt, config: ConfigOpt = None)
 @app.command("show")
 def template_show(customer: CustomerOpt, config: ConfigOpt = None) -> None:
     """Print the customer's template (as JSON), or say it has none."""
-    try:
-        template = run_sync(
-            open_database(config), lambda conn: get_template(conn, customer_id_of(conn, customer))
-        )
-    except AdminError as exc:
-        fail(str(exc))
+    template = administer(config, lambda conn: get_template(conn, customer_id_of(conn, customer)))
     if template is None:
         typer.echo(f"{customer} has no push template: its pushes have today's bodies")
         return
@@ -113,12 +103,7 @@ def template_preview(
         _preview(read_file(file))
         return
     assert customer is not None
-    try:
-        template = run_sync(
-            open_database(config), lambda conn: get_template(conn, customer_id_of(conn, customer))
-        )
-    except AdminError as exc:
-        fail(str(exc))
+    template = administer(config, lambda conn: get_template(conn, customer_id_of(conn, customer)))
     if template is None:
         fail(f"{customer} has no push template; preview a file with --file")
     _preview(template)
@@ -127,13 +112,7 @@ def template_preview(
 @app.command("remove")
 def template_remove(customer: CustomerOpt, config: ConfigOpt = None) -> None:
     """Remove the customer's template: its pushes get today's bodies again."""
-    try:
-        removed = run_sync(
-            open_database(config),
-            lambda conn: remove_template(conn, customer_id_of(conn, customer)),
-        )
-    except AdminError as exc:
-        fail(str(exc))
+    removed = administer(config, lambda conn: remove_template(conn, customer_id_of(conn, customer)))
     if not removed:
         fail(f"{customer} has no push template")
     typer.echo(f"push template of {customer} removed; its pushes get today's bodies")

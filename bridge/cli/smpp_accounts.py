@@ -10,7 +10,7 @@ from bridge.cli.common import (
     ConfigOpt,
     PasswordEnv,
     PasswordFile,
-    fail,
+    administer,
     open_database,
     read_password,
 )
@@ -24,7 +24,6 @@ from bridge.smpp_server.accounts import (
     set_limits,
     set_password,
 )
-from bridge.tenants.admin import AdminError
 
 app = typer.Typer(
     help="SMPP accounts: customers' applications bind to the SMPP server with them.",
@@ -58,24 +57,21 @@ def account_add(
 ) -> None:
     """Add an account; the password is stored as an scrypt hash (prompted for by default)."""
     password = read_password(password_env, password_file, "Password (at most 8 characters)")
-    try:
-        run_sync(
-            open_database(config),
-            lambda conn: add_account(
-                conn,
-                system_id,
-                user,
-                password,
-                networks=network,
-                bind_types=tuple(bind_type or BIND_TYPES),
-                senders=tuple(sender or ()),
-                max_binds=max_binds,
-                window=window,
-                throughput=throughput,
-            ),
-        )
-    except AdminError as exc:
-        fail(str(exc))
+    administer(
+        config,
+        lambda conn: add_account(
+            conn,
+            system_id,
+            user,
+            password,
+            networks=network,
+            bind_types=tuple(bind_type or BIND_TYPES),
+            senders=tuple(sender or ()),
+            max_binds=max_binds,
+            window=window,
+            throughput=throughput,
+        ),
+    )
     typer.echo(f"SMPP account {system_id} added for {user}")
 
 
@@ -97,20 +93,14 @@ def account_list(config: ConfigOpt = None) -> None:
 @app.command("disable")
 def account_disable(system_id: str, config: ConfigOpt = None) -> None:
     """Disable an account (binds with it fail from now on)."""
-    try:
-        run_sync(open_database(config), set_enabled, system_id, False)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_enabled, system_id, False)
     typer.echo(f"SMPP account {system_id} disabled")
 
 
 @app.command("enable")
 def account_enable(system_id: str, config: ConfigOpt = None) -> None:
     """Enable a disabled account again."""
-    try:
-        run_sync(open_database(config), set_enabled, system_id, True)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_enabled, system_id, True)
     typer.echo(f"SMPP account {system_id} enabled")
 
 
@@ -123,10 +113,7 @@ def account_password(
 ) -> None:
     """Set a new password."""
     password = read_password(password_env, password_file, "Password (at most 8 characters)")
-    try:
-        run_sync(open_database(config), set_password, system_id, password)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_password, system_id, password)
     typer.echo(f"SMPP account {system_id}: password changed")
 
 
@@ -141,19 +128,16 @@ def account_limits(
     config: ConfigOpt = None,
 ) -> None:
     """Change an account's networks, limits or sender ids (binds made later see them)."""
-    try:
-        run_sync(
-            open_database(config),
-            lambda conn: set_limits(
-                conn,
-                system_id,
-                networks=network,
-                max_binds=max_binds,
-                window=window,
-                throughput=throughput,
-                senders=sender,
-            ),
-        )
-    except AdminError as exc:
-        fail(str(exc))
+    administer(
+        config,
+        lambda conn: set_limits(
+            conn,
+            system_id,
+            networks=network,
+            max_binds=max_binds,
+            window=window,
+            throughput=throughput,
+            senders=sender,
+        ),
+    )
     typer.echo(f"SMPP account {system_id} changed")

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from bridge.cli.common import ConfigOpt, fail, open_database
+from bridge.cli.common import ConfigOpt, administer, fail, open_database
 from bridge.db.store import run_sync
-from bridge.tenants.admin import AdminError, add_user, list_users, set_user_enabled
+from bridge.tenants.admin import add_user, list_users, set_user_enabled
 
 app = typer.Typer(help="Users: the mail addresses that may send SMS.", no_args_is_help=True)
 
@@ -30,12 +30,7 @@ def user_add(
         settings["notify"] = notify
     if sender_id:
         settings["sender_id"] = sender_id
-    try:
-        run_sync(
-            open_database(config), add_user, address, customer, display_name=name, settings=settings
-        )
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, add_user, address, customer, display_name=name, settings=settings)
     typer.echo(f"user {address.lower()} added to {customer}")
 
 
@@ -53,18 +48,12 @@ def user_list(
 @app.command("disable")
 def user_disable(address: str, config: ConfigOpt = None) -> None:
     """Stop ADDRESS from sending SMS (its history stays)."""
-    try:
-        run_sync(open_database(config), set_user_enabled, address, False)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_user_enabled, address, False)
     typer.echo(f"user {address.lower()} disabled")
 
 
 @app.command("enable")
 def user_enable(address: str, config: ConfigOpt = None) -> None:
     """Allow a disabled ADDRESS to send SMS again."""
-    try:
-        run_sync(open_database(config), set_user_enabled, address, True)
-    except AdminError as exc:
-        fail(str(exc))
+    administer(config, set_user_enabled, address, True)
     typer.echo(f"user {address.lower()} enabled")

@@ -4,7 +4,9 @@ database a command uses when run from another directory, and that only `serve` a
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -268,3 +270,41 @@ def test_serve_names_a_database_it_cannot_use_in_one_line(
     assert expected in result.output and "Traceback" not in result.output
     assert "pw-1" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["user", "disable", "nobody@example.com"], "nobody@example.com"),
+        (["user", "enable", "nobody@example.com"], "nobody@example.com"),
+        (["user", "add", "anna@example.com", "--customer", "nosuch"], "nosuch"),
+        (["customer", "add", "acme"], "acme"),
+        (["login", "disable", "nosuch"], "nosuch"),
+        (["portal-account", "enable", "nosuch"], "nosuch"),
+        (["smpp-account", "disable", "nosuch"], "nosuch"),
+        (["smpp-account", "limits", "nosuch", "--window", "5"], "nosuch"),
+        (["api-key", "revoke", "nosuch", "--customer", "acme"], "nosuch"),
+        (["push-template", "show", "--customer", "nosuch"], "nosuch"),
+    ],
+)
+def test_a_request_that_cannot_be_carried_out_stops_with_one_sentence(
+    elsewhere: Path, command: list[str], says: str
+) -> None:
+    """An unknown user, account, key or customer, or a name already taken: exit status 1,
+    one line `mailsms: …` naming it, no traceback, nothing written."""
+    assert _invoke("db", "upgrade").exit_code == 0
+    assert _invoke("customer", "add", "acme").exit_code == 0
+    before = _dump(elsewhere / "var" / "bridge.db")
+    result = _invoke(*command)
+    assert result.exit_code == 1, result.output
+    said = [line for line in result.stderr.splitlines() if not line.startswith("mailsms: database")]
+    assert len(said) == 1 and said[0].startswith("mailsms: ") and says in said[0], said
+    assert "Traceback" not in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)
+    assert _dump(elsewhere / "var" / "bridge.db") == before
+
+
+def _dump(db: Path) -> list[str]:
+    """The database's schema and rows as SQL (what a write would change)."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return list(conn.iterdump())
