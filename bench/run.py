@@ -506,8 +506,9 @@ def summarize(b: Bench) -> None:
 
 
 def profile(b: Bench, root: Path) -> None:
-    """Profile the bridge (receipts delivered) under reuse C=64, then let it work off
-    its queue (bounded) so that dispatch, receipts and notices are in the profile too."""
+    """Profile the bridge (receipts delivered) under C=64 (connections reused, or one per
+    mail with --profile-mode permsg), then let it work off its queue (bounded) so that
+    dispatch, receipts and notices are in the profile too."""
     workdir = root / "profile"
     workdir.mkdir()
     smtp_port, sandbox_port = servers.free_port(), servers.free_port()
@@ -517,13 +518,14 @@ def profile(b: Bench, root: Path) -> None:
     cmd = [PY, str(HERE / "profile_bridge.py"), str(profdir), "serve", "-c", str(cfg)]
     server = servers.start("profile", cmd, smtp_port, workdir, SERVER_CPU)
     v = Variant("profile", server, db=workdir / "bridge.db", workdir=workdir, receipt=receipt)
-    print("\n== profile: bridge under cProfile (all threads), reuse C=64 ==", flush=True)
+    mode = b.args.profile_mode
+    print(f"\n== profile: bridge under cProfile (all threads), {mode} C=64 ==", flush=True)
     b.variants = {"profile": v}
     drained: dict[str, Any] = {}
     try:
         servers.wait_ready(v.server)
         allow_sequential_numbers(v)  # else the pumping check holds most orders: no dispatch
-        r = b.run_load(v, "reuse", 64, b.args.profile_mails, b.args.duration)
+        r = b.run_load(v, mode, 64, b.args.profile_mails, b.args.duration)
         drain(b, v)
         drained = b.records[-1]
     finally:
@@ -639,6 +641,12 @@ def main() -> None:
         default="delivered",
         choices=["delivered", "none"],
         help="the profiled bridge's receipt mode (default delivered)",
+    )
+    p.add_argument(
+        "--profile-mode",
+        default="reuse",
+        choices=["reuse", "permsg"],
+        help="the profiled run's connections: reused (default) or one per mail",
     )
     p.add_argument("--no-profile", action="store_true", help="skip the profiled run")
     p.add_argument(
