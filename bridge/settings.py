@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bridge.errors import ConfigError
+from bridge.files import UnreadableFile, read_text
 from bridge.http.settings import HttpSettings
 from bridge.inbound.settings import InboundSettings
 from bridge.intake.settings import SmtpSettings
@@ -46,9 +47,9 @@ def _resolve_secret(section: dict[str, Any], where: str, environ: Mapping[str, s
         section["password"] = environ[env]
     elif file is not None:
         try:
-            section["password"] = Path(file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{where}.password_file: cannot read {file}: {exc.strerror}") from exc
+            section["password"] = read_text(Path(file)).strip()
+        except UnreadableFile as exc:
+            raise ConfigError(f"{where}.password_file: {exc}") from None
 
 
 class ServerSettings(Section):
@@ -190,9 +191,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     else:
         where = str(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read: {exc.strerror}") from exc
+            data = tomllib.loads(read_text(path))
+        except UnreadableFile as exc:
+            raise ConfigError(str(exc)) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
     for i, smsc in enumerate(data.get("smsc", [])):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from bridge.errors import ConfigError
+from bridge.files import UnreadableFile, read_text
 from bridge.intake.settings import SmtpSettings
 from bridge.notices.settings import MailerSettings
 from bridge.settings import Settings, load_settings
@@ -158,9 +159,9 @@ class _Table:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+        return tomllib.loads(read_text(path))
+    except UnreadableFile as exc:
+        raise ConfigError(f"the config file {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
 

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from bridge.errors import InputError
+from bridge.files import UnreadableFile, read_text
 from dirsync.mapping import (
     MAX_COST_CENTRE,
     MAX_DISPLAY_NAME,
@@ -50,13 +51,9 @@ class CsvFormatError(InputError):
 
 def read_csv(path: Path, *, region: str | None) -> tuple[list[SourceUser], list[Problem]]:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CsvFormatError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CsvFormatError(f"{path}: not UTF-8 (byte {exc.start})") from exc
+        text = read_text(path)
+    except UnreadableFile as exc:
+        raise CsvFormatError(str(exc)) from None
     return parse_csv(text, name=path.name, region=region)
 
 

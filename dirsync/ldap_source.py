@@ -25,6 +25,7 @@ with warnings.catch_warnings():  # ldap3 2.9.1 + pyasn1 >= 0.6.1: "tagMap is dep
     from ldap3.core import exceptions as lx
 
 from bridge.errors import ConfigError, TemporaryFailure
+from bridge.files import UnreadableFile, read_text
 from dirsync.config import LdapConfig
 from dirsync.groups import ProfileResolver, ProfileRule
 from dirsync.mapping import decode_id, lower_keys, map_entry, texts
@@ -54,11 +55,9 @@ def read_password(cfg: LdapConfig) -> str:
         return value
     assert cfg.password_file is not None
     try:
-        return cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(
-            f"ldap.password_file: cannot read {cfg.password_file} ({exc.strerror})"
-        ) from exc
+        return read_text(cfg.password_file).rstrip("\r\n")
+    except UnreadableFile as exc:
+        raise ConfigError(f"ldap.password_file: {exc}") from None
 
 
 def connect(cfg: LdapConfig, password: str) -> Connection:

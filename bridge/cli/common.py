@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bridge.db import engine as db
 from bridge.db.store import run_sync
 from bridge.errors import ConfigError
+from bridge.files import UnreadableFile, read_bytes, read_text
 from bridge.settings import Settings, load_settings
 from bridge.tenants.admin import AdminError
 
@@ -74,8 +75,25 @@ def read_password(
             fail(f"environment variable {password_env} is not set")
         return os.environ[password_env]
     if password_file:
-        return password_file.read_text(encoding="utf-8").strip()
+        return read_file(password_file).strip()
     return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+def read_file(path: Path) -> str:
+    """The text of a file the command was given (UTF-8), or one sentence saying why it
+    cannot be read (missing, a directory, not UTF-8) and exit status 1."""
+    try:
+        return read_text(path)
+    except UnreadableFile as exc:
+        fail(str(exc))
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """The bytes of a file the command was given, or one sentence and exit status 1."""
+    try:
+        return read_bytes(path)
+    except UnreadableFile as exc:
+        fail(str(exc))
 
 
 def read_settings(config: Path | None) -> Settings:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import Engine
 
-from bridge.cli.common import ConfigOpt, fail, open_database, read_settings
+from bridge.cli.common import ConfigOpt, fail, open_database, read_file, read_settings
 from bridge.db.clock import utcnow
 from bridge.db.store import run_sync
 from bridge.inbound import actions_store as stop_sql
@@ -100,7 +100,7 @@ def inbound_apply(
 ) -> None:
     """Make the numbers in the database match FILE (numbers.toml); idempotent."""
     try:
-        spec = parse_numbers(file.read_text(encoding="utf-8"))
+        spec = parse_numbers(read_file(file))
         report = run_sync(open_database(config), apply_numbers, spec, dry_run)
     except (NumbersError, NumbersApplyError) as exc:
         fail(f"{file}: {exc}")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bridge.cli.common import ConfigOpt, fail, open_database, read_settings
+from bridge.cli.common import ConfigOpt, fail, open_database, read_file, read_settings
 from bridge.db.store import run_sync
 from bridge.lists.store import (
     ListError,
@@ -108,7 +108,7 @@ def list_import(
     config: ConfigOpt = None,
 ) -> None:
     """Import members from a CSV (header row; other columns become custom fields)."""
-    _import(name, customer, csv_file.read_text(encoding="utf-8"), {}, replace, config)
+    _import(name, customer, read_file(csv_file), {}, replace, config)
 
 
 def _import(

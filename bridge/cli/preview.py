@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bridge.cli.common import ConfigOpt, fail, open_database, read_settings
+from bridge.cli.common import ConfigOpt, fail, open_database, read_file_bytes, read_settings
 from bridge.db.store import run_sync
 from bridge.intake.sms_plan import preview_context
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
@@ -46,7 +46,7 @@ def preview(
     characters, the number of parts and where the text is split.
     """
     settings = read_settings(config)
-    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    raw = sys.stdin.buffer.read() if str(file) == "-" else read_file_bytes(file)
     levels: list[dict[str, Any]] = [{}, {}, {}]
     if sender:
         found = run_sync(open_database(config), find_sender, sender)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bridge.cli.common import ConfigOpt, administer, fail
+from bridge.cli.common import ConfigOpt, administer, fail, read_file
 from bridge.db.clock import utcnow
 from bridge.push.template import PushTemplate, PushTemplateError, parse_template, preview
 from bridge.push.templates_store import (
@@ -31,9 +31,9 @@ FileOpt = Annotated[
 ]
 
 
-def read_file(path: Path) -> PushTemplate:
+def read_template(path: Path) -> PushTemplate:
     """The checked template in a .toml or .json file; a one-line error otherwise."""
-    text = path.read_text(encoding="utf-8")
+    text = read_file(path)
     data: Any
     try:
         if path.suffix == ".json":
@@ -65,7 +65,7 @@ def _preview(template: PushTemplate) -> None:
 @app.command("set")
 def template_set(customer: CustomerOpt, file: FileOpt, config: ConfigOpt = None) -> None:
     """Check the template and store it: pushes queued from now on use it."""
-    template = read_file(file)
+    template = read_template(file)
 
     def store(conn: Any) -> None:
         set_template(conn, customer_id_of(conn, customer), template, utcnow())
@@ -100,7 +100,7 @@ def template_preview(
     if (customer is None) == (file is None):
         fail("give --file FILE (a template to try) or --customer NAME (the stored one)")
     if file is not None:
-        _preview(read_file(file))
+        _preview(read_template(file))
         return
     assert customer is not None
     template = administer(config, lambda conn: get_template(conn, customer_id_of(conn, customer)))

@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.errors import InputError
+from bridge.files import UnreadableFile, read_text
 from bridge.intake.addresses import normalise_msisdn
 from bridge.lists.store import Member
 from bridge.mail_address import MailAddress
@@ -151,9 +152,9 @@ def _members(
     if spec.members_csv is not None:
         path = base / spec.members_csv
         try:
-            return parse_members_csv(path.read_text(encoding="utf-8"), country, str(path))
-        except OSError as exc:
-            problems.append(f"{where}.members_csv: cannot read {path}: {exc.strerror}")
+            return parse_members_csv(read_text(path), country, str(path))
+        except UnreadableFile as exc:
+            problems.append(f"{where}.members_csv: {exc}")
         except TenantsError as exc:
             problems.extend(exc.problems)
         return None
@@ -174,9 +175,9 @@ def load_tenants(
 ) -> tuple[TenantsSpec, dict[tuple[str, str], list[Member] | None]]:
     """The validated file and each list's members ((customer, list) → members or None)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TenantsError([f"{path}: cannot read: {exc.strerror}"]) from None
+        data = tomllib.loads(read_text(path))
+    except UnreadableFile as exc:
+        raise TenantsError([str(exc)]) from None
     except tomllib.TOMLDecodeError as exc:
         raise TenantsError([f"{path}: not valid TOML: {exc}"]) from None
     try:
