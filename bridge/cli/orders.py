@@ -179,10 +179,18 @@ def held_list(
 def _selected(
     engine: Engine, ids: list[str] | None, customer: str | None, mail: str | None
 ) -> list[str]:
-    """The held orders named by id and/or selected by customer and mail."""
+    """The held orders named by id and/or selected by customer and mail; an id named that
+    is not among them stops the command before anything changes."""
     if not ids and customer is None and mail is None:
         fail("name order ids, or select with --customer or --mail")
     found = [o["id"] for o in run_sync(engine, held_orders, customer, mail)]
+    if ids:
+        missing = [i for i in dict.fromkeys(ids) if i not in found]
+        if missing:
+            among = "" if customer is None and mail is None else " among those selected"
+            fail(
+                f"not held{among}: {', '.join(missing)}; nothing changed (see `mailsms held list`)"
+            )
     return [i for i in found if not ids or i in ids]
 
 

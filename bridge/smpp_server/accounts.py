@@ -109,8 +109,7 @@ def add_account(
         raise AdminError(
             f"bind types {unknown or '(none)'}: expected some of {', '.join(BIND_TYPES)}"
         )
-    if max_binds < 1 or window < 1 or throughput < 0:
-        raise AdminError("max binds and window: at least 1; throughput: 0 (no limit) or more")
+    _check_limits(max_binds, window, throughput)
     found = conn.execute(
         select(_user.c.id, _user.c.customer_id).where(_user.c.address == user.lower())
     ).first()
@@ -126,7 +125,7 @@ def add_account(
             password_hash=hash_password(password),
             networks=list(check_networks(networks)),
             bind_types=list(bind_types),
-            senders=[s.strip() for s in senders if s.strip()],
+            senders=_senders(senders),
             max_binds=max_binds,
             window=window,
             throughput=throughput,
@@ -173,6 +172,12 @@ def set_limits(
     throughput: float | None = None,
     senders: Sequence[str] | None = None,
 ) -> None:
+    """Change what is given (the same checks as `add_account`); AdminError when nothing is."""
+    _check_limits(
+        1 if max_binds is None else max_binds,
+        1 if window is None else window,
+        0.0 if throughput is None else throughput,
+    )
     values: dict[str, object] = {}
     if networks is not None:
         values["networks"] = list(check_networks(networks))
@@ -183,9 +188,21 @@ def set_limits(
     if throughput is not None:
         values["throughput"] = throughput
     if senders is not None:
-        values["senders"] = list(senders)
-    if values:
-        _change(conn, system_id, **values)
+        values["senders"] = _senders(senders)
+    if not values:
+        raise AdminError(
+            "nothing to change: give --network, --max-binds, --window, --throughput or --sender"
+        )
+    _change(conn, system_id, **values)
+
+
+def _check_limits(max_binds: int, window: int, throughput: float) -> None:
+    if max_binds < 1 or window < 1 or throughput < 0:
+        raise AdminError("max binds and window: at least 1; throughput: 0 (no limit) or more")
+
+
+def _senders(senders: Sequence[str]) -> list[str]:
+    return [s.strip() for s in senders if s.strip()]
 
 
 def ensure_demo_account(conn: Connection, password: str) -> bool:

@@ -285,6 +285,11 @@ def test_serve_names_a_database_it_cannot_use_in_one_line(
         (["smpp-account", "limits", "nosuch", "--window", "5"], "nosuch"),
         (["api-key", "revoke", "nosuch", "--customer", "acme"], "nosuch"),
         (["push-template", "show", "--customer", "nosuch"], "nosuch"),
+        (["smpp-account", "limits", "nosuch"], "nothing to change"),
+        (["smpp-account", "limits", "nosuch", "--window", "0"], "window: at least 1"),
+        (["smpp-account", "limits", "nosuch", "--throughput", "-1"], "0 (no limit) or more"),
+        (["held", "release", "nosuch", "other"], "not held: nosuch, other; nothing changed"),
+        (["held", "refuse", "nosuch", "--customer", "acme"], "not held among those selected"),
     ],
 )
 def test_a_request_that_cannot_be_carried_out_stops_with_one_sentence(
