@@ -20,12 +20,14 @@ from pathlib import Path
 
 from bridge.errors import InputError
 from bridge.files import UnreadableFile, read_text
+from bridge.text.controls import one_line
 from dirsync.mapping import (
-    MAX_COST_CENTRE,
+    COST_CENTRE_PROBLEM,
     MAX_DISPLAY_NAME,
     SENDER_ID_RE,
     clean_address,
     normalise_mobile,
+    usable_cost_centre,
 )
 from dirsync.model import Problem, SourceUser
 
@@ -121,8 +123,8 @@ def _row(
         sender_id = None
         keep.add("sender_id")
     cost_centre = r["cost_centre"] or None
-    if cost_centre is not None and len(cost_centre) > MAX_COST_CENTRE:
-        problems.append(Problem(ref, f"cost centre longer than {MAX_COST_CENTRE}; left unchanged"))
+    if cost_centre is not None and not usable_cost_centre(cost_centre):
+        problems.append(Problem(ref, COST_CENTRE_PROBLEM))
         cost_centre = None
         keep.add("cost_centre")
     flag = r["enabled"].lower()
@@ -136,7 +138,7 @@ def _row(
         external_id=r["external_id"] or address,
         address=address,
         aliases=frozenset(aliases),
-        display_name=r["display_name"][:MAX_DISPLAY_NAME],
+        display_name=one_line(r["display_name"])[:MAX_DISPLAY_NAME],
         mobile=mobile,
         sender_id=sender_id,
         cost_centre=cost_centre,

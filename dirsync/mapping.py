@@ -19,6 +19,7 @@ from typing import Literal
 import phonenumbers
 
 from bridge.mail_address import MailAddressError, check_mail_address
+from bridge.text.controls import one_line
 from dirsync.model import Problem, SourceUser
 
 EnabledMode = Literal["uac", "always", "attribute", "filter"]
@@ -28,6 +29,16 @@ AliasFormat = Literal["proxy", "plain"]
 UAC_ACCOUNTDISABLE = 0x2
 SENDER_ID_RE = re.compile(r"^(?:[A-Za-z0-9 .&_\-]{1,11}|\+?[0-9]{1,15})$")
 MAX_COST_CENTRE = 70
+COST_CENTRE_PROBLEM = (
+    f"cost centre longer than {MAX_COST_CENTRE} characters or with characters that cannot "
+    "be shown; left unchanged"
+)
+
+
+def usable_cost_centre(value: str) -> bool:
+    return len(value) <= MAX_COST_CENTRE and value.isprintable()
+
+
 MAX_DISPLAY_NAME = 256
 
 
@@ -270,16 +281,12 @@ def map_entry(
         keep.add("sender_id")
 
     cost_centre = first_text(attrs, [amap.cost_centre]) if amap.cost_centre else None
-    if cost_centre is not None and (
-        len(cost_centre) > MAX_COST_CENTRE or not cost_centre.isprintable()
-    ):
-        problems.append(
-            Problem(ref, f"cost centre longer than {MAX_COST_CENTRE} characters; left unchanged")
-        )
+    if cost_centre is not None and not usable_cost_centre(cost_centre):
+        problems.append(Problem(ref, COST_CENTRE_PROBLEM))
         cost_centre = None
         keep.add("cost_centre")
 
-    display_name = (first_text(attrs, amap.display_name) or "")[:MAX_DISPLAY_NAME]
+    display_name = one_line(first_text(attrs, amap.display_name) or "")[:MAX_DISPLAY_NAME]
     # few distinct values across many users: share one string object each
     sender_id = sys.intern(sender_id) if sender_id else sender_id
     cost_centre = sys.intern(cost_centre) if cost_centre else cost_centre

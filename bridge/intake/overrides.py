@@ -20,6 +20,7 @@ from typing import Any
 from bridge.errors import Reject
 from bridge.tenants.policy import Policy, PolicyError, check_setting, with_mail_level
 from bridge.tenants.policy_values import parse_send_at
+from bridge.text.charset import decode_header_value
 from bridge.text.mime import MailText
 
 HEADERS = {
@@ -93,7 +94,8 @@ def read_overrides(raw: bytes, subject: str) -> Overrides:
     for name, value in headers.items():
         setting = HEADERS.get(name.lower())
         if setting is not None:
-            found[setting] = (" ".join(str(value).split()), f"header {name}")
+            text = " ".join(decode_header_value(str(value)).split())  # RFC 2047 decoded
+            found[setting] = (text, f"header {name}")
     cleaned = _tokens(subject, found)
     return Overrides(found, cleaned, cleaned != subject)
 

@@ -11,6 +11,7 @@ import logging
 from typing import Final, Literal
 
 from bridge.smpp.udh import InformationElement
+from bridge.text.controls import drop_controls
 from bridge.text.gsm7 import decode_gsm7
 from bridge.values import Encoding
 
@@ -72,7 +73,16 @@ def decode_mo(
     *,
     dcs0: Dcs0Alphabet = "gsm7",
 ) -> tuple[str, Encoding]:
-    """The text a handset would show, and which of our two encodings it counts as."""
+    """The text a handset would show, and which of our two encodings it counts as.
+    Control characters (a NUL in UCS-2 or 8-bit data, an ESC) show nothing and are
+    dropped (`bridge/text/controls.py`); line breaks and tabs stay."""
+    text, encoding = _decode(data_coding, payload, ies, dcs0)
+    return drop_controls(text), encoding
+
+
+def _decode(
+    data_coding: int, payload: bytes, ies: tuple[InformationElement, ...], dcs0: Dcs0Alphabet
+) -> tuple[str, Encoding]:
     alphabet = _alphabet(data_coding)
     if alphabet == "default":
         alphabet = dcs0

@@ -18,6 +18,7 @@ from typing import Final
 
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import Tlvs, find_tlv
+from bridge.text.controls import drop_controls
 from bridge.values import Receipt, ReceiptState
 
 MESSAGE_STATES: Final[dict[int, ReceiptState]] = {
@@ -56,7 +57,9 @@ _LOOKS_LIKE: Final = re.compile(r"(?:^|\s)id:\s*\S+.*\bstat:\s*[A-Za-z]", re.IGN
 
 def _text(short_message: bytes) -> str:
     # Receipt texts are ASCII in practice; latin-1 never fails and keeps every octet visible.
-    return short_message.decode("latin-1")
+    # Control characters are dropped: some SMSCs end the text with a NUL, as a C string,
+    # and PostgreSQL cannot store one (the receipt would be refused and sent again forever).
+    return drop_controls(short_message.decode("latin-1"))
 
 
 def marked_receipt(esm_class: int, tlvs: Tlvs) -> bool:

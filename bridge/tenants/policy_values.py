@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.errors import InputError
 from bridge.mail_address import MailAddressError, check_mail_address
+from bridge.text.controls import first_control
 
 CLEANING_RULES = (
     "quotes",
@@ -151,7 +152,24 @@ def _text_list(name: str, value: Any) -> tuple[str, ...]:
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise PolicyError(f"{name}: expected a list of strings, got {value!r}")
+    for item in value:
+        _no_controls(name, item, breaks=name in _MULTI_LINE)
     return tuple(value)
+
+
+# Text settings that may hold a line break or tab (they separate or match body text).
+_MULTI_LINE = frozenset({"subject_separator", "end_markers", "strip_strings"})
+
+
+def _no_controls(name: str, value: str, *, breaks: bool = False) -> None:
+    """PolicyError naming the first control character of `value` (a tab or line break is
+    allowed with `breaks`): none can be shown, and PostgreSQL cannot store a NUL."""
+    at = first_control(value, allow_breaks=breaks)
+    if at is not None:
+        raise PolicyError(
+            f"{name}: control character U+{ord(value[at]):04X} at position {at + 1}; "
+            "remove it (a setting is text that can be shown)"
+        )
 
 
 def _subset(name: str, value: Any, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -233,6 +251,7 @@ def check_value(name: str, value: Any) -> Any:
         return check_timezone(value)
     if not isinstance(value, str):
         raise PolicyError(f"{name}: expected text, got {value!r}")
+    _no_controls(name, value, breaks=name in _MULTI_LINE)
     if name == "quiet_hours":
         quiet_window(value)
     if name == "notify_address" and value:

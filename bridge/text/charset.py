@@ -7,6 +7,8 @@ import re
 from email.errors import HeaderParseError
 from email.header import decode_header
 
+from bridge.text.controls import one_line
+
 # labels mail clients use that Python's codec registry does not know (or knows worse)
 _ALIASES = {
     "iso-8859-8-i": "iso-8859-8",
@@ -92,19 +94,20 @@ def undo_surrogateescape(value: str) -> str:
 
 
 def decode_header_value(value: str | None) -> str:
-    """Unfold and decode an RFC 2047 header value; bad charsets and raw 8-bit survive."""
+    """Unfold and decode an RFC 2047 header value; bad charsets and raw 8-bit survive;
+    control characters are dropped (a tab becomes a space: `bridge/text/controls.py`)."""
     if not value:
         return ""
     value = str(value)
     if value.isascii() and "\n" not in value and "=?" not in value:
-        return value.strip()  # nothing to unfold, undo or decode (most values)
+        return one_line(value).strip()  # nothing to unfold, undo or decode (most values)
     value = undo_surrogateescape(_FOLD.sub(" ", value))
     if "=?" not in value:
-        return value.strip()
+        return one_line(value).strip()
     try:
         chunks = decode_header(value)
     except (HeaderParseError, ValueError, UnicodeError):
-        return value.strip()
+        return one_line(value).strip()
     out: list[str] = []
     for chunk, charset in chunks:
         if isinstance(chunk, str):
@@ -113,4 +116,4 @@ def decode_header_value(value: str | None) -> str:
             out.append(chunk.decode("raw-unicode-escape", "replace"))
         else:
             out.append(decode_bytes(chunk, charset))
-    return "".join(out).strip()
+    return one_line("".join(out)).strip()

@@ -19,6 +19,7 @@ from email.parser import BytesParser
 from email.policy import Compat32
 
 from bridge.text.charset import decode_bytes, decode_header_value, not_a_charset
+from bridge.text.controls import drop_controls
 from bridge.text.errors import MimeTooComplex
 from bridge.text.flowed import unflow
 from bridge.text.html import html_to_text
@@ -236,7 +237,7 @@ def extract(
         texts, attachments = [body_texts], 0
     else:
         fields, texts, attachments = _parsed(raw, max_depth, max_parts, max_body_chars)
-    body = "\n\n".join(t.strip("\n") for t in texts if t.strip()).strip()
+    body = drop_controls("\n\n".join(t.strip("\n") for t in texts if t.strip())).strip()
     truncated = len(body) > max_body_chars
     if truncated:
         body = body[:max_body_chars].rstrip()

@@ -14,6 +14,7 @@ import pytest
 from bridge.text.charset import _FOLD, decode_header_value, undo_surrogateescape
 from bridge.text.clean import CleanRules, normalise_whitespace
 from bridge.text.compose import ComposeRules, _State, compose
+from bridge.text.controls import one_line
 from bridge.text.errors import MimeTooComplex
 from bridge.text.mime import _CONTAINER, _prescan, extract
 
@@ -80,12 +81,13 @@ def test_the_container_count_is_the_patterns() -> None:
 
 
 def _decoded_in_full(value: str | None) -> str:
-    """The former form: every value unfolded and its 8-bit bytes undone before the check."""
+    """The former form: every value unfolded and its 8-bit bytes undone before the check
+    (then, as every decoded value, without control characters)."""
     if not value:
         return ""
     value = undo_surrogateescape(_FOLD.sub(" ", str(value)))
     if "=?" not in value:
-        return value.strip()
+        return one_line(value).strip()
     return decode_header_value(value)  # encoded words: the same code either way
 
 
