@@ -44,6 +44,7 @@ from bridge.push.template import PushTemplate, PushTemplateError, parse_template
 from bridge.push.templates_store import get_template, remove_template, set_template
 from bridge.smpp.address import canonical_number
 from bridge.spreadsheet import csv_line
+from bridge.text.controls import control_in
 
 log = logging.getLogger("bridge.api")
 
@@ -113,6 +114,14 @@ class Api:
                         "Client not allowed",
                         f"API key {key.name!r} may not be used from {ip}; use it from one of "
                         "its networks or ask your administrator",
+                    )
+                found = control_in(
+                    [*request.query_params.multi_items(), *request.path_params.items()]
+                )
+                if found is not None:  # it would reach a query (PostgreSQL: no NUL in text)
+                    return problems.bad_request(
+                        f"parameter {found.name!r}: control character {found.code} at position "
+                        f"{found.position}; remove it"
                     )
                 return await handler(request, key)
             except Reject as rej:

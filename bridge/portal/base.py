@@ -30,6 +30,7 @@ from bridge.portal.i18n import Translations
 from bridge.portal.sessions import find_session
 from bridge.portal.viewer import Viewer
 from bridge.tenants.admin import list_customers
+from bridge.text.controls import ControlFound, control_in
 
 log = logging.getLogger("bridge.portal")
 
@@ -202,7 +203,22 @@ class Pages:
                 self._("The upload is larger than %(mb)d MB; split it into smaller files.")
                 % {"mb": MAX_BODY // (1024 * 1024)}
             )
-        return await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
+        self.no_controls(control_in(form.multi_items(), allow_breaks=True))
+        return form
+
+    def no_controls(self, found: ControlFound | None) -> None:
+        """InputError (a 400 page saying which field) for a control character in a value
+        the request sent: it has no place in a name or a filter, and PostgreSQL cannot
+        store or compare a NUL."""
+        if found is not None:
+            raise InputError(
+                self._(
+                    "%(field)s contains a character that cannot be used (%(code)s at position "
+                    "%(position)d); remove it and try again."
+                )
+                % {"field": found.name, "code": found.code, "position": found.position}
+            )
 
     async def csrf_ok(self, request: Request, expected: str) -> bool:
         given = request.headers.get("x-csrf-token")
@@ -254,6 +270,9 @@ class Pages:
                     raise NotFound(self._("Not found."))
                 if operator_only and not viewer.operator:
                     raise Forbidden(self._("This page is for operators only."))
+                self.no_controls(
+                    control_in([*request.query_params.multi_items(), *request.path_params.items()])
+                )
                 return self.secure(await handler(request, viewer))
             except NotFound as exc:
                 return self.error_page(request, viewer, 404, str(exc) or self._("Not found."))

@@ -14,6 +14,8 @@ Format characters (zero-width joiner, bidi marks) are not control characters and
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # all but \t \n \r
 _ANY = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -28,6 +30,32 @@ def drop_controls(text: str) -> str:
 def one_line(text: str) -> str:
     """`text` without control characters, a tab or line break becoming a space."""
     return _BREAKS.sub(" ", _CONTROLS.sub("", text))
+
+
+@dataclass(frozen=True, slots=True)
+class ControlFound:
+    """A control character in a named value: where, and which."""
+
+    name: str
+    position: int  # 1-based, as said to people
+    char: str
+
+    @property
+    def code(self) -> str:
+        return f"U+{ord(self.char):04X}"
+
+
+def control_in(
+    fields: Iterable[tuple[str, object]], *, allow_breaks: bool = False
+) -> ControlFound | None:
+    """The first control character in the text values of `fields` (name, value): what a
+    request's parameters or form fields are checked with before they reach a query."""
+    for name, value in fields:
+        if isinstance(value, str):
+            at = first_control(value, allow_breaks=allow_breaks)
+            if at is not None:
+                return ControlFound(name, at + 1, value[at])
+    return None
 
 
 def first_control(text: str, *, allow_breaks: bool = False) -> int | None:

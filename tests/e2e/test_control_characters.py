@@ -5,8 +5,9 @@ RFC 2047 subject decoded to one was answered `451` there at every retry (the sen
 MTA tried for days, then bounced it), and an MO or a receipt with one would have been
 refused to the SMSC, which sends it again; on SQLite the NUL, ESC and DEL went into the
 SMS. Now every decoder drops control characters (bridge/text/controls.py), so the same
-mail, MO and receipt go through on both databases. The SMSC is the node-smpp peer (a
-peer we did not write), the mail client aiosmtplib.
+mail, MO and receipt go through on both databases, and a REST API parameter with one is
+refused with a 400 naming it. The SMSC is the node-smpp peer (a peer we did not write),
+the mail client aiosmtplib, the HTTP client httpx.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bridge.app import Endpoints
 from bridge.db.engine import open_engine
 from bridge.settings import Settings
 from tests.e2e.one_smsc import settings_for
+from tests.e2e.test_api import api
 from tests.helpers import running_bridge, wait_for
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
 from tests.peers.postgres import throwaway_postgres
@@ -143,3 +145,26 @@ async def test_an_mo_and_a_receipt_with_a_nul_are_stored_without_it(
     assert mo_text == "Yes 3pm ✓"
     [(raw,)] = _rows(database, "SELECT raw FROM receipt")
     assert raw.endswith("text:Meet") and _clean(raw)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/messages?cost_centre=4711%00",
+        "/api/v1/messages?user=a%1Bb@example.com",
+        "/api/v1/messages/M1%00.1",
+        "/api/v1/inbound?keyword=%00",
+        "/api/v1/stoplist/%2B491701234567%00",
+    ],
+)
+async def test_an_api_parameter_with_a_control_character_is_a_400_naming_it(
+    tmp_path: Path, database: str, path: str
+) -> None:
+    """Before: on PostgreSQL a filter with a NUL reached the query and was a 503 ("try
+    again later"), for ever."""
+    async with api(tmp_path, database_url=database) as a:
+        method = "DELETE" if "stoplist" in path else "GET"
+        r = await a.http.request(method, path, headers=a.demo)
+    assert r.status_code == 400, r.text
+    detail = r.json()["detail"]
+    assert "control character U+00" in detail and "; remove it" in detail
