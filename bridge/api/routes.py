@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -31,6 +31,7 @@ from bridge.api.messages import (
 from bridge.api.openapi import document
 from bridge.api.queries import MAX_LIMIT, CancelResult, OrderFilter, cancel, get_order, list_orders
 from bridge.db.clock import utcnow
+from bridge.db.core import MAX_ROW_ID
 from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable
 from bridge.inbound.actions_store import add_stop, list_stops, remove_stop
@@ -138,7 +139,14 @@ class Api:
                 )
             except StorageUnavailable as exc:
                 log.error("%s %s: storage unavailable: %s", request.method, request.url.path, exc)
-                return problems.from_reply("storage_failure")
+                return problems.problem(  # for any request, not only a send: no word of mail
+                    503,
+                    "storage_failure",
+                    "Storage failure",
+                    "the database is not available at the moment; nothing was changed, try "
+                    "again later",
+                    retry_after=problems.RETRY_AFTER["storage_failure"],
+                )
 
         return endpoint
 
@@ -359,7 +367,10 @@ def _time(request: Request, name: str) -> datetime | None:
         raise BadRequest(f"{name}: an ISO 8601 time, e.g. 2026-12-01T00:00:00Z") from None
     if at.tzinfo is None:
         raise BadRequest(f"{name}: give the time zone, e.g. 2026-12-01T00:00:00Z")
-    return at
+    try:
+        return at.astimezone(UTC)  # the database compares UTC times
+    except OverflowError:  # 9999-12-31T23:59:59-12:00 is past the calendar's end in UTC
+        raise BadRequest(f"{name}: a time between the years 1 and 9999 in UTC") from None
 
 
 def _limit(request: Request) -> int:
@@ -393,7 +404,7 @@ def _filter(request: Request) -> OrderFilter:
 def _inbound_filter(request: Request) -> InboundFilter:
     q = request.query_params
     after = q.get("after") or None
-    if after is not None and not after.isdigit():
+    if after is not None and not (after.isascii() and after.isdigit() and int(after) < MAX_ROW_ID):
         raise BadRequest("after: the `next` of the previous page (a number)")
     source, destination = q.get("from") or None, q.get("to") or None
     return InboundFilter(

@@ -7,8 +7,15 @@ Core (`executemany`, statements compiled once): `table(Order).c.status` is typed
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import Table, inspect
 from sqlmodel import SQLModel
+
+# One past the largest id a BIGINT column (and SQLite's INTEGER) holds: a number from a
+# request at or above it names no row, and binding it would fail (SQLite: OverflowError,
+# PostgreSQL: out of range), so it is refused before it reaches a query.
+MAX_ROW_ID: Final = 2**63
 
 
 def table(model: type[SQLModel]) -> Table:

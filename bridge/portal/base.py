@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bridge.db.clock import utcnow
+from bridge.db.core import MAX_ROW_ID
 from bridge.db.store import Store
 from bridge.errors import InputError, StorageUnavailable
 from bridge.portal.i18n import Translations
@@ -41,7 +42,6 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_FORM_FIELDS: Final = 1000
 MAX_FORM_FILES: Final = 1
 MAX_BODY: Final = 25 * 1024 * 1024  # a whole form, a members CSV (20 MB) or an .eml upload
-MAX_ID: Final = 2**63  # the largest id a BIGINT column (and SQLite's INTEGER) holds, plus one
 
 CSP: Final = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
@@ -265,7 +265,8 @@ class Pages:
                         self._(NO_CSRF),
                     )
                 if any(  # an {id:int} beyond what a database column holds is no row
-                    isinstance(v, int) and not 0 <= v < MAX_ID for v in request.path_params.values()
+                    isinstance(v, int) and not 0 <= v < MAX_ROW_ID
+                    for v in request.path_params.values()
                 ):
                     raise NotFound(self._("Not found."))
                 if operator_only and not viewer.operator:
