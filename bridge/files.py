@@ -5,13 +5,20 @@ that is missing, a directory or unreadable, and one that is not UTF-8 text (a CS
 by a spreadsheet in its Windows code page, a settings file in Latin-1), each end in one
 sentence naming the file and what to do, never in a traceback. A UTF-8 byte-order mark
 at the start (what Windows editors and "CSV UTF-8" exports write) is dropped.
+
+A TOML file (the settings, numbers.toml, a tenants file, dirsync's settings) is parsed
+by `parse_toml`: not valid TOML, or a string with a control character (TOML writes one
+as `"\u0000"`; only tab and line breaks are text), is one sentence naming the key.
 """
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from bridge.errors import InputError
+from bridge.text.controls import first_control
 
 
 class UnreadableFile(InputError):
@@ -21,6 +28,49 @@ class UnreadableFile(InputError):
 def read_text(path: Path) -> str:
     """The file's text (UTF-8, a byte-order mark dropped), or UnreadableFile."""
     return decode_utf8(read_bytes(path), str(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file's table (`parse_toml`), or UnreadableFile."""
+    return parse_toml(read_text(path), str(path))
+
+
+def parse_toml(text: str, where: str = "") -> dict[str, Any]:
+    """The TOML text's table, or UnreadableFile saying what is wrong (after `where: `, the
+    file, when given): not TOML, or a string with a control character other than tab and
+    line breaks."""
+    prefix = f"{where}: " if where else ""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UnreadableFile(f"{prefix}not valid TOML: {exc}") from None
+    found = _control_in(data, "")
+    if found is not None:
+        key, char, at = found
+        raise UnreadableFile(
+            f"{prefix}{key}: control character U+{ord(char):04X} at position {at + 1}; remove it"
+        )
+    return data
+
+
+def _control_in(value: object, key: str) -> tuple[str, str, int] | None:
+    """(where, character, position) of the first control character in a string or a key
+    below `value` (tab and line breaks are allowed in strings)."""
+    if isinstance(value, str):
+        at = first_control(value, allow_breaks=True)
+        return None if at is None else (key or "(top level)", value[at], at)
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _control_in(item, f"{key}[{i}]"):
+                return found
+    if isinstance(value, dict):
+        for name, item in value.items():
+            at = first_control(str(name))
+            if at is not None:
+                return (f"a key in {key or '(top level)'}", str(name)[at], at)
+            if found := _control_in(item, f"{key}.{name}" if key else str(name)):
+                return found
+    return None
 
 
 def read_bytes(path: Path) -> bytes:

@@ -13,7 +13,6 @@ sandbox SMSC, notices to `var/maildir/`, a demo user, and the SMPP server on
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bridge.errors import ConfigError
-from bridge.files import UnreadableFile, read_text
+from bridge.files import UnreadableFile, read_text, read_toml
 from bridge.http.settings import HttpSettings
 from bridge.inbound.settings import InboundSettings
 from bridge.intake.settings import SmtpSettings
@@ -191,11 +190,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -
     else:
         where = str(path)
         try:
-            data = tomllib.loads(read_text(path))
+            data = read_toml(path)
         except UnreadableFile as exc:
             raise ConfigError(str(exc)) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
     for i, smsc in enumerate(data.get("smsc", [])):
         if isinstance(smsc, dict):
             _resolve_secret(smsc, f"smsc.{i}", environ)

@@ -11,14 +11,13 @@ key or value raises `ConfigError` with one line naming the key and what is expec
 from __future__ import annotations
 
 import re
-import tomllib
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from bridge.errors import ConfigError
-from bridge.files import UnreadableFile, read_text
+from bridge.files import UnreadableFile, read_toml
 from bridge.intake.settings import SmtpSettings
 from bridge.notices.settings import MailerSettings
 from bridge.settings import Settings, load_settings
@@ -159,11 +158,9 @@ class _Table:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(read_text(path))
+        return read_toml(path)
     except UnreadableFile as exc:
         raise ConfigError(f"the config file {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
 
 
 def separate_file(path: Path) -> bool:

@@ -12,7 +12,6 @@ arrive in E.164 whatever the SMSC sent; a national spelling (`0155…`) is refus
 from __future__ import annotations
 
 import re
-import tomllib
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,6 +25,7 @@ from pydantic import (
 )
 
 from bridge.errors import InputError
+from bridge.files import UnreadableFile, parse_toml
 from bridge.mail_address import MailAddress, OptionalMailAddress
 from bridge.push.target import PushAction
 from bridge.smpp.address import canonical_number
@@ -161,9 +161,9 @@ class NumbersFile(_Model):
 def parse_numbers(text: str) -> NumbersFile:
     """Parse and validate a numbers file."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise NumbersError(f"not valid TOML: {exc}") from None
+        data = parse_toml(text)
+    except UnreadableFile as exc:
+        raise NumbersError(str(exc)) from None
     try:
         parsed = NumbersFile.model_validate(data)
     except ValidationError as exc:

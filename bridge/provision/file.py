@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import csv
 import io
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.errors import InputError
-from bridge.files import UnreadableFile, read_text
+from bridge.files import UnreadableFile, read_text, read_toml
 from bridge.intake.addresses import normalise_msisdn
 from bridge.lists.store import Member
 from bridge.mail_address import MailAddress
 from bridge.tenants.policy import PolicyError, check_setting
+from bridge.text.controls import one_line
 
 NUMBER_COLUMNS = ("msisdn", "number", "mobile", "phone")
 LIST_NAME = r"^[a-z][a-z0-9._-]{0,63}$"  # a list is mailed as <name>@<domain>
@@ -129,8 +129,13 @@ def read_members_csv(
     except csv.Error as exc:
         raise TenantsError([f"{where} line {reader.line_num}: not CSV: {exc}"]) from None
     for line, raw in enumerate(rows, start=2):
-        # cells past the header's columns (key None) have no name: ignored
-        row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
+        # cells past the header's columns (key None) have no name: ignored; names and
+        # fields are one line of text (a tab or line break a space, no control character)
+        row = {
+            one_line(k).strip().lower(): one_line(v or "").strip()
+            for k, v in raw.items()
+            if k is not None
+        }
         msisdn = normalise_msisdn(row.get(number_col, ""), default_country)
         if msisdn is None:
             problems.append(f"{where} line {line}: {row.get(number_col)!r} is not a mobile number")
@@ -175,11 +180,9 @@ def load_tenants(
 ) -> tuple[TenantsSpec, dict[tuple[str, str], list[Member] | None]]:
     """The validated file and each list's members ((customer, list) → members or None)."""
     try:
-        data = tomllib.loads(read_text(path))
+        data = read_toml(path)
     except UnreadableFile as exc:
         raise TenantsError([str(exc)]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TenantsError([f"{path}: not valid TOML: {exc}"]) from None
     try:
         spec = TenantsSpec.model_validate(data)
     except ValidationError as exc:

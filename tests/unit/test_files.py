@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import InputError
-from bridge.files import UnreadableFile, read_text
+from bridge.errors import ConfigError, InputError
+from bridge.files import UnreadableFile, parse_toml, read_text
+from bridge.provision.file import TenantsError, load_tenants, read_members_csv
 from bridge.settings import load_settings
 
 
@@ -38,3 +39,44 @@ def test_settings_saved_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
     file = tmp_path / "bridge.toml"
     file.write_bytes(b"\xef\xbb\xbf[smtp]\nport = 2626\n[sandbox]\nenabled = true\n")
     assert load_settings(file, environ={}).smtp.port == 2626
+
+
+def test_toml_strings_with_a_control_character_are_refused_naming_the_key() -> None:
+    text = '[[number]]\nnumber = "+4915550000001"\n[number.auto_reply]\ntext = "Hi\\u0000"\n'
+    with pytest.raises(UnreadableFile) as caught:
+        parse_toml(text, "numbers.toml")
+    assert str(caught.value) == (
+        "numbers.toml: number[0].auto_reply.text: control character U+0000 at position 3; remove it"
+    )
+    with pytest.raises(UnreadableFile, match=r"^a key in \(top level\): control character U\+001B"):
+        parse_toml('"a\\u001bb" = 1\n')
+    assert parse_toml('t = "tab\\tand\\nlines\\r\\n"\n') == {"t": "tab\tand\nlines\r\n"}
+    with pytest.raises(UnreadableFile, match=r"^x\.toml: not valid TOML: "):
+        parse_toml("[smtp\n", "x.toml")
+
+
+def test_settings_and_tenants_files_say_which_key_holds_a_control_character(
+    tmp_path: Path,
+) -> None:
+    settings = tmp_path / "bridge.toml"
+    settings.write_text('[sandbox]\nenabled = true\n[smtp]\nhostname = "mx\\u0000"\n')
+    with pytest.raises(
+        ConfigError, match=r"bridge\.toml: smtp\.hostname: control character U\+0000"
+    ):
+        load_settings(settings, environ={})
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text('[[customers]]\nname = "acme\\u0007"\n')
+    with pytest.raises(TenantsError) as caught:
+        load_tenants(tenants, default_country="DE")
+    assert caught.value.problems == [
+        f"{tenants}: customers[0].name: control character U+0007 at position 5; remove it"
+    ]
+
+
+def test_list_members_from_a_csv_are_clean_one_line_names() -> None:
+    members, problems = read_members_csv(
+        "msisdn,first_name,last_name,dept\n+491701234567,An\x00na,M\x1bx\tY,Sa\x00les\n", "DE"
+    )
+    assert problems == []
+    [m] = members
+    assert (m.first_name, m.last_name, m.fields) == ("Anna", "Mx Y", {"dept": "Sales"})
