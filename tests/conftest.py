@@ -46,6 +46,22 @@ def _fresh_postgres(server_url: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
+@pytest.fixture(scope="session")
+def durable_postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL with its safe defaults (fsync on), as a whole bridge needs."""
+    with throwaway_postgres({}) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def bridge_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for a whole bridge (which migrates it): SQLite in tmp_path, or a new
+    database on a durable throwaway PostgreSQL (the bridge refuses one with fsync off)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bridge.db'}"
+    return _fresh_postgres(request.getfixturevalue("durable_postgres_server"))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: SQLite in tmp_path, or a new PostgreSQL database."""

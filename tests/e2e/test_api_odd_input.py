@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.e2e.test_api import api
-from tests.peers.postgres import throwaway_postgres
 
 ODD_IDS = ("99999999999999999999999", "-1", "0", "abc", "%00", "M1%1B.1", "x" * 300)
 ODD_QUERIES: tuple[dict[str, str], ...] = (
@@ -45,19 +41,10 @@ ODD_BODIES: tuple[Any, ...] = (
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bridge.db'}"
-    else:
-        with throwaway_postgres({}) as url:  # durable settings, as the bridge requires
-            yield url
-
-
 async def test_no_route_answers_5xx_to_odd_ids_queries_or_bodies(
-    tmp_path: Path, database: str
+    tmp_path: Path, bridge_database: str
 ) -> None:
-    async with api(tmp_path, database_url=database) as a:
+    async with api(tmp_path, database_url=bridge_database) as a:
         document = (await a.http.get("/api/v1/openapi.json")).json()
         routes = {path: sorted(m.upper() for m in ops) for path, ops in document["paths"].items()}
         assert len(routes) >= 8 and sum(map(len, routes.values())) >= 12

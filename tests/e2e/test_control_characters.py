@@ -13,7 +13,7 @@ the mail client aiosmtplib, the HTTP client httpx.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from tests.e2e.one_smsc import settings_for
 from tests.e2e.test_api import api
 from tests.helpers import running_bridge, wait_for
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
-from tests.peers.postgres import throwaway_postgres
 
 PHONE = "+491701234567"
 NUMBER = "4915550000001"  # the demo sender, as the SMSC writes it with TON 0
@@ -49,15 +48,6 @@ MAIL = (
     b"\r\n"
     b"Meet at 5=00=01=1B=7F=C2=85 at the gate\r\n"
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bridge.db'}"
-    else:
-        with throwaway_postgres({}) as url:  # durable settings, as the bridge requires
-            yield url
 
 
 @pytest.fixture
@@ -90,30 +80,30 @@ async def _send(ep: Endpoints) -> None:
 
 
 async def test_a_mail_whose_text_decodes_to_control_characters_is_accepted_without_them(
-    tmp_path: Path, node: NodeSmsc, database: str
+    tmp_path: Path, node: NodeSmsc, bridge_database: str
 ) -> None:
-    async with running_bridge(_settings(tmp_path, node, database)) as (_, ep):
+    async with running_bridge(_settings(tmp_path, node, bridge_database)) as (_, ep):
         await _send(ep)  # before: 451 on PostgreSQL, every time
         await node.wait_until(lambda: len(node.submits) == 1)
     sent = str(node.submits[0]["short_message"]["message"])
     assert sent == "Meet at 5 at the gate" and node.submits[0]["data_coding"] == 0  # GSM-7
-    [(subject, message_id)] = _rows(database, "SELECT subject, message_id FROM mail")
+    [(subject, message_id)] = _rows(bridge_database, "SELECT subject, message_id FROM mail")
     assert (subject, message_id) == ("Statusreport", "<ctl-1@client.example>")
-    [(order_text, policy)] = _rows(database, 'SELECT text, policy FROM "order"')
+    [(order_text, policy)] = _rows(bridge_database, 'SELECT text, policy FROM "order"')
     assert order_text == "Meet at 5 at the gate"
     policy = json.loads(policy) if isinstance(policy, str) else policy  # SQLite: JSON text
     assert policy["cost_centre"] == "Vertrieb-Süd"  # the header's encoded word, decoded
 
 
 async def test_an_mo_and_a_receipt_with_a_nul_are_stored_without_it(
-    tmp_path: Path, node: NodeSmsc, database: str
+    tmp_path: Path, node: NodeSmsc, bridge_database: str
 ) -> None:
     await node.set(receipts=False)
-    async with running_bridge(_settings(tmp_path, node, database)) as (_, ep):
+    async with running_bridge(_settings(tmp_path, node, bridge_database)) as (_, ep):
         await _send(ep)
         await node.wait_until(lambda: len(node.submits) == 1)
         [(smsc_id,)] = await wait_for(
-            lambda: _rows(database, "SELECT smsc_id FROM part"), within=10
+            lambda: _rows(bridge_database, "SELECT smsc_id FROM part"), within=10
         )
         receipt = f"id:{smsc_id} sub:001 dlvrd:001 submit date:2612041200 done date:2612041201"
         status = await node.deliver_sm(  # a receipt as a C string: a NUL at its end
@@ -127,7 +117,7 @@ async def test_an_mo_and_a_receipt_with_a_nul_are_stored_without_it(
         )
         assert status == 0  # before: refused on PostgreSQL, so the SMSC sends it again
         await wait_for(
-            lambda: _rows(database, "SELECT 1 FROM \"order\" WHERE status = 'delivered'"),
+            lambda: _rows(bridge_database, "SELECT 1 FROM \"order\" WHERE status = 'delivered'"),
             within=10,
         )
         status = await node.deliver_sm(  # a UCS-2 MO with a NUL and an ESC in it
@@ -140,10 +130,10 @@ async def test_an_mo_and_a_receipt_with_a_nul_are_stored_without_it(
         )
         assert status == 0
         [(mo_text,)] = await wait_for(
-            lambda: _rows(database, "SELECT text FROM inbound"), within=10
+            lambda: _rows(bridge_database, "SELECT text FROM inbound"), within=10
         )
     assert mo_text == "Yes 3pm ✓"
-    [(raw,)] = _rows(database, "SELECT raw FROM receipt")
+    [(raw,)] = _rows(bridge_database, "SELECT raw FROM receipt")
     assert raw.endswith("text:Meet") and _clean(raw)
 
 
@@ -158,11 +148,11 @@ async def test_an_mo_and_a_receipt_with_a_nul_are_stored_without_it(
     ],
 )
 async def test_an_api_parameter_with_a_control_character_is_a_400_naming_it(
-    tmp_path: Path, database: str, path: str
+    tmp_path: Path, bridge_database: str, path: str
 ) -> None:
     """Before: on PostgreSQL a filter with a NUL reached the query and was a 503 ("try
     again later"), for ever."""
-    async with api(tmp_path, database_url=database) as a:
+    async with api(tmp_path, database_url=bridge_database) as a:
         method = "DELETE" if "stoplist" in path else "GET"
         r = await a.http.request(method, path, headers=a.demo)
     assert r.status_code == 400, r.text

@@ -8,14 +8,11 @@ The routes come from the portal itself, so a page added later is tried too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from starlette.routing import Route
 
 from bridge.portal.web import Portal
-from tests.peers.postgres import throwaway_postgres
 from tests.portal.harness import login, portal
 
 ODD_IDS = ("99999999999999999999999", "-1", "0", "abc", "1.5", "%2e%2e", "%00", "x" * 300)
@@ -39,18 +36,11 @@ ODD_QUERY = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bridge.db'}"
-    else:
-        with throwaway_postgres({}) as url:  # durable settings, as the bridge requires
-            yield url
-
-
-async def test_no_route_answers_500_to_odd_ids_or_queries(tmp_path: Path, database: str) -> None:
+async def test_no_route_answers_500_to_odd_ids_or_queries(
+    tmp_path: Path, bridge_database: str
+) -> None:
     async with (
-        portal(tmp_path, database_url=database) as run,
+        portal(tmp_path, database_url=bridge_database) as run,
         run.client() as admin,
         run.client() as ops,
     ):
