@@ -22,7 +22,8 @@ from bridge.text.controls import first_control
 
 
 class UnreadableFile(InputError):
-    """The file cannot be read as UTF-8 text; the message names it and says why."""
+    """The file cannot be used: not readable, not UTF-8 text, not valid TOML, or a control
+    character in a TOML string; the message names the file (and key) and says why."""
 
 
 def read_text(path: Path) -> str:
