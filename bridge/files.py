@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import InputError
-from bridge.text.controls import first_control
+from bridge.text.controls import ControlFound, control_in
 
 
 class UnreadableFile(InputError):
@@ -47,28 +47,23 @@ def parse_toml(text: str, where: str = "") -> dict[str, Any]:
         raise UnreadableFile(f"{prefix}not valid TOML: {exc}") from None
     found = _control_in(data, "")
     if found is not None:
-        key, char, at = found
-        raise UnreadableFile(
-            f"{prefix}{key}: control character U+{ord(char):04X} at position {at + 1}; remove it"
-        )
+        raise UnreadableFile(prefix + found.sentence())
     return data
 
 
-def _control_in(value: object, key: str) -> tuple[str, str, int] | None:
-    """(where, character, position) of the first control character in a string or a key
-    below `value` (tab and line breaks are allowed in strings)."""
+def _control_in(value: object, key: str) -> ControlFound | None:
+    """The first control character in a string or a key below `value` (tab and line
+    breaks are allowed in strings), named by its key path."""
     if isinstance(value, str):
-        at = first_control(value, allow_breaks=True)
-        return None if at is None else (key or "(top level)", value[at], at)
+        return control_in([(key or "(top level)", value)], allow_breaks=True)
     if isinstance(value, list):
         for i, item in enumerate(value):
             if found := _control_in(item, f"{key}[{i}]"):
                 return found
     if isinstance(value, dict):
         for name, item in value.items():
-            at = first_control(str(name))
-            if at is not None:
-                return (f"a key in {key or '(top level)'}", str(name)[at], at)
+            if found := control_in([(f"a key in {key or '(top level)'}", str(name))]):
+                return found
             if found := _control_in(item, f"{key}.{name}" if key else str(name)):
                 return found
     return None

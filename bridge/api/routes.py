@@ -120,10 +120,7 @@ class Api:
                     [*request.query_params.multi_items(), *request.path_params.items()]
                 )
                 if found is not None:  # it would reach a query (PostgreSQL: no NUL in text)
-                    return problems.bad_request(
-                        f"parameter {found.name!r}: control character {found.code} at position "
-                        f"{found.position}; remove it"
-                    )
+                    return problems.bad_request(f"parameter {found.sentence()}")
                 return await handler(request, key)
             except Reject as rej:
                 return problems.from_reject(rej)

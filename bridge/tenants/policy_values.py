@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.errors import InputError
 from bridge.mail_address import MailAddressError, check_mail_address
-from bridge.text.controls import first_control
+from bridge.text.controls import control_in
 
 CLEANING_RULES = (
     "quotes",
@@ -164,12 +164,9 @@ _MULTI_LINE = frozenset({"subject_separator", "end_markers", "strip_strings"})
 def _no_controls(name: str, value: str, *, breaks: bool = False) -> None:
     """PolicyError naming the first control character of `value` (a tab or line break is
     allowed with `breaks`): none can be shown, and PostgreSQL cannot store a NUL."""
-    at = first_control(value, allow_breaks=breaks)
-    if at is not None:
-        raise PolicyError(
-            f"{name}: control character U+{ord(value[at]):04X} at position {at + 1}; "
-            "remove it (a setting is text that can be shown)"
-        )
+    found = control_in([(name, value)], allow_breaks=breaks)
+    if found is not None:
+        raise PolicyError(found.sentence())
 
 
 def _subset(name: str, value: Any, known: tuple[str, ...]) -> tuple[str, ...]:

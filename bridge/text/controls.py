@@ -44,6 +44,10 @@ class ControlFound:
     def code(self) -> str:
         return f"U+{ord(self.char):04X}"
 
+    def sentence(self) -> str:
+        """What the sender is told: `NAME: control character U+0000 at position 3; remove it`."""
+        return f"{self.name}: control character {self.code} at position {self.position}; remove it"
+
 
 def control_in(
     fields: Iterable[tuple[str, object]], *, allow_breaks: bool = False
