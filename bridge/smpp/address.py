@@ -74,8 +74,9 @@ def destination_address(msisdn: str) -> SmppAddress:
 
 
 def address_in(ton: int, addr: str) -> str:
-    """An incoming address as text: international numbers get a leading '+'."""
-    if ton == c.TON_INTERNATIONAL and addr and not addr.startswith("+"):
+    """An incoming address as text: international numbers get a leading '+'. A name sent
+    with TON 1 (peers do) stays a name."""
+    if ton == c.TON_INTERNATIONAL and _digits(addr):
         return "+" + addr
     return addr
 

@@ -88,6 +88,40 @@ def sar_concat(tlvs: Tlvs) -> Concat | None:
     return None
 
 
+def udh_concat_problem(ies: tuple[InformationElement, ...]) -> str | None:
+    """Why a concatenation IE among `ies` cannot be used (for a part a client submits), or
+    None. `find_concat` passes over such an IE, which suits what a network delivers; a
+    client's part with one would reach the handset as a broken message."""
+    for ie in ies:
+        size = {IE_CONCAT_8BIT: 3, IE_CONCAT_16BIT: 4}.get(ie.iei)
+        if size is None:
+            continue
+        if len(ie.data) != size:
+            return f"concatenation IE 0x{ie.iei:02X} has {len(ie.data)} octets, not {size}"
+        total, seq = ie.data[-2], ie.data[-1]
+        if not 1 <= seq <= total:
+            return f"concatenation IE says part {seq} of {total}"
+    return None
+
+
+def sar_problem(tlvs: Tlvs) -> str | None:
+    """Why the sar_* TLVs of a submitted part cannot be used, or None (also when absent)."""
+    tags = (c.TLV_SAR_MSG_REF_NUM, c.TLV_SAR_TOTAL_SEGMENTS, c.TLV_SAR_SEGMENT_SEQNUM)
+    found = [find_tlv(tlvs, tag) for tag in tags]
+    if all(value is None for value in found):
+        return None
+    values = [value for value in found if value is not None]
+    if len(values) != len(tags):
+        return "sar_msg_ref_num, sar_total_segments and sar_segment_seqnum go together"
+    for tag, value, size in zip(tags, values, (2, 1, 1), strict=True):
+        if len(value) != size:
+            return f"TLV 0x{tag:04X} has {len(value)} octets, not {size}"
+    total, seq = values[1][0], values[2][0]
+    if not 1 <= seq <= total:
+        return f"sar_segment_seqnum {seq} of sar_total_segments {total}"
+    return None
+
+
 def concat_udh(ref: int, total: int, seq: int, *, ref16: bool = False) -> bytes:
     """`05 00 03 ref total seq`, or `06 08 04 refHi refLo total seq` with `ref16`."""
     if not 1 <= seq <= total <= 255:

@@ -4,7 +4,8 @@
 message becomes a mail with one order through `bridge.mt.mails.insert_mails`, the same
 rows the SMTP intake writes, so dispatch, routing, receipts and reports treat it alike.
 A part of a concatenated message is kept as a row (`SmppPart`) and answered with the
-message id its first part got; the last part makes the order of all of them.
+message id its first part got; the last part makes the order of all of them; when the
+rest does not come in time, the parts that did make a failed order (`fail_incomplete`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, delete, insert, select
 
 from bridge.db.core import table
-from bridge.mt.mails import NewMail, insert_mails
+from bridge.mt.mails import NewMail, NewOrder, insert_mails
 from bridge.mt.orders import record_final
 from bridge.mt.status import CANCELLABLE_ORDER_STATUSES
 from bridge.mt.tables import Order
@@ -91,6 +92,7 @@ def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> str:
                 text=p.text,
                 encoding=p.encoding,
                 created_at=mail.received_at,
+                message=message_facts(mail),
             )
         )
         rows = {r.seq: r for r in conn.execute(select(_part).where(*where))}
@@ -112,17 +114,89 @@ def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> str:
     return order.id
 
 
-def drop_stale_parts(conn: Connection, before: datetime) -> list[str]:
-    """Forget parts whose message did not complete in time; the message ids they had."""
-    stale = sorted(
-        {
-            str(r.mail_id)
-            for r in conn.execute(select(_part.c.mail_id).where(_part.c.created_at < before))
-        }
+def message_facts(mail: NewMail) -> dict[str, Any]:
+    """What a part's mail and order are, as JSON (`SmppPart.message`)."""
+    order = mail.orders[0]
+    return {
+        "received_at": mail.received_at.isoformat(),
+        "envelope_from": mail.envelope_from,
+        "user_id": mail.user_id,
+        "client_addr": mail.client_addr,
+        "helo": mail.helo,
+        "recipient": order.recipient,
+        "rcpt_address": order.rcpt_address,
+        "sender_id": order.sender_id,
+        "priority": order.priority,
+        "expires_at": order.expires_at.isoformat(),
+        "policy": order.policy,
+    }
+
+
+def _mail_of(mail_id: str, facts: dict[str, Any], parts: list[Any]) -> NewMail:
+    """The order of a message whose parts did not all come: the parts that did."""
+    order = NewOrder(
+        id=f"{mail_id}.1",
+        recipient=str(facts["recipient"]),
+        rcpt_address=str(facts["rcpt_address"]),
+        sender_id=str(facts["sender_id"]),
+        text="".join(r.text for r in parts),
+        encoding="ucs2" if any(r.encoding == "ucs2" for r in parts) else "gsm7",
+        parts=int(parts[0].total),
+        priority=int(facts["priority"]),
+        expires_at=datetime.fromisoformat(str(facts["expires_at"])),
+        policy={**facts["policy"], "smpp_parts": [r.part for r in parts]},
     )
-    if stale:
-        conn.execute(delete(_part).where(_part.c.mail_id.in_(stale)))
-    return stale
+    return NewMail(
+        id=mail_id,
+        received_at=datetime.fromisoformat(str(facts["received_at"])),
+        envelope_from=str(facts["envelope_from"]),
+        user_id=int(facts["user_id"]),
+        client_addr=str(facts["client_addr"]),
+        helo=str(facts["helo"]),
+        message_id="",
+        subject="",
+        raw=b"",
+        orders=(order,),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Incomplete:
+    """A concatenated message whose parts did not all come in time."""
+
+    mail_id: str
+    arrived: tuple[int, ...]
+    total: int
+    failed: bool  # its order is written, failed (False: parts from before 0018, dropped)
+
+
+def fail_incomplete(conn: Connection, before: datetime, now: datetime) -> list[Incomplete]:
+    """The messages with a part older than `before`: each becomes a failed order (the
+    client's receipt, when it asked for one, is queued by the final steps)."""
+    stale = {
+        str(r.mail_id)
+        for r in conn.execute(select(_part.c.mail_id).where(_part.c.created_at < before))
+    }
+    done = []
+    for mail_id in sorted(stale):
+        rows = sorted(
+            conn.execute(select(_part).where(_part.c.mail_id == mail_id)), key=lambda r: r.seq
+        )
+        facts = next((r.message for r in rows if isinstance(r.message, dict)), None)
+        arrived = tuple(int(r.seq) for r in rows)
+        total = int(rows[0].total)
+        if facts is not None:
+            mail = _mail_of(mail_id, facts, rows)
+            insert_mails(conn, [mail], checked=True)
+            missing = ", ".join(str(i) for i in range(1, total + 1) if i not in arrived)
+            reason = (
+                f"incomplete: part(s) {missing} of {total} did not come; "
+                "send every part of a concatenated message within part_wait"
+            )
+            record_final(conn, mail.orders[0].id, now, "failed", reason, steps=STEPS)
+        conn.execute(delete(_part).where(_part.c.mail_id == mail_id))
+        done.append(Incomplete(mail_id, arrived, total, facts is not None))
+    return done
 
 
 @dataclass(frozen=True, slots=True)

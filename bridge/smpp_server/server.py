@@ -58,20 +58,21 @@ from bridge.smpp_server.orders import (
     Submit,
     cancel_order,
     commit_submits,
-    drop_stale_parts,
+    fail_incomplete,
     order_state,
 )
 from bridge.smpp_server.settings import SmppServerSettings
 from bridge.smpp_server.submit import (
     ReadPart,
     SubmitRefused,
+    delivery_window,
+    parts_needed,
     read_part,
     sender_allowed,
-    smpp_time,
+    sender_refused,
 )
 from bridge.tenants.logins import verify_password
 from bridge.tenants.policy import resolve
-from bridge.text.sms import split_sms
 
 log = logging.getLogger("bridge.smpp_server")
 
@@ -413,6 +414,9 @@ class SmppServer:
         source = address_in(pdu.source_addr_ton, pdu.source_addr) or policy.sender_id
         if not sender_allowed(source, account.senders, policy.sender_id):
             raise SubmitRefused(c.ESME_RINVSRCADR, f"sender {source!r} is not allowed")
+        refused = sender_refused(source)
+        if refused:
+            raise SubmitRefused(c.ESME_RINVSRCADR, refused)
         recipient = Recipient(msisdn=msisdn, address=msisdn, domain="", kind=kind)
         transaction = Transaction(
             sender=sender, policy=policy, access=customer_access(sender.customer_settings)
@@ -424,19 +428,11 @@ class SmppServer:
         except Reject as rej:
             raise SubmitRefused(_REJECT_STATUS.get(rej.kind, c.ESME_RINVDSTADR), rej.kind) from None
         now = utcnow()
-        try:
-            expires = smpp_time(pdu.validity_period, now)
-        except ValueError as exc:
-            raise SubmitRefused(c.ESME_RINVEXPIRY, str(exc)) from None
-        try:
-            at = smpp_time(pdu.schedule_delivery_time, now)
-        except ValueError as exc:
-            raise SubmitRefused(c.ESME_RINVSCHED, str(exc)) from None
-        if expires is None:
-            expires = now + timedelta(seconds=policy.validity)
-        if expires <= now:
-            raise SubmitRefused(c.ESME_RINVEXPIRY, "validity_period is in the past")
-        text, encoding, count = read.part.text, read.part.encoding, 1
+        window = delivery_window(
+            pdu.schedule_delivery_time, pdu.validity_period, now, policy.validity
+        )
+        encoding, count = parts_needed(read, policy.max_parts)
+        text = read.part.text
         values = policy.as_dict()
         values.update(
             notify="none",  # the client learns outcomes from our receipts
@@ -453,10 +449,7 @@ class SmppServer:
                 "dest_npi": pdu.dest_addr_npi,
             },
         )
-        if read.payload:  # one text in message_payload: split like a mail's text
-            with contextlib.suppress(ValueError):
-                count = len(split_sms(text, encoding).payloads)  # type: ignore[arg-type]
-        else:  # as sent: dispatch submits these octets unchanged
+        if not read.payload:  # as sent: dispatch submits these octets unchanged
             values["smpp_parts"] = [read.part.stored()]
         mail_id = new_mail_id()
         order = NewOrder(
@@ -468,9 +461,9 @@ class SmppServer:
             encoding=encoding,
             parts=count,
             priority=1 if pdu.priority_flag else 0,
-            expires_at=expires,
+            expires_at=window.expires,
             policy=values,
-            next_attempt_at=at if at is not None and at > now else None,
+            next_attempt_at=window.at,
         )
         return NewMail(
             id=mail_id,
@@ -521,13 +514,17 @@ class SmppServer:
 
     # --- the outbox: receipts and MO to receivers ------------------------------------------
 
-    async def _drop_stale_parts(self) -> None:
-        before = utcnow() - timedelta(seconds=self.settings.part_wait)
-        for mail_id in await self.store.call(drop_stale_parts, before):
+    async def _fail_incomplete(self) -> None:
+        now = utcnow()
+        before = now - timedelta(seconds=self.settings.part_wait)
+        for m in await self.store.call(fail_incomplete, before, now):
             log.warning(
-                "%s.1: SMPP message incomplete after %.0f s; its parts are dropped",
-                mail_id,
+                "%s.1: SMPP message incomplete after %.0f s (parts %s of %d came): %s",
+                m.mail_id,
                 self.settings.part_wait,
+                ", ".join(map(str, m.arrived)),
+                m.total,
+                "failed" if m.failed else "its parts are dropped",
             )
 
     async def _outbox_loop(self) -> None:
@@ -539,9 +536,9 @@ class SmppServer:
             if self._stopping:
                 break
             if time.monotonic() >= sweep_at:
-                sweep_at = time.monotonic() + 60.0
-                with contextlib.suppress(StorageUnavailable):
-                    await self._drop_stale_parts()
+                sweep_at = time.monotonic() + min(60.0, self.settings.part_wait / 2)
+                with contextlib.suppress(StorageUnavailable):  # its receipts go out below
+                    await self._fail_incomplete()
             receivers: dict[str, list[_Client]] = {}
             for x in self._clients:
                 if x.account and x.can_receive and x.session and not x.session.closed:

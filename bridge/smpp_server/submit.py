@@ -17,9 +17,21 @@ from bridge.errors import InputError
 from bridge.smpp import constants as c
 from bridge.smpp.mo import decode_mo
 from bridge.smpp.pdu import SubmitSm, find_tlv
-from bridge.smpp.udh import Concat, UdhError, find_concat, sar_concat, split_udh
+from bridge.smpp.udh import (
+    Concat,
+    UdhError,
+    find_concat,
+    sar_concat,
+    sar_problem,
+    split_udh,
+    udh_concat_problem,
+)
+from bridge.tenants.policy_values import MAX_VALIDITY, PolicyError, check_sender_id
+from bridge.text.gsm7 import is_gsm7
+from bridge.text.sms import split_sms
 
 _TIME_LEN: Final = 16
+_MAX_QUARTERS: Final = 48  # an SMPP time's UTC offset, in quarter hours
 
 
 class SubmitRefused(InputError, ValueError):
@@ -40,6 +52,10 @@ def smpp_time(value: str, now: datetime) -> datetime | None:
     if value[15] == "R":
         return now + timedelta(days=yy * 365 + mo * 30 + dd, hours=hh, minutes=mi, seconds=ss)
     quarters = int(value[13:15])
+    if quarters > _MAX_QUARTERS:
+        raise ValueError(
+            f"{value!r}: the time zone is {quarters} quarter hours from UTC (at most 48)"
+        )
     offset = timedelta(minutes=15 * quarters) * (1 if value[15] == "+" else -1)
     local = datetime(2000 + yy, mo, dd, hh, mi, ss, int(value[12]) * 100_000)
     return (local - offset).replace(tzinfo=UTC)
@@ -83,12 +99,89 @@ def read_part(pdu: SubmitSm) -> ReadPart:
             ies, body = split_udh(sm)
         except UdhError as exc:
             raise SubmitRefused(c.ESME_RINVESMCLASS, f"bad UDH: {exc}") from None
+    problem = udh_concat_problem(ies)  # type: ignore[arg-type]
+    if problem:
+        raise SubmitRefused(c.ESME_RINVESMCLASS, f"bad UDH: {problem}")
+    problem = sar_problem(pdu.tlvs)
+    if problem:
+        raise SubmitRefused(c.ESME_RINVOPTPARAMVAL, problem)
     concat = find_concat(ies) or sar_concat(pdu.tlvs)  # type: ignore[arg-type]
     text, encoding = decode_mo(pdu.data_coding, body, ies)  # type: ignore[arg-type]
+    if encoding == "ucs2" and len(body) % 2:
+        raise SubmitRefused(
+            c.ESME_RINVMSGLEN, f"UCS-2 text of {len(body)} octets: UCS-2 takes two per character"
+        )
     part = Part(sm, pdu.esm_class, pdu.data_coding, text, encoding)
     if concat is not None and concat.total <= 1:
         concat = None
     return ReadPart(part, concat, payload_tlv is not None)
+
+
+def sender_refused(source: str) -> str | None:
+    """Why `source` cannot be a sender id (the rule of every door), or None; '' lets the
+    SMSC choose."""
+    if not source:
+        return None
+    try:
+        check_sender_id(source)
+    except PolicyError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """When an order may go out (`at`, None: now) and until when (`expires`)."""
+
+    at: datetime | None
+    expires: datetime
+
+
+def delivery_window(schedule: str, validity: str, now: datetime, default: float) -> Window:
+    """The submit_sm's schedule_delivery_time and validity_period, checked. Without a
+    validity the account's default counts from the delivery time; a longer one than any
+    SMSC keeps (`MAX_VALIDITY`) is cut to it, as SMSCs do."""
+    try:
+        at = smpp_time(schedule, now)
+    except ValueError as exc:
+        raise SubmitRefused(c.ESME_RINVSCHED, str(exc)) from None
+    try:
+        expires = smpp_time(validity, now)
+    except ValueError as exc:
+        raise SubmitRefused(c.ESME_RINVEXPIRY, str(exc)) from None
+    start = max(at or now, now)
+    if expires is None:
+        expires = start + timedelta(seconds=default)
+    expires = min(expires, now + timedelta(seconds=MAX_VALIDITY))
+    if expires <= now:
+        raise SubmitRefused(c.ESME_RINVEXPIRY, "validity_period is in the past")
+    if start >= expires:
+        raise SubmitRefused(
+            c.ESME_RINVSCHED,
+            "schedule_delivery_time is not before the end of the validity period "
+            f"({expires:%Y-%m-%d %H:%M} UTC)",
+        )
+    return Window(at if at is not None and at > now else None, expires)
+
+
+def parts_needed(read: ReadPart, max_parts: int) -> tuple[str, int]:
+    """(encoding, SMS parts) of the message `read` belongs to; SubmitRefused over the
+    account's `max_parts`. A message_payload is encoded anew (GSM-7 when it can be)."""
+    encoding = read.part.encoding
+    if read.payload:
+        encoding = "gsm7" if is_gsm7(read.part.text) else "ucs2"
+        try:
+            count = len(split_sms(read.part.text, encoding).payloads)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise SubmitRefused(c.ESME_RINVMSGLEN, f"message_payload: {exc}") from None
+    else:
+        count = read.concat.total if read.concat is not None else 1
+    if count > max_parts:
+        raise SubmitRefused(
+            c.ESME_RINVMSGLEN,
+            f"the text takes {count} SMS parts; this account sends at most {max_parts}",
+        )
+    return encoding, count
 
 
 def sender_allowed(source: str, senders: tuple[str, ...], policy_sender: str) -> bool:

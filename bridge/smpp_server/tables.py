@@ -36,7 +36,9 @@ class SmppPart(SQLModel, table=True):
 
     Each part is committed (and answered with the message id) as it comes, so a client
     that waits for every submit_sm_resp works too; the last part turns the rows of its
-    message into one order, in the same transaction, and they are deleted.
+    message into one order, in the same transaction, and they are deleted. When the rest
+    does not come within `part_wait`, the rows become a failed order instead (the
+    client's receipt, query_sm and the reports say so).
     """
 
     __tablename__ = "smpp_part"
@@ -52,3 +54,6 @@ class SmppPart(SQLModel, table=True):
     text: str
     encoding: str
     created_at: datetime = Field(default_factory=utcnow)
+    # the message as its part made it (mail and order, `orders.message_facts`): the
+    # failed order written when the rest of the parts does not come
+    message: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))

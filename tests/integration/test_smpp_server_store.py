@@ -1,5 +1,6 @@
-"""The SMPP server's writes on SQLite and PostgreSQL: parts made into one order, the outbox
-in order per message, query_sm and cancel_sm on the account's own orders only."""
+"""The SMPP server's writes on SQLite and PostgreSQL: parts made into one order (or into a
+failed order when the rest does not come), the outbox in order per message, query_sm and
+cancel_sm on the account's own orders only."""
 
 from __future__ import annotations
 
@@ -14,18 +15,31 @@ from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.tables import Order
 from bridge.smpp_outbox.queue import mark_sent, pending_count, queue_mo, take_due
 from bridge.smpp_server.orders import (
+    Incomplete,
     PartOf,
     Submit,
     cancel_order,
     commit_submits,
-    drop_stale_parts,
+    fail_incomplete,
     order_state,
 )
+from bridge.smpp_server.tables import SmppPart
 from bridge.tenants.admin import ensure_demo
 from bridge.tenants.senders import find_sender
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+SMPP = {
+    "system_id": "app1",
+    "registered_delivery": 1,
+    "source": "ACME",
+    "source_ton": 5,
+    "source_npi": 0,
+    "destination": "491701234567",
+    "dest_ton": 1,
+    "dest_npi": 1,
+}
 _order = table(Order)
+_part_rows = table(SmppPart)
 
 
 def _mail(engine: Engine, mail_id: str) -> NewMail:
@@ -41,7 +55,7 @@ def _mail(engine: Engine, mail_id: str) -> NewMail:
         parts=1,
         priority=0,
         expires_at=NOW + timedelta(days=1),
-        policy={"notify": "none", "smpp": {"system_id": "app1"}},
+        policy={"notify": "none", "smpp": SMPP},
     )
     return NewMail(mail_id, NOW, sender.address, sender.user_id, "127.0.0.1", "smpp:app1", "",
                    "", b"", orders=(order,))  # fmt: skip
@@ -70,9 +84,32 @@ def test_parts_become_one_order_with_the_first_parts_id(engine: Engine) -> None:
     assert not run_sync(engine, cancel_order, "M1.1", "other", NOW)
     assert run_sync(engine, cancel_order, "M1.1", "app1", NOW)
     assert not run_sync(engine, cancel_order, "M1.1", "app1", NOW)  # final already
-    stale = run_sync(engine, commit_submits, [Submit(_mail(engine, "M4"), _part(1, "lost"))])
-    assert run_sync(engine, drop_stale_parts, NOW + timedelta(seconds=1)) == ["M4"]
+    assert run_sync(engine, pending_count, "app1") == 1  # the cancelled order's receipt
+
+
+def test_a_message_whose_parts_do_not_all_come_becomes_a_failed_order(engine: Engine) -> None:
+    upgrade(engine)
+    run_sync(engine, ensure_demo)
+    stale = run_sync(engine, commit_submits, [Submit(_mail(engine, "M4"), _part(1, "lost "))])
     assert stale == ["M4.1"]
+    later = NOW + timedelta(seconds=1)
+    assert run_sync(engine, fail_incomplete, NOW, later) == []  # not older than `before` yet
+    with engine.begin() as conn:  # a part written before it kept its message (0018)
+        conn.execute(_part_rows.insert().values(system_id="app1", part_key="k", seq=2, total=3,
+                                           mail_id="OLD", part=[], text="", encoding="gsm7",
+                                           created_at=NOW))  # fmt: skip
+    done = run_sync(engine, fail_incomplete, later, later)
+    assert done == [Incomplete("M4", (1,), 2, True), Incomplete("OLD", (2,), 3, False)]
+    with engine.connect() as conn:
+        row = conn.execute(select(_order).where(_order.c.id == "M4.1")).one()
+        assert conn.execute(select(_part_rows)).all() == []
+    assert (row.status, row.text, row.parts) == ("failed", "lost ", 2)
+    assert row.error.startswith("incomplete: part(s) 2 of 2 did not come")
+    state = run_sync(engine, order_state, "M4.1", "app1")
+    assert state is not None and state.final  # query_sm says so
+    [receipt] = run_sync(engine, take_due, "app1", later, 10, 30.0)  # registered_delivery 1
+    assert receipt.message_key == "M4.1" and b"stat:REJECTD" in receipt.pdu.short_message
+    assert receipt.pdu.destination == "ACME" and receipt.pdu.dest_ton == 5
 
 
 def test_outbox_goes_in_order_per_message(engine: Engine) -> None:

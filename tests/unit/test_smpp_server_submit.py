@@ -1,4 +1,6 @@
-"""Reading a submit_sm as sent (pure): SMPP times, parts with UDH or SAR, sender ids, receipts."""
+"""Reading a submit_sm as sent (pure): SMPP times, parts with UDH or SAR, sender ids, receipts,
+and what is refused at the door because it could only fail later or reach the handset
+broken."""
 
 from __future__ import annotations
 
@@ -9,7 +11,16 @@ import pytest
 from bridge.smpp import constants as c
 from bridge.smpp.pdu import SubmitSm, Tlv
 from bridge.smpp_outbox.queue import receipt_pdu, wants_receipt
-from bridge.smpp_server.submit import SubmitRefused, read_part, sender_allowed, smpp_time
+from bridge.smpp_server.submit import (
+    SubmitRefused,
+    Window,
+    delivery_window,
+    parts_needed,
+    read_part,
+    sender_allowed,
+    sender_refused,
+    smpp_time,
+)
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -82,3 +93,76 @@ def test_receipt_text_and_wish() -> None:
     assert dict(pdu.tlvs) == {c.TLV_RECEIPTED_MESSAGE_ID: b"ABC.1\0", c.TLV_MESSAGE_STATE: b"\x05"}
     assert wants_receipt(1, "delivered") and not wants_receipt(0, "failed")
     assert wants_receipt(2, "failed") and not wants_receipt(2, "delivered")
+
+
+def _sar(ref: bytes, total: bytes, seq: bytes) -> tuple[Tlv, ...]:
+    return (
+        Tlv(c.TLV_SAR_MSG_REF_NUM, ref),
+        Tlv(c.TLV_SAR_TOTAL_SEGMENTS, total),
+        Tlv(c.TLV_SAR_SEGMENT_SEQNUM, seq),
+    )
+
+
+@pytest.mark.parametrize(
+    ("pdu", "status", "says"),
+    [
+        (SubmitSm(1, "a", "b", b"\x05\x00\x03\x07\x00\x01x", esm_class=0x40), 0x43, "1 of 0"),
+        (SubmitSm(1, "a", "b", b"\x05\x00\x03\x07\x02\x03x", esm_class=0x40), 0x43, "3 of 2"),
+        (SubmitSm(1, "a", "b", b"\x04\x00\x02\x07\x02x", esm_class=0x40), 0x43, "2 octets"),
+        (SubmitSm(1, "a", "b", b"\x06\x08\x04\x00\x07\x02\x00x", esm_class=0x40), 0x43, "0 of 2"),
+        (SubmitSm(1, "a", "b", b"x", tlvs=_sar(b"\0\7", b"\2", b"\3")), 0xC4, "3 of"),
+        (SubmitSm(1, "a", "b", b"x", tlvs=_sar(b"\0\7", b"\0", b"\0")), 0xC4, "0 of"),
+        (SubmitSm(1, "a", "b", b"x", tlvs=_sar(b"\7", b"\2", b"\1")), 0xC4, "1 octets, not 2"),
+        (SubmitSm(1, "a", "b", b"x", tlvs=_sar(b"\0\7", b"\0\2", b"\1")), 0xC4, "not 1"),
+        (SubmitSm(1, "a", "b", b"x", tlvs=_sar(b"\0\7", b"\2", b"\1")[:2]), 0xC4, "together"),
+        (SubmitSm(1, "a", "b", b"\x00a\x00", data_coding=8), 0x01, "3 octets"),
+    ],
+)
+def test_broken_concatenation_and_ucs2_are_refused(pdu: SubmitSm, status: int, says: str) -> None:
+    """Each was taken and reached the handset as a broken message (or waited for ever)."""
+    with pytest.raises(SubmitRefused) as refused:
+        read_part(pdu)
+    assert refused.value.status == status and says in str(refused.value)
+
+
+def test_sender_ids_follow_the_rule_of_every_door() -> None:
+    for good in ("", "ACME", "Acme2026", "+4915550000001", "4915550000001", "12345"):
+        assert sender_refused(good) is None, good
+    for bad in ("\x01ACME", "ÿþä", "A" * 12, "ACME GmbH", "+" + "4" * 16):
+        assert "not a valid sender ID" in (sender_refused(bad) or ""), bad
+
+
+def test_delivery_window() -> None:
+    day = 86400.0
+    assert delivery_window("", "", NOW, day) == Window(None, NOW + timedelta(days=1))
+    later = delivery_window("000000020000000R", "", NOW, day)  # in 2 h, default validity
+    assert later == Window(NOW + timedelta(hours=2), NOW + timedelta(days=1, hours=2))
+    assert delivery_window("", "990000000000000R", NOW, day).expires == NOW + timedelta(days=30)
+    past = delivery_window("010101000000000+", "", NOW, day)  # long past: now
+    assert past == Window(None, NOW + timedelta(days=1))
+    for schedule, validity, status in [
+        ("000002000000000R", "000001000000000R", c.ESME_RINVSCHED),  # after its validity
+        ("990000000000000R", "", c.ESME_RINVSCHED),  # 99 years: after the longest validity
+        ("271201000000049+", "", c.ESME_RINVSCHED),  # UTC offset of 49 quarter hours
+        ("", "271201000000049-", c.ESME_RINVEXPIRY),
+        ("", "010101000000000+", c.ESME_RINVEXPIRY),
+    ]:
+        with pytest.raises(SubmitRefused) as refused:
+            delivery_window(schedule, validity, NOW, day)
+        assert refused.value.status == status, (schedule, validity)
+
+
+def test_parts_needed() -> None:
+    def payload(data: bytes, coding: int = 0) -> SubmitSm:
+        return SubmitSm(1, "a", "b", data_coding=coding, tlvs=(Tlv(c.TLV_MESSAGE_PAYLOAD, data),))
+
+    assert parts_needed(read_part(payload(b"x" * 160)), 10) == ("gsm7", 1)
+    assert parts_needed(read_part(payload(b"x" * 161)), 10) == ("gsm7", 2)
+    assert parts_needed(read_part(payload(b"H\xf4tel", 3)), 10) == ("ucs2", 1)  # not GSM-7
+    udh = SubmitSm(1, "a", "b", b"\x05\x00\x03\x07\x0b\x01x", esm_class=0x40)
+    assert parts_needed(read_part(SubmitSm(1, "a", "b", b"x" * 140)), 1) == ("gsm7", 1)
+    for too_long in (payload(b"x" * 1531), udh):  # 11 parts
+        with pytest.raises(SubmitRefused) as refused:
+            parts_needed(read_part(too_long), 10)
+        assert refused.value.status == c.ESME_RINVMSGLEN
+        assert "takes 11 SMS parts; this account sends at most 10" in str(refused.value)

@@ -90,3 +90,5 @@ def test_addresses() -> None:
     assert (d.ton, d.npi, d.addr) == (1, 1, "4915112345678")
     assert address_in(1, "4915112345678") == "+4915112345678"
     assert address_in(0, "12345") == "12345"
+    assert address_in(1, "+4915112345678") == "+4915112345678"
+    assert address_in(1, "ACME") == "ACME"  # a name with TON 1 stays a name
