@@ -24,6 +24,7 @@ import phonenumbers
 from phonenumbers import NumberParseException
 
 from bridge.smpp import constants as c
+from bridge.text.controls import one_line
 
 SHORT_CODE_MAX_DIGITS = 8
 Ton0 = Literal["auto", "international", "national"]
@@ -75,7 +76,8 @@ def destination_address(msisdn: str) -> SmppAddress:
 
 def address_in(ton: int, addr: str) -> str:
     """An incoming address as text: international numbers get a leading '+'. A name sent
-    with TON 1 (peers do) stays a name."""
+    with TON 1 (peers do) stays a name. Control characters are dropped."""
+    addr = one_line(addr).strip()
     if ton == c.TON_INTERNATIONAL and _digits(addr):
         return "+" + addr
     return addr
@@ -171,8 +173,9 @@ def number_in(ton: int, addr: str, rules: AddressRules) -> str:
     `auto` unless they form a national mobile number, as in Denmark or Norway). TON 3, 4 and 6
     (network-specific, subscriber, abbreviated) stay as sent; so does anything that is
     not a number: TON 5 (alphanumeric) or any text with a character other than digits.
+    Control characters (an SMSC's or a phone's) are dropped: an address is one line.
     """
-    text = addr.strip()
+    text = one_line(addr).strip()
     if not text or ton == c.TON_ALPHANUMERIC or not _NUMBER.fullmatch(text):
         return text
     if text.startswith("+"):

@@ -12,9 +12,17 @@ from typing import Final, Literal
 
 from bridge.smpp.udh import InformationElement
 from bridge.text.controls import drop_controls
-from bridge.text.gsm7 import decode_gsm7
+from bridge.text.gsm7 import decode_gsm7, is_gsm7
 from bridge.values import Encoding
 
+# SMPP 3.4 5.2.19: data_coding 0x00-0x0F is SMPP's own table, not GSM 03.38's coding
+# groups (whose bits would read 0x09-0x0B as UCS-2). The ones Python can decode:
+SMPP_CODECS: Final = {
+    0x06: "iso8859_5",  # Cyrillic
+    0x07: "iso8859_8",  # Latin/Hebrew
+    0x0A: "iso2022_jp",  # music codes
+    0x0E: "euc_kr",  # KS C 5601
+}
 IE_SINGLE_SHIFT: Final = 0x24
 IE_LOCKING_SHIFT: Final = 0x25
 
@@ -33,7 +41,7 @@ def _alphabet(data_coding: int) -> str:
         return "latin1"
     if data_coding == 0x08:
         return "ucs2"
-    if data_coding in (0x02, 0x04):
+    if data_coding < 0x10:  # 0x02 and 0x04 8-bit data; 0x05-0x0F SMPP's own codings
         return "8bit"
     group = data_coding & 0xF0
     if group == 0xF0:  # data coding / message class group: bit 2 = 8-bit data
@@ -83,6 +91,10 @@ def decode_mo(
 def _decode(
     data_coding: int, payload: bytes, ies: tuple[InformationElement, ...], dcs0: Dcs0Alphabet
 ) -> tuple[str, Encoding]:
+    codec = SMPP_CODECS.get(data_coding)
+    if codec is not None:
+        text = payload.decode(codec, errors="replace")
+        return text, "gsm7" if is_gsm7(text) else "ucs2"
     alphabet = _alphabet(data_coding)
     if alphabet == "default":
         alphabet = dcs0
@@ -94,4 +106,4 @@ def _decode(
         return _gsm7(payload, ies), "gsm7"
     if alphabet == "ascii":
         return payload.decode("ascii", errors="replace"), "gsm7"
-    return payload.decode("latin-1"), "gsm7"  # latin1 and undecodable 8-bit data
+    return payload.decode("latin-1"), "gsm7"  # latin1, and 8-bit data shown as octets

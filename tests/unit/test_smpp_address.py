@@ -14,6 +14,7 @@ from bridge.smpp.address import (
     number_in,
     source_address,
 )
+from bridge.text.controls import one_line
 
 DE = AddressRules("auto", "DE")
 PHONE = "+491701234567"
@@ -35,6 +36,8 @@ PHONE = "+491701234567"
         (2, "01701234567"),
         (2, "00491701234567"),
         (0, " 491701234567 "),
+        (1, "491701234567\x00"),  # control characters: a C string's NUL, an SMSC's junk
+        (1, "\x1b4917012\x7f34567\r\n"),
     ],
 )
 def test_every_spelling_of_one_number_is_one_e164(ton: int, addr: str) -> None:
@@ -59,6 +62,11 @@ def test_every_spelling_of_one_number_is_one_e164(ton: int, addr: str) -> None:
 )
 def test_names_and_short_codes_stay_as_sent(ton: int, addr: str) -> None:
     assert number_in(ton, addr, DE) == addr.strip()
+
+
+def test_control_characters_leave_a_name() -> None:
+    assert number_in(5, "\x01AC\x1bME", DE) == "ACME"
+    assert number_in(5, "Bank\tInfo\n", DE) == "Bank Info"
 
 
 def test_ton0_modes() -> None:
@@ -112,7 +120,7 @@ def test_every_countrys_mobile_numbers_in_every_ton(
 @given(st.integers(0, 6), st.text(max_size=24))
 def test_never_raises_and_text_with_a_non_digit_is_kept(ton: int, addr: str) -> None:
     out = number_in(ton, addr, DE)
-    body = addr.strip()
+    body = one_line(addr).strip()  # kept as one line, without control characters
     if not (body.removeprefix("+").isascii() and body.removeprefix("+").isdigit()):
         assert out == body
 

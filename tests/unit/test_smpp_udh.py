@@ -92,3 +92,25 @@ def test_addresses() -> None:
     assert address_in(0, "12345") == "12345"
     assert address_in(1, "+4915112345678") == "+4915112345678"
     assert address_in(1, "ACME") == "ACME"  # a name with TON 1 stays a name
+    assert address_in(5, "\x01AC\x1bME\r\n") == "ACME"  # one line, no control characters
+
+
+@pytest.mark.parametrize(
+    ("data_coding", "octets", "expected"),
+    [
+        (0x06, "Привет".encode("iso8859_5"), ("Привет", "ucs2")),  # Cyrillic
+        (0x07, "שלום".encode("iso8859_8"), ("שלום", "ucs2")),  # Latin/Hebrew
+        (0x0A, "こんにちは".encode("iso2022_jp"), ("こんにちは", "ucs2")),
+        (0x0E, "안녕".encode("euc_kr"), ("안녕", "ucs2")),
+        (0x06, b"Hello", ("Hello", "gsm7")),
+        # pictogram, reserved, JIS X 0212: SMPP's own codes, not GSM 03.38's UCS-2 group
+        (0x09, b"\x01\x02 ok", (" ok", "gsm7")),
+        (0x0B, b"Hi ok", ("Hi ok", "gsm7")),
+        (0x0D, b"ok", ("ok", "gsm7")),
+    ],
+)
+def test_smpp_data_codings_below_0x10(
+    data_coding: int, octets: bytes, expected: tuple[str, str]
+) -> None:
+    """Before, 0x09-0x0B were read as UCS-2 (GSM 03.38's bits) and 0x06/0x07 as Latin-1."""
+    assert decode_mo(data_coding, octets) == expected

@@ -9,7 +9,8 @@
 // sends that request on the newest session; {"op": "set", "receipts": bool} changes whether
 // submit_sm with registered_delivery gets a receipt; {"op": "drop"} closes every session.
 // short_message in params: a string (node-smpp encodes it per data_coding), or
-// {"hex": "..."} for raw octets, or {"udh_hex": "...", "message": "..."}.
+// {"hex": "..."} for raw octets, or {"udh_hex": "...", "message": "..."}; any other
+// parameter given as {"hex": "..."} (a TLV such as message_payload) is those octets.
 'use strict';
 
 const readline = require('readline');
@@ -134,7 +135,13 @@ readline.createInterface({ input: process.stdin }).on('line', function (line) {
     return;
   }
   const params = Object.assign({}, cmd.params || {});
-  if ('short_message' in params) params.short_message = shortMessage(params.short_message);
+  for (const key of Object.keys(params)) {
+    const value = params[key];
+    if (key === 'short_message') params[key] = shortMessage(value);
+    else if (value && typeof value === 'object' && 'hex' in value) {
+      params[key] = Buffer.from(value.hex, 'hex');
+    }
+  }
   session[cmd.op](
     params,
     function (resp) {
