@@ -48,6 +48,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -497,11 +498,40 @@ def throwaway_jasmin(dlr_pdu: str = "deliver_sm") -> Iterator[JasminStack]:
             root, ports["smpp"], ports["jcli"], ports["http"], ports["amqp"], ports["redis"]
         )
         _configure(stack)
+        _wait_bindable(stack.smpp_port, jasmind, jasmind_out, 90)
         yield stack
     finally:
         for proc in reversed(procs):
             _stop(proc)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_bindable(port: int, proc: subprocess.Popen[bytes], log: Path, within: float) -> None:
+    """Until Jasmin answers a bind of our user: its SMPP port listens before it can
+    (under load, a first bind went unanswered for the ESME's whole response timeout)."""
+    body = f"{USERNAME}\0{PASSWORD}\0\0".encode() + bytes((0x34, 0, 0)) + b"\0"
+    bind = struct.pack(">IIII", 16 + len(body), 0x09, 0, 1) + body
+    deadline = time.monotonic() + within
+    last = "not tried"
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(bind)
+                head = b""
+                while len(head) < 16:
+                    chunk = sock.recv(16 - len(head))
+                    if not chunk:
+                        raise ConnectionError("closed")
+                    head += chunk
+                _, command_id, status, _ = struct.unpack(">IIII", head)
+                if command_id == 0x80000009 and status == 0:
+                    return
+                last = f"bind_resp 0x{command_id:08X} status 0x{status:02X}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
+    raise RuntimeError(f"Jasmin did not answer a bind on {port} ({last}):\n{tail}")
 
 
 def _configure(stack: JasminStack) -> None:
