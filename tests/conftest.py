@@ -37,7 +37,7 @@ def postgres_server() -> Iterator[str]:
         yield url
 
 
-def _fresh_postgres(server_url: str) -> str:
+def fresh_postgres(server_url: str) -> str:
     name = f"t{next(_db_counter)}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -59,7 +59,7 @@ def bridge_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     database on a durable throwaway PostgreSQL (the bridge refuses one with fsync off)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'bridge.db'}"
-    return _fresh_postgres(request.getfixturevalue("durable_postgres_server"))
+    return fresh_postgres(request.getfixturevalue("durable_postgres_server"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -68,7 +68,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'bridge.db'}"
     else:
-        url = _fresh_postgres(request.getfixturevalue("postgres_server"))
+        url = fresh_postgres(request.getfixturevalue("postgres_server"))
     engine = open_engine(url)
     upgrade(engine)
     engine.dispose()

@@ -23,6 +23,10 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
 _MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")
 _PHRASE_DROP = str.maketrans("", "", '<>@"\\')
 _PRINTABLE_ASCII = re.compile(r"[ -~]*")
+# `=?charset?B|Q?`: the start of an encoded word. A decoded subject or an SMS may hold one
+# as text; the mail library would decode it a second time when it writes the header, and
+# failed to write it at all for undecodable octets (`=?utf-8?q?=FF?=`): the notice held.
+_ENCODED_WORD_START = re.compile(r"=\?(?=[^?\s]*\?[bBqQ]\?)")
 _CONTROL = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 TEXT_LIMIT = 200  # characters of one outside value in a header (a subject, a DSN field)
 NAME_LIMIT = 64  # characters of a display name
@@ -35,14 +39,16 @@ class HeaderError(InputError, ValueError):
 
 def text(value: object, limit: int = TEXT_LIMIT) -> str:
     """An unstructured header value: control, format and separator characters (CR, LF,
-    NUL, bidi overrides …) become spaces, runs of white space one space, at most `limit`
-    characters."""
+    NUL, bidi overrides …) become spaces, runs of white space one space, the start of
+    what reads like an encoded word (`=?utf-8?q?`) `= ?`, at most `limit` characters."""
     raw = str(value)
     if not _PRINTABLE_ASCII.fullmatch(raw):  # the common case needs no character loop
         raw = "".join(
             " " if ch.isspace() or unicodedata.category(ch) in _CONTROL else ch for ch in raw
         )
     cleaned = " ".join(raw.split())
+    if "=?" in cleaned:  # text that reads like an RFC 2047 encoded word stays text
+        cleaned = _ENCODED_WORD_START.sub("= ?", cleaned)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
 
 

@@ -69,7 +69,7 @@ from bridge.tenants.admin import add_customer, add_user
 from bridge.tenants.senders import find_sender
 from bridge.values import InboundSms, ReceiptState
 from bridge.values import Receipt as ReceiptValue
-from tests.conftest import _fresh_postgres
+from tests.conftest import fresh_postgres
 
 SMALL, LARGE = 300, 3_000
 BOUND = 1.5
@@ -407,7 +407,7 @@ def bridge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bridge]:
     """SQLite as the bridge runs it (no statistics), SQLite after ANALYZE, and PostgreSQL
     (ANALYZEd after each part of the history, as autovacuum would)."""
     if request.param == "postgresql":
-        url = _fresh_postgres(request.getfixturevalue("postgres_server"))
+        url = fresh_postgres(request.getfixturevalue("postgres_server"))
     else:
         url = f"sqlite:///{tmp_path / 'bridge.db'}"
     engine = open_engine(url)

@@ -140,6 +140,32 @@ def test_a_status_notice_with_a_control_character_in_the_display_name_renders() 
     assert "\r" not in msg["Subject"] and "\n" not in msg["Subject"]
 
 
+@pytest.mark.parametrize(
+    "lookalike",
+    ["=?utf-8?q?=FF?= Grüße", "Grüße =?utf-8?b?gA==?=", "=?unknown-8bit?q?=FF=FE?= é"],
+)
+@pytest.mark.parametrize("field", ["subject", "to_name", "text"])
+def test_text_that_reads_like_an_encoded_word_is_written_as_text(
+    lookalike: str, field: str
+) -> None:
+    """A mail's decoded subject, a name or an SMS may hold `=?charset?q?…?=` as text: the
+    mail library decoded it again when writing the header, and for undecodable octets
+    could not write the notice at all (it was held)."""
+    r = _renderer()
+    for kind, context in (
+        ("status", STATUS_CONTEXT | {field: lookalike}),
+        ("sms2mail", _sms2mail("+491701234567") | {field: lookalike}),
+    ):
+        for data in (
+            r.render_bytes(kind, RECIPIENT, context),
+            r.render(kind, RECIPIENT, context).as_bytes(),
+        ):
+            msg = email.message_from_bytes(data, policy=email.policy.default)
+            assert msg.defects == [], (kind, field)
+            shown = str(msg["Subject"]) + str(msg["To"])
+            assert "\ufffd" not in shown and "\udcff" not in shown, shown
+
+
 def test_a_bad_recipient_address_is_a_header_error() -> None:
     with pytest.raises(headers.HeaderError):
         _renderer().render_bytes(
