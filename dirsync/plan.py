@@ -133,6 +133,14 @@ def make_plan(
     return plan
 
 
+def _who(u: SourceUser) -> str:
+    """A user in a conflict, so that the administrator finds each one: its DN or CSV line,
+    else (an LDAP user, whose DN is not kept) its name and id; the address is the same."""
+    if u.ref:
+        return u.ref
+    return f"{u.display_name or u.address} [id {u.external_id}]"
+
+
 def _assign(
     tier: Sequence[SourceUser],
     plan: Plan,
@@ -158,7 +166,7 @@ def _assign(
     del first
     for addr in sorted(several):
         who = several[addr]
-        refs = ", ".join(w.ref or w.address for w in who[:5])
+        refs = ", ".join(_who(w) for w in who[:5])
         plan.problems.append(
             Problem(addr, f"claimed by {len(who)} users ({refs}); assigned to none of them")
         )
