@@ -8,11 +8,15 @@ at the start (what Windows editors and "CSV UTF-8" exports write) is dropped.
 
 A TOML file (the settings, numbers.toml, a tenants file, dirsync's settings) is parsed
 by `parse_toml`: not valid TOML, or a string with a control character (TOML writes one
-as `"\u0000"`; only tab and line breaks are text), is one sentence naming the key.
+as `"\u0000"`; only tab and line breaks are text), is one sentence naming the key. JSON
+(a push template file, a REST API body) is parsed by `parse_json`, which refuses what
+Python's parser takes beyond JSON: NaN, Infinity, an unpaired surrogate `"\ud800"`.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,13 @@ from typing import Any
 from bridge.errors import InputError
 from bridge.text.controls import ControlFound, control_in
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 class UnreadableFile(InputError):
-    """The file cannot be used: not readable, not UTF-8 text, not valid TOML, or a control
-    character in a TOML string; the message names the file (and key) and says why."""
+    """The file cannot be used: not readable, not UTF-8 text, not valid TOML or JSON, or a
+    control character in a TOML string (an unpaired surrogate in a JSON one); the message
+    names the file (and key) and says why."""
 
 
 def read_text(path: Path) -> str:
@@ -49,6 +56,52 @@ def parse_toml(text: str, where: str = "") -> dict[str, Any]:
     if found is not None:
         raise UnreadableFile(prefix + found.sentence())
     return data
+
+
+def parse_json(text: str | bytes, where: str = "") -> Any:
+    """The JSON value of `text`, or UnreadableFile saying what is wrong (after `where: `,
+    when given): not JSON as RFC 8259 has it (Python's parser also takes NaN and Infinity,
+    which no other reader does), nested deeper than the parser can follow, or a string or
+    key with an unpaired surrogate (`"\\ud800"`: valid JSON, but no character, and neither
+    database can store it)."""
+    prefix = f"{where}: " if where else ""
+    try:
+        data = json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise UnreadableFile(f"{prefix}nested too deeply to read") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnreadableFile(f"{prefix}not valid JSON: {exc}") from None
+    found = _surrogate_in(data)
+    if found is not None:
+        key, ch = found
+        raise UnreadableFile(
+            f"{prefix}{key}: an unpaired surrogate \\u{ord(ch):04x} is no character; write "
+            "the text as UTF-8, or a character beyond U+FFFF as a pair of escapes"
+        )
+    return data
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _surrogate_in(value: object) -> tuple[str, str] | None:
+    """(key path, the character) of the first unpaired surrogate in a string or key."""
+    stack: list[tuple[str, object]] = [("(top level)", value)]
+    while stack:
+        key, item = stack.pop()
+        if isinstance(item, str):
+            if found := _SURROGATE.search(item):
+                return key, found.group()
+        elif isinstance(item, list):
+            stack.extend((f"{key}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+        elif isinstance(item, dict):
+            for name, v in reversed(list(item.items())):
+                path = name if key == "(top level)" else f"{key}.{name}"
+                if found := _SURROGATE.search(name):
+                    return f"a key in {key}", found.group()
+                stack.append((path, v))
+    return None
 
 
 def _control_in(value: object, key: str) -> ControlFound | None:

@@ -9,7 +9,6 @@ with Retry-After, never a traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import MAX_ROW_ID
 from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable
+from bridge.files import UnreadableFile, parse_json
 from bridge.inbound.actions_store import add_stop, list_stops, remove_stop
 from bridge.inbound.customer_list import InboundFilter, list_inbound
 from bridge.intake.addresses import classify_number
@@ -157,8 +157,8 @@ class Api:
         if len(raw) > MAX_BODY:
             raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return parse_json(raw)
+        except UnreadableFile as exc:
             raise BadRequest(f"the body is not JSON ({exc}); send application/json") from None
 
     async def send(self, request: Request, key: KeyRow) -> Response:

@@ -11,6 +11,7 @@ import typer
 
 from bridge.cli.common import ConfigOpt, administer, fail, read_file
 from bridge.db.clock import utcnow
+from bridge.files import UnreadableFile, parse_json
 from bridge.push.template import PushTemplate, PushTemplateError, parse_template, preview
 from bridge.push.templates_store import (
     customer_id_of,
@@ -37,13 +38,15 @@ def read_template(path: Path) -> PushTemplate:
     data: Any
     try:
         if path.suffix == ".json":
-            data = json.loads(text)
+            data = parse_json(text, str(path))
         elif path.suffix == ".toml":
             data = tomllib.loads(text)
         else:
             fail(f"{path}: write the template as a .toml or .json file")
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        fail(f"{path}: not valid {path.suffix[1:].upper()}: {exc}")
+    except UnreadableFile as exc:
+        fail(str(exc))
+    except tomllib.TOMLDecodeError as exc:
+        fail(f"{path}: not valid TOML: {exc}")
     try:
         return parse_template(data)
     except PushTemplateError as exc:

@@ -6,7 +6,9 @@ route added later is tried too.
 
 Found so far: `?after=` beyond what a row id can hold (SQLite: 500, PostgreSQL: 503),
 `?since=` past the calendar's end in UTC (503 on both), a `%00` in a filter (503 on
-PostgreSQL, which cannot compare a NUL).
+PostgreSQL, which cannot compare a NUL); JSON nested deeper than the parser's stack
+(500), an unpaired surrogate escape `\ud800` in a string (which no database can store)
+and NaN/Infinity, which are not JSON.
 """
 
 from __future__ import annotations
@@ -39,6 +41,21 @@ ODD_BODIES: tuple[Any, ...] = (
     {"msisdn": "+49170\x001234567"},
     {"format": "json", "status": {"fields": [{"name": "\x00", "value": "text"}]}},
 )
+# Bodies no JSON encoder writes: JSON's grammar at its limits, and what Python's parser
+# accepts beyond it (NaN, an unpaired surrogate escape).
+RAW_BODIES: tuple[bytes, ...] = (
+    b"[" * 5_000 + b"]" * 5_000,  # nested deeper than the parser's stack, within MAX_BODY
+    b'{"to": ["+491701234567"], "text": "\\ud800 alone"}',
+    b'{"to": ["+491701234567"], "text": "x", "cost_centre": "\\udfff"}',
+    b'{"msisdn": "+491701234567\\ud83d"}',
+    b'{"format": "json", "status": {"fields": [{"name": "\\udc80", "value": "text"}]}}',
+    b"NaN",
+    b'{"to": ["+491701234567"], "text": "x", "max_parts": Infinity, "validity": NaN}',
+    b'{"format": "json", "status": {"fields": [{"name": "n", "value": NaN}]}}',
+    b'{"msisdn": -Infinity, "members": [NaN]}',
+    b"\xff\xfe{}",
+    b'{"to": ["+491701234567"], "text": "x"}' + b" " * 10 + b"garbage",
+)
 
 
 async def test_no_route_answers_5xx_to_odd_ids_queries_or_bodies(
@@ -63,5 +80,16 @@ async def test_no_route_answers_5xx_to_odd_ids_queries_or_bodies(
                         )
                         tried += 1
                         assert r.status_code < 500, (method, path, query, body, r.text[:500])
+                        assert "Traceback" not in r.text, (method, path)
+                for raw in RAW_BODIES if set(methods) & {"POST", "PUT"} else ():
+                    for method in sorted(set(methods) & {"POST", "PUT"}):
+                        headers = {
+                            **a.demo,
+                            "Idempotency-Key": f"odd-{tried}",
+                            "Content-Type": "application/json",
+                        }
+                        r = await a.http.request(method, path, headers=headers, content=raw)
+                        tried += 1
+                        assert r.status_code < 500, (method, path, raw[:80], r.text[:500])
                         assert "Traceback" not in r.text, (method, path)
         assert tried > 150

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import ConfigError, InputError
-from bridge.files import UnreadableFile, parse_toml, read_text
+from bridge.files import UnreadableFile, parse_json, parse_toml, read_text
 from bridge.provision.file import TenantsError, load_tenants, read_members_csv
 from bridge.settings import load_settings
 
@@ -80,3 +80,32 @@ def test_list_members_from_a_csv_are_clean_one_line_names() -> None:
     assert problems == []
     [m] = members
     assert (m.first_name, m.last_name, m.fields) == ("Anna", "Mx Y", {"dept": "Sales"})
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"a": NaN}', "NaN is not a JSON value"),
+        ("[Infinity, 1]", "Infinity is not a JSON value"),
+        ('{"a": -Infinity}', "-Infinity is not a JSON value"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        ('{"text": "ok \\ud800"}', "text: an unpaired surrogate \\ud800"),
+        ('{"a": [1, {"b": "\\udfff"}]}', "a[1].b: an unpaired surrogate \\udfff"),
+        ('{"\\udc80": 1}', "a key in (top level): an unpaired surrogate \\udc80"),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_json_beyond_rfc_8259_is_refused_with_a_sentence(text: str, says: str) -> None:
+    """Python's parser takes NaN, Infinity and an unpaired surrogate escape (no character,
+    and no database stores it: a 500 in the API before) and recurses on nesting."""
+    with pytest.raises(UnreadableFile) as refused:
+        parse_json(text, "t.json")
+    assert str(refused.value).startswith("t.json: ") and says in str(refused.value)
+
+
+def test_json_with_surrogate_pairs_and_plain_values_is_read() -> None:
+    assert parse_json('{"a": "\\ud83d\\ude00", "b": [1.5, null, true]}') == {
+        "a": "😀",
+        "b": [1.5, None, True],
+    }
+    assert parse_json(b'"x"') == "x"

@@ -76,6 +76,16 @@ def test_set_show_preview_remove(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("format = ", encoding="utf-8")
     assert "not valid TOML" in _refused(config, "push-template", "preview", "--file", str(broken))
+    odd = tmp_path / "odd.json"  # a Python parser's leniency: stored, it failed the commit
+    odd.write_text(
+        '{"format": "json", "status": {"fields": [{"name": "x\\ud800", "field": "status"}]}}'
+    )
+    refused = _refused(config, "push-template", "set", "--customer", "acme", "--file", str(odd))
+    assert "an unpaired surrogate \\ud800" in refused and str(odd) in refused
+    odd.write_text('{"format": NaN}')
+    assert "NaN is not a JSON value" in _refused(
+        config, "push-template", "preview", "--file", str(odd)
+    )
     yaml = tmp_path / "t.yaml"
     yaml.write_text("format: json", encoding="utf-8")
     assert ".toml or .json" in _refused(config, "push-template", "preview", "--file", str(yaml))
