@@ -7,11 +7,15 @@ receipted_message_id and message_state TLVs, addressed to the client's bind. `qu
 is the inbound action `smpp`. `take_due` hands the server the rows it may send now: per
 `message_key` only the oldest unsent row, so the parts of one MO and the receipt of one
 order arrive in order; a taken row is leased (its next attempt moves `lease` seconds
-ahead), so a crash re-sends it rather than losing it.
+ahead), so a crash re-sends it rather than losing it. `answered` records the client's
+answers: ESME_ROK sends it, a permanent refusal (ESME_RX_P_APPN, ESME_RX_R_APPN: "do
+not send it again") or any refusal once the row is older than `give_up_after` ends it
+(`refused`, which no longer holds back the rows after it), else it is tried again later.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +31,16 @@ from bridge.text.gsm7 import is_gsm7
 from bridge.text.sms import split_sms
 
 _outbox = table(SmppOutbox)
+
+# SMPP 3.4: the client will never take this deliver_sm; sending it again cannot help.
+PERMANENT_ANSWERS: Final = frozenset({c.ESME_RX_P_APPN, c.ESME_RX_R_APPN})
+
+
+class OutboxStatus(enum.StrEnum):
+    QUEUED = "queued"  # not answered ESME_ROK yet
+    SENT = "sent"  # answered ESME_ROK (final)
+    REFUSED = "refused"  # refused for good, or past give_up_after (final)
+
 
 # An order's final status -> (the receipt's stat word, SMPP message_state).
 RECEIPT_STATES: Final[dict[str, tuple[str, int]]] = {
@@ -91,7 +105,8 @@ class OutboxItem:
     kind: str
     message_key: str
     pdu: OutboxPdu
-    attempts: int
+    attempts: int  # before this one
+    created_at: datetime
 
 
 def queue_pdus(
@@ -112,7 +127,7 @@ def queue_pdus(
                     "kind": kind,
                     "message_key": message_key,
                     "pdu": pdu.stored(),
-                    "status": "queued",
+                    "status": OutboxStatus.QUEUED,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "created_at": now,
@@ -222,7 +237,7 @@ def take_due(
     conn: Connection, system_id: str, now: datetime, limit: int, lease: float
 ) -> list[OutboxItem]:
     """Rows `system_id`'s binds may send now (the oldest unsent one per key), leased."""
-    queued = (_outbox.c.system_id == system_id, _outbox.c.status == "queued")
+    queued = (_outbox.c.system_id == system_id, _outbox.c.status == OutboxStatus.QUEUED)
     due = conn.execute(
         select(_outbox)
         .where(*queued, _outbox.c.next_attempt_at <= now)
@@ -239,7 +254,9 @@ def take_due(
         ).all()
     )
     items = [
-        OutboxItem(r.id, r.system_id, r.kind, r.message_key, OutboxPdu.of(r.pdu), r.attempts)
+        OutboxItem(
+            r.id, r.system_id, r.kind, r.message_key, OutboxPdu.of(r.pdu), r.attempts, r.created_at
+        )
         for r in due
         if first.get(r.message_key) == r.id
     ][:limit]
@@ -260,7 +277,7 @@ def mark_sent(conn: Connection, ids: Sequence[int], now: datetime) -> None:
         conn.execute(
             update(_outbox)
             .where(_outbox.c.id.in_(list(ids)))
-            .values(status="sent", sent_at=now, error="")
+            .values(status=OutboxStatus.SENT, sent_at=now, error="")
         )
 
 
@@ -270,9 +287,55 @@ def mark_retry(conn: Connection, row_id: int, at: datetime, error: str) -> None:
     )
 
 
+def mark_refused(conn: Connection, row_id: int, error: str) -> None:
+    conn.execute(
+        update(_outbox)
+        .where(_outbox.c.id == row_id)
+        .values(status=OutboxStatus.REFUSED, error=error[:500])
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the client answered one deliver_sm, and what the row becomes."""
+
+    item: OutboxItem
+    status: int  # command_status (ESME_RSYSERR when there was no answer)
+    given_up: bool = False
+
+
+def answered(
+    conn: Connection,
+    answers: Sequence[tuple[OutboxItem, int]],
+    now: datetime,
+    *,
+    retry_delay: float,
+    retry_max: float,
+    give_up_after: float,
+) -> list[Answer]:
+    """Record the client's answers (one transaction); those given up come back marked."""
+    done = []
+    sent = [item.id for item, status in answers if status == c.ESME_ROK]
+    mark_sent(conn, sent, now)
+    for item, status in answers:
+        if status == c.ESME_ROK:
+            continue
+        word = c.status_name(status)
+        old = (now - item.created_at).total_seconds() > give_up_after
+        if status in PERMANENT_ANSWERS or old:
+            why = "refused for good" if status in PERMANENT_ANSWERS else "retried too long"
+            mark_refused(conn, item.id, f"{word} ({why}, {item.attempts + 1} attempt(s))")
+            done.append(Answer(item, status, given_up=True))
+            continue
+        delay = min(retry_max, retry_delay * 2 ** max(0, item.attempts))
+        mark_retry(conn, item.id, now + timedelta(seconds=delay), word)
+        done.append(Answer(item, status))
+    return done
+
+
 def pending_count(conn: Connection, system_id: str | None = None) -> int:
     """Rows not yet answered with ESME_ROK (all accounts, or one)."""
-    query = select(func.count()).select_from(_outbox).where(_outbox.c.status == "queued")
+    query = select(func.count()).select_from(_outbox).where(_outbox.c.status == OutboxStatus.QUEUED)
     if system_id is not None:
         query = query.where(_outbox.c.system_id == system_id)
     return int(conn.execute(query).scalar() or 0)

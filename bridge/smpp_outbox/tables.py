@@ -13,7 +13,8 @@ from bridge.db.clock import utcnow
 
 class SmppOutbox(SQLModel, table=True):
     """A deliver_sm (a delivery receipt or an MO SMS part) kept until the account's client
-    answered it with deliver_sm_resp ESME_ROK; rows with one `message_key` go in id order."""
+    answered it with deliver_sm_resp ESME_ROK (or refused it for good, or it was retried
+    longer than `give_up_after`); rows with one `message_key` go in id order."""
 
     __tablename__ = "smpp_outbox"
     __table_args__ = (Index("ix_smpp_outbox_due", "system_id", "status", "next_attempt_at"),)
@@ -23,7 +24,7 @@ class SmppOutbox(SQLModel, table=True):
     kind: str  # receipt | mo
     message_key: str  # the order id (receipt) or "mo:<inbound id>" (the parts of one MO)
     pdu: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = "queued"  # queued | sent
+    status: str = "queued"  # queued | sent | refused (queue.OutboxStatus)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)

@@ -50,7 +50,7 @@ from bridge.smpp.pdu import (
     UnknownPdu,
 )
 from bridge.smpp.session import SessionError, SmppSession
-from bridge.smpp_outbox.queue import OutboxItem, mark_retry, mark_sent, take_due
+from bridge.smpp_outbox.queue import OutboxItem, answered, take_due
 from bridge.smpp_server.accounts import Account, find_account
 from bridge.smpp_server.orders import (
     MESSAGE_STATES,
@@ -560,23 +560,27 @@ class SmppServer:
         results = await asyncio.gather(
             *(self._deliver(clients[i % len(clients)], item) for i, item in enumerate(items))
         )
-        sent = [
-            item.id for item, status in zip(items, results, strict=True) if status == c.ESME_ROK
-        ]
-        now = utcnow()
-
-        def record(conn: Any) -> None:
-            mark_sent(conn, sent, now)
-            for item, status in zip(items, results, strict=True):
-                if status != c.ESME_ROK:
-                    delay = min(
-                        self.settings.retry_max,
-                        self.settings.retry_delay * 2 ** max(0, item.attempts),
-                    )
-                    mark_retry(conn, item.id, now + timedelta(seconds=delay), c.status_name(status))
-
-        await self.store.call(record)
-        if len(sent) == len(items):
+        settings = self.settings
+        done = await self.store.call(
+            answered,
+            list(zip(items, results, strict=True)),
+            utcnow(),
+            retry_delay=settings.retry_delay,
+            retry_max=settings.retry_max,
+            give_up_after=settings.give_up_after,
+        )
+        for a in done:
+            if a.given_up:
+                log.warning(
+                    "SMPP %s: %s %s for %s given up after %d attempt(s): the client answered %s",
+                    system_id,
+                    a.item.kind,
+                    a.item.id,
+                    a.item.message_key,
+                    a.item.attempts + 1,
+                    c.status_name(a.status),
+                )
+        if all(a.given_up for a in done):
             self.wake()  # there may be more (the next part of a message)
 
     async def _deliver(self, client: _Client, item: OutboxItem) -> int:

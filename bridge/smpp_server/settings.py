@@ -24,6 +24,8 @@ class SmppServerSettings(Section):
     outbox_interval: Seconds = 0.2  # how often bound receivers look for receipts and MO
     retry_delay: Seconds = 5.0  # after a deliver_sm_resp error; doubles up to retry_max
     retry_max: Seconds = 600.0
+    # a receipt or MO the client keeps refusing is given up this long after it was queued
+    give_up_after: Seconds = 259200.0  # 3 days
     part_wait: Seconds = 600.0  # how long the parts of a concatenated SMS wait for the rest
     demo_password: Annotated[str, Field(min_length=1)] = "demo"  # the demo account (demo = true)
 

@@ -178,3 +178,40 @@ async def test_a_refused_deliver_sm_is_retried(tmp_path: Path) -> None:
             ]
         engine = bridge.store.engine  # answered ESME_ROK: marked sent right after
         await wait_for(lambda: run_sync(engine, pending_count, "demo") == 0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "give_up_after"),
+    [(0x65, 3600.0), (0x66, 3600.0), (0x64, 0.5)],  # RX_P_APPN, RX_R_APPN; RX_T_APPN, old
+)
+async def test_a_deliver_sm_refused_for_good_is_given_up_and_the_next_goes(
+    tmp_path: Path, answer: int, give_up_after: float
+) -> None:
+    """ESME_RX_P_APPN / ESME_RX_R_APPN say "do not send it again"; a temporary refusal is
+    given up `give_up_after` seconds after the row was queued. Before, every refusal was
+    retried until ESME_ROK: for ever, and the next MO waited behind it."""
+    smpp = SmppServerSettings(
+        enabled=True, port=0, retry_delay=0.3, retry_max=0.3, give_up_after=give_up_after
+    )
+    settings = make_settings(tmp_path, smpp_server=smpp)
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None and ep.sandbox is not None
+        engine = bridge.store.engine
+        run_sync(engine, apply_numbers, parse_numbers(NUMBERS))
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            await esme.answer_deliveries_with(answer)
+            assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
+            await send_mo(*ep.sandbox, PHONE, "+4915550000009", "not for me", Path("x"))
+            await until(lambda: esme.deliveries, within=10)
+            await wait_for(lambda: run_sync(engine, pending_count, "demo") == 0, within=15)
+            tries = len(esme.deliveries)
+            await esme.answer_deliveries_with(0)
+            await send_mo(*ep.sandbox, PHONE, "+4915550000009", "next one", Path("x"))
+            await until(lambda: [d for d in esme.deliveries if d.answered == 0], within=10)
+            assert [d.text for d in esme.deliveries if d.answered == 0] == ["next one"]
+            assert len(esme.deliveries) == tries + 1  # the refused one is not sent again
+    rows = run_sync(engine, lambda c: c.exec_driver_sql(
+        "SELECT status, error FROM smpp_outbox ORDER BY id").all())  # fmt: skip
+    assert [r[0] for r in rows] == ["refused", "sent"]
+    assert ("refused for good" if answer != 0x64 else "retried too long") in rows[0][1]
+    assert tries == 1 or answer == 0x64
