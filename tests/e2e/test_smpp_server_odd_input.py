@@ -428,3 +428,51 @@ async def test_odd_submits_and_commands_get_a_lasting_answer(
     assert not retried, retried
     faults = list(_our_faults(caplog))
     assert not faults, "\n".join(faults)
+
+
+# Binds as clients get them wrong: (command_id, body); none is bound, each gets a bind_resp
+# (or a generic_nack) that is not a temporary error, and nothing of it reaches the log as
+# a fault.
+BINDS: dict[str, tuple[int, bytes]] = {
+    "system_id empty": (0x09, b"\0demo\0\0\x34\x00\x00\0"),
+    "system_id too long": (0x09, b"d" * 40 + b"\0demo\0\0\x34\x00\x00\0"),
+    "system_id latin-1": (0x09, b"d\xe9mo\0demo\0\0\x34\x00\x00\0"),
+    "system_id control": (0x09, b"de\x1bmo\0demo\0\0\x34\x00\x00\0"),
+    "password empty": (0x09, b"demo\0\0\0\x34\x00\x00\0"),
+    "password latin-1": (0x02, b"demo\0d\xe9mo\0\0\x34\x00\x00\0"),
+    "password too long": (0x01, b"demo\0" + b"p" * 100 + b"\0\0\x34\x00\x00\0"),
+    "cut after system_id": (0x09, b"demo\0"),
+    "no NUL at all": (0x09, b"demo"),
+    "interface version 0x50": (0x09, b"nobody\0demo\0\0\x50\x00\x00\0"),
+    "address range odd": (0x09, b"nobody\0demo\0\0\x34\x07\x09[0-9\x01]*\0"),
+    "bind with a body past the fields": (0x09, b"nobody\0demo\0\0\x34\x00\x00\0trailing"),
+}
+
+
+async def test_odd_binds_are_refused_with_a_lasting_answer(
+    tmp_path: Path, bridge_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    settings = make_settings(
+        tmp_path, smpp_server=SmppServerSettings(enabled=True, port=0)
+    ).model_copy(update={"database_url": bridge_database})
+    problems: list[str] = []
+    async with running_bridge(settings) as (_, ep):
+        assert ep.smpp is not None
+        for name, (command_id, body) in BINDS.items():
+            reader, writer = await asyncio.open_connection(*ep.smpp)
+            client = Client(reader, writer)
+            client.start()
+            answer = await client.request(command_id, body)
+            await client.close()
+            if answer is None:
+                problems.append(f"{name}: no answer")
+            elif answer[1] == 0:
+                problems.append(f"{name}: bound")
+            elif answer[1] in TRANSIENT:
+                problems.append(f"{name}: {TRANSIENT[answer[1]]}, which the client sends again")
+        good = await _bind(*ep.smpp)  # and the right one still binds
+        await good.close()
+    assert not problems, "\n".join(problems)
+    faults = list(_our_faults(caplog))
+    assert not faults, "\n".join(faults)
