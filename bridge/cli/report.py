@@ -10,6 +10,7 @@ import typer
 from bridge.cli.common import ConfigOpt, fail, open_database, read_settings
 from bridge.db.clock import utcnow
 from bridge.db.store import run_sync
+from bridge.jobs import describe, purge_all
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.reports import store as report_sql
 from bridge.reports.monthly_run import generate_monthly, mail_monthly, report_recipients
@@ -108,18 +109,17 @@ def report_purge(
     dry_run: Annotated[bool, Opt("--dry-run", help="Count only, delete nothing.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Apply the retention now (the running bridge does it daily)."""
+    """Apply the retention now (the running bridge does it daily): orders, mails and
+    receipts past [reports] retention_days, inbound SMS, notices, pushes and SMPP
+    deliver_sm; texts past text_retention_days."""
     r = read_settings(config).reports
     counts = run_sync(
         open_database(config),
-        report_sql.purge,
+        purge_all,
         utcnow(),
         r.retention_days,
         r.text_retention_days,
         dry_run,
     )
     verb = "would purge" if dry_run else "purged"
-    typer.echo(
-        f"{verb}: {counts['orders']} orders, {counts['mails']} mails, "
-        f"texts of {counts['texts']} orders"
-    )
+    typer.echo(f"{verb}: {describe(counts)}")

@@ -7,9 +7,10 @@ Core (`executemany`, statements compiled once): `table(Order).c.status` is typed
 
 from __future__ import annotations
 
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
-from sqlalchemy import Table, inspect
+from sqlalchemy import Column, Connection, Table, delete, func, inspect, select
 from sqlmodel import SQLModel
 
 # One past the largest id a BIGINT column (and SQLite's INTEGER) holds: a number from a
@@ -24,3 +25,14 @@ def table(model: type[SQLModel]) -> Table:
     if not isinstance(found, Table):  # a SQLModel table class always maps one Table
         raise TypeError(f"{model.__name__} is not a table class")
     return found
+
+
+def delete_before(
+    conn: Connection, tbl: Table, column: Column[Any], cut: datetime, *where: Any, dry_run: bool
+) -> int:
+    """Delete the rows of `tbl` whose `column` is before `cut` and that match `where` (with
+    `dry_run`: count them); how many. The one form of every retention rule."""
+    old = (column < cut, *where)
+    if dry_run:
+        return int(conn.execute(select(func.count()).select_from(tbl).where(*old)).scalar() or 0)
+    return int(conn.execute(delete(tbl).where(*old)).rowcount or 0)

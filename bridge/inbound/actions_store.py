@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from bridge.db.core import table
+from bridge.db.core import delete_before, table
 from bridge.inbound.tables import AutoReplyLog, StopEntry
 from bridge.mt.mails import NewMail, NewOrder, insert_mails
 from bridge.smpp.address import canonical_number
@@ -240,3 +240,8 @@ def queue_system_sms(
     )
     insert_mails(conn, [mail])
     return order.id
+
+
+def purge_autoreply_log(conn: Connection, cut: datetime, *, dry_run: bool) -> int:
+    """Forget auto-replies last sent before `cut` (the limit per texter looks back less)."""
+    return delete_before(conn, _auto, _auto.c.last_at, cut, dry_run=dry_run)

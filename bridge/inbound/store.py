@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from bridge.db import prepared
 from bridge.db.bulk import bulk_execute
-from bridge.db.core import table
+from bridge.db.core import delete_before, table
 from bridge.db.queue import Queue, claim
 from bridge.inbound.choice import NumberRow, serves
 from bridge.inbound.config import parse_actions, parse_keywords
@@ -459,3 +459,33 @@ def alert_contact(conn: Connection, customer_id: int | None) -> tuple[str, str] 
     if customer is None:
         return None
     return customer.name, customer.admin or customer.postmaster
+
+
+def purge_inbound(
+    conn: Connection, cut: datetime, text_cut: datetime, *, dry_run: bool
+) -> dict[str, int]:
+    """Retention of the inbound side: SMS routed before `cut` (kept while the monthly reports
+    count them) deleted, and the texts of those routed before `text_cut` blanked; reply
+    assignments (they hold the text too) that ran out before `text_cut`."""
+    routed = _inbound.c.status != InboundStatus.RECEIVED
+    received = _inbound.c.received_at
+    counts = {
+        "inbound": delete_before(conn, _inbound, received, cut, routed, dry_run=dry_run),
+        "assignments": delete_before(
+            conn, _assign, _assign.c.expires_at, text_cut, dry_run=dry_run
+        ),
+        "inbound_texts": 0,
+    }
+    if text_cut > cut:
+        kept = received >= cut  # the older ones are deleted above (or, dry, would be)
+        old_text = (received < text_cut, kept, routed, _inbound.c.text != "")
+        if dry_run:
+            counts["inbound_texts"] = int(
+                conn.execute(select(func.count()).select_from(_inbound).where(*old_text)).scalar()
+                or 0
+            )
+        else:
+            counts["inbound_texts"] = int(
+                conn.execute(update(_inbound).where(*old_text).values(text="")).rowcount or 0
+            )
+    return counts

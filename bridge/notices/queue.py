@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
-from bridge.db.core import table
+from bridge.db.core import delete_before, table
 from bridge.db.queue import Queue, claim
 from bridge.mt.status import OrderStatus
 from bridge.notices.shown_time import shown_time
@@ -245,3 +245,9 @@ def list_notices(
     if order_id:
         query = query.where(_notice.c.order_id == order_id)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def purge_notices(conn: Connection, cut: datetime, *, dry_run: bool) -> int:
+    """Notices sent or given up before `cut` (they hold the texts they were about)."""
+    done = _notice.c.status.in_((NoticeStatus.SENT, NoticeStatus.FAILED))
+    return delete_before(conn, _notice, _notice.c.created_at, cut, done, dry_run=dry_run)

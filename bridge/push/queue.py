@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from bridge.db.core import table
+from bridge.db.core import delete_before, table
 from bridge.db.queue import Queue, claim
 from bridge.notices.queue import queue_notice
 from bridge.push.delivery_status import OPEN_PUSH_STATUSES, PushStatus
@@ -163,3 +163,9 @@ def fail_push(
         customer=context["customer"],
         inbound_id=row.inbound_id,
     )
+
+
+def purge_pushes(conn: Connection, cut: datetime, *, dry_run: bool) -> int:
+    """Pushes sent or given up before `cut` (their bodies hold SMS texts)."""
+    done = _push.c.status.in_((PushStatus.SENT, PushStatus.FAILED))
+    return delete_before(conn, _push, _push.c.created_at, cut, done, dry_run=dry_run)

@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, insert, not_, select, update
 
-from bridge.db.core import table
+from bridge.db.core import delete_before, table
 from bridge.inbound.tables import Inbound
 from bridge.lists.tables import ListMail
 from bridge.mt.orders import order_history
-from bridge.mt.status import FINAL_ORDER_STATUSES, OrderStatus
-from bridge.mt.tables import Mail, Order, OrderEvent, Part
+from bridge.mt.status import FINAL_ORDER_STATUSES, OrderStatus, ReceiptStatus
+from bridge.mt.tables import Mail, Order, OrderEvent, Part, Receipt
 from bridge.reports.tables import MonthlyReport
 from bridge.tenants.tables import Customer, Profile, User
 
@@ -30,6 +30,7 @@ _order = table(Order)
 _event = table(OrderEvent)
 _part = table(Part)
 _mail = table(Mail)
+_receipt = table(Receipt)
 _user = table(User)
 _customer = table(Customer)
 _profile = table(Profile)
@@ -299,9 +300,10 @@ def purge_monthly(conn: Connection, oldest_month: str) -> int:
 def purge(
     conn: Connection, now: datetime, retention_days: int, text_days: int = 0, dry_run: bool = False
 ) -> dict[str, int]:
-    """Blank old texts, then delete final orders (parts, history, mails) past retention."""
+    """Blank old texts, then delete final orders (parts, history, mails) and receipts past
+    retention."""
     final = list(FINAL_ORDER_STATUSES)
-    counts = {"texts": 0, "orders": 0, "mails": 0}
+    counts = {"texts": 0, "orders": 0, "mails": 0, "receipts": 0}
     if text_days and text_days < retention_days:
         text_cut = now - timedelta(days=text_days)
         old_text = (_order.c.created_at < text_cut, _order.c.status.in_(final), _order.c.text != "")
@@ -324,6 +326,10 @@ def purge(
                 .values(raw=b"", subject="", size=0)
             )
     cut = now - timedelta(days=retention_days)
+    done = _receipt.c.status != ReceiptStatus.NEW  # applied, or kept as orphan / unmatched
+    counts["receipts"] = delete_before(
+        conn, _receipt, _receipt.c.received_at, cut, done, dry_run=dry_run
+    )
     ids = list(
         conn.execute(
             select(_order.c.id).where(_order.c.created_at < cut, _order.c.status.in_(final))

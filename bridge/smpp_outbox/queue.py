@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from bridge.db.core import table
+from bridge.db.core import delete_before, table
 from bridge.smpp import constants as c
 from bridge.smpp.address import source_address
 from bridge.smpp_outbox.tables import SmppOutbox
@@ -339,3 +339,9 @@ def pending_count(conn: Connection, system_id: str | None = None) -> int:
     if system_id is not None:
         query = query.where(_outbox.c.system_id == system_id)
     return int(conn.execute(query).scalar() or 0)
+
+
+def purge_outbox(conn: Connection, cut: datetime, *, dry_run: bool) -> int:
+    """deliver_sm sent or given up before `cut` (MO texts, receipts' text snippets)."""
+    done = _outbox.c.status.in_((OutboxStatus.SENT, OutboxStatus.REFUSED))
+    return delete_before(conn, _outbox, _outbox.c.created_at, cut, done, dry_run=dry_run)

@@ -103,7 +103,7 @@ def test_purge_removes_texts_first_then_old_orders(engine: Engine, tmp_path: Pat
     seed(engine, tmp_path)
     now = datetime(2026, 11, 20, tzinfo=UTC)
     dry = run_sync(engine, sql.purge, now, 92, 30, True)
-    assert dry == {"texts": 6, "orders": 0, "mails": 0}
+    assert dry == {"texts": 6, "orders": 0, "mails": 0, "receipts": 0}
     assert run_sync(engine, sql.purge, now, 92, 30) == dry
     with engine.connect() as conn:
         texts: dict[str, str] = dict(conn.execute(text('SELECT id, text FROM "order"')).all())
