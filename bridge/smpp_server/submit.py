@@ -15,6 +15,7 @@ from typing import Final
 
 from bridge.errors import InputError
 from bridge.smpp import constants as c
+from bridge.smpp.address import canonical_number
 from bridge.smpp.mo import decode_mo
 from bridge.smpp.pdu import SubmitSm, find_tlv
 from bridge.smpp.udh import (
@@ -123,7 +124,7 @@ def sender_refused(source: str) -> str | None:
     if not source:
         return None
     try:
-        check_sender_id(source)
+        check_sender_id(canonical_number(source))  # 0049… (TON 0) is +49…
     except PolicyError as exc:
         return str(exc)
     return None

@@ -126,7 +126,8 @@ def test_broken_concatenation_and_ucs2_are_refused(pdu: SubmitSm, status: int, s
 
 
 def test_sender_ids_follow_the_rule_of_every_door() -> None:
-    for good in ("", "ACME", "Acme2026", "+4915550000001", "4915550000001", "12345"):
+    longest = "00" + "4" * 15  # a 15-digit number with the international prefix
+    for good in ("", "ACME", "Acme2026", "+4915550000001", "4915550000001", "12345", longest):
         assert sender_refused(good) is None, good
     for bad in ("\x01ACME", "ÿþä", "A" * 12, "ACME GmbH", "+" + "4" * 16):
         assert "not a valid sender ID" in (sender_refused(bad) or ""), bad
