@@ -1,20 +1,56 @@
-"""Test helpers: a running bridge, an SMTP sink, waiting on conditions with deadlines."""
+"""Test helpers: a running bridge, an SMTP sink, waiting on conditions with deadlines, rows
+of a bridge's database, the faults a bridge logged."""
 
 from __future__ import annotations
 
 import asyncio
 import email
 import email.policy
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.smtp import SMTP, Envelope
+from sqlalchemy import Engine, text
+from sqlmodel import Session
 
 from bridge.app import Bridge, Endpoints
+from bridge.db.engine import open_engine
 from bridge.settings import Settings
+from bridge.tenants.tables import Customer, Profile
+
+
+def db_rows(database_url: str, sql: str) -> list[Any]:
+    """The rows of `sql` on the database at `database_url` (a bridge's, while it runs)."""
+    engine = open_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)).all())
+    finally:
+        engine.dispose()
+
+
+def our_faults(caplog: pytest.LogCaptureFixture) -> Iterator[str]:
+    """The log records of an in-process bridge that tell of a fault of ours: an error, or
+    any record with a traceback."""
+    for r in caplog.records:
+        if r.exc_info or r.levelno >= logging.ERROR:
+            yield f"{r.name}: {r.getMessage()}"
+
+
+def acme_customer(engine: Engine, *profiles: str) -> None:
+    """Customer "acme" (default country DE) with these profiles, as dirsync's tests want it."""
+    with Session(engine) as s, s.begin():
+        customer = Customer(name="acme", settings={"default_country": "DE"})
+        s.add(customer)
+        s.flush()
+        assert customer.id is not None
+        for name in profiles:
+            s.add(Profile(customer_id=customer.id, name=name))
 
 
 async def wait_for(predicate: Callable[[], Any], within: float = 5.0, every: float = 0.02) -> Any:

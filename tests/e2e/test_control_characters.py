@@ -15,18 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 import pytest
-from sqlalchemy import text
 
 from bridge.app import Endpoints
-from bridge.db.engine import open_engine
 from bridge.settings import Settings
 from tests.e2e.one_smsc import settings_for
 from tests.e2e.test_api import api
-from tests.helpers import running_bridge, wait_for
+from tests.helpers import db_rows, running_bridge, wait_for
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
 
 PHONE = "+491701234567"
@@ -60,15 +57,6 @@ def _settings(tmp_path: Path, node: NodeSmsc, database: str) -> Settings:
     return settings_for(tmp_path, node.port).model_copy(update={"database_url": database})
 
 
-def _rows(database: str, sql: str) -> list[Any]:
-    engine = open_engine(database)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)).all())
-    finally:
-        engine.dispose()
-
-
 def _clean(value: object) -> bool:
     return not CONTROLS & set(str(value))
 
@@ -87,9 +75,9 @@ async def test_a_mail_whose_text_decodes_to_control_characters_is_accepted_witho
         await node.wait_until(lambda: len(node.submits) == 1)
     sent = str(node.submits[0]["short_message"]["message"])
     assert sent == "Meet at 5 at the gate" and node.submits[0]["data_coding"] == 0  # GSM-7
-    [(subject, message_id)] = _rows(bridge_database, "SELECT subject, message_id FROM mail")
+    [(subject, message_id)] = db_rows(bridge_database, "SELECT subject, message_id FROM mail")
     assert (subject, message_id) == ("Statusreport", "<ctl-1@client.example>")
-    [(order_text, policy)] = _rows(bridge_database, 'SELECT text, policy FROM "order"')
+    [(order_text, policy)] = db_rows(bridge_database, 'SELECT text, policy FROM "order"')
     assert order_text == "Meet at 5 at the gate"
     policy = json.loads(policy) if isinstance(policy, str) else policy  # SQLite: JSON text
     assert policy["cost_centre"] == "Vertrieb-Süd"  # the header's encoded word, decoded
@@ -103,7 +91,7 @@ async def test_an_mo_and_a_receipt_with_a_nul_are_stored_without_it(
         await _send(ep)
         await node.wait_until(lambda: len(node.submits) == 1)
         [(smsc_id,)] = await wait_for(
-            lambda: _rows(bridge_database, "SELECT smsc_id FROM part"), within=10
+            lambda: db_rows(bridge_database, "SELECT smsc_id FROM part"), within=10
         )
         receipt = f"id:{smsc_id} sub:001 dlvrd:001 submit date:2612041200 done date:2612041201"
         status = await node.deliver_sm(  # a receipt as a C string: a NUL at its end
@@ -117,7 +105,7 @@ async def test_an_mo_and_a_receipt_with_a_nul_are_stored_without_it(
         )
         assert status == 0  # before: refused on PostgreSQL, so the SMSC sends it again
         await wait_for(
-            lambda: _rows(bridge_database, "SELECT 1 FROM \"order\" WHERE status = 'delivered'"),
+            lambda: db_rows(bridge_database, "SELECT 1 FROM \"order\" WHERE status = 'delivered'"),
             within=10,
         )
         status = await node.deliver_sm(  # a UCS-2 MO with a NUL and an ESC in it
@@ -130,10 +118,10 @@ async def test_an_mo_and_a_receipt_with_a_nul_are_stored_without_it(
         )
         assert status == 0
         [(mo_text,)] = await wait_for(
-            lambda: _rows(bridge_database, "SELECT text FROM inbound"), within=10
+            lambda: db_rows(bridge_database, "SELECT text FROM inbound"), within=10
         )
     assert mo_text == "Yes 3pm ✓"
-    [(raw,)] = _rows(bridge_database, "SELECT raw FROM receipt")
+    [(raw,)] = db_rows(bridge_database, "SELECT raw FROM receipt")
     assert raw.endswith("text:Meet") and _clean(raw)
 
 

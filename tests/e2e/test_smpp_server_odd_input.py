@@ -17,20 +17,17 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from bridge.db.engine import open_engine
 from bridge.db.store import run_sync
 from bridge.smpp_server.accounts import set_limits
 from bridge.smpp_server.settings import SmppServerSettings
 from tests.conftest import make_settings
-from tests.helpers import running_bridge, wait_for
+from tests.helpers import db_rows, our_faults, running_bridge, wait_for
 
 PHONE = b"491701234567"
 SENDER = b"4915550000001"
@@ -310,21 +307,6 @@ async def _bind(host: str, port: int) -> Client:
     return client
 
 
-def _rows(url: str, sql: str) -> list[Any]:
-    engine = open_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)).all())
-    finally:
-        engine.dispose()
-
-
-def _our_faults(caplog: pytest.LogCaptureFixture) -> Iterator[str]:
-    for r in caplog.records:
-        if r.exc_info or r.levelno >= logging.ERROR:
-            yield f"{r.name}: {r.getMessage()}"
-
-
 async def test_odd_submits_and_commands_get_a_lasting_answer(
     tmp_path: Path, bridge_database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -374,7 +356,7 @@ async def test_odd_submits_and_commands_get_a_lasting_answer(
         quoted = ", ".join(f"'{i}'" for i in sorted(ids))
 
         def unsettled() -> list[Any]:
-            rows = _rows(
+            rows = db_rows(
                 bridge_database,
                 f'SELECT id, status, attempts, next_attempt_at FROM "order" WHERE id IN ({quoted})',
             )
@@ -390,7 +372,7 @@ async def test_odd_submits_and_commands_get_a_lasting_answer(
             await wait_for(lambda: not unsettled(), within=30, every=0.2)
         assert not (left := unsettled()), left
         # ... and the client hears of each final one that asked for a receipt.
-        rows = _rows(bridge_database, f'SELECT id, status FROM "order" WHERE id IN ({quoted})')
+        rows = db_rows(bridge_database, f'SELECT id, status FROM "order" WHERE id IN ({quoted})')
         final = {r.id for r in rows if r.status in FINAL}
         asked = {i for n, i in accepted.items() if SUBMITS[n].registered_delivery & 3 == 1}
 
@@ -406,16 +388,12 @@ async def test_odd_submits_and_commands_get_a_lasting_answer(
         names = {i: n for n, i in accepted.items()}
         assert final & asked <= receipted(), sorted(names[i] for i in final & asked - receipted())
         await client.close()
-    rows = _rows(
+    rows = db_rows(
         bridge_database, f'SELECT id, status, attempts FROM "order" WHERE id IN ({quoted})'
     )
     assert {r.id for r in rows} == ids, sorted(set(accepted.items()))
-    import sys
-
-    for name, i in accepted.items():
-        print(name, [(r.status, r.attempts) for r in rows if r.id == i], file=sys.stderr)
     for name in ("source name with ton 1", "source control"):  # "ACME", not "+ACME" or "\x01AC…"
-        [(sender,)] = _rows(
+        [(sender,)] = db_rows(
             bridge_database, f"""SELECT sender_id FROM "order" WHERE id = '{accepted[name]}'"""
         )
         assert sender == "ACME", (name, sender)
@@ -426,7 +404,7 @@ async def test_odd_submits_and_commands_get_a_lasting_answer(
         (name, i) for name, i in accepted.items() for r in rows if r.id == i and r.attempts > 1
     ]
     assert not retried, retried
-    faults = list(_our_faults(caplog))
+    faults = list(our_faults(caplog))
     assert not faults, "\n".join(faults)
 
 
@@ -474,5 +452,5 @@ async def test_odd_binds_are_refused_with_a_lasting_answer(
         good = await _bind(*ep.smpp)  # and the right one still binds
         await good.close()
     assert not problems, "\n".join(problems)
-    faults = list(_our_faults(caplog))
+    faults = list(our_faults(caplog))
     assert not faults, "\n".join(faults)

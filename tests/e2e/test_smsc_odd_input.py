@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import pytest
-from sqlalchemy import text
 
-from bridge.db.engine import open_engine
 from tests.e2e.one_smsc import settings_for
-from tests.helpers import running_bridge, wait_for
+from tests.helpers import db_rows, our_faults, running_bridge, wait_for
 from tests.peers.node_smpp import NodeSmsc, running_node_smsc
 
 PHONE = "491701234567"
@@ -153,21 +151,6 @@ async def node() -> AsyncIterator[NodeSmsc]:
         yield peer
 
 
-def _rows(url: str, sql: str) -> list[Any]:
-    engine = open_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)).all())
-    finally:
-        engine.dispose()
-
-
-def _our_faults(caplog: pytest.LogCaptureFixture) -> Iterator[str]:
-    for r in caplog.records:
-        if r.exc_info or r.levelno >= logging.ERROR:
-            yield f"{r.name}: {r.getMessage()}"
-
-
 async def test_odd_mo_and_receipts_get_a_lasting_answer(
     tmp_path: Path, node: NodeSmsc, bridge_database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -224,14 +207,14 @@ async def test_odd_mo_and_receipts_get_a_lasting_answer(
 
         # Every MO taken reaches the inbox (the unfinished one after the timeout).
         def missing() -> list[str]:
-            rows = _rows(bridge_database, "SELECT text FROM inbound")
+            rows = db_rows(bridge_database, "SELECT text FROM inbound")
             texts = " ".join(str(r.text) for r in rows)
             return [name for name, word in taken.items() if word not in texts]
 
         with contextlib.suppress(AssertionError):
             await wait_for(lambda: not missing(), within=20, every=0.2)
         assert not missing(), missing()
-        addresses = _rows(bridge_database, "SELECT source, destination FROM inbound")
+        addresses = db_rows(bridge_database, "SELECT source, destination FROM inbound")
         assert not [a for a in addresses if CONTROLS & set(a.source + a.destination)], addresses
 
         # ... and the bridge still takes a mail, its receipt and a plain MO.
@@ -241,14 +224,14 @@ async def test_odd_mo_and_receipts_get_a_lasting_answer(
             )
         await node.wait_until(lambda: len(node.submits) == 1)
         [(smsc_id,)] = await wait_for(
-            lambda: _rows(bridge_database, "SELECT smsc_id FROM part"), within=10
+            lambda: db_rows(bridge_database, "SELECT smsc_id FROM part"), within=10
         )
         receipt = RECEIPT_TEXT.format(id=smsc_id) + " stat:DELIVRD err:000"
         status = await node.deliver_sm(**{**base, "esm_class": 4, "short_message": receipt})
         assert status == 0
         await wait_for(
-            lambda: _rows(bridge_database, "SELECT 1 FROM \"order\" WHERE status = 'delivered'"),
+            lambda: db_rows(bridge_database, "SELECT 1 FROM \"order\" WHERE status = 'delivered'"),
             within=10,
         )
-    faults = list(_our_faults(caplog))
+    faults = list(our_faults(caplog))
     assert not faults, "\n".join(faults)

@@ -21,10 +21,11 @@ from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
 from bridge.mt.tables import Mail
 from bridge.tenants.directory_tables import SyncRun
-from bridge.tenants.tables import Alias, Customer, Profile, User
+from bridge.tenants.tables import Alias, User
 from dirsync.config import DirsyncConfig, parse_config
 from dirsync.csv_source import CsvFormatError, parse_csv
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, EXIT_REFUSED, run_sync
+from tests.helpers import acme_customer
 from tests.peers.net import free_port
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dirsync"
@@ -36,13 +37,7 @@ def db_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'bridge.db'}"
     eng = open_engine(url)
     upgrade(eng)
-    with Session(eng) as s, s.begin():
-        customer = Customer(name="acme", settings={"default_country": "DE"})
-        s.add(customer)
-        s.flush()
-        assert customer.id is not None
-        for name in ("sales", "standard"):
-            s.add(Profile(customer_id=customer.id, name=name))
+    acme_customer(eng, "sales", "standard")
     eng.dispose()
     return url
 

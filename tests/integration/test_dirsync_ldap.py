@@ -14,9 +14,10 @@ from sqlmodel import Session, col
 from bridge.cli.dirsync import dirsync_command
 from bridge.db.engine import open_engine, upgrade
 from bridge.tenants.directory_tables import DirsyncLock, SyncRun
-from bridge.tenants.tables import Alias, Customer, Profile, User
+from bridge.tenants.tables import Alias, Profile, User
 from dirsync.config import DirsyncConfig, parse_config
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_REFUSED, run_sync
+from tests.helpers import acme_customer
 from tests.peers.slapd import (
     SVC_PASSWORD,
     Slapd,
@@ -42,13 +43,7 @@ MODIFY_REPLACE = "MODIFY_REPLACE"  # ldap3's constant (importing ldap3 here firs
 def engine(tmp_path: Path) -> Engine:
     eng = open_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
     upgrade(eng)
-    with Session(eng) as s, s.begin():
-        customer = Customer(name="acme", settings={"default_country": "DE"})
-        s.add(customer)
-        s.flush()
-        assert customer.id is not None
-        for name in ("sales", "vip", "standard"):
-            s.add(Profile(customer_id=customer.id, name=name))
+    acme_customer(eng, "sales", "vip", "standard")
     return eng
 
 

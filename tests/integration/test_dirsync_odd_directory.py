@@ -22,10 +22,9 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from bridge.db.engine import open_engine, upgrade
-from bridge.tenants.tables import Alias, Customer, Profile, User
+from bridge.tenants.tables import Alias, User
 from dirsync.run import run_sync
-from tests.conftest import fresh_postgres
+from tests.helpers import acme_customer
 from tests.integration.test_dirsync_ldap import STAFF, SUFFIX, make_config
 from tests.peers.slapd import ad_user, base_ldif, running
 
@@ -100,21 +99,11 @@ ODD = [
 CONTROLS = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'bridge.db'}"
-    else:
-        url = fresh_postgres(request.getfixturevalue("postgres_server"))
-    eng = open_engine(url)
-    upgrade(eng)
-    with Session(eng) as s, s.begin():
-        customer = Customer(name="acme", settings={"default_country": "DE"})
-        s.add(customer)
-        s.flush()
-        assert customer.id is not None
-        s.add(Profile(customer_id=customer.id, name="standard"))
-    return eng
+@pytest.fixture
+def acme(engine: Engine) -> Engine:
+    """conftest's migrated database (SQLite and PostgreSQL) with customer acme."""
+    acme_customer(engine, "standard")
+    return engine
 
 
 def _stored(engine: Engine) -> list[dict[str, Any]]:
@@ -134,7 +123,8 @@ def _controls(value: object) -> set[str]:
     return set()
 
 
-def test_an_odd_directory_syncs_and_stays_synced(tmp_path: Path, engine: Engine) -> None:
+def test_an_odd_directory_syncs_and_stays_synced(tmp_path: Path, acme: Engine) -> None:
+    engine = acme
     ldif = base_ldif(SUFFIX) + ad_user(0, SUFFIX) + "".join(ODD)
     with running(tmp_path / "slapd", ldif) as server:
         cfg = make_config(server, tmp_path)
