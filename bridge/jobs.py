@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy import Connection
 
@@ -63,9 +64,21 @@ def purge_all(
     return counts
 
 
+_WHAT: Final = {
+    "texts": "order texts blanked",
+    "inbound": "inbound SMS",
+    "inbound_texts": "inbound SMS texts blanked",
+    "assignments": "reply assignments",
+    "autoreply_log": "auto-reply log entries",
+    "smpp_deliver_sm": "SMPP deliver_sm",
+    "pumping_numbers": "numbers of the SMS pumping check",
+    "api_answers": "Idempotency-Key answers",
+}
+
+
 def describe(counts: dict[str, int]) -> str:
     """`5 orders, 3 mails, …` of the counts that are not 0 (or `nothing`)."""
-    shown = [f"{n} {name.replace('_', ' ')}" for name, n in counts.items() if n]
+    shown = [f"{n} {_WHAT.get(name, name)}" for name, n in counts.items() if n]
     return ", ".join(shown) or "nothing"
 
 
