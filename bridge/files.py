@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def parse_toml(text: str, where: str = "") -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UnreadableFile(f"{prefix}not valid TOML: {exc}") from None
-    found = _control_in(data, "")
+    found = _control_in(data)
     if found is not None:
         raise UnreadableFile(prefix + found.sentence())
     return data
@@ -86,40 +87,37 @@ def _not_json(name: str) -> Any:
 
 
 def _surrogate_in(value: object) -> tuple[str, str] | None:
-    """(key path, the character) of the first unpaired surrogate in a string or key."""
-    stack: list[tuple[str, object]] = [("(top level)", value)]
+    """(where, the character) of the first unpaired surrogate in a string or key."""
+    for name, text, _ in _texts(value):
+        if found := _SURROGATE.search(text):
+            return name, found.group()
+    return None
+
+
+def _control_in(value: object) -> ControlFound | None:
+    """The first control character in a string or a key below `value` (tab and line
+    breaks are allowed in strings, not in keys)."""
+    for name, text, is_key in _texts(value):
+        if found := control_in([(name, text)], allow_breaks=not is_key):
+            return found
+    return None
+
+
+def _texts(value: object) -> Iterator[tuple[str, str, bool]]:
+    """(where, text, is a key) of every string and key below a parsed TOML or JSON value,
+    in document order, named by key path (`a.b[2]`, `a key in a.b`). Not recursive: JSON
+    may nest as deep as the parser allows."""
+    stack: list[tuple[str, object, bool]] = [("", value, False)]
     while stack:
-        key, item = stack.pop()
+        path, item, is_key = stack.pop()
         if isinstance(item, str):
-            if found := _SURROGATE.search(item):
-                return key, found.group()
+            yield (path or "(top level)"), item, is_key
         elif isinstance(item, list):
-            stack.extend((f"{key}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+            stack.extend((f"{path}[{i}]", v, False) for i, v in reversed(list(enumerate(item))))
         elif isinstance(item, dict):
             for name, v in reversed(list(item.items())):
-                path = name if key == "(top level)" else f"{key}.{name}"
-                if found := _SURROGATE.search(name):
-                    return f"a key in {key}", found.group()
-                stack.append((path, v))
-    return None
-
-
-def _control_in(value: object, key: str) -> ControlFound | None:
-    """The first control character in a string or a key below `value` (tab and line
-    breaks are allowed in strings), named by its key path."""
-    if isinstance(value, str):
-        return control_in([(key or "(top level)", value)], allow_breaks=True)
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if found := _control_in(item, f"{key}[{i}]"):
-                return found
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if found := control_in([(f"a key in {key or '(top level)'}", str(name))]):
-                return found
-            if found := _control_in(item, f"{key}.{name}" if key else str(name)):
-                return found
-    return None
+                stack.append((f"{path}.{name}" if path else str(name), v, False))
+                stack.append((f"a key in {path or '(top level)'}", str(name), True))
 
 
 def read_bytes(path: Path) -> bytes:

@@ -34,5 +34,10 @@ def delete_before(
     `dry_run`: count them); how many. The one form of every retention rule."""
     old = (column < cut, *where)
     if dry_run:
-        return int(conn.execute(select(func.count()).select_from(tbl).where(*old)).scalar() or 0)
+        return count_rows(conn, tbl, *old)
     return int(conn.execute(delete(tbl).where(*old)).rowcount or 0)
+
+
+def count_rows(conn: Connection, tbl: Table, *where: Any) -> int:
+    """How many rows of `tbl` match `where` (what a retention rule's dry run reports)."""
+    return int(conn.execute(select(func.count()).select_from(tbl).where(*where)).scalar() or 0)

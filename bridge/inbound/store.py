@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from bridge.db import prepared
 from bridge.db.bulk import bulk_execute
-from bridge.db.core import delete_before, table
+from bridge.db.core import count_rows, delete_before, table
 from bridge.db.queue import Queue, claim
 from bridge.inbound.choice import NumberRow, serves
 from bridge.inbound.config import parse_actions, parse_keywords
@@ -480,12 +480,8 @@ def purge_inbound(
         kept = received >= cut  # the older ones are deleted above (or, dry, would be)
         old_text = (received < text_cut, kept, routed, _inbound.c.text != "")
         if dry_run:
-            counts["inbound_texts"] = int(
-                conn.execute(select(func.count()).select_from(_inbound).where(*old_text)).scalar()
-                or 0
-            )
+            counts["inbound_texts"] = count_rows(conn, _inbound, *old_text)
         else:
-            counts["inbound_texts"] = int(
-                conn.execute(update(_inbound).where(*old_text).values(text="")).rowcount or 0
-            )
+            blanked = conn.execute(update(_inbound).where(*old_text).values(text=""))
+            counts["inbound_texts"] = int(blanked.rowcount or 0)
     return counts

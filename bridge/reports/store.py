@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, insert, not_, select, update
 
-from bridge.db.core import delete_before, table
+from bridge.db.core import count_rows, delete_before, table
 from bridge.inbound.tables import Inbound
 from bridge.lists.tables import ListMail
 from bridge.mt.orders import order_history
@@ -308,7 +308,7 @@ def purge(
         text_cut = now - timedelta(days=text_days)
         old_text = (_order.c.created_at < text_cut, _order.c.status.in_(final), _order.c.text != "")
         if dry_run:
-            counts["texts"] = _count(conn, _order, *old_text)
+            counts["texts"] = count_rows(conn, _order, *old_text)
         else:
             counts["texts"] = int(
                 conn.execute(update(_order).where(*old_text).values(text="")).rowcount or 0
@@ -337,7 +337,7 @@ def purge(
     )
     counts["orders"] = len(ids)
     if dry_run:
-        counts["mails"] = _count(conn, _mail, _mail.c.received_at < cut)
+        counts["mails"] = count_rows(conn, _mail, _mail.c.received_at < cut)
         return counts
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
@@ -357,7 +357,3 @@ def purge(
         conn.execute(delete(_mail).where(_mail.c.id.in_(chunk)))
     counts["mails"] = len(orphans)
     return counts
-
-
-def _count(conn: Connection, tbl: Any, *where: Any) -> int:
-    return int(conn.execute(select(func.count()).select_from(tbl).where(*where)).scalar() or 0)
