@@ -28,6 +28,9 @@ from bridge.errors import InputError
 
 _IPV4_ODD = re.compile(r"^(0x[0-9a-f]+|\d+)(\.(0x[0-9a-f]+|\d+)){0,3}$", re.IGNORECASE)
 _METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+# getaddrinfo's answers that say the name has no address (NXDOMAIN, no A/AAAA records);
+# any other failure (EAI_AGAIN: the resolver is down or timed out) is temporary.
+_NO_SUCH_HOST = frozenset({socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)})
 
 
 class PushBlocked(InputError, ValueError):
@@ -145,7 +148,10 @@ def parse_target(url: str, allow_http: bool) -> tuple[str, str, int, str]:
 
 
 async def vet(url: str, *, allow_hosts: tuple[str, ...] = (), allow_http: bool = False) -> Vetted:
-    """Check `url` and resolve its host to one permitted address, or raise PushBlocked."""
+    """Check `url` and resolve its host to one permitted address, or raise PushBlocked.
+
+    A name the DNS says does not exist is refused (PushBlocked); a lookup that could not
+    be answered (the resolver down) raises `socket.gaierror`, a temporary fault."""
     scheme, host, port, path = parse_target(url, allow_http)
     allowed = host in {h.lower() for h in allow_hosts}
     if host in _METADATA_NAMES and not allowed:
@@ -154,8 +160,10 @@ async def vet(url: str, *, allow_hosts: tuple[str, ...] = (), allow_http: bool =
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
-    except OSError as exc:
-        raise PushBlocked(f"cannot resolve {host!r}: {exc}") from None
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_HOST:  # the DNS says the name does not exist
+            raise PushBlocked(f"cannot resolve {host!r}: {exc.strerror}") from None
+        raise  # the resolver did not answer (EAI_AGAIN, …): a temporary fault, tried again
     answers = sorted({str(info[4][0]) for info in infos})
     if not answers:
         raise PushBlocked(f"{host!r} has no address")

@@ -1,21 +1,28 @@
 """The push worker: claim due pushes, send each over HTTP (guarded, pinned, signed), record it.
 
-2xx is success. 5xx, 408, 429, timeouts and connection errors are retried with backoff
-until the push's `give_up_at`; a 3xx (redirects are never followed), another 4xx or a
-URL the SSRF guard refuses fails at once. A push that fails for good queues a
-`push_failed` notice to the customer's admin (else postmaster). The response body is
-read only up to a small cap and never shown to anyone.
+A 2xx status line is success. 5xx, 408, 425, 429, timeouts, connection errors and a
+name lookup the resolver could not answer are retried with backoff (never sooner than
+the receiver's `Retry-After`) until the push's `give_up_at`; a 3xx (redirects are never
+followed), another 4xx, a host the DNS says does not exist or a URL the SSRF guard
+refuses fails at once. Each attempt ends within `timeout` seconds, well inside its
+claim's lease, so no other worker sends it a second time. A push that fails for good
+queues a `push_failed` notice to the customer's admin (else postmaster). The response
+body is read only up to a small cap and never shown to anyone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import email.utils
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
+from pydantic import ValidationError
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
@@ -30,6 +37,7 @@ from bridge.retry import next_attempt
 
 log = logging.getLogger("bridge.push")
 _RETRY_STATUSES = frozenset({408, 425, 429})
+_RETRY_AFTER_MAX = 30 * 86_400.0  # a Retry-After further out is read as this
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,7 @@ class PushOutcome:
     ok: bool
     retry: bool
     detail: str
+    wait: float | None = None  # the receiver's Retry-After, in seconds
 
 
 class Pusher:
@@ -67,7 +76,12 @@ class Pusher:
         return len(claimed)
 
     async def _one(self, work: push_sql.PushWork) -> None:
-        action = PushAction.model_validate(work.target)
+        try:
+            action = PushAction.model_validate(work.target)
+        except ValidationError as exc:  # stored before its checks were as strict as now
+            url = str(work.target.get("url", ""))
+            await self._give_up(work, url, f"the push target is not valid: {exc}")
+            return
         try:
             outcome = await self.send(action, work.body.encode(), work.content_type)
         except Exception as exc:  # an unexpected error must not lose the push: retry it
@@ -82,11 +96,12 @@ class Pusher:
             return
         next_at = None
         if outcome.retry:
+            wait = outcome.wait or 0.0  # a Retry-After is honoured up to the give-up time
             next_at = next_attempt(
                 work.created_at,
                 now,
-                minimum=self.settings.retry_min,
-                maximum=self.settings.retry_max,
+                minimum=max(self.settings.retry_min, wait),
+                maximum=max(self.settings.retry_max, wait),
                 lifetime=(work.give_up_at - work.created_at).total_seconds(),
             )
         if next_at is not None:
@@ -96,13 +111,16 @@ class Pusher:
             )
             self.metrics.push_deliveries.labels(PushStatus.DEFERRED).inc()
             return
-        log.error("push %s to %s failed: %s", work.id, action.url, outcome.detail)
+        await self._give_up(work, action.url, outcome.detail)
+
+    async def _give_up(self, work: push_sql.PushWork, url: str, detail: str) -> None:
+        log.error("push %s to %s failed: %s", work.id, url, detail)
         await self.store.call(
             push_sql.fail_push,
             work.id,
-            now,
-            outcome.detail,
-            action.url,
+            utcnow(),
+            detail,
+            url,
             self.fallback_admin,
             self.contacts,
         )
@@ -111,12 +129,26 @@ class Pusher:
             self._on_notice()
 
     async def send(self, action: PushAction, body: bytes, content_type: str) -> PushOutcome:
-        """One HTTP attempt; never raises for network or HTTP errors."""
+        """One HTTP attempt; never raises for network or HTTP errors.
+
+        The name lookup, the connection, the request and the answer's status line and
+        headers have `timeout` seconds together, however slowly the receiver dribbles
+        them (a per-read timeout alone would let an attempt outlive its claim's lease and
+        be sent twice). The status decides: once it is 2xx the push is delivered, whatever
+        the body does after it; the body is read, up to `max_response_bytes`, only within
+        what is left of the time."""
         s = self.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + s.timeout
         try:
-            target = await vet(action.url, allow_hosts=s.allow_hosts, allow_http=s.allow_http)
+            async with asyncio.timeout_at(deadline):
+                target = await vet(action.url, allow_hosts=s.allow_hosts, allow_http=s.allow_http)
         except PushBlocked as exc:
             return PushOutcome(False, False, f"refused by the SSRF guard: {exc}")
+        except TimeoutError:
+            return PushOutcome(False, True, f"the name lookup took over {s.timeout:g} s")
+        except OSError as exc:
+            return PushOutcome(False, True, f"the name lookup failed: {exc}")
         host_ip = f"[{target.address}]" if ":" in target.address else target.address
         url = f"{target.scheme}://{host_ip}:{target.port}{target.path}"
         default_port = 443 if target.scheme == "https" else 80
@@ -134,26 +166,59 @@ class Pusher:
         elif action.auth == "hmac":
             headers[action.signature_header] = sign(action.secret, int(time.time()), body)
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        try:
-            async with httpx.AsyncClient(
-                timeout=s.timeout, follow_redirects=False, transport=self._transport
-            ) as client:
-                request = client.build_request(
-                    action.method, url, content=body, headers=headers, extensions=extensions
-                )
-                response = await client.send(request, stream=True)
-                try:
-                    await _drain(response, s.max_response_bytes)
-                finally:
-                    await response.aclose()
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            return PushOutcome(False, True, f"{type(exc).__name__}: {exc}")
-        code = response.status_code
-        if 200 <= code < 300:
-            return PushOutcome(True, False, f"HTTP {code}")
-        if 300 <= code < 400:
-            return PushOutcome(False, False, f"HTTP {code}: redirects are not followed")
-        return PushOutcome(False, code >= 500 or code in _RETRY_STATUSES, f"HTTP {code}")
+        async with httpx.AsyncClient(
+            timeout=s.timeout, follow_redirects=False, transport=self._transport
+        ) as client:
+            request = client.build_request(
+                action.method, url, content=body, headers=headers, extensions=extensions
+            )
+            try:
+                async with asyncio.timeout_at(deadline):
+                    response = await client.send(request, stream=True)
+            except TimeoutError:
+                return PushOutcome(False, True, f"no answer within {s.timeout:g} s")
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                return PushOutcome(False, True, f"{type(exc).__name__}: {exc}")
+            try:
+                with contextlib.suppress(TimeoutError, httpx.HTTPError):
+                    async with asyncio.timeout_at(deadline):
+                        await _drain(response, s.max_response_bytes)
+            finally:
+                await response.aclose()
+        return _outcome(response, s, utcnow())
+
+
+def _outcome(response: httpx.Response, s: PushSettings, now: datetime) -> PushOutcome:
+    """What an answer's status line means for the push."""
+    code = response.status_code
+    if 200 <= code < 300:
+        return PushOutcome(True, False, f"HTTP {code}")
+    if 300 <= code < 400:
+        return PushOutcome(False, False, f"HTTP {code}: redirects are not followed")
+    if code >= 500 or code in _RETRY_STATUSES:
+        wait = retry_after(response.headers.get("Retry-After", ""), now)
+        if wait is not None:
+            return PushOutcome(False, True, f"HTTP {code}, asked to wait {wait:g} s", wait)
+        return PushOutcome(False, True, f"HTTP {code}")
+    return PushOutcome(False, False, f"HTTP {code}")
+
+
+def retry_after(value: str, now: datetime) -> float | None:
+    """The seconds a `Retry-After` header asks for (RFC 9110 10.2.3: seconds or an
+    HTTP-date), or None when it is absent or unreadable."""
+    value = value.strip()
+    if value.isdigit():
+        return float(min(int(value), _RETRY_AFTER_MAX))
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    seconds = (when - now).total_seconds()
+    return max(0.0, min(float(round(seconds)), _RETRY_AFTER_MAX))
 
 
 async def _drain(response: httpx.Response, limit: int) -> None:

@@ -63,11 +63,15 @@ class DnsServer(asyncio.DatagramProtocol):
 
 
 @asynccontextmanager
-async def dns_server(zone: Zone, *, servfail: set[str] | None = None) -> AsyncIterator[DnsServer]:
-    """The server on 127.0.0.1 at a free UDP port (`server.port`)."""
+async def dns_server(
+    zone: Zone, *, servfail: set[str] | None = None, port: int = 0
+) -> AsyncIterator[DnsServer]:
+    """The server on 127.0.0.1 at `port` (by default a free UDP port: `port_of(server)`)."""
     loop = asyncio.get_running_loop()
     server = DnsServer(zone, servfail or set())
-    transport, _ = await loop.create_datagram_endpoint(lambda: server, local_addr=("127.0.0.1", 0))
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: server, local_addr=("127.0.0.1", port)
+    )
     try:
         yield server
     finally:
