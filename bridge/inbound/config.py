@@ -27,7 +27,7 @@ from pydantic import (
 from bridge.errors import InputError
 from bridge.files import UnreadableFile, parse_toml
 from bridge.mail_address import MailAddress, OptionalMailAddress
-from bridge.push.target import PushAction
+from bridge.push.target import STORED, PushAction
 from bridge.smpp.address import canonical_number
 
 Sharing = Literal["dedicated", "prefix", "keyword", "dynamic"]
@@ -184,9 +184,9 @@ def parse_numbers(text: str) -> NumbersFile:
 
 
 def parse_actions(data: Any) -> tuple[Action, ...]:
-    """Actions as stored (JSON) back into models."""
-    return tuple(_ACTIONS.validate_python(data or []))
+    """Actions as stored (JSON) back into models (taken as stored: see `STORED`)."""
+    return tuple(_ACTIONS.validate_python(data or [], context=STORED))
 
 
 def parse_keywords(data: Any) -> tuple[KeywordConfig, ...]:
-    return tuple(KeywordConfig.model_validate(k) for k in data or [])
+    return tuple(KeywordConfig.model_validate(k, context=STORED) for k in data or [])

@@ -19,22 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from bridge.errors import InputError
+from bridge.push.url import PushBlocked, parse_target
 
-_IPV4_ODD = re.compile(r"^(0x[0-9a-f]+|\d+)(\.(0x[0-9a-f]+|\d+)){0,3}$", re.IGNORECASE)
 _METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 # getaddrinfo's answers that say the name has no address (NXDOMAIN, no A/AAAA records);
 # any other failure (EAI_AGAIN: the resolver is down or timed out) is temporary.
 _NO_SUCH_HOST = frozenset({socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)})
-
-
-class PushBlocked(InputError, ValueError):
-    """The URL is refused by the SSRF guard; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +37,6 @@ class Vetted:
     port: int
     address: str  # the IP to connect to
     path: str  # path and query
-
-
-def _is_dotted_quad(host: str) -> bool:
-    parts = host.split(".")
-    return len(parts) == 4 and all(p.isdigit() and str(int(p)) == p for p in parts)
 
 
 _V4 = ipaddress.IPv4Network
@@ -91,6 +79,9 @@ _REFUSED_V4: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
 )
 
 
+__all__ = ["PushBlocked", "Vetted", "check_address", "effective_address", "parse_target", "vet"]
+
+
 def effective_address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """The address a connection to `address` really reaches, or PushBlocked.
 
@@ -123,28 +114,6 @@ def check_address(address: str) -> str:
     if not real.is_global or real.is_multicast:
         raise PushBlocked(f"address {address}{via} is not a public address")
     return str(ipaddress.ip_address(address))
-
-
-def parse_target(url: str, allow_http: bool) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme != "https" and not (allow_http and scheme == "http"):
-        raise PushBlocked(f"scheme {scheme or '(none)'!r} not allowed; use https")
-    if parts.username or parts.password:
-        raise PushBlocked("credentials in the URL are not allowed; use auth settings")
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise PushBlocked("the URL has no host")
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError as exc:
-        raise PushBlocked(f"bad port: {exc}") from None
-    if ":" not in host and _IPV4_ODD.fullmatch(host) and not _is_dotted_quad(host):
-        raise PushBlocked(f"host {host!r} is a numeric address in an unusual form")
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return scheme, host, port, path
 
 
 async def vet(url: str, *, allow_hosts: tuple[str, ...] = (), allow_http: bool = False) -> Vetted:

@@ -16,10 +16,9 @@ import pytest
 
 from bridge.db.store import run_sync
 from bridge.inbound.admin import apply_numbers
-from bridge.inbound.config import parse_numbers
 from tests.helpers import make_mail
 from tests.portal.harness import PortalRun, browser, browser_login, portal, screenshot
-from tests.portal.test_numbers import NUMBERS
+from tests.portal.test_numbers import stored_numbers
 
 PHONE = "+491701234567"
 
@@ -114,7 +113,7 @@ async def test_a_members_csv_with_a_bad_line_in_the_browser(tmp_path: Path) -> N
 async def test_the_numbers_page_in_the_browser(tmp_path: Path) -> None:
     async with portal(tmp_path) as run, browser() as b:
         assert run.bridge.store is not None
-        run_sync(run.bridge.store.engine, apply_numbers, parse_numbers(NUMBERS))
+        run_sync(run.bridge.store.engine, apply_numbers, stored_numbers())
         page = await b.new_page()
         await browser_login(page, run.base, "admin")
         await page.click("nav.side >> text=Numbers and keywords")

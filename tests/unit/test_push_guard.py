@@ -1,12 +1,16 @@
-"""The SSRF guard decides on the address a connection really reaches, for every IPv6 form."""
+"""The SSRF guard decides on the address a connection really reaches, for every IPv6 form;
+a push target is checked when the numbers file is loaded."""
 
 from __future__ import annotations
 
 import ipaddress
 
 import pytest
+from pydantic import ValidationError
 
+from bridge.inbound.config import NumbersError, parse_actions, parse_numbers
 from bridge.push.guard import PushBlocked, check_address, effective_address, vet
+from bridge.push.target import PushAction
 
 
 @pytest.mark.parametrize(
@@ -90,3 +94,67 @@ async def test_push_urls_with_embedded_loopback_are_refused_before_connecting(ur
 async def test_vet_returns_the_checked_address_to_connect_to() -> None:
     vetted = await vet("https://[2606:4700:4700:0:0:0:0:1111]:8443/hook?a=1")
     assert (vetted.address, vetted.port, vetted.path) == ("2606:4700:4700::1111", 8443, "/hook?a=1")
+
+
+# --- a push target is checked when the numbers file is loaded --------------------------
+
+_TARGET = """
+[[customer]]
+name = "demo"
+
+[[number]]
+number = "+4915550000009"
+customer = "demo"
+
+[[number.actions]]
+type = "push"
+"""
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        ('url = "ftp://hooks.example/x"', "scheme 'ftp' not allowed"),
+        ('url = "https://"', "the URL has no host"),
+        ('url = "https://user:pw@hooks.example/"', "credentials in the URL"),
+        ('url = "https://0x7f.1/"', "numeric address in an unusual form"),
+        ('url = "https://hooks.example:99999/"', "bad port"),
+        ('url = "https://hooks.example/"\nheaders = {"X Tenant" = "a"}', "a header name is"),
+        ('url = "https://hooks.example/"\nheaders = {"X-Tenant:" = "a"}', "a header name is"),
+        ('url = "https://hooks.example/"\nheaders = {Host = "evil.example"}', "sets it on every"),
+        ('url = "https://hooks.example/"\nheaders = {content-length = "0"}', "sets it on every"),
+        ('url = "https://hooks.example/"\nheaders = {X-A = "a\\r\\nX-B: b"}', "line break"),
+        (
+            'url = "https://hooks.example/"\nauth = "bearer"\ntoken = "t"\n'
+            'headers = {authorization = "x"}',
+            "for auth = 'bearer'",
+        ),
+        (
+            'url = "https://hooks.example/"\nauth = "hmac"\nsecret = "s"\n'
+            'headers = {X-Mailsms-Signature = "x"}',
+            "for auth = 'hmac'",
+        ),
+        ('url = "https://hooks.example/"\nsignature_header = "X Sig"', "signature_header"),
+        ('url = "https://hooks.example/"\nauth = "bearer"\ntoken = "a\\nb"', "token: has a line"),
+        ('url = "https://hooks.example/"\nauth = "basic"\nusername = "a:b"', "may not contain ':'"),
+        ('url = "https://hooks.example/"\npassword = "p\\r"', "password: has a line"),
+    ],
+)
+def test_a_push_target_is_refused_at_load_with_the_reason(lines: str, says: str) -> None:
+    with pytest.raises(NumbersError, match=r"number\.0\.actions\.0\.push: .*") as caught:
+        parse_numbers(_TARGET + lines)
+    assert says in str(caught.value)
+
+
+def test_a_good_target_loads_and_a_stored_one_is_read_back_unchecked() -> None:
+    loaded = parse_numbers(
+        _TARGET + 'url = "http://crm.example:8080/sms?a=1"\nheaders = {X-Tenant = "a\\tb"}\n'
+        'auth = "basic"\nusername = "u"\npassword = "p w"'
+    )
+    [action] = loaded.number[0].actions
+    assert isinstance(action, PushAction) and action.headers == {"X-Tenant": "a\tb"}
+    stored = {"type": "push", "url": "https://hooks.example/", "headers": {"Host": "x"}}
+    with pytest.raises(ValidationError, match="the bridge sets it"):
+        PushAction.model_validate(stored)
+    [read_back] = parse_actions([stored])  # routing and the portal read a stored number as is
+    assert isinstance(read_back, PushAction) and read_back.headers == {"Host": "x"}
