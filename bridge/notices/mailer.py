@@ -36,10 +36,17 @@ from bridge.notices.headers import HeaderError
 from bridge.notices.queue import NoticeOutcome, NoticeWork
 from bridge.notices.render import Renderer
 from bridge.notices.settings import MailerSettings
-from bridge.notices.smtp_client import DeliveryError, DeliveryFailed, Login, SmtpClient
+from bridge.notices.smtp_client import (
+    DeliveryDeferred,
+    DeliveryError,
+    DeliveryFailed,
+    Login,
+    SmtpClient,
+)
 from bridge.notices.status import NoticeStatus
 from bridge.retry import next_attempt
 
+LEASE_MARGIN = 60.0  # a claim outlasts its attempt by this many seconds
 log = logging.getLogger("bridge.notices.mailer")
 
 
@@ -77,7 +84,8 @@ class Mailer:
         limit = self.settings.concurrency
         if self.settings.mode == "maildir":  # written one after the other: batch the commits
             limit = max(limit, MAILDIR_BATCH)
-        claimed = await self.store.call(notice_sql.claim_notices, utcnow(), limit, 300.0)
+        lease = self.settings.attempt_timeout + LEASE_MARGIN
+        claimed = await self.store.call(notice_sql.claim_notices, utcnow(), limit, lease)
         if not claimed:
             return 0
         if self.settings.mode == "maildir":
@@ -179,11 +187,23 @@ class Mailer:
         return NoticeOutcome(notice.id, NoticeStatus.DEFERRED, reason, next_at)
 
     async def deliver(self, data: bytes, recipient: str, sender: str) -> None:
-        """Write one message into the Maildir, or send it by the transport table's rules."""
+        """Write one message into the Maildir, or send it by the transport table's rules.
+
+        Sending has `attempt_timeout` seconds in all — every mail host tried, every reply
+        — however slowly each relay answers within `timeout`: the notice's claim lasts a
+        minute longer, so no other worker sends it while this attempt runs."""
         if self.settings.mode == "maildir":
             await asyncio.to_thread(write_maildir, self.settings.maildir, data)
             return
-        await self.client.send(data, sender, recipient)
+        limit = self.settings.attempt_timeout
+        try:
+            async with asyncio.timeout(limit):
+                await self.client.send(data, sender, recipient)
+        except TimeoutError:
+            raise DeliveryDeferred(
+                f"not delivered within attempt_timeout = {limit:g} s: the mail hosts answer "
+                "too slowly"
+            ) from None
 
 
 def _fields(notice: NoticeWork) -> dict[str, str | None]:

@@ -66,6 +66,7 @@ class MailerSettings(Section):
     from_address: str = "mailsms@localhost"
     from_name: str = "SMS Bridge"
     timeout: Seconds = 30.0
+    attempt_timeout: Seconds = 240.0  # one delivery in all: every mail host, every reply
     concurrency: Annotated[int, Field(ge=1, le=100)] = 4
     poll_interval: Seconds = 1.0
     retry_min: Seconds = 60.0

@@ -19,7 +19,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import Store, run_sync
-from bridge.notices.mailer import Mailer
+from bridge.notices.mailer import LEASE_MARGIN, Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.notices.settings import MailerSettings
@@ -144,7 +144,7 @@ async def test_permanent_refusal_is_shown_and_counted(
     assert result.output.count("550 5.1.1 no such user") == 2
 
 
-# --- 3. the EHLO name ---------------------------------------------------------------------
+# --- 2. the EHLO name ---------------------------------------------------------------------
 
 
 async def test_ehlo_name_defaults_to_the_smtp_hostname(
@@ -181,7 +181,7 @@ def test_ehlo_name_must_be_a_host_name(tmp_path: Path) -> None:
         load_settings(path, environ={})
 
 
-# --- 2. TLS levels ---------------------------------------------------------------------------
+# --- 3. TLS levels ---------------------------------------------------------------------------
 
 
 async def test_encrypt_never_sends_in_plaintext(db: Engine, st: Store, tmp_path: Path) -> None:
@@ -315,7 +315,7 @@ async def test_per_domain_relay(db: Engine, st: Store, tmp_path: Path) -> None:
     assert [e.rcpt_tos for e in partner.accepted] == [["bob@partner.example"]]
 
 
-# --- 2. MX delivery through a real DNS server on loopback ---------------------------------
+# --- 4. MX delivery through a real DNS server on loopback ---------------------------------
 
 
 def zone() -> dict[str, list[tuple[str, str]]]:
@@ -389,3 +389,27 @@ async def test_mx_lookup_failures(
         assert await m.step() == 1
     [(got, error)] = notices(db)
     assert got == status and reason in error
+
+
+# --- 5. one attempt has attempt_timeout in all, inside its claim's lease -----------------
+
+
+@pytest.mark.parametrize(("delay", "status"), [(0.2, "sent"), (0.8, "deferred")])
+async def test_a_slow_relay_has_attempt_timeout_in_all(
+    db: Engine, st: Store, tmp_path: Path, delay: float, status: str
+) -> None:
+    """Each answer comes within `timeout` (1 s), but MAIL, RCPT and DATA take 2.4 s
+    together at 0.8 s each: past `attempt_timeout` (2 s) the notice is deferred, so the
+    attempt never outlives its claim (attempt_timeout + 60 s) and no second worker sends
+    it meanwhile."""
+    queue(db)
+    async with smtp_relay(delay=delay) as (_relay, port):
+        m = mailer(st, tmp_path, relay_port=port, timeout=1.0, attempt_timeout=2.0)
+        assert m.settings.attempt_timeout + LEASE_MARGIN == 62.0
+        assert await m.step() == 1
+    [(got, error)] = notices(db)
+    assert got == status, error
+    if status == "deferred":
+        assert error == (
+            "not delivered within attempt_timeout = 2 s: the mail hosts answer too slowly"
+        )

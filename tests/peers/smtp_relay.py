@@ -1,7 +1,8 @@
 """A scripted SMTP relay (aiosmtpd) for the mailer's tests: replies per command, STARTTLS.
 
 `replies` makes the relay answer MAIL, RCPT or DATA with a given reply (e.g.
-`{"RCPT": "550 5.1.1 <x>: no such user"}`); `fqdn_helo=True` refuses a non-FQDN EHLO
+`{"RCPT": "550 5.1.1 <x>: no such user"}`); `delay` makes it wait that many seconds
+before each answer to MAIL, RCPT and DATA (a slow relay); `fqdn_helo=True` refuses a non-FQDN EHLO
 name at RCPT the way Postfix's `reject_non_fqdn_helo_hostname` does. The relay records
 every EHLO name, every MAIL it saw (with whether the session was encrypted) and every
 accepted message.
@@ -35,6 +36,7 @@ class Seen:
 class RelayHandler:
     replies: dict[str, str] = field(default_factory=dict)
     fqdn_helo: bool = False
+    delay: float = 0.0
     mails: list[Seen] = field(default_factory=list)
     accepted: list[Envelope] = field(default_factory=list)
     encrypted: list[bool] = field(default_factory=list)
@@ -42,6 +44,7 @@ class RelayHandler:
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        await asyncio.sleep(self.delay)
         self.mails.append(Seen(address, str(session.host_name), session.ssl is not None))
         if "MAIL" in self.replies:
             return self.replies["MAIL"]
@@ -52,6 +55,7 @@ class RelayHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        await asyncio.sleep(self.delay)
         if self.fqdn_helo and "." not in str(session.host_name).strip("[]"):
             return (
                 f"504 5.5.2 <{session.host_name}>: Helo command rejected: "
@@ -63,6 +67,7 @@ class RelayHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        await asyncio.sleep(self.delay)
         if "DATA" in self.replies:
             return self.replies["DATA"]
         self.accepted.append(envelope)
