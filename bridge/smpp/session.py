@@ -106,6 +106,7 @@ class SmppSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         self.close_reason = ""
+        self.last_read = asyncio.get_running_loop().time()  # when the peer last sent a PDU
         # PDUs written in one turn of the event loop leave in one write (one send(2)):
         # a batch of submits, the responses to a batch of receipts.
         self._out: list[bytes] = []
@@ -217,11 +218,13 @@ class SmppSession:
     async def run(self) -> None:
         """Read and dispatch PDUs until the connection ends; then fail what is pending."""
         reader = self._reader
+        clock = asyncio.get_running_loop().time
         try:
             while not self._closed.is_set():
                 header = await reader.readexactly(HEADER_SIZE)
                 length, command_id, status, seq = decode_header(header)
                 body = await reader.readexactly(length - HEADER_SIZE) if length > 16 else b""
+                self.last_read = clock()
                 self._dispatch(command_id, status, seq, body)
         except asyncio.IncompleteReadError:
             self._finish("peer closed the connection")

@@ -11,6 +11,13 @@ concatenated message (UDH or sar_* TLVs) is committed as it comes and answered w
 message id of the whole; the last part makes the one order of all of them. A bound
 receiver or transceiver gets the account's outbox (receipts, MO SMS) as deliver_sm, in
 order per message, retried with backoff until answered ESME_ROK.
+
+The door has the SMTP door's limits: connections per address and in total, a bind
+within `bind_timeout` (SMPP 3.4's session_init_timer), wrong passwords counted per
+address and per system_id across connections (`AuthGuard`: answered later and later,
+then locked out without a password check), and a bound client silent for
+`enquire_link_interval` is asked with enquire_link and dropped when it does not answer,
+so a bind whose network has gone does not hold the account's `max_binds` for ever.
 """
 
 from __future__ import annotations
@@ -21,15 +28,18 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable
+from bridge.intake.access import ConnectionLimiter
 from bridge.intake.addresses import Recipient, classify_number
+from bridge.intake.authguard import AuthGuard, AuthLimits
 from bridge.intake.handler import customer_access, new_mail_id
+from bridge.intake.lograte import LogLimiter
 from bridge.intake.pacing import Door, Pacer
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
@@ -42,6 +52,7 @@ from bridge.smpp.pdu import (
     BindResp,
     DeliverSm,
     DeliverSmResp,
+    EnquireLink,
     GenericNack,
     Pdu,
     SubmitSm,
@@ -114,6 +125,7 @@ class _Client:
     account: Account | None = None
     bind: str = ""
     outstanding: int = 0
+    bound: asyncio.Event = field(default_factory=asyncio.Event)  # set by a bind taken
 
     @property
     def can_submit(self) -> bool:
@@ -155,6 +167,18 @@ class SmppServer:
         self._outbox_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.accepted = 0  # submit_sm answered with a message id (for the benchmark)
+        s = settings
+        self._limiter = ConnectionLimiter(
+            s.max_connections_per_ip, s.max_connections_per_ip_per_minute, s.max_connections
+        )
+        self._guard = AuthGuard(
+            AuthLimits(
+                max_failures=s.bind_max_failures,
+                max_failures_per_login=s.bind_max_failures_per_system_id,
+                lockout=s.bind_lockout,
+            )
+        )
+        self._logs = LogLimiter(log)  # lines a client can cause, at a bounded rate
 
     @property
     def port(self) -> int:
@@ -227,8 +251,22 @@ class SmppServer:
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        client = _Client(ip=str(peer[0]) if isinstance(peer, tuple) else "")
+        ip = str(peer[0]) if isinstance(peer, tuple) else ""
+        refused = self._limiter.admit(ip)
+        if refused is not None:
+            self._logs.event(
+                logging.WARNING, "refused", ip, "SMPP connection from %s refused: %s", ip, refused
+            )
+            writer.close()
+            return
+        try:
+            await self._serve(_Client(ip=ip), reader, writer)
+        finally:
+            self._limiter.release(ip)
 
+    async def _serve(
+        self, client: _Client, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         async def handler(pdu: Pdu) -> Pdu | None:
             return await self._on_request(client, pdu)
 
@@ -240,9 +278,11 @@ class SmppServer:
             response_timeout=self.settings.response_timeout,
         )
         self._clients.add(client)
+        watch = asyncio.create_task(self._watch(client, client.session))
         try:
             await client.session.run()
         finally:
+            watch.cancel()
             self._clients.discard(client)
             await client.session.close()
             if client.account is not None:
@@ -252,6 +292,50 @@ class SmppServer:
                     client.bind,
                     client.session.close_reason,
                 )
+
+    async def _watch(self, client: _Client, session: SmppSession) -> None:
+        """Close a connection that has not bound within `bind_timeout`; then ask a bound
+        client that was silent for `enquire_link_interval` whether it is still there, and
+        drop it when it does not answer within `response_timeout` (its bind is free)."""
+        s = self.settings
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(s.bind_timeout):
+                await client.bound.wait()
+        if client.account is None:
+            if not session.closed:
+                self._logs.event(
+                    logging.INFO,
+                    "no bind",
+                    client.ip,
+                    "SMPP connection from %s closed: no bind within %g s",
+                    client.ip,
+                    s.bind_timeout,
+                )
+                session.abort(f"no bind within {s.bind_timeout:g} s")
+            return
+        loop = asyncio.get_running_loop()
+        while not session.closed:
+            silent = loop.time() - session.last_read
+            if silent < s.enquire_link_interval:
+                await asyncio.sleep(s.enquire_link_interval - silent)
+                continue
+            try:
+                await session.request(
+                    EnquireLink(0), response_timeout=s.response_timeout, use_window=False
+                )
+            except SessionError:
+                if not self._stopping:
+                    log.warning(
+                        "SMPP %s (%s) from %s dropped: silent for %g s and no answer to "
+                        "enquire_link within %g s; its bind is free",
+                        client.account.system_id,
+                        client.bind,
+                        client.ip,
+                        s.enquire_link_interval,
+                        s.response_timeout,
+                    )
+                    session.abort("enquire_link unanswered")
+                return
 
     async def _on_request(self, client: _Client, pdu: Pdu) -> Pdu | None:
         if isinstance(pdu, Bind):
@@ -295,6 +379,7 @@ class SmppServer:
             return None
         client.account = account
         client.bind = _BIND_NAMES[pdu.command_id]
+        client.bound.set()
         self._rates.setdefault(
             account.system_id, _Rate(account.throughput)
         ).rate = account.throughput
@@ -310,6 +395,48 @@ class SmppServer:
         )
 
     async def _check_bind(self, client: _Client, pdu: Bind) -> tuple[int, Account | None]:
+        """The bind's answer; wrong system_ids and passwords are counted (`AuthGuard`):
+        answered after a growing delay, and a locked address or system_id is refused
+        before any password is checked."""
+        locked = self._guard.begin(client.ip, pdu.system_id, time.monotonic())
+        if locked is not None:
+            self._logs.event(
+                logging.WARNING,
+                "bind locked",
+                client.ip,
+                "SMPP bind of %r from %s refused: the %s is locked for another %d s "
+                "after wrong passwords",
+                pdu.system_id,
+                client.ip,
+                "address" if locked.subject == "address" else "system_id",
+                round(locked.seconds),
+            )
+            return c.ESME_RBINDFAIL, None
+        status, account = c.ESME_RSYSERR, None
+        try:
+            status, account = await self._verify_bind(client, pdu)
+        finally:
+            wrong = status in (c.ESME_RINVSYSID, c.ESME_RINVPASWD)
+            delay, started = self._guard.end(
+                client.ip, pdu.system_id, time.monotonic(), ok=not wrong
+            )
+        if started is not None:
+            log.warning(
+                "SMPP binds from %s (last as %r): the %s is locked for %d s after %s wrong "
+                "passwords",
+                client.ip,
+                pdu.system_id,
+                "address" if started.subject == "address" else "system_id",
+                round(started.seconds),
+                self.settings.bind_max_failures
+                if started.subject == "address"
+                else self.settings.bind_max_failures_per_system_id,
+            )
+        if delay:
+            await asyncio.sleep(delay)
+        return status, account
+
+    async def _verify_bind(self, client: _Client, pdu: Bind) -> tuple[int, Account | None]:
         try:
             account = await self.store.read(find_account, pdu.system_id)
         except StorageUnavailable:

@@ -28,6 +28,15 @@ class SmppServerSettings(Section):
     give_up_after: Seconds = 259200.0  # 3 days
     part_wait: Seconds = 600.0  # how long the parts of a concatenated SMS wait for the rest
     demo_password: Annotated[str, Field(min_length=1)] = "demo"  # the demo account (demo = true)
+    # The door's time and attempt limits (docs/smpp_server.md, "The door").
+    bind_timeout: Seconds = 30.0  # a connection must bind within this (session_init_timer)
+    enquire_link_interval: Seconds = 60.0  # a bound client silent this long is asked
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    max_connections_per_ip: Annotated[int, Field(ge=1)] = 50
+    max_connections_per_ip_per_minute: Annotated[int, Field(ge=1)] = 600
+    bind_max_failures: Annotated[int, Field(ge=1)] = 10  # wrong binds per address ...
+    bind_max_failures_per_system_id: Annotated[int, Field(ge=1)] = 20  # ... and per account
+    bind_lockout: Seconds = 900.0  # within 10 minutes: locked this long
 
     @model_validator(mode="after")
     def _tls_pair(self) -> SmppServerSettings:
