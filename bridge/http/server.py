@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from bridge.http.door import door_protocol
 from bridge.http.settings import HttpSettings
 
 
@@ -32,6 +33,7 @@ class HttpServer:
         self.settings = settings
         config = uvicorn.Config(
             app,
+            http=door_protocol(settings),  # h11 with the door's time and connection limits
             lifespan="off",
             log_config=None,
             access_log=False,

@@ -35,6 +35,13 @@ class HttpSettings(Section):
     scrape_timeout: Seconds = 5.0
     # Customers named in the per-customer metrics (the first seen); the rest count as "other".
     customer_labels: Annotated[int, Field(ge=0, le=10_000)] = 100
+    # Seconds a request may take to arrive whole (request line, headers, body), counted
+    # from the connection's start or the previous answer (bridge/http/door.py).
+    request_timeout: Seconds = 30.0
+    # Open connections per client address and in total; new ones per address and minute.
+    max_connections: Annotated[int, Field(ge=1)] = 1000
+    max_connections_per_ip: Annotated[int, Field(ge=1)] = 100
+    max_connections_per_ip_per_minute: Annotated[int, Field(ge=1)] = 6000
 
     @model_validator(mode="after")
     def _check(self) -> HttpSettings:

@@ -1,0 +1,112 @@
+"""The HTTP door (portal, REST API, health and metrics): time and connection limits.
+
+uvicorn closes an idle keep-alive connection, but nothing bounds how long a request may
+take to arrive: its keep-alive timer restarts with every byte, so a client that trickles
+a request a byte at a time (Slowloris) holds a connection, and the file descriptor the
+SMTP and SMPP doors of the same process need, for as long as it likes. A request must
+now arrive whole (headers and body) within `[http] request_timeout`; connections are
+capped per client address and in total. The clients here are raw sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from bridge.http.settings import HttpSettings
+from tests.conftest import make_settings
+from tests.helpers import our_faults, running_bridge
+
+TRICKLE = 0.3  # seconds between the bytes of a slow request
+
+
+async def _open(address: tuple[str, int]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(*address)
+
+
+async def _closed_within(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, trickle: bytes, seconds: float
+) -> bytes:
+    """Write `trickle` a byte every TRICKLE seconds; what the server sent once it closed
+    the connection, or AssertionError when it has not closed it within `seconds`."""
+
+    async def dribble() -> None:
+        for byte in trickle:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(TRICKLE)
+
+    task = asyncio.create_task(dribble())
+    try:
+        async with asyncio.timeout(seconds):
+            return await reader.read()  # b"" or an answer, then EOF
+    except TimeoutError:
+        raise AssertionError(f"still open after {seconds} s") from None
+    finally:
+        task.cancel()
+        writer.close()
+
+
+@pytest.fixture
+def door(tmp_path: Path) -> HttpSettings:
+    return HttpSettings(
+        enabled=True, listen="127.0.0.1:0", request_timeout=1.0, max_connections_per_ip=4
+    )
+
+
+async def test_a_request_must_arrive_whole_within_request_timeout(
+    tmp_path: Path, door: HttpSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_bridge(make_settings(tmp_path, http=door)) as (_, ep):
+        assert ep.http is not None
+        # headers a byte at a time, never ending
+        reader, writer = await _open(ep.http)
+        answer = await _closed_within(reader, writer, b"GET /healthz HTTP/1.1\r\n" + b"X" * 60, 3)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        # the headers in time, the body a byte at a time
+        reader, writer = await _open(ep.http)
+        writer.write(
+            b"POST /api/v1/sms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 200\r\n\r\n"
+        )
+        await _closed_within(reader, writer, b"{" + b" " * 100, 3)
+        # a first request answered, the second on the same connection trickled
+        reader, writer = await _open(ep.http)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await reader.readuntil(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 200 "), first
+        rest = await _closed_within(
+            reader, writer, b"GET /healthz HTTP/1.1\r\nX-A: " + b"a" * 60, 3
+        )
+        assert b"408" in rest, rest
+        # a request that comes in pieces, whole within the time, is answered
+        reader, writer = await _open(ep.http)
+        for piece in (b"GET /healthz HT", b"TP/1.1\r\nHost: x\r\n", b"\r\n"):
+            writer.write(piece)
+            await asyncio.sleep(0.2)
+        answer = await reader.readuntil(b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        writer.close()
+    assert any("request_timeout" in r.getMessage() for r in caplog.records)
+    assert not list(our_faults(caplog))
+
+
+async def test_connections_are_capped_per_address(tmp_path: Path, door: HttpSettings) -> None:
+    async with running_bridge(make_settings(tmp_path, http=door)) as (_, ep):
+        assert ep.http is not None
+        held = [await _open(ep.http) for _ in range(4)]
+        reader, writer = await _open(ep.http)
+        async with asyncio.timeout(3):
+            assert await reader.read() == b""  # the fifth is closed at once
+        writer.close()
+        # another address still gets in
+        reader, writer = await asyncio.open_connection(*ep.http, local_addr=("127.0.0.2", 0))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+        writer.close()
+        for _, w in held:
+            w.close()
