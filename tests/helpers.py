@@ -97,6 +97,24 @@ STATUS_CONTEXT: dict[str, Any] = {
 }
 
 
+# The context of a DSN (RFC 3464) about a failed order.
+DSN_CONTEXT: dict[str, Any] = {
+    "event": "FAILURE",
+    "final_recipient": "+491701234567@eu.rsms.net",
+    "msisdn": "+491701234567",
+    "diagnostic": "X-SMPP; gone",
+    "order_id": "A.1",
+    "action": "failed",
+    "status": "5.0.0",
+    "envid": "E1",
+    "orcpt": "rfc822;+491701234567@eu.rsms.net",
+    "arrival_date": "Sun, 22 Nov 2026 10:00:00 +0000",
+    "last_attempt_date": "Sun, 22 Nov 2026 10:00:05 +0000",
+    "in_reply_to": "<m1@client.example>",
+    "original": "U3ViamVjdDogeA0KDQo=",  # base64 of b"Subject: x\r\n\r\n"
+}
+
+
 def make_mail(
     to: str = "+491701234567@eu.rsms.net",
     body: str = "Hello from the bridge",

@@ -20,6 +20,7 @@ import aiosmtplib
 from dns.asyncresolver import Resolver
 
 from bridge.errors import BridgeError, PermanentFailure, TemporaryFailure
+from bridge.mail_address import header_address
 from bridge.notices import mx
 from bridge.notices.refusals import Refusal, classify
 from bridge.notices.transport_table import Delivery, TlsLevel, TransportTable, names_match
@@ -78,7 +79,12 @@ class SmtpClient:
         return self._resolver
 
     async def send(self, data: bytes, sender: str, recipient: str) -> None:
-        """Deliver `data`; raises DeliveryDeferred or DeliveryFailed."""
+        """Deliver `data`; raises DeliveryDeferred or DeliveryFailed.
+
+        The envelope carries the addresses as the headers do (`header_address`): an
+        internationalized domain as its A-label. A local part that is not ASCII would need
+        SMTPUTF8, which the bridge does not send: DeliveryFailed, saying so."""
+        recipient, sender = _envelope(recipient), _envelope(sender) if sender else ""
         delivery = self.table.lookup(recipient)
         hop = delivery.hop
         if hop.mx:
@@ -206,6 +212,16 @@ class SmtpClient:
                 context.verify_mode = ssl.CERT_NONE
             self._contexts[key] = context
         return context
+
+
+def _envelope(address: str) -> str:
+    ascii_form = header_address(address)
+    if ascii_form is None:
+        raise DeliveryFailed(
+            f"<{address}>: not a mail address the bridge can send to (a local part that is "
+            "not ASCII needs SMTPUTF8, which the bridge does not use)"
+        )
+    return ascii_form
 
 
 async def _greet(smtp: aiosmtplib.SMTP) -> None:

@@ -111,7 +111,8 @@ def parse_next_hop(value: str, default_port: int = 25) -> Hop:
 
 
 def check_domain_pattern(pattern: str) -> str:
-    """`example.com`, `.example.com` or `*`, lower-cased; ValueError otherwise."""
+    """`example.com`, `.example.com` or `*`, lower-cased, an internationalized domain as
+    its A-label (as recipients are looked up); ValueError otherwise."""
     p = pattern.strip().lower().rstrip(".")
     if p == "*":
         return p
@@ -122,7 +123,7 @@ def check_domain_pattern(pattern: str) -> str:
         for label in labels
     ):
         raise ValueError(f"domain {pattern!r}: expected example.com, .example.com or *")
-    return p
+    return p.removesuffix(name) + _ascii_domain(name)
 
 
 class TransportTable:

@@ -24,7 +24,7 @@ from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.notices.settings import MailerSettings
 from bridge.notices.tables import Notice
-from tests.helpers import STATUS_CONTEXT
+from tests.helpers import DSN_CONTEXT, STATUS_CONTEXT
 from tests.peers.smtp_relay import smtp_relay
 
 pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
@@ -313,6 +313,36 @@ async def test_per_domain_relay(db: Engine, st: Store, tmp_path: Path) -> None:
         assert await m.step() == 2
     assert [e.rcpt_tos for e in default.accepted] == [["alice@example.com"]]
     assert [e.rcpt_tos for e in partner.accepted] == [["bob@partner.example"]]
+
+
+@pytest.mark.parametrize("kind", ["status", "dsn"])
+async def test_an_internationalized_domain_goes_as_its_a_label(
+    db: Engine, st: Store, tmp_path: Path, kind: str
+) -> None:
+    """A status mail or DSN to an address with an internationalized domain (a sender who
+    wrote from it, a directory entry) goes in the envelope as in the headers, the domain
+    as its A-label, and matches a transport rule written either way; it was held with a
+    traceback (the SMTP client cannot write a non-ASCII RCPT). A local part that is not
+    ASCII would need SMTPUTF8, which the bridge does not speak: failed, with the reason."""
+    context = DSN_CONTEXT if kind == "dsn" else STATUS_CONTEXT
+    for to in ("jörg@example.com", "joerg@exämple.com", "anna@büro.example"):
+        run_sync(db, queue_notice, kind, to, context, utcnow(), customer="")
+    async with smtp_relay() as (relay, port), smtp_relay() as (office, office_port):
+        m = mailer(
+            st,
+            tmp_path,
+            relay_port=port,
+            delivery=[{"domains": ["büro.example"], "next_hop": f"127.0.0.1:{office_port}"}],
+        )
+        assert await m.step() == 3
+    [(s1, e1), (s2, e2), (s3, e3)] = notices(db)
+    assert (s1, s2, s3) == ("failed", "sent", "sent"), (e1, e2, e3)
+    assert "jörg@example.com" in e1 and "not a mail address" in e1
+    assert [e.rcpt_tos for e in relay.accepted] == [["joerg@xn--exmple-cua.com"]]
+    assert [e.rcpt_tos for e in office.accepted] == [["anna@xn--bro-hoa.example"]]
+    if kind == "status":
+        [message] = relay.messages()
+        assert message["To"].addresses[0].addr_spec == "joerg@xn--exmple-cua.com"
 
 
 # --- 4. MX delivery through a real DNS server on loopback ---------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import email
 import email.policy
 import re
@@ -15,7 +14,7 @@ from bridge.mail_address import header_address
 from bridge.notices import headers
 from bridge.notices.dsn import build_dsn
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
-from tests.helpers import STATUS_CONTEXT
+from tests.helpers import DSN_CONTEXT, STATUS_CONTEXT
 
 BRIDGE_DOMAINS = ("eu.rsms.net", "bridge.example")
 RECIPIENT = "alice@corp.example"
@@ -174,22 +173,7 @@ def test_a_bad_recipient_address_is_a_header_error() -> None:
 
 
 def _dsn(**extra: Any) -> dict[str, Any]:
-    return {
-        "event": "FAILURE",
-        "final_recipient": "+491701234567@eu.rsms.net",
-        "msisdn": "+491701234567",
-        "diagnostic": "X-SMPP; gone",
-        "order_id": "A.1",
-        "action": "failed",
-        "status": "5.0.0",
-        "envid": "E1",
-        "orcpt": "rfc822;+491701234567@eu.rsms.net",
-        "arrival_date": "Sun, 22 Nov 2026 10:00:00 +0000",
-        "last_attempt_date": "Sun, 22 Nov 2026 10:00:05 +0000",
-        "in_reply_to": "<m1@client.example>",
-        "original": base64.b64encode(b"Subject: x\r\n\r\n").decode(),
-        **extra,
-    }
+    return {**DSN_CONTEXT, **extra}
 
 
 def _dsn_fields(context: dict[str, Any]) -> dict[str, str]:
