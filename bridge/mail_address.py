@@ -10,6 +10,9 @@ Most addresses are plain (`anna.alpha@corp.example`): a strict pattern accepts t
 directly with the result email-validator gives (tests/unit/test_mail_address.py checks
 the two agree); everything else goes through email-validator itself.
 
+`match_key` is how an address from outside (an envelope sender) is looked up among the
+stored ones, in either spelling of an internationalized domain.
+
 `header_address` is the same check for an address the bridge writes into a header of a
 mail it builds (its sender, a notice's recipient, a reply address): it also accepts
 the private names an intranet uses for its own mail (`mailsms@localhost`, `.local`), and
@@ -66,6 +69,20 @@ def check_mail_address(value: str) -> str:
     except EmailNotValidError as exc:
         raise MailAddressError(f"{value!r} is not a valid mail address: {exc}") from None
     return str(result.ascii_email or result.normalized).lower()
+
+
+def match_key(address: str) -> str:
+    """How an address from outside is looked up among the stored ones: in
+    `check_mail_address`'s form when it is one (so `anna@büro.example` finds the stored
+    `anna@xn--bro-hoa.example`), else lower-cased as it is. ASCII addresses are only
+    lower-cased: that is already their stored form."""
+    lowered = address.strip().lower()
+    if lowered.isascii():
+        return lowered
+    try:
+        return check_mail_address(address)
+    except MailAddressError:
+        return lowered
 
 
 def _private_domain(domain: str) -> bool:

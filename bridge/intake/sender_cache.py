@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from bridge.db.store import Store
+from bridge.mail_address import match_key
 from bridge.tenants.senders import Sender, find_sender
 
 SENDER_TTL = 5.0  # seconds
@@ -24,7 +25,7 @@ class SenderCache:
 
     async def find(self, address: str) -> Sender | None:
         """The sender for `address` (see `find_sender`), at most `ttl` seconds old."""
-        key = address.lower()
+        key = match_key(address)
         now = time.monotonic()
         hit = self._entries.get(key)
         if hit is not None and now - hit[0] < self.ttl:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select
 
 from bridge.db.core import table
+from bridge.mail_address import match_key
 from bridge.tenants.tables import Alias, Customer, Profile, User
 
 _user = table(User)
@@ -61,8 +62,9 @@ _SENDER = (
 
 
 def find_sender(conn: Connection, address: str) -> Sender | None:
-    """The user whose address or alias is `address` (case-insensitive), or None."""
-    row = conn.execute(_SENDER, {"address": address.lower()}).first()
+    """The user whose address or alias is `address` (case-insensitive, an internationalized
+    domain in either spelling: `match_key`), or None."""
+    row = conn.execute(_SENDER, {"address": match_key(address)}).first()
     if row is None:
         return None
     return Sender(

@@ -1,0 +1,48 @@
+"""A mail address with an internationalized domain, in either spelling, end to end.
+
+The bridge stores addresses in the form an MTA uses (the domain as its A-label,
+`anna@xn--bro-hoa.example`); it offers SMTPUTF8, so a mail client may write the same
+address with the U-label (`anna@büro.example`). Both spellings are the same user: the
+mail is accepted (it was `550 unknown sender` in the U-label spelling), and its status
+mail goes to the address the relay can take.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from bridge.db.store import run_sync
+from bridge.notices.settings import MailerSettings
+from bridge.tenants.admin import add_user
+from tests.conftest import make_settings
+from tests.helpers import make_mail, running_bridge, wait_for
+from tests.peers.smtp_relay import smtp_relay
+
+PHONE = "+491701234567"
+
+
+@pytest.mark.parametrize("spelling", ["anna@büro.example", "anna@xn--bro-hoa.example"])
+async def test_a_user_writes_in_either_spelling_and_gets_the_status_mail(
+    tmp_path: Path, spelling: str
+) -> None:
+    async with smtp_relay() as (relay, relay_port):
+        mailer = MailerSettings(mode="smtp", relay_port=relay_port, tls="none")
+        settings = make_settings(tmp_path, mailer=mailer)
+        async with running_bridge(settings) as (bridge, ep):
+            assert bridge.store is not None
+            run_sync(
+                bridge.store.engine,
+                lambda c: add_user(c, "Anna@Büro.example", "demo", settings={"notify": "all"}),
+            )
+            mail = make_mail(sender=spelling, to=f"{PHONE}@eu.rsms.net", body="Grüße")
+            async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
+                errors, reply = await smtp.sendmail(
+                    spelling, [f"{PHONE}@eu.rsms.net"], mail, mail_options=["SMTPUTF8"]
+                )
+            assert not errors and reply.startswith("2."), reply
+            [status] = await wait_for(lambda: relay.messages(), within=15)
+    assert [e.rcpt_tos for e in relay.accepted] == [["anna@xn--bro-hoa.example"]]
+    assert status["To"].addresses[0].addr_spec == "anna@xn--bro-hoa.example"
