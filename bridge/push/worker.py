@@ -185,10 +185,10 @@ class Pusher:
                         await _drain(response, s.max_response_bytes)
             finally:
                 await response.aclose()
-        return _outcome(response, s, utcnow())
+        return _outcome(response, utcnow())
 
 
-def _outcome(response: httpx.Response, s: PushSettings, now: datetime) -> PushOutcome:
+def _outcome(response: httpx.Response, now: datetime) -> PushOutcome:
     """What an answer's status line means for the push."""
     code = response.status_code
     if 200 <= code < 300:
@@ -207,10 +207,10 @@ def retry_after(value: str, now: datetime) -> float | None:
     """The seconds a `Retry-After` header asks for (RFC 9110 10.2.3: seconds or an
     HTTP-date), or None when it is absent or unreadable."""
     value = value.strip()
-    if value.isdigit():
-        return float(min(int(value), _RETRY_AFTER_MAX))
-    if not value:
+    if not value or len(value) > 64:
         return None
+    if value.isascii() and value.isdigit():
+        return float(min(int(value), _RETRY_AFTER_MAX))
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

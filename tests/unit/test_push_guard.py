@@ -1,9 +1,10 @@
 """The SSRF guard decides on the address a connection really reaches, for every IPv6 form;
-a push target is checked when the numbers file is loaded."""
+a push target is checked when the numbers file is loaded; Retry-After is read safely."""
 
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from bridge.inbound.config import NumbersError, parse_actions, parse_numbers
 from bridge.push.guard import PushBlocked, check_address, effective_address, vet
 from bridge.push.target import PushAction
+from bridge.push.worker import retry_after
 
 
 @pytest.mark.parametrize(
@@ -158,3 +160,25 @@ def test_a_good_target_loads_and_a_stored_one_is_read_back_unchecked() -> None:
         PushAction.model_validate(stored)
     [read_back] = parse_actions([stored])  # routing and the portal read a stored number as is
     assert isinstance(read_back, PushAction) and read_back.headers == {"Host": "x"}
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("99999999999", 30 * 86_400.0),  # at most 30 days
+        ("Sat, 05 Dec 2026 13:00:00 GMT", 3_600.0),
+        ("Sat, 05 Dec 2026 11:00:00 GMT", 0.0),  # in the past: at once
+        ("", None),
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+        ("١٢٠", None),  # Arabic-Indic digits are no HTTP delta-seconds
+        ("9" * 5_000, None),  # past int()'s digit limit: not a crash
+        ("Sat, 05 Dec 2026 13:00:00", None),  # a date without its zone
+    ],
+)
+def test_retry_after_reads_seconds_and_dates(value: str, seconds: float | None) -> None:
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert retry_after(value, now) == seconds
