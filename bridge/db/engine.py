@@ -14,7 +14,11 @@ events pays for them on every statement.
 
 PostgreSQL must run with its own defaults `synchronous_commit=on`, `fsync=on` and
 `full_page_writes=on` (without the last two a crash of the database server can lose
-or tear committed data); `check_durability` refuses to start otherwise.
+or tear committed data); `check_durability` refuses to start otherwise. Its sessions
+wait at most `LOCK_WAIT` for a lock, as SQLite's writers do (`_postgres_session`), and
+libpq gets connection and TCP limits (`_PG_CONNECTION`), so neither a lock held
+elsewhere nor a server gone without a word holds a commit, and a client's answer,
+without end.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ MIGRATION_LOCK = 0x6D61696C736D73  # "mailsms"
 # SQLite: how long a transaction waits for the write lock before it fails ("database is
 # locked": StorageUnavailable, so a 4xx or a transient SMPP status), and how long a statement
 # inside a transaction may wait (SQLite's busy handler; rare once the lock is held).
+# PostgreSQL: its sessions' lock_timeout.
 LOCK_WAIT = 5.0
 _BUSY_TIMEOUT_MS = 5000
 # Pauses between tries of BEGIN IMMEDIATE: 0.2 ms, growing by a quarter up to 1 ms.
@@ -130,10 +135,49 @@ def open_engine(url: str, *, pool_size: int = 5, deferred: bool = False) -> Engi
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+        # libpq's connection and TCP limits, unless the URL sets them: a server that has
+        # gone without a word (a failover, a cut link) fails a call in seconds, not after
+        # the kernel's retransmissions (~15 minutes).
+        limits = {k: v for k, v in _PG_CONNECTION.items() if k not in parsed.query}
+        engine = create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=2,
+            pool_pre_ping=True,
+            connect_args=limits,
+        )
+        event.listen(engine, "connect", _postgres_session)
+        return engine
     raise ConfigError(
         f"database_url: expected sqlite:///path or postgresql://…, got {parsed.drivername!r}"
     )
+
+
+# libpq parameters every PostgreSQL connection gets (the URL's own win).
+_PG_CONNECTION: dict[str, int] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: data unacknowledged this long fails the connection
+}
+
+
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    """Each PostgreSQL session waits at most `LOCK_WAIT` seconds for a lock, as SQLite's
+    writers do: a statement behind a lock held elsewhere (`LOCK TABLE`, a migration, a
+    forgotten transaction) fails with `LockNotAvailable`, the caller's storage fault
+    (the SMTP client gets 451 and sends again), instead of holding the commit, and the
+    client's answer, without end. Set after connecting (not as a startup option, which
+    PgBouncer refuses); start-up under the migration lock waits as long as it takes."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(LOCK_WAIT * 1000)}")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def deferred_engine(engine: Engine) -> Engine:
@@ -281,6 +325,8 @@ def run_at_start_up(engine: Engine, fn: Callable[[Connection], T]) -> T:
 
 def _lock_start_up(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":  # released when the transaction ends
+        # the lock, and the migration's own locks, are waited for as long as it takes
+        conn.execute(text("SET LOCAL lock_timeout = 0"))
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
 

@@ -1,0 +1,97 @@
+"""PostgreSQL: a write that waits for a lock gives up as SQLite's does, with a 4xx.
+
+On SQLite a transaction waits at most `LOCK_WAIT` seconds for the write lock
+(test_sqlite_lock.py). On PostgreSQL a lock held elsewhere — an operator's `LOCK TABLE`,
+a schema migration of a newer instance waiting for its `ACCESS EXCLUSIVE` lock, a
+forgotten open transaction — made the intake's commit wait without end: the SMTP client
+waited for the end-of-data reply, gave up, and sent the mail again later, while the first
+copy was committed once the lock went — the SMS twice. Now the commit gives up after
+`LOCK_WAIT` (PostgreSQL's `lock_timeout`), the client gets `451` and nothing was stored,
+and its retry after the lock is gone is the one copy. A migration still waits for its
+locks as long as it takes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import aiosmtplib
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from bridge.db.engine import (
+    LOCK_WAIT,
+    MIGRATION_LOCK,
+    current_revision,
+    head_revision,
+    open_engine,
+    upgrade,
+)
+from tests.conftest import make_settings
+from tests.helpers import db_rows, make_mail, running_bridge
+
+pytestmark = pytest.mark.postgres
+
+TO = "+491701234567@eu.rsms.net"
+
+
+def _psycopg_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _codes(exc: aiosmtplib.SMTPException) -> list[int]:
+    """The reply codes of a refusal at RCPT (every recipient) or at DATA."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return [r.code for r in exc.recipients]
+    return [exc.code] if isinstance(exc, aiosmtplib.SMTPResponseException) else []
+
+
+async def test_a_commit_behind_a_held_lock_answers_451_and_the_retry_is_the_one_copy(
+    tmp_path: Path, bridge_database: str
+) -> None:
+    if not bridge_database.startswith("postgresql"):
+        pytest.skip("SQLite's lock wait: tests/integration/test_sqlite_lock.py")
+    settings = make_settings(tmp_path).model_copy(update={"database_url": bridge_database})
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None
+        mail = make_mail(to=TO, body="only once")
+        with psycopg.connect(_psycopg_url(bridge_database)) as holder:
+            holder.execute('LOCK TABLE mail, "order" IN ACCESS EXCLUSIVE MODE')
+            started = time.monotonic()
+            async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1], timeout=60) as smtp:
+                with pytest.raises(aiosmtplib.SMTPException) as refused:
+                    await smtp.sendmail("demo@example.com", [TO], mail)
+            waited = time.monotonic() - started
+            assert _codes(refused.value) == [451], refused.value
+            assert waited < LOCK_WAIT + 10, waited
+            holder.rollback()  # the lock goes
+        async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1], timeout=60) as smtp:
+            await smtp.sendmail("demo@example.com", [TO], mail)
+        assert len(db_rows(bridge_database, 'SELECT id FROM "order"')) == 1
+
+
+def test_start_up_waits_for_the_migration_lock_as_long_as_it_takes(bridge_database: str) -> None:
+    """Instances starting together migrate in turn under an advisory lock: the second
+    waits for the first however long its migration takes, not LOCK_WAIT."""
+    if not bridge_database.startswith("postgresql"):
+        pytest.skip("PostgreSQL's migration lock")
+    engine = open_engine(bridge_database)
+    with engine.connect() as holder:  # "the first instance", migrating for LOCK_WAIT + 2 s
+        holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+
+        def finish() -> None:
+            time.sleep(LOCK_WAIT + 2)
+            holder.commit()
+
+        first = threading.Thread(target=finish)
+        first.start()
+        started = time.monotonic()
+        upgrade(engine)  # "the second instance"
+        waited = time.monotonic() - started
+        first.join()
+    assert waited >= LOCK_WAIT + 1, waited
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
