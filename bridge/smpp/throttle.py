@@ -1,9 +1,10 @@
 """Throughput limits: token buckets (msgs/s with a burst), the pause on throttling, sender rates.
 
 Pure: the clock is passed in. `TokenBucket.reserve(now)` books the next token and returns
-how long the caller must wait before sending (GCRA / virtual scheduling, O(1)); a rate of
-0 means unlimited. `ThrottlePause` is the bind's answer to ESME_RTHROTTLED / ESME_RMSGQFUL:
-pause, doubling on every further throttle up to a ceiling, reset by the next success.
+how long the caller must wait before sending (GCRA / virtual scheduling, O(1));
+`take(now)` takes one only if it is there now; a rate of 0 means unlimited.
+`ThrottlePause` is the bind's answer to ESME_RTHROTTLED / ESME_RMSGQFUL: pause, doubling
+on every further throttle up to a ceiling, reset by the next success.
 `SenderRates` / `SenderBuckets`: the sending rate of each sender id (a long code about
 1 SMS/s, short codes and alphanumeric senders as contracted), which dispatch applies.
 """
@@ -35,6 +36,18 @@ class TokenBucket:
         tat = max(self._tat, now)
         self._tat = tat + interval
         return max(0.0, tat - (self.burst - 1.0) * interval - now)
+
+    def take(self, now: float) -> bool:
+        """Take one token if one is there now; else take none and say so (a caller that
+        refuses rather than waits: an SMPP account over its throughput, a login rate)."""
+        if self.rate <= 0:
+            return True
+        interval = 1.0 / self.rate
+        tat = max(self._tat, now)
+        if tat - (self.burst - 1.0) * interval > now:
+            return False
+        self._tat = tat + interval
+        return True
 
 
 @dataclass(slots=True)

@@ -61,6 +61,7 @@ from bridge.smpp.pdu import (
     UnknownPdu,
 )
 from bridge.smpp.session import SessionError, SmppSession
+from bridge.smpp.throttle import TokenBucket
 from bridge.smpp_outbox.queue import OutboxItem, answered, take_due
 from bridge.smpp_server.accounts import Account, find_account
 from bridge.smpp_server.orders import (
@@ -96,26 +97,6 @@ _QUERY_SM_RESP: Final = c.QUERY_SM | c.RESP_BIT
 _CANCEL_SM_RESP: Final = c.CANCEL_SM | c.RESP_BIT
 _REPLACE_SM_RESP: Final = c.REPLACE_SM | c.RESP_BIT
 _REJECT_STATUS: Final = {"rate_limited": c.ESME_RTHROTTLED}
-
-
-class _Rate:
-    """Submits per second over all binds of an account: a bucket that refuses, never waits."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = max(1.0, rate)
-        self.at = time.monotonic()
-
-    def take(self) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic()
-        self.tokens = min(max(1.0, self.rate), self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 @dataclass(eq=False)
@@ -162,7 +143,8 @@ class SmppServer:
         self.senders = SenderCache(store)
         self._server: asyncio.Server | None = None
         self._clients: set[_Client] = set()
-        self._rates: dict[str, _Rate] = {}
+        # submits per second over all binds of an account: refused over it, never waited
+        self._rates: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -380,9 +362,9 @@ class SmppServer:
         client.account = account
         client.bind = _BIND_NAMES[pdu.command_id]
         client.bound.set()
-        self._rates.setdefault(
-            account.system_id, _Rate(account.throughput)
-        ).rate = account.throughput
+        rate = account.throughput
+        bucket = self._rates.setdefault(account.system_id, TokenBucket(rate))
+        bucket.rate, bucket.burst = rate, max(1.0, rate)  # as the account says now
         log.info("SMPP %s bound as %s from %s", account.system_id, client.bind, client.ip)
         if client.can_receive:
             self.wake()
@@ -473,7 +455,7 @@ class SmppServer:
         return SubmitSmResp(pdu.sequence, status, message_id if status == c.ESME_ROK else "")
 
     async def _take(self, client: _Client, account: Account, pdu: SubmitSm) -> tuple[int, str]:
-        if not self._rates[account.system_id].take():
+        if not self._rates[account.system_id].take(time.monotonic()):
             return c.ESME_RTHROTTLED, ""
         try:
             read = read_part(pdu)

@@ -123,6 +123,14 @@ def test_token_bucket() -> None:
     assert TokenBucket(0.0).reserve(5.0) == 0.0
 
 
+def test_token_bucket_take_refuses_without_booking() -> None:
+    b = TokenBucket(2.0, burst=3)
+    assert [b.take(0.0) for _ in range(5)] == [True, True, True, False, False]
+    assert b.take(0.4) is False and b.take(0.5) is True  # one token every 0.5 s
+    assert b.take(0.6) is False  # the refusals booked nothing
+    assert all(TokenBucket(0.0).take(0.0) for _ in range(100))  # 0: no limit
+
+
 def test_throttle_pause_doubles_and_resets() -> None:
     p = ThrottlePause(1.0, 4.0)
     assert [p.throttled(0.0) for _ in range(4)] == [1.0, 2.0, 4.0, 4.0]
