@@ -21,5 +21,8 @@ class PortalSettings(Section):
     secure_cookie: Literal["auto", "yes", "no"] = "auto"
     # The portal's language: a gettext catalog in bridge/locale/ (English is built in).
     language: Annotated[str, Field(pattern=r"^[a-z]{2}(_[A-Z]{2})?$")] = "en"
+    # Password checks per second for logins (each costs ~50 ms of CPU by design, scrypt):
+    # more are answered 429 at once, so logins can never take the CPU the SMS need. 0: no limit.
+    login_rate: Annotated[float, Field(ge=0)] = 5.0
     # With demo = true (the embedded default): the account "admin" for the demo customer.
     demo_password: Annotated[str, Field(min_length=10)] = "demo-portal"

@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
+from bridge.intake.lograte import LogLimiter
 from bridge.packaged import TEMPLATES
 from bridge.portal import accounts
 from bridge.portal.base import COOKIE, PREFIX, Pages, TooLarge, safe_next
@@ -50,6 +52,7 @@ from bridge.portal.sessions import Opened, end_session, open_session, purge_sess
 from bridge.portal.settings import PortalSettings
 from bridge.portal.viewer import Viewer
 from bridge.reports.settings import ReportSettings
+from bridge.smpp.throttle import TokenBucket
 from bridge.tenants.logins import verify_password
 
 log = logging.getLogger("bridge.portal")
@@ -87,6 +90,10 @@ class Portal:
         )
         self.store = store
         self.reports = reports or ReportSettings()  # the retention the report page states
+        # Password checks per second, over every client (a client's address may be a proxy's)
+        self._login_rate = settings.login_rate
+        self._checks = TokenBucket(settings.login_rate, burst=2 * settings.login_rate)
+        self._logs = LogLimiter(log)  # failed logins: lines a client causes, at a bounded rate
         self._static = {
             name: (TEMPLATES / "portal" / "static" / name).read_bytes()
             for name in STATIC
@@ -204,12 +211,35 @@ class Portal:
                 status=429,
                 username=username,
             )
+        if not self._checks.take(time.monotonic()):
+            self._logs.event(
+                logging.WARNING,
+                "login rate",
+                "",
+                "portal: login of %r from %s refused: more than %g password checks a second",
+                username,
+                ip,
+                self._login_rate,
+            )
+            return self._login_page(
+                request,
+                error=_("Too many logins at this moment. Try again in a few seconds."),
+                status=429,
+                username=username,
+            )
         stored = account.password_hash if account is not None else accounts.DUMMY_HASH
         good = await asyncio.to_thread(verify_password, password, stored)
         if account is None or not good or not account.enabled:
             if account is not None:
                 await self.store.call(accounts.record_failure, account.id, now)
-            log.warning("portal: failed login of %r from %s", username, ip)
+            self._logs.event(
+                logging.WARNING,
+                "failed login",
+                ip,
+                "portal: failed login of %r from %s",
+                username,
+                ip,
+            )
             return self._login_page(
                 request,
                 error=_("Wrong username or password (or the account is disabled)."),

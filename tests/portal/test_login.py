@@ -71,6 +71,27 @@ async def test_failed_logins_lock_the_account_for_a_growing_delay(tmp_path: Path
         await login(web, "admin")  # the lock ran out; a success resets the count
 
 
+async def test_password_checks_are_limited_per_second_over_every_client(tmp_path: Path) -> None:
+    """Each password check costs ~50 ms of CPU on purpose (scrypt); unknown names cost the
+    same (no account is revealed), so logins of names nobody has were unlimited and a
+    client could spend the CPU the SMS need. Over `login_rate` a login gets 429 at once,
+    without a password check, whatever the name; then logins go through again."""
+    settings = PortalSettings(demo_password=PASSWORD, login_rate=1.0)  # a burst of 2
+    async with portal(tmp_path, portal=settings) as run, run.client() as web:
+        answers = []
+        for n in range(5):
+            fields = hidden_fields((await web.get("/portal/login")).text)
+            r = await web.post(
+                "/portal/login", data={"username": f"nobody{n}", "password": "x" * 12, **fields}
+            )
+            answers.append((r.status_code, "Too many logins at this moment" in r.text))
+        assert answers[:2] == [(401, False)] * 2, answers
+        assert (429, True) in answers[2:], answers  # a token comes back only after 1 s
+        assert set(answers) <= {(401, False), (429, True)}, answers
+        await asyncio.sleep(2.1)
+        await login(web, "admin")
+
+
 async def test_the_login_form_needs_its_own_token(tmp_path: Path) -> None:
     async with portal(tmp_path) as run, run.client() as web:
         r = await web.post("/portal/login", data={"username": "admin", "password": PASSWORD})
