@@ -36,12 +36,20 @@ from bridge.db.engine import (
 from bridge.db.store import run_sync
 from bridge.http.settings import HttpSettings
 from bridge.smpp_server.settings import SmppServerSettings
-from tests.conftest import make_settings
+from tests.conftest import fresh_postgres, make_settings
 from tests.helpers import db_rows, make_mail, running_bridge
 from tests.peers.esme import BindType
 from tests.peers.esme_clients import open_esme
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_url(durable_postgres_server: str) -> str:
+    """A new database on the throwaway PostgreSQL (SQLite's lock wait has its own test:
+    tests/integration/test_sqlite_lock.py)."""
+    return fresh_postgres(durable_postgres_server)
+
 
 PHONE = "+491701234567"
 TO = f"{PHONE}@eu.rsms.net"
@@ -59,15 +67,13 @@ def _codes(exc: aiosmtplib.SMTPException) -> list[int]:
 
 
 async def test_a_commit_behind_a_held_lock_answers_451_and_the_retry_is_the_one_copy(
-    tmp_path: Path, bridge_database: str
+    tmp_path: Path, pg_url: str
 ) -> None:
-    if not bridge_database.startswith("postgresql"):
-        pytest.skip("SQLite's lock wait: tests/integration/test_sqlite_lock.py")
     settings = make_settings(
         tmp_path,
         smpp_server=SmppServerSettings(enabled=True, port=0),
         http=HttpSettings(enabled=True, listen="127.0.0.1:0"),
-    ).model_copy(update={"database_url": bridge_database})
+    ).model_copy(update={"database_url": pg_url})
     async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None and ep.smpp is not None and ep.http is not None
         key = run_sync(bridge.store.engine, lambda conn: add_key(conn, "demo", "app"))
@@ -80,7 +86,7 @@ async def test_a_commit_behind_a_held_lock_answers_451_and_the_retry_is_the_one_
         body = {"to": [PHONE], "text": "only once, by API"}
         async with api, open_esme("smpplib", *ep.smpp) as esme:
             assert (await esme.bind(BindType.TRANSCEIVER, "demo", "demo")).ok
-            with psycopg.connect(_psycopg_url(bridge_database)) as holder:
+            with psycopg.connect(_psycopg_url(pg_url)) as holder:
                 holder.execute('LOCK TABLE mail, "order" IN ACCESS EXCLUSIVE MODE')
                 started = time.monotonic()
                 async with aiosmtplib.SMTP(
@@ -101,16 +107,14 @@ async def test_a_commit_behind_a_held_lock_answers_451_and_the_retry_is_the_one_
             assert (await api.post("/api/v1/messages", json=body)).status_code == 201
             [submitted] = await esme.submit("+4915550000001", PHONE, "only once, by SMPP")
             assert submitted.status == 0
-        texts = [r[0] for r in db_rows(bridge_database, 'SELECT text FROM "order" ORDER BY id')]
+        texts = [r[0] for r in db_rows(pg_url, 'SELECT text FROM "order" ORDER BY id')]
         assert sorted(texts) == ["only once", "only once, by API", "only once, by SMPP"]
 
 
-def test_start_up_waits_for_the_migration_lock_as_long_as_it_takes(bridge_database: str) -> None:
+def test_start_up_waits_for_the_migration_lock_as_long_as_it_takes(pg_url: str) -> None:
     """Instances starting together migrate in turn under an advisory lock: the second
     waits for the first however long its migration takes, not LOCK_WAIT."""
-    if not bridge_database.startswith("postgresql"):
-        pytest.skip("PostgreSQL's migration lock")
-    engine = open_engine(bridge_database)
+    engine = open_engine(pg_url)
     with engine.connect() as holder:  # "the first instance", migrating for LOCK_WAIT + 2 s
         holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
