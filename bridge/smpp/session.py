@@ -118,6 +118,11 @@ class SmppSession:
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
+    def set_window(self, window: int) -> None:
+        """How many requests may wait for their responses at once, set before this side's
+        first request (an SMSC learns it from the account that binds)."""
+        self._window = asyncio.Semaphore(window)
+
     def next_sequence(self) -> int:
         seq = self._next_seq
         self._next_seq = seq + 1 if seq < 0x7FFFFFFF else 1

@@ -361,6 +361,8 @@ class SmppServer:
             return None
         client.account = account
         client.bind = _BIND_NAMES[pdu.command_id]
+        assert client.session is not None  # no deliver_sm went before the bind
+        client.session.set_window(account.window)  # the outbox's deliver_sm in flight at once
         client.bound.set()
         rate = account.throughput
         bucket = self._rates.setdefault(account.system_id, TokenBucket(rate))

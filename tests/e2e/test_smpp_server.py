@@ -7,6 +7,7 @@ inbound action `smpp` reaches a bound client, and waits for the bind when none i
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from tests.conftest import make_settings
 from tests.helpers import running_bridge, wait_for
 from tests.peers.esme import BindType, until
 from tests.peers.esme_clients import CLIENTS, open_esme
+from tests.peers.raw_smpp import Client
 
 pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
@@ -125,6 +127,33 @@ async def test_mo_reaches_the_bound_client_and_waits_for_the_bind(tmp_path: Path
             assert [d.text for d in esme.deliveries] == ["second"]
         engine = bridge.store.engine  # answered ESME_ROK: marked sent right after
         await wait_for(lambda: run_sync(engine, pending_count, "demo") == 0)
+
+
+async def test_a_receiver_gets_as_many_deliver_sm_at_once_as_its_accounts_window(
+    tmp_path: Path,
+) -> None:
+    """The account's `window` is how many deliver_sm may wait for their answers at once;
+    the session's own window was fixed at 10, so an account's 20 were sent 10 at a time
+    and the rest waited for a slot — past the outbox claim's lease, which counts one
+    response timeout from the take."""
+    settings = _settings(tmp_path)
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None and ep.sandbox is not None
+        engine = bridge.store.engine
+        run_sync(engine, apply_numbers, parse_numbers(NUMBERS))
+        run_sync(engine, lambda c: set_limits(c, "demo", window=20))
+        for n in range(25):  # no client bound: they wait in the outbox
+            await send_mo(*ep.sandbox, PHONE, "+4915550000009", f"mo {n}", Path("x"))
+        await wait_for(lambda: run_sync(engine, pending_count, "demo") == 25, within=15)
+        reader, writer = await asyncio.open_connection(*ep.smpp)
+        client = Client(reader, writer, answers=False)  # reads, answers nothing yet
+        client.start()
+        answer = await client.request(0x01, b"demo\0demo\0\0\x34\x00\x00\0")  # receiver
+        assert answer is not None and answer[1] == 0, answer
+        await wait_for(lambda: len([s for s in client.seen if s[0] == 0x05]) >= 20, within=5)
+        await asyncio.sleep(0.5)
+        assert len([s for s in client.seen if s[0] == 0x05]) == 20  # the window, no more
+        await client.close()
 
 
 async def test_throttled_over_the_accounts_throughput(tmp_path: Path) -> None:
