@@ -80,6 +80,7 @@ def document() -> dict[str, Any]:
                         "400": _PROBLEM,
                         "401": _PROBLEM,
                         "403": _PROBLEM,
+                        "413": _PROBLEM,
                         "422": _PROBLEM,
                         "429": _PROBLEM,
                         "503": _PROBLEM,

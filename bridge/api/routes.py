@@ -32,7 +32,7 @@ from bridge.api.queries import MAX_LIMIT, CancelResult, OrderFilter, cancel, get
 from bridge.db.clock import utcnow
 from bridge.db.core import MAX_ROW_ID
 from bridge.db.store import Store
-from bridge.errors import Reject, StorageUnavailable
+from bridge.errors import InputError, Reject, StorageUnavailable
 from bridge.files import UnreadableFile, parse_json
 from bridge.inbound.actions_store import add_stop, list_stops, remove_stop
 from bridge.inbound.customer_list import InboundFilter, list_inbound
@@ -51,6 +51,12 @@ log = logging.getLogger("bridge.api")
 
 PREFIX: Final = "/api/v1"
 MAX_BODY: Final = 64 * 1024
+
+
+class BodyTooLarge(InputError):
+    """The request's body is larger than MAX_BODY (413)."""
+
+
 STOPLIST_CSV_HEADER: Final = ("msisdn", "service", "origin", "created_at")
 Handler = Callable[[Request, KeyRow], Awaitable[Response]]
 
@@ -124,6 +130,13 @@ class Api:
                 return await handler(request, key)
             except Reject as rej:
                 return problems.from_reject(rej)
+            except BodyTooLarge as exc:
+                return problems.problem(
+                    413,
+                    "body_too_large",
+                    "Body too large",
+                    f"{exc}; send one message request of at most {MAX_BODY // 1024} KB",
+                )
             except BadRequest as exc:
                 return problems.bad_request(str(exc))
             except IdempotencyMismatch as exc:
@@ -153,9 +166,19 @@ class Api:
     # --- messages ---------------------------------------------------------------------------
 
     async def _body(self, request: Request) -> Any:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
+        """The request's JSON body, read up to MAX_BODY: a larger one is refused (413) as
+        soon as its length says so or its bytes pass the mark, not read whole first."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            raise BodyTooLarge(f"the body is larger than {MAX_BODY} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise BodyTooLarge(f"the body is larger than {MAX_BODY} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         try:
             return parse_json(raw)
         except UnreadableFile as exc:

@@ -13,6 +13,7 @@ and NaN/Infinity, which are not JSON.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from pathlib import Path
@@ -93,3 +94,29 @@ async def test_no_route_answers_5xx_to_odd_ids_queries_or_bodies(
                         assert r.status_code < 500, (method, path, raw[:80], r.text[:500])
                         assert "Traceback" not in r.text, (method, path)
         assert tried > 150
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    """A body larger than the API takes was read whole into memory before its size was
+    looked at (a key holder's 2 GB upload in one process with the SMTP door). It is
+    refused with 413 when its Content-Length says so, and a chunked one as soon as its
+    bytes pass the mark — here one whose end never comes."""
+    async with api(tmp_path) as a:
+        host, port = a.http.base_url.host, a.http.base_url.port
+        assert port is not None
+        auth = a.demo["Authorization"].encode()
+        for framing in (b"Content-Length: 100000000\r\n", b"Transfer-Encoding: chunked\r\n"):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(
+                b"POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth + b"\r\n"
+                b"Content-Type: application/json\r\n" + framing + b"\r\n"
+            )
+            chunk = b"x" * 16_384
+            body = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") if b"chunked" in framing else chunk
+            for _ in range(8):  # 128 KB, twice the limit, and no end
+                writer.write(body)
+            await writer.drain()
+            async with asyncio.timeout(10):
+                head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 413 "), head
+            writer.close()
