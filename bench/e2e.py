@@ -149,12 +149,16 @@ def counts(engine: Engine) -> dict[str, int]:
         submitted = conn.execute(
             text("SELECT count(DISTINCT order_id) FROM order_event WHERE event = 'submitted'")
         ).scalar()
+        notices = conn.execute(
+            text("SELECT count(*) FROM notice WHERE status IN ('queued', 'deferred')")
+        ).scalar()
     by = {str(s): int(n) for s, n in rows}
     return {
         "accepted": sum(by.values()),
         "submitted": int(submitted or 0),
         "final": sum(n for s, n in by.items() if s in FINAL),
         "open": by.get("queued", 0) + by.get("deferred", 0),
+        "notices_open": int(notices or 0),
     }
 
 
@@ -193,12 +197,14 @@ def submit_latency(engine: Engine, ids_from: int) -> dict[str, float | None]:
 
 
 def wait_final(v: E2e, bound: float) -> tuple[float | None, dict[str, int]]:
-    """Seconds until accepted = submitted = final (None: not within `bound`)."""
+    """Seconds until accepted = submitted = final and no status mail is left to send
+    (None: not within `bound`)."""
     t0 = time.monotonic()
     c = counts(v.engine)
     while time.monotonic() - t0 < bound:
         c = counts(v.engine)
-        if c["accepted"] == c["final"] == c["submitted"] and c["accepted"] >= v.acked:
+        done = c["accepted"] == c["final"] == c["submitted"] and not c["notices_open"]
+        if done and c["accepted"] >= v.acked:
             return time.monotonic() - t0, c
         time.sleep(0.2)
     return None, c
@@ -388,6 +394,7 @@ def start_variant(
     loop: str,
     profile: Path | None = None,
     first_smtp: str = "auto",
+    relay_port: int | None = None,
 ) -> E2e:
     workdir = root / name
     workdir.mkdir()
@@ -397,7 +404,9 @@ def start_variant(
         f"{name}_smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, PEER_CPU
     )
     url = url or f"sqlite:///{workdir / 'bridge.db'}"
-    cfg = servers.e2e_config(workdir, smtp_port, smsc_port, url, processes, loop, first_smtp, code)
+    cfg = servers.e2e_config(
+        workdir, smtp_port, smsc_port, url, processes, loop, first_smtp, code, relay_port
+    )
     env = None if code is None else {"PYTHONPATH": code}
     cpu = BRIDGE_CPU if processes == 1 else BOX
     cmd = [MAILSMS, "serve", "-c", str(cfg)]
@@ -465,10 +474,12 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
         )
 
     wanted = a.e2e_variants
+    to = f"over SMTP to a relay on CPU {PEER_CPU}" if a.e2e_mailer == "smtp" else "into a Maildir"
     print(
         f"\n== end to end: SMSC = `mailsms sandbox serve` on CPU {PEER_CPU} with the load"
         f" generator; bridge (1 process) on CPU {BRIDGE_CPU}, (2 processes) on CPUs {BOX};"
-        f" burst {a.e2e_mails} mails, sustained {a.sustain:.0f} s, notify = {a.e2e_notify} ==",
+        f" burst {a.e2e_mails} mails, sustained {a.sustain:.0f} s, notify = {a.e2e_notify},"
+        f" status mails {to} ==",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="mailsms-e2e-") as tmp, ExitStack() as stack:
@@ -483,6 +494,12 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
         except RuntimeError:
             servers.stop(bare)
             raise
+        relay: servers.Server | None = None
+        if a.e2e_mailer == "smtp":  # the notices' relay: its own process, with the peers
+            relay_cmd = [PY, str(HERE / "servers.py"), "--port", str(servers.free_port())]
+            relay_cmd += ["--lifetime", "3600"]
+            relay = servers.start("relay", relay_cmd, int(relay_cmd[3]), root, PEER_CPU)
+            servers.wait_ready(relay)
         pg: str | None = None
         if any(w.startswith("pg") for w in wanted):
             pg = stack.enter_context(postgres())
@@ -502,7 +519,10 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
             profile = Path(out.name).with_suffix(".e2e-prof.d") if a.e2e_profile else None
             first_smtp = "yes" if name.removeprefix("base_") == "sqlite2all" else "auto"
             loop = a.baseline_loop if code is not None and a.baseline_loop else a.loop
-            v = start_variant(name, root, url, processes, code, loop, profile, first_smtp)
+            relay_port = relay.port if relay is not None else None
+            v = start_variant(
+                name, root, url, processes, code, loop, profile, first_smtp, relay_port
+            )
             try:
                 prepare(v, a.e2e_notify)
                 bare.resume()
@@ -563,6 +583,9 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     flush=True,
                 )
         servers.stop(bare)
+        if relay is not None:
+            servers.stop(relay)
+            print(f"notices' relay: {relay.log_tail(200).strip()}", flush=True)
 
 
 def rate_curve(

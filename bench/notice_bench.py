@@ -22,12 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import logging
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +137,14 @@ def build(n: int, reps: int) -> None:
               f"(min {min(runs):,.0f}, {reps} reps of {n})")  # fmt: skip
 
 
-def _settings(workdir: Path) -> Path:
+def _settings(workdir: Path, relay_port: int | None = None, concurrency: int = 0) -> Path:
     path = workdir / "bridge.toml"
+    mailer = f'mode = "maildir"\nmaildir = "{workdir / "maildir"}"\n'
+    if relay_port is not None:
+        mailer = f'mode = "smtp"\nrelay_port = {relay_port}\ntls = "none"\n'
+    if concurrency:
+        mailer += f"concurrency = {concurrency}\n"
+
     path.write_text(
         f"""database_url = "sqlite:///{workdir / "bridge.db"}"
 log_level = "WARNING"
@@ -149,9 +156,7 @@ port = 0
 receipt = "none"
 inbox = "{workdir / "inbox.jsonl"}"
 [mailer]
-mode = "maildir"
-maildir = "{workdir / "maildir"}"
-poll_interval = 0.05
+{mailer}poll_interval = 0.05
 """,
         encoding="utf-8",
     )
@@ -166,10 +171,14 @@ def _queue(conn: Any, kind: str, count: int) -> None:
         queue_notice(conn, kind, RECIPIENT, context, now, customer="")
 
 
-async def drain(kind: str, count: int, limit: float) -> tuple[float, float]:
-    """(notices/s, CPU µs per notice) for `count` notices of `kind` queued at once."""
+async def drain(
+    kind: str, count: int, limit: float, relay_port: int | None = None, concurrency: int = 0
+) -> tuple[float, float]:
+    """(notices/s, CPU µs per notice) for `count` notices of `kind` queued at once, into
+    a Maildir or (`relay_port`) over SMTP to a relay on 127.0.0.1."""
     with tempfile.TemporaryDirectory() as tmp:
-        bridge = Bridge(load_settings(_settings(Path(tmp)), environ={}))
+        config = _settings(Path(tmp), relay_port, concurrency)
+        bridge = Bridge(load_settings(config, environ={}))
         await bridge.start()
         store = bridge.store
         assert store is not None
@@ -191,6 +200,23 @@ async def drain(kind: str, count: int, limit: float) -> tuple[float, float]:
         return count / took, cpu / count * 1e6
 
 
+@contextlib.contextmanager
+def _relay() -> Iterator[int]:
+    """A relay that answers 250 to every mail, in its own process; its port."""
+    import servers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = servers.free_port()
+        cmd = [sys.executable, str(Path(__file__).with_name("servers.py")), "--port", str(port)]
+        relay = servers.start("relay", cmd, port, Path(tmp), None)
+        try:
+            servers.wait_ready(relay)
+            yield port
+        finally:
+            servers.stop(relay)
+            print(f"relay: {relay.log_tail(200).strip()}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--notices", type=int, default=2000, help="notices queued at once")
@@ -199,15 +225,31 @@ def main() -> None:
     p.add_argument("--build-n", type=int, default=500, help="messages per build repetition")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--only", choices=("build", "drain"))
+    p.add_argument(
+        "--mailer",
+        choices=("maildir", "smtp"),
+        default="maildir",
+        help="drain into a Maildir, or over SMTP to a relay in its own process (an aiosmtpd"
+        " that answers 250, bench/servers.py)",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=0, help="[mailer] concurrency (default: not set)"
+    )
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if a.only != "drain":
         build(a.build_n, a.reps)
     if a.only != "build":
-        runs = [asyncio.run(drain(a.kind, a.notices, a.timeout)) for _ in range(a.reps)]
+        with contextlib.ExitStack() as stack:
+            relay_port = stack.enter_context(_relay()) if a.mailer == "smtp" else None
+            runs = [
+                asyncio.run(drain(a.kind, a.notices, a.timeout, relay_port, a.concurrency))
+                for _ in range(a.reps)
+            ]
         rates = [r for r, _ in runs]
         cpus = [c for _, c in runs]
-        print(f"drain {a.notices} {a.kind} notices: {statistics.median(rates):,.0f} notices/s "
+        print(f"drain {a.notices} {a.kind} notices ({a.mailer}): "
+              f"{statistics.median(rates):,.0f} notices/s "
               f"({min(rates):,.0f}..{max(rates):,.0f}), "
               f"{statistics.median(cpus):,.0f} µs CPU per notice ({a.reps} reps)")  # fmt: skip
 

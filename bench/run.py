@@ -663,6 +663,13 @@ def main() -> None:
         help="the demo user's notify",
     )
     p.add_argument(
+        "--e2e-mailer",
+        default="maildir",
+        choices=["maildir", "smtp"],
+        help="where the end-to-end bridges' status mails go: a Maildir (the embedded"
+        " default) or over SMTP to a relay in its own process (an aiosmtpd that answers 250)",
+    )
+    p.add_argument(
         "--loop",
         "--e2e-loop",
         dest="loop",

@@ -33,9 +33,22 @@ DOMAIN = "eu.rsms.net"
 
 
 class Bare:
-    """aiosmtpd handler: accept everything, store nothing."""
+    """aiosmtpd handler: accept everything, store nothing (count sessions and mails)."""
+
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.mails = 0
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        if session.host_name is None:  # the session's first EHLO
+            self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails += 1
         return "250 2.0.0 Ok"
 
 
@@ -55,6 +68,7 @@ async def serve_bare(port: int, lifetime: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), lifetime)
     server.close()
+    print(f"bare: {handler.sessions} sessions, {handler.mails} mails", flush=True)
 
 
 # --- processes -----------------------------------------------------------------------
@@ -292,14 +306,20 @@ def e2e_config(
     event_loop: str = "asyncio",
     first_process_smtp: str = "auto",
     code: str | None = None,
+    relay_port: int | None = None,
 ) -> Path:
     """A bridge.toml bound to the standalone SMSC (no sandbox inside the bridge). The event
-    loop is always named, so that a baseline checkout runs on the one asked for."""
+    loop is always named, so that a baseline checkout runs on the one asked for. Notices go
+    into a Maildir, or with `relay_port` over SMTP to a relay there (no TLS)."""
     path = workdir / "bridge.toml"
     limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits(code).items())
     server = f'[server]\nprocesses = {processes}\nevent_loop = "{event_loop}"\n'
     if first_process_smtp != "auto":
         server += f'first_process_smtp = "{first_process_smtp}"\n'
+    mailer = f'[mailer]\nmode = "maildir"\nmaildir = "{workdir / "maildir"}"\n'
+    if relay_port is not None:
+        mailer = f'[mailer]\nmode = "smtp"\nrelay_host = "{HOST}"\nrelay_port = {relay_port}\n'
+        mailer += 'tls = "none"\n'
     path.write_text(
         f"""# written by bench/servers.py
 database_url = "{database_url}"
@@ -327,10 +347,7 @@ long_code_rate = 0.0
 prefix = ""
 transports = ["smsc"]
 
-[mailer]
-mode = "maildir"
-maildir = "{workdir / "maildir"}"
-"""
+{mailer}"""
     )
     return path
 
