@@ -303,6 +303,7 @@ class Bridge:
         self.sandbox: SandboxSmsc | None = None
         self.transports: dict[str, SmppTransport] = {}
         self.workers: dict[str, Worker] = {}
+        self.mailer: Mailer | None = None
         self.dispatcher: Dispatcher | None = None
         self.handler: IntakeHandler | None = None
         self.smpp_server: SmppServer | None = None
@@ -447,9 +448,10 @@ class Bridge:
         pushes, inbound routing); orders it queues wake the first process's dispatcher."""
         s = self.settings
         renderer = self._renderer()
+        self.mailer = Mailer(s.mailer, store, renderer, self.metrics)
         w_mail = self._worker(
             "mailer",
-            Mailer(s.mailer, store, renderer, self.metrics).step,
+            self.mailer.step,
             s.mailer.poll_interval,
             settle=NOTICES_SETTLE,
         )
@@ -493,9 +495,10 @@ class Bridge:
         """Every worker, wired so that what one queues wakes the one that takes it."""
         s = self.settings
         renderer = self._renderer()
+        self.mailer = Mailer(s.mailer, store, renderer, self.metrics)
         w_mail = self._worker(
             "mailer",
-            Mailer(s.mailer, store, renderer, self.metrics).step,
+            self.mailer.step,
             s.mailer.poll_interval,
             settle=NOTICES_SETTLE,
         )
@@ -713,6 +716,8 @@ class Bridge:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.mailer is not None:  # the SMTP sessions it kept for the next notice
+            await self.mailer.close()
         if self.dispatcher is not None:  # running submits finish, or are recorded as unknown
             await self.dispatcher.stop(grace)
         for transport in self.transports.values():

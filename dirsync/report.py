@@ -168,11 +168,14 @@ async def send_mail(cfg: ReportConfig, o: Outcome, templates: Path = TEMPLATES) 
     data = mime.alternative(head, text, html)
     client = relay_client(cfg)
     failed: list[tuple[str, DeliveryError]] = []
-    for to in head.to:
-        try:
-            await client.send(data, head.sender.address, to.address)
-        except DeliveryError as exc:
-            failed.append((to.address, exc))
+    try:
+        for to in head.to:  # over one session, kept from one recipient to the next
+            try:
+                await client.send(data, head.sender.address, to.address)
+            except DeliveryError as exc:
+                failed.append((to.address, exc))
+    finally:
+        await client.close()
     if failed:
         reason = "; ".join(f"<{address}>: {exc}" for address, exc in failed)
         raise DeliveryDeferred(reason) from failed[0][1]

@@ -78,7 +78,12 @@ class Mailer:
             timeout=s.timeout,
             login=Login(s.username, s.password) if s.username else None,
             dns_servers=s.dns_servers,
+            reuse=s.reuse(),
         )
+
+    async def close(self) -> None:
+        """Close the SMTP sessions kept for the next notice (at stop)."""
+        await self.client.close()
 
     async def step(self) -> int:
         limit = self.settings.concurrency
@@ -90,8 +95,10 @@ class Mailer:
             return 0
         if self.settings.mode == "maildir":
             results = await asyncio.to_thread(self._write_all, claimed)
-        else:
-            results = list(await asyncio.gather(*(self._send(n) for n in claimed)))
+        else:  # rendered together (one hand-over to a thread), then sent side by side
+            messages = await asyncio.to_thread(self._render_all, claimed)
+            sends = (self._send(n, m) for n, m in zip(claimed, messages, strict=True))
+            results = list(await asyncio.gather(*sends))
         now = utcnow()
         outcomes = [self._logged(n, r, now) for n, r in zip(claimed, results, strict=True)]
         self.counts.update(o.status for o in outcomes)
@@ -110,31 +117,38 @@ class Mailer:
         data = self.renderer.render_bytes(notice.kind, notice.recipient, notice.context)
         return data, self.settings.from_address
 
-    async def _send(self, notice: NoticeWork) -> Result:
+    async def _send(self, notice: NoticeWork, message: tuple[bytes, str] | Result) -> Result:
+        """Send one rendered notice (`message`: its bytes and envelope sender, or why it
+        could not be rendered)."""
+        if not isinstance(message, tuple):
+            return message
         logcontext.set_fields(**_fields(notice))  # this task's lines are about this notice
         try:
-            data, sender = await asyncio.to_thread(self._message, notice)
-            await self.deliver(data, notice.recipient, sender)
+            await self.deliver(message[0], notice.recipient, message[1])
         except DeliveryError as exc:
             return exc
-        except HeaderError as exc:  # an address no header may carry: refused, not held
-            return DeliveryFailed(str(exc))
         except Exception:
             return traceback.format_exc()
         return None
 
-    def _write_all(self, notices: list[NoticeWork]) -> list[Result]:
-        """Render every notice and write them into the Maildir (in a worker thread)."""
-        results: list[Result] = []
-        data: list[bytes] = []
+    def _render_all(self, notices: list[NoticeWork]) -> list[tuple[bytes, str] | Result]:
+        """Each notice's bytes and envelope sender, or why not (in a worker thread): an
+        address no header may carry is refused, any other error holds the notice."""
+        messages: list[tuple[bytes, str] | Result] = []
         for notice in notices:
             try:
-                data.append(self._message(notice)[0])
-                results.append(None)
+                messages.append(self._message(notice))
             except HeaderError as exc:
-                results.append(DeliveryFailed(str(exc)))
+                messages.append(DeliveryFailed(str(exc)))
             except Exception:
-                results.append(traceback.format_exc())
+                messages.append(traceback.format_exc())
+        return messages
+
+    def _write_all(self, notices: list[NoticeWork]) -> list[Result]:
+        """Render every notice and write them into the Maildir (in a worker thread)."""
+        messages = self._render_all(notices)
+        data = [m[0] for m in messages if isinstance(m, tuple)]
+        results = [None if isinstance(m, tuple) else m for m in messages]
         try:
             write_maildir_batch(self.settings.maildir, data)
         except Exception:

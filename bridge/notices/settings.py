@@ -13,6 +13,7 @@ from bridge.notices.transport_table import (
     MX,
     Entry,
     Hop,
+    Reuse,
     TlsLevel,
     TransportTable,
     check_domain_pattern,
@@ -67,7 +68,11 @@ class MailerSettings(Section):
     from_name: str = "SMS Bridge"
     timeout: Seconds = 30.0
     attempt_timeout: Seconds = 240.0  # one delivery in all: every mail host, every reply
-    concurrency: Annotated[int, Field(ge=1, le=100)] = 4
+    concurrency: Annotated[int, Field(ge=1, le=100)] = 16
+    # A session kept after a mail: idle seconds (0: one session per mail), mails, seconds.
+    connection_cache_time: Annotated[float, Field(ge=0, le=300)] = 2.0
+    connection_reuse_count: Annotated[int, Field(ge=1)] = 100
+    connection_reuse_time: Seconds = 300.0
     poll_interval: Seconds = 1.0
     retry_min: Seconds = 60.0
     retry_max: Seconds = 3600.0
@@ -104,6 +109,11 @@ class MailerSettings(Section):
                     f"dns_servers: expected an IP address with an optional :port, got {server!r}"
                 ) from None
         return self
+
+    def reuse(self) -> Reuse:
+        return Reuse(
+            self.connection_cache_time, self.connection_reuse_count, self.connection_reuse_time
+        )
 
     def transport_table(self) -> TransportTable:
         return TransportTable(

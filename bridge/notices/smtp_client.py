@@ -7,12 +7,24 @@ the configured default relay, and only then sends MAIL: under `encrypt`, `verify
 `secure` a session that is not encrypted never reaches MAIL. Failures are classified
 by `bridge.notices.refusals`; a temporary failure before MAIL moves on to the next MX
 host, a reply from MAIL on ends the attempt.
+
+Sessions are reused, as Postfix's connection cache does: a session whose mail went
+through is kept for `cache_time` seconds, and the next mail for the same host, port and
+delivery rules (TLS level, certificate checks, login) goes over it, with MAIL at once —
+no connect, greeting, STARTTLS or login again. A session is used for at most
+`reuse_count` mails and `reuse_time` seconds, and only after a mail that went through: a
+refused or broken one is closed. A kept session the relay has closed meanwhile (it hung
+up, or answers the next MAIL with 421 or not at all) is closed and the mail goes over a
+new session — the relay had accepted nothing of it, so nothing is sent twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +35,15 @@ from bridge.errors import BridgeError, PermanentFailure, TemporaryFailure
 from bridge.mail_address import header_address
 from bridge.notices import mx
 from bridge.notices.refusals import Refusal, classify
-from bridge.notices.transport_table import Delivery, TlsLevel, TransportTable, names_match
+from bridge.notices.transport_table import (
+    Delivery,
+    Reuse,
+    TlsLevel,
+    TransportTable,
+    names_match,
+)
+
+log = logging.getLogger("bridge.notices.smtp_client")
 
 
 class DeliveryError(BridgeError):
@@ -49,10 +69,110 @@ class _Failed(Exception):
         self.tls_failed = tls_failed
 
 
+class _Stale(Exception):
+    """A kept session the relay closed meanwhile: MAIL got no answer or 421."""
+
+
 @dataclass(frozen=True, slots=True)
 class Login:
     username: str
     password: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """What a kept session may be reused for: the same host and the same rules."""
+
+    address: str
+    name: str
+    port: int
+    delivery: Delivery
+    plain: bool  # `may` after a failed STARTTLS
+
+
+@dataclass(slots=True)
+class _Kept:
+    smtp: aiosmtplib.SMTP
+    opened: float  # clock of its connect
+    mails: int = 0
+    idle_since: float = 0.0
+
+
+class SessionCache:
+    """The idle sessions, per `_Key`, each closed after `cache_time` seconds unused."""
+
+    def __init__(self, reuse: Reuse, clock: Callable[[], float] = time.monotonic) -> None:
+        self.reuse = reuse
+        self.clock = clock
+        self._idle: dict[_Key, list[_Kept]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return sum(map(len, self._idle.values()))
+
+    def take(self, key: _Key) -> _Kept | None:
+        """The most recently used idle session for `key` that may still be used."""
+        kept = self._idle.get(key)
+        now = self.clock()
+        while kept:
+            session = kept.pop()
+            if session.smtp.is_connected and now - session.opened < self.reuse.lifetime:
+                return session
+            self._close_later(session)
+        return None
+
+    def put(self, key: _Key, session: _Kept) -> None:
+        """Keep `session` after a mail that went through (closed when used up)."""
+        session.mails += 1
+        now = self.clock()
+        spent = session.mails >= self.reuse.count or now - session.opened >= self.reuse.lifetime
+        if spent or self.reuse.cache_time <= 0 or not session.smtp.is_connected:
+            self._close_later(session)
+            return
+        session.idle_since = now
+        self._idle.setdefault(key, []).append(session)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.reuse.cache_time, self._expire)
+
+    def _expire(self) -> None:
+        """Close the sessions idle for `cache_time`; look again when the next one is due."""
+        self._timer = None
+        now = self.clock()
+        due = now - self.reuse.cache_time
+        soonest: float | None = None
+        for key in list(self._idle):
+            keep = []
+            for session in self._idle[key]:
+                if session.idle_since <= due:
+                    self._close_later(session)
+                else:
+                    keep.append(session)
+                    if soonest is None or session.idle_since < soonest:
+                        soonest = session.idle_since
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+        if soonest is not None:
+            wait = max(0.01, soonest + self.reuse.cache_time - now)
+            self._timer = asyncio.get_running_loop().call_later(wait, self._expire)
+
+    def _close_later(self, session: _Kept) -> None:
+        task = asyncio.get_running_loop().create_task(_close(session.smtp))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """QUIT every idle session (at stop)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for kept in self._idle.values():
+            for session in kept:
+                self._close_later(session)
+        self._idle.clear()
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 class SmtpClient:
@@ -64,14 +184,20 @@ class SmtpClient:
         timeout: float,
         login: Login | None = None,
         dns_servers: Sequence[str] = (),
+        reuse: Reuse | None = None,
     ) -> None:
         self.table = table
         self.ehlo_name = ehlo_name
         self.timeout = timeout
         self.login = login
         self.dns_servers = tuple(dns_servers)
+        self.sessions = SessionCache(reuse or Reuse())
         self._resolver: Resolver | None = None
         self._contexts: dict[tuple[TlsLevel, Path | None], ssl.SSLContext] = {}
+
+    async def close(self) -> None:
+        """Close the kept sessions (QUIT)."""
+        await self.sessions.close()
 
     def resolver(self) -> Resolver:
         if self._resolver is None:
@@ -133,6 +259,20 @@ class SmtpClient:
         plain: bool = False,
     ) -> None:
         where = f"{name}[{address}]:{port}" if name != address else f"{address}:{port}"
+        key = _Key(address, name, port, delivery, plain)
+        while (kept := self.sessions.take(key)) is not None:
+            try:
+                await _transaction(kept.smtp, where, data, sender, recipient, reused=True)
+            except _Stale:  # hung up meanwhile: the next kept one, or a new one
+                log.debug("%s ended the kept session; the mail goes over another", where)
+                await _close(kept.smtp)
+                continue
+            except BaseException:
+                await _close(kept.smtp)
+                raise
+            self.sessions.put(key, kept)
+            return
+        opened = self.sessions.clock()
         smtp = aiosmtplib.SMTP(
             hostname=address,
             port=port,
@@ -141,7 +281,7 @@ class SmtpClient:
             start_tls=False,
             use_tls=False,
         )
-        after_mail = False
+        after_mail = sent = False
         try:
             await smtp.connect()
             await _greet(smtp)
@@ -156,13 +296,17 @@ class SmtpClient:
             if delivery.authenticate and self.login is not None:
                 await smtp.login(self.login.username, self.login.password)
             after_mail = True
-            await smtp.sendmail(sender, [recipient], data, mail_options=_options(smtp, data))
+            await _transaction(smtp, where, data, sender, recipient, reused=False)
+            sent = True
         except _Failed:
             raise
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
             raise _Failed(classify(exc, where), after_mail=after_mail) from exc
         finally:
-            await _close(smtp)
+            if sent:
+                self.sessions.put(key, _Kept(smtp, opened))
+            else:
+                await _close(smtp)
 
     async def _start_tls(
         self, smtp: aiosmtplib.SMTP, where: str, name: str, delivery: Delivery
@@ -234,10 +378,40 @@ async def _greet(smtp: aiosmtplib.SMTP) -> None:
         await smtp.helo()
 
 
+async def _transaction(
+    smtp: aiosmtplib.SMTP, where: str, data: bytes, sender: str, recipient: str, *, reused: bool
+) -> None:
+    """MAIL, RCPT and DATA for one mail. On a `reused` session, no answer to MAIL or a 421
+    raises _Stale: the relay closed it while it was kept, and has nothing of this mail."""
+    try:
+        await smtp.mail(sender, options=_options(smtp, data))
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        if reused:
+            raise _Stale from exc
+        raise _Failed(classify(exc, where), after_mail=True) from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        if reused and exc.code == 421:
+            raise _Stale from exc
+        raise _Failed(classify(exc, where), after_mail=True) from exc
+    try:
+        try:
+            await smtp.rcpt(recipient)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            raise aiosmtplib.SMTPRecipientsRefused([exc]) from exc
+        await smtp.data(data)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
+        raise _Failed(classify(exc, where), after_mail=True) from exc
+
+
 def _options(smtp: aiosmtplib.SMTP, data: bytes) -> list[str]:
+    """MAIL's parameters: SIZE (RFC 1870, counted with CRLF line ends) and 8BITMIME."""
+    options = []
+    if smtp.supports_extension("size"):
+        crlf_size = len(data) + data.count(b"\n") - data.count(b"\r\n")
+        options.append(f"SIZE={crlf_size}")
     if smtp.supports_extension("8bitmime") and not data.isascii():
-        return ["BODY=8BITMIME"]
-    return []
+        options.append("BODY=8BITMIME")
+    return options
 
 
 def _certificate_names(smtp: aiosmtplib.SMTP) -> list[str]:

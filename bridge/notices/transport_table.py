@@ -78,6 +78,15 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Reuse:
+    """How long the mailer keeps an SMTP session for the next mail, and for how many."""
+
+    cache_time: float = 2.0  # seconds a session waits for the next mail (0: never kept)
+    count: int = 100  # mails over one session at most
+    lifetime: float = 300.0  # seconds from a session's connect after which it is not reused
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One row of the table, as configured (`next_hop` "" = the default relay)."""
 

@@ -6,6 +6,7 @@ uses certificates from a trustme CA that is not in the system's trust store.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.notices.settings import MailerSettings
 from bridge.notices.tables import Notice
-from tests.helpers import DSN_CONTEXT, STATUS_CONTEXT
+from tests.helpers import DSN_CONTEXT, STATUS_CONTEXT, wait_for
 from tests.peers.smtp_relay import smtp_relay
 
 pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
@@ -443,3 +444,152 @@ async def test_a_slow_relay_has_attempt_timeout_in_all(
         assert error == (
             "not delivered within attempt_timeout = 2 s: the mail hosts answer too slowly"
         )
+
+
+# --- 6. sessions kept for the next notice ---------------------------------------------------
+
+
+async def drain(m: Mailer) -> int:
+    """Steps until the queue is empty; the notices sent."""
+    sent = 0
+    while n := await m.step():
+        sent += n
+    return sent
+
+
+async def test_a_session_is_kept_for_the_next_notices(
+    db: Engine, st: Store, tmp_path: Path, ca: trustme.CA
+) -> None:
+    """Six notices, two at a time: two sessions (connect, EHLO, STARTTLS, EHLO each),
+    then MAIL at once over them; each mail once; both sessions closed with QUIT at stop."""
+    for i in range(6):
+        queue(db, f"user{i}@example.com")
+    async with smtp_relay(tls=server_context(ca, "relay.test")) as (relay, port):
+        m = mailer(st, tmp_path, relay_port=port, tls="encrypt", concurrency=2)
+        assert await drain(m) == 6
+        assert relay.connections == 2 and relay.quits == 0
+        assert len(m.client.sessions) == 2
+        await m.close()
+        assert len(m.client.sessions) == 0
+        await wait_for(lambda: relay.quits == 2)
+    assert sorted(e.rcpt_tos[0] for e in relay.accepted) == [
+        f"user{i}@example.com" for i in range(6)
+    ]
+    assert relay.encrypted == [True] * 6
+    assert [s for s, _ in notices(db)] == ["sent"] * 6
+
+
+async def test_an_idle_session_is_closed_after_connection_cache_time(
+    db: Engine, st: Store, tmp_path: Path
+) -> None:
+    queue(db)
+    async with smtp_relay() as (relay, port):
+        m = mailer(st, tmp_path, relay_port=port, connection_cache_time=0.2)
+        assert await m.step() == 1
+        assert len(m.client.sessions) == 1
+        await wait_for(lambda: relay.quits == 1)  # QUIT, not a dropped connection
+        assert len(m.client.sessions) == 0
+        queue(db, "bob@example.com")
+        assert await m.step() == 1
+    assert relay.connections == 2
+    assert [s for s, _ in notices(db)] == ["sent", "sent"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "connections"),
+    [
+        ({"connection_reuse_count": 2}, 3),  # 2 + 2 + 1 mails
+        ({"connection_reuse_time": 0.001}, 5),  # too old for the next mail every time
+        ({"connection_cache_time": 0}, 5),  # never kept: one session per notice
+    ],
+)
+async def test_a_session_carries_a_bounded_number_of_mails(
+    db: Engine, st: Store, tmp_path: Path, settings: dict[str, Any], connections: int
+) -> None:
+    for i in range(5):
+        queue(db, f"user{i}@example.com")
+    async with smtp_relay() as (relay, port):
+        m = mailer(st, tmp_path, relay_port=port, concurrency=1, **settings)
+        assert await drain(m) == 5
+        await m.close()
+        await wait_for(lambda: relay.quits == connections)
+    assert relay.connections == connections
+    assert len(relay.accepted) == 5
+
+
+@pytest.mark.parametrize(
+    "over_limit",
+    ["421 4.7.0 too many messages in this session, closing", ""],
+    ids=["421-at-mail", "closed-without-a-word"],
+)
+async def test_a_kept_session_the_relay_ended_is_replaced_without_a_second_copy(
+    db: Engine, st: Store, tmp_path: Path, over_limit: str
+) -> None:
+    """A relay that takes one mail per session and then ends it at the next MAIL, with a
+    421 or by closing the connection: each notice goes over a new session at once (not
+    deferred), and the relay has each exactly once."""
+    for i in range(3):
+        queue(db, f"user{i}@example.com")
+    async with smtp_relay(mails_per_session=1, over_limit=over_limit) as (relay, port):
+        m = mailer(st, tmp_path, relay_port=port, concurrency=1)
+        assert await drain(m) == 3
+        await m.close()
+    assert [s for s, _ in notices(db)] == ["sent"] * 3
+    assert [e.rcpt_tos for e in relay.accepted] == [[f"user{i}@example.com"] for i in range(3)]
+    assert relay.connections == 3
+
+
+async def test_a_session_the_relay_timed_out_is_not_used(
+    db: Engine, st: Store, tmp_path: Path
+) -> None:
+    """aiosmtpd's idle timeout (as Postfix's smtpd_timeout): 421 and closed while kept."""
+    queue(db)
+    async with smtp_relay(timeout=0.2) as (relay, port):
+        m = mailer(st, tmp_path, relay_port=port)
+        assert await m.step() == 1
+        await asyncio.sleep(0.5)
+        queue(db, "bob@example.com")
+        assert await m.step() == 1
+        await m.close()
+    assert [s for s, _ in notices(db)] == ["sent", "sent"]
+    assert relay.connections == 2 and len(relay.accepted) == 2
+
+
+async def test_a_refused_mail_ends_its_session(db: Engine, st: Store, tmp_path: Path) -> None:
+    queue(db, "gone@example.com")
+    queue(db, "alice@example.com")
+    async with smtp_relay() as (relay, port):
+        relay.replies["RCPT"] = "550 5.1.1 <gone@example.com>: Recipient address rejected"
+        m = mailer(st, tmp_path, relay_port=port, concurrency=1)
+        assert await m.step() == 1
+        assert len(m.client.sessions) == 0  # closed, not kept
+        del relay.replies["RCPT"]
+        assert await m.step() == 1
+        await m.close()
+    assert [s for s, _ in notices(db)] == ["failed", "sent"]
+    assert relay.connections == 2
+
+
+async def test_sessions_are_kept_apart_by_their_tls_rules(
+    db: Engine, st: Store, tmp_path: Path, ca: trustme.CA
+) -> None:
+    """One relay, two domains: bank.example under `encrypt`, the rest under `none`. Their
+    notices take turns; each goes over a session made under its own rules — never a
+    plaintext one kept from the other domain, nor the other way round."""
+    recipients = [f"{u}@{'bank.example' if u % 2 else 'example.com'}" for u in range(6)]
+    for rcpt in recipients:
+        queue(db, rcpt)
+    async with smtp_relay(tls=server_context(ca, "relay.test")) as (relay, port):
+        m = mailer(
+            st,
+            tmp_path,
+            relay_port=port,
+            tls="none",
+            concurrency=1,
+            delivery=[{"domains": ["bank.example"], "tls": "encrypt"}],
+        )
+        assert await drain(m) == 6
+        await m.close()
+    assert [e.rcpt_tos[0] for e in relay.accepted] == recipients
+    assert relay.encrypted == [r.endswith("bank.example") for r in recipients]
+    assert relay.connections == 2

@@ -20,13 +20,19 @@ import pytest
 import trustme
 
 from bridge.app import Bridge
-from bridge.db.store import run_sync
+from bridge.db.clock import utcnow
+from bridge.db.engine import open_engine, upgrade
+from bridge.db.store import Store, run_sync
+from bridge.notices.mailer import Mailer
+from bridge.notices.queue import queue_notice
+from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
+from bridge.notices.settings import MailerSettings
 from bridge.notices.transport_table import TlsLevel
 from bridge.settings import Settings
 from bridge.tenants.admin import add_customer, add_user
 from bridge.tenants.logins import add_credential
 from tests.conftest import make_settings
-from tests.helpers import make_mail, running_bridge, smtp_sink, wait_for
+from tests.helpers import STATUS_CONTEXT, make_mail, running_bridge, smtp_sink, wait_for
 from tests.peers.net import free_port
 from tests.peers.postfix import (
     NOT_ROOT,
@@ -282,3 +288,61 @@ async def test_the_mailer_sends_the_status_mail_to_postfix_over_starttls(
         assert "with ESMTPSA" in received, received
     else:
         assert "sasl_method=" not in log and "with ESMTPS " in received, received
+
+
+async def test_the_mailer_keeps_its_sessions_to_postfix_for_the_next_status_mails(
+    tmp_path: Path,
+) -> None:
+    """Six status mails, two at a time, to a Postfix that takes them only over STARTTLS
+    and after AUTH: two sessions (two TLS handshakes, two logins) carry all six, each
+    relayed once, and both end with QUIT when the mailer stops."""
+    ca = trustme.CA()
+    cert_file, key_file = _certificate(ca, tmp_path, "127.0.0.1", "localhost")
+    engine = open_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
+    upgrade(engine)
+    store = Store(engine)
+    recipients = [f"user{i}@example.com" for i in range(6)]
+    for rcpt in recipients:
+        run_sync(engine, queue_notice, "status", rcpt, STATUS_CONTEXT, utcnow(), customer="")
+    async with smtp_sink() as (sink, sink_port):
+        with throwaway_postfix(
+            {"example.com": sink_port},
+            server_tls=ServerTls(cert_file, key_file),
+            server_login=SaslLogin("mailsms", "relay-secret-1"),
+        ) as postfix:
+            settings = MailerSettings.model_validate(
+                {
+                    "mode": "smtp",
+                    "relay_host": "127.0.0.1",
+                    "relay_port": postfix.port,
+                    "tls": "verify",
+                    "tls_ca_file": _ca_file(ca, tmp_path),
+                    "username": "mailsms",
+                    "password": "relay-secret-1",
+                    "from_address": "bridge@example.com",
+                    "ehlo_name": "mailsms.example.com",
+                    "concurrency": 2,
+                }
+            )
+            renderer = Renderer(
+                DEFAULT_TEMPLATES,
+                from_address="bridge@example.com",
+                from_name="SMS Bridge",
+                hostname="mailsms.example.com",
+            )
+            mailer = Mailer(settings, store, renderer)
+            sent = 0
+            while n := await mailer.step():
+                sent += n
+            await mailer.close()
+            await wait_for(lambda: len(sink.envelopes) == 6, 30)
+            log = await wait_for(lambda: (lg := postfix.log()).count(" quit=1 ") == 2 and lg, 30)
+    await store.close()
+    engine.dispose()
+    assert sent == 6
+    assert sorted(e.rcpt_tos[0] for e in sink.envelopes) == recipients
+    # Postfix's smtpd counts each session's commands when it ends (its readiness probe's
+    # empty session aside): one TLS handshake and one login for three mails, then QUIT
+    sessions = re.findall(r"smtpd\[\d+\]: disconnect from \S+ (ehlo=.*)", log)
+    assert sessions == ["ehlo=2 starttls=1 auth=1 mail=3 rcpt=3 data=3 quit=1 commands=14"] * 2
+    assert log.count("TLS connection established from") == 2, log[-3000:]

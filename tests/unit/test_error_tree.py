@@ -31,6 +31,10 @@ OUTSIDE_THE_TREE = {
         "control flow inside SmtpClient.send: one session's failure, always turned into "
         "DeliveryDeferred or DeliveryFailed before it leaves the module"
     ),
+    "bridge.notices.smtp_client._Stale": (
+        "control flow inside SmtpClient._session: a kept session the relay ended, caught "
+        "there and the mail sent over another session"
+    ),
 }
 
 BRANCHES: tuple[type[BridgeError], ...] = (
