@@ -8,13 +8,16 @@ Two figures, both in this process:
 * **drain**: the whole bridge (SQLite in a temp dir, notices into a Maildir, as `make
   bench` runs it) with `--notices` status mails (or DSNs, `--kind dsn`) queued at once:
   the time until every one is sent (claimed, rendered, written with fsync, recorded), as
-  notices/s, and the process's CPU µs per notice.
+  notices/s, and the process's CPU µs per notice. With `--mailer smtp` the notices go
+  over SMTP to a relay in its own process (bench/servers.py: an aiosmtpd that answers 250
+  and prints how many sessions it had), as a production bridge hands them on.
 
 Run it against another commit's code with PYTHONPATH=DIR (e.g. unpacked with `git
 archive <commit> bridge templates | tar -x -C DIR`) to compare, in the same run.
 
   .venv/bin/python bench/notice_bench.py [--notices 2000] [--kind status|dsn] [--reps 3]
-                                         [--only build|drain]
+                                         [--only build|drain] [--mailer maildir|smtp]
+                                         [--concurrency N]
 """
 
 from __future__ import annotations
