@@ -16,7 +16,7 @@ Run it against another commit's code with PYTHONPATH=DIR (e.g. unpacked with `gi
 archive <commit> bridge templates | tar -x -C DIR`) to compare, in the same run.
 
   .venv/bin/python bench/notice_bench.py [--notices 2000] [--kind status|dsn] [--reps 3]
-                                         [--only build|drain] [--mailer maildir|smtp]
+                                         [--only build|drain] [--mailer maildir|smtp|smtp-tls]
                                          [--concurrency N]
 """
 
@@ -140,11 +140,13 @@ def build(n: int, reps: int) -> None:
               f"(min {min(runs):,.0f}, {reps} reps of {n})")  # fmt: skip
 
 
-def _settings(workdir: Path, relay_port: int | None = None, concurrency: int = 0) -> Path:
+def _settings(
+    workdir: Path, relay_port: int | None = None, concurrency: int = 0, tls: str = "none"
+) -> Path:
     path = workdir / "bridge.toml"
     mailer = f'mode = "maildir"\nmaildir = "{workdir / "maildir"}"\n'
     if relay_port is not None:
-        mailer = f'mode = "smtp"\nrelay_port = {relay_port}\ntls = "none"\n'
+        mailer = f'mode = "smtp"\nrelay_port = {relay_port}\ntls = "{tls}"\n'
     if concurrency:
         mailer += f"concurrency = {concurrency}\n"
 
@@ -175,12 +177,17 @@ def _queue(conn: Any, kind: str, count: int) -> None:
 
 
 async def drain(
-    kind: str, count: int, limit: float, relay_port: int | None = None, concurrency: int = 0
+    kind: str,
+    count: int,
+    limit: float,
+    relay_port: int | None = None,
+    concurrency: int = 0,
+    tls: str = "none",
 ) -> tuple[float, float]:
     """(notices/s, CPU µs per notice) for `count` notices of `kind` queued at once, into
     a Maildir or (`relay_port`) over SMTP to a relay on 127.0.0.1."""
     with tempfile.TemporaryDirectory() as tmp:
-        config = _settings(Path(tmp), relay_port, concurrency)
+        config = _settings(Path(tmp), relay_port, concurrency, tls)
         bridge = Bridge(load_settings(config, environ={}))
         await bridge.start()
         store = bridge.store
@@ -204,13 +211,14 @@ async def drain(
 
 
 @contextlib.contextmanager
-def _relay() -> Iterator[int]:
+def _relay(starttls: bool) -> Iterator[int]:
     """A relay that answers 250 to every mail, in its own process; its port."""
     import servers
 
     with tempfile.TemporaryDirectory() as tmp:
         port = servers.free_port()
         cmd = [sys.executable, str(Path(__file__).with_name("servers.py")), "--port", str(port)]
+        cmd += ["--starttls"] if starttls else []
         relay = servers.start("relay", cmd, port, Path(tmp), None)
         try:
             servers.wait_ready(relay)
@@ -230,10 +238,11 @@ def main() -> None:
     p.add_argument("--only", choices=("build", "drain"))
     p.add_argument(
         "--mailer",
-        choices=("maildir", "smtp"),
+        choices=("maildir", "smtp", "smtp-tls"),
         default="maildir",
         help="drain into a Maildir, or over SMTP to a relay in its own process (an aiosmtpd"
-        " that answers 250, bench/servers.py)",
+        " that answers 250, bench/servers.py); smtp-tls: the relay offers STARTTLS and the"
+        ' mailer requires it (tls = "encrypt")',
     )
     p.add_argument(
         "--concurrency", type=int, default=0, help="[mailer] concurrency (default: not set)"
@@ -244,9 +253,11 @@ def main() -> None:
         build(a.build_n, a.reps)
     if a.only != "build":
         with contextlib.ExitStack() as stack:
-            relay_port = stack.enter_context(_relay()) if a.mailer == "smtp" else None
+            smtp = a.mailer.startswith("smtp")
+            relay_port = stack.enter_context(_relay(a.mailer == "smtp-tls")) if smtp else None
+            tls = "encrypt" if a.mailer == "smtp-tls" else "none"
             runs = [
-                asyncio.run(drain(a.kind, a.notices, a.timeout, relay_port, a.concurrency))
+                asyncio.run(drain(a.kind, a.notices, a.timeout, relay_port, a.concurrency, tls))
                 for _ in range(a.reps)
             ]
         rates = [r for r, _ in runs]

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -39,29 +40,34 @@ class Bare:
         self.sessions = 0
         self.mails = 0
 
-    async def handle_EHLO(
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        if session.host_name is None:  # the session's first EHLO
-            self.sessions += 1
-        session.host_name = hostname
-        return responses
-
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.mails += 1
         return "250 2.0.0 Ok"
 
 
-async def serve_bare(port: int, lifetime: float) -> None:
+def _starttls_context() -> ssl.SSLContext:
+    """A certificate for 127.0.0.1 from a throwaway CA (trustme, a test dependency)."""
+    import trustme
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert(HOST).configure_cert(context)
+    return context
+
+
+async def serve_bare(port: int, lifetime: float, starttls: bool = False) -> None:
     from aiosmtpd.smtp import SMTP
 
     loop = asyncio.get_running_loop()
     handler = Bare()
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname=HOSTNAME, ident="bare ESMTP", decode_data=False),
-        host=HOST,
-        port=port,
-    )
+    tls = _starttls_context() if starttls else None
+
+    def session() -> SMTP:
+        handler.sessions += 1  # connections, the readiness probe's included
+        return SMTP(
+            handler, hostname=HOSTNAME, ident="bare ESMTP", decode_data=False, tls_context=tls
+        )
+
+    server = await loop.create_server(session, host=HOST, port=port)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -359,13 +365,14 @@ def main() -> None:
     p.add_argument(
         "--loop", default="asyncio", choices=["asyncio", "uvloop"], help="its event loop"
     )
+    p.add_argument("--starttls", action="store_true", help="offer STARTTLS (a throwaway CA)")
     a = p.parse_args()
     if a.loop == "uvloop":
         import uvloop
 
-        uvloop.run(serve_bare(a.port, a.lifetime))
+        uvloop.run(serve_bare(a.port, a.lifetime, a.starttls))
     else:
-        asyncio.run(serve_bare(a.port, a.lifetime))
+        asyncio.run(serve_bare(a.port, a.lifetime, a.starttls))
 
 
 if __name__ == "__main__":
