@@ -96,6 +96,12 @@ REPLIES: dict[str, Reply] = {
         "SMTP synchronisation error: commands were sent before the reply (PIPELINING is "
         "not offered); send one command at a time and wait for each reply",
     ),
+    "timeout": Reply(
+        421,
+        "4.4.2",
+        "Nothing came whole within {seconds:g} s (a command, or a line of the mail); "
+        "closing, please send again",
+    ),
     "too_many_commands": Reply(
         421,
         "4.7.0",

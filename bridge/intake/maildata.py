@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Callable
 
 END = b"\r\n.\r\n"  # a line that is a lone dot, after the CRLF of the line before it
 
@@ -113,11 +114,14 @@ class MailData:
             self.parts.clear()  # nothing of it is kept
 
 
-async def read_data(reader: asyncio.StreamReader, data: MailData) -> None:
+async def read_data(
+    reader: asyncio.StreamReader, data: MailData, progress: Callable[[], object] = lambda: None
+) -> None:
     """Feed `data` from `reader` up to the lone-dot line, nothing after it (a pipelined QUIT
     stays for the command loop): a line awaited, then whatever whole lines the reader holds
-    already (`whole_lines`; its buffer peeked at), taken with one read. Returns early,
-    `data.ended` false, at the end of the stream."""
+    already (`whole_lines`; its buffer peeked at), taken with one read. `progress` is
+    called after each line awaited (the session's timeout counts from the last whole line).
+    Returns early, `data.ended` false, at the end of the stream."""
     while True:
         try:
             line = await reader.readuntil(b"\r\n")
@@ -126,6 +130,7 @@ async def read_data(reader: asyncio.StreamReader, data: MailData) -> None:
             continue
         except asyncio.IncompleteReadError:  # the stream ended
             return
+        progress()
         if data.feed(line):
             return
         buffer = getattr(reader, "_buffer", None)

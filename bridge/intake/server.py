@@ -237,10 +237,18 @@ class DataInBlocks(SMTP):
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
+    def _timeout_cb(self) -> None:
+        """`timeout` seconds without a whole command, or a whole line of the data: say so
+        with 421 (as Postfix's smtpd does), then close (aiosmtpd's own only closes)."""
+        if self.transport is not None and not self.transport.is_closing():
+            line = reply("timeout", seconds=self._timeout_duration)
+            self._writer.write(f"{line}\r\n".encode("ascii"))  # as aiosmtpd's push writes
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
     async def _read_data(self) -> MailData:
         data = MailData(self.line_length_limit, self.data_size_limit)
         try:
-            await read_data(self._reader, data)
+            await read_data(self._reader, data, self._reset_timeout)
         except asyncio.CancelledError:  # the connection went during the data
             aiosmtpd_smtp.log.info("Connection lost during DATA")
             self._writer.close()

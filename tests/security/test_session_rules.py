@@ -4,6 +4,7 @@ backpressure limit that holds under a burst (R5, S20 and the smaller holes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -101,6 +102,56 @@ async def test_a_busy_mta_session_is_not_cut_off(tmp_path: Path) -> None:
                     make_mail(message_id=f"<busy-{i}@x>"),
                 )
     assert len(orders(tmp_path)) == 15
+
+
+async def test_a_mail_sent_steadily_is_not_cut_off_however_long_its_data_takes(
+    tmp_path: Path,
+) -> None:
+    """`timeout` (0.5 s here) bounds how long a whole line may take to arrive, not the
+    whole DATA: a mail whose lines come every 0.2 s for 2 s (a large mail over a slow
+    link) is accepted. Before, the DATA command started the only clock and a mail that
+    took longer than `timeout` in all was cut off, retried by its client and cut again."""
+    async with running_bridge(with_smtp(make_settings(tmp_path), timeout=0.5)) as (_, ep):
+        c = await greeted(*ep.smtp)
+        assert (await c.command("MAIL FROM:<demo@example.com>")).startswith("250")
+        assert (await c.command("RCPT TO:<+491701234567@eu.rsms.net>")).startswith("250")
+        assert (await c.command("DATA")).startswith("354")
+        head, _, body = make_mail(body="steady\r\n" * 10).partition(b"\r\n\r\n")
+        await c.send(head + b"\r\n\r\n")
+        for line in body.split(b"\r\n")[:-1]:
+            await asyncio.sleep(0.2)
+            await c.send(line + b"\r\n")
+        await c.send(b".\r\n")
+        assert (await c.read_reply()).startswith("250 2.0.0")
+        await c.close()
+    assert len(orders(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("stage", ["command", "data"])
+async def test_a_line_trickled_past_the_timeout_ends_the_session_with_421(
+    tmp_path: Path, stage: str
+) -> None:
+    """A command or a line of the data that arrives a byte every 0.2 s does not complete
+    within `timeout` (0.5 s): the session ends with a 421 that says why (Postfix: "421
+    4.4.2 Error: timeout exceeded"), not with the connection simply gone, and nothing of
+    the mail is kept."""
+    async with running_bridge(with_smtp(make_settings(tmp_path), timeout=0.5)) as (_, ep):
+        c = await greeted(*ep.smtp)
+        if stage == "data":
+            await c.command("MAIL FROM:<demo@example.com>")
+            await c.command("RCPT TO:<+491701234567@eu.rsms.net>")
+            assert (await c.command("DATA")).startswith("354")
+        reply = ""
+        for byte in b"Subject: a line that never ends":  # 6 s at a byte per 0.2 s
+            with contextlib.suppress(ConnectionError):
+                await c.send(bytes([byte]))
+            if reply := await c.maybe_reply(0.2):
+                break
+        assert reply.startswith("421 4.4.2"), reply
+        assert "0.5 s" in reply
+        assert await c.read_reply(timeout=2) == ""  # closed
+        await c.close()
+    assert orders(tmp_path) == []
 
 
 def _unreachable_smsc(tmp_path: Path, high_water: int) -> Settings:
