@@ -99,7 +99,7 @@ REPLIES: dict[str, Reply] = {
     "timeout": Reply(
         421,
         "4.4.2",
-        "Nothing came whole within {seconds:g} s (a command, or a line of the mail); "
+        "Nothing came whole within {seconds} s (a command, or a line of the mail); "
         "closing, please send again",
     ),
     "too_many_commands": Reply(

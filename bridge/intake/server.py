@@ -241,7 +241,7 @@ class DataInBlocks(SMTP):
         """`timeout` seconds without a whole command, or a whole line of the data: say so
         with 421 (as Postfix's smtpd does), then close (aiosmtpd's own only closes)."""
         if self.transport is not None and not self.transport.is_closing():
-            line = reply("timeout", seconds=self._timeout_duration)
+            line = reply("timeout", seconds=f"{self._timeout_duration:g}")
             self._writer.write(f"{line}\r\n".encode("ascii"))  # as aiosmtpd's push writes
         super()._timeout_cb()  # type: ignore[no-untyped-call]
 
