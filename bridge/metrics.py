@@ -113,6 +113,7 @@ class Metrics:
     receipts: Counter
     inbound_sms: Counter
     notices: Counter
+    mailer_sessions: Counter
     inbound_actions: Counter
     push_deliveries: Counter
     submit_seconds: Histogram
@@ -203,6 +204,14 @@ class Metrics:
                 "Notice deliveries (status mail, DSN, SMS2Mail, reports ...), by kind and "
                 "result (sent, deferred, failed, held).",
                 ["kind", "result"],
+                registry=r,
+            ),
+            mailer_sessions=Counter(
+                "mailsms_mailer_sessions",
+                "The mailer's SMTP sessions: opened, reused (a mail over a kept session), "
+                "ended_by_relay (a kept session the relay had ended; the mail went over "
+                "another).",
+                ["event"],
                 registry=r,
             ),
             inbound_actions=Counter(

@@ -79,6 +79,7 @@ class Mailer:
             login=Login(s.username, s.password) if s.username else None,
             dns_servers=s.dns_servers,
             reuse=s.reuse(),
+            on_session=lambda event: self.metrics.mailer_sessions.labels(event).inc(),
         )
 
     async def close(self) -> None:

@@ -26,6 +26,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import aiosmtplib
@@ -67,6 +68,14 @@ class _Failed(Exception):
         self.refusal = refusal
         self.after_mail = after_mail
         self.tls_failed = tls_failed
+
+
+class SessionEvent(StrEnum):
+    """What happened to an SMTP session (the mailer counts them: a metric)."""
+
+    OPENED = "opened"  # a new connection (connect, EHLO, STARTTLS, AUTH as the rules say)
+    REUSED = "reused"  # a mail went through over a kept session
+    ENDED_BY_RELAY = "ended_by_relay"  # a kept session the relay had ended meanwhile
 
 
 class _Stale(Exception):
@@ -185,6 +194,7 @@ class SmtpClient:
         login: Login | None = None,
         dns_servers: Sequence[str] = (),
         reuse: Reuse | None = None,
+        on_session: Callable[[SessionEvent], object] = lambda event: None,
     ) -> None:
         self.table = table
         self.ehlo_name = ehlo_name
@@ -192,6 +202,7 @@ class SmtpClient:
         self.login = login
         self.dns_servers = tuple(dns_servers)
         self.sessions = SessionCache(reuse or Reuse())
+        self.on_session = on_session  # told of each session opened, reused, ended by the relay
         self._resolver: Resolver | None = None
         self._contexts: dict[tuple[TlsLevel, Path | None], ssl.SSLContext] = {}
 
@@ -265,14 +276,17 @@ class SmtpClient:
                 await _transaction(kept.smtp, where, data, sender, recipient, reused=True)
             except _Stale:  # hung up meanwhile: the next kept one, or a new one
                 log.debug("%s ended the kept session; the mail goes over another", where)
+                self.on_session(SessionEvent.ENDED_BY_RELAY)
                 await _close(kept.smtp)
                 continue
             except BaseException:
                 await _close(kept.smtp)
                 raise
+            self.on_session(SessionEvent.REUSED)
             self.sessions.put(key, kept)
             return
         opened = self.sessions.clock()
+        self.on_session(SessionEvent.OPENED)
         smtp = aiosmtplib.SMTP(
             hostname=address,
             port=port,

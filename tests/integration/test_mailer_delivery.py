@@ -20,6 +20,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import Store, run_sync
+from bridge.metrics import Metrics
 from bridge.notices.mailer import LEASE_MARGIN, Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
@@ -57,7 +58,7 @@ def server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
     return context
 
 
-def mailer(store: Store, tmp_path: Path, **kw: Any) -> Mailer:
+def mailer(store: Store, tmp_path: Path, metrics: Metrics | None = None, **kw: Any) -> Mailer:
     values: dict[str, Any] = {
         "mode": "smtp",
         "tls": "none",
@@ -72,7 +73,7 @@ def mailer(store: Store, tmp_path: Path, **kw: Any) -> Mailer:
         from_name="SMS Bridge",
         hostname="mailsms.example.com",
     )
-    return Mailer(MailerSettings.model_validate(values), store, renderer)
+    return Mailer(MailerSettings.model_validate(values), store, renderer, metrics)
 
 
 def queue(engine: Engine, recipient: str = "alice@example.com") -> int:
@@ -449,6 +450,17 @@ async def test_a_slow_relay_has_attempt_timeout_in_all(
 # --- 6. sessions kept for the next notice ---------------------------------------------------
 
 
+def sessions(metrics: Metrics) -> dict[str, int]:
+    """mailsms_mailer_sessions_total by event."""
+    return {
+        event: int(
+            metrics.registry.get_sample_value("mailsms_mailer_sessions_total", {"event": event})
+            or 0
+        )
+        for event in ("opened", "reused", "ended_by_relay")
+    }
+
+
 async def drain(m: Mailer) -> int:
     """Steps until the queue is empty; the notices sent."""
     sent = 0
@@ -464,9 +476,11 @@ async def test_a_session_is_kept_for_the_next_notices(
     then MAIL at once over them; each mail once; both sessions closed with QUIT at stop."""
     for i in range(6):
         queue(db, f"user{i}@example.com")
+    metrics = Metrics.unregistered()
     async with smtp_relay(tls=server_context(ca, "relay.test")) as (relay, port):
-        m = mailer(st, tmp_path, relay_port=port, tls="encrypt", concurrency=2)
+        m = mailer(st, tmp_path, metrics, relay_port=port, tls="encrypt", concurrency=2)
         assert await drain(m) == 6
+        assert sessions(metrics) == {"opened": 2, "reused": 4, "ended_by_relay": 0}
         assert relay.connections == 2 and relay.quits == 0
         assert len(m.client.sessions) == 2
         await m.close()
@@ -530,10 +544,12 @@ async def test_a_kept_session_the_relay_ended_is_replaced_without_a_second_copy(
     deferred), and the relay has each exactly once."""
     for i in range(3):
         queue(db, f"user{i}@example.com")
+    metrics = Metrics.unregistered()
     async with smtp_relay(mails_per_session=1, over_limit=over_limit) as (relay, port):
-        m = mailer(st, tmp_path, relay_port=port, concurrency=1)
+        m = mailer(st, tmp_path, metrics, relay_port=port, concurrency=1)
         assert await drain(m) == 3
         await m.close()
+    assert sessions(metrics) == {"opened": 3, "reused": 0, "ended_by_relay": 2}
     assert [s for s, _ in notices(db)] == ["sent"] * 3
     assert [e.rcpt_tos for e in relay.accepted] == [[f"user{i}@example.com"] for i in range(3)]
     assert relay.connections == 3
