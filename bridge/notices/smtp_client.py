@@ -286,7 +286,6 @@ class SmtpClient:
             self.sessions.put(key, kept)
             return
         opened = self.sessions.clock()
-        self.on_session(SessionEvent.OPENED)
         smtp = aiosmtplib.SMTP(
             hostname=address,
             port=port,
@@ -298,6 +297,7 @@ class SmtpClient:
         after_mail = sent = False
         try:
             await smtp.connect()
+            self.on_session(SessionEvent.OPENED)  # connected (a refused connect is none)
             await _greet(smtp)
             if delivery.tls is not TlsLevel.NONE and not plain:
                 await self._start_tls(smtp, where, name, delivery)
