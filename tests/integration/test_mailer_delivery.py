@@ -571,19 +571,35 @@ async def test_a_session_the_relay_timed_out_is_not_used(
     assert relay.connections == 2 and len(relay.accepted) == 2
 
 
-async def test_a_refused_mail_ends_its_session(db: Engine, st: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept", [False, True], ids=["new-session", "kept-session"])
+async def test_a_refused_mail_ends_its_session(
+    db: Engine, st: Store, tmp_path: Path, kept: bool
+) -> None:
+    """A 550 to RCPT fails the notice at once, whether its session was new or kept from
+    the mail before, and the session is closed, not kept: the next notice goes over a
+    new one."""
+    if kept:
+        queue(db, "alice@example.com")
     queue(db, "gone@example.com")
-    queue(db, "alice@example.com")
+    queue(db, "bob@example.com")
     async with smtp_relay() as (relay, port):
-        relay.replies["RCPT"] = "550 5.1.1 <gone@example.com>: Recipient address rejected"
         m = mailer(st, tmp_path, relay_port=port, concurrency=1)
+        if kept:
+            assert await m.step() == 1
+            assert len(m.client.sessions) == 1
+        relay.replies["RCPT"] = "550 5.1.1 <gone@example.com>: Recipient address rejected"
         assert await m.step() == 1
         assert len(m.client.sessions) == 0  # closed, not kept
         del relay.replies["RCPT"]
         assert await m.step() == 1
         await m.close()
-    assert [s for s, _ in notices(db)] == ["failed", "sent"]
+    statuses = [s for s, _ in notices(db)]
+    assert statuses == (["sent"] if kept else []) + ["failed", "sent"]
+    assert "550 5.1.1" in notices(db)[-2][1]
     assert relay.connections == 2
+    assert [e.rcpt_tos[0] for e in relay.accepted] == (["alice@example.com"] if kept else []) + [
+        "bob@example.com"
+    ]
 
 
 async def test_sessions_are_kept_apart_by_their_tls_rules(
