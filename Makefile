@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test lint bench test-deps clean help messages
+.PHONY: run test lint bench test-deps test-pythons clean help messages
 
 help:
 	@echo "make run    install (into $(VENV)) and start the bridge on the embedded default"
 	@echo "            (make run CONFIG=bridge.toml: with a settings file)"
 	@echo "make test   install test dependencies (Python and Debian packages) and run the tests"
+	@echo "            (then tests/unit and the wheel's round trip on the other Pythons >= 3.11 found)"
 	@echo "make lint   ruff + mypy --strict (code, tests, benchmarks) + the layering contracts"
 	@echo "make bench  benchmarks (SMTP intake vs bare aiosmtpd, text engine, ...)"
 	@echo "make messages  extract the portal's strings to bridge/locale/mailsms.pot (babel.cfg)"
@@ -33,6 +34,11 @@ test-deps:
 
 test: $(VENV)/.dev-installed test-deps
 	$(BIN)/pytest
+	@scripts/test-pythons.sh
+
+# tests/unit and the wheel's round trip on the other Pythons (3.11+) this machine has
+test-pythons: $(VENV)/.dev-installed
+	@scripts/test-pythons.sh
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check bridge dirsync tests bench
@@ -51,4 +57,4 @@ messages: $(VENV)/.dev-installed
 		--copyright-holder "the mailsms authors" --sort-by-file -o bridge/locale/mailsms.pot .
 
 clean:
-	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache .venv-3.*

@@ -8,9 +8,9 @@ at the start (what Windows editors and "CSV UTF-8" exports write) is dropped.
 
 A TOML file (the settings, numbers.toml, a tenants file, dirsync's settings) is parsed
 by `parse_toml`: not valid TOML, or a string with a control character (TOML writes one
-as `"\u0000"`; only tab and line breaks are text), is one sentence naming the key. JSON
+as `"\\u0000"`; only tab and line breaks are text), is one sentence naming the key. JSON
 (a push template file, a REST API body) is parsed by `parse_json`, which refuses what
-Python's parser takes beyond JSON: NaN, Infinity, an unpaired surrogate `"\ud800"`.
+Python's parser takes beyond JSON: NaN, Infinity, an unpaired surrogate `"\\ud800"`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ from bridge.errors import InputError
 from bridge.text.controls import ControlFound, control_in
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# How deep arrays and objects may nest in a JSON document we read. Python's own parser
+# stops at its recursion limit, which differs by version (about 1,000 levels on 3.11, far
+# more on 3.13): the same body must get the same answer on every Python we run on.
+MAX_JSON_DEPTH = 512
+_TOO_DEEP = f"nested too deeply to read (more than {MAX_JSON_DEPTH} levels of arrays and objects)"
 
 
 class UnreadableFile(InputError):
@@ -62,16 +67,18 @@ def parse_toml(text: str, where: str = "") -> dict[str, Any]:
 def parse_json(text: str | bytes, where: str = "") -> Any:
     """The JSON value of `text`, or UnreadableFile saying what is wrong (after `where: `,
     when given): not JSON as RFC 8259 has it (Python's parser also takes NaN and Infinity,
-    which no other reader does), nested deeper than the parser can follow, or a string or
+    which no other reader does), nested deeper than `MAX_JSON_DEPTH`, or a string or
     key with an unpaired surrogate (`"\\ud800"`: valid JSON, but no character, and neither
     database can store it)."""
     prefix = f"{where}: " if where else ""
     try:
         data = json.loads(text, parse_constant=_not_json)
     except RecursionError:
-        raise UnreadableFile(f"{prefix}nested too deeply to read") from None
+        raise UnreadableFile(f"{prefix}{_TOO_DEEP}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UnreadableFile(f"{prefix}not valid JSON: {exc}") from None
+    if _deeper_than(data, MAX_JSON_DEPTH):
+        raise UnreadableFile(f"{prefix}{_TOO_DEEP}") from None
     found = _surrogate_in(data)
     if found is not None:
         key, ch = found
@@ -80,6 +87,20 @@ def parse_json(text: str | bytes, where: str = "") -> Any:
             "the text as UTF-8, or a character beyond U+FFFF as a pair of escapes"
         )
     return data
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels below `value` (not
+    recursive)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | dict):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((v, depth + 1) for v in children if isinstance(v, list | dict))
+    return False
 
 
 def _not_json(name: str) -> Any:

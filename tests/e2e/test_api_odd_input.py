@@ -7,7 +7,7 @@ route added later is tried too.
 Found so far: `?after=` beyond what a row id can hold (SQLite: 500, PostgreSQL: 503),
 `?since=` past the calendar's end in UTC (503 on both), a `%00` in a filter (503 on
 PostgreSQL, which cannot compare a NUL); JSON nested deeper than the parser's stack
-(500), an unpaired surrogate escape `\ud800` in a string (which no database can store)
+(500), an unpaired surrogate escape `\\ud800` in a string (which no database can store)
 and NaN/Infinity, which are not JSON.
 """
 

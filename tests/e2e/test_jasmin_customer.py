@@ -42,7 +42,7 @@ in its connector log (`stack.log(cid)`, DEBUG):
   `submit_retrial_delay_smppc_not_ready`, 1 s here) and goes out after the bind;
 * an MO goes to the HTTP connector as a POST form (`from`, `to` without `+`,
   `origin-connector`, `content` as raw octets, `binary` as hex, and `coding` as the raw
-  data_coding octet, "\x00"/"\x08", not digits: a 0.11.0 quirk), which must be answered
+  data_coding octet, "\\x00"/"\\x08", not digits: a 0.11.0 quirk), which must be answered
   `ACK/Jasmin`, else Jasmin retries. A long MO, which the bridge sends as parts with a
   UDH, is joined by Jasmin and posted once.
 

@@ -12,7 +12,7 @@ bridge still takes a plain MO and a receipt afterwards.
 
 Found so far: data_coding 0x09-0x0B read as UCS-2 (GSM 03.38's bits, where SMPP 3.4 has
 its own table) and 0x06/0x07 as Latin-1; control characters kept in an MO's addresses
-(a sender `\x01AC\x1bME` stored and shown as such).
+(a sender `\\x01AC\\x1bME` stored and shown as such).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ from tests.e2e.processes import clean_env, served, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 JUNK = shutil.ignore_patterns(
-    ".git", ".venv", "venv", "build", "dist", "var", "*.egg-info", "__pycache__", ".*_cache",
-    ".hypothesis", "results", "node_modules",
+    ".git", ".venv", ".venv-*", "venv", "build", "dist", "var", "*.egg-info", "__pycache__",
+    ".*_cache", ".hypothesis", "results", "node_modules",
 )  # fmt: skip
 
 
