@@ -78,7 +78,7 @@ def parse_json(text: str | bytes, where: str = "") -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise UnreadableFile(f"{prefix}not valid JSON: {exc}") from None
     if _deeper_than(data, MAX_JSON_DEPTH):
-        raise UnreadableFile(f"{prefix}{_TOO_DEEP}") from None
+        raise UnreadableFile(f"{prefix}{_TOO_DEEP}")
     found = _surrogate_in(data)
     if found is not None:
         key, ch = found
