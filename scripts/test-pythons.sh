@@ -7,6 +7,8 @@
 # installed by pyenv without being its current version), each in its own virtualenv
 # .venv-3.N, made once and again when pyproject.toml changes.
 # A version the machine lacks is named and left out; one that is present must pass.
+# The versions install and run side by side (each run is one process; the tests use
+# port 0 and temporary directories), and each one's output is shown when it is done.
 # Found this way: Python 3.13.0 refused to import a module whose docstring held an
 # unpaired surrogate, and its JSON parser follows nesting deeper than 3.11's.
 set -euo pipefail
@@ -31,15 +33,9 @@ find_python() {
   done
 }
 
-main=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-for v in 3.11 3.12 3.13 3.14; do
-  [ "$v" = "$main" ] && continue
-  py=$(find_python "$v")
-  if [ -z "$py" ]; then
-    echo "test-pythons: no python$v on this machine; not tested on it"
-    continue
-  fi
-  venv=.venv-$v
+# Python $1 at $2: its venv when missing or stale, then its tests
+one_version() {
+  local v=$1 py=$2 venv=.venv-$1
   if ! cmp -s pyproject.toml "$venv/pyproject.installed"; then
     echo "test-pythons: installing the test dependencies for Python $v into $venv"
     rm -rf "$venv"
@@ -49,4 +45,32 @@ for v in 3.11 3.12 3.13 3.14; do
   fi
   echo "test-pythons: Python $v: tests/unit and the wheel's round trip"
   "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit tests/e2e/test_wheel_install.py
+}
+
+main=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+declare -A jobs=()
+for v in 3.11 3.12 3.13 3.14; do
+  [ "$v" = "$main" ] && continue
+  py=$(find_python "$v")
+  if [ -z "$py" ]; then
+    echo "test-pythons: no python$v on this machine; not tested on it"
+    continue
+  fi
+  one_version "$v" "$py" > "$logs/$v" 2>&1 &
+  jobs[$v]=$!
 done
+failed=()
+for v in $(printf '%s\n' "${!jobs[@]}" | sort -V); do
+  status=0
+  wait "${jobs[$v]}" || status=$?
+  cat "$logs/$v"
+  if [ "$status" -ne 0 ]; then
+    failed+=("$v")
+  fi
+done
+if [ "${#failed[@]}" -ne 0 ]; then
+  echo "test-pythons: failed on Python ${failed[*]}"
+  exit 1
+fi
