@@ -26,11 +26,14 @@ from bridge.errors import InputError
 from bridge.text.controls import ControlFound, control_in
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# How deep arrays and objects may nest in a JSON document we read. Python's own parser
-# stops at its recursion limit, which differs by version (about 1,000 levels on 3.11, far
-# more on 3.13): the same body must get the same answer on every Python we run on.
-MAX_JSON_DEPTH = 512
-_TOO_DEEP = f"nested too deeply to read (more than {MAX_JSON_DEPTH} levels of arrays and objects)"
+# How deep arrays and objects (tables) may nest in a JSON or TOML document we read. The
+# parsers recurse until a recursion limit: JSON's differs by version (about 1,000 levels
+# on 3.11, far more on 3.13), TOML's by how deep the caller's stack is (tomllib fails
+# from about 330 levels of inline tables). Far below both, the same document gets the
+# same sentence on every Python and from every caller; no settings file, template or API
+# body needs more.
+MAX_DEPTH = 100
+_TOO_DEEP = f"nested too deeply to read (more than {MAX_DEPTH} levels of arrays and objects)"
 
 
 class UnreadableFile(InputError):
@@ -51,13 +54,17 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def parse_toml(text: str, where: str = "") -> dict[str, Any]:
     """The TOML text's table, or UnreadableFile saying what is wrong (after `where: `, the
-    file, when given): not TOML, or a string with a control character other than tab and
-    line breaks."""
+    file, when given): not TOML, nested deeper than `MAX_DEPTH`, or a string with a control
+    character other than tab and line breaks."""
     prefix = f"{where}: " if where else ""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UnreadableFile(f"{prefix}not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UnreadableFile(f"{prefix}{_TOO_DEEP}") from None
+    if _deeper_than(data, MAX_DEPTH):
+        raise UnreadableFile(f"{prefix}{_TOO_DEEP}")
     found = _control_in(data)
     if found is not None:
         raise UnreadableFile(prefix + found.sentence())
@@ -67,7 +74,7 @@ def parse_toml(text: str, where: str = "") -> dict[str, Any]:
 def parse_json(text: str | bytes, where: str = "") -> Any:
     """The JSON value of `text`, or UnreadableFile saying what is wrong (after `where: `,
     when given): not JSON as RFC 8259 has it (Python's parser also takes NaN and Infinity,
-    which no other reader does), nested deeper than `MAX_JSON_DEPTH`, or a string or
+    which no other reader does), nested deeper than `MAX_DEPTH`, or a string or
     key with an unpaired surrogate (`"\\ud800"`: valid JSON, but no character, and neither
     database can store it)."""
     prefix = f"{where}: " if where else ""
@@ -77,7 +84,7 @@ def parse_json(text: str | bytes, where: str = "") -> Any:
         raise UnreadableFile(f"{prefix}{_TOO_DEEP}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UnreadableFile(f"{prefix}not valid JSON: {exc}") from None
-    if _deeper_than(data, MAX_JSON_DEPTH):
+    if _deeper_than(data, MAX_DEPTH):
         raise UnreadableFile(f"{prefix}{_TOO_DEEP}")
     found = _surrogate_in(data)
     if found is not None:

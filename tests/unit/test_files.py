@@ -89,8 +89,8 @@ def test_list_members_from_a_csv_are_clean_one_line_names() -> None:
         ("[Infinity, 1]", "Infinity is not a JSON value"),
         ('{"a": -Infinity}', "-Infinity is not a JSON value"),
         ("[" * 5000 + "]" * 5000, "nested too deeply"),
-        ("[" * 513 + "]" * 513, "more than 512 levels"),  # every Python parses it
-        ('{"a": ' * 513 + "1" + "}" * 513, "more than 512 levels"),
+        ("[" * 101 + "]" * 101, "more than 100 levels"),  # every Python parses it
+        ('{"a": ' * 101 + "1" + "}" * 101, "more than 100 levels"),
         ('{"text": "ok \\ud800"}', "text: an unpaired surrogate \\ud800"),
         ('{"a": [1, {"b": "\\udfff"}]}', "a[1].b: an unpaired surrogate \\udfff"),
         ('{"\\udc80": 1}', "a key in (top level): an unpaired surrogate \\udc80"),
@@ -105,11 +105,33 @@ def test_json_beyond_rfc_8259_is_refused_with_a_sentence(text: str, says: str) -
     assert str(refused.value).startswith("t.json: ") and says in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = " + "[" * 5000 + "]" * 5000,  # tomllib recursed into a RecursionError: a traceback
+        "a = " + "{ b = " * 400 + "1" + " }" * 400,  # the same, from about 330 inline tables
+        "a = " + "[" * 100 + "]" * 100,  # below the parser's limit: ours
+        "a = " + "{ b = " * 100 + "1" + " }" * 100,
+    ],
+)
+def test_toml_nested_too_deeply_is_refused_with_a_sentence(text: str) -> None:
+    with pytest.raises(UnreadableFile) as refused:
+        parse_toml(text, "bridge.toml")
+    assert str(refused.value) == (
+        "bridge.toml: nested too deeply to read (more than 100 levels of arrays and objects)"
+    )
+
+
+def test_toml_nested_to_the_limit_is_read() -> None:
+    """The document is a table: with it, 99 arrays are 100 levels."""
+    assert parse_toml("a = " + "[" * 99 + "]" * 99) == {"a": parse_json("[" * 99 + "]" * 99)}
+
+
 def test_json_nested_to_the_limit_is_read() -> None:
     """The limit is ours, not the parser's (whose depth differs by Python version): a body
     gets the same answer on 3.11 and 3.13."""
-    assert parse_json("[" * 512 + "]" * 512) is not None
-    assert parse_json('{"a": [' * 256 + "]}" * 256) is not None
+    assert parse_json("[" * 100 + "]" * 100) is not None
+    assert parse_json('{"a": [' * 50 + "]}" * 50) is not None
 
 
 def test_json_with_surrogate_pairs_and_plain_values_is_read() -> None:
