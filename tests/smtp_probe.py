@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
+import struct
+
+_TCPI_DATA_SEGS_IN = 152  # offset of tcpi_data_segs_in in Linux's struct tcp_info (4.6+)
 
 
 class RawSmtp:
@@ -42,6 +46,14 @@ class RawSmtp:
     async def send(self, data: str | bytes) -> None:
         self.writer.write(data.encode() if isinstance(data, str) else data)
         await self.writer.drain()
+
+    def data_segments_in(self) -> int:
+        """TCP segments with data this client has received (Linux): how many sends the
+        server's replies took, on loopback where nothing splits or merges them."""
+        sock = self.writer.get_extra_info("socket")
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        count: int = struct.unpack_from("I", info, _TCPI_DATA_SEGS_IN)[0]
+        return count
 
     async def command(self, line: str, timeout: float = 5.0) -> str:
         await self.send(line + "\r\n")

@@ -120,7 +120,9 @@ class IntakeHandler:
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
-        return [*responses[:-1], "250-DSN", "250-ENHANCEDSTATUSCODES", responses[-1]]
+        offer = getattr(server, "pipelining", None)  # BridgeSMTP's: `[smtp] pipelining`
+        pipelining = ["250-PIPELINING"] if offer is not None and offer() else []
+        return [*responses[:-1], *pipelining, "250-DSN", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]

@@ -74,6 +74,7 @@ async def start_listener(
         ),
         logs=logs,
         idle_command_limit=settings.idle_command_limit,
+        pipelining=settings.pipelining,
         metrics=handler.metrics,
     )
     shared.log_filter = logs.filter_for()

@@ -8,8 +8,14 @@ with failures counted per address and per login across sessions (`authguard`);
 a graceful stop that answers new sessions and commands with 421; and aiosmtpd's own
 replies rewritten into the bridge's reply table, with enhanced status codes.
 
-Every command passes one guard first (`_guard`): input sent before the previous
-reply (no PIPELINING is offered) ends the session with 554 5.5.0; an argument with
+PIPELINING (RFC 2920) is offered after EHLO (`[smtp] pipelining`): MAIL, RCPT and RSET
+may be followed by more commands before their replies, which are then held and sent
+together with the reply to the group's last command (DATA's 354, or whatever reply
+finds no further command waiting), as Postfix's smtpd writes them: one send per group,
+not one per command. Every command passes one guard first (`_guard`): input sent before
+the reply to any other command (EHLO, HELO, DATA, STARTTLS, AUTH, NOOP, ..., or to any
+command in a session without PIPELINING), or a second transaction behind the data,
+ends the session with 554 5.5.0; an argument with
 bytes that are not UTF-8, or with control characters, gets 501 5.5.2; and a session
 that sends more than `idle_command_limit` commands without a mail being accepted
 (RSET/NOOP keep-alive, probing) is closed with 421. What clients cause is logged
@@ -62,6 +68,9 @@ _PLAIN_ADDR = re.compile(rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za
 _BAD_CHARS = re.compile(r"[\udc80-\udcff]|[\x00-\x08\x0a-\x1f\x7f]")
 # Commands that move a transaction forward; every other one counts as idle.
 _PROGRESS = frozenset({"RCPT", "DATA", "QUIT"})
+# Commands a pipelining client may send more commands behind (RFC 2920 3.1: EHLO, DATA,
+# VRFY, EXPN, TURN, QUIT and NOOP end a group; here STARTTLS and AUTH end one too).
+_GROUPED = frozenset({"MAIL", "RCPT", "RSET"})
 _MAIL_DSN = frozenset({"RET", "ENVID", "AUTH"})
 _RCPT_DSN = frozenset({"NOTIFY", "ORCPT"})
 # aiosmtpd's own reply texts -> the bridge's reply table (or an added enhanced code).
@@ -161,6 +170,7 @@ class Shared:
     auth: AuthGuard = field(default_factory=lambda: AuthGuard(AuthLimits()))
     logs: LogLimiter = field(default_factory=lambda: LogLimiter(log))
     idle_command_limit: int = 100
+    pipelining: bool = True  # PIPELINING offered after EHLO
     log_filter: logging.Filter | None = None  # on aiosmtpd's logger while listening
     metrics: Metrics = field(default_factory=Metrics.unregistered)
     lookups: Lookups | None = None  # aiosmtpd's introspection, done at the first session
@@ -276,6 +286,8 @@ class BridgeSMTP(DataInBlocks):
         self._idle_commands = 0  # commands since the last accepted mail (or the start)
         self._close_after_reply = False
         self._continued: list[str] = []  # a multi-line reply's lines before its last
+        self._answering = ""  # the command whose reply is being given
+        self._held: list[str] = []  # replies of a pipelined group, sent with its last one
         # aiosmtpd calls `_smtp_methods`: each command's guard, which then calls the command
         self._commands: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
         self._smtp_methods = {
@@ -444,11 +456,36 @@ class BridgeSMTP(DataInBlocks):
             if self._continued:
                 status = "\r\n".join((*self._continued, status))
                 self._continued.clear()
+            if self._may_hold(status):
+                self._held.append(status)
+                return
+            if self._held:
+                status = "\r\n".join((*self._held, status))
+                self._held.clear()
             await super().push(status)
         else:
+            if self._held:
+                await super().push("\r\n".join(self._held))
+                self._held.clear()
             await super().push(status)
         if self._close_after_reply:
             self._close()
+
+    def pipelining(self) -> bool:
+        """Did this session get PIPELINING offered (an EHLO, with `[smtp] pipelining`)?"""
+        return self.shared.pipelining and self.session is not None and self.session.extended_smtp
+
+    def _may_hold(self, status: str) -> bool:
+        """Hold this reply back for the next one: it answers a command a pipelining client
+        may send more behind, and the next command has arrived whole already (so its reply
+        follows at once, and the client reads both from one segment)."""
+        return (
+            self._answering in _GROUPED
+            and not self._close_after_reply
+            and not status.startswith("421")
+            and self.pipelining()
+            and b"\n" in self._pending_input()
+        )
 
     def _event(self, level: int, kind: str, msg: str, *args: object) -> None:
         """One log line about something this client did (rate-limited, no traceback)."""
@@ -512,7 +549,20 @@ class BridgeSMTP(DataInBlocks):
 
     def _close(self) -> None:
         if self.transport is not None:
+            self._write_held()
             self.transport.close()
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._write_held()  # a group's replies before the 421
+        super()._timeout_cb()
+
+    def _write_held(self) -> None:
+        """The held replies of a pipelined group, written now (the session is ending)."""
+        if self._held:
+            held = "\r\n".join(self._held) + "\r\n"
+            self._writer.write(held.encode("utf-8" if self.enable_SMTPUTF8 else "ascii"))
+            self._held.clear()
 
     async def _refuse_if_stopping(self) -> bool:
         if not self.shared.stopping:
@@ -674,7 +724,12 @@ def _guard(name: str, marks: tuple[tuple[str, Any], ...]) -> Guard:
     """The guard of command `name`, which every session binds (`Shared.guard`)."""
 
     async def run(self: BridgeSMTP, arg: str | None) -> None:
-        if name != "QUIT" and self._pending_input():
+        self._answering = name
+        if (
+            name != "QUIT"
+            and self._pending_input()
+            and not (name in _GROUPED and self.pipelining())
+        ):
             await self._out_of_sync(name)
             return
         if name not in _PROGRESS:

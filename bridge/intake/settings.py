@@ -44,6 +44,9 @@ class SmtpSettings(Section):
     # A session that sends this many commands (other than RCPT and DATA) without a mail
     # being accepted is closed with 421 (RSET/NOOP keep-alive, probing).
     idle_command_limit: Annotated[int, Field(ge=1)] = 100
+    # PIPELINING (RFC 2920) offered after EHLO: a client may send MAIL, RCPT... and DATA
+    # in one go and read the replies together. Off: every command waits for its reply.
+    pipelining: bool = True
     # AUTH failures, counted per client address and per login across sessions (in this
     # process): the n-th failure within the window is answered after a delay that
     # doubles from auth_failure_delay up to auth_failure_delay_max; at the limit the

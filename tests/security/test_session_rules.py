@@ -1,4 +1,4 @@
-"""Session rules: STARTTLS once, no pipelining without PIPELINING, no endless keep-alive, and a
+"""Session rules: STARTTLS once, no pipelining beyond RFC 2920's, no endless keep-alive, and a
 backpressure limit that holds under a burst (R5, S20 and the smaller holes)."""
 
 from __future__ import annotations
@@ -34,12 +34,14 @@ async def test_starttls_inside_tls_is_503_and_the_session_goes_on(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
-async def test_a_second_transaction_pipelined_without_pipelining_is_refused(
+async def test_a_second_transaction_pipelined_behind_the_data_is_refused(
     tmp_path: Path,
 ) -> None:
+    """PIPELINING lets a client send commands ahead, but the data's end may be followed only
+    by QUIT: a second transaction behind it is the shape SMTP smuggling takes."""
     async with running_bridge(make_settings(tmp_path)) as (_, ep):
         c = await greeted(*ep.smtp)
-        assert "PIPELINING" not in await c.command("EHLO probe")
+        assert "250-PIPELINING" in await c.command("EHLO probe")
         await c.command("MAIL FROM:<demo@example.com>")
         await c.command("RCPT TO:<+491701234567@eu.rsms.net>")
         await c.command("DATA")
@@ -54,13 +56,46 @@ async def test_a_second_transaction_pipelined_without_pipelining_is_refused(
     assert orders(tmp_path) == []
 
 
-async def test_pipelined_commands_end_the_session(tmp_path: Path) -> None:
-    async with running_bridge(make_settings(tmp_path)) as (_, ep):
-        c = await greeted(*ep.smtp)
+@pytest.mark.parametrize(("greeting", "pipelining"), [("HELO probe", True), ("EHLO probe", False)])
+async def test_pipelined_commands_without_pipelining_end_the_session(
+    tmp_path: Path, greeting: str, pipelining: bool
+) -> None:
+    """PIPELINING is offered after EHLO only, and not at all with `pipelining = false`."""
+    settings = with_smtp(make_settings(tmp_path), pipelining=pipelining)
+    async with running_bridge(settings) as (_, ep):
+        c = await greeted(*ep.smtp, ehlo=greeting)
+        assert "PIPELINING" not in await c.command(greeting)
         await c.send(b"MAIL FROM:<demo@example.com>\r\nRCPT TO:<+491701234567@eu.rsms.net>\r\n")
         assert (await c.read_reply()).startswith("554 5.5.0")
         assert await c.read_reply() == ""
         await c.close()
+    assert orders(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "ahead",
+    [
+        b"DATA\r\nSubject: x\r\n",  # the data before the 354
+        b"NOOP\r\nRSET\r\n",
+        b"EHLO again\r\nMAIL FROM:<demo@example.com>\r\n",
+        b"VRFY <x@y>\r\nRSET\r\n",
+    ],
+)
+async def test_commands_behind_one_that_ends_a_group_end_the_session(
+    tmp_path: Path, ahead: bytes
+) -> None:
+    """RFC 2920: EHLO, DATA, VRFY, EXPN, NOOP (and here STARTTLS and AUTH: tests/security/
+    test_smtp_ingress.py) must be the last command of a group; input behind them is refused
+    as without PIPELINING, and nothing of the transaction is accepted."""
+    async with running_bridge(make_settings(tmp_path)) as (_, ep):
+        c = await greeted(*ep.smtp)
+        await c.command("MAIL FROM:<demo@example.com>")
+        await c.command("RCPT TO:<+491701234567@eu.rsms.net>")
+        await c.send(ahead)
+        assert (await c.read_reply()).startswith("554 5.5.0")
+        assert await c.read_reply() == ""
+        await c.close()
+    assert orders(tmp_path) == []
 
 
 async def test_quit_right_after_the_data_is_tolerated(tmp_path: Path) -> None:
