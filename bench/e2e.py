@@ -469,6 +469,7 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                 *("--port", str(port), "--mode", "reuse", "--conc", "64", "--n", "1000000"),
                 *("--duration", str(seconds), "--id-base", str(id_base), "--rate", str(rate)),
                 *("--sender", "demo@example.com", "--domain", servers.DOMAIN),
+                *(("--pipelining",) if a.pipelining else ()),
             ],
             PEER_CPU,
         )

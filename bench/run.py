@@ -25,6 +25,7 @@ bench/notice_bench.py and bench/data_bench.py run, when present.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -70,7 +71,14 @@ TARGET = 0.25  # issue 2: bridge/bare with reused connections, C=64
 
 
 def loadgen(
-    port: int, mode: str, conc: int, n: int, duration: float, id_base: int, rate: float = 0.0
+    port: int,
+    mode: str,
+    conc: int,
+    n: int,
+    duration: float,
+    id_base: int,
+    rate: float = 0.0,
+    pipelining: bool = False,
 ) -> dict[str, Any]:
     cmd = servers.pinned(
         [
@@ -80,6 +88,7 @@ def loadgen(
             *("--n", str(n), "--duration", str(duration), "--id-base", str(id_base)),
             *("--sender", "demo@example.com", "--domain", servers.DOMAIN),
             *(("--rate", str(rate)) if rate else ()),
+            *(("--pipelining",) if pipelining else ()),
         ],
         CLIENT_CPU,
     )
@@ -125,7 +134,15 @@ class Bench:
         v.server.resume()
         v.runs += 1
         c0, s0 = v.server.cpu_seconds(), cpu_stat()
-        r = loadgen(v.server.port, mode, conc, n, duration, id_base=v.runs * 200_000)
+        r = loadgen(
+            v.server.port,
+            mode,
+            conc,
+            n,
+            duration,
+            id_base=v.runs * 200_000,
+            pipelining=self.args.pipelining,
+        )
         cpu, s1 = v.server.cpu_seconds() - c0, cpu_stat()
         v.acked += int(r["ok"])
         v.cpu_s += cpu
@@ -679,6 +696,12 @@ def main() -> None:
         " aiosmtpd it is compared with (default asyncio, the bridge's default)",
     )
     p.add_argument(
+        "--pipelining",
+        action="store_true",
+        help="the load generator sends MAIL, RCPT and DATA in one write where the server offers"
+        " PIPELINING, as Postfix does (bare aiosmtpd offers none: it gets them one by one)",
+    )
+    p.add_argument(
         "--baseline-loop",
         choices=["asyncio", "uvloop"],
         help="the end-to-end baseline's event loop, when it differs from --loop (e.g. this"
@@ -744,7 +767,7 @@ def main() -> None:
         if a.only in (None, "smtp", "profile"):
             smtp_bench(a, out)
         if a.only in (None, "e2e"):
-            e2e.run(a, out, loadgen)
+            e2e.run(a, out, functools.partial(loadgen, pipelining=a.pipelining))
         for name in HOOKS:
             if a.only in (None, name):
                 hook(name, out)
