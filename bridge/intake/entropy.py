@@ -2,7 +2,9 @@
 
 `os.urandom` is a system call that releases the GIL; called once per mail on the event
 loop it hands the interpreter to the database thread and waits to get it back. One
-draw of 3 KiB serves 1,024 mails.
+draw of 3 KiB serves 1,024 mails. A forked process starts with an empty pool (and a
+fresh lock): with the parent's bytes, `[server] processes` children would give the same
+ids in the same millisecond.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ class _Pool:
         self._pos = 0
         self._lock = threading.Lock()
 
+    def forget(self) -> None:
+        """Drop what was drawn (in a forked child: the parent's bytes are not ours)."""
+        self._buf, self._pos = b"", 0
+        self._lock = threading.Lock()
+
     def bits24(self) -> int:
         with self._lock:
             if self._pos + 3 > len(self._buf):
@@ -29,6 +36,7 @@ class _Pool:
 
 
 _pool = _Pool()
+os.register_at_fork(after_in_child=_pool.forget)
 
 
 def random24() -> int:
