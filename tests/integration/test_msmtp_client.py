@@ -2,7 +2,8 @@
 mail of the text corpus, and a ~50 KB mail as Outlook sends a short one, whose style sheet
 has lines that begin with a dot. Each gives what the same bytes give sent by aiosmtplib
 (to another number, so that neither is taken for a copy of the other): the same SMS text,
-or the same refusal."""
+or the same refusal. msmtp pipelines MAIL, its RCPTs and DATA where PIPELINING is offered,
+as our listener does after EHLO: its dialogue shows the group and the replies in order."""
 
 from __future__ import annotations
 
@@ -79,3 +80,41 @@ async def test_msmtp_gives_what_the_library_gives(tmp_path: Path, name: str, raw
     assert (BY_MSMTP in texts) == (by_msmtp == "250")
     if name == "outlook_50kb_style_sheet":  # each dot-led line lost its one added dot
         assert texts[BY_MSMTP] == "Pump P-101 pressure high, please check.\n.\n.."
+
+
+async def test_msmtp_pipelines_a_mail_to_two_numbers(tmp_path: Path) -> None:
+    """msmtp uses the PIPELINING we offer: MAIL, both RCPTs and DATA go out before a reply
+    is read (its `--debug` dialogue), the replies come back in order, and the mail gives
+    two orders."""
+    assert shutil.which("msmtp"), "msmtp is missing: scripts/test-deps.sh installs it"
+    numbers = ["+491701230002@eu.rsms.net", "+491701230003@eu.rsms.net"]
+    async with running_bridge(make_settings(tmp_path)) as (_, ep):
+        msmtp = await asyncio.create_subprocess_exec(
+            "msmtp",
+            "--debug",
+            "--host=127.0.0.1",
+            f"--port={ep.smtp[1]}",
+            "--auth=off",
+            "--tls=off",
+            "--from=demo@example.com",
+            "--",
+            *numbers,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(msmtp.communicate(b"Subject: hi\r\n\r\nHello\r\n"), 30)
+    assert msmtp.returncode == 0, err
+    dialogue = [line for line in out.decode().splitlines() if line[:4] in ("--> ", "<-- ")]
+    assert "<-- 250-PIPELINING" in dialogue, dialogue
+    at = dialogue.index("--> MAIL FROM:<demo@example.com>")
+    assert dialogue[at : at + 8] == [
+        "--> MAIL FROM:<demo@example.com>",
+        *(f"--> RCPT TO:<{n}>" for n in numbers),
+        "--> DATA",
+        "<-- 250 2.1.0 Sender ok",
+        "<-- 250 2.1.5 Recipient ok",
+        "<-- 250 2.1.5 Recipient ok",
+        "<-- 354 End data with <CR><LF>.<CR><LF>",
+    ], dialogue
+    assert sorted(_texts(tmp_path / "bridge.db")) == numbers
