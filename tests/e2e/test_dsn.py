@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import socket
 import sqlite3
 import ssl
 import sys
@@ -17,6 +16,7 @@ import trustme
 
 from bridge.settings import Settings, load_settings
 from tests.helpers import running_bridge, smtp_sink, wait_for
+from tests.peers.net import free_port
 from tests.smtp_probe import RawSmtp
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "sap_bc_smtp"
@@ -29,12 +29,6 @@ def _replay_module() -> Any:
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sap_settings(tmp_path: Path, relay_port: int, ca: trustme.CA, **sandbox: Any) -> Settings:
@@ -65,7 +59,7 @@ def _sap_settings(tmp_path: Path, relay_port: int, ca: trustme.CA, **sandbox: An
 
 async def test_sap_replay_gets_a_delivered_dsn(tmp_path: Path) -> None:
     ca = trustme.CA()
-    listen = _free_port()
+    listen = free_port()
     replay = _replay_module()
     async with running_bridge(_sap_settings(tmp_path, listen, ca)) as (_, ep):
         context = ssl.create_default_context()

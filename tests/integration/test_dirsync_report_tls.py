@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from bridge.notices.smtp_client import DeliveryError
 from bridge.tenants.sync_status import SyncRunStatus
 from dirsync.config import ReportConfig
 from dirsync.report import Outcome, send_mail
+from tests.peers.net import free_port
 from tests.peers.smtp_relay import smtp_relay
 
 
@@ -33,18 +33,12 @@ class _Sink:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _tls_relay(ca: trustme.CA, name: str) -> Iterator[tuple[_Sink, int]]:
     """An SMTP relay on 127.0.0.1 that requires STARTTLS, with a certificate for `name`."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(name).configure_cert(context)
-    sink, port = _Sink(), _free_port()
+    sink, port = _Sink(), free_port()
     controller = Controller(
         sink, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
     )

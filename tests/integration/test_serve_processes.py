@@ -25,19 +25,13 @@ from sqlalchemy import create_engine, text
 from bridge.sandbox.phone import read_inbox
 from tests.e2e.processes import alive, wait_until
 from tests.helpers import make_mail
+from tests.peers.net import free_port
 from tests.peers.postgres import throwaway_postgres
 
 MAILSMS = str(Path(sys.executable).parent / "mailsms")
 ACCEPTED = re.compile(r"\[(\d+)\] bridge\.intake: \S+: from=<[^>]*> to=(\+\d+) .*accepted")
 LISTENING = re.compile(r"\[(\d+)\] bridge: SMTP intake listening on \S+ .*\(process \d of 2\)")
 BINDS_ONLY = re.compile(r"\[(\d+)\] bridge: process 1 of 2: SMPP binds, dispatch and receipts;")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _config(
@@ -99,7 +93,7 @@ def _database(kind: str, tmp: Path) -> Iterator[str]:
 def test_two_processes_share_the_port_and_the_queue(
     tmp_path: Path, database: str, event_loop: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
 
     def config(url: str) -> Path:
@@ -172,7 +166,7 @@ def test_the_other_process_takes_a_share_of_the_status_mails_and_none_twice(
     SMS); both processes' mailers are woken and claim them (a Maildir file's name carries
     the pid of the process that wrote it), and each is written once. Which mailer claims
     a notice is a race: mail goes out in rounds until both have written some."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     maildir = tmp_path / "maildir" / "new"
     mails = 0
@@ -214,7 +208,7 @@ def test_the_other_process_takes_a_share_of_the_status_mails_and_none_twice(
 
 @pytest.mark.postgres
 def test_a_child_that_dies_stops_the_bridge_with_status_1(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with throwaway_postgres({}) as url, _serving(_config(tmp_path, url, port), log) as p:
         wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
@@ -228,7 +222,7 @@ def test_a_child_that_dies_stops_the_bridge_with_status_1(tmp_path: Path) -> Non
 
 def test_sigterm_to_every_process_as_systemd_sends_it_is_a_clean_stop(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", _free_port())
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", free_port())
     with _serving(config, log) as p:
         wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
         for pid in (p.pid, *_children(log)):  # KillMode=control-group: all at once
@@ -276,7 +270,7 @@ def test_by_default_the_binds_process_takes_no_smtp_and_mail_still_flows(tmp_pat
     """The first process (binds, dispatch, receipts) holds no SMTP listener with
     processes = 2 and first_process_smtp = "auto": every mail is accepted by the other
     process, and the first one's dispatcher, woken over the socket pair, sends it."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     url = f"sqlite:///{tmp_path / 'bridge.db'}"
     config = _config(tmp_path, url, port, first_smtp="auto")
@@ -310,7 +304,7 @@ def test_by_default_the_binds_process_takes_no_smtp_and_mail_still_flows(tmp_pat
 def test_first_process_smtp_no_with_one_process_is_refused_with_a_sentence(
     tmp_path: Path,
 ) -> None:
-    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", _free_port())
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", free_port())
     config.write_text(
         config.read_text().replace("processes = 2", "processes = 1").replace('"yes"', '"no"')
     )
@@ -346,7 +340,7 @@ def test_each_process_keeps_what_its_start_loaded_out_of_the_collectors_full_pas
     probe.mkdir()
     (probe / "sitecustomize.py").write_text(_GC_PROBE, encoding="utf-8")
     out = tmp_path / "gc.txt"
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "PYTHONPATH": str(probe), "GC_PROBE_OUT": str(out)}
     config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", port)
