@@ -9,17 +9,19 @@ a graceful stop that answers new sessions and commands with 421; and aiosmtpd's 
 replies rewritten into the bridge's reply table, with enhanced status codes.
 
 PIPELINING (RFC 2920) is offered after EHLO (`[smtp] pipelining`): MAIL, RCPT and RSET
-may be followed by more commands before their replies, which are then held and sent
-together with the reply to the group's last command (DATA's 354, or whatever reply
-finds no further command waiting), as Postfix's smtpd writes them: one send per group,
-not one per command. Every command passes one guard first (`_guard`): input sent before
-the reply to any other command (EHLO, HELO, DATA, STARTTLS, AUTH, NOOP, ..., or to any
-command in a session without PIPELINING), or a second transaction behind the data,
-ends the session with 554 5.5.0; an argument with
-bytes that are not UTF-8, or with control characters, gets 501 5.5.2; and a session
-that sends more than `idle_command_limit` commands without a mail being accepted
-(RSET/NOOP keep-alive, probing) is closed with 421. What clients cause is logged
-through a rate limiter (`lograte`), as one line, never with a traceback.
+(and AUTH PLAIN with its initial response, RFC 4954) may be followed by more commands
+before their replies; the replies to MAIL, RCPT and RSET are then held and sent with
+the reply to the group's last command (DATA's 354, or whatever reply finds no further
+command waiting), as Postfix's smtpd writes them: one send per group, not one per
+command.
+
+Every command passes one guard first (`_guard`): input sent before the reply to any
+other command (EHLO, HELO, DATA, STARTTLS, AUTH, NOOP, ...), before any reply in a
+session without PIPELINING, or a second transaction behind the data, ends the session
+with 554 5.5.0; an argument with bytes that are not UTF-8, or with control characters,
+gets 501 5.5.2; and a session that sends more than `idle_command_limit` commands without
+a mail being accepted (RSET/NOOP keep-alive, probing) is closed with 421. What clients
+cause is logged through a rate limiter (`lograte`), as one line, never with a traceback.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ _BAD_CHARS = re.compile(r"[\udc80-\udcff]|[\x00-\x08\x0a-\x1f\x7f]")
 # Commands that move a transaction forward; every other one counts as idle.
 _PROGRESS = frozenset({"RCPT", "DATA", "QUIT"})
 # Commands a pipelining client may send more commands behind (RFC 2920 3.1: EHLO, DATA,
-# VRFY, EXPN, TURN, QUIT and NOOP end a group; here STARTTLS and AUTH end one too).
+# VRFY, EXPN, TURN, QUIT and NOOP end a group; here STARTTLS and AUTH end one too, but
+# for AUTH PLAIN with its initial response: `_continues_group`).
 _GROUPED = frozenset({"MAIL", "RCPT", "RSET"})
 _MAIL_DSN = frozenset({"RET", "ENVID", "AUTH"})
 _RCPT_DSN = frozenset({"NOTIFY", "ORCPT"})
@@ -728,7 +731,7 @@ def _guard(name: str, marks: tuple[tuple[str, Any], ...]) -> Guard:
         if (
             name != "QUIT"
             and self._pending_input()
-            and not (name in _GROUPED and self.pipelining())
+            and not (self.pipelining() and _continues_group(name, arg))
         ):
             await self._out_of_sync(name)
             return
@@ -763,6 +766,18 @@ def _guard(name: str, marks: tuple[tuple[str, Any], ...]) -> Guard:
     for mark, value in marks:
         setattr(run, mark, value)
     return run
+
+
+def _continues_group(name: str, arg: str | None) -> bool:
+    """May a pipelining client send more commands behind this one? MAIL, RCPT and RSET
+    (RFC 2920 3.1), and AUTH PLAIN with its initial response: RFC 4954 4 lets a client
+    pipeline behind AUTH when the mechanism completes in one round trip."""
+    if name in _GROUPED:
+        return True
+    if name != "AUTH" or not arg:
+        return False
+    mechanism, _, initial = arg.strip().partition(" ")
+    return mechanism.upper() == "PLAIN" and initial.strip() not in ("", "=")
 
 
 def _marks(name: str, method: object = None) -> tuple[tuple[str, Any], ...]:

@@ -4,6 +4,7 @@ backpressure limit that holds under a burst (R5, S20 and the smaller holes)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from pathlib import Path
@@ -12,7 +13,9 @@ import aiosmtplib
 import pytest
 import trustme
 
+from bridge.db.store import run_sync
 from bridge.settings import Settings
+from bridge.tenants.logins import add_credential
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge
 from tests.security.common import client_context, greeted, orders, tls_settings, with_smtp
@@ -96,6 +99,41 @@ async def test_commands_behind_one_that_ends_a_group_end_the_session(
         assert await c.read_reply() == ""
         await c.close()
     assert orders(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("auth", "accepted"),
+    [("AUTH PLAIN {token}", True), ("AUTH LOGIN", False), ("AUTH PLAIN", False)],
+)
+async def test_only_auth_plain_with_its_initial_response_may_have_commands_behind_it(
+    tmp_path: Path, ca: trustme.CA, auth: str, accepted: bool
+) -> None:
+    """RFC 4954 4: a client may pipeline behind AUTH only when the mechanism completes in
+    one round trip (PLAIN with its initial response); behind LOGIN, or PLAIN waiting for
+    its 334, the input is refused and nothing of the transaction is accepted."""
+    async with running_bridge(tls_settings(tmp_path, ca)) as (bridge, ep):
+        assert bridge.store is not None
+        run_sync(bridge.store.engine, add_credential, "sap-prod", "demo", "s3cret-pw")
+        c = await greeted(*ep.smtp, local="127.0.0.2")
+        assert (await c.command("STARTTLS")).startswith("220")
+        await c.starttls(client_context(ca))
+        ehlo = await c.command("EHLO sap.example")
+        assert "250-PIPELINING" in ehlo and "AUTH" in ehlo
+        token = base64.b64encode(b"\0sap-prod\0s3cret-pw").decode()
+        await c.send(
+            auth.format(token=token) + "\r\nMAIL FROM:<demo@example.com>\r\n"
+            "RCPT TO:<+491701234567@eu.rsms.net>\r\nDATA\r\n"
+        )
+        if accepted:
+            got = [(await c.read_reply(timeout=30))[:3] for _ in range(4)]
+            assert got == ["235", "250", "250", "354"]
+            await c.send(make_mail() + b".\r\n")
+            assert (await c.read_reply()).startswith("250 2.0.0")
+        else:
+            assert (await c.read_reply(timeout=30)).startswith("554 5.5.0")
+            assert await c.read_reply() == ""
+        await c.close()
+    assert len(orders(tmp_path)) == (1 if accepted else 0)
 
 
 async def test_quit_right_after_the_data_is_tolerated(tmp_path: Path) -> None:
