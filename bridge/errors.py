@@ -93,8 +93,7 @@ REPLIES: dict[str, Reply] = {
     "out_of_sync": Reply(
         554,
         "5.5.0",
-        "SMTP synchronisation error: commands were sent before the reply (PIPELINING is "
-        "not offered); send one command at a time and wait for each reply",
+        "SMTP synchronisation error: {what}; {fix}",
     ),
     "timeout": Reply(
         421,

@@ -487,7 +487,7 @@ class BridgeSMTP(DataInBlocks):
             and not self._close_after_reply
             and not status.startswith("421")
             and self.pipelining()
-            and b"\n" in self._pending_input()
+            and self._whole_line_waiting()
         )
 
     def _event(self, level: int, kind: str, msg: str, *args: object) -> None:
@@ -521,22 +521,34 @@ class BridgeSMTP(DataInBlocks):
         buffer = getattr(self._reader, "_buffer", b"")
         return bytes(buffer) if buffer else b""
 
+    def _whole_line_waiting(self) -> bool:
+        """Has the client's next command arrived whole (without copying the buffer)?"""
+        return b"\n" in getattr(self._reader, "_buffer", b"")
+
     async def _out_of_sync(self, name: str) -> None:
+        if self.pipelining():
+            what = f"commands were sent before the reply to {name}, which ends a pipelined group"
+            fix = f"wait for the reply to {name} before sending more (RFC 2920)"
+        else:
+            what = f"commands were sent before the reply to {name}"
+            fix = "PIPELINING is not offered in this session: send one command at a time"
         self._event(
             logging.INFO,
             "out-of-sync",
-            "client %s closed: sent input before the reply to %s (no PIPELINING)",
+            "client %s closed: sent input before the reply to %s (%s)",
             self.client_ip,
             name,
+            "it ends a pipelined group" if self.pipelining() else "no PIPELINING",
         )
         self._close_after_reply = True
-        await self.push(reply("out_of_sync"))
+        await self.push(reply("out_of_sync", what=what, fix=fix))
 
     async def _call_handler_hook(self, command: str, *args: Any) -> Any:
         if command == "DATA":
             pending = self._pending_input()
             if pending and not b"QUIT\r\n".startswith(pending.upper()):
-                # A second transaction pipelined behind the data (no PIPELINING offered).
+                # A second transaction behind the data: refused with PIPELINING too, as
+                # the shape SMTP smuggling takes (only QUIT may follow the dot at once).
                 self._event(
                     logging.INFO,
                     "out-of-sync",
@@ -544,7 +556,11 @@ class BridgeSMTP(DataInBlocks):
                     self.client_ip,
                 )
                 self._close_after_reply = True
-                return reply("out_of_sync")
+                return reply(
+                    "out_of_sync",
+                    what="a second transaction was sent behind the mail data",
+                    fix="wait for the reply to the data's final dot before the next MAIL",
+                )
         status = await super()._call_handler_hook(command, *args)
         if command == "DATA" and isinstance(status, str) and status.startswith("250"):
             self._idle_commands = 0

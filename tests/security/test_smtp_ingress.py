@@ -68,7 +68,8 @@ async def test_s3_starttls_injection_is_refused(tmp_path: Path, ca: trustme.CA) 
         await c.read_reply()
         assert "STARTTLS" in await c.command("EHLO probe")
         await c.send("STARTTLS\r\nMAIL FROM:<demo@example.com>\r\n")
-        assert (await c.read_reply()).startswith("554 5.5.0")  # input before the reply
+        refused = await c.read_reply()  # input before the reply to STARTTLS
+        assert refused.startswith("554 5.5.0") and "reply to STARTTLS" in refused
         assert await c.read_reply(timeout=5) == ""  # closed; the injected MAIL never ran
         await c.close()
 
