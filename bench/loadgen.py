@@ -112,7 +112,11 @@ def outlook_message(i: int, sender: str, rcpt: str) -> bytes:
 
 async def expect(reader: asyncio.StreamReader, code: int) -> bytes:
     """Read one (possibly multi-line) reply; raise unless its code is `code`."""
-    reply = await read_reply(reader)
+    return check(await read_reply(reader), code)
+
+
+def check(reply: list[bytes], code: int) -> bytes:
+    """The reply's lines joined; SmtpReplyError unless its code is `code`."""
     if reply[-1][:3] != str(code).encode():
         raise SmtpReplyError(reply[-1].decode("ascii", "replace").strip()[:200])
     return b"".join(reply)
@@ -203,10 +207,9 @@ async def transaction(conn: Conn, job: Job, i: int) -> None:
     rcpt = recipient(n, job.domain)
     if grouped:  # one write; all three replies read before a refusal is raised
         writer.write(f"MAIL FROM:<{job.sender}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
-        replies = [(await read_reply(reader))[-1] for _ in range(3)]
-        for reply, code in zip(replies, (b"250", b"250", b"354"), strict=True):
-            if reply[:3] != code:
-                raise SmtpReplyError(reply.decode("ascii", "replace").strip()[:200])
+        replies = [await read_reply(reader) for _ in range(3)]
+        for reply, code in zip(replies, (250, 250, 354), strict=True):
+            check(reply, code)
         writer.write(message(n, job.sender, rcpt) + b".\r\n")
         await expect(reader, 250)
         return
