@@ -38,7 +38,10 @@ class HttpServer:
             log_config=None,
             access_log=False,
             server_header=False,
-            proxy_headers=False,
+            # X-Forwarded-For believed only from the configured proxies (uvicorn's
+            # ProxyHeadersMiddleware: the rightmost address that is not one of them)
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.proxy_networks() or None,
             ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
             ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
             timeout_graceful_shutdown=max(1, round(grace)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -42,13 +43,30 @@ class HttpSettings(Section):
     max_connections: Annotated[int, Field(ge=1)] = 1000
     max_connections_per_ip: Annotated[int, Field(ge=1)] = 100
     max_connections_per_ip_per_minute: Annotated[int, Field(ge=1)] = 6000
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client: the
+    # API keys' networks, the portal's login limits and the log lines then judge the
+    # address the proxy forwards. Empty: the connection's own address, no header believed.
+    trusted_proxies: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> HttpSettings:
         split_listen(self.listen)
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {proxy!r} is not an address or network; name the reverse "
+                    'proxies, e.g. ["10.0.0.5", "192.0.2.0/28"]'
+                ) from None
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key: set both (HTTPS) or neither (HTTP)")
         return self
+
+    def proxy_networks(self) -> list[str]:
+        """`trusted_proxies` as networks (`10.0.0.5/24` as `10.0.0.0/24`), the form uvicorn
+        matches; it would take a network with host bits for a name and never match it."""
+        return [str(ipaddress.ip_network(p.strip(), strict=False)) for p in self.trusted_proxies]
 
     @property
     def host(self) -> str:

@@ -24,5 +24,12 @@ class PortalSettings(Section):
     # Password checks per second for logins (each costs ~50 ms of CPU by design, scrypt):
     # more are answered 429 at once, so logins can never take the CPU the SMS need. 0: no limit.
     login_rate: Annotated[float, Field(ge=0)] = 5.0
+    # Failed logins from one client address (whatever the names) within 10 minutes before
+    # that address is refused for `login_lockout` seconds (429, before any password
+    # check), as the SMTP and SMPP doors do; a name is refused after 20 from any address.
+    # Counted in the process serving HTTP. Behind a reverse proxy, name it in [http]
+    # trusted_proxies, else every client has the proxy's address.
+    login_max_failures: Annotated[int, Field(ge=1)] = 10
+    login_lockout: Seconds = 900.0
     # With demo = true (the embedded default): the account "admin" for the demo customer.
     demo_password: Annotated[str, Field(min_length=10)] = "demo-portal"

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
@@ -27,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
+from bridge.intake.authguard import AuthGuard, AuthLimits, Lockout
 from bridge.intake.lograte import LogLimiter
 from bridge.packaged import TEMPLATES
 from bridge.portal import accounts
@@ -64,6 +67,13 @@ STATIC: Final = {
 }
 
 
+@dataclass(slots=True)
+class _Attempt:
+    """One login attempt: whether its password check failed (the guard counts it)."""
+
+    failed: bool = False
+
+
 class Portal:
     """The portal over one store; `routes()` is what the HTTP app mounts."""
 
@@ -94,6 +104,15 @@ class Portal:
         self._login_rate = settings.login_rate
         self._checks = TokenBucket(settings.login_rate, burst=2 * settings.login_rate)
         self._logs = LogLimiter(log)  # failed logins: lines a client causes, at a bounded rate
+        # Failed logins per address and per name, in this process; no answer is held back
+        # (delay 0): an account's own lock already grows with its failures.
+        self._guard = AuthGuard(
+            AuthLimits(
+                max_failures=settings.login_max_failures,
+                lockout=settings.login_lockout,
+                delay=0.0,
+            )
+        )
         self._static = {
             name: (TEMPLATES / "portal" / "static" / name).read_bytes()
             for name in STATIC
@@ -186,21 +205,68 @@ class Portal:
                 status=403,
                 username=username,
             )
+        # Failed logins per client address (and per name), as at the SMTP and SMPP doors:
+        # a locked address gets no password check at all.
+        ip = request.client.host if request.client else "?"
+        name = username.casefold()
+        lockout = self._guard.begin(ip, name, time.monotonic())
+        if lockout is not None:
+            return self._locked_out(request, username, ip, lockout)
+        attempt = _Attempt()
         try:
-            return await self._check_login(request, username, password)
+            response = await self._check_login(request, username, password, ip, attempt)
         except StorageUnavailable as exc:
             log.error("portal: login of %r: storage unavailable: %s", username, exc)
-            return self._login_page(
+            response = self._login_page(
                 request,
                 error=_("The database is not available at the moment. Try again in a minute."),
                 status=503,
                 username=username,
             )
+        finally:
+            _, started = self._guard.end(ip, name, time.monotonic(), ok=not attempt.failed)
+        if started is not None:
+            log.warning(
+                "portal: logins %s %s refused for %d s: %d failed logins within %d minutes",
+                "from" if started.subject == "address" else "of",
+                ip if started.subject == "address" else repr(username),
+                started.seconds,
+                self._guard.limits.max_failures
+                if started.subject == "address"
+                else self._guard.limits.max_failures_per_login,
+                self._guard.limits.window // 60,
+            )
+        return response
 
-    async def _check_login(self, request: Request, username: str, password: str) -> Response:
+    def _locked_out(self, request: Request, username: str, ip: str, lockout: Lockout) -> Response:
+        _ = self.pages._
+        self._logs.event(
+            logging.WARNING,
+            "login lockout",
+            ip,
+            "portal: login of %r from %s refused: too many failed logins from this %s",
+            username,
+            ip,
+            lockout.subject,
+        )
+        wait = max(1, math.ceil(lockout.seconds))
+        if lockout.subject == "address":
+            error = _(
+                "Too many failed logins from your address. Try again in %(seconds)d seconds."
+            ) % {"seconds": wait}
+        else:
+            error = _("Too many failed logins. Try again in %(seconds)d seconds.") % {
+                "seconds": wait
+            }
+        response = self._login_page(request, error=error, status=429, username=username)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    async def _check_login(
+        self, request: Request, username: str, password: str, ip: str, attempt: _Attempt
+    ) -> Response:
         _ = self.pages._
         now = utcnow()
-        ip = request.client.host if request.client else "?"
         account = await self.store.call(accounts.find_account, username) if username else None
         if account is not None and (wait := accounts.locked_for(account, now)):
             log.warning("portal: login of %s from %s refused: locked for %ds", username, ip, wait)
@@ -230,6 +296,7 @@ class Portal:
         stored = account.password_hash if account is not None else accounts.DUMMY_HASH
         good = await asyncio.to_thread(verify_password, password, stored)
         if account is None or not good or not account.enabled:
+            attempt.failed = True  # counted against the address even if the next write fails
             if account is not None:
                 await self.store.call(accounts.record_failure, account.id, now)
             self._logs.event(

@@ -48,9 +48,8 @@ class Api_:
 
 @asynccontextmanager
 async def api(tmp_path: Path, **overrides: Any) -> AsyncIterator[Api_]:
-    settings = make_settings(
-        tmp_path, http=HttpSettings(enabled=True, listen="127.0.0.1:0"), **overrides
-    )
+    overrides.setdefault("http", HttpSettings(enabled=True, listen="127.0.0.1:0"))
+    settings = make_settings(tmp_path, **overrides)
     async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None and ep.http is not None and ep.sandbox is not None
 
@@ -322,8 +321,35 @@ async def test_a_key_limited_to_networks_is_refused_elsewhere(tmp_path: Path) ->
             a.bridge.store.engine,
             lambda conn: add_key(conn, "demo", "office", networks=["192.0.2.0/24"]),
         )
-        r = await a.http.get("/api/v1/messages", headers={"Authorization": f"Bearer {token}"})
+        auth = {"Authorization": f"Bearer {token}"}
+        r = await a.http.get("/api/v1/messages", headers=auth)
         assert "may not be used from 127.0.0.1" in _problem(r, 403, "client_not_allowed")["detail"]
+        # A client naming an allowed address itself is not believed (no trusted proxy).
+        r = await a.http.get("/api/v1/messages", headers={**auth, "X-Forwarded-For": "192.0.2.9"})
+        assert "may not be used from 127.0.0.1" in _problem(r, 403, "client_not_allowed")["detail"]
+
+
+async def test_behind_a_trusted_proxy_a_keys_networks_judge_the_forwarded_address(
+    tmp_path: Path,
+) -> None:
+    """`[http] trusted_proxies` names the reverse proxy (here 127.0.0.1): the address it
+    forwards is the client's, for the key's networks as for everything else."""
+    http = HttpSettings(enabled=True, listen="127.0.0.1:0", trusted_proxies=("127.0.0.0/8",))
+    async with api(tmp_path, http=http) as a:
+        assert a.bridge.store is not None
+        token = run_sync(
+            a.bridge.store.engine,
+            lambda conn: add_key(conn, "demo", "office", networks=["192.0.2.0/24"]),
+        )
+        auth = {"Authorization": f"Bearer {token}"}
+        r = await a.http.get("/api/v1/messages", headers={**auth, "X-Forwarded-For": "192.0.2.9"})
+        assert r.status_code == 200, r.text
+        r = await a.http.get(
+            "/api/v1/messages", headers={**auth, "X-Forwarded-For": "198.51.100.4"}
+        )
+        assert (
+            "may not be used from 198.51.100.4" in _problem(r, 403, "client_not_allowed")["detail"]
+        )
 
 
 async def test_the_openapi_document_names_every_route(tmp_path: Path) -> None:

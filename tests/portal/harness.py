@@ -44,16 +44,21 @@ class PortalRun:
     base: str  # http://127.0.0.1:<port>
     smtp: tuple[str, int]
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base, follow_redirects=False)
+    def client(self, source: str | None = None) -> httpx.AsyncClient:
+        """A client; `source`: the loopback address it connects from (e.g. 127.0.0.2)."""
+        transport = None if source is None else httpx.AsyncHTTPTransport(local_address=source)
+        return httpx.AsyncClient(base_url=self.base, follow_redirects=False, transport=transport)
 
 
 @asynccontextmanager
 async def portal(tmp_path: Path, **overrides: Any) -> AsyncIterator[PortalRun]:
+    """The running bridge; `overrides` replace its settings' sections (`http`'s `enabled`
+    and `listen` are always the test's)."""
     overrides.setdefault("portal", PortalSettings(demo_password=PASSWORD))
-    settings = make_settings(
-        tmp_path, http=HttpSettings(enabled=True, listen="127.0.0.1:0"), **overrides
+    http = overrides.pop("http", HttpSettings()).model_copy(
+        update={"enabled": True, "listen": "127.0.0.1:0"}
     )
+    settings = make_settings(tmp_path, http=http, **overrides)
     async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None and ep.http is not None
 

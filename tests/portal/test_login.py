@@ -6,7 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
+
 from bridge.db.store import run_sync
+from bridge.http.settings import HttpSettings
 from bridge.portal.accounts import set_enabled
 from bridge.portal.base import CSP, MAX_BODY
 from bridge.portal.settings import PortalSettings
@@ -90,6 +93,77 @@ async def test_password_checks_are_limited_per_second_over_every_client(tmp_path
         assert set(answers) <= {(401, False), (429, True)}, answers
         await asyncio.sleep(2.1)
         await login(web, "admin")
+
+
+async def _fail(web: httpx.AsyncClient, name: str, **headers: str) -> httpx.Response:
+    fields = hidden_fields((await web.get("/portal/login")).text)
+    return await web.post(
+        "/portal/login",
+        data={"username": name, "password": "wrong password!", **fields},
+        headers=headers,
+    )
+
+
+async def _try(web: httpx.AsyncClient, name: str, **headers: str) -> httpx.Response:
+    fields = hidden_fields((await web.get("/portal/login")).text)
+    return await web.post(
+        "/portal/login", data={"username": name, "password": PASSWORD, **fields}, headers=headers
+    )
+
+
+def _address_locked(r: httpx.Response) -> bool:
+    return (
+        r.status_code == 429
+        and "Too many failed logins from your address" in r.text
+        and int(r.headers["retry-after"]) > 0
+    )
+
+
+async def test_failed_logins_from_one_address_lock_that_address_and_no_other(
+    tmp_path: Path,
+) -> None:
+    """Password spraying: one guess each for many names never locks an account, and the
+    global rate only slows everybody down together. After `login_max_failures` failures
+    from one address, that address is refused (429, no password check, even the right
+    one) while a client at another address logs in."""
+    settings = PortalSettings(demo_password=PASSWORD, login_max_failures=3, login_rate=0)
+    async with (
+        portal(tmp_path, portal=settings) as run,
+        run.client(source="127.0.0.2") as sprayer,
+        run.client() as colleague,
+    ):
+        for name in ("nobody", "ops", "acme-admin"):
+            assert (await _fail(sprayer, name)).status_code == 401
+        assert _address_locked(await _try(sprayer, "admin"))
+        await login(colleague, "admin")  # another address: not locked
+        await login(colleague, "ops")  # one failure for the name: no account lock
+
+
+async def test_a_forged_x_forwarded_for_is_not_believed_from_a_client(tmp_path: Path) -> None:
+    """Without `[http] trusted_proxies` the header is the client's own words: sending
+    another address with every attempt does not spread the failures."""
+    settings = PortalSettings(demo_password=PASSWORD, login_max_failures=3, login_rate=0)
+    async with portal(tmp_path, portal=settings) as run, run.client() as web:
+        for n in range(3):
+            r = await _fail(web, f"nobody{n}", **{"X-Forwarded-For": f"203.0.113.{n + 1}"})
+            assert r.status_code == 401
+        assert _address_locked(await _try(web, "admin", **{"X-Forwarded-For": "203.0.113.99"}))
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_judged(tmp_path: Path) -> None:
+    """The proxy (here 127.0.0.1) is named in `[http] trusted_proxies`: the address it
+    forwards is counted, the rightmost one it does not trust (a client's own forged
+    entry further left changes nothing)."""
+    settings = PortalSettings(demo_password=PASSWORD, login_max_failures=3, login_rate=0)
+    http = HttpSettings(trusted_proxies=("127.0.0.1",))
+    async with portal(tmp_path, portal=settings, http=http) as run, run.client() as proxy:
+        for name in ("nobody", "nobody2", "nobody3"):
+            r = await _fail(proxy, name, **{"X-Forwarded-For": "203.0.113.7"})
+            assert r.status_code == 401
+        forged = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
+        assert _address_locked(await _try(proxy, "admin", **forged))
+        r = await _try(proxy, "admin", **{"X-Forwarded-For": "203.0.113.8"})
+        assert r.status_code == 303  # another client behind the same proxy
 
 
 async def test_the_login_form_needs_its_own_token(tmp_path: Path) -> None:

@@ -47,3 +47,14 @@ def test_on_in_the_embedded_default_off_unless_a_file_enables_it(tmp_path: Path)
     assert not load_settings(path, environ={}).http.enabled
     path.write_text('[sandbox]\nenabled = true\n[http]\nenabled = true\nlisten = "[::1]:9025"\n')
     assert load_settings(path, environ={}).http.port == 9025
+
+
+def test_trusted_proxies_are_addresses_or_networks_in_the_form_uvicorn_matches() -> None:
+    """uvicorn takes `10.0.0.5/24` (host bits set) for a name and never matches it; the
+    setting gives it `10.0.0.0/24`. A name or `*` (trust every client's header) is refused."""
+    settings = HttpSettings(trusted_proxies=("10.0.0.5/24", " ::1 ", "192.0.2.7"))
+    assert settings.proxy_networks() == ["10.0.0.0/24", "::1/128", "192.0.2.7/32"]
+    assert HttpSettings().proxy_networks() == []
+    for wrong in ("*", "proxy.example.com", "10.0.0.0/33"):
+        with pytest.raises(ValidationError, match=r"trusted_proxies: .* is not an address or"):
+            HttpSettings(trusted_proxies=(wrong,))
