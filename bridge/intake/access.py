@@ -60,8 +60,28 @@ def check_cidrs(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=4096)
+def client_block(ip: str) -> str:
+    """What a client's address is counted under, by every door's per-address limit: an
+    IPv4 address as itself, an IPv6 address by its /64 — the block a site, often a single
+    host, is given, any address of which it may use, so that counting single IPv6
+    addresses would let one client spread its connections and guesses over 2**64 of
+    them. An IPv4-mapped IPv6 address counts as the IPv4 address; anything else (no
+    address at all) as written."""
+    try:
+        address = ipaddress.ip_address(ip.partition("%")[0])  # fe80::1%eth0: the zone aside
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class ConnectionLimiter:
-    """Open connections and connection rate per client address (and in total)."""
+    """Open connections and connection rate per client address (IPv6: per /64, see
+    `client_block`) and in total."""
 
     def __init__(self, per_ip: int, per_ip_per_minute: int, total: int) -> None:
         self.per_ip = per_ip
@@ -70,31 +90,46 @@ class ConnectionLimiter:
         self.open: dict[str, int] = defaultdict(int)
         self.recent: dict[str, deque[float]] = defaultdict(deque)
         self.open_total = 0
+        self._swept = 0.0  # when the counts of clients gone for a minute were last dropped
 
     def admit(self, ip: str, now: float | None = None) -> str | None:
         """Register a new connection, or return why it is refused."""
         now = time.monotonic() if now is None else now
         if self.open_total >= self.total:
             return "too many connections in total"
-        if self.open[ip] >= self.per_ip:
-            return f"too many connections from {ip}"
-        recent = self.recent[ip]
+        if now - self._swept >= 60.0:
+            self._sweep(now)
+        block = client_block(ip)
+        where = ip if block == ip else f"{ip} (counted with its {block})"
+        if self.open.get(block, 0) >= self.per_ip:
+            return f"too many connections from {where}"
+        recent = self.recent[block]
         while recent and recent[0] <= now - 60.0:
             recent.popleft()
         if len(recent) >= self.per_ip_per_minute:
-            return f"too many new connections from {ip} per minute"
+            return f"too many new connections from {where} per minute"
         recent.append(now)
-        self.open[ip] += 1
+        self.open[block] += 1
         self.open_total += 1
         return None
 
+    def _sweep(self, now: float) -> None:
+        """Forget the clients with no open connection and none begun within the minute (a
+        client's last connection usually ends within the minute of its start, and its
+        times stayed for ever: one entry per address ever seen)."""
+        self._swept = now
+        for block in [b for b, times in self.recent.items() if not times or times[-1] <= now - 60]:
+            if block not in self.open:
+                del self.recent[block]
+
     def release(self, ip: str) -> None:
-        self.open[ip] -= 1
+        block = client_block(ip)
+        self.open[block] -= 1
         self.open_total -= 1
-        if self.open[ip] <= 0:
-            del self.open[ip]
-            if not self.recent.get(ip):
-                self.recent.pop(ip, None)
+        if self.open[block] <= 0:
+            del self.open[block]
+            if not self.recent.get(block):
+                self.recent.pop(block, None)
 
 
 # Calling codes of countries SMS pumping (IRSF) traffic often goes to (the list of

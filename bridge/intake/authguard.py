@@ -1,10 +1,11 @@
 """AUTH brute-force guard: failed logins counted per client address and per login, across sessions.
 
-Each failure within `window` seconds counts against the client's address and against
-the login it tried. The n-th failure is answered after a delay that doubles with n
-(`delay`, 2 × `delay`, … up to `delay_max`); at `max_failures` (per address) or
-`max_failures_per_login` (per login) the address or login is locked for `lockout`
-seconds, and while locked every AUTH is refused before any password is checked.
+Each failure within `window` seconds counts against the client's address (an IPv6
+address: its /64, `access.client_block`) and against the login it tried. The n-th
+failure is answered after a delay that doubles with n (`delay`, 2 × `delay`, … up to
+`delay_max`); at `max_failures` (per address) or `max_failures_per_login` (per login)
+the address or login is locked for `lockout` seconds, and while locked every AUTH is
+refused before any password is checked.
 Verifications still running count as failures until they end, so parallel sessions
 cannot get more guesses than the limit.
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+
+from bridge.intake.access import client_block
 
 
 @dataclass
@@ -72,7 +75,7 @@ class AuthGuard:
 
     def _pairs(self, ip: str, login: str, now: float) -> list[tuple[str, _Counter, int]]:
         return [
-            ("address", self._counter("address", ip, now), self.limits.max_failures),
+            ("address", self._counter("address", client_block(ip), now), self.limits.max_failures),
             ("login", self._counter("login", login, now), self.limits.max_failures_per_login),
         ]
 

@@ -36,6 +36,18 @@ def test_auth_failures_delay_more_and_more_then_lock_the_address() -> None:
     assert guard.begin("10.0.0.1", "user9", now=904) is None  # the lockout ends
 
 
+def test_an_ipv6_client_is_locked_out_with_its_whole_64() -> None:
+    """A new address from the same /64 for every guess does not reset the count."""
+    guard = AuthGuard(AuthLimits(max_failures=3, max_failures_per_login=100))
+    for n in range(3):
+        ip = f"2001:db8:aa:bb::{n + 1:x}"
+        assert guard.begin(ip, f"user{n}", now=n) is None
+        guard.end(ip, f"user{n}", now=n, ok=False)
+    locked = guard.begin("2001:db8:aa:bb:1234::9", "user9", now=5)
+    assert locked is not None and locked.subject == "address"
+    assert guard.begin("2001:db8:aa:bc::1", "user9", now=5) is None  # the next /64
+
+
 def test_auth_attempts_running_in_parallel_count_against_the_limit() -> None:
     guard = AuthGuard(AuthLimits(max_failures=3))
     started = [guard.begin("10.0.0.1", "sap", now=0) for _ in range(5)]

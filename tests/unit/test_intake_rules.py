@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.intake.access import ConnectionLimiter, CustomerAccess, Networks
+from bridge.intake.access import ConnectionLimiter, CustomerAccess, Networks, client_block
 from bridge.intake.destinations import sequential_run
 from bridge.intake.dsn_params import (
     DsnParamError,
@@ -98,6 +98,57 @@ def test_networks_and_connection_limits() -> None:
     limiter.release("1.1.1.1")
     assert "per minute" in (limiter.admit("1.1.1.1", now=2) or "")
     assert limiter.admit("1.1.1.1", now=61) is None
+
+
+@pytest.mark.parametrize(
+    ("ip", "block"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),  # a dual-stack socket's IPv4 client
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::1", "::/64"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_a_client_is_counted_by_its_address_or_its_ipv6_64(ip: str, block: str) -> None:
+    assert client_block(ip) == block
+
+
+def test_one_ipv6_client_cannot_spread_its_connections_over_its_64() -> None:
+    """A host given a /64 may use any of its 2**64 addresses: counted one by one, the
+    caps per address held nothing. Its addresses share one count; the next /64 has its own."""
+    limiter = ConnectionLimiter(per_ip=2, per_ip_per_minute=100, total=100)
+    assert limiter.admit("2001:db8:0:1::a", now=0) is None
+    assert limiter.admit("2001:db8:0:1::b", now=0) is None
+    refused = limiter.admit("2001:db8:0:1::c", now=0) or ""
+    assert "too many connections from 2001:db8:0:1::c (counted with its 2001:db8:0:1::/64)" in (
+        refused
+    )
+    assert limiter.admit("2001:db8:0:2::a", now=0) is None  # another /64
+    limiter.release("2001:db8:0:1::a")
+    assert limiter.admit("2001:db8:0:1::d", now=0) is None
+    rated = ConnectionLimiter(per_ip=100, per_ip_per_minute=2, total=100)
+    for n in range(2):
+        assert rated.admit(f"2001:db8::{n + 1}", now=0) is None
+        rated.release(f"2001:db8::{n + 1}")
+    assert "per minute" in (rated.admit("2001:db8::99", now=1) or "")
+    assert not rated.open  # every release found its count; a refusal leaves none
+
+
+def test_the_counts_of_clients_gone_for_a_minute_are_dropped() -> None:
+    """Every address that ever connected kept its list of connection times: memory that
+    grew with each new client for as long as the bridge ran."""
+    limiter = ConnectionLimiter(per_ip=10, per_ip_per_minute=100, total=10_000)
+    for n in range(1000):
+        ip = f"10.0.{n // 250}.{n % 250}"
+        assert limiter.admit(ip, now=1) is None
+        limiter.release(ip)
+    assert limiter.admit("10.9.9.9", now=2) is None  # still open at the sweep
+    assert limiter.admit("10.9.9.8", now=70) is None  # a minute on: the sweep
+    assert set(limiter.recent) == {"10.9.9.9", "10.9.9.8"}
+    assert dict(limiter.open) == {"10.9.9.9": 1, "10.9.9.8": 1}
 
 
 def test_customer_access_is_validated() -> None:
