@@ -21,6 +21,10 @@ writes and receipts. Per variant, one after the other (the others are not runnin
    the store functions' Python, which a `py-spy --gil` profile under-samples).
 3. durability: the 250s received = the rows in "order".
 
+In the burst and the sustained load, the commits per mail and items per commit too, from
+the bridge's /metrics (its HTTP listener is on for that; a baseline without the counters
+leaves them out).
+
 Variants: sqlite and sqlite2 (1 and 2 processes; with 2 the binds' process takes no SMTP),
 sqlite2all (2 processes, both taking SMTP: `first_process_smtp = "yes"`), pg1 and pg2
 (PostgreSQL, 1 and 2 processes, a throwaway server from tests/peers/postgres.py),
@@ -41,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -76,6 +81,7 @@ class E2e:
     smsc: Server
     engine: Engine
     env: dict[str, str] | None = None  # the baseline's PYTHONPATH, for its commands too
+    http_port: int | None = None  # its /metrics: the group commits' counters
     acked: int = 0
     runs: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -196,6 +202,49 @@ def submit_latency(engine: Engine, ids_from: int) -> dict[str, float | None]:
     }
 
 
+COMMITS = "mailsms_database_commits_total"
+COMMITTED = "mailsms_database_committed_items_total"
+
+
+def commit_counters(v: E2e) -> tuple[float, float] | None:
+    """The bridge's group commits and the items they wrote so far, from its /metrics (all
+    its processes); None where the code measured has no such counters (an older baseline)."""
+    if v.http_port is None:
+        return None
+    url = f"http://{servers.HOST}:{v.http_port}/metrics"
+    found: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                name, _, value = line.partition(" ")
+                if name in (COMMITS, COMMITTED):
+                    found[name] = float(value)
+    except OSError:
+        return None
+    if len(found) != 2:
+        return None
+    return found[COMMITS], found[COMMITTED]
+
+
+def commit_figures(
+    before: tuple[float, float] | None, after: tuple[float, float] | None, mails: int
+) -> dict[str, float | None]:
+    """Commits per accepted mail and items per commit between two readings."""
+    if before is None or after is None or after[0] <= before[0]:
+        return {"commits_per_mail": None, "items_per_commit": None}
+    commits, items = after[0] - before[0], after[1] - before[1]
+    return {
+        "commits_per_mail": round(commits / max(1, mails), 2),
+        "items_per_commit": round(items / commits, 1),
+    }
+
+
+def commits_text(rec: dict[str, Any]) -> str:
+    if rec.get("commits_per_mail") is None:
+        return ""
+    return f"; {rec['commits_per_mail']} commits per mail ({rec['items_per_commit']} items each)"
+
+
 def wait_final(v: E2e, bound: float) -> tuple[float | None, dict[str, int]]:
     """Seconds until accepted = submitted = final and no status mail is left to send
     (None: not within `bound`)."""
@@ -213,12 +262,14 @@ def wait_final(v: E2e, bound: float) -> tuple[float | None, dict[str, int]]:
 def burst(v: E2e, loadgen: Loadgen, mails: int, bound: float) -> dict[str, Any]:
     procs = pids(v.bridge)
     v.runs += 1
+    k0 = commit_counters(v)
     c0, t0, by0 = cpu_seconds(procs), time.monotonic(), cpu_by_process(procs)
     r = loadgen(v.bridge.port, "reuse", 64, mails, 60.0, id_base=v.runs * 1_000_000)
     v.acked += int(r["ok"])
     waited, c = wait_final(v, bound)
     wall = time.monotonic() - t0
     cpu = cpu_seconds(pids(v.bridge)) - c0
+    k1 = commit_counters(v)
     rec = {
         "kind": "e2e_burst",
         "variant": v.name,
@@ -234,6 +285,7 @@ def burst(v: E2e, loadgen: Loadgen, mails: int, bound: float) -> dict[str, Any]:
         "busy_by_process": busy_by_process(by0, procs, wall),
         "smsc_cpu_s": round(v.smsc.cpu_seconds(), 2),
         "counts": c,
+        **commit_figures(k0, k1, int(r["ok"])),
         **submit_latency(v.engine, v.runs * 1_000_000),
     }
     return rec
@@ -256,6 +308,7 @@ def sustained(
     if phase:
         v.bridge.proc.send_signal(signal.SIGUSR1)
         time.sleep(0.2)
+    k0 = commit_counters(v)
     c0, t0, by0 = cpu_seconds(procs), time.monotonic(), cpu_by_process(procs)
     loop0 = loop_thread_cpu(procs)
     gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -283,6 +336,7 @@ def sustained(
     backlog_end = samples[-1]["backlog"] if samples else None
     waited, c = wait_final(v, settle)
     cpu = cpu_seconds(pids(v.bridge)) - c0
+    k1 = commit_counters(v)
     loop_share = (loop_thread_cpu(procs) - loop0) / cpu if cpu > 0 else None
     busy = busy_by_process(by0, procs, time.monotonic() - t0)
     if phase:
@@ -319,6 +373,7 @@ def sustained(
         "rss_mb_last": rss[-1] if rss else None,
         "rss_mb_max": max(rss) if rss else None,
         "counts": c,
+        **commit_figures(k0, k1, int(r["ok"])),
         "samples": samples,
         **submit_latency(v.engine, id_base),
     }
@@ -404,8 +459,9 @@ def start_variant(
         f"{name}_smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, PEER_CPU
     )
     url = url or f"sqlite:///{workdir / 'bridge.db'}"
+    http_port = servers.free_port()
     cfg = servers.e2e_config(
-        workdir, smtp_port, smsc_port, url, processes, loop, first_smtp, code, relay_port
+        workdir, smtp_port, smsc_port, url, processes, loop, first_smtp, code, relay_port, http_port
     )
     env = None if code is None else {"PYTHONPATH": code}
     cpu = BRIDGE_CPU if processes == 1 else BOX
@@ -413,7 +469,7 @@ def start_variant(
     if profile is not None:  # cProfile in every thread (bench/profile_bridge.py)
         cmd = [PY, str(HERE / "profile_bridge.py"), str(profile / name), *cmd[1:]]
     bridge = servers.start(name, cmd, smtp_port, workdir, cpu, env)
-    return E2e(name, processes, url, workdir, bridge, smsc, create_engine(url), env)
+    return E2e(name, processes, url, workdir, bridge, smsc, create_engine(url), env, http_port)
 
 
 def prepare(v: E2e, notify: str) -> None:
@@ -541,7 +597,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" bridge {rec['bridge_us_per_mail']:,} µs CPU/mail end to end;"
                     f" accepted→submit_sm p50 {rec['p50_ms']} p99 {rec['p99_ms']} ms"
                     f" (→ recorded p50 {rec['rec_p50_ms']} p99 {rec['rec_p99_ms']} ms);"
-                    f" busy per process {busy_text(rec['busy_by_process'])}",
+                    f" busy per process {busy_text(rec['busy_by_process'])}"
+                    f"{commits_text(rec)}",
                     flush=True,
                 )
                 rate = a.rate or max(10.0, round(0.6 * (rec["e2e_per_s"] or 100.0)))
@@ -560,7 +617,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" (→ recorded p50 {s['rec_p50_ms']} p99 {s['rec_p99_ms']} ms);"
                     f" RSS {s['rss_mb_first']} → {s['rss_mb_last']} MB (max {s['rss_mb_max']});"
                     f" busy per process {busy_text(s['busy_by_process'])}"
-                    f" (the event loop threads' share of its CPU: {s['loop_thread_share']})",
+                    f" (the event loop threads' share of its CPU: {s['loop_thread_share']})"
+                    f"{commits_text(s)}",
                     flush=True,
                 )
                 if a.curve:
@@ -609,7 +667,9 @@ def rate_curve(
             f"{rate:,.0f}/s {s['bridge_us_per_mail']:,} µs (busy"
             f" {busy_text(s['busy_by_process'])}, p99 {s['p99_ms']} ms, accepted"
             f" {s['accepted_per_s']:,.0f}/s, backlog {s['backlog_at_end_of_load']} at the end"
-            f"{'' if s['kept_up'] else ', fell behind'})"
+            f"{'' if s['kept_up'] else ', fell behind'}"
+            f"{'' if s['commits_per_mail'] is None else ', commits per mail '}"
+            f"{s['commits_per_mail'] or ''})"
         )
     print(f"{'':12} CPU per mail by offered rate: {'; '.join(cells)}", flush=True)
     # The machine, for reading the low rates: short work after an idle gap costs more.

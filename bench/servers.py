@@ -313,10 +313,12 @@ def e2e_config(
     first_process_smtp: str = "auto",
     code: str | None = None,
     relay_port: int | None = None,
+    http_port: int | None = None,
 ) -> Path:
     """A bridge.toml bound to the standalone SMSC (no sandbox inside the bridge). The event
     loop is always named, so that a baseline checkout runs on the one asked for. Notices go
-    into a Maildir, or with `relay_port` over SMTP to a relay there (no TLS)."""
+    into a Maildir, or with `relay_port` over SMTP to a relay there (no TLS). With
+    `http_port`, the HTTP listener there (its /metrics: the group commits' counters)."""
     path = workdir / "bridge.toml"
     limits = "".join(f"{k} = {v}\n" for k, v in smtp_limits(code).items())
     server = f'[server]\nprocesses = {processes}\nevent_loop = "{event_loop}"\n'
@@ -326,6 +328,9 @@ def e2e_config(
     if relay_port is not None:
         mailer = f'[mailer]\nmode = "smtp"\nrelay_host = "{HOST}"\nrelay_port = {relay_port}\n'
         mailer += 'tls = "none"\n'
+    http = ""
+    if http_port is not None:
+        http = f'\n[http]\nenabled = true\nlisten = "{HOST}:{http_port}"\n'
     path.write_text(
         f"""# written by bench/servers.py
 database_url = "{database_url}"
@@ -353,7 +358,7 @@ long_code_rate = 0.0
 prefix = ""
 transports = ["smsc"]
 
-{mailer}"""
+{mailer}{http}"""
     )
     return path
 

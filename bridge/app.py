@@ -365,7 +365,7 @@ class Bridge:
     async def _start_intake_only(self, share: Share) -> Endpoints:
         """A process other than the first: SMTP, and its share of the queues without binds."""
         s = self.settings
-        store = self.store = Store(db.open_engine(s.database_url))
+        store = self.store = Store(db.open_engine(s.database_url), metrics=self.metrics)
         self.pacer = self._pacer(store)
         backpressure = await self._backpressure(store)
         to_owner = _poster(share.wake, WAKE_DISPATCH)
@@ -400,7 +400,7 @@ class Bridge:
             first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise StorageUnavailable(f"database {db.location(url)} unavailable: {first}") from exc
         log.info("database %s ready: %s", db.location(url), durability)
-        return Store(engine)
+        return Store(engine, metrics=self.metrics)
 
     async def _start_sandbox(self) -> tuple[str, int] | None:
         s = self.settings.sandbox

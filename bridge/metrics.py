@@ -116,6 +116,8 @@ class Metrics:
     mailer_sessions: Counter
     inbound_actions: Counter
     push_deliveries: Counter
+    database_commits: Counter
+    database_committed_items: Counter
     submit_seconds: Histogram
     final_seconds: Histogram
     customer_orders: Counter
@@ -164,6 +166,17 @@ class Metrics:
                 "mailsms_intake_paced_seconds",
                 "Seconds new messages waited in all because this process was busy, by door.",
                 ["door"],
+                registry=r,
+            ),
+            database_commits=Counter(
+                "mailsms_database_commits",
+                "Transactions the group commit committed (the mails, receipts, submit records, "
+                "claims ... queued together: one commit and one fsync for all of them).",
+                registry=r,
+            ),
+            database_committed_items=Counter(
+                "mailsms_database_committed_items",
+                "Items those transactions wrote; divided by the commits, the batch size.",
                 registry=r,
             ),
             orders_accepted=Counter(

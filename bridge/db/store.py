@@ -24,7 +24,9 @@ the next commit too (with the receipts received meanwhile), its `taken` giving i
 dispatcher's hold as that transaction starts. The commit loop lets one turn of the event
 loop pass before it takes a batch after a wake-up, so that work woken by the same event
 is queued by then. With several threads (PostgreSQL) each function keeps a
-commit loop of its own, and their transactions run side by side.
+commit loop of its own, and their transactions run side by side. The transactions
+committed and the items they wrote are counted (`mailsms_database_commits_total`,
+`..._committed_items_total`) when the store is given the bridge's metrics.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from bridge.db.engine import deferred_engine
 from bridge.errors import StorageUnavailable, StorageUnreachable
+from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.store")
 
@@ -81,8 +84,17 @@ class _Lane:
 class Store:
     """Async access to the database for the running bridge."""
 
-    def __init__(self, engine: Engine, *, threads: int | None = None, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        threads: int | None = None,
+        max_batch: int = 512,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.engine = engine
+        # the group commits' committed transactions and items (/metrics); none: uncounted
+        self._metrics = metrics
         if threads is None:
             threads = 1 if engine.dialect.name == "sqlite" else 4
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
@@ -282,6 +294,7 @@ class Store:
             for group, batch in batches:
                 await self._commit_batch(group.fn, batch)
             return
+        self._committed(sum(len(b) for _, b in batches))
         for (_, batch), result in zip(batches, results, strict=True):
             for (_, future), value in zip(batch, result, strict=True):
                 _settle(future, value)
@@ -310,10 +323,17 @@ class Store:
                 except Exception as error:
                     _settle(future, error)
                 else:
+                    self._committed(1)
                     _settle(future, single[0])
             return
+        self._committed(len(batch))
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result)
+
+    def _committed(self, items: int) -> None:
+        if self._metrics is not None:
+            self._metrics.database_commits.inc()
+            self._metrics.database_committed_items.inc(items)
 
     async def close(self) -> None:
         lanes = {id(lane): lane for _, lane in self._groups.values()}

@@ -192,6 +192,11 @@ def test_metrics_count_what_every_process_did(tmp_path: Path, database: str) -> 
     assert _value(found, "mailsms_order_submit_seconds_count") == n
     assert _value(found, "mailsms_order_submit_seconds_bucket", le="+Inf") == n
     assert _value(found, "mailsms_order_final_seconds_count") == n
+    # Both processes' group commits: each mail, its submit's record and its receipt at
+    # least (the mails committed by the second process, the rest by the first).
+    commits = _value(found, "mailsms_database_commits_total")
+    items = _value(found, "mailsms_database_committed_items_total")
+    assert 2 <= commits <= items and items >= 3 * n, (commits, items)
     # Read at scrape time by the first process: as with one process.
     assert _value(found, "mailsms_scrape_ok") == 1
     assert _value(found, "mailsms_smpp_bind_up", smsc="sandbox", bind="sandbox") == 1

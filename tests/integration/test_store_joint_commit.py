@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, event, text
 
 from bridge.db.engine import open_engine
 from bridge.db.store import Store
+from bridge.metrics import Metrics
 
 Batch = Callable[[Connection, list[int]], list[int]]
 
@@ -211,3 +212,32 @@ async def test_taken_gives_the_items_as_of_the_transactions_start(
     finally:
         await store.close()
     assert seen == ["as the commit starts", "fixed"]
+
+
+def _committed(metrics: Metrics) -> tuple[float | None, float | None]:
+    r = metrics.registry
+    return (
+        r.get_sample_value("mailsms_database_commits_total"),
+        r.get_sample_value("mailsms_database_committed_items_total"),
+    )
+
+
+async def test_committed_transactions_and_their_items_are_counted(
+    tables: Engine, database_url: str
+) -> None:
+    """/metrics' mailsms_database_commits_total and _committed_items_total: the
+    transactions that committed and the items they wrote (items / commits: the batch
+    size). A joint transaction rolled back counts nothing; what is committed after it,
+    function by function and item by item, counts once."""
+    metrics = Metrics.unregistered()
+    store = Store(open_engine(database_url), threads=1, metrics=metrics)
+    a, b = _keep("joint_a"), _keep("joint_b", fail_on=13)
+    try:
+        await _together(store, [(a, 1), (a, 2), (a, 3)])
+        assert _committed(metrics) == (1, 3)
+        results = await _together(store, [(a, 5), (b, 13), (a, 6), (b, 4)])
+    finally:
+        await store.close()
+    assert isinstance(results[1], ValueError)
+    # a's batch (2 items) in one commit; b's item by item: 13 fails, 4 commits
+    assert _committed(metrics) == (1 + 2, 3 + 3)
