@@ -459,7 +459,9 @@ def start_variant(
         f"{name}_smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, PEER_CPU
     )
     url = url or f"sqlite:///{workdir / 'bridge.db'}"
-    http_port = servers.free_port()
+    # its HTTP listener for /metrics, unless it is a baseline from before it had one
+    has_http = code is None or (Path(code) / "bridge" / "http").is_dir()
+    http_port = servers.free_port() if has_http else None
     cfg = servers.e2e_config(
         workdir, smtp_port, smsc_port, url, processes, loop, first_smtp, code, relay_port, http_port
     )
