@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from bridge.intake.access import Networks, check_cidrs
 from bridge.sections import Seconds, Section
 
 
@@ -51,14 +51,12 @@ class HttpSettings(Section):
     @model_validator(mode="after")
     def _check(self) -> HttpSettings:
         split_listen(self.listen)
-        for proxy in self.trusted_proxies:
-            try:
-                ipaddress.ip_network(proxy.strip(), strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"trusted_proxies: {proxy!r} is not an address or network; name the reverse "
-                    'proxies, e.g. ["10.0.0.5", "192.0.2.0/28"]'
-                ) from None
+        try:
+            check_cidrs(p.strip() for p in self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(
+                f"trusted_proxies: {exc}; name the reverse proxies by address or network"
+            ) from None
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key: set both (HTTPS) or neither (HTTP)")
         return self
@@ -66,7 +64,7 @@ class HttpSettings(Section):
     def proxy_networks(self) -> list[str]:
         """`trusted_proxies` as networks (`10.0.0.5/24` as `10.0.0.0/24`), the form uvicorn
         matches; it would take a network with host bits for a name and never match it."""
-        return [str(ipaddress.ip_network(p.strip(), strict=False)) for p in self.trusted_proxies]
+        return [str(network) for network in Networks(self.trusted_proxies).networks]
 
     @property
     def host(self) -> str:

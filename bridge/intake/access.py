@@ -36,13 +36,8 @@ class Networks:
     def __contains__(self, address: object) -> bool:
         if not isinstance(address, str) or not self.networks:
             return False
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.networks)
+        ip = client_address(address)
+        return ip is not None and any(ip in net for net in self.networks)
 
     def __bool__(self) -> bool:
         return bool(self.networks)
@@ -60,6 +55,19 @@ def check_cidrs(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def client_address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A client's address as the doors judge it: an IPv6 zone (`fe80::1%eth0`) set aside,
+    an IPv4-mapped IPv6 address (a dual-stack socket's IPv4 client) as the IPv4 address;
+    None for what is no address at all."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 @lru_cache(maxsize=4096)
 def client_block(ip: str) -> str:
     """What a client's address is counted under, by every door's per-address limit: an
@@ -68,13 +76,10 @@ def client_block(ip: str) -> str:
     addresses would let one client spread its connections and guesses over 2**64 of
     them. An IPv4-mapped IPv6 address counts as the IPv4 address; anything else (no
     address at all) as written."""
-    try:
-        address = ipaddress.ip_address(ip.partition("%")[0])  # fe80::1%eth0: the zone aside
-    except ValueError:
+    address = client_address(ip)
+    if address is None:
         return ip
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 

@@ -225,17 +225,9 @@ class Portal:
             )
         finally:
             _, started = self._guard.end(ip, name, time.monotonic(), ok=not attempt.failed)
-        if started is not None:
-            log.warning(
-                "portal: logins %s %s refused for %d s: %d failed logins within %d minutes",
-                "from" if started.subject == "address" else "of",
-                ip if started.subject == "address" else repr(username),
-                started.seconds,
-                self._guard.limits.max_failures
-                if started.subject == "address"
-                else self._guard.limits.max_failures_per_login,
-                self._guard.limits.window // 60,
-            )
+        if started is not None:  # this failure reached a limit: said once
+            who = f"from {ip}" if started.subject == "address" else f"of {username!r}"
+            log.warning("portal: logins %s locked for %d s: failed too often", who, started.seconds)
         return response
 
     def _locked_out(self, request: Request, username: str, ip: str, lockout: Lockout) -> Response:

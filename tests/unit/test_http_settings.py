@@ -56,5 +56,5 @@ def test_trusted_proxies_are_addresses_or_networks_in_the_form_uvicorn_matches()
     assert settings.proxy_networks() == ["10.0.0.0/24", "::1/128", "192.0.2.7/32"]
     assert HttpSettings().proxy_networks() == []
     for wrong in ("*", "proxy.example.com", "10.0.0.0/33"):
-        with pytest.raises(ValidationError, match=r"trusted_proxies: .* is not an address or"):
+        with pytest.raises(ValidationError, match=r"trusted_proxies: .* is not an IP network"):
             HttpSettings(trusted_proxies=(wrong,))
