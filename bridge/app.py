@@ -304,6 +304,7 @@ class Bridge:
         self.transports: dict[str, SmppTransport] = {}
         self.workers: dict[str, Worker] = {}
         self.mailer: Mailer | None = None
+        self.pusher: Pusher | None = None
         self.dispatcher: Dispatcher | None = None
         self.handler: IntakeHandler | None = None
         self.smpp_server: SmppServer | None = None
@@ -467,7 +468,7 @@ class Bridge:
         dispatch: Callable[[], None],
     ) -> tuple[Worker, Worker]:
         s = self.settings
-        pusher = Pusher(
+        pusher = self.pusher = Pusher(
             s.push,
             store,
             alert_contact,
@@ -718,6 +719,8 @@ class Bridge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.mailer is not None:  # the SMTP sessions it kept for the next notice
             await self.mailer.close()
+        if self.pusher is not None:  # the receivers' connections it kept for the next push
+            await self.pusher.close()
         if self.dispatcher is not None:  # running submits finish, or are recorded as unknown
             await self.dispatcher.stop(grace)
         for transport in self.transports.values():

@@ -21,3 +21,5 @@ class PushSettings(Section):
     allow_hosts: tuple[str, ...] = ()
     allow_http: bool = False
     max_response_bytes: Annotated[int, Field(ge=0)] = 65_536
+    # seconds a receiver's connection is kept open for its next push (0: one per push)
+    keepalive: Annotated[float, Field(ge=0, le=60)] = 2.0

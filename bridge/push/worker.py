@@ -8,6 +8,13 @@ refuses fails at once. Each attempt ends within `timeout` seconds, well inside i
 claim's lease, so no other worker sends it a second time. A push that fails for good
 queues a `push_failed` notice to the customer's admin (else postmaster). The response
 body is read only up to a small cap and never shown to anyone.
+
+A receiver's connections are kept open for its next push, `keepalive` seconds (an httpx
+client per receiver: the URL's scheme, the vetted address, the port and the host name,
+so a connection made for one name, its certificate checked for that name and sent in
+SNI, never carries another name's push). A kept connection the receiver closed as the
+push went out (its own idle timeout) has not answered: that push is sent once more at
+once, over a new connection, as browsers do; any other failure waits for the backoff.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -39,6 +47,19 @@ from bridge.retry import next_attempt
 log = logging.getLogger("bridge.push")
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _RETRY_AFTER_MAX = 30 * 86_400.0  # a Retry-After further out is read as this
+MAX_KEPT = 64  # receivers whose connections are kept at once (the least recently used go)
+# What a kept connection the receiver closed under a push raises before any answer.
+_STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_Key = tuple[str, str, int, str]  # scheme, vetted address, port, the URL's host name
+
+
+@dataclass(slots=True)
+class _Kept:
+    """One receiver's kept connections (an httpx client and its pool)."""
+
+    client: httpx.AsyncClient
+    busy: int = 0  # pushes under way over it
+    last_used: float = 0.0  # the event loop's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +91,46 @@ class Pusher:
         # One TLS context for every push: building one (the CA bundle read and parsed)
         # costs ~25 ms of the event loop, which a client per push paid each time.
         self._tls = ssl.create_default_context()
+        self._kept: dict[_Key, _Kept] = {}
+
+    async def close(self) -> None:
+        """Close every kept connection (the bridge is stopping)."""
+        kept, self._kept = self._kept, {}
+        for k in kept.values():
+            await k.client.aclose()
+
+    async def _sweep(self) -> None:
+        """Close the connections of receivers idle for `keepalive` seconds, and of the
+        least recently used idle ones beyond MAX_KEPT."""
+        now = asyncio.get_running_loop().time()
+        idle = sorted((k.last_used, key) for key, k in self._kept.items() if not k.busy)
+        over = len(self._kept) - MAX_KEPT
+        for i, (last_used, key) in enumerate(idle):
+            if i < over or now - last_used >= self.settings.keepalive:
+                await self._kept.pop(key).client.aclose()
+
+    def _client(self, key: _Key) -> _Kept:
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = _Kept(self._new_client(self.settings.keepalive))
+        return kept
+
+    def _new_client(self, keepalive: float) -> httpx.AsyncClient:
+        limits = httpx.Limits(
+            max_connections=None,  # at most `concurrency`: the pushes under way
+            max_keepalive_connections=self.settings.concurrency if keepalive else 0,
+            keepalive_expiry=keepalive,
+        )
+        return httpx.AsyncClient(
+            timeout=self.settings.timeout,
+            follow_redirects=False,
+            transport=self._transport,
+            verify=self._tls,
+            limits=limits,
+        )
 
     async def step(self) -> int:
+        await self._sweep()
         claimed = await self.store.call(
             push_sql.claim_pushes, utcnow(), self.settings.concurrency, self.settings.timeout * 3
         )
@@ -170,26 +229,57 @@ class Pusher:
         elif action.auth == "hmac":
             headers[action.signature_header] = sign(action.secret, int(time.time()), body)
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        async with httpx.AsyncClient(
-            timeout=s.timeout, follow_redirects=False, transport=self._transport, verify=self._tls
-        ) as client:
-            request = client.build_request(
-                action.method, url, content=body, headers=headers, extensions=extensions
-            )
+        kept = self._client((target.scheme, target.address, target.port, target.host))
+        kept.busy += 1
+        async with contextlib.AsyncExitStack() as stack:
             try:
-                async with asyncio.timeout_at(deadline):
-                    response = await client.send(request, stream=True)
+                request = kept.client.build_request(
+                    action.method, url, content=body, headers=headers, extensions=extensions
+                )
+                try:
+                    response = await _send(kept.client, request, deadline)
+                except _Stale:  # the receiver closed a kept connection as the push went out
+                    once = await stack.enter_async_context(self._new_client(0))
+                    response = await _send(once, request, deadline)
+                stack.push_async_callback(response.aclose)
+                with contextlib.suppress(TimeoutError, httpx.HTTPError):
+                    async with asyncio.timeout_at(deadline):
+                        await _drain(response, s.max_response_bytes)
             except TimeoutError:
                 return PushOutcome(False, True, f"no answer within {s.timeout:g} s")
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 return PushOutcome(False, True, f"{type(exc).__name__}: {exc}")
-            try:
-                with contextlib.suppress(TimeoutError, httpx.HTTPError):
-                    async with asyncio.timeout_at(deadline):
-                        await _drain(response, s.max_response_bytes)
             finally:
-                await response.aclose()
+                kept.busy -= 1
+                kept.last_used = loop.time()
         return _outcome(response, utcnow())
+
+
+class _Stale(Exception):
+    """A request over a kept connection that failed before any answer."""
+
+
+async def _send(
+    client: httpx.AsyncClient, request: httpx.Request, deadline: float
+) -> httpx.Response:
+    """The answer's status line and headers by `deadline`; _Stale when the request went
+    over a connection made before it (no connect in its trace) and that connection
+    failed before answering."""
+    connected = False
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        nonlocal connected
+        if event.startswith("connection.connect_tcp."):
+            connected = True
+
+    request.extensions["trace"] = trace
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await client.send(request, stream=True)
+    except _STALE as exc:
+        if connected:
+            raise
+        raise _Stale from exc
 
 
 def _outcome(response: httpx.Response, now: datetime) -> PushOutcome:

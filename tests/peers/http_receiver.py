@@ -5,7 +5,11 @@ it can answer what no library would write): it reads each request whole, records
 path, and then answers the way the request's path names (`HABITS`): any status code,
 `Retry-After`, a body of 10 MB, a body or a status line one byte at a time, broken
 chunked encoding, HTTP/1.0 without a length, `100 Continue` first, only a 1xx, no answer,
-a closed or reset connection, a line that is not HTTP, 1 MB of headers.
+a closed or reset connection, a line that is not HTTP, 1 MB of headers. Every answer
+closes the connection (`Connection: close`) but those to `/keep…`, which keep it for the
+next request: `/keep` answers 200 to each, `/keep-stale` 200 to a connection's first
+request only and then reads the next and closes without a word (what a server whose
+idle timeout ends a kept connection as a request arrives does). With `tls`, HTTPS.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -38,31 +43,41 @@ def _retry_date(seconds: int) -> str:
 @dataclass
 class HttpReceiver:
     port: int = 0
+    scheme: str = "http"
     requests: Counter[str] = field(default_factory=Counter)
+    connections: int = 0
+    hosts: list[str] = field(default_factory=list)  # each request's Host header
+    sni: list[str | None] = field(default_factory=list)  # each TLS connection's server name
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def url(self, path: str) -> str:
-        return f"http://{HOST}:{self.port}{path}"
+    @property
+    def open_connections(self) -> int:
+        return len(self._tasks)
+
+    def url(self, path: str, host: str = HOST) -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.connections += 1
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            path = lines[0].split(" ")[1]
-            length = next(
-                (
-                    int(v)
-                    for k, _, v in (x.partition(":") for x in lines)
-                    if k.lower() == "content-length"
-                ),
-                0,
-            )
-            await reader.readexactly(length)
-            self.requests[path] += 1
-            await self.answer(path, writer)
+            for served in range(1_000):
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1]
+                fields = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+                await reader.readexactly(int(fields.get("content-length", "0")))
+                self.requests[path] += 1
+                self.hosts.append(fields.get("host", ""))
+                if not path.startswith("/keep"):
+                    await self.answer(path, writer)
+                    break
+                if path == "/keep-stale" and served:
+                    break
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except asyncio.CancelledError:  # the receiver is stopping
@@ -121,9 +136,11 @@ class HttpReceiver:
 
 
 @asynccontextmanager
-async def http_receiver() -> AsyncIterator[HttpReceiver]:
-    receiver = HttpReceiver()
-    server = await asyncio.start_server(receiver.serve, HOST, 0)
+async def http_receiver(tls: ssl.SSLContext | None = None) -> AsyncIterator[HttpReceiver]:
+    receiver = HttpReceiver(scheme="https" if tls else "http")
+    if tls is not None:  # the server name each handshake asked for
+        tls.sni_callback = lambda sock, name, ctx: receiver.sni.append(name)
+    server = await asyncio.start_server(receiver.serve, HOST, 0, ssl=tls)
     receiver.port = server.sockets[0].getsockname()[1]
     try:
         yield receiver

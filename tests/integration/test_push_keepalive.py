@@ -1,0 +1,125 @@
+"""The push worker keeps a receiver's connection for its next push, against a real HTTP
+(and HTTPS) server: one connection for many pushes, never one made for another host name,
+a kept connection the receiver closed as a push went out retried once over a new one,
+and idle connections closed after `keepalive` seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from bridge.db.store import Store
+from bridge.push.settings import PushSettings
+from bridge.push.target import PushAction
+from bridge.push.worker import Pusher
+from tests.peers.http_receiver import http_receiver
+
+
+def _pusher(store: Any = None, **settings: Any) -> Pusher:
+    settings_ = PushSettings(
+        allow_http=True, allow_hosts=("127.0.0.1", "localhost"), timeout=5.0, **settings
+    )
+    return Pusher(settings_, store=store, contacts=lambda conn, customer: None)
+
+
+async def _push(pusher: Pusher, url: str) -> tuple[bool, str]:
+    outcome = await pusher.send(PushAction(url=url), b'{"a": 1}', "application/json")
+    return outcome.ok, outcome.detail
+
+
+async def test_pushes_to_one_receiver_share_one_connection() -> None:
+    async with http_receiver() as receiver:
+        pusher = _pusher()
+        try:
+            for _ in range(5):
+                assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
+        finally:
+            await pusher.close()
+    assert receiver.requests["/keep"] == 5
+    assert receiver.connections == 1
+
+
+async def test_with_keepalive_0_each_push_has_a_connection_of_its_own() -> None:
+    async with http_receiver() as receiver:
+        pusher = _pusher(keepalive=0)
+        try:
+            for _ in range(3):
+                assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
+        finally:
+            await pusher.close()
+    assert receiver.connections == 3
+
+
+async def test_a_kept_connection_closed_as_a_push_goes_out_is_retried_once_over_a_new_one() -> None:
+    async with http_receiver() as receiver:
+        pusher = _pusher()
+        try:
+            # the first push leaves its connection kept; the receiver reads the second
+            # push on it and closes: the push goes again over a new connection
+            assert await _push(pusher, receiver.url("/keep-stale")) == (True, "HTTP 200")
+            assert await _push(pusher, receiver.url("/keep-stale")) == (True, "HTTP 200")
+            # a new connection closed without an answer is not sent again at once
+            ok, detail = await _push(pusher, receiver.url("/close"))
+        finally:
+            await pusher.close()
+    assert not ok and "RemoteProtocolError" in detail, detail
+    assert receiver.requests == {"/keep-stale": 3, "/close": 1}
+    assert receiver.connections == 3
+
+
+async def test_a_receivers_idle_connections_are_closed_after_keepalive(store: Store) -> None:
+    async with http_receiver() as receiver:
+        pusher = _pusher(store, keepalive=0.2)
+        try:
+            assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
+            await pusher.step()  # within keepalive: kept
+            await asyncio.sleep(0.1)
+            assert receiver.open_connections == 1
+            await asyncio.sleep(0.3)
+            await pusher.step()  # idle for longer than keepalive: closed
+            for _ in range(50):
+                if not receiver.open_connections:
+                    break
+                await asyncio.sleep(0.02)
+            assert receiver.open_connections == 0
+            assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
+        finally:
+            await pusher.close()
+    assert receiver.connections == 2
+
+
+@pytest.fixture
+def localhost_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A receiver's TLS context with a certificate for "localhost" only, from a CA the
+    pusher trusts (as a company adds its CA to the system's store)."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server)
+    return server
+
+
+async def test_https_pushes_share_a_connection_only_under_the_name_it_was_made_for(
+    localhost_tls: ssl.SSLContext,
+) -> None:
+    async with http_receiver(localhost_tls) as receiver:
+        pusher = _pusher()
+        try:
+            assert await _push(pusher, receiver.url("/keep", "localhost")) == (True, "HTTP 200")
+            # the same address and port, another name: the kept connection's certificate
+            # is not valid for it, so it must not carry this push
+            ok, detail = await _push(pusher, receiver.url("/keep", "127.0.0.1"))
+            assert await _push(pusher, receiver.url("/keep", "localhost")) == (True, "HTTP 200")
+        finally:
+            await pusher.close()
+    assert not ok and "CERTIFICATE_VERIFY_FAILED" in detail, detail
+    assert receiver.connections == 1
+    assert receiver.requests["/keep"] == 2
+    assert receiver.hosts == [f"localhost:{receiver.port}"] * 2
+    assert receiver.sni.count("localhost") == 1
