@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
+from bridge.db.bulk import bulk_execute
 from bridge.db.core import delete_before, table
 from bridge.db.queue import Queue, claim
 from bridge.notices.queue import queue_notice
@@ -105,6 +106,51 @@ def claim_pushes(conn: Connection, now: datetime, limit: int, lease: float) -> l
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class PushRecord:
+    """An attempt's outcome: the push's new status, its error, when it is due again."""
+
+    push_id: int
+    now: datetime
+    status: PushStatus
+    error: str = ""
+    next_at: datetime | None = None
+
+
+_RECORD = (  # built once: building and compiling a statement costs more than running it
+    update(_push)
+    .where(_push.c.id == bindparam("p_id"), or_(*(_push.c.status == s for s in OPEN_PUSH_STATUSES)))
+    .values(
+        status=bindparam("p_status"),
+        error=bindparam("p_error"),
+        sent_at=func.coalesce(bindparam("p_sent_at", type_=_push.c.sent_at.type), _push.c.sent_at),
+        next_attempt_at=func.coalesce(
+            bindparam("p_next_at", type_=_push.c.next_attempt_at.type), _push.c.next_attempt_at
+        ),
+    )
+)
+
+
+def record_pushes(conn: Connection, records: list[PushRecord]) -> list[None]:
+    """Several attempts' outcomes in one statement (the push worker's group commit); a
+    push no longer open (given up on meanwhile) is left as it is."""
+    bulk_execute(
+        conn,
+        _RECORD,
+        [
+            {
+                "p_id": r.push_id,
+                "p_status": r.status.value,
+                "p_error": r.error[-2000:],
+                "p_sent_at": r.now if r.status == PushStatus.SENT else None,
+                "p_next_at": r.next_at,
+            }
+            for r in records
+        ],
+    )
+    return [None] * len(records)
+
+
 def record_push(
     conn: Connection,
     push_id: int,
@@ -113,16 +159,7 @@ def record_push(
     error: str = "",
     next_at: datetime | None = None,
 ) -> None:
-    values: dict[str, Any] = {"status": status, "error": error[-2000:]}
-    if status == PushStatus.SENT:
-        values["sent_at"] = now
-    if next_at is not None:
-        values["next_attempt_at"] = next_at
-    conn.execute(
-        update(_push)
-        .where(_push.c.id == push_id, _push.c.status.in_(OPEN_PUSH_STATUSES))
-        .values(**values)
-    )
+    record_pushes(conn, [PushRecord(push_id, now, status, error, next_at)])
 
 
 # (conn, customer id) -> (the customer's name, the address its alerts go to), or None

@@ -152,9 +152,8 @@ class Pusher:
         now = utcnow()
         if outcome.ok:
             log.info("push %s to %s: %s", work.id, action.url, outcome.detail)
-            await self.store.call(
-                push_sql.record_push, work.id, now, PushStatus.SENT, outcome.detail
-            )
+            record = push_sql.PushRecord(work.id, now, PushStatus.SENT, outcome.detail)
+            await self.store.grouped(push_sql.record_pushes, record)
             self.metrics.push_deliveries.labels(PushStatus.SENT).inc()
             return
         next_at = None
@@ -169,9 +168,8 @@ class Pusher:
             )
         if next_at is not None:
             log.warning("push %s to %s deferred: %s", work.id, action.url, outcome.detail)
-            await self.store.call(
-                push_sql.record_push, work.id, now, PushStatus.DEFERRED, outcome.detail, next_at
-            )
+            record = push_sql.PushRecord(work.id, now, PushStatus.DEFERRED, outcome.detail, next_at)
+            await self.store.grouped(push_sql.record_pushes, record)
             self.metrics.push_deliveries.labels(PushStatus.DEFERRED).inc()
             return
         await self._give_up(work, action.url, outcome.detail)

@@ -1,20 +1,29 @@
 """The push worker keeps a receiver's connection for its next push, against a real HTTP
 (and HTTPS) server: one connection for many pushes, never one made for another host name,
 a kept connection the receiver closed as a push went out retried once over a new one,
-and idle connections closed after `keepalive` seconds."""
+and idle connections closed after `keepalive` seconds; and its outcomes, recorded
+together in one statement, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from sqlalchemy import Engine, select
 
-from bridge.db.store import Store
+from bridge.db.clock import utcnow
+from bridge.db.core import table
+from bridge.db.engine import upgrade
+from bridge.db.store import Store, run_sync
+from bridge.push.delivery_status import PushStatus
+from bridge.push.queue import PushRecord, queue_push, record_push, record_pushes
 from bridge.push.settings import PushSettings
+from bridge.push.tables import PushDelivery
 from bridge.push.target import PushAction
 from bridge.push.worker import Pusher
 from tests.peers.http_receiver import http_receiver
@@ -123,3 +132,43 @@ async def test_https_pushes_share_a_connection_only_under_the_name_it_was_made_f
     assert receiver.requests["/keep"] == 2
     assert receiver.hosts == [f"localhost:{receiver.port}"] * 2
     assert receiver.sni.count("localhost") == 1
+
+
+def test_outcomes_recorded_together_set_what_each_says(engine: Engine) -> None:
+    """The worker's group commit records several attempts in one statement: a sent push
+    gets its `sent_at`, a deferred one its next attempt, a failed one neither; a push given
+    up on meanwhile stays as it is."""
+    upgrade(engine)
+    now = utcnow()
+    target = {"type": "push", "url": "https://push.example/hook"}
+    ids = [
+        run_sync(engine, queue_push, 0, None, target, "{}", "application/json", now, 3600.0)
+        for _ in range(4)
+    ]
+    run_sync(engine, record_push, ids[3], now, PushStatus.FAILED, "given up")
+    later, again = now + timedelta(seconds=5), now + timedelta(minutes=10)
+    records = [
+        PushRecord(ids[0], later, PushStatus.SENT, "HTTP 200"),
+        PushRecord(ids[1], later, PushStatus.DEFERRED, "HTTP 503", again),
+        PushRecord(ids[2], later, PushStatus.FAILED, "HTTP 404"),
+        PushRecord(ids[3], later, PushStatus.SENT, "HTTP 200"),
+    ]
+    run_sync(engine, record_pushes, records)
+    push = table(PushDelivery)
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(push))}
+
+    def naive(at: datetime | None) -> datetime | None:
+        return at.replace(tzinfo=None) if at is not None else None
+
+    got = [
+        (rows[i].status, rows[i].error, naive(rows[i].sent_at), naive(rows[i].next_attempt_at))
+        for i in ids
+    ]
+    n, l_, a = naive(now), naive(later), naive(again)
+    assert got == [
+        (PushStatus.SENT, "HTTP 200", l_, n),
+        (PushStatus.DEFERRED, "HTTP 503", None, a),
+        (PushStatus.FAILED, "HTTP 404", None, n),
+        (PushStatus.FAILED, "given up", None, n),
+    ]
