@@ -3,13 +3,14 @@
 `--pushes` pushes are queued at once (SQLite in a temp dir) and worked off by the push
 worker (`bridge.push.worker.Pusher`, its `step` in a loop, as the bridge runs it) to a
 receiver in its own process on 127.0.0.1 (this file run with `--serve`: a raw asyncio
-HTTP/1.1 server that answers 200 and keeps connections open; with `--tls` HTTPS, a
+HTTP/1.1 server that answers 200 and keeps connections open; for https, a
 certificate for 127.0.0.1 from a throwaway CA the worker is told to trust). Reported per
 setting of `[push] keepalive` (0: a connection per push, as before it existed), in the
 same run, interleaved: pushes/s, this process's CPU µs per push (claim, request, record),
 and the connections the receiver saw.
 
-  .venv/bin/python bench/push_bench.py [--pushes 2000] [--reps 3] [--tls] [--concurrency 4]
+  .venv/bin/python bench/push_bench.py [--pushes 1000] [--reps 2] [--scheme http|https|both]
+                                       [--concurrency 4] [--keepalive 2]
 
 Run it against another commit's code with PYTHONPATH=DIR (`git archive <commit> bridge
 templates | tar -x -C DIR`); a bridge without `[push] keepalive` runs both rows alike.
@@ -148,9 +149,11 @@ async def drain(url: str, count: int, keepalive: float, concurrency: int) -> tup
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pushes", type=int, default=2000)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--tls", action="store_true", help="an HTTPS receiver")
+    p.add_argument("--pushes", type=int, default=1000)
+    p.add_argument("--reps", type=int, default=2)
+    p.add_argument(
+        "--scheme", choices=("http", "https", "both"), default="both", help="the receiver's"
+    )
     p.add_argument("--concurrency", type=int, default=4, help="[push] concurrency")
     p.add_argument(
         "--keepalive", type=float, default=2.0, help="[push] keepalive to compare with 0"
@@ -161,28 +164,28 @@ def main() -> None:
     if a.serve is not None:
         asyncio.run(_serve(a.serve, a.cert_dir))
         return
-    scheme = "https" if a.tls else "http"
-    results: dict[float, list[tuple[float, float]]] = {0.0: [], a.keepalive: []}
-    connections: dict[float, list[str]] = {0.0: [], a.keepalive: []}
+    schemes = ("http", "https") if a.scheme == "both" else (a.scheme,)
+    rows = [(scheme, keepalive) for scheme in schemes for keepalive in (0.0, a.keepalive)]
+    results: dict[tuple[str, float], list[tuple[float, float]]] = {row: [] for row in rows}
+    connections: dict[tuple[str, float], list[str]] = {row: [] for row in rows}
     for _ in range(a.reps):
-        for keepalive in (0.0, a.keepalive):
-            with _receiver(a.tls) as (port, ca_file, proc):
+        for scheme, keepalive in rows:
+            with _receiver(scheme == "https") as (port, ca_file, proc):
                 if ca_file:
                     os.environ["SSL_CERT_FILE"] = ca_file  # the worker's context trusts the CA
                 url = f"{scheme}://{HOST}:{port}/hook"
-                results[keepalive].append(
-                    asyncio.run(drain(url, a.pushes, keepalive, a.concurrency))
-                )
+                run = asyncio.run(drain(url, a.pushes, keepalive, a.concurrency))
+                results[scheme, keepalive].append(run)
                 proc.terminate()
                 out, _ = proc.communicate(timeout=10)
-                connections[keepalive].append(out.strip().split("\n")[-1])
-    for keepalive, runs in results.items():
+                connections[scheme, keepalive].append(out.strip().split("\n")[-1])
+    for (scheme, keepalive), runs in results.items():
         rates = [r for r, _ in runs]
         cpus = [c for _, c in runs]
         print(f"{scheme} keepalive {keepalive:g}: {statistics.median(rates):,.0f} pushes/s, "
               f"{statistics.median(cpus):,.0f} µs CPU per push (runs: "
               f"{', '.join(f'{c:,.0f}' for c in cpus)}); receiver: "
-              f"{'; '.join(connections[keepalive])}")  # fmt: skip
+              f"{'; '.join(connections[scheme, keepalive])}")  # fmt: skip
 
 
 if __name__ == "__main__":
