@@ -254,7 +254,13 @@ class Pusher:
 
 
 class _Stale(Exception):
-    """A request over a kept connection that failed before any answer."""
+    """A request over a kept connection that failed before any answer, or whose answer
+    was there before it was asked (left over from the receiver's previous answer)."""
+
+
+class _Unasked(Exception):
+    """An answer read without waiting for the network: it was in the buffers before the
+    request went out, so it answers an earlier request."""
 
 
 async def _send(
@@ -262,22 +268,41 @@ async def _send(
 ) -> httpx.Response:
     """The answer's status line and headers by `deadline`; _Stale when the request went
     over a connection made before it (no connect in its trace) and that connection
-    failed before answering."""
+    failed before answering or gave an answer it had before it was asked.
+
+    Before it was asked: a receiver that answered a request twice (or wrote more than
+    its answer's length) leaves bytes on a kept connection that the next request would
+    read as its answer — a 200 for a push it answers 503. Every read of a new answer
+    waits on the network, so the event loop turns at least once between the start and
+    the end of reading the status line and headers; an answer read without a turn came
+    from the buffers and is refused (raised from the trace, so httpcore closes that
+    connection)."""
+    loop = asyncio.get_running_loop()
     connected = False
+    turned = [False]
 
     async def trace(event: str, info: dict[str, Any]) -> None:
         nonlocal connected
         if event.startswith("connection.connect_tcp."):
             connected = True
+        elif event == "http11.receive_response_headers.started":
+            turned[0] = False
+            loop.call_soon(turned.__setitem__, 0, True)
+        elif event == "http11.receive_response_headers.complete" and not turned[0]:
+            raise _Unasked
 
     request.extensions["trace"] = trace
     try:
         async with asyncio.timeout_at(deadline):
             return await client.send(request, stream=True)
-    except _STALE as exc:
-        if connected:
-            raise
-        raise _Stale from exc
+    except (*_STALE, _Unasked) as exc:
+        if not connected:
+            raise _Stale from exc
+        if isinstance(exc, _Unasked):
+            raise httpx.RemoteProtocolError(
+                "the receiver answered before it was asked (an answer left from before)"
+            ) from None
+        raise
 
 
 def _outcome(response: httpx.Response, now: datetime) -> PushOutcome:

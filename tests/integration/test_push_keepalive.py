@@ -41,6 +41,7 @@ async def _push(pusher: Pusher, url: str) -> tuple[bool, str]:
     return outcome.ok, outcome.detail
 
 
+@pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 async def test_pushes_to_one_receiver_share_one_connection() -> None:
     async with http_receiver() as receiver:
         pusher = _pusher()
@@ -64,6 +65,7 @@ async def test_with_keepalive_0_each_push_has_a_connection_of_its_own() -> None:
     assert receiver.connections == 3
 
 
+@pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 async def test_a_kept_connection_closed_as_a_push_goes_out_is_retried_once_over_a_new_one() -> None:
     async with http_receiver() as receiver:
         pusher = _pusher()
@@ -114,6 +116,7 @@ def localhost_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLCon
     return server
 
 
+@pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 async def test_https_pushes_share_a_connection_only_under_the_name_it_was_made_for(
     localhost_tls: ssl.SSLContext,
 ) -> None:
@@ -172,3 +175,42 @@ def test_outcomes_recorded_together_set_what_each_says(engine: Engine) -> None:
         (PushStatus.FAILED, "HTTP 404", None, n),
         (PushStatus.FAILED, "given up", None, n),
     ]
+
+
+@pytest.mark.both_loops  # also on uvloop ([server] event_loop)
+async def test_an_answer_left_over_on_a_kept_connection_is_not_taken_for_the_next_push() -> None:
+    """A receiver that answered one push twice: its second answer waits on the kept
+    connection, and the next push must not take it for its own (a 200 for a push the
+    receiver answers 503 would be a push lost)."""
+    async with http_receiver() as receiver:
+        pusher = _pusher()
+        try:
+            assert await _push(pusher, receiver.url("/keep-twice")) == (True, "HTTP 200")
+            assert await _push(pusher, receiver.url("/keep-503")) == (False, "HTTP 503")
+            assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
+        finally:
+            await pusher.close()
+    # the 503 push went out over the kept connection, its answer was seen to be the
+    # leftover, and it went again once over a connection of its own, which answered it;
+    # the kept connection was closed, so the last push made a third
+    assert receiver.requests == {"/keep-twice": 1, "/keep-503": 2, "/keep": 1}
+    assert receiver.connections == 3
+
+
+@pytest.mark.both_loops  # also on uvloop ([server] event_loop)
+async def test_over_https_too_an_answer_left_over_is_not_taken_for_the_next_push(
+    localhost_tls: ssl.SSLContext,
+) -> None:
+    """As above, where the leftover waits in the TLS layer's buffer."""
+    async with http_receiver(localhost_tls) as receiver:
+        pusher = _pusher()
+        try:
+            twice, busy = (
+                receiver.url("/keep-twice", "localhost"),
+                receiver.url("/keep-503", "localhost"),
+            )
+            assert await _push(pusher, twice) == (True, "HTTP 200")
+            assert await _push(pusher, busy) == (False, "HTTP 503")
+        finally:
+            await pusher.close()
+    assert receiver.requests == {"/keep-twice": 1, "/keep-503": 2}

@@ -9,7 +9,9 @@ a closed or reset connection, a line that is not HTTP, 1 MB of headers. Every an
 closes the connection (`Connection: close`) but those to `/keep…`, which keep it for the
 next request: `/keep` answers 200 to each, `/keep-stale` 200 to a connection's first
 request only and then reads the next and closes without a word (what a server whose
-idle timeout ends a kept connection as a request arrives does). With `tls`, HTTPS.
+idle timeout ends a kept connection as a request arrives does), `/keep-503` 503,
+`/keep-twice` two answers, 200 and 200, in one write (a server that answers one request
+twice: the second is left over for the client's next request). With `tls`, HTTPS.
 """
 
 from __future__ import annotations
@@ -76,7 +78,10 @@ class HttpReceiver:
                     break
                 if path == "/keep-stale" and served:
                     break
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                kept = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                if path == "/keep-503":
+                    kept = b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"
+                writer.write(kept * 2 if path == "/keep-twice" else kept)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
