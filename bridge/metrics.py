@@ -116,6 +116,7 @@ class Metrics:
     mailer_sessions: Counter
     inbound_actions: Counter
     push_deliveries: Counter
+    push_connections: Counter
     database_commits: Counter
     database_committed_items: Counter
     submit_seconds: Histogram
@@ -237,6 +238,14 @@ class Metrics:
                 "mailsms_push_deliveries",
                 "HTTP push deliveries, by result (sent, deferred, failed).",
                 ["result"],
+                registry=r,
+            ),
+            push_connections=Counter(
+                "mailsms_push_connections",
+                "The push worker's requests by connection: opened (over a new connection), "
+                "reused (over a kept one), ended_by_receiver (a kept connection the receiver "
+                "had closed or left an earlier answer on; the push went again over a new one).",
+                ["event"],
                 registry=r,
             ),
             submit_seconds=Histogram(

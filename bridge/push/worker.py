@@ -235,10 +235,12 @@ class Pusher:
                     action.method, url, content=body, headers=headers, extensions=extensions
                 )
                 try:
-                    response = await _send(kept.client, request, deadline)
+                    response, new = await _send(kept.client, request, deadline)
                 except _Stale:  # the receiver closed a kept connection as the push went out
+                    self.metrics.push_connections.labels("ended_by_receiver").inc()
                     once = await stack.enter_async_context(self._new_client(0))
-                    response = await _send(once, request, deadline)
+                    response, new = await _send(once, request, deadline)
+                self.metrics.push_connections.labels("opened" if new else "reused").inc()
                 stack.push_async_callback(response.aclose)
                 with contextlib.suppress(TimeoutError, httpx.HTTPError):
                     async with asyncio.timeout_at(deadline):
@@ -265,8 +267,9 @@ class _Unasked(Exception):
 
 async def _send(
     client: httpx.AsyncClient, request: httpx.Request, deadline: float
-) -> httpx.Response:
-    """The answer's status line and headers by `deadline`; _Stale when the request went
+) -> tuple[httpx.Response, bool]:
+    """The answer's status line and headers by `deadline`, and whether they came over a
+    new connection; _Stale when the request went
     over a connection made before it (no connect in its trace) and that connection
     failed before answering or gave an answer it had before it was asked.
 
@@ -294,7 +297,7 @@ async def _send(
     request.extensions["trace"] = trace
     try:
         async with asyncio.timeout_at(deadline):
-            return await client.send(request, stream=True)
+            return await client.send(request, stream=True), connected
     except (*_STALE, _Unasked) as exc:
         if not connected:
             raise _Stale from exc

@@ -20,6 +20,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.engine import upgrade
 from bridge.db.store import Store, run_sync
+from bridge.metrics import Metrics
 from bridge.push.delivery_status import PushStatus
 from bridge.push.queue import PushRecord, queue_push, record_push, record_pushes
 from bridge.push.settings import PushSettings
@@ -29,11 +30,22 @@ from bridge.push.worker import Pusher
 from tests.peers.http_receiver import http_receiver
 
 
-def _pusher(store: Any = None, **settings: Any) -> Pusher:
+def _pusher(store: Any = None, metrics: Metrics | None = None, **settings: Any) -> Pusher:
     settings_ = PushSettings(
         allow_http=True, allow_hosts=("127.0.0.1", "localhost"), timeout=5.0, **settings
     )
-    return Pusher(settings_, store=store, contacts=lambda conn, customer: None)
+    return Pusher(settings_, store=store, contacts=lambda conn, customer: None, metrics=metrics)
+
+
+def _connections(metrics: Metrics) -> dict[str, int]:
+    """mailsms_push_connections_total by event."""
+    return {
+        event: int(
+            metrics.registry.get_sample_value("mailsms_push_connections_total", {"event": event})
+            or 0
+        )
+        for event in ("opened", "reused", "ended_by_receiver")
+    }
 
 
 async def _push(pusher: Pusher, url: str) -> tuple[bool, str]:
@@ -43,8 +55,9 @@ async def _push(pusher: Pusher, url: str) -> tuple[bool, str]:
 
 @pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 async def test_pushes_to_one_receiver_share_one_connection() -> None:
+    metrics = Metrics.unregistered()
     async with http_receiver() as receiver:
-        pusher = _pusher()
+        pusher = _pusher(metrics=metrics)
         try:
             for _ in range(5):
                 assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
@@ -52,6 +65,7 @@ async def test_pushes_to_one_receiver_share_one_connection() -> None:
             await pusher.close()
     assert receiver.requests["/keep"] == 5
     assert receiver.connections == 1
+    assert _connections(metrics) == {"opened": 1, "reused": 4, "ended_by_receiver": 0}
 
 
 async def test_with_keepalive_0_each_push_has_a_connection_of_its_own() -> None:
@@ -67,8 +81,9 @@ async def test_with_keepalive_0_each_push_has_a_connection_of_its_own() -> None:
 
 @pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 async def test_a_kept_connection_closed_as_a_push_goes_out_is_retried_once_over_a_new_one() -> None:
+    metrics = Metrics.unregistered()
     async with http_receiver() as receiver:
-        pusher = _pusher()
+        pusher = _pusher(metrics=metrics)
         try:
             # the first push leaves its connection kept; the receiver reads the second
             # push on it and closes: the push goes again over a new connection
@@ -81,6 +96,7 @@ async def test_a_kept_connection_closed_as_a_push_goes_out_is_retried_once_over_
     assert not ok and "RemoteProtocolError" in detail, detail
     assert receiver.requests == {"/keep-stale": 3, "/close": 1}
     assert receiver.connections == 3
+    assert _connections(metrics) == {"opened": 2, "reused": 0, "ended_by_receiver": 1}
 
 
 async def test_a_receivers_idle_connections_are_closed_after_keepalive(store: Store) -> None:
@@ -182,8 +198,9 @@ async def test_an_answer_left_over_on_a_kept_connection_is_not_taken_for_the_nex
     """A receiver that answered one push twice: its second answer waits on the kept
     connection, and the next push must not take it for its own (a 200 for a push the
     receiver answers 503 would be a push lost)."""
+    metrics = Metrics.unregistered()
     async with http_receiver() as receiver:
-        pusher = _pusher()
+        pusher = _pusher(metrics=metrics)
         try:
             assert await _push(pusher, receiver.url("/keep-twice")) == (True, "HTTP 200")
             assert await _push(pusher, receiver.url("/keep-503")) == (False, "HTTP 503")
@@ -195,6 +212,7 @@ async def test_an_answer_left_over_on_a_kept_connection_is_not_taken_for_the_nex
     # the kept connection was closed, so the last push made a third
     assert receiver.requests == {"/keep-twice": 1, "/keep-503": 2, "/keep": 1}
     assert receiver.connections == 3
+    assert _connections(metrics) == {"opened": 3, "reused": 0, "ended_by_receiver": 1}
 
 
 @pytest.mark.both_loops  # also on uvloop ([server] event_loop)
