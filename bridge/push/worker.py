@@ -14,7 +14,9 @@ client per receiver: the URL's scheme, the vetted address, the port and the host
 so a connection made for one name, its certificate checked for that name and sent in
 SNI, never carries another name's push). A kept connection the receiver closed as the
 push went out (its own idle timeout) has not answered: that push is sent once more at
-once, over a new connection, as browsers do; any other failure waits for the backoff.
+once, over a new connection, as browsers do; so is one whose answer was waiting on the
+kept connection before it went out (a receiver that answered an earlier push twice),
+which is never taken for its answer. Any other failure waits for the backoff.
 """
 
 from __future__ import annotations
@@ -269,9 +271,9 @@ async def _send(
     client: httpx.AsyncClient, request: httpx.Request, deadline: float
 ) -> tuple[httpx.Response, bool]:
     """The answer's status line and headers by `deadline`, and whether they came over a
-    new connection; _Stale when the request went
-    over a connection made before it (no connect in its trace) and that connection
-    failed before answering or gave an answer it had before it was asked.
+    new connection; _Stale when the request went over a connection made before it (no
+    connect in its trace) and that connection failed before answering or gave an answer
+    it had before it was asked.
 
     Before it was asked: a receiver that answered a request twice (or wrote more than
     its answer's length) leaves bytes on a kept connection that the next request would
