@@ -7,13 +7,17 @@ together in one statement, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+import uvicorn
 from sqlalchemy import Engine, select
 
 from bridge.db.clock import utcnow
@@ -232,3 +236,64 @@ async def test_over_https_too_an_answer_left_over_is_not_taken_for_the_next_push
         finally:
             await pusher.close()
     assert receiver.requests == {"/keep-twice": 1, "/keep-503": 2}
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the test's loop keeps its signals
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _uvicorn(keep_alive: float) -> AsyncIterator[tuple[int, list[str]]]:
+    """uvicorn (h11), a receiver we did not write, closing idle connections after
+    `keep_alive` seconds; its port and the paths it answered."""
+    answered: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        answered.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"thanks"})
+
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=keep_alive,  # type: ignore[arg-type]  # typed int, any seconds work
+    )
+    server = _Uvicorn(config)
+    sock = socket.create_server(("127.0.0.1", 0))
+    sock.setblocking(False)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 (uvicorn sets a flag, no event)
+        await asyncio.sleep(0.01)
+    try:
+        yield sock.getsockname()[1], answered
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.mark.both_loops  # also on uvloop ([server] event_loop)
+async def test_a_receiver_that_ends_idle_connections_sooner_gets_every_push() -> None:
+    """uvicorn ends a connection idle for 0.3 s, the bridge keeps it for 2 s: pushes
+    just before, at and after that moment all go through, none is deferred, and a push
+    is sent twice only where the receiver closed the connection under it."""
+    metrics = Metrics.unregistered()
+    async with _uvicorn(0.3) as (port, answered):
+        pusher = _pusher(metrics=metrics)
+        try:
+            outcomes = []
+            for i, pause in enumerate((0, 0.1, 0.28, 0.3, 0.32, 0.35, 0.2, 0.31, 0.29, 0.5)):
+                await asyncio.sleep(pause)
+                outcomes.append(await _push(pusher, f"http://127.0.0.1:{port}/{i}"))
+        finally:
+            await pusher.close()
+    assert outcomes == [(True, "HTTP 200")] * 10
+    counts = _connections(metrics)
+    assert counts["opened"] >= 2 and counts["reused"] >= 1, counts  # kept, and given up
+    assert sorted(set(answered)) == sorted(f"/{i}" for i in range(10))
+    assert len(answered) == 10 + counts["ended_by_receiver"]
