@@ -35,6 +35,14 @@ OUTSIDE_THE_TREE = {
         "control flow inside SmtpClient._session: a kept session the relay ended, caught "
         "there and the mail sent over another session"
     ),
+    "bridge.push.worker._Stale": (
+        "control flow inside Pusher.send: a kept connection the receiver ended or left an "
+        "earlier answer on, caught there and the push sent over a new connection"
+    ),
+    "bridge.push.worker._Unasked": (
+        "control flow inside push.worker._send: raised from httpcore's trace when an answer "
+        "was read from the buffers, caught there as _Stale or a protocol error"
+    ),
 }
 
 BRANCHES: tuple[type[BridgeError], ...] = (
