@@ -132,11 +132,16 @@ class SessionCache:
         return None
 
     def put(self, key: _Key, session: _Kept) -> None:
-        """Keep `session` after a mail that went through (closed when used up)."""
+        """Keep `session` after a mail that went through (closed when used up, and when
+        the relay sent more than its replies: see `_unread`)."""
         session.mails += 1
         now = self.clock()
         spent = session.mails >= self.reuse.count or now - session.opened >= self.reuse.lifetime
         if spent or self.reuse.cache_time <= 0 or not session.smtp.is_connected:
+            self._close_later(session)
+            return
+        if _unread(session.smtp):
+            log.info("%s sent more than its replies; the session is not kept", key.name)
             self._close_later(session)
             return
         session.idle_since = now
@@ -441,6 +446,16 @@ def _tls_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate not trusted ({exc.verify_message})"
     return str(exc) or type(exc).__name__
+
+
+def _unread(smtp: aiosmtplib.SMTP) -> bool:
+    """Whether bytes the relay sent wait unread after the last reply. A relay that
+    answers a command twice leaves its second reply there, and a kept session would read
+    it as the reply to the next mail's MAIL, and every reply after it one command late
+    (a 554 to DATA taken for "250 to DATA"). aiosmtplib keeps the bytes it has read past
+    a reply in its protocol's buffer, which it does not expose; a test
+    (test_mailer_delivery.py) fails if that changes."""
+    return bool(getattr(smtp.protocol, "_buffer", b""))
 
 
 async def _close(smtp: aiosmtplib.SMTP) -> None:

@@ -602,6 +602,31 @@ async def test_a_refused_mail_ends_its_session(
     ]
 
 
+async def test_a_reply_left_over_on_a_session_is_not_taken_for_the_next_mails(
+    db: Engine, st: Store, tmp_path: Path
+) -> None:
+    """A relay that answers a mail's DATA twice leaves its second reply on the session:
+    kept, the next mail would read it as the reply to its MAIL, and every reply after it
+    as the one to the command before (a 554 to DATA seen as "250 to DATA", deferred
+    instead of failed). A session with unread replies is closed, not kept."""
+    for rcpt in ("alice@example.com", "refused@example.com", "bob@example.com"):
+        queue(db, rcpt)
+    async with smtp_relay() as (relay, port):
+        m = mailer(st, tmp_path, relay_port=port, concurrency=1)
+        relay.replies["DATA"] = "250 2.0.0 OK queued\r\n250 2.0.0 OK queued again"
+        assert await m.step() == 1
+        assert len(m.client.sessions) == 0  # not kept
+        relay.replies["DATA"] = "554 5.6.0 message content rejected"
+        assert await m.step() == 1
+        del relay.replies["DATA"]
+        assert await m.step() == 1
+        await m.close()
+    ended = notices(db)
+    assert [s for s, _ in ended] == ["sent", "failed", "sent"], ended
+    assert "554 5.6.0" in ended[1][1]
+    assert [e.rcpt_tos for e in relay.accepted] == [["bob@example.com"]]
+
+
 async def test_sessions_are_kept_apart_by_their_tls_rules(
     db: Engine, st: Store, tmp_path: Path, ca: trustme.CA
 ) -> None:
