@@ -41,7 +41,7 @@ from bridge.metrics import Metrics
 from bridge.push import queue as push_sql
 from bridge.push.body import sign
 from bridge.push.delivery_status import PushStatus
-from bridge.push.guard import PushBlocked, vet
+from bridge.push.guard import PushBlocked, Vetted, vet
 from bridge.push.settings import PushSettings
 from bridge.push.target import PushAction
 from bridge.retry import next_attempt
@@ -50,6 +50,7 @@ log = logging.getLogger("bridge.push")
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _RETRY_AFTER_MAX = 30 * 86_400.0  # a Retry-After further out is read as this
 MAX_KEPT = 64  # receivers whose connections are kept at once (the least recently used go)
+VETTED_FOR = 30.0  # seconds a URL's vetted address is used without a new name lookup
 # What a kept connection the receiver closed under a push raises before any answer.
 _STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 _Key = tuple[str, str, int, str]  # scheme, vetted address, port, the URL's host name
@@ -94,6 +95,9 @@ class Pusher:
         # costs ~25 ms of the event loop, which a client per push paid each time.
         self._tls = ssl.create_default_context()
         self._kept: dict[_Key, _Kept] = {}
+        # a URL's vetted target and when it was vetted (loop clock): the name is looked
+        # up again after VETTED_FOR seconds, not for every push
+        self._vetted: dict[str, tuple[Vetted, float]] = {}
 
     async def close(self) -> None:
         """Close every kept connection (the bridge is stopping)."""
@@ -130,6 +134,23 @@ class Pusher:
             verify=self._tls,
             limits=limits,
         )
+
+    async def _vet(self, url: str) -> Vetted:
+        """`url`'s target as the SSRF guard vetted it, looked up again after VETTED_FOR
+        seconds: a push per name lookup cost a thread hop and a DNS query each, and a
+        resolver's hiccup deferred pushes to a receiver already connected. Only what
+        the guard passed is kept, so a name that later resolves to a refused address is
+        refused at its next lookup, and until then the vetted address is used."""
+        now = asyncio.get_running_loop().time()
+        found = self._vetted.get(url)
+        if found is not None and now - found[1] < VETTED_FOR:
+            return found[0]
+        s = self.settings
+        target = await vet(url, allow_hosts=s.allow_hosts, allow_http=s.allow_http)
+        if len(self._vetted) >= MAX_KEPT:  # the oldest lookup goes
+            del self._vetted[min(self._vetted, key=lambda u: self._vetted[u][1])]
+        self._vetted[url] = (target, now)
+        return target
 
     async def step(self) -> int:
         await self._sweep()
@@ -205,7 +226,7 @@ class Pusher:
         deadline = loop.time() + s.timeout
         try:
             async with asyncio.timeout_at(deadline):
-                target = await vet(action.url, allow_hosts=s.allow_hosts, allow_http=s.allow_http)
+                target = await self._vet(action.url)
         except PushBlocked as exc:
             return PushOutcome(False, False, f"refused by the SSRF guard: {exc}")
         except TimeoutError:

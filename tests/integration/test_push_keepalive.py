@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,13 +34,13 @@ from bridge.push.settings import PushSettings
 from bridge.push.tables import PushDelivery
 from bridge.push.target import PushAction
 from bridge.push.worker import Pusher
+from tests.peers.dns_server import dns_server
 from tests.peers.http_receiver import http_receiver
 
 
 def _pusher(store: Any = None, metrics: Metrics | None = None, **settings: Any) -> Pusher:
-    settings_ = PushSettings(
-        allow_http=True, allow_hosts=("127.0.0.1", "localhost"), timeout=5.0, **settings
-    )
+    defaults = {"allow_http": True, "allow_hosts": ("127.0.0.1", "localhost"), "timeout": 5.0}
+    settings_ = PushSettings(**(defaults | settings))
     return Pusher(settings_, store=store, contacts=lambda conn, customer: None, metrics=metrics)
 
 
@@ -297,3 +300,46 @@ async def test_a_receiver_that_ends_idle_connections_sooner_gets_every_push() ->
     assert counts["opened"] >= 2 and counts["reused"] >= 1, counts  # kept, and given up
     assert sorted(set(answered)) == sorted(f"/{i}" for i in range(10))
     assert len(answered) == 10 + counts["ended_by_receiver"]
+
+
+async def _named_receiver() -> None:
+    """Run in a network and mount namespace whose resolv.conf names 127.0.0.1: five
+    pushes to a receiver by name, a DNS server on port 53 answering for it. Prints the
+    outcomes and the questions the DNS server was asked, as JSON."""
+    zone = {"hooks.example": [("A", "127.0.0.1")]}
+    async with dns_server(zone, port=53) as dns, http_receiver() as receiver:
+        pusher = _pusher(allow_hosts=("hooks.example",))
+        try:
+            url = receiver.url("/keep", "hooks.example")
+            outcomes = [await _push(pusher, url) for _ in range(5)]
+        finally:
+            await pusher.close()
+    print(json.dumps({"outcomes": outcomes, "queries": dns.queries}))
+
+
+def test_a_receivers_name_is_looked_up_once_for_many_pushes(tmp_path: Path) -> None:
+    """Each push looked its receiver's name up again (a thread and a DNS query per push,
+    and a resolver's hiccup deferred pushes to a receiver already connected); the
+    vetted address is now used for 30 s."""
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    probe = (
+        "import asyncio; from tests.integration import test_push_keepalive as t; "
+        "asyncio.run(t._named_receiver())"
+    )
+    script = (
+        f"ip link set lo up && mount --bind {conf} /etc/resolv.conf && "
+        f'exec "{sys.executable}" -c "{probe}"'
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--net", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["outcomes"] == [[True, "HTTP 200"]] * 5
+    # one lookup: the resolver asked for A (and AAAA) once, not five times
+    assert 1 <= len(seen["queries"]) <= 2, seen["queries"]
