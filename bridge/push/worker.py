@@ -137,10 +137,11 @@ class Pusher:
 
     async def _vet(self, url: str) -> Vetted:
         """`url`'s target as the SSRF guard vetted it, looked up again after VETTED_FOR
-        seconds: a push per name lookup cost a thread hop and a DNS query each, and a
-        resolver's hiccup deferred pushes to a receiver already connected. Only what
-        the guard passed is kept, so a name that later resolves to a refused address is
-        refused at its next lookup, and until then the vetted address is used."""
+        seconds (or after a failed connection to it): a lookup per push cost a thread hop
+        and a DNS query each, and a resolver's hiccup deferred pushes to a receiver
+        already connected. Only what the guard passed is kept, so a name that later
+        resolves to a refused address is refused at its next lookup, and until then the
+        vetted address is used."""
         now = asyncio.get_running_loop().time()
         found = self._vetted.get(url)
         if found is not None and now - found[1] < VETTED_FOR:
@@ -269,8 +270,10 @@ class Pusher:
                     async with asyncio.timeout_at(deadline):
                         await _drain(response, s.max_response_bytes)
             except TimeoutError:
+                self._vetted.pop(action.url, None)  # the next attempt looks the name up again
                 return PushOutcome(False, True, f"no answer within {s.timeout:g} s")
             except (httpx.TimeoutException, httpx.TransportError) as exc:
+                self._vetted.pop(action.url, None)
                 return PushOutcome(False, True, f"{type(exc).__name__}: {exc}")
             finally:
                 kept.busy -= 1
