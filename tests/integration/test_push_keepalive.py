@@ -11,8 +11,6 @@ import contextlib
 import json
 import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +32,7 @@ from bridge.push.settings import PushSettings
 from bridge.push.tables import PushDelivery
 from bridge.push.target import PushAction
 from bridge.push.worker import Pusher
-from tests.peers.dns_server import dns_server
+from tests.peers.dns_server import dns_server, run_behind_resolver
 from tests.peers.http_receiver import http_receiver
 
 
@@ -302,7 +300,7 @@ async def test_a_receiver_that_ends_idle_connections_sooner_gets_every_push() ->
     assert len(answered) == 10 + counts["ended_by_receiver"]
 
 
-async def _named_receiver() -> None:
+async def _named_receiver(folder: str) -> None:
     """Run in a network and mount namespace whose resolv.conf names 127.0.0.1: five
     pushes to a receiver by name, a DNS server on port 53 answering for it. Prints the
     outcomes and the questions the DNS server was asked, as JSON."""
@@ -327,25 +325,7 @@ def test_a_receivers_name_is_looked_up_once_for_many_pushes(tmp_path: Path) -> N
     """Each push looked its receiver's name up again (a thread and a DNS query per push,
     and a resolver's hiccup deferred pushes to a receiver already connected); the
     vetted address is now used for 30 s, or until a connection to it fails."""
-    conf = tmp_path / "resolv.conf"
-    conf.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    probe = (
-        "import asyncio; from tests.integration import test_push_keepalive as t; "
-        "asyncio.run(t._named_receiver())"
-    )
-    script = (
-        f"ip link set lo up && mount --bind {conf} /etc/resolv.conf && "
-        f'exec "{sys.executable}" -c "{probe}"'
-    )
-    done = subprocess.run(
-        ["unshare", "--mount", "--net", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).parents[2],
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_behind_resolver("tests.integration.test_push_keepalive", "_named_receiver", tmp_path)
     assert seen["outcomes"] == [[True, "HTTP 200"]] * 5 + [False, False]
     # one lookup for five pushes: the resolver asked for A (and AAAA) once, not five times
     assert 1 <= seen["kept"] <= 2, seen

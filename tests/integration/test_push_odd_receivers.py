@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from bridge.push.queue import queue_push
 from bridge.push.settings import PushSettings
 from bridge.push.tables import PushDelivery
 from bridge.push.worker import Pusher
-from tests.peers.dns_server import dns_server
+from tests.peers.dns_server import dns_server, run_behind_resolver
 from tests.peers.http_receiver import http_receiver
 
 SENT, DEFERRED, FAILED = PushStatus.SENT, PushStatus.DEFERRED, PushStatus.FAILED
@@ -195,25 +193,7 @@ async def _lookups(folder: str) -> None:
 def test_a_resolver_that_does_not_answer_defers_a_push_and_a_missing_name_fails_it(
     tmp_path: Path,
 ) -> None:
-    conf = tmp_path / "resolv.conf"
-    conf.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    probe = (
-        "import asyncio, sys; from tests.integration import test_push_odd_receivers as t; "
-        "asyncio.run(t._lookups(sys.argv[1]))"
-    )
-    script = (
-        f"ip link set lo up && mount --bind {conf} /etc/resolv.conf && "
-        f'exec "{sys.executable}" -c "{probe}" {tmp_path}'
-    )
-    done = subprocess.run(
-        ["unshare", "--mount", "--net", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).parents[2],
-    )
-    assert done.returncode == 0, done.stderr
-    ended = json.loads(done.stdout.strip().splitlines()[-1])
+    ended = run_behind_resolver("tests.integration.test_push_odd_receivers", "_lookups", tmp_path)
     assert {p: s for p, (s, _) in ended.items()} == {
         "/resolver-down": DEFERRED,
         "/no-such-host": FAILED,

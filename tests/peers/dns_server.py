@@ -9,10 +9,14 @@ SERVFAIL. Every question is recorded in `queries`.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 import dns.flags
 import dns.message
@@ -81,3 +85,27 @@ async def dns_server(
 def port_of(server: DnsServer) -> int:
     assert server.transport is not None
     return int(server.transport.get_extra_info("sockname")[1])
+
+
+def run_behind_resolver(module: str, function: str, folder: Path) -> Any:
+    """`asyncio.run(module.function(str(folder)))` in a network and mount namespace of
+    its own whose resolv.conf names 127.0.0.1 (the function starts `dns_server(...,
+    port=53)` there, or leaves it silent); what its last printed line says, as JSON."""
+    conf = folder / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    probe = (
+        f"import asyncio, sys; from {module} import {function} as f; asyncio.run(f(sys.argv[1]))"
+    )
+    script = (
+        f"ip link set lo up && mount --bind {conf} /etc/resolv.conf && "
+        f'exec "{sys.executable}" -c "{probe}" {folder}'
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--net", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
