@@ -36,10 +36,18 @@ from tests.peers.dns_server import dns_server, run_behind_resolver
 from tests.peers.http_receiver import http_receiver
 
 
-def _pusher(store: Any = None, metrics: Metrics | None = None, **settings: Any) -> Pusher:
+@contextlib.asynccontextmanager
+async def _pushing(
+    store: Any = None, metrics: Metrics | None = None, **settings: Any
+) -> AsyncIterator[Pusher]:
+    """A push worker for loopback receivers; its kept connections closed at the end."""
     defaults = {"allow_http": True, "allow_hosts": ("127.0.0.1", "localhost"), "timeout": 5.0}
     settings_ = PushSettings(**(defaults | settings))
-    return Pusher(settings_, store=store, contacts=lambda conn, customer: None, metrics=metrics)
+    pusher = Pusher(settings_, store=store, contacts=lambda conn, customer: None, metrics=metrics)
+    try:
+        yield pusher
+    finally:
+        await pusher.close()
 
 
 def _connections(metrics: Metrics) -> dict[str, int]:
@@ -61,43 +69,31 @@ async def _push(pusher: Pusher, url: str) -> tuple[bool, str]:
 @pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 async def test_pushes_to_one_receiver_share_one_connection() -> None:
     metrics = Metrics.unregistered()
-    async with http_receiver() as receiver:
-        pusher = _pusher(metrics=metrics)
-        try:
-            for _ in range(5):
-                assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
-        finally:
-            await pusher.close()
+    async with http_receiver() as receiver, _pushing(metrics=metrics) as pusher:
+        for _ in range(5):
+            assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
     assert receiver.requests["/keep"] == 5
     assert receiver.connections == 1
     assert _connections(metrics) == {"opened": 1, "reused": 4, "ended_by_receiver": 0}
 
 
 async def test_with_keepalive_0_each_push_has_a_connection_of_its_own() -> None:
-    async with http_receiver() as receiver:
-        pusher = _pusher(keepalive=0)
-        try:
-            for _ in range(3):
-                assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
-        finally:
-            await pusher.close()
+    async with http_receiver() as receiver, _pushing(keepalive=0) as pusher:
+        for _ in range(3):
+            assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
     assert receiver.connections == 3
 
 
 @pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 async def test_a_kept_connection_closed_as_a_push_goes_out_is_retried_once_over_a_new_one() -> None:
     metrics = Metrics.unregistered()
-    async with http_receiver() as receiver:
-        pusher = _pusher(metrics=metrics)
-        try:
-            # the first push leaves its connection kept; the receiver reads the second
-            # push on it and closes: the push goes again over a new connection
-            assert await _push(pusher, receiver.url("/keep-stale")) == (True, "HTTP 200")
-            assert await _push(pusher, receiver.url("/keep-stale")) == (True, "HTTP 200")
-            # a new connection closed without an answer is not sent again at once
-            ok, detail = await _push(pusher, receiver.url("/close"))
-        finally:
-            await pusher.close()
+    async with http_receiver() as receiver, _pushing(metrics=metrics) as pusher:
+        # the first push leaves its connection kept; the receiver reads the second
+        # push on it and closes: the push goes again over a new connection
+        assert await _push(pusher, receiver.url("/keep-stale")) == (True, "HTTP 200")
+        assert await _push(pusher, receiver.url("/keep-stale")) == (True, "HTTP 200")
+        # a new connection closed without an answer is not sent again at once
+        ok, detail = await _push(pusher, receiver.url("/close"))
     assert not ok and "RemoteProtocolError" in detail, detail
     assert receiver.requests == {"/keep-stale": 3, "/close": 1}
     assert receiver.connections == 3
@@ -105,23 +101,19 @@ async def test_a_kept_connection_closed_as_a_push_goes_out_is_retried_once_over_
 
 
 async def test_a_receivers_idle_connections_are_closed_after_keepalive(store: Store) -> None:
-    async with http_receiver() as receiver:
-        pusher = _pusher(store, keepalive=0.2)
-        try:
-            assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
-            await pusher.step()  # within keepalive: kept
-            await asyncio.sleep(0.1)
-            assert receiver.open_connections == 1
-            await asyncio.sleep(0.3)
-            await pusher.step()  # idle for longer than keepalive: closed
-            for _ in range(50):
-                if not receiver.open_connections:
-                    break
-                await asyncio.sleep(0.02)
-            assert receiver.open_connections == 0
-            assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
-        finally:
-            await pusher.close()
+    async with http_receiver() as receiver, _pushing(store, keepalive=0.2) as pusher:
+        assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
+        await pusher.step()  # within keepalive: kept
+        await asyncio.sleep(0.1)
+        assert receiver.open_connections == 1
+        await asyncio.sleep(0.3)
+        await pusher.step()  # idle for longer than keepalive: closed
+        for _ in range(50):
+            if not receiver.open_connections:
+                break
+            await asyncio.sleep(0.02)
+        assert receiver.open_connections == 0
+        assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
     assert receiver.connections == 2
 
 
@@ -141,16 +133,12 @@ def localhost_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLCon
 async def test_https_pushes_share_a_connection_only_under_the_name_it_was_made_for(
     localhost_tls: ssl.SSLContext,
 ) -> None:
-    async with http_receiver(localhost_tls) as receiver:
-        pusher = _pusher()
-        try:
-            assert await _push(pusher, receiver.url("/keep", "localhost")) == (True, "HTTP 200")
-            # the same address and port, another name: the kept connection's certificate
-            # is not valid for it, so it must not carry this push
-            ok, detail = await _push(pusher, receiver.url("/keep", "127.0.0.1"))
-            assert await _push(pusher, receiver.url("/keep", "localhost")) == (True, "HTTP 200")
-        finally:
-            await pusher.close()
+    async with http_receiver(localhost_tls) as receiver, _pushing() as pusher:
+        assert await _push(pusher, receiver.url("/keep", "localhost")) == (True, "HTTP 200")
+        # the same address and port, another name: the kept connection's certificate
+        # is not valid for it, so it must not carry this push
+        ok, detail = await _push(pusher, receiver.url("/keep", "127.0.0.1"))
+        assert await _push(pusher, receiver.url("/keep", "localhost")) == (True, "HTTP 200")
     assert not ok and "CERTIFICATE_VERIFY_FAILED" in detail, detail
     assert receiver.connections == 1
     assert receiver.requests["/keep"] == 2
@@ -204,14 +192,10 @@ async def test_an_answer_left_over_on_a_kept_connection_is_not_taken_for_the_nex
     connection, and the next push must not take it for its own (a 200 for a push the
     receiver answers 503 would be a push lost)."""
     metrics = Metrics.unregistered()
-    async with http_receiver() as receiver:
-        pusher = _pusher(metrics=metrics)
-        try:
-            assert await _push(pusher, receiver.url("/keep-twice")) == (True, "HTTP 200")
-            assert await _push(pusher, receiver.url("/keep-503")) == (False, "HTTP 503")
-            assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
-        finally:
-            await pusher.close()
+    async with http_receiver() as receiver, _pushing(metrics=metrics) as pusher:
+        assert await _push(pusher, receiver.url("/keep-twice")) == (True, "HTTP 200")
+        assert await _push(pusher, receiver.url("/keep-503")) == (False, "HTTP 503")
+        assert await _push(pusher, receiver.url("/keep")) == (True, "HTTP 200")
     # the 503 push went out over the kept connection, its answer was seen to be the
     # leftover, and it went again once over a connection of its own, which answered it;
     # the kept connection was closed, so the last push made a third
@@ -225,17 +209,13 @@ async def test_over_https_too_an_answer_left_over_is_not_taken_for_the_next_push
     localhost_tls: ssl.SSLContext,
 ) -> None:
     """As above, where the leftover waits in the TLS layer's buffer."""
-    async with http_receiver(localhost_tls) as receiver:
-        pusher = _pusher()
-        try:
-            twice, busy = (
-                receiver.url("/keep-twice", "localhost"),
-                receiver.url("/keep-503", "localhost"),
-            )
-            assert await _push(pusher, twice) == (True, "HTTP 200")
-            assert await _push(pusher, busy) == (False, "HTTP 503")
-        finally:
-            await pusher.close()
+    async with http_receiver(localhost_tls) as receiver, _pushing() as pusher:
+        twice, busy = (
+            receiver.url("/keep-twice", "localhost"),
+            receiver.url("/keep-503", "localhost"),
+        )
+        assert await _push(pusher, twice) == (True, "HTTP 200")
+        assert await _push(pusher, busy) == (False, "HTTP 503")
     assert receiver.requests == {"/keep-twice": 1, "/keep-503": 2}
 
 
@@ -284,15 +264,11 @@ async def test_a_receiver_that_ends_idle_connections_sooner_gets_every_push() ->
     just before, at and after that moment all go through, none is deferred, and a push
     is sent twice only where the receiver closed the connection under it."""
     metrics = Metrics.unregistered()
-    async with _uvicorn(0.3) as (port, answered):
-        pusher = _pusher(metrics=metrics)
-        try:
-            outcomes = []
-            for i, pause in enumerate((0, 0.1, 0.28, 0.3, 0.32, 0.35, 0.2, 0.31, 0.29, 0.5)):
-                await asyncio.sleep(pause)
-                outcomes.append(await _push(pusher, f"http://127.0.0.1:{port}/{i}"))
-        finally:
-            await pusher.close()
+    async with _uvicorn(0.3) as (port, answered), _pushing(metrics=metrics) as pusher:
+        outcomes = []
+        for i, pause in enumerate((0, 0.1, 0.28, 0.3, 0.32, 0.35, 0.2, 0.31, 0.29, 0.5)):
+            await asyncio.sleep(pause)
+            outcomes.append(await _push(pusher, f"http://127.0.0.1:{port}/{i}"))
     assert outcomes == [(True, "HTTP 200")] * 10
     counts = _connections(metrics)
     assert counts["opened"] >= 2 and counts["reused"] >= 1, counts  # kept, and given up
@@ -305,18 +281,18 @@ async def _named_receiver(folder: str) -> None:
     pushes to a receiver by name, a DNS server on port 53 answering for it. Prints the
     outcomes and the questions the DNS server was asked, as JSON."""
     zone = {"hooks.example": [("A", "127.0.0.1")]}
-    async with dns_server(zone, port=53) as dns, http_receiver() as receiver:
-        pusher = _pusher(allow_hosts=("hooks.example",))
-        try:
-            url = receiver.url("/keep", "hooks.example")
-            outcomes: list[object] = [await _push(pusher, url) for _ in range(5)]
-            kept = len(dns.queries)
-            # a push whose connection fails drops its vetted address: the next attempt
-            # at that URL looks the name up again
-            closing = receiver.url("/close", "hooks.example")
-            outcomes += [(await _push(pusher, closing))[0] for _ in range(2)]
-        finally:
-            await pusher.close()
+    async with (
+        dns_server(zone, port=53) as dns,
+        http_receiver() as receiver,
+        _pushing(allow_hosts=("hooks.example",)) as pusher,
+    ):
+        url = receiver.url("/keep", "hooks.example")
+        outcomes: list[object] = [await _push(pusher, url) for _ in range(5)]
+        kept = len(dns.queries)
+        # a push whose connection fails drops its vetted address: the next attempt
+        # at that URL looks the name up again
+        closing = receiver.url("/close", "hooks.example")
+        outcomes += [(await _push(pusher, closing))[0] for _ in range(2)]
     asked = [rdtype for _, rdtype in dns.queries]
     print(json.dumps({"outcomes": outcomes, "kept": kept, "a": asked.count("A")}))
 
