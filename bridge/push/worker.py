@@ -286,11 +286,6 @@ class _Stale(Exception):
     was there before it was asked (left over from the receiver's previous answer)."""
 
 
-class _Unasked(Exception):
-    """An answer read without waiting for the network: it was in the buffers before the
-    request went out, so it answers an earlier request."""
-
-
 async def _send(
     client: httpx.AsyncClient, request: httpx.Request, deadline: float
 ) -> tuple[httpx.Response, bool]:
@@ -307,30 +302,33 @@ async def _send(
     from the buffers and is refused (raised from the trace, so httpcore closes that
     connection)."""
     loop = asyncio.get_running_loop()
-    connected = False
-    turned = [False]
+    connected = turned = False
+
+    def turn() -> None:
+        nonlocal turned
+        turned = True
 
     async def trace(event: str, info: dict[str, Any]) -> None:
-        nonlocal connected
+        nonlocal connected, turned
         if event.startswith("connection.connect_tcp."):
             connected = True
         elif event == "http11.receive_response_headers.started":
-            turned[0] = False
-            loop.call_soon(turned.__setitem__, 0, True)
-        elif event == "http11.receive_response_headers.complete" and not turned[0]:
-            raise _Unasked
+            turned = False
+            loop.call_soon(turn)
+        elif event == "http11.receive_response_headers.complete" and not turned:
+            raise _Stale("an answer read from the buffers")
 
     request.extensions["trace"] = trace
     try:
         async with asyncio.timeout_at(deadline):
             return await client.send(request, stream=True), connected
-    except (*_STALE, _Unasked) as exc:
-        if not connected:
-            raise _Stale from exc
-        if isinstance(exc, _Unasked):
-            raise httpx.RemoteProtocolError(
-                "the receiver answered before it was asked (an answer left from before)"
-            ) from None
+    except _STALE as exc:  # the connection failed before any answer
+        if connected:
+            raise
+        raise _Stale from exc
+    except _Stale:  # raised from the trace
+        if connected:  # a new connection holds nothing from before: the receiver spoke first
+            raise httpx.RemoteProtocolError("the receiver answered before it was asked") from None
         raise
 
 

@@ -37,11 +37,8 @@ OUTSIDE_THE_TREE = {
     ),
     "bridge.push.worker._Stale": (
         "control flow inside Pusher.send: a kept connection the receiver ended or left an "
-        "earlier answer on, caught there and the push sent over a new connection"
-    ),
-    "bridge.push.worker._Unasked": (
-        "control flow inside push.worker._send: raised from httpcore's trace when an answer "
-        "was read from the buffers, caught there as _Stale or a protocol error"
+        "earlier answer on (raised from httpcore's trace), caught there and the push sent "
+        "over a new connection"
     ),
 }
 
