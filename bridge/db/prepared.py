@@ -211,8 +211,10 @@ def drive(
     assert dbapi is not None
     cursor = dbapi.cursor()
     try:
-        if many:
+        if many and len(params) != 1:
             cursor.executemany(sql, params)
+        elif many:  # one row: psycopg's executemany would set up a pipeline for it
+            cursor.execute(sql, params[0])
         else:
             cursor.execute(sql, params)
         found = cast("list[Any]", cursor.fetchall()) if rows else []
