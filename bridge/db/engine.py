@@ -46,7 +46,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url as _make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 
 from bridge.errors import ConfigError
 
@@ -143,10 +143,11 @@ def open_engine(url: str, *, pool_size: int = 5, deferred: bool = False) -> Engi
             parsed,
             pool_size=pool_size,
             max_overflow=2,
-            pool_pre_ping=True,
             connect_args=limits,
         )
         event.listen(engine, "connect", _postgres_session)
+        event.listen(engine, "checkin", _returned)
+        event.listen(engine, "checkout", _ping_when_idle)
         return engine
     raise ConfigError(
         f"database_url: expected sqlite:///path or postgresql://…, got {parsed.drivername!r}"
@@ -164,20 +165,55 @@ _PG_CONNECTION: dict[str, int] = {
 }
 
 
-def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+# A pooled PostgreSQL connection unused for longer is pinged before it is handed out.
+PING_IDLE = 1.0
+
+
+def _returned(_dbapi_connection: Any, record: Any) -> None:
+    """A connection back in the pool: when, for `_ping_when_idle`."""
+    record.info["returned"] = time.monotonic()
+
+
+def _ping_when_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection taken from the pool that has lain there over `PING_IDLE` seconds
+    (`SELECT 1`); a dead one is replaced (`DisconnectionError`: the pool connects anew).
+
+    What the pool's `pre_ping` does at every checkout, a round trip per transaction
+    (~95 µs of the bridge's CPU each, four transactions per SMS). A connection idle in
+    the pool is what a failover, a restarted server or a proxy's idle timeout leaves dead;
+    one returned a moment ago has just answered. If it died since, its transaction fails
+    as any statement cut off by a failover does (the caller's storage fault, 4xx), and the
+    disconnect makes the pool drop every connection older than it."""
+    returned = record.info.get("returned")
+    if returned is not None and time.monotonic() - returned < PING_IDLE:
+        return
+    try:
+        _outside_transactions(dbapi_connection, "SELECT 1")
+    except Exception as exc:  # whatever the driver raises: the connection is unusable
+        raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
+
+
+def _postgres_session(dbapi_connection: Any, record: Any) -> None:
     """Each PostgreSQL session waits at most `LOCK_WAIT` seconds for a lock, as SQLite's
     writers do: a statement behind a lock held elsewhere (`LOCK TABLE`, a migration, a
     forgotten transaction) fails with `LockNotAvailable`, the caller's storage fault
     (the SMTP client gets 451 and sends again), instead of holding the commit, and the
     client's answer, without end. Set after connecting (not as a startup option, which
     PgBouncer refuses); start-up under the migration lock waits as long as it takes."""
+    _outside_transactions(dbapi_connection, f"SET lock_timeout = {int(LOCK_WAIT * 1000)}")
+    record.info["returned"] = time.monotonic()  # just connected: no ping at its first checkout
+
+
+def _outside_transactions(dbapi_connection: Any, sql: str) -> None:
+    """Run `sql` in autocommit (psycopg would begin a transaction, and leave it open)."""
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
     try:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET lock_timeout = {int(LOCK_WAIT * 1000)}")
+            cursor.execute(sql)
     finally:
-        dbapi_connection.autocommit = autocommit
+        if not dbapi_connection.closed:
+            dbapi_connection.autocommit = autocommit
 
 
 def deferred_engine(engine: Engine) -> Engine:

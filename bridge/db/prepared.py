@@ -24,7 +24,8 @@ parameter per value.
 Where a statement runs through SQLAlchemy's execution after all (a connection with
 cursor events, e.g. a test counting statements, or one with no transaction begun), it
 goes through `exec_driver_sql` with the same SQL and parameters. Database errors are
-SQLAlchemy's (`DBAPIError`), as from `conn.execute`, and a lost connection is invalidated.
+SQLAlchemy's (`DBAPIError`), as from `conn.execute`, and a lost connection is invalidated, with
+every pooled connection older than it (as `conn.execute` does).
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def drive(
         return found, cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:
         lost = conn.dialect.is_disconnect(exc, dbapi, cursor)
-        if lost:
+        if lost:  # as SQLAlchemy's execution does: every older pooled connection goes too
+            conn.engine.pool._invalidate(conn.connection, exc)
             conn.invalidate(exc)
         raise DBAPIError.instance(
             sql,

@@ -1,0 +1,132 @@
+"""PostgreSQL's pooled connections: pinged when they have lain idle, not at every checkout.
+
+A ping (`SELECT 1`) at every checkout cost a round trip per transaction, ~14 % of the
+database side of an SMS (four transactions each). A connection idle in the pool for
+over `PING_IDLE` seconds is what a failover, a restarted server or a proxy's idle
+timeout leaves dead, and it is still pinged (and replaced); one returned a moment ago
+goes out as it is. If it died meanwhile, its transaction fails as a storage fault (the
+caller's 4xx) and every older pooled connection is dropped with it, so one transaction
+fails, not one per pooled connection; on the hot statements' own path
+(`bridge.db.prepared.drive`) as on SQLAlchemy's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, create_engine, func, select, text
+
+from bridge.db import engine as engine_module
+from bridge.db.engine import open_engine
+from bridge.db.prepared import fetch
+from bridge.db.store import Store
+from bridge.errors import StorageUnreachable
+from tests.conftest import fresh_postgres
+
+pytestmark = pytest.mark.postgres
+
+_PID = select(func.pg_backend_pid().label("pid"))
+
+
+def _pid_by_sqlalchemy(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _pid_by_plan(conn: Connection) -> int:
+    return int(fetch(conn, _PID, {})[0].pid)
+
+
+def _kill(server_url: str, pids: set[int]) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for pid in pids:
+                assert conn.execute(text(f"SELECT pg_terminate_backend({pid})")).scalar_one()
+    finally:
+        admin.dispose()
+
+
+async def _pooled_pids(store: Store, read: Callable[[Connection], int], n: int) -> set[int]:
+    """`n` connections in the pool (taken at once, so each a connection of its own)."""
+
+    def held(conn: Connection) -> int:
+        pid = read(conn)
+        time.sleep(0.2)  # the others are taken meanwhile
+        return pid
+
+    pids = set(await asyncio.gather(*(store.call(held) for _ in range(n))))
+    assert len(pids) == n
+    return pids
+
+
+@pytest.mark.parametrize("read", [_pid_by_sqlalchemy, _pid_by_plan], ids=["sqlalchemy", "plan"])
+async def test_a_connection_idle_past_the_mark_is_pinged_and_a_dead_one_replaced(
+    durable_postgres_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    read: Callable[[Connection], int],
+) -> None:
+    monkeypatch.setattr(engine_module, "PING_IDLE", 0.05)
+    store = Store(open_engine(fresh_postgres(durable_postgres_server)), threads=3)
+    try:
+        pids = await _pooled_pids(store, read, 3)
+        _kill(durable_postgres_server, pids)
+        await asyncio.sleep(0.1)  # idle past the mark
+        for _ in range(4):  # every call finds a live connection
+            assert await store.call(read) not in pids
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("read", [_pid_by_sqlalchemy, _pid_by_plan], ids=["sqlalchemy", "plan"])
+async def test_a_connection_back_a_moment_ago_is_not_pinged_and_a_dead_pool_fails_one_call(
+    durable_postgres_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    read: Callable[[Connection], int],
+) -> None:
+    monkeypatch.setattr(engine_module, "PING_IDLE", 60.0)
+    store = Store(open_engine(fresh_postgres(durable_postgres_server)), threads=3)
+    try:
+        pids = await _pooled_pids(store, read, 3)
+        _kill(durable_postgres_server, pids)
+        # Not pinged: the dead connection is used, and its transaction fails retryably.
+        with pytest.raises(StorageUnreachable):
+            await store.call(read)
+        # The disconnect dropped the other two dead connections as well.
+        for _ in range(4):
+            assert await store.call(read) not in pids
+    finally:
+        await store.close()
+
+
+def test_a_ping_only_for_a_connection_idle_past_the_mark(
+    durable_postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connected or returned a moment ago: handed out as it is; idle longer: pinged."""
+    sent: list[str] = []
+    real = engine_module._outside_transactions
+
+    def counted(dbapi_connection: Any, sql: str) -> None:
+        sent.append(sql)
+        real(dbapi_connection, sql)
+
+    monkeypatch.setattr(engine_module, "_outside_transactions", counted)
+    monkeypatch.setattr(engine_module, "PING_IDLE", 0.2)
+    engine = open_engine(fresh_postgres(durable_postgres_server))
+    try:
+        with engine.connect() as conn:  # a new connection: its session set up, no ping
+            first = _pid_by_sqlalchemy(conn)
+        assert sent == ["SET lock_timeout = 5000"]
+        for _ in range(3):  # back a moment ago
+            with engine.connect() as conn:
+                assert _pid_by_sqlalchemy(conn) == first
+        assert sent == ["SET lock_timeout = 5000"]
+        time.sleep(0.3)
+        with engine.connect() as conn:
+            assert _pid_by_sqlalchemy(conn) == first  # alive: kept
+        assert sent == ["SET lock_timeout = 5000", "SELECT 1"]
+    finally:
+        engine.dispose()
