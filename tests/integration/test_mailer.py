@@ -51,6 +51,32 @@ def _status(engine: Engine) -> list[tuple[str, str]]:
         return [(r.status, r.error) for r in conn.execute(select(notice_t))]
 
 
+def test_a_queued_notice_is_stored_as_given_and_an_unknown_column_refused(
+    engine: Engine,
+) -> None:
+    """`queue_notice` runs one statement compiled once per set of columns: every value
+    stored as given (the context as JSON, links such as `order_id`), ids in order; a
+    link that is not a column is an error, not dropped."""
+    now = utcnow()
+    first = run_sync(engine, queue_notice, "status", "a@example.com", CONTEXT, now, customer="")
+    second = run_sync(
+        engine, queue_notice, "dsn", "b@example.com", {"x": [1, "ü"]}, now,
+        customer="acme", order_id="M1.1",
+    )  # fmt: skip
+    assert 0 < first < second
+    with engine.connect() as conn:
+        rows = conn.execute(select(table(Notice)).order_by(table(Notice).c.id)).all()
+    assert [(r.id, r.kind, r.recipient, r.order_id, r.status, r.attempts) for r in rows] == [
+        (first, "status", "a@example.com", None, "queued", 0),
+        (second, "dsn", "b@example.com", "M1.1", "queued", 0),
+    ]
+    assert rows[0].context == {**CONTEXT, "customer": ""}
+    assert rows[1].context == {"x": [1, "ü"], "customer": "acme"}
+    assert rows[1].next_attempt_at == rows[1].created_at == now
+    with pytest.raises(ValueError, match="not columns of a notice: \\['order'\\]"):
+        run_sync(engine, queue_notice, "dsn", "c@example.com", {}, now, customer="", order="x")
+
+
 async def test_status_mail_reaches_the_relay_threaded_and_escaped(
     engine: Engine, store: Store, tmp_path: Path
 ) -> None:
