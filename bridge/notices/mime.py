@@ -48,7 +48,6 @@ SUBJECT_LIMIT = 250  # characters of a subject
 _MAX_LINE = 78  # policy.default.max_line_length: a longer header line would be folded
 # What EmailMessage writes back unchanged: printable ASCII words, one space between them.
 _PLAIN_VALUE = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.+_-]+@[A-Za-z0-9.-]+")
 _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))  # the width EmailMessage's boundaries have
 
@@ -167,7 +166,9 @@ def _plain_head(h: Head, fields: Sequence[tuple[str, str]]) -> bool:
     mailboxes = (h.sender, *h.to)
     if not all(_PLAIN_ADDRESS.fullmatch(m.address) for m in mailboxes):
         return False
-    if not all(not m.name or _PLAIN_NAME.fullmatch(m.name) for m in mailboxes):
+    # A name of printable ASCII words: `formataddr` quotes one with specials (a comma, a
+    # dot) and EmailMessage writes that back unchanged, as it does "SMS from +4917…".
+    if not all(not m.name or _PLAIN_VALUE.fullmatch(m.name) for m in mailboxes):
         return False
     if h.reply_to and not _PLAIN_ADDRESS.fullmatch(h.reply_to):
         return False

@@ -78,8 +78,8 @@ def _head(**fields: Any) -> mime.Head:
     [
         {"subject": "Grüße"},
         {"subject": "x" * 80},
-        {"to": [("Doe, John", "j@example.com")]},
         {"to": [("Jürgen", "j@example.com")]},
+        {"to": [(" ".join(["Name"] * 16), "j@example.com")]},  # a To line over 78
         {"reply_to": "o'brien@example.com"},
     ],
 )
@@ -106,6 +106,9 @@ def test_a_subject_that_reads_like_an_encoded_word_is_plain_text() -> None:
         ({"reply_to": "+491701234567@eu.rsms.net"}, "", "x" * 200),
         ({"in_reply_to": "<a@b.example>"}, "ü" * 100, "line\r\nbreaks\rof every kind\n"),
         ({}, "--===============\nlooks like a boundary\n", "<p>" + "é " * 60 + "</p>"),
+        ({"to": [("Doe, John", "j@example.com")]}, "quoted name\n", "<p>x</p>"),
+        ({"sender": ("SMS from +491701234567", "bridge@example.com")}, "an SMS2Mail\n", "x"),
+        ({"to": [("O'Brien (desk) a.b", "j@example.com")]}, "specials\n", "<p>x</p>"),
     ],
 )
 def test_direct_bytes_of_any_head_and_body_equal_email_message_bytes(
@@ -115,6 +118,22 @@ def test_direct_bytes_of_any_head_and_body_equal_email_message_bytes(
     assert mime._plain_head(h, mime._fields(h))
     slow = mime.alternative_message(h, text, html).as_bytes()
     assert _normalise(mime.alternative(h, text, html)) == _normalise(slow)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    name=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+    to_name=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+)
+def test_any_ascii_display_name_written_directly_equals_email_message_bytes(
+    name: str, to_name: str
+) -> None:
+    """Display names of any printable ASCII (quoted by `formataddr` where they have
+    specials): whenever the head counts as plain, the direct bytes are EmailMessage's."""
+    h = _head(sender=(name, "bridge@example.com"), to=[(to_name, "j@example.com")])
+    if mime._plain_head(h, mime._fields(h)):
+        slow = mime.alternative_message(h, "text\n", "<p>x</p>").as_bytes()
+        assert _normalise(mime.alternative(h, "text\n", "<p>x</p>")) == _normalise(slow)
 
 
 _SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
