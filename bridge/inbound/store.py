@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from bridge.db import prepared
-from bridge.db.bulk import bulk_execute
+from bridge.db.bulk import bulk_execute, bulk_insert
 from bridge.db.core import count_rows, delete_before, table
 from bridge.db.queue import Queue, claim
 from bridge.inbound.choice import NumberRow, serves
@@ -58,23 +58,39 @@ _icust = table(InboundCustomer)
 DEFAULT_REPLY_WINDOW = 7 * 24 * 3600.0  # `[inbound] reply_window`
 
 
+# Built once: every inbound SMS runs these (building a statement costs several times
+# what the database takes to run it; `bridge.db.prepared` compiles each once).
+_INSERT_INBOUND = insert(_inbound).returning(_inbound.c.id)
+_WAITING = (_inbound.c.id == bindparam("inbound_id")) & (
+    _inbound.c.status == InboundStatus.RECEIVED
+)
+_LOAD_INBOUND = {
+    "sqlite": select(_inbound).where(_WAITING),
+    "postgresql": select(_inbound).where(_WAITING).with_for_update(skip_locked=True),
+}
+_SET_INBOUND = update(_inbound).where(_inbound.c.id == bindparam("inbound_id"))
+_MARK_INBOUND = _SET_INBOUND.values(status=bindparam("status"), error=bindparam("error"))
+_MARK_INBOUND_ORDER = _MARK_INBOUND.values(order_id=bindparam("order_id"))
+_ROUTE_INBOUND = _SET_INBOUND.values(
+    customer_id=bindparam("customer_id"), route=bindparam("route"), keyword=bindparam("keyword")
+)
+_NUMBERS = select(_number).order_by(_number.c.id)
+
+
 def insert_inbound(conn: Connection, sms: InboundSms, now: datetime) -> int:
-    result = conn.execute(
-        insert(_inbound).values(
-            transport=sms.transport,
-            source=sms.source,
-            destination=sms.destination,
-            text=sms.text,
-            encoding=sms.encoding,
-            parts=sms.parts,
-            received_at=now,
-            status=InboundStatus.RECEIVED,
-            next_attempt_at=now,
-            error="",
-        )
-    )
-    key = result.inserted_primary_key
-    return int(key[0]) if key else 0
+    values = {
+        "transport": sms.transport,
+        "source": sms.source,
+        "destination": sms.destination,
+        "text": sms.text,
+        "encoding": sms.encoding,
+        "parts": sms.parts,
+        "received_at": now,
+        "status": InboundStatus.RECEIVED,
+        "next_attempt_at": now,
+        "error": "",
+    }
+    return int(prepared.fetch(conn, _INSERT_INBOUND, values)[0].id)
 
 
 def part_exists(conn: Connection, transport: str, smsc_id: str) -> bool:
@@ -105,14 +121,10 @@ def due_inbound(conn: Connection, now: datetime, limit: int) -> list[int]:
 
 def load_inbound(conn: Connection, inbound_id: int) -> InboundRow | None:
     """The row, if it still waits for routing (another instance may have taken it)."""
-    query = select(_inbound).where(
-        _inbound.c.id == inbound_id, _inbound.c.status == InboundStatus.RECEIVED
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    r = conn.execute(query).first()
-    if r is None:
+    found = prepared.fetch(conn, _LOAD_INBOUND[conn.dialect.name], {"inbound_id": inbound_id})
+    if not found:
         return None
+    r = found[0]
     return InboundRow(r.id, r.source, r.destination, r.text, r.received_at)
 
 
@@ -123,26 +135,24 @@ def mark_inbound(
     error: str = "",
     order_id: str | None = None,
 ) -> None:
-    values: dict[str, Any] = {"status": status, "error": error[-4000:]}
-    if order_id is not None:
-        values["order_id"] = order_id
-    conn.execute(update(_inbound).where(_inbound.c.id == inbound_id).values(**values))
+    values: dict[str, Any] = {"inbound_id": inbound_id, "status": status, "error": error[-4000:]}
+    if order_id is None:
+        prepared.execute(conn, _MARK_INBOUND, values)
+    else:
+        prepared.execute(conn, _MARK_INBOUND_ORDER, {**values, "order_id": order_id})
 
 
 def record_route(
     conn: Connection, inbound_id: int, customer_id: int | None, route: str, keyword: str
 ) -> None:
     """Whose the message is (None: nobody's) and how it was routed, in the routing transaction."""
-    conn.execute(
-        update(_inbound)
-        .where(_inbound.c.id == inbound_id)
-        .values(customer_id=customer_id, route=route, keyword=keyword)
-    )
+    values = {"inbound_id": inbound_id, "customer_id": customer_id, "route": route}
+    prepared.execute(conn, _ROUTE_INBOUND, {**values, "keyword": keyword})
 
 
 def numbers_for(conn: Connection, destination: str) -> tuple[NumberRow, ...]:
     """Every configured number row that could take a message to `destination`."""
-    rows = conn.execute(select(_number).order_by(_number.c.id)).all()
+    rows = prepared.fetch(conn, _NUMBERS, {})
     return tuple(
         NumberRow(
             r.id,
@@ -355,6 +365,11 @@ def record_order_assignments(conn: Connection, order_ids: Sequence[str], now: da
     )
 
 
+_USER_BY_ADDRESS = select(_user.c.id, _user.c.customer_id).where(
+    _user.c.address == bindparam("address")
+)
+
+
 def record_conversation(
     conn: Connection,
     address: str,
@@ -363,27 +378,25 @@ def record_conversation(
     now: datetime,
 ) -> None:
     """An SMS2Mail mail went to `address`: a user's reply to it goes out from `sender_id`."""
-    user = conn.execute(
-        select(_user.c.id, _user.c.customer_id).where(_user.c.address == address.lower())
-    ).first()
-    if user is None:
+    found = prepared.fetch(conn, _USER_BY_ADDRESS, {"address": address.lower()})
+    if not found:
         return
-    conn.execute(
-        insert(_assign).values(
-            msisdn=canonical_number(msisdn),
-            sender_id=canonical_number(sender_id),
-            customer_id=user.customer_id,
-            user_id=user.id,
-            address=address.lower(),
-            origin="sms2mail",
-            order_id=None,
-            message_id="",
-            subject="",
-            text="",
-            created_at=now,
-            expires_at=now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
-        )
-    )
+    user = found[0]
+    row = {
+        "msisdn": canonical_number(msisdn),
+        "sender_id": canonical_number(sender_id),
+        "customer_id": user.customer_id,
+        "user_id": user.id,
+        "address": address.lower(),
+        "origin": "sms2mail",
+        "order_id": None,
+        "message_id": "",
+        "subject": "",
+        "text": "",
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=DEFAULT_REPLY_WINDOW),
+    }
+    bulk_insert(conn, _assign, [row])
 
 
 def conversation_senders(
@@ -433,16 +446,27 @@ class CustomerInbound:
     timezone: str = ""  # the customer's own setting ("": the bridge's default)
 
 
+_CUSTOMER_INBOUND = (
+    select(
+        _customer.c.id,
+        _customer.c.name,
+        _customer.c.settings,
+        _icust.c.postmaster,
+        _icust.c.admin,
+        _icust.c.stop_scope,
+    )
+    .select_from(_customer.outerjoin(_icust, _icust.c.customer_id == _customer.c.id))
+    .where(_customer.c.id == bindparam("customer_id"))
+)
+
+
 def customer_inbound(conn: Connection, customer_id: int | None) -> CustomerInbound | None:
     if customer_id is None:
         return None
-    r = conn.execute(
-        select(_customer.c.id, _customer.c.name, _customer.c.settings, _icust)
-        .select_from(_customer.outerjoin(_icust, _icust.c.customer_id == _customer.c.id))
-        .where(_customer.c.id == customer_id)
-    ).first()
-    if r is None:
+    found = prepared.fetch(conn, _CUSTOMER_INBOUND, {"customer_id": customer_id})
+    if not found:
         return None
+    r = found[0]
     return CustomerInbound(
         r.id,
         r.name,

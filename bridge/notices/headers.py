@@ -11,6 +11,7 @@ address the bridge did not check (an alphanumeric SMS sender gets no reply addre
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -68,7 +69,17 @@ def number_address(number: object, domain: str) -> str | None:
     (an alphanumeric sender, a short code, anything else cannot be answered by mail)."""
     if not is_e164(number):
         return None
-    return header_address(f"{number}@{domain}")
+    checked = _number_domain(domain)
+    return None if checked is None else f"{number}@{checked}"
+
+
+@functools.lru_cache(maxsize=64)  # the bridge's domains: a few
+def _number_domain(domain: str) -> str | None:
+    """`domain` as an address at it is written, if the longest E.164 number's address there
+    passes `header_address` (checked once per domain, not per SMS: an E.164 local part is
+    always valid, and no shorter one makes the address too long)."""
+    checked = header_address(f"+{'1' * 15}@{domain}")
+    return None if checked is None else checked.rpartition("@")[2]
 
 
 def msg_ids(value: object) -> list[str]:
