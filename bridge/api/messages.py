@@ -32,9 +32,10 @@ from bridge.errors import InputError, Reject
 from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
 from bridge.intake.commit import Conversation, IntakeMail, commit_mails
 from bridge.intake.direct import direct_orders
-from bridge.intake.handler import customer_access, new_mail_id
+from bridge.intake.handler import new_mail_id
 from bridge.intake.listing import add_list_target, fan_out_lists, named_list
 from bridge.intake.overrides import Overrides, check_overrides
+from bridge.intake.resolved import Resolutions
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
 from bridge.intake.sms_plan import compose_text, preview_context
@@ -42,7 +43,7 @@ from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.tables import Order
-from bridge.tenants.policy import resolve, with_mail_level
+from bridge.tenants.policy import with_mail_level
 from bridge.text.mime import MailText, extract
 
 _idem = table(ApiIdempotency)
@@ -164,6 +165,7 @@ class MessageService:
         self.max_recipients = max_recipients
         self.reply_window = reply_window
         self.senders = SenderCache(store)
+        self.resolutions = Resolutions(defaults)
 
     async def transaction(self, key: KeyRow, client_ip: str) -> Transaction:
         sender = await self.senders.find(key.user)
@@ -171,12 +173,8 @@ class MessageService:
             raise Reject("unknown_sender", sender=key.user)
         if not sender.enabled or not sender.customer_enabled:
             raise Reject("disabled_sender", sender=key.user)
-        policy = resolve(
-            self.defaults, sender.customer_settings, sender.profile_settings, sender.user_settings
-        )
-        t = Transaction(
-            sender=sender, policy=policy, access=customer_access(sender.customer_settings)
-        )
+        resolved = self.resolutions.of(sender)
+        t = Transaction(sender=sender, policy=resolved.policy, access=resolved.access)
         t.client_ip = client_ip
         return t
 

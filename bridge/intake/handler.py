@@ -25,7 +25,7 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import Reject, StorageUnavailable, reply
 from bridge.inbound.store import DEFAULT_REPLY_WINDOW
-from bridge.intake.access import Client, CustomerAccess, Networks, check_client
+from bridge.intake.access import Client, Networks, check_client
 from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.commit import Conversation, IntakeMail, accept
@@ -39,28 +39,22 @@ from bridge.intake.lograte import LogLimiter
 from bridge.intake.overrides import apply_overrides, may_override
 from bridge.intake.pacing import Door, Pacer
 from bridge.intake.ratelimit import pending
+from bridge.intake.resolved import Resolutions
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
 from bridge.intake.settings import SmtpSettings
-from bridge.intake.sms_plan import compose_text, preview_context, text_rules
+from bridge.intake.sms_plan import compose_text, preview_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.metrics import Metrics
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.notices.queue import NewNotice
-from bridge.tenants.policy import Policy, resolve
-from bridge.tenants.senders import Sender
-from bridge.text.compose import ComposeRules
 from bridge.text.errors import MimeTooComplex
 from bridge.text.mime import extract
-from bridge.text.pipeline import SmsPolicy
 
 log = logging.getLogger("bridge.intake")
 
 _ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
-MAX_RESOLVED = 10_000  # senders whose policy and access are kept
-
-_Resolved = tuple[Sender, Policy, CustomerAccess, dict[str, Any], tuple[ComposeRules, SmsPolicy]]
 
 
 def new_mail_id() -> str:
@@ -111,7 +105,7 @@ class IntakeHandler:
         # rules) and access, built once per sender row read (not per MAIL): id(sender) ->
         # (sender, policy, access, policy values, text rules); the sender row is kept, so
         # its id stays its own while it is in here.
-        self._resolved: dict[int, _Resolved] = {}
+        self.resolutions = Resolutions(defaults)
         self._idle = asyncio.Event()
         self._idle.set()
         self._customer_orders: dict[str, Any] = {}  # customer label -> its child counter
@@ -167,30 +161,7 @@ class IntakeHandler:
             raise Reject("unknown_sender", sender=address)
         if not sender.enabled or not sender.customer_enabled:
             raise Reject("disabled_sender", sender=address)
-        hit = self._resolved.get(id(sender))
-        if hit is None or hit[0] is not sender:
-            policy = resolve(
-                self.defaults,
-                sender.customer_settings,
-                sender.profile_settings,
-                sender.user_settings,
-            )
-            if len(self._resolved) >= MAX_RESOLVED:  # senders read again replace theirs
-                self._resolved.clear()
-            hit = self._resolved[id(sender)] = (
-                sender,
-                policy,
-                customer_access(sender.customer_settings),
-                policy.as_dict(),
-                text_rules(policy),
-            )
-        return Transaction(
-            sender=sender,
-            policy=hit[1],
-            access=hit[2],
-            policy_values=hit[3],
-            text_rules=hit[4],
-        )
+        return self.resolutions.of(sender).transaction()
 
     def _check_access(self, server: Any, session: Any, transaction: Transaction) -> None:
         """Client networks, TLS and AUTH of the sender's customer (whatever the greeting)."""
@@ -475,14 +446,6 @@ def _extract(raw: bytes) -> Any:
         return extract(raw)
     except MimeTooComplex as exc:
         raise Reject("mime_too_complex", reason=str(exc)) from exc
-
-
-def customer_access(settings: dict[str, Any]) -> CustomerAccess:
-    try:
-        return CustomerAccess.from_settings(settings)
-    except (ValueError, TypeError) as exc:
-        log.error("customer access settings are invalid (%s); treated as a temporary fault", exc)
-        raise StorageUnavailable(f"invalid customer access settings: {exc}") from exc
 
 
 def _describe(exc: Exception) -> str:

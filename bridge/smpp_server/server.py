@@ -38,9 +38,10 @@ from bridge.errors import Reject, StorageUnavailable
 from bridge.intake.access import ConnectionLimiter
 from bridge.intake.addresses import Recipient, classify_number
 from bridge.intake.authguard import AuthGuard, AuthLimits
-from bridge.intake.handler import customer_access, new_mail_id
+from bridge.intake.handler import new_mail_id
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.pacing import Door, Pacer
+from bridge.intake.resolved import Resolutions
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
 from bridge.intake.transaction import Transaction
@@ -84,7 +85,6 @@ from bridge.smpp_server.submit import (
     sender_refused,
 )
 from bridge.tenants.logins import verify_password
-from bridge.tenants.policy import resolve
 
 log = logging.getLogger("bridge.smpp_server")
 
@@ -141,6 +141,7 @@ class SmppServer:
         # once its last part committed
         self.wake_before_commit = wake_before_commit
         self.senders = SenderCache(store)
+        self.resolutions = Resolutions(defaults)
         self._server: asyncio.Server | None = None
         self._clients: set[_Client] = set()
         # submits per second over all binds of an account: refused over it, never waited
@@ -514,9 +515,8 @@ class SmppServer:
         sender = await self.senders.find(account.user)
         if sender is None or not sender.enabled or not sender.customer_enabled:
             raise SubmitRefused(c.ESME_RSUBMITFAIL, f"user {account.user} is disabled")
-        policy = resolve(
-            self.defaults, sender.customer_settings, sender.profile_settings, sender.user_settings
-        )
+        resolved = self.resolutions.of(sender)
+        policy = resolved.policy
         destination = address_in(pdu.dest_addr_ton, pdu.destination_addr)
         found = classify_number(destination, policy.default_country)
         if found is None or found[1] == "premium":
@@ -529,9 +529,7 @@ class SmppServer:
         if refused:
             raise SubmitRefused(c.ESME_RINVSRCADR, refused)
         recipient = Recipient(msisdn=msisdn, address=msisdn, domain="", kind=kind)
-        transaction = Transaction(
-            sender=sender, policy=policy, access=customer_access(sender.customer_settings)
-        )
+        transaction = Transaction(sender=sender, policy=policy, access=resolved.access)
         transaction.client_ip = client.ip
         try:
             for rule in RCPT_RULES:
@@ -544,7 +542,7 @@ class SmppServer:
         )
         encoding, count = parts_needed(read, policy.max_parts)
         text = read.part.text
-        values = policy.as_dict()
+        values = dict(resolved.policy_values)  # its own top level: the SMPP fields go in
         values.update(
             notify="none",  # the client learns outcomes from our receipts
             notify_channel=[],
