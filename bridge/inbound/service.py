@@ -1,13 +1,15 @@
 """The inbound step: route each stored MO (number, keyword, STOP/START) and run its actions.
 
-Every message is handled in its own transaction: routing reads, the actions' writes and
-the row's new status commit together, so a crash re-runs the message rather than losing
-it. STOP/START keywords (the whole message, several languages) come first and replace
-any other action; on a shared number where nothing tells whose conversation it is
-(`Choice.unmatched`), a STOP opts out of every customer. A message whose actions reached
-nobody goes to the number's fallback addresses or the customer's postmaster; `unroutable`
-only when no address exists at all. An unexpected error holds the message (status
-`held`, traceback kept).
+Every message is handled atomically: routing reads, the actions' writes and the row's
+new status commit together, so a crash re-runs the message rather than losing it. Up to
+`HANDLE_BATCH` messages share one transaction, each in a savepoint of its own (one
+commit for ten, and the transaction still short enough that the intake's commits do not
+wait long behind it). STOP/START keywords (the whole message, several languages) come
+first and replace any other action; on a shared number where nothing tells whose
+conversation it is (`Choice.unmatched`), a STOP opts out of every customer. A message
+whose actions reached nobody goes to the number's fallback addresses or the customer's
+postmaster; `unroutable` only when no address exists at all. An unexpected error holds
+the message (status `held`, traceback kept).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
-from bridge.errors import StorageUnavailable
 from bridge.inbound import store as inbound_sql
 from bridge.inbound.actions import Actions, Effects, Message
 from bridge.inbound.actions_store import is_stopped
@@ -35,6 +37,8 @@ from bridge.notices.customer_templates import Templates
 from bridge.push.settings import PushSettings
 
 log = logging.getLogger("bridge.inbound")
+
+HANDLE_BATCH = 10  # messages handled in one transaction, each in a savepoint
 
 
 class InboundService:
@@ -60,22 +64,35 @@ class InboundService:
 
     async def step(self) -> int:
         ids = await self.store.call(inbound_sql.due_inbound, utcnow(), 100)
+        for at in range(0, len(ids), HANDLE_BATCH):
+            # A storage fault fails the whole batch: the worker retries the step, and its
+            # messages stay `received`.
+            done = await self.store.call(self.handle_batch, ids[at : at + HANDLE_BATCH], utcnow())
+            for fx in done:
+                for count, wake in zip((fx.notices, fx.orders, fx.pushes), self._wake, strict=True):
+                    if count:
+                        wake()
+        return len(ids)
+
+    def handle_batch(self, conn: Connection, ids: list[int], now: datetime) -> list[Effects]:
+        """`handle` for each message, each in a savepoint of the caller's transaction: an
+        unexpected error undoes that message's writes and holds it (status `held`, the
+        traceback kept); a database error fails the whole transaction."""
+        done: list[Effects] = []
         for inbound_id in ids:
             try:
-                fx = await self.store.call(self.handle, inbound_id, utcnow())
-            except StorageUnavailable:
-                raise  # the worker retries the step; the message stays `received`
+                with conn.begin_nested():
+                    fx = self.handle(conn, inbound_id, now)
+            except SQLAlchemyError:
+                raise  # the database's fault, not the message's: the store says which
             except Exception:
                 tb = traceback.format_exc()
                 log.error("inbound %s held after an unexpected error:\n%s", inbound_id, tb)
-                await self.store.call(inbound_sql.mark_inbound, inbound_id, InboundStatus.HELD, tb)
+                inbound_sql.mark_inbound(conn, inbound_id, InboundStatus.HELD, tb)
                 continue
-            if fx is None:
-                continue
-            for count, wake in zip((fx.notices, fx.orders, fx.pushes), self._wake, strict=True):
-                if count:
-                    wake()
-        return len(ids)
+            if fx is not None:
+                done.append(fx)
+        return done
 
     def handle(self, conn: Connection, inbound_id: int, now: datetime) -> Effects | None:
         """Route and act on one message, in the caller's transaction."""

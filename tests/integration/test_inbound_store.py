@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
 from bridge.db.core import table as table_of
@@ -11,7 +13,7 @@ from bridge.db.store import Store, run_sync
 from bridge.inbound.actions_store import add_stop, is_stopped, list_stops, remove_stop
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
-from bridge.inbound.service import InboundService
+from bridge.inbound.service import HANDLE_BATCH, InboundService
 from bridge.inbound.settings import InboundSettings
 from bridge.inbound.store import insert_inbound
 from bridge.inbound.tables import Inbound
@@ -195,3 +197,40 @@ async def test_stop_list_has_one_spelling_per_number(engine: Engine, store: Stor
             assert is_stopped(conn, cid, spelling, ("+4915550000001",))
         assert not is_stopped(conn, cid, "+491701234567", ("ACME",))
     assert run_sync(engine, remove_stop, cid, "491701234567", None) == 1
+
+
+async def test_a_message_that_fails_in_a_batch_is_held_alone_and_its_writes_undone(
+    engine: Engine, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages share a transaction, each in a savepoint: an unexpected error in one (here
+    after its mail was queued) undoes that message's writes and holds it with the
+    traceback; the others before and after it in the batch are routed and committed."""
+    run_sync(engine, add_customer, "acme", {})
+    run_sync(engine, apply_numbers, parse_numbers(NUMBERS))
+    t0 = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    service = _service(store)
+    real = service.actions.sms2mail
+
+    def failing(conn: Any, msg: Any, action: Any, now: datetime, fx: Any) -> None:
+        real(conn, msg, action, now, fx)  # the mail is queued, then something breaks
+        if msg.row.text == "breaks":
+            raise RuntimeError("a bug met by one message")
+
+    monkeypatch.setattr(service.actions, "sms2mail", failing)
+    texts = ["first", "breaks", "third"]
+    for text in texts:
+        sms = InboundSms(
+            "smsc", source="+491701234567", destination="+4915550000003", text=text, encoding="gsm7"
+        )
+        await store.call(insert_inbound, sms, t0)
+    assert len(texts) <= HANDLE_BATCH  # one transaction for the three
+    assert await service.step() == 3
+    rows = {r.text: r for r in _rows(engine, Inbound)}
+    assert {t: rows[t].status for t in texts} == {
+        "first": "notified",
+        "breaks": "held",
+        "third": "notified",
+    }
+    assert "RuntimeError: a bug met by one message" in rows["breaks"].error
+    mails = [n.context["text"] for n in _rows(engine, Notice)]
+    assert sorted(mails) == ["first", "third"]  # the held message's mail was undone
