@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from bridge.db.bulk import bulk_execute
 from bridge.db.core import delete_before, table
+from bridge.db.prepared import fetch
 from bridge.db.queue import Queue, claim
 from bridge.notices.queue import queue_notice
 from bridge.push.delivery_status import OPEN_PUSH_STATUSES, PushStatus
@@ -21,6 +22,9 @@ from bridge.push.templates_store import get_template
 
 _push = table(PushDelivery)
 _QUEUE = Queue(_push, _push.c.status.in_(OPEN_PUSH_STATUSES))
+# Built once (every inbound SMS pushed and every status push queues one): compiling an
+# INSERT per push cost several times running it.
+_INSERT_PUSH = insert(_push).returning(_push.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +61,20 @@ def queue_push(
         built = render(template, fields.kind, fields.values) if template is not None else None
         if built is not None:
             body, content_type = built
-    key = conn.execute(
-        insert(_push).values(
-            customer_id=customer_id,
-            inbound_id=inbound_id,
-            target=target,
-            body=body,
-            content_type=content_type,
-            status=PushStatus.QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            give_up_at=now + timedelta(seconds=give_up_after),
-            error="",
-        )
-    ).inserted_primary_key
-    return int(key[0]) if key else 0
+    values = {
+        "customer_id": customer_id,
+        "inbound_id": inbound_id,
+        "target": target,
+        "body": body,
+        "content_type": content_type,
+        "status": PushStatus.QUEUED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "give_up_at": now + timedelta(seconds=give_up_after),
+        "error": "",
+    }
+    return int(fetch(conn, _INSERT_PUSH, values)[0].id)
 
 
 @dataclass(frozen=True, slots=True)

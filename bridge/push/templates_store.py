@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from bridge.db.core import table
+from bridge.db.prepared import fetch
 from bridge.push.tables import PushTemplateRow
 from bridge.push.template import PushTemplate, parse_template
 from bridge.tenants.admin import AdminError
@@ -24,12 +25,14 @@ def customer_id_of(conn: Connection, customer: str) -> int:
     return int(found)
 
 
+# Built once: every push with a customer's fields reads it.
+_TEMPLATE = select(_template.c.template).where(_template.c.customer_id == bindparam("customer_id"))
+
+
 def get_template(conn: Connection, customer_id: int) -> PushTemplate | None:
     """The customer's push template, or None (today's bodies)."""
-    data = conn.execute(
-        select(_template.c.template).where(_template.c.customer_id == customer_id)
-    ).scalar()
-    return None if data is None else parse_template(data)
+    found = fetch(conn, _TEMPLATE, {"customer_id": customer_id})
+    return None if not found or found[0].template is None else parse_template(found[0].template)
 
 
 def set_template(conn: Connection, customer_id: int, template: PushTemplate, now: datetime) -> None:
