@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.db.clock import utcnow
+from bridge.db.prepared import savepoint
 from bridge.db.store import Store
 from bridge.inbound import store as inbound_sql
 from bridge.inbound.actions import Actions, Effects, Message
@@ -81,7 +82,7 @@ class InboundService:
         done: list[Effects] = []
         for inbound_id in ids:
             try:
-                with conn.begin_nested():
+                with savepoint(conn, "inbound"):
                     fx = self.handle(conn, inbound_id, now)
             except SQLAlchemyError:
                 raise  # the database's fault, not the message's: the store says which

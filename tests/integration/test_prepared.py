@@ -286,3 +286,23 @@ def test_with_a_cursor_listener_the_same_statement_goes_through_sqlalchemy(
     assert seen == [sql]
     assert sorted(map(tuple, listened), key=repr) == sorted(map(tuple, direct), key=repr)
     assert len(direct) == 3
+
+
+def test_a_savepoint_undoes_only_its_block_and_the_transaction_goes_on(engine: Engine) -> None:
+    """`prepared.savepoint`: a block that raises has its writes undone, the transaction
+    stays usable (on PostgreSQL too after a failed statement, which aborts a transaction
+    until it is rolled back to the savepoint), and what came before and after commits."""
+    user_id = _seed(engine)
+    mails = [_mail(user_id, f"M{n}") for n in (1, 2, 3)]
+    with engine.begin() as conn:
+        insert_mails(conn, mails[:1])
+        with pytest.raises(RuntimeError), prepared.savepoint(conn):
+            insert_mails(conn, mails[1:2])  # written, then undone
+            raise RuntimeError("a bug in the block")
+        with pytest.raises(IntegrityError), prepared.savepoint(conn, "again"):
+            insert_mails(conn, mails[:1])  # a duplicate key: the database refuses it
+        with prepared.savepoint(conn):
+            insert_mails(conn, mails[2:])
+    with engine.connect() as conn:
+        kept = sorted(r.id for r in conn.execute(select(table(Mail).c.id)))
+    assert kept == ["M1", "M3"]
