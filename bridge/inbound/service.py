@@ -78,14 +78,15 @@ class InboundService:
     def handle_batch(self, conn: Connection, ids: list[int], now: datetime) -> list[Effects]:
         """`handle` for each message, each in a savepoint of the caller's transaction: an
         unexpected error undoes that message's writes and holds it (status `held`, the
-        traceback kept); a database error fails the whole transaction."""
+        traceback kept); a database or system error (`OSError`) fails the whole
+        transaction, the store's storage fault: the step is tried again."""
         done: list[Effects] = []
         for inbound_id in ids:
             try:
                 with savepoint(conn, "inbound"):
                     fx = self.handle(conn, inbound_id, now)
-            except SQLAlchemyError:
-                raise  # the database's fault, not the message's: the store says which
+            except (SQLAlchemyError, OSError):
+                raise  # the database's or the system's fault, not the message's: retried
             except Exception:
                 tb = traceback.format_exc()
                 log.error("inbound %s held after an unexpected error:\n%s", inbound_id, tb)
