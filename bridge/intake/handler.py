@@ -101,10 +101,7 @@ class IntakeHandler:
         self.on_notice = on_notice
         self.in_flight = 0
         self.senders = SenderCache(store)
-        # A cached sender's resolved policy (with its values for the orders and its text
-        # rules) and access, built once per sender row read (not per MAIL): id(sender) ->
-        # (sender, policy, access, policy values, text rules); the sender row is kept, so
-        # its id stays its own while it is in here.
+        # a cached sender's policy, access, policy values and text rules: once per row read
         self.resolutions = Resolutions(defaults)
         self._idle = asyncio.Event()
         self._idle.set()

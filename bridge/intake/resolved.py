@@ -68,6 +68,8 @@ class Resolutions:
         self._by_row: dict[int, Resolved] = {}
 
     def of(self, sender: Sender) -> Resolved:
+        """`sender`'s resolution (kept by the row's id: the entry holds the row, so the id
+        stays its own while it is in here)."""
         hit = self._by_row.get(id(sender))
         if hit is not None and hit.sender is sender:
             return hit
