@@ -21,12 +21,14 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any, Final
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from bridge.api.keys import KeyRow
 from bridge.api.tables import ApiIdempotency
+from bridge.db.bulk import bulk_insert
 from bridge.db.clock import utcnow
 from bridge.db.core import table
+from bridge.db.prepared import fetch
 from bridge.db.store import Store
 from bridge.errors import InputError, Reject
 from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
@@ -340,14 +342,18 @@ def purge_answers(conn: Connection, now: datetime) -> int:
     return int(result.rowcount or 0)
 
 
+# Built once: every send reads its orders back, and every send with a key its answer.
+_ANSWER = select(_idem.c.request_hash, _idem.c.status, _idem.c.body).where(
+    _idem.c.customer_id == bindparam("customer_id"), _idem.c.idem_key == bindparam("idem_key")
+)
+_WRITTEN = select(_order.c.id, _order.c.status).where(_order.c.mail_id == bindparam("mail_id"))
+
+
 def find_answer(conn: Connection, customer_id: int, idem_key: str, digest: str) -> Sent | None:
-    row = conn.execute(
-        select(_idem.c.request_hash, _idem.c.status, _idem.c.body).where(
-            _idem.c.customer_id == customer_id, _idem.c.idem_key == idem_key
-        )
-    ).first()
-    if row is None:
+    found = fetch(conn, _ANSWER, {"customer_id": customer_id, "idem_key": idem_key})
+    if not found:
         return None
+    row = found[0]
     if row.request_hash != digest:
         raise IdempotencyMismatch(idem_key)
     return Sent(row.status, dict(row.body), replayed=True)
@@ -368,23 +374,20 @@ def commit_with_answer(
             return earlier
     commit_mails(conn, [mail])
     # As written: the SMS-pumping check may have held orders.
-    written = dict(
-        conn.execute(select(_order.c.id, _order.c.status).where(_order.c.mail_id == mail.id)).all()
-    )
+    written = dict(fetch(conn, _WRITTEN, {"mail_id": mail.id}))
     body = {
         **body,
         "orders": [{**o, "status": written.get(o["id"], o["status"])} for o in body["orders"]],
     }
     answer = Sent(201, body)
     if idem_key is not None:
-        conn.execute(
-            insert(_idem).values(
-                customer_id=customer_id,
-                idem_key=idem_key,
-                request_hash=digest,
-                status=answer.status,
-                body=body,
-                created_at=mail.mail.received_at,
-            )
-        )
+        row = {
+            "customer_id": customer_id,
+            "idem_key": idem_key,
+            "request_hash": digest,
+            "status": answer.status,
+            "body": body,
+            "created_at": mail.mail.received_at,
+        }
+        bulk_insert(conn, _idem, [row])
     return answer
