@@ -20,6 +20,24 @@ from bridge.http.door import door_protocol
 from bridge.http.settings import HttpSettings
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket listening on host:port, as the event loop makes its own:
+    its protocol named (IPPROTO_TCP), so that every connection accepted on it gets
+    TCP_NODELAY from the loop.
+
+    `socket.create_server` makes one with protocol 0, and the loop sets TCP_NODELAY only
+    on sockets whose protocol is IPPROTO_TCP: with Nagle's algorithm left on, an answer
+    written in two pieces (uvicorn writes the head, then the body) waits for the
+    client's delayed ACK of the first, ~40 ms for every request on a kept connection."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    made = socket.create_server((host, port), family=family, reuse_port=False)
+    # the same socket, known to Python as TCP (an explicit protocol overrides the one
+    # read from the descriptor); sockets accepted on it inherit it
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=made.detach())
+    sock.setblocking(False)
+    return sock
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server without its signal handlers: the bridge stops it."""
 
@@ -53,9 +71,7 @@ class HttpServer:
     async def start(self) -> tuple[str, int]:
         """Bind, start serving; the address it listens on."""
         s = self.settings
-        family = socket.AF_INET6 if ":" in s.host else socket.AF_INET
-        sock = socket.create_server((s.host, s.port), family=family, reuse_port=False)
-        sock.setblocking(False)
+        sock = listening_socket(s.host, s.port)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http")
         while not self._server.started:
             if self._task.done():  # the TLS files could not be read, ...
