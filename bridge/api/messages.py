@@ -12,13 +12,12 @@ Idempotency-Key's answer. Refusals are `Reject`s of the one reply table.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from email.message import EmailMessage
-from email.policy import SMTP
 from typing import Any, Final
 
 from sqlalchemy import Connection, bindparam, delete, select
@@ -46,7 +45,7 @@ from bridge.intake.velocity import VelocityCheck
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.tables import Order
 from bridge.tenants.policy import with_mail_level
-from bridge.text.mime import MailText, extract
+from bridge.text.mime import MailText, extract_text_part
 
 _idem = table(ApiIdempotency)
 _order = table(Order)
@@ -115,13 +114,35 @@ def read_request(body: Any, max_recipients: int) -> MessageRequest:
     return MessageRequest(tuple(to), text, options)
 
 
+# The head of a request's mail: what the mail library writes for an empty Subject and
+# `set_content(text, charset="utf-8", cte="base64")` under its SMTP policy.
+_MAIL_FIELDS: Final = (
+    ("Subject", ""),
+    ("Content-Type", 'text/plain; charset="utf-8"'),
+    ("Content-Transfer-Encoding", "base64"),
+    ("MIME-Version", "1.0"),
+)
+_MAIL_HEAD: Final = b"".join(
+    f"{name}:{' ' if value else ''}{value}\r\n".encode() for name, value in _MAIL_FIELDS
+)
+_BASE64_LINE: Final = 57  # bytes per base64 line: 76 characters, as the library writes them
+
+
 def as_mail(text: str) -> tuple[bytes, MailText]:
-    """The text as the body of a plain text mail (UTF-8), and what the text engine reads of it."""
-    message = EmailMessage(policy=SMTP)
-    message["Subject"] = ""
-    message.set_content(text, charset="utf-8", cte="base64")
-    raw = bytes(message)
-    return raw, extract(raw)
+    """The text as the body of a plain text mail (UTF-8, base64), and what the text engine
+    reads of it.
+
+    The bytes are the mail library's (`EmailMessage` with an empty Subject and
+    `set_content(text, charset="utf-8", cte="base64")`, its SMTP policy: lines ending in
+    CRLF), written directly: built and parsed back through the library it cost ~450 µs
+    a request, a seventh of the request's whole CPU."""
+    data = b"\r\n".join(text.encode().splitlines()) + b"\r\n"
+    lines = (
+        binascii.b2a_base64(data[at : at + _BASE64_LINE])
+        for at in range(0, len(data), _BASE64_LINE)
+    )
+    raw = _MAIL_HEAD + b"\r\n" + b"".join(lines).replace(b"\n", b"\r\n")
+    return raw, extract_text_part(_MAIL_FIELDS, data, "utf-8")
 
 
 def cost(price_per_part: str, parts: int, orders: int) -> dict[str, Any] | None:

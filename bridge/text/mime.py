@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import quopri
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
@@ -237,6 +238,29 @@ def extract(
         texts, attachments = [body_texts], 0
     else:
         fields, texts, attachments = _parsed(raw, max_depth, max_parts, max_body_chars)
+    return _mail_text(fields, texts, attachments, max_body_chars)
+
+
+def extract_text_part(
+    fields: Sequence[tuple[str, str]],
+    data: bytes,
+    charset: str | None,
+    *,
+    max_body_chars: int = 200_000,
+) -> MailText:
+    """What `extract` reads of a mail that is one text/plain part with these header fields
+    (raw, in order) and these body bytes once their transfer encoding is undone.
+
+    For a caller that has just built such a mail itself (the REST API's request as a
+    mail): its text without parsing the mail back (a base64 body takes the parser)."""
+    text = _decoded(data, charset, "plain", False, False, max_body_chars)
+    return _mail_text(list(fields), [text], 0, max_body_chars)
+
+
+def _mail_text(
+    fields: _Fields, texts: list[str], attachments: int, max_body_chars: int
+) -> MailText:
+    """The `MailText` of a mail's header fields and body texts."""
     body = drop_controls("\n\n".join(t.strip("\n") for t in texts if t.strip())).strip()
     truncated = len(body) > max_body_chars
     if truncated:
