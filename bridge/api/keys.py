@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from bridge.api.tables import ApiKey
 from bridge.db.clock import utcnow
 from bridge.db.core import table
+from bridge.db.prepared import fetch
 from bridge.intake.access import networks_of
 from bridge.tenants.admin import AdminError, check_networks
 from bridge.tenants.tables import Customer, User
@@ -148,6 +149,25 @@ def revoke_key(conn: Connection, customer: str, name: str) -> None:
         raise AdminError(f"no active API key {name!r} of customer {customer!r}; see api-key list")
 
 
+# Built once: every request is checked with it (one statement, run on the driver).
+_ACTIVE_KEY = (
+    select(
+        _key.c.salt,
+        _key.c.key_hash,
+        _key.c.name,
+        _key.c.customer_id,
+        _customer.c.name.label("customer"),
+        _key.c.user_id,
+        _user.c.address.label("user"),
+        _key.c.networks,
+        _key.c.created_at,
+    )
+    .join_from(_key, _customer, _customer.c.id == _key.c.customer_id)
+    .join(_user, _user.c.id == _key.c.user_id)
+    .where(_key.c.key_id == bindparam("key_id"), _key.c.revoked_at.is_(None))
+)
+
+
 def check_token(conn: Connection, token: str) -> KeyRow | None:
     """The key a presented token belongs to, if it is valid and not revoked."""
     if not token.startswith(PREFIX):
@@ -155,12 +175,13 @@ def check_token(conn: Connection, token: str) -> KeyRow | None:
     key_id, _, secret = token[len(PREFIX) :].partition("_")
     if not key_id or not secret:
         return None
-    row = conn.execute(
-        select(_key.c.salt, _key.c.key_hash).where(
-            _key.c.key_id == key_id, _key.c.revoked_at.is_(None)
-        )
-    ).first()
-    if row is None or not hmac.compare_digest(_digest(token, row.salt), row.key_hash):
+    found = fetch(conn, _ACTIVE_KEY, {"key_id": key_id})
+    if not found:
         return None
-    found = _rows(conn, _key.c.key_id == key_id)
-    return found[0] if found else None
+    r = found[0]
+    if not hmac.compare_digest(_digest(token, r.salt), r.key_hash):
+        return None
+    networks = tuple(r.networks or ())
+    return KeyRow(
+        key_id, r.name, r.customer_id, r.customer, r.user_id, r.user, networks, r.created_at, None
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from bridge.api.keys import check_token
+from bridge.api.keys import check_token, list_keys
 from bridge.cli import app
 from bridge.db.engine import open_engine
 from bridge.db.store import run_sync
@@ -55,6 +55,7 @@ def test_add_list_revoke(tmp_path: Path) -> None:
         assert key is not None
         assert (key.customer, key.user, key.name) == ("acme", "app@acme.example", "erp")
         assert key.networks == ("192.0.2.0/24",)
+        assert [key] == run_sync(engine, list_keys, "acme")  # the same row as listed
         assert key.allows("192.0.2.7") and not key.allows("198.51.100.1")
         assert (
             run_sync(engine, check_token, token[:-1] + ("A" if token[-1] != "A" else "B")) is None
