@@ -7,7 +7,8 @@ limited by the customer's `mail_overrides`; each number passes the SMTP intake's
 recipient parsing and its recipient rules (countries, rate limits, stop list); the
 orders are built by `bridge.intake.direct.direct_orders` and written by the intake's
 commit (`bridge.intake.commit.commit_mails`) in one transaction with the
-Idempotency-Key's answer. Refusals are `Reject`s of the one reply table.
+Idempotency-Key's answer (`commit_sends`, group-committed with the other sends of the
+moment). Refusals are `Reject`s of the one reply table.
 """
 
 from __future__ import annotations
@@ -337,17 +338,11 @@ class MessageService:
     async def commit(
         self, key: KeyRow, request: MessageRequest, mail: IntakeMail, idempotency_key: str | None
     ) -> Sent:
-        """Write a built mail and its orders with the Idempotency-Key's answer (one transaction)."""
-        body = {
-            "mail_id": mail.id,
-            "orders": [
-                {"id": o.id, "to": o.recipient, "status": "queued", "parts": o.parts}
-                for o in mail.mail.orders
-            ],
-        }
-        return await self.store.call(
-            commit_with_answer, mail, key.customer_id, idempotency_key, request.digest, body
-        )
+        """Write a built mail and its orders with the Idempotency-Key's answer, in the group
+        commit of the moment (with the other sends, and on SQLite the SMTP intake's mails);
+        the answer once it has committed."""
+        send = Send.of(key, request, mail, idempotency_key)
+        return await self.store.grouped(commit_sends, send)
 
 
 class IdempotencyMismatch(InputError):
@@ -380,35 +375,81 @@ def find_answer(conn: Connection, customer_id: int, idem_key: str, digest: str) 
     return Sent(row.status, dict(row.body), replayed=True)
 
 
-def commit_with_answer(
-    conn: Connection,
-    mail: IntakeMail,
-    customer_id: int,
-    idem_key: str | None,
-    digest: str,
-    body: dict[str, Any],
-) -> Sent:
-    """One transaction: the mail and its orders, and the answer kept for the key."""
-    if idem_key is not None:
-        earlier = find_answer(conn, customer_id, idem_key, digest)
-        if earlier is not None:  # a concurrent retry committed first
-            return earlier
-    commit_mails(conn, [mail])
-    # As written: the SMS-pumping check may have held orders.
-    written = dict(fetch(conn, _WRITTEN, {"mail_id": mail.id}))
-    body = {
-        **body,
-        "orders": [{**o, "status": written.get(o["id"], o["status"])} for o in body["orders"]],
-    }
-    answer = Sent(201, body)
-    if idem_key is not None:
-        row = {
-            "customer_id": customer_id,
-            "idem_key": idem_key,
-            "request_hash": digest,
-            "status": answer.status,
-            "body": body,
-            "created_at": mail.mail.received_at,
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A built send on its way to the commit: the mail, and the answer it will get."""
+
+    mail: IntakeMail
+    customer_id: int
+    idem_key: str | None
+    digest: str  # the request's, kept with the key's answer
+    body: dict[str, Any]  # the answer before the orders' statuses as written
+
+    @classmethod
+    def of(
+        cls, key: KeyRow, request: MessageRequest, mail: IntakeMail, idem_key: str | None
+    ) -> Send:
+        body = {
+            "mail_id": mail.id,
+            "orders": [
+                {"id": o.id, "to": o.recipient, "status": "queued", "parts": o.parts}
+                for o in mail.mail.orders
+            ],
         }
-        bulk_insert(conn, _idem, [row])
-    return answer
+        return cls(mail, key.customer_id, idem_key, request.digest, body)
+
+
+def commit_sends(conn: Connection, sends: list[Send]) -> list[Sent]:
+    """One transaction for a group commit's sends; per send its answer.
+
+    1. A send whose Idempotency-Key has an answer already (a retry that another commit
+       answered) gets that answer, and writes nothing; one for a different request
+       raises IdempotencyMismatch (the group commit then tries its sends one by one, so
+       only that caller gets it). A second send with the same key in this transaction
+       gets the first one's answer the same way.
+    2. The others' mails and orders through the intake's commit (`commit_mails`).
+    3. Each answer with its orders' statuses as written (the SMS-pumping check may have
+       held some), and those with a key kept for it.
+    """
+    replays: dict[int, int] = {}  # a send's index -> the index of its key's first send
+    answers: dict[int, Sent] = {}
+    first: dict[tuple[int, str], int] = {}
+    fresh: list[int] = []
+    for at, s in enumerate(sends):
+        if s.idem_key is not None:
+            ident = (s.customer_id, s.idem_key)
+            if ident in first:
+                if sends[first[ident]].digest != s.digest:
+                    raise IdempotencyMismatch(s.idem_key)
+                replays[at] = first[ident]
+                continue
+            earlier = find_answer(conn, s.customer_id, s.idem_key, s.digest)
+            if earlier is not None:
+                answers[at] = earlier
+                continue
+            first[ident] = at
+        fresh.append(at)
+    if fresh:
+        commit_mails(conn, [sends[at].mail for at in fresh])
+    kept = []
+    for at in fresh:
+        s = sends[at]
+        written = dict(fetch(conn, _WRITTEN, {"mail_id": s.mail.id}))
+        orders = [{**o, "status": written.get(o["id"], o["status"])} for o in s.body["orders"]]
+        answers[at] = answer = Sent(201, {**s.body, "orders": orders})
+        if s.idem_key is not None:
+            kept.append(
+                {
+                    "customer_id": s.customer_id,
+                    "idem_key": s.idem_key,
+                    "request_hash": s.digest,
+                    "status": answer.status,
+                    "body": answer.body,
+                    "created_at": s.mail.mail.received_at,
+                }
+            )
+    if kept:
+        bulk_insert(conn, _idem, kept)
+    for at, to in replays.items():
+        answers[at] = Sent(answers[to].status, answers[to].body, replayed=True)
+    return [answers[at] for at in range(len(sends))]
