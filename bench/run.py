@@ -15,11 +15,11 @@ its own process, bridge CPU per mail until every order is final, a sustained off
 load, processes = 1 vs 2; with --curve, the CPU per mail at each of several offered
 rates), then bench/text_bench.py, bench/smpp_bench.py,
 bench/smpp_server_bench.py, bench/dirsync_bench.py, bench/lists_bench.py,
-bench/notice_bench.py, bench/data_bench.py, bench/push_bench.py and bench/inbound_bench.py
-run, when present.
+bench/notice_bench.py, bench/data_bench.py, bench/push_bench.py, bench/inbound_bench.py
+and bench/api_bench.py run, when present.
 
   .venv/bin/python bench/run.py [--only smtp|profile|e2e|text|smpp|smpp_server|dirsync|
-                                 lists|notices|data|push|inbound]
+                                 lists|notices|data|push|inbound|api]
                                 [--reps 3] [--quick]
 """
 
@@ -68,6 +68,7 @@ HOOKS = {
     "data": HERE / "data_bench.py",
     "push": HERE / "push_bench.py",
     "inbound": HERE / "inbound_bench.py",
+    "api": HERE / "api_bench.py",
 }
 HOOK_TIMEOUT = 90.0
 TARGET = 0.25  # issue 2: bridge/bare with reused connections, C=64
