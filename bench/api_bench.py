@@ -32,17 +32,13 @@ import signal
 import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import servers
 
-HERE = Path(__file__).resolve().parent
-MAILSMS = str(Path(sys.executable).with_name("mailsms"))
-PEER_CPU, BRIDGE_CPU = 0, 1
+PEER_CPU = 0
 FINAL = ("delivered", "undeliverable", "expired", "failed", "unconfirmed", "held")
 WARM = 200
 
@@ -130,70 +126,42 @@ def run_once(
 ) -> dict[str, float]:
     """One fresh SMSC and bridge (the bridge's code from `code`, else this checkout), a
     warm-up of WARM requests, then the measured ones."""
-    with tempfile.TemporaryDirectory(prefix="mailsms-api-") as tmp:
-        workdir = Path(tmp)
-        smsc_port, smtp_port, http_port = (servers.free_port() for _ in range(3))
-        smsc_cmd = [MAILSMS, "sandbox", "serve", "-c", str(servers.smsc_config(workdir))]
-        smsc = servers.start("smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, 0)
-        db = workdir / "bridge.db"
-        cfg = str(
-            servers.e2e_config(
-                workdir, smtp_port, smsc_port, f"sqlite:///{db}", code=code, http_port=http_port
-            )
-        )
-        env = None if code is None else {"PYTHONPATH": code}
-        full_env = None if env is None else {**os.environ, **env}
-        cmd = [MAILSMS, "serve", "-c", cfg]
-        if profile is not None:  # cProfile in every thread
-            cmd = [sys.executable, str(HERE / "profile_bridge.py"), str(profile), *cmd[1:]]
-        bridge = servers.start("bridge", cmd, smtp_port, workdir, BRIDGE_CPU, env)
-        try:
-            servers.wait_ready(bridge, timeout=60)
-            _wait_http(http_port, 30)
-
-            def cli(*args: str) -> str:
-                done = subprocess.run(
-                    [MAILSMS, *args, "-c", cfg],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                    env=full_env,
-                )
-                return done.stdout
-
-            cli("settings", "set", "--user", "demo@example.com", "notify", "failures")
-            # the benchmark's numbers run in sequence: the SMS pumping check would hold them
-            cli("customer", "access", "demo", "--velocity-numbers", "0")
-            token = cli("api-key", "add", "bench", "--customer", "demo").strip()
-            asyncio.run(_clients(http_port, token, 0, WARM, a.conc, a.idempotency))
-            _wait_final(db, WARM, a.timeout)
-            if profile is not None:
-                bridge.proc.send_signal(signal.SIGUSR1)  # the phase starts
-            start, cpu = time.perf_counter(), bridge.cpu_seconds()
-            times = asyncio.run(_clients(http_port, token, WARM, a.sends, a.conc, a.idempotency))
-            took, door = time.perf_counter() - start, bridge.cpu_seconds() - cpu
-            _wait_final(db, WARM + a.sends, a.timeout)
-            used = bridge.cpu_seconds() - cpu
-            if profile is not None:
-                bridge.proc.send_signal(signal.SIGUSR2)  # written to profile/phase/
-                time.sleep(2.0)
-            rows, _, held = _counts(db)
-        finally:
-            servers.stop(bridge, timeout=60)
-            servers.stop(smsc)
-        if rows != WARM + a.sends:
-            raise SystemExit(f"{WARM + a.sends} requests answered 201, {rows} order rows")
-        if held:  # final without being sent: the figures would not be an SMS's
-            raise SystemExit(f"{held} orders held (not sent)")
-        times.sort()
-        return {
-            "rate": a.sends / took,
-            "p50": times[len(times) // 2] * 1e3,
-            "p99": times[int(len(times) * 0.99)] * 1e3,
-            "door": door / a.sends * 1e6,
-            "e2e": used / a.sends * 1e6,
-        }
+    http_port = servers.free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="mailsms-api-") as tmp,
+        servers.bridge_and_smsc(Path(tmp), code, profile=profile, http_port=http_port) as pair,
+    ):
+        _wait_http(http_port, 30)
+        pair.cli("settings", "set", "--user", "demo@example.com", "notify", "failures")
+        # the benchmark's numbers run in sequence: the SMS pumping check would hold them
+        pair.cli("customer", "access", "demo", "--velocity-numbers", "0")
+        token = pair.cli("api-key", "add", "bench", "--customer", "demo").strip()
+        asyncio.run(_clients(http_port, token, 0, WARM, a.conc, a.idempotency))
+        _wait_final(pair.db, WARM, a.timeout)
+        bridge = pair.bridge
+        if profile is not None:
+            bridge.proc.send_signal(signal.SIGUSR1)  # the phase starts
+        start, cpu = time.perf_counter(), bridge.cpu_seconds()
+        times = asyncio.run(_clients(http_port, token, WARM, a.sends, a.conc, a.idempotency))
+        took, door = time.perf_counter() - start, bridge.cpu_seconds() - cpu
+        _wait_final(pair.db, WARM + a.sends, a.timeout)
+        used = bridge.cpu_seconds() - cpu
+        if profile is not None:
+            bridge.proc.send_signal(signal.SIGUSR2)  # written to profile/phase/
+            time.sleep(2.0)
+        rows, _, held = _counts(pair.db)
+    if rows != WARM + a.sends:
+        raise SystemExit(f"{WARM + a.sends} requests answered 201, {rows} order rows")
+    if held:  # final without being sent: the figures would not be an SMS's
+        raise SystemExit(f"{held} orders held (not sent)")
+    times.sort()
+    return {
+        "rate": a.sends / took,
+        "p50": times[len(times) // 2] * 1e3,
+        "p99": times[int(len(times) * 0.99)] * 1e3,
+        "door": door / a.sends * 1e6,
+        "e2e": used / a.sends * 1e6,
+    }
 
 
 def main() -> None:

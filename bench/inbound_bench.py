@@ -27,7 +27,6 @@ import os
 import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,11 +42,9 @@ from bridge.smpp.address import source_address
 from bridge.smpp.pdu import Bind, GenericNack, Pdu, SubmitSm
 from bridge.smpp.session import SmppSession
 
-HERE = Path(__file__).resolve().parent
-MAILSMS = str(Path(sys.executable).with_name("mailsms"))
 NUMBER = "+4915550000002"
 DESK = "desk@example.com"
-PEER_CPU, BRIDGE_CPU = 0, 1
+PEER_CPU = 0
 
 
 def _numbers(workdir: Path) -> Path:
@@ -136,39 +133,25 @@ def run_once(
     (MOs/s, bridge CPU µs per MO), after a warm-up of 100 MOs. With `profile`, the bridge
     runs under `profile_bridge.py` and the measured phase's profiles go to
     `profile/phase/` (the CPU figure then includes the profiler's)."""
-    with tempfile.TemporaryDirectory(prefix="mailsms-inbound-") as tmp:
-        workdir = Path(tmp)
-        smsc_port, smtp_port = servers.free_port(), servers.free_port()
-        smsc_cmd = [MAILSMS, "sandbox", "serve", "-c", str(servers.smsc_config(workdir))]
-        smsc = servers.start("smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, 0)
-        db = workdir / "bridge.db"
-        cfg = servers.e2e_config(workdir, smtp_port, smsc_port, f"sqlite:///{db}", code=code)
-        env = None if code is None else {"PYTHONPATH": code}
-        cmd = [MAILSMS, "serve", "-c", str(cfg)]
-        if profile is not None:  # cProfile in every thread
-            cmd = [sys.executable, str(HERE / "profile_bridge.py"), str(profile), *cmd[1:]]
-        bridge = servers.start("bridge", cmd, smtp_port, workdir, BRIDGE_CPU, env)
-        try:
-            servers.wait_ready(bridge, timeout=60)
-            apply = [MAILSMS, "inbound", "apply", str(_numbers(workdir)), "-c", str(cfg)]
-            full_env = None if env is None else {**os.environ, **env}
-            subprocess.run(apply, check=True, capture_output=True, timeout=60, env=full_env)
-            warm = 100
-            asyncio.run(_phones(smsc_port, warm, window, 0))
-            _wait(db, warm, limit)
-            if profile is not None:
-                bridge.proc.send_signal(signal.SIGUSR1)  # the phase starts
-            start, cpu = time.perf_counter(), bridge.cpu_seconds()
-            asyncio.run(_phones(smsc_port, mos, window, warm))
-            _wait(db, warm + mos, limit)
-            took, used = time.perf_counter() - start, bridge.cpu_seconds() - cpu
-            if profile is not None:
-                bridge.proc.send_signal(signal.SIGUSR2)  # written to profile/phase/
-                time.sleep(2.0)
-        finally:
-            servers.stop(bridge, timeout=60)
-            servers.stop(smsc)
-        return mos / took, used / mos * 1e6
+    with (
+        tempfile.TemporaryDirectory(prefix="mailsms-inbound-") as tmp,
+        servers.bridge_and_smsc(Path(tmp), code, profile=profile) as pair,
+    ):
+        pair.cli("inbound", "apply", str(_numbers(Path(tmp))))
+        warm = 100
+        asyncio.run(_phones(pair.smsc_port, warm, window, 0))
+        _wait(pair.db, warm, limit)
+        bridge = pair.bridge
+        if profile is not None:
+            bridge.proc.send_signal(signal.SIGUSR1)  # the phase starts
+        start, cpu = time.perf_counter(), bridge.cpu_seconds()
+        asyncio.run(_phones(pair.smsc_port, mos, window, warm))
+        _wait(pair.db, warm + mos, limit)
+        took, used = time.perf_counter() - start, bridge.cpu_seconds() - cpu
+        if profile is not None:
+            bridge.proc.send_signal(signal.SIGUSR2)  # written to profile/phase/
+            time.sleep(2.0)
+    return mos / took, used / mos * 1e6
 
 
 def _wait(db: Path, count: int, limit: float) -> None:

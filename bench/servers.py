@@ -24,6 +24,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -361,6 +362,66 @@ transports = ["smsc"]
 {mailer}{http}"""
     )
     return path
+
+
+@dataclass
+class Pair:
+    """A bridge bound to a standalone SMSC, each in a process of its own (`bridge_and_smsc`)."""
+
+    bridge: Server
+    smsc: Server
+    config: Path  # the bridge's settings
+    db: Path  # its SQLite database
+    smsc_port: int
+    env: dict[str, str] | None  # PYTHONPATH for another commit's code, else None
+
+    def cli(self, *args: str) -> str:
+        """`mailsms <args> -c <the bridge's settings>` with the bridge's code; its stdout."""
+        mailsms = str(Path(sys.executable).with_name("mailsms"))
+        done = subprocess.run(
+            [mailsms, *args, "-c", str(self.config)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=None if self.env is None else {**os.environ, **self.env},
+        )
+        return done.stdout
+
+
+@contextlib.contextmanager
+def bridge_and_smsc(
+    workdir: Path,
+    code: str | None,
+    *,
+    profile: Path | None = None,
+    http_port: int | None = None,
+    bridge_cpu: int = 1,
+) -> Iterator[Pair]:
+    """`mailsms sandbox serve` on CPU 0 and `mailsms serve` (SQLite in `workdir`, bound to
+    it: `e2e_config`) on `bridge_cpu`, the bridge's code from `code` (else this
+    checkout), under `profile_bridge.py` into `profile` when given; ready when yielded,
+    both stopped afterwards."""
+    mailsms = str(Path(sys.executable).with_name("mailsms"))
+    smsc_port, smtp_port = free_port(), free_port()
+    smsc_cmd = [mailsms, "sandbox", "serve", "-c", str(smsc_config(workdir))]
+    smsc = start("smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, 0)
+    db = workdir / "bridge.db"
+    cfg = e2e_config(
+        workdir, smtp_port, smsc_port, f"sqlite:///{db}", code=code, http_port=http_port
+    )
+    env = None if code is None else {"PYTHONPATH": code}
+    cmd = [mailsms, "serve", "-c", str(cfg)]
+    if profile is not None:  # cProfile in every thread
+        here = Path(__file__).resolve().parent
+        cmd = [sys.executable, str(here / "profile_bridge.py"), str(profile), *cmd[1:]]
+    bridge = start("bridge", cmd, smtp_port, workdir, bridge_cpu, env)
+    try:
+        wait_ready(bridge, timeout=60)
+        yield Pair(bridge, smsc, cfg, db, smsc_port, env)
+    finally:
+        stop(bridge, timeout=60)
+        stop(smsc)
 
 
 def main() -> None:
