@@ -298,13 +298,18 @@ def release_held(conn: Connection, order_id: str, now: datetime, by: str = "oper
     return bool(result.rowcount)
 
 
+_HISTORY = (
+    select(_event.c.at, _event.c.event, _event.c.detail)
+    .where(_event.c.order_id == bindparam("order_id"))
+    .order_by(_event.c.id)
+)
+
+
 def order_history(conn: Connection, order_id: str) -> list[tuple[datetime, str, str]]:
-    rows = conn.execute(
-        select(_event.c.at, _event.c.event, _event.c.detail)
-        .where(_event.c.order_id == order_id)
-        .order_by(_event.c.id)
-    ).all()
-    return [(r.at, r.event, r.detail) for r in rows]
+    """An order's history lines, oldest first: (at, event, detail)."""
+    return [
+        (r.at, r.event, r.detail) for r in prepared.fetch(conn, _HISTORY, {"order_id": order_id})
+    ]
 
 
 def list_orders(conn: Connection, status: str | None, limit: int) -> list[dict[str, Any]]:

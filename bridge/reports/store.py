@@ -15,9 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, insert, not_, select, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    not_,
+    select,
+    update,
+)
 
 from bridge.db.core import count_rows, delete_before, table
+from bridge.db.prepared import fetch
 from bridge.inbound.tables import Inbound
 from bridge.lists.tables import ListMail
 from bridge.mt.orders import order_history
@@ -163,20 +174,29 @@ def query_orders(conn: Connection, f: OrderFilter) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+# Built once: the REST API's status read and the portal's order page read one order by id.
+_ONE_ORDER = _select().where(_order.c.id == bindparam("order_id"))
+_ONE_ORDER_OF = _ONE_ORDER.where(_user.c.customer_id == bindparam("customer_id"))
+_PARTS = (
+    select(_part.c.seq, _part.c.state, _part.c.error_code, _part.c.submitted_at)
+    .where(_part.c.order_id == bindparam("order_id"))
+    .order_by(_part.c.seq, _part.c.id)
+)
+
+
 def order_detail(conn: Connection, customer_id: int | None, order_id: str) -> dict[str, Any] | None:
     """One order as `query_orders` lists it, with its parts and history (oldest first);
     None when there is no such order, or it is not of `customer_id` (None: any customer)."""
-    rows = query_orders(conn, OrderFilter(customer_id=customer_id, order_id=order_id))
+    if customer_id is None:
+        rows = fetch(conn, _ONE_ORDER, {"order_id": order_id})
+    else:
+        rows = fetch(conn, _ONE_ORDER_OF, {"order_id": order_id, "customer_id": customer_id})
     if not rows:
         return None
-    parts = conn.execute(
-        select(_part.c.seq, _part.c.state, _part.c.error_code, _part.c.submitted_at)
-        .where(_part.c.order_id == order_id)
-        .order_by(_part.c.seq, _part.c.id)
-    ).all()
+    parts = fetch(conn, _PARTS, {"order_id": order_id})
     return {
-        **rows[0],
-        "part_states": [dict(p._mapping) for p in parts],
+        **rows[0]._asdict(),
+        "part_states": [p._asdict() for p in parts],
         "history": order_history(conn, order_id),
     }
 

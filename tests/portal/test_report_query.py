@@ -79,6 +79,8 @@ def test_one_orders_detail_belongs_to_its_customer(engine: Engine, tmp_path: Pat
     other = run_sync(engine, sql.customer_id, "other")
     found = run_sync(engine, sql.order_detail, acme, "M2.1")
     assert found is not None
+    [listed] = run_sync(engine, sql.query_orders, sql.OrderFilter(order_id="M2.1"))
+    assert {k: v for k, v in found.items() if k not in ("part_states", "history")} == listed
     assert (found["customer"], found["user"], found["profile"], found["status"]) == (
         "acme",
         "anna@acme.example",
