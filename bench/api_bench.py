@@ -1,23 +1,25 @@
 """REST API benchmark: POST /api/v1/messages, the bridge in a process of its own.
 
 `mailsms sandbox serve` (the SMSC, receipts on) runs on CPU 0 with this process,
-`mailsms serve` (SQLite in a temp dir, the demo customer with `notify = failures` and no
-limit per number prefix, as the other benchmarks set it, since their numbers run in
-sequence; its HTTP listener with the REST API, bound to that SMSC) on CPU 1. An API key is made with
-`mailsms api-key add`; this process keeps `--conc` HTTP/1.1 connections open and sends
-`--sends` requests over them (one number each, a fresh number per request; with
-`--idempotency`, each with an `Idempotency-Key` of its own), a raw client that writes
-prepared bytes, so that it costs little beside the bridge.
+`mailsms serve` on CPU 1: SQLite in a temp dir, its HTTP listener with the REST API,
+bound to that SMSC, the demo customer with `notify = failures` and no limit per number
+prefix (as the other benchmarks set it: their numbers run in sequence). An API key is
+made with `mailsms api-key add`; this process keeps `--conc` HTTP/1.1 connections open
+and sends `--sends` requests over them (a fresh number each; with `--idempotency`, each
+with an `Idempotency-Key` of its own), a raw client writing prepared bytes, so that it
+costs little beside the bridge. Then `--reads` status reads (`GET
+/api/v1/messages/<id>` of the orders just sent, as an application polls them).
 
 Reported per run: requests/s answered `201` (from the first request to the last answer),
 p50/p99 of a request's time, and the bridge's CPU µs per request twice (`/proc`: its
 work, not the SMSC's): while the requests ran (the door; the dispatch runs meanwhile),
-and until every order is final (end to end: submitted, receipt, final). Afterwards the
-`order` rows are counted against the `201`s. Each run a fresh bridge and database. With
-`--baseline DIR` another commit's bridge (PYTHONPATH=DIR, e.g. from `git archive <commit>
-bridge templates dirsync | tar -x -C DIR`) runs alternately with this checkout's.
+and until every order is final (end to end: submitted, receipt, final); the `order`
+rows are counted against the `201`s; reads/s and CPU µs per read. Each run a fresh
+bridge and database. With `--baseline DIR` another commit's bridge (PYTHONPATH=DIR,
+e.g. from `git archive <commit> bridge templates dirsync | tar -x -C DIR`) runs
+alternately with this checkout's.
 
-  .venv/bin/python bench/api_bench.py [--sends 3000] [--conc 16] [--reps 3]
+  .venv/bin/python bench/api_bench.py [--sends 3000] [--conc 16] [--reps 3] [--reads 3000]
                                       [--idempotency] [--baseline DIR] [--profile DIR]
 """
 
@@ -79,29 +81,38 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
+def _read(token: str, order_id: str) -> bytes:
+    return (
+        f"GET /api/v1/messages/{order_id} HTTP/1.1\r\nHost: {servers.HOST}\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
 async def _clients(
-    port: int, token: str, first: int, sends: int, conc: int, idempotency: bool
-) -> list[float]:
-    """`sends` requests over `conc` kept connections; each request's time in seconds. Any
-    answer but 201 stops the run with it."""
-    numbers = iter(range(first, first + sends))
+    port: int, requests: list[bytes], expect: int, conc: int
+) -> tuple[list[float], list[bytes]]:
+    """`requests` over `conc` kept connections: each one's time in seconds, and the answers'
+    bodies. An answer other than `expect` stops the run with it."""
+    todo = iter(requests)
     times: list[float] = []
+    bodies: list[bytes] = []
 
     async def lane() -> None:
         reader, writer = await asyncio.open_connection(servers.HOST, port)
         try:
-            for n in numbers:
+            for request in todo:
                 started = time.perf_counter()
-                writer.write(_request(token, n, idempotency))
+                writer.write(request)
                 status, body = await _answer(reader)
-                if status != 201:
-                    raise SystemExit(f"request {n}: {status} {body[:300]!r}")
+                if status != expect:
+                    raise SystemExit(f"{request.split(b' HTTP')[0]!r}: {status} {body[:300]!r}")
                 times.append(time.perf_counter() - started)
+                bodies.append(body)
         finally:
             writer.close()
 
     await asyncio.gather(*(lane() for _ in range(conc)))
-    return times
+    return times, bodies
 
 
 def _wait_http(port: int, limit: float) -> None:
@@ -136,13 +147,14 @@ def run_once(
         # the benchmark's numbers run in sequence: the SMS pumping check would hold them
         pair.cli("customer", "access", "demo", "--velocity-numbers", "0")
         token = pair.cli("api-key", "add", "bench", "--customer", "demo").strip()
-        asyncio.run(_clients(http_port, token, 0, WARM, a.conc, a.idempotency))
+        sends = [_request(token, n, a.idempotency) for n in range(WARM + a.sends)]
+        asyncio.run(_clients(http_port, sends[:WARM], 201, a.conc))
         _wait_final(pair.db, WARM, a.timeout)
         bridge = pair.bridge
         if profile is not None:
             bridge.proc.send_signal(signal.SIGUSR1)  # the phase starts
         start, cpu = time.perf_counter(), bridge.cpu_seconds()
-        times = asyncio.run(_clients(http_port, token, WARM, a.sends, a.conc, a.idempotency))
+        times, answers = asyncio.run(_clients(http_port, sends[WARM:], 201, a.conc))
         took, door = time.perf_counter() - start, bridge.cpu_seconds() - cpu
         _wait_final(pair.db, WARM + a.sends, a.timeout)
         used = bridge.cpu_seconds() - cpu
@@ -150,6 +162,12 @@ def run_once(
             bridge.proc.send_signal(signal.SIGUSR2)  # written to profile/phase/
             time.sleep(2.0)
         rows, _, held = _counts(pair.db)
+        # then status reads of the orders just sent, as applications poll them
+        ids = [json.loads(body)["orders"][0]["id"] for body in answers]
+        reads = [_read(token, ids[n % len(ids)]) for n in range(a.reads)]
+        start, cpu = time.perf_counter(), bridge.cpu_seconds()
+        asyncio.run(_clients(http_port, reads, 200, a.conc))
+        read_took, read_cpu = time.perf_counter() - start, bridge.cpu_seconds() - cpu
     if rows != WARM + a.sends:
         raise SystemExit(f"{WARM + a.sends} requests answered 201, {rows} order rows")
     if held:  # final without being sent: the figures would not be an SMS's
@@ -161,6 +179,8 @@ def run_once(
         "p99": times[int(len(times) * 0.99)] * 1e3,
         "door": door / a.sends * 1e6,
         "e2e": used / a.sends * 1e6,
+        "reads": a.reads / read_took if a.reads else 0.0,
+        "read_cpu": read_cpu / a.reads * 1e6 if a.reads else 0.0,
     }
 
 
@@ -170,6 +190,7 @@ def main() -> None:
     p.add_argument("--conc", type=int, default=16, help="kept connections, one request each")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--idempotency", action="store_true", help="an Idempotency-Key per request")
+    p.add_argument("--reads", type=int, default=3000, help="status reads after the sends")
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--baseline", help="a checkout of another commit (PYTHONPATH)")
     p.add_argument("--profile", type=Path, help="one profiled run of this checkout, into DIR")
@@ -191,7 +212,8 @@ def main() -> None:
             results[name].append(r)
             print(f"  rep {rep + 1} {name}: {r['rate']:,.0f} requests/s, p50 {r['p50']:.1f} "
                   f"p99 {r['p99']:.1f} ms, bridge {r['door']:,.0f} µs CPU per request at the "
-                  f"door, {r['e2e']:,.0f} end to end", flush=True)  # fmt: skip
+                  f"door, {r['e2e']:,.0f} end to end; status reads {r['reads']:,.0f}/s, "
+                  f"{r['read_cpu']:,.0f} µs CPU each", flush=True)  # fmt: skip
     for name, code in codes:
         runs = results[name]
 
@@ -202,7 +224,8 @@ def main() -> None:
         print(f"api {name} ({code or 'this checkout'}): {a.sends} requests, {a.conc} "
               f"connections{', Idempotency-Key' if a.idempotency else ''}: {med('rate')} "
               f"requests/s; bridge µs CPU per request at the door {med('door')}, end to end "
-              f"{med('e2e')} ({a.reps} reps)")  # fmt: skip
+              f"{med('e2e')}; {a.reads} status reads: {med('reads')}/s, {med('read_cpu')} µs "
+              f"CPU each ({a.reps} reps)")  # fmt: skip
 
 
 if __name__ == "__main__":
