@@ -11,6 +11,8 @@ set), whole orders with their history later.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,60 +120,81 @@ def _select() -> Any:
     )
 
 
-def _after(conn: Connection, f: OrderFilter) -> Any:
-    """The condition "after order `f.after` in the list's order", or None when that order is
-    not in the list's scope (a page mark from another customer starts at the top)."""
-    mark_query = (
-        select(_order.c.created_at)
-        .join(_user, _user.c.id == _order.c.user_id)
-        .where(_order.c.id == f.after)
-    )
-    if f.customer_id is not None:
-        mark_query = mark_query.where(_user.c.customer_id == f.customer_id)
-    mark = conn.execute(mark_query).scalar_one_or_none()
-    if mark is None:
-        return None
-    if f.newest_first:
-        return (_order.c.created_at < mark) | (
-            (_order.c.created_at == mark) & (_order.c.id < f.after)
-        )
-    return (_order.c.created_at > mark) | ((_order.c.created_at == mark) & (_order.c.id > f.after))
+# The filters a list may have, by `OrderFilter` field: each a condition on one parameter
+# of the field's name.
+_FILTERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("customer_id", lambda v: _user.c.customer_id == v),
+    ("order_id", lambda v: _order.c.id == v),
+    ("since", lambda v: _order.c.created_at >= v),
+    ("until", lambda v: _order.c.created_at < v),
+    ("customer", lambda v: _customer.c.name == v),
+    ("profile", lambda v: _profile.c.name == v),
+    ("user", lambda v: _user.c.address == v),
+    ("recipient", lambda v: _order.c.recipient == v),
+    ("status", lambda v: _order.c.status == v),
+    ("cost_centre", lambda v: _cost_centre() == v),
+    ("mail_id", lambda v: _order.c.mail_id == v),
+)
+# A page mark's place in the list: its order's creation time, within the scope.
+_MARK = (
+    select(_order.c.created_at)
+    .join(_user, _user.c.id == _order.c.user_id)
+    .where(_order.c.id == bindparam("after"))
+)
+_MARK_OF = _MARK.where(_user.c.customer_id == bindparam("customer_id"))
+
+
+@functools.lru_cache(maxsize=64)
+def _orders_query(given: tuple[str, ...], newest_first: bool, after: bool, limit: bool) -> Any:
+    """The list's statement for the filters named in `given`, a page mark (parameters
+    `mark`, its time, and `after`, its id) and a `limit`: built once for each such shape,
+    so that a list is not built and compiled again for every page."""
+    query = _select()
+    created, order_id = _order.c.created_at, _order.c.id
+    if newest_first:
+        query = query.order_by(created.desc(), order_id.desc())
+    else:
+        query = query.order_by(created, order_id)
+    for name, condition in _FILTERS:
+        if name in given:
+            query = query.where(condition(bindparam(name)))
+    if after:
+        mark = bindparam("mark", type_=created.type)
+        mark_id = bindparam("after", type_=order_id.type)
+        if newest_first:
+            query = query.where((created < mark) | ((created == mark) & (order_id < mark_id)))
+        else:
+            query = query.where((created > mark) | ((created == mark) & (order_id > mark_id)))
+    if limit:
+        query = query.limit(bindparam("limit"))
+    return query
+
+
+def _mark(conn: Connection, f: OrderFilter) -> datetime | None:
+    """The creation time of order `f.after`, or None when that order is not in the list's
+    scope (a page mark from another customer starts at the top)."""
+    if f.customer_id is None:
+        rows = fetch(conn, _MARK, {"after": f.after})
+    else:
+        rows = fetch(conn, _MARK_OF, {"after": f.after, "customer_id": f.customer_id})
+    return rows[0].created_at if rows else None
 
 
 def query_orders(conn: Connection, f: OrderFilter) -> list[dict[str, Any]]:
     """Orders matching every given filter, oldest first (or newest first)."""
-    query = _select()
-    if f.newest_first:
-        query = query.order_by(_order.c.created_at.desc(), _order.c.id.desc())
-    else:
-        query = query.order_by(_order.c.created_at, _order.c.id)
-    if f.customer_id is not None:
-        query = query.where(_user.c.customer_id == f.customer_id)
-    if f.order_id is not None:
-        query = query.where(_order.c.id == f.order_id)
-    if f.after is not None and (after := _after(conn, f)) is not None:
-        query = query.where(after)
-    if f.since is not None:
-        query = query.where(_order.c.created_at >= f.since)
-    if f.until is not None:
-        query = query.where(_order.c.created_at < f.until)
-    if f.customer is not None:
-        query = query.where(_customer.c.name == f.customer)
-    if f.profile is not None:
-        query = query.where(_profile.c.name == f.profile)
-    if f.user is not None:
-        query = query.where(_user.c.address == f.user.lower())
-    if f.recipient is not None:
-        query = query.where(_order.c.recipient == f.recipient)
-    if f.status is not None:
-        query = query.where(_order.c.status == f.status)
-    if f.cost_centre is not None:
-        query = query.where(_cost_centre() == f.cost_centre)
-    if f.mail_id is not None:
-        query = query.where(_order.c.mail_id == f.mail_id)
+    values: dict[str, Any] = {}
+    for name, _ in _FILTERS:
+        value = getattr(f, name)
+        if value is not None:
+            values[name] = value.lower() if name == "user" else value
+    given = tuple(values)
+    after = f.after is not None and (mark := _mark(conn, f)) is not None
+    if after:
+        values |= {"mark": mark, "after": f.after}
     if f.limit:
-        query = query.limit(f.limit)
-    return [dict(r._mapping) for r in conn.execute(query)]
+        values["limit"] = f.limit
+    query = _orders_query(given, f.newest_first, after, bool(f.limit))
+    return [r._asdict() for r in fetch(conn, query, values)]
 
 
 # Built once: the REST API's status read and the portal's order page read one order by id.
