@@ -8,19 +8,21 @@ made with `mailsms api-key add`; this process keeps `--conc` HTTP/1.1 connection
 and sends `--sends` requests over them (a fresh number each; with `--idempotency`, each
 with an `Idempotency-Key` of its own), a raw client writing prepared bytes, so that it
 costs little beside the bridge. Then `--reads` status reads (`GET
-/api/v1/messages/<id>` of the orders just sent, as an application polls them).
+/api/v1/messages/<id>` of the orders just sent, as an application polls them) and
+`--pages` pages of the list (`GET /api/v1/messages?limit=50&after=<one of them>`).
 
 Reported per run: requests/s answered `201` (from the first request to the last answer),
 p50/p99 of a request's time, and the bridge's CPU µs per request twice (`/proc`: its
 work, not the SMSC's): while the requests ran (the door; the dispatch runs meanwhile),
 and until every order is final (end to end: submitted, receipt, final); the `order`
-rows are counted against the `201`s; reads/s and CPU µs per read. Each run a fresh
-bridge and database. With `--baseline DIR` another commit's bridge (PYTHONPATH=DIR,
-e.g. from `git archive <commit> bridge templates dirsync | tar -x -C DIR`) runs
-alternately with this checkout's.
+rows are counted against the `201`s; reads and pages a second, CPU µs per read and per
+page. Each run a fresh bridge and database. With `--baseline DIR` another commit's
+bridge (PYTHONPATH=DIR, e.g. from `git archive <commit> bridge templates dirsync | tar
+-x -C DIR`) runs alternately with this checkout's.
 
   .venv/bin/python bench/api_bench.py [--sends 3000] [--conc 16] [--reps 3] [--reads 3000]
-                                      [--idempotency] [--baseline DIR] [--profile DIR]
+                                      [--pages 600] [--idempotency] [--baseline DIR]
+                                      [--profile DIR]
 """
 
 from __future__ import annotations
@@ -81,9 +83,9 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-def _read(token: str, order_id: str) -> bytes:
+def _read(token: str, path: str) -> bytes:
     return (
-        f"GET /api/v1/messages/{order_id} HTTP/1.1\r\nHost: {servers.HOST}\r\n"
+        f"GET /api/v1/{path} HTTP/1.1\r\nHost: {servers.HOST}\r\n"
         f"Authorization: Bearer {token}\r\n\r\n"
     ).encode()
 
@@ -164,10 +166,17 @@ def run_once(
         rows, _, held = _counts(pair.db)
         # then status reads of the orders just sent, as applications poll them
         ids = [json.loads(body)["orders"][0]["id"] for body in answers]
-        reads = [_read(token, ids[n % len(ids)]) for n in range(a.reads)]
+        reads = [_read(token, f"messages/{ids[n % len(ids)]}") for n in range(a.reads)]
         start, cpu = time.perf_counter(), bridge.cpu_seconds()
         asyncio.run(_clients(http_port, reads, 200, a.conc))
         read_took, read_cpu = time.perf_counter() - start, bridge.cpu_seconds() - cpu
+        # and pages of the list, newest first, each from the mark of one of those orders
+        pages = [
+            _read(token, f"messages?limit=50&after={ids[n % len(ids)]}") for n in range(a.pages)
+        ]
+        start, cpu = time.perf_counter(), bridge.cpu_seconds()
+        asyncio.run(_clients(http_port, pages, 200, a.conc))
+        page_took, page_cpu = time.perf_counter() - start, bridge.cpu_seconds() - cpu
     if rows != WARM + a.sends:
         raise SystemExit(f"{WARM + a.sends} requests answered 201, {rows} order rows")
     if held:  # final without being sent: the figures would not be an SMS's
@@ -181,6 +190,8 @@ def run_once(
         "e2e": used / a.sends * 1e6,
         "reads": a.reads / read_took if a.reads else 0.0,
         "read_cpu": read_cpu / a.reads * 1e6 if a.reads else 0.0,
+        "pages": a.pages / page_took if a.pages else 0.0,
+        "page_cpu": page_cpu / a.pages * 1e6 if a.pages else 0.0,
     }
 
 
@@ -191,6 +202,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--idempotency", action="store_true", help="an Idempotency-Key per request")
     p.add_argument("--reads", type=int, default=3000, help="status reads after the sends")
+    p.add_argument("--pages", type=int, default=600, help="list pages (50 orders) after them")
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--baseline", help="a checkout of another commit (PYTHONPATH)")
     p.add_argument("--profile", type=Path, help="one profiled run of this checkout, into DIR")
@@ -213,7 +225,8 @@ def main() -> None:
             print(f"  rep {rep + 1} {name}: {r['rate']:,.0f} requests/s, p50 {r['p50']:.1f} "
                   f"p99 {r['p99']:.1f} ms, bridge {r['door']:,.0f} µs CPU per request at the "
                   f"door, {r['e2e']:,.0f} end to end; status reads {r['reads']:,.0f}/s, "
-                  f"{r['read_cpu']:,.0f} µs CPU each", flush=True)  # fmt: skip
+                  f"{r['read_cpu']:,.0f} µs CPU each; list pages {r['pages']:,.0f}/s, "
+                  f"{r['page_cpu']:,.0f} µs CPU each", flush=True)  # fmt: skip
     for name, code in codes:
         runs = results[name]
 
@@ -225,7 +238,8 @@ def main() -> None:
               f"connections{', Idempotency-Key' if a.idempotency else ''}: {med('rate')} "
               f"requests/s; bridge µs CPU per request at the door {med('door')}, end to end "
               f"{med('e2e')}; {a.reads} status reads: {med('reads')}/s, {med('read_cpu')} µs "
-              f"CPU each ({a.reps} reps)")  # fmt: skip
+              f"CPU each; {a.pages} list pages: {med('pages')}/s, {med('page_cpu')} µs CPU each "
+              f"({a.reps} reps)")  # fmt: skip
 
 
 if __name__ == "__main__":
