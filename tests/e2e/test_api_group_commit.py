@@ -1,5 +1,6 @@
 """REST API sends in the group commit: several in one transaction, each with its own
-answer; an Idempotency-Key sent twice in one transaction writes once."""
+answer; an Idempotency-Key sent twice in one transaction writes once. On SQLite and on a
+throwaway PostgreSQL."""
 
 from __future__ import annotations
 
@@ -20,10 +21,20 @@ from bridge.api.messages import (
 from bridge.api.tables import ApiIdempotency
 from bridge.db.core import table
 from bridge.mt.tables import Mail
+from tests.conftest import fresh_postgres
 from tests.e2e.test_api import PHONE, api
 
 _mail = table(Mail)
 _idem = table(ApiIdempotency)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def bridge_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The bridge's database: SQLite in tmp_path, or a new database on a throwaway
+    PostgreSQL that keeps what it commits (the bridge refuses one with fsync off)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bridge.db'}"
+    return fresh_postgres(request.getfixturevalue("durable_postgres_server"))
 
 
 def _counts(conn: Connection) -> tuple[int, int]:
@@ -32,8 +43,10 @@ def _counts(conn: Connection) -> tuple[int, int]:
     return mails, answers
 
 
-async def test_one_transaction_answers_each_send_and_writes_a_key_once(tmp_path: Path) -> None:
-    async with api(tmp_path) as a:
+async def test_one_transaction_answers_each_send_and_writes_a_key_once(
+    tmp_path: Path, bridge_database: str
+) -> None:
+    async with api(tmp_path, database_url=bridge_database) as a:
         store = a.bridge.store
         assert store is not None
         service = MessageService(
@@ -68,8 +81,10 @@ async def test_one_transaction_answers_each_send_and_writes_a_key_once(tmp_path:
         assert await store.read(_counts) == (before[0] + 2, before[1] + 1)
 
 
-async def test_concurrent_requests_each_get_their_answer(tmp_path: Path) -> None:
-    async with api(tmp_path) as a:
+async def test_concurrent_requests_each_get_their_answer(
+    tmp_path: Path, bridge_database: str
+) -> None:
+    async with api(tmp_path, database_url=bridge_database) as a:
         store = a.bridge.store
         assert store is not None
         before = await store.read(_counts)
