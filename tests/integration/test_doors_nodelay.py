@@ -20,8 +20,8 @@ from tests.conftest import make_settings
 from tests.helpers import running_bridge
 
 
-def _server_side(client: tuple[str, int]) -> socket.socket:
-    """The live socket whose peer is `client` (the door's end of a connection)."""
+def _connected_to(client: tuple[str, int]) -> socket.socket | None:
+    """The live socket whose peer is `client` (the door's end of a connection), if any."""
     for found in gc.get_objects():
         if isinstance(found, socket.socket) and found.fileno() != -1:
             try:
@@ -29,6 +29,16 @@ def _server_side(client: tuple[str, int]) -> socket.socket:
                     return found
             except OSError:  # a listening or unconnected socket
                 continue
+    return None
+
+
+async def _server_side(client: tuple[str, int]) -> socket.socket:
+    """The door's end of the connection from `client`, once the bridge has accepted it."""
+    for _ in range(500):  # up to 10 s
+        found = _connected_to(client)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.02)
     raise AssertionError(f"no socket of this process is connected to {client}")
 
 
@@ -44,8 +54,7 @@ async def test_every_door_sends_without_waiting_for_acks(tmp_path: Path) -> None
         for name, address in doors.items():
             _, writer = await asyncio.open_connection(*address)
             try:
-                await asyncio.sleep(0.05)  # accepted by the bridge
-                door = _server_side(writer.get_extra_info("sockname"))
+                door = await _server_side(writer.get_extra_info("sockname"))
                 nodelay = door.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
                 assert nodelay, f"the {name} door's connections have Nagle's algorithm on"
             finally:
