@@ -405,7 +405,6 @@ def bridge_and_smsc(
     mailsms = str(Path(sys.executable).with_name("mailsms"))
     smsc_port, smtp_port = free_port(), free_port()
     smsc_cmd = [mailsms, "sandbox", "serve", "-c", str(smsc_config(workdir))]
-    smsc = start("smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, 0)
     db = workdir / "bridge.db"
     cfg = e2e_config(
         workdir, smtp_port, smsc_port, f"sqlite:///{db}", code=code, http_port=http_port
@@ -415,12 +414,15 @@ def bridge_and_smsc(
     if profile is not None:  # cProfile in every thread
         here = Path(__file__).resolve().parent
         cmd = [sys.executable, str(here / "profile_bridge.py"), str(profile), *cmd[1:]]
-    bridge = start("bridge", cmd, smtp_port, workdir, bridge_cpu, env)
+    smsc = start("smsc", [*smsc_cmd, "--port", str(smsc_port)], smsc_port, workdir, 0)
     try:
-        wait_ready(bridge, timeout=60)
-        yield Pair(bridge, smsc, cfg, db, smsc_port, env)
+        bridge = start("bridge", cmd, smtp_port, workdir, bridge_cpu, env)
+        try:
+            wait_ready(bridge, timeout=60)
+            yield Pair(bridge, smsc, cfg, db, smsc_port, env)
+        finally:
+            stop(bridge, timeout=60)
     finally:
-        stop(bridge, timeout=60)
         stop(smsc)
 
 
