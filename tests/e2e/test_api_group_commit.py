@@ -21,20 +21,10 @@ from bridge.api.messages import (
 from bridge.api.tables import ApiIdempotency
 from bridge.db.core import table
 from bridge.mt.tables import Mail
-from tests.conftest import fresh_postgres
 from tests.e2e.test_api import PHONE, api
 
 _mail = table(Mail)
 _idem = table(ApiIdempotency)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def bridge_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The bridge's database: SQLite in tmp_path, or a new database on a throwaway
-    PostgreSQL that keeps what it commits (the bridge refuses one with fsync off)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'bridge.db'}"
-    return fresh_postgres(request.getfixturevalue("durable_postgres_server"))
 
 
 def _counts(conn: Connection) -> tuple[int, int]:
