@@ -95,9 +95,8 @@ def _in_conversation(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMa
 def _hold_pumping(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:
     if not any(m.velocity for m in mails):
         return mails
-    return [
-        _with_orders(m, hold_pumping(conn, m.mail, m.velocity)) if m.velocity else m for m in mails
-    ]
+    orders = hold_pumping(conn, [(m.mail, m.velocity) for m in mails])
+    return [_with_orders(m, o) for m, o in zip(mails, orders, strict=True)]
 
 
 def _insert(conn: Connection, mails: list[IntakeMail]) -> list[IntakeMail]:

@@ -4,8 +4,11 @@
 mails are written. For each mail that carries a `VelocityCheck` it counts the distinct
 numbers the customer sent to within the window — per prefix of the mail's numbers,
 and over the watched prefixes — in `velocity_number` (one row per customer and number
-with the time it was last sent to, upserted here for every checked mail, so the mails
-of the same commit and of every instance count). A mail that passes a limit gets its
+with the time it was last sent to, so the mails of every instance count) and among the
+commit's earlier mails (`Pending`); the commit's numbers are upserted in one statement
+at the end, in key order (two instances' commits take the rows' locks in the same
+order). Only numbers a limit can count are kept: with `velocity_numbers = 0`, those
+under a watched prefix. A mail that passes a limit gets its
 orders under that prefix (or to watched destinations) written as `held`, with the
 reason in `error`; they are not sent until an operator releases them
 (`mailsms held release`). The first hold of a customer within a window queues one
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,6 +73,39 @@ _UPSERT = {
 _ALERTED = select(_alerts.c.alerted_at).where(_alerts.c.customer_id == bindparam("customer_id"))
 
 
+class Pending:
+    """The numbers a commit's mails sent to, written together after its last mail was
+    checked; until then the later mails of the commit count them from here."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, str], datetime] = {}
+
+    def add(self, customer_id: int, numbers: set[str], at: datetime) -> None:
+        for number in numbers:
+            key = (customer_id, number)
+            last = self._last.get(key)
+            self._last[key] = at if last is None else max(last, at)
+
+    def under(self, customer_id: int, prefix: str, since: datetime) -> set[str]:
+        """The numbers starting with `prefix` the customer sent to since `since`."""
+        return {
+            number
+            for (customer, number), at in self._last.items()
+            if customer == customer_id and number.startswith(prefix) and at >= since
+        }
+
+    def write(self, conn: Connection) -> None:
+        """Upsert them (one statement for the commit, its rows in key order)."""
+        rows = [
+            {"customer_id": customer, "number": number, "last_at": at}
+            for (customer, number), at in sorted(self._last.items())
+        ]
+        bulk_execute(conn, _UPSERT[conn.dialect.name], rows)  # compiled once
+        self._last.clear()
+
+
 def _numbers(
     conn: Connection, customer_id: int, prefix: str, since: datetime, limit: int
 ) -> set[str]:
@@ -85,9 +122,9 @@ def _numbers(
 
 def _record(conn: Connection, customer_id: int, numbers: set[str], at: datetime) -> None:
     """Remember that the customer sent to `numbers` at `at` (one row per number)."""
-    if numbers:
-        rows = [{"customer_id": customer_id, "number": n, "last_at": at} for n in numbers]
-        bulk_execute(conn, _UPSERT[conn.dialect.name], rows)  # compiled once, every mail
+    pending = Pending()
+    pending.add(customer_id, numbers, at)
+    pending.write(conn)
 
 
 def purge_numbers(conn: Connection, now: datetime) -> int:
@@ -113,18 +150,32 @@ def _alert_due(conn: Connection, customer_id: int, now: datetime, window: float)
 
 def _over(
     conn: Connection, check: VelocityCheck, prefixes: tuple[str, ...], limit: int, mine: set[str],
-    since: datetime,
+    since: datetime, pending: Pending,
 ) -> int:  # fmt: skip
-    """Distinct numbers under `prefixes` (sent to before, and this mail's), up to limit + 1."""
+    """Distinct numbers under `prefixes` (sent to before, by the commit's earlier mails,
+    and this mail's), up to limit + 1."""
     found = set(mine)
     for prefix in prefixes:
+        found |= pending.under(check.customer_id, prefix, since)
+        if len(found) > limit:
+            break
         found |= _numbers(conn, check.customer_id, prefix, since, limit + 1)
         if len(found) > limit:
             break
     return len(found)
 
 
-def _reasons(conn: Connection, mail: NewMail, check: VelocityCheck) -> dict[str, str]:
+def _counted(check: VelocityCheck, numbers: set[str]) -> set[str]:
+    """The numbers a limit of `check` can count later (all of them, or only the watched
+    ones when there is no per-prefix limit)."""
+    if check.numbers:
+        return numbers
+    return {n for n in numbers if watched(n, check.watch_prefixes)}
+
+
+def _reasons(
+    conn: Connection, mail: NewMail, check: VelocityCheck, pending: Pending
+) -> dict[str, str]:
     """{number of this mail: why its order is held} for the numbers past a limit."""
     since = mail.received_at - timedelta(seconds=check.window)
     direct = [o.recipient for o in mail.orders[: check.direct]]
@@ -135,7 +186,7 @@ def _reasons(conn: Connection, mail: NewMail, check: VelocityCheck) -> dict[str,
         for number in direct:
             groups.setdefault(prefix_of(number, check.suffix_digits), set()).add(number)
         for prefix, mine in groups.items():
-            count = _over(conn, check, (prefix,), check.numbers, mine, since)
+            count = _over(conn, check, (prefix,), check.numbers, mine, since, pending)
             if count > check.numbers:
                 reason = (
                     f"{HOLD_REASON}: more than {check.numbers} distinct numbers under "
@@ -145,7 +196,9 @@ def _reasons(conn: Connection, mail: NewMail, check: VelocityCheck) -> dict[str,
     if check.watch_numbers:
         mine = {n for n in direct if watched(n, check.watch_prefixes)}
         if mine:
-            count = _over(conn, check, check.watch_prefixes, check.watch_numbers, mine, since)
+            count = _over(
+                conn, check, check.watch_prefixes, check.watch_numbers, mine, since, pending
+            )
             if count > check.watch_numbers:
                 reason = (
                     f"{HOLD_REASON}: more than {check.watch_numbers} distinct numbers in "
@@ -188,11 +241,26 @@ def _alert(
     queue_notice(conn, "velocity_hold", to, context, now, customer=check.customer)
 
 
-def hold_pumping(conn: Connection, mail: NewMail, check: VelocityCheck) -> tuple[NewOrder, ...]:
-    """The mail's orders with its pumping orders marked `held` (and the admins alerted)."""
-    reasons = _reasons(conn, mail, check)
+def hold_pumping(
+    conn: Connection, mails: Sequence[tuple[NewMail, VelocityCheck | None]]
+) -> list[tuple[NewOrder, ...]]:
+    """Each mail's orders with its pumping orders marked `held` (and the admins alerted),
+    the mails checked in order; the numbers they sent to recorded."""
+    pending = Pending()
+    out = [
+        _hold_one(conn, mail, check, pending) if check is not None else mail.orders
+        for mail, check in mails
+    ]
+    pending.write(conn)
+    return out
+
+
+def _hold_one(
+    conn: Connection, mail: NewMail, check: VelocityCheck, pending: Pending
+) -> tuple[NewOrder, ...]:
+    reasons = _reasons(conn, mail, check, pending)
     numbers = {o.recipient for o in mail.orders[: check.direct]}
-    _record(conn, check.customer_id, numbers, mail.received_at)
+    pending.add(check.customer_id, _counted(check, numbers), mail.received_at)
     if not reasons:
         return mail.orders
     orders = tuple(

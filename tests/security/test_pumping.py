@@ -6,19 +6,22 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
+from sqlalchemy import event
 
 from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import Store, run_sync
 from bridge.intake.access import CustomerAccess
 from bridge.intake.access_store import set_access
-from bridge.intake.commit import IntakeMail, accept
+from bridge.intake.commit import IntakeMail, accept, commit_mails
 from bridge.intake.velocity import VelocityCheck
 from bridge.intake.velocity_store import _record, held_orders, purge_numbers
 from bridge.mt.mails import NewMail, NewOrder
@@ -245,3 +248,57 @@ async def test_recording_a_number_again_moves_its_last_time(store: Store) -> Non
         ("+491701111111", str(t2)[:19]),
         ("+491702222222", str(t1)[:19]),
     ]
+
+
+def _statements(store: Store, into: list[str]) -> Callable[..., None]:
+    """Collect the SQL `store`'s engine runs that writes `velocity_number`."""
+
+    def seen(conn: object, cursor: object, sql: str, *args: object) -> None:
+        if sql.lstrip().upper().startswith("INSERT INTO VELOCITY_NUMBER"):
+            into.append(sql)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    return seen
+
+
+async def test_the_mails_of_one_commit_count_each_other_and_are_recorded_at_once(
+    store: Store,
+) -> None:
+    run_sync(store.engine, add_customer, "acme", {"access": {"networks": ["127.0.0.0/8"]}})
+    user_id = run_sync(store.engine, add_user, "ops@acme.example", "acme")
+    mails = [_velocity_mail(user_id, f"C{n}", f"+4917012345{n:02d}") for n in range(5)]
+    upserts: list[str] = []
+    seen = _statements(store, upserts)
+    try:
+        ids = await store.call(commit_mails, mails)  # one transaction, limit 3
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    assert ids == [m.id for m in mails]
+    rows = await store.call(held_orders, "acme", None)
+    assert sorted(r["recipient"] for r in rows) == ["+491701234503", "+491701234504"]
+    assert len(upserts) == 1  # the commit's numbers in one statement, not one per mail
+    numbers = await store.call(
+        lambda conn: conn.exec_driver_sql("SELECT number FROM velocity_number").all()
+    )
+    assert sorted(n for (n,) in numbers) == [f"+4917012345{n:02d}" for n in range(5)]
+
+
+async def test_without_a_per_prefix_limit_only_watched_numbers_are_kept(store: Store) -> None:
+    run_sync(store.engine, add_customer, "acme", {"access": {"networks": ["127.0.0.0/8"]}})
+    user_id = run_sync(store.engine, add_user, "ops@acme.example", "acme")
+    access = CustomerAccess(velocity_numbers=0, watch_numbers=2, watch_prefixes=("+234",))
+    check = VelocityCheck.of(access, 1, "acme", 1, "noc@x.example")
+    numbers = ["+4917012345601", "+2348031234501", "+4917012345602", "+2348031234502"]
+    numbers.append("+2348031234503")  # the third watched number: over watch_numbers = 2
+    mails = [
+        replace(_velocity_mail(user_id, f"W{n}", number), velocity=check)
+        for n, number in enumerate(numbers)
+    ]
+    await store.call(commit_mails, mails[:2])
+    await store.call(commit_mails, mails[2:])
+    kept = await store.call(
+        lambda conn: conn.exec_driver_sql("SELECT number FROM velocity_number").all()
+    )
+    assert sorted(n for (n,) in kept) == ["+2348031234501", "+2348031234502", "+2348031234503"]
+    rows = await store.call(held_orders, "acme", None)
+    assert [r["recipient"] for r in rows] == ["+2348031234503"]
