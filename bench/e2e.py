@@ -477,7 +477,8 @@ def start_variant(
 def prepare(v: E2e, notify: str) -> None:
     servers.wait_ready(v.bridge, timeout=60)
     cfg = str(v.workdir / "bridge.toml")
-    cmds = [[MAILSMS, "customer", "access", "demo", "--velocity-numbers", "0", "-c", cfg]]
+    limit = servers.VELOCITY_NUMBERS
+    cmds = [[MAILSMS, "customer", "access", "demo", "--velocity-numbers", limit, "-c", cfg]]
     if notify != "all":
         cmds.append(
             [MAILSMS, "settings", "set", "--user", "demo@example.com", "notify", notify, "-c", cfg]

@@ -32,6 +32,11 @@ from typing import Any
 HOST = "127.0.0.1"
 HOSTNAME = "bench.localdomain"
 DOMAIN = "eu.rsms.net"
+# The load goes to numbers in sequence, which the SMS-pumping check holds at its default
+# limit. Benchmarks set this limit instead, which no run reaches: the check still runs
+# and records every number, as it does for a customer on the default limit (with 0 the
+# bridge keeps only numbers under watched prefixes, work a default customer pays).
+VELOCITY_NUMBERS = "1000000000"
 
 
 class Bare:
