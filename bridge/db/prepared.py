@@ -38,7 +38,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Dialect, Executable
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -222,21 +222,31 @@ def drive(
         found = cast("list[Any]", cursor.fetchall()) if rows else []
         return found, cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:
-        lost = conn.dialect.is_disconnect(exc, dbapi, cursor)
-        if lost:  # as SQLAlchemy's execution does: every older pooled connection goes too
-            conn.engine.pool._invalidate(conn.connection, exc)
-            conn.invalidate(exc)
-        raise DBAPIError.instance(
-            sql,
-            params,
-            exc,
-            conn.dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=conn.dialect,
-            ismulti=many,
-        ) from exc
+        raise driver_error(conn, exc, cursor, sql, params, many=many) from exc
     finally:
         cursor.close()
+
+
+def driver_error(
+    conn: Connection, exc: Any, cursor: Any, sql: str, params: Any, *, many: bool = False
+) -> StatementError:
+    """The driver's error `exc` (raised by `cursor` of `conn`'s connection, running
+    `sql`) as SQLAlchemy's execution raises it; a lost connection is invalidated first,
+    as SQLAlchemy does, and every older pooled connection with it."""
+    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if lost:
+        conn.engine.pool._invalidate(conn.connection, exc)
+        conn.invalidate(exc)
+    error: StatementError = DBAPIError.instance(
+        sql,
+        params,
+        exc,
+        conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+        ismulti=many,
+    )
+    return error
 
 
 @contextmanager

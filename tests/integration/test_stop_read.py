@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
+from bridge.db import engine as engine_module
 from bridge.db.engine import open_engine
 from bridge.db.store import Store, run_sync
 from bridge.errors import StorageUnavailable, StorageUnreachable
@@ -77,11 +80,11 @@ async def test_sqlite_answers_from_one_search_of_the_number_index(
     engine: Engine, store: Store
 ) -> None:
     """The number's entries of every customer are read, and only the matching one counts."""
-    from bridge.inbound.actions_store import _IS_STOPPED_SQLITE
+    from bridge.inbound.actions_store import _IS_STOPPED
 
     with engine.connect() as conn:
         plan = conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + _IS_STOPPED_SQLITE, (NUMBERS[0], 1, "ACME")
+            "EXPLAIN QUERY PLAN " + _IS_STOPPED["sqlite"], (NUMBERS[0], 1, "ACME")
         ).fetchall()
     assert [row[3] for row in plan] == [
         "SEARCH stop_entry USING INDEX ix_stop_entry_msisdn (msisdn=?)"
@@ -98,3 +101,31 @@ async def test_sqlite_answers_from_one_search_of_the_number_index(
     assert await store.read(is_stopped, customers[1], NUMBERS[0], ("X",))  # its "" entry
     assert not await store.read(is_stopped, customers[2], NUMBERS[0], ("X",))
     assert not await store.read(is_stopped, mine, NUMBERS[1], ("+4915550000001",))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_lost_connection_is_unreachable_and_every_dead_one_dropped(
+    database_url: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read runs on the driver's cursor; a connection cut off (a failover) fails that
+    read retryably and is not used again, nor any other pooled connection older than it."""
+    monkeypatch.setattr(engine_module, "PING_IDLE", 60.0)  # handed out without a ping
+
+    def held(conn: Connection) -> int:
+        pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        time.sleep(0.2)  # the others are taken meanwhile: a connection each
+        return pid
+
+    pids = set(await asyncio.gather(*(store.call(held) for _ in range(3))))
+    assert len(pids) == 3
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for pid in pids:
+                assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar_one()
+    finally:
+        admin.dispose()
+    with pytest.raises(StorageUnreachable):
+        await store.read(is_stopped, 1, NUMBERS[0], ("ACME",))
+    for _ in range(4):
+        assert not await store.read(is_stopped, 1, NUMBERS[0], ("ACME",))
