@@ -147,7 +147,9 @@ def run_once(
         _wait_http(http_port, 30)
         pair.cli("settings", "set", "--user", "demo@example.com", "notify", "failures")
         # the benchmark's numbers run in sequence: the SMS pumping check would hold them
-        pair.cli("customer", "access", "demo", "--velocity-numbers", servers.VELOCITY_NUMBERS)
+        pair.cli(
+            "customer", "access", "demo", "--velocity-suffix-digits", servers.VELOCITY_SUFFIX_DIGITS
+        )
         token = pair.cli("api-key", "add", "bench", "--customer", "demo").strip()
         sends = [_request(token, n, a.idempotency) for n in range(WARM + a.sends)]
         asyncio.run(_clients(http_port, sends[:WARM], 201, a.conc))

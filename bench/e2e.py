@@ -477,8 +477,8 @@ def start_variant(
 def prepare(v: E2e, notify: str) -> None:
     servers.wait_ready(v.bridge, timeout=60)
     cfg = str(v.workdir / "bridge.toml")
-    limit = servers.VELOCITY_NUMBERS
-    cmds = [[MAILSMS, "customer", "access", "demo", "--velocity-numbers", limit, "-c", cfg]]
+    suffix = servers.VELOCITY_SUFFIX_DIGITS
+    cmds = [[MAILSMS, "customer", "access", "demo", "--velocity-suffix-digits", suffix, "-c", cfg]]
     if notify != "all":
         cmds.append(
             [MAILSMS, "settings", "set", "--user", "demo@example.com", "notify", notify, "-c", cfg]

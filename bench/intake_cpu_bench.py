@@ -58,7 +58,7 @@ async def main(root: str, mails: int, clients: int, kind: str = "text") -> None:
     sys.path.insert(0, root)
     sys.path.insert(1, str(HERE))
     from loadgen import message, outlook_message
-    from servers import VELOCITY_NUMBERS, e2e_config
+    from servers import VELOCITY_SUFFIX_DIGITS, e2e_config
 
     from bridge.app import Bridge
     from bridge.intake.access_store import set_access
@@ -80,7 +80,9 @@ async def main(root: str, mails: int, clients: int, kind: str = "text") -> None:
     ep = await bridge.start()
     assert bridge.store is not None
     # as bench/e2e.py: no order held by the pumping check
-    await bridge.store.call(set_access, "demo", {"velocity_numbers": int(VELOCITY_NUMBERS)})
+    await bridge.store.call(
+        set_access, "demo", {"velocity_suffix_digits": int(VELOCITY_SUFFIX_DIGITS)}
+    )
     host, port = ep.smtp
     out = {}
     try:

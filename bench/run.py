@@ -221,12 +221,19 @@ def _cli_env(v: Variant) -> dict[str, str] | None:
 
 def allow_sequential_numbers(v: Variant) -> None:
     """The load generator writes to consecutive numbers, which the bridge's SMS pumping
-    protection holds (velocity_numbers; set to a limit no run reaches). A baseline
+    protection holds (see `servers.VELOCITY_SUFFIX_DIGITS`). A baseline
     checkout gets the setting too (else it holds every order and does none of the work
     measured); one that predates it ignores it."""
     if v.workdir is None:
         return
-    cmd = [MAILSMS, "customer", "access", "demo", "--velocity-numbers", servers.VELOCITY_NUMBERS]
+    cmd = [
+        MAILSMS,
+        "customer",
+        "access",
+        "demo",
+        "--velocity-suffix-digits",
+        servers.VELOCITY_SUFFIX_DIGITS,
+    ]
     cmd += ["-c", str(v.workdir / "bridge.toml")]
     result = subprocess.run(cmd, capture_output=True, timeout=60, env=_cli_env(v))
     if result.returncode and v.code is None:

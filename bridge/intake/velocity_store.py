@@ -26,12 +26,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.db.bulk import bulk_execute
 from bridge.db.core import table
+from bridge.db.prepared import fetch
 from bridge.intake.tables import VelocityAlert, VelocityNumber
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
 from bridge.mt.mails import NewMail, NewOrder
@@ -52,8 +53,10 @@ _alerts = table(VelocityAlert)
 OPERATOR = "the operator"
 
 
-# Statements built once: the check runs in the intake's commit, for every mail.
-_NUMBERS = (
+# Statements built once: the check runs in the intake's commit, for every mail. The
+# database counts the numbers, up to what decides the check, and which of them the check
+# knows already (this mail's, the commit's earlier mails').
+_UNDER = (
     select(_number.c.number)
     .where(
         _number.c.customer_id == bindparam("customer_id"),
@@ -62,7 +65,11 @@ _NUMBERS = (
         _number.c.last_at >= bindparam("since"),
     )
     .limit(bindparam("limit"))
+    .subquery()
 )
+_COUNT = select(
+    func.count(), func.count(case((_UNDER.c.number.in_(bindparam("known", expanding=True)), 1)))
+).select_from(_UNDER)
 _UPSERT = {
     name: dialect_insert(_number).on_conflict_do_update(
         index_elements=["customer_id", "number"],
@@ -106,18 +113,21 @@ class Pending:
         self._last.clear()
 
 
-def _numbers(
-    conn: Connection, customer_id: int, prefix: str, since: datetime, limit: int
-) -> set[str]:
-    """Up to `limit` numbers starting with `prefix` the customer sent to since `since`."""
+def _count(
+    conn: Connection, customer_id: int, prefix: str, since: datetime, known: set[str], limit: int
+) -> int:
+    """How many numbers starting with `prefix`, other than `known`, the customer sent to
+    since `since`: exact below `limit`, else at least `limit`."""
     values = {
         "customer_id": customer_id,
         "low": prefix,
         "high": upper_bound(prefix),
         "since": since,
-        "limit": limit,
+        "known": sorted(known),
+        "limit": limit + len(known),
     }
-    return {r[0] for r in conn.execute(_NUMBERS, values)}
+    rows, of_known = fetch(conn, _COUNT, values)[0]
+    return int(rows) - int(of_known)
 
 
 def _record(conn: Connection, customer_id: int, numbers: set[str], at: datetime) -> None:
@@ -153,16 +163,27 @@ def _over(
     since: datetime, pending: Pending,
 ) -> int:  # fmt: skip
     """Distinct numbers under `prefixes` (sent to before, by the commit's earlier mails,
-    and this mail's), up to limit + 1."""
-    found = set(mine)
-    for prefix in prefixes:
-        found |= pending.under(check.customer_id, prefix, since)
-        if len(found) > limit:
+    and this mail's), counted up to limit + 1."""
+    outermost = _outermost(prefixes)
+    known = set(mine)
+    for prefix in outermost:
+        known |= pending.under(check.customer_id, prefix, since)
+    total = len(known)
+    for prefix in outermost:
+        if total > limit:
             break
-        found |= _numbers(conn, check.customer_id, prefix, since, limit + 1)
-        if len(found) > limit:
-            break
-    return len(found)
+        total += _count(conn, check.customer_id, prefix, since, known, limit + 1 - total)
+    return total
+
+
+def _outermost(prefixes: tuple[str, ...]) -> list[str]:
+    """`prefixes` without those inside another one ("+2347" in "+234"), so that no
+    number is counted twice."""
+    kept: list[str] = []
+    for prefix in sorted(set(prefixes), key=len):
+        if not prefix.startswith(tuple(kept)):
+            kept.append(prefix)
+    return kept
 
 
 def _counted(check: VelocityCheck, numbers: set[str]) -> set[str]:

@@ -4,6 +4,7 @@ foreign countries are refused at RCPT."""
 from __future__ import annotations
 
 import asyncio
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 
 from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
@@ -23,7 +24,7 @@ from bridge.intake.access import CustomerAccess
 from bridge.intake.access_store import set_access
 from bridge.intake.commit import IntakeMail, accept, commit_mails
 from bridge.intake.velocity import VelocityCheck
-from bridge.intake.velocity_store import _record, held_orders, purge_numbers
+from bridge.intake.velocity_store import Pending, _over, _record, held_orders, purge_numbers
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings
@@ -302,3 +303,44 @@ async def test_without_a_per_prefix_limit_only_watched_numbers_are_kept(store: S
     assert sorted(n for (n,) in kept) == ["+2348031234501", "+2348031234502", "+2348031234503"]
     rows = await store.call(held_orders, "acme", None)
     assert [r["recipient"] for r in rows] == ["+2348031234503"]
+
+
+async def test_the_database_counts_each_distinct_number_once(store: Store) -> None:
+    """`_over` against the plain set it stands for: numbers sent to within the window, the
+    commit's earlier mails' and this mail's, each once (one sent before and again now, a
+    number under two nested prefixes), counted exactly up to the limit and past it."""
+    customer_id = run_sync(store.engine, add_customer, "acme", {})
+    now = utcnow()
+    window = timedelta(minutes=10)
+    rng = random.Random(7)
+    numbers = [f"+4917012{n:05d}" for n in range(0, 400, 7)]
+    sent = {n: now - timedelta(minutes=rng.choice([1, 5, 30])) for n in numbers}
+    for number, at in sent.items():
+        await store.call(_record, customer_id, {number}, at)
+    check = VelocityCheck.of(CustomerAccess(), customer_id, "acme", 1, "")
+    assert check is not None
+    prefix_sets = [  # numbers under both of two nested prefixes; none under "+43"
+        ("+491701200",),
+        ("+4917012001", "+49170120"),
+        ("+49170120", "+4917012002", "+49170"),
+        ("+43",),
+    ]
+
+    def case(conn: Connection) -> tuple[int, int, int]:
+        prefixes = rng.choice(prefix_sets)
+        mine = set(rng.sample(numbers, 3)) | {f"+4917012{rng.randrange(100000):05d}"}
+        mine = {n for n in mine if n.startswith(prefixes)}
+        pending = Pending()
+        earlier = set(rng.sample(numbers, 5)) | {"+491701200999"}
+        pending.add(customer_id, earlier, now)
+        pending.add(customer_id + 1, {"+491701200998"}, now)  # another customer's
+        limit = rng.randrange(1, 80)  # the numbers within the window: about 40
+        counted = _over(conn, check, prefixes, limit, mine, now - window, pending)
+        within = {n for n, at in sent.items() if at >= now - window}
+        want = {n for n in within | earlier | mine if n.startswith(prefixes)}
+        return counted, len(want), limit
+
+    outcomes = [await store.call(case) for _ in range(80)]
+    for counted, want, limit in outcomes:
+        assert counted == want if want <= limit else counted > limit, (counted, want, limit)
+    assert {want <= limit for _, want, limit in outcomes} == {True, False}  # both kinds
