@@ -15,14 +15,16 @@ The stdlib's email package writes every message. Each body part is filled by its
 manager (`_part`), which chooses the transfer encoding; the direct notice's text parts
 take the same steps without building a part (`_utf8_body`, with the package's `quoprimime`
 encoder, line by line, keeping the encoding of lines that recur such as a template's own;
-the tests compare both on generated texts). A notice is an `EmailMessage` (it
-encodes a display name or subject that is not ASCII); the common notice — no attachments,
-headers that `EmailMessage` writes back unchanged (printable ASCII, no folding, plain
-names) — is written directly as the same bytes, since building an `EmailMessage` parses
-and re-folds every header and costs ≈ 10× as much (bench/notice_bench.py, figures in
-bench/README.md; tests/unit/test_notice_mime.py compares the bytes, for generated texts
-too). A DSN is a compat32 message (ASCII header values; never RFC 2047 encoded words in
-its fields).
+the tests compare both on generated texts). A notice is an `EmailMessage`, but a notice
+without attachments is written directly, since building an `EmailMessage` parses and
+re-folds every header and costs ≈ 10× as much (≈ 20× with a header to encode;
+bench/notice_bench.py, figures in bench/README.md): headers that `EmailMessage` writes
+back unchanged (printable ASCII, no folding, plain names) as the same bytes
+(tests/unit/test_notice_mime.py compares the bytes, for generated texts too), and a
+display name or subject that is not ASCII as RFC 2047 encoded words of its own
+(`_direct_fields`; the tests compare what a reader decodes). Addresses that are not
+plain and long ASCII fields are left to `EmailMessage`. A DSN is a compat32 message
+(ASCII header values; never RFC 2047 encoded words in its fields).
 """
 
 from __future__ import annotations
@@ -154,11 +156,107 @@ def _alternative_message(
 
 
 def alternative(h: Head, text: str, html: str, attachments: Sequence[Attachment] = ()) -> bytes:
-    """The notice as bytes (LF line ends): written directly when its headers are plain."""
+    """The notice as bytes (LF line ends): written directly unless it has attachments or
+    a header only the mail library writes (`_direct_fields`)."""
     fields = _fields(h)
-    if not attachments and _plain_head(h, fields):
-        return _direct_alternative(fields, text, html)
+    if not attachments:
+        direct = _direct_fields(h, fields)
+        if direct is not None:
+            return _direct_alternative(direct, text, html)
     return _alternative_message(fields, text, html, attachments).as_bytes()
+
+
+def _direct_fields(h: Head, fields: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """The fields as the direct path writes them, or None where it does not.
+
+    A plain head (`_plain_head`) as it is: the bytes EmailMessage writes. A display name
+    or subject that is not ASCII — a name from the directory such as "Jürgen Müller", an
+    SMS's text in an SMS-to-mail subject — as RFC 2047 encoded words (UTF-8, base64),
+    folded into lines of at most 78 characters, which is what EmailMessage does
+    differently for them (its own word split and encoding; the tests compare what a
+    reader decodes from both). Anything else the mail library writes: an address or
+    Reply-To that is not plain, several recipients with such a name, a plain field too
+    long for its line.
+    """
+    if _plain_head(h, fields):
+        return list(fields)
+    if h.reply_to and not _PLAIN_ADDRESS.fullmatch(h.reply_to):
+        return None
+    written: list[tuple[str, str]] = []
+    for name, value in fields:
+        if name in ("From", "To"):
+            field = _mailbox_field(name, (h.sender,) if name == "From" else h.to)
+        elif _plain_field(name, value):
+            field = value
+        elif name == "Subject" and not value.isascii():
+            field = _encoded_field(name, value)
+        else:
+            field = None
+        if field is None:
+            return None
+        written.append((name, field))
+    return written
+
+
+def _plain_field(name: str, value: str) -> bool:
+    """Would EmailMessage write this field's value unchanged on one line?"""
+    return (
+        len(name) + 2 + len(value) <= _MAX_LINE
+        and "=?" not in value
+        and _PLAIN_VALUE.fullmatch(value) is not None
+    )
+
+
+def _mailbox_field(name: str, mailboxes: Sequence[headers.Mailbox]) -> str | None:
+    """From or To: plain as `_plain_head` accepts it, or one mailbox whose display name
+    is not ASCII, the name as encoded words (`headers.phrase` made it a phrase)."""
+    if not all(_PLAIN_ADDRESS.fullmatch(m.address) for m in mailboxes):
+        return None
+    if all(m.name.isascii() for m in mailboxes):
+        value = ", ".join(m.formatted() for m in mailboxes)
+        plain = all(not m.name or _PLAIN_VALUE.fullmatch(m.name) for m in mailboxes)
+        return value if plain and _plain_field(name, value) else None
+    if len(mailboxes) != 1:
+        return None
+    return _encoded_field(name, mailboxes[0].name, tail=f"<{mailboxes[0].address}>")
+
+
+_EW_MARKERS = len("=?utf-8?b??=")
+_EW_MAX = 75  # characters of an encoded word (RFC 2047)
+
+
+def _encoded_field(name: str, text: str, tail: str = "") -> str:
+    """`text` as base64 encoded words of whole characters, each on a line of its own of
+    at most 78 characters (RFC 2047: at most 75 per word), then `tail` (an address) on
+    the last line or one of its own; without the leading "Name: ".
+
+    A reader joins adjacent encoded words without the white space between them, so a
+    word ends before a space of the text where one is near: the mail library's own
+    parser puts a space between the words of a display name, and a second space between
+    two words reads better than one inside a word.
+    """
+    data = text.encode("utf-8")
+    lines: list[str] = []
+    start = 0
+    while start < len(data):
+        room = min(_MAX_LINE - (len(name) + 2 if not lines else 1), _EW_MAX) - _EW_MARKERS
+        end = min(start + room // 4 * 3, len(data))
+        if end < len(data):
+            space = data.rfind(b" ", start + 1, end + 1)
+            if space > start + (end - start) // 2:
+                end = space
+            while data[end] & 0xC0 == 0x80:  # not inside a character
+                end -= 1
+        word = binascii.b2a_base64(data[start:end], newline=False).decode("ascii")
+        lines.append(f"=?utf-8?b?{word}?=")
+        start = end
+    if tail:
+        last = len(lines[-1]) + (len(name) + 2 if len(lines) == 1 else 1)
+        if last + 1 + len(tail) <= _MAX_LINE:
+            lines[-1] += f" {tail}"
+        else:
+            lines.append(tail)
+    return "\n ".join(lines)
 
 
 def _plain_head(h: Head, fields: Sequence[tuple[str, str]]) -> bool:
@@ -172,12 +270,7 @@ def _plain_head(h: Head, fields: Sequence[tuple[str, str]]) -> bool:
         return False
     if h.reply_to and not _PLAIN_ADDRESS.fullmatch(h.reply_to):
         return False
-    return all(
-        len(name) + 2 + len(value) <= _MAX_LINE
-        and "=?" not in value
-        and _PLAIN_VALUE.fullmatch(value) is not None
-        for name, value in fields
-    )
+    return all(_plain_field(name, value) for name, value in fields)
 
 
 def _part(content: str | Message, subtype: str) -> MIMEPart:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.policy
 import re
 from email import quoprimime
+from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any, Literal, cast
 
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from bridge.mt.status import FINAL_ORDER_STATUSES
 from bridge.notices import mime
-from bridge.notices.headers import HeaderError
+from bridge.notices.headers import HeaderError, Mailbox
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from tests.helpers import STATUS_CONTEXT
 
@@ -33,14 +35,19 @@ SMS2MAIL_CONTEXT: dict[str, Any] = {
 CASES = [
     {},
     {"status": "delivered", "to_name": ""},
-    {"text": "Grüße aus Köln – bis gleich 👋", "subject": "Grüße"},
     {"text": "x" * 300 + " " + "long line " * 40},
     {"text": "ü" * 200},
     {"in_reply_to": "", "cost_centre": ""},
     {"reply_to": "+491701234501@eu.rsms.net", "references": "<a@b.example>  <orig@client.example>"},
     {"to_name": "Doe, John"},  # needs quoting: the EmailMessage path
-    {"to_name": "Jürgen"},  # needs encoding: the EmailMessage path
     {"subject": "a very long subject " * 6},  # folded: the EmailMessage path
+]
+# Written directly as encoded words, where EmailMessage encodes them its own way.
+ENCODED_CASES = [
+    {"text": "Grüße aus Köln – bis gleich 👋", "subject": "Grüße"},
+    {"to_name": "Jürgen"},
+    {"to_name": "Jürgen Müller-Lüdenscheidt von und zu Großherzogtum Überlingen"},
+    {"to_name": "Иван Петров", "text": "Привет"},
 ]
 
 
@@ -63,6 +70,55 @@ def test_direct_bytes_equal_email_message_bytes(extra: dict[str, Any]) -> None:
     assert _normalise(fast) == _normalise(slow)
 
 
+def _decoded(raw: str) -> str:
+    """A header value as an RFC 2047 reader decodes it (adjacent encoded words joined)."""
+    return str(make_header(decode_header(raw)))
+
+
+def _read(data: bytes) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """What a reader sees: the decoded header fields (but Date, Message-ID and the MIME
+    fields) and each body part's type and decoded text."""
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    skip = {"Date", "Message-ID", "MIME-Version", "Content-Type"}
+    fields = {k: _decoded(v) for k, v in msg.items() if k not in skip}
+    parts = [
+        (p.get_content_type(), cast(bytes, p.get_payload(decode=True)).decode("utf-8"))
+        for p in msg.walk()
+        if not p.is_multipart()
+    ]
+    return fields, parts
+
+
+def _lines_fit(data: bytes) -> bool:
+    """Every header line fits in 78 columns; every encoded word is at most 75 characters
+    and whole characters on its own (RFC 2047 §5: a reader may decode each alone)."""
+    head = data.split(b"\n\n", 1)[0]
+    words = re.findall(rb"=\?utf-8\?b\?([^?]*)\?=", head)
+    for word in words:
+        binascii.a2b_base64(word).decode("utf-8")  # UnicodeDecodeError: a split character
+    return all(len(line) <= 78 for line in head.split(b"\n")) and all(
+        len(w) + 12 <= 75 for w in words
+    )
+
+
+@pytest.mark.parametrize("extra", ENCODED_CASES)
+def test_a_name_that_is_not_ascii_is_written_directly_and_reads_as_email_messages(
+    extra: dict[str, Any],
+) -> None:
+    renderer = Renderer(
+        DEFAULT_TEMPLATES, from_address="bridge@example.com", from_name="SMS Bridge", hostname="h.t"
+    )
+    context = {**BASE, **extra}
+    h = renderer._head("alice@example.com", context, "Subject")
+    assert mime._direct_fields(h, mime._fields(h)) is not None
+    slow = renderer.render("status", "alice@example.com", context).as_bytes()
+    fast = renderer.render_bytes("status", "alice@example.com", context)
+    assert _read(fast) == _read(slow)
+    if "to_name" in extra:
+        assert _read(fast)[0]["To"] == f"{extra['to_name']} <alice@example.com>"
+    assert _lines_fit(fast)
+
+
 def _head(**fields: Any) -> mime.Head:
     values: dict[str, Any] = {
         "sender": ("SMS Bridge", "bridge@example.com"),
@@ -83,9 +139,11 @@ def _head(**fields: Any) -> mime.Head:
         {"reply_to": "o'brien@example.com"},
     ],
 )
-def test_headers_that_need_quoting_encoding_or_folding_are_not_written_directly(
+def test_headers_that_need_quoting_encoding_or_folding_are_not_plain(
     fields: dict[str, Any],
 ) -> None:
+    """Not written as given (those that need encoding are written as encoded words of
+    the direct path's own, the others by the mail library)."""
     h = _head(**fields)
     assert not mime._plain_head(h, mime._fields(h))
 
@@ -137,6 +195,61 @@ def test_any_ascii_display_name_written_directly_equals_email_message_bytes(
 
 
 _SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+_ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=_SURROGATES), max_size=300)
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=_ANY_TEXT, to_name=_ANY_TEXT, subject=_ANY_TEXT)
+def test_any_name_and_subject_written_directly_read_as_email_messages(
+    name: str, to_name: str, subject: str
+) -> None:
+    """Display names and subjects of any text (ASCII or not, long or short): written
+    directly unless an address or an ASCII field needs the mail library; a reader
+    decodes the head's values from them (an ASCII name as the mail library quotes it)
+    and the same parts as from EmailMessage's bytes; every line fits in 78 columns,
+    every encoded word in 75 and decodes alone. The mail library's own parser reads the
+    same subject and name.
+
+    (Not EmailMessage's header bytes as the reference: for "000¡ 𐀀 ¡" it ends an
+    encoded word before the space and starts the next after it, and a reader loses the
+    space.)"""
+    h = _head(sender=(name, "bridge@example.com"), to=[(to_name, "j@example.com")], subject=subject)
+    fields = mime._fields(h)
+    direct = mime._direct_fields(h, fields)
+    encoded = {k for k, v in fields if k in ("From", "To", "Subject") and not v.isascii()}
+    # every name or subject that is not ASCII, unless an ASCII field needs the library
+    # (too long for its line, or "=?" in it)
+    if encoded and all(mime._plain_field(k, v) for k, v in fields if v.isascii()):
+        assert direct is not None
+    if direct is None:
+        return
+    fast = mime.alternative(h, "text ü\n", "<p>x</p>")
+    slow = mime.alternative_message(h, "text ü\n", "<p>x</p>").as_bytes()
+    read, parts = _read(fast)
+    assert read == {
+        "From": _shown(h.sender),
+        "To": _shown(h.to[0]),
+        "Subject": h.subject,
+        "Auto-Submitted": "auto-replied",
+    }
+    assert parts == _read(slow)[1]
+    if encoded:
+        assert _lines_fit(fast)
+    parsed = email.message_from_bytes(fast, policy=email.policy.default)
+    assert parsed["Subject"] == h.subject
+    # (it puts a space between adjacent encoded words of a display name, as in the
+    # mail library's own "Groß herzogtum": the words, not the white space, are the same)
+    assert "".join(parsed["To"].addresses[0].display_name.split()) == "".join(h.to[0].name.split())
+    assert parsed["To"].addresses[0].addr_spec == "j@example.com"
+
+
+def _shown(mailbox: Mailbox) -> str:
+    """A mailbox as a reader shows it: `formataddr`'s for an ASCII name (quoted where it
+    has specials), else the name and the address."""
+    if mailbox.name.isascii():
+        return mailbox.formatted()
+    return f"{mailbox.name} <{mailbox.address}>"
+
 
 # Lines short and long, ASCII and not, every kind of line break, boundary look-alikes.
 _LINE = st.one_of(
