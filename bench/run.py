@@ -69,6 +69,7 @@ HOOKS = {
     "push": HERE / "push_bench.py",
     "inbound": HERE / "inbound_bench.py",
     "api": HERE / "api_bench.py",
+    "reads": HERE / "read_bench.py",
 }
 HOOK_TIMEOUT = 90.0
 TARGET = 0.25  # issue 2: bridge/bare with reused connections, C=64

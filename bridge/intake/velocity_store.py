@@ -87,27 +87,25 @@ class Pending:
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        self._last: dict[tuple[int, str], datetime] = {}
+        self._last: dict[int, dict[str, datetime]] = {}  # customer -> number -> last time
 
     def add(self, customer_id: int, numbers: set[str], at: datetime) -> None:
+        last = self._last.setdefault(customer_id, {})
         for number in numbers:
-            key = (customer_id, number)
-            last = self._last.get(key)
-            self._last[key] = at if last is None else max(last, at)
+            before = last.get(number)
+            last[number] = at if before is None else max(before, at)
 
     def under(self, customer_id: int, prefix: str, since: datetime) -> set[str]:
         """The numbers starting with `prefix` the customer sent to since `since`."""
-        return {
-            number
-            for (customer, number), at in self._last.items()
-            if customer == customer_id and number.startswith(prefix) and at >= since
-        }
+        last = self._last.get(customer_id, {})
+        return {n for n, at in last.items() if n.startswith(prefix) and at >= since}
 
     def write(self, conn: Connection) -> None:
         """Upsert them (one statement for the commit, its rows in key order)."""
         rows = [
             {"customer_id": customer, "number": number, "last_at": at}
-            for (customer, number), at in sorted(self._last.items())
+            for customer, numbers in sorted(self._last.items())
+            for number, at in sorted(numbers.items())
         ]
         bulk_execute(conn, _UPSERT[conn.dialect.name], rows)  # compiled once
         self._last.clear()
