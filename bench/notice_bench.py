@@ -5,7 +5,8 @@ Two figures, both in this process:
 * **build**: µs per message for `Renderer.render_bytes` (Jinja ×3 + the MIME message as
   bytes) of a status mail with plain ASCII headers (the common case), one whose display
   name needs RFC 2047 encoding, an SMS-to-mail notice (and one whose subject needs
-  encoding); and for a DSN as bytes.
+  encoding); and for a DSN as bytes. `--to-name` gives the drained status notices a
+  display name (one that is not ASCII is written as encoded words).
 * **drain**: the whole bridge (SQLite in a temp dir, notices into a Maildir, as `make
   bench` runs it) with `--notices` status mails (or DSNs, `--kind dsn`) queued at once:
   the time until every one is sent (claimed, rendered, written with fsync, recorded), as
@@ -179,9 +180,9 @@ inbox = "{workdir / "inbox.jsonl"}"
     return path
 
 
-def _queue(conn: Any, kind: str, count: int) -> None:
+def _queue(conn: Any, kind: str, count: int, to_name: str = "") -> None:
     now = utcnow()
-    base = STATUS if kind == "status" else DSN
+    base = STATUS | {"to_name": to_name} if kind == "status" else DSN
     for i in range(count):
         context = base | {"order_id": f"B{i:07d}.1", "mail_id": f"B{i:07d}"}
         queue_notice(conn, kind, RECIPIENT, context, now, customer="")
@@ -200,6 +201,7 @@ async def drain(
     relay_port: int | None = None,
     concurrency: int = 0,
     tls: str = "none",
+    to_name: str = "",
 ) -> tuple[float, float]:
     """(notices/s, CPU µs per notice) for `count` notices of `kind` queued at once, into
     a Maildir or (`relay_port`) over SMTP to a relay on 127.0.0.1."""
@@ -210,7 +212,7 @@ async def drain(
         store = bridge.store
         assert store is not None
         try:
-            await store.call(_queue, kind, count)  # the queueing is not the mailer's work
+            await store.call(_queue, kind, count, to_name)  # not counted: the mailer's work is
             start, cpu = time.perf_counter(), time.process_time()
             sent = 0
             while time.perf_counter() - start < limit:
@@ -264,6 +266,11 @@ def main() -> None:
     p.add_argument(
         "--concurrency", type=int, default=0, help="[mailer] concurrency (default: not set)"
     )
+    p.add_argument(
+        "--to-name",
+        default="",
+        help='the status notices\' display name (e.g. "Jürgen Müller"; default none)',
+    )
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if a.only != "drain":
@@ -274,12 +281,15 @@ def main() -> None:
             relay_port = stack.enter_context(_relay(a.mailer == "smtp-tls")) if smtp else None
             tls = "encrypt" if a.mailer == "smtp-tls" else "none"
             runs = [
-                asyncio.run(drain(a.kind, a.notices, a.timeout, relay_port, a.concurrency, tls))
+                asyncio.run(
+                    drain(a.kind, a.notices, a.timeout, relay_port, a.concurrency, tls, a.to_name)
+                )
                 for _ in range(a.reps)
             ]
         rates = [r for r, _ in runs]
         cpus = [c for _, c in runs]
-        print(f"drain {a.notices} {a.kind} notices ({a.mailer}): "
+        named = f", to {a.to_name!r}" if a.to_name else ""
+        print(f"drain {a.notices} {a.kind} notices ({a.mailer}{named}): "
               f"{statistics.median(rates):,.0f} notices/s "
               f"({min(rates):,.0f}..{max(rates):,.0f}), "
               f"{statistics.median(cpus):,.0f} µs CPU per notice ({a.reps} reps)")  # fmt: skip
