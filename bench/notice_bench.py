@@ -5,8 +5,7 @@ Two figures, both in this process:
 * **build**: µs per message for `Renderer.render_bytes` (Jinja ×3 + the MIME message as
   bytes) of a status mail with plain ASCII headers (the common case), one whose display
   name needs RFC 2047 encoding, an SMS-to-mail notice (and one whose subject needs
-  encoding); and for a DSN as bytes. `--to-name` gives the drained status notices a
-  display name (one that is not ASCII is written as encoded words).
+  encoding); and for a DSN as bytes.
 * **drain**: the whole bridge (SQLite in a temp dir, notices into a Maildir, as `make
   bench` runs it) with `--notices` status mails (or DSNs, `--kind dsn`) queued at once:
   the time until every one is sent (claimed, rendered, written with fsync, recorded), as
@@ -15,6 +14,7 @@ Two figures, both in this process:
   figure). With `--mailer smtp` the notices go
   over SMTP to a relay in its own process (bench/servers.py: an aiosmtpd that answers 250
   and prints how many sessions it had), as a production bridge hands them on.
+  `--to-name` gives the status notices a display name (e.g. "Jürgen Müller").
 
 Run it against another commit's code with PYTHONPATH=DIR (e.g. unpacked with `git
 archive <commit> bridge templates | tar -x -C DIR`) to compare, in the same run.
