@@ -6,7 +6,7 @@ import binascii
 import email
 import email.policy
 import re
-from email import quoprimime
+from email import policy, quoprimime
 from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any, Literal, cast
@@ -326,6 +326,39 @@ def test_a_delivery_report_writes_its_fields_and_the_original_without_encoded_wo
         assert returned.get_payload() == "Pump P-101\n"
     else:
         assert f"X-Long: {long_header}" in cast(bytes, parts[2].get_payload(decode=True)).decode()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    name=st.sampled_from(["Reporting-MTA", "Final-Recipient", "Subject", "X", "Received"]),
+    value=st.one_of(
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90),
+        st.lists(st.text("ab=?;<>()", min_size=1, max_size=9), max_size=12).map(" ".join),
+        st.text(" \tab\x7fü", max_size=20),
+    ),
+)
+def test_the_compat32_policy_folds_every_field_as_compat32_does(name: str, value: str) -> None:
+    """The plain fields it writes as they are come out as compat32's folding writes
+    them; every other field is compat32's."""
+    for linesep in ("\n", "\r\n"):
+        ours, theirs = mime.COMPAT32.clone(linesep=linesep), policy.compat32.clone(linesep=linesep)
+        assert ours.fold(name, value) == theirs.fold(name, value)
+        if value.isascii():
+            assert ours.fold_binary(name, value) == theirs.fold_binary(name, value)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_a_delivery_report_is_the_bytes_compat32_writes(full: bool) -> None:
+    original = b"Subject: alarm\r\nX-Long: " + b"y " * 50 + b"\r\nX-Tabs: a\t b\r\n\r\nBody\r\n"
+    report = mime.delivery_report(
+        _head(subject="Undelivered: " + "alarm " * 20),
+        "Your SMS could not be delivered.",
+        [("Reporting-MTA", "dns; h.t"), ("Original-Envelope-Id", "SAP" + "4711" * 30)],
+        [("Final-Recipient", "rfc822; x@h.t"), ("Action", "failed"), ("Status", "5.0.0")],
+        original,
+        full=full,
+    )
+    assert report.as_bytes() == report.as_bytes(policy=policy.compat32)
 
 
 def _content_manager_body(text: str) -> tuple[str, bytes]:
