@@ -202,9 +202,9 @@ def _direct_fields(h: Head, fields: Sequence[tuple[str, str]]) -> list[tuple[str
     SMS's text in an SMS-to-mail subject — as RFC 2047 encoded words (UTF-8, base64),
     folded into lines of at most 78 characters, which is what EmailMessage does
     differently for them (its own word split and encoding; the tests compare what a
-    reader decodes from both). Anything else the mail library writes: an address or
-    Reply-To that is not plain, several recipients with such a name, a plain field too
-    long for its line.
+    reader decodes from both); a long ASCII subject folded between its words. Anything
+    else the mail library writes: an address or Reply-To that is not plain, several
+    recipients with such a name, another field too long for its line.
     """
     if _plain_head(h, fields):
         return list(fields)
@@ -216,8 +216,8 @@ def _direct_fields(h: Head, fields: Sequence[tuple[str, str]]) -> list[tuple[str
             field = _mailbox_field(name, (h.sender,) if name == "From" else h.to)
         elif _plain_field(name, value):
             field = value
-        elif name == "Subject" and not value.isascii():
-            field = _encoded_field(name, value)
+        elif name == "Subject":
+            field = _folded_field(name, value) if value.isascii() else _encoded_field(name, value)
         else:
             field = None
         if field is None:
@@ -247,6 +247,24 @@ def _mailbox_field(name: str, mailboxes: Sequence[headers.Mailbox]) -> str | Non
     if len(mailboxes) != 1:
         return None
     return _encoded_field(name, mailboxes[0].name, tail=f"<{mailboxes[0].address}>")
+
+
+def _folded_field(name: str, value: str) -> str | None:
+    """A long field of printable ASCII words one space apart, folded before a word where
+    the line would pass 78 characters; None if a word does not fit on a line of its own
+    or the value has `=?` (the mail library writes those)."""
+    if "=?" in value or _PLAIN_VALUE.fullmatch(value) is None:
+        return None
+    words = value.split(" ")
+    lines = [f"{name}: {words[0]}"]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) <= _MAX_LINE:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(f" {word}")
+    if any(len(line) > _MAX_LINE for line in lines):
+        return None
+    return "\n".join(lines)[len(name) + 2 :]
 
 
 _EW_MARKERS = len("=?utf-8?b??=")

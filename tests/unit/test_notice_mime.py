@@ -40,7 +40,7 @@ CASES = [
     {"in_reply_to": "", "cost_centre": ""},
     {"reply_to": "+491701234501@eu.rsms.net", "references": "<a@b.example>  <orig@client.example>"},
     {"to_name": "Doe, John"},  # needs quoting: the EmailMessage path
-    {"subject": "a very long subject " * 6},  # folded: the EmailMessage path
+    {"subject": "a very long subject " * 6},  # folded between its words, as EmailMessage does
 ]
 # Written directly as encoded words, where EmailMessage encodes them its own way.
 ENCODED_CASES = [
@@ -71,8 +71,9 @@ def test_direct_bytes_equal_email_message_bytes(extra: dict[str, Any]) -> None:
 
 
 def _decoded(raw: str) -> str:
-    """A header value as an RFC 2047 reader decodes it (adjacent encoded words joined)."""
-    return str(make_header(decode_header(raw)))
+    """A header value as a reader shows it: unfolded (RFC 5322: a line break before
+    white space removed), then RFC 2047 decoded (adjacent encoded words joined)."""
+    return str(make_header(decode_header(re.sub(r"\r?\n(?=[ \t])", "", raw))))
 
 
 def _read(data: bytes) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -241,6 +242,28 @@ def test_any_name_and_subject_written_directly_read_as_email_messages(
     # mail library's own "Groß herzogtum": the words, not the white space, are the same)
     assert "".join(parsed["To"].addresses[0].display_name.split()) == "".join(h.to[0].name.split())
     assert parsed["To"].addresses[0].addr_spec == "j@example.com"
+
+
+_WORD = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.one_of(_WORD, _WORD.map(lambda w: w * 3)), min_size=1, max_size=40))
+def test_a_long_ascii_subject_is_folded_between_its_words(words: list[str]) -> None:
+    """Written directly, folded before a word where the line would pass 78 characters
+    (unless a word does not fit on a line or the subject has "=?"), and read back as it
+    was."""
+    h = _head(subject=" ".join(words))
+    fields = mime._fields(h)
+    direct = mime._direct_fields(h, fields)
+    if "=?" not in h.subject and max(map(len, h.subject.split(" "))) <= 60:
+        assert direct is not None
+    if direct is None:
+        return
+    fast = mime.alternative(h, "text\n", "<p>x</p>")
+    assert _read(fast)[0]["Subject"] == h.subject
+    assert all(len(line) <= 78 for line in fast.split(b"\n\n", 1)[0].split(b"\n"))
+    assert email.message_from_bytes(fast, policy=email.policy.default)["Subject"] == h.subject
 
 
 def _shown(mailbox: Mailbox) -> str:
