@@ -4,8 +4,8 @@ Two figures, both in this process:
 
 * **build**: µs per message for `Renderer.render_bytes` (Jinja ×3 + the MIME message as
   bytes) of a status mail with plain ASCII headers (the common case), one whose display
-  name needs RFC 2047 encoding, an SMS-to-mail notice (and one whose subject needs
-  encoding); and for a DSN as bytes.
+  name needs RFC 2047 encoding, an SMS-to-mail notice (and one whose subject is
+  longer than a line, one whose subject needs encoding); and for a DSN as bytes.
 * **drain**: the whole bridge (SQLite in a temp dir, notices into a Maildir, as `make
   bench` runs it) with `--notices` status mails (or DSNs, `--kind dsn`) queued at once:
   the time until every one is sent (claimed, rendered, written with fsync, recorded), as
@@ -138,6 +138,14 @@ def build(n: int, reps: int) -> None:
             lambda: renderer.render_bytes("status", RECIPIENT, STATUS | {"to_name": "Jürgen"}),
         ),
         ("sms2mail", lambda: renderer.render_bytes("sms2mail", RECIPIENT, SMS2MAIL)),
+        (
+            "sms2mail, long subject",
+            lambda: renderer.render_bytes(
+                "sms2mail",
+                RECIPIENT,
+                SMS2MAIL | {"original_subject": "Maintenance order 4711: pump P-101 pressure drop"},
+            ),
+        ),
         (
             "sms2mail, subject not ASCII",
             lambda: renderer.render_bytes(
