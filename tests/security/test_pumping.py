@@ -252,7 +252,7 @@ async def test_recording_a_number_again_moves_its_last_time(store: Store) -> Non
 
 
 def _statements(store: Store, into: list[str]) -> Callable[..., None]:
-    """Collect the SQL `store`'s engine runs that writes `velocity_number`."""
+    """Collect the statements `store`'s engine runs that write `velocity_number`."""
 
     def seen(conn: object, cursor: object, sql: str, *args: object) -> None:
         if sql.lstrip().upper().startswith("INSERT INTO VELOCITY_NUMBER"):
