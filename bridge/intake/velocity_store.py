@@ -128,13 +128,6 @@ def _count(
     return int(rows) - int(of_known)
 
 
-def _record(conn: Connection, customer_id: int, numbers: set[str], at: datetime) -> None:
-    """Remember that the customer sent to `numbers` at `at` (one row per number)."""
-    pending = Pending()
-    pending.add(customer_id, numbers, at)
-    pending.write(conn)
-
-
 def purge_numbers(conn: Connection, now: datetime) -> int:
     """Forget the numbers no customer sent to for a day (longer than any window)."""
     cut = now - timedelta(days=1)

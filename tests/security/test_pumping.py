@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import phonenumbers
@@ -24,7 +24,7 @@ from bridge.intake.access import CustomerAccess
 from bridge.intake.access_store import set_access
 from bridge.intake.commit import IntakeMail, accept, commit_mails
 from bridge.intake.velocity import VelocityCheck
-from bridge.intake.velocity_store import Pending, _over, _record, held_orders, purge_numbers
+from bridge.intake.velocity_store import Pending, _over, held_orders, purge_numbers
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings
@@ -232,8 +232,15 @@ async def test_an_old_demo_customer_gets_loopback_networks(tmp_path: Path) -> No
     assert answer.startswith("250 2.0.0"), answer
 
 
+def _record(conn: Connection, customer_id: int, numbers: set[str], at: datetime) -> None:
+    """Record `numbers` as the pumping check does at the end of a commit."""
+    pending = Pending()
+    pending.add(customer_id, numbers, at)
+    pending.write(conn)
+
+
 async def test_recording_a_number_again_moves_its_last_time(store: Store) -> None:
-    """The per-mail upsert (compiled once, run on the driver): new numbers get a row, a
+    """The commit's upsert (compiled once, run on the driver): new numbers get a row, a
     number sent to before gets the later time, on SQLite and PostgreSQL alike."""
     customer_id = run_sync(store.engine, add_customer, "acme", {})
     t1 = utcnow().replace(microsecond=0)
