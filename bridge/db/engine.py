@@ -187,6 +187,12 @@ def _ping_when_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     returned = record.info.get("returned")
     if returned is not None and time.monotonic() - returned < PING_IDLE:
         return
+    ping(dbapi_connection)
+
+
+def ping(dbapi_connection: Any) -> None:
+    """`SELECT 1` on a PostgreSQL driver connection outside a transaction; a connection
+    that does not answer raises `DisconnectionError`."""
     try:
         _outside_transactions(dbapi_connection, "SELECT 1")
     except Exception as exc:  # whatever the driver raises: the connection is unusable

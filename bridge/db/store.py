@@ -35,15 +35,16 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
-from bridge.db.engine import deferred_engine
+from bridge.db import engine as db_engine
 from bridge.errors import StorageUnavailable, StorageUnreachable
 from bridge.metrics import Metrics
 
@@ -81,6 +82,14 @@ class _Lane:
         self.task: asyncio.Task[None] | None = None
 
 
+class _Kept(threading.local):
+    """A database thread's own connection, kept between its transactions."""
+
+    conn: Connection | None = None
+    used = 0.0  # when its last transaction or read ended (time.monotonic)
+    generation = 0  # the store's generation when it was taken from the pool
+
+
 class Store:
     """Async access to the database for the running bridge."""
 
@@ -104,17 +113,27 @@ class Store:
         self.commits = 0
         self._groups: dict[Callable[..., Any], tuple[_Group[Any, Any], _Lane]] = {}
         self._shared_lane = _Lane() if threads == 1 else None  # one writer: commit together
-        # SQLite's one database thread keeps its connection between transactions (no pool
-        # checkout and return, with its rollback, per transaction); PostgreSQL's threads take
-        # theirs from the pool each time, which checks it first (a failover leaves dead ones).
-        self._keep = threads == 1 and engine.dialect.name == "sqlite"
-        self._writer: Connection | None = None
+        # Each database thread keeps its connection between transactions and reads (no pool
+        # checkout and return, with its reset, per transaction; ~10 % of PostgreSQL's side
+        # of an SMS), where the pool has one for every thread. A kept PostgreSQL connection
+        # idle for over PING_IDLE is pinged before use, as the pool pings its idle ones; a
+        # lost connection anywhere (a failover) makes every thread take a new one: each
+        # kept connection carries the store's `_generation` it was taken in.
+        self._keep = (threads == 1 and engine.dialect.name == "sqlite") or threads <= _pool_room(
+            engine
+        )
+        self._ping = engine.dialect.name != "sqlite"
+        self._kept = _Kept()
+        self._generation = 0
+        self._all_kept: set[Connection] = set()  # every thread's, closed with the store
+        self._kept_lock = threading.Lock()
         self.batches = 0
         # calls run on a database thread, group commits, items they carried
         self.counts = {"calls": 0, "batches": 0, "batched_items": 0}
         self._reader: Connection | None = None
         self._read_engine: Engine | None = None
-        # PostgreSQL's reads: the same pool, each statement committed on its own
+        # PostgreSQL's reads without a kept connection: the same pool, each statement
+        # committed on its own
         self._autocommit = (
             engine
             if engine.dialect.name == "sqlite"
@@ -146,7 +165,7 @@ class Store:
         try:
             if self._reader is None:
                 if self._read_engine is None:  # DEFERRED: a read never waits for the writer
-                    self._read_engine = deferred_engine(self.engine)
+                    self._read_engine = db_engine.deferred_engine(self.engine)
                 self._reader = self._read_engine.connect()
                 # Never hold the event loop for long: a read that would wait fails fast
                 # (StorageUnavailable, so the client gets a 4xx and retries).
@@ -161,12 +180,72 @@ class Store:
     def _autocommit_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         """`fn` with each statement on its own (PostgreSQL's autocommit): no BEGIN and no
         COMMIT, two round trips fewer per lookup. For a read that is what the default
-        isolation (READ COMMITTED) gives inside a transaction too: a snapshot per statement."""
+        isolation (READ COMMITTED) gives inside a transaction too: a snapshot per statement.
+        On the thread's kept connection, switched to autocommit for the read (the
+        driver's own setting; no round trip)."""
         try:
-            with self._autocommit.connect() as conn:
-                return fn(conn, *args)
+            if not self._keep:
+                with self._autocommit.connect() as conn:
+                    return fn(conn, *args)
+            conn = self._connection()
+            raw: Any = conn.connection.dbapi_connection
+            _set_autocommit(raw, True)
+            try:
+                with conn.begin():  # no BEGIN is sent in autocommit, nor a COMMIT
+                    result = fn(conn, *args)
+            finally:
+                if not raw.closed:
+                    _set_autocommit(raw, False)
+            self._kept.used = time.monotonic()
+            return result
         except (SQLAlchemyError, OSError) as exc:
-            raise _fault(exc) from exc
+            raise self._failed(exc) from exc
+
+    def _connection(self) -> Connection:
+        """The calling database thread's kept connection: taken from the pool the first
+        time, after a failure or after a lost connection elsewhere; pinged when idle."""
+        kept = self._kept
+        conn = kept.conn
+        if conn is not None:
+            if kept.generation != self._generation or conn.invalidated:
+                self._drop(lost=True)  # closed, not reset in the pool: it may be dead
+                conn = None
+            elif self._ping and time.monotonic() - kept.used > db_engine.PING_IDLE:
+                try:
+                    db_engine.ping(conn.connection.dbapi_connection)
+                except DisconnectionError:  # dead (a failover, a restart): a new one
+                    self._drop(lost=True)
+                    conn = None
+        if conn is None:
+            conn = kept.conn = self.engine.connect()
+            kept.generation = self._generation
+            with self._kept_lock:
+                self._all_kept.add(conn)
+        return conn
+
+    def _drop(self, *, lost: bool = False) -> None:
+        """The calling thread's kept connection back to the pool, or closed if `lost`
+        (the thread's next one is another)."""
+        conn, self._kept.conn = self._kept.conn, None
+        if conn is not None:
+            with self._kept_lock:
+                self._all_kept.discard(conn)
+            with contextlib.suppress(SQLAlchemyError):
+                if lost and not conn.invalidated:
+                    conn.invalidate()
+                conn.close()
+
+    def _failed(self, exc: SQLAlchemyError | OSError) -> StorageUnavailable:
+        """A transaction or read failed: its thread's kept connection is dropped, and after
+        a lost connection every thread's (the others were likely cut off with it)."""
+        lost = isinstance(exc, DisconnectionError) or bool(
+            getattr(exc, "connection_invalidated", False)
+        )
+        if self._keep:
+            self._drop(lost=lost)
+        if lost:
+            self._generation += 1
+        return _fault(exc)
 
     def _drop_reader(self) -> None:
         if self._reader is not None:
@@ -181,19 +260,13 @@ class Store:
             if not self._keep:
                 with self.engine.begin() as conn:
                     return fn(conn, *args, **kwargs)
-            if self._writer is None:
-                self._writer = self.engine.connect()
-            with self._writer.begin():
-                return fn(self._writer, *args, **kwargs)
+            conn = self._connection()
+            with conn.begin():
+                result = fn(conn, *args, **kwargs)
+            self._kept.used = time.monotonic()
+            return result
         except (SQLAlchemyError, OSError) as exc:  # OSError: e.g. the directory vanished
-            self._drop_writer()  # the next transaction starts on a new connection
-            raise _fault(exc) from exc
-
-    def _drop_writer(self) -> None:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            with contextlib.suppress(SQLAlchemyError):
-                writer.close()
+            raise self._failed(exc) from exc  # the next transaction starts on a new connection
 
     @property
     def joins_commits(self) -> bool:
@@ -347,7 +420,11 @@ class Store:
                 _settle(future, StorageUnavailable("store closed"))
             group.pending.clear()
         self._executor.shutdown(wait=True)
-        self._drop_writer()
+        with self._kept_lock:
+            kept, self._all_kept = self._all_kept, set()
+        for conn in kept:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
         self._drop_reader()
         if self._read_engine is not None:
             self._read_engine.dispose()
@@ -375,13 +452,27 @@ def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
         future.set_result(outcome)
 
 
+def _pool_room(engine: Engine) -> int:
+    """The connections `engine`'s pool keeps (0 for a pool that keeps none)."""
+    size = getattr(engine.pool, "size", None)
+    return int(size()) if callable(size) else 0
+
+
+def _set_autocommit(dbapi_connection: Any, on: bool) -> None:
+    """Switch the driver connection's autocommit; one it cannot switch is lost."""
+    try:
+        dbapi_connection.autocommit = on
+    except Exception as exc:  # whatever the driver raises: the connection is unusable
+        raise DisconnectionError(f"the connection cannot switch autocommit: {exc}") from exc
+
+
 def _fault(exc: SQLAlchemyError | OSError) -> StorageUnavailable:
     """What a database call's failure is for its caller: StorageUnreachable for a lost or
     refused connection (worth the same write again), else StorageUnavailable (the write
     itself failed: a constraint, a bug, a vanished directory)."""
     if isinstance(exc, OSError):
         return StorageUnavailable(str(exc))
-    unreachable = isinstance(exc, OperationalError | InterfaceError) or bool(
+    unreachable = isinstance(exc, OperationalError | InterfaceError | DisconnectionError) or bool(
         getattr(exc, "connection_invalidated", False)
     )
     return (StorageUnreachable if unreachable else StorageUnavailable)(_describe(exc))

@@ -1,4 +1,5 @@
-"""PostgreSQL's pooled connections: pinged when they have lain idle, not at every checkout.
+"""PostgreSQL's pooled connections: pinged when they have lain idle, not at every checkout;
+kept by each database thread of the store between its transactions and reads.
 
 A ping (`SELECT 1`) at every checkout cost a round trip per transaction, ~14 % of the
 database side of an SMS (four transactions each). A connection idle in the pool for
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine, func, select, text
+from sqlalchemy import Connection, create_engine, event, func, select, text
 
 from bridge.db import engine as engine_module
 from bridge.db.engine import open_engine
@@ -130,3 +131,78 @@ def test_a_ping_only_for_a_connection_idle_past_the_mark(
         assert sent == ["SET lock_timeout = 5000", "SELECT 1"]
     finally:
         engine.dispose()
+
+
+async def test_each_database_thread_keeps_its_connection_between_transactions_and_reads(
+    durable_postgres_server: str,
+) -> None:
+    """No pool checkout (and return, with its reset) per transaction or read: a thread's
+    transactions and reads run on the connection it took first."""
+    engine = open_engine(fresh_postgres(durable_postgres_server))
+    checkouts: list[int] = []
+    event.listen(engine, "checkout", lambda *_: checkouts.append(1))
+    store = Store(engine, threads=1)
+    try:
+        pids = {await store.call(_pid_by_plan) for _ in range(5)}
+        pids |= {await store.read(_pid_by_sqlalchemy) for _ in range(5)}
+        pids |= {await store.call(_pid_by_sqlalchemy) for _ in range(5)}
+        assert len(pids) == 1
+        assert len(checkouts) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_read_runs_each_statement_on_its_own_and_leaves_transactions_whole(
+    durable_postgres_server: str,
+) -> None:
+    """A read on the kept connection is in autocommit (each statement its own snapshot,
+    no BEGIN or COMMIT), and the transactions after it are transactions again: a failed
+    one leaves nothing behind."""
+    store = Store(open_engine(fresh_postgres(durable_postgres_server)), threads=1)
+
+    def two_statements(conn: Connection) -> tuple[Any, Any]:
+        first = conn.execute(text("SELECT now()")).scalar_one()
+        time.sleep(0.01)
+        return first, conn.execute(text("SELECT now()")).scalar_one()
+
+    def create(conn: Connection) -> None:
+        conn.execute(text("CREATE TABLE kept (n int)"))
+
+    def write_then_fail(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO kept VALUES (1)"))
+        raise RuntimeError("a bug after the write")
+
+    def count(conn: Connection) -> int:
+        return int(conn.execute(text("SELECT count(*) FROM kept")).scalar_one())
+
+    try:
+        first, second = await store.read(two_statements)
+        assert first < second  # now() is the transaction's start: two transactions
+        first, second = await store.call(two_statements)
+        assert first == second  # one transaction
+        await store.call(create)
+        await store.read(count)
+        with pytest.raises(RuntimeError):
+            await store.call(write_then_fail)
+        assert await store.read(count) == 0
+        assert await store.call(count) == 0
+    finally:
+        await store.close()
+
+
+async def test_a_kept_connection_cut_off_in_a_read_fails_that_read_only(
+    durable_postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads and transactions share the kept connection: killed, it fails one read
+    retryably, and the next transaction runs on a new one."""
+    monkeypatch.setattr(engine_module, "PING_IDLE", 60.0)  # no ping: the dead one is used
+    store = Store(open_engine(fresh_postgres(durable_postgres_server)), threads=1)
+    try:
+        pid = await store.call(_pid_by_plan)
+        _kill(durable_postgres_server, {pid})
+        with pytest.raises(StorageUnreachable):
+            await store.read(_pid_by_plan)
+        assert await store.call(_pid_by_plan) != pid
+        assert await store.read(_pid_by_sqlalchemy) != pid
+    finally:
+        await store.close()
