@@ -64,6 +64,7 @@ from bridge.intake.server import Shared
 from bridge.jobs import ReportJobs
 from bridge.keyword_lists.export import export_due
 from bridge.metrics import process_metrics
+from bridge.mt import lanes
 from bridge.mt.dispatch import Dispatcher
 from bridge.mt.receipts import Applied, apply_receipts, finish_unconfirmed
 from bridge.mt.routing import Route
@@ -138,6 +139,7 @@ class _Receipts:
         result = await self.store.grouped(
             _receipts_rounds,
             _Round(self.window, sweep, self.steps),
+            lane=lanes.RECEIPTS,
             after_others=True,
             taken=self._held,
         )
@@ -386,7 +388,7 @@ class Bridge:
             s.defaults.model_dump(),
             store,
             on_accepted=wake.dispatch,
-            wake_before_commit=self._claims_join(store),
+            wake_before_commit=self._claims_join(),
             pacer=self.pacer,
         )
         return await self.smpp_server.start()
@@ -584,7 +586,7 @@ class Bridge:
             s.defaults.model_dump(),
             store,
             on_accepted=wake.dispatch,
-            wake_before_commit=self._claims_join(store),
+            wake_before_commit=self._claims_join(),
             on_notice=wake.mail,
             backpressure=backpressure,
             pacer=self.pacer,
@@ -667,11 +669,12 @@ class Bridge:
 
         return Check("smtp", probe)
 
-    def _claims_join(self, store: Store) -> bool:
+    def _claims_join(self) -> bool:
         """Whether the dispatcher, woken as a message is queued for its commit, claims its
-        orders in that same transaction (one database thread: `Store.joins_commits`). Else
-        (PostgreSQL, or the dispatcher in another process) it is woken once it committed."""
-        return store.joins_commits and self.dispatcher is not None
+        orders in that same transaction (their group commits share a lane,
+        `bridge.mt.lanes.ORDERS`). Else (the dispatcher in another process) it is woken
+        once the message committed."""
+        return self.dispatcher is not None
 
     def _prepare_database(self, engine: Engine) -> str:
         return prepare_database(self.settings, engine)

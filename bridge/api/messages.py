@@ -43,6 +43,7 @@ from bridge.intake.sender_cache import SenderCache
 from bridge.intake.sms_plan import compose_text, preview_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
+from bridge.mt import lanes
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.tables import Order
 from bridge.tenants.policy import with_mail_level
@@ -342,7 +343,7 @@ class MessageService:
         commit of the moment (with the other sends, and on SQLite the SMTP intake's mails);
         the answer once it has committed."""
         send = Send.of(key, request, mail, idempotency_key)
-        return await self.store.grouped(commit_sends, send)
+        return await self.store.grouped(commit_sends, send, lane=lanes.ORDERS)
 
 
 class IdempotencyMismatch(InputError):

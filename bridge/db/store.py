@@ -11,20 +11,22 @@ queued when the last commit ended"); each caller's future resolves only after th
 commit returned. Their waits are summed (`waits`): while the database keeps up, a wait
 is a commit or two; when it falls behind, the waits grow (the intake's flow control
 reads them, `bridge/intake/pacing.py`). The intake's commit
-(`bridge.intake.commit.accept`), receipts and inbound SMS all go through it. With one
-database thread (SQLite: one writer, so commits never overlap anyway) the batches of
-different functions queued at the same moment go into one transaction too, one commit
+(`bridge.intake.commit.accept`), receipts and inbound SMS all go through it. The batch
+functions of one lane (the functions given the same `lane`; with one database thread,
+SQLite's one writer whose commits never overlap anyway, all of them) are committed by
+one loop: the batches queued at the same moment go into one transaction, one commit
 (and one fsync) for all of them; a joint commit that fails is retried function by
 function, and then item by item, so one bad item still fails only its own caller. A
 function queued `after_others` runs after the others in such a joint transaction, so
 that what it reads includes what they wrote: the dispatcher's claim joins the commit of
-the mail whose orders it claims (the intake wakes it as it queues the mail,
-`joins_commits`), one transaction where there were two; the receipts step's round shares
-the next commit too (with the receipts received meanwhile), its `taken` giving it the
-dispatcher's hold as that transaction starts. The commit loop lets one turn of the event
-loop pass before it takes a batch after a wake-up, so that work woken by the same event
-is queued by then. With several threads (PostgreSQL) each function keeps a
-commit loop of its own, and their transactions run side by side. The transactions
+the mail whose orders it claims (the intake wakes it as it queues the mail), one
+transaction where there were two; the receipts step's round shares the next commit of
+the receipts received meanwhile, its `taken` giving it the dispatcher's hold as that
+transaction starts (the lanes: `bridge/mt/lanes.py`). The commit loop lets one turn of
+the event loop pass before it takes a batch after a wake-up, so that work woken by the
+same event is queued by then. With several threads (PostgreSQL) the lanes, and the
+functions without one, commit side by side. A thread keeps its connection between its
+transactions (`_Kept`). The transactions
 committed and the items they wrote are counted (`mailsms_database_commits_total`,
 `..._committed_items_total`) when the store is given the bridge's metrics.
 """
@@ -113,6 +115,7 @@ class Store:
         self.commits = 0
         self._groups: dict[Callable[..., Any], tuple[_Group[Any, Any], _Lane]] = {}
         self._shared_lane = _Lane() if threads == 1 else None  # one writer: commit together
+        self._lanes: dict[str, _Lane] = {}  # with several threads: the lanes named by callers
         # Each database thread keeps its connection between transactions and reads (no pool
         # checkout and return, with its reset, per transaction; ~10 % of PostgreSQL's side
         # of an SMS), where the pool has one for every thread. A kept PostgreSQL connection
@@ -268,52 +271,64 @@ class Store:
         except (SQLAlchemyError, OSError) as exc:  # OSError: e.g. the directory vanished
             raise self._failed(exc) from exc  # the next transaction starts on a new connection
 
-    @property
-    def joins_commits(self) -> bool:
-        """Whether the batches of different functions queued together commit together (one
-        database thread); then a function queued `after_others` sees their rows."""
-        return self._shared_lane is not None
-
     async def grouped(
         self,
         fn: Callable[[Connection, list[Item]], Sequence[R]],
         item: Item,
         *,
+        lane: str = "",
         after_others: bool = False,
         taken: Callable[[list[Item]], list[Item]] | None = None,
     ) -> R:
         """Group commit: run `fn(conn, items)` for `item` together with whatever else is
-        queued for `fn` (and, with one database thread, for the other batch functions) when
-        the previous commit ended; returns `item`'s result once that transaction has
+        queued for `fn` (and for the other batch functions of its lane) when the previous
+        commit of the lane ended; returns `item`'s result once that transaction has
         committed. A failed batch is retried item by item, so one bad item fails only its
-        own caller. Fixed by a function's first call: `after_others`, in a transaction
-        shared with other functions `fn` runs after them; `taken(items)`, run on the event
-        loop as the batch is taken, gives the items `fn` gets instead (e.g. loop state
-        as of the transaction's start rather than of the call)."""
+        own caller. Fixed by a function's first call: `lane`, the name of the lane it
+        shares with the functions given the same name (with one database thread every
+        function shares one; with several, a function without a name has a lane of its
+        own, and the lanes commit side by side); `after_others`, in a transaction shared
+        with other functions `fn` runs after them; `taken(items)`, run on the event loop
+        as the batch is taken, gives the items `fn` gets instead (e.g. loop state as of
+        the transaction's start rather than of the call)."""
         found = self._groups.get(fn)
         if found is None:
-            lane = self._shared_lane if self._shared_lane is not None else _Lane()
-            group: _Group[Item, R] = _Group(fn, after_others, taken)
-            # the functions that read what the others write come last, in order of arrival
-            at = len(lane.groups) if after_others else _first_after(lane.groups)
-            lane.groups.insert(at, group)
-            found = self._groups[fn] = (group, lane)
-        group, lane = found
-        if lane.task is None or lane.task.done():
+            found = self._groups[fn] = self._new_group(fn, lane, after_others, taken)
+        group, loop = found
+        if loop.task is None or loop.task.done():
             # An empty context: a batch holds many callers' items, so its log lines carry no
             # one caller's fields (the first caller's would be wrong for the rest).
-            lane.task = asyncio.create_task(
-                self._commit_loop(lane), name="group-commit", context=contextvars.Context()
+            loop.task = asyncio.create_task(
+                self._commit_loop(loop), name="group-commit", context=contextvars.Context()
             )
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         group.pending.append((item, future))
-        lane.wakeup.set()
+        loop.wakeup.set()
         queued = time.monotonic()
         try:
             return await future
         finally:
             self.commit_wait += time.monotonic() - queued
             self.commits += 1
+
+    def _new_group(
+        self,
+        fn: Callable[[Connection, list[Item]], Sequence[R]],
+        lane: str,
+        after_others: bool,
+        taken: Callable[[list[Item]], list[Item]] | None,
+    ) -> tuple[_Group[Item, R], _Lane]:
+        if self._shared_lane is not None:
+            loop = self._shared_lane
+        elif lane:
+            loop = self._lanes.setdefault(lane, _Lane())
+        else:
+            loop = _Lane()
+        group: _Group[Item, R] = _Group(fn, after_others, taken)
+        # the functions that read what the others write come last, in order of arrival
+        at = len(loop.groups) if after_others else _first_after(loop.groups)
+        loop.groups.insert(at, group)
+        return group, loop
 
     def waits(self) -> tuple[float, int]:
         """The group commits' callers so far: their waits from queued to committed (the

@@ -23,6 +23,7 @@ from bridge.db.store import Store
 from bridge.errors import StorageUnavailable
 from bridge.inbound.store import insert_inbound, part_exists
 from bridge.metrics import Metrics
+from bridge.mt import lanes
 from bridge.mt.receipts import insert_receipts
 from bridge.transports.base import InboxUnavailable
 from bridge.values import InboundSms, Receipt
@@ -45,7 +46,7 @@ class StoreInbox:
 
     async def on_receipt(self, receipt: Receipt) -> None:
         try:
-            await self.store.grouped(_insert_receipts, (receipt, utcnow()))
+            await self.store.grouped(_insert_receipts, (receipt, utcnow()), lane=lanes.RECEIPTS)
         except StorageUnavailable as exc:
             log.error(
                 "receipt %s from %s not stored: %s", receipt.message_id, receipt.transport, exc

@@ -27,6 +27,7 @@ from bridge.inbound.store import conversation_senders
 from bridge.intake.velocity import VelocityCheck
 from bridge.intake.velocity_store import hold_pumping
 from bridge.lists.store import insert_list_mails
+from bridge.mt import lanes
 from bridge.mt.mails import NewMail, NewOrder, find_duplicates, insert_mails
 from bridge.notices.queue import NewNotice, queue_notices
 
@@ -138,4 +139,4 @@ async def accept(store: Store, mail: IntakeMail) -> str:
     For the same mail delivered twice within its dedupe window nothing new is written,
     and the id returned is the earlier copy's.
     """
-    return await store.grouped(commit_mails, mail)
+    return await store.grouped(commit_mails, mail, lane=lanes.ORDERS)

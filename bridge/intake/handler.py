@@ -96,7 +96,7 @@ class IntakeHandler:
         self.store = store
         self.on_accepted = on_accepted  # wakes the dispatcher for a mail with orders
         # ... as the mail is queued for its commit, not once it committed: the dispatcher's
-        # claim then joins that commit (where the store `joins_commits`)
+        # claim then joins that commit (their lane, `bridge.mt.lanes.ORDERS`)
         self.wake_before_commit = wake_before_commit
         self.on_notice = on_notice
         self.in_flight = 0

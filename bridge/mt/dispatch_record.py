@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import StorageUnreachable
+from bridge.mt import lanes
 from bridge.mt import orders as order_sql
 from bridge.mt.dispatch_sms import UNKNOWN_OUTCOME, UNKNOWN_PREFIX
 from bridge.mt.status import OrderStatus
@@ -166,7 +167,9 @@ class Recorder:
         notices: int | list[order_sql.OrderWork] = 0  # queued by its final steps
         while True:
             try:
-                notices = await self.store.grouped(self._record, outcome, after_others=True)
+                notices = await self.store.grouped(
+                    self._record, outcome, lane=lanes.ORDERS, after_others=True
+                )
                 break
             except Exception as exc:
                 if outcome.kind != OutcomeKind.SUBMITTED:
@@ -245,7 +248,9 @@ class Recorder:
     async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
         """Claim due orders in the next group commit (with the outcomes ending meanwhile, and
         after what the other functions of that commit write: the mails just accepted)."""
-        claimed = await self.store.grouped(self._record, claim, after_others=True)
+        claimed = await self.store.grouped(
+            self._record, claim, lane=lanes.ORDERS, after_others=True
+        )
         assert isinstance(claimed, list)
         return claimed
 

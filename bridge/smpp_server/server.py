@@ -45,6 +45,7 @@ from bridge.intake.resolved import Resolutions
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
 from bridge.intake.transaction import Transaction
+from bridge.mt import lanes
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.smpp import constants as c
 from bridge.smpp.address import address_in
@@ -137,7 +138,7 @@ class SmppServer:
         self.store = store
         self.on_accepted = on_accepted  # wakes the dispatcher for a message taken whole
         # ... a message in one PDU as it is queued for its commit (the dispatcher's claim
-        # joins that commit, where the store `joins_commits`); a concatenated one always
+        # joins that commit: their lane, `bridge.mt.lanes.ORDERS`); a concatenated one always
         # once its last part committed
         self.wake_before_commit = wake_before_commit
         self.senders = SenderCache(store)
@@ -490,7 +491,9 @@ class SmppServer:
         if early:
             self.on_accepted()
         try:
-            message_id: str = await self.store.grouped(commit_submits, Submit(mail, part_of))
+            message_id: str = await self.store.grouped(
+                commit_submits, Submit(mail, part_of), lane=lanes.ORDERS
+            )
         except StorageUnavailable as exc:
             log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
             return c.ESME_RSYSERR, ""

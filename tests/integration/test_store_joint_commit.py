@@ -1,7 +1,8 @@
 """The group commit across batch functions: with one database thread (SQLite's one writer)
 the batches of different functions queued together share one transaction and one commit;
 a failure in one of them costs the others nothing and writes nothing twice. With several
-threads (PostgreSQL's default) each function keeps its own transactions."""
+threads (PostgreSQL's default) the functions that share a lane do so too, and the others,
+and the lanes, keep their own transactions."""
 
 from __future__ import annotations
 
@@ -103,6 +104,34 @@ async def test_with_several_database_threads_each_function_commits_on_its_own(
     assert len(commits) == 2
 
 
+async def test_with_several_database_threads_the_functions_of_a_lane_share_one_commit(
+    tables: Engine, database_url: str
+) -> None:
+    """Two functions of one lane, and one of them after the others, commit together; a
+    function of another lane commits on its own."""
+    store = Store(open_engine(database_url), threads=3)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    writer, reader = _keep("joint_a"), _count("joint_b", seen="joint_a")
+    elsewhere = _keep("joint_c")
+    with tables.begin() as conn:
+        conn.execute(text("CREATE TABLE joint_c (k INTEGER NOT NULL)"))
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                store.grouped(reader, 1, lane="one", after_others=True),
+                store.grouped(writer, 2, lane="one"),
+                store.grouped(elsewhere, 3, lane="other"),
+            ),
+            timeout=10,
+        )
+    finally:
+        await store.close()
+    assert cast("list[int]", results) == [1, 20, 30]  # the reader saw the writer's row
+    assert len(commits) == 2  # lane "one" in one transaction, lane "other" in another
+    assert _rows(tables, "joint_b") == [1] and _rows(tables, "joint_c") == [3]
+
+
 def _count(table: str, seen: str) -> Batch:
     """A batch function writing each item into `table` with the rows `seen` holds then."""
 
@@ -132,7 +161,6 @@ async def test_a_function_queued_after_others_sees_their_rows_whichever_came_fir
         )
     finally:
         await store.close()
-    assert store.joins_commits
     assert cast("list[int]", results) == [1, 20]  # the reader saw the writer's row
     assert len(commits) == 1
 

@@ -373,13 +373,16 @@ class _LostAnswerStore(Store):
         fn: Callable[[Connection, list[Item]], Sequence[R]],
         item: Item,
         *,
+        lane: str = "",
         after_others: bool = False,
         taken: Callable[[list[Item]], list[Item]] | None = None,
     ) -> R:
         if not self.lost:
-            return await super().grouped(fn, item, after_others=after_others, taken=taken)
+            return await super().grouped(
+                fn, item, lane=lane, after_others=after_others, taken=taken
+            )
         self.lost -= 1
-        await super().grouped(fn, item, after_others=after_others, taken=taken)
+        await super().grouped(fn, item, lane=lane, after_others=after_others, taken=taken)
         raise StorageUnreachable("OperationalError: server closed the connection unexpectedly")
 
 
@@ -431,13 +434,16 @@ class _FailoverStore(Store):
         fn: Callable[[Connection, list[Item]], Sequence[R]],
         item: Item,
         *,
+        lane: str = "",
         after_others: bool = False,
         taken: Callable[[list[Item]], list[Item]] | None = None,
     ) -> R:
         if self.unreachable:
             self.unreachable -= 1
-            return await self._down.grouped(fn, item, after_others=after_others, taken=taken)
-        return await super().grouped(fn, item, after_others=after_others, taken=taken)
+            return await self._down.grouped(
+                fn, item, lane=lane, after_others=after_others, taken=taken
+            )
+        return await super().grouped(fn, item, lane=lane, after_others=after_others, taken=taken)
 
     async def close(self) -> None:
         await self._down.close()
