@@ -139,7 +139,7 @@ class _Receipts:
         result = await self.store.grouped(
             _receipts_rounds,
             _Round(self.window, sweep, self.steps),
-            lane=lanes.RECEIPTS,
+            lane=lanes.OUTCOMES,
             after_others=True,
             taken=self._held,
         )

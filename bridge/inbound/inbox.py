@@ -46,7 +46,7 @@ class StoreInbox:
 
     async def on_receipt(self, receipt: Receipt) -> None:
         try:
-            await self.store.grouped(_insert_receipts, (receipt, utcnow()), lane=lanes.RECEIPTS)
+            await self.store.grouped(_insert_receipts, (receipt, utcnow()), lane=lanes.OUTCOMES)
         except StorageUnavailable as exc:
             log.error(
                 "receipt %s from %s not stored: %s", receipt.message_id, receipt.transport, exc

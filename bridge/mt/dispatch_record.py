@@ -4,10 +4,12 @@ Each order's outcome is recorded on its own as soon as its submit ended; outcome
 end while a commit runs are written together in the next one (`Store.grouped`), and
 when such a batch fails its outcomes are written one by one, so one bad outcome never
 undoes another. `record_outcomes` is the batch: submitted orders (parts, statuses,
-history, receipt deadline) in a few statements, then the rest, then the next claim when
-one is waiting (claims share the outcomes' commits). In a commit shared with other
-functions (SQLite) the batch runs after them (`after_others`): a claim woken by a mail
-being committed claims its orders in the same transaction. `Recorder` makes sure
+history, receipt deadline) in a few statements, then the rest, then the claims queued
+with them. Claims are batches of their own in the lane of the commits that queue orders
+(`bridge.mt.lanes.ORDERS`), after them (`after_others`): a claim woken by a mail being
+committed claims its orders in the same transaction. Outcomes go in the lane of the
+receipts (`lanes.OUTCOMES`), which commits side by side with it on PostgreSQL; with one
+database thread (SQLite) all of them share each commit. `Recorder` makes sure
 an accepted submit is recorded, whatever it takes, so that it is never sent twice.
 """
 
@@ -156,7 +158,9 @@ class Recorder:
         steps: Steps,
     ) -> None:
         self.store = store
-        self._record = functools.partial(record_outcomes, steps=steps)  # one group for all
+        # two group functions: the outcomes' and the claims' (each a lane of its own)
+        self._record = functools.partial(record_outcomes, steps=steps)
+        self._claim = functools.partial(record_outcomes, steps=steps)
         self.on_final = on_final
         self.on_submitted = on_submitted
         self.unrecorded: dict[str, Outcome] = {}  # accepted submits waiting to be recorded
@@ -168,7 +172,7 @@ class Recorder:
         while True:
             try:
                 notices = await self.store.grouped(
-                    self._record, outcome, lane=lanes.ORDERS, after_others=True
+                    self._record, outcome, lane=lanes.OUTCOMES, after_others=True
                 )
                 break
             except Exception as exc:
@@ -248,9 +252,7 @@ class Recorder:
     async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
         """Claim due orders in the next group commit (with the outcomes ending meanwhile, and
         after what the other functions of that commit write: the mails just accepted)."""
-        claimed = await self.store.grouped(
-            self._record, claim, lane=lanes.ORDERS, after_others=True
-        )
+        claimed = await self.store.grouped(self._claim, claim, lane=lanes.ORDERS, after_others=True)
         assert isinstance(claimed, list)
         return claimed
 

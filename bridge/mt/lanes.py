@@ -9,10 +9,10 @@ commits together, one transaction where there were two for an SMS at a steady lo
 from __future__ import annotations
 
 # The writes that queue orders (the SMTP intake, the REST API, the SMPP server) and the
-# dispatcher's claims and outcomes: a claim woken by a mail as it is queued joins its
-# commit and claims its orders in that transaction.
+# dispatcher's claims: a claim woken by a mail as it is queued joins its commit and
+# claims its orders in that transaction.
 ORDERS = "orders"
 
-# Delivery receipts as they arrive and the receipts step's rounds, which apply them in
-# the commit that writes them.
-RECEIPTS = "receipts"
+# What became of the orders: the dispatcher's outcomes, the delivery receipts as they
+# arrive and the receipts step's rounds, which apply them in the commit that writes them.
+OUTCOMES = "outcomes"
