@@ -16,7 +16,9 @@ functions of one lane (the functions given the same `lane`; with one database th
 SQLite's one writer whose commits never overlap anyway, all of them) are committed by
 one loop: the batches queued at the same moment go into one transaction, one commit
 (and one fsync) for all of them; a joint commit that fails is retried function by
-function, and then item by item, so one bad item still fails only its own caller. A
+function, and then item by item, so one bad item still fails only its own caller (a
+fault of the database itself, a lost connection or a lock held elsewhere, fails every
+caller of the batch at once: each try again would wait as long again). A
 function queued `after_others` runs after the others in such a joint transaction, so
 that what it reads includes what they wrote: the dispatcher's claim joins the commit of
 the mail whose orders it claims (the intake wakes it as it queues the mail), one
@@ -68,15 +70,18 @@ class _Group(Generic[Item, R]):
         fn: Callable[[Connection, list[Item]], Sequence[R]],
         after_others: bool,
         taken: Callable[[list[Item]], list[Item]] | None = None,
+        aside: bool = False,
     ) -> None:
         self.fn = fn
         self.after_others = after_others
         self.taken = taken
+        self.aside = aside
         self.pending: list[tuple[Item, asyncio.Future[R]]] = []
 
 
 class _Lane:
-    """Groups committed by one loop: every group with one database thread, else one each."""
+    """Groups committed by one loop: every group with one database thread, else those
+    given the same lane name (a group without one has a lane of its own)."""
 
     def __init__(self) -> None:
         self.groups: list[_Group[Any, Any]] = []
@@ -116,12 +121,14 @@ class Store:
         self._groups: dict[Callable[..., Any], tuple[_Group[Any, Any], _Lane]] = {}
         self._shared_lane = _Lane() if threads == 1 else None  # one writer: commit together
         self._lanes: dict[str, _Lane] = {}  # with several threads: the lanes named by callers
+        self._aside: set[asyncio.Task[None]] = set()  # batches committing beside their lane
         # Each database thread keeps its connection between transactions and reads (no pool
-        # checkout and return, with its reset, per transaction; ~10 % of PostgreSQL's side
-        # of an SMS), where the pool has one for every thread. A kept PostgreSQL connection
-        # idle for over PING_IDLE is pinged before use, as the pool pings its idle ones; a
-        # lost connection anywhere (a failover) makes every thread take a new one: each
-        # kept connection carries the store's `_generation` it was taken in.
+        # checkout and return, with its reset, per transaction: ~7 % of the CPU of an SMS on
+        # PostgreSQL at a steady load), where the pool has one for every thread. A kept
+        # PostgreSQL connection idle for over PING_IDLE is pinged before use, as the pool
+        # pings its idle ones; a lost connection anywhere (a failover) makes every thread
+        # take a new one: each kept connection carries the store's `_generation` it was
+        # taken in.
         self._keep = (threads == 1 and engine.dialect.name == "sqlite") or threads <= _pool_room(
             engine
         )
@@ -279,31 +286,36 @@ class Store:
         lane: str = "",
         after_others: bool = False,
         taken: Callable[[list[Item]], list[Item]] | None = None,
+        aside: bool = False,
     ) -> R:
         """Group commit: run `fn(conn, items)` for `item` together with whatever else is
         queued for `fn` (and for the other batch functions of its lane) when the previous
         commit of the lane ended; returns `item`'s result once that transaction has
         committed. A failed batch is retried item by item, so one bad item fails only its
-        own caller. Fixed by a function's first call: `lane`, the name of the lane it
+        own caller (unless the database failed it: `StorageUnreachable` for every item,
+        at once). Fixed by a function's first call: `lane`, the name of the lane it
         shares with the functions given the same name (with one database thread every
         function shares one; with several, a function without a name has a lane of its
         own, and the lanes commit side by side); `after_others`, in a transaction shared
         with other functions `fn` runs after them; `taken(items)`, run on the event loop
         as the batch is taken, gives the items `fn` gets instead (e.g. loop state as of
-        the transaction's start rather than of the call)."""
+        the transaction's start rather than of the call); `aside`, with several threads
+        a batch of `fn` taken with nothing else of its lane commits beside the lane, not
+        holding it (the dispatcher's claim: a message queued meanwhile is not kept
+        waiting behind a claim that waits, e.g. for a lock held elsewhere)."""
         found = self._groups.get(fn)
         if found is None:
-            found = self._groups[fn] = self._new_group(fn, lane, after_others, taken)
-        group, loop = found
-        if loop.task is None or loop.task.done():
+            found = self._groups[fn] = self._new_group(fn, lane, after_others, taken, aside)
+        group, commits = found
+        if commits.task is None or commits.task.done():
             # An empty context: a batch holds many callers' items, so its log lines carry no
             # one caller's fields (the first caller's would be wrong for the rest).
-            loop.task = asyncio.create_task(
-                self._commit_loop(loop), name="group-commit", context=contextvars.Context()
+            commits.task = asyncio.create_task(
+                self._commit_loop(commits), name="group-commit", context=contextvars.Context()
             )
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         group.pending.append((item, future))
-        loop.wakeup.set()
+        commits.wakeup.set()
         queued = time.monotonic()
         try:
             return await future
@@ -317,18 +329,20 @@ class Store:
         lane: str,
         after_others: bool,
         taken: Callable[[list[Item]], list[Item]] | None,
+        aside: bool,
     ) -> tuple[_Group[Item, R], _Lane]:
+        """A group for `fn`, in the lane it commits in."""
         if self._shared_lane is not None:
-            loop = self._shared_lane
+            commits = self._shared_lane
         elif lane:
-            loop = self._lanes.setdefault(lane, _Lane())
+            commits = self._lanes.setdefault(lane, _Lane())
         else:
-            loop = _Lane()
-        group: _Group[Item, R] = _Group(fn, after_others, taken)
+            commits = _Lane()
+        group: _Group[Item, R] = _Group(fn, after_others, taken, aside)
         # the functions that read what the others write come last, in order of arrival
-        at = len(loop.groups) if after_others else _first_after(loop.groups)
-        loop.groups.insert(at, group)
-        return group, loop
+        at = len(commits.groups) if after_others else _first_after(commits.groups)
+        commits.groups.insert(at, group)
+        return group, commits
 
     def waits(self) -> tuple[float, int]:
         """The group commits' callers so far: their waits from queued to committed (the
@@ -349,6 +363,12 @@ class Store:
                     if taken:
                         continue  # what is still pending (beyond a batch) goes next
                     break
+                if self._shared_lane is None and all(g.aside for g, _ in batches):
+                    for group, batch in batches:  # nothing to join: beside the lane
+                        task = asyncio.create_task(self._commit_batch(group.fn, batch))
+                        self._aside.add(task)
+                        task.add_done_callback(self._aside.discard)
+                    continue
                 if len(batches) == 1:
                     await self._commit_batch(batches[0][0].fn, batches[0][1])
                 else:
@@ -377,7 +397,12 @@ class Store:
         work = [(g.fn, [item for item, _ in b]) for g, b in batches]
         try:
             results = await self.call(_run_batches, work)
-        except Exception as exc:  # storage faults, and bugs: each function again on its own
+        except StorageUnreachable as exc:  # the database's fault, no item's: tell them all
+            for _, batch in batches:
+                for _, future in batch:
+                    _settle(future, exc)
+            return
+        except Exception as exc:  # a write refused, a bug: each function again on its own
             log.info("joint group commit failed (%s); committing each kind on its own", exc)
             for group, batch in batches:
                 await self._commit_batch(group.fn, batch)
@@ -398,8 +423,11 @@ class Store:
         try:
             results = await self.call(fn, [item for item, _ in batch])
         except Exception as exc:  # storage faults, and bugs: neither may leave a caller waiting
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
+            if len(batch) == 1 or isinstance(exc, StorageUnreachable):
+                # A lost connection or a lock held elsewhere fails every item alike: each
+                # item again would only wait as long again (a lock wait each), not help.
+                for _, future in batch:
+                    _settle(future, exc)
                 return
             # One bad item must not fail the others: commit them one by one.
             log.warning(
@@ -425,11 +453,11 @@ class Store:
 
     async def close(self) -> None:
         lanes = {id(lane): lane for _, lane in self._groups.values()}
-        for lane in lanes.values():
-            if lane.task is not None:
-                lane.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await lane.task
+        tasks = [lane.task for lane in lanes.values() if lane.task is not None]
+        for task in [*tasks, *self._aside]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for group, _ in self._groups.values():
             for _, future in group.pending:
                 _settle(future, StorageUnavailable("store closed"))

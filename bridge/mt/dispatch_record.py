@@ -7,10 +7,11 @@ undoes another. `record_outcomes` is the batch: submitted orders (parts, statuse
 history, receipt deadline) in a few statements, then the rest, then the claims queued
 with them. Claims are batches of their own in the lane of the commits that queue orders
 (`bridge.mt.lanes.ORDERS`), after them (`after_others`): a claim woken by a mail being
-committed claims its orders in the same transaction. Outcomes go in the lane of the
-receipts (`lanes.OUTCOMES`), which commits side by side with it on PostgreSQL; with one
-database thread (SQLite) all of them share each commit. `Recorder` makes sure
-an accepted submit is recorded, whatever it takes, so that it is never sent twice.
+committed claims its orders in the same transaction; a claim with no message to join
+commits beside the lane (`aside`), so that it never holds a message's commit. Outcomes
+go in the lane of the receipts (`lanes.OUTCOMES`), which commits side by side with it on
+PostgreSQL; with one database thread (SQLite) all of them share each commit. `Recorder`
+makes sure an accepted submit is recorded, whatever it takes, so that it is never sent twice.
 """
 
 from __future__ import annotations
@@ -252,7 +253,9 @@ class Recorder:
     async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
         """Claim due orders in the next group commit (with the outcomes ending meanwhile, and
         after what the other functions of that commit write: the mails just accepted)."""
-        claimed = await self.store.grouped(self._claim, claim, lane=lanes.ORDERS, after_others=True)
+        claimed = await self.store.grouped(
+            self._claim, claim, lane=lanes.ORDERS, after_others=True, aside=True
+        )
         assert isinstance(claimed, list)
         return claimed
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 # The writes that queue orders (the SMTP intake, the REST API, the SMPP server) and the
 # dispatcher's claims: a claim woken by a mail as it is queued joins its commit and
-# claims its orders in that transaction.
+# claims its orders in that transaction; a claim with nothing to join commits beside the
+# lane, never holding a message's commit behind it.
 ORDERS = "orders"
 
 # What became of the orders: the dispatcher's outcomes, the delivery receipts as they

@@ -13,9 +13,12 @@ from typing import cast
 import pytest
 from sqlalchemy import Connection, Engine, event, text
 
+from bridge.db import engine as engine_module
 from bridge.db.engine import open_engine
 from bridge.db.store import Store
+from bridge.errors import StorageUnreachable
 from bridge.metrics import Metrics
+from tests.conftest import fresh_postgres
 
 Batch = Callable[[Connection, list[int]], list[int]]
 
@@ -269,3 +272,89 @@ async def test_committed_transactions_and_their_items_are_counted(
     assert isinstance(results[1], ValueError)
     # a's batch (2 items) in one commit; b's item by item: 13 fails, 4 commits
     assert _committed(metrics) == (1 + 2, 3 + 3)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("threads", [1, 3])
+async def test_a_lock_held_elsewhere_fails_the_whole_batch_after_one_wait(
+    postgres_server: str, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that fails for the database's sake (a lock held elsewhere, a lost
+    connection: StorageUnreachable) fails every caller in it at once. Trying each function
+    and each item again, as for an item the database refused, would wait for the lock as
+    long again each time: ~15 s for a message and the claim joining its commit, longer
+    than an SMPP client waits for its answer."""
+    monkeypatch.setattr(engine_module, "LOCK_WAIT", 0.2)  # each session's lock_timeout
+    tables = open_engine(fresh_postgres(postgres_server))
+    with tables.begin() as conn:
+        for name in ("joint_a", "joint_b"):
+            conn.execute(text(f"CREATE TABLE {name} (k INTEGER NOT NULL)"))
+    store = Store(open_engine(tables.url.render_as_string(hide_password=False)), threads=threads)
+    begun: list[int] = []
+    event.listen(store.engine, "begin", lambda conn: begun.append(1))
+    a, b = _keep("joint_a"), _count("joint_b", seen="joint_a")
+    try:
+        with tables.connect() as holder:
+            holder.execute(text("LOCK TABLE joint_a IN ACCESS EXCLUSIVE MODE"))
+            results = await asyncio.wait_for(
+                asyncio.gather(
+                    store.grouped(a, 1, lane="one"),
+                    store.grouped(a, 2, lane="one"),
+                    store.grouped(a, 3, lane="one"),
+                    store.grouped(b, 4, lane="one", after_others=True),
+                    return_exceptions=True,
+                ),
+                timeout=30,
+            )
+            holder.rollback()
+        assert all(isinstance(r, StorageUnreachable) for r in results), results
+        assert len(begun) == 1  # one transaction, one lock wait: no retries
+        assert await store.grouped(a, 5, lane="one") == 50  # the lock gone: written
+    finally:
+        await store.close()
+    assert _rows(tables, "joint_a") == [5] and _rows(tables, "joint_b") == []
+    tables.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_batch_aside_with_nothing_to_join_does_not_hold_its_lane(
+    postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With several threads, a batch of an `aside` function (the dispatcher's claim) taken
+    alone commits beside its lane: a write queued in the lane meanwhile is not kept
+    behind it while it waits (here for a lock held elsewhere); queued together, it
+    joins that write's transaction."""
+    monkeypatch.setattr(engine_module, "LOCK_WAIT", 2.0)  # each session's lock_timeout
+    tables = open_engine(fresh_postgres(postgres_server))
+    with tables.begin() as conn:
+        for name in ("joint_a", "joint_b", "joint_c"):
+            conn.execute(text(f"CREATE TABLE {name} (k INTEGER NOT NULL)"))
+    store = Store(open_engine(tables.url.render_as_string(hide_password=False)), threads=3)
+    claim, write = _count("joint_b", seen="joint_c"), _keep("joint_a")
+    try:
+        with tables.connect() as holder:
+            holder.execute(text("LOCK TABLE joint_c IN ACCESS EXCLUSIVE MODE"))
+            waiting = asyncio.ensure_future(
+                store.grouped(claim, 1, lane="one", after_others=True, aside=True)
+            )
+            await asyncio.sleep(0.3)  # taken alone, and waiting for the lock
+            assert await asyncio.wait_for(store.grouped(write, 2, lane="one"), 1.5) == 20
+            assert not waiting.done()  # still waiting for the lock: the write did not
+            with pytest.raises(StorageUnreachable):
+                await waiting
+            holder.rollback()
+        commits: list[int] = []
+        event.listen(store.engine, "commit", lambda conn: commits.append(1))
+        sees_writes = _count("joint_b", seen="joint_a")
+        together = await asyncio.wait_for(
+            asyncio.gather(
+                store.grouped(sees_writes, 3, lane="one", after_others=True, aside=True),
+                store.grouped(write, 4, lane="one"),
+            ),
+            timeout=10,
+        )
+        assert cast("list[int]", together) == [2, 40]  # rows 2 and 4: it ran after the write
+        assert len(commits) == 1  # in the write's transaction
+    finally:
+        await store.close()
+    tables.dispose()
