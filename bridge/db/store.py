@@ -390,7 +390,8 @@ class Store:
     async def _commit_together(
         self, batches: list[tuple[_Group[Any, Any], list[tuple[Any, asyncio.Future[Any]]]]]
     ) -> None:
-        """The batches of several functions in one transaction; if it fails, each on its own."""
+        """The batches of several functions in one transaction; if it fails, each on its own
+        (if the database failed it, every caller learns it at once)."""
         self.batches += 1
         self.counts["batches"] += 1
         self.counts["batched_items"] += sum(len(b) for _, b in batches)

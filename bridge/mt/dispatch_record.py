@@ -77,7 +77,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A claim of due orders that shares the outcomes' group commit (one commit, not two)."""
+    """A claim of due orders, made in a group commit (`Recorder.claim`)."""
 
     limit: int
     lease: float
@@ -251,8 +251,10 @@ class Recorder:
         return True
 
     async def claim(self, claim: Claim) -> list[order_sql.OrderWork]:
-        """Claim due orders in the next group commit (with the outcomes ending meanwhile, and
-        after what the other functions of that commit write: the mails just accepted)."""
+        """Claim due orders in the next group commit of the lane that queues orders, after
+        what the others write in it (the mails just accepted); with nothing to join,
+        beside that lane (and with one database thread, with the outcomes ending
+        meanwhile too)."""
         claimed = await self.store.grouped(
             self._claim, claim, lane=lanes.ORDERS, after_others=True, aside=True
         )

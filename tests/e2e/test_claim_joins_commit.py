@@ -23,8 +23,9 @@ _ORDERS_SQLITE = 'SELECT count(*), count(CASE WHEN attempts > 0 THEN 1 END) FROM
 
 
 def _quiet(settings: Settings, database_url: str) -> Settings:
-    """No poll ticks: a claim or notice step that ticks while a mail is being committed
-    would hold the lane's commit, and the mail's insert would start the next one alone."""
+    """No poll ticks: on SQLite's one lane, a claim or notice step that ticks while a
+    mail is being committed would hold the commit, and the mail's insert would start the
+    next one alone."""
     return settings.model_copy(
         update={
             "database_url": database_url,
