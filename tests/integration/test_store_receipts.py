@@ -376,13 +376,16 @@ class _LostAnswerStore(Store):
         lane: str = "",
         after_others: bool = False,
         taken: Callable[[list[Item]], list[Item]] | None = None,
+        aside: bool = False,
     ) -> R:
         if not self.lost:
             return await super().grouped(
-                fn, item, lane=lane, after_others=after_others, taken=taken
+                fn, item, lane=lane, after_others=after_others, taken=taken, aside=aside
             )
         self.lost -= 1
-        await super().grouped(fn, item, lane=lane, after_others=after_others, taken=taken)
+        await super().grouped(
+            fn, item, lane=lane, after_others=after_others, taken=taken, aside=aside
+        )
         raise StorageUnreachable("OperationalError: server closed the connection unexpectedly")
 
 
@@ -437,13 +440,16 @@ class _FailoverStore(Store):
         lane: str = "",
         after_others: bool = False,
         taken: Callable[[list[Item]], list[Item]] | None = None,
+        aside: bool = False,
     ) -> R:
         if self.unreachable:
             self.unreachable -= 1
             return await self._down.grouped(
-                fn, item, lane=lane, after_others=after_others, taken=taken
+                fn, item, lane=lane, after_others=after_others, taken=taken, aside=aside
             )
-        return await super().grouped(fn, item, lane=lane, after_others=after_others, taken=taken)
+        return await super().grouped(
+            fn, item, lane=lane, after_others=after_others, taken=taken, aside=aside
+        )
 
     async def close(self) -> None:
         await self._down.close()
