@@ -1,0 +1,125 @@
+"""`bridge.db.bulk.bulk_insert` (compiled once, bind processors once per value object, the
+rows handed to the driver) stores what SQLAlchemy's own insert stores, row for row and in
+the rows' order, for every column type the tables use, with values a driver must quote or
+escape and columns that are None in every row. SQLite and a throwaway PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
+
+from bridge.db.bulk import bulk_insert
+
+T0 = datetime(2026, 12, 6, 23, 59, 59, 999_999, tzinfo=UTC)
+
+AWKWARD_TEXT = [
+    "",
+    "NULL",
+    "null",
+    'a "quoted" word',
+    "back\\slash \\\\ two",
+    "{braces,commas}",
+    "(1,2)",
+    " leading and trailing ",
+    "Grüße – ÄÖÜ 😀",
+    "line\nbreak\ttab\rreturn",
+    "'single'",
+    "x" * 5000,
+]
+JSON_VALUES: list[Any] = [
+    {"a": [1, 2.5, None], "ü": "€"},
+    [1, "two", {"three": None}],
+    "a string",
+    42,
+    True,
+    {},
+    [],
+    {"quote": '"', "brace": "{}", "null": "NULL"},
+]
+
+
+def _table(metadata: MetaData, name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("s", String),
+        Column("auto", AutoString),
+        Column("t", Text),
+        Column("i", Integer),
+        Column("big", BigInteger),
+        Column("b", Boolean),
+        Column("f", Float),
+        Column("j", JSON),
+        Column("raw", LargeBinary),
+        Column("at", UTCDateTime),
+    )
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    rows = []
+    for n in range(count):
+        rows.append(
+            {
+                "s": AWKWARD_TEXT[n % len(AWKWARD_TEXT)],
+                "auto": None if n % 3 == 0 else AWKWARD_TEXT[(n + 5) % len(AWKWARD_TEXT)],
+                "t": AWKWARD_TEXT[(n + 3) % len(AWKWARD_TEXT)],
+                "i": [0, -1, 2**31 - 1, -(2**31), None, 7][n % 6],
+                "big": [2**62, -5, None, 0][n % 4],
+                "b": [True, False, None][n % 3],
+                "f": [1.5, -0.0, 1e300, None, 3.0][n % 5],
+                "j": JSON_VALUES[n % len(JSON_VALUES)],
+                "raw": [b'\x00\xff{}\\"', b"", None, "ü".encode()][n % 4],
+                "at": None if n % 7 == 0 else T0 + timedelta(days=n, microseconds=n),
+            }
+        )
+    return rows
+
+
+def _stored(engine: Engine, tbl: Table) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(tbl).order_by(tbl.c.id)).all()]
+
+
+def test_bulk_insert_stores_what_the_per_row_insert_stores(engine: Engine) -> None:
+    metadata = MetaData()
+    ours, theirs = _table(metadata, "bulk_ours"), _table(metadata, "bulk_theirs")
+    metadata.create_all(engine)
+    try:
+        for count in (1, 2, 13, 60):
+            rows = _rows(count)
+            with engine.begin() as conn:
+                bulk_insert(conn, ours, rows)
+                conn.execute(insert(theirs), rows)
+        # a column whose values are all None, each type (the array has no value to type it)
+        nothing = [dict.fromkeys(_rows(1)[0]) for _ in range(3)]
+        with engine.begin() as conn:
+            bulk_insert(conn, ours, nothing)
+            conn.execute(insert(theirs), nothing)
+        stored = _stored(engine, ours)
+        assert len(stored) == 1 + 2 + 13 + 60 + 3
+        assert stored == _stored(engine, theirs)
+        assert [[type(v) for v in r] for r in stored] == [
+            [type(v) for v in r] for r in _stored(engine, theirs)
+        ]
+        assert [r[1] for r in stored[3:16]] == [r["s"] for r in _rows(13)]  # in their order
+    finally:
+        metadata.drop_all(engine)
