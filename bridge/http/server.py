@@ -51,7 +51,7 @@ class HttpServer:
         self.settings = settings
         config = uvicorn.Config(
             app,
-            http=door_protocol(settings),  # h11 with the door's time and connection limits
+            http=door_protocol(settings),  # httptools, the door's time, size and connection caps
             lifespan="off",
             log_config=None,
             access_log=False,

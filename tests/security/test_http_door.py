@@ -11,11 +11,13 @@ capped per client address and in total. The clients here are raw sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
 import pytest
 
+from bridge.http.door import HEAD_LIMIT
 from bridge.http.settings import HttpSettings
 from tests.conftest import make_settings
 from tests.helpers import our_faults, running_bridge
@@ -110,3 +112,63 @@ async def test_connections_are_capped_per_address(tmp_path: Path, door: HttpSett
         writer.close()
         for _, w in held:
             w.close()
+
+
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    """An answer's head, its body (by its Content-Length) read past."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    return head
+
+
+async def test_a_request_head_is_bounded(
+    tmp_path: Path, door: HttpSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The parser keeps a head whole until it ends and bounds nothing itself: a head past
+    HEAD_LIMIT closes the connection with 431, one below it is answered, and so is a
+    request after a large body on the same connection (only heads count)."""
+    caplog.set_level(logging.INFO)
+    async with running_bridge(make_settings(tmp_path, http=door)) as (_, ep):
+        assert ep.http is not None
+        # a header that never ends, in pieces, each read by the server before the next
+        reader, writer = await _open(ep.http)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        answer = b""
+        for _ in range(2 * HEAD_LIMIT // 8192):
+            writer.write(b"a" * 8192)
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.05)
+                break
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+        writer.close()
+        # many headers, below the limit in all, in pieces: answered
+        reader, writer = await _open(ep.http)
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+            b"X-Field-%d: %s\r\n" % (n, b"v" * 900) for n in range(HEAD_LIMIT // 1024)
+        )
+        assert HEAD_LIMIT // 2 < len(head) < HEAD_LIMIT
+        for start in range(0, len(head), 4096):
+            writer.write(head[start : start + 4096])
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        writer.write(b"\r\n")
+        assert (await _answer(reader)).startswith(b"HTTP/1.1 200 ")
+        # a body larger than the limit, in pieces, then a request on the same connection
+        body = b'{"to": ["+491701234567"], "text": "' + b"x" * (2 * HEAD_LIMIT) + b'"}'
+        writer.write(
+            b"POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        for start in range(0, len(body), 8192):
+            writer.write(body[start : start + 8192])
+            await writer.drain()
+            await asyncio.sleep(0.002)
+        answer = await _answer(reader)
+        assert answer.startswith(b"HTTP/1.1 401 "), answer  # no API key; not refused as a head
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await _answer(reader)).startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    assert any("over 65536 bytes" in r.getMessage() for r in caplog.records)
+    assert not list(our_faults(caplog))
