@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from pathlib import Path
 
+import httpx
 import pytest
+import trustme
 
 from bridge.http.door import HEAD_LIMIT
 from bridge.http.settings import HttpSettings
@@ -171,4 +174,47 @@ async def test_a_request_head_is_bounded(
         assert (await _answer(reader)).startswith(b"HTTP/1.1 200 ")
         writer.close()
     assert any("over 65536 bytes" in r.getMessage() for r in caplog.records)
+    assert not list(our_faults(caplog))
+
+
+async def test_the_door_serves_https_with_its_limits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`[http] tls_cert`/`tls_key`: HTTPS with the certificate, nothing over plain HTTP,
+    and the head's bound holds inside TLS (its records arrive as reads of their own)."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key = tmp_path / "http.crt", tmp_path / "http.key"
+    cert.write_bytes(b"".join(p.bytes() for p in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    door = HttpSettings(
+        enabled=True, listen="127.0.0.1:0", request_timeout=2.0, tls_cert=cert, tls_key=key
+    )
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    async with running_bridge(make_settings(tmp_path, http=door)) as (_, ep):
+        assert ep.http is not None
+        host, port = ep.http
+        async with httpx.AsyncClient(verify=trusted) as client:
+            answer = await client.get(f"https://{host}:{port}/healthz")
+        assert answer.status_code == 200, answer.text
+        # plain HTTP to the HTTPS listener: no answer in HTTP
+        reader, writer = await _open(ep.http)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            with contextlib.suppress(ConnectionError):
+                assert not (await reader.read()).startswith(b"HTTP/")
+        writer.close()
+        # a head that never ends, inside TLS
+        reader, writer = await asyncio.open_connection(host, port, ssl=trusted)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        refused = b""
+        for _ in range(2 * HEAD_LIMIT // 8192):
+            writer.write(b"a" * 8192)
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                refused = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.05)
+                break
+        assert refused.startswith(b"HTTP/1.1 431 "), refused[:80]
+        writer.close()
     assert not list(our_faults(caplog))
