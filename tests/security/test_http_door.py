@@ -125,6 +125,21 @@ async def _answer(reader: asyncio.StreamReader) -> bytes:
     return head
 
 
+async def _endless_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """Send a header that never ends, 8 KiB at a time, each piece read by the server
+    before the next, until twice HEAD_LIMIT; the head of the answer, b"" for none."""
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    try:
+        for _ in range(2 * HEAD_LIMIT // 8192):
+            writer.write(b"a" * 8192)
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.05)
+        return b""
+    finally:
+        writer.close()
+
+
 async def test_a_request_head_is_bounded(
     tmp_path: Path, door: HttpSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -134,18 +149,9 @@ async def test_a_request_head_is_bounded(
     caplog.set_level(logging.INFO)
     async with running_bridge(make_settings(tmp_path, http=door)) as (_, ep):
         assert ep.http is not None
-        # a header that never ends, in pieces, each read by the server before the next
-        reader, writer = await _open(ep.http)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
-        answer = b""
-        for _ in range(2 * HEAD_LIMIT // 8192):
-            writer.write(b"a" * 8192)
-            await writer.drain()
-            with contextlib.suppress(TimeoutError):
-                answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.05)
-                break
+        # a header that never ends, in pieces
+        answer = await _endless_head(*await _open(ep.http))
         assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
-        writer.close()
         # many headers, below the limit in all, in pieces: answered
         reader, writer = await _open(ep.http)
         head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
@@ -206,15 +212,6 @@ async def test_the_door_serves_https_with_its_limits(
                 assert not (await reader.read()).startswith(b"HTTP/")
         writer.close()
         # a head that never ends, inside TLS
-        reader, writer = await asyncio.open_connection(host, port, ssl=trusted)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
-        refused = b""
-        for _ in range(2 * HEAD_LIMIT // 8192):
-            writer.write(b"a" * 8192)
-            await writer.drain()
-            with contextlib.suppress(TimeoutError):
-                refused = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.05)
-                break
+        refused = await _endless_head(*await asyncio.open_connection(host, port, ssl=trusted))
         assert refused.startswith(b"HTTP/1.1 431 "), refused[:80]
-        writer.close()
     assert not list(our_faults(caplog))
