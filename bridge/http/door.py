@@ -16,9 +16,10 @@ A request's head (request line and headers) may take at most `HEAD_LIMIT` bytes,
 the connection is closed with `431`: the parser keeps a head whole until it ends and
 bounds nothing itself, so a client could make the process hold as much as it can send
 within `request_timeout`. (uvicorn's h11 protocol, used before, bounded what it buffered
-but cost ~30 % more CPU per status read of the REST API, bench/README.md.) The count
-starts when a request begins, so it may miss the rest of the read that began it: the
-memory a head can take is bounded by the limit and one read.
+but cost ~30 % more CPU per status read of the REST API, bench/README.md.) The bytes
+that arrive while a head is awaited are counted, read by read, until its headers are
+complete; a read that ends one request's body and begins the next one's head is not
+counted, so the memory a head can take is bounded by the limit and one read.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def door_protocol(settings: HttpSettings) -> type[HttpToolsProtocol]:
         _deadline: asyncio.TimerHandle | None = None
         _admitted = False
         _ip = ""
-        _in_head = True  # a request's head is arriving (or none has begun)
-        _head = 0  # bytes received of it
+        _in_head = True  # a request's head is awaited (none begun, or not yet whole)
+        _head = 0  # bytes received since
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -93,10 +94,6 @@ def door_protocol(settings: HttpSettings) -> type[HttpToolsProtocol]:
                 return
             if self._deadline is not None and not self._arriving():
                 self._disarm()
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._in_head, self._head = True, 0
 
         def on_headers_complete(self) -> None:
             self._in_head, self._head = False, 0
