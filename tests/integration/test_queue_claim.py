@@ -1,0 +1,187 @@
+"""The queue claim (`bridge.db.queue.claim`) on a real database, SQLite and PostgreSQL: the
+rows it gives, in what order, what it leases, and claimers side by side (instances or
+processes of one bridge, each with its own connections)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, bindparam, select, text, update
+
+from bridge.db.clock import utcnow
+from bridge.db.core import table
+from bridge.db.engine import open_engine, upgrade
+from bridge.db.store import run_sync
+from bridge.mt import orders as order_sql
+from bridge.mt.mails import NewMail, NewOrder, insert_mails
+from bridge.mt.tables import Order
+from bridge.tenants.admin import add_customer, add_user
+from tests.conftest import fresh_postgres
+
+_order = table(Order)
+
+
+def _orders(engine: Engine, count: int, mail_id: str = "M1") -> list[str]:
+    """A mail with `count` orders, due now; their ids in order."""
+    run_sync(engine, add_customer, f"acme-{mail_id}", {"default_country": "DE"})
+    user_id = run_sync(engine, add_user, f"{mail_id}@example.com", f"acme-{mail_id}")
+    now = utcnow()
+    orders = tuple(
+        NewOrder(
+            id=f"{mail_id}.{n}",
+            recipient=f"+49170{n:07d}",
+            rcpt_address=f"+49170{n:07d}@eu.rsms.net",
+            sender_id="ACME",
+            text="Hello",
+            encoding="gsm7",
+            parts=1,
+            priority=0,
+            expires_at=now + timedelta(days=2),
+            policy={},
+        )
+        for n in range(1, count + 1)
+    )
+    mail = NewMail(
+        id=mail_id,
+        received_at=now,
+        envelope_from=f"{mail_id}@example.com",
+        user_id=user_id,
+        client_addr="127.0.0.1",
+        helo="client",
+        message_id=f"<{mail_id}@client>",
+        subject="Hi",
+        raw=b"Subject: Hi\r\n\r\nHello\r\n",
+        orders=orders,
+    )
+    run_sync(engine, insert_mails, [mail])
+    return [o.id for o in orders]
+
+
+def _set(engine: Engine, order_id: str, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(_order).where(_order.c.id == order_id).values(**values))
+
+
+def _leases(engine: Engine) -> dict[str, tuple[datetime, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(_order.c.id, _order.c.next_attempt_at, _order.c.attempts))
+        return {r.id: (r.next_attempt_at, r.attempts) for r in rows}
+
+
+def _claim(engine: Engine, now: datetime, limit: int) -> list[str]:
+    return [o.id for o in run_sync(engine, order_sql.claim_orders, now, limit, 60.0)]
+
+
+def test_a_claim_gives_express_first_then_oldest_due_and_leases_only_what_it_gives(
+    engine: Engine,
+) -> None:
+    """Due times written in a shuffled order; three express orders. A claim across both
+    lanes gives exactly `limit` rows in order, counts their attempt, and leaves every
+    other row as it was (neither leased nor counted)."""
+    ids = _orders(engine, 9)
+    t0 = utcnow() - timedelta(minutes=10)
+    due = {order_id: t0 + timedelta(seconds=s) for order_id, s in zip(ids, range(9), strict=True)}
+    shuffled = ids[:]
+    random.Random(7).shuffle(shuffled)
+    for order_id in shuffled:  # rows updated out of their due order (the heap's order)
+        _set(engine, order_id, next_attempt_at=due[order_id])
+    express = {ids[7], ids[2], ids[5]}
+    for order_id in express:
+        _set(engine, order_id, priority=1)
+    expected = sorted(ids, key=lambda i: (i not in express, due[i]))
+    before = _leases(engine)
+    now = utcnow()
+
+    first = _claim(engine, now, 5)
+
+    assert first == expected[:5]  # the three express, then the two oldest normal ones
+    after = _leases(engine)
+    for order_id in ids:
+        if order_id in first:
+            assert after[order_id][1] == 1 and after[order_id][0] > now
+        else:
+            assert after[order_id] == before[order_id], order_id
+    assert _claim(engine, now, 10) == expected[5:]
+    assert _claim(engine, now, 10) == []  # all leased
+    assert _claim(engine, now + timedelta(seconds=61), 0) == []
+    again = _claim(engine, now + timedelta(seconds=61), 100)
+    assert sorted(again) == sorted(ids)  # the leases ran out
+    assert {n for _, n in _leases(engine).values()} == {2}
+
+
+def test_a_claim_narrowed_to_routes_with_room_keeps_the_order(engine: Engine) -> None:
+    """Dispatch leaves out the orders of a route whose SMSC has no room (`skip`, a
+    statement of its own): the others come in the claim's order, the left-out ones stay
+    due and are claimed once their route has room."""
+    ids = _orders(engine, 6)
+    t0 = utcnow() - timedelta(minutes=1)
+    for n, order_id in enumerate(ids):
+        _set(engine, order_id, next_attempt_at=t0 + timedelta(seconds=n))
+    austria = {ids[0], ids[3]}
+    for order_id in austria:
+        _set(engine, order_id, recipient=f"+43660{order_id[-1]}000000")
+    _set(engine, ids[4], priority=1)
+    now = utcnow()
+    claimed = [o.id for o in run_sync(engine, order_sql.claim_orders, now, 3, 60.0, (("43", ()),))]
+    assert claimed == [ids[4], ids[1], ids[2]]
+    assert _claim(engine, now, 10) == [ids[0], ids[3], ids[5]]
+
+
+@pytest.mark.postgres
+def test_a_claim_on_postgresql_passes_rows_locked_elsewhere_by(postgres_server: str) -> None:
+    """A row another instance holds (locked in its open transaction) is passed by, and the
+    claim still gives `limit` rows, the next ones in order; once the lock is gone, the row
+    is claimed. (SQLite has no row locks: another process waits for the write lock.)"""
+    url = fresh_postgres(postgres_server)
+    engine = open_engine(url)
+    upgrade(engine)
+    ids = _orders(engine, 4)
+    t0 = utcnow() - timedelta(minutes=1)
+    for n, order_id in enumerate(ids):
+        _set(engine, order_id, next_attempt_at=t0 + timedelta(seconds=n))
+    other = open_engine(url)
+    try:
+        with other.begin() as conn:
+            locked = select(_order.c.id).where(_order.c.id == bindparam("id")).with_for_update()
+            assert conn.execute(locked, {"id": ids[0]}).scalar_one() == ids[0]
+            assert _claim(engine, utcnow(), 2) == ids[1:3]
+        assert _claim(engine, utcnow(), 10) == [ids[0], ids[3]]
+    finally:
+        other.dispose()
+        engine.dispose()
+
+
+def test_claimers_side_by_side_take_each_row_once(engine: Engine, database_url: str) -> None:
+    """Four claimers, each with an engine of its own (processes or instances of one
+    bridge), claim from 150 due orders until none is left: each order is claimed by one
+    of them, once, and its attempt counted once."""
+    ids = [*_orders(engine, 75, "M1"), *_orders(engine, 75, "M2")]
+    now = utcnow()
+    taken: list[list[str]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def claimer(k: int) -> None:
+        mine = open_engine(database_url)
+        try:
+            while found := _claim(mine, now, 7):
+                taken[k] += found
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+        finally:
+            mine.dispose()
+
+    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    every = [order_id for found in taken for order_id in found]
+    assert sorted(every) == sorted(ids)  # each once
+    assert {n for _, n in _leases(engine).values()} == {1}
+    with engine.connect() as conn:
+        assert conn.execute(text('SELECT count(*) FROM "order"')).scalar_one() == 150
