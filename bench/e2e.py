@@ -23,7 +23,11 @@ writes and receipts. Per variant, one after the other (the others are not runnin
 
 In the burst and the sustained load, the commits per mail and items per commit too, from
 the bridge's /metrics (its HTTP listener is on for that; a baseline without the counters
-leaves them out).
+leaves them out). On PostgreSQL, the database server's CPU per mail as well (its
+postmaster and every process it runs, from /proc; the benchmark's own progress reads, a
+few a second, are in it): on this box PostgreSQL's CPU per statement is of the order of
+the bridge's, so a change that moves work from the bridge into the database shows only
+here.
 
 Variants: sqlite and sqlite2 (1 and 2 processes; with 2 the binds' process takes no SMTP),
 sqlite2all (2 processes, both taking SMTP: `first_process_smtp = "yes"`), pg1 and pg2
@@ -263,6 +267,7 @@ def burst(v: E2e, loadgen: Loadgen, mails: int, bound: float) -> dict[str, Any]:
     procs = pids(v.bridge)
     v.runs += 1
     k0 = commit_counters(v)
+    d0 = postgres_cpu(v.url)
     c0, t0, by0 = cpu_seconds(procs), time.monotonic(), cpu_by_process(procs)
     r = loadgen(v.bridge.port, "reuse", 64, mails, 60.0, id_base=v.runs * 1_000_000)
     v.acked += int(r["ok"])
@@ -282,6 +287,7 @@ def burst(v: E2e, loadgen: Loadgen, mails: int, bound: float) -> dict[str, Any]:
         "e2e_per_s": round(int(r["ok"]) / wall, 1) if waited is not None else None,
         "bridge_cpu_s": round(cpu, 2),
         "bridge_us_per_mail": round(cpu / max(1, int(r["ok"])) * 1e6),
+        "db_us_per_mail": db_per_mail(d0, v.url, int(r["ok"])),
         "busy_by_process": busy_by_process(by0, procs, wall),
         "smsc_cpu_s": round(v.smsc.cpu_seconds(), 2),
         "counts": c,
@@ -309,6 +315,7 @@ def sustained(
         v.bridge.proc.send_signal(signal.SIGUSR1)
         time.sleep(0.2)
     k0 = commit_counters(v)
+    d0 = postgres_cpu(v.url)
     c0, t0, by0 = cpu_seconds(procs), time.monotonic(), cpu_by_process(procs)
     loop0 = loop_thread_cpu(procs)
     gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -336,6 +343,7 @@ def sustained(
     backlog_end = samples[-1]["backlog"] if samples else None
     waited, c = wait_final(v, settle)
     cpu = cpu_seconds(pids(v.bridge)) - c0
+    db_us = db_per_mail(d0, v.url, int(r["ok"]))
     k1 = commit_counters(v)
     loop_share = (loop_thread_cpu(procs) - loop0) / cpu if cpu > 0 else None
     busy = busy_by_process(by0, procs, time.monotonic() - t0)
@@ -366,6 +374,7 @@ def sustained(
         "final_within_settle_s": None if waited is None else round(waited, 1),
         "kept_up": waited is not None and c["accepted"] == c["submitted"] == c["final"],
         "bridge_us_per_mail": round(cpu / max(1, int(r["ok"])) * 1e6),
+        "db_us_per_mail": db_us,
         "busy_by_process": busy,
         # the event loops' threads' share of the bridge's CPU (the rest: database threads)
         "loop_thread_share": None if loop_share is None else round(loop_share, 2),
@@ -407,11 +416,10 @@ def postgres() -> Iterator[str | None]:
         yield None
 
 
-def pin_postgres(url: str) -> None:
-    """Pin the postmaster and its processes to the peer CPU (new backends inherit it)."""
-    if PEER_CPU is None:
-        return
+def postmasters(url: str) -> list[int]:
+    """The postmaster of the PostgreSQL server at `url` (found by its port)."""
     port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -420,11 +428,51 @@ def pin_postgres(url: str) -> None:
         except OSError:
             continue
         if cmdline and cmdline[0].endswith(b"postgres") and port.encode() in b" ".join(cmdline):
-            subprocess.run(["taskset", "-p", "-c", str(PEER_CPU), entry], capture_output=True)
-            for child in pids_of(int(entry)):
-                subprocess.run(
-                    ["taskset", "-p", "-c", str(PEER_CPU), str(child)], capture_output=True
-                )
+            found.append(int(entry))
+    return found
+
+
+def pin_postgres(url: str) -> None:
+    """Pin the postmaster and its processes to the peer CPU (new backends inherit it)."""
+    if PEER_CPU is None:
+        return
+    for postmaster in postmasters(url):
+        subprocess.run(["taskset", "-p", "-c", str(PEER_CPU), str(postmaster)], capture_output=True)
+        for child in pids_of(postmaster):
+            subprocess.run(["taskset", "-p", "-c", str(PEER_CPU), str(child)], capture_output=True)
+
+
+def postgres_cpu(url: str) -> float | None:
+    """CPU seconds the PostgreSQL server at `url` has spent so far: its postmaster, the
+    processes it runs (a backend per connection, the writers, autovacuum) and those that
+    ended (the postmaster's children's times); None for SQLite. Read before and after a
+    phase, the difference is what the database cost the phase, which the bridge's own CPU
+    does not show (the benchmark's own progress reads, a few a second, are in it)."""
+    if not url.startswith("postgresql"):
+        return None
+    total = 0.0
+    for postmaster in postmasters(url):
+        try:
+            with open(f"/proc/{postmaster}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # own, ended
+        total += cpu_seconds(pids_of(postmaster))
+    return total
+
+
+def db_per_mail(before: float | None, url: str, mails: int) -> int | None:
+    """The database server's CPU µs per mail since `before` (`postgres_cpu`), or None."""
+    after = postgres_cpu(url)
+    if before is None or after is None:
+        return None
+    return round((after - before) / max(1, mails) * 1e6)
+
+
+def db_text(rec: dict[str, Any]) -> str:
+    us = rec.get("db_us_per_mail")
+    return "" if us is None else f" + PostgreSQL {us:,} µs CPU/mail"
 
 
 def pids_of(parent: int) -> list[int]:
@@ -597,7 +645,8 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" ({rec['ratio_to_bare']:.2f} × bare {b['mails_per_s']:,.0f}/s),"
                     f" all final: {rec['all_final']} after {rec['e2e_s']} s ="
                     f" {rec['e2e_per_s']} mails/s end to end;"
-                    f" bridge {rec['bridge_us_per_mail']:,} µs CPU/mail end to end;"
+                    f" bridge {rec['bridge_us_per_mail']:,} µs CPU/mail end to end"
+                    f"{db_text(rec)};"
                     f" accepted→submit_sm p50 {rec['p50_ms']} p99 {rec['p99_ms']} ms"
                     f" (→ recorded p50 {rec['rec_p50_ms']} p99 {rec['rec_p99_ms']} ms);"
                     f" busy per process {busy_text(rec['busy_by_process'])}"
@@ -615,7 +664,7 @@ def run(a: argparse.Namespace, out: TextIO, loadgen: Loadgen) -> None:
                     f" kept up (accepted = submitted = final within {a.settle:.0f} s):"
                     f" {s['kept_up']}; bridge {s['bridge_us_per_mail']:,} µs CPU/mail"
                     f" (first/last third {s['us_per_mail_first_third']}"
-                    f"/{s['us_per_mail_last_third']});"
+                    f"/{s['us_per_mail_last_third']}){db_text(s)};"
                     f" accepted→submit_sm p50 {s['p50_ms']} p99 {s['p99_ms']} ms"
                     f" (→ recorded p50 {s['rec_p50_ms']} p99 {s['rec_p99_ms']} ms);"
                     f" RSS {s['rss_mb_first']} → {s['rss_mb_last']} MB (max {s['rss_mb_max']});"
