@@ -417,7 +417,8 @@ def postgres() -> Iterator[str | None]:
 
 
 def postmasters(url: str) -> list[int]:
-    """The postmaster of the PostgreSQL server at `url` (found by its port)."""
+    """The postmaster of the PostgreSQL server at `url` (found by the port in its command
+    line; its backends rename themselves, so they do not match)."""
     port = url.rsplit(":", 1)[1].split("/", 1)[0]
     found = []
     for entry in os.listdir("/proc"):
@@ -445,13 +446,15 @@ def pin_postgres(url: str) -> None:
 def postgres_cpu(url: str) -> float | None:
     """CPU seconds the PostgreSQL server at `url` has spent so far: its postmaster, the
     processes it runs (a backend per connection, the writers, autovacuum) and those that
-    ended (the postmaster's children's times); None for SQLite. Read before and after a
-    phase, the difference is what the database cost the phase, which the bridge's own CPU
-    does not show (the benchmark's own progress reads, a few a second, are in it)."""
-    if not url.startswith("postgresql"):
+    ended (the postmaster's children's times); None for SQLite, or with no server found.
+    Read before and after a phase, the difference is what the database cost the phase,
+    which the bridge's own CPU does not show (the benchmark's own progress reads, a few
+    a second, are in it)."""
+    found = postmasters(url) if url.startswith("postgresql") else []
+    if not found:
         return None
     total = 0.0
-    for postmaster in postmasters(url):
+    for postmaster in found:
         try:
             with open(f"/proc/{postmaster}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
