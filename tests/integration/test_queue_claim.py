@@ -17,48 +17,25 @@ from bridge.db.core import table
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import run_sync
 from bridge.mt import orders as order_sql
-from bridge.mt.mails import NewMail, NewOrder, insert_mails
+from bridge.mt.mails import insert_mails
 from bridge.mt.tables import Order
-from bridge.tenants.admin import add_customer, add_user
+from bridge.tenants.tables import User
 from tests.conftest import fresh_postgres
+from tests.integration.test_store import _mail, _seed
 
 _order = table(Order)
 
 
 def _orders(engine: Engine, count: int, mail_id: str = "M1") -> list[str]:
-    """A mail with `count` orders, due now; their ids in order."""
-    run_sync(engine, add_customer, f"acme-{mail_id}", {"default_country": "DE"})
-    user_id = run_sync(engine, add_user, f"{mail_id}@example.com", f"acme-{mail_id}")
-    now = utcnow()
-    orders = tuple(
-        NewOrder(
-            id=f"{mail_id}.{n}",
-            recipient=f"+49170{n:07d}",
-            rcpt_address=f"+49170{n:07d}@eu.rsms.net",
-            sender_id="ACME",
-            text="Hello",
-            encoding="gsm7",
-            parts=1,
-            priority=0,
-            expires_at=now + timedelta(days=2),
-            policy={},
-        )
-        for n in range(1, count + 1)
-    )
-    mail = NewMail(
-        id=mail_id,
-        received_at=now,
-        envelope_from=f"{mail_id}@example.com",
-        user_id=user_id,
-        client_addr="127.0.0.1",
-        helo="client",
-        message_id=f"<{mail_id}@client>",
-        subject="Hi",
-        raw=b"Subject: Hi\r\n\r\nHello\r\n",
-        orders=orders,
-    )
+    """A mail with `count` orders, due now (the seeded user's, made on the first call);
+    their ids in order."""
+    with engine.connect() as conn:
+        user_id = conn.execute(select(table(User).c.id)).scalar()
+    if user_id is None:
+        user_id = _seed(engine)
+    mail = _mail(user_id, mail_id, recipients=count)
     run_sync(engine, insert_mails, [mail])
-    return [o.id for o in orders]
+    return [o.id for o in mail.orders]
 
 
 def _set(engine: Engine, order_id: str, **values: Any) -> None:
