@@ -213,12 +213,19 @@ def drive(
     assert dbapi is not None
     cursor = dbapi.cursor()
     try:
-        if many and len(params) != 1:
-            cursor.executemany(sql, params)
-        elif many:  # one row: psycopg's executemany would set up a pipeline for it
-            cursor.execute(sql, params[0])
-        else:
+        if not many:
             cursor.execute(sql, params)
+        elif len(params) == 1:  # one row: psycopg's executemany would set up a pipeline for it
+            cursor.execute(sql, params[0])
+        elif len(params) == 2 and not rows and conn.dialect.name == "postgresql":
+            # and for two rows the pipeline costs psycopg more than two statements, with the
+            # same work for the server (bench/README.md, 2026-12-06)
+            cursor.execute(sql, params[0])
+            first = cursor.rowcount
+            cursor.execute(sql, params[1])
+            return [], first + cursor.rowcount
+        else:
+            cursor.executemany(sql, params)
         found = cast("list[Any]", cursor.fetchall()) if rows else []
         return found, cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:

@@ -298,6 +298,8 @@ def test_bulk_execute_writes_what_execute_writes(engine: Engine) -> None:
             ],
         ),
         (_SET_PARKED, [{"k_id": "M1.4", "k_at": later}, {"k_id": "M1.1", "k_at": later}]),
+        # two rows, both matched (PostgreSQL runs two rows as two statements: both counted)
+        (_SET_PARKED, [{"k_id": "M1.2", "k_at": later}, {"k_id": "M1.3", "k_at": later}]),
         (_SET_PART, [{"p_id": 1, "p_state": "delivered", "p_error": "000", "p_at": t1}]),
         (_SET_APPLIED, [{"r_id": 1, "r_part": 1}]),
         (_SET_STATUS, [{"r_id": 1, "r_status": "unmatched"}]),
