@@ -7,8 +7,9 @@ columns cost most) and prepares each execution again (compiled-cache lookup, par
 construction, a result object); here a statement is compiled once per dialect and
 parameter names (`bridge.db.prepared`), each bind processor runs once per distinct value
 object (a batch's rows share their times, a list mail's orders their policy dict), and
-the rows go to the driver's `executemany` directly. Same SQL and the same stored values
-as `conn.execute`.
+the rows go to the driver's `executemany` directly (on PostgreSQL one or two rows as
+plain statements: psycopg runs every `executemany` in a pipeline, which costs more for
+so few). Same SQL and the same stored values as `conn.execute`.
 """
 
 from __future__ import annotations
