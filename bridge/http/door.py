@@ -101,7 +101,7 @@ def door_protocol(settings: HttpSettings) -> type[HttpToolsProtocol]:
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
-            self._in_head, self._head = True, 0  # until the next request's first byte
+            self._in_head, self._head = True, 0  # the next head: what arrives from now counts
 
         def on_response_complete(self) -> None:
             super().on_response_complete()  # may start a pipelined request's cycle

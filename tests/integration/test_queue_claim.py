@@ -19,20 +19,14 @@ from bridge.db.store import run_sync
 from bridge.mt import orders as order_sql
 from bridge.mt.mails import insert_mails
 from bridge.mt.tables import Order
-from bridge.tenants.tables import User
 from tests.conftest import fresh_postgres
 from tests.integration.test_store import _mail, _seed
 
 _order = table(Order)
 
 
-def _orders(engine: Engine, count: int, mail_id: str = "M1") -> list[str]:
-    """A mail with `count` orders, due now (the seeded user's, made on the first call);
-    their ids in order."""
-    with engine.connect() as conn:
-        user_id = conn.execute(select(table(User).c.id)).scalar()
-    if user_id is None:
-        user_id = _seed(engine)
+def _orders(engine: Engine, user_id: int, count: int, mail_id: str = "M1") -> list[str]:
+    """A mail of `user_id` with `count` orders, due now; their ids in order."""
     mail = _mail(user_id, mail_id, recipients=count)
     run_sync(engine, insert_mails, [mail])
     return [o.id for o in mail.orders]
@@ -60,7 +54,7 @@ def test_a_claim_gives_express_first_then_oldest_due_and_leases_only_what_it_giv
     three express orders. A claim across both lanes gives exactly `limit` rows in order,
     counts their attempt, and leaves every other row as it was (neither leased nor
     counted)."""
-    ids = _orders(engine, 9)
+    ids = _orders(engine, _seed(engine), 9)
     t0 = utcnow() - timedelta(minutes=10)
     seconds = list(range(9))
     random.Random(7).shuffle(seconds)
@@ -97,7 +91,7 @@ def test_a_claim_narrowed_to_routes_with_room_keeps_the_order(engine: Engine) ->
     """Dispatch leaves out the orders of a route whose SMSC has no room (`skip`, a
     statement of its own): the others come in the claim's order, the left-out ones stay
     due and are claimed once their route has room."""
-    ids = _orders(engine, 6)
+    ids = _orders(engine, _seed(engine), 6)
     t0 = utcnow() - timedelta(minutes=1)
     for n, order_id in enumerate(ids):
         _set(engine, order_id, next_attempt_at=t0 + timedelta(seconds=n))
@@ -119,7 +113,7 @@ def test_a_claim_on_postgresql_passes_rows_locked_elsewhere_by(postgres_server: 
     url = fresh_postgres(postgres_server)
     engine = open_engine(url)
     upgrade(engine)
-    ids = _orders(engine, 4)
+    ids = _orders(engine, _seed(engine), 4)
     t0 = utcnow() - timedelta(minutes=1)
     for n, order_id in enumerate(ids):
         _set(engine, order_id, next_attempt_at=t0 + timedelta(seconds=n))
@@ -139,7 +133,8 @@ def test_claimers_side_by_side_take_each_row_once(engine: Engine, database_url: 
     """Four claimers, each with an engine of its own (processes or instances of one
     bridge), claim from 150 due orders until none is left: each order is claimed by one
     of them, once, and its attempt counted once."""
-    ids = [*_orders(engine, 75, "M1"), *_orders(engine, 75, "M2")]
+    user_id = _seed(engine)
+    ids = [*_orders(engine, user_id, 75, "M1"), *_orders(engine, user_id, 75, "M2")]
     now = utcnow()
     taken: list[list[str]] = [[] for _ in range(4)]
     errors: list[BaseException] = []
