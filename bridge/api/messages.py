@@ -33,6 +33,7 @@ from bridge.db.store import Store
 from bridge.errors import InputError, Reject
 from bridge.intake.addresses import Recipient, RecipientError, parse_recipient
 from bridge.intake.commit import Conversation, IntakeMail, commit_mails
+from bridge.intake.destinations import check_number
 from bridge.intake.direct import direct_orders
 from bridge.intake.handler import new_mail_id
 from bridge.intake.listing import add_list_target, fan_out_lists, named_list
@@ -294,8 +295,11 @@ class MessageService:
                 info = await named_list(self.store, t.sender.customer_id, address, self.domains)
             if info is not None:
                 lists.append({"name": info.name, "members": info.members})
-            else:
-                numbers.append(self._recipient(t, to).msisdn)
+            else:  # refused as `build` would refuse it (the rules that count nothing)
+                recipient = self._recipient(t, to)
+                check_number(t, recipient)
+                t.recipients.append(recipient)
+                numbers.append(recipient.msisdn)
         raw, text = as_mail(request.text)
         shown = preview_context(raw, t.policy, numbers[0] if numbers else "", text)
         rejected = shown["rejected"]

@@ -1,6 +1,13 @@
-"""Destination policy at RCPT: reserved domains, premium numbers, short codes, number runs.
+"""Destination policy: reserved domains, premium numbers, short codes, number runs.
 
-Pure code: decides from the parsed recipient and what MAIL learned; refuses with `Reject`.
+`check_number` (premium-rate numbers, short codes, runs of consecutive numbers) holds on
+every door: it is the first of the recipient rules (`rules.RCPT_RULES`), which the SMTP
+door, the REST API and the SMPP server all run, so an account refused a number by mail
+is refused it by HTTP and SMPP too. `check_domain` (a recipient domain another customer
+owns) is the SMTP door's alone: only there does the sender choose the domain.
+
+Pure code: decides from the parsed recipient and the sender's access rules; refuses with
+`Reject`.
 """
 
 from __future__ import annotations
@@ -12,13 +19,26 @@ from bridge.intake.addresses import Recipient
 from bridge.intake.transaction import Transaction
 
 
-def check_destination(
+def check_domain(
     domain_customers: Mapping[str, str], transaction: Transaction, recipient: Recipient
 ) -> None:
-    """Refuse a recipient the sender's customer may not send to."""
+    """Refuse a recipient domain that another customer owns."""
     owner = domain_customers.get(recipient.domain)
     if owner is not None and owner != transaction.sender.customer_name:
         raise Reject("domain_reserved", recipient=recipient.address, domain=recipient.domain)
+
+
+async def allowed_destination(
+    _store: object, transaction: Transaction, recipient: Recipient
+) -> None:
+    """The recipient rule of `check_number` (it reads nothing)."""
+    check_number(transaction, recipient)
+
+
+def check_number(transaction: Transaction, recipient: Recipient) -> None:
+    """Refuse a number the sender's access rules do not allow: a premium-rate or
+    shared-cost number, a short code, or one that continues a run of consecutive numbers
+    among the transaction's recipients."""
     access = transaction.access
     if recipient.kind == "premium" and not access.premium:
         raise Reject("premium_refused", recipient=recipient.address)

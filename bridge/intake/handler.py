@@ -29,7 +29,7 @@ from bridge.intake.access import Client, Networks, check_client
 from bridge.intake.addresses import RecipientError, parse_recipient
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.commit import Conversation, IntakeMail, accept
-from bridge.intake.destinations import check_destination
+from bridge.intake.destinations import check_domain
 from bridge.intake.direct import direct_orders
 from bridge.intake.dsn_params import MailDsn, RcptDsn
 from bridge.intake.entropy import random24
@@ -206,7 +206,7 @@ class IntakeHandler:
         if rcpt_dsn.notify is not None or rcpt_dsn.orcpt is not None:  # else as parsed
             recipient = replace(recipient, notify=rcpt_dsn.notify, orcpt=rcpt_dsn.orcpt)
         try:
-            check_destination(self.settings.domain_customers, transaction, recipient)
+            check_domain(self.settings.domain_customers, transaction, recipient)
         except Reject as rej:
             self._refused("RCPT to=<%s> from=<%s> refused: %s", address, envelope, rej.kind)
             return rej.reply

@@ -522,7 +522,7 @@ class SmppServer:
         policy = resolved.policy
         destination = address_in(pdu.dest_addr_ton, pdu.destination_addr)
         found = classify_number(destination, policy.default_country)
-        if found is None or found[1] == "premium":
+        if found is None:  # premium-rate numbers and short codes: the recipient rules
             raise SubmitRefused(c.ESME_RINVDSTADR, f"{destination!r} is not a mobile number")
         msisdn, kind = found
         source = address_in(pdu.source_addr_ton, pdu.source_addr) or policy.sender_id
