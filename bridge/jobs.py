@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 from bridge.api.messages import purge_answers
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
-from bridge.inbound.actions_store import purge_autoreply_log
+from bridge.inbound.actions_store import purge_autoreply_log, purge_confirmation_log
 from bridge.inbound.store import purge_inbound
 from bridge.intake.velocity_store import purge_numbers
 from bridge.notices.queue import purge_notices
@@ -55,6 +55,7 @@ def purge_all(
     counts = purge_orders(conn, now, retention_days, text_days, dry_run)
     counts.update(purge_inbound(conn, cut, text_cut, dry_run=dry_run))
     counts["autoreply_log"] = purge_autoreply_log(conn, cut, dry_run=dry_run)
+    counts["confirmation_log"] = purge_confirmation_log(conn, cut, dry_run=dry_run)
     counts["notices"] = purge_notices(conn, text_cut, dry_run=dry_run)
     counts["pushes"] = purge_pushes(conn, text_cut, dry_run=dry_run)
     counts["smpp_deliver_sm"] = purge_outbox(conn, text_cut, dry_run=dry_run)
@@ -70,6 +71,7 @@ _WHAT: Final = {
     "inbound_texts": "inbound SMS texts blanked",
     "assignments": "reply assignments",
     "autoreply_log": "auto-reply log entries",
+    "confirmation_log": "STOP/START confirmation log entries",
     "smpp_deliver_sm": "SMPP deliver_sm",
     "pumping_numbers": "numbers of the SMS pumping check",
     "api_answers": "Idempotency-Key answers",

@@ -208,7 +208,7 @@ class Actions:
             fx.notes.append("autoreply: the sender opted out")
             return
         interval = action.min_interval or self.settings.autoreply_interval
-        if not act_sql.autoreply_allowed(conn, msg.row.destination, source, now, interval):
+        if not act_sql.answer_allowed(conn, msg.row.destination, source, now, interval):
             fx.notes.append("autoreply: rate-limited")
             return
         context = msg.context()
@@ -222,8 +222,11 @@ class Actions:
     def stop(
         self, conn: Connection, msg: Message, opt_out: bool, now: datetime, fx: Effects
     ) -> None:
-        """Opt out (STOP) or in again (START); confirmed by SMS only when the state changed,
-        so a repeated STOP (or START) sends no second confirmation."""
+        """Opt out (STOP) or in again (START). The change is applied every time; the SMS
+        that confirms it only when the state changed (a repeated STOP sends no second
+        confirmation) and at most once per `[inbound] confirmation_interval` per number
+        and sender, so alternating STOP and START (or forged MOs) cannot make the bridge
+        send one SMS per incoming one."""
         customer_id = msg.customer.id if msg.customer else 0
         scope = msg.customer.stop_scope if msg.customer else "global"
         service = msg.row.destination if scope == "service" else ""
@@ -243,6 +246,20 @@ class Actions:
             fx.notes.append(f"{reason}: {unchanged}, no confirmation")
             return
         log.info("inbound %s: %s %s (customer %s)", msg.row.id, msg.row.source, what, customer_id)
+        # The change above stands whatever happens here; only the SMS answer is limited.
+        interval = self.settings.confirmation_interval
+        if not act_sql.answer_allowed(
+            conn, msg.row.destination, msg.row.source, now, interval, act_sql.Answer.CONFIRMATION
+        ):
+            log.warning(
+                "inbound %s: confirmation to %s rate-limited (one per %g s from %s)",
+                msg.row.id,
+                msg.row.source,
+                interval,
+                msg.row.destination,
+            )
+            fx.notes.append(f"{reason}: confirmation rate-limited")
+            return
         self._system_sms(conn, msg, text, reason, now, fx)
 
     def list(

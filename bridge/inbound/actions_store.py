@@ -1,11 +1,13 @@
-"""Store functions the inbound actions write through: stop list, auto-reply gate, system SMS.
+"""Store functions the inbound actions write through: stop list, answer gate, system SMS.
 
 System SMS (STOP/START confirmations, auto-replies) are ordinary orders so dispatch,
 retries and receipts treat them like any other. An order needs a mail row and a user:
 each customer gets one disabled system user `system+<customer id>@mailsms.invalid`
 (it cannot send mail: the intake refuses disabled senders), and every system SMS gets
 a synthetic mail row (id `S…`, empty envelope sender, the reason as `subject`). Their
-policy has `notify = "none"`, so no status mail is generated for them.
+policy has `notify = "none"`, so no status mail is generated for them. The actions ask
+`answer_allowed` first (per our number and texter, one kind of answer each), so the SMS the
+bridge sends because an SMS came in are not one per incoming one (loops, SMS pumping).
 
 The stop list keeps one spelling per number (`canonical_number`: E.164 for numbers, as
 the SMSC side delivers them); writes and lookups both go through it, so `491701234567`,
@@ -14,6 +16,7 @@ the SMSC side delivers them); writes and lookups both go through it, so `4917012
 
 from __future__ import annotations
 
+import enum
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +25,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from bridge.db.core import delete_before, table
 from bridge.db.prepared import driver_error
-from bridge.inbound.tables import AutoReplyLog, StopEntry
+from bridge.inbound.tables import AutoReplyLog, ConfirmationLog, StopEntry
 from bridge.mt.mails import NewMail, NewOrder, insert_mails
 from bridge.smpp.address import canonical_number
 from bridge.tenants.tables import Customer, User
@@ -30,6 +33,7 @@ from bridge.text import TextRejected, plan_sms
 
 _stop = table(StopEntry)
 _auto = table(AutoReplyLog)
+_confirm = table(ConfirmationLog)
 _user = table(User)
 _customer = table(Customer)
 
@@ -135,20 +139,37 @@ def list_stops(conn: Connection, customer_id: int | None = None) -> list[StopRow
     ]
 
 
-def autoreply_allowed(
-    conn: Connection, number: str, msisdn: str, now: datetime, interval: float
+# What `answer_allowed` limits, each kind in a table of its own, so an auto-reply and a
+# STOP/START confirmation to the same sender do not hold each other back.
+class Answer(enum.Enum):
+    AUTOREPLY = "autoreply"
+    CONFIRMATION = "confirmation"  # of a STOP or a START
+
+
+_ANSWERS = {Answer.AUTOREPLY: _auto, Answer.CONFIRMATION: _confirm}
+
+
+def answer_allowed(
+    conn: Connection,
+    number: str,
+    msisdn: str,
+    now: datetime,
+    interval: float,
+    kind: Answer = Answer.AUTOREPLY,
 ) -> bool:
-    """True (and the time recorded) if `number` did not auto-reply to `msisdn` lately."""
+    """True (and the time recorded) if `number` did not send `msisdn` an answer of this kind
+    (auto-reply, STOP/START confirmation) in the last `interval` seconds."""
+    log = _ANSWERS[kind]
     last = conn.execute(
-        select(_auto.c.last_at).where(_auto.c.number == number, _auto.c.msisdn == msisdn)
+        select(log.c.last_at).where(log.c.number == number, log.c.msisdn == msisdn)
     ).scalar()
     if last is None:
-        conn.execute(insert(_auto).values(number=number, msisdn=msisdn, last_at=now))
+        conn.execute(insert(log).values(number=number, msisdn=msisdn, last_at=now))
         return True
     if last > now - timedelta(seconds=interval):
         return False
     conn.execute(
-        update(_auto).where(_auto.c.number == number, _auto.c.msisdn == msisdn).values(last_at=now)
+        update(log).where(log.c.number == number, log.c.msisdn == msisdn).values(last_at=now)
     )
     return True
 
@@ -235,3 +256,8 @@ def queue_system_sms(
 def purge_autoreply_log(conn: Connection, cut: datetime, *, dry_run: bool) -> int:
     """Forget auto-replies last sent before `cut` (the limit per texter looks back less)."""
     return delete_before(conn, _auto, _auto.c.last_at, cut, dry_run=dry_run)
+
+
+def purge_confirmation_log(conn: Connection, cut: datetime, *, dry_run: bool) -> int:
+    """Forget STOP/START confirmations last sent before `cut` (as `purge_autoreply_log`)."""
+    return delete_before(conn, _confirm, _confirm.c.last_at, cut, dry_run=dry_run)

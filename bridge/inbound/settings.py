@@ -23,6 +23,9 @@ class InboundSettings(Section):
         "You have opted out and will get no more SMS from this service. Reply START to opt in."
     )
     start_confirmation: str = "You have opted in again. Reply STOP to opt out."
+    # at most one STOP/START confirmation per number and sender in this many seconds: the
+    # stop list still changes with every STOP and START, only the SMS answer is limited
+    confirmation_interval: Seconds = 3600.0
     autoreply_interval: Seconds = 600.0
     customer_templates: Path | None = None
     # one render of a customer's template (or an inline auto-reply text): time and size

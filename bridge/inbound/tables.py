@@ -121,3 +121,14 @@ class AutoReplyLog(SQLModel, table=True):
     number: str = Field(primary_key=True)
     msisdn: str = Field(primary_key=True)
     last_at: datetime = Field(default_factory=utcnow)
+
+
+class ConfirmationLog(SQLModel, table=True):
+    """When a number last confirmed a STOP or START to a sender (at most one confirmation
+    per `[inbound] confirmation_interval`: no SMS sent per SMS that comes in)."""
+
+    __tablename__ = "confirmation_log"
+
+    number: str = Field(primary_key=True)
+    msisdn: str = Field(primary_key=True)
+    last_at: datetime = Field(default_factory=utcnow)

@@ -68,6 +68,8 @@ async def test_mo_to_mail_threaded_then_reply_by_mail_reaches_the_phone(tmp_path
 
 async def test_stop_confirms_and_then_refuses_mail_at_rcpt(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
+    quick = settings.inbound.model_copy(update={"confirmation_interval": 0.001})
+    settings = settings.model_copy(update={"inbound": quick})  # STOP and START both confirmed
     async with running_bridge(settings) as (_, ep):
         await _mail(ep, make_mail())
         await wait_for(lambda: read_inbox(settings.sandbox.inbox, PHONE))

@@ -39,7 +39,7 @@ actions = [{{type = "sms2mail"}}]
 async def test_a_repeated_stop_or_start_is_confirmed_once(engine: Engine, store: Store) -> None:
     run_sync(engine, add_customer, "acme", {})
     run_sync(engine, apply_numbers, parse_numbers(NUMBERS))
-    settings = InboundSettings()
+    settings = InboundSettings(confirmation_interval=1.0)  # the STOPs/STARTs 1 s apart
     service = InboundService(
         settings, PushSettings(), store, Templates(DEFAULT_TEMPLATES), "eu.rsms.net"
     )

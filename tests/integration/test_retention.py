@@ -18,7 +18,7 @@ from sqlmodel import Session, SQLModel
 
 import bridge.schema  # noqa: F401  (every table in SQLModel.metadata)
 from bridge.db.store import run_sync
-from bridge.inbound.tables import AutoReplyLog, Inbound, ReplyAssignment
+from bridge.inbound.tables import AutoReplyLog, ConfirmationLog, Inbound, ReplyAssignment
 from bridge.jobs import describe, purge_all
 from bridge.mt.tables import Receipt
 from bridge.notices.tables import Notice
@@ -41,6 +41,7 @@ TRAFFIC = {
     "inbound": "routed past retention_days; text blanked past text_retention_days",
     "reply_assignment": "run out past text_retention_days",
     "autoreply_log": "past retention_days",
+    "confirmation_log": "past retention_days",
     "notice": "sent or failed past text_retention_days",
     "push_delivery": "sent or failed past text_retention_days",
     "smpp_outbox": "sent or refused past text_retention_days",
@@ -97,6 +98,7 @@ def _rows(engine: Engine) -> None:
                             address="a@example.com", text="secret", created_at=at,
                             expires_at=at + timedelta(days=7)),
             AutoReplyLog(number="+4915550000001", msisdn=f"+4917012345{i}", last_at=at),
+            ConfirmationLog(number="+4915550000001", msisdn=f"+4917012345{i}", last_at=at),
             Notice(kind="status", recipient="a@example.com", context={"text": "secret"},
                    status="sent", created_at=at),
             PushDelivery(customer_id=1, body="secret", status="failed", created_at=at),
@@ -133,6 +135,7 @@ def test_purge_all_bounds_every_traffic_table(engine: Engine) -> None:
         "receipts": 1,
         "assignments": 2,  # ran out past 30 days
         "autoreply_log": 1,
+        "confirmation_log": 1,
         "notices": 2,  # sent, past 30 days (the held one stays)
         "pushes": 2,
         "smpp_deliver_sm": 2,
@@ -147,7 +150,8 @@ def test_purge_all_bounds_every_traffic_table(engine: Engine) -> None:
     assert _count(engine, "reply_assignment") == 1
     assert describe(done) == (
         "1 receipts, 1 inbound SMS, 2 reply assignments, 1 inbound SMS texts blanked, "
-        "1 auto-reply log entries, 2 notices, 2 pushes, 2 SMPP deliver_sm"
+        "1 auto-reply log entries, 1 STOP/START confirmation log entries, 2 notices, "
+        "2 pushes, 2 SMPP deliver_sm"
     )  # what `mailsms report purge` and the daily log line say
     again: dict[str, Any] = run_sync(engine, purge_all, NOW, 92, 30)
     assert not any(again.values()), again  # a second run finds nothing
