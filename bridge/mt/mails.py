@@ -9,6 +9,8 @@ itself).
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,22 +78,53 @@ _EARLIER_COPIES = (
 )
 
 
+# PostgreSQL: the check-then-insert of a dedupe key, serialised across transactions (and
+# bridge instances): a transaction-scoped advisory lock per key, taken before the check and
+# held until the commit (a statement before the check's: under READ COMMITTED the check's
+# snapshot is taken after the wait). One statement for all of a batch's keys, ascending, so
+# two batches sharing several keys cannot deadlock (PostgreSQL evaluates a volatile function
+# of the select list after the sort). Not a unique index: a key whose window has passed may
+# be written again (the same Message-ID resent a week later is a new mail), and a unique
+# violation would abort the whole group commit.
+_LOCK_KEYS = (
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(%(keys)s AS bigint[])) AS k ORDER BY k"
+)
+
+
+def dedupe_lock(key: str) -> int:
+    """The advisory lock of a dedupe key: a signed 64-bit hash computed here (the same on
+    every instance and every PostgreSQL version, unlike the server's `hashtext`)."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def find_duplicates(conn: Connection, mails: list[NewMail]) -> dict[str, str]:
-    """{mail id: id of an earlier copy within its dedupe window}, in one query for all."""
+    """{mail id: id of an earlier copy within its dedupe window}, in one query for all.
+
+    An earlier copy is a mail written before, or one earlier in `mails` that is itself
+    written (the same mail sent again on a second connection, in the same group commit).
+    On PostgreSQL the batch's keys are locked first, until the transaction ends: another
+    transaction with one of them waits here, then sees this one's mail.
+    """
     wanted = [m for m in mails if m.dedupe_key is not None and m.dedupe_since is not None]
     if not wanted:
         return {}
+    keys = list({m.dedupe_key for m in wanted if m.dedupe_key is not None})
+    if conn.dialect.name == "postgresql":
+        prepared.drive(conn, _LOCK_KEYS, {"keys": sorted({dedupe_lock(k) for k in keys})})
     since = min(m.dedupe_since for m in wanted if m.dedupe_since is not None)
     earlier: dict[str, list[tuple[datetime, str]]] = {}
-    keys = list({m.dedupe_key for m in wanted})
     for r in prepared.fetch(conn, _EARLIER_COPIES, {"keys": keys, "since": since}):
         earlier.setdefault(r.dedupe_key, []).append((r.received_at, str(r.id)))
     found: dict[str, str] = {}
     for m in wanted:
-        for received_at, mail_id in earlier.get(m.dedupe_key or "", ()):
+        copies = earlier.setdefault(m.dedupe_key or "", [])
+        for received_at, mail_id in copies:  # the earliest first
             if m.dedupe_since is not None and received_at >= m.dedupe_since:
                 found[m.id] = mail_id
                 break
+        else:  # it is written: a later copy in `mails` names it, as a later commit would
+            bisect.insort(copies, (m.received_at, m.id), key=lambda copy: copy[0])
     return found
 
 
