@@ -5,9 +5,10 @@ for it (`access.check_client`), RCPT parses each recipient into an E.164 mobile
 number, DATA turns the mail into SMS text and commits the mail with one order per
 recipient; `250 … queued as <mail id>` is sent only after that commit returned.
 Every reply comes from `bridge.errors.REPLIES`. A fault of the client's input is
-always a 5xx (`_from_input`), a 4xx only ever means our own temporary fault
-(storage, backpressure). Known senders come from a 5-second cache
-(`bridge.intake.sender_cache`); refusals are logged through a rate limiter.
+always a 5xx (`_from_input`), a 4xx only ever means our own fault (storage,
+backpressure, and `internal_error` for anything else that fails on the DATA path, its
+traceback in the log only: `_fault_of_input` tells the two apart). Known senders come
+from a 5-second cache (`bridge.intake.sender_cache`); refusals are logged through a rate limiter.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from email.errors import MessageError
 from typing import Any
 
 from bridge import logcontext
 from bridge.db.clock import utcnow
 from bridge.db.store import Store
-from bridge.errors import Reject, StorageUnavailable, reply
+from bridge.errors import InputError, Reject, StorageUnavailable, reply
 from bridge.inbound.store import DEFAULT_REPLY_WINDOW
 from bridge.intake.access import Client, Networks, check_client
 from bridge.intake.addresses import RecipientError, parse_recipient
@@ -260,6 +262,19 @@ class IntakeHandler:
                 exc,
             )
             return reply("storage_failure")
+        except Exception as exc:  # a fault of ours (`_build`): the client's MTA tries again
+            self._settle(reserved, committed=False)
+            self.logs.event(
+                logging.ERROR,
+                "internal",
+                "",
+                "%s: from=<%s> not accepted, internal error (answered 451): %r",
+                mail_id,
+                envelope.mail_from,
+                exc,
+                exc_info=exc,
+            )
+            return reply("internal_error")
         finally:
             self.in_flight -= 1
             if not self.in_flight:
@@ -333,21 +348,24 @@ class IntakeHandler:
         except (Reject, StorageUnavailable):
             raise
         except Exception as exc:
+            if not _fault_of_input(exc):
+                raise  # ours (a bug, MemoryError, OSError, shutdown): handle_DATA says 451
             raise self._from_input(mail_id, transaction.client_ip, exc) from exc
 
     def _from_input(self, mail_id: str, client_ip: str, exc: Exception) -> Reject:
-        """A fault found while reading the mail is the mail's fault: a 5xx, never a 4xx.
+        """A fault of the mail found while reading it (`_fault_of_input`): a 5xx, the same
+        mail fails the same way at every retry.
 
-        Faults of decoding and of values (charsets, numbers, dates) are the refusal's
-        one log line; anything else may be a bug of ours and is logged with its
-        traceback as well (through the rate limiter).
+        Faults of decoding and of values (charsets, numbers, dates) are the refusal's one
+        log line; a crash of a foreign parser is logged with its traceback as well (through
+        the rate limiter): it may want a work-around in `bridge.text.mime`.
         """
-        if not isinstance(exc, UnicodeError | LookupError | ValueError | OverflowError):
+        if not _value_fault(exc):
             self.logs.event(
-                logging.ERROR,
+                logging.WARNING,
                 "unreadable",
                 client_ip,
-                "%s: unexpected error while reading the mail (refused with 554)",
+                "%s: the mail parser failed on this mail (refused with 554)",
                 mail_id,
                 exc_info=exc,
             )
@@ -445,12 +463,57 @@ def _extract(raw: bytes) -> Any:
         raise Reject("mime_too_complex", reason=str(exc)) from exc
 
 
+# What `_build` refuses as the mail's fault (554 `unreadable_mail`), because the same bytes
+# fail the same way at every retry; anything else is a fault of ours, answered 451 so that
+# the client's MTA tries again (MemoryError under load, OSError, the parse thread's
+# "cannot schedule new futures after shutdown", a bug: TypeError, AttributeError, KeyError).
+#
+# Values read from the mail (dates, numbers, base64, charset names, RFC 2047 words) fail as
+# ValueError (UnicodeError, binascii.Error and most of our InputErrors among them) or
+# OverflowError, an unknown charset label as a bare LookupError (`codecs.lookup`), nesting
+# past the pre-scan as a RecursionError, a header as an `email.errors.MessageError`.
+# ValueError is broad, but everything this path reads comes from the mail, and a ValueError
+# of ours would be as deterministic: a retry could not help either.
+_VALUE_FAULTS = (InputError, ValueError, OverflowError, RecursionError, MessageError)
+# The foreign parsers of the mail's bytes, and the classes their deterministic crashes on
+# hostile input raise: the stdlib's `email.utils.decode_params` raises TypeError for
+# `filename*=a; filename*0=b`. Answered 451, such a mail would come back for days; raised in
+# our own code, the same classes are a bug of ours (451).
+_PARSERS = frozenset({"email", "lxml", "inscriptis"})
+_PARSER_CRASHES = (TypeError, AttributeError, LookupError, AssertionError)
+
+
+def _value_fault(exc: Exception) -> bool:
+    # LookupError itself, not its subclasses KeyError and IndexError (a bug of ours)
+    return isinstance(exc, _VALUE_FAULTS) or type(exc) is LookupError
+
+
+def _fault_of_input(exc: Exception) -> bool:
+    """Whether `exc`, raised while the mail was read, is the mail's fault (a 5xx)."""
+    if _value_fault(exc):
+        return True
+    if not isinstance(exc, _PARSER_CRASHES):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = "" if tb is None else str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.partition(".")[0] in _PARSERS  # raised inside the parser, not by our code
+
+
 def _describe(exc: Exception) -> str:
-    """A short, single-line, ASCII description of a parsing fault for the reply."""
+    """What of the mail cannot be read, for the reply: short, one line, ASCII, never an
+    exception's class name (nor, for a parser's crash, its message)."""
     if isinstance(exc, UnicodeError):
         text = f"its text cannot be decoded: {exc}"
+    elif isinstance(exc, RecursionError):
+        text = "its MIME parts are nested too deeply"
+    elif type(exc) is LookupError:
+        text = f"it names an unknown character set: {exc}"
+    elif _value_fault(exc):
+        text = f"a header or value in it cannot be read: {exc}".rstrip(": ")
     else:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        text = "its MIME headers cannot be parsed: a malformed or repeated parameter"
     text = "".join(c if " " <= c <= "~" else "?" for c in text)
     return text[:120]
 
