@@ -337,7 +337,7 @@ class Bridge:
             await transport.start(inbox)
         for worker in self.workers.values():
             self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
-        smpp = await self._start_smpp_server(store, wake)
+        smpp = await self._start_smpp_server(store, backpressure, wake)
         if self.share is not None:
             _on_wakeups(self.share.wake, {WAKE_DISPATCH: wake.dispatch})
         if self.share is None or self.share.smtp:
@@ -379,7 +379,9 @@ class Bridge:
         smtp = await self._start_intake(store, backpressure, wake)
         return Endpoints(smtp=smtp, sandbox=None)
 
-    async def _start_smpp_server(self, store: Store, wake: Wakeups) -> tuple[str, int] | None:
+    async def _start_smpp_server(
+        self, store: Store, backpressure: Backpressure, wake: Wakeups
+    ) -> tuple[str, int] | None:
         s = self.settings
         if not s.smpp_server.enabled:
             return None
@@ -390,6 +392,8 @@ class Bridge:
             on_accepted=wake.dispatch,
             wake_before_commit=self._claims_join(),
             pacer=self.pacer,
+            backpressure=backpressure,
+            alert_fallback=s.inbound.postmaster,
         )
         return await self.smpp_server.start()
 

@@ -1,8 +1,9 @@
 """What the SMPP server writes and reads of orders: commit submits, query_sm, cancel_sm.
 
 `commit_submits` is the group-committed write of submit_sm (`Store.grouped`): each
-message becomes a mail with one order through `bridge.mt.mails.insert_mails`, the same
-rows the SMTP intake writes, so dispatch, routing, receipts and reports treat it alike.
+message becomes a mail with one order through the SMTP intake's commit
+(`bridge.intake.commit.commit_mails`: the SMS-pumping hold, then the same mail and order
+rows), so velocity limits, dispatch, routing, receipts and reports treat it alike.
 A part of a concatenated message is kept as a row (`SmppPart`) and answered with the
 message id its first part got; the last part makes the order of all of them; when the
 rest does not come in time, the parts that did make a failed order (`fail_incomplete`).
@@ -17,6 +18,8 @@ from typing import Any, Final
 from sqlalchemy import Connection, delete, insert, select
 
 from bridge.db.core import table
+from bridge.intake.commit import IntakeMail, commit_mails
+from bridge.intake.velocity import VelocityCheck
 from bridge.mt.mails import NewMail, NewOrder, insert_mails
 from bridge.mt.orders import record_final
 from bridge.mt.status import CANCELLABLE_ORDER_STATUSES
@@ -58,25 +61,52 @@ class PartOf:
 @dataclass(frozen=True, slots=True)
 class Submit:
     """One submit_sm to write: a whole message, or one part of one (`part_of`), whose
-    `mail` then is the message as this part would make it."""
+    `mail` then is the message as this part would make it. `velocity`: the customer's
+    SMS-pumping limits, checked when the message's order is written (as for a mail)."""
 
     mail: NewMail
     part_of: PartOf | None = None
+    velocity: VelocityCheck | None = None
 
 
-def commit_submits(conn: Connection, submits: list[Submit]) -> list[str]:
-    """Write the submits (one transaction); per submit the message id to answer with."""
-    ids = []
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What a committed submit_sm wrote."""
+
+    message_id: str  # to answer with: its order's id (a part's: its message's order)
+    ordered: bool  # its order was written (a whole message, or the part that completed one)
+
+
+def commit_submits(conn: Connection, submits: list[Submit]) -> list[Taken]:
+    """Write the submits (one transaction); per submit the message id to answer with.
+
+    The parts are kept first, in order; then the orders of the whole messages and of
+    the messages a part completed go through the intake's commit together (one
+    SMS-pumping check and one insert for the group commit, as for the SMTP door's mails)."""
+    taken = []
+    made: list[IntakeMail] = []
     for s in submits:
-        if s.part_of is None:
-            insert_mails(conn, [s.mail], checked=True)
-            ids.append(s.mail.orders[0].id)
+        mail: NewMail | None = s.mail
+        if s.part_of is not None:
+            message_id, mail = _commit_part(conn, s.mail, s.part_of)
         else:
-            ids.append(_commit_part(conn, s.mail, s.part_of))
-    return ids
+            message_id = s.mail.orders[0].id
+        if mail is not None:
+            made.append(IntakeMail(mail, velocity=s.velocity))
+        taken.append(Taken(message_id, mail is not None))
+    if made:
+        commit_mails(conn, made)
+    return taken
 
 
-def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> str:
+def part_started(conn: Connection, system_id: str, key: str) -> bool:
+    """Whether a part of this concatenated message is kept already (its order is to come)."""
+    where = (_part.c.system_id == system_id, _part.c.part_key == key)
+    return conn.execute(select(_part.c.seq).where(*where).limit(1)).first() is not None
+
+
+def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> tuple[str, NewMail | None]:
+    """Keep the part; (the message id, the message's mail when this part completed it)."""
     where = (_part.c.system_id == p.system_id, _part.c.part_key == p.key)
     rows = {r.seq: r for r in conn.execute(select(_part).where(*where))}
     mail_id = next(iter(rows.values())).mail_id if rows else mail.id
@@ -97,7 +127,7 @@ def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> str:
         )
         rows = {r.seq: r for r in conn.execute(select(_part).where(*where))}
     if set(rows) != set(range(1, p.total + 1)):
-        return f"{mail_id}.1"
+        return f"{mail_id}.1", None
     parts = [rows[i] for i in range(1, p.total + 1)]
     order = mail.orders[0]
     policy = {**order.policy, "smpp_parts": [r.part for r in parts]}
@@ -109,9 +139,8 @@ def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> str:
         parts=len(parts),
         policy=policy,
     )
-    insert_mails(conn, [replace(mail, id=mail_id, orders=(order,))], checked=True)
     conn.execute(delete(_part).where(*where))
-    return order.id
+    return order.id, replace(mail, id=mail_id, orders=(order,))
 
 
 def message_facts(mail: NewMail) -> dict[str, Any]:

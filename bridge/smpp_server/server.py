@@ -18,6 +18,9 @@ address and per system_id across connections (`AuthGuard`: answered later and la
 then locked out without a password check), and a bound client silent for
 `enquire_link_interval` is asked with enquire_link and dropped when it does not answer,
 so a bind whose network has gone does not hold the account's `max_binds` for ever.
+What a submit_sm may send is decided as at the other doors: the recipient rules
+(`bridge.intake.rules`), the backpressure marks (`ESME_RMSGQFUL` above them) and, in the
+commit, the SMS-pumping hold (`bridge.intake.commit.commit_mails`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import contextlib
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,6 +42,7 @@ from bridge.errors import Reject, StorageUnavailable
 from bridge.intake.access import ConnectionLimiter
 from bridge.intake.addresses import Recipient, classify_number
 from bridge.intake.authguard import AuthGuard, AuthLimits
+from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import new_mail_id
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.pacing import Door, Pacer
@@ -45,6 +50,7 @@ from bridge.intake.resolved import Resolutions
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
 from bridge.intake.transaction import Transaction
+from bridge.intake.velocity import VelocityCheck
 from bridge.mt import lanes
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.smpp import constants as c
@@ -70,10 +76,12 @@ from bridge.smpp_server.orders import (
     MESSAGE_STATES,
     PartOf,
     Submit,
+    Taken,
     cancel_order,
     commit_submits,
     fail_incomplete,
     order_state,
+    part_started,
 )
 from bridge.smpp_server.settings import SmppServerSettings
 from bridge.smpp_server.submit import (
@@ -129,8 +137,16 @@ class SmppServer:
         on_accepted: Callable[[], None] = lambda: None,
         wake_before_commit: bool = False,
         pacer: Pacer | None = None,
+        backpressure: Backpressure | None = None,
+        alert_fallback: str = "",
     ) -> None:
         self.settings = settings
+        # the queue's high-water mark and free disk, as the SMTP door and the API keep them:
+        # a submit_sm over them is answered ESME_RMSGQFUL (clients send it again later)
+        self.backpressure = backpressure
+        self.alert_fallback = alert_fallback  # SMS pumping alerts without a customer admin
+        # parts of concatenated messages being taken now, by (system_id, part key)
+        self._assembling: Counter[tuple[str, str]] = Counter()
         # a new submit_sm's pause while this process is saturated: it holds a place in the
         # client's window meanwhile, so a busy bridge slows its clients as a slow SMSC would
         self.pacer = pacer
@@ -463,18 +479,8 @@ class SmppServer:
             return c.ESME_RTHROTTLED, ""
         try:
             read = read_part(pdu)
-            mail = await self._build(client, account, pdu, read)
         except SubmitRefused as exc:
-            log.info(
-                "SMPP %s: submit_sm refused: %s (%s)",
-                account.system_id,
-                exc,
-                c.status_name(exc.status),
-            )
-            return exc.status, ""
-        except StorageUnavailable as exc:
-            log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
-            return c.ESME_RSYSERR, ""
+            return self._refused(account, exc), ""
         part_of = None
         if read.concat is not None:
             concat = read.concat
@@ -487,30 +493,128 @@ class SmppServer:
                 read.part.text,
                 read.part.encoding,
             )
+        try:
+            busy, reserved = await self._reserve(part_of)
+        except StorageUnavailable as exc:
+            log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
+            return c.ESME_RSYSERR, ""
+        if busy is not None:  # nothing built, nothing stored: the client sends it again
+            self._logs.event(
+                logging.WARNING,
+                "queue full",
+                client.ip,
+                "SMPP %s from %s: submit_sm refused: %s (ESME_RMSGQFUL)",
+                account.system_id,
+                client.ip,
+                busy,
+            )
+            return c.ESME_RMSGQFUL, ""
+        key = (part_of.system_id, part_of.key) if part_of is not None else None
+        if key is not None:
+            self._assembling[key] += 1
+        taken: Taken | None = None
+        try:
+            status, taken = await self._commit(client, account, pdu, read, part_of)
+        finally:  # on every path: the reservation counted as written, or released
+            if key is not None:
+                self._assembling[key] -= 1
+                if not self._assembling[key]:
+                    del self._assembling[key]
+            if reserved and self.backpressure is not None:
+                ordered = taken is not None and taken.ordered
+                self.backpressure.settle(reserved, committed=ordered)
+        return status, taken.message_id if taken is not None else ""
+
+    async def _reserve(self, part_of: PartOf | None) -> tuple[str | None, int]:
+        """(Why the submit_sm must wait, or None; the orders reserved for it), against the
+        queue's high-water mark and the free disk as the SMTP door and the API reserve: one
+        order, settled after the commit (`Backpressure.settle`).
+
+        A part of a concatenated message reserves its message's one order too (released
+        after its commit unless it completed the message: only the last part writes the
+        order). Over the mark a message is refused at its first part to come, but the
+        remaining parts of a message already started (a part kept, or being committed now)
+        are taken without a reservation: refusing them would leave the kept parts waiting
+        for `part_wait`, to end as a failed order, while the client retries a part that
+        can only be taken once the queue drains. They are at most the parts of the
+        messages begun before the mark was reached: a bounded overshoot."""
+        if self.backpressure is None:
+            return None, 0
+        busy = self.backpressure.reserve(1)
+        if busy is None:
+            return None, 1
+        if part_of is not None and await self._started(part_of):
+            return None, 0
+        return busy, 0
+
+    async def _started(self, part_of: PartOf) -> bool:
+        """A part of this message is kept, or being committed now (read only when busy)."""
+        key = (part_of.system_id, part_of.key)
+        return key in self._assembling or bool(await self.store.read(part_started, *key))
+
+    async def _commit(
+        self,
+        client: _Client,
+        account: Account,
+        pdu: SubmitSm,
+        read: ReadPart,
+        part_of: PartOf | None,
+    ) -> tuple[int, Taken | None]:
+        """Build the message and commit it (group commit); the status to answer with, and
+        what was written."""
+        try:
+            mail = await self._build(client, account, pdu, read)
+            velocity = await self._velocity(account)
+        except SubmitRefused as exc:
+            return self._refused(account, exc), None
+        except StorageUnavailable as exc:
+            log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
+            return c.ESME_RSYSERR, None
         early = part_of is None and self.wake_before_commit
         if early:
             self.on_accepted()
         try:
-            message_id: str = await self.store.grouped(
-                commit_submits, Submit(mail, part_of), lane=lanes.ORDERS
+            taken: Taken = await self.store.grouped(
+                commit_submits, Submit(mail, part_of, velocity), lane=lanes.ORDERS
             )
         except StorageUnavailable as exc:
             log.error("SMPP %s: submit_sm not taken, storage: %s", account.system_id, exc)
-            return c.ESME_RSYSERR, ""
+            return c.ESME_RSYSERR, None
         self.accepted += 1
         what = (
             f"part {part_of.seq}/{part_of.total}" if part_of else f"{mail.orders[0].parts} part(s)"
         )
         log.info(
             "%s: SMPP %s to=%s %s accepted",
-            message_id,
+            taken.message_id,
             account.system_id,
             mail.orders[0].recipient,
             what,
         )
-        if not early and (part_of is None or part_of.seq == part_of.total):
+        if not early and taken.ordered:
             self.on_accepted()
-        return c.ESME_ROK, message_id
+        return c.ESME_ROK, taken
+
+    def _refused(self, account: Account, exc: SubmitRefused) -> int:
+        log.info(
+            "SMPP %s: submit_sm refused: %s (%s)",
+            account.system_id,
+            exc,
+            c.status_name(exc.status),
+        )
+        return exc.status
+
+    async def _velocity(self, account: Account) -> VelocityCheck | None:
+        """The customer's SMS-pumping limits, carried to the commit as the SMTP door and the
+        API carry them (`VelocityCheck.of`; the sender `_build` just read, from the cache).
+        One direct order per message: a submit_sm per number is the pattern it counts."""
+        sender = await self.senders.find(account.user)
+        if sender is None:  # gone since `_build` read it
+            raise SubmitRefused(c.ESME_RSUBMITFAIL, f"user {account.user} is disabled")
+        access = self.resolutions.of(sender).access
+        return VelocityCheck.of(
+            access, sender.customer_id, sender.customer_name, 1, self.alert_fallback
+        )
 
     async def _build(
         self, client: _Client, account: Account, pdu: SubmitSm, read: ReadPart

@@ -18,6 +18,7 @@ from bridge.smpp_server.orders import (
     Incomplete,
     PartOf,
     Submit,
+    Taken,
     cancel_order,
     commit_submits,
     fail_incomplete,
@@ -71,10 +72,10 @@ def test_parts_become_one_order_with_the_first_parts_id(engine: Engine) -> None:
     run_sync(engine, ensure_demo)
     first = run_sync(engine, commit_submits, [Submit(_mail(engine, "M1"), _part(1, "Hello "))])
     again = run_sync(engine, commit_submits, [Submit(_mail(engine, "M2"), _part(1, "Hello "))])
-    assert first == again == ["M1.1"]  # a part sent twice keeps its id
+    assert first == again == [Taken("M1.1", False)]  # a part sent twice keeps its id
     assert run_sync(engine, order_state, "M1.1", "app1") is None  # not an order yet
     last = run_sync(engine, commit_submits, [Submit(_mail(engine, "M3"), _part(2, "world"))])
-    assert last == ["M1.1"]
+    assert last == [Taken("M1.1", True)]  # the last part writes the order
     with engine.connect() as conn:
         row = conn.execute(select(_order).where(_order.c.id == "M1.1")).one()
     assert (row.text, row.parts, len(row.policy["smpp_parts"])) == ("Hello world", 2, 2)
@@ -91,7 +92,7 @@ def test_a_message_whose_parts_do_not_all_come_becomes_a_failed_order(engine: En
     upgrade(engine)
     run_sync(engine, ensure_demo)
     stale = run_sync(engine, commit_submits, [Submit(_mail(engine, "M4"), _part(1, "lost "))])
-    assert stale == ["M4.1"]
+    assert stale == [Taken("M4.1", False)]
     later = NOW + timedelta(seconds=1)
     assert run_sync(engine, fail_incomplete, NOW, later) == []  # not older than `before` yet
     with engine.begin() as conn:  # a part written before it kept its message (0018)
