@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+import ssl
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from bridge.http.door import door_protocol
 from bridge.http.settings import HttpSettings
+from bridge.intake.tls import server_context
+
+_ContextFactory = Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -36,6 +40,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=made.detach())
     sock.setblocking(False)
     return sock
+
+
+def _tls_factory(settings: HttpSettings) -> _ContextFactory | None:
+    """uvicorn's `ssl_context_factory` for the configured certificate; None: plain HTTP."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None or key is None:
+        return None
+    return lambda _config, _uvicorns: server_context(str(cert), str(key))
 
 
 class _Server(uvicorn.Server):
@@ -60,8 +72,13 @@ class HttpServer:
             # ProxyHeadersMiddleware: the rightmost address that is not one of them)
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=settings.proxy_networks() or None,
-            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+            # HTTPS: the context is made by `server_context`, as every server-side one of
+            # the bridge (TLS 1.2+, AEAD ciphers only, X25519/P-256/P-384). uvicorn's own
+            # (`ssl_certfile`, `ssl_ciphers`) has Python's cipher list, CBC suites included,
+            # and no way to limit groups; `ssl_context_factory` (uvicorn >= 0.47) hands
+            # `Server.serve` our context as `config.ssl` instead. It is called by
+            # `config.load()` in the serve task, so unreadable TLS files fail `start()`.
+            ssl_context_factory=_tls_factory(settings),
             timeout_graceful_shutdown=max(1, round(grace)),
         )
         self._server = _Server(config)

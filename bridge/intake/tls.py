@@ -1,4 +1,11 @@
-"""The listener's TLS context: TLS 1.2+, forward-secret AEAD ciphers, modern key-exchange groups.
+"""The bridge's server-side TLS context: TLS 1.2+, forward-secret AEAD ciphers, modern
+key-exchange groups (the Mozilla "intermediate" profile).
+
+Every listener that speaks TLS takes its context from `server_context`, so the rules live
+here only: the SMTP listener's STARTTLS (intake/listener.py), the HTTPS door (http/server.py,
+through uvicorn's `ssl_context_factory`) and the SMPP server's TLS port (smpp_server/
+server.py). Python's defaults, which `ssl.create_default_context` and uvicorn would use,
+also accept CBC suites (ECDHE-RSA-AES128-SHA256, ...) and the groups X448 and P-521.
 
 One configured certificate chain (no SNI dependence: SAP may send none). Python 3.11's
 `ssl` module can set a single key-exchange group only (`set_ecdh_curve`), and its
@@ -23,6 +30,8 @@ _SSL_CTRL_SET_GROUPS_LIST = 92  # OpenSSL's ssl.h: SSL_CTX_set1_groups_list is t
 
 
 def server_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server-side context with the certificate chain `cert` and its private key `key`
+    (PEM files); `OSError`/`ssl.SSLError` when they cannot be read or do not match."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(CIPHERS)

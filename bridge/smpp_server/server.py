@@ -49,6 +49,7 @@ from bridge.intake.pacing import Door, Pacer
 from bridge.intake.resolved import Resolutions
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
+from bridge.intake.tls import server_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.mt import lanes
@@ -190,10 +191,9 @@ class SmppServer:
         s = self.settings
         if s.tls_cert is None or s.tls_key is None:
             return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(s.tls_cert, s.tls_key)
-        return context
+        # the rules of every server-side TLS context of the bridge (TLS 1.2+, AEAD only,
+        # X25519/P-256/P-384), not Python's defaults (which include CBC suites)
+        return server_context(str(s.tls_cert), str(s.tls_key))
 
     async def start(self) -> tuple[str, int]:
         s = self.settings
