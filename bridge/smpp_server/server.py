@@ -197,11 +197,10 @@ class SmppServer:
 
     async def start(self) -> tuple[str, int]:
         s = self.settings
-        self._server = await asyncio.start_server(self._on_connect, s.host, s.port, ssl=self._tls())
+        tls = self._tls()
+        self._server = await asyncio.start_server(self._on_connect, s.host, s.port, ssl=tls)
         self._outbox_task = asyncio.create_task(self._outbox_loop(), name="smpp-server-outbox")
-        log.info(
-            "SMPP server listening on %s:%d%s", s.host, self.port, " (TLS)" if self._tls() else ""
-        )
+        log.info("SMPP server listening on %s:%d%s", s.host, self.port, " (TLS)" if tls else "")
         return (s.host, self.port)
 
     async def stop(self, grace: float = 5.0) -> None:
