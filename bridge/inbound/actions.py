@@ -199,7 +199,7 @@ class Actions:
         self, conn: Connection, msg: Message, action: AutoReplyAction, now: datetime, fx: Effects
     ) -> None:
         source = msg.row.source
-        if not source.lstrip("+").isdigit():
+        if not _can_receive(source):
             fx.notes.append("autoreply: the sender cannot receive SMS")
             return
         if msg.customer and act_sql.is_stopped(
@@ -247,6 +247,9 @@ class Actions:
             return
         log.info("inbound %s: %s %s (customer %s)", msg.row.id, msg.row.source, what, customer_id)
         # The change above stands whatever happens here; only the SMS answer is limited.
+        if not _can_receive(msg.row.source):  # a name (an alphanumeric sender) has no phone
+            fx.notes.append(f"{reason}: the sender cannot receive SMS, no confirmation")
+            return
         interval = self.settings.confirmation_interval
         if not act_sql.answer_allowed(
             conn, msg.row.destination, msg.row.source, now, interval, act_sql.Answer.CONFIRMATION
@@ -300,3 +303,9 @@ class Actions:
         parts = queue_mo(conn, action.system_id, row.source, row.destination, row.text, row.id, now)
         fx.handled = True
         fx.notes.append(f"smpp {action.system_id}: {parts} part(s) queued")
+
+
+def _can_receive(source: str) -> bool:
+    """Whether an SMS can be sent back to `source`: a number, not a sender name
+    (an alphanumeric sender id, which no phone answers to)."""
+    return source.lstrip("+").isdigit()

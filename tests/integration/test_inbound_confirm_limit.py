@@ -154,3 +154,18 @@ def test_an_answer_kind_has_its_own_entry(engine: Engine) -> None:
             for name, model in (("autoreply", AutoReplyLog), ("confirmation", ConfirmationLog))
         }
     assert found == {"autoreply": [(NUMBER, PHONE)], "confirmation": [(NUMBER, PHONE)]}
+
+
+async def test_a_sender_name_gets_no_confirmation(engine: Engine, store: Store) -> None:
+    """A STOP from an alphanumeric sender (a name, which no phone answers to) still changes
+    the stop list, but no SMS is queued to the name (as no auto-reply is)."""
+    customer_id = run_sync(engine, add_customer, "acme", {})
+    run_sync(engine, apply_numbers, parse_numbers(NUMBERS))
+    service = _service(store, InboundSettings())
+    _, status, notes = await _say(store, service, "ACME", "STOP", T0)
+    assert status == "handled" and _stopped(engine, customer_id, "ACME")
+    assert notes == "stop: the sender cannot receive SMS, no confirmation"
+    assert _sms_to(engine, "ACME") == []
+    _, _, notes = await _say(store, service, "ACME", "INFO", T0 + timedelta(seconds=1))
+    assert "autoreply: the sender cannot receive SMS" in notes
+    assert _sms_to(engine, "ACME") == []
