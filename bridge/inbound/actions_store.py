@@ -20,8 +20,11 @@ import enum
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.db.core import delete_before, table
 from bridge.db.prepared import driver_error
@@ -146,7 +149,23 @@ class Answer(enum.Enum):
     CONFIRMATION = "confirmation"  # of a STOP or a START
 
 
-_ANSWERS = {Answer.AUTOREPLY: _auto, Answer.CONFIRMATION: _confirm}
+def _take_answer(log: Table, dialect_insert: Any) -> Any:
+    """The answer's entry written (`now`) unless one is newer than `cut`; a row back when
+    written. One statement: two instances answering one sender at once cannot both see
+    no entry (the second waits for the first's row and finds it newer)."""
+    stmt = dialect_insert(log)
+    return stmt.on_conflict_do_update(
+        index_elements=["number", "msisdn"],
+        set_={"last_at": stmt.excluded.last_at},
+        where=log.c.last_at <= bindparam("cut", type_=log.c.last_at.type),
+    ).returning(log.c.last_at)
+
+
+_TAKE_ANSWER = {
+    (kind, name): _take_answer(log, dialect_insert)
+    for kind, log in ((Answer.AUTOREPLY, _auto), (Answer.CONFIRMATION, _confirm))
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
 
 
 def answer_allowed(
@@ -159,19 +178,10 @@ def answer_allowed(
 ) -> bool:
     """True (and the time recorded) if `number` did not send `msisdn` an answer of this kind
     (auto-reply, STOP/START confirmation) in the last `interval` seconds."""
-    log = _ANSWERS[kind]
-    last = conn.execute(
-        select(log.c.last_at).where(log.c.number == number, log.c.msisdn == msisdn)
-    ).scalar()
-    if last is None:
-        conn.execute(insert(log).values(number=number, msisdn=msisdn, last_at=now))
-        return True
-    if last > now - timedelta(seconds=interval):
-        return False
-    conn.execute(
-        update(log).where(log.c.number == number, log.c.msisdn == msisdn).values(last_at=now)
-    )
-    return True
+    values = {"number": number, "msisdn": msisdn, "last_at": now}
+    cut = now - timedelta(seconds=interval)
+    taken = conn.execute(_TAKE_ANSWER[kind, conn.dialect.name], {**values, "cut": cut})
+    return taken.first() is not None
 
 
 def system_user(conn: Connection, customer_id: int | None, now: datetime) -> int:

@@ -5,6 +5,7 @@ send one SMS per incoming message."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -169,3 +170,31 @@ async def test_a_sender_name_gets_no_confirmation(engine: Engine, store: Store) 
     _, _, notes = await _say(store, service, "ACME", "INFO", T0 + timedelta(seconds=1))
     assert "autoreply: the sender cannot receive SMS" in notes
     assert _sms_to(engine, "ACME") == []
+
+
+def test_two_instances_answering_one_sender_at_once_send_one_answer(engine: Engine) -> None:
+    """Two transactions (two bridge instances) ask at the same moment: the second waits for
+    the first's entry and finds it, so one answer goes out. (A read, then an insert: on
+    PostgreSQL both read no entry, and the second failed on the key after the wait.)"""
+    found: dict[str, object] = {}
+
+    def second() -> None:
+        try:
+            with engine.begin() as conn:
+                later = T0 + timedelta(seconds=1)
+                found["allowed"] = answer_allowed(
+                    conn, NUMBER, PHONE, later, 600.0, Answer.CONFIRMATION
+                )
+        except Exception as exc:  # the test's answer, not a crash of the thread
+            found["error"] = exc
+
+    with engine.connect() as first:
+        first.begin()
+        assert answer_allowed(first, NUMBER, PHONE, T0, 600.0, Answer.CONFIRMATION)
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting for the first transaction
+        first.commit()
+    thread.join(10)
+    assert found == {"allowed": False}
