@@ -230,7 +230,8 @@ class Metrics:
             ),
             inbound_actions=Counter(
                 "mailsms_inbound_actions",
-                "Actions run for inbound SMS, by action (unroutable: nobody to give it to).",
+                "Actions run for inbound SMS, by action (unroutable: nobody to give it to; "
+                "limited: over [inbound] mo_limit, no action run).",
                 ["action"],
                 registry=r,
             ),

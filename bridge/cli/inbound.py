@@ -161,7 +161,8 @@ def inbound_messages(
     config: ConfigOpt = None,
 ) -> None:
     """List received SMS (MO), newest first, with their status: notified, unroutable (nobody
-    to give it to), held (an error, see the reason) or received (not yet routed)."""
+    to give it to), limited (over [inbound] mo_limit, no action run), held (an error, see
+    the reason) or received (not yet routed)."""
     if status is not None and status not in STATUSES:
         fail(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
     found = number

@@ -1,5 +1,5 @@
 """What `mailsms inbound messages` shows: the received SMS, newest first, by status, number
-and time (unroutable and held ones included, with why)."""
+and time (unroutable, limited and held ones included, with why)."""
 
 from __future__ import annotations
 

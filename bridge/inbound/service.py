@@ -8,8 +8,11 @@ wait long behind it). STOP/START keywords (the whole message, several languages)
 first and replace any other action; on a shared number where nothing tells whose
 conversation it is (`Choice.unmatched`), a STOP opts out of every customer. A message
 whose actions reached nobody goes to the number's fallback addresses or the customer's
-postmaster; `unroutable` only when no address exists at all. An unexpected error holds
-the message (status `held`, traceback kept).
+postmaster; `unroutable` only when no address exists at all. A message from a sender
+that already sent `[inbound] mo_limit` SMS to its number within `mo_limit_window` is kept
+as `limited` and its actions are not run (a flood makes no mail, push or SMS); a STOP or
+START still changes the stop list. An unexpected error holds the message (status `held`,
+traceback kept).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -123,6 +126,8 @@ class InboundService:
             (row.destination,),
         ):  # "Yes" from someone who never opted out is an ordinary answer
             actions, msg = (StopAction(type="start"),), stop_msg
+        elif self.limited(conn, row):  # (not a STOP or START: opting out always works)
+            return Effects()
         fx = Effects()
         for action in actions:
             self.actions.run(conn, msg, action, now, fx)
@@ -163,3 +168,31 @@ class InboundService:
                 reason,
             )
         return fx
+
+    def limited(self, conn: Connection, row: inbound_sql.InboundRow) -> bool:
+        """Whether the message is over `[inbound] mo_limit`: its sender sent that many SMS to
+        its number within `mo_limit_window` before it. Then it is kept as `limited`, with a
+        note, and its actions are not run; a warning is logged when a sender passes the
+        limit, not again while its SMS to the number within the window are limited."""
+        s = self.settings
+        if not s.mo_limit:
+            return False
+        since = row.received_at - timedelta(seconds=s.mo_limit_window)
+        if inbound_sql.count_earlier(conn, row, since, s.mo_limit) < s.mo_limit:
+            return False
+        limit = f"{s.mo_limit} SMS in {s.mo_limit_window:g} s"
+        if not inbound_sql.limited_earlier(conn, row, since):
+            log.warning(
+                "inbound %s from %s to %s: over [inbound] mo_limit (%s from a sender to a "
+                "number); its actions and those of the sender's next SMS to the number are "
+                "not run until it sends less (kept as limited)",
+                row.id,
+                row.source,
+                row.destination,
+                limit,
+            )
+        inbound_sql.mark_inbound(
+            conn, row.id, InboundStatus.LIMITED, f"over [inbound] mo_limit ({limit}): no action run"
+        )
+        self.metrics.inbound_actions.labels("limited").inc()
+        return True

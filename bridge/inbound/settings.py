@@ -12,7 +12,7 @@ from bridge.sections import Seconds, Section
 
 
 class InboundSettings(Section):
-    """Inbound services: SMS2Mail reply window, STOP keywords, auto-reply limit, templates."""
+    """Inbound services: SMS2Mail reply window, STOP keywords, answer and MO limits, templates."""
 
     reply_window: Seconds = 604_800.0
     poll_interval: Seconds = 1.0
@@ -27,6 +27,14 @@ class InboundSettings(Section):
     # stop list still changes with every STOP and START, only the SMS answer is limited
     confirmation_interval: Seconds = 3600.0
     autoreply_interval: Seconds = 600.0
+    # At most `mo_limit` SMS from one sender to one of our numbers within `mo_limit_window`
+    # seconds run their actions (0: no limit); the others are kept as `limited` and make no
+    # mail, push or SMS, though a STOP or START still changes the stop list. 200 an hour is
+    # an SMS every 18 s for an hour on end: more than a person types in a conversation or a
+    # device reporting once a minute sends (60), while a phone or an SMSC peer sending in
+    # a loop reaches it within minutes.
+    mo_limit: Annotated[int, Field(ge=0)] = 200
+    mo_limit_window: Seconds = 3600.0
     customer_templates: Path | None = None
     # one render of a customer's template (or an inline auto-reply text): time and size
     template_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0

@@ -13,6 +13,7 @@ class InboundStatus(enum.StrEnum):
     NOTIFIED = "notified"  # routed, and a notice (a mail) was queued for it
     HANDLED = "handled"  # routed without a mail: pushed, or taken by an action (stop, list ...)
     UNROUTABLE = "unroutable"  # nobody to give it to (kept, logged)
+    LIMITED = "limited"  # over `[inbound] mo_limit` from its sender: kept, its actions not run
     HELD = "held"  # an unexpected error; waits for an operator
 
 

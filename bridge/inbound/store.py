@@ -75,6 +75,26 @@ _ROUTE_INBOUND = _SET_INBOUND.values(
     customer_id=bindparam("customer_id"), route=bindparam("route"), keyword=bindparam("keyword")
 )
 _NUMBERS = select(_number).order_by(_number.c.id)
+# A sender's SMS to one of our numbers received in the window before this one
+# (`[inbound] mo_limit`), each a range of ix_inbound_sender: counted up to `cap` (whether
+# the limit is passed needs no more, and a flood is not counted in full for each of its
+# SMS), and the newest of them kept as limited, if any (newest first: in a flood, the
+# one just before).
+_EARLIER = (
+    (_inbound.c.source == bindparam("source"))
+    & (_inbound.c.destination == bindparam("destination"))
+    & (_inbound.c.received_at >= bindparam("since"))
+    & (_inbound.c.id < bindparam("inbound_id"))
+)
+_COUNT_EARLIER = select(func.count()).select_from(
+    select(_inbound.c.id).where(_EARLIER).limit(bindparam("cap")).subquery()
+)
+_LIMITED_EARLIER = (
+    select(_inbound.c.id)
+    .where(_EARLIER, _inbound.c.status == InboundStatus.LIMITED)
+    .order_by(_inbound.c.received_at.desc(), _inbound.c.id.desc())
+    .limit(1)
+)
 
 
 def insert_inbound(conn: Connection, sms: InboundSms, now: datetime) -> int:
@@ -140,6 +160,21 @@ def mark_inbound(
         prepared.execute(conn, _MARK_INBOUND, values)
     else:
         prepared.execute(conn, _MARK_INBOUND_ORDER, {**values, "order_id": order_id})
+
+
+def count_earlier(conn: Connection, row: InboundRow, since: datetime, cap: int) -> int:
+    """The SMS from `row`'s sender to `row`'s number received since `since` before it
+    (a smaller id), counted up to `cap`."""
+    values = {"source": row.source, "destination": row.destination, "since": since}
+    found = prepared.fetch(conn, _COUNT_EARLIER, {**values, "inbound_id": row.id, "cap": cap})
+    return int(found[0][0] or 0)
+
+
+def limited_earlier(conn: Connection, row: InboundRow, since: datetime) -> bool:
+    """Whether an SMS from `row`'s sender to `row`'s number received since `since`, before
+    it, was kept as limited."""
+    values = {"source": row.source, "destination": row.destination, "since": since}
+    return bool(prepared.fetch(conn, _LIMITED_EARLIER, {**values, "inbound_id": row.id}))
 
 
 def record_route(

@@ -24,11 +24,14 @@ class Inbound(SQLModel, table=True):
     __table_args__ = (
         Index("ix_inbound_due", "status", "next_attempt_at"),
         Index("ix_inbound_customer", "customer_id", "received_at"),
+        # a sender's SMS to one of our numbers since a time (`[inbound] mo_limit`): a seek
+        # and a range, however much the sender sent before; by source alone for the lists
+        Index("ix_inbound_sender", "source", "destination", "received_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     transport: str
-    source: str = Field(index=True)
+    source: str
     destination: str
     text: str
     encoding: str

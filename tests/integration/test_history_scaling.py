@@ -4,8 +4,8 @@ A bridge keeps its mails, orders, parts, history lines, receipts, notices, reply
 assignments, stop entries, velocity rows and inbound SMS for weeks. Every statement a
 mail runs on its way (RCPT's reads, the intake's commit with conversations and SMS
 pumping checks, the queue depth, the dispatch claim and its outcomes, a resubmit's
-look for pending orders, receipts, status mails, and an inbound SMS's routing) must
-seek what it needs: the same work with 300 mails of history as with 3,000.
+look for pending orders, receipts, status mails, and an inbound SMS's routing and MO
+limit) must seek what it needs: the same work with 300 mails of history as with 3,000.
 
 Work is counted, not timed. On SQLite: the virtual machine's steps
 (`sqlite3.Connection.set_progress_handler`) around one call of each per-mail function,
@@ -41,12 +41,15 @@ from bridge.db.clock import utcnow
 from bridge.db.core import table
 from bridge.db.engine import open_engine, upgrade
 from bridge.inbound.actions_store import is_stopped
+from bridge.inbound.settings import InboundSettings
 from bridge.inbound.status import InboundStatus
 from bridge.inbound.store import (
     DEFAULT_REPLY_WINDOW,
     assignments_for,
+    count_earlier,
     due_inbound,
     insert_inbound,
+    limited_earlier,
     load_inbound,
     mark_inbound,
     part_exists,
@@ -356,6 +359,10 @@ def _probes(bridge: Bridge, tag: str, now: datetime) -> list[tuple[str, Probe]]:
         row = load_inbound(conn, inbound_id)
         assert row is not None
         found = assignments_for(conn, row.source, row.destination, now, None)
+        limits = InboundSettings()  # the sender's SMS to the number in the MO limit's window
+        since = row.received_at - timedelta(seconds=limits.mo_limit_window)
+        assert count_earlier(conn, row, since, limits.mo_limit) < limits.mo_limit
+        assert not limited_earlier(conn, row, since)
         mark_inbound(conn, inbound_id, InboundStatus.NOTIFIED)
         return found
 
