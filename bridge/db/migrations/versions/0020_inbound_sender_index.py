@@ -8,7 +8,7 @@ column.
 
 Revision ID: 0020
 Revises: 0019
-Create Date: 2026-12-07
+Create Date: 2026-12-06
 """
 
 from collections.abc import Sequence
