@@ -168,7 +168,8 @@ async def test_inbound_messages_lists_received_sms_with_filters(tmp_path: Path) 
     wrong = _invoke(config, "inbound", "messages", "--status", "lost")
     assert wrong.exit_code == 1
     assert wrong.output == (
-        "mailsms: --status 'lost': expected one of received, notified, handled, unroutable, held\n"
+        "mailsms: --status 'lost': expected one of received, notified, handled, unroutable, "
+        "limited, held\n"
     )
     bad_time = _invoke(config, "inbound", "messages", "--since", "yesterday")
     assert bad_time.exit_code == 1 and "expected a date or date-time" in bad_time.output

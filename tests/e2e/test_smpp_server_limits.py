@@ -24,9 +24,10 @@ from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings
 from bridge.smpp_server.settings import SmppServerSettings
 from tests.conftest import make_settings
-from tests.helpers import maildir_messages, make_mail, our_faults, running_bridge, wait_for
+from tests.helpers import our_faults, running_bridge, wait_for
 from tests.peers.raw_smpp import Client
-from tests.security.common import greeted, order_rows
+from tests.security.common import order_rows
+from tests.security.test_pumping import _alerts, _send_one
 
 pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
@@ -175,25 +176,6 @@ def _settings(tmp_path: Path) -> Settings:
     return settings.model_copy(update={"inbound": inbound})
 
 
-def _alerts(tmp_path: Path) -> list[str]:
-    return [
-        str(m["To"])
-        for m in maildir_messages(tmp_path / "maildir")
-        if str(m["Subject"]).startswith("SMS held for review")
-    ]
-
-
-async def _mail_one(port: int, number: str, n: int) -> str:
-    c = await greeted("127.0.0.1", port)
-    await c.command("MAIL FROM:<demo@example.com>")
-    await c.command(f"RCPT TO:<{number}@eu.rsms.net>")
-    await c.command("DATA")
-    await c.send(make_mail(to=f"{number}@eu.rsms.net", message_id=f"<pump-{n}@x>") + b".\r\n")
-    answer = await c.read_reply()
-    await c.close()
-    return answer
-
-
 HELD_ERROR = "SMS pumping protection: more than 5 distinct numbers under +491701234… within 10 min"
 
 
@@ -229,7 +211,7 @@ async def test_the_velocity_count_is_shared_by_the_smtp_and_smpp_doors(tmp_path:
     async with running_bridge(_settings(tmp_path)) as (bridge, ep):
         assert bridge.store is not None and ep.smpp is not None
         run_sync(bridge.store.engine, set_access, "demo", {"velocity_numbers": 5})
-        mailed = [await _mail_one(ep.smtp[1], f"+4917012345{n:02d}", n) for n in range(4)]
+        mailed = [await _send_one(ep.smtp[1], f"+4917012345{n:02d}", n) for n in range(4)]
         assert all(a.startswith("250 2.0.0") for a in mailed), mailed
         async with _bound(*ep.smpp) as client:
             answers = [await _submit(client, f"4917012345{n:02d}", b"pump") for n in range(4, 8)]
