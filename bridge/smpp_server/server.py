@@ -562,8 +562,7 @@ class SmppServer:
         """Build the message and commit it (group commit); the status to answer with, and
         what was written."""
         try:
-            mail = await self._build(client, account, pdu, read)
-            velocity = await self._velocity(account)
+            mail, velocity = await self._build(client, account, pdu, read)
         except SubmitRefused as exc:
             return self._refused(account, exc), None
         except StorageUnavailable as exc:
@@ -603,21 +602,12 @@ class SmppServer:
         )
         return exc.status
 
-    async def _velocity(self, account: Account) -> VelocityCheck | None:
-        """The customer's SMS-pumping limits, carried to the commit as the SMTP door and the
-        API carry them (`VelocityCheck.of`; the sender `_build` just read, from the cache).
-        One direct order per message: a submit_sm per number is the pattern it counts."""
-        sender = await self.senders.find(account.user)
-        if sender is None:  # gone since `_build` read it
-            raise SubmitRefused(c.ESME_RSUBMITFAIL, f"user {account.user} is disabled")
-        access = self.resolutions.of(sender).access
-        return VelocityCheck.of(
-            access, sender.customer_id, sender.customer_name, 1, self.alert_fallback
-        )
-
     async def _build(
         self, client: _Client, account: Account, pdu: SubmitSm, read: ReadPart
-    ) -> NewMail:
+    ) -> tuple[NewMail, VelocityCheck | None]:
+        """The message's mail with its one order, and the customer's SMS-pumping limits,
+        carried to the commit as the SMTP door and the API carry them (one direct order
+        per message: a submit_sm per number is the pattern the check counts)."""
         sender = await self.senders.find(account.user)
         if sender is None or not sender.enabled or not sender.customer_enabled:
             raise SubmitRefused(c.ESME_RSUBMITFAIL, f"user {account.user} is disabled")
@@ -691,6 +681,8 @@ class SmppServer:
             subject="",
             raw=b"",
             orders=(order,),
+        ), VelocityCheck.of(
+            resolved.access, sender.customer_id, sender.customer_name, 1, self.alert_fallback
         )
 
     # --- query_sm, cancel_sm ----------------------------------------------------------------
