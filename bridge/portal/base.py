@@ -27,7 +27,7 @@ from bridge.db.clock import utcnow
 from bridge.db.core import MAX_ROW_ID
 from bridge.db.store import Store
 from bridge.errors import InputError, StorageUnavailable
-from bridge.portal.i18n import Translations
+from bridge.portal.i18n import N_, Translations
 from bridge.portal.sessions import find_session
 from bridge.portal.viewer import Viewer
 from bridge.tenants.admin import list_customers
@@ -48,10 +48,10 @@ CSP: Final = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
-NOT_LOGGED_IN: Final = (
+NOT_LOGGED_IN: Final = N_(
     "You are not logged in (or your session ended). Log in and send the form again."
 )
-NO_CSRF: Final = (
+NO_CSRF: Final = N_(
     "This form did not come from this portal page, or it has expired. "
     "Reload the page and send it again."
 )

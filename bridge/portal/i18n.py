@@ -19,6 +19,12 @@ Translations = gettext.NullTranslations
 DOMAIN: Final = "mailsms"
 
 
+def N_(message: str) -> str:  # gettext's name for it, which babel extracts
+    """A message to translate later, at render time (a label in a table of values): marked
+    so that `make messages` puts it in the catalog, returned unchanged."""
+    return message
+
+
 def translations(language: str) -> Translations:
     """The catalog for `language` (English, the source text, when none is shipped)."""
     return gettext.translation(DOMAIN, localedir=LOCALE, languages=[language], fallback=True)

@@ -108,7 +108,9 @@ def visible(html: str) -> list[str]:
 
 
 def words_left(text: str, data: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-    text = re.sub(f"{OPEN}.*?{CLOSE}", " ", text, flags=re.S)
+    inner = re.compile(f"{OPEN}[^{OPEN}{CLOSE}]*{CLOSE}")  # innermost first: a message
+    while inner.search(text):  # may hold another (a field's name in an error sentence)
+        text = inner.sub(" ", text)
     for token in sorted(data | ALLOWED, key=len, reverse=True):
         text = text.replace(token, " ")
     return text if LETTER.search(text) else ""
@@ -187,17 +189,24 @@ def test_the_template_checks_catch_untranslated_words() -> None:
 
 
 class Pseudo(gettext.NullTranslations):
-    """Every message wrapped in ⟦ ⟧, so untranslated text stands out."""
+    """Every message wrapped in ⟦ ⟧, so untranslated text stands out; every message asked
+    for is kept in `asked`, to be found in the catalog template."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
 
     def gettext(self, message: str) -> str:
+        self.asked.add(message)
         return f"{OPEN}{message}{CLOSE}"
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
+        self.asked.add(singular)
         return f"{OPEN}{singular if n == 1 else plural}{CLOSE}"
 
 
-def pseudo_portal(run: PortalRun) -> HttpServer:
-    """The portal over the running bridge's database, with the pseudo-translation."""
+def pseudo_portal(run: PortalRun, tr: Pseudo) -> HttpServer:
+    """The portal over the running bridge's database, with the pseudo-translation `tr`."""
     assert run.bridge.store is not None
     web = Portal(
         run.bridge.store,
@@ -205,7 +214,6 @@ def pseudo_portal(run: PortalRun) -> HttpServer:
         https=False,
         defaults=run.settings.defaults.model_dump(),
     )
-    tr = Pseudo()
     web.pages.translations = tr
     web.pages.env = environment(tr)
     return HttpServer(HttpSettings(enabled=True, listen="127.0.0.1:0"), build_app(web.routes()))
@@ -215,7 +223,8 @@ async def test_rendered_pages_show_only_translated_words_and_data(tmp_path: Path
     # The test's data: accounts, customers, a user, the default sender ID.
     data = {"ops", "acme-admin", "admin", "acme", "demo", "demo@example.com", "MailSMS"}
     async with portal(tmp_path) as run:
-        server = pseudo_portal(run)
+        tr = Pseudo()
+        server = pseudo_portal(run, tr)
         host, port = await server.start()
         try:
             pages: dict[str, str] = {}
@@ -235,6 +244,8 @@ async def test_rendered_pages_show_only_translated_words_and_data(tmp_path: Path
                     "/portal/archive/999999",
                     "/portal/?since=never",
                     "/portal/preview",
+                    "/portal/report?status=nothing&to=never&recipient=alice",
+                    "/portal/inbound",
                 ):
                     r = await web.get(path)
                     assert r.status_code in (200, 400, 404), path
@@ -260,3 +271,6 @@ async def test_rendered_pages_show_only_translated_words_and_data(tmp_path: Path
         if left:
             problems[name] = left
     assert problems == {}
+    # A message made in Python and translated at render time (a label from a table of
+    # values, an error sentence) is one a translator must find in the catalog.
+    assert tr.asked - extracted() == set(), "mark them with N_() or _(), then `make messages`"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from bridge.db.store import run_sync
 from bridge.inbound.listing import list_messages
+from bridge.inbound.status import InboundRoute, InboundStatus
+from bridge.portal.pages.inbound import ROUTES, STATUSES
 from bridge.tenants.admin import DEMO_NUMBER
 from tests.helpers import wait_for
 from tests.portal.harness import browser, browser_login, login, portal, screenshot
@@ -83,3 +86,29 @@ async def test_the_inbound_page_in_a_browser(tmp_path: Path) -> None:
             await page.reload()
         assert "its number" in await page.inner_text("table.inbound")
         await screenshot(page, "inbound", "inbound")
+
+
+def test_every_route_and_status_has_words_for_the_page() -> None:
+    # A stored word added without words for the page would show bare (`limited`,
+    # `unconfigured` did), untranslatable.
+    assert set(ROUTES) == set(InboundRoute)
+    assert set(STATUSES) == set(InboundStatus)
+    labels = [*ROUTES.items(), *STATUSES.items()]
+    assert all(label and label != word for word, label in labels)
+
+
+async def test_the_page_names_the_status_in_words(tmp_path: Path) -> None:
+    async with portal(tmp_path) as run:
+        let_acme_send(run)
+        await mo(run, ACME_NUMBER, "for acme")
+        store = run.bridge.store
+        assert store is not None
+        await wait_for(
+            lambda: all(r.status != "received" for r in run_sync(store.engine, list_messages)),
+            within=20,
+        )
+        async with run.client() as acme:
+            await login(acme, "acme-admin")
+            page = (await acme.get("/portal/inbound")).text
+            cells = re.findall(r"<td>([^<]*)</td>\s*</tr>", page)  # the last cell of each row
+            assert cells and all(c in STATUSES.values() for c in cells), cells

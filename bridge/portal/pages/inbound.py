@@ -17,7 +17,9 @@ from starlette.routing import BaseRoute, Route
 
 from bridge.errors import InputError
 from bridge.inbound.customer_list import InboundFilter, list_inbound
+from bridge.inbound.status import InboundRoute, InboundStatus
 from bridge.portal.base import PREFIX, Pages
+from bridge.portal.i18n import N_
 from bridge.portal.viewer import Viewer
 from bridge.smpp.address import canonical_number
 
@@ -25,12 +27,23 @@ PATH: Final = f"{PREFIX}/inbound"
 PAGE: Final = 50
 MAX_MARK: Final = 2**62  # a larger page mark is a typo (and more than the database holds)
 
+# Every route and status an SMS can have, in words a customer admin reads (translated
+# at render time): a stored word is never shown bare (tests/portal/test_inbound.py).
 ROUTES: Final = {
-    "number": "its number",
-    "keyword": "a keyword",
-    "reply": "a conversation (reply to an SMS sent)",
-    "unmatched": "nobody's keyword (the number's fallback)",
-    "operator": "no customer (the operator's fallback)",
+    InboundRoute.NUMBER: N_("its number"),
+    InboundRoute.KEYWORD: N_("a keyword"),
+    InboundRoute.REPLY: N_("a conversation (reply to an SMS sent)"),
+    InboundRoute.UNMATCHED: N_("nobody's keyword (the number's fallback)"),
+    InboundRoute.OPERATOR: N_("no customer (the operator's fallback)"),
+    InboundRoute.UNCONFIGURED: N_("nobody (no number set up, no conversation)"),
+}
+STATUSES: Final = {
+    InboundStatus.RECEIVED: N_("received, not yet passed on"),
+    InboundStatus.NOTIFIED: N_("passed on by mail"),
+    InboundStatus.HANDLED: N_("handled (a push, an auto-reply, a list or the stop list)"),
+    InboundStatus.UNROUTABLE: N_("nobody takes it: kept, nothing sent"),
+    InboundStatus.LIMITED: N_("too many from this sender: kept, nothing sent"),
+    InboundStatus.HELD: N_("held for the operator (an error)"),
 }
 
 
@@ -95,6 +108,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "scope": scope,
                 "rows": rows,
                 "routes": {k: _(v) for k, v in ROUTES.items()},
+                "statuses": {k: _(v) for k, v in STATUSES.items()},
                 "filters": kept,
                 "next_url": next_url,
                 "first_url": first_url,

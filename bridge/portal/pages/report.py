@@ -127,7 +127,7 @@ class Read:
 
 
 def _day(
-    params: QueryParams, name: str, default: date, label: str, tr: Callable[[str], str]
+    params: QueryParams, name: str, default: date, label: str, _: Callable[[str], str]
 ) -> date | str:
     text = (params.get(name) or "").strip()
     if not text:
@@ -135,23 +135,23 @@ def _day(
     try:
         return date.fromisoformat(text)
     except ValueError:
-        return tr("%(field)s: enter a date as YYYY-MM-DD, e.g. 2026-12-01.") % {"field": label}
+        return _("%(field)s: enter a date as YYYY-MM-DD, e.g. 2026-12-01.") % {"field": label}
 
 
-def read_filters(params: QueryParams, today: date, oldest: date, tr: Callable[[str], str]) -> Read:
+def read_filters(params: QueryParams, today: date, oldest: date, _: Callable[[str], str]) -> Read:
     """The filters of `params` (a bad value: a sentence in `errors`, the default kept)."""
     errors: list[str] = []
 
     def text(name: str) -> str:
         value = (params.get(name) or "").strip()
         if len(value) > MAX_FIELD:
-            errors.append(tr("A filter value is too long; shorten it."))
+            errors.append(_("A filter value is too long; shorten it."))
             return ""
         return value
 
     start = _day(params, "from", max(today - timedelta(days=DEFAULT_DAYS - 1), oldest),
-                 tr("From"), tr)  # fmt: skip
-    end = _day(params, "to", today, tr("To"), tr)
+                 _("From"), _)  # fmt: skip
+    end = _day(params, "to", today, _("To"), _)
     if isinstance(start, str):
         errors.append(start)
         start = max(today - timedelta(days=DEFAULT_DAYS - 1), oldest)
@@ -159,7 +159,7 @@ def read_filters(params: QueryParams, today: date, oldest: date, tr: Callable[[s
         errors.append(end)
         end = today
     if end < start:
-        errors.append(tr("The period ends before it starts: make 'to' the same day or later."))
+        errors.append(_("The period ends before it starts: make 'to' the same day or later."))
         end = start
     cut = start < oldest
     start = max(start, oldest)
@@ -168,11 +168,11 @@ def read_filters(params: QueryParams, today: date, oldest: date, tr: Callable[[s
     if recipient.startswith("00"):
         recipient = "+" + recipient[2:]
     if recipient and not _NUMBER.fullmatch(recipient):
-        errors.append(tr("Recipient: enter the number in international form, e.g. +491701234567."))
+        errors.append(_("Recipient: enter the number in international form, e.g. +491701234567."))
         recipient = ""
     status = text("status")
     if status and status not in {s.value for s in OrderStatus}:
-        errors.append(tr("Status: choose one of the list."))
+        errors.append(_("Status: choose one of the list."))
         status = ""
     filters = Filters(
         start=start,
@@ -186,18 +186,18 @@ def read_filters(params: QueryParams, today: date, oldest: date, tr: Callable[[s
     return Read(filters, tuple(errors), cut)
 
 
-def status_labels(tr: Callable[[str], str]) -> dict[str, str]:
+def status_labels(_: Callable[[str], str]) -> dict[str, str]:
     """The order statuses as the portal names them."""
     return {
-        OrderStatus.QUEUED: tr("queued"),
-        OrderStatus.DEFERRED: tr("deferred"),
-        OrderStatus.SUBMITTED: tr("submitted"),
-        OrderStatus.DELIVERED: tr("delivered"),
-        OrderStatus.UNDELIVERABLE: tr("undeliverable"),
-        OrderStatus.EXPIRED: tr("expired"),
-        OrderStatus.FAILED: tr("failed"),
-        OrderStatus.UNCONFIRMED: tr("unconfirmed"),
-        OrderStatus.HELD: tr("held"),
+        OrderStatus.QUEUED: _("queued"),
+        OrderStatus.DEFERRED: _("deferred"),
+        OrderStatus.SUBMITTED: _("submitted"),
+        OrderStatus.DELIVERED: _("delivered"),
+        OrderStatus.UNDELIVERABLE: _("undeliverable"),
+        OrderStatus.EXPIRED: _("expired"),
+        OrderStatus.FAILED: _("failed"),
+        OrderStatus.UNCONFIRMED: _("unconfirmed"),
+        OrderStatus.HELD: _("held"),
     }
 
 
