@@ -39,8 +39,10 @@ from bridge.http.app import build_app
 from bridge.http.server import HttpServer
 from bridge.http.settings import HttpSettings
 from bridge.portal.i18n import environment
+from bridge.portal.pages.settings import shown
 from bridge.portal.settings import PortalSettings
 from bridge.portal.web import Portal
+from bridge.tenants.policy import SETTING_NAMES
 from tests.portal.harness import PASSWORD, PortalRun, hidden_fields, login, portal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,7 +224,12 @@ def pseudo_portal(run: PortalRun, tr: Pseudo) -> HttpServer:
 async def test_rendered_pages_show_only_translated_words_and_data(tmp_path: Path) -> None:
     # The test's data: accounts, customers, a user, the default sender ID.
     data = {"ops", "acme-admin", "admin", "acme", "demo", "demo@example.com", "MailSMS"}
+    data |= {"Demo User"}  # the demo user's display name
     async with portal(tmp_path) as run:
+        # The settings page shows each setting's name and value (as `settings show` prints
+        # it, "(none)" for an empty list among them): data, not words.
+        values = run.settings.defaults.model_dump().values()
+        data |= set(SETTING_NAMES) | {shown(v) for v in values} | {str(v) for v in values}
         tr = Pseudo()
         server = pseudo_portal(run, tr)
         host, port = await server.start()
@@ -246,6 +253,16 @@ async def test_rendered_pages_show_only_translated_words_and_data(tmp_path: Path
                     "/portal/preview",
                     "/portal/report?status=nothing&to=never&recipient=alice",
                     "/portal/inbound",
+                    "/portal/users?customer=demo",
+                    "/portal/users/1?customer=demo&done=enabled",
+                    "/portal/settings?customer=demo&done=set",
+                    "/portal/numbers?customer=demo",
+                    "/portal/stoplist?customer=demo&done=added",
+                    "/portal/lists?customer=demo&done=created",
+                    "/portal/accounts?done=added",
+                    "/portal/access?customer=demo&done=rules",
+                    "/portal/api-keys?customer=demo&done=revoked",
+                    "/portal/held",
                 ):
                     r = await web.get(path)
                     assert r.status_code in (200, 400, 404), path
@@ -270,7 +287,7 @@ async def test_rendered_pages_show_only_translated_words_and_data(tmp_path: Path
         left = [t for t in visible(html) if words_left(t, data)]
         if left:
             problems[name] = left
-    assert problems == {}
+    assert problems == {}, problems
     # A message made in Python and translated at render time (a label from a table of
     # values, an error sentence) is one a translator must find in the catalog.
     assert tr.asked - extracted() == set(), "mark them with N_() or _(), then `make messages`"

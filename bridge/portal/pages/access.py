@@ -24,6 +24,7 @@ from bridge.errors import InputError
 from bridge.intake.access import CustomerAccess, exposure
 from bridge.intake.access_store import get_access, set_access
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
+from bridge.portal.i18n import N_
 from bridge.portal.queries_settings import LoginItem, find_login, logins
 from bridge.portal.viewer import Viewer
 from bridge.tenants.admin import AdminError
@@ -34,10 +35,10 @@ log = logging.getLogger("bridge.portal")
 PATH: Final = f"{PREFIX}/access"
 _USERNAME = re.compile(r"[A-Za-z0-9._@+-]{1,128}")
 DONE: Final = {
-    "login-added": "The login is added. Its password is stored hashed and cannot be shown.",
-    "login-enabled": "The login is enabled: AUTH with it works again.",
-    "login-disabled": "The login is disabled: AUTH with it fails from now on.",
-    "rules": "The access rules are saved; they apply to the next SMTP session.",
+    "login-added": N_("The login is added. Its password is stored hashed and cannot be shown."),
+    "login-enabled": N_("The login is enabled: AUTH with it works again."),
+    "login-disabled": N_("The login is disabled: AUTH with it fails from now on."),
+    "rules": N_("The access rules are saved; they apply to the next SMTP session."),
 }
 
 

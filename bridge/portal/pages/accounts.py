@@ -25,6 +25,7 @@ from bridge.portal.accounts import (
     set_password,
 )
 from bridge.portal.base import PREFIX, Forbidden, NotFound, Pages, Scope
+from bridge.portal.i18n import N_
 from bridge.portal.status import Role
 from bridge.portal.viewer import Viewer
 from bridge.tenants.admin import AdminError
@@ -33,10 +34,10 @@ log = logging.getLogger("bridge.portal")
 
 PATH: Final = f"{PREFIX}/accounts"
 DONE: Final = {
-    "added": "The account is added; it can log in now.",
-    "enabled": "The account is enabled.",
-    "disabled": "The account is disabled and its sessions have ended.",
-    "password": "The password is set; the account's sessions have ended.",
+    "added": N_("The account is added; it can log in now."),
+    "enabled": N_("The account is enabled."),
+    "disabled": N_("The account is disabled and its sessions have ended."),
+    "password": N_("The password is set; the account's sessions have ended."),
 }
 
 

@@ -18,13 +18,14 @@ from starlette.routing import BaseRoute, Route
 from bridge.api.keys import KeyRow, add_key, list_keys, revoke_key
 from bridge.errors import InputError
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
+from bridge.portal.i18n import N_
 from bridge.portal.viewer import Viewer
 from bridge.tenants.admin import AdminError, UserRow, list_users
 
 log = logging.getLogger("bridge.portal")
 
 PATH: Final = f"{PREFIX}/api-keys"
-DONE: Final = {"revoked": "The key is revoked: requests with it are refused from now on."}
+DONE: Final = {"revoked": N_("The key is revoked: requests with it are refused from now on.")}
 
 
 def _networks(text: str) -> list[str]:

@@ -25,6 +25,7 @@ from bridge.errors import InputError
 from bridge.intake.addresses import normalise_msisdn
 from bridge.lists.store import create_list, put_members, remove_members
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
+from bridge.portal.i18n import N_
 from bridge.portal.queries_lists import (
     ListView,
     customer_settings,
@@ -45,9 +46,9 @@ _LIST_NAME: Final = re.compile(LIST_NAME)
 _FIELD_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 DONE: Final = {
-    "created": "The list was created.",
-    "added": "The member was added (or, if the number was on the list already, updated).",
-    "removed": "The member was removed.",
+    "created": N_("The list was created."),
+    "added": N_("The member was added (or, if the number was on the list already, updated)."),
+    "removed": N_("The member was removed."),
 }
 
 

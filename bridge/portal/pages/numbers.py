@@ -26,6 +26,7 @@ from bridge.inbound.config import (
     StopAction,
 )
 from bridge.portal.base import PREFIX, Pages
+from bridge.portal.i18n import N_
 from bridge.portal.queries_numbers import inbound_settings, keyword_lists_of, numbers_of
 from bridge.portal.viewer import Viewer
 from bridge.push.target import PushAction
@@ -33,10 +34,10 @@ from bridge.push.target import PushAction
 PATH: Final = f"{PREFIX}/numbers"
 
 SHARING: Final = {
-    "dedicated": "Dedicated: every SMS to this number is yours.",
-    "prefix": "Prefix: every SMS to a number starting with this one is yours.",
-    "keyword": "Shared by keyword: an SMS whose first word is one of your keywords is yours.",
-    "dynamic": "Shared: an SMS from someone you texted lately (reply window) is yours.",
+    "dedicated": N_("Dedicated: every SMS to this number is yours."),
+    "prefix": N_("Prefix: every SMS to a number starting with this one is yours."),
+    "keyword": N_("Shared by keyword: an SMS whose first word is one of your keywords is yours."),
+    "dynamic": N_("Shared: an SMS from someone you texted lately (reply window) is yours."),
 }
 
 

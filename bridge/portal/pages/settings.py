@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from bridge.errors import InputError
 from bridge.portal.base import PREFIX, Forbidden, NotFound, Pages, Scope
+from bridge.portal.i18n import N_
 from bridge.portal.queries_settings import (
     ProfileItem,
     UserDetail,
@@ -54,8 +55,16 @@ OPERATOR_ONLY: Final = frozenset(
     {"rate_per_minute", "rate_per_day", "allowed_countries", "denied_countries", "price_per_part"}
 )
 DONE: Final = {
-    "set": "The setting is saved; new mails use it within a few seconds.",
-    "unset": "The setting is removed from this level; the level above applies again.",
+    "set": N_("The setting is saved; new mails use it within a few seconds."),
+    "unset": N_("The setting is removed from this level; the level above applies again."),
+}
+# The level a value comes from (`tenants.policy.describe`), in words for the page.
+SOURCES: Final = {
+    "default": N_("default"),
+    "customer": N_("customer"),
+    "profile": N_("profile"),
+    "user": N_("user"),
+    "mail": N_("this mail"),
 }
 
 
@@ -242,6 +251,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
                 "scope": scope,
                 "level": level,
                 "rows": table,
+                "sources": {k: _(v) for k, v in SOURCES.items()},
                 "notice": _(DONE[done]) if done in DONE and not error else "",
                 "error": error or problem,
                 "action": url(scope, level),

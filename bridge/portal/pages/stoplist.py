@@ -26,6 +26,7 @@ from bridge.errors import InputError
 from bridge.inbound.actions_store import StopRow, add_stop, list_stops, remove_stop
 from bridge.intake.addresses import classify_number
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
+from bridge.portal.i18n import N_
 from bridge.portal.queries_lists import customer_settings
 from bridge.portal.queries_numbers import numbers_of
 from bridge.portal.queries_stoplist import stops_page
@@ -39,9 +40,9 @@ MAX_PAGE: Final = 100_000  # a larger page number is a typo (and an offset SQL r
 PAGE_SIZE: Final = 200
 
 DONE: Final = {
-    "added": "The number is on the stop list now: mail to it is refused.",
-    "already": "The number was on the stop list already.",
-    "removed": "The number is off the stop list: it gets SMS again.",
+    "added": N_("The number is on the stop list now: mail to it is refused."),
+    "already": N_("The number was on the stop list already."),
+    "removed": N_("The number is off the stop list: it gets SMS again."),
 }
 
 

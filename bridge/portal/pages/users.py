@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bridge.portal.base import PREFIX, NotFound, Pages, Scope
+from bridge.portal.i18n import N_
 from bridge.portal.queries_settings import UserDetail, find_user, find_users
 from bridge.portal.viewer import Viewer
 from bridge.tenants.admin import AdminError, add_alias, remove_alias, set_user_enabled
@@ -27,10 +28,17 @@ log = logging.getLogger("bridge.portal")
 PATH: Final = f"{PREFIX}/users"
 PAGE_SIZE: Final = 50
 DONE: Final = {
-    "enabled": "The user may send SMS again.",
-    "disabled": "The user may no longer send SMS; its history stays.",
-    "alias-added": "The alias is added: mail from it counts as this user's.",
-    "alias-removed": "The alias is removed.",
+    "enabled": N_("The user may send SMS again."),
+    "disabled": N_("The user may no longer send SMS; its history stays."),
+    "alias-added": N_("The alias is added: mail from it counts as this user's."),
+    "alias-removed": N_("The alias is removed."),
+}
+# Where a user row came from (`user.origin`), in words for the pages.
+ORIGINS: Final = {
+    "manual": N_("added by hand (command line or portal)"),
+    "dirsync": N_("from the directory (dirsync)"),
+    "tenants": N_("from the tenants file"),
+    "demo": N_("the demo's user"),
 }
 
 
@@ -64,6 +72,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             {
                 "scope": scope,
                 "users": found[:PAGE_SIZE],
+                "origins": {k: _(v) for k, v in ORIGINS.items()},
                 "search": search,
                 "keep": scope.query_string(),
                 "prev_url": PATH + scope.query_string(**nav, page=str(page - 1))
@@ -93,6 +102,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             {
                 "scope": scope,
                 "user": user,
+                "origins": {k: _(v) for k, v in ORIGINS.items()},
                 "keep": scope.query_string(),
                 "settings_url": f"{PREFIX}/settings?{urlencode(settings_query)}",
                 "notice": _(DONE[done]) if done in DONE and not error else "",
