@@ -25,6 +25,11 @@ _ALIASES = {
     "unicode-1-1-utf-7": "utf-7",
     "utf8": "utf-8",
 }
+# Labels read as Windows-1252, as browsers do (WHATWG Encoding): text labelled Latin-1
+# from Windows and SAP code pages carries € „ “ – … in 0x80-0x9F, where Latin-1 has only
+# control characters (which the text engine would then drop). The five bytes cp1252
+# leaves undefined still decode, as Latin-1 (the last step of decode_bytes).
+_AS_CP1252 = frozenset({"iso8859_1", "latin_1"})
 # single-byte labels that senders (SAP, old gateways) put on UTF-8 text
 _WESTERN = {"iso8859_1", "latin_1", "iso8859_15", "cp1252", "ascii", "iso8859_2", "cp1250"}
 # codecs Python knows that are not character sets of text (a mail labelled with one has
@@ -62,7 +67,9 @@ def not_a_charset(label: str | None) -> bool:
 
 
 def decode_bytes(data: bytes, label: str | None) -> str:
-    """Decode text bytes: the label, then UTF-8, then cp1252, then Latin-1 (never fails).
+    """Decode text bytes: the label, then UTF-8, then cp1252 (never fails: a byte cp1252
+    leaves undefined is read as Latin-1). A Latin-1 label is read as cp1252, which has
+    the same printable characters and more.
 
     Text labelled with a Western single-byte charset (or US-ASCII) that is valid UTF-8 and
     not plain ASCII is decoded as UTF-8: a wrong label is far likelier than Latin-1 bytes
@@ -71,19 +78,29 @@ def decode_bytes(data: bytes, label: str | None) -> str:
     if data.isascii():
         return data.decode("ascii")
     name = codec_name(label)
+    if name in _AS_CP1252:
+        name = "cp1252"
     order: list[str] = []
     if name and name not in _WESTERN:
         order.append(name)
     order.append("utf-8")
     if name in _WESTERN and name != "ascii":
         order.append(name)
-    order += ["cp1252", "latin-1"]
+    order.append("cp1252")
     for codec in order:
+        if codec == "cp1252":
+            return _cp1252(data)  # never fails
         try:
             return data.decode(codec)
         except (UnicodeDecodeError, LookupError):
             continue
-    return data.decode("latin-1")  # pragma: no cover - latin-1 decodes every byte
+    return _cp1252(data)  # pragma: no cover - the loop ends with cp1252
+
+
+def _cp1252(data: bytes) -> str:
+    """cp1252, each of the five bytes it leaves undefined read as Latin-1 (as browsers do)."""
+    text = data.decode("cp1252", "surrogateescape")
+    return _SURROGATES.sub(lambda m: chr(ord(m.group()) - 0xDC00), text)
 
 
 def undo_surrogateescape(value: str) -> str:

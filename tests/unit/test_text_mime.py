@@ -45,6 +45,23 @@ def test_latin1_labelled_utf8_and_utf8_labelled_latin1() -> None:
     assert extract(raw).body == body
 
 
+@pytest.mark.parametrize("label", ["iso-8859-1", "ISO_8859-1", "latin1", "l1"])
+def test_latin1_labelled_windows_text_keeps_euro_quotes_and_dashes(label: str) -> None:
+    # Windows and SAP code pages put € „ “ – in 0x80-0x9F under a Latin-1 label: read as
+    # Latin-1 they were control characters, dropped from the SMS without a word.
+    raw = (
+        f"Subject: =?{label}?q?Kosten_500_=80?=\r\n"
+        f"Content-Type: text/plain; charset={label}\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+    ).encode() + b"Kosten 500 \x80, Status \x84kritisch\x93 \x96 pr\xfcfen"
+    mail = extract(raw)
+    assert mail.body == "Kosten 500 €, Status „kritisch“ – prüfen"
+    assert mail.subject == "Kosten 500 €"
+    # a byte cp1252 leaves undefined (0x81) costs only itself, not the rest's reading
+    odd = b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\nA\x81 \x80 B\xe9"
+    assert extract(odd).body == "A € Bé"  # (0x81 as Latin-1 is a control: dropped)
+
+
 def test_alternative_prefers_plain_and_counts_attachments() -> None:
     raw = (
         b"Content-Type: multipart/mixed; boundary=M\r\n\r\n--M\r\n"
