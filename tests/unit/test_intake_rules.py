@@ -42,6 +42,27 @@ def test_mail_and_rcpt_dsn_parameters() -> None:
         parse_mail_dsn({"RET": "ALL"})
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "SMS=+491701234567@eu.rsms.net",  # '=' is never in xtext
+        "+491701234567@sms.example",  # +49 would be 'I', which an encoder never writes so
+        "+447700900123@sms.example",
+        "SMS=+12025550123@eu.rsms.net",
+        "Sap+41",
+    ],
+)
+def test_a_parameter_sent_without_xtext_is_taken_as_written(raw: str) -> None:
+    assert xtext_decode(raw) == raw
+    assert xtext_decode(xtext_encode(raw)) == raw  # and the encoded form still decodes
+
+
+def test_a_half_encoded_parameter_has_its_signs_read() -> None:
+    # '+' encoded, '=' not: the + is read, the raw = kept
+    assert xtext_decode("SMS=+2B491701234567@x") == "SMS=+491701234567@x"
+    assert xtext_decode("a+0D+0Ab") == "a\r\nb"  # codes of controls are read (and written back)
+
+
 def test_wants_dsn_defaults_to_failure_only() -> None:
     assert wants_dsn(None, "FAILURE") and not wants_dsn(None, "SUCCESS")
     assert wants_dsn(("SUCCESS",), "SUCCESS") and not wants_dsn(("NEVER",), "FAILURE")
