@@ -24,6 +24,7 @@ TEMPLATES: Final = _in_package("templates")
 EXAMPLE_CONFIG: Final = _in_package("example.toml")
 MIGRATIONS: Final = _in_package("db/migrations")
 LOCALE: Final = _in_package("locale")
+DH_PARAMS: Final = _in_package("intake/ffdhe2048.pem")  # RFC 7919's 2048-bit group
 
 # One file per kind of runtime file: when one of these is absent, its folder was not shipped.
 _PROBES: Final = (
@@ -32,6 +33,7 @@ _PROBES: Final = (
     TEMPLATES / "push" / "body.json",
     TEMPLATES / "portal" / "base.html",
     EXAMPLE_CONFIG,
+    DH_PARAMS,
     MIGRATIONS / "env.py",
     MIGRATIONS / "versions" / "0001_initial_schema.py",
 )

@@ -7,6 +7,10 @@ through uvicorn's `ssl_context_factory`) and the SMPP server's TLS port (smpp_se
 server.py). Python's defaults, which `ssl.create_default_context` and uvicorn would use,
 also accept CBC suites (ECDHE-RSA-AES128-SHA256, ...) and the groups X448 and P-521.
 
+Finite-field DHE (TLS 1.2 clients without ECDHE, such as older SAP crypto libraries)
+uses RFC 7919's 2048-bit group, shipped as `intake/ffdhe2048.pem`, as the Mozilla
+profile does: without parameters OpenSSL never picks a DHE suite of the list.
+
 One configured certificate chain (no SNI dependence: SAP may send none). Python 3.11's
 `ssl` module can set a single key-exchange group only (`set_ecdh_curve`), and its
 default list includes X448 and P-521, which the Mozilla "intermediate" profile does
@@ -22,6 +26,8 @@ import ctypes
 import logging
 import ssl
 
+from bridge.packaged import DH_PARAMS
+
 log = logging.getLogger("bridge.intake")
 
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
@@ -36,6 +42,7 @@ def server_context(cert: str, key: str) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.load_dh_params(str(DH_PARAMS))  # the DHE suites of CIPHERS need a group
     if not limit_groups(context, GROUPS):
         log.info("TLS key-exchange groups: cannot set %s here; using P-256 only", GROUPS)
         context.set_ecdh_curve("prime256v1")

@@ -54,6 +54,21 @@ async def test_t1_inbound_tls_offers_only_modern_parameters(tmp_path: Path, ca: 
     assert wrong == []
 
 
+async def test_t1_a_tls12_client_without_ecdhe_gets_dhe_on_the_rfc7919_group(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    # Older SAP crypto libraries speak TLS 1.2 without ECDHE: the DHE suites of the list
+    # need a group, which OpenSSL does not pick by itself (without one: no shared cipher).
+    settings = tls_settings(tmp_path, ca, key_type=trustme.KeyType.RSA)
+    async with running_bridge(settings) as (_, ep):
+        ok, text = await _handshake(ep.smtp[1], "-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256")
+        assert ok, text[-300:]
+        assert "Ciphersuite: DHE-RSA-AES128-GCM-SHA256" in text, text
+        assert "Server Temp Key: DH, 2048 bits" in text, text
+        ok, text = await _handshake(ep.smtp[1], "-tls1_2", "-cipher", "DHE-RSA-AES128-SHA256")
+        assert not ok  # and still no CBC
+
+
 def test_t1_the_group_list_is_set_on_the_context() -> None:
     import ssl
 

@@ -6,7 +6,8 @@ AEAD ciphers with forward secrecy, key exchange on X25519, P-256 or P-384 only.
 Python's defaults, which both doors used before, also accept the CBC suites
 ECDHE-RSA-AES*-SHA256/SHA384 (an sslyze "Mozilla intermediate" failure) and P-521. The
 client is Python's `ssl`; the certificate has an RSA key, so that an ECDHE-RSA suite is one
-the server could choose if its cipher list allowed it.
+the server could choose if its cipher list allowed it. A TLS 1.2 client that knows no
+ECDHE (older SAP crypto libraries) gets a DHE suite on RFC 7919's 2048-bit group.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def _tls12_gcm(context: ssl.SSLContext) -> None:
     context.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
 
 
+def _tls12_dhe(context: ssl.SSLContext) -> None:  # a TLS 1.2 client without ECDHE
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("DHE-RSA-AES128-GCM-SHA256")
+
+
 def _tls12_cbc(context: ssl.SSLContext) -> None:
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers("ECDHE-RSA-AES128-SHA256")
@@ -83,6 +89,7 @@ def _p521(context: ssl.SSLContext) -> None:
 OFFERS: list[tuple[str, Callable[[ssl.SSLContext], None], str]] = [
     ("the client's defaults", _default, "ok TLSv1.3"),
     ("TLS 1.2, ECDHE-RSA-AES128-GCM-SHA256", _tls12_gcm, "ok TLSv1.2"),
+    ("TLS 1.2, DHE-RSA-AES128-GCM-SHA256 (finite-field DHE)", _tls12_dhe, "ok TLSv1.2"),
     ("TLS 1.2, ECDHE-RSA-AES128-SHA256 (CBC)", _tls12_cbc, "refused"),
     ("TLS 1.2, ECDHE-RSA-AES256-SHA384 (CBC)", _tls12_cbc_sha384, "refused"),
     ("TLS 1.1", _tls11, "refused"),
