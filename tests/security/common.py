@@ -30,13 +30,20 @@ def with_smtp(settings: Settings, **changes: Any) -> Settings:
     return settings.model_copy(update={"smtp": settings.smtp.model_copy(update=changes)})
 
 
-def tls_settings(
-    tmp_path: Path, ca: trustme.CA, key_type: trustme.KeyType | None = None, **changes: Any
+def tls_settings(tmp_path: Path, ca: trustme.CA, **changes: Any) -> Settings:
+    """The test settings with STARTTLS (a trustme certificate); plaintext only from 127.0.0.1."""
+    return _with_tls(tmp_path, ca, trustme.KeyType.ECDSA, changes)
+
+
+def rsa_tls_settings(tmp_path: Path, ca: trustme.CA, **changes: Any) -> Settings:
+    """`tls_settings` with a certificate whose key is RSA (for the *-RSA suites)."""
+    return _with_tls(tmp_path, ca, trustme.KeyType.RSA, changes)
+
+
+def _with_tls(
+    tmp_path: Path, ca: trustme.CA, key_type: trustme.KeyType, changes: dict[str, Any]
 ) -> Settings:
-    """The test settings with STARTTLS (a trustme certificate, of `key_type` if given);
-    plaintext only from 127.0.0.1."""
-    typed = {} if key_type is None else {"key_type": key_type}
-    cert = ca.issue_cert("localhost", "127.0.0.1", **typed)
+    cert = ca.issue_cert("localhost", "127.0.0.1", key_type=key_type)
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.private_key_pem.write_to_path(str(key_file))
     cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))

@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from tests.helpers import running_bridge
-from tests.security.common import tls_settings
+from tests.security.common import rsa_tls_settings, tls_settings
 
 pytestmark = pytest.mark.both_loops  # also on uvloop ([server] event_loop)
 
@@ -59,7 +59,7 @@ async def test_t1_a_tls12_client_without_ecdhe_gets_dhe_on_the_rfc7919_group(
 ) -> None:
     # Older SAP crypto libraries speak TLS 1.2 without ECDHE: the DHE suites of the list
     # need a group, which OpenSSL does not pick by itself (without one: no shared cipher).
-    settings = tls_settings(tmp_path, ca, key_type=trustme.KeyType.RSA)
+    settings = rsa_tls_settings(tmp_path, ca)
     async with running_bridge(settings) as (_, ep):
         ok, text = await _handshake(ep.smtp[1], "-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256")
         assert ok, text[-300:]
