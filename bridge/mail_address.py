@@ -59,15 +59,23 @@ def _plain(address: str) -> bool:
 
 
 def check_mail_address(value: str) -> str:
-    """The address, lower-cased in ASCII form; MailAddressError with the reason otherwise."""
+    """The address, lower-cased in ASCII form; MailAddressError with the reason otherwise.
+
+    A private domain (`sap-prd.corp.local`, `localhost`: an intranet's own names, which
+    SAP systems and Active Directory use as sender domains) is accepted as `header_address`
+    accepts it: checked label by label, its local part by email-validator."""
     text = value.strip()
     lowered = text.lower()
     if _plain(lowered):
         return lowered
+    local, at, domain = text.rpartition("@")
+    check = f"{local}@example.com" if at and _private_domain(domain) else text
     try:
-        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+        result = validate_email(check, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise MailAddressError(f"{value!r} is not a valid mail address: {exc}") from None
+    if check != text:
+        return f"{result.local_part}@{domain.rstrip('.')}".lower()
     return str(result.ascii_email or result.normalized).lower()
 
 

@@ -46,3 +46,28 @@ async def test_a_user_writes_in_either_spelling_and_gets_the_status_mail(
             [status] = await wait_for(lambda: relay.messages(), within=15)
     assert [e.rcpt_tos for e in relay.accepted] == [["anna@xn--bro-hoa.example"]]
     assert status["To"].addresses[0].addr_spec == "anna@xn--bro-hoa.example"
+
+
+async def test_a_sender_under_an_intranet_domain_is_a_user_who_sends_and_hears_back(
+    tmp_path: Path,
+) -> None:
+    # SAP sends from <user>@<its default domain>, often an Active Directory name under
+    # .local: such a sender could not be added (email-validator calls it special-use), so
+    # every mail from it got 550 at MAIL.
+    sender = "JDOE@sap-prd.corp.local"
+    async with smtp_relay() as (relay, relay_port):
+        mailer = MailerSettings(mode="smtp", relay_port=relay_port, tls="none")
+        settings = make_settings(tmp_path, mailer=mailer)
+        async with running_bridge(settings) as (bridge, ep):
+            assert bridge.store is not None
+            run_sync(
+                bridge.store.engine,
+                lambda c: add_user(c, sender, "demo", settings={"notify": "all"}),
+            )
+            mail = make_mail(sender=sender, to=f"{PHONE}@eu.rsms.net", body="Pump P-101")
+            async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
+                errors, reply = await smtp.sendmail(sender, [f"{PHONE}@eu.rsms.net"], mail)
+            assert not errors and reply.startswith("2."), reply
+            [status] = await wait_for(lambda: relay.messages(), within=15)
+    assert [e.rcpt_tos for e in relay.accepted] == [[sender]]  # as it wrote itself
+    assert status["To"].addresses[0].addr_spec == sender
