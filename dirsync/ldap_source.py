@@ -21,14 +21,14 @@ from urllib.parse import urlsplit
 
 with warnings.catch_warnings():  # ldap3 2.9.1 + pyasn1 >= 0.6.1: "tagMap is deprecated"
     warnings.filterwarnings("ignore", "(tag|type)Map is deprecated", DeprecationWarning)
-    from ldap3 import LEVEL, NONE, SUBTREE, Connection, Server, Tls
+    from ldap3 import LEVEL, SCHEMA, SUBTREE, Connection, Server, Tls
     from ldap3.core import exceptions as lx
 
 from bridge.errors import ConfigError, TemporaryFailure
 from bridge.files import UnreadableFile, read_text
 from dirsync.config import LdapConfig
 from dirsync.groups import ProfileResolver, ProfileRule
-from dirsync.mapping import decode_id, lower_keys, map_entry, texts
+from dirsync.mapping import PRESETS, decode_id, lower_keys, map_entry, resolve_names, texts
 from dirsync.model import Problem, SourceUser
 
 Progress = Callable[[int], None]
@@ -75,7 +75,7 @@ def connect(cfg: LdapConfig, password: str) -> Connection:
             version=ssl.PROTOCOL_TLS_CLIENT,
         )
     server = Server(
-        host, port=port, use_ssl=use_ssl, tls=tls, get_info=NONE,
+        host, port=port, use_ssl=use_ssl, tls=tls, get_info=SCHEMA,
         connect_timeout=max(1, int(cfg.connect_timeout)),
     )  # fmt: skip
     conn = Connection(
@@ -86,13 +86,17 @@ def connect(cfg: LdapConfig, password: str) -> Connection:
         auto_referrals=False,
         raise_exceptions=True,
         receive_timeout=max(1, int(cfg.timeout)),
+        # An attribute the entry lacks is left out of the answer, not added as an empty
+        # list under the requested spelling (which would hide the server's own values).
+        return_empty_attributes=False,
+        check_names=False,  # filters are the admin's text; the schema only names attributes
     )
     where = f"{cfg.url}"
     try:
         conn.open()
         if cfg.starttls:
-            conn.start_tls()
-        conn.bind()
+            conn.start_tls(read_server_info=False)
+        conn.bind(read_server_info=False)
     except lx.LDAPInvalidCredentialsResult as exc:
         raise DirectoryError(f"bind as {cfg.bind_dn} failed: invalid credentials") from exc
     except lx.LDAPStartTLSError as exc:
@@ -111,8 +115,33 @@ def connect(cfg: LdapConfig, password: str) -> Connection:
         raise DirectoryError(f"{where}: {_short(exc)}") from exc
     if not conn.bound:
         raise DirectoryError(f"bind as {cfg.bind_dn} failed: {conn.result.get('description')}")
+    with contextlib.suppress(lx.LDAPException):  # no readable schema: names used as written
+        conn.refresh_server_info()
     _lean_entries(conn)
     return conn
+
+
+def canonical_names(conn: Connection) -> Callable[[str], str | None]:
+    """The schema's first name for an attribute name (any alias, any case), None for a name
+    the schema does not have; every name as written when the schema could not be read."""
+    schema = conn.server.schema
+    types = schema.attribute_types if schema is not None else None
+    if not types:
+        return lambda name: name
+
+    def canonical(name: str) -> str | None:
+        if name not in types:
+            return None
+        names = types[name].name
+        return str(names[0]) if names else name
+
+    return canonical
+
+
+def with_schema_names(conn: Connection, cfg: LdapConfig) -> LdapConfig:
+    """`cfg` with its mapping spelled as the directory's schema spells it (`resolve_names`)."""
+    mapping = resolve_names(cfg.mapping, PRESETS[cfg.preset], canonical_names(conn))
+    return replace(cfg, mapping=mapping)
 
 
 def _lean_entries(conn: Connection) -> None:
@@ -204,6 +233,7 @@ def read_directory(
     """One full read: groups (if there are profile rules), then all users, page by page."""
     conn = connect(cfg, password)
     try:
+        cfg = with_schema_names(conn, cfg)
         return _read(conn, cfg, region, rules, default_profile, progress)
     finally:
         with contextlib.suppress(lx.LDAPException):

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import phonenumbers
 
+from bridge.errors import ConfigError
 from bridge.mail_address import MailAddressError, check_mail_address
 from bridge.text.controls import one_line
 from dirsync.model import Problem, SourceUser
@@ -117,6 +118,69 @@ PRESET_GROUP_FILTERS: dict[str, str] = {
 }
 
 
+Canonical = Callable[[str], str | None]
+
+
+def resolve_names(amap: AttributeMap, preset: AttributeMap, canonical: Canonical) -> AttributeMap:
+    """`amap` with every attribute name as the directory's schema spells it.
+
+    `canonical(name)` is the schema's first name for `name` (any alias, any case), or None
+    when the schema has no such attribute. The server answers under that name, so a
+    mapping written `mobileTelephoneNumber` or `USERACCOUNTCONTROL` still finds its values.
+    A configured name the schema does not know is a `ConfigError`; a name that only comes
+    from the preset for an optional field (Exchange's `extensionAttribute1` in a directory
+    without Exchange) is dropped: the directory has no such values.
+    """
+
+    def one(key: str, name: str, optional: bool) -> str | None:
+        base, sep, options = name.partition(";")  # options such as ";binary" are kept
+        found = canonical(base)
+        if found is not None:
+            return found + sep + options
+        if optional and name in _names(preset, key):
+            return None
+        from_preset = name in _names(preset, key)
+        hint = (
+            f"set ldap.preset to the directory's kind, or ldap.mapping.{key} to the attribute "
+            "it uses"
+            if from_preset
+            else "write the name the directory's schema uses, or remove it"
+        )
+        raise ConfigError(
+            f"ldap.mapping.{key}: the directory's schema has no attribute {name!r}; {hint}"
+        )
+
+    def some(key: str, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(n for n in (one(key, name, True) for name in names) if n is not None)
+
+    def maybe(key: str, name: str | None) -> str | None:
+        return None if name is None else one(key, name, True)
+
+    enabled_attribute = amap.enabled_attribute
+    if enabled_attribute is not None and amap.enabled in ("uac", "attribute"):
+        enabled_attribute = one("enabled_attribute", enabled_attribute, False)
+    return replace(
+        amap,
+        id=one("id", amap.id, False) or amap.id,
+        mail=one("mail", amap.mail, False) or amap.mail,
+        aliases=some("aliases", amap.aliases),
+        mobile=some("mobile", amap.mobile),
+        display_name=some("display_name", amap.display_name),
+        sender_id=maybe("sender_id", amap.sender_id),
+        cost_centre=maybe("cost_centre", amap.cost_centre),
+        member_of=maybe("member_of", amap.member_of),
+        enabled_attribute=enabled_attribute,
+        extra=some("extra", amap.extra),
+    )
+
+
+def _names(amap: AttributeMap, key: str) -> tuple[str, ...]:
+    value = getattr(amap, key)
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def lower_keys(raw: Mapping[str, Sequence[bytes]]) -> dict[str, Sequence[bytes]]:
     """Attribute names compared case-insensitively, as LDAP does."""
     return {k.lower(): v for k, v in raw.items()}
@@ -195,16 +259,17 @@ def normalise_mobile(value: str, region: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def is_enabled(attrs: Mapping[str, Sequence[bytes]], amap: AttributeMap) -> bool:
-    """The enabled flag for the `uac` / `attribute` / `always` modes (`filter` is the caller's)."""
+def is_enabled(attrs: Mapping[str, Sequence[bytes]], amap: AttributeMap) -> bool | None:
+    """The enabled flag for the `uac` / `attribute` / `always` modes (`filter` is the caller's);
+    None when `userAccountControl` is missing or not a number (the state is unknown)."""
     if amap.enabled == "uac":
         raw = first_text(attrs, [amap.enabled_attribute or "userAccountControl"])
         if raw is None:
-            return True
+            return None
         try:
             return not int(raw) & UAC_ACCOUNTDISABLE
         except ValueError:
-            return True
+            return None
     if amap.enabled == "attribute" and amap.enabled_attribute:
         values = [v.lower() for v in texts(attrs, amap.enabled_attribute)]
         if not amap.disabled_values:
@@ -286,6 +351,21 @@ def map_entry(
         cost_centre = None
         keep.add("cost_centre")
 
+    if enabled is None:
+        enabled = is_enabled(attrs, amap)
+        if enabled is None:
+            name = amap.enabled_attribute or "userAccountControl"
+            shown = first_text(attrs, [name])
+            what = "missing" if shown is None else f"not a number ({shown!r})"
+            problems.append(
+                Problem(
+                    ref,
+                    f"{name} {what}; enabled state left unchanged (a new user is not added)",
+                )
+            )
+            enabled = False
+            keep.add("enabled")
+
     display_name = one_line(first_text(attrs, amap.display_name) or "")[:MAX_DISPLAY_NAME]
     # few distinct values across many users: share one string object each
     sender_id = sys.intern(sender_id) if sender_id else sender_id
@@ -299,7 +379,7 @@ def map_entry(
         sender_id=sender_id,
         cost_centre=cost_centre,
         profile=profile,
-        enabled=is_enabled(attrs, amap) if enabled is None else enabled,
+        enabled=enabled,
         ref=ref if keep_ref else "",
         keep=frozenset(keep),
     )

@@ -15,6 +15,7 @@ Rules (docs/dirsync.md explains them for admins):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bridge.errors import PermanentFailure
@@ -67,6 +68,9 @@ def make_plan(
             first = users[u.external_id].ref
             plan.problems.append(Problem(u.ref, f"duplicate id {u.external_id} (first: {first})"))
         else:
+            row = stored_by_id.get(u.external_id)
+            if "enabled" in u.keep and row is not None and row.enabled != u.enabled:
+                u = replace(u, enabled=row.enabled)  # the source could not tell: as stored
             users[u.external_id] = u
 
     unavailable: dict[str, str] = dict(taken)

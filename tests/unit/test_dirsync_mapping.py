@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
+from bridge.errors import ConfigError
 from dirsync.groups import ProfileResolver, ProfileRule, normalise_dn
 from dirsync.mapping import (
     PRESETS,
@@ -12,6 +15,7 @@ from dirsync.mapping import (
     map_entry,
     normalise_mobile,
     parse_proxy_addresses,
+    resolve_names,
     with_overrides,
 )
 
@@ -202,3 +206,65 @@ def test_profile_rules_are_ordered_and_nested() -> None:
     assert r.profile_for("cn=Dora,ou=U", ["cn=Sales-DE,ou=G"]) == "sales"
     assert r.profile_for("cn=Dora,ou=U", ["CN=Sales,OU=G"]) == "sales"
     assert ProfileResolver([ProfileRule("cn=none", "x")], {}).missing_groups == ["cn=none"]
+
+
+def test_missing_or_odd_uac_leaves_the_enabled_state_as_stored() -> None:
+    for values in ([], [b"enabled"]):
+        user, problems = map_entry("cn=A", ad_entry(userAccountControl=values), AD, region="DE")
+        assert user is not None and user.enabled is False and "enabled" in user.keep, values
+        what = "missing" if not values else "not a number ('enabled')"
+        assert [p.message for p in problems] == [
+            f"userAccountControl {what}; enabled state left unchanged (a new user is not added)"
+        ]
+
+
+SCHEMA = {
+    "mobile": "mobile",
+    "mobiletelephonenumber": "mobile",
+    "cn": "cn",
+    "commonname": "cn",
+    "useraccountcontrol": "userAccountControl",
+    "objectguid": "objectGUID",
+    "mail": "mail",
+    "proxyaddresses": "proxyAddresses",
+    "displayname": "displayName",
+    "department": "department",
+    "memberof": "memberOf",
+    "othermobile": "otherMobile",
+}
+
+
+def canonical(name: str) -> str | None:
+    return SCHEMA.get(name.lower())
+
+
+def test_mapped_names_are_spelled_as_the_schema_spells_them() -> None:
+    amap = with_overrides(
+        AD, mobile=("mobileTelephoneNumber",), display_name=("commonName",),
+        enabled_attribute="USERACCOUNTCONTROL", cost_centre="DEPARTMENT",
+    )  # fmt: skip
+    resolved = resolve_names(amap, AD, canonical)
+    assert resolved.mobile == ("mobile",) and resolved.display_name == ("cn",)
+    assert resolved.enabled_attribute == "userAccountControl"
+    assert resolved.cost_centre == "department"
+    # Exchange's extensionAttribute1 is only the preset's: a directory without it has none
+    assert resolved.sender_id is None
+
+
+def test_a_mapped_name_the_schema_does_not_know_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        resolve_names(with_overrides(AD, mobile=("mobil",)), AD, canonical)
+    assert str(err.value).startswith("ldap.mapping.mobile: the directory's schema has no")
+    assert "'mobil'" in str(err.value)
+    openldap = PRESETS["openldap"]
+    with pytest.raises(ConfigError) as err:
+        resolve_names(openldap, openldap, canonical)  # no entryUUID in this schema
+    assert str(err.value).startswith("ldap.mapping.id:") and "ldap.preset" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        resolve_names(with_overrides(AD, enabled_attribute="uac"), AD, canonical)
+    assert str(err.value).startswith("ldap.mapping.enabled_attribute:")
+
+
+def test_without_a_schema_the_names_stay_as_written() -> None:
+    amap = with_overrides(AD, mobile=("mobileTelephoneNumber",))
+    assert resolve_names(amap, AD, lambda name: name) == amap

@@ -209,3 +209,11 @@ def test_min_users_is_not_overridable() -> None:
     p = plan([src(1)], [])
     with pytest.raises(Refused, match="min_users=5"):
         check_plan(p, Limits(min_users=5), allow_mass_changes=True)
+
+
+def test_an_unknown_enabled_state_keeps_the_stored_one() -> None:
+    u = src(1)
+    unknown = replace(u, enabled=False, keep=frozenset({"enabled"}))
+    assert plan([unknown], [row(u, 1)]).empty  # stays enabled, not disabled
+    assert plan([unknown], [row(u, 1, enabled=False, disabled_at=NOW)]).empty
+    assert plan([unknown], []).empty  # a new user whose state is unknown is not added

@@ -1,0 +1,82 @@
+"""dirsync against a throwaway slapd: attribute names in any spelling the schema allows, and
+entries whose values cannot all be used. A value the run cannot read never disables a user
+or clears a field; it is reported and the row is left as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from bridge.tenants.directory_tables import SyncRun
+from dirsync.run import EXIT_CONFIG, run_sync
+from tests.integration.test_dirsync_ldap import STAFF, engine, make_config, users  # noqa: F401
+from tests.peers.slapd import ad_user, ad_users_ldif, base_ldif, guid, running
+
+pytestmark = [
+    pytest.mark.slapd,
+    pytest.mark.filterwarnings("ignore:tagMap is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:typeMap is deprecated:DeprecationWarning"),
+]
+MODIFY_REPLACE = "MODIFY_REPLACE"  # ldap3's constant (importing ldap3 here first would warn)
+MODIFY_DELETE = "MODIFY_DELETE"
+
+
+def test_a_mapped_name_in_another_case_reads_the_value(
+    tmp_path: Path,
+    engine: Engine,  # noqa: F811
+) -> None:
+    ldif = base_ldif() + ad_user(0) + ad_user(1, uac=514)  # user 1 is disabled in AD
+    with running(tmp_path / "ldap", ldif) as server:
+        cfg = make_config(server, tmp_path, mapping={"enabled_attribute": "useraccountcontrol"})
+        out = run_sync(cfg, engine)
+    assert out.status == "applied", out.message
+    assert str(guid(0)) in users(engine) and str(guid(1)) not in users(engine)
+
+
+def test_an_alias_of_an_attribute_reads_its_values(
+    tmp_path: Path,
+    engine: Engine,  # noqa: F811
+) -> None:
+    with running(tmp_path / "ldap", ad_users_ldif(60)) as server:
+        assert run_sync(make_config(server, tmp_path), engine).status == "applied"
+        # RFC 4524's other name of `mobile`, and `commonName` for `cn`: slapd answers as
+        # "mobile" and "cn"
+        mapping = {"mobile": ["mobileTelephoneNumber"], "display_name": ["commonName"]}
+        out = run_sync(make_config(server, tmp_path, mapping=mapping), engine)
+    assert out.status == "unchanged", (out.message, out.plan and out.plan.counts())
+    assert users(engine)[str(guid(5))].mobile == "+491701000005"
+
+
+def test_a_mapped_name_the_schema_lacks_fails_the_run_with_a_config_error(
+    tmp_path: Path,
+    engine: Engine,  # noqa: F811
+) -> None:
+    with running(tmp_path / "ldap", ad_users_ldif(3)) as server:
+        cfg = make_config(server, tmp_path, mapping={"mobile": ["mobil"]})
+        out = run_sync(cfg, engine)
+    assert out.exit_code == EXIT_CONFIG and users(engine) == {}
+    assert out.message.startswith("ldap.mapping.mobile: the directory's schema has no attribute")
+    with Session(engine) as s:
+        run = s.execute(select(SyncRun)).scalars().one()
+    assert run.status == "failed" and run.message == out.message
+
+
+def test_a_missing_user_account_control_keeps_the_enabled_state(
+    tmp_path: Path,
+    engine: Engine,  # noqa: F811
+) -> None:
+    with running(tmp_path / "ldap", base_ldif() + ad_user(0) + ad_user(1)) as server:
+        cfg = make_config(server, tmp_path)
+        assert run_sync(cfg, engine).status == "applied"
+        admin = server.admin()
+        admin.modify(f"cn=User 000001,{STAFF}", {"userAccountControl": [(MODIFY_DELETE, [])]})
+        out = run_sync(cfg, engine)
+    assert out.status == "unchanged", out.plan and [c.describe() for c in out.plan.changes]
+    assert users(engine)[str(guid(1))].enabled
+    assert out.plan is not None
+    assert [p.message for p in out.plan.problems] == [
+        "userAccountControl missing; enabled state left unchanged (a new user is not added)"
+    ]
