@@ -26,6 +26,7 @@ from dirsync.mapping import (
     MAX_DISPLAY_NAME,
     SENDER_ID_RE,
     clean_address,
+    mobile_problem,
     normalise_mobile,
     usable_cost_centre,
 )
@@ -115,7 +116,7 @@ def _row(
     if r["mobile"]:
         mobile = normalise_mobile(r["mobile"], region)
         if mobile is None:
-            problems.append(Problem(ref, f"invalid mobile number {r['mobile']!r}; left unchanged"))
+            problems.append(Problem(ref, mobile_problem(r["mobile"])))
             keep.add("mobile")
     sender_id = r["sender_id"] or None
     if sender_id is not None and not SENDER_ID_RE.match(sender_id):

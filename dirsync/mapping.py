@@ -1,7 +1,8 @@
 """Pure: turn one directory entry's raw attribute values into a clean `SourceUser`.
 
 Covers the attribute mapping (with the AD and OpenLDAP presets), `objectGUID`
-decoding, `proxyAddresses` parsing, E.164 normalisation of mobile numbers, the
+decoding, `proxyAddresses` parsing, E.164 normalisation of mobile numbers (the bridge's
+own `normalise_msisdn`, so a number reads the same here as in a recipient address), the
 enabled flag (AD `userAccountControl` bit 2, an attribute, or a filter) and the
 validation of sender IDs and cost centres. Invalid values are reported as
 `Problem`s, never guessed.
@@ -16,9 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-import phonenumbers
-
 from bridge.errors import ConfigError
+from bridge.intake.addresses import normalise_msisdn
 from bridge.mail_address import MailAddressError, check_mail_address
 from bridge.text.controls import one_line
 from dirsync.model import Problem, SourceUser
@@ -249,14 +249,27 @@ def parse_proxy_addresses(values: Sequence[str]) -> tuple[str | None, list[str]]
 
 
 def normalise_mobile(value: str, region: str | None) -> str | None:
-    """E.164 (`+4917012345678`) or None when the number is not valid; never guessed."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    """E.164 (`+4917012345678`) for a mobile number, read as the bridge reads a number in
+    a recipient address (`normalise_msisdn`: `491701234567` is international, `0170…`
+    national in `region`); None for an invalid number or one no SMS reaches (a landline).
+    A `tel:` prefix and any kind of space are allowed. Without a region only international
+    numbers count."""
+    text = " ".join(value.split())
+    if text[:4].lower() == "tel:":
+        text = text[4:].strip()
+    if region is None:
+        if not text.startswith(("+", "00")):
+            return None
+        region = "ZZ"  # phonenumbers' "unknown region": the number names its country
+    return normalise_msisdn(text, region)
+
+
+def mobile_problem(value: str) -> str:
+    """The problem reported for a mobile value `normalise_mobile` refused."""
+    return (
+        f"invalid mobile number {value!r} (not a valid number, or not a mobile one; write it "
+        "as +<country code><number>); left unchanged"
+    )
 
 
 def is_enabled(attrs: Mapping[str, Sequence[bytes]], amap: AttributeMap) -> bool | None:
@@ -330,7 +343,7 @@ def map_entry(
     if mobile_raw is not None:
         mobile = normalise_mobile(mobile_raw, region)
         if mobile is None:
-            problems.append(Problem(ref, f"invalid mobile number {mobile_raw!r}; left unchanged"))
+            problems.append(Problem(ref, mobile_problem(mobile_raw)))
             keep.add("mobile")
 
     sender_id = first_text(attrs, [amap.sender_id]) if amap.sender_id else None

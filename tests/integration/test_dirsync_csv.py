@@ -333,3 +333,18 @@ def test_a_separate_dirsync_file_still_works_with_a_deprecation_warning(
     assert runner.invoke(app, [*args, "--dry-run"]).exit_code == 0
     with Session(open_engine(db_url)) as s:
         assert len(s.execute(select(User)).scalars().all()) == 3
+
+
+def test_csv_mobiles_are_read_as_the_bridge_reads_them(tmp_path: Path, engine: Engine) -> None:
+    path = csv_file(
+        tmp_path,
+        [
+            "e1,a@corp.example,,49 170 1234567,A,,,,yes",  # international, without the +
+            "e2,b@corp.example,,+49 30 12345678,B,,,,yes",  # a landline
+        ],
+    )
+    outcome = run_sync(cfg(), engine, csv=path)
+    assert outcome.status == "applied" and outcome.plan is not None
+    assert rows(engine)["a@corp.example"].mobile == "+491701234567"
+    assert rows(engine)["b@corp.example"].mobile is None
+    assert [p.ref for p in outcome.plan.problems] == ["u.csv line 3"]

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from bridge.errors import ConfigError
+from bridge.intake.addresses import normalise_msisdn
 from dirsync.groups import ProfileResolver, ProfileRule, normalise_dn
 from dirsync.mapping import (
     PRESETS,
@@ -114,6 +115,27 @@ def test_normalise_mobile() -> None:
     assert normalise_mobile("0170 1111111", "DE") == "+491701111111"
     assert normalise_mobile("0170 1111111", None) is None
     assert normalise_mobile("not a number", "DE") is None
+
+
+def test_mobile_numbers_read_as_the_bridge_reads_them() -> None:
+    for text in ("49 170 1234567", "0049 170 1234567", "tel:+49-170-1234567", "TEL:01701234567",
+                 "+49\u00a0170\u00a01234567", "0170 1234567"):  # fmt: skip
+        assert normalise_mobile(text, "DE") == "+491701234567", text
+        assert normalise_msisdn(text.removeprefix("tel:"), "DE") in ("+491701234567", None)
+    assert normalise_mobile("49 170 1234567", None) is None  # no + and no country: unknown
+    assert normalise_mobile("0049 170 1234567", None) == "+491701234567"
+    # a landline, a toll-free number, digits that only look like digits: no SMS reaches them
+    for text in ("+49 30 12345678", "+49 800 1234567", "+\u0664\u0669\u0661\u0667\u0660"):
+        assert normalise_mobile(text, "DE") is None, text
+
+
+def test_a_landline_in_mobile_is_reported_and_kept() -> None:
+    user, problems = map_entry("cn=A", ad_entry(mobile=[b"+49 30 12345678"]), AD, region="DE")
+    assert user is not None and user.mobile is None and user.keep == {"mobile"}
+    assert [p.message for p in problems] == [
+        "invalid mobile number '+49 30 12345678' (not a valid number, or not a mobile one; "
+        "write it as +<country code><number>); left unchanged"
+    ]
 
 
 def test_missing_id_or_mail_skips_the_user() -> None:
