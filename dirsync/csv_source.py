@@ -100,7 +100,11 @@ def _row(
 ) -> SourceUser | None:
     address = clean_address(r["email"])
     if address is None:
-        problems.append(Problem(ref, f"invalid e-mail {r['email']!r}; row skipped"))
+        held = r["external_id"] or None  # this user is in the file: its row is kept as it is
+        also = "; its user is left unchanged" if held else ""
+        problems.append(
+            Problem(ref, f"invalid e-mail {r['email']!r}; row skipped{also}", held_id=held)
+        )
         return None
     keep: set[str] = set()
     aliases: set[str] = set()

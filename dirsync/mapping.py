@@ -304,6 +304,11 @@ def map_entry(
 ) -> tuple[SourceUser | None, list[Problem]]:
     """Map one entry; None (with a problem) when it lacks a usable id or primary mail.
 
+    The primary address is the first valid `mail` value, else the `SMTP:` one of
+    `proxyAddresses`; invalid values are reported and skipped. An entry with an id but
+    no valid address is "held": its problem names the id, and the planner leaves that
+    user's row as it is (it is not gone from the directory).
+
     `keep_ref=False` leaves `ref` empty on the user (100,000 DNs cost memory); problems
     found here still name the DN, and the planner names users by their address.
     """
@@ -317,23 +322,22 @@ def map_entry(
     for name in amap.aliases:
         alias_values.extend(texts(attrs, name))
     mails = texts(attrs, amap.mail)
-    proxy_primary: str | None = None
     if amap.aliases_format == "proxy":
         proxy_primary, alias_values = parse_proxy_addresses(alias_values)
-    primary_raw = mails[0] if mails else proxy_primary
-    if primary_raw is None:
-        return None, [Problem(ref, f"no {amap.mail}; user skipped")]
-    primary = clean_address(primary_raw)
+        if proxy_primary is not None:
+            mails.append(proxy_primary)  # the primary when no `mail` value is valid
+    # every value checked once; the first valid `mail` value (else SMTP:) is the primary
+    cleaned = {value: clean_address(value) for value in (*mails, *alias_values)}
+    primary = next((cleaned[v] for v in mails if cleaned[v] is not None), None)
     if primary is None:
-        return None, [Problem(ref, f"invalid mail address {primary_raw!r}; user skipped")]
-    candidates = mails[1:] + alias_values
-    if proxy_primary is not None:
-        candidates.append(proxy_primary)
+        what = f"no {amap.mail}" if not mails else f"no valid mail address in {mails[:3]!r}"
+        why = f"{what}; its row is left unchanged (a new user is not added)"
+        return None, [Problem(ref, why, held_id=external_id)]
     aliases: set[str] = set()
-    for value in candidates:
-        addr = clean_address(value)
+    for value, addr in cleaned.items():
         if addr is None:
-            problems.append(Problem(ref, f"invalid alias address {value!r} ignored"))
+            kind = "mail" if value in mails else "alias"
+            problems.append(Problem(ref, f"invalid {kind} address {value!r} ignored"))
         elif addr != primary:
             aliases.add(addr)
 

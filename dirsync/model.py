@@ -106,10 +106,16 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Something wrong with one source user; reported, never fatal on its own."""
+    """Something wrong with one source user; reported, never fatal on its own.
+
+    `held_id` is the stable id of an entry that was read but could not be used (no valid
+    mail address): the planner leaves its row exactly as it is instead of taking the
+    user for gone.
+    """
 
     ref: str
     message: str
+    held_id: str | None = None
 
     def describe(self) -> str:
         return f"{self.ref}: {self.message}"

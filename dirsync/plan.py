@@ -7,6 +7,8 @@ Rules (docs/dirsync.md explains them for admins):
   disabled if it exists). Disabled source users only get addresses no enabled user wants;
 * addresses held by rows dirsync does not own (manual users, other customers, excluded
   users) are never taken;
+* a row whose source entry was read but has no valid mail address is left as it is
+  (reported by the mapping; never taken for gone);
 * a row missing from the source is disabled; it is deleted only once it has been
   disabled for `retention_days` (0 = never). Its addresses are released (primary
   renamed to `<address>#retired-<id>`, aliases dropped) when a source user claims them.
@@ -73,6 +75,8 @@ def make_plan(
                 u = replace(u, enabled=row.enabled)  # the source could not tell: as stored
             users[u.external_id] = u
 
+    # read, but without a usable address: such a row is not gone, it is left as it is
+    held = {p.held_id for p in problems if p.held_id is not None and p.held_id not in users}
     unavailable: dict[str, str] = dict(taken)
     rows: list[StoredUser] = []
     for s in stored:
@@ -81,6 +85,10 @@ def make_plan(
                 plan.excluded += 1
             for addr in (s.address, *s.aliases):
                 unavailable[addr] = "an excluded user"
+        elif s.external_id in held:
+            plan.unchanged += 1
+            for addr in (s.address, *s.aliases):
+                unavailable[addr] = "a user whose entry has no valid mail address"
         else:
             rows.append(s)
 

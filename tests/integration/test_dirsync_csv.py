@@ -348,3 +348,17 @@ def test_csv_mobiles_are_read_as_the_bridge_reads_them(tmp_path: Path, engine: E
     assert rows(engine)["a@corp.example"].mobile == "+491701234567"
     assert rows(engine)["b@corp.example"].mobile is None
     assert [p.ref for p in outcome.plan.problems] == ["u.csv line 3"]
+
+
+def test_a_row_with_an_invalid_mail_leaves_its_user_unchanged(
+    tmp_path: Path, engine: Engine
+) -> None:
+    good = ["e1,a@corp.example,,,A,,,,yes", "e2,b@corp.example,,,B,,,,yes"]
+    assert run_sync(cfg(), engine, csv=csv_file(tmp_path, good)).status == "applied"
+    typo = [good[0], "e2,b@corp example,,,B,,,,yes"]
+    outcome = run_sync(cfg(), engine, csv=csv_file(tmp_path, typo))
+    assert outcome.status == "unchanged" and outcome.plan is not None
+    assert [p.describe() for p in outcome.plan.problems] == [
+        "u.csv line 3: invalid e-mail 'b@corp example'; row skipped; its user is left unchanged"
+    ]
+    assert rows(engine)["b@corp.example"].enabled

@@ -80,3 +80,30 @@ def test_a_missing_user_account_control_keeps_the_enabled_state(
     assert [p.message for p in out.plan.problems] == [
         "userAccountControl missing; enabled state left unchanged (a new user is not added)"
     ]
+
+
+def test_an_invalid_mail_value_never_disables_the_user(
+    tmp_path: Path,
+    engine: Engine,  # noqa: F811
+) -> None:
+    with running(tmp_path / "ldap", ad_users_ldif(30)) as server:
+        cfg = make_config(server, tmp_path)
+        assert run_sync(cfg, engine).status == "applied"
+        admin = server.admin()
+        # a typo in `mail`; proxyAddresses still holds the valid primary SMTP: address
+        typo = {"mail": [(MODIFY_REPLACE, ["user000007@corp.example (mobile)"])]}
+        admin.modify(f"cn=User 000007,{STAFF}", typo)
+        out = run_sync(cfg, engine)
+        assert out.status == "unchanged" and out.plan is not None, out.message
+        assert [p.message for p in out.plan.problems] == [
+            "invalid mail address 'user000007@corp.example (mobile)' ignored"
+        ]
+        # no valid address at all: the row is held as it is, not disabled as gone
+        admin.modify(f"cn=User 000008,{STAFF}", {"mail": [(MODIFY_REPLACE, ["nobody"])]})
+        admin.modify(f"cn=User 000008,{STAFF}", {"proxyAddresses": [(MODIFY_DELETE, [])]})
+        out = run_sync(cfg, engine)
+    assert out.status == "unchanged" and out.plan is not None, out.message
+    assert out.plan.counts()["disabled"] == 0
+    assert any(p.held_id == str(guid(8)) for p in out.plan.problems)
+    row = users(engine)[str(guid(8))]
+    assert row.enabled and row.address == "user000008@corp.example"

@@ -141,11 +141,38 @@ def test_a_landline_in_mobile_is_reported_and_kept() -> None:
 def test_missing_id_or_mail_skips_the_user() -> None:
     user, problems = map_entry("cn=A", ad_entry(objectGUID=[]), AD, region="DE")
     assert user is None and "objectGUID" in problems[0].message
+    assert problems[0].held_id is None  # no id: nothing to hold
     raw = ad_entry(mail=[], proxyAddresses=[b"smtp:x@y.example"])
     user, problems = map_entry("cn=A", raw, AD, region="DE")
-    assert user is None and "no mail" in problems[0].message
-    user, problems = map_entry("cn=A", ad_entry(mail=[b"not-an-address"]), AD, region="DE")
-    assert user is None and "invalid mail" in problems[0].message
+    assert user is None and [(p.message, p.held_id) for p in problems] == [
+        ("no mail; its row is left unchanged (a new user is not added)", str(GUID))
+    ]
+
+
+def test_an_invalid_mail_value_falls_back_to_the_next_valid_one() -> None:
+    raw = ad_entry(mail=[b"anna.alpha@corp.example (mobile)"])
+    user, problems = map_entry("cn=A", raw, AD, region="DE")
+    assert user is not None and user.address == "anna.alpha@corp.example"  # SMTP: primary
+    assert [p.message for p in problems] == [
+        "invalid mail address 'anna.alpha@corp.example (mobile)' ignored"
+    ]
+    openldap = PRESETS["openldap"]
+    raw = {"entryUUID": [str(GUID).encode()], "mail": [b"x y@corp.example", b"B@corp.example"]}
+    user, problems = map_entry("cn=B", raw, openldap, region="DE")
+    assert user is not None and user.address == "b@corp.example" and user.aliases == set()
+    assert len(problems) == 1  # reported once, though mail is also the alias attribute
+
+
+def test_an_entry_without_any_valid_address_is_held() -> None:
+    raw = ad_entry(mail=[b"not-an-address"], proxyAddresses=[b"SMTP:also bad", b"X500:/o=x"])
+    user, problems = map_entry("cn=A", raw, AD, region="DE")
+    assert user is None and [(p.message, p.held_id) for p in problems] == [
+        (
+            "no valid mail address in ['not-an-address', 'also bad']; its row is left "
+            "unchanged (a new user is not added)",
+            str(GUID),
+        )
+    ]
 
 
 def test_primary_from_proxy_when_mail_missing() -> None:

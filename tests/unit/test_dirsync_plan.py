@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dirsync.exclusions import Exclusions
-from dirsync.model import ChangeKind, Plan, SourceUser, StoredUser
+from dirsync.model import ChangeKind, Plan, Problem, SourceUser, StoredUser
 from dirsync.plan import make_plan
 from dirsync.safety import Limits, Refused, check_plan, check_source
 
@@ -217,3 +217,18 @@ def test_an_unknown_enabled_state_keeps_the_stored_one() -> None:
     assert plan([unknown], [row(u, 1)]).empty  # stays enabled, not disabled
     assert plan([unknown], [row(u, 1, enabled=False, disabled_at=NOW)]).empty
     assert plan([unknown], []).empty  # a new user whose state is unknown is not added
+
+
+def test_a_held_entry_leaves_its_row_as_it_is() -> None:
+    u, other = src(1, aliases=frozenset({"x1@corp.example"})), src(2)
+    held = [Problem("cn=u1", "no valid mail address", held_id=u.external_id)]
+    p = plan([other], [row(u, 1), row(other, 2)], problems=held)
+    assert p.empty and p.disables == 0 and p.unchanged == 2
+    # nobody else gets its addresses meanwhile
+    taker = src(3, address=u.address, aliases=frozenset({"x1@corp.example"}))
+    p = plan([other, taker], [row(u, 1), row(other, 2)], problems=held)
+    assert kinds(p) == [] and len(p.problems) == 2
+    assert "a user whose entry has no valid mail address" in p.problems[1].message
+    # an entry read twice, once usable: the usable one counts
+    p = plan([replace(u, display_name="New")], [row(u, 1)], problems=held)
+    assert kinds(p) == [("update", u.address)]
