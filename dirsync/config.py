@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 from bridge.errors import ConfigError
 from bridge.files import UnreadableFile, read_toml
@@ -247,19 +248,65 @@ def parse_config(data: dict[str, Any]) -> DirsyncConfig:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where `ldap.url` points: host, port, and whether TLS starts at once (ldaps)."""
+
+    host: str
+    port: int
+    use_ssl: bool
+
+
+URL_FORM = "expected ldap://host[:port] or ldaps://host[:port]"
+
+
+def ldap_endpoint(url: str) -> Endpoint:
+    """The one reading of `ldap.url`; any other form is a `ConfigError` saying what to write.
+
+    A user name or password in the url is refused without repeating it: the account
+    belongs in `bind_dn`, the password in `password_env` / `password_file`, and the url is
+    shown in every connection error.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"ldap.url: {URL_FORM}, got {url!r}") from None
+    if "@" in parts.netloc:
+        raise ConfigError(
+            "ldap.url: must not hold a user name or password (the part before '@'); write "
+            "ldap[s]://host[:port], the account in bind_dn and the password in password_env "
+            "or password_file"
+        )
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in ("ldap", "ldaps")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or re.search(r"\s", url)
+    ):
+        raise ConfigError(f"ldap.url: {URL_FORM}, got {url!r}")
+    try:
+        port = 0 if parts.netloc.endswith(":") else parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"ldap.url: the port must be a number from 1 to 65535, got {url!r}")
+    use_ssl = scheme == "ldaps"
+    return Endpoint(parts.hostname, port or (636 if use_ssl else 389), use_ssl)
+
+
 def _ldap(t: _Table) -> LdapConfig:
     url = cast(str, t.text("url", required=True))
-    if not re.fullmatch(r"ldaps?://[^/\s]+/?", url):
-        raise ConfigError(
-            f"ldap.url: expected ldap://host[:port] or ldaps://host[:port], got {url!r}"
-        )
+    endpoint = ldap_endpoint(url)
     bind_dn = cast(str, t.text("bind_dn", required=True))
     password_env, password_file = t.text("password_env"), t.text("password_file")
     if (password_env is None) == (password_file is None):
         raise ConfigError("ldap.password_env / ldap.password_file: expected exactly one of them")
     starttls = t.flag("starttls", False)
     allow_plaintext = t.flag("allow_plaintext", False)
-    if url.startswith("ldap://") and not starttls and not allow_plaintext:
+    if not endpoint.use_ssl and not starttls and not allow_plaintext:
         raise ConfigError(
             "ldap.starttls: expected true for an ldap:// url (or ldaps://, or "
             "allow_plaintext = true for a test directory)"

@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 with warnings.catch_warnings():  # ldap3 2.9.1 + pyasn1 >= 0.6.1: "tagMap is deprecated"
     warnings.filterwarnings("ignore", "(tag|type)Map is deprecated", DeprecationWarning)
@@ -26,7 +25,7 @@ with warnings.catch_warnings():  # ldap3 2.9.1 + pyasn1 >= 0.6.1: "tagMap is dep
 
 from bridge.errors import ConfigError, TemporaryFailure
 from bridge.files import UnreadableFile, read_text
-from dirsync.config import LdapConfig
+from dirsync.config import LdapConfig, ldap_endpoint
 from dirsync.groups import ProfileResolver, ProfileRule
 from dirsync.mapping import PRESETS, decode_id, lower_keys, map_entry, resolve_names, texts
 from dirsync.model import Problem, SourceUser
@@ -62,10 +61,8 @@ def read_password(cfg: LdapConfig) -> str:
 
 def connect(cfg: LdapConfig, password: str) -> Connection:
     """An open, bound, read-only connection (StartTLS before the bind when configured)."""
-    parts = urlsplit(cfg.url)
-    use_ssl = parts.scheme == "ldaps"
-    host = parts.hostname or ""
-    port = parts.port or (636 if use_ssl else 389)
+    endpoint = ldap_endpoint(cfg.url)  # checked with the config: never raises here
+    use_ssl = endpoint.use_ssl
     tls = None
     if use_ssl or cfg.starttls:
         tls = Tls(
@@ -75,7 +72,7 @@ def connect(cfg: LdapConfig, password: str) -> Connection:
             version=ssl.PROTOCOL_TLS_CLIENT,
         )
     server = Server(
-        host, port=port, use_ssl=use_ssl, tls=tls, get_info=SCHEMA,
+        endpoint.host, port=endpoint.port, use_ssl=use_ssl, tls=tls, get_info=SCHEMA,
         connect_timeout=max(1, int(cfg.connect_timeout)),
     )  # fmt: skip
     conn = Connection(
