@@ -4,7 +4,8 @@ ldap3 reports a search cut short by a size, time or admin limit as success (and 
 paged search just stops), so the result code is checked after every search: anything
 but success raises `DirectoryError` and the run aborts before planning. Filters only
 contain admin-configured text, parsed at start-up; no directory or user value is ever
-put into a filter (group nesting is resolved from `member` values, not by searching).
+put into a filter (group nesting is resolved from `member` / `uniqueMember` values, not
+by searching).
 Bind, TLS and network failures become one-line `DirectoryError`s.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import ssl
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -196,12 +198,24 @@ def paged(
         )
 
 
+# NameAndOptionalUID (RFC 4517): a uniqueMember value may end in `#'0110'B`
+_OPTIONAL_UID = re.compile(r"#'[01]*'B$")
+
+
 def read_groups(conn: Connection, cfg: LdapConfig) -> dict[str, list[str]]:
-    """Every group under the group bases with its direct `member` DNs."""
+    """Every group under the group bases with its direct members: the DNs of `member`
+    (groupOfNames, AD groups) and of `uniqueMember` (groupOfUniqueNames, without the
+    optional `#'…'B` suffix), as far as the directory's schema has these attributes."""
+    canonical = canonical_names(conn)
+    names = [n for n in (canonical("member"), canonical("uniqueMember")) if n is not None]
     members: dict[str, list[str]] = {}
+    if not names:
+        return members
     for base in cfg.group_base_dns:
-        for dn, raw in paged(conn, cfg, base, cfg.group_filter, ["member"]):
-            members[dn] = texts(lower_keys(raw), "member")
+        for dn, raw in paged(conn, cfg, base, cfg.group_filter, names):
+            attrs = lower_keys(raw)
+            unique = texts(attrs, "uniqueMember")
+            members[dn] = texts(attrs, "member") + [_OPTIONAL_UID.sub("", v) for v in unique]
     return members
 
 

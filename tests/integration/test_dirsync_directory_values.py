@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bridge.tenants.directory_tables import SyncRun
+from bridge.tenants.tables import Profile
 from dirsync.run import EXIT_CONFIG, run_sync
 from tests.integration.test_dirsync_ldap import STAFF, engine, make_config, users  # noqa: F401
 from tests.peers.slapd import ad_user, ad_users_ldif, base_ldif, guid, running
@@ -107,3 +108,38 @@ def test_an_invalid_mail_value_never_disables_the_user(
     assert any(p.held_id == str(guid(8)) for p in out.plan.problems)
     row = users(engine)[str(guid(8))]
     assert row.enabled and row.address == "user000008@corp.example"
+
+
+def test_group_of_unique_names_members_get_the_profile(
+    tmp_path: Path,
+    engine: Engine,  # noqa: F811
+) -> None:
+    groups = "ou=Groups,dc=corp,dc=example"
+    people = "".join(
+        f"dn: uid=p{i},{STAFF}\nobjectClass: inetOrgPerson\nuid: p{i}\ncn: P {i}\nsn: {i}\n"
+        f"mail: p{i}@corp.example\n\n"
+        for i in range(3)
+    )
+    vip = (
+        f"dn: cn=VIP,{groups}\nobjectClass: groupOfUniqueNames\ncn: VIP\n"
+        f"uniqueMember: uid=p0,{STAFF}\nuniqueMember: uid=p1,{STAFF}#'0101'B\n\n"
+    )
+    sales = (
+        f"dn: cn=Sales,{groups}\nobjectClass: groupOfNames\ncn: Sales\nmember: uid=p2,{STAFF}\n\n"
+    )
+    ldif = base_ldif() + people + vip + sales
+    with running(tmp_path / "ldap", ldif, ad_schema=False) as server:
+        rules = [
+            {"group": f"cn=VIP,{groups}", "profile": "vip"},
+            {"group": f"cn=Sales,{groups}", "profile": "sales"},
+        ]
+        cfg = make_config(
+            server, tmp_path, preset="openldap", group_base_dns=[groups], top={"profiles": rules}
+        )
+        out = run_sync(cfg, engine)
+    assert out.status == "applied" and out.plan is not None, out.message
+    assert out.plan.problems == []
+    with Session(engine) as s:
+        names = {p.id: p.name for p in s.execute(select(Profile)).scalars()}
+    got = {u.address: names.get(u.profile_id or 0) for u in users(engine).values()}
+    assert got == {"p0@corp.example": "vip", "p1@corp.example": "vip", "p2@corp.example": "sales"}
