@@ -75,6 +75,24 @@ def _disables(c: Change) -> bool:
     )
 
 
+# Synced fields whose mass loss the safety caps count like disables (see `_empties`).
+CAPPED_FIELDS = frozenset({"aliases", "mobile", "profile", "sender_id", "cost_centre"})
+
+
+def _empties(c: Change) -> bool:
+    """An update of a user the source still has (such updates carry no reason; releases of
+    a departed user's addresses and blocked users do) that takes a capped field from a
+    value to empty, or moves the user to another profile."""
+    if c.kind is not ChangeKind.UPDATE or c.reason:
+        return False
+    for f in c.fields:
+        if f.name == "profile" and f.before != f.after:
+            return True
+        if f.name in CAPPED_FIELDS and f.before and not f.after:
+            return True
+    return False
+
+
 def _show(value: object) -> str:
     if isinstance(value, frozenset):
         return "{" + ", ".join(sorted(str(v) for v in value)) + "}"
@@ -139,6 +157,11 @@ class Plan:
     def disables(self) -> int:
         """Rows that go from enabled to disabled: what the mass-change cap counts."""
         return sum(1 for c in self.changes if _disables(c))
+
+    @property
+    def emptied(self) -> int:
+        """Users losing a synced field's value or changing profile: capped like disables."""
+        return sum(1 for c in self.changes if _empties(c))
 
     def counts(self) -> dict[str, int]:
         return {

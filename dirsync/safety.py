@@ -2,7 +2,10 @@
 
 * fewer source users than `min_users` (zero included): the directory answer is doubtful;
 * more disables than `max_disable_count` or `max_disable_percent` of the enabled rows
-  dirsync owns: refused unless the admin passes `--allow-mass-changes` for this run.
+  dirsync owns: refused unless the admin passes `--allow-mass-changes` for this run;
+* likewise more users than these caps whose aliases, mobile, sender ID or cost centre
+  would become empty, or whose profile would change (a renamed attribute or group must
+  not wipe every user's data in one run).
 """
 
 from __future__ import annotations
@@ -42,24 +45,35 @@ def check_source(count: int, limits: Limits) -> None:
 
 
 def check_plan(plan: Plan, limits: Limits, *, allow_mass_changes: bool) -> None:
-    """Refuse a plan that disables more users than the caps allow."""
+    """Refuse a plan that disables, or empties fields of, more users than the caps allow."""
     check_source(plan.seen, limits)
-    disables = plan.disables
-    if allow_mass_changes or disables == 0:
+    if allow_mass_changes:
         return
-    base = plan.enabled_before
-    percent = 100.0 * disables / base if base else 0.0
-    if disables > limits.max_disable_count:
+    _check_cap(plan.disables, plan.enabled_before, limits, "disable {n} users", "disable {n}")
+    _check_cap(
+        plan.emptied,
+        plan.enabled_before,
+        limits,
+        "empty the aliases, mobile, sender ID or cost centre of, or change the profile of, "
+        "{n} users",
+        "change {n}",
+    )
+
+
+def _check_cap(count: int, base: int, limits: Limits, what: str, short: str) -> None:
+    if count == 0:
+        return
+    again = "nothing changed (re-run with --allow-mass-changes if this is intended)"
+    if count > limits.max_disable_count:
         raise Refused(
             "mass_change",
-            f"the run would disable {disables} users, more than max_disable_count="
-            f"{limits.max_disable_count}; nothing changed (re-run with --allow-mass-changes "
-            "if this is intended)",
+            f"the run would {what.format(n=count)}, more than max_disable_count="
+            f"{limits.max_disable_count}; {again}",
         )
+    percent = 100.0 * count / base if base else 0.0
     if base and percent > limits.max_disable_percent:
         raise Refused(
             "mass_change",
-            f"the run would disable {disables} of {base} users ({percent:.1f} %), more than "
-            f"max_disable_percent={limits.max_disable_percent:g}; nothing changed (re-run with "
-            "--allow-mass-changes if this is intended)",
+            f"the run would {short.format(n=count)} of {base} users ({percent:.1f} %), more "
+            f"than max_disable_percent={limits.max_disable_percent:g}; {again}",
         )

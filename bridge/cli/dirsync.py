@@ -12,8 +12,9 @@ Options:
                            of reading the directory; same planning and safety checks.
   --dry-run                print the plan (adds, updates with before → after, disables,
                            deletes, problems) and change nothing.
-  --allow-mass-changes     accept more disables than [safety] max_disable_count /
-                           max_disable_percent allow, for this run only.
+  --allow-mass-changes     accept more disables (or users losing their aliases, mobile,
+                           sender ID, cost centre or profile) than [safety]
+                           max_disable_count / max_disable_percent allow, for this run only.
   --database-url URL       the bridge database (default: the settings' database_url).
   --verbose, -v            log every step and the summary line to stderr.
 
@@ -68,7 +69,8 @@ HELP = {
     "deprecated).",
     "csv": "Import this CSV file (fixed format, see docs/dirsync.md) instead of the directory.",
     "dry_run": "Print the planned changes (with before → after) and change nothing.",
-    "allow_mass_changes": "Accept more disables than the [safety] caps allow, for this run only.",
+    "allow_mass_changes": "Accept more disables, or users losing a synced value, than the "
+    "[safety] caps allow, for this run only.",
     "database_url": "Bridge database URL (default: database_url of the settings).",
     "verbose": "Log every step and the summary line to stderr.",
 }

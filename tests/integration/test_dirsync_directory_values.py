@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from bridge.tenants.directory_tables import SyncRun
 from bridge.tenants.tables import Profile
-from dirsync.run import EXIT_CONFIG, run_sync
+from dirsync.run import EXIT_CONFIG, EXIT_REFUSED, run_sync
 from tests.integration.test_dirsync_ldap import STAFF, engine, make_config, users  # noqa: F401
 from tests.peers.slapd import ad_user, ad_users_ldif, base_ldif, guid, running
 
@@ -143,3 +143,19 @@ def test_group_of_unique_names_members_get_the_profile(
         names = {p.id: p.name for p in s.execute(select(Profile)).scalars()}
     got = {u.address: names.get(u.profile_id or 0) for u in users(engine).values()}
     assert got == {"p0@corp.example": "vip", "p1@corp.example": "vip", "p2@corp.example": "sales"}
+
+
+def test_a_mapping_that_empties_every_mobile_is_refused(
+    tmp_path: Path,
+    engine: Engine,  # noqa: F811
+) -> None:
+    with running(tmp_path / "ldap", ad_users_ldif(60)) as server:
+        assert run_sync(make_config(server, tmp_path), engine).status == "applied"
+        cfg = make_config(server, tmp_path, mapping={"mobile": ["pager"]})  # nobody has one
+        out = run_sync(cfg, engine)
+        assert (out.status, out.exit_code) == ("refused", EXIT_REFUSED), out.message
+        assert "of, 60 users, more than max_disable_count=50" in out.message
+        assert users(engine)[str(guid(5))].mobile == "+491701000005"
+        out = run_sync(cfg, engine, allow_mass_changes=True)
+    assert out.status == "applied", out.message
+    assert users(engine)[str(guid(5))].mobile is None

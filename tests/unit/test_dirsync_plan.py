@@ -232,3 +232,32 @@ def test_a_held_entry_leaves_its_row_as_it_is() -> None:
     # an entry read twice, once usable: the usable one counts
     p = plan([replace(u, display_name="New")], [row(u, 1)], problems=held)
     assert kinds(p) == [("update", u.address)]
+
+
+def test_mass_emptied_fields_are_capped_like_disables() -> None:
+    users = [src(i, aliases=frozenset({f"x{i}@corp.example"})) for i in range(100)]
+    stored = [row(u, i + 1) for i, u in enumerate(users)]
+    limits = Limits(max_disable_count=50, max_disable_percent=10)
+    for field, value in (("mobile", None), ("aliases", frozenset()), ("sender_id", None),
+                         ("cost_centre", None), ("profile", None), ("profile", "vip")):  # fmt: skip
+        losing = [replace(u, **{field: value}) for u in users[:60]]  # type: ignore[arg-type]
+        p = plan(losing + users[60:], stored)
+        assert p.emptied == 60 and p.disables == 0, field
+        with pytest.raises(Refused) as err:
+            check_plan(p, limits, allow_mass_changes=False)
+        assert err.value.kind == "mass_change", field
+        assert str(err.value).startswith(
+            "the run would empty the aliases, mobile, sender ID or cost centre of, or change "
+            "the profile of, 60 users, more than max_disable_count=50; nothing changed "
+            "(re-run with --allow-mass-changes if this is intended)"
+        )
+        check_plan(p, limits, allow_mass_changes=True)
+    # the percent cap; and new values or other fields are not losses
+    p = plan([replace(u, mobile=None) for u in users[:20]] + users[20:], stored)
+    with pytest.raises(Refused, match=r"change 20 of 100 users \(20.0 %\)"):
+        check_plan(p, limits, allow_mass_changes=False)
+    changed = [replace(u, mobile="+491709999999", display_name="New", cost_centre="CC-new")
+               for u in users]  # fmt: skip
+    p = plan(changed, stored)
+    assert p.emptied == 0 and len(p.changes) == 100
+    check_plan(p, limits, allow_mass_changes=False)
