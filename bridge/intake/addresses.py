@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import phonenumbers
@@ -154,7 +155,12 @@ def normalise_msisdn(text: str, default_country: str) -> str | None:
     return found[0] if found and found[1] == "mobile" else None
 
 
-def parse_recipient(address: str, domains: tuple[str, ...], default_country: str) -> Recipient:
+def parse_recipient(
+    address: str,
+    domains: tuple[str, ...],
+    default_country: str,
+    services: Collection[str] = SMS_SERVICES,
+) -> Recipient:
     """The recipient for `address`, or RecipientError with the reply kind to answer."""
     local, domain = split_address(address)
     if domain not in domains:
@@ -166,7 +172,7 @@ def parse_recipient(address: str, domains: tuple[str, ...], default_country: str
     match = _SERVICE.match(local)
     if match:
         service = match.group(1).upper()
-        if service not in SMS_SERVICES:
+        if service not in services:
             raise RecipientError("unsupported_service", address, detail=service)
         local = match.group(2)
     found = classify_number(local, default_country)

@@ -194,7 +194,10 @@ class IntakeHandler:
             return listed
         try:
             recipient = parse_recipient(
-                address, self.settings.domains, transaction.policy.default_country
+                address,
+                self.settings.domains,
+                transaction.policy.default_country,
+                self.settings.sms_services,
             )
         except RecipientError as err:
             self._refused("RCPT to=<%s> from=<%s> refused: %s", address, envelope, err.kind)

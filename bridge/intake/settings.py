@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,6 +10,8 @@ from pydantic import Field, model_validator
 
 from bridge.intake.access import check_cidrs
 from bridge.sections import Port, Seconds, Section
+
+_SERVICE = re.compile(r"[A-Z][A-Z0-9_-]{0,9}")  # as `SERVICE=` in an address is read
 
 
 class SmtpSettings(Section):
@@ -18,6 +21,9 @@ class SmtpSettings(Section):
     port: Port = 2525
     hostname: str = "mailsms.localdomain"
     domains: tuple[str, ...] = ("eu.rsms.net",)
+    # The service prefixes of `SERVICE=+49…@domain` taken as SMS (SAP: the pager services
+    # of transaction SA14); any other prefix (FAX=, X400=) is refused with 550 5.1.3.
+    sms_services: tuple[str, ...] = ("SMS", "PAG", "PAGER")
     data_size_limit: Annotated[int, Field(ge=1024)] = 1_048_576
     max_recipients: Annotated[int, Field(ge=1, le=10_000)] = 100
     parse_in_thread_above: Annotated[int, Field(ge=0)] = 65_536
@@ -76,6 +82,14 @@ class SmtpSettings(Section):
         if not self.domains:
             raise ValueError("domains: expected at least one domain, e.g. ['eu.rsms.net']")
         object.__setattr__(self, "domains", tuple(d.lower().strip() for d in self.domains))
+        services = tuple(s.strip().upper() for s in self.sms_services)
+        bad = [s for s in services if not _SERVICE.fullmatch(s)]
+        if bad:
+            raise ValueError(
+                f"sms_services: {bad[0]!r} is no service name; write a letter, then up to 9 "
+                "letters, digits, '_' or '-', as in SA14 (e.g. ['SMS', 'SMS2'])"
+            )
+        object.__setattr__(self, "sms_services", services)
         object.__setattr__(
             self, "domain_customers", {d.lower(): c for d, c in self.domain_customers.items()}
         )
