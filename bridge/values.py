@@ -16,6 +16,17 @@ Encoding = Literal["gsm7", "ucs2"]
 
 
 @dataclass(frozen=True, slots=True)
+class SmsSegment:
+    """One part as an SMPP client sent it: short_message (its UDH included), esm_class,
+    data_coding, and its sar_* TLVs as (tag, value) when it was concatenated by them."""
+
+    short_message: bytes
+    esm_class: int
+    data_coding: int
+    tlvs: tuple[tuple[int, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundSms:
     """One MT order as a transport sees it: the text is split by the transport."""
 
@@ -33,9 +44,9 @@ class OutboundSms:
     # no other message from this sender to this number may still be at an SMSC, so a
     # replace_if_present marker on a resubmit can only replace this order's own copy
     may_replace: bool = False
-    # parts already encoded and split by the sender (an SMPP client): (short_message with
-    # its UDH, esm_class, data_coding) each, submitted as they are instead of `text`
-    segments: tuple[tuple[bytes, int, int], ...] = ()
+    # the parts an SMPP client sent, encoded and split by it: the transport sends binary
+    # parts as they are and encodes a text anew from `text` (`SmsSegment`)
+    segments: tuple[SmsSegment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from bridge.mt.orders import OrderWork
-from bridge.values import OutboundSms
+from bridge.values import OutboundSms, SmsSegment
 
 log = logging.getLogger("bridge.mt.dispatch")
 
@@ -82,8 +83,16 @@ def outbound_sms(order: OrderWork, now: datetime) -> OutboundSms:
     )
 
 
-def _segments(value: object) -> tuple[tuple[bytes, int, int], ...]:
-    """Parts an SMPP client sent already split and encoded (hex, esm_class, data_coding)."""
+def _segments(value: object) -> tuple[SmsSegment, ...]:
+    """The parts an SMPP client sent (`Part.stored()` of bridge/smpp_server/submit.py)."""
     if not isinstance(value, list):
         return ()
-    return tuple((bytes.fromhex(str(sm)), int(esm), int(dc)) for sm, esm, dc in value)
+    return tuple(_segment(part) for part in value)
+
+
+def _segment(part: list[Any]) -> SmsSegment:
+    """[short_message hex, esm_class, data_coding] and, for a part concatenated by sar_*
+    TLVs, [[tag, value hex], ...] of those TLVs."""
+    sm, esm, dc, *rest = part
+    tlvs = tuple((int(tag), bytes.fromhex(str(v))) for tag, v in (rest[0] if rest else ()))
+    return SmsSegment(bytes.fromhex(str(sm)), int(esm), int(dc), tlvs)

@@ -25,6 +25,7 @@ from bridge.mt.orders import record_final
 from bridge.mt.status import CANCELLABLE_ORDER_STATUSES
 from bridge.mt.tables import Order
 from bridge.outcomes.steps import STEPS
+from bridge.smpp_server.submit import message_text
 from bridge.smpp_server.tables import SmppPart
 
 _order = table(Order)
@@ -53,7 +54,7 @@ class PartOf:
     key: str  # source|destination|reference|total
     seq: int
     total: int
-    part: list[object]  # [short_message hex, esm_class, data_coding]
+    part: list[object]  # `Part.stored()`: short_message hex, esm_class, data_coding, sar_*
     text: str
     encoding: str
 
@@ -131,16 +132,23 @@ def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> tuple[str, NewMa
     parts = [rows[i] for i in range(1, p.total + 1)]
     order = mail.orders[0]
     policy = {**order.policy, "smpp_parts": [r.part for r in parts]}
+    text, encoding = message_text([r.part for r in parts]) or _joined(parts)
     order = replace(
         order,
         id=f"{mail_id}.1",
-        text="".join(r.text for r in parts),
-        encoding="ucs2" if any(r.encoding == "ucs2" for r in parts) else "gsm7",
+        text=text,
+        encoding=encoding,
         parts=len(parts),
         policy=policy,
     )
     conn.execute(delete(_part).where(*where))
     return order.id, replace(mail, id=mail_id, orders=(order,))
+
+
+def _joined(parts: list[Any]) -> tuple[str, str]:
+    """The parts' own texts, one after another, and the encoding our records call it."""
+    text = "".join(r.text for r in parts)
+    return text, "ucs2" if any(r.encoding == "ucs2" for r in parts) else "gsm7"
 
 
 def message_facts(mail: NewMail) -> dict[str, Any]:
@@ -163,13 +171,14 @@ def message_facts(mail: NewMail) -> dict[str, Any]:
 
 def _mail_of(mail_id: str, facts: dict[str, Any], parts: list[Any]) -> NewMail:
     """The order of a message whose parts did not all come: the parts that did."""
+    text, encoding = _joined(parts)
     order = NewOrder(
         id=f"{mail_id}.1",
         recipient=str(facts["recipient"]),
         rcpt_address=str(facts["rcpt_address"]),
         sender_id=str(facts["sender_id"]),
-        text="".join(r.text for r in parts),
-        encoding="ucs2" if any(r.encoding == "ucs2" for r in parts) else "gsm7",
+        text=text,
+        encoding=encoding,
         parts=int(parts[0].total),
         priority=int(facts["priority"]),
         expires_at=datetime.fromisoformat(str(facts["expires_at"])),

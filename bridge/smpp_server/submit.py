@@ -1,25 +1,29 @@
 """What one submit_sm asks for, read as it was sent: addresses, parts, times, receipt wish.
 
 Pure code (no database, no sockets). A client's text arrives encoded and, when long,
-already split (UDH or sar_* TLVs): `read_part` keeps each part's octets, data_coding and
-esm_class as sent, so dispatch submits them unchanged; the text is decoded only for the
-order's record (reports, receipts' `text:`). message_payload carries a whole text in one
-PDU: it is decoded and split by the transport like a mail's text.
+already split (UDH or sar_* TLVs): `read_part` keeps each part's octets, data_coding,
+esm_class and sar_* TLVs as sent, and decodes its text. The order's text is the whole
+message decoded (`message_text`); the transport encodes that text anew for its SMSC, and
+sends as they came only the parts it cannot (binary data, UDHs with more than their
+concatenation: `bridge.transports.smpp.as_sent`). message_payload carries a whole text
+in one PDU: it is decoded and split by the transport like a mail's text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from bridge.errors import InputError
 from bridge.smpp import constants as c
 from bridge.smpp.address import canonical_number
 from bridge.smpp.mo import decode_mo
-from bridge.smpp.pdu import SubmitSm, find_tlv
+from bridge.smpp.pdu import SubmitSm, Tlv, find_tlv
 from bridge.smpp.udh import (
     Concat,
+    InformationElement,
     UdhError,
     find_concat,
     sar_concat,
@@ -30,6 +34,7 @@ from bridge.smpp.udh import (
 from bridge.tenants.policy_values import MAX_VALIDITY, PolicyError, check_sender_id
 from bridge.text.gsm7 import is_gsm7
 from bridge.text.sms import split_sms
+from bridge.values import Encoding
 
 _TIME_LEN: Final = 16
 _MAX_QUARTERS: Final = 48  # an SMPP time's UTC offset, in quarter hours
@@ -62,18 +67,28 @@ def smpp_time(value: str, now: datetime) -> datetime | None:
     return (local - offset).replace(tzinfo=UTC)
 
 
+SAR_TAGS: Final = (c.TLV_SAR_MSG_REF_NUM, c.TLV_SAR_TOTAL_SEGMENTS, c.TLV_SAR_SEGMENT_SEQNUM)
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One submit_sm as sent: its octets (UDH included), esm_class and data_coding."""
+    """One submit_sm as sent: its octets (UDH included), esm_class, data_coding and sar_*
+    TLVs (when they concatenate it)."""
 
     short_message: bytes
     esm_class: int
     data_coding: int
     text: str  # decoded, without the UDH
     encoding: str  # gsm7 | ucs2 (what our records call it)
+    sar: tuple[Tlv, ...] = ()
 
     def stored(self) -> list[object]:
-        return [self.short_message.hex(), self.esm_class, self.data_coding]
+        """[short_message hex, esm_class, data_coding], and [[tag, value hex], ...] of the
+        sar_* TLVs when it has them (bridge/mt/dispatch_sms.py reads it)."""
+        fields: list[object] = [self.short_message.hex(), self.esm_class, self.data_coding]
+        if self.sar:
+            fields.append([[t.tag, t.value.hex()] for t in self.sar])
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +127,33 @@ def read_part(pdu: SubmitSm) -> ReadPart:
         raise SubmitRefused(
             c.ESME_RINVMSGLEN, f"UCS-2 text of {len(body)} octets: UCS-2 takes two per character"
         )
-    part = Part(sm, pdu.esm_class, pdu.data_coding, text, encoding)
+    sar = tuple(t for t in pdu.tlvs if t.tag in SAR_TAGS)
+    part = Part(sm, pdu.esm_class, pdu.data_coding, text, encoding, sar)
     if concat is not None and concat.total <= 1:
         concat = None
     return ReadPart(part, concat, payload_tlv is not None)
+
+
+def message_text(stored: Sequence[Sequence[Any]]) -> tuple[str, Encoding] | None:
+    """The text of a concatenated message's parts (`Part.stored()`, in order), decoded from
+    their joined octets, so that a character the client split across two parts (a GSM-7
+    escape pair, a UTF-16 surrogate pair) reads whole; None when the parts' data_codings
+    differ (each part's own text then)."""
+    codings = {int(p[2]) for p in stored}
+    if len(codings) != 1:
+        return None
+    bodies: list[bytes] = []
+    ies: tuple[InformationElement, ...] = ()
+    for p in stored:
+        sm = bytes.fromhex(str(p[0]))
+        if int(p[1]) & c.ESM_UDHI:
+            try:
+                part_ies, sm = split_udh(sm)
+            except UdhError:
+                return None
+            ies = ies or part_ies
+        bodies.append(sm)
+    return decode_mo(codings.pop(), b"".join(bodies), ies)
 
 
 def sender_refused(source: str) -> str | None:

@@ -11,6 +11,11 @@ message (`replace_marker`). Message options (validity, schedule, priority, flash
 TON/NPI) are applied per part. Incoming PDUs are handled by `IncomingHandler`; partial MO
 waits in the `MoPartStore`. `limits` tells dispatch this SMSC's room (windows × binds),
 receipt timeout and sender rates.
+
+Text is encoded for this SMSC (`plan_parts`: what data_coding 0 means here, packing,
+concatenation, size cap), a mail's and an SMPP client's alike; a client's binary parts go
+as it sent them (`as_sent`), their sar_* TLVs made a concatenation UDH when the SMSC
+concatenates by UDH.
 """
 
 from __future__ import annotations
@@ -27,16 +32,28 @@ from bridge.smpp import constants as c
 from bridge.smpp.address import destination_address, source_address
 from bridge.smpp.encoding import MtPart, plan_parts
 from bridge.smpp.esme import NotBound
+from bridge.smpp.mo import SMPP_CODECS
 from bridge.smpp.pdu import (
     EncodedSubmitSm,
     GenericNack,
     SubmitSmResp,
     SubmitSmTemplate,
+    Tlv,
 )
 from bridge.smpp.session import ConnectionLost, NotSent, ResponseTimeout
 from bridge.smpp.stats import BindReport, BindStats
 from bridge.smpp.throttle import TokenBucket
 from bridge.smpp.times import schedule_field, validity_field
+from bridge.smpp.udh import (
+    IE_CONCAT_8BIT,
+    IE_CONCAT_16BIT,
+    UdhError,
+    concat_udh,
+    find_concat,
+    sar_concat,
+    split_udh,
+)
+from bridge.text.gsm7 import Gsm7EncodeError
 from bridge.transports.base import (
     Inbox,
     MoPartStore,
@@ -48,13 +65,20 @@ from bridge.transports.mo_parts import MemoryMoParts
 from bridge.transports.smpp_bind import SmppBind
 from bridge.transports.smpp_config import SmppConfig, canonical_id
 from bridge.transports.smpp_incoming import IncomingHandler
-from bridge.values import OutboundSms, SubmitResult
+from bridge.values import OutboundSms, SmsSegment, SubmitResult
 
 __all__ = ["SmppConfig", "SmppTransport", "failure_for"]
 
 log: Final = logging.getLogger(__name__)
 THROTTLING: Final = frozenset({c.ESME_RTHROTTLED, c.ESME_RMSGQFUL})
 MAX_ALPHANUMERIC: Final = 11
+MAX_USER_DATA: Final = 140  # octets of one SMS (UDH included)
+SAR_TAGS: Final = (c.TLV_SAR_MSG_REF_NUM, c.TLV_SAR_TOTAL_SEGMENTS, c.TLV_SAR_SEGMENT_SEQNUM)
+# The data_codings of an SMPP client's text that is encoded anew for the SMSC: SMPP's own
+# 0 (GSM 03.38 as the SMPP server reads it), 1 (IA5), 3 (Latin-1), 8 (UCS-2) and the
+# national tables `decode_mo` reads; and message class 0 (flash) of GSM-7 and UCS-2.
+TEXT_CODINGS: Final = frozenset({0x00, 0x01, 0x03, 0x08, *SMPP_CODECS})
+FLASH_CODINGS: Final = frozenset({0x10, 0x18, 0xF0})
 
 
 def failure_for(status: int, what: str) -> TransportTemporaryFailure | TransportPermanentFailure:
@@ -80,6 +104,25 @@ def replace_marker(sms: OutboundSms, config: SmppConfig, parts: int) -> bool:
         and sms.may_replace
         and parts == 1
     )
+
+
+def as_sent(segments: Sequence[SmsSegment]) -> bool:
+    """Whether the parts an SMPP client sent go to the SMSC as it sent them, not encoded
+    anew from their text: when one of them is binary data (0x02, 0x04, the 8-bit data
+    groups), has a data_coding whose meaning a new encoding would lose (compressed,
+    message waiting, message classes 1-3, SMPP codings we cannot read), or has a UDH that
+    says more than its concatenation (ports, national language shifts, ...)."""
+    for s in segments:
+        if s.data_coding not in TEXT_CODINGS and s.data_coding not in FLASH_CODINGS:
+            return True
+        if s.esm_class & c.ESM_UDHI:
+            try:
+                ies, _ = split_udh(s.short_message)
+            except UdhError:
+                return True
+            if any(ie.iei not in (IE_CONCAT_8BIT, IE_CONCAT_16BIT) for ie in ies):
+                return True
+    return False
 
 
 class SharedFields(TypedDict):
@@ -225,18 +268,7 @@ class SmppTransport:
                 f"sender id {sms.source!r} is longer than 11 characters"
             )
         dst = destination_address(sms.destination)
-        try:
-            parts = (
-                tuple(MtPart(sm, esm, dc) for sm, esm, dc in sms.segments)
-                if sms.segments
-                else plan_parts(
-                    sms.text, sms.encoding, self._encoding, ref=self._next_ref(), flash=sms.flash
-                )
-            )
-        except ValueError as exc:
-            raise TransportPermanentFailure(
-                f"text cannot be sent as {sms.encoding}: {exc}"
-            ) from exc
+        parts = self._parts(sms)
         now = datetime.now(UTC)
         fields: SharedFields = {
             "source_addr": src.addr,
@@ -253,6 +285,68 @@ class SmppTransport:
             "replace_if_present_flag": 1 if replace_marker(sms, cfg, len(parts)) else 0,
         }
         return parts, fields
+
+    def _parts(self, sms: OutboundSms) -> tuple[MtPart, ...]:
+        """The submit_sm parts of `sms`, encoded with this SMSC's settings.
+
+        A mail's text, and the text an SMPP client sent (`sms.segments`), are encoded and
+        split as this SMSC wants (`plan_parts`: its data_coding 0, packing, concatenation,
+        size cap). Only what cannot be encoded anew from text goes as the client sent it
+        (`as_sent`): binary data, and parts whose UDH says more than their concatenation.
+        """
+        flash = sms.flash
+        if sms.segments:
+            if as_sent(sms.segments):
+                return self._as_sent(sms.segments)
+            flash = flash or any(s.data_coding in FLASH_CODINGS for s in sms.segments)
+        try:
+            try:
+                return plan_parts(
+                    sms.text, sms.encoding, self._encoding, ref=self._next_ref(), flash=flash
+                )
+            except Gsm7EncodeError:
+                if not sms.segments:
+                    raise
+                # a client's Latin-1 or IA5 text with characters GSM-7 lacks
+                return plan_parts(
+                    sms.text, "ucs2", self._encoding, ref=self._next_ref(), flash=flash
+                )
+        except ValueError as exc:
+            raise TransportPermanentFailure(
+                f"text cannot be sent as {sms.encoding}: {exc}"
+            ) from exc
+
+    def _as_sent(self, segments: Sequence[SmsSegment]) -> tuple[MtPart, ...]:
+        """A client's binary parts as it sent them. Parts it concatenated by sar_* TLVs
+        get a concatenation UDH instead when this SMSC concatenates by UDH (all parts, or
+        none when one would not fit in 140 octets: then they keep their TLVs)."""
+        parts = tuple(
+            MtPart(s.short_message, s.esm_class, s.data_coding, tuple(Tlv(t, v) for t, v in s.tlvs))
+            for s in segments
+        )
+        if self.config.concat not in ("udh8", "udh16") or len(parts) < 2:
+            return parts
+        found = [sar_concat(p.tlvs) for p in parts]
+        if any(concat is None for concat in found):
+            return parts
+        limit = min(MAX_USER_DATA, self.config.max_short_message)
+        ref, ref16 = self._next_ref(), self.config.concat == "udh16"
+        converted: list[MtPart] = []
+        for part, concat in zip(parts, found, strict=True):
+            assert concat is not None
+            ie = concat_udh(ref, concat.total, concat.seq, ref16=ref16)[1:]
+            sm = part.short_message
+            if part.esm_class & c.ESM_UDHI:  # the concatenation IE goes first in its UDH
+                if find_concat(split_udh(sm)[0]) is not None:
+                    return parts  # concatenated by its UDH already
+                sm = bytes((sm[0] + len(ie),)) + ie + sm[1:]
+            else:
+                sm = bytes((len(ie),)) + ie + sm
+            if len(sm) > limit:
+                return parts
+            tlvs = tuple(t for t in part.tlvs if t.tag not in SAR_TAGS)
+            converted.append(MtPart(sm, part.esm_class | c.ESM_UDHI, part.data_coding, tlvs))
+        return tuple(converted)
 
     async def submit(self, sms: OutboundSms) -> SubmitResult:
         parts, fields = self._plan(sms)

@@ -5,7 +5,8 @@ thread of its own reads every PDU (`read_once`). It answers enquire_link, answer
 deliver_sm with ESME_ROK (or the status set by `answer_deliveries_with`), and sends an
 enquire_link when the line is idle for `timeout` seconds (the library's keep-alive).
 Long texts are split by the library itself (`smpplib.gsm.make_parts`: UDH, 153 GSM
-septets or 134 UCS-2 octets per part). Every PDU read is recorded (`seen`).
+septets or 134 UCS-2 octets per part; with `sar_ref`, sar_* TLVs instead of the UDH).
+Every PDU read is recorded (`seen`).
 """
 
 from __future__ import annotations
@@ -160,17 +161,52 @@ class SmpplibEsme:
             await asyncio.sleep(0.01)
 
     async def submit(
-        self, source: str, destination: str, text: str, *, ucs2: bool = False, receipt: bool = True
+        self,
+        source: str,
+        destination: str,
+        text: str,
+        *,
+        ucs2: bool = False,
+        receipt: bool = True,
+        sar_ref: int | None = None,
     ) -> list[SubmitResult]:
-        client = self._bound()
+        """`sar_ref`: a long text's parts go without UDH, with the sar_* TLVs and this
+        reference (`make_parts(use_udhi=False)`)."""
         encoding = (
             smpplib.consts.SMPP_ENCODING_ISO10646 if ucs2 else smpplib.consts.SMPP_ENCODING_DEFAULT
         )
-        parts, data_coding, esm_class = smpplib.gsm.make_parts(text, encoding)
+        parts, data_coding, esm_class = smpplib.gsm.make_parts(
+            text, encoding, use_udhi=sar_ref is None
+        )
+        return await self.submit_parts(
+            source, destination, parts, data_coding, esm_class, receipt=receipt, sar_ref=sar_ref
+        )
+
+    async def submit_parts(
+        self,
+        source: str,
+        destination: str,
+        parts: list[bytes],
+        data_coding: int,
+        esm_class: int = 0,
+        *,
+        receipt: bool = True,
+        sar_ref: int | None = None,
+    ) -> list[SubmitResult]:
+        """One submit_sm per part, as given (binary data, a UDH of the caller's); with
+        `sar_ref` and several parts, the sar_* TLVs with that reference."""
+        client = self._bound()
         src, src_ton, src_npi = address(source)
         dst, dst_ton, dst_npi = address(destination)
         sequences: list[int] = []
-        for part in parts:
+        for seq, part in enumerate(parts, 1):
+            sar: dict[str, int] = {}
+            if sar_ref is not None and len(parts) > 1:
+                sar = {
+                    "sar_msg_ref_num": sar_ref,
+                    "sar_total_segments": len(parts),
+                    "sar_segment_seqnum": seq,
+                }
             pdu = await asyncio.to_thread(
                 client.send_message,
                 source_addr_ton=src_ton,
@@ -183,6 +219,7 @@ class SmpplibEsme:
                 data_coding=data_coding,
                 esm_class=esm_class,
                 registered_delivery=1 if receipt else 0,
+                **sar,
             )
             sequences.append(int(pdu.sequence))
         results = []

@@ -17,7 +17,7 @@ from bridge.smpp import constants as c
 from bridge.smpp.pdu import EncodedSubmitSm, SubmitSm, SubmitSmTemplate, Tlv, decode, encode
 from bridge.smpp.pdu_types import Tlvs
 from bridge.transports.smpp import SmppConfig, SmppTransport
-from bridge.values import OutboundSms
+from bridge.values import OutboundSms, SmsSegment
 
 
 def _old_body(p: SubmitSm) -> bytes:
@@ -65,6 +65,17 @@ SAR = (
     Tlv(c.TLV_SAR_SEGMENT_SEQNUM, b"\x02"),
 )
 UDH8 = b"\x05\x00\x03\x2a\x03\x01"
+PORTS = b"\x06\x05\x04\x0b\x84\x23\xf0"  # application port addressing (WAP push)
+
+
+def _sar(seq: int) -> tuple[tuple[int, bytes], ...]:
+    return (
+        (c.TLV_SAR_MSG_REF_NUM, b"\x00\x07"),
+        (c.TLV_SAR_TOTAL_SEGMENTS, b"\x02"),
+        (c.TLV_SAR_SEGMENT_SEQNUM, bytes((seq,))),
+    )
+
+
 UDH16 = b"\x06\x08\x04\x01\x2c\x03\x02"
 
 # (shared fields, per-part fields): every alphabet, concatenation and TON/NPI the transport writes
@@ -227,7 +238,21 @@ SMS: list[OutboundSms] = [
         "Café",
         "x",
         "gsm7",
-        segments=((UDH8 + b"abc", c.ESM_UDHI, 0), (b"\x05\x00\x03\x2a\x03\x02d", 0x40, 8)),
+        segments=(
+            SmsSegment(UDH8 + b"abc", c.ESM_UDHI, 0),
+            SmsSegment(b"\x05\x00\x03\x2a\x03\x02d", 0x40, 8),
+        ),
+    ),
+    OutboundSms(
+        "m7.1",
+        "+33612345678",
+        "Café",
+        "x",
+        "gsm7",
+        segments=(
+            SmsSegment(PORTS + b"\x01" * 100, c.ESM_UDHI, 4, _sar(1)),
+            SmsSegment(PORTS + b"\x02" * 10, c.ESM_UDHI, 4, _sar(2)),
+        ),
     ),
 ]
 CONFIGS: list[dict[str, object]] = [
