@@ -3,14 +3,17 @@
 Submits go to the bound bind with the fewest requests in flight (window per bind, token
 buckets per bind and per SMSC). ESME_RTHROTTLED / ESME_RMSGQFUL pause the bind (doubling
 pause) and the *same* PDU is sent again after the pause, up to `throttle_retries` times;
-then the order is deferred (TransportTemporaryFailure kind "throttled" with a retry hint), never
-failed. A response timeout or a lost connection after sending is an unknown outcome
-(kind "unknown-outcome"): dispatch resubmits per policy, with `replace_if_present_flag`
-as the duplicate marker when the SMSC setting asks for it and it cannot replace another
-message (`replace_marker`). Message options (validity, schedule, priority, flash, source
-TON/NPI) are applied per part. Incoming PDUs are handled by `IncomingHandler`; partial MO
-waits in the `MoPartStore`. `limits` tells dispatch this SMSC's room (windows × binds),
-receipt timeout and sender rates.
+then the order is deferred (TransportTemporaryFailure kind "throttled" with a retry hint).
+A part after the first of a long SMS waits on instead (its message's first parts are at
+the SMSC), for at most `MID_MESSAGE_WAIT` and the order's validity; after that the order
+fails, the accepted parts' ids named, rather than going again. A response timeout or a
+lost connection after sending is an unknown outcome (kind "unknown-outcome"): dispatch
+resubmits per policy, with `replace_if_present_flag` as the duplicate marker when the
+SMSC setting asks for it and it cannot replace another message (`replace_marker`).
+Message options (validity, schedule, priority, flash, source TON/NPI) are applied per
+part. Incoming PDUs are handled by `IncomingHandler`; partial MO waits in the
+`MoPartStore`. `limits` tells dispatch this SMSC's room (windows × binds), receipt
+timeout and sender rates.
 
 Text is encoded for this SMSC (`plan_parts`: what data_coding 0 means here, packing,
 concatenation, size cap), a mail's and an SMPP client's alike; a client's binary parts go
@@ -72,6 +75,11 @@ __all__ = ["SmppConfig", "SmppTransport", "failure_for"]
 log: Final = logging.getLogger(__name__)
 THROTTLING: Final = frozenset({c.ESME_RTHROTTLED, c.ESME_RMSGQFUL})
 MAX_ALPHANUMERIC: Final = 11
+# At most this long (and not past the order's validity) a part after the first waits out
+# the SMSC's throttling; then the order fails rather than going again from its first part.
+# Less than dispatch's claim lease (`[dispatch] lease`, 120 s by default), so that no other
+# instance claims the order (and sends it again) while its submit still runs.
+MID_MESSAGE_WAIT: Final = 90.0
 MAX_USER_DATA: Final = 140  # octets of one SMS (UDH included)
 SAR_TAGS: Final = (c.TLV_SAR_MSG_REF_NUM, c.TLV_SAR_TOTAL_SEGMENTS, c.TLV_SAR_SEGMENT_SEQNUM)
 # The data_codings of an SMPP client's text that is encoded anew for the SMSC: SMPP's own
@@ -355,9 +363,14 @@ class SmppTransport:
         ids: list[str] = []
         id_base = self.config.submit_id_base
         template: SubmitSmTemplate | None = None
+        # how long a part after the first may wait out throttling (`_submit_part`)
+        wait = MID_MESSAGE_WAIT if sms.validity is None else min(MID_MESSAGE_WAIT, sms.validity)
+        deadline = asyncio.get_running_loop().time() + wait
         # Parts go one after another on one bind. If part k fails after parts 1..k-1 were
         # accepted we raise anyway: dispatch resubmits the whole order, so the handset may
         # see the early parts twice (a rare duplicate beats a lost or truncated message).
+        # Throttling is the exception: its answer says the part was not taken, so part k
+        # waits for the SMSC (until `deadline`) instead of the message going again.
         for seq, part in enumerate(parts, 1):
             try:
                 if template is None:
@@ -370,7 +383,7 @@ class SmppTransport:
                 raise TransportPermanentFailure(
                     f"{_what(sms, seq, total, ids)}: cannot encode submit_sm: {exc}"
                 ) from None
-            resp = await self._submit_part(bind, pdu, sms, seq, total, ids)
+            resp = await self._submit_part(bind, pdu, sms, seq, total, ids, deadline)
             ids.append(canonical_id(resp.message_id, id_base))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: order %s submitted as %s", bind.name, sms.order_id, ids)
@@ -384,10 +397,20 @@ class SmppTransport:
         seq: int,
         total: int,
         ids: list[str],
+        deadline: float,
     ) -> SubmitSmResp:
+        """Send one part; its answer. Throttling answers pause the bind and the same PDU
+        goes again, `throttle_retries` times for the first part (then the order is
+        deferred); a later part waits on until `deadline`, since its message's earlier
+        parts are at the SMSC already: then the order fails, those parts' ids named, and
+        is not sent again (the phone would get them twice)."""
         stats = bind.stats
+        loop = asyncio.get_running_loop()
         status, pause = c.ESME_ROK, 0.0
-        for _ in range(max(0, self.config.throttle_retries) + 1):
+        started = loop.time()
+        sent = 0
+        while True:
+            sent += 1
             try:
                 resp = await bind.send(pdu)
             except (NotBound, NotSent) as exc:
@@ -415,11 +438,25 @@ class SmppTransport:
             status = (resp.status or c.ESME_RSYSERR) if nack else resp.status
             if status in THROTTLING:
                 stats.throttled += 1
-                pause = bind.pause.throttled(asyncio.get_running_loop().time())
+                now = loop.time()
+                pause = bind.pause.throttled(now)
                 log.warning(
                     "%s: %s: %s, bind paused %.1f s", bind.name, what, c.status_name(status), pause
                 )
-                continue
+                if sent <= self.config.throttle_retries:
+                    continue
+                if not ids:
+                    break
+                if bind.pause.remaining(now) + now <= deadline:
+                    continue  # the earlier parts are at the SMSC: this one waits for it
+                gave_up = TransportPermanentFailure(
+                    f"{what}: {c.status_name(status)} for {now - started:.0f} s; "
+                    "not sent again, the phone would get the accepted parts twice",
+                    code=status,
+                    kind="throttled",
+                )
+                log.error("%s: %s", bind.name, gave_up.reason)
+                raise gave_up
             if status != c.ESME_ROK or not isinstance(resp, SubmitSmResp):
                 stats.rejected += 1
                 err = failure_for(
@@ -433,8 +470,7 @@ class SmppTransport:
             stats.submitted += 1
             return resp
         raise TransportTemporaryFailure(
-            f"{_what(sms, seq, total, ids)}: {c.status_name(status)} "
-            f"{self.config.throttle_retries + 1} times; "
+            f"{_what(sms, seq, total, ids)}: {c.status_name(status)} {sent} times; "
             f"bind paused {pause:.1f} s",
             code=status,
             kind="throttled",

@@ -128,6 +128,25 @@ async def test_throttling_defers_and_then_delivers(tmp_path: Path) -> None:
     assert ev[-1] == "delivered"
 
 
+async def test_throttling_mid_message_waits_and_sends_no_part_twice(tmp_path: Path) -> None:
+    # part 2 of 3 throttled six times (throttle_retries is 2): it waits for the SMSC, as
+    # part 1 is there already; going again from part 1 would show the phone part 1 twice
+    async with (
+        running_fault_smsc(Faults(throttle=6, throttle_after=1)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port})) as (bridge, ep),
+    ):
+        await send(ep.smtp, PHONES[:1], "Three parts. " * 32)
+        await all_delivered(tmp_path, 1)
+        assert bridge.transports["a"].reports()[0].throttled == 6
+    seqs = [p.short_message[5] for p in peer.submits]  # the UDH's part number
+    assert seqs == [1] + [2] * 7 + [3]
+    assert len(peer.given_ids) == 3
+    assert len({p.short_message[3] for p in peer.submits}) == 1  # one reference
+    ev = events(tmp_path)
+    assert "throttled" not in ev and "deferred" not in ev
+    assert ev.count("submitted") == 1 and ev[-1] == "delivered"
+
+
 async def test_no_response_is_unknown_outcome_and_resubmitted_with_marker(tmp_path: Path) -> None:
     async with running_fault_smsc(Faults(silent=1)) as peer:
         s = settings_for(

@@ -35,6 +35,7 @@ from bridge.smpp.session import SessionError, SmppSession
 @dataclass
 class Faults:
     throttle: int = 0  # answer ESME_RTHROTTLED to the next N submits
+    throttle_after: int = 0  # ... once this many submits were accepted (a part mid-message)
     silent: int = 0  # never answer the next N submits
     nack: int = 0  # answer generic_nack (status nack_status) to the next N submits
     nack_status: int = c.ESME_RSYSERR
@@ -131,7 +132,7 @@ class FaultSmsc:
         self.submits.append(pdu)
         self.submit_times.append(asyncio.get_running_loop().time())
         self._changed.set()
-        if f.throttle > 0:
+        if f.throttle > 0 and len(self.given_ids) >= f.throttle_after:
             f.throttle -= 1
             return SubmitSmResp(pdu.sequence, c.ESME_RTHROTTLED)
         if f.nack > 0:
