@@ -174,6 +174,7 @@ def _with_sandbox(data: dict[str, Any]) -> dict[str, Any]:
                 "system_id": sandbox.system_id,
                 "password": sandbox.password,
                 "long_code_rate": 0.0,  # a simulator: no carrier limits a sender's rate
+                "gsm7_packed": sandbox.gsm7_packed,
             }
         )
     data["smsc"] = smsc

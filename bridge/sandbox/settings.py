@@ -31,6 +31,9 @@ class SandboxConfig:
     redeliver_attempts: int = 3
     rules: tuple[SandboxRule, ...] = ()  # per number or prefix: fail and/or delay
     rules_file: Path | None = None  # more rules, re-read when it changes (the CLI writes it)
+    # the bridge's transport for the sandbox packs GSM-7 8-in-7 (its `gsm7_packed`): MT is
+    # unpacked before it reaches the phone, MO is packed
+    gsm7_packed: bool = False
 
 
 _SANDBOX = SandboxConfig(inbox_path=Path("var/sandbox/inbox.jsonl"))
@@ -62,6 +65,7 @@ class SandboxSettings(Section):
     inbox: Path = _SANDBOX.inbox_path
     rules: tuple[SandboxRuleSettings, ...] = ()
     rules_file: Path = Path("var/sandbox/rules.json")
+    gsm7_packed: bool = _SANDBOX.gsm7_packed  # and so the transport "sandbox" it adds
 
     def config(self) -> SandboxConfig:
         """What the sandbox SMSC runs with."""
@@ -75,4 +79,5 @@ class SandboxSettings(Section):
             inbox_path=self.inbox,
             rules=tuple(make_rule(r.number, r.fail, r.delay) for r in self.rules),
             rules_file=self.rules_file,
+            gsm7_packed=self.gsm7_packed,
         )

@@ -1,14 +1,15 @@
 """The sandbox SMSC: an in-process SMPP server that plays the phone network for `make run`.
 
 The bridge binds to it with SmppTransport over real TCP (system_id/password checked).
-Every MT SMS is reassembled and appended, as a phone would show it, to a JSON-lines
-inbox file; each part gets a delivery receipt after `receipt_delay`. Rules
-(`sandbox_rules`) fail or delay the SMS to single numbers or prefixes: a failed SMS never
-reaches the phone's inbox, a delayed one reaches it with its receipt. A second kind of
-bind, system_id "phone" (any password), injects MO: its submit_sm is delivered to the
-bridge as deliver_sm (split with UDH when long), and the phone's submit_sm_resp carries
-the bridge's deliver_sm_resp status. The phone side (`read_inbox`, `send_mo`) lives in
-`sandbox_phone` and is re-exported here.
+Every MT SMS is reassembled (UDH or sar_* TLVs; GSM-7 unpacked when the bridge packs it,
+`gsm7_packed`) and appended, as a phone would show it, to a JSON-lines inbox file; each
+part gets a delivery receipt after `receipt_delay`. Rules (`sandbox_rules`) fail or
+delay the SMS to single numbers or prefixes: a failed SMS never reaches the phone's
+inbox, a delayed one reaches it with its receipt. A second kind of bind, system_id
+"phone" (any password), injects MO: its submit_sm is delivered to the bridge as
+deliver_sm (split with UDH when long, packed with `gsm7_packed`), and the phone's
+submit_sm_resp carries the bridge's deliver_sm_resp status. The phone side
+(`read_inbox`, `send_mo`) lives in `sandbox_phone` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from bridge.sandbox.rules import Failure, RuleBook
 from bridge.sandbox.settings import SandboxConfig
 from bridge.smpp import constants as c
 from bridge.smpp.address import address_in, source_address
-from bridge.smpp.mo import decode_mo
+from bridge.smpp.encoding import fill_bits_after, pack_septets, unpack_septets
+from bridge.smpp.mo import alphabet_of, decode_mo
 from bridge.smpp.pdu import (
     Bind,
     BindResp,
@@ -48,7 +50,14 @@ from bridge.smpp.pdu import (
 )
 from bridge.smpp.reassembly import Reassembler
 from bridge.smpp.session import SessionError, SmppSession
-from bridge.smpp.udh import InformationElement, UdhError, concat_udh, find_concat, split_udh
+from bridge.smpp.udh import (
+    InformationElement,
+    UdhError,
+    concat_udh,
+    find_concat,
+    sar_concat,
+    split_udh,
+)
 from bridge.text.gsm7 import is_gsm7
 from bridge.text.sms import split_sms
 
@@ -262,13 +271,15 @@ class SandboxSmsc:
             self._notify()
             return SubmitSmResp(pdu.sequence, fate.submit_status)
         ies: tuple[InformationElement, ...] = ()
-        payload = pdu.short_message or find_tlv(pdu.tlvs, c.TLV_MESSAGE_PAYLOAD) or b""
+        sm = pdu.short_message or find_tlv(pdu.tlvs, c.TLV_MESSAGE_PAYLOAD) or b""
+        payload = sm
         if pdu.esm_class & c.ESM_UDHI:
             try:
-                ies, payload = split_udh(payload)
+                ies, payload = split_udh(sm)
             except UdhError as exc:
                 return SubmitSmResp(pdu.sequence, c.ESME_RINVESMCLASS, f"bad UDH: {exc}"[:64])
-        concat = find_concat(ies)
+        payload = self._unpacked(pdu.data_coding, payload, len(sm) - len(payload))
+        concat = find_concat(ies) or sar_concat(pdu.tlvs)
         if concat is not None and concat.total > 1:
             key = (source, destination, concat.ref, concat.total)
             conn.part_ids.setdefault(key, {})[concat.seq] = message_id
@@ -288,6 +299,12 @@ class SandboxSmsc:
             part_text, _ = decode_mo(pdu.data_coding, payload, ies)
             self._spawn(self._send_receipt(conn, pdu, message_id, now, part_text, fate))
         return SubmitSmResp(pdu.sequence, c.ESME_ROK, message_id)
+
+    def _unpacked(self, data_coding: int, payload: bytes, udh_octets: int) -> bytes:
+        """The septets of a GSM-7 part from a bridge that packs them (`gsm7_packed`)."""
+        if not self.config.gsm7_packed or alphabet_of(data_coding) != "gsm7":
+            return payload
+        return unpack_septets(payload, fill_bits_after(udh_octets) if udh_octets else 0)
 
     def _fate(self, destination: str) -> _Fate:
         """What the settings and the rules say happens to an SMS to `destination`."""
@@ -422,8 +439,11 @@ class SandboxSmsc:
         src = source_address(source)
         dst = source_address(destination)
         ref = next(self._ids) & 0xFF
+        packed = self.config.gsm7_packed and segments.encoding == "gsm7"
         for seq, payload in enumerate(segments.payloads, 1):
             udh = concat_udh(ref, total, seq) if total > 1 else b""
+            if packed:
+                payload = pack_septets(payload, fill_bits_after(len(udh)) if udh else 0)
             status = await self._deliver(
                 DeliverSm(
                     0,

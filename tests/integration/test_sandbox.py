@@ -11,6 +11,7 @@ import pytest
 
 from bridge.sandbox.rules import make_rule, write_file
 from bridge.sandbox.smsc import SandboxConfig, SandboxError, SandboxSmsc, read_inbox, send_mo
+from bridge.settings import load_settings
 from bridge.smpp import constants as c
 from bridge.smpp.esme import Esme, EsmeSettings
 from bridge.smpp.pdu import Bind, BindResp, Pdu, decode, encode
@@ -83,6 +84,45 @@ async def test_mt_lands_in_inbox_file_as_the_phone_shows_it(
     assert got[0].source == "Bridge" and got[0].destination == PHONE
     assert read_inbox(sandbox.config.inbox_path, to="+4900") == []
     assert all(r.state is ReceiptState.DELIVERED for r in inbox.receipts)
+
+
+@pytest.mark.parametrize(
+    "smsc",
+    [
+        {"concat": "sar"},
+        {"concat": "udh16"},
+        {"concat": "payload"},
+        {"gsm7_packed": True},
+        {"gsm7_packed": True, "concat": "sar"},
+        {"gsm7_packed": True, "concat": "payload"},
+    ],
+)
+async def test_the_phone_shows_one_sms_whatever_the_transports_encoding(
+    tmp_path: Path, transports: list[SmppTransport], smsc: dict[str, object]
+) -> None:
+    packed = bool(smsc.get("gsm7_packed", False))
+    config = SandboxConfig(inbox_path=tmp_path / "i.jsonl", port=0, gsm7_packed=packed)
+    s = SandboxSmsc(config)
+    await s.start()
+    try:
+        inbox = RecordingInbox()
+        t = await bound(s, transports, inbox, **smsc)
+        long_text = "Hello {world} at home, price €5 @ 7. " * 8  # GSM-7 with escapes, 3 parts
+        res = await t.submit(OutboundSms("o-1", PHONE, "Bridge", long_text, "gsm7"))
+        await inbox.wait_until(lambda: len(inbox.receipts) == len(res.message_ids))
+        [got] = read_inbox(config.inbox_path, to=PHONE)
+        assert (got.text, got.parts, got.message_ids) == (
+            long_text,
+            len(res.message_ids),
+            res.message_ids,
+        )
+        if packed:  # MO goes packed too, as the transport reads it
+            mo = "Ja, gern @ 5 {ok} " * 12  # two parts
+            await send_mo("127.0.0.1", s.port, PHONE, "+4930123456", mo, Path("/nonexistent"))
+            await inbox.wait_until(lambda: len(inbox.messages) == 1)
+            assert (inbox.messages[0].text, inbox.messages[0].parts) == (mo, 2)
+    finally:
+        await s.stop()
 
 
 async def test_failed_receipts(tmp_path: Path, transports: list[SmppTransport]) -> None:
@@ -357,3 +397,15 @@ async def test_stop_unbinds_each_bound_client(tmp_path: Path) -> None:
 
 async def _nothing(pdu: Pdu) -> Pdu | None:
     return None
+
+
+def test_a_packed_sandbox_gets_a_packed_transport(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        f'database_url = "sqlite:///{tmp_path / "b.db"}"\n'
+        "[sandbox]\nenabled = true\ngsm7_packed = true\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, environ={})
+    [smsc] = [s for s in settings.smsc if s.name == "sandbox"]
+    assert smsc.gsm7_packed and settings.sandbox.config().gsm7_packed
