@@ -128,13 +128,17 @@ class Esme:
             raise NotBound(f"{self.name}: not bound ({self.last_error})")
         return await session.request(pdu, response_timeout=response_timeout)
 
-    async def stop(self) -> None:
-        """Unbind cleanly (short wait for unbind_resp), close and end the loop."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Unbind cleanly and end the loop: the deliver_sm being handled get their answers
+        (at most `grace` seconds: an MO stored but not answered would come again), then
+        `unbind` (short wait for unbind_resp), then the connection closes."""
         self._stopping.set()
         session = self._session
         if session is not None and not session.closed and self._bound.is_set():
             self._bound.clear()
+            await session.drain(grace)
             await session.unbind()
+            await session.drain(grace)  # a deliver_sm that crossed our unbind
         if session is not None:
             await session.close()
         if self._task is not None:

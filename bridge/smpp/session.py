@@ -3,12 +3,18 @@
 Used by both sides (our ESME and the sandbox SMSC). Outgoing requests take a window
 slot (`asyncio.Semaphore`) and wait for the response with the same sequence number; a
 response timeout drops the connection, because the outcome of the request is unknown
-and resending blindly would duplicate SMS. Incoming enquire_link and unbind are answered
-here; alert_notification is logged and never answered (SMPP 3.4 defines no response to
-it, and a peer may count any answer as a protocol error). Every other incoming request
-is handed to the `handler` in its own task (so a slow inbox never blocks submit
+and resending blindly would duplicate SMS. Incoming enquire_link is answered here;
+alert_notification is logged and never answered (SMPP 3.4 defines no response to it,
+and a peer may count any answer as a protocol error). Every other incoming request is
+handed to the `handler` in its own task (so a slow inbox never blocks submit
 responses), and the handler's answer is written back. An exception in the handler is
 logged and answered with ESME_RX_T_APPN; it never ends the session.
+
+An incoming unbind ends the session in order: no new request is taken (a later one is
+answered ESME_RINVBNDSTS, and `request` raises NotSent), the requests being handled get
+their answers (for at most `UNBIND_DRAIN` seconds: a deliver_sm whose MO was stored, a
+submit_sm whose order was committed), then unbind_resp, then the connection closes. A
+peer told its stored message was not answered would send it again.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ RequestHandler = Callable[[Pdu], Awaitable[Pdu | None]]
 
 log: Final = logging.getLogger(__name__)
 UNBIND_WAIT: Final = 2.0  # seconds a side that closes waits for the peer's unbind_resp
+# Seconds the requests being handled when the peer unbinds may take to be answered, before
+# its unbind_resp goes out (within the UNBIND_WAIT a peer like us waits for it).
+UNBIND_DRAIN: Final = 1.5
 
 
 class SessionError(TemporaryFailure):
@@ -104,6 +113,7 @@ class SmppSession:
         self._timer_at = 0.0
         self._next_seq = 1
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unbinding: asyncio.Task[None] | None = None  # answering the peer's unbind
         self._closed = asyncio.Event()
         self.close_reason = ""
         self.last_read = asyncio.get_running_loop().time()  # when the peer last sent a PDU
@@ -142,6 +152,8 @@ class SmppSession:
         try:
             if self._closed.is_set():
                 raise NotSent(f"{self.name}: connection closed ({self.close_reason})")
+            if self._unbinding is not None:
+                raise NotSent(f"{self.name}: the peer is unbinding")
             seq = self.next_sequence()
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[Pdu] = loop.create_future()
@@ -268,8 +280,8 @@ class SmppSession:
         if isinstance(pdu, EnquireLink):
             self.send(EnquireLinkResp(seq))
         elif isinstance(pdu, Unbind):
-            self.send(UnbindResp(seq))
-            self.abort("peer unbound")
+            if self._unbinding is None:
+                self._unbinding = asyncio.create_task(self._answer_unbind(seq))
         elif isinstance(pdu, AlertNotification):
             log.info(
                 "%s: alert_notification: %s is reachable again (for %s)",
@@ -277,10 +289,18 @@ class SmppSession:
                 pdu.source_addr,
                 pdu.esme_addr,
             )
+        elif self._unbinding is not None:  # after its unbind the peer may send no request
+            self.send(error_response(pdu, c.ESME_RINVBNDSTS))
         else:
             task = asyncio.create_task(self._handle(pdu))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _answer_unbind(self, seq: int) -> None:
+        """The answers to the requests being handled, then unbind_resp, then the close."""
+        await self.drain(UNBIND_DRAIN)
+        self.send(UnbindResp(seq))
+        self.abort("peer unbound")
 
     async def _handle(self, pdu: Pdu) -> None:
         try:
@@ -331,11 +351,15 @@ class SmppSession:
             self._writer.close()
 
     async def close(self) -> None:
-        """Close the connection; cancel the handler tasks and wait for them to end."""
+        """Close the connection; cancel the handler tasks and wait for them to end (call
+        `drain` first to give them their answers)."""
         self._finish("closed by us")
-        for task in list(self._tasks):
+        tasks: set[asyncio.Task[None]] = set(self._tasks)
+        if self._unbinding is not None:
+            tasks.add(self._unbinding)
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()

@@ -7,14 +7,16 @@ receipts, a text that only looks like a receipt, and alert_notification.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import cast
 
 import pytest
 
 from bridge.transports.smpp import SmppConfig, SmppTransport
-from bridge.values import OutboundSms, ReceiptState
+from bridge.values import InboundSms, OutboundSms, ReceiptState
 from tests.peers.node_smpp import NodeSmsc, mo, running_node_smsc
 from tests.peers.smpp34_peer import RecordingInbox, bound_transport
 
@@ -220,3 +222,65 @@ async def test_backoff_starts_again_after_every_successful_bind(
     ]
     assert len(delays) >= 6
     assert max(delays) <= 0.05, delays
+
+
+@dataclass(eq=False)
+class HeldInbox(RecordingInbox):
+    """Stores an MO only once `release` is set (a commit under way meanwhile)."""
+
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def on_message(self, sms: InboundSms) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await super().on_message(sms)
+
+
+def sent_by_us(node: NodeSmsc) -> list[str]:
+    """The commands of the PDUs the bridge sent, in order."""
+    return [str(e["pdu"]["command"]) for e in node.events if e["event"] == "pdu"]
+
+
+async def test_an_mo_being_stored_when_the_smsc_unbinds_is_answered_before_unbind_resp(
+    node: NodeSmsc,
+) -> None:
+    """An SMSC that unbinds (maintenance) right after a deliver_sm gets its
+    deliver_sm_resp, then the unbind_resp: the MO was stored, and an SMSC never told so
+    would deliver it again (a second mail)."""
+    inbox = HeldInbox()
+    transport = SmppTransport(config(node.port, reconnect_min=5.0))
+    await transport.start(inbox)
+    try:
+        assert await transport.wait_bound(10.0)
+        deliver = asyncio.create_task(node.deliver_sm(**mo("491701234567", 1, "stored once")))
+        await asyncio.wait_for(inbox.entered.wait(), 10)
+        await node.send_only("unbind")
+        await asyncio.sleep(0.3)  # the unbind has arrived while the MO is being stored
+        inbox.release.set()
+        assert await deliver == 0
+        await node.wait_until(lambda: "unbind_resp" in sent_by_us(node))
+        sent = sent_by_us(node)
+        assert sent.index("deliver_sm_resp") < sent.index("unbind_resp")
+        assert [m.text for m in inbox.messages] == ["stored once"]
+    finally:
+        await transport.stop()
+
+
+async def test_stop_answers_the_mo_being_stored_before_it_unbinds(node: NodeSmsc) -> None:
+    inbox = HeldInbox()
+    transport = SmppTransport(config(node.port))
+    await transport.start(inbox)
+    try:
+        assert await transport.wait_bound(10.0)
+        deliver = asyncio.create_task(node.deliver_sm(**mo("491701234567", 1, "stored once")))
+        await asyncio.wait_for(inbox.entered.wait(), 10)
+        stopping = asyncio.create_task(transport.stop())
+        await asyncio.sleep(0.3)  # stopping while the MO is being stored
+        inbox.release.set()
+        await asyncio.wait_for(stopping, 10)
+        assert await deliver == 0
+        sent = sent_by_us(node)
+        assert sent.index("deliver_sm_resp") < sent.index("unbind")
+    finally:
+        await transport.stop()

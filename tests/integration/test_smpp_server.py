@@ -30,6 +30,7 @@ from bridge.smpp.pdu import (
     Unbind,
     UnbindResp,
     UnknownPdu,
+    decode,
     encode,
 )
 from bridge.smpp.session import SessionError, SmppSession
@@ -269,6 +270,38 @@ async def test_stop_answers_the_submit_in_flight_then_unbinds(store: Store) -> N
     with store.engine.connect() as conn:
         stored = conn.execute(text('SELECT recipient FROM "order"')).scalars().all()
     assert stored == ["+491701230001"]
+
+
+async def test_a_submit_sm_written_just_before_unbind_gets_its_answer(store: Store) -> None:
+    """A client may unbind at any time; a one-shot script writes submit_sm and unbind
+    together. The message is stored and will be sent, so the client gets its
+    submit_sm_resp with the message id, then the unbind_resp, then the close (a submit_sm
+    after the unbind is not taken: ESME_RINVBNDSTS). Before, the unbind was answered and
+    the connection closed while the commit was under way."""
+    async with _server(store) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+
+        async def read_pdu() -> Pdu:
+            head = await asyncio.wait_for(reader.readexactly(16), 10)
+            return decode(head + await reader.readexactly(int.from_bytes(head[:4]) - 16))
+
+        writer.write(encode(Bind(c.BIND_TRANSCEIVER, 0, "demo", "demo"), 1))
+        assert (await read_pdu()).status == 0
+        async with _writes_held(store):
+            writer.write(encode(_submit(dest="491701230003"), 2) + encode(Unbind(0), 3))
+            writer.write(encode(_submit(dest="491701230004"), 4))
+            await asyncio.sleep(0.3)  # all read: the first commit waits for the lock
+        late, submit_resp, unbind_resp = [await read_pdu() for _ in range(3)]
+        assert await reader.read() == b""  # then the server closes
+        writer.close()
+    assert isinstance(late, SubmitSmResp) and late.sequence == 4
+    assert late.status == c.ESME_RINVBNDSTS
+    assert isinstance(submit_resp, SubmitSmResp) and submit_resp.sequence == 2
+    assert submit_resp.status == 0 and submit_resp.message_id
+    assert isinstance(unbind_resp, UnbindResp) and unbind_resp.sequence == 3
+    with store.engine.connect() as conn:
+        stored = conn.execute(text('SELECT recipient FROM "order"')).scalars().all()
+    assert stored == ["+491701230003"]
 
 
 async def test_stop_closes_a_connection_never_bound_without_unbind(store: Store) -> None:
