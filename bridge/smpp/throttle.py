@@ -4,7 +4,9 @@ Pure: the clock is passed in. `TokenBucket.reserve(now)` books the next token an
 how long the caller must wait before sending (GCRA / virtual scheduling, O(1));
 `take(now)` takes one only if it is there now; a rate of 0 means unlimited.
 `ThrottlePause` is the bind's answer to ESME_RTHROTTLED / ESME_RMSGQFUL: pause, doubling
-on every further throttle up to a ceiling, reset by the next success.
+on every further throttle up to a ceiling, reset by the next success. The answers that
+arrive while paused belong to requests sent before the pause began (nothing is sent
+while paused): a full window refused for one burst is one pause, not ten doublings.
 `SenderRates` / `SenderBuckets`: the sending rate of each sender id (a long code about
 1 SMS/s, short codes and alphanumeric senders as contracted), which dispatch applies.
 """
@@ -60,9 +62,15 @@ class ThrottlePause:
     current: float = 0.0
 
     def throttled(self, now: float) -> float:
-        """Record one throttling answer; the length of the pause that starts now."""
+        """Record one throttling answer; how long sending stays paused from `now`.
+
+        The first throttle after sending resumed starts a pause (twice the last, at
+        least `minimum`, at most `maximum`); one that comes while paused answers a
+        request sent before that pause and only gets what is left of it."""
+        if now < self.until:
+            return self.until - now
         self.current = min(self.maximum, max(self.minimum, self.current * 2))
-        self.until = max(self.until, now + self.current)
+        self.until = now + self.current
         return self.current
 
     def succeeded(self) -> None:

@@ -147,6 +147,27 @@ async def test_throttling_mid_message_waits_and_sends_no_part_twice(tmp_path: Pa
     assert ev.count("submitted") == 1 and ev[-1] == "delivered"
 
 
+async def test_a_window_throttled_for_one_burst_pauses_the_bind_once(tmp_path: Path) -> None:
+    """An SMSC's rate limit refuses a whole window for one burst (ESME_RTHROTTLED to the
+    ten submits in flight): the bind pauses once, `throttle_pause_min`, and all ten go
+    out after it. Before, every answer doubled the pause: 1, 2, 4 ... 60 s for one burst."""
+    phones = [f"+4917012340{n:02d}" for n in range(0, 30, 3)]  # not a run of numbers
+    async with (
+        running_fault_smsc(Faults(throttle=10)) as peer,
+        running_bridge(
+            settings_for(
+                tmp_path, {"a": peer.port}, throttle_pause_min=1.0, throttle_pause_max=60.0
+            )
+        ) as (bridge, ep),
+    ):
+        await send(ep.smtp, phones)
+        await wait_for(lambda: list(statuses(tmp_path).values()) == ["delivered"] * 10, within=20)
+        assert bridge.transports["a"].reports()[0].throttled == 10
+    assert len(peer.submits) == 20
+    # the first throttled submit to the last accepted one: about one pause of 1 s
+    assert peer.submit_times[-1] - peer.submit_times[0] < 10.0
+
+
 async def test_no_response_is_unknown_outcome_and_resubmitted_with_marker(tmp_path: Path) -> None:
     async with running_fault_smsc(Faults(silent=1)) as peer:
         s = settings_for(

@@ -133,9 +133,21 @@ def test_token_bucket_take_refuses_without_booking() -> None:
 
 def test_throttle_pause_doubles_and_resets() -> None:
     p = ThrottlePause(1.0, 4.0)
-    assert [p.throttled(0.0) for _ in range(4)] == [1.0, 2.0, 4.0, 4.0]
+    # each throttle after the pause before it ended: 1, 2, 4, then the ceiling
+    assert [p.throttled(t) for t in (0.0, 1.0, 3.0, 7.0)] == [1.0, 2.0, 4.0, 4.0]
     p.succeeded()
-    assert p.throttled(10.0) == 1.0 and p.remaining(10.5) == pytest.approx(0.5)
+    assert p.throttled(11.0) == 1.0 and p.remaining(11.5) == pytest.approx(0.5)
+
+
+def test_a_window_throttled_for_one_burst_is_one_pause() -> None:
+    """Ten requests in flight, all refused for one burst: the answers after the first
+    come while its pause runs and do not double it (before: 1, 2, 4 ... 60 s)."""
+    p = ThrottlePause(1.0, 60.0)
+    pauses = [p.throttled(0.001 * n) for n in range(10)]
+    assert pauses == pytest.approx([1.0 - 0.001 * n for n in range(10)])
+    assert p.current == 1.0 and p.until == 1.0
+    assert p.throttled(1.002) == 2.0  # refused again after the pause: that one doubles
+    assert p.until == pytest.approx(3.002)
 
 
 def test_routes_are_checked() -> None:
