@@ -1,10 +1,13 @@
 """ESME client: connect, bind, keep the bind alive (enquire_link) and reconnect with backoff.
 
 `Esme.start()` runs a background loop: connect -> bind -> serve until the connection
-ends -> wait (capped exponential backoff with jitter) -> again. The backoff grows only
-over attempts that did not get bound: after a successful bind it starts from the
-beginning, so a short SMSC restart costs `reconnect_min`, not the cap. A refused bind
-(wrong password, unknown system_id) is logged clearly and retried slowly. `request()` sends a
+ends -> wait (capped exponential backoff with jitter) -> again. The backoff grows over
+attempts that did not get a working bind: after a bind that worked (the SMSC answered a
+request on it, or it lasted `enquire_link_interval`) it starts from the beginning, so
+a short SMSC restart costs `reconnect_min`, not the cap; a bind the SMSC accepts and
+drops at once (over its bind limit, a balancer with a dead backend) counts as a failed
+attempt, not as a reason to bind again every `reconnect_min`. A refused bind (wrong
+password, unknown system_id) is logged clearly and retried slowly. `request()` sends a
 PDU on the current bound session or raises `NotBound` at once.
 """
 
@@ -38,7 +41,8 @@ class Outcome(enum.Enum):
 
     FAILED = "failed"  # no connection, or no answer to the bind
     REFUSED = "refused"  # the SMSC refused the bind
-    BOUND = "bound"  # bound, then the connection ended
+    DROPPED = "dropped"  # bound, then dropped before the bind did anything
+    BOUND = "bound"  # bound and working, then the connection ended
 
 
 class NotBound(TemporaryFailure):
@@ -154,7 +158,7 @@ class Esme:
             await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _run(self) -> None:
-        attempt = 0  # connection attempts since the last successful bind
+        attempt = 0  # connection attempts since the last bind that worked
         while not self._stopping.is_set():
             outcome = Outcome.FAILED
             try:
@@ -172,7 +176,7 @@ class Esme:
             if self._stopping.is_set():
                 break
             if outcome is Outcome.BOUND:
-                attempt = 0  # the link worked: a blip is not a reason to wait long
+                attempt = 0  # the bind worked: a blip is not a reason to wait long
             s = self.settings
             if outcome is Outcome.REFUSED:  # wrong credentials will not fix themselves soon
                 low = max(s.bind_failure_min, s.reconnect_min)
@@ -240,6 +244,8 @@ class Esme:
             self.last_error = "connection lost"
             self._bound.set()
             log.info("%s: bound to %s:%d as %r", self.name, s.host, s.port, s.system_id)
+            clock = asyncio.get_running_loop().time
+            bound_at, answered = clock(), session.answered
             keepalive = asyncio.create_task(self._keepalive(session))
             try:
                 await session.wait_closed()
@@ -250,7 +256,8 @@ class Esme:
             self.last_error = f"connection lost: {session.close_reason}"
             if not self._stopping.is_set():
                 log.warning("%s: %s", self.name, self.last_error)
-            return Outcome.BOUND
+            worked = session.answered > answered or clock() - bound_at >= s.enquire_link_interval
+            return Outcome.BOUND if worked else Outcome.DROPPED
         finally:
             reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -116,6 +116,7 @@ class SmppSession:
         self._unbinding: asyncio.Task[None] | None = None  # answering the peer's unbind
         self._closed = asyncio.Event()
         self.close_reason = ""
+        self.answered = 0  # responses that came to our requests (the bind's among them)
         self.last_read = asyncio.get_running_loop().time()  # when the peer last sent a PDU
         # PDUs written in one turn of the event loop leave in one write (one send(2)):
         # a batch of submits, the responses to a batch of receipts.
@@ -271,6 +272,7 @@ class SmppSession:
         if command_id & c.RESP_BIT:
             fut = self._pending.get(seq)
             if fut is not None and not fut.done():
+                self.answered += 1
                 fut.set_result(pdu)
             elif isinstance(pdu, GenericNack) and seq == 0:
                 log.warning("%s: generic_nack without sequence, status 0x%02X", self.name, status)

@@ -204,13 +204,16 @@ async def transport_still_bound(node: NodeSmsc) -> bool:
 async def test_backoff_starts_again_after_every_successful_bind(
     node: NodeSmsc, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Six SMSC restarts in a row: each reconnect waits reconnect_min, not 2**n times it."""
+    """Six SMSC restarts in a row, each after a bind that worked (an SMS submitted on
+    it): each reconnect waits reconnect_min, not 2**n times it."""
     caplog.set_level(logging.INFO, logger="bridge.smpp.esme")
     transport = SmppTransport(config(node.port, reconnect_min=0.05, reconnect_max=30.0))
     await transport.start(RecordingInbox())
     try:
         for n in range(1, 7):
             await node.wait_until(lambda n=n: node.binds == n, within=10)  # type: ignore[misc]
+            assert await transport.wait_bound(10.0)
+            await transport.submit(OutboundSms(f"o-{n}", PHONE, "Bridge", "Hi", "gsm7"))
             await node.drop()
         await node.wait_until(lambda: node.binds == 7, within=10)
     finally:
@@ -222,6 +225,33 @@ async def test_backoff_starts_again_after_every_successful_bind(
     ]
     assert len(delays) >= 6
     assert max(delays) <= 0.05, delays
+
+
+async def test_backoff_grows_when_the_smsc_drops_every_bind_at_once(
+    node: NodeSmsc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An SMSC that accepts the bind and drops it at once (over its bind limit, a
+    balancer with a dead backend): the waits grow as for a failed connection. Before,
+    every accepted bind started the backoff again: a bind every reconnect_min for ever."""
+    caplog.set_level(logging.INFO, logger="bridge.smpp.esme")
+    transport = SmppTransport(config(node.port, reconnect_min=0.05, reconnect_max=30.0))
+    await transport.start(RecordingInbox())
+    try:
+        for n in range(1, 6):
+            await node.wait_until(lambda n=n: node.binds == n, within=10)  # type: ignore[misc]
+            assert await transport.wait_bound(10.0)  # bound on our side too
+            await node.drop()
+        await node.wait_until(lambda: node.binds == 6, within=10)
+    finally:
+        await transport.stop()
+    delays = [
+        float(cast("tuple[float, ...]", r.args)[1])  # log.info(fmt, name, delay, error)
+        for r in caplog.records
+        if r.getMessage().startswith("node: reconnecting in")
+    ]
+    assert len(delays) == 5
+    # within [d/2, d] for d = 0.05 * 2**attempt: the fifth is at least 0.4
+    assert delays[4] >= 0.4, delays
 
 
 @dataclass(eq=False)
