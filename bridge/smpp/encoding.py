@@ -52,8 +52,15 @@ class MtPart:
     tlvs: tuple[Tlv, ...] = ()
 
 
+CR: Final = 0x0D
+
+
 def pack_septets(septets: bytes, fill_bits: int = 0) -> bytes:
-    """GSM 03.38 packing, least significant bit first, after `fill_bits` zero bits."""
+    """GSM 03.38 packing, least significant bit first, after `fill_bits` zero bits.
+
+    When the last octet has 7 spare bits they hold CR, not zeros (TS 23.038 6.1.2.3.1):
+    the SMSC counts the septets from the octets, and seven zero bits would be one more
+    septet, '@', at the end of the text."""
     acc, nbits, out = 0, fill_bits, bytearray()
     for s in septets:
         acc |= (s & 0x7F) << nbits
@@ -62,18 +69,22 @@ def pack_septets(septets: bytes, fill_bits: int = 0) -> bytes:
             out.append(acc & 0xFF)
             acc >>= 8
             nbits -= 8
+    if nbits == 1 and septets:
+        acc |= CR << 1
     if nbits > 0:
         out.append(acc & 0xFF)
     return bytes(out)
 
 
 def unpack_septets(data: bytes, fill_bits: int = 0) -> bytes:
-    """The septets in packed `data` (a trailing zero septet from padding is dropped)."""
+    """The septets in packed `data`; when the octets hold a whole number of septets, a
+    last CR or '@' is taken for the padding of 7 spare bits (CR by TS 23.038, zeros by
+    some senders) and dropped."""
     value = int.from_bytes(data, "little") >> fill_bits
     count = (len(data) * 8 - fill_bits) // 7
     out = bytes((value >> (7 * i)) & 0x7F for i in range(count))
-    if count and (len(data) * 8 - fill_bits) % 7 == 0 and out[-1] == 0:
-        out = out[:-1]  # 7 spare bits at the end are padding, not '@'
+    if count and (len(data) * 8 - fill_bits) % 7 == 0 and out[-1] in (0, CR):
+        out = out[:-1]  # 7 spare bits at the end are padding, not text
     return out
 
 

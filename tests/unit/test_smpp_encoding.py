@@ -20,6 +20,7 @@ from bridge.smpp.encoding import (
 from bridge.smpp.pdu_types import find_tlv
 from bridge.smpp.throttle import ThrottlePause, TokenBucket
 from bridge.smpp.times import absolute_time, relative_time, schedule_field, validity_field
+from bridge.text.gsm7 import decode_gsm7, encode_gsm7
 from bridge.transports.smpp_config import canonical_id
 
 
@@ -32,8 +33,37 @@ def test_pack_known_vector() -> None:
 @given(st.binary(max_size=200).map(lambda b: bytes(x & 0x7F for x in b)), st.integers(0, 6))
 def test_pack_round_trip(septets: bytes, fill: int) -> None:
     out = unpack_septets(pack_septets(septets, fill), fill)
-    # packed GSM-7 cannot tell a final '@' (0x00) from 7 padding bits: the one ambiguity
-    assert out == septets or (out == septets[:-1] and septets[-1] == 0)
+    # a final '@' or CR filling the last octet exactly reads as the padding of 7 spare
+    # bits (CR by TS 23.038, zeros by some senders): the one ambiguity
+    assert out == septets or (out == septets[:-1] and septets[-1] in (0, 0x0D))
+
+
+def _as_an_smsc_reads(data: bytes, fill: int = 0) -> str:
+    """The text in packed `data` with as many septets as its octets hold (the SMSC
+    knows sm_length, not the number of septets)."""
+    value = int.from_bytes(data, "little") >> fill
+    count = (len(data) * 8 - fill) // 7
+    return decode_gsm7(bytes((value >> (7 * i)) & 0x7F for i in range(count)))
+
+
+@pytest.mark.parametrize("text", ["See you", "Call me at home"])  # 8n - 1 septets
+def test_seven_spare_bits_are_a_cr_not_an_at_sign(text: str) -> None:
+    """TS 23.038 6.1.2.3.1: with 7 spare bits in the last octet they are CR. Zeros
+    made the SMSC read one septet more, '@': "See you@"."""
+    [part] = plan_parts(text, "gsm7", EncodingOptions(packed=True))
+    data = part.short_message
+    assert len(data) == len(text) * 7 // 8 + 1 and data[-1] >> 1 == 0x0D
+    assert _as_an_smsc_reads(data) == text + "\r"  # a CR shows as nothing at the end
+    assert unpack_septets(data) == encode_gsm7(text)  # and we drop it
+    assert _as_an_smsc_reads(pack_septets(encode_gsm7("hellohello"))) == "hellohello"
+
+
+def test_seven_spare_bits_after_a_udh_are_a_cr_too() -> None:
+    text = "x" * 201  # the second part: 1 fill bit after the UDH, then 48 septets
+    parts = plan_parts(text, "gsm7", EncodingOptions(packed=True), ref=7)
+    body = parts[1].short_message[6:]
+    assert _as_an_smsc_reads(body, fill_bits_after(6)) == "x" * 48 + "\r"
+    assert unpack_septets(body, fill_bits_after(6)) == b"x" * 48
 
 
 def test_fill_bits() -> None:
