@@ -3,11 +3,15 @@
 Pure. Called after reassembly, on the joined payload, so that an ESC pair or a UTF-16
 surrogate pair split across parts still decodes. National language shift IEs (0x24
 single shift, 0x25 locking shift) select GSM-7 tables when the text engine has them.
+Some SMSCs (and node-smpp's encoder) mark GSM-7 octets with data_coding 0x01 (IA5):
+octets below 0x20 other than CR and LF ('@' 0x00, '$' 0x02, '_' 0x11, ESC 0x1B) are
+not ASCII text, so such a payload is read as GSM-7.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Final, Literal
 
 from bridge.smpp.udh import InformationElement
@@ -27,6 +31,8 @@ IE_SINGLE_SHIFT: Final = 0x24
 IE_LOCKING_SHIFT: Final = 0x25
 
 Dcs0Alphabet = Literal["gsm7", "latin1", "ascii"]
+# Octets that ASCII text does not have and GSM-7 text does: the controls but CR and LF
+_NOT_ASCII_TEXT: Final = re.compile(rb"[\x00-\x09\x0b\x0c\x0e-\x1f]")
 
 log: Final = logging.getLogger(__name__)
 
@@ -105,5 +111,12 @@ def _decode(
     if alphabet == "gsm7":
         return _gsm7(payload, ies), "gsm7"
     if alphabet == "ascii":
+        if data_coding == 0x01 and _is_gsm7_octets(payload):
+            return _gsm7(payload, ies), "gsm7"
         return payload.decode("ascii", errors="replace"), "gsm7"
     return payload.decode("latin-1"), "gsm7"  # latin1, and 8-bit data shown as octets
+
+
+def _is_gsm7_octets(payload: bytes) -> bool:
+    """Unpacked GSM-7 rather than ASCII: septets only, and a control ASCII text never has."""
+    return payload.isascii() and _NOT_ASCII_TEXT.search(payload) is not None

@@ -114,3 +114,18 @@ def test_smpp_data_codings_below_0x10(
 ) -> None:
     """Before, 0x09-0x0B were read as UCS-2 (GSM 03.38's bits) and 0x06/0x07 as Latin-1."""
     assert decode_mo(data_coding, octets) == expected
+
+
+@pytest.mark.parametrize(
+    ("octets", "expected"),
+    [
+        # GSM-7 septets marked IA5 (node-smpp, some SMSCs): '$' 0x02, '@' 0x00, '_' 0x11,
+        # '€' ESC 0x65. Before, read as ASCII: the controls were dropped with the text.
+        (b"Costs 5\x02 \x00 shop\x11x, 10\x1be", "Costs 5$ @ shop_x, 10€"),
+        (b"a\x00b\r\nc", "a@b\r\nc"),
+        # ASCII text, line breaks and all, stays ASCII: '$' 0x24, '@' 0x40, '_' 0x5F
+        (b"Costs 5$ @ shop_x\r\nok", "Costs 5$ @ shop_x\r\nok"),
+    ],
+)
+def test_ia5_data_coding_with_gsm7_octets(octets: bytes, expected: str) -> None:
+    assert decode_mo(0x01, octets) == (expected, "gsm7")
