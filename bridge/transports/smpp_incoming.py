@@ -77,7 +77,10 @@ class IncomingHandler:
         )
         if receipt is None:
             return None
-        from_tlv = bool(find_tlv(pdu.tlvs, c.TLV_RECEIPTED_MESSAGE_ID))
+        # The id came from the TLV only when that held one: an empty TLV (b"\0", which
+        # some SMSCs send) leaves it to the text, written in the text's base.
+        raw = find_tlv(pdu.tlvs, c.TLV_RECEIPTED_MESSAGE_ID) or b""
+        from_tlv = bool(raw.split(b"\0", 1)[0].decode("latin-1").strip())
         base = self.config.submit_id_base if from_tlv else self.config.receipt_id_base
         message_id = canonical_id(receipt.message_id, base)
         if message_id == receipt.message_id:  # the usual case: no copy

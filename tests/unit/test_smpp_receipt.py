@@ -169,3 +169,35 @@ def test_a_bind_reads_a_receipt_text_id_in_its_configured_base(
         "delivered",
         "smsc-a",
     )
+
+
+@pytest.mark.parametrize(
+    ("tlv", "expected"),
+    [
+        (b"\0", "123"),  # an empty TLV: the id is the text's, in receipt_id_base
+        (b"", "123"),
+        (b" \0", "123"),
+        (b"7B\0", "123"),  # the TLV's id, in submit_id_base
+    ],
+)
+def test_an_empty_receipted_message_id_leaves_the_id_to_the_text_and_its_base(
+    tlv: bytes, expected: str
+) -> None:
+    """Before, an empty receipted_message_id TLV made the text's id be read in the TLV's
+    base (submit_id_base): "123" as hex, 291, an id no part has."""
+    config = SmppConfig(
+        name="smsc-a",
+        host="127.0.0.1",
+        port=1,
+        system_id="b",
+        password="p",
+        submit_id_base="hex",
+        receipt_id_base="dec",
+    )
+    handler = IncomingHandler(config, cast(MoPartStore, None), BindStats())
+    sm = b"id:123 sub:001 dlvrd:001 submit date:2612022130 done date:2612022131 stat:DELIVRD"
+    pdu = DeliverSm(
+        1, "+41790000000", "Sender", sm, esm_class=4, tlvs=(Tlv(c.TLV_RECEIPTED_MESSAGE_ID, tlv),)
+    )
+    receipt = handler._receipt(pdu, pdu.short_message)
+    assert receipt is not None and receipt.message_id == expected
