@@ -201,6 +201,15 @@ async def transport_still_bound(node: NodeSmsc) -> bool:
     return bool(reply["command"] == "enquire_link_resp" and reply["command_status"] == 0)
 
 
+def _reconnect_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """The waits the ESME logged before each reconnect, in order."""
+    return [
+        float(cast("tuple[float, ...]", r.args)[1])  # log.info(fmt, name, delay, error)
+        for r in caplog.records
+        if r.getMessage().startswith("node: reconnecting in")
+    ]
+
+
 async def test_backoff_starts_again_after_every_successful_bind(
     node: NodeSmsc, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -218,11 +227,7 @@ async def test_backoff_starts_again_after_every_successful_bind(
         await node.wait_until(lambda: node.binds == 7, within=10)
     finally:
         await transport.stop()
-    delays = [
-        float(cast("tuple[float, ...]", r.args)[1])  # log.info(fmt, name, delay, error)
-        for r in caplog.records
-        if r.getMessage().startswith("node: reconnecting in")
-    ]
+    delays = _reconnect_delays(caplog)
     assert len(delays) >= 6
     assert max(delays) <= 0.05, delays
 
@@ -244,11 +249,7 @@ async def test_backoff_grows_when_the_smsc_drops_every_bind_at_once(
         await node.wait_until(lambda: node.binds == 6, within=10)
     finally:
         await transport.stop()
-    delays = [
-        float(cast("tuple[float, ...]", r.args)[1])  # log.info(fmt, name, delay, error)
-        for r in caplog.records
-        if r.getMessage().startswith("node: reconnecting in")
-    ]
+    delays = _reconnect_delays(caplog)
     assert len(delays) == 5
     # within [d/2, d] for d = 0.05 * 2**attempt: the fifth is at least 0.4
     assert delays[4] >= 0.4, delays
