@@ -10,7 +10,9 @@ import os
 import re
 import smtplib
 import sqlite3
+from email.message import Message
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -81,3 +83,63 @@ async def test_the_status_mail_goes_back_through_postfix(tmp_path: Path) -> None
                 assert "delivered" in status["Subject"], status["Subject"]
                 sent = await wait_for(lambda: _sent(postfix.log(), 2), 30)
                 assert sorted(sent) == ["+491701230004@eu.rsms.net", "demo@example.com"]
+
+
+def _report_fields(report: Message) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in report.walk():
+        if part.get_content_type() == "message/delivery-status":
+            for block in cast("list[Message]", part.get_payload()):
+                fields.update(block.items())
+    return fields
+
+
+@pytest.mark.parametrize("notify", [True, False])
+async def test_a_sap_dsn_request_passes_postfix_and_only_our_dsn_comes_back(
+    tmp_path: Path, notify: bool
+) -> None:
+    """SAP → the company's Postfix → the bridge, the DSN back the same way, as the SAP
+    example sets it up (`notify_channel = ["dsn"]`). Postfix hands NOTIFY, ORCPT, ENVID
+    and RET on to a next hop that offers DSN, and adds an ORCPT of its own when the
+    client gave none: the DSN names the `SMS=` address as SAP wrote it, and Postfix sends
+    no `relayed` report of its own beside ours."""
+    postfix_port = free_port()
+    rcpt = f"SMS=+491701230005@{DOMAIN}"
+    async with smtp_sink() as (sink, sink_port):
+        settings = make_settings(tmp_path)
+        mailer = settings.mailer.model_copy(update={"mode": "smtp", "relay_port": postfix_port})
+        defaults = settings.defaults.model_copy(
+            update={"notify_channel": ("dsn",), "notify": "all"}
+        )
+        settings = settings.model_copy(update={"mailer": mailer, "defaults": defaults})
+        async with running_bridge(settings) as (_, ep):
+            routes = {DOMAIN: ep.smtp[1], "example.com": sink_port}
+            with throwaway_postfix(routes, port=postfix_port) as postfix:
+                with smtplib.SMTP("127.0.0.1", postfix.port, timeout=10) as smtp:
+                    smtp.sendmail(
+                        "demo@example.com",
+                        [rcpt],
+                        make_mail(to=rcpt, message_id="<4711@sap.example>"),
+                        mail_options=["RET=HDRS", "ENVID=SAP4711"] if notify else [],
+                        rcpt_options=(
+                            [
+                                "NOTIFY=SUCCESS,FAILURE",
+                                "ORCPT=rfc822;SMS+3D+2B491701230005@eu.rsms.net",
+                            ]
+                            if notify
+                            else []
+                        ),
+                    )
+                await wait_for(lambda: sink.envelopes, 30)
+                sent = await wait_for(lambda: _sent(postfix.log(), 2), 30)
+                assert sorted(sent) == ["SMS=+491701230005@eu.rsms.net", "demo@example.com"]
+    [envelope] = sink.envelopes
+    assert envelope.mail_from in ("", "<>") and envelope.rcpt_tos == ["demo@example.com"]
+    [dsn] = sink.messages()  # ours only: Postfix relayed to a DSN-capable next hop
+    assert dsn.get_content_type() == "multipart/report"
+    assert dsn["In-Reply-To"] == "<4711@sap.example>"
+    fields = _report_fields(dsn)
+    assert fields["Action"] == "delivered" and fields["Status"] == "2.0.0"
+    assert fields["Final-Recipient"] == f"rfc822; {rcpt}"
+    assert fields["Original-Recipient"] == f"rfc822;{rcpt}"  # Postfix's own ORCPT, too
+    assert fields.get("Original-Envelope-Id") == ("SAP4711" if notify else None)
