@@ -264,11 +264,11 @@ def normalise_mobile(value: str, region: str | None) -> str | None:
     return normalise_msisdn(text, region)
 
 
-def mobile_problem(value: str) -> str:
+def mobile_problem(value: str, outcome: str = "left unchanged") -> str:
     """The problem reported for a mobile value `normalise_mobile` refused."""
     return (
         f"invalid mobile number {value!r} (not a valid number, or not a mobile one; write it "
-        "as +<country code><number>); left unchanged"
+        f"as +<country code><number>); {outcome}"
     )
 
 
@@ -342,13 +342,21 @@ def map_entry(
             aliases.add(addr)
 
     keep: set[str] = set()
+    # The first value that is a mobile number, over the mapped attributes in order (a
+    # landline in `mobile` does not hide the mobile in `otherMobile`); none: reported, the
+    # stored mobile kept.
     mobile: str | None = None
-    mobile_raw = first_text(attrs, amap.mobile)
-    if mobile_raw is not None:
-        mobile = normalise_mobile(mobile_raw, region)
-        if mobile is None:
-            problems.append(Problem(ref, mobile_problem(mobile_raw)))
-            keep.add("mobile")
+    passed: list[str] = []  # values before it that are no mobile number
+    for value in (v for name in amap.mobile for v in texts(attrs, name)):
+        mobile = normalise_mobile(value, region)
+        if mobile is not None:
+            break
+        passed.append(value)
+    if mobile is None and passed:
+        problems.append(Problem(ref, mobile_problem(passed[0])))
+        keep.add("mobile")
+    elif passed:
+        problems.append(Problem(ref, mobile_problem(passed[0], f"ignored, {mobile} used")))
 
     sender_id = first_text(attrs, [amap.sender_id]) if amap.sender_id else None
     if sender_id is not None and not SENDER_ID_RE.match(sender_id):

@@ -110,6 +110,16 @@ def test_mobile_falls_back_to_other_mobile_never_to_telephone() -> None:
     assert user is not None and user.mobile is None and not user.keep
 
 
+def test_a_landline_in_mobile_does_not_hide_the_mobile_in_other_mobile() -> None:
+    raw = ad_entry(mobile=[b"+49 30 12345678"], otherMobile=[b"0170 1234567"])
+    user, problems = map_entry("cn=A", raw, AD, region="DE")
+    assert user is not None and user.mobile == "+491701234567" and not user.keep
+    assert [p.message for p in problems] == [
+        "invalid mobile number '+49 30 12345678' (not a valid number, or not a mobile one; "
+        "write it as +<country code><number>); ignored, +491701234567 used"
+    ]
+
+
 def test_normalise_mobile() -> None:
     assert normalise_mobile("+49 (170) 111-1111", None) == "+491701111111"
     assert normalise_mobile("0170 1111111", "DE") == "+491701111111"
