@@ -21,7 +21,7 @@ from phonenumbers import NumberParseException, PhoneNumberType, shortnumberinfo
 from bridge.errors import InputError
 
 PREVIEW_PREFIX = "preview+"
-SMS_SERVICES = frozenset({"SMS", "PAG", "PAGER"})
+SMS_SERVICES = ("SMS", "PAG", "PAGER")  # `[smtp] sms_services` by default
 _SEPARATORS = re.compile(r"[ \-./()]")
 _SERVICE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]{0,9})=(.*)$")
 _NUMBER = re.compile(r"\+?[0-9]{3,17}", re.ASCII)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from bridge.intake.access import check_cidrs
+from bridge.intake.addresses import SMS_SERVICES
 from bridge.sections import Port, Seconds, Section
 
 _SERVICE = re.compile(r"[A-Z][A-Z0-9_-]{0,9}")  # as `SERVICE=` in an address is read
@@ -23,7 +24,7 @@ class SmtpSettings(Section):
     domains: tuple[str, ...] = ("eu.rsms.net",)
     # The service prefixes of `SERVICE=+49…@domain` taken as SMS (SAP: the pager services
     # of transaction SA14); any other prefix (FAX=, X400=) is refused with 550 5.1.3.
-    sms_services: tuple[str, ...] = ("SMS", "PAG", "PAGER")
+    sms_services: tuple[str, ...] = SMS_SERVICES
     data_size_limit: Annotated[int, Field(ge=1024)] = 1_048_576
     max_recipients: Annotated[int, Field(ge=1, le=10_000)] = 100
     parse_in_thread_above: Annotated[int, Field(ge=0)] = 65_536

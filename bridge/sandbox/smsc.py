@@ -304,7 +304,7 @@ class SandboxSmsc:
         """The septets of a GSM-7 part from a bridge that packs them (`gsm7_packed`)."""
         if not self.config.gsm7_packed or alphabet_of(data_coding) != "gsm7":
             return payload
-        return unpack_septets(payload, fill_bits_after(udh_octets) if udh_octets else 0)
+        return unpack_septets(payload, fill_bits_after(udh_octets))
 
     def _fate(self, destination: str) -> _Fate:
         """What the settings and the rules say happens to an SMS to `destination`."""
@@ -443,7 +443,7 @@ class SandboxSmsc:
         for seq, payload in enumerate(segments.payloads, 1):
             udh = concat_udh(ref, total, seq) if total > 1 else b""
             if packed:
-                payload = pack_septets(payload, fill_bits_after(len(udh)) if udh else 0)
+                payload = pack_septets(payload, fill_bits_after(len(udh)))
             status = await self._deliver(
                 DeliverSm(
                     0,

@@ -163,7 +163,7 @@ class IncomingHandler:
             self.config.gsm7_packed
             and alphabet_of(pdu.data_coding, self.config.default_alphabet) == "gsm7"
         ):
-            payload = unpack_septets(payload, fill_bits_after(len(udh)) if udh else 0)
+            payload = unpack_septets(payload, fill_bits_after(len(udh)))
         return ies, payload, udh
 
     async def _on_mo(self, pdu: DeliverSm | DataSm, sm: bytes, inbox: Inbox) -> int:
