@@ -26,6 +26,7 @@ from bridge.tenants.policy import Policy
 from dirsync.exclusions import Exclusions
 from dirsync.groups import ProfileRule
 from dirsync.mapping import (
+    ACCOUNT_EXPIRES,
     PRESET_FILTERS,
     PRESET_GROUP_FILTERS,
     PRESETS,
@@ -392,13 +393,33 @@ def _mapping(t: _Table, base: AttributeMap) -> AttributeMap:
         changes["enabled"] = t.choice("enabled", "uac", ("uac", "always", "attribute", "filter"))
     if "enabled_filter" in t.data:
         changes["enabled_filter"] = _filter(t, "enabled_filter", "")
+    expires = _expires_attribute(t)
     t.done()
     amap = with_overrides(base, **changes)
+    if expires is None:  # default: AD's accountExpires where AD's enabled flag is read
+        amap = replace(amap, expires_attribute=ACCOUNT_EXPIRES if amap.enabled == "uac" else None)
+    else:
+        amap = replace(amap, expires_attribute=expires or None, expires_named=bool(expires))
     if amap.enabled == "filter" and not amap.enabled_filter:
         raise ConfigError('ldap.mapping.enabled_filter: required when enabled = "filter"')
     if amap.enabled == "attribute" and not amap.enabled_attribute:
         raise ConfigError('ldap.mapping.enabled_attribute: required when enabled = "attribute"')
     return amap
+
+
+def _expires_attribute(t: _Table) -> str | None:
+    """`mapping.expires_attribute`: None when not set, "" to read no expiry time, else the
+    attribute's name."""
+    if "expires_attribute" not in t.data:
+        return None
+    value = t.data.pop("expires_attribute")
+    if not isinstance(value, str):
+        raise ConfigError(
+            "ldap.mapping.expires_attribute: expected the name of the attribute holding the "
+            'account\'s expiry time (a Windows FILETIME, e.g. "accountExpires"), or "" to '
+            f"read none, got {value!r}"
+        )
+    return value.strip()
 
 
 def _profiles(value: object) -> tuple[ProfileRule, ...]:

@@ -18,6 +18,7 @@ import ssl
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 with warnings.catch_warnings():  # ldap3 2.9.1 + pyasn1 >= 0.6.1: "tagMap is deprecated"
@@ -237,15 +238,17 @@ def read_directory(
     password: str,
     *,
     region: str | None,
+    now: datetime,
     rules: Sequence[ProfileRule] = (),
     default_profile: str | None = None,
     progress: Progress | None = None,
 ) -> ReadResult:
-    """One full read: groups (if there are profile rules), then all users, page by page."""
+    """One full read: groups (if there are profile rules), then all users, page by page.
+    `now` is the run's time (an account whose expiry time has passed is disabled)."""
     conn = connect(cfg, password)
     try:
         cfg = with_schema_names(conn, cfg)
-        return _read(conn, cfg, region, rules, default_profile, progress)
+        return _read(conn, cfg, region, now, rules, default_profile, progress)
     finally:
         with contextlib.suppress(lx.LDAPException):
             conn.unbind()
@@ -255,6 +258,7 @@ def _read(
     conn: Connection,
     cfg: LdapConfig,
     region: str | None,
+    now: datetime,
     rules: Sequence[ProfileRule],
     default_profile: str | None,
     progress: Progress | None,
@@ -274,16 +278,19 @@ def _read(
             seen.add(dn.lower())
             attrs = lower_keys(raw)
             member_of = texts(attrs, amap.member_of) if amap.member_of else []
+            enabled = None
+            if enabled_ids is not None:
+                enabled = decode_id(attrs.get(amap.id.lower(), ()), amap.id_format) in enabled_ids
             user, problems = map_entry(
                 dn,
                 attrs,
                 amap,
                 region=region,
+                now=now,
                 profile=resolver.profile_for(dn, member_of),
+                enabled=enabled,
                 keep_ref=False,
             )
-            if user is not None and enabled_ids is not None:
-                user = _with_enabled(user, user.external_id in enabled_ids)
             if user is not None:
                 result.users.append(user)
             result.problems.extend(problems)
@@ -293,10 +300,6 @@ def _read(
     if progress is not None:
         progress(count)
     return result
-
-
-def _with_enabled(user: SourceUser, enabled: bool) -> SourceUser:
-    return user if user.enabled == enabled else replace(user, enabled=enabled)
 
 
 def _short(exc: BaseException) -> str:

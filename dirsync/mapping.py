@@ -10,11 +10,13 @@ validation of sender IDs and cost centres. Invalid values are reported as
 
 from __future__ import annotations
 
+import enum
 import re
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from bridge.errors import ConfigError
@@ -28,6 +30,11 @@ IdFormat = Literal["guid", "text"]
 AliasFormat = Literal["proxy", "plain"]
 
 UAC_ACCOUNTDISABLE = 0x2
+# AD's expiry time of an account (Windows FILETIME); read by default with enabled = "uac"
+ACCOUNT_EXPIRES = "accountExpires"
+FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+FILETIME_NEVER = frozenset({0, 0x7FFFFFFFFFFFFFFF})  # AD's two ways to say "never expires"
+_DECIMAL = re.compile(r"[0-9]+")
 SENDER_ID_RE = re.compile(r"^(?:[A-Za-z0-9 .&_\-]{1,11}|\+?[0-9]{1,15})$")
 MAX_COST_CENTRE = 70
 COST_CENTRE_PROBLEM = (
@@ -62,6 +69,11 @@ class AttributeMap:
     disabled_values: tuple[str, ...] = ()
     enabled_filter: str | None = None
     extra: tuple[str, ...] = field(default=())
+    # The account's expiry time (FILETIME, AD `accountExpires`): once passed, the user is
+    # disabled. `expires_named`: the admin named it, so a schema without it stops the run
+    # (the default one is left out there).
+    expires_attribute: str | None = None
+    expires_named: bool = False
 
     def attributes(self) -> list[str]:
         """Every attribute a user search must request (operational ones included)."""
@@ -71,6 +83,8 @@ class AttributeMap:
                 names.append(optional)
         if self.enabled in ("uac", "attribute") and self.enabled_attribute:
             names.append(self.enabled_attribute)
+        if self.expires_attribute:
+            names.append(self.expires_attribute)
         names.extend(self.extra)
         seen: dict[str, str] = {}
         for n in names:
@@ -92,6 +106,7 @@ PRESETS: dict[str, AttributeMap] = {
         member_of="memberOf",
         enabled="uac",
         enabled_attribute="userAccountControl",
+        expires_attribute=ACCOUNT_EXPIRES,
     ),
     "openldap": AttributeMap(
         id="entryUUID",
@@ -129,7 +144,9 @@ def resolve_names(amap: AttributeMap, preset: AttributeMap, canonical: Canonical
     mapping written `mobileTelephoneNumber` or `USERACCOUNTCONTROL` still finds its values.
     A configured name the schema does not know is a `ConfigError`; a name that only comes
     from the preset for an optional field (Exchange's `extensionAttribute1` in a directory
-    without Exchange) is dropped: the directory has no such values.
+    without Exchange) is dropped: the directory has no such values. So is the expiry
+    attribute unless the admin named it (`expires_named`): `accountExpires`, read by
+    default with `enabled = "uac"`, is unknown to a plain OpenLDAP schema.
     """
 
     def one(key: str, name: str, optional: bool) -> str | None:
@@ -159,6 +176,16 @@ def resolve_names(amap: AttributeMap, preset: AttributeMap, canonical: Canonical
     enabled_attribute = amap.enabled_attribute
     if enabled_attribute is not None and amap.enabled in ("uac", "attribute"):
         enabled_attribute = one("enabled_attribute", enabled_attribute, False)
+    expires = amap.expires_attribute
+    if expires is not None:
+        found = canonical(expires)
+        if found is None and amap.expires_named:
+            raise ConfigError(
+                f"ldap.mapping.expires_attribute: the directory's schema has no attribute "
+                f'{expires!r}; write the name the directory\'s schema uses, or "" to read '
+                "no expiry time"
+            )
+        expires = found
     return replace(
         amap,
         id=one("id", amap.id, False) or amap.id,
@@ -171,6 +198,7 @@ def resolve_names(amap: AttributeMap, preset: AttributeMap, canonical: Canonical
         member_of=maybe("member_of", amap.member_of),
         enabled_attribute=enabled_attribute,
         extra=some("extra", amap.extra),
+        expires_attribute=expires,
     )
 
 
@@ -292,17 +320,79 @@ def is_enabled(attrs: Mapping[str, Sequence[bytes]], amap: AttributeMap) -> bool
     return True
 
 
+def filetime(value: str) -> datetime | None:
+    """The instant a Windows FILETIME (100-ns intervals since 1601-01-01 UTC, as decimal
+    text, like AD's `accountExpires`) names; None for "never": 0, 0x7FFFFFFFFFFFFFFF, or
+    a time after the year 9999. `ValueError` when `value` is not a whole number >= 0."""
+    text = value.strip()
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f"not a FILETIME: {value!r}")
+    ticks = int(text)
+    if ticks in FILETIME_NEVER:
+        return None
+    try:
+        # rounded up to datetime's microseconds: a time 100 ns after the run's is later
+        return FILETIME_EPOCH + timedelta(microseconds=-(-ticks // 10))
+    except OverflowError:  # beyond datetime's year 9999: never, in practice
+        return None
+
+
+class ExpiryState(enum.Enum):
+    NEVER = "never"  # no expiry time, or one that means "never"
+    LATER = "later"  # expires after the run's time
+    EXPIRED = "expired"  # at or before the run's time: disabled
+    INVALID = "invalid"  # not a FILETIME: the enabled state is unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    state: ExpiryState
+    at: datetime | None = None  # LATER / EXPIRED
+    value: str = ""  # the directory's text (INVALID)
+
+
+def account_expiry(value: str | None, now: datetime) -> Expiry:
+    """An account's expiry state at `now` (the run's time) from its FILETIME text; an
+    absent value never expires."""
+    if value is None:
+        return Expiry(ExpiryState.NEVER)
+    try:
+        at = filetime(value)
+    except ValueError:
+        return Expiry(ExpiryState.INVALID, value=value)
+    if at is None:
+        return Expiry(ExpiryState.NEVER)
+    return Expiry(ExpiryState.EXPIRED if at <= now else ExpiryState.LATER, at)
+
+
+def expired_reason(at: datetime, attribute: str) -> str:
+    """Why an expired account is disabled, for the run's report."""
+    return f"account expired on {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({attribute})"
+
+
+def expiry_problem(attribute: str, value: str, outcome: str) -> str:
+    return (
+        f"{attribute} {value!r} is not a time (a FILETIME: a whole number of 100-ns "
+        f"intervals since 1601, 0 or 9223372036854775807 for never); {outcome}"
+    )
+
+
 def map_entry(
     ref: str,
     raw: Mapping[str, Sequence[bytes]],
     amap: AttributeMap,
     *,
     region: str | None,
+    now: datetime,
     profile: str | None = None,
     enabled: bool | None = None,
     keep_ref: bool = True,
 ) -> tuple[SourceUser | None, list[Problem]]:
     """Map one entry; None (with a problem) when it lacks a usable id or primary mail.
+
+    `enabled` is the caller's answer (`enabled = "filter"`), else `is_enabled` decides.
+    Either way an account whose expiry time (`expires_attribute`) is at or before `now`,
+    the run's time, is disabled, with the reason on the user (`why_disabled`).
 
     The primary address is the first valid `mail` value, else the `SMTP:` one of
     `proxyAddresses`; invalid values are reported and skipped. An entry with an id but
@@ -376,20 +466,33 @@ def map_entry(
         cost_centre = None
         keep.add("cost_centre")
 
-    if enabled is None:
-        enabled = is_enabled(attrs, amap)
-        if enabled is None:
+    unknown = "enabled state left unchanged (a new user is not added)"
+    why_disabled = ""
+    state = is_enabled(attrs, amap) if enabled is None else enabled
+    expiry = Expiry(ExpiryState.NEVER)
+    if amap.expires_attribute:
+        expiry = account_expiry(first_text(attrs, [amap.expires_attribute]), now)
+    if expiry.state is ExpiryState.EXPIRED:  # disabled, whatever the account's flag says
+        assert expiry.at is not None and amap.expires_attribute is not None
+        state = False
+        why_disabled = expired_reason(expiry.at, amap.expires_attribute)
+    else:
+        if state is None:
             name = amap.enabled_attribute or "userAccountControl"
             shown = first_text(attrs, [name])
             what = "missing" if shown is None else f"not a number ({shown!r})"
+            problems.append(Problem(ref, f"{name} {what}; {unknown}"))
+        if expiry.state is ExpiryState.INVALID:
+            assert amap.expires_attribute is not None
+            outcome = "ignored (the account is disabled)" if state is False else unknown
             problems.append(
-                Problem(
-                    ref,
-                    f"{name} {what}; enabled state left unchanged (a new user is not added)",
-                )
+                Problem(ref, expiry_problem(amap.expires_attribute, expiry.value, outcome))
             )
-            enabled = False
-            keep.add("enabled")
+            if state:
+                state = None
+    if state is None:
+        keep.add("enabled")
+    enabled = bool(state)
 
     display_name = one_line(first_text(attrs, amap.display_name) or "")[:MAX_DISPLAY_NAME]
     # few distinct values across many users: share one string object each
@@ -407,6 +510,7 @@ def map_entry(
         enabled=enabled,
         ref=ref if keep_ref else "",
         keep=frozenset(keep),
+        why_disabled=why_disabled,
     )
     return user, problems
 

@@ -29,6 +29,7 @@ class SourceUser:
     enabled: bool = True
     ref: str = ""  # where it came from (DN, "line 12"), for reports only
     keep: frozenset[str] = frozenset()  # fields not to touch (their source value was invalid)
+    why_disabled: str = ""  # a disabled user's reason for the report (e.g. its account expired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +82,9 @@ CAPPED_FIELDS = frozenset({"aliases", "mobile", "profile", "sender_id", "cost_ce
 
 def _empties(c: Change) -> bool:
     """An update of a user the source still has (such updates carry no reason; releases of
-    a departed user's addresses and blocked users do) that takes a capped field from a
-    value to empty, or moves the user to another profile."""
+    a departed user's addresses and blocked users do, and disables that say why, which
+    the disable cap counts) that takes a capped field from a value to empty, or moves the
+    user to another profile."""
     if c.kind is not ChangeKind.UPDATE or c.reason:
         return False
     for f in c.fields:

@@ -108,7 +108,8 @@ def make_plan(
         match = users.get(s.external_id)
         if match is not None and match.external_id not in blocked:
             fields = _diff(s, match, aliases_of[match.external_id])
-            _emit(plan, ChangeKind.UPDATE, s, fields, "")
+            disables = any(f.name == "enabled" and f.after is False for f in fields)
+            _emit(plan, ChangeKind.UPDATE, s, fields, match.why_disabled if disables else "")
             continue
         address = retired_address(s.address, s.id) if lost(s.address) else s.address
         aliases = frozenset(a for a in s.aliases if not lost(a)) if s.aliases else s.aliases
@@ -258,6 +259,7 @@ def _with_aliases(u: SourceUser, aliases: frozenset[str]) -> SourceUser:
         enabled=u.enabled,
         ref=u.ref,
         keep=u.keep,
+        why_disabled=u.why_disabled,
     )
 
 

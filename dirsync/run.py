@@ -122,7 +122,7 @@ def _run(
             or customer.settings.get("default_country")
             or cfg.bridge_default_country
         )
-        users, problems = _read(cfg, csv, region, progress)
+        users, problems = _read(cfg, csv, region, started, progress)
         users, problems = _known_profiles(users, problems, set(customer.profiles))
         check_source(len(users), cfg.limits)
         if progress:
@@ -184,7 +184,11 @@ def _run(
 
 
 def _read(
-    cfg: DirsyncConfig, csv: Path | None, region: str | None, progress: Progress | None
+    cfg: DirsyncConfig,
+    csv: Path | None,
+    region: str | None,
+    now: datetime,
+    progress: Progress | None,
 ) -> tuple[list[SourceUser], list[Problem]]:
     if csv is not None:
         return read_csv(csv, region=region)
@@ -194,6 +198,7 @@ def _read(
         cfg.ldap,
         read_password(cfg.ldap),
         region=region,
+        now=now,
         rules=cfg.profiles,
         default_profile=cfg.default_profile,
         progress=(lambda n: progress(f"read {n} entries")) if progress else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,6 +23,7 @@ from dirsync.mapping import (
 
 AD = PRESETS["ad"]
 GUID = uuid.UUID("6f1c3d1e-0b7a-4a4e-9f5c-1234567890ab")
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)  # the run's time
 
 
 def ad_entry(**extra: list[bytes]) -> dict[str, list[bytes]]:
@@ -45,7 +47,7 @@ def ad_entry(**extra: list[bytes]) -> dict[str, list[bytes]]:
 
 
 def test_ad_entry_maps_every_field() -> None:
-    user, problems = map_entry("cn=Anna", ad_entry(), AD, region="DE", profile="sales")
+    user, problems = map_entry("cn=Anna", ad_entry(), AD, region="DE", now=NOW, profile="sales")
     assert problems == []
     assert user is not None
     assert user.external_id == str(GUID)
@@ -61,13 +63,13 @@ def test_ad_entry_maps_every_field() -> None:
 
 def test_attribute_names_are_case_insensitive() -> None:
     raw = {k.upper(): v for k, v in ad_entry().items()}
-    user, _ = map_entry("x", raw, AD, region="DE")
+    user, _ = map_entry("x", raw, AD, region="DE", now=NOW)
     assert user is not None and user.address == "anna.alpha@corp.example"
 
 
 def test_uac_bit_2_disables() -> None:
     for value, enabled in ((b"512", True), (b"514", False), (b"66048", True), (b"66050", False)):
-        user, _ = map_entry("x", ad_entry(userAccountControl=[value]), AD, region="DE")
+        user, _ = map_entry("x", ad_entry(userAccountControl=[value]), AD, region="DE", now=NOW)
         assert user is not None and user.enabled is enabled, value
 
 
@@ -79,40 +81,40 @@ def test_enabled_attribute_mode() -> None:
         disabled_values=("Disabled",),
     )
     raw = {"entryUUID": [str(GUID).encode()], "mail": [b"a@b.example"]}
-    user, _ = map_entry("x", {**raw, "employeeType": [b"disabled"]}, amap, region="DE")
+    user, _ = map_entry("x", {**raw, "employeeType": [b"disabled"]}, amap, region="DE", now=NOW)
     assert user is not None and not user.enabled
-    user, _ = map_entry("x", {**raw, "employeeType": [b"staff"]}, amap, region="DE")
+    user, _ = map_entry("x", {**raw, "employeeType": [b"staff"]}, amap, region="DE", now=NOW)
     assert user is not None and user.enabled
     present = with_overrides(amap, disabled_values=(), enabled_attribute="pwdAccountLockedTime")
     user, _ = map_entry(
-        "x", {**raw, "pwdAccountLockedTime": [b"000001010000Z"]}, present, region="DE"
+        "x", {**raw, "pwdAccountLockedTime": [b"000001010000Z"]}, present, region="DE", now=NOW
     )
     assert user is not None and not user.enabled
 
 
 def test_filter_mode_takes_the_callers_flag() -> None:
-    user, _ = map_entry("x", ad_entry(), AD, region="DE", enabled=False)
+    user, _ = map_entry("x", ad_entry(), AD, region="DE", now=NOW, enabled=False)
     assert user is not None and not user.enabled
 
 
 def test_invalid_mobile_is_reported_and_kept() -> None:
-    user, problems = map_entry("cn=A", ad_entry(mobile=[b"12"]), AD, region="DE")
+    user, problems = map_entry("cn=A", ad_entry(mobile=[b"12"]), AD, region="DE", now=NOW)
     assert user is not None and user.mobile is None and "mobile" in user.keep
     assert len(problems) == 1 and "invalid mobile" in problems[0].message
 
 
 def test_mobile_falls_back_to_other_mobile_never_to_telephone() -> None:
     raw = ad_entry(mobile=[], otherMobile=[b"+43 664 1234567"], telephoneNumber=[b"+4930123"])
-    user, _ = map_entry("x", raw, AD, region="DE")
+    user, _ = map_entry("x", raw, AD, region="DE", now=NOW)
     assert user is not None and user.mobile == "+436641234567"
     raw = ad_entry(mobile=[], telephoneNumber=[b"+49 30 1234567"])
-    user, _ = map_entry("x", raw, AD, region="DE")
+    user, _ = map_entry("x", raw, AD, region="DE", now=NOW)
     assert user is not None and user.mobile is None and not user.keep
 
 
 def test_a_landline_in_mobile_does_not_hide_the_mobile_in_other_mobile() -> None:
     raw = ad_entry(mobile=[b"+49 30 12345678"], otherMobile=[b"0170 1234567"])
-    user, problems = map_entry("cn=A", raw, AD, region="DE")
+    user, problems = map_entry("cn=A", raw, AD, region="DE", now=NOW)
     assert user is not None and user.mobile == "+491701234567" and not user.keep
     assert [p.message for p in problems] == [
         "invalid mobile number '+49 30 12345678' (not a valid number, or not a mobile one; "
@@ -140,7 +142,9 @@ def test_mobile_numbers_read_as_the_bridge_reads_them() -> None:
 
 
 def test_a_landline_in_mobile_is_reported_and_kept() -> None:
-    user, problems = map_entry("cn=A", ad_entry(mobile=[b"+49 30 12345678"]), AD, region="DE")
+    user, problems = map_entry(
+        "cn=A", ad_entry(mobile=[b"+49 30 12345678"]), AD, region="DE", now=NOW
+    )
     assert user is not None and user.mobile is None and user.keep == {"mobile"}
     assert [p.message for p in problems] == [
         "invalid mobile number '+49 30 12345678' (not a valid number, or not a mobile one; "
@@ -149,11 +153,11 @@ def test_a_landline_in_mobile_is_reported_and_kept() -> None:
 
 
 def test_missing_id_or_mail_skips_the_user() -> None:
-    user, problems = map_entry("cn=A", ad_entry(objectGUID=[]), AD, region="DE")
+    user, problems = map_entry("cn=A", ad_entry(objectGUID=[]), AD, region="DE", now=NOW)
     assert user is None and "objectGUID" in problems[0].message
     assert problems[0].held_id is None  # no id: nothing to hold
     raw = ad_entry(mail=[], proxyAddresses=[b"smtp:x@y.example"])
-    user, problems = map_entry("cn=A", raw, AD, region="DE")
+    user, problems = map_entry("cn=A", raw, AD, region="DE", now=NOW)
     assert user is None and [(p.message, p.held_id) for p in problems] == [
         ("no mail; its row is left unchanged (a new user is not added)", str(GUID))
     ]
@@ -161,21 +165,21 @@ def test_missing_id_or_mail_skips_the_user() -> None:
 
 def test_an_invalid_mail_value_falls_back_to_the_next_valid_one() -> None:
     raw = ad_entry(mail=[b"anna.alpha@corp.example (mobile)"])
-    user, problems = map_entry("cn=A", raw, AD, region="DE")
+    user, problems = map_entry("cn=A", raw, AD, region="DE", now=NOW)
     assert user is not None and user.address == "anna.alpha@corp.example"  # SMTP: primary
     assert [p.message for p in problems] == [
         "invalid mail address 'anna.alpha@corp.example (mobile)' ignored"
     ]
     openldap = PRESETS["openldap"]
     raw = {"entryUUID": [str(GUID).encode()], "mail": [b"x y@corp.example", b"B@corp.example"]}
-    user, problems = map_entry("cn=B", raw, openldap, region="DE")
+    user, problems = map_entry("cn=B", raw, openldap, region="DE", now=NOW)
     assert user is not None and user.address == "b@corp.example" and user.aliases == set()
     assert len(problems) == 1  # reported once, though mail is also the alias attribute
 
 
 def test_an_entry_without_any_valid_address_is_held() -> None:
     raw = ad_entry(mail=[b"not-an-address"], proxyAddresses=[b"SMTP:also bad", b"X500:/o=x"])
-    user, problems = map_entry("cn=A", raw, AD, region="DE")
+    user, problems = map_entry("cn=A", raw, AD, region="DE", now=NOW)
     assert user is None and [(p.message, p.held_id) for p in problems] == [
         (
             "no valid mail address in ['not-an-address', 'also bad']; its row is left "
@@ -187,7 +191,7 @@ def test_an_entry_without_any_valid_address_is_held() -> None:
 
 def test_primary_from_proxy_when_mail_missing() -> None:
     raw = ad_entry(mail=[], proxyAddresses=[b"SMTP:Boss@Corp.Example", b"smtp:b@corp.example"])
-    user, _ = map_entry("x", raw, AD, region="DE")
+    user, _ = map_entry("x", raw, AD, region="DE", now=NOW)
     assert user is not None and user.address == "boss@corp.example"
     assert user.aliases == {"b@corp.example"}
 
@@ -199,11 +203,13 @@ def test_parse_proxy_addresses() -> None:
 
 def test_sender_id_and_cost_centre_validation() -> None:
     raw = ad_entry(extensionAttribute1=[b"WAY-TOO-LONG-SENDER"], department=[b"x" * 71])
-    user, problems = map_entry("x", raw, AD, region="DE")
+    user, problems = map_entry("x", raw, AD, region="DE", now=NOW)
     assert user is not None and user.sender_id is None and user.cost_centre is None
     assert user.keep == {"sender_id", "cost_centre"}
     assert len(problems) == 2
-    user, _ = map_entry("x", ad_entry(extensionAttribute1=[b"+491701234567"]), AD, region="DE")
+    user, _ = map_entry(
+        "x", ad_entry(extensionAttribute1=[b"+491701234567"]), AD, region="DE", now=NOW
+    )
     assert user is not None and user.sender_id == "+491701234567"
 
 
@@ -214,7 +220,7 @@ def test_openldap_preset_uses_extra_mail_values_as_aliases() -> None:
         "cn": [b"P Person"],
         "departmentNumber": [b"42"],
     }
-    user, _ = map_entry("x", raw, PRESETS["openldap"], region="DE")
+    user, _ = map_entry("x", raw, PRESETS["openldap"], region="DE", now=NOW)
     assert user is not None
     assert user.external_id == "0b6a5d5e-7e0b-4c1b-9c55-3f2b0a1d2e3f"
     assert user.aliases == {"q@corp.example"} and user.display_name == "P Person"
@@ -269,7 +275,9 @@ def test_profile_rules_are_ordered_and_nested() -> None:
 
 def test_missing_or_odd_uac_leaves_the_enabled_state_as_stored() -> None:
     for values in ([], [b"enabled"]):
-        user, problems = map_entry("cn=A", ad_entry(userAccountControl=values), AD, region="DE")
+        user, problems = map_entry(
+            "cn=A", ad_entry(userAccountControl=values), AD, region="DE", now=NOW
+        )
         assert user is not None and user.enabled is False and "enabled" in user.keep, values
         what = "missing" if not values else "not a number ('enabled')"
         assert [p.message for p in problems] == [
