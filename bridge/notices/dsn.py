@@ -4,8 +4,10 @@ The report has three parts: a human-readable text, the `message/delivery-status`
 fields (Reporting-MTA, Original-Envelope-Id, Arrival-Date; Original-Recipient,
 Final-Recipient — the address exactly as the client wrote it, e.g. SAP's
 `SMS=+49…@domain` — Action, Status, Diagnostic-Code, Last-Attempt-Date), and the
-original header block (RET=HDRS) or the whole original mail (RET=FULL). It is sent
-from the null sender; `In-Reply-To`/`References` point at the original Message-ID.
+original header block (RET=HDRS) or the whole original mail (RET=FULL), 7-bit
+(message/global-headers or message/global for one with 8-bit octets; `mime._returned`).
+It is sent from the null sender; `In-Reply-To`/`References` point at the original
+Message-ID.
 Values from the client or the SMSC pass `headers` (ENVID and ORCPT that are not
 printable ASCII are written xtext-encoded), so a CR or LF in them cannot hold the DSN.
 `mime.delivery_report` builds the message.

@@ -25,12 +25,18 @@ display name or subject that is not ASCII as RFC 2047 encoded words of its own
 (`_direct_fields`; the tests compare what a reader decodes). Addresses that are not
 plain and long ASCII fields are left to `EmailMessage`. A DSN is a compat32 message
 (ASCII header values; never RFC 2047 encoded words in its fields).
+
+Every mail written here is 7-bit, whatever it is about and wherever it goes: a text part
+that is not ASCII is quoted-printable or base64 (never 8bit), header values that are
+not ASCII are RFC 2047 encoded words, and a DSN returns a mail with 8-bit octets as
+message/global or its header block as message/global-headers, quoted-printable
+(`_returned`). The SMTP client sends neither BODY=8BITMIME nor SMTPUTF8 for a notice,
+so any relay takes it unchanged, and a Maildir holds what a relay would have delivered.
 """
 
 from __future__ import annotations
 
 import binascii
-import email
 import functools
 import random
 import re
@@ -79,7 +85,10 @@ class _Compat32(policy.Compat32):
         return super().fold_binary(name, value)
 
 
-COMPAT32 = _Compat32()  # the policy of every compat32 message and part written here
+# The policies of every message and part written here: 7-bit (`cte_type`), so the content
+# manager encodes a text that is not ASCII as quoted-printable or base64, never as 8bit.
+COMPAT32 = _Compat32(cte_type="7bit")
+_DEFAULT = policy.default.clone(cte_type="7bit")
 
 
 class AutoSubmitted(StrEnum):
@@ -158,7 +167,7 @@ def _fields(h: Head) -> list[tuple[str, str]]:
 
 
 def _message(fields: Sequence[tuple[str, str]]) -> EmailMessage:
-    msg = EmailMessage(policy=policy.default)
+    msg = EmailMessage(policy=_DEFAULT)
     for name, value in fields:
         msg[name] = value
     return msg
@@ -319,18 +328,18 @@ def _plain_head(h: Head, fields: Sequence[tuple[str, str]]) -> bool:
     return all(_plain_field(name, value) for name, value in fields)
 
 
-def _part(content: str | Message, subtype: str) -> MIMEPart:
+def _part(content: str | Message, subtype: str, cte: str | None = None) -> MIMEPart:
     """A body part filled by the stdlib's content manager (`set_content`), which chooses
-    the transfer encoding: for text 7bit or 8bit when every line fits in 78 bytes, else
-    quoted-printable or base64, whichever is shorter.
+    the transfer encoding unless `cte` names it: for text 7bit when it is ASCII and every
+    line fits in 78 bytes, else quoted-printable or base64, whichever is shorter.
 
     The part is a compat32 one: its header fields stay plain strings instead of parsed
     objects (≈ 12 µs instead of ≈ 500 µs for a notice's HTML). The choice depends only on
-    the line length (78) and on 8bit being allowed, which compat32 shares with
-    policy.default.
+    the line length (78) and on 8bit not being allowed, which COMPAT32 shares with
+    `_DEFAULT`.
     """
     part = MIMEPart(policy=COMPAT32)
-    raw_data_manager.set_content(part, content, subtype)
+    raw_data_manager.set_content(part, content, subtype, cte=cte)
     return part
 
 
@@ -340,14 +349,14 @@ _B64_CHUNK = _MAX_BODY_LINE // 4 * 3
 
 def _utf8_body(text: str) -> tuple[str, bytes]:
     """(transfer encoding, body) of a UTF-8 text part, as the content manager chooses and
-    writes them for a policy with 8bit allowed and "\\n" line ends (`_part`): 7bit or 8bit
-    when every line fits in 78 bytes, else quoted-printable or base64, whichever the first
-    ten lines say is shorter. The same steps without building a part (its header fields
-    cost twice the encoding); tests/unit/test_notice_mime.py compares both."""
+    writes them for a 7-bit policy with "\\n" line ends (`_part`): 7bit when the text is
+    ASCII and every line fits in 78 bytes, else quoted-printable or base64, whichever the
+    first ten lines say is shorter. The same steps without building a part (its header
+    fields cost twice the encoding); tests/unit/test_notice_mime.py compares both."""
     lines = text.encode("utf-8").splitlines()
     body = b"\n".join(lines) + b"\n"
-    if max(map(len, lines), default=0) <= _MAX_BODY_LINE:
-        return ("7bit" if body.isascii() else "8bit"), body
+    if max(map(len, lines), default=0) <= _MAX_BODY_LINE and body.isascii():
+        return "7bit", body
     sniff = b"\n".join(lines[:10]) + b"\n"
     sniff_qp = _qp_lines(lines[:10])
     if sum(map(len, sniff_qp)) + len(sniff_qp) > len(binascii.b2a_base64(sniff)):
@@ -424,7 +433,7 @@ def delivery_report(
     full: bool,
 ) -> Message:
     """An RFC 3464 report: the human-readable text, the message/delivery-status fields,
-    and the original mail (`full`) or its header block (text/rfc822-headers).
+    and the original mail (`full`) or its header block (`_returned`).
 
     A compat32 message like its parts: its header values are ASCII and need no parsed
     header objects (an `EmailMessage` costs ≈ 3× as much), and compat32 folds long
@@ -438,10 +447,47 @@ def delivery_report(
     status = Message(policy=COMPAT32)
     status["Content-Type"] = "message/delivery-status"
     status.set_payload([_fields_block(per_message), _fields_block(per_recipient)])
-    if full:
-        returned = _part(email.message_from_bytes(original, policy=COMPAT32), "rfc822")
-    else:
-        block = original.decode("utf-8", "replace").replace("\r\n", "\n")
-        returned = _part(block, "rfc822-headers")
-    report.set_payload([_part(human, "plain"), status, returned])
+    report.set_payload([_part(human, "plain"), status, _returned(original, full=full)])
     return report
+
+
+def _returned(original: bytes, *, full: bool) -> Message:
+    """The returned mail (`full`) or its header block, as a 7-bit part.
+
+    An ASCII mail is message/rfc822 (7bit), its header block text/rfc822-headers (7bit,
+    or quoted-printable for a line over 78 characters, as RFC 6522 allows). A mail with
+    8-bit octets — an SMTPUTF8 client's UTF-8 headers, an 8BITMIME body — cannot be
+    either: message/rfc822 allows no encoding but 7bit, 8bit or binary (RFC 2046 5.2.1),
+    and text/rfc822-headers holds ASCII headers. It is message/global (RFC 6532), its
+    header block message/global-headers (RFC 6533, UTF-8, no charset parameter), both
+    quoted-printable, which message/global allows as any encoding and message/global-
+    headers "through a 7-bit-only SMTP infrastructure": a reader gets the mail's octets
+    back, and no relay needs SMTPUTF8 or 8BITMIME. Header octets that are not UTF-8 are
+    read as U+FFFD; the whole mail is returned as it came (an ASCII one unparsed, so not
+    refolded)."""
+    if full:
+        content = original.replace(b"\r\n", b"\n")
+        if content.isascii():
+            return _message_part("rfc822", "7bit", content.decode("ascii"))
+        return _message_part("global", "quoted-printable", _qp(content))
+    block = original.decode("utf-8", "replace").replace("\r\n", "\n")
+    if block.isascii():
+        lines = block.splitlines()
+        seven_bit = max(map(len, lines), default=0) <= _MAX_BODY_LINE
+        return _part(block, "rfc822-headers", "7bit" if seven_bit else "quoted-printable")
+    return _message_part("global-headers", "quoted-printable", _qp(block.encode("utf-8")))
+
+
+def _qp(content: bytes) -> str:
+    """Quoted-printable of a mail or header block (LF line ends kept as line ends)."""
+    return binascii.b2a_qp(content, istext=True).decode("ascii")
+
+
+def _message_part(subtype: str, cte: str, payload: str) -> Message:
+    """A message/`subtype` part whose body is `payload` as written (the generator writes
+    a message part's text payload unchanged)."""
+    part = MIMEPart(policy=COMPAT32)
+    part["Content-Type"] = f"message/{subtype}"
+    part["Content-Transfer-Encoding"] = cte
+    part.set_payload(payload)
+    return part
