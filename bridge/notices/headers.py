@@ -115,7 +115,13 @@ def checked_mailbox(name: object, address: str) -> Mailbox:
     """The cleaned name and checked address; HeaderError if the address is not one."""
     checked = header_address(address)
     if checked is None:
-        raise HeaderError(f"not a mail address the bridge writes into a header: {address!r}")
+        local = address.rpartition("@")[0]
+        why = (
+            " (a local part that is not ASCII needs SMTPUTF8, which the bridge does not use)"
+            if local and not local.isascii()
+            else ""
+        )
+        raise HeaderError(f"not a mail address the bridge writes into a header: {address!r}{why}")
     return Mailbox(phrase(name or ""), checked)
 
 

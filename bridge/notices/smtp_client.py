@@ -401,7 +401,21 @@ async def _transaction(
     smtp: aiosmtplib.SMTP, where: str, data: bytes, sender: str, recipient: str, *, reused: bool
 ) -> None:
     """MAIL, RCPT and DATA for one mail. On a `reused` session, no answer to MAIL or a 421
-    raises _Stale: the relay closed it while it was kept, and has nothing of this mail."""
+    raises _Stale: the relay closed it while it was kept, and has nothing of this mail.
+
+    A mail with 8-bit octets goes only to a relay that offered 8BITMIME (RFC 6152); to
+    any other it fails before MAIL, as a strict relay would refuse it after DATA and a
+    lenient one pass it on mangled. The notices are 7-bit (`bridge.notices.mime`), so
+    this is the guard for a mail that is not."""
+    if not data.isascii() and not smtp.supports_extension("8bitmime"):
+        raise _Failed(
+            Refusal(
+                f"{where} does not offer 8BITMIME and the mail has 8-bit octets: not sent "
+                "(RFC 6152)",
+                permanent=True,
+            ),
+            after_mail=False,
+        )
     try:
         await smtp.mail(sender, options=_options(smtp, data))
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
