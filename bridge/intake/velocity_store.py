@@ -35,6 +35,7 @@ from bridge.db.core import table
 from bridge.db.prepared import fetch
 from bridge.intake.tables import VelocityAlert, VelocityNumber
 from bridge.intake.velocity import HOLD_REASON, VelocityCheck, prefix_of, upper_bound, watched
+from bridge.mt.causes import Cause, FailureCause
 from bridge.mt.mails import NewMail, NewOrder
 from bridge.mt.orders import record_final, release_held
 from bridge.mt.status import OrderStatus
@@ -51,6 +52,7 @@ _customer = table(Customer)
 _number = table(VelocityNumber)
 _alerts = table(VelocityAlert)
 OPERATOR = "the operator"
+REFUSED = Cause(FailureCause.REFUSED)  # the cause of a refused order (its DSN says 5.7.1)
 
 
 # Statements built once: the check runs in the intake's commit, for every mail. The
@@ -330,5 +332,7 @@ def refuse_orders(
         if conn.execute(
             select(_order.c.id).where(_order.c.id == order_id, _order.c.status == OrderStatus.HELD)
         ).first():
-            refused += record_final(conn, order_id, now, OrderStatus.FAILED, reason, steps=steps)
+            refused += record_final(
+                conn, order_id, now, OrderStatus.FAILED, reason, steps=steps, cause=REFUSED
+            )
     return refused

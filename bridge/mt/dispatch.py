@@ -38,6 +38,7 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.metrics import Metrics, elapsed
 from bridge.mt import orders as order_sql
+from bridge.mt.causes import Cause, FailureCause
 from bridge.mt.dispatch_record import Claim, Outcome, OutcomeKind, Recorder
 from bridge.mt.dispatch_sms import (
     UNKNOWN_OUTCOME,
@@ -53,7 +54,12 @@ from bridge.mt.status import OrderStatus
 from bridge.mt.steps import Steps
 from bridge.retry import next_attempt, receipt_deadline
 from bridge.smpp.throttle import SenderBuckets
-from bridge.transports.base import Transport, TransportPermanentFailure, TransportTemporaryFailure
+from bridge.transports.base import (
+    Transport,
+    TransportPermanentFailure,
+    TransportTemporaryFailure,
+    UnsendableKind,
+)
 
 log = logging.getLogger("bridge.mt.dispatch")
 
@@ -203,6 +209,7 @@ class Dispatcher:
                 status=OrderStatus.EXPIRED,
                 reason="validity period ran out before submission",
                 events=(("attempt", attempt_line(order)),),
+                cause=Cause(FailureCause.VALIDITY_PASSED),
             )
         names = choose(order.recipient, self.routes)
         up = [n for n in names if _available(self.transports[n])]
@@ -263,6 +270,7 @@ class Dispatcher:
                     status=OrderStatus.FAILED,
                     reason=f"{name}: {exc.reason}",
                     events=tuple(events),
+                    cause=refusal_cause(exc),
                 )
             finally:
                 self._lane[name] -= 1
@@ -315,6 +323,7 @@ class Dispatcher:
                 status=OrderStatus.EXPIRED,
                 reason=f"gave up after {order.attempts} attempts: {reason}",
                 events=tuple(events),
+                cause=Cause(FailureCause.RETRIES_EXHAUSTED if errors else FailureCause.NO_ROUTE),
             )
         if retry_hint is not None:  # throttled: come back when the bind's pause is over
             next_at = min(next_at, utcnow() + timedelta(seconds=retry_hint))
@@ -370,6 +379,19 @@ class Dispatcher:
         await asyncio.gather(*pending, return_exceptions=True)
         if cut:
             await self.recorder.record_cut(cut)
+
+
+_UNSENDABLE: dict[str, FailureCause] = {
+    UnsendableKind.SENDER: FailureCause.SENDER_INVALID,
+    UnsendableKind.TEXT: FailureCause.TEXT_INVALID,
+}
+
+
+def refusal_cause(exc: TransportPermanentFailure) -> Cause:
+    """Why a transport's permanent failure failed the order: the message could not be put
+    into a submit (sender, text), or the SMSC refused it (with its command_status)."""
+    unsendable = _UNSENDABLE.get(exc.kind)
+    return Cause(unsendable) if unsendable else Cause(FailureCause.SMSC_REFUSED, exc.code)
 
 
 def _available(transport: Transport) -> bool:

@@ -31,6 +31,7 @@ from bridge.db.store import Store
 from bridge.errors import StorageUnreachable
 from bridge.mt import lanes
 from bridge.mt import orders as order_sql
+from bridge.mt.causes import Cause
 from bridge.mt.dispatch_sms import UNKNOWN_OUTCOME, UNKNOWN_PREFIX
 from bridge.mt.status import OrderStatus
 from bridge.mt.steps import Steps
@@ -63,6 +64,7 @@ class Outcome:
     events: tuple[tuple[str, str], ...] = ()  # why this attempt, what each transport said
     submitted_at: datetime | None = None  # when the accepted submit began
     receipt_due: datetime | None = None  # when waiting for its final report ends
+    cause: Cause | None = None  # for kind FINAL: why, for the DSN's status code
 
     def submitted(self) -> Submitted:
         return Submitted(
@@ -110,7 +112,7 @@ def record_outcomes(
         elif o.kind == OutcomeKind.FINAL:
             final = (o.order_id, o.status or "", o.reason)
             notices[o.order_id] = order_sql.record_final_many(
-                conn, [final], now, steps=steps
+                conn, [final], now, steps=steps, cause=o.cause
             ).notices
         else:
             order_sql.record_held(conn, o.order_id, now, o.reason)

@@ -20,6 +20,7 @@ from bridge.db import prepared
 from bridge.db.bulk import bulk_execute, bulk_insert
 from bridge.db.core import table
 from bridge.db.queue import Queue, claim
+from bridge.mt.causes import Cause
 from bridge.mt.status import FINAL_ORDER_STATUSES, OPEN_ORDER_STATUSES, OrderStatus
 from bridge.mt.steps import Steps
 from bridge.mt.submitted import Submitted, record_submitted, record_submitted_many
@@ -186,6 +187,8 @@ _SET_FINAL = (  # built once, like _SET_SUBMITTED
         final_at=bindparam("f_at"),
         updated_at=bindparam("f_at"),
         error=bindparam("f_error"),
+        cause=bindparam("f_cause"),
+        cause_code=bindparam("f_code"),
     )
 )
 
@@ -199,13 +202,29 @@ class Finished:
     notices: int = 0
 
 
+def _cause_values(cause: Cause | None) -> dict[str, Any]:
+    if cause is None:
+        return {"f_cause": "", "f_code": None}
+    return {"f_cause": cause.kind.value, "f_code": cause.code}
+
+
 def record_final(
-    conn: Connection, order_id: str, now: datetime, status: str, reason: str, *, steps: Steps
+    conn: Connection,
+    order_id: str,
+    now: datetime,
+    status: str,
+    reason: str,
+    *,
+    steps: Steps,
+    cause: Cause | None = None,
 ) -> bool:
-    """Move an open or submitted order to a final status (once) and run the final `steps`."""
+    """Move an open or submitted order to a final status (once) and run the final `steps`.
+
+    `cause`: why it failed, kept for its DSN's status code (None: not known in a word)."""
     if status not in FINAL_ORDER_STATUSES:
         raise ValueError(f"{status!r} is not a final order status")
     values = {"f_id": order_id, "f_status": status, "f_at": now, "f_error": reason[:2000]}
+    values |= _cause_values(cause)
     if prepared.execute(conn, _SET_FINAL, values) == 0:
         return False
     conn.execute(_INSERT_EVENT, [_event_row(order_id, now, status, reason)])
@@ -224,6 +243,8 @@ _SET_FINAL_MANY = (  # built once: the orders of one status and reason, those st
         final_at=bindparam("f_at"),
         updated_at=bindparam("f_at"),
         error=bindparam("f_error"),
+        cause=bindparam("f_cause"),
+        cause_code=bindparam("f_code"),
     )
     .returning(_order.c.id)
 )
@@ -236,6 +257,7 @@ def record_final_many(
     *,
     steps: Steps,
     history: Sequence[dict[str, Any]] = (),
+    cause: Cause | None = None,
 ) -> Finished:
     """`record_final` for several (order id, status, reason): one update per status and
     reason (only the orders not final yet: another transaction may have finished one), one
@@ -243,7 +265,8 @@ def record_final_many(
     with the number of notices the final steps queued.
 
     `history`: order_event rows the caller has for this moment (a receipts round's lines),
-    written in the same insert, before the final lines."""
+    written in the same insert, before the final lines. `cause`: why they failed (every
+    one of them), as for `record_final`."""
     groups: dict[tuple[str, str], list[str]] = {}
     for order_id, status, reason in finals:
         if status not in FINAL_ORDER_STATUSES:
@@ -252,6 +275,7 @@ def record_final_many(
     finished: set[str] = set()
     for (status, reason), ids in groups.items():
         values = {"f_ids": ids, "f_status": status, "f_at": now, "f_error": reason[:2000]}
+        values |= _cause_values(cause)
         finished.update(r.id for r in prepared.fetch(conn, _SET_FINAL_MANY, values))
     done = [order_id for order_id, _, _ in finals if order_id in finished]
     rows = list(history)

@@ -87,6 +87,11 @@ class Order(SQLModel, table=True):
     final_at: datetime | None = None
     transport: str | None = None
     error: str = ""
+    # why it failed for good, in a word (bridge/mt/causes.py FailureCause; "" when not
+    # recorded: not failed, failed by a receipt, or failed before 0021), and with
+    # "smsc-refused" the SMSC's command_status: what a DSN's status code is read from
+    cause: str = ""
+    cause_code: int | None = None
     policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     dsn_notify: str | None = None  # RFC 3461 NOTIFY as received (e.g. "SUCCESS,FAILURE")
     dsn_orcpt: str | None = None  # RFC 3461 ORCPT as received

@@ -13,6 +13,7 @@ because the inbox returns once the row is committed.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +47,14 @@ class TransportTemporaryFailure(TransportError, TemporaryFailure):
 
 class TransportPermanentFailure(TransportError, PermanentFailure):
     """The SMSC refused the message for good; retrying cannot help."""
+
+
+class UnsendableKind(enum.StrEnum):
+    """The `kind` of a TransportPermanentFailure raised before a submit went out: the
+    message cannot be put into one (no command_status; dispatch keeps it as the cause)."""
+
+    SENDER = "invalid-sender"  # the sender id cannot be the source address
+    TEXT = "invalid-text"  # the text (or a submit_sm field) cannot be encoded
 
 
 class InboxUnavailable(TemporaryFailure):

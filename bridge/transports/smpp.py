@@ -63,6 +63,7 @@ from bridge.transports.base import (
     TransportLimits,
     TransportPermanentFailure,
     TransportTemporaryFailure,
+    UnsendableKind,
 )
 from bridge.transports.mo_parts import MemoryMoParts
 from bridge.transports.smpp_bind import SmppBind
@@ -273,7 +274,8 @@ class SmppTransport:
         src = source_address(sms.source)
         if src.ton == c.TON_ALPHANUMERIC and len(src.addr) > MAX_ALPHANUMERIC:
             raise TransportPermanentFailure(
-                f"sender id {sms.source!r} is longer than 11 characters"
+                f"sender id {sms.source!r} is longer than 11 characters",
+                kind=UnsendableKind.SENDER,
             )
         dst = destination_address(sms.destination)
         parts = self._parts(sms)
@@ -321,7 +323,7 @@ class SmppTransport:
                 )
         except ValueError as exc:
             raise TransportPermanentFailure(
-                f"text cannot be sent as {sms.encoding}: {exc}"
+                f"text cannot be sent as {sms.encoding}: {exc}", kind=UnsendableKind.TEXT
             ) from exc
 
     def _as_sent(self, segments: Sequence[SmsSegment]) -> tuple[MtPart, ...]:
@@ -381,7 +383,8 @@ class SmppTransport:
                 )
             except (UnicodeEncodeError, ValueError) as exc:
                 raise TransportPermanentFailure(
-                    f"{_what(sms, seq, total, ids)}: cannot encode submit_sm: {exc}"
+                    f"{_what(sms, seq, total, ids)}: cannot encode submit_sm: {exc}",
+                    kind=UnsendableKind.TEXT,
                 ) from None
             resp = await self._submit_part(bind, pdu, sms, seq, total, ids, deadline)
             ids.append(canonical_id(resp.message_id, id_base))

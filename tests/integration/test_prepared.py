@@ -149,9 +149,11 @@ def test_the_writes_write_what_sqlalchemy_writes(engine: Engine) -> None:
     for ids in LISTS:
         runs.append((_take(order_sql._QUEUE), {"ids": ids, "now": far, "until": far}, True))
         values = {"f_ids": ids, "f_status": "expired", "f_at": far, "f_error": "late"}
+        values |= {"f_cause": "retries-exhausted", "f_code": None}
         runs.append((order_sql._SET_FINAL_MANY, values, True))
     for order_id in ("M1.1", "M2.3", "M3.3", "nope"):
         values = {"f_id": order_id, "f_status": "failed", "f_at": far, "f_error": "x"}
+        values |= {"f_cause": "smsc-refused", "f_code": 0x0B}
         runs.append((order_sql._SET_FINAL, values, False))
     for statement, values, returns in runs:
         found = []
@@ -195,7 +197,11 @@ def test_in_lists_do_not_make_a_statement_per_length(engine: Engine) -> None:
     with engine.connect() as conn:
         cases: tuple[tuple[Any, str, dict[str, Any]], ...] = (
             (_take(order_sql._QUEUE), "ids", {"now": far, "until": far}),
-            (order_sql._SET_FINAL_MANY, "f_ids", {"f_status": "x", "f_at": far, "f_error": ""}),
+            (
+                order_sql._SET_FINAL_MANY,
+                "f_ids",
+                {"f_status": "x", "f_at": far, "f_error": "", "f_cause": "", "f_code": None},
+            ),
             (FINAL_ROWS, "order_ids", {}),
         )
         for statement, name, values in cases:
