@@ -5,7 +5,9 @@ FAILURE, DELAY; NEVER: none), whatever the profile says about HTML status mails.
 Without NOTIFY, the order's policy decides: DSNs are sent when its `notify_channel`
 includes "dsn", for the events its `notify` level covers. The notice context carries
 everything the DSN builder needs, including the original header block (RET=HDRS,
-the default) or the whole original mail (RET=FULL).
+the default) or the whole original mail (RET=FULL). A failure's Status and Diagnostic-Code
+follow its cause (`dsn_status.py`): the order's stored cause, or for an order a receipt
+failed, its first failed part's state and error code.
 """
 
 from __future__ import annotations
@@ -19,22 +21,34 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from bridge.db import prepared
 from bridge.db.core import table
+from bridge.mt.receipt_states import FINAL_FAILURES
 from bridge.mt.status import OrderStatus
-from bridge.mt.tables import Mail, Order
+from bridge.mt.tables import Mail, Order, Part
 from bridge.notices.queue import queue_notice
 from bridge.notices.xtext import xtext_decode
+from bridge.outcomes.dsn_status import Failure, delay_status, final_status
 from bridge.outcomes.final_row import FINAL_ROW
 
 _order = table(Order)
 _mail = table(Mail)
+_part = table(Part)
 _RAW = select(_mail.c.raw).where(_mail.c.id == bindparam("mail_id"))  # built once
 
-# Final order status -> (DSN event, Action, Status).
-_FINAL: dict[str, tuple[str, str, str]] = {
+# The first part a receipt failed (its state and the network's error code), built once.
+_FAILED_PART = (
+    select(_part.c.state, _part.c.error_code)
+    .where(_part.c.order_id == bindparam("order_id"), _part.c.state.in_(sorted(FINAL_FAILURES)))
+    .order_by(_part.c.seq)
+    .limit(1)
+)
+
+# Final order status -> (DSN event, Action, Status). A failure's Status follows its cause
+# (`dsn_status.final_status`): None here.
+_FINAL: dict[str, tuple[str, str, str | None]] = {
     OrderStatus.DELIVERED: ("SUCCESS", "delivered", "2.0.0"),
-    OrderStatus.UNDELIVERABLE: ("FAILURE", "failed", "5.0.0"),
-    OrderStatus.FAILED: ("FAILURE", "failed", "5.0.0"),
-    OrderStatus.EXPIRED: ("FAILURE", "failed", "5.4.7"),
+    OrderStatus.UNDELIVERABLE: ("FAILURE", "failed", None),
+    OrderStatus.FAILED: ("FAILURE", "failed", None),
+    OrderStatus.EXPIRED: ("FAILURE", "failed", None),
     # Sent, but no delivery report came: handed to a network that reports no delivery.
     OrderStatus.UNCONFIRMED: ("SUCCESS", "relayed", "2.0.0"),
 }
@@ -111,9 +125,26 @@ def queue_final_dsn_for(conn: Connection, row: Any, now: datetime) -> int | None
     if row.status not in _FINAL:
         return None
     event, action, status = _FINAL[row.status]
-    delivered = row.status == OrderStatus.DELIVERED
-    detail = "delivered to the handset" if delivered else row.error or row.status
-    return _queue(conn, row, now, event, action, status, f"X-SMPP; {detail}")
+    if status is not None:
+        delivered = row.status == OrderStatus.DELIVERED
+        detail = "delivered to the handset" if delivered else row.error or row.status
+        return _queue(conn, row, now, event, action, status, f"X-SMPP; {detail}")
+    if not _wanted(row, event):
+        return None
+    failed = final_status(_failure(conn, row))
+    return _queue(conn, row, now, event, action, failed.status, failed.diagnostic)
+
+
+def _failure(conn: Connection, row: Any) -> Failure:
+    """What is stored about the failure of this order row (read with FINAL_ROW)."""
+    part_state, network_error = "", ""
+    if row.status == OrderStatus.UNDELIVERABLE:
+        failed = conn.execute(_FAILED_PART, {"order_id": row.id}).first()
+        if failed is not None:
+            part_state, network_error = failed.state, failed.error_code or ""
+    return Failure(
+        row.status, row.cause or "", row.cause_code, part_state, network_error, row.error or ""
+    )
 
 
 def queue_delay_dsns(conn: Connection, now: datetime, delay_after: float, limit: int) -> int:
@@ -130,13 +161,6 @@ def queue_delay_dsns(conn: Connection, now: datetime, delay_after: float, limit:
     for r in rows:
         conn.execute(update(_order).where(_order.c.id == r.id).values(delay_notified=True))
         row = conn.execute(FINAL_ROW, {"order_id": r.id}).one()
-        _queue(
-            conn,
-            row,
-            now,
-            "DELAY",
-            "delayed",
-            "4.4.7",
-            f"X-SMPP; deferred: {r.error or 'not yet accepted'}",
-        )
+        delayed = delay_status(r.error)
+        _queue(conn, row, now, "DELAY", "delayed", delayed.status, delayed.diagnostic)
     return len(rows)

@@ -14,6 +14,12 @@ from typing import Any
 import pytest
 import trustme
 
+from bridge.db.clock import utcnow
+from bridge.db.store import run_sync
+from bridge.intake.access_store import set_access
+from bridge.intake.velocity_store import held_orders, refuse_orders
+from bridge.outcomes.steps import STEPS
+from bridge.sandbox.settings import SandboxRuleSettings
 from bridge.settings import Settings, load_settings
 from tests.helpers import running_bridge, smtp_sink, wait_for
 from tests.peers.net import free_port
@@ -85,12 +91,18 @@ async def test_sap_replay_gets_a_delivered_dsn(tmp_path: Path) -> None:
     assert "Subject: PM order 4711" in headers and "Pump P-101" not in headers  # RET=HDRS
 
 
-async def _send(port: int, mail_args: str, rcpt_args: str, body: bytes = b"Alarm!") -> str:
+async def _send(
+    port: int,
+    mail_args: str,
+    rcpt_args: str,
+    body: bytes = b"Alarm!",
+    to: str = "+491701234567",
+) -> str:
     c = await RawSmtp.connect("127.0.0.1", port)
     await c.read_reply()
     await c.command("EHLO sap.example")
     assert (await c.command(f"MAIL FROM:<demo@example.com>{mail_args}")).startswith("250")
-    rcpt = await c.command(f"RCPT TO:<SMS=+491701234567@eu.rsms.net>{rcpt_args}")
+    rcpt = await c.command(f"RCPT TO:<SMS={to}@eu.rsms.net>{rcpt_args}")
     assert rcpt.startswith("250"), rcpt
     await c.command("DATA")
     await c.send(b"Subject: alarm\r\nMessage-ID: <m1@sap.example>\r\n\r\n" + body + b"\r\n.\r\n")
@@ -114,6 +126,16 @@ def _order_status(tmp_path: Path) -> str:
 
 def _reports(messages: Sequence[Message]) -> list[Message]:
     return [m for m in messages if m.get_content_type() == "multipart/report"]
+
+
+def _status_fields(dsn: Message) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in dsn.walk():
+        if part.get_content_type() == "message/delivery-status":
+            for block in part.get_payload():
+                assert isinstance(block, Message)
+                fields.update(block.items())
+    return fields
 
 
 def _plain(tmp_path: Path, relay_port: int, **sandbox: Any) -> Settings:
@@ -151,14 +173,72 @@ async def test_notify_is_honoured(
     assert not [m for m in sink.messages() if m.get_content_type() == "multipart/alternative"]
     envelope = [e for e in sink.envelopes if e.mail_from == "<>" or e.mail_from == ""]
     assert envelope, "a DSN comes from the null sender"
-    fields = {}
-    for part in dsn.walk():
-        if part.get_content_type() == "message/delivery-status":
-            for block in part.get_payload():
-                fields.update(block.items())
+    fields = _status_fields(dsn)
     assert (fields["Action"], fields["Status"]) == expected
     assert fields["Diagnostic-Code"].startswith("X-SMPP;")
     assert fields["Original-Envelope-Id"] == "E1"
+
+
+@pytest.mark.parametrize(
+    ("fail", "status", "diagnostic"),
+    [
+        # submit_sm refused with ESME_RINVDSTADR: the SMSC knows no such number
+        (
+            "rejected",
+            "5.1.1",
+            "X-SMPP; submit_sm refused with ESME_RINVDSTADR (0x0B): "
+            "the SMSC does not know the recipient's number",
+        ),
+        # accepted, then an EXPIRED receipt: delivery time expired
+        (
+            "expired",
+            "5.4.7",
+            "X-SMPP; delivery receipt stat:EXPIRED err:000: the phone was not reached in time",
+        ),
+        # an UNDELIV receipt says no more than that
+        (
+            "undeliverable",
+            "5.0.0",
+            "X-SMPP; delivery receipt stat:UNDELIV err:001: the network could not deliver it",
+        ),
+    ],
+)
+async def test_failure_dsn_status_follows_the_cause(
+    tmp_path: Path, fail: str, status: str, diagnostic: str
+) -> None:
+    """The SMSC (the sandbox, over SMPP) refuses the number or reports the SMS expired:
+    the DSN's Status says which (RFC 3463), and its Diagnostic-Code names the SMPP error."""
+    rule = SandboxRuleSettings.model_validate({"number": "+491701234567", "fail": fail})
+    async with smtp_sink() as (sink, port):
+        async with running_bridge(_plain(tmp_path, port, rules=(rule,))) as (_, ep):
+            assert (await _send(ep.smtp[1], " ENVID=E1", " NOTIFY=FAILURE")).startswith("250")
+            [dsn] = await wait_for(lambda: _reports(sink.messages()), within=10)
+    fields = _status_fields(dsn)
+    assert (fields["Action"], fields["Status"]) == ("failed", status)
+    assert fields["Diagnostic-Code"] == diagnostic
+
+
+async def test_an_order_the_operator_refuses_gets_5_7_1(tmp_path: Path) -> None:
+    """A failure of our own: the velocity check holds the mail to a second number under
+    one prefix, the operator refuses it (`mailsms held refuse`): the DSN says 5.7.1,
+    delivery not authorized, with our reason."""
+    async with smtp_sink() as (sink, port):
+        async with running_bridge(_plain(tmp_path, port)) as (bridge, ep):
+            assert bridge.store is not None
+            engine = bridge.store.engine
+            run_sync(engine, set_access, "demo", {"velocity_numbers": 1})
+            for number in ("+491701234567", "+491701234568"):
+                reply = await _send(ep.smtp[1], "", " NOTIFY=FAILURE", to=number)
+                assert reply.startswith("250"), reply
+            [held] = [r["id"] for r in run_sync(engine, held_orders)]
+            assert run_sync(engine, refuse_orders, [held], utcnow(), steps=STEPS) == 1
+            [dsn] = await wait_for(lambda: _reports(sink.messages()), within=10)
+    fields = _status_fields(dsn)
+    assert (fields["Action"], fields["Status"]) == ("failed", "5.7.1")
+    assert fields["Final-Recipient"] == "rfc822; SMS=+491701234568@eu.rsms.net"
+    assert fields["Diagnostic-Code"] == (
+        "X-SMPP; refused by the operator (SMS pumping suspected); not sent"
+    )
 
 
 async def test_ret_full_returns_the_whole_mail(tmp_path: Path) -> None:
@@ -186,10 +266,6 @@ async def test_delay_dsn_when_the_smsc_is_unreachable(tmp_path: Path) -> None:
             await wait_for(lambda: _order_status(tmp_path) == "deferred", within=15)
             bridge.workers["delay-dsn"].wake()
             [dsn] = await wait_for(lambda: _reports(sink.messages()), within=10)
-    fields = {}
-    for part in dsn.walk():
-        if part.get_content_type() == "message/delivery-status":
-            for block in part.get_payload():
-                fields.update(block.items())
+    fields = _status_fields(dsn)
     assert (fields["Action"], fields["Status"]) == ("delayed", "4.4.7")
     assert "Delay" in dsn["Subject"]
