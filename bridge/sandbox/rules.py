@@ -34,7 +34,7 @@ class Failure(StrEnum):
     """How a rule makes the SMS fail (what the bridge then shows)."""
 
     UNDELIVERABLE = "undeliverable"  # receipt UNDELIV: order undeliverable, status mail
-    EXPIRED = "expired"  # receipt EXPIRED: order expired, status mail
+    EXPIRED = "expired"  # receipt EXPIRED: order undeliverable (not reached in time), status mail
     REJECTED = "rejected"  # submit_sm refused for good (ESME_RINVDSTADR): order failed at once
     BUSY = "busy"  # submit_sm refused for now (ESME_RSYSERR): order deferred, retried
     SILENT = "silent"  # accepted, then no receipt ever: the order waits until it expires
@@ -42,7 +42,7 @@ class Failure(StrEnum):
 
 FAILURE_HELP: Final = {
     Failure.UNDELIVERABLE: "a failed receipt (UNDELIV): the order is undeliverable",
-    Failure.EXPIRED: "an EXPIRED receipt: the order expired",
+    Failure.EXPIRED: "an EXPIRED receipt (phone not reached in time): the order is undeliverable",
     Failure.REJECTED: "submit_sm refused (ESME_RINVDSTADR): the order fails at once",
     Failure.BUSY: "submit_sm refused for now (ESME_RSYSERR): the order is retried",
     Failure.SILENT: "accepted but never a receipt: the order waits until its validity ends",
