@@ -24,7 +24,7 @@ from bridge.files import UnreadableFile, read_text, read_toml
 from bridge.http.settings import HttpSettings
 from bridge.inbound.settings import InboundSettings
 from bridge.intake.settings import SmtpSettings
-from bridge.mt.settings import DispatchSettings, RouteSettings
+from bridge.mt.settings import DispatchSettings, RouteSettings, lease_problem
 from bridge.notices.settings import MailerSettings
 from bridge.portal.settings import PortalSettings
 from bridge.push.settings import PushSettings
@@ -149,6 +149,15 @@ class Settings(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _check_lease(self) -> Settings:
+        """An order's claim holds the whole submit (`bridge.mt.settings.shortest_lease`)."""
+        timeouts = {s.name: s.response_timeout for s in self.smsc}
+        problem = lease_problem(self.dispatch.lease, timeouts)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
 
 EMBEDDED_DEFAULT: dict[str, Any] = {
     "demo": True,
@@ -174,6 +183,8 @@ def _with_sandbox(data: dict[str, Any]) -> dict[str, Any]:
                 "system_id": sandbox.system_id,
                 "password": sandbox.password,
                 "long_code_rate": 0.0,  # a simulator: no carrier limits a sender's rate
+                # it answers at once (in this process): a short lease suits it too
+                "response_timeout": 5.0,
                 "gsm7_packed": sandbox.gsm7_packed,
             }
         )

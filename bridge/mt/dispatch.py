@@ -17,6 +17,11 @@ order whose token is due within `HOLD` seconds waits for it, a later one goes ba
 the queue until its token's time (without counting an attempt), so a busy sender never
 blocks another one.
 
+A claim's lease is not renewed: every submit ends by the claim's end less RECORD_MARGIN
+(`Transport.submit(until=…)`), whatever it waits for (a bind, throttling, a sender's
+token, a window slot, an answer), so that no other instance claims the order and sends it
+again while this one still works on it; the settings refuse a lease too short for that.
+
 Every attempt leaves order_event lines saying why it happened and what each transport
 answered. After an unknown outcome (response timeout, connection lost) the order is
 not sent through a second SMSC at once: it is deferred and resubmitted (marked, so the
@@ -49,7 +54,7 @@ from bridge.mt.dispatch_sms import (
 )
 from bridge.mt.orders import OrderWork
 from bridge.mt.routing import Route, check_routes, choose
-from bridge.mt.settings import DispatchSettings
+from bridge.mt.settings import RECORD_MARGIN, DispatchSettings
 from bridge.mt.status import OrderStatus
 from bridge.mt.steps import Steps
 from bridge.retry import next_attempt, receipt_deadline
@@ -110,12 +115,15 @@ class Dispatcher:
         self._filled = False
         if limit <= 0:
             return 0
+        # Measured before the claim, so no later than the lease's start in the database:
+        # every submit ends by `until`, leaving RECORD_MARGIN to record its outcome.
+        until = asyncio.get_running_loop().time() + self.settings.lease - RECORD_MARGIN
         claimed = await self.recorder.claim(Claim(limit, self.settings.lease, tuple(skip)))
         self._filled = len(claimed) >= limit
         for order in claimed:
             if order.id in self._tasks:  # its lease ran out while its outcome is recorded
                 continue
-            task = asyncio.create_task(self._run(order), name=f"dispatch-{order.id}")
+            task = asyncio.create_task(self._run(order, until), name=f"dispatch-{order.id}")
             self._tasks[order.id] = task
         self._forget_old_bookings()
         return len(claimed)
@@ -169,12 +177,12 @@ class Dispatcher:
 
     # --- one order ------------------------------------------------------------------------
 
-    async def _run(self, order: OrderWork) -> None:
+    async def _run(self, order: OrderWork, until: float) -> None:
         # This task's log lines are about this order (and the SMSC it is tried on).
         logcontext.set_fields(order_id=order.id, mail_id=order.id.rpartition(".")[0] or None)
         try:
             try:
-                outcome = await self._submit(order)
+                outcome = await self._submit(order, until)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -200,7 +208,10 @@ class Dispatcher:
             if outcome.submitted_at is not None:
                 m.submit_seconds.observe(elapsed(order.created_at, outcome.submitted_at))
 
-    async def _submit(self, order: OrderWork) -> Outcome:
+    async def _submit(self, order: OrderWork, until: float) -> Outcome:
+        """Submit `order` through its route; done by `until` (loop time: its claim's end
+        less the time to record the outcome), so that no other instance claims it while
+        this one still works on it."""
         now = utcnow()
         if order.expires_at is not None and now >= order.expires_at:
             return Outcome(
@@ -244,6 +255,10 @@ class Dispatcher:
             if errors:
                 events.append(("failover", f"trying {name} after {errors[-1]}"))
                 wait = self._token_wait(order, name)
+                if asyncio.get_running_loop().time() + wait >= until:
+                    errors.append(f"{name}: the sender's token comes after the claim ends")
+                    events.append(("claim-ends", errors[-1]))
+                    break
                 if wait > 0:  # a failover is rare: wait for the sender's token here
                     await asyncio.sleep(wait)
             logcontext.set_fields(smsc=name)
@@ -252,7 +267,7 @@ class Dispatcher:
             self._in_submit[order.id] = name
             self._lane[name] += 1
             try:
-                result = await self.transports[name].submit(sms)
+                result = await self.transports[name].submit(sms, until=until)
             except TransportTemporaryFailure as exc:
                 events.append((exc.kind, f"{name}: {exc.reason}"))
                 errors.append(f"{name}: {exc.reason}")

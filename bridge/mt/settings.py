@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, model_validator
 
 from bridge.sections import Seconds, Section
+
+# Of an order's claim (`lease`), the last seconds are kept for recording its outcome: a
+# submit ends by then (`Transport.submit(until=…)`).
+RECORD_MARGIN: Final = 5.0
+
+
+def shortest_lease(response_timeout: float) -> float:
+    """The shortest `lease` an SMSC with this response_timeout can work with: the answers
+    to a long SMS's parts (one response_timeout for the parts and waits before the last
+    one, one for the last part's answer) and the time to record the outcome."""
+    return 2 * response_timeout + RECORD_MARGIN
+
+
+def lease_problem(lease: float, response_timeouts: dict[str, float]) -> str | None:
+    """Why `lease` is too short for one of these SMSCs (name -> response_timeout), or None."""
+    for name, timeout in response_timeouts.items():
+        least = shortest_lease(timeout)
+        if lease < least:
+            return (
+                f"dispatch: lease = {lease:g} s is too short for [[smsc]] {name!r} "
+                f"(response_timeout = {timeout:g} s): a claimed order needs two response "
+                f"timeouts for its parts' answers and {RECORD_MARGIN:g} s to record the "
+                f"outcome; set lease to at least {least:g} s (120 s is the default) or "
+                "lower that SMSC's response_timeout"
+            )
+    return None
 
 
 class RouteSettings(Section):

@@ -125,12 +125,15 @@ class Esme:
             return False
         return self.bound
 
-    async def request(self, pdu: Pdu, *, response_timeout: float | None = None) -> Pdu:
-        """Send on the bound session; NotBound when there is none, SessionError on loss."""
+    async def request(
+        self, pdu: Pdu, *, response_timeout: float | None = None, send_by: float | None = None
+    ) -> Pdu:
+        """Send on the bound session; NotBound when there is none, SessionError on loss
+        (NoTimeLeft when no window slot is free by `send_by`)."""
         session = self._session
         if session is None or session.closed or not self._bound.is_set():
             raise NotBound(f"{self.name}: not bound ({self.last_error})")
-        return await session.request(pdu, response_timeout=response_timeout)
+        return await session.request(pdu, response_timeout=response_timeout, send_by=send_by)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Unbind cleanly and end the loop: the deliver_sm being handled get their answers

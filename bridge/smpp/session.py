@@ -71,6 +71,10 @@ class NotSent(ConnectionLost):
     """The connection was already closed; the request never left (outcome known: not sent)."""
 
 
+class NoTimeLeft(NotSent):
+    """The request waited for a window slot until its send-by time; it never left."""
+
+
 class ResponseTimeout(SessionError):
     """No response in time; the connection has been dropped (outcome unknown)."""
 
@@ -142,14 +146,29 @@ class SmppSession:
     # --- outgoing ---------------------------------------------------------------------------
 
     async def request(
-        self, pdu: Pdu, *, response_timeout: float | None = None, use_window: bool = True
+        self,
+        pdu: Pdu,
+        *,
+        response_timeout: float | None = None,
+        use_window: bool = True,
+        send_by: float | None = None,
     ) -> Pdu:
         """Send a request and return its response PDU (which may carry an error status).
 
         Raises ConnectionLost or ResponseTimeout; on timeout the connection is dropped.
+        A request that has no window slot by `send_by` (loop time) is not sent: NoTimeLeft.
         """
         if use_window:
-            await self._window.acquire()
+            if send_by is None:
+                await self._window.acquire()
+            else:
+                try:
+                    async with asyncio.timeout_at(send_by):
+                        await self._window.acquire()
+                except TimeoutError:
+                    raise NoTimeLeft(
+                        f"{self.name}: the window stayed full until the send-by time"
+                    ) from None
         try:
             if self._closed.is_set():
                 raise NotSent(f"{self.name}: connection closed ({self.close_reason})")

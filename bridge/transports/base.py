@@ -133,8 +133,13 @@ class Transport(Protocol):
         """Connect and bind (in the background), then feed `inbox`."""
         ...
 
-    async def submit(self, sms: OutboundSms) -> SubmitResult:
-        """Submit every part; raise TransportTemporaryFailure or TransportPermanentFailure."""
+    async def submit(self, sms: OutboundSms, *, until: float | None = None) -> SubmitResult:
+        """Submit every part; raise TransportTemporaryFailure or TransportPermanentFailure.
+
+        `until` (loop time): when the order's claim runs out, less the time its outcome
+        takes to be recorded. The submit ends by then, whatever it waits for (a bind,
+        a pause, a token, a window slot, an answer), so that no other instance claims
+        the order and sends it again while this one still works on it."""
         ...
 
     async def stop(self) -> None:

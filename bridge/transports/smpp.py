@@ -5,8 +5,11 @@ buckets per bind and per SMSC). ESME_RTHROTTLED / ESME_RMSGQFUL pause the bind (
 pause) and the *same* PDU is sent again after the pause, up to `throttle_retries` times;
 then the order is deferred (TransportTemporaryFailure kind "throttled" with a retry hint).
 A part after the first of a long SMS waits on instead (its message's first parts are at
-the SMSC), for at most `MID_MESSAGE_WAIT` and the order's validity; after that the order
-fails, the accepted parts' ids named, rather than going again. A response timeout or a
+the SMSC), for at most `MID_MESSAGE_WAIT`, the order's validity and its claim (`until`:
+a PDU goes only while its answer can still come before the claim runs out); after that
+the order fails, the accepted parts' ids named, rather than going again. No wait of a
+submit (bind, pause, tokens, window) goes past that send-by time: the order is deferred
+instead (kind "claim-ends"). A response timeout or a
 lost connection after sending is an unknown outcome (kind "unknown-outcome"): dispatch
 resubmits per policy, with `replace_if_present_flag` as the duplicate marker when the
 SMSC setting asks for it and it cannot replace another message (`replace_marker`).
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -43,7 +47,7 @@ from bridge.smpp.pdu import (
     SubmitSmTemplate,
     Tlv,
 )
-from bridge.smpp.session import ConnectionLost, NotSent, ResponseTimeout
+from bridge.smpp.session import ConnectionLost, NoTimeLeft, NotSent, ResponseTimeout
 from bridge.smpp.stats import BindReport, BindStats
 from bridge.smpp.throttle import TokenBucket
 from bridge.smpp.times import schedule_field, validity_field
@@ -78,9 +82,11 @@ THROTTLING: Final = frozenset({c.ESME_RTHROTTLED, c.ESME_RMSGQFUL})
 MAX_ALPHANUMERIC: Final = 11
 # At most this long (and not past the order's validity) a part after the first waits out
 # the SMSC's throttling; then the order fails rather than going again from its first part.
-# Less than dispatch's claim lease (`[dispatch] lease`, 120 s by default), so that no other
+# The order's claim (`submit(until=…)`, from `[dispatch] lease`) cuts it shorter: a part
+# is sent only while its answer can come before the claim runs out, so that no other
 # instance claims the order (and sends it again) while its submit still runs.
 MID_MESSAGE_WAIT: Final = 90.0
+CLAIM_ENDS: Final = "claim-ends"  # the failure kind of a submit cut short by its claim
 MAX_USER_DATA: Final = 140  # octets of one SMS (UDH included)
 SAR_TAGS: Final = (c.TLV_SAR_MSG_REF_NUM, c.TLV_SAR_TOTAL_SEGMENTS, c.TLV_SAR_SEGMENT_SEQNUM)
 # The data_codings of an SMPP client's text that is encoded anew for the SMSC: SMPP's own
@@ -255,10 +261,11 @@ class SmppTransport:
         self._ref = (self._ref + 1) & 0xFFFF
         return self._ref if self.config.concat in ("udh16", "sar") else self._ref & 0xFF
 
-    async def _pick(self) -> SmppBind:
+    async def _pick(self, send_by: float) -> SmppBind:
         ready = [b for b in self._submitters if b.tx.bound]
         if not ready:
-            if not await self.wait_bound(self.config.bind_wait):
+            within = min(self.config.bind_wait, send_by - asyncio.get_running_loop().time())
+            if not await self.wait_bound(max(0.0, within)):
                 raise TransportTemporaryFailure(
                     f"{self.name}: not bound ({self.last_error})", kind="not-bound"
                 )
@@ -358,16 +365,25 @@ class SmppTransport:
             converted.append(MtPart(sm, part.esm_class | c.ESM_UDHI, part.data_coding, tlvs))
         return tuple(converted)
 
-    async def submit(self, sms: OutboundSms) -> SubmitResult:
+    async def submit(self, sms: OutboundSms, *, until: float | None = None) -> SubmitResult:
         parts, fields = self._plan(sms)
-        bind = await self._pick()
+        now = asyncio.get_running_loop().time()
+        # the last moment a part may go: its answer (or its response timeout) comes by `until`
+        send_by = math.inf if until is None else until - self.config.response_timeout
+        if until is not None and now >= send_by:
+            raise TransportTemporaryFailure(
+                f"order {sms.order_id}: its claim ends in {max(0.0, until - now):.1f} s, "
+                f"less than the response_timeout ({self.config.response_timeout:g} s); not sent",
+                kind=CLAIM_ENDS,
+            )
+        bind = await self._pick(send_by)
         total = len(parts)
         ids: list[str] = []
         id_base = self.config.submit_id_base
         template: SubmitSmTemplate | None = None
         # how long a part after the first may wait out throttling (`_submit_part`)
         wait = MID_MESSAGE_WAIT if sms.validity is None else min(MID_MESSAGE_WAIT, sms.validity)
-        deadline = asyncio.get_running_loop().time() + wait
+        deadline = min(now + wait, send_by)
         # Parts go one after another on one bind. If part k fails after parts 1..k-1 were
         # accepted we raise anyway: dispatch resubmits the whole order, so the handset may
         # see the early parts twice (a rare duplicate beats a lost or truncated message).
@@ -386,7 +402,7 @@ class SmppTransport:
                     f"{_what(sms, seq, total, ids)}: cannot encode submit_sm: {exc}",
                     kind=UnsendableKind.TEXT,
                 ) from None
-            resp = await self._submit_part(bind, pdu, sms, seq, total, ids, deadline)
+            resp = await self._submit_part(bind, pdu, sms, seq, total, ids, deadline, send_by)
             ids.append(canonical_id(resp.message_id, id_base))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: order %s submitted as %s", bind.name, sms.order_id, ids)
@@ -401,12 +417,15 @@ class SmppTransport:
         total: int,
         ids: list[str],
         deadline: float,
+        send_by: float,
     ) -> SubmitSmResp:
         """Send one part; its answer. Throttling answers pause the bind and the same PDU
         goes again, `throttle_retries` times for the first part (then the order is
         deferred); a later part waits on until `deadline`, since its message's earlier
         parts are at the SMSC already: then the order fails, those parts' ids named, and
-        is not sent again (the phone would get them twice)."""
+        is not sent again (the phone would get them twice). Nothing is sent after
+        `send_by` (the order's claim would run out before the answer): the order is
+        deferred (a throttled first part, or any wait of the bind that goes past it)."""
         stats = bind.stats
         loop = asyncio.get_running_loop()
         status, pause = c.ESME_ROK, 0.0
@@ -415,7 +434,13 @@ class SmppTransport:
         while True:
             sent += 1
             try:
-                resp = await bind.send(pdu)
+                resp = await bind.send(pdu, send_by)
+            except NoTimeLeft as exc:
+                what = _what(sms, seq, total, ids)
+                raise TransportTemporaryFailure(
+                    f"{what}: not sent, its claim would run out before the answer: {exc}",
+                    kind=CLAIM_ENDS,
+                ) from None
             except (NotBound, NotSent) as exc:
                 what = _what(sms, seq, total, ids)
                 raise TransportTemporaryFailure(f"{what}: {exc}", kind="not-bound") from None
@@ -446,7 +471,7 @@ class SmppTransport:
                 log.warning(
                     "%s: %s: %s, bind paused %.1f s", bind.name, what, c.status_name(status), pause
                 )
-                if sent <= self.config.throttle_retries:
+                if sent <= self.config.throttle_retries and now + pause <= send_by:
                     continue
                 if not ids:
                     break

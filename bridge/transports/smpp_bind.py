@@ -2,17 +2,19 @@
 
 A bind is a transceiver, or a transmitter+receiver pair ("pair"). `send` waits while
 the bind is paused after throttling, then for a token of the bind's bucket and of
-the SMSC's shared bucket, then takes a window slot in the session.
+the SMSC's shared bucket, then takes a window slot in the session; none of these waits
+goes past the request's send-by time (the order's claim must still hold its answer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 
 from bridge.smpp.esme import Esme
 from bridge.smpp.pdu import Pdu
-from bridge.smpp.session import RequestHandler
+from bridge.smpp.session import NoTimeLeft, RequestHandler
 from bridge.smpp.stats import BindReport, BindStats
 from bridge.smpp.throttle import ThrottlePause, TokenBucket
 from bridge.transports.smpp_config import SmppConfig
@@ -75,19 +77,26 @@ class SmppBind:
     async def wait_bound(self, within: float) -> bool:
         return await self.tx.wait_bound(within)
 
-    async def send(self, pdu: Pdu) -> Pdu:
-        """Send one request when pause, rate and window allow; its response."""
+    async def send(self, pdu: Pdu, send_by: float = math.inf) -> Pdu:
+        """Send one request when pause, rate and window allow; its response.
+
+        Nothing is sent after `send_by` (loop time): a pause, a token or a window slot
+        that comes later raises NoTimeLeft instead of being waited for."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         paused = self.pause.remaining(now)
         if paused > 0:  # a throttling answer elsewhere paused this bind: wait it out first
+            if now + paused > send_by:
+                raise NoTimeLeft(f"{self.name}: paused {paused:.1f} s, past the send-by time")
             await asyncio.sleep(paused)
             now = loop.time()
         delay = max(self.bucket.reserve(now), self.smsc_bucket.reserve(now))
         if delay > 0:
+            if now + delay > send_by:
+                raise NoTimeLeft(f"{self.name}: next token in {delay:.1f} s, past the send-by time")
             await asyncio.sleep(delay)
         self.stats.in_flight += 1
         try:
-            return await self.tx.request(pdu)
+            return await self.tx.request(pdu, send_by=None if send_by == math.inf else send_by)
         finally:
             self.stats.in_flight -= 1

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiosmtplib
 
+from bridge.mt.settings import RECORD_MARGIN
 from bridge.settings import Settings, load_settings
 from bridge.smpp import constants as c
 from tests.helpers import make_mail, running_bridge, wait_for
@@ -368,3 +369,24 @@ async def test_a_multi_part_resubmit_carries_no_replace_marker(tmp_path: Path) -
     # Part 1 got no answer; then all three again. With the marker, each part would
     # replace the one before it at the SMSC (same source, destination, service_type).
     assert [p.replace_if_present_flag for p in peer.submits] == [0, 0, 0, 0]
+
+
+async def test_a_mid_message_wait_ends_inside_the_claims_lease(tmp_path: Path) -> None:
+    """Part 2 of 3 is throttled for ever. With `lease = 8` and `response_timeout = 1` a
+    part goes only until 8 - 5 (RECORD_MARGIN) - 1 = 2 s after the claim, so the order
+    fails well inside its lease and no other instance can claim it (and send it again)
+    while it waits. Before, the wait was 90 s whatever the lease: past it."""
+    lease = 8.0
+    async with running_fault_smsc(Faults(throttle=10**6, throttle_after=1)) as peer:
+        s = settings_for(
+            tmp_path, {"a": peer.port}, dispatch={"lease": lease}, response_timeout=1.0
+        )
+        async with running_bridge(s) as (_, ep):
+            await send(ep.smtp, PHONES[:1], "Three parts. " * 32)
+            await wait_for(lambda: list(statuses(tmp_path).values()) == ["failed"], within=lease)
+    seqs = [p.short_message[5] for p in peer.submits]
+    assert seqs[0] == 1 and set(seqs[1:]) == {2} and len(seqs) > 3
+    send_by = lease - RECORD_MARGIN - 1.0
+    assert peer.submit_times[-1] - peer.submit_times[0] < send_by
+    errors = [str(e) for (e,) in rows(tmp_path, 'SELECT error FROM "order"')]
+    assert f"parts 1-1 accepted as {peer.given_ids[0]}" in errors[0]

@@ -50,7 +50,7 @@ async def test_a_restarted_id_counter_sends_each_sms_once_and_matches_its_own_re
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running_fault_smsc() as peer:
-        s = settings_for(tmp_path, {"a": peer.port}, dispatch={"lease": 1.0})
+        s = settings_for(tmp_path, {"a": peer.port}, dispatch={"lease": 15.0})
         async with running_bridge(s) as (_, ep):
             await send_each(ep.smtp, FIRST, "before the restart")
             await wait_for(lambda: list(statuses(tmp_path).values()) == ["delivered"] * 3, 20)
@@ -67,7 +67,7 @@ async def test_empty_message_ids_each_sms_once_then_unconfirmed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running_fault_smsc(Faults(empty_ids=True)) as peer:
-        s = settings_for(tmp_path, {"a": peer.port}, dispatch={"lease": 1.0}, receipt_timeout=1.5)
+        s = settings_for(tmp_path, {"a": peer.port}, dispatch={"lease": 15.0}, receipt_timeout=1.5)
         with caplog.at_level(logging.INFO):
             async with running_bridge(s) as (_, ep):
                 await send_each(ep.smtp, FIRST, "no id")
@@ -86,7 +86,7 @@ async def test_one_id_for_every_part_each_sms_once_and_no_receipt_guessed(
     tmp_path: Path,
 ) -> None:
     async with running_fault_smsc(Faults(one_id_per_message=True)) as peer:
-        s = settings_for(tmp_path, {"a": peer.port}, dispatch={"lease": 1.0}, receipt_timeout=1.5)
+        s = settings_for(tmp_path, {"a": peer.port}, dispatch={"lease": 15.0}, receipt_timeout=1.5)
         async with running_bridge(s) as (_, ep):
             await send_each(ep.smtp, FIRST[:1], "Three parts. " * 32)
             await send_each(ep.smtp, FIRST[1:2], "One part")

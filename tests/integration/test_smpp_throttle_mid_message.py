@@ -3,11 +3,14 @@
 A throttling answer says the part was not taken. The first part is tried
 `throttle_retries` times more, then the order is deferred; a later part waits on, since
 its message's first parts are at the SMSC, until the order's validity (or
-`MID_MESSAGE_WAIT`) runs out: then the order fails naming those parts, and nothing is sent
-again.
+`MID_MESSAGE_WAIT`, or the order's claim: `until`) runs out: then the order fails naming
+those parts, and nothing is sent again.
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import pytest
 
@@ -21,15 +24,9 @@ from tests.peers.smpp_fault import Faults, running_fault_smsc
 LONG = "x" * 400  # three parts
 
 
-def _config(port: int) -> SmppConfig:
-    return SmppConfig(
-        name="a",
-        port=port,
-        system_id="b",
-        stats_interval=0,
-        throttle_pause_min=0.05,
-        throttle_pause_max=0.1,
-    )
+def _config(port: int, **changes: Any) -> SmppConfig:
+    values: dict[str, Any] = {"throttle_pause_min": 0.05, "throttle_pause_max": 0.1, **changes}
+    return SmppConfig(name="a", port=port, system_id="b", stats_interval=0, **values)
 
 
 def _sms(validity: float | None = None) -> OutboundSms:
@@ -80,3 +77,58 @@ async def test_a_throttled_first_part_defers_the_order() -> None:
     assert deferred.value.kind == "throttled" and deferred.value.retry_after
     assert "3 times" in deferred.value.reason
     assert peer.given_ids == []
+
+
+async def test_the_claim_cuts_the_wait_a_part_goes_only_while_its_answer_fits() -> None:
+    # the claim ends 2 s from now: with response_timeout 0.5 s the last part goes by 1.5 s
+    async with running_fault_smsc(Faults(receipts=False, throttle=10**6, throttle_after=1)) as peer:
+        transport = SmppTransport(_config(peer.port, response_timeout=0.5))
+        await transport.start(RecordingInbox())
+        try:
+            assert await transport.wait_bound(5)
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 2.0
+            with pytest.raises(TransportPermanentFailure) as failed:
+                await transport.submit(_sms(), until=until)
+            ended = loop.time()
+        finally:
+            await transport.stop()
+    assert ended <= until
+    assert peer.submit_times[-1] <= until - 0.5
+    assert failed.value.kind == "throttled"
+    assert f"parts 1-1 accepted as {peer.given_ids[0]}" in failed.value.reason
+    assert len(peer.given_ids) == 1
+
+
+async def test_a_throttled_first_part_is_not_sent_past_the_claim() -> None:
+    # the bind's pause (at least 1 s) would end after the claim's send-by time: deferred
+    async with running_fault_smsc(Faults(receipts=False, throttle=10**6)) as peer:
+        config = _config(
+            peer.port, response_timeout=0.5, throttle_pause_min=1.0, throttle_pause_max=2.0
+        )
+        transport = SmppTransport(config)
+        await transport.start(RecordingInbox())
+        try:
+            assert await transport.wait_bound(5)
+            until = asyncio.get_running_loop().time() + 1.2
+            with pytest.raises(TransportTemporaryFailure) as deferred:
+                await transport.submit(_sms(), until=until)
+        finally:
+            await transport.stop()
+    assert deferred.value.kind == "throttled" and deferred.value.retry_after
+    assert len(peer.submits) == 1 and peer.given_ids == []
+
+
+async def test_no_part_goes_when_the_claim_ends_before_an_answer_could_come() -> None:
+    async with running_fault_smsc(Faults(receipts=False)) as peer:
+        transport = SmppTransport(_config(peer.port, response_timeout=5.0))
+        await transport.start(RecordingInbox())
+        try:
+            assert await transport.wait_bound(5)
+            until = asyncio.get_running_loop().time() + 4.0
+            with pytest.raises(TransportTemporaryFailure) as deferred:
+                await transport.submit(_sms(), until=until)
+        finally:
+            await transport.stop()
+    assert deferred.value.kind == "claim-ends"
+    assert peer.submits == []

@@ -85,7 +85,7 @@ poll_interval = 0.2
 
 [dispatch]
 poll_interval = 0.1
-lease = 2.0
+lease = 15.0  # the shortest for response_timeout 5 s (bridge.mt.settings)
 retry_min = 0.5
 retry_max = 2.0
 

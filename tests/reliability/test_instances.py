@@ -14,7 +14,7 @@ sends MO SMS to the two binds in turn (`smsc_process --spread`). The test proves
 * SMS sent twice (the killed bridge had them accepted but not recorded) are at most the
   dispatch concurrency of the one bridge killed: at-least-once, with a bound.
 
-The bridges' settings (`processes.bridge_config`) use a short lease (2 s), so the survivor
+The bridges' settings (`processes.bridge_config`) use a short lease (15 s), so the survivor
 takes over soon. Every wait is a condition with a deadline; the kill comes after a number
 of 250s.
 """

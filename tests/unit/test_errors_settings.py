@@ -54,6 +54,13 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
         # the transport's own timings (SmppConfig) are not [[smsc]] settings
         ('[[smsc]]\nname="a"\nsystem_id="x"\nbind_wait=1\n', "smsc.0.bind_wait: unknown setting"),
         ("[smtp\n", "not valid TOML"),
+        # a claimed order must have time for its parts' answers: 2 x 30 s + 5 s
+        (
+            '[dispatch]\nlease = 60\n[[smsc]]\nname="a"\nsystem_id="x"\n'
+            '[[routes]]\nprefix=""\ntransports=["a"]\n',
+            "dispatch: lease = 60 s is too short for [[smsc]] 'a' (response_timeout = 30 s)",
+        ),
+        ("[dispatch]\nlease = 14\n[sandbox]\nenabled = true\n", "at least 15 s"),
     ],
 )
 def test_invalid_settings_stop_with_one_line_naming_the_key(
