@@ -435,15 +435,16 @@ class SandboxSmsc:
     async def deliver_mo(self, source: str, destination: str, text: str) -> int:
         """Deliver `text` typed on phone `source` to the bridge; the first non-zero status."""
         segments = split_sms(text, "gsm7" if is_gsm7(text) else "ucs2")
-        total = len(segments.payloads)
+        payloads = segments.payloads  # no part ends in a CR a receiver drops (split_sms)
+        packed = self.config.gsm7_packed and segments.encoding == "gsm7"
+        total = len(payloads)
         src = source_address(source)
         dst = source_address(destination)
         ref = next(self._ids) & 0xFF
-        packed = self.config.gsm7_packed and segments.encoding == "gsm7"
-        for seq, payload in enumerate(segments.payloads, 1):
+        for seq, payload in enumerate(payloads, 1):
             udh = concat_udh(ref, total, seq) if total > 1 else b""
             if packed:
-                payload = pack_septets(payload, fill_bits_after(len(udh)))
+                payload = pack_septets(payload, fill_bits_after(len(udh)), 140 - len(udh))
             status = await self._deliver(
                 DeliverSm(
                     0,

@@ -16,14 +16,16 @@ from typing import Final, Literal
 from bridge.smpp import constants as c
 from bridge.smpp.pdu_types import Tlv
 from bridge.smpp.udh import concat_udh
-from bridge.text.gsm7 import ESC, encode_gsm7
+from bridge.text.gsm7 import encode_gsm7
 from bridge.text.segment import split_ucs2_text
+from bridge.text.sms import CR, chunk_septets
 from bridge.values import Encoding
 
 Alphabet = Literal["gsm7", "latin1", "ascii"]
 Concatenation = Literal["udh8", "udh16", "sar", "payload"]
 
 MAX_PARTS: Final = 255
+MAX_USER_DATA: Final = 140  # octets of one SMS's user data (UDH included)
 # (single message, one part of several) in units: septets, octets or UTF-16 units
 _LIMITS: Final[dict[str, tuple[int, int]]] = {
     "septets": (160, 153),
@@ -52,15 +54,29 @@ class MtPart:
     tlvs: tuple[Tlv, ...] = ()
 
 
-CR: Final = 0x0D
+def ends_on_octet(septets: int, fill_bits: int = 0) -> bool:
+    """Whether `septets` packed after `fill_bits` end exactly on an octet boundary."""
+    return (fill_bits + 7 * septets) % 8 == 0
 
 
-def pack_septets(septets: bytes, fill_bits: int = 0) -> bytes:
+def pack_septets(septets: bytes, fill_bits: int = 0, room: int | None = None) -> bytes:
     """GSM 03.38 packing, least significant bit first, after `fill_bits` zero bits.
 
-    When the last octet has 7 spare bits they hold CR, not zeros (TS 23.038 6.1.2.3.1):
-    the SMSC counts the septets from the octets, and seven zero bits would be one more
-    septet, '@', at the end of the text."""
+    TS 23.038 6.1.2.3.1: the receiver counts the septets from the octets and takes a
+    last CR that ends on an octet boundary for padding. So when the last octet has 7
+    spare bits they hold CR, not zeros (seven zero bits would be one more septet, '@',
+    at the end of the text); and a text whose wanted last CR ends on an octet boundary
+    gets another CR (and a padding bit 0), which the receiver drops, when that octet
+    more fits in `room` octets (None: no limit). When it does not (a full single SMS or
+    last part ending in CR), the final CR is left to be dropped: at the end of a message
+    it shows as nothing."""
+    if (
+        septets
+        and septets[-1] == CR
+        and ends_on_octet(len(septets), fill_bits)
+        and (room is None or (fill_bits + 7 * len(septets)) // 8 + 1 <= room)
+    ):
+        septets += bytes((CR,))
     acc, nbits, out = 0, fill_bits, bytearray()
     for s in septets:
         acc |= (s & 0x7F) << nbits
@@ -77,14 +93,19 @@ def pack_septets(septets: bytes, fill_bits: int = 0) -> bytes:
 
 
 def unpack_septets(data: bytes, fill_bits: int = 0) -> bytes:
-    """The septets in packed `data`; when the octets hold a whole number of septets, a
-    last CR or '@' is taken for the padding of 7 spare bits (CR by TS 23.038, zeros by
-    some senders) and dropped."""
+    """The septets in packed `data` (TS 23.038 6.1.2.3.1). When the octets hold a whole
+    number of septets, a last CR or '@' is taken for the padding of 7 spare bits (CR by
+    TS 23.038, zeros by some senders) and dropped; when two CRs end one bit before the
+    last octet does, the second is the one a sender adds to keep a wanted last CR that
+    would end on an octet boundary, and is dropped too (CR CR means CR)."""
     value = int.from_bytes(data, "little") >> fill_bits
     count = (len(data) * 8 - fill_bits) // 7
+    spare = (len(data) * 8 - fill_bits) % 7
     out = bytes((value >> (7 * i)) & 0x7F for i in range(count))
-    if count and (len(data) * 8 - fill_bits) % 7 == 0 and out[-1] in (0, CR):
+    if count and spare == 0 and out[-1] in (0, CR):
         out = out[:-1]  # 7 spare bits at the end are padding, not text
+    elif count >= 2 and spare == 1 and out[-2:] == bytes((CR, CR)):
+        out = out[:-1]  # the CR added to a wanted last CR on an octet boundary
     return out
 
 
@@ -101,18 +122,6 @@ def _units_in(octets: int, kind: str, packed: bool, udh: int) -> int:
     if kind == "septets" and packed:
         return (room * 8 - fill_bits_after(udh)) // 7 if udh else room * 8 // 7
     return room
-
-
-def _chunks(data: bytes, per: int, kind: str) -> list[bytes]:
-    out: list[bytes] = []
-    start = 0
-    while start < len(data):
-        end = min(start + per, len(data))
-        if kind == "septets" and end < len(data) and data[end - 1] == ESC:
-            end -= 1  # never orphan an ESC: the extension character goes with it
-        out.append(data[start:end])
-        start = end
-    return out
 
 
 def _alphabet(text: str, encoding: Encoding, opts: EncodingOptions, flash: bool) -> tuple[str, int]:
@@ -151,9 +160,12 @@ def plan_parts(
         return (MtPart(b"", 0, dc, (Tlv(c.TLV_MESSAGE_PAYLOAD, body),)),)
     single, multi = _LIMITS[kind]
     units = len(data) // 2 if kind == "ucs2" else len(data)
+    room = min(MAX_USER_DATA, opts.max_length)  # octets of one SMS's user data
     if units <= min(single, _units_in(opts.max_length, kind, packed, 0)):
-        return (MtPart(pack_septets(data) if packed else data, 0, dc),)
+        return (MtPart(pack_septets(data, 0, room) if packed else data, 0, dc),)
     udh_len = {"udh8": 6, "udh16": 7}.get(opts.concat, 0)
+    # the fill bits before a part's septets on the air interface (SAR: the SMSC adds a UDH8)
+    fill = fill_bits_after(udh_len or 6)
     per = min(
         multi - (1 if opts.concat == "udh16" else 0),
         _units_in(opts.max_length, kind, packed, udh_len),
@@ -162,15 +174,17 @@ def plan_parts(
         raise ValueError(f"max_length {opts.max_length} leaves no room for text")
     if kind == "ucs2":
         payloads = [p.encode("utf-16-be") for p in split_ucs2_text(text, per)]
+    elif kind == "septets":
+        payloads = chunk_septets(data, per, fill)
     else:
-        payloads = _chunks(data, per, kind)
+        payloads = [data[i : i + per] for i in range(0, len(data), per)]
     total = len(payloads)
     if total > MAX_PARTS:
         raise ValueError(f"text needs {total} parts; at most {MAX_PARTS} can be concatenated")
     parts: list[MtPart] = []
     for seq, payload in enumerate(payloads, 1):
         if opts.concat == "sar":
-            body = pack_septets(payload) if packed else payload
+            body = pack_septets(payload, 0, room - 6) if packed else payload
             tlvs = (
                 Tlv(c.TLV_SAR_MSG_REF_NUM, (ref & 0xFFFF).to_bytes(2, "big")),
                 Tlv(c.TLV_SAR_TOTAL_SEGMENTS, bytes((total,))),
@@ -179,6 +193,8 @@ def plan_parts(
             parts.append(MtPart(body, 0, dc, tlvs))
             continue
         udh = concat_udh(ref, total, seq, ref16=opts.concat == "udh16")
-        body = pack_septets(payload, fill_bits_after(len(udh))) if packed else payload
+        body = (
+            pack_septets(payload, fill_bits_after(len(udh)), room - len(udh)) if packed else payload
+        )
         parts.append(MtPart(udh + body, c.ESM_UDHI, dc))
     return tuple(parts)

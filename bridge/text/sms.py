@@ -40,6 +40,10 @@ _PART_LIMIT: dict[tuple[Encoding, bool], int] = {
     ("ucs2", True): 66,
 }
 MAX_PARTS_LIMIT = 255  # the concatenation IE counts parts in one octet
+CR = 0x0D
+# On the air interface a part's septets are packed after its UDH (TS 23.040): 6 octets
+# with an 8-bit reference, 7 with a 16-bit one, and fill bits up to a septet boundary.
+_AIR_FILL: dict[bool, int] = {False: 1, True: 0}  # ref16 -> fill bits
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -87,14 +91,7 @@ def split_sms(text: str, encoding: Encoding, *, ref16: bool = False) -> SmsSegme
         if units <= SINGLE_LIMIT["gsm7"]:
             return SmsSegments("gsm7", 0x00, (data,), units)
         per = part_limit("gsm7", ref16=ref16)
-        chunks: list[bytes] = []
-        start = 0
-        while start < units:
-            end = min(start + per, units)
-            if end < units and data[end - 1] == ESC:
-                end -= 1  # an extension code is never 0x1B, so this ESC opens a pair
-            chunks.append(data[start:end])
-            start = end
+        chunks = chunk_septets(data, per, _AIR_FILL[ref16])
         return SmsSegments("gsm7", 0x00, tuple(chunks), units)
     data = text.encode("utf-16-be")
     units = len(data) // 2
@@ -102,6 +99,33 @@ def split_sms(text: str, encoding: Encoding, *, ref16: bool = False) -> SmsSegme
         return SmsSegments("ucs2", 0x08, (data,), units)
     pieces = split_ucs2_text(text, part_limit("ucs2", ref16=ref16))
     return SmsSegments("ucs2", 0x08, tuple(p.encode("utf-16-be") for p in pieces), units)
+
+
+def chunk_septets(data: bytes, per: int, fill_bits: int) -> list[bytes]:
+    """`data` (septets) in parts of at most `per`, each packed after `fill_bits` on the
+    air. An ESC stays with its extension character (an extension code is never 0x1B, so
+    an ESC at a part's end opens a pair). A part before the last that would end in CR
+    exactly on an octet boundary leaves that CR to the next part: a receiver takes such
+    a CR for padding (TS 23.038 6.1.2.3.1), and a full part has no room for the second
+    CR that would keep it."""
+    out: list[bytes] = []
+    start = 0
+    while start < len(data):
+        end = min(start + per, len(data))
+        if end < len(data) and data[end - 1] == ESC:
+            end -= 1
+        if (
+            end < len(data)
+            and end - start > 1
+            and data[end - 1] == CR
+            and (fill_bits + 7 * (end - start)) % 8 == 0
+        ):
+            end -= 1
+            if data[end - 1] == ESC and end - start > 1:
+                end -= 1
+        out.append(data[start:end])
+        start = end
+    return out
 
 
 def count_parts(units: int, encoding: Encoding, *, ref16: bool = False) -> int:

@@ -125,6 +125,36 @@ async def test_the_phone_shows_one_sms_whatever_the_transports_encoding(
         await s.stop()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Call me\r",  # 8 septets: the wanted CR ends on an octet boundary
+        "x" * 153 + "abcdefgh\r",  # the last part's CR, after the UDH's fill bit
+        "x" * 152 + "\r" + "y" * 40,  # a full first part would end in that CR
+    ],
+)
+async def test_a_cr_on_an_octet_boundary_survives_packing_both_ways(
+    tmp_path: Path, transports: list[SmppTransport], text: str
+) -> None:
+    """TS 23.038 6.1.2.3.1: a receiver drops a last CR that ends on an octet boundary
+    (it is padding). The sandbox and the transport, both packing, keep a wanted one."""
+    config = SandboxConfig(inbox_path=tmp_path / "i.jsonl", port=0, gsm7_packed=True)
+    s = SandboxSmsc(config)
+    await s.start()
+    try:
+        inbox = RecordingInbox()
+        t = await bound(s, transports, inbox, gsm7_packed=True)
+        res = await t.submit(OutboundSms("o-1", PHONE, "Bridge", text, "gsm7"))
+        await inbox.wait_until(lambda: len(inbox.receipts) == len(res.message_ids))
+        [got] = read_inbox(config.inbox_path, to=PHONE)
+        assert got.text == text
+        await send_mo("127.0.0.1", s.port, PHONE, "+4930123456", text, Path("/nonexistent"))
+        await inbox.wait_until(lambda: len(inbox.messages) == 1)
+        assert inbox.messages[0].text == text
+    finally:
+        await s.stop()
+
+
 async def test_failed_receipts(tmp_path: Path, transports: list[SmppTransport]) -> None:
     s = SandboxSmsc(SandboxConfig(inbox_path=tmp_path / "i.jsonl", port=0, receipt="failed"))
     await s.start()

@@ -21,6 +21,7 @@ from bridge.smpp.pdu_types import find_tlv
 from bridge.smpp.throttle import ThrottlePause, TokenBucket
 from bridge.smpp.times import absolute_time, relative_time, schedule_field, validity_field
 from bridge.text.gsm7 import decode_gsm7, encode_gsm7
+from bridge.text.sms import split_sms
 from bridge.transports.smpp_config import canonical_id
 
 
@@ -64,6 +65,114 @@ def test_seven_spare_bits_after_a_udh_are_a_cr_too() -> None:
     body = parts[1].short_message[6:]
     assert _as_an_smsc_reads(body, fill_bits_after(6)) == "x" * 48 + "\r"
     assert unpack_septets(body, fill_bits_after(6)) == b"x" * 48
+
+
+def _as_a_handset_reads(data: bytes, fill: int = 0) -> str:
+    """TS 23.038 6.1.2.3.1 as a receiver applies it: the septets the octets hold, less a
+    last CR that ends on an octet boundary (padding)."""
+    text = _as_an_smsc_reads(data, fill)
+    if (len(data) * 8 - fill) % 7 == 0 and text.endswith("\r"):
+        text = text[:-1]
+    return text
+
+
+def _keeps(text: str, read: str) -> bool:
+    """`read` is `text`, a wanted last CR shown (CR CR is the same as CR)."""
+    return read == text or (text.endswith("\r") and read == text + "\r")
+
+
+@pytest.mark.parametrize("text", ["Call me\r", "Hi\r\nyou\r", "1234567\r" * 2])
+def test_a_wanted_last_cr_on_an_octet_boundary_gets_a_second_cr(text: str) -> None:
+    """The second rule of TS 23.038 6.1.2.3.1: a text ending in CR exactly on an octet
+    boundary gets another CR and a padding bit 0; a receiver dropped the only CR."""
+    assert len(encode_gsm7(text)) % 8 == 0 and text.endswith("\r")
+    [part] = plan_parts(text, "gsm7", EncodingOptions(packed=True))
+    data = part.short_message
+    assert len(data) == len(text) * 7 // 8 + 1 and data[-1] >> 7 == 0  # CR + bit 0
+    assert _as_a_handset_reads(data) == text + "\r"  # CR CR, the same as CR
+    assert unpack_septets(data) == encode_gsm7(text)  # and we read one CR
+
+
+def test_the_last_part_after_a_udh_keeps_its_cr() -> None:
+    # part 2: 1 fill bit, then 9 septets = 64 bits, on an octet boundary
+    text = "x" * 153 + "abcdefgh\r"
+    parts = plan_parts(text, "gsm7", EncodingOptions(packed=True), ref=7)
+    body = parts[1].short_message[6:]
+    assert _as_a_handset_reads(body, fill_bits_after(6)) == "abcdefgh\r\r"
+    assert unpack_septets(body, fill_bits_after(6)) == encode_gsm7("abcdefgh\r")
+
+
+@pytest.mark.parametrize("concat", ["udh8", "udh16"])
+def test_a_part_that_would_end_in_cr_on_an_octet_boundary_leaves_it_to_the_next(
+    concat: str,
+) -> None:
+    """A full part (153 septets after a UDH8's fill bit, 152 after a UDH16) ends on an
+    octet boundary and has no room for a second CR: its last CR goes to the next part."""
+    opts = EncodingOptions(packed=True, concat=concat)  # type: ignore[arg-type]
+    udh, per = (6, 153) if concat == "udh8" else (7, 152)
+    text = "x" * (per - 1) + "\r" + "y" * 40 + "\r"
+    parts = plan_parts(text, "gsm7", opts, ref=7)
+    fill = fill_bits_after(udh)
+    read = [_as_a_handset_reads(p.short_message[udh:], fill) for p in parts]
+    assert read[0] == "x" * (per - 1) and read[1].startswith("\ry")
+    assert _keeps(text, "".join(read))
+    ours = b"".join(unpack_septets(p.short_message[udh:], fill) for p in parts)
+    assert ours == encode_gsm7(text)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("ref16", [False, True])
+def test_the_parts_counted_are_the_parts_sent(packed: bool, ref16: bool) -> None:
+    """The SMSC packs every part on the air, so the CR rule shapes the parts whatever the
+    SMPP encoding; `split_sms` (what intake counts and prices) splits the same way."""
+    per = 152 if ref16 else 153
+    text = "x" * (per - 1) + "\r" + "y" * per  # two full parts, but part 1 ends in CR
+    opts = EncodingOptions(packed=packed, concat="udh16" if ref16 else "udh8")
+    parts = plan_parts(text, "gsm7", opts)
+    counted = split_sms(text, "gsm7", ref16=ref16).payloads
+    assert len(parts) == len(counted) == 3
+    assert counted[0] == b"x" * (per - 1) and counted[1].startswith(b"\r")
+
+
+def test_a_full_single_sms_ending_in_cr_stays_one_sms() -> None:
+    """160 septets fill 140 octets: the second CR would need a second SMS, so it is not
+    added (the spec's second CR only where it fits) and the handset drops the last CR,
+    which at the end of a message shows as nothing."""
+    text = "x" * 159 + "\r"
+    [part] = plan_parts(text, "gsm7", EncodingOptions(packed=True))
+    assert len(part.short_message) == 140
+    assert _as_a_handset_reads(part.short_message) == "x" * 159
+
+
+@given(
+    st.lists(st.sampled_from("ab\r€"), min_size=150, max_size=500).map("".join),
+    st.sampled_from(["udh8", "udh16", "sar"]),
+)
+def test_packed_parts_read_back_as_the_text(text: str, concat: str) -> None:
+    opts = EncodingOptions(packed=True, concat=concat)  # type: ignore[arg-type]
+    parts = plan_parts(text, "gsm7", opts, ref=1)
+    assert all(len(p.short_message) <= 140 for p in parts)
+    ours = b""
+    for p in parts:
+        udh = p.short_message[0] + 1 if p.esm_class & c.ESM_UDHI else 0
+        ours += unpack_septets(p.short_message[udh:], fill_bits_after(udh))
+    # CR CR is CR (TS 23.038 6.1.1): a part ending in a wanted CR CR one bit before its
+    # last octet does reads as one CR, as a doubled last CR does
+    assert _one_cr(ours) == _one_cr(encode_gsm7(text))
+
+
+def _one_cr(septets: bytes) -> bytes:
+    while b"\r\r" in septets:
+        septets = septets.replace(b"\r\r", b"\r")
+    return septets
+
+
+def test_our_unpacking_reads_a_doubled_last_cr_as_one() -> None:
+    data = pack_septets(encode_gsm7("1234567\r"))  # CR CR + a padding bit 0
+    assert len(data) == 8
+    assert unpack_septets(data) == encode_gsm7("1234567\r")
+    # a CR that is padding (7 spare bits) is still dropped
+    assert unpack_septets(pack_septets(encode_gsm7("1234567"))) == encode_gsm7("1234567")
 
 
 def test_fill_bits() -> None:
