@@ -159,7 +159,8 @@ class SmppSession:
         A request that has no window slot by `send_by` (loop time) is not sent: NoTimeLeft.
         """
         if use_window:
-            if send_by is None:
+            # a free slot is taken at once: the send-by time (a timer) only for a full window
+            if send_by is None or not self._window.locked():
                 await self._window.acquire()
             else:
                 try:
