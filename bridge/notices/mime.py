@@ -24,7 +24,8 @@ back unchanged (printable ASCII, no folding, plain names) as the same bytes
 display name or subject that is not ASCII as RFC 2047 encoded words of its own
 (`_direct_fields`; the tests compare what a reader decodes). Addresses that are not
 plain and long ASCII fields are left to `EmailMessage`. A DSN is a compat32 message
-(ASCII header values; never RFC 2047 encoded words in its fields).
+(ASCII header values; never RFC 2047 encoded words in its delivery-status fields,
+`_fields_block`).
 
 Every mail written here is 7-bit, whatever it is about and wherever it goes: a text part
 that is not ASCII is quoted-printable or base64 (never 8bit), header values that are
@@ -415,12 +416,19 @@ def _direct_alternative(fields: Sequence[tuple[str, str]], text: str, html: str)
 
 
 def _fields_block(pairs: Sequence[tuple[str, str]]) -> Message:
-    """One block of delivery-status fields (empty values left out)."""
+    """One block of delivery-status fields (empty values left out), ASCII: the builder
+    writes every value so (bridge/notices/dsn.py); a character that is not ASCII all the
+    same is written `\\x{HEX}` (RFC 6533's escape), since compat32 would write the field
+    as RFC 2047 encoded words, which a DSN reader does not decode."""
     block = Message(policy=COMPAT32)
     for name, value in pairs:
         if value:
-            block[name] = value
+            block[name] = value if value.isascii() else _escaped(value)
     return block
+
+
+def _escaped(value: str) -> str:
+    return "".join(ch if ch.isascii() else f"\\x{{{ord(ch):X}}}" for ch in value)
 
 
 def delivery_report(
