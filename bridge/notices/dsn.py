@@ -13,12 +13,13 @@ printable ASCII are written xtext-encoded), so a CR or LF in them cannot hold th
 `mime.delivery_report` builds the message.
 
 Every field of message/delivery-status is ASCII (RFC 3464; RFC 6533 allows UTF-8 only
-in message/global-delivery-status, which few DSN readers know, SAP's among them not),
-written so a reader gets the value back: an address an SMTPUTF8 client wrote with a
-U-label domain (`SMS=+49…@sms.büro.example`) is the same address with the A-label
-(`rfc822; SMS=+49…@sms.xn--bro-hoa.example`, IDNA); one whose local part is not ASCII
-is of RFC 6533's `utf-8` type in its 7-bit form, each character outside printable ASCII
-(and `\\`, `+`, `=`) as `\\x{HEX}` (`utf-8; j\\x{F6}rg@example.com`; `_address`). An
+in message/global-delivery-status, which few DSN readers know), written so a reader
+gets the value back: an address an SMTPUTF8 client wrote with a U-label domain
+(`SMS=+49…@sms.büro.example`, in an ORCPT) is the same address with the A-label
+(`rfc822; SMS=+49…@sms.xn--bro-hoa.example`, IDNA); one whose local part is not ASCII,
+and an ORCPT of the `utf-8` type, is of RFC 6533's `utf-8` type in its 7-bit form, each
+character outside printable ASCII (and `\\`, `+`, `=`) as `\\x{HEX}`
+(`utf-8; j\\x{F6}rg@example.com`; `_address`, `_orcpt`). An
 SMSC's text in the Diagnostic-Code is ASCII too: a letter with an accent as its base
 letter (ä as ae, ß as ss), any other character as `\\x{HEX}` (`_ascii_text`); the
 human-readable part has the text as it came. Never RFC 2047 encoded words, which no
@@ -56,9 +57,10 @@ _CAPITAL_UMLAUT = re.compile(r"(?<=[A-ZÄÖÜ])[ÄÖÜ]|[ÄÖÜ](?=[A-ZÄÖÜ])"
 
 
 def _orcpt(value: str) -> str:
-    """Original-Recipient: `type;address`, the address as given when printable ASCII, a
-    `utf-8` one or one with non-ASCII characters as `_address` writes it, else (control
-    characters in an `rfc822` one, another type) xtext-encoded as RFC 3461 sends it."""
+    """Original-Recipient: `type;address`. An `rfc822` address as given when printable
+    ASCII, as `_address` writes it when it has characters that are not ASCII; a `utf-8`
+    one (sent 7-bit or in UTF-8) in the 7-bit form; else (control characters, another
+    type) xtext-encoded as RFC 3461 sends it."""
     if not value:
         return ""
     addr_type, _, address = value.partition(";")
