@@ -81,6 +81,8 @@ class Mailer:
             reuse=s.reuse(),
             on_session=lambda event: self.metrics.mailer_sessions.labels(event).inc(),
         )
+        if s.mode == "smtp":  # CA files and client certificates: checked now, not per notice
+            self.client.prepare()
 
     async def close(self) -> None:
         """Close the SMTP sessions kept for the next notice (at stop)."""

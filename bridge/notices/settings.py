@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 
 from bridge.notices.transport_table import (
     MX,
+    ClientCert,
     Entry,
     Hop,
     Reuse,
@@ -30,6 +31,8 @@ class MailDeliverySettings(Section):
     tls: TlsLevel | None = None  # None: the [mailer] tls level
     tls_match: tuple[str, ...] = ()
     tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None  # None: the [mailer] client certificate
+    tls_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _check(self) -> MailDeliverySettings:
@@ -39,10 +42,18 @@ class MailDeliverySettings(Section):
             check_domain_pattern(pattern)
         if self.next_hop.strip() and self.next_hop.strip().lower() != MX:
             parse_next_hop(self.next_hop)
+        _check_key_file(self.tls_cert_file, self.tls_key_file)
         return self
 
     def entry(self) -> Entry:
-        return Entry(self.domains, self.next_hop, self.tls, self.tls_match, self.tls_ca_file)
+        return Entry(
+            self.domains,
+            self.next_hop,
+            self.tls,
+            self.tls_match,
+            self.tls_ca_file,
+            _client_cert(self.tls_cert_file, self.tls_key_file),
+        )
 
 
 _LEGACY_STARTTLS = {"off": "none", "opportunistic": "may", "required": "verify"}
@@ -58,6 +69,10 @@ class MailerSettings(Section):
     tls: TlsLevel = TlsLevel.MAY
     tls_match: tuple[str, ...] = ()
     tls_ca_file: Path | None = None
+    # A client certificate for relays that ask for one (as smtp_tls_cert_file/_key_file);
+    # no tls_key_file: the key is in the certificate's file.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     ehlo_name: str = ""  # "": [smtp] hostname
     mx_port: Port = 25
     dns_servers: tuple[str, ...] = ()  # (): the system's resolver
@@ -108,7 +123,33 @@ class MailerSettings(Section):
                 raise ValueError(
                     f"dns_servers: expected an IP address with an optional :port, got {server!r}"
                 ) from None
+        _check_key_file(self.tls_cert_file, self.tls_key_file)
+        self._check_cert_used()
         return self
+
+    def _level(self, delivery: MailDeliverySettings) -> TlsLevel:
+        return self.tls if delivery.tls is None else delivery.tls
+
+    def _check_cert_used(self) -> None:
+        """A client certificate where every delivery that would use it has `tls = none`
+        is refused: it would never be shown, so a relay that asks for one refuses every
+        notice — a mistake better told at start than found in deferred notices later."""
+        for d in self.delivery:
+            if d.tls_cert_file is not None and self._level(d) is TlsLevel.NONE:
+                raise ValueError(
+                    f"delivery for {', '.join(d.domains)}: tls_cert_file is set but tls = "
+                    "none, so the certificate would never be shown (it is offered only "
+                    "inside TLS); set tls = may or higher, or remove tls_cert_file"
+                )
+        if self.tls_cert_file is None or self.tls is not TlsLevel.NONE:
+            return
+        inheriting = [d for d in self.delivery if d.tls_cert_file is None]
+        if all(self._level(d) is TlsLevel.NONE for d in inheriting):
+            raise ValueError(
+                "tls_cert_file is set but tls = none, so the certificate would never be "
+                "shown (it is offered only inside TLS); set tls = may or higher, or remove "
+                "tls_cert_file"
+            )
 
     def reuse(self) -> Reuse:
         return Reuse(
@@ -122,8 +163,21 @@ class MailerSettings(Section):
             tls=self.tls,
             tls_match=self.tls_match,
             ca_file=self.tls_ca_file,
+            client_cert=_client_cert(self.tls_cert_file, self.tls_key_file),
             mx_port=self.mx_port,
         )
+
+
+def _check_key_file(cert_file: Path | None, key_file: Path | None) -> None:
+    if key_file is not None and cert_file is None:
+        raise ValueError(
+            "tls_key_file is set without tls_cert_file: set tls_cert_file to the client "
+            "certificate the key belongs to, or remove tls_key_file"
+        )
+
+
+def _client_cert(cert_file: Path | None, key_file: Path | None) -> ClientCert | None:
+    return None if cert_file is None else ClientCert(cert_file, key_file)
 
 
 # A host name with at least one dot, or an address literal ([192.0.2.1], [IPv6:…]).

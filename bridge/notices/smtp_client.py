@@ -8,6 +8,14 @@ the configured default relay, and only then sends MAIL: under `encrypt`, `verify
 by `bridge.notices.refusals`; a temporary failure before MAIL moves on to the next MX
 host, a reply from MAIL on ends the attempt.
 
+Inside TLS the client shows its certificate (`tls_cert_file`, `bridge.notices.client_tls`)
+to a server that asks for one. The TLS contexts are built when the mailer starts
+(`prepare`), so a CA file or certificate that cannot be used stops the start instead of
+deferring notices. A relay that refuses the session right after the handshake (one
+that wants a client certificate it trusts: Postfix's 421 "No client certificate
+presented", TLS 1.3's "certificate required" alert) defers the notice, and its reason
+says which certificate, if any, the mailer showed.
+
 Sessions are reused, as Postfix's connection cache does: a session whose mail went
 through is kept for `cache_time` seconds, and the next mail for the same host, port and
 delivery rules (TLS level, certificate checks, login) goes over it, with MAIL at once —
@@ -32,14 +40,16 @@ from pathlib import Path
 import aiosmtplib
 from dns.asyncresolver import Resolver
 
-from bridge.errors import BridgeError, PermanentFailure, TemporaryFailure
+from bridge.errors import BridgeError, ConfigError, PermanentFailure, TemporaryFailure
 from bridge.mail_address import header_address
 from bridge.notices import mx
+from bridge.notices.client_tls import cert_info, load_client_cert
 from bridge.notices.refusals import Refusal, classify
 from bridge.notices.transport_table import (
     Delivery,
     Reuse,
     TlsLevel,
+    TlsRule,
     TransportTable,
     names_match,
 )
@@ -209,7 +219,25 @@ class SmtpClient:
         self.sessions = SessionCache(reuse or Reuse())
         self.on_session = on_session  # told of each session opened, reused, ended by the relay
         self._resolver: Resolver | None = None
-        self._contexts: dict[tuple[TlsLevel, Path | None], ssl.SSLContext] = {}
+        self._contexts: dict[TlsRule, ssl.SSLContext] = {}
+
+    def prepare(self) -> None:
+        """Build every TLS context the table can need, at start: a CA file or a client
+        certificate that cannot be used is a ConfigError saying what to fix (not a
+        deferred notice later), and each client certificate is logged."""
+        shown: set[Path] = set()
+        for rule, used_by in self.table.tls_rules().items():
+            if rule.tls is TlsLevel.NONE:
+                continue
+            self._contexts[rule] = _new_context(rule, used_by[0])
+            cert = rule.client_cert
+            if cert is not None and cert.cert_file not in shown:
+                shown.add(cert.cert_file)
+                log.info(
+                    "client certificate for relays that ask for one (%s): %s",
+                    "; ".join(used_by),
+                    cert_info(cert.cert_file),
+                )
 
     async def close(self) -> None:
         """Close the kept sessions (QUIT)."""
@@ -340,7 +368,7 @@ class SmtpClient:
                     after_mail=False,
                 )
             return  # `may`: plaintext
-        context = self._context(delivery.tls, delivery.ca_file)
+        context = self._context(delivery.tls_rule)
         try:
             await smtp.starttls(server_hostname=name, tls_context=context)
         except (ssl.SSLError, ssl.CertificateError, aiosmtplib.SMTPException, OSError) as exc:
@@ -360,21 +388,55 @@ class SmtpClient:
                     ),
                     after_mail=False,
                 )
-        await smtp.ehlo()  # RFC 3207: forget what was said before TLS
+        try:  # RFC 3207: forget what was said before TLS
+            await smtp.ehlo()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
+            raise _Failed(_refused_tls(exc, where, delivery), after_mail=False) from exc
 
-    def _context(self, level: TlsLevel, ca_file: Path | None) -> ssl.SSLContext:
-        key = (level, ca_file if level.verified else None)
-        context = self._contexts.get(key)
-        if context is None:
-            if level.verified:
-                context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-                context.check_hostname = level is TlsLevel.VERIFY  # secure: names_match
-            else:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._contexts[key] = context
+    def _context(self, rule: TlsRule) -> ssl.SSLContext:
+        context = self._contexts.get(rule)
+        if context is None:  # a table `prepare` did not see: built (and checked) now
+            context = self._contexts[rule] = _new_context(rule, "[mailer]")
         return context
+
+
+def _new_context(rule: TlsRule, where: str) -> ssl.SSLContext:
+    """The client context for `rule`; ConfigError when its CA file or client certificate
+    cannot be used (`where`: the settings it comes from, for the sentence)."""
+    if rule.tls.verified:
+        ca_file = rule.ca_file
+        try:
+            context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"{where} tls_ca_file {str(ca_file)!r}: cannot be loaded "
+                f"({getattr(exc, 'strerror', None) or exc}); give a PEM file of CA "
+                "certificates the bridge's user may read"
+            ) from None
+        context.check_hostname = rule.tls is TlsLevel.VERIFY  # secure: names_match
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if rule.client_cert is not None:
+        load_client_cert(context, rule.client_cert, where)
+    return context
+
+
+def _refused_tls(exc: BaseException, where: str, delivery: Delivery) -> Refusal:
+    """The relay ended or refused the session right after the TLS handshake — as one does
+    that wants a client certificate and got none it trusts (TLS 1.3 sends that alert after
+    the handshake; Postfix answers 421). Temporary whatever the reply: it is about our
+    certificate, not the mail, and the operator can fix it while the notice waits."""
+    reason = f"TLS session refused after the handshake: {classify(exc, where).reason}"
+    if "certificate" in reason.lower():
+        cert = delivery.client_cert
+        reason += (
+            f"; we showed the client certificate of {str(cert.cert_file)!r}"
+            if cert is not None
+            else "; the mailer has no client certificate for it (tls_cert_file)"
+        )
+    return Refusal(reason, permanent=False)
 
 
 def _envelope(address: str) -> str:

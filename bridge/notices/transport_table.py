@@ -19,6 +19,10 @@ domain's MX hosts from DNS, at `mx_port`). TLS levels, as Postfix names them:
 
 Under `encrypt`, `verify` and `secure` nothing is ever sent in plaintext: the notice
 waits (deferred) until the next hop offers what the level asks for.
+
+A client certificate (`tls_cert_file`, `tls_key_file`, as Postfix's `smtp_tls_cert_file`)
+is offered inside TLS at every level but `none`, to a next hop that asks for one; an
+entry's certificate replaces the `[mailer]` one for its domains.
 """
 
 from __future__ import annotations
@@ -67,6 +71,25 @@ class Hop:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientCert:
+    """The certificate the mailer shows a next hop that asks for one: a PEM file with the
+    certificate (and its chain), and the key's file (None: the key is in `cert_file`)."""
+
+    cert_file: Path
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TlsRule:
+    """What a TLS context depends on: the level, the CA file (only `verify`/`secure`
+    check the certificate with it) and the client certificate."""
+
+    tls: TlsLevel
+    ca_file: Path | None
+    client_cert: ClientCert | None
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """How one recipient domain is reached: the next hop and the TLS rules for it."""
 
@@ -75,6 +98,11 @@ class Delivery:
     tls_match: tuple[str, ...]  # names the certificate must carry under `secure`
     ca_file: Path | None
     authenticate: bool  # send the relay login (only to the configured default relay)
+    client_cert: ClientCert | None = None  # offered inside TLS to a next hop that asks
+
+    @property
+    def tls_rule(self) -> TlsRule:
+        return TlsRule(self.tls, self.ca_file if self.tls.verified else None, self.client_cert)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +123,7 @@ class Entry:
     tls: TlsLevel | None = None
     tls_match: tuple[str, ...] = ()
     ca_file: Path | None = None
+    client_cert: ClientCert | None = None  # None: the [mailer] one
 
 
 def parse_next_hop(value: str, default_port: int = 25) -> Hop:
@@ -146,9 +175,10 @@ class TransportTable:
         tls: TlsLevel,
         tls_match: tuple[str, ...] = (),
         ca_file: Path | None = None,
+        client_cert: ClientCert | None = None,
         mx_port: int = 25,
     ) -> None:
-        self.default = Entry(("*",), "", tls, tls_match, ca_file)
+        self.default = Entry(("*",), "", tls, tls_match, ca_file, client_cert)
         self.tls = TlsLevel(tls)
         self.relay = relay
         self.mx_port = mx_port
@@ -189,7 +219,29 @@ class TransportTable:
             tls_match=tuple(m.lower().rstrip(".") for m in match),
             ca_file=entry.ca_file or self.default.ca_file,
             authenticate=hop == self.relay,
+            client_cert=entry.client_cert or self.default.client_cert,
         )
+
+    def tls_rules(self) -> dict[TlsRule, list[str]]:
+        """Every TLS rule a delivery can have (level, CA file, client certificate), each
+        with where it comes from ("[mailer]", "delivery for example.com"): the contexts
+        to build, and the certificates to check, at start."""
+        rules: dict[TlsRule, list[str]] = {}
+        entries = [("[mailer]", self.default)]
+        seen: set[int] = set()
+        for entry in self._entries.values():
+            if id(entry) not in seen:
+                seen.add(id(entry))
+                entries.append((f"delivery for {', '.join(entry.domains)}", entry))
+        for where, entry in entries:
+            tls = entry.tls if entry.tls is not None else self.tls
+            rule = TlsRule(
+                tls,
+                (entry.ca_file or self.default.ca_file) if tls.verified else None,
+                entry.client_cert or self.default.client_cert,
+            )
+            rules.setdefault(rule, []).append(where)
+        return rules
 
 
 def _ascii_domain(domain: str) -> str:

@@ -16,7 +16,8 @@ As a company's MTA it can also speak TLS and SMTP AUTH (keyword options, all off
 default): its SMTP client STARTTLS towards the routes (`client_tls`: a level, the CA it
 trusts, the names the certificate must carry) and AUTH there (`client_login`: Cyrus SASL's
 client, PLAIN/LOGIN from Debian's libsasl2-modules); its smtpd STARTTLS with a
-certificate (`server_tls`, `encrypt`: nothing before STARTTLS but EHLO) and AUTH
+certificate (`server_tls`, `encrypt`: nothing before STARTTLS but EHLO; with `client_ca`
+only for a client that shows a certificate of that CA) and AUTH
 (`server_login`: Cyrus SASL with a sasldb in the temp dir written by Debian's sasl2-bin
 `saslpasswd2`; then only logged-in clients may relay, and AUTH only inside TLS when
 `server_tls` is given). The TLS summary lines (`... TLS connection established ...`) are
@@ -132,6 +133,8 @@ class ServerTls:
     cert_file: Path  # the chain, server certificate first
     key_file: Path
     level: Literal["may", "encrypt"] = "encrypt"  # encrypt: STARTTLS before MAIL (and AUTH)
+    # a client certificate from this CA is required (smtpd_tls_req_ccert): None = not asked
+    client_ca: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,13 @@ def _server_settings(root: Path, tls: ServerTls | None, login: SaslLogin | None)
             "smtpd_tls_loglevel = 1",
             "smtpd_tls_received_header = yes",
         ]
+        if tls.client_ca is not None:
+            ca = _copy(tls.client_ca, root / "etc" / "smtpd-client-ca.pem")
+            lines += [
+                "smtpd_tls_ask_ccert = yes",
+                "smtpd_tls_req_ccert = yes",
+                f"smtpd_tls_CAfile = {ca}",
+            ]
     if login is not None:
         sasl = root / "etc" / "sasl"
         sasl.mkdir()
