@@ -61,7 +61,7 @@ def load_client_cert(context: ssl.SSLContext, cert: ClientCert, where: str) -> N
             f"{cert_key}: holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the "
             "client certificate (and its chain) in PEM form"
         )
-    key_pem = cert_pem if cert.key_file is None else _read(cert.key_file, key_key, "its key")
+    key_pem = cert_pem if cert.key_file is None else _read(cert.key_file, key_key, "the key")
     if not _PEM_KEY.search(key_pem):
         hint = (
             "set tls_key_file to the file of its private key, or append the key to this file"

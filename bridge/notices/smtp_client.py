@@ -429,13 +429,17 @@ def _refused_tls(exc: BaseException, where: str, delivery: Delivery) -> Refusal:
     the handshake; Postfix answers 421). Temporary whatever the reply: it is about our
     certificate, not the mail, and the operator can fix it while the notice waits."""
     reason = f"TLS session refused after the handshake: {classify(exc, where).reason}"
+    cert = delivery.client_cert
+    shown = (
+        f"we showed the client certificate of {str(cert.cert_file)!r}"
+        if cert is not None
+        else "the mailer has no client certificate for it (tls_cert_file)"
+    )
     if "certificate" in reason.lower():
-        cert = delivery.client_cert
-        reason += (
-            f"; we showed the client certificate of {str(cert.cert_file)!r}"
-            if cert is not None
-            else "; the mailer has no client certificate for it (tls_cert_file)"
-        )
+        reason += f"; {shown}"
+    elif isinstance(exc, aiosmtplib.SMTPServerDisconnected | ConnectionError | ssl.SSLError):
+        # the alert itself is often lost with the connection: say what it likely was
+        reason += f" (as a relay does that wants a client certificate it trusts); {shown}"
     return Refusal(reason, permanent=False)
 
 

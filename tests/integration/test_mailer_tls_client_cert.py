@@ -11,16 +11,19 @@ its log line. A certificate that cannot be used stops the start with a sentence.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import sqlite3
+import ssl
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from aiosmtpd.smtp import SMTP
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
@@ -32,7 +35,7 @@ from bridge.notices.mailer import Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
 from bridge.notices.settings import MailerSettings
-from tests.helpers import STATUS_CONTEXT, smtp_sink, wait_for
+from tests.helpers import STATUS_CONTEXT, SinkHandler, smtp_sink, wait_for
 from tests.peers.postfix import NOT_ROOT, ServerTls, throwaway_postfix
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason=NOT_ROOT)
@@ -267,3 +270,52 @@ def test_a_client_certificate_that_cannot_be_used_stops_the_start(
     assert "Traceback" not in result.output, result.output
     [line] = [x for x in result.output.splitlines() if x.startswith("mailsms: ")]
     assert says in line, line
+
+
+async def test_a_tls13_certificate_required_alert_defers_the_notice(tmp_path: Path) -> None:
+    """A server (aiosmtpd, STARTTLS, `verify_mode = CERT_REQUIRED`, TLS 1.3) that gets no
+    client certificate fails the handshake on its side; the mailer learns it from the
+    alert `certificate required` on its first read inside TLS (or only from the end of
+    the connection, when the alert is lost with it). Deferred, saying so; with
+    the certificate the same server takes the mail."""
+    relay = Relay(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(relay.cert_file, relay.key_file)
+    context.load_verify_locations(_ca_file(relay.client_ca, tmp_path / "client-ca.pem"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    handler = SinkHandler()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(handler, hostname="relay.test", tls_context=context, require_starttls=True),
+        host="127.0.0.1",
+        port=0,
+    )
+    port = server.sockets[0].getsockname()[1]
+    store = _store(tmp_path)
+    try:
+        mailer = _mailer(store, port, relay, tls="encrypt")
+        assert await mailer.step() == 1
+        status, attempts, error, next_at = _notice(tmp_path)
+        assert (status, attempts) == ("deferred", 1) and next_at is not None
+        assert "TLS session refused after the handshake" in error, error
+        # the alert `certificate required`, or the end of the connection that carried it
+        assert (
+            "certificate required" in error
+            or "Unexpected EOF received (as a relay does that wants a client certificate" in error
+        ), error
+        assert "the mailer has no client certificate for it (tls_cert_file)" in error, error
+        assert handler.envelopes == []
+        cert_file, key_file = _issue(relay.client_ca, tmp_path, CLIENT_NAME)
+        with sqlite3.connect(tmp_path / "bridge.db") as conn:  # due again now
+            conn.execute("UPDATE notice SET next_attempt_at = created_at")
+        mailer = _mailer(
+            store, port, relay, tls="encrypt", tls_cert_file=cert_file, tls_key_file=key_file
+        )
+        assert await mailer.step() == 1
+        await mailer.close()
+        assert _notice(tmp_path)[:2] == ("sent", 2)
+        assert len(handler.envelopes) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+        await store.close()
