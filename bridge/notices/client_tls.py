@@ -42,14 +42,6 @@ class CertInfo:
         return f"{self.subject} (issuer {self.issuer}; SHA-256 {self.fingerprint}{until})"
 
 
-class _Asked(Exception):
-    """OpenSSL asked for the key's passphrase."""
-
-
-def _no_passphrase() -> str:
-    raise _Asked
-
-
 def load_client_cert(context: ssl.SSLContext, cert: ClientCert, where: str) -> None:
     """Put `cert` into `context` (ssl.SSLContext.load_cert_chain); a ConfigError saying
     what to fix when it cannot be used. `where`: the setting's place ("[mailer]")."""
@@ -69,19 +61,25 @@ def load_client_cert(context: ssl.SSLContext, cert: ClientCert, where: str) -> N
             else "give the certificate's private key in PEM form"
         )
         raise ConfigError(f"{key_key}: holds no PEM private key; {hint}")
+    asked: list[bool] = []
+
+    def no_passphrase() -> str:  # else OpenSSL would prompt on the terminal
+        asked.append(True)
+        return ""
+
     try:
         context.load_cert_chain(
             str(cert.cert_file),
             str(cert.key_file) if cert.key_file else None,
-            password=_no_passphrase,
+            password=no_passphrase,
         )
-    except _Asked:
-        raise ConfigError(
-            f"{key_key}: the private key is encrypted with a passphrase, which the bridge "
-            "cannot enter; store it unencrypted (openssl pkey -in KEY -out KEY.plain), "
-            "readable only by the bridge's user"
-        ) from None
     except ssl.SSLError as exc:
+        if asked:
+            raise ConfigError(
+                f"{key_key}: the private key is encrypted with a passphrase, which the bridge "
+                "cannot enter; store it unencrypted (openssl pkey -in KEY -out KEY.plain), "
+                "readable only by the bridge's user"
+            ) from None
         if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
             raise ConfigError(
                 f"{key_key}: the private key does not belong to the certificate in "
