@@ -16,6 +16,7 @@ from bridge.db import engine as db
 from bridge.db.store import run_sync
 from bridge.errors import ConfigError
 from bridge.intake.access_store import exposures
+from bridge.notices.smtp_client import SmtpClient
 from bridge.settings import Settings
 from dirsync.config import from_settings
 
@@ -33,14 +34,19 @@ def config_check(config: ConfigOpt = None) -> None:
     """Validate a settings file (its [dirsync] table too) and print the effective settings
     as JSON (passwords, secrets and tokens shown as "********").
 
-    If the database exists, also warn (on stderr) about customers open to the world.
+    With `[mailer] mode = "smtp"`, the mailer's CA files and client certificates are
+    loaded as `mailsms serve` loads them. If the database exists, also warn (on stderr)
+    about customers open to the world.
     """
     settings = read_settings(config)
-    if settings.dirsync is not None:
-        try:
+    try:
+        if settings.dirsync is not None:
             from_settings(settings, str(config))
-        except ConfigError as exc:
-            fail(str(exc), 2)
+        if settings.mailer.mode == "smtp":
+            mailer = settings.mailer
+            SmtpClient(mailer.transport_table(), ehlo_name="check", timeout=1.0).prepare()
+    except ConfigError as exc:
+        fail(str(exc), 2)
     typer.echo(json.dumps(redacted(settings.model_dump(mode="json")), indent=2))
     for name, warning in _exposures(settings):
         typer.echo(f"mailsms: warning: customer {name} {warning}", err=True)

@@ -222,7 +222,8 @@ def _encrypted(key_file: Path, target: Path) -> Path:
 def test_a_client_certificate_that_cannot_be_used_stops_the_start(
     tmp_path: Path, case: str
 ) -> None:
-    """`mailsms serve` stops at once with one line saying what to fix, no traceback."""
+    """`mailsms serve` stops at once with one line saying what to fix, no traceback, and
+    `mailsms config check` says the same."""
     ca = trustme.CA()
     cert_file, key_file = _issue(ca, tmp_path, CLIENT_NAME)
     other_cert, other_key = _issue(ca, tmp_path, "other.example.com")
@@ -265,11 +266,13 @@ def test_a_client_certificate_that_cannot_be_used_stops_the_start(
         f'tls_cert_file = "{cert}"\n{key_line}',
         encoding="utf-8",
     )
-    result = CliRunner().invoke(app, ["serve", "-c", str(config)])
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output, result.output
-    [line] = [x for x in result.output.splitlines() if x.startswith("mailsms: ")]
-    assert says in line, line
+    # `config check` finds it too, before a restart would (exit 2: a settings error)
+    for command, code in (["serve"], 1), (["config", "check"], 2):
+        result = CliRunner().invoke(app, [*command, "-c", str(config)])
+        assert result.exit_code == code, (command, result.output)
+        assert "Traceback" not in result.output, result.output
+        [line] = [x for x in result.output.splitlines() if x.startswith("mailsms: ")]
+        assert says in line, (command, line)
 
 
 async def test_a_tls13_certificate_required_alert_defers_the_notice(tmp_path: Path) -> None:
