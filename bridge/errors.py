@@ -214,7 +214,14 @@ REPLIES: dict[str, Reply] = {
     "unknown_domain": Reply(
         550,
         "5.1.2",
-        "Domain of <{recipient}> is not served here; use <number>@{domain}",
+        "The domain of <{recipient}> is not a domain this bridge serves; write <number>@{domain}",
+    ),
+    "bad_domain": Reply(
+        550,
+        "5.1.3",
+        "The domain of <{recipient}> is not a valid domain name ({detail}); check its "
+        "spelling, or write it in ASCII (an internationalized label as its xn-- A-label), "
+        "e.g. <number>@{domain}",
     ),
     "no_text": Reply(
         550, "5.6.0", "The mail contains no text to send; write the SMS text in the body or subject"

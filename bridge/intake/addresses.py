@@ -19,15 +19,13 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, shortnumberinfo
 
 from bridge.errors import InputError
+from bridge.intake.domains import DomainError, address_domain
 
 PREVIEW_PREFIX = "preview+"
 SMS_SERVICES = ("SMS", "PAG", "PAGER")  # `[smtp] sms_services` by default
 _SEPARATORS = re.compile(r"[ \-./()]")
 _SERVICE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]{0,9})=(.*)$")
 _NUMBER = re.compile(r"\+?[0-9]{3,17}", re.ASCII)
-_DOMAIN = re.compile(
-    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
-)
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 _PREMIUM_TYPES = frozenset({PhoneNumberType.PREMIUM_RATE, PhoneNumberType.SHARED_COST})
 # what a valid number that no SMS reaches is, in the reply that refuses it
@@ -67,7 +65,9 @@ class RecipientError(InputError, ValueError):
 
 
 def split_address(address: str) -> tuple[str, str]:
-    """Local part and lower-cased domain; a quoted local part loses its quotes."""
+    """Local part and the domain in its canonical form (`intake/domains.py`: lower-case
+    ASCII, a U-label as its A-label); a quoted local part loses its quotes. A domain that
+    is no domain name is `bad_domain`, with the reason as the detail."""
     address = address.strip()
     if address.startswith("<") and address.endswith(">"):
         address = address[1:-1]
@@ -76,10 +76,10 @@ def split_address(address: str) -> tuple[str, str]:
         raise RecipientError("bad_recipient", address)
     if len(local) >= 2 and local[0] == '"' and local[-1] == '"':
         local = local[1:-1]
-    domain = domain.lower()
-    if not _DOMAIN.match(domain):
-        raise RecipientError("bad_recipient", address)
-    return local, domain
+    try:
+        return local, address_domain(domain)
+    except DomainError as exc:
+        raise RecipientError("bad_domain", address, detail=exc.reason) from None
 
 
 # The numbers whose classification is kept: the same few numbers (on-call phones, a team's
@@ -161,7 +161,10 @@ def parse_recipient(
     default_country: str,
     services: Collection[str] = SMS_SERVICES,
 ) -> Recipient:
-    """The recipient for `address`, or RecipientError with the reply kind to answer."""
+    """The recipient for `address`, or RecipientError with the reply kind to answer.
+
+    `domains` are canonical (`configured_domain`), as `[smtp] domains` are: an address
+    matches one in either spelling of an internationalized domain."""
     local, domain = split_address(address)
     if domain not in domains:
         raise RecipientError("unknown_domain", address)

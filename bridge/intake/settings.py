@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from bridge.intake.access import check_cidrs
 from bridge.intake.addresses import SMS_SERVICES
+from bridge.intake.domains import DomainError, configured_domain
 from bridge.sections import Port, Seconds, Section
 
 _SERVICE = re.compile(r"[A-Z][A-Z0-9_-]{0,9}")  # as `SERVICE=` in an address is read
@@ -79,10 +80,11 @@ class SmtpSettings(Section):
     dsn_delay_after: Seconds = 14_400.0
 
     @model_validator(mode="after")
-    def _domains_lower(self) -> SmtpSettings:
+    def _domains_canonical(self) -> SmtpSettings:
         if not self.domains:
             raise ValueError("domains: expected at least one domain, e.g. ['eu.rsms.net']")
-        object.__setattr__(self, "domains", tuple(d.lower().strip() for d in self.domains))
+        domains = tuple(dict.fromkeys(_canonical("domains", d) for d in self.domains))
+        object.__setattr__(self, "domains", domains)
         services = tuple(s.strip().upper() for s in self.sms_services)
         bad = [s for s in services if not _SERVICE.fullmatch(s)]
         if bad:
@@ -92,7 +94,9 @@ class SmtpSettings(Section):
             )
         object.__setattr__(self, "sms_services", services)
         object.__setattr__(
-            self, "domain_customers", {d.lower(): c for d, c in self.domain_customers.items()}
+            self,
+            "domain_customers",
+            {_canonical("domain_customers", d): c for d, c in self.domain_customers.items()},
         )
         unknown = [d for d in self.domain_customers if d not in self.domains]
         if unknown:
@@ -102,3 +106,16 @@ class SmtpSettings(Section):
         check_cidrs(self.plaintext_networks)
         check_cidrs(self.normalize_networks)
         return self
+
+
+def _canonical(key: str, domain: str) -> str:
+    """A configured domain in the one form addresses are matched in (`intake/domains.py`):
+    `sms.büro.example` and `SMS.xn--BRO-hoa.example` are `sms.xn--bro-hoa.example`."""
+    try:
+        return configured_domain(domain)
+    except DomainError as exc:
+        raise ValueError(
+            f"{key}: {domain!r} is not a domain name ({exc.reason}); write it as the clients "
+            "address it, e.g. 'sms.example.com', or an internationalized one as "
+            "'sms.büro.example' or its A-label 'sms.xn--bro-hoa.example'"
+        ) from None

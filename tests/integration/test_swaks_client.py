@@ -293,8 +293,8 @@ async def test_pipeline_with_invalid_recipients_among_valid_ones(tmp_path: Path)
             "mobile number; SMS reach mobile phones only: write the recipient's mobile number"
         ),
         "00491701230009@other.example": (
-            "550 5.1.2 Domain of <00491701230009@other.example> is not served here; "
-            f"use <number>@{DOMAIN}"
+            "550 5.1.2 The domain of <00491701230009@other.example> is not a domain this "
+            f"bridge serves; write <number>@{DOMAIN}"
         ),
     }
     rcpts = [_number(1), *refused, _number(2), _number(3)]
