@@ -8,8 +8,8 @@ address with the domain's A-label (the same address), a `utf-8` one in its 7-bit
 It was xtext of the UTF-8 octets (`rfc822;+2B4917…@sms.b+C3+BCro.example`) or the
 client's text with a raw `+`, which the `utf-8` type does not allow.
 
-(The RCPT TO address itself cannot have the U-label: the listener refuses it, so the
-Final-Recipient is ASCII; tests/unit/test_notice_7bit.py covers one that is not.)
+(A RCPT TO address written with the U-label is the Final-Recipient with the A-label:
+tests/e2e/test_idn_domains.py; tests/unit/test_notice_7bit.py covers the forms.)
 """
 
 from __future__ import annotations

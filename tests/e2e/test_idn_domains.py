@@ -29,7 +29,9 @@ from bridge.sandbox.smsc import read_inbox
 from bridge.settings import Settings
 from bridge.tenants.admin import DEMO_CUSTOMER
 from tests.conftest import make_settings
+from tests.e2e.test_dsn_idn import _dsns, _status_fields
 from tests.helpers import running_bridge, wait_for
+from tests.smtp_probe import RawSmtp
 
 PHONE = "+491701234567"
 A_LABEL = "sms.xn--bro-hoa.example"
@@ -182,3 +184,26 @@ async def test_an_ascii_domain_is_matched_as_before_without_an_idna_conversion(
     assert replies[:3] == ["250 2.1.5 Recipient ok"] * 3, replies
     assert replies[3].startswith("550 5.1.3 <hello@eu.rsms.net> is not a mobile number"), replies
     assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
+async def test_a_dsn_about_a_u_label_rcpt_names_it_with_the_a_label(tmp_path: Path) -> None:
+    # the RCPT as written is the Final-Recipient: in ASCII, as RFC 6533 section 3 has it
+    settings = _served(tmp_path, A_LABEL)
+    rcpt = f"{PHONE}@{U_LABEL}"
+    async with running_bridge(settings) as (_, ep):
+        c = await RawSmtp.connect(*ep.smtp)
+        await c.read_reply()
+        await c.command("EHLO client.example")
+        assert (await c.command(f"MAIL FROM:<{SENDER}> SMTPUTF8 RET=HDRS")).startswith("250")
+        reply = await c.command(f"RCPT TO:<{rcpt}> NOTIFY=SUCCESS")
+        assert reply.startswith("250 2.1.5"), reply
+        assert (await c.command("DATA")).startswith("354")
+        await c.send(_utf8_mail(rcpt, "Druck zu hoch") + b".\r\n")
+        reply = await c.read_reply()
+        await c.close()
+        assert reply.startswith("250"), reply
+        [data] = await wait_for(lambda: _dsns(settings.mailer.maildir), within=15)
+    assert data.isascii()
+    fields = _status_fields(data)
+    assert (fields["Action"], fields["Status"]) == ("delivered", "2.0.0")
+    assert fields["Final-Recipient"] == f"rfc822; {PHONE}@{A_LABEL}"
