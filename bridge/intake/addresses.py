@@ -6,6 +6,8 @@ with `-`, `.`, `/`, `(`, `)` or spaces (in a quoted local part) as separators, a
 with SAPconnect's service prefix `SMS=+491701234567`. Only ASCII digits count: no
 `%`-hacks, `!`-paths, source routes or look-alike digits get through.
 `preview+<number>@<domain>` asks for a preview of the SMS instead of sending it.
+The domain is matched in its canonical form (`intake/domains.py`), so an address at an
+internationalized domain is the same address in its U-label and its A-label spelling.
 """
 
 from __future__ import annotations
