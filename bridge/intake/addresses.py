@@ -6,7 +6,7 @@ with `-`, `.`, `/`, `(`, `)` or spaces (in a quoted local part) as separators, a
 with SAPconnect's service prefix `SMS=+491701234567`. Only ASCII digits count: no
 `%`-hacks, `!`-paths, source routes or look-alike digits get through.
 `preview+<number>@<domain>` asks for a preview of the SMS instead of sending it.
-The domain is matched in its canonical form (`intake/domains.py`), so an address at an
+The domain is matched in its canonical form (`bridge/domains.py`), so an address at an
 internationalized domain is the same address in its U-label and its A-label spelling.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, shortnumberinfo
 
+from bridge.domains import DomainError, address_domain
 from bridge.errors import InputError
-from bridge.intake.domains import DomainError, address_domain
 
 PREVIEW_PREFIX = "preview+"
 SMS_SERVICES = ("SMS", "PAG", "PAGER")  # `[smtp] sms_services` by default
@@ -67,7 +67,7 @@ class RecipientError(InputError, ValueError):
 
 
 def split_address(address: str) -> tuple[str, str]:
-    """Local part and the domain in its canonical form (`intake/domains.py`: lower-case
+    """Local part and the domain in its canonical form (`bridge/domains.py`: lower-case
     ASCII, a U-label as its A-label); a quoted local part loses its quotes. A domain that
     is no domain name is `bad_domain`, with the reason as the detail."""
     address = address.strip()

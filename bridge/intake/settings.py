@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from bridge.domains import DomainError, configured_domain
 from bridge.intake.access import check_cidrs
 from bridge.intake.addresses import SMS_SERVICES
-from bridge.intake.domains import DomainError, configured_domain
 from bridge.sections import Port, Seconds, Section
 
 _SERVICE = re.compile(r"[A-Z][A-Z0-9_-]{0,9}")  # as `SERVICE=` in an address is read
@@ -109,7 +109,7 @@ class SmtpSettings(Section):
 
 
 def _canonical(key: str, domain: str) -> str:
-    """A configured domain in the one form addresses are matched in (`intake/domains.py`):
+    """A configured domain in the one form addresses are matched in (`bridge/domains.py`):
     `sms.büro.example` and `SMS.xn--BRO-hoa.example` are `sms.xn--bro-hoa.example`."""
     try:
         return configured_domain(domain)

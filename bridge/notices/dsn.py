@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from email.message import Message
 from typing import Any
 
+from bridge.domains import DomainError, address_domain
 from bridge.notices import headers, mime
 
 _SUBJECT = {"SUCCESS": "Success", "FAILURE": "Failure", "DELAY": "Delay"}
@@ -85,9 +86,9 @@ def _address(address: str, *, sep: str = "; ") -> str:
     if address.isascii() and address.isprintable():
         return f"rfc822{sep}{address}"
     if at and local.isascii() and local.isprintable():
-        try:
-            return f"rfc822{sep}{local}@{domain.encode('idna').decode('ascii')}"
-        except UnicodeError:  # not a domain IDNA can write: the address as utf-8 below
+        try:  # the A-label by the rules the SMS domains are read with (bridge.domains)
+            return f"rfc822{sep}{local}@{address_domain(domain)}"
+        except DomainError:  # not a domain IDNA can write: the address as utf-8 below
             pass
     return f"utf-8{sep}{_utf8_xtext(address)}"
 

@@ -27,11 +27,12 @@ entry's certificate replaces the `[mailer]` one for its domains.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from bridge.domains import DomainError, address_domain
 
 
 class TlsLevel(StrEnum):
@@ -201,12 +202,13 @@ class TransportTable:
         return self._entries.get("*", self.default)
 
     def lookup(self, recipient: str) -> Delivery:
-        """How to deliver to `recipient` (a mail address)."""
-        domain = recipient.rpartition("@")[2].lower().rstrip(".")
+        """How to deliver to `recipient` (a mail address). Its domain is looked up, and its
+        MX asked for, in the A-label form the entries' domains are kept in."""
+        domain = _ascii_domain(recipient.rpartition("@")[2].rstrip(".")).lower()
         entry = self.entry_for(domain)
         next_hop = entry.next_hop.strip()
         if next_hop.lower() == MX:
-            hop = Hop(_ascii_domain(domain), self.mx_port, mx=True)
+            hop = Hop(domain, self.mx_port, mx=True)
         elif next_hop:
             hop = parse_next_hop(next_hop)
         else:
@@ -245,15 +247,15 @@ class TransportTable:
 
 
 def _ascii_domain(domain: str) -> str:
-    """The domain in its DNS (A-label) form."""
-    try:
-        ipaddress.ip_address(domain.strip("[]"))
+    """The domain in its DNS (A-label) form, by the rules the SMS domains are read with
+    (`bridge.domains`: UTS 46, IDNA2008): `straße.example` is `xn--strae-oqa.example`, not
+    `strasse.example` (IDNA2003's reading, a different domain). An ASCII name or address,
+    or a name IDNA cannot write, as it is."""
+    if domain.isascii():
         return domain
-    except ValueError:
-        pass
     try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
+        return address_domain(domain)
+    except DomainError:
         return domain
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from bridge.db.engine import open_engine
 from bridge.db.store import run_sync
-from bridge.intake.domains import _idna_form
+from bridge.domains import _idna_form
 from bridge.intake.settings import SmtpSettings
 from bridge.lists.store import Member, create_list, put_members
 from bridge.sandbox.smsc import read_inbox

@@ -136,7 +136,7 @@ def test_value_errors_stay_value_errors() -> None:
         "bridge.mail_address.MailAddressError",
         "bridge.tenants.policy_values.PolicyError",
         "bridge.intake.addresses.RecipientError",
-        "bridge.intake.domains.DomainError",
+        "bridge.domains.DomainError",
         "bridge.text.gsm7.Gsm7EncodeError",
         "bridge.smpp.udh.UdhError",
         "bridge.inbound.config.NumbersError",

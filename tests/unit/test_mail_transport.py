@@ -110,6 +110,35 @@ def test_the_most_specific_entry_wins() -> None:
     assert plain.lookup("a@x.example").tls is TlsLevel.MAY
 
 
+@pytest.mark.parametrize(
+    ("configured", "recipient"),
+    [
+        ("straße.example", "jörg@straße.example"),
+        ("xn--strae-oqa.example", "jörg@STRAßE.example"),
+        ("straße.example", "joerg@xn--strae-oqa.example"),
+        ("büro.example", "a@BÜRO.example"),
+    ],
+)
+def test_an_internationalized_domain_is_one_domain_in_either_spelling(
+    configured: str, recipient: str
+) -> None:
+    """A recipient at an internationalized domain finds its entry whichever spelling the
+    entry and the address use, and its MX is asked for by the A-label the SMS domains are
+    read with (UTS 46, IDNA2008): `straße` is `xn--strae-oqa`, never IDNA2003's
+    `strasse` — another domain, whose MX would get the notice."""
+    table = TransportTable(
+        [Entry((configured,), "mx", TlsLevel.VERIFY)],
+        relay=Hop("relay.example", 25),
+        tls=TlsLevel.MAY,
+    )
+    d = table.lookup(recipient)
+    assert d.tls is TlsLevel.VERIFY, d
+    expected = "xn--strae-oqa.example" if "stra" in configured else "xn--bro-hoa.example"
+    assert d.hop == Hop(expected, 25, mx=True)
+    plain = TransportTable([], relay=Hop("relay.example", 25), tls=TlsLevel.MAY, mx_port=25)
+    assert plain.lookup(recipient).hop == Hop("relay.example", 25)
+
+
 def test_certificate_names() -> None:
     assert names_match(["mx1.bank.example"], [".bank.example"])
     assert names_match(["bank.example"], ["bank.example", ".bank.example"])

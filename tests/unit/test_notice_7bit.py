@@ -159,7 +159,10 @@ def _utf8_address(xtext: str) -> str:
         ("+491701234567@eu.rsms.net", "rfc822; +491701234567@eu.rsms.net"),
         # an SMTPUTF8 client wrote the bridge's domain as a U-label: the same address
         ("SMS=+491701234567@sms.büro.example", "rfc822; SMS=+491701234567@sms.xn--bro-hoa.example"),
-        ("SMS=+491701234567@SMS.Büro.Example", "rfc822; SMS=+491701234567@SMS.xn--bro-hoa.Example"),
+        # its A-label as the SMS domains are matched (bridge/domains.py: lower-cased)
+        ("SMS=+491701234567@SMS.Büro.Example", "rfc822; SMS=+491701234567@sms.xn--bro-hoa.example"),
+        # UTS 46 / IDNA2008: ß is kept (xn--strae-oqa), not IDNA2003's ss (another domain)
+        ("SMS=+491701234567@straße.example", "rfc822; SMS=+491701234567@xn--strae-oqa.example"),
         # a local part that is not ASCII: RFC 6533's utf-8 type, 7-bit
         ("jörg@büro.example", "utf-8; j\\x{F6}rg@b\\x{FC}ro.example"),
         ("a+b=c\\d€@example.com", "utf-8; a\\x{2B}b\\x{3D}c\\x{5C}d\\x{20AC}@example.com"),

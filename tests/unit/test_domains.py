@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.domains import DomainError, _idna_form, address_domain, configured_domain
 from bridge.errors import ConfigError, reply
 from bridge.intake.addresses import RecipientError, parse_recipient, split_address
-from bridge.intake.domains import DomainError, _idna_form, address_domain, configured_domain
 from bridge.intake.listing import list_name
 from bridge.intake.settings import SmtpSettings
 from bridge.settings import load_settings
