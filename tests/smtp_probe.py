@@ -66,3 +66,26 @@ class RawSmtp:
         self.writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
+
+
+async def transaction(
+    host: str, port: int, mail: str, rcpt: str, data: bytes, *, ehlo: str = "client.example"
+) -> str:
+    """One mail as a client writes it, with the MAIL and RCPT lines as given (parameters
+    such as SMTPUTF8, NOTIFY, ORCPT that well-behaved clients do not all send): EHLO,
+    `mail`, `rcpt`, DATA and `data` (without the final dot); the reply to the mail's end.
+    A MAIL or RCPT that is not answered 250 fails the test with its reply."""
+    c = await RawSmtp.connect(host, port)
+    try:
+        await c.read_reply()
+        await c.command(f"EHLO {ehlo}")
+        reply = await c.command(mail)
+        assert reply.startswith("250"), reply
+        reply = await c.command(rcpt)
+        assert reply.startswith("250"), reply
+        reply = await c.command("DATA")
+        assert reply.startswith("354"), reply
+        await c.send(data + b".\r\n")
+        return await c.read_reply()
+    finally:
+        await c.close()

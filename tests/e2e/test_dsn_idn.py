@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.helpers import make_mail, running_bridge, wait_for
-from tests.smtp_probe import RawSmtp
+from tests.smtp_probe import transaction
 
 A_LABEL = "sms.xn--bro-hoa.example"
 RCPT = f"+491701234567@{A_LABEL}"
@@ -69,17 +69,12 @@ async def test_a_dsn_names_an_internationalized_orcpt_in_ascii(
         update={"smtp": settings.smtp.model_copy(update={"domains": (A_LABEL,)})}
     )
     async with running_bridge(settings) as (_, ep):
-        c = await RawSmtp.connect(*ep.smtp)
-        await c.read_reply()
-        await c.command("EHLO client.example")
-        mail = await c.command("MAIL FROM:<demo@example.com> SMTPUTF8 RET=HDRS ENVID=E1")
-        assert mail.startswith("250"), mail
-        rcpt = await c.command(f"RCPT TO:<{RCPT}> NOTIFY=SUCCESS ORCPT={orcpt}")
-        assert rcpt.startswith("250"), rcpt
-        assert (await c.command("DATA")).startswith("354")
-        await c.send(make_mail(to=RCPT, subject="Pumpe P-101") + b".\r\n")
-        reply = await c.read_reply()
-        await c.close()
+        reply = await transaction(
+            *ep.smtp,
+            "MAIL FROM:<demo@example.com> SMTPUTF8 RET=HDRS ENVID=E1",
+            f"RCPT TO:<{RCPT}> NOTIFY=SUCCESS ORCPT={orcpt}",
+            make_mail(to=RCPT, subject="Pumpe P-101"),
+        )
         assert reply.startswith("250"), reply
         [data] = await wait_for(lambda: _dsns(settings.mailer.maildir), within=15)
     assert data.isascii()

@@ -31,7 +31,7 @@ from bridge.tenants.admin import DEMO_CUSTOMER
 from tests.conftest import make_settings
 from tests.e2e.test_dsn_idn import _dsns, _status_fields
 from tests.helpers import running_bridge, wait_for
-from tests.smtp_probe import RawSmtp
+from tests.smtp_probe import transaction
 
 PHONE = "+491701234567"
 A_LABEL = "sms.xn--bro-hoa.example"
@@ -191,16 +191,12 @@ async def test_a_dsn_about_a_u_label_rcpt_names_it_with_the_a_label(tmp_path: Pa
     settings = _served(tmp_path, A_LABEL)
     rcpt = f"{PHONE}@{U_LABEL}"
     async with running_bridge(settings) as (_, ep):
-        c = await RawSmtp.connect(*ep.smtp)
-        await c.read_reply()
-        await c.command("EHLO client.example")
-        assert (await c.command(f"MAIL FROM:<{SENDER}> SMTPUTF8 RET=HDRS")).startswith("250")
-        reply = await c.command(f"RCPT TO:<{rcpt}> NOTIFY=SUCCESS")
-        assert reply.startswith("250 2.1.5"), reply
-        assert (await c.command("DATA")).startswith("354")
-        await c.send(_utf8_mail(rcpt, "Druck zu hoch") + b".\r\n")
-        reply = await c.read_reply()
-        await c.close()
+        reply = await transaction(
+            *ep.smtp,
+            f"MAIL FROM:<{SENDER}> SMTPUTF8 RET=HDRS",
+            f"RCPT TO:<{rcpt}> NOTIFY=SUCCESS",
+            _utf8_mail(rcpt, "Druck zu hoch"),
+        )
         assert reply.startswith("250"), reply
         [data] = await wait_for(lambda: _dsns(settings.mailer.maildir), within=15)
     assert data.isascii()
