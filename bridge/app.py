@@ -61,6 +61,7 @@ from bridge.intake.pacing import (
     usable_cpus,
 )
 from bridge.intake.server import Shared
+from bridge.intake.tls import CertWatcher
 from bridge.jobs import ReportJobs
 from bridge.keyword_lists.export import export_due
 from bridge.metrics import process_metrics
@@ -315,6 +316,8 @@ class Bridge:
         self.http: HttpServer | None = None
         self.registry, self.metrics = process_metrics(settings.http.customer_labels)
         self.steps = counted_steps(self.metrics)
+        # the doors' TLS certificates, renewed without a restart; their expiry watched
+        self.certs = CertWatcher(self.metrics, settings.server.tls_check_interval)
         self.pacer: Pacer | None = None  # made with the store (`_pacer`)
         self._stopped = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -351,7 +354,18 @@ class Bridge:
                 smtp[1],
             )
         http = await self._start_http(store, backpressure, wake)
+        self._watch_certificates()
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
+
+    def _watch_certificates(self) -> None:
+        """Start the doors' certificate checks; the mailer's client certificates (read
+        once, at start) are watched for their expiry only."""
+        if self.mailer is not None:
+            m = self.settings.mailer
+            files = [m.tls_cert_file, *(d.tls_cert_file for d in m.delivery)]
+            for cert in dict.fromkeys(f for f in files if f is not None):
+                self.certs.watch("mailer", cert)
+        self.certs.start()
 
     async def _backpressure(self, store: Store) -> Backpressure:
         """The queue's high-water mark and the database disk's free space, read once now."""
@@ -377,6 +391,7 @@ class Bridge:
             self._tasks.append(asyncio.create_task(worker.run(), name=f"worker-{worker.name}"))
         _on_wakeups(share.wake, {WAKE_MAIL: wake.mail, WAKE_INBOUND: wake.inbound})
         smtp = await self._start_intake(store, backpressure, wake)
+        self._watch_certificates()
         return Endpoints(smtp=smtp, sandbox=None)
 
     async def _start_smpp_server(
@@ -394,6 +409,7 @@ class Bridge:
             pacer=self.pacer,
             backpressure=backpressure,
             alert_fallback=s.inbound.postmaster,
+            certs=self.certs,
         )
         return await self.smpp_server.start()
 
@@ -599,7 +615,7 @@ class Bridge:
             metrics=self.metrics,
         )
         self._server, self._shared = await start_listener(
-            s.smtp, self.handler, store, reuse_port=self.share is not None
+            s.smtp, self.handler, store, reuse_port=self.share is not None, certs=self.certs
         )
         sock = self._server.sockets[0].getsockname()
         share = self.share
@@ -649,7 +665,7 @@ class Bridge:
                 reports=self.settings.reports,
                 defaults=self.settings.defaults.model_dump(),
             ).routes()
-        self.http = HttpServer(s, build_app(routes))
+        self.http = HttpServer(s, build_app(routes), certs=self.certs)
         host, port = await self.http.start()
         scheme = "https" if s.tls_cert else "http"
         log.info(
@@ -721,6 +737,7 @@ class Bridge:
             await self.smpp_server.stop(grace)
         if self.http is not None:
             await self.http.stop()
+        await self.certs.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

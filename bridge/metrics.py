@@ -16,10 +16,11 @@ the run (`MetricFiles`), each child switches to it before it makes its metrics
 (`count_in_files`), and the first process's `/metrics` sums every process's counters and
 histograms at scrape time (`process_metrics`). The customers named in labels are agreed
 between the processes through a file in that directory, so the bound holds for the
-bridge. There is no Gauge here: a Gauge added must name its `multiprocess_mode` (what
-the processes' values add up to: `livesum` for what each holds now, `max` or `mostrecent`
-for one figure); what only the first process knows (the binds, the database's figures) is
-collected at scrape time instead (`bridge/http/scrape.py`) and stays out of the files.
+bridge. A Gauge here must name its `multiprocess_mode` (what the processes' values add
+up to: `livesum` for what each holds now, `max` or `mostrecent` for one figure; the TLS
+certificates' expiry is `livemin`, the earliest any running process serves); what only
+the first process knows (the binds, the database's figures) is collected at scrape time
+instead (`bridge/http/scrape.py`) and stays out of the files.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 log = logging.getLogger("bridge")
@@ -122,6 +123,7 @@ class Metrics:
     submit_seconds: Histogram
     final_seconds: Histogram
     customer_orders: Counter
+    tls_certificate_expiry: Gauge
     customers: CustomerLabels = field(default_factory=CustomerLabels)
 
     def customer(self, name: str) -> str:
@@ -267,6 +269,14 @@ class Metrics:
                 '"other").',
                 ["customer"],
                 registry=r,
+            ),
+            tls_certificate_expiry=Gauge(
+                "mailsms_tls_certificate_expiry_timestamp_seconds",
+                "End of validity (notAfter, Unix time) of the TLS certificate each door "
+                "serves (smtp, https, smpp) and of the mailer's client certificate (mailer).",
+                ["use"],
+                registry=r,
+                multiprocess_mode="livemin",
             ),
         )
 

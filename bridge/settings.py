@@ -61,6 +61,10 @@ class ServerSettings(Section):
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # Whether the first process accepts SMTP too: "auto" (only when it is the only one).
     first_process_smtp: Literal["auto", "yes", "no"] = "auto"
+    # Seconds between checks of the TLS certificate and key files ([smtp], [http],
+    # [smpp_server] tls_cert/tls_key): changed files are taken without a restart
+    # (bridge/intake/tls.py, CertWatcher). 0: never (a renewal needs a restart).
+    tls_check_interval: Annotated[float, Field(ge=0, le=86400)] = 60.0
     # Flow control at every door (bridge/intake/pacing.py): while a process is busier
     # than in_flow_busy (its share of the CPUs it may use, or its event loop's share of
     # one CPU, smoothed over ~1 s), new work waits before it is taken: a mail before MAIL

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 
 from bridge.http.door import door_protocol
 from bridge.http.settings import HttpSettings
-from bridge.intake.tls import server_context
+from bridge.intake.tls import CertWatcher, server_context
 
 _ContextFactory = Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]
 
@@ -42,11 +42,15 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _tls_factory(settings: HttpSettings) -> _ContextFactory | None:
-    """uvicorn's `ssl_context_factory` for the configured certificate; None: plain HTTP."""
+def _tls_factory(settings: HttpSettings, certs: CertWatcher | None) -> _ContextFactory | None:
+    """uvicorn's `ssl_context_factory` for the configured certificate; None: plain HTTP.
+    With `certs`, the context is renewed in place (uvicorn serves every connection with
+    the one context the factory gave)."""
     cert, key = settings.tls_cert, settings.tls_key
     if cert is None or key is None:
         return None
+    if certs is not None:
+        return lambda _config, _uvicorns: certs.serve("https", cert, key)
     return lambda _config, _uvicorns: server_context(str(cert), str(key))
 
 
@@ -59,7 +63,14 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, settings: HttpSettings, app: ASGIApp, *, grace: float = 2.0) -> None:
+    def __init__(
+        self,
+        settings: HttpSettings,
+        app: ASGIApp,
+        *,
+        grace: float = 2.0,
+        certs: CertWatcher | None = None,
+    ) -> None:
         self.settings = settings
         config = uvicorn.Config(
             app,
@@ -78,7 +89,7 @@ class HttpServer:
             # and no way to limit groups; `ssl_context_factory` (uvicorn >= 0.47) hands
             # `Server.serve` our context as `config.ssl` instead. It is called by
             # `config.load()` in the serve task, so unreadable TLS files fail `start()`.
-            ssl_context_factory=_tls_factory(settings),
+            ssl_context_factory=_tls_factory(settings, certs),
             timeout_graceful_shutdown=max(1, round(grace)),
         )
         self._server = _Server(config)

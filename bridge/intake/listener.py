@@ -18,16 +18,19 @@ from bridge.intake.handler import IntakeHandler
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.server import BridgeSMTP, Shared
 from bridge.intake.settings import SmtpSettings
-from bridge.intake.tls import server_context
+from bridge.intake.tls import CertWatcher, server_context
 from bridge.tenants.logins import find_credential, verify_password
 
 log = logging.getLogger("bridge.intake")
 AIOSMTPD_LOG = logging.getLogger("mail.log")
 
 
-def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+def tls_context(settings: SmtpSettings, certs: CertWatcher | None = None) -> ssl.SSLContext | None:
+    """The STARTTLS context; with `certs`, one it renews when the files change."""
     if settings.tls_cert is None or settings.tls_key is None:
         return None
+    if certs is not None:
+        return certs.serve("smtp", settings.tls_cert, settings.tls_key)
     return server_context(str(settings.tls_cert), str(settings.tls_key))
 
 
@@ -45,11 +48,17 @@ def make_verifier(store: Store) -> object:
 
 
 async def start_listener(
-    settings: SmtpSettings, handler: IntakeHandler, store: Store, *, reuse_port: bool = False
+    settings: SmtpSettings,
+    handler: IntakeHandler,
+    store: Store,
+    *,
+    reuse_port: bool = False,
+    certs: CertWatcher | None = None,
 ) -> tuple[asyncio.Server, Shared]:
     """Listen for SMTP; `reuse_port`: several processes listen on the same port
-    (SO_REUSEPORT, the kernel spreads the connections among them)."""
-    context = tls_context(settings)
+    (SO_REUSEPORT, the kernel spreads the connections among them); `certs`: renews the
+    STARTTLS certificate (aiosmtpd's `tls_context` is this one context object)."""
+    context = tls_context(settings, certs)
     logs = LogLimiter(log)
     shared = Shared(
         limiter=ConnectionLimiter(

@@ -11,35 +11,16 @@ with a passphrase (the bridge, like Postfix, cannot type one).
 
 from __future__ import annotations
 
-import _ssl
-import base64
-import hashlib
-import re
 import ssl
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from bridge.certs import PEM_CERT as _PEM_CERT
+from bridge.certs import PEM_KEY as _PEM_KEY
+from bridge.certs import CertInfo, cert_info
 from bridge.errors import ConfigError
 from bridge.notices.transport_table import ClientCert
 
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
-_PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z]+ )?(?:ENCRYPTED )?PRIVATE KEY-----")
-
-
-@dataclass(frozen=True, slots=True)
-class CertInfo:
-    """What the log says of a client certificate."""
-
-    subject: str  # "CN=mailsms.example.com, O=Example"
-    issuer: str
-    fingerprint: str  # SHA-256 of the DER form, AB:CD:…
-    not_after: datetime | None
-
-    def __str__(self) -> str:
-        until = f", valid until {self.not_after:%Y-%m-%d %H:%M} UTC" if self.not_after else ""
-        return f"{self.subject} (issuer {self.issuer}; SHA-256 {self.fingerprint}{until})"
+__all__ = ["CertInfo", "cert_info", "load_client_cert"]
 
 
 def load_client_cert(context: ssl.SSLContext, cert: ClientCert, where: str) -> None:
@@ -103,46 +84,3 @@ def _read(path: Path, key: str, what: str) -> bytes:
             f"{key}: {what} cannot be read ({exc.strerror or exc}); give a PEM file the "
             "bridge's user may read"
         ) from None
-
-
-def cert_info(cert_file: Path) -> CertInfo:
-    """Subject, issuer, fingerprint and end of validity of the first certificate in
-    `cert_file` (after `load_client_cert` accepted it)."""
-    match = _PEM_CERT.search(cert_file.read_bytes())
-    assert match is not None  # load_client_cert checked it
-    der = base64.b64decode(b"".join(match[1].split()))
-    digest = hashlib.sha256(der).hexdigest().upper()
-    fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-    decode = getattr(_ssl, "_test_decode_cert", None)  # CPython's own decoder of a PEM file
-    decoded: dict[str, Any] = {}
-    if decode is not None:
-        try:
-            decoded = decode(str(cert_file))
-        except (ssl.SSLError, OSError, ValueError):
-            decoded = {}
-    not_after = decoded.get("notAfter")
-    return CertInfo(
-        subject=_name(decoded.get("subject", ())),
-        issuer=_name(decoded.get("issuer", ())),
-        fingerprint=fingerprint,
-        not_after=(
-            datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
-            if isinstance(not_after, str)
-            else None
-        ),
-    )
-
-
-_SHORT = {
-    "commonName": "CN",
-    "organizationName": "O",
-    "organizationalUnitName": "OU",
-    "countryName": "C",
-    "localityName": "L",
-    "stateOrProvinceName": "ST",
-}
-
-
-def _name(rdns: Any) -> str:
-    parts = [f"{_SHORT.get(k, k)}={v}" for rdn in rdns for k, v in rdn]
-    return ", ".join(parts) or "(unknown)"

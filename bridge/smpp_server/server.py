@@ -49,7 +49,7 @@ from bridge.intake.pacing import Door, Pacer
 from bridge.intake.resolved import Resolutions
 from bridge.intake.rules import RCPT_RULES
 from bridge.intake.sender_cache import SenderCache
-from bridge.intake.tls import server_context
+from bridge.intake.tls import CertWatcher, server_context
 from bridge.intake.transaction import Transaction
 from bridge.intake.velocity import VelocityCheck
 from bridge.mt import lanes
@@ -140,8 +140,10 @@ class SmppServer:
         pacer: Pacer | None = None,
         backpressure: Backpressure | None = None,
         alert_fallback: str = "",
+        certs: CertWatcher | None = None,
     ) -> None:
         self.settings = settings
+        self.certs = certs  # renews the TLS port's certificate (the server keeps one context)
         # the queue's high-water mark and free disk, as the SMTP door and the API keep them:
         # a submit_sm over them is answered ESME_RMSGQFUL (clients send it again later)
         self.backpressure = backpressure
@@ -193,6 +195,8 @@ class SmppServer:
             return None
         # the rules of every server-side TLS context of the bridge (TLS 1.2+, AEAD only,
         # X25519/P-256/P-384), not Python's defaults (which include CBC suites)
+        if self.certs is not None:
+            return self.certs.serve("smpp", s.tls_cert, s.tls_key)
         return server_context(str(s.tls_cert), str(s.tls_key))
 
     async def start(self) -> tuple[str, int]:
