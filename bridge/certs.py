@@ -28,10 +28,6 @@ PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z]+ )?(?:ENCRYPTED )?PRIVATE KEY-----")
 EXPIRY_WARNING = timedelta(days=21)  # a certificate this close to its end is warned about
 
 
-class NoCertificate(ValueError):
-    """The file holds no PEM certificate."""
-
-
 @dataclass(frozen=True, slots=True)
 class CertInfo:
     """What the log says of a certificate."""
@@ -89,14 +85,14 @@ def expiry(
 
 def cert_info(cert_file: Path) -> CertInfo:
     """Subject, issuer, fingerprint, serial and end of validity of the first certificate in
-    `cert_file`; `OSError` when it cannot be read, `NoCertificate` when it holds none."""
+    `cert_file`; `OSError` when it cannot be read, `ValueError` when it holds none."""
     match = PEM_CERT.search(cert_file.read_bytes())
     if match is None:
-        raise NoCertificate(f"{cert_file}: holds no PEM certificate")
+        raise ValueError(f"{cert_file}: holds no PEM certificate")
     try:
         der = base64.b64decode(b"".join(match[1].split()), validate=True)
     except binascii.Error:
-        raise NoCertificate(f"{cert_file}: the PEM certificate is not valid base64") from None
+        raise ValueError(f"{cert_file}: the PEM certificate is not valid base64") from None
     digest = hashlib.sha256(der).hexdigest().upper()
     fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
     decode = getattr(_ssl, "_test_decode_cert", None)  # CPython's own decoder of a PEM file

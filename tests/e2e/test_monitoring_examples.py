@@ -72,6 +72,9 @@ def test_the_alerts_the_operator_needs_are_there() -> None:
     assert "mailsms_smpp_bind_up" in exprs["MailsmsNoSmscBind"]
     assert "mailsms_receipts_total" in exprs["MailsmsReceiptsNotArriving"]
     assert "mailsms_notices_total" in exprs["MailsmsNoticesFailing"]
+    expiry = "mailsms_tls_certificate_expiry_timestamp_seconds"
+    assert expiry in exprs["MailsmsTlsCertificateExpiring"]
+    assert expiry in exprs["MailsmsTlsCertificateExpired"]
 
 
 async def test_every_metric_the_examples_use_is_exported(tmp_path: Path) -> None:
