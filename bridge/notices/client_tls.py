@@ -6,7 +6,8 @@ SAP's inbound SMTP with client authentication) gets the certificate of `tls_cert
 stands in the way of using it is found when the mailer starts, and said in a sentence
 that names the setting and what to do: a file that cannot be read, one that holds no
 certificate or no key, a key that does not belong to the certificate, a key encrypted
-with a passphrase (the bridge, like Postfix, cannot type one).
+with a passphrase (the bridge, like Postfix, cannot type one). Its end of validity is
+watched with the doors' certificates (`bridge/intake/tls.py`, `CertWatcher.watch`).
 """
 
 from __future__ import annotations
