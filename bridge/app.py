@@ -358,13 +358,11 @@ class Bridge:
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
 
     def _watch_certificates(self) -> None:
-        """Start the doors' certificate checks; the mailer's client certificates (read
-        once, at start) are watched for their expiry only."""
+        """Start the certificate checks: the doors', and the mailer's client certificates
+        (renewed in the contexts its SMTP client holds)."""
         if self.mailer is not None:
-            m = self.settings.mailer
-            files = [m.tls_cert_file, *(d.tls_cert_file for d in m.delivery)]
-            for cert in dict.fromkeys(f for f in files if f is not None):
-                self.certs.watch("mailer", cert)
+            for cert, contexts in self.mailer.client.client_certificates().items():
+                self.certs.watch("mailer", cert.cert_file, cert.key_file, contexts)
         self.certs.start()
 
     async def _backpressure(self, store: Store) -> Backpressure:

@@ -41,7 +41,7 @@ import logging
 import ssl
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,9 +139,18 @@ class CertWatcher:
         self._add(_Watched(use, cert, key, [context], stamps, _info(cert)))
         return context
 
-    def watch(self, use: str, cert: Path) -> None:
-        """Watch only the expiry of the certificate in `cert` (as read now)."""
-        self._add(_Watched(use, cert, None, [], _stamps(cert, None), _info(cert)))
+    def watch(
+        self,
+        use: str,
+        cert: Path,
+        key: Path | None = None,
+        contexts: Sequence[ssl.SSLContext] = (),
+    ) -> None:
+        """Watch the certificate in `cert` (and `key`, None: in `cert`) that `contexts`
+        hold, already loaded: renewed in them as a door's is; with no contexts only its
+        expiry is watched."""
+        stamps = _stamps(cert, key)
+        self._add(_Watched(use, cert, key, list(contexts), stamps, _info(cert)))
 
     def _add(self, watched: _Watched) -> None:
         self._watched.append(watched)

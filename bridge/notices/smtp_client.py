@@ -46,6 +46,7 @@ from bridge.notices import mx
 from bridge.notices.client_tls import cert_info, load_client_cert
 from bridge.notices.refusals import Refusal, classify
 from bridge.notices.transport_table import (
+    ClientCert,
     Delivery,
     Reuse,
     TlsLevel,
@@ -238,6 +239,18 @@ class SmtpClient:
                     "; ".join(used_by),
                     cert_info(cert.cert_file),
                 )
+
+    def client_certificates(self) -> dict[ClientCert, list[ssl.SSLContext]]:
+        """Each client certificate of the table, with the TLS contexts `prepare` loaded it
+        into (none before `prepare`): where a renewed certificate is to be loaded."""
+        held: dict[ClientCert, list[ssl.SSLContext]] = {}
+        for rule in self.table.tls_rules():
+            if rule.client_cert is not None:
+                held.setdefault(rule.client_cert, [])
+        for rule, context in self._contexts.items():
+            if rule.client_cert is not None:
+                held.setdefault(rule.client_cert, []).append(context)
+        return held
 
     async def close(self) -> None:
         """Close the kept sessions (QUIT)."""

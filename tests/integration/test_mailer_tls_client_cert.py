@@ -31,6 +31,8 @@ from bridge.cli import app
 from bridge.db.clock import utcnow
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import Store, run_sync
+from bridge.intake.tls import CertWatcher
+from bridge.metrics import Metrics
 from bridge.notices.mailer import Mailer
 from bridge.notices.queue import queue_notice
 from bridge.notices.render import DEFAULT_TEMPLATES, Renderer
@@ -318,6 +320,66 @@ async def test_a_tls13_certificate_required_alert_defers_the_notice(tmp_path: Pa
         await mailer.close()
         assert _notice(tmp_path)[:2] == ("sent", 2)
         assert len(handler.envelopes) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+        await store.close()
+
+
+class _PeerNames(SinkHandler):
+    """A sink that records the common name of each mail's client certificate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        peer = session.ssl["ssl_object"].getpeercert()
+        self.names += [v for rdn in peer["subject"] for k, v in rdn if k == "commonName"]
+        return str(await super().handle_DATA(server, session, envelope))
+
+
+async def test_a_renewed_client_certificate_is_shown_without_a_restart(tmp_path: Path) -> None:
+    """The mailer's client certificate is renewed as the doors' are: the certificate
+    watcher finds the replaced files and loads them into the contexts the mailer's SMTP
+    client holds, so the next session shows the new certificate (a session kept from
+    before keeps the old one; here the kept sessions are closed first)."""
+    relay = Relay(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(relay.cert_file, relay.key_file)
+    context.load_verify_locations(_ca_file(relay.client_ca, tmp_path / "client-ca.pem"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    handler = _PeerNames()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(handler, hostname="relay.test", tls_context=context, require_starttls=True),
+        host="127.0.0.1",
+        port=0,
+    )
+    port = server.sockets[0].getsockname()[1]
+    issued, issued_key = _issue(relay.client_ca, tmp_path, CLIENT_NAME)
+    cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
+    cert_file.write_bytes(issued.read_bytes())
+    key_file.write_bytes(issued_key.read_bytes())
+    store = _store(tmp_path)
+    watcher = CertWatcher(Metrics.unregistered(), interval=0.05)
+    try:
+        mailer = _mailer(
+            store, port, relay, tls="encrypt", tls_cert_file=cert_file, tls_key_file=key_file
+        )
+        for cert, contexts in mailer.client.client_certificates().items():
+            assert contexts, "prepare() built the contexts that hold the certificate"
+            watcher.watch("mailer", cert.cert_file, cert.key_file, contexts)
+        assert await mailer.step() == 1
+        assert handler.names == [CLIENT_NAME]
+        renewed, renewed_key = _issue(relay.client_ca, tmp_path, "renewed.mailsms.example")
+        cert_file.write_bytes(renewed.read_bytes())
+        key_file.write_bytes(renewed_key.read_bytes())
+        watcher.check()
+        await mailer.client.close()  # sessions kept from before keep their certificate
+        run_sync(store.engine, queue_notice, "status", RCPT, STATUS_CONTEXT, utcnow(), customer="")
+        assert await mailer.step() == 1
+        await mailer.close()
+        assert handler.names == [CLIENT_NAME, "renewed.mailsms.example"]
     finally:
         server.close()
         await server.wait_closed()
