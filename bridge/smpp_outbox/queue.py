@@ -7,7 +7,10 @@ receipted_message_id and message_state TLVs, addressed to the client's bind. `qu
 is the inbound action `smpp`. `take_due` hands the server the rows it may send now: per
 `message_key` only the oldest unsent row, so the parts of one MO and the receipt of one
 order arrive in order; a taken row is leased (its next attempt moves `lease` seconds
-ahead), so a crash re-sends it rather than losing it. `answered` records the client's
+ahead), so a crash re-sends it rather than losing it; `lease` is `outbox_lease`, and the
+server sends a taken row only while its answer can come before the lease ends, measured
+from before the take (`send_by`), so that no other instance takes it and sends it again
+while this one still waits for its answer. `answered` records the client's
 answers: ESME_ROK sends it, a permanent refusal (ESME_RX_P_APPN, ESME_RX_R_APPN: "do
 not send it again") or any refusal once the row is older than `give_up_after` ends it
 (`refused`, which no longer holds back the rows after it), else it is tried again later.
@@ -51,6 +54,24 @@ RECEIPT_STATES: Final[dict[str, tuple[str, int]]] = {
     "unconfirmed": ("UNKNOWN", 7),
     "failed": ("REJECTD", 8),
 }
+
+
+# Seconds a take's lease keeps after its deliver_sm's last possible answer, to record it.
+RECORD_MARGIN: Final = 5.0
+
+
+def outbox_lease(response_timeout: float) -> float:
+    """How long a take leases its rows: up to one response_timeout for the take itself and
+    a window slot (measured from before the take: a busy database or its lock delays it),
+    one for the answer, and RECORD_MARGIN to record it."""
+    return 2 * response_timeout + RECORD_MARGIN
+
+
+def send_by(taken_at: float, response_timeout: float) -> float:
+    """The last moment (the clock `taken_at` was read on, before the take) a row taken
+    then may be sent: its answer, or its response timeout, comes by the lease's end less
+    RECORD_MARGIN."""
+    return taken_at + outbox_lease(response_timeout) - RECORD_MARGIN - response_timeout
 
 
 @dataclass(frozen=True, slots=True)

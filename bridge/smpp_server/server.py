@@ -69,9 +69,16 @@ from bridge.smpp.pdu import (
     Tlv,
     UnknownPdu,
 )
-from bridge.smpp.session import SessionError, SmppSession
+from bridge.smpp.session import NoTimeLeft, SessionError, SmppSession
 from bridge.smpp.throttle import TokenBucket
-from bridge.smpp_outbox.queue import OutboxItem, answered, take_due
+from bridge.smpp_outbox.queue import (
+    RECORD_MARGIN,
+    OutboxItem,
+    answered,
+    outbox_lease,
+    send_by,
+    take_due,
+)
 from bridge.smpp_server.accounts import Account, find_account
 from bridge.smpp_server.orders import (
     MESSAGE_STATES,
@@ -764,17 +771,42 @@ class SmppServer:
 
     async def _deliver_due(self, system_id: str, clients: list[_Client]) -> None:
         window = max(1, min(x.account.window for x in clients if x.account))
-        lease = self.settings.response_timeout + 5.0
-        items = await self.store.call(take_due, system_id, utcnow(), window * len(clients), lease)
+        rt = self.settings.response_timeout
+        # Read before the take, so no later than its lease's start in the database: a row
+        # goes only by `last_send`, and its answer (or its response timeout) comes by the
+        # lease's end less RECORD_MARGIN, however long the take waited for the database
+        # (its thread busy, its lock held elsewhere): no other instance takes the row and
+        # sends it again while this one waits for the answer. The window never waits: a
+        # client gets at most its account's window of the rows taken.
+        last_send = send_by(asyncio.get_running_loop().time(), rt)
+        items = await self.store.call(
+            take_due, system_id, utcnow(), window * len(clients), outbox_lease(rt)
+        )
         if not items:
             return
         results = await asyncio.gather(
-            *(self._deliver(clients[i % len(clients)], item) for i, item in enumerate(items))
+            *(
+                self._deliver(clients[i % len(clients)], item, last_send)
+                for i, item in enumerate(items)
+            )
         )
+        # A row not sent is not recorded: its lease runs out and it is taken again.
+        sent = [(item, r) for item, r in zip(items, results, strict=True) if r is not None]
+        if len(sent) < len(items):
+            log.warning(
+                "SMPP %s: %d deliver_sm not sent: taken too late for an answer within "
+                "their lease (%g s, 2 x response_timeout + %g s); sent once it ends",
+                system_id,
+                len(items) - len(sent),
+                outbox_lease(rt),
+                RECORD_MARGIN,
+            )
+        if not sent:
+            return
         settings = self.settings
         done = await self.store.call(
             answered,
-            list(zip(items, results, strict=True)),
+            sent,
             utcnow(),
             retry_delay=settings.retry_delay,
             retry_max=settings.retry_max,
@@ -794,7 +826,14 @@ class SmppServer:
         if all(a.given_up for a in done):
             self.wake()  # there may be more (the next part of a message)
 
-    async def _deliver(self, client: _Client, item: OutboxItem) -> int:
+    async def _deliver(self, client: _Client, item: OutboxItem, last_send: float) -> int | None:
+        """The client's answer to `item`'s deliver_sm (ESME_RSYSERR when there was none),
+        or None when it was not sent: not by `last_send` (loop time), after which its
+        answer could come when the row's lease has run out. Whatever the client does (not
+        reading, not answering), this ends by `last_send` + response_timeout."""
+        loop = asyncio.get_running_loop()
+        if loop.time() > last_send:
+            return None
         p = item.pdu
         pdu = DeliverSm(
             0,
@@ -809,12 +848,34 @@ class SmppServer:
             data_coding=p.data_coding,
             tlvs=tuple(Tlv(tag, value) for tag, value in p.tlvs),
         )
-        assert client.session is not None
+        session = client.session
+        assert session is not None
         try:
-            resp = await client.session.request(pdu)
+            async with asyncio.timeout_at(last_send + self.settings.response_timeout):
+                resp = await session.request(pdu, send_by=last_send)
+        except NoTimeLeft:
+            return None
         except SessionError as exc:
             log.info("SMPP %s: deliver_sm %s not answered: %s", item.system_id, item.id, exc)
             return c.ESME_RSYSERR
+        except TimeoutError:  # its write waited on a client that does not read
+            session.abort("a deliver_sm not answered within its lease")
+            log.info(
+                "SMPP %s: deliver_sm %s not answered within its lease; connection dropped",
+                item.system_id,
+                item.id,
+            )
+            return c.ESME_RSYSERR
+        if isinstance(resp, DeliverSmResp | GenericNack):
+            if resp.status != c.ESME_ROK:
+                log.info(
+                    "SMPP %s: deliver_sm %s answered %s; retried later",
+                    item.system_id,
+                    item.id,
+                    c.status_name(resp.status),
+                )
+            return resp.status
+        return c.ESME_RSYSERR
         if isinstance(resp, DeliverSmResp | GenericNack):
             if resp.status != c.ESME_ROK:
                 log.info(

@@ -8,16 +8,23 @@ inbound action `smpp` reaches a bound client, and waits for the bind when none i
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection, select
+
+from bridge.db.clock import utcnow
+from bridge.db.core import table
 
 from bridge.db.store import run_sync
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
 from bridge.sandbox.smsc import read_inbox, send_mo
 from bridge.settings import Settings
-from bridge.smpp_outbox.queue import pending_count
+from bridge.smpp_outbox.queue import pending_count, queue_mo
+from bridge.smpp_outbox.tables import SmppOutbox
 from bridge.smpp_server.accounts import set_limits
 from bridge.smpp_server.settings import SmppServerSettings
 from tests.conftest import make_settings
@@ -244,3 +251,34 @@ async def test_a_deliver_sm_refused_for_good_is_given_up_and_the_next_goes(
     assert [r[0] for r in rows] == ["refused", "sent"]
     assert ("refused for good" if answer != 0x64 else "retried too long") in rows[0][1]
     assert tries == 1 or answer == 0x64
+
+
+async def test_a_deliver_sm_goes_only_while_its_answer_fits_in_the_takes_lease(
+    tmp_path: Path,
+) -> None:
+    """The outbox's take leased its rows for one response timeout and 5 s from a time read
+    before it: a take that waited longer for the database (its thread busy with a long
+    transaction, its lock held elsewhere) sent the deliver_sm after its lease had run out,
+    when another instance may have taken the row and sent it too. Now a row goes only
+    while its answer fits in its lease; else it goes once the lease ends, under a new one."""
+    smpp = SmppServerSettings(enabled=True, port=0, response_timeout=0.5)
+    settings = make_settings(tmp_path, smpp_server=smpp)
+    async with running_bridge(settings) as (bridge, ep):
+        assert bridge.store is not None and ep.smpp is not None
+        store = bridge.store
+        async with open_esme("smpplib", *ep.smpp) as esme:
+            assert (await esme.bind(BindType.RECEIVER, "demo", "demo")).ok
+
+            def long_transaction(conn: Connection) -> None:  # the takes wait behind it
+                queued = utcnow() - timedelta(seconds=1)
+                queue_mo(conn, "demo", PHONE, "+4915550000009", "late", 1, queued)
+                time.sleep(6.5)  # longer than the old lease (0.5 s + 5 s)
+
+            await store.call(long_transaction)
+            await until(lambda: esme.deliveries, within=15)
+            await wait_for(lambda: run_sync(store.engine, pending_count, "demo") == 0, within=15)
+            await asyncio.sleep(1.0)  # nothing more comes
+            assert [d.text for d in esme.deliveries] == ["late"]
+    with store.engine.connect() as conn:
+        [row] = conn.execute(select(table(SmppOutbox))).all()
+    assert row.status == "sent" and row.sent_at <= row.next_attempt_at  # within its lease
