@@ -4,8 +4,11 @@ A 2xx status line is success. 5xx, 408, 425, 429, timeouts, connection errors an
 name lookup the resolver could not answer are retried with backoff (never sooner than
 the receiver's `Retry-After`) until the push's `give_up_at`; a 3xx (redirects are never
 followed), another 4xx, a host the DNS says does not exist or a URL the SSRF guard
-refuses fails at once. Each attempt ends within `timeout` seconds, well inside its
-claim's lease, so no other worker sends it a second time. A push that fails for good
+refuses fails at once. A claim leases its pushes for LEASE_TIMEOUTS x `timeout`, from a
+time read before it; an attempt starts only while its `timeout` fits in the lease less
+one `timeout` to record it, and ends within `timeout`, so no other worker sends it a
+second time — however long the claim waited for the database (a push claimed too late
+is left to its lease's end and claimed again then). A push that fails for good
 queues a `push_failed` notice to the customer's admin (else postmaster). The response
 body is read only up to a small cap and never shown to anyone.
 
@@ -50,6 +53,9 @@ log = logging.getLogger("bridge.push")
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _RETRY_AFTER_MAX = 30 * 86_400.0  # a Retry-After further out is read as this
 MAX_KEPT = 64  # receivers whose connections are kept at once (the least recently used go)
+# A claim's lease in `timeout`s: one for the claim to wait for the database, one for the
+# attempt, one to record it.
+LEASE_TIMEOUTS = 3
 VETTED_FOR = 30.0  # seconds a URL's vetted address is used without a new name lookup
 # What a kept connection the receiver closed under a push raises before any answer.
 _STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -155,14 +161,31 @@ class Pusher:
 
     async def step(self) -> int:
         await self._sweep()
+        timeout = self.settings.timeout
+        # Read before the claim, so no later than its lease's start in the database: an
+        # attempt starts only while it ends by `until`, one `timeout` before the lease does.
+        until = asyncio.get_running_loop().time() + (LEASE_TIMEOUTS - 1) * timeout
         claimed = await self.store.call(
-            push_sql.claim_pushes, utcnow(), self.settings.concurrency, self.settings.timeout * 3
+            push_sql.claim_pushes, utcnow(), self.settings.concurrency, LEASE_TIMEOUTS * timeout
         )
         if claimed:
-            await asyncio.gather(*(self._one(p) for p in claimed))
+            await asyncio.gather(*(self._one(p, until) for p in claimed))
         return len(claimed)
 
-    async def _one(self, work: push_sql.PushWork) -> None:
+    async def _one(self, work: push_sql.PushWork, until: float) -> None:
+        """Send `work` and record how it went, if its attempt ends by `until` (loop
+        time); else leave it alone: its lease runs out and it is claimed again (another
+        worker may have claimed it already)."""
+        late = asyncio.get_running_loop().time() + self.settings.timeout - until
+        if late > 0:
+            log.warning(
+                "push %s not sent: claimed %.1f s too late for an attempt of [push] timeout = "
+                "%g s within its lease (the database was slow); sent once the lease ends",
+                work.id,
+                late,
+                self.settings.timeout,
+            )
+            return
         try:
             action = PushAction.model_validate(work.target)
         except ValidationError as exc:  # stored before its checks were as strict as now
@@ -170,7 +193,7 @@ class Pusher:
             await self._give_up(work, url, f"the push target is not valid: {exc}")
             return
         try:
-            outcome = await self.send(action, work.body.encode(), work.content_type)
+            outcome = await self.send(action, work.body.encode(), work.content_type, until)
         except Exception as exc:  # an unexpected error must not lose the push: retry it
             outcome = PushOutcome(False, True, f"unexpected error: {exc!r}")
         now = utcnow()
@@ -213,8 +236,11 @@ class Pusher:
         if callable(self._on_notice):
             self._on_notice()
 
-    async def send(self, action: PushAction, body: bytes, content_type: str) -> PushOutcome:
-        """One HTTP attempt; never raises for network or HTTP errors.
+    async def send(
+        self, action: PushAction, body: bytes, content_type: str, until: float | None = None
+    ) -> PushOutcome:
+        """One HTTP attempt, ended by `until` (loop time) too; never raises for network or
+        HTTP errors.
 
         The name lookup, the connection, the request and the answer's status line and
         headers have `timeout` seconds together, however slowly the receiver dribbles
@@ -225,6 +251,8 @@ class Pusher:
         s = self.settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + s.timeout
+        if until is not None:
+            deadline = min(deadline, until)
         try:
             async with asyncio.timeout_at(deadline):
                 target = await self._vet(action.url)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
@@ -201,3 +202,37 @@ def test_a_resolver_that_does_not_answer_defers_a_push_and_a_missing_name_fails_
     }, ended
     assert "the name lookup failed" in ended["/resolver-down"][1]
     assert "cannot resolve 'no-such-host.example'" in ended["/no-such-host"][1]
+
+
+async def test_a_push_claimed_late_is_sent_once_within_a_lease(tmp_path: Path) -> None:
+    """A claim leases its pushes for three timeouts from a time read before it: an attempt
+    started when the claim came back, however long the claim had waited for the database
+    (its one thread busy with a long transaction), so it could start after the lease had
+    run out, and the other worker claimed the push too and sent it a second time. Now an
+    attempt starts only while it ends within its lease; a push claimed too late is left
+    to its lease's end and then sent once."""
+    engine = open_engine(f"sqlite:///{tmp_path}/bridge.db")
+    upgrade(engine)
+    store = Store(engine)
+    settings = PushSettings(timeout=0.5, allow_hosts=("127.0.0.1",), allow_http=True)
+    try:
+        async with http_receiver() as receiver:
+            target = {"type": "push", "url": receiver.url("/200")}
+
+            def long_transaction(conn: Connection) -> None:  # the claims wait behind it
+                queued = utcnow() - timedelta(seconds=1)
+                queue_push(conn, 0, None, target, "{}", "application/json", queued, 3600.0)
+                time.sleep(2.0)  # longer than the lease (3 x 0.5 s)
+
+            busy = asyncio.create_task(store.call(long_transaction))
+            await asyncio.sleep(0.1)  # it runs: the workers' claims queue behind it
+            workers = [Pusher(settings, store, lambda conn, cid: None) for _ in range(2)]
+            until = asyncio.get_running_loop().time() + 4.0
+            await asyncio.gather(busy, *(_work(w, until) for w in workers))
+            assert dict(receiver.requests) == {"/200": 1}
+        with engine.connect() as conn:
+            [row] = conn.execute(select(table(PushDelivery))).all()
+        assert row.status == SENT
+    finally:
+        await store.close()
+        engine.dispose()
