@@ -45,6 +45,11 @@ from bridge.values import InboundSms
 _inbound = table(Inbound)
 # Received SMS wait for routing; a claim leases them for INBOUND_LEASE seconds.
 _QUEUE = Queue(_inbound, _inbound.c.status == InboundStatus.RECEIVED, counts_attempts=False)
+# Routing a claimed SMS does not depend on the lease ending after it: `handle` re-reads
+# the row in its own transaction (on PostgreSQL locked, SKIP LOCKED), and its actions (a
+# notice, an order, a push, an SMPP outbox row: only queued) commit with its new status,
+# so an instance whose lease ran out finds it routed, or held by the other, and does
+# nothing. The lease only keeps two instances from both starting on it.
 INBOUND_LEASE = 30.0
 _order = table(Order)
 _part = table(Part)

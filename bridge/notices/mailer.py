@@ -46,7 +46,13 @@ from bridge.notices.smtp_client import (
 from bridge.notices.status import NoticeStatus
 from bridge.retry import next_attempt
 
-LEASE_MARGIN = 60.0  # a claim outlasts its attempt by this many seconds
+# A claim outlasts its attempt by this many seconds. The lease (attempt_timeout + 60 s)
+# counts from before the claim; the attempt starts after the claim's wait for the
+# database (its lock: at most LOCK_WAIT, 5 s) and the rendering, and ends within
+# attempt_timeout + 5 s (the QUIT of a session cut off, `smtp_client._close`): it ends
+# within the lease while claim and rendering take under 50 s, which leaves the outcome's
+# record a few seconds. (A Maildir write is a local file's fsync, not bounded here.)
+LEASE_MARGIN = 60.0
 log = logging.getLogger("bridge.notices.mailer")
 
 

@@ -17,7 +17,6 @@ from sqlalchemy import Connection, select
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
-
 from bridge.db.store import run_sync
 from bridge.inbound.admin import apply_numbers
 from bridge.inbound.config import parse_numbers
