@@ -257,14 +257,19 @@ def queue_mo(
 def take_due(
     conn: Connection, system_id: str, now: datetime, limit: int, lease: float
 ) -> list[OutboxItem]:
-    """Rows `system_id`'s binds may send now (the oldest unsent one per key), leased."""
+    """Rows `system_id`'s binds may send now (the oldest unsent one per key), leased: two
+    instances taking at once never both get a row (PostgreSQL: the select skips rows
+    another take holds, and the lease is moved only on rows still due)."""
     queued = (_outbox.c.system_id == system_id, _outbox.c.status == OutboxStatus.QUEUED)
-    due = conn.execute(
+    query = (
         select(_outbox)
         .where(*queued, _outbox.c.next_attempt_at <= now)
         .order_by(_outbox.c.id)
         .limit(limit * 4)
-    ).all()
+    )
+    if conn.dialect.name == "postgresql":  # rows another instance is taking are skipped
+        query = query.with_for_update(skip_locked=True)
+    due = conn.execute(query).all()
     if not due:
         return []
     first = dict(
@@ -281,15 +286,23 @@ def take_due(
         for r in due
         if first.get(r.message_key) == r.id
     ][:limit]
-    if items:
-        conn.execute(
-            update(_outbox)
-            .where(_outbox.c.id.in_([i.id for i in items]))
-            .values(
-                attempts=_outbox.c.attempts + 1,
-                next_attempt_at=now + timedelta(seconds=lease),
-            )
+    if items:  # only rows still queued and due: another take may have leased some since
+        taken = set(
+            conn.execute(
+                update(_outbox)
+                .where(
+                    _outbox.c.id.in_([i.id for i in items]),
+                    *queued,
+                    _outbox.c.next_attempt_at <= now,
+                )
+                .values(
+                    attempts=_outbox.c.attempts + 1,
+                    next_attempt_at=now + timedelta(seconds=lease),
+                )
+                .returning(_outbox.c.id)
+            ).scalars()
         )
+        items = [i for i in items if i.id in taken]
     return items
 
 

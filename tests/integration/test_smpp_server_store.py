@@ -4,6 +4,8 @@ cancel_sm on the account's own orders only."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
@@ -129,3 +131,20 @@ def test_outbox_goes_in_order_per_message(engine: Engine) -> None:
     assert [i.message_key for i in later] == ["mo:5", "mo:6"]  # part 2, and mo:6 again
     assert later[0].pdu.short_message[:6] == bytes((5, 0, 3, 5, 2, 2))
     assert run_sync(engine, take_due, "other", NOW, 10, 30.0) == []
+
+
+def test_two_takes_at_once_never_both_get_a_row(engine: Engine) -> None:
+    """Two instances sending one account's outbox take at the same moment: the second
+    take's select ran while the first one's transaction still held its rows, and its
+    update moved their lease again without asking whether they were still due, so both
+    instances sent the same deliver_sm (on PostgreSQL). Now the second skips them."""
+    upgrade(engine)
+    run_sync(engine, lambda conn: queue_mo(conn, "app1", "+491701234567", "+4915550000009",
+                                           "once", 7, NOW))  # fmt: skip
+    with ThreadPoolExecutor(1) as pool, engine.connect() as conn:
+        with conn.begin():
+            first = take_due(conn, "app1", NOW, 10, 30.0)
+            second = pool.submit(run_sync, engine, take_due, "app1", NOW, 10, 30.0)
+            time.sleep(0.5)  # it selects, and waits for this transaction where it must
+        assert [i.message_key for i in first] == ["mo:7"]
+        assert second.result(timeout=10) == []
