@@ -876,13 +876,3 @@ class SmppServer:
                 )
             return resp.status
         return c.ESME_RSYSERR
-        if isinstance(resp, DeliverSmResp | GenericNack):
-            if resp.status != c.ESME_ROK:
-                log.info(
-                    "SMPP %s: deliver_sm %s answered %s; retried later",
-                    item.system_id,
-                    item.id,
-                    c.status_name(resp.status),
-                )
-            return resp.status
-        return c.ESME_RSYSERR
