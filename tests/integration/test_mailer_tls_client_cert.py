@@ -12,11 +12,13 @@ its log line. A certificate that cannot be used stops the start with a sentence.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import sqlite3
 import ssl
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -277,6 +279,30 @@ def test_a_client_certificate_that_cannot_be_used_stops_the_start(
         assert says in line, (command, line)
 
 
+@contextlib.asynccontextmanager
+async def _certificate_required(
+    relay: Relay, directory: Path, handler: SinkHandler, *, tls13: bool = False
+) -> AsyncIterator[int]:
+    """An aiosmtpd relay (STARTTLS required) that wants a client certificate of
+    `relay.client_ca` (`verify_mode = CERT_REQUIRED`; only TLS 1.3 with `tls13`): its port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if tls13:
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(relay.cert_file, relay.key_file)
+    context.load_verify_locations(_ca_file(relay.client_ca, directory / "client-ca.pem"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(handler, hostname="relay.test", tls_context=context, require_starttls=True),
+        host="127.0.0.1",
+        port=0,
+    )
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_tls13_certificate_required_alert_defers_the_notice(tmp_path: Path) -> None:
     """A server (aiosmtpd, STARTTLS, `verify_mode = CERT_REQUIRED`, TLS 1.3) that gets no
     client certificate fails the handshake on its side; the mailer learns it from the
@@ -284,45 +310,34 @@ async def test_a_tls13_certificate_required_alert_defers_the_notice(tmp_path: Pa
     the connection, when the alert is lost with it). Deferred, saying so; with
     the certificate the same server takes the mail."""
     relay = Relay(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.load_cert_chain(relay.cert_file, relay.key_file)
-    context.load_verify_locations(_ca_file(relay.client_ca, tmp_path / "client-ca.pem"))
-    context.verify_mode = ssl.CERT_REQUIRED
     handler = SinkHandler()
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(handler, hostname="relay.test", tls_context=context, require_starttls=True),
-        host="127.0.0.1",
-        port=0,
-    )
-    port = server.sockets[0].getsockname()[1]
     store = _store(tmp_path)
     try:
-        mailer = _mailer(store, port, relay, tls="encrypt")
-        assert await mailer.step() == 1
-        status, attempts, error, next_at = _notice(tmp_path)
-        assert (status, attempts) == ("deferred", 1) and next_at is not None
-        assert "TLS session refused after the handshake" in error, error
-        # the alert `certificate required`, or the end of the connection that carried it
-        assert (
-            "certificate required" in error
-            or "Unexpected EOF received (as a relay does that wants a client certificate" in error
-        ), error
-        assert "the mailer has no client certificate for it (tls_cert_file)" in error, error
-        assert handler.envelopes == []
-        cert_file, key_file = _issue(relay.client_ca, tmp_path, CLIENT_NAME)
-        with sqlite3.connect(tmp_path / "bridge.db") as conn:  # due again now
-            conn.execute("UPDATE notice SET next_attempt_at = created_at")
-        mailer = _mailer(
-            store, port, relay, tls="encrypt", tls_cert_file=cert_file, tls_key_file=key_file
-        )
-        assert await mailer.step() == 1
-        await mailer.close()
-        assert _notice(tmp_path)[:2] == ("sent", 2)
-        assert len(handler.envelopes) == 1
+        async with _certificate_required(relay, tmp_path, handler, tls13=True) as port:
+            mailer = _mailer(store, port, relay, tls="encrypt")
+            assert await mailer.step() == 1
+            status, attempts, error, next_at = _notice(tmp_path)
+            assert (status, attempts) == ("deferred", 1) and next_at is not None
+            assert "TLS session refused after the handshake" in error, error
+            # the alert `certificate required`, or the end of the connection that carried it
+            assert (
+                "certificate required" in error
+                or "Unexpected EOF received (as a relay does that wants a client certificate"
+                in error
+            ), error
+            assert "the mailer has no client certificate for it (tls_cert_file)" in error, error
+            assert handler.envelopes == []
+            cert_file, key_file = _issue(relay.client_ca, tmp_path, CLIENT_NAME)
+            with sqlite3.connect(tmp_path / "bridge.db") as conn:  # due again now
+                conn.execute("UPDATE notice SET next_attempt_at = created_at")
+            mailer = _mailer(
+                store, port, relay, tls="encrypt", tls_cert_file=cert_file, tls_key_file=key_file
+            )
+            assert await mailer.step() == 1
+            await mailer.close()
+            assert _notice(tmp_path)[:2] == ("sent", 2)
+            assert len(handler.envelopes) == 1
     finally:
-        server.close()
-        await server.wait_closed()
         await store.close()
 
 
@@ -345,17 +360,7 @@ async def test_a_renewed_client_certificate_is_shown_without_a_restart(tmp_path:
     client holds, so the next session shows the new certificate (a session kept from
     before keeps the old one; here the kept sessions are closed first)."""
     relay = Relay(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(relay.cert_file, relay.key_file)
-    context.load_verify_locations(_ca_file(relay.client_ca, tmp_path / "client-ca.pem"))
-    context.verify_mode = ssl.CERT_REQUIRED
     handler = _PeerNames()
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(handler, hostname="relay.test", tls_context=context, require_starttls=True),
-        host="127.0.0.1",
-        port=0,
-    )
-    port = server.sockets[0].getsockname()[1]
     issued, issued_key = _issue(relay.client_ca, tmp_path, CLIENT_NAME)
     cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
     cert_file.write_bytes(issued.read_bytes())
@@ -363,24 +368,25 @@ async def test_a_renewed_client_certificate_is_shown_without_a_restart(tmp_path:
     store = _store(tmp_path)
     watcher = CertWatcher(Metrics.unregistered(), interval=0.05)
     try:
-        mailer = _mailer(
-            store, port, relay, tls="encrypt", tls_cert_file=cert_file, tls_key_file=key_file
-        )
-        for cert, contexts in mailer.client.client_certificates().items():
-            assert contexts, "prepare() built the contexts that hold the certificate"
-            watcher.watch("mailer", cert.cert_file, cert.key_file, contexts)
-        assert await mailer.step() == 1
-        assert handler.names == [CLIENT_NAME]
-        renewed, renewed_key = _issue(relay.client_ca, tmp_path, "renewed.mailsms.example")
-        cert_file.write_bytes(renewed.read_bytes())
-        key_file.write_bytes(renewed_key.read_bytes())
-        watcher.check()
-        await mailer.client.close()  # sessions kept from before keep their certificate
-        run_sync(store.engine, queue_notice, "status", RCPT, STATUS_CONTEXT, utcnow(), customer="")
-        assert await mailer.step() == 1
-        await mailer.close()
-        assert handler.names == [CLIENT_NAME, "renewed.mailsms.example"]
+        async with _certificate_required(relay, tmp_path, handler) as port:
+            mailer = _mailer(
+                store, port, relay, tls="encrypt", tls_cert_file=cert_file, tls_key_file=key_file
+            )
+            for cert, contexts in mailer.client.client_certificates().items():
+                assert contexts, "prepare() built the contexts that hold the certificate"
+                watcher.watch("mailer", cert.cert_file, cert.key_file, contexts)
+            assert await mailer.step() == 1
+            assert handler.names == [CLIENT_NAME]
+            renewed, renewed_key = _issue(relay.client_ca, tmp_path, "renewed.mailsms.example")
+            cert_file.write_bytes(renewed.read_bytes())
+            key_file.write_bytes(renewed_key.read_bytes())
+            watcher.check()
+            await mailer.client.close()  # sessions kept from before keep their certificate
+            run_sync(
+                store.engine, queue_notice, "status", RCPT, STATUS_CONTEXT, utcnow(), customer=""
+            )
+            assert await mailer.step() == 1
+            await mailer.close()
+            assert handler.names == [CLIENT_NAME, "renewed.mailsms.example"]
     finally:
-        server.close()
-        await server.wait_closed()
         await store.close()
