@@ -30,6 +30,13 @@ class TokenBucket:
         self.burst = max(1.0, burst)
         self._tat = 0.0  # theoretical arrival time of the next token
 
+    def wait(self, now: float) -> float:
+        """The seconds until a token is there, taking none (0 when one is there now)."""
+        if self.rate <= 0:
+            return 0.0
+        interval = 1.0 / self.rate
+        return max(0.0, max(self._tat, now) - (self.burst - 1.0) * interval - now)
+
     def reserve(self, now: float) -> float:
         """Take one token; the seconds to wait before using it (0 when available now)."""
         if self.rate <= 0:

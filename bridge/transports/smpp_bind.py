@@ -90,10 +90,12 @@ class SmppBind:
                 raise NoTimeLeft(f"{self.name}: paused {paused:.1f} s, past the send-by time")
             await asyncio.sleep(paused)
             now = loop.time()
+        if send_by != math.inf:  # a token that comes too late is not taken from the buckets
+            late = max(self.bucket.wait(now), self.smsc_bucket.wait(now))
+            if now + late > send_by:
+                raise NoTimeLeft(f"{self.name}: next token in {late:.1f} s, past the send-by time")
         delay = max(self.bucket.reserve(now), self.smsc_bucket.reserve(now))
         if delay > 0:
-            if now + delay > send_by:
-                raise NoTimeLeft(f"{self.name}: next token in {delay:.1f} s, past the send-by time")
             await asyncio.sleep(delay)
         self.stats.in_flight += 1
         try:
