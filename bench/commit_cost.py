@@ -69,7 +69,7 @@ async def store_layers(path: Path, n: int, batch: int) -> dict[str, float]:
         await store.grouped(_write, 0)  # the thread, the connection and the loop task exist
         started = _cpu()
         for i in range(n):
-            store._transaction(_write, ([i],), {})  # the layer below `call`
+            store._transaction(_write, ([i],), {}, store.timeout)  # the layer below `call`
         figures["store transaction, this thread"] = (_cpu() - started) / n
         started = _cpu()
         for i in range(n):

@@ -380,7 +380,8 @@ class Bridge:
     async def _start_intake_only(self, share: Share) -> Endpoints:
         """A process other than the first: SMTP, and its share of the queues without binds."""
         s = self.settings
-        store = self.store = Store(db.open_engine(s.database_url), metrics=self.metrics)
+        engine = db.open_engine(s.database_url, timeout=s.database_timeout)
+        store = self.store = Store(engine, metrics=self.metrics, timeout=s.database_timeout)
         self.pacer = self._pacer(store)
         backpressure = await self._backpressure(store)
         to_owner = _poster(share.wake, WAKE_DISPATCH)
@@ -413,7 +414,7 @@ class Bridge:
 
     async def _open_store(self) -> Store:
         url = self.settings.database_url
-        engine = db.open_engine(url)
+        engine = db.open_engine(url, timeout=self.settings.database_timeout)
         try:
             durability = await asyncio.to_thread(self._prepare_database, engine)
         except SQLAlchemyError as exc:  # unreachable, refused, wrong password, ...
@@ -421,7 +422,7 @@ class Bridge:
             first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise StorageUnavailable(f"database {db.location(url)} unavailable: {first}") from exc
         log.info("database %s ready: %s", db.location(url), durability)
-        return Store(engine, metrics=self.metrics)
+        return Store(engine, metrics=self.metrics, timeout=self.settings.database_timeout)
 
     async def _start_sandbox(self) -> tuple[str, int] | None:
         s = self.settings.sandbox

@@ -101,6 +101,12 @@ REPLIES: dict[str, Reply] = {
         "Nothing came whole within {seconds} s (a command, or a line of the mail); "
         "closing, please send again",
     ),
+    "answer_timeout": Reply(
+        421,
+        "4.3.0",
+        "No answer to your {command} within {seconds} s: a fault on this server's side "
+        "(logged); closing, please send again later",
+    ),
     "too_many_commands": Reply(
         421,
         "4.7.0",

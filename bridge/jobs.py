@@ -102,14 +102,14 @@ class ReportJobs:
         now = self.clock()
         s = self.settings
         if self.last_purge is None or now - self.last_purge >= timedelta(days=1):
-            counts = await self.store.call(
+            counts = await self.store.call_slow(
                 purge_all, now, s.retention_days, s.text_retention_days, False
             )
             self.last_purge = now
             if any(counts.values()):
                 log.info("purge: %s", describe(counts))
         if s.monthly:
-            queued = await self.store.call(
+            queued = await self.store.call_slow(
                 monthly_due, now, s.monthly_recipients, s.monthly_archive_months
             )
             if queued:

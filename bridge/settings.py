@@ -96,6 +96,10 @@ class Settings(Section):
     """The whole configuration."""
 
     database_url: str = "sqlite:///var/bridge.db"
+    # PostgreSQL: seconds a database call may go without an answer before its connection
+    # is cut and the call fails as a lost connection does (bridge/db/deadline.py); the
+    # daily purge and the monthly reports get an hour.
+    database_timeout: Annotated[float, Field(ge=1, le=3600)] = 60.0
     demo: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -24,6 +24,7 @@ without end.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -114,9 +115,14 @@ def location(url: str) -> str:
     return parse_url(url).render_as_string(hide_password=True)
 
 
-def open_engine(url: str, *, pool_size: int = 5, deferred: bool = False) -> Engine:
+def open_engine(
+    url: str, *, pool_size: int = 5, deferred: bool = False, timeout: float | None = None
+) -> Engine:
     """An engine for `url`; SQLite gets its directory created, its pragmas set and its
-    transactions begun IMMEDIATE (`deferred`: DEFERRED, for an engine that only reads)."""
+    transactions begun IMMEDIATE (`deferred`: DEFERRED, for an engine that only reads).
+    PostgreSQL: `timeout` (the running bridge's `database_timeout`), when shorter than
+    libpq's connect_timeout below, bounds a connection's start as well (libpq counts whole
+    seconds, at least 2)."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -139,6 +145,8 @@ def open_engine(url: str, *, pool_size: int = 5, deferred: bool = False) -> Engi
         # gone without a word (a failover, a cut link) fails a call in seconds, not after
         # the kernel's retransmissions (~15 minutes).
         limits = {k: v for k, v in _PG_CONNECTION.items() if k not in parsed.query}
+        if timeout is not None and "connect_timeout" in limits:
+            limits["connect_timeout"] = max(2, min(limits["connect_timeout"], math.ceil(timeout)))
         engine = create_engine(
             parsed,
             pool_size=pool_size,

@@ -41,7 +41,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar
 
@@ -49,6 +49,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from bridge.db import engine as db_engine
+from bridge.db.deadline import Deadlines
 from bridge.errors import StorageUnavailable, StorageUnreachable
 from bridge.metrics import Metrics
 
@@ -58,6 +59,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 Item = TypeVar("Item")
 R = TypeVar("R")
+
+
+# Seconds a database call (PostgreSQL) may go without an answer before its connection is
+# cut: the default of the `database_timeout` setting, and the bound of `call_slow`'s.
+DEFAULT_TIMEOUT = 60.0
+SLOW_TIMEOUT = 3600.0
+
+
+class _NoAnswer(DisconnectionError):
+    """A call's connection cut by its deadline: the database did not answer in time."""
 
 
 class _Group(Generic[Item, R]):
@@ -107,8 +118,13 @@ class Store:
         threads: int | None = None,
         max_batch: int = 512,
         metrics: Metrics | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.engine = engine
+        # PostgreSQL: a call without an answer this long has its connection cut
+        # (`bridge.db.deadline`); `call_slow`'s get SLOW_TIMEOUT. None on SQLite.
+        self.timeout = timeout
+        self._deadlines = Deadlines() if engine.dialect.name != "sqlite" else None
         # the group commits' committed transactions and items (/metrics); none: uncounted
         self._metrics = metrics
         if threads is None:
@@ -152,7 +168,14 @@ class Store:
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in one transaction on a database thread."""
-        return await self._on_thread(self._transaction, fn, args, kwargs)
+        return await self._on_thread(self._transaction, fn, args, kwargs, self.timeout)
+
+    async def call_slow(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`call` for a transaction that may take long on a large database (the daily
+        purge, the monthly reports): its connection is cut only after `SLOW_TIMEOUT`."""
+        return await self._on_thread(
+            self._transaction, fn, args, kwargs, max(self.timeout, SLOW_TIMEOUT)
+        )
 
     async def _on_thread(self, target: Callable[..., T], *args: Any) -> T:
         self.counts["calls"] += 1
@@ -195,13 +218,14 @@ class Store:
         driver's own setting; no round trip)."""
         try:
             if not self._keep:
-                with self._autocommit.connect() as conn:
+                with self._autocommit.connect() as conn, self._watched(conn, self.timeout, fn):
                     return fn(conn, *args)
             conn = self._connection()
             raw: Any = conn.connection.dbapi_connection
             _set_autocommit(raw, True)
             try:
-                with conn.begin():  # no BEGIN is sent in autocommit, nor a COMMIT
+                # no BEGIN is sent in autocommit, nor a COMMIT
+                with self._watched(conn, self.timeout, fn), conn.begin():
                     result = fn(conn, *args)
             finally:
                 if not raw.closed:
@@ -222,8 +246,9 @@ class Store:
                 conn = None
             elif self._ping and time.monotonic() - kept.used > db_engine.PING_IDLE:
                 try:
-                    db_engine.ping(conn.connection.dbapi_connection)
-                except DisconnectionError:  # dead (a failover, a restart): a new one
+                    with self._watched(conn, self.timeout, db_engine.ping):
+                        db_engine.ping(conn.connection.dbapi_connection)
+                except DisconnectionError:  # dead, silent (a failover, a restart): a new one
                     self._drop(lost=True)
                     conn = None
         if conn is None:
@@ -264,19 +289,43 @@ class Store:
                 reader.close()
 
     def _transaction(
-        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], within: float
     ) -> T:
         try:
             if not self._keep:
-                with self.engine.begin() as conn:
+                with (  # the commit inside the watch
+                    self.engine.connect() as conn,
+                    self._watched(conn, within, fn),
+                    conn.begin(),
+                ):
                     return fn(conn, *args, **kwargs)
             conn = self._connection()
-            with conn.begin():
+            with self._watched(conn, within, fn), conn.begin():
                 result = fn(conn, *args, **kwargs)
             self._kept.used = time.monotonic()
             return result
         except (SQLAlchemyError, OSError) as exc:  # OSError: e.g. the directory vanished
             raise self._failed(exc) from exc  # the next transaction starts on a new connection
+
+    @contextlib.contextmanager
+    def _watched(self, conn: Connection, within: float, fn: Callable[..., Any]) -> Iterator[None]:
+        """PostgreSQL: `conn` cut if the block has not ended `within` seconds from now
+        (`bridge.db.deadline`); what the block raises then is a `_NoAnswer`."""
+        if self._deadlines is None:
+            yield
+            return
+        raw: Any = conn.connection.dbapi_connection
+        what = getattr(fn, "__qualname__", "a call")
+        with self._deadlines.watch(raw.fileno(), within, what) as call:
+            try:
+                yield
+            except (SQLAlchemyError, OSError) as exc:
+                if call.cut:
+                    raise _NoAnswer(
+                        f"the database did not answer within {within:g} s ({what}); "
+                        "its connection was cut"
+                    ) from exc
+                raise
 
     async def grouped(
         self,
@@ -464,6 +513,8 @@ class Store:
                 _settle(future, StorageUnavailable("store closed"))
             group.pending.clear()
         self._executor.shutdown(wait=True)
+        if self._deadlines is not None:
+            self._deadlines.close()
         with self._kept_lock:
             kept, self._all_kept = self._all_kept, set()
         for conn in kept:
@@ -523,6 +574,8 @@ def _fault(exc: SQLAlchemyError | OSError) -> StorageUnavailable:
 
 
 def _describe(exc: SQLAlchemyError) -> str:
+    if isinstance(exc, _NoAnswer):
+        return str(exc)
     orig = getattr(exc, "orig", None)
     return f"{type(orig or exc).__name__}: {orig or exc}".splitlines()[0][:300]
 

@@ -214,6 +214,8 @@ class DataInBlocks(SMTP):
     """aiosmtpd's SMTP with its DATA command reading the data in blocks of whole lines
     (`MailData`), the same result as aiosmtpd's line-by-line loop in less CPU."""
 
+    _working = ""  # the command whose handler hook runs (the bridge's own work), else ""
+
     @aiosmtpd_smtp.syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
         """aiosmtpd's DATA (release `AIOSMTPD_KNOWN`, the bytes kept undecoded, a handler
@@ -252,11 +254,36 @@ class DataInBlocks(SMTP):
 
     def _timeout_cb(self) -> None:
         """`timeout` seconds without a whole command, or a whole line of the data: say so
-        with 421 (as Postfix's smtpd does), then close (aiosmtpd's own only closes)."""
+        with 421 (as Postfix's smtpd does), then close (aiosmtpd's own only closes).
+
+        The timer also runs while the bridge works on an answer (aiosmtpd resets it when a
+        command arrives): a session whose answer is still being worked on when it fires
+        (`_working`: a database that does not answer, a bug) is told that the fault is on
+        this side, not that nothing came."""
         if self.transport is not None and not self.transport.is_closing():
-            line = reply("timeout", seconds=f"{self._timeout_duration:g}")
+            seconds = f"{self._timeout_duration:g}"
+            if self._working:
+                peer = self.session.peer if self.session is not None else None
+                log.warning(
+                    "client %s: no answer to its %s within %s s (a fault of ours: see the "
+                    "lines before); closing the session",
+                    peer[0] if isinstance(peer, tuple) else peer,
+                    self._working,
+                    seconds,
+                )
+                line = reply("answer_timeout", command=self._working, seconds=seconds)
+            else:
+                line = reply("timeout", seconds=seconds)
             self._writer.write(f"{line}\r\n".encode("ascii"))  # as aiosmtpd's push writes
         super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        """aiosmtpd's hook call, marked as the bridge's own work (`_working`)."""
+        self._working = command
+        try:
+            return await super()._call_handler_hook(command, *args)
+        finally:
+            self._working = ""
 
     async def _read_data(self) -> MailData:
         data = MailData(self.line_length_limit, self.data_size_limit)

@@ -12,6 +12,7 @@ system user that Debian's package creates (installed by `make test` when missing
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shlex
@@ -124,15 +125,40 @@ class PgServer:
         _run(_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def kill(self) -> None:
-        """SIGKILL the postmaster and every backend at once, as a power cut would.
-
-        pg_ctl starts the postmaster in a session of its own, so its process group is
-        the whole server."""
+        """SIGKILL the postmaster and every process of the server at once, as a power cut
+        would (each backend is a process group of its own: the postmaster's group is not
+        the server; a backend left running would finish a commit in flight)."""
         pid = self.postmaster_pid()
         if pid is None:
             raise AssertionError(f"PostgreSQL {self.name} is not running")
-        os.killpg(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGSTOP)  # no new backend between the list and the kill
+        for process in [*_children(pid), pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process, signal.SIGKILL)
         _until(lambda: not self.accepting(), 30, f"{self.name} gone after SIGKILL")
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The whole server stopped (SIGSTOP to the postmaster, then to each of its
+        processes: each backend is a process group of its own) for the block, then
+        resumed: a frozen host or a stalled disk as its clients see it — their
+        connections stay open, the kernel acknowledges what they send and answers their
+        keepalives, and no answer comes."""
+        pid = self.postmaster_pid()
+        if pid is None:
+            raise AssertionError(f"PostgreSQL {self.name} is not running")
+        os.kill(pid, signal.SIGSTOP)  # first: a stopped postmaster starts no new backend
+        children = _children(pid)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for child in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGCONT)
+            os.kill(pid, signal.SIGCONT)
 
     def postmaster_pid(self) -> int | None:
         try:
@@ -159,6 +185,15 @@ class PgServer:
     def in_recovery(self) -> bool:
         """True on a standby (read-only, replaying), False on a primary."""
         return bool(self.query("SELECT pg_is_in_recovery()"))
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux: /proc/PID/task/*/children)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in children.read_text().split()]
+    return found
 
 
 def _initdb(server: PgServer) -> None:
@@ -190,14 +225,25 @@ def _workdir() -> Iterator[Path]:
 @contextmanager
 def throwaway_postgres(settings: Mapping[str, str] = FAST) -> Iterator[str]:
     """Yield a SQLAlchemy URL of a fresh, empty database on 127.0.0.1 (server `settings`)."""
+    with throwaway_server(settings) as server:
+        yield server.url()
+
+
+@contextmanager
+def throwaway_server(settings: Mapping[str, str] = FAST) -> Iterator[PgServer]:
+    """`throwaway_postgres`, yielding the server (to stop, kill or freeze it)."""
     with _workdir() as base:
         server = PgServer(base, "data", free_port())
         _initdb(server)
         server.start(settings)
         try:
             _run(_bin("createdb"), "-h", HOST, "-p", str(server.port), "-U", USER, DATABASE)
-            yield server.url()
+            yield server
         finally:
+            pid = server.postmaster_pid()  # never leave it stopped
+            for process in [pid, *_children(pid)] if pid is not None else []:
+                with contextlib.suppress(OSError):
+                    os.kill(process, signal.SIGCONT)
             server.stop("immediate")
 
 

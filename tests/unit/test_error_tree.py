@@ -35,6 +35,11 @@ OUTSIDE_THE_TREE = {
         "control flow inside SmtpClient._session: a kept session the relay ended, caught "
         "there and the mail sent over another session"
     ),
+    "bridge.db.store._NoAnswer": (
+        "control flow inside Store: a call whose connection its deadline cut, raised as "
+        "SQLAlchemy's DisconnectionError so that the store handles it as a lost connection, "
+        "and always turned into StorageUnreachable before it leaves the store"
+    ),
     "bridge.push.worker._Stale": (
         "control flow inside Pusher.send: a kept connection the receiver ended or left an "
         "earlier answer on (raised from httpcore's trace), caught there and the push sent "

@@ -1,0 +1,129 @@
+"""A database call that gets no answer in time has its connection cut (PostgreSQL).
+
+A server that stops answering without closing its connections — a frozen host or virtual
+machine, a disk that no longer completes writes, a proxy (HAProxy, PgBouncer) whose
+backend went away while it keeps its clients' connections, a synchronous standby that
+never confirms — leaves a statement or a commit waiting without end: the peer's kernel
+still acknowledges every packet and answers TCP keepalives, so libpq's `tcp_user_timeout`
+and keepalives never fire, and the server's own `statement_timeout` does not run on a
+server that does not run. The bridge's database threads would wait forever, each call
+after them behind them, every SMTP client's MAIL or DATA until its own timeout, and a
+standby promoted meanwhile would never be used.
+
+So each call on a database thread is watched (`Deadlines.watch`): a watchdog thread cuts
+the connection of a call still running `within` seconds after it began (`shutdown` of its
+socket, both ways), which ends the driver's wait at once with a lost connection. The call
+fails as a lost connection does (the store's `StorageUnreachable`: 451 at the SMTP door,
+a transient status elsewhere, and every database thread takes a new connection), saying
+why. A call whose connection was cut may have committed (a commit whose answer never
+came): as after any lost connection, a client that sends again is caught by the
+duplicate check.
+
+The watchdog sleeps until the earliest deadline and costs a call a lock, a clock read and
+a dict entry. Not for SQLite (a file: no peer that can fall silent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+log = logging.getLogger("bridge.store")
+
+
+@dataclass(slots=True)
+class Watched:
+    """One call being watched; `cut` once the watchdog has cut its connection."""
+
+    fd: int
+    deadline: float
+    within: float
+    what: str
+    cut: bool = False
+
+
+class Deadlines:
+    """Calls in flight on database threads, and the watchdog that cuts the late ones."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, Watched] = {}  # by the id of the Watched (one per call)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._next = 0.0  # when the watchdog wakes next (inf: only when told)
+        self.cuts = 0
+
+    @contextlib.contextmanager
+    def watch(self, fd: int, within: float, what: str) -> Iterator[Watched]:
+        """Watch the call on the connection of socket `fd` for `within` seconds; the
+        connection is cut if the block has not ended by then (check `Watched.cut`)."""
+        call = Watched(fd, time.monotonic() + within, within, what)
+        key = id(call)
+        with self._lock:
+            self._calls[key] = call
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="db-deadlines", daemon=True)
+                self._thread.start()
+            elif call.deadline < self._next:
+                self._changed.notify()  # earlier than the watchdog's wake-up: tell it
+        try:
+            yield call
+        finally:
+            # Under the lock: the watchdog cuts only a call still registered, so it never
+            # shuts down a socket whose call has ended (its descriptor may be reused).
+            with self._lock:
+                del self._calls[key]
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._changed.notify()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with self._lock:
+            while not self._closed:
+                now = time.monotonic()
+                for call in self._calls.values():
+                    if call.deadline <= now and not call.cut:
+                        call.cut = True
+                        self.cuts += 1
+                        _cut(call)
+                # Asleep until the earliest deadline, or until a call with an earlier one
+                # comes (with calls of one bound, a new call's is never earlier: no
+                # wake-up per call).
+                pending = [c.deadline for c in self._calls.values() if not c.cut]
+                self._next = min(pending) if pending else math.inf
+                self._changed.wait(None if not pending else max(0.0, self._next - now))
+
+
+def _cut(call: Watched) -> None:
+    """Shut the connection's socket down both ways: the driver's wait ends at once."""
+    log.error(
+        "database: no answer within %g s (%s): its connection is cut; the server does "
+        "not answer (a frozen host, a stalled disk, a proxy without its backend, a "
+        "synchronous standby that does not confirm)",
+        call.within,
+        call.what,
+    )
+    try:
+        dup = socket.socket(fileno=os.dup(call.fd))
+    except OSError as exc:  # the descriptor is gone: the call is ending anyway
+        log.debug("database: could not cut the connection: %s", exc)
+        return
+    try:
+        dup.shutdown(socket.SHUT_RDWR)
+    except OSError as exc:
+        log.debug("database: could not cut the connection: %s", exc)
+    finally:
+        dup.close()
