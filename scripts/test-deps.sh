@@ -20,7 +20,10 @@
 # SMS gateway peer: throwaway RabbitMQ and Redis, never the packages' own services, and
 # Jasmin in its own git-ignored virtualenv tests/peers/jasmin/venv, made with Debian's
 # python3 from the pinned tests/peers/jasmin/requirements.txt; wheels and pure-Python
-# sdists only, no compiler needed).
+# sdists only, no compiler needed), and samba-ad-dc + samba + samba-common-bin +
+# samba-ad-provision (dirsync's Active Directory tests: a throwaway Samba AD DC provisioned
+# in a temp dir, serving LDAP only on an address of its own in 127.0.0.0/8; the packages'
+# own samba, smbd and nmbd services never start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,6 +69,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+[ -x /usr/sbin/samba ] || missing+=(samba-ad-dc samba)
+command -v samba-tool >/dev/null 2>&1 || missing+=(samba-common-bin)
+[ -d /usr/share/samba/setup/ad-schema ] || missing+=(samba-ad-provision)
 
 if [ ${#missing[@]} -eq 0 ]; then
   node_peer
