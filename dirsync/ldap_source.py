@@ -30,6 +30,7 @@ from bridge.errors import ConfigError, TemporaryFailure
 from bridge.files import UnreadableFile, read_text
 from dirsync.config import LdapConfig, ldap_endpoint
 from dirsync.groups import ProfileResolver, ProfileRule
+from dirsync.ldap_errors import bind_failure, tls_failure
 from dirsync.mapping import PRESETS, decode_id, lower_keys, map_entry, resolve_names, texts
 from dirsync.model import Problem, SourceUser
 
@@ -97,20 +98,17 @@ def connect(cfg: LdapConfig, password: str) -> Connection:
         if cfg.starttls:
             conn.start_tls(read_server_info=False)
         conn.bind(read_server_info=False)
-    except lx.LDAPInvalidCredentialsResult as exc:
-        raise DirectoryError(f"bind as {cfg.bind_dn} failed: invalid credentials") from exc
     except lx.LDAPStartTLSError as exc:
-        raise DirectoryError(f"StartTLS with {where} failed: {_short(exc)}") from exc
+        raise DirectoryError(tls_failure(f"{where} (StartTLS)", str(exc))) from exc
     except lx.LDAPSocketOpenError as exc:
-        text = _short(exc)
-        kind = (
-            "TLS handshake with"
-            if "certificate" in text.lower() or "ssl" in text.lower()
-            else "cannot connect to"
-        )
-        raise DirectoryError(f"{kind} {where}: {text}") from exc
+        text = str(exc)
+        if "certificate" in text.lower() or "ssl" in text.lower():
+            raise DirectoryError(tls_failure(where, text)) from exc
+        raise DirectoryError(f"cannot connect to {where}: {_short(exc)}") from exc
     except lx.LDAPOperationResult as exc:
-        raise DirectoryError(f"bind as {cfg.bind_dn} failed: {exc.description}") from exc
+        raise DirectoryError(
+            bind_failure(cfg.bind_dn, exc.result or 0, exc.description or "", exc.message or "")
+        ) from exc
     except lx.LDAPException as exc:
         raise DirectoryError(f"{where}: {_short(exc)}") from exc
     if not conn.bound:

@@ -97,7 +97,7 @@ def domain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Domain]:
         conn.modify(f"CN=carl,{STAFF}", {"accountExpires": [("MODIFY_REPLACE", [past])]})
         # nested groups: Sales ∋ EMEA ∋ anna
         for group in ("Sales", "EMEA"):
-            server.tool("group", "add", group, f"--groupou=OU=Groups")
+            server.tool("group", "add", group, "--groupou=OU=Groups")
         server.tool("group", "addmembers", "Sales", "EMEA")
         server.tool("group", "addmembers", "EMEA", "anna")
         # a second service account, disabled: AD's `data 533`
@@ -136,6 +136,7 @@ def make_config(domain: Domain, tmp_path: Path, **ldap: Any) -> DirsyncConfig:
         "page_size": 3,
     }
     table.update(ldap)
+    table = {k: v for k, v in table.items() if v is not None}
     return parse_config({"customer": "acme", "ldap": table})
 
 
@@ -148,7 +149,9 @@ def users(engine: Engine) -> dict[str, User]:
 
 def last_run(engine: Engine) -> SyncRun:
     with Session(engine) as s:
-        run = s.execute(select(SyncRun).order_by(col(SyncRun.id).desc())).scalars().first()
+        run: SyncRun | None = (
+            s.execute(select(SyncRun).order_by(col(SyncRun.id).desc())).scalars().first()
+        )
         assert run is not None
         s.expunge(run)
     return run
@@ -190,7 +193,7 @@ def test_the_command_syncs_ad_users_as_configured(
     )  # fmt: skip
     assert anna.settings == {"cost_centre": "CC-4711"}
     with Session(engine) as s:
-        sales = s.execute(select(Profile).where(Profile.name == "sales")).scalars().one()
+        sales = s.execute(select(Profile).where(col(Profile.name) == "sales")).scalars().one()
         aliases = {a.address: a.user_id for a in s.execute(select(Alias)).scalars()}
     assert anna.profile_id == sales.id
     assert aliases["anna@legacy.example"] == anna.id
@@ -206,7 +209,9 @@ def test_the_command_syncs_ad_users_as_configured(
     domain.server.tool("user", "disable", "emil")
     conn = domain.server.admin()
     try:
-        conn.modify(f"CN=fred,{STAFF}", {"mobile": [("MODIFY_REPLACE", ["0049 (0) 175 666 66 66"])]})
+        conn.modify(
+            f"CN=fred,{STAFF}", {"mobile": [("MODIFY_REPLACE", ["0049 (0) 175 666 66 66"])]}
+        )
         assert dirsync_command(settings, None, False, False, None, False) == 0
     finally:
         domain.server.tool("user", "enable", "emil")
@@ -216,3 +221,96 @@ def test_the_command_syncs_ad_users_as_configured(
     after = users(engine)
     assert not after[g["emil"]].enabled and after[g["emil"]].disabled_at is not None
     assert after[g["fred"]].mobile == "+491756666666"
+
+
+def test_binds_by_dn_upn_and_domain_user(domain: Domain, tmp_path: Path, engine: Engine) -> None:
+    for account in (domain.server.svc_dn, f"svc-mailsms@{REALM.lower()}", f"{DOMAIN}\\svc-mailsms"):
+        outcome = run_sync(make_config(domain, tmp_path, bind_dn=account), engine, dry_run=True)
+        assert outcome.status == "dry_run", (account, outcome.message)
+        assert outcome.plan is not None and outcome.plan.counts()["added"] == 4 + FILLERS
+
+
+def test_starttls_with_sambas_ca(domain: Domain, tmp_path: Path, engine: Engine) -> None:
+    cfg = make_config(domain, tmp_path, url=domain.server.url, starttls=True)
+    assert run_sync(cfg, engine, dry_run=True).status == "dry_run"
+
+
+def test_a_search_from_the_domain_root(domain: Domain, tmp_path: Path, engine: Engine) -> None:
+    """AD answers a subtree search of the domain with continuation references (to
+    CN=Configuration): they are no entries and no failure. Built-in accounts without mail
+    (Administrator, krbtgt, the service account) are reported, never added."""
+    cfg = make_config(
+        domain,
+        tmp_path,
+        base_dns=[BASE_DN],
+        filter="(&(objectCategory=person)(objectClass=user)(mail=*))",
+    )
+    outcome = run_sync(cfg, engine, dry_run=True)
+    assert outcome.status == "dry_run", outcome.message
+    assert outcome.plan is not None and outcome.plan.counts()["added"] == 4 + FILLERS
+    assert outcome.plan.problems == []
+    everyone = run_sync(make_config(domain, tmp_path, base_dns=[BASE_DN]), engine, dry_run=True)
+    assert everyone.status == "dry_run" and everyone.plan is not None
+    assert everyone.plan.counts()["added"] == 4 + FILLERS
+    assert any("Administrator" in p.describe() for p in everyone.plan.problems)
+
+
+def test_a_simple_bind_without_tls_says_what_to_do(
+    domain: Domain, tmp_path: Path, engine: Engine
+) -> None:
+    """Samba (like AD with LDAP signing required) refuses a password over plain LDAP."""
+    cfg = make_config(domain, tmp_path, url=domain.server.url, allow_plaintext=True)
+    outcome = run_sync(cfg, engine)
+    assert outcome.exit_code == EXIT_FAILED
+    assert outcome.message == (
+        f"bind as {domain.server.svc_dn} failed: the server refuses a password over an "
+        "unencrypted connection (strongerAuthRequired; AD's and Samba's default): use an "
+        "ldaps:// url, or set ldap.starttls = true"
+    )
+    assert users(engine) == {}
+
+
+def test_sambas_self_signed_certificate(domain: Domain, tmp_path: Path, engine: Engine) -> None:
+    """Samba's certificate: signed by its own CA (private/tls/ca.pem), issued for the DC's
+    name only (DC1.corp.example, no subject alternative name)."""
+    url = domain.server.ldaps_url
+    no_ca = run_sync(make_config(domain, tmp_path, ca_file=None), engine)
+    assert (no_ca.exit_code, no_ca.message) == (
+        EXIT_FAILED,
+        f"TLS with {url}: certificate verify failed (unable to get local issuer certificate): "
+        "set ldap.ca_file to the CA certificate that issued the server's (a Samba AD DC's own "
+        "CA is private/tls/ca.pem)",
+    )
+    by_address = run_sync(make_config(domain, tmp_path, tls_hostname=None), engine)
+    assert (by_address.exit_code, by_address.message) == (
+        EXIT_FAILED,
+        f"TLS with {url}: the server's certificate is for {TLS_NAME}, not "
+        f"{domain.server.address}: connect by that name in ldap.url, or set "
+        f'ldap.tls_hostname = "{TLS_NAME}"',
+    )
+    starttls = make_config(domain, tmp_path, url=domain.server.url, starttls=True, ca_file=None)
+    failed = run_sync(starttls, engine)
+    assert failed.exit_code == EXIT_FAILED
+    assert failed.message.startswith(
+        f"TLS with {domain.server.url} (StartTLS): certificate verify failed"
+    )
+    assert users(engine) == {}
+    unverified = make_config(domain, tmp_path, ca_file=None, tls_verify=False, tls_hostname=None)
+    assert run_sync(unverified, engine, dry_run=True).status == "dry_run"
+
+
+def test_ad_bind_diagnostics(domain: Domain, tmp_path: Path, engine: Engine) -> None:
+    """AD's `data …` code of invalidCredentials becomes what to do."""
+    wrong = run_sync(make_config(domain, tmp_path, password="wrong"), engine)
+    assert (wrong.exit_code, wrong.message) == (
+        EXIT_FAILED,
+        f"bind as {domain.server.svc_dn} failed: invalid credentials (AD: data 52e): wrong "
+        "password or no such account: check the password in ldap.password_env / "
+        "ldap.password_file and ldap.bind_dn (a DN, a UPN (svc@corp.example) or DOMAIN\\user)",
+    )
+    off = run_sync(make_config(domain, tmp_path, bind_dn=f"{DOMAIN}\\svc-off"), engine)
+    assert off.message == (
+        f"bind as {DOMAIN}\\svc-off failed: invalid credentials (AD: data 533): the account "
+        "is disabled: enable it in AD"
+    )
+    assert users(engine) == {}

@@ -14,6 +14,7 @@ If Samba is missing the tests FAIL (`make test` installs Debian's samba-ad-dc).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -187,25 +188,19 @@ class SambaAD:
             return False
 
     def stop(self) -> None:
-        if self.proc is None:
+        """SIGTERM to the process group, then SIGKILL to whatever is left of it."""
+        proc, self.proc = self.proc, None
+        if proc is None:
             return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-        with_children = self.proc.pid
-        try:  # workers left in the group (the process model may fork)
-            os.killpg(with_children, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc = None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        if proc.stdin is not None:
+            proc.stdin.close()
 
     def tool(self, *args: str) -> str:
         """`samba-tool ARGS -s smb.conf` on this domain's database; its output."""
@@ -242,9 +237,7 @@ def running(directory: Path) -> Iterator[SambaAD]:
     server = SambaAD(directory).provision()
     server.start()
     try:
-        server.tool(
-            "user", "create", "svc-mailsms", SVC_PASSWORD, "--description=mailsms dirsync"
-        )
+        server.tool("user", "create", "svc-mailsms", SVC_PASSWORD, "--description=mailsms dirsync")
         yield server
     finally:
         server.stop()
