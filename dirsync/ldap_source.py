@@ -265,7 +265,7 @@ def _read(
     result = ReadResult()
     resolver = ProfileResolver(rules, read_groups(conn, cfg) if rules else {}, default_profile)
     for group in resolver.missing_groups:
-        result.problems.append(Problem(group, "profile rule group not found or empty"))
+        result.problems.append(Problem(group, missing_group(cfg.group_base_dns)))
     enabled_ids = read_enabled_ids(conn, cfg) if amap.enabled == "filter" else None
     seen: set[str] = set()
     count = 0
@@ -298,6 +298,16 @@ def _read(
     if progress is not None:
         progress(count)
     return result
+
+
+def missing_group(group_base_dns: Sequence[str]) -> str:
+    """The problem of a profile rule whose group was not read (users get no profile by it)."""
+    return (
+        "profile rule group not found under ldap.group_base_dns ("
+        + "; ".join(group_base_dns)
+        + ") or it has no members: check the rule's DN, and set group_base_dns to the OUs "
+        "holding the group and the groups nested in it (default: base_dns)"
+    )
 
 
 def _short(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -314,3 +314,27 @@ def test_ad_bind_diagnostics(domain: Domain, tmp_path: Path, engine: Engine) -> 
         "is disabled: enable it in AD"
     )
     assert users(engine) == {}
+
+
+def test_profile_rules_and_where_groups_are_read(
+    domain: Domain, tmp_path: Path, engine: Engine
+) -> None:
+    """A rule's group DN in any case and spacing; a group outside group_base_dns (which
+    defaults to base_dns, here the users' OU) is reported with the setting to change."""
+    rule = {"group": "cn=sales, ou=groups, dc=corp, dc=example", "profile": "vip"}
+    cfg = make_config(domain, tmp_path, group_base_dns=[GROUPS])
+    cfg = replace(cfg, profiles=parse_config({"customer": "acme", "profiles": [rule]}).profiles)
+    outcome = run_sync(cfg, engine, dry_run=True)
+    assert outcome.status == "dry_run" and outcome.plan is not None, outcome.message
+    assert outcome.plan.problems == []
+    profiles = {c.address: c.user.profile for c in outcome.plan.changes if c.user is not None}
+    assert profiles["anna.alpha@corp.example"] == "vip" and profiles["dora@corp.example"] is None
+    elsewhere = replace(cfg, ldap=make_config(domain, tmp_path).ldap)
+    missed = run_sync(elsewhere, engine, dry_run=True)
+    assert missed.plan is not None
+    assert [p.describe() for p in missed.plan.problems] == [
+        "cn=sales,ou=groups,dc=corp,dc=example: profile rule group not found under "
+        f"ldap.group_base_dns ({STAFF}) or it has no members: check the rule's DN, and set "
+        "group_base_dns to the OUs holding the group and the groups nested in it (default: "
+        "base_dns)"
+    ]
