@@ -26,7 +26,7 @@ from bridge.db.engine import open_engine, upgrade
 from bridge.tenants.directory_tables import SyncRun
 from bridge.tenants.tables import Alias, Profile, User
 from dirsync.config import DirsyncConfig, parse_config
-from dirsync.run import EXIT_FAILED, run_sync
+from dirsync.run import EXIT_CONFIG, EXIT_FAILED, run_sync
 from tests.helpers import acme_customer
 from tests.peers.samba_ad import BASE_DN, DOMAIN, REALM, SVC_PASSWORD, TLS_NAME, SambaAD, running
 
@@ -338,3 +338,17 @@ def test_profile_rules_and_where_groups_are_read(
         "group_base_dns to the OUs holding the group and the groups nested in it (default: "
         "base_dns)"
     ]
+
+
+def test_exchange_attributes_in_an_ad_without_exchange(
+    domain: Domain, tmp_path: Path, engine: Engine
+) -> None:
+    """Samba's schema has no Exchange attributes: the preset's extensionAttribute1 is left
+    out (the run goes on), another one named in [dirsync.ldap.mapping] stops the run with
+    the key named."""
+    assert run_sync(make_config(domain, tmp_path), engine, dry_run=True).status == "dry_run"
+    named = make_config(domain, tmp_path, mapping={"sender_id": "extensionAttribute2"})
+    outcome = run_sync(named, engine, dry_run=True)
+    assert outcome.exit_code == EXIT_CONFIG, outcome.message
+    assert outcome.message.startswith("ldap.mapping.sender_id"), outcome.message
+    assert "extensionAttribute2" in outcome.message
