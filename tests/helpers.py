@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from bridge.app import Bridge, Endpoints
-from bridge.db.engine import open_engine
+from bridge.db.engine import open_engine, upgrade
 from bridge.settings import Settings
 from bridge.tenants.tables import Customer, Profile
 
@@ -40,6 +40,14 @@ def our_faults(caplog: pytest.LogCaptureFixture) -> Iterator[str]:
     for r in caplog.records:
         if r.exc_info or r.levelno >= logging.ERROR:
             yield f"{r.name}: {r.getMessage()}"
+
+
+def acme_database(tmp_path: Path, *profiles: str) -> Engine:
+    """A new SQLite bridge database in `tmp_path` with customer "acme" and `profiles`."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
+    upgrade(engine)
+    acme_customer(engine, *profiles)
+    return engine
 
 
 def acme_customer(engine: Engine, *profiles: str) -> None:

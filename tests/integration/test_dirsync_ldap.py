@@ -12,12 +12,11 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from bridge.cli.dirsync import dirsync_command
-from bridge.db.engine import open_engine, upgrade
 from bridge.tenants.directory_tables import DirsyncLock, SyncRun
 from bridge.tenants.tables import Alias, Profile, User
 from dirsync.config import DirsyncConfig, parse_config
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_REFUSED, run_sync
-from tests.helpers import acme_customer
+from tests.helpers import acme_database
 from tests.peers.slapd import (
     SVC_PASSWORD,
     Slapd,
@@ -41,10 +40,7 @@ MODIFY_REPLACE = "MODIFY_REPLACE"  # ldap3's constant (importing ldap3 here firs
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    eng = open_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
-    upgrade(eng)
-    acme_customer(eng, "sales", "vip", "standard")
-    return eng
+    return acme_database(tmp_path, "sales", "vip", "standard")
 
 
 def make_config(server: Slapd, tmp_path: Path, **ldap: Any) -> DirsyncConfig:

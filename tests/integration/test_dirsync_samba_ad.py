@@ -22,12 +22,11 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from bridge.cli.dirsync import dirsync_command
-from bridge.db.engine import open_engine, upgrade
 from bridge.tenants.directory_tables import SyncRun
 from bridge.tenants.tables import Alias, Profile, User
 from dirsync.config import DirsyncConfig, parse_config
 from dirsync.run import EXIT_CONFIG, EXIT_FAILED, run_sync
-from tests.helpers import acme_customer
+from tests.helpers import acme_database
 from tests.peers.samba_ad import BASE_DN, DOMAIN, REALM, SVC_PASSWORD, TLS_NAME, SambaAD, running
 
 pytestmark = [
@@ -117,10 +116,7 @@ def domain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Domain]:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    eng = open_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
-    upgrade(eng)
-    acme_customer(eng, "sales", "vip", "standard")
-    return eng
+    return acme_database(tmp_path, "sales", "vip", "standard")
 
 
 def make_config(domain: Domain, tmp_path: Path, **ldap: Any) -> DirsyncConfig:
