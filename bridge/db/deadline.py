@@ -25,35 +25,43 @@ a dict entry. Not for SQLite (a file: no peer that can fall silent).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 log = logging.getLogger("bridge.store")
 
 
-@dataclass(slots=True)
 class Watched:
-    """One call being watched; `cut` once the watchdog has cut its connection."""
+    """One call being watched, as a context manager (`Deadlines.watch`); `cut` once the
+    watchdog has cut its connection."""
 
-    fd: int
-    deadline: float
-    within: float
-    what: str
-    cut: bool = False
+    __slots__ = ("_deadlines", "cut", "deadline", "fd", "what", "within")
+
+    def __init__(self, deadlines: Deadlines, fd: int, within: float, what: str) -> None:
+        self._deadlines = deadlines
+        self.fd = fd
+        self.within = within
+        self.what = what
+        self.deadline = time.monotonic() + within
+        self.cut = False
+
+    def __enter__(self) -> Watched:
+        self._deadlines._add(self)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._deadlines._remove(self)
 
 
 class Deadlines:
     """Calls in flight on database threads, and the watchdog that cuts the late ones."""
 
     def __init__(self) -> None:
-        self._calls: dict[int, Watched] = {}  # by the id of the Watched (one per call)
+        self._calls: set[Watched] = set()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
@@ -61,26 +69,26 @@ class Deadlines:
         self._next = 0.0  # when the watchdog wakes next (inf: only when told)
         self.cuts = 0
 
-    @contextlib.contextmanager
-    def watch(self, fd: int, within: float, what: str) -> Iterator[Watched]:
-        """Watch the call on the connection of socket `fd` for `within` seconds; the
-        connection is cut if the block has not ended by then (check `Watched.cut`)."""
-        call = Watched(fd, time.monotonic() + within, within, what)
-        key = id(call)
+    def watch(self, fd: int, within: float, what: str) -> Watched:
+        """A context manager: the call on the connection of socket `fd` is watched for
+        `within` seconds from now; the connection is cut if the block has not ended by
+        then (`Watched.cut` says so afterwards)."""
+        return Watched(self, fd, within, what)
+
+    def _add(self, call: Watched) -> None:
         with self._lock:
-            self._calls[key] = call
+            self._calls.add(call)
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="db-deadlines", daemon=True)
                 self._thread.start()
             elif call.deadline < self._next:
                 self._changed.notify()  # earlier than the watchdog's wake-up: tell it
-        try:
-            yield call
-        finally:
-            # Under the lock: the watchdog cuts only a call still registered, so it never
-            # shuts down a socket whose call has ended (its descriptor may be reused).
-            with self._lock:
-                del self._calls[key]
+
+    def _remove(self, call: Watched) -> None:
+        # Under the lock: the watchdog cuts only a call still registered, so it never
+        # shuts down a socket whose call has ended (its descriptor may be reused).
+        with self._lock:
+            self._calls.discard(call)
 
     def close(self) -> None:
         with self._lock:
@@ -94,7 +102,7 @@ class Deadlines:
         with self._lock:
             while not self._closed:
                 now = time.monotonic()
-                for call in self._calls.values():
+                for call in self._calls:
                     if call.deadline <= now and not call.cut:
                         call.cut = True
                         self.cuts += 1
@@ -102,7 +110,7 @@ class Deadlines:
                 # Asleep until the earliest deadline, or until a call with an earlier one
                 # comes (with calls of one bound, a new call's is never earlier: no
                 # wake-up per call).
-                pending = [c.deadline for c in self._calls.values() if not c.cut]
+                pending = [c.deadline for c in self._calls if not c.cut]
                 self._next = min(pending) if pending else math.inf
                 self._changed.wait(None if not pending else max(0.0, self._next - now))
 
