@@ -318,6 +318,7 @@ class BridgeSMTP(DataInBlocks):
         self._continued: list[str] = []  # a multi-line reply's lines before its last
         self._answering = ""  # the command whose reply is being given
         self._held: list[str] = []  # replies of a pipelined group, sent with its last one
+        self._half_closed = False  # the client ended its side; answer what it sent, then close
         # aiosmtpd calls `_smtp_methods`: each command's guard, which then calls the command
         self._commands: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
         self._smtp_methods = {
@@ -451,10 +452,30 @@ class BridgeSMTP(DataInBlocks):
             super().data_received(data)
 
     def eof_received(self) -> bool | None:
+        """The client ended its sending side (a TCP half-close, FIN). aiosmtpd ends the
+        session at once, cancelling the command it is answering: a mail whose data had
+        arrived whole was queued (or half-way) but never answered, and the client sent it
+        again. Exim does exactly that: the data's dot, QUIT behind it, then shutdown(SHUT_WR)
+        while it waits for the replies. So the end goes to the reader as its end: every
+        command that arrived whole is answered, on a side of the connection still open;
+        data cut short is dropped unanswered, as before; the session then closes
+        (`_client_gone`). Over TLS the connection cannot stay half-open: aiosmtpd's way."""
         if self._refused:
             return None
-        result: bool | None = super().eof_received()
-        return result
+        if self.session is None or self.session.ssl is not None or self.transport is None:
+            result: bool | None = super().eof_received()
+            return result
+        self._half_closed = True
+        self._reader.feed_eof()
+        return True  # keep our side open for the replies
+
+    def _client_gone(self) -> None:
+        """The reader reached the client's end after its last whole command: close (the
+        held replies written first), and end the session's task at its next await."""
+        log.debug("client %s ended the connection", self.client_ip)
+        self._close()
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
@@ -476,6 +497,9 @@ class BridgeSMTP(DataInBlocks):
     async def push(self, status: AnyStr) -> None:
         """One reply line; the lines of a multi-line reply (EHLO's) wait for its last one
         and go out with it in one write (one send, not one per line)."""
+        if self._half_closed and (self.transport is None or self.transport.is_closing()):
+            await asyncio.sleep(0)  # the session is over: its task ends here (cancelled)
+            return
         if isinstance(status, str):
             status = _rewrite(status, self.shared.data_size_limit)
             if status.rpartition("\n")[2][3:4] == "-":  # its last line says more follow
@@ -522,6 +546,9 @@ class BridgeSMTP(DataInBlocks):
         self.shared.logs.event(level, kind, self.client_ip, msg, *args)
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, asyncio.IncompleteReadError) and self._half_closed:
+            self._client_gone()  # not an error: `push` writes nothing more
+            return ""
         if isinstance(error, TLSSetupException):
             cause = error.__cause__
             self._event(
