@@ -188,3 +188,32 @@ def parse_recipient(
     return Recipient(
         msisdn=msisdn, address=address, domain=domain, preview=preview, kind=kind, service=service
     )
+
+
+# Reply kinds a null-sender probe gets for an address: what holds whoever sends
+_PROBE_REFUSES = frozenset(
+    {"unknown_domain", "bad_domain", "unsupported_service", "not_mobile", "invalid_number"}
+)
+
+
+def probe_refusal(
+    address: str, domains: tuple[str, ...], services: Collection[str] = SMS_SERVICES
+) -> RecipientError | None:
+    """Why a recipient probe (RCPT after `MAIL FROM:<>`: an MTA's callout verification)
+    is refused, or None to accept it.
+
+    A probe has no sender, so only what holds for every sender is refused: what is no
+    address, a domain that is not ours, an unknown service, a number written
+    internationally that is not a valid mobile number. A local part that depends on the
+    sender is accepted — a national number (the sender's default country reads it) or a
+    name (a list of the sender's customer) — and the real transaction, from a sender,
+    decides."""
+    try:
+        split_address(address)
+    except RecipientError as err:  # not an address at all
+        return err
+    try:
+        parse_recipient(address, domains, "ZZ", services)  # "ZZ": no country assumed
+    except RecipientError as err:
+        return err if err.kind in _PROBE_REFUSES else None
+    return None

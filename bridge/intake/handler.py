@@ -28,7 +28,7 @@ from bridge.db.store import Store
 from bridge.errors import InputError, Reject, StorageUnavailable, reply
 from bridge.inbound.store import DEFAULT_REPLY_WINDOW
 from bridge.intake.access import Client, Networks, check_client
-from bridge.intake.addresses import RecipientError, parse_recipient
+from bridge.intake.addresses import RecipientError, parse_recipient, probe_refusal
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.commit import Conversation, IntakeMail, accept
 from bridge.intake.destinations import check_domain
@@ -228,6 +228,24 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return reply("recipient_ok")
+
+    def probe_RCPT(self, ip: str, address: str) -> str:
+        """The reply to a RCPT in a null-sender transaction: an MTA's callout verification
+        (Exim's `verify = recipient/callout`, Postfix's `reject_unverified_recipient`),
+        which asks with `MAIL FROM:<>` and never sends DATA. What holds for every sender
+        is answered (`probe_refusal`); nothing is stored or counted."""
+        try:
+            refused = probe_refusal(address, self.settings.domains, self.settings.sms_services)
+        except Exception:  # the number parser failed: the real transaction will say why
+            refused = None
+        if refused is None:
+            return reply("recipient_ok")
+        self.logs.event(
+            logging.INFO, "rcpt", ip, "probe RCPT to=<%s> refused: %s", address, refused.kind
+        )
+        return reply(
+            refused.kind, recipient=address, domain=self.settings.domains[0], detail=refused.detail
+        )
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         transaction: Transaction = envelope.bridge

@@ -319,6 +319,7 @@ class BridgeSMTP(DataInBlocks):
         self._answering = ""  # the command whose reply is being given
         self._held: list[str] = []  # replies of a pipelined group, sent with its last one
         self._half_closed = False  # the client ended its side; answer what it sent, then close
+        self._probe = False  # a transaction of MAIL FROM:<>: RCPTs probed, DATA refused
         # aiosmtpd calls `_smtp_methods`: each command's guard, which then calls the command
         self._commands: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
         self._smtp_methods = {
@@ -665,9 +666,23 @@ class BridgeSMTP(DataInBlocks):
                 return
             self.mail_dsn = dsn
         if arg is not None and arg.upper().replace(" ", "").startswith("FROM:<>"):
-            await self.push(reply("null_sender"))
+            await self._probe_MAIL()
             return
         await super().smtp_MAIL(arg)
+
+    async def _probe_MAIL(self) -> None:
+        """`MAIL FROM:<>`: a probe, as MTAs verify a recipient before they take a mail for
+        it (Exim's callout, Postfix's address verification): accepted, so that its RCPTs
+        get the answer the recipient would get (`probe_RCPT`); its DATA is refused
+        (`null_sender`: no mail without a sender becomes an SMS)."""
+        if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
+            return
+        assert self.envelope is not None
+        if self.envelope.mail_from or self._probe:
+            await self.push("503 Error: nested MAIL command")
+            return
+        self._probe = True
+        await self.push(reply("sender_ok"))
 
     async def smtp_RCPT(self, arg: str | None) -> None:
         if await self._refuse_if_stopping():
@@ -681,12 +696,34 @@ class BridgeSMTP(DataInBlocks):
                 await self.push(reply("bad_dsn_param", detail=str(exc)))
                 return
             self.rcpt_dsn = rcpt_dsn
+        if self._probe:
+            await self._probe_RCPT(arg)
+            return
         await super().smtp_RCPT(arg)
+
+    async def _probe_RCPT(self, arg: str | None) -> None:
+        address = None
+        if arg is not None:
+            stripped = self._strip_command_keyword("TO:", arg)
+            if stripped is not None:
+                address, _ = self._getaddr(stripped)
+        if not address:
+            await self.push("501 Syntax: RCPT TO: <address>")
+            return
+        await self.push(self.event_handler.probe_RCPT(self.client_ip, address))
 
     async def smtp_DATA(self, arg: str | None) -> None:
         if await self._refuse_if_stopping():
             return
+        if self._probe:  # a null sender's mail: refused before its data
+            await self.push(reply("null_sender"))
+            return
         await super().smtp_DATA(arg)
+
+    def _set_post_data_state(self) -> None:
+        """A new envelope (after the data, RSET, HELO, EHLO): no probe either."""
+        self._probe = False
+        super()._set_post_data_state()  # type: ignore[no-untyped-call]
 
     async def smtp_STARTTLS(self, arg: str | None) -> None:
         if self.is_tls:  # a second TLS layer inside the first one

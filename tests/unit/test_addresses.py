@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bridge.errors import reply
-from bridge.intake.addresses import RecipientError, normalise_msisdn, parse_recipient
+from bridge.intake.addresses import (
+    RecipientError,
+    normalise_msisdn,
+    parse_recipient,
+    probe_refusal,
+)
 
 DOMAINS = ("eu.rsms.net", "sms.example.com")
 
@@ -67,3 +72,26 @@ def test_a_number_written_internationally_is_told_what_is_wrong(address: str, sa
     text = reply(err.value.kind, recipient=address, domain="eu.rsms.net", detail=err.value.detail)
     assert text.startswith("550 5.1.3 ") and says in text
     assert "international form" not in text
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        # what holds for every sender: refused to a probe (MAIL FROM:<>, a callout)
+        ("+4930123456@eu.rsms.net", "not_mobile"),
+        ("0049301234567@eu.rsms.net", "not_mobile"),
+        ("+4917012@eu.rsms.net", "invalid_number"),
+        ("+491701234567@elsewhere.example", "unknown_domain"),
+        ("FAX=+491701234567@eu.rsms.net", "unsupported_service"),
+        ("bad", "bad_recipient"),
+        # what depends on the sender: accepted, the real transaction decides
+        ("+491701234567@eu.rsms.net", None),
+        ("SMS=+491701234567@eu.rsms.net", None),
+        ("01701234567@eu.rsms.net", None),  # national: the sender's country reads it
+        ("030123456@eu.rsms.net", None),
+        ("oncall@eu.rsms.net", None),  # a list of the sender's customer, maybe
+    ],
+)
+def test_a_probe_is_refused_only_what_every_sender_would_be(address: str, kind: str | None) -> None:
+    refused = probe_refusal(address, DOMAINS)
+    assert (refused.kind if refused is not None else None) == kind

@@ -1,0 +1,64 @@
+"""A recipient probe at our listener: `MAIL FROM:<>`, RCPTs, then RSET or QUIT, never
+DATA: the callout verification of Exim (`verify = recipient/callout`) and the address
+verification of Postfix (`reject_unverified_recipient`). Refusing the null sender at MAIL
+made every probe fail, so an MTA that verifies refused every recipient of the bridge;
+now each RCPT gets the answer every sender would get (pure rule: tests/unit/
+test_addresses.py), a null sender's DATA is refused, and nothing is stored."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_settings
+from tests.helpers import our_faults, running_bridge
+from tests.security.common import greeted, orders
+
+
+def _notices(tmp_path: Path) -> list[object]:
+    with sqlite3.connect(tmp_path / "bridge.db") as conn:
+        return conn.execute("SELECT id FROM notice").fetchall()
+
+
+async def test_a_null_sender_probe_gets_each_recipients_answer_and_stores_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_bridge(make_settings(tmp_path)) as (_, ep):
+        c = await greeted(*ep.smtp)
+        assert (await c.command("MAIL FROM:<>")).startswith("250 2.1.0")
+        assert (await c.command("MAIL FROM:<>")).startswith("503")  # nested, as any MAIL
+        assert (await c.command("RCPT TO:<+491701234567@eu.rsms.net>")).startswith("250 2.1.5")
+        landline = await c.command("RCPT TO:<+4930123456@eu.rsms.net>")
+        assert landline.startswith("550 5.1.3") and "landline" in landline, landline
+        elsewhere = await c.command("RCPT TO:<+491701234567@elsewhere.example>")
+        assert elsewhere.startswith("5"), elsewhere
+        assert (await c.command("RCPT TO:<bad>")).startswith("5")
+        refused = await c.command("DATA")
+        assert refused.startswith("550 5.7.1") and "null sender" in refused, refused
+        # the session goes on: RSET, a real mail's transaction is its own
+        assert (await c.command("RSET")).startswith("250")
+        assert (await c.command("MAIL FROM:<demo@example.com>")).startswith("250")
+        assert (await c.command("RSET")).startswith("250")
+        # a probe after RSET again, ended by QUIT (Exim's way)
+        assert (await c.command("MAIL FROM:<>")).startswith("250")
+        assert (await c.command("RCPT TO:<+491701234567@eu.rsms.net>")).startswith("250")
+        assert (await c.command("QUIT")).startswith("221")
+        await c.close()
+    assert orders(tmp_path) == []
+    assert _notices(tmp_path) == []
+    assert not list(our_faults(caplog))
+
+
+async def test_a_pipelined_probe_gets_its_replies_in_order(tmp_path: Path) -> None:
+    async with running_bridge(make_settings(tmp_path)) as (_, ep):
+        c = await greeted(*ep.smtp)
+        await c.send(
+            b"MAIL FROM:<>\r\nRCPT TO:<+491701234567@eu.rsms.net>\r\n"
+            b"RCPT TO:<+4930123456@eu.rsms.net>\r\nRSET\r\n"
+        )
+        got = [(await c.read_reply())[:3] for _ in range(4)]
+        assert got == ["250", "250", "550", "250"], got
+        await c.close()
+    assert orders(tmp_path) == []
