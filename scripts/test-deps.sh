@@ -20,10 +20,11 @@
 # SMS gateway peer: throwaway RabbitMQ and Redis, never the packages' own services, and
 # Jasmin in its own git-ignored virtualenv tests/peers/jasmin/venv, made with Debian's
 # python3 from the pinned tests/peers/jasmin/requirements.txt; wheels and pure-Python
-# sdists only, no compiler needed), and samba-ad-dc + samba + samba-common-bin +
+# sdists only, no compiler needed), samba-ad-dc + samba + samba-common-bin +
 # samba-ad-provision (dirsync's Active Directory tests: a throwaway Samba AD DC provisioned
 # in a temp dir, serving LDAP only on an address of its own in 127.0.0.0/8; the packages'
-# own samba, smbd and nmbd services never start).
+# own samba, smbd and nmbd services never start); and Debian's exim4 packages, downloaded
+# and unpacked (never installed, see exim_peer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,31 @@ jasmin_peer() {
   "$dir/venv/bin/pip" install -q --no-input --disable-pip-version-check -r "$dir/requirements.txt"
   cp "$dir/requirements.txt" "$dir/venv/requirements.installed"
 }
+
+# Exim (a company MTA in front of the listener and behind the mailer): Debian's exim4
+# packages conflict with postfix (both are mail-transport-agent), so they are never
+# installed: downloaded and unpacked into the git-ignored tests/peers/exim/root, with the
+# system user Debian-exim its binary is built for (as the package's postinst adds it).
+exim_peer() {
+  local dir=tests/peers/exim
+  mkdir -p "$dir"
+  if [ ! -x "$dir/root/usr/sbin/exim4" ]; then
+    echo "test-deps: unpacking Debian's exim4 into $dir/root (not installed: it conflicts with postfix)"
+    local debs
+    debs=$(mktemp -d)
+    chmod 755 "$debs"
+    (cd "$debs" && $SUDO apt-get download -qq exim4-daemon-light exim4-base exim4-config)
+    rm -rf "$dir/root.partial"
+    for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$dir/root.partial"; done
+    mv "$dir/root.partial" "$dir/root"
+    rm -rf "$debs"
+  fi
+  getent passwd Debian-exim >/dev/null || $SUDO useradd --system --user-group \
+    --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin Debian-exim
+}
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
 missing=()
 have_pg() {
@@ -76,10 +102,10 @@ command -v samba-tool >/dev/null 2>&1 || missing+=(samba-common-bin)
 if [ ${#missing[@]} -eq 0 ]; then
   node_peer
   jasmin_peer
+  exim_peer
   exit 0
 fi
 echo "test-deps: installing Debian packages: ${missing[*]}"
-SUDO=""
 if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null 2>&1 || { echo "test-deps: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
   SUDO="sudo"
@@ -98,3 +124,4 @@ $SUDO apt-get update -qq || true
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 node_peer
 jasmin_peer
+exim_peer

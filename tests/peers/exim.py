@@ -13,21 +13,28 @@ system (`ldd`). Debian builds the binary with its user fixed as `ref:Debian-exim
 up before any configuration is read, so the system user `Debian-exim` is added
 (`useradd --system`, as the package's own postinst does) when missing.
 
-How it runs: as root (the tests need root, as for Postfix; as another user they are
-skipped, saying so), `exim4 -C <config> -bdf -q1s -oX <port> -oP <pidfile>`: the daemon
-in the foreground in a session of its own (ended by its process group: SIGTERM, then
-SIGKILL), its queue runner every second. The configuration (`-C`, root's own file: Exim
-keeps root for it) sets `exim_path` to the unpacked binary (it re-executes itself),
-`exim_user`/`exim_group` Debian-exim, its spool, log (`log/mainlog`, `rejectlog`,
-`paniclog`) and pid file in a fresh temp dir, no TLS offered (`tls_advertise_hosts =`),
-no DSN offered (`dsn_advertise_hosts` unset, Exim's default), host lookups off.
+How it runs: started by root (the tests need root, as for Postfix, to add the user and
+hand the spool to it; as another user they are skipped, saying so),
+`exim4 -C <config> -bdf -q1s -oX <port> -oP <pidfile>`: the daemon in the foreground in
+a session of its own (ended by its process group: SIGTERM, then SIGKILL), its queue
+runner every second. A `-C` file that is not in the binary's TRUSTED_CONFIG_LIST
+(/etc/exim4/trusted_configs) makes Exim give up root at once ("exim user lost privilege
+for using -C option" in its log), so the daemon, its queue runners and deliveries all run
+as Debian-exim: enough for a port above 1024, the spool, the log and the Maildir, which
+belong to that user. The configuration sets `exim_path` to the unpacked binary (it
+re-executes itself), `exim_user`/`exim_group` Debian-exim, its spool, log
+(`log/mainlog`, `rejectlog`, `paniclog`) and pid file in a fresh temp dir, no TLS
+offered (`tls_advertise_hosts =`), no DSN offered (`dsn_advertise_hosts` unset, Exim's
+default), host and ident lookups off. Exim offers PIPELINING, SIZE, 8BITMIME, CHUNKING
+and SMTPUTF8 to its clients, and uses PIPELINING and SIZE= towards the bridge (which
+offers no CHUNKING).
 
 Routing: each domain of `routes` goes by a `manualroute` router to `127.0.0.1::PORT`
 (`self = send`, `allow_localhost` on the smtp transport: the next hop is this host);
 every domain of `mailboxes` (the senders' domains: bounces and the bridge's notices) is
-delivered by an `accept` router and an `appendfile` transport into a Maildir per local
-part under `mail/` in the temp dir; anything else is refused at RCPT. The RCPT ACL
-accepts the routed domains from anyone on 127.0.0.1, optionally after Exim's
+delivered by an `accept` router and an `appendfile` transport into one Maildir, `mail/`
+in the temp dir (Exim adds `Envelope-to`); anything else is refused at RCPT. The RCPT
+ACL accepts the routed domains from anyone on 127.0.0.1, optionally after Exim's
 verification of the recipient (`verify = recipient/<callout>`, e.g. `callout=10s`,
 `callout=10s,use_sender`, `callout=10s,use_postmaster`), as a company's MTA checks a
 recipient at the next hop before it takes the mail. The retry rule is short
@@ -175,6 +182,7 @@ def _unpack() -> None:
         )  # fmt: skip
         if got.returncode != 0:
             raise RuntimeError(f"{MISSING}\n(apt-get download failed: {got.stderr.strip()})")
+        EXIM_DIR.mkdir(exist_ok=True)
         target = UNPACKED.with_name("root.partial")
         shutil.rmtree(target, ignore_errors=True)
         for deb in sorted(Path(debs).glob("*.deb")):
