@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import trustme
 
 from bridge.sandbox.phone import read_inbox
 from bridge.settings import Settings
@@ -233,3 +234,48 @@ async def test_exims_refusal_of_a_notice_fails_or_defers_it(
             assert exim.mailbox(SENDER) == []
     assert got == status, error
     assert refusal in error and "refused the recipient" in error, error
+
+
+@pytest.mark.parametrize("bridge_tls", [True, False], ids=["starttls", "plaintext-bridge"])
+async def test_exims_hosts_require_tls_towards_the_bridge(tmp_path: Path, bridge_tls: bool) -> None:
+    """`hosts_require_tls = *` on Exim's transport: with the bridge's certificate (from a
+    CA Exim trusts; the bridge requiring STARTTLS of every client) the mail goes over
+    TLS, verified; with a bridge that offers no STARTTLS it stays in Exim's queue
+    (deferred, not bounced)."""
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    settings = make_settings(tmp_path)
+    if bridge_tls:
+        cert = ca.issue_cert("sms-bridge.test")
+        cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+        cert.private_key_pem.write_to_path(str(key_file))
+        cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        smtp = settings.smtp.model_copy(
+            update={
+                "tls_cert": cert_file,
+                "tls_key": key_file,
+                "require_tls": True,
+                "plaintext_networks": (),
+            }
+        )
+        settings = settings.model_copy(update={"smtp": smtp})
+    rcpt = f"+491701230009@{DOMAIN}"
+    async with running_bridge(settings) as (_, ep):
+        with throwaway_exim(
+            {DOMAIN: ep.smtp[1]}, client_options=["hosts_require_tls = *"], client_ca=ca_file
+        ) as exim:
+            assert await asyncio.to_thread(_send, exim, [rcpt], make_mail(to=rcpt)) == {}
+            if bridge_tls:
+                await wait_for(lambda: _delivered(exim, 1), 30)
+                line = re.search(rf"=> {re.escape(rcpt)} .*", exim.log())
+                assert line and " X=TLS" in line[0] and " CV=yes" in line[0], exim.log()
+                assert set(_orders(tmp_path / "bridge.db")) == {"+491701230009"}
+            else:
+                deferred = await wait_for(
+                    lambda: re.search(rf"== {re.escape(rcpt)} R=route0 .*defer.*", exim.log()),
+                    30,
+                )
+                assert "TLS" in deferred[0], deferred[0]
+                assert rcpt in exim.queue() and not _bounces(exim)
+                assert _orders(tmp_path / "bridge.db") == {}

@@ -42,7 +42,6 @@ async def test_accepted_mail_is_committed_before_250(tmp_path: Path) -> None:
     ("sender", "rcpt", "stage", "code", "status"),
     [
         ("nobody@example.com", None, "mail", 550, "5.7.1"),
-        ("", None, "mail", 550, "5.7.1"),
         ("demo@example.com", "hello@eu.rsms.net", "rcpt", 550, "5.1.3"),
         ("demo@example.com", "+4930123456@eu.rsms.net", "rcpt", 550, "5.1.3"),
         ("demo@example.com", "+491701234567@other.example", "rcpt", 550, "5.1.2"),
@@ -60,6 +59,20 @@ async def test_refusals_inside_the_dialogue(
             assert err.value.code == code
             assert err.value.message.startswith(status)
             assert len(err.value.message) > 30  # a sentence saying how to fix it
+    assert _orders(tmp_path) == []
+
+
+async def test_the_null_sender_is_refused_at_data(tmp_path: Path) -> None:
+    """MAIL FROM:<> is taken as a recipient probe (an MTA's callout): its RCPT answered,
+    its data refused with a sentence (tests/integration/test_smtp_callout_probe.py)."""
+    async with running_bridge(make_settings(tmp_path)) as (_, ep):
+        async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1]) as smtp:
+            await smtp.mail("")
+            await smtp.rcpt("+491701234567@eu.rsms.net")
+            with pytest.raises(aiosmtplib.SMTPResponseException) as err:
+                await smtp.data(make_mail())
+            assert err.value.code == 550
+            assert err.value.message.startswith("5.7.1") and "null sender" in err.value.message
     assert _orders(tmp_path) == []
 
 

@@ -246,14 +246,16 @@ def throwaway_exim(
     size_limit: str = "50M",
     client_options: Sequence[str] = (),
     refuse: Mapping[str, str] | None = None,
+    client_ca: Path | None = None,
 ) -> Iterator[Exim]:
     """Exim listening on `port` of 127.0.0.1 (a free one by default), relaying each domain
     of `routes` to its port there and delivering `mailboxes` into Maildirs; `verify` is
     the recipient verification of its RCPT ACL for the routed domains (`callout=10s`,
     `callout=10s,use_sender`, ...; "" = none); `client_options` are lines of its smtp
     transport (e.g. `hosts_require_tls = *`); `refuse` maps a recipient address to the
-    reply its RCPT gets (`550 5.1.1 ...` denied, `452 4.2.2 ...` deferred). The module's
-    docstring says how it runs."""
+    reply its RCPT gets (`550 5.1.1 ...` denied, `452 4.2.2 ...` deferred); with
+    `client_ca` its smtp transport verifies the next hop's certificate against that CA
+    (not its name: the next hop is 127.0.0.1). The module's docstring says how it runs."""
     require_exim()
     user = pwd.getpwnam(USER)
     root = Path(tempfile.mkdtemp(prefix="mailsms-exim-"))
@@ -275,6 +277,16 @@ def throwaway_exim(
     acl += (
         f"  deny domains = +routed_domains\n       !verify = recipient/{verify}\n" if verify else ""
     )
+    client = list(client_options)
+    if client_ca is not None:
+        ca = root / "client-ca.pem"
+        shutil.copyfile(client_ca, ca)
+        ca.chmod(0o644)
+        client += [
+            f"tls_verify_certificates = {ca}",
+            "tls_verify_hosts = *",
+            "tls_verify_cert_hostnames =",
+        ]
     config = root / "exim.conf"
     config.write_text(
         _CONFIG.format(
@@ -286,7 +298,7 @@ def throwaway_exim(
             mailbox_domains=" : ".join(mailboxes) or "!*",
             verify=acl,
             routers=routers,
-            client_options="".join(f"  {line}\n" for line in client_options),
+            client_options="".join(f"  {line}\n" for line in client),
             retry=retry,
         ),
         encoding="utf-8",
