@@ -6,7 +6,9 @@ a company admin. In front: a mail for two numbers and a landline, which Exim pip
 to us in one transaction, becomes two SMS and Exim's own bounce to the sender carries
 our 550, enhanced code and sentence; a 452 (the bridge's backpressure) keeps the mail in
 Exim's queue until the fault clears; Exim's callout verification (MAIL FROM:<> or the
-sender, RCPT, no DATA) gets our answer per recipient and leaves no order and no notice.
+sender, RCPT, no DATA) gets our answer per recipient and leaves no order and no notice;
+a mail over our size limit is refused at MAIL by its SIZE= and bounced with our reply;
+with `hosts_require_tls` Exim sends over verified STARTTLS, or keeps the mail queued.
 Behind: status mails and DSNs reach Exim's Maildir 7-bit with their headers intact,
 though Exim offers no DSN extension; Exim's 550 fails a notice, its 452 defers it."""
 
@@ -279,3 +281,23 @@ async def test_exims_hosts_require_tls_towards_the_bridge(tmp_path: Path, bridge
                 assert "TLS" in deferred[0], deferred[0]
                 assert rcpt in exim.queue() and not _bounces(exim)
                 assert _orders(tmp_path / "bridge.db") == {}
+
+
+async def test_a_mail_over_our_size_limit_bounces_from_exim_with_our_reply(
+    tmp_path: Path,
+) -> None:
+    """Exim takes up to its own `message_size_limit` (50 MB here) and sends `SIZE=` on
+    MAIL: a mail over the bridge's limit is refused at MAIL (552 5.3.4), before its data
+    crosses, and Exim's bounce carries our limit and sentence."""
+    async with running_bridge(make_settings(tmp_path)) as (_, ep):
+        with throwaway_exim({DOMAIN: ep.smtp[1]}) as exim:
+            rcpt = f"+491701230010@{DOMAIN}"
+            big = make_mail(to=rcpt, body="Pump P-101") + (b"y" * 998 + b"\r\n") * 1100
+            assert await asyncio.to_thread(_send, exim, [rcpt], big) == {}
+            [bounce] = await wait_for(lambda: _bounces(exim), 30)
+    body = bounce.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "MAIL FROM:<demo@example.com> SIZE=" in text, text  # refused before the data
+    assert "552 5.3.4 Message too big for this bridge (limit 1048576 bytes)" in text, text
+    assert _orders(tmp_path / "bridge.db") == {}
