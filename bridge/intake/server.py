@@ -842,7 +842,7 @@ def _guard(name: str, marks: tuple[tuple[str, Any], ...]) -> Guard:
         ):
             await self._out_of_sync(name)
             return
-        if name not in _PROGRESS:
+        if name not in _PROGRESS or (self._probe and name == "RCPT"):  # a probe: no mail
             self._idle_commands += 1
             if self._idle_commands > self.shared.idle_command_limit:
                 self._event(

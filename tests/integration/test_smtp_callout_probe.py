@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.helpers import our_faults, running_bridge
-from tests.security.common import greeted, orders
+from tests.security.common import greeted, orders, with_smtp
 
 
 def _notices(tmp_path: Path) -> list[object]:
@@ -60,5 +60,22 @@ async def test_a_pipelined_probe_gets_its_replies_in_order(tmp_path: Path) -> No
         )
         got = [(await c.read_reply())[:3] for _ in range(4)]
         assert got == ["250", "250", "550", "250"], got
+        await c.close()
+    assert orders(tmp_path) == []
+
+
+async def test_probes_count_as_commands_without_a_mail(tmp_path: Path) -> None:
+    """A probe's RCPT leads to no mail: a session of nothing but probes is closed at
+    `idle_command_limit`, as one of NOOPs is (else a client could ask about numbers
+    without end on one connection)."""
+    async with running_bridge(with_smtp(make_settings(tmp_path), idle_command_limit=10)) as (
+        _,
+        ep,
+    ):
+        c = await greeted(*ep.smtp)
+        answers = [await c.command("MAIL FROM:<>")]  # EHLO, MAIL: 2 of 10 without a mail
+        answers += [await c.command("RCPT TO:<+491701234567@eu.rsms.net>") for _ in range(9)]
+        assert all(a.startswith("250") for a in answers[:-1]), answers
+        assert answers[-1].startswith("421 4.7.0"), answers[-1]
         await c.close()
     assert orders(tmp_path) == []
