@@ -194,6 +194,12 @@ REPLIES: dict[str, Reply] = {
         "5.7.1",
         "Sender <{sender}> is disabled for SMS; ask your administrator to enable you",
     ),
+    "probe_not_allowed": Reply(
+        550,
+        "5.7.1",
+        "Recipient probes (MAIL FROM:<>) are answered only for a customer's mail servers "
+        "or after AUTH, not for client {ip}; ask your administrator to add your network",
+    ),
     "null_sender": Reply(
         550,
         "5.7.1",

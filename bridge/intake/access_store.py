@@ -47,6 +47,20 @@ def exposures(conn: Connection) -> list[tuple[str, str]]:
     return found
 
 
+def known_networks(conn: Connection) -> tuple[str, ...]:
+    """Every enabled customer's client networks (CIDRs), each once: where a recipient
+    probe may come from without AUTH."""
+    found: dict[str, None] = {}
+    rows = conn.execute(select(_customer.c.settings).where(_customer.c.enabled.is_(True)))
+    for (settings,) in rows:
+        try:
+            access = CustomerAccess.from_settings(settings or {})
+        except (ValueError, TypeError):  # its users cannot send either (`exposures`)
+            continue
+        found.update(dict.fromkeys(access.networks))
+    return tuple(sorted(found))
+
+
 def get_access(conn: Connection, customer: str) -> dict[str, Any]:
     settings = conn.execute(
         select(_customer.c.settings).where(_customer.c.name == customer)

@@ -27,7 +27,8 @@ from bridge.db.clock import utcnow
 from bridge.db.store import Store
 from bridge.errors import InputError, Reject, StorageUnavailable, reply
 from bridge.inbound.store import DEFAULT_REPLY_WINDOW
-from bridge.intake.access import Client, Networks, check_client
+from bridge.intake.access import Client, Networks, check_client, client_in
+from bridge.intake.access_store import known_networks
 from bridge.intake.addresses import RecipientError, parse_recipient, probe_refusal
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.commit import Conversation, IntakeMail, accept
@@ -55,6 +56,8 @@ from bridge.text.errors import MimeTooComplex
 from bridge.text.mime import extract
 
 log = logging.getLogger("bridge.intake")
+# Seconds the customers' client networks are kept for recipient probes (as senders' rows).
+PROBE_NETWORKS_TTL = 5.0
 
 _ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 
@@ -96,6 +99,8 @@ class IntakeHandler:
         self._normalize_networks = Networks(settings.normalize_networks)
         self.defaults = defaults
         self.store = store
+        # every enabled customer's client networks, and when they were read (probe_MAIL)
+        self._networks: tuple[float, tuple[str, ...]] | None = None
         self.on_accepted = on_accepted  # wakes the dispatcher for a mail with orders
         # ... as the mail is queued for its commit, not once it committed: the dispatcher's
         # claim then joins that commit (their lane, `bridge.mt.lanes.ORDERS`)
@@ -228,6 +233,31 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return reply("recipient_ok")
+
+    async def probe_MAIL(self, ip: str, authenticated: bool) -> str:
+        """The reply to `MAIL FROM:<>` (a recipient probe, see `probe_RCPT`): taken from
+        a client that could send a mail — one authenticated (AUTH), or on a network of an
+        enabled customer (`[customer] access`, read at most every 5 s) — so that the
+        internet cannot ask the bridge about numbers; else `550 5.7.1`."""
+        if not authenticated:
+            try:
+                networks = await self._probe_networks()
+            except StorageUnavailable as exc:
+                log.error("MAIL from=<>: storage unavailable: %s", exc)
+                return reply("storage_failure")
+            if not client_in(networks, ip):
+                self.logs.event(
+                    logging.INFO, "mail", ip, "MAIL from=<> client=%s refused: probe", ip
+                )
+                return reply("probe_not_allowed", ip=ip)
+        return reply("sender_ok")
+
+    async def _probe_networks(self) -> tuple[str, ...]:
+        now = time.monotonic()
+        cached = self._networks
+        if cached is None or now - cached[0] > PROBE_NETWORKS_TTL:
+            cached = self._networks = (now, await self.store.read(known_networks))
+        return cached[1]
 
     def probe_RCPT(self, ip: str, address: str) -> str:
         """The reply to a RCPT in a null-sender transaction: an MTA's callout verification

@@ -672,17 +672,21 @@ class BridgeSMTP(DataInBlocks):
 
     async def _probe_MAIL(self) -> None:
         """`MAIL FROM:<>`: a probe, as MTAs verify a recipient before they take a mail for
-        it (Exim's callout, Postfix's address verification): accepted, so that its RCPTs
-        get the answer the recipient would get (`probe_RCPT`); its DATA is refused
-        (`null_sender`: no mail without a sender becomes an SMS)."""
+        it (Exim's callout, Postfix's address verification): accepted from a client that
+        could send a mail (`probe_MAIL`), so that its RCPTs get the answer the recipient
+        would get (`probe_RCPT`); its DATA is refused (`null_sender`: no mail without a
+        sender becomes an SMS)."""
         if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
             return
         assert self.envelope is not None
         if self.envelope.mail_from or self._probe:
             await self.push("503 Error: nested MAIL command")
             return
-        self._probe = True
-        await self.push(reply("sender_ok"))
+        answer = await self.event_handler.probe_MAIL(
+            self.client_ip, self.auth_customer_id is not None
+        )
+        self._probe = answer.startswith("250")
+        await self.push(answer)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
         if await self._refuse_if_stopping():

@@ -7,11 +7,15 @@ test_addresses.py), a null sender's DATA is refused, and nothing is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from bridge.db.store import run_sync
+from bridge.intake.access_store import set_access
+from bridge.intake.handler import PROBE_NETWORKS_TTL
 from tests.conftest import make_settings
 from tests.helpers import our_faults, running_bridge
 from tests.security.common import greeted, orders, with_smtp
@@ -78,4 +82,25 @@ async def test_probes_count_as_commands_without_a_mail(tmp_path: Path) -> None:
         assert all(a.startswith("250") for a in answers[:-1]), answers
         assert answers[-1].startswith("421 4.7.0"), answers[-1]
         await c.close()
+    assert orders(tmp_path) == []
+
+
+async def test_a_probe_is_answered_only_for_a_client_that_could_send(tmp_path: Path) -> None:
+    """Access rules hold for probes too: a client on no enabled customer's network (and
+    not authenticated) gets `550 5.7.1` at `MAIL FROM:<>`, so the internet cannot ask
+    the bridge which numbers it would take; the customers' networks are read anew
+    within 5 seconds of a change."""
+    async with running_bridge(make_settings(tmp_path)) as (bridge, ep):
+        assert bridge.store is not None
+        run_sync(bridge.store.engine, set_access, "demo", {"networks": ["127.0.0.1/32"]})
+        await asyncio.sleep(PROBE_NETWORKS_TTL + 0.5)  # what the listener read at start
+        outside = await greeted(*ep.smtp, local="127.0.0.3")
+        refused = await outside.command("MAIL FROM:<>")
+        assert refused.startswith("550 5.7.1") and "127.0.0.3" in refused, refused
+        assert (await outside.command("RCPT TO:<+491701234567@eu.rsms.net>")).startswith("503")
+        await outside.close()
+        inside = await greeted(*ep.smtp, local="127.0.0.1")
+        assert (await inside.command("MAIL FROM:<>")).startswith("250")
+        assert (await inside.command("RCPT TO:<+491701234567@eu.rsms.net>")).startswith("250")
+        await inside.close()
     assert orders(tmp_path) == []
