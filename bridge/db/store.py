@@ -67,6 +67,9 @@ DEFAULT_TIMEOUT = 60.0
 SLOW_TIMEOUT = 3600.0
 
 
+_UNWATCHED: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 class _NoAnswer(DisconnectionError):
     """A call's connection cut by its deadline: the database did not answer in time."""
 
@@ -307,16 +310,23 @@ class Store:
         except (SQLAlchemyError, OSError) as exc:  # OSError: e.g. the directory vanished
             raise self._failed(exc) from exc  # the next transaction starts on a new connection
 
-    @contextlib.contextmanager
-    def _watched(self, conn: Connection, within: float, fn: Callable[..., Any]) -> Iterator[None]:
+    def _watched(
+        self, conn: Connection, within: float, fn: Callable[..., Any]
+    ) -> contextlib.AbstractContextManager[None]:
         """PostgreSQL: `conn` cut if the block has not ended `within` seconds from now
-        (`bridge.db.deadline`); what the block raises then is a `_NoAnswer`."""
+        (`bridge.db.deadline`); what the block raises then is a `_NoAnswer`. SQLite:
+        nothing."""
         if self._deadlines is None:
-            yield
-            return
+            return _UNWATCHED
+        return self._watching(self._deadlines, conn, within, fn)
+
+    @contextlib.contextmanager
+    def _watching(
+        self, deadlines: Deadlines, conn: Connection, within: float, fn: Callable[..., Any]
+    ) -> Iterator[None]:
         raw: Any = conn.connection.dbapi_connection
         what = getattr(fn, "__qualname__", "a call")
-        with self._deadlines.watch(raw.fileno(), within, what) as call:
+        with deadlines.watch(raw.fileno(), within, what) as call:
             try:
                 yield
             except (SQLAlchemyError, OSError) as exc:
