@@ -357,6 +357,17 @@ class Bridge:
         self._watch_certificates()
         return Endpoints(smtp=smtp, sandbox=sandbox_at, smpp=smpp, http=http)
 
+    def reload(self) -> None:
+        """SIGHUP (`systemctl reload`, a certbot deploy hook): the TLS certificate and key
+        files of every door and of the mailer checked now, and renewed ones taken, even
+        with `[server] tls_check_interval = 0`. The rest of the settings is read only at
+        start (a restart applies it); notice templates are looked at every 5 s anyway."""
+        log.info("SIGHUP: checking the TLS certificate files now")
+        try:
+            self.certs.check(reload=True)
+        except Exception:  # a reload never stops the bridge
+            log.exception("SIGHUP: the TLS certificate check failed")
+
     def _watch_certificates(self) -> None:
         """Start the certificate checks: the doors', and the mailer's client certificates
         (renewed in the contexts its SMTP client holds)."""
@@ -827,6 +838,7 @@ async def run(settings: Settings, share: Share | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, bridge.reload)
     log.info("event loop: %s", type(loop).__module__.partition(".")[0])
     await bridge.start()
     # What the start loaded (modules, table metadata, templates, number metadata) lives as

@@ -13,9 +13,11 @@ published in a page they all share, so that the others' SMTP intakes give way wh
 saturated (`bridge/intake/pacing.py`). On
 SQLite the processes take turns at the one write lock (WAL, busy timeout: a
 transaction takes the lock at its first write and waits for it); PostgreSQL lets them
-write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each finishes its
-in-flight mails); a child that exits on its own is logged, the others are stopped and
-the parent exits with status 1, so that the service manager restarts the whole bridge.
+write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each
+finishes its in-flight mails); SIGHUP is passed on to every child (each checks its TLS
+certificate files now); a child that exits on its own is logged, the others are stopped
+and the parent exits with status 1, so that the service manager restarts the whole
+bridge.
 """
 
 from __future__ import annotations
@@ -64,7 +66,13 @@ def serve(settings: Settings) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stopping.append(signum)
 
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:  # every child reloads
+        for c in children:
+            if c.pid is not None and c.is_alive():
+                os.kill(c.pid, signal.SIGHUP)
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     context = multiprocessing.get_context("fork")
     children: list[BaseProcess] = []
     files = MetricFiles.fresh()  # the run's counters, one set of files per child
@@ -160,6 +168,7 @@ def _child(settings: Settings, share: Share, metrics: Path) -> None:
     count_in_files(metrics)  # before the bridge makes its metrics (bridge.metrics)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the bridge's loop takes it (`run`)
     try:
         run_forever(settings, share)
     except (ConfigError, StorageUnavailable, OSError) as exc:
