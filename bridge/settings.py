@@ -63,7 +63,7 @@ class ServerSettings(Section):
     first_process_smtp: Literal["auto", "yes", "no"] = "auto"
     # Seconds between checks of the TLS certificate and key files ([smtp], [http],
     # [smpp_server] tls_cert/tls_key): changed files are taken without a restart
-    # (bridge/intake/tls.py, CertWatcher). 0: never (a renewal needs a restart).
+    # (bridge/intake/tls.py, CertWatcher). 0: never (a renewal needs SIGHUP or a restart).
     tls_check_interval: Annotated[float, Field(ge=0, le=86400)] = 60.0
     # Flow control at every door (bridge/intake/pacing.py): while a process is busier
     # than in_flow_busy (its share of the CPUs it may use, or its event loop's share of
