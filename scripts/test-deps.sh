@@ -57,11 +57,25 @@ exim_peer() {
     local debs
     debs=$(mktemp -d)
     chmod 755 "$debs"
-    (cd "$debs" && $SUDO apt-get download -qq exim4-daemon-light exim4-base exim4-config)
+    # a fresh machine may have no package lists yet
+    (cd "$debs" && { $SUDO apt-get download -qq exim4-daemon-light exim4-base exim4-config \
+      || { $SUDO apt-get update -qq && $SUDO apt-get download -qq exim4-daemon-light \
+        exim4-base exim4-config; }; })
     rm -rf "$dir/root.partial"
     for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$dir/root.partial"; done
     mv "$dir/root.partial" "$dir/root"
     rm -rf "$debs"
+  fi
+  # the libraries exim4-daemon-light's binary links (its package's Depends), installed
+  local libs=(libcrypt1 libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2
+    libpcre2-8-0)
+  local need=()
+  for lib in "${libs[@]}"; do dpkg -s "$lib" >/dev/null 2>&1 || need+=("$lib"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "test-deps: installing the libraries Exim needs: ${need[*]}"
+    $SUDO apt-get update -qq || true
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${need[@]}"
   fi
   getent passwd Debian-exim >/dev/null || $SUDO useradd --system --user-group \
     --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin Debian-exim
