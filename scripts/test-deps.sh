@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests' real peers need, only when they are missing:
 # slapd + ldap-utils + openssl (dirsync tests: a throwaway LDAP server with a test CA),
-# PostgreSQL (store tests on PostgreSQL; pg_basebackup for the replicated pair), swaks
+# PostgreSQL (store tests on PostgreSQL; pg_basebackup for the replicated pair), pgbouncer
+# (a throwaway PgBouncer in front of it, in session and transaction pooling; the
+# package's own service never starts), swaks
 # (the README's commands, run as written, and a client with its own habits: HELO,
 # STARTTLS, AUTH, leaving mid-transaction) with libnet-ssleay-perl (swaks' STARTTLS), msmtp (a mail client we did not write, sending
 # the text corpus to the listener), mutt (the terminal mail client, run in batch mode with
@@ -94,6 +96,7 @@ command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapwhoami >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 have_pg || missing+=(postgresql)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libnet-ssleay-perl)
 command -v msmtp >/dev/null 2>&1 || missing+=(msmtp)
