@@ -18,13 +18,19 @@ or tear committed data); `check_durability` refuses to start otherwise. Its sess
 wait at most `LOCK_WAIT` for a lock, as SQLite's writers do (`_postgres_session`), and
 libpq gets connection and TCP limits (`_PG_CONNECTION`), so neither a lock held
 elsewhere nor a server gone without a word holds a commit, and a client's answer,
-without end.
+without end. Through a transaction pooler (PgBouncer's `pool_mode = transaction`, declared
+by `?pool_mode=transaction` in `database_url`), whose server connections are shared
+between transactions, no statement is prepared on the server and each transaction's
+BEGIN sets the lock wait (`bridge.db.postgres`); an undeclared one is refused at start
+(`check_pooling`).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -112,7 +118,10 @@ def location(url: str) -> str:
     file = sqlite_file(url)
     if file is not None:
         return str(file.resolve())
-    return parse_url(url).render_as_string(hide_password=True)
+    parsed = parse_url(url)
+    if parsed.drivername == f"postgresql+{_DRIVER}":  # an engine's: as users write it
+        parsed = parsed.set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=True)
 
 
 def open_engine(
@@ -139,26 +148,75 @@ def open_engine(
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
+        pooled = pool_mode(parsed) is PoolMode.TRANSACTION
+        if parsed.drivername in ("postgresql", "postgresql+psycopg"):
+            registry.register(f"postgresql.{_DRIVER}", "bridge.db.postgres", "Postgres")
+            parsed = parsed.set(drivername=f"postgresql+{_DRIVER}")
+        elif parsed.drivername != f"postgresql+{_DRIVER}":
+            raise ConfigError(
+                f"database_url: the driver {parsed.drivername!r} is not supported; write "
+                "postgresql://… (the bridge uses psycopg 3)"
+            )
         # libpq's connection and TCP limits, unless the URL sets them: a server that has
         # gone without a word (a failover, a cut link) fails a call in seconds, not after
         # the kernel's retransmissions (~15 minutes).
-        limits = {k: v for k, v in _PG_CONNECTION.items() if k not in parsed.query}
-        if timeout is not None and "connect_timeout" in limits:
-            limits["connect_timeout"] = max(2, min(limits["connect_timeout"], math.ceil(timeout)))
+        limits: dict[str, int | None] = {
+            k: v for k, v in _PG_CONNECTION.items() if k not in parsed.query
+        }
+        connect_timeout = limits.get("connect_timeout")
+        if timeout is not None and connect_timeout is not None:
+            limits["connect_timeout"] = max(2, min(connect_timeout, math.ceil(timeout)))
+        if pooled:  # no statement prepared on a server connection the next one lacks
+            limits["prepare_threshold"] = None
         engine = create_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=2,
             connect_args=limits,
+            **({"mailsms_transaction_pooled": True} if pooled else {}),
         )
-        event.listen(engine, "connect", _postgres_session)
+        event.listen(engine, "connect", _connected if pooled else _postgres_session)
         event.listen(engine, "checkin", _returned)
         event.listen(engine, "checkout", _ping_when_idle)
         return engine
     raise ConfigError(
         f"database_url: expected sqlite:///path or postgresql://…, got {parsed.drivername!r}"
+    )
+
+
+class PoolMode(enum.StrEnum):
+    """How a connection pooler in front of PostgreSQL hands out its server connections
+    (`database_url`'s `pool_mode` query parameter, PgBouncer's term)."""
+
+    SESSION = "session"  # one server connection per client connection (or no pooler)
+    TRANSACTION = "transaction"  # a server connection per transaction, shared
+
+
+# The `database_url` query parameter that names the pooler's mode (not a libpq parameter).
+POOL_MODE = "pool_mode"
+
+
+def pool_mode(url: URL) -> PoolMode:
+    """The pool mode `url` declares (`?pool_mode=transaction`); session when it declares
+    none. A mode the bridge cannot run under, or a misspelt one, is a ConfigError."""
+    given = url.query.get(POOL_MODE)
+    if given is None:
+        return PoolMode.SESSION
+    value = given if isinstance(given, str) else ",".join(given)
+    try:
+        return PoolMode(value.strip().lower())
+    except ValueError:
+        pass
+    if value.strip().lower() == "statement":
+        raise ConfigError(
+            "database_url: pool_mode=statement cannot work: the bridge's transactions have "
+            "several statements; set PgBouncer's pool_mode to transaction (and write "
+            "?pool_mode=transaction) or session"
+        )
+    raise ConfigError(
+        f"database_url: pool_mode={value!r} is not a pool mode; write ?pool_mode=transaction "
+        "when a pooler such as PgBouncer hands out server connections per transaction, "
+        "else leave it out (session pooling and PostgreSQL itself need nothing)"
     )
 
 
@@ -207,24 +265,41 @@ def ping(dbapi_connection: Any) -> None:
         raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
 
 
+_SET_LOCK_WAIT = f"SET lock_timeout = {int(LOCK_WAIT * 1000)}"
+# Through a transaction pooler: the transaction's own BEGIN sets it, in the same message
+# (`bridge.db.postgres.Postgres.do_begin`).
+BEGIN_LOCK_WAIT = f"BEGIN; SET LOCAL lock_timeout = {int(LOCK_WAIT * 1000)}".encode()
+
+
 def _postgres_session(dbapi_connection: Any, record: Any) -> None:
     """Each PostgreSQL session waits at most `LOCK_WAIT` seconds for a lock, as SQLite's
     writers do: a statement behind a lock held elsewhere (`LOCK TABLE`, a migration, a
     forgotten transaction) fails with `LockNotAvailable`, the caller's storage fault
     (the SMTP client gets 451 and sends again), instead of holding the commit, and the
     client's answer, without end. Set after connecting (not as a startup option, which
-    PgBouncer refuses); start-up under the migration lock waits as long as it takes."""
-    _outside_transactions(dbapi_connection, f"SET lock_timeout = {int(LOCK_WAIT * 1000)}")
-    record.info["returned"] = time.monotonic()  # just connected: no ping at its first checkout
+    PgBouncer refuses); start-up under the migration lock waits as long as it takes.
+    Through a transaction pooler a session's SET would land on one shared server
+    connection: each transaction sets it instead (`bridge.db.postgres.Postgres.do_begin`)."""
+    _outside_transactions(dbapi_connection, _SET_LOCK_WAIT)
+    _connected(dbapi_connection, record)
 
 
-def _outside_transactions(dbapi_connection: Any, sql: str) -> None:
-    """Run `sql` in autocommit (psycopg would begin a transaction, and leave it open)."""
+def _connected(_dbapi_connection: Any, record: Any) -> None:
+    """Just connected: no ping at its first checkout. (Through a transaction pooler, the
+    only session set-up: see `_postgres_session`.)"""
+    record.info["returned"] = time.monotonic()
+
+
+def _outside_transactions(dbapi_connection: Any, sql: str) -> Any:
+    """Run `sql` in autocommit (psycopg would begin a transaction, and leave it open); the
+    first column of its first row, if any."""
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
     try:
         with dbapi_connection.cursor() as cursor:
             cursor.execute(sql)
+            row = cursor.fetchone() if cursor.description is not None else None
+            return None if row is None else row[0]
     finally:
         if not dbapi_connection.closed:
             dbapi_connection.autocommit = autocommit
@@ -339,7 +414,41 @@ def check_durability(engine: Engine) -> str:
                 f"full_page_writes=on (a crash could lose acknowledged mail), found "
                 f"{', '.join(wrong)}; fix postgresql.conf (or ALTER SYSTEM / ALTER DATABASE)"
             )
-        return "postgresql " + " ".join(f"{n}={v}" for n, v in found.items())
+    check_pooling(engine)
+    return "postgresql " + " ".join(f"{n}={v}" for n, v in found.items())
+
+
+def check_pooling(engine: Engine) -> None:
+    """Refuse a transaction pooler (PgBouncer's `pool_mode = transaction`) that
+    `database_url` does not declare (`?pool_mode=transaction`): its server connections
+    are shared between transactions, so psycopg's prepared statements would fail on the
+    next one ("prepared statement "_pg3_0" does not exist") and the session's
+    lock_timeout would be lost.
+
+    Found by what it does: a setting one client connection makes for its session
+    (a name of the bridge's own, a random value) is seen by another one's next
+    statement, which the pooler runs on the server connection just released."""
+    if engine.dialect.name != "postgresql" or pool_mode(engine.url) is PoolMode.TRANSACTION:
+        return
+    marker = secrets.token_hex(8)
+    with engine.connect() as first, engine.connect() as second:
+        one: Any = first.connection.dbapi_connection
+        other: Any = second.connection.dbapi_connection
+        _outside_transactions(one, f"SET mailsms.pool_probe = '{marker}'")
+        try:
+            seen = _outside_transactions(
+                other, "SELECT current_setting('mailsms.pool_probe', true)"
+            )
+        finally:
+            _outside_transactions(one, "RESET mailsms.pool_probe")
+    if seen == marker:
+        raise ConfigError(
+            f"database_url: {location(engine.url.render_as_string(hide_password=False))} "
+            "shares its server connections between transactions (PgBouncer's "
+            "pool_mode = transaction, or another transaction pooler); add "
+            "?pool_mode=transaction to database_url (…/dbname?pool_mode=transaction), "
+            "or use session pooling"
+        )
 
 
 def alembic_config(url: str) -> Config:
