@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiosmtplib
@@ -27,11 +28,18 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from bridge.cli import app
-from bridge.db.engine import LOCK_WAIT, check_pooling, current_revision, head_revision, open_engine
+from bridge.db.engine import (
+    LOCK_WAIT,
+    check_pooling,
+    current_revision,
+    head_revision,
+    open_engine,
+    upgrade,
+)
 from bridge.errors import ConfigError
 from bridge.settings import Settings
 from tests.conftest import make_settings
-from tests.helpers import db_rows, make_mail, running_bridge, wait_for
+from tests.helpers import db_rows, maildir_messages, make_mail, running_bridge, wait_for
 from tests.peers.pgbouncer import Bouncer, PoolMode, throwaway_pgbouncer
 from tests.peers.postgres import DURABLE, PgServer, throwaway_server
 
@@ -70,9 +78,12 @@ async def test_mail_to_sms_to_receipt_and_notice_past_the_prepare_threshold(
     tmp_path: Path, pg: PgServer, bouncer: Bouncer
 ) -> None:
     """40 mails (each statement kind well past psycopg's prepare threshold of 5), each
-    sent, delivered, its receipt stored and its order final; no database fault."""
+    sent, delivered, its receipt stored, its order final and its status notice mailed."""
     name = _database(pg)
-    settings = _settings(tmp_path, bouncer.url(name))
+    plain = _settings(tmp_path, bouncer.url(name))
+    settings = plain.model_copy(
+        update={"defaults": plain.defaults.model_copy(update={"notify": "all"})}
+    )
     count = 40
     async with running_bridge(settings) as (bridge, ep):
         assert bridge.store is not None
@@ -86,6 +97,7 @@ async def test_mail_to_sms_to_receipt_and_notice_past_the_prepare_threshold(
             return len(rows) == count and all(r[0] == "delivered" for r in rows)
 
         await wait_for(final, within=40)
+        await wait_for(lambda: len(maildir_messages(tmp_path / "maildir")) == count, within=20)
     texts = sorted(r[0] for r in db_rows(pg.url(name), 'SELECT text FROM "order"'))
     assert texts == sorted(f"mail {i}" for i in range(count))
 
@@ -121,23 +133,35 @@ async def test_a_commit_behind_a_held_lock_answers_451_within_the_lock_wait(
     assert texts.count("only once") == 1
 
 
-async def test_two_bridges_starting_together_migrate_in_turn_through_pgbouncer(
+async def test_instances_migrating_together_then_two_bridges_through_one_pgbouncer(
     tmp_path: Path, pg: PgServer, bouncer: Bouncer
 ) -> None:
-    """The migrations (alembic) and the migration's advisory lock (transaction-scoped)
-    through PgBouncer: two bridges start together on an empty database."""
+    """The migrations (alembic) under the migration's advisory lock (transaction-scoped)
+    through PgBouncer: three instances migrate an empty database at once, in turn; then
+    two bridges run side by side through the one PgBouncer, each taking mail."""
     name = _database(pg)
     url = bouncer.url(name)
+    engines = [open_engine(url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(upgrade, engines))
+        assert current_revision(engines[0]) == head_revision()
+    finally:
+        for engine in engines:
+            engine.dispose()
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    async with running_bridge(_settings(one, url)), running_bridge(_settings(two, url)):
-        pass
-    engine = open_engine(url)
-    try:
-        assert current_revision(engine) == head_revision()
-    finally:
-        engine.dispose()
+    async with (
+        running_bridge(_settings(one, url)) as (_, first),
+        running_bridge(_settings(two, url)) as (_, second),
+    ):
+        for i, ep in enumerate((first, second)):
+            async with aiosmtplib.SMTP(hostname=ep.smtp[0], port=ep.smtp[1], timeout=60) as smtp:
+                mail = make_mail(to=TO, body=f"by bridge {i}", message_id=f"<b{i}@client.example>")
+                await smtp.sendmail("demo@example.com", [TO], mail)
+    texts = sorted(r[0] for r in db_rows(pg.url(name), 'SELECT text FROM "order"'))
+    assert texts == ["by bridge 0", "by bridge 1"]
 
 
 def test_an_undeclared_transaction_pooler_is_refused_with_what_to_add(
