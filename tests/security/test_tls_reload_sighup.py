@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import ssl
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ def _served(port: int, ca: trustme.CA) -> bytes:
         stream.readline()  # 220
         stream.write(b"EHLO probe\r\n")
         stream.flush()
-        while not stream.readline()[3:4] == b" ":
+        while stream.readline()[3:4] != b" ":
             pass
         stream.write(b"STARTTLS\r\n")
         stream.flush()
