@@ -72,7 +72,8 @@ class NotSent(ConnectionLost):
 
 
 class NoTimeLeft(NotSent):
-    """The request waited for a window slot until its send-by time; it never left."""
+    """The request would have gone after its send-by time (it waited for a window slot,
+    a token, or was held up otherwise); it never left."""
 
 
 class ResponseTimeout(SessionError):
@@ -157,6 +158,9 @@ class SmppSession:
 
         Raises ConnectionLost or ResponseTimeout; on timeout the connection is dropped.
         A request that has no window slot by `send_by` (loop time) is not sent: NoTimeLeft.
+        Nor is one that reaches its write after `send_by`, whatever held it up on the way (a
+        rate's token, a slot that came just as the time ran out, a process that was frozen
+        and woke with its timers all due): its order's claim may be another's by then.
         """
         if use_window:
             # a free slot is taken at once: the send-by time (a timer) only for a full window
@@ -175,8 +179,11 @@ class SmppSession:
                 raise NotSent(f"{self.name}: connection closed ({self.close_reason})")
             if self._unbinding is not None:
                 raise NotSent(f"{self.name}: the peer is unbinding")
-            seq = self.next_sequence()
             loop = asyncio.get_running_loop()
+            if send_by is not None and loop.time() > send_by:
+                late = loop.time() - send_by
+                raise NoTimeLeft(f"{self.name}: {late:.1f} s past the send-by time, not sent")
+            seq = self.next_sequence()
             fut: asyncio.Future[Pdu] = loop.create_future()
             self._pending[seq] = fut
             try:

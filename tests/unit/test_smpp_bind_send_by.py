@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from bridge.smpp.pdu import EnquireLink, Pdu
-from bridge.smpp.session import NoTimeLeft
+from bridge.smpp.session import NoTimeLeft, SmppSession
 from bridge.smpp.stats import BindStats
 from bridge.smpp.throttle import TokenBucket
 from bridge.transports.smpp import SmppConfig
@@ -43,3 +44,40 @@ async def test_a_send_past_its_send_by_time_leaves_the_rates_untouched() -> None
     later = asyncio.get_running_loop().time()
     assert bind.bucket.wait(later) <= 1.0
     assert smsc.wait(later) <= 1.0
+
+
+async def test_a_request_held_up_past_its_send_by_time_is_not_written() -> None:
+    """A frozen process (a paused VM, SIGSTOP) wakes with a window slot freed and its
+    send-by time passed in the same moment: the request that was waiting for the slot
+    gets it before its timeout is run, and used to be written anyway, an order sent
+    after its claim had run out (another instance may have sent it meanwhile)."""
+    received = bytearray()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            received.extend(data)
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    session = SmppSession(reader, writer, _no_requests, window=1, response_timeout=1.0, name="esme")
+    try:
+        slot = session._window
+        await slot.acquire()  # a request in flight fills the window
+        send_by = loop.time() + 0.2
+
+        def answer_then_freeze() -> None:
+            slot.release()  # its answer frees the slot ...
+            time.sleep(0.4)  # ... and the process stops until past the send-by time
+
+        loop.call_later(0.05, answer_then_freeze)
+        with pytest.raises(NoTimeLeft):
+            await session.request(EnquireLink(0), send_by=send_by)
+        await asyncio.sleep(0.1)
+        assert bytes(received) == b""
+        assert not slot.locked()  # the slot is given back
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()
