@@ -7,6 +7,10 @@ committed into the same queued id); a 5xx is recorded as refused. Every final an
 appended to the `--acks` file as one JSON line, flushed at once:
 `{"i": 7, "id": "<queued id>"}` or `{"i": 7, "reply": "<5xx reply>"}`.
 
+`--port` given twice (an MTA with two MX hosts): a mail goes to the first, and each
+attempt after a failure to the next in turn. Each answer's record also has the time
+(`t`, Unix seconds) and the port that answered.
+
 Mails are numbered from `--first` (another client uses another range). New mails start
 until `--max-mails` are sent, `--duration` seconds have passed or the
 `--stop-file` exists; mails already started are finished (each given up after
@@ -119,22 +123,26 @@ class Client:
         return self.next - (self.first - 1)
 
     def record(self, entry: dict[str, object]) -> None:
+        entry["t"] = round(time.time(), 3)
         self.out.write(json.dumps(entry) + "\n")
         self.out.flush()
 
     async def worker(self) -> None:
         conn: Conn | None = None
+        ports: list[int] = self.args.port
+        port = ports[0]
         while (i := self.take()) is not None:
             give_up = time.monotonic() + self.args.give_up
             attempt = 0
             while True:
                 try:
                     if conn is None:
-                        conn = await connect(self.args.port)
+                        port = ports[attempt % len(ports)]
+                        conn = await connect(port)
                     queued = await transaction(conn, i)
                 except Refused as exc:
                     self.refused += 1
-                    self.record({"i": i, "reply": str(exc)})
+                    self.record({"i": i, "reply": str(exc), "port": port})
                     close(conn)
                     conn = None
                     break
@@ -150,7 +158,12 @@ class Client:
                     await asyncio.sleep(min(0.5, 0.02 * 2 ** min(attempt, 5)))
                     continue
                 self.acked += 1
-                self.record({"i": i, "id": queued})
+                self.record({"i": i, "id": queued, "port": port})
+                if port != ports[0]:  # the next mail goes to the first host again
+                    with contextlib.suppress(Exception):
+                        await expect(conn, b"QUIT\r\n", "221")
+                    close(conn)
+                    conn = None
                 break
         if conn is not None:
             with contextlib.suppress(Exception):
@@ -172,7 +185,7 @@ async def main(args: argparse.Namespace, out: IO[str]) -> dict[str, int]:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, action="append", required=True)
     p.add_argument("--acks", required=True)
     p.add_argument("--first", type=int, default=1)
     p.add_argument("--conc", type=int, default=4)

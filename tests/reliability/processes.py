@@ -30,8 +30,23 @@ HOST = "127.0.0.1"
 DOMAIN = "eu.rsms.net"
 
 
+@dataclass(frozen=True)
+class Timing:
+    """The bridge's times the reliability tests shorten: `[dispatch] lease`, the external
+    SMSC's `response_timeout`, and `database_timeout` (None: the default)."""
+
+    lease: float = 15.0  # the shortest for response_timeout 5 s (bridge.mt.settings)
+    response_timeout: float = 5.0
+    database_timeout: float | None = None
+
+
 def bridge_config(
-    workdir: Path, smtp_port: int, smsc: str, extra: str = "", database_url: str | None = None
+    workdir: Path,
+    smtp_port: int,
+    smsc: str,
+    extra: str = "",
+    database_url: str | None = None,
+    timing: Timing = Timing(),
 ) -> Path:
     """A bridge.toml in `workdir`: SQLite (unless `database_url`) and Maildir there, SMTP on
     `smtp_port`.
@@ -55,7 +70,7 @@ host = "{HOST}"
 port = {port}
 system_id = "bridge"
 password = "sandbox"
-response_timeout = 5.0
+response_timeout = {timing.response_timeout}
 long_code_rate = 0  # the load comes from one long-code sender; this test is about durability
 reconnect_max = 0.5
 bind_failure_min = 0.2
@@ -65,8 +80,10 @@ prefix = ""
 transports = ["smsc"]
 """
     path = workdir / "bridge.toml"
+    top = "" if timing.database_timeout is None else f"database_timeout = {timing.database_timeout}"
     path.write_text(
         f"""database_url = "{database_url}"
+{top}
 demo = true
 log_level = "INFO"
 
@@ -85,7 +102,7 @@ poll_interval = 0.2
 
 [dispatch]
 poll_interval = 0.1
-lease = 15.0  # the shortest for response_timeout 5 s (bridge.mt.settings)
+lease = {timing.lease}
 retry_min = 0.5
 retry_max = 2.0
 
@@ -143,7 +160,14 @@ class Proc:
         return self.popen.wait(10)
 
 
-def spawn(name: str, cmd: list[str], log: Path, *, stdout_pipe: bool = False) -> Proc:
+def spawn(
+    name: str,
+    cmd: list[str],
+    log: Path,
+    *,
+    stdout_pipe: bool = False,
+    env: dict[str, str] | None = None,
+) -> Proc:
     out = open(log, "ab")  # noqa: SIM115  (the child keeps it; closed with the process)
     try:
         popen = subprocess.Popen(
@@ -152,7 +176,15 @@ def spawn(name: str, cmd: list[str], log: Path, *, stdout_pipe: bool = False) ->
             stdout=subprocess.PIPE if stdout_pipe else out,
             stderr=out,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                # this checkout's code, also for `mailsms` of a virtualenv installed from another
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, (str(REPO), os.environ.get("PYTHONPATH")))
+                ),
+                **(env or {}),
+            },
         )
     finally:
         out.close()
@@ -160,7 +192,9 @@ def spawn(name: str, cmd: list[str], log: Path, *, stdout_pipe: bool = False) ->
 
 
 def start_bridge(config: Path, log: Path, name: str = "bridge") -> Proc:
-    return spawn(name, [MAILSMS, "serve", "-c", str(config)], log)
+    """`mailsms serve`; its PostgreSQL sessions carry `name` as their application_name
+    (libpq's PGAPPNAME), so a test can tell them apart in pg_stat_activity."""
+    return spawn(name, [MAILSMS, "serve", "-c", str(config)], log, env={"PGAPPNAME": name})
 
 
 def wait_smtp_ready(proc: Proc, port: int, within: float = 60.0) -> None:
@@ -243,6 +277,7 @@ def running_instances(
     *,
     together: bool = False,
     extra: str = "",
+    timing: Timing = Timing(),
 ) -> Iterator[list[Instance]]:
     """`count` bridges on `database_url`, each greeting on its own SMTP port; stopped
     (SIGTERM) at the end.
@@ -261,7 +296,9 @@ def running_instances(
             workdir = root / name
             workdir.mkdir(parents=True, exist_ok=True)
             port = free_port()
-            config = bridge_config(workdir, port, transport, extra, database_url=database_url)
+            config = bridge_config(
+                workdir, port, transport, extra, database_url=database_url, timing=timing
+            )
             proc = start_bridge(config, workdir / "bridge.log", name)
             instances.append(Instance(name, workdir, port, config, proc))
             if not together:
