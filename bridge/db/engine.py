@@ -18,16 +18,19 @@ or tear committed data); `check_durability` refuses to start otherwise. Its sess
 wait at most `LOCK_WAIT` for a lock, as SQLite's writers do (`_postgres_session`), and
 libpq gets connection and TCP limits (`_PG_CONNECTION`), so neither a lock held
 elsewhere nor a server gone without a word holds a commit, and a client's answer,
-without end. Through a transaction pooler (PgBouncer's `pool_mode = transaction`, declared
-by `?pool_mode=transaction` in `database_url`), whose server connections are shared
-between transactions, no statement is prepared on the server and each transaction's
-BEGIN sets the lock wait (`bridge.db.postgres`); an undeclared one is refused at start
-(`check_pooling`).
+without end; and the server ends a transaction of ours that waits for its next statement
+longer than `database_timeout` (an instance frozen inside it), so its locks are not held
+by an instance that does not run. Through a transaction pooler (PgBouncer's `pool_mode =
+transaction`, declared by `?pool_mode=transaction` in `database_url`), whose server
+connections are shared between transactions, no statement is prepared on the server and
+each transaction's BEGIN sets both waits (`bridge.db.postgres`); an undeclared one is
+refused at start (`check_pooling`).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import math
 import secrets
@@ -168,14 +171,19 @@ def open_engine(
             limits["connect_timeout"] = max(2, min(connect_timeout, math.ceil(timeout)))
         if pooled:  # no statement prepared on a server connection the next one lacks
             limits["prepare_threshold"] = None
+        # a transaction of ours waiting this long for its next statement is ended by the server
+        idle = _IDLE_IN_TRANSACTION if timeout is None else timeout
         engine = create_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=2,
             connect_args=limits,
-            **({"mailsms_transaction_pooled": True} if pooled else {}),
+            **({"mailsms_begin": begin_with_waits(idle)} if pooled else {}),
         )
-        event.listen(engine, "connect", _connected if pooled else _postgres_session)
+        if pooled:
+            event.listen(engine, "connect", _connected)
+        else:
+            event.listen(engine, "connect", functools.partial(_postgres_session, idle=idle))
         event.listen(engine, "checkin", _returned)
         event.listen(engine, "checkout", _ping_when_idle)
         return engine
@@ -219,6 +227,10 @@ def pool_mode(url: URL) -> PoolMode:
         "else leave it out (session pooling and PostgreSQL itself need nothing)"
     )
 
+
+# Seconds a transaction may wait for its client's next statement before the server ends it,
+# for engines not given the running bridge's `database_timeout` (commands, start-up).
+_IDLE_IN_TRANSACTION = 60.0
 
 # libpq parameters every PostgreSQL connection gets (the URL's own win).
 _PG_CONNECTION: dict[str, int] = {
@@ -265,22 +277,44 @@ def ping(dbapi_connection: Any) -> None:
         raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
 
 
-_SET_LOCK_WAIT = f"SET lock_timeout = {int(LOCK_WAIT * 1000)}"
-# Through a transaction pooler: the transaction's own BEGIN sets it, in the same message
-# (`bridge.db.postgres.Postgres.do_begin`).
-BEGIN_LOCK_WAIT = f"BEGIN; SET LOCAL lock_timeout = {int(LOCK_WAIT * 1000)}".encode()
+def _lock_waits(idle: float, *, local: bool = False) -> str:
+    """The SQL that sets a session's (or, `local`, a transaction's) waits: `LOCK_WAIT`
+    for a lock, `idle` seconds for our next statement inside a transaction."""
+    scope = "SET LOCAL" if local else "SET"
+    return (
+        f"{scope} lock_timeout = {int(LOCK_WAIT * 1000)}; "
+        f"{scope} idle_in_transaction_session_timeout = {max(1, int(idle * 1000))}"
+    )
 
 
-def _postgres_session(dbapi_connection: Any, record: Any) -> None:
+def begin_with_waits(idle: float) -> bytes:
+    """Through a transaction pooler: a transaction's BEGIN with its waits, one message
+    (`bridge.db.postgres.Postgres.do_begin`)."""
+    return f"BEGIN; {_lock_waits(idle, local=True)}".encode()
+
+
+def _postgres_session(dbapi_connection: Any, record: Any, *, idle: float) -> None:
     """Each PostgreSQL session waits at most `LOCK_WAIT` seconds for a lock, as SQLite's
     writers do: a statement behind a lock held elsewhere (`LOCK TABLE`, a migration, a
     forgotten transaction) fails with `LockNotAvailable`, the caller's storage fault
     (the SMTP client gets 451 and sends again), instead of holding the commit, and the
     client's answer, without end. Set after connecting (not as a startup option, which
     PgBouncer refuses); start-up under the migration lock waits as long as it takes.
-    Through a transaction pooler a session's SET would land on one shared server
-    connection: each transaction sets it instead (`bridge.db.postgres.Postgres.do_begin`)."""
-    _outside_transactions(dbapi_connection, _SET_LOCK_WAIT)
+
+    And a transaction of ours left without a statement for `idle` seconds (the running
+    bridge's `database_timeout`) is ended by the server
+    (`idle_in_transaction_session_timeout`, which closes the session): an instance frozen
+    inside a transaction (a paused virtual machine, a SIGSTOP, a host stalled in swap)
+    keeps its TCP connection alive, and without it would hold the transaction's row
+    locks (claims other instances skip) and the duplicate check's advisory locks (a
+    copy of the mail at another instance waits and gets 451) until it wakes. Between two
+    statements of one of our transactions there is only a little Python on a database
+    thread, far below any `idle`; when the frozen instance wakes, its next statement
+    fails as a lost connection (451, a transient status) and nothing of the transaction
+    is stored. Through a transaction pooler a session's SET would land on one shared
+    server connection: each transaction sets both instead
+    (`bridge.db.postgres.Postgres.do_begin`)."""
+    _outside_transactions(dbapi_connection, _lock_waits(idle))
     _connected(dbapi_connection, record)
 
 

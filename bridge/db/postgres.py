@@ -16,32 +16,33 @@ from sqlalchemy import PoolProxiedConnection
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL
 
-from bridge.db.engine import BEGIN_LOCK_WAIT, POOL_MODE
+from bridge.db.engine import POOL_MODE
 
 
 class Postgres(PGDialect_psycopg):
     """psycopg 3, without `database_url`'s `pool_mode` among libpq's parameters; through
-    a transaction pooler (`mailsms_transaction_pooled`) each transaction's BEGIN sets its
-    lock wait (`SET LOCAL`), in the same message: no round trip more than a BEGIN."""
+    a transaction pooler (`mailsms_begin`: `engine.begin_with_waits`) each transaction's
+    BEGIN sets its waits (`SET LOCAL`), in the same message: no round trip more than a
+    BEGIN."""
 
     supports_statement_cache = True
 
-    def __init__(self, mailsms_transaction_pooled: bool = False, **kwargs: Any) -> None:
+    def __init__(self, mailsms_begin: bytes | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-        self.mailsms_transaction_pooled = mailsms_transaction_pooled
+        self.mailsms_begin = mailsms_begin
 
     def create_connect_args(self, url: URL) -> Any:
         without = url.difference_update_query([POOL_MODE])
         return super().create_connect_args(without)  # type: ignore[no-untyped-call]
 
     def do_begin(self, dbapi_connection: PoolProxiedConnection) -> None:
-        if not self.mailsms_transaction_pooled:
+        if self.mailsms_begin is None:
             return  # psycopg begins the transaction with its first statement
         raw: Any = dbapi_connection.dbapi_connection
         if raw.autocommit or raw.pgconn.transaction_status != TransactionStatus.IDLE:
             return  # no transaction (an autocommit read), or one begun already
         # libpq's own call: psycopg, finding the transaction begun, sends no BEGIN of its
         # own (its BEGIN takes one statement only)
-        result = raw.pgconn.exec_(BEGIN_LOCK_WAIT)
+        result = raw.pgconn.exec_(self.mailsms_begin)
         if result.status != ExecStatus.COMMAND_OK:
             raise psycopg_errors.error_from_result(result, encoding=raw.info.encoding)
