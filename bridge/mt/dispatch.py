@@ -21,6 +21,11 @@ A claim's lease is not renewed: every submit ends by the claim's end less RECORD
 (`Transport.submit(until=…)`), whatever it waits for (a bind, throttling, a sender's
 token, a window slot, an answer), so that no other instance claims the order and sends it
 again while this one still works on it; the settings refuse a lease too short for that.
+An instance that held a claim past its end all the same (frozen: a paused VM, a host in
+swap) sends nothing when it wakes (the SMPP session writes nothing after the send-by
+time), and its late deferral, parking or hold of the order is written only while the
+order is still under that claim (`Outcome.claim`): it never moves the due time of, or
+uncounts, the claim another instance has taken since.
 
 Every attempt leaves order_event lines saying why it happened and what each transport
 answered. After an unknown outcome (response timeout, connection lost) the order is
@@ -36,6 +41,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bridge import logcontext
@@ -44,7 +50,7 @@ from bridge.db.store import Store
 from bridge.metrics import Metrics, elapsed
 from bridge.mt import orders as order_sql
 from bridge.mt.causes import Cause, FailureCause
-from bridge.mt.dispatch_record import Claim, Outcome, OutcomeKind, Recorder
+from bridge.mt.dispatch_record import UNDER_CLAIM, Claim, Outcome, OutcomeKind, Recorder
 from bridge.mt.dispatch_sms import (
     UNKNOWN_OUTCOME,
     UNKNOWN_PREFIX,
@@ -187,6 +193,8 @@ class Dispatcher:
                 raise
             except Exception:
                 outcome = Outcome(order.id, OutcomeKind.HELD, reason=traceback.format_exc())
+            if outcome.kind in UNDER_CLAIM:  # written only while the claim is still ours
+                outcome = replace(outcome, claim=order.attempts)
             waiting = len(self._tasks) - sum(self._lane.values()) - self._recording
             self._recording += 1
             if waiting >= self.settings.concurrency:  # it held the last of the claim budget

@@ -50,6 +50,11 @@ class OutcomeKind(enum.StrEnum):
     PARKED = "parked"  # not attempted: no room at the SMSC yet, or the sender's rate
 
 
+# The outcomes written only while the order is still under the claim they ran under: what
+# they write (a due time, an attempt not counted, a hold) is the claim's to decide.
+UNDER_CLAIM = frozenset({OutcomeKind.DEFERRED, OutcomeKind.PARKED, OutcomeKind.HELD})
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one order in this attempt."""
@@ -65,6 +70,11 @@ class Outcome:
     submitted_at: datetime | None = None  # when the accepted submit began
     receipt_due: datetime | None = None  # when waiting for its final report ends
     cause: Cause | None = None  # for kind FINAL: why, for the DSN's status code
+    # The attempt count of the claim this attempt ran under: a deferral, a parking or a
+    # hold is written only while the order is still under it (`orders.under_claim`);
+    # None: no condition (an accepted submit or a final failure is written whoever
+    # holds the order now).
+    claim: int | None = None
 
     def submitted(self) -> Submitted:
         return Submitted(
@@ -100,7 +110,14 @@ def record_outcomes(
     submitted = [o.submitted() for o in outcomes if o.kind == OutcomeKind.SUBMITTED]
     record_submitted_many(conn, now, submitted, steps=steps)
     order_sql.record_parked(
-        conn, [(o.order_id, o.next_at or now) for o in outcomes if o.kind == OutcomeKind.PARKED]
+        conn,
+        [
+            (o.order_id, o.next_at or now)
+            if o.claim is None
+            else (o.order_id, o.next_at or now, o.claim)
+            for o in outcomes
+            if o.kind == OutcomeKind.PARKED
+        ],
     )
     notices: dict[str, int] = {}
     for o in outcomes:
@@ -108,14 +125,14 @@ def record_outcomes(
             continue
         order_sql.record_attempt_events(conn, o.order_id, now, o.events)
         if o.kind == OutcomeKind.DEFERRED and o.next_at is not None:
-            order_sql.record_deferred(conn, o.order_id, now, o.next_at, o.reason)
+            order_sql.record_deferred(conn, o.order_id, now, o.next_at, o.reason, o.claim)
         elif o.kind == OutcomeKind.FINAL:
             final = (o.order_id, o.status or "", o.reason)
             notices[o.order_id] = order_sql.record_final_many(
                 conn, [final], now, steps=steps, cause=o.cause
             ).notices
         else:
-            order_sql.record_held(conn, o.order_id, now, o.reason)
+            order_sql.record_held(conn, o.order_id, now, o.reason, o.claim)
     return [
         order_sql.claim_orders(conn, now, i.limit, i.lease, i.skip)
         if isinstance(i, Claim)

@@ -117,12 +117,38 @@ _SET_PARKED = (  # built once: a parked order's claim did not count as an attemp
     )
     .values(next_attempt_at=bindparam("k_at"), attempts=_order.c.attempts - 1)
 )
+_SET_PARKED_UNDER_CLAIM = (  # the same, while the order is still under the claim `k_claim`
+    update(_order)
+    .where(
+        _order.c.id == bindparam("k_id"),
+        or_(*(_order.c.status == s for s in OPEN_ORDER_STATUSES)),
+        _order.c.attempts == bindparam("k_claim"),
+    )
+    .values(next_attempt_at=bindparam("k_at"), attempts=_order.c.attempts - 1)
+)
 
 
-def record_parked(conn: Connection, parked: Sequence[tuple[str, datetime]]) -> None:
+def record_parked(
+    conn: Connection, parked: Sequence[tuple[str, datetime] | tuple[str, datetime, int]]
+) -> None:
     """Orders claimed but not attempted (their SMSC or sender rate had no room): due again
-    at the given time, and the claim does not count as an attempt."""
-    bulk_execute(conn, _SET_PARKED, [{"k_id": order_id, "k_at": at} for order_id, at in parked])
+    at the given time, and the claim does not count as an attempt. One given with the
+    attempt count its claim gave it is changed only while still under that claim
+    (`under_claim`)."""
+    free = [{"k_id": p[0], "k_at": p[1]} for p in parked if len(p) == 2]
+    fenced = [{"k_id": p[0], "k_at": p[1], "k_claim": p[2]} for p in parked if len(p) == 3]
+    bulk_execute(conn, _SET_PARKED, free)
+    bulk_execute(conn, _SET_PARKED_UNDER_CLAIM, fenced)
+
+
+def under_claim(attempt: int | None) -> list[Any]:
+    """SQL: the order is still under the claim that counted attempt `attempt` (None: no
+    condition). A claim counts an attempt, so the next claim of the order, by another
+    instance after this one's lease ran out, has another count: what a claim that lost
+    its lease (its instance frozen, or stalled, past it) writes late must not move the
+    new claim's due time (the order would be claimed a third time while the second is
+    being sent) nor undo its count."""
+    return [] if attempt is None else [_order.c.attempts == attempt]
 
 
 # Built once; the unfinished orders by the predicate of the partial index
@@ -149,12 +175,22 @@ def others_pending(conn: Connection, order_id: str, recipient: str, sender_id: s
 
 
 def record_deferred(
-    conn: Connection, order_id: str, now: datetime, next_at: datetime, reason: str
+    conn: Connection,
+    order_id: str,
+    now: datetime,
+    next_at: datetime,
+    reason: str,
+    claim: int | None = None,
 ) -> None:
-    """A temporary failure: try again at `next_at`."""
+    """A temporary failure: try again at `next_at` (if still under the claim with attempt
+    count `claim`, `under_claim`; the attempt's event is written either way)."""
     conn.execute(
         update(_order)
-        .where(_order.c.id == order_id, _order.c.status.in_(OPEN_ORDER_STATUSES))
+        .where(
+            _order.c.id == order_id,
+            _order.c.status.in_(OPEN_ORDER_STATUSES),
+            *under_claim(claim),
+        )
         .values(
             status=OrderStatus.DEFERRED,
             next_attempt_at=next_at,
@@ -296,11 +332,16 @@ def record_attempt_events(
         )
 
 
-def record_held(conn: Connection, order_id: str, now: datetime, error: str) -> None:
-    """An unexpected error: park the order for an operator, keeping the traceback."""
+def record_held(
+    conn: Connection, order_id: str, now: datetime, error: str, claim: int | None = None
+) -> None:
+    """An unexpected error: park the order for an operator, keeping the traceback (if
+    still under the claim with attempt count `claim`, `under_claim`)."""
     conn.execute(
         update(_order)
-        .where(_order.c.id == order_id, _order.c.status.in_(OPEN_ORDER_STATUSES))
+        .where(
+            _order.c.id == order_id, _order.c.status.in_(OPEN_ORDER_STATUSES), *under_claim(claim)
+        )
         .values(status=OrderStatus.HELD, updated_at=now, error=error[-4000:])
     )
     conn.execute(

@@ -17,8 +17,10 @@ from bridge.db.core import table
 from bridge.db.engine import open_engine, upgrade
 from bridge.db.store import run_sync
 from bridge.mt import orders as order_sql
+from bridge.mt.dispatch_record import Outcome, OutcomeKind, record_outcomes
 from bridge.mt.mails import insert_mails
 from bridge.mt.tables import Order
+from bridge.outcomes.steps import STEPS
 from tests.conftest import fresh_postgres
 from tests.integration.test_store import _mail, _seed
 
@@ -158,3 +160,45 @@ def test_claimers_side_by_side_take_each_row_once(engine: Engine, database_url: 
     every = [order_id for found in taken for order_id in found]
     assert sorted(every) == sorted(ids)  # each once
     assert {n for _, n in _leases(engine).values()} == {1}
+
+
+def test_what_a_claim_writes_after_losing_its_lease_leaves_the_next_claim_alone(
+    engine: Engine,
+) -> None:
+    """An instance frozen (a paused VM) past its claim's lease wakes and records its
+    attempt's outcome — a deferral, the order parked, or held — while another instance
+    has claimed the order since and is sending it. That late write used to move the new
+    claim's due time to the deferral's (the order claimed a third time while the second
+    claim still sends it: the SMS twice), uncount the new claim's attempt, or hold an
+    order another instance works on. Now it is written only under its own claim; the
+    new claim's own outcome still is."""
+    (order_id,) = _orders(engine, _seed(engine), 1)
+    t0 = utcnow()
+    (first,) = run_sync(engine, order_sql.claim_orders, t0, 1, 0.0)  # its lease: over at once
+    t1 = t0 + timedelta(seconds=1)
+    (second,) = run_sync(engine, order_sql.claim_orders, t1, 1, 60.0)  # another instance's
+    assert (first.attempts, second.attempts) == (1, 2)
+    held_by_second = _leases(engine)[order_id]
+    assert held_by_second == (t1 + timedelta(seconds=60), 2)
+
+    t2 = t1 + timedelta(seconds=5)
+    late = [
+        Outcome(order_id, OutcomeKind.DEFERRED, reason="late", next_at=t2, claim=first.attempts),
+        Outcome(order_id, OutcomeKind.PARKED, next_at=t2, claim=first.attempts),
+        Outcome(order_id, OutcomeKind.HELD, reason="Traceback", claim=first.attempts),
+    ]
+    for outcome in late:
+        run_sync(engine, record_outcomes, [outcome], steps=STEPS)
+        assert _leases(engine)[order_id] == held_by_second, outcome.kind
+        assert _status(engine, order_id) == "queued", outcome.kind
+
+    # The claim that holds the order writes its own outcome.
+    mine = Outcome(order_id, OutcomeKind.DEFERRED, reason="busy", next_at=t2, claim=2)
+    run_sync(engine, record_outcomes, [mine], steps=STEPS)
+    assert _leases(engine)[order_id] == (t2, 2)
+    assert _status(engine, order_id) == "deferred"
+
+
+def _status(engine: Engine, order_id: str) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(select(_order.c.status).where(_order.c.id == order_id)).scalar())
