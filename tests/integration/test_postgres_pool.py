@@ -103,6 +103,10 @@ async def test_a_connection_back_a_moment_ago_is_not_pinged_and_a_dead_pool_fail
         await store.close()
 
 
+# A new connection's session setup (commands and start-up: idle in a transaction 60 s at most).
+SESSION = "SET lock_timeout = 5000; SET idle_in_transaction_session_timeout = 60000"
+
+
 def test_a_ping_only_for_a_connection_idle_past_the_mark(
     durable_postgres_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,15 +124,15 @@ def test_a_ping_only_for_a_connection_idle_past_the_mark(
     try:
         with engine.connect() as conn:  # a new connection: its session set up, no ping
             first = _pid_by_sqlalchemy(conn)
-        assert sent == ["SET lock_timeout = 5000"]
+        assert sent == [SESSION]
         for _ in range(3):  # back a moment ago
             with engine.connect() as conn:
                 assert _pid_by_sqlalchemy(conn) == first
-        assert sent == ["SET lock_timeout = 5000"]
+        assert sent == [SESSION]
         monkeypatch.setattr(engine_module, "PING_IDLE", 0.0)  # now every wait is past it
         with engine.connect() as conn:
             assert _pid_by_sqlalchemy(conn) == first  # alive: kept
-        assert sent == ["SET lock_timeout = 5000", "SELECT 1"]
+        assert sent == [SESSION, "SELECT 1"]
     finally:
         engine.dispose()
 
