@@ -65,6 +65,9 @@ pytestmark = pytest.mark.postgres
 STEP = 20  # acknowledged mails per client before the freeze, and after it
 CONCURRENCY = 20  # the dispatch default: orders one bridge has in flight at one time
 FIRST = (1, 5_000_001)  # the two clients' first mail numbers
+# Mails per client at most: far more than a client sends in the test (the other bridge's
+# client, unhindered by the freeze, sent 2,000 before the resume on a fast machine).
+MAX_MAILS = 20_000
 # The shortest lease a 2 s response_timeout allows (2 x 2 + 5 s); database calls and a
 # transaction's idle time bounded by 8 s; the freeze outlasts both.
 DATABASE_TIMEOUT = 8.0
@@ -89,7 +92,7 @@ def _client(tmp: Path, name: str, ports: list[int], first: int) -> tuple[Proc, A
             sys.executable, "-m", "tests.reliability.load_client",
             *(f"--port={p}" for p in ports),
             "--acks", str(acks.path), "--first", str(first), "--conc", "3",
-            "--max-mails", "2000", "--duration", "150", "--give-up", "90",
+            "--max-mails", str(MAX_MAILS), "--duration", "150", "--give-up", "90",
             "--stop-file", str(tmp / f"stop-{name}"),
         ],
         tmp / f"{name}.log",
