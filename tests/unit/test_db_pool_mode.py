@@ -43,7 +43,7 @@ def test_the_pool_mode_is_no_libpq_parameter_and_stays_in_the_engines_url() -> N
         assert "pool_mode" not in params and params["sslmode"] == "disable"
         assert engine.url.query["pool_mode"] == "transaction"
         again = open_engine(engine.url.render_as_string(hide_password=False))
-        assert getattr(again.dialect, "mailsms_transaction_pooled", False)
+        assert getattr(again.dialect, "mailsms_begin", None) is not None
         again.dispose()
     finally:
         engine.dispose()
