@@ -34,6 +34,11 @@ import time
 
 log = logging.getLogger("bridge.store")
 
+# A watchdog that wakes this many seconds after it meant to: the process did not run.
+STALL = 2.0
+# Seconds more the calls in flight then get before their connections are cut.
+GRACE = 1.0
+
 
 class Watched:
     """One call being watched, as a context manager (`Deadlines.watch`); `cut` once the
@@ -60,13 +65,15 @@ class Watched:
 class Deadlines:
     """Calls in flight on database threads, and the watchdog that cuts the late ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, watchdog: bool = True) -> None:
+        """`watchdog`: False for tests that drive `_sweep` themselves."""
         self._calls: set[Watched] = set()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._next = 0.0  # when the watchdog wakes next (inf: only when told)
+        self._watchdog = watchdog
+        self._next = math.inf  # when the watchdog wakes next (inf: only when told)
         self.cuts = 0
 
     def watch(self, fd: int, within: float, what: str) -> Watched:
@@ -78,7 +85,7 @@ class Deadlines:
     def _add(self, call: Watched) -> None:
         with self._lock:
             self._calls.add(call)
-            if self._thread is None and not self._closed:
+            if self._thread is None and not self._closed and self._watchdog:
                 self._thread = threading.Thread(target=self._run, name="db-deadlines", daemon=True)
                 self._thread.start()
             elif call.deadline < self._next:
@@ -101,18 +108,42 @@ class Deadlines:
     def _run(self) -> None:
         with self._lock:
             while not self._closed:
-                now = time.monotonic()
-                for call in self._calls:
-                    if call.deadline <= now and not call.cut:
-                        call.cut = True
-                        self.cuts += 1
-                        _cut(call)
-                # Asleep until the earliest deadline, or until a call with an earlier one
-                # comes (with calls of one bound, a new call's is never earlier: no
-                # wake-up per call).
-                pending = [c.deadline for c in self._calls if not c.cut]
-                self._next = min(pending) if pending else math.inf
-                self._changed.wait(None if not pending else max(0.0, self._next - now))
+                wait = self._sweep(time.monotonic())
+                self._changed.wait(wait)
+
+    def _sweep(self, now: float) -> float | None:
+        """Cut the calls past their deadline at `now` (under the lock); how long to sleep
+        until the next one (None: until told).
+
+        A watchdog that wakes long after it meant to did not run, and neither did the
+        process (frozen: a paused virtual machine, a SIGSTOP, a host stalled in swap):
+        the calls it finds late may have their answers waiting in their sockets, which
+        the database threads read as soon as they run again. They get `GRACE` seconds
+        more before their connections are cut, and the log says whose the pause was."""
+        stalled = now - self._next
+        if stalled > STALL:
+            pending = [c for c in self._calls if not c.cut]
+            if pending:
+                log.warning(
+                    "database: this process did not run for %.1f s (frozen or starved: a "
+                    "paused virtual machine, a SIGSTOP, a host in swap); %d call(s) in flight "
+                    "get %g s more for the answers that came meanwhile",
+                    stalled,
+                    len(pending),
+                    GRACE,
+                )
+            for call in pending:
+                call.deadline = max(call.deadline, now + GRACE)
+        for call in self._calls:
+            if call.deadline <= now and not call.cut:
+                call.cut = True
+                self.cuts += 1
+                _cut(call)
+        # Asleep until the earliest deadline, or until a call with an earlier one comes
+        # (with calls of one bound, a new call's is never earlier: no wake-up per call).
+        deadlines = [c.deadline for c in self._calls if not c.cut]
+        self._next = min(deadlines) if deadlines else math.inf
+        return max(0.0, self._next - now) if deadlines else None
 
 
 def _cut(call: Watched) -> None:

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from bridge.db.deadline import Deadlines
+from bridge.db.deadline import GRACE, STALL, Deadlines
 
 
 def test_a_call_past_its_deadline_has_its_socket_shut_down() -> None:
@@ -72,3 +72,40 @@ def test_calls_on_several_threads_each_keep_their_own_deadline() -> None:
         deadlines.close()
         for s in (slow, slow_peer, fast, fast_peer):
             s.close()
+
+
+def test_after_a_pause_of_the_process_calls_get_a_moment_for_answers_already_there() -> None:
+    """The watchdog waking long after it meant to means the process did not run (a
+    paused VM, SIGSTOP): a call found late then may have its answer in its socket, so it
+    gets GRACE seconds more; one still without an answer after that is cut."""
+    deadlines = Deadlines(watchdog=False)
+    ours, peer = socket.socketpair()
+    try:
+        with deadlines.watch(ours.fileno(), 5.0, "frozen meanwhile") as call:
+            first = deadlines._sweep(time.monotonic())  # the watchdog sleeps until the deadline
+            assert first is not None and 4.0 < first <= 5.0
+            woke = call.deadline + 30.0  # ... and wakes 30 s late: the process was stopped
+            deadlines._sweep(woke)
+            assert not call.cut and call.deadline == woke + GRACE
+            deadlines._sweep(woke + GRACE)  # on time this time: still no answer
+            assert call.cut
+        ours.settimeout(5)
+        assert ours.recv(1) == b""  # shut down
+    finally:
+        deadlines.close()
+        ours.close()
+        peer.close()
+
+
+def test_a_watchdog_on_time_cuts_at_the_deadline() -> None:
+    deadlines = Deadlines(watchdog=False)
+    ours, peer = socket.socketpair()
+    try:
+        with deadlines.watch(ours.fileno(), 5.0, "silent server") as call:
+            deadlines._sweep(time.monotonic())
+            deadlines._sweep(call.deadline + STALL / 2)  # late by less than a stall
+            assert call.cut
+    finally:
+        deadlines.close()
+        ours.close()
+        peer.close()
