@@ -54,8 +54,11 @@ async def test_a_request_held_up_past_its_send_by_time_is_not_written() -> None:
     received = bytearray()
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(4096):
-            received.extend(data)
+        try:
+            while data := await reader.read(4096):
+                received.extend(data)
+        finally:  # else the server's wait_closed waits for it (Python 3.12.1+)
+            writer.close()
 
     server = await asyncio.start_server(peer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
