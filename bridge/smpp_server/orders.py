@@ -25,7 +25,7 @@ from bridge.mt.orders import record_final
 from bridge.mt.status import CANCELLABLE_ORDER_STATUSES
 from bridge.mt.tables import Order
 from bridge.outcomes.steps import STEPS
-from bridge.smpp_server.submit import message_text
+from bridge.smpp_server.submit import message_receipt_wish, message_text
 from bridge.smpp_server.tables import SmppPart
 
 _order = table(Order)
@@ -131,7 +131,7 @@ def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> tuple[str, NewMa
         return f"{mail_id}.1", None
     parts = [rows[i] for i in range(1, p.total + 1)]
     order = mail.orders[0]
-    policy = {**order.policy, "smpp_parts": [r.part for r in parts]}
+    policy = {**_asked_by_any(order.policy, parts), "smpp_parts": [r.part for r in parts]}
     text, encoding = message_text([r.part for r in parts]) or _joined(parts)
     order = replace(
         order,
@@ -143,6 +143,26 @@ def _commit_part(conn: Connection, mail: NewMail, p: PartOf) -> tuple[str, NewMa
     )
     conn.execute(delete(_part).where(*where))
     return order.id, replace(mail, id=mail_id, orders=(order,))
+
+
+def _asked_by_any(policy: dict[str, Any], parts: list[Any]) -> dict[str, Any]:
+    """`policy` with the receipt wish of the whole message: that of any of its parts
+    (`message_receipt_wish`), read from each kept part's message facts."""
+    smpp = policy.get("smpp")
+    if not isinstance(smpp, dict):
+        return policy
+    wishes = [_wish(smpp)]
+    for r in parts:
+        facts = r.message if isinstance(r.message, dict) else {}
+        part_smpp = (facts.get("policy") or {}).get("smpp")
+        if isinstance(part_smpp, dict):
+            wishes.append(_wish(part_smpp))
+    return {**policy, "smpp": {**smpp, "registered_delivery": message_receipt_wish(wishes)}}
+
+
+def _wish(smpp: dict[str, Any]) -> int:
+    value = smpp.get("registered_delivery", 0)
+    return value if isinstance(value, int) else 0
 
 
 def _joined(parts: list[Any]) -> tuple[str, str]:
@@ -182,7 +202,7 @@ def _mail_of(mail_id: str, facts: dict[str, Any], parts: list[Any]) -> NewMail:
         parts=int(parts[0].total),
         priority=int(facts["priority"]),
         expires_at=datetime.fromisoformat(str(facts["expires_at"])),
-        policy={**facts["policy"], "smpp_parts": [r.part for r in parts]},
+        policy={**_asked_by_any(facts["policy"], parts), "smpp_parts": [r.part for r in parts]},
     )
     return NewMail(
         id=mail_id,

@@ -156,6 +156,21 @@ def message_text(stored: Sequence[Sequence[Any]]) -> tuple[str, Encoding] | None
     return decode_mo(codings.pop(), b"".join(bodies), ies)
 
 
+def message_receipt_wish(wishes: Sequence[int]) -> int:
+    """The registered_delivery of a concatenated message, from its parts' own.
+
+    Clients set it on one part only, and not the same one: Kannel asks on the first part
+    (0x11) and sends the rest with 0, others ask on the last. A receipt asked on any part
+    is asked for the message: bits 0-1 are the widest wish of any part (1: every final
+    outcome, before 2: failures only), the other bits (SME acknowledgement, intermediate
+    notification) are those of any part."""
+    receipt = min((w & 0x03 for w in wishes if w & 0x03), default=0)
+    other = 0
+    for w in wishes:
+        other |= w & 0xFC
+    return other | receipt
+
+
 def sender_refused(source: str) -> str | None:
     """Why `source` cannot be a sender id (the rule of every door), or None; '' lets the
     SMSC choose."""
