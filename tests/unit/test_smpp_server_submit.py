@@ -15,6 +15,7 @@ from bridge.smpp_server.submit import (
     SubmitRefused,
     Window,
     delivery_window,
+    message_receipt_wish,
     parts_needed,
     read_part,
     sender_allowed,
@@ -167,3 +168,21 @@ def test_parts_needed() -> None:
             parts_needed(read_part(too_long), 10)
         assert refused.value.status == c.ESME_RINVMSGLEN
         assert "takes 11 SMS parts; this account sends at most 10" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("wishes", "expected"),
+    [
+        ([0x11, 0, 0], 0x11),  # Kannel: the first part asks, with intermediate notification
+        ([0, 0, 1], 1),
+        ([0, 1, 0], 1),
+        ([0, 0, 0], 0),
+        ([2, 0, 0], 2),
+        ([2, 1], 1),  # every outcome is wider than failures only
+        ([1, 2], 1),
+        ([0x04, 0x02], 0x06),  # SME acknowledgement of one part, failures of another
+        ([], 0),
+    ],
+)
+def test_a_concatenated_message_asks_what_any_part_asked(wishes: list[int], expected: int) -> None:
+    assert message_receipt_wish(wishes) == expected
