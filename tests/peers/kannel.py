@@ -172,11 +172,9 @@ class Kannel:
             return text
 
     def smsc_online(self) -> bool:
-        """Whether the connection `bridge` is online (all its binds up)."""
-        return any(
-            line.strip().startswith(f"{SMSC_ID}[") and "(online" in line
-            for line in self.status().splitlines()
-        )
+        """Whether every connection of `bridge` (one, or two in two-bind mode) is online."""
+        lines = [s for s in map(str.strip, self.status().splitlines()) if s.startswith(f"{SMSC_ID}[")]
+        return bool(lines) and all("(online" in line for line in lines)
 
 
 def _conf(base: Path, smsc: SmscGroup, admin: int, box: int, sendsms: int, mo_url: str) -> str:
