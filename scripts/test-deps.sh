@@ -25,7 +25,9 @@
 # sdists only, no compiler needed), samba-ad-dc + samba + samba-common-bin +
 # samba-ad-provision (dirsync's Active Directory tests: a throwaway Samba AD DC provisioned
 # in a temp dir, serving LDAP only on an address of its own in 127.0.0.0/8; the packages'
-# own samba, smbd and nmbd services never start); and Debian's exim4 packages, downloaded
+# own samba, smbd and nmbd services never start), kannel (a customer's Kannel SMS gateway,
+# bearerbox + smsbox from a throwaway kannel.conf, bound to the bridge's SMPP server; the
+# package's own service never starts); and Debian's exim4 packages, downloaded
 # and unpacked (never installed, see exim_peer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,6 +117,7 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missi
 [ -x /usr/sbin/samba ] || missing+=(samba-ad-dc samba)
 command -v samba-tool >/dev/null 2>&1 || missing+=(samba-common-bin)
 [ -d /usr/share/samba/setup/ad-schema ] || missing+=(samba-ad-provision)
+[ -x /usr/sbin/bearerbox ] && [ -x /usr/sbin/smsbox ] || missing+=(kannel)
 
 if [ ${#missing[@]} -eq 0 ]; then
   node_peer

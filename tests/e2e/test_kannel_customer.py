@@ -15,13 +15,15 @@ Kannel's habits as an ESME, as seen in its SMPP connection log (PDU dumps, log-l
 * `msg-id-type` unset (its default): message ids are C strings on both sides, and our
   `<mail id>.1` ids match. With ANY value set (0x00 ... 0x03), Kannel reads an id that
   is not all digits as a hex number, up to its first non-hex character (`strtoll(id,
-  16)`): our ids are time-ordered letters and digits, so every message sent in the same
-  minutes reads as the same number, and Kannel matches the receipts to its stored DLRs by
-  that number (the first stored one wins). The application's `%F` is the same for all,
-  and a receipt can be reported for the wrong message. docs/smpp_server.md tells Kannel
-  admins to leave `msg-id-type` out; test_msg_id_type_set_collapses_the_ids shows why;
-* `dlr-mask=31`: registered_delivery 1; the `dlr-url` is called with type 8 (the
-  submit_sm_resp: "SMSC accepted") and then type 1 (our receipt, `stat:DELIVRD`);
+  16)`) on the submit_sm_resp and the receipt alike: our ids begin with the time, so
+  messages sent in the same minutes often read as the same number, and Kannel matches
+  the receipts to its stored DLRs by that number (the first stored one wins): the
+  application's `%F` is not our id, and a receipt can be reported for the wrong message. docs/smpp_server.md tells Kannel
+  admins to leave `msg-id-type` out; test_msg_id_type_set_misreads_the_ids shows it;
+* `dlr-mask=31`: registered_delivery 0x11 (receipt and intermediate notification), on
+  the FIRST part of a long message only (the other parts: 0); the bridge takes a
+  receipt asked on any part as asked for the message. The `dlr-url` is called with type
+  8 (the submit_sm_resp: "SMSC accepted") and then type 1 (our receipt, `stat:DELIVRD`);
 * texts: `charset=UTF-8` text is sent GSM 03.38 (data_coding 0) when it fits, `coding=2`
   as UCS-2 (data_coding 8); long texts are split with an 8-bit-reference UDH
   (`concatenation = true` of the sendsms-user);
@@ -122,7 +124,8 @@ async def online(k: Kannel, state: bool = True, within: float = 20) -> None:
     try:
         await wait_for(lambda: k.smsc_online() == state, within=within, every=0.2)
     except AssertionError:
-        raise AssertionError(f"online is not {state}:\n{k.status()}\n{k.log('smsc')[-4000:]}")
+        status = k.status()
+        raise AssertionError(f"online is not {state}:\n{status}\n{k.log('smsc')[-4000:]}") from None
 
 
 async def send(
@@ -257,16 +260,21 @@ async def test_kannel_rebinds_after_a_bridge_restart_and_sends_on(
                 "after the restart",
             ]
             ids = _order_ids(tmp_path)
-            assert sorted(dlrs(calls)) == sorted([
-                ("before", "8", ids["before the restart"]),
-                ("before", "1", ids["before the restart"]),
-                ("meanwhile", "8", ids["while the bridge is down"]),
-                ("meanwhile", "1", ids["while the bridge is down"]),
-                ("after", "8", ids["after the restart"]),
-                ("after", "1", ids["after the restart"]),
-            ])
+            assert sorted(dlrs(calls)) == sorted(
+                [
+                    ("before", "8", ids["before the restart"]),
+                    ("before", "1", ids["before the restart"]),
+                    ("meanwhile", "8", ids["while the bridge is down"]),
+                    ("meanwhile", "1", ids["while the bridge is down"]),
+                    ("after", "8", ids["after the restart"]),
+                    ("after", "1", ids["after the restart"]),
+                ]
+            )
             # each bind was unbound by the bridge's stop, Kannel answered, and bound again
-            for log, bind in ((k.log("smsc0"), "bind_transmitter"), (k.log("smsc1"), "bind_receiver")):
+            for log, bind in (
+                (k.log("smsc0"), "bind_transmitter"),
+                (k.log("smsc1"), "bind_receiver"),
+            ):
                 assert len(pdus(log, bind + "_resp")) == 2, log[-3000:]
                 assert len(pdus(log, "unbind_resp")) >= 1, log[-3000:]
     finally:

@@ -48,7 +48,9 @@ SMSC_ID = "bridge"
 
 
 def _binary(name: str) -> str:
-    found = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+    found = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None
+    )
     if found is None:
         raise AssertionError(MISSING.format(what=name))
     return found
@@ -88,7 +90,9 @@ class SmscGroup:
             return [lines]
         # Kannel 1.4.5 refuses `port` and `receive-port` in one group ("deprecated"): the
         # two binds are two groups of the same smsc-id, a transmitter and a receiver.
-        receiver = {k: v for k, v in lines.items() if k != "port"} | {"receive-port": str(self.port)}
+        receiver = {k: v for k, v in lines.items() if k != "port"} | {
+            "receive-port": str(self.port)
+        }
         return [lines, receiver]
 
 
@@ -173,7 +177,9 @@ class Kannel:
 
     def smsc_online(self) -> bool:
         """Whether every connection of `bridge` (one, or two in two-bind mode) is online."""
-        lines = [s for s in map(str.strip, self.status().splitlines()) if s.startswith(f"{SMSC_ID}[")]
+        lines = [
+            s for s in map(str.strip, self.status().splitlines()) if s.startswith(f"{SMSC_ID}[")
+        ]
         return bool(lines) and all("(online" in line for line in lines)
 
 
@@ -254,8 +260,15 @@ def _until_listening(process: subprocess.Popen[bytes], port: int, base: Path, na
     while not listening(port, timeout=0.2):
         if process.poll() is not None or time.monotonic() > deadline:
             out = (base / f"{name}.out").read_text(errors="replace")
-            log = (base / f"{name}.log").read_text(errors="replace") if (base / f"{name}.log").exists() else ""
-            raise AssertionError(f"{name} did not listen on {port} ({process.returncode}):\n{out[-3000:]}{log[-3000:]}")
+            log = (
+                (base / f"{name}.log").read_text(errors="replace")
+                if (base / f"{name}.log").exists()
+                else ""
+            )
+            raise AssertionError(
+                f"{name} did not listen on {port} ({process.returncode}):\n"
+                f"{out[-3000:]}{log[-3000:]}"
+            )
         time.sleep(0.05)
 
 
