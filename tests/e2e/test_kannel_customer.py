@@ -18,8 +18,9 @@ Kannel's habits as an ESME, as seen in its SMPP connection log (PDU dumps, log-l
   16)`) on the submit_sm_resp and the receipt alike: our ids begin with the time, so
   messages sent in the same minutes often read as the same number, and Kannel matches
   the receipts to its stored DLRs by that number (the first stored one wins): the
-  application's `%F` is not our id, and a receipt can be reported for the wrong message. docs/smpp_server.md tells Kannel
-  admins to leave `msg-id-type` out; test_msg_id_type_set_misreads_the_ids shows it;
+  application's `%F` is not our id, and a receipt can be reported for the wrong
+  message. docs/smpp_server.md tells Kannel admins to leave `msg-id-type` out;
+  test_msg_id_type_set_misreads_the_ids shows it;
 * `dlr-mask=31`: registered_delivery 0x11 (receipt and intermediate notification), on
   the FIRST part of a long message only (the other parts: 0); the bridge takes a
   receipt asked on any part as asked for the message. The `dlr-url` is called with type
