@@ -17,11 +17,13 @@ write side by side. SIGTERM or SIGINT to the parent stops every child gracefully
 finishes its in-flight mails); SIGHUP is passed on to every child (each checks its TLS
 certificate files now); a child that exits on its own is logged, the others are stopped
 and the parent exits with status 1, so that the service manager restarts the whole
-bridge.
+bridge; a parent that ends without stopping them (SIGKILL, the OOM killer) takes them
+with it (each gets SIGTERM from the kernel: `_stop_with`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -84,7 +86,7 @@ def serve(settings: Settings) -> int:
                 share = Share(index, count, wake_others, load=load)
             child = context.Process(
                 target=_child,
-                args=(settings, share, files.directory),
+                args=(settings, share, files.directory, os.getpid()),
                 name=f"mailsms-{index + 1}",
                 daemon=False,
             )
@@ -163,12 +165,14 @@ def _reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _child(settings: Settings, share: Share, metrics: Path) -> None:
-    """One child: the parent's signal handlers off, then the bridge's share until SIGTERM."""
+def _child(settings: Settings, share: Share, metrics: Path, parent: int) -> None:
+    """One child: the parent's signal handlers off, then the bridge's share until SIGTERM
+    (or until its parent, `parent`, is gone)."""
     count_in_files(metrics)  # before the bridge makes its metrics (bridge.metrics)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the bridge's loop takes it (`run`)
+    _stop_with(parent)
     try:
         run_forever(settings, share)
     except (ConfigError, StorageUnavailable, OSError) as exc:
@@ -177,3 +181,24 @@ def _child(settings: Settings, share: Share, metrics: Path) -> None:
     except Exception:
         log.exception("process %d failed", share.index + 1)
         raise SystemExit(1) from None
+
+
+# Linux prctl(2): the signal a process gets when its parent ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with(parent: int) -> None:
+    """SIGTERM (a graceful stop) to this child when its parent ends, however it ends (a
+    SIGKILL, the OOM killer): children left behind would go on accepting SMTP on the
+    shared port and sending, unwatched, beside the bridge a service manager starts
+    again. Linux only (elsewhere nothing changes). A parent already gone (before the
+    prctl): stop now."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:
+        log.error("the parent process %d is gone: this process stops", parent)
+        raise SystemExit(1)

@@ -220,6 +220,35 @@ def test_a_child_that_dies_stops_the_bridge_with_status_1(tmp_path: Path) -> Non
         assert not alive(other)
 
 
+def test_a_parent_killed_takes_its_children_with_it(tmp_path: Path) -> None:
+    """The parent SIGKILLed (the OOM killer, an operator's kill -9) cannot stop its
+    children; they were left accepting SMTP on the shared port and sending, unwatched,
+    beside the bridge a service manager starts again. Each child now stops (gracefully)
+    when its parent is gone."""
+    log = tmp_path / "serve.log"
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", free_port())
+    with _serving(config, log) as p:
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
+        children = _children(log)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+        try:
+            wait_until(lambda: not any(_running(c) for c in children), 60, "the children gone")
+        finally:
+            for c in children:  # never leave them behind, whatever the code does
+                if _running(c):
+                    os.kill(c, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """There and not a zombie (an orphan's exit is reaped by whoever adopted it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def test_sigterm_to_every_process_as_systemd_sends_it_is_a_clean_stop(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     config = _config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", free_port())
