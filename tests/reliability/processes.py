@@ -309,3 +309,39 @@ def running_instances(
     finally:
         for instance in instances:
             instance.proc.stop(10)
+
+
+def start_load_client(
+    tmp: Path,
+    name: str,
+    ports: Sequence[int],
+    first: int,
+    *,
+    max_mails: int,
+    duration: float = 150,
+    give_up: float = 90,
+) -> tuple[Proc, Acks]:
+    """The load client (`tests.reliability.load_client`) as a process of its own, sending
+    to `ports` (the first one first, the others as further MX hosts) with numbers from
+    `first`, its acknowledgements in tmp/acks-NAME.jsonl; ended by `finish_load_client`."""
+    acks = Acks(tmp / f"acks-{name}.jsonl")
+    proc = spawn(
+        name,
+        [
+            sys.executable, "-m", "tests.reliability.load_client",
+            *(f"--port={p}" for p in ports),
+            "--acks", str(acks.path), "--first", str(first), "--conc", "3",
+            "--max-mails", str(max_mails), "--duration", f"{duration:g}",
+            "--give-up", f"{give_up:g}", "--stop-file", str(tmp / f"stop-{name}"),
+        ],
+        tmp / f"{name}.log",
+        stdout_pipe=True,
+    )  # fmt: skip
+    return proc, acks
+
+
+def finish_load_client(tmp: Path, client: Proc, timeout: float = 120) -> dict[str, int]:
+    """Tell the load client to stop; its summary (the last line it printed)."""
+    (tmp / f"stop-{client.name}").touch()
+    out, _ = client.popen.communicate(timeout=timeout)
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))

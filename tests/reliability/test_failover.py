@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,9 @@ from sqlalchemy import create_engine, text
 from tests.peers.postgres import DURABLE, replicated_postgres
 from tests.reliability.processes import (
     MAILSMS,
-    Acks,
-    Proc,
+    finish_load_client,
     running_instances,
-    spawn,
+    start_load_client,
     start_smsc,
     until,
 )
@@ -51,28 +49,6 @@ def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
             return [tuple(r) for r in conn.execute(text(sql))]
     finally:
         engine.dispose()
-
-
-def _client(tmp: Path, name: str, port: int, first: int) -> tuple[Proc, Acks]:
-    acks = Acks(tmp / f"acks-{name}.jsonl")
-    proc = spawn(
-        name,
-        [
-            sys.executable, "-m", "tests.reliability.load_client", "--port", str(port),
-            "--acks", str(acks.path), "--first", str(first), "--conc", "3",
-            "--max-mails", "1000", "--duration", "180", "--give-up", "90",
-            "--stop-file", str(tmp / f"stop-{name}"),
-        ],
-        tmp / f"{name}.log",
-        stdout_pipe=True,
-    )  # fmt: skip
-    return proc, acks
-
-
-def _finish(tmp: Path, client: Proc) -> dict[str, int]:
-    (tmp / f"stop-{client.name}").touch()
-    out, _ = client.popen.communicate(timeout=150)
-    return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 
 def _phones(inbox: Path) -> Counter[str]:
@@ -94,7 +70,14 @@ def test_bridges_follow_a_promoted_standby_and_lose_no_acknowledged_mail(tmp_pat
             with running_instances(tmp_path, url, external) as pair:
                 procs = [smsc, *(b.proc for b in pair)]
                 clients = [
-                    _client(tmp_path, f"client-{i}", b.smtp_port, FIRST[i - 1])
+                    start_load_client(
+                        tmp_path,
+                        f"client-{i}",
+                        [b.smtp_port],
+                        FIRST[i - 1],
+                        max_mails=1000,
+                        duration=180,
+                    )
                     for i, b in enumerate(pair, 1)
                 ]
                 try:
@@ -115,7 +98,7 @@ def test_bridges_follow_a_promoted_standby_and_lose_no_acknowledged_mail(tmp_pat
                         f"{STEP} more mails acknowledged by each bridge after the promotion",
                         *procs,
                     )
-                    summaries = [_finish(tmp_path, proc) for proc, _ in clients]
+                    summaries = [finish_load_client(tmp_path, proc, 150) for proc, _ in clients]
                     promoted = pg.standby.url()
                     until(
                         lambda: (

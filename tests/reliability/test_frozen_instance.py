@@ -37,7 +37,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -50,12 +49,11 @@ from sqlalchemy import create_engine, text
 from tests.peers.postgres import DURABLE, throwaway_postgres
 from tests.reliability.processes import (
     MAILSMS,
-    Acks,
     Instance,
-    Proc,
     Timing,
+    finish_load_client,
     running_instances,
-    spawn,
+    start_load_client,
     start_smsc,
     until,
 )
@@ -82,29 +80,6 @@ def rows(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
             return [tuple(r) for r in conn.execute(text(sql), params)]
     finally:
         engine.dispose()
-
-
-def _client(tmp: Path, name: str, ports: list[int], first: int) -> tuple[Proc, Acks]:
-    acks = Acks(tmp / f"acks-{name}.jsonl")
-    proc = spawn(
-        name,
-        [
-            sys.executable, "-m", "tests.reliability.load_client",
-            *(f"--port={p}" for p in ports),
-            "--acks", str(acks.path), "--first", str(first), "--conc", "3",
-            "--max-mails", str(MAX_MAILS), "--duration", "150", "--give-up", "90",
-            "--stop-file", str(tmp / f"stop-{name}"),
-        ],
-        tmp / f"{name}.log",
-        stdout_pipe=True,
-    )  # fmt: skip
-    return proc, acks
-
-
-def _finish(tmp: Path, client: Proc) -> dict[str, int]:
-    (tmp / f"stop-{client.name}").touch()
-    out, _ = client.popen.communicate(timeout=120)
-    return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -197,8 +172,12 @@ def test_an_instance_frozen_past_its_lease_holds_nothing_and_sends_nothing_twice
             with running_instances(tmp_path, url, external, timing=TIMING) as (a, b):
                 procs = [smsc, a.proc, b.proc]
                 # A's client is an MTA with two MX hosts (A first); B's sends to B only.
-                one = _client(tmp_path, "client-1", [a.smtp_port, b.smtp_port], FIRST[0])
-                two = _client(tmp_path, "client-2", [b.smtp_port], FIRST[1])
+                one = start_load_client(
+                    tmp_path, "client-1", [a.smtp_port, b.smtp_port], FIRST[0], max_mails=MAX_MAILS
+                )
+                two = start_load_client(
+                    tmp_path, "client-2", [b.smtp_port], FIRST[1], max_mails=MAX_MAILS
+                )
                 try:
                     until(
                         lambda: one[1].read() >= STEP and two[1].read() >= STEP,
@@ -229,7 +208,10 @@ def test_an_instance_frozen_past_its_lease_holds_nothing_and_sends_nothing_twice
                         "a mail acknowledged by the resumed bridge",
                         *procs,
                     )
-                    summaries = [_finish(tmp_path, one[0]), _finish(tmp_path, two[0])]
+                    summaries = [
+                        finish_load_client(tmp_path, one[0]),
+                        finish_load_client(tmp_path, two[0]),
+                    ]
                     until(
                         lambda: _open_orders(url) == 0,
                         60,

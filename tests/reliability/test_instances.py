@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,9 @@ from tests.peers.postgres import DURABLE, throwaway_postgres
 from tests.reliability.processes import (
     HOST,
     MAILSMS,
-    Acks,
-    Proc,
+    finish_load_client,
     running_instances,
-    spawn,
+    start_load_client,
     start_smsc,
     until,
 )
@@ -72,28 +70,6 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.endswith("\n")]
 
 
-def _client(tmp: Path, name: str, port: int, first: int, give_up: float) -> tuple[Proc, Acks]:
-    acks = Acks(tmp / f"acks-{name}.jsonl")
-    proc = spawn(
-        name,
-        [
-            sys.executable, "-m", "tests.reliability.load_client", "--port", str(port),
-            "--acks", str(acks.path), "--first", str(first), "--conc", "3",
-            "--max-mails", str(MAX_MAILS), "--duration", "150", "--give-up", str(give_up),
-            "--stop-file", str(tmp / f"stop-{name}"),
-        ],
-        tmp / f"{name}.log",
-        stdout_pipe=True,
-    )  # fmt: skip
-    return proc, acks
-
-
-def _finish(tmp: Path, client: Proc) -> dict[str, int]:
-    (tmp / f"stop-{client.name}").touch()
-    out, _ = client.popen.communicate(timeout=120)
-    return dict(json.loads(out.decode().strip().splitlines()[-1]))
-
-
 def _reply(smsc_port: int, phone: str, inbox: Path) -> None:
     """The phone answers the last SMS it received (the demo sender is a long number)."""
     asyncio.run(send_mo(HOST, smsc_port, phone, None, f"answer from {phone}", inbox))
@@ -123,7 +99,14 @@ def test_two_instances_share_the_work_and_survive_a_kill_9(tmp_path: Path) -> No
             with running_instances(tmp_path, url, external) as pair:
                 procs = [smsc, *(b.proc for b in pair)]
                 one, two = (
-                    _client(tmp_path, f"client-{i}", b.smtp_port, FIRST[i - 1], give_up)
+                    start_load_client(
+                        tmp_path,
+                        f"client-{i}",
+                        [b.smtp_port],
+                        FIRST[i - 1],
+                        max_mails=MAX_MAILS,
+                        give_up=give_up,
+                    )
                     for i, b, give_up in ((1, pair[0], 10.0), (2, pair[1], 60.0))
                 )
                 clients = (one[0], two[0])
@@ -151,7 +134,7 @@ def test_two_instances_share_the_work_and_survive_a_kill_9(tmp_path: Path) -> No
                         "AND attempts > 0 AND next_attempt_at > now()",
                     )[0][0]
                     pair[0].proc.kill9()
-                    summary_one = _finish(tmp_path, one[0])
+                    summary_one = finish_load_client(tmp_path, one[0])
                     target = two[1].read() + STEP
                     assert target <= MAX_MAILS, "the client ran out of mails before the kill"
                     until(
@@ -160,7 +143,7 @@ def test_two_instances_share_the_work_and_survive_a_kill_9(tmp_path: Path) -> No
                         f"{target} mails acknowledged by the surviving bridge",
                         *procs,
                     )
-                    summary_two = _finish(tmp_path, two[0])
+                    summary_two = finish_load_client(tmp_path, two[0])
                     until(
                         lambda: _open_orders(url) == 0,
                         120,
