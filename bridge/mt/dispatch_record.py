@@ -111,13 +111,7 @@ def record_outcomes(
     record_submitted_many(conn, now, submitted, steps=steps)
     order_sql.record_parked(
         conn,
-        [
-            (o.order_id, o.next_at or now)
-            if o.claim is None
-            else (o.order_id, o.next_at or now, o.claim)
-            for o in outcomes
-            if o.kind == OutcomeKind.PARKED
-        ],
+        [(o.order_id, o.next_at or now, o.claim) for o in outcomes if o.kind == OutcomeKind.PARKED],
     )
     notices: dict[str, int] = {}
     for o in outcomes:

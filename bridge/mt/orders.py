@@ -128,15 +128,15 @@ _SET_PARKED_UNDER_CLAIM = (  # the same, while the order is still under the clai
 )
 
 
-def record_parked(
-    conn: Connection, parked: Sequence[tuple[str, datetime] | tuple[str, datetime, int]]
-) -> None:
+def record_parked(conn: Connection, parked: Sequence[tuple[str, datetime, int | None]]) -> None:
     """Orders claimed but not attempted (their SMSC or sender rate had no room): due again
-    at the given time, and the claim does not count as an attempt. One given with the
-    attempt count its claim gave it is changed only while still under that claim
-    (`under_claim`)."""
-    free = [{"k_id": p[0], "k_at": p[1]} for p in parked if len(p) == 2]
-    fenced = [{"k_id": p[0], "k_at": p[1], "k_claim": p[2]} for p in parked if len(p) == 3]
+    at the given time, and the claim does not count as an attempt; each (order id, due
+    time, the attempt count its claim gave it) changed only while still under that claim
+    (`under_claim`; None: whoever holds it)."""
+    free = [{"k_id": i, "k_at": at} for i, at, claim in parked if claim is None]
+    fenced = [
+        {"k_id": i, "k_at": at, "k_claim": claim} for i, at, claim in parked if claim is not None
+    ]
     bulk_execute(conn, _SET_PARKED, free)
     bulk_execute(conn, _SET_PARKED_UNDER_CLAIM, fenced)
 

@@ -316,7 +316,7 @@ async def test_claims_leave_out_the_routes_whose_smsc_is_full(engine: Engine, st
     claimed = await store.call(order_sql.claim_orders, now, 10, 60.0, [("", ("43",))])
     assert [o.id for o in claimed] == ["M1.2"]
     # The "+43" route's SMSC is full: everything else.
-    await store.call(order_sql.record_parked, [("M1.2", now)])
+    await store.call(order_sql.record_parked, [("M1.2", now, None)])
     claimed = await store.call(order_sql.claim_orders, now, 10, 60.0, [("43", ())])
     assert sorted(o.id for o in claimed) == ["M1.1", "M1.3"]
     assert {r.id: r.attempts for r in _rows(engine, Order)} == {"M1.1": 1, "M1.2": 0, "M1.3": 1}
