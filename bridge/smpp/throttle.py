@@ -46,6 +46,14 @@ class TokenBucket:
         self._tat = tat + interval
         return max(0.0, tat - (self.burst - 1.0) * interval - now)
 
+    def taken_at(self) -> float:
+        """Where the bucket stands; `restore` gives back every token taken since."""
+        return self._tat
+
+    def restore(self, mark: float) -> None:
+        """Back to `mark` (a `taken_at`): the tokens taken since are there again."""
+        self._tat = mark
+
     def take(self, now: float) -> bool:
         """Take one token if one is there now; else take none and say so (a caller that
         refuses rather than waits: an SMPP account over its throughput, a login rate)."""

@@ -9,7 +9,9 @@ the SMSC), for at most `MID_MESSAGE_WAIT`, the order's validity and its claim (`
 a PDU goes only while its answer can still come before the claim runs out); after that
 the order fails, the accepted parts' ids named, rather than going again. No wait of a
 submit (bind, pause, tokens, window) goes past that send-by time: the order is deferred
-instead (kind "claim-ends"). A response timeout or a
+instead (kind "claim-ends"), or, when its first parts went, fails as above. A long SMS
+takes its parts' tokens together before its first part goes, so its rate alone never
+stops it halfway. A response timeout or a
 lost connection after sending is an unknown outcome (kind "unknown-outcome"): dispatch
 resubmits per policy, with `replace_if_present_flag` as the duplicate marker when the
 SMSC setting asks for it and it cannot replace another message (`replace_marker`).
@@ -384,11 +386,20 @@ class SmppTransport:
         # how long a part after the first may wait out throttling (`_submit_part`)
         wait = MID_MESSAGE_WAIT if sms.validity is None else min(MID_MESSAGE_WAIT, sms.validity)
         deadline = min(now + wait, send_by)
-        # Parts go one after another on one bind. If part k fails after parts 1..k-1 were
-        # accepted we raise anyway: dispatch resubmits the whole order, so the handset may
-        # see the early parts twice (a rare duplicate beats a lost or truncated message).
-        # Throttling is the exception: its answer says the part was not taken, so part k
-        # waits for the SMSC (until `deadline`) instead of the message going again.
+        # Parts go one after another on one bind, their tokens taken together first (a
+        # rate that would stop the message halfway defers it before any part goes). If
+        # part k fails after parts 1..k-1 were accepted we raise anyway: dispatch
+        # resubmits the whole order, so the handset may see the early parts twice (a rare
+        # duplicate beats a lost or truncated message). Not when part k is known not to
+        # have gone: a throttling answer (part k waits for the SMSC, until `deadline`) or
+        # its time run out; then the order fails, the accepted parts named.
+        try:
+            tokens = bind.reserve(total, send_by)
+        except NoTimeLeft as exc:
+            raise TransportTemporaryFailure(
+                f"order {sms.order_id}: not sent, its claim would run out before the answer: {exc}",
+                kind=CLAIM_ENDS,
+            ) from None
         for seq, part in enumerate(parts, 1):
             try:
                 if template is None:
@@ -402,7 +413,9 @@ class SmppTransport:
                     f"{_what(sms, seq, total, ids)}: cannot encode submit_sm: {exc}",
                     kind=UnsendableKind.TEXT,
                 ) from None
-            resp = await self._submit_part(bind, pdu, sms, seq, total, ids, deadline, send_by)
+            resp = await self._submit_part(
+                bind, pdu, sms, seq, total, ids, deadline, send_by, tokens[seq - 1]
+            )
             ids.append(canonical_id(resp.message_id, id_base))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: order %s submitted as %s", bind.name, sms.order_id, ids)
@@ -418,14 +431,16 @@ class SmppTransport:
         ids: list[str],
         deadline: float,
         send_by: float,
+        token_at: float,
     ) -> SubmitSmResp:
-        """Send one part; its answer. Throttling answers pause the bind and the same PDU
-        goes again, `throttle_retries` times for the first part (then the order is
-        deferred); a later part waits on until `deadline`, since its message's earlier
-        parts are at the SMSC already: then the order fails, those parts' ids named, and
-        is not sent again (the phone would get them twice). Nothing is sent after
-        `send_by` (the order's claim would run out before the answer): the order is
-        deferred (a throttled first part, or any wait of the bind that goes past it)."""
+        """Send one part (its token taken, usable from `token_at`); its answer. Throttling
+        answers pause the bind and the same PDU goes again, `throttle_retries` times for
+        the first part (then the order is deferred); a later part waits on until
+        `deadline`, since its message's earlier parts are at the SMSC already: then the
+        order fails, those parts' ids named, and is not sent again (the phone would get
+        them twice). Nothing is sent after `send_by` (the order's claim would run out
+        before the answer): a first part's order is deferred; a later part's fails, as
+        above, whatever held it up (a pause, a full window, a process that was frozen)."""
         stats = bind.stats
         loop = asyncio.get_running_loop()
         status, pause = c.ESME_ROK, 0.0
@@ -434,9 +449,17 @@ class SmppTransport:
         while True:
             sent += 1
             try:
-                resp = await bind.send(pdu, send_by)
+                resp = await bind.send(pdu, send_by, token_at if sent == 1 else None)
             except NoTimeLeft as exc:
                 what = _what(sms, seq, total, ids)
+                if ids:
+                    gave_up = TransportPermanentFailure(
+                        f"{what}: not sent, its claim would run out before the answer: {exc}; "
+                        "not sent again, the phone would get the accepted parts twice",
+                        kind=CLAIM_ENDS,
+                    )
+                    log.error("%s: %s", bind.name, gave_up.reason)
+                    raise gave_up from None
                 raise TransportTemporaryFailure(
                     f"{what}: not sent, its claim would run out before the answer: {exc}",
                     kind=CLAIM_ENDS,

@@ -4,6 +4,8 @@ A bind is a transceiver, or a transmitter+receiver pair ("pair"). `send` waits w
 the bind is paused after throttling, then for a token of the bind's bucket and of
 the SMSC's shared bucket, then takes a window slot in the session; none of these waits
 goes past the request's send-by time (the order's claim must still hold its answer).
+A long SMS takes its parts' tokens together, before its first part goes (`reserve`):
+all or none, so a rate never stops a message after its first parts went.
 """
 
 from __future__ import annotations
@@ -77,8 +79,31 @@ class SmppBind:
     async def wait_bound(self, within: float) -> bool:
         return await self.tx.wait_bound(within)
 
-    async def send(self, pdu: Pdu, send_by: float = math.inf) -> Pdu:
-        """Send one request when pause, rate and window allow; its response.
+    def reserve(self, count: int, send_by: float = math.inf) -> tuple[float, ...]:
+        """Take the tokens of a message's `count` parts at once: the loop time from which
+        each part may go (`send`'s `at`). All or none: when the last part could go only
+        after `send_by` (its rate, the bind's pause), none is taken and NoTimeLeft says
+        so. A message is not started that its rate would stop halfway: sent again later
+        from its first part, the phone would get its early parts twice."""
+        now = asyncio.get_running_loop().time()
+        marks = self.bucket.taken_at(), self.smsc_bucket.taken_at()
+        times = tuple(
+            now + max(self.bucket.reserve(now), self.smsc_bucket.reserve(now)) for _ in range(count)
+        )
+        last = max(now + self.pause.remaining(now), *times)
+        if last > send_by:
+            self.bucket.restore(marks[0])
+            self.smsc_bucket.restore(marks[1])
+            raise NoTimeLeft(
+                f"{self.name}: the last of {count} parts could go in {last - now:.1f} s "
+                "(rate, pause), past the send-by time"
+            )
+        return times
+
+    async def send(self, pdu: Pdu, send_by: float = math.inf, at: float | None = None) -> Pdu:
+        """Send one request when pause, rate and window allow; its response. `at`: the
+        request's token was taken by `reserve` (usable from that loop time); None: one is
+        taken now.
 
         Nothing is sent after `send_by` (loop time): a pause, a token or a window slot
         that comes later raises NoTimeLeft instead of being waited for."""
@@ -90,11 +115,16 @@ class SmppBind:
                 raise NoTimeLeft(f"{self.name}: paused {paused:.1f} s, past the send-by time")
             await asyncio.sleep(paused)
             now = loop.time()
-        if send_by != math.inf:  # a token that comes too late is not taken from the buckets
-            late = max(self.bucket.wait(now), self.smsc_bucket.wait(now))
-            if now + late > send_by:
-                raise NoTimeLeft(f"{self.name}: next token in {late:.1f} s, past the send-by time")
-        delay = max(self.bucket.reserve(now), self.smsc_bucket.reserve(now))
+        if at is not None:
+            delay = at - now
+        else:
+            if send_by != math.inf:  # a token that comes too late is not taken from the buckets
+                late = max(self.bucket.wait(now), self.smsc_bucket.wait(now))
+                if now + late > send_by:
+                    raise NoTimeLeft(
+                        f"{self.name}: next token in {late:.1f} s, past the send-by time"
+                    )
+            delay = max(self.bucket.reserve(now), self.smsc_bucket.reserve(now))
         if delay > 0:
             await asyncio.sleep(delay)
         self.stats.in_flight += 1

@@ -7,9 +7,11 @@ database. No sleeps: every wait is a condition with a deadline.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import aiosmtplib
@@ -390,3 +392,57 @@ async def test_a_mid_message_wait_ends_inside_the_claims_lease(tmp_path: Path) -
     assert peer.submit_times[-1] - peer.submit_times[0] < send_by
     errors = [str(e) for (e,) in rows(tmp_path, 'SELECT error FROM "order"')]
     assert f"parts 1-1 accepted as {peer.given_ids[0]}" in errors[0]
+
+
+async def test_a_later_part_held_up_past_the_send_by_time_fails_the_order_not_resends_it(
+    tmp_path: Path,
+) -> None:
+    """Part 2 of 3 is throttled and waits out its pause (1 s) inside the time it has (the
+    send-by time, 8 - 5 - 1 = 2 s after the claim), when the process stops for 2.5 s (a
+    paused VM, a long GC; here a blocked event loop) and wakes past that time. Nothing
+    is sent then (the claim may be another's), and the order fails, part 1's id named:
+    it used to be deferred, and sent again from part 1, which the phone then got twice
+    (and again at every later attempt while the SMSC throttled)."""
+    lease = 8.0
+    async with running_fault_smsc(Faults(throttle=10**6, throttle_after=1)) as peer:
+        s = settings_for(
+            tmp_path,
+            {"a": peer.port},
+            dispatch={"lease": lease},
+            response_timeout=1.0,
+            throttle_pause_min=1.0,
+            throttle_pause_max=1.0,
+        )
+        async with running_bridge(s) as (bridge, ep):
+            await send(ep.smtp, PHONES[:1], "Three parts. " * 32)
+            # part 2's throttling answer handled: the bind waits out its pause, in time
+            await wait_for(lambda: bridge.transports["a"].reports()[0].throttled == 1)
+            time.sleep(2.5)  # noqa: ASYNC251  # the whole process stops (loop, timers)
+            await wait_for(lambda: list(statuses(tmp_path).values()) == ["failed"], within=lease)
+            await asyncio.sleep(1.0)  # a deferred order would go again by now (retry_min 0.3)
+    assert [p.short_message[5] for p in peer.submits] == [1, 2]  # part 1 once
+    (error,) = [str(e) for (e,) in rows(tmp_path, 'SELECT error FROM "order"')]
+    assert f"parts 1-1 accepted as {peer.given_ids[0]}" in error
+    assert "not sent again, the phone would get the accepted parts twice" in error
+    assert "deferred" not in events(tmp_path)
+
+
+async def test_a_long_sms_its_rate_would_stop_halfway_is_deferred_before_its_first_part(
+    tmp_path: Path,
+) -> None:
+    """At 0.5 submit_sm/s three parts take 4 s, and a claim leaves 2 s to send (lease 8,
+    response_timeout 1): the order is deferred with no part sent. Before, parts 1 and 2
+    went, part 3's token came too late, and the order was deferred: every later attempt
+    sent parts 1 and 2 again."""
+    async with running_fault_smsc() as peer:
+        s = settings_for(
+            tmp_path, {"a": peer.port}, dispatch={"lease": 8.0}, response_timeout=1.0, rate=0.5
+        )
+        async with running_bridge(s) as (_, ep):
+            await send(ep.smtp, PHONES[:1], "Three parts. " * 32)
+            await wait_for(lambda: events(tmp_path).count("deferred") >= 2, within=10)
+    assert peer.submits == []
+    (detail, *_) = [
+        str(d) for (d,) in rows(tmp_path, "SELECT detail FROM order_event WHERE event = 'deferred'")
+    ]
+    assert "the last of 3 parts could go in 4.0 s (rate, pause), past the send-by time" in detail
