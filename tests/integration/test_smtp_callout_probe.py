@@ -85,21 +85,24 @@ async def test_probes_count_as_commands_without_a_mail(tmp_path: Path) -> None:
     assert orders(tmp_path) == []
 
 
-async def test_a_probe_is_answered_only_for_a_client_that_could_send(tmp_path: Path) -> None:
-    """Access rules hold for probes too: a client on no enabled customer's network (and
-    not authenticated) gets `550 5.7.1` at `MAIL FROM:<>`, so the internet cannot ask
-    the bridge which numbers it would take; the customers' networks are read anew
-    within 5 seconds of a change."""
+@pytest.mark.parametrize("greeting", ["EHLO probe", "HELO probe"])
+async def test_a_probe_is_answered_only_for_a_client_that_could_send(
+    tmp_path: Path, greeting: str
+) -> None:
+    """Access rules hold for probes too, after HELO as after EHLO: a client on no
+    enabled customer's network (and not authenticated) gets `550 5.7.1` at `MAIL
+    FROM:<>`, so the internet cannot ask the bridge which numbers it would take; the
+    customers' networks are read anew within 5 seconds of a change."""
     async with running_bridge(make_settings(tmp_path)) as (bridge, ep):
         assert bridge.store is not None
         run_sync(bridge.store.engine, set_access, "demo", {"networks": ["127.0.0.1/32"]})
         await asyncio.sleep(PROBE_NETWORKS_TTL + 0.5)  # what the listener read at start
-        outside = await greeted(*ep.smtp, local="127.0.0.3")
+        outside = await greeted(*ep.smtp, local="127.0.0.3", ehlo=greeting)
         refused = await outside.command("MAIL FROM:<>")
         assert refused.startswith("550 5.7.1") and "127.0.0.3" in refused, refused
         assert (await outside.command("RCPT TO:<+491701234567@eu.rsms.net>")).startswith("503")
         await outside.close()
-        inside = await greeted(*ep.smtp, local="127.0.0.1")
+        inside = await greeted(*ep.smtp, local="127.0.0.1", ehlo=greeting)
         assert (await inside.command("MAIL FROM:<>")).startswith("250")
         assert (await inside.command("RCPT TO:<+491701234567@eu.rsms.net>")).startswith("250")
         await inside.close()
