@@ -100,6 +100,8 @@ _ENHANCED = {
 # The aiosmtpd release whose SMTP.__init__ `BridgeSMTP._init_known` and whose DATA
 # command `DataInBlocks.smtp_DATA` repeat (any other release runs its own for every session).
 AIOSMTPD_KNOWN = "1.4.6"
+# seconds a connection we end stays open for the client to read our last reply and close
+LINGER = 2.0
 _SYNTAX_MARKS = ("__smtp_syntax__", "__smtp_syntax_when__", "__smtp_syntax_extended__")
 _KNOWN_OPTIONS = frozenset(
     {
@@ -275,7 +277,15 @@ class DataInBlocks(SMTP):
             else:
                 line = reply("timeout", seconds=seconds)
             self._writer.write(f"{line}\r\n".encode("ascii"))  # as aiosmtpd's push writes
+            aiosmtpd_smtp.log.info("%r connection timeout", self.session and self.session.peer)
+            self._end()
+            return
         super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    def _end(self) -> None:
+        """Close the connection after the session's last reply (`BridgeSMTP` lingers)."""
+        if self.transport is not None:
+            self.transport.close()
 
     async def _call_handler_hook(self, command: str, *args: Any) -> Any:
         """aiosmtpd's hook call, marked as the bridge's own work (`_working`)."""
@@ -319,6 +329,7 @@ class BridgeSMTP(DataInBlocks):
         self._answering = ""  # the command whose reply is being given
         self._held: list[str] = []  # replies of a pipelined group, sent with its last one
         self._half_closed = False  # the client ended its side; answer what it sent, then close
+        self._lingering: asyncio.TimerHandle | None = None  # ended by us: closes by then
         self._probe = False  # a transaction of MAIL FROM:<>: RCPTs probed, DATA refused
         # aiosmtpd calls `_smtp_methods`: each command's guard, which then calls the command
         self._commands: dict[str, Callable[[str | None], Awaitable[None]]] = self._smtp_methods
@@ -449,7 +460,7 @@ class BridgeSMTP(DataInBlocks):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if not self._refused:
+        if not self._refused and self._lingering is None:  # lingering: read and dropped
             super().data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -461,8 +472,8 @@ class BridgeSMTP(DataInBlocks):
         command that arrived whole is answered, on a side of the connection still open;
         data cut short is dropped unanswered, as before; the session then closes
         (`_client_gone`). Over TLS the connection cannot stay half-open: aiosmtpd's way."""
-        if self._refused:
-            return None
+        if self._refused or self._lingering is not None:
+            return None  # the transport closes: the client has read our end
         if self.session is None or self.session.ssl is not None or self.transport is None:
             result: bool | None = super().eof_received()
             return result
@@ -481,6 +492,8 @@ class BridgeSMTP(DataInBlocks):
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
+        if self._lingering is not None:
+            self._lingering.cancel()
         if self._client_ip is not None:
             self.shared.limiter.release(self._client_ip)
             self._client_ip = None
@@ -501,6 +514,8 @@ class BridgeSMTP(DataInBlocks):
         if self._half_closed and (self.transport is None or self.transport.is_closing()):
             await asyncio.sleep(0)  # the session is over: its task ends here (cancelled)
             return
+        if self._lingering is not None:
+            await self._ended()
         if isinstance(status, str):
             status = _rewrite(status, self.shared.data_size_limit)
             if status.rpartition("\n")[2][3:4] == "-":  # its last line says more follow
@@ -624,9 +639,41 @@ class BridgeSMTP(DataInBlocks):
     def _close(self) -> None:
         if self.transport is not None:
             self._write_held()
-            self.transport.close()
+            self._end()
+
+    def _end(self) -> None:
+        """End the connection after our last reply so that the client reads it: our side
+        ends (FIN, after what is written), what the client still sends is read and
+        dropped, and the connection closes when the client closes its side, or after
+        `LINGER` seconds. Closed at once with input unread, the connection was reset
+        (RST): the kernel drops what it has not sent yet, and a client's TCP may drop
+        what it has not read (Windows does), so a client still sending (a trickle, a
+        pipelined group, a mail's data) saw `connection reset` instead of the reply that
+        said why (a 421, a 554). At once: over TLS, or when the client ended its side."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._lingering is not None:
+            return
+        if (
+            self._half_closed
+            or self.is_tls
+            or not isinstance(transport, asyncio.WriteTransport)
+            or not transport.can_write_eof()
+        ):
+            transport.close()
+            return
+        transport.write_eof()
+        if isinstance(transport, asyncio.ReadTransport):
+            transport.resume_reading()  # paused by a full reader: read on, and drop
+        self._lingering = self.loop.call_later(LINGER, transport.close)
+
+    async def _ended(self) -> None:
+        """The session has ended (lingering): its task waits here for the connection's
+        close, which cancels it, and answers nothing more."""
+        await self.loop.create_future()
 
     def _timeout_cb(self) -> None:
+        if self._lingering is not None:
+            return  # ended already
         if self.transport is not None and not self.transport.is_closing():
             self._write_held()  # a group's replies before the 421
         super()._timeout_cb()
@@ -838,6 +885,8 @@ def _guard(name: str, marks: tuple[tuple[str, Any], ...]) -> Guard:
     """The guard of command `name`, which every session binds (`Shared.guard`)."""
 
     async def run(self: BridgeSMTP, arg: str | None) -> None:
+        if self._lingering is not None:  # a command read before the session ended
+            await self._ended()
         self._answering = name
         if (
             name != "QUIT"
