@@ -57,6 +57,8 @@ UNBIND_WAIT: Final = 2.0  # seconds a side that closes waits for the peer's unbi
 # Seconds the requests being handled when the peer unbinds may take to be answered, before
 # its unbind_resp goes out (within the UNBIND_WAIT a peer like us waits for it).
 UNBIND_DRAIN: Final = 1.5
+# seconds a connection this side ends (`end`) stays open for the peer to read our last PDU
+LINGER: Final = 2.0
 
 
 class SessionError(TemporaryFailure):
@@ -126,6 +128,7 @@ class SmppSession:
         # PDUs written in one turn of the event loop leave in one write (one send(2)):
         # a batch of submits, the responses to a batch of receipts.
         self._out: list[bytes] = []
+        self._lingering = False  # ended by `end`: our side closed, the peer's input dropped
 
     @property
     def closed(self) -> bool:
@@ -269,13 +272,18 @@ class SmppSession:
                 header = await reader.readexactly(HEADER_SIZE)
                 length, command_id, status, seq = decode_header(header)
                 body = await reader.readexactly(length - HEADER_SIZE) if length > 16 else b""
+                if self._closed.is_set():
+                    break  # ended while it came: not handled
                 self.last_read = clock()
                 self._dispatch(command_id, status, seq, body)
+            if self._lingering:
+                await self._drop_input()
         except asyncio.IncompleteReadError:
             self._finish("peer closed the connection")
         except PduError as exc:  # bad framing: we cannot find the next PDU, so give up
             self.send(GenericNack(0, exc.status))
-            self._finish(f"bad framing: {exc}")
+            self.end(f"bad framing: {exc}")
+            await self._drop_input()
         except (ConnectionError, OSError) as exc:
             self._finish(f"connection error: {exc}")
         except asyncio.CancelledError:
@@ -283,6 +291,13 @@ class SmppSession:
             raise
         finally:
             self._finish("read loop ended")
+
+    async def _drop_input(self) -> None:
+        """After `end`: what the peer still sends, read and dropped until its end or ours
+        (unread, it would make the kernel reset the connection)."""
+        with contextlib.suppress(ConnectionError, OSError):
+            while await self._reader.read(65536):
+                pass
 
     def _dispatch(self, command_id: int, status: int, seq: int, body: bytes) -> None:
         try:
@@ -361,6 +376,25 @@ class SmppSession:
         """Drop the connection now; pending requests fail with ConnectionLost."""
         self._finish(reason)
 
+    def end(self, reason: str) -> None:
+        """End the session after what was written, so that the peer reads it (a refused
+        bind's bind_resp, a generic_nack for bad framing): our side of the stream ends
+        (FIN), what the peer still sends is read and dropped (`run`), and the connection
+        closes when the peer closes or after `LINGER` seconds. `abort` closes at once:
+        with the peer's input unread the kernel resets the connection, and the peer got
+        `connection reset` instead of the answer that said why (a TCP that drops unread
+        data on a reset, Windows', loses that answer). Over TLS: at once."""
+        if self._closed.is_set():
+            return
+        transport = self._writer.transport
+        if (
+            isinstance(transport, asyncio.WriteTransport)
+            and transport.can_write_eof()
+            and self._writer.get_extra_info("sslcontext") is None
+        ):
+            self._lingering = True
+        self._finish(reason)
+
     def _finish(self, reason: str) -> None:
         if self._closed.is_set():
             return
@@ -377,7 +411,11 @@ class SmppSession:
             if not fut.done():
                 fut.set_exception(ConnectionLost(f"{self.name}: {reason} (seq {seq})"))
         with contextlib.suppress(Exception):
-            self._writer.close()
+            if self._lingering:
+                self._writer.write_eof()
+                asyncio.get_running_loop().call_later(LINGER, self._writer.close)
+            else:
+                self._writer.close()
 
     async def close(self) -> None:
         """Close the connection; cancel the handler tasks and wait for them to end (call

@@ -321,7 +321,7 @@ class SmppServer:
                     client.ip,
                     s.bind_timeout,
                 )
-                session.abort(f"no bind within {s.bind_timeout:g} s")
+                session.end(f"no bind within {s.bind_timeout:g} s")
             return
         loop = asyncio.get_running_loop()
         while not session.closed:
@@ -385,7 +385,7 @@ class SmppServer:
             )
             assert client.session is not None
             client.session.send(BindResp(resp_id, pdu.sequence, status))
-            client.session.abort("bind refused")
+            client.session.end("bind refused")
             return None
         client.account = account
         client.bind = _BIND_NAMES[pdu.command_id]

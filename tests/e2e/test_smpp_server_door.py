@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import struct
 import time
 from pathlib import Path
 
@@ -147,3 +148,50 @@ async def test_connections_are_limited_per_address(tmp_path: Path) -> None:
         assert status == 0
         await client.close()
         await second.close()
+
+
+async def test_a_refused_bind_reaches_a_client_still_sending_and_the_close_is_orderly(
+    tmp_path: Path,
+) -> None:
+    """A client sends on after its bind (enquire_links, before the answer: some do) and
+    is refused: it reads the bind_resp with the reason, then the server's end of the
+    stream, not a reset. Before, the server closed at once; the client's next PDUs met a
+    closed socket, the kernel answered with a reset, and the client's next read failed
+    with `connection reset` (a TCP that drops unread data on a reset lost the bind_resp)."""
+    door = SmppServerSettings(enabled=True, port=0)
+    async with running_bridge(make_settings(tmp_path, smpp_server=door)) as (_, ep):
+        assert ep.smpp is not None
+        reader, writer = await asyncio.open_connection(*ep.smpp)
+        got = bytearray()
+
+        async def collect() -> None:  # all the server sends, to its end (or a reset)
+            while data := await reader.read(65536):
+                got.extend(data)
+
+        collecting = asyncio.create_task(collect())
+        writer.write(pdu(BIND_TRANSCEIVER, 1, _bind_body(b"wrong")))
+        loop = asyncio.get_running_loop()
+        answered_at = None
+        for seq in itertools.count(2):  # an enquire_link every 20 ms, on after the answer
+            writer.write(pdu(0x15, seq))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+            if answered_at is None and _answer(bytes(got), 0x80000009) is not None:
+                answered_at = loop.time()
+            if answered_at is not None and loop.time() - answered_at > 0.3:
+                break
+            assert seq < 500, "no bind_resp"
+        await asyncio.wait_for(collecting, 10)  # old code: ConnectionResetError
+        assert _answer(bytes(got), 0x80000009) == ESME_RINVPASWD
+        writer.close()
+
+
+def _answer(stream: bytes, command_id: int) -> int | None:
+    """The status of the first PDU of `command_id` in `stream`, or None."""
+    at = 0
+    while at + 16 <= len(stream):
+        length, cid, status, _ = struct.unpack(">IIII", stream[at : at + 16])
+        if cid == command_id:
+            return int(status)
+        at += length
+    return None
