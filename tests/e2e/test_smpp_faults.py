@@ -416,11 +416,12 @@ async def test_a_later_part_held_up_past_the_send_by_time_fails_the_order_not_re
         async with running_bridge(s) as (bridge, ep):
             await send(ep.smtp, PHONES[:1], "Three parts. " * 32)
             # part 2's throttling answer handled: the bind waits out its pause, in time
-            await wait_for(lambda: bridge.transports["a"].reports()[0].throttled == 1)
+            await wait_for(lambda: bridge.transports["a"].reports()[0].throttled >= 1)
             time.sleep(2.5)  # noqa: ASYNC251  # the whole process stops (loop, timers)
             await wait_for(lambda: list(statuses(tmp_path).values()) == ["failed"], within=lease)
             await asyncio.sleep(1.0)  # a deferred order would go again by now (retry_min 0.3)
-    assert [p.short_message[5] for p in peer.submits] == [1, 2]  # part 1 once
+    seqs = [p.short_message[5] for p in peer.submits]  # part 2 again after a pause, if slow
+    assert seqs[0] == 1 and set(seqs[1:]) == {2}, seqs  # part 1 once
     (error,) = [str(e) for (e,) in rows(tmp_path, 'SELECT error FROM "order"')]
     assert f"parts 1-1 accepted as {peer.given_ids[0]}" in error
     assert "not sent again, the phone would get the accepted parts twice" in error

@@ -84,4 +84,4 @@ async def test_a_client_that_stays_is_closed_after_the_linger_time_one_that_clos
         assert (await closes.command("NOOP")).startswith("421 4.7.0")
         assert await _rest(closes.reader) == b""
         closes.writer.close()
-        await wait_for(lambda: _open(bridge) == 0, within=LINGER / 4)
+        await wait_for(lambda: _open(bridge) == 0, within=LINGER / 2)  # not after LINGER
