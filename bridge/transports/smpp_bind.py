@@ -94,9 +94,10 @@ class SmppBind:
         if last > send_by:
             self.bucket.restore(marks[0])
             self.smsc_bucket.restore(marks[1])
+            which = f"the last of {count} parts" if count > 1 else "the SMS"
             raise NoTimeLeft(
-                f"{self.name}: the last of {count} parts could go in {last - now:.1f} s "
-                "(rate, pause), past the send-by time"
+                f"{self.name}: {which} could go in {last - now:.1f} s (rate, pause), "
+                "past the send-by time"
             )
         return times
 
