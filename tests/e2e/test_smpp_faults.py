@@ -2,7 +2,8 @@
 
 Each test runs the real Bridge (SQLite, intake, dispatch, receipts) against the fault
 peer of tests/peers/smpp_fault.py and reads the outcome and the order history from the
-database. No sleeps: every wait is a condition with a deadline.
+database. Every wait is a condition with a deadline; the sleeps are a frozen process
+(a blocked event loop) and a wait to see that nothing more is sent.
 """
 
 from __future__ import annotations
