@@ -32,6 +32,7 @@ from bridge.api.messages import MessageService
 from bridge.api.routes import Api
 from bridge.db import engine as db
 from bridge.db.clock import utcnow
+from bridge.db.stalled import StalledSessions
 from bridge.db.store import Store, run_sync
 from bridge.db.worker import Worker
 from bridge.errors import ConfigError, StorageUnavailable
@@ -556,6 +557,9 @@ class Bridge:
         receipts = _Receipts(store, dispatcher, s.dispatch.receipt_window, mail, self.steps)
         lists = _ListExports(store, mail)
         self._worker("backpressure", backpressure.refresh, 2.0)
+        if store.engine.dialect.name == "postgresql":  # another instance's frozen batch
+            stalled = StalledSessions(store, s.database_timeout)
+            self._worker("stalled-sessions", stalled.step, stalled.step_every)
         if self.share is not None and self.share.count > 1 and self.share.load is not None:
             # the first of several processes publishes its load (the others only read it)
             clocks = partial(read_clocks, store.waits)
