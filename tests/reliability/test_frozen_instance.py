@@ -15,8 +15,9 @@ gets no answer goes to the other bridge. It proves:
 * the frozen transaction is ended within database_timeout, not held until the
   instance wakes: by the server (`idle_in_transaction_session_timeout`) when the freeze
   finds it between two statements, by the other bridge (`bridge/db/stalled.py`) when it
-  finds it in the middle of a batch (psycopg's pipeline), where the server waits for
-  the rest with no timer running (the state the freeze lands in is printed);
+  finds it where the server runs no idle timer: in the middle of a batch (psycopg's
+  pipeline), or just after one whose end a flush request followed (the state the freeze
+  lands in is printed);
 * the other bridge took and sent mail all along: its own client's mails and the frozen
   one's client's retries were answered 250 during the freeze, and the longest pause in
   its answers is measured;
