@@ -72,7 +72,6 @@ def _stalled(url: str, application: str, where: str = "pipeline") -> Iterator[in
     thread.start()
     try:
         assert ready.wait(10) and started, "the stalled client did not start"
-        time.sleep(0.2)  # its last message reaches the server
         yield started[0]
     finally:
         go.set()
@@ -89,6 +88,15 @@ def _alive(url: str, pid: int) -> str | None:
             return None if row is None else str(row[0])
     finally:
         engine.dispose()
+
+
+def _settled(url: str, pid: int, wanted: str) -> None:
+    """Wait until the server has read the stalled client's last message (on a busy
+    machine it may take a moment): the session shows `wanted`."""
+    deadline = time.monotonic() + 10
+    while (now := _alive(url, pid)) != wanted:
+        assert time.monotonic() < deadline, (now, wanted)
+        time.sleep(0.05)
 
 
 def _lock_free(url: str) -> bool:
@@ -116,8 +124,8 @@ async def test_a_stalled_session_is_ended_after_database_timeout(
     stalled = StalledSessions(store, AFTER)
     try:
         with _stalled(url, "frozen-instance", where) as pid:
+            _settled(url, pid, f"{state}/ClientRead")
             began = time.monotonic()
-            assert _alive(url, pid) == f"{state}/ClientRead"
             assert not _lock_free(url)
             # the server's own idle timer (1 s) does not end it; nor the step before AFTER
             while time.monotonic() - began < AFTER - 0.5:
@@ -158,6 +166,7 @@ async def test_sessions_not_stalled_or_not_ours_are_left_alone(url: str) -> None
         ):
             idle.execute("SELECT 1")
             idle.commit()
+            _settled(url, pid, "active/ClientRead")
             began = time.monotonic()
             while time.monotonic() - began < 3.0:
                 await stalled.step()
