@@ -48,7 +48,7 @@ from bridge.inbound.store import alert_contact
 from bridge.intake.access_store import exposures
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.handler import IntakeHandler
-from bridge.intake.listener import release_listener, start_listener
+from bridge.intake.listener import SmtpCounts, release_listener, start_listener
 from bridge.intake.pacing import (
     SAMPLE_EVERY,
     SQLITE_COMMIT_WAIT,
@@ -229,6 +229,9 @@ class Share:
     # The first process's load, published by it for the others' flow control (a page
     # shared by every process; `bridge/intake/pacing.py`). None: the others pace by their own.
     load: SharedLoad | None = None
+    # The SMTP door's counts per client (connections, AUTH failures), in tables every
+    # process shares (`bridge/intake/listener.py`). None: this process's own.
+    counts: SmtpCounts | None = None
 
     @property
     def owner(self) -> bool:
@@ -629,7 +632,12 @@ class Bridge:
             metrics=self.metrics,
         )
         self._server, self._shared = await start_listener(
-            s.smtp, self.handler, store, reuse_port=self.share is not None, certs=self.certs
+            s.smtp,
+            self.handler,
+            store,
+            reuse_port=self.share is not None,
+            certs=self.certs,
+            counts=self.share.counts if self.share is not None else None,
         )
         sock = self._server.sockets[0].getsockname()
         share = self.share

@@ -10,7 +10,9 @@ they accept is committed to the database, where the first child's dispatcher fin
 (woken at once over a datagram socket pair, which also carries the first child's
 wake-ups for the others' mailers and inbound workers); the first child's load is
 published in a page they all share, so that the others' SMTP intakes give way when it is
-saturated (`bridge/intake/pacing.py`). On
+saturated (`bridge/intake/pacing.py`); and the SMTP door's counts per client (open
+connections, new ones per minute, AUTH failures) are kept in tables they all share, so
+its limits hold for the bridge, not once per process (`bridge/intake/counts.py`). On
 SQLite the processes take turns at the one write lock (WAL, busy timeout: a
 transaction takes the lock at its first write and waits for it); PostgreSQL lets them
 write side by side. SIGTERM or SIGINT to the parent stops every child gracefully (each
@@ -37,6 +39,7 @@ from types import FrameType
 from bridge.app import Share, loop_factory, prepare_database, run_forever
 from bridge.db import engine as db
 from bridge.errors import ConfigError, StorageUnavailable
+from bridge.intake.listener import shared_counts
 from bridge.intake.pacing import SharedLoad
 from bridge.metrics import MetricFiles, count_in_files
 from bridge.settings import Settings
@@ -63,6 +66,7 @@ def serve(settings: Settings) -> int:
     wake_owner, wake_others = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     wake_others.setblocking(False)
     load = SharedLoad()  # made before the fork: the same page in every child
+    counts = shared_counts(settings.smtp)  # so are the SMTP door's counts per client
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -81,9 +85,9 @@ def serve(settings: Settings) -> int:
     try:
         for index in range(count):
             if index == 0:
-                share = Share(index, count, wake_owner, smtp=first_smtp, load=load)
+                share = Share(index, count, wake_owner, smtp=first_smtp, load=load, counts=counts)
             else:
-                share = Share(index, count, wake_others, load=load)
+                share = Share(index, count, wake_others, load=load, counts=counts)
             child = context.Process(
                 target=_child,
                 args=(settings, share, files.directory, os.getpid()),

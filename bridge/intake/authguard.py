@@ -9,24 +9,19 @@ refused before any password is checked.
 Verifications still running count as failures until they end, so parallel sessions
 cannot get more guesses than the limit.
 
-The counters live in this process's memory: with several bridge instances an attacker
-who reaches all of them gets up to (instances × limit) guesses per lockout period
-(see docs/security.md). Pure code: the caller passes the time.
+The counts live in a `CountTable` (`bridge/intake/counts.py`): this process's own, or,
+for the SMTP door of a bridge of several processes, one they all share (the limits hold
+for the bridge, not per process). With several bridge instances an attacker who reaches
+all of them gets up to (instances × limit) guesses per lockout period (see
+docs/security.md). Pure code but for the table: the caller passes the time.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bridge.intake.access import client_block
-
-
-@dataclass
-class _Counter:
-    failures: deque[float] = field(default_factory=deque)
-    running: int = 0
-    locked_until: float = 0.0
+from bridge.intake.counts import CountTable, TableBusy, TableFull
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,64 +44,80 @@ class AuthLimits:
 
 
 class AuthGuard:
-    def __init__(self, limits: AuthLimits, max_keys: int = 10_000) -> None:
+    def __init__(
+        self, limits: AuthLimits, max_keys: int = 10_000, table: CountTable | None = None
+    ) -> None:
+        """`max_keys`: the addresses and logins counted at once (the least recently used
+        that holds no verification and no lockout gives way); `table`: one made by
+        `guard_table` (shared by processes), else this process's own."""
         self.limits = limits
-        self.max_keys = max_keys
-        self._counters: OrderedDict[tuple[str, str], _Counter] = OrderedDict()
+        self.table = table or guard_table(limits, max_keys)
 
-    def _counter(self, subject: str, key: str, now: float) -> _Counter:
-        counter = self._counters.get((subject, key))
-        if counter is None:
-            counter = self._counters[(subject, key)] = _Counter()
-            while len(self._counters) > self.max_keys:
-                self._evict_one()
-        self._counters.move_to_end((subject, key))
-        while counter.failures and counter.failures[0] <= now - self.limits.window:
-            counter.failures.popleft()
-        return counter
-
-    def _evict_one(self) -> None:
-        # The least recently used counter that no verification is using right now.
-        for key, counter in self._counters.items():
-            if counter.running == 0:
-                del self._counters[key]
-                return
-        self._counters.popitem(last=False)
-
-    def _pairs(self, ip: str, login: str, now: float) -> list[tuple[str, _Counter, int]]:
+    def _slots(
+        self, table: CountTable, ip: str, login: str, now: float
+    ) -> list[tuple[str, int, int]]:
+        address = _slot(table, "address", client_block(ip), now)
         return [
-            ("address", self._counter("address", client_block(ip), now), self.limits.max_failures),
-            ("login", self._counter("login", login, now), self.limits.max_failures_per_login),
+            ("address", address, self.limits.max_failures),
+            (
+                "login",
+                _slot(table, "login", login, now, keep=(address,)),
+                self.limits.max_failures_per_login,
+            ),
         ]
 
     def begin(self, ip: str, login: str, now: float) -> Lockout | None:
         """Start an attempt (then call `end`), or the lockout that refuses it."""
-        pairs = self._pairs(ip, login, now)
-        for subject, counter, _ in pairs:
-            if counter.locked_until > now:
-                return Lockout(subject, counter.locked_until - now)
-        for subject, counter, limit in pairs:
-            if len(counter.failures) + counter.running >= limit:
-                # Running verifications would reach the limit: refuse without a lockout.
-                return Lockout(subject, 60.0)
-        for _, counter, _ in pairs:
-            counter.running += 1
-        return None
+        try:
+            with self.table.locked() as table:
+                slots = self._slots(table, ip, login, now)
+                for subject, slot, _ in slots:
+                    until = table.locked_until(slot)
+                    if until > now:
+                        return Lockout(subject, until - now)
+                for subject, slot, limit in slots:
+                    if table.count(slot, now) + table.held(slot) >= limit:
+                        # Running verifications would reach the limit: refuse without a lockout.
+                        return Lockout(subject, 60.0)
+                for _, slot, _ in slots:
+                    table.add_held(slot, 1)
+                return None
+        except (TableBusy, TableFull):  # no room or no turn to count it: not now
+            return Lockout("address", 60.0)
 
     def end(self, ip: str, login: str, now: float, *, ok: bool) -> tuple[float, Lockout | None]:
         """Finish an attempt: (seconds to delay the answer, a lockout it started or None)."""
-        pairs = self._pairs(ip, login, now)
-        for _, counter, _ in pairs:
-            counter.running = max(0, counter.running - 1)
-        if ok:
-            return 0.0, None
-        started: Lockout | None = None
-        worst = 0
-        for subject, counter, limit in pairs:
-            counter.failures.append(now)
-            worst = max(worst, len(counter.failures))
-            if len(counter.failures) >= limit and counter.locked_until <= now:
-                counter.locked_until = now + self.limits.lockout
-                started = started or Lockout(subject, self.limits.lockout, started=True)
+        try:
+            with self.table.locked() as table:
+                slots = self._slots(table, ip, login, now)
+                for _, slot, _ in slots:
+                    table.add_held(slot, -1)
+                if ok:
+                    return 0.0, None
+                started: Lockout | None = None
+                worst = 0
+                for subject, slot, limit in slots:
+                    table.add_time(slot, now)
+                    failures = table.count(slot, now)
+                    worst = max(worst, failures)
+                    if failures >= limit and table.locked_until(slot) <= now:
+                        table.lock_until(slot, now + self.limits.lockout)
+                        started = started or Lockout(subject, self.limits.lockout, started=True)
+        except (TableBusy, TableFull):  # the attempt stays counted as running: the safe side
+            return self.limits.delay_max, None
         delay = min(self.limits.delay * 2 ** (worst - 1), self.limits.delay_max)
         return delay, started
+
+
+def _slot(table: CountTable, subject: str, key: str, now: float, keep: tuple[int, ...] = ()) -> int:
+    slot = table.find(f"{subject}\0{key}", now, keep=keep)
+    assert slot is not None
+    return slot
+
+
+def guard_table(limits: AuthLimits, max_keys: int = 10_000, *, shared: bool = False) -> CountTable:
+    """An `AuthGuard`'s table: `max_keys` addresses and logins, each with its failures
+    within the window. `shared`: for the processes forked after it (`CountTable.shared`)."""
+    if shared:
+        return CountTable.shared(max_keys, limits.window)
+    return CountTable(max_keys, limits.window)

@@ -1,8 +1,9 @@
 """The SMTP listener: shared session state, AUTH verification, the server socket.
 
-TLS comes from `bridge.intake.tls`; AUTH failures are counted across sessions
-(`authguard`); what clients make the listener log, including aiosmtpd's own lines,
-goes through one log-rate limiter (`lograte`).
+TLS comes from `bridge.intake.tls`; connections and AUTH failures are counted per client
+across sessions (`access.ConnectionLimiter`, `authguard`), and across the processes of a
+bridge when they share the tables (`shared_counts`); what clients make the listener log,
+including aiosmtpd's own lines, goes through one log-rate limiter (`lograte`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from dataclasses import dataclass
 
 from bridge.db.store import Store
-from bridge.intake.access import ConnectionLimiter, Networks
-from bridge.intake.authguard import AuthGuard, AuthLimits
+from bridge.intake.access import ConnectionLimiter, Networks, limiter_table
+from bridge.intake.authguard import AuthGuard, AuthLimits, guard_table
+from bridge.intake.counts import CountTable
 from bridge.intake.handler import IntakeHandler
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.server import BridgeSMTP, Shared
@@ -47,6 +50,37 @@ def make_verifier(store: Store) -> object:
     return verify
 
 
+def auth_limits(settings: SmtpSettings) -> AuthLimits:
+    """The SMTP door's AUTH limits, from `[smtp]`."""
+    return AuthLimits(
+        max_failures=settings.auth_max_failures,
+        max_failures_per_login=settings.auth_max_failures_per_login,
+        window=settings.auth_failure_window,
+        lockout=settings.auth_lockout,
+        delay=settings.auth_failure_delay,
+        delay_max=settings.auth_failure_delay_max,
+    )
+
+
+@dataclass(frozen=True)
+class SmtpCounts:
+    """The SMTP door's counts: connections per client (`ConnectionLimiter`) and AUTH
+    failures (`AuthGuard`). Made by the parent of several processes before the fork
+    (`shared_counts`), so every process taking SMTP counts in the same tables and the
+    door's limits hold for the bridge, not for each process."""
+
+    connections: CountTable
+    auth: CountTable
+
+
+def shared_counts(settings: SmtpSettings) -> SmtpCounts:
+    """The SMTP door's tables, for the processes forked after this call."""
+    return SmtpCounts(
+        limiter_table(settings.max_connections, shared=True),
+        guard_table(auth_limits(settings), shared=True),
+    )
+
+
 async def start_listener(
     settings: SmtpSettings,
     handler: IntakeHandler,
@@ -54,10 +88,12 @@ async def start_listener(
     *,
     reuse_port: bool = False,
     certs: CertWatcher | None = None,
+    counts: SmtpCounts | None = None,
 ) -> tuple[asyncio.Server, Shared]:
     """Listen for SMTP; `reuse_port`: several processes listen on the same port
     (SO_REUSEPORT, the kernel spreads the connections among them); `certs`: renews the
-    STARTTLS certificate (aiosmtpd's `tls_context` is this one context object)."""
+    STARTTLS certificate (aiosmtpd's `tls_context` is this one context object);
+    `counts`: the tables those processes share (`shared_counts`), else this process's."""
     context = tls_context(settings, certs)
     logs = LogLimiter(log)
     shared = Shared(
@@ -65,22 +101,14 @@ async def start_listener(
             settings.max_connections_per_ip,
             settings.max_connections_per_ip_per_minute,
             settings.max_connections,
+            counts.connections if counts else None,
         ),
         plaintext=Networks(settings.plaintext_networks),
         data_size_limit=settings.data_size_limit,
         tls_on=context is not None,
         require_tls=settings.require_tls,
         verify=make_verifier(store),  # type: ignore[arg-type]
-        auth=AuthGuard(
-            AuthLimits(
-                max_failures=settings.auth_max_failures,
-                max_failures_per_login=settings.auth_max_failures_per_login,
-                window=settings.auth_failure_window,
-                lockout=settings.auth_lockout,
-                delay=settings.auth_failure_delay,
-                delay_max=settings.auth_failure_delay_max,
-            )
-        ),
+        auth=AuthGuard(auth_limits(settings), table=counts.auth if counts else None),
         logs=logs,
         idle_command_limit=settings.idle_command_limit,
         pipelining=settings.pipelining,

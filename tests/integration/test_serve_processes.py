@@ -35,7 +35,12 @@ BINDS_ONLY = re.compile(r"\[(\d+)\] bridge: process 1 of 2: SMPP binds, dispatch
 
 
 def _config(
-    tmp: Path, database_url: str, port: int, event_loop: str = "asyncio", first_smtp: str = "yes"
+    tmp: Path,
+    database_url: str,
+    port: int,
+    event_loop: str = "asyncio",
+    first_smtp: str = "yes",
+    smtp: str = "",
 ) -> Path:
     path = tmp / "bridge.toml"
     path.write_text(
@@ -43,6 +48,7 @@ def _config(
         f'[server]\nprocesses = 2\nevent_loop = "{event_loop}"\n'
         f'first_process_smtp = "{first_smtp}"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nmax_connections_per_ip_per_minute = 100000\n'
+        f"{smtp}"
         f'[sandbox]\nenabled = true\nport = 0\ninbox = "{tmp / "inbox.jsonl"}"\n'
         f'[mailer]\nmode = "maildir"\nmaildir = "{tmp / "maildir"}"\n'
         "[dispatch]\npoll_interval = 30\n",  # an order sent at once was woken, not polled
@@ -201,6 +207,60 @@ def test_the_other_process_takes_a_share_of_the_status_mails_and_none_twice(
         assert [tuple(r) for r in notices] == [("sent", mails)]
         assert attempts == 1  # never claimed twice
         assert writers() == children, (writers(), children, mails)  # both took a share
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0, log.read_text()[-2000:]
+        assert "Traceback" not in log.read_text()
+
+
+def _greeting(port: int) -> tuple[socket.socket, str]:
+    """A connection to the SMTP port and its first reply line."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock, sock.makefile("rb").readline().decode("ascii", "replace").strip()
+
+
+def test_the_connection_cap_per_address_holds_for_the_bridge_not_for_each_process(
+    tmp_path: Path,
+) -> None:
+    """Each process counted a client's connections in its own memory: with two processes
+    taking SMTP a client had twice `max_connections_per_ip` (the kernel spreads one
+    client's connections over the processes). The count is shared now: four held open,
+    any process refuses the fifth, and a closed one frees a place for either."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    config = _config(
+        tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", port, smtp="max_connections_per_ip = 4\n"
+    )
+    held: list[socket.socket] = []
+    with _serving(config, log) as p:
+        wait_until(lambda: len(_children(log)) == 2, 30, "both processes listening")
+        try:
+            for _ in range(4):
+                sock, line = _greeting(port)
+                held.append(sock)
+                assert line.startswith("220 "), line
+            # six more: on separate counts, all ten going to one process is a chance of 2/1024
+            refused = []
+            for _ in range(6):
+                sock, line = _greeting(port)
+                sock.close()
+                refused.append(line)
+            assert all(
+                r.startswith("421 4.7.0 Too many connections from 127.0.0.1") for r in refused
+            ), refused
+            held.pop().close()
+
+            def admitted() -> bool:
+                sock, line = _greeting(port)
+                if line.startswith("220 "):
+                    held.append(sock)
+                    return True
+                sock.close()
+                return False
+
+            wait_until(admitted, 10, "a place freed by the closed connection")
+        finally:
+            for sock in held:
+                sock.close()
         p.send_signal(signal.SIGTERM)
         assert p.wait(60) == 0, log.read_text()[-2000:]
         assert "Traceback" not in log.read_text()

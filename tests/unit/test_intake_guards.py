@@ -68,12 +68,16 @@ def test_auth_failures_per_login_across_addresses_and_expiry() -> None:
     assert guard.begin("10.9.9.9", "sap", now=5 + 900) is None
 
 
-def test_auth_counters_are_bounded() -> None:
+def test_auth_counters_are_bounded_and_a_flood_of_logins_does_not_unlock_the_address() -> None:
     guard = AuthGuard(AuthLimits(), max_keys=50)
+    assert guard.table.slots == 64  # 50 rounded up to whole buckets
     for n in range(500):
         guard.begin("10.0.0.1", f"junk-login-{n}", now=0)
         guard.end("10.0.0.1", f"junk-login-{n}", now=0, ok=False)
-    assert len(guard._counters) <= 50
+    assert guard.table.used_slots(now=0) <= guard.table.slots
+    # the locked address kept its slot while hundreds of logins came and went
+    locked = guard.begin("10.0.0.1", "someone", now=1)
+    assert locked is not None and locked.subject == "address"
 
 
 def test_log_limiter_counts_what_it_leaves_out() -> None:
