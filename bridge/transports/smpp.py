@@ -33,6 +33,7 @@ import contextlib
 import logging
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final, Protocol, TypedDict
@@ -88,6 +89,8 @@ MAX_ALPHANUMERIC: Final = 11
 # is sent only while its answer can come before the claim runs out, so that no other
 # instance claims the order (and sends it again) while its submit still runs.
 MID_MESSAGE_WAIT: Final = 90.0
+# long SMS whose concatenation reference is kept for their next try (`_keep_reference`)
+KEPT_REFERENCES: Final = 10_000
 CLAIM_ENDS: Final = "claim-ends"  # the failure kind of a submit cut short by its claim
 MAX_USER_DATA: Final = 140  # octets of one SMS (UDH included)
 SAR_TAGS: Final = (c.TLV_SAR_MSG_REF_NUM, c.TLV_SAR_TOTAL_SEGMENTS, c.TLV_SAR_SEGMENT_SEQNUM)
@@ -201,6 +204,9 @@ class SmppTransport:
         self._submitters = [b for b in self.binds if b.can_submit]
         self._encoding = config.encoding  # fixed per transport
         self._ref = self._rng.randrange(0x10000)
+        # The concatenation reference of each long SMS some of whose parts the SMSC took
+        # before the rest failed, until it goes again (`_reference`); the oldest first out.
+        self._kept_refs: OrderedDict[str, int] = OrderedDict()
         self._limits = config.limits
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -263,6 +269,24 @@ class SmppTransport:
         self._ref = (self._ref + 1) & 0xFFFF
         return self._ref if self.config.concat in ("udh16", "sar") else self._ref & 0xFF
 
+    def _reference(self, order_id: str) -> int:
+        """The concatenation reference for `order_id`'s parts: the one its earlier parts
+        carried when the SMSC took some of them before the rest failed (the order goes
+        again from part 1: with the same reference and numbering the phone takes the
+        parts again as parts of the message it is putting together, and drops the
+        copies, instead of keeping the first try's parts as a broken message of their
+        own), else the next one."""
+        kept = self._kept_refs.pop(order_id, None)
+        return self._next_ref() if kept is None else kept
+
+    def _keep_reference(self, order_id: str, ref: int) -> None:
+        """Parts of `order_id` reached the SMSC and the order will go again: keep `ref`
+        for it (in this process; the most recent KEPT_REFERENCES orders)."""
+        self._kept_refs[order_id] = ref
+        self._kept_refs.move_to_end(order_id)
+        while len(self._kept_refs) > KEPT_REFERENCES:
+            self._kept_refs.popitem(last=False)
+
     async def _pick(self, send_by: float) -> SmppBind:
         ready = [b for b in self._submitters if b.tx.bound]
         if not ready:
@@ -277,8 +301,8 @@ class SmppTransport:
         now = asyncio.get_running_loop().time()
         return min(ready, key=lambda b: (b.pause.remaining(now) > 0, b.stats.in_flight))
 
-    def _plan(self, sms: OutboundSms) -> tuple[tuple[MtPart, ...], SharedFields]:
-        """The parts of `sms` and the submit_sm fields they share."""
+    def _plan(self, sms: OutboundSms, ref: int) -> tuple[tuple[MtPart, ...], SharedFields]:
+        """The parts of `sms` (concatenated under `ref`) and the submit_sm fields they share."""
         cfg = self.config
         src = source_address(sms.source)
         if src.ton == c.TON_ALPHANUMERIC and len(src.addr) > MAX_ALPHANUMERIC:
@@ -287,7 +311,7 @@ class SmppTransport:
                 kind=UnsendableKind.SENDER,
             )
         dst = destination_address(sms.destination)
-        parts = self._parts(sms)
+        parts = self._parts(sms, ref)
         now = datetime.now(UTC)
         fields: SharedFields = {
             "source_addr": src.addr,
@@ -305,8 +329,9 @@ class SmppTransport:
         }
         return parts, fields
 
-    def _parts(self, sms: OutboundSms) -> tuple[MtPart, ...]:
-        """The submit_sm parts of `sms`, encoded with this SMSC's settings.
+    def _parts(self, sms: OutboundSms, ref: int) -> tuple[MtPart, ...]:
+        """The submit_sm parts of `sms`, encoded with this SMSC's settings, concatenated
+        under the reference `ref`.
 
         A mail's text, and the text an SMPP client sent (`sms.segments`), are encoded and
         split as this SMSC wants (`plan_parts`: its data_coding 0, packing, concatenation,
@@ -316,26 +341,22 @@ class SmppTransport:
         flash = sms.flash
         if sms.segments:
             if as_sent(sms.segments):
-                return self._as_sent(sms.segments)
+                return self._as_sent(sms.segments, ref)
             flash = flash or any(s.data_coding in FLASH_CODINGS for s in sms.segments)
         try:
             try:
-                return plan_parts(
-                    sms.text, sms.encoding, self._encoding, ref=self._next_ref(), flash=flash
-                )
+                return plan_parts(sms.text, sms.encoding, self._encoding, ref=ref, flash=flash)
             except Gsm7EncodeError:
                 if not sms.segments:
                     raise
                 # a client's Latin-1 or IA5 text with characters GSM-7 lacks
-                return plan_parts(
-                    sms.text, "ucs2", self._encoding, ref=self._next_ref(), flash=flash
-                )
+                return plan_parts(sms.text, "ucs2", self._encoding, ref=ref, flash=flash)
         except ValueError as exc:
             raise TransportPermanentFailure(
                 f"text cannot be sent as {sms.encoding}: {exc}", kind=UnsendableKind.TEXT
             ) from exc
 
-    def _as_sent(self, segments: Sequence[SmsSegment]) -> tuple[MtPart, ...]:
+    def _as_sent(self, segments: Sequence[SmsSegment], ref: int) -> tuple[MtPart, ...]:
         """A client's binary parts as it sent them. Parts it concatenated by sar_* TLVs
         get a concatenation UDH instead when this SMSC concatenates by UDH (all parts, or
         none when one would not fit in 140 octets: then they keep their TLVs)."""
@@ -349,7 +370,7 @@ class SmppTransport:
         if any(concat is None for concat in found):
             return parts
         limit = min(MAX_USER_DATA, self.config.max_short_message)
-        ref, ref16 = self._next_ref(), self.config.concat == "udh16"
+        ref16 = self.config.concat == "udh16"
         converted: list[MtPart] = []
         for part, concat in zip(parts, found, strict=True):
             assert concat is not None
@@ -368,7 +389,8 @@ class SmppTransport:
         return tuple(converted)
 
     async def submit(self, sms: OutboundSms, *, until: float | None = None) -> SubmitResult:
-        parts, fields = self._plan(sms)
+        ref = self._reference(sms.order_id)
+        parts, fields = self._plan(sms, ref)
         now = asyncio.get_running_loop().time()
         # the last moment a part may go: its answer (or its response timeout) comes by `until`
         send_by = math.inf if until is None else until - self.config.response_timeout
@@ -380,19 +402,18 @@ class SmppTransport:
             )
         bind = await self._pick(send_by)
         total = len(parts)
-        ids: list[str] = []
-        id_base = self.config.submit_id_base
-        template: SubmitSmTemplate | None = None
         # how long a part after the first may wait out throttling (`_submit_part`)
         wait = MID_MESSAGE_WAIT if sms.validity is None else min(MID_MESSAGE_WAIT, sms.validity)
         deadline = min(now + wait, send_by)
         # Parts go one after another on one bind, their tokens taken together first (a
         # rate that would stop the message halfway defers it before any part goes). If
         # part k fails after parts 1..k-1 were accepted we raise anyway: dispatch
-        # resubmits the whole order, so the handset may see the early parts twice (a rare
-        # duplicate beats a lost or truncated message). Not when part k is known not to
-        # have gone: a throttling answer (part k waits for the SMSC, until `deadline`) or
-        # its time run out; then the order fails, the accepted parts named.
+        # resubmits the whole order (a rare duplicate beats a lost or truncated message),
+        # under the same concatenation reference, so that the phone takes the parts again
+        # as those of the message it is putting together and drops the copies. Not when
+        # part k is known not to have gone: a throttling answer (part k waits for the
+        # SMSC, until `deadline`) or its time run out; then the order fails, the accepted
+        # parts named.
         try:
             tokens = bind.reserve(total, send_by)
         except NoTimeLeft as exc:
@@ -400,6 +421,28 @@ class SmppTransport:
                 f"order {sms.order_id}: not sent, its claim would run out before the answer: {exc}",
                 kind=CLAIM_ENDS,
             ) from None
+        try:
+            return await self._submit_parts(bind, sms, parts, fields, tokens, deadline, send_by)
+        except TransportTemporaryFailure:
+            if total > 1:  # it goes again: under the same reference (`_reference`)
+                self._keep_reference(sms.order_id, ref)
+            raise
+
+    async def _submit_parts(
+        self,
+        bind: SmppBind,
+        sms: OutboundSms,
+        parts: tuple[MtPart, ...],
+        fields: SharedFields,
+        tokens: Sequence[float],
+        deadline: float,
+        send_by: float,
+    ) -> SubmitResult:
+        """Send `parts` one after another on `bind` (see `submit`)."""
+        total = len(parts)
+        ids: list[str] = []
+        id_base = self.config.submit_id_base
+        template: SubmitSmTemplate | None = None
         for seq, part in enumerate(parts, 1):
             try:
                 if template is None:

@@ -151,6 +151,30 @@ async def test_throttling_mid_message_waits_and_sends_no_part_twice(tmp_path: Pa
     assert ev.count("submitted") == 1 and ev[-1] == "delivered"
 
 
+async def test_a_long_sms_sent_again_after_a_part_went_unanswered_keeps_its_reference(
+    tmp_path: Path,
+) -> None:
+    """Part 2 of 3 unanswered after part 1 was accepted: the outcome is unknown, and the
+    order goes again from part 1, while the phone holds part 1 of the first try. The
+    second try's parts carry the first try's reference (and numbering), so the phone
+    puts them into the message it is assembling and drops the copy of part 1; under a
+    new reference it kept the first try's part 1 as a broken message of its own."""
+    async with (
+        running_fault_smsc(Faults(silent=1, silent_after=1)) as peer,
+        running_bridge(settings_for(tmp_path, {"a": peer.port}, response_timeout=SILENT)) as (
+            _,
+            ep,
+        ),
+    ):
+        await send(ep.smtp, PHONES[:1], "Three parts. " * 32)
+        await all_delivered(tmp_path, 1)
+    udh = [(p.short_message[3], p.short_message[4], p.short_message[5]) for p in peer.submits]
+    assert [seq for _, _, seq in udh] == [1, 2, 1, 2, 3]  # (reference, parts, part)
+    assert len({(ref, total) for ref, total, _ in udh}) == 1, udh
+    ev = events(tmp_path)
+    assert "deferred" in ev and ev[-1] == "delivered"
+
+
 async def test_a_window_throttled_for_one_burst_pauses_the_bind_once(tmp_path: Path) -> None:
     """An SMSC's rate limit refuses a whole window for one burst (ESME_RTHROTTLED to the
     ten submits in flight): the bind pauses once, `throttle_pause_min`, and all ten go

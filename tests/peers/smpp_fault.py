@@ -37,6 +37,7 @@ class Faults:
     throttle: int = 0  # answer ESME_RTHROTTLED to the next N submits
     throttle_after: int = 0  # ... once this many submits were accepted (a part mid-message)
     silent: int = 0  # never answer the next N submits
+    silent_after: int = 0  # ... once this many submits were accepted (a part mid-message)
     nack: int = 0  # answer generic_nack (status nack_status) to the next N submits
     nack_status: int = c.ESME_RSYSERR
     drop_after: int = 0  # hold submits unanswered; drop the connection when N are held
@@ -138,7 +139,7 @@ class FaultSmsc:
         if f.nack > 0:
             f.nack -= 1
             return GenericNack(pdu.sequence, f.nack_status)
-        if f.silent > 0:
+        if f.silent > 0 and len(self.given_ids) >= f.silent_after:
             f.silent -= 1
             return None
         if f.drop_after > 0:

@@ -30,7 +30,8 @@ def _sar(ref: int, total: int, seq: int) -> tuple[tuple[int, bytes], ...]:
 def _plan(segments: tuple[SmsSegment, ...], text: str = "", **smsc: object) -> list[MtPart]:
     config = SmppConfig(name="s", host="127.0.0.1", port=1, system_id="b", **smsc)
     sms = OutboundSms("m.1", "+491701234567", "+4915550000001", text, "gsm7", segments=segments)
-    return list(SmppTransport(config)._plan(sms)[0])
+    transport = SmppTransport(config)
+    return list(transport._plan(sms, transport._reference(sms.order_id))[0])
 
 
 def test_the_server_keeps_a_parts_sar_tlvs_and_dispatch_reads_them_back() -> None:
@@ -119,3 +120,20 @@ def test_message_text_reads_a_character_split_across_parts() -> None:
     assert message_text(stored) == ("price 5€", "gsm7")
     mixed = [[b"a".hex(), 0, 0], ["0062", 0, 8]]
     assert message_text(mixed) is None  # each part's own text then
+
+
+def test_a_long_sms_keeps_its_reference_for_its_next_try_and_the_kept_ones_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An order whose parts went again took a new reference: the phone kept the first
+    try's parts as a broken message of their own (the e2e test: test_smpp_faults)."""
+    monkeypatch.setattr("bridge.transports.smpp.KEPT_REFERENCES", 3)
+    transport = SmppTransport(SmppConfig(name="s", host="127.0.0.1", port=1, system_id="b"))
+    first = transport._reference("o1")
+    transport._keep_reference("o1", first)
+    assert transport._reference("o2") != first  # another order: the next one
+    assert transport._reference("o1") == first  # its next try: the same
+    assert transport._reference("o1") != first  # taken: a later try without a failure, new
+    for n in range(5):
+        transport._keep_reference(f"k{n}", 100 + n)
+    assert list(transport._kept_refs) == ["k2", "k3", "k4"]  # the oldest went

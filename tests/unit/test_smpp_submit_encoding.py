@@ -276,7 +276,7 @@ def test_the_transport_encodes_every_part_as_the_codec_does(settings: dict[str, 
     )
     transport = SmppTransport(config)
     for sms in SMS:
-        parts, shared = transport._plan(sms)
+        parts, shared = transport._plan(sms, transport._reference(sms.order_id))
         template = SubmitSmTemplate.of(**shared)
         for part in parts:
             pdu = SubmitSm(
