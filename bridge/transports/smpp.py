@@ -204,8 +204,8 @@ class SmppTransport:
         self._submitters = [b for b in self.binds if b.can_submit]
         self._encoding = config.encoding  # fixed per transport
         self._ref = self._rng.randrange(0x10000)
-        # The concatenation reference of each long SMS some of whose parts the SMSC took
-        # before the rest failed, until it goes again (`_reference`); the oldest first out.
+        # The concatenation reference of each long SMS that failed for now (parts of it may
+        # be at the SMSC), until it goes again (`_reference`); the oldest first out.
         self._kept_refs: OrderedDict[str, int] = OrderedDict()
         self._limits = config.limits
         self._tasks: list[asyncio.Task[None]] = []
@@ -280,8 +280,9 @@ class SmppTransport:
         return self._next_ref() if kept is None else kept
 
     def _keep_reference(self, order_id: str, ref: int) -> None:
-        """Parts of `order_id` reached the SMSC and the order will go again: keep `ref`
-        for it (in this process; the most recent KEPT_REFERENCES orders)."""
+        """`order_id`, a long SMS, will go again after a temporary failure (parts of it
+        may be at the SMSC, from this try or an earlier one): keep `ref` for it (in this
+        process; the most recent KEPT_REFERENCES orders)."""
         self._kept_refs[order_id] = ref
         self._kept_refs.move_to_end(order_id)
         while len(self._kept_refs) > KEPT_REFERENCES:
@@ -391,6 +392,23 @@ class SmppTransport:
     async def submit(self, sms: OutboundSms, *, until: float | None = None) -> SubmitResult:
         ref = self._reference(sms.order_id)
         parts, fields = self._plan(sms, ref)
+        try:
+            return await self._submit(sms, parts, fields, until)
+        except TransportTemporaryFailure:
+            # It goes again: under the same reference (`_reference`), whether parts of it
+            # went in this try or in an earlier one.
+            if len(parts) > 1:
+                self._keep_reference(sms.order_id, ref)
+            raise
+
+    async def _submit(
+        self,
+        sms: OutboundSms,
+        parts: tuple[MtPart, ...],
+        fields: SharedFields,
+        until: float | None,
+    ) -> SubmitResult:
+        """`submit`, its parts planned."""
         now = asyncio.get_running_loop().time()
         # the last moment a part may go: its answer (or its response timeout) comes by `until`
         send_by = math.inf if until is None else until - self.config.response_timeout
@@ -421,12 +439,7 @@ class SmppTransport:
                 f"order {sms.order_id}: not sent, its claim would run out before the answer: {exc}",
                 kind=CLAIM_ENDS,
             ) from None
-        try:
-            return await self._submit_parts(bind, sms, parts, fields, tokens, deadline, send_by)
-        except TransportTemporaryFailure:
-            if total > 1:  # it goes again: under the same reference (`_reference`)
-                self._keep_reference(sms.order_id, ref)
-            raise
+        return await self._submit_parts(bind, sms, parts, fields, tokens, deadline, send_by)
 
     async def _submit_parts(
         self,

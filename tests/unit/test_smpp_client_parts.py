@@ -4,6 +4,8 @@ SMSC (text) or sends as they came (binary data, UDHs with more than concatenatio
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bridge.mt.dispatch_sms import _segments
@@ -13,6 +15,7 @@ from bridge.smpp.pdu import SubmitSm, Tlv
 from bridge.smpp.udh import find_concat, split_udh
 from bridge.smpp_server.submit import message_text, read_part
 from bridge.text.gsm7 import encode_gsm7
+from bridge.transports.base import TransportTemporaryFailure
 from bridge.transports.smpp import SmppConfig, SmppTransport, as_sent
 from bridge.values import OutboundSms, SmsSegment
 
@@ -137,3 +140,19 @@ def test_a_long_sms_keeps_its_reference_for_its_next_try_and_the_kept_ones_are_b
     for n in range(5):
         transport._keep_reference(f"k{n}", 100 + n)
     assert list(transport._kept_refs) == ["k2", "k3", "k4"]  # the oldest went
+
+
+async def test_a_long_sms_that_fails_before_a_part_went_keeps_the_reference_it_was_given() -> None:
+    """The try after a partial one can fail before anything is sent (its claim runs out,
+    no bind): the reference the first try's parts carry stays for the try after it."""
+    transport = SmppTransport(SmppConfig(name="s", host="127.0.0.1", port=1, system_id="b"))
+    sms = OutboundSms("m.1", "+491701234567", "+4915550000001", "Three parts. " * 32, "gsm7")
+    transport._keep_reference(sms.order_id, 77)
+    for _ in range(2):
+        with pytest.raises(TransportTemporaryFailure, match="its claim ends"):
+            await transport.submit(sms, until=asyncio.get_running_loop().time())
+        assert transport._kept_refs == {sms.order_id: 77}
+    short = OutboundSms("m.2", "+491701234567", "+4915550000001", "One part", "gsm7")
+    with pytest.raises(TransportTemporaryFailure):
+        await transport.submit(short, until=asyncio.get_running_loop().time())
+    assert short.order_id not in transport._kept_refs  # one part: no reference to keep
