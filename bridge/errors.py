@@ -79,6 +79,12 @@ REPLIES: dict[str, Reply] = {
         "Sender <{sender}> must authenticate (STARTTLS, then AUTH with a login of its "
         "account) or send from one of its account's client networks; ask your administrator",
     ),
+    "auth_busy": Reply(
+        454,
+        "4.7.0",
+        "Temporary authentication failure: the attempt cannot be counted now; try again in a "
+        "minute",
+    ),
     "auth_locked": Reply(
         421,
         "4.7.0",

@@ -28,7 +28,9 @@ from bridge.intake.counts import CountTable, TableBusy, TableFull
 class Lockout:
     """Why AUTH is refused now, and for how long."""
 
-    subject: str  # "address" or "login"
+    # "address" or "login"; "busy": the counts could not be had (no room in the table for
+    # a new client, or no turn at its lock in time): refused for now, nothing counted
+    subject: str
     seconds: float
     started: bool = False  # this attempt started the lockout (log it once)
 
@@ -83,7 +85,7 @@ class AuthGuard:
                     table.add_held(slot, 1)
                 return None
         except (TableBusy, TableFull):  # no room or no turn to count it: not now
-            return Lockout("address", 60.0)
+            return Lockout("busy", 60.0)
 
     def end(self, ip: str, login: str, now: float, *, ok: bool) -> tuple[float, Lockout | None]:
         """Finish an attempt: (seconds to delay the answer, a lockout it started or None)."""

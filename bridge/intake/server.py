@@ -862,6 +862,16 @@ class BridgeSMTP(DataInBlocks):
         )
 
     async def _locked_out(self, lockout: Lockout) -> AuthResult:
+        if lockout.subject == "busy":  # not counted: refused for now, the session goes on
+            self._event(
+                logging.WARNING,
+                "auth-busy",
+                "AUTH from %s refused for now: the counts of failed logins could not be had "
+                "(every place of the client's bucket held, or their lock busy)",
+                self.client_ip,
+            )
+            await self.push(reply("auth_busy"))
+            return AuthResult(success=False, handled=True)
         self._event(
             logging.INFO,
             "auth-locked",

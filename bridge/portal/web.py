@@ -232,6 +232,16 @@ class Portal:
 
     def _locked_out(self, request: Request, username: str, ip: str, lockout: Lockout) -> Response:
         _ = self.pages._
+        if lockout.subject == "busy":  # the counts could not be had: nothing checked, not now
+            log.warning("portal: login of %r from %s refused for now: counts busy", username, ip)
+            response = self._login_page(
+                request,
+                error=_("Logins cannot be checked at the moment. Try again in a minute."),
+                status=503,
+                username=username,
+            )
+            response.headers["Retry-After"] = "60"
+            return response
         self._logs.event(
             logging.WARNING,
             "login lockout",

@@ -411,6 +411,17 @@ class SmppServer:
         answered after a growing delay, and a locked address or system_id is refused
         before any password is checked."""
         locked = self._guard.begin(client.ip, pdu.system_id, time.monotonic())
+        if locked is not None and locked.subject == "busy":
+            self._logs.event(
+                logging.WARNING,
+                "bind busy",
+                client.ip,
+                "SMPP bind of %r from %s refused for now: the counts of wrong passwords "
+                "could not be had (every place of the client's bucket held, or their lock busy)",
+                pdu.system_id,
+                client.ip,
+            )
+            return c.ESME_RBINDFAIL, None
         if locked is not None:
             self._logs.event(
                 logging.WARNING,

@@ -174,6 +174,28 @@ async def test_s7_parallel_auth_guessing_locks_the_address_after_the_limit(
     assert len(lockouts) == 1 and "127.0.0.2" in lockouts[0], lockouts
 
 
+async def test_auth_whose_failures_cannot_be_counted_now_is_refused_for_now_not_locked(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    """The counts of failed logins out of reach (their lock held by another process, or
+    no room for a new client): the AUTH gets 454 4.7.0 (RFC 4954's temporary failure),
+    no password is checked, nothing is counted, and the session may try again. It was
+    told that its address was locked out."""
+    async with running_bridge(_fast_auth(tmp_path, ca)) as (bridge, ep):
+        assert bridge.store is not None and bridge._shared is not None
+        run_sync(bridge.store.engine, add_credential, "sap-prod", "demo", "right-password")
+        table = bridge._shared.auth.table
+        table.wait = 0.2
+        assert table.lock.acquire()  # as a process stopped while it held the lock
+        try:
+            busy = await _auth(*ep.smtp, ca, "127.0.0.2", "sap-prod", "right-password")
+        finally:
+            table.lock.release()
+        fine = await _auth(*ep.smtp, ca, "127.0.0.2", "sap-prod", "right-password")
+    assert busy.startswith("454 4.7.0 Temporary authentication failure"), busy
+    assert fine.startswith("235"), fine
+
+
 async def test_s7_guessing_one_login_from_many_addresses_locks_the_login(
     tmp_path: Path, ca: trustme.CA
 ) -> None:

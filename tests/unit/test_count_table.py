@@ -87,6 +87,9 @@ def test_a_process_holding_the_lock_makes_the_others_refuse_in_time_not_hang() -
         assert "busy" in refused and "10.0.0.1" in refused
         guard = AuthGuard(AuthLimits(), table=guard_table(AuthLimits(), shared=True))
         assert guard.begin("10.0.0.1", "x", now=0) is None  # another table: not held
+        guard.table = table  # this one's lock is held: refused for now, not "locked"
+        busy = guard.begin("10.0.0.1", "x", now=0)
+        assert busy is not None and busy.subject == "busy"
     finally:
         release.set()
         child.join(30)
