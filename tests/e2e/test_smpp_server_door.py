@@ -134,6 +134,33 @@ async def test_bind_guessing_is_slowed_and_locked_out(
     assert not list(our_faults(caplog))
 
 
+async def test_a_bind_whose_failures_cannot_be_counted_now_is_refused_for_now(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The counts of wrong passwords out of reach (their lock held, or no room for a new
+    client): the bind is refused without a password check, logged as "for now", not as
+    a locked address; once they can be had the same bind succeeds."""
+    caplog.set_level(logging.INFO)
+    door = SmppServerSettings(enabled=True, port=0)
+    async with running_bridge(make_settings(tmp_path, smpp_server=door)) as (bridge, ep):
+        assert ep.smpp is not None and bridge.smpp_server is not None
+        table = bridge.smpp_server._guard.table
+        table.wait = 0.2
+        assert table.lock.acquire()
+        try:
+            refused, status = await _bind(*ep.smpp)
+        finally:
+            table.lock.release()
+        assert status == ESME_RBINDFAIL
+        await refused.close()
+        bound, status = await _bind(*ep.smpp)
+        assert status == 0
+        await bound.close()
+    lines = [r.getMessage() for r in caplog.records if "SMPP bind of" in r.getMessage()]
+    assert any("refused for now" in line for line in lines), lines
+    assert not any("is locked" in line for line in lines), lines
+
+
 async def test_connections_are_limited_per_address(tmp_path: Path) -> None:
     door = SmppServerSettings(enabled=True, port=0, max_connections_per_ip=2)
     async with running_bridge(make_settings(tmp_path, smpp_server=door)) as (_, ep):
