@@ -88,7 +88,7 @@ REPLIES: dict[str, Reply] = {
     "auth_locked": Reply(
         421,
         "4.7.0",
-        "Too many failed logins ({detail}); try again in {minutes} minutes",
+        "Too many failed logins ({detail}); try again in {wait}",
     ),
     "bad_command_bytes": Reply(
         501,

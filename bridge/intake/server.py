@@ -883,9 +883,14 @@ class BridgeSMTP(DataInBlocks):
         detail = "from this address" if lockout.subject == "address" else "for this login"
         self._close_after_reply = True
         await self.push(
-            reply("auth_locked", detail=detail, minutes=max(1, math.ceil(lockout.seconds / 60)))
+            reply("auth_locked", detail=detail, wait=_minutes(math.ceil(lockout.seconds / 60)))
         )
         return AuthResult(success=False, handled=True)
+
+
+def _minutes(count: int) -> str:
+    """`count` minutes, at least one, in words: "1 minute", "15 minutes"."""
+    return "1 minute" if count <= 1 else f"{count} minutes"
 
 
 Guard = Callable[[BridgeSMTP, str | None], Awaitable[None]]

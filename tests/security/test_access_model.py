@@ -169,6 +169,7 @@ async def test_s7_parallel_auth_guessing_locks_the_address_after_the_limit(
     assert codes.count("535") == 10, codes  # guesses actually checked: the limit
     assert codes.count("421") == 35, codes
     assert locked.startswith("421 4.7.0") and "failed logins" in locked
+    assert locked.rstrip().endswith("try again in 15 minutes"), locked
     assert other.startswith("235"), other
     lockouts = [r.getMessage() for r in caplog.records if "AUTH locked" in r.getMessage()]
     assert len(lockouts) == 1 and "127.0.0.2" in lockouts[0], lockouts

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.errors import Reject
+from bridge.errors import Reject, reply
 from bridge.intake.access import Client, CustomerAccess, check_client, exposure
 from bridge.intake.authguard import AuthGuard, AuthLimits
 from bridge.intake.backpressure import Backpressure
 from bridge.intake.lograte import LogLimiter
 from bridge.intake.overrides import apply_overrides
-from bridge.intake.server import _bad_bytes
+from bridge.intake.server import _bad_bytes, _minutes
 from bridge.intake.velocity import prefix_of, upper_bound, watched
 from bridge.tenants.policy import PolicyError, resolve
 from bridge.tenants.policy_values import parse_duration, parse_send_at
@@ -196,3 +196,16 @@ def test_send_at_more_than_a_year_ahead_is_refused(header: str) -> None:
     fine = b"Subject: x\r\nX-SMS-Send-At: 2027-06-01 09:00\r\n\r\nhello\r\n"
     _, policy = apply_overrides(fine, extract(fine), resolve({}), now)
     assert policy.send_at.startswith("2027-06-01")
+
+
+def test_a_lockout_reply_says_its_minutes_in_words() -> None:
+    """ "try again in 1 minutes" was the reply to a lockout with less than a minute left."""
+    assert [_minutes(n) for n in (0, 1, 2, 15)] == [
+        "1 minute",
+        "1 minute",
+        "2 minutes",
+        "15 minutes",
+    ]
+    assert reply("auth_locked", detail="for this login", wait=_minutes(1)).endswith(
+        "try again in 1 minute"
+    )
