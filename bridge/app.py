@@ -315,6 +315,7 @@ class Bridge:
         self.dispatcher: Dispatcher | None = None
         self.handler: IntakeHandler | None = None
         self.smpp_server: SmppServer | None = None
+        self.portal: Portal | None = None  # the administration portal, when enabled
         self._server: asyncio.Server | None = None
         self._shared: Shared | None = None
         self.http: HttpServer | None = None
@@ -680,13 +681,14 @@ class Bridge:
             *api.routes(),
         ]
         if self.settings.portal.enabled:
-            routes += Portal(
+            self.portal = Portal(
                 store,
                 self.settings.portal,
                 https=s.tls_cert is not None,
                 reports=self.settings.reports,
                 defaults=self.settings.defaults.model_dump(),
-            ).routes()
+            )
+            routes += self.portal.routes()
         self.http = HttpServer(s, build_app(routes), certs=self.certs)
         host, port = await self.http.start()
         scheme = "https" if s.tls_cert else "http"

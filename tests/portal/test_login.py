@@ -139,6 +139,28 @@ async def test_failed_logins_from_one_address_lock_that_address_and_no_other(
         await login(colleague, "ops")  # one failure for the name: no account lock
 
 
+async def test_a_login_whose_failures_cannot_be_counted_now_is_refused_for_now(
+    tmp_path: Path,
+) -> None:
+    """The counts of failed logins out of reach (their lock held, or no room for a new
+    client): no password is checked, the page says to try again in a minute (503,
+    Retry-After), not that the address is locked; then the same login succeeds."""
+    async with portal(tmp_path) as run, run.client() as web:
+        assert run.bridge.portal is not None
+        table = run.bridge.portal._guard.table
+        table.wait = 0.2
+        assert table.lock.acquire()
+        try:
+            busy = await _try(web, "admin")
+        finally:
+            table.lock.release()
+        assert busy.status_code == 503, busy.status_code
+        assert "Logins cannot be checked at the moment" in busy.text
+        assert busy.headers["retry-after"] == "60"
+        assert not _address_locked(busy)
+        await login(web, "admin")
+
+
 async def test_a_forged_x_forwarded_for_is_not_believed_from_a_client(tmp_path: Path) -> None:
     """Without `[http] trusted_proxies` the header is the client's own words: sending
     another address with every attempt does not spread the failures."""
