@@ -58,6 +58,14 @@ def serve(settings: Settings) -> int:
         prepare_database(settings, engine)
     finally:
         engine.dispose()
+    try:  # made before the fork, as the shared load below: the SMTP door's counts per client
+        counts = shared_counts(settings.smtp)
+    except OSError as exc:  # no POSIX shared memory for their lock (a /dev without /dev/shm)
+        raise ConfigError(
+            f"[server] processes = {count}: the processes' shared counts need POSIX shared "
+            f"memory (/dev/shm), which this system refused ({exc}); make /dev/shm available "
+            "or set processes = 1"
+        ) from None
     reserved = _reserve(settings.smtp.host, settings.smtp.port)
     port = reserved.getsockname()[1]
     smtp = settings.smtp.model_copy(update={"port": port})
@@ -66,7 +74,6 @@ def serve(settings: Settings) -> int:
     wake_owner, wake_others = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     wake_others.setblocking(False)
     load = SharedLoad()  # made before the fork: the same page in every child
-    counts = shared_counts(settings.smtp)  # so are the SMTP door's counts per client
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

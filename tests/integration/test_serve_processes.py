@@ -266,6 +266,28 @@ def test_the_connection_cap_per_address_holds_for_the_bridge_not_for_each_proces
         assert "Traceback" not in log.read_text()
 
 
+def test_no_shared_memory_for_the_counts_is_one_sentence_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system without POSIX shared memory (a /dev without /dev/shm) cannot make the
+    lock the processes' counts share: the start stops with what to do, before any
+    process is forked and before the port is taken."""
+    from bridge import processes
+    from bridge.errors import ConfigError
+    from bridge.settings import load_settings
+
+    def refused(_: object) -> None:
+        raise OSError(38, "Function not implemented")
+
+    port = free_port()
+    settings = load_settings(_config(tmp_path, f"sqlite:///{tmp_path / 'bridge.db'}", port))
+    monkeypatch.setattr(processes, "shared_counts", refused)
+    with pytest.raises(ConfigError, match=r"need POSIX shared memory \(/dev/shm\)"):
+        processes.serve(settings)
+    with socket.socket() as sock:  # the port was not taken
+        sock.bind(("127.0.0.1", port))
+
+
 @pytest.mark.postgres
 def test_a_child_that_dies_stops_the_bridge_with_status_1(tmp_path: Path) -> None:
     port = free_port()
