@@ -90,7 +90,7 @@ def client_block(ip: str) -> str:
 class ConnectionLimiter:
     """Open connections and connection rate per client address (IPv6: per /64, see
     `client_block`) and in total, counted in `table` (`bridge/intake/counts.py`: shared
-    by the processes of a bridge when made by `CountTable.shared`; by default this
+    by the processes of a bridge when made shared (`CountTable.make`); by default this
     process's own)."""
 
     def __init__(
@@ -151,11 +151,8 @@ class ConnectionLimiter:
 def limiter_table(total: int, *, shared: bool = False) -> CountTable:
     """A `ConnectionLimiter`'s table: room for four times the connections allowed open
     (a client's times are kept for a minute after it left), at least 1,024 clients.
-    `shared`: for the processes forked after it (`CountTable.shared`)."""
-    keys = max(1024, 4 * total)
-    if shared:
-        return CountTable.shared(keys, 60.0)
-    return CountTable(keys, 60.0)
+    `shared`: for the processes forked after it (`CountTable.make`)."""
+    return CountTable.make(max(1024, 4 * total), 60.0, shared=shared)
 
 
 # Calling codes of countries SMS pumping (IRSF) traffic often goes to (the list of

@@ -119,7 +119,5 @@ def _slot(table: CountTable, subject: str, key: str, now: float, keep: tuple[int
 
 def guard_table(limits: AuthLimits, max_keys: int = 10_000, *, shared: bool = False) -> CountTable:
     """An `AuthGuard`'s table: `max_keys` addresses and logins, each with its failures
-    within the window. `shared`: for the processes forked after it (`CountTable.shared`)."""
-    if shared:
-        return CountTable.shared(max_keys, limits.window)
-    return CountTable(max_keys, limits.window)
+    within the window. `shared`: for the processes forked after it (`CountTable.make`)."""
+    return CountTable.make(max_keys, limits.window, shared=shared)

@@ -4,10 +4,10 @@ bridge can share.
 The doors' limits — connections per address and per minute (`ConnectionLimiter`), AUTH
 failures per address and per login (`AuthGuard`) — count in a `CountTable`. With one
 process the block is the process's own. With `[server] processes = N` the parent makes
-the SMTP door's tables before the fork (`CountTable.shared`: an anonymous shared mapping
-and a process lock), so every process taking SMTP counts in the same table: the kernel
-spreads one client's connections over the processes (SO_REUSEPORT), and a limit holds
-for the bridge, not N times over.
+the SMTP door's tables before the fork (`CountTable.make(shared=True)`: an anonymous
+shared mapping and a process lock), so every process taking SMTP counts in the same
+table: the kernel spreads one client's connections over the processes (SO_REUSEPORT),
+and a limit holds for the bridge, not N times over.
 
 Layout: a header (a count for the whole table: the connections open in total), then
 buckets of `WAYS` slots; a key lives in the bucket its 16-byte BLAKE2b digest names, in
@@ -46,11 +46,11 @@ LOCK_WAIT = 2.0  # seconds a process waits for the lock before refusing for now
 _HEADER = struct.Struct("<q")  # the table's own count (connections open in total)
 _HEADER_SIZE = 64
 _SLOT = struct.Struct("<16siiddq")  # digest, held, times, locked_until, used, last period
-_TIMES = struct.Struct("<i")  # at 20: the times within the horizon, as of the last period
-_LAST = struct.Struct("<q")  # at 40: that period
+# where a slot's fields are, for reading and writing one of them
+_HELD, _TIMES, _UNTIL, _USED, _LAST = 16, 20, 24, 32, 40
+_I32, _F64, _I64 = struct.Struct("<i"), struct.Struct("<d"), struct.Struct("<q")
 _PERIOD = struct.Struct("<qI4x")  # a period's number, the times counted in it
 _PERIODS = struct.Struct("<" + "qI4x" * PERIODS)
-_TIME = struct.Struct("<d")
 _EMPTY = bytes(16)
 
 
@@ -101,9 +101,12 @@ class CountTable:
         return _HEADER_SIZE + buckets * WAYS * (16 + _SLOT.size + _PERIODS.size)
 
     @classmethod
-    def shared(cls, keys: int, horizon: float) -> CountTable:
-        """A table for processes forked after it: a shared anonymous mapping (`mmap(-1)`
-        is MAP_SHARED) and a process lock (a semaphore in shared memory)."""
+    def make(cls, keys: int, horizon: float, *, shared: bool = False) -> CountTable:
+        """A table of this process's, or (`shared`) one for processes forked after it: a
+        shared anonymous mapping (`mmap(-1)` is MAP_SHARED) and a process lock (a
+        semaphore in shared memory)."""
+        if not shared:
+            return cls(keys, horizon)
         memory = mmap.mmap(-1, cls.size(keys))
         return cls(keys, horizon, lock=multiprocessing.get_context("fork").Lock(), memory=memory)
 
@@ -150,7 +153,7 @@ class CountTable:
             found = digests.find(digest, found + 1)
         if found >= 0:
             offset = first + found // 16 * self.slot_size
-            _TIME.pack_into(memory, offset + 32, now)
+            _F64.pack_into(memory, offset + _USED, now)
             return offset
         if not create:
             return None
@@ -185,26 +188,26 @@ class CountTable:
         return held <= 0 and until <= now and self.count(offset, now) == 0
 
     def held(self, offset: int) -> int:
-        return int(struct.unpack_from("<i", self.memory, offset + 16)[0])
+        return int(_I32.unpack_from(self.memory, offset + _HELD)[0])
 
     def add_held(self, offset: int, delta: int) -> int:
         held = max(0, self.held(offset) + delta)
-        struct.pack_into("<i", self.memory, offset + 16, held)
+        _I32.pack_into(self.memory, offset + _HELD, held)
         return held
 
     def locked_until(self, offset: int) -> float:
-        return float(struct.unpack_from("<d", self.memory, offset + 24)[0])
+        return float(_F64.unpack_from(self.memory, offset + _UNTIL)[0])
 
     def lock_until(self, offset: int, until: float) -> None:
-        struct.pack_into("<d", self.memory, offset + 24, until)
+        _F64.pack_into(self.memory, offset + _UNTIL, until)
 
     def count(self, offset: int, now: float) -> int:
         """The key's times within the horizon: the count as of the last period seen, less
         the periods that left the window since."""
         memory, period = self.memory, int(now // self.period)
         (times,), (last,) = (
-            _TIMES.unpack_from(memory, offset + 20),
-            _LAST.unpack_from(memory, offset + 40),
+            _I32.unpack_from(memory, offset + _TIMES),
+            _I64.unpack_from(memory, offset + _LAST),
         )
         if period <= last:  # (an earlier one: none, one clock for every process)
             return int(times)
@@ -216,8 +219,8 @@ class CountTable:
                 counted, count = _PERIOD.unpack_from(memory, periods + (gone % PERIODS) * 16)
                 if counted == gone:
                     times -= count
-        _TIMES.pack_into(memory, offset + 20, times)
-        _LAST.pack_into(memory, offset + 40, period)
+        _I32.pack_into(memory, offset + _TIMES, times)
+        _I64.pack_into(memory, offset + _LAST, period)
         return int(times)
 
     def add_time(self, offset: int, now: float) -> None:
@@ -227,7 +230,7 @@ class CountTable:
         at = offset + _SLOT.size + (period % PERIODS) * _PERIOD.size
         counted, count = _PERIOD.unpack_from(self.memory, at)
         _PERIOD.pack_into(self.memory, at, period, count + 1 if counted == period else 1)
-        _TIMES.pack_into(self.memory, offset + 20, times)  # (the period: set by `count`)
+        _I32.pack_into(self.memory, offset + _TIMES, times)  # (the period: set by `count`)
 
     def used_slots(self, now: float) -> int:
         """Slots that hold something (for tests and the bound's check)."""
