@@ -55,7 +55,7 @@ def main() -> None:
             {"f_ids": ["M8.1"], "f_status": "queued", "f_at": now, "f_error": ""},
         ),
         "final steps: FINAL_ROWS": (FINAL_ROWS, {"order_ids": ["M9.1"]}),
-        "receipts: matched (none new)": (_MATCHED, {"limit": 100, "since": now}),
+        "receipts: matched (none new)": (_MATCHED["sqlite"], {"limit": 100, "since": now}),
         "receipts: open parts": (_OPEN_PARTS, {"ids": ["M10.1"]}),
         "intake: conversation_senders": (
             _NEWEST_CONVERSATIONS["sqlite"],
