@@ -33,7 +33,7 @@ from bridge.metrics import Metrics, elapsed
 from bridge.mt.steps import Steps
 from bridge.notices.queue import queue_status_notices, status_notice_row
 from bridge.outcomes.dsn_queue import final_dsn_wanted, queue_final_dsn_for
-from bridge.outcomes.final_row import FINAL_ROWS
+from bridge.outcomes.final_row import FINAL_ROWS_BY_DIALECT
 from bridge.outcomes.status_push import queue_status_push_for
 from bridge.smpp_outbox.queue import queue_receipt_for
 
@@ -43,7 +43,14 @@ def final_notices(
 ) -> int:
     """Steps 1-4 for each order, in the given order, from one read of the orders and what
     belongs to them; returns how many notices (status mails, list reports, DSNs) it queued."""
-    rows = {r.id: r for r in prepared.fetch(conn, FINAL_ROWS, {"order_ids": list(order_ids)})}
+    rows = {
+        r.id: r
+        for r in prepared.fetch(
+            conn,
+            FINAL_ROWS_BY_DIALECT[conn.dialect.name],
+            {"order_ids": list(dict.fromkeys(order_ids))},
+        )
+    }
     # Status mails wait here and go in with one insert; the other notices (list report,
     # DSN) insert on their own, so whatever comes before them is written first: the
     # notices keep the order in which they were queued one by one.

@@ -1,12 +1,14 @@
 """On PostgreSQL the per-key lookups of the hot path read a few rows per key, whatever
 plan the server picks and however long the history: the intake's conversation lookup
-(`bridge.inbound.store.conversation_senders`, every group commit of mails) and the
-receipts round's match of new receipts to their parts (`bridge.mt.receipts`).
+(`bridge.inbound.store.conversation_senders`, every group commit of mails), the
+receipts round's match of new receipts to their parts (`bridge.mt.receipts`) and the
+final steps' read of the orders that became final (`bridge.outcomes.final_row`).
 
 PostgreSQL chooses a plan by its cost estimates, and two kinds of plan read the history:
 a custom plan that hashes a whole table because the estimates make that look cheaper (the
 conversation lookup written as `id IN (SELECT (newest per pair) …)` did with 200 pairs
-among 20,000 assignments), and a generic plan, made once for any parameters after
+among 20,000 assignments, the final rows' `order.id IN (…)` the mail table for 200
+orders among 20,000 mails), and a generic plan, made once for any parameters after
 psycopg has prepared a statement (its fifth run) — one that does not know the receipts
 it looks for are the "new" ones scanned every receipt and part (16 ms a round with
 20,000 SMS of history, 675 ms with 200,000). Each lookup is run here under both kinds
@@ -35,6 +37,7 @@ from bridge.inbound.store import _NEWEST_CONVERSATIONS, newest_conversations_val
 from bridge.mt.dispatch_record import Claim, Outcome, OutcomeKind, record_outcomes
 from bridge.mt.mails import NewMail, NewOrder, insert_mails
 from bridge.mt.receipts import _MATCHED, apply_receipts, insert_receipts
+from bridge.outcomes.final_row import FINAL_ROWS_BY_DIALECT
 from bridge.outcomes.steps import STEPS
 from bridge.tenants.admin import add_customer, add_user
 from bridge.values import Receipt, ReceiptState
@@ -168,14 +171,17 @@ def pg(postgres_server: str) -> Iterator[tuple[str, Engine, int]]:
 
 
 def _lookups(engine: Engine, user_id: int) -> dict[str, tuple[Select[Any], dict[str, Any]]]:
-    """Each lookup with each number of keys: the conversations of `keys` numbers (half of
-    them texted before, half never), and the match of `keys` new receipts."""
+    """Each lookup with each number of keys: the conversations of `keys` numbers, what the
+    final steps read of `keys` orders, and the match of `keys` new receipts."""
     since = utcnow() - timedelta(days=7)
     asks: dict[str, tuple[Select[Any], dict[str, Any]]] = {}
     for keys in KEYS:
         pairs = [(user_id, f"+49170{i * 7:07d}") for i in range(keys)]
         values = newest_conversations_values("postgresql", pairs, since)
         asks[f"conversations of {keys} numbers"] = (_NEWEST_CONVERSATIONS["postgresql"], values)
+    for keys in KEYS:
+        values = {"order_ids": [f"M{i * 7}.1" for i in range(keys)]}
+        asks[f"final rows of {keys} orders"] = (FINAL_ROWS_BY_DIALECT["postgresql"], values)
     for keys in KEYS:  # `new`: how many new receipts `_measure` puts in before it reads
         asks[f"match of {keys} new receipts"] = (
             _MATCHED["postgresql"],
