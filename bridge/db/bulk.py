@@ -39,8 +39,9 @@ def _default(table: Table, name: str) -> Any:
 def _plan(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> Plan:
     """The INSERT for `keys` compiled once per table, dialect and column set (compiling
     costs more than inserting a few rows); the columns the rows do not give take their
-    defaults (`_default`)."""
-    return compile_plan(insert(table), dialect, keys, defaults=True)
+    defaults (`_default`). `inline`: without `RETURNING` of a generated key (PostgreSQL
+    would send back the id of every history line, part and receipt, which nothing reads)."""
+    return compile_plan(insert(table).inline(), dialect, keys, defaults=True)
 
 
 @functools.lru_cache(maxsize=128)  # the statements built once in the domains' modules
