@@ -9,12 +9,14 @@ parameter names (`bridge.db.prepared`), each bind processor runs once per distin
 object (a batch's rows share their times, a list mail's orders their policy dict), and
 the rows go to the driver's `executemany` directly (on PostgreSQL one or two rows as
 plain statements: psycopg runs every `executemany` in a pipeline, which costs more for
-so few). Same SQL and the same stored values as `conn.execute`.
+so few). On PostgreSQL an insert of several rows is one statement of several rows
+(`INSERT … VALUES (…), (…)`). Same stored values as `conn.execute`.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,13 +56,48 @@ def _statement_plan(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ..
     return plan
 
 
+# PostgreSQL: rows per INSERT of several rows (`_rows_sql`); a statement carries at most
+# 65,535 parameters, so a table with many columns takes fewer.
+ROWS_PER_INSERT = 500
+_MAX_PARAMETERS = 65_535
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+@functools.lru_cache(maxsize=512)  # a few tables, each with the row counts it meets
+def _rows_sql(sql: str, names: tuple[str, ...], count: int) -> str | None:
+    """`sql` (an INSERT of one row, its values named) as an INSERT of `count` rows, their
+    values in `names`' order, row after row; None for a statement not of that form."""
+    head, found, row = sql.rpartition(" VALUES ")
+    if not found or not (row.startswith("(") and row.endswith(")")):
+        return None
+    if tuple(_NAMED.findall(row)) != names or "%" in _NAMED.sub("", row):
+        return None
+    return f"{head} VALUES " + ", ".join([_NAMED.sub("%s", row)] * count)
+
+
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows` (dicts with the same keys) into `table`."""
+    """Insert `rows` (dicts with the same keys) into `table`.
+
+    On PostgreSQL several rows go in one statement (`INSERT … VALUES (…), (…)`, up to
+    ROWS_PER_INSERT): psycopg sends `executemany` as a pipeline of one statement per row,
+    which for the few rows of a commit at a steady load cost the client about twice the
+    CPU, and the server a third more (bench/README.md, 2026-12-07)."""
     if not rows:
         return
     plan = _plan(table, conn.dialect, tuple(rows[0]))
     fixed = {n: _default(table, n) for n in plan.names if n not in rows[0]}
-    _run(conn, plan, fixed, rows)
+    if len(rows) == 1 or conn.dialect.name != "postgresql":
+        _run(conn, plan, fixed, rows)
+        return
+    tuples = _tuples(plan, fixed, rows)
+    step = max(1, min(ROWS_PER_INSERT, _MAX_PARAMETERS // max(1, len(plan.names))))
+    for start in range(0, len(tuples), step):
+        chunk = tuples[start : start + step]
+        sql = _rows_sql(plan.sql, plan.names, len(chunk))
+        if sql is None:  # not an INSERT of one row of named values: one row at a time
+            _drive_rows(conn, plan, chunk)
+            continue
+        drive(conn, sql, tuple(value for row in chunk for value in row))
 
 
 def bulk_execute(conn: Connection, statement: UpdateBase, rows: Sequence[dict[str, Any]]) -> int:
@@ -76,6 +113,14 @@ def bulk_execute(conn: Connection, statement: UpdateBase, rows: Sequence[dict[st
 def _run(
     conn: Connection, plan: Plan, fixed: dict[str, Any], rows: Sequence[dict[str, Any]]
 ) -> int:
+    return _drive_rows(conn, plan, _tuples(plan, fixed, rows))
+
+
+def _tuples(
+    plan: Plan, fixed: dict[str, Any], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Each row's values for the driver, in `plan.names`' order, through the bind
+    processors (each distinct value object once)."""
     columns: list[list[Any]] = []
     for name, proc in zip(plan.names, plan.procs, strict=True):
         raw = [row[name] for row in rows] if name in rows[0] else [fixed[name]] * len(rows)
@@ -88,8 +133,13 @@ def _run(
                         memo[key] = proc(v)
                     raw[i] = memo[key]
         columns.append(raw)
-    tuples = list(zip(*columns, strict=True))
-    params: list[Any] = (
+    return list(zip(*columns, strict=True))
+
+
+def _drive_rows(conn: Connection, plan: Plan, tuples: Sequence[tuple[Any, ...]]) -> int:
+    """`plan`'s statement once for each of `tuples`, by the driver's executemany (on
+    PostgreSQL one or two rows as plain statements: `drive`); the rows it matched."""
+    params: Sequence[Any] = (
         tuples if plan.positional else [dict(zip(plan.names, t, strict=True)) for t in tuples]
     )
     count = 0
