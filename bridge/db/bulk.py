@@ -56,48 +56,56 @@ def _statement_plan(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ..
     return plan
 
 
-# PostgreSQL: rows per INSERT of several rows (`_rows_sql`); a statement carries at most
-# 65,535 parameters, so a table with many columns takes fewer.
-ROWS_PER_INSERT = 500
-_MAX_PARAMETERS = 65_535
+# PostgreSQL: the longest INSERT of several rows. psycopg converts a statement's `%s`
+# marks to PostgreSQL's `$n` once and keeps the result only for a statement of at most 50
+# parameters and 4,096 characters; a longer one is parsed again at every run, which cost
+# more than the pipeline of one statement per row it replaces (`_per_insert`).
+PARAMETERS_PER_INSERT = 50
+CHARACTERS_PER_INSERT = 4096
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 
-@functools.lru_cache(maxsize=512)  # a few tables, each with the row counts it meets
-def _rows_sql(sql: str, names: tuple[str, ...], count: int) -> str | None:
-    """`sql` (an INSERT of one row, its values named) as an INSERT of `count` rows, their
-    values in `names`' order, row after row; None for a statement not of that form."""
+@functools.lru_cache(maxsize=128)  # a few tables, each with one or two column sets
+def _per_insert(sql: str, names: tuple[str, ...]) -> tuple[str, str, int] | None:
+    """For `sql`, an INSERT of one row whose values are named in `names`' order: the part
+    before its values, one row's values with `%s` marks, and how many rows one statement
+    may carry (`PARAMETERS_PER_INSERT`, `CHARACTERS_PER_INSERT`); None when it is not of
+    that form or one row is all a statement may carry."""
     head, found, row = sql.rpartition(" VALUES ")
     if not found or not (row.startswith("(") and row.endswith(")")):
         return None
     if tuple(_NAMED.findall(row)) != names or "%" in _NAMED.sub("", row):
         return None
-    return f"{head} VALUES " + ", ".join([_NAMED.sub("%s", row)] * count)
+    marked = _NAMED.sub("%s", row)
+    room = (CHARACTERS_PER_INSERT - len(head) - len(" VALUES ")) // (len(marked) + 2)
+    rows = min(PARAMETERS_PER_INSERT // max(1, len(names)), room)
+    return (f"{head} VALUES ", marked, rows) if rows >= 2 else None
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys) into `table`.
 
-    On PostgreSQL several rows go in one statement (`INSERT … VALUES (…), (…)`, up to
-    ROWS_PER_INSERT): psycopg sends `executemany` as a pipeline of one statement per row,
-    which for the few rows of a commit at a steady load cost the client about twice the
-    CPU, and the server a third more (bench/README.md, 2026-12-07)."""
+    On PostgreSQL several rows go in one statement (`INSERT … VALUES (…), (…)`, as many
+    as `_per_insert` allows): psycopg sends `executemany` as a pipeline of one statement
+    per row, which for the few rows of a commit at a steady load cost the client about
+    twice the CPU and the server a fifth more (bench/README.md, 2026-12-07)."""
     if not rows:
         return
     plan = _plan(table, conn.dialect, tuple(rows[0]))
     fixed = {n: _default(table, n) for n in plan.names if n not in rows[0]}
-    if len(rows) == 1 or conn.dialect.name != "postgresql":
+    shape = _per_insert(plan.sql, plan.names) if conn.dialect.name == "postgresql" else None
+    if len(rows) == 1 or shape is None:
         _run(conn, plan, fixed, rows)
         return
+    head, row, step = shape
     tuples = _tuples(plan, fixed, rows)
-    step = max(1, min(ROWS_PER_INSERT, _MAX_PARAMETERS // max(1, len(plan.names))))
     for start in range(0, len(tuples), step):
         chunk = tuples[start : start + step]
-        sql = _rows_sql(plan.sql, plan.names, len(chunk))
-        if sql is None:  # not an INSERT of one row of named values: one row at a time
+        if len(chunk) == 1:
             _drive_rows(conn, plan, chunk)
             continue
-        drive(conn, sql, tuple(value for row in chunk for value in row))
+        sql = head + ", ".join([row] * len(chunk))
+        drive(conn, sql, tuple(value for values in chunk for value in values))
 
 
 def bulk_execute(conn: Connection, statement: UpdateBase, rows: Sequence[dict[str, Any]]) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -102,14 +101,17 @@ def _stored(engine: Engine, tbl: Table) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(select(tbl).order_by(tbl.c.id)).all()]
 
 
-def test_bulk_insert_stores_what_the_per_row_insert_stores(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # PostgreSQL's inserts of several rows in statements of at most 7 rows here (500 in
-    # the bridge): 13 and 60 rows take several, the last one shorter
-    monkeypatch.setattr(bulk, "ROWS_PER_INSERT", 7)
+def test_bulk_insert_stores_what_the_per_row_insert_stores(engine: Engine) -> None:
     metadata = MetaData()
     ours, theirs = _table(metadata, "bulk_ours"), _table(metadata, "bulk_theirs")
+    # PostgreSQL's inserts of several rows: the table's ten columns make statements of at
+    # most 5 rows (50 parameters); 2 rows take one, 13 and 60 several, the last of 13
+    # shorter
+    plan = bulk._plan(ours, engine.dialect, tuple(_rows(1)[0]))
+    shape = bulk._per_insert(plan.sql, plan.names)
+    assert shape is None if engine.dialect.name == "sqlite" else shape is not None
+    if shape is not None:
+        assert shape[2] == 5
     metadata.create_all(engine)
     try:
         for count in (1, 2, 13, 60):
