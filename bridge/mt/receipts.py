@@ -129,12 +129,13 @@ _MATCHED_SQLITE = (  # new receipts with their part, its order's status and how 
     .limit(bindparam("limit"))
 )
 # PostgreSQL: the same rows, each receipt joined LATERAL to its newest part (with its
-# order), and the status it looks for written out. As on SQLite, the planner could read
-# the whole history under a generic plan (psycopg prepares a statement after five runs,
-# and PostgreSQL may then plan it once for any parameters): not knowing the status is
-# "new", it scanned every receipt and joined every part, 16 ms a round with 20,000 SMS
-# of history and 675 ms with 200,000 (tests/integration/test_hot_read_plans.py). A
-# LATERAL subquery with LIMIT 1 is one index seek per receipt, whatever the plan.
+# order), and the status it looks for written out. Written as for SQLite, the statement
+# let PostgreSQL read the whole history under a generic plan (psycopg prepares a
+# statement at its fifth run, and the server may then plan it once for any parameters):
+# not knowing the status is "new", it scanned every receipt and joined every part, 16 ms
+# a round with 20,000 SMS of history and 675 ms with 200,000
+# (tests/integration/test_hot_read_plans.py). A LATERAL subquery with LIMIT 1 is one
+# index seek per receipt, whatever the plan.
 _NEWEST_PART_AND_ORDER = (
     select(
         _part.c.id.label("part_id"),
