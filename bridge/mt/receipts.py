@@ -100,25 +100,28 @@ _siblings = _part.alias("siblings")
 _PART_ROWS = (  # how many part rows the part's order has
     select(func.count()).where(_siblings.c.order_id == _part.c.order_id).scalar_subquery()
 )
-_MATCHED_SQLITE = (  # new receipts with their part, its order's status and how many parts it has
-    select(
-        _receipt.c.id,
-        _receipt.c.transport,
-        _receipt.c.smsc_id,
-        _receipt.c.state,
-        _receipt.c.error_code,
-        _receipt.c.received_at,
-        _part.c.id.label("part_id"),
-        _part.c.state.label("part_state"),
-        _part.c.order_id,
-        _part.c.seq,
-        _part.c.submitted_at,
-        _part.c.matchable,
-        REUSED_WHILE_OPEN.label("reused"),
-        _order.c.status.label("order_status"),
-        _order.c.parts.label("order_parts"),
-        _PART_ROWS.label("part_rows"),
-    )
+_RECEIPT_COLUMNS = (
+    _receipt.c.id,
+    _receipt.c.transport,
+    _receipt.c.smsc_id,
+    _receipt.c.state,
+    _receipt.c.error_code,
+    _receipt.c.received_at,
+)
+_PART_AND_ORDER_COLUMNS = (  # a receipt's part, its order's status and how many parts it has
+    _part.c.id.label("part_id"),
+    _part.c.state.label("part_state"),
+    _part.c.order_id,
+    _part.c.seq,
+    _part.c.submitted_at,
+    _part.c.matchable,
+    REUSED_WHILE_OPEN.label("reused"),
+    _order.c.status.label("order_status"),
+    _order.c.parts.label("order_parts"),
+    _PART_ROWS.label("part_rows"),
+)
+_MATCHED_SQLITE = (  # new receipts with their part and its order
+    select(*_RECEIPT_COLUMNS, *_PART_AND_ORDER_COLUMNS)
     .select_from(
         _receipt.join(_part, _part.c.id == _NEWEST_PART).join(
             _order, _order.c.id == _part.c.order_id
@@ -137,18 +140,7 @@ _MATCHED_SQLITE = (  # new receipts with their part, its order's status and how 
 # (tests/integration/test_hot_read_plans.py). A LATERAL subquery with LIMIT 1 is one
 # index seek per receipt, whatever the plan.
 _NEWEST_PART_AND_ORDER = (
-    select(
-        _part.c.id.label("part_id"),
-        _part.c.state.label("part_state"),
-        _part.c.order_id,
-        _part.c.seq,
-        _part.c.submitted_at,
-        _part.c.matchable,
-        REUSED_WHILE_OPEN.label("reused"),
-        _order.c.status.label("order_status"),
-        _order.c.parts.label("order_parts"),
-        _PART_ROWS.label("part_rows"),
-    )
+    select(*_PART_AND_ORDER_COLUMNS)
     .select_from(_part.join(_order, _order.c.id == _part.c.order_id))
     .where(
         _part.c.transport == _receipt.c.transport,
@@ -160,15 +152,7 @@ _NEWEST_PART_AND_ORDER = (
     .lateral("newest")
 )
 _MATCHED_POSTGRES = (
-    select(
-        _receipt.c.id,
-        _receipt.c.transport,
-        _receipt.c.smsc_id,
-        _receipt.c.state,
-        _receipt.c.error_code,
-        _receipt.c.received_at,
-        *_NEWEST_PART_AND_ORDER.c,
-    )
+    select(*_RECEIPT_COLUMNS, *_NEWEST_PART_AND_ORDER.c)
     .select_from(_receipt.join(_NEWEST_PART_AND_ORDER, true()))
     .where(_receipt.c.status == literal_column(f"'{ReceiptStatus.NEW.value}'"))
     .order_by(*_ARRIVAL)
