@@ -80,11 +80,13 @@ class ReplyAssignment(SQLModel, table=True):
 
     __tablename__ = "reply_assignment"
     __table_args__ = (
-        Index("ix_reply_assignment_msisdn", "msisdn", "created_at"),
+        # a number's newest assignments (an inbound SMS's reply), in the order they are
+        # read (created_at, id): a scan stops at the limit, whatever the plan
+        Index("ix_reply_assignment_msisdn", "msisdn", "created_at", "id"),
         # a user's newest conversation with a number: one seek (bridge.inbound.store)
         Index("ix_reply_assignment_conversation", "msisdn", "user_id", "created_at", "id"),
         # a texter's newest assignments from one of our numbers (an inbound SMS's reply)
-        Index("ix_reply_assignment_sender", "msisdn", "sender_id", "created_at"),
+        Index("ix_reply_assignment_sender", "msisdn", "sender_id", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
