@@ -21,6 +21,13 @@ size, for which SQLite may scan a whole index instead of looking each id up. A l
 fixed when the statement was built (`column.in_([...])`) is written out once, one
 parameter per value.
 
+On PostgreSQL the values fixed when the statement was built (a status it looks for, the
+final states, a `LIMIT 1`) are written into its SQL as literals, not sent as parameters:
+psycopg prepares a statement at its fifth run, and the server may then plan it once for
+any parameters, a plan that cannot use a partial index whose condition names those
+values, nor estimate how few rows they select (tests/integration/test_history_scaling.py
+runs every per-mail step under such plans).
+
 Where a statement runs through SQLAlchemy's execution after all (a connection with
 cursor events, e.g. a test counting statements, or one with no transaction begun), it
 goes through `exec_driver_sql` with the same SQL and parameters. Database errors are
@@ -84,6 +91,13 @@ def compile_plan(
     ):
         raise ValueError(f"not for a plan (column defaults or late-rendered values): {statement}")
     positional = bool(compiled.positional)
+    # PostgreSQL: the values the statement was built with (a status it looks for, the
+    # final states) written into its SQL, not sent as parameters. psycopg prepares a
+    # statement at its fifth run, and the server may then plan it once for any
+    # parameters: a plan that does not know the status looked for cannot use the partial
+    # index of the open rows, nor tell a few rows from the history, and read whole
+    # tables (tests/integration/test_history_scaling.py, generic plans).
+    written_out = dialect.name == "postgresql" and not positional
     order = list(compiled.positiontup or ()) if positional else list(compiled.params)
     sql = compiled.string
     names: list[str] = []
@@ -93,7 +107,11 @@ def compile_plan(
     for name in order:
         bind = binds[name]
         proc = bind.type._cached_bind_processor(dialect)
+        literal = not defaults and name not in keys and not bind.required and written_out
         if not bind.expanding:
+            if literal and (text := _literal(proc, compiled.params[name])) is not None:
+                sql = sql.replace(f"%({name})s", text)
+                continue
             names.append(name)
             procs.append(proc)
             if name not in keys and not bind.required:
@@ -116,6 +134,10 @@ def compile_plan(
         values = list(compiled.params[name] or ())
         if not values:
             raise ValueError(f"an empty fixed list {name!r}: {statement}")
+        texts = [_literal(proc, v) for v in values] if literal else [None]
+        if all(t is not None for t in texts):
+            sql = sql.replace(token, ", ".join(t for t in texts if t is not None))
+            continue
         each = [f"{name}__{i}" for i in range(len(values))]
         marks = ["?" if positional else f"%({n})s" for n in each]
         sql = sql.replace(token, ", ".join(marks))
@@ -140,6 +162,20 @@ def compile_plan(
         frozenset(lists),
         {},
     )
+
+
+def _literal(proc: Proc, value: Any) -> str | None:
+    """`value` (a text, a whole number or a truth value, as its bind processor makes it) as
+    PostgreSQL literal SQL with psycopg's `%` doubled; None for any other value."""
+    if proc is not None:
+        value = proc(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return "'" + str(value).replace("'", "''").replace("%", "%%") + "'"
+    return None
 
 
 def _any(sql: str, token: str, name: str) -> str:

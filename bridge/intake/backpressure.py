@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, func, select
 
+from bridge.db import prepared
 from bridge.db.core import table
 from bridge.db.store import Store
 from bridge.mt.status import OPEN_ORDER_STATUSES
@@ -25,9 +26,19 @@ log = logging.getLogger("bridge.intake")
 _order = table(Order)
 
 
+# Built once and run on the driver with the statuses written out (`bridge.db.prepared`):
+# read at every poll tick, so psycopg prepares it, and a plan made for any statuses read
+# every order ever kept (tests/integration/test_history_scaling.py, generic plans).
+_DEPTH = (
+    select(func.count().label("depth"))
+    .select_from(_order)
+    .where(_order.c.status.in_(OPEN_ORDER_STATUSES))
+)
+
+
 def queue_depth(conn: Connection) -> int:
-    query = select(func.count()).select_from(_order).where(_order.c.status.in_(OPEN_ORDER_STATUSES))
-    return int(conn.execute(query).scalar() or 0)
+    """The orders waiting to be sent (queued or deferred)."""
+    return int(prepared.fetch(conn, _DEPTH, {})[0].depth or 0)
 
 
 class Backpressure:

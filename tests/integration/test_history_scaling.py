@@ -10,7 +10,13 @@ limit) must seek what it needs: the same work with 300 mails of history as with 
 Work is counted, not timed. On SQLite: the virtual machine's steps
 (`sqlite3.Connection.set_progress_handler`) around one call of each per-mail function,
 as the bridge runs it (no statistics) and after ANALYZE (a plan must not turn to the
-history when statistics appear). On PostgreSQL (ANALYZEd): the rows its scans read.
+history when statistics appear). On PostgreSQL (ANALYZEd): the rows its scans read, with
+the plans it makes for the values given and with generic plans (every statement prepared
+at its first run and planned once for any parameters, as the server may plan a statement
+psycopg has prepared: such plans read every notice and every order ever kept to claim
+notices and count the queue, and every assignment of a number in the reply window to
+route its SMS, until the statuses were written into the statements and the indexes
+ended in the order they are read).
 
 The history is one user's (one customer), written with the domain's own functions:
 mails to a few recurring numbers and to many distinct ones, finished orders (delivered,
@@ -407,17 +413,33 @@ def _run(bridge: Bridge, tag: str, now: datetime, meter: Meter) -> dict[str, int
     return counts
 
 
+def _generic_plans(dbapi_connection: Any, record: object) -> None:
+    """Every statement prepared at its first run and planned once for any parameters (as
+    PostgreSQL may plan a statement psycopg has prepared, from its fifth run on)."""
+    dbapi_connection.prepare_threshold = 0
+    dbapi_connection.execute("SET plan_cache_mode = force_generic_plan")
+    dbapi_connection.commit()
+
+
 @pytest.fixture(
-    params=["sqlite", "sqlite-analyzed", pytest.param("postgresql", marks=pytest.mark.postgres)]
+    params=[
+        "sqlite",
+        "sqlite-analyzed",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("postgresql-generic-plans", marks=pytest.mark.postgres),
+    ]
 )
 def bridge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bridge]:
     """SQLite as the bridge runs it (no statistics), SQLite after ANALYZE, and PostgreSQL
-    (ANALYZEd after each part of the history, as autovacuum would)."""
-    if request.param == "postgresql":
+    (ANALYZEd after each part of the history, as autovacuum would), with the plans it
+    makes for the values given and with generic ones."""
+    if request.param.startswith("postgresql"):
         url = fresh_postgres(request.getfixturevalue("postgres_server"))
     else:
         url = f"sqlite:///{tmp_path / 'bridge.db'}"
     engine = open_engine(url)
+    if request.param == "postgresql-generic-plans":
+        event.listen(engine, "connect", _generic_plans)
     upgrade(engine)
     with engine.begin() as conn:
         customer_id = add_customer(conn, "acme", {"default_country": "DE"})
