@@ -91,12 +91,8 @@ def compile_plan(
     ):
         raise ValueError(f"not for a plan (column defaults or late-rendered values): {statement}")
     positional = bool(compiled.positional)
-    # PostgreSQL: the values the statement was built with (a status it looks for, the
-    # final states) written into its SQL, not sent as parameters. psycopg prepares a
-    # statement at its fifth run, and the server may then plan it once for any
-    # parameters: a plan that does not know the status looked for cannot use the partial
-    # index of the open rows, nor tell a few rows from the history, and read whole
-    # tables (tests/integration/test_history_scaling.py, generic plans).
+    # PostgreSQL: the values the statement was built with go into its SQL as literals,
+    # so that a plan made for any parameters knows them (the module's docstring)
     written_out = dialect.name == "postgresql" and not positional
     order = list(compiled.positiontup or ()) if positional else list(compiled.params)
     sql = compiled.string
