@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bridge.mt.routing import Route, RouteError, check_routes, choose
@@ -148,6 +148,9 @@ def test_a_full_single_sms_ending_in_cr_stays_one_sms() -> None:
     st.lists(st.sampled_from("ab\r€"), min_size=150, max_size=500).map("".join),
     st.sampled_from(["udh8", "udh16", "sar"]),
 )
+# the last part full (153 septets after a 6-octet UDH and its fill bit: 140 octets) and
+# ending in a wanted CR on the octet boundary, where the second CR does not fit
+@example("x" * 305 + "\r", "udh8")
 def test_packed_parts_read_back_as_the_text(text: str, concat: str) -> None:
     opts = EncodingOptions(packed=True, concat=concat)  # type: ignore[arg-type]
     parts = plan_parts(text, "gsm7", opts, ref=1)
@@ -158,7 +161,14 @@ def test_packed_parts_read_back_as_the_text(text: str, concat: str) -> None:
         ours += unpack_septets(p.short_message[udh:], fill_bits_after(udh))
     # CR CR is CR (TS 23.038 6.1.1): a part ending in a wanted CR CR one bit before its
     # last octet does reads as one CR, as a doubled last CR does
-    assert _one_cr(ours) == _one_cr(encode_gsm7(text))
+    wanted = _one_cr(encode_gsm7(text))
+    if len(parts[-1].short_message) == 140 and wanted.endswith(b"\r"):
+        # a full last part: a final CR on the octet boundary is left to be dropped, as in
+        # a full single SMS (it shows as nothing at the end of a message; no SMS more
+        # for it: test_a_full_single_sms_ending_in_cr_stays_one_sms)
+        assert _one_cr(ours) in (wanted, wanted[:-1])
+    else:
+        assert _one_cr(ours) == wanted
 
 
 def _one_cr(septets: bytes) -> bytes:
