@@ -169,7 +169,9 @@ def _literal(proc: Proc, value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(int(value))
-    if isinstance(value, str):
+    # a text with a backslash stays a parameter (what it means in a literal depends on
+    # the server's standard_conforming_strings)
+    if isinstance(value, str) and "\\" not in value:
         return "'" + str(value).replace("'", "''").replace("%", "%%") + "'"
     return None
 

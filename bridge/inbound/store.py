@@ -24,7 +24,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     select,
     true,
     update,
@@ -357,7 +356,7 @@ def _newest_query(pairs: Any, b: Any) -> Select[Any]:
             b.c.created_at >= bindparam("since"),
         )
         .order_by(b.c.created_at.desc(), b.c.id.desc())
-        .limit(literal_column("1"))  # written out: a generic plan knows it is one row
+        .limit(1)
     )
 
 

@@ -35,7 +35,6 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    literal_column,
     select,
     true,
     update,
@@ -132,13 +131,13 @@ _MATCHED_SQLITE = (  # new receipts with their part and its order
     .limit(bindparam("limit"))
 )
 # PostgreSQL: the same rows, each receipt joined LATERAL to its newest part (with its
-# order), and the status it looks for written out. Written as for SQLite, the statement
-# let PostgreSQL read the whole history under a generic plan (psycopg prepares a
-# statement at its fifth run, and the server may then plan it once for any parameters):
-# not knowing the status is "new", it scanned every receipt and joined every part, 16 ms
-# a round with 20,000 SMS of history and 675 ms with 200,000
+# order). Written as for SQLite, the statement let PostgreSQL read the whole history
+# under a generic plan (psycopg prepares a statement at its fifth run, and the server may
+# then plan it once for any parameters): it scanned every receipt and joined every part,
+# 16 ms a round with 20,000 SMS of history and 675 ms with 200,000
 # (tests/integration/test_hot_read_plans.py). A LATERAL subquery with LIMIT 1 is one
-# index seek per receipt, whatever the plan.
+# index seek per receipt, whatever the plan (its status and limit written into the SQL
+# by `bridge.db.prepared`).
 _NEWEST_PART_AND_ORDER = (
     select(*_PART_AND_ORDER_COLUMNS)
     .select_from(_part.join(_order, _order.c.id == _part.c.order_id))
@@ -148,13 +147,13 @@ _NEWEST_PART_AND_ORDER = (
         _part.c.submitted_at <= _receipt.c.received_at,
     )
     .order_by(_part.c.submitted_at.desc(), _part.c.id.desc())
-    .limit(literal_column("1"))
+    .limit(1)
     .lateral("newest")
 )
 _MATCHED_POSTGRES = (
     select(*_RECEIPT_COLUMNS, *_NEWEST_PART_AND_ORDER.c)
     .select_from(_receipt.join(_NEWEST_PART_AND_ORDER, true()))
-    .where(_receipt.c.status == literal_column(f"'{ReceiptStatus.NEW.value}'"))
+    .where(_receipt.c.status == ReceiptStatus.NEW)
     .order_by(*_ARRIVAL)
     .limit(bindparam("limit"))
 )

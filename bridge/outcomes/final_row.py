@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, func, literal_column, select, true
+from sqlalchemy import Select, String, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from bridge.db.core import table
@@ -66,7 +66,7 @@ _WANTED = (
     .render_derived()
     .alias("wanted")
 )
-_EACH_FINAL = _FINAL.where(_order.c.id == _WANTED.c.id).limit(literal_column("1")).lateral("f")
+_EACH_FINAL = _FINAL.where(_order.c.id == _WANTED.c.id).limit(1).lateral("f")
 _FINAL_ROWS_POSTGRES: Select[Any] = select(*_EACH_FINAL.c).select_from(
     _WANTED.join(_EACH_FINAL, true())
 )

@@ -126,15 +126,12 @@ def _scanned(node: dict[str, Any]) -> int:
     return own + sum(_scanned(child) for child in node.get("Plans", ()))
 
 
-def _rows_read(url: str, statement: Select[Any], values: dict[str, Any], mode: str) -> int:
+def _rows_read(engine: Engine, statement: Select[Any], values: dict[str, Any], mode: str) -> int:
     """The rows the statement's plan reads under `mode` (`_scanned`), prepared as psycopg
     prepares it: `PREPARE`, then `EXPLAIN ANALYZE EXECUTE` with the values."""
-    engine = open_engine(url)
-    try:
-        plan = prepared.plan(statement, engine.dialect, tuple(values))
-        sql, params = prepared.parameters(plan, values)
-    finally:
-        engine.dispose()
+    plan = prepared.plan(statement, engine.dialect, tuple(values))
+    sql, params = prepared.parameters(plan, values)
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     names: list[str] = []
 
     def number(found: re.Match[str]) -> str:
@@ -143,7 +140,7 @@ def _rows_read(url: str, statement: Select[Any], values: dict[str, Any], mode: s
         return f"${names.index(found.group(1)) + 1}"
 
     numbered = re.sub(r"%\((\w+)\)s", number, sql)
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+    with psycopg.connect(url) as conn:
         conn.execute(f"SET plan_cache_mode = {mode}")
         conn.execute(f"PREPARE hot AS {numbered}")
         cursor = psycopg.ClientCursor(conn)  # the values written into the EXECUTE
@@ -160,13 +157,13 @@ def _rows_read(url: str, statement: Select[Any], values: dict[str, Any], mode: s
 
 
 @pytest.fixture
-def pg(postgres_server: str) -> Iterator[tuple[str, Engine, int]]:
+def pg(postgres_server: str) -> Iterator[tuple[Engine, int]]:
     url = fresh_postgres(postgres_server)
     engine = open_engine(url)
     upgrade(engine)
     run_sync(engine, add_customer, "acme", {"default_country": "DE"})
     user_id = run_sync(engine, add_user, "alice@example.com", "acme", settings={})
-    yield url, engine, user_id
+    yield engine, user_id
     engine.dispose()
 
 
@@ -190,7 +187,7 @@ def _lookups(engine: Engine, user_id: int) -> dict[str, tuple[Select[Any], dict[
     return asks
 
 
-def _measure(url: str, engine: Engine, user_id: int) -> dict[tuple[str, str], int]:
+def _measure(engine: Engine, user_id: int) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
     for name, (statement, values) in _lookups(engine, user_id).items():
         keys = values.pop("new", None)
@@ -203,16 +200,16 @@ def _measure(url: str, engine: Engine, user_id: int) -> dict[tuple[str, str], in
             ]
             run_sync(engine, insert_receipts, receipts)
         for mode in MODES:
-            found[(name, mode)] = _rows_read(url, statement, values, mode)
+            found[(name, mode)] = _rows_read(engine, statement, values, mode)
     return found
 
 
-def test_the_hot_lookups_read_rows_per_key_not_the_history(pg: tuple[str, Engine, int]) -> None:
-    url, engine, user_id = pg
+def test_the_hot_lookups_read_rows_per_key_not_the_history(pg: tuple[Engine, int]) -> None:
+    engine, user_id = pg
     _sms(engine, user_id, 0, max(KEYS), prefix="P")  # the parts the new receipts are for
     _history(engine, user_id, 0, SMALL)
-    small = _measure(url, engine, user_id)
+    small = _measure(engine, user_id)
     _history(engine, user_id, SMALL, 9 * SMALL)
-    large = _measure(url, engine, user_id)
+    large = _measure(engine, user_id)
     grew = {key: (small[key], large[key]) for key in small if large[key] > 1.2 * small[key] + 10}
     assert not grew, f"rows read with {SMALL:,} and {10 * SMALL:,} SMS of history: {grew}"
