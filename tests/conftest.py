@@ -46,6 +46,26 @@ def fresh_postgres(server_url: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
+def shuffle_tables(engine: Engine) -> None:
+    """Every table's rows (PostgreSQL) in no order of their times or keys, as in the tables
+    of a bridge that has run for months, where autovacuum hands the room updates and purges
+    left to whatever row comes next. A plan that reads a range in the table's order,
+    expecting to meet its rows early, then reads the history: tests of plans run on this
+    layout, not only on the one their writes happen to leave."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        names = conn.exec_driver_sql(
+            "SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+            " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'"
+            " AND a.attname = 'id' AND NOT a.attisdropped"
+        ).scalars()
+        for name in list(names):
+            quoted = conn.dialect.identifier_preparer.quote(name)
+            conn.exec_driver_sql(f"CREATE INDEX shuffle ON {quoted} (md5(id::text))")
+            conn.exec_driver_sql(f"CLUSTER {quoted} USING shuffle")
+            conn.exec_driver_sql("DROP INDEX shuffle")
+
+
 @pytest.fixture(scope="session")
 def durable_postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL with its safe defaults (fsync on), as a whole bridge needs."""

@@ -41,7 +41,7 @@ from bridge.outcomes.final_row import FINAL_ROWS_BY_DIALECT
 from bridge.outcomes.steps import STEPS
 from bridge.tenants.admin import add_customer, add_user
 from bridge.values import Receipt, ReceiptState
-from tests.conftest import fresh_postgres
+from tests.conftest import fresh_postgres, shuffle_tables
 
 pytestmark = pytest.mark.postgres
 
@@ -110,8 +110,9 @@ def _history(engine: Engine, user_id: int, first: int, count: int) -> None:
     ).applied:
         pass
     # as autovacuum leaves it: the dead versions of the receipts and parts the history
-    # moved on removed (else every scan of the new receipts steps over them once), and
-    # the statistics the planner estimates by
+    # moved on removed (else every scan of the new receipts steps over them once), the
+    # rows in no order of time, and the statistics the planner estimates by
+    shuffle_tables(engine)
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
 
