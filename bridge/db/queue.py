@@ -52,6 +52,14 @@ class Queue:
     touch: tuple[str, ...] = field(default=())  # time columns the claim also sets to now
     # The columns a claim returns (with `id`); empty: all (each value read costs CPU).
     columns: tuple[str, ...] = field(default=())
+    # A claim takes the rows of one value of this column (`claim(..., per=)`): the SMPP
+    # outbox's rows of one account.
+    per: str | None = None
+    # What a row needs besides being open and due, checked by the select and again by the
+    # take (the SMPP outbox: no earlier row of its message still unsent).
+    ready: ColumnElement[bool] = field(default_factory=true)
+    # The order rows are claimed in; an index on the open rows ends in these columns.
+    order: tuple[str, ...] = ("next_attempt_at",)
     # Statements built once: (lane index or "take", dialect) -> statement.
     _built: dict[tuple[int | str, str], Executable] = field(
         default_factory=dict, compare=False, hash=False, repr=False
@@ -63,10 +71,12 @@ def _select(
 ) -> Executable:
     t = queue.table
     columns = [t.c.id, *(t.c[n] for n in queue.columns if n != "id")] if queue.columns else [t]
+    if queue.per is not None:
+        where = (t.c[queue.per] == bindparam("per"), *where)
     query = (
         select(*columns)
-        .where(queue.open, lane, t.c.next_attempt_at <= bindparam("now"), *where)
-        .order_by(t.c.next_attempt_at)
+        .where(queue.open, lane, t.c.next_attempt_at <= bindparam("now"), queue.ready, *where)
+        .order_by(*(t.c[n] for n in queue.order))
         .limit(bindparam("limit"))
     )
     if dialect == "postgresql":
@@ -87,6 +97,7 @@ def _take(queue: Queue) -> Executable:
             t.c.id.in_(bindparam("ids", expanding=True)),
             queue.open,
             t.c.next_attempt_at <= bindparam("now"),
+            queue.ready,
         )
         .values(**values)
         .returning(t.c.id)
@@ -100,10 +111,12 @@ def claim(
     limit: int,
     lease: float,
     where: Sequence[ColumnElement[bool]] = (),
+    per: object = None,
 ) -> list[Any]:
     """Claim up to `limit` due rows; each row shows its attempts before this one.
 
-    `where` narrows this claim (dispatch leaves out routes whose SMSC has no room).
+    `where` narrows this claim (dispatch leaves out routes whose SMSC has no room); `per`
+    is the value of the queue's `per` column whose rows it claims.
     """
     dialect = conn.dialect.name
     rows: list[Any] = []
@@ -111,6 +124,8 @@ def claim(
         if len(rows) >= limit:
             break
         values = {"now": now, "limit": limit - len(rows)}
+        if queue.per is not None:
+            values["per"] = per
         if where:  # a statement of its own: not worth a plan
             rows.extend(conn.execute(_select(queue, lane, dialect, where), values).all())
             continue

@@ -6,14 +6,15 @@ registered_delivery set gets our receipt, the standard "id:… stat:…" text wi
 receipted_message_id and message_state TLVs, addressed to the client's bind. `queue_mo`
 is the inbound action `smpp`. `take_due` hands the server the rows it may send now: per
 `message_key` only the oldest unsent row, so the parts of one MO and the receipt of one
-order arrive in order; a taken row is leased (its next attempt moves `lease` seconds
-ahead), so a crash re-sends it rather than losing it; `lease` is `outbox_lease`, and the
-server sends a taken row only while its answer can come before the lease ends, measured
-from before the take (`send_by`), so that no other instance takes it and sends it again
-while this one still waits for its answer. `answered` records the client's
-answers: ESME_ROK sends it, a permanent refusal (ESME_RX_P_APPN, ESME_RX_R_APPN: "do
-not send it again") or any refusal once the row is older than `give_up_after` ends it
-(`refused`, which no longer holds back the rows after it), else it is tried again later.
+order arrive in order; a taken row is leased through the one queue claim (its next
+attempt moves `lease` seconds ahead), so a crash re-sends it rather than losing it;
+`lease` is `outbox_lease`, and the server sends a taken row only while its answer can
+come before the lease ends, measured from before the take (`send_by`), so that no other
+instance takes it and sends it again while this one still waits for its answer.
+`answered` records the client's answers: ESME_ROK sends it, a permanent refusal
+(ESME_RX_P_APPN, ESME_RX_R_APPN: "do not send it again") or any refusal once the row is
+older than `give_up_after` ends it (`refused`, which no longer holds back the rows after
+it), else it is tried again later.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, exists, func, insert, select, update
 
 from bridge.db.core import delete_before, table
+from bridge.db.queue import Queue, claim
 from bridge.smpp import constants as c
 from bridge.smpp.address import source_address
 from bridge.smpp_outbox.tables import SmppOutbox
@@ -254,56 +256,36 @@ def queue_mo(
     )
 
 
+# Taken per account, oldest due first; a row waits while an earlier row of its message
+# (the parts of one MO) is unsent. The indexes (migration 0023): the account's queued rows
+# in the order they are taken, and a message's queued rows by id, so a take seeks in
+# what is queued and never reads what was sent.
+_earlier = _outbox.alias("earlier")
+_QUEUE = Queue(
+    _outbox,
+    _outbox.c.status == OutboxStatus.QUEUED,
+    per="system_id",
+    ready=~exists().where(
+        _earlier.c.message_key == _outbox.c.message_key,
+        _earlier.c.status == OutboxStatus.QUEUED,
+        _earlier.c.id < _outbox.c.id,
+    ),
+    order=("next_attempt_at", "id"),
+)
+
+
 def take_due(
     conn: Connection, system_id: str, now: datetime, limit: int, lease: float
 ) -> list[OutboxItem]:
-    """Rows `system_id`'s binds may send now (the oldest unsent one per key), leased: two
-    instances taking at once never both get a row (PostgreSQL: the select skips rows
-    another take holds, and the lease is moved only on rows still due)."""
-    queued = (_outbox.c.system_id == system_id, _outbox.c.status == OutboxStatus.QUEUED)
-    query = (
-        select(_outbox)
-        .where(*queued, _outbox.c.next_attempt_at <= now)
-        .order_by(_outbox.c.id)
-        .limit(limit * 4)
-    )
-    if conn.dialect.name == "postgresql":  # rows another instance is taking are skipped
-        query = query.with_for_update(skip_locked=True)
-    due = conn.execute(query).all()
-    if not due:
-        return []
-    first = dict(
-        conn.execute(  # a row waits while an earlier row of its key is unsent
-            select(_outbox.c.message_key, func.min(_outbox.c.id))
-            .where(*queued, _outbox.c.message_key.in_({r.message_key for r in due}))
-            .group_by(_outbox.c.message_key)
-        ).all()
-    )
-    items = [
+    """Rows `system_id`'s binds may send now (the oldest unsent one per message), leased
+    through the one queue claim (`bridge.db.queue.claim`): two instances taking at once
+    never both get a row."""
+    return [
         OutboxItem(
             r.id, r.system_id, r.kind, r.message_key, OutboxPdu.of(r.pdu), r.attempts, r.created_at
         )
-        for r in due
-        if first.get(r.message_key) == r.id
-    ][:limit]
-    if items:  # only rows still queued and due: another take may have leased some since
-        taken = set(
-            conn.execute(
-                update(_outbox)
-                .where(
-                    _outbox.c.id.in_([i.id for i in items]),
-                    *queued,
-                    _outbox.c.next_attempt_at <= now,
-                )
-                .values(
-                    attempts=_outbox.c.attempts + 1,
-                    next_attempt_at=now + timedelta(seconds=lease),
-                )
-                .returning(_outbox.c.id)
-            ).scalars()
-        )
-        items = [i for i in items if i.id in taken]
-    return items
+        for r in claim(conn, _QUEUE, now, limit, lease, per=system_id)
+    ]
 
 
 def mark_sent(conn: Connection, ids: Sequence[int], now: datetime) -> None:

@@ -17,7 +17,12 @@ class SmppOutbox(SQLModel, table=True):
     longer than `give_up_after`); rows with one `message_key` go in id order."""
 
     __tablename__ = "smpp_outbox"
-    __table_args__ = (Index("ix_smpp_outbox_due", "system_id", "status", "next_attempt_at"),)
+    __table_args__ = (
+        # an account's rows in the order a take reads them (queue.take_due)
+        Index("ix_smpp_outbox_due", "system_id", "status", "next_attempt_at", "id"),
+        # a message's rows by id: whether an earlier one is unsent
+        Index("ix_smpp_outbox_message", "message_key", "status", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     system_id: str  # the SMPP account whose receiver/transceiver bind gets it

@@ -1,11 +1,13 @@
 """The work of each statement on the per-mail path does not grow with the history in the tables.
 
 A bridge keeps its mails, orders, parts, history lines, receipts, notices, reply
-assignments, stop entries, velocity rows and inbound SMS for weeks. Every statement a
-mail runs on its way (RCPT's reads, the intake's commit with conversations and SMS
-pumping checks, the queue depth, the dispatch claim and its outcomes, a resubmit's
-look for pending orders, receipts, status mails, and an inbound SMS's routing and MO
-limit) must seek what it needs: the same work with 300 mails of history as with 3,000.
+assignments, stop entries, velocity rows, inbound SMS, SMPP clients' deliver_sm and
+HTTP pushes for weeks. Every statement a mail runs on its way (RCPT's reads, the
+intake's commit with conversations and SMS pumping checks, the queue depth, the
+dispatch claim and its outcomes, a resubmit's look for pending orders, receipts, status
+mails, an inbound SMS's routing and MO limit, an SMPP client's receipt and an HTTP push
+queued, taken and answered) must seek what it needs: the same work with 300 mails of
+history as with 3,000.
 
 Work is counted, not timed. On SQLite: the virtual machine's steps
 (`sqlite3.Connection.set_progress_handler`) around one call of each per-mail function,
@@ -76,6 +78,10 @@ from bridge.mt.tables import UNFINISHED_ORDERS
 from bridge.notices.queue import NoticeOutcome, claim_notices, record_notices
 from bridge.notices.status import NoticeStatus
 from bridge.outcomes.steps import STEPS
+from bridge.push.delivery_status import PushStatus
+from bridge.push.queue import PushRecord, claim_pushes, queue_push, record_pushes
+from bridge.smpp.constants import ESME_ROK
+from bridge.smpp_outbox.queue import OutboxPdu, answered, mark_sent, queue_pdus, take_due
 from bridge.tenants.admin import add_customer, add_user
 from bridge.tenants.senders import find_sender
 from bridge.values import InboundSms, ReceiptState
@@ -93,6 +99,9 @@ WINDOW = 48 * 3600.0  # [dispatch] receipt_window
 PERIOD = 1  # the progress handler counts every virtual-machine step: exact, not rounded
 
 _stop = table(StopEntry)
+SMPP_ACCOUNT = "app"  # a customer's SMPP client, whose orders ask for receipts
+_RECEIPT = OutboxPdu("ACME", 5, 0, "+4917011100", 1, 1, b"id:1 stat:DELIVRD", 4)
+PUSH_TARGET = {"url": "https://push.example.com/mo"}
 
 
 def _velocity(customer_id: int) -> VelocityCheck:
@@ -248,6 +257,17 @@ def _older_history(bridge: Bridge, count: int) -> None:
             sms = InboundSms("smsc", _recipients(n)[-1], "+4989123456", "thanks", "gsm7")
             inbound_id = insert_inbound(conn, sms, bridge.newest - (n + 1) * EVERY)
             mark_inbound(conn, inbound_id, InboundStatus.NOTIFIED)
+    with bridge.engine.begin() as conn:  # an SMPP client's receipts and HTTP pushes, answered
+        for n in range(first, first + count):
+            at = bridge.newest - (n + 1) * EVERY
+            queue_pdus(conn, SMPP_ACCOUNT, "receipt", f"H{n:06d}.1", (_RECEIPT,), at)
+            if n % 5 == 0:
+                queue_push(conn, bridge.customer_id, None, PUSH_TARGET, "{}", "json", at, 3600.0)
+        taken = take_due(conn, SMPP_ACCOUNT, bridge.newest, count, 60.0)
+        assert len(taken) == count
+        mark_sent(conn, [i.id for i in taken], bridge.newest)
+        pushes = claim_pushes(conn, bridge.newest, count, 60.0)
+        record_pushes(conn, [PushRecord(w.id, bridge.newest, PushStatus.SENT) for w in pushes])
     bridge.written += count
     if bridge.analyze and bridge.engine.dialect.name == "postgresql":
         shuffle_tables(bridge.engine)
@@ -376,6 +396,17 @@ def _probes(bridge: Bridge, tag: str, now: datetime) -> list[tuple[str, Probe]]:
         mark_inbound(conn, inbound_id, InboundStatus.NOTIFIED)
         return found
 
+    def smpp_receipt(conn: Connection) -> object:
+        (item,) = take_due(conn, SMPP_ACCOUNT, later, 100, 60.0)
+        assert item.message_key == f"P{tag}1.1"
+        return answered(
+            conn, [(item, ESME_ROK)], later, retry_delay=60.0, retry_max=600.0, give_up_after=1e5
+        )
+
+    def push(conn: Connection) -> object:
+        (work,) = claim_pushes(conn, later, 100, 60.0)
+        return record_pushes(conn, [PushRecord(work.id, later, PushStatus.SENT)])
+
     return [
         ("RCPT: find_sender", lambda c: find_sender(c, SENDER)),
         (
@@ -403,6 +434,16 @@ def _probes(bridge: Bridge, tag: str, now: datetime) -> list[tuple[str, Probe]]:
         ("receipts: finish_unconfirmed", lambda c: finish_unconfirmed(c, later, 200, steps=STEPS)),
         ("notices: claim + record", notices),
         ("inbound: one SMS routed", inbound),
+        (
+            "SMPP client: receipt queued",
+            lambda c: queue_pdus(c, SMPP_ACCOUNT, "receipt", f"P{tag}1.1", (_RECEIPT,), now),
+        ),
+        ("SMPP client: receipt taken + answered", smpp_receipt),
+        (
+            "push: queued",
+            lambda c: queue_push(c, customer, None, PUSH_TARGET, "{}", "json", now, 3600.0),
+        ),
+        ("push: claimed + recorded", push),
     ]
 
 

@@ -30,7 +30,7 @@ def test_downgrade_and_upgrade_again(engine: Engine) -> None:
         command.downgrade(cfg, "base")
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0022"
+    assert current_revision(engine) == "0023"
 
 
 def _pk(result: CursorResult[Any]) -> Any:
