@@ -109,7 +109,7 @@ async def test_a_saturated_process_makes_new_mail_wait_and_an_idle_one_does_not(
                 await smtp.sendmail("demo@example.com", ["+491701234568@eu.rsms.net"], make_mail())
 
             await _idle_messages(m, (Door.SMTP,), mail)
-            paced = _count(m, Door.SMTP)
+            paced, before = _count(m, Door.SMTP), _seconds(m, Door.SMTP)
 
             with _saturated():
                 await asyncio.sleep(1.0)  # the load, read at the next MAIL, is the hogs' CPU
@@ -117,8 +117,10 @@ async def test_a_saturated_process_makes_new_mail_wait_and_an_idle_one_does_not(
                 await smtp.mail("demo@example.com")
                 waited = time.monotonic() - started
             assert _count(m, Door.SMTP) == paced + 1
-            assert _seconds(m, Door.SMTP) > 0.1
-            assert waited > 0.1, waited
+            # The pause grows with the process's share of the CPU, which other work on the
+            # machine lowers (how much: tests/unit/test_intake_pacing.py); the client waits it.
+            pause = _seconds(m, Door.SMTP) - before
+            assert 0 < pause <= waited, (pause, waited)
             await smtp.rset()
 
 
@@ -168,14 +170,15 @@ async def test_a_saturated_process_makes_smpp_submits_and_api_sends_wait_too(
 
             await _idle_messages(m, (Door.SMPP, Door.API), both)
             paced = (_count(m, Door.SMPP), _count(m, Door.API))
+            before = (_seconds(m, Door.SMPP), _seconds(m, Door.API))
 
             with _saturated():
                 await asyncio.sleep(1.0)
                 submitted = await submit("+491701234571")
                 sent = await send("+491701234572")
-            assert submitted > 0.1 and sent > 0.1, (submitted, sent)
             assert (_count(m, Door.SMPP), _count(m, Door.API)) == (paced[0] + 1, paced[1] + 1)
-            assert _seconds(m, Door.SMPP) > 0.1 and _seconds(m, Door.API) > 0.1
+            pauses = (_seconds(m, Door.SMPP) - before[0], _seconds(m, Door.API) - before[1])
+            assert 0 < pauses[0] <= submitted and 0 < pauses[1] <= sent, (pauses, submitted, sent)
             assert _count(m, Door.SMTP) == 0
 
 
