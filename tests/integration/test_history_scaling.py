@@ -259,10 +259,10 @@ def _older_history(bridge: Bridge, count: int) -> None:
             mark_inbound(conn, inbound_id, InboundStatus.NOTIFIED)
     with bridge.engine.begin() as conn:  # an SMPP client's receipts and HTTP pushes, answered
         for n in range(first, first + count):
-            at = bridge.newest - (n + 1) * EVERY
-            queue_pdus(conn, SMPP_ACCOUNT, "receipt", f"H{n:06d}.1", (_RECEIPT,), at)
+            sent = bridge.newest - (n + 1) * EVERY
+            queue_pdus(conn, SMPP_ACCOUNT, "receipt", f"H{n:06d}.1", (_RECEIPT,), sent)
             if n % 5 == 0:
-                queue_push(conn, bridge.customer_id, None, PUSH_TARGET, "{}", "json", at, 3600.0)
+                queue_push(conn, bridge.customer_id, None, PUSH_TARGET, "{}", "json", sent, 3600.0)
         taken = take_due(conn, SMPP_ACCOUNT, bridge.newest, count, 60.0)
         assert len(taken) == count
         mark_sent(conn, [i.id for i in taken], bridge.newest)
