@@ -257,9 +257,9 @@ def queue_mo(
 
 
 # Taken per account, oldest due first; a row waits while an earlier row of its message
-# (the parts of one MO) is unsent. The indexes (migration 0023): the account's queued rows
-# in the order they are taken, and a message's queued rows by id, so a take seeks in
-# what is queued and never reads what was sent.
+# to the same account (the parts of one MO) is unsent. The indexes (migration 0023): the
+# account's queued rows in the order they are taken, and a message's queued rows by id,
+# so a take seeks in what is queued and never reads what was sent.
 _earlier = _outbox.alias("earlier")
 _QUEUE = Queue(
     _outbox,
@@ -269,6 +269,7 @@ _QUEUE = Queue(
         _earlier.c.message_key == _outbox.c.message_key,
         _earlier.c.status == OutboxStatus.QUEUED,
         _earlier.c.id < _outbox.c.id,
+        _earlier.c.system_id == _outbox.c.system_id,
     ),
     order=("next_attempt_at", "id"),
 )

@@ -133,6 +133,19 @@ def test_outbox_goes_in_order_per_message(engine: Engine) -> None:
     assert run_sync(engine, take_due, "other", NOW, 10, 30.0) == []
 
 
+def test_one_message_to_two_accounts_waits_for_neither(engine: Engine) -> None:
+    """An MO whose number has two SMPP actions is queued for two accounts under one
+    message key: each account's client gets it, neither waits for the other's answer."""
+    upgrade(engine)
+    with engine.begin() as conn:
+        for account in ("app1", "app2"):
+            queue_mo(conn, account, "+491701234567", "+4915550000009", "x" * 200, 7, NOW)
+    for account in ("app2", "app1"):
+        [item] = run_sync(engine, take_due, account, NOW, 10, 30.0)
+        assert (item.system_id, item.message_key) == (account, "mo:7")
+        assert item.pdu.short_message[:6] == bytes((5, 0, 3, 7, 2, 1))  # the first part
+
+
 def test_two_takes_at_once_never_both_get_a_row(engine: Engine) -> None:
     """Two instances sending one account's outbox take at the same moment: the second
     take's select ran while the first one's transaction still held its rows, and its

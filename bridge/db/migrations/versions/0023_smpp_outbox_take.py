@@ -1,12 +1,13 @@
 """SMPP outbox: a take seeks in the queued rows of an account and of a message
 
 A take (`bridge.smpp_outbox.queue.take_due`) reads an account's queued rows oldest due
-first and keeps a row back while an earlier row of its message is unsent. Its index on
-(system_id, status, next_attempt_at) now ends in `id`, the order rows are taken in, and a
-new index on (message_key, status, id) answers whether an earlier row of a message is
-unsent. Before, the take read the account's rows in id order and every queued row's
-message again, and a plan made once for any parameters, or SQLite's after ANALYZE, read
-every deliver_sm ever sent (tests/integration/test_history_scaling.py).
+first and keeps a row back while an earlier row of its message to the account is
+unsent. Its index on (system_id, status, next_attempt_at) now ends in `id`, the order
+rows are taken in, and a new index on (message_key, status, id) answers whether an
+earlier row of a message is unsent. Before, the take read the account's rows in id
+order and every queued row's message again, and a plan made once for any parameters,
+or SQLite's after ANALYZE, read every deliver_sm ever sent
+(tests/integration/test_history_scaling.py).
 
 Revision ID: 0023
 Revises: 0022
