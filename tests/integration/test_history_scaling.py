@@ -19,8 +19,10 @@ run and planned once for any parameters, as the server may plan a statement psyc
 prepared: such plans read every notice and every order ever kept to claim notices and
 count the queue, and every assignment of a number in the reply window to route its SMS,
 until the statuses were written into the statements and the indexes ended in the order
-they are read; and every order of the table to count a sender's orders of the last
-minute, until the count read them newest first).
+they are read; every order of the table to count a sender's orders of the last
+minute, until the count read them newest first; and, with SQLite's statistics too,
+every deliver_sm ever sent to take an SMPP client's next one, until the outbox was
+claimed by its queued rows).
 
 The history is one user's (one customer), written with the domain's own functions:
 mails to a few recurring numbers and to many distinct ones, finished orders (delivered,
