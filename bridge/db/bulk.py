@@ -128,18 +128,27 @@ def _tuples(
     plan: Plan, fixed: dict[str, Any], rows: Sequence[dict[str, Any]]
 ) -> list[tuple[Any, ...]]:
     """Each row's values for the driver, in `plan.names`' order, through the bind
-    processors (each distinct value object once)."""
+    processors (each distinct value object once; one row, the most common at a steady
+    load, without the columns' lists)."""
+    if len(rows) == 1:
+        row = rows[0]
+        values: list[Any] = []
+        for name, proc in zip(plan.names, plan.procs, strict=True):
+            v = row[name] if name in row else fixed[name]
+            values.append(v if proc is None else proc(v))  # as SQLAlchemy: None too
+        return [tuple(values)]
     columns: list[list[Any]] = []
     for name, proc in zip(plan.names, plan.procs, strict=True):
         raw = [row[name] for row in rows] if name in rows[0] else [fixed[name]] * len(rows)
         if proc is not None:
-            memo: dict[int, Any] = {}  # shared objects (times, policy dicts) processed once
+            # shared objects (times, policy dicts, None: a JSON column's is "null", as
+            # SQLAlchemy stores it) processed once
+            memo: dict[int, Any] = {}
             for i, v in enumerate(raw):
-                if v is not None:
-                    key = id(v)
-                    if key not in memo:
-                        memo[key] = proc(v)
-                    raw[i] = memo[key]
+                key = id(v)
+                if key not in memo:
+                    memo[key] = proc(v)
+                raw[i] = memo[key]
         columns.append(raw)
     return list(zip(*columns, strict=True))
 

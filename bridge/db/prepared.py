@@ -42,12 +42,15 @@ import re
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Dialect, Executable
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 Proc = Callable[[Any], Any] | None
 
@@ -102,7 +105,7 @@ def compile_plan(
     lists: set[str] = set()
     for name in order:
         bind = binds[name]
-        proc = bind.type._cached_bind_processor(dialect)
+        proc = bind_processor(bind.type, dialect)
         literal = not defaults and name not in keys and not bind.required and written_out
         if not bind.expanding:
             if literal and (text := _literal(proc, compiled.params[name])) is not None:
@@ -142,7 +145,7 @@ def compile_plan(
         fixed.update(zip(each, values, strict=True))
     result_columns = compiled._result_columns or []
     columns = tuple(c[0] for c in result_columns)
-    results = tuple(c[3]._cached_result_processor(dialect, None) for c in result_columns)
+    results = tuple(result_processor(c[3], dialect) for c in result_columns)
     row = namedtuple("Row", columns) if columns else None
     if lists and not positional:
         raise ValueError(f"IN lists by size need positional parameters: {statement}")
@@ -158,6 +161,62 @@ def compile_plan(
         frozenset(lists),
         {},
     )
+
+
+def bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Proc:
+    """The bind processor of `type_` on `dialect`: SQLAlchemy's, but for the times of the
+    tables (`UTCDateTime`), whose processor is two layers of Python calls for every
+    value (check the zone, convert to UTC, then on SQLite format the fields with `%`):
+    a time already in UTC (`datetime.now(UTC)`, as the bridge makes them, and as it reads
+    them) is written straight, the same text on SQLite and the same object on
+    PostgreSQL; any other value goes through SQLAlchemy's, and fails as there
+    (tests/unit/test_prepared_times.py checks the two give the same)."""
+    proc = type_._cached_bind_processor(dialect)
+    if proc is None or not isinstance(type_, UTCDateTime):
+        return proc
+    return _sqlite_time(proc) if dialect.name == "sqlite" else _utc_time(proc)
+
+
+def result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Proc:
+    """The result processor of `type_` on `dialect`: SQLAlchemy's, but for `UTCDateTime`
+    on SQLite, where a stored time (text without a zone) is read in one call instead of
+    three (`bind_processor`)."""
+    proc = type_._cached_result_processor(dialect, None)
+    if proc is None or not isinstance(type_, UTCDateTime) or dialect.name != "sqlite":
+        return proc
+    return _sqlite_read_time(proc)
+
+
+def _sqlite_time(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def process(value: Any) -> Any:
+        if value is None:
+            return None
+        if value.__class__ is datetime and value.tzinfo is UTC:
+            # SQLAlchemy's SQLite text, "%04d-%02d-%02d %02d:%02d:%02d.%06d", less "+00:00"
+            return value.isoformat(" ", "microseconds")[:-6]
+        return fallback(value)
+
+    return process
+
+
+def _utc_time(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def process(value: Any) -> Any:
+        if value.__class__ is datetime and value.tzinfo is UTC:
+            return value  # what `astimezone(UTC)` gives for it: itself
+        return fallback(value)
+
+    return process
+
+
+def _sqlite_read_time(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def process(value: Any) -> Any:
+        if value.__class__ is str:
+            read = datetime.fromisoformat(value)
+            if read.tzinfo is None:
+                return read.replace(tzinfo=UTC)
+        return fallback(value)
+
+    return process
 
 
 def _literal(proc: Proc, value: Any) -> str | None:

@@ -101,6 +101,13 @@ def _stored(engine: Engine, tbl: Table) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(select(tbl).order_by(tbl.c.id)).all()]
 
 
+def _raw(engine: Engine, tbl: Table) -> list[tuple[Any, ...]]:
+    """The rows as the driver gives them, not read through the column types."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(f"SELECT * FROM {tbl.name} ORDER BY id").all()
+        return [tuple(r)[1:] for r in rows]
+
+
 def test_bulk_insert_stores_what_the_per_row_insert_stores(engine: Engine) -> None:
     metadata = MetaData()
     ours, theirs = _table(metadata, "bulk_ours"), _table(metadata, "bulk_theirs")
@@ -119,14 +126,19 @@ def test_bulk_insert_stores_what_the_per_row_insert_stores(engine: Engine) -> No
             with engine.begin() as conn:
                 bulk_insert(conn, ours, rows)
                 conn.execute(insert(theirs), rows)
+        for row in _rows(13):  # one row at a time (a path of its own), every type's values
+            with engine.begin() as conn:
+                bulk_insert(conn, ours, [row])
+                conn.execute(insert(theirs), [row])
         # a column whose values are all None, each type (the array has no value to type it)
         nothing = [dict.fromkeys(_rows(1)[0]) for _ in range(3)]
         with engine.begin() as conn:
             bulk_insert(conn, ours, nothing)
             conn.execute(insert(theirs), nothing)
         stored = _stored(engine, ours)
-        assert len(stored) == 1 + 2 + 13 + 60 + 3
+        assert len(stored) == 1 + 2 + 13 + 60 + 13 + 3
         assert stored == _stored(engine, theirs)
+        assert _raw(engine, ours) == _raw(engine, theirs)  # the same text of a time on SQLite
         assert [[type(v) for v in r] for r in stored] == [
             [type(v) for v in r] for r in _stored(engine, theirs)
         ]
