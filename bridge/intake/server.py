@@ -214,9 +214,35 @@ class Shared:
 
 class DataInBlocks(SMTP):
     """aiosmtpd's SMTP with its DATA command reading the data in blocks of whole lines
-    (`MailData`), the same result as aiosmtpd's line-by-line loop in less CPU."""
+    (`MailData`), the same result as aiosmtpd's line-by-line loop in less CPU, and its
+    session timeout kept by one timer a session (`_reset_timeout`)."""
 
     _working = ""  # the command whose handler hook runs (the bridge's own work), else ""
+    _deadline = 0.0  # the loop's time at which the session times out
+    _timer_at: float | None = None  # when the session's timer fires, None: no timer set
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """The session times out `duration` (else `timeout`) seconds from now, as in
+        aiosmtpd, which calls this at every command and line of data. aiosmtpd cancels its
+        timer and sets a new one each time (four a mail, each kept in the event loop's heap
+        until its time); here the deadline is noted, and a timer set only when none fires
+        by then: the timer that fires before the deadline sets itself again for it
+        (`_timer_fired`)."""
+        self._deadline = deadline = self.loop.time() + (duration or self._timeout_duration)
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._timer_at = deadline
+        self._timeout_handle = self.loop.call_at(deadline, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer_at = None
+        if self._deadline > self.loop.time():  # the session went on since it was set
+            self._timer_at = self._deadline
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timer_fired)
+            return
+        self._timeout_cb()
 
     @aiosmtpd_smtp.syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
