@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, event, select, update
 
 from bridge.db.clock import utcnow
 from bridge.db.core import table
@@ -87,6 +87,33 @@ def test_a_claim_gives_express_first_then_oldest_due_and_leases_only_what_it_giv
     again = _claim(engine, now + timedelta(seconds=61), 100)
     assert sorted(again) == sorted(ids)  # the leases ran out
     assert {n for _, n in _leases(engine).values()} == {2}
+
+
+def test_a_claim_reads_both_lanes_in_one_statement(engine: Engine) -> None:
+    """Express and normal orders are selected by one statement (the lanes joined by
+    `UNION ALL`), not one per lane: a claim is that select and the take. A limit the
+    express lane fills gives express orders only."""
+    ids = _orders(engine, _seed(engine), 4)
+    t0 = utcnow() - timedelta(minutes=1)
+    for n, order_id in enumerate(ids):
+        _set(engine, order_id, next_attempt_at=t0 + timedelta(seconds=n))
+    _set(engine, ids[2], priority=1)
+    statements: list[str] = []
+
+    def seen(_c: object, _cur: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        now = utcnow()
+        assert _claim(engine, now, 1) == [ids[2]]
+        assert _claim(engine, now, 2) == [ids[0], ids[1]]
+        assert _claim(engine, now, 5) == [ids[3]]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    on_orders = [s for s in statements if '"order"' in s]
+    assert len(on_orders) == 3 * 2, on_orders  # per claim: one select, one take
+    assert all(s.count("UNION ALL") == 1 for s in on_orders[::2]), on_orders
 
 
 def test_a_claim_narrowed_to_routes_with_room_keeps_the_order(engine: Engine) -> None:
