@@ -72,8 +72,9 @@ def claim_orders(
 ) -> list[OrderWork]:
     """Claim up to `limit` due orders, express first, then oldest due first.
 
-    One query per priority (express 1, normal 0), each an in-order range scan of the
-    partial index ix_order_open, so a claim costs the same with 10 or 100,000 waiting.
+    A select per priority (express 1, normal 0), each an in-order range scan of the
+    partial index ix_order_open, so a claim costs the same with 10 or 100,000 waiting;
+    the two go as one statement (`bridge.db.queue`), read one after the other.
     `skip` leaves out the orders of routes whose SMSC has no room now: each entry is a
     route's prefix digits and the prefix digits of the routes before it (a number
     belongs to the first route whose prefix it starts with).
