@@ -21,7 +21,7 @@ from bridge.smpp.pdu_types import find_tlv
 from bridge.smpp.throttle import ThrottlePause, TokenBucket
 from bridge.smpp.times import absolute_time, relative_time, schedule_field, validity_field
 from bridge.text.gsm7 import decode_gsm7, encode_gsm7
-from bridge.text.sms import split_sms
+from bridge.text.sms import chunk_septets, split_sms
 from bridge.transports.smpp_config import canonical_id
 
 
@@ -151,6 +151,9 @@ def test_a_full_single_sms_ending_in_cr_stays_one_sms() -> None:
 # the last part full (153 septets after a 6-octet UDH and its fill bit: 140 octets) and
 # ending in a wanted CR on the octet boundary, where the second CR does not fit
 @example("x" * 305 + "\r", "udh8")
+# the first part cut at 152 septets (never inside an ESC pair: "€" is two), the last one
+# 152 septets ending in a wanted CR, filled to 140 octets by the padding CR after it
+@example("a" * 152 + "€" + "a" * 149 + "\r", "udh8")
 def test_packed_parts_read_back_as_the_text(text: str, concat: str) -> None:
     opts = EncodingOptions(packed=True, concat=concat)  # type: ignore[arg-type]
     parts = plan_parts(text, "gsm7", opts, ref=1)
@@ -164,10 +167,16 @@ def test_packed_parts_read_back_as_the_text(text: str, concat: str) -> None:
     sent = encode_gsm7(text)
     last = parts[-1].short_message
     udh = last[0] + 1 if parts[-1].esm_class & c.ESM_UDHI else 0
-    if len(last) == 140 and (8 * (len(last) - udh) - fill_bits_after(udh)) % 7 == 0:
-        # a last part full to its last bit: a final CR there is read as padding and
-        # dropped, as in a full single SMS (no SMS more for a CR that shows as nothing
-        # at the end of a message: test_a_full_single_sms_ending_in_cr_stays_one_sms)
+    # the last part's own septets, where the text was cut (153 septets a part after an
+    # 8-bit reference, 152 after a 16-bit one; SAR's UDH is the SMSC's, 6 octets)
+    per, on_air = {"udh8": (153, 6), "udh16": (152, 7), "sar": (153, 6)}[concat]
+    tail = chunk_septets(sent, per, fill_bits_after(on_air))[-1]
+    if tail.endswith(b"\r") and fill_bits_after(udh) + 7 * len(tail) == 8 * (len(last) - udh):
+        # the text's septets fill the last part to its last bit, ending in CR: that CR is
+        # read as padding and dropped, as in a full single SMS (no SMS more for a CR that
+        # shows as nothing at the end of a message:
+        # test_a_full_single_sms_ending_in_cr_stays_one_sms). A last part one septet
+        # shorter, full only with the padding CR, keeps the text's CR before it.
         sent = sent.removesuffix(b"\r")
     assert _one_cr(ours) == _one_cr(sent)
 
