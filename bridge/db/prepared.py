@@ -291,20 +291,41 @@ def parameters(plan: Plan, values: Mapping[str, Any]) -> tuple[str, Any]:
     return sql, tuple(out)
 
 
+# The key of a connection's kept cursor in its pool entry's `info` (which SQLAlchemy
+# clears when it replaces the driver's connection).
+_CURSOR = "mailsms.cursor"
+# A cursor that read more rows is closed after the read, not kept: psycopg's cursor holds
+# its last result (the server's rows as received) until it runs the next statement.
+_KEEP_AFTER_ROWS = 500
+
+
 def drive(
     conn: Connection, sql: str, params: Any, *, many: bool = False, rows: bool = False
 ) -> tuple[list[Any], int]:
     """Run `sql` with the driver's `params` (a list of them: `many`) in `conn`'s
     transaction; returns the raw rows (`rows`: the statement returns some, read them) and
     the row count. (The cursor's description is not asked for: psycopg builds it anew,
-    column by column, at each ask, and for a wide row that costs more than the rest.)"""
+    column by column, at each ask, and for a wide row that costs more than the rest.)
+
+    On PostgreSQL one cursor per driver connection runs every statement here: a new
+    psycopg cursor finds the adapters for its parameters' types again, ~16 µs more per
+    statement than a kept one (bench/README.md, 2026-12-08). A statement that fails, or
+    reads more than `_KEEP_AFTER_ROWS` rows, closes it; the next one takes a new one. On
+    SQLite a cursor is new for each statement and closed after it, which also ends
+    (resets) its statement there: ~0.5 µs, not worth a statement left open.
+    """
     if not conn.in_transaction() or conn._has_events or conn.engine._has_events:
         result = conn.exec_driver_sql(sql, params)
         found: list[Any] = list(result.fetchall()) if rows else []
         return found, result.rowcount
-    dbapi = conn.connection.dbapi_connection
+    pooled = conn.connection
+    dbapi = pooled.dbapi_connection
     assert dbapi is not None
-    cursor = dbapi.cursor()
+    cursor = pooled.info.get(_CURSOR)
+    if cursor is None or cursor.connection is not dbapi:
+        cursor = dbapi.cursor()
+        if conn.dialect.name == "postgresql":
+            pooled.info[_CURSOR] = cursor
     try:
         if not many:
             cursor.execute(sql, params)
@@ -316,15 +337,21 @@ def drive(
             cursor.execute(sql, params[0])
             first = cursor.rowcount
             cursor.execute(sql, params[1])
-            return [], first + cursor.rowcount
+            return [], first + cursor.rowcount  # (a kept cursor: PostgreSQL's only)
         else:
             cursor.executemany(sql, params)
         found = cast("list[Any]", cursor.fetchall()) if rows else []
-        return found, cursor.rowcount
+        count: int = cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise driver_error(conn, exc, cursor, sql, params, many=many) from exc
-    finally:
+        pooled.info.pop(_CURSOR, None)
+        error = driver_error(conn, exc, cursor, sql, params, many=many)
+        with suppress(conn.dialect.loaded_dbapi.Error):
+            cursor.close()
+        raise error from exc
+    if len(found) > _KEEP_AFTER_ROWS or pooled.info.get(_CURSOR) is not cursor:
+        pooled.info.pop(_CURSOR, None)
         cursor.close()
+    return found, count
 
 
 def driver_error(
