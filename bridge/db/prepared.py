@@ -117,7 +117,9 @@ def compile_plan(
                 fixed[name] = compiled.params[name]
             continue
         token = _EXPANDING.format(name)
-        if sql.count(token) != 1:
+        # a list fixed when the statement was built is written out wherever it appears
+        # (by name on PostgreSQL); a list given at each run, or "?" marks, only once
+        if sql.count(token) != 1 and (name in keys or positional):
             raise ValueError(f"the list {name!r} appears more than once: {statement}")
         if name in keys:  # a list given at each run
             names.append(name)

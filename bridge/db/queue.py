@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -38,7 +38,9 @@ from sqlalchemy import (
     Select,
     Table,
     TextClause,
+    Update,
     bindparam,
+    func,
     select,
     true,
     union_all,
@@ -103,23 +105,53 @@ def _lanes(queue: Queue, dialect: str) -> Executable:
     return union_all(*branches).limit(bindparam("limit"))
 
 
-def _take(queue: Queue) -> Executable:
-    """Lease the selected rows that are still open and due; returns the ids it leased."""
+def _take_values(queue: Queue, statement: Update) -> Update:
+    """The lease a take writes: the lease's end, the attempt counted, the touched times."""
     t = queue.table
     values: dict[str, Any] = {"next_attempt_at": bindparam("until")}
     if queue.counts_attempts:
         values["attempts"] = t.c.attempts + 1
     values.update(dict.fromkeys(queue.touch, bindparam("now")))
+    return statement.values(**values)
+
+
+def _take(queue: Queue) -> Executable:
+    """Lease the selected rows that are still open and due; returns the ids it leased."""
+    t = queue.table
     return (
-        update(t)
+        _take_values(queue, update(t))
         .where(
             t.c.id.in_(bindparam("ids", expanding=True)),
             queue.open,
             t.c.next_attempt_at <= bindparam("now"),
             queue.ready,
         )
-        .values(**values)
         .returning(t.c.id)
+    )
+
+
+def _claim_postgres(queue: Queue, picked: Executable) -> Executable:
+    """PostgreSQL's claim as one statement: the lanes' select (`picked`, its rows locked,
+    numbered in the order it gives them), the take as a data-modifying `WITH` over them,
+    and the picked rows the take leased, in the select's order."""
+    t = queue.table
+    lanes = cast("Select[Any]", picked).subquery("lanes")
+    numbered = select(*lanes.c, func.row_number().over().label("claim_n")).cte("picked")
+    taken = (
+        _take_values(queue, update(t))
+        .where(
+            t.c.id == numbered.c.id,
+            queue.open,
+            t.c.next_attempt_at <= bindparam("now"),
+            queue.ready,
+        )
+        .returning(t.c.id)
+        .cte("taken")
+    )
+    return (
+        select(*(c for c in numbered.c if c.name != "claim_n"))
+        .where(numbered.c.id.in_(select(taken.c.id)))
+        .order_by(numbered.c.claim_n)
     )
 
 
@@ -153,11 +185,17 @@ def claim(
     else:
         query = queue._built.get(("lanes", dialect))
         if query is None:
-            query = queue._built[("lanes", dialect)] = (
+            query = (
                 _select(queue, queue.lanes[0], dialect, ())
                 if len(queue.lanes) == 1
                 else _lanes(queue, dialect)
             )
+            if dialect == "postgresql":
+                query = _claim_postgres(queue, query)
+            queue._built[("lanes", dialect)] = query
+        if dialect == "postgresql":  # the select and the take in one statement
+            values["until"] = now + timedelta(seconds=lease)
+            return prepared.fetch(conn, query, values)
         rows = prepared.fetch(conn, query, values)
     if not rows:
         return rows
