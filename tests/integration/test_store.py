@@ -405,7 +405,9 @@ def test_a_row_claimed_by_another_process_meanwhile_is_not_claimed_twice(
     engine: Engine, database_url: str
 ) -> None:
     """Two engines on one database (two processes of one bridge): the second claims the
-    order between the first's select and its lease update; only one gets it, once."""
+    order while the first's claim is under way — on SQLite between the first's select
+    and its lease update, on PostgreSQL (where the select and the lease are one
+    statement) after that statement, its transaction still open; only one gets it, once."""
     import threading
 
     from sqlalchemy import event
@@ -422,21 +424,25 @@ def test_a_row_claimed_by_another_process_meanwhile_is_not_claimed_twice(
     def claim_other() -> None:
         won.append([o.id for o in run_sync(other, order_sql.claim_orders, now, 10, 60.0)])
 
-    def before(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE") and not racing:
+    postgres = engine.dialect.name == "postgresql"
+    when = "after_cursor_execute" if postgres else "before_cursor_execute"
+    mark = "SKIP LOCKED" if postgres else "UPDATE"
+
+    def race(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if mark in statement.upper() and not racing:
             racing.append(threading.Thread(target=claim_other))
             racing[0].start()
             racing[0].join(0.3)  # PostgreSQL: done; SQLite: waiting for the write lock
 
-    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, when, race)
     try:
         mine = [o.id for o in run_sync(engine, order_sql.claim_orders, now, 10, 60.0)]
         racing[0].join(10)
     finally:
-        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, when, race)
         other.dispose()
     # SQLite: the first transaction holds the write lock from its BEGIN IMMEDIATE, so the
-    # other's claim waits and then finds the order leased. PostgreSQL: the first select
+    # other's claim waits and then finds the order leased. PostgreSQL: the first claim
     # locked it, the other's SKIP LOCKED passed it by.
     assert won == [[]]
     assert mine == ["M1.1"]
