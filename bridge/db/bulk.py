@@ -108,6 +108,55 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         drive(conn, sql, tuple(value for values in chunk for value in values))
 
 
+def insert_together(
+    conn: Connection, inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
+) -> None:
+    """Insert rows into several tables, in the order given, as `bulk_insert` does each.
+
+    On PostgreSQL the inserts go as one statement when they fit in one (`_per_insert`'s
+    limits for them all): every insert but the last a data-modifying `WITH` of it,
+    `WITH i0 AS (INSERT …), i1 AS (INSERT …) INSERT …`, one round trip where there were
+    one per table (a mail, its order and the order's first history line at a steady
+    load). A row may refer to a row another of them inserts (the order to its mail):
+    the foreign keys are checked at the end of the statement, as at the end of each
+    insert before."""
+    inserts = [(table, rows) for table, rows in inserts if rows]
+    sql = _together(conn, inserts) if conn.dialect.name == "postgresql" else None
+    if sql is None:
+        for table, rows in inserts:
+            bulk_insert(conn, table, rows)
+        return
+    values: list[Any] = []
+    for table, rows in inserts:
+        plan = _plan(table, conn.dialect, tuple(rows[0]))
+        fixed = {n: _default(table, n) for n in plan.names if n not in rows[0]}
+        values += [value for row in _tuples(plan, fixed, rows) for value in row]
+    drive(conn, sql, tuple(values))
+
+
+def _together(
+    conn: Connection, inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
+) -> str | None:
+    """`insert_together`'s one statement on PostgreSQL, or None when they do not fit."""
+    if len(inserts) < 2:
+        return None
+    statements: list[str] = []
+    parameters = 0
+    for table, rows in inserts:
+        plan = _plan(table, conn.dialect, tuple(rows[0]))
+        shape = _per_insert(plan.sql, plan.names)
+        if shape is None:
+            return None
+        head, row, _ = shape
+        statements.append(head + ", ".join([row] * len(rows)))
+        parameters += len(plan.names) * len(rows)
+    *first, last = statements
+    sql = "WITH " + ", ".join(f"i{n} AS ({s})" for n, s in enumerate(first)) + " " + last
+    if parameters > PARAMETERS_PER_INSERT or len(sql) > CHARACTERS_PER_INSERT:
+        return None
+    return sql
+
+
 def bulk_execute(conn: Connection, statement: UpdateBase, rows: Sequence[dict[str, Any]]) -> int:
     """Run `statement` (an UPDATE, DELETE or INSERT … SELECT built once, without IN lists,
     RETURNING or column defaults to compute) once for each of `rows` (dicts of its

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from bridge.db import prepared
-from bridge.db.bulk import bulk_insert
+from bridge.db.bulk import insert_together
 from bridge.db.core import table
 from bridge.mt.status import OrderStatus
 from bridge.mt.tables import Mail, Order, OrderEvent
@@ -141,72 +141,72 @@ def insert_mails(
     mails = [m for m in mails if m.id not in duplicates]
     if not mails:
         return duplicates
-    bulk_insert(
-        conn,
-        _mail,
-        [
-            {
-                "id": m.id,
-                "received_at": m.received_at,
-                "envelope_from": m.envelope_from,
-                "user_id": m.user_id,
-                "client_addr": m.client_addr,
-                "helo": m.helo,
-                "message_id": m.message_id,
-                "subject": m.subject,
-                "size": len(m.raw),
-                "raw": m.raw,
-                "dsn_ret": m.dsn_ret,
-                "dsn_envid": m.dsn_envid,
-                "dedupe_key": m.dedupe_key,
-            }
-            for m in mails
-        ],
-    )
     orders = [(m, o) for m in mails for o in m.orders]
-    if not orders:
-        return duplicates
-    bulk_insert(  # a list mail may carry 100,000 orders
+    insert_together(  # on PostgreSQL one statement at a steady load (one mail, one order)
         conn,
-        _order,
         [
-            {
-                "id": o.id,
-                "mail_id": m.id,
-                "user_id": m.user_id,
-                "recipient": o.recipient,
-                "rcpt_address": o.rcpt_address,
-                "sender_id": o.sender_id,
-                "text": o.text,
-                "encoding": o.encoding,
-                "parts": o.parts,
-                "status": o.status,
-                "priority": o.priority,
-                "attempts": 0,
-                "next_attempt_at": o.next_attempt_at or m.received_at,
-                "created_at": m.received_at,
-                "updated_at": m.received_at,
-                "expires_at": o.expires_at,
-                "error": o.error,
-                "policy": o.policy,
-                "dsn_notify": o.dsn_notify,
-                "dsn_orcpt": o.dsn_orcpt,
-                "delay_notified": False,
-            }
-            for m, o in orders
-        ],
-    )
-    bulk_insert(  # a list mail may carry 100,000 orders
-        conn,
-        _event,
-        [
-            {
-                "order_id": o.id,
-                "at": m.received_at,
-                "event": o.status,
-                "detail": f"from {m.envelope_from}" + (f"; {o.error}" if o.error else ""),
-            }
-            for m, o in orders
+            (
+                _mail,
+                [
+                    {
+                        "id": m.id,
+                        "received_at": m.received_at,
+                        "envelope_from": m.envelope_from,
+                        "user_id": m.user_id,
+                        "client_addr": m.client_addr,
+                        "helo": m.helo,
+                        "message_id": m.message_id,
+                        "subject": m.subject,
+                        "size": len(m.raw),
+                        "raw": m.raw,
+                        "dsn_ret": m.dsn_ret,
+                        "dsn_envid": m.dsn_envid,
+                        "dedupe_key": m.dedupe_key,
+                    }
+                    for m in mails
+                ],
+            ),
+            (  # a list mail may carry 100,000 orders
+                _order,
+                [
+                    {
+                        "id": o.id,
+                        "mail_id": m.id,
+                        "user_id": m.user_id,
+                        "recipient": o.recipient,
+                        "rcpt_address": o.rcpt_address,
+                        "sender_id": o.sender_id,
+                        "text": o.text,
+                        "encoding": o.encoding,
+                        "parts": o.parts,
+                        "status": o.status,
+                        "priority": o.priority,
+                        "attempts": 0,
+                        "next_attempt_at": o.next_attempt_at or m.received_at,
+                        "created_at": m.received_at,
+                        "updated_at": m.received_at,
+                        "expires_at": o.expires_at,
+                        "error": o.error,
+                        "policy": o.policy,
+                        "dsn_notify": o.dsn_notify,
+                        "dsn_orcpt": o.dsn_orcpt,
+                        "delay_notified": False,
+                    }
+                    for m, o in orders
+                ],
+            ),
+            (
+                _event,
+                [
+                    {
+                        "order_id": o.id,
+                        "at": m.received_at,
+                        "event": o.status,
+                        "detail": f"from {m.envelope_from}" + (f"; {o.error}" if o.error else ""),
+                    }
+                    for m, o in orders
+                ],
+            ),
         ],
     )
     return duplicates

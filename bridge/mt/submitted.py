@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
-from bridge.db.bulk import bulk_execute, bulk_insert
+from bridge.db.bulk import bulk_execute, insert_together
 from bridge.db.core import table
 from bridge.mt.parts import part_rows, unmatchable_events
 from bridge.mt.status import OPEN_ORDER_STATUSES, OrderStatus
@@ -125,7 +125,6 @@ def record_submitted_many(
         for row in part_rows(o.order_id, o.transport, o.message_ids, o.submitted_at or now, now)
     ]
     notes = unmatchable_events(rows)
-    bulk_insert(conn, _part, rows)
     events = [_event_row(o.order_id, now, e, d) for o in orders for e, d in o.events]
     events += [
         _event_row(
@@ -134,7 +133,7 @@ def record_submitted_many(
         for o in orders
     ]
     events += [_event_row(order_id, now, "receipts", line) for order_id, line in notes]
-    bulk_insert(conn, _event, events)
+    insert_together(conn, [(_part, rows), (_event, events)])
     ids = [o.order_id for o in orders]
     steps.run_submitted(conn, ids, now)
     return ids

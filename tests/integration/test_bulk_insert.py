@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -143,5 +144,64 @@ def test_bulk_insert_stores_what_the_per_row_insert_stores(engine: Engine) -> No
             [type(v) for v in r] for r in _stored(engine, theirs)
         ]
         assert [r[1] for r in stored[3:16]] == [r["s"] for r in _rows(13)]  # in their order
+    finally:
+        metadata.drop_all(engine)
+
+
+def test_inserts_together_store_what_inserts_one_by_one_store(engine: Engine) -> None:
+    """`insert_together`: rows for several tables, a child's referring to its parent
+    inserted in the same call, stored as SQLAlchemy's inserts store them; on PostgreSQL
+    in one statement while they fit in one (50 parameters), else one insert each (as on
+    SQLite). A child whose parent is missing is still refused (the foreign key holds to
+    the statement's end)."""
+    from sqlalchemy import ForeignKey
+    from sqlalchemy.exc import IntegrityError
+
+    from tests.integration.test_store_statements import statements
+
+    metadata = MetaData()
+    ours, theirs = _table(metadata, "together_ours"), _table(metadata, "together_theirs")
+    children = {
+        name: Table(
+            f"{name}_child",
+            metadata,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("parent", Integer, ForeignKey(f"{parent.name}.id"), nullable=False),
+            Column("note", String),
+        )
+        for name, parent in (("ours", ours), ("theirs", theirs))
+    }
+    postgres = engine.dialect.name == "postgresql"
+    metadata.create_all(engine)
+    try:
+        first = 1
+        for parents, per_parent in ((1, 1), (2, 1), (1, 3), (4, 2)):
+            rows = [{"id": first + n, **r} for n, r in enumerate(_rows(parents))]
+            kids = [
+                {"parent": r["id"], "note": AWKWARD_TEXT[(r["id"] + k) % len(AWKWARD_TEXT)]}
+                for r in rows
+                for k in range(per_parent)
+            ]
+            first += parents
+            with statements(engine) as seen, engine.begin() as conn:
+                bulk.insert_together(conn, [(ours, rows), (children["ours"], kids)])
+            with engine.begin() as conn:
+                conn.execute(insert(theirs), rows)
+                conn.execute(insert(children["theirs"]), kids)
+            fits = parents * 11 + len(kids) * 2 <= bulk.PARAMETERS_PER_INSERT
+            assert len(seen) == (1 if postgres and fits else 2), seen
+            assert seen[0].startswith("WITH i0 AS (INSERT INTO together_ours") == (
+                postgres and fits
+            )
+        assert first == 9
+        assert _stored(engine, ours) == _stored(engine, theirs)
+        assert _raw(engine, ours) == _raw(engine, theirs)
+        assert _raw(engine, children["ours"]) == _raw(engine, children["theirs"])
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            orphan = [{"parent": 99, "note": "no parent"}]
+            bulk.insert_together(
+                conn, [(ours, [{"id": 50, **_rows(1)[0]}]), (children["ours"], orphan)]
+            )
+        assert len(_stored(engine, ours)) == 8  # the failed statement's parent row undone
     finally:
         metadata.drop_all(engine)
