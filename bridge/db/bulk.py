@@ -138,23 +138,21 @@ def _together(
     conn: Connection, inserts: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
 ) -> str | None:
     """`insert_together`'s one statement on PostgreSQL, or None when they do not fit."""
-    if len(inserts) < 2:
-        return None
+    if len(inserts) < 2 or sum(len(rows) for _, rows in inserts) * 2 > PARAMETERS_PER_INSERT:
+        return None  # (a burst's batch, at a glance: a row has at least two values)
     statements: list[str] = []
     parameters = 0
     for table, rows in inserts:
         plan = _plan(table, conn.dialect, tuple(rows[0]))
         shape = _per_insert(plan.sql, plan.names)
-        if shape is None:
+        parameters += len(plan.names) * len(rows)
+        if shape is None or parameters > PARAMETERS_PER_INSERT:
             return None
         head, row, _ = shape
         statements.append(head + ", ".join([row] * len(rows)))
-        parameters += len(plan.names) * len(rows)
     *first, last = statements
     sql = "WITH " + ", ".join(f"i{n} AS ({s})" for n, s in enumerate(first)) + " " + last
-    if parameters > PARAMETERS_PER_INSERT or len(sql) > CHARACTERS_PER_INSERT:
-        return None
-    return sql
+    return sql if len(sql) <= CHARACTERS_PER_INSERT else None
 
 
 def bulk_execute(conn: Connection, statement: UpdateBase, rows: Sequence[dict[str, Any]]) -> int:
