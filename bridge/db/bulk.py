@@ -155,6 +155,52 @@ def _together(
     return sql if len(sql) <= CHARACTERS_PER_INSERT else None
 
 
+def execute_together(
+    conn: Connection, runs: Sequence[tuple[UpdateBase, Sequence[dict[str, Any]]]]
+) -> None:
+    """Run each statement for its rows, as `bulk_execute` does, in the order given, where
+    nothing reads how many rows they matched.
+
+    On PostgreSQL, when each runs for one row (a receipts round at a steady load: a
+    part's state and its receipt's status), on a table of its own, with parameters of
+    names of its own, 50 in all: one statement, every statement but the last a
+    data-modifying `WITH` of it, one round trip where there were one per statement. (The
+    statements of one `WITH` see the same snapshot and none sees the others' writes:
+    hence one table each.)"""
+    runs = [(statement, rows) for statement, rows in runs if rows]
+    together = _executed_together(conn, runs) if conn.dialect.name == "postgresql" else None
+    if together is None:
+        for statement, rows in runs:
+            bulk_execute(conn, statement, rows)
+        return
+    drive(conn, *together)
+
+
+def _executed_together(
+    conn: Connection, runs: Sequence[tuple[UpdateBase, Sequence[dict[str, Any]]]]
+) -> tuple[str, dict[str, Any]] | None:
+    """`execute_together`'s one statement and its parameters, or None when they do not
+    make one."""
+    if len(runs) < 2 or any(len(rows) != 1 for _, rows in runs):
+        return None
+    tables = [getattr(statement, "table", None) for statement, _ in runs]
+    if None in tables or len(set(tables)) != len(tables):
+        return None
+    statements: list[str] = []
+    parameters: dict[str, Any] = {}
+    for statement, rows in runs:
+        plan = _statement_plan(statement, conn.dialect, tuple(rows[0]))
+        if plan.positional or any(name in parameters for name in plan.names):
+            return None
+        parameters.update(zip(plan.names, _tuples(plan, plan.fixed, rows)[0], strict=True))
+        statements.append(plan.sql)
+    *first, last = statements
+    sql = "WITH " + ", ".join(f"u{n} AS ({s})" for n, s in enumerate(first)) + " " + last
+    if len(parameters) > PARAMETERS_PER_INSERT or len(sql) > CHARACTERS_PER_INSERT:
+        return None
+    return sql, parameters
+
+
 def bulk_execute(conn: Connection, statement: UpdateBase, rows: Sequence[dict[str, Any]]) -> int:
     """Run `statement` (an UPDATE, DELETE or INSERT … SELECT built once, without IN lists,
     RETURNING or column defaults to compute) once for each of `rows` (dicts of its

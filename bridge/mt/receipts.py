@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 
 from bridge.db import prepared
-from bridge.db.bulk import bulk_execute, bulk_insert
+from bridge.db.bulk import bulk_insert, execute_together
 from bridge.db.core import table
 from bridge.mt.orders import Finished, record_final_many
 from bridge.mt.parts import REUSED_WHILE_OPEN, mark_reused
@@ -283,9 +283,10 @@ def apply_receipts(
                 detail += f" err {r.error_code}"
             events.append({"order_id": r.order_id, "at": now, "event": "receipt", "detail": detail})
         orders[r.order_id] = None
-    bulk_execute(conn, _SET_PART, list(part_rows.values()))
-    bulk_execute(conn, _SET_APPLIED, applied)
-    bulk_execute(conn, _SET_STATUS, unmatched)
+    execute_together(  # on PostgreSQL one statement at a steady load (a part, its receipt)
+        conn,
+        [(_SET_PART, list(part_rows.values())), (_SET_APPLIED, applied), (_SET_STATUS, unmatched)],
+    )
     # The round's history lines go in with the final lines of the orders it finishes.
     finished = _settle_orders(conn, list(orders), now, steps, events, known)
     orphaned = _orphan(conn, since, limit) if orphan else 0

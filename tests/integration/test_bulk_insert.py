@@ -205,3 +205,71 @@ def test_inserts_together_store_what_inserts_one_by_one_store(engine: Engine) ->
         assert len(_stored(engine, ours)) == 8  # the failed statement's parent row undone
     finally:
         metadata.drop_all(engine)
+
+
+def test_updates_together_write_what_updates_one_by_one_write(engine: Engine) -> None:
+    """`execute_together`: updates of two tables, each for one row, write what
+    `bulk_execute` writes; on PostgreSQL in one statement, and one statement each where
+    they do not make one (two rows, one table twice, a parameter name in both), as on
+    SQLite."""
+    from sqlalchemy import bindparam, update
+
+    from tests.integration.test_store_statements import statements
+
+    metadata = MetaData()
+    tables = {
+        name: _table(metadata, f"together_{name}")
+        for name in ("a_ours", "b_ours", "a_theirs", "b_theirs")
+    }
+    postgres = engine.dialect.name == "postgresql"
+
+    def set_a(t: Table) -> Any:
+        return update(t).where(t.c.id == bindparam("a_id")).values(s=bindparam("a_s"), b=True)
+
+    def set_b(t: Table, name: str = "b_id") -> Any:
+        return update(t).where(t.c.id == bindparam(name)).values(at=bindparam("b_at"), j=[1])
+
+    metadata.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            for t in tables.values():
+                conn.execute(insert(t), [{"id": n, **r} for n, r in enumerate(_rows(4), 1)])
+        when = T0 + timedelta(hours=3)
+        cases: list[tuple[list[dict[str, Any]], list[dict[str, Any]], str, bool]] = [
+            ([{"a_id": 1, "a_s": "x'y"}], [{"b_id": 2, "b_at": when}], "b_id", True),
+            ([{"a_id": 2, "a_s": None}], [{"b_id": 1, "b_at": None}], "b_id", True),
+            (
+                [{"a_id": 3, "a_s": "z"}, {"a_id": 4, "a_s": "w"}],
+                [{"b_id": 3, "b_at": when}],
+                "b_id",
+                False,
+            ),
+            ([{"a_id": 4, "a_s": "v"}], [{"a_id": 4, "b_at": when}], "a_id", False),
+        ]
+        for a_rows, b_rows, b_key, one in cases:
+            with statements(engine) as seen, engine.begin() as conn:
+                bulk.execute_together(
+                    conn,
+                    [(set_a(tables["a_ours"]), a_rows), (set_b(tables["b_ours"], b_key), b_rows)],
+                )
+            with engine.begin() as conn:
+                bulk.bulk_execute(conn, set_a(tables["a_theirs"]), a_rows)
+                bulk.bulk_execute(conn, set_b(tables["b_theirs"], b_key), b_rows)
+            assert len(seen) == (1 if postgres and one else 2), seen  # (an executemany: one)
+            assert seen[0].startswith("WITH u0 AS (UPDATE") == (postgres and one)
+        with statements(engine) as seen, engine.begin() as conn:  # one table twice
+            t = tables["a_ours"]
+            bulk.execute_together(
+                conn,
+                [(set_a(t), [{"a_id": 1, "a_s": "p"}]), (set_b(t), [{"b_id": 2, "b_at": when}])],
+            )
+        assert len(seen) == 2
+        with engine.begin() as conn:
+            t = tables["a_theirs"]
+            bulk.bulk_execute(conn, set_a(t), [{"a_id": 1, "a_s": "p"}])
+            bulk.bulk_execute(conn, set_b(t), [{"b_id": 2, "b_at": when}])
+        for name in ("a", "b"):
+            assert _raw(engine, tables[f"{name}_ours"]) == _raw(engine, tables[f"{name}_theirs"])
+        assert _stored(engine, tables["a_ours"])[0][1] == "p"
+    finally:
+        metadata.drop_all(engine)
