@@ -350,12 +350,13 @@ def test_postgres_runs_the_statements_of_a_connection_on_one_cursor(postgres_ser
     eng.dispose()  # the connections from here on count their cursors
     made: list[psycopg.Cursor[Any]] = []
 
-    class Counted(psycopg.Cursor):  # type: ignore[type-arg]
+    class Counted(psycopg.Cursor[Any]):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             made.append(self)
 
     event.listen(eng.pool, "connect", lambda dbapi, _: setattr(dbapi, "cursor_factory", Counted))
+    assert not eng._has_events, "cursor events (left by another test?): SQLAlchemy's path"
     try:
         _world(eng)
         values = {"order_ids": ["M1.1", "M2.2", "M3.1"]}

@@ -138,11 +138,11 @@ async def test_orders_final_in_one_round_are_read_once_and_each_gets_its_own_sta
         if "first_submitted_at" in statement:  # the final steps' read (outcomes.final_row)
             final_reads.append(statement)
 
-    event.listen(Engine, "before_cursor_execute", count)  # the store's engine too
+    event.listen(store.engine, "before_cursor_execute", count)
     try:
         result = await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)
     finally:
-        event.remove(Engine, "before_cursor_execute", count)
+        event.remove(store.engine, "before_cursor_execute", count)
     assert result.finished_orders == ("M1.1", "M1.2", "M1.3")
     assert result.notices == 3  # a status mail each (notify = all)
     assert len(final_reads) == 1  # one read for the three, not one each
@@ -190,11 +190,11 @@ async def test_a_receipts_round_reads_its_orders_with_their_parts_once_and_write
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(" ".join(statement.split()).lower())
 
-    event.listen(Engine, "before_cursor_execute", count)  # the store's engine too
+    event.listen(store.engine, "before_cursor_execute", count)
     try:
         result = await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS, orphan=False)
     finally:
-        event.remove(Engine, "before_cursor_execute", count)
+        event.remove(store.engine, "before_cursor_execute", count)
     assert result.applied == 4 and result.finished_orders == ("M1.2",)
     # Reads: the new receipts with their parts and orders (the round saw every part of
     # these orders: no second read of their parts' states), the final row.
@@ -239,11 +239,11 @@ async def test_status_mails_of_one_round_go_in_one_insert_in_the_order_they_were
         if statement.lstrip().upper().startswith("INSERT INTO NOTICE"):
             inserts.append(statement)
 
-    event.listen(Engine, "before_cursor_execute", count)  # the store's engine too
+    event.listen(store.engine, "before_cursor_execute", count)
     try:
         result = await store.call(apply_receipts, t0, 100, WINDOW, steps=STEPS)
     finally:
-        event.remove(Engine, "before_cursor_execute", count)
+        event.remove(store.engine, "before_cursor_execute", count)
     assert result.finished_orders == ("M1.1", "M1.2", "M1.3", "M1.4")
     notices = [(n.order_id, n.kind) for n in sorted(_rows(engine, Notice), key=lambda n: n.id)]
     assert notices == [
