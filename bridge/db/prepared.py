@@ -339,7 +339,7 @@ def drive(
             cursor.execute(sql, params[0])
             first = cursor.rowcount
             cursor.execute(sql, params[1])
-            return [], first + cursor.rowcount  # (a kept cursor: PostgreSQL's only)
+            return [], first + cursor.rowcount  # (PostgreSQL: the kept cursor, left open)
         else:
             cursor.executemany(sql, params)
         found = cast("list[Any]", cursor.fetchall()) if rows else []

@@ -29,10 +29,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Connection,
     Executable,
     Select,
@@ -95,7 +96,7 @@ def _select(
     return query
 
 
-def _lanes(queue: Queue, dialect: str) -> Executable:
+def _lanes(queue: Queue, dialect: str) -> CompoundSelect[Any]:
     """Every lane's select (`_select`) in one statement, lane after lane, `limit` rows in
     all (the module's docstring)."""
     branches = [
@@ -130,12 +131,12 @@ def _take(queue: Queue) -> Executable:
     )
 
 
-def _claim_postgres(queue: Queue, picked: Executable) -> Executable:
+def _claim_postgres(queue: Queue, picked: Select[Any] | CompoundSelect[Any]) -> Executable:
     """PostgreSQL's claim as one statement: the lanes' select (`picked`, its rows locked,
     numbered in the order it gives them), the take as a data-modifying `WITH` over them,
     and the picked rows the take leased, in the select's order."""
     t = queue.table
-    lanes = cast("Select[Any]", picked).subquery("lanes")
+    lanes = picked.subquery("lanes")
     numbered = select(*lanes.c, func.row_number().over().label("claim_n")).cte("picked")
     taken = (
         _take_values(queue, update(t))
@@ -185,13 +186,12 @@ def claim(
     else:
         query = queue._built.get(("lanes", dialect))
         if query is None:
-            query = (
+            lanes: Select[Any] | CompoundSelect[Any] = (
                 _select(queue, queue.lanes[0], dialect, ())
                 if len(queue.lanes) == 1
                 else _lanes(queue, dialect)
             )
-            if dialect == "postgresql":
-                query = _claim_postgres(queue, query)
+            query = _claim_postgres(queue, lanes) if dialect == "postgresql" else lanes
             queue._built[("lanes", dialect)] = query
         if dialect == "postgresql":  # the select and the take in one statement
             values["until"] = now + timedelta(seconds=lease)
