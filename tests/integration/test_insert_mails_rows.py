@@ -1,5 +1,6 @@
-"""insert_mails stores what SQLAlchemy's own insert stores (its mails and orders go through
-`bridge.db.bulk.bulk_insert`, whose statement is compiled once per column set)."""
+"""insert_mails stores what SQLAlchemy's own insert stores (its mails, orders and history
+lines go through `bridge.db.bulk.insert_together`: on PostgreSQL one statement for a mail
+with one order, `bulk_insert`'s statements compiled once per column set for more)."""
 
 from __future__ import annotations
 
@@ -89,9 +90,9 @@ def test_the_bulk_insert_stores_what_sqlalchemys_insert_stores(
     run_sync(engine, add_customer, "acme", {})
     user_id = run_sync(engine, add_user, "demo@example.com", "acme")
     bulk = _mails("B", user_id, count)
-    run_sync(engine, insert_mails, bulk)  # bulk_insert, its plan compiled once and kept
-    run_sync(engine, insert_mails, _mails("K", user_id, count))  # the kept plan again
-    monkeypatch.setattr(mails, "bulk_insert", _sqlalchemy_insert)
+    run_sync(engine, insert_mails, bulk)  # insert_together, its plans compiled once and kept
+    run_sync(engine, insert_mails, _mails("K", user_id, count))  # the kept plans again
+    monkeypatch.setattr(mails, "insert_together", _sqlalchemy_inserts)
     run_sync(engine, insert_mails, _mails("R", user_id, count))
     bulk_rows, again, reference = _rows(engine, "B"), _rows(engine, "K"), _rows(engine, "R")
     assert len(reference) == len(bulk) + 2 * sum(len(m.orders) for m in bulk)
@@ -99,8 +100,12 @@ def test_the_bulk_insert_stores_what_sqlalchemys_insert_stores(
     assert again == reference
 
 
-def _sqlalchemy_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    conn.execute(insert(table), rows)
+def _sqlalchemy_inserts(
+    conn: Connection, inserts: list[tuple[Table, list[dict[str, Any]]]]
+) -> None:
+    for table, rows in inserts:
+        if rows:
+            conn.execute(insert(table), rows)
 
 
 def _copy(mail_id: str, user_id: int, key: str | None, at: datetime, window: float) -> NewMail:
