@@ -116,9 +116,7 @@ def test_a_claim_reads_both_lanes_in_one_statement(engine: Engine) -> None:
     per_claim = 1 if engine.dialect.name == "postgresql" else 2  # the select (and the take)
     assert len(on_orders) == 3 * per_claim, on_orders
     assert all(s.count("UNION ALL") == 1 for s in on_orders[::per_claim]), on_orders
-    assert all(" FOR UPDATE SKIP LOCKED" in s for s in on_orders[::per_claim]) == (
-        per_claim == 1
-    )
+    assert all(" FOR UPDATE SKIP LOCKED" in s for s in on_orders[::per_claim]) == (per_claim == 1)
 
 
 def test_a_claim_narrowed_to_routes_with_room_keeps_the_order(engine: Engine) -> None:
