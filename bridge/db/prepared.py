@@ -323,10 +323,11 @@ def drive(
     pooled = conn.connection
     dbapi = pooled.dbapi_connection
     assert dbapi is not None
-    cursor = pooled.info.get(_CURSOR)
+    keep = conn.dialect.name == "postgresql"
+    cursor = pooled.info.get(_CURSOR) if keep else None
     if cursor is None or cursor.connection is not dbapi:
         cursor = dbapi.cursor()
-        if conn.dialect.name == "postgresql":
+        if keep:
             pooled.info[_CURSOR] = cursor
     try:
         if not many:
@@ -350,7 +351,9 @@ def drive(
         with suppress(conn.dialect.loaded_dbapi.Error):
             cursor.close()
         raise error from exc
-    if len(found) > _KEEP_AFTER_ROWS or pooled.info.get(_CURSOR) is not cursor:
+    if not keep:
+        cursor.close()
+    elif len(found) > _KEEP_AFTER_ROWS:
         pooled.info.pop(_CURSOR, None)
         cursor.close()
     return found, count
