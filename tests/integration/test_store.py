@@ -426,10 +426,14 @@ def test_a_row_claimed_by_another_process_meanwhile_is_not_claimed_twice(
 
     postgres = engine.dialect.name == "postgresql"
     when = "after_cursor_execute" if postgres else "before_cursor_execute"
-    mark = "SKIP LOCKED" if postgres else "UPDATE"
+
+    def claiming(statement: str) -> bool:  # PostgreSQL: the claim; SQLite: its lease update
+        if postgres:
+            return "SKIP LOCKED" in statement
+        return statement.lstrip().upper().startswith("UPDATE")
 
     def race(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if mark in statement.upper() and not racing:
+        if claiming(statement) and not racing:
             racing.append(threading.Thread(target=claim_other))
             racing[0].start()
             racing[0].join(0.3)  # PostgreSQL: done; SQLite: waiting for the write lock
